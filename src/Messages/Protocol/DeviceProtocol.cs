@@ -1,0 +1,74 @@
+using System.Text.Json.Serialization;
+
+namespace Orchestrator.Messages.Protocol;
+
+// Device HTTP protocol, version 1 (docs/protocol.md). These DTOs travel as JSON over HTTP between the agent and
+// the gateway; they are never persisted. Field names are part of the wire contract: rename only with a new
+// protocol version.
+
+/// <summary>What the server tells a device to do after a check-in.</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<UpdateAction>))]
+public enum UpdateAction
+{
+    /// <summary>Installed tree matches the assigned version: start the client program.</summary>
+    None,
+    /// <summary>A newer version is assigned: download what is missing and switch to it.</summary>
+    Upgrade,
+    /// <summary>Same version, but local files differ from the server's copy: restore exactly those files.</summary>
+    Repair,
+}
+
+/// <summary>One local file as the agent sees it: relative path (forward slashes) and SHA-256 (lower-case hex).</summary>
+public sealed record InventoryEntry(string Path, string Sha256);
+
+/// <summary>Sent by the agent on every start: <c>POST /v1/devices/{deviceId}/check-in</c>.</summary>
+/// <param name="Product">Product name the device runs.</param>
+/// <param name="InstalledVersionId">Monotonic version ID of the installed release (0 when nothing is installed).</param>
+/// <param name="InventoryDigest">Digest of the local tree, computed like the manifest's <c>inventoryDigest</c>.</param>
+/// <param name="Files">Per-file hashes, so the server can name exactly the files a repair must restore.</param>
+/// <param name="AgentVersion">Version of the agent binary, for fleet observability.</param>
+public sealed record CheckInRequest(
+    string Product,
+    long InstalledVersionId,
+    string InventoryDigest,
+    IReadOnlyList<InventoryEntry>? Files,
+    string? AgentVersion);
+
+/// <summary>Download allowance for one update session ("control the download size").</summary>
+/// <param name="MaxBytes">Total bytes the device may fetch in this window.</param>
+/// <param name="BytesPerSecond">Rate the device must not exceed.</param>
+/// <param name="ExpiresUtc">After this instant the device checks in again for a fresh grant.</param>
+public sealed record DownloadGrant(long MaxBytes, long BytesPerSecond, DateTimeOffset ExpiresUtc);
+
+/// <summary>Server's answer to a check-in.</summary>
+/// <param name="Action">None, Upgrade or Repair.</param>
+/// <param name="TargetVersion">Version string of the release to install or repair against.</param>
+/// <param name="TargetVersionId">Monotonic version ID of that release.</param>
+/// <param name="ManifestPath">Store-relative manifest path, e.g. <c>manifests/acme/2.1.0.json</c>; the signature is at the same path + <c>.sig</c>.</param>
+/// <param name="RepairFiles">For repair: the relative paths whose content differs or is missing.</param>
+/// <param name="Grant">Download allowance for this session; null when there is nothing to download.</param>
+/// <param name="NextCheckInSeconds">When the agent should check in again if it stays running.</param>
+/// <param name="Mirrors">Plain HTTP base URLs serving the store layout, tried after the gateway fails.</param>
+public sealed record CheckInResponse(
+    UpdateAction Action,
+    string? TargetVersion,
+    long? TargetVersionId,
+    string? ManifestPath,
+    IReadOnlyList<string>? RepairFiles,
+    DownloadGrant? Grant,
+    int NextCheckInSeconds,
+    IReadOnlyList<string>? Mirrors);
+
+/// <summary>Download progress: <c>POST /v1/devices/{deviceId}/progress</c>.</summary>
+public sealed record ProgressReport(long TargetVersionId, long BytesDone, long BytesTotal, int ChunksDone, int ChunksTotal);
+
+/// <summary>A failed attempt: <c>POST /v1/devices/{deviceId}/failure</c>. Stage is one of download, verify, install.</summary>
+public sealed record FailureReport(long TargetVersionId, string Stage, string Reason, int Attempt);
+
+/// <summary>Install finished and verified: <c>POST /v1/devices/{deviceId}/completion</c>.</summary>
+public sealed record CompletionReport(long InstalledVersionId, string InventoryDigest);
+
+/// <summary>Uniform error body for every 4xx/5xx answer of the device API.</summary>
+/// <param name="Error">Stable machine-readable code, e.g. <c>invalid_product</c>.</param>
+/// <param name="Message">What was wrong with which input, and how to fix it.</param>
+public sealed record ProblemResponse(string Error, string Message);
