@@ -237,7 +237,7 @@ public sealed class PublisherTests : IDisposable
         var store = OpenStore();
         using (store.AcquireWriterLock())
         {
-            var ex = Assert.Throws<InvalidInputException>(() => NewPublisher().Publish(Request("1.0.0", MakeTree("v1", 1))));
+            var ex = Assert.Throws<StoreBusyException>(() => NewPublisher().Publish(Request("1.0.0", MakeTree("v1", 1))));
             Assert.Contains("locked", ex.Message);
         }
         NewPublisher().Publish(Request("1.0.0", _dir.Sub("v1")));
