@@ -1,5 +1,6 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace Orchestrator.ChunkStore.Chunking;
 
@@ -44,19 +45,22 @@ public sealed class FastCdcChunker
         if (n <= min) return n;
         if (n > Options.Max) n = Options.Max;
         var normal = Options.Avg < n ? Options.Avg : n;
-        var gear = _gear;
+        // Hot loop: unchecked references instead of span/array indexing (bounds are guaranteed by n <= data.Length
+        // and byte values < 256), so the JIT emits no bounds checks in the hottest loop of publishing.
+        ref var d = ref MemoryMarshal.GetReference(data);
+        ref var g = ref MemoryMarshal.GetArrayDataReference(_gear);
         ulong fp = 0;
         var i = min;
         var maskS = _maskS;
         var maskL = _maskL;
         for (; i < normal; i++)
         {
-            fp = (fp << 1) + gear[data[i]];
+            fp = (fp << 1) + Unsafe.Add(ref g, Unsafe.Add(ref d, i));
             if ((fp & maskS) == 0) return i + 1;
         }
         for (; i < n; i++)
         {
-            fp = (fp << 1) + gear[data[i]];
+            fp = (fp << 1) + Unsafe.Add(ref g, Unsafe.Add(ref d, i));
             if ((fp & maskL) == 0) return i + 1;
         }
         return n;
