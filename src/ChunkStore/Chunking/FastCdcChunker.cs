@@ -38,6 +38,7 @@ public sealed class FastCdcChunker
     /// Length of the first chunk of <paramref name="data"/>. The caller passes at least <see cref="ChunkingOptions.Max"/>
     /// bytes unless the data ends sooner (then the rest of the data is all there is).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot from the first call: skip tier-0 code
     public int NextCut(ReadOnlySpan<byte> data)
     {
         var min = Options.Min;
