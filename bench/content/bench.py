@@ -8,7 +8,7 @@ versions (bytes of the chunks version N+1 uses that version N does not). Prints 
 
 usage: bench.py WORK ORCH_BINARY VERSION... [--reps N]
 """
-import json, os, shutil, statistics, struct, subprocess, sys, time
+import json, os, resource, shutil, statistics, struct, subprocess, sys, time
 
 def chunk_bytes(root, suffix=""):
     total = count = 0
@@ -44,10 +44,18 @@ def orch_chunks(store, product, version):
 def orch_chunk_size(store, cid):
     return os.path.getsize(os.path.join(store, "chunks", cid[:2], cid))
 
+CPU = {}
+
 def timed(cmd):
+    """Wall seconds of the child; its CPU seconds (user + sys) are accumulated in CPU[tool]."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    return time.perf_counter() - start, out
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    tool = os.path.basename(cmd[0])
+    CPU[tool] = CPU.get(tool, 0) + (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, out
 
 def run_once(work, orch, versions, orch_first):
     orch_store, ca_store, ca_idx = (os.path.join(work, n) for n in ("orch-store", "casync-store", "casync-idx"))
@@ -115,6 +123,11 @@ def main():
     print(f"| **all** | {mib(tot_b)} | {tot_o:.2f} | {tot_c:.2f} | {tot_b / 1048576 / tot_o:.1f} | {tot_b / 1048576 / tot_c:.1f} | "
           f"**{tot_c / tot_o:.2f}x** | {mib(runs[0][-1]['orch_store'])} | {mib(runs[0][-1]['casync_store'])} | "
           f"**{runs[0][-1]['orch_store'] / runs[0][-1]['casync_store']:.3f}** |")
+    orch_cpu = CPU.get(os.path.basename(orch), 0) / reps
+    ca_cpu = CPU.get("casync", 0) / reps
+    print(f"\nCPU seconds (user + sys) for all {len(versions)} versions, mean per repetition: orch {orch_cpu:.2f}, "
+          f"casync {ca_cpu:.2f} (orch/casync {orch_cpu / ca_cpu:.2f}). Throughput by CPU: orch "
+          f"{tot_b / 1048576 / orch_cpu:.1f} MiB per CPU-second, casync {tot_b / 1048576 / ca_cpu:.1f}.")
     print("\nDownload between successive versions (distinct chunks of the new version that the old one lacks):\n")
     print("| upgrade | orch chunks | orch MiB | casync chunks | casync MiB | ratio |")
     print("|---|---|---|---|---|---|")
