@@ -34,6 +34,12 @@ public static class DeviceSharding
             StopDevice.Instance);
     }
 
+    /// <summary>Starts the device registry read model (<see cref="Registry.DeviceRegistry"/>) as a top-level actor.</summary>
+    /// <param name="system">An actor system configured with <see cref="DeviceActorsConfig.Build"/>.</param>
+    /// <param name="name">Actor name.</param>
+    public static IActorRef StartRegistry(ActorSystem system, string name = "device-registry") =>
+        system.ActorOf(Registry.DeviceRegistry.Props(), name);
+
     /// <summary>Starts a proxy that forwards to the region on <see cref="Role"/> nodes; call on nodes without that role.</summary>
     /// <param name="system">The actor system.</param>
     /// <param name="shardCount">The same shard count as the region.</param>

@@ -12,7 +12,6 @@ public static class DeviceTestKit
         ConfigurationFactory.ParseString($"""
             akka.loglevel = WARNING
             akka.actor.serialize-messages = on
-            akka.persistence.journal.sql.warn-on-auto-init-fail = true
             {extra}
             """).WithFallback(DeviceActorsConfig.Build(options));
 
