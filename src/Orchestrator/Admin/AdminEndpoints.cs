@@ -56,7 +56,7 @@ public static class AdminEndpoints
         if (Authorize(ctx, AdminScopes.Operate) is { } denied) return denied;
         if (InvalidId(deviceId) is { } bad) return bad;
         var rotate = false;
-        if (ctx.Request.ContentLength is > 0)
+        if (ctx.Request.ContentLength is > 0 || (ctx.Request.ContentLength is null && ctx.Request.Headers.TransferEncoding.Count > 0))
         {
             var (body, error) = await HttpProblems.ReadJsonAsync<ProvisionRequest>(ctx.Request, 4096, ctx.RequestAborted).ConfigureAwait(false);
             if (error is not null) return error;
