@@ -1,3 +1,4 @@
+using Orchestrator.ChunkStore.Codec;
 using Akka.Actor;
 using Akka.Event;
 using Orchestrator.ChunkStore.Actors.Backends;
@@ -42,7 +43,7 @@ public sealed class ChunkShardActor : ReceiveActor
 
     private void OnGet(GetChunk get)
     {
-        if (!ChunkIds.IsValid(get.ChunkId))
+        if (!ChunkId.IsValid(get.ChunkId))
         {
             Sender.Tell(new ChunkNotFound(get.ChunkId));
             return;
@@ -88,7 +89,7 @@ public sealed class ChunkShardActor : ReceiveActor
     private void OnPut(PutChunk put)
     {
         var sender = Sender;
-        if (!ChunkIds.IsValid(put.ChunkId))
+        if (!ChunkId.IsValid(put.ChunkId))
         {
             sender.Tell(new ChunkRejected(put.ChunkId, $"Chunk id '{put.ChunkId}' is not 64 lower-case hex characters."));
             return;
@@ -96,10 +97,10 @@ public sealed class ChunkShardActor : ReceiveActor
         // Hash and write off the mailbox; the reply goes straight to the asker.
         Task.Run(async () =>
         {
-            if (!ChunkIds.Matches(put.ChunkId, put.Data))
+            if (!ChunkId.Parse(put.ChunkId).Matches(put.Data))
             {
                 return (object)new ChunkRejected(put.ChunkId,
-                    $"Chunk bytes hash to {ChunkIds.Compute(put.Data)}, not to the id {put.ChunkId}; the id must be the SHA-256 of the stored bytes.");
+                    $"Chunk bytes hash to {ChunkId.Of(put.Data).Hex}, not to the id {put.ChunkId}; the id must be the SHA-256 of the stored bytes.");
             }
             var written = await _backend.PutIfAbsentAsync(put.ChunkId, put.Data).ConfigureAwait(false);
             (written ? ChunkStoreMetrics.ChunksWritten : ChunkStoreMetrics.ChunksDeduplicated).Add(1);

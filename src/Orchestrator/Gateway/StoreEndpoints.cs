@@ -1,10 +1,12 @@
+using Orchestrator.ChunkStore.Codec;
 using System.Security.Cryptography;
 using System.Text.RegularExpressions;
 using Microsoft.Net.Http.Headers;
 using Orchestrator.ChunkStore.Actors;
 using Orchestrator.ChunkStore.Throttling;
 using Orchestrator.Messages.Chunks;
-using Orchestrator.Node.Hosting;
+using Orchestrator.ChunkStore.Storage;
+using Orchestrator.ChunkStore.Validation;
 
 namespace Orchestrator.Node.Gateway;
 
@@ -18,9 +20,6 @@ public static partial class StoreEndpoints
     /// <summary>Cache-Control of chunks: content addressed, so never stale.</summary>
     public const string ImmutableCacheControl = "public, max-age=31536000, immutable";
 
-    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
-    private static partial Regex ProductPattern();
-
     [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")]
     private static partial Regex FilePattern();
 
@@ -29,15 +28,15 @@ public static partial class StoreEndpoints
     {
         app.MapMethods("/v1/store/chunks/{prefix}/{chunkId}", [HttpMethods.Get, HttpMethods.Head], GetChunkAsync);
         app.MapMethods("/v1/store/manifests/{product}/{file}", [HttpMethods.Get, HttpMethods.Head],
-            (string product, string file, HttpContext ctx, NodeSettings s) => GetStoreFileAsync(ctx, s, "manifests", product, file));
+            (string product, string file, HttpContext ctx, FileSystemStore store) => GetStoreFileAsync(ctx, store, StoreLayout.ManifestsDirectory, product, file));
         app.MapMethods("/v1/store/channels/{product}/{file}", [HttpMethods.Get, HttpMethods.Head],
-            (string product, string file, HttpContext ctx, NodeSettings s) => GetStoreFileAsync(ctx, s, "channels", product, file));
+            (string product, string file, HttpContext ctx, FileSystemStore store) => GetStoreFileAsync(ctx, store, StoreLayout.ChannelsDirectory, product, file));
     }
 
     private static async Task<IResult> GetChunkAsync(string prefix, string chunkId, HttpContext ctx, ChunkClient chunks, DownloadThrottle throttle)
     {
         if (await DeviceEndpoints.AuthorizeDeviceAsync(ctx, deviceId: null).ConfigureAwait(false) is { } denied) return denied;
-        if (!ChunkIds.IsValid(chunkId) || !string.Equals(prefix, chunkId[..2], StringComparison.Ordinal))
+        if (!ChunkId.IsValid(chunkId) || !string.Equals(prefix, chunkId[..2], StringComparison.Ordinal))
             return HttpProblems.Problem(StatusCodes.Status400BadRequest, "invalid_chunk_id",
                 "Chunk path must be chunks/<first 2 hex of id>/<64 lower-case hex id>.");
         var etag = new EntityTagHeaderValue($"\"{chunkId}\"");
@@ -108,13 +107,13 @@ public static partial class StoreEndpoints
         return r.To is { } suffix ? Math.Min(suffix, length) : length;
     }
 
-    private static async Task<IResult> GetStoreFileAsync(HttpContext ctx, NodeSettings settings, string kind, string product, string file)
+    private static async Task<IResult> GetStoreFileAsync(HttpContext ctx, FileSystemStore store, string kind, string product, string file)
     {
         if (await DeviceEndpoints.AuthorizeDeviceAsync(ctx, deviceId: null).ConfigureAwait(false) is { } denied) return denied;
-        if (!ProductPattern().IsMatch(product) || !FilePattern().IsMatch(file))
+        if (!StoreNames.IsValidProduct(product) || !FilePattern().IsMatch(file))
             return HttpProblems.Problem(StatusCodes.Status400BadRequest, "invalid_store_path",
                 $"'{kind}/{product}/{file}' is not a valid store path (letters, digits, '.', '_', '-', '+'; no slashes).");
-        var path = Path.Combine(Path.GetFullPath(settings.Node.StoreRoot), kind, product, file);
+        var path = store.FullPath($"{kind}/{product}/{file}");
         byte[] data;
         try
         {

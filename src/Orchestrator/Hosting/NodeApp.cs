@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using OpenTelemetry.Metrics;
 using Orchestrator.ChunkStore.Actors;
 using Orchestrator.ChunkStore.Actors.Backends;
+using Orchestrator.ChunkStore.Storage;
 using Orchestrator.ChunkStore.Throttling;
 using Orchestrator.Node.Admin;
 using Orchestrator.Node.Auth;
@@ -46,6 +47,7 @@ public static class NodeApp
         s.AddSingleton(TimeProvider.System);
         s.AddSingleton(_ => new NodeDatabase(settings.Database, settings.Node.DataDirectory));
         s.AddSingleton<DeviceCredentialStore>();
+        s.AddSingleton(_ => FileSystemStore.Open(settings.Node.StoreRoot, create: true));
         s.AddSingleton<DeviceAuthentication>();
         s.AddSingleton(sp => new DownloadThrottle(settings.Throttle, sp.GetRequiredService<TimeProvider>()));
         s.AddSingleton(sp => AdminTokens.LoadOrBootstrap(settings.Admin, settings.Node.DataDirectory, out _));

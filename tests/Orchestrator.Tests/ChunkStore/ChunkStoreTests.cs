@@ -1,3 +1,4 @@
+using Orchestrator.ChunkStore.Codec;
 using System.Security.Cryptography;
 using Akka.Actor;
 using Akka.TestKit.Xunit2;
@@ -102,7 +103,7 @@ public sealed class ChunkShardActorTests : TestKit, IDisposable
         var actor = Sys.ActorOf(ChunkShardActor.Props(backend, 1 << 20));
         var data = new byte[5000];
         new Random(1).NextBytes(data);
-        var id = ChunkIds.Compute(data);
+        var id = ChunkId.Of(data).Hex;
 
         actor.Tell(new PutChunk(id, data));
         Assert.Equal(new ChunkStored(id, false), ExpectMsg<ChunkStored>());

@@ -3,7 +3,7 @@ namespace Orchestrator.ChunkStore.Actors.Backends;
 /// <summary>
 /// Durable storage of chunk bytes behind the chunk-store actors. Implementations: <see cref="FileSystemChunkBlobStore"/>
 /// (the static-store layout, default) and <see cref="PostgresChunkBlobStore"/> (clusters without shared volumes).
-/// Callers validate ids with <see cref="ChunkIds"/> before calling.
+/// Callers validate ids with <see cref="Codec.ChunkId.IsValid"/> before calling.
 /// </summary>
 public interface IChunkBlobStore
 {
