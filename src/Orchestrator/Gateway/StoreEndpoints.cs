@@ -88,8 +88,28 @@ public static partial class StoreEndpoints
             GatewayMetrics.ChunksServed.Add(1);
             GatewayMetrics.ChunkBytesServed.Add(cost);
         }
-        // Range, If-Range, 206/416 and HEAD are handled by the file result.
+        if (ctx.Request.Headers.Range.Count == 0)
+        {
+            // The common case (whole chunk, no conditions left to evaluate) is written directly: measurably cheaper
+            // per request than the general file result.
+            return new WholeChunkResult(data, etag.ToString());
+        }
+        // Range, If-Range and 206/416 are handled by the file result.
         return TypedResults.Bytes(data, "application/octet-stream", enableRangeProcessing: true, entityTag: etag);
+    }
+
+    private sealed class WholeChunkResult(byte[] data, string etag) : IResult
+    {
+        public Task ExecuteAsync(HttpContext httpContext)
+        {
+            var response = httpContext.Response;
+            response.StatusCode = StatusCodes.Status200OK;
+            response.ContentType = "application/octet-stream";
+            response.ContentLength = data.Length;
+            response.Headers.ETag = etag;
+            response.Headers.AcceptRanges = "bytes";
+            return HttpMethods.IsHead(httpContext.Request.Method) ? Task.CompletedTask : response.Body.WriteAsync(data, httpContext.RequestAborted).AsTask();
+        }
     }
 
     // What a GET will actually send: the single requested range when there is one, else the whole chunk.
