@@ -1,3 +1,5 @@
+using Orchestrator.ChunkStore.Actors.Backends;
+using Orchestrator.ChunkStore.Storage;
 using Orchestrator.Node.Auth;
 using Orchestrator.Node.Gateway;
 
@@ -13,6 +15,21 @@ public sealed record ProvisionResponse(string DeviceId, string Secret, DateTimeO
 /// <summary>Answer of a credential query (no secret).</summary>
 public sealed record CredentialResponse(string DeviceId, DateTimeOffset CreatedUtc);
 
+/// <summary>Request of a chunk garbage collection (defaults: dry run, one hour of grace).</summary>
+/// <param name="DryRun">Only report what would be deleted.</param>
+/// <param name="GraceMinutes">Chunks stored more recently than this are kept (they may belong to a publish in flight).</param>
+public sealed record ChunkGcRequest(bool DryRun = true, int GraceMinutes = 60);
+
+/// <summary>Outcome of a chunk garbage collection.</summary>
+/// <param name="Backend">Blob backend collected (filesystem or postgresql).</param>
+/// <param name="Manifests">Published manifests whose references were counted.</param>
+/// <param name="ReferencedChunks">Distinct chunks those manifests reference.</param>
+/// <param name="Examined">Chunks in the backend older than the grace period.</param>
+/// <param name="Kept">Examined chunks kept because they are referenced.</param>
+/// <param name="Deleted">Chunks deleted (or that would be, in a dry run).</param>
+/// <param name="DryRun">True when nothing was deleted.</param>
+public sealed record ChunkGcResponse(string Backend, int Manifests, int ReferencedChunks, long Examined, long Kept, long Deleted, bool DryRun);
+
 /// <summary>Admin API v1 (bearer token with scopes read/operate): device credentials.</summary>
 public static class AdminEndpoints
 {
@@ -23,6 +40,33 @@ public static class AdminEndpoints
         g.MapPost("/devices/{deviceId}/credential", ProvisionAsync);
         g.MapGet("/devices/{deviceId}/credential", GetAsync);
         g.MapDelete("/devices/{deviceId}/credential", RevokeAsync);
+        g.MapPost("/chunks/gc", CollectGarbageAsync);
+    }
+
+    private static async Task<IResult> CollectGarbageAsync(HttpContext ctx, FileSystemStore store, TimeProvider clock)
+    {
+        if (Authorize(ctx, AdminScopes.Operate) is { } denied) return denied;
+        var blobs = ctx.RequestServices.GetService<IChunkBlobStore>();
+        if (blobs is null)
+            return HttpProblems.Problem(StatusCodes.Status409Conflict, "no_chunk_store", "This node has no chunks role; call a node that has it.");
+        var request = new ChunkGcRequest(true, 60);
+        if (ctx.Request.ContentLength is > 0 || (ctx.Request.ContentLength is null && ctx.Request.Headers.TransferEncoding.Count > 0))
+        {
+            var (body, error) = await HttpProblems.ReadJsonAsync<ChunkGcRequest>(ctx.Request, 4096, ctx.RequestAborted).ConfigureAwait(false);
+            if (error is not null) return error;
+            request = body!;
+        }
+        if (request.GraceMinutes < 1)
+            return HttpProblems.Problem(StatusCodes.Status400BadRequest, "invalid_grace", "graceMinutes must be >= 1 so chunks of a publish in flight are never deleted.");
+        ChunkReferenceCounts references;
+        try { references = ChunkReferenceCounts.FromStore(store); }
+        catch (Exception ex) when (ex is InvalidOperationException or Orchestrator.ChunkStore.Validation.InvalidInputException)
+        {
+            return HttpProblems.Problem(StatusCodes.Status409Conflict, "store_unreadable", $"Nothing was deleted: {ex.Message}");
+        }
+        var report = await BlobGarbageCollector.CollectAsync(blobs, references, TimeSpan.FromMinutes(request.GraceMinutes),
+            clock.GetUtcNow(), request.DryRun, ctx.RequestAborted).ConfigureAwait(false);
+        return TypedResults.Json(new ChunkGcResponse(blobs.Name, references.Manifests, references.Chunks, report.Examined, report.Referenced, report.Deleted, report.DryRun), HttpProblems.Json);
     }
 
     /// <summary>Checks the bearer token for <paramref name="scope"/>; null when allowed.</summary>

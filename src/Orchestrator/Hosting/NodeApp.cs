@@ -60,7 +60,7 @@ public static class NodeApp
             backend = settings.ChunkStore.Backend == "postgresql"
                 ? new PostgresChunkBlobStore(settings.ChunkStore.ConnectionString ?? settings.Database.ConnectionString!)
                 : new FileSystemChunkBlobStore(settings.Node.StoreRoot);
-            s.AddSingleton(backend);
+            s.AddSingleton<IChunkBlobStore>(backend);
         }
         s.AddNodeActorSystem(settings, backend);
 

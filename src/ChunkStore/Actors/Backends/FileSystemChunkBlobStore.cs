@@ -50,12 +50,14 @@ public sealed class FileSystemChunkBlobStore : IChunkBlobStore
         Task.FromResult(_store.DeleteChunk(ChunkId.Parse(chunkId)));
 
     /// <inheritdoc />
-    public async IAsyncEnumerable<string> ListAsync([EnumeratorCancellation] CancellationToken cancellationToken = default)
+    public async IAsyncEnumerable<string> ListAsync(DateTimeOffset? storedBefore = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         await Task.Yield();
         foreach (var id in _store.EnumerateChunks())
         {
             cancellationToken.ThrowIfCancellationRequested();
+            // The file's write time is when the put renamed it into place.
+            if (storedBefore is { } cutoff && File.GetLastWriteTimeUtc(PathOf(id.Hex)) >= cutoff.UtcDateTime) continue;
             yield return id.Hex;
         }
     }

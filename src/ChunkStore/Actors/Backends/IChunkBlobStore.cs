@@ -22,6 +22,6 @@ public interface IChunkBlobStore
     /// <summary>Removes the chunk (garbage collection). Returns false when it was not there.</summary>
     Task<bool> DeleteAsync(string chunkId, CancellationToken cancellationToken = default);
 
-    /// <summary>Every stored chunk id, in no particular order.</summary>
-    IAsyncEnumerable<string> ListAsync(CancellationToken cancellationToken = default);
+    /// <summary>Every stored chunk id, in no particular order; with <paramref name="storedBefore"/> only chunks stored before that instant.</summary>
+    IAsyncEnumerable<string> ListAsync(DateTimeOffset? storedBefore = null, CancellationToken cancellationToken = default);
 }

@@ -82,10 +82,11 @@ public sealed class PostgresChunkBlobStore : IChunkBlobStore, IAsyncDisposable
     }
 
     /// <inheritdoc />
-    public async IAsyncEnumerable<string> ListAsync([EnumeratorCancellation] CancellationToken cancellationToken = default)
+    public async IAsyncEnumerable<string> ListAsync(DateTimeOffset? storedBefore = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         await EnsureSchemaAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = _dataSource.CreateCommand($"SELECT id FROM {_table}");
+        await using var cmd = _dataSource.CreateCommand($"SELECT id FROM {_table} WHERE $1::timestamptz IS NULL OR stored_at < $1");
+        cmd.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.TimestampTz, Value = storedBefore.HasValue ? storedBefore.Value.UtcDateTime : DBNull.Value });
         await using var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
         {
