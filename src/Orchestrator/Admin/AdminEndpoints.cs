@@ -93,7 +93,7 @@ public static class AdminEndpoints
     private static IResult? InvalidId(string deviceId) => DeviceCredentialStore.IsValidDeviceId(deviceId)
         ? null
         : HttpProblems.Problem(StatusCodes.Status400BadRequest, "invalid_device_id",
-            $"Device id '{deviceId}' is invalid: 1-128 characters of letters, digits, '.', '_', '-', starting with a letter or digit.");
+            $"Device id '{deviceId}' is invalid: it must match {Orchestrator.Messages.Devices.DeviceIdRules.Pattern} (1-128 characters of letters, digits, '.', '_', ':', '-', starting with a letter or digit).");
 
     private static async Task<IResult> ProvisionAsync(string deviceId, HttpContext ctx, DeviceCredentialStore store)
     {

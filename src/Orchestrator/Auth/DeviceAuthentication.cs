@@ -30,7 +30,8 @@ public sealed class DeviceAuthentication(DeviceCredentialStore store)
         string decoded;
         try { decoded = Encoding.UTF8.GetString(Convert.FromBase64String(parsed.Parameter)); }
         catch (FormatException) { return new(null, "credential_malformed", "Basic credentials are not valid base64."); }
-        var colon = decoded.IndexOf(':', StringComparison.Ordinal);
+        // Device ids may contain ':' and secrets never do (base64url), so the last colon separates them.
+        var colon = decoded.LastIndexOf(':');
         if (colon <= 0)
             return new(null, "credential_malformed", "Basic credentials must be deviceId:secret.");
         var deviceId = decoded[..colon];

@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using System.Text;
-using System.Text.RegularExpressions;
+using Orchestrator.Messages.Devices;
 using Orchestrator.Node.Storage;
 
 namespace Orchestrator.Node.Auth;
@@ -27,7 +27,7 @@ public enum CredentialCheck
 /// of entropy, and a fast check keeps chunk serving cheap. Comparison is constant-time. Hashes are cached in memory
 /// for <see cref="CacheTtl"/> so that revocation on another node takes effect within that time.
 /// </summary>
-public sealed partial class DeviceCredentialStore
+public sealed class DeviceCredentialStore
 {
     /// <summary>How long a loaded hash is trusted before it is read again.</summary>
     public static readonly TimeSpan CacheTtl = TimeSpan.FromSeconds(30);
@@ -43,11 +43,8 @@ public sealed partial class DeviceCredentialStore
         _clock = clock;
     }
 
-    /// <summary>Device ids: 1-128 characters, letters, digits, '.', '_', '-', starting with a letter or digit.</summary>
-    public static bool IsValidDeviceId(string? id) => id is not null && DeviceIdPattern().IsMatch(id);
-
-    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
-    private static partial Regex DeviceIdPattern();
+    /// <summary>Device ids follow <see cref="DeviceIdRules.Pattern"/> (the device actors' rule).</summary>
+    public static bool IsValidDeviceId(string? id) => DeviceIdRules.IsValid(id);
 
     /// <summary>Creates the table when missing.</summary>
     public async Task EnsureSchemaAsync(CancellationToken ct = default)

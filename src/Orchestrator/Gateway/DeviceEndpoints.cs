@@ -16,7 +16,12 @@ public static class DeviceEndpoints
         g.MapPost("/progress", (string deviceId, HttpContext ctx) =>
             ReportAsync<ProgressReport>(deviceId, ctx, "progress", DeviceRequestValidation.Validate, (gw, r, ct) => gw.ReportProgressAsync(deviceId, r, ct)));
         g.MapPost("/failure", (string deviceId, HttpContext ctx) =>
-            ReportAsync<FailureReport>(deviceId, ctx, "failure", DeviceRequestValidation.Validate, (gw, r, ct) => gw.ReportFailureAsync(deviceId, r, ct)));
+            ReportAsync<FailureReport>(deviceId, ctx, "failure", DeviceRequestValidation.Validate, async (gw, r, ct) =>
+            {
+                // The device actor's backoff (persisted attempt count, capped, jittered) travels as Retry-After.
+                if (await gw.ReportFailureAsync(deviceId, r, ct).ConfigureAwait(false) is { } retry)
+                    ctx.Response.Headers.RetryAfter = Math.Max(1, (long)Math.Ceiling(retry.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+            }));
         g.MapPost("/completion", (string deviceId, HttpContext ctx) =>
             ReportAsync<CompletionReport>(deviceId, ctx, "completion", DeviceRequestValidation.Validate, (gw, r, ct) => gw.ReportCompletionAsync(deviceId, r, ct)));
     }

@@ -14,8 +14,8 @@ public interface IDeviceGateway
     /// <summary>Records download progress.</summary>
     Task ReportProgressAsync(string deviceId, ProgressReport report, CancellationToken ct);
 
-    /// <summary>Records a failed attempt.</summary>
-    Task ReportFailureAsync(string deviceId, FailureReport report, CancellationToken ct);
+    /// <summary>Records a failed attempt; returns how long the device should wait before retrying (null: its own backoff).</summary>
+    Task<TimeSpan?> ReportFailureAsync(string deviceId, FailureReport report, CancellationToken ct);
 
     /// <summary>Records a completed, verified install.</summary>
     Task ReportCompletionAsync(string deviceId, CompletionReport report, CancellationToken ct);

@@ -8,8 +8,14 @@ namespace Orchestrator.Node.Gateway;
 
 /// <summary>What the store says about the release a device reports as installed.</summary>
 /// <param name="ExpectedDigest">Inventory digest of the installed version's manifest; null when the store does not list that version (or nothing is installed).</param>
+/// <param name="InstalledVersion">Version string of that manifest (with <paramref name="ExpectedDigest"/>).</param>
+/// <param name="InstalledManifestPath">Store-relative path of that manifest (with <paramref name="ExpectedDigest"/>).</param>
 /// <param name="DifferingPaths">Manifest files whose hash the device reported differently or not at all, in manifest order; empty when the digest matches.</param>
-public sealed record InstalledReleaseFacts(string? ExpectedDigest, IReadOnlyList<string> DifferingPaths);
+public sealed record InstalledReleaseFacts(string? ExpectedDigest, string? InstalledVersion, string? InstalledManifestPath, IReadOnlyList<string> DifferingPaths)
+{
+    /// <summary>Nothing known about the installed version.</summary>
+    public static readonly InstalledReleaseFacts Unknown = new(null, null, null, []);
+}
 
 /// <summary>
 /// The gateway's I/O for a check-in: loads the manifest of the device's installed version from the store and
@@ -27,25 +33,28 @@ public sealed class InstalledReleaseInspector(FileSystemStore store)
     {
         var indexBytes = store.ReadFile(StoreLayout.IndexPath(request.Product))
             ?? throw new DeviceRequestRejectedException(404, "unknown_product", $"No release of product '{request.Product}' is published in this store.");
-        if (request.InstalledVersionId == 0) return new InstalledReleaseFacts(null, []);
+        if (request.InstalledVersionId == 0) return InstalledReleaseFacts.Unknown;
         ReleaseIndex index;
         try { index = ReleaseIndex.Parse(indexBytes); }
         catch (InvalidInputException ex) { throw new InvalidOperationException($"Store index of '{request.Product}' is unreadable: {ex.Message}", ex); }
         var entry = index.FindById(request.InstalledVersionId);
-        if (entry is null) return new InstalledReleaseFacts(null, []);
+        if (entry is null) return InstalledReleaseFacts.Unknown;
         var manifest = LoadManifest(entry.ManifestPath);
         if (string.Equals(manifest.InventoryDigest, request.InventoryDigest, StringComparison.Ordinal))
-            return new InstalledReleaseFacts(manifest.InventoryDigest, []);
+            return new InstalledReleaseFacts(manifest.InventoryDigest, entry.Version, entry.ManifestPath, []);
         // Without a per-file list every file is suspect; chunk-level dedup keeps the download to what is missing.
         if (request.Files is null)
-            return new InstalledReleaseFacts(manifest.InventoryDigest, manifest.Files.Select(f => f.Path).ToList());
+            return new InstalledReleaseFacts(manifest.InventoryDigest, entry.Version, entry.ManifestPath, manifest.Files.Select(f => f.Path).ToList());
         var reported = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var f in request.Files) reported[f.Path] = f.Sha256;
         var differing = manifest.Files
             .Where(f => !reported.TryGetValue(f.Path, out var sha) || !string.Equals(sha, f.Sha256, StringComparison.Ordinal))
             .Select(f => f.Path)
             .ToList();
-        return new InstalledReleaseFacts(manifest.InventoryDigest, differing);
+        // Every manifest file is intact, so the digest differs only through files the release does not own (a
+        // repair could not change them): report no expectation rather than a repair with nothing to restore.
+        if (differing.Count == 0) return InstalledReleaseFacts.Unknown;
+        return new InstalledReleaseFacts(manifest.InventoryDigest, entry.Version, entry.ManifestPath, differing);
     }
 
     private Manifest LoadManifest(string manifestPath)

@@ -4,6 +4,10 @@ using Akka.Hosting;
 using Akka.Remote.Hosting;
 using Orchestrator.ChunkStore.Actors;
 using Orchestrator.ChunkStore.Actors.Backends;
+using Orchestrator.DeviceActors;
+using Orchestrator.DeviceActors.Persistence;
+using Orchestrator.DeviceActors.Sharding;
+using Orchestrator.Node.Gateway;
 
 namespace Orchestrator.Node.Hosting;
 
@@ -30,12 +34,15 @@ public static class AkkaBootstrap
         """;
 
     /// <summary>Registers the actor system with the host; CoordinatedShutdown runs when the host stops.</summary>
-    public static IServiceCollection AddNodeActorSystem(this IServiceCollection services, NodeSettings settings, IChunkBlobStore? chunkBackend)
+    public static IServiceCollection AddNodeActorSystem(this IServiceCollection services, NodeSettings settings, IChunkBlobStore? chunkBackend,
+        DevicePersistenceOptions devicePersistence)
     {
         var node = settings.Node;
         services.AddAkka(node.ActorSystemName, builder =>
         {
             builder.AddHocon(SerializationHocon, HoconAddMode.Prepend);
+            // Device actors: our message serializer, the SQL journal/snapshot store and their sharding settings.
+            builder.AddHocon(DeviceActorsConfig.Build(devicePersistence), HoconAddMode.Append);
             builder.WithRemoting(new RemoteOptions
             {
                 HostName = node.Hostname,
@@ -59,6 +66,13 @@ public static class AkkaBootstrap
             {
                 builder.WithShardRegionProxy<ChunkShardRegion>(ChunkShardMessageExtractor.TypeName, NodeRoles.Chunks, extractor);
             }
+            builder.AddStartup(async (system, registry) =>
+            {
+                var devices = settings.HasRole(NodeRoles.Devices)
+                    ? await DeviceSharding.StartRegion(system).ConfigureAwait(false)
+                    : await DeviceSharding.StartProxy(system).ConfigureAwait(false);
+                registry.Register<DeviceShardRegion>(devices);
+            });
             if (node.SeedNodes.Count == 0)
             {
                 // No seeds configured: this node is a cluster of its own (the single-node default).

@@ -6,6 +6,7 @@ using Orchestrator.ChunkStore.Actors;
 using Orchestrator.ChunkStore.Actors.Backends;
 using Orchestrator.ChunkStore.Storage;
 using Orchestrator.ChunkStore.Throttling;
+using Orchestrator.DeviceActors.Persistence;
 using Orchestrator.Node.Admin;
 using Orchestrator.Node.Auth;
 using Orchestrator.Node.Dashboard;
@@ -62,7 +63,13 @@ public static class NodeApp
                 : new FileSystemChunkBlobStore(settings.Node.StoreRoot);
             s.AddSingleton<IChunkBlobStore>(backend);
         }
-        s.AddNodeActorSystem(settings, backend);
+        var devicePersistence = settings.Database.Provider == "postgresql"
+            ? DevicePersistenceOptions.PostgreSql(settings.Database.ConnectionString!)
+            : DevicePersistenceOptions.Sqlite(Path.Combine(settings.Node.DataDirectory, "devices.db"));
+        s.AddSingleton(devicePersistence);
+        s.AddNodeActorSystem(settings, backend, devicePersistence);
+        s.AddSingleton<InstalledReleaseInspector>();
+        s.AddSingleton<IDeviceGateway, ShardedDeviceGateway>();
 
         s.AddHealthChecks()
             .AddCheck<ClusterMemberHealthCheck>("cluster", tags: ["ready"])
@@ -89,10 +96,13 @@ public static class NodeApp
 }
 
 /// <summary>Start-up work that must finish before the node serves: database schema, admin token.</summary>
-internal sealed class NodeStartup(DeviceCredentialStore credentials, NodeSettings settings, ILogger<NodeStartup> log) : IHostedService
+internal sealed class NodeStartup(DeviceCredentialStore credentials, DevicePersistenceOptions devicePersistence, NodeSettings settings,
+    ILogger<NodeStartup> log) : IHostedService
 {
     public async Task StartAsync(CancellationToken cancellationToken)
     {
+        // Registered before the actor system, so the journal's database is ready before any device actor recovers.
+        await devicePersistence.PrepareDatabase(cancellationToken).ConfigureAwait(false);
         await credentials.EnsureSchemaAsync(cancellationToken).ConfigureAwait(false);
         AdminTokens.LoadOrBootstrap(settings.Admin, settings.Node.DataDirectory, out var file);
         if (file is not null) log.LogInformation("Admin API bootstrap token (scopes read, operate) is in {File}", file);

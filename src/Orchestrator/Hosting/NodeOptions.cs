@@ -130,6 +130,9 @@ public sealed class GatewayOptions
     /// <summary>Seconds until a running agent should check in again (CheckInResponse.NextCheckInSeconds).</summary>
     public int NextCheckInSeconds { get; set; } = 3600;
 
+    /// <summary>How long the gateway waits for a device actor before answering 503.</summary>
+    public TimeSpan DeviceAskTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
     /// <summary>Plain HTTP mirrors of the store, offered to agents after the gateway.</summary>
     public List<string> Mirrors { get; set; } = [];
 
@@ -139,6 +142,7 @@ public sealed class GatewayOptions
         if (MaxRequestBodyBytes < 1024) yield return "Gateway:MaxRequestBodyBytes must be at least 1024.";
         if (MaxInventoryFiles < 1) yield return "Gateway:MaxInventoryFiles must be at least 1.";
         if (NextCheckInSeconds < 1) yield return "Gateway:NextCheckInSeconds must be at least 1.";
+        if (DeviceAskTimeout <= TimeSpan.Zero) yield return "Gateway:DeviceAskTimeout must be positive, e.g. 00:00:10.";
         foreach (var m in Mirrors.Where(m => !Uri.TryCreate(m, UriKind.Absolute, out var u) || (u.Scheme != "http" && u.Scheme != "https")))
             yield return $"Gateway:Mirrors entry '{m}' is not an absolute http(s) URL.";
     }

@@ -52,6 +52,23 @@ public sealed class InstalledReleaseInspectorTests : IDisposable
     }
 
     [Fact]
+    public void Extra_local_files_alone_are_not_a_repair()
+    {
+        var inventory = Inventory().Append(new InventoryEntry("user/notes.txt", new string('1', 64))).ToList();
+        var facts = new InstalledReleaseInspector(_store).Inspect(new CheckInRequest("acme", _release.VersionId, "with-extras", inventory, null));
+        Assert.Null(facts.ExpectedDigest);
+        Assert.Empty(facts.DifferingPaths);
+    }
+
+    [Fact]
+    public void Damaged_install_names_version_and_manifest()
+    {
+        var facts = new InstalledReleaseInspector(_store).Inspect(new CheckInRequest("acme", _release.VersionId, "other", null, null));
+        Assert.Equal("1.0.0", facts.InstalledVersion);
+        Assert.Equal(_release.ManifestPath, facts.InstalledManifestPath);
+    }
+
+    [Fact]
     public void Without_a_file_list_a_differing_digest_suspects_every_file()
     {
         var facts = new InstalledReleaseInspector(_store).Inspect(new CheckInRequest("acme", _release.VersionId, "other", null, null));

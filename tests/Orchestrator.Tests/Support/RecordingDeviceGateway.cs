@@ -27,6 +27,6 @@ public sealed class RecordingDeviceGateway : IDeviceGateway
     }
 
     public Task ReportProgressAsync(string deviceId, ProgressReport report, CancellationToken ct) { Calls.Enqueue((deviceId, report)); return Task.CompletedTask; }
-    public Task ReportFailureAsync(string deviceId, FailureReport report, CancellationToken ct) { Calls.Enqueue((deviceId, report)); return Task.CompletedTask; }
+    public Task<TimeSpan?> ReportFailureAsync(string deviceId, FailureReport report, CancellationToken ct) { Calls.Enqueue((deviceId, report)); return Task.FromResult<TimeSpan?>(TimeSpan.FromSeconds(report.Attempt * 2)); }
     public Task ReportCompletionAsync(string deviceId, CompletionReport report, CancellationToken ct) { Calls.Enqueue((deviceId, report)); return Task.CompletedTask; }
 }

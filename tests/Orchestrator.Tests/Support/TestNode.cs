@@ -38,7 +38,8 @@ public sealed class TestNode : IAsyncDisposable
         Http = new HttpClient { BaseAddress = baseAddress };
     }
 
-    public static async Task<TestNode> StartAsync(IDictionary<string, string?>? overrides = null)
+    /// <summary>Starts a node; with <paramref name="realDevices"/> check-ins go to the real sharded device actors (SQLite journal).</summary>
+    public static async Task<TestNode> StartAsync(IDictionary<string, string?>? overrides = null, bool realDevices = false)
     {
         var root = Path.Combine(Path.GetTempPath(), "orch-node-test-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(root);
@@ -59,7 +60,10 @@ public sealed class TestNode : IAsyncDisposable
         };
         if (overrides is not null) foreach (var (k, v) in overrides) settings[k] = v;
         var devices = new RecordingDeviceGateway();
-        var app = NodeApp.Build([], c => c.AddInMemoryCollection(settings), s => s.AddSingleton<IDeviceGateway>(devices));
+        var app = NodeApp.Build([], c => c.AddInMemoryCollection(settings), s =>
+        {
+            if (!realDevices) s.AddSingleton<IDeviceGateway>(devices);
+        });
         await app.StartAsync();
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         var node = new TestNode(app, root, new Uri(address), devices);
