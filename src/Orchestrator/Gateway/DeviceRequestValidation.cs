@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using Orchestrator.ChunkStore.Validation;
 using Orchestrator.Messages.Protocol;
 
 namespace Orchestrator.Node.Gateway;
@@ -6,11 +7,8 @@ namespace Orchestrator.Node.Gateway;
 /// <summary>Edge validation of device request bodies. Each check returns (code, message) or null when valid.</summary>
 public static partial class DeviceRequestValidation
 {
-    /// <summary>Product names: 1-64 characters, letters, digits, '.', '_', '-', starting with a letter or digit.</summary>
-    public static bool IsValidProduct(string? p) => p is not null && ProductPattern().IsMatch(p);
-
-    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
-    private static partial Regex ProductPattern();
+    /// <summary>Product names follow the store's rule (<see cref="StoreNames.IsValidProduct"/>).</summary>
+    public static bool IsValidProduct(string? p) => StoreNames.IsValidProduct(p);
 
     [GeneratedRegex("^[0-9a-f]{64}$")]
     private static partial Regex Sha256Pattern();
@@ -18,7 +16,7 @@ public static partial class DeviceRequestValidation
     /// <summary>Checks a check-in body.</summary>
     public static (string Code, string Message)? Validate(CheckInRequest r, int maxFiles)
     {
-        if (!IsValidProduct(r.Product)) return ("invalid_product", $"product '{r.Product}' is not a valid product name (letters, digits, '.', '_', '-', at most 64).");
+        if (!IsValidProduct(r.Product)) return ("invalid_product", $"product '{r.Product}' is not a valid product name (1-64 of a-z, 0-9, '.', '_', '-', starting with a letter or digit).");
         if (r.InstalledVersionId < 0) return ("invalid_version_id", $"installedVersionId {r.InstalledVersionId} is negative; send 0 when nothing is installed.");
         if (r.InventoryDigest is null || r.InventoryDigest.Length > 200) return ("invalid_inventory_digest", "inventoryDigest is missing or longer than 200 characters.");
         if (r.AgentVersion is { Length: > 64 }) return ("invalid_agent_version", "agentVersion is longer than 64 characters.");

@@ -27,16 +27,14 @@ public sealed class InstalledReleaseInspector(FileSystemStore store)
 {
     private const int MaxCachedManifests = 256;
     private readonly ConcurrentDictionary<string, Manifest> _manifests = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, (DateTime WriteTime, long Length, ReleaseIndex Index)> _indexes = new(StringComparer.Ordinal);
 
     /// <summary>Facts for the check-in; throws <see cref="DeviceRequestRejectedException"/> (404) for a product the store does not know.</summary>
     public InstalledReleaseFacts Inspect(CheckInRequest request)
     {
-        var indexBytes = store.ReadFile(StoreLayout.IndexPath(request.Product))
+        var index = LoadIndex(request.Product)
             ?? throw new DeviceRequestRejectedException(404, "unknown_product", $"No release of product '{request.Product}' is published in this store.");
         if (request.InstalledVersionId == 0) return InstalledReleaseFacts.Unknown;
-        ReleaseIndex index;
-        try { index = ReleaseIndex.Parse(indexBytes); }
-        catch (InvalidInputException ex) { throw new InvalidOperationException($"Store index of '{request.Product}' is unreadable: {ex.Message}", ex); }
         var entry = index.FindById(request.InstalledVersionId);
         if (entry is null) return InstalledReleaseFacts.Unknown;
         var manifest = LoadManifest(entry.ManifestPath);
@@ -55,6 +53,24 @@ public sealed class InstalledReleaseInspector(FileSystemStore store)
         // repair could not change them): report no expectation rather than a repair with nothing to restore.
         if (differing.Count == 0) return InstalledReleaseFacts.Unknown;
         return new InstalledReleaseFacts(manifest.InventoryDigest, entry.Version, entry.ManifestPath, differing);
+    }
+
+    // index.json is replaced by rename on every publish, so (write time, length) identifies a version of it; one
+    // stat per check-in instead of a read and parse.
+    private ReleaseIndex? LoadIndex(string product)
+    {
+        var info = new FileInfo(store.FullPath(StoreLayout.IndexPath(product)));
+        if (!info.Exists) return null;
+        if (_indexes.TryGetValue(product, out var cached) && cached.WriteTime == info.LastWriteTimeUtc && cached.Length == info.Length)
+            return cached.Index;
+        var bytes = store.ReadFile(StoreLayout.IndexPath(product));
+        if (bytes is null) return null;
+        ReleaseIndex index;
+        try { index = ReleaseIndex.Parse(bytes); }
+        catch (InvalidInputException ex) { throw new InvalidOperationException($"Store index of '{product}' is unreadable: {ex.Message}", ex); }
+        if (_indexes.Count >= MaxCachedManifests) _indexes.Clear();
+        _indexes[product] = (info.LastWriteTimeUtc, info.Length, index);
+        return index;
     }
 
     private Manifest LoadManifest(string manifestPath)

@@ -58,6 +58,7 @@ public sealed class CheckInTests(NodeFixture fixture) : IClassFixture<NodeFixtur
         var cases = new (HttpContent Content, string Error)[]
         {
             (JsonContent.Create(new CheckInRequest("../etc", 0, "d", null, null)), "invalid_product"),
+            (JsonContent.Create(new CheckInRequest("Acme", 0, "d", null, null)), "invalid_product"),
             (JsonContent.Create(new CheckInRequest("acme", -1, "d", null, null)), "invalid_version_id"),
             (JsonContent.Create(new CheckInRequest("acme", 0, "d", [new("../x", new string('a', 64))], null)), "invalid_file_path"),
             (JsonContent.Create(new CheckInRequest("acme", 0, "d", [new("x", "nothex")], null)), "invalid_file_hash"),
