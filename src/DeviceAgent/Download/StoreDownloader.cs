@@ -56,6 +56,8 @@ public sealed class StoreDownloader
         MaxAutomaticRedirections = 3,
         PooledConnectionLifetime = TimeSpan.FromMinutes(5),
         ConnectTimeout = TimeSpan.FromSeconds(15),
+        // An aborted response (endless data, too slow) closes the connection instead of draining more bytes from a hostile server.
+        MaxResponseDrainSize = 0,
     })
     { Timeout = Timeout.InfiniteTimeSpan };
 
@@ -144,7 +146,7 @@ public sealed class StoreDownloader
             var delay = _backoff.Delay(round);
             var earliest = _sources.Select(s => _blockedUntil.TryGetValue(s, out var u) ? u : DateTimeOffset.MinValue).Min();
             var untilFree = earliest - DateTimeOffset.UtcNow;
-            if (untilFree > delay) delay = untilFree;
+            if (untilFree > delay) delay = untilFree + TimeSpan.FromMilliseconds(50); // timers may fire a little early
             await Task.Delay(delay, ct);
         }
     }
