@@ -1,0 +1,168 @@
+using System.Buffers.Binary;
+using System.Security.Cryptography;
+using Orchestrator.ChunkStore.Chunking;
+using Orchestrator.ChunkStore.Validation;
+using ZstdSharp;
+
+namespace Orchestrator.ChunkStore.Codec;
+
+/// <summary>A chunk ready to store: its id and its stored bytes.</summary>
+/// <param name="Id">SHA-256 of <paramref name="Stored"/>.</param>
+/// <param name="Stored">Header, ciphertext and tag (docs/store-format.md, "Chunk object").</param>
+/// <param name="PlainLength">Length of the plaintext it decodes to.</param>
+public sealed record EncodedChunk(ChunkId Id, byte[] Stored, int PlainLength);
+
+/// <summary>
+/// Encodes plaintext chunks into stored objects and back: zstd, then AES-256-GCM with a nonce derived from the
+/// plaintext hash, so equal plaintext under one key gives byte-equal objects (dedup across versions), and the
+/// header is authenticated as associated data. Thread-safe (per-thread compression contexts).
+/// </summary>
+public static class ChunkCodec
+{
+    /// <summary>Header length in bytes.</summary>
+    public const int HeaderLength = 24;
+
+    /// <summary>AES-GCM tag length in bytes.</summary>
+    public const int TagLength = 16;
+
+    /// <summary>Format version written into byte 4 of the header.</summary>
+    public const byte FormatVersion = 1;
+
+    /// <summary>zstd level used for every chunk; part of the dedup contract (a different level makes different objects).</summary>
+    public const int CompressionLevel = 3;
+
+    private const byte CompressionNone = 0;
+    private const byte CompressionZstd = 1;
+    private static ReadOnlySpan<byte> Magic => "OCK1"u8;
+
+    [ThreadStatic] private static Compressor? t_compressor;
+    [ThreadStatic] private static Decompressor? t_decompressor;
+
+    /// <summary>Encodes one plaintext chunk (1 byte .. 16 MiB).</summary>
+    public static EncodedChunk Encode(ReadOnlySpan<byte> plaintext, ContentKey key)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        if (plaintext.Length == 0 || plaintext.Length > ChunkingOptions.MaxChunkLimit)
+            throw new ArgumentOutOfRangeException(nameof(plaintext), $"A chunk holds 1 .. {ChunkingOptions.MaxChunkLimit} bytes, got {plaintext.Length}.");
+
+        var compressor = t_compressor ??= new Compressor(CompressionLevel);
+        var bound = Compressor.GetCompressBound(plaintext.Length);
+        var scratch = System.Buffers.ArrayPool<byte>.Shared.Rent(bound);
+        try
+        {
+            var compressedLength = compressor.Wrap(plaintext, scratch);
+            var useZstd = compressedLength < plaintext.Length;
+            var payload = useZstd ? scratch.AsSpan(0, compressedLength) : plaintext;
+
+            var stored = new byte[HeaderLength + payload.Length + TagLength];
+            var header = stored.AsSpan(0, HeaderLength);
+            Magic.CopyTo(header);
+            header[4] = FormatVersion;
+            header[5] = useZstd ? CompressionZstd : CompressionNone;
+            BinaryPrimitives.WriteUInt32LittleEndian(header[8..], (uint)plaintext.Length);
+
+            Span<byte> plainHash = stackalloc byte[32];
+            SHA256.HashData(plaintext, plainHash);
+            Span<byte> mac = stackalloc byte[32];
+            HMACSHA256.HashData(key.NonceKey, plainHash, mac);
+            mac[..12].CopyTo(header[12..24]);
+
+            using var aes = new AesGcm(key.EncryptionKey, TagLength);
+            aes.Encrypt(header[12..24], payload, stored.AsSpan(HeaderLength, payload.Length),
+                stored.AsSpan(HeaderLength + payload.Length, TagLength), header);
+            return new EncodedChunk(ChunkId.Of(stored), stored, plaintext.Length);
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(scratch);
+        }
+    }
+
+    /// <summary>
+    /// Reads the plaintext length from a stored object's header without keys (it is authenticated by the tag,
+    /// so trust it only after <see cref="Decode"/>, or for consistency checks). Throws <see cref="IntegrityException"/>
+    /// for a malformed header.
+    /// </summary>
+    public static int ReadPlainLength(ReadOnlySpan<byte> stored)
+    {
+        CheckHeader(stored, out var plainLength, out _);
+        return plainLength;
+    }
+
+    /// <summary>True when <paramref name="stored"/> hashes to <paramref name="id"/> (no keys needed).</summary>
+    public static bool Verify(ChunkId id, ReadOnlySpan<byte> stored) => id.Matches(stored);
+
+    /// <summary>
+    /// Decodes a stored object to its plaintext. Checks the id (when given), the header, the length the
+    /// manifest expects (at most 16 MiB: the hard cap against decompression bombs), the tag, and the
+    /// decompressed size. Throws <see cref="IntegrityException"/> naming the failed check.
+    /// </summary>
+    public static byte[] Decode(ReadOnlySpan<byte> stored, ContentKey key, int expectedPlainLength, ChunkId? expectedId = null)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        var label = expectedId?.Hex ?? "(unnamed)";
+        if (expectedId is { } id && !id.Matches(stored))
+            throw new IntegrityException($"Chunk {label}: stored bytes do not hash to the chunk id (corrupted or substituted object).");
+        if (expectedPlainLength < 1 || expectedPlainLength > ChunkingOptions.MaxChunkLimit)
+            throw new IntegrityException($"Chunk {label}: expected length {expectedPlainLength} is outside 1 .. {ChunkingOptions.MaxChunkLimit}.");
+        CheckHeader(stored, out var plainLength, out var compression, label);
+        if (plainLength != expectedPlainLength)
+            throw new IntegrityException($"Chunk {label}: header says {plainLength} plaintext bytes, the manifest expects {expectedPlainLength}.");
+
+        var header = stored[..HeaderLength];
+        var payloadLength = stored.Length - HeaderLength - TagLength;
+        if (compression == CompressionNone && payloadLength != plainLength)
+            throw new IntegrityException($"Chunk {label}: uncompressed payload has {payloadLength} bytes, header says {plainLength}.");
+        if (compression == CompressionZstd && payloadLength >= plainLength)
+            throw new IntegrityException($"Chunk {label}: compressed payload is not smaller than the plaintext (non-canonical object).");
+
+        var payload = new byte[payloadLength];
+        try
+        {
+            using var aes = new AesGcm(key.EncryptionKey, TagLength);
+            aes.Decrypt(header[12..24], stored.Slice(HeaderLength, payloadLength), stored[^TagLength..], payload, header);
+        }
+        catch (AuthenticationTagMismatchException ex)
+        {
+            throw new IntegrityException($"Chunk {label}: authentication failed (wrong content key or modified bytes).", ex);
+        }
+        if (compression == CompressionNone) return payload;
+
+        var plaintext = new byte[plainLength];
+        var decompressor = t_decompressor ??= new Decompressor();
+        int written;
+        try
+        {
+            // The destination is exactly the expected size: a frame that would inflate further fails here
+            // instead of allocating whatever the frame claims.
+            if (!decompressor.TryUnwrap(payload, plaintext, out written))
+                throw new IntegrityException($"Chunk {label}: decompressed data exceeds the expected {plainLength} bytes.");
+        }
+        catch (ZstdException ex)
+        {
+            throw new IntegrityException($"Chunk {label}: zstd payload is malformed: {ex.Message}", ex);
+        }
+        if (written != plainLength)
+            throw new IntegrityException($"Chunk {label}: decompressed to {written} bytes, header says {plainLength}.");
+        return plaintext;
+    }
+
+    private static void CheckHeader(ReadOnlySpan<byte> stored, out int plainLength, out byte compression, string label = "(unnamed)")
+    {
+        if (stored.Length < HeaderLength + TagLength)
+            throw new IntegrityException($"Chunk {label}: {stored.Length} bytes is too short for a chunk object.");
+        if (!stored[..4].SequenceEqual(Magic))
+            throw new IntegrityException($"Chunk {label}: not a chunk object (bad magic).");
+        if (stored[4] != FormatVersion)
+            throw new IntegrityException($"Chunk {label}: unsupported chunk format version {stored[4]} (this build reads {FormatVersion}).");
+        compression = stored[5];
+        if (compression is not (CompressionNone or CompressionZstd))
+            throw new IntegrityException($"Chunk {label}: unknown compression {compression}.");
+        if (stored[6] != 0 || stored[7] != 0)
+            throw new IntegrityException($"Chunk {label}: reserved header bytes are not zero.");
+        var length = BinaryPrimitives.ReadUInt32LittleEndian(stored[8..]);
+        if (length < 1 || length > ChunkingOptions.MaxChunkLimit)
+            throw new IntegrityException($"Chunk {label}: header length {length} is outside 1 .. {ChunkingOptions.MaxChunkLimit}.");
+        plainLength = (int)length;
+    }
+}

@@ -1,0 +1,270 @@
+using Orchestrator.ChunkStore.Codec;
+using Orchestrator.ChunkStore.Keys;
+using Orchestrator.ChunkStore.Manifests;
+using Orchestrator.ChunkStore.Storage;
+using Orchestrator.ChunkStore.Validation;
+
+namespace Orchestrator.ChunkStore.Maintenance;
+
+/// <summary>Per-product figures.</summary>
+/// <param name="Product">Product name.</param>
+/// <param name="Versions">Versions listed in the index.</param>
+/// <param name="LatestVersion">Newest version string, if any.</param>
+/// <param name="LatestVersionId">Newest version ID (0 when none).</param>
+/// <param name="Channels">Channel name to version string.</param>
+/// <param name="DistinctChunks">Distinct chunks referenced by the product's listed manifests.</param>
+/// <param name="LogicalBytes">Sum of file sizes over all listed versions (what storing each release whole would cost).</param>
+public sealed record ProductStats(string Product, int Versions, string? LatestVersion, long LatestVersionId,
+    IReadOnlyDictionary<string, string> Channels, long DistinctChunks, long LogicalBytes);
+
+/// <summary>Store-wide figures (<c>orch store stats</c>).</summary>
+/// <param name="Root">Store root.</param>
+/// <param name="Chunks">Chunk objects on disk.</param>
+/// <param name="ChunkBytes">Their stored bytes.</param>
+/// <param name="ReferencedChunks">Chunks some listed manifest refers to.</param>
+/// <param name="UnreferencedChunks">Chunks no listed manifest refers to (gc would delete them).</param>
+/// <param name="UnreferencedBytes">Their bytes.</param>
+/// <param name="TempFiles">Leftover temp files.</param>
+/// <param name="Products">Per-product figures.</param>
+public sealed record StoreStats(string Root, long Chunks, long ChunkBytes, long ReferencedChunks, long UnreferencedChunks,
+    long UnreferencedBytes, int TempFiles, IReadOnlyList<ProductStats> Products);
+
+/// <summary>Result of <see cref="StoreMaintenance.Verify"/>.</summary>
+/// <param name="ChunksChecked">Chunk objects hashed.</param>
+/// <param name="ManifestsChecked">Listed manifests parsed and cross-checked.</param>
+/// <param name="SignaturesVerified">True when a public key was given and every signature was checked with it.</param>
+/// <param name="Problems">Every problem found; empty means the store is intact.</param>
+public sealed record VerifyReport(long ChunksChecked, int ManifestsChecked, bool SignaturesVerified, IReadOnlyList<string> Problems)
+{
+    /// <summary>True when no problem was found.</summary>
+    public bool Ok => Problems.Count == 0;
+}
+
+/// <summary>Which manifests garbage collection keeps.</summary>
+/// <param name="KeepLast">Keep the newest N versions of each product (plus any version a channel points to); null keeps every listed version.</param>
+/// <param name="DryRun">Report what would be deleted without deleting.</param>
+public sealed record GcPolicy(int? KeepLast = null, bool DryRun = false);
+
+/// <summary>Result of <see cref="StoreMaintenance.CollectGarbage"/>.</summary>
+/// <param name="VersionsRemoved">"product/version" of manifests dropped from their index.</param>
+/// <param name="ManifestFilesDeleted">Manifest and signature files deleted (dropped versions and unlisted leftovers).</param>
+/// <param name="ChunksDeleted">Chunk objects deleted.</param>
+/// <param name="BytesFreed">Their bytes.</param>
+/// <param name="ChunksKept">Chunk objects still referenced.</param>
+/// <param name="TempFilesDeleted">Leftover temp files deleted.</param>
+/// <param name="DryRun">Nothing was deleted.</param>
+public sealed record GcReport(IReadOnlyList<string> VersionsRemoved, int ManifestFilesDeleted, long ChunksDeleted, long BytesFreed,
+    long ChunksKept, int TempFilesDeleted, bool DryRun);
+
+/// <summary>
+/// Stats, integrity verification, and mark-and-sweep garbage collection of a <see cref="FileSystemStore"/>.
+/// Only versions listed in a product's index count as published; gc takes the writer lock so it never races a
+/// publish, and refuses to sweep anything if a retained manifest cannot be read.
+/// </summary>
+public sealed class StoreMaintenance(FileSystemStore store)
+{
+    private readonly FileSystemStore _store = store ?? throw new ArgumentNullException(nameof(store));
+
+    /// <summary>Counts and bytes; reads every listed manifest.</summary>
+    public StoreStats Stats()
+    {
+        long chunks = 0, chunkBytes = 0, unreferenced = 0, unreferencedBytes = 0;
+        var referenced = new HashSet<ChunkId>();
+        var products = new List<ProductStats>();
+        foreach (var product in _store.EnumerateProducts())
+        {
+            var index = ReadIndex(product);
+            var productChunks = new HashSet<ChunkId>();
+            long logical = 0;
+            foreach (var entry in index.Versions)
+            {
+                var manifest = ReadManifest(entry);
+                productChunks.UnionWith(manifest.DistinctChunks());
+                logical += manifest.TotalBytes;
+            }
+            referenced.UnionWith(productChunks);
+            var channels = _store.EnumerateChannels(product).ToDictionary(c => c, c => ReadChannel(product, c).Version);
+            products.Add(new ProductStats(product, index.Versions.Count, index.Latest?.Version, index.Latest?.VersionId ?? 0,
+                channels, productChunks.Count, logical));
+        }
+        foreach (var id in _store.EnumerateChunks())
+        {
+            var size = _store.ChunkSize(id) ?? 0;
+            chunks++;
+            chunkBytes += size;
+            if (!referenced.Contains(id)) { unreferenced++; unreferencedBytes += size; }
+        }
+        return new StoreStats(_store.Root, chunks, chunkBytes, chunks - unreferenced, unreferenced, unreferencedBytes,
+            _store.EnumerateTempFiles().Count(), products);
+    }
+
+    /// <summary>
+    /// Hashes every chunk object against its id, checks its header, parses every listed manifest (and verifies
+    /// its signature when <paramref name="publicKey"/> is given), checks that every referenced chunk is present
+    /// with the expected plaintext length, and that channels point at listed versions. Never throws for
+    /// damaged data: every finding goes into <see cref="VerifyReport.Problems"/>.
+    /// </summary>
+    public VerifyReport Verify(ReleasePublicKey? publicKey = null, IProgress<(long Done, long Total)>? progress = null)
+    {
+        var problems = new List<string>();
+        var plainLengths = new Dictionary<ChunkId, int>();
+        var ids = _store.EnumerateChunks().ToList();
+        var present = ids.ToHashSet();
+        long done = 0;
+        foreach (var id in ids)
+        {
+            var bytes = _store.ReadChunk(id);
+            done++;
+            if (bytes is null) { problems.Add($"chunk {id}: disappeared while verifying"); continue; }
+            if (!ChunkCodec.Verify(id, bytes))
+                problems.Add($"chunk {id}: content hash is {ChunkId.Of(bytes)}, not its id (corrupted object)");
+            else
+            {
+                try { plainLengths[id] = ChunkCodec.ReadPlainLength(bytes); }
+                catch (IntegrityException ex) { problems.Add(ex.Message); }
+            }
+            if (done % 256 == 0) progress?.Report((done, ids.Count));
+        }
+        progress?.Report((done, ids.Count));
+
+        var manifests = 0;
+        foreach (var product in _store.EnumerateProducts())
+        {
+            ReleaseIndex index;
+            try { index = ReadIndex(product); }
+            catch (InvalidInputException ex) { problems.Add($"product {product}: {ex.Message}"); continue; }
+            foreach (var entry in index.Versions)
+            {
+                manifests++;
+                var label = $"manifest {product}/{entry.Version}";
+                var bytes = _store.ReadFile(entry.ManifestPath);
+                var signature = _store.ReadFile(StoreLayout.SignaturePathFor(entry.ManifestPath));
+                if (bytes is null) { problems.Add($"{label}: listed in the index but {entry.ManifestPath} is missing"); continue; }
+                if (signature is null) problems.Add($"{label}: signature file is missing");
+                else if (signature.Length != ManifestSigner.SignatureLength) problems.Add($"{label}: signature file has {signature.Length} bytes, not 64");
+                else if (publicKey is not null && !ManifestSigner.Verify(bytes, signature, publicKey))
+                    problems.Add($"{label}: signature does not verify with the given public key");
+                Manifest manifest;
+                try { manifest = ManifestSerializer.Parse(bytes); }
+                catch (InvalidInputException ex) { problems.Add($"{label}: {ex.Message}"); continue; }
+                if (manifest.Product != product || manifest.Version != entry.Version || manifest.VersionId != entry.VersionId)
+                    problems.Add($"{label}: manifest says {manifest.Product}/{manifest.Version} id {manifest.VersionId}, the index says {product}/{entry.Version} id {entry.VersionId}");
+                foreach (var file in manifest.Files)
+                    foreach (var chunk in file.Chunks)
+                    {
+                        if (!plainLengths.TryGetValue(chunk.Id, out var length))
+                        {
+                            if (!present.Contains(chunk.Id)) problems.Add($"{label}: file '{file.Path}' needs chunk {chunk.Id}, which is missing");
+                        }
+                        else if (length != chunk.Length)
+                            problems.Add($"{label}: file '{file.Path}' expects chunk {chunk.Id} to hold {chunk.Length} bytes, its header says {length}");
+                    }
+            }
+            foreach (var channel in _store.EnumerateChannels(product))
+            {
+                try
+                {
+                    var pointer = ReadChannel(product, channel);
+                    if (index.FindById(pointer.VersionId) is not { } listed || listed.Version != pointer.Version)
+                        problems.Add($"channel {product}/{channel}: points at {pointer.Version} (id {pointer.VersionId}), which the index does not list");
+                }
+                catch (InvalidInputException ex) { problems.Add($"channel {product}/{channel}: {ex.Message}"); }
+            }
+        }
+        return new VerifyReport(ids.Count, manifests, publicKey is not null, problems);
+    }
+
+    /// <summary>
+    /// Mark and sweep: drops versions outside <paramref name="policy"/> from their index (index first, then the
+    /// files), deletes unlisted manifest leftovers and temp files, then deletes every chunk no retained manifest
+    /// references. Throws <see cref="InvalidInputException"/> (having deleted nothing) if any retained manifest
+    /// or index cannot be read.
+    /// </summary>
+    public GcReport CollectGarbage(GcPolicy policy)
+    {
+        ArgumentNullException.ThrowIfNull(policy);
+        if (policy.KeepLast is < 1)
+            throw new InvalidInputException($"--keep-last {policy.KeepLast} is invalid: keep at least 1 version per product.");
+        using var writerLock = _store.AcquireWriterLock();
+
+        // Mark phase reads everything first, so a damaged manifest aborts before any deletion.
+        var plans = new List<(string Product, ReleaseIndex Old, ReleaseIndex Kept, IReadOnlyList<ReleaseIndexEntry> Dropped)>();
+        var marked = new HashSet<ChunkId>();
+        foreach (var product in _store.EnumerateProducts())
+        {
+            var index = ReadIndex(product);
+            var pinned = _store.EnumerateChannels(product).Select(c => ReadChannel(product, c).VersionId).ToHashSet();
+            var keep = index.Versions
+                .Where((v, i) => policy.KeepLast is not { } n || i >= index.Versions.Count - n || pinned.Contains(v.VersionId))
+                .ToList();
+            foreach (var entry in keep)
+                marked.UnionWith(ReadManifest(entry).DistinctChunks());
+            plans.Add((product, index, index with { Versions = keep }, index.Versions.Except(keep).ToList()));
+        }
+
+        var removed = new List<string>();
+        var manifestFilesDeleted = 0;
+        foreach (var (product, old, kept, dropped) in plans)
+        {
+            removed.AddRange(dropped.Select(d => $"{product}/{d.Version}"));
+            if (policy.DryRun) continue;
+            if (dropped.Count > 0) _store.WriteFile(StoreLayout.IndexPath(product), kept.ToBytes());
+            var keepFiles = kept.Versions.SelectMany(v => new[] { v.ManifestPath, StoreLayout.SignaturePathFor(v.ManifestPath) })
+                .ToHashSet(StringComparer.Ordinal);
+            foreach (var file in _store.EnumerateManifestFiles(product))
+                if (!keepFiles.Contains(file) && _store.DeleteFile(file)) manifestFilesDeleted++;
+        }
+
+        long deleted = 0, freed = 0, kept2 = 0;
+        foreach (var id in _store.EnumerateChunks().ToList())
+        {
+            if (marked.Contains(id)) { kept2++; continue; }
+            var size = _store.ChunkSize(id) ?? 0;
+            if (!policy.DryRun && !_store.DeleteChunk(id)) continue;
+            deleted++;
+            freed += size;
+        }
+        var temps = 0;
+        if (!policy.DryRun)
+        {
+            foreach (var temp in _store.EnumerateTempFiles().ToList())
+            {
+                File.Delete(temp);
+                temps++;
+            }
+            _store.Flush();
+        }
+        return new GcReport(removed, manifestFilesDeleted, deleted, freed, kept2, temps, policy.DryRun);
+    }
+
+    private ReleaseIndex ReadIndex(string product)
+    {
+        var bytes = _store.ReadFile(StoreLayout.IndexPath(product));
+        if (bytes is null) return new ReleaseIndex(product, []);
+        var index = ReleaseIndex.Parse(bytes);
+        if (index.Product != product)
+            throw new InvalidInputException($"Release index of '{product}' names product '{index.Product}': repair {StoreLayout.IndexPath(product)}.");
+        return index;
+    }
+
+    private Manifest ReadManifest(ReleaseIndexEntry entry)
+    {
+        var bytes = _store.ReadFile(entry.ManifestPath)
+            ?? throw new InvalidInputException($"Manifest {entry.ManifestPath} is listed in its index but missing: run 'orch store verify' and restore it from a backup.");
+        try
+        {
+            return ManifestSerializer.Parse(bytes);
+        }
+        catch (InvalidInputException ex)
+        {
+            throw new InvalidInputException($"Manifest {entry.ManifestPath} cannot be read ({ex.Message}): run 'orch store verify'; nothing was deleted.", ex);
+        }
+    }
+
+    private ChannelPointer ReadChannel(string product, string channel)
+    {
+        var bytes = _store.ReadFile(StoreLayout.ChannelPath(product, channel))
+            ?? throw new InvalidInputException($"Channel {product}/{channel} disappeared while reading.");
+        return ChannelPointer.Parse(bytes);
+    }
+}

@@ -1,0 +1,195 @@
+using System.Buffers;
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Security.Cryptography;
+using Orchestrator.ChunkStore.Chunking;
+using Orchestrator.ChunkStore.Codec;
+using Orchestrator.ChunkStore.Keys;
+using Orchestrator.ChunkStore.Manifests;
+using Orchestrator.ChunkStore.Storage;
+using Orchestrator.ChunkStore.Validation;
+
+namespace Orchestrator.ChunkStore.Publishing;
+
+/// <summary>
+/// Publishes a release tree into a store: validate everything first (names, tree, version ID), then chunk,
+/// encode and put the absent chunks, make them durable, write the signed manifest, and commit by rewriting the
+/// product's index (docs/store-format.md, "Writes and crash safety"). Bad input throws
+/// <see cref="InvalidInputException"/> before the first write.
+/// </summary>
+public sealed class Publisher
+{
+    private const int BatchChunks = 64;
+    private const long BatchBytes = 16L * 1024 * 1024;
+
+    private readonly IContentStore _store;
+    private readonly ContentKey _contentKey;
+    private readonly ReleaseSigningKey _signingKey;
+    private readonly TimeProvider _time;
+
+    /// <summary>Creates a publisher writing to <paramref name="store"/> with the given keys.</summary>
+    public Publisher(IContentStore store, ContentKey contentKey, ReleaseSigningKey signingKey, TimeProvider? time = null)
+    {
+        _store = store ?? throw new ArgumentNullException(nameof(store));
+        _contentKey = contentKey ?? throw new ArgumentNullException(nameof(contentKey));
+        _signingKey = signingKey ?? throw new ArgumentNullException(nameof(signingKey));
+        _time = time ?? TimeProvider.System;
+    }
+
+    /// <summary>Degree of parallelism for encoding chunks (defaults to the processor count).</summary>
+    public int Parallelism { get; init; } = Environment.ProcessorCount;
+
+    /// <summary>Publishes <paramref name="request"/>; see the class summary for the order of effects.</summary>
+    public PublishResult Publish(PublishRequest request, IProgress<PublishProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var stopwatch = Stopwatch.StartNew();
+        StoreNames.RequireProduct(request.Product);
+        StoreNames.RequireVersion(request.Version);
+        if (request.Channel is not null) StoreNames.RequireChannel(request.Channel);
+        if (request.VersionId is { } explicitId) StoreNames.RequireVersionId(explicitId);
+        var lifetime = request.Lifetime ?? TimeSpan.FromDays(365);
+        if (lifetime < TimeSpan.FromSeconds(1))
+            throw new InvalidInputException($"Manifest lifetime {lifetime} is too short: use at least one second (e.g. 365 days).");
+        var chunker = new FastCdcChunker(request.Chunking ?? ChunkingOptions.Default);
+        var tree = ReleaseTree.Scan(request.TreePath);
+
+        using var writerLock = _store.AcquireWriterLock();
+        var indexPath = StoreLayout.IndexPath(request.Product);
+        var indexBytes = _store.ReadFile(indexPath);
+        var index = indexBytes is null ? new ReleaseIndex(request.Product, []) : ReleaseIndex.Parse(indexBytes);
+        if (index.FindByVersion(request.Version) is { } existing)
+            throw new InvalidInputException($"Version '{request.Version}' of product '{request.Product}' is already published (version ID {existing.VersionId}): choose a new version string.");
+        var latestId = index.Latest?.VersionId ?? 0;
+        var versionId = request.VersionId ?? latestId + 1;
+        if (versionId <= latestId)
+            throw new InvalidInputException($"Version ID {versionId} is not greater than the latest version ID {latestId} ('{index.Latest!.Version}') of product '{request.Product}': pass --version-id {latestId + 1} or higher.");
+
+        var state = new RunState(tree.TotalBytes);
+        var fileChunks = new List<ChunkRef>[tree.Files.Count];
+        var fileHashes = new string[tree.Files.Count];
+        var pending = new List<PendingChunk>(BatchChunks);
+        long pendingBytes = 0;
+
+        for (var f = 0; f < tree.Files.Count; f++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var file = tree.Files[f];
+            fileChunks[f] = [];
+            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            Stream stream;
+            try
+            {
+                stream = ReleaseTree.OpenRead(file.FullPath);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                throw new InvalidInputException($"File '{file.FullPath}' cannot be read ({ex.Message}): fix its permissions or remove it from the tree.", ex);
+            }
+            using (stream)
+            {
+                foreach (var chunk in chunker.Chunks(stream))
+                {
+                    hash.AppendData(chunk.Span);
+                    var copy = ArrayPool<byte>.Shared.Rent(chunk.Length);
+                    chunk.Span.CopyTo(copy);
+                    pending.Add(new PendingChunk(f, fileChunks[f].Count, copy, chunk.Length));
+                    fileChunks[f].Add(null!); // placeholder, filled when the batch is encoded
+                    pendingBytes += chunk.Length;
+                    if (pending.Count >= BatchChunks || pendingBytes >= BatchBytes)
+                    {
+                        EncodeAndStore(pending, fileChunks, state, cancellationToken);
+                        pendingBytes = 0;
+                        progress?.Report(state.Snapshot(file.RelativePath));
+                    }
+                }
+            }
+            fileHashes[f] = Convert.ToHexStringLower(hash.GetHashAndReset());
+        }
+        EncodeAndStore(pending, fileChunks, state, cancellationToken);
+        progress?.Report(state.Snapshot(null));
+
+        // Chunks must be durable before anything that refers to them.
+        _store.Flush();
+
+        var files = tree.Files.Select((f, i) =>
+        {
+            var size = fileChunks[i].Sum(c => (long)c.Length);
+            return new ManifestFile(f.RelativePath, f.Mode, size, fileHashes[i], fileChunks[i]);
+        }).ToList();
+        var symlinks = tree.Symlinks.Select(s => new ManifestSymlink(s.RelativePath, s.Target)).ToList();
+        var now = _time.GetUtcNow();
+        var created = new DateTimeOffset(now.UtcTicks - now.UtcTicks % TimeSpan.TicksPerSecond, TimeSpan.Zero);
+        var expires = created + TimeSpan.FromSeconds(Math.Ceiling(lifetime.TotalSeconds));
+        var manifest = new Manifest(request.Product, request.Version, versionId, created, expires, chunker.Options,
+            InventoryDigest.Of(files), files, symlinks);
+        var manifestBytes = ManifestSerializer.Serialize(manifest);
+        var signature = ManifestSigner.Sign(manifestBytes, _signingKey);
+        var manifestPath = StoreLayout.ManifestPath(request.Product, request.Version);
+        _store.WriteFile(manifestPath, manifestBytes);
+        _store.WriteFile(StoreLayout.SignaturePathFor(manifestPath), signature);
+        // Commit point: the version exists once the index lists it.
+        _store.WriteFile(indexPath, index.With(new ReleaseIndexEntry(request.Version, versionId, manifestPath, created)).ToBytes());
+        if (request.Channel is not null)
+            _store.WriteFile(StoreLayout.ChannelPath(request.Product, request.Channel),
+                new ChannelPointer(request.Product, request.Channel, request.Version, versionId, manifestPath).ToBytes());
+
+        return new PublishResult(request.Product, request.Version, versionId, manifestPath, files.Count, symlinks.Count,
+            tree.Files.Count == 0 ? 0 : files.Sum(f => f.Size), state.ChunksDone, state.Distinct.Count, state.ChunksNew, state.BytesNew,
+            manifest.InventoryDigest, stopwatch.Elapsed);
+    }
+
+    private void EncodeAndStore(List<PendingChunk> pending, List<ChunkRef>[] fileChunks, RunState state, CancellationToken cancellationToken)
+    {
+        if (pending.Count == 0) return;
+        try
+        {
+            var results = new (ChunkId Id, bool Written, int StoredLength)[pending.Count];
+            Parallel.For(0, pending.Count,
+                new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, Parallelism), CancellationToken = cancellationToken },
+                i =>
+                {
+                    var p = pending[i];
+                    var encoded = ChunkCodec.Encode(p.Buffer.AsSpan(0, p.Length), _contentKey);
+                    // The first occurrence in this run decides; repeats are neither re-checked nor counted as new.
+                    var written = state.Distinct.TryAdd(encoded.Id, 0) && _store.PutChunkIfAbsent(encoded.Id, encoded.Stored);
+                    results[i] = (encoded.Id, written, encoded.Stored.Length);
+                });
+            for (var i = 0; i < pending.Count; i++)
+            {
+                var p = pending[i];
+                fileChunks[p.FileIndex][p.ChunkIndex] = new ChunkRef(results[i].Id, p.Length);
+                state.ChunksDone++;
+                state.BytesDone += p.Length;
+                if (results[i].Written)
+                {
+                    state.ChunksNew++;
+                    state.BytesNew += results[i].StoredLength;
+                }
+            }
+        }
+        catch (AggregateException ex) when (ex.InnerExceptions.Count == 1)
+        {
+            // Parallel.For wraps failures; surface the real one (e.g. an IOException from the store).
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(ex.InnerExceptions[0]).Throw();
+        }
+        finally
+        {
+            foreach (var p in pending) ArrayPool<byte>.Shared.Return(p.Buffer);
+            pending.Clear();
+        }
+    }
+
+    private sealed record PendingChunk(int FileIndex, int ChunkIndex, byte[] Buffer, int Length);
+
+    private sealed class RunState(long bytesTotal)
+    {
+        public readonly ConcurrentDictionary<ChunkId, byte> Distinct = new();
+        public long BytesDone;
+        public long ChunksDone;
+        public long ChunksNew;
+        public long BytesNew;
+
+        public PublishProgress Snapshot(string? file) => new(BytesDone, bytesTotal, ChunksDone, ChunksNew, file);
+    }
+}

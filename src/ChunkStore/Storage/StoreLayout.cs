@@ -1,0 +1,66 @@
+using Orchestrator.ChunkStore.Codec;
+using Orchestrator.ChunkStore.Validation;
+
+namespace Orchestrator.ChunkStore.Storage;
+
+/// <summary>
+/// Every path of the store layout (docs/store-format.md), relative to the store root with '/' separators, so
+/// the same strings serve as file paths under the root and as URL paths on the gateway or any mirror.
+/// </summary>
+public static class StoreLayout
+{
+    /// <summary>Folder of chunk objects.</summary>
+    public const string ChunksDirectory = "chunks";
+
+    /// <summary>Folder of manifests, signatures and release indexes.</summary>
+    public const string ManifestsDirectory = "manifests";
+
+    /// <summary>Folder of channel pointers.</summary>
+    public const string ChannelsDirectory = "channels";
+
+    /// <summary>Writers' advisory lock file at the root.</summary>
+    public const string LockFile = ".orch-store.lock";
+
+    /// <summary>File name of a product's release index.</summary>
+    public const string IndexFileName = "index.json";
+
+    /// <summary><c>chunks/ab/&lt;id&gt;</c>.</summary>
+    public static string ChunkPath(ChunkId id) => $"{ChunksDirectory}/{id.Hex[..2]}/{id.Hex}";
+
+    /// <summary><c>manifests/&lt;product&gt;/&lt;version&gt;.json</c>.</summary>
+    public static string ManifestPath(string product, string version)
+    {
+        StoreNames.RequireProduct(product);
+        StoreNames.RequireVersion(version);
+        return $"{ManifestsDirectory}/{product}/{version}.json";
+    }
+
+    /// <summary><c>manifests/&lt;product&gt;/&lt;version&gt;.json.sig</c>.</summary>
+    public static string SignaturePath(string product, string version) => ManifestPath(product, version) + ".sig";
+
+    /// <summary>Signature path for a manifest path.</summary>
+    public static string SignaturePathFor(string manifestPath) => manifestPath + ".sig";
+
+    /// <summary><c>manifests/&lt;product&gt;/index.json</c>.</summary>
+    public static string IndexPath(string product)
+    {
+        StoreNames.RequireProduct(product);
+        return $"{ManifestsDirectory}/{product}/{IndexFileName}";
+    }
+
+    /// <summary><c>channels/&lt;product&gt;/&lt;channel&gt;.json</c>.</summary>
+    public static string ChannelPath(string product, string channel)
+    {
+        StoreNames.RequireProduct(product);
+        StoreNames.RequireChannel(channel);
+        return $"{ChannelsDirectory}/{product}/{channel}.json";
+    }
+
+    /// <summary>Joins a base URL (e.g. a mirror) and a store-relative path.</summary>
+    public static Uri ToUri(Uri baseUri, string relativePath)
+    {
+        ArgumentNullException.ThrowIfNull(baseUri);
+        var text = baseUri.AbsoluteUri;
+        return new Uri(text.EndsWith('/') ? text + relativePath : text + "/" + relativePath);
+    }
+}

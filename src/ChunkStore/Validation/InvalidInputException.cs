@@ -1,0 +1,27 @@
+namespace Orchestrator.ChunkStore.Validation;
+
+/// <summary>
+/// An input from outside (a name, a path, a tree, a version ID, a manifest, a key file) was rejected. The message
+/// names the input and says how to fix it; whoever throws it guarantees that no state was changed.
+/// </summary>
+public sealed class InvalidInputException : Exception
+{
+    /// <summary>Creates the exception with a message that names the bad input and the fix.</summary>
+    public InvalidInputException(string message) : base(message) { }
+
+    /// <summary>Creates the exception wrapping the low-level cause.</summary>
+    public InvalidInputException(string message, Exception inner) : base(message, inner) { }
+}
+
+/// <summary>
+/// Stored data failed a cryptographic or structural check (chunk id mismatch, authentication tag failure, size
+/// mismatch, decompression overflow). Never retried as-is: the data is wrong, not the attempt.
+/// </summary>
+public sealed class IntegrityException : Exception
+{
+    /// <summary>Creates the exception with a message that says which object failed which check.</summary>
+    public IntegrityException(string message) : base(message) { }
+
+    /// <summary>Creates the exception wrapping the low-level cause.</summary>
+    public IntegrityException(string message, Exception inner) : base(message, inner) { }
+}
