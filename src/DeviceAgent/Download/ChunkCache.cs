@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using Orchestrator.ChunkStore.Codec;
 using Orchestrator.DeviceAgent.Storage;
 
 namespace Orchestrator.DeviceAgent.Download;
@@ -21,8 +22,7 @@ public sealed class ChunkCache
     }
 
     /// <summary>True for 64 lower-case hex characters; anything else is refused before it can become a path.</summary>
-    public static bool IsValidId(string id) =>
-        id.Length == 64 && id.All(c => c is >= '0' and <= '9' or >= 'a' and <= 'f');
+    public static bool IsValidId(string id) => ChunkId.IsValid(id);
 
     /// <summary>Path of a cached chunk.</summary>
     public string PathOf(string id) => System.IO.Path.Combine(_root, Checked(id)[..2], id);

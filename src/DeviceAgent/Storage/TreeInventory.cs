@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
-using System.Text;
+using Orchestrator.ChunkStore.Manifests;
+using Orchestrator.ChunkStore.Validation;
 using Orchestrator.Messages.Protocol;
 
 namespace Orchestrator.DeviceAgent.Storage;
@@ -35,34 +36,18 @@ public static class TreeInventory
     public static IReadOnlyList<InventoryEntry> Scan(string root) =>
         Files(root).Select(f => new InventoryEntry(f.Relative, HashFile(f.Full))).ToList();
 
-    /// <summary>Tree digest: SHA-256 over <c>&lt;path&gt;\n&lt;sha256&gt;\n</c> per file, sorted by ordinal path (docs/store-format.md).</summary>
-    public static string Digest(IEnumerable<(string Path, string Sha256)> files)
-    {
-        using var h = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        foreach (var (path, sha) in files.OrderBy(f => f.Path, StringComparer.Ordinal))
-            h.AppendData(Encoding.UTF8.GetBytes(path + "\n" + sha + "\n"));
-        return Convert.ToHexStringLower(h.GetHashAndReset());
-    }
+    /// <summary>Tree digest as reported at check-in (<see cref="InventoryDigest"/>, docs/store-format.md).</summary>
+    public static string Digest(IEnumerable<InventoryEntry> files) => InventoryDigest.Compute(files.Select(f => (f.Path, f.Sha256)));
 
-    /// <summary>Digest of scanned entries.</summary>
-    public static string Digest(IEnumerable<InventoryEntry> files) => Digest(files.Select(f => (f.Path, f.Sha256)));
-
-    /// <summary>True for a relative path with forward slashes, no empty, '.' or '..' segments, no drive or root, no NUL.</summary>
-    public static bool IsSafeRelativePath(string path)
-    {
-        if (string.IsNullOrEmpty(path) || path.Length > 4096 || path.Contains('\0') || path.Contains('\\')) return false;
-        if (path.StartsWith('/') || (path.Length >= 2 && path[1] == ':')) return false;
-        foreach (var seg in path.Split('/'))
-            if (seg.Length == 0 || seg == "." || seg == "..") return false;
-        return true;
-    }
+    /// <summary>True for a path the manifest rules accept (<see cref="TreePaths.ProblemWithPath"/>): relative, '/'-separated, no '.' or '..' segments.</summary>
+    public static bool IsSafeRelativePath(string path) => TreePaths.ProblemWithPath(path) is null;
 
     /// <summary>Joins a relative path under <paramref name="root"/> and proves the result stays inside it.</summary>
     /// <exception cref="InvalidDataException">The path would escape the root.</exception>
     public static string ResolveInside(string root, string relative)
     {
-        if (!IsSafeRelativePath(relative))
-            throw new InvalidDataException($"path '{relative}' is not a safe relative path (absolute, empty segment, '.' or '..'); refusing to write outside '{root}'");
+        if (TreePaths.ProblemWithPath(relative) is { } problem)
+            throw new InvalidDataException($"path '{relative}' is refused: {problem}; nothing is written outside '{root}'");
         var rootFull = Path.TrimEndingDirectorySeparator(Path.GetFullPath(root)) + Path.DirectorySeparatorChar;
         var full = Path.GetFullPath(Path.Combine(rootFull, relative));
         if (!full.StartsWith(rootFull, StringComparison.Ordinal))

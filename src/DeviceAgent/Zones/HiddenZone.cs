@@ -85,7 +85,7 @@ public sealed class HiddenZone(ZoneLayout layout, DeviceKey key)
     public void Write(HiddenItem item, ReadOnlySpan<byte> value)
     {
         Directory.CreateDirectory(layout.Zones.Hidden);
-        DurableFile.WriteAllBytes(layout.Hidden(item), key.Seal(value, FileName(item)));
+        DurableFile.WriteAllBytes(layout.Hidden(item), key.Seal(value, FileName(item)), ownerOnly: true);
     }
 
     /// <summary>The installed version; a missing record means nothing installed, a damaged one is an error.</summary>

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Security.Cryptography;
 using System.Text;
+using Orchestrator.ChunkStore.Manifests;
 using Orchestrator.DeviceAgent.Storage;
 
 namespace Orchestrator.DeviceAgent.Zones;
@@ -21,7 +22,7 @@ public sealed class UpdaterBundle
         Entries = entries.OrderBy(e => e.Path, StringComparer.Ordinal).ToList();
 
     /// <summary>Digest of the tree (same rule as the client inventory digest).</summary>
-    public string Digest => TreeInventory.Digest(Entries.Select(e => (e.Path, e.Sha256)));
+    public string Digest => InventoryDigest.Compute(Entries.Select(e => (e.Path, e.Sha256)));
 
     /// <summary>Reads every regular file under <paramref name="folder"/>.</summary>
     public static UpdaterBundle FromFolder(string folder)
