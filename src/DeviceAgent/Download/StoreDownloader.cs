@@ -61,13 +61,33 @@ public sealed class StoreDownloader
     })
     { Timeout = Timeout.InfiniteTimeSpan };
 
-    /// <summary>Fetches a small store file (manifest, signature) into memory; longer than <paramref name="maxBytes"/> is refused.</summary>
-    public Task<byte[]> FetchFileAsync(string relativePath, long maxBytes, CancellationToken ct) =>
-        WithFailoverAsync(relativePath, async (source, token) =>
+    /// <summary>
+    /// Fetches small store files (e.g. a manifest and its signature) all from the same source and hands them to
+    /// <paramref name="accept"/>; when it throws <see cref="ContentRejectedException"/> (bad signature, wrong
+    /// product...) the next source is tried, so one bad mirror cannot block a device that has a good one.
+    /// </summary>
+    /// <param name="relativePaths">Store-relative paths to fetch.</param>
+    /// <param name="maxBytes">Largest size accepted per file; a longer response is refused.</param>
+    /// <param name="accept">Verifies the bytes and returns the result.</param>
+    /// <param name="ct">Cancellation.</param>
+    public Task<T> FetchVerifiedAsync<T>(IReadOnlyList<string> relativePaths, long maxBytes, Func<IReadOnlyList<byte[]>, T> accept, CancellationToken ct) =>
+        WithFailoverAsync(relativePaths[0], async (source, token) =>
         {
-            using var buffer = new MemoryStream();
-            await TransferAsync(source, relativePath, buffer, 0, maxBytes, token);
-            return buffer.ToArray();
+            var files = new List<byte[]>(relativePaths.Count);
+            foreach (var path in relativePaths)
+            {
+                using var buffer = new MemoryStream();
+                await TransferAsync(source, path, buffer, 0, maxBytes, token);
+                files.Add(buffer.ToArray());
+            }
+            try
+            {
+                return accept(files);
+            }
+            catch (ContentRejectedException e)
+            {
+                throw new SourceFailedException("rejected: " + e.Message) { Rejected = true };
+            }
         }, ct);
 
     /// <summary>
@@ -112,6 +132,7 @@ public sealed class StoreDownloader
         for (var round = 0; ; round++)
         {
             failures.Clear();
+            var rejected = false;
             foreach (var source in _sources)
             {
                 if (_blockedUntil.TryGetValue(source, out var until) && until > DateTimeOffset.UtcNow)
@@ -127,6 +148,7 @@ public sealed class StoreDownloader
                 {
                     failures.Add($"{source.Name}: {e.Message}");
                     _log($"download {relativePath} from {source.Name} failed: {e.Message}");
+                    rejected |= e.Rejected;
                     if (e.RetryAfter is { } ra)
                         _blockedUntil[source] = DateTimeOffset.UtcNow + (ra > MaxRetryAfter ? MaxRetryAfter : ra);
                 }
@@ -142,7 +164,7 @@ public sealed class StoreDownloader
                 }
             }
             if (round + 1 >= RoundsPerRequest)
-                throw new DownloadFailedException(relativePath, failures);
+                throw new DownloadFailedException(relativePath, failures) { ContentRejected = rejected };
             var delay = _backoff.Delay(round);
             var earliest = _sources.Select(s => _blockedUntil.TryGetValue(s, out var u) ? u : DateTimeOffset.MinValue).Min();
             var untilFree = earliest - DateTimeOffset.UtcNow;
@@ -248,7 +270,13 @@ public sealed class StoreDownloader
 internal sealed class SourceFailedException(string message, TimeSpan? retryAfter = null) : Exception(message)
 {
     public TimeSpan? RetryAfter { get; } = retryAfter;
+
+    /// <summary>The source answered, but with content that failed verification.</summary>
+    public bool Rejected { get; init; }
 }
+
+/// <summary>Thrown by a verification callback: the bytes a source served are not acceptable.</summary>
+public sealed class ContentRejectedException(string message, Exception? inner = null) : Exception(message, inner);
 
 /// <summary>Every source failed a request for several rounds; the session reports it and retries later.</summary>
 public sealed class DownloadFailedException(string relativePath, IReadOnlyList<string> failures)
@@ -256,4 +284,7 @@ public sealed class DownloadFailedException(string relativePath, IReadOnlyList<s
 {
     /// <summary>The store path that could not be fetched.</summary>
     public string RelativePath { get; } = relativePath;
+
+    /// <summary>True when at least one source served content that failed verification (a verify-stage failure, not a network one).</summary>
+    public bool ContentRejected { get; init; }
 }

@@ -88,7 +88,14 @@ public sealed class Launcher(AgentConfig config, Action<string> log, CrashPoints
         }
         var psi = new ProcessStartInfo(exe) { WorkingDirectory = layout.Client, UseShellExecute = false };
         foreach (var a in config.ClientArguments) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi);
-        log($"started client program '{config.ClientCommand}' (pid {p?.Id})");
+        try
+        {
+            using var p = Process.Start(psi);
+            log($"started client program '{config.ClientCommand}' (pid {p?.Id})");
+        }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            log($"client program '{exe}' could not be started: {e.Message} (is it executable in the release? its mode comes from the manifest)");
+        }
     }
 }

@@ -164,37 +164,42 @@ public sealed class UpdateSession
 
     private async Task<Manifest> FetchVerifiedManifestAsync(StoreDownloader downloader, CheckInResponse response, InstalledVersion installed, CancellationToken ct)
     {
-        byte[] bytes, signature;
+        var trustRoot = ReleasePublicKey.FromBytes(_hidden.ReadRequired(HiddenItem.TrustRoot));
+        var path = response.ManifestPath!;
         try
         {
-            bytes = await downloader.FetchFileAsync(response.ManifestPath!, _config.Download.MaxManifestBytes, ct);
-            signature = await downloader.FetchFileAsync(StoreLayout.SignaturePathFor(response.ManifestPath!), 1024, ct);
+            return await downloader.FetchVerifiedAsync([path, StoreLayout.SignaturePathFor(path)], _config.Download.MaxManifestBytes,
+                files => Verify(files[0], files[1], trustRoot, path, response, installed), ct);
         }
         catch (DownloadFailedException e)
         {
-            throw new SessionFailedException(FailureStage.Download, e.Message, e);
+            throw new SessionFailedException(e.ContentRejected ? FailureStage.Verify : FailureStage.Download, e.Message, e);
         }
+    }
+
+    /// <summary>Signature by the trust root, then product, assigned version, no rollback, no freeze.</summary>
+    private Manifest Verify(byte[] bytes, byte[] signature, ReleasePublicKey trustRoot, string path, CheckInResponse response, InstalledVersion installed)
+    {
+        var where = $"manifest '{path}'";
         Manifest manifest;
         try
         {
-            var trustRoot = ReleasePublicKey.FromBytes(_hidden.ReadRequired(HiddenItem.TrustRoot));
             manifest = ManifestSigner.VerifyAndParse(bytes, signature, trustRoot);
         }
         catch (Exception e) when (e is IntegrityException or InvalidInputException)
         {
-            throw new SessionFailedException(FailureStage.Verify, $"manifest '{response.ManifestPath}' rejected: {e.Message}", e);
+            throw new ContentRejectedException($"{where}: {e.Message}", e);
         }
-        var where = $"manifest '{response.ManifestPath}'";
         if (manifest.Product != _config.Product)
-            throw new SessionFailedException(FailureStage.Verify, $"{where} is for product '{manifest.Product}', this device runs '{_config.Product}'; rejected");
+            throw new ContentRejectedException($"{where} is for product '{manifest.Product}', this device runs '{_config.Product}'");
         if (manifest.VersionId != response.TargetVersionId)
-            throw new SessionFailedException(FailureStage.Verify, $"{where} has version ID {manifest.VersionId}, the gateway assigned {response.TargetVersionId}; rejected");
+            throw new ContentRejectedException($"{where} has version ID {manifest.VersionId}, the gateway assigned {response.TargetVersionId}");
         if (response.Action == UpdateAction.Upgrade && manifest.VersionId <= installed.VersionId)
-            throw new SessionFailedException(FailureStage.Verify, $"{where} has version ID {manifest.VersionId}, not newer than the installed {installed.VersionId}; rollback refused");
+            throw new ContentRejectedException($"{where} has version ID {manifest.VersionId}, not newer than the installed {installed.VersionId}; rollback refused");
         if (response.Action == UpdateAction.Repair && manifest.VersionId != installed.VersionId)
-            throw new SessionFailedException(FailureStage.Verify, $"{where} has version ID {manifest.VersionId}, but a repair must use the installed version {installed.VersionId}; rejected");
+            throw new ContentRejectedException($"{where} has version ID {manifest.VersionId}, but a repair must use the installed version {installed.VersionId}");
         if (manifest.ExpiresUtc <= _time.GetUtcNow())
-            throw new SessionFailedException(FailureStage.Verify, $"{where} expired at {manifest.ExpiresUtc:O}; a stale release is refused (freeze protection)");
+            throw new ContentRejectedException($"{where} expired at {manifest.ExpiresUtc:O}; a stale release is refused (freeze protection)");
         return manifest;
     }
 

@@ -25,10 +25,14 @@ public sealed class TestStore : IDisposable
     public Publisher Publisher { get; }
 
     /// <summary>Writes a release tree from (path, content) pairs and publishes it.</summary>
-    public PublishResult Publish(string version, IReadOnlyDictionary<string, byte[]> files, string product = "acme", TimeSpan? lifetime = null)
+    public PublishResult Publish(string version, IReadOnlyDictionary<string, byte[]> files, string product = "acme", TimeSpan? lifetime = null,
+        IReadOnlyDictionary<string, UnixFileMode>? modes = null)
     {
         var tree = _dir.Sub("trees/" + product + "-" + version);
         WriteTree(tree, files);
+        foreach (var (path, mode) in modes ?? new Dictionary<string, UnixFileMode>())
+            if (!OperatingSystem.IsWindows())
+                File.SetUnixFileMode(Path.Combine(tree, path), mode);
         return Publisher.Publish(new PublishRequest(product, version, tree, Lifetime: lifetime));
     }
 
