@@ -13,12 +13,18 @@ public sealed class GrantLimiter
     private double _tokens;
     private long _lastTicks;
     private long _spent;
+    private readonly DateTimeOffset? _expires;
 
     /// <summary>Creates a limiter; <paramref name="bytesPerSecond"/> or <paramref name="maxBytes"/> &lt;= 0 means unlimited.</summary>
-    public GrantLimiter(long bytesPerSecond, long maxBytes, TimeProvider? time = null)
+    /// <param name="bytesPerSecond">Rate cap.</param>
+    /// <param name="maxBytes">Total bytes allowed.</param>
+    /// <param name="time">Clock.</param>
+    /// <param name="expiresUtc">After this instant the grant is void and the agent must check in again.</param>
+    public GrantLimiter(long bytesPerSecond, long maxBytes, TimeProvider? time = null, DateTimeOffset? expiresUtc = null)
     {
         _bytesPerSecond = bytesPerSecond;
         _maxBytes = maxBytes;
+        _expires = expiresUtc;
         _time = time ?? TimeProvider.System;
         _tokens = bytesPerSecond;
         _lastTicks = _time.GetTimestamp();
@@ -36,7 +42,9 @@ public sealed class GrantLimiter
     {
         var spent = Interlocked.Add(ref _spent, bytes);
         if (_maxBytes > 0 && spent > _maxBytes)
-            throw new GrantExhaustedException(_maxBytes);
+            throw new GrantExhaustedException($"download grant of {_maxBytes} bytes is used up; checking in again for a fresh grant");
+        if (_expires is { } exp && _time.GetUtcNow() > exp)
+            throw new GrantExhaustedException($"download grant expired at {exp:O}; checking in again for a fresh grant");
         if (_bytesPerSecond <= 0) return;
         TimeSpan wait;
         lock (_gate)
@@ -52,5 +60,4 @@ public sealed class GrantLimiter
 }
 
 /// <summary>The download grant's byte allowance is used up; the agent checks in again for a fresh grant.</summary>
-public sealed class GrantExhaustedException(long maxBytes)
-    : Exception($"download grant of {maxBytes} bytes is used up; checking in again for a fresh grant");
+public sealed class GrantExhaustedException(string message) : Exception(message);

@@ -132,7 +132,7 @@ public sealed class UpdateSession
 
         var credential = Encoding.UTF8.GetString(_hidden.ReadRequired(HiddenItem.DeviceCredential));
         var downloader = new StoreDownloader(_http, Sources(response, credential), _config.Download, _cache,
-            response.Grant is { } g ? new GrantLimiter(g.BytesPerSecond, g.MaxBytes) : GrantLimiter.Unlimited, _log);
+            response.Grant is { } g ? new GrantLimiter(g.BytesPerSecond, g.MaxBytes, _time, g.ExpiresUtc) : GrantLimiter.Unlimited, _log);
 
         var manifest = await FetchVerifiedManifestAsync(downloader, response, installed, ct);
         var plan = Plan(manifest, inventory);

@@ -180,6 +180,26 @@ public sealed class UpdateSessionTests(ITestOutputHelper output) : IAsyncLifetim
         Assert.Equal(v1.InventoryDigest, ClientDigest());
     }
 
+    [Fact]
+    public async Task A_small_grant_spreads_the_download_over_several_check_ins_without_refetching()
+    {
+        using var device = new TestDevice(_gw.BaseUrl, contentKey: _store.ContentKey.ToBytes(), trustRoot: _store.SigningKey.PublicKey.ToBytes(),
+            download: TestDevice.FastDownloads with { MaxSessionAttempts = 20 });
+        var v1 = _store.Publish("1.0", V1());
+        var grant = new DownloadGrant(400_000, 0, DateTimeOffset.UtcNow.AddHours(1));
+        _gw.Decide = FakeGateway.Assign(v1.VersionId, v1.Version, v1.ManifestPath, v1.InventoryDigest, grant: grant);
+        var session = new UpdateSession(device.Config, device.Layout, device.Hidden,
+            new HttpGatewayClient(_http, _gw.BaseUrl, device.Config.DeviceId, TestDevice.Credential, TimeSpan.FromSeconds(5)), _http, log: output.WriteLine);
+        var result = await session.RunUntilSuccessAsync(CancellationToken.None);
+
+        Assert.Equal(v1.InventoryDigest, TreeInventory.Digest(TreeInventory.Scan(device.Layout.Client)));
+        Assert.True(result.Attempts >= 3, $"1.1 MB under a 400 kB grant took {result.Attempts} check-ins");
+        Assert.All(_gw.Failures, f => Assert.Contains("grant", f.Reason));
+        // Each check-in only adds what is missing: total served stays close to the release size.
+        var stored = _store.Manifest(v1).DistinctChunks().Sum(id => new FileInfo(Path.Combine(_store.Root, Orchestrator.ChunkStore.Storage.StoreLayout.ChunkPath(id))).Length);
+        Assert.True(_gw.StoreBytesServed < stored + result.Attempts * 300_000, $"served {_gw.StoreBytesServed} bytes for {stored} stored bytes");
+    }
+
     // ---- every bad input is rejected with nothing installed ----
 
     private async Task AssertRejected(string expectedInMessage, TimeProvider? time = null)
