@@ -39,6 +39,9 @@ public sealed class Publisher
     /// <summary>Degree of parallelism for encoding chunks (defaults to the processor count).</summary>
     public int Parallelism { get; init; } = Environment.ProcessorCount;
 
+    /// <summary>Opens a tree file for reading; tests substitute it to simulate unreadable files.</summary>
+    internal Func<string, Stream> OpenFile { get; init; } = ReleaseTree.DefaultOpenRead;
+
     /// <summary>Publishes <paramref name="request"/>; see the class summary for the order of effects.</summary>
     public PublishResult Publish(PublishRequest request, IProgress<PublishProgress>? progress = null, CancellationToken cancellationToken = default)
     {
@@ -52,7 +55,7 @@ public sealed class Publisher
         if (lifetime < TimeSpan.FromSeconds(1))
             throw new InvalidInputException($"Manifest lifetime {lifetime} is too short: use at least one second (e.g. 365 days).");
         var chunker = new FastCdcChunker(request.Chunking ?? ChunkingOptions.Default);
-        var tree = ReleaseTree.Scan(request.TreePath);
+        var tree = ReleaseTree.Scan(request.TreePath, OpenFile);
 
         using var writerLock = _store.AcquireWriterLock();
         var indexPath = StoreLayout.IndexPath(request.Product);
@@ -80,7 +83,7 @@ public sealed class Publisher
             Stream stream;
             try
             {
-                stream = ReleaseTree.OpenRead(file.FullPath);
+                stream = OpenFile(file.FullPath);
             }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
             {

@@ -41,14 +41,13 @@ public sealed class ReleaseTree
     /// <summary>Sum of file sizes.</summary>
     public long TotalBytes => Files.Sum(f => f.Size);
 
-    /// <summary>Opens a file for reading; tests replace it to simulate unreadable files.</summary>
-    internal static Func<string, Stream> OpenRead { get; set; } = DefaultOpenRead;
-
     internal static Stream DefaultOpenRead(string path) =>
         new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1, FileOptions.SequentialScan);
 
     /// <summary>Scans and validates the tree at <paramref name="root"/>; throws <see cref="InvalidInputException"/> naming the first bad entry.</summary>
-    public static ReleaseTree Scan(string root)
+    public static ReleaseTree Scan(string root) => Scan(root, DefaultOpenRead);
+
+    internal static ReleaseTree Scan(string root, Func<string, Stream> openRead)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(root);
         var full = Path.GetFullPath(root);
@@ -56,7 +55,7 @@ public sealed class ReleaseTree
             throw new InvalidInputException($"Release tree '{full}' is not a directory: pass the folder holding the release's files.");
         var files = new List<TreeFile>();
         var symlinks = new List<TreeSymlink>();
-        Walk(full, "", files, symlinks);
+        Walk(full, "", files, symlinks, openRead);
         files.Sort((a, b) => string.CompareOrdinal(a.RelativePath, b.RelativePath));
         symlinks.Sort((a, b) => string.CompareOrdinal(a.RelativePath, b.RelativePath));
         var all = files.Select(f => f.RelativePath).Concat(symlinks.Select(s => s.RelativePath)).ToList();
@@ -67,7 +66,7 @@ public sealed class ReleaseTree
         return new ReleaseTree(full, files, symlinks);
     }
 
-    private static void Walk(string dir, string prefix, List<TreeFile> files, List<TreeSymlink> symlinks)
+    private static void Walk(string dir, string prefix, List<TreeFile> files, List<TreeSymlink> symlinks, Func<string, Stream> openRead)
     {
         IEnumerable<string> entries;
         try
@@ -96,13 +95,13 @@ public sealed class ReleaseTree
                     symlinks.Add(new TreeSymlink(relative, target));
                     break;
                 case EntryType.Directory:
-                    Walk(entry, relative, files, symlinks);
+                    Walk(entry, relative, files, symlinks, openRead);
                     break;
                 case EntryType.Regular:
                     var info = new FileInfo(entry);
                     try
                     {
-                        using var probe = OpenRead(entry);
+                        using var probe = openRead(entry);
                     }
                     catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
                     {

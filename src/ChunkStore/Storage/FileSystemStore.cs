@@ -183,7 +183,7 @@ public sealed class FileSystemStore : IContentStore
         }
         catch (IOException ex)
         {
-            throw new InvalidInputException($"Store '{Root}' is locked by another writer (publish or gc in progress): wait for it to finish and retry.", ex);
+            throw new StoreBusyException($"Store '{Root}' is locked by another writer (publish or gc in progress): wait for it to finish and retry.", ex);
         }
     }
 }

@@ -25,3 +25,13 @@ public sealed class IntegrityException : Exception
     /// <summary>Creates the exception wrapping the low-level cause.</summary>
     public IntegrityException(string message, Exception inner) : base(message, inner) { }
 }
+
+/// <summary>
+/// Another writer (publish or gc) holds the store's lock. Nothing was changed; retrying later is the fix, which
+/// is why this is not an <see cref="InvalidInputException"/>.
+/// </summary>
+public sealed class StoreBusyException : Exception
+{
+    /// <summary>Creates the exception with a message naming the store.</summary>
+    public StoreBusyException(string message, Exception inner) : base(message, inner) { }
+}

@@ -1,0 +1,121 @@
+using Orchestrator.ChunkStore.Chunking;
+using Orchestrator.ChunkStore.Keys;
+using Orchestrator.ChunkStore.Publishing;
+using Orchestrator.ChunkStore.Storage;
+using Orchestrator.Cli.CommandLine;
+using Orchestrator.Cli.Output;
+using Spectre.Console;
+
+namespace Orchestrator.Cli.Palettes;
+
+/// <summary><c>orch release ...</c>: publishing releases into a store (also <c>orch publish</c>).</summary>
+public static class ReleasePalette
+{
+    /// <summary>Registers the palette and the <c>orch publish</c> shortcut.</summary>
+    public static void Register(CommandRegistry registry)
+    {
+        registry.Palette("release", "publish releases into a content store")
+            .Add(new CommandSpec("release", "publish",
+                "Chunk, encrypt and store a release tree (only absent chunks are written), then sign and commit its manifest.",
+                [
+                    new SwitchSpec("store", "DIR", "content store folder (created on first publish)", Required: true),
+                    new SwitchSpec("keys", "DIR", "key folder from 'orch keys init'", Required: true),
+                    new SwitchSpec("product", "NAME", "product name, e.g. acme-client", Required: true),
+                    new SwitchSpec("version", "VERSION", "version string, e.g. 2.1.0", Required: true),
+                    new SwitchSpec("version-id", "N", "monotonic version ID (default: latest + 1)"),
+                    new SwitchSpec("channel", "NAME", "point this channel (e.g. stable) at the new version"),
+                    new SwitchSpec("expires-days", "DAYS", "manifest lifetime in days (default 365)"),
+                    new SwitchSpec("chunk-min", "BYTES", $"FastCDC minimum chunk size (default {ChunkingOptions.Default.Min})"),
+                    new SwitchSpec("chunk-avg", "BYTES", $"FastCDC average chunk size, a power of two (default {ChunkingOptions.Default.Avg})"),
+                    new SwitchSpec("chunk-max", "BYTES", $"FastCDC maximum chunk size (default {ChunkingOptions.Default.Max})"),
+                    new SwitchSpec("json", null, "machine-readable output"),
+                ],
+                ["TREE"],
+                Publish))
+            .Alias("publish", "release", "publish");
+    }
+
+    private static Task<int> Publish(CommandInvocation call, CancellationToken cancellationToken)
+    {
+        var defaults = ChunkingOptions.Default;
+        var chunking = new ChunkingOptions(
+            (int)(call.OptionalLong("chunk-min", 1, int.MaxValue) ?? defaults.Min),
+            (int)(call.OptionalLong("chunk-avg", 1, int.MaxValue) ?? defaults.Avg),
+            (int)(call.OptionalLong("chunk-max", 1, int.MaxValue) ?? defaults.Max));
+        var days = call.OptionalLong("expires-days", 1, 36500) ?? 365;
+        var request = new PublishRequest(
+            call.Required("product"),
+            call.Required("version"),
+            call.Positionals[0],
+            call.OptionalLong("version-id", 1),
+            call.Optional("channel"),
+            TimeSpan.FromDays(days),
+            chunking);
+
+        var keysDir = call.Required("keys");
+        var contentKey = KeyFiles.LoadContentKey(keysDir);
+        using var signingKey = KeyFiles.LoadSigningKey(keysDir);
+        var store = FileSystemStore.Open(call.Required("store"), create: true);
+        var publisher = new Publisher(store, contentKey, signingKey);
+
+        PublishResult result;
+        if (call.Console.IsTerminal && !call.Json)
+        {
+            var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(call.Console.Out) });
+            PublishResult? done = null;
+            console.Progress()
+                .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new TransferSpeedColumn(), new RemainingTimeColumn())
+                .Start(ctx =>
+                {
+                    var task = ctx.AddTask($"publish {request.Product} {request.Version}", maxValue: 1);
+                    done = publisher.Publish(request, new InlineProgress(p =>
+                    {
+                        task.MaxValue = Math.Max(1, p.BytesTotal);
+                        task.Value = p.BytesDone;
+                    }), cancellationToken);
+                    task.Value = task.MaxValue;
+                });
+            result = done!;
+        }
+        else result = publisher.Publish(request, null, cancellationToken);
+
+        var seconds = Math.Max(result.Elapsed.TotalSeconds, 1e-6);
+        if (call.Json)
+            Render.Json(call.Console.Out, new
+            {
+                result.Product,
+                result.Version,
+                result.VersionId,
+                result.ManifestPath,
+                signaturePath = StoreLayout.SignaturePathFor(result.ManifestPath),
+                result.Files,
+                result.Symlinks,
+                result.BytesTotal,
+                result.ChunksTotal,
+                result.ChunksDistinct,
+                result.ChunksNew,
+                result.BytesNew,
+                result.InventoryDigest,
+                elapsedSeconds = Math.Round(result.Elapsed.TotalSeconds, 3),
+                throughputMiBPerSecond = Math.Round(result.BytesTotal / 1048576.0 / seconds, 1),
+                channel = request.Channel,
+            });
+        else
+        {
+            var o = call.Console.Out;
+            o.WriteLine($"Published {result.Product} {result.Version} (version ID {result.VersionId}){(request.Channel is null ? "" : $", channel {request.Channel}")}");
+            o.WriteLine($"  files      {result.Files} files, {result.Symlinks} symlinks, {Render.Bytes(result.BytesTotal)}");
+            o.WriteLine($"  chunks     {result.ChunksTotal} total, {result.ChunksDistinct} distinct, {result.ChunksNew} new");
+            o.WriteLine($"  bytes new  {Render.Bytes(result.BytesNew)} stored");
+            o.WriteLine($"  elapsed    {Render.Seconds(result.Elapsed)} ({Render.Bytes((long)(result.BytesTotal / seconds))}/s)");
+            o.WriteLine($"  manifest   {result.ManifestPath}");
+        }
+        return Task.FromResult(ExitCodes.Success);
+    }
+
+    /// <summary>Reports on the publishing thread (Progress&lt;T&gt; would post to the thread pool, out of order).</summary>
+    private sealed class InlineProgress(Action<PublishProgress> report) : IProgress<PublishProgress>
+    {
+        public void Report(PublishProgress value) => report(value);
+    }
+}

@@ -1,0 +1,157 @@
+using Orchestrator.ChunkStore.Chunking;
+using Orchestrator.ChunkStore.Codec;
+using Orchestrator.ChunkStore.Keys;
+using Orchestrator.ChunkStore.Maintenance;
+using Orchestrator.ChunkStore.Manifests;
+using Orchestrator.ChunkStore.Publishing;
+using Orchestrator.ChunkStore.Storage;
+using Orchestrator.ChunkStore.Tests.Support;
+using Orchestrator.ChunkStore.Validation;
+
+namespace Orchestrator.ChunkStore.Tests.Maintenance;
+
+public sealed class StoreMaintenanceTests : IDisposable
+{
+    private static readonly ChunkingOptions Small = new(1024, 4096, 16384);
+    private readonly TempDir _dir = new();
+    private readonly ContentKey _contentKey = ContentKey.Generate();
+    private readonly ReleaseSigningKey _signingKey = ReleaseSigningKey.Generate();
+
+    public void Dispose()
+    {
+        _signingKey.Dispose();
+        _dir.Dispose();
+    }
+
+    private FileSystemStore Store => FileSystemStore.Open(_dir.Sub("store"), create: true);
+
+    /// <summary>Three releases: each has its own binary (disjoint chunks) plus a shared library.</summary>
+    private List<PublishResult> PublishThree(string? channelOnFirst = null)
+    {
+        var shared = TestData.Random(50_000, 500);
+        var results = new List<PublishResult>();
+        for (var v = 1; v <= 3; v++)
+        {
+            var tree = _dir.Sub($"tree{v}");
+            TestData.WriteFile(tree, "bin/app", TestData.Random(60_000, v));
+            TestData.WriteFile(tree, "lib/shared.so", shared);
+            results.Add(new Publisher(Store, _contentKey, _signingKey).Publish(
+                new PublishRequest("acme", $"{v}.0", tree, Channel: v == 1 ? channelOnFirst : null, Chunking: Small)));
+        }
+        return results;
+    }
+
+    private Manifest ManifestOf(PublishResult r) => ManifestSerializer.Parse(Store.ReadFile(r.ManifestPath)!);
+
+    [Fact]
+    public void Stats_count_chunks_bytes_and_versions()
+    {
+        var results = PublishThree("stable");
+        var stats = new StoreMaintenance(Store).Stats();
+        var product = Assert.Single(stats.Products);
+        Assert.Equal(3, product.Versions);
+        Assert.Equal("3.0", product.LatestVersion);
+        Assert.Equal("1.0", product.Channels["stable"]);
+        Assert.Equal(results.Sum(r => r.ChunksNew), stats.Chunks);
+        Assert.Equal(results.Sum(r => r.BytesNew), stats.ChunkBytes);
+        Assert.Equal(0, stats.UnreferencedChunks);
+        Assert.Equal(3 * 110_000, product.LogicalBytes);
+    }
+
+    [Fact]
+    public void Verify_passes_on_a_good_store_and_finds_a_corrupted_chunk()
+    {
+        var results = PublishThree();
+        var maintenance = new StoreMaintenance(Store);
+        var good = maintenance.Verify(_signingKey.PublicKey);
+        Assert.True(good.Ok, string.Join("\n", good.Problems));
+        Assert.Equal(3, good.ManifestsChecked);
+        Assert.True(good.SignaturesVerified);
+
+        var victim = ManifestOf(results[1]).Files[0].Chunks[0].Id;
+        var path = Path.Combine(Store.Root, StoreLayout.ChunkPath(victim));
+        var bytes = File.ReadAllBytes(path);
+        bytes[100] ^= 0xFF;
+        File.WriteAllBytes(path, bytes);
+
+        var bad = maintenance.Verify(_signingKey.PublicKey);
+        Assert.False(bad.Ok);
+        Assert.Contains(bad.Problems, p => p.Contains(victim.Hex) && p.Contains("corrupted"));
+    }
+
+    [Fact]
+    public void Verify_finds_missing_chunks_and_bad_signatures()
+    {
+        var results = PublishThree();
+        var victim = ManifestOf(results[0]).Files[0].Chunks[0].Id;
+        File.Delete(Path.Combine(Store.Root, StoreLayout.ChunkPath(victim)));
+        using var otherKey = ReleaseSigningKey.Generate();
+        var report = new StoreMaintenance(Store).Verify(otherKey.PublicKey);
+        Assert.Contains(report.Problems, p => p.Contains(victim.Hex) && p.Contains("missing"));
+        Assert.Equal(3, report.Problems.Count(p => p.Contains("signature does not verify")));
+    }
+
+    [Fact]
+    public void Gc_without_policy_removes_only_unreferenced_chunks_and_leftovers()
+    {
+        var results = PublishThree();
+        var store = Store;
+        var orphan = ChunkCodec.Encode(TestData.Random(5000, 999), _contentKey);
+        store.PutChunkIfAbsent(orphan.Id, orphan.Stored);
+        var temp = Path.Combine(store.Root, "chunks", "ab", "abc.tmp-123456");
+        Directory.CreateDirectory(Path.GetDirectoryName(temp)!);
+        File.WriteAllBytes(temp, [1, 2, 3]);
+        var chunksBefore = store.EnumerateChunks().ToHashSet();
+
+        var report = new StoreMaintenance(store).CollectGarbage(new GcPolicy());
+
+        Assert.Equal(1, report.ChunksDeleted);
+        Assert.Equal(orphan.Stored.Length, report.BytesFreed);
+        Assert.Equal(1, report.TempFilesDeleted);
+        Assert.Empty(report.VersionsRemoved);
+        chunksBefore.Remove(orphan.Id);
+        Assert.Equal(chunksBefore, store.EnumerateChunks().ToHashSet());
+        Assert.True(new StoreMaintenance(store).Verify(_signingKey.PublicKey).Ok);
+    }
+
+    [Fact]
+    public void Gc_keep_last_drops_old_versions_but_keeps_shared_and_pinned_chunks()
+    {
+        var results = PublishThree("stable"); // channel pins 1.0
+        var store = Store;
+        var v1 = ManifestOf(results[0]);
+        var v2 = ManifestOf(results[1]);
+        var v3 = ManifestOf(results[2]);
+
+        var dry = new StoreMaintenance(store).CollectGarbage(new GcPolicy(KeepLast: 1, DryRun: true));
+        Assert.Equal(["acme/2.0"], dry.VersionsRemoved);
+        Assert.True(File.Exists(Path.Combine(store.Root, results[1].ManifestPath)));
+
+        var report = new StoreMaintenance(store).CollectGarbage(new GcPolicy(KeepLast: 1));
+        Assert.Equal(["acme/2.0"], report.VersionsRemoved);
+        Assert.Equal(2, report.ManifestFilesDeleted);
+        var remaining = store.EnumerateChunks().ToHashSet();
+        Assert.Equal(v1.DistinctChunks().Union(v3.DistinctChunks()).ToHashSet(), remaining);
+        // v2's own binary chunks are gone; the library chunks it shared with v1 and v3 remain.
+        Assert.DoesNotContain(v2.Files[0].Chunks[0].Id, remaining);
+        Assert.Contains(v2.Files[1].Chunks[0].Id, remaining);
+        var index = ReleaseIndex.Parse(store.ReadFile(StoreLayout.IndexPath("acme"))!);
+        Assert.Equal(["1.0", "3.0"], index.Versions.Select(v => v.Version));
+        Assert.True(new StoreMaintenance(store).Verify(_signingKey.PublicKey).Ok);
+    }
+
+    [Fact]
+    public void Gc_refuses_to_sweep_when_a_retained_manifest_is_damaged()
+    {
+        var results = PublishThree();
+        var store = Store;
+        var orphan = ChunkCodec.Encode(TestData.Random(5000, 998), _contentKey);
+        store.PutChunkIfAbsent(orphan.Id, orphan.Stored);
+        File.WriteAllText(Path.Combine(store.Root, results[2].ManifestPath), "{broken");
+        var before = TestData.Snapshot(store.Root);
+        var ex = Assert.Throws<InvalidInputException>(() => new StoreMaintenance(store).CollectGarbage(new GcPolicy()));
+        Assert.Contains("nothing was deleted", ex.Message);
+        Assert.Equal(before, TestData.Snapshot(store.Root));
+        Assert.Throws<InvalidInputException>(() => new StoreMaintenance(store).CollectGarbage(new GcPolicy(KeepLast: 0)));
+    }
+}

@@ -1,0 +1,67 @@
+using System.Security.Cryptography;
+using System.Text.Json;
+using Orchestrator.Cli;
+using Orchestrator.Cli.CommandLine;
+
+[assembly: System.Runtime.Versioning.SupportedOSPlatform("linux")]
+
+namespace Orchestrator.Cli.Tests;
+
+/// <summary>Runs <c>orch</c> in-process against real temp folders and captures its output.</summary>
+public sealed class CliHarness : IDisposable
+{
+    public CliHarness()
+    {
+        Root = Path.Combine(Path.GetTempPath(), "orch-cli-" + Guid.NewGuid().ToString("N")[..12]);
+        Directory.CreateDirectory(Root);
+    }
+
+    public string Root { get; }
+    public string Store => Path.Combine(Root, "store");
+    public string Keys => Path.Combine(Root, "keys");
+
+    public sealed record Run(int ExitCode, string Out, string Error)
+    {
+        public JsonElement Json => JsonDocument.Parse(Out).RootElement;
+    }
+
+    public async Task<Run> Orch(params string[] args)
+    {
+        var output = new StringWriter();
+        var error = new StringWriter();
+        var code = await OrchCli.RunAsync(args, new CliConsole(output, error, IsTerminal: false));
+        return new Run(code, output.ToString(), error.ToString());
+    }
+
+    /// <summary>A release tree with a binary of <paramref name="binary"/> bytes, a config and a symlink.</summary>
+    public string Tree(string name, byte[] binary, string config = "a=1\n")
+    {
+        var root = Path.Combine(Root, name);
+        Directory.CreateDirectory(Path.Combine(root, "bin"));
+        File.WriteAllBytes(Path.Combine(root, "bin", "app"), binary);
+        File.WriteAllText(Path.Combine(root, "app.conf"), config);
+        File.CreateSymbolicLink(Path.Combine(root, "bin", "current"), "app");
+        return root;
+    }
+
+    public static byte[] RandomBytes(int length, int seed)
+    {
+        var bytes = new byte[length];
+        new Random(seed).NextBytes(bytes);
+        return bytes;
+    }
+
+    public static IReadOnlyDictionary<string, string> Snapshot(string root)
+    {
+        var result = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        if (!Directory.Exists(root)) return result;
+        foreach (var file in Directory.EnumerateFiles(root, "*", SearchOption.AllDirectories))
+            result[Path.GetRelativePath(root, file)] = Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(file)));
+        return result;
+    }
+
+    public void Dispose()
+    {
+        try { Directory.Delete(Root, recursive: true); } catch (IOException) { }
+    }
+}
