@@ -177,8 +177,8 @@ public sealed class StoreDownloader
     private async Task<long> TransferAsync(StoreSource source, string relativePath, Stream sink, long offset, long limit, CancellationToken ct)
     {
         using var request = new HttpRequestMessage(HttpMethod.Get, source.Resolve(relativePath));
-        if (source.BearerToken is not null)
-            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", source.BearerToken);
+        if (source.Authorization is not null)
+            request.Headers.Authorization = source.Authorization;
         if (offset > 0) request.Headers.Range = new RangeHeaderValue(offset, null);
 
         using var headerTimeout = CancellationTokenSource.CreateLinkedTokenSource(ct);

@@ -7,7 +7,7 @@ using Orchestrator.Messages.Protocol;
 namespace Orchestrator.DeviceAgent.Session;
 
 /// <summary>
-/// Device API over HTTP: JSON bodies (web defaults, camelCase), the device credential as a bearer token,
+/// Device API over HTTP: JSON bodies (web defaults, camelCase), the device credential as HTTP Basic (device id : secret),
 /// <c>/v1/devices/{id}/check-in|progress|failure|completion</c>.
 /// </summary>
 public sealed class HttpGatewayClient : IGatewayClient
@@ -15,7 +15,7 @@ public sealed class HttpGatewayClient : IGatewayClient
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
     private readonly HttpClient _http;
     private readonly Uri _deviceBase;
-    private readonly string _credential;
+    private readonly AuthenticationHeaderValue _credential;
     private readonly TimeSpan _timeout;
 
     /// <summary>Creates a client for one device.</summary>
@@ -24,7 +24,7 @@ public sealed class HttpGatewayClient : IGatewayClient
         _http = http;
         var root = new Uri(gatewayBaseUrl.EndsWith('/') ? gatewayBaseUrl : gatewayBaseUrl + "/");
         _deviceBase = new Uri(root, $"v1/devices/{Uri.EscapeDataString(deviceId)}/");
-        _credential = credential;
+        _credential = DeviceCredential.Header(deviceId, credential);
         _timeout = timeout;
     }
 
@@ -60,7 +60,7 @@ public sealed class HttpGatewayClient : IGatewayClient
         {
             Content = JsonContent.Create(body, options: Json),
         };
-        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", _credential);
+        request.Headers.Authorization = _credential;
         HttpResponseMessage response;
         try
         {

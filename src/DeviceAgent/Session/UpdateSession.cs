@@ -151,7 +151,7 @@ public sealed class UpdateSession
     private List<StoreSource> Sources(CheckInResponse response, string credential)
     {
         var sources = new List<StoreSource>();
-        if (_config.Gateway is not null) sources.Add(StoreSource.Gateway(_config.Gateway, credential));
+        if (_config.Gateway is not null) sources.Add(StoreSource.Gateway(_config.Gateway, DeviceCredential.Header(_config.DeviceId, credential)));
         foreach (var m in _config.Mirrors.Concat(response.Mirrors ?? []).Distinct(StringComparer.Ordinal))
         {
             if (Uri.TryCreate(m, UriKind.Absolute, out var u) && (u.Scheme == Uri.UriSchemeHttp || u.Scheme == Uri.UriSchemeHttps))

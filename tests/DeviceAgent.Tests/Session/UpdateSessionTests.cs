@@ -261,7 +261,8 @@ public sealed class UpdateSessionTests(ITestOutputHelper output) : IAsyncLifetim
     public async Task Rejects_an_expired_manifest()
     {
         var v1 = _store.Publish("1.0", V1(), lifetime: TimeSpan.FromDays(1));
-        Assign(v1);
+        _gw.Decide = FakeGateway.Assign(v1.VersionId, v1.Version, v1.ManifestPath, v1.InventoryDigest,
+            grant: new DownloadGrant(long.MaxValue / 2, 0, DateTimeOffset.UtcNow.AddDays(10)));
         await AssertRejected("expired", new ShiftedTime(TimeSpan.FromDays(2)));
     }
 

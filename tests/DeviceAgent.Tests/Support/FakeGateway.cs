@@ -10,7 +10,7 @@ using Orchestrator.Messages.Protocol;
 namespace Orchestrator.DeviceAgent.Tests.Support;
 
 /// <summary>
-/// A small real gateway on Kestrel (127.0.0.1, ephemeral port) speaking device protocol v1: bearer credential,
+/// A small real gateway on Kestrel (127.0.0.1, ephemeral port) speaking device protocol v1: HTTP Basic credential,
 /// check-in answered by a test-supplied decision, reports recorded, and the store folder served under /v1/store/
 /// with Range support. Stands in for the node's gateway in agent tests.
 /// </summary>
@@ -41,8 +41,9 @@ public sealed class FakeGateway : IAsyncDisposable
         BaseUrl = baseUrl;
     }
 
-    public static async Task<FakeGateway> StartAsync(string storeRoot, string credential)
+    public static async Task<FakeGateway> StartAsync(string storeRoot, string credential, string deviceId = "dev-1")
     {
+        var expected = Orchestrator.DeviceAgent.Session.DeviceCredential.Header(deviceId, credential).ToString();
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.WebHost.UseKestrel(k => k.Listen(IPAddress.Loopback, 0));
@@ -50,7 +51,7 @@ public sealed class FakeGateway : IAsyncDisposable
         FakeGateway? self = null;
         app.Use(async (ctx, next) =>
         {
-            if (ctx.Request.Headers.Authorization != "Bearer " + credential)
+            if (ctx.Request.Headers.Authorization != expected)
             {
                 ctx.Response.StatusCode = 401;
                 await ctx.Response.WriteAsJsonAsync(new ProblemResponse("unauthorized", "bad device credential"), Json);
