@@ -1,0 +1,163 @@
+using Akka.Actor;
+using Akka.Cluster.Sharding;
+using Akka.Event;
+using Akka.Persistence;
+using Orchestrator.DeviceActors.State;
+using Orchestrator.Messages.Devices;
+
+namespace Orchestrator.DeviceActors;
+
+/// <summary>
+/// One device's persistent repair/upgrade state machine. Decisions come from <see cref="DeviceStateMachine"/>;
+/// this actor persists them, replies after the write, snapshots every <see cref="DeviceActorSettings.SnapshotEvery"/>
+/// events, marks the device Offline after <see cref="DeviceActorSettings.OfflineAfter"/> of silence and then
+/// passivates itself (sharding's own idle passivation is off, see <see cref="DeviceActorsConfig"/>).
+/// Behaviours: <c>Settled</c> (Unknown/Idle/Completed: reports are refused), <c>Working</c> (accepts reports),
+/// <c>Dormant</c> (Offline: device traffic first resumes the previous status).
+/// </summary>
+public sealed class DeviceActor : ReceivePersistentActor, IWithTimers
+{
+    /// <summary>Prefix of the persistence id; the registry strips it to get the device id.</summary>
+    public const string PersistenceIdPrefix = "device-";
+
+    private const string SilenceTimerKey = "silence";
+    private readonly DeviceActorSettings _settings;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly Random _random = new();
+    private DeviceState _state;
+    private long _lastSnapshotSequenceNr;
+
+    /// <summary>Props for the actor of <paramref name="deviceId"/>.</summary>
+    /// <param name="deviceId">Validated device id (the sharding entity id).</param>
+    /// <param name="settings">Tunables.</param>
+    public static Props Props(string deviceId, DeviceActorSettings settings) =>
+        Akka.Actor.Props.Create(() => new DeviceActor(deviceId, settings));
+
+    /// <summary>Creates the actor; use <see cref="Props"/>.</summary>
+    /// <param name="deviceId">Device id.</param>
+    /// <param name="settings">Tunables.</param>
+    public DeviceActor(string deviceId, DeviceActorSettings settings)
+    {
+        _settings = settings;
+        _state = DeviceState.Initial(deviceId);
+        PersistenceId = PersistenceIdPrefix + deviceId;
+
+        Recover<SnapshotOffer>(offer =>
+        {
+            _state = (DeviceState)offer.Snapshot;
+            _lastSnapshotSequenceNr = offer.Metadata.SequenceNr;
+        });
+        Recover<IDeviceEvent>(e => _state = DeviceStateMachine.Apply(_state, e, LastSequenceNr));
+        Recover<RecoveryCompleted>(_ =>
+        {
+            BecomeFor(_state.Status);
+            ArmSilenceTimer();
+        });
+        Settled();
+    }
+
+    /// <inheritdoc />
+    public override string PersistenceId { get; }
+
+    /// <inheritdoc />
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    private void BecomeFor(DeviceStatus status)
+    {
+        if (status == DeviceStatus.Offline) Become(Dormant);
+        else if (DeviceStateMachine.IsWorking(status)) Become(Working);
+        else Become(Settled);
+    }
+
+    private void Settled()
+    {
+        Command<ReportProgress>(c => RefuseReport(c));
+        Command<ReportFailure>(c => RefuseReport(c));
+        Command<ReportCompletion>(c => RefuseReport(c));
+        Common();
+    }
+
+    private void Working() => Common();
+
+    private void Dormant() => Common();
+
+    private void Common()
+    {
+        Command<IDeviceCommand>(Handle);
+        Command<SilenceTimeout>(_ => OnSilence());
+        Command<StopDevice>(_ => Context.Stop(Self));
+        Command<SaveSnapshotSuccess>(s =>
+            DeleteSnapshots(new SnapshotSelectionCriteria(s.Metadata.SequenceNr - 1)));
+        Command<SaveSnapshotFailure>(f => _log.Warning(f.Cause, "Snapshot of {0} at {1} failed; recovery replays more events", PersistenceId, f.Metadata.SequenceNr));
+        Command<DeleteSnapshotsSuccess>(_ => { });
+        Command<DeleteSnapshotsFailure>(f => _log.Warning(f.Cause, "Deleting old snapshots of {0} failed", PersistenceId));
+    }
+
+    private void RefuseReport(IDeviceCommand c)
+    {
+        // Still proof of life: a settled device that reports is online.
+        ArmSilenceTimer();
+        Sender.Tell(new DeviceCommandRejected(c.DeviceId, "no_active_work",
+            $"Device '{c.DeviceId}' sent {c.GetType().Name} but has no active work (status {_state.Status}); check in first."));
+    }
+
+    private void Handle(IDeviceCommand command)
+    {
+        if (DeviceStateMachine.IsDeviceTraffic(command) || !Timers.IsTimerActive(SilenceTimerKey)) ArmSilenceTimer();
+        var outcome = DeviceStateMachine.Decide(_state, command, _settings, _random, DateTimeOffset.UtcNow);
+        PersistThenReply(outcome, Sender);
+    }
+
+    private void PersistThenReply(CommandOutcome outcome, IActorRef replyTo)
+    {
+        if (outcome.Events.Count == 0)
+        {
+            replyTo.Tell(outcome.Reply(_state));
+            return;
+        }
+        var remaining = outcome.Events.Count;
+        PersistAll(outcome.Events, e =>
+        {
+            _state = DeviceStateMachine.Apply(_state, e, LastSequenceNr);
+            if (--remaining > 0) return;
+            replyTo.Tell(outcome.Reply(_state));
+            BecomeFor(_state.Status);
+            if (LastSequenceNr - _lastSnapshotSequenceNr >= _settings.SnapshotEvery)
+            {
+                _lastSnapshotSequenceNr = LastSequenceNr;
+                SaveSnapshot(_state);
+            }
+        });
+    }
+
+    private void ArmSilenceTimer() => Timers.StartSingleTimer(SilenceTimerKey, SilenceTimeout.Instance, _settings.OfflineAfter);
+
+    private void OnSilence()
+    {
+        if (_state.Status is DeviceStatus.Offline or DeviceStatus.Unknown || _state.LastSeen is null)
+        {
+            Passivate();
+            return;
+        }
+        var offline = new DeviceWentOffline(_state.LastSeen, DateTimeOffset.UtcNow);
+        PersistThenReply(new CommandOutcome([offline], s => new DeviceCommandAccepted(s.DeviceId, s.Status)), ActorRefs.Nobody);
+        DeferAsync(offline, _ => Passivate());
+    }
+
+    // Under sharding the shard stops us (and buffers messages meanwhile); outside sharding (tests) the parent ignores it.
+    private void Passivate() => Context.Parent.Tell(new Passivate(StopDevice.Instance));
+
+    /// <summary>Self-sent timer message; local only, never serialized.</summary>
+    private sealed class SilenceTimeout : INoSerializationVerificationNeeded
+    {
+        public static readonly SilenceTimeout Instance = new();
+    }
+}
+
+/// <summary>Stop message the shard sends back on passivation and hand-off (processed in order, after pending persists).</summary>
+public sealed class StopDevice : INoSerializationVerificationNeeded
+{
+    /// <summary>The instance.</summary>
+    public static readonly StopDevice Instance = new();
+    private StopDevice() { }
+}

@@ -1,0 +1,92 @@
+using System.Globalization;
+using System.Text;
+using Akka.Configuration;
+using Akka.Persistence.Sql;
+using Orchestrator.DeviceActors.Persistence;
+using Orchestrator.Messages.Serialization;
+
+namespace Orchestrator.DeviceActors;
+
+/// <summary>
+/// Builds the HOCON the device actors need: our serializer binding, Akka.Persistence.Sql journal, snapshot store
+/// and read journal (plugin ids <c>akka.persistence.journal.sql</c>, <c>akka.persistence.snapshot-store.sql</c>,
+/// <c>akka.persistence.query.journal.sql</c>) with the device event tagger, and the sharding settings
+/// (<c>state-store-mode = ddata</c>, remember-entities off, idle passivation done by the actor itself).
+/// The node adds it to its own configuration (e.g. Akka.Hosting <c>AddHocon(config, HoconAddMode.Prepend)</c>);
+/// cluster provider, remoting and seed nodes stay the node's business.
+/// </summary>
+public static class DeviceActorsConfig
+{
+    /// <summary>The full configuration for <paramref name="options"/>.</summary>
+    /// <param name="options">Database settings.</param>
+    public static Config Build(DevicePersistenceOptions options) =>
+        ConfigurationFactory.ParseString(BuildHocon(options))
+            .WithFallback(OrchestratorSerialization.Config)
+            // The plugin's reference config is not loaded automatically; its defaults (class names, table mappings) go under ours.
+            .WithFallback(SqlPersistence.DefaultConfiguration);
+
+    /// <summary>The HOCON text of <see cref="Build"/> without the serialization part (for logging and inspection).</summary>
+    /// <param name="options">Database settings.</param>
+    public static string BuildHocon(DevicePersistenceOptions options)
+    {
+        var cs = Quote(options.ConnectionString);
+        var provider = Quote(options.ProviderName);
+        var schema = options.Schema is null ? "null" : Quote(options.Schema);
+        var refresh = $"{(int)options.QueryRefreshInterval.TotalMilliseconds}ms";
+        var tagger = Quote(typeof(DeviceEventTagger).AssemblyQualifiedName!.Split(", Version")[0]);
+        var eventInterface = Quote("Orchestrator.Messages.Devices.IDeviceEvent, Orchestrator.Messages");
+        return string.Create(CultureInfo.InvariantCulture, $$"""
+            akka.persistence {
+              journal {
+                plugin = "akka.persistence.journal.sql"
+                sql {
+                  connection-string = {{cs}}
+                  provider-name = {{provider}}
+                  parallelism = {{options.Parallelism}}
+                  batch-size = {{options.BatchSize}}
+                  table-mapping = default
+                  tag-write-mode = TagTable
+                  auto-initialize = on
+                  default.schema-name = {{schema}}
+                  event-adapters { device-tagger = {{tagger}} }
+                  event-adapter-bindings { {{eventInterface}} = device-tagger }
+                }
+              }
+              snapshot-store {
+                plugin = "akka.persistence.snapshot-store.sql"
+                sql {
+                  connection-string = {{cs}}
+                  provider-name = {{provider}}
+                  table-mapping = default
+                  auto-initialize = on
+                  default.schema-name = {{schema}}
+                }
+              }
+              query.journal.sql {
+                write-plugin = "akka.persistence.journal.sql"
+                connection-string = {{cs}}
+                provider-name = {{provider}}
+                table-mapping = default
+                tag-read-mode = TagTable
+                refresh-interval = {{refresh}}
+                journal-sequence-retrieval.query-delay = {{refresh}}
+                default.schema-name = {{schema}}
+              }
+            }
+            akka.cluster.sharding {
+              state-store-mode = ddata
+              remember-entities = off
+              # DeviceActor passivates itself after its offline timeout, so the shard must not stop it earlier.
+              passivate-idle-entity-after = off
+            }
+            """);
+    }
+
+    private static string Quote(string s)
+    {
+        var b = new StringBuilder("\"");
+        foreach (var ch in s)
+            b.Append(ch switch { '"' => "\\\"", '\\' => "\\\\", '\n' => "\\n", '\r' => "\\r", '\t' => "\\t", _ => ch.ToString() });
+        return b.Append('"').ToString();
+    }
+}

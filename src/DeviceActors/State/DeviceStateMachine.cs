@@ -1,0 +1,228 @@
+using Orchestrator.Messages;
+using Orchestrator.Messages.Devices;
+using Orchestrator.Messages.Protocol;
+
+namespace Orchestrator.DeviceActors.State;
+
+/// <summary>What a command leads to: events to persist (possibly none) and the reply built from the resulting state.</summary>
+/// <param name="Events">Events to persist, in order.</param>
+/// <param name="Reply">Builds the reply from the state after all events are applied.</param>
+public sealed record CommandOutcome(IReadOnlyList<IDeviceEvent> Events, Func<DeviceState, IOrchestratorMessage> Reply)
+{
+    /// <summary>A refusal: nothing persisted.</summary>
+    public static CommandOutcome Reject(string deviceId, string code, string message) =>
+        new([], _ => new DeviceCommandRejected(deviceId, code, message));
+}
+
+/// <summary>
+/// The device repair/upgrade state machine as pure functions: <see cref="Decide"/> turns a command into events,
+/// <see cref="Apply"/> folds an event into the state. The actor persists what Decide returns; recovery and the
+/// registry read model replay the same Apply, so the three can never disagree.
+/// </summary>
+public static class DeviceStateMachine
+{
+    /// <summary>Statuses in which the device has work it reports on.</summary>
+    public static bool IsWorking(DeviceStatus s) => s is DeviceStatus.UpgradeAssigned or DeviceStatus.Downloading or DeviceStatus.Verifying
+        or DeviceStatus.Installing or DeviceStatus.RepairNeeded or DeviceStatus.Repairing or DeviceStatus.Failed;
+
+    /// <summary>True for messages that prove the device itself is alive (as opposed to operator or rollout commands).</summary>
+    public static bool IsDeviceTraffic(IDeviceCommand c) => c is CheckIn or ReportProgress or ReportFailure or ReportCompletion;
+
+    /// <summary>Decides what <paramref name="command"/> does to <paramref name="state"/>.</summary>
+    /// <param name="state">Current state.</param>
+    /// <param name="command">The command (already validated by its constructor).</param>
+    /// <param name="settings">Retry backoff settings.</param>
+    /// <param name="random">Jitter source.</param>
+    /// <param name="now">Clock, for events not stamped by the gateway.</param>
+    public static CommandOutcome Decide(DeviceState state, IDeviceCommand command, DeviceActorSettings settings, Random random, DateTimeOffset now)
+    {
+        if (command.DeviceId != state.DeviceId)
+            return CommandOutcome.Reject(command.DeviceId, "wrong_device",
+                $"Command for device '{command.DeviceId}' reached the actor of '{state.DeviceId}'; this is a routing bug.");
+
+        if (state.Status == DeviceStatus.Offline && IsDeviceTraffic(command))
+        {
+            // The device is back: resume where it was, then handle the message as if it had never left. If the message
+            // itself is refused, the device stays Offline: a refused input changes no state.
+            var back = new DeviceCameBack(Timestamp(command) ?? now);
+            var resumed = Apply(state, back, state.EventCount + 1);
+            var inner = Decide(resumed, command, settings, random, now);
+            return inner.Events.Count == 0 && inner.Reply(resumed) is DeviceCommandRejected
+                ? inner
+                : inner with { Events = [back, .. inner.Events] };
+        }
+
+        return command switch
+        {
+            RegisterDevice r => Register(state, r),
+            CheckIn c => DecideCheckIn(state, c),
+            AssignTarget a => Assign(state, a, now),
+            CancelAssignment c => Cancel(state, c, now),
+            ReportProgress p => Progress(state, p),
+            ReportFailure f => Failure(state, f, settings, random),
+            ReportCompletion c => Completion(state, c),
+            GetDeviceState => new CommandOutcome([], s => s),
+            _ => CommandOutcome.Reject(command.DeviceId, "unknown_command", $"Device actor does not handle {command.GetType().Name}."),
+        };
+    }
+
+    private static DateTimeOffset? Timestamp(IDeviceCommand c) => c switch
+    {
+        CheckIn x => x.Timestamp,
+        ReportProgress x => x.Timestamp,
+        ReportFailure x => x.Timestamp,
+        ReportCompletion x => x.Timestamp,
+        _ => null,
+    };
+
+    private static CommandOutcome Accepted(params IDeviceEvent[] events) =>
+        new(events, s => new DeviceCommandAccepted(s.DeviceId, s.Status));
+
+    private static CommandOutcome Register(DeviceState s, RegisterDevice r)
+    {
+        if (s.Product is not null && s.Product != r.Product)
+            return CommandOutcome.Reject(s.DeviceId, "product_mismatch",
+                $"Device '{s.DeviceId}' runs product '{s.Product}', not '{r.Product}'. Register it under its own product.");
+        if (s.Product == r.Product && s.Tags.SequenceEqual(r.Tags)) return Accepted();
+        return Accepted(new DeviceRegistered(r.Product, r.Tags, r.Timestamp));
+    }
+
+    private static CommandOutcome DecideCheckIn(DeviceState s, CheckIn c)
+    {
+        if (s.Target is not null && s.Target.Product != c.Product)
+            return CommandOutcome.Reject(s.DeviceId, "product_mismatch",
+                $"Device '{s.DeviceId}' reports product '{c.Product}' but its assigned target is for '{s.Target.Product}'. " +
+                "Cancel the assignment or fix the device's product.");
+
+        UpdateAction action;
+        WorkItem? work;
+        if (s.Target is { } t && t.VersionId != c.InstalledVersionId)
+        {
+            action = UpdateAction.Upgrade;
+            work = new WorkItem(WorkKind.Upgrade, t.Version, t.VersionId, t.ManifestPath, []);
+        }
+        else if (c.NeedsRepair)
+        {
+            action = UpdateAction.Repair;
+            work = new WorkItem(WorkKind.Repair, c.InstalledVersion!, c.InstalledVersionId, c.InstalledManifestPath!, c.DifferingFiles);
+        }
+        else
+        {
+            action = UpdateAction.None;
+            work = null;
+        }
+        var e = new DeviceCheckedIn(c.Product, c.InstalledVersionId, c.InventoryDigest, c.AgentVersion, action, work, c.Timestamp);
+        return new CommandOutcome([e], st => new CheckInDecision(st.DeviceId, action, work?.Version, work?.VersionId, work?.ManifestPath,
+            work?.RepairFiles ?? [], st.Status));
+    }
+
+    private static CommandOutcome Assign(DeviceState s, AssignTarget a, DateTimeOffset now)
+    {
+        if (s.Product is not null && s.Product != a.Product)
+            return CommandOutcome.Reject(s.DeviceId, "product_mismatch",
+                $"Cannot assign {a.Product} {a.Version} to device '{s.DeviceId}', which runs product '{s.Product}'.");
+        var target = new TargetAssignment(a.Product, a.Version, a.VersionId, a.ManifestPath, a.RolloutId);
+        if (s.Target == target) return Accepted();
+        return Accepted(new TargetAssigned(target, now));
+    }
+
+    private static CommandOutcome Cancel(DeviceState s, CancelAssignment c, DateTimeOffset now) =>
+        s.Target is null && s.Work is null
+            ? Accepted()
+            : Accepted(new AssignmentCancelled(c.Operator, c.Reason, s.Target?.RolloutId, now));
+
+    private static CommandOutcome? RequireWork(DeviceState s, long versionId, string what)
+    {
+        if (s.Work is null)
+            return CommandOutcome.Reject(s.DeviceId, "no_active_work",
+                $"Device '{s.DeviceId}' reported {what} for version {versionId} but has no active work (status {s.Status}); check in first.");
+        if (s.Work.VersionId != versionId)
+            return CommandOutcome.Reject(s.DeviceId, "stale_target",
+                $"Device '{s.DeviceId}' reported {what} for version {versionId}, but its current work is {s.Work.Kind} to version " +
+                $"{s.Work.VersionId}; check in again to get the current decision.");
+        return null;
+    }
+
+    private static CommandOutcome Progress(DeviceState s, ReportProgress p) =>
+        RequireWork(s, p.TargetVersionId, "progress")
+        ?? Accepted(new ProgressRecorded(new TransferProgress(p.Phase, p.BytesDone, p.BytesTotal, p.ChunksDone, p.ChunksTotal), p.Timestamp));
+
+    private static CommandOutcome Failure(DeviceState s, ReportFailure f, DeviceActorSettings settings, Random random)
+    {
+        if (RequireWork(s, f.TargetVersionId, "a failure") is { } rejected) return rejected;
+        var attempt = s.FailedAttempts + 1;
+        var delay = RetryBackoff.Delay(attempt, settings.RetryBase, settings.RetryCap, random);
+        var e = new AttemptFailed(new FailureInfo(f.Stage, f.Reason, attempt, (long)delay.TotalMilliseconds, f.Timestamp), f.Timestamp);
+        return new CommandOutcome([e], st => new RetryAdvice(st.DeviceId, attempt, (long)delay.TotalMilliseconds));
+    }
+
+    private static CommandOutcome Completion(DeviceState s, ReportCompletion c) =>
+        RequireWork(s, c.InstalledVersionId, "completion")
+        ?? Accepted(new WorkCompleted(c.InstalledVersionId, c.InventoryDigest, s.Work!.Kind, c.Timestamp));
+
+    /// <summary>Folds one event into the state. Pure and total: recovery depends on it never throwing.</summary>
+    /// <param name="s">State before.</param>
+    /// <param name="e">The event.</param>
+    /// <param name="sequenceNr">The event's sequence number (becomes <see cref="DeviceState.EventCount"/>).</param>
+    public static DeviceState Apply(DeviceState s, IDeviceEvent e, long sequenceNr)
+    {
+        var next = e switch
+        {
+            DeviceRegistered r => s with { Product = r.Product, Tags = r.Tags },
+            DeviceCheckedIn c => ApplyCheckIn(s, c),
+            TargetAssigned t => ApplyTarget(s, t),
+            AssignmentCancelled => WithStatus(s with { Target = null, Work = null, Progress = null, FailedAttempts = 0, LastFailure = null },
+                s.Status == DeviceStatus.Unknown ? DeviceStatus.Unknown : DeviceStatus.Idle),
+            ProgressRecorded p => WithStatus(s with { Progress = p.Progress, LastSeen = p.At },
+                s.Work?.Kind == WorkKind.Repair ? DeviceStatus.Repairing : p.Progress.Phase switch
+                {
+                    WorkPhase.Verify => DeviceStatus.Verifying,
+                    WorkPhase.Install => DeviceStatus.Installing,
+                    _ => DeviceStatus.Downloading,
+                }),
+            AttemptFailed f => s with { Status = DeviceStatus.Failed, FailedAttempts = f.Failure.Attempt, LastFailure = f.Failure, LastSeen = f.At },
+            WorkCompleted w => s with
+            {
+                Status = DeviceStatus.Completed, InstalledVersionId = w.InstalledVersionId, InventoryDigest = w.InventoryDigest,
+                Work = null, Progress = null, FailedAttempts = 0, LastFailure = null, LastSeen = w.At,
+            },
+            DeviceWentOffline => s.Status == DeviceStatus.Offline ? s : s with { StatusBeforeOffline = s.Status, Status = DeviceStatus.Offline },
+            DeviceCameBack b => s with { Status = s.StatusBeforeOffline ?? s.Status, StatusBeforeOffline = null, LastSeen = b.At },
+            _ => s,
+        };
+        return next with { EventCount = sequenceNr };
+    }
+
+    // While Offline, status changes caused by operators land in StatusBeforeOffline, so the device resumes into them.
+    private static DeviceState WithStatus(DeviceState s, DeviceStatus status) =>
+        s.Status == DeviceStatus.Offline ? s with { StatusBeforeOffline = status } : s with { Status = status };
+
+    private static DeviceState ApplyCheckIn(DeviceState s, DeviceCheckedIn c)
+    {
+        var seen = s with
+        {
+            Product = c.Product, InstalledVersionId = c.InstalledVersionId, InventoryDigest = c.InventoryDigest,
+            AgentVersion = c.AgentVersion ?? s.AgentVersion, LastSeen = c.At,
+        };
+        if (c.Work is null)
+            return seen with { Status = DeviceStatus.Idle, Work = null, Progress = null, FailedAttempts = 0, LastFailure = null };
+        var status = c.Work.Kind == WorkKind.Upgrade ? DeviceStatus.UpgradeAssigned : DeviceStatus.RepairNeeded;
+        // The same work again (the agent restarted or retries): keep progress and the persisted attempt count.
+        return SameWork(s.Work, c.Work)
+            ? seen with { Status = status, Work = c.Work }
+            : seen with { Status = status, Work = c.Work, Progress = null, FailedAttempts = 0, LastFailure = null };
+    }
+
+    private static DeviceState ApplyTarget(DeviceState s, TargetAssigned t)
+    {
+        var assigned = s with { Target = t.Target };
+        if (s.Status == DeviceStatus.Unknown || t.Target.VersionId == s.InstalledVersionId && s.Work is null)
+            return assigned; // never seen, or already there: the next check-in decides.
+        var work = new WorkItem(WorkKind.Upgrade, t.Target.Version, t.Target.VersionId, t.Target.ManifestPath, []);
+        if (SameWork(s.Work, work)) return assigned;
+        return WithStatus(assigned with { Work = work, Progress = null, FailedAttempts = 0, LastFailure = null }, DeviceStatus.UpgradeAssigned);
+    }
+
+    private static bool SameWork(WorkItem? a, WorkItem? b) =>
+        a is not null && b is not null && a.Kind == b.Kind && a.VersionId == b.VersionId && a.RepairFiles.SequenceEqual(b.RepairFiles);
+}

@@ -1,0 +1,203 @@
+using Orchestrator.Messages.Protocol;
+
+namespace Orchestrator.Messages.Devices;
+
+// Commands to the sharded device actor. Every one is validated in its constructor (also when it is
+// deserialized on the receiving node), so an invalid command never reaches the actor and changes no state.
+
+/// <summary>A message routed to one device's actor by its id.</summary>
+public interface IWithDeviceId
+{
+    /// <summary>The device id; see <see cref="DeviceIdRules.Pattern"/>.</summary>
+    string DeviceId { get; }
+}
+
+/// <summary>Marker for every message the device actor accepts.</summary>
+public interface IDeviceCommand : IWithDeviceId, IOrchestratorMessage;
+
+/// <summary>Provisioning: records the device's product and operator tags (replaces earlier tags).</summary>
+/// <param name="DeviceId">Device id.</param>
+/// <param name="Product">Product the device runs.</param>
+/// <param name="Tags">Operator tags used by rollout selectors and the registry.</param>
+/// <param name="Timestamp">When the registration happened.</param>
+public sealed record RegisterDevice(string DeviceId, string Product, IReadOnlyList<string> Tags, DateTimeOffset Timestamp)
+    : IDeviceCommand
+{
+    /// <inheritdoc />
+    public string DeviceId { get; } = DeviceIdRules.Validate(DeviceId, nameof(DeviceId));
+    /// <summary>Product the device runs.</summary>
+    public string Product { get; } = DeviceIdRules.Required(Product, nameof(Product));
+    /// <summary>Operator tags, de-duplicated, in the given order.</summary>
+    public IReadOnlyList<string> Tags { get; } = ValidateTags(Tags);
+
+    private static string[] ValidateTags(IReadOnlyList<string>? tags)
+    {
+        if (tags is null) return [];
+        foreach (var t in tags)
+            if (string.IsNullOrWhiteSpace(t) || t.Length > 128 || t.Any(char.IsWhiteSpace))
+                throw new ArgumentException(
+                    $"Invalid tag '{t}': tags must be 1-128 characters without whitespace.", nameof(Tags));
+        return tags.Distinct(StringComparer.Ordinal).ToArray();
+    }
+}
+
+/// <summary>
+/// A device check-in, prepared by the gateway: it loaded the manifest of the installed version and compared
+/// per-file hashes, so the actor decides without I/O.
+/// </summary>
+/// <param name="DeviceId">Device id.</param>
+/// <param name="Product">Product the device reports.</param>
+/// <param name="InstalledVersionId">Installed version ID (0 when nothing is installed).</param>
+/// <param name="InventoryDigest">Digest of the device's local tree.</param>
+/// <param name="ExpectedDigest">Inventory digest of the installed version's manifest; null when the server does not know that version.</param>
+/// <param name="InstalledVersion">Version string of the installed version's manifest; required with <paramref name="ExpectedDigest"/>.</param>
+/// <param name="InstalledManifestPath">Store-relative manifest path of the installed version; required with <paramref name="ExpectedDigest"/>.</param>
+/// <param name="DifferingFiles">Relative paths whose hash differs from the manifest or which are missing.</param>
+/// <param name="AgentVersion">Version of the agent binary, if reported.</param>
+/// <param name="Timestamp">When the gateway received the check-in.</param>
+public sealed record CheckIn(
+    string DeviceId,
+    string Product,
+    long InstalledVersionId,
+    string InventoryDigest,
+    string? ExpectedDigest,
+    string? InstalledVersion,
+    string? InstalledManifestPath,
+    IReadOnlyList<string> DifferingFiles,
+    string? AgentVersion,
+    DateTimeOffset Timestamp) : IDeviceCommand
+{
+    /// <inheritdoc />
+    public string DeviceId { get; } = DeviceIdRules.Validate(DeviceId, nameof(DeviceId));
+    /// <summary>Product the device reports.</summary>
+    public string Product { get; } = DeviceIdRules.Required(Product, nameof(Product));
+    /// <summary>Installed version ID (0 when nothing is installed).</summary>
+    public long InstalledVersionId { get; } = DeviceIdRules.NonNegative(InstalledVersionId, nameof(InstalledVersionId));
+    /// <summary>Digest of the device's local tree.</summary>
+    public string InventoryDigest { get; } = DeviceIdRules.Required(InventoryDigest, nameof(InventoryDigest));
+    /// <summary>Relative paths whose hash differs from the manifest.</summary>
+    public IReadOnlyList<string> DifferingFiles { get; } = ValidateFiles(DifferingFiles, ExpectedDigest, InventoryDigest, InstalledVersion, InstalledManifestPath);
+
+    /// <summary>True when the server knows the installed version and the device's tree differs from it.</summary>
+    public bool NeedsRepair => ExpectedDigest is not null && !string.Equals(ExpectedDigest, InventoryDigest, StringComparison.Ordinal);
+
+    private static string[] ValidateFiles(IReadOnlyList<string>? files, string? expected, string digest, string? version, string? manifestPath)
+    {
+        var list = files?.ToArray() ?? [];
+        foreach (var f in list)
+            if (string.IsNullOrWhiteSpace(f) || f.StartsWith('/') || f.Contains('\\') || f.Split('/').Contains(".."))
+                throw new ArgumentException(
+                    $"Invalid differing file path '{f}': paths are relative, use forward slashes and never contain '..'.", nameof(DifferingFiles));
+        if (expected is not null)
+        {
+            if (string.IsNullOrWhiteSpace(version) || string.IsNullOrWhiteSpace(manifestPath))
+                throw new ArgumentException(
+                    "A check-in with ExpectedDigest must also carry InstalledVersion and InstalledManifestPath (from the same manifest), " +
+                    "so a repair can name the manifest to restore from.", nameof(ExpectedDigest));
+            if (!string.Equals(expected, digest, StringComparison.Ordinal) && list.Length == 0)
+                throw new ArgumentException(
+                    "InventoryDigest differs from ExpectedDigest but DifferingFiles is empty: the gateway must list the files to repair " +
+                    "(the agent has to send per-file hashes).", nameof(DifferingFiles));
+        }
+        return list;
+    }
+}
+
+/// <summary>Assigns a target version to the device (from a rollout).</summary>
+/// <param name="DeviceId">Device id.</param>
+/// <param name="Product">Product of the target release.</param>
+/// <param name="Version">Version string of the target.</param>
+/// <param name="VersionId">Monotonic version ID of the target.</param>
+/// <param name="ManifestPath">Store-relative manifest path of the target.</param>
+/// <param name="RolloutId">The rollout that assigned it.</param>
+public sealed record AssignTarget(string DeviceId, string Product, string Version, long VersionId, string ManifestPath, string RolloutId)
+    : IDeviceCommand
+{
+    /// <inheritdoc />
+    public string DeviceId { get; } = DeviceIdRules.Validate(DeviceId, nameof(DeviceId));
+    /// <summary>Product of the target release.</summary>
+    public string Product { get; } = DeviceIdRules.Required(Product, nameof(Product));
+    /// <summary>Version string of the target.</summary>
+    public string Version { get; } = DeviceIdRules.Required(Version, nameof(Version));
+    /// <summary>Monotonic version ID of the target.</summary>
+    public long VersionId { get; } = DeviceIdRules.Positive(VersionId, nameof(VersionId));
+    /// <summary>Store-relative manifest path of the target.</summary>
+    public string ManifestPath { get; } = DeviceIdRules.Required(ManifestPath, nameof(ManifestPath));
+    /// <summary>The rollout that assigned it.</summary>
+    public string RolloutId { get; } = DeviceIdRules.Required(RolloutId, nameof(RolloutId));
+}
+
+/// <summary>An operator cancels the device's assignment and any retrying work.</summary>
+/// <param name="DeviceId">Device id.</param>
+/// <param name="Operator">Who cancelled.</param>
+/// <param name="Reason">Why.</param>
+public sealed record CancelAssignment(string DeviceId, string Operator, string Reason) : IDeviceCommand
+{
+    /// <inheritdoc />
+    public string DeviceId { get; } = DeviceIdRules.Validate(DeviceId, nameof(DeviceId));
+    /// <summary>Who cancelled.</summary>
+    public string Operator { get; } = DeviceIdRules.Required(Operator, nameof(Operator));
+}
+
+/// <summary>Progress of the device's current work.</summary>
+/// <param name="DeviceId">Device id.</param>
+/// <param name="TargetVersionId">Version ID the work targets (must match the active work).</param>
+/// <param name="Phase">Download, verify or install.</param>
+/// <param name="BytesDone">Bytes fetched so far.</param>
+/// <param name="BytesTotal">Bytes to fetch in total.</param>
+/// <param name="ChunksDone">Chunks fetched so far.</param>
+/// <param name="ChunksTotal">Chunks to fetch in total.</param>
+/// <param name="Timestamp">When the gateway received the report.</param>
+public sealed record ReportProgress(
+    string DeviceId, long TargetVersionId, WorkPhase Phase, long BytesDone, long BytesTotal, int ChunksDone, int ChunksTotal,
+    DateTimeOffset Timestamp) : IDeviceCommand
+{
+    /// <inheritdoc />
+    public string DeviceId { get; } = DeviceIdRules.Validate(DeviceId, nameof(DeviceId));
+    /// <summary>Bytes fetched so far.</summary>
+    public long BytesDone { get; } = BytesDone >= 0 && BytesDone <= BytesTotal
+        ? BytesDone
+        : throw new ArgumentOutOfRangeException(nameof(BytesDone), BytesDone, $"BytesDone must be between 0 and BytesTotal ({BytesTotal}).");
+    /// <summary>Chunks fetched so far.</summary>
+    public int ChunksDone { get; } = ChunksDone >= 0 && ChunksDone <= ChunksTotal
+        ? ChunksDone
+        : throw new ArgumentOutOfRangeException(nameof(ChunksDone), ChunksDone, $"ChunksDone must be between 0 and ChunksTotal ({ChunksTotal}).");
+}
+
+/// <summary>A failed attempt of the device's current work; the reply carries the retry delay.</summary>
+/// <param name="DeviceId">Device id.</param>
+/// <param name="TargetVersionId">Version ID the work targets (must match the active work).</param>
+/// <param name="Stage">Where it failed.</param>
+/// <param name="Reason">What went wrong, as the agent saw it.</param>
+/// <param name="AgentAttempt">Attempt number as the agent counts it (informational; the actor's persisted count is authoritative).</param>
+/// <param name="Timestamp">When the gateway received the report.</param>
+public sealed record ReportFailure(string DeviceId, long TargetVersionId, WorkPhase Stage, string Reason, int AgentAttempt, DateTimeOffset Timestamp)
+    : IDeviceCommand
+{
+    /// <inheritdoc />
+    public string DeviceId { get; } = DeviceIdRules.Validate(DeviceId, nameof(DeviceId));
+    /// <summary>What went wrong, as the agent saw it.</summary>
+    public string Reason { get; } = DeviceIdRules.Required(Reason, nameof(Reason));
+}
+
+/// <summary>The device installed and verified its work.</summary>
+/// <param name="DeviceId">Device id.</param>
+/// <param name="InstalledVersionId">Version ID now installed (must match the active work).</param>
+/// <param name="InventoryDigest">Digest of the new local tree.</param>
+/// <param name="Timestamp">When the gateway received the report.</param>
+public sealed record ReportCompletion(string DeviceId, long InstalledVersionId, string InventoryDigest, DateTimeOffset Timestamp)
+    : IDeviceCommand
+{
+    /// <inheritdoc />
+    public string DeviceId { get; } = DeviceIdRules.Validate(DeviceId, nameof(DeviceId));
+    /// <summary>Digest of the new local tree.</summary>
+    public string InventoryDigest { get; } = DeviceIdRules.Required(InventoryDigest, nameof(InventoryDigest));
+}
+
+/// <summary>Asks for the device's full state; answered with <see cref="DeviceState"/>.</summary>
+/// <param name="DeviceId">Device id.</param>
+public sealed record GetDeviceState(string DeviceId) : IDeviceCommand
+{
+    /// <inheritdoc />
+    public string DeviceId { get; } = DeviceIdRules.Validate(DeviceId, nameof(DeviceId));
+}

@@ -1,0 +1,69 @@
+using Orchestrator.Messages.Protocol;
+
+namespace Orchestrator.Messages.Devices;
+
+// Persisted events of the device actor (journal payloads). Past tense, version 1; the serializer's manifest
+// table names each one. Changing a shape means a new record (and manifest ".v2") plus an upcast, never an edit.
+
+/// <summary>Marker for every persisted device event.</summary>
+public interface IDeviceEvent : IOrchestratorMessage
+{
+    /// <summary>When it happened (gateway receive time for device reports, actor clock for timeouts).</summary>
+    DateTimeOffset At { get; }
+}
+
+/// <summary>The device was registered with a product and tags.</summary>
+/// <param name="Product">Product.</param>
+/// <param name="Tags">Tags (replace earlier ones).</param>
+/// <param name="At">When.</param>
+public sealed record DeviceRegistered(string Product, IReadOnlyList<string> Tags, DateTimeOffset At) : IDeviceEvent;
+
+/// <summary>The device checked in and was told what to do.</summary>
+/// <param name="Product">Reported product.</param>
+/// <param name="InstalledVersionId">Reported installed version ID.</param>
+/// <param name="InventoryDigest">Reported digest.</param>
+/// <param name="AgentVersion">Reported agent version.</param>
+/// <param name="Decision">What the device was told.</param>
+/// <param name="Work">The work it was given (null for None).</param>
+/// <param name="At">When.</param>
+public sealed record DeviceCheckedIn(
+    string Product, long InstalledVersionId, string InventoryDigest, string? AgentVersion, UpdateAction Decision, WorkItem? Work,
+    DateTimeOffset At) : IDeviceEvent;
+
+/// <summary>A rollout assigned a target version.</summary>
+/// <param name="Target">The assignment.</param>
+/// <param name="At">When.</param>
+public sealed record TargetAssigned(TargetAssignment Target, DateTimeOffset At) : IDeviceEvent;
+
+/// <summary>An operator cancelled the assignment and any retrying work.</summary>
+/// <param name="Operator">Who.</param>
+/// <param name="Reason">Why.</param>
+/// <param name="RolloutId">The rollout whose assignment was cancelled, if any.</param>
+/// <param name="At">When.</param>
+public sealed record AssignmentCancelled(string Operator, string Reason, string? RolloutId, DateTimeOffset At) : IDeviceEvent;
+
+/// <summary>The device reported progress.</summary>
+/// <param name="Progress">The reported progress.</param>
+/// <param name="At">When.</param>
+public sealed record ProgressRecorded(TransferProgress Progress, DateTimeOffset At) : IDeviceEvent;
+
+/// <summary>An attempt failed; <paramref name="Failure"/> holds the persisted attempt count and advised delay.</summary>
+/// <param name="Failure">The failure.</param>
+/// <param name="At">When.</param>
+public sealed record AttemptFailed(FailureInfo Failure, DateTimeOffset At) : IDeviceEvent;
+
+/// <summary>The device finished its work.</summary>
+/// <param name="InstalledVersionId">Now installed.</param>
+/// <param name="InventoryDigest">Digest of the new tree.</param>
+/// <param name="Kind">Which work finished.</param>
+/// <param name="At">When.</param>
+public sealed record WorkCompleted(long InstalledVersionId, string InventoryDigest, WorkKind Kind, DateTimeOffset At) : IDeviceEvent;
+
+/// <summary>The device was silent for longer than the offline timeout.</summary>
+/// <param name="LastSeen">When it was last heard from.</param>
+/// <param name="At">When the timeout fired.</param>
+public sealed record DeviceWentOffline(DateTimeOffset? LastSeen, DateTimeOffset At) : IDeviceEvent;
+
+/// <summary>An offline device was heard from again and resumed its previous status.</summary>
+/// <param name="At">When.</param>
+public sealed record DeviceCameBack(DateTimeOffset At) : IDeviceEvent;

@@ -1,0 +1,39 @@
+namespace Orchestrator.Messages.Devices;
+
+/// <summary>
+/// Asks the device registry read model for devices; every filter given must match (null = any).
+/// Answered with <see cref="DeviceList"/>.
+/// </summary>
+/// <param name="Status">Only devices in this status.</param>
+/// <param name="InstalledVersionId">Only devices with this installed version ID.</param>
+/// <param name="Tag">Only devices carrying this tag.</param>
+/// <param name="RolloutId">Only devices whose current assignment came from this rollout.</param>
+/// <param name="Limit">At most this many entries in the answer (the total is always exact).</param>
+public sealed record QueryDevices(DeviceStatus? Status, long? InstalledVersionId, string? Tag, string? RolloutId, int Limit = 1000)
+    : IOrchestratorMessage
+{
+    /// <summary>At most this many entries in the answer.</summary>
+    public int Limit { get; } = Limit is > 0 and <= 100_000
+        ? Limit
+        : throw new ArgumentOutOfRangeException(nameof(Limit), Limit, "Limit must be between 1 and 100000.");
+}
+
+/// <summary>One row of the registry.</summary>
+/// <param name="DeviceId">Device id.</param>
+/// <param name="Status">Status.</param>
+/// <param name="Product">Product.</param>
+/// <param name="InstalledVersionId">Installed version ID.</param>
+/// <param name="Tags">Tags.</param>
+/// <param name="RolloutId">Rollout of the current assignment.</param>
+/// <param name="TargetVersionId">Target version ID of the current assignment.</param>
+/// <param name="FailedAttempts">Failed attempts of the current work.</param>
+/// <param name="LastSeen">When the device was last heard from.</param>
+public sealed record DeviceSummary(
+    string DeviceId, DeviceStatus Status, string? Product, long InstalledVersionId, IReadOnlyList<string> Tags, string? RolloutId,
+    long? TargetVersionId, int FailedAttempts, DateTimeOffset? LastSeen);
+
+/// <summary>Answer to <see cref="QueryDevices"/>.</summary>
+/// <param name="Devices">Matching devices ordered by id, at most <see cref="QueryDevices.Limit"/>.</param>
+/// <param name="Total">Number of matching devices.</param>
+/// <param name="EventsApplied">How many journal events the read model has applied (for staleness checks).</param>
+public sealed record DeviceList(IReadOnlyList<DeviceSummary> Devices, int Total, long EventsApplied) : IOrchestratorMessage;

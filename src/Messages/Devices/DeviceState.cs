@@ -1,0 +1,104 @@
+using Orchestrator.Messages.Protocol;
+
+namespace Orchestrator.Messages.Devices;
+
+/// <summary>The version a rollout assigned to a device.</summary>
+/// <param name="Product">Product of the release.</param>
+/// <param name="Version">Version string.</param>
+/// <param name="VersionId">Monotonic version ID.</param>
+/// <param name="ManifestPath">Store-relative manifest path.</param>
+/// <param name="RolloutId">Rollout that assigned it.</param>
+public sealed record TargetAssignment(string Product, string Version, long VersionId, string ManifestPath, string RolloutId);
+
+/// <summary>The work the device was told to do.</summary>
+/// <param name="Kind">Upgrade or repair.</param>
+/// <param name="Version">Version string to install or restore.</param>
+/// <param name="VersionId">Its version ID.</param>
+/// <param name="ManifestPath">Its manifest path.</param>
+/// <param name="RepairFiles">For a repair: exactly the files to restore; empty for an upgrade.</param>
+public sealed record WorkItem(WorkKind Kind, string Version, long VersionId, string ManifestPath, IReadOnlyList<string> RepairFiles);
+
+/// <summary>Last reported progress of the current work.</summary>
+/// <param name="Phase">Download, verify or install.</param>
+/// <param name="BytesDone">Bytes fetched so far.</param>
+/// <param name="BytesTotal">Bytes to fetch in total.</param>
+/// <param name="ChunksDone">Chunks fetched so far.</param>
+/// <param name="ChunksTotal">Chunks to fetch in total.</param>
+public sealed record TransferProgress(WorkPhase Phase, long BytesDone, long BytesTotal, int ChunksDone, int ChunksTotal);
+
+/// <summary>The last failed attempt.</summary>
+/// <param name="Stage">Where it failed.</param>
+/// <param name="Reason">What the agent reported.</param>
+/// <param name="Attempt">Persisted attempt count at that failure (1-based).</param>
+/// <param name="RetryAfterMs">The delay the device was told to wait.</param>
+/// <param name="At">When it was reported.</param>
+public sealed record FailureInfo(WorkPhase Stage, string Reason, int Attempt, long RetryAfterMs, DateTimeOffset At);
+
+/// <summary>
+/// Full state of one device actor: the snapshot payload and the answer to <see cref="GetDeviceState"/>.
+/// </summary>
+/// <param name="DeviceId">Device id.</param>
+/// <param name="Status">Where the device stands.</param>
+/// <param name="Product">Product, once registered or checked in.</param>
+/// <param name="Tags">Operator tags.</param>
+/// <param name="InstalledVersionId">Installed version ID as last reported.</param>
+/// <param name="InventoryDigest">Inventory digest as last reported.</param>
+/// <param name="AgentVersion">Agent version as last reported.</param>
+/// <param name="Target">Assigned target, if any.</param>
+/// <param name="Work">Current work, if any.</param>
+/// <param name="Progress">Progress of the current work, if reported.</param>
+/// <param name="FailedAttempts">Failed attempts of the current work (persisted; reset on completion, new work or cancel).</param>
+/// <param name="LastFailure">The last failure of the current work.</param>
+/// <param name="StatusBeforeOffline">While Offline: the status to resume.</param>
+/// <param name="LastSeen">When the device was last heard from.</param>
+/// <param name="EventCount">Sequence number of the last event applied (journal position of this device).</param>
+public sealed record DeviceState(
+    string DeviceId,
+    DeviceStatus Status,
+    string? Product,
+    IReadOnlyList<string> Tags,
+    long InstalledVersionId,
+    string? InventoryDigest,
+    string? AgentVersion,
+    TargetAssignment? Target,
+    WorkItem? Work,
+    TransferProgress? Progress,
+    int FailedAttempts,
+    FailureInfo? LastFailure,
+    DeviceStatus? StatusBeforeOffline,
+    DateTimeOffset? LastSeen,
+    long EventCount) : IOrchestratorMessage
+{
+    /// <summary>The state of a device nothing is known about.</summary>
+    public static DeviceState Initial(string deviceId) =>
+        new(DeviceIdRules.Validate(deviceId), DeviceStatus.Unknown, null, [], 0, null, null, null, null, null, 0, null, null, null, 0);
+}
+
+/// <summary>The actor's answer to a <see cref="CheckIn"/>; the gateway maps it 1:1 to <see cref="CheckInResponse"/>.</summary>
+/// <param name="DeviceId">Device id.</param>
+/// <param name="Action">None, Upgrade or Repair.</param>
+/// <param name="TargetVersion">Version string for Upgrade/Repair.</param>
+/// <param name="TargetVersionId">Version ID for Upgrade/Repair.</param>
+/// <param name="ManifestPath">Manifest path for Upgrade/Repair.</param>
+/// <param name="RepairFiles">For Repair: exactly the files to restore; otherwise empty.</param>
+/// <param name="Status">Device status after the check-in.</param>
+public sealed record CheckInDecision(
+    string DeviceId, UpdateAction Action, string? TargetVersion, long? TargetVersionId, string? ManifestPath,
+    IReadOnlyList<string> RepairFiles, DeviceStatus Status) : IOrchestratorMessage;
+
+/// <summary>A command was accepted (and persisted, if it changed anything).</summary>
+/// <param name="DeviceId">Device id.</param>
+/// <param name="Status">Device status after the command.</param>
+public sealed record DeviceCommandAccepted(string DeviceId, DeviceStatus Status) : IOrchestratorMessage;
+
+/// <summary>Answer to <see cref="ReportFailure"/>: wait this long, then retry.</summary>
+/// <param name="DeviceId">Device id.</param>
+/// <param name="Attempt">Persisted failed-attempt count (1-based).</param>
+/// <param name="RetryAfterMs">Capped exponential backoff with jitter.</param>
+public sealed record RetryAdvice(string DeviceId, int Attempt, long RetryAfterMs) : IOrchestratorMessage;
+
+/// <summary>A command was refused; nothing changed.</summary>
+/// <param name="DeviceId">Device id.</param>
+/// <param name="Code">Stable machine-readable code, e.g. <c>no_active_work</c>.</param>
+/// <param name="Message">What was wrong and how to fix it.</param>
+public sealed record DeviceCommandRejected(string DeviceId, string Code, string Message) : IOrchestratorMessage;

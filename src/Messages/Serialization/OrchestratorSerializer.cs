@@ -1,0 +1,107 @@
+using System.Collections.Frozen;
+using System.Runtime.Serialization;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Akka.Actor;
+using Akka.Serialization;
+using Orchestrator.Messages.Devices;
+
+namespace Orchestrator.Messages.Serialization;
+
+/// <summary>
+/// The one serializer for every <see cref="IOrchestratorMessage"/>: System.Text.Json payloads under an explicit,
+/// versioned string manifest per type ("DeviceCheckedIn.v1"). Manifests are persisted with each event, so a
+/// manifest is never renamed or reused; a changed shape gets a new type and a new ".vN" manifest.
+/// </summary>
+public sealed class OrchestratorSerializer : SerializerWithStringManifest
+{
+    /// <summary>Serializer id stored in the journal next to every payload; never change it.</summary>
+    public const int SerializerId = 7131;
+
+    private static readonly FrozenDictionary<Type, string> ManifestByType = new Dictionary<Type, string>
+    {
+        // Commands
+        [typeof(RegisterDevice)] = "RegisterDevice.v1",
+        [typeof(CheckIn)] = "CheckIn.v1",
+        [typeof(AssignTarget)] = "AssignTarget.v1",
+        [typeof(CancelAssignment)] = "CancelAssignment.v1",
+        [typeof(ReportProgress)] = "ReportProgress.v1",
+        [typeof(ReportFailure)] = "ReportFailure.v1",
+        [typeof(ReportCompletion)] = "ReportCompletion.v1",
+        [typeof(GetDeviceState)] = "GetDeviceState.v1",
+        // Replies and snapshot
+        [typeof(DeviceState)] = "DeviceState.v1",
+        [typeof(CheckInDecision)] = "CheckInDecision.v1",
+        [typeof(DeviceCommandAccepted)] = "DeviceCommandAccepted.v1",
+        [typeof(RetryAdvice)] = "RetryAdvice.v1",
+        [typeof(DeviceCommandRejected)] = "DeviceCommandRejected.v1",
+        // Persisted events
+        [typeof(DeviceRegistered)] = "DeviceRegistered.v1",
+        [typeof(DeviceCheckedIn)] = "DeviceCheckedIn.v1",
+        [typeof(TargetAssigned)] = "TargetAssigned.v1",
+        [typeof(AssignmentCancelled)] = "AssignmentCancelled.v1",
+        [typeof(ProgressRecorded)] = "ProgressRecorded.v1",
+        [typeof(AttemptFailed)] = "AttemptFailed.v1",
+        [typeof(WorkCompleted)] = "WorkCompleted.v1",
+        [typeof(DeviceWentOffline)] = "DeviceWentOffline.v1",
+        [typeof(DeviceCameBack)] = "DeviceCameBack.v1",
+        // Registry
+        [typeof(QueryDevices)] = "QueryDevices.v1",
+        [typeof(DeviceList)] = "DeviceList.v1",
+    }.ToFrozenDictionary();
+
+    private static readonly FrozenDictionary<string, Type> TypeByManifest =
+        ManifestByType.ToFrozenDictionary(kv => kv.Value, kv => kv.Key, StringComparer.Ordinal);
+
+    /// <summary>JSON settings of the persisted format: camelCase names, enums by name (stable across reordering).</summary>
+    public static readonly JsonSerializerOptions JsonOptions = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        Converters = { new JsonStringEnumConverter() },
+        DefaultIgnoreCondition = JsonIgnoreCondition.Never,
+        UnmappedMemberHandling = JsonUnmappedMemberHandling.Skip,
+    };
+
+    /// <summary>Every type this serializer knows, with its manifest.</summary>
+    public static IReadOnlyDictionary<Type, string> Manifests => ManifestByType;
+
+    /// <summary>Created by Akka from the HOCON binding.</summary>
+    /// <param name="system">The actor system.</param>
+    public OrchestratorSerializer(ExtendedActorSystem system) : base(system) { }
+
+    /// <inheritdoc />
+    public override int Identifier => SerializerId;
+
+    /// <inheritdoc />
+    public override string Manifest(object o) =>
+        ManifestByType.TryGetValue(o.GetType(), out var manifest)
+            ? manifest
+            : throw new SerializationException(
+                $"{o.GetType().FullName} implements IOrchestratorMessage but has no manifest in OrchestratorSerializer; " +
+                "add it to the manifest table (with a round-trip sample in Messages.Tests).");
+
+    /// <inheritdoc />
+    public override byte[] ToBinary(object obj) =>
+        JsonSerializer.SerializeToUtf8Bytes(obj, obj.GetType().IsAssignableTo(typeof(IOrchestratorMessage)) && ManifestByType.ContainsKey(obj.GetType())
+            ? obj.GetType()
+            : throw new SerializationException($"OrchestratorSerializer cannot serialize {obj.GetType().FullName}: it is not a registered IOrchestratorMessage."),
+            JsonOptions);
+
+    /// <inheritdoc />
+    public override object FromBinary(byte[] bytes, string manifest)
+    {
+        if (!TypeByManifest.TryGetValue(manifest, out var type))
+            throw new SerializationException(
+                $"Unknown manifest '{manifest}' for OrchestratorSerializer (id {SerializerId}); known: {string.Join(", ", TypeByManifest.Keys.Order())}. " +
+                "The data was written by a newer version or is corrupt.");
+        try
+        {
+            return JsonSerializer.Deserialize(bytes, type, JsonOptions)
+                   ?? throw new SerializationException($"Payload for manifest '{manifest}' is JSON null.");
+        }
+        catch (Exception e) when (e is JsonException or ArgumentException)
+        {
+            throw new SerializationException($"Cannot deserialize manifest '{manifest}' ({bytes.Length} bytes): {e.Message}", e);
+        }
+    }
+}

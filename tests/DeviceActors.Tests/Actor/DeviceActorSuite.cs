@@ -1,0 +1,209 @@
+using System.Text.Json;
+using Akka.Actor;
+using Orchestrator.DeviceActors.Persistence;
+using Orchestrator.DeviceActors.Tests.Infrastructure;
+using Orchestrator.Messages.Devices;
+using Orchestrator.Messages.Protocol;
+using Orchestrator.Messages.Serialization;
+using Xunit.Abstractions;
+
+namespace Orchestrator.DeviceActors.Tests.Actor;
+
+/// <summary>
+/// The device actor against a real database: persistence, replies after writes, recovery after the actor is killed
+/// and after the whole actor system is replaced, snapshots, offline timeout. Runs once per backend.
+/// </summary>
+public abstract class DeviceActorSuite<TSelf>(ITestOutputHelper output) : IAsyncLifetime where TSelf : IBackendSuite
+{
+    private static readonly DateTimeOffset T0 = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(15);
+    private readonly List<Akka.TestKit.Xunit2.TestKit> _kits = [];
+    private TestDatabase _db = null!;
+
+    public async Task InitializeAsync() => _db = await TestDatabase.Create(TSelf.Backend);
+
+    public async Task DisposeAsync()
+    {
+        foreach (var k in _kits) await k.Sys.Terminate();
+        await _db.DisposeAsync();
+    }
+
+    private Akka.TestKit.Xunit2.TestKit NewKit()
+    {
+        var kit = DeviceTestKit.Create(_db.Options, output);
+        _kits.Add(kit);
+        return kit;
+    }
+
+    private static DeviceActorSettings Settings(int snapshotEvery = 100, double offlineSeconds = 600) =>
+        new(TimeSpan.FromSeconds(offlineSeconds), snapshotEvery, TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(2));
+
+    private static async Task<T> Ask<T>(IActorRef actor, IDeviceCommand c) => await actor.Ask<T>(c, Wait);
+
+    private static string Json(DeviceState s) => JsonSerializer.Serialize(s, OrchestratorSerializer.JsonOptions);
+
+    private static string Pid(string id) => DeviceActor.PersistenceIdPrefix + id;
+
+    private static CheckIn Clean(string id, long version, string digest = "d-ok") =>
+        new(id, "acme", version, digest, digest, $"{version}.0", $"manifests/acme/{version}.json", [], "1.0", T0);
+
+    private static async Task RunUpgradeWithOneFailure(IActorRef a, string id)
+    {
+        Assert.Equal(DeviceStatus.Idle, (await Ask<CheckInDecision>(a, Clean(id, 3))).Status);
+        await Ask<DeviceCommandAccepted>(a, new RegisterDevice(id, "acme", ["eu", "canary"], T0));
+        Assert.Equal(DeviceStatus.UpgradeAssigned, (await Ask<DeviceCommandAccepted>(a, new AssignTarget(id, "acme", "4.0", 4, "manifests/acme/4.json", "r1"))).Status);
+        var decision = await Ask<CheckInDecision>(a, Clean(id, 3));
+        Assert.Equal(UpdateAction.Upgrade, decision.Action);
+        Assert.Equal(4, decision.TargetVersionId);
+        Assert.Equal(DeviceStatus.Downloading, (await Ask<DeviceCommandAccepted>(a, new ReportProgress(id, 4, WorkPhase.Download, 50, 100, 5, 10, T0))).Status);
+        var advice = await Ask<RetryAdvice>(a, new ReportFailure(id, 4, WorkPhase.Download, "connection reset", 1, T0));
+        Assert.Equal(1, advice.Attempt);
+    }
+
+    [BackendFact]
+    public async Task Upgrade_flow_is_persisted_and_recovered_after_the_actor_is_killed()
+    {
+        var kit = NewKit();
+        const string id = "dev-upgrade";
+        var a = kit.Sys.ActorOf(DeviceActor.Props(id, Settings()));
+        await RunUpgradeWithOneFailure(a, id);
+        var before = await Ask<DeviceState>(a, new GetDeviceState(id));
+        Assert.Equal(DeviceStatus.Failed, before.Status);
+        Assert.Equal(1, before.FailedAttempts);
+
+        kit.Watch(a);
+        a.Tell(Kill.Instance);
+        kit.ExpectTerminated(a, Wait);
+
+        var again = kit.Sys.ActorOf(DeviceActor.Props(id, Settings()));
+        var after = await Ask<DeviceState>(again, new GetDeviceState(id));
+        Assert.Equal(Json(before), Json(after));
+        // The persisted attempt count continues.
+        Assert.Equal(2, (await Ask<RetryAdvice>(again, new ReportFailure(id, 4, WorkPhase.Download, "again", 2, T0))).Attempt);
+        Assert.Equal(DeviceStatus.Installing, (await Ask<DeviceCommandAccepted>(again, new ReportProgress(id, 4, WorkPhase.Install, 100, 100, 10, 10, T0))).Status);
+        Assert.Equal(DeviceStatus.Completed, (await Ask<DeviceCommandAccepted>(again, new ReportCompletion(id, 4, "d-4", T0))).Status);
+        Assert.Equal(9, await _db.Scalar($"SELECT COUNT(*) FROM journal WHERE persistence_id = '{Pid(id)}'"));
+        Assert.Equal(9, (await Ask<DeviceState>(again, new GetDeviceState(id))).EventCount);
+    }
+
+    [BackendFact]
+    public async Task A_new_actor_system_on_the_same_database_recovers_every_device()
+    {
+        var first = NewKit();
+        var states = new Dictionary<string, string>();
+        for (var i = 0; i < 5; i++)
+        {
+            var id = $"dev-r{i}";
+            var a = first.Sys.ActorOf(DeviceActor.Props(id, Settings(snapshotEvery: 2)));
+            await RunUpgradeWithOneFailure(a, id);
+            states[id] = Json(await Ask<DeviceState>(a, new GetDeviceState(id)));
+        }
+        await first.Sys.Terminate();
+
+        var second = NewKit();
+        foreach (var (id, json) in states)
+        {
+            var a = second.Sys.ActorOf(DeviceActor.Props(id, Settings(snapshotEvery: 2)));
+            Assert.Equal(json, Json(await Ask<DeviceState>(a, new GetDeviceState(id))));
+        }
+    }
+
+    [BackendFact]
+    public async Task Snapshots_are_taken_every_n_events_and_older_ones_deleted()
+    {
+        var kit = NewKit();
+        const string id = "dev-snap";
+        var a = kit.Sys.ActorOf(DeviceActor.Props(id, Settings(snapshotEvery: 3)));
+        for (var i = 1; i <= 10; i++)
+            await Ask<DeviceCommandAccepted>(a, new RegisterDevice(id, "acme", [$"t{i}"], T0));
+        await kit.AwaitAssertAsync(async () =>
+        {
+            Assert.Equal(1, await _db.Scalar($"SELECT COUNT(*) FROM snapshot WHERE persistence_id = '{Pid(id)}'"));
+            Assert.Equal(9, await _db.Scalar($"SELECT MAX(sequence_number) FROM snapshot WHERE persistence_id = '{Pid(id)}'"));
+        }, Wait, TimeSpan.FromMilliseconds(100));
+        Assert.Equal(10, await _db.Scalar($"SELECT COUNT(*) FROM journal WHERE persistence_id = '{Pid(id)}'"));
+
+        kit.Watch(a);
+        a.Tell(PoisonPill.Instance);
+        kit.ExpectTerminated(a, Wait);
+        var again = kit.Sys.ActorOf(DeviceActor.Props(id, Settings(snapshotEvery: 3)));
+        var s = await Ask<DeviceState>(again, new GetDeviceState(id));
+        Assert.Equal(["t10"], s.Tags);
+        Assert.Equal(10, s.EventCount);
+    }
+
+    [BackendFact]
+    public async Task Rejected_commands_persist_nothing()
+    {
+        var kit = NewKit();
+        const string id = "dev-reject";
+        var a = kit.Sys.ActorOf(DeviceActor.Props(id, Settings()));
+        await Ask<CheckInDecision>(a, Clean(id, 3));
+        var r = await Ask<DeviceCommandRejected>(a, new ReportProgress(id, 4, WorkPhase.Download, 1, 2, 1, 2, T0));
+        Assert.Equal("no_active_work", r.Code);
+        Assert.Equal("no_active_work", (await Ask<DeviceCommandRejected>(a, new ReportCompletion(id, 4, "x", T0))).Code);
+        await Ask<DeviceCommandAccepted>(a, new AssignTarget(id, "acme", "4.0", 4, "manifests/acme/4.json", "r1"));
+        Assert.Equal("stale_target", (await Ask<DeviceCommandRejected>(a, new ReportFailure(id, 5, WorkPhase.Download, "x", 1, T0))).Code);
+        Assert.Equal("product_mismatch", (await Ask<DeviceCommandRejected>(a, new AssignTarget(id, "other", "4.0", 4, "m", "r2"))).Code);
+        Assert.Equal(2, await _db.Scalar($"SELECT COUNT(*) FROM journal WHERE persistence_id = '{Pid(id)}'"));
+    }
+
+    [BackendFact]
+    public async Task Repair_names_exactly_the_differing_files_and_survives_recovery()
+    {
+        var kit = NewKit();
+        const string id = "dev-repair";
+        var a = kit.Sys.ActorOf(DeviceActor.Props(id, Settings()));
+        var d = await Ask<CheckInDecision>(a, new CheckIn(id, "acme", 3, "d-bad", "d-ok", "3.0", "manifests/acme/3.json", ["bin/app", "etc/x.conf"], "1.0", T0));
+        Assert.Equal(UpdateAction.Repair, d.Action);
+        Assert.Equal(["bin/app", "etc/x.conf"], d.RepairFiles);
+        Assert.Equal(DeviceStatus.Repairing, (await Ask<DeviceCommandAccepted>(a, new ReportProgress(id, 3, WorkPhase.Download, 1, 2, 1, 2, T0))).Status);
+        kit.Watch(a);
+        a.Tell(Kill.Instance);
+        kit.ExpectTerminated(a, Wait);
+        var again = kit.Sys.ActorOf(DeviceActor.Props(id, Settings()));
+        var s = await Ask<DeviceState>(again, new GetDeviceState(id));
+        Assert.Equal(DeviceStatus.Repairing, s.Status);
+        Assert.Equal(["bin/app", "etc/x.conf"], s.Work!.RepairFiles);
+        Assert.Equal(DeviceStatus.Completed, (await Ask<DeviceCommandAccepted>(again, new ReportCompletion(id, 3, "d-ok", T0))).Status);
+    }
+
+    [BackendFact]
+    public async Task Silent_device_goes_offline_and_resumes_where_it_was()
+    {
+        var kit = NewKit();
+        const string id = "dev-silent";
+        var settings = Settings(offlineSeconds: 0.5);
+        var a = kit.Sys.ActorOf(DeviceActor.Props(id, settings));
+        await Ask<DeviceCommandAccepted>(a, new AssignTarget(id, "acme", "4.0", 4, "manifests/acme/4.json", "r1"));
+        await Ask<CheckInDecision>(a, Clean(id, 3));
+        await Ask<DeviceCommandAccepted>(a, new ReportProgress(id, 4, WorkPhase.Download, 40, 100, 4, 10, T0));
+        await kit.AwaitAssertAsync(async () =>
+        {
+            var s = await Ask<DeviceState>(a, new GetDeviceState(id));
+            Assert.Equal(DeviceStatus.Offline, s.Status);
+            Assert.Equal(DeviceStatus.Downloading, s.StatusBeforeOffline);
+        }, Wait, TimeSpan.FromMilliseconds(100));
+
+        // Recovery keeps Offline (the actor may be gone after passivation; a new incarnation reads the journal).
+        kit.Watch(a);
+        a.Tell(Kill.Instance);
+        kit.ExpectTerminated(a, Wait);
+        var again = kit.Sys.ActorOf(DeviceActor.Props(id, Settings()));
+        Assert.Equal(DeviceStatus.Offline, (await Ask<DeviceState>(again, new GetDeviceState(id))).Status);
+        Assert.Equal(DeviceStatus.Downloading, (await Ask<DeviceCommandAccepted>(again, new ReportProgress(id, 4, WorkPhase.Download, 60, 100, 6, 10, T0))).Status);
+        var back = await Ask<DeviceState>(again, new GetDeviceState(id));
+        Assert.Equal(60, back.Progress!.BytesDone);
+        Assert.Null(back.StatusBeforeOffline);
+    }
+}
+
+public sealed class SqliteDeviceActorTests(ITestOutputHelper output) : DeviceActorSuite<SqliteDeviceActorTests>(output), IBackendSuite
+{
+    public static PersistenceBackend Backend => PersistenceBackend.Sqlite;
+}
+
+public sealed class PostgresDeviceActorTests(ITestOutputHelper output) : DeviceActorSuite<PostgresDeviceActorTests>(output), IBackendSuite
+{
+    public static PersistenceBackend Backend => PersistenceBackend.PostgreSql;
+}

@@ -1,0 +1,77 @@
+using System.Data.Common;
+using Microsoft.Data.Sqlite;
+using Npgsql;
+using Orchestrator.DeviceActors.Persistence;
+
+namespace Orchestrator.DeviceActors.Tests.Infrastructure;
+
+/// <summary>
+/// A private database per test: a SQLite file in a fresh temp directory, or a fresh schema on the PostgreSQL
+/// server named by ORCH_TEST_POSTGRES. Disposing removes it.
+/// </summary>
+public sealed class TestDatabase : IAsyncDisposable
+{
+    private readonly string? _tempDir;
+
+    private TestDatabase(DevicePersistenceOptions options, string? tempDir)
+    {
+        Options = options;
+        _tempDir = tempDir;
+    }
+
+    /// <summary>Options pointing at this database.</summary>
+    public DevicePersistenceOptions Options { get; private set; }
+
+    /// <summary>Creates and prepares the database.</summary>
+    public static async Task<TestDatabase> Create(PersistenceBackend backend, TimeSpan? queryRefresh = null)
+    {
+        TestDatabase db;
+        if (backend == PersistenceBackend.Sqlite)
+        {
+            var dir = Path.Combine(Path.GetTempPath(), "orch-devices-" + Guid.NewGuid().ToString("N"));
+            db = new TestDatabase(DevicePersistenceOptions.Sqlite(Path.Combine(dir, "devices.db")), dir);
+        }
+        else
+        {
+            var cs = PostgresGate.ConnectionString
+                ?? throw new InvalidOperationException("ORCH_TEST_POSTGRES is not set but a PostgreSQL test is running (ORCH_REQUIRE_POSTGRES=1?).");
+            db = new TestDatabase(DevicePersistenceOptions.PostgreSql(cs, "t_" + Guid.NewGuid().ToString("N")[..20]), null);
+        }
+        db.Options = db.Options with { QueryRefreshInterval = queryRefresh ?? TimeSpan.FromMilliseconds(100) };
+        await db.Options.PrepareDatabase();
+        return db;
+    }
+
+    /// <summary>Runs a scalar query (table names unqualified; the PostgreSQL schema is put on the search path).</summary>
+    public async Task<long> Scalar(string sql)
+    {
+        await using var c = Open();
+        await c.OpenAsync();
+        await using var cmd = c.CreateCommand();
+        cmd.CommandText = Options.Schema is null ? sql : $"SET search_path TO \"{Options.Schema}\"; {sql}";
+        return Convert.ToInt64(await cmd.ExecuteScalarAsync());
+    }
+
+    private DbConnection Open() => Options.Backend == PersistenceBackend.Sqlite
+        ? new SqliteConnection(Options.ConnectionString)
+        : new NpgsqlConnection(Options.ConnectionString);
+
+    /// <inheritdoc />
+    public async ValueTask DisposeAsync()
+    {
+        if (_tempDir is not null)
+        {
+            SqliteConnection.ClearAllPools();
+            try { Directory.Delete(_tempDir, recursive: true); } catch (IOException) { /* best effort: temp dir */ }
+        }
+        else if (Options.Schema is not null)
+        {
+            NpgsqlConnection.ClearAllPools();
+            await using var c = new NpgsqlConnection(Options.ConnectionString);
+            await c.OpenAsync();
+            await using var cmd = c.CreateCommand();
+            cmd.CommandText = $"DROP SCHEMA IF EXISTS \"{Options.Schema}\" CASCADE";
+            await cmd.ExecuteNonQueryAsync();
+        }
+    }
+}

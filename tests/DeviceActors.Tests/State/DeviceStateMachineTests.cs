@@ -1,0 +1,284 @@
+using Orchestrator.DeviceActors;
+using Orchestrator.DeviceActors.State;
+using Orchestrator.Messages;
+using Orchestrator.Messages.Devices;
+using Orchestrator.Messages.Protocol;
+
+namespace Orchestrator.DeviceActors.Tests.State;
+
+/// <summary>Every transition of the pure state machine, without actors or databases.</summary>
+public sealed class DeviceStateMachineTests
+{
+    private const string Id = "dev-1";
+    private static readonly DateTimeOffset T0 = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
+    private static readonly DeviceActorSettings Settings = DeviceActorSettings.Default;
+    private readonly Random _random = new(42);
+    private DeviceState _state = DeviceState.Initial(Id);
+
+    private IOrchestratorMessage Run(IDeviceCommand c)
+    {
+        var outcome = DeviceStateMachine.Decide(_state, c, Settings, _random, T0);
+        foreach (var e in outcome.Events) _state = DeviceStateMachine.Apply(_state, e, _state.EventCount + 1);
+        return outcome.Reply(_state);
+    }
+
+    private static CheckIn Clean(long version, string digest = "d-ok") =>
+        new(Id, "acme", version, digest, version == 0 ? null : digest, version == 0 ? null : $"{version}.0", version == 0 ? null : $"manifests/acme/{version}.json", [], "1.0", T0);
+
+    private static CheckIn Damaged(long version, params string[] files) =>
+        new(Id, "acme", version, "d-bad", "d-ok", $"{version}.0", $"manifests/acme/{version}.json", files, "1.0", T0);
+
+    private static AssignTarget Target(long version, string rollout = "r1") => new(Id, "acme", $"{version}.0", version, $"manifests/acme/{version}.json", rollout);
+
+    [Fact]
+    public void New_device_is_unknown_and_clean_check_in_makes_it_idle()
+    {
+        Assert.Equal(DeviceStatus.Unknown, _state.Status);
+        var d = Assert.IsType<CheckInDecision>(Run(Clean(3)));
+        Assert.Equal(UpdateAction.None, d.Action);
+        Assert.Equal(DeviceStatus.Idle, _state.Status);
+        Assert.Equal(3, _state.InstalledVersionId);
+        Assert.Equal(1, _state.EventCount);
+    }
+
+    [Fact]
+    public void Version_mismatch_with_target_means_upgrade()
+    {
+        Run(Clean(3));
+        Run(Target(4));
+        Assert.Equal(DeviceStatus.UpgradeAssigned, _state.Status);
+        var d = Assert.IsType<CheckInDecision>(Run(Clean(3)));
+        Assert.Equal(UpdateAction.Upgrade, d.Action);
+        Assert.Equal(4, d.TargetVersionId);
+        Assert.Equal("manifests/acme/4.json", d.ManifestPath);
+        Assert.Empty(d.RepairFiles);
+        Assert.Equal(DeviceStatus.UpgradeAssigned, _state.Status);
+    }
+
+    [Fact]
+    public void Target_assigned_before_first_check_in_is_applied_at_check_in()
+    {
+        Run(Target(4));
+        Assert.Equal(DeviceStatus.Unknown, _state.Status);
+        var d = Assert.IsType<CheckInDecision>(Run(Clean(0)));
+        Assert.Equal(UpdateAction.Upgrade, d.Action);
+    }
+
+    [Fact]
+    public void Same_version_with_differing_digest_means_repair_of_exactly_the_differing_files()
+    {
+        var d = Assert.IsType<CheckInDecision>(Run(Damaged(3, "bin/app", "lib/a.so")));
+        Assert.Equal(UpdateAction.Repair, d.Action);
+        Assert.Equal(["bin/app", "lib/a.so"], d.RepairFiles);
+        Assert.Equal(3, d.TargetVersionId);
+        Assert.Equal("manifests/acme/3.json", d.ManifestPath);
+        Assert.Equal(DeviceStatus.RepairNeeded, _state.Status);
+    }
+
+    [Fact]
+    public void Upgrade_wins_over_repair()
+    {
+        Run(Target(4));
+        var d = Assert.IsType<CheckInDecision>(Run(Damaged(3, "bin/app")));
+        Assert.Equal(UpdateAction.Upgrade, d.Action);
+    }
+
+    [Fact]
+    public void Unknown_manifest_digest_means_no_repair()
+    {
+        var d = Assert.IsType<CheckInDecision>(Run(new CheckIn(Id, "acme", 9, "whatever", null, null, null, [], null, T0)));
+        Assert.Equal(UpdateAction.None, d.Action);
+    }
+
+    [Theory]
+    [InlineData(WorkPhase.Download, DeviceStatus.Downloading)]
+    [InlineData(WorkPhase.Verify, DeviceStatus.Verifying)]
+    [InlineData(WorkPhase.Install, DeviceStatus.Installing)]
+    public void Upgrade_progress_phases_move_the_status(WorkPhase phase, DeviceStatus expected)
+    {
+        Run(Target(4));
+        Run(Clean(3));
+        Assert.IsType<DeviceCommandAccepted>(Run(new ReportProgress(Id, 4, phase, 5, 10, 1, 2, T0)));
+        Assert.Equal(expected, _state.Status);
+        Assert.Equal(new TransferProgress(phase, 5, 10, 1, 2), _state.Progress);
+    }
+
+    [Fact]
+    public void Repair_progress_is_repairing_and_completion_completes()
+    {
+        Run(Damaged(3, "bin/app"));
+        Run(new ReportProgress(Id, 3, WorkPhase.Download, 1, 2, 1, 2, T0));
+        Assert.Equal(DeviceStatus.Repairing, _state.Status);
+        Run(new ReportProgress(Id, 3, WorkPhase.Install, 2, 2, 2, 2, T0));
+        Assert.Equal(DeviceStatus.Repairing, _state.Status);
+        Assert.IsType<DeviceCommandAccepted>(Run(new ReportCompletion(Id, 3, "d-ok", T0)));
+        Assert.Equal(DeviceStatus.Completed, _state.Status);
+        Assert.Null(_state.Work);
+        Assert.Equal(UpdateAction.None, Assert.IsType<CheckInDecision>(Run(Clean(3))).Action);
+        Assert.Equal(DeviceStatus.Idle, _state.Status);
+    }
+
+    [Fact]
+    public void Completion_of_upgrade_installs_the_target()
+    {
+        Run(Clean(3));
+        Run(Target(4));
+        Run(Clean(3));
+        Run(new ReportProgress(Id, 4, WorkPhase.Download, 10, 10, 2, 2, T0));
+        Run(new ReportCompletion(Id, 4, "d-4", T0));
+        Assert.Equal(DeviceStatus.Completed, _state.Status);
+        Assert.Equal(4, _state.InstalledVersionId);
+        Assert.Equal("d-4", _state.InventoryDigest);
+        Assert.Equal(UpdateAction.None, Assert.IsType<CheckInDecision>(Run(Clean(4, "d-4"))).Action);
+    }
+
+    [Fact]
+    public void Failures_back_off_exponentially_with_jitter_forever_and_the_count_persists_across_check_ins()
+    {
+        Run(Target(4));
+        Run(Clean(3));
+        var delays = new List<long>();
+        for (var i = 1; i <= 12; i++)
+        {
+            var advice = Assert.IsType<RetryAdvice>(Run(new ReportFailure(Id, 4, WorkPhase.Download, "timeout", i, T0)));
+            Assert.Equal(i, advice.Attempt);
+            var nominal = Math.Min(Settings.RetryBase.TotalMilliseconds * Math.Pow(2, i - 1), Settings.RetryCap.TotalMilliseconds);
+            Assert.InRange(advice.RetryAfterMs, (long)(nominal / 2) - 1, (long)nominal);
+            delays.Add(advice.RetryAfterMs);
+            Assert.Equal(DeviceStatus.Failed, _state.Status);
+            if (i == 5)
+            {
+                // The agent restarts and checks in: same work, the attempt count survives.
+                Assert.Equal(UpdateAction.Upgrade, Assert.IsType<CheckInDecision>(Run(Clean(3))).Action);
+                Assert.Equal(5, _state.FailedAttempts);
+            }
+        }
+        Assert.True(delays[^1] <= Settings.RetryCap.TotalMilliseconds);
+        Assert.True(delays[^1] >= Settings.RetryCap.TotalMilliseconds / 2);
+        Run(new ReportProgress(Id, 4, WorkPhase.Download, 1, 10, 1, 10, T0));
+        Assert.Equal(DeviceStatus.Downloading, _state.Status);
+        Assert.Equal(12, _state.FailedAttempts);
+    }
+
+    [Fact]
+    public void Operator_cancel_stops_retrying()
+    {
+        Run(Clean(3));
+        Run(Target(4));
+        Run(Clean(3));
+        Run(new ReportFailure(Id, 4, WorkPhase.Download, "timeout", 1, T0));
+        Assert.IsType<DeviceCommandAccepted>(Run(new CancelAssignment(Id, "alice", "bad build")));
+        Assert.Equal(DeviceStatus.Idle, _state.Status);
+        Assert.Null(_state.Target);
+        Assert.Equal(0, _state.FailedAttempts);
+        var rejected = Assert.IsType<DeviceCommandRejected>(Run(new ReportFailure(Id, 4, WorkPhase.Download, "timeout", 2, T0)));
+        Assert.Equal("no_active_work", rejected.Code);
+        Assert.Equal(UpdateAction.None, Assert.IsType<CheckInDecision>(Run(Clean(3))).Action);
+    }
+
+    [Fact]
+    public void Silence_goes_offline_and_the_device_resumes_where_it_was()
+    {
+        Run(Target(4));
+        Run(Clean(3));
+        Run(new ReportProgress(Id, 4, WorkPhase.Download, 5, 10, 1, 2, T0));
+        _state = DeviceStateMachine.Apply(_state, new DeviceWentOffline(T0, T0.AddMinutes(20)), _state.EventCount + 1);
+        Assert.Equal(DeviceStatus.Offline, _state.Status);
+        Assert.Equal(DeviceStatus.Downloading, _state.StatusBeforeOffline);
+        var before = _state.EventCount;
+        Assert.IsType<DeviceCommandAccepted>(Run(new ReportProgress(Id, 4, WorkPhase.Download, 7, 10, 1, 2, T0.AddMinutes(30))));
+        Assert.Equal(DeviceStatus.Downloading, _state.Status);
+        Assert.Null(_state.StatusBeforeOffline);
+        Assert.Equal(before + 2, _state.EventCount); // came back + progress
+        Assert.Equal(7, _state.Progress!.BytesDone);
+    }
+
+    [Fact]
+    public void A_refused_report_from_an_offline_device_changes_nothing()
+    {
+        Run(Clean(3));
+        _state = DeviceStateMachine.Apply(_state, new DeviceWentOffline(T0, T0), _state.EventCount + 1);
+        var before = _state;
+        Assert.IsType<DeviceCommandRejected>(Run(new ReportCompletion(Id, 4, "x", T0)));
+        Assert.Same(before, _state);
+    }
+
+    [Fact]
+    public void Operator_commands_do_not_bring_an_offline_device_back_but_shape_its_resumed_status()
+    {
+        Run(Clean(3));
+        _state = DeviceStateMachine.Apply(_state, new DeviceWentOffline(T0, T0), _state.EventCount + 1);
+        Run(Target(4));
+        Assert.Equal(DeviceStatus.Offline, _state.Status);
+        Assert.Equal(DeviceStatus.UpgradeAssigned, _state.StatusBeforeOffline);
+        Assert.Equal(UpdateAction.Upgrade, Assert.IsType<CheckInDecision>(Run(Clean(3))).Action);
+        Assert.Equal(DeviceStatus.UpgradeAssigned, _state.Status);
+    }
+
+    [Fact]
+    public void Reports_for_another_version_are_stale_and_change_nothing()
+    {
+        Run(Target(4));
+        Run(Clean(3));
+        var before = _state;
+        var r = Assert.IsType<DeviceCommandRejected>(Run(new ReportProgress(Id, 5, WorkPhase.Download, 1, 2, 1, 2, T0)));
+        Assert.Equal("stale_target", r.Code);
+        Assert.Same(before, _state);
+    }
+
+    [Fact]
+    public void New_target_supersedes_running_work_and_resets_attempts()
+    {
+        Run(Target(4));
+        Run(Clean(3));
+        Run(new ReportFailure(Id, 4, WorkPhase.Download, "x", 1, T0));
+        Run(Target(5, "r2"));
+        Assert.Equal(DeviceStatus.UpgradeAssigned, _state.Status);
+        Assert.Equal(5, _state.Work!.VersionId);
+        Assert.Equal(0, _state.FailedAttempts);
+        Assert.Equal("r2", _state.Target!.RolloutId);
+    }
+
+    [Fact]
+    public void Repeated_assignment_and_registration_are_idempotent()
+    {
+        Run(new RegisterDevice(Id, "acme", ["eu"], T0));
+        Run(Target(4));
+        var count = _state.EventCount;
+        Run(Target(4));
+        Run(new RegisterDevice(Id, "acme", ["eu"], T0));
+        Run(new CancelAssignment(Id, "a", "b"));
+        Run(new CancelAssignment(Id, "a", "b"));
+        Assert.Equal(count + 1, _state.EventCount);
+        Assert.Equal(["eu"], _state.Tags);
+    }
+
+    [Fact]
+    public void Product_mismatch_is_refused()
+    {
+        Run(new RegisterDevice(Id, "acme", [], T0));
+        var r = Assert.IsType<DeviceCommandRejected>(Run(new AssignTarget(Id, "other", "1", 1, "m", "r")));
+        Assert.Equal("product_mismatch", r.Code);
+        Assert.Null(_state.Target);
+    }
+
+    [Fact]
+    public void Check_in_at_the_target_clears_work_even_if_completion_was_lost()
+    {
+        Run(Clean(3));
+        Run(Target(4));
+        Run(Clean(3));
+        Run(new ReportProgress(Id, 4, WorkPhase.Install, 10, 10, 2, 2, T0));
+        Assert.Equal(UpdateAction.None, Assert.IsType<CheckInDecision>(Run(Clean(4))).Action);
+        Assert.Equal(DeviceStatus.Idle, _state.Status);
+        Assert.Null(_state.Work);
+    }
+
+    [Fact]
+    public void Backoff_is_capped_and_never_overflows()
+    {
+        var d = RetryBackoff.Delay(int.MaxValue, TimeSpan.FromSeconds(2), TimeSpan.FromMinutes(5), new Random(1));
+        Assert.InRange(d, TimeSpan.FromMinutes(2.5), TimeSpan.FromMinutes(5));
+        Assert.InRange(RetryBackoff.Delay(1, TimeSpan.FromSeconds(2), TimeSpan.FromMinutes(5), new Random(1)), TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(2));
+    }
+}

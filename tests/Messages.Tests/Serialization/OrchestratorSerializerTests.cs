@@ -1,0 +1,79 @@
+using System.Runtime.Serialization;
+using System.Text;
+using Akka.Actor;
+using Orchestrator.Messages.Serialization;
+
+namespace Orchestrator.Messages.Tests.Serialization;
+
+public sealed class OrchestratorSerializerTests : IDisposable
+{
+    private readonly ActorSystem _system = ActorSystem.Create("ser", OrchestratorSerialization.Config);
+
+    public void Dispose() => _system.Dispose();
+
+    public static TheoryData<string> SampleNames()
+    {
+        var data = new TheoryData<string>();
+        foreach (var s in MessageSamples.All) data.Add(s.GetType().Name);
+        return data;
+    }
+
+    private static IOrchestratorMessage Sample(string name) => MessageSamples.All.Single(s => s.GetType().Name == name);
+
+    [Theory]
+    [MemberData(nameof(SampleNames))]
+    public void Every_sample_round_trips_through_the_bound_serializer(string typeName)
+    {
+        var sample = Sample(typeName);
+        DeepEquality.AssertNoDefaults(sample);
+        var serializer = _system.Serialization.FindSerializerFor(sample);
+        var typed = Assert.IsType<OrchestratorSerializer>(serializer);
+        var manifest = typed.Manifest(sample);
+        Assert.EndsWith(".v1", manifest);
+        var bytes = typed.ToBinary(sample);
+        var back = typed.FromBinary(bytes, manifest);
+        DeepEquality.AssertEqual(sample, back);
+    }
+
+    [Fact]
+    public void Every_message_type_in_the_assembly_has_a_manifest_and_a_sample()
+    {
+        var messageTypes = typeof(IOrchestratorMessage).Assembly.GetTypes()
+            .Where(t => t is { IsClass: true, IsAbstract: false } && typeof(IOrchestratorMessage).IsAssignableFrom(t))
+            .ToList();
+        Assert.NotEmpty(messageTypes);
+        var sampled = MessageSamples.All.Select(s => s.GetType()).ToHashSet();
+        foreach (var t in messageTypes)
+        {
+            Assert.True(OrchestratorSerializer.Manifests.ContainsKey(t), $"{t.Name} has no manifest in OrchestratorSerializer");
+            Assert.True(sampled.Contains(t), $"{t.Name} has no round-trip sample in MessageSamples");
+        }
+        Assert.Equal(OrchestratorSerializer.Manifests.Count, OrchestratorSerializer.Manifests.Values.Distinct().Count());
+        Assert.Equal(messageTypes.Count, OrchestratorSerializer.Manifests.Count);
+    }
+
+    [Fact]
+    public void Unknown_manifest_is_a_clear_serialization_exception()
+    {
+        var serializer = (OrchestratorSerializer)_system.Serialization.FindSerializerForType(typeof(IOrchestratorMessage));
+        var e = Assert.Throws<SerializationException>(() => serializer.FromBinary("{}"u8.ToArray(), "DeviceCheckedIn.v9"));
+        Assert.Contains("Unknown manifest 'DeviceCheckedIn.v9'", e.Message);
+    }
+
+    [Fact]
+    public void Invalid_payload_fails_validation_on_deserialization()
+    {
+        var serializer = (OrchestratorSerializer)_system.Serialization.FindSerializerForType(typeof(IOrchestratorMessage));
+        var json = Encoding.UTF8.GetBytes("""{"deviceId":"../etc/passwd"}""");
+        var e = Assert.Throws<SerializationException>(() => serializer.FromBinary(json, "GetDeviceState.v1"));
+        Assert.Contains("Invalid device id", e.Message);
+    }
+
+    [Fact]
+    public void Persisted_format_is_stable_json_with_enum_names()
+    {
+        var serializer = (OrchestratorSerializer)_system.Serialization.FindSerializerForType(typeof(IOrchestratorMessage));
+        var json = Encoding.UTF8.GetString(serializer.ToBinary(new Orchestrator.Messages.Devices.WorkCompleted(5, "d", Orchestrator.Messages.Devices.WorkKind.Repair, DateTimeOffset.UnixEpoch)));
+        Assert.Equal("""{"installedVersionId":5,"inventoryDigest":"d","kind":"Repair","at":"1970-01-01T00:00:00+00:00"}""", json);
+    }
+}
