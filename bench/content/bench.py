@@ -109,8 +109,7 @@ def main():
     sizes = {v: tree_bytes(os.path.join(work, "trees", v)) for v in versions}
     med = lambda key, i: statistics.median(r[i][key] for r in runs)
     print(f"Machine: {os.cpu_count()} cores, load average at end {os.getloadavg()[0]:.1f}; "
-          f"{reps} repetitions, medians shown; casync {subprocess.run(['casync', '--version'], capture_output=True, text=True).stdout.split()[-1]}, "
-          f"orch zstd: {'libzstd' if os.environ.get('ORCH_ZSTD') != 'managed' else 'managed'}\n")
+          f"{reps} repetitions, medians shown; casync {subprocess.run(['casync', '--version'], capture_output=True, text=True).stdout.split()[-1]}\n")
     print("| version | tree MiB | orch s | casync s | orch MiB/s | casync MiB/s | speed ratio | orch store MiB | casync store MiB | store ratio |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     tot_o = tot_c = tot_b = 0
