@@ -1,0 +1,132 @@
+using Orchestrator.DeviceAgent.Configuration;
+using Orchestrator.DeviceAgent.Install;
+using Orchestrator.DeviceAgent.Launching;
+using Orchestrator.DeviceAgent.Storage;
+using Orchestrator.DeviceAgent.Zones;
+
+namespace Orchestrator.DeviceAgent;
+
+/// <summary>Command-line entry: <c>run</c> (default), <c>recover --from-virtual</c>, <c>provision</c>, <c>status</c>.</summary>
+public static class AgentCommandLine
+{
+    /// <summary>Usage text.</summary>
+    public const string Usage = """
+        usage:
+          orch-agent [run] [--config FILE] [--no-client]
+              launcher: self-repair the updater, run the update session until it succeeds, start the client
+          orch-agent recover --from-virtual [--config FILE]
+              rebuild the hidden-zone backup and the free-zone updater from the read-only virtual zone
+          orch-agent provision --credential-file FILE --content-key-file FILE [--trust-root-file FILE] [--config FILE]
+              first-time setup of the hidden and free zones (trust root defaults to <virtual>/trust-root.pub)
+          orch-agent status [--config FILE]
+              show the zones, the installed version and any interrupted install
+        --config defaults to agent.json next to the orch-agent executable (the virtual zone).
+        """;
+
+    /// <summary>Runs a command; returns the process exit code.</summary>
+    public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr)
+    {
+        var list = args.ToList();
+        var command = list.Count > 0 && !list[0].StartsWith('-') ? list[0] : "run";
+        if (list.Count > 0 && !list[0].StartsWith('-')) list.RemoveAt(0);
+        void Log(string m) { lock (stdout) stdout.WriteLine($"{DateTimeOffset.UtcNow:HH:mm:ss.fff} orch-agent: {m}"); }
+        try
+        {
+            var options = ParseOptions(list, command);
+            if (command is "help" or "--help") { stdout.WriteLine(Usage); return ExitCodes.Ok; }
+            var config = AgentConfig.Load(options.GetValueOrDefault("--config") ?? Path.Combine(AppContext.BaseDirectory, "agent.json"));
+            var layout = new ZoneLayout(config.Zones);
+            switch (command)
+            {
+                case "run":
+                    using (var cts = new CancellationTokenSource())
+                    {
+                        Console.CancelKeyPress += (_, e) => { e.Cancel = true; cts.Cancel(); };
+                        return await new Launcher(config, Log, CrashPoints.FromEnvironment()).RunAsync(!options.ContainsKey("--no-client"), cts.Token);
+                    }
+                case "recover":
+                    if (!options.ContainsKey("--from-virtual"))
+                        throw new ArgumentException("recover needs --from-virtual (the only recovery source the agent has)");
+                    using (var key = DeviceKey.Derive(config.MachineSecretFile, config.DeviceId))
+                    {
+                        var report = new ZoneProvisioner(layout, new HiddenZone(layout, key)).RecoverFromVirtual();
+                        foreach (var r in report.Rebuilt) Log("rebuilt " + r);
+                        if (report.NeedsProvisioning.Count == 0) return ExitCodes.Ok;
+                        stderr.WriteLine($"orch-agent: still damaged: {string.Join(", ", report.NeedsProvisioning)}; the virtual zone cannot supply device secrets: " +
+                                         "re-provision with `orch-agent provision --credential-file F --content-key-file F`");
+                        return ExitCodes.ZonesDamaged;
+                    }
+                case "provision":
+                    {
+                        var credential = ReadRequiredFile(options, "--credential-file");
+                        var contentKey = ReadRequiredFile(options, "--content-key-file");
+                        var trustRoot = File.ReadAllBytes(options.GetValueOrDefault("--trust-root-file") ?? layout.VirtualTrustRoot);
+                        using var key = DeviceKey.Derive(config.MachineSecretFile, config.DeviceId);
+                        new ZoneProvisioner(layout, new HiddenZone(layout, key)).Provision(credential, contentKey, trustRoot);
+                        Log($"provisioned device {config.DeviceId}: hidden zone '{config.Zones.Hidden}', updater copied to '{layout.FreeUpdater}'");
+                        return ExitCodes.Ok;
+                    }
+                case "status":
+                    {
+                        using var key = DeviceKey.Derive(config.MachineSecretFile, config.DeviceId);
+                        var hidden = new HiddenZone(layout, key);
+                        stdout.WriteLine($"device    {config.DeviceId} ({config.Product})");
+                        foreach (var item in Enum.GetValues<HiddenItem>())
+                            stdout.WriteLine($"hidden    {HiddenZone.FileName(item),-24} {hidden.Read(item).State}");
+                        var v = hidden.Read(HiddenItem.InstalledVersion).State == HiddenItemState.Ok ? hidden.ReadInstalledVersion() : null;
+                        stdout.WriteLine($"installed {(v is null ? "unknown (damaged record)" : $"{v.Version} (id {v.VersionId})")}");
+                        stdout.WriteLine($"client    {TreeInventory.Files(layout.Client).Count()} file(s) in {layout.Client}");
+                        stdout.WriteLine($"journal   {(File.Exists(layout.Journal) ? "present: an install was interrupted; the next run completes it" : "none")}");
+                        return ExitCodes.Ok;
+                    }
+                default:
+                    throw new ArgumentException($"unknown command '{command}'");
+            }
+        }
+        catch (Exception e) when (e is ArgumentException or AgentConfigException or FileNotFoundException or DirectoryNotFoundException)
+        {
+            stderr.WriteLine($"orch-agent: {e.Message}");
+            stderr.WriteLine(Usage);
+            return ExitCodes.BadInput;
+        }
+        catch (HiddenZoneException e)
+        {
+            stderr.WriteLine($"orch-agent: {e.Message}");
+            return ExitCodes.ZonesDamaged;
+        }
+    }
+
+    private static readonly Dictionary<string, HashSet<string>> Known = new()
+    {
+        ["run"] = ["--config", "--no-client"],
+        ["recover"] = ["--config", "--from-virtual"],
+        ["provision"] = ["--config", "--credential-file", "--content-key-file", "--trust-root-file"],
+        ["status"] = ["--config"],
+        ["help"] = [],
+        ["--help"] = [],
+    };
+
+    private static readonly HashSet<string> Flags = ["--no-client", "--from-virtual"];
+
+    private static Dictionary<string, string> ParseOptions(List<string> args, string command)
+    {
+        if (!Known.TryGetValue(command, out var known))
+            throw new ArgumentException($"unknown command '{command}'");
+        var result = new Dictionary<string, string>(StringComparer.Ordinal);
+        for (var i = 0; i < args.Count; i++)
+        {
+            var a = args[i];
+            if (!known.Contains(a)) throw new ArgumentException($"'{a}' is not an option of '{command}'");
+            if (Flags.Contains(a)) { result[a] = ""; continue; }
+            if (i + 1 >= args.Count) throw new ArgumentException($"{a} needs a value");
+            result[a] = args[++i];
+        }
+        return result;
+    }
+
+    private static byte[] ReadRequiredFile(Dictionary<string, string> options, string name)
+    {
+        if (!options.TryGetValue(name, out var path)) throw new ArgumentException($"provision needs {name}");
+        return File.ReadAllBytes(path);
+    }
+}

@@ -1,0 +1,170 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Orchestrator.DeviceAgent.Configuration;
+
+/// <summary>
+/// The agent's configuration file (<c>agent.json</c>, normally in the read-only virtual zone, or given with
+/// <c>--config</c>). Relative zone paths are resolved against the folder that holds the file.
+/// </summary>
+public sealed record AgentConfig
+{
+    /// <summary>Device identity as the gateway knows it (letters, digits, '-', '_', '.').</summary>
+    public required string DeviceId { get; init; }
+
+    /// <summary>Product the device runs; manifests for other products are rejected.</summary>
+    public required string Product { get; init; }
+
+    /// <summary>Where the three zones live.</summary>
+    public required ZonePaths Zones { get; init; }
+
+    /// <summary>File whose bytes seed the device key that encrypts the hidden zone (e.g. /etc/machine-id).</summary>
+    public required string MachineSecretFile { get; init; }
+
+    /// <summary>Gateway base URL (e.g. <c>http://gw:8080/</c>); null runs mirror-only (no check-in possible).</summary>
+    public string? Gateway { get; init; }
+
+    /// <summary>Plain HTTP base URLs serving the store layout, tried in order after the gateway.</summary>
+    public IReadOnlyList<string> Mirrors { get; init; } = [];
+
+    /// <summary>Client program to start after the session, relative to the installed tree; null starts nothing.</summary>
+    public string? ClientCommand { get; init; }
+
+    /// <summary>Arguments for <see cref="ClientCommand"/>.</summary>
+    public IReadOnlyList<string> ClientArguments { get; init; } = [];
+
+    /// <summary>Download and retry tuning.</summary>
+    public DownloadSettings Download { get; init; } = new();
+
+    /// <summary>Path of the file this configuration was read from (set by <see cref="Load"/>).</summary>
+    [JsonIgnore]
+    public string? SourcePath { get; init; }
+
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
+    {
+        ReadCommentHandling = JsonCommentHandling.Skip,
+        AllowTrailingCommas = true,
+        UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+        WriteIndented = true,
+    };
+
+    /// <summary>Reads and validates a configuration file; relative zone paths become absolute.</summary>
+    /// <exception cref="AgentConfigException">The file is missing, malformed or has an invalid value.</exception>
+    public static AgentConfig Load(string path)
+    {
+        var full = Path.GetFullPath(path);
+        if (!File.Exists(full))
+            throw new AgentConfigException($"agent config '{full}' does not exist; pass --config <file> or put agent.json in the virtual zone");
+        AgentConfig? config;
+        try
+        {
+            config = JsonSerializer.Deserialize<AgentConfig>(File.ReadAllText(full), Json);
+        }
+        catch (JsonException e)
+        {
+            throw new AgentConfigException($"agent config '{full}' is not valid: {e.Message}");
+        }
+        if (config is null)
+            throw new AgentConfigException($"agent config '{full}' is empty; it must be a JSON object");
+        var baseDir = Path.GetDirectoryName(full)!;
+        config = config with
+        {
+            SourcePath = full,
+            Zones = new ZonePaths(
+                Path.GetFullPath(config.Zones.Virtual, baseDir),
+                Path.GetFullPath(config.Zones.Hidden, baseDir),
+                Path.GetFullPath(config.Zones.Free, baseDir)),
+            MachineSecretFile = Path.GetFullPath(config.MachineSecretFile, baseDir),
+        };
+        config.Validate();
+        return config;
+    }
+
+    /// <summary>Writes this configuration as JSON (used by provisioning and tests).</summary>
+    public string ToJson() => JsonSerializer.Serialize(this, Json);
+
+    /// <summary>Checks every value and names the first bad one.</summary>
+    /// <exception cref="AgentConfigException">A value is invalid.</exception>
+    public void Validate()
+    {
+        var where = SourcePath ?? "agent config";
+        if (string.IsNullOrWhiteSpace(DeviceId) || DeviceId.Length > 128 ||
+            !DeviceId.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.'))
+            throw new AgentConfigException($"{where}: deviceId '{DeviceId}' is invalid; use 1-128 letters, digits, '-', '_' or '.'");
+        if (string.IsNullOrWhiteSpace(Product) || !Product.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.'))
+            throw new AgentConfigException($"{where}: product '{Product}' is invalid; use letters, digits, '-', '_' or '.'");
+        if (Zones is null || string.IsNullOrWhiteSpace(Zones.Virtual) || string.IsNullOrWhiteSpace(Zones.Hidden) || string.IsNullOrWhiteSpace(Zones.Free))
+            throw new AgentConfigException($"{where}: zones.virtual, zones.hidden and zones.free are all required");
+        var distinct = new[] { Zones.Virtual, Zones.Hidden, Zones.Free }.Select(p => Path.TrimEndingDirectorySeparator(p)).Distinct().Count();
+        if (distinct != 3)
+            throw new AgentConfigException($"{where}: the three zones must be different folders (virtual '{Zones.Virtual}', hidden '{Zones.Hidden}', free '{Zones.Free}')");
+        if (string.IsNullOrWhiteSpace(MachineSecretFile))
+            throw new AgentConfigException($"{where}: machineSecretFile is required (a file only this machine has, e.g. /etc/machine-id)");
+        if (Gateway is not null) CheckUrl(where, "gateway", Gateway);
+        foreach (var m in Mirrors) CheckUrl(where, "mirrors[]", m);
+        if (Gateway is null && Mirrors.Count == 0)
+            throw new AgentConfigException($"{where}: set gateway or at least one mirror, otherwise nothing can be downloaded");
+        if (ClientCommand is not null && (Path.IsPathRooted(ClientCommand) || ClientCommand.Split('/', '\\').Contains("..")))
+            throw new AgentConfigException($"{where}: clientCommand '{ClientCommand}' must be a path inside the installed tree (relative, no '..')");
+        Download.Validate(where);
+    }
+
+    private static void CheckUrl(string where, string field, string value)
+    {
+        if (!Uri.TryCreate(value, UriKind.Absolute, out var uri) || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps))
+            throw new AgentConfigException($"{where}: {field} '{value}' is not an absolute http(s) URL");
+    }
+}
+
+/// <summary>The three storage zones of the seed method.</summary>
+/// <param name="Virtual">Read-only: launcher, configuration, plain updater copy, trust root.</param>
+/// <param name="Hidden">Encrypted: updater backup, installed version ID, trust root, content key, device credential.</param>
+/// <param name="Free">Writable: installed client program, updater working copy, staging, chunk cache, journal.</param>
+public sealed record ZonePaths(string Virtual, string Hidden, string Free);
+
+/// <summary>Download, retry and abuse-guard tuning.</summary>
+public sealed record DownloadSettings
+{
+    /// <summary>First retry delay in milliseconds.</summary>
+    public int BackoffBaseMilliseconds { get; init; } = 500;
+
+    /// <summary>Largest retry delay in milliseconds (the cap of the exponential backoff).</summary>
+    public int BackoffCapMilliseconds { get; init; } = 60_000;
+
+    /// <summary>Session attempts before the agent gives up for this start; 0 retries until success.</summary>
+    public int MaxSessionAttempts { get; init; }
+
+    /// <summary>A response slower than this (averaged over <see cref="MinRateWindowSeconds"/>) is aborted.</summary>
+    public long MinBytesPerSecond { get; init; } = 1024;
+
+    /// <summary>Window over which the minimum rate is measured; also the grace period at the start of a response.</summary>
+    public double MinRateWindowSeconds { get; init; } = 10;
+
+    /// <summary>Timeout for response headers of one request.</summary>
+    public double RequestTimeoutSeconds { get; init; } = 30;
+
+    /// <summary>Largest manifest (or signature) the agent accepts, in bytes.</summary>
+    public long MaxManifestBytes { get; init; } = 64L * 1024 * 1024;
+
+    /// <summary>Concurrent chunk downloads.</summary>
+    public int Parallelism { get; init; } = 4;
+
+    internal void Validate(string where)
+    {
+        if (BackoffBaseMilliseconds <= 0 || BackoffCapMilliseconds < BackoffBaseMilliseconds)
+            throw new AgentConfigException($"{where}: download.backoffBaseMilliseconds must be > 0 and <= download.backoffCapMilliseconds");
+        if (MaxSessionAttempts < 0)
+            throw new AgentConfigException($"{where}: download.maxSessionAttempts must be >= 0 (0 = retry until success)");
+        if (MinBytesPerSecond < 0 || MinRateWindowSeconds <= 0)
+            throw new AgentConfigException($"{where}: download.minBytesPerSecond must be >= 0 and download.minRateWindowSeconds > 0");
+        if (RequestTimeoutSeconds <= 0)
+            throw new AgentConfigException($"{where}: download.requestTimeoutSeconds must be > 0");
+        if (MaxManifestBytes <= 0)
+            throw new AgentConfigException($"{where}: download.maxManifestBytes must be > 0");
+        if (Parallelism is < 1 or > 64)
+            throw new AgentConfigException($"{where}: download.parallelism must be between 1 and 64");
+    }
+}
+
+/// <summary>The configuration file is missing or invalid; the message names the field and the fix.</summary>
+public sealed class AgentConfigException(string message) : Exception(message);

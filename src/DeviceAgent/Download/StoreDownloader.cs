@@ -1,0 +1,290 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Headers;
+using Orchestrator.DeviceAgent.Configuration;
+
+namespace Orchestrator.DeviceAgent.Download;
+
+/// <summary>
+/// Fetches store files (manifests, signatures, chunks) from an ordered list of sources: the gateway first, then
+/// plain mirrors. Each request fails over to the next source; when all fail, it backs off (capped exponential,
+/// jittered) and tries another round. Guards: a source that answers 429/503 with Retry-After is not asked again
+/// before that time; a response longer than declared (endless data) or slower than the minimum rate is aborted;
+/// every chunk is verified against its id before it enters the cache; partial chunks resume with HTTP Range.
+/// </summary>
+public sealed class StoreDownloader
+{
+    private readonly HttpClient _http;
+    private readonly IReadOnlyList<StoreSource> _sources;
+    private readonly DownloadSettings _settings;
+    private readonly ChunkCache _cache;
+    private readonly GrantLimiter _limiter;
+    private readonly Backoff _backoff;
+    private readonly Action<string> _log;
+    private readonly ConcurrentDictionary<StoreSource, DateTimeOffset> _blockedUntil = new();
+    private long _bytesReceived;
+
+    /// <summary>Rounds over all sources per request before the request fails (the session then retries as a whole).</summary>
+    public int RoundsPerRequest { get; init; } = 3;
+
+    /// <summary>Longest Retry-After the agent honours; a larger value is clamped so a hostile server cannot park the device forever.</summary>
+    public TimeSpan MaxRetryAfter { get; init; } = TimeSpan.FromHours(1);
+
+    /// <summary>Creates a downloader.</summary>
+    public StoreDownloader(HttpClient http, IReadOnlyList<StoreSource> sources, DownloadSettings settings, ChunkCache cache,
+        GrantLimiter limiter, Action<string>? log = null, Random? random = null)
+    {
+        if (sources.Count == 0) throw new ArgumentException("at least one store source (gateway or mirror) is required", nameof(sources));
+        _http = http;
+        _sources = sources;
+        _settings = settings;
+        _cache = cache;
+        _limiter = limiter;
+        _log = log ?? (_ => { });
+        _backoff = new Backoff(TimeSpan.FromMilliseconds(settings.BackoffBaseMilliseconds), TimeSpan.FromMilliseconds(settings.BackoffCapMilliseconds), random);
+    }
+
+    /// <summary>Bytes received from the network by this downloader (all sources, including discarded ones).</summary>
+    public long BytesReceived => Interlocked.Read(ref _bytesReceived);
+
+    /// <summary>The HTTP client the agent uses: no transparent decompression (bytes are verified as stored), bounded redirects.</summary>
+    public static HttpClient CreateHttpClient() => new(new SocketsHttpHandler
+    {
+        AutomaticDecompression = DecompressionMethods.None,
+        AllowAutoRedirect = true,
+        MaxAutomaticRedirections = 3,
+        PooledConnectionLifetime = TimeSpan.FromMinutes(5),
+        ConnectTimeout = TimeSpan.FromSeconds(15),
+        // An aborted response (endless data, too slow) closes the connection instead of draining more bytes from a hostile server.
+        MaxResponseDrainSize = 0,
+    })
+    { Timeout = Timeout.InfiniteTimeSpan };
+
+    /// <summary>
+    /// Fetches small store files (e.g. a manifest and its signature) all from the same source and hands them to
+    /// <paramref name="accept"/>; when it throws <see cref="ContentRejectedException"/> (bad signature, wrong
+    /// product...) the next source is tried, so one bad mirror cannot block a device that has a good one.
+    /// </summary>
+    /// <param name="relativePaths">Store-relative paths to fetch.</param>
+    /// <param name="maxBytes">Largest size accepted per file; a longer response is refused.</param>
+    /// <param name="accept">Verifies the bytes and returns the result.</param>
+    /// <param name="ct">Cancellation.</param>
+    public Task<T> FetchVerifiedAsync<T>(IReadOnlyList<string> relativePaths, long maxBytes, Func<IReadOnlyList<byte[]>, T> accept, CancellationToken ct) =>
+        WithFailoverAsync(relativePaths[0], async (source, token) =>
+        {
+            var files = new List<byte[]>(relativePaths.Count);
+            foreach (var path in relativePaths)
+            {
+                using var buffer = new MemoryStream();
+                await TransferAsync(source, path, buffer, 0, maxBytes, token);
+                files.Add(buffer.ToArray());
+            }
+            try
+            {
+                return accept(files);
+            }
+            catch (ContentRejectedException e)
+            {
+                throw new SourceFailedException("rejected: " + e.Message) { Rejected = true };
+            }
+        }, ct);
+
+    /// <summary>
+    /// Makes sure chunk <paramref name="id"/> is in the cache: returns at once if it is, otherwise downloads it
+    /// (resuming a partial file with HTTP Range), verifies SHA-256 = id and commits it.
+    /// </summary>
+    /// <param name="id">Chunk id.</param>
+    /// <param name="relativePath">Store-relative path of the chunk.</param>
+    /// <param name="maxStoredSize">Largest stored size the chunk can have (plaintext length + header + tag); more is refused as endless data.</param>
+    /// <param name="ct">Cancellation.</param>
+    public async Task FetchChunkAsync(string id, string relativePath, long maxStoredSize, CancellationToken ct)
+    {
+        if (_cache.Contains(id)) return;
+        await WithFailoverAsync(relativePath, async (source, token) =>
+        {
+            var partial = _cache.PartialPathOf(id);
+            Directory.CreateDirectory(Path.GetDirectoryName(partial)!);
+            long offset = File.Exists(partial) ? new FileInfo(partial).Length : 0;
+            if (offset > 0 && _cache.CommitPartial(id, discardOnMismatch: false)) return true; // a previous run got every byte before it stopped
+            offset = File.Exists(partial) ? new FileInfo(partial).Length : 0;
+            if (offset >= maxStoredSize)
+            {
+                File.Delete(partial);
+                offset = 0;
+            }
+            await using (var file = new FileStream(partial, FileMode.OpenOrCreate, FileAccess.Write, FileShare.None, 1 << 16))
+            {
+                file.SetLength(offset);
+                file.Seek(offset, SeekOrigin.Begin);
+                await TransferAsync(source, relativePath, file, offset, maxStoredSize, token);
+                file.Flush(flushToDisk: true);
+            }
+            if (!_cache.CommitPartial(id))
+                throw new SourceFailedException($"bytes do not hash to chunk id {id} (tampered, truncated or corrupt); discarded");
+            return true;
+        }, ct);
+    }
+
+    private async Task<T> WithFailoverAsync<T>(string relativePath, Func<StoreSource, CancellationToken, Task<T>> attempt, CancellationToken ct)
+    {
+        var failures = new List<string>();
+        for (var round = 0; ; round++)
+        {
+            failures.Clear();
+            var rejected = false;
+            foreach (var source in _sources)
+            {
+                if (_blockedUntil.TryGetValue(source, out var until) && until > DateTimeOffset.UtcNow)
+                {
+                    failures.Add($"{source.Name}: throttled until {until:O}");
+                    continue;
+                }
+                try
+                {
+                    return await attempt(source, ct);
+                }
+                catch (SourceFailedException e)
+                {
+                    failures.Add($"{source.Name}: {e.Message}");
+                    _log($"download {relativePath} from {source.Name} failed: {e.Message}");
+                    rejected |= e.Rejected;
+                    if (e.RetryAfter is { } ra)
+                        _blockedUntil[source] = DateTimeOffset.UtcNow + (ra > MaxRetryAfter ? MaxRetryAfter : ra);
+                }
+                catch (Exception e) when (e is HttpRequestException or IOException && !ct.IsCancellationRequested)
+                {
+                    failures.Add($"{source.Name}: {e.Message}");
+                    _log($"download {relativePath} from {source.Name} failed: {e.Message}");
+                }
+                catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+                {
+                    failures.Add($"{source.Name}: no response within {_settings.RequestTimeoutSeconds}s");
+                    _log($"download {relativePath} from {source.Name} timed out");
+                }
+            }
+            if (round + 1 >= RoundsPerRequest)
+                throw new DownloadFailedException(relativePath, failures) { ContentRejected = rejected };
+            var delay = _backoff.Delay(round);
+            var earliest = _sources.Select(s => _blockedUntil.TryGetValue(s, out var u) ? u : DateTimeOffset.MinValue).Min();
+            var untilFree = earliest - DateTimeOffset.UtcNow;
+            if (untilFree > delay) delay = untilFree + TimeSpan.FromMilliseconds(50); // timers may fire a little early
+            await Task.Delay(delay, ct);
+        }
+    }
+
+    /// <summary>One GET from one source into <paramref name="sink"/>; returns the total length (offset + new bytes).</summary>
+    private async Task<long> TransferAsync(StoreSource source, string relativePath, Stream sink, long offset, long limit, CancellationToken ct)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, source.Resolve(relativePath));
+        if (source.Authorization is not null)
+            request.Headers.Authorization = source.Authorization;
+        if (offset > 0) request.Headers.Range = new RangeHeaderValue(offset, null);
+
+        using var headerTimeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        headerTimeout.CancelAfter(TimeSpan.FromSeconds(_settings.RequestTimeoutSeconds));
+        using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, headerTimeout.Token);
+
+        switch (response.StatusCode)
+        {
+            case HttpStatusCode.TooManyRequests or HttpStatusCode.ServiceUnavailable:
+                throw new SourceFailedException($"HTTP {(int)response.StatusCode}", RetryAfterOf(response) ?? TimeSpan.FromMilliseconds(_settings.BackoffBaseMilliseconds));
+            case HttpStatusCode.RequestedRangeNotSatisfiable:
+                sink.SetLength(0);
+                throw new SourceFailedException("HTTP 416 for a resume; restarting the chunk from the beginning");
+            case HttpStatusCode.PartialContent:
+                if (offset == 0 || response.Content.Headers.ContentRange?.From != offset)
+                    throw new SourceFailedException($"HTTP 206 with Content-Range '{response.Content.Headers.ContentRange}' does not continue at byte {offset}");
+                break;
+            case HttpStatusCode.OK:
+                if (offset > 0)
+                {
+                    sink.SetLength(0);
+                    sink.Seek(0, SeekOrigin.Begin);
+                    offset = 0;
+                }
+                break;
+            default:
+                throw new SourceFailedException($"HTTP {(int)response.StatusCode} {response.ReasonPhrase}");
+        }
+
+        var contentLength = response.Content.Headers.ContentLength;
+        if (contentLength is { } cl && offset + cl > limit)
+            throw new SourceFailedException($"response declares {offset + cl} bytes, more than the {limit} expected; refused");
+
+        await using var body = await response.Content.ReadAsStreamAsync(ct);
+        var buffer = new byte[64 * 1024];
+        var total = offset;
+        long received = 0;
+        var window = TimeSpan.FromSeconds(_settings.MinRateWindowSeconds);
+        var minPerWindow = (long)(_settings.MinBytesPerSecond * _settings.MinRateWindowSeconds);
+        using var stall = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        stall.CancelAfter(window * 2);
+        var windowStart = Stopwatch.GetTimestamp();
+        long windowBytes = 0;
+        while (true)
+        {
+            int n;
+            try
+            {
+                n = await body.ReadAsync(buffer, stall.Token);
+            }
+            catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+            {
+                throw new SourceFailedException($"no data for {window.TotalSeconds * 2:0.#}s (slower than the minimum rate); aborted at byte {total}");
+            }
+            if (n == 0) break;
+            received += n;
+            total += n;
+            windowBytes += n;
+            Interlocked.Add(ref _bytesReceived, n);
+            if (total > limit)
+                throw new SourceFailedException($"response exceeds the {limit} bytes expected (endless data?); aborted");
+            if (contentLength is { } declared && received > declared)
+                throw new SourceFailedException($"response is longer than its Content-Length {declared}; aborted");
+            await sink.WriteAsync(buffer.AsMemory(0, n), ct);
+            await _limiter.AcquireAsync(n, ct);
+            if (Stopwatch.GetElapsedTime(windowStart) >= window)
+            {
+                if (minPerWindow > 0 && windowBytes < minPerWindow)
+                    throw new SourceFailedException($"{windowBytes} bytes in {window.TotalSeconds:0.#}s is below the minimum rate of {_settings.MinBytesPerSecond} B/s; aborted at byte {total}");
+                windowStart = Stopwatch.GetTimestamp();
+                windowBytes = 0;
+                stall.CancelAfter(window * 2);
+            }
+        }
+        return total;
+    }
+
+    private static TimeSpan? RetryAfterOf(HttpResponseMessage response)
+    {
+        var ra = response.Headers.RetryAfter;
+        if (ra is null) return null;
+        if (ra.Delta is { } delta) return delta < TimeSpan.Zero ? TimeSpan.Zero : delta;
+        if (ra.Date is { } date) { var d = date - DateTimeOffset.UtcNow; return d < TimeSpan.Zero ? TimeSpan.Zero : d; }
+        return null;
+    }
+}
+
+/// <summary>One source failed one request; the downloader moves to the next source.</summary>
+internal sealed class SourceFailedException(string message, TimeSpan? retryAfter = null) : Exception(message)
+{
+    public TimeSpan? RetryAfter { get; } = retryAfter;
+
+    /// <summary>The source answered, but with content that failed verification.</summary>
+    public bool Rejected { get; init; }
+}
+
+/// <summary>Thrown by a verification callback: the bytes a source served are not acceptable.</summary>
+public sealed class ContentRejectedException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>Every source failed a request for several rounds; the session reports it and retries later.</summary>
+public sealed class DownloadFailedException(string relativePath, IReadOnlyList<string> failures)
+    : Exception($"could not download '{relativePath}' from any source: {string.Join("; ", failures)}")
+{
+    /// <summary>The store path that could not be fetched.</summary>
+    public string RelativePath { get; } = relativePath;
+
+    /// <summary>True when at least one source served content that failed verification (a verify-stage failure, not a network one).</summary>
+    public bool ContentRejected { get; init; }
+}

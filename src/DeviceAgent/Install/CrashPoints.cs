@@ -1,0 +1,63 @@
+using System.Collections.Concurrent;
+
+namespace Orchestrator.DeviceAgent.Install;
+
+/// <summary>
+/// Named points in the install flow where tests kill the agent to prove it is power-loss safe. Production runs
+/// with <see cref="None"/>; <see cref="FromEnvironment"/> reads <c>ORCH_AGENT_CRASH_AT=&lt;point&gt;[#&lt;n&gt;]</c> and
+/// kills the process (SIGKILL, no cleanup, no finally blocks) the n-th time (default 1st) that point is reached.
+/// </summary>
+public class CrashPoints
+{
+    /// <summary>Environment variable read by <see cref="FromEnvironment"/>.</summary>
+    public const string EnvironmentVariable = "ORCH_AGENT_CRASH_AT";
+
+    /// <summary>A chunk was committed to the cache.</summary>
+    public const string ChunkCached = "chunk-cached";
+    /// <summary>A file was written into staging.</summary>
+    public const string FileStaged = "file-staged";
+    /// <summary>The install journal was written.</summary>
+    public const string JournalWritten = "journal-written";
+    /// <summary>The old tree was moved aside.</summary>
+    public const string OldRetired = "old-retired";
+    /// <summary>The new tree was moved into place.</summary>
+    public const string NewInPlace = "new-in-place";
+    /// <summary>The new version ID was recorded.</summary>
+    public const string VersionRecorded = "version-recorded";
+    /// <summary>The journal was removed.</summary>
+    public const string JournalRemoved = "journal-removed";
+
+    /// <summary>Every point, in flow order.</summary>
+    public static readonly IReadOnlyList<string> All = [ChunkCached, FileStaged, JournalWritten, OldRetired, NewInPlace, VersionRecorded, JournalRemoved];
+
+    /// <summary>No crashes.</summary>
+    public static readonly CrashPoints None = new();
+
+    /// <summary>Called by the flow at each point.</summary>
+    public virtual void Reached(string point) { }
+
+    /// <summary>The configured crasher, or <see cref="None"/> when the variable is unset.</summary>
+    public static CrashPoints FromEnvironment()
+    {
+        var spec = Environment.GetEnvironmentVariable(EnvironmentVariable);
+        if (string.IsNullOrWhiteSpace(spec)) return None;
+        var parts = spec.Split('#', 2);
+        var n = parts.Length == 2 && int.TryParse(parts[1], out var k) && k > 0 ? k : 1;
+        return new KillAt(parts[0], n);
+    }
+
+    private sealed class KillAt(string point, int occurrence) : CrashPoints
+    {
+        private readonly ConcurrentDictionary<string, int> _seen = new();
+
+        public override void Reached(string p)
+        {
+            if (p != point) return;
+            if (_seen.AddOrUpdate(p, 1, (_, c) => c + 1) != occurrence) return;
+            Console.Error.WriteLine($"orch-agent: crash injected at {p}#{occurrence}");
+            Console.Error.Flush();
+            System.Diagnostics.Process.GetCurrentProcess().Kill();
+            Thread.Sleep(Timeout.Infinite);
+        }
+    }
+}

@@ -1,0 +1,36 @@
+using System.Text.Json;
+using Orchestrator.DeviceAgent.Storage;
+
+namespace Orchestrator.DeviceAgent.Install;
+
+/// <summary>
+/// Written (fsynced, atomically) before the first rename of a swap and removed after the last step. Its presence
+/// on start means a swap was interrupted; since the staged tree was fully verified before the journal was written,
+/// recovery always rolls forward to <see cref="VersionId"/>.
+/// </summary>
+/// <param name="Format">Journal format version (1).</param>
+/// <param name="VersionId">Version ID being installed.</param>
+/// <param name="Version">Version string being installed.</param>
+/// <param name="InventoryDigest">Digest of the staged tree.</param>
+public sealed record InstallJournal(int Format, long VersionId, string Version, string InventoryDigest)
+{
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+
+    /// <summary>Writes the journal durably.</summary>
+    public void Write(string path) => DurableFile.WriteAllBytes(path, JsonSerializer.SerializeToUtf8Bytes(this, Json));
+
+    /// <summary>Reads a journal; null when absent, throws when unreadable.</summary>
+    public static InstallJournal? TryRead(string path)
+    {
+        if (!File.Exists(path)) return null;
+        try
+        {
+            var j = JsonSerializer.Deserialize<InstallJournal>(File.ReadAllBytes(path), Json);
+            return j is { Format: 1 } ? j : throw new InvalidDataException($"install journal '{path}' has an unknown format");
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"install journal '{path}' is unreadable: {e.Message}");
+        }
+    }
+}

@@ -1,0 +1,111 @@
+using Orchestrator.DeviceAgent.Storage;
+using Orchestrator.DeviceAgent.Zones;
+
+namespace Orchestrator.DeviceAgent.Install;
+
+/// <summary>How a start found the install state.</summary>
+public enum RecoveryOutcome
+{
+    /// <summary>No interrupted swap.</summary>
+    Clean,
+    /// <summary>An interrupted swap was completed: the new version is in place.</summary>
+    RolledForward,
+    /// <summary>An unreadable journal: the old tree was put back.</summary>
+    RolledBack,
+}
+
+/// <summary>
+/// Installs a fully staged tree by swapping directories under a journal, so that after a crash at any instant the
+/// client folder is exactly the old or exactly the new version (never a mix) and the recorded version matches it.
+/// Swap: journal → rename client to retired → rename staging to client → record version → delete journal → delete retired.
+/// </summary>
+public sealed class TreeInstaller(ZoneLayout layout, HiddenZone hidden, CrashPoints? crash = null)
+{
+    private readonly CrashPoints _crash = crash ?? CrashPoints.None;
+
+    /// <summary>Empties and returns the staging folder (left-overs of an abandoned attempt are discarded).</summary>
+    public string PrepareStaging()
+    {
+        DeleteTree(layout.Staging);
+        Directory.CreateDirectory(layout.Staging);
+        return layout.Staging;
+    }
+
+    /// <summary>Swaps the staged tree in. The caller has verified every staged file against the manifest.</summary>
+    public void Commit(InstalledVersion version, string inventoryDigest)
+    {
+        if (!Directory.Exists(layout.Staging))
+            throw new InvalidOperationException($"nothing staged in '{layout.Staging}'");
+        SyncTree(layout.Staging);
+        DeleteTree(layout.Retired);
+        new InstallJournal(1, version.VersionId, version.Version, inventoryDigest).Write(layout.Journal);
+        _crash.Reached(CrashPoints.JournalWritten);
+        RollForward(version);
+    }
+
+    /// <summary>Run on every start before anything reads the client tree: finishes or undoes an interrupted swap.</summary>
+    public RecoveryOutcome Recover()
+    {
+        InstallJournal? journal;
+        try
+        {
+            journal = InstallJournal.TryRead(layout.Journal);
+        }
+        catch (InvalidDataException)
+        {
+            // A journal is written atomically, so this is disk damage; the staged tree cannot be trusted to be
+            // complete, so put the old tree back if it was already moved aside.
+            if (!Directory.Exists(layout.Client) && Directory.Exists(layout.Retired))
+                DurableFile.Rename(layout.Retired, layout.Client);
+            DeleteTree(layout.Staging);
+            DurableFile.TryDelete(layout.Journal);
+            DurableFile.SyncDirectory(layout.Work);
+            DeleteTree(layout.Retired);
+            return RecoveryOutcome.RolledBack;
+        }
+        if (journal is null)
+        {
+            DeleteTree(layout.Staging);
+            DeleteTree(layout.Retired);
+            return RecoveryOutcome.Clean;
+        }
+        RollForward(new InstalledVersion(journal.VersionId, journal.Version));
+        return RecoveryOutcome.RolledForward;
+    }
+
+    private void RollForward(InstalledVersion version)
+    {
+        if (Directory.Exists(layout.Staging))
+        {
+            // The second rename has not happened yet. If the first has not either, do it now.
+            if (Directory.Exists(layout.Client))
+            {
+                DeleteTree(layout.Retired);
+                DurableFile.Rename(layout.Client, layout.Retired);
+                _crash.Reached(CrashPoints.OldRetired);
+            }
+            DurableFile.Rename(layout.Staging, layout.Client);
+            _crash.Reached(CrashPoints.NewInPlace);
+        }
+        hidden.WriteInstalledVersion(version);
+        _crash.Reached(CrashPoints.VersionRecorded);
+        DurableFile.TryDelete(layout.Journal);
+        DurableFile.SyncDirectory(layout.Work);
+        _crash.Reached(CrashPoints.JournalRemoved);
+        DeleteTree(layout.Retired);
+    }
+
+    private static void SyncTree(string root)
+    {
+        foreach (var file in Directory.EnumerateFiles(root, "*", SearchOption.AllDirectories))
+            DurableFile.SyncFile(file);
+        foreach (var dir in Directory.EnumerateDirectories(root, "*", SearchOption.AllDirectories))
+            DurableFile.SyncDirectory(dir);
+        DurableFile.SyncDirectory(root);
+    }
+
+    private static void DeleteTree(string path)
+    {
+        if (Directory.Exists(path)) Directory.Delete(path, recursive: true);
+    }
+}

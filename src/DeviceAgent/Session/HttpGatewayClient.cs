@@ -1,0 +1,98 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Orchestrator.Messages.Protocol;
+
+namespace Orchestrator.DeviceAgent.Session;
+
+/// <summary>
+/// Device API over HTTP: JSON bodies (web defaults, camelCase), the device credential as HTTP Basic (device id : secret),
+/// <c>/v1/devices/{id}/check-in|progress|failure|completion</c>.
+/// </summary>
+public sealed class HttpGatewayClient : IGatewayClient
+{
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+    private readonly HttpClient _http;
+    private readonly Uri _deviceBase;
+    private readonly AuthenticationHeaderValue _credential;
+    private readonly TimeSpan _timeout;
+
+    /// <summary>Creates a client for one device.</summary>
+    public HttpGatewayClient(HttpClient http, string gatewayBaseUrl, string deviceId, string credential, TimeSpan timeout)
+    {
+        _http = http;
+        var root = new Uri(gatewayBaseUrl.EndsWith('/') ? gatewayBaseUrl : gatewayBaseUrl + "/");
+        _deviceBase = new Uri(root, $"v1/devices/{Uri.EscapeDataString(deviceId)}/");
+        _credential = DeviceCredential.Header(deviceId, credential);
+        _timeout = timeout;
+    }
+
+    /// <inheritdoc />
+    public async Task<CheckInResponse> CheckInAsync(CheckInRequest request, CancellationToken ct)
+    {
+        using var response = await PostAsync("check-in", request, ct);
+        try
+        {
+            return await response.Content.ReadFromJsonAsync<CheckInResponse>(Json, ct)
+                   ?? throw new GatewayException("gateway answered check-in with an empty body");
+        }
+        catch (JsonException e)
+        {
+            throw new GatewayException($"gateway answered check-in with malformed JSON: {e.Message}");
+        }
+    }
+
+    /// <inheritdoc />
+    public async Task ReportProgressAsync(ProgressReport report, CancellationToken ct) => (await PostAsync("progress", report, ct)).Dispose();
+
+    /// <inheritdoc />
+    public async Task ReportFailureAsync(FailureReport report, CancellationToken ct) => (await PostAsync("failure", report, ct)).Dispose();
+
+    /// <inheritdoc />
+    public async Task ReportCompletionAsync(CompletionReport report, CancellationToken ct) => (await PostAsync("completion", report, ct)).Dispose();
+
+    private async Task<HttpResponseMessage> PostAsync<T>(string what, T body, CancellationToken ct)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        timeout.CancelAfter(_timeout);
+        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(_deviceBase, what))
+        {
+            Content = JsonContent.Create(body, options: Json),
+        };
+        request.Headers.Authorization = _credential;
+        HttpResponseMessage response;
+        try
+        {
+            response = await _http.SendAsync(request, timeout.Token);
+        }
+        catch (HttpRequestException e)
+        {
+            throw new GatewayException($"gateway unreachable for {what}: {e.Message}");
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            throw new GatewayException($"gateway did not answer {what} within {_timeout.TotalSeconds:0.#}s");
+        }
+        if (response.IsSuccessStatusCode) return response;
+        using (response)
+        {
+            var retryAfter = response.Headers.RetryAfter?.Delta
+                             ?? (response.Headers.RetryAfter?.Date is { } d ? d - DateTimeOffset.UtcNow : null);
+            string detail;
+            try
+            {
+                var problem = await response.Content.ReadFromJsonAsync<ProblemResponse>(Json, ct);
+                detail = problem is null ? "" : $"{problem.Error}: {problem.Message}";
+            }
+            catch (Exception e) when (e is JsonException or NotSupportedException or InvalidOperationException)
+            {
+                detail = "(no problem body)";
+            }
+            throw new GatewayException(
+                $"gateway refused {what} with HTTP {(int)response.StatusCode}{(detail.Length > 0 ? " " + detail : "")}",
+                (int)response.StatusCode,
+                response.StatusCode is HttpStatusCode.TooManyRequests or HttpStatusCode.ServiceUnavailable ? retryAfter ?? TimeSpan.FromSeconds(1) : null);
+        }
+    }
+}

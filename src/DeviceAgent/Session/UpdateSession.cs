@@ -1,0 +1,356 @@
+using System.Reflection;
+using System.Security.Cryptography;
+using System.Text;
+using Orchestrator.ChunkStore.Codec;
+using Orchestrator.ChunkStore.Keys;
+using Orchestrator.ChunkStore.Manifests;
+using Orchestrator.ChunkStore.Storage;
+using Orchestrator.ChunkStore.Validation;
+using Orchestrator.DeviceAgent.Configuration;
+using Orchestrator.DeviceAgent.Download;
+using Orchestrator.DeviceAgent.Install;
+using Orchestrator.DeviceAgent.Storage;
+using Orchestrator.DeviceAgent.Zones;
+using Orchestrator.Messages.Protocol;
+
+namespace Orchestrator.DeviceAgent.Session;
+
+/// <summary>Outcome of a successful session.</summary>
+/// <param name="Action">What the server asked for.</param>
+/// <param name="Installed">Version installed after the session.</param>
+/// <param name="ChunksDownloaded">Chunks fetched from the network (or already in the cache from an earlier attempt).</param>
+/// <param name="ChunksReused">Chunks taken from local files.</param>
+/// <param name="BytesDownloaded">Bytes received from the network in the last attempt.</param>
+/// <param name="Attempts">Attempts it took.</param>
+public sealed record SessionResult(UpdateAction Action, InstalledVersion Installed, int ChunksDownloaded, int ChunksReused, long BytesDownloaded, int Attempts);
+
+/// <summary>
+/// One update session, step by step as in the seed: check in; on upgrade or repair fetch and verify the signed
+/// manifest (trust root, product, version ID greater than installed — no rollback — and not expired — no
+/// freeze); find the chunks already present locally; download only the missing ones from the gateway or
+/// mirrors; decrypt and assemble the full new tree in staging, verifying every file hash; swap it in under a
+/// journal; report. <see cref="RunUntilSuccessAsync"/> retries with capped, jittered exponential backoff.
+/// </summary>
+public sealed class UpdateSession
+{
+    private readonly AgentConfig _config;
+    private readonly ZoneLayout _layout;
+    private readonly HiddenZone _hidden;
+    private readonly IGatewayClient _gateway;
+    private readonly HttpClient _http;
+    private readonly CrashPoints _crash;
+    private readonly Action<string> _log;
+    private readonly TimeProvider _time;
+    private readonly TreeInstaller _installer;
+    private readonly ChunkCache _cache;
+
+    /// <summary>Creates a session.</summary>
+    public UpdateSession(AgentConfig config, ZoneLayout layout, HiddenZone hidden, IGatewayClient gateway, HttpClient http,
+        CrashPoints? crash = null, Action<string>? log = null, TimeProvider? time = null)
+    {
+        _config = config;
+        _layout = layout;
+        _hidden = hidden;
+        _gateway = gateway;
+        _http = http;
+        _crash = crash ?? CrashPoints.None;
+        _log = log ?? (_ => { });
+        _time = time ?? TimeProvider.System;
+        _installer = new TreeInstaller(layout, hidden, _crash);
+        _cache = new ChunkCache(layout.ChunkCache, layout.PartialChunks);
+    }
+
+    /// <summary>Version of this agent build, sent at check-in.</summary>
+    public static string AgentVersion { get; } =
+        typeof(UpdateSession).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "0";
+
+    /// <summary>
+    /// Runs sessions until one succeeds (or <see cref="DownloadSettings.MaxSessionAttempts"/> is reached), reporting
+    /// each failure and backing off between attempts; obeys a gateway's Retry-After.
+    /// </summary>
+    /// <exception cref="SessionFailedException">The attempt limit was reached; the last failure.</exception>
+    public async Task<SessionResult> RunUntilSuccessAsync(CancellationToken ct)
+    {
+        var s = _config.Download;
+        var backoff = new Backoff(TimeSpan.FromMilliseconds(s.BackoffBaseMilliseconds), TimeSpan.FromMilliseconds(s.BackoffCapMilliseconds));
+        for (var attempt = 1; ; attempt++)
+        {
+            TimeSpan? serverWait = null;
+            SessionFailedException failure;
+            try
+            {
+                return await RunOnceAsync(attempt, ct);
+            }
+            catch (SessionFailedException e)
+            {
+                failure = e;
+            }
+            catch (GrantExhaustedException e)
+            {
+                failure = new SessionFailedException(FailureStage.Download, e.Message, e);
+            }
+            catch (GatewayException e)
+            {
+                failure = new SessionFailedException(FailureStage.Download, e.Message, e);
+                serverWait = e.RetryAfter;
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                failure = new SessionFailedException(FailureStage.Install, $"local file error: {e.Message}", e);
+            }
+            _log($"session attempt {attempt} failed at {failure.Stage}: {failure.Message}");
+            if (failure.InnerException is not GatewayException)
+                await TryReportAsync(() => _gateway.ReportFailureAsync(new FailureReport(_lastTarget, failure.Stage, Truncate(failure.Message), attempt), ct));
+            if (s.MaxSessionAttempts > 0 && attempt >= s.MaxSessionAttempts) throw failure;
+            var wait = backoff.Delay(attempt - 1);
+            if (serverWait is { } sw && sw > wait) wait = sw > TimeSpan.FromHours(1) ? TimeSpan.FromHours(1) : sw;
+            await Task.Delay(wait, _time, ct);
+        }
+    }
+
+    private long _lastTarget;
+
+    /// <summary>One attempt: check in, and upgrade or repair if told to.</summary>
+    public async Task<SessionResult> RunOnceAsync(int attempt, CancellationToken ct)
+    {
+        var recovery = _installer.Recover();
+        if (recovery != RecoveryOutcome.Clean) _log($"interrupted install found on start: {recovery}");
+
+        var installed = _hidden.ReadInstalledVersion();
+        var inventory = TreeInventory.Scan(_layout.Client);
+        var digest = InventoryDigest.Compute(inventory.Select(e => (e.Path, e.Sha256)));
+        var response = await _gateway.CheckInAsync(new CheckInRequest(_config.Product, installed.VersionId, digest, inventory, AgentVersion), ct);
+        if (response.Action == UpdateAction.None)
+            return new SessionResult(UpdateAction.None, installed, 0, 0, 0, attempt);
+
+        if (response.TargetVersionId is not { } targetId || string.IsNullOrEmpty(response.ManifestPath))
+            throw new SessionFailedException(FailureStage.Verify, $"gateway asked for {response.Action} without targetVersionId and manifestPath");
+        _lastTarget = targetId;
+        if (!TreeInventory.IsSafeRelativePath(response.ManifestPath) || !response.ManifestPath.StartsWith(StoreLayout.ManifestsDirectory + "/", StringComparison.Ordinal)
+            || !response.ManifestPath.EndsWith(".json", StringComparison.Ordinal))
+            throw new SessionFailedException(FailureStage.Verify, $"manifest path '{response.ManifestPath}' from the gateway is not a store manifest path (manifests/<product>/<version>.json)");
+
+        var credential = Encoding.UTF8.GetString(_hidden.ReadRequired(HiddenItem.DeviceCredential));
+        var downloader = new StoreDownloader(_http, Sources(response, credential), _config.Download, _cache,
+            response.Grant is { } g ? new GrantLimiter(g.BytesPerSecond, g.MaxBytes, _time, g.ExpiresUtc) : GrantLimiter.Unlimited, _log);
+
+        var manifest = await FetchVerifiedManifestAsync(downloader, response, installed, ct);
+        var plan = Plan(manifest, inventory);
+        _log($"{response.Action} to {manifest.Version} (id {manifest.VersionId}): {plan.Missing.Count} chunk(s) to download, {plan.Local.Count} reused from local files, {plan.Cached} already cached");
+
+        await DownloadAsync(downloader, manifest, plan, ct);
+        var newDigest = Stage(manifest, plan, ct);
+        _installer.Commit(new InstalledVersion(manifest.VersionId, manifest.Version), newDigest);
+        _log($"installed {manifest.Version} (id {manifest.VersionId})");
+        await TryReportAsync(() => _gateway.ReportCompletionAsync(new CompletionReport(manifest.VersionId, newDigest), ct));
+        _cache.Prune(new HashSet<string>());
+        return new SessionResult(response.Action, new InstalledVersion(manifest.VersionId, manifest.Version),
+            plan.Missing.Count, plan.Local.Count, downloader.BytesReceived, attempt);
+    }
+
+    private List<StoreSource> Sources(CheckInResponse response, string credential)
+    {
+        var sources = new List<StoreSource>();
+        if (_config.Gateway is not null) sources.Add(StoreSource.Gateway(_config.Gateway, DeviceCredential.Header(_config.DeviceId, credential)));
+        foreach (var m in _config.Mirrors.Concat(response.Mirrors ?? []).Distinct(StringComparer.Ordinal))
+        {
+            if (Uri.TryCreate(m, UriKind.Absolute, out var u) && (u.Scheme == Uri.UriSchemeHttp || u.Scheme == Uri.UriSchemeHttps))
+                sources.Add(StoreSource.Mirror(m));
+            else
+                _log($"ignoring mirror '{m}' from the gateway: not an absolute http(s) URL");
+        }
+        return sources;
+    }
+
+    private async Task<Manifest> FetchVerifiedManifestAsync(StoreDownloader downloader, CheckInResponse response, InstalledVersion installed, CancellationToken ct)
+    {
+        var trustRoot = ReleasePublicKey.FromBytes(_hidden.ReadRequired(HiddenItem.TrustRoot));
+        var path = response.ManifestPath!;
+        try
+        {
+            return await downloader.FetchVerifiedAsync([path, StoreLayout.SignaturePathFor(path)], _config.Download.MaxManifestBytes,
+                files => Verify(files[0], files[1], trustRoot, path, response, installed), ct);
+        }
+        catch (DownloadFailedException e)
+        {
+            throw new SessionFailedException(e.ContentRejected ? FailureStage.Verify : FailureStage.Download, e.Message, e);
+        }
+    }
+
+    /// <summary>Signature by the trust root, then product, assigned version, no rollback, no freeze.</summary>
+    private Manifest Verify(byte[] bytes, byte[] signature, ReleasePublicKey trustRoot, string path, CheckInResponse response, InstalledVersion installed)
+    {
+        var where = $"manifest '{path}'";
+        Manifest manifest;
+        try
+        {
+            manifest = ManifestSigner.VerifyAndParse(bytes, signature, trustRoot);
+        }
+        catch (Exception e) when (e is IntegrityException or InvalidInputException)
+        {
+            throw new ContentRejectedException($"{where}: {e.Message}", e);
+        }
+        if (manifest.Product != _config.Product)
+            throw new ContentRejectedException($"{where} is for product '{manifest.Product}', this device runs '{_config.Product}'");
+        if (manifest.VersionId != response.TargetVersionId)
+            throw new ContentRejectedException($"{where} has version ID {manifest.VersionId}, the gateway assigned {response.TargetVersionId}");
+        if (response.Action == UpdateAction.Upgrade && manifest.VersionId <= installed.VersionId)
+            throw new ContentRejectedException($"{where} has version ID {manifest.VersionId}, not newer than the installed {installed.VersionId}; rollback refused");
+        if (response.Action == UpdateAction.Repair && manifest.VersionId != installed.VersionId)
+            throw new ContentRejectedException($"{where} has version ID {manifest.VersionId}, but a repair must use the installed version {installed.VersionId}");
+        if (manifest.ExpiresUtc <= _time.GetUtcNow())
+            throw new ContentRejectedException($"{where} expired at {manifest.ExpiresUtc:O}; a stale release is refused (freeze protection)");
+        return manifest;
+    }
+
+    private sealed record InstallPlan(
+        Dictionary<string, string> ReuseFile,            // manifest path -> local full path with the same content
+        Dictionary<ChunkId, LocalChunk> Local,           // chunks readable from local files
+        Dictionary<ChunkId, int> Missing,                // chunks to fetch -> plaintext length
+        int Cached);
+
+    private InstallPlan Plan(Manifest manifest, IReadOnlyList<InventoryEntry> inventory)
+    {
+        var localByHash = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var e in inventory) localByHash.TryAdd(e.Sha256, TreeInventory.ResolveInside(_layout.Client, e.Path));
+        var reuse = new Dictionary<string, string>(StringComparer.Ordinal);
+        var needed = new Dictionary<ChunkId, int>();
+        foreach (var f in manifest.Files)
+        {
+            if (localByHash.TryGetValue(f.Sha256, out var same)) { reuse[f.Path] = same; continue; }
+            foreach (var c in f.Chunks) needed.TryAdd(c.Id, c.Length);
+        }
+        var key = ContentKey.FromBytes(_hidden.ReadRequired(HiddenItem.ContentKey));
+        var local = LocalChunkIndex.Build(_layout.Client, inventory, manifest, key, needed.Keys.ToHashSet(), CancellationToken.None);
+        var missing = needed.Where(n => !local.ContainsKey(n.Key)).ToDictionary(n => n.Key, n => n.Value);
+        return new InstallPlan(reuse, local, missing, missing.Keys.Count(id => _cache.Contains(id.Hex)));
+    }
+
+    private async Task DownloadAsync(StoreDownloader downloader, Manifest manifest, InstallPlan plan, CancellationToken ct)
+    {
+        var total = plan.Missing.Count;
+        if (total == 0) return;
+        var bytesTotal = plan.Missing.Sum(m => (long)m.Value);
+        var done = 0;
+        long bytesDone = 0;
+        var lastReport = _time.GetTimestamp();
+        try
+        {
+            await Parallel.ForEachAsync(plan.Missing, new ParallelOptions { MaxDegreeOfParallelism = _config.Download.Parallelism, CancellationToken = ct },
+                async (item, token) =>
+                {
+                    await downloader.FetchChunkAsync(item.Key.Hex, StoreLayout.ChunkPath(item.Key),
+                        item.Value + ChunkCodec.HeaderLength + ChunkCodec.TagLength, token);
+                    _crash.Reached(CrashPoints.ChunkCached);
+                    var d = Interlocked.Increment(ref done);
+                    var b = Interlocked.Add(ref bytesDone, item.Value);
+                    var now = _time.GetTimestamp();
+                    if (d == total || _time.GetElapsedTime(Interlocked.Read(ref lastReport), now) > TimeSpan.FromSeconds(2))
+                    {
+                        Interlocked.Exchange(ref lastReport, now);
+                        await TryReportAsync(() => _gateway.ReportProgressAsync(new ProgressReport(manifest.VersionId, b, bytesTotal, d, total), token));
+                    }
+                });
+        }
+        catch (DownloadFailedException e)
+        {
+            throw new SessionFailedException(FailureStage.Download, e.Message, e);
+        }
+    }
+
+    /// <summary>Assembles the whole new tree in staging and verifies it; returns its inventory digest.</summary>
+    private string Stage(Manifest manifest, InstallPlan plan, CancellationToken ct)
+    {
+        var staging = _installer.PrepareStaging();
+        var key = ContentKey.FromBytes(_hidden.ReadRequired(HiddenItem.ContentKey));
+        foreach (var f in manifest.Files)
+        {
+            ct.ThrowIfCancellationRequested();
+            string target;
+            try
+            {
+                target = TreeInventory.ResolveInside(staging, f.Path);
+            }
+            catch (InvalidDataException e)
+            {
+                throw new SessionFailedException(FailureStage.Verify, e.Message, e);
+            }
+            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            using (var output = new FileStream(target, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
+            using (var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256))
+            {
+                if (plan.ReuseFile.TryGetValue(f.Path, out var reusable))
+                {
+                    using var input = new FileStream(reusable, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+                    var buffer = new byte[1 << 16];
+                    int n;
+                    while ((n = input.Read(buffer)) > 0) { hash.AppendData(buffer, 0, n); output.Write(buffer, 0, n); }
+                }
+                else
+                {
+                    foreach (var c in f.Chunks)
+                    {
+                        var plain = ReadChunk(c, plan, key);
+                        hash.AppendData(plain);
+                        output.Write(plain);
+                    }
+                }
+                output.Flush(flushToDisk: true);
+                var actual = Convert.ToHexStringLower(hash.GetHashAndReset());
+                if (output.Length != f.Size || actual != f.Sha256)
+                    throw new SessionFailedException(FailureStage.Verify,
+                        $"assembled '{f.Path}' is {output.Length} bytes with SHA-256 {actual}; the manifest says {f.Size} bytes, {f.Sha256}; nothing installed");
+            }
+            if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(target, (UnixFileMode)f.Mode);
+            _crash.Reached(CrashPoints.FileStaged);
+        }
+        foreach (var link in manifest.Symlinks)
+        {
+            var at = TreeInventory.ResolveInside(staging, link.Path);
+            Directory.CreateDirectory(Path.GetDirectoryName(at)!);
+            File.CreateSymbolicLink(at, link.Target);
+        }
+        var staged = TreeInventory.Scan(staging);
+        var digest = InventoryDigest.Compute(staged.Select(e => (e.Path, e.Sha256)));
+        if (digest != manifest.InventoryDigest)
+            throw new SessionFailedException(FailureStage.Verify, $"staged tree digest {digest} differs from the manifest's {manifest.InventoryDigest}; nothing installed");
+        return digest;
+    }
+
+    private byte[] ReadChunk(ChunkRef c, InstallPlan plan, ContentKey key)
+    {
+        var stored = _cache.TryRead(c.Id.Hex);
+        if (stored is not null)
+        {
+            try
+            {
+                return ChunkCodec.Decode(stored, key, c.Length, c.Id);
+            }
+            catch (IntegrityException e)
+            {
+                // Verified against its id, so the object is what the store holds; it does not decode as the manifest says.
+                throw new SessionFailedException(FailureStage.Verify, $"chunk {c.Id} rejected: {e.Message}", e);
+            }
+        }
+        if (plan.Local.TryGetValue(c.Id, out var local))
+        {
+            var buffer = new byte[local.Length];
+            using var fs = new FileStream(local.FullPath, FileMode.Open, FileAccess.Read, FileShare.Read);
+            fs.Seek(local.Offset, SeekOrigin.Begin);
+            fs.ReadExactly(buffer);
+            return buffer;
+        }
+        throw new SessionFailedException(FailureStage.Install, $"chunk {c.Id} is neither cached nor present locally (cache damaged during the session?)");
+    }
+
+    private async Task TryReportAsync(Func<Task> report)
+    {
+        try { await report(); }
+        catch (Exception e) when (e is GatewayException or HttpRequestException or OperationCanceledException)
+        {
+            _log($"report not delivered (will be superseded by the next check-in): {e.Message}");
+        }
+    }
+
+    private static string Truncate(string s) => s.Length <= 1000 ? s : s[..1000];
+}

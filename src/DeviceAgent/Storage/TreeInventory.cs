@@ -1,0 +1,57 @@
+using System.Security.Cryptography;
+using Orchestrator.ChunkStore.Manifests;
+using Orchestrator.ChunkStore.Validation;
+using Orchestrator.Messages.Protocol;
+
+namespace Orchestrator.DeviceAgent.Storage;
+
+/// <summary>What is on disk in a tree: regular files, their SHA-256, and the tree digest sent at check-in.</summary>
+public static class TreeInventory
+{
+    /// <summary>Regular files under <paramref name="root"/> as (relative path with '/', full path), sorted by ordinal path. Symbolic links are not followed.</summary>
+    public static IEnumerable<(string Relative, string Full)> Files(string root)
+    {
+        if (!Directory.Exists(root)) return [];
+        var options = new EnumerationOptions
+        {
+            RecurseSubdirectories = true,
+            AttributesToSkip = FileAttributes.ReparsePoint,
+            IgnoreInaccessible = false,
+            ReturnSpecialDirectories = false,
+        };
+        return Directory.EnumerateFiles(root, "*", options)
+            .Select(full => (Relative: Path.GetRelativePath(root, full).Replace('\\', '/'), Full: full))
+            .OrderBy(t => t.Relative, StringComparer.Ordinal)
+            .ToList();
+    }
+
+    /// <summary>SHA-256 of a file, lower-case hex.</summary>
+    public static string HashFile(string path)
+    {
+        using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+        return Convert.ToHexStringLower(SHA256.HashData(fs));
+    }
+
+    /// <summary>Per-file hashes of a tree.</summary>
+    public static IReadOnlyList<InventoryEntry> Scan(string root) =>
+        Files(root).Select(f => new InventoryEntry(f.Relative, HashFile(f.Full))).ToList();
+
+    /// <summary>Tree digest as reported at check-in (<see cref="InventoryDigest"/>, docs/store-format.md).</summary>
+    public static string Digest(IEnumerable<InventoryEntry> files) => InventoryDigest.Compute(files.Select(f => (f.Path, f.Sha256)));
+
+    /// <summary>True for a path the manifest rules accept (<see cref="TreePaths.ProblemWithPath"/>): relative, '/'-separated, no '.' or '..' segments.</summary>
+    public static bool IsSafeRelativePath(string path) => TreePaths.ProblemWithPath(path) is null;
+
+    /// <summary>Joins a relative path under <paramref name="root"/> and proves the result stays inside it.</summary>
+    /// <exception cref="InvalidDataException">The path would escape the root.</exception>
+    public static string ResolveInside(string root, string relative)
+    {
+        if (TreePaths.ProblemWithPath(relative) is { } problem)
+            throw new InvalidDataException($"path '{relative}' is refused: {problem}; nothing is written outside '{root}'");
+        var rootFull = Path.TrimEndingDirectorySeparator(Path.GetFullPath(root)) + Path.DirectorySeparatorChar;
+        var full = Path.GetFullPath(Path.Combine(rootFull, relative));
+        if (!full.StartsWith(rootFull, StringComparison.Ordinal))
+            throw new InvalidDataException($"path '{relative}' resolves outside '{root}'");
+        return full;
+    }
+}

@@ -1,0 +1,118 @@
+using System.Text.Json;
+using Orchestrator.DeviceAgent.Storage;
+
+namespace Orchestrator.DeviceAgent.Zones;
+
+/// <summary>The items the hidden zone holds, each sealed separately so damage to one does not lose the others.</summary>
+public enum HiddenItem
+{
+    /// <summary>Encrypted backup of the updater (an <see cref="UpdaterBundle"/>).</summary>
+    UpdaterBackup,
+    /// <summary>Digest of the updater tree, so the free copy can be checked even if the backup is damaged.</summary>
+    UpdaterDigest,
+    /// <summary>Installed version ID and version string (<see cref="InstalledVersion"/>).</summary>
+    InstalledVersion,
+    /// <summary>Ed25519 trust root public key that signs manifests.</summary>
+    TrustRoot,
+    /// <summary>Product content key that decrypts chunks.</summary>
+    ContentKey,
+    /// <summary>Per-device secret sent to the gateway (HTTP Basic, device id as user name).</summary>
+    DeviceCredential,
+}
+
+/// <summary>State of a hidden item after an attempt to open it.</summary>
+public enum HiddenItemState
+{
+    /// <summary>Present and authentic.</summary>
+    Ok,
+    /// <summary>No file.</summary>
+    Missing,
+    /// <summary>A file that does not open with this device's key (altered, truncated, or from another device).</summary>
+    Damaged,
+}
+
+/// <summary>Installed release as recorded in the hidden zone.</summary>
+/// <param name="VersionId">Monotonic version ID (0 = nothing installed).</param>
+/// <param name="Version">Version string, for humans.</param>
+public sealed record InstalledVersion(long VersionId, string Version)
+{
+    /// <summary>Nothing installed yet.</summary>
+    public static readonly InstalledVersion None = new(0, "");
+}
+
+/// <summary>Reads and writes sealed items of the hidden zone.</summary>
+public sealed class HiddenZone(ZoneLayout layout, DeviceKey key)
+{
+    /// <summary>File name of an item inside the hidden folder.</summary>
+    public static string FileName(HiddenItem item) => item switch
+    {
+        HiddenItem.UpdaterBackup => "updater.bak.sealed",
+        HiddenItem.UpdaterDigest => "updater.digest.sealed",
+        HiddenItem.InstalledVersion => "version.sealed",
+        HiddenItem.TrustRoot => "trust-root.sealed",
+        HiddenItem.ContentKey => "content-key.sealed",
+        HiddenItem.DeviceCredential => "credential.sealed",
+        _ => throw new ArgumentOutOfRangeException(nameof(item)),
+    };
+
+    /// <summary>Opens an item.</summary>
+    public (HiddenItemState State, byte[]? Value) Read(HiddenItem item)
+    {
+        var path = layout.Hidden(item);
+        if (!File.Exists(path)) return (HiddenItemState.Missing, null);
+        byte[] sealedBytes;
+        try { sealedBytes = File.ReadAllBytes(path); }
+        catch (IOException) { return (HiddenItemState.Damaged, null); }
+        var plain = key.Open(sealedBytes, FileName(item));
+        return plain is null ? (HiddenItemState.Damaged, null) : (HiddenItemState.Ok, plain);
+    }
+
+    /// <summary>Opens an item that must be present.</summary>
+    /// <exception cref="HiddenZoneException">Missing or damaged, with the recovery step.</exception>
+    public byte[] ReadRequired(HiddenItem item)
+    {
+        var (state, value) = Read(item);
+        return state switch
+        {
+            HiddenItemState.Ok => value!,
+            _ => throw new HiddenZoneException(
+                $"hidden zone item '{FileName(item)}' is {state.ToString().ToLowerInvariant()} in '{layout.Zones.Hidden}'; " +
+                RecoveryHint(item)),
+        };
+    }
+
+    /// <summary>Seals and durably writes an item.</summary>
+    public void Write(HiddenItem item, ReadOnlySpan<byte> value)
+    {
+        Directory.CreateDirectory(layout.Zones.Hidden);
+        DurableFile.WriteAllBytes(layout.Hidden(item), key.Seal(value, FileName(item)), ownerOnly: true);
+    }
+
+    /// <summary>The installed version; a missing record means nothing installed, a damaged one is an error.</summary>
+    public InstalledVersion ReadInstalledVersion()
+    {
+        var (state, value) = Read(HiddenItem.InstalledVersion);
+        if (state == HiddenItemState.Missing) return InstalledVersion.None;
+        if (state == HiddenItemState.Damaged)
+            throw new HiddenZoneException($"hidden zone item '{FileName(HiddenItem.InstalledVersion)}' is damaged; {RecoveryHint(HiddenItem.InstalledVersion)}");
+        return JsonSerializer.Deserialize<InstalledVersion>(value!, JsonOptions)
+               ?? throw new HiddenZoneException("hidden installed-version record is empty; run `orch-agent recover --from-virtual`");
+    }
+
+    /// <summary>Records the installed version.</summary>
+    public void WriteInstalledVersion(InstalledVersion version) =>
+        Write(HiddenItem.InstalledVersion, JsonSerializer.SerializeToUtf8Bytes(version, JsonOptions));
+
+    /// <summary>What the operator should do when an item is lost.</summary>
+    public static string RecoveryHint(HiddenItem item) => item switch
+    {
+        HiddenItem.UpdaterBackup or HiddenItem.UpdaterDigest or HiddenItem.TrustRoot or HiddenItem.InstalledVersion =>
+            "rebuild it with `orch-agent recover --from-virtual`",
+        _ => "it cannot be rebuilt from the virtual zone; re-provision the device with `orch-agent provision` (new credential / content key from the operator)",
+    };
+
+    private static readonly JsonSerializerOptions JsonOptions = new(JsonSerializerDefaults.Web);
+}
+
+/// <summary>The hidden zone cannot be opened or an item in it is unusable; the message says how to recover.</summary>
+public sealed class HiddenZoneException(string message) : Exception(message);

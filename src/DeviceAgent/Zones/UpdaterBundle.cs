@@ -1,0 +1,129 @@
+using System.Buffers.Binary;
+using System.Security.Cryptography;
+using System.Text;
+using Orchestrator.ChunkStore.Manifests;
+using Orchestrator.DeviceAgent.Storage;
+
+namespace Orchestrator.DeviceAgent.Zones;
+
+/// <summary>
+/// The updater as a list of files (relative path, SHA-256, bytes) that can be serialized into one blob for the
+/// hidden backup and written back out to a folder.
+/// </summary>
+public sealed class UpdaterBundle
+{
+    /// <summary>One file of the updater.</summary>
+    public sealed record Entry(string Path, string Sha256, byte[] Content);
+
+    /// <summary>Files, sorted by ordinal path.</summary>
+    public IReadOnlyList<Entry> Entries { get; }
+
+    private UpdaterBundle(IReadOnlyList<Entry> entries) =>
+        Entries = entries.OrderBy(e => e.Path, StringComparer.Ordinal).ToList();
+
+    /// <summary>Digest of the tree (same rule as the client inventory digest).</summary>
+    public string Digest => InventoryDigest.Compute(Entries.Select(e => (e.Path, e.Sha256)));
+
+    /// <summary>Reads every regular file under <paramref name="folder"/>.</summary>
+    public static UpdaterBundle FromFolder(string folder)
+    {
+        if (!Directory.Exists(folder))
+            throw new DirectoryNotFoundException($"updater folder '{folder}' does not exist");
+        var entries = new List<Entry>();
+        foreach (var (rel, full) in TreeInventory.Files(folder))
+        {
+            var bytes = File.ReadAllBytes(full);
+            entries.Add(new Entry(rel, Convert.ToHexStringLower(SHA256.HashData(bytes)), bytes));
+        }
+        return new UpdaterBundle(entries);
+    }
+
+    /// <summary>Serializes: magic, count, then per file: path, hash, length, bytes.</summary>
+    public byte[] ToBytes()
+    {
+        using var ms = new MemoryStream();
+        ms.Write("OUB1"u8);
+        WriteInt(ms, Entries.Count);
+        foreach (var e in Entries)
+        {
+            var p = Encoding.UTF8.GetBytes(e.Path);
+            WriteInt(ms, p.Length);
+            ms.Write(p);
+            ms.Write(Convert.FromHexString(e.Sha256));
+            WriteInt(ms, e.Content.Length);
+            ms.Write(e.Content);
+        }
+        return ms.ToArray();
+    }
+
+    /// <summary>Parses a serialized bundle and checks every file hash; null when the bytes are not a valid bundle.</summary>
+    public static UpdaterBundle? TryParse(ReadOnlySpan<byte> bytes)
+    {
+        try
+        {
+            if (!bytes.StartsWith("OUB1"u8)) return null;
+            var pos = 4;
+            var count = ReadInt(bytes, ref pos);
+            var entries = new List<Entry>(Math.Min(count, 10_000));
+            for (var i = 0; i < count; i++)
+            {
+                var pl = ReadInt(bytes, ref pos);
+                var path = Encoding.UTF8.GetString(bytes.Slice(pos, pl));
+                pos += pl;
+                var hash = Convert.ToHexStringLower(bytes.Slice(pos, 32));
+                pos += 32;
+                var len = ReadInt(bytes, ref pos);
+                var content = bytes.Slice(pos, len).ToArray();
+                pos += len;
+                if (!TreeInventory.IsSafeRelativePath(path)) return null;
+                if (Convert.ToHexStringLower(SHA256.HashData(content)) != hash) return null;
+                entries.Add(new Entry(path, hash, content));
+            }
+            return pos == bytes.Length ? new UpdaterBundle(entries) : null;
+        }
+        catch (ArgumentOutOfRangeException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Makes <paramref name="folder"/> hold exactly this bundle: rewrites differing files, removes extras.</summary>
+    /// <returns>Relative paths that were written or removed.</returns>
+    public IReadOnlyList<string> RestoreTo(string folder)
+    {
+        Directory.CreateDirectory(folder);
+        var changed = new List<string>();
+        var wanted = Entries.ToDictionary(e => e.Path, StringComparer.Ordinal);
+        foreach (var (rel, full) in TreeInventory.Files(folder).ToList())
+        {
+            if (!wanted.ContainsKey(rel))
+            {
+                File.Delete(full);
+                changed.Add(rel);
+            }
+        }
+        foreach (var e in Entries)
+        {
+            var full = Path.Combine(folder, e.Path);
+            if (File.Exists(full) && TreeInventory.HashFile(full) == e.Sha256) continue;
+            DurableFile.WriteAllBytes(full, e.Content);
+            changed.Add(e.Path);
+        }
+        return changed;
+    }
+
+    private static void WriteInt(Stream s, int v)
+    {
+        Span<byte> b = stackalloc byte[4];
+        BinaryPrimitives.WriteInt32LittleEndian(b, v);
+        s.Write(b);
+    }
+
+    private static int ReadInt(ReadOnlySpan<byte> bytes, ref int pos)
+    {
+        var v = BinaryPrimitives.ReadInt32LittleEndian(bytes.Slice(pos, 4));
+        pos += 4;
+        if (v < 0) throw new ArgumentOutOfRangeException(nameof(bytes));
+        return v;
+    }
+}

@@ -1,0 +1,76 @@
+using System.Text;
+
+namespace Orchestrator.DeviceAgent.Zones;
+
+/// <summary>What <see cref="ZoneProvisioner.RecoverFromVirtual"/> did and what still needs an operator.</summary>
+/// <param name="Rebuilt">Items rebuilt from the virtual zone.</param>
+/// <param name="NeedsProvisioning">Secrets the virtual zone cannot supply (content key, credential) that are missing or damaged.</param>
+public sealed record RecoveryReport(IReadOnlyList<string> Rebuilt, IReadOnlyList<string> NeedsProvisioning);
+
+/// <summary>
+/// Puts the hidden and free zones into a working state: first provisioning (factory or enrolment) and
+/// <c>recover --from-virtual</c>, which rebuilds everything the read-only virtual zone can supply.
+/// </summary>
+public sealed class ZoneProvisioner(ZoneLayout layout, HiddenZone hidden)
+{
+    /// <summary>
+    /// First-time setup: seals the device secrets and the trust root, backs up the virtual-zone updater into the
+    /// hidden zone and copies it to the free zone. Existing hidden items are replaced.
+    /// </summary>
+    public void Provision(ReadOnlySpan<byte> deviceCredential, ReadOnlySpan<byte> contentKey, ReadOnlySpan<byte> trustRootPublicKey)
+    {
+        if (deviceCredential.Length == 0) throw new ArgumentException("device credential is empty; pass the secret the operator enrolled for this device", nameof(deviceCredential));
+        if (contentKey.Length != 32) throw new ArgumentException($"content key has {contentKey.Length} bytes; it must be the 32-byte content.key from `orch keys init`", nameof(contentKey));
+        if (trustRootPublicKey.Length != 32) throw new ArgumentException($"trust root has {trustRootPublicKey.Length} bytes; it must be the raw 32-byte release-signing.pub", nameof(trustRootPublicKey));
+        hidden.Write(HiddenItem.DeviceCredential, deviceCredential);
+        hidden.Write(HiddenItem.ContentKey, contentKey);
+        hidden.Write(HiddenItem.TrustRoot, trustRootPublicKey);
+        RebuildUpdater();
+        if (hidden.Read(HiddenItem.InstalledVersion).State != HiddenItemState.Ok)
+            hidden.WriteInstalledVersion(InstalledVersion.None);
+    }
+
+    /// <summary>
+    /// Rebuilds from the read-only virtual zone: the hidden updater backup and digest, the free updater copy,
+    /// the trust root (if damaged and a plain copy exists), and a damaged installed-version record (reset to 0,
+    /// so the server assigns a full upgrade that reuses every local chunk).
+    /// </summary>
+    public RecoveryReport RecoverFromVirtual()
+    {
+        var rebuilt = new List<string>();
+        RebuildUpdater();
+        rebuilt.Add("updater backup, updater digest, free-zone updater");
+        if (hidden.Read(HiddenItem.TrustRoot).State != HiddenItemState.Ok)
+        {
+            if (!File.Exists(layout.VirtualTrustRoot))
+                throw new HiddenZoneException($"the hidden trust root is damaged and the virtual zone has no '{layout.VirtualTrustRoot}' to rebuild it from; re-provision with `orch-agent provision`");
+            var key = File.ReadAllBytes(layout.VirtualTrustRoot);
+            if (key.Length != 32)
+                throw new HiddenZoneException($"'{layout.VirtualTrustRoot}' holds {key.Length} bytes; a trust root is a raw 32-byte Ed25519 public key");
+            hidden.Write(HiddenItem.TrustRoot, key);
+            rebuilt.Add("trust root");
+        }
+        if (hidden.Read(HiddenItem.InstalledVersion).State != HiddenItemState.Ok)
+        {
+            hidden.WriteInstalledVersion(InstalledVersion.None);
+            rebuilt.Add("installed version (reset to 0: the next check-in reinstalls, reusing local chunks)");
+        }
+        var missing = new[] { HiddenItem.ContentKey, HiddenItem.DeviceCredential }
+            .Where(i => hidden.Read(i).State != HiddenItemState.Ok)
+            .Select(i => HiddenZone.FileName(i))
+            .ToList();
+        return new RecoveryReport(rebuilt, missing);
+    }
+
+    private void RebuildUpdater()
+    {
+        if (!Directory.Exists(layout.VirtualUpdater))
+            throw new HiddenZoneException($"the virtual zone has no updater folder '{layout.VirtualUpdater}'; the device image is incomplete");
+        var bundle = UpdaterBundle.FromFolder(layout.VirtualUpdater);
+        if (bundle.Entries.Count == 0)
+            throw new HiddenZoneException($"the virtual-zone updater folder '{layout.VirtualUpdater}' is empty; the device image is incomplete");
+        hidden.Write(HiddenItem.UpdaterBackup, bundle.ToBytes());
+        hidden.Write(HiddenItem.UpdaterDigest, Encoding.ASCII.GetBytes(bundle.Digest));
+        bundle.RestoreTo(layout.FreeUpdater);
+    }
+}

@@ -1,0 +1,323 @@
+using Orchestrator.ChunkStore.Codec;
+using Orchestrator.ChunkStore.Manifests;
+using Orchestrator.ChunkStore.Publishing;
+using Orchestrator.DeviceAgent.Download;
+using Orchestrator.DeviceAgent.Session;
+using Orchestrator.DeviceAgent.Storage;
+using Orchestrator.DeviceAgent.Tests.Support;
+using Orchestrator.DeviceAgent.Zones;
+using Orchestrator.Messages.Protocol;
+using Xunit.Abstractions;
+
+namespace Orchestrator.DeviceAgent.Tests.Session;
+
+public sealed class UpdateSessionTests(ITestOutputHelper output) : IAsyncLifetime
+{
+    private readonly TestStore _store = new();
+    private FakeGateway _gw = null!;
+    private TestDevice _device = null!;
+    private readonly HttpClient _http = StoreDownloader.CreateHttpClient();
+
+    public async Task InitializeAsync()
+    {
+        _gw = await FakeGateway.StartAsync(_store.Root, TestDevice.Credential);
+        _device = new TestDevice(_gw.BaseUrl, contentKey: _store.ContentKey.ToBytes(), trustRoot: _store.SigningKey.PublicKey.ToBytes());
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _gw.DisposeAsync();
+        _device.Dispose();
+        _store.Dispose();
+        _http.Dispose();
+    }
+
+    internal static byte[] Bytes(int seed, int length)
+    {
+        var b = new byte[length];
+        new Random(seed).NextBytes(b);
+        return b;
+    }
+
+    internal static Dictionary<string, byte[]> V1() => new()
+    {
+        ["bin/app"] = Bytes(1, 700_000),
+        ["lib/core.so"] = Bytes(2, 400_000),
+        ["share/readme.txt"] = "hello v1"u8.ToArray(),
+        ["empty.cfg"] = [],
+    };
+
+    internal static Dictionary<string, byte[]> V2()
+    {
+        var v2 = V1();
+        var app = (byte[])v2["bin/app"].Clone();
+        Bytes(9, 1000).CopyTo(app, 350_000); // one edit in the middle: most chunks stay the same
+        v2["bin/app"] = app;
+        v2["share/readme.txt"] = "hello v2"u8.ToArray();
+        v2.Remove("empty.cfg");
+        v2["lib/plugin.so"] = Bytes(3, 100_000);
+        return v2;
+    }
+
+    private UpdateSession Session(TimeProvider? time = null) =>
+        new(_device.Config, _device.Layout, _device.Hidden,
+            new HttpGatewayClient(_http, _gw.BaseUrl, _device.Config.DeviceId, TestDevice.Credential, TimeSpan.FromSeconds(5)),
+            _http, log: output.WriteLine, time: time);
+
+    private void Assign(PublishResult r, IReadOnlyList<string>? mirrors = null) =>
+        _gw.Decide = FakeGateway.Assign(r.VersionId, r.Version, r.ManifestPath, r.InventoryDigest, mirrors);
+
+    private string ClientDigest() => TreeInventory.Digest(TreeInventory.Scan(_device.Layout.Client));
+
+    private async Task<PublishResult> InstallV1()
+    {
+        var v1 = _store.Publish("1.0", V1());
+        Assign(v1);
+        var result = await Session().RunOnceAsync(1, CancellationToken.None);
+        Assert.Equal(UpdateAction.Upgrade, result.Action);
+        return v1;
+    }
+
+    [Fact]
+    public async Task First_install_builds_exactly_the_published_tree_and_reports_it()
+    {
+        var v1 = await InstallV1();
+        Assert.Equal(v1.InventoryDigest, ClientDigest());
+        foreach (var (path, content) in V1())
+            Assert.Equal(content, File.ReadAllBytes(Path.Combine(_device.Layout.Client, path)));
+        Assert.Equal(new InstalledVersion(v1.VersionId, "1.0"), _device.Hidden.ReadInstalledVersion());
+        var completion = Assert.Single(_gw.Completions);
+        Assert.Equal(new CompletionReport(v1.VersionId, v1.InventoryDigest), completion);
+        Assert.NotEmpty(_gw.Progress);
+        Assert.False(Directory.Exists(_device.Layout.Staging));
+
+        var again = await Session().RunOnceAsync(1, CancellationToken.None);
+        Assert.Equal(UpdateAction.None, again.Action);
+        Assert.Equal(v1.InventoryDigest, _gw.CheckIns.Last().InventoryDigest);
+        Assert.Equal(v1.VersionId, _gw.CheckIns.Last().InstalledVersionId);
+    }
+
+    [Fact]
+    public async Task Upgrade_downloads_only_the_chunks_the_device_lacks()
+    {
+        await InstallV1();
+        var v2 = _store.Publish("2.0", V2());
+        Assign(v2);
+        var before = _gw.StoreBytesServed;
+        var result = await Session().RunOnceAsync(1, CancellationToken.None);
+
+        Assert.Equal(v2.InventoryDigest, ClientDigest());
+        Assert.False(File.Exists(Path.Combine(_device.Layout.Client, "empty.cfg")));
+        var manifest = _store.Manifest(v2);
+        var total = manifest.DistinctChunks().Count;
+        Assert.True(result.ChunksReused > 0, "unchanged chunks of bin/app must come from the local file");
+        Assert.True(result.ChunksDownloaded < total / 2, $"downloaded {result.ChunksDownloaded} of {total} chunks");
+        var served = _gw.StoreBytesServed - before;
+        output.WriteLine($"v2 is {manifest.TotalBytes} bytes; the upgrade fetched {served} bytes ({result.ChunksDownloaded}/{total} chunks)");
+        Assert.True(served < manifest.TotalBytes / 3, $"fetched {served} bytes for a {manifest.TotalBytes}-byte release");
+    }
+
+    [Fact]
+    public async Task Repair_fetches_only_the_chunks_of_damaged_or_missing_files()
+    {
+        var v1 = await InstallV1();
+        var app = Path.Combine(_device.Layout.Client, "bin", "app");
+        var damaged = File.ReadAllBytes(app);
+        damaged[10] ^= 0xff;
+        File.WriteAllBytes(app, damaged);
+        File.Delete(Path.Combine(_device.Layout.Client, "share", "readme.txt"));
+        File.WriteAllText(Path.Combine(_device.Layout.Client, "dropped.txt"), "not part of the release");
+
+        var manifest = _store.Manifest(v1);
+        var before = _gw.StoreRequests;
+        var result = await Session().RunOnceAsync(1, CancellationToken.None);
+
+        Assert.Equal(UpdateAction.Repair, result.Action);
+        Assert.Equal(v1.InventoryDigest, ClientDigest());
+        // Only the damaged first chunk of bin/app and the one chunk of readme.txt are fetched.
+        Assert.Equal(2, result.ChunksDownloaded);
+        Assert.Equal(2 + 2, _gw.StoreRequests - before); // manifest + signature + two chunks
+        Assert.True(result.ChunksReused >= manifest.Files.Single(f => f.Path == "bin/app").Chunks.Count - 1);
+    }
+
+    [Fact]
+    public async Task Falls_back_to_a_mirror_when_the_gateway_store_is_down()
+    {
+        await using var mirror = await TestServer.StartAsync(async ctx =>
+        {
+            var full = Path.Combine(_store.Root, ctx.Request.Path.Value!.TrimStart('/'));
+            if (!File.Exists(full)) { ctx.Response.StatusCode = 404; return; }
+            await ctx.Response.Body.WriteAsync(await File.ReadAllBytesAsync(full));
+        });
+        _gw.StoreDown = true;
+        var v1 = _store.Publish("1.0", V1());
+        Assign(v1, mirrors: [mirror.BaseUrl]);
+        await Session().RunOnceAsync(1, CancellationToken.None);
+        Assert.Equal(v1.InventoryDigest, ClientDigest());
+        Assert.Equal(0, _gw.StoreBytesServed);
+    }
+
+    [Fact]
+    public async Task Retries_until_success_and_reports_each_failure()
+    {
+        var v1 = _store.Publish("1.0", V1());
+        Assign(v1);
+        // The first attempt finds one chunk missing from every source; the operator restores it meanwhile.
+        var chunk = _store.Manifest(v1).Files.First(f => f.Chunks.Count > 0).Chunks[0].Id;
+        var chunkFile = Path.Combine(_store.Root, Orchestrator.ChunkStore.Storage.StoreLayout.ChunkPath(chunk));
+        var saved = File.ReadAllBytes(chunkFile);
+        File.Delete(chunkFile);
+        _gw.Decide = req =>
+        {
+            if (_gw.CheckIns.Count == 2) File.WriteAllBytes(chunkFile, saved);
+            return FakeGateway.Assign(v1.VersionId, v1.Version, v1.ManifestPath, v1.InventoryDigest)(req);
+        };
+        var result = await Session().RunUntilSuccessAsync(CancellationToken.None);
+        Assert.Equal(2, result.Attempts);
+        var failure = Assert.Single(_gw.Failures);
+        Assert.Equal(FailureStage.Download, failure.Stage);
+        Assert.Equal(v1.VersionId, failure.TargetVersionId);
+        Assert.Equal(v1.InventoryDigest, ClientDigest());
+    }
+
+    [Fact]
+    public async Task A_small_grant_spreads_the_download_over_several_check_ins_without_refetching()
+    {
+        using var device = new TestDevice(_gw.BaseUrl, contentKey: _store.ContentKey.ToBytes(), trustRoot: _store.SigningKey.PublicKey.ToBytes(),
+            download: TestDevice.FastDownloads with { MaxSessionAttempts = 20 });
+        var v1 = _store.Publish("1.0", V1());
+        var grant = new DownloadGrant(400_000, 0, DateTimeOffset.UtcNow.AddHours(1));
+        _gw.Decide = FakeGateway.Assign(v1.VersionId, v1.Version, v1.ManifestPath, v1.InventoryDigest, grant: grant);
+        var session = new UpdateSession(device.Config, device.Layout, device.Hidden,
+            new HttpGatewayClient(_http, _gw.BaseUrl, device.Config.DeviceId, TestDevice.Credential, TimeSpan.FromSeconds(5)), _http, log: output.WriteLine);
+        var result = await session.RunUntilSuccessAsync(CancellationToken.None);
+
+        Assert.Equal(v1.InventoryDigest, TreeInventory.Digest(TreeInventory.Scan(device.Layout.Client)));
+        Assert.True(result.Attempts >= 3, $"1.1 MB under a 400 kB grant took {result.Attempts} check-ins");
+        Assert.All(_gw.Failures, f => Assert.Contains("grant", f.Reason));
+        // Each check-in only adds what is missing: total served stays close to the release size.
+        var stored = _store.Manifest(v1).DistinctChunks().Sum(id => new FileInfo(Path.Combine(_store.Root, Orchestrator.ChunkStore.Storage.StoreLayout.ChunkPath(id))).Length);
+        Assert.True(_gw.StoreBytesServed < stored + result.Attempts * 300_000, $"served {_gw.StoreBytesServed} bytes for {stored} stored bytes");
+    }
+
+    // ---- every bad input is rejected with nothing installed ----
+
+    private async Task AssertRejected(string expectedInMessage, TimeProvider? time = null)
+    {
+        var treeBefore = ClientDigest();
+        var versionBefore = _device.Hidden.ReadInstalledVersion();
+        var e = await Assert.ThrowsAsync<SessionFailedException>(() => Session(time).RunOnceAsync(1, CancellationToken.None));
+        output.WriteLine($"rejected at {e.Stage}: {e.Message}");
+        Assert.Contains(expectedInMessage, e.Message);
+        Assert.Equal(treeBefore, ClientDigest());
+        Assert.Equal(versionBefore, _device.Hidden.ReadInstalledVersion());
+        Assert.False(File.Exists(_device.Layout.Journal));
+        Assert.Empty(_gw.Completions.Skip(versionBefore.VersionId == 0 ? 0 : 1));
+    }
+
+    [Fact]
+    public async Task Rejects_a_bad_signature()
+    {
+        var v1 = _store.Publish("1.0", V1());
+        var sig = Path.Combine(_store.Root, v1.ManifestPath + ".sig");
+        var bytes = File.ReadAllBytes(sig);
+        bytes[0] ^= 1;
+        File.WriteAllBytes(sig, bytes);
+        Assign(v1);
+        await AssertRejected("signature does not verify");
+    }
+
+    [Fact]
+    public async Task Rejects_a_manifest_signed_by_another_key()
+    {
+        using var other = new TestStore();
+        var foreign = other.Publish("1.0", V1());
+        var rel = _store.WriteSigned("acme", "9.9", other.ManifestBytes(foreign));
+        File.WriteAllBytes(Path.Combine(_store.Root, rel + ".sig"), File.ReadAllBytes(Path.Combine(other.Root, foreign.ManifestPath + ".sig")));
+        _gw.Decide = FakeGateway.Assign(foreign.VersionId, "9.9", rel, foreign.InventoryDigest);
+        await AssertRejected("signature does not verify");
+    }
+
+    [Fact]
+    public async Task Rejects_an_older_version_no_rollback()
+    {
+        var v1 = _store.Publish("1.0", V1());
+        var v2 = _store.Publish("2.0", V2());
+        Assign(v2);
+        await Session().RunOnceAsync(1, CancellationToken.None);
+        _gw.Decide = req => new CheckInResponse(UpdateAction.Upgrade, "1.0", v1.VersionId, v1.ManifestPath, null, null, 60, null);
+        await AssertRejected("rollback refused");
+    }
+
+    [Fact]
+    public async Task Rejects_another_product()
+    {
+        var other = _store.Publish("1.0", V1(), product: "globex");
+        Assign(other);
+        await AssertRejected("is for product 'globex'");
+    }
+
+    [Fact]
+    public async Task Rejects_an_expired_manifest()
+    {
+        var v1 = _store.Publish("1.0", V1(), lifetime: TimeSpan.FromDays(1));
+        _gw.Decide = FakeGateway.Assign(v1.VersionId, v1.Version, v1.ManifestPath, v1.InventoryDigest,
+            grant: new DownloadGrant(long.MaxValue / 2, 0, DateTimeOffset.UtcNow.AddDays(10)));
+        await AssertRejected("expired", new ShiftedTime(TimeSpan.FromDays(2)));
+    }
+
+    [Fact]
+    public async Task Rejects_a_tampered_chunk_everywhere()
+    {
+        var v1 = _store.Publish("1.0", V1());
+        var chunk = _store.Manifest(v1).Files.Single(f => f.Path == "lib/core.so").Chunks[0].Id;
+        var file = Path.Combine(_store.Root, Orchestrator.ChunkStore.Storage.StoreLayout.ChunkPath(chunk));
+        var bytes = File.ReadAllBytes(file);
+        bytes[^20] ^= 1;
+        File.WriteAllBytes(file, bytes);
+        Assign(v1);
+        await AssertRejected("do not hash to chunk id");
+    }
+
+    [Fact]
+    public async Task Rejects_path_traversal_in_a_signed_manifest()
+    {
+        var v1 = _store.Publish("1.0", V1());
+        var json = System.Text.Encoding.UTF8.GetString(_store.ManifestBytes(v1)).Replace("\"path\":\"bin/app\"", "\"path\":\"../../escape\"");
+        var rel = _store.WriteSigned("acme", "1.1", System.Text.Encoding.UTF8.GetBytes(json));
+        _gw.Decide = FakeGateway.Assign(v1.VersionId, "1.1", rel, v1.InventoryDigest);
+        await AssertRejected("'..' segment");
+        Assert.False(File.Exists(Path.Combine(_device.Layout.Zones.Free, "..", "escape")));
+    }
+
+    [Fact]
+    public async Task Rejects_a_decompression_bomb()
+    {
+        // 256 KiB of zeros is one chunk that zstd shrinks to a few dozen bytes; a signed manifest that claims it
+        // decodes to 1000 bytes must not make the agent inflate it.
+        var files = V1();
+        files["zeros.bin"] = new byte[256 * 1024];
+        var v1 = _store.Publish("1.0", files);
+        var m = _store.Manifest(v1);
+        var bombed = m with
+        {
+            Version = "1.1",
+            Files = m.Files.Select(f => f.Path != "zeros.bin" ? f : f with { Size = 1000, Chunks = [new ChunkRef(f.Chunks[0].Id, 1000)] }).ToList(),
+        };
+        var rel = _store.WriteSigned("acme", "1.1", ManifestSerializer.Serialize(bombed));
+        _gw.Decide = FakeGateway.Assign(v1.VersionId, "1.1", rel, v1.InventoryDigest);
+        await AssertRejected("the manifest expects 1000");
+    }
+
+    [Fact]
+    public async Task Rejects_a_manifest_path_outside_the_store_layout()
+    {
+        _gw.Decide = _ => new CheckInResponse(UpdateAction.Upgrade, "1.0", 1, "../../etc/passwd", null, null, 60, null);
+        await AssertRejected("not a store manifest path");
+    }
+
+    private sealed class ShiftedTime(TimeSpan shift) : TimeProvider
+    {
+        public override DateTimeOffset GetUtcNow() => base.GetUtcNow() + shift;
+    }
+}

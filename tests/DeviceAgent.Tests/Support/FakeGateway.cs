@@ -1,0 +1,105 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Text.Json;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+using Orchestrator.Messages.Protocol;
+
+namespace Orchestrator.DeviceAgent.Tests.Support;
+
+/// <summary>
+/// A small real gateway on Kestrel (127.0.0.1, ephemeral port) speaking device protocol v1: HTTP Basic credential,
+/// check-in answered by a test-supplied decision, reports recorded, and the store folder served under /v1/store/
+/// with Range support. Stands in for the node's gateway in agent tests.
+/// </summary>
+public sealed class FakeGateway : IAsyncDisposable
+{
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+    private readonly WebApplication _app;
+
+    public string BaseUrl { get; }
+    public ConcurrentQueue<CheckInRequest> CheckIns { get; } = new();
+    public ConcurrentQueue<ProgressReport> Progress { get; } = new();
+    public ConcurrentQueue<FailureReport> Failures { get; } = new();
+    public ConcurrentQueue<CompletionReport> Completions { get; } = new();
+    public long StoreBytesServed => Interlocked.Read(ref _storeBytes);
+    public int StoreRequests => _storeRequests;
+    private long _storeBytes;
+    private int _storeRequests;
+
+    /// <summary>Decides the answer to a check-in.</summary>
+    public Func<CheckInRequest, CheckInResponse> Decide { get; set; } = _ => new CheckInResponse(UpdateAction.None, null, null, null, null, null, 3600, null);
+
+    /// <summary>When true the store endpoint answers 503 (so the agent must use mirrors).</summary>
+    public bool StoreDown { get; set; }
+
+    private FakeGateway(WebApplication app, string baseUrl)
+    {
+        _app = app;
+        BaseUrl = baseUrl;
+    }
+
+    public static async Task<FakeGateway> StartAsync(string storeRoot, string credential, string deviceId = "dev-1")
+    {
+        var expected = Orchestrator.DeviceAgent.Session.DeviceCredential.Header(deviceId, credential).ToString();
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.UseKestrel(k => k.Listen(IPAddress.Loopback, 0));
+        var app = builder.Build();
+        FakeGateway? self = null;
+        app.Use(async (ctx, next) =>
+        {
+            if (ctx.Request.Headers.Authorization != expected)
+            {
+                ctx.Response.StatusCode = 401;
+                await ctx.Response.WriteAsJsonAsync(new ProblemResponse("unauthorized", "bad device credential"), Json);
+                return;
+            }
+            await next(ctx);
+        });
+        app.MapPost("/v1/devices/{id}/check-in", async (HttpContext ctx) =>
+        {
+            var req = (await ctx.Request.ReadFromJsonAsync<CheckInRequest>(Json))!;
+            self!.CheckIns.Enqueue(req);
+            await ctx.Response.WriteAsJsonAsync(self.Decide(req), Json);
+        });
+        app.MapPost("/v1/devices/{id}/progress", async (HttpContext ctx) => self!.Progress.Enqueue((await ctx.Request.ReadFromJsonAsync<ProgressReport>(Json))!));
+        app.MapPost("/v1/devices/{id}/failure", async (HttpContext ctx) => self!.Failures.Enqueue((await ctx.Request.ReadFromJsonAsync<FailureReport>(Json))!));
+        app.MapPost("/v1/devices/{id}/completion", async (HttpContext ctx) => self!.Completions.Enqueue((await ctx.Request.ReadFromJsonAsync<CompletionReport>(Json))!));
+        app.MapGet("/v1/store/{**path}", (HttpContext ctx, string path) =>
+        {
+            Interlocked.Increment(ref self!._storeRequests);
+            if (self.StoreDown) return Results.StatusCode(503);
+            var full = Path.GetFullPath(Path.Combine(storeRoot, path));
+            if (!full.StartsWith(Path.GetFullPath(storeRoot) + Path.DirectorySeparatorChar, StringComparison.Ordinal) || !File.Exists(full))
+                return Results.NotFound();
+            Interlocked.Add(ref self._storeBytes, new FileInfo(full).Length);
+            return Results.File(full, "application/octet-stream", enableRangeProcessing: true);
+        });
+        await app.StartAsync();
+        var url = app.Urls.First();
+        self = new FakeGateway(app, url.EndsWith('/') ? url : url + "/");
+        return self;
+    }
+
+    /// <summary>The decision a real server makes for one assigned release: upgrade when behind, repair when the tree differs.</summary>
+    public static Func<CheckInRequest, CheckInResponse> Assign(long versionId, string version, string manifestPath, string inventoryDigest,
+        IReadOnlyList<string>? mirrors = null, DownloadGrant? grant = null) => req =>
+    {
+        grant ??= new DownloadGrant(long.MaxValue / 2, 0, DateTimeOffset.UtcNow.AddHours(1));
+        if (req.InstalledVersionId != versionId)
+            return new CheckInResponse(UpdateAction.Upgrade, version, versionId, manifestPath, null, grant, 3600, mirrors);
+        if (req.InventoryDigest != inventoryDigest)
+            return new CheckInResponse(UpdateAction.Repair, version, versionId, manifestPath, null, grant, 3600, mirrors);
+        return new CheckInResponse(UpdateAction.None, version, versionId, null, null, null, 3600, null);
+    };
+
+    public async ValueTask DisposeAsync()
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+        await _app.StopAsync(cts.Token);
+        await _app.DisposeAsync();
+    }
+}

@@ -1,0 +1,66 @@
+using System.Security.Cryptography;
+using Orchestrator.DeviceAgent.Configuration;
+using Orchestrator.DeviceAgent.Zones;
+
+namespace Orchestrator.DeviceAgent.Tests.Support;
+
+/// <summary>A provisioned device on disk: three zone folders, a machine secret, a config file and sealed secrets.</summary>
+public sealed class TestDevice : IDisposable
+{
+    public TempDir Dir { get; } = new();
+    public AgentConfig Config { get; }
+    public ZoneLayout Layout { get; }
+    public DeviceKey Key { get; }
+    public HiddenZone Hidden { get; }
+    public byte[] ContentKey { get; }
+    public byte[] TrustRoot { get; }
+    public const string Credential = "device-secret-1";
+
+    public TestDevice(string gateway = "http://127.0.0.1:9/", IReadOnlyList<string>? mirrors = null, byte[]? contentKey = null,
+        byte[]? trustRoot = null, DownloadSettings? download = null, string product = "acme")
+    {
+        var virtualZone = Dir.Sub("virtual");
+        Directory.CreateDirectory(Path.Combine(virtualZone, "updater", "lib"));
+        File.WriteAllText(Path.Combine(virtualZone, "updater", "updater.bin"), "updater program v1");
+        File.WriteAllText(Path.Combine(virtualZone, "updater", "lib", "helper.so"), "helper library");
+        var secret = Path.Combine(Dir.Path, "machine-secret");
+        File.WriteAllBytes(secret, RandomNumberGenerator.GetBytes(32));
+        ContentKey = contentKey ?? RandomNumberGenerator.GetBytes(32);
+        TrustRoot = trustRoot ?? RandomNumberGenerator.GetBytes(32);
+        File.WriteAllBytes(Path.Combine(virtualZone, "trust-root.pub"), TrustRoot);
+        var config = new AgentConfig
+        {
+            DeviceId = "dev-1",
+            Product = product,
+            Zones = new ZonePaths("../virtual", "../hidden", "../free"),
+            MachineSecretFile = "../machine-secret",
+            Gateway = gateway,
+            Mirrors = mirrors ?? [],
+            Download = download ?? FastDownloads,
+        };
+        File.WriteAllText(Path.Combine(virtualZone, "agent.json"), config.ToJson());
+        Config = AgentConfig.Load(Path.Combine(virtualZone, "agent.json"));
+        Layout = new ZoneLayout(Config.Zones);
+        Key = DeviceKey.Derive(Config.MachineSecretFile, Config.DeviceId);
+        Hidden = new HiddenZone(Layout, Key);
+        new ZoneProvisioner(Layout, Hidden).Provision("device-secret-1"u8, ContentKey, TrustRoot);
+    }
+
+    /// <summary>Short timings so retry paths run in milliseconds.</summary>
+    public static DownloadSettings FastDownloads => new()
+    {
+        BackoffBaseMilliseconds = 20,
+        BackoffCapMilliseconds = 200,
+        MaxSessionAttempts = 3,
+        MinBytesPerSecond = 1024,
+        MinRateWindowSeconds = 0.5,
+        RequestTimeoutSeconds = 5,
+        Parallelism = 2,
+    };
+
+    public void Dispose()
+    {
+        Key.Dispose();
+        Dir.Dispose();
+    }
+}

@@ -1,0 +1,68 @@
+using Orchestrator.ChunkStore.Codec;
+using Orchestrator.ChunkStore.Keys;
+using Orchestrator.ChunkStore.Manifests;
+using Orchestrator.ChunkStore.Publishing;
+using Orchestrator.ChunkStore.Storage;
+
+namespace Orchestrator.DeviceAgent.Tests.Support;
+
+/// <summary>A real store folder written by the real Publisher, with its release keys.</summary>
+public sealed class TestStore : IDisposable
+{
+    private readonly TempDir _dir = new();
+
+    public TestStore()
+    {
+        Root = _dir.Sub("store");
+        Store = FileSystemStore.Open(Root, create: true);
+        Publisher = new Publisher(Store, ContentKey, SigningKey) { Parallelism = 2 };
+    }
+
+    public string Root { get; }
+    public FileSystemStore Store { get; }
+    public ContentKey ContentKey { get; } = ContentKey.Generate();
+    public ReleaseSigningKey SigningKey { get; } = ReleaseSigningKey.Generate();
+    public Publisher Publisher { get; }
+
+    /// <summary>Writes a release tree from (path, content) pairs and publishes it.</summary>
+    public PublishResult Publish(string version, IReadOnlyDictionary<string, byte[]> files, string product = "acme", TimeSpan? lifetime = null,
+        IReadOnlyDictionary<string, UnixFileMode>? modes = null)
+    {
+        var tree = _dir.Sub("trees/" + product + "-" + version);
+        WriteTree(tree, files);
+        foreach (var (path, mode) in modes ?? new Dictionary<string, UnixFileMode>())
+            if (!OperatingSystem.IsWindows())
+                File.SetUnixFileMode(Path.Combine(tree, path), mode);
+        return Publisher.Publish(new PublishRequest(product, version, tree, Lifetime: lifetime));
+    }
+
+    public static void WriteTree(string root, IReadOnlyDictionary<string, byte[]> files)
+    {
+        foreach (var (path, content) in files)
+        {
+            var full = Path.Combine(root, path);
+            Directory.CreateDirectory(Path.GetDirectoryName(full)!);
+            File.WriteAllBytes(full, content);
+        }
+    }
+
+    public byte[] ManifestBytes(PublishResult r) => File.ReadAllBytes(Path.Combine(Root, r.ManifestPath));
+
+    public Manifest Manifest(PublishResult r) => ManifestSerializer.Parse(ManifestBytes(r));
+
+    /// <summary>Writes a manifest (any bytes) and its signature by this store's release key at a new path; returns the path.</summary>
+    public string WriteSigned(string product, string version, byte[] manifestBytes)
+    {
+        var rel = StoreLayout.ManifestPath(product, version);
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.Combine(Root, rel))!);
+        File.WriteAllBytes(Path.Combine(Root, rel), manifestBytes);
+        File.WriteAllBytes(Path.Combine(Root, rel + ".sig"), ManifestSigner.Sign(manifestBytes, SigningKey));
+        return rel;
+    }
+
+    public void Dispose()
+    {
+        SigningKey.Dispose();
+        _dir.Dispose();
+    }
+}

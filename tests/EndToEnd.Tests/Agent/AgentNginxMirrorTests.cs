@@ -1,0 +1,58 @@
+using Orchestrator.ChunkStore.Storage;
+using Orchestrator.DeviceAgent.Tests.Support;
+using Orchestrator.EndToEnd.Tests.Agent.Support;
+using Xunit.Abstractions;
+
+namespace Orchestrator.EndToEnd.Tests.Agent;
+
+/// <summary>The real agent process pulls releases from nginx serving the store folder as a plain mirror.</summary>
+public sealed class AgentNginxMirrorTests(TwoReleases r, ITestOutputHelper output) : IClassFixture<TwoReleases>
+{
+    [NginxFact]
+    public async Task Installs_and_upgrades_from_nginx_fetching_only_missing_chunks_and_resuming_with_range()
+    {
+        using var nginx = await NginxMirror.StartAsync(r.Store.Root);
+        // A hostile mirror first in the list: it serves garbage for everything.
+        await using var hostile = await TestServer.StartAsync(async ctx => await ctx.Response.Body.WriteAsync(new byte[300]));
+        using var d = new TestDevice(r.Gateway.BaseUrl, mirrors: [hostile.BaseUrl, nginx.BaseUrl],
+            contentKey: r.Store.ContentKey.ToBytes(), trustRoot: r.Store.SigningKey.PublicKey.ToBytes());
+        r.Gateway.StoreDown = true; // the gateway only does check-in here
+        try
+        {
+            string[] run = ["run", "--config", d.Config.SourcePath!, "--no-client"];
+            r.Gateway.Decide = FakeGateway.Assign(r.V1.VersionId, r.V1.Version, r.V1.ManifestPath, r.V1.InventoryDigest);
+            var first = await AgentProcess.RunAsync(run);
+            output.WriteLine(first.Output + first.Error);
+            Assert.Equal(0, first.ExitCode);
+            Assert.Equal(r.V1.InventoryDigest, Releases.ClientDigest(d));
+
+            // Half of one v2-only chunk is already on disk from an interrupted download: nginx must resume it.
+            var v1Chunks = r.Store.Manifest(r.V1).DistinctChunks();
+            var v2Only = r.Store.Manifest(r.V2).DistinctChunks().Except(v1Chunks).ToList();
+            var partialId = v2Only.First(id => new FileInfo(Path.Combine(r.Store.Root, StoreLayout.ChunkPath(id))).Length > 1000);
+            var stored = File.ReadAllBytes(Path.Combine(r.Store.Root, StoreLayout.ChunkPath(partialId)));
+            Directory.CreateDirectory(d.Layout.PartialChunks);
+            File.WriteAllBytes(Path.Combine(d.Layout.PartialChunks, partialId.Hex + ".part"), stored[..(stored.Length / 2)]);
+            File.WriteAllText(nginx.AccessLog, "");
+            // nginx first now, so the resume is not lost to the hostile mirror ignoring the Range header.
+            File.WriteAllText(d.Config.SourcePath!, (d.Config with { Mirrors = [nginx.BaseUrl, hostile.BaseUrl] }).ToJson());
+
+            r.Gateway.Decide = FakeGateway.Assign(r.V2.VersionId, r.V2.Version, r.V2.ManifestPath, r.V2.InventoryDigest);
+            var second = await AgentProcess.RunAsync(run);
+            output.WriteLine(second.Output + second.Error);
+            Assert.Equal(0, second.ExitCode);
+            Assert.Equal(r.V2.InventoryDigest, Releases.ClientDigest(d));
+
+            var log = File.ReadAllLines(nginx.AccessLog);
+            output.WriteLine(string.Join('\n', log));
+            var chunkGets = log.Where(l => l.Contains("GET /chunks/")).ToList();
+            Assert.All(chunkGets, l => Assert.True(v2Only.Any(id => l.Contains(id.Hex)), $"fetched a chunk v1 already had: {l}"));
+            Assert.Contains(log, l => l.Contains(partialId.Hex) && l.Contains("\" 206 "));
+            Assert.True(chunkGets.Count <= v2Only.Count, $"{chunkGets.Count} chunk requests for {v2Only.Count} new chunks");
+        }
+        finally
+        {
+            r.Gateway.StoreDown = false;
+        }
+    }
+}

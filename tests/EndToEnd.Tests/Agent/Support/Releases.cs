@@ -1,0 +1,54 @@
+using Orchestrator.ChunkStore.Publishing;
+using Orchestrator.DeviceAgent.Download;
+using Orchestrator.DeviceAgent.Session;
+using Orchestrator.DeviceAgent.Storage;
+using Orchestrator.DeviceAgent.Tests.Support;
+
+namespace Orchestrator.EndToEnd.Tests.Agent.Support;
+
+/// <summary>Two releases of one product, published by the real Publisher, and helpers to install them.</summary>
+public static class Releases
+{
+    public static byte[] Bytes(int seed, int length)
+    {
+        var b = new byte[length];
+        new Random(seed).NextBytes(b);
+        return b;
+    }
+
+    public static Dictionary<string, byte[]> V1() => new()
+    {
+        ["bin/app"] = Bytes(1, 600_000),
+        ["lib/core.so"] = Bytes(2, 300_000),
+        ["lib/extra.so"] = Bytes(4, 200_000),
+        ["share/readme.txt"] = "hello v1"u8.ToArray(),
+        ["old.cfg"] = "only in v1"u8.ToArray(),
+    };
+
+    public static Dictionary<string, byte[]> V2()
+    {
+        var v2 = V1();
+        var app = (byte[])v2["bin/app"].Clone();
+        Bytes(9, 2000).CopyTo(app, 300_000);
+        v2["bin/app"] = app;
+        v2["lib/core.so"] = Bytes(5, 300_000);
+        v2["share/readme.txt"] = "hello v2"u8.ToArray();
+        v2.Remove("old.cfg");
+        v2["lib/plugin.so"] = Bytes(3, 250_000);
+        v2["share/new.txt"] = "new in v2"u8.ToArray();
+        return v2;
+    }
+
+    public static string ClientDigest(TestDevice d) => TreeInventory.Digest(TreeInventory.Scan(d.Layout.Client));
+
+    /// <summary>Installs a release in-process (the starting point of a test).</summary>
+    public static async Task InstallAsync(TestDevice d, FakeGateway gw, PublishResult r)
+    {
+        gw.Decide = FakeGateway.Assign(r.VersionId, r.Version, r.ManifestPath, r.InventoryDigest);
+        using var http = StoreDownloader.CreateHttpClient();
+        var session = new UpdateSession(d.Config, d.Layout, d.Hidden,
+            new HttpGatewayClient(http, gw.BaseUrl, d.Config.DeviceId, TestDevice.Credential, TimeSpan.FromSeconds(5)), http);
+        await session.RunOnceAsync(1, CancellationToken.None);
+        Assert.Equal(r.InventoryDigest, ClientDigest(d));
+    }
+}
