@@ -1,1 +1,16 @@
+using Orchestrator.Node.Hosting;
+
+// One node of the cluster. Defaults (appsettings.json): all roles, SQLite in ./data, store in ./data/store,
+// HTTP on localhost:5080. Override with ORCH_-prefixed environment variables or --Section:Key=value arguments.
+WebApplication app;
+try
+{
+    app = NodeApp.Build(args);
+}
+catch (InvalidOperationException ex) when (ex.Message.StartsWith("Invalid configuration", StringComparison.Ordinal) || ex.Message.StartsWith("Configuration cannot", StringComparison.Ordinal))
+{
+    Console.Error.WriteLine(ex.Message);
+    return 2;
+}
+await app.RunAsync();
 return 0;

@@ -35,22 +35,40 @@ public static class ChunkCodec
     private const byte CompressionZstd = 1;
     private static ReadOnlySpan<byte> Magic => "OCK1"u8;
 
-    [ThreadStatic] private static Compressor? t_compressor;
+    [ThreadStatic] private static ZstdSharp.Compressor? t_compressor;
     [ThreadStatic] private static Decompressor? t_decompressor;
 
-    /// <summary>Encodes one plaintext chunk (1 byte .. 16 MiB).</summary>
-    public static EncodedChunk Encode(ReadOnlySpan<byte> plaintext, ContentKey key)
+    /// <summary>
+    /// The keyed plaintext tag: HMAC-SHA256(nonceKey, SHA-256(plaintext)). Its first 12 bytes are the chunk's
+    /// nonce; the publisher also uses the whole tag to recognise plaintext it already stored without compressing
+    /// it again. Without the content key it reveals nothing but equality, which chunk ids reveal anyway.
+    /// </summary>
+    public static byte[] PlaintextTag(ReadOnlySpan<byte> plaintext, ContentKey key)
     {
         ArgumentNullException.ThrowIfNull(key);
+        Span<byte> plainHash = stackalloc byte[32];
+        SHA256.HashData(plaintext, plainHash);
+        return HMACSHA256.HashData(key.NonceKey, plainHash);
+    }
+
+    /// <summary>Encodes one plaintext chunk (1 byte .. 16 MiB).</summary>
+    public static EncodedChunk Encode(ReadOnlySpan<byte> plaintext, ContentKey key) =>
+        Encode(plaintext, key, PlaintextTag(plaintext, key));
+
+    /// <summary>Encodes one plaintext chunk whose <see cref="PlaintextTag"/> the caller already computed.</summary>
+    public static EncodedChunk Encode(ReadOnlySpan<byte> plaintext, ContentKey key, ReadOnlySpan<byte> plaintextTag)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        if (plaintextTag.Length != 32)
+            throw new ArgumentException("A plaintext tag is 32 bytes (from PlaintextTag).", nameof(plaintextTag));
         if (plaintext.Length == 0 || plaintext.Length > ChunkingOptions.MaxChunkLimit)
             throw new ArgumentOutOfRangeException(nameof(plaintext), $"A chunk holds 1 .. {ChunkingOptions.MaxChunkLimit} bytes, got {plaintext.Length}.");
 
-        var compressor = t_compressor ??= new Compressor(CompressionLevel);
-        var bound = Compressor.GetCompressBound(plaintext.Length);
+        var bound = ZstdSharp.Compressor.GetCompressBound(plaintext.Length);
         var scratch = System.Buffers.ArrayPool<byte>.Shared.Rent(bound);
         try
         {
-            var compressedLength = compressor.Wrap(plaintext, scratch);
+            var compressedLength = Compress(plaintext, scratch);
             var useZstd = compressedLength < plaintext.Length;
             var payload = useZstd ? scratch.AsSpan(0, compressedLength) : plaintext;
 
@@ -61,11 +79,7 @@ public static class ChunkCodec
             header[5] = useZstd ? CompressionZstd : CompressionNone;
             BinaryPrimitives.WriteUInt32LittleEndian(header[8..], (uint)plaintext.Length);
 
-            Span<byte> plainHash = stackalloc byte[32];
-            SHA256.HashData(plaintext, plainHash);
-            Span<byte> mac = stackalloc byte[32];
-            HMACSHA256.HashData(key.NonceKey, plainHash, mac);
-            mac[..12].CopyTo(header[12..24]);
+            plaintextTag[..12].CopyTo(header[12..24]);
 
             using var aes = new AesGcm(key.EncryptionKey, TagLength);
             aes.Encrypt(header[12..24], payload, stored.AsSpan(HeaderLength, payload.Length),
@@ -76,6 +90,22 @@ public static class ChunkCodec
         {
             System.Buffers.ArrayPool<byte>.Shared.Return(scratch);
         }
+    }
+
+    /// <summary>
+    /// Which zstd implementation compresses: the system's libzstd when loadable (about 2-3x faster), else the
+    /// managed ZstdSharp port. Both write standard frames that every zstd decoder reads, but their bytes can
+    /// differ, and chunk ids hash the stored bytes: a store keeps deduplicating across versions as long as
+    /// it is published with one implementation (the publisher also reuses objects by plaintext tag, see
+    /// <see cref="PlaintextTag"/>, so switching costs only re-stored chunks, never correctness).
+    /// </summary>
+    public static string CompressorName => NativeZstd.IsAvailable ? $"libzstd {NativeZstd.Version}" : "ZstdSharp (managed)";
+
+    private static int Compress(ReadOnlySpan<byte> plaintext, Span<byte> destination)
+    {
+        if (NativeZstd.IsAvailable) return NativeZstd.Compress(plaintext, destination, CompressionLevel);
+        var compressor = t_compressor ??= new ZstdSharp.Compressor(CompressionLevel);
+        return compressor.Wrap(plaintext, destination);
     }
 
     /// <summary>

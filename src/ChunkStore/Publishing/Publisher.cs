@@ -68,48 +68,72 @@ public sealed class Publisher
         if (versionId <= latestId)
             throw new InvalidInputException($"Version ID {versionId} is not greater than the latest version ID {latestId} ('{index.Latest!.Version}') of product '{request.Product}': pass --version-id {latestId + 1} or higher.");
 
-        var state = new RunState(tree.TotalBytes);
-        var fileChunks = new List<ChunkRef>[tree.Files.Count];
+        var state = new RunState(tree.TotalBytes, PublishCache.Load(_store));
+        var fileChunks = new List<PendingChunk>[tree.Files.Count];
         var fileHashes = new string[tree.Files.Count];
-        var pending = new List<PendingChunk>(BatchChunks);
-        long pendingBytes = 0;
+        var batch = new List<PendingChunk>(BatchChunks);
+        long batchBytes = 0;
+        Task running = Task.CompletedTask;
+        var failed = false;
 
-        for (var f = 0; f < tree.Files.Count; f++)
+        // Two-stage pipeline: this thread reads, hashes and chunks; the previous batch is encoded and stored by
+        // the worker pool meanwhile. At most two batches (2 x 16 MiB) are in memory.
+        try
         {
-            cancellationToken.ThrowIfCancellationRequested();
-            var file = tree.Files[f];
-            fileChunks[f] = [];
-            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-            Stream stream;
-            try
+            for (var f = 0; f < tree.Files.Count; f++)
             {
-                stream = OpenFile(file.FullPath);
-            }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-            {
-                throw new InvalidInputException($"File '{file.FullPath}' cannot be read ({ex.Message}): fix its permissions or remove it from the tree.", ex);
-            }
-            using (stream)
-            {
-                foreach (var chunk in chunker.Chunks(stream))
+                cancellationToken.ThrowIfCancellationRequested();
+                var file = tree.Files[f];
+                fileChunks[f] = [];
+                using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+                Stream stream;
+                try
                 {
-                    hash.AppendData(chunk.Span);
-                    var copy = ArrayPool<byte>.Shared.Rent(chunk.Length);
-                    chunk.Span.CopyTo(copy);
-                    pending.Add(new PendingChunk(f, fileChunks[f].Count, copy, chunk.Length));
-                    fileChunks[f].Add(null!); // placeholder, filled when the batch is encoded
-                    pendingBytes += chunk.Length;
-                    if (pending.Count >= BatchChunks || pendingBytes >= BatchBytes)
+                    stream = OpenFile(file.FullPath);
+                }
+                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+                {
+                    throw new InvalidInputException($"File '{file.FullPath}' cannot be read ({ex.Message}): fix its permissions or remove it from the tree.", ex);
+                }
+                using (stream)
+                {
+                    foreach (var chunk in chunker.Chunks(stream))
                     {
-                        EncodeAndStore(pending, fileChunks, state, cancellationToken);
-                        pendingBytes = 0;
-                        progress?.Report(state.Snapshot(file.RelativePath));
+                        hash.AppendData(chunk.Span);
+                        var copy = ArrayPool<byte>.Shared.Rent(chunk.Length);
+                        chunk.Span.CopyTo(copy);
+                        var pending = new PendingChunk(copy, chunk.Length);
+                        fileChunks[f].Add(pending);
+                        batch.Add(pending);
+                        batchBytes += chunk.Length;
+                        if (batch.Count >= BatchChunks || batchBytes >= BatchBytes)
+                        {
+                            running = Hand(running, batch, state, cancellationToken);
+                            progress?.Report(state.Snapshot(file.RelativePath));
+                            batch = new List<PendingChunk>(BatchChunks);
+                            batchBytes = 0;
+                        }
                     }
                 }
+                fileHashes[f] = Convert.ToHexStringLower(hash.GetHashAndReset());
             }
-            fileHashes[f] = Convert.ToHexStringLower(hash.GetHashAndReset());
+            running = Hand(running, batch, state, cancellationToken);
+            running.GetAwaiter().GetResult();
         }
-        EncodeAndStore(pending, fileChunks, state, cancellationToken);
+        catch
+        {
+            failed = true;
+            throw;
+        }
+        finally
+        {
+            // Never return while a batch is still writing into the store; the first failure is the one reported.
+            if (failed)
+            {
+                try { running.GetAwaiter().GetResult(); }
+                catch (Exception ex) when (ex is not OutOfMemoryException) { /* already failing with the original error */ }
+            }
+        }
         progress?.Report(state.Snapshot(null));
 
         // Chunks must be durable before anything that refers to them.
@@ -117,8 +141,8 @@ public sealed class Publisher
 
         var files = tree.Files.Select((f, i) =>
         {
-            var size = fileChunks[i].Sum(c => (long)c.Length);
-            return new ManifestFile(f.RelativePath, f.Mode, size, fileHashes[i], fileChunks[i]);
+            var refs = fileChunks[i].Select(c => new ChunkRef(c.Id, c.Length)).ToList();
+            return new ManifestFile(f.RelativePath, f.Mode, refs.Sum(c => (long)c.Length), fileHashes[i], refs);
         }).ToList();
         var symlinks = tree.Symlinks.Select(s => new ManifestSymlink(s.RelativePath, s.Target)).ToList();
         var now = _time.GetUtcNow();
@@ -136,63 +160,91 @@ public sealed class Publisher
         if (request.Channel is not null)
             _store.WriteFile(StoreLayout.ChannelPath(request.Product, request.Channel),
                 new ChannelPointer(request.Product, request.Channel, request.Version, versionId, manifestPath).ToBytes());
+        // After the commit: the cache only speeds up later publishes.
+        if (state.Cache.Changed) _store.WriteFile(StoreLayout.PublishCacheFile, state.Cache.ToBytes());
 
         return new PublishResult(request.Product, request.Version, versionId, manifestPath, files.Count, symlinks.Count,
             tree.Files.Count == 0 ? 0 : files.Sum(f => f.Size), state.ChunksDone, state.Distinct.Count, state.ChunksNew, state.BytesNew,
             manifest.InventoryDigest, stopwatch.Elapsed);
     }
 
-    private void EncodeAndStore(List<PendingChunk> pending, List<ChunkRef>[] fileChunks, RunState state, CancellationToken cancellationToken)
+    /// <summary>Waits for the batch in flight (surfacing its failure), then starts encoding <paramref name="batch"/>.</summary>
+    private Task Hand(Task previous, List<PendingChunk> batch, RunState state, CancellationToken cancellationToken)
     {
-        if (pending.Count == 0) return;
+        previous.GetAwaiter().GetResult();
+        if (batch.Count == 0) return Task.CompletedTask;
+        return Task.Run(() => EncodeAndStore(batch, state, cancellationToken), cancellationToken);
+    }
+
+    private void EncodeAndStore(List<PendingChunk> batch, RunState state, CancellationToken cancellationToken)
+    {
         try
         {
-            var results = new (ChunkId Id, bool Written, int StoredLength)[pending.Count];
-            Parallel.For(0, pending.Count,
+            Parallel.For(0, batch.Count,
                 new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, Parallelism), CancellationToken = cancellationToken },
                 i =>
                 {
-                    var p = pending[i];
-                    var encoded = ChunkCodec.Encode(p.Buffer.AsSpan(0, p.Length), _contentKey);
-                    // The first occurrence in this run decides; repeats are neither re-checked nor counted as new.
-                    var written = state.Distinct.TryAdd(encoded.Id, 0) && _store.PutChunkIfAbsent(encoded.Id, encoded.Stored);
-                    results[i] = (encoded.Id, written, encoded.Stored.Length);
+                    var p = batch[i];
+                    var plaintext = p.Buffer.AsSpan(0, p.Length);
+                    var tag = ChunkCodec.PlaintextTag(plaintext, _contentKey);
+                    if (state.Cache.TryGet(tag, out var cachedId, out var cachedLength) && cachedLength == p.Length &&
+                        (state.Distinct.ContainsKey(cachedId) || _store.ChunkExists(cachedId)))
+                    {
+                        // Stored by an earlier release (or earlier in this one): no need to compress it again.
+                        p.Id = cachedId;
+                        state.Distinct.TryAdd(cachedId, 0);
+                    }
+                    else
+                    {
+                        var encoded = ChunkCodec.Encode(plaintext, _contentKey, tag);
+                        p.Id = encoded.Id;
+                        // The first occurrence in this run decides; repeats are neither re-checked nor counted as new.
+                        if (state.Distinct.TryAdd(encoded.Id, 0) && _store.PutChunkIfAbsent(encoded.Id, encoded.Stored))
+                        {
+                            Interlocked.Increment(ref state.ChunksNew);
+                            Interlocked.Add(ref state.BytesNew, encoded.Stored.Length);
+                        }
+                        state.Cache.Add(tag, encoded.Id, p.Length);
+                    }
+                    Interlocked.Increment(ref state.ChunksDone);
+                    Interlocked.Add(ref state.BytesDone, p.Length);
                 });
-            for (var i = 0; i < pending.Count; i++)
-            {
-                var p = pending[i];
-                fileChunks[p.FileIndex][p.ChunkIndex] = new ChunkRef(results[i].Id, p.Length);
-                state.ChunksDone++;
-                state.BytesDone += p.Length;
-                if (results[i].Written)
-                {
-                    state.ChunksNew++;
-                    state.BytesNew += results[i].StoredLength;
-                }
-            }
         }
-        catch (AggregateException ex) when (ex.InnerExceptions.Count == 1)
+        catch (AggregateException ex) when (ex.InnerExceptions.Count >= 1)
         {
             // Parallel.For wraps failures; surface the real one (e.g. an IOException from the store).
             System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(ex.InnerExceptions[0]).Throw();
         }
         finally
         {
-            foreach (var p in pending) ArrayPool<byte>.Shared.Return(p.Buffer);
-            pending.Clear();
+            foreach (var p in batch) p.Release();
         }
     }
 
-    private sealed record PendingChunk(int FileIndex, int ChunkIndex, byte[] Buffer, int Length);
-
-    private sealed class RunState(long bytesTotal)
+    private sealed class PendingChunk(byte[] buffer, int length)
     {
+        public byte[] Buffer { get; private set; } = buffer;
+        public int Length { get; } = length;
+        public ChunkId Id { get; set; }
+
+        public void Release()
+        {
+            if (Buffer.Length == 0) return;
+            ArrayPool<byte>.Shared.Return(Buffer);
+            Buffer = [];
+        }
+    }
+
+    private sealed class RunState(long bytesTotal, PublishCache cache)
+    {
+        public readonly PublishCache Cache = cache;
         public readonly ConcurrentDictionary<ChunkId, byte> Distinct = new();
         public long BytesDone;
         public long ChunksDone;
         public long ChunksNew;
         public long BytesNew;
 
-        public PublishProgress Snapshot(string? file) => new(BytesDone, bytesTotal, ChunksDone, ChunksNew, file);
+        public PublishProgress Snapshot(string? file) =>
+            new(Interlocked.Read(ref BytesDone), bytesTotal, Interlocked.Read(ref ChunksDone), Interlocked.Read(ref ChunksNew), file);
     }
 }

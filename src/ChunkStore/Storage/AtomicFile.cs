@@ -16,7 +16,9 @@ public static class AtomicFile
     /// <param name="content">New content.</param>
     /// <param name="ownerOnly">Create with mode 0600 (secrets) instead of 0644.</param>
     /// <param name="syncDirectory">fsync the directory after the rename; callers batching many writes may do it once at the end.</param>
-    public static void Write(string path, ReadOnlySpan<byte> content, bool ownerOnly = false, bool syncDirectory = true)
+    /// <param name="syncFile">fsync the file before the rename; only callers that make the whole filesystem durable
+    /// later (<see cref="SyncFileSystem"/>) before anything refers to the file may skip it.</param>
+    public static void Write(string path, ReadOnlySpan<byte> content, bool ownerOnly = false, bool syncDirectory = true, bool syncFile = true)
     {
         var dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
         Directory.CreateDirectory(dir);
@@ -36,7 +38,7 @@ public static class AtomicFile
             using (var stream = new FileStream(temp, options))
             {
                 stream.Write(content);
-                stream.Flush(flushToDisk: true);
+                if (syncFile) stream.Flush(flushToDisk: true);
             }
             File.Move(temp, path, overwrite: true);
         }
@@ -53,11 +55,27 @@ public static class AtomicFile
     /// the file already existed (its content is left alone). Content-addressed objects use this: an existing
     /// file with the same name has the same bytes.
     /// </summary>
-    public static bool WriteIfAbsent(string path, ReadOnlySpan<byte> content, bool syncDirectory = true)
+    public static bool WriteIfAbsent(string path, ReadOnlySpan<byte> content, bool syncDirectory = true, bool syncFile = true)
     {
-        if (File.Exists(path)) return false;
-        Write(path, content, ownerOnly: false, syncDirectory);
+        // A same-named file of the wrong size can only be the torn result of a power loss before the data was
+        // flushed (content-addressed names never legitimately differ in size): replace it.
+        var existing = new FileInfo(path);
+        if (existing.Exists && existing.Length == content.Length) return false;
+        Write(path, content, ownerOnly: false, syncDirectory, syncFile);
         return true;
+    }
+
+    /// <summary>
+    /// Makes every write to the filesystem holding <paramref name="directory"/> durable with one <c>syncfs</c>
+    /// (Linux). Returns false where that is unavailable, so the caller must have fsynced each file itself.
+    /// </summary>
+    public static bool SyncFileSystem(string directory)
+    {
+        if (!OperatingSystem.IsLinux()) return false;
+        var fd = NativeMethods.open(directory, 0 /* O_RDONLY */);
+        if (fd < 0) return false;
+        try { return NativeMethods.syncfs(fd) == 0; }
+        finally { NativeMethods.close(fd); }
     }
 
     /// <summary>fsyncs a directory so renames inside it are durable (no-op where the OS does not support it).</summary>
@@ -83,6 +101,9 @@ public static class AtomicFile
 
         [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
         internal static extern int close(int fd);
+
+        [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
+        internal static extern int syncfs(int fd);
 #pragma warning restore SYSLIB1054
     }
 

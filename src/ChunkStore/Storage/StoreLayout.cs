@@ -21,6 +21,9 @@ public static class StoreLayout
     /// <summary>Writers' advisory lock file at the root.</summary>
     public const string LockFile = ".orch-store.lock";
 
+    /// <summary>Publisher's plaintext-tag to chunk-id cache at the root (not content; safe to delete).</summary>
+    public const string PublishCacheFile = ".orch-publish-cache";
+
     /// <summary>File name of a product's release index.</summary>
     public const string IndexFileName = "index.json";
 

@@ -104,6 +104,32 @@ public sealed class PublisherTests : IDisposable
     }
 
     [Fact]
+    public void Publish_cache_skips_known_chunks_but_never_trusts_a_missing_object_or_a_damaged_cache()
+    {
+        var tree = MakeTree("v1", 1);
+        var first = NewPublisher().Publish(Request("1.0.0", tree));
+        Assert.True(File.Exists(Path.Combine(StoreRoot, StoreLayout.PublishCacheFile)));
+
+        // Stale entry: the object was deleted behind the cache's back; the chunk must be stored again.
+        var store = OpenStore();
+        var victim = ManifestSerializer.Parse(store.ReadFile(first.ManifestPath)!).Files[0].Chunks[0].Id;
+        File.Delete(Path.Combine(StoreRoot, StoreLayout.ChunkPath(victim)));
+        var second = NewPublisher().Publish(Request("1.0.1", tree));
+        Assert.Equal(1, second.ChunksNew);
+        Assert.True(store.ChunkExists(victim));
+
+        // Garbage cache: ignored, publish still correct and still deduplicated.
+        File.WriteAllBytes(Path.Combine(StoreRoot, StoreLayout.PublishCacheFile), [1, 2, 3]);
+        var third = NewPublisher().Publish(Request("1.0.2", tree));
+        Assert.Equal(0, third.ChunksNew);
+        Assert.True(new StoreMaintenance(store).Verify(_signingKey.PublicKey).Ok);
+
+        // Another content key never hits the cache (tags are keyed): its chunks are all new objects.
+        var other = new Publisher(OpenStore(), ContentKey.Generate(), _signingKey).Publish(Request("1.0.3", tree));
+        Assert.Equal(other.ChunksDistinct, other.ChunksNew);
+    }
+
+    [Fact]
     public void Progress_is_reported_up_to_the_total()
     {
         var reports = new List<PublishProgress>();

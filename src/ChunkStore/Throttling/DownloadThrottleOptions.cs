@@ -1,0 +1,34 @@
+namespace Orchestrator.ChunkStore.Throttling;
+
+/// <summary>Limits of "control the download size": per-device grants and the node's global egress budget.</summary>
+public sealed class DownloadThrottleOptions
+{
+    /// <summary>Bytes one device may download per <see cref="GrantWindow"/> (the grant's MaxBytes).</summary>
+    public long DeviceMaxBytesPerWindow { get; set; } = 2L * 1024 * 1024 * 1024;
+
+    /// <summary>Length of one grant window; the grant expires at its end and the agent checks in again.</summary>
+    public TimeSpan GrantWindow { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>Sustained download rate of one device, bytes per second (the grant's BytesPerSecond).</summary>
+    public long DeviceBytesPerSecond { get; set; } = 16L * 1024 * 1024;
+
+    /// <summary>Burst a device may take at once, bytes.</summary>
+    public long DeviceBurstBytes { get; set; } = 32L * 1024 * 1024;
+
+    /// <summary>Egress of the whole node for chunk downloads, bytes per second.</summary>
+    public long GlobalBytesPerSecond { get; set; } = 1024L * 1024 * 1024;
+
+    /// <summary>Burst of the whole node, bytes.</summary>
+    public long GlobalBurstBytes { get; set; } = 2L * 1024 * 1024 * 1024;
+
+    /// <summary>Problems with the values, each naming the setting and the fix; empty when valid.</summary>
+    public IEnumerable<string> Validate()
+    {
+        if (DeviceMaxBytesPerWindow <= 0) yield return "Throttle:DeviceMaxBytesPerWindow must be > 0 (bytes a device may fetch per window).";
+        if (GrantWindow <= TimeSpan.Zero) yield return "Throttle:GrantWindow must be a positive time span, e.g. 01:00:00.";
+        if (DeviceBytesPerSecond <= 0) yield return "Throttle:DeviceBytesPerSecond must be > 0.";
+        if (DeviceBurstBytes <= 0) yield return "Throttle:DeviceBurstBytes must be > 0.";
+        if (GlobalBytesPerSecond <= 0) yield return "Throttle:GlobalBytesPerSecond must be > 0.";
+        if (GlobalBurstBytes <= 0) yield return "Throttle:GlobalBurstBytes must be > 0.";
+    }
+}

@@ -1,0 +1,104 @@
+using Orchestrator.ChunkStore.Throttling;
+using Orchestrator.Messages.Protocol;
+using Orchestrator.Node.Auth;
+using Orchestrator.Node.Hosting;
+
+namespace Orchestrator.Node.Gateway;
+
+/// <summary>Device API v1: check-in and reports (docs/protocol.md).</summary>
+public static class DeviceEndpoints
+{
+    /// <summary>Maps <c>/v1/devices/{deviceId}/...</c>.</summary>
+    public static void MapDeviceApi(this IEndpointRouteBuilder app)
+    {
+        var g = app.MapGroup("/v1/devices/{deviceId}");
+        g.MapPost("/check-in", CheckInAsync);
+        g.MapPost("/progress", (string deviceId, HttpContext ctx) =>
+            ReportAsync<ProgressReport>(deviceId, ctx, "progress", DeviceRequestValidation.Validate, (gw, r, ct) => gw.ReportProgressAsync(deviceId, r, ct)));
+        g.MapPost("/failure", (string deviceId, HttpContext ctx) =>
+            ReportAsync<FailureReport>(deviceId, ctx, "failure", DeviceRequestValidation.Validate, async (gw, r, ct) =>
+            {
+                // The device actor's backoff (persisted attempt count, capped, jittered) travels as Retry-After.
+                if (await gw.ReportFailureAsync(deviceId, r, ct).ConfigureAwait(false) is { } retry)
+                    ctx.Response.Headers.RetryAfter = Math.Max(1, (long)Math.Ceiling(retry.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+            }));
+        g.MapPost("/completion", (string deviceId, HttpContext ctx) =>
+            ReportAsync<CompletionReport>(deviceId, ctx, "completion", DeviceRequestValidation.Validate, (gw, r, ct) => gw.ReportCompletionAsync(deviceId, r, ct)));
+    }
+
+    /// <summary>Authenticates and checks that the credential belongs to <paramref name="deviceId"/>; null when allowed.</summary>
+    internal static async ValueTask<IResult?> AuthorizeDeviceAsync(HttpContext ctx, string? deviceId)
+    {
+        var auth = ctx.RequestServices.GetRequiredService<DeviceAuthentication>();
+        var result = await auth.AuthenticateAsync(ctx.Request, ctx.RequestAborted).ConfigureAwait(false);
+        if (!result.Succeeded)
+        {
+            GatewayMetrics.AuthFailures.Add(1, new KeyValuePair<string, object?>("error", result.Error));
+            ctx.Response.Headers.WWWAuthenticate = "Basic realm=\"orchestrator-devices\"";
+            return HttpProblems.Problem(StatusCodes.Status401Unauthorized, result.Error!, result.Message!);
+        }
+        if (deviceId is not null && !string.Equals(result.DeviceId, deviceId, StringComparison.Ordinal))
+        {
+            GatewayMetrics.AuthFailures.Add(1, new KeyValuePair<string, object?>("error", "credential_wrong_device"));
+            return HttpProblems.Problem(StatusCodes.Status403Forbidden, "credential_wrong_device",
+                "The credential belongs to another device; a device may only act as itself.");
+        }
+        ctx.Items[DeviceIdItem] = result.DeviceId;
+        return null;
+    }
+
+    /// <summary>Key of the authenticated device id in HttpContext.Items.</summary>
+    internal const string DeviceIdItem = "orch.deviceId";
+
+    private static async Task<IResult> CheckInAsync(string deviceId, HttpContext ctx, NodeSettings settings, DownloadThrottle throttle)
+    {
+        if (await AuthorizeDeviceAsync(ctx, deviceId).ConfigureAwait(false) is { } denied) return denied;
+        var (request, error) = await HttpProblems.ReadJsonAsync<CheckInRequest>(ctx.Request, settings.Gateway.MaxRequestBodyBytes, ctx.RequestAborted).ConfigureAwait(false);
+        if (error is not null) return error;
+        if (DeviceRequestValidation.Validate(request!, settings.Gateway.MaxInventoryFiles) is { } invalid)
+            return HttpProblems.Problem(StatusCodes.Status400BadRequest, invalid.Code, invalid.Message);
+        return await ForwardAsync(ctx, async gw =>
+        {
+            var response = await gw.CheckInAsync(deviceId, request!, ctx.RequestAborted).ConfigureAwait(false);
+            if (response.Action != UpdateAction.None) response = response with { Grant = throttle.IssueGrant(deviceId) };
+            GatewayMetrics.CheckIns.Add(1, new KeyValuePair<string, object?>("action", response.Action.ToString()));
+            return TypedResults.Json(response, HttpProblems.Json);
+        }).ConfigureAwait(false);
+    }
+
+    private static async Task<IResult> ReportAsync<T>(string deviceId, HttpContext ctx, string kind,
+        Func<T, (string Code, string Message)?> validate, Func<IDeviceGateway, T, CancellationToken, Task> forward) where T : class
+    {
+        if (await AuthorizeDeviceAsync(ctx, deviceId).ConfigureAwait(false) is { } denied) return denied;
+        var settings = ctx.RequestServices.GetRequiredService<NodeSettings>();
+        var (report, error) = await HttpProblems.ReadJsonAsync<T>(ctx.Request, settings.Gateway.MaxRequestBodyBytes, ctx.RequestAborted).ConfigureAwait(false);
+        if (error is not null) return error;
+        if (validate(report!) is { } invalid) return HttpProblems.Problem(StatusCodes.Status400BadRequest, invalid.Code, invalid.Message);
+        return await ForwardAsync(ctx, async gw =>
+        {
+            await forward(gw, report!, ctx.RequestAborted).ConfigureAwait(false);
+            GatewayMetrics.Reports.Add(1, new KeyValuePair<string, object?>("kind", kind));
+            return TypedResults.NoContent();
+        }).ConfigureAwait(false);
+    }
+
+    private static async Task<IResult> ForwardAsync(HttpContext ctx, Func<IDeviceGateway, Task<IResult>> call)
+    {
+        var gw = ctx.RequestServices.GetService<IDeviceGateway>();
+        if (gw is null)
+            return HttpProblems.Problem(StatusCodes.Status503ServiceUnavailable, "devices_unavailable", "This node has no device gateway configured.");
+        try
+        {
+            return await call(gw).ConfigureAwait(false);
+        }
+        catch (DeviceRequestRejectedException ex)
+        {
+            return HttpProblems.Problem(ex.StatusCode, ex.Error, ex.Message);
+        }
+        catch (Akka.Actor.AskTimeoutException)
+        {
+            ctx.Response.Headers.RetryAfter = "5";
+            return HttpProblems.Problem(StatusCodes.Status503ServiceUnavailable, "devices_timeout", "The device actor did not answer in time; retry after the Retry-After delay.");
+        }
+    }
+}

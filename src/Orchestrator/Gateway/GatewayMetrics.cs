@@ -1,0 +1,30 @@
+using System.Diagnostics.Metrics;
+
+namespace Orchestrator.Node.Gateway;
+
+/// <summary>Instruments of the device gateway (meter <see cref="MeterName"/>).</summary>
+public static class GatewayMetrics
+{
+    /// <summary>Name of the meter.</summary>
+    public const string MeterName = "Orchestrator.Gateway";
+
+    private static readonly Meter Meter = new(MeterName);
+
+    /// <summary>Check-ins answered, tagged with action.</summary>
+    public static readonly Counter<long> CheckIns = Meter.CreateCounter<long>("orch_gateway_checkins", description: "Check-ins answered, by action");
+
+    /// <summary>Device reports accepted, tagged with kind.</summary>
+    public static readonly Counter<long> Reports = Meter.CreateCounter<long>("orch_gateway_reports", description: "Device reports accepted, by kind");
+
+    /// <summary>Chunk bytes sent to devices.</summary>
+    public static readonly Counter<long> ChunkBytesServed = Meter.CreateCounter<long>("orch_gateway_chunk_bytes", unit: "By", description: "Chunk bytes sent");
+
+    /// <summary>Chunk requests answered 200/206.</summary>
+    public static readonly Counter<long> ChunksServed = Meter.CreateCounter<long>("orch_gateway_chunks_served", description: "Chunk responses with a body");
+
+    /// <summary>Requests refused with 429, tagged with the limit (device-rate, device-window, global).</summary>
+    public static readonly Counter<long> Throttled = Meter.CreateCounter<long>("orch_gateway_throttled", description: "Requests refused with 429, by limit");
+
+    /// <summary>Requests refused for authentication (401) or authorization (403), tagged with the code.</summary>
+    public static readonly Counter<long> AuthFailures = Meter.CreateCounter<long>("orch_gateway_auth_failures", description: "Refused credentials, by error code");
+}

@@ -1,0 +1,43 @@
+using System.Text.Json;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Orchestrator.Messages.Protocol;
+
+namespace Orchestrator.Node.Gateway;
+
+/// <summary>Uniform error answers (ProblemResponse bodies) and the JSON settings of the device protocol.</summary>
+public static class HttpProblems
+{
+    /// <summary>JSON of the device protocol: camelCase, enums as strings (DTO attributes), case-insensitive reads.</summary>
+    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+
+    /// <summary>A ProblemResponse with the given status.</summary>
+    public static JsonHttpResult<ProblemResponse> Problem(int status, string error, string message) =>
+        TypedResults.Json(new ProblemResponse(error, message), Json, statusCode: status);
+
+    /// <summary>
+    /// Reads a JSON body of at most <paramref name="maxBytes"/>. Returns the value, or an error result (413 too large,
+    /// 415 not JSON, 400 malformed) and no value.
+    /// </summary>
+    public static async Task<(T? Value, IResult? Error)> ReadJsonAsync<T>(HttpRequest request, long maxBytes, CancellationToken ct) where T : class
+    {
+        if (request.ContentLength > maxBytes)
+            return (null, Problem(StatusCodes.Status413PayloadTooLarge, "body_too_large", $"Request body is {request.ContentLength} bytes; the limit is {maxBytes} (Gateway:MaxRequestBodyBytes)."));
+        if (!request.HasJsonContentType())
+            return (null, Problem(StatusCodes.Status415UnsupportedMediaType, "unsupported_media_type", "Send the body as Content-Type: application/json."));
+        try
+        {
+            var value = await JsonSerializer.DeserializeAsync<T>(request.Body, Json, ct).ConfigureAwait(false);
+            return value is null
+                ? (null, Problem(StatusCodes.Status400BadRequest, "invalid_json", "Body is JSON null; send the documented object."))
+                : (value, null);
+        }
+        catch (BadHttpRequestException ex) when (ex.StatusCode == StatusCodes.Status413PayloadTooLarge)
+        {
+            return (null, Problem(StatusCodes.Status413PayloadTooLarge, "body_too_large", $"Request body exceeds the limit of {maxBytes} bytes (Gateway:MaxRequestBodyBytes)."));
+        }
+        catch (JsonException ex)
+        {
+            return (null, Problem(StatusCodes.Status400BadRequest, "invalid_json", $"Body is not the documented JSON object: {ex.Message}"));
+        }
+    }
+}

@@ -1,0 +1,35 @@
+using Orchestrator.Messages.Protocol;
+
+namespace Orchestrator.Node.Gateway;
+
+/// <summary>
+/// What the HTTP layer needs from the device side of the cluster. The node's implementation forwards to the
+/// sharded device actors; the HTTP layer knows nothing about actors.
+/// </summary>
+public interface IDeviceGateway
+{
+    /// <summary>Decides None/Upgrade/Repair for a validated check-in (the grant is added by the HTTP layer).</summary>
+    Task<CheckInResponse> CheckInAsync(string deviceId, CheckInRequest request, CancellationToken ct);
+
+    /// <summary>Records download progress.</summary>
+    Task ReportProgressAsync(string deviceId, ProgressReport report, CancellationToken ct);
+
+    /// <summary>Records a failed attempt; returns how long the device should wait before retrying (null: its own backoff).</summary>
+    Task<TimeSpan?> ReportFailureAsync(string deviceId, FailureReport report, CancellationToken ct);
+
+    /// <summary>Records a completed, verified install.</summary>
+    Task ReportCompletionAsync(string deviceId, CompletionReport report, CancellationToken ct);
+}
+
+/// <summary>
+/// Thrown by an <see cref="IDeviceGateway"/> when a request is well-formed but cannot be accepted (e.g. unknown
+/// product); the HTTP layer answers with <see cref="StatusCode"/> and a ProblemResponse.
+/// </summary>
+public sealed class DeviceRequestRejectedException(int statusCode, string error, string message) : Exception(message)
+{
+    /// <summary>HTTP status to answer with (4xx).</summary>
+    public int StatusCode { get; } = statusCode;
+
+    /// <summary>Stable machine-readable error code.</summary>
+    public string Error { get; } = error;
+}

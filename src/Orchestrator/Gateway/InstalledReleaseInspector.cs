@@ -1,0 +1,86 @@
+using System.Collections.Concurrent;
+using Orchestrator.ChunkStore.Manifests;
+using Orchestrator.ChunkStore.Storage;
+using Orchestrator.ChunkStore.Validation;
+using Orchestrator.Messages.Protocol;
+
+namespace Orchestrator.Node.Gateway;
+
+/// <summary>What the store says about the release a device reports as installed.</summary>
+/// <param name="ExpectedDigest">Inventory digest of the installed version's manifest; null when the store does not list that version (or nothing is installed).</param>
+/// <param name="InstalledVersion">Version string of that manifest (with <paramref name="ExpectedDigest"/>).</param>
+/// <param name="InstalledManifestPath">Store-relative path of that manifest (with <paramref name="ExpectedDigest"/>).</param>
+/// <param name="DifferingPaths">Manifest files whose hash the device reported differently or not at all, in manifest order; empty when the digest matches.</param>
+public sealed record InstalledReleaseFacts(string? ExpectedDigest, string? InstalledVersion, string? InstalledManifestPath, IReadOnlyList<string> DifferingPaths)
+{
+    /// <summary>Nothing known about the installed version.</summary>
+    public static readonly InstalledReleaseFacts Unknown = new(null, null, null, []);
+}
+
+/// <summary>
+/// The gateway's I/O for a check-in: loads the manifest of the device's installed version from the store and
+/// compares it with the device's inventory, so the device actor decides on facts, not files. Parsed manifests
+/// are cached by path (a published manifest never changes; a re-publish of an unlisted version is not cached
+/// because only versions listed in index.json are looked up).
+/// </summary>
+public sealed class InstalledReleaseInspector(FileSystemStore store)
+{
+    private const int MaxCachedManifests = 256;
+    private readonly ConcurrentDictionary<string, Manifest> _manifests = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, (DateTime WriteTime, long Length, ReleaseIndex Index)> _indexes = new(StringComparer.Ordinal);
+
+    /// <summary>Facts for the check-in; throws <see cref="DeviceRequestRejectedException"/> (404) for a product the store does not know.</summary>
+    public InstalledReleaseFacts Inspect(CheckInRequest request)
+    {
+        var index = LoadIndex(request.Product)
+            ?? throw new DeviceRequestRejectedException(404, "unknown_product", $"No release of product '{request.Product}' is published in this store.");
+        if (request.InstalledVersionId == 0) return InstalledReleaseFacts.Unknown;
+        var entry = index.FindById(request.InstalledVersionId);
+        if (entry is null) return InstalledReleaseFacts.Unknown;
+        var manifest = LoadManifest(entry.ManifestPath);
+        if (string.Equals(manifest.InventoryDigest, request.InventoryDigest, StringComparison.Ordinal))
+            return new InstalledReleaseFacts(manifest.InventoryDigest, entry.Version, entry.ManifestPath, []);
+        // Without a per-file list every file is suspect; chunk-level dedup keeps the download to what is missing.
+        if (request.Files is null)
+            return new InstalledReleaseFacts(manifest.InventoryDigest, entry.Version, entry.ManifestPath, manifest.Files.Select(f => f.Path).ToList());
+        var reported = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var f in request.Files) reported[f.Path] = f.Sha256;
+        var differing = manifest.Files
+            .Where(f => !reported.TryGetValue(f.Path, out var sha) || !string.Equals(sha, f.Sha256, StringComparison.Ordinal))
+            .Select(f => f.Path)
+            .ToList();
+        // Every manifest file is intact, so the digest differs only through files the release does not own (a
+        // repair could not change them): report no expectation rather than a repair with nothing to restore.
+        if (differing.Count == 0) return InstalledReleaseFacts.Unknown;
+        return new InstalledReleaseFacts(manifest.InventoryDigest, entry.Version, entry.ManifestPath, differing);
+    }
+
+    // index.json is replaced by rename on every publish, so (write time, length) identifies a version of it; one
+    // stat per check-in instead of a read and parse.
+    private ReleaseIndex? LoadIndex(string product)
+    {
+        var info = new FileInfo(store.FullPath(StoreLayout.IndexPath(product)));
+        if (!info.Exists) return null;
+        if (_indexes.TryGetValue(product, out var cached) && cached.WriteTime == info.LastWriteTimeUtc && cached.Length == info.Length)
+            return cached.Index;
+        var bytes = store.ReadFile(StoreLayout.IndexPath(product));
+        if (bytes is null) return null;
+        ReleaseIndex index;
+        try { index = ReleaseIndex.Parse(bytes); }
+        catch (InvalidInputException ex) { throw new InvalidOperationException($"Store index of '{product}' is unreadable: {ex.Message}", ex); }
+        if (_indexes.Count >= MaxCachedManifests) _indexes.Clear();
+        _indexes[product] = (info.LastWriteTimeUtc, info.Length, index);
+        return index;
+    }
+
+    private Manifest LoadManifest(string manifestPath)
+    {
+        if (_manifests.TryGetValue(manifestPath, out var cached)) return cached;
+        var bytes = store.ReadFile(manifestPath)
+            ?? throw new InvalidOperationException($"Store index lists {manifestPath} but the file is missing; run orch store verify.");
+        var manifest = ManifestSerializer.Parse(bytes);
+        if (_manifests.Count >= MaxCachedManifests) _manifests.Clear();
+        _manifests[manifestPath] = manifest;
+        return manifest;
+    }
+}

@@ -1,0 +1,85 @@
+using Akka.Actor;
+using Akka.Hosting;
+using Orchestrator.Messages.Devices;
+using Orchestrator.Messages.Protocol;
+using Orchestrator.Node.Hosting;
+
+namespace Orchestrator.Node.Gateway;
+
+/// <summary>Registry key (Akka.Hosting) of the device shard region or its proxy.</summary>
+public sealed class DeviceShardRegion
+{
+    private DeviceShardRegion() { }
+}
+
+/// <summary>
+/// The node's <see cref="IDeviceGateway"/>: does the I/O a check-in needs (installed manifest, per-file comparison),
+/// then asks the device's sharded actor, and maps its answer 1:1 to the protocol DTOs. Commands are stamped with
+/// the gateway's clock.
+/// </summary>
+public sealed class ShardedDeviceGateway(
+    IRequiredActor<DeviceShardRegion> region, InstalledReleaseInspector inspector, NodeSettings settings, TimeProvider clock) : IDeviceGateway
+{
+    private TimeSpan Timeout => settings.Gateway.DeviceAskTimeout;
+
+    /// <inheritdoc />
+    public async Task<CheckInResponse> CheckInAsync(string deviceId, CheckInRequest request, CancellationToken ct)
+    {
+        var facts = inspector.Inspect(request);
+        var command = Build(() => new CheckIn(deviceId, request.Product, request.InstalledVersionId, request.InventoryDigest,
+            facts.ExpectedDigest, facts.InstalledVersion, facts.InstalledManifestPath, facts.DifferingPaths, request.AgentVersion, clock.GetUtcNow()));
+        var answer = await AskAsync(command, ct).ConfigureAwait(false);
+        var decision = answer as CheckInDecision ?? throw Unexpected(answer);
+        var mirrors = settings.Gateway.Mirrors.Count == 0 ? null : settings.Gateway.Mirrors;
+        return new CheckInResponse(decision.Action, decision.TargetVersion, decision.TargetVersionId, decision.ManifestPath,
+            decision.Action == UpdateAction.Repair ? decision.RepairFiles : null, null, settings.Gateway.NextCheckInSeconds, mirrors);
+    }
+
+    /// <inheritdoc />
+    public async Task ReportProgressAsync(string deviceId, ProgressReport report, CancellationToken ct)
+    {
+        // The protocol's progress report is about downloading; verify/install progress arrives as failures or completion.
+        var answer = await AskAsync(Build(() => new ReportProgress(deviceId, report.TargetVersionId, WorkPhase.Download,
+            report.BytesDone, report.BytesTotal, report.ChunksDone, report.ChunksTotal, clock.GetUtcNow())), ct).ConfigureAwait(false);
+        if (answer is not DeviceCommandAccepted) throw Unexpected(answer);
+    }
+
+    /// <inheritdoc />
+    public async Task<TimeSpan?> ReportFailureAsync(string deviceId, FailureReport report, CancellationToken ct)
+    {
+        var stage = report.Stage switch { "download" => WorkPhase.Download, "verify" => WorkPhase.Verify, _ => WorkPhase.Install };
+        var answer = await AskAsync(Build(() => new ReportFailure(deviceId, report.TargetVersionId, stage, report.Reason, report.Attempt, clock.GetUtcNow())), ct)
+            .ConfigureAwait(false);
+        return answer is RetryAdvice advice ? TimeSpan.FromMilliseconds(advice.RetryAfterMs) : throw Unexpected(answer);
+    }
+
+    /// <inheritdoc />
+    public async Task ReportCompletionAsync(string deviceId, CompletionReport report, CancellationToken ct)
+    {
+        var answer = await AskAsync(Build(() => new ReportCompletion(deviceId, report.InstalledVersionId, report.InventoryDigest, clock.GetUtcNow())), ct)
+            .ConfigureAwait(false);
+        if (answer is not DeviceCommandAccepted) throw Unexpected(answer);
+    }
+
+    // Commands validate themselves; the HTTP layer validated first, so a throw here means a rule differs between the two.
+    private static T Build<T>(Func<T> create)
+    {
+        try { return create(); }
+        catch (ArgumentException ex) { throw new DeviceRequestRejectedException(400, "invalid_request", ex.Message); }
+    }
+
+    private async Task<object> AskAsync(IDeviceCommand command, CancellationToken ct)
+    {
+        var actor = await region.GetAsync(ct).ConfigureAwait(false);
+        var answer = await actor.Ask<object>(command, Timeout, ct).ConfigureAwait(false);
+        if (answer is DeviceCommandRejected rejected)
+        {
+            var status = rejected.Code == "wrong_device" ? 403 : 409;
+            throw new DeviceRequestRejectedException(status, rejected.Code, rejected.Message);
+        }
+        return answer;
+    }
+
+    private static InvalidOperationException Unexpected(object answer) =>
+        new($"Device actor answered {answer.GetType().Name}; this gateway does not understand that reply (version skew?).");
+}

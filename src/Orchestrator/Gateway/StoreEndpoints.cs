@@ -1,0 +1,153 @@
+using Orchestrator.ChunkStore.Codec;
+using System.Security.Cryptography;
+using System.Text.RegularExpressions;
+using Microsoft.Net.Http.Headers;
+using Orchestrator.ChunkStore.Actors;
+using Orchestrator.ChunkStore.Throttling;
+using Orchestrator.Messages.Chunks;
+using Orchestrator.ChunkStore.Storage;
+using Orchestrator.ChunkStore.Validation;
+
+namespace Orchestrator.Node.Gateway;
+
+/// <summary>
+/// <c>/v1/store/...</c>: the static-store layout over HTTP for authenticated devices. Chunks come from the sharded
+/// chunk store (ETag = chunk id, immutable, Range/resume, throttled); manifests and channels come from the store
+/// folder (ETag = SHA-256 of the file, revalidated on each use).
+/// </summary>
+public static partial class StoreEndpoints
+{
+    /// <summary>Cache-Control of chunks: content addressed, so never stale.</summary>
+    public const string ImmutableCacheControl = "public, max-age=31536000, immutable";
+
+    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")]
+    private static partial Regex FilePattern();
+
+    /// <summary>Maps the store routes.</summary>
+    public static void MapStoreApi(this IEndpointRouteBuilder app)
+    {
+        app.MapMethods("/v1/store/chunks/{prefix}/{chunkId}", [HttpMethods.Get, HttpMethods.Head], GetChunkAsync);
+        app.MapMethods("/v1/store/manifests/{product}/{file}", [HttpMethods.Get, HttpMethods.Head],
+            (string product, string file, HttpContext ctx, FileSystemStore store) => GetStoreFileAsync(ctx, store, StoreLayout.ManifestsDirectory, product, file));
+        app.MapMethods("/v1/store/channels/{product}/{file}", [HttpMethods.Get, HttpMethods.Head],
+            (string product, string file, HttpContext ctx, FileSystemStore store) => GetStoreFileAsync(ctx, store, StoreLayout.ChannelsDirectory, product, file));
+    }
+
+    private static async Task<IResult> GetChunkAsync(string prefix, string chunkId, HttpContext ctx, ChunkClient chunks, DownloadThrottle throttle)
+    {
+        if (await DeviceEndpoints.AuthorizeDeviceAsync(ctx, deviceId: null).ConfigureAwait(false) is { } denied) return denied;
+        if (!ChunkId.IsValid(chunkId) || !string.Equals(prefix, chunkId[..2], StringComparison.Ordinal))
+            return HttpProblems.Problem(StatusCodes.Status400BadRequest, "invalid_chunk_id",
+                "Chunk path must be chunks/<first 2 hex of id>/<64 lower-case hex id>.");
+        var etag = new EntityTagHeaderValue($"\"{chunkId}\"");
+        var headers = ctx.Response.Headers;
+        headers.CacheControl = ImmutableCacheControl;
+
+        // Content-addressed: a matching If-None-Match needs no lookup and costs the device nothing.
+        var ifNoneMatch = ctx.Request.GetTypedHeaders().IfNoneMatch;
+        if (ifNoneMatch.Any(t => t.Equals(EntityTagHeaderValue.Any) || t.Compare(etag, useStrongComparison: false)))
+        {
+            headers.ETag = etag.ToString();
+            return TypedResults.StatusCode(StatusCodes.Status304NotModified);
+        }
+
+        object answer;
+        try
+        {
+            answer = await chunks.GetAsync(chunkId, ctx.RequestAborted).ConfigureAwait(false);
+        }
+        catch (Akka.Actor.AskTimeoutException)
+        {
+            headers.RetryAfter = "5";
+            return HttpProblems.Problem(StatusCodes.Status503ServiceUnavailable, "chunk_store_timeout", "The chunk store did not answer in time; retry later.");
+        }
+        switch (answer)
+        {
+            case ChunkNotFound:
+                headers.CacheControl = "no-store";
+                return HttpProblems.Problem(StatusCodes.Status404NotFound, "chunk_not_found", $"No chunk {chunkId} in the store.");
+            case ChunkStoreFailed f:
+                headers.CacheControl = "no-store";
+                headers.RetryAfter = "5";
+                return HttpProblems.Problem(StatusCodes.Status503ServiceUnavailable, "chunk_store_failed", $"The chunk store failed to read {chunkId}: {f.Reason}");
+        }
+        var data = ((ChunkFound)answer).Data;
+        if (HttpMethods.IsGet(ctx.Request.Method))
+        {
+            var deviceId = (string)ctx.Items[DeviceEndpoints.DeviceIdItem]!;
+            var cost = BytesToSend(ctx.Request, data.Length);
+            var decision = throttle.TryConsume(deviceId, cost);
+            if (!decision.Allowed)
+            {
+                GatewayMetrics.Throttled.Add(1, new KeyValuePair<string, object?>("limit", decision.Reason));
+                headers.CacheControl = "no-store";
+                headers.RetryAfter = ((long)decision.RetryAfter.TotalSeconds).ToString(System.Globalization.CultureInfo.InvariantCulture);
+                return HttpProblems.Problem(StatusCodes.Status429TooManyRequests, "throttled",
+                    $"Download limit reached ({decision.Reason}); retry after {headers.RetryAfter} seconds.");
+            }
+            GatewayMetrics.ChunksServed.Add(1);
+            GatewayMetrics.ChunkBytesServed.Add(cost);
+        }
+        if (ctx.Request.Headers.Range.Count == 0)
+        {
+            // The common case (whole chunk, no conditions left to evaluate) is written directly: measurably cheaper
+            // per request than the general file result.
+            return new WholeChunkResult(data, etag.ToString());
+        }
+        // Range, If-Range and 206/416 are handled by the file result.
+        return TypedResults.Bytes(data, "application/octet-stream", enableRangeProcessing: true, entityTag: etag);
+    }
+
+    private sealed class WholeChunkResult(byte[] data, string etag) : IResult
+    {
+        public Task ExecuteAsync(HttpContext httpContext)
+        {
+            var response = httpContext.Response;
+            response.StatusCode = StatusCodes.Status200OK;
+            response.ContentType = "application/octet-stream";
+            response.ContentLength = data.Length;
+            response.Headers.ETag = etag;
+            response.Headers.AcceptRanges = "bytes";
+            return HttpMethods.IsHead(httpContext.Request.Method) ? Task.CompletedTask : response.Body.WriteAsync(data, httpContext.RequestAborted).AsTask();
+        }
+    }
+
+    // What a GET will actually send: the single requested range when there is one, else the whole chunk.
+    private static long BytesToSend(HttpRequest request, long length)
+    {
+        var range = request.GetTypedHeaders().Range;
+        if (range is null || range.Ranges.Count != 1) return length;
+        var r = range.Ranges.First();
+        if (r.From is { } from)
+        {
+            if (from >= length) return 0;
+            var to = Math.Min(r.To ?? length - 1, length - 1);
+            return Math.Max(0, to - from + 1);
+        }
+        return r.To is { } suffix ? Math.Min(suffix, length) : length;
+    }
+
+    private static async Task<IResult> GetStoreFileAsync(HttpContext ctx, FileSystemStore store, string kind, string product, string file)
+    {
+        if (await DeviceEndpoints.AuthorizeDeviceAsync(ctx, deviceId: null).ConfigureAwait(false) is { } denied) return denied;
+        if (!StoreNames.IsValidProduct(product) || !FilePattern().IsMatch(file))
+            return HttpProblems.Problem(StatusCodes.Status400BadRequest, "invalid_store_path",
+                $"'{kind}/{product}/{file}' is not a valid store path (letters, digits, '.', '_', '-', '+'; no slashes).");
+        var path = store.FullPath($"{kind}/{product}/{file}");
+        byte[] data;
+        try
+        {
+            data = await File.ReadAllBytesAsync(path, ctx.RequestAborted).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
+        {
+            ctx.Response.Headers.CacheControl = "no-store";
+            return HttpProblems.Problem(StatusCodes.Status404NotFound, "not_found", $"No {kind}/{product}/{file} in the store.");
+        }
+        // Index and channel files change when releases are published; clients revalidate with the ETag.
+        ctx.Response.Headers.CacheControl = "no-cache";
+        var etag = new EntityTagHeaderValue($"\"{Convert.ToHexStringLower(SHA256.HashData(data))}\"");
+        var contentType = file.EndsWith(".json", StringComparison.Ordinal) ? "application/json" : "application/octet-stream";
+        return TypedResults.Bytes(data, contentType, enableRangeProcessing: true, entityTag: etag);
+    }
+}

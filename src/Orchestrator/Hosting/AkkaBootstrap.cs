@@ -1,0 +1,88 @@
+using Akka.Cluster;
+using Akka.Cluster.Hosting;
+using Akka.Hosting;
+using Akka.Remote.Hosting;
+using Orchestrator.ChunkStore.Actors;
+using Orchestrator.ChunkStore.Actors.Backends;
+using Orchestrator.DeviceActors;
+using Orchestrator.DeviceActors.Persistence;
+using Orchestrator.DeviceActors.Sharding;
+using Orchestrator.Node.Gateway;
+
+namespace Orchestrator.Node.Hosting;
+
+/// <summary>Actor system of the node: remoting, cluster with this node's roles, and the chunk-store shard region (or proxy).</summary>
+public static class AkkaBootstrap
+{
+    /// <summary>Prefix entities of the chunk store (two hex characters); the cache budget is split over them.</summary>
+    public const int ChunkEntities = 256;
+
+    // Chunk messages carry up to a few MiB of bytes; bind them to our explicit serializer.
+    private const string SerializationHocon = """
+        akka.actor {
+          serializers.orch-chunks = "Orchestrator.Messages.Chunks.ChunkMessageSerializer, Orchestrator.Messages"
+          serialization-bindings {
+            "Orchestrator.Messages.Chunks.IChunkStoreCommand, Orchestrator.Messages" = orch-chunks
+            "Orchestrator.Messages.Chunks.ChunkFound, Orchestrator.Messages" = orch-chunks
+            "Orchestrator.Messages.Chunks.ChunkNotFound, Orchestrator.Messages" = orch-chunks
+            "Orchestrator.Messages.Chunks.ChunkStored, Orchestrator.Messages" = orch-chunks
+            "Orchestrator.Messages.Chunks.ChunkRejected, Orchestrator.Messages" = orch-chunks
+            "Orchestrator.Messages.Chunks.ChunkStoreFailed, Orchestrator.Messages" = orch-chunks
+          }
+        }
+        akka.coordinated-shutdown.exit-clr = off
+        """;
+
+    /// <summary>Registers the actor system with the host; CoordinatedShutdown runs when the host stops.</summary>
+    public static IServiceCollection AddNodeActorSystem(this IServiceCollection services, NodeSettings settings, IChunkBlobStore? chunkBackend,
+        DevicePersistenceOptions devicePersistence)
+    {
+        var node = settings.Node;
+        services.AddAkka(node.ActorSystemName, builder =>
+        {
+            builder.AddHocon(SerializationHocon, HoconAddMode.Prepend);
+            // Device actors: our message serializer, the SQL journal/snapshot store and their sharding settings.
+            builder.AddHocon(DeviceActorsConfig.Build(devicePersistence), HoconAddMode.Append);
+            builder.WithRemoting(new RemoteOptions
+            {
+                HostName = node.Hostname,
+                Port = node.Port,
+                MaxFrameSize = 32 * 1024 * 1024,
+            });
+            builder.WithClustering(new ClusterOptions
+            {
+                Roles = [.. node.Roles],
+                SeedNodes = [.. node.SeedNodes],
+            });
+            var extractor = new ChunkShardMessageExtractor();
+            if (settings.HasRole(NodeRoles.Chunks))
+            {
+                var perEntity = settings.ChunkStore.CacheBytes / ChunkEntities;
+                builder.WithShardRegion<ChunkShardRegion>(ChunkShardMessageExtractor.TypeName,
+                    _ => ChunkShardActor.Props(chunkBackend!, perEntity), extractor,
+                    new ShardOptions { Role = NodeRoles.Chunks, RememberEntities = false, StateStoreMode = Akka.Cluster.Sharding.StateStoreMode.DData });
+            }
+            else
+            {
+                builder.WithShardRegionProxy<ChunkShardRegion>(ChunkShardMessageExtractor.TypeName, NodeRoles.Chunks, extractor);
+            }
+            builder.AddStartup(async (system, registry) =>
+            {
+                var devices = settings.HasRole(NodeRoles.Devices)
+                    ? await DeviceSharding.StartRegion(system).ConfigureAwait(false)
+                    : await DeviceSharding.StartProxy(system).ConfigureAwait(false);
+                registry.Register<DeviceShardRegion>(devices);
+            });
+            if (node.SeedNodes.Count == 0)
+            {
+                // No seeds configured: this node is a cluster of its own (the single-node default).
+                builder.AddStartup((system, _) =>
+                {
+                    var cluster = Cluster.Get(system);
+                    cluster.Join(cluster.SelfAddress);
+                });
+            }
+        });
+        return services;
+    }
+}

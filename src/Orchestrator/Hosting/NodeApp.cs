@@ -1,0 +1,114 @@
+using Akka.Actor;
+using Akka.Hosting;
+using Microsoft.AspNetCore.Diagnostics.HealthChecks;
+using OpenTelemetry.Metrics;
+using Orchestrator.ChunkStore.Actors;
+using Orchestrator.ChunkStore.Actors.Backends;
+using Orchestrator.ChunkStore.Storage;
+using Orchestrator.ChunkStore.Throttling;
+using Orchestrator.DeviceActors.Persistence;
+using Orchestrator.Node.Admin;
+using Orchestrator.Node.Auth;
+using Orchestrator.Node.Dashboard;
+using Orchestrator.Node.Gateway;
+using Orchestrator.Node.Observability;
+using Orchestrator.Node.Storage;
+
+namespace Orchestrator.Node.Hosting;
+
+/// <summary>Builds the node: configuration, services, actor system, HTTP routes. Used by Program and by the tests.</summary>
+public static class NodeApp
+{
+    /// <summary>Environment-variable prefix for configuration overrides (<c>ORCH_Node__Port=4054</c>).</summary>
+    public const string EnvironmentPrefix = "ORCH_";
+
+    /// <summary>
+    /// Builds a ready-to-run node. <paramref name="configure"/> lets callers add configuration sources after the
+    /// defaults and <paramref name="services"/> lets them add services (tests register their own IDeviceGateway).
+    /// Throws <see cref="InvalidOperationException"/> listing every configuration problem.
+    /// </summary>
+    public static WebApplication Build(string[] args, Action<IConfigurationBuilder>? configure = null, Action<IServiceCollection>? services = null)
+    {
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
+        builder.Configuration.AddEnvironmentVariables(EnvironmentPrefix);
+        builder.Configuration.AddCommandLine(args);
+        configure?.Invoke(builder.Configuration);
+        var settings = NodeSettings.Load(builder.Configuration);
+        Directory.CreateDirectory(settings.Node.DataDirectory);
+        Directory.CreateDirectory(settings.Node.StoreRoot);
+
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.Limits.MaxRequestBodySize = settings.Gateway.MaxRequestBodyBytes;
+            k.Limits.MaxRequestHeadersTotalSize = 32 * 1024;
+        });
+
+        var s = builder.Services;
+        s.AddSingleton(settings);
+        s.AddSingleton(TimeProvider.System);
+        s.AddSingleton(_ => new NodeDatabase(settings.Database, settings.Node.DataDirectory));
+        s.AddSingleton<DeviceCredentialStore>();
+        s.AddSingleton(_ => FileSystemStore.Open(settings.Node.StoreRoot, create: true));
+        s.AddSingleton<DeviceAuthentication>();
+        s.AddSingleton(sp => new DownloadThrottle(settings.Throttle, sp.GetRequiredService<TimeProvider>()));
+        s.AddSingleton(sp => AdminTokens.LoadOrBootstrap(settings.Admin, settings.Node.DataDirectory, out _));
+        s.AddSingleton(sp => new ChunkClient(sp.GetRequiredService<IRequiredActor<ChunkShardRegion>>(), settings.ChunkStore.AskTimeout));
+        s.AddHostedService<NodeStartup>();
+
+        IChunkBlobStore? backend = null;
+        if (settings.HasRole(NodeRoles.Chunks))
+        {
+            backend = settings.ChunkStore.Backend == "postgresql"
+                ? new PostgresChunkBlobStore(settings.ChunkStore.ConnectionString ?? settings.Database.ConnectionString!)
+                : new FileSystemChunkBlobStore(settings.Node.StoreRoot);
+            s.AddSingleton<IChunkBlobStore>(backend);
+        }
+        var devicePersistence = settings.Database.Provider == "postgresql"
+            ? DevicePersistenceOptions.PostgreSql(settings.Database.ConnectionString!)
+            : DevicePersistenceOptions.Sqlite(Path.Combine(settings.Node.DataDirectory, "devices.db"));
+        s.AddSingleton(devicePersistence);
+        s.AddNodeActorSystem(settings, backend, devicePersistence);
+        s.AddSingleton<InstalledReleaseInspector>();
+        s.AddSingleton<IDeviceGateway, ShardedDeviceGateway>();
+
+        s.AddHealthChecks()
+            .AddCheck<ClusterMemberHealthCheck>("cluster", tags: ["ready"])
+            .AddCheck<DatabaseHealthCheck>("database", tags: ["ready"]);
+        s.AddOpenTelemetry().WithMetrics(m => m
+            .AddMeter(GatewayMetrics.MeterName, ChunkStoreMetrics.MeterName,
+                "Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel")
+            .AddPrometheusExporter());
+        services?.Invoke(s);
+
+        var app = builder.Build();
+        app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false });
+        app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready") });
+        app.MapPrometheusScrapingEndpoint("/metrics");
+        if (settings.HasRole(NodeRoles.Gateway))
+        {
+            app.MapDeviceApi();
+            app.MapStoreApi();
+            app.MapAdminApi();
+            app.MapStatusPage();
+        }
+        return app;
+    }
+}
+
+/// <summary>Start-up work that must finish before the node serves: database schema, admin token.</summary>
+internal sealed class NodeStartup(DeviceCredentialStore credentials, DevicePersistenceOptions devicePersistence, NodeSettings settings,
+    ILogger<NodeStartup> log) : IHostedService
+{
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        // Registered before the actor system, so the journal's database is ready before any device actor recovers.
+        await devicePersistence.PrepareDatabase(cancellationToken).ConfigureAwait(false);
+        await credentials.EnsureSchemaAsync(cancellationToken).ConfigureAwait(false);
+        AdminTokens.LoadOrBootstrap(settings.Admin, settings.Node.DataDirectory, out var file);
+        if (file is not null) log.LogInformation("Admin API bootstrap token (scopes read, operate) is in {File}", file);
+        log.LogInformation("Node roles {Roles}; store {Store}; data {Data}", string.Join(",", settings.Node.Roles),
+            Path.GetFullPath(settings.Node.StoreRoot), Path.GetFullPath(settings.Node.DataDirectory));
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+}

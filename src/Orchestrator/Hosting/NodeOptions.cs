@@ -1,0 +1,234 @@
+using Orchestrator.ChunkStore.Throttling;
+
+namespace Orchestrator.Node.Hosting;
+
+/// <summary>
+/// Everything the node reads from configuration (appsettings.json, then environment variables prefixed
+/// <c>ORCH_</c> with <c>__</c> as section separator, e.g. <c>ORCH_Node__DataDirectory=/var/lib/orch</c>, then
+/// command-line arguments). Validated at start; every problem names the setting and the fix.
+/// </summary>
+public sealed class NodeOptions
+{
+    /// <summary>Configuration section name.</summary>
+    public const string Section = "Node";
+
+    /// <summary>Folder for the node's own state: SQLite database, admin token file. Created when missing.</summary>
+    public string DataDirectory { get; set; } = "data";
+
+    /// <summary>Root of the static store (chunks/, manifests/, channels/). Relative paths are under the working directory.</summary>
+    public string StoreRoot { get; set; } = "data/store";
+
+    /// <summary>Cluster roles of this node: any of gateway, devices, chunks, rollouts.</summary>
+    public List<string> Roles { get; set; } = [.. NodeRoles.All];
+
+    /// <summary>Name of the actor system (all nodes of one cluster must agree).</summary>
+    public string ActorSystemName { get; set; } = "orchestrator";
+
+    /// <summary>Host name other cluster nodes use to reach this one.</summary>
+    public string Hostname { get; set; } = "127.0.0.1";
+
+    /// <summary>Akka remoting port; 0 picks a free one (fine for a single node).</summary>
+    public int Port { get; set; } = 4053;
+
+    /// <summary>Seed node addresses (akka.tcp://orchestrator@host:port). Empty: the node forms a cluster by itself.</summary>
+    public List<string> SeedNodes { get; set; } = [];
+
+    /// <summary>Problems with the values; empty when valid.</summary>
+    public IEnumerable<string> Validate()
+    {
+        if (string.IsNullOrWhiteSpace(DataDirectory)) yield return "Node:DataDirectory is empty; set it to a writable folder, e.g. ./data.";
+        if (string.IsNullOrWhiteSpace(StoreRoot)) yield return "Node:StoreRoot is empty; set it to the store folder, e.g. ./data/store.";
+        if (Roles.Count == 0) yield return $"Node:Roles is empty; give at least one of {string.Join(", ", NodeRoles.All)}.";
+        foreach (var r in Roles.Where(r => !NodeRoles.All.Contains(r)))
+            yield return $"Node:Roles contains unknown role '{r}'; allowed: {string.Join(", ", NodeRoles.All)}.";
+        if (Port is < 0 or > 65535) yield return $"Node:Port {Port} is out of range; use 0..65535.";
+        if (string.IsNullOrWhiteSpace(Hostname)) yield return "Node:Hostname is empty; set the address other nodes reach this one at.";
+        foreach (var s in SeedNodes.Where(s => !s.StartsWith("akka.tcp://", StringComparison.Ordinal)))
+            yield return $"Node:SeedNodes entry '{s}' is not an Akka address; write akka.tcp://{ActorSystemName}@host:port.";
+    }
+}
+
+/// <summary>Cluster role names.</summary>
+public static class NodeRoles
+{
+    /// <summary>Serves the device HTTP API and the admin API.</summary>
+    public const string Gateway = "gateway";
+    /// <summary>Hosts the sharded device actors.</summary>
+    public const string Devices = "devices";
+    /// <summary>Hosts the sharded chunk-store actors.</summary>
+    public const string Chunks = "chunks";
+    /// <summary>Hosts the rollout actors.</summary>
+    public const string Rollouts = "rollouts";
+    /// <summary>Every role.</summary>
+    public static readonly IReadOnlyList<string> All = [Gateway, Devices, Chunks, Rollouts];
+}
+
+/// <summary>Where the node keeps its relational state (device credentials; device-actor persistence).</summary>
+public sealed class DatabaseOptions
+{
+    /// <summary>Configuration section name.</summary>
+    public const string Section = "Database";
+
+    /// <summary><c>sqlite</c> (default, file in the data directory) or <c>postgresql</c>.</summary>
+    public string Provider { get; set; } = "sqlite";
+
+    /// <summary>Connection string; for SQLite empty means <c>Data Source=&lt;DataDirectory&gt;/orchestrator.db</c>.</summary>
+    public string? ConnectionString { get; set; }
+
+    /// <summary>Problems with the values; empty when valid.</summary>
+    public IEnumerable<string> Validate()
+    {
+        if (Provider is not ("sqlite" or "postgresql"))
+            yield return $"Database:Provider '{Provider}' is unknown; use sqlite or postgresql.";
+        if (Provider == "postgresql" && string.IsNullOrWhiteSpace(ConnectionString))
+            yield return "Database:ConnectionString is required for postgresql, e.g. Host=db;Username=orch;Password=...;Database=orchestrator.";
+    }
+}
+
+/// <summary>Chunk-store settings of nodes with the <c>chunks</c> role.</summary>
+public sealed class ChunkStoreOptions
+{
+    /// <summary>Configuration section name.</summary>
+    public const string Section = "ChunkStore";
+
+    /// <summary><c>filesystem</c> (chunks under Node:StoreRoot, default) or <c>postgresql</c>.</summary>
+    public string Backend { get; set; } = "filesystem";
+
+    /// <summary>Connection string of the PostgreSQL backend (defaults to Database:ConnectionString).</summary>
+    public string? ConnectionString { get; set; }
+
+    /// <summary>Bytes of hot chunks kept in memory per node (split evenly over the 256 prefix entities).</summary>
+    public long CacheBytes { get; set; } = 256L * 1024 * 1024;
+
+    /// <summary>How long the gateway waits for a chunk shard before answering 503.</summary>
+    public TimeSpan AskTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Problems with the values; empty when valid.</summary>
+    public IEnumerable<string> Validate(DatabaseOptions db)
+    {
+        if (Backend is not ("filesystem" or "postgresql"))
+            yield return $"ChunkStore:Backend '{Backend}' is unknown; use filesystem or postgresql.";
+        if (Backend == "postgresql" && string.IsNullOrWhiteSpace(ConnectionString ?? (db.Provider == "postgresql" ? db.ConnectionString : null)))
+            yield return "ChunkStore:Backend is postgresql but no connection string is set; set ChunkStore:ConnectionString (or use Database:Provider=postgresql).";
+        if (CacheBytes < 0) yield return "ChunkStore:CacheBytes must be >= 0.";
+        if (AskTimeout <= TimeSpan.Zero) yield return "ChunkStore:AskTimeout must be positive, e.g. 00:00:10.";
+    }
+}
+
+/// <summary>Limits on what devices may send.</summary>
+public sealed class GatewayOptions
+{
+    /// <summary>Configuration section name.</summary>
+    public const string Section = "Gateway";
+
+    /// <summary>Largest request body accepted (bytes); larger requests get 413 and change nothing.</summary>
+    public long MaxRequestBodyBytes { get; set; } = 4L * 1024 * 1024;
+
+    /// <summary>Largest number of per-file entries in one check-in.</summary>
+    public int MaxInventoryFiles { get; set; } = 100_000;
+
+    /// <summary>Seconds until a running agent should check in again (CheckInResponse.NextCheckInSeconds).</summary>
+    public int NextCheckInSeconds { get; set; } = 3600;
+
+    /// <summary>How long the gateway waits for a device actor before answering 503.</summary>
+    public TimeSpan DeviceAskTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Plain HTTP mirrors of the store, offered to agents after the gateway.</summary>
+    public List<string> Mirrors { get; set; } = [];
+
+    /// <summary>Problems with the values; empty when valid.</summary>
+    public IEnumerable<string> Validate()
+    {
+        if (MaxRequestBodyBytes < 1024) yield return "Gateway:MaxRequestBodyBytes must be at least 1024.";
+        if (MaxInventoryFiles < 1) yield return "Gateway:MaxInventoryFiles must be at least 1.";
+        if (NextCheckInSeconds < 1) yield return "Gateway:NextCheckInSeconds must be at least 1.";
+        if (DeviceAskTimeout <= TimeSpan.Zero) yield return "Gateway:DeviceAskTimeout must be positive, e.g. 00:00:10.";
+        foreach (var m in Mirrors.Where(m => !Uri.TryCreate(m, UriKind.Absolute, out var u) || (u.Scheme != "http" && u.Scheme != "https")))
+            yield return $"Gateway:Mirrors entry '{m}' is not an absolute http(s) URL.";
+    }
+}
+
+/// <summary>Admin API access.</summary>
+public sealed class AdminOptions
+{
+    /// <summary>Configuration section name.</summary>
+    public const string Section = "Admin";
+
+    /// <summary>
+    /// Tokens accepted by the admin API. Each holds the SHA-256 (hex) of the token, never the token itself.
+    /// When empty, the node creates a bootstrap token with all scopes in <see cref="BootstrapTokenFile"/>.
+    /// </summary>
+    public List<AdminTokenOptions> Tokens { get; set; } = [];
+
+    /// <summary>File (relative to Node:DataDirectory) holding the bootstrap token; created with mode 0600.</summary>
+    public string BootstrapTokenFile { get; set; } = "admin-token";
+}
+
+/// <summary>One admin token entry.</summary>
+public sealed class AdminTokenOptions
+{
+    /// <summary>Who holds the token (for logs).</summary>
+    public string Name { get; set; } = "";
+
+    /// <summary>SHA-256 of the token, 64 hex characters (<c>printf %s "$TOKEN" | sha256sum</c>).</summary>
+    public string Sha256 { get; set; } = "";
+
+    /// <summary>Scopes: <c>read</c> and/or <c>operate</c>.</summary>
+    public List<string> Scopes { get; set; } = [];
+}
+
+/// <summary>Binds and validates all option sections; a failure lists every problem at once.</summary>
+public sealed record NodeSettings(
+    NodeOptions Node,
+    DatabaseOptions Database,
+    ChunkStoreOptions ChunkStore,
+    GatewayOptions Gateway,
+    AdminOptions Admin,
+    DownloadThrottleOptions Throttle)
+{
+    /// <summary>Reads every section from <paramref name="config"/> and throws <see cref="InvalidOperationException"/> listing all problems.</summary>
+    public static NodeSettings Load(IConfiguration config)
+    {
+        NodeSettings s;
+        try
+        {
+            s = new NodeSettings(
+                config.GetSection(NodeOptions.Section).Get<NodeOptions>() ?? new(),
+                config.GetSection(DatabaseOptions.Section).Get<DatabaseOptions>() ?? new(),
+                config.GetSection(ChunkStoreOptions.Section).Get<ChunkStoreOptions>() ?? new(),
+                config.GetSection(GatewayOptions.Section).Get<GatewayOptions>() ?? new(),
+                config.GetSection(AdminOptions.Section).Get<AdminOptions>() ?? new(),
+                config.GetSection("Throttle").Get<DownloadThrottleOptions>() ?? new());
+        }
+        catch (InvalidOperationException ex)
+        {
+            throw new InvalidOperationException($"Configuration cannot be read: {ex.Message}", ex);
+        }
+        // A list bound from configuration appends to the default instead of replacing it.
+        var roles = config.GetSection($"{NodeOptions.Section}:Roles").Get<List<string>>();
+        if (roles is not null) s.Node.Roles = roles;
+        var problems = s.Node.Validate()
+            .Concat(s.Database.Validate())
+            .Concat(s.ChunkStore.Validate(s.Database))
+            .Concat(s.Gateway.Validate())
+            .Concat(s.Throttle.Validate())
+            .Concat(s.Admin.Tokens.SelectMany(ValidateToken))
+            .ToList();
+        if (problems.Count > 0)
+        {
+            throw new InvalidOperationException("Invalid configuration:" + Environment.NewLine + string.Join(Environment.NewLine, problems.Select(p => "  - " + p)));
+        }
+        return s;
+    }
+
+    private static IEnumerable<string> ValidateToken(AdminTokenOptions t, int i)
+    {
+        if (t.Sha256.Length != 64 || !t.Sha256.All(Uri.IsHexDigit))
+            yield return $"Admin:Tokens:{i}:Sha256 must be the 64-hex SHA-256 of the token (printf %s \"$TOKEN\" | sha256sum).";
+        foreach (var scope in t.Scopes.Where(x => x is not ("read" or "operate")))
+            yield return $"Admin:Tokens:{i}:Scopes contains '{scope}'; allowed: read, operate.";
+    }
+
+    /// <summary>Whether this node carries <paramref name="role"/>.</summary>
+    public bool HasRole(string role) => Node.Roles.Contains(role);
+}

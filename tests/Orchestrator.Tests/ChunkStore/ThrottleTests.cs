@@ -1,0 +1,76 @@
+using Orchestrator.ChunkStore.Throttling;
+using Orchestrator.Node.Tests.Support;
+
+namespace Orchestrator.Node.Tests.ChunkStore;
+
+public sealed class ThrottleTests
+{
+    private static readonly DateTimeOffset T0 = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
+
+    [Fact]
+    public void Token_bucket_refills_at_its_rate_and_reports_the_wait()
+    {
+        var bucket = new TokenBucket(1000, 100, T0);
+        Assert.True(bucket.TryTake(1000, T0, out _));
+        Assert.False(bucket.TryTake(500, T0, out var wait));
+        Assert.Equal(5, wait.TotalSeconds, 3);
+        Assert.True(bucket.TryTake(500, T0.AddSeconds(5), out _));
+    }
+
+    [Fact]
+    public void Request_larger_than_capacity_is_admitted_from_a_full_bucket_and_leaves_debt()
+    {
+        var bucket = new TokenBucket(1000, 100, T0);
+        Assert.True(bucket.TryTake(3000, T0, out _));
+        Assert.False(bucket.TryTake(1, T0.AddSeconds(19), out var wait));
+        Assert.True(wait > TimeSpan.Zero);
+        Assert.True(bucket.TryTake(1, T0.AddSeconds(21), out _));
+    }
+
+    [Fact]
+    public void Window_limit_refuses_until_the_window_ends_and_check_in_does_not_reset_it()
+    {
+        var clock = new ManualClock(T0);
+        var throttle = new DownloadThrottle(new DownloadThrottleOptions
+        {
+            DeviceMaxBytesPerWindow = 1000, GrantWindow = TimeSpan.FromMinutes(10),
+            DeviceBurstBytes = 10_000, DeviceBytesPerSecond = 10_000,
+        }, clock);
+        var grant = throttle.IssueGrant("d");
+        Assert.Equal(1000, grant.MaxBytes);
+        Assert.Equal(T0.AddMinutes(10), grant.ExpiresUtc);
+        Assert.True(throttle.TryConsume("d", 800).Allowed);
+        Assert.Equal(200, throttle.IssueGrant("d").MaxBytes);
+        var refused = throttle.TryConsume("d", 300);
+        Assert.False(refused.Allowed);
+        Assert.Equal("device-window", refused.Reason);
+        Assert.Equal(600, refused.RetryAfter.TotalSeconds);
+        clock.Advance(TimeSpan.FromMinutes(10));
+        Assert.True(throttle.TryConsume("d", 300).Allowed);
+    }
+
+    [Fact]
+    public void Global_refusal_does_not_charge_the_device()
+    {
+        var clock = new ManualClock(T0);
+        var throttle = new DownloadThrottle(new DownloadThrottleOptions
+        {
+            DeviceBurstBytes = 1000, DeviceBytesPerSecond = 1,
+            GlobalBurstBytes = 1000, GlobalBytesPerSecond = 100,
+        }, clock);
+        Assert.True(throttle.TryConsume("a", 1000).Allowed);
+        var refused = throttle.TryConsume("b", 600);
+        Assert.Equal("global", refused.Reason);
+        Assert.Equal(6, refused.RetryAfter.TotalSeconds);
+        clock.Advance(TimeSpan.FromSeconds(6));
+        // b's own bucket was refunded: it is full, so only the global budget mattered.
+        Assert.True(throttle.TryConsume("b", 600).Allowed);
+    }
+
+    [Fact]
+    public void Invalid_options_are_rejected_with_the_setting_named()
+    {
+        var ex = Assert.Throws<ArgumentException>(() => new DownloadThrottle(new DownloadThrottleOptions { DeviceBytesPerSecond = 0 }, TimeProvider.System));
+        Assert.Contains("Throttle:DeviceBytesPerSecond", ex.Message);
+    }
+}

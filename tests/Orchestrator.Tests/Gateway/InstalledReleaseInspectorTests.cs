@@ -1,0 +1,93 @@
+using System.Security.Cryptography;
+using Orchestrator.ChunkStore.Codec;
+using Orchestrator.ChunkStore.Keys;
+using Orchestrator.ChunkStore.Publishing;
+using Orchestrator.ChunkStore.Storage;
+using Orchestrator.Messages.Protocol;
+using Orchestrator.Node.Gateway;
+
+namespace Orchestrator.Node.Tests.Gateway;
+
+/// <summary>The gateway's comparison of a device's inventory with the published manifest of its installed version.</summary>
+public sealed class InstalledReleaseInspectorTests : IDisposable
+{
+    private readonly string _root = Path.Combine(Path.GetTempPath(), "orch-inspect-" + Guid.NewGuid().ToString("N"));
+    private readonly FileSystemStore _store;
+    private readonly PublishResult _release;
+    private readonly Dictionary<string, string> _hashes = new();
+
+    public InstalledReleaseInspectorTests()
+    {
+        var tree = Path.Combine(_root, "tree");
+        Directory.CreateDirectory(Path.Combine(tree, "bin"));
+        foreach (var (path, text) in new[] { ("bin/app", "application"), ("readme.txt", "hello"), ("lib.so", "library") })
+        {
+            File.WriteAllText(Path.Combine(tree, path), text);
+            _hashes[path] = Convert.ToHexStringLower(SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(text)));
+        }
+        _store = FileSystemStore.Open(Path.Combine(_root, "store"), create: true);
+        using var signing = ReleaseSigningKey.Generate();
+        _release = new Publisher(_store, ContentKey.Generate(), signing).Publish(new PublishRequest("acme", "1.0.0", tree));
+    }
+
+    public void Dispose() { try { Directory.Delete(_root, true); } catch (IOException) { } }
+
+    private List<InventoryEntry> Inventory() => _hashes.Select(h => new InventoryEntry(h.Key, h.Value)).ToList();
+
+    [Fact]
+    public void Intact_install_has_the_manifest_digest_and_no_differences()
+    {
+        var facts = new InstalledReleaseInspector(_store).Inspect(new CheckInRequest("acme", _release.VersionId, _release.InventoryDigest, Inventory(), null));
+        Assert.Equal(_release.InventoryDigest, facts.ExpectedDigest);
+        Assert.Empty(facts.DifferingPaths);
+    }
+
+    [Fact]
+    public void Damaged_and_missing_files_are_named()
+    {
+        var inventory = Inventory().Where(e => e.Path != "lib.so").Select(e => e.Path == "bin/app" ? e with { Sha256 = new string('0', 64) } : e).ToList();
+        var facts = new InstalledReleaseInspector(_store).Inspect(new CheckInRequest("acme", _release.VersionId, "other", inventory, null));
+        Assert.Equal(_release.InventoryDigest, facts.ExpectedDigest);
+        Assert.Equal(["bin/app", "lib.so"], facts.DifferingPaths.Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
+    public void Extra_local_files_alone_are_not_a_repair()
+    {
+        var inventory = Inventory().Append(new InventoryEntry("user/notes.txt", new string('1', 64))).ToList();
+        var facts = new InstalledReleaseInspector(_store).Inspect(new CheckInRequest("acme", _release.VersionId, "with-extras", inventory, null));
+        Assert.Null(facts.ExpectedDigest);
+        Assert.Empty(facts.DifferingPaths);
+    }
+
+    [Fact]
+    public void Damaged_install_names_version_and_manifest()
+    {
+        var facts = new InstalledReleaseInspector(_store).Inspect(new CheckInRequest("acme", _release.VersionId, "other", null, null));
+        Assert.Equal("1.0.0", facts.InstalledVersion);
+        Assert.Equal(_release.ManifestPath, facts.InstalledManifestPath);
+    }
+
+    [Fact]
+    public void Without_a_file_list_a_differing_digest_suspects_every_file()
+    {
+        var facts = new InstalledReleaseInspector(_store).Inspect(new CheckInRequest("acme", _release.VersionId, "other", null, null));
+        Assert.Equal(3, facts.DifferingPaths.Count);
+    }
+
+    [Fact]
+    public void Nothing_installed_or_unlisted_version_has_no_expected_digest()
+    {
+        var inspector = new InstalledReleaseInspector(_store);
+        Assert.Null(inspector.Inspect(new CheckInRequest("acme", 0, "x", null, null)).ExpectedDigest);
+        Assert.Null(inspector.Inspect(new CheckInRequest("acme", 99, "x", null, null)).ExpectedDigest);
+    }
+
+    [Fact]
+    public void Unknown_product_is_rejected_as_404()
+    {
+        var ex = Assert.Throws<DeviceRequestRejectedException>(() => new InstalledReleaseInspector(_store).Inspect(new CheckInRequest("nope", 1, "x", null, null)));
+        Assert.Equal(404, ex.StatusCode);
+        Assert.Equal("unknown_product", ex.Error);
+    }
+}

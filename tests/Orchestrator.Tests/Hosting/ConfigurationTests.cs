@@ -1,0 +1,47 @@
+using Orchestrator.Node.Hosting;
+
+namespace Orchestrator.Node.Tests.Hosting;
+
+public sealed class ConfigurationTests
+{
+    private static NodeSettings Load(Dictionary<string, string?> values) =>
+        NodeSettings.Load(new ConfigurationBuilder().AddInMemoryCollection(values).Build());
+
+    [Fact]
+    public void Defaults_are_valid_with_all_roles()
+    {
+        var s = Load([]);
+        Assert.Equal(NodeRoles.All, s.Node.Roles);
+        Assert.Equal("sqlite", s.Database.Provider);
+    }
+
+    [Fact]
+    public void Configured_roles_replace_the_default_list()
+    {
+        var s = Load(new() { ["Node:Roles:0"] = "gateway" });
+        Assert.Equal(["gateway"], s.Node.Roles);
+    }
+
+    [Fact]
+    public void Every_problem_is_reported_with_the_setting_named()
+    {
+        var ex = Assert.Throws<InvalidOperationException>(() => Load(new()
+        {
+            ["Node:Roles:0"] = "gatewya",
+            ["Node:Port"] = "70000",
+            ["Database:Provider"] = "postgresql",
+            ["ChunkStore:Backend"] = "s3",
+            ["Throttle:DeviceBytesPerSecond"] = "0",
+            ["Gateway:Mirrors:0"] = "ftp://mirror",
+        }));
+        foreach (var expected in new[] { "unknown role 'gatewya'", "Node:Port 70000", "Database:ConnectionString is required", "ChunkStore:Backend 's3'", "Throttle:DeviceBytesPerSecond", "Gateway:Mirrors entry 'ftp://mirror'" })
+            Assert.Contains(expected, ex.Message);
+    }
+
+    [Fact]
+    public void Unparseable_value_names_the_setting()
+    {
+        var ex = Assert.Throws<InvalidOperationException>(() => Load(new() { ["Node:Port"] = "abc" }));
+        Assert.Contains("Node:Port", ex.Message);
+    }
+}
