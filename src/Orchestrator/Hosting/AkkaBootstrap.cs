@@ -33,6 +33,20 @@ public static class AkkaBootstrap
         akka.coordinated-shutdown.exit-clr = off
         """;
 
+    /// <summary>
+    /// Split-brain resolver: without a downing provider a crashed member stays unreachable forever and its shards
+    /// never move. Strategy and stable-after come from <see cref="NodeOptions"/>.
+    /// </summary>
+    public static string SplitBrainHocon(NodeOptions node) => string.Create(System.Globalization.CultureInfo.InvariantCulture, $$"""
+        akka.cluster {
+          downing-provider-class = "Akka.Cluster.SBR.SplitBrainResolverProvider, Akka.Cluster"
+          split-brain-resolver {
+            active-strategy = {{node.SplitBrainStrategy}}
+            stable-after = {{(long)node.SplitBrainStableAfter.TotalMilliseconds}}ms
+          }
+        }
+        """);
+
     /// <summary>Registers the actor system with the host; CoordinatedShutdown runs when the host stops.</summary>
     public static IServiceCollection AddNodeActorSystem(this IServiceCollection services, NodeSettings settings, IChunkBlobStore? chunkBackend,
         DevicePersistenceOptions devicePersistence)
@@ -43,9 +57,11 @@ public static class AkkaBootstrap
             builder.AddHocon(SerializationHocon, HoconAddMode.Prepend);
             // Device actors: our message serializer, the SQL journal/snapshot store and their sharding settings.
             builder.AddHocon(DeviceActorsConfig.Build(devicePersistence), HoconAddMode.Append);
+            builder.AddHocon(SplitBrainHocon(node), HoconAddMode.Prepend);
             builder.WithRemoting(new RemoteOptions
             {
-                HostName = node.Hostname,
+                HostName = string.IsNullOrWhiteSpace(node.BindHostname) ? node.Hostname : node.BindHostname,
+                PublicHostName = node.Hostname,
                 Port = node.Port,
                 MaxFrameSize = 32 * 1024 * 1024,
             });

@@ -24,14 +24,32 @@ public sealed class NodeOptions
     /// <summary>Name of the actor system (all nodes of one cluster must agree).</summary>
     public string ActorSystemName { get; set; } = "orchestrator";
 
-    /// <summary>Host name other cluster nodes use to reach this one.</summary>
+    /// <summary>Host name other cluster nodes use to reach this one (part of this node's Akka address).</summary>
     public string Hostname { get; set; } = "127.0.0.1";
+
+    /// <summary>
+    /// Interface the Akka remoting socket binds to, e.g. <c>0.0.0.0</c> in a container whose DNS name
+    /// (<see cref="Hostname"/>) is not a local interface. Empty: bind to <see cref="Hostname"/>.
+    /// </summary>
+    public string? BindHostname { get; set; }
 
     /// <summary>Akka remoting port; 0 picks a free one (fine for a single node).</summary>
     public int Port { get; set; } = 4053;
 
     /// <summary>Seed node addresses (akka.tcp://orchestrator@host:port). Empty: the node forms a cluster by itself.</summary>
     public List<string> SeedNodes { get; set; } = [];
+
+    /// <summary>
+    /// Split-brain resolver strategy that downs unreachable members (a crashed pod) so their shards move:
+    /// <c>keep-majority</c> (default), <c>keep-oldest</c> or <c>down-all</c>.
+    /// </summary>
+    public string SplitBrainStrategy { get; set; } = "keep-majority";
+
+    /// <summary>How long membership must be stable before the resolver acts (Akka's default: 20 s).</summary>
+    public TimeSpan SplitBrainStableAfter { get; set; } = TimeSpan.FromSeconds(20);
+
+    /// <summary>Split-brain strategies the node accepts.</summary>
+    public static readonly IReadOnlyList<string> SplitBrainStrategies = ["keep-majority", "keep-oldest", "down-all"];
 
     /// <summary>Problems with the values; empty when valid.</summary>
     public IEnumerable<string> Validate()
@@ -45,6 +63,15 @@ public sealed class NodeOptions
         if (string.IsNullOrWhiteSpace(Hostname)) yield return "Node:Hostname is empty; set the address other nodes reach this one at.";
         foreach (var s in SeedNodes.Where(s => !s.StartsWith("akka.tcp://", StringComparison.Ordinal)))
             yield return $"Node:SeedNodes entry '{s}' is not an Akka address; write akka.tcp://{ActorSystemName}@host:port.";
+        foreach (var s in SeedNodes.Where(s => s.StartsWith("akka.tcp://", StringComparison.Ordinal)
+                     && !s.StartsWith($"akka.tcp://{ActorSystemName}@", StringComparison.Ordinal)))
+            yield return $"Node:SeedNodes entry '{s}' names another actor system; this node's is '{ActorSystemName}' (Node:ActorSystemName), so write akka.tcp://{ActorSystemName}@host:port.";
+        if (SeedNodes.Count > 0 && Port == 0)
+            yield return "Node:Port is 0 but Node:SeedNodes is set; a cluster member needs a fixed port that the other nodes' seed lists can name.";
+        if (!SplitBrainStrategies.Contains(SplitBrainStrategy))
+            yield return $"Node:SplitBrainStrategy '{SplitBrainStrategy}' is unknown; use one of {string.Join(", ", SplitBrainStrategies)}.";
+        if (SplitBrainStableAfter < TimeSpan.FromSeconds(1))
+            yield return $"Node:SplitBrainStableAfter {SplitBrainStableAfter} is too short; use at least 00:00:01 (20 s in production).";
     }
 }
 
