@@ -1,0 +1,204 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Orchestrator.DeviceAgent.Tests.Support;
+using Orchestrator.EndToEnd.Tests.Cluster.Support;
+using Xunit.Abstractions;
+
+namespace Orchestrator.EndToEnd.Tests.Cluster;
+
+/// <summary>
+/// Three real node processes (deploy/local/cluster.sh) on one fresh PostgreSQL database: devices spread over the
+/// shards of all nodes, a rollout runs, one node is SIGKILLed mid-rollout, the split-brain resolver downs it, its
+/// shards move to the survivors, the rollout completes, and every device event the cluster acknowledged is
+/// still in the journal. `orch cluster show` reports the surviving membership.
+/// </summary>
+public sealed class ClusterFailoverTests(ITestOutputHelper output)
+{
+    private const int DeviceCount = 30;
+    private const string Product = "acme";
+    private static readonly TimeSpan Phase = TimeSpan.FromSeconds(90);
+
+    [PostgresClusterFact]
+    public async Task Killing_a_node_mid_rollout_moves_its_shards_and_loses_no_acknowledged_event()
+    {
+        var total = Stopwatch.StartNew();
+        await using var cluster = await LocalCluster.StartAsync(PostgresClusterFactAttribute.RequiredConnectionString(), output);
+        output.WriteLine($"cluster up after {total.Elapsed.TotalSeconds:0.0} s");
+
+        // All three members Up as the first node sees them.
+        await LocalCluster.WaitUntilAsync("3 Up members", Phase, async () =>
+        {
+            var view = await cluster.GetJsonAsync(1, "admin/v1/cluster");
+            var up = Members(view).Where(m => m.Status == "Up").Select(m => m.Address).ToHashSet();
+            return (up.SetEquals(Enumerable.Range(1, 3).Select(cluster.AkkaAddress)), view.ToString());
+        });
+
+        // A release in the shared store, and devices that have checked in once (creating their actors).
+        using var store = new TestStore(cluster.StoreRoot);
+        var v1 = store.Publish("1.0", new Dictionary<string, byte[]> { ["bin/app"] = "v1"u8.ToArray(), ["etc/app.cfg"] = "x=1"u8.ToArray() }, Product);
+        var digests = new Dictionary<long, string> { [v1.VersionId] = v1.InventoryDigest };
+        using var fleet = new SimulatedFleet(cluster, Product);
+        await fleet.ProvisionAsync(DeviceCount, node: 1);
+        await Task.WhenAll(fleet.Devices.Select(async d =>
+        {
+            for (var attempt = 0; d.AckedCheckIns.IsEmpty; attempt++)
+            {
+                Assert.True(attempt < 20, $"{d.Id}: first check-in never acknowledged");
+                await fleet.SessionAsync(d, attempt, digests);
+            }
+        }));
+
+        // Devices are spread over the shards of every node.
+        var before = await LocateAllAsync(cluster, fleet, node: 1);
+        var byNode = before.GroupBy(kv => kv.Value.Host).ToDictionary(g => g.Key, g => g.Count());
+        output.WriteLine("devices per node before: " + string.Join(", ", byNode.Select(kv => $"{kv.Key}={kv.Value}")));
+        Assert.True(byNode.Count == 3, $"devices should be hosted on all 3 nodes: {string.Join(", ", byNode.Keys)}");
+        // The victim: the non-first node hosting the most devices (node 1 stays as the admin API we ask).
+        var victim = new[] { 2, 3 }.MaxBy(n => byNode.GetValueOrDefault(cluster.AkkaAddress(n)));
+        var victimAddress = cluster.AkkaAddress(victim);
+        var moved = before.Where(kv => kv.Value.Host == victimAddress).Select(kv => kv.Key).ToList();
+
+        // A rollout of v1 to every device: a first wave of 6, then the rest.
+        var (status, body) = await cluster.PostJsonAsync(1, "admin/v1/rollouts", new
+        {
+            id = "failover",
+            product = Product,
+            version = "1.0",
+            selector = new { deviceIds = fleet.Devices.Select(d => d.Id).ToList() },
+            waves = new object[] { new { count = 6 }, new { percent = 100 } },
+            maxConcurrent = DeviceCount,
+            successThreshold = 1.0,
+            errorThreshold = 0.0,
+            maxAttemptsPerDevice = 10,
+            @operator = "e2e",
+        });
+        Assert.True(status == System.Net.HttpStatusCode.Created, $"create rollout: {(int)status} {body}");
+
+        // Devices run sessions until all are upgraded; after the 3rd acknowledged upgrade the victim is SIGKILLed.
+        var completions = 0;
+        var killedAt = TimeSpan.Zero;
+        var sw = Stopwatch.StartNew();
+        for (var round = 0; fleet.Devices.Any(d => d.AckedCompletions.IsEmpty); round++)
+        {
+            Assert.True(sw.Elapsed < Phase + Phase, $"devices not all upgraded after {sw.Elapsed.TotalSeconds:0} s: " +
+                $"{string.Join(", ", fleet.Devices.Where(d => d.AckedCompletions.IsEmpty).Select(d => d.Id))}; rollout {await RolloutAsync(cluster)}");
+            var pending = fleet.Devices.Where(d => d.AckedCompletions.IsEmpty).ToList();
+            var sessions = pending.Select(async d =>
+            {
+                if (await fleet.SessionAsync(d, round, digests) && Interlocked.Increment(ref completions) == 3)
+                {
+                    await cluster.KillAsync(victim);
+                    killedAt = total.Elapsed;
+                    output.WriteLine($"SIGKILLed node {victim} ({victimAddress}) at {killedAt.TotalSeconds:0.0} s, hosting {moved.Count} devices");
+                }
+            });
+            await Task.WhenAll(sessions);
+            if (fleet.Devices.Any(d => d.AckedCompletions.IsEmpty)) await Task.Delay(200); // agents pace their retries too
+        }
+        Assert.False(cluster.Alive.Contains(victim), "the victim was never killed: the rollout finished before 3 upgrades were seen");
+        output.WriteLine($"all {DeviceCount} devices upgraded at {total.Elapsed.TotalSeconds:0.0} s");
+
+        // The rollout completes (its coordinator re-reads the devices, including those whose shards moved).
+        await LocalCluster.WaitUntilAsync("rollout Completed", Phase, async () =>
+        {
+            var r = await cluster.GetJsonAsync(1, "admin/v1/rollouts/failover");
+            var s = r.GetProperty("status");
+            // RolloutStatus by name, or by number (Created, Running, Paused, Completed, ...) if the API sends numbers.
+            return (s.ValueKind == JsonValueKind.String ? s.GetString() == "Completed" : s.GetInt32() == 3, r.ToString());
+        });
+
+        // Membership: the victim was downed and removed by the split-brain resolver; the survivors are Up.
+        var survivors = cluster.Alive.Select(cluster.AkkaAddress).ToHashSet();
+        await LocalCluster.WaitUntilAsync("victim removed", Phase, async () =>
+        {
+            var view = await cluster.GetJsonAsync(1, "admin/v1/cluster");
+            var members = Members(view);
+            return (members.Select(m => m.Address).ToHashSet().SetEquals(survivors) && members.All(m => m.Status == "Up")
+                    && view.GetProperty("unreachableCount").GetInt32() == 0, view.ToString());
+        });
+
+        // Shards moved: every device that lived on the victim is now hosted (and running) on a survivor.
+        var after = await LocateAllAsync(cluster, fleet, node: 1);
+        foreach (var id in moved)
+        {
+            Assert.Contains(after[id].Host, survivors);
+            Assert.True(after[id].Alive, $"{id} should be running on {after[id].Host} after the failover");
+            Assert.Equal(before[id].Shard, after[id].Shard);
+        }
+        var stats = await cluster.GetJsonAsync(1, "admin/v1/sharding/stats");
+        var deviceRegions = stats.GetProperty("types").EnumerateArray().Single(t => t.GetProperty("typeName").GetString() == "device")
+            .GetProperty("regions").EnumerateArray().Where(r => r.GetProperty("shards").GetInt32() > 0)
+            .Select(r => r.GetProperty("address").GetString()!).ToHashSet();
+        Assert.True(deviceRegions.IsSubsetOf(survivors), $"device shards still reported on {string.Join(", ", deviceRegions.Except(survivors))}");
+
+        // Zero acknowledged events lost: every 200-answered check-in and completion is in the device's journal.
+        var acknowledged = 0;
+        foreach (var d in fleet.Devices)
+        {
+            var history = await cluster.GetJsonAsync(1, $"admin/v1/devices/{d.Id}/history");
+            var events = history.GetProperty("events").EnumerateArray().ToList();
+            var text = string.Join('\n', events.Select(e => e.GetProperty("data").GetRawText()));
+            foreach (var marker in d.AckedCheckIns)
+                Assert.True(text.Contains($"\"{marker}\"", StringComparison.Ordinal), $"{d.Id}: acknowledged check-in {marker} is missing from the journal");
+            Assert.Contains(events, e => e.GetProperty("type").GetString()!.Contains("WorkCompleted", StringComparison.Ordinal)
+                                         && e.GetProperty("data").GetRawText().Contains(v1.VersionId.ToString(), StringComparison.Ordinal));
+            var show = await cluster.GetJsonAsync(1, $"admin/v1/devices/{d.Id}");
+            Assert.True(show.ToString().Contains($"\"installedVersionId\":{v1.VersionId}", StringComparison.Ordinal), $"{d.Id}: {show}");
+            acknowledged += d.AckedCheckIns.Count + d.AckedCompletions.Count;
+        }
+        output.WriteLine($"{acknowledged} acknowledged events verified; {fleet.Devices.Sum(d => d.Unacknowledged)} unacknowledged attempts retried; " +
+                         $"{moved.Count} devices moved; total {total.Elapsed.TotalSeconds:0.0} s");
+
+        // What an SRE sees: `orch cluster show` lists exactly the survivors.
+        var orch = await OrchAsync(cluster, "cluster", "show", "--json");
+        var shown = Members(JsonDocument.Parse(orch).RootElement).Select(m => m.Address).ToHashSet();
+        Assert.True(shown.SetEquals(survivors), $"orch cluster show: {orch}");
+        var table = await OrchAsync(cluster, "cluster", "show");
+        Assert.DoesNotContain(victimAddress, table);
+        Assert.Contains("2 member(s), 0 unreachable", table);
+    }
+
+    private static List<(string Address, string Status)> Members(JsonElement clusterView) =>
+        [.. clusterView.GetProperty("members").EnumerateArray().Select(m => (m.GetProperty("address").GetString()!, m.GetProperty("status").GetString()!))];
+
+    private static async Task<string> RolloutAsync(LocalCluster cluster)
+    {
+        try { return (await cluster.GetJsonAsync(1, "admin/v1/rollouts/failover")).ToString(); }
+        catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException) { return ex.Message; }
+    }
+
+    /// <summary>Shard, hosting node and liveness of every device (<c>/admin/v1/sharding/locate</c>).</summary>
+    private static async Task<Dictionary<string, (string Shard, string Host, bool Alive)>> LocateAllAsync(LocalCluster cluster, SimulatedFleet fleet, int node)
+    {
+        var result = new Dictionary<string, (string, string, bool)>();
+        foreach (var d in fleet.Devices)
+        {
+            JsonElement loc = default;
+            await LocalCluster.WaitUntilAsync($"{d.Id} located", Phase, async () =>
+            {
+                loc = await cluster.GetJsonAsync(node, $"admin/v1/sharding/locate/{d.Id}");
+                return (loc.GetProperty("address").ValueKind == JsonValueKind.String, loc.ToString());
+            });
+            result[d.Id] = (loc.GetProperty("shardId").GetString()!, loc.GetProperty("address").GetString()!, loc.GetProperty("entityAlive").GetBoolean());
+        }
+        return result;
+    }
+
+    /// <summary>Runs the real <c>orch</c> against node 1 of the cluster.</summary>
+    private async Task<string> OrchAsync(LocalCluster cluster, params string[] args)
+    {
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        psi.ArgumentList.Add(typeof(Orchestrator.Cli.OrchCli).Assembly.Location);
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        psi.Environment["ORCH_SERVER"] = cluster.HttpUrl(1).ToString().TrimEnd('/');
+        psi.Environment["ORCH_TOKEN"] = cluster.AdminToken;
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await p.WaitForExitAsync(cts.Token);
+        output.WriteLine($"$ orch {string.Join(' ', args)}\n{await stdout}{await stderr}");
+        Assert.True(p.ExitCode == 0, $"orch {string.Join(' ', args)} exited {p.ExitCode}: {await stderr}");
+        return await stdout;
+    }
+}

@@ -1,0 +1,218 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Net.Sockets;
+using System.Text.Json;
+using Npgsql;
+using Orchestrator.Node.Hosting;
+using Xunit.Abstractions;
+
+namespace Orchestrator.EndToEnd.Tests.Cluster.Support;
+
+/// <summary>
+/// The cluster of <c>deploy/local/cluster.sh</c>: real node processes (the dotnet build output of src/Orchestrator)
+/// on 127.0.0.1 with free HTTP and Akka ports, a fresh PostgreSQL database per run, a shared store folder.
+/// Every lifecycle step (start, SIGKILL, stop) goes through the script, so the script is what is tested.
+/// </summary>
+public sealed class LocalCluster : IAsyncDisposable
+{
+    public const int Nodes = 3;
+    private static readonly string Script = Path.Combine(RepoRoot(), "deploy", "local", "cluster.sh");
+    private readonly ITestOutputHelper _log;
+    private readonly string _adminConnection;
+    private readonly string _database;
+    private readonly int _httpBase;
+    private readonly int _akkaBase;
+    private readonly HttpClient[] _admin = new HttpClient[Nodes + 1];
+
+    public string Dir { get; }
+    public string StoreRoot => Path.Combine(Dir, "store");
+    public string ConnectionString { get; }
+    public string AdminToken { get; private set; } = "";
+    private readonly HashSet<int> _alive = [];
+
+    /// <summary>Nodes not killed (a snapshot: device sessions read it while a kill is under way).</summary>
+    public IReadOnlyList<int> Alive { get { lock (_alive) return [.. _alive.Order()]; } }
+
+    private LocalCluster(ITestOutputHelper log, string adminConnection, string database, string connectionString, int httpBase, int akkaBase)
+    {
+        _log = log;
+        _adminConnection = adminConnection;
+        _database = database;
+        ConnectionString = connectionString;
+        _httpBase = httpBase;
+        _akkaBase = akkaBase;
+        Dir = Path.Combine(Path.GetTempPath(), "orch-cluster-e2e", Guid.NewGuid().ToString("N")[..12]);
+        Directory.CreateDirectory(Dir);
+    }
+
+    public Uri HttpUrl(int node) => new($"http://127.0.0.1:{_httpBase + node - 1}/");
+    public string AkkaAddress(int node) => $"akka.tcp://orchestrator@127.0.0.1:{_akkaBase + node - 1}";
+    public string NodeLog(int node) => Path.Combine(Dir, $"node-{node}", "node.log");
+
+    /// <summary>Admin API client of <paramref name="node"/> (bearer token set).</summary>
+    public HttpClient Admin(int node) => _admin[node];
+
+    /// <summary>Creates a fresh database on the server of <paramref name="postgres"/>, then starts every node and waits until all are Ready.</summary>
+    public static async Task<LocalCluster> StartAsync(string postgres, ITestOutputHelper log)
+    {
+        var database = "orch_cluster_" + Guid.NewGuid().ToString("N")[..12];
+        var csb = new NpgsqlConnectionStringBuilder(postgres);
+        await using (var c = new NpgsqlConnection(csb.ConnectionString))
+        {
+            await c.OpenAsync();
+            await using var cmd = new NpgsqlCommand($"CREATE DATABASE \"{database}\"", c);
+            await cmd.ExecuteNonQueryAsync();
+        }
+        csb.Database = database;
+        var cluster = new LocalCluster(log, postgres, database, csb.ConnectionString, FreePortRun(), FreePortRun());
+        try
+        {
+            await cluster.RunScriptAsync(TimeSpan.FromSeconds(150), "start");
+            cluster.AdminToken = (await File.ReadAllTextAsync(Path.Combine(cluster.Dir, "admin-token"))).Trim();
+            for (var n = 1; n <= Nodes; n++)
+            {
+                cluster._admin[n] = new HttpClient { BaseAddress = cluster.HttpUrl(n), Timeout = TimeSpan.FromSeconds(20) };
+                cluster._admin[n].DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", cluster.AdminToken);
+                lock (cluster._alive) cluster._alive.Add(n);
+            }
+            return cluster;
+        }
+        catch
+        {
+            await cluster.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>A crash: <c>cluster.sh kill N</c> sends SIGKILL (no CoordinatedShutdown, no leave).</summary>
+    public async Task KillAsync(int node)
+    {
+        await RunScriptAsync(TimeSpan.FromSeconds(30), "kill", node.ToString());
+        lock (_alive) _alive.Remove(node);
+    }
+
+    public async Task<JsonElement> GetJsonAsync(int node, string path, CancellationToken ct = default)
+    {
+        using var res = await Admin(node).GetAsync(path, ct);
+        var body = await res.Content.ReadAsStringAsync(ct);
+        if (!res.IsSuccessStatusCode) throw new HttpRequestException($"GET {path} on node {node}: {(int)res.StatusCode} {body}", null, res.StatusCode);
+        return JsonDocument.Parse(body).RootElement.Clone();
+    }
+
+    public async Task<(HttpStatusCode Status, string Body)> PostJsonAsync(int node, string path, object body)
+    {
+        using var res = await Admin(node).PostAsJsonAsync(path, body);
+        return (res.StatusCode, await res.Content.ReadAsStringAsync());
+    }
+
+    /// <summary>Polls <paramref name="probe"/> (every 250 ms) until it returns true; fails with <paramref name="what"/> and the last state.</summary>
+    public static async Task WaitUntilAsync(string what, TimeSpan timeout, Func<Task<(bool Done, string State)>> probe)
+    {
+        var sw = Stopwatch.StartNew();
+        var last = "";
+        while (sw.Elapsed < timeout)
+        {
+            try
+            {
+                var (done, state) = await probe();
+                last = state;
+                if (done) return;
+            }
+            catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException or JsonException or KeyNotFoundException or InvalidOperationException)
+            {
+                last = ex.Message;
+            }
+            await Task.Delay(250);
+        }
+        throw new TimeoutException($"{what} not reached within {timeout.TotalSeconds:0} s; last state: {last}");
+    }
+
+    private async Task RunScriptAsync(TimeSpan timeout, params string[] args)
+    {
+        var psi = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        psi.ArgumentList.Add(Script);
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        psi.Environment["ORCH_LOCAL_DIR"] = Dir;
+        psi.Environment["ORCH_LOCAL_NODES"] = Nodes.ToString();
+        psi.Environment["ORCH_LOCAL_HTTP_BASE"] = _httpBase.ToString();
+        psi.Environment["ORCH_LOCAL_AKKA_BASE"] = _akkaBase.ToString();
+        psi.Environment["ORCH_LOCAL_PG"] = ConnectionString;
+        psi.Environment["ORCH_LOCAL_NODE_DLL"] = NodeBinary();
+        psi.Environment["ORCH_LOCAL_READY_TIMEOUT"] = ((int)timeout.TotalSeconds - 10).ToString();
+        psi.Environment["ORCH_LOCAL_LOG_LEVEL"] = "Information";
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        using var cts = new CancellationTokenSource(timeout);
+        try { await p.WaitForExitAsync(cts.Token); }
+        catch (OperationCanceledException)
+        {
+            p.Kill(entireProcessTree: false);
+            throw new TimeoutException($"cluster.sh {string.Join(' ', args)} did not finish in {timeout.TotalSeconds:0} s: {await stdout}{await stderr}");
+        }
+        var output = (await stdout) + (await stderr);
+        _log.WriteLine($"$ cluster.sh {string.Join(' ', args)}\n{output}");
+        if (p.ExitCode != 0) throw new InvalidOperationException($"cluster.sh {string.Join(' ', args)} exited {p.ExitCode}: {output}");
+    }
+
+    /// <summary>The node executable as built by <c>dotnet build src/Orchestrator</c> (same configuration as this test).</summary>
+    private static string NodeBinary()
+    {
+        var tfm = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
+        var configuration = tfm.Parent!.Name; // .../bin/<Configuration>/<tfm>/
+        var dll = Path.Combine(RepoRoot(), "src", "Orchestrator", "bin", configuration, tfm.Name, typeof(NodeApp).Assembly.GetName().Name + ".dll");
+        if (!File.Exists(dll)) throw new FileNotFoundException($"node binary {dll} is missing; dotnet build src/Orchestrator -c {configuration}");
+        return dll;
+    }
+
+    /// <summary>First of <see cref="Nodes"/> consecutive free loopback ports (checked by binding each).</summary>
+    private static int FreePortRun()
+    {
+        for (var attempt = 0; attempt < 200; attempt++)
+        {
+            var start = Random.Shared.Next(20_000, 60_000);
+            var listeners = new List<TcpListener>();
+            try
+            {
+                for (var i = 0; i < Nodes; i++)
+                {
+                    var l = new TcpListener(IPAddress.Loopback, start + i);
+                    l.Start();
+                    listeners.Add(l);
+                }
+                return start;
+            }
+            catch (SocketException) { }
+            finally
+            {
+                foreach (var l in listeners) l.Stop();
+            }
+        }
+        throw new InvalidOperationException("no run of free loopback ports found");
+    }
+
+    private static string RepoRoot()
+    {
+        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
+            if (File.Exists(Path.Combine(d.FullName, "Orchestrator.sln"))) return d.FullName;
+        throw new InvalidOperationException($"Orchestrator.sln not found above {AppContext.BaseDirectory}");
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        try { await RunScriptAsync(TimeSpan.FromSeconds(120), "stop"); }
+        catch (Exception ex) { _log.WriteLine($"cluster.sh stop failed: {ex.Message}"); }
+        foreach (var c in _admin) c?.Dispose();
+        for (var n = 1; n <= Nodes; n++)
+            if (File.Exists(NodeLog(n))) _log.WriteLine($"--- node {n} log (tail) ---\n{string.Join('\n', File.ReadLines(NodeLog(n)).TakeLast(15))}");
+        await using (var c = new NpgsqlConnection(_adminConnection))
+        {
+            await c.OpenAsync();
+            await using var cmd = new NpgsqlCommand($"DROP DATABASE IF EXISTS \"{_database}\" WITH (FORCE)", c);
+            await cmd.ExecuteNonQueryAsync();
+        }
+        try { Directory.Delete(Dir, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+    }
+}
