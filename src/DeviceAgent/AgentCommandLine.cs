@@ -94,6 +94,11 @@ public static class AgentCommandLine
             stderr.WriteLine($"orch-agent: {e.Message}");
             return ExitCodes.ZonesDamaged;
         }
+        catch (OperationCanceledException)
+        {
+            stderr.WriteLine("orch-agent: interrupted; an unfinished install is completed or undone on the next start");
+            return ExitCodes.Interrupted;
+        }
     }
 
     private static readonly Dictionary<string, HashSet<string>> Known = new()

@@ -30,6 +30,9 @@ public sealed class GrantLimiter
         _lastTicks = _time.GetTimestamp();
     }
 
+    /// <summary>Rate cap in bytes per second; 0 = none.</summary>
+    public long BytesPerSecond => _bytesPerSecond;
+
     /// <summary>No limits (mirror-only runs without a grant).</summary>
     public static GrantLimiter Unlimited => new(0, 0);
 

@@ -217,9 +217,12 @@ public sealed class StoreDownloader
         var total = offset;
         long received = 0;
         var window = TimeSpan.FromSeconds(_settings.MinRateWindowSeconds);
-        var minPerWindow = (long)(_settings.MinBytesPerSecond * _settings.MinRateWindowSeconds);
-        using var stall = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        stall.CancelAfter(window * 2);
+        // Our own grant pacing must never look like a slow server: each of the parallel streams gets its share of
+        // the grant rate, so the floor is at most half of that share.
+        var minRate = _limiter.BytesPerSecond > 0
+            ? Math.Min(_settings.MinBytesPerSecond, _limiter.BytesPerSecond / (2 * _settings.Parallelism))
+            : _settings.MinBytesPerSecond;
+        var minPerWindow = (long)(minRate * _settings.MinRateWindowSeconds);
         var windowStart = Stopwatch.GetTimestamp();
         long windowBytes = 0;
         while (true)
@@ -227,6 +230,9 @@ public sealed class StoreDownloader
             int n;
             try
             {
+                // A fresh deadline per read: "stalled" means no byte for two windows, never our own grant pacing.
+                using var stall = CancellationTokenSource.CreateLinkedTokenSource(ct);
+                stall.CancelAfter(window * 2);
                 n = await body.ReadAsync(buffer, stall.Token);
             }
             catch (OperationCanceledException) when (!ct.IsCancellationRequested)
@@ -247,10 +253,9 @@ public sealed class StoreDownloader
             if (Stopwatch.GetElapsedTime(windowStart) >= window)
             {
                 if (minPerWindow > 0 && windowBytes < minPerWindow)
-                    throw new SourceFailedException($"{windowBytes} bytes in {window.TotalSeconds:0.#}s is below the minimum rate of {_settings.MinBytesPerSecond} B/s; aborted at byte {total}");
+                    throw new SourceFailedException($"{windowBytes} bytes in {window.TotalSeconds:0.#}s is below the minimum rate of {minRate} B/s; aborted at byte {total}");
                 windowStart = Stopwatch.GetTimestamp();
                 windowBytes = 0;
-                stall.CancelAfter(window * 2);
             }
         }
         return total;

@@ -231,6 +231,19 @@ public sealed class StoreDownloaderTests : IDisposable
     }
 
     [Fact]
+    public async Task Pacing_to_a_slow_grant_is_not_mistaken_for_a_slow_server()
+    {
+        var big = RandomNumberGenerator.GetBytes(500_000);
+        var id = Convert.ToHexStringLower(SHA256.HashData(big));
+        await using var server = await TestServer.StartAsync(Serve(big));
+        // The configured floor (1 MB/s) is far above the grant (200 kB/s): the agent must lower its floor, not abort itself.
+        var settings = Fast with { MinBytesPerSecond = 1_000_000, MinRateWindowSeconds = 0.25 };
+        var d = new StoreDownloader(_http, [StoreSource.Mirror(server.BaseUrl)], settings, _cache, new GrantLimiter(200_000, 0)) { RoundsPerRequest = 1 };
+        await d.FetchChunkAsync(id, $"chunks/{id[..2]}/{id}", big.Length + 40, CancellationToken.None);
+        Assert.Equal(big, _cache.TryRead(id));
+    }
+
+    [Fact]
     public void Backoff_grows_exponentially_with_jitter_and_stays_under_the_cap()
     {
         var b = new Backoff(TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(2), new Random(1));
