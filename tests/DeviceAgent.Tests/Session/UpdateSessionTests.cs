@@ -141,6 +141,24 @@ public sealed class UpdateSessionTests(ITestOutputHelper output) : IAsyncLifetim
     }
 
     [Fact]
+    public async Task A_lost_version_record_is_rebuilt_without_downloading_anything()
+    {
+        var v1 = await InstallV1();
+        File.WriteAllBytes(_device.Layout.Hidden(HiddenItem.InstalledVersion), [1, 2, 3]);
+        var report = new ZoneProvisioner(_device.Layout, _device.Hidden).RecoverFromVirtual();
+        Assert.Contains(report.Rebuilt, r => r.StartsWith("installed version"));
+        Assert.Equal(0, _device.Hidden.ReadInstalledVersion().VersionId);
+
+        var chunkRequests = _gw.StoreRequests;
+        var result = await Session().RunOnceAsync(1, CancellationToken.None);
+        Assert.Equal(UpdateAction.Upgrade, result.Action); // the server sees version 0 and re-assigns 1.0
+        Assert.Equal(0, result.ChunksDownloaded);
+        Assert.Equal(2, _gw.StoreRequests - chunkRequests); // manifest and signature only
+        Assert.Equal(new InstalledVersion(v1.VersionId, "1.0"), _device.Hidden.ReadInstalledVersion());
+        Assert.Equal(v1.InventoryDigest, ClientDigest());
+    }
+
+    [Fact]
     public async Task Falls_back_to_a_mirror_when_the_gateway_store_is_down()
     {
         await using var mirror = await TestServer.StartAsync(async ctx =>
