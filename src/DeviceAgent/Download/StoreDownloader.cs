@@ -77,7 +77,7 @@ public sealed class StoreDownloader
             foreach (var path in relativePaths)
             {
                 using var buffer = new MemoryStream();
-                await TransferAsync(source, path, buffer, 0, maxBytes, token);
+                await TransferAsync(source, path, buffer, 0, maxBytes, token, chargeGrant: false);
                 files.Add(buffer.ToArray());
             }
             try
@@ -101,6 +101,8 @@ public sealed class StoreDownloader
     public async Task FetchChunkAsync(string id, string relativePath, long maxStoredSize, CancellationToken ct)
     {
         if (_cache.Contains(id)) return;
+        if (_limiter.Exhausted)
+            throw new GrantExhaustedException("download grant has no bytes left; checking in again when it renews", _limiter.RenewsAt);
         await WithFailoverAsync(relativePath, async (source, token) =>
         {
             var partial = _cache.PartialPathOf(id);
@@ -174,7 +176,7 @@ public sealed class StoreDownloader
     }
 
     /// <summary>One GET from one source into <paramref name="sink"/>; returns the total length (offset + new bytes).</summary>
-    private async Task<long> TransferAsync(StoreSource source, string relativePath, Stream sink, long offset, long limit, CancellationToken ct)
+    private async Task<long> TransferAsync(StoreSource source, string relativePath, Stream sink, long offset, long limit, CancellationToken ct, bool chargeGrant = true)
     {
         using var request = new HttpRequestMessage(HttpMethod.Get, source.Resolve(relativePath));
         if (source.Authorization is not null)
@@ -249,7 +251,7 @@ public sealed class StoreDownloader
             if (contentLength is { } declared && received > declared)
                 throw new SourceFailedException($"response is longer than its Content-Length {declared}; aborted");
             await sink.WriteAsync(buffer.AsMemory(0, n), ct);
-            await _limiter.AcquireAsync(n, ct);
+            if (chargeGrant) await _limiter.AcquireAsync(n, ct);
             if (Stopwatch.GetElapsedTime(windowStart) >= window)
             {
                 if (minPerWindow > 0 && windowBytes < minPerWindow)

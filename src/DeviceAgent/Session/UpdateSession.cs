@@ -87,7 +87,10 @@ public sealed class UpdateSession
             }
             catch (GrantExhaustedException e)
             {
+                // Not a failure: the server is pacing this device. Keep the cache, wait for the window, check in again.
                 failure = new SessionFailedException(FailureStage.Download, e.Message, e);
+                var untilRenewal = e.RenewsAt is { } at ? at - _time.GetUtcNow() : TimeSpan.Zero;
+                serverWait = untilRenewal > TimeSpan.FromMilliseconds(s.BackoffCapMilliseconds) ? TimeSpan.FromMilliseconds(s.BackoffCapMilliseconds) : untilRenewal;
             }
             catch (GatewayException e)
             {
@@ -99,7 +102,7 @@ public sealed class UpdateSession
                 failure = new SessionFailedException(FailureStage.Install, $"local file error: {e.Message}", e);
             }
             _log($"session attempt {attempt} failed at {failure.Stage}: {failure.Message}");
-            if (failure.InnerException is not GatewayException && _lastTarget > 0)
+            if (failure.InnerException is not (GatewayException or GrantExhaustedException) && _lastTarget > 0)
             {
                 try
                 {
@@ -141,7 +144,7 @@ public sealed class UpdateSession
 
         var credential = Encoding.UTF8.GetString(_hidden.ReadRequired(HiddenItem.DeviceCredential));
         var downloader = new StoreDownloader(_http, Sources(response, credential), _config.Download, _cache,
-            response.Grant is { } g ? new GrantLimiter(g.BytesPerSecond, g.MaxBytes, _time, g.ExpiresUtc) : GrantLimiter.Unlimited, _log);
+            response.Grant is { } g ? GrantLimiter.For(g, _time) : GrantLimiter.Unlimited, _log);
 
         var manifest = await FetchVerifiedManifestAsync(downloader, response, installed, ct);
         var plan = Plan(manifest, inventory);

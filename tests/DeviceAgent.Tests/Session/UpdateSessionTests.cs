@@ -226,7 +226,7 @@ public sealed class UpdateSessionTests(ITestOutputHelper output) : IAsyncLifetim
 
         Assert.Equal(v1.InventoryDigest, TreeInventory.Digest(TreeInventory.Scan(device.Layout.Client)));
         Assert.True(result.Attempts >= 3, $"1.1 MB under a 400 kB grant took {result.Attempts} check-ins");
-        Assert.All(_gw.Failures, f => Assert.Contains("grant", f.Reason));
+        Assert.Empty(_gw.Failures); // being paced by the server is not a device failure
         // Each check-in only adds what is missing: total served stays close to the release size.
         var stored = _store.Manifest(v1).DistinctChunks().Sum(id => new FileInfo(Path.Combine(_store.Root, Orchestrator.ChunkStore.Storage.StoreLayout.ChunkPath(id))).Length);
         Assert.True(_gw.StoreBytesServed < stored + result.Attempts * 300_000, $"served {_gw.StoreBytesServed} bytes for {stored} stored bytes");
