@@ -60,9 +60,14 @@ public sealed class UpdateSession
         _cache = new ChunkCache(layout.ChunkCache, layout.PartialChunks);
     }
 
-    /// <summary>Version of this agent build, sent at check-in.</summary>
-    public static string AgentVersion { get; } =
-        typeof(UpdateSession).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "0";
+    /// <summary>Version of this agent build, sent at check-in (at most 64 characters, as the protocol allows).</summary>
+    public static string AgentVersion { get; } = Clip(
+        typeof(UpdateSession).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "0", 64);
+
+    /// <summary>Most per-file entries a check-in carries (docs/protocol.md: Gateway:MaxInventoryFiles default).</summary>
+    public const int MaxInventoryFiles = 100_000;
+
+    private static string Clip(string s, int max) => s.Length <= max ? s : s[..max];
 
     /// <summary>
     /// Runs sessions until one succeeds (or <see cref="DownloadSettings.MaxSessionAttempts"/> is reached), reporting
@@ -131,7 +136,10 @@ public sealed class UpdateSession
         var installed = _hidden.ReadInstalledVersion();
         var inventory = TreeInventory.Scan(_layout.Client);
         var digest = InventoryDigest.Compute(inventory.Select(e => (e.Path, e.Sha256)));
-        var response = await _gateway.CheckInAsync(new CheckInRequest(_config.Product, installed.VersionId, digest, inventory, AgentVersion), ct);
+        // Per-file hashes let the server name a repair's files; past the protocol's cap the digest alone is sent
+        // (the agent finds the differing files itself when it plans the repair).
+        var files = inventory.Count <= MaxInventoryFiles ? inventory : null;
+        var response = await _gateway.CheckInAsync(new CheckInRequest(_config.Product, installed.VersionId, digest, files, AgentVersion), ct);
         if (response.Action == UpdateAction.None)
             return new SessionResult(UpdateAction.None, installed, 0, 0, 0, attempt);
 
