@@ -66,8 +66,6 @@ public sealed class NodeOptions
         foreach (var s in SeedNodes.Where(s => s.StartsWith("akka.tcp://", StringComparison.Ordinal)
                      && !s.StartsWith($"akka.tcp://{ActorSystemName}@", StringComparison.Ordinal)))
             yield return $"Node:SeedNodes entry '{s}' names another actor system; this node's is '{ActorSystemName}' (Node:ActorSystemName), so write akka.tcp://{ActorSystemName}@host:port.";
-        if (SeedNodes.Count > 0 && Port == 0)
-            yield return "Node:Port is 0 but Node:SeedNodes is set; a cluster member needs a fixed port that the other nodes' seed lists can name.";
         if (!SplitBrainStrategies.Contains(SplitBrainStrategy))
             yield return $"Node:SplitBrainStrategy '{SplitBrainStrategy}' is unknown; use one of {string.Join(", ", SplitBrainStrategies)}.";
         if (SplitBrainStableAfter < TimeSpan.FromSeconds(1))

@@ -12,6 +12,7 @@ namespace Orchestrator.EndToEnd.Tests.Cluster;
 /// shards move to the survivors, the rollout completes, and every device event the cluster acknowledged is
 /// still in the journal. `orch cluster show` reports the surviving membership.
 /// </summary>
+[Collection(ClusterCollection.Name)]
 public sealed class ClusterFailoverTests(ITestOutputHelper output)
 {
     private const int DeviceCount = 30;

@@ -1,0 +1,52 @@
+using Akka.Cluster.SBR;
+using Akka.Configuration;
+using Orchestrator.Node.Hosting;
+
+namespace Orchestrator.Node.Tests.Hosting;
+
+/// <summary>The multi-node settings: bind vs advertised host name, seed addresses, split-brain resolver.</summary>
+public sealed class ClusterSettingsTests
+{
+    private static NodeSettings Load(Dictionary<string, string?> values) =>
+        NodeSettings.Load(new ConfigurationBuilder().AddInMemoryCollection(values).Build());
+
+    [Fact]
+    public void Split_brain_settings_reach_akka_as_the_resolver_reads_them()
+    {
+        var s = Load(new() { ["Node:SplitBrainStrategy"] = "keep-oldest", ["Node:SplitBrainStableAfter"] = "00:00:07" });
+        var config = ConfigurationFactory.ParseString(AkkaBootstrap.SplitBrainHocon(s.Node));
+        Assert.Equal("Akka.Cluster.SBR.SplitBrainResolverProvider, Akka.Cluster", config.GetString("akka.cluster.downing-provider-class"));
+        // Akka's own settings class parses the section (it throws on an unknown strategy), over the cluster defaults.
+        using var system = Akka.Actor.ActorSystem.Create("sbr-check", config.WithFallback(ConfigurationFactory.ParseString("""
+            akka.actor.provider = cluster
+            akka.remote.dot-netty.tcp { hostname = 127.0.0.1, port = 0 }
+            """)));
+        Assert.Equal(typeof(SplitBrainResolverProvider), Akka.Cluster.Cluster.Get(system).Settings.DowningProviderType);
+        var sbr = new SplitBrainResolverSettings(system.Settings.Config);
+        Assert.Equal("keep-oldest", sbr.DowningStrategy);
+        Assert.Equal(TimeSpan.FromSeconds(7), sbr.DowningStableAfter);
+    }
+
+    [Fact]
+    public void Defaults_are_keep_majority_after_20_seconds_binding_the_advertised_name()
+    {
+        var s = Load([]);
+        Assert.Equal("keep-majority", s.Node.SplitBrainStrategy);
+        Assert.Equal(TimeSpan.FromSeconds(20), s.Node.SplitBrainStableAfter);
+        Assert.Null(s.Node.BindHostname);
+    }
+
+    [Fact]
+    public void Bad_cluster_settings_are_named_with_the_fix()
+    {
+        var ex = Assert.Throws<InvalidOperationException>(() => Load(new()
+        {
+            ["Node:SplitBrainStrategy"] = "auto-down",
+            ["Node:SplitBrainStableAfter"] = "00:00:00.200",
+            ["Node:SeedNodes:0"] = "akka.tcp://other@10.0.0.1:4053",
+        }));
+        Assert.Contains("Node:SplitBrainStrategy 'auto-down' is unknown; use one of keep-majority, keep-oldest, down-all", ex.Message);
+        Assert.Contains("Node:SplitBrainStableAfter", ex.Message);
+        Assert.Contains("names another actor system; this node's is 'orchestrator'", ex.Message);
+    }
+}
