@@ -10,7 +10,7 @@ namespace Orchestrator.EndToEnd.Tests.Cluster;
 /// Three real node processes (deploy/local/cluster.sh) on one fresh PostgreSQL database: devices spread over the
 /// shards of all nodes, a rollout runs, one node is SIGKILLed mid-rollout, the split-brain resolver downs it, its
 /// shards move to the survivors, the rollout completes, and every device event the cluster acknowledged is
-/// still in the journal. `orch cluster show` reports the surviving membership.
+/// still in the journal. `orch cluster show` reports the surviving membership; the restarted node rejoins.
 /// </summary>
 [Collection(ClusterCollection.Name)]
 public sealed class ClusterFailoverTests(ITestOutputHelper output)
@@ -157,6 +157,31 @@ public sealed class ClusterFailoverTests(ITestOutputHelper output)
         var table = await OrchAsync(cluster, "cluster", "show");
         Assert.DoesNotContain(victimAddress, table);
         Assert.Contains("2 member(s), 0 unreachable", table);
+        foreach (var n in cluster.Alive)
+        {
+            using var ready = await cluster.Admin(n).GetAsync("health/ready");
+            Assert.True(ready.IsSuccessStatusCode, $"survivor {n} should stay Ready: {(int)ready.StatusCode}");
+        }
+
+        // The cluster heals: the victim restarts on the same address, rejoins through the seeds and serves devices again.
+        await cluster.RestartAsync(victim);
+        await LocalCluster.WaitUntilAsync("3 Up members after the restart", Phase, async () =>
+        {
+            var view = await cluster.GetJsonAsync(1, "admin/v1/cluster");
+            var up = Members(view).Where(m => m.Status == "Up").Select(m => m.Address).ToHashSet();
+            return (up.SetEquals(Enumerable.Range(1, 3).Select(cluster.AkkaAddress)), view.ToString());
+        });
+        var rejoined = fleet.Devices.Where((_, i) => i % 3 == 0).ToList();
+        foreach (var d in rejoined)
+        {
+            var before2 = d.AckedCheckIns.Count;
+            await LocalCluster.WaitUntilAsync($"{d.Id} checks in through the restarted node {victim}", Phase, async () =>
+            {
+                await fleet.SessionAsync(d, victim, digests, node: victim);
+                return (d.AckedCheckIns.Count > before2, $"{d.Unacknowledged} unacknowledged");
+            });
+        }
+        output.WriteLine($"node {victim} rejoined and served {rejoined.Count} check-ins; total {total.Elapsed.TotalSeconds:0.0} s");
     }
 
     private static List<(string Address, string Status)> Members(JsonElement clusterView) =>

@@ -93,6 +93,13 @@ public sealed class LocalCluster : IAsyncDisposable
         lock (_alive) _alive.Remove(node);
     }
 
+    /// <summary><c>cluster.sh restart N</c>: starts the node again and waits until it is Ready (an Up member).</summary>
+    public async Task RestartAsync(int node)
+    {
+        await RunScriptAsync(TimeSpan.FromSeconds(120), "restart", node.ToString());
+        lock (_alive) _alive.Add(node);
+    }
+
     public async Task<JsonElement> GetJsonAsync(int node, string path, CancellationToken ct = default)
     {
         using var res = await Admin(node).GetAsync(path, ct);

@@ -52,13 +52,13 @@ public sealed class SimulatedFleet(LocalCluster cluster, string product) : IDisp
     /// One agent session: check in through a live gateway (round-robin by device), and when told to upgrade,
     /// "install" the target (the download itself is covered by the agent tests) and report completion.
     /// Failures (a dead node, 503 while shards move) are simply not acknowledged; the next session retries.
-    /// Returns true when a completion was acknowledged.
+    /// Returns true when a completion was acknowledged. <paramref name="node"/> pins the gateway.
     /// </summary>
-    public async Task<bool> SessionAsync(Device d, int attempt, IReadOnlyDictionary<long, string> digests)
+    public async Task<bool> SessionAsync(Device d, int attempt, IReadOnlyDictionary<long, string> digests, int? node = null)
     {
         var alive = cluster.Alive;
-        var node = alive[(Devices.IndexOf(d) + attempt) % alive.Count];
-        var gateway = cluster.HttpUrl(node);
+        node ??= alive[(Devices.IndexOf(d) + attempt) % alive.Count];
+        var gateway = cluster.HttpUrl(node.Value);
         var marker = $"e2e-{Interlocked.Increment(ref _marker)}";
         try
         {
