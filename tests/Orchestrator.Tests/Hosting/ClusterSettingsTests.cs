@@ -1,6 +1,8 @@
 using Akka.Cluster.SBR;
 using Akka.Configuration;
+using Microsoft.Extensions.DependencyInjection;
 using Orchestrator.Node.Hosting;
+using Orchestrator.Node.Tests.Support;
 
 namespace Orchestrator.Node.Tests.Hosting;
 
@@ -25,6 +27,23 @@ public sealed class ClusterSettingsTests
         var sbr = new SplitBrainResolverSettings(system.Settings.Config);
         Assert.Equal("keep-oldest", sbr.DowningStrategy);
         Assert.Equal(TimeSpan.FromSeconds(7), sbr.DowningStableAfter);
+    }
+
+    [Fact]
+    public async Task A_real_node_binds_one_name_advertises_another_and_runs_the_resolver()
+    {
+        await using var node = await TestNode.StartAsync(new Dictionary<string, string?>
+        {
+            ["Node:BindHostname"] = "127.0.0.1",
+            ["Node:Hostname"] = "localhost",
+            ["Node:SplitBrainStableAfter"] = "00:00:09",
+        });
+        var cluster = Akka.Cluster.Cluster.Get(node.Services.GetRequiredService<Akka.Actor.ActorSystem>());
+        // Ready means Up: the node joined itself under the advertised name while listening on the bind address.
+        Assert.Equal("localhost", cluster.SelfAddress.Host);
+        Assert.Equal(Akka.Cluster.MemberStatus.Up, cluster.SelfMember.Status);
+        Assert.Equal(typeof(SplitBrainResolverProvider), cluster.Settings.DowningProviderType);
+        Assert.Equal(TimeSpan.FromSeconds(9), new SplitBrainResolverSettings(cluster.System.Settings.Config).DowningStableAfter);
     }
 
     [Fact]
