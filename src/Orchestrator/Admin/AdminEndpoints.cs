@@ -41,6 +41,7 @@ public static class AdminEndpoints
         g.MapGet("/devices/{deviceId}/credential", GetAsync);
         g.MapDelete("/devices/{deviceId}/credential", RevokeAsync);
         g.MapPost("/chunks/gc", CollectGarbageAsync);
+        app.MapRolloutAdminApi();
     }
 
     private static async Task<IResult> CollectGarbageAsync(HttpContext ctx, FileSystemStore store, TimeProvider clock)
