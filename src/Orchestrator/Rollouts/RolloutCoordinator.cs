@@ -101,8 +101,17 @@ public sealed class RolloutCoordinator : ReceivePersistentActor, IWithTimers
         Become(Ready);
     }
 
+    // A crashed rollout actor (any exception, also Kill) is restarted in place and recovers from its journal; after
+    // 10 crashes a minute it is stopped, and OnTerminated starts it again a second later.
+    /// <inheritdoc />
+    protected override SupervisorStrategy SupervisorStrategy() =>
+        new OneForOneStrategy(10, TimeSpan.FromMinutes(1), _ => Directive.Restart);
+
     private void Record(RolloutClaims c)
     {
+        // An actor reports no devices before its creation is persisted (the coordinator recorded the claims itself)
+        // and after it finished (it sent ReleaseClaims): an empty report never removes claims.
+        if (c.DeviceIds.Count == 0) return;
         foreach (var kv in _claims.Where(kv => kv.Value == c.RolloutId).ToList()) _claims.Remove(kv.Key);
         foreach (var d in c.DeviceIds) _claims.TryAdd(d, c.RolloutId);
     }
@@ -126,7 +135,10 @@ public sealed class RolloutCoordinator : ReceivePersistentActor, IWithTimers
             foreach (var d in granted) _claims[d] = c.RolloutId;
             Sender.Tell(new DevicesClaimed(granted));
         });
-        Command<ReleaseClaims>(c => Record(new RolloutClaims(c.RolloutId, [])));
+        Command<ReleaseClaims>(c =>
+        {
+            foreach (var kv in _claims.Where(kv => kv.Value == c.RolloutId).ToList()) _claims.Remove(kv.Key);
+        });
         Command<Terminated>(t => OnTerminated(t));
         Command<RestartChild>(r =>
         {
