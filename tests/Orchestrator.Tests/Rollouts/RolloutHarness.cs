@@ -172,6 +172,9 @@ public sealed class RolloutHarness : IAsyncDisposable
 /// </summary>
 public sealed class Fleet(RolloutHarness harness, IReadOnlyList<string> ids)
 {
+    // Short, like a real agent's request timeout: a request to a node that just died must not stall the whole fleet.
+    private static readonly TimeSpan RequestTimeout = TimeSpan.FromSeconds(3);
+
     private readonly Dictionary<string, long> _installed = ids.ToDictionary(i => i, _ => 1L);
 
     /// <summary>Devices whose upgrades fail (may be changed between rounds).</summary>
@@ -184,14 +187,14 @@ public sealed class Fleet(RolloutHarness harness, IReadOnlyList<string> ids)
         var results = await Task.WhenAll(_installed.Keys.ToList().Select(async id =>
         {
             var d = await harness.Devices.Ask<CheckInDecision>(
-                new CheckIn(id, "acme", _installed[id], "d" + _installed[id], null, null, null, [], null, DateTimeOffset.UtcNow), RolloutHarness.Wait);
+                new CheckIn(id, "acme", _installed[id], "d" + _installed[id], null, null, null, [], null, DateTimeOffset.UtcNow), RequestTimeout);
             if (d.Action != Orchestrator.Messages.Protocol.UpdateAction.Upgrade) return (id, (long?)null);
             if (Fails.Contains(id))
             {
-                await harness.Devices.Ask<object>(new ReportFailure(id, d.TargetVersionId!.Value, WorkPhase.Download, "connection reset", 1, DateTimeOffset.UtcNow), RolloutHarness.Wait);
+                await harness.Devices.Ask<object>(new ReportFailure(id, d.TargetVersionId!.Value, WorkPhase.Download, "connection reset", 1, DateTimeOffset.UtcNow), RequestTimeout);
                 return (id, null);
             }
-            await harness.Devices.Ask<DeviceCommandAccepted>(new ReportCompletion(id, d.TargetVersionId!.Value, "d" + d.TargetVersionId, DateTimeOffset.UtcNow), RolloutHarness.Wait);
+            await harness.Devices.Ask<DeviceCommandAccepted>(new ReportCompletion(id, d.TargetVersionId!.Value, "d" + d.TargetVersionId, DateTimeOffset.UtcNow), RequestTimeout);
             return (id, d.TargetVersionId);
         }));
         foreach (var (id, v) in results)
