@@ -45,3 +45,44 @@ public sealed class ConfigurationTests
         Assert.Contains("Node:Port", ex.Message);
     }
 }
+
+/// <summary>The real executable refuses bad configuration before starting anything.</summary>
+public sealed class ProgramStartupTests
+{
+    [Fact]
+    public async Task Invalid_environment_overrides_exit_2_listing_every_problem()
+    {
+        var dll = Path.Combine(AppContext.BaseDirectory, "orchestrator.dll");
+        var psi = new System.Diagnostics.ProcessStartInfo("dotnet", [dll])
+        {
+            RedirectStandardError = true,
+            RedirectStandardOutput = true,
+            WorkingDirectory = Path.GetTempPath(),
+        };
+        psi.Environment["ORCH_Database__Provider"] = "oracle";
+        psi.Environment["ORCH_Node__Roles__0"] = "gatewya";
+        using var process = System.Diagnostics.Process.Start(psi)!;
+        var stderr = await process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromSeconds(60)).Token);
+        Assert.Equal(2, process.ExitCode);
+        Assert.Contains("Database:Provider 'oracle' is unknown", stderr);
+        Assert.Contains("unknown role 'gatewya'", stderr);
+    }
+}
+
+/// <summary>Stopping the host runs CoordinatedShutdown: the node leaves the cluster and the actor system terminates.</summary>
+public sealed class ShutdownTests
+{
+    [Fact]
+    public async Task Host_stop_runs_coordinated_shutdown()
+    {
+        var node = await Support.TestNode.StartAsync();
+        var system = (Akka.Actor.ActorSystem)node.Services.GetService(typeof(Akka.Actor.ActorSystem))!;
+        var cluster = Akka.Cluster.Cluster.Get(system);
+        Assert.Equal(Akka.Cluster.MemberStatus.Up, cluster.SelfMember.Status);
+        await node.DisposeAsync();
+        Assert.True(system.WhenTerminated.IsCompleted, "actor system still running after the host stopped");
+        Assert.NotNull(Akka.Actor.CoordinatedShutdown.Get(system).ShutdownReason);
+        Assert.True(cluster.IsTerminated);
+    }
+}
