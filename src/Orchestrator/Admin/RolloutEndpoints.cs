@@ -1,5 +1,7 @@
 using System.Globalization;
 using System.Security.Cryptography;
+using System.Text.Json;
+using System.Text.Json.Serialization;
 using Akka.Actor;
 using Akka.Hosting;
 using Orchestrator.ChunkStore.Manifests;
@@ -44,6 +46,9 @@ public sealed record RolloutActionRequest(string? Operator, string? Reason);
 public static class RolloutEndpoints
 {
     private static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(15);
+
+    /// <summary>JSON of the rollout routes: the device protocol's settings plus enums by name ("Running", "Percent").</summary>
+    public static readonly JsonSerializerOptions Json = new(HttpProblems.Json) { Converters = { new JsonStringEnumConverter() } };
 
     /// <summary>Maps <c>/admin/v1/rollouts...</c>.</summary>
     public static void MapRolloutAdminApi(this IEndpointRouteBuilder app)
@@ -196,8 +201,8 @@ public static class RolloutEndpoints
     {
         switch (answer)
         {
-            case RolloutView v: return TypedResults.Json(v, HttpProblems.Json, statusCode: okStatus);
-            case RolloutList l: return TypedResults.Json(l, HttpProblems.Json, statusCode: okStatus);
+            case RolloutView v: return TypedResults.Json(v, Json, statusCode: okStatus);
+            case RolloutList l: return TypedResults.Json(l, Json, statusCode: okStatus);
             case RolloutRejected r:
                 var status = r.Code switch
                 {

@@ -49,7 +49,7 @@ public sealed class RolloutAdminApiTests : IAsyncLifetime
         return (res.StatusCode, await res.Content.ReadAsStringAsync());
     }
 
-    private static T Read<T>(string body) => JsonSerializer.Deserialize<T>(body, HttpProblems.Json)!;
+    private static T Read<T>(string body) => JsonSerializer.Deserialize<T>(body, Admin.RolloutEndpoints.Json)!;
 
     private static object Create(string id, string version = "2.0.0", object? selector = null, double errorThreshold = 0.1) => new
     {
@@ -122,6 +122,8 @@ public sealed class RolloutAdminApiTests : IAsyncLifetime
         var (paused, pausedBody) = await Send(HttpMethod.Post, "/admin/v1/rollouts/r1/pause", TestNode.OperateToken, new { reason = "looking" });
         Assert.Equal(HttpStatusCode.OK, paused);
         Assert.Equal(RolloutStatus.Paused, Read<RolloutView>(pausedBody).Status);
+        Assert.Contains("\"status\":\"Paused\"", pausedBody);
+        Assert.Contains("\"pauseReason\":\"looking (operator)\"", pausedBody);
         var (again, againBody) = await Send(HttpMethod.Post, "/admin/v1/rollouts/r1/pause", TestNode.OperateToken);
         Assert.Equal(HttpStatusCode.Conflict, again);
         Assert.Equal("invalid_state", Read<ProblemResponse>(againBody).Error);

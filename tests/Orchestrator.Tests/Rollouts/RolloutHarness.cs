@@ -73,6 +73,8 @@ public sealed class RolloutHarness : IAsyncDisposable
             akka.cluster.sharding.distributed-data.durable.keys = []
             akka.cluster.singleton.hand-over-retry-interval = 200ms
             akka.coordinated-shutdown.exit-clr = off
+            # Terminate is a crash here: no graceful shard hand-off or singleton hand-over, actors just stop.
+            akka.coordinated-shutdown.run-by-actor-system-terminate = off
             """).WithFallback(DeviceActorsConfig.Build(options));
         Kit = new Akka.TestKit.Xunit2.TestKit(config, "rollouts", _output);
         var cluster = Cluster.Get(Kit.Sys);
