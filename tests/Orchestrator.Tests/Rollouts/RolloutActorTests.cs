@@ -229,6 +229,12 @@ public sealed class RolloutActorTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.Equal(RolloutStatus.Created, first.Status);
         Assert.Equal(4, first.Waves[0].Pending);
         foreach (var id in Ids("bad", 4)) Assert.Null((await _h.Device(id)).Target);
+
+        // After a node crash the coordinator rebuilds the claims from its rollouts before accepting a new one.
+        await _h.RestartAsync();
+        var again = await Reject(Spec("second", new DeviceSelector([], ["bad-03"], [])));
+        Assert.Equal("conflicting_rollout", again.Code);
+        Assert.Equal(RolloutStatus.Created, (await _h.Show("first")).Status);
     }
 
     [Fact]
