@@ -42,6 +42,7 @@ public static class AdminEndpoints
         g.MapDelete("/devices/{deviceId}/credential", RevokeAsync);
         g.MapPost("/chunks/gc", CollectGarbageAsync);
         g.MapPut("/chunks/{chunkId}", PutChunkAsync);
+        app.MapRolloutAdminApi();
     }
 
     /// <summary>Largest chunk object accepted by the upload route (the store format caps plaintext at 16 MiB).</summary>

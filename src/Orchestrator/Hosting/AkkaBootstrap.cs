@@ -8,6 +8,7 @@ using Orchestrator.DeviceActors;
 using Orchestrator.DeviceActors.Persistence;
 using Orchestrator.DeviceActors.Sharding;
 using Orchestrator.Node.Gateway;
+using Orchestrator.Node.Rollouts;
 
 namespace Orchestrator.Node.Hosting;
 
@@ -88,6 +89,9 @@ public static class AkkaBootstrap
                     ? await DeviceSharding.StartRegion(system).ConfigureAwait(false)
                     : await DeviceSharding.StartProxy(system).ConfigureAwait(false);
                 registry.Register<DeviceShardRegion>(devices);
+                // Rollout coordinator singleton on 'rollouts' nodes; every node gets a proxy for the admin API.
+                registry.Register<RolloutCoordinatorProxy>(
+                    RolloutHosting.Start(system, devices, RolloutSettings.Default, settings.HasRole(NodeRoles.Rollouts)));
             });
             if (node.SeedNodes.Count == 0)
             {
