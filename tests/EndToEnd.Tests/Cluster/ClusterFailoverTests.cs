@@ -180,6 +180,27 @@ public sealed class ClusterFailoverTests(ITestOutputHelper output)
             });
         }
         output.WriteLine($"node {victim} rejoined and served {rejoined.Count} check-ins; total {total.Elapsed.TotalSeconds:0.0} s");
+
+        // A graceful stop (what Kubernetes does with SIGTERM): CoordinatedShutdown hands the shards off and the node
+        // leaves, well within the pod's terminationGracePeriodSeconds, and no resolver decision is needed.
+        var took = await cluster.StopGracefullyAsync(victim);
+        var grace = TimeSpan.FromSeconds(int.Parse(System.Text.RegularExpressions.Regex.Match(
+            await File.ReadAllTextAsync(Path.Combine(LocalCluster.RepoRoot(), "deploy", "k8s", "statefulset.yaml")),
+            @"terminationGracePeriodSeconds:\s*(\d+)").Groups[1].Value));
+        output.WriteLine($"graceful stop of node {victim} took {took.TotalSeconds:0.0} s (pod grace period {grace.TotalSeconds:0} s)");
+        Assert.True(took < grace / 2, $"graceful stop took {took.TotalSeconds:0.0} s; the k8s grace period of {grace.TotalSeconds:0} s leaves too little margin");
+        var view2 = await cluster.GetJsonAsync(1, "admin/v1/cluster");
+        Assert.DoesNotContain(cluster.AkkaAddress(victim), Members(view2).Where(m => m.Status is "Up" or "Joining").Select(m => m.Address));
+        foreach (var d in rejoined)
+        {
+            var count = d.AckedCheckIns.Count;
+            await LocalCluster.WaitUntilAsync($"{d.Id} checks in after node {victim} left", Phase, async () =>
+            {
+                await fleet.SessionAsync(d, 0, digests);
+                return (d.AckedCheckIns.Count > count, $"{d.Unacknowledged} unacknowledged");
+            });
+        }
+        output.WriteLine($"total {total.Elapsed.TotalSeconds:0.0} s");
     }
 
     private static List<(string Address, string Status)> Members(JsonElement clusterView) =>

@@ -93,6 +93,19 @@ public sealed class LocalCluster : IAsyncDisposable
         lock (_alive) _alive.Remove(node);
     }
 
+    /// <summary>
+    /// <c>cluster.sh stop N</c>: SIGTERM, so the node runs CoordinatedShutdown (hands its shards off, leaves).
+    /// Returns how long the node took to exit; fails if the script had to fall back to SIGKILL.
+    /// </summary>
+    public async Task<TimeSpan> StopGracefullyAsync(int node)
+    {
+        var sw = Stopwatch.StartNew();
+        var output = await RunScriptAsync(TimeSpan.FromSeconds(90), "stop", node.ToString());
+        Assert.DoesNotContain("SIGKILL", output);
+        lock (_alive) _alive.Remove(node);
+        return sw.Elapsed;
+    }
+
     /// <summary><c>cluster.sh restart N</c>: starts the node again and waits until it is Ready (an Up member).</summary>
     public async Task RestartAsync(int node)
     {
@@ -136,7 +149,7 @@ public sealed class LocalCluster : IAsyncDisposable
         throw new TimeoutException($"{what} not reached within {timeout.TotalSeconds:0} s; last state: {last}");
     }
 
-    private async Task RunScriptAsync(TimeSpan timeout, params string[] args)
+    private async Task<string> RunScriptAsync(TimeSpan timeout, params string[] args)
     {
         var psi = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         psi.ArgumentList.Add(Script);
@@ -162,6 +175,7 @@ public sealed class LocalCluster : IAsyncDisposable
         var output = (await stdout) + (await stderr);
         _log.WriteLine($"$ cluster.sh {string.Join(' ', args)}\n{output}");
         if (p.ExitCode != 0) throw new InvalidOperationException($"cluster.sh {string.Join(' ', args)} exited {p.ExitCode}: {output}");
+        return output;
     }
 
     /// <summary>The node executable as built by <c>dotnet build src/Orchestrator</c> (same configuration as this test).</summary>
@@ -200,7 +214,7 @@ public sealed class LocalCluster : IAsyncDisposable
         throw new InvalidOperationException("no run of free loopback ports found");
     }
 
-    private static string RepoRoot()
+    public static string RepoRoot()
     {
         for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
             if (File.Exists(Path.Combine(d.FullName, "Orchestrator.sln"))) return d.FullName;
