@@ -20,6 +20,16 @@ public sealed class CommandRegistry
         return this;
     }
 
+    /// <summary>Declares a palette unless it exists (a palette may hold local and server-backed commands).</summary>
+    public CommandRegistry DeclarePaletteIfAbsent(string name, string summary)
+    {
+        _paletteSummaries.TryAdd(name, summary);
+        return this;
+    }
+
+    /// <summary>Declared palettes and their summaries.</summary>
+    public IReadOnlyDictionary<string, string> Palettes => _paletteSummaries;
+
     /// <summary>Adds a command.</summary>
     public CommandRegistry Add(CommandSpec spec)
     {
