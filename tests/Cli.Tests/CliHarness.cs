@@ -25,11 +25,23 @@ public sealed class CliHarness : IDisposable
         public JsonElement Json => JsonDocument.Parse(Out).RootElement;
     }
 
+    /// <summary>Environment the commands see (ORCH_SERVER, ORCH_TOKEN); the process environment is never read.</summary>
+    public Dictionary<string, string> Environment { get; } = new();
+
     public async Task<Run> Orch(params string[] args)
     {
         var output = new StringWriter();
         var error = new StringWriter();
-        var code = await OrchCli.RunAsync(args, new CliConsole(output, error, IsTerminal: false));
+        var code = await OrchCli.RunAsync(args, new CliConsole(output, error, IsTerminal: false, Environment: n => Environment.GetValueOrDefault(n)));
+        return new Run(code, output.ToString(), error.ToString());
+    }
+
+    /// <summary>Runs orch with <paramref name="stdin"/> as piped input (interactive mode when no command is given).</summary>
+    public async Task<Run> OrchWithInput(string stdin, params string[] args)
+    {
+        var output = new StringWriter();
+        var error = new StringWriter();
+        var code = await OrchCli.RunAsync(args, new CliConsole(output, error, IsTerminal: false, new StringReader(stdin), n => Environment.GetValueOrDefault(n)));
         return new Run(code, output.ToString(), error.ToString());
     }
 

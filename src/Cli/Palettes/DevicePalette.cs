@@ -20,13 +20,7 @@ public static class DevicePalette
             ["provision"] = ProvisionAsync,
         });
 
-    private static string Id(CommandInvocation call)
-    {
-        var id = call.Positionals[0];
-        return DeviceIdRules.IsValid(id)
-            ? id
-            : throw new UsageException($"DEVICE '{id}' is not a device id: it must match {DeviceIdRules.Pattern}.");
-    }
+    private static string Id(CommandInvocation call) => ServerCommands.DeviceId(call.Positionals[0]);
 
     private static async Task<int> ListAsync(CommandInvocation call, AdminClient client, CancellationToken ct)
     {

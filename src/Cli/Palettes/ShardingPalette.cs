@@ -50,7 +50,7 @@ public static class ShardingPalette
 
     private static async Task<int> LocateAsync(CommandInvocation call, AdminClient client, CancellationToken ct)
     {
-        var view = await client.GetAsync<ShardLocationView>($"/admin/v1/sharding/locate/{Uri.EscapeDataString(call.Positionals[0])}", ct).ConfigureAwait(false);
+        var view = await client.GetAsync<ShardLocationView>($"/admin/v1/sharding/locate/{ServerCommands.DeviceId(call.Positionals[0])}", ct).ConfigureAwait(false);
         if (call.Json) Render.Json(call.Console.Out, view);
         else
         {

@@ -24,6 +24,11 @@ public static class ServerCommands
     /// <summary>The switches every server-backed command accepts.</summary>
     public static IReadOnlyList<SwitchSpec> Common { get; } = [Server, Token, Json];
 
+    /// <summary>A DEVICE argument, checked before anything is sent (usage error naming the rule).</summary>
+    public static string DeviceId(string id) => Orchestrator.Messages.Devices.DeviceIdRules.IsValid(id)
+        ? id
+        : throw new UsageException($"DEVICE '{id}' is not a device id: it must match {Orchestrator.Messages.Devices.DeviceIdRules.Pattern}.");
+
     /// <summary>Registers <paramref name="palette"/>'s commands; every command must have a handler (and vice versa).</summary>
     public static void Register(CommandRegistry registry, PaletteDescription palette, IReadOnlyDictionary<string, ServerHandler> handlers)
     {
