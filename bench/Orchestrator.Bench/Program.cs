@@ -1,1 +1,15 @@
-return 0;
+using Orchestrator.Bench.DeviceActors;
+
+// Benchmark harness: `dotnet run -c Release --project bench/Orchestrator.Bench -- <mode> [options]`.
+// Results go to bench/results/*.md (each mode writes its own file).
+return args.FirstOrDefault() switch
+{
+    "device-actors" => await DeviceActorsBenchmark.Run(args[1..]),
+    _ => Usage(),
+};
+
+static int Usage()
+{
+    Console.Error.WriteLine("usage: Orchestrator.Bench device-actors [--devices N] [--events-per-device E] [--backend sqlite,postgres] [--out FILE]");
+    return 2;
+}

@@ -8,7 +8,7 @@ versions (bytes of the chunks version N+1 uses that version N does not). Prints 
 
 usage: bench.py WORK ORCH_BINARY VERSION... [--reps N]
 """
-import json, os, shutil, statistics, struct, subprocess, sys, time
+import json, os, resource, shutil, statistics, struct, subprocess, sys, time
 
 def chunk_bytes(root, suffix=""):
     total = count = 0
@@ -44,10 +44,18 @@ def orch_chunks(store, product, version):
 def orch_chunk_size(store, cid):
     return os.path.getsize(os.path.join(store, "chunks", cid[:2], cid))
 
+CPU = {}
+
 def timed(cmd):
+    """Wall seconds of the child; its CPU seconds (user + sys) are accumulated in CPU[tool]."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    return time.perf_counter() - start, out
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    tool = os.path.basename(cmd[0])
+    CPU[tool] = CPU.get(tool, 0) + (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, out
 
 def run_once(work, orch, versions, orch_first):
     orch_store, ca_store, ca_idx = (os.path.join(work, n) for n in ("orch-store", "casync-store", "casync-idx"))
@@ -101,8 +109,7 @@ def main():
     sizes = {v: tree_bytes(os.path.join(work, "trees", v)) for v in versions}
     med = lambda key, i: statistics.median(r[i][key] for r in runs)
     print(f"Machine: {os.cpu_count()} cores, load average at end {os.getloadavg()[0]:.1f}; "
-          f"{reps} repetitions, medians shown; casync {subprocess.run(['casync', '--version'], capture_output=True, text=True).stdout.split()[-1]}, "
-          f"orch zstd: {'libzstd' if os.environ.get('ORCH_ZSTD') != 'managed' else 'managed'}\n")
+          f"{reps} repetitions, medians shown; casync {subprocess.run(['casync', '--version'], capture_output=True, text=True).stdout.split()[-1]}\n")
     print("| version | tree MiB | orch s | casync s | orch MiB/s | casync MiB/s | speed ratio | orch store MiB | casync store MiB | store ratio |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     tot_o = tot_c = tot_b = 0
@@ -115,6 +122,11 @@ def main():
     print(f"| **all** | {mib(tot_b)} | {tot_o:.2f} | {tot_c:.2f} | {tot_b / 1048576 / tot_o:.1f} | {tot_b / 1048576 / tot_c:.1f} | "
           f"**{tot_c / tot_o:.2f}x** | {mib(runs[0][-1]['orch_store'])} | {mib(runs[0][-1]['casync_store'])} | "
           f"**{runs[0][-1]['orch_store'] / runs[0][-1]['casync_store']:.3f}** |")
+    orch_cpu = CPU.get(os.path.basename(orch), 0) / reps
+    ca_cpu = CPU.get("casync", 0) / reps
+    print(f"\nCPU seconds (user + sys) for all {len(versions)} versions, mean per repetition: orch {orch_cpu:.2f}, "
+          f"casync {ca_cpu:.2f} (orch/casync {orch_cpu / ca_cpu:.2f}). Throughput by CPU: orch "
+          f"{tot_b / 1048576 / orch_cpu:.1f} MiB per CPU-second, casync {tot_b / 1048576 / ca_cpu:.1f}.")
     print("\nDownload between successive versions (distinct chunks of the new version that the old one lacks):\n")
     print("| upgrade | orch chunks | orch MiB | casync chunks | casync MiB | ratio |")
     print("|---|---|---|---|---|---|")

@@ -37,6 +37,8 @@ public static class DeviceActorsConfig
         var eventInterface = Quote("Orchestrator.Messages.Devices.IDeviceEvent, Orchestrator.Messages");
         return string.Create(CultureInfo.InvariantCulture, $$"""
             akka.persistence {
+              # After a restart every device recovers on first contact; 50 (the default) serializes a fleet's recovery needlessly.
+              max-concurrent-recoveries = {{options.MaxConcurrentRecoveries}}
               journal {
                 plugin = "akka.persistence.journal.sql"
                 sql {
@@ -46,6 +48,7 @@ public static class DeviceActorsConfig
                   batch-size = {{options.BatchSize}}
                   table-mapping = default
                   tag-write-mode = TagTable
+                  tagtable-asqueryable-insert-mode = {{options.TagInsertMode}}
                   auto-initialize = on
                   default.schema-name = {{schema}}
                   event-adapters { device-tagger = {{tagger}} }

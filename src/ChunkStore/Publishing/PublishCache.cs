@@ -9,7 +9,7 @@ namespace Orchestrator.ChunkStore.Publishing;
 /// Publisher-side map from a chunk's keyed plaintext tag (<see cref="ChunkCodec.PlaintextTag"/>) to the id of
 /// the object already stored for it, kept in <c>.orch-publish-cache</c> at the store root. It lets a publish
 /// skip compressing and encrypting every chunk an earlier release already stored (the common case between
-/// successive versions) and keeps dedup working even if the zstd build changes. Only a cache: a missing,
+/// successive versions) and keeps dedup working against objects an older zstd build wrote. Only a cache: a missing,
 /// damaged or stale file costs time, never correctness (a hit is used only if the object still exists and
 /// the recorded length matches; tags are keyed, so a cache built under another content key never hits).
 /// </summary>

@@ -90,6 +90,10 @@ public sealed class FileSystemStore : IContentStore
     /// <summary>Temp files left by interrupted writes, as absolute paths.</summary>
     public IEnumerable<string> EnumerateTempFiles()
     {
+        if (Directory.Exists(Root))
+            foreach (var file in Directory.EnumerateFiles(Root))
+                if (AtomicFile.IsTempFile(Path.GetFileName(file)))
+                    yield return file; // e.g. an interrupted rewrite of the publish cache
         foreach (var top in new[] { StoreLayout.ChunksDirectory, StoreLayout.ManifestsDirectory, StoreLayout.ChannelsDirectory })
         {
             var dir = Path.Combine(Root, top);

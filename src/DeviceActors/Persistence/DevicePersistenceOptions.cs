@@ -47,6 +47,12 @@ public sealed record DevicePersistenceOptions
     /// <summary>How often persistence query polls for new tagged events (the registry's staleness bound).</summary>
     public TimeSpan QueryRefreshInterval { get; init; } = TimeSpan.FromMilliseconds(500);
 
+    /// <summary>How many persistent actors may recover at the same time.</summary>
+    public int MaxConcurrentRecoveries { get; init; } = 200;
+
+    /// <summary>Akka.Persistence.Sql <c>tagtable-asqueryable-insert-mode</c>: <c>off</c> (plugin default; parameterized/inline showed no measurable gain in bench/results/device-actors.md), <c>parameterized</c> or <c>inline</c>.</summary>
+    public string TagInsertMode { get; init; } = "off";
+
     /// <summary>Journal batch size (events per database round trip).</summary>
     public int BatchSize { get; init; } = 100;
 

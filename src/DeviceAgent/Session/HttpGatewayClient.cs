@@ -47,7 +47,11 @@ public sealed class HttpGatewayClient : IGatewayClient
     public async Task ReportProgressAsync(ProgressReport report, CancellationToken ct) => (await PostAsync("progress", report, ct)).Dispose();
 
     /// <inheritdoc />
-    public async Task ReportFailureAsync(FailureReport report, CancellationToken ct) => (await PostAsync("failure", report, ct)).Dispose();
+    public async Task<TimeSpan?> ReportFailureAsync(FailureReport report, CancellationToken ct)
+    {
+        using var response = await PostAsync("failure", report, ct);
+        return response.Headers.RetryAfter?.Delta;
+    }
 
     /// <inheritdoc />
     public async Task ReportCompletionAsync(CompletionReport report, CancellationToken ct) => (await PostAsync("completion", report, ct)).Dispose();

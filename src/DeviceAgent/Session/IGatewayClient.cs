@@ -11,8 +11,8 @@ public interface IGatewayClient
     /// <summary>Download progress (best effort: a failure to report never fails the session).</summary>
     Task ReportProgressAsync(ProgressReport report, CancellationToken ct);
 
-    /// <summary>A failed attempt (best effort).</summary>
-    Task ReportFailureAsync(FailureReport report, CancellationToken ct);
+    /// <summary>A failed attempt (best effort); returns the server's Retry-After, if it asked the device to wait.</summary>
+    Task<TimeSpan?> ReportFailureAsync(FailureReport report, CancellationToken ct);
 
     /// <summary>Install finished and verified.</summary>
     Task ReportCompletionAsync(CompletionReport report, CancellationToken ct);

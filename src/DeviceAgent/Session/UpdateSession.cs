@@ -99,8 +99,17 @@ public sealed class UpdateSession
                 failure = new SessionFailedException(FailureStage.Install, $"local file error: {e.Message}", e);
             }
             _log($"session attempt {attempt} failed at {failure.Stage}: {failure.Message}");
-            if (failure.InnerException is not GatewayException)
-                await TryReportAsync(() => _gateway.ReportFailureAsync(new FailureReport(_lastTarget, failure.Stage, Truncate(failure.Message), attempt), ct));
+            if (failure.InnerException is not GatewayException && _lastTarget > 0)
+            {
+                try
+                {
+                    serverWait = await _gateway.ReportFailureAsync(new FailureReport(_lastTarget, failure.Stage, Truncate(failure.Message), attempt), ct);
+                }
+                catch (Exception e) when (e is GatewayException or HttpRequestException)
+                {
+                    _log($"failure report not delivered: {e.Message}");
+                }
+            }
             if (s.MaxSessionAttempts > 0 && attempt >= s.MaxSessionAttempts) throw failure;
             var wait = backoff.Delay(attempt - 1);
             if (serverWait is { } sw && sw > wait) wait = sw > TimeSpan.FromHours(1) ? TimeSpan.FromHours(1) : sw;

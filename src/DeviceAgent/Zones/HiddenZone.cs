@@ -84,7 +84,11 @@ public sealed class HiddenZone(ZoneLayout layout, DeviceKey key)
     /// <summary>Seals and durably writes an item.</summary>
     public void Write(HiddenItem item, ReadOnlySpan<byte> value)
     {
-        Directory.CreateDirectory(layout.Zones.Hidden);
+        if (!Directory.Exists(layout.Zones.Hidden))
+        {
+            if (OperatingSystem.IsWindows()) Directory.CreateDirectory(layout.Zones.Hidden);
+            else Directory.CreateDirectory(layout.Zones.Hidden, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
         DurableFile.WriteAllBytes(layout.Hidden(item), key.Seal(value, FileName(item)), ownerOnly: true);
     }
 

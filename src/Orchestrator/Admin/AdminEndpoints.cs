@@ -41,10 +41,38 @@ public static class AdminEndpoints
         g.MapGet("/devices/{deviceId}/credential", GetAsync);
         g.MapDelete("/devices/{deviceId}/credential", RevokeAsync);
         g.MapPost("/chunks/gc", CollectGarbageAsync);
+        g.MapPut("/chunks/{chunkId}", PutChunkAsync);
         app.MapClusterAdmin();
         app.MapDeviceAdmin();
         app.MapReleaseAdmin();
         app.MapPaletteAdmin();
+    }
+
+    /// <summary>Largest chunk object accepted by the upload route (the store format caps plaintext at 16 MiB).</summary>
+    public const int MaxChunkUploadBytes = 17 * 1024 * 1024;
+
+    // Upload into the sharded chunk store (the way in for backends without a shared folder, e.g. PostgreSQL).
+    private static async Task<IResult> PutChunkAsync(string chunkId, HttpContext ctx, ChunkClient chunks)
+    {
+        if (Authorize(ctx, AdminScopes.Operate) is { } denied) return denied;
+        if (!Orchestrator.ChunkStore.Codec.ChunkId.IsValid(chunkId))
+            return HttpProblems.Problem(StatusCodes.Status400BadRequest, "invalid_chunk_id", "Chunk id must be 64 lower-case hex characters (SHA-256 of the bytes).");
+        if (ctx.Request.ContentLength is null or > MaxChunkUploadBytes)
+            return HttpProblems.Problem(StatusCodes.Status413PayloadTooLarge, "body_too_large", $"Send the chunk with a Content-Length of at most {MaxChunkUploadBytes} bytes.");
+        // This route alone may exceed the device body limit.
+        if (ctx.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
+            limit.MaxRequestBodySize = MaxChunkUploadBytes;
+        var data = new byte[ctx.Request.ContentLength.Value];
+        await ctx.Request.Body.ReadExactlyAsync(data, ctx.RequestAborted).ConfigureAwait(false);
+        var answer = await chunks.PutAsync(chunkId, data, ctx.RequestAborted).ConfigureAwait(false);
+        return answer switch
+        {
+            Orchestrator.Messages.Chunks.ChunkStored { AlreadyPresent: true } => TypedResults.Ok(),
+            Orchestrator.Messages.Chunks.ChunkStored => TypedResults.StatusCode(StatusCodes.Status201Created),
+            Orchestrator.Messages.Chunks.ChunkRejected r => HttpProblems.Problem(StatusCodes.Status400BadRequest, "chunk_id_mismatch", r.Reason),
+            Orchestrator.Messages.Chunks.ChunkStoreFailed f => HttpProblems.Problem(StatusCodes.Status503ServiceUnavailable, "chunk_store_failed", f.Reason),
+            _ => throw new InvalidOperationException($"Chunk store answered {answer.GetType().Name}."),
+        };
     }
 
     private static async Task<IResult> CollectGarbageAsync(HttpContext ctx, FileSystemStore store, TimeProvider clock)

@@ -130,3 +130,22 @@ public class ChunkCodecTests
         Assert.Equal(key.ToBytes(), ContentKey.FromBytes(key.ToBytes()).ToBytes());
     }
 }
+
+public class ChunkCodecKnownAnswerTests
+{
+    /// <summary>
+    /// Pins the exact stored bytes for a fixed key and plaintext. Agents recognise local chunks by re-encoding,
+    /// so any change to the codec, the key derivation or the zstd build that alters output breaks dedup between
+    /// differently built publishers and agents: this test makes such a change deliberate.
+    /// </summary>
+    [Fact]
+    public void Encoding_is_pinned()
+    {
+        var key = ContentKey.FromBytes(Enumerable.Range(0, 32).Select(i => (byte)i).ToArray());
+        var plain = System.Text.Encoding.ASCII.GetBytes(string.Concat(Enumerable.Repeat("orch golden chunk ", 60)));
+        var encoded = ChunkCodec.Encode(plain, key);
+        Assert.Equal("de5168dc4fbc9a405767b302bb203e2ad8deca4e4eb4b717d82ace1aface2cb4", encoded.Id.Hex);
+        Assert.Equal(76, encoded.Stored.Length);
+        Assert.Equal(plain, ChunkCodec.Decode(encoded.Stored, key, plain.Length, encoded.Id));
+    }
+}

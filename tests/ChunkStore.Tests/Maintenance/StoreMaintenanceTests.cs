@@ -101,13 +101,15 @@ public sealed class StoreMaintenanceTests : IDisposable
         var temp = Path.Combine(store.Root, "chunks", "ab", "abc.tmp-123456");
         Directory.CreateDirectory(Path.GetDirectoryName(temp)!);
         File.WriteAllBytes(temp, [1, 2, 3]);
+        File.WriteAllBytes(Path.Combine(store.Root, StoreLayout.PublishCacheFile + ".tmp-abcdef"), [4]);
         var chunksBefore = store.EnumerateChunks().ToHashSet();
 
         var report = new StoreMaintenance(store).CollectGarbage(new GcPolicy());
 
         Assert.Equal(1, report.ChunksDeleted);
         Assert.Equal(orphan.Stored.Length, report.BytesFreed);
-        Assert.Equal(1, report.TempFilesDeleted);
+        Assert.Equal(2, report.TempFilesDeleted);
+        Assert.True(File.Exists(Path.Combine(store.Root, StoreLayout.PublishCacheFile)));
         Assert.Empty(report.VersionsRemoved);
         chunksBefore.Remove(orphan.Id);
         Assert.Equal(chunksBefore, store.EnumerateChunks().ToHashSet());

@@ -29,7 +29,8 @@ public sealed class StoreDownloaderTests : IDisposable
         _dir.Dispose();
     }
 
-    private static DownloadSettings Fast => TestDevice.FastDownloads;
+    // A short rate window so the stall and trickle guards trip within a second.
+    private static DownloadSettings Fast => TestDevice.FastDownloads with { MinRateWindowSeconds = 0.5 };
 
     private StoreDownloader Downloader(params StoreSource[] sources) =>
         new(_http, sources, Fast, _cache, GrantLimiter.Unlimited) { RoundsPerRequest = 2 };

@@ -181,6 +181,20 @@ public sealed class UpdateSessionTests(ITestOutputHelper output) : IAsyncLifetim
     }
 
     [Fact]
+    public async Task A_busy_gateway_is_retried_no_sooner_than_its_retry_after()
+    {
+        var v1 = _store.Publish("1.0", V1());
+        Assign(v1);
+        _gw.BusyCheckIns = 1;
+        var started = DateTime.UtcNow;
+        var result = await Session().RunUntilSuccessAsync(CancellationToken.None);
+        Assert.Equal(2, result.Attempts);
+        Assert.True(DateTime.UtcNow - started >= TimeSpan.FromSeconds(0.95), "retried before Retry-After: 1 elapsed");
+        Assert.Equal(v1.InventoryDigest, ClientDigest());
+        Assert.Empty(_gw.Failures); // a check-in that did not get through is not reported as a failed download
+    }
+
+    [Fact]
     public async Task A_small_grant_spreads_the_download_over_several_check_ins_without_refetching()
     {
         using var device = new TestDevice(_gw.BaseUrl, contentKey: _store.ContentKey.ToBytes(), trustRoot: _store.SigningKey.PublicKey.ToBytes(),

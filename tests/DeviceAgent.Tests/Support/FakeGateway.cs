@@ -32,6 +32,9 @@ public sealed class FakeGateway : IAsyncDisposable
     /// <summary>Decides the answer to a check-in.</summary>
     public Func<CheckInRequest, CheckInResponse> Decide { get; set; } = _ => new CheckInResponse(UpdateAction.None, null, null, null, null, null, 3600, null);
 
+    /// <summary>Check-ins still to answer with 503 + Retry-After: 1 (a busy gateway).</summary>
+    public int BusyCheckIns;
+
     /// <summary>When true the store endpoint answers 503 (so the agent must use mirrors).</summary>
     public bool StoreDown { get; set; }
 
@@ -63,6 +66,13 @@ public sealed class FakeGateway : IAsyncDisposable
         {
             var req = (await ctx.Request.ReadFromJsonAsync<CheckInRequest>(Json))!;
             self!.CheckIns.Enqueue(req);
+            if (Interlocked.Decrement(ref self.BusyCheckIns) >= 0)
+            {
+                ctx.Response.StatusCode = 503;
+                ctx.Response.Headers.RetryAfter = "1";
+                await ctx.Response.WriteAsJsonAsync(new ProblemResponse("devices_timeout", "device actors did not answer in time"), Json);
+                return;
+            }
             await ctx.Response.WriteAsJsonAsync(self.Decide(req), Json);
         });
         app.MapPost("/v1/devices/{id}/progress", async (HttpContext ctx) => self!.Progress.Enqueue((await ctx.Request.ReadFromJsonAsync<ProgressReport>(Json))!));

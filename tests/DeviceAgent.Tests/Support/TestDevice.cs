@@ -17,7 +17,8 @@ public sealed class TestDevice : IDisposable
     public const string Credential = "device-secret-1";
 
     public TestDevice(string gateway = "http://127.0.0.1:9/", IReadOnlyList<string>? mirrors = null, byte[]? contentKey = null,
-        byte[]? trustRoot = null, DownloadSettings? download = null, string product = "acme")
+        byte[]? trustRoot = null, DownloadSettings? download = null, string product = "acme", string credential = Credential,
+        string deviceId = "dev-1")
     {
         var virtualZone = Dir.Sub("virtual");
         Directory.CreateDirectory(Path.Combine(virtualZone, "updater", "lib"));
@@ -30,7 +31,7 @@ public sealed class TestDevice : IDisposable
         File.WriteAllBytes(Path.Combine(virtualZone, "trust-root.pub"), TrustRoot);
         var config = new AgentConfig
         {
-            DeviceId = "dev-1",
+            DeviceId = deviceId,
             Product = product,
             Zones = new ZonePaths("../virtual", "../hidden", "../free"),
             MachineSecretFile = "../machine-secret",
@@ -43,17 +44,20 @@ public sealed class TestDevice : IDisposable
         Layout = new ZoneLayout(Config.Zones);
         Key = DeviceKey.Derive(Config.MachineSecretFile, Config.DeviceId);
         Hidden = new HiddenZone(Layout, Key);
-        new ZoneProvisioner(Layout, Hidden).Provision("device-secret-1"u8, ContentKey, TrustRoot);
+        new ZoneProvisioner(Layout, Hidden).Provision(System.Text.Encoding.UTF8.GetBytes(credential), ContentKey, TrustRoot);
     }
 
-    /// <summary>Short timings so retry paths run in milliseconds.</summary>
+    /// <summary>
+    /// Short backoff so retry paths run in milliseconds; a rate window generous enough that a loaded 2-core CI
+    /// machine running tests in parallel does not look like a stalled server.
+    /// </summary>
     public static DownloadSettings FastDownloads => new()
     {
         BackoffBaseMilliseconds = 20,
         BackoffCapMilliseconds = 200,
-        MaxSessionAttempts = 3,
+        MaxSessionAttempts = 5,
         MinBytesPerSecond = 1024,
-        MinRateWindowSeconds = 0.5,
+        MinRateWindowSeconds = 2,
         RequestTimeoutSeconds = 5,
         Parallelism = 2,
     };

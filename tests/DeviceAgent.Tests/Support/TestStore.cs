@@ -11,9 +11,10 @@ public sealed class TestStore : IDisposable
 {
     private readonly TempDir _dir = new();
 
-    public TestStore()
+    /// <summary>A store in a temp folder, or at <paramref name="root"/> (e.g. a node's store root).</summary>
+    public TestStore(string? root = null)
     {
-        Root = _dir.Sub("store");
+        Root = root ?? _dir.Sub("store");
         Store = FileSystemStore.Open(Root, create: true);
         Publisher = new Publisher(Store, ContentKey, SigningKey) { Parallelism = 2 };
     }

@@ -16,6 +16,11 @@ public sealed class HiddenZoneTests
         var onDisk = File.ReadAllBytes(d.Layout.Hidden(HiddenItem.ContentKey));
         Assert.Equal(-1, onDisk.AsSpan().IndexOf(d.ContentKey));
         Assert.Equal(-1, File.ReadAllBytes(d.Layout.Hidden(HiddenItem.DeviceCredential)).AsSpan().IndexOf("device-secret-1"u8));
+        if (!OperatingSystem.IsWindows())
+        {
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(d.Layout.Hidden(HiddenItem.ContentKey)));
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(d.Config.Zones.Hidden));
+        }
     }
 
     [Fact]

@@ -77,3 +77,32 @@ public sealed class AdminApiTests(NodeFixture fixture) : IClassFixture<NodeFixtu
         return res.StatusCode;
     }
 }
+
+/// <summary>Chunk upload through the admin API into the sharded store (dedup, id check, scope).</summary>
+public sealed class ChunkUploadTests(NodeFixture fixture) : IClassFixture<NodeFixture>
+{
+    [Fact]
+    public async Task Upload_verifies_the_id_deduplicates_and_needs_operate()
+    {
+        var node = fixture.Node;
+        var data = new byte[150_000]; // larger than this fixture's 64 KiB device body limit
+        new Random(5).NextBytes(data);
+        var id = Orchestrator.ChunkStore.Codec.ChunkId.Of(data).Hex;
+        async Task<HttpResponseMessage> Put(string chunkId, byte[] body, string token)
+        {
+            using var req = new HttpRequestMessage(HttpMethod.Put, $"/admin/v1/chunks/{chunkId}") { Content = new ByteArrayContent(body) };
+            req.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+            return await node.Http.SendAsync(req);
+        }
+        // Small body: the refusal comes before the body is read.
+        using (var ro = await Put(id, [1, 2, 3], TestNode.ReadToken)) Assert.Equal(HttpStatusCode.Forbidden, ro.StatusCode);
+        using (var wrong = await Put(new string('a', 64), data, TestNode.OperateToken))
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, wrong.StatusCode);
+            Assert.False(File.Exists(Path.Combine(node.StoreRoot, "chunks", "aa", new string('a', 64))));
+        }
+        using (var created = await Put(id, data, TestNode.OperateToken)) Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        using (var again = await Put(id, data, TestNode.OperateToken)) Assert.Equal(HttpStatusCode.OK, again.StatusCode);
+        Assert.Equal(data, await File.ReadAllBytesAsync(Path.Combine(node.StoreRoot, "chunks", id[..2], id)));
+    }
+}

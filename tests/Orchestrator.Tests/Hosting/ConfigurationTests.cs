@@ -45,3 +45,27 @@ public sealed class ConfigurationTests
         Assert.Contains("Node:Port", ex.Message);
     }
 }
+
+/// <summary>The real executable refuses bad configuration before starting anything.</summary>
+public sealed class ProgramStartupTests
+{
+    [Fact]
+    public async Task Invalid_environment_overrides_exit_2_listing_every_problem()
+    {
+        var dll = Path.Combine(AppContext.BaseDirectory, "orchestrator.dll");
+        var psi = new System.Diagnostics.ProcessStartInfo("dotnet", [dll])
+        {
+            RedirectStandardError = true,
+            RedirectStandardOutput = true,
+            WorkingDirectory = Path.GetTempPath(),
+        };
+        psi.Environment["ORCH_Database__Provider"] = "oracle";
+        psi.Environment["ORCH_Node__Roles__0"] = "gatewya";
+        using var process = System.Diagnostics.Process.Start(psi)!;
+        var stderr = await process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromSeconds(60)).Token);
+        Assert.Equal(2, process.ExitCode);
+        Assert.Contains("Database:Provider 'oracle' is unknown", stderr);
+        Assert.Contains("unknown role 'gatewya'", stderr);
+    }
+}

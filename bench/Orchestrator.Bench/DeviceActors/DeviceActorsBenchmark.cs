@@ -1,0 +1,368 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using Akka.Actor;
+using Akka.Cluster;
+using Akka.Configuration;
+using Microsoft.Data.Sqlite;
+using Npgsql;
+using Orchestrator.DeviceActors;
+using Orchestrator.DeviceActors.Persistence;
+using Orchestrator.DeviceActors.Sharding;
+using Orchestrator.Messages.Devices;
+using Orchestrator.Messages.Protocol;
+using Orchestrator.Messages.Serialization;
+
+namespace Orchestrator.Bench.DeviceActors;
+
+/// <summary>
+/// `device-actors` mode: events persisted per second by sharded device actors (single-node cluster, the node's real
+/// path: region -> shard -> DeviceActor -> Akka.Persistence.Sql), then recovery time of all devices in a fresh actor
+/// system, side by side with raw batched inserts of the same rows (journal row + tag row, same payload bytes)
+/// into the same database in the same run.
+/// </summary>
+public static class DeviceActorsBenchmark
+{
+    private sealed record Options(int Devices, int EventsPerDevice, int InFlight, string[] Backends, string? Postgres, string Output, int BatchSize, string TagInsertMode);
+
+    private sealed record Result(string Backend, int Devices, long Events, double RawSeconds, double ActorSeconds, double RecoverySeconds, long JournalRows, double FirstContactSeconds, double RawCpuUs, double ActorCpuUs);
+
+    /// <summary>Runs the benchmark; returns the process exit code.</summary>
+    public static async Task<int> Run(string[] args)
+    {
+        var o = Parse(args);
+        var results = new List<Result>();
+        foreach (var backend in o.Backends)
+        {
+            Console.WriteLine($"== {backend}: {o.Devices} devices x {o.EventsPerDevice} events");
+            results.Add(await RunBackend(backend, o));
+        }
+        var md = Report(o, results);
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(o.Output))!);
+        var tmp = o.Output + ".tmp";
+        await File.WriteAllTextAsync(tmp, md);
+        File.Move(tmp, o.Output, overwrite: true);
+        Console.WriteLine(md);
+        return 0;
+    }
+
+    private static Options Parse(string[] args)
+    {
+        int devices = 100_000, events = 3, inFlight = 2_000;
+        var backends = new[] { "sqlite", "postgres" };
+        string? pg = Environment.GetEnvironmentVariable("ORCH_TEST_POSTGRES") ?? Environment.GetEnvironmentVariable("PG_CONNECTION_STRING");
+        var output = "bench/results/device-actors.md";
+        var batchSize = 100;
+        var tagInsertMode = "off";
+        for (var i = 0; i < args.Length; i++)
+        {
+            string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
+            switch (args[i])
+            {
+                case "--devices": devices = int.Parse(Next(), CultureInfo.InvariantCulture); break;
+                case "--events-per-device": events = int.Parse(Next(), CultureInfo.InvariantCulture); break;
+                case "--in-flight": inFlight = int.Parse(Next(), CultureInfo.InvariantCulture); break;
+                case "--backend": backends = Next().Split(',', StringSplitOptions.RemoveEmptyEntries); break;
+                case "--postgres": pg = Next(); break;
+                case "--out": output = Next(); break;
+                case "--batch-size": batchSize = int.Parse(Next(), CultureInfo.InvariantCulture); break;
+                case "--tag-insert-mode": tagInsertMode = Next(); break;
+                default:
+                    throw new ArgumentException(
+                        $"Unknown option '{args[i]}'. Usage: device-actors [--devices N] [--events-per-device E] [--in-flight K] " +
+                        "[--backend sqlite,postgres] [--postgres CONNSTR] [--out FILE]");
+            }
+        }
+        if (backends.Contains("postgres") && pg is null)
+            throw new ArgumentException("PostgreSQL backend needs --postgres, ORCH_TEST_POSTGRES or PG_CONNECTION_STRING (or --backend sqlite).");
+        return new Options(devices, events, inFlight, backends, pg, output, batchSize, tagInsertMode);
+    }
+
+    private static async Task<Result> RunBackend(string backend, Options o)
+    {
+        string? tempDir = null;
+        DevicePersistenceOptions options;
+        if (backend == "sqlite")
+        {
+            tempDir = Path.Combine(Path.GetTempPath(), "orch-bench-" + Guid.NewGuid().ToString("N"));
+            options = DevicePersistenceOptions.Sqlite(Path.Combine(tempDir, "devices.db"));
+        }
+        else
+        {
+            options = DevicePersistenceOptions.PostgreSql(o.Postgres!, "bench_" + Guid.NewGuid().ToString("N")[..16]);
+        }
+        options = options with { BatchSize = o.BatchSize, TagInsertMode = o.TagInsertMode };
+        await options.PrepareDatabase();
+        try
+        {
+            var ids = Enumerable.Range(0, o.Devices).Select(i => $"bench-{i:D7}").ToArray();
+            var totalEvents = (long)o.Devices * o.EventsPerDevice;
+
+            var rawCpu0 = Process.GetCurrentProcess().TotalProcessorTime;
+            var rawSeconds = await RawInserts(options, ids, o.EventsPerDevice);
+            var rawCpuUs = (Process.GetCurrentProcess().TotalProcessorTime - rawCpu0).TotalMicroseconds / totalEvents;
+            Console.WriteLine($"   raw batched inserts: {totalEvents} rows in {rawSeconds:F1}s = {totalEvents / rawSeconds:F0}/s, {rawCpuUs:F0} us CPU/row");
+
+            double actorSeconds, actorCpuUs, firstContactSeconds;
+            await using (var node = await Node.Start(options))
+            {
+                // Create (and recover, empty) every actor first, so the timed phase measures persisting events only.
+                var first = Stopwatch.StartNew();
+                await ForAll(ids, o.InFlight, id => node.Region.Ask<DeviceState>(new GetDeviceState(id), TimeSpan.FromMinutes(2)));
+                firstContactSeconds = first.Elapsed.TotalSeconds;
+                var cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
+                var sw = Stopwatch.StartNew();
+                await ForAll(ids, o.InFlight, async id =>
+                {
+                    for (var e = 0; e < o.EventsPerDevice; e++)
+                        await node.Region.Ask<CheckInDecision>(CheckInFor(id, e), TimeSpan.FromMinutes(2));
+                });
+                actorSeconds = sw.Elapsed.TotalSeconds;
+                actorCpuUs = (Process.GetCurrentProcess().TotalProcessorTime - cpu0).TotalMicroseconds / totalEvents;
+            }
+            Console.WriteLine($"   first contact (empty recovery) of {o.Devices} devices: {firstContactSeconds:F1}s");
+            Console.WriteLine($"   device actors: {totalEvents} events in {actorSeconds:F1}s = {totalEvents / actorSeconds:F0}/s, {actorCpuUs:F0} us CPU/event");
+
+            double recoverySeconds;
+            await using (var node = await Node.Start(options))
+            {
+                var sw = Stopwatch.StartNew();
+                var wrong = 0;
+                await ForAll(ids, o.InFlight, async id =>
+                {
+                    var s = await node.Region.Ask<DeviceState>(new GetDeviceState(id), TimeSpan.FromMinutes(2));
+                    if (s.EventCount != o.EventsPerDevice) Interlocked.Increment(ref wrong);
+                });
+                recoverySeconds = sw.Elapsed.TotalSeconds;
+                if (wrong > 0) throw new InvalidOperationException($"{wrong} devices recovered with the wrong event count");
+            }
+            Console.WriteLine($"   recovery: {o.Devices} devices in {recoverySeconds:F1}s");
+            var rows = await Count(options, "journal");
+            if (rows != totalEvents) throw new InvalidOperationException($"journal holds {rows} rows, expected {totalEvents}");
+            return new Result(backend, o.Devices, totalEvents, rawSeconds, actorSeconds, recoverySeconds, rows, firstContactSeconds, rawCpuUs, actorCpuUs);
+        }
+        finally
+        {
+            if (tempDir is not null)
+            {
+                SqliteConnection.ClearAllPools();
+                Directory.Delete(tempDir, recursive: true);
+            }
+            else
+            {
+                await using var c = new NpgsqlConnection(options.ConnectionString);
+                await c.OpenAsync();
+                await using var cmd = new NpgsqlCommand($"DROP SCHEMA \"{options.Schema}\" CASCADE", c);
+                await cmd.ExecuteNonQueryAsync();
+            }
+        }
+    }
+
+    private static CheckIn CheckInFor(string id, int e) =>
+        new(id, "acme", 3 + e, $"sha256:{e:x64}", null, null, null, [], "1.0.0", DateTimeOffset.UtcNow);
+
+    private static async Task ForAll(string[] ids, int inFlight, Func<string, Task> work)
+    {
+        using var gate = new SemaphoreSlim(inFlight);
+        var tasks = ids.Select(async id =>
+        {
+            await gate.WaitAsync();
+            try { await work(id); }
+            finally { gate.Release(); }
+        }).ToList();
+        await Task.WhenAll(tasks);
+    }
+
+    /// <summary>
+    /// The peer: the same rows the plugin writes (one journal row with the same serialized payload, one tag row per
+    /// event), inserted in batches of 1000 per transaction with prepared statements, into a table of the same shape.
+    /// </summary>
+    private static async Task<double> RawInserts(DevicePersistenceOptions options, string[] ids, int eventsPerDevice)
+    {
+        var sample = new DeviceCheckedIn("acme", 3, $"sha256:{0:x64}", "1.0.0", UpdateAction.None, null, DateTimeOffset.UtcNow);
+        var payload = System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(sample, OrchestratorSerializer.JsonOptions);
+        const int batch = 1000;
+        var rows = ids.SelectMany(id => Enumerable.Range(1, eventsPerDevice).Select(seq => (Pid: DeviceActor.PersistenceIdPrefix + id, Seq: (long)seq)));
+        var sw = new Stopwatch();
+        if (options.Backend == PersistenceBackend.Sqlite)
+        {
+            await using var c = new SqliteConnection(options.ConnectionString);
+            await c.OpenAsync();
+            await Exec(c, """
+                CREATE TABLE raw_journal (ordering INTEGER PRIMARY KEY AUTOINCREMENT, deleted INTEGER NOT NULL, persistence_id TEXT NOT NULL,
+                  sequence_number INTEGER NOT NULL, created INTEGER NOT NULL, tags TEXT, message BLOB NOT NULL, identifier INTEGER,
+                  manifest TEXT NOT NULL, writer_uuid TEXT, UNIQUE (persistence_id, sequence_number));
+                CREATE TABLE raw_tags (ordering_id INTEGER NOT NULL, tag TEXT NOT NULL, persistence_id TEXT NOT NULL, sequence_nr INTEGER NOT NULL,
+                  PRIMARY KEY (ordering_id, tag, persistence_id));
+                """);
+            sw.Start();
+            foreach (var chunk in rows.Chunk(batch))
+            {
+                await using var tx = c.BeginTransaction();
+                await using var j = c.CreateCommand();
+                j.Transaction = tx;
+                j.CommandText = "INSERT INTO raw_journal (deleted, persistence_id, sequence_number, created, tags, message, identifier, manifest, writer_uuid) " +
+                                "VALUES (0, $p, $s, $c, NULL, $m, 7131, 'DeviceCheckedIn.v1', 'w') RETURNING ordering";
+                var p = j.Parameters.Add("$p", SqliteType.Text);
+                var s = j.Parameters.Add("$s", SqliteType.Integer);
+                var cr = j.Parameters.Add("$c", SqliteType.Integer);
+                j.Parameters.AddWithValue("$m", payload);
+                await using var t = c.CreateCommand();
+                t.Transaction = tx;
+                t.CommandText = "INSERT INTO raw_tags (ordering_id, tag, persistence_id, sequence_nr) VALUES ($o, 'device', $p, $s)";
+                var to = t.Parameters.Add("$o", SqliteType.Integer);
+                var tp = t.Parameters.Add("$p", SqliteType.Text);
+                var ts = t.Parameters.Add("$s", SqliteType.Integer);
+                foreach (var (pid, seq) in chunk)
+                {
+                    p.Value = pid; s.Value = seq; cr.Value = DateTime.UtcNow.Ticks;
+                    var ordering = (long)(await j.ExecuteScalarAsync())!;
+                    to.Value = ordering; tp.Value = pid; ts.Value = seq;
+                    await t.ExecuteNonQueryAsync();
+                }
+                await tx.CommitAsync();
+            }
+        }
+        else
+        {
+            await using var c = new NpgsqlConnection(options.ConnectionString);
+            await c.OpenAsync();
+            await Exec(c, $"""
+                SET search_path TO "{options.Schema}";
+                CREATE TABLE raw_journal (ordering BIGSERIAL PRIMARY KEY, deleted BOOLEAN NOT NULL, persistence_id VARCHAR(255) NOT NULL,
+                  sequence_number BIGINT NOT NULL, created BIGINT NOT NULL, tags VARCHAR(100), message BYTEA NOT NULL, identifier INT,
+                  manifest VARCHAR(500) NOT NULL, writer_uuid VARCHAR(128), UNIQUE (persistence_id, sequence_number));
+                CREATE TABLE raw_tags (ordering_id BIGINT NOT NULL, tag VARCHAR(64) NOT NULL, persistence_id VARCHAR(255) NOT NULL,
+                  sequence_nr BIGINT NOT NULL, PRIMARY KEY (ordering_id, tag, persistence_id));
+                """);
+            sw.Start();
+            foreach (var chunk in rows.Chunk(batch))
+            {
+                // One multi-row INSERT for the journal rows (returning the orderings), one for their tag rows, one transaction.
+                await using var tx = await c.BeginTransactionAsync();
+                var sql = new StringBuilder($"INSERT INTO \"{options.Schema}\".raw_journal (deleted, persistence_id, sequence_number, created, tags, message, identifier, manifest, writer_uuid) VALUES ");
+                await using var j = new NpgsqlCommand { Connection = c, Transaction = tx };
+                for (var i = 0; i < chunk.Length; i++)
+                {
+                    sql.Append(i == 0 ? "" : ",").Append($"(false,@p{i},@s{i},@c,NULL,@m,7131,'DeviceCheckedIn.v1','w')");
+                    j.Parameters.AddWithValue($"p{i}", chunk[i].Pid);
+                    j.Parameters.AddWithValue($"s{i}", chunk[i].Seq);
+                }
+                j.Parameters.AddWithValue("c", DateTime.UtcNow.Ticks);
+                j.Parameters.AddWithValue("m", payload);
+                j.CommandText = sql.Append(" RETURNING ordering, persistence_id, sequence_number").ToString();
+                var tagRows = new List<(long, string, long)>(chunk.Length);
+                await using (var r = await j.ExecuteReaderAsync())
+                    while (await r.ReadAsync()) tagRows.Add((r.GetInt64(0), r.GetString(1), r.GetInt64(2)));
+                var tsql = new StringBuilder($"INSERT INTO \"{options.Schema}\".raw_tags (ordering_id, tag, persistence_id, sequence_nr) VALUES ");
+                await using var t = new NpgsqlCommand { Connection = c, Transaction = tx };
+                for (var i = 0; i < tagRows.Count; i++)
+                {
+                    tsql.Append(i == 0 ? "" : ",").Append($"(@o{i},'device',@p{i},@s{i})");
+                    t.Parameters.AddWithValue($"o{i}", tagRows[i].Item1);
+                    t.Parameters.AddWithValue($"p{i}", tagRows[i].Item2);
+                    t.Parameters.AddWithValue($"s{i}", tagRows[i].Item3);
+                }
+                t.CommandText = tsql.ToString();
+                await t.ExecuteNonQueryAsync();
+                await tx.CommitAsync();
+            }
+        }
+        return sw.Elapsed.TotalSeconds;
+    }
+
+    private static async Task Exec(System.Data.Common.DbConnection c, string sql)
+    {
+        await using var cmd = c.CreateCommand();
+        cmd.CommandText = sql;
+        await cmd.ExecuteNonQueryAsync();
+    }
+
+    private static async Task<long> Count(DevicePersistenceOptions options, string table)
+    {
+        if (options.Backend == PersistenceBackend.Sqlite)
+        {
+            await using var c = new SqliteConnection(options.ConnectionString);
+            await c.OpenAsync();
+            await using var cmd = c.CreateCommand();
+            cmd.CommandText = $"SELECT COUNT(*) FROM {table}";
+            return (long)(await cmd.ExecuteScalarAsync())!;
+        }
+        await using var pc = new NpgsqlConnection(options.ConnectionString);
+        await pc.OpenAsync();
+        await using var pcmd = new NpgsqlCommand($"SELECT COUNT(*) FROM \"{options.Schema}\".{table}", pc);
+        return (long)(await pcmd.ExecuteScalarAsync())!;
+    }
+
+    private static string Report(Options o, List<Result> results)
+    {
+        var b = new StringBuilder();
+        b.AppendLine("# Device actors: persistence throughput and recovery");
+        b.AppendLine();
+        b.AppendLine($"Run {DateTimeOffset.UtcNow:yyyy-MM-dd HH:mm} UTC on {Environment.ProcessorCount} cores (machine shared with other builds; " +
+                     $"load average at end: {LoadAverage()}). Command: `dotnet run -c Release --project bench/Orchestrator.Bench -- device-actors " +
+                     $"--devices {o.Devices} --events-per-device {o.EventsPerDevice} --in-flight {o.InFlight} --backend {string.Join(',', o.Backends)} " +
+                     $"--batch-size {o.BatchSize} --tag-insert-mode {o.TagInsertMode}`.");
+        b.AppendLine();
+        b.AppendLine("- **raw**: the same rows the plugin writes (journal row with the same serialized `DeviceCheckedIn.v1` payload + one tag row), " +
+                     "batches of 1000 per transaction, into tables of the same shape in the same database, same run.");
+        b.AppendLine("- **actors**: single-node cluster, `DeviceSharding.StartRegion` (100 shards), every device a `DeviceActor`; " +
+                     $"each device persists {o.EventsPerDevice} `CheckIn` events sequentially (ask, reply after the write), {o.InFlight} asks in flight. " +
+                     "Actors are created and recovered (empty) before the clock starts.");
+        b.AppendLine("- **recovery**: a fresh actor system on the same database; time until every device answered `GetDeviceState` with the right event count " +
+                     "(snapshot lookup + replay per device).");
+        b.AppendLine();
+        b.AppendLine("| backend | devices | events | raw rows/s | actor events/s | actor / raw | first contact (empty) | recovery of all devices | devices recovered/s | CPU/row raw | CPU/event actors |");
+        b.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        foreach (var r in results)
+        {
+            var raw = r.Events / r.RawSeconds;
+            var act = r.Events / r.ActorSeconds;
+            b.AppendLine(string.Create(CultureInfo.InvariantCulture,
+                $"| {r.Backend} | {r.Devices:N0} | {r.Events:N0} | {raw:N0} | {act:N0} | {act / raw:P0} | {r.FirstContactSeconds:N1} s | {r.RecoverySeconds:N1} s | {r.Devices / r.RecoverySeconds:N0} | {r.RawCpuUs:N0} µs | {r.ActorCpuUs:N0} µs |"));
+        }
+        b.AppendLine();
+        b.AppendLine("Target: actor events/s >= 50% of raw.");
+        return b.ToString();
+    }
+
+    private static string LoadAverage()
+    {
+        try { return File.ReadAllText("/proc/loadavg").Split(' ')[0]; }
+        catch (IOException) { return "n/a"; }
+    }
+
+    /// <summary>A single-node cluster with the device region, as the node runs it.</summary>
+    private sealed class Node : IAsyncDisposable
+    {
+        private Node(ActorSystem system, IActorRef region) { System = system; Region = region; }
+
+        public ActorSystem System { get; }
+        public IActorRef Region { get; }
+
+        public static async Task<Node> Start(DevicePersistenceOptions options)
+        {
+            var config = ConfigurationFactory.ParseString($$"""
+                akka.loglevel = WARNING
+                akka.actor.provider = cluster
+                akka.remote.dot-netty.tcp { hostname = "127.0.0.1", port = 0 }
+                akka.cluster.roles = ["{{DeviceSharding.Role}}"]
+                akka.cluster.sharding.distributed-data.durable.keys = []
+                """).WithFallback(DeviceActorsConfig.Build(options));
+            // For exploring plugin settings without a rebuild, e.g. ORCH_BENCH_HOCON='akka.persistence.journal.sql.parallelism = 2'.
+            if (Environment.GetEnvironmentVariable("ORCH_BENCH_HOCON") is { Length: > 0 } extra)
+                config = ConfigurationFactory.ParseString(extra).WithFallback(config);
+            var system = ActorSystem.Create("bench", config);
+            var cluster = Cluster.Get(system);
+            await cluster.JoinAsync(cluster.SelfAddress);
+            var region = await DeviceSharding.StartRegion(system, DeviceActorSettings.Default);
+            return new Node(system, region);
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await CoordinatedShutdown.Get(System).Run(CoordinatedShutdown.ClrExitReason.Instance);
+            await System.WhenTerminated;
+        }
+    }
+}

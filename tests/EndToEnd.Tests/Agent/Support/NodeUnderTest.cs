@@ -1,0 +1,105 @@
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Security.Cryptography;
+using System.Text;
+using Akka.Actor;
+using Akka.Hosting;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Orchestrator.DeviceAgent.Tests.Support;
+using Orchestrator.Messages.Devices;
+using Orchestrator.Node.Admin;
+using Orchestrator.Node.Gateway;
+using Orchestrator.Node.Hosting;
+
+namespace Orchestrator.EndToEnd.Tests.Agent.Support;
+
+/// <summary>
+/// A real single node (all roles, SQLite journal, filesystem store, Kestrel on 127.0.0.1:0, Akka on port 0) in a
+/// temp folder, for agent end-to-end tests.
+/// </summary>
+public sealed class NodeUnderTest : IAsyncDisposable
+{
+    private const string AdminToken = "agent-e2e-operate-token-0123456789abcdef012345";
+    private readonly WebApplication _app;
+    private readonly TempDir _dir;
+
+    public string BaseUrl { get; }
+    public string StoreRoot { get; }
+    public HttpClient Http { get; }
+
+    private NodeUnderTest(WebApplication app, TempDir dir, string baseUrl, string storeRoot)
+    {
+        _app = app;
+        _dir = dir;
+        BaseUrl = baseUrl;
+        StoreRoot = storeRoot;
+        Http = new HttpClient { BaseAddress = new Uri(baseUrl) };
+    }
+
+    public static async Task<NodeUnderTest> StartAsync(IDictionary<string, string?>? overrides = null)
+    {
+        var dir = new TempDir();
+        var store = dir.Sub("store");
+        var settings = new Dictionary<string, string?>
+        {
+            ["Urls"] = "http://127.0.0.1:0",
+            ["Node:DataDirectory"] = dir.Sub("data"),
+            ["Node:StoreRoot"] = store,
+            ["Node:Port"] = "0",
+            ["Admin:Tokens:0:Name"] = "agent-e2e",
+            ["Admin:Tokens:0:Sha256"] = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(AdminToken))),
+            ["Admin:Tokens:0:Scopes:0"] = "read",
+            ["Admin:Tokens:0:Scopes:1"] = "operate",
+            ["Logging:LogLevel:Default"] = "Warning",
+        };
+        foreach (var (k, v) in overrides ?? new Dictionary<string, string?>()) settings[k] = v;
+        var app = NodeApp.Build([], c => c.AddInMemoryCollection(settings));
+        await app.StartAsync();
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        var node = new NodeUnderTest(app, dir, address.TrimEnd('/') + "/", store);
+        for (var i = 0; ; i++)
+        {
+            using var r = await node.Http.GetAsync("health/ready");
+            if (r.IsSuccessStatusCode) break;
+            if (i > 400) throw new TimeoutException("node did not become ready within 20 s");
+            await Task.Delay(50);
+        }
+        return node;
+    }
+
+    /// <summary>Provisions a device credential through the admin API; returns the secret.</summary>
+    public async Task<string> ProvisionAsync(string deviceId)
+    {
+        using var req = new HttpRequestMessage(HttpMethod.Post, $"admin/v1/devices/{deviceId}/credential");
+        req.Headers.Authorization = new AuthenticationHeaderValue("Bearer", AdminToken);
+        using var res = await Http.SendAsync(req);
+        res.EnsureSuccessStatusCode();
+        return (await res.Content.ReadFromJsonAsync<ProvisionResponse>(HttpProblems.Json))!.Secret;
+    }
+
+    /// <summary>Assigns a release to a device through its sharded actor (what a rollout wave does).</summary>
+    public async Task AssignAsync(string deviceId, string product, string version, long versionId, string manifestPath)
+    {
+        var region = await _app.Services.GetRequiredService<IRequiredActor<DeviceShardRegion>>().GetAsync();
+        var answer = await region.Ask<object>(new AssignTarget(deviceId, product, version, versionId, manifestPath, "agent-e2e"), TimeSpan.FromSeconds(10));
+        Assert.IsType<DeviceCommandAccepted>(answer);
+    }
+
+    public async Task<DeviceState> StateAsync(string deviceId)
+    {
+        var region = await _app.Services.GetRequiredService<IRequiredActor<DeviceShardRegion>>().GetAsync();
+        return (DeviceState)await region.Ask<object>(new GetDeviceState(deviceId), TimeSpan.FromSeconds(10));
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Http.Dispose();
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+        _dir.Dispose();
+    }
+}
