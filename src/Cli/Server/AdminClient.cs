@@ -96,7 +96,7 @@ public sealed class AdminClient : IDisposable
             var code = (int)response.StatusCode switch
             {
                 401 or 403 => ExitCodes.Unauthorized,
-                404 when error is "not_found" => ExitCodes.Unavailable,
+                404 when error is "route_missing" => ExitCodes.Unavailable,
                 404 => ExitCodes.NotFound,
                 400 or 413 or 415 or 422 => ExitCodes.InvalidInput,
                 409 => ExitCodes.Conflict,
@@ -128,7 +128,7 @@ public sealed class AdminClient : IDisposable
         catch (JsonException) { }
         // No problem body: the route does not exist on this node (older node) or a proxy answered.
         return status == 404
-            ? ("not_found", $"{Server} has no route {response.RequestMessage?.RequestUri?.AbsolutePath}; is it an Orchestrator node of the same version? (HTTP 404)")
+            ? ("route_missing", $"{Server} has no route {response.RequestMessage?.RequestUri?.AbsolutePath}; is it an Orchestrator node of the same version? (HTTP 404)")
             : ($"http_{status}", $"{Server} answered HTTP {status} {response.ReasonPhrase}: {Truncate(text)}");
     }
 

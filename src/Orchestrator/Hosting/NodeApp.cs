@@ -89,7 +89,7 @@ public static class NodeApp
             app.MapDeviceApi();
             app.MapStoreApi();
             app.MapAdminApi();
-            app.MapStatusPage();
+            app.MapDashboard();
         }
         return app;
     }
