@@ -94,6 +94,11 @@ public sealed class ServerCommandTests(LiveNode node)
         Assert.Contains("Failed", text.Out);
         Assert.Contains("3 of 3 matching", text.Out);
 
+        var drawn = await node.Cli.OrchOnTerminal("device", "list", "--server", node.BaseAddress.ToString(), "--token", LiveNode.ReadToken);
+        Assert.Equal(0, drawn.ExitCode);
+        Assert.Contains("╭", drawn.Out); // Spectre table with rounded borders on a terminal
+        Assert.Contains("fleet-", drawn.Out); // 80 columns by default off a real console: cells may wrap
+
         var bogus = await node.Orch("device", "list", "--status", "Exploded");
         Assert.Equal(ExitCodes.Usage, bogus.ExitCode);
         Assert.Contains("UpgradeAssigned", bogus.Error);

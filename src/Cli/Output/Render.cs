@@ -33,9 +33,11 @@ public static class Render
         var ansi = AnsiConsole.Create(new AnsiConsoleSettings
         {
             Out = new AnsiConsoleOutput(console.Out),
-            Ansi = console.IsTerminal ? AnsiSupport.Detect : AnsiSupport.No,
+            // CliConsole.IsTerminal already says whether stdout is a terminal; Spectre's own detection cannot see
+            // through the TextWriter it is given.
+            Ansi = console.IsTerminal ? AnsiSupport.Yes : AnsiSupport.No,
             ColorSystem = console.IsTerminal ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
-            Interactive = console.IsTerminal ? InteractionSupport.Detect : InteractionSupport.No,
+            Interactive = console.IsTerminal ? InteractionSupport.Yes : InteractionSupport.No,
         });
         if (!console.IsTerminal) ansi.Profile.Width = 240;
         return ansi;
