@@ -183,11 +183,38 @@ public static class DeviceQueryEndpoints
         }
     }
 
-    private static async Task<IResult> FleetAsync(HttpContext ctx, IRequiredActor<DeviceRegistryActor> registry, IRequiredActor<DeviceShardRegion> region,
-        FileSystemStore store, NodeSettings settings, TimeProvider clock)
+    private static async Task<IResult> FleetAsync(HttpContext ctx, FleetViewCache fleet)
     {
         if (AdminEndpoints.Authorize(ctx, AdminScopes.Read) is { } denied) return denied;
-        return AdminResults.Ok(await BuildFleetAsync(registry.ActorRef, region.ActorRef, store, settings, clock, ctx.RequestAborted).ConfigureAwait(false));
+        return AdminResults.Ok(await fleet.GetAsync(ctx.RequestAborted).ConfigureAwait(false));
+    }
+}
+
+/// <summary>
+/// The fleet view, rebuilt at most once per <see cref="MaxAge"/> however many dashboards poll: building it reads the
+/// whole registry and asks up to <see cref="DeviceQueryEndpoints.FailureSample"/> device actors for their last
+/// failure, which must not scale with the number of open browser tabs.
+/// </summary>
+public sealed class FleetViewCache(IRequiredActor<DeviceRegistryActor> registry, IRequiredActor<DeviceShardRegion> region, FileSystemStore store,
+    NodeSettings settings, TimeProvider clock)
+{
+    /// <summary>How long one answer is reused.</summary>
+    public static readonly TimeSpan MaxAge = TimeSpan.FromSeconds(1);
+
+    private readonly SemaphoreSlim _gate = new(1, 1);
+    private FleetView? _last;
+
+    /// <summary>A fleet view no older than <see cref="MaxAge"/>.</summary>
+    public async Task<FleetView> GetAsync(CancellationToken ct)
+    {
+        if (_last is { } fresh && clock.GetUtcNow() - fresh.GeneratedUtc < MaxAge) return fresh;
+        await _gate.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            if (_last is { } built && clock.GetUtcNow() - built.GeneratedUtc < MaxAge) return built;
+            return _last = await DeviceQueryEndpoints.BuildFleetAsync(registry.ActorRef, region.ActorRef, store, settings, clock, ct).ConfigureAwait(false);
+        }
+        finally { _gate.Release(); }
     }
 }
 

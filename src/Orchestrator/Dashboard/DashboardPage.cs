@@ -1,12 +1,7 @@
-using System.Reflection;
 using Akka.Actor;
-using Akka.Hosting;
-using Orchestrator.ChunkStore.Storage;
 using Orchestrator.Messages.Admin;
 using Orchestrator.Node.Admin;
 using Orchestrator.Node.Auth;
-using Orchestrator.Node.Gateway;
-using Orchestrator.Node.Hosting;
 
 namespace Orchestrator.Node.Dashboard;
 
@@ -75,12 +70,11 @@ public static class DashboardPage
         return Results.Content(reader.ReadToEnd(), contentType);
     }
 
-    private static async Task<IResult> DataAsync(HttpContext ctx, ActorSystem system, IRequiredActor<DeviceRegistryActor> registry,
-        IRequiredActor<DeviceShardRegion> region, FileSystemStore store, NodeSettings settings, TimeProvider clock)
+    private static async Task<IResult> DataAsync(HttpContext ctx, ActorSystem system, FleetViewCache fleetCache)
     {
         if (AdminEndpoints.Authorize(ctx, AdminScopes.Read) is { } denied) return denied;
         ctx.Response.Headers.CacheControl = "no-store";
-        var fleet = await DeviceQueryEndpoints.BuildFleetAsync(registry.ActorRef, region.ActorRef, store, settings, clock, ctx.RequestAborted).ConfigureAwait(false);
+        var fleet = await fleetCache.GetAsync(ctx.RequestAborted).ConfigureAwait(false);
         var (available, rollouts) = await DashboardRollouts.ReadAsync(ctx.RequestServices, ctx.RequestAborted).ConfigureAwait(false);
         return TypedResults.Json(new DashboardView(ClusterEndpoints.Describe(system), fleet, available, rollouts), AdminJson.Options);
     }

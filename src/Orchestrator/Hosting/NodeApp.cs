@@ -70,6 +70,7 @@ public static class NodeApp
         s.AddNodeActorSystem(settings, backend, devicePersistence);
         s.AddSingleton<InstalledReleaseInspector>();
         s.AddSingleton<IDeviceGateway, ShardedDeviceGateway>();
+        s.AddSingleton<FleetViewCache>();
 
         s.AddHealthChecks()
             .AddCheck<ClusterMemberHealthCheck>("cluster", tags: ["ready"])
