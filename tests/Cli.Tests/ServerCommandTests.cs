@@ -221,6 +221,11 @@ public sealed class ServerCommandTests(LiveNode node)
         Assert.Equal(0, dry.ExitCode);
         Assert.True(dry.Json.GetProperty("dryRun").GetBoolean());
         Assert.Equal(0, dry.Json.GetProperty("deleted").GetInt64());
+        var applied = await node.Orch("chunks", "gc", "--apply", "--grace-minutes", "1", "--json");
+        Assert.Equal(0, applied.ExitCode);
+        Assert.False(applied.Json.GetProperty("dryRun").GetBoolean());
+        Assert.Equal(0, applied.Json.GetProperty("deleted").GetInt64()); // every chunk is referenced by a published manifest
+        Assert.Equal(0, (await node.Orch("chunks", "verify")).ExitCode);
         var readOnly = await node.Orch("chunks", "gc", "--apply", "--token", LiveNode.ReadToken);
         Assert.Equal(ExitCodes.Unauthorized, readOnly.ExitCode);
         Assert.Equal(ExitCodes.Usage, (await node.Orch("chunks", "gc", "--grace-minutes", "0")).ExitCode);
