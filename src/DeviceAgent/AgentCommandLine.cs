@@ -26,6 +26,11 @@ public static class AgentCommandLine
     /// <summary>Runs a command; returns the process exit code.</summary>
     public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr)
     {
+        if (args.Any(a => a is "--help" or "-h") || (args.Length > 0 && args[0] == "help"))
+        {
+            stdout.WriteLine(Usage);
+            return ExitCodes.Ok;
+        }
         var list = args.ToList();
         var command = list.Count > 0 && !list[0].StartsWith('-') ? list[0] : "run";
         if (list.Count > 0 && !list[0].StartsWith('-')) list.RemoveAt(0);
@@ -33,7 +38,6 @@ public static class AgentCommandLine
         try
         {
             var options = ParseOptions(list, command);
-            if (command is "help" or "--help") { stdout.WriteLine(Usage); return ExitCodes.Ok; }
             var config = AgentConfig.Load(options.GetValueOrDefault("--config") ?? Path.Combine(AppContext.BaseDirectory, "agent.json"));
             var layout = new ZoneLayout(config.Zones);
             switch (command)
@@ -94,6 +98,11 @@ public static class AgentCommandLine
             stderr.WriteLine($"orch-agent: {e.Message}");
             return ExitCodes.ZonesDamaged;
         }
+        catch (OperationCanceledException)
+        {
+            stderr.WriteLine("orch-agent: interrupted; an unfinished install is completed or undone on the next start");
+            return ExitCodes.Interrupted;
+        }
     }
 
     private static readonly Dictionary<string, HashSet<string>> Known = new()
@@ -102,8 +111,6 @@ public static class AgentCommandLine
         ["recover"] = ["--config", "--from-virtual"],
         ["provision"] = ["--config", "--credential-file", "--content-key-file", "--trust-root-file"],
         ["status"] = ["--config"],
-        ["help"] = [],
-        ["--help"] = [],
     };
 
     private static readonly HashSet<string> Flags = ["--no-client", "--from-virtual"];

@@ -21,9 +21,6 @@ public sealed class ChunkCache
         _partial = partialRoot;
     }
 
-    /// <summary>True for 64 lower-case hex characters; anything else is refused before it can become a path.</summary>
-    public static bool IsValidId(string id) => ChunkId.IsValid(id);
-
     /// <summary>Path of a cached chunk.</summary>
     public string PathOf(string id) => System.IO.Path.Combine(_root, Checked(id)[..2], id);
 
@@ -69,14 +66,6 @@ public sealed class ChunkCache
         return true;
     }
 
-    /// <summary>Stores bytes already verified to hash to <paramref name="id"/> (e.g. reconstructed from local files).</summary>
-    public void Put(string id, ReadOnlySpan<byte> bytes)
-    {
-        if (Convert.ToHexStringLower(SHA256.HashData(bytes)) != id)
-            throw new InvalidDataException($"chunk bytes do not hash to id {id}");
-        DurableFile.WriteAllBytes(PathOf(id), bytes);
-    }
-
     /// <summary>Removes cached chunks not in <paramref name="keep"/> (after a successful install).</summary>
     public int Prune(IReadOnlySet<string> keep)
     {
@@ -90,6 +79,7 @@ public sealed class ChunkCache
         return removed;
     }
 
+    // Anything but 64 lower-case hex characters is refused before it can become a path.
     private static string Checked(string id) =>
-        IsValidId(id) ? id : throw new InvalidDataException($"chunk id '{id}' is not 64 lower-case hex characters; refusing it");
+        ChunkId.IsValid(id) ? id : throw new InvalidDataException($"chunk id '{id}' is not 64 lower-case hex characters; refusing it");
 }

@@ -7,7 +7,7 @@ namespace Orchestrator.DeviceAgent.Download;
 public sealed class GrantLimiter
 {
     private readonly long _bytesPerSecond;
-    private readonly long _maxBytes;
+    private readonly long? _maxBytes;
     private readonly TimeProvider _time;
     private readonly Lock _gate = new();
     private double _tokens;
@@ -15,12 +15,12 @@ public sealed class GrantLimiter
     private long _spent;
     private readonly DateTimeOffset? _expires;
 
-    /// <summary>Creates a limiter; <paramref name="bytesPerSecond"/> or <paramref name="maxBytes"/> &lt;= 0 means unlimited.</summary>
-    /// <param name="bytesPerSecond">Rate cap.</param>
-    /// <param name="maxBytes">Total bytes allowed.</param>
+    /// <summary>Creates a limiter.</summary>
+    /// <param name="bytesPerSecond">Rate cap; 0 or less means no rate cap.</param>
+    /// <param name="maxBytes">Total bytes allowed (0 = nothing left in this window); null means no cap.</param>
     /// <param name="time">Clock.</param>
     /// <param name="expiresUtc">After this instant the grant is void and the agent must check in again.</param>
-    public GrantLimiter(long bytesPerSecond, long maxBytes, TimeProvider? time = null, DateTimeOffset? expiresUtc = null)
+    public GrantLimiter(long bytesPerSecond, long? maxBytes, TimeProvider? time = null, DateTimeOffset? expiresUtc = null)
     {
         _bytesPerSecond = bytesPerSecond;
         _maxBytes = maxBytes;
@@ -30,8 +30,21 @@ public sealed class GrantLimiter
         _lastTicks = _time.GetTimestamp();
     }
 
+    /// <summary>Rate cap in bytes per second; 0 = none.</summary>
+    public long BytesPerSecond => _bytesPerSecond;
+
     /// <summary>No limits (mirror-only runs without a grant).</summary>
-    public static GrantLimiter Unlimited => new(0, 0);
+    public static GrantLimiter Unlimited => new(0, null);
+
+    /// <summary>The grant for a session, as the gateway sent it.</summary>
+    public static GrantLimiter For(Orchestrator.Messages.Protocol.DownloadGrant grant, TimeProvider time) =>
+        new(grant.BytesPerSecond, Math.Max(0, grant.MaxBytes), time, grant.ExpiresUtc);
+
+    /// <summary>True when the grant allows no more bytes (so there is no point in asking for any).</summary>
+    public bool Exhausted => _maxBytes is { } max && Spent >= max;
+
+    /// <summary>When a fresh grant can be expected (the window end), if known.</summary>
+    public DateTimeOffset? RenewsAt => _expires;
 
     /// <summary>Bytes received so far under this grant.</summary>
     public long Spent => Interlocked.Read(ref _spent);
@@ -41,10 +54,10 @@ public sealed class GrantLimiter
     public async ValueTask AcquireAsync(int bytes, CancellationToken ct)
     {
         var spent = Interlocked.Add(ref _spent, bytes);
-        if (_maxBytes > 0 && spent > _maxBytes)
-            throw new GrantExhaustedException($"download grant of {_maxBytes} bytes is used up; checking in again for a fresh grant");
+        if (_maxBytes is { } max && spent > max)
+            throw new GrantExhaustedException($"download grant of {max} bytes is used up; checking in again when it renews", _expires);
         if (_expires is { } exp && _time.GetUtcNow() > exp)
-            throw new GrantExhaustedException($"download grant expired at {exp:O}; checking in again for a fresh grant");
+            throw new GrantExhaustedException($"download grant expired at {exp:O}; checking in again for a fresh grant", null);
         if (_bytesPerSecond <= 0) return;
         TimeSpan wait;
         lock (_gate)
@@ -59,5 +72,14 @@ public sealed class GrantLimiter
     }
 }
 
-/// <summary>The download grant's byte allowance is used up; the agent checks in again for a fresh grant.</summary>
-public sealed class GrantExhaustedException(string message) : Exception(message);
+/// <summary>
+/// The download grant's byte allowance is used up (or the grant expired). Not a failure of the device: the agent
+/// keeps what it fetched, waits for the window to renew and checks in again.
+/// </summary>
+/// <param name="message">What ran out.</param>
+/// <param name="renewsAt">When a fresh allowance can be expected, if known.</param>
+public sealed class GrantExhaustedException(string message, DateTimeOffset? renewsAt) : Exception(message)
+{
+    /// <summary>When a fresh allowance can be expected, if known.</summary>
+    public DateTimeOffset? RenewsAt { get; } = renewsAt;
+}

@@ -77,7 +77,7 @@ public sealed class StoreDownloader
             foreach (var path in relativePaths)
             {
                 using var buffer = new MemoryStream();
-                await TransferAsync(source, path, buffer, 0, maxBytes, token);
+                await TransferAsync(source, path, buffer, 0, maxBytes, token, chargeGrant: false);
                 files.Add(buffer.ToArray());
             }
             try
@@ -101,6 +101,8 @@ public sealed class StoreDownloader
     public async Task FetchChunkAsync(string id, string relativePath, long maxStoredSize, CancellationToken ct)
     {
         if (_cache.Contains(id)) return;
+        if (_limiter.Exhausted)
+            throw new GrantExhaustedException("download grant has no bytes left; checking in again when it renews", _limiter.RenewsAt);
         await WithFailoverAsync(relativePath, async (source, token) =>
         {
             var partial = _cache.PartialPathOf(id);
@@ -174,7 +176,7 @@ public sealed class StoreDownloader
     }
 
     /// <summary>One GET from one source into <paramref name="sink"/>; returns the total length (offset + new bytes).</summary>
-    private async Task<long> TransferAsync(StoreSource source, string relativePath, Stream sink, long offset, long limit, CancellationToken ct)
+    private async Task<long> TransferAsync(StoreSource source, string relativePath, Stream sink, long offset, long limit, CancellationToken ct, bool chargeGrant = true)
     {
         using var request = new HttpRequestMessage(HttpMethod.Get, source.Resolve(relativePath));
         if (source.Authorization is not null)
@@ -217,9 +219,12 @@ public sealed class StoreDownloader
         var total = offset;
         long received = 0;
         var window = TimeSpan.FromSeconds(_settings.MinRateWindowSeconds);
-        var minPerWindow = (long)(_settings.MinBytesPerSecond * _settings.MinRateWindowSeconds);
-        using var stall = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        stall.CancelAfter(window * 2);
+        // Our own grant pacing must never look like a slow server: each of the parallel streams gets its share of
+        // the grant rate, so the floor is at most half of that share.
+        var minRate = _limiter.BytesPerSecond > 0
+            ? Math.Min(_settings.MinBytesPerSecond, _limiter.BytesPerSecond / (2 * _settings.Parallelism))
+            : _settings.MinBytesPerSecond;
+        var minPerWindow = (long)(minRate * _settings.MinRateWindowSeconds);
         var windowStart = Stopwatch.GetTimestamp();
         long windowBytes = 0;
         while (true)
@@ -227,6 +232,9 @@ public sealed class StoreDownloader
             int n;
             try
             {
+                // A fresh deadline per read: "stalled" means no byte for two windows, never our own grant pacing.
+                using var stall = CancellationTokenSource.CreateLinkedTokenSource(ct);
+                stall.CancelAfter(window * 2);
                 n = await body.ReadAsync(buffer, stall.Token);
             }
             catch (OperationCanceledException) when (!ct.IsCancellationRequested)
@@ -243,14 +251,13 @@ public sealed class StoreDownloader
             if (contentLength is { } declared && received > declared)
                 throw new SourceFailedException($"response is longer than its Content-Length {declared}; aborted");
             await sink.WriteAsync(buffer.AsMemory(0, n), ct);
-            await _limiter.AcquireAsync(n, ct);
+            if (chargeGrant) await _limiter.AcquireAsync(n, ct);
             if (Stopwatch.GetElapsedTime(windowStart) >= window)
             {
                 if (minPerWindow > 0 && windowBytes < minPerWindow)
-                    throw new SourceFailedException($"{windowBytes} bytes in {window.TotalSeconds:0.#}s is below the minimum rate of {_settings.MinBytesPerSecond} B/s; aborted at byte {total}");
+                    throw new SourceFailedException($"{windowBytes} bytes in {window.TotalSeconds:0.#}s is below the minimum rate of {minRate} B/s; aborted at byte {total}");
                 windowStart = Stopwatch.GetTimestamp();
                 windowBytes = 0;
-                stall.CancelAfter(window * 2);
             }
         }
         return total;

@@ -19,6 +19,8 @@ public static class ExitCodes
     public const int BadInput = 2;
     /// <summary>Zones damaged beyond self-repair; the message names the recovery command.</summary>
     public const int ZonesDamaged = 3;
+    /// <summary>Stopped by Ctrl-C / SIGINT.</summary>
+    public const int Interrupted = 130;
 }
 
 /// <summary>

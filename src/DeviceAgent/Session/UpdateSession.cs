@@ -60,9 +60,14 @@ public sealed class UpdateSession
         _cache = new ChunkCache(layout.ChunkCache, layout.PartialChunks);
     }
 
-    /// <summary>Version of this agent build, sent at check-in.</summary>
-    public static string AgentVersion { get; } =
-        typeof(UpdateSession).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "0";
+    /// <summary>Version of this agent build, sent at check-in (at most 64 characters, as the protocol allows).</summary>
+    public static string AgentVersion { get; } = Clip(
+        typeof(UpdateSession).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "0", 64);
+
+    /// <summary>Most per-file entries a check-in carries (docs/protocol.md: Gateway:MaxInventoryFiles default).</summary>
+    public const int MaxInventoryFiles = 100_000;
+
+    private static string Clip(string s, int max) => s.Length <= max ? s : s[..max];
 
     /// <summary>
     /// Runs sessions until one succeeds (or <see cref="DownloadSettings.MaxSessionAttempts"/> is reached), reporting
@@ -87,7 +92,10 @@ public sealed class UpdateSession
             }
             catch (GrantExhaustedException e)
             {
+                // Not a failure: the server is pacing this device. Keep the cache, wait for the window, check in again.
                 failure = new SessionFailedException(FailureStage.Download, e.Message, e);
+                var untilRenewal = e.RenewsAt is { } at ? at - _time.GetUtcNow() : TimeSpan.Zero;
+                serverWait = untilRenewal > TimeSpan.FromMilliseconds(s.BackoffCapMilliseconds) ? TimeSpan.FromMilliseconds(s.BackoffCapMilliseconds) : untilRenewal;
             }
             catch (GatewayException e)
             {
@@ -99,7 +107,7 @@ public sealed class UpdateSession
                 failure = new SessionFailedException(FailureStage.Install, $"local file error: {e.Message}", e);
             }
             _log($"session attempt {attempt} failed at {failure.Stage}: {failure.Message}");
-            if (failure.InnerException is not GatewayException && _lastTarget > 0)
+            if (failure.InnerException is not (GatewayException or GrantExhaustedException) && _lastTarget > 0)
             {
                 try
                 {
@@ -128,7 +136,10 @@ public sealed class UpdateSession
         var installed = _hidden.ReadInstalledVersion();
         var inventory = TreeInventory.Scan(_layout.Client);
         var digest = InventoryDigest.Compute(inventory.Select(e => (e.Path, e.Sha256)));
-        var response = await _gateway.CheckInAsync(new CheckInRequest(_config.Product, installed.VersionId, digest, inventory, AgentVersion), ct);
+        // Per-file hashes let the server name a repair's files; past the protocol's cap the digest alone is sent
+        // (the agent finds the differing files itself when it plans the repair).
+        var files = inventory.Count <= MaxInventoryFiles ? inventory : null;
+        var response = await _gateway.CheckInAsync(new CheckInRequest(_config.Product, installed.VersionId, digest, files, AgentVersion), ct);
         if (response.Action == UpdateAction.None)
             return new SessionResult(UpdateAction.None, installed, 0, 0, 0, attempt);
 
@@ -141,7 +152,7 @@ public sealed class UpdateSession
 
         var credential = Encoding.UTF8.GetString(_hidden.ReadRequired(HiddenItem.DeviceCredential));
         var downloader = new StoreDownloader(_http, Sources(response, credential), _config.Download, _cache,
-            response.Grant is { } g ? new GrantLimiter(g.BytesPerSecond, g.MaxBytes, _time, g.ExpiresUtc) : GrantLimiter.Unlimited, _log);
+            response.Grant is { } g ? GrantLimiter.For(g, _time) : GrantLimiter.Unlimited, _log);
 
         var manifest = await FetchVerifiedManifestAsync(downloader, response, installed, ct);
         var plan = Plan(manifest, inventory);

@@ -26,8 +26,9 @@ public static class DurableFile
     /// <summary>Flushes a file's data to disk.</summary>
     public static void SyncFile(string path)
     {
-        using var fs = new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite);
-        fs.Flush(flushToDisk: true);
+        // Read access is enough for fsync, and works for files the release marks read-only (mode 0444).
+        using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        RandomAccess.FlushToDisk(handle);
     }
 
     /// <summary>Flushes a directory's entries to disk (delegates to <see cref="AtomicFile.SyncDirectory"/>).</summary>

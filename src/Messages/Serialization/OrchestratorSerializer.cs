@@ -5,6 +5,7 @@ using System.Text.Json.Serialization;
 using Akka.Actor;
 using Akka.Serialization;
 using Orchestrator.Messages.Devices;
+using Orchestrator.Messages.Rollouts;
 
 namespace Orchestrator.Messages.Serialization;
 
@@ -48,6 +49,36 @@ public sealed class OrchestratorSerializer : SerializerWithStringManifest
         // Registry
         [typeof(QueryDevices)] = "QueryDevices.v1",
         [typeof(DeviceList)] = "DeviceList.v1",
+        // Rollouts: commands, replies, events, snapshots
+        [typeof(CreateRollout)] = "CreateRollout.v1",
+        [typeof(GetRollout)] = "GetRollout.v1",
+        [typeof(ListRollouts)] = "ListRollouts.v1",
+        [typeof(PauseRollout)] = "PauseRollout.v1",
+        [typeof(ResumeRollout)] = "ResumeRollout.v1",
+        [typeof(AbortRollout)] = "AbortRollout.v1",
+        [typeof(RollbackRollout)] = "RollbackRollout.v1",
+        [typeof(RetryFailedDevices)] = "RetryFailedDevices.v1",
+        [typeof(RolloutView)] = "RolloutView.v1",
+        [typeof(RolloutList)] = "RolloutList.v1",
+        [typeof(RolloutRejected)] = "RolloutRejected.v1",
+        [typeof(RolloutCreated)] = "RolloutCreated.v1",
+        [typeof(RolloutStarted)] = "RolloutStarted.v1",
+        [typeof(RolloutDevicesJoined)] = "RolloutDevicesJoined.v1",
+        [typeof(RolloutDeviceAssigned)] = "RolloutDeviceAssigned.v1",
+        [typeof(RolloutDeviceSucceeded)] = "RolloutDeviceSucceeded.v1",
+        [typeof(RolloutDeviceFailed)] = "RolloutDeviceFailed.v1",
+        [typeof(RolloutWaveThresholdMet)] = "RolloutWaveThresholdMet.v1",
+        [typeof(RolloutWaveStarted)] = "RolloutWaveStarted.v1",
+        [typeof(RolloutPaused)] = "RolloutPaused.v1",
+        [typeof(RolloutResumed)] = "RolloutResumed.v1",
+        [typeof(RolloutAborted)] = "RolloutAborted.v1",
+        [typeof(RolloutRolledBack)] = "RolloutRolledBack.v1",
+        [typeof(RolloutCommandsDelivered)] = "RolloutCommandsDelivered.v1",
+        [typeof(RolloutFailedDevicesRetried)] = "RolloutFailedDevicesRetried.v1",
+        [typeof(RolloutCompleted)] = "RolloutCompleted.v1",
+        [typeof(RolloutRegistered)] = "RolloutRegistered.v1",
+        [typeof(RolloutSnapshot)] = "RolloutSnapshot.v1",
+        [typeof(RolloutCoordinatorSnapshot)] = "RolloutCoordinatorSnapshot.v1",
     }.ToFrozenDictionary();
 
     private static readonly FrozenDictionary<string, Type> TypeByManifest =

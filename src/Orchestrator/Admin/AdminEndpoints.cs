@@ -46,6 +46,7 @@ public static class AdminEndpoints
         app.MapDeviceAdmin();
         app.MapReleaseAdmin();
         app.MapPaletteAdmin();
+        app.MapRolloutAdminApi();
     }
 
     /// <summary>Largest chunk object accepted by the upload route (the store format caps plaintext at 16 MiB).</summary>

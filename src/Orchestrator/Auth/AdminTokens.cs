@@ -31,16 +31,14 @@ public sealed class AdminTokens
     /// Tokens from <see cref="AdminOptions.Tokens"/>; when none are configured, a bootstrap token with every scope is
     /// read from (or created in) the bootstrap file under the data directory, so a fresh single node is usable.
     /// </summary>
-    public static AdminTokens LoadOrBootstrap(AdminOptions options, string dataDirectory, out string? bootstrapFile)
+    public static AdminTokens LoadOrBootstrap(AdminOptions options, string dataDirectory)
     {
-        bootstrapFile = null;
         if (options.Tokens.Count > 0)
         {
             return new AdminTokens(options.Tokens.Select(t => (t.Name, Convert.FromHexString(t.Sha256), (IEnumerable<string>)t.Scopes)));
         }
         Directory.CreateDirectory(dataDirectory);
         var path = Path.GetFullPath(Path.Combine(dataDirectory, options.BootstrapTokenFile));
-        bootstrapFile = path;
         string token;
         if (File.Exists(path))
         {
@@ -61,8 +59,14 @@ public sealed class AdminTokens
             }
             File.Move(temp, path, overwrite: false);
         }
-        return new AdminTokens([("bootstrap", SHA256.HashData(Encoding.UTF8.GetBytes(token)), [AdminScopes.Read, AdminScopes.Operate])]);
+        return new AdminTokens([("bootstrap", SHA256.HashData(Encoding.UTF8.GetBytes(token)), [AdminScopes.Read, AdminScopes.Operate])])
+        {
+            BootstrapFile = path,
+        };
     }
+
+    /// <summary>Path of the bootstrap token file when no tokens are configured; null otherwise.</summary>
+    public string? BootstrapFile { get; private init; }
 
     /// <summary>The scopes of the presented token, or null when it matches no entry.</summary>
     public IReadOnlySet<string>? Authenticate(string presentedToken)

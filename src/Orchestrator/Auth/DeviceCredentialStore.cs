@@ -32,6 +32,8 @@ public sealed class DeviceCredentialStore
     /// <summary>How long a loaded hash is trusted before it is read again.</summary>
     public static readonly TimeSpan CacheTtl = TimeSpan.FromSeconds(30);
 
+    private const int MaxCachedDevices = 200_000;
+
     private readonly NodeDatabase _db;
     private readonly TimeProvider _clock;
     private readonly ConcurrentDictionary<string, (byte[]? Salt, byte[]? Hash, DateTimeOffset LoadedUtc)> _cache = new(StringComparer.Ordinal);
@@ -126,6 +128,9 @@ public sealed class DeviceCredentialStore
         var entry = await r.ReadAsync(ct).ConfigureAwait(false)
             ? ((byte[]?)r.GetValue(0), (byte[]?)r.GetValue(1), now)
             : ((byte[]?)null, (byte[]?)null, now);
+        // Unknown ids are cached too (so guessing ids does not hit the database per request); the bound keeps a
+        // flood of random ids from growing the cache without limit.
+        if (_cache.Count >= MaxCachedDevices) _cache.Clear();
         _cache[deviceId] = entry;
         return entry;
     }

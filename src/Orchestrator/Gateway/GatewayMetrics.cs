@@ -25,6 +25,15 @@ public static class GatewayMetrics
     /// <summary>Requests refused with 429, tagged with the limit (device-rate, device-window, global).</summary>
     public static readonly Counter<long> Throttled = Meter.CreateCounter<long>("orch_gateway_throttled", description: "Requests refused with 429, by limit");
 
+    private static Orchestrator.ChunkStore.Throttling.DownloadThrottle? _throttle;
+
+    // One gauge per process (the meter is static); it reads whichever throttle the node registered last.
+    private static readonly ObservableGauge<int> ThrottleDevices = Meter.CreateObservableGauge(
+        "orch_gateway_throttle_devices", () => _throttle?.TrackedDevices ?? 0, description: "Devices with live download-grant state on this gateway");
+
+    /// <summary>Points the throttle gauge at this node's throttle (called once at start).</summary>
+    public static void ObserveThrottle(Orchestrator.ChunkStore.Throttling.DownloadThrottle throttle) => _throttle = throttle;
+
     /// <summary>Requests refused for authentication (401) or authorization (403), tagged with the code.</summary>
     public static readonly Counter<long> AuthFailures = Meter.CreateCounter<long>("orch_gateway_auth_failures", description: "Refused credentials, by error code");
 }

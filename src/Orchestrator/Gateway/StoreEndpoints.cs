@@ -1,12 +1,11 @@
-using Orchestrator.ChunkStore.Codec;
 using System.Security.Cryptography;
 using System.Text.RegularExpressions;
 using Microsoft.Net.Http.Headers;
-using Orchestrator.ChunkStore.Actors;
-using Orchestrator.ChunkStore.Throttling;
-using Orchestrator.Messages.Chunks;
+using Orchestrator.ChunkStore.Codec;
 using Orchestrator.ChunkStore.Storage;
+using Orchestrator.ChunkStore.Throttling;
 using Orchestrator.ChunkStore.Validation;
+using Orchestrator.Messages.Chunks;
 
 namespace Orchestrator.Node.Gateway;
 
@@ -43,9 +42,10 @@ public static partial class StoreEndpoints
         var headers = ctx.Response.Headers;
         headers.CacheControl = ImmutableCacheControl;
 
-        // Content-addressed: a matching If-None-Match needs no lookup and costs the device nothing.
-        var ifNoneMatch = ctx.Request.GetTypedHeaders().IfNoneMatch;
-        if (ifNoneMatch.Any(t => t.Equals(EntityTagHeaderValue.Any) || t.Compare(etag, useStrongComparison: false)))
+        // Content-addressed: a matching If-None-Match needs no lookup and costs the device nothing. ("*" is left to
+        // the general path: it means "if the chunk exists", which needs the lookup.)
+        if (ctx.Request.Headers.IfNoneMatch.Count > 0
+            && ctx.Request.GetTypedHeaders().IfNoneMatch.Any(t => !t.Equals(EntityTagHeaderValue.Any) && t.Compare(etag, useStrongComparison: false)))
         {
             headers.ETag = etag.ToString();
             return TypedResults.StatusCode(StatusCodes.Status304NotModified);
@@ -88,7 +88,7 @@ public static partial class StoreEndpoints
             GatewayMetrics.ChunksServed.Add(1);
             GatewayMetrics.ChunkBytesServed.Add(cost);
         }
-        if (ctx.Request.Headers.Range.Count == 0)
+        if (ctx.Request.Headers.Range.Count == 0 && ctx.Request.Headers.IfNoneMatch.Count == 0)
         {
             // The common case (whole chunk, no conditions left to evaluate) is written directly: measurably cheaper
             // per request than the general file result.

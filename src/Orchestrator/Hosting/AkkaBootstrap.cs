@@ -8,6 +8,7 @@ using Orchestrator.DeviceActors;
 using Orchestrator.DeviceActors.Persistence;
 using Orchestrator.DeviceActors.Sharding;
 using Orchestrator.Node.Gateway;
+using Orchestrator.Node.Rollouts;
 
 namespace Orchestrator.Node.Hosting;
 
@@ -81,6 +82,9 @@ public static class AkkaBootstrap
                 // The admin API's device queries and the dashboard read the registry read model (gateway nodes serve them).
                 if (settings.HasRole(NodeRoles.Gateway))
                     registry.Register<DeviceRegistryActor>(DeviceSharding.StartRegistry(system));
+                // Rollout coordinator singleton on 'rollouts' nodes; every node gets a proxy for the admin API.
+                registry.Register<RolloutCoordinatorProxy>(
+                    RolloutHosting.Start(system, devices, RolloutSettings.Default, settings.HasRole(NodeRoles.Rollouts)));
             });
             if (node.SeedNodes.Count == 0)
             {

@@ -51,7 +51,7 @@ public static class NodeApp
         s.AddSingleton(_ => FileSystemStore.Open(settings.Node.StoreRoot, create: true));
         s.AddSingleton<DeviceAuthentication>();
         s.AddSingleton(sp => new DownloadThrottle(settings.Throttle, sp.GetRequiredService<TimeProvider>()));
-        s.AddSingleton(sp => AdminTokens.LoadOrBootstrap(settings.Admin, settings.Node.DataDirectory, out _));
+        s.AddSingleton(sp => AdminTokens.LoadOrBootstrap(settings.Admin, settings.Node.DataDirectory));
         s.AddSingleton(sp => new ChunkClient(sp.GetRequiredService<IRequiredActor<ChunkShardRegion>>(), settings.ChunkStore.AskTimeout));
         s.AddHostedService<NodeStartup>();
 
@@ -61,7 +61,8 @@ public static class NodeApp
             backend = settings.ChunkStore.Backend == "postgresql"
                 ? new PostgresChunkBlobStore(settings.ChunkStore.ConnectionString ?? settings.Database.ConnectionString!)
                 : new FileSystemChunkBlobStore(settings.Node.StoreRoot);
-            s.AddSingleton<IChunkBlobStore>(backend);
+            // Registered through a factory so the container disposes it (closes the PostgreSQL pool) at shutdown.
+            s.AddSingleton<IChunkBlobStore>(_ => backend);
         }
         var devicePersistence = settings.Database.Provider == "postgresql"
             ? DevicePersistenceOptions.PostgreSql(settings.Database.ConnectionString!)
@@ -98,15 +99,15 @@ public static class NodeApp
 
 /// <summary>Start-up work that must finish before the node serves: database schema, admin token.</summary>
 internal sealed class NodeStartup(DeviceCredentialStore credentials, DevicePersistenceOptions devicePersistence, NodeSettings settings,
-    ILogger<NodeStartup> log) : IHostedService
+    AdminTokens adminTokens, DownloadThrottle throttle, ILogger<NodeStartup> log) : IHostedService
 {
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         // Registered before the actor system, so the journal's database is ready before any device actor recovers.
         await devicePersistence.PrepareDatabase(cancellationToken).ConfigureAwait(false);
         await credentials.EnsureSchemaAsync(cancellationToken).ConfigureAwait(false);
-        AdminTokens.LoadOrBootstrap(settings.Admin, settings.Node.DataDirectory, out var file);
-        if (file is not null) log.LogInformation("Admin API bootstrap token (scopes read, operate) is in {File}", file);
+        if (adminTokens.BootstrapFile is { } file) log.LogInformation("Admin API bootstrap token (scopes read, operate) is in {File}", file);
+        GatewayMetrics.ObserveThrottle(throttle);
         log.LogInformation("Node roles {Roles}; store {Store}; data {Data}", string.Join(",", settings.Node.Roles),
             Path.GetFullPath(settings.Node.StoreRoot), Path.GetFullPath(settings.Node.DataDirectory));
     }

@@ -220,7 +220,7 @@ public sealed class StoreDownloaderTests : IDisposable
         var big = RandomNumberGenerator.GetBytes(1_000_000);
         var id = Convert.ToHexStringLower(SHA256.HashData(big));
         await using var server = await TestServer.StartAsync(Serve(big));
-        var limited = new StoreDownloader(_http, [StoreSource.Mirror(server.BaseUrl)], Fast, _cache, new GrantLimiter(400_000, 0));
+        var limited = new StoreDownloader(_http, [StoreSource.Mirror(server.BaseUrl)], Fast, _cache, new GrantLimiter(400_000, null));
         var sw = Stopwatch.StartNew();
         await limited.FetchChunkAsync(id, $"chunks/{id[..2]}/{id}", big.Length + 40, CancellationToken.None);
         // One second of burst, then 600 kB at 400 kB/s.
@@ -228,6 +228,33 @@ public sealed class StoreDownloaderTests : IDisposable
 
         var capped = new StoreDownloader(_http, [StoreSource.Mirror(server.BaseUrl)], Fast, new ChunkCache(_dir.Sub("c2"), _dir.Sub("p2")), new GrantLimiter(0, 300_000));
         await Assert.ThrowsAsync<GrantExhaustedException>(() => capped.FetchChunkAsync(id, $"chunks/{id[..2]}/{id}", big.Length + 40, CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task A_grant_with_nothing_left_sends_no_chunk_request_but_still_fetches_manifests()
+    {
+        var hits = 0;
+        await using var server = await TestServer.StartAsync(async ctx => { Interlocked.Increment(ref hits); await Serve(_chunk)(ctx); });
+        var renews = DateTimeOffset.UtcNow.AddMinutes(5);
+        var d = new StoreDownloader(_http, [StoreSource.Mirror(server.BaseUrl)], Fast, _cache, new GrantLimiter(1000, 0, null, renews));
+        var e = await Assert.ThrowsAsync<GrantExhaustedException>(() => d.FetchChunkAsync(_id, Rel, _chunk.Length + 40, CancellationToken.None));
+        Assert.Equal(renews, e.RenewsAt);
+        Assert.Equal(0, hits);
+        var files = await d.FetchVerifiedAsync(["manifests/acme/1.json"], 1_000_000, f => f, CancellationToken.None);
+        Assert.Equal(_chunk, files[0]); // manifests are not charged to the grant (the gateway charges chunk GETs)
+    }
+
+    [Fact]
+    public async Task Pacing_to_a_slow_grant_is_not_mistaken_for_a_slow_server()
+    {
+        var big = RandomNumberGenerator.GetBytes(500_000);
+        var id = Convert.ToHexStringLower(SHA256.HashData(big));
+        await using var server = await TestServer.StartAsync(Serve(big));
+        // The configured floor (1 MB/s) is far above the grant (200 kB/s): the agent must lower its floor, not abort itself.
+        var settings = Fast with { MinBytesPerSecond = 1_000_000, MinRateWindowSeconds = 0.25 };
+        var d = new StoreDownloader(_http, [StoreSource.Mirror(server.BaseUrl)], settings, _cache, new GrantLimiter(200_000, null)) { RoundsPerRequest = 1 };
+        await d.FetchChunkAsync(id, $"chunks/{id[..2]}/{id}", big.Length + 40, CancellationToken.None);
+        Assert.Equal(big, _cache.TryRead(id));
     }
 
     [Fact]

@@ -1,5 +1,6 @@
 using Orchestrator.Messages.Devices;
 using Orchestrator.Messages.Protocol;
+using Orchestrator.Messages.Rollouts;
 
 namespace Orchestrator.Messages.Tests.Serialization;
 
@@ -11,6 +12,13 @@ public static class MessageSamples
     private static readonly WorkItem Repair = new(WorkKind.Repair, "2.0.0", 20, "manifests/acme/2.0.0.json", ["bin/app", "lib/x.so"]);
     private static readonly TransferProgress Progress = new(WorkPhase.Verify, 1000, 2000, 3, 6);
     private static readonly FailureInfo Failure = new(WorkPhase.Download, "connection reset", 3, 7_500, T);
+
+    private static readonly RolloutSpec Spec = new("ro-1",
+        new RolloutTarget("acme", "2.1.0", 21, "manifests/acme/2.1.0.json"),
+        new DeviceSelector(["eu"], ["dev-1"], [new DeviceGroup("canary", ["canary"], ["dev-2"])]),
+        [new WaveSpec(WaveSizeKind.Count, 2), new WaveSpec(WaveSizeKind.Percent, 100)],
+        true, 42, 10, 1_000_000, 0.9, 0.1, 60, 5, T, new MaintenanceWindow(22 * 60, 4 * 60), "alice");
+    private static readonly RollbackVersion Previous = new(20, "2.0.0", "manifests/acme/2.0.0.json");
 
     /// <summary>All samples.</summary>
     public static IReadOnlyList<IOrchestratorMessage> All { get; } =
@@ -40,5 +48,36 @@ public static class MessageSamples
         new DeviceCameBack(T),
         new QueryDevices(DeviceStatus.Failed, 20, "eu", "rollout-7", 50),
         new DeviceList([new DeviceSummary("dev-1", DeviceStatus.Idle, "acme", 20, ["eu"], "rollout-7", 21, 2, T)], 1, 99),
+        new CreateRollout(Spec),
+        new GetRollout("ro-1"),
+        new ListRollouts(true),
+        new PauseRollout("ro-1", "alice", "watching errors"),
+        new ResumeRollout("ro-1", "alice"),
+        new AbortRollout("ro-1", "alice", "bad build"),
+        new RollbackRollout("ro-1", "alice", "bad build", [Previous]),
+        new RetryFailedDevices("ro-1", "alice"),
+        new RolloutView(Spec, RolloutStatus.Paused, 2, "too many failures", [new WaveCounters(1, 10, 1, 2, 3, 4)],
+            [new RolloutDeviceFailure("dev-3", 1, "hash mismatch")], true, T, T.AddMinutes(5)),
+        new RolloutList([new RolloutSummary("ro-1", "acme", "2.1.0", RolloutStatus.Running, 1, 3, 100, 40, 2)]),
+        new RolloutRejected("ro-1", "invalid_request", "errorThreshold", "give a fraction"),
+        new RolloutCreated(Spec, [new PlannedWave(["dev-1", "dev-2"])], T),
+        new RolloutStarted(T),
+        new RolloutDevicesJoined(["dev-9"], T),
+        new RolloutDeviceAssigned("dev-1", 20, T),
+        new RolloutDeviceSucceeded("dev-1", T),
+        new RolloutDeviceFailed("dev-1", "retry policy exhausted", T),
+        new RolloutWaveThresholdMet(1, T),
+        new RolloutWaveStarted(1, T),
+        new RolloutPaused("system", "error threshold", T),
+        new RolloutResumed("alice", T),
+        new RolloutAborted("alice", "bad build", T),
+        new RolloutRolledBack("alice", "bad build", [Previous], T),
+        new RolloutCommandsDelivered(12, T),
+        new RolloutFailedDevicesRetried("alice", ["dev-3"], T),
+        new RolloutCompleted(T),
+        new RolloutRegistered("ro-1", T),
+        new RolloutSnapshot(Spec, RolloutStatus.RolledBack, true, 1, 2, "bad build",
+            [new RolloutDeviceRecord("dev-1", 1, RolloutDeviceOutcome.Failed, 20, "hash mismatch")], [3, 1], T, true, [Previous], T, T.AddHours(1)),
+        new RolloutCoordinatorSnapshot(["ro-1", "ro-2"]),
     ];
 }

@@ -45,6 +45,13 @@ public sealed class ChunkServingTests(NodeFixture fixture) : IClassFixture<NodeF
         Assert.Equal(HttpStatusCode.NotModified, res.StatusCode);
         Assert.Empty(await res.Content.ReadAsByteArrayAsync());
         Assert.Equal($"\"{id}\"", res.Headers.ETag!.Tag);
+
+        // "*" means "if it exists": 304 for a stored chunk, 404 for an absent one.
+        using var star = await GetAsync($"/v1/store/chunks/{id[..2]}/{id}", secret, tweak: r => r.Headers.IfNoneMatch.Add(EntityTagHeaderValue.Any));
+        Assert.Equal(HttpStatusCode.NotModified, star.StatusCode);
+        var absent = new string('9', 64);
+        using var starAbsent = await GetAsync($"/v1/store/chunks/99/{absent}", secret, tweak: r => r.Headers.IfNoneMatch.Add(EntityTagHeaderValue.Any));
+        Assert.Equal(HttpStatusCode.NotFound, starAbsent.StatusCode);
     }
 
     [Fact]

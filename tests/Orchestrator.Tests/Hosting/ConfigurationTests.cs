@@ -69,3 +69,20 @@ public sealed class ProgramStartupTests
         Assert.Contains("unknown role 'gatewya'", stderr);
     }
 }
+
+/// <summary>Stopping the host runs CoordinatedShutdown: the node leaves the cluster and the actor system terminates.</summary>
+public sealed class ShutdownTests
+{
+    [Fact]
+    public async Task Host_stop_runs_coordinated_shutdown()
+    {
+        var node = await Support.TestNode.StartAsync();
+        var system = (Akka.Actor.ActorSystem)node.Services.GetService(typeof(Akka.Actor.ActorSystem))!;
+        var cluster = Akka.Cluster.Cluster.Get(system);
+        Assert.Equal(Akka.Cluster.MemberStatus.Up, cluster.SelfMember.Status);
+        await node.DisposeAsync();
+        Assert.True(system.WhenTerminated.IsCompleted, "actor system still running after the host stopped");
+        Assert.NotNull(Akka.Actor.CoordinatedShutdown.Get(system).ShutdownReason);
+        Assert.True(cluster.IsTerminated);
+    }
+}

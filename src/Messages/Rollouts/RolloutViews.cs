@@ -1,0 +1,84 @@
+namespace Orchestrator.Messages.Rollouts;
+
+/// <summary>Where a rollout stands. Names are persisted in snapshots and shown to operators.</summary>
+public enum RolloutStatus
+{
+    /// <summary>Created; waiting for its start time.</summary>
+    Created,
+    /// <summary>Assigning devices wave by wave.</summary>
+    Running,
+    /// <summary>Paused by an operator or by the error threshold; see the reason.</summary>
+    Paused,
+    /// <summary>Every device finished and the last wave met its success threshold.</summary>
+    Completed,
+    /// <summary>Ended by an operator; unfinished assignments were cancelled.</summary>
+    Aborted,
+    /// <summary>Touched devices were assigned their previous version.</summary>
+    RolledBack,
+}
+
+/// <summary>Where one device stands within a rollout.</summary>
+public enum RolloutDeviceOutcome
+{
+    /// <summary>Not assigned yet.</summary>
+    Pending,
+    /// <summary>Assigned; not finished.</summary>
+    InProgress,
+    /// <summary>Installed the target version.</summary>
+    Succeeded,
+    /// <summary>Gave up on it (retry policy exhausted, assignment refused or removed); see the reason.</summary>
+    Failed,
+}
+
+/// <summary>Exact counters of one wave.</summary>
+/// <param name="Wave">Wave number (1-based).</param>
+/// <param name="Total">Devices in the wave.</param>
+/// <param name="Pending">Not assigned yet.</param>
+/// <param name="InProgress">Assigned, not finished.</param>
+/// <param name="Succeeded">Installed the target.</param>
+/// <param name="Failed">Failed.</param>
+public sealed record WaveCounters(int Wave, int Total, int Pending, int InProgress, int Succeeded, int Failed);
+
+/// <summary>A failed device and why.</summary>
+/// <param name="DeviceId">Device id.</param>
+/// <param name="Wave">Wave number (1-based).</param>
+/// <param name="Reason">Why it counts as failed.</param>
+public sealed record RolloutDeviceFailure(string DeviceId, int Wave, string Reason);
+
+/// <summary>A rollout with its counters: the answer to <see cref="GetRollout"/> and to every accepted command.</summary>
+/// <param name="Spec">What was asked for.</param>
+/// <param name="Status">State.</param>
+/// <param name="CurrentWave">The wave being rolled out (1-based).</param>
+/// <param name="PauseReason">Why it is paused (or was aborted / rolled back), if so.</param>
+/// <param name="Waves">Per-wave counters.</param>
+/// <param name="Failures">Failed devices (at most 100).</param>
+/// <param name="CommandsPending">True while abort/rollback commands are still being delivered to devices.</param>
+/// <param name="CreatedAt">When it was created.</param>
+/// <param name="UpdatedAt">Time of its last event.</param>
+public sealed record RolloutView(
+    RolloutSpec Spec, RolloutStatus Status, int CurrentWave, string? PauseReason, IReadOnlyList<WaveCounters> Waves,
+    IReadOnlyList<RolloutDeviceFailure> Failures, bool CommandsPending, DateTimeOffset CreatedAt, DateTimeOffset UpdatedAt) : IOrchestratorMessage;
+
+/// <summary>One line of <see cref="RolloutList"/>.</summary>
+/// <param name="RolloutId">Rollout id.</param>
+/// <param name="Product">Product.</param>
+/// <param name="Version">Target version.</param>
+/// <param name="Status">State.</param>
+/// <param name="CurrentWave">Current wave (1-based).</param>
+/// <param name="WaveCount">Number of waves.</param>
+/// <param name="Total">Devices covered.</param>
+/// <param name="Succeeded">Devices that installed the target.</param>
+/// <param name="Failed">Devices that failed.</param>
+public sealed record RolloutSummary(string RolloutId, string Product, string Version, RolloutStatus Status, int CurrentWave, int WaveCount,
+    int Total, int Succeeded, int Failed);
+
+/// <summary>Answer to <see cref="ListRollouts"/>, ordered by id.</summary>
+/// <param name="Rollouts">The rollouts.</param>
+public sealed record RolloutList(IReadOnlyList<RolloutSummary> Rollouts) : IOrchestratorMessage;
+
+/// <summary>A rollout command was refused; nothing changed.</summary>
+/// <param name="RolloutId">Rollout id.</param>
+/// <param name="Code">Stable code: <c>invalid_request</c>, <c>not_found</c>, <c>already_exists</c>, <c>conflicting_rollout</c>, <c>invalid_state</c>, <c>no_failed_devices</c>.</param>
+/// <param name="Field">The request field at fault (empty when not about one field).</param>
+/// <param name="Message">What was wrong and how to fix it.</param>
+public sealed record RolloutRejected(string RolloutId, string Code, string Field, string Message) : IOrchestratorMessage;

@@ -1,0 +1,414 @@
+using Akka.Actor;
+using Akka.Event;
+using Akka.Persistence;
+using Orchestrator.Messages.Devices;
+using Orchestrator.Messages.Rollouts;
+
+namespace Orchestrator.Node.Rollouts;
+
+/// <summary>
+/// One rollout as a persistent state machine (behaviours Uncreated, Created, Running, Paused, Completed, Aborted,
+/// RolledBack). It persists only its own decisions: the plan, each device's assignment and outcome, waves, pauses.
+/// <para>
+/// Progress is reconciled by re-reading device state, not by counting notifications: every
+/// <see cref="RolloutSettings.PollInterval"/> the actor asks each device with an unfinished assignment for its
+/// <see cref="DeviceState"/> (the device actor's own persisted state, folded from its journal) and persists an
+/// outcome event the first time that state shows the target installed or the retry policy exhausted. We chose
+/// this over following tagged events (EventsByTag) because the device tagger tags only assignment events with the
+/// rollout id, completions and failures are not attributable without folding the whole device feed, and because a
+/// re-read is naturally idempotent: after a crash (of this actor or the node) recovery restores the outcomes
+/// already persisted and the next poll re-reads exactly the devices still in flight, so no completion is counted
+/// twice or missed. The number of devices in flight is bounded by <see cref="RolloutSpec.MaxConcurrent"/>, which
+/// bounds the cost of a poll.
+/// </para>
+/// Assignment order: ask the device's state (for the previous version), send AssignTarget, persist
+/// <see cref="RolloutDeviceAssigned"/> after the device accepted. A crash in between leaves the device Pending here
+/// with our target on the device; the next assignment pass re-sends the (idempotent) AssignTarget.
+/// </summary>
+public sealed class RolloutActor : ReceivePersistentActor, IWithTimers
+{
+    /// <summary>Prefix of the persistence id.</summary>
+    public const string PersistenceIdPrefix = "rollout-";
+
+    private const string TickKey = "tick";
+    private readonly string _rolloutId;
+    private readonly IActorRef _devices;
+    private readonly IActorRef _registry;
+    private readonly RolloutSettings _settings;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly List<IRolloutEvent> _unpersisted = [];
+    private RolloutState? _state;
+    private long _lastSnapshot;
+    private DateTimeOffset _nextJoinCheck = DateTimeOffset.MinValue;
+    private bool _claimsReleased;
+
+    /// <summary>Props of the actor of <paramref name="rolloutId"/>; its parent must be the <see cref="RolloutCoordinator"/>.</summary>
+    public static Props Props(string rolloutId, IActorRef devices, IActorRef registry, RolloutSettings settings) =>
+        Akka.Actor.Props.Create(() => new RolloutActor(rolloutId, devices, registry, settings));
+
+    /// <summary>Use <see cref="Props"/>.</summary>
+    public RolloutActor(string rolloutId, IActorRef devices, IActorRef registry, RolloutSettings settings)
+    {
+        _rolloutId = rolloutId;
+        _devices = devices;
+        _registry = registry;
+        _settings = settings;
+        PersistenceId = PersistenceIdPrefix + rolloutId;
+
+        Recover<SnapshotOffer>(o =>
+        {
+            _state = RolloutState.FromSnapshot((RolloutSnapshot)o.Snapshot);
+            _lastSnapshot = o.Metadata.SequenceNr;
+        });
+        Recover<RolloutCreated>(e => _state = RolloutState.Create(e));
+        Recover<IRolloutEvent>(e => _state?.Apply(e));
+        Recover<RecoveryCompleted>(_ =>
+        {
+            Context.Parent.Tell(new RolloutClaims(_rolloutId, Claims()));
+            if (_state is null) return;
+            BecomeFor(_state.Status);
+            ScheduleTick(TimeSpan.Zero);
+        });
+        Uncreated();
+    }
+
+    /// <inheritdoc />
+    public override string PersistenceId { get; }
+
+    /// <inheritdoc />
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    private RolloutState State => _state!;
+    private DateTimeOffset Now => _settings.Clock.GetUtcNow();
+
+    private IReadOnlyList<string> Claims() => _state is { IsActive: true } s ? s.Devices.Select(d => d.DeviceId).ToList() : [];
+
+    // ---- behaviours ----
+
+    private void Uncreated()
+    {
+        Command<StartRollout>(c =>
+        {
+            var created = new RolloutCreated(c.Spec, RolloutState.Plan(c.Spec, c.DeviceIds), Now);
+            Persist(created, e =>
+            {
+                _state = RolloutState.Create(e);
+                c.ReplyTo.Tell(State.View());
+                BecomeFor(State.Status);
+                ScheduleTick(TimeSpan.Zero);
+            });
+        });
+        Command<IRolloutCommand>(c => Sender.Tell(new RolloutRejected(_rolloutId, "not_found", "", $"Rollout '{_rolloutId}' does not exist.")));
+        Command<GetSummary>(_ => Sender.Tell(NotCreated.Instance));
+        Common();
+    }
+
+    private void BecomeFor(RolloutStatus status)
+    {
+        switch (status)
+        {
+            case RolloutStatus.Created: Become(Created); break;
+            case RolloutStatus.Running: Become(Running); break;
+            case RolloutStatus.Paused: Become(Paused); break;
+            case RolloutStatus.Completed: Become(Completed); break;
+            case RolloutStatus.Aborted: Become(Aborted); break;
+            default: Become(RolledBack); break;
+        }
+    }
+
+    private void Created()
+    {
+        Command<PauseRollout>(c => Decide(new RolloutPaused(c.Operator, c.Reason, Now)));
+        Command<AbortRollout>(c => Decide(new RolloutAborted(c.Operator, c.Reason, Now)));
+        Active();
+    }
+
+    private void Running()
+    {
+        Command<PauseRollout>(c => Decide(new RolloutPaused(c.Operator, c.Reason, Now)));
+        Command<AbortRollout>(c => Decide(new RolloutAborted(c.Operator, c.Reason, Now)));
+        Command<RollbackRollout>(Rollback);
+        Command<RetryFailedDevices>(RetryFailed);
+        Active();
+    }
+
+    private void Paused()
+    {
+        Command<ResumeRollout>(c => Decide(new RolloutResumed(c.Operator, Now)));
+        Command<AbortRollout>(c => Decide(new RolloutAborted(c.Operator, c.Reason, Now)));
+        Command<RollbackRollout>(Rollback);
+        Command<RetryFailedDevices>(RetryFailed);
+        Active();
+    }
+
+    private void Completed()
+    {
+        Command<RollbackRollout>(Rollback);
+        Command<RetryFailedDevices>(RetryFailed);
+        Active();
+    }
+
+    private void Aborted()
+    {
+        Command<RollbackRollout>(Rollback);
+        Active();
+    }
+
+    private void RolledBack() => Active();
+
+    private void Active()
+    {
+        Command<GetRollout>(_ => Sender.Tell(State.View()));
+        Command<GetSummary>(_ => Sender.Tell(State.Summary()));
+        Command<IRolloutCommand>(c => Sender.Tell(new RolloutRejected(_rolloutId, "invalid_state", "",
+            $"{c.GetType().Name} is not possible while rollout '{_rolloutId}' is {State.Status}. " + Allowed(State.Status))));
+        CommandAsync<Tick>(_ => OnTick());
+        Common();
+    }
+
+    private static string Allowed(RolloutStatus s) => s switch
+    {
+        RolloutStatus.Created => "Allowed now: pause, abort.",
+        RolloutStatus.Running => "Allowed now: pause, abort, rollback, retry-failed.",
+        RolloutStatus.Paused => "Allowed now: resume, abort, rollback, retry-failed.",
+        RolloutStatus.Completed => "Allowed now: rollback, retry-failed.",
+        RolloutStatus.Aborted => "Allowed now: rollback.",
+        _ => "It is finished; create a new rollout.",
+    };
+
+    private void Common()
+    {
+        Command<SaveSnapshotSuccess>(s => DeleteSnapshots(new SnapshotSelectionCriteria(s.Metadata.SequenceNr - 1)));
+        Command<SaveSnapshotFailure>(f => _log.Warning(f.Cause, "Snapshot of {0} failed; recovery replays more events", PersistenceId));
+        Command<DeleteSnapshotsSuccess>(_ => { });
+        Command<DeleteSnapshotsFailure>(f => _log.Warning(f.Cause, "Deleting old snapshots of {0} failed", PersistenceId));
+    }
+
+    // ---- operator commands ----
+
+    private void Rollback(RollbackRollout c) => Decide(new RolloutRolledBack(c.Operator, c.Reason, c.Versions, Now));
+
+    private void RetryFailed(RetryFailedDevices c)
+    {
+        var failed = State.Devices.Where(d => d.Outcome == RolloutDeviceOutcome.Failed).Select(d => d.DeviceId).ToList();
+        if (failed.Count == 0)
+        {
+            Sender.Tell(new RolloutRejected(_rolloutId, "no_failed_devices", "", $"Rollout '{_rolloutId}' has no failed devices to retry."));
+            return;
+        }
+        Decide(new RolloutFailedDevicesRetried(c.Operator, failed, Now));
+    }
+
+    /// <summary>Applies and persists an operator decision, then answers with the view (after the write).</summary>
+    private void Decide(IRolloutEvent e)
+    {
+        var replyTo = Sender;
+        Emit(e);
+        Flush();
+        DeferAsync(e, _ => replyTo.Tell(State.View()));
+        ScheduleTick(TimeSpan.Zero);
+    }
+
+    // ---- persistence helpers ----
+
+    // Events are applied when decided and persisted at the end of the handler. Persist stashes every later command
+    // until the write completes, and a failed write stops the actor (recovery then rebuilds from what was written),
+    // so nobody ever observes a state that is not durable.
+    private void Emit(IRolloutEvent e)
+    {
+        State.Apply(e);
+        _unpersisted.Add(e);
+    }
+
+    private void Flush()
+    {
+        if (_unpersisted.Count == 0) return;
+        var batch = _unpersisted.ToList();
+        _unpersisted.Clear();
+        PersistAll(batch, _ => { });
+        DeferAsync(batch, _ =>
+        {
+            if (LastSequenceNr - _lastSnapshot >= _settings.SnapshotEvery)
+            {
+                _lastSnapshot = LastSequenceNr;
+                SaveSnapshot(State.ToSnapshot());
+            }
+        });
+        if (!State.IsActive && !_claimsReleased)
+        {
+            _claimsReleased = true;
+            Context.Parent.Tell(new ReleaseClaims(_rolloutId));
+        }
+        BecomeFor(State.Status);
+    }
+
+    private void ScheduleTick(TimeSpan delay) => Timers.StartSingleTimer(TickKey, Tick.Instance, delay);
+
+    // ---- the periodic pass ----
+
+    private async Task OnTick()
+    {
+        try
+        {
+            if (State.CommandsPending) await DeliverCommands();
+            else if (State.IsActive)
+            {
+                if (State.Status == RolloutStatus.Created && (State.Spec.StartAt is null || Now >= State.Spec.StartAt))
+                    Emit(new RolloutStarted(Now));
+                if (State.Started)
+                {
+                    await Observe();
+                    DecideProgress();
+                    if (State.Status == RolloutStatus.Running && (State.Spec.Window is null || State.Spec.Window.Contains(Now)))
+                    {
+                        await Assign();
+                        DecideProgress();
+                    }
+                }
+                if (State.IsActive && Now >= _nextJoinCheck) await Join();
+            }
+        }
+        catch (Exception ex)
+        {
+            _log.Warning(ex, "Rollout {0}: pass failed; retrying at the next poll", _rolloutId);
+        }
+        finally
+        {
+            Flush();
+            if (State.IsActive || State.CommandsPending) ScheduleTick(_settings.PollInterval);
+        }
+    }
+
+    private void DecideProgress()
+    {
+        // Each decision may enable the next (threshold met -> next wave when no soak); bounded by the number of waves.
+        for (var i = 0; i < 2 * State.WaveCount + 2 && State.NextDecision(Now) is { } e; i++) Emit(e);
+    }
+
+    private async Task<T?> AskDevice<T>(IDeviceCommand command) where T : class
+    {
+        try
+        {
+            var answer = await _devices.Ask<object>(command, _settings.AskTimeout);
+            if (answer is DeviceCommandRejected r && typeof(T) != typeof(DeviceCommandRejected))
+                throw new DeviceRejection(r);
+            return answer as T;
+        }
+        catch (AskTimeoutException)
+        {
+            return null;
+        }
+    }
+
+    private async Task Observe()
+    {
+        var target = State.Spec.Target;
+        var ids = State.InProgress();
+        var states = await Task.WhenAll(ids.Select(id => AskDevice<DeviceState>(new GetDeviceState(id))));
+        for (var i = 0; i < ids.Count; i++)
+        {
+            if (states[i] is not { } s) continue; // unreachable now; read again next poll
+            if (s.InstalledVersionId == target.VersionId && s.Work is null)
+                Emit(new RolloutDeviceSucceeded(s.DeviceId, Now));
+            else if (s.Target is null || s.Target.RolloutId != _rolloutId || s.Target.VersionId != target.VersionId)
+                Emit(new RolloutDeviceFailed(s.DeviceId,
+                    $"assignment removed outside this rollout (device now targets {(s.Target is null ? "nothing" : $"{s.Target.Version} of {s.Target.RolloutId}")})", Now));
+            else if (s.FailedAttempts >= State.Spec.MaxAttemptsPerDevice)
+            {
+                // Stop the device retrying before counting it failed; if the cancel does not get through, try again next poll.
+                var reason = $"gave up after {s.FailedAttempts} failed attempts (last: {s.LastFailure?.Stage} {s.LastFailure?.Reason})";
+                if (await Cancel(s.DeviceId, reason)) Emit(new RolloutDeviceFailed(s.DeviceId, reason, Now));
+            }
+        }
+    }
+
+    private async Task<bool> Cancel(string deviceId, string reason)
+    {
+        try { return await AskDevice<DeviceCommandAccepted>(new CancelAssignment(deviceId, "rollout:" + _rolloutId, reason)) is not null; }
+        catch (DeviceRejection) { return true; } // nothing to cancel there
+    }
+
+    private async Task Assign()
+    {
+        var free = State.Spec.MaxConcurrent - State.InProgress().Count;
+        var ids = State.NextToAssign(free);
+        if (ids.Count == 0) return;
+        var results = await Task.WhenAll(ids.Select(AssignOne));
+        foreach (var e in results)
+            if (e is not null) Emit(e);
+    }
+
+    private async Task<IRolloutEvent?> AssignOne(string deviceId)
+    {
+        var t = State.Spec.Target;
+        try
+        {
+            var s = await AskDevice<DeviceState>(new GetDeviceState(deviceId));
+            if (s is null) return null;
+            if (s.Product is not null && s.Product != t.Product)
+                return new RolloutDeviceFailed(deviceId, $"device runs product '{s.Product}', not '{t.Product}'", Now);
+            // Already ours (a crash after the device accepted): the installed version is the previous one unless it already finished.
+            var previous = s.Target?.RolloutId == _rolloutId && s.InstalledVersionId == t.VersionId ? 0 : s.InstalledVersionId;
+            var ok = await AskDevice<DeviceCommandAccepted>(new AssignTarget(deviceId, t.Product, t.Version, t.VersionId, t.ManifestPath, _rolloutId));
+            return ok is null ? null : new RolloutDeviceAssigned(deviceId, previous, Now);
+        }
+        catch (DeviceRejection r)
+        {
+            return new RolloutDeviceFailed(deviceId, $"device refused the assignment: {r.Rejected.Message}", Now);
+        }
+    }
+
+    private async Task Join()
+    {
+        _nextJoinCheck = Now + _settings.JoinCheckInterval;
+        var list = await _registry.Ask<DeviceList>(new QueryDevices(null, null, null, null, 100_000), _settings.AskTimeout);
+        var spec = State.Spec;
+        var fresh = list.Devices
+            .Where(d => d.Product == spec.Target.Product && spec.Selector.Matches(d.DeviceId, d.Tags) && State.Find(d.DeviceId) is null)
+            .Select(d => d.DeviceId).ToList();
+        if (fresh.Count == 0) return;
+        var granted = await Context.Parent.Ask<DevicesClaimed>(new ClaimDevices(_rolloutId, fresh), _settings.AskTimeout);
+        if (granted.DeviceIds.Count > 0) Emit(new RolloutDevicesJoined(granted.DeviceIds, Now));
+    }
+
+    private async Task DeliverCommands()
+    {
+        var rollback = State.Status == RolloutStatus.RolledBack;
+        var t = State.Spec.Target;
+        var targets = State.Devices.Where(d => rollback ? d.Outcome != RolloutDeviceOutcome.Pending : d.Outcome == RolloutDeviceOutcome.InProgress).ToList();
+        var versions = State.RollbackVersions.ToDictionary(v => v.VersionId);
+        var done = await Task.WhenAll(targets.Select(async d =>
+        {
+            try
+            {
+                if (rollback && versions.TryGetValue(d.PreviousVersionId, out var v))
+                    return await AskDevice<DeviceCommandAccepted>(new AssignTarget(d.DeviceId, t.Product, v.Version, v.VersionId, v.ManifestPath, _rolloutId)) is not null;
+                // Abort, or rollback of a device that had nothing (known) installed: cancel, but only our own assignment.
+                var s = await AskDevice<DeviceState>(new GetDeviceState(d.DeviceId));
+                if (s is null) return false;
+                if (s.Target?.RolloutId != _rolloutId) return true;
+                return await Cancel(d.DeviceId, rollback ? "rollout rolled back" : "rollout aborted");
+            }
+            catch (DeviceRejection)
+            {
+                return true; // the device refuses (e.g. other product): nothing to undo there
+            }
+        }));
+        // Abort is incremental (a cancelled device leaves InProgress); rollback re-sends to all until every device acknowledged.
+        if (!rollback)
+            for (var i = 0; i < targets.Count; i++)
+                if (done[i]) Emit(new RolloutDeviceFailed(targets[i].DeviceId, "assignment cancelled by abort", Now));
+        if (done.All(x => x)) Emit(new RolloutCommandsDelivered(targets.Count, Now));
+    }
+
+    /// <summary>Self-sent; local only.</summary>
+    private sealed class Tick : INoSerializationVerificationNeeded
+    {
+        public static readonly Tick Instance = new();
+    }
+
+    private sealed class DeviceRejection(DeviceCommandRejected rejected) : Exception(rejected.Message)
+    {
+        public DeviceCommandRejected Rejected { get; } = rejected;
+    }
+}

@@ -1,0 +1,227 @@
+using Akka.Actor;
+using Akka.Event;
+using Akka.Persistence;
+using Orchestrator.Messages.Devices;
+using Orchestrator.Messages.Rollouts;
+
+namespace Orchestrator.Node.Rollouts;
+
+/// <summary>
+/// The rollout registry: a persistent actor run as a cluster singleton on role <c>rollouts</c> (see
+/// <see cref="RolloutHosting"/>). It creates rollouts (selecting devices through the device registry read model,
+/// which it runs as its child), rejects a rollout whose devices an active rollout already holds, and hosts every
+/// <see cref="RolloutActor"/> as a child. A singleton rather than sharding: rollouts are few, each must stay alive
+/// to drive its waves (sharding would need remember-entities for that), and conflict detection needs one
+/// authority over which devices are claimed. It persists only the rollout ids; claims are rebuilt from the
+/// children after a restart (creation waits until every child reported).
+/// </summary>
+public sealed class RolloutCoordinator : ReceivePersistentActor, IWithTimers
+{
+    /// <summary>Persistence id of the coordinator.</summary>
+    public const string CoordinatorPersistenceId = "rollout-coordinator";
+
+    private readonly IActorRef _devices;
+    private readonly Props _registryProps;
+    private readonly RolloutSettings _settings;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly SortedSet<string> _ids = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, string> _claims = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _awaiting = new(StringComparer.Ordinal);
+    private IActorRef _registry = ActorRefs.Nobody;
+
+    /// <summary>Props of the coordinator.</summary>
+    /// <param name="devices">Device shard region or proxy.</param>
+    /// <param name="registryProps">Props of the device registry read model (its child).</param>
+    /// <param name="settings">Rollout tunables.</param>
+    public static Props Props(IActorRef devices, Props registryProps, RolloutSettings settings) =>
+        Akka.Actor.Props.Create(() => new RolloutCoordinator(devices, registryProps, settings));
+
+    /// <summary>Use <see cref="Props"/>.</summary>
+    public RolloutCoordinator(IActorRef devices, Props registryProps, RolloutSettings settings)
+    {
+        _devices = devices;
+        _registryProps = registryProps;
+        _settings = settings;
+        Recover<SnapshotOffer>(o => _ids.UnionWith(((RolloutCoordinatorSnapshot)o.Snapshot).RolloutIds));
+        Recover<RolloutRegistered>(e => _ids.Add(e.RolloutId));
+        Recover<RecoveryCompleted>(_ =>
+        {
+            _registry = Context.ActorOf(_registryProps, "device-registry");
+            foreach (var id in _ids)
+            {
+                _awaiting.Add(id);
+                StartChild(id);
+            }
+            if (_awaiting.Count == 0) Become(Ready);
+            else
+            {
+                Timers.StartSingleTimer("recovering", RecoveryDeadline.Instance, TimeSpan.FromSeconds(30));
+                Become(Recovering);
+            }
+        });
+        Command<object>(_ => Stash.Stash());
+    }
+
+    /// <inheritdoc />
+    public override string PersistenceId => CoordinatorPersistenceId;
+
+    /// <inheritdoc />
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    private IActorRef StartChild(string id)
+    {
+        var child = Context.ActorOf(RolloutActor.Props(id, _devices, _registry, _settings), ChildName(id));
+        Context.Watch(child);
+        return child;
+    }
+
+    private static string ChildName(string id) => "rollout-" + id;
+
+    private void Recovering()
+    {
+        Command<RolloutClaims>(c =>
+        {
+            Record(c);
+            if (_awaiting.Remove(c.RolloutId) && _awaiting.Count == 0) ReadyNow();
+        });
+        Command<RecoveryDeadline>(_ =>
+        {
+            _log.Warning("Rollouts {0} did not recover within 30 s; accepting commands without their claims", string.Join(", ", _awaiting));
+            ReadyNow();
+        });
+        Command<Terminated>(t => OnTerminated(t));
+        Command<object>(_ => Stash.Stash());
+    }
+
+    private void ReadyNow()
+    {
+        _awaiting.Clear();
+        Timers.Cancel("recovering");
+        Stash.UnstashAll();
+        Become(Ready);
+    }
+
+    // A crashed rollout actor (any exception, also Kill) is restarted in place and recovers from its journal; after
+    // 10 crashes a minute it is stopped, and OnTerminated starts it again a second later.
+    /// <inheritdoc />
+    protected override SupervisorStrategy SupervisorStrategy() =>
+        new OneForOneStrategy(10, TimeSpan.FromMinutes(1), _ => Directive.Restart);
+
+    private void Record(RolloutClaims c)
+    {
+        // An actor reports no devices before its creation is persisted (the coordinator recorded the claims itself)
+        // and after it finished (it sent ReleaseClaims): an empty report never removes claims.
+        if (c.DeviceIds.Count == 0) return;
+        foreach (var kv in _claims.Where(kv => kv.Value == c.RolloutId).ToList()) _claims.Remove(kv.Key);
+        foreach (var d in c.DeviceIds) _claims.TryAdd(d, c.RolloutId);
+    }
+
+    private void Ready()
+    {
+        CommandAsync<CreateRollout>(Create);
+        CommandAsync<ListRollouts>(List);
+        Command<IRolloutCommand>(c =>
+        {
+            var child = Context.Child(ChildName(c.RolloutId));
+            if (!_ids.Contains(c.RolloutId) || child.IsNobody())
+                Sender.Tell(new RolloutRejected(c.RolloutId, "not_found", "rolloutId",
+                    $"Rollout '{c.RolloutId}' does not exist; list rollouts with GET /admin/v1/rollouts."));
+            else child.Forward(c);
+        });
+        Command<RolloutClaims>(Record);
+        Command<ClaimDevices>(c =>
+        {
+            var granted = c.DeviceIds.Where(d => !_claims.ContainsKey(d)).ToList();
+            foreach (var d in granted) _claims[d] = c.RolloutId;
+            Sender.Tell(new DevicesClaimed(granted));
+        });
+        Command<ReleaseClaims>(c =>
+        {
+            foreach (var kv in _claims.Where(kv => kv.Value == c.RolloutId).ToList()) _claims.Remove(kv.Key);
+        });
+        Command<Terminated>(t => OnTerminated(t));
+        Command<RestartChild>(r =>
+        {
+            if (Context.Child(ChildName(r.RolloutId)).IsNobody()) StartChild(r.RolloutId);
+        });
+        Command<SaveSnapshotSuccess>(_ => { });
+        Command<SaveSnapshotFailure>(f => _log.Warning(f.Cause, "Coordinator snapshot failed"));
+    }
+
+    // A child stops only when its journal failed (persistence stops the actor); start it again after a pause, it recovers.
+    private void OnTerminated(Terminated t)
+    {
+        var id = t.ActorRef.Path.Name["rollout-".Length..];
+        if (t.ActorRef.Path.Name.StartsWith("rollout-", StringComparison.Ordinal) && _ids.Contains(id))
+            Timers.StartSingleTimer("restart-" + id, new RestartChild(id), TimeSpan.FromSeconds(1));
+    }
+
+    private async Task Create(CreateRollout c)
+    {
+        var replyTo = Sender;
+        var spec = c.Spec;
+        if (RolloutRules.Validate(spec) is { } bad)
+        {
+            replyTo.Tell(new RolloutRejected(spec.RolloutId, "invalid_request", bad.Field, bad.Message));
+            return;
+        }
+        if (_ids.Contains(spec.RolloutId))
+        {
+            replyTo.Tell(new RolloutRejected(spec.RolloutId, "already_exists", "rolloutId", $"Rollout '{spec.RolloutId}' already exists; choose another id."));
+            return;
+        }
+        DeviceList known;
+        try
+        {
+            known = await _registry.Ask<DeviceList>(new QueryDevices(null, null, null, null, 100_000), _settings.AskTimeout);
+        }
+        catch (AskTimeoutException)
+        {
+            replyTo.Tell(new RolloutRejected(spec.RolloutId, "unavailable", "", "The device registry did not answer in time; nothing was created. Try again."));
+            return;
+        }
+        // Devices of the product matching the selector, plus explicitly named devices (they may not have checked in yet).
+        var selected = known.Devices
+            .Where(d => d.Product == spec.Target.Product && spec.Selector.Matches(d.DeviceId, d.Tags)).Select(d => d.DeviceId)
+            .Concat(spec.Selector.ExplicitIds())
+            .Distinct(StringComparer.Ordinal).ToList();
+        var conflicts = selected.Where(_claims.ContainsKey).ToList();
+        if (conflicts.Count > 0)
+        {
+            var owners = conflicts.Select(d => _claims[d]).Distinct().Order(StringComparer.Ordinal);
+            replyTo.Tell(new RolloutRejected(spec.RolloutId, "conflicting_rollout", "selector",
+                $"{conflicts.Count} selected device(s) already belong to active rollout(s) {string.Join(", ", owners)} " +
+                $"(e.g. {string.Join(", ", conflicts.Take(5))}). Narrow the selector, or wait for / abort that rollout first."));
+            return;
+        }
+        Persist(new RolloutRegistered(spec.RolloutId, _settings.Clock.GetUtcNow()), e =>
+        {
+            _ids.Add(e.RolloutId);
+            foreach (var d in selected) _claims[d] = e.RolloutId;
+            StartChild(e.RolloutId).Tell(new StartRollout(spec, selected, replyTo));
+            if (LastSequenceNr % 100 == 0) SaveSnapshot(new RolloutCoordinatorSnapshot(_ids.ToList()));
+        });
+    }
+
+    private async Task List(ListRollouts q)
+    {
+        var replyTo = Sender;
+        var summaries = await Task.WhenAll(_ids.Select(async id =>
+        {
+            var child = Context.Child(ChildName(id));
+            if (child.IsNobody()) return null;
+            try { return await child.Ask<object>(GetSummary.Instance, _settings.AskTimeout) as RolloutSummary; }
+            catch (AskTimeoutException) { return null; }
+        }));
+        replyTo.Tell(new RolloutList(summaries.OfType<RolloutSummary>()
+            .Where(s => q.IncludeFinished || s.Status is RolloutStatus.Created or RolloutStatus.Running or RolloutStatus.Paused)
+            .OrderBy(s => s.RolloutId, StringComparer.Ordinal).ToList()));
+    }
+
+    private sealed record RestartChild(string RolloutId) : INoSerializationVerificationNeeded;
+
+    private sealed class RecoveryDeadline : INoSerializationVerificationNeeded
+    {
+        public static readonly RecoveryDeadline Instance = new();
+    }
+}

@@ -1,0 +1,13 @@
+namespace Orchestrator.Node.Rollouts;
+
+/// <summary>Tunables of the rollout actors.</summary>
+/// <param name="PollInterval">How often a rollout re-reads its in-flight devices and decides (also the start-time and window granularity).</param>
+/// <param name="AskTimeout">Timeout of one ask to a device actor or the registry.</param>
+/// <param name="JoinCheckInterval">How often a rollout looks for devices that newly match its selector.</param>
+/// <param name="SnapshotEvery">Save a snapshot after this many events.</param>
+/// <param name="Clock">Clock for start times, windows, soak times and event timestamps.</param>
+public sealed record RolloutSettings(TimeSpan PollInterval, TimeSpan AskTimeout, TimeSpan JoinCheckInterval, int SnapshotEvery, TimeProvider Clock)
+{
+    /// <summary>Poll every 2 s, asks 5 s, joiners every 30 s, snapshot every 200 events, system clock.</summary>
+    public static RolloutSettings Default { get; } = new(TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(30), 200, TimeProvider.System);
+}
