@@ -25,6 +25,7 @@ public static class OrchCli
         ShardingPalette.Register(registry);
         DevicePalette.Register(registry);
         ChunksPalette.Register(registry);
+        RolloutPalette.Register(registry);
         return registry;
     }
 

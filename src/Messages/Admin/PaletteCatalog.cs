@@ -99,6 +99,45 @@ public static class PaletteCatalog
         ], None),
     ]);
 
+    /// <summary>The --reason switch of pause, abort and rollback.</summary>
+    private static readonly IReadOnlyList<SwitchDescription> ReasonSwitch = [new("reason", "TEXT", "why (recorded with the rollout)")];
+
+    /// <summary><c>orch rollout ...</c></summary>
+    public static PaletteDescription Rollout { get; } = new("rollout", "phased rollouts: create, follow and steer them",
+    [
+        new("list", "Rollouts with status, wave and device counters.", Read,
+            [new("active", null, "only rollouts that have not finished")], None),
+        new("show", "One rollout: target, waves with exact counters, thresholds, failures.", Read, [], ["ROLLOUT"]),
+        new("create", "Create a rollout of a published version to the selected devices, wave by wave.", Operate,
+        [
+            new("product", "NAME", "product to roll out", Required: true),
+            new("version", "VERSION", "published version to install", Required: true),
+            new("id", "ID", "rollout id (default: generated)"),
+            new("tags", "T1,T2", "select devices carrying all these tags"),
+            new("devices", "D1,D2", "select these devices"),
+            new("groups", "G1,G2", "select the node's configured groups (Rollouts:Groups)"),
+            new("waves", "SPEC", "comma-separated wave sizes, counts or percents, e.g. 5,25%,100% (default 100%)"),
+            new("max-concurrent", "N", "at most N devices with unfinished work at once (default 100)"),
+            new("success-threshold", "F", "fraction of a wave that must succeed before the next starts (default 0.95)"),
+            new("error-threshold", "F", "fraction of a wave that may fail before the rollout pauses itself (default 0.05)"),
+            new("soak", "SECONDS", "wait after a wave succeeded before starting the next (default 0)"),
+            new("max-attempts", "N", "failed attempts after which a device counts as failed (default 5)"),
+            new("bandwidth", "BYTES_PER_S", "bandwidth cap recorded with the rollout (default none)"),
+            new("randomize", null, "shuffle devices before cutting waves"),
+            new("seed", "N", "shuffle seed (recorded, reproducible)"),
+            new("start-at", "TIME", "assign nothing before this ISO-8601 time"),
+            new("window", "HH:mm-HH:mm", "assign new devices only inside this daily UTC window"),
+            new("operator", "NAME", "who creates it (recorded)"),
+        ], None),
+        new("pause", "Stop assigning new devices; devices already working continue.", Operate, ReasonSwitch, ["ROLLOUT"]),
+        new("resume", "Continue a paused rollout.", Operate, [], ["ROLLOUT"]),
+        new("abort", "End the rollout and cancel unfinished assignments.", Operate, ReasonSwitch, ["ROLLOUT"]),
+        new("rollback", "Assign every touched device its previous version.", Operate, ReasonSwitch, ["ROLLOUT"]),
+        new("retry", "Give the rollout's failed devices another round of attempts.", Operate, [], ["ROLLOUT"]),
+        new("watch", "Follow a rollout live until it finishes (Ctrl+C stops watching, not the rollout).", Read,
+            [new("interval", "SECONDS", "seconds between updates (default 2)")], ["ROLLOUT"]),
+    ]);
+
     /// <summary>Every server-backed palette of this build.</summary>
-    public static IReadOnlyList<PaletteDescription> All { get; } = [Cluster, Sharding, Device, Release, Chunks];
+    public static IReadOnlyList<PaletteDescription> All { get; } = [Cluster, Sharding, Device, Release, Chunks, Rollout];
 }
