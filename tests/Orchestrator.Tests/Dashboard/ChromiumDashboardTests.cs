@@ -68,6 +68,8 @@ public sealed class ChromiumDashboardTests(DashboardFleet fleet) : IClassFixture
         Assert.Contains("acme 1.0.0", dom);
         Assert.Contains("acme 2.0.0", dom);
         Assert.Contains("(4 devices)", dom);
+        Assert.Contains($"data-rollout=\"{DashboardFleet.RolloutId}\"", dom);
+        Assert.Contains("acme 2.0.0 - wave 1 of 2 - 0/2 devices done", dom);
         Assert.Contains("live from akka.tcp://", dom);
         Assert.DoesNotContain("#token=", dom); // the fragment was moved to sessionStorage
     }
@@ -96,7 +98,8 @@ public sealed class ChromiumDashboardTests(DashboardFleet fleet) : IClassFixture
         Assert.True(png.LuminanceVariance() > 200, $"screenshot looks blank: luminance variance {png.LuminanceVariance():0.0}");
         Assert.True(png.DistinctColors() > 50, $"only {png.DistinctColors()} colours");
         Assert.True(png.CountColor(0x16, 0x20, 0x2b) > 1280 * 30, "header bar not drawn");
-        // The version-distribution bars (#2f6fd6) exist only once fleet data has arrived and been drawn.
+        // The version-distribution bars and the in-progress part of the wave bars (#2f6fd6) exist only once data has
+        // arrived and been drawn.
         Assert.True(png.CountColor(0x2f, 0x6f, 0xd6, 2) > 500, "version distribution bars not drawn");
     }
 }

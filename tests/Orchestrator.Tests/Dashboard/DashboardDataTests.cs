@@ -51,7 +51,8 @@ public sealed class DashboardDataTests(DashboardFleet fleet) : IClassFixture<Das
         var d = JsonDocument.Parse(await res.Content.ReadAsStringAsync()).RootElement;
         var f = d.GetProperty("fleet");
         Assert.Equal(4, f.GetProperty("totalDevices").GetInt32());
-        Assert.Equal(3, f.GetProperty("byStatus").GetProperty("Idle").GetInt32());
+        Assert.Equal(2, f.GetProperty("byStatus").GetProperty("Idle").GetInt32());
+        Assert.Equal(1, f.GetProperty("byStatus").GetProperty("UpgradeAssigned").GetInt32());
         Assert.Equal(1, f.GetProperty("byStatus").GetProperty("Failed").GetInt32());
         Assert.Equal(0, f.GetProperty("byStatus").GetProperty("Downloading").GetInt32());
         var versions = f.GetProperty("versions").EnumerateArray()
@@ -62,6 +63,14 @@ public sealed class DashboardDataTests(DashboardFleet fleet) : IClassFixture<Das
         Assert.Equal("dash-broken", failure.GetProperty("deviceId").GetString());
         Assert.Equal("Verify", failure.GetProperty("stage").GetString());
         Assert.Equal("Up", d.GetProperty("cluster").GetProperty("members")[0].GetProperty("status").GetString());
-        Assert.True(d.TryGetProperty("rolloutsAvailable", out _));
+        Assert.True(d.GetProperty("rolloutsAvailable").GetBoolean());
+        var rollout = Assert.Single(d.GetProperty("rollouts").EnumerateArray());
+        Assert.Equal(DashboardFleet.RolloutId, rollout.GetProperty("rolloutId").GetString());
+        Assert.Equal("Running", rollout.GetProperty("status").GetString());
+        var waves = rollout.GetProperty("waves").EnumerateArray().ToList();
+        Assert.Equal(2, waves.Count);
+        Assert.Equal(1, waves[0].GetProperty("total").GetInt32());
+        Assert.Equal(1, waves[0].GetProperty("inProgress").GetInt32());
+        Assert.Equal(1, waves[1].GetProperty("pending").GetInt32());
     }
 }

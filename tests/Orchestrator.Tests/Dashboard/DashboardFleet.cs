@@ -13,7 +13,8 @@ namespace Orchestrator.Node.Tests.Dashboard;
 
 /// <summary>
 /// A real node with data for the dashboard: acme 1.0.0 and 2.0.0 published, dash-ok-1 and dash-ok-2 idle on 1.0.0,
-/// dash-new idle on 2.0.0, dash-broken failed a repair with "checksum mismatch on bin/app".
+/// dash-new idle on 2.0.0, dash-broken failed a repair with "checksum mismatch on bin/app"; rollout ro-dash of 2.0.0 to
+/// dash-ok-1 and dash-ok-2 in waves of 1 and 100%, so dash-ok-1 is assigned (UpgradeAssigned) and wave 2 waits.
 /// </summary>
 public sealed class DashboardFleet : IAsyncLifetime
 {
@@ -48,15 +49,36 @@ public sealed class DashboardFleet : IAsyncLifetime
         await DeviceAsync("dash-broken", "check-in", new CheckInRequest("acme", v1.VersionId, "damaged", damaged, "1.0"));
         await DeviceAsync("dash-broken", "failure", new FailureReport(v1.VersionId, "verify", FailureReason, 1));
         // The registry read model follows the journal: 4 check-ins + 1 failure.
-        for (var i = 0; i < 200; i++)
+        await WaitForAsync("/admin/v1/devices?status=Failed", "dash-broken", 4);
+
+        using (var create = new HttpRequestMessage(HttpMethod.Post, "/admin/v1/rollouts"))
         {
-            using var req = new HttpRequestMessage(HttpMethod.Get, "/admin/v1/devices?status=Failed");
+            create.Headers.Authorization = new AuthenticationHeaderValue("Bearer", TestNode.OperateToken);
+            create.Content = JsonContent.Create(new
+            {
+                id = RolloutId, product = "acme", version = "2.0.0",
+                selector = new { deviceIds = new[] { "dash-ok-1", "dash-ok-2" } },
+                waves = new object[] { new { count = 1 }, new { percent = 100 } },
+            });
+            using var res = await Node.Http.SendAsync(create);
+            Assert.True(res.IsSuccessStatusCode, await res.Content.ReadAsStringAsync());
+        }
+        await WaitForAsync("/admin/v1/devices?status=UpgradeAssigned", "dash-ok-1", 4);
+    }
+
+    public const string RolloutId = "ro-dash";
+
+    private async Task WaitForAsync(string query, string expected, int total)
+    {
+        for (var i = 0; i < 300; i++)
+        {
+            using var req = new HttpRequestMessage(HttpMethod.Get, query);
             req.Headers.Authorization = new AuthenticationHeaderValue("Bearer", TestNode.ReadToken);
             using var res = await Node.Http.SendAsync(req);
-            if ((await res.Content.ReadAsStringAsync()).Contains("dash-broken") && await TotalAsync() == 4) return;
+            if ((await res.Content.ReadAsStringAsync()).Contains(expected) && await TotalAsync() == total) return;
             await Task.Delay(50);
         }
-        throw new TimeoutException("registry did not catch up");
+        throw new TimeoutException($"registry did not show {expected} for {query} within 15 s");
     }
 
     private async Task<int> TotalAsync()
