@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fleet load benchmark: bench/fleet/run.sh [devices...]   (default: 10000)
-# Writes bench/results/fleet-<N>.{csv,txt} and bench/results/fleet-progress.png (python3-matplotlib).
+# Writes bench/results/fleet-<N>.{csv,txt} and bench/results/fleet-progress.svg (plain python3).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 results="$here/../results"
