@@ -2,6 +2,7 @@ using Orchestrator.Node.Hosting;
 
 // One node of the cluster. Defaults (appsettings.json): all roles, SQLite in ./data, store in ./data/store,
 // HTTP on localhost:5080. Override with ORCH_-prefixed environment variables or --Section:Key=value arguments.
+if (args.Length > 0 && args[0] == "demo") return await Orchestrator.Node.Demo.DemoCommand.RunAsync(args[1..]);
 WebApplication app;
 try
 {

@@ -25,11 +25,49 @@ public sealed class CliHarness : IDisposable
         public JsonElement Json => JsonDocument.Parse(Out).RootElement;
     }
 
+    /// <summary>Environment the commands see (ORCH_SERVER, ORCH_TOKEN); the process environment is never read.</summary>
+    public Dictionary<string, string> Environment { get; } = new();
+
     public async Task<Run> Orch(params string[] args)
     {
         var output = new StringWriter();
         var error = new StringWriter();
-        var code = await OrchCli.RunAsync(args, new CliConsole(output, error, IsTerminal: false));
+        var code = await OrchCli.RunAsync(args, new CliConsole(output, error, IsTerminal: false, Environment: n => Environment.GetValueOrDefault(n)));
+        return new Run(code, output.ToString(), error.ToString());
+    }
+
+    /// <summary>A command running in the background (e.g. a watch); output can be read while it runs.</summary>
+    public sealed record Background(Task<int> Exit, StringWriter Out, TextWriter SyncOut, StringWriter Error)
+    {
+        // TextWriter.Synchronized locks on the wrapper instance; reading under the same lock sees whole lines.
+        public string OutText { get { lock (SyncOut) return Out.ToString(); } }
+    }
+
+    /// <summary>Starts orch without waiting; <paramref name="cancellationToken"/> plays the part of Ctrl+C.</summary>
+    public Background Start(CancellationToken cancellationToken, params string[] args)
+    {
+        var output = new StringWriter();
+        var error = new StringWriter();
+        var syncOut = TextWriter.Synchronized(output);
+        var console = new CliConsole(syncOut, TextWriter.Synchronized(error), IsTerminal: false, Environment: n => Environment.GetValueOrDefault(n));
+        return new Background(Task.Run(() => OrchCli.RunAsync(args, console, cancellationToken)), output, syncOut, error);
+    }
+
+    /// <summary>Runs orch as if stdout were a terminal (tables with borders, progress bars, spinners).</summary>
+    public async Task<Run> OrchOnTerminal(params string[] args)
+    {
+        var output = new StringWriter();
+        var error = new StringWriter();
+        var code = await OrchCli.RunAsync(args, new CliConsole(output, error, IsTerminal: true, Environment: n => Environment.GetValueOrDefault(n)));
+        return new Run(code, output.ToString(), error.ToString());
+    }
+
+    /// <summary>Runs orch with <paramref name="stdin"/> as piped input (interactive mode when no command is given).</summary>
+    public async Task<Run> OrchWithInput(string stdin, params string[] args)
+    {
+        var output = new StringWriter();
+        var error = new StringWriter();
+        var code = await OrchCli.RunAsync(args, new CliConsole(output, error, IsTerminal: false, new StringReader(stdin), n => Environment.GetValueOrDefault(n)));
         return new Run(code, output.ToString(), error.ToString());
     }
 

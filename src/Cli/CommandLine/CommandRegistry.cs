@@ -20,6 +20,16 @@ public sealed class CommandRegistry
         return this;
     }
 
+    /// <summary>Declares a palette unless it exists (a palette may hold local and server-backed commands).</summary>
+    public CommandRegistry DeclarePaletteIfAbsent(string name, string summary)
+    {
+        _paletteSummaries.TryAdd(name, summary);
+        return this;
+    }
+
+    /// <summary>Declared palettes and their summaries.</summary>
+    public IReadOnlyDictionary<string, string> Palettes => _paletteSummaries;
+
     /// <summary>Adds a command.</summary>
     public CommandRegistry Add(CommandSpec spec)
     {
@@ -123,7 +133,7 @@ public sealed class CommandRegistry
 
     private string GeneralHelp()
     {
-        var lines = new List<string> { "orch - Orchestrator release and SRE command line", "", "Usage: orch <palette> <command> [--switch value ...]", "", "Palettes:" };
+        var lines = new List<string> { "orch - Orchestrator release and SRE command line", "", "Usage: orch [--server URL] [--token TOKEN] [--json] <palette> <command> [--switch value ...]", "", "Palettes:" };
         foreach (var (name, summary) in _paletteSummaries)
         {
             lines.Add($"  {name,-10} {summary}");
@@ -140,7 +150,9 @@ public sealed class CommandRegistry
         lines.Add("Exit codes:");
         foreach (var (code, meaning) in ExitCodes.All) lines.Add($"  {code}  {meaning}");
         lines.Add("");
-        lines.Add("Run 'orch <palette> <command> --help' for the switches of a command.");
+        lines.Add("Run 'orch <palette> <command> --help' for the switches of a command, or 'orch' alone (optionally with");
+        lines.Add("--server URL --token TOKEN) for the interactive mode with the server's help and TAB completion.");
+        lines.Add("Server-backed commands read ORCH_SERVER and ORCH_TOKEN when --server/--token are not given.");
         return string.Join(Environment.NewLine, lines);
     }
 

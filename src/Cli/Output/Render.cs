@@ -1,6 +1,8 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Orchestrator.Cli.CommandLine;
+using Spectre.Console;
 
 namespace Orchestrator.Cli.Output;
 
@@ -13,6 +15,7 @@ public static class Render
         PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
         DictionaryKeyPolicy = null,
         DefaultIgnoreCondition = JsonIgnoreCondition.Never,
+        Converters = { new JsonStringEnumConverter() },
     };
 
     /// <summary>Writes <paramref name="value"/> as indented camelCase JSON plus a newline.</summary>
@@ -21,6 +24,46 @@ public static class Render
         ArgumentNullException.ThrowIfNull(writer);
         writer.WriteLine(JsonSerializer.Serialize(value, value.GetType(), JsonOptions));
     }
+
+    /// <summary>A Spectre console writing to <paramref name="console"/>'s stdout: colours only on a terminal, wide
+    /// fixed width otherwise so tables piped to files or grep do not wrap.</summary>
+    public static IAnsiConsole Ansi(CliConsole console)
+    {
+        ArgumentNullException.ThrowIfNull(console);
+        var ansi = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Out = new AnsiConsoleOutput(console.Out),
+            // CliConsole.IsTerminal already says whether stdout is a terminal; Spectre's own detection cannot see
+            // through the TextWriter it is given.
+            Ansi = console.IsTerminal ? AnsiSupport.Yes : AnsiSupport.No,
+            ColorSystem = console.IsTerminal ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
+            Interactive = console.IsTerminal ? InteractionSupport.Yes : InteractionSupport.No,
+        });
+        if (!console.IsTerminal) ansi.Profile.Width = 240;
+        return ansi;
+    }
+
+    /// <summary>Writes a table with <paramref name="headers"/> and <paramref name="rows"/> (cells are plain text, escaped here).</summary>
+    public static void Table(CliConsole console, IReadOnlyList<string> headers, IEnumerable<IReadOnlyList<string?>> rows, string? title = null)
+    {
+        var table = new Table().Border(console.IsTerminal ? TableBorder.Rounded : TableBorder.Simple);
+        if (title is not null) table.Title(Markup.Escape(title));
+        foreach (var h in headers) table.AddColumn(new TableColumn(Markup.Escape(h)));
+        foreach (var row in rows) table.AddRow(row.Select(c => (Spectre.Console.Rendering.IRenderable)new Text(c ?? "-")).ToArray());
+        Ansi(console).Write(table);
+    }
+
+    /// <summary>Key/value lines, aligned.</summary>
+    public static void Fields(TextWriter writer, IEnumerable<(string Key, string? Value)> fields)
+    {
+        ArgumentNullException.ThrowIfNull(writer);
+        var list = fields.ToList();
+        var width = list.Count == 0 ? 0 : list.Max(f => f.Key.Length);
+        foreach (var (k, v) in list) writer.WriteLine($"  {k.PadRight(width)}  {v ?? "-"}");
+    }
+
+    /// <summary>Time as ISO-8601 UTC to the second, or "-".</summary>
+    public static string Time(DateTimeOffset? t) => t?.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss'Z'", CultureInfo.InvariantCulture) ?? "-";
 
     /// <summary>Bytes as B, KiB, MiB or GiB with one decimal.</summary>
     public static string Bytes(long bytes)

@@ -4,6 +4,8 @@ using Orchestrator.ChunkStore.Publishing;
 using Orchestrator.ChunkStore.Storage;
 using Orchestrator.Cli.CommandLine;
 using Orchestrator.Cli.Output;
+using Orchestrator.Cli.Server;
+using Orchestrator.Messages.Admin;
 using Spectre.Console;
 
 namespace Orchestrator.Cli.Palettes;
@@ -14,7 +16,7 @@ public static class ReleasePalette
     /// <summary>Registers the palette and the <c>orch publish</c> shortcut.</summary>
     public static void Register(CommandRegistry registry)
     {
-        registry.Palette("release", "publish releases into a content store")
+        registry.Palette("release", "publish releases into a content store; list and show those of a node")
             .Add(new CommandSpec("release", "publish",
                 "Chunk, encrypt and store a release tree (only absent chunks are written), then sign and commit its manifest.",
                 [
@@ -33,6 +35,51 @@ public static class ReleasePalette
                 ["TREE"],
                 Publish))
             .Alias("publish", "release", "publish");
+        ServerCommands.Register(registry, PaletteCatalog.Release, new Dictionary<string, ServerHandler>
+        {
+            ["list"] = ListAsync,
+            ["show"] = ShowAsync,
+        });
+    }
+
+    private static async Task<int> ListAsync(CommandInvocation call, AdminClient client, CancellationToken cancellationToken)
+    {
+        var product = call.Optional("product");
+        var view = await client.GetAsync<ReleaseListView>("/admin/v1/releases" + (product is null ? "" : "?product=" + Uri.EscapeDataString(product)),
+            cancellationToken).ConfigureAwait(false);
+        if (call.Json) Render.Json(call.Console.Out, view);
+        else
+        {
+            Render.Table(call.Console, ["product", "version", "version id", "published", "channels"],
+                view.Products.SelectMany(p => p.Versions.Select(v => (IReadOnlyList<string?>)[p.Product, v.Version, v.VersionId.ToString(),
+                    Render.Time(v.CreatedUtc), string.Join(",", v.Channels)])));
+            call.Console.Out.WriteLine($"{view.Products.Count} product(s), {view.Products.Sum(p => p.Versions.Count)} version(s).");
+        }
+        return ExitCodes.Success;
+    }
+
+    private static async Task<int> ShowAsync(CommandInvocation call, AdminClient client, CancellationToken cancellationToken)
+    {
+        var (product, version) = (call.Positionals[0], call.Positionals[1]);
+        var r = await client.GetAsync<ReleaseDetailView>($"/admin/v1/releases/{Uri.EscapeDataString(product)}/{Uri.EscapeDataString(version)}",
+            cancellationToken).ConfigureAwait(false);
+        if (call.Json) Render.Json(call.Console.Out, r);
+        else
+        {
+            call.Console.Out.WriteLine($"Release {r.Product} {r.Version} (version ID {r.VersionId})");
+            Render.Fields(call.Console.Out,
+            [
+                ("manifest", r.ManifestPath + (r.SignaturePresent ? " (signed)" : " (SIGNATURE MISSING)")),
+                ("published", Render.Time(r.CreatedUtc)),
+                ("expires", Render.Time(r.ExpiresUtc)),
+                ("files", $"{r.Files} files, {r.Symlinks} symlinks, {Render.Bytes(r.TotalBytes)}"),
+                ("chunks", $"{r.DistinctChunks} distinct"),
+                ("digest", r.InventoryDigest),
+                ("channels", r.Channels.Count == 0 ? null : string.Join(",", r.Channels)),
+                ("devices", $"{r.DevicesInstalled} running it"),
+            ]);
+        }
+        return r.SignaturePresent ? ExitCodes.Success : ExitCodes.IntegrityProblem;
     }
 
     private static Task<int> Publish(CommandInvocation call, CancellationToken cancellationToken)

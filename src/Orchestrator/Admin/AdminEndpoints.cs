@@ -30,7 +30,7 @@ public sealed record ChunkGcRequest(bool DryRun = true, int GraceMinutes = 60);
 /// <param name="DryRun">True when nothing was deleted.</param>
 public sealed record ChunkGcResponse(string Backend, int Manifests, int ReferencedChunks, long Examined, long Kept, long Deleted, bool DryRun);
 
-/// <summary>Admin API v1 (bearer token with scopes read/operate): device credentials.</summary>
+/// <summary>Admin API v1 (bearer token with scopes read/operate): device credentials, chunk gc, and the query routes of the other Admin/*Endpoints files.</summary>
 public static class AdminEndpoints
 {
     /// <summary>Maps <c>/admin/v1/...</c>.</summary>
@@ -42,6 +42,10 @@ public static class AdminEndpoints
         g.MapDelete("/devices/{deviceId}/credential", RevokeAsync);
         g.MapPost("/chunks/gc", CollectGarbageAsync);
         g.MapPut("/chunks/{chunkId}", PutChunkAsync);
+        app.MapClusterAdmin();
+        app.MapDeviceAdmin();
+        app.MapReleaseAdmin();
+        app.MapPaletteAdmin();
         app.MapRolloutAdminApi();
     }
 

@@ -12,6 +12,12 @@ using Orchestrator.Node.Rollouts;
 
 namespace Orchestrator.Node.Hosting;
 
+/// <summary>Registry key (Akka.Hosting) of the device registry read model on gateway nodes.</summary>
+public sealed class DeviceRegistryActor
+{
+    private DeviceRegistryActor() { }
+}
+
 /// <summary>Actor system of the node: remoting, cluster with this node's roles, and the chunk-store shard region (or proxy).</summary>
 public static class AkkaBootstrap
 {
@@ -89,6 +95,9 @@ public static class AkkaBootstrap
                     ? await DeviceSharding.StartRegion(system).ConfigureAwait(false)
                     : await DeviceSharding.StartProxy(system).ConfigureAwait(false);
                 registry.Register<DeviceShardRegion>(devices);
+                // The admin API's device queries and the dashboard read the registry read model (gateway nodes serve them).
+                if (settings.HasRole(NodeRoles.Gateway))
+                    registry.Register<DeviceRegistryActor>(DeviceSharding.StartRegistry(system));
                 // Rollout coordinator singleton on 'rollouts' nodes; every node gets a proxy for the admin API.
                 registry.Register<RolloutCoordinatorProxy>(
                     RolloutHosting.Start(system, devices, RolloutSettings.Default, settings.HasRole(NodeRoles.Rollouts)));

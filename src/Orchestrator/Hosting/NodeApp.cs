@@ -71,6 +71,7 @@ public static class NodeApp
         s.AddNodeActorSystem(settings, backend, devicePersistence);
         s.AddSingleton<InstalledReleaseInspector>();
         s.AddSingleton<IDeviceGateway, ShardedDeviceGateway>();
+        s.AddSingleton<FleetViewCache>();
 
         s.AddHealthChecks()
             .AddCheck<ClusterMemberHealthCheck>("cluster", tags: ["ready"])
@@ -90,7 +91,7 @@ public static class NodeApp
             app.MapDeviceApi();
             app.MapStoreApi();
             app.MapAdminApi();
-            app.MapStatusPage();
+            app.MapDashboard();
         }
         return app;
     }

@@ -139,8 +139,12 @@ public sealed class ChunkServingTests(NodeFixture fixture) : IClassFixture<NodeF
         Assert.Equal(HttpStatusCode.OK, live.StatusCode);
         using var ready = await Node.Http.GetAsync("/health/ready");
         Assert.Equal(HttpStatusCode.OK, ready.StatusCode);
-        var status = await Node.Http.GetStringAsync("/");
-        Assert.Contains("gateway, devices, chunks, rollouts", status);
-        Assert.Contains("Up", status);
+        using var clusterReq = new HttpRequestMessage(HttpMethod.Get, "/admin/v1/cluster");
+        clusterReq.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", TestNode.ReadToken);
+        using var clusterRes = await Node.Http.SendAsync(clusterReq);
+        var self = (await clusterRes.Content.ReadFromJsonAsync<Orchestrator.Messages.Admin.ClusterView>(Orchestrator.Messages.Admin.AdminJson.Options))!
+            .Members.Single(m => m.IsSelf);
+        Assert.Equal(["chunks", "devices", "gateway", "rollouts"], self.Roles);
+        Assert.Equal("Up", self.Status);
     }
 }

@@ -60,7 +60,11 @@ public sealed class TwoNodeClusterTests
             Assert.Equal(UpdateAction.None, (await res.Content.ReadFromJsonAsync<CheckInResponse>(HttpProblems.Json))!.Action);
         }
 
-        var status = await gateway.Http.GetStringAsync("/");
-        Assert.Equal(2, System.Text.RegularExpressions.Regex.Matches(status, "<td>Up</td>").Count);
+        // Cluster membership as the admin API (and so orch cluster show and the dashboard) reports it.
+        using var clusterReq = new HttpRequestMessage(HttpMethod.Get, "/admin/v1/cluster");
+        clusterReq.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", TestNode.ReadToken);
+        using var clusterRes = await gateway.Http.SendAsync(clusterReq);
+        var cluster = (await clusterRes.Content.ReadFromJsonAsync<Orchestrator.Messages.Admin.ClusterView>(Orchestrator.Messages.Admin.AdminJson.Options))!;
+        Assert.Equal(2, cluster.Members.Count(m => m.Status == "Up"));
     }
 }

@@ -23,6 +23,7 @@ namespace Orchestrator.EndToEnd.Tests.Agent.Support;
 /// </summary>
 public sealed class NodeUnderTest : IAsyncDisposable
 {
+    public const string OperateToken = AdminToken;
     private const string AdminToken = "agent-e2e-operate-token-0123456789abcdef012345";
     private readonly WebApplication _app;
     private readonly TempDir _dir;

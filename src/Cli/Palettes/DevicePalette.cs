@@ -1,0 +1,125 @@
+using System.Text.Json;
+using Orchestrator.Cli.CommandLine;
+using Orchestrator.Cli.Output;
+using Orchestrator.Cli.Server;
+using Orchestrator.Messages.Admin;
+using Orchestrator.Messages.Devices;
+
+namespace Orchestrator.Cli.Palettes;
+
+/// <summary><c>orch device ...</c>: registry listing, one device's state and history, provisioning.</summary>
+public static class DevicePalette
+{
+    /// <summary>Registers the palette.</summary>
+    public static void Register(CommandRegistry registry) =>
+        ServerCommands.Register(registry, PaletteCatalog.Device, new Dictionary<string, ServerHandler>
+        {
+            ["list"] = ListAsync,
+            ["show"] = ShowAsync,
+            ["history"] = HistoryAsync,
+            ["provision"] = ProvisionAsync,
+        });
+
+    private static string Id(CommandInvocation call) => ServerCommands.DeviceId(call.Positionals[0]);
+
+    private static async Task<int> ListAsync(CommandInvocation call, AdminClient client, CancellationToken ct)
+    {
+        var query = new List<string>();
+        if (call.Optional("status") is { } status)
+        {
+            if (!DeviceStatusNames.All.Contains(status, StringComparer.OrdinalIgnoreCase))
+                throw new UsageException($"--status '{status}' is not a device status; use one of {string.Join(", ", DeviceStatusNames.All)}.");
+            query.Add("status=" + Uri.EscapeDataString(status));
+        }
+        if (call.OptionalLong("version-id", 0) is { } versionId) query.Add($"versionId={versionId}");
+        if (call.Optional("tag") is { } tag) query.Add("tag=" + Uri.EscapeDataString(tag));
+        if (call.Optional("rollout") is { } rollout) query.Add("rollout=" + Uri.EscapeDataString(rollout));
+        query.Add($"limit={call.OptionalLong("limit", 1, 100_000) ?? 100}");
+        var list = await client.GetAsync<DeviceList>("/admin/v1/devices?" + string.Join("&", query), ct).ConfigureAwait(false);
+        if (call.Json) Render.Json(call.Console.Out, list);
+        else
+        {
+            Render.Table(call.Console, ["device", "status", "product", "installed", "target", "rollout", "failures", "tags", "last seen"],
+                list.Devices.Select(d => (IReadOnlyList<string?>)[d.DeviceId, d.Status.ToString(), d.Product, d.InstalledVersionId.ToString(),
+                    d.TargetVersionId?.ToString(), d.RolloutId, d.FailedAttempts.ToString(), string.Join(",", d.Tags), Render.Time(d.LastSeen)]));
+            call.Console.Out.WriteLine($"{list.Devices.Count} of {list.Total} matching device(s) shown (registry has applied {list.EventsApplied} events).");
+        }
+        return ExitCodes.Success;
+    }
+
+    private static async Task<int> ShowAsync(CommandInvocation call, AdminClient client, CancellationToken ct)
+    {
+        var s = await client.GetAsync<DeviceState>($"/admin/v1/devices/{Id(call)}", ct).ConfigureAwait(false);
+        if (call.Json) Render.Json(call.Console.Out, s);
+        else
+        {
+            var o = call.Console.Out;
+            o.WriteLine($"Device {s.DeviceId}: {s.Status}");
+            Render.Fields(o,
+            [
+                ("product", s.Product),
+                ("tags", s.Tags.Count == 0 ? null : string.Join(",", s.Tags)),
+                ("installed", s.InstalledVersionId.ToString()),
+                ("digest", s.InventoryDigest),
+                ("agent", s.AgentVersion),
+                ("target", s.Target is null ? null : $"{s.Target.Product} {s.Target.Version} (id {s.Target.VersionId}) from rollout {s.Target.RolloutId}"),
+                ("work", s.Work is null ? null : $"{s.Work.Kind} to {s.Work.Version} (id {s.Work.VersionId})" +
+                    (s.Work.RepairFiles.Count > 0 ? $", files {string.Join(",", s.Work.RepairFiles)}" : "")),
+                ("progress", s.Progress is null ? null
+                    : $"{s.Progress.Phase} {Render.Bytes(s.Progress.BytesDone)} of {Render.Bytes(s.Progress.BytesTotal)}, {s.Progress.ChunksDone}/{s.Progress.ChunksTotal} chunks"),
+                ("failures", s.FailedAttempts.ToString()),
+                ("last failure", s.LastFailure is null ? null : $"{s.LastFailure.Stage}: {s.LastFailure.Reason} at {Render.Time(s.LastFailure.At)}"),
+                ("last seen", Render.Time(s.LastSeen)),
+                ("events", s.EventCount.ToString()),
+            ]);
+        }
+        return ExitCodes.Success;
+    }
+
+    private static async Task<int> HistoryAsync(CommandInvocation call, AdminClient client, CancellationToken ct)
+    {
+        var last = call.OptionalLong("last", 1, int.MaxValue);
+        var view = await client.GetAsync<DeviceHistoryView>($"/admin/v1/devices/{Id(call)}/history{(last is null ? "" : $"?last={last}")}", ct)
+            .ConfigureAwait(false);
+        if (call.Json) Render.Json(call.Console.Out, view);
+        else Render.Table(call.Console, ["#", "at", "event", "what happened"],
+            view.Events.Select(e => (IReadOnlyList<string?>)[e.SequenceNr.ToString(), Render.Time(e.At), e.Type, e.Summary]),
+            $"history of {view.DeviceId}");
+        return ExitCodes.Success;
+    }
+
+    private static async Task<int> ProvisionAsync(CommandInvocation call, AdminClient client, CancellationToken ct)
+    {
+        var id = Id(call);
+        var product = call.Optional("product");
+        var tags = call.Optional("tags")?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) ?? [];
+        if (tags.Length > 0 && product is null)
+            throw new UsageException("--tags needs --product: tags are recorded when the device is registered with its product.");
+        var credential = await client.PostAsync<JsonElement>($"/admin/v1/devices/{id}/credential", new { rotate = call.Has("rotate") }, ct).ConfigureAwait(false);
+        DeviceCommandAccepted? registered = null;
+        if (product is not null)
+            registered = await client.PostAsync<DeviceCommandAccepted>($"/admin/v1/devices/{id}/register", new DeviceRegistrationRequest(product, tags), ct)
+                .ConfigureAwait(false);
+        var secret = credential.GetProperty("secret").GetString();
+        if (call.Json)
+            Render.Json(call.Console.Out, new
+            {
+                deviceId = id,
+                secret,
+                createdUtc = credential.GetProperty("createdUtc").GetDateTimeOffset(),
+                registered = registered is not null,
+                product,
+                tags,
+                status = registered?.Status,
+            });
+        else
+        {
+            var o = call.Console.Out;
+            o.WriteLine($"Provisioned device {id}{(call.Has("rotate") ? " (credential rotated; the old secret no longer works)" : "")}.");
+            o.WriteLine($"  secret  {secret}");
+            o.WriteLine("  This secret is shown only now: put it in the device agent's configuration.");
+            if (registered is not null) o.WriteLine($"  registered for {product}{(tags.Length > 0 ? $" with tags {string.Join(",", tags)}" : "")}; status {registered.Status}");
+        }
+        return ExitCodes.Success;
+    }
+}

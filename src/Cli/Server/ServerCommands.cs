@@ -1,0 +1,51 @@
+using Orchestrator.Cli.CommandLine;
+using Orchestrator.Messages.Admin;
+
+namespace Orchestrator.Cli.Server;
+
+/// <summary>Runs one server-backed command with a ready <see cref="AdminClient"/>.</summary>
+public delegate Task<int> ServerHandler(CommandInvocation call, AdminClient client, CancellationToken cancellationToken);
+
+/// <summary>
+/// Turns the shared <see cref="PaletteCatalog"/> descriptions into commands: every server-backed command gets the
+/// common switches <c>--server</c>, <c>--token</c> and <c>--json</c>, and a handler from its palette class.
+/// </summary>
+public static class ServerCommands
+{
+    /// <summary><c>--server URL</c>.</summary>
+    public static readonly SwitchSpec Server = new("server", "URL", $"node address (default: ORCH_SERVER, else {AdminClient.DefaultServer})");
+
+    /// <summary><c>--token TOKEN</c>.</summary>
+    public static readonly SwitchSpec Token = new("token", "TOKEN", "admin bearer token (default: ORCH_TOKEN)");
+
+    /// <summary><c>--json</c>.</summary>
+    public static readonly SwitchSpec Json = new("json", null, "machine-readable output");
+
+    /// <summary>The switches every server-backed command accepts.</summary>
+    public static IReadOnlyList<SwitchSpec> Common { get; } = [Server, Token, Json];
+
+    /// <summary>A DEVICE argument, checked before anything is sent (usage error naming the rule).</summary>
+    public static string DeviceId(string id) => Orchestrator.Messages.Devices.DeviceIdRules.IsValid(id)
+        ? id
+        : throw new UsageException($"DEVICE '{id}' is not a device id: it must match {Orchestrator.Messages.Devices.DeviceIdRules.Pattern}.");
+
+    /// <summary>Registers <paramref name="palette"/>'s commands; every command must have a handler (and vice versa).</summary>
+    public static void Register(CommandRegistry registry, PaletteDescription palette, IReadOnlyDictionary<string, ServerHandler> handlers)
+    {
+        registry.DeclarePaletteIfAbsent(palette.Name, palette.Summary);
+        var missing = palette.Commands.Select(c => c.Name).Except(handlers.Keys).Concat(handlers.Keys.Except(palette.Commands.Select(c => c.Name))).ToList();
+        if (missing.Count > 0) throw new InvalidOperationException($"Palette '{palette.Name}': commands and handlers differ: {string.Join(", ", missing)}.");
+        foreach (var command in palette.Commands)
+        {
+            var handler = handlers[command.Name];
+            registry.Add(new CommandSpec(palette.Name, command.Name, command.Summary,
+                [.. command.Switches.Select(s => new SwitchSpec(s.Name, s.ValueName, s.Description, s.Required)), .. Common],
+                command.Positionals,
+                async (call, ct) =>
+                {
+                    using var client = AdminClient.FromInvocation(call);
+                    return await handler(call, client, ct).ConfigureAwait(false);
+                }));
+        }
+    }
+}

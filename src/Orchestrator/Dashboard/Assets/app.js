@@ -1,0 +1,162 @@
+// Orchestrator fleet dashboard. Static page; all data comes from GET /admin/v1/dashboard with a bearer token that
+// has the read scope. The token lives in this tab's sessionStorage only. It may be handed over once in the URL
+// fragment (#token=...), which browsers never send to the server; the script moves it to sessionStorage and strips
+// it from the address bar at once. EventSource cannot send an Authorization header, so the page polls.
+"use strict";
+
+const TOKEN_KEY = "orch-dashboard-token";
+const POLL_MS = 2000;
+let timer = null;
+let lastOk = null;
+
+function $(id) { return document.getElementById(id); }
+
+// Builds an element; children are nodes or strings (strings become text nodes, never HTML: device-reported
+// failure reasons are untrusted input).
+function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "class") e.className = v;
+    else if (k === "style") e.style.cssText = v;
+    else e.setAttribute(k, v);
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined) continue;
+    e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return e;
+}
+
+function table(headers, rows) {
+  return el("table", {}, el("thead", {}, el("tr", {}, headers.map(h => el("th", {}, h)))),
+    el("tbody", {}, rows.map(r => el("tr", {}, r.map(c => el("td", {}, c))))));
+}
+
+function takeTokenFromFragment() {
+  const m = /(?:^#|&)token=([^&]+)/.exec(location.hash);
+  if (m) {
+    sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(m[1]));
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+}
+
+function showLogin(message) {
+  if (timer) { clearTimeout(timer); timer = null; }
+  $("board").hidden = true;
+  $("sign-out").hidden = true;
+  $("login").hidden = false;
+  $("login-error").textContent = message || "";
+  $("status-line").textContent = "not connected";
+}
+
+async function poll() {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (!token) { showLogin(""); return; }
+  try {
+    const res = await fetch("/admin/v1/dashboard", { headers: { "Authorization": "Bearer " + token }, cache: "no-store" });
+    if (res.status === 401 || res.status === 403) {
+      sessionStorage.removeItem(TOKEN_KEY);
+      let msg = "The token was refused.";
+      try { msg = (await res.json()).message; } catch (_) { }
+      showLogin(msg);
+      return;
+    }
+    if (!res.ok) throw new Error("HTTP " + res.status);
+    const data = await res.json();
+    render(data);
+    lastOk = new Date();
+    $("status-line").className = "";
+    $("status-line").textContent = "live from " + data.cluster.selfAddress + " - updated " + lastOk.toLocaleTimeString();
+  } catch (err) {
+    $("status-line").className = "stale";
+    $("status-line").textContent = "update failed (" + err.message + ")" + (lastOk ? "; showing data from " + lastOk.toLocaleTimeString() : "");
+  }
+  timer = setTimeout(poll, POLL_MS);
+}
+
+function render(d) {
+  $("login").hidden = true;
+  $("board").hidden = false;
+  $("sign-out").hidden = false;
+  renderRollouts(d.rollouts, d.rolloutsAvailable);
+  renderStates(d.fleet);
+  renderVersions(d.fleet);
+  renderFailures(d.fleet);
+  renderCluster(d.cluster);
+}
+
+function waveBar(w) {
+  const pct = n => (w.total > 0 ? (100 * n / w.total) : 0).toFixed(2) + "%";
+  return el("div", { class: "bar", title: `${w.succeeded} succeeded, ${w.inProgress} in progress, ${w.failed} failed, ${w.pending} pending` },
+    el("span", { class: "ok", style: "width:" + pct(w.succeeded) }),
+    el("span", { class: "run", style: "width:" + pct(w.inProgress) }),
+    el("span", { class: "bad", style: "width:" + pct(w.failed) }));
+}
+
+function renderRollouts(rollouts, available) {
+  const box = $("rollouts");
+  box.replaceChildren();
+  if (!available) { box.append(el("p", { class: "muted" }, "rollouts are not served by this node")); return; }
+  if (!rollouts.length) { box.append(el("p", { class: "muted" }, "no rollouts")); return; }
+  for (const r of rollouts) {
+    const done = r.waves.reduce((a, w) => a + w.succeeded, 0), total = r.waves.reduce((a, w) => a + w.total, 0);
+    box.append(el("div", { class: "rollout", "data-rollout": r.rolloutId },
+      el("h3", {}, r.rolloutId + "  ", el("span", { class: "badge " + r.status }, r.status), "  ",
+        el("span", { class: "muted" }, `${r.product} ${r.version} - wave ${r.currentWave} of ${r.waves.length} - ${done}/${total} devices done`)),
+      r.pauseReason ? el("p", { class: "error" }, "reason: " + r.pauseReason) : null,
+      table(["wave", "progress", "total", "done", "running", "failed", "pending"],
+        r.waves.map(w => [String(w.wave), waveBar(w), w.total, w.succeeded, w.inProgress, w.failed, w.pending])),
+      r.failures.length ? table(["failed device", "wave", "reason"], r.failures.slice(0, 10).map(f => [f.deviceId, f.wave, f.reason])) : null));
+  }
+}
+
+function renderStates(f) {
+  $("device-total").textContent = "(" + f.totalDevices + " devices)";
+  const box = $("states");
+  box.replaceChildren();
+  for (const [status, n] of Object.entries(f.byStatus)) {
+    box.append(el("div", { class: "card " + status + (n === 0 ? " zero" : ""), "data-status": status },
+      el("div", { class: "n" }, n), el("div", { class: "label" }, status)));
+  }
+}
+
+function renderVersions(f) {
+  const box = $("versions");
+  box.replaceChildren();
+  if (!f.versions.length) { box.append(el("p", { class: "muted" }, "no devices yet")); return; }
+  const max = Math.max(...f.versions.map(v => v.devices));
+  for (const v of f.versions) {
+    const label = (v.product || "(no product)") + " " + (v.version || (v.versionId === 0 ? "nothing installed" : "id " + v.versionId));
+    box.append(el("div", { class: "share", "data-version": label },
+      el("span", {}, label), el("div", {}, el("div", { class: "fill", style: "width:" + (100 * v.devices / max).toFixed(1) + "%" })),
+      el("span", {}, v.devices)));
+  }
+}
+
+function renderFailures(f) {
+  const reasons = Object.entries(f.failureReasons);
+  $("reasons").replaceChildren(reasons.length
+    ? table(["reason", "devices"], reasons.map(([r, n]) => [r, n]))
+    : el("p", { class: "muted" }, "no failures"));
+  $("failures").replaceChildren(f.recentFailures.length
+    ? table(["device", "stage", "reason", "attempts", "at"],
+        f.recentFailures.map(x => [x.deviceId, x.stage, x.reason, x.attempt, new Date(x.at).toLocaleString()]))
+    : el("p", { class: "muted" }, "no failures"));
+}
+
+function renderCluster(c) {
+  $("cluster").replaceChildren(table(["address", "status", "roles", "reachable", ""],
+    c.members.map(m => [m.address, m.status, m.roles.join(", "), m.reachable ? "yes" : "NO", (m.isLeader ? "leader " : "") + (m.isSelf ? "(this node)" : "")])));
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  takeTokenFromFragment();
+  $("login-form").addEventListener("submit", e => {
+    e.preventDefault();
+    sessionStorage.setItem(TOKEN_KEY, $("token-input").value.trim());
+    $("token-input").value = "";
+    poll();
+  });
+  $("sign-out").addEventListener("click", () => { sessionStorage.removeItem(TOKEN_KEY); showLogin("Token forgotten."); });
+  poll();
+});

@@ -1,0 +1,41 @@
+using Akka.Actor;
+using Akka.Hosting;
+using Orchestrator.Messages.Rollouts;
+using Orchestrator.Node.Rollouts;
+
+namespace Orchestrator.Node.Dashboard;
+
+/// <summary>Rollouts for the dashboard, from the rollout coordinator singleton (through its proxy).</summary>
+internal static class DashboardRollouts
+{
+    /// <summary>Rollouts drawn in full (waves and failures); unfinished ones first, then the most recently changed.</summary>
+    public const int Shown = 10;
+
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(5);
+
+    public static async Task<(bool Available, IReadOnlyList<DashboardRollout> Rollouts)> ReadAsync(IServiceProvider services, CancellationToken ct)
+    {
+        var proxy = services.GetService<IRequiredActor<RolloutCoordinatorProxy>>();
+        if (proxy is null) return (false, []);
+        var coordinator = await proxy.GetAsync(ct).ConfigureAwait(false);
+        RolloutList list;
+        try { list = await coordinator.Ask<RolloutList>(new ListRollouts(true), Timeout, ct).ConfigureAwait(false); }
+        catch (AskTimeoutException) { return (false, []); } // no node with role 'rollouts' is up: the page says so
+        var views = await Task.WhenAll(list.Rollouts.Select(async r =>
+        {
+            try { return await coordinator.Ask<object>(new GetRollout(r.RolloutId), Timeout, ct).ConfigureAwait(false) as RolloutView; }
+            catch (AskTimeoutException) { return null; }
+        })).ConfigureAwait(false);
+        var shown = views.OfType<RolloutView>()
+            .OrderBy(v => v.Status is RolloutStatus.Completed or RolloutStatus.Aborted or RolloutStatus.RolledBack)
+            .ThenByDescending(v => v.UpdatedAt)
+            .Take(Shown)
+            .Select(v => new DashboardRollout(v.Spec.RolloutId, v.Spec.Target.Product, v.Spec.Target.Version, v.Status.ToString(), v.CurrentWave,
+                v.PauseReason,
+                [.. v.Waves.Select(w => new DashboardWave(w.Wave, w.Total, w.Pending, w.InProgress, w.Succeeded, w.Failed))],
+                [.. v.Failures.Select(f => new DashboardRolloutFailure(f.DeviceId, f.Wave, f.Reason))],
+                v.UpdatedAt))
+            .ToList();
+        return (true, shown);
+    }
+}

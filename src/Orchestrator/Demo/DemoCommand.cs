@@ -1,0 +1,281 @@
+using System.Globalization;
+using Akka.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Orchestrator.ChunkStore.Keys;
+using Orchestrator.ChunkStore.Publishing;
+using Orchestrator.ChunkStore.Storage;
+using Orchestrator.DeviceAgent.Simulation;
+using Orchestrator.Node.Auth;
+using Orchestrator.Node.Gateway;
+using Orchestrator.Node.Hosting;
+
+namespace Orchestrator.Node.Demo;
+
+/// <summary>
+/// <c>orchestrator demo</c>: the newcomer's first run. Starts a node, publishes two versions of a sample program
+/// with the real Publisher, provisions simulated devices through the admin API, installs 1.0.0, damages some
+/// devices so the node orders repairs, rolls out 1.1.0 in waves, and keeps the node and the fleet running (with
+/// the dashboard) until Ctrl+C.
+/// </summary>
+public static class DemoCommand
+{
+    private const string Usage = """
+        usage: orchestrator demo [--dir DIR] [--port 5080] [--devices 20] [--damage 3] [--interval 3]
+          --dir      folder for the node's data, keys, releases and device zones (default ./orch-demo; a previous
+                     demo folder there is replaced)
+          --port     HTTP port of the node on 127.0.0.1 (dashboard, device and admin API)
+          --devices  simulated devices (each with its own three zones on disk)
+          --damage   devices whose installed files are damaged after the first install (they get repaired)
+          --interval seconds between a device's check-ins (± 50 % jitter)
+        """;
+
+    private const string Marker = ".orchestrator-demo";
+
+    /// <summary>Runs the demo; returns the process exit code.</summary>
+    public static async Task<int> RunAsync(string[] args)
+    {
+        string dir;
+        int port, devices, damage;
+        double interval;
+        try
+        {
+            var o = Parse(args);
+            dir = Path.GetFullPath(o.GetValueOrDefault("--dir") ?? "orch-demo");
+            port = Int(o, "--port", 5080, 1, 65535);
+            devices = Int(o, "--devices", 20, 2, 100_000);
+            damage = Int(o, "--damage", 3, 0, devices);
+            interval = double.Parse(o.GetValueOrDefault("--interval") ?? "3", CultureInfo.InvariantCulture);
+            if (interval <= 0) throw new ArgumentException("--interval must be > 0 seconds");
+            PrepareFolder(dir);
+        }
+        catch (Exception e) when (e is ArgumentException or FormatException or IOException)
+        {
+            Console.Error.WriteLine($"orchestrator demo: {e.Message}");
+            Console.Error.WriteLine(Usage);
+            return 2;
+        }
+
+        // The node's own logs (Akka, ASP.NET) go to a file so the terminal shows only the demo's steps.
+        var terminal = Console.Out;
+        Directory.CreateDirectory(Path.Combine(dir, "node"));
+        var nodeLog = Path.Combine(dir, "node", "node.log");
+        await using var logWriter = new StreamWriter(nodeLog, append: true) { AutoFlush = true };
+        Console.SetOut(TextWriter.Synchronized(logWriter));
+        try
+        {
+            return await RunStepsAsync(dir, port, devices, damage, interval, terminal, nodeLog);
+        }
+        finally
+        {
+            Console.SetOut(terminal);
+        }
+    }
+
+    private static async Task<int> RunStepsAsync(string dir, int port, int devices, int damage, double interval, TextWriter terminal, string nodeLog)
+    {
+        var step = 0;
+        const int steps = 8;
+        void Step(string text) => terminal.WriteLine($"\nStep {++step}/{steps}  {text}");
+        void Info(string text) => terminal.WriteLine($"          {text}");
+
+        terminal.WriteLine("Orchestrator demo: one node, a sample program in two versions, and a fleet of simulated devices.");
+        terminal.WriteLine($"Everything lives in {dir}; nothing outside it is touched.");
+
+        Step("Starting a node with every role (gateway, devices, chunks, rollouts), SQLite and a filesystem store");
+        var nodeDir = Path.Combine(dir, "node");
+        WebApplication app;
+        try
+        {
+            app = NodeApp.Build([], c => c.AddInMemoryCollection(new Dictionary<string, string?>
+            {
+                ["Urls"] = $"http://127.0.0.1:{port}",
+                ["Node:DataDirectory"] = Path.Combine(nodeDir, "data"),
+                ["Node:StoreRoot"] = Path.Combine(nodeDir, "store"),
+                ["Node:Port"] = "0",
+                ["Gateway:NextCheckInSeconds"] = ((int)Math.Ceiling(interval)).ToString(CultureInfo.InvariantCulture),
+                ["Logging:LogLevel:Default"] = "Warning",
+                ["Logging:LogLevel:Microsoft.Hosting.Lifetime"] = "Warning",
+            }));
+            await app.StartAsync();
+        }
+        catch (IOException e)
+        {
+            terminal.WriteLine($"orchestrator demo: the node could not listen on 127.0.0.1:{port}: {e.Message}; pick another with --port");
+            return 2;
+        }
+        await using var _ = app;
+        var baseUrl = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First().TrimEnd('/') + "/";
+        var tokens = app.Services.GetRequiredService<AdminTokens>();
+        var tokenFile = tokens.BootstrapFile!;
+        var token = File.ReadAllText(tokenFile).Trim();
+        using var stopping = CancellationTokenSource.CreateLinkedTokenSource(app.Lifetime.ApplicationStopping);
+        var ct = stopping.Token;
+        using var http = new HttpClient { BaseAddress = new Uri(baseUrl), Timeout = TimeSpan.FromSeconds(30) };
+        await WaitReadyAsync(http, ct);
+        Info($"node log in {nodeLog}");
+        Info($"listening on {baseUrl} (data in {Path.Combine(nodeDir, "data")}, store in {Path.Combine(nodeDir, "store")})");
+
+        try
+        {
+            Step("Creating the release keys (what `orch keys init` does)");
+            var keys = KeyFiles.Generate(Path.Combine(dir, "keys"));
+            Info($"signing public key {keys.PublicKeyHex[..16]}..., content key fingerprint {keys.ContentKeyFingerprint}");
+
+            Step($"Publishing two versions of the sample program '{SampleProgram.Product}' (what `orch publish` does)");
+            var store = app.Services.GetRequiredService<FileSystemStore>();
+            using var signing = KeyFiles.LoadSigningKey(keys.Directory);
+            var publisher = new Publisher(store, KeyFiles.LoadContentKey(keys.Directory), signing);
+            var releases = new List<PublishResult>();
+            foreach (var version in new[] { "1.0.0", "1.1.0" })
+            {
+                var tree = Path.Combine(dir, "releases", version);
+                SampleProgram.Write(tree, version);
+                var r = publisher.Publish(new PublishRequest(SampleProgram.Product, version, tree));
+                releases.Add(r);
+                Info($"{version}: version ID {r.VersionId}, {r.Files} files, {r.BytesTotal / 1024} KiB in {r.ChunksDistinct} chunks, " +
+                     $"{r.ChunksNew} new ({r.BytesNew / 1024} KiB stored) -> {r.ManifestPath}");
+            }
+            var (v1, v2) = (releases[0], releases[1]);
+
+            Step($"Provisioning {devices} simulated devices: a credential each through the admin API, sealed into its hidden zone");
+            var sim = new FleetSimulator(new SimulationOptions
+            {
+                Devices = devices,
+                Gateway = baseUrl,
+                Root = Path.Combine(dir, "devices"),
+                Product = SampleProgram.Product,
+                ContentKey = File.ReadAllBytes(Path.Combine(keys.Directory, KeyFiles.ContentKeyFile)),
+                TrustRoot = File.ReadAllBytes(Path.Combine(keys.Directory, KeyFiles.PublicKeyFile)),
+                IdPrefix = "demo-",
+                Concurrency = 8,
+                CheckInIntervalSeconds = interval,
+                StartSpreadSeconds = Math.Min(interval, 2),
+                Download = new() { Parallelism = 2, BackoffBaseMilliseconds = 250, BackoffCapMilliseconds = 5_000, RequestTimeoutSeconds = 15 },
+            });
+            using var __ = sim;
+            var credentials = new AdminCredentialSource(http, baseUrl, token);
+            await sim.PrepareAsync(credentials.ProvisionAsync, ct);
+            var ids = sim.Devices.Select(d => d.DeviceId).ToList();
+            Info($"{ids[0]} ... {ids[^1]}: zones in {Path.Combine(dir, "devices", ids[0])}/{{virtual,hidden,free}}");
+
+            Step($"Starting the devices: each checks in every {interval:0.#} s (± 50 %), at most 8 sessions at once");
+            var fleetRun = sim.RunAsync(TimeSpan.FromSeconds(1), null, null, ct);
+            Info("every device runs the real agent session: check-in, signed manifest, only missing chunks, verified install");
+
+            var api = new AdminApiRollouts(http, token);
+            var haveRollouts = await api.AvailableAsync(ct);
+            var region = await app.Services.GetRequiredService<IRequiredActor<DeviceShardRegion>>().GetAsync(ct);
+            if (!haveRollouts)
+                Info("note: this node has no /admin/v1/rollouts routes yet, so the demo walks the waves itself, assigning devices through the device shard region");
+            async Task<IDemoRollout> Start(string id, PublishResult r, IReadOnlyList<double> waves) => haveRollouts
+                ? await api.StartAsync(id, r.Product, r.Version, ids, waves, ct)
+                : new ShardRegionRollout(region, id, r.Product, r.Version, r.VersionId, r.ManifestPath, ids, waves);
+
+            Step($"Installing {v1.Version} on every device (rollout demo-install, one wave)");
+            await WatchAsync(await Start("demo-install", v1, [100]), sim, v1.VersionId, Info, ct);
+
+            Step(damage == 0 ? "Damaging no device (--damage 0)" : $"Damaging {damage} device(s): the node sees the wrong file hashes at the next check-in and orders a repair");
+            var random = new Random(7);
+            var repairsBefore = sim.Counters.Repairs;
+            foreach (var d in sim.Devices.OrderBy(_ => random.Next()).Take(damage))
+                Info(d.DamageClient(random) ?? $"{d.DeviceId}: nothing installed to damage");
+            var until = DateTime.UtcNow.AddSeconds(60 + interval * 4);
+            while (damage > 0 && sim.Counters.Repairs - repairsBefore < damage && DateTime.UtcNow < until && !ct.IsCancellationRequested)
+                await Task.Delay(500, ct);
+            Info($"{sim.Counters.Repairs - repairsBefore} repair(s) done: each fetched only the damaged file's missing chunks");
+
+            Step($"Rolling out {v2.Version} in waves of 10 %, 40 % and the rest (rollout demo-upgrade)");
+            await WatchAsync(await Start("demo-upgrade", v2, [10, 40, 100]), sim, v2.VersionId, Info, ct);
+            var s = sim.Snapshot();
+            Info($"fleet: {s.AtLeast(v2.VersionId)}/{s.Devices} on {v2.Version}; {s.CheckIns} check-ins, {s.Upgrades} upgrades, {s.Repairs} repairs, " +
+                 $"{s.FailedAttempts} failed attempts, {s.BytesDownloaded / 1024} KiB downloaded in total");
+
+            terminal.WriteLine();
+            terminal.WriteLine("The demo is up. Open the dashboard and look around:");
+            terminal.WriteLine($"  dashboard    {baseUrl}");
+            terminal.WriteLine($"  admin token  {tokenFile}   (paste it into the dashboard, or use it with curl / orch)");
+            terminal.WriteLine($"  try          curl -H \"Authorization: Bearer $(cat {tokenFile})\" {baseUrl}admin/v1/rollouts");
+            terminal.WriteLine($"  devices      {Path.Combine(dir, "devices")}  (damage a file under <id>/free/client/ and watch it get repaired)");
+            terminal.WriteLine("The node and the devices keep running; press Ctrl+C to stop.");
+            await fleetRun;
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+        }
+        catch (Exception e) when (e is InvalidOperationException or HttpRequestException or IOException)
+        {
+            terminal.WriteLine($"orchestrator demo: {e.Message}");
+            await app.StopAsync(CancellationToken.None);
+            return 1;
+        }
+        terminal.WriteLine("stopping the demo (its folder stays; run the demo again to start afresh)");
+        await app.StopAsync(CancellationToken.None);
+        return 0;
+    }
+
+    private static async Task WatchAsync(IDemoRollout rollout, FleetSimulator sim, long versionId, Action<string> info, CancellationToken ct)
+    {
+        var until = DateTime.UtcNow.AddMinutes(5);
+        var last = "";
+        while (!ct.IsCancellationRequested)
+        {
+            var (line, ended) = await rollout.PollAsync(ct);
+            var s = sim.Snapshot();
+            var text = $"{line} | fleet: {s.AtLeast(versionId)}/{s.Devices} on the target";
+            if (text != last) info(text);
+            last = text;
+            if (ended) return;
+            if (DateTime.UtcNow > until)
+            {
+                info("still not finished after 5 minutes; continuing so you can inspect it on the dashboard");
+                return;
+            }
+            await Task.Delay(1000, ct);
+        }
+    }
+
+    private static async Task WaitReadyAsync(HttpClient http, CancellationToken ct)
+    {
+        for (var i = 0; ; i++)
+        {
+            using var r = await http.GetAsync("health/ready", ct);
+            if (r.IsSuccessStatusCode) return;
+            if (i > 300) throw new InvalidOperationException("the node did not become ready within 30 s");
+            await Task.Delay(100, ct);
+        }
+    }
+
+    private static void PrepareFolder(string dir)
+    {
+        if (Directory.Exists(dir) && Directory.EnumerateFileSystemEntries(dir).Any())
+        {
+            if (!File.Exists(Path.Combine(dir, Marker)))
+                throw new ArgumentException($"'{dir}' exists and is not a demo folder; the demo only replaces folders it created. Pass another --dir");
+            Directory.Delete(dir, recursive: true);
+        }
+        Directory.CreateDirectory(dir);
+        File.WriteAllText(Path.Combine(dir, Marker), "created by `orchestrator demo`; the next demo run replaces this folder\n");
+    }
+
+    private static Dictionary<string, string> Parse(string[] args)
+    {
+        var known = new HashSet<string> { "--dir", "--port", "--devices", "--damage", "--interval" };
+        var result = new Dictionary<string, string>(StringComparer.Ordinal);
+        for (var i = 0; i < args.Length; i++)
+        {
+            if (!known.Contains(args[i])) throw new ArgumentException($"'{args[i]}' is not an option of 'demo'");
+            if (i + 1 >= args.Length) throw new ArgumentException($"{args[i]} needs a value");
+            result[args[i]] = args[++i];
+        }
+        return result;
+    }
+
+    private static int Int(Dictionary<string, string> o, string name, int fallback, int min, int max)
+    {
+        if (!o.TryGetValue(name, out var v)) return fallback;
+        if (!int.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) || n < min || n > max)
+            throw new ArgumentException($"{name} '{v}' must be a whole number in {min}..{max}");
+        return n;
+    }
+}
