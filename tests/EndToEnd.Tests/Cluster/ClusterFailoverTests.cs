@@ -2,6 +2,9 @@ using System.Diagnostics;
 using System.Text.Json;
 using Orchestrator.DeviceAgent.Tests.Support;
 using Orchestrator.EndToEnd.Tests.Cluster.Support;
+using Orchestrator.Messages.Admin;
+using Orchestrator.Messages.Devices;
+using Orchestrator.Messages.Rollouts;
 using Xunit.Abstractions;
 
 namespace Orchestrator.EndToEnd.Tests.Cluster;
@@ -29,9 +32,9 @@ public sealed class ClusterFailoverTests(ITestOutputHelper output)
         // All three members Up as the first node sees them.
         await LocalCluster.WaitUntilAsync("3 Up members", Phase, async () =>
         {
-            var view = await cluster.GetJsonAsync(1, "admin/v1/cluster");
-            var up = Members(view).Where(m => m.Status == "Up").Select(m => m.Address).ToHashSet();
-            return (up.SetEquals(Enumerable.Range(1, 3).Select(cluster.AkkaAddress)), view.ToString());
+            var view = await cluster.GetAsync<ClusterView>(1, "admin/v1/cluster");
+            var up = view.Members.Where(m => m.Status == "Up").Select(m => m.Address).ToHashSet();
+            return (up.SetEquals(Enumerable.Range(1, 3).Select(cluster.AkkaAddress)), Describe(view));
         });
 
         // A release in the shared store, and devices that have checked in once (creating their actors).
@@ -102,18 +105,18 @@ public sealed class ClusterFailoverTests(ITestOutputHelper output)
         // The rollout completes (its coordinator re-reads the devices, including those whose shards moved).
         await LocalCluster.WaitUntilAsync("rollout Completed", Phase, async () =>
         {
-            var r = await cluster.GetJsonAsync(1, "admin/v1/rollouts/failover");
-            return (r.GetProperty("status").GetString() == "Completed", r.ToString());
+            var r = await cluster.GetAsync<RolloutView>(1, "admin/v1/rollouts/failover");
+            return (r.Status == RolloutStatus.Completed, $"{r.Status} wave {r.CurrentWave}: " +
+                string.Join("; ", r.Waves.Select(w => $"{w.Succeeded}/{w.Total} ok, {w.InProgress} running, {w.Failed} failed")));
         });
 
         // Membership: the victim was downed and removed by the split-brain resolver; the survivors are Up.
         var survivors = cluster.Alive.Select(cluster.AkkaAddress).ToHashSet();
         await LocalCluster.WaitUntilAsync("victim removed", Phase, async () =>
         {
-            var view = await cluster.GetJsonAsync(1, "admin/v1/cluster");
-            var members = Members(view);
-            return (members.Select(m => m.Address).ToHashSet().SetEquals(survivors) && members.All(m => m.Status == "Up")
-                    && view.GetProperty("unreachableCount").GetInt32() == 0, view.ToString());
+            var view = await cluster.GetAsync<ClusterView>(1, "admin/v1/cluster");
+            return (view.Members.Select(m => m.Address).ToHashSet().SetEquals(survivors) && view.Members.All(m => m.Status == "Up")
+                    && view.UnreachableCount == 0, Describe(view));
         });
 
         // Shards moved: every device that lived on the victim is now hosted (and running) on a survivor.
@@ -124,25 +127,24 @@ public sealed class ClusterFailoverTests(ITestOutputHelper output)
             Assert.True(after[id].Alive, $"{id} should be running on {after[id].Host} after the failover");
             Assert.Equal(before[id].Shard, after[id].Shard);
         }
-        var stats = await cluster.GetJsonAsync(1, "admin/v1/sharding/stats");
-        var deviceRegions = stats.GetProperty("types").EnumerateArray().Single(t => t.GetProperty("typeName").GetString() == "device")
-            .GetProperty("regions").EnumerateArray().Where(r => r.GetProperty("shards").GetInt32() > 0)
-            .Select(r => r.GetProperty("address").GetString()!).ToHashSet();
+        var stats = await cluster.GetAsync<ShardingStatsView>(1, "admin/v1/sharding/stats");
+        var deviceRegions = stats.Types.Single(t => t.TypeName == "device").Regions.Where(r => r.Shards > 0).Select(r => r.Address).ToHashSet();
         Assert.True(deviceRegions.IsSubsetOf(survivors), $"device shards still reported on {string.Join(", ", deviceRegions.Except(survivors))}");
 
         // Zero acknowledged events lost: every 200-answered check-in and completion is in the device's journal.
         var acknowledged = 0;
         foreach (var d in fleet.Devices)
         {
-            var history = await cluster.GetJsonAsync(1, $"admin/v1/devices/{d.Id}/history");
-            var events = history.GetProperty("events").EnumerateArray().ToList();
-            var text = string.Join('\n', events.Select(e => e.GetProperty("data").GetRawText()));
+            var history = await cluster.GetAsync<DeviceHistoryView>(1, $"admin/v1/devices/{d.Id}/history");
+            // The journal's check-ins, by the agentVersion marker each acknowledged request carried.
+            var journaled = history.Events.Where(e => e.Type == nameof(DeviceCheckedIn))
+                .Select(e => e.Data.Deserialize<DeviceCheckedIn>(AdminJson.Options)!.AgentVersion).ToHashSet();
             foreach (var marker in d.AckedCheckIns)
-                Assert.True(text.Contains($"\"{marker}\"", StringComparison.Ordinal), $"{d.Id}: acknowledged check-in {marker} is missing from the journal");
-            Assert.Contains(events, e => e.GetProperty("type").GetString()!.Contains("WorkCompleted", StringComparison.Ordinal)
-                                         && e.GetProperty("data").GetRawText().Contains(v1.VersionId.ToString(), StringComparison.Ordinal));
-            var show = await cluster.GetJsonAsync(1, $"admin/v1/devices/{d.Id}");
-            Assert.True(show.ToString().Contains($"\"installedVersionId\":{v1.VersionId}", StringComparison.Ordinal), $"{d.Id}: {show}");
+                Assert.True(journaled.Contains(marker), $"{d.Id}: acknowledged check-in {marker} is missing from the journal");
+            Assert.Contains(history.Events, e => e.Type == nameof(WorkCompleted)
+                                                 && e.Data.Deserialize<WorkCompleted>(AdminJson.Options)!.InstalledVersionId == v1.VersionId);
+            var state = await cluster.GetAsync<DeviceState>(1, $"admin/v1/devices/{d.Id}");
+            Assert.Equal(v1.VersionId, state.InstalledVersionId);
             acknowledged += d.AckedCheckIns.Count + d.AckedCompletions.Count;
         }
         output.WriteLine($"{acknowledged} acknowledged events verified; {fleet.Devices.Sum(d => d.Unacknowledged)} unacknowledged attempts retried; " +
@@ -150,7 +152,7 @@ public sealed class ClusterFailoverTests(ITestOutputHelper output)
 
         // What an SRE sees: `orch cluster show` lists exactly the survivors.
         var orch = await OrchAsync(cluster, "cluster", "show", "--json");
-        var shown = Members(JsonDocument.Parse(orch).RootElement).Select(m => m.Address).ToHashSet();
+        var shown = JsonSerializer.Deserialize<ClusterView>(orch, AdminJson.Options)!.Members.Select(m => m.Address).ToHashSet();
         Assert.True(shown.SetEquals(survivors), $"orch cluster show: {orch}");
         var table = await OrchAsync(cluster, "cluster", "show");
         Assert.DoesNotContain(victimAddress, table);
@@ -165,9 +167,9 @@ public sealed class ClusterFailoverTests(ITestOutputHelper output)
         await cluster.RestartAsync(victim);
         await LocalCluster.WaitUntilAsync("3 Up members after the restart", Phase, async () =>
         {
-            var view = await cluster.GetJsonAsync(1, "admin/v1/cluster");
-            var up = Members(view).Where(m => m.Status == "Up").Select(m => m.Address).ToHashSet();
-            return (up.SetEquals(Enumerable.Range(1, 3).Select(cluster.AkkaAddress)), view.ToString());
+            var view = await cluster.GetAsync<ClusterView>(1, "admin/v1/cluster");
+            var up = view.Members.Where(m => m.Status == "Up").Select(m => m.Address).ToHashSet();
+            return (up.SetEquals(Enumerable.Range(1, 3).Select(cluster.AkkaAddress)), Describe(view));
         });
         var rejoined = fleet.Devices.Where((_, i) => i % 3 == 0).ToList();
         foreach (var d in rejoined)
@@ -189,8 +191,8 @@ public sealed class ClusterFailoverTests(ITestOutputHelper output)
             @"terminationGracePeriodSeconds:\s*(\d+)").Groups[1].Value));
         output.WriteLine($"graceful stop of node {victim} took {took.TotalSeconds:0.0} s (pod grace period {grace.TotalSeconds:0} s)");
         Assert.True(took < grace / 2, $"graceful stop took {took.TotalSeconds:0.0} s; the k8s grace period of {grace.TotalSeconds:0} s leaves too little margin");
-        var view2 = await cluster.GetJsonAsync(1, "admin/v1/cluster");
-        Assert.DoesNotContain(cluster.AkkaAddress(victim), Members(view2).Where(m => m.Status is "Up" or "Joining").Select(m => m.Address));
+        var view2 = await cluster.GetAsync<ClusterView>(1, "admin/v1/cluster");
+        Assert.DoesNotContain(cluster.AkkaAddress(victim), view2.Members.Where(m => m.Status is "Up" or "Joining").Select(m => m.Address));
         foreach (var d in rejoined)
         {
             var count = d.AckedCheckIns.Count;
@@ -203,12 +205,12 @@ public sealed class ClusterFailoverTests(ITestOutputHelper output)
         output.WriteLine($"total {total.Elapsed.TotalSeconds:0.0} s");
     }
 
-    private static List<(string Address, string Status)> Members(JsonElement clusterView) =>
-        [.. clusterView.GetProperty("members").EnumerateArray().Select(m => (m.GetProperty("address").GetString()!, m.GetProperty("status").GetString()!))];
+    private static string Describe(ClusterView v) =>
+        $"{v.UnreachableCount} unreachable; " + string.Join(", ", v.Members.Select(m => $"{m.Address} {m.Status}{(m.Reachable ? "" : " (unreachable)")}"));
 
     private static async Task<string> RolloutAsync(LocalCluster cluster)
     {
-        try { return (await cluster.GetJsonAsync(1, "admin/v1/rollouts/failover")).ToString(); }
+        try { var r = await cluster.GetAsync<RolloutView>(1, "admin/v1/rollouts/failover"); return $"{r.Status}, wave {r.CurrentWave}"; }
         catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException) { return ex.Message; }
     }
 
@@ -218,13 +220,13 @@ public sealed class ClusterFailoverTests(ITestOutputHelper output)
         var result = new Dictionary<string, (string, string, bool)>();
         foreach (var d in fleet.Devices)
         {
-            JsonElement loc = default;
+            ShardLocationView? loc = null;
             await LocalCluster.WaitUntilAsync($"{d.Id} located", Phase, async () =>
             {
-                loc = await cluster.GetJsonAsync(node, $"admin/v1/sharding/locate/{d.Id}");
-                return (loc.GetProperty("address").ValueKind == JsonValueKind.String, loc.ToString());
+                loc = await cluster.GetAsync<ShardLocationView>(node, $"admin/v1/sharding/locate/{d.Id}");
+                return (loc.Address is not null, $"{loc.ShardId} on {loc.Address ?? "no node"}");
             });
-            result[d.Id] = (loc.GetProperty("shardId").GetString()!, loc.GetProperty("address").GetString()!, loc.GetProperty("entityAlive").GetBoolean());
+            result[d.Id] = (loc!.ShardId, loc.Address!, loc.EntityAlive);
         }
         return result;
     }

@@ -5,6 +5,7 @@ using System.Net.Http.Json;
 using System.Net.Sockets;
 using System.Text.Json;
 using Npgsql;
+using Orchestrator.Messages.Admin;
 using Orchestrator.Node.Hosting;
 using Xunit.Abstractions;
 
@@ -113,12 +114,13 @@ public sealed class LocalCluster : IAsyncDisposable
         lock (_alive) _alive.Add(node);
     }
 
-    public async Task<JsonElement> GetJsonAsync(int node, string path, CancellationToken ct = default)
+    /// <summary>GET of an admin route, read with the admin API's own JSON contract (<see cref="AdminJson.Options"/>).</summary>
+    public async Task<T> GetAsync<T>(int node, string path, CancellationToken ct = default)
     {
         using var res = await Admin(node).GetAsync(path, ct);
         var body = await res.Content.ReadAsStringAsync(ct);
         if (!res.IsSuccessStatusCode) throw new HttpRequestException($"GET {path} on node {node}: {(int)res.StatusCode} {body}", null, res.StatusCode);
-        return JsonDocument.Parse(body).RootElement.Clone();
+        return JsonSerializer.Deserialize<T>(body, AdminJson.Options) ?? throw new JsonException($"GET {path}: empty answer");
     }
 
     public async Task<(HttpStatusCode Status, string Body)> PostJsonAsync(int node, string path, object body)
