@@ -6,6 +6,7 @@ using Microsoft.Extensions.Hosting;
 using Orchestrator.ChunkStore.Throttling;
 using Orchestrator.Node.Hosting;
 using Orchestrator.Node.Tests.Support;
+using YamlDotNet.RepresentationModel;
 using static Orchestrator.Node.Tests.Deploy.KubeManifests;
 
 namespace Orchestrator.Node.Tests.Deploy;
@@ -19,7 +20,7 @@ public sealed class KubeManifestTests
     private const string StatefulSetName = "orch";
     private readonly KubeManifests _k8s = KubeManifests.Load();
 
-    private YamlDotNet.RepresentationModel.YamlMappingNode Sts => _k8s.Get("StatefulSet", StatefulSetName);
+    private YamlMappingNode Sts => _k8s.Get("StatefulSet", StatefulSetName);
     private int Replicas => int.Parse(Str(Sts, "spec", "replicas")!);
     private string HeadlessName => Str(Sts, "spec", "serviceName")!;
 
@@ -42,7 +43,7 @@ public sealed class KubeManifestTests
     {
         var files = Directory.GetFiles(Folder, "*.yaml").Select(Path.GetFileName).ToHashSet();
         var listed = Seq(_k8s.OfKind("Kustomization").Single(), "resources")
-            .Select(n => ((YamlDotNet.RepresentationModel.YamlScalarNode)n).Value).ToHashSet();
+            .Select(n => ((YamlScalarNode)n).Value).ToHashSet();
         files.Remove("kustomization.yaml");
         files.Remove("secret.example.yaml");
         Assert.Equal(files.Order(), listed.Order());
@@ -131,7 +132,7 @@ public sealed class KubeManifestTests
         var headless = _k8s.Get("Service", HeadlessName);
         Assert.Equal("None", Str(headless, "spec", "clusterIP"));
         Assert.Equal("true", Str(headless, "spec", "publishNotReadyAddresses"));
-        var akkaServicePort = Seq(headless, "spec", "ports").Cast<YamlDotNet.RepresentationModel.YamlMappingNode>().Single(p => Str(p, "name") == "akka");
+        var akkaServicePort = Seq(headless, "spec", "ports").Cast<YamlMappingNode>().Single(p => Str(p, "name") == "akka");
         Assert.Equal(akkaPort.ToString(), Str(akkaServicePort, "port"));
         AssertSelects(headless, "spec", "selector");
     }
@@ -150,7 +151,7 @@ public sealed class KubeManifestTests
             Assert.Equal("http", Str(container, probe, "httpGet", "port"));
 
         var gateway = _k8s.Get("Service", "orch-gateway");
-        var port = Seq(gateway, "spec", "ports").Cast<YamlDotNet.RepresentationModel.YamlMappingNode>().Single();
+        var port = Seq(gateway, "spec", "ports").Cast<YamlMappingNode>().Single();
         Assert.Equal("http", Str(port, "targetPort"));
         Assert.Null(Str(gateway, "spec", "publishNotReadyAddresses")); // only Ready members get device traffic
         AssertSelects(gateway, "spec", "selector");
@@ -201,14 +202,14 @@ public sealed class KubeManifestTests
         Assert.True(limit * 1024 * 1024 > s.ChunkStore.CacheBytes * 3,
             $"memory limit {limit} Mi leaves too little beside the {s.ChunkStore.CacheBytes >> 20} Mi chunk cache");
 
-        var mounts = Seq(container, "volumeMounts").Cast<YamlDotNet.RepresentationModel.YamlMappingNode>().ToDictionary(m => Str(m, "mountPath")!, m => Str(m, "name")!);
+        var mounts = Seq(container, "volumeMounts").Cast<YamlMappingNode>().ToDictionary(m => Str(m, "mountPath")!, m => Str(m, "name")!);
         Assert.True(mounts.ContainsKey(s.Node.DataDirectory), $"Node:DataDirectory {s.Node.DataDirectory} is not a mounted volume");
         Assert.True(mounts.ContainsKey(s.Node.StoreRoot), $"Node:StoreRoot {s.Node.StoreRoot} is not a mounted volume");
         // The store is shared by every node (publish writes it once): it must be the ReadWriteMany claim.
-        var storeClaim = Str(Seq(Sts, "spec", "template", "spec", "volumes").Cast<YamlDotNet.RepresentationModel.YamlMappingNode>()
+        var storeClaim = Str(Seq(Sts, "spec", "template", "spec", "volumes").Cast<YamlMappingNode>()
             .Single(v => Str(v, "name") == mounts[s.Node.StoreRoot]), "persistentVolumeClaim", "claimName")!;
         Assert.Equal("ReadWriteMany", Seq(_k8s.Get("PersistentVolumeClaim", storeClaim), "spec", "accessModes")
-            .Cast<YamlDotNet.RepresentationModel.YamlScalarNode>().Single().Value);
+            .Cast<YamlScalarNode>().Single().Value);
     }
 
     private static long Mebibytes(string quantity) => quantity switch
@@ -219,7 +220,7 @@ public sealed class KubeManifestTests
     };
 
     /// <summary>The selector at <paramref name="path"/> matches the StatefulSet's pod labels.</summary>
-    private void AssertSelects(YamlDotNet.RepresentationModel.YamlMappingNode doc, params string[] path)
+    private void AssertSelects(YamlMappingNode doc, params string[] path)
     {
         var selector = Map(doc, path).ToList();
         Assert.NotEmpty(selector);
