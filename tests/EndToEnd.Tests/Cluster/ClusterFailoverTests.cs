@@ -53,10 +53,16 @@ public sealed class ClusterFailoverTests(ITestOutputHelper output)
         }));
 
         // Devices are spread over the shards of every node.
-        var before = await LocateAllAsync(cluster, fleet, node: 1);
-        var byNode = before.GroupBy(kv => kv.Value.Host).ToDictionary(g => g.Key, g => g.Count());
+        // (A region that registered late gets shards by the coordinator's rebalancing, so poll rather than assert once.)
+        Dictionary<string, (string Shard, string Host, bool Alive)> before = [];
+        Dictionary<string, int> byNode = [];
+        await LocalCluster.WaitUntilAsync("devices hosted on all 3 nodes", Phase, async () =>
+        {
+            before = await LocateAllAsync(cluster, fleet, node: 1);
+            byNode = before.GroupBy(kv => kv.Value.Host).ToDictionary(g => g.Key, g => g.Count());
+            return (byNode.Count == 3, string.Join(", ", byNode.Select(kv => $"{kv.Key}={kv.Value}")));
+        });
         output.WriteLine("devices per node before: " + string.Join(", ", byNode.Select(kv => $"{kv.Key}={kv.Value}")));
-        Assert.True(byNode.Count == 3, $"devices should be hosted on all 3 nodes: {string.Join(", ", byNode.Keys)}");
         // The victim: the non-first node hosting the most devices (node 1 stays as the admin API we ask).
         var victim = new[] { 2, 3 }.MaxBy(n => byNode.GetValueOrDefault(cluster.AkkaAddress(n)));
         var victimAddress = cluster.AkkaAddress(victim);
