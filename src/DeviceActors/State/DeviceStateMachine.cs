@@ -112,8 +112,10 @@ public static class DeviceStateMachine
             work = null;
         }
         var e = new DeviceCheckedIn(c.Product, c.InstalledVersionId, c.InventoryDigest, c.AgentVersion, action, work, c.Timestamp);
+        // Only upgrade work is rollout work; a repair restores what is installed and is not metered by a rollout.
+        var rollout = action == UpdateAction.Upgrade ? s.Target : null;
         return new CommandOutcome([e], st => new CheckInDecision(st.DeviceId, action, work?.Version, work?.VersionId, work?.ManifestPath,
-            work?.RepairFiles ?? [], st.Status));
+            work?.RepairFiles ?? [], st.Status, rollout?.RolloutId, rollout?.BandwidthBytesPerSecond ?? 0));
     }
 
     private static CommandOutcome Assign(DeviceState s, AssignTarget a, DateTimeOffset now)
@@ -121,7 +123,7 @@ public static class DeviceStateMachine
         if (s.Product is not null && s.Product != a.Product)
             return CommandOutcome.Reject(s.DeviceId, "product_mismatch",
                 $"Cannot assign {a.Product} {a.Version} to device '{s.DeviceId}', which runs product '{s.Product}'.");
-        var target = new TargetAssignment(a.Product, a.Version, a.VersionId, a.ManifestPath, a.RolloutId);
+        var target = new TargetAssignment(a.Product, a.Version, a.VersionId, a.ManifestPath, a.RolloutId, a.BandwidthBytesPerSecond);
         if (s.Target == target) return Accepted();
         return Accepted(new TargetAssigned(target, now));
     }

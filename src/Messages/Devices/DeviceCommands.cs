@@ -110,7 +110,12 @@ public sealed record CheckIn(
 /// <param name="VersionId">Monotonic version ID of the target.</param>
 /// <param name="ManifestPath">Store-relative manifest path of the target.</param>
 /// <param name="RolloutId">The rollout that assigned it.</param>
-public sealed record AssignTarget(string DeviceId, string Product, string Version, long VersionId, string ManifestPath, string RolloutId)
+/// <param name="BandwidthBytesPerSecond">
+/// The rollout's egress cap per gateway node (bytes/s shared by all its devices); 0 = no cap. Optional with a
+/// default so "AssignTarget.v1" payloads written before the field existed still read.
+/// </param>
+public sealed record AssignTarget(string DeviceId, string Product, string Version, long VersionId, string ManifestPath, string RolloutId,
+    long BandwidthBytesPerSecond = 0)
     : IDeviceCommand
 {
     /// <inheritdoc />
@@ -125,6 +130,8 @@ public sealed record AssignTarget(string DeviceId, string Product, string Versio
     public string ManifestPath { get; } = DeviceIdRules.Required(ManifestPath, nameof(ManifestPath));
     /// <summary>The rollout that assigned it.</summary>
     public string RolloutId { get; } = DeviceIdRules.Required(RolloutId, nameof(RolloutId));
+    /// <summary>The rollout's egress cap per gateway node in bytes/s; 0 = no cap.</summary>
+    public long BandwidthBytesPerSecond { get; } = DeviceIdRules.NonNegative(BandwidthBytesPerSecond, nameof(BandwidthBytesPerSecond));
 }
 
 /// <summary>An operator cancels the device's assignment and any retrying work.</summary>

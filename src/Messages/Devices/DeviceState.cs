@@ -8,7 +8,10 @@ namespace Orchestrator.Messages.Devices;
 /// <param name="VersionId">Monotonic version ID.</param>
 /// <param name="ManifestPath">Store-relative manifest path.</param>
 /// <param name="RolloutId">Rollout that assigned it.</param>
-public sealed record TargetAssignment(string Product, string Version, long VersionId, string ManifestPath, string RolloutId);
+/// <param name="BandwidthBytesPerSecond">The rollout's egress cap per gateway node in bytes/s; 0 = no cap (and the
+/// value read from events and snapshots written before the field existed).</param>
+public sealed record TargetAssignment(string Product, string Version, long VersionId, string ManifestPath, string RolloutId,
+    long BandwidthBytesPerSecond = 0);
 
 /// <summary>The work the device was told to do.</summary>
 /// <param name="Kind">Upgrade or repair.</param>
@@ -82,9 +85,11 @@ public sealed record DeviceState(
 /// <param name="ManifestPath">Manifest path for Upgrade/Repair.</param>
 /// <param name="RepairFiles">For Repair: exactly the files to restore; otherwise empty.</param>
 /// <param name="Status">Device status after the check-in.</param>
+/// <param name="RolloutId">For Upgrade: the rollout whose work it is (the gateway meters its egress); otherwise null.</param>
+/// <param name="BandwidthBytesPerSecond">For Upgrade: that rollout's egress cap per gateway node in bytes/s; 0 = no cap.</param>
 public sealed record CheckInDecision(
     string DeviceId, UpdateAction Action, string? TargetVersion, long? TargetVersionId, string? ManifestPath,
-    IReadOnlyList<string> RepairFiles, DeviceStatus Status) : IOrchestratorMessage;
+    IReadOnlyList<string> RepairFiles, DeviceStatus Status, string? RolloutId = null, long BandwidthBytesPerSecond = 0) : IOrchestratorMessage;
 
 /// <summary>A command was accepted (and persisted, if it changed anything).</summary>
 /// <param name="DeviceId">Device id.</param>

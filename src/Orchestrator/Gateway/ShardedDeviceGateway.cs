@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Akka.Hosting;
+using Orchestrator.ChunkStore.Throttling;
 using Orchestrator.Messages.Devices;
 using Orchestrator.Messages.Protocol;
 using Orchestrator.Node.Hosting;
@@ -15,10 +16,12 @@ public sealed class DeviceShardRegion
 /// <summary>
 /// The node's <see cref="IDeviceGateway"/>: does the I/O a check-in needs (installed manifest, per-file comparison),
 /// then asks the device's sharded actor, and maps its answer 1:1 to the protocol DTOs. Commands are stamped with
-/// the gateway's clock.
+/// the gateway's clock. A check-in also tells this node's <see cref="DownloadThrottle"/> which capped rollout (if any)
+/// the device's downloads count against, so the grant issued next and its chunk downloads honour the rollout's cap.
 /// </summary>
 public sealed class ShardedDeviceGateway(
-    IRequiredActor<DeviceShardRegion> region, InstalledReleaseInspector inspector, NodeSettings settings, TimeProvider clock) : IDeviceGateway
+    IRequiredActor<DeviceShardRegion> region, InstalledReleaseInspector inspector, NodeSettings settings, TimeProvider clock,
+    DownloadThrottle throttle) : IDeviceGateway
 {
     private TimeSpan Timeout => settings.Gateway.DeviceAskTimeout;
 
@@ -30,6 +33,7 @@ public sealed class ShardedDeviceGateway(
             facts.ExpectedDigest, facts.InstalledVersion, facts.InstalledManifestPath, facts.DifferingPaths, request.AgentVersion, clock.GetUtcNow()));
         var answer = await AskAsync(command, ct).ConfigureAwait(false);
         var decision = answer as CheckInDecision ?? throw Unexpected(answer);
+        throttle.JoinRollout(deviceId, decision.Action == UpdateAction.Upgrade ? decision.RolloutId : null, decision.BandwidthBytesPerSecond);
         var mirrors = settings.Gateway.Mirrors.Count == 0 ? null : settings.Gateway.Mirrors;
         return new CheckInResponse(decision.Action, decision.TargetVersion, decision.TargetVersionId, decision.ManifestPath,
             decision.Action == UpdateAction.Repair ? decision.RepairFiles : null, null, settings.Gateway.NextCheckInSeconds, mirrors);

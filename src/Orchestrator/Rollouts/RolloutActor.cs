@@ -349,7 +349,8 @@ public sealed class RolloutActor : ReceivePersistentActor, IWithTimers
                 return new RolloutDeviceFailed(deviceId, $"device runs product '{s.Product}', not '{t.Product}'", Now);
             // Already ours (a crash after the device accepted): the installed version is the previous one unless it already finished.
             var previous = s.Target?.RolloutId == _rolloutId && s.InstalledVersionId == t.VersionId ? 0 : s.InstalledVersionId;
-            var ok = await AskDevice<DeviceCommandAccepted>(new AssignTarget(deviceId, t.Product, t.Version, t.VersionId, t.ManifestPath, _rolloutId));
+            var ok = await AskDevice<DeviceCommandAccepted>(new AssignTarget(deviceId, t.Product, t.Version, t.VersionId, t.ManifestPath, _rolloutId,
+                State.Spec.BandwidthBytesPerSecond));
             return ok is null ? null : new RolloutDeviceAssigned(deviceId, previous, Now);
         }
         catch (DeviceRejection r)
@@ -382,7 +383,8 @@ public sealed class RolloutActor : ReceivePersistentActor, IWithTimers
             try
             {
                 if (rollback && versions.TryGetValue(d.PreviousVersionId, out var v))
-                    return await AskDevice<DeviceCommandAccepted>(new AssignTarget(d.DeviceId, t.Product, v.Version, v.VersionId, v.ManifestPath, _rolloutId)) is not null;
+                    return await AskDevice<DeviceCommandAccepted>(new AssignTarget(d.DeviceId, t.Product, v.Version, v.VersionId, v.ManifestPath, _rolloutId,
+                        State.Spec.BandwidthBytesPerSecond)) is not null;
                 // Abort, or rollback of a device that had nothing (known) installed: cancel, but only our own assignment.
                 var s = await AskDevice<DeviceState>(new GetDeviceState(d.DeviceId));
                 if (s is null) return false;

@@ -84,6 +84,20 @@ public sealed class DeviceStateMachineTests
     }
 
     [Fact]
+    public void Upgrade_decision_carries_the_rollout_and_its_cap_and_a_repair_carries_none()
+    {
+        Run(Clean(3));
+        Run(new AssignTarget(Id, "acme", "4.0", 4, "manifests/acme/4.json", "r9", 250_000));
+        Assert.Equal(250_000, _state.Target!.BandwidthBytesPerSecond);
+        var up = Assert.IsType<CheckInDecision>(Run(Clean(3)));
+        Assert.Equal((UpdateAction.Upgrade, "r9", 250_000L), (up.Action, up.RolloutId, up.BandwidthBytesPerSecond));
+
+        Run(new ReportCompletion(Id, 4, "d-4", T0));
+        var repair = Assert.IsType<CheckInDecision>(Run(Damaged(4, "bin/app")));
+        Assert.Equal((UpdateAction.Repair, null, 0L), (repair.Action, repair.RolloutId, repair.BandwidthBytesPerSecond));
+    }
+
+    [Fact]
     public void Unknown_manifest_digest_means_no_repair()
     {
         var d = Assert.IsType<CheckInDecision>(Run(new CheckIn(Id, "acme", 9, "whatever", null, null, null, [], null, T0)));

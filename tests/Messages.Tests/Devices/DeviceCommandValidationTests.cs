@@ -63,6 +63,11 @@ public sealed class DeviceCommandValidationTests
         Assert.Throws<ArgumentOutOfRangeException>(() => new AssignTarget("d1", "acme", "1.0", 0, "m.json", "r1"));
 
     [Fact]
+    public void Negative_rollout_bandwidth_is_rejected_naming_the_field() =>
+        Assert.Equal("BandwidthBytesPerSecond",
+            Assert.Throws<ArgumentOutOfRangeException>(() => new AssignTarget("d1", "acme", "1.0", 1, "m.json", "r1", -1)).ParamName);
+
+    [Fact]
     public void Tags_with_whitespace_are_rejected_and_duplicates_removed()
     {
         Assert.Throws<ArgumentException>(() => new RegisterDevice("d1", "acme", ["a b"], T));

@@ -70,6 +70,25 @@ public sealed class OrchestratorSerializerTests : IDisposable
     }
 
     [Fact]
+    public void V1_payloads_written_before_the_rollout_bandwidth_field_read_with_no_cap()
+    {
+        // Journals and snapshots hold TargetAssigned/DeviceState written without the field; remote nodes may still send
+        // AssignTarget/CheckInDecision without it. All read as "no cap" under the same v1 manifests.
+        var serializer = (OrchestratorSerializer)_system.Serialization.FindSerializerForType(typeof(IOrchestratorMessage));
+        var assigned = Assert.IsType<Orchestrator.Messages.Devices.TargetAssigned>(serializer.FromBinary(Encoding.UTF8.GetBytes(
+            """{"target":{"product":"acme","version":"2.0","versionId":2,"manifestPath":"m.json","rolloutId":"r1"},"at":"1970-01-01T00:00:00+00:00"}"""),
+            "TargetAssigned.v1"));
+        Assert.Equal(("r1", 0L), (assigned.Target.RolloutId, assigned.Target.BandwidthBytesPerSecond));
+        var assign = Assert.IsType<Orchestrator.Messages.Devices.AssignTarget>(serializer.FromBinary(Encoding.UTF8.GetBytes(
+            """{"deviceId":"d1","product":"acme","version":"2.0","versionId":2,"manifestPath":"m.json","rolloutId":"r1"}"""), "AssignTarget.v1"));
+        Assert.Equal(0, assign.BandwidthBytesPerSecond);
+        var decision = Assert.IsType<Orchestrator.Messages.Devices.CheckInDecision>(serializer.FromBinary(Encoding.UTF8.GetBytes(
+            """{"deviceId":"d1","action":"Upgrade","targetVersion":"2.0","targetVersionId":2,"manifestPath":"m.json","repairFiles":[],"status":"UpgradeAssigned"}"""),
+            "CheckInDecision.v1"));
+        Assert.Equal((null, 0L), (decision.RolloutId, decision.BandwidthBytesPerSecond));
+    }
+
+    [Fact]
     public void Persisted_format_is_stable_json_with_enum_names()
     {
         var serializer = (OrchestratorSerializer)_system.Serialization.FindSerializerForType(typeof(IOrchestratorMessage));

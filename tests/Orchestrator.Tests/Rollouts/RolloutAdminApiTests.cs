@@ -51,11 +51,13 @@ public sealed class RolloutAdminApiTests : IAsyncLifetime
 
     private static T Read<T>(string body) => JsonSerializer.Deserialize<T>(body, Admin.RolloutEndpoints.Json)!;
 
+    private const long Cap = 300_000;
+
     private static object Create(string id, string version = "2.0.0", object? selector = null, double errorThreshold = 0.1) => new
     {
         id, product = "acme", version, selector = selector ?? new { deviceIds = new[] { "h-1" }, groups = new[] { "pilot" } },
         waves = new object[] { new { count = 1 }, new { percent = 100 } }, successThreshold = 1.0, errorThreshold, maxConcurrent = 10,
-        @operator = "alice",
+        bandwidthBytesPerSecond = Cap, @operator = "alice",
     };
 
     private async Task<CheckInResponse> CheckIn(string deviceId, string secret)
@@ -107,6 +109,10 @@ public sealed class RolloutAdminApiTests : IAsyncLifetime
         CheckInResponse decision;
         while ((decision = await CheckIn("h-1", secret)).Action != UpdateAction.Upgrade && DateTime.UtcNow < deadline) await Task.Delay(100);
         Assert.Equal((UpdateAction.Upgrade, "2.0.0"), (decision.Action, decision.TargetVersion));
+        // The rollout's bandwidth cap travels with the assignment and bounds the device's grant on this gateway.
+        Assert.Equal(Cap, view.Spec.BandwidthBytesPerSecond);
+        Assert.NotNull(decision.Grant);
+        Assert.InRange(decision.Grant.BytesPerSecond, 1, Cap);
 
         var (showStatus, showBody) = await Send(HttpMethod.Get, "/admin/v1/rollouts/r1", TestNode.ReadToken);
         Assert.Equal(HttpStatusCode.OK, showStatus);
