@@ -116,7 +116,9 @@ public sealed record DevicePersistenceOptions
             await using var c = new NpgsqlConnection(ConnectionString);
             await c.OpenAsync(cancellationToken);
             await using var cmd = c.CreateCommand();
-            cmd.CommandText = $"CREATE SCHEMA IF NOT EXISTS \"{Schema}\"";
+            // Nodes start together; CREATE SCHEMA IF NOT EXISTS races in PostgreSQL, so hold an advisory lock for the
+            // implicit transaction of this two-statement command.
+            cmd.CommandText = $"SELECT pg_advisory_xact_lock(7131000); CREATE SCHEMA IF NOT EXISTS \"{Schema}\"";
             await cmd.ExecuteNonQueryAsync(cancellationToken);
         }
     }
