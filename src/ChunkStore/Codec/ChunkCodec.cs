@@ -51,6 +51,33 @@ public static class ChunkCodec
         return HMACSHA256.HashData(key.NonceKey, plainHash);
     }
 
+    /// <summary>Bytes of <see cref="PlaintextTag"/> recorded in manifests as a chunk's <c>tag</c>.</summary>
+    public const int ManifestTagLength = 16;
+
+    /// <summary>
+    /// The chunk's identity in a manifest: the first <see cref="ManifestTagLength"/> bytes of
+    /// <see cref="PlaintextTag"/>, lower-case hex. It depends only on plaintext and key, never on the compressor.
+    /// </summary>
+    public static string ManifestTag(ReadOnlySpan<byte> plaintext, ContentKey key) =>
+        ManifestTagOf(PlaintextTag(plaintext, key));
+
+    /// <summary>The manifest form of an already computed <see cref="PlaintextTag"/>.</summary>
+    public static string ManifestTagOf(ReadOnlySpan<byte> plaintextTag)
+    {
+        if (plaintextTag.Length != 32)
+            throw new ArgumentException("A plaintext tag is 32 bytes (from PlaintextTag).", nameof(plaintextTag));
+        return Convert.ToHexStringLower(plaintextTag[..ManifestTagLength]);
+    }
+
+    /// <summary>True when <paramref name="text"/> has the form of a manifest tag (32 lower-case hex characters).</summary>
+    public static bool IsManifestTag(string? text)
+    {
+        if (text is null || text.Length != ManifestTagLength * 2) return false;
+        foreach (var ch in text)
+            if (ch is not ((>= '0' and <= '9') or (>= 'a' and <= 'f'))) return false;
+        return true;
+    }
+
     /// <summary>Encodes one plaintext chunk (1 byte .. 16 MiB).</summary>
     public static EncodedChunk Encode(ReadOnlySpan<byte> plaintext, ContentKey key) =>
         Encode(plaintext, key, PlaintextTag(plaintext, key));

@@ -134,9 +134,26 @@ public class ChunkCodecTests
 public class ChunkCodecKnownAnswerTests
 {
     /// <summary>
-    /// Pins the exact stored bytes for a fixed key and plaintext. Agents recognise local chunks by re-encoding,
-    /// so any change to the codec, the key derivation or the zstd build that alters output breaks dedup between
-    /// differently built publishers and agents: this test makes such a change deliberate.
+    /// Pins the manifest tag for a fixed key and plaintext: agents recognise chunks they already hold by this
+    /// tag, so a change to the tag or key derivation breaks local reuse between differently built publishers
+    /// and agents; this test makes such a change deliberate. (Stored bytes may differ between zstd builds.)
+    /// </summary>
+    [Fact]
+    public void Manifest_tag_is_pinned()
+    {
+        var key = ContentKey.FromBytes(Enumerable.Range(0, 32).Select(i => (byte)i).ToArray());
+        var plain = System.Text.Encoding.ASCII.GetBytes(string.Concat(Enumerable.Repeat("orch golden chunk ", 60)));
+        var tag = ChunkCodec.ManifestTag(plain, key);
+        Assert.Equal("8504d4bee618968401c78c76551f94fb", tag); // also computed with Python hmac/hashlib from docs/store-format.md
+        Assert.True(ChunkCodec.IsManifestTag(tag));
+        Assert.Equal(tag, ChunkCodec.ManifestTagOf(ChunkCodec.PlaintextTag(plain, key)));
+        // The nonce in the stored header is the tag's first 12 bytes (docs/store-format.md).
+        Assert.Equal(tag[..24], Convert.ToHexStringLower(ChunkCodec.Encode(plain, key).Stored.AsSpan(12, 12)));
+    }
+
+    /// <summary>
+    /// Pins the exact stored bytes of the managed ZstdSharp encoder for a fixed key and plaintext, so an
+    /// accidental change to the codec or key derivation is noticed (it would re-store every chunk).
     /// </summary>
     [Fact]
     public void Encoding_is_pinned()
