@@ -28,14 +28,13 @@ public static class ChunkCodec
     /// <summary>Format version written into byte 4 of the header.</summary>
     public const byte FormatVersion = 1;
 
-    /// <summary>zstd level used for every chunk; part of the dedup contract (a different level makes different objects).</summary>
+    /// <summary>zstd level used for every chunk (the encoder build may vary; see <see cref="ZstdEncoder"/>).</summary>
     public const int CompressionLevel = 3;
 
     private const byte CompressionNone = 0;
     private const byte CompressionZstd = 1;
     private static ReadOnlySpan<byte> Magic => "OCK1"u8;
 
-    [ThreadStatic] private static ZstdSharp.Compressor? t_compressor;
     [ThreadStatic] private static Decompressor? t_decompressor;
 
     /// <summary>
@@ -51,12 +50,43 @@ public static class ChunkCodec
         return HMACSHA256.HashData(key.NonceKey, plainHash);
     }
 
+    /// <summary>Bytes of <see cref="PlaintextTag"/> recorded in manifests as a chunk's <c>tag</c>.</summary>
+    public const int ManifestTagLength = 16;
+
+    /// <summary>
+    /// The chunk's identity in a manifest: the first <see cref="ManifestTagLength"/> bytes of
+    /// <see cref="PlaintextTag"/>, lower-case hex. It depends only on plaintext and key, never on the compressor.
+    /// </summary>
+    public static string ManifestTag(ReadOnlySpan<byte> plaintext, ContentKey key) =>
+        ManifestTagOf(PlaintextTag(plaintext, key));
+
+    /// <summary>The manifest form of an already computed <see cref="PlaintextTag"/>.</summary>
+    public static string ManifestTagOf(ReadOnlySpan<byte> plaintextTag)
+    {
+        if (plaintextTag.Length != 32)
+            throw new ArgumentException("A plaintext tag is 32 bytes (from PlaintextTag).", nameof(plaintextTag));
+        return Convert.ToHexStringLower(plaintextTag[..ManifestTagLength]);
+    }
+
+    /// <summary>True when <paramref name="text"/> has the form of a manifest tag (32 lower-case hex characters).</summary>
+    public static bool IsManifestTag(string? text)
+    {
+        if (text is null || text.Length != ManifestTagLength * 2) return false;
+        foreach (var ch in text)
+            if (ch is not ((>= '0' and <= '9') or (>= 'a' and <= 'f'))) return false;
+        return true;
+    }
+
     /// <summary>Encodes one plaintext chunk (1 byte .. 16 MiB).</summary>
     public static EncodedChunk Encode(ReadOnlySpan<byte> plaintext, ContentKey key) =>
         Encode(plaintext, key, PlaintextTag(plaintext, key));
 
     /// <summary>Encodes one plaintext chunk whose <see cref="PlaintextTag"/> the caller already computed.</summary>
-    public static EncodedChunk Encode(ReadOnlySpan<byte> plaintext, ContentKey key, ReadOnlySpan<byte> plaintextTag)
+    public static EncodedChunk Encode(ReadOnlySpan<byte> plaintext, ContentKey key, ReadOnlySpan<byte> plaintextTag) =>
+        Encode(plaintext, key, plaintextTag, forceManaged: false);
+
+    /// <summary>As <see cref="Encode(ReadOnlySpan{byte}, ContentKey, ReadOnlySpan{byte})"/>; tests pin the managed encoder's bytes.</summary>
+    internal static EncodedChunk Encode(ReadOnlySpan<byte> plaintext, ContentKey key, ReadOnlySpan<byte> plaintextTag, bool forceManaged)
     {
         ArgumentNullException.ThrowIfNull(key);
         if (plaintextTag.Length != 32)
@@ -64,11 +94,11 @@ public static class ChunkCodec
         if (plaintext.Length == 0 || plaintext.Length > ChunkingOptions.MaxChunkLimit)
             throw new ArgumentOutOfRangeException(nameof(plaintext), $"A chunk holds 1 .. {ChunkingOptions.MaxChunkLimit} bytes, got {plaintext.Length}.");
 
-        var bound = ZstdSharp.Compressor.GetCompressBound(plaintext.Length);
+        var bound = ZstdEncoder.Bound(plaintext.Length);
         var scratch = System.Buffers.ArrayPool<byte>.Shared.Rent(bound);
         try
         {
-            var compressedLength = Compress(plaintext, scratch);
+            var compressedLength = ZstdEncoder.Compress(plaintext, scratch, CompressionLevel, forceManaged);
             var useZstd = compressedLength < plaintext.Length;
             var payload = useZstd ? scratch.AsSpan(0, compressedLength) : plaintext;
 
@@ -90,15 +120,6 @@ public static class ChunkCodec
         {
             System.Buffers.ArrayPool<byte>.Shared.Return(scratch);
         }
-    }
-
-    // Always the managed ZstdSharp port, never a system libzstd: chunk ids hash the compressed bytes, and agents
-    // recognise chunks they already hold by re-encoding local plaintext, so publisher and agent must produce
-    // byte-identical output. (libzstd 1.5.4 was measured ~30 % cheaper in CPU but differs on most chunks.)
-    private static int Compress(ReadOnlySpan<byte> plaintext, Span<byte> destination)
-    {
-        var compressor = t_compressor ??= new ZstdSharp.Compressor(CompressionLevel);
-        return compressor.Wrap(plaintext, destination);
     }
 
     /// <summary>

@@ -45,10 +45,14 @@ public sealed record Manifest(
 /// <param name="Chunks">The content as an ordered list of chunks.</param>
 public sealed record ManifestFile(string Path, int Mode, long Size, string Sha256, IReadOnlyList<ChunkRef> Chunks);
 
-/// <summary>One chunk of a file: its id and its plaintext length.</summary>
-/// <param name="Id">Chunk object id.</param>
+/// <summary>One chunk of a file: its id, its plaintext length and its keyed plaintext tag.</summary>
+/// <param name="Id">Chunk object id (SHA-256 of the stored bytes; depends on the compressor build).</param>
 /// <param name="Length">Plaintext bytes it decodes to.</param>
-public sealed record ChunkRef(ChunkId Id, int Length);
+/// <param name="Tag">
+/// <see cref="ChunkCodec.ManifestTag"/> of the plaintext: 32 lower-case hex characters. It identifies the
+/// plaintext independently of the compressor, so agents recognise chunks they already hold without encoding.
+/// </param>
+public sealed record ChunkRef(ChunkId Id, int Length, string Tag);
 
 /// <summary>A symbolic link of a release, recorded as an entry and never followed.</summary>
 /// <param name="Path">Relative path of the link.</param>

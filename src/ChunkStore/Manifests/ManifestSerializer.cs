@@ -87,7 +87,7 @@ public static class ManifestSerializer
                 .Property("sha256", f.Sha256)
                 .Name("chunks").StartArray();
             foreach (var c in f.Chunks)
-                w.StartObject().Property("id", c.Id.Hex).Property("length", c.Length).EndObject();
+                w.StartObject().Property("id", c.Id.Hex).Property("length", c.Length).Property("tag", c.Tag).EndObject();
             w.EndArray().EndObject();
         }
         w.EndArray().Name("symlinks").StartArray();
@@ -110,7 +110,8 @@ public static class ManifestSerializer
             RequiredString(f, "sha256"),
             Required(f, "chunks").EnumerateArray().Select(c => new ChunkRef(
                 ParseChunkId(RequiredString(c, "id")),
-                Required(c, "length").GetInt32())).ToList())).ToList();
+                Required(c, "length").GetInt32(),
+                RequiredString(c, "tag"))).ToList())).ToList();
         var symlinks = Required(root, "symlinks").EnumerateArray().Select(s => new ManifestSymlink(
             RequiredString(s, "path"), RequiredString(s, "target"))).ToList();
         return new Manifest(
@@ -188,6 +189,8 @@ public static class ManifestRules
                 if (c is null || c.Id.Hex is null) return $"file '{f.Path}': a chunk has no id";
                 if (c.Length < 1 || c.Length > m.Chunking.Max)
                     return $"file '{f.Path}': chunk {c.Id} length {c.Length} is outside 1..{m.Chunking.Max}";
+                if (!ChunkCodec.IsManifestTag(c.Tag))
+                    return $"file '{f.Path}': chunk {c.Id} tag must be {ChunkCodec.ManifestTagLength * 2} lower-case hex characters";
                 sum += c.Length;
             }
             if (f.Size < 0 || sum != f.Size) return $"file '{f.Path}': size {f.Size} differs from the sum of its chunk lengths ({sum})";

@@ -141,7 +141,7 @@ public sealed class Publisher
 
         var files = tree.Files.Select((f, i) =>
         {
-            var refs = fileChunks[i].Select(c => new ChunkRef(c.Id, c.Length)).ToList();
+            var refs = fileChunks[i].Select(c => new ChunkRef(c.Id, c.Length, c.Tag)).ToList();
             return new ManifestFile(f.RelativePath, f.Mode, refs.Sum(c => (long)c.Length), fileHashes[i], refs);
         }).ToList();
         var symlinks = tree.Symlinks.Select(s => new ManifestSymlink(s.RelativePath, s.Target)).ToList();
@@ -187,6 +187,7 @@ public sealed class Publisher
                     var p = batch[i];
                     var plaintext = p.Buffer.AsSpan(0, p.Length);
                     var tag = ChunkCodec.PlaintextTag(plaintext, _contentKey);
+                    p.Tag = ChunkCodec.ManifestTagOf(tag);
                     if (state.Cache.TryGet(tag, out var cachedId, out var cachedLength) && cachedLength == p.Length &&
                         (state.Distinct.ContainsKey(cachedId) || _store.ChunkExists(cachedId)))
                     {
@@ -226,6 +227,7 @@ public sealed class Publisher
         public byte[] Buffer { get; private set; } = buffer;
         public int Length { get; } = length;
         public ChunkId Id { get; set; }
+        public string Tag { get; set; } = "";
 
         public void Release()
         {

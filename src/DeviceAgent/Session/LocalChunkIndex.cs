@@ -15,8 +15,11 @@ public sealed record LocalChunk(string FullPath, long Offset, int Length);
 /// <summary>
 /// Finds which chunks of a manifest the device already holds in its installed tree, so only the rest is
 /// downloaded. Files whose hash equals a manifest file's hash contribute that file's chunk list directly (no
-/// work); every other local file is cut with the manifest's chunking parameters and each piece is encoded with
-/// the content key to learn its stored id (the codec is deterministic, so equal plaintext gives the same id).
+/// work); every other local file is cut with the manifest's chunking parameters and each piece's keyed
+/// plaintext tag (docs/store-format.md, manifest <c>tag</c>) is compared with the manifest's tags: one SHA-256 and
+/// one HMAC per piece, no compression or encryption, and independent of the publisher's zstd build. A match
+/// means equal plaintext (under the content key); the SHA-256 of every assembled file is still checked before
+/// anything is installed.
 /// </summary>
 public static class LocalChunkIndex
 {
@@ -48,6 +51,16 @@ public static class LocalChunkIndex
             }
         }
 
+        // Tag -> the wanted chunks with that plaintext (normally one id; an older store may hold two encodings).
+        var wantedByTag = new Dictionary<string, List<ChunkRef>>(StringComparer.Ordinal);
+        foreach (var f in manifest.Files)
+            foreach (var c in f.Chunks)
+            {
+                if (!wanted.Contains(c.Id) || found.ContainsKey(c.Id)) continue;
+                if (!wantedByTag.TryGetValue(c.Tag, out var list)) wantedByTag[c.Tag] = list = [];
+                if (!list.Exists(r => r.Id == c.Id)) list.Add(c);
+            }
+
         var chunker = new FastCdcChunker(manifest.Chunking);
         foreach (var full in toChunk)
         {
@@ -57,8 +70,9 @@ public static class LocalChunkIndex
             long offset = 0;
             foreach (var piece in chunker.Chunks(fs))
             {
-                var id = ChunkCodec.Encode(piece.Span, key).Id;
-                if (wanted.Contains(id)) found.TryAdd(id, new LocalChunk(full, offset, piece.Length));
+                if (wantedByTag.TryGetValue(ChunkCodec.ManifestTag(piece.Span, key), out var matches))
+                    foreach (var c in matches)
+                        if (c.Length == piece.Length) found.TryAdd(c.Id, new LocalChunk(full, offset, piece.Length));
                 offset += piece.Length;
             }
         }

@@ -40,6 +40,28 @@ public class ChunkCodecTests
         Assert.NotEqual(a.Stored.AsSpan(12, 12).ToArray(), c.Stored.AsSpan(12, 12).ToArray()); // distinct nonces
     }
 
+    /// <summary>
+    /// The publisher may compress with the system libzstd or the managed port; either object must decode with
+    /// the managed decoder and carry the same nonce (the tag), whatever the payload bytes are.
+    /// </summary>
+    [Theory]
+    [InlineData(1)]
+    [InlineData(70_000)]
+    [InlineData(1_000_000)]
+    public void Native_and_managed_encodings_both_decode(int length)
+    {
+        var plain = new byte[length];
+        var noise = TestData.Random(length, 3);
+        for (var i = 0; i < length; i++) plain[i] = (byte)(i % 13 == 0 ? noise[i] : i % 5);
+        var tag = ChunkCodec.PlaintextTag(plain, Key);
+        var native = ChunkCodec.Encode(plain, Key, tag, forceManaged: false);
+        var managed = ChunkCodec.Encode(plain, Key, tag, forceManaged: true);
+        Assert.Equal(plain, ChunkCodec.Decode(native.Stored, Key, length, native.Id));
+        Assert.Equal(plain, ChunkCodec.Decode(managed.Stored, Key, length, managed.Id));
+        Assert.Equal(managed.Stored.AsSpan(0, ChunkCodec.HeaderLength).ToArray(), native.Stored.AsSpan(0, ChunkCodec.HeaderLength).ToArray());
+        if (length > 1000) Assert.True(native.Stored.Length < length / 2, $"libzstd={ZstdEncoder.LibraryName ?? "absent"}: {native.Stored.Length} bytes");
+    }
+
     [Fact]
     public void Ciphertext_does_not_contain_the_plaintext()
     {
@@ -134,16 +156,33 @@ public class ChunkCodecTests
 public class ChunkCodecKnownAnswerTests
 {
     /// <summary>
-    /// Pins the exact stored bytes for a fixed key and plaintext. Agents recognise local chunks by re-encoding,
-    /// so any change to the codec, the key derivation or the zstd build that alters output breaks dedup between
-    /// differently built publishers and agents: this test makes such a change deliberate.
+    /// Pins the manifest tag for a fixed key and plaintext: agents recognise chunks they already hold by this
+    /// tag, so a change to the tag or key derivation breaks local reuse between differently built publishers
+    /// and agents; this test makes such a change deliberate. (Stored bytes may differ between zstd builds.)
+    /// </summary>
+    [Fact]
+    public void Manifest_tag_is_pinned()
+    {
+        var key = ContentKey.FromBytes(Enumerable.Range(0, 32).Select(i => (byte)i).ToArray());
+        var plain = System.Text.Encoding.ASCII.GetBytes(string.Concat(Enumerable.Repeat("orch golden chunk ", 60)));
+        var tag = ChunkCodec.ManifestTag(plain, key);
+        Assert.Equal("8504d4bee618968401c78c76551f94fb", tag); // also computed with Python hmac/hashlib from docs/store-format.md
+        Assert.True(ChunkCodec.IsManifestTag(tag));
+        Assert.Equal(tag, ChunkCodec.ManifestTagOf(ChunkCodec.PlaintextTag(plain, key)));
+        // The nonce in the stored header is the tag's first 12 bytes (docs/store-format.md).
+        Assert.Equal(tag[..24], Convert.ToHexStringLower(ChunkCodec.Encode(plain, key).Stored.AsSpan(12, 12)));
+    }
+
+    /// <summary>
+    /// Pins the exact stored bytes of the managed ZstdSharp encoder for a fixed key and plaintext, so an
+    /// accidental change to the codec or key derivation is noticed (it would re-store every chunk).
     /// </summary>
     [Fact]
     public void Encoding_is_pinned()
     {
         var key = ContentKey.FromBytes(Enumerable.Range(0, 32).Select(i => (byte)i).ToArray());
         var plain = System.Text.Encoding.ASCII.GetBytes(string.Concat(Enumerable.Repeat("orch golden chunk ", 60)));
-        var encoded = ChunkCodec.Encode(plain, key);
+        var encoded = ChunkCodec.Encode(plain, key, ChunkCodec.PlaintextTag(plain, key), forceManaged: true);
         Assert.Equal("de5168dc4fbc9a405767b302bb203e2ad8deca4e4eb4b717d82ace1aface2cb4", encoded.Id.Hex);
         Assert.Equal(76, encoded.Stored.Length);
         Assert.Equal(plain, ChunkCodec.Decode(encoded.Stored, key, plain.Length, encoded.Id));

@@ -13,12 +13,14 @@ public class ManifestTests
     private static readonly string ShaB = new('b', 64);
     private static readonly ChunkId C1 = ChunkId.Of([1]);
     private static readonly ChunkId C2 = ChunkId.Of([2]);
+    private const string T1 = "0123456789abcdef0123456789abcdef";
+    private const string T2 = "fedcba9876543210fedcba9876543210";
 
     internal static Manifest Sample(Func<Manifest, Manifest>? change = null)
     {
         var files = new List<ManifestFile>
         {
-            new("bin/app", 493, 70000, ShaA, [new ChunkRef(C1, 65536), new ChunkRef(C2, 4464)]),
+            new("bin/app", 493, 70000, ShaA, [new ChunkRef(C1, 65536, T1), new ChunkRef(C2, 4464, T2)]),
             new("lib/\"q\"é.so", 420, 0, ShaB, []),
         };
         var m = new Manifest("acme", "2.1.0", 7,
@@ -37,7 +39,7 @@ public class ManifestTests
         Assert.Equal(bytes, ManifestSerializer.Serialize(Sample()));
         var text = Encoding.UTF8.GetString(bytes);
         Assert.StartsWith("{\"schema\":1,\"product\":\"acme\",\"version\":\"2.1.0\",\"versionId\":7,\"createdUtc\":\"2025-01-02T03:04:05Z\",\"expiresUtc\":\"2026-01-02T03:04:05Z\",\"chunking\":{\"min\":16384,\"avg\":65536,\"max\":262144},\"inventoryDigest\":\"", text);
-        Assert.Contains($"\"files\":[{{\"path\":\"bin/app\",\"mode\":493,\"size\":70000,\"sha256\":\"{ShaA}\",\"chunks\":[{{\"id\":\"{C1.Hex}\",\"length\":65536}}", text);
+        Assert.Contains($"\"files\":[{{\"path\":\"bin/app\",\"mode\":493,\"size\":70000,\"sha256\":\"{ShaA}\",\"chunks\":[{{\"id\":\"{C1.Hex}\",\"length\":65536,\"tag\":\"{T1}\"}}", text);
         Assert.Contains("\"path\":\"lib/\\\"q\\\"é.so\"", text);
         Assert.EndsWith("\"symlinks\":[{\"path\":\"bin/latest\",\"target\":\"app\"}]}", text);
         Assert.DoesNotContain(" ", text);
@@ -105,8 +107,10 @@ public class ManifestTests
         { "directory of", m => WithFiles(m, new ManifestFile("a", 420, 0, ShaA, []), new ManifestFile("a/b", 420, 0, ShaA, [])) },
         { "mode", m => WithFiles(m, new ManifestFile("a", 2541, 0, ShaA, [])) },
         { "sha256", m => WithFiles(m, new ManifestFile("a", 420, 0, "ABC", [])) },
-        { "sum of its chunk", m => WithFiles(m, new ManifestFile("a", 420, 5, ShaA, [new ChunkRef(C1, 4)])) },
-        { "outside 1..", m => WithFiles(m, new ManifestFile("a", 420, 300000, ShaA, [new ChunkRef(C1, 300000)])) },
+        { "sum of its chunk", m => WithFiles(m, new ManifestFile("a", 420, 5, ShaA, [new ChunkRef(C1, 4, T1)])) },
+        { "outside 1..", m => WithFiles(m, new ManifestFile("a", 420, 300000, ShaA, [new ChunkRef(C1, 300000, T1)])) },
+        { "tag must be 32", m => WithFiles(m, new ManifestFile("a", 420, 4, ShaA, [new ChunkRef(C1, 4, T1.ToUpperInvariant())])) },
+        { "tag must be 32", m => WithFiles(m, new ManifestFile("a", 420, 4, ShaA, [new ChunkRef(C1, 4, T1[..30])])) },
         { "inventoryDigest", m => m with { InventoryDigest = new string('0', 64) } },
         { "points outside", m => m with { Symlinks = [new ManifestSymlink("bin/x", "../../etc/passwd")] } },
         { "absolute", m => m with { Symlinks = [new ManifestSymlink("bin/x", "/etc/passwd")] } },

@@ -65,8 +65,10 @@ public sealed class PublisherTests : IDisposable
         Assert.Empty(manifest.Files[3].Chunks);
         foreach (var file in manifest.Files)
         {
-            var content = file.Chunks.SelectMany(c => ChunkCodec.Decode(store.ReadChunk(c.Id)!, _contentKey, c.Length, c.Id)).ToArray();
-            Assert.Equal(File.ReadAllBytes(Path.Combine(tree, file.Path)), content);
+            var plains = file.Chunks.Select(c => ChunkCodec.Decode(store.ReadChunk(c.Id)!, _contentKey, c.Length, c.Id)).ToList();
+            Assert.Equal(File.ReadAllBytes(Path.Combine(tree, file.Path)), plains.SelectMany(p => p).ToArray());
+            // Each chunk's manifest tag names its plaintext (what agents match local pieces against).
+            Assert.Equal(plains.Select(p => ChunkCodec.ManifestTag(p, _contentKey)), file.Chunks.Select(c => c.Tag));
         }
         var index = ReleaseIndex.Parse(store.ReadFile(StoreLayout.IndexPath("acme"))!);
         Assert.Equal("1.0.0", index.Latest!.Version);

@@ -334,7 +334,7 @@ public sealed class UpdateSessionTests(ITestOutputHelper output) : IAsyncLifetim
         var bombed = m with
         {
             Version = "1.1",
-            Files = m.Files.Select(f => f.Path != "zeros.bin" ? f : f with { Size = 1000, Chunks = [new ChunkRef(f.Chunks[0].Id, 1000)] }).ToList(),
+            Files = m.Files.Select(f => f.Path != "zeros.bin" ? f : f with { Size = 1000, Chunks = [f.Chunks[0] with { Length = 1000 }] }).ToList(),
         };
         var rel = _store.WriteSigned("acme", "1.1", ManifestSerializer.Serialize(bombed));
         _gw.Decide = FakeGateway.Assign(v1.VersionId, "1.1", rel, v1.InventoryDigest);

@@ -1,0 +1,84 @@
+using System.Runtime.InteropServices;
+
+namespace Orchestrator.ChunkStore.Codec;
+
+/// <summary>
+/// One-shot zstd compression for chunk payloads: the system libzstd (libzstd.so.1) when it loads, else the
+/// managed ZstdSharp port. Output bytes differ between the two (and between libzstd builds); that is fine because
+/// nothing depends on encoder output being reproducible: agents identify plaintext by the manifest tag, and the
+/// publish cache dedups by tag (docs/store-format.md). libzstd costs ~30 % less CPU per byte than the port.
+/// Thread-safe: one compression context per thread.
+/// </summary>
+internal static unsafe class ZstdEncoder
+{
+    private static readonly delegate* unmanaged<nint> s_createCCtx;
+    private static readonly delegate* unmanaged<nint, nuint> s_freeCCtx;
+    private static readonly delegate* unmanaged<nint, byte*, nuint, byte*, nuint, int, nuint> s_compressCCtx;
+    private static readonly delegate* unmanaged<nuint, uint> s_isError;
+
+    [ThreadStatic] private static NativeContext? t_native;
+    [ThreadStatic] private static ZstdSharp.Compressor? t_managed;
+
+#pragma warning disable CA1810 // the exports must be resolved together, once; a static constructor says so plainly
+    static ZstdEncoder()
+    {
+        if (Environment.GetEnvironmentVariable("ORCH_ZSTD") == "managed") return;
+        foreach (var name in new[] { "libzstd.so.1", "libzstd.so", "libzstd.1.dylib", "libzstd" })
+        {
+            if (!NativeLibrary.TryLoad(name, out var lib)) continue;
+            if (NativeLibrary.TryGetExport(lib, "ZSTD_createCCtx", out var create) &&
+                NativeLibrary.TryGetExport(lib, "ZSTD_freeCCtx", out var free) &&
+                NativeLibrary.TryGetExport(lib, "ZSTD_compressCCtx", out var compress) &&
+                NativeLibrary.TryGetExport(lib, "ZSTD_isError", out var isError))
+            {
+                s_createCCtx = (delegate* unmanaged<nint>)create;
+                s_freeCCtx = (delegate* unmanaged<nint, nuint>)free;
+                s_compressCCtx = (delegate* unmanaged<nint, byte*, nuint, byte*, nuint, int, nuint>)compress;
+                s_isError = (delegate* unmanaged<nuint, uint>)isError;
+                LibraryName = name;
+                return;
+            }
+            NativeLibrary.Free(lib);
+        }
+    }
+#pragma warning restore CA1810
+
+    /// <summary>The native library in use, or null when compressing with the managed port.</summary>
+    public static string? LibraryName { get; }
+
+    /// <summary>Largest compressed size of <paramref name="length"/> bytes (valid for both encoders).</summary>
+    public static int Bound(int length) => ZstdSharp.Compressor.GetCompressBound(length);
+
+    /// <summary>Compresses into <paramref name="destination"/> (at least <see cref="Bound"/> bytes); returns the length.</summary>
+    public static int Compress(ReadOnlySpan<byte> source, Span<byte> destination, int level, bool forceManaged = false)
+    {
+        if (LibraryName is null || forceManaged)
+        {
+            var managed = t_managed ??= new ZstdSharp.Compressor(level);
+            if (managed.Level != level) managed.Level = level;
+            return managed.Wrap(source, destination);
+        }
+        var context = t_native ??= new NativeContext();
+        nuint written;
+        fixed (byte* src = source)
+        fixed (byte* dst = destination)
+            written = s_compressCCtx(context.Handle, dst, (nuint)destination.Length, src, (nuint)source.Length, level);
+        if (s_isError(written) != 0)
+            throw new InvalidOperationException($"libzstd failed to compress a {source.Length}-byte chunk (error code {(long)written}).");
+        return (int)written;
+    }
+
+    /// <summary>A native compression context, freed when its thread's reference dies.</summary>
+    private sealed class NativeContext
+    {
+        public NativeContext()
+        {
+            Handle = s_createCCtx();
+            if (Handle == 0) throw new OutOfMemoryException("libzstd could not allocate a compression context.");
+        }
+
+        public nint Handle { get; }
+
+        ~NativeContext() => s_freeCCtx(Handle);
+    }
+}
