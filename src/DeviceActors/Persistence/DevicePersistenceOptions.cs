@@ -1,3 +1,4 @@
+using Orchestrator.Messages.Storage;
 using LinqToDB;
 using Microsoft.Data.Sqlite;
 using Npgsql;
@@ -116,9 +117,7 @@ public sealed record DevicePersistenceOptions
             await using var c = new NpgsqlConnection(ConnectionString);
             await c.OpenAsync(cancellationToken);
             await using var cmd = c.CreateCommand();
-            // Nodes start together; CREATE SCHEMA IF NOT EXISTS races in PostgreSQL, so hold an advisory lock for the
-            // implicit transaction of this two-statement command.
-            cmd.CommandText = $"SELECT pg_advisory_xact_lock(7131000); CREATE SCHEMA IF NOT EXISTS \"{Schema}\"";
+            cmd.CommandText = PostgresSchemaLock.Prefix + $"CREATE SCHEMA IF NOT EXISTS \"{Schema}\"";
             await cmd.ExecuteNonQueryAsync(cancellationToken);
         }
     }

@@ -1,3 +1,4 @@
+using Orchestrator.Messages.Storage;
 using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using System.Text;
@@ -52,10 +53,7 @@ public sealed class DeviceCredentialStore
     public async Task EnsureSchemaAsync(CancellationToken ct = default)
     {
         await using var c = await _db.OpenAsync(ct).ConfigureAwait(false);
-        // Nodes of a cluster start together, and PostgreSQL's IF NOT EXISTS is not safe under concurrency (a racing
-        // CREATE fails on pg_type's unique index): the DDL runs under a transaction-scoped advisory lock. The two
-        // statements form one implicit transaction, so the lock is held until the table exists.
-        var lockDdl = _db.IsPostgres ? "SELECT pg_advisory_xact_lock(7131000); " : "";
+        var lockDdl = _db.IsPostgres ? PostgresSchemaLock.Prefix : "";
         await using var cmd = NodeDatabase.Command(c,
             lockDdl + $"CREATE TABLE IF NOT EXISTS device_credentials (device_id VARCHAR(128) PRIMARY KEY, salt {_db.BlobType} NOT NULL, hash {_db.BlobType} NOT NULL, created_unix_ms BIGINT NOT NULL)");
         await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);

@@ -1,3 +1,4 @@
+using Orchestrator.Messages.Storage;
 using System.Runtime.CompilerServices;
 using Npgsql;
 
@@ -36,10 +37,8 @@ public sealed class PostgresChunkBlobStore : IChunkBlobStore, IAsyncDisposable
         try
         {
             if (_schemaReady) return;
-            // Concurrent CREATE ... IF NOT EXISTS from several nodes can fail in PostgreSQL; an advisory lock held for
-            // the implicit transaction of this two-statement command serializes them.
             await using var cmd = _dataSource.CreateCommand(
-                "SELECT pg_advisory_xact_lock(7131000); " + $"CREATE TABLE IF NOT EXISTS {_table} (id char(64) PRIMARY KEY, data bytea NOT NULL, stored_at timestamptz NOT NULL DEFAULT now())");
+                PostgresSchemaLock.Prefix + $"CREATE TABLE IF NOT EXISTS {_table} (id char(64) PRIMARY KEY, data bytea NOT NULL, stored_at timestamptz NOT NULL DEFAULT now())");
             await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
             _schemaReady = true;
         }
