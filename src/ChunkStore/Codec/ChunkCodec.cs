@@ -85,8 +85,18 @@ public static class ChunkCodec
     public static EncodedChunk Encode(ReadOnlySpan<byte> plaintext, ContentKey key, ReadOnlySpan<byte> plaintextTag) =>
         Encode(plaintext, key, plaintextTag, forceManaged: false);
 
+    /// <summary>
+    /// Encodes a payload that is already compressed (a zstd patch) with compression = none: the same object format,
+    /// key derivation, nonce and id rule as any chunk, without spending CPU on a second zstd pass that cannot win.
+    /// </summary>
+    public static EncodedChunk EncodeUncompressed(ReadOnlySpan<byte> payload, ContentKey key) =>
+        Encode(payload, key, PlaintextTag(payload, key), forceManaged: false, tryCompress: false);
+
     /// <summary>As <see cref="Encode(ReadOnlySpan{byte}, ContentKey, ReadOnlySpan{byte})"/>; tests pin the managed encoder's bytes.</summary>
-    internal static EncodedChunk Encode(ReadOnlySpan<byte> plaintext, ContentKey key, ReadOnlySpan<byte> plaintextTag, bool forceManaged)
+    internal static EncodedChunk Encode(ReadOnlySpan<byte> plaintext, ContentKey key, ReadOnlySpan<byte> plaintextTag, bool forceManaged) =>
+        Encode(plaintext, key, plaintextTag, forceManaged, tryCompress: true);
+
+    private static EncodedChunk Encode(ReadOnlySpan<byte> plaintext, ContentKey key, ReadOnlySpan<byte> plaintextTag, bool forceManaged, bool tryCompress)
     {
         ArgumentNullException.ThrowIfNull(key);
         if (plaintextTag.Length != 32)
@@ -98,7 +108,7 @@ public static class ChunkCodec
         var scratch = System.Buffers.ArrayPool<byte>.Shared.Rent(bound);
         try
         {
-            var compressedLength = ZstdEncoder.Compress(plaintext, scratch, CompressionLevel, forceManaged);
+            var compressedLength = tryCompress ? ZstdEncoder.Compress(plaintext, scratch, CompressionLevel, forceManaged) : int.MaxValue;
             var useZstd = compressedLength < plaintext.Length;
             var payload = useZstd ? scratch.AsSpan(0, compressedLength) : plaintext;
 

@@ -1,4 +1,5 @@
 using Orchestrator.ChunkStore.Codec;
+using Orchestrator.ChunkStore.Deltas;
 using Orchestrator.ChunkStore.Keys;
 using Orchestrator.ChunkStore.Manifests;
 using Orchestrator.ChunkStore.Storage;
@@ -171,6 +172,22 @@ public sealed class StoreMaintenance(FileSystemStore store)
                 catch (InvalidInputException ex) { problems.Add($"channel {product}/{channel}: {ex.Message}"); }
             }
         }
+        foreach (var product in _store.EnumerateDeltaProducts())
+            foreach (var path in _store.EnumerateDeltaManifests(product))
+            {
+                var bytes = _store.ReadFile(path);
+                var signature = _store.ReadFile(StoreLayout.SignaturePathFor(path));
+                if (bytes is null) continue;
+                if (signature is null) { problems.Add($"delta {path}: signature file is missing"); continue; }
+                if (publicKey is not null && !ManifestSigner.Verify(bytes, signature, publicKey))
+                    problems.Add($"delta {path}: signature does not verify with the given public key");
+                DeltaManifest delta;
+                try { delta = DeltaManifestSerializer.Parse(bytes); }
+                catch (InvalidInputException ex) { problems.Add($"delta {path}: {ex.Message}"); continue; }
+                foreach (var file in delta.Files)
+                    foreach (var part in file.Parts)
+                        if (!present.Contains(part.Id)) problems.Add($"delta {path}: file '{file.Path}' needs patch object {part.Id}, which is missing");
+            }
         return new VerifyReport(ids.Count, manifests, publicKey is not null, problems);
     }
 
@@ -202,6 +219,23 @@ public sealed class StoreMaintenance(FileSystemStore store)
             plans.Add((product, index, index with { Versions = keep }, index.Versions.Except(keep).ToList()));
         }
 
+        // Delta manifests are derived data: one whose both ends are retained keeps its patch objects; one that
+        // names a dropped version, lacks its signature or does not parse (an interrupted build) goes.
+        var keptVersions = plans.ToDictionary(p => p.Product, p => p.Kept.Versions.Select(v => v.Version).ToHashSet(StringComparer.Ordinal), StringComparer.Ordinal);
+        var deltaFilesToDelete = new List<string>();
+        foreach (var product in _store.EnumerateDeltaProducts())
+        {
+            foreach (var path in _store.EnumerateDeltaManifests(product))
+            {
+                var delta = TryReadDelta(path);
+                var retained = delta is not null && keptVersions.TryGetValue(product, out var versions)
+                    && delta.Product == product && versions.Contains(delta.From.Version) && versions.Contains(delta.To.Version)
+                    && path == StoreLayout.DeltaManifestPath(product, delta.From.Version, delta.To.Version);
+                if (retained) marked.UnionWith(delta!.DistinctObjects());
+                else deltaFilesToDelete.AddRange([path, StoreLayout.SignaturePathFor(path)]);
+            }
+        }
+
         var removed = new List<string>();
         var manifestFilesDeleted = 0;
         foreach (var (product, old, kept, dropped) in plans)
@@ -214,6 +248,10 @@ public sealed class StoreMaintenance(FileSystemStore store)
             foreach (var file in _store.EnumerateManifestFiles(product))
                 if (!keepFiles.Contains(file) && _store.DeleteFile(file)) manifestFilesDeleted++;
         }
+
+        if (!policy.DryRun)
+            foreach (var file in deltaFilesToDelete)
+                if (_store.DeleteFile(file)) manifestFilesDeleted++;
 
         long deleted = 0, freed = 0, kept2 = 0;
         foreach (var id in _store.EnumerateChunks().ToList())
@@ -235,6 +273,14 @@ public sealed class StoreMaintenance(FileSystemStore store)
             _store.Flush();
         }
         return new GcReport(removed, manifestFilesDeleted, deleted, freed, kept2, temps, policy.DryRun);
+    }
+
+    private DeltaManifest? TryReadDelta(string path)
+    {
+        var bytes = _store.ReadFile(path);
+        if (bytes is null || !_store.FileExists(StoreLayout.SignaturePathFor(path))) return null;
+        try { return DeltaManifestSerializer.Parse(bytes); }
+        catch (InvalidInputException) { return null; }
     }
 
     private ReleaseIndex ReadIndex(string product)

@@ -94,7 +94,7 @@ public sealed class FileSystemStore : IContentStore
             foreach (var file in Directory.EnumerateFiles(Root))
                 if (AtomicFile.IsTempFile(Path.GetFileName(file)))
                     yield return file; // e.g. an interrupted rewrite of the publish cache
-        foreach (var top in new[] { StoreLayout.ChunksDirectory, StoreLayout.ManifestsDirectory, StoreLayout.ChannelsDirectory })
+        foreach (var top in new[] { StoreLayout.ChunksDirectory, StoreLayout.ManifestsDirectory, StoreLayout.ChannelsDirectory, StoreLayout.DeltasDirectory })
         {
             var dir = Path.Combine(Root, top);
             if (!Directory.Exists(dir)) continue;
@@ -133,6 +133,27 @@ public sealed class FileSystemStore : IContentStore
             .Order(StringComparer.Ordinal)
             .Select(n => $"{StoreLayout.ManifestsDirectory}/{product}/{n}")
             .ToList();
+    }
+
+    /// <summary>Delta manifest paths (store-relative, <c>deltas/&lt;product&gt;/&lt;from&gt;/&lt;to&gt;.json</c>) present for a product.</summary>
+    public IReadOnlyList<string> EnumerateDeltaManifests(string product)
+    {
+        var dir = Path.Combine(Root, StoreLayout.DeltasDirectory, product);
+        if (!Directory.Exists(dir)) return [];
+        return Directory.EnumerateFiles(dir, "*.json", SearchOption.AllDirectories)
+            .Select(f => Path.GetRelativePath(Root, f).Replace(Path.DirectorySeparatorChar, '/'))
+            .Where(StoreLayout.IsDeltaManifestPath)
+            .Order(StringComparer.Ordinal)
+            .ToList();
+    }
+
+    /// <summary>Products that have a folder under <c>deltas/</c>.</summary>
+    public IReadOnlyList<string> EnumerateDeltaProducts()
+    {
+        var dir = Path.Combine(Root, StoreLayout.DeltasDirectory);
+        if (!Directory.Exists(dir)) return [];
+        return Directory.EnumerateDirectories(dir).Select(Path.GetFileName).OfType<string>()
+            .Where(StoreNames.IsValidProduct).Order(StringComparer.Ordinal).ToList();
     }
 
     /// <inheritdoc />

@@ -18,6 +18,9 @@ public static class StoreLayout
     /// <summary>Folder of channel pointers.</summary>
     public const string ChannelsDirectory = "channels";
 
+    /// <summary>Folder of signed delta manifests (<c>deltas/&lt;product&gt;/&lt;from&gt;/&lt;to&gt;.json</c>).</summary>
+    public const string DeltasDirectory = "deltas";
+
     /// <summary>Writers' advisory lock file at the root.</summary>
     public const string LockFile = ".orch-store.lock";
 
@@ -57,6 +60,24 @@ public static class StoreLayout
         StoreNames.RequireProduct(product);
         StoreNames.RequireChannel(channel);
         return $"{ChannelsDirectory}/{product}/{channel}.json";
+    }
+
+    /// <summary><c>deltas/&lt;product&gt;/&lt;fromVersion&gt;/&lt;toVersion&gt;.json</c>: the delta manifest between two releases.</summary>
+    public static string DeltaManifestPath(string product, string fromVersion, string toVersion)
+    {
+        StoreNames.RequireProduct(product);
+        StoreNames.RequireVersion(fromVersion);
+        StoreNames.RequireVersion(toVersion);
+        return $"{DeltasDirectory}/{product}/{fromVersion}/{toVersion}.json";
+    }
+
+    /// <summary>True when <paramref name="path"/> has the form of a delta manifest path (no file access).</summary>
+    public static bool IsDeltaManifestPath(string? path)
+    {
+        if (path is null) return false;
+        var parts = path.Split('/');
+        return parts.Length == 4 && parts[0] == DeltasDirectory && StoreNames.IsValidProduct(parts[1]) && StoreNames.IsValidVersion(parts[2])
+            && parts[3].EndsWith(".json", StringComparison.Ordinal) && StoreNames.IsValidVersion(parts[3][..^5]);
     }
 
     /// <summary>Joins a base URL (e.g. a mirror) and a store-relative path.</summary>

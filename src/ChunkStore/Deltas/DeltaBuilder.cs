@@ -1,0 +1,213 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Security.Cryptography;
+using Orchestrator.ChunkStore.Chunking;
+using Orchestrator.ChunkStore.Codec;
+using Orchestrator.ChunkStore.Keys;
+using Orchestrator.ChunkStore.Manifests;
+using Orchestrator.ChunkStore.Storage;
+using Orchestrator.ChunkStore.Validation;
+
+namespace Orchestrator.ChunkStore.Deltas;
+
+/// <summary>What <see cref="DeltaBuilder.Build"/> did.</summary>
+/// <param name="ManifestPath">Store-relative path of the delta manifest.</param>
+/// <param name="Delta">The delta manifest.</param>
+/// <param name="AlreadyBuilt">A valid, signed delta manifest was already there; nothing was written.</param>
+/// <param name="FilesPatched">Files served by a patch.</param>
+/// <param name="FilesChunks">Changed files where a patch would not beat the file's missing chunks.</param>
+/// <param name="PatchBytes">Stored bytes of all patch objects.</param>
+/// <param name="ChunkBytesReplaced">Stored bytes of the missing chunks the patched files would otherwise need.</param>
+/// <param name="ObjectsWritten">Patch objects written now (the others were already stored).</param>
+/// <param name="Elapsed">Wall time.</param>
+public sealed record DeltaBuildResult(string ManifestPath, DeltaManifest Delta, bool AlreadyBuilt, int FilesPatched, int FilesChunks,
+    long PatchBytes, long ChunkBytesReplaced, int ObjectsWritten, TimeSpan Elapsed);
+
+/// <summary>
+/// Builds the delta from one published release to a later one: for every target file whose content is not
+/// already somewhere in the source release, a zstd patch-from against the source file of the same path (or, for a
+/// renamed file, the source file of the same name), encrypted and content-addressed like a chunk and stored under
+/// <c>chunks/</c>; then the signed delta manifest. A file keeps <see cref="DeltaMethod.Chunks"/> when its patch
+/// is not smaller than the chunks a device holding the source release would fetch for it. Holds the store's writer
+/// lock throughout (so gc never sweeps objects before their manifest exists); bad input throws
+/// <see cref="InvalidInputException"/> before the first write. Idempotent: an existing valid delta is returned.
+/// </summary>
+public sealed class DeltaBuilder
+{
+    private readonly FileSystemStore _store;
+    private readonly ContentKey _contentKey;
+    private readonly ReleaseSigningKey _signingKey;
+    private readonly TimeProvider _time;
+
+    /// <summary>Creates a builder for <paramref name="store"/> with the product's keys.</summary>
+    public DeltaBuilder(FileSystemStore store, ContentKey contentKey, ReleaseSigningKey signingKey, TimeProvider? time = null)
+    {
+        _store = store ?? throw new ArgumentNullException(nameof(store));
+        _contentKey = contentKey ?? throw new ArgumentNullException(nameof(contentKey));
+        _signingKey = signingKey ?? throw new ArgumentNullException(nameof(signingKey));
+        _time = time ?? TimeProvider.System;
+    }
+
+    /// <summary>zstd level of the patches (1..22; 19 by default, as <c>zstd --patch-from -19</c>).</summary>
+    public int Level { get; init; } = PatchCodec.DefaultLevel;
+
+    /// <summary>Files patched at once (each holds old + new file and a zstd context in memory).</summary>
+    public int Parallelism { get; init; } = Math.Min(2, Environment.ProcessorCount);
+
+    /// <summary>Builds (or finds) the delta <paramref name="fromVersion"/> → <paramref name="toVersion"/> of <paramref name="product"/>.</summary>
+    public DeltaBuildResult Build(string product, string fromVersion, string toVersion, CancellationToken cancellationToken = default)
+    {
+        var stopwatch = Stopwatch.StartNew();
+        StoreNames.RequireProduct(product);
+        StoreNames.RequireVersion(fromVersion);
+        StoreNames.RequireVersion(toVersion);
+        if (Level is < 1 or > 22) throw new InvalidInputException($"zstd level {Level} is invalid: use 1..22 (19 is the default).");
+        var path = StoreLayout.DeltaManifestPath(product, fromVersion, toVersion);
+
+        var indexBytes = _store.ReadFile(StoreLayout.IndexPath(product))
+            ?? throw new InvalidInputException($"Product '{product}' has no releases in store '{_store.Root}': publish it first, or check --product.");
+        var index = ReleaseIndex.Parse(indexBytes);
+        var fromEntry = index.FindByVersion(fromVersion)
+            ?? throw new InvalidInputException($"Version '{fromVersion}' of '{product}' is not published (listed: {string.Join(", ", index.Versions.Select(v => v.Version))}): check --from.");
+        var toEntry = index.FindByVersion(toVersion)
+            ?? throw new InvalidInputException($"Version '{toVersion}' of '{product}' is not published (listed: {string.Join(", ", index.Versions.Select(v => v.Version))}): check --to.");
+        if (fromEntry.VersionId >= toEntry.VersionId)
+            throw new InvalidInputException($"--from {fromVersion} (version ID {fromEntry.VersionId}) is not older than --to {toVersion} (version ID {toEntry.VersionId}): a delta goes from an older release to a newer one.");
+
+        var (fromBytes, from) = ReadRelease(fromEntry);
+        var (toBytes, to) = ReadRelease(toEntry);
+        var fromEnd = new DeltaEndpoint(from.Version, from.VersionId, Sha256Hex(fromBytes), from.InventoryDigest);
+        var toEnd = new DeltaEndpoint(to.Version, to.VersionId, Sha256Hex(toBytes), to.InventoryDigest);
+
+        if (TryExisting(path, fromEnd, toEnd) is { } existing)
+            return Summarize(path, existing, alreadyBuilt: true, 0, 0, stopwatch.Elapsed);
+
+        using var writerLock = _store.AcquireWriterLock();
+        var sourceHashes = from.Files.Select(f => f.Sha256).ToHashSet(StringComparer.Ordinal);
+        var sourceByPath = from.Files.ToDictionary(f => f.Path, StringComparer.Ordinal);
+        var sourceByName = from.Files.GroupBy(f => FileName(f.Path), StringComparer.Ordinal)
+            .Where(g => g.Count() == 1).ToDictionary(g => g.Key, g => g.Single(), StringComparer.Ordinal);
+        var sourceChunks = from.DistinctChunks();
+
+        var work = new List<(ManifestFile Target, ManifestFile Source)>();
+        foreach (var target in to.Files)
+        {
+            // A file whose content the source release already holds (unchanged, or renamed unchanged) is copied locally.
+            if (sourceHashes.Contains(target.Sha256)) continue;
+            var source = sourceByPath.GetValueOrDefault(target.Path) ?? sourceByName.GetValueOrDefault(FileName(target.Path));
+            if (source is null) continue; // new file with nothing to patch from: chunks, as without a delta
+            work.Add((target, source));
+        }
+
+        var results = new ConcurrentDictionary<string, (DeltaFile File, long ChunkCost, int Written)>(StringComparer.Ordinal);
+        Parallel.ForEach(work, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, Parallelism), CancellationToken = cancellationToken },
+            item => results[item.Target.Path] = BuildFile(item.Target, item.Source, sourceChunks));
+
+        var files = results.Values.Select(r => r.File).OrderBy(f => f.Path, StringComparer.Ordinal).ToList();
+        var delta = new DeltaManifest(product, fromEnd, toEnd, TruncateToSeconds(_time.GetUtcNow()), Level, files);
+        var bytes = DeltaManifestSerializer.Serialize(delta);
+        _store.Flush();
+        _store.WriteFile(path, bytes);
+        _store.WriteFile(StoreLayout.SignaturePathFor(path), ManifestSigner.Sign(bytes, _signingKey));
+        return Summarize(path, delta, alreadyBuilt: false, results.Values.Where(r => r.File.Method == DeltaMethod.Patch).Sum(r => r.ChunkCost),
+            results.Values.Sum(r => r.Written), stopwatch.Elapsed);
+    }
+
+    private (DeltaFile File, long ChunkCost, int Written) BuildFile(ManifestFile target, ManifestFile source, IReadOnlySet<ChunkId> sourceChunks)
+    {
+        // What a device holding the source release fetches for this file without a delta: chunks it lacks, once each.
+        long chunkCost = 0;
+        foreach (var id in target.Chunks.Select(c => c.Id).Distinct())
+            if (!sourceChunks.Contains(id)) chunkCost += _store.ChunkSize(id) ?? throw MissingChunk(id, target.Path);
+
+        var chunksOnly = new DeltaFile(target.Path, source.Path, source.Sha256, target.Sha256, target.Size, DeltaMethod.Chunks, 0, []);
+        if (chunkCost == 0 || source.Size + target.Size > PatchCodec.MaxPatchInput) return (chunksOnly, chunkCost, 0);
+
+        var oldContent = ReadContent(source);
+        var newContent = ReadContent(target);
+        var patch = PatchCodec.Create(oldContent, newContent, Level);
+        var partCount = (patch.Length + ChunkingOptions.MaxChunkLimit - 1) / ChunkingOptions.MaxChunkLimit;
+        var patchCost = patch.Length + (long)partCount * (ChunkCodec.HeaderLength + ChunkCodec.TagLength);
+        if (patchCost >= chunkCost) return (chunksOnly, chunkCost, 0);
+
+        var parts = new List<DeltaPart>(partCount);
+        var written = 0;
+        for (var offset = 0; offset < patch.Length; offset += ChunkingOptions.MaxChunkLimit)
+        {
+            var slice = patch.AsSpan(offset, Math.Min(ChunkingOptions.MaxChunkLimit, patch.Length - offset));
+            var encoded = ChunkCodec.EncodeUncompressed(slice, _contentKey);
+            if (_store.PutChunkIfAbsent(encoded.Id, encoded.Stored)) written++;
+            parts.Add(new DeltaPart(encoded.Id, slice.Length, encoded.Stored.Length));
+        }
+        return (new DeltaFile(target.Path, source.Path, source.Sha256, target.Sha256, target.Size, DeltaMethod.Patch,
+            PatchCodec.WindowLogFor(oldContent.Length, newContent.Length), parts), chunkCost, written);
+    }
+
+    /// <summary>Decodes a release file from its chunks and checks its hash (the store is trusted, but not blindly).</summary>
+    private byte[] ReadContent(ManifestFile file)
+    {
+        var content = new byte[file.Size];
+        var offset = 0;
+        foreach (var c in file.Chunks)
+        {
+            var stored = _store.ReadChunk(c.Id) ?? throw MissingChunk(c.Id, file.Path);
+            ChunkCodec.Decode(stored, _contentKey, c.Length, c.Id).CopyTo(content.AsSpan(offset));
+            offset += c.Length;
+        }
+        if (Sha256Hex(content) != file.Sha256)
+            throw new IntegrityException($"File '{file.Path}' decodes to content whose SHA-256 is not the manifest's: run 'orch store verify'.");
+        return content;
+    }
+
+    private static InvalidInputException MissingChunk(ChunkId id, string path) =>
+        new($"Chunk {id} of '{path}' is missing from the store: run 'orch store verify' and restore it before building deltas.");
+
+    private (byte[] Bytes, Manifest Manifest) ReadRelease(ReleaseIndexEntry entry)
+    {
+        var bytes = _store.ReadFile(entry.ManifestPath)
+            ?? throw new InvalidInputException($"Manifest {entry.ManifestPath} is listed but missing: run 'orch store verify'.");
+        var signature = _store.ReadFile(StoreLayout.SignaturePathFor(entry.ManifestPath))
+            ?? throw new InvalidInputException($"Signature of {entry.ManifestPath} is missing: run 'orch store verify'.");
+        Manifest manifest;
+        try
+        {
+            manifest = ManifestSigner.VerifyAndParse(bytes, signature, _signingKey.PublicKey);
+        }
+        catch (IntegrityException ex)
+        {
+            throw new InvalidInputException($"Manifest {entry.ManifestPath} does not verify with the signing key in --keys ({ex.Message}): a delta is only built between releases these keys signed.", ex);
+        }
+        if (manifest.VersionId != entry.VersionId || manifest.Version != entry.Version)
+            throw new InvalidInputException($"Manifest {entry.ManifestPath} says {manifest.Version} id {manifest.VersionId}, the index says {entry.Version} id {entry.VersionId}: run 'orch store verify'.");
+        return (bytes, manifest);
+    }
+
+    /// <summary>The delta already in the store when it is signed by our key, parses, names exactly these releases and has all its objects.</summary>
+    private DeltaManifest? TryExisting(string path, DeltaEndpoint from, DeltaEndpoint to)
+    {
+        var bytes = _store.ReadFile(path);
+        var signature = _store.ReadFile(StoreLayout.SignaturePathFor(path));
+        if (bytes is null || signature is null) return null;
+        try
+        {
+            var delta = DeltaManifestSerializer.VerifyAndParse(bytes, signature, _signingKey.PublicKey);
+            if (delta.From != from || delta.To != to || delta.Level != Level) return null;
+            return delta.DistinctObjects().All(_store.ChunkExists) ? delta : null;
+        }
+        catch (Exception ex) when (ex is InvalidInputException or IntegrityException)
+        {
+            return null; // damaged or foreign: rebuilt and overwritten
+        }
+    }
+
+    private static DeltaBuildResult Summarize(string path, DeltaManifest delta, bool alreadyBuilt, long chunkBytesReplaced, int written, TimeSpan elapsed) =>
+        new(path, delta, alreadyBuilt, delta.Files.Count(f => f.Method == DeltaMethod.Patch), delta.Files.Count(f => f.Method == DeltaMethod.Chunks),
+            delta.PatchBytes, chunkBytesReplaced, written, elapsed);
+
+    private static string FileName(string path) => path[(path.LastIndexOf('/') + 1)..];
+
+    private static string Sha256Hex(ReadOnlySpan<byte> bytes) => Convert.ToHexStringLower(SHA256.HashData(bytes));
+
+    private static DateTimeOffset TruncateToSeconds(DateTimeOffset t) =>
+        new(t.UtcTicks - t.UtcTicks % TimeSpan.TicksPerSecond, TimeSpan.Zero);
+}

@@ -1,0 +1,199 @@
+using System.Text.Json;
+using Orchestrator.ChunkStore.Chunking;
+using Orchestrator.ChunkStore.Codec;
+using Orchestrator.ChunkStore.Keys;
+using Orchestrator.ChunkStore.Manifests;
+using Orchestrator.ChunkStore.Validation;
+
+namespace Orchestrator.ChunkStore.Deltas;
+
+/// <summary>
+/// Canonical bytes of a <see cref="DeltaManifest"/> and strict parsing back, with the same rules as release
+/// manifests: parse accepts only bytes that re-serialize to themselves, so a verified signature covers exactly
+/// what the parsed model says.
+/// </summary>
+public static class DeltaManifestSerializer
+{
+    /// <summary>Largest delta manifest accepted (16 MiB).</summary>
+    public const int MaxBytes = 16 * 1024 * 1024;
+
+    /// <summary>Validates and returns the canonical UTF-8 bytes; throws <see cref="InvalidInputException"/>.</summary>
+    public static byte[] Serialize(DeltaManifest delta)
+    {
+        ArgumentNullException.ThrowIfNull(delta);
+        var problem = Problem(delta);
+        if (problem is not null)
+            throw new InvalidInputException($"Delta manifest {delta.Product} {delta.From?.Version} -> {delta.To?.Version} is invalid: {problem}.");
+        return Write(delta);
+    }
+
+    /// <summary>Parses and validates; throws <see cref="InvalidInputException"/> naming the first problem.</summary>
+    public static DeltaManifest Parse(ReadOnlySpan<byte> bytes)
+    {
+        if (bytes.Length > MaxBytes)
+            throw new InvalidInputException($"Delta manifest is {bytes.Length} bytes, more than the {MaxBytes} byte limit.");
+        DeltaManifest delta;
+        try
+        {
+            using var doc = JsonDocument.Parse(bytes.ToArray());
+            delta = Read(doc.RootElement);
+        }
+        catch (Exception ex) when (ex is JsonException or FormatException or InvalidOperationException)
+        {
+            throw new InvalidInputException($"Delta manifest is malformed: {ex.Message}", ex);
+        }
+        var problem = Problem(delta);
+        if (problem is not null) throw new InvalidInputException($"Delta manifest is invalid: {problem}.");
+        if (!bytes.SequenceEqual(Write(delta)))
+            throw new InvalidInputException("Delta manifest is not in canonical form; delta manifests must be written by DeltaManifestSerializer.");
+        return delta;
+    }
+
+    /// <summary>Verifies the Ed25519 signature over the exact bytes, then parses. Throws <see cref="IntegrityException"/> for a bad signature.</summary>
+    public static DeltaManifest VerifyAndParse(ReadOnlySpan<byte> bytes, ReadOnlySpan<byte> signature, ReleasePublicKey key)
+    {
+        if (!ManifestSigner.Verify(bytes, signature, key))
+            throw new IntegrityException("Delta manifest signature does not verify with the release public key (tampered delta manifest, wrong key, or wrong .sig file).");
+        return Parse(bytes);
+    }
+
+    /// <summary>Null when <paramref name="d"/> satisfies every rule, else the first problem.</summary>
+    public static string? Problem(DeltaManifest d)
+    {
+        if (!StoreNames.IsValidProduct(d.Product)) return $"product '{d.Product}' is not a valid product name";
+        if (d.From is null || d.To is null) return "from and to are required";
+        foreach (var (name, e) in new[] { ("from", d.From), ("to", d.To) })
+        {
+            if (!StoreNames.IsValidVersion(e.Version)) return $"{name}.version '{e.Version}' is not a valid version string";
+            if (e.VersionId < 1) return $"{name}.versionId {e.VersionId} must be >= 1";
+            if (!ManifestRules.IsSha256Hex(e.ManifestSha256)) return $"{name}.manifestSha256 must be 64 lower-case hex characters";
+            if (!ManifestRules.IsSha256Hex(e.InventoryDigest)) return $"{name}.inventoryDigest must be 64 lower-case hex characters";
+        }
+        if (d.From.VersionId >= d.To.VersionId) return $"from.versionId {d.From.VersionId} must be lower than to.versionId {d.To.VersionId}";
+        if (d.CreatedUtc.Offset != TimeSpan.Zero || d.CreatedUtc.Ticks % TimeSpan.TicksPerSecond != 0) return "createdUtc must be UTC whole seconds";
+        if (d.Level is < 1 or > 22) return $"level {d.Level} is outside 1..22";
+        if (d.Files is null) return "files are required";
+        string? previous = null;
+        foreach (var f in d.Files)
+        {
+            var pathProblem = TreePaths.ProblemWithPath(f.Path) ?? TreePaths.ProblemWithPath(f.SourcePath);
+            if (pathProblem is not null) return $"file '{f.Path}' (source '{f.SourcePath}'): {pathProblem}";
+            if (previous is not null && string.CompareOrdinal(previous, f.Path) >= 0)
+                return $"files must be sorted by ordinal path without duplicates ('{previous}' before '{f.Path}')";
+            previous = f.Path;
+            if (!ManifestRules.IsSha256Hex(f.SourceSha256) || !ManifestRules.IsSha256Hex(f.Sha256))
+                return $"file '{f.Path}': sourceSha256 and sha256 must be 64 lower-case hex characters";
+            if (f.SourceSha256 == f.Sha256) return $"file '{f.Path}': unchanged files are not listed";
+            if (f.Size < 0 || f.Size > PatchCodec.MaxPatchInput) return $"file '{f.Path}': size {f.Size} is outside 0..{PatchCodec.MaxPatchInput}";
+            if (f.Parts is null) return $"file '{f.Path}': parts are required";
+            switch (f.Method)
+            {
+                case DeltaMethod.Chunks when f.Parts.Count != 0 || f.WindowLog != 0:
+                    return $"file '{f.Path}': method chunks has no parts and windowLog 0";
+                case DeltaMethod.Patch when f.Parts.Count == 0:
+                    return $"file '{f.Path}': method patch needs at least one part";
+                case DeltaMethod.Patch when f.WindowLog is < PatchCodec.MinWindowLog or > PatchCodec.MaxWindowLog:
+                    return $"file '{f.Path}': windowLog {f.WindowLog} is outside {PatchCodec.MinWindowLog}..{PatchCodec.MaxWindowLog}";
+                case DeltaMethod.Patch or DeltaMethod.Chunks:
+                    break;
+                default:
+                    return $"file '{f.Path}': unknown method {f.Method}";
+            }
+            foreach (var p in f.Parts)
+            {
+                if (p is null || p.Id.Hex is null) return $"file '{f.Path}': a part has no id";
+                if (p.Length < 1 || p.Length > ChunkingOptions.MaxChunkLimit) return $"file '{f.Path}': part {p.Id} length {p.Length} is outside 1..{ChunkingOptions.MaxChunkLimit}";
+                if (p.Stored != p.Length + ChunkCodec.HeaderLength + ChunkCodec.TagLength)
+                    return $"file '{f.Path}': part {p.Id} stored size {p.Stored} is not length + {ChunkCodec.HeaderLength + ChunkCodec.TagLength}";
+            }
+        }
+        return null;
+    }
+
+    private static byte[] Write(DeltaManifest d)
+    {
+        var w = new CanonicalJsonWriter();
+        w.StartObject()
+            .Property("schema", DeltaManifest.Schema)
+            .Property("product", d.Product);
+        WriteEndpoint(w, "from", d.From);
+        WriteEndpoint(w, "to", d.To);
+        w.Property("createdUtc", ManifestSerializer.FormatTime(d.CreatedUtc))
+            .Property("codec", Codec)
+            .Property("level", d.Level)
+            .Name("files").StartArray();
+        foreach (var f in d.Files)
+        {
+            w.StartObject()
+                .Property("path", f.Path)
+                .Property("sourcePath", f.SourcePath)
+                .Property("sourceSha256", f.SourceSha256)
+                .Property("sha256", f.Sha256)
+                .Property("size", f.Size)
+                .Property("method", MethodName(f.Method))
+                .Property("windowLog", f.WindowLog)
+                .Name("parts").StartArray();
+            foreach (var p in f.Parts)
+                w.StartObject().Property("id", p.Id.Hex).Property("length", p.Length).Property("stored", p.Stored).EndObject();
+            w.EndArray().EndObject();
+        }
+        w.EndArray().EndObject();
+        return w.ToArray();
+    }
+
+    /// <summary>The only patch codec of schema 1.</summary>
+    public const string Codec = "zstd-patch-from";
+
+    private static void WriteEndpoint(CanonicalJsonWriter w, string name, DeltaEndpoint e) =>
+        w.Name(name).StartObject()
+            .Property("version", e.Version)
+            .Property("versionId", e.VersionId)
+            .Property("manifestSha256", e.ManifestSha256)
+            .Property("inventoryDigest", e.InventoryDigest)
+            .EndObject();
+
+    private static string MethodName(DeltaMethod m) => m switch
+    {
+        DeltaMethod.Patch => "patch",
+        DeltaMethod.Chunks => "chunks",
+        _ => throw new InvalidInputException($"unknown delta method {m}"),
+    };
+
+    private static DeltaManifest Read(JsonElement root)
+    {
+        var schema = ManifestSerializer.Required(root, "schema").GetInt32();
+        if (schema != DeltaManifest.Schema) throw new FormatException($"schema {schema} is not supported (this build reads {DeltaManifest.Schema})");
+        var codec = ManifestSerializer.RequiredString(root, "codec");
+        if (codec != Codec) throw new FormatException($"codec '{codec}' is not supported (this build reads '{Codec}')");
+        var files = ManifestSerializer.Required(root, "files").EnumerateArray().Select(f => new DeltaFile(
+            ManifestSerializer.RequiredString(f, "path"),
+            ManifestSerializer.RequiredString(f, "sourcePath"),
+            ManifestSerializer.RequiredString(f, "sourceSha256"),
+            ManifestSerializer.RequiredString(f, "sha256"),
+            ManifestSerializer.Required(f, "size").GetInt64(),
+            ManifestSerializer.RequiredString(f, "method") switch
+            {
+                "patch" => DeltaMethod.Patch,
+                "chunks" => DeltaMethod.Chunks,
+                var other => throw new FormatException($"method '{other}' is not 'patch' or 'chunks'"),
+            },
+            ManifestSerializer.Required(f, "windowLog").GetInt32(),
+            ManifestSerializer.Required(f, "parts").EnumerateArray().Select(p => new DeltaPart(
+                ChunkId.TryParse(ManifestSerializer.RequiredString(p, "id"), out var id) ? id : throw new FormatException("part id is not 64 lower-case hex characters"),
+                ManifestSerializer.Required(p, "length").GetInt32(),
+                ManifestSerializer.Required(p, "stored").GetInt32())).ToList())).ToList();
+        return new DeltaManifest(
+            ManifestSerializer.RequiredString(root, "product"),
+            ReadEndpoint(ManifestSerializer.Required(root, "from")),
+            ReadEndpoint(ManifestSerializer.Required(root, "to")),
+            ManifestSerializer.ParseTime(ManifestSerializer.RequiredString(root, "createdUtc"), "createdUtc"),
+            ManifestSerializer.Required(root, "level").GetInt32(),
+            files);
+    }
+
+    private static DeltaEndpoint ReadEndpoint(JsonElement e) => new(
+        ManifestSerializer.RequiredString(e, "version"),
+        ManifestSerializer.Required(e, "versionId").GetInt64(),
+        ManifestSerializer.RequiredString(e, "manifestSha256"),
+        ManifestSerializer.RequiredString(e, "inventoryDigest"));
+}

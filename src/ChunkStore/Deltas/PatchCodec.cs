@@ -1,0 +1,116 @@
+using ZstdSharp;
+using ZstdSharp.Unsafe;
+
+namespace Orchestrator.ChunkStore.Deltas;
+
+/// <summary>
+/// zstd "patch-from": the old file is referenced as a raw-content prefix (not a trained dictionary), long-distance
+/// matching is on and the window covers old + new file, so the new file is coded mostly as copies from the old
+/// one (what <c>zstd --patch-from=old -19 --long</c> does). Both directions use the managed ZstdSharp port, so an
+/// agent needs no native library. Thread-safe (a context per call; patches are built rarely and one at a time).
+/// </summary>
+public static unsafe class PatchCodec
+{
+    /// <summary>Default compression level (zstd's highest non-ultra level, as <c>--patch-from -19</c>).</summary>
+    public const int DefaultLevel = 19;
+
+    /// <summary>Smallest window log used (8 MiB); smaller files still get this window.</summary>
+    public const int MinWindowLog = 23;
+
+    /// <summary>Largest window log accepted (1 GiB): old + new file must fit, and the agent must hold both in memory.</summary>
+    public const int MaxWindowLog = 30;
+
+    /// <summary>Largest old + new size a patch is made for (2^<see cref="MaxWindowLog"/> bytes).</summary>
+    public const long MaxPatchInput = 1L << MaxWindowLog;
+
+    /// <summary>Window log large enough to reference all of <paramref name="oldLength"/> while coding <paramref name="newLength"/> bytes.</summary>
+    public static int WindowLogFor(long oldLength, long newLength)
+    {
+        var needed = oldLength + newLength;
+        if (needed > MaxPatchInput)
+            throw new ArgumentOutOfRangeException(nameof(oldLength), $"old + new = {needed} bytes exceeds the {MaxPatchInput}-byte patch limit.");
+        var log = MinWindowLog;
+        while ((1L << log) < needed) log++;
+        return log;
+    }
+
+    /// <summary>Codes <paramref name="newContent"/> against <paramref name="oldContent"/>; returns one zstd frame.</summary>
+    public static byte[] Create(ReadOnlySpan<byte> oldContent, ReadOnlySpan<byte> newContent, int level = DefaultLevel)
+    {
+        var windowLog = WindowLogFor(oldContent.Length, newContent.Length);
+        var cctx = Methods.ZSTD_createCCtx();
+        if (cctx == null) throw new OutOfMemoryException("zstd could not allocate a compression context.");
+        try
+        {
+            Check(Methods.ZSTD_CCtx_setParameter(cctx, ZSTD_cParameter.ZSTD_c_compressionLevel, level), "level");
+            Check(Methods.ZSTD_CCtx_setParameter(cctx, ZSTD_cParameter.ZSTD_c_windowLog, windowLog), "windowLog");
+            Check(Methods.ZSTD_CCtx_setParameter(cctx, ZSTD_cParameter.ZSTD_c_enableLongDistanceMatching, 1), "long-distance matching");
+            Check(Methods.ZSTD_CCtx_setParameter(cctx, ZSTD_cParameter.ZSTD_c_checksumFlag, 1), "checksum");
+            var bound = (int)Methods.ZSTD_compressBound((nuint)newContent.Length);
+            var output = new byte[bound];
+            nuint written;
+            fixed (byte* old = oldContent)
+            fixed (byte* src = newContent)
+            fixed (byte* dst = output)
+            {
+                // A prefix of zero bytes would be "no prefix"; an empty old file simply means plain compression.
+                if (oldContent.Length > 0)
+                    Check(Methods.ZSTD_CCtx_refPrefix(cctx, old, (nuint)oldContent.Length), "prefix");
+                written = Methods.ZSTD_compress2(cctx, dst, (nuint)output.Length, src, (nuint)newContent.Length);
+            }
+            Check(written, "compress");
+            return output.AsSpan(0, (int)written).ToArray();
+        }
+        finally
+        {
+            Methods.ZSTD_freeCCtx(cctx);
+        }
+    }
+
+    /// <summary>
+    /// Rebuilds the new content from <paramref name="oldContent"/> and a patch. The output is bounded by
+    /// <paramref name="expectedLength"/> (no decompression bombs) and must have exactly that length; the window
+    /// is bounded by <paramref name="windowLog"/>. Throws <see cref="Validation.IntegrityException"/> for any bad patch.
+    /// </summary>
+    public static byte[] Apply(ReadOnlySpan<byte> oldContent, ReadOnlySpan<byte> patch, long expectedLength, int windowLog)
+    {
+        if (expectedLength < 0 || expectedLength > MaxPatchInput)
+            throw new Validation.IntegrityException($"patch target length {expectedLength} is outside 0 .. {MaxPatchInput}.");
+        if (windowLog is < MinWindowLog or > MaxWindowLog)
+            throw new Validation.IntegrityException($"patch window log {windowLog} is outside {MinWindowLog} .. {MaxWindowLog}.");
+        var dctx = Methods.ZSTD_createDCtx();
+        if (dctx == null) throw new OutOfMemoryException("zstd could not allocate a decompression context.");
+        try
+        {
+            Check(Methods.ZSTD_DCtx_setParameter(dctx, ZSTD_dParameter.ZSTD_d_windowLogMax, windowLog), "windowLogMax", integrity: true);
+            var output = new byte[expectedLength];
+            nuint written;
+            fixed (byte* old = oldContent)
+            fixed (byte* src = patch)
+            fixed (byte* dst = output)
+            {
+                if (oldContent.Length > 0)
+                    Check(Methods.ZSTD_DCtx_refPrefix(dctx, old, (nuint)oldContent.Length), "prefix", integrity: true);
+                // One frame, fully decoded into a buffer of exactly the expected size: a frame that would grow
+                // beyond it fails with dstSize_tooSmall instead of allocating.
+                written = Methods.ZSTD_decompressDCtx(dctx, dst, (nuint)output.Length, src, (nuint)patch.Length);
+            }
+            Check(written, "decompress", integrity: true);
+            if ((long)written != expectedLength)
+                throw new Validation.IntegrityException($"patch produced {written} bytes, {expectedLength} expected.");
+            return output;
+        }
+        finally
+        {
+            Methods.ZSTD_freeDCtx(dctx);
+        }
+    }
+
+    private static void Check(nuint code, string what, bool integrity = false)
+    {
+        if (!Methods.ZSTD_isError(code)) return;
+        var message = $"zstd {what} failed: {Methods.ZSTD_getErrorName(code)}.";
+        if (integrity) throw new Validation.IntegrityException(message);
+        throw new InvalidOperationException(message);
+    }
+}
