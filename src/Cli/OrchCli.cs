@@ -21,6 +21,7 @@ public static class OrchCli
         KeysPalette.Register(registry);
         ReleasePalette.Register(registry);
         StorePalette.Register(registry);
+        DeltaPalette.Register(registry);
         ClusterPalette.Register(registry);
         ShardingPalette.Register(registry);
         DevicePalette.Register(registry);

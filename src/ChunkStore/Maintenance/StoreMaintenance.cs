@@ -88,6 +88,9 @@ public sealed class StoreMaintenance(FileSystemStore store)
             products.Add(new ProductStats(product, index.Versions.Count, index.Latest?.Version, index.Latest?.VersionId ?? 0,
                 channels, productChunks.Count, logical));
         }
+        foreach (var product in _store.EnumerateDeltaProducts())
+            foreach (var path in _store.EnumerateDeltaManifests(product))
+                if (TryReadDelta(path) is { } delta) referenced.UnionWith(delta.DistinctObjects());
         foreach (var id in _store.EnumerateChunks())
         {
             var size = _store.ChunkSize(id) ?? 0;
