@@ -72,14 +72,17 @@ public static class RolloutEndpoints
     private static IResult Bad(string field, string message) =>
         HttpProblems.Problem(StatusCodes.Status400BadRequest, "invalid_rollout", $"{field}: {message}");
 
-    private static async Task<IResult> CreateAsync(HttpContext ctx, FileSystemStore store, IConfiguration config)
+    private static async Task<IResult> CreateAsync(HttpContext ctx, FileSystemStore store, IConfiguration config, Deltas.DeltaPrecomputer deltas)
     {
         if (AdminEndpoints.Authorize(ctx, AdminScopes.Operate) is { } denied) return denied;
         var (body, error) = await HttpProblems.ReadJsonAsync<CreateRolloutRequest>(ctx.Request, 1024 * 1024, ctx.RequestAborted).ConfigureAwait(false);
         if (error is not null) return error;
         var (spec, problem) = BuildSpec(body!, store, config);
         if (problem is not null) return problem;
-        return await AskAsync(ctx, new CreateRollout(spec!), StatusCodes.Status201Created).ConfigureAwait(false);
+        var answer = await AskRawAsync(ctx, new CreateRollout(spec!)).ConfigureAwait(false);
+        // Fleet-aware deltas for the devices this rollout targets, built in the background; the rollout never waits.
+        if (answer is RolloutView) deltas.Request(spec!);
+        return ToResult(answer, StatusCodes.Status201Created);
     }
 
     /// <summary>Turns a request into a spec: defaults, group expansion, the target resolved from the store's release index.</summary>

@@ -55,6 +55,19 @@ public sealed class InstalledReleaseInspector(FileSystemStore store)
         return new InstalledReleaseFacts(manifest.InventoryDigest, entry.Version, entry.ManifestPath, differing);
     }
 
+    /// <summary>
+    /// The delta manifest path from <paramref name="installedVersion"/> to <paramref name="targetVersion"/> when it and
+    /// its signature are in the store (two stats); null otherwise. The agent verifies it; the gateway only offers it.
+    /// </summary>
+    public string? DeltaManifestPathFor(string product, string? installedVersion, string? targetVersion)
+    {
+        if (installedVersion is null || targetVersion is null || installedVersion == targetVersion
+            || !StoreNames.IsValidProduct(product) || !StoreNames.IsValidVersion(installedVersion) || !StoreNames.IsValidVersion(targetVersion))
+            return null;
+        var path = StoreLayout.DeltaManifestPath(product, installedVersion, targetVersion);
+        return store.FileExists(path) && store.FileExists(StoreLayout.SignaturePathFor(path)) ? path : null;
+    }
+
     // index.json is replaced by rename on every publish, so (write time, length) identifies a version of it; one
     // stat per check-in instead of a read and parse.
     private ReleaseIndex? LoadIndex(string product)

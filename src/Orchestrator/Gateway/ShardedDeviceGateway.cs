@@ -35,8 +35,9 @@ public sealed class ShardedDeviceGateway(
         var decision = answer as CheckInDecision ?? throw Unexpected(answer);
         throttle.JoinRollout(deviceId, decision.Action == UpdateAction.Upgrade ? decision.RolloutId : null, decision.BandwidthBytesPerSecond);
         var mirrors = settings.Gateway.Mirrors.Count == 0 ? null : settings.Gateway.Mirrors;
+        var delta = decision.Action == UpdateAction.Upgrade ? inspector.DeltaManifestPathFor(request.Product, facts.InstalledVersion, decision.TargetVersion) : null;
         return new CheckInResponse(decision.Action, decision.TargetVersion, decision.TargetVersionId, decision.ManifestPath,
-            decision.Action == UpdateAction.Repair ? decision.RepairFiles : null, null, settings.Gateway.NextCheckInSeconds, mirrors);
+            decision.Action == UpdateAction.Repair ? decision.RepairFiles : null, null, settings.Gateway.NextCheckInSeconds, mirrors, delta);
     }
 
     /// <inheritdoc />

@@ -30,6 +30,7 @@ public static partial class StoreEndpoints
             (string product, string file, HttpContext ctx, FileSystemStore store) => GetStoreFileAsync(ctx, store, StoreLayout.ManifestsDirectory, product, file));
         app.MapMethods("/v1/store/channels/{product}/{file}", [HttpMethods.Get, HttpMethods.Head],
             (string product, string file, HttpContext ctx, FileSystemStore store) => GetStoreFileAsync(ctx, store, StoreLayout.ChannelsDirectory, product, file));
+        app.MapMethods("/v1/store/deltas/{product}/{fromVersion}/{file}", [HttpMethods.Get, HttpMethods.Head], GetDeltaFileAsync);
     }
 
     private static async Task<IResult> GetChunkAsync(string prefix, string chunkId, HttpContext ctx, ChunkClient chunks, DownloadThrottle throttle)
@@ -127,10 +128,18 @@ public static partial class StoreEndpoints
         return r.To is { } suffix ? Math.Min(suffix, length) : length;
     }
 
-    private static async Task<IResult> GetStoreFileAsync(HttpContext ctx, FileSystemStore store, string kind, string product, string file)
+    private static Task<IResult> GetDeltaFileAsync(string product, string fromVersion, string file, HttpContext ctx, FileSystemStore store) =>
+        StoreNames.IsValidVersion(fromVersion)
+            ? GetStoreFileAsync(ctx, store, StoreLayout.DeltasDirectory, product, file, fromVersion)
+            : Task.FromResult<IResult>(HttpProblems.Problem(StatusCodes.Status400BadRequest, "invalid_store_path",
+                $"'{fromVersion}' is not a valid version in a delta path (deltas/<product>/<from>/<to>.json)."));
+
+    private static async Task<IResult> GetStoreFileAsync(HttpContext ctx, FileSystemStore store, string kind, string product, string file, string? fromVersion = null)
     {
+        // Delta manifests live one level deeper: deltas/<product>/<from>/<to>.json.
+        if (fromVersion is not null) product = $"{product}/{fromVersion}";
         if (await DeviceEndpoints.AuthorizeDeviceAsync(ctx, deviceId: null).ConfigureAwait(false) is { } denied) return denied;
-        if (!StoreNames.IsValidProduct(product) || !FilePattern().IsMatch(file))
+        if (!StoreNames.IsValidProduct(fromVersion is null ? product : product[..product.IndexOf('/')]) || !FilePattern().IsMatch(file))
             return HttpProblems.Problem(StatusCodes.Status400BadRequest, "invalid_store_path",
                 $"'{kind}/{product}/{file}' is not a valid store path (letters, digits, '.', '_', '-', '+'; no slashes).");
         var path = store.FullPath($"{kind}/{product}/{file}");

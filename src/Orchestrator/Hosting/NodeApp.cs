@@ -72,6 +72,9 @@ public static class NodeApp
         s.AddSingleton<InstalledReleaseInspector>();
         s.AddSingleton<IDeviceGateway, ShardedDeviceGateway>();
         s.AddSingleton<FleetViewCache>();
+        s.AddSingleton(builder.Configuration.GetSection(Deltas.DeltaOptions.Section).Get<Deltas.DeltaOptions>() ?? new Deltas.DeltaOptions());
+        s.AddSingleton<Deltas.DeltaPrecomputer>();
+        s.AddHostedService(sp => sp.GetRequiredService<Deltas.DeltaPrecomputer>());
 
         s.AddHealthChecks()
             .AddCheck<ClusterMemberHealthCheck>("cluster", tags: ["ready"])

@@ -1,0 +1,163 @@
+using System.Diagnostics.Metrics;
+using System.Threading.Channels;
+using Akka.Actor;
+using Akka.Hosting;
+using Orchestrator.ChunkStore.Deltas;
+using Orchestrator.ChunkStore.Keys;
+using Orchestrator.ChunkStore.Manifests;
+using Orchestrator.ChunkStore.Storage;
+using Orchestrator.ChunkStore.Validation;
+using Orchestrator.Messages.Devices;
+using Orchestrator.Messages.Rollouts;
+using Orchestrator.Node.Gateway;
+using Orchestrator.Node.Hosting;
+
+namespace Orchestrator.Node.Deltas;
+
+/// <summary>Configuration section <c>Deltas</c>: fleet-aware delta precomputation when a rollout starts.</summary>
+public sealed class DeltaOptions
+{
+    /// <summary>Section name.</summary>
+    public const string Section = "Deltas";
+
+    /// <summary>Key folder (<c>orch keys init</c>) with the content key and the release signing key; null disables deltas.</summary>
+    public string? KeysDirectory { get; set; }
+
+    /// <summary>Most source versions a rollout gets deltas from (the most common installed versions first).</summary>
+    public int MaxSources { get; set; } = 3;
+
+    /// <summary>Stop adding sources once this fraction of the targeted devices is covered.</summary>
+    public double Coverage { get; set; } = 0.95;
+
+    /// <summary>zstd level of the patches (1..22).</summary>
+    public int Level { get; set; } = PatchCodec.DefaultLevel;
+}
+
+/// <summary>What <see cref="DeltaPrecomputer"/> decided and did for one rollout (for logs and tests).</summary>
+/// <param name="RolloutId">Rollout.</param>
+/// <param name="Sources">Source versions chosen, most devices first, with their device counts.</param>
+/// <param name="Built">Delta manifest paths built now.</param>
+/// <param name="Existing">Delta manifest paths that were already built.</param>
+/// <param name="Failed">Source versions whose build failed, with the reason.</param>
+public sealed record DeltaPlanOutcome(string RolloutId, IReadOnlyList<(string Version, int Devices)> Sources,
+    IReadOnlyList<string> Built, IReadOnlyList<string> Existing, IReadOnlyList<(string Version, string Reason)> Failed);
+
+/// <summary>
+/// When a rollout is created, finds the most common installed versions among its targeted devices (the device
+/// registry read model) and builds deltas from them to the target, in the background and one build at a time, so a
+/// rollout never waits for it: devices check in, get the delta path once it exists, and chunks until then. Builds
+/// are idempotent (an existing delta is found, not rebuilt). Failures are logged and counted
+/// (<c>orch_deltas_builds_total{result="failed"}</c>); the rollout proceeds on chunks.
+/// </summary>
+public sealed class DeltaPrecomputer(DeltaOptions options, FileSystemStore store, IServiceProvider services, ILogger<DeltaPrecomputer> log)
+    : BackgroundService
+{
+    private static readonly Meter Meter = new(GatewayMetrics.MeterName);
+    private static readonly Counter<long> Builds = Meter.CreateCounter<long>("orch_deltas_builds", description: "Delta builds, by result (built, existing, failed, skipped)");
+    private static readonly TimeSpan RegistryTimeout = TimeSpan.FromSeconds(10);
+    private readonly Channel<RolloutSpec> _queue = Channel.CreateUnbounded<RolloutSpec>(new UnboundedChannelOptions { SingleReader = true });
+
+    /// <summary>Raised after each rollout's plan ran (tests and logs).</summary>
+    public event Action<DeltaPlanOutcome>? Completed;
+
+    /// <summary>Queues the rollout's delta plan; returns at once.</summary>
+    public void Request(RolloutSpec spec)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        if (options.KeysDirectory is null)
+        {
+            Builds.Add(1, new KeyValuePair<string, object?>("result", "skipped"));
+            log.LogInformation("Rollout {Rollout}: no deltas precomputed (Deltas:KeysDirectory is not set); devices download chunks", spec.RolloutId);
+            return;
+        }
+        _queue.Writer.TryWrite(spec);
+    }
+
+    /// <inheritdoc />
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        await foreach (var spec in _queue.Reader.ReadAllAsync(stoppingToken).ConfigureAwait(false))
+        {
+            try
+            {
+                var outcome = await PlanAndBuildAsync(spec, stoppingToken).ConfigureAwait(false);
+                Completed?.Invoke(outcome);
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested) { return; }
+#pragma warning disable CA1031 // a failed plan must never stop the queue: the rollout proceeds on chunks
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                Builds.Add(1, new KeyValuePair<string, object?>("result", "failed"));
+                log.LogError(ex, "Rollout {Rollout}: delta planning failed; devices download chunks", spec.RolloutId);
+                Completed?.Invoke(new DeltaPlanOutcome(spec.RolloutId, [], [], [], [("*", ex.Message)]));
+            }
+        }
+    }
+
+    private async Task<DeltaPlanOutcome> PlanAndBuildAsync(RolloutSpec spec, CancellationToken ct)
+    {
+        var target = spec.Target;
+        var registry = services.GetRequiredService<IRequiredActor<DeviceRegistryActor>>();
+        var actor = await registry.GetAsync(ct).ConfigureAwait(false);
+        // Narrow by tag in the registry only when tags are the whole selector (explicit ids and groups may lack it).
+        var tag = spec.Selector.DeviceIds.Count == 0 && spec.Selector.Groups.Count == 0 ? spec.Selector.Tags.FirstOrDefault() : null;
+        var list = await actor.Ask<DeviceList>(new QueryDevices(null, null, tag, null, 1_000_000), RegistryTimeout, ct)
+            .ConfigureAwait(false);
+        var counts = list.Devices
+            .Where(d => d.Product == target.Product && Selected(spec.Selector, d) && d.InstalledVersionId > 0 && d.InstalledVersionId < target.VersionId)
+            .GroupBy(d => d.InstalledVersionId)
+            .Select(g => (VersionId: g.Key, Devices: g.Count()))
+            .OrderByDescending(g => g.Devices).ThenByDescending(g => g.VersionId)
+            .ToList();
+        var index = ReleaseIndex.Parse(store.ReadFile(StoreLayout.IndexPath(target.Product))
+            ?? throw new InvalidInputException($"product '{target.Product}' has no release index"));
+        var total = counts.Sum(c => c.Devices);
+        var sources = new List<(string Version, int Devices)>();
+        var covered = 0;
+        foreach (var (versionId, devices) in counts)
+        {
+            if (sources.Count >= options.MaxSources || (total > 0 && covered >= options.Coverage * total)) break;
+            if (index.FindById(versionId) is not { } entry) continue; // unknown to this store: nothing to patch from
+            sources.Add((entry.Version, devices));
+            covered += devices;
+        }
+        log.LogInformation("Rollout {Rollout}: {Devices} targeted devices run older versions; deltas from {Sources} to {Target}",
+            spec.RolloutId, total, string.Join(", ", sources.Select(s => $"{s.Version} ({s.Devices})")), target.Version);
+
+        var built = new List<string>();
+        var existing = new List<string>();
+        var failed = new List<(string, string)>();
+        var contentKey = KeyFiles.LoadContentKey(options.KeysDirectory!);
+        using var signingKey = KeyFiles.LoadSigningKey(options.KeysDirectory!);
+        var builder = new DeltaBuilder(store, contentKey, signingKey) { Level = options.Level, Parallelism = 1 };
+        foreach (var (version, _) in sources)
+        {
+            ct.ThrowIfCancellationRequested();
+            try
+            {
+                // CPU-bound and synchronous: off the host's threads, one build at a time (this loop is the only reader).
+                var result = await Task.Run(() => builder.Build(target.Product, version, target.Version, ct), ct).ConfigureAwait(false);
+                (result.AlreadyBuilt ? existing : built).Add(result.ManifestPath);
+                Builds.Add(1, new KeyValuePair<string, object?>("result", result.AlreadyBuilt ? "existing" : "built"));
+                log.LogInformation("Rollout {Rollout}: delta {Path} {State}: {Patched} files patched, {PatchBytes} patch bytes instead of {ChunkBytes} chunk bytes, {Seconds:F1}s",
+                    spec.RolloutId, result.ManifestPath, result.AlreadyBuilt ? "already built" : "built", result.FilesPatched, result.PatchBytes,
+                    result.ChunkBytesReplaced, result.Elapsed.TotalSeconds);
+            }
+            catch (Exception ex) when (ex is InvalidInputException or IntegrityException or StoreBusyException or IOException)
+            {
+                failed.Add((version, ex.Message));
+                Builds.Add(1, new KeyValuePair<string, object?>("result", "failed"));
+                log.LogWarning("Rollout {Rollout}: delta {From} -> {To} not built ({Reason}); those devices download chunks",
+                    spec.RolloutId, version, target.Version, ex.Message);
+            }
+        }
+        return new DeltaPlanOutcome(spec.RolloutId, sources, built, existing, failed);
+    }
+
+    /// <summary>The rollout selector's rule: all tags (when any), or listed explicitly, or a group's member.</summary>
+    private static bool Selected(DeviceSelector selector, DeviceSummary d) =>
+        (selector.Tags.Count > 0 && selector.Tags.All(t => d.Tags.Contains(t, StringComparer.Ordinal)))
+        || selector.DeviceIds.Contains(d.DeviceId, StringComparer.Ordinal)
+        || selector.Groups.Any(g => (g.Tags.Count > 0 && g.Tags.All(t => d.Tags.Contains(t, StringComparer.Ordinal))) || g.DeviceIds.Contains(d.DeviceId, StringComparer.Ordinal));
+}
