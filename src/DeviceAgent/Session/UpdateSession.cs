@@ -2,6 +2,7 @@ using System.Reflection;
 using System.Security.Cryptography;
 using System.Text;
 using Orchestrator.ChunkStore.Codec;
+using Orchestrator.ChunkStore.Deltas;
 using Orchestrator.ChunkStore.Keys;
 using Orchestrator.ChunkStore.Manifests;
 using Orchestrator.ChunkStore.Storage;
@@ -22,7 +23,10 @@ namespace Orchestrator.DeviceAgent.Session;
 /// <param name="ChunksReused">Chunks taken from local files.</param>
 /// <param name="BytesDownloaded">Bytes received from the network in the last attempt.</param>
 /// <param name="Attempts">Attempts it took.</param>
-public sealed record SessionResult(UpdateAction Action, InstalledVersion Installed, int ChunksDownloaded, int ChunksReused, long BytesDownloaded, int Attempts);
+/// <param name="FilesPatched">Files rebuilt from a delta patch (0 when no delta was offered or usable).</param>
+/// <param name="FilesFellBack">Files a delta listed that were fetched as chunks instead (local source differed, or the patch failed verification).</param>
+public sealed record SessionResult(UpdateAction Action, InstalledVersion Installed, int ChunksDownloaded, int ChunksReused, long BytesDownloaded, int Attempts,
+    int FilesPatched = 0, int FilesFellBack = 0);
 
 /// <summary>
 /// One update session, step by step as in the seed: check in; on upgrade or repair fetch and verify the signed
@@ -155,17 +159,75 @@ public sealed class UpdateSession
             response.Grant is { } g ? GrantLimiter.For(g, _time) : GrantLimiter.Unlimited, _log);
 
         var manifest = await FetchVerifiedManifestAsync(downloader, response, installed, ct);
-        var plan = Plan(manifest, inventory);
-        _log($"{response.Action} to {manifest.Version} (id {manifest.VersionId}): {plan.Missing.Count} chunk(s) to download, {plan.Local.Count} reused from local files, {plan.Cached} already cached");
+        var delta = response.Action == UpdateAction.Upgrade && response.DeltaManifestPath is { } deltaPath
+            ? await TryFetchDeltaAsync(downloader, deltaPath, manifest, installed, ct)
+            : null;
+        var plan = Plan(manifest, inventory, delta);
+        _log($"{response.Action} to {manifest.Version} (id {manifest.VersionId}): {plan.Missing.Count} object(s) to download ({plan.Patches.Count} file(s) by delta patch), {plan.Local.Count} chunk(s) reused from local files, {plan.Cached} already cached");
 
+        // Patches first: a file whose patch cannot be fetched or does not verify joins the chunk download instead,
+        // so a damaged delta never blocks a device (nor installs anything unverified).
+        await DownloadPatchesAsync(downloader, plan, ct);
+        var fellBack = ApplyPatches(plan);
+        if (fellBack.Count > 0) plan = PlanFallback(manifest, inventory, plan, fellBack);
         await DownloadAsync(downloader, manifest, plan, ct);
         var newDigest = Stage(manifest, plan, ct);
         _installer.Commit(new InstalledVersion(manifest.VersionId, manifest.Version), newDigest);
-        _log($"installed {manifest.Version} (id {manifest.VersionId})");
-        await TryReportAsync(() => _gateway.ReportCompletionAsync(new CompletionReport(manifest.VersionId, newDigest), ct));
+        var patched = plan.Patches.Count - fellBack.Count;
+        _log($"installed {manifest.Version} (id {manifest.VersionId}); {patched} file(s) from delta patches, {fellBack.Count} fell back to chunks, {downloader.BytesReceived} bytes downloaded");
+        await TryReportAsync(() => _gateway.ReportCompletionAsync(new CompletionReport(manifest.VersionId, newDigest,
+            patched > 0 ? CompletionReport.MethodDelta : CompletionReport.MethodChunks, downloader.BytesReceived), ct));
         _cache.Prune(new HashSet<string>());
+        DeleteQuietly(PatchedDirectory);
         return new SessionResult(response.Action, new InstalledVersion(manifest.VersionId, manifest.Version),
-            plan.Missing.Count, plan.Local.Count, downloader.BytesReceived, attempt);
+            plan.Missing.Count, plan.Local.Count, downloader.BytesReceived, attempt, patched, fellBack.Count);
+    }
+
+    /// <summary>Patched files waiting for staging, named by their target SHA-256 (verified before they are written).</summary>
+    private string PatchedDirectory => Path.Combine(_layout.Work, "patched");
+
+    private static void DeleteQuietly(string directory)
+    {
+        try { if (Directory.Exists(directory)) Directory.Delete(directory, recursive: true); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { /* leftovers are overwritten next time */ }
+    }
+
+    /// <summary>
+    /// Fetches and verifies the offered delta manifest: signed by the trust root, for this product, from the installed
+    /// version to exactly the verified target manifest. Any problem means no delta (chunks), never a failed session.
+    /// </summary>
+    private async Task<DeltaManifest?> TryFetchDeltaAsync(StoreDownloader downloader, string path, Manifest target, InstalledVersion installed, CancellationToken ct)
+    {
+        if (!StoreLayout.IsDeltaManifestPath(path))
+        {
+            _log($"ignoring delta path '{path}' from the gateway: not deltas/<product>/<from>/<to>.json; downloading chunks");
+            return null;
+        }
+        var trustRoot = ReleasePublicKey.FromBytes(_hidden.ReadRequired(HiddenItem.TrustRoot));
+        try
+        {
+            return await downloader.FetchVerifiedAsync([path, StoreLayout.SignaturePathFor(path)], _config.Download.MaxManifestBytes, files =>
+            {
+                DeltaManifest delta;
+                try
+                {
+                    delta = DeltaManifestSerializer.VerifyAndParse(files[0], files[1], trustRoot);
+                }
+                catch (Exception e) when (e is IntegrityException or InvalidInputException)
+                {
+                    throw new ContentRejectedException($"delta '{path}': {e.Message}", e);
+                }
+                if (delta.Product != _config.Product || delta.To.VersionId != target.VersionId || delta.To.Version != target.Version
+                    || delta.To.InventoryDigest != target.InventoryDigest || delta.From.VersionId != installed.VersionId)
+                    throw new ContentRejectedException($"delta '{path}' goes {delta.Product} {delta.From.VersionId} -> {delta.To.VersionId}, this upgrade is {_config.Product} {installed.VersionId} -> {target.VersionId}");
+                return delta;
+            }, ct);
+        }
+        catch (DownloadFailedException e)
+        {
+            _log($"delta '{path}' not usable ({e.Message}); downloading chunks");
+            return null;
+        }
     }
 
     private List<StoreSource> Sources(CheckInResponse response, string credential)
@@ -226,24 +288,97 @@ public sealed class UpdateSession
     private sealed record InstallPlan(
         Dictionary<string, string> ReuseFile,            // manifest path -> local full path with the same content
         Dictionary<ChunkId, LocalChunk> Local,           // chunks readable from local files
-        Dictionary<ChunkId, int> Missing,                // chunks to fetch -> plaintext length
-        int Cached);
+        Dictionary<ChunkId, int> Missing,                // objects (chunks, patch parts) to fetch -> plaintext length
+        int Cached,
+        List<(DeltaFile File, string SourcePath)> Patches); // files to rebuild from a patch and the local source
 
-    private InstallPlan Plan(Manifest manifest, IReadOnlyList<InventoryEntry> inventory)
+    private InstallPlan Plan(Manifest manifest, IReadOnlyList<InventoryEntry> inventory, DeltaManifest? delta)
     {
         var localByHash = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var e in inventory) localByHash.TryAdd(e.Sha256, TreeInventory.ResolveInside(_layout.Client, e.Path));
+        var localByPath = inventory.ToDictionary(e => e.Path, e => e.Sha256, StringComparer.Ordinal);
+        var patchable = delta?.Files.Where(f => f.Method == DeltaMethod.Patch).ToDictionary(f => f.Path, StringComparer.Ordinal)
+            ?? new Dictionary<string, DeltaFile>(StringComparer.Ordinal);
         var reuse = new Dictionary<string, string>(StringComparer.Ordinal);
         var needed = new Dictionary<ChunkId, int>();
+        var patches = new List<(DeltaFile, string)>();
         foreach (var f in manifest.Files)
         {
             if (localByHash.TryGetValue(f.Sha256, out var same)) { reuse[f.Path] = same; continue; }
+            // A patch applies only to the exact source content it was made from (the repair case falls back to chunks).
+            if (patchable.TryGetValue(f.Path, out var p) && p.Sha256 == f.Sha256 && p.Size == f.Size
+                && localByPath.TryGetValue(p.SourcePath, out var localSha) && localSha == p.SourceSha256)
+            {
+                patches.Add((p, TreeInventory.ResolveInside(_layout.Client, p.SourcePath)));
+                continue;
+            }
             foreach (var c in f.Chunks) needed.TryAdd(c.Id, c.Length);
         }
         var key = ContentKey.FromBytes(_hidden.ReadRequired(HiddenItem.ContentKey));
         var local = LocalChunkIndex.Build(_layout.Client, inventory, manifest, key, needed.Keys.ToHashSet(), CancellationToken.None);
         var missing = needed.Where(n => !local.ContainsKey(n.Key)).ToDictionary(n => n.Key, n => n.Value);
-        return new InstallPlan(reuse, local, missing, missing.Keys.Count(id => _cache.Contains(id.Hex)));
+        return new InstallPlan(reuse, local, missing, missing.Keys.Count(id => _cache.Contains(id.Hex)), patches);
+    }
+
+    /// <summary>
+    /// Rebuilds every planned file from its patch and local source, verifying source and result hashes
+    /// (<see cref="DeltaApplier"/>); a verified result is written under <see cref="PatchedDirectory"/> and staged like
+    /// a local file. Returns the target paths whose patch could not be used.
+    /// </summary>
+    private List<string> ApplyPatches(InstallPlan plan)
+    {
+        var failed = new List<string>();
+        if (plan.Patches.Count == 0) return failed;
+        var key = ContentKey.FromBytes(_hidden.ReadRequired(HiddenItem.ContentKey));
+        Directory.CreateDirectory(PatchedDirectory);
+        foreach (var (file, sourcePath) in plan.Patches)
+        {
+            try
+            {
+                var result = DeltaApplier.Apply(file, File.ReadAllBytes(sourcePath), id => _cache.TryRead(id.Hex), key);
+                var output = Path.Combine(PatchedDirectory, file.Sha256);
+                DurableFile.WriteAllBytes(output, result);
+                plan.ReuseFile[file.Path] = output;
+            }
+            catch (Exception e) when (e is IntegrityException or IOException)
+            {
+                _log($"delta patch for '{file.Path}' not used ({e.Message}); fetching its chunks instead");
+                failed.Add(file.Path);
+            }
+        }
+        return failed;
+    }
+
+    /// <summary>The chunks the files whose patch failed need, on top of what is already cached or local.</summary>
+    private InstallPlan PlanFallback(Manifest manifest, IReadOnlyList<InventoryEntry> inventory, InstallPlan plan, IReadOnlyList<string> paths)
+    {
+        var wanted = paths.ToHashSet(StringComparer.Ordinal);
+        var needed = new Dictionary<ChunkId, int>();
+        foreach (var f in manifest.Files.Where(f => wanted.Contains(f.Path)))
+            foreach (var c in f.Chunks) needed.TryAdd(c.Id, c.Length);
+        var key = ContentKey.FromBytes(_hidden.ReadRequired(HiddenItem.ContentKey));
+        var local = LocalChunkIndex.Build(_layout.Client, inventory, manifest, key, needed.Keys.ToHashSet(), CancellationToken.None);
+        foreach (var (id, chunk) in plan.Local) local.TryAdd(id, chunk);
+        foreach (var n in needed.Where(n => !local.ContainsKey(n.Key))) plan.Missing.TryAdd(n.Key, n.Value);
+        return plan with { Local = local, Cached = plan.Missing.Keys.Count(id => _cache.Contains(id.Hex)) };
+    }
+
+    /// <summary>Fetches the patch objects into the cache; one that no source serves intact is left out (its file falls back).</summary>
+    private async Task DownloadPatchesAsync(StoreDownloader downloader, InstallPlan plan, CancellationToken ct)
+    {
+        var parts = plan.Patches.SelectMany(p => p.File.Parts).DistinctBy(p => p.Id).ToList();
+        await Parallel.ForEachAsync(parts, new ParallelOptions { MaxDegreeOfParallelism = _config.Download.Parallelism, CancellationToken = ct },
+            async (part, token) =>
+            {
+                try
+                {
+                    await downloader.FetchChunkAsync(part.Id.Hex, StoreLayout.ChunkPath(part.Id), part.Stored, token);
+                }
+                catch (DownloadFailedException e)
+                {
+                    _log($"patch object {part.Id} not fetched ({e.Message}); its file falls back to chunks");
+                }
+            });
     }
 
     private async Task DownloadAsync(StoreDownloader downloader, Manifest manifest, InstallPlan plan, CancellationToken ct)

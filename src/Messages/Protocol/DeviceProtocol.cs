@@ -72,7 +72,18 @@ public sealed record ProgressReport(long TargetVersionId, long BytesDone, long B
 public sealed record FailureReport(long TargetVersionId, string Stage, string Reason, int Attempt);
 
 /// <summary>Install finished and verified: <c>POST /v1/devices/{deviceId}/completion</c>.</summary>
-public sealed record CompletionReport(long InstalledVersionId, string InventoryDigest);
+/// <param name="InstalledVersionId">Version ID now installed.</param>
+/// <param name="InventoryDigest">Digest of the installed tree.</param>
+/// <param name="Method">Optional: <c>delta</c> when at least one file was rebuilt from a delta patch, else <c>chunks</c>.</param>
+/// <param name="BytesDownloaded">Optional: bytes received from the network for this install (manifests, patches, chunks).</param>
+public sealed record CompletionReport(long InstalledVersionId, string InventoryDigest, string? Method = null, long? BytesDownloaded = null)
+{
+    /// <summary><see cref="Method"/> when a delta patch was used.</summary>
+    public const string MethodDelta = "delta";
+
+    /// <summary><see cref="Method"/> when only chunks (and local files) were used.</summary>
+    public const string MethodChunks = "chunks";
+}
 
 /// <summary>Uniform error body for every 4xx/5xx answer of the device API.</summary>
 /// <param name="Error">Stable machine-readable code, e.g. <c>invalid_product</c>.</param>

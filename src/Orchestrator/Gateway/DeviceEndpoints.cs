@@ -23,7 +23,11 @@ public static class DeviceEndpoints
                     ctx.Response.Headers.RetryAfter = Math.Max(1, (long)Math.Ceiling(retry.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
             }));
         g.MapPost("/completion", (string deviceId, HttpContext ctx) =>
-            ReportAsync<CompletionReport>(deviceId, ctx, "completion", DeviceRequestValidation.Validate, (gw, r, ct) => gw.ReportCompletionAsync(deviceId, r, ct)));
+            ReportAsync<CompletionReport>(deviceId, ctx, "completion", DeviceRequestValidation.Validate, (gw, r, ct) =>
+            {
+                GatewayMetrics.InstallBytes.Add(r.BytesDownloaded ?? 0, new KeyValuePair<string, object?>("method", r.Method ?? "unknown"));
+                return gw.ReportCompletionAsync(deviceId, r, ct);
+            }));
     }
 
     /// <summary>Authenticates and checks that the credential belongs to <paramref name="deviceId"/>; null when allowed.</summary>

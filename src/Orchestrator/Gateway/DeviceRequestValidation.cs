@@ -59,6 +59,9 @@ public static partial class DeviceRequestValidation
     {
         if (r.InstalledVersionId <= 0) return ("invalid_version_id", "installedVersionId must be > 0.");
         if (string.IsNullOrEmpty(r.InventoryDigest) || r.InventoryDigest.Length > 200) return ("invalid_inventory_digest", "inventoryDigest must be 1-200 characters.");
+        if (r.Method is not (null or CompletionReport.MethodDelta or CompletionReport.MethodChunks))
+            return ("invalid_method", $"method must be \"{CompletionReport.MethodDelta}\" or \"{CompletionReport.MethodChunks}\" (or omitted).");
+        if (r.BytesDownloaded is < 0) return ("invalid_bytes", "bytesDownloaded must be >= 0 (or omitted).");
         return null;
     }
 }

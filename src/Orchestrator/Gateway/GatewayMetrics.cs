@@ -34,6 +34,10 @@ public static class GatewayMetrics
     /// <summary>Points the throttle gauge at this node's throttle (called once at start).</summary>
     public static void ObserveThrottle(Orchestrator.ChunkStore.Throttling.DownloadThrottle throttle) => _throttle = throttle;
 
+    /// <summary>Bytes devices reported downloading for completed installs, tagged with method (delta, chunks, unknown).</summary>
+    public static readonly Counter<long> InstallBytes = Meter.CreateCounter<long>("orch_gateway_install_download_bytes", unit: "By",
+        description: "Bytes downloaded per completed install as reported by devices, by method");
+
     /// <summary>Requests refused for authentication (401) or authorization (403), tagged with the code.</summary>
     public static readonly Counter<long> AuthFailures = Meter.CreateCounter<long>("orch_gateway_auth_failures", description: "Refused credentials, by error code");
 }

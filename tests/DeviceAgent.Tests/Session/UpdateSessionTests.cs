@@ -87,7 +87,8 @@ public sealed class UpdateSessionTests(ITestOutputHelper output) : IAsyncLifetim
             Assert.Equal(content, File.ReadAllBytes(Path.Combine(_device.Layout.Client, path)));
         Assert.Equal(new InstalledVersion(v1.VersionId, "1.0"), _device.Hidden.ReadInstalledVersion());
         var completion = Assert.Single(_gw.Completions);
-        Assert.Equal(new CompletionReport(v1.VersionId, v1.InventoryDigest), completion);
+        Assert.Equal((v1.VersionId, v1.InventoryDigest, CompletionReport.MethodChunks), (completion.InstalledVersionId, completion.InventoryDigest, completion.Method));
+        Assert.True(completion.BytesDownloaded > 1_000_000, $"reported {completion.BytesDownloaded} bytes");
         Assert.NotEmpty(_gw.Progress);
         Assert.False(Directory.Exists(_device.Layout.Staging));
 
