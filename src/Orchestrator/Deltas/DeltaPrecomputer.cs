@@ -102,7 +102,7 @@ public sealed class DeltaPrecomputer(DeltaOptions options, FileSystemStore store
         var actor = await registry.GetAsync(ct).ConfigureAwait(false);
         // Narrow by tag in the registry only when tags are the whole selector (explicit ids and groups may lack it).
         var tag = spec.Selector.DeviceIds.Count == 0 && spec.Selector.Groups.Count == 0 ? spec.Selector.Tags.FirstOrDefault() : null;
-        var list = await actor.Ask<DeviceList>(new QueryDevices(null, null, tag, null, 1_000_000), RegistryTimeout, ct)
+        var list = await actor.Ask<DeviceList>(new QueryDevices(null, null, tag, null, 100_000), RegistryTimeout, ct)
             .ConfigureAwait(false);
         var counts = list.Devices
             .Where(d => d.Product == target.Product && Selected(spec.Selector, d) && d.InstalledVersionId > 0 && d.InstalledVersionId < target.VersionId)
