@@ -1,0 +1,58 @@
+using Orchestrator.ChunkStore.Deltas;
+using Orchestrator.DeviceAgent.Tests.Support;
+using Orchestrator.EndToEnd.Tests.Agent.Support;
+using Xunit.Abstractions;
+
+namespace Orchestrator.EndToEnd.Tests.Agent;
+
+/// <summary>The real orch-agent process upgrading through a real node that offers a delta built in its store.</summary>
+public sealed class AgentDeltaNodeTests(ITestOutputHelper output)
+{
+    /// <summary>A patch release: a version stamp every 3000 bytes, so chunk dedup finds almost nothing to reuse.</summary>
+    private static Dictionary<string, byte[]> Release(int version)
+    {
+        var files = Releases.V1();
+        foreach (var path in files.Keys.ToList())
+        {
+            var copy = (byte[])files[path].Clone();
+            for (var at = 40; at + 8 < copy.Length; at += 3000) BitConverter.GetBytes(version * 1009L + at).CopyTo(copy, at);
+            files[path] = copy;
+        }
+        return files;
+    }
+
+    private async Task<AgentProcess.Result> Run(TestDevice d)
+    {
+        var r = await AgentProcess.RunAsync(["run", "--config", d.Config.SourcePath!, "--no-client"]);
+        output.WriteLine(r.Output + r.Error);
+        Assert.Equal(0, r.ExitCode);
+        return r;
+    }
+
+    [Fact]
+    public async Task Upgrade_through_the_node_downloads_the_delta_and_installs_the_exact_release()
+    {
+        await using var node = await NodeUnderTest.StartAsync();
+        using var store = new TestStore(node.StoreRoot);
+        var v1 = store.Publish("1.0", Release(1));
+        var v2 = store.Publish("2.0", Release(2));
+        var delta = new DeltaBuilder(store.Store, store.ContentKey, store.SigningKey) { Level = 3 }.Build("acme", "1.0", "2.0");
+        Assert.True(delta.FilesPatched >= 1);
+        var secret = await node.ProvisionAsync("dev-d");
+        using var d = new TestDevice(node.BaseUrl, credential: secret, deviceId: "dev-d",
+            contentKey: store.ContentKey.ToBytes(), trustRoot: store.SigningKey.PublicKey.ToBytes());
+
+        await node.AssignAsync("dev-d", "acme", v1.Version, v1.VersionId, v1.ManifestPath);
+        var first = await Run(d);
+        Assert.Contains("0 file(s) from delta patches", first.Output); // a first install has nothing to patch from
+        Assert.Equal(v1.InventoryDigest, Releases.ClientDigest(d));
+
+        await node.AssignAsync("dev-d", "acme", v2.Version, v2.VersionId, v2.ManifestPath);
+        var upgrade = await Run(d);
+        Assert.Equal(v2.InventoryDigest, Releases.ClientDigest(d));
+        foreach (var (path, content) in Release(2))
+            Assert.Equal(content, File.ReadAllBytes(Path.Combine(d.Layout.Client, path)));
+        Assert.Contains($"{delta.FilesPatched} file(s) from delta patches, 0 fell back to chunks", upgrade.Output);
+        Assert.Equal(v2.VersionId, (await node.StateAsync("dev-d")).InstalledVersionId);
+    }
+}
