@@ -28,9 +28,10 @@ public sealed record DeltaBuildResult(string ManifestPath, DeltaManifest Delta, 
 /// already somewhere in the source release, a zstd patch-from against the source file of the same path (or, for a
 /// renamed file, the source file of the same name), encrypted and content-addressed like a chunk and stored under
 /// <c>chunks/</c>; then the signed delta manifest. A file keeps <see cref="DeltaMethod.Chunks"/> when its patch
-/// is not smaller than the chunks a device holding the source release would fetch for it. Holds the store's writer
-/// lock throughout (so gc never sweeps objects before their manifest exists); bad input throws
-/// <see cref="InvalidInputException"/> before the first write. Idempotent: an existing valid delta is returned.
+/// is not smaller than the chunks a device holding the source release would fetch for it. Patches are computed
+/// without the store's writer lock and written under it (objects, flush, manifest, signature), so gc never sweeps
+/// objects before their manifest exists; bad input throws <see cref="InvalidInputException"/> before the first
+/// write. Idempotent: an existing valid delta is returned.
 /// </summary>
 public sealed class DeltaBuilder
 {
@@ -82,7 +83,6 @@ public sealed class DeltaBuilder
         if (TryExisting(path, fromEnd, toEnd) is { } existing)
             return Summarize(path, existing, alreadyBuilt: true, 0, 0, stopwatch.Elapsed);
 
-        using var writerLock = _store.AcquireWriterLock();
         var sourceHashes = from.Files.Select(f => f.Sha256).ToHashSet(StringComparer.Ordinal);
         var sourceByPath = from.Files.ToDictionary(f => f.Path, StringComparer.Ordinal);
         var sourceByName = from.Files.GroupBy(f => FileName(f.Path), StringComparer.Ordinal)
@@ -99,21 +99,33 @@ public sealed class DeltaBuilder
             work.Add((target, source));
         }
 
-        var results = new ConcurrentDictionary<string, (DeltaFile File, long ChunkCost, int Written)>(StringComparer.Ordinal);
+        // The slow part (patching at a high level) runs without the writer lock, so publishes are not blocked for
+        // minutes; the encrypted objects wait in memory (patches are small next to the files they replace).
+        var results = new ConcurrentDictionary<string, (DeltaFile File, long ChunkCost, IReadOnlyList<EncodedChunk> Objects)>(StringComparer.Ordinal);
         Parallel.ForEach(work, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, Parallelism), CancellationToken = cancellationToken },
             item => results[item.Target.Path] = BuildFile(item.Target, item.Source, sourceChunks));
 
         var files = results.Values.Select(r => r.File).OrderBy(f => f.Path, StringComparer.Ordinal).ToList();
         var delta = new DeltaManifest(product, fromEnd, toEnd, TruncateToSeconds(_time.GetUtcNow()), Level, files);
         var bytes = DeltaManifestSerializer.Serialize(delta);
+
+        // Objects, flush, manifest, signature, all under the writer lock, so gc never sweeps objects whose manifest
+        // is not written yet; the releases are re-checked because a gc may have dropped one meanwhile.
+        using var writerLock = _store.AcquireWriterLock();
+        var current = ReleaseIndex.Parse(_store.ReadFile(StoreLayout.IndexPath(product)) ?? []);
+        if (current.FindByVersion(fromVersion) is null || current.FindByVersion(toVersion) is null)
+            throw new InvalidInputException($"Version '{fromVersion}' or '{toVersion}' of '{product}' was removed while the delta was built (gc --keep-last?); nothing written.");
+        var written = 0;
+        foreach (var encoded in results.Values.SelectMany(r => r.Objects))
+            if (_store.PutChunkIfAbsent(encoded.Id, encoded.Stored)) written++;
         _store.Flush();
         _store.WriteFile(path, bytes);
         _store.WriteFile(StoreLayout.SignaturePathFor(path), ManifestSigner.Sign(bytes, _signingKey));
         return Summarize(path, delta, alreadyBuilt: false, results.Values.Where(r => r.File.Method == DeltaMethod.Patch).Sum(r => r.ChunkCost),
-            results.Values.Sum(r => r.Written), stopwatch.Elapsed);
+            written, stopwatch.Elapsed);
     }
 
-    private (DeltaFile File, long ChunkCost, int Written) BuildFile(ManifestFile target, ManifestFile source, IReadOnlySet<ChunkId> sourceChunks)
+    private (DeltaFile File, long ChunkCost, IReadOnlyList<EncodedChunk> Objects) BuildFile(ManifestFile target, ManifestFile source, IReadOnlySet<ChunkId> sourceChunks)
     {
         // What a device holding the source release fetches for this file without a delta: chunks it lacks, once each.
         long chunkCost = 0;
@@ -121,26 +133,26 @@ public sealed class DeltaBuilder
             if (!sourceChunks.Contains(id)) chunkCost += _store.ChunkSize(id) ?? throw MissingChunk(id, target.Path);
 
         var chunksOnly = new DeltaFile(target.Path, source.Path, source.Sha256, target.Sha256, target.Size, DeltaMethod.Chunks, 0, []);
-        if (chunkCost == 0 || source.Size + target.Size > PatchCodec.MaxPatchInput) return (chunksOnly, chunkCost, 0);
+        if (chunkCost == 0 || source.Size + target.Size > PatchCodec.MaxPatchInput) return (chunksOnly, chunkCost, []);
 
         var oldContent = ReadContent(source);
         var newContent = ReadContent(target);
         var patch = PatchCodec.Create(oldContent, newContent, Level);
         var partCount = (patch.Length + ChunkingOptions.MaxChunkLimit - 1) / ChunkingOptions.MaxChunkLimit;
         var patchCost = patch.Length + (long)partCount * (ChunkCodec.HeaderLength + ChunkCodec.TagLength);
-        if (patchCost >= chunkCost) return (chunksOnly, chunkCost, 0);
+        if (patchCost >= chunkCost) return (chunksOnly, chunkCost, []);
 
         var parts = new List<DeltaPart>(partCount);
-        var written = 0;
+        var objects = new List<EncodedChunk>(partCount);
         for (var offset = 0; offset < patch.Length; offset += ChunkingOptions.MaxChunkLimit)
         {
             var slice = patch.AsSpan(offset, Math.Min(ChunkingOptions.MaxChunkLimit, patch.Length - offset));
             var encoded = ChunkCodec.EncodeUncompressed(slice, _contentKey);
-            if (_store.PutChunkIfAbsent(encoded.Id, encoded.Stored)) written++;
+            objects.Add(encoded);
             parts.Add(new DeltaPart(encoded.Id, slice.Length, encoded.Stored.Length));
         }
         return (new DeltaFile(target.Path, source.Path, source.Sha256, target.Sha256, target.Size, DeltaMethod.Patch,
-            PatchCodec.WindowLogFor(oldContent.Length, newContent.Length), parts), chunkCost, written);
+            PatchCodec.WindowLogFor(oldContent.Length, newContent.Length), parts), chunkCost, objects);
     }
 
     /// <summary>Decodes a release file from its chunks and checks its hash (the store is trusted, but not blindly).</summary>
