@@ -48,6 +48,44 @@ public sealed class GarbageCollectionTests : IDisposable
     }
 
     [Fact]
+    public async Task Collection_keeps_the_patch_objects_of_a_delta_between_listed_versions()
+    {
+        var storeRoot = Path.Combine(_root, "store");
+        var tree = Path.Combine(_root, "delta-tree");
+        Directory.CreateDirectory(tree);
+        var app = new byte[200_000];
+        new Random(2).NextBytes(app);
+        File.WriteAllBytes(Path.Combine(tree, "app"), app);
+        var store = FileSystemStore.Open(storeRoot, create: true);
+        using var key = ReleaseSigningKey.Generate();
+        var content = ContentKey.Generate();
+        new Publisher(store, content, key).Publish(new PublishRequest("acme", "1.0.0", tree));
+        for (var at = 0; at < app.Length; at += 5000) app[at] ^= 1;
+        File.WriteAllBytes(Path.Combine(tree, "app"), app);
+        new Publisher(store, content, key).Publish(new PublishRequest("acme", "2.0.0", tree));
+        var delta = new Orchestrator.ChunkStore.Deltas.DeltaBuilder(store, content, key) { Level = 3 }.Build("acme", "1.0.0", "2.0.0");
+        var patchObjects = delta.Delta.DistinctObjects().Select(i => i.Hex).ToList();
+        Assert.NotEmpty(patchObjects);
+
+        var blobs = new FileSystemChunkBlobStore(storeRoot);
+        var now = DateTimeOffset.UtcNow;
+        foreach (var id in store.EnumerateChunks().Select(c => c.Hex))
+            File.SetLastWriteTimeUtc(blobs.PathOf(id), now.AddHours(-2).UtcDateTime);
+        var counts = ChunkReferenceCounts.FromStore(store);
+        Assert.All(patchObjects, id => Assert.Equal(1, counts[id]));
+        var report = await BlobGarbageCollector.CollectAsync(blobs, counts, TimeSpan.FromHours(1), now, dryRun: false);
+        Assert.Equal(0, report.Deleted);
+        Assert.All(patchObjects, id => Assert.True(File.Exists(blobs.PathOf(id))));
+
+        // Once a version of the delta is no longer listed, its patch objects are garbage.
+        store.WriteFile(StoreLayout.IndexPath("acme"), Orchestrator.ChunkStore.Manifests.ReleaseIndex.Parse(store.ReadFile(StoreLayout.IndexPath("acme"))!)
+            is var index ? (index with { Versions = index.Versions.Skip(1).ToList() }).ToBytes() : []);
+        var after = await BlobGarbageCollector.CollectAsync(blobs, ChunkReferenceCounts.FromStore(store), TimeSpan.FromHours(1), now, dryRun: false);
+        Assert.All(patchObjects, id => Assert.False(File.Exists(blobs.PathOf(id))));
+        Assert.True(after.Deleted >= patchObjects.Count);
+    }
+
+    [Fact]
     public async Task Collection_deletes_old_orphans_and_keeps_referenced_and_recent_chunks()
     {
         var storeRoot = Path.Combine(_root, "store");

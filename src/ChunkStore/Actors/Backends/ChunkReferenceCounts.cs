@@ -1,3 +1,4 @@
+using Orchestrator.ChunkStore.Deltas;
 using Orchestrator.ChunkStore.Manifests;
 using Orchestrator.ChunkStore.Storage;
 
@@ -40,24 +41,43 @@ public sealed class ChunkReferenceCounts
     }
 
     /// <summary>
-    /// Counts over every version listed in the store's release indexes. Throws if a listed manifest is missing or
-    /// unreadable, so a damaged store never makes chunks look unreferenced.
+    /// Counts over every version listed in the store's release indexes, plus the patch objects of every signed delta
+    /// manifest whose two versions are both listed (each such delta counts as one more referrer). Throws if a listed
+    /// manifest is missing or unreadable, so a damaged store never makes chunks look unreferenced.
     /// </summary>
     public static ChunkReferenceCounts FromStore(FileSystemStore store)
     {
+        ArgumentNullException.ThrowIfNull(store);
         var manifests = new List<Manifest>();
+        var listed = new Dictionary<string, HashSet<string>>(StringComparer.Ordinal);
         foreach (var product in store.EnumerateProducts())
         {
             var indexBytes = store.ReadFile(StoreLayout.IndexPath(product));
             if (indexBytes is null) continue;
+            var versions = listed[product] = new HashSet<string>(StringComparer.Ordinal);
             foreach (var entry in ReleaseIndex.Parse(indexBytes).Versions)
             {
                 var bytes = store.ReadFile(entry.ManifestPath)
                     ?? throw new InvalidOperationException($"Manifest {entry.ManifestPath} is listed but missing; run orch store verify before collecting garbage.");
                 manifests.Add(ManifestSerializer.Parse(bytes));
+                versions.Add(entry.Version);
             }
         }
-        return FromManifests(manifests);
+        var counts = FromManifests(manifests);
+        foreach (var product in store.EnumerateDeltaProducts())
+        {
+            foreach (var path in store.EnumerateDeltaManifests(product))
+            {
+                var bytes = store.ReadFile(path);
+                if (bytes is null || !store.FileExists(StoreLayout.SignaturePathFor(path))) continue; // unsigned: an interrupted build
+                DeltaManifest delta;
+                try { delta = DeltaManifestSerializer.Parse(bytes); }
+                catch (Validation.InvalidInputException) { continue; } // unreadable: never offered, rebuilt on demand
+                if (!listed.TryGetValue(product, out var versions) || !versions.Contains(delta.From.Version) || !versions.Contains(delta.To.Version)) continue;
+                foreach (var id in delta.DistinctObjects()) counts._counts[id.Hex] = counts._counts.GetValueOrDefault(id.Hex) + 1;
+            }
+        }
+        return counts;
     }
 }
 
