@@ -15,6 +15,9 @@ internal static unsafe class ZstdEncoder
     private static readonly delegate* unmanaged<nint, nuint> s_freeCCtx;
     private static readonly delegate* unmanaged<nint, byte*, nuint, byte*, nuint, int, nuint> s_compressCCtx;
     private static readonly delegate* unmanaged<nuint, uint> s_isError;
+    private static readonly delegate* unmanaged<nint, int, int, nuint> s_setParameter;
+    private static readonly delegate* unmanaged<nint, byte*, nuint, nuint> s_refPrefix;
+    private static readonly delegate* unmanaged<nint, byte*, nuint, byte*, nuint, nuint> s_compress2;
 
     [ThreadStatic] private static NativeContext? t_native;
     [ThreadStatic] private static ZstdSharp.Compressor? t_managed;
@@ -35,6 +38,15 @@ internal static unsafe class ZstdEncoder
                 s_freeCCtx = (delegate* unmanaged<nint, nuint>)free;
                 s_compressCCtx = (delegate* unmanaged<nint, byte*, nuint, byte*, nuint, int, nuint>)compress;
                 s_isError = (delegate* unmanaged<nuint, uint>)isError;
+                // Patch-from (deltas) needs the advanced API (zstd >= 1.4); without it patches use the managed port.
+                if (NativeLibrary.TryGetExport(lib, "ZSTD_CCtx_setParameter", out var setParameter) &&
+                    NativeLibrary.TryGetExport(lib, "ZSTD_CCtx_refPrefix", out var refPrefix) &&
+                    NativeLibrary.TryGetExport(lib, "ZSTD_compress2", out var compress2))
+                {
+                    s_setParameter = (delegate* unmanaged<nint, int, int, nuint>)setParameter;
+                    s_refPrefix = (delegate* unmanaged<nint, byte*, nuint, nuint>)refPrefix;
+                    s_compress2 = (delegate* unmanaged<nint, byte*, nuint, byte*, nuint, nuint>)compress2;
+                }
                 LibraryName = name;
                 return;
             }
@@ -66,6 +78,49 @@ internal static unsafe class ZstdEncoder
         if (s_isError(written) != 0)
             throw new InvalidOperationException($"libzstd failed to compress a {source.Length}-byte chunk (error code {(long)written}).");
         return (int)written;
+    }
+
+    /// <summary>True when the native library can make patch-from frames (<see cref="CompressPatchNative"/>).</summary>
+    public static bool NativePatchAvailable => LibraryName is not null && s_compress2 != null;
+
+    /// <summary>
+    /// zstd patch-from with the native library: <paramref name="prefix"/> as raw-content prefix, long-distance
+    /// matching, the given window log and level, content checksum. Returns the frame length written to
+    /// <paramref name="destination"/> (at least <see cref="Bound"/> of the source).
+    /// </summary>
+    public static int CompressPatchNative(ReadOnlySpan<byte> prefix, ReadOnlySpan<byte> source, Span<byte> destination, int level, int windowLog)
+    {
+        if (!NativePatchAvailable) throw new InvalidOperationException("libzstd with the advanced API is not loaded.");
+        var cctx = s_createCCtx();
+        if (cctx == 0) throw new OutOfMemoryException("libzstd could not allocate a compression context.");
+        try
+        {
+            // ZSTD_c_compressionLevel = 100, ZSTD_c_windowLog = 101, ZSTD_c_enableLongDistanceMatching = 160, ZSTD_c_checksumFlag = 201 (zstd.h).
+            NativeCheck(s_setParameter(cctx, 100, level), "level");
+            NativeCheck(s_setParameter(cctx, 101, windowLog), "windowLog");
+            NativeCheck(s_setParameter(cctx, 160, 1), "long-distance matching");
+            NativeCheck(s_setParameter(cctx, 201, 1), "checksum");
+            nuint written;
+            fixed (byte* pre = prefix)
+            fixed (byte* src = source)
+            fixed (byte* dst = destination)
+            {
+                if (prefix.Length > 0) NativeCheck(s_refPrefix(cctx, pre, (nuint)prefix.Length), "prefix");
+                written = s_compress2(cctx, dst, (nuint)destination.Length, src, (nuint)source.Length);
+            }
+            NativeCheck(written, "compress");
+            return (int)written;
+        }
+        finally
+        {
+            s_freeCCtx(cctx);
+        }
+    }
+
+    private static void NativeCheck(nuint code, string what)
+    {
+        if (s_isError(code) != 0)
+            throw new InvalidOperationException($"libzstd patch-from {what} failed (error code {(long)code}).");
     }
 
     /// <summary>A native compression context, freed when its thread's reference dies.</summary>

@@ -94,6 +94,8 @@ public static class DemoCommand
                 ["Node:StoreRoot"] = Path.Combine(nodeDir, "store"),
                 ["Node:Port"] = "0",
                 ["Gateway:NextCheckInSeconds"] = ((int)Math.Ceiling(interval)).ToString(CultureInfo.InvariantCulture),
+                // The keys are created below, before the first rollout: the node then builds deltas for its devices.
+                ["Deltas:KeysDirectory"] = Path.Combine(dir, "keys"),
                 ["Logging:LogLevel:Default"] = "Warning",
                 ["Logging:LogLevel:Microsoft.Hosting.Lifetime"] = "Warning",
             }));
@@ -186,6 +188,7 @@ public static class DemoCommand
             Info($"{sim.Counters.Repairs - repairsBefore} repair(s) done: each fetched only the damaged file's missing chunks");
 
             Step($"Rolling out {v2.Version} in waves of 10 %, 40 % and the rest (rollout demo-upgrade)");
+            Info($"the node builds the delta {v1.Version} -> {v2.Version} in the background; devices use it once it exists (deltas/{v1.Product}/{v1.Version}/{v2.Version}.json)");
             await WatchAsync(await Start("demo-upgrade", v2, [10, 40, 100]), sim, v2.VersionId, Info, ct);
             var s = sim.Snapshot();
             Info($"fleet: {s.AtLeast(v2.VersionId)}/{s.Devices} on {v2.Version}; {s.CheckIns} check-ins, {s.Upgrades} upgrades, {s.Repairs} repairs, " +

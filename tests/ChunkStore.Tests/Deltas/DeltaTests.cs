@@ -67,6 +67,20 @@ public sealed class DeltaTests : IDisposable
     }
 
     [Fact]
+    public void Native_and_managed_patches_both_apply_with_the_managed_decoder()
+    {
+        var old = TestData.Random(2_000_000, 3);
+        var @new = Stamped(old, 5);
+        var window = PatchCodec.WindowLogFor(old.Length, @new.Length);
+        var managed = PatchCodec.Create(old, @new, 19, forceManaged: true);
+        Assert.Equal(@new, PatchCodec.Apply(old, managed, @new.Length, window));
+        if (!Orchestrator.ChunkStore.Codec.ZstdEncoder.NativePatchAvailable) return; // no libzstd here: the managed path is the only one
+        var native = PatchCodec.Create(old, @new, 19);
+        Assert.Equal(@new, PatchCodec.Apply(old, native, @new.Length, window));
+        Assert.True(native.Length < 20_000 && managed.Length < 20_000, $"native {native.Length}, managed {managed.Length}");
+    }
+
+    [Fact]
     public void Build_and_apply_round_trip_changed_added_removed_renamed_empty_and_large_files()
     {
         var app = TestData.Random(200_000, 10);
