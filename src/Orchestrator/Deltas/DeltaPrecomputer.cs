@@ -31,6 +31,15 @@ public sealed class DeltaOptions
 
     /// <summary>zstd level of the patches (1..22).</summary>
     public int Level { get; set; } = PatchCodec.DefaultLevel;
+
+    /// <summary>Every problem with these settings, each naming the key and the fix.</summary>
+    public IEnumerable<string> Validate()
+    {
+        if (MaxSources < 1) yield return $"Deltas:MaxSources is {MaxSources}; use 1 or more (default 3).";
+        if (Coverage is <= 0 or > 1) yield return $"Deltas:Coverage is {Coverage}; use a fraction in (0, 1] (default 0.95).";
+        if (Level is < 1 or > 22) yield return $"Deltas:Level is {Level}; use a zstd level 1..22 (default {PatchCodec.DefaultLevel}).";
+        if (KeysDirectory is { Length: 0 }) yield return "Deltas:KeysDirectory is empty; set the folder written by 'orch keys init', or remove the key to disable deltas.";
+    }
 }
 
 /// <summary>What <see cref="DeltaPrecomputer"/> decided and did for one rollout (for logs and tests).</summary>

@@ -72,7 +72,10 @@ public static class NodeApp
         s.AddSingleton<InstalledReleaseInspector>();
         s.AddSingleton<IDeviceGateway, ShardedDeviceGateway>();
         s.AddSingleton<FleetViewCache>();
-        s.AddSingleton(builder.Configuration.GetSection(Deltas.DeltaOptions.Section).Get<Deltas.DeltaOptions>() ?? new Deltas.DeltaOptions());
+        var deltaOptions = builder.Configuration.GetSection(Deltas.DeltaOptions.Section).Get<Deltas.DeltaOptions>() ?? new Deltas.DeltaOptions();
+        if (deltaOptions.Validate().ToList() is { Count: > 0 } deltaProblems)
+            throw new InvalidOperationException("Invalid configuration:" + Environment.NewLine + string.Join(Environment.NewLine, deltaProblems.Select(p => "  - " + p)));
+        s.AddSingleton(deltaOptions);
         s.AddSingleton<Deltas.DeltaPrecomputer>();
         s.AddHostedService(sp => sp.GetRequiredService<Deltas.DeltaPrecomputer>());
 
