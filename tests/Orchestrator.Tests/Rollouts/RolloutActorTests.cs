@@ -210,6 +210,7 @@ public sealed class RolloutActorTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.Equal("waves[0].percent", (await Reject(Spec("e4", Tags("bad"), [new WaveSpec(WaveSizeKind.Percent, 120)]))).Field);
         Assert.Equal("maxConcurrent", (await Reject(Spec("e5", Tags("bad"), maxConcurrent: 0))).Field);
         Assert.Equal("rolloutId", (await Reject(Spec("Bad Id", Tags("bad")))).Field);
+        Assert.Equal("deviceTimeoutSeconds", (await Reject(Spec("e6", Tags("bad"), deviceTimeout: -1))).Field);
 
         // A second rollout that overlaps an active one (here through an explicit id) is refused, naming the owner.
         await _h.Create(Spec("first", Tags("bad"), startAt: DateTimeOffset.UtcNow.AddDays(1)));
@@ -263,5 +264,39 @@ public sealed class RolloutActorTests(ITestOutputHelper output) : IAsyncLifetime
         var assigned = await h.Until("win", v => v.Waves[0].InProgress == 3);
         Assert.Equal(0, assigned.Waves[0].Pending);
         Assert.True(await AnyAssigned());
+    }
+
+    [Fact]
+    public async Task A_device_silent_past_the_device_timeout_fails_and_frees_its_slot()
+    {
+        var clock = new ManualClock(T0);
+        await using var h = await RolloutHarness.StartAsync(output, clock);
+        var ids = Ids("to", 4);
+        await h.Register(ids, "to");
+        await h.AwaitRegistry(4);
+        await h.Create(Spec("to", Tags("to"), maxConcurrent: 2, success: 0.5, deviceTimeout: 600));
+        var first = await h.Until("to", v => v.Waves[0].InProgress == 2);
+        Assert.Equal(2, first.Waves[0].Pending);
+
+        // Just inside the timeout nothing happens: the silent devices keep their slots.
+        clock.Set(T0.AddSeconds(590));
+        await Task.Delay(500); // several polls
+        Assert.Equal((2, 0), ((await h.Show("to")).Waves[0].InProgress, (await h.Show("to")).Waves[0].Failed));
+
+        clock.Set(T0.AddSeconds(601));
+        var timedOut = await h.Until("to", v => v.Waves[0].Failed == 2 && v.Waves[0].InProgress == 2);
+        Assert.Equal(0, timedOut.Waves[0].Pending);
+        Assert.All(timedOut.Failures, f => Assert.Matches(@"^did not install 2\.0\.0 within 00:10:00 of its assignment \((last seen|never checked in)", f.Reason));
+        // The timed-out devices no longer carry the assignment, so counters stay exact when they come back.
+        foreach (var f in timedOut.Failures) Assert.Null((await h.Device(f.DeviceId)).Target);
+
+        var late = timedOut.Failures.Select(f => f.DeviceId).ToHashSet();
+        var fleet = new Fleet(h, ids.Where(id => !late.Contains(id)).ToList());
+        using var stop = new CancellationTokenSource();
+        var agents = fleet.RunAsync(stop.Token);
+        var done = await h.Until("to", v => v.Status == RolloutStatus.Completed);
+        await stop.CancelAsync();
+        await agents;
+        Assert.Equal((2, 2), (done.Waves[0].Succeeded, done.Waves[0].Failed));
     }
 }

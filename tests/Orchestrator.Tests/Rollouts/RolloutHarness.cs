@@ -154,9 +154,10 @@ public sealed class RolloutHarness : IAsyncDisposable
     }
 
     public static RolloutSpec Spec(string id, DeviceSelector selector, IReadOnlyList<WaveSpec>? waves = null, int maxConcurrent = 100,
-        double success = 1.0, double error = 0.5, int maxAttempts = 3, DateTimeOffset? startAt = null, MaintenanceWindow? window = null) =>
+        double success = 1.0, double error = 0.5, int maxAttempts = 3, DateTimeOffset? startAt = null, MaintenanceWindow? window = null,
+        int deviceTimeout = 0) =>
         new(id, V2, selector, waves ?? [new WaveSpec(WaveSizeKind.Percent, 100)], false, 7, maxConcurrent, 0, success, error, 0, maxAttempts,
-            startAt, window, "tester");
+            startAt, window, "tester", deviceTimeout);
 
     public static DeviceSelector Tags(params string[] tags) => new(tags, [], []);
 
