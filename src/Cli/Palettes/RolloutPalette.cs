@@ -74,7 +74,8 @@ public static class RolloutPalette
                 s.Selector.Groups.Count > 0 ? "groups " + string.Join(",", s.Selector.Groups.Select(g => g.Name)) : null,
             }.OfType<string>())),
             ("thresholds", $"success {s.SuccessThreshold.ToString("0.##", CultureInfo.InvariantCulture)}, error {s.ErrorThreshold.ToString("0.##", CultureInfo.InvariantCulture)}, " +
-                $"max {s.MaxAttemptsPerDevice} attempts/device, {s.MaxConcurrent} concurrent, soak {s.SoakSeconds} s"),
+                $"max {s.MaxAttemptsPerDevice} attempts/device, {s.MaxConcurrent} concurrent, soak {s.SoakSeconds} s" +
+                (s.DeviceTimeoutSeconds > 0 ? $", device timeout {s.DeviceTimeoutSeconds} s" : "")),
             ("created", $"{Render.Time(v.CreatedAt)} by {s.CreatedBy}"),
             ("updated", Render.Time(v.UpdatedAt) + (v.CommandsPending ? " (commands still being delivered to devices)" : "")),
         ]);
@@ -158,6 +159,7 @@ public static class RolloutPalette
             errorThreshold = Fraction(call, "error-threshold"),
             soakSeconds = (int?)call.OptionalLong("soak", 0, 30 * 86_400),
             maxAttemptsPerDevice = (int?)call.OptionalLong("max-attempts", 1, 1000),
+            deviceTimeoutSeconds = (int?)call.OptionalLong("device-timeout", 0, 30 * 86_400),
             startAt,
             maintenanceWindow = window,
             @operator = call.Optional("operator"),
