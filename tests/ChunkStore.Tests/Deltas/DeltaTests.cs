@@ -1,5 +1,4 @@
 using System.Security.Cryptography;
-using Orchestrator.ChunkStore.Chunking;
 using Orchestrator.ChunkStore.Codec;
 using Orchestrator.ChunkStore.Deltas;
 using Orchestrator.ChunkStore.Keys;
@@ -12,20 +11,9 @@ using Orchestrator.ChunkStore.Validation;
 
 namespace Orchestrator.ChunkStore.Tests.Deltas;
 
-public sealed class DeltaTests : IDisposable
+public sealed class DeltaTests : StoreTestBase
 {
-    private static readonly ChunkingOptions Small = new(1024, 4096, 16384);
-    private readonly TempDir _dir = new();
-    private readonly ContentKey _contentKey = ContentKey.Generate();
-    private readonly ReleaseSigningKey _signingKey = ReleaseSigningKey.Generate();
-
-    public void Dispose()
-    {
-        _signingKey.Dispose();
-        _dir.Dispose();
-    }
-
-    private FileSystemStore Store => FileSystemStore.Open(_dir.Sub("store"), create: true);
+    private FileSystemStore Store => OpenStore();
 
     /// <summary>Like a patch release: a version stamp changes every few KiB, so nearly every chunk changes.</summary>
     private static byte[] Stamped(byte[] content, int version)
@@ -36,13 +24,13 @@ public sealed class DeltaTests : IDisposable
         return copy;
     }
 
-    private DeltaBuilder Builder(int level = 3) => new(Store, _contentKey, _signingKey) { Level = level };
+    private DeltaBuilder Builder(int level = 3) => new(Store, ProductKey, SigningKey) { Level = level };
 
     private void Publish(string version, Dictionary<string, byte[]> files)
     {
-        var tree = _dir.Sub("tree-" + version);
+        var tree = Dir.Sub("tree-" + version);
         foreach (var (path, content) in files) TestData.WriteFile(tree, path, content);
-        new Publisher(Store, _contentKey, _signingKey).Publish(new PublishRequest("acme", version, tree, Chunking: Small));
+        new Publisher(Store, ProductKey, SigningKey).Publish(new PublishRequest("acme", version, tree, Chunking: Small));
     }
 
     private Manifest ManifestOf(string version) => ManifestSerializer.Parse(Store.ReadFile(StoreLayout.ManifestPath("acme", version))!);
@@ -50,7 +38,7 @@ public sealed class DeltaTests : IDisposable
     private byte[] Content(Manifest manifest, string path)
     {
         var file = manifest.Files.Single(f => f.Path == path);
-        return file.Chunks.SelectMany(c => ChunkCodec.Decode(Store.ReadChunk(c.Id)!, _contentKey, c.Length, c.Id)).ToArray();
+        return file.Chunks.SelectMany(c => ChunkCodec.Decode(Store.ReadChunk(c.Id)!, ProductKey, c.Length, c.Id)).ToArray();
     }
 
     [Fact]
@@ -102,7 +90,7 @@ public sealed class DeltaTests : IDisposable
         Assert.False(result.AlreadyBuilt);
         Assert.Equal("deltas/acme/1.0/1.1.json", result.ManifestPath);
         var delta = DeltaManifestSerializer.VerifyAndParse(Store.ReadFile(result.ManifestPath)!,
-            Store.ReadFile(result.ManifestPath + ".sig")!, _signingKey.PublicKey);
+            Store.ReadFile(result.ManifestPath + ".sig")!, SigningKey.PublicKey);
         Assert.Equal(DeltaManifestSerializer.Serialize(result.Delta), DeltaManifestSerializer.Serialize(delta));
         Assert.Equal((1L, 2L), (delta.From.VersionId, delta.To.VersionId));
 
@@ -121,7 +109,7 @@ public sealed class DeltaTests : IDisposable
             var target = to.Files.Single(f => f.Path == file.Path);
             Assert.Equal(target.Sha256, file.Sha256);
             if (file.Method != DeltaMethod.Patch) continue;
-            var rebuilt = DeltaApplier.Apply(file, Content(from, file.SourcePath), Store.ReadChunk, _contentKey);
+            var rebuilt = DeltaApplier.Apply(file, Content(from, file.SourcePath), Store.ReadChunk, ProductKey);
             Assert.Equal(target.Sha256, Convert.ToHexStringLower(SHA256.HashData(rebuilt)));
         }
         // The now-empty file's content (zero bytes) is already in the source release (was-empty.txt): not listed, copied
@@ -131,7 +119,7 @@ public sealed class DeltaTests : IDisposable
         Assert.Equal("was-empty.txt", wasEmpty.SourcePath);
         if (wasEmpty.Method == DeltaMethod.Patch)
             Assert.Equal(to.Files.Single(f => f.Path == "was-empty.txt").Sha256,
-                Convert.ToHexStringLower(SHA256.HashData(DeltaApplier.Apply(wasEmpty, [], Store.ReadChunk, _contentKey))));
+                Convert.ToHexStringLower(SHA256.HashData(DeltaApplier.Apply(wasEmpty, [], Store.ReadChunk, ProductKey))));
 
         // Idempotent: the second build finds the first one and writes nothing.
         var snapshot = TestData.Snapshot(Store.Root);
@@ -150,13 +138,13 @@ public sealed class DeltaTests : IDisposable
 
         var wrongSource = (byte[])app.Clone();
         wrongSource[5] ^= 1;
-        Assert.Throws<IntegrityException>(() => DeltaApplier.Apply(file, wrongSource, Store.ReadChunk, _contentKey));
+        Assert.Throws<IntegrityException>(() => DeltaApplier.Apply(file, wrongSource, Store.ReadChunk, ProductKey));
 
         var part = file.Parts[0];
         var tampered = Store.ReadChunk(part.Id)!;
         tampered[^20] ^= 1;
-        Assert.Throws<IntegrityException>(() => DeltaApplier.Apply(file, app, _ => tampered, _contentKey));
-        Assert.Throws<IntegrityException>(() => DeltaApplier.Apply(file, app, _ => null, _contentKey));
+        Assert.Throws<IntegrityException>(() => DeltaApplier.Apply(file, app, _ => tampered, ProductKey));
+        Assert.Throws<IntegrityException>(() => DeltaApplier.Apply(file, app, _ => null, ProductKey));
         Assert.Throws<IntegrityException>(() => DeltaApplier.Apply(file, app, Store.ReadChunk, ContentKey.Generate()));
     }
 
@@ -172,7 +160,7 @@ public sealed class DeltaTests : IDisposable
 
         var tampered = System.Text.Encoding.UTF8.GetBytes(System.Text.Encoding.UTF8.GetString(bytes).Replace("\"size\":100000", "\"size\":100001"));
         Assert.NotEqual(bytes, tampered);
-        Assert.Throws<IntegrityException>(() => DeltaManifestSerializer.VerifyAndParse(tampered, signature, _signingKey.PublicKey));
+        Assert.Throws<IntegrityException>(() => DeltaManifestSerializer.VerifyAndParse(tampered, signature, SigningKey.PublicKey));
         using var other = ReleaseSigningKey.Generate();
         Assert.Throws<IntegrityException>(() => DeltaManifestSerializer.VerifyAndParse(bytes, signature, other.PublicKey));
         var spaced = System.Text.Encoding.UTF8.GetBytes(System.Text.Encoding.UTF8.GetString(bytes).Replace(",", ", "));
@@ -198,7 +186,7 @@ public sealed class DeltaTests : IDisposable
         Assert.Throws<InvalidInputException>(() => Builder().Build("nope", "1", "2"));
         Assert.Throws<InvalidInputException>(() => Builder().Build("acme", "../x", "2"));
         using var foreign = ReleaseSigningKey.Generate();
-        Assert.Contains("does not verify", Assert.Throws<InvalidInputException>(() => new DeltaBuilder(Store, _contentKey, foreign).Build("acme", "1", "2")).Message);
+        Assert.Contains("does not verify", Assert.Throws<InvalidInputException>(() => new DeltaBuilder(Store, ProductKey, foreign).Build("acme", "1", "2")).Message);
         Assert.Equal(snapshot, TestData.Snapshot(Store.Root));
     }
 
@@ -215,7 +203,7 @@ public sealed class DeltaTests : IDisposable
         var keepAll = new StoreMaintenance(Store).CollectGarbage(new GcPolicy());
         Assert.Equal(0, keepAll.ChunksDeleted);
         Assert.All(d12.Delta.DistinctObjects().Concat(d23.Delta.DistinctObjects()), id => Assert.True(Store.ChunkExists(id)));
-        Assert.True(new StoreMaintenance(Store).Verify(_signingKey.PublicKey).Ok);
+        Assert.True(new StoreMaintenance(Store).Verify(SigningKey.PublicKey).Ok);
 
         new StoreMaintenance(Store).CollectGarbage(new GcPolicy(KeepLast: 2));
         Assert.False(Store.FileExists(d12.ManifestPath));
@@ -223,7 +211,7 @@ public sealed class DeltaTests : IDisposable
         Assert.All(d12.Delta.DistinctObjects(), id => Assert.False(Store.ChunkExists(id)));
         Assert.True(Store.FileExists(d23.ManifestPath));
         Assert.All(d23.Delta.DistinctObjects(), id => Assert.True(Store.ChunkExists(id)));
-        Assert.True(new StoreMaintenance(Store).Verify(_signingKey.PublicKey).Ok);
+        Assert.True(new StoreMaintenance(Store).Verify(SigningKey.PublicKey).Ok);
     }
 
     [Fact]
