@@ -163,7 +163,7 @@ public sealed class UpdateSession
             ? await TryFetchDeltaAsync(downloader, deltaPath, manifest, installed, ct)
             : null;
         var plan = Plan(manifest, inventory, delta);
-        _log($"{response.Action} to {manifest.Version} (id {manifest.VersionId}): {plan.Missing.Count} object(s) to download ({plan.Patches.Count} file(s) by delta patch), {plan.Local.Count} chunk(s) reused from local files, {plan.Cached} already cached");
+        _log($"{response.Action} to {manifest.Version} (id {manifest.VersionId}): {plan.Missing.Count} chunk(s) to download, {plan.Patches.Count} file(s) by delta patch, {plan.Local.Count} chunk(s) reused from local files, {plan.Cached} already cached");
 
         // Patches first: a file whose patch cannot be fetched or does not verify joins the chunk download instead,
         // so a damaged delta never blocks a device (nor installs anything unverified).
