@@ -58,7 +58,7 @@ public sealed record DeltaPlanOutcome(string RolloutId, IReadOnlyList<(string Ve
 /// are idempotent (an existing delta is found, not rebuilt). Failures are logged and counted
 /// (<c>orch_deltas_builds_total{result="failed"}</c>); the rollout proceeds on chunks.
 /// </summary>
-public sealed class DeltaPrecomputer(DeltaOptions options, FileSystemStore store, IServiceProvider services, ILogger<DeltaPrecomputer> log)
+public sealed class DeltaPrecomputer(DeltaOptions options, NodeSettings settings, FileSystemStore store, IServiceProvider services, ILogger<DeltaPrecomputer> log)
     : BackgroundService
 {
     private static readonly Meter Meter = new(GatewayMetrics.MeterName);
@@ -77,6 +77,13 @@ public sealed class DeltaPrecomputer(DeltaOptions options, FileSystemStore store
         {
             Builds.Add(1, new KeyValuePair<string, object?>("result", "skipped"));
             log.LogInformation("Rollout {Rollout}: no deltas precomputed (Deltas:KeysDirectory is not set); devices download chunks", spec.RolloutId);
+            return;
+        }
+        if (settings.ChunkStore.Backend != "filesystem")
+        {
+            // Patch objects are written under the store root; a PostgreSQL chunk backend would not serve them.
+            Builds.Add(1, new KeyValuePair<string, object?>("result", "skipped"));
+            log.LogWarning("Rollout {Rollout}: no deltas precomputed: ChunkStore:Backend is {Backend}, deltas need the filesystem backend", spec.RolloutId, settings.ChunkStore.Backend);
             return;
         }
         _queue.Writer.TryWrite(spec);
