@@ -135,6 +135,11 @@ public sealed class DeltaRolloutTests : IAsyncLifetime
         using var served = await _node.Http.SendAsync(get);
         Assert.Equal(HttpStatusCode.OK, served.StatusCode);
         Assert.Equal(store.ReadFile("deltas/acme/1.0/2.0.json"), await served.Content.ReadAsByteArrayAsync());
+        using var bad = new HttpRequestMessage(HttpMethod.Get, "/v1/store/deltas/acme/index/2.0.json"); // "index" is not a version
+        bad.Headers.Authorization = TestNode.Basic("d-1", secrets["d-1"]);
+        using var refused = await _node.Http.SendAsync(bad);
+        Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+        Assert.Equal("invalid_store_path", (await refused.Content.ReadFromJsonAsync<ProblemResponse>())!.Error);
 
         // A second rollout of the same target finds the delta already built.
         var second = new TaskCompletionSource<DeltaPlanOutcome>(TaskCreationOptions.RunContinuationsAsynchronously);
