@@ -104,7 +104,7 @@ public static class ChunkCodec
         if (plaintext.Length == 0 || plaintext.Length > ChunkingOptions.MaxChunkLimit)
             throw new ArgumentOutOfRangeException(nameof(plaintext), $"A chunk holds 1 .. {ChunkingOptions.MaxChunkLimit} bytes, got {plaintext.Length}.");
 
-        var bound = ZstdEncoder.Bound(plaintext.Length);
+        var bound = tryCompress ? ZstdEncoder.Bound(plaintext.Length) : 0;
         var scratch = System.Buffers.ArrayPool<byte>.Shared.Rent(bound);
         try
         {
