@@ -74,7 +74,8 @@ public static class RolloutPalette
                 s.Selector.Groups.Count > 0 ? "groups " + string.Join(",", s.Selector.Groups.Select(g => g.Name)) : null,
             }.OfType<string>())),
             ("thresholds", $"success {s.SuccessThreshold.ToString("0.##", CultureInfo.InvariantCulture)}, error {s.ErrorThreshold.ToString("0.##", CultureInfo.InvariantCulture)}, " +
-                $"max {s.MaxAttemptsPerDevice} attempts/device, {s.MaxConcurrent} concurrent, soak {s.SoakSeconds} s"),
+                $"max {s.MaxAttemptsPerDevice} attempts/device, {s.MaxConcurrent} concurrent, soak {s.SoakSeconds} s" +
+                (s.DeviceTimeoutSeconds > 0 ? $", device timeout {s.DeviceTimeoutSeconds} s" : "")),
             ("created", $"{Render.Time(v.CreatedAt)} by {s.CreatedBy}"),
             ("updated", Render.Time(v.UpdatedAt) + (v.CommandsPending ? " (commands still being delivered to devices)" : "")),
         ]);
@@ -157,6 +158,7 @@ public static class RolloutPalette
             ErrorThreshold: Fraction(call, "error-threshold"),
             SoakSeconds: (int?)call.OptionalLong("soak", 0, 30 * 86_400),
             MaxAttemptsPerDevice: (int?)call.OptionalLong("max-attempts", 1, 1000),
+            DeviceTimeoutSeconds: (int?)call.OptionalLong("device-timeout", 0, 30 * 86_400),
             StartAt: startAt,
             MaintenanceWindow: window,
             Operator: call.Optional("operator"));

@@ -122,6 +122,7 @@ public static class PaletteCatalog
             new("error-threshold", "F", "fraction of a wave that may fail before the rollout pauses itself (default 0.05)"),
             new("soak", "SECONDS", "wait after a wave succeeded before starting the next (default 0)"),
             new("max-attempts", "N", "failed attempts after which a device counts as failed (default 5)"),
+            new("device-timeout", "SECONDS", "a device not done this long after its assignment counts as failed (default 0: wait indefinitely)"),
             new("bandwidth", "BYTES_PER_S", "bandwidth cap recorded with the rollout (default none)"),
             new("randomize", null, "shuffle devices before cutting waves"),
             new("seed", "N", "shuffle seed (recorded, reproducible)"),

@@ -106,7 +106,9 @@ public sealed record RolloutRegistered(string RolloutId, DateTimeOffset At) : IO
 /// <param name="Outcome">Where it stands.</param>
 /// <param name="PreviousVersionId">Version before the assignment (0 = none/unknown).</param>
 /// <param name="FailureReason">Why it failed, if it did.</param>
-public sealed record RolloutDeviceRecord(string DeviceId, int Wave, RolloutDeviceOutcome Outcome, long PreviousVersionId, string? FailureReason);
+/// <param name="AssignedAt">When the current assignment was accepted (null while pending; absent in snapshots older than the device timeout).</param>
+public sealed record RolloutDeviceRecord(string DeviceId, int Wave, RolloutDeviceOutcome Outcome, long PreviousVersionId, string? FailureReason,
+    DateTimeOffset? AssignedAt = null);
 
 /// <summary>Snapshot of a rollout actor.</summary>
 /// <param name="Spec">Spec.</param>

@@ -90,6 +90,10 @@ public sealed record RollbackVersion(long VersionId, string Version, string Mani
 /// <param name="StartAt">Do not assign anything before this time (null: immediately).</param>
 /// <param name="Window">Assign new devices only inside this daily window (null: any time).</param>
 /// <param name="CreatedBy">Operator who created it.</param>
+/// <param name="DeviceTimeoutSeconds">
+/// A device that has not installed the target this long after it was assigned counts as failed and its assignment is
+/// cancelled, so a device that never comes back does not hold a concurrency slot forever (0 = wait indefinitely).
+/// </param>
 public sealed record RolloutSpec(
     string RolloutId,
     RolloutTarget Target,
@@ -105,7 +109,8 @@ public sealed record RolloutSpec(
     int MaxAttemptsPerDevice,
     DateTimeOffset? StartAt,
     MaintenanceWindow? Window,
-    string CreatedBy);
+    string CreatedBy,
+    int DeviceTimeoutSeconds = 0);
 
 /// <summary>A rule a rollout request broke: the JSON field and what to do about it.</summary>
 /// <param name="Field">Field name as in the admin API body (e.g. <c>errorThreshold</c>).</param>
@@ -158,6 +163,8 @@ public static partial class RolloutRules
             return new("soakSeconds", "soakSeconds must be between 0 and 604800 (one week).");
         if (spec.MaxAttemptsPerDevice is < 1 or > 1000)
             return new("maxAttemptsPerDevice", "maxAttemptsPerDevice must be between 1 and 1000.");
+        if (spec.DeviceTimeoutSeconds is < 0 or > 30 * 86_400)
+            return new("deviceTimeoutSeconds", $"deviceTimeoutSeconds is {spec.DeviceTimeoutSeconds}: give 0 (wait indefinitely) or at most 2592000 (30 days).");
         if (spec.Window is { } win && (win.StartMinuteUtc is < 0 or > 1439 || win.EndMinuteUtc is < 0 or > 1439 || win.StartMinuteUtc == win.EndMinuteUtc))
             return new("maintenanceWindow", "maintenanceWindow needs distinct start and end times of day (HH:mm, UTC).");
         if (string.IsNullOrWhiteSpace(spec.CreatedBy))

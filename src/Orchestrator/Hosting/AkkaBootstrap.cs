@@ -61,6 +61,14 @@ public static class AkkaBootstrap
         var node = settings.Node;
         services.AddAkka(node.ActorSystemName, builder =>
         {
+            // Akka's own log lines go through Microsoft.Extensions.Logging, so one configuration (Logging:LogLevel,
+            // e.g. "Akka": "Warning") and one output format cover the node; Akka filters below Info before MEL sees them.
+            builder.ConfigureLoggers(setup =>
+            {
+                setup.LogLevel = Akka.Event.LogLevel.InfoLevel;
+                setup.ClearLoggers();
+                setup.AddLoggerFactory();
+            });
             builder.AddHocon(SerializationHocon, HoconAddMode.Prepend);
             // Device actors: our message serializer, the SQL journal/snapshot store and their sharding settings.
             builder.AddHocon(DeviceActorsConfig.Build(devicePersistence), HoconAddMode.Append);

@@ -310,6 +310,12 @@ public sealed class RolloutActor : ReceivePersistentActor, IWithTimers
             if (states[i] is not { } s) continue; // unreachable now; read again next poll
             if (s.InstalledVersionId == target.VersionId && s.Work is null)
                 Emit(new RolloutDeviceSucceeded(s.DeviceId, Now));
+            else if (State.TimedOut(s.DeviceId, Now))
+            {
+                var seen = s.LastSeen is { } at ? $"last seen {at:u}" : "never checked in";
+                var reason = $"did not install {target.Version} within {TimeSpan.FromSeconds(State.Spec.DeviceTimeoutSeconds)} of its assignment ({seen})";
+                if (await Cancel(s.DeviceId, reason)) Emit(new RolloutDeviceFailed(s.DeviceId, reason, Now));
+            }
             else if (s.Target is null || s.Target.RolloutId != _rolloutId || s.Target.VersionId != target.VersionId)
                 Emit(new RolloutDeviceFailed(s.DeviceId,
                     $"assignment removed outside this rollout (device now targets {(s.Target is null ? "nothing" : $"{s.Target.Version} of {s.Target.RolloutId}")})", Now));

@@ -132,7 +132,7 @@ public sealed class RolloutState
                 foreach (var id in j.DeviceIds) Add(id, WaveCount - 1);
                 break;
             case RolloutDeviceAssigned a:
-                Set(a.DeviceId, d => d with { Outcome = RolloutDeviceOutcome.InProgress, PreviousVersionId = a.PreviousVersionId, FailureReason = null });
+                Set(a.DeviceId, d => d with { Outcome = RolloutDeviceOutcome.InProgress, PreviousVersionId = a.PreviousVersionId, FailureReason = null, AssignedAt = a.At });
                 break;
             case RolloutDeviceSucceeded ok:
                 Set(ok.DeviceId, d => d with { Outcome = RolloutDeviceOutcome.Succeeded, FailureReason = null });
@@ -253,6 +253,14 @@ public sealed class RolloutState
     /// <summary>Pending devices that may be assigned now (waves up to the current one, in order), at most <paramref name="max"/>.</summary>
     public IReadOnlyList<string> NextToAssign(int max) =>
         max <= 0 ? [] : Devices.Where(d => d.Outcome == RolloutDeviceOutcome.Pending && d.Wave <= CurrentWave).Take(max).Select(d => d.DeviceId).ToList();
+
+    /// <summary>
+    /// True when <paramref name="deviceId"/> holds an unfinished assignment for longer than the spec's device timeout.
+    /// An assignment recovered from a snapshot written before assignment times were recorded never times out.
+    /// </summary>
+    public bool TimedOut(string deviceId, DateTimeOffset now) =>
+        Spec.DeviceTimeoutSeconds > 0 && Find(deviceId) is { Outcome: RolloutDeviceOutcome.InProgress, AssignedAt: { } at }
+        && now - at >= TimeSpan.FromSeconds(Spec.DeviceTimeoutSeconds);
 
     /// <summary>Devices with an unfinished assignment.</summary>
     public IReadOnlyList<string> InProgress() => Devices.Where(d => d.Outcome == RolloutDeviceOutcome.InProgress).Select(d => d.DeviceId).ToList();

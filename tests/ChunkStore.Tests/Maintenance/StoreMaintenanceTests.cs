@@ -10,20 +10,9 @@ using Orchestrator.ChunkStore.Validation;
 
 namespace Orchestrator.ChunkStore.Tests.Maintenance;
 
-public sealed class StoreMaintenanceTests : IDisposable
+public sealed class StoreMaintenanceTests : StoreTestBase
 {
-    private static readonly ChunkingOptions Small = new(1024, 4096, 16384);
-    private readonly TempDir _dir = new();
-    private readonly ContentKey _contentKey = ContentKey.Generate();
-    private readonly ReleaseSigningKey _signingKey = ReleaseSigningKey.Generate();
-
-    public void Dispose()
-    {
-        _signingKey.Dispose();
-        _dir.Dispose();
-    }
-
-    private FileSystemStore Store => FileSystemStore.Open(_dir.Sub("store"), create: true);
+    private FileSystemStore Store => OpenStore();
 
     /// <summary>Three releases: each has its own binary (disjoint chunks) plus a shared library.</summary>
     private List<PublishResult> PublishThree(string? channelOnFirst = null)
@@ -32,10 +21,10 @@ public sealed class StoreMaintenanceTests : IDisposable
         var results = new List<PublishResult>();
         for (var v = 1; v <= 3; v++)
         {
-            var tree = _dir.Sub($"tree{v}");
+            var tree = Dir.Sub($"tree{v}");
             TestData.WriteFile(tree, "bin/app", TestData.Random(60_000, v));
             TestData.WriteFile(tree, "lib/shared.so", shared);
-            results.Add(new Publisher(Store, _contentKey, _signingKey).Publish(
+            results.Add(new Publisher(Store, ProductKey, SigningKey).Publish(
                 new PublishRequest("acme", $"{v}.0", tree, Channel: v == 1 ? channelOnFirst : null, Chunking: Small)));
         }
         return results;
@@ -63,7 +52,7 @@ public sealed class StoreMaintenanceTests : IDisposable
     {
         var results = PublishThree();
         var maintenance = new StoreMaintenance(Store);
-        var good = maintenance.Verify(_signingKey.PublicKey);
+        var good = maintenance.Verify(SigningKey.PublicKey);
         Assert.True(good.Ok, string.Join("\n", good.Problems));
         Assert.Equal(3, good.ManifestsChecked);
         Assert.True(good.SignaturesVerified);
@@ -74,7 +63,7 @@ public sealed class StoreMaintenanceTests : IDisposable
         bytes[100] ^= 0xFF;
         File.WriteAllBytes(path, bytes);
 
-        var bad = maintenance.Verify(_signingKey.PublicKey);
+        var bad = maintenance.Verify(SigningKey.PublicKey);
         Assert.False(bad.Ok);
         Assert.Contains(bad.Problems, p => p.Contains(victim.Hex) && p.Contains("corrupted"));
     }
@@ -96,7 +85,7 @@ public sealed class StoreMaintenanceTests : IDisposable
     {
         var results = PublishThree();
         var store = Store;
-        var orphan = ChunkCodec.Encode(TestData.Random(5000, 999), _contentKey);
+        var orphan = ChunkCodec.Encode(TestData.Random(5000, 999), ProductKey);
         store.PutChunkIfAbsent(orphan.Id, orphan.Stored);
         var temp = Path.Combine(store.Root, "chunks", "ab", "abc.tmp-123456");
         Directory.CreateDirectory(Path.GetDirectoryName(temp)!);
@@ -113,7 +102,7 @@ public sealed class StoreMaintenanceTests : IDisposable
         Assert.Empty(report.VersionsRemoved);
         chunksBefore.Remove(orphan.Id);
         Assert.Equal(chunksBefore, store.EnumerateChunks().ToHashSet());
-        Assert.True(new StoreMaintenance(store).Verify(_signingKey.PublicKey).Ok);
+        Assert.True(new StoreMaintenance(store).Verify(SigningKey.PublicKey).Ok);
     }
 
     [Fact]
@@ -139,7 +128,7 @@ public sealed class StoreMaintenanceTests : IDisposable
         Assert.Contains(v2.Files[1].Chunks[0].Id, remaining);
         var index = ReleaseIndex.Parse(store.ReadFile(StoreLayout.IndexPath("acme"))!);
         Assert.Equal(["1.0", "3.0"], index.Versions.Select(v => v.Version));
-        Assert.True(new StoreMaintenance(store).Verify(_signingKey.PublicKey).Ok);
+        Assert.True(new StoreMaintenance(store).Verify(SigningKey.PublicKey).Ok);
     }
 
     [Fact]
@@ -147,7 +136,7 @@ public sealed class StoreMaintenanceTests : IDisposable
     {
         var results = PublishThree();
         var store = Store;
-        var orphan = ChunkCodec.Encode(TestData.Random(5000, 998), _contentKey);
+        var orphan = ChunkCodec.Encode(TestData.Random(5000, 998), ProductKey);
         store.PutChunkIfAbsent(orphan.Id, orphan.Stored);
         File.WriteAllText(Path.Combine(store.Root, results[2].ManifestPath), "{broken");
         var before = TestData.Snapshot(store.Root);

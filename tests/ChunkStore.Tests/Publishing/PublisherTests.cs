@@ -11,24 +11,9 @@ using Orchestrator.ChunkStore.Validation;
 
 namespace Orchestrator.ChunkStore.Tests.Publishing;
 
-public sealed class PublisherTests : IDisposable
+public sealed class PublisherTests : StoreTestBase
 {
-    private static readonly ChunkingOptions Small = new(1024, 4096, 16384);
-    private readonly TempDir _dir = new();
-    private readonly ContentKey _contentKey = ContentKey.Generate();
-    private readonly ReleaseSigningKey _signingKey = ReleaseSigningKey.Generate();
-
-    public void Dispose()
-    {
-        _signingKey.Dispose();
-        _dir.Dispose();
-    }
-
-    private string StoreRoot => _dir.Sub("store");
-
-    private FileSystemStore OpenStore() => FileSystemStore.Open(StoreRoot, create: true);
-
-    private Publisher NewPublisher(IContentStore? store = null) => new(store ?? OpenStore(), _contentKey, _signingKey);
+    private Publisher NewPublisher(IContentStore? store = null) => new(store ?? OpenStore(), ProductKey, SigningKey);
 
     private PublishRequest Request(string version, string tree, long? id = null, string? channel = null) =>
         new("acme", version, tree, id, channel, Chunking: Small);
@@ -36,7 +21,7 @@ public sealed class PublisherTests : IDisposable
     /// <summary>A release tree: a big binary, a small config, an empty file, a nested file and a symlink.</summary>
     private string MakeTree(string name, int seed, byte[]? bigOverride = null)
     {
-        var root = _dir.Sub(name);
+        var root = Dir.Sub(name);
         TestData.WriteFile(root, "bin/app", bigOverride ?? TestData.Random(300_000, 1));
         TestData.WriteFile(root, "etc/app.conf", System.Text.Encoding.UTF8.GetBytes($"release={seed}\n"));
         TestData.WriteFile(root, "share/empty", []);
@@ -58,23 +43,23 @@ public sealed class PublisherTests : IDisposable
         Assert.Equal(result.ChunksDistinct, result.ChunksNew);
         var store = OpenStore();
         var manifestBytes = store.ReadFile(result.ManifestPath)!;
-        var manifest = ManifestSigner.VerifyAndParse(manifestBytes, store.ReadFile(result.ManifestPath + ".sig")!, _signingKey.PublicKey);
+        var manifest = ManifestSigner.VerifyAndParse(manifestBytes, store.ReadFile(result.ManifestPath + ".sig")!, SigningKey.PublicKey);
         Assert.Equal(["bin/app", "etc/app.conf", "share/doc/readme.txt", "share/empty"], manifest.Files.Select(f => f.Path));
         Assert.Equal(493, manifest.Files[0].Mode);
         Assert.Equal(new ManifestSymlink("bin/current", "app"), Assert.Single(manifest.Symlinks));
         Assert.Empty(manifest.Files[3].Chunks);
         foreach (var file in manifest.Files)
         {
-            var plains = file.Chunks.Select(c => ChunkCodec.Decode(store.ReadChunk(c.Id)!, _contentKey, c.Length, c.Id)).ToList();
+            var plains = file.Chunks.Select(c => ChunkCodec.Decode(store.ReadChunk(c.Id)!, ProductKey, c.Length, c.Id)).ToList();
             Assert.Equal(File.ReadAllBytes(Path.Combine(tree, file.Path)), plains.SelectMany(p => p).ToArray());
             // Each chunk's manifest tag names its plaintext (what agents match local pieces against).
-            Assert.Equal(plains.Select(p => ChunkCodec.ManifestTag(p, _contentKey)), file.Chunks.Select(c => c.Tag));
+            Assert.Equal(plains.Select(p => ChunkCodec.ManifestTag(p, ProductKey)), file.Chunks.Select(c => c.Tag));
         }
         var index = ReleaseIndex.Parse(store.ReadFile(StoreLayout.IndexPath("acme"))!);
         Assert.Equal("1.0.0", index.Latest!.Version);
         var channel = ChannelPointer.Parse(store.ReadFile(StoreLayout.ChannelPath("acme", "stable"))!);
         Assert.Equal(1, channel.VersionId);
-        Assert.True(new StoreMaintenance(store).Verify(_signingKey.PublicKey).Ok);
+        Assert.True(new StoreMaintenance(store).Verify(SigningKey.PublicKey).Ok);
         // Layout is the static-mirror layout.
         var someChunk = manifest.Files[0].Chunks[0].Id.Hex;
         Assert.True(File.Exists(Path.Combine(StoreRoot, "chunks", someChunk[..2], someChunk)));
@@ -100,7 +85,7 @@ public sealed class PublisherTests : IDisposable
         Assert.Equal(second.ChunksNew, chunkFilesAfterSecond.Count(kv => !kv.Key.EndsWith('/')) - chunkFilesAfterFirst.Count(kv => !kv.Key.EndsWith('/')));
 
         // Republishing identical content under a new version writes nothing but metadata.
-        var third = NewPublisher().Publish(Request("1.1.1", _dir.Sub("v2")));
+        var third = NewPublisher().Publish(Request("1.1.1", Dir.Sub("v2")));
         Assert.Equal(0, third.ChunksNew);
         Assert.Equal(0, third.BytesNew);
     }
@@ -124,10 +109,10 @@ public sealed class PublisherTests : IDisposable
         File.WriteAllBytes(Path.Combine(StoreRoot, StoreLayout.PublishCacheFile), [1, 2, 3]);
         var third = NewPublisher().Publish(Request("1.0.2", tree));
         Assert.Equal(0, third.ChunksNew);
-        Assert.True(new StoreMaintenance(store).Verify(_signingKey.PublicKey).Ok);
+        Assert.True(new StoreMaintenance(store).Verify(SigningKey.PublicKey).Ok);
 
         // Another content key never hits the cache (tags are keyed): its chunks are all new objects.
-        var other = new Publisher(OpenStore(), ContentKey.Generate(), _signingKey).Publish(Request("1.0.3", tree));
+        var other = new Publisher(OpenStore(), ContentKey.Generate(), SigningKey).Publish(Request("1.0.3", tree));
         Assert.Equal(other.ChunksDistinct, other.ChunksNew);
     }
 
@@ -151,7 +136,7 @@ public sealed class PublisherTests : IDisposable
         var indexBefore = File.ReadAllBytes(Path.Combine(StoreRoot, StoreLayout.IndexPath("acme")));
         var tree = MakeTree("v2", 2, TestData.Random(600_000, 5)); // ~150 chunks of ~4 KiB: several progress reports
         using var cancel = new CancellationTokenSource();
-        var publisher = new Publisher(OpenStore(), _contentKey, _signingKey) { Parallelism = parallelism };
+        var publisher = new Publisher(OpenStore(), ProductKey, SigningKey) { Parallelism = parallelism };
 
         Assert.ThrowsAny<OperationCanceledException>(() =>
             publisher.Publish(Request("2.0.0", tree), new SynchronousProgress<PublishProgress>(_ => cancel.Cancel()), cancel.Token));
@@ -161,7 +146,7 @@ public sealed class PublisherTests : IDisposable
         var store = OpenStore();
         Assert.Empty(store.EnumerateTempFiles());
         Assert.Equal(indexBefore, File.ReadAllBytes(Path.Combine(StoreRoot, StoreLayout.IndexPath("acme"))));
-        Assert.True(new StoreMaintenance(store).Verify(_signingKey.PublicKey).Ok);
+        Assert.True(new StoreMaintenance(store).Verify(SigningKey.PublicKey).Ok);
         Assert.Equal(2, NewPublisher().Publish(Request("2.0.0", tree)).VersionId);
     }
 
@@ -211,7 +196,7 @@ public sealed class PublisherTests : IDisposable
                 }
                 break;
             case "newline": TestData.WriteFile(tree, "bad\nname", [1]); break;
-            case "missing": tree = _dir.Sub("does-not-exist"); break;
+            case "missing": tree = Dir.Sub("does-not-exist"); break;
         }
         var ex = Assert.Throws<InvalidInputException>(() => NewPublisher().Publish(Request("2.0.0", tree)));
         Assert.Contains(expected, ex.Message);
@@ -225,7 +210,7 @@ public sealed class PublisherTests : IDisposable
         var before = TestData.Snapshot(StoreRoot);
         var tree = MakeTree("v2", 2);
         // Root bypasses file permissions, so simulate the permission failure at the open call.
-        var publisher = new Publisher(OpenStore(), _contentKey, _signingKey)
+        var publisher = new Publisher(OpenStore(), ProductKey, SigningKey)
         {
             OpenFile = path => path.EndsWith("readme.txt", StringComparison.Ordinal)
                 ? throw new UnauthorizedAccessException("Access to the path is denied.")
@@ -263,7 +248,7 @@ public sealed class PublisherTests : IDisposable
 
         // The store still verifies, still lists only 1.0.0, and the channel still points at it.
         var store = OpenStore();
-        var report = new StoreMaintenance(store).Verify(_signingKey.PublicKey);
+        var report = new StoreMaintenance(store).Verify(SigningKey.PublicKey);
         Assert.True(report.Ok, string.Join("\n", report.Problems));
         Assert.Equal(indexBefore, File.ReadAllBytes(Path.Combine(StoreRoot, StoreLayout.IndexPath("acme"))));
         Assert.Equal(1, ChannelPointer.Parse(store.ReadFile(StoreLayout.ChannelPath("acme", "stable"))!).VersionId);
@@ -272,13 +257,13 @@ public sealed class PublisherTests : IDisposable
         var lateFailing = new FailingStore(OpenStore(), failOnIndexWrite: true);
         Assert.Throws<IOException>(() => NewPublisher(lateFailing).Publish(Request("2.0.0", tree)));
         Assert.True(File.Exists(Path.Combine(StoreRoot, "manifests/acme/2.0.0.json")));
-        Assert.True(new StoreMaintenance(store).Verify(_signingKey.PublicKey).Ok);
+        Assert.True(new StoreMaintenance(store).Verify(SigningKey.PublicKey).Ok);
         Assert.Equal(indexBefore, File.ReadAllBytes(Path.Combine(StoreRoot, StoreLayout.IndexPath("acme"))));
 
         // A rerun completes, reusing the chunks the crashed runs already stored.
         var rerun = NewPublisher().Publish(Request("2.0.0", tree, channel: "stable"));
         Assert.Equal(0, rerun.ChunksNew);
-        Assert.True(new StoreMaintenance(store).Verify(_signingKey.PublicKey).Ok);
+        Assert.True(new StoreMaintenance(store).Verify(SigningKey.PublicKey).Ok);
         Assert.Equal(2, ChannelPointer.Parse(store.ReadFile(StoreLayout.ChannelPath("acme", "stable"))!).VersionId);
     }
 
@@ -291,7 +276,7 @@ public sealed class PublisherTests : IDisposable
             var ex = Assert.Throws<StoreBusyException>(() => NewPublisher().Publish(Request("1.0.0", MakeTree("v1", 1))));
             Assert.Contains("locked", ex.Message);
         }
-        NewPublisher().Publish(Request("1.0.0", _dir.Sub("v1")));
+        NewPublisher().Publish(Request("1.0.0", Dir.Sub("v1")));
     }
 
     /// <summary>Decorates a real store and fails like a full disk or a killed process would.</summary>

@@ -3,14 +3,9 @@ using System.Net.Http.Json;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
-using Microsoft.Extensions.Configuration;
-using Microsoft.Extensions.DependencyInjection;
 using Orchestrator.Cli.CommandLine;
 using Orchestrator.Messages.Protocol;
-using Orchestrator.Node.Hosting;
+using Orchestrator.TestSupport;
 
 namespace Orchestrator.Cli.Tests.Support;
 
@@ -25,14 +20,14 @@ public sealed class LiveNode : IAsyncLifetime
     public const string OperateToken = "cli-operate-token-0123456789abcdef0123456789";
     public const string ReadToken = "cli-read-token-0123456789abcdef0123456789abcd";
 
-    private WebApplication _app = null!;
+    private RunningNode _node = null!;
 
     public CliHarness Cli { get; } = new();
     public string Root => Cli.Root;
     public string StoreRoot => Path.Combine(Root, "node-store");
-    public Uri BaseAddress { get; private set; } = null!;
-    public HttpClient Http { get; private set; } = null!;
-    public IServiceProvider Services => _app.Services;
+    public Uri BaseAddress => _node.BaseAddress;
+    public HttpClient Http => _node.Http;
+    public IServiceProvider Services => _node.Services;
     public Dictionary<string, string> Secrets { get; } = new();
     public (long VersionId, string Digest) V1 { get; private set; }
     public (long VersionId, string Digest) V2 { get; private set; }
@@ -40,31 +35,7 @@ public sealed class LiveNode : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        var settings = new Dictionary<string, string?>
-        {
-            ["Urls"] = "http://127.0.0.1:0",
-            ["Node:DataDirectory"] = Path.Combine(Root, "node-data"),
-            ["Node:StoreRoot"] = StoreRoot,
-            ["Node:Port"] = "0",
-            ["Admin:Tokens:0:Name"] = "operator",
-            ["Admin:Tokens:0:Sha256"] = Sha256Hex(OperateToken),
-            ["Admin:Tokens:0:Scopes:0"] = "read",
-            ["Admin:Tokens:0:Scopes:1"] = "operate",
-            ["Admin:Tokens:1:Name"] = "viewer",
-            ["Admin:Tokens:1:Sha256"] = Sha256Hex(ReadToken),
-            ["Admin:Tokens:1:Scopes:0"] = "read",
-            ["Logging:LogLevel:Default"] = "Warning",
-        };
-        _app = NodeApp.Build([], c => c.AddInMemoryCollection(settings));
-        await _app.StartAsync();
-        BaseAddress = new Uri(_app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
-        Http = new HttpClient { BaseAddress = BaseAddress };
-        for (var i = 0; i < 200; i++)
-        {
-            using var r = await Http.GetAsync("/health/ready");
-            if (r.IsSuccessStatusCode) break;
-            await Task.Delay(50);
-        }
+        _node = await RunningNode.StartAsync(RunningNode.Settings(Path.Combine(Root, "node-data"), StoreRoot, OperateToken, ReadToken));
         await SeedAsync();
     }
 
@@ -136,13 +107,11 @@ public sealed class LiveNode : IAsyncLifetime
         Cli.Orch([.. args, .. args.Contains("--server") ? Array.Empty<string>() : ["--server", BaseAddress.ToString()],
             .. args.Contains("--token") ? Array.Empty<string>() : ["--token", OperateToken]]);
 
-    public static string Sha256Hex(string s) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(s)));
+    public static string Sha256Hex(string s) => RunningNode.Sha256Hex(s);
 
     public async Task DisposeAsync()
     {
-        Http.Dispose();
-        await _app.StopAsync();
-        await _app.DisposeAsync();
+        await _node.DisposeAsync();
         Cli.Dispose();
     }
 }

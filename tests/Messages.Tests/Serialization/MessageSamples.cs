@@ -17,7 +17,7 @@ public static class MessageSamples
         new RolloutTarget("acme", "2.1.0", 21, "manifests/acme/2.1.0.json"),
         new DeviceSelector(["eu"], ["dev-1"], [new DeviceGroup("canary", ["canary"], ["dev-2"])]),
         [new WaveSpec(WaveSizeKind.Count, 2), new WaveSpec(WaveSizeKind.Percent, 100)],
-        true, 42, 10, 1_000_000, 0.9, 0.1, 60, 5, T, new MaintenanceWindow(22 * 60, 4 * 60), "alice");
+        true, 42, 10, 1_000_000, 0.9, 0.1, 60, 5, T, new MaintenanceWindow(22 * 60, 4 * 60), "alice", 3600);
     private static readonly RollbackVersion Previous = new(20, "2.0.0", "manifests/acme/2.0.0.json");
 
     /// <summary>All samples.</summary>
@@ -78,7 +78,7 @@ public static class MessageSamples
         new RolloutCompleted(T),
         new RolloutRegistered("ro-1", T),
         new RolloutSnapshot(Spec, RolloutStatus.RolledBack, true, 1, 2, "bad build",
-            [new RolloutDeviceRecord("dev-1", 1, RolloutDeviceOutcome.Failed, 20, "hash mismatch")], [3, 1], T, true, [Previous], T, T.AddHours(1)),
+            [new RolloutDeviceRecord("dev-1", 1, RolloutDeviceOutcome.Failed, 20, "hash mismatch", T)], [3, 1], T, true, [Previous], T, T.AddHours(1)),
         new RolloutCoordinatorSnapshot(["ro-1", "ro-2"]),
     ];
 }

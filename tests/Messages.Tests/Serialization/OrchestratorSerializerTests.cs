@@ -89,6 +89,21 @@ public sealed class OrchestratorSerializerTests : IDisposable
     }
 
     [Fact]
+    public void V1_rollout_events_written_before_the_device_timeout_read_as_wait_indefinitely()
+    {
+        // Rollout journals and snapshots hold specs and device records written without the fields.
+        var serializer = (OrchestratorSerializer)_system.Serialization.FindSerializerForType(typeof(IOrchestratorMessage));
+        var sample = MessageSamples.All.OfType<Orchestrator.Messages.Rollouts.RolloutSnapshot>().Single();
+        var json = System.Text.Json.Nodes.JsonNode.Parse(serializer.ToBinary(sample))!.AsObject();
+        Assert.True(json["spec"]!.AsObject().Remove("deviceTimeoutSeconds"));
+        foreach (var d in json["devices"]!.AsArray()) Assert.True(d!.AsObject().Remove("assignedAt"));
+        var old = Assert.IsType<Orchestrator.Messages.Rollouts.RolloutSnapshot>(
+            serializer.FromBinary(Encoding.UTF8.GetBytes(json.ToJsonString()), "RolloutSnapshot.v1"));
+        Assert.Equal(0, old.Spec.DeviceTimeoutSeconds);
+        Assert.All(old.Devices, d => Assert.Null(d.AssignedAt));
+    }
+
+    [Fact]
     public void Persisted_format_is_stable_json_with_enum_names()
     {
         var serializer = (OrchestratorSerializer)_system.Serialization.FindSerializerForType(typeof(IOrchestratorMessage));

@@ -2,6 +2,7 @@ using Akka.Actor;
 using Orchestrator.Messages.Devices;
 using Orchestrator.Messages.Rollouts;
 using Orchestrator.Node.Rollouts;
+using Orchestrator.Node.Tests.Support;
 using Xunit.Abstractions;
 using static Orchestrator.Node.Tests.Rollouts.RolloutHarness;
 
@@ -16,7 +17,7 @@ public sealed class RolloutActorTests(ITestOutputHelper output) : IAsyncLifetime
 
     public async Task DisposeAsync() => await _h.DisposeAsync();
 
-    private static List<string> Ids(string prefix, int n) => Enumerable.Range(0, n).Select(i => $"{prefix}-{i:D2}").ToList();
+    internal static List<string> Ids(string prefix, int n) => Enumerable.Range(0, n).Select(i => $"{prefix}-{i:D2}").ToList();
 
     [Fact]
     public async Task Full_rollout_advances_wave_by_wave_within_the_concurrency_cap_and_takes_late_joiners()
@@ -168,30 +169,33 @@ public sealed class RolloutActorTests(ITestOutputHelper output) : IAsyncLifetime
     private Akka.TestKit.Xunit2.TestKit Kit() => _h.Kit;
 
     [Fact]
-    public async Task Counters_stay_exact_across_a_crash_of_the_rollout_actor_and_of_the_whole_node()
+    public Task Counters_stay_exact_across_a_crash_of_the_rollout_actor_and_of_the_whole_node() => CrashScenario(_h);
+
+    /// <summary>Kill the rollout actor mid-wave 1, crash the whole node mid-wave 2; counters and devices end exact (also run on PostgreSQL).</summary>
+    internal static async Task CrashScenario(RolloutHarness h)
     {
         var ids = Ids("cr", 30);
-        await _h.Register(ids, "cr");
-        await _h.AwaitRegistry(30);
-        await _h.Create(Spec("cr", Tags("cr"), [new WaveSpec(WaveSizeKind.Count, 10), new WaveSpec(WaveSizeKind.Percent, 100)], maxConcurrent: 4));
-        var fleet = new Fleet(_h, ids);
+        await h.Register(ids, "cr");
+        await h.AwaitRegistry(30);
+        await h.Create(Spec("cr", Tags("cr"), [new WaveSpec(WaveSizeKind.Count, 10), new WaveSpec(WaveSizeKind.Percent, 100)], maxConcurrent: 4));
+        var fleet = new Fleet(h, ids);
         using var stop = new CancellationTokenSource();
         var agents = fleet.RunAsync(stop.Token);
 
         // Mid-wave: kill the rollout actor (its supervisor restarts it; it recovers from the journal and snapshots).
-        await _h.Until("cr", v => v.Waves[0].Succeeded >= 3);
-        _h.Kit.Sys.ActorSelection($"/user/{RolloutHosting.ManagerName}/coordinator/rollout-cr").Tell(Kill.Instance);
+        await h.Until("cr", v => v.Waves[0].Succeeded >= 3);
+        h.Kit.Sys.ActorSelection($"/user/{RolloutHosting.ManagerName}/coordinator/rollout-cr").Tell(Kill.Instance);
         // Mid-wave 2: the whole node goes away and a new one starts on the same database.
-        await _h.Until("cr", v => v.CurrentWave == 2 && v.Waves[1].Succeeded >= 2);
-        await _h.RestartAsync();
-        var done = await _h.Until("cr", v => v.Status == RolloutStatus.Completed);
+        await h.Until("cr", v => v.CurrentWave == 2 && v.Waves[1].Succeeded >= 2);
+        await h.RestartAsync();
+        var done = await h.Until("cr", v => v.Status == RolloutStatus.Completed);
         await stop.CancelAsync();
         await agents;
 
         Assert.Equal([10, 20], done.Waves.Select(w => w.Total));
         Assert.Equal([10, 20], done.Waves.Select(w => w.Succeeded));
         Assert.All(done.Waves, w => Assert.Equal(0, w.Pending + w.InProgress + w.Failed));
-        foreach (var id in ids) Assert.Equal(2, (await _h.Device(id)).InstalledVersionId);
+        foreach (var id in ids) Assert.Equal(2, (await h.Device(id)).InstalledVersionId);
     }
 
     [Fact]
@@ -210,6 +214,7 @@ public sealed class RolloutActorTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.Equal("waves[0].percent", (await Reject(Spec("e4", Tags("bad"), [new WaveSpec(WaveSizeKind.Percent, 120)]))).Field);
         Assert.Equal("maxConcurrent", (await Reject(Spec("e5", Tags("bad"), maxConcurrent: 0))).Field);
         Assert.Equal("rolloutId", (await Reject(Spec("Bad Id", Tags("bad")))).Field);
+        Assert.Equal("deviceTimeoutSeconds", (await Reject(Spec("e6", Tags("bad"), deviceTimeout: -1))).Field);
 
         // A second rollout that overlaps an active one (here through an explicit id) is refused, naming the owner.
         await _h.Create(Spec("first", Tags("bad"), startAt: DateTimeOffset.UtcNow.AddDays(1)));
@@ -263,5 +268,39 @@ public sealed class RolloutActorTests(ITestOutputHelper output) : IAsyncLifetime
         var assigned = await h.Until("win", v => v.Waves[0].InProgress == 3);
         Assert.Equal(0, assigned.Waves[0].Pending);
         Assert.True(await AnyAssigned());
+    }
+
+    [Fact]
+    public async Task A_device_silent_past_the_device_timeout_fails_and_frees_its_slot()
+    {
+        var clock = new ManualClock(T0);
+        await using var h = await RolloutHarness.StartAsync(output, clock);
+        var ids = Ids("to", 4);
+        await h.Register(ids, "to");
+        await h.AwaitRegistry(4);
+        await h.Create(Spec("to", Tags("to"), maxConcurrent: 2, success: 0.5, deviceTimeout: 600));
+        var first = await h.Until("to", v => v.Waves[0].InProgress == 2);
+        Assert.Equal(2, first.Waves[0].Pending);
+
+        // Just inside the timeout nothing happens: the silent devices keep their slots.
+        clock.Set(T0.AddSeconds(590));
+        await Task.Delay(500); // several polls
+        Assert.Equal((2, 0), ((await h.Show("to")).Waves[0].InProgress, (await h.Show("to")).Waves[0].Failed));
+
+        clock.Set(T0.AddSeconds(601));
+        var timedOut = await h.Until("to", v => v.Waves[0].Failed == 2 && v.Waves[0].InProgress == 2);
+        Assert.Equal(0, timedOut.Waves[0].Pending);
+        Assert.All(timedOut.Failures, f => Assert.Matches(@"^did not install 2\.0\.0 within 00:10:00 of its assignment \((last seen|never checked in)", f.Reason));
+        // The timed-out devices no longer carry the assignment, so counters stay exact when they come back.
+        foreach (var f in timedOut.Failures) Assert.Null((await h.Device(f.DeviceId)).Target);
+
+        var late = timedOut.Failures.Select(f => f.DeviceId).ToHashSet();
+        var fleet = new Fleet(h, ids.Where(id => !late.Contains(id)).ToList());
+        using var stop = new CancellationTokenSource();
+        var agents = fleet.RunAsync(stop.Token);
+        var done = await h.Until("to", v => v.Status == RolloutStatus.Completed);
+        await stop.CancelAsync();
+        await agents;
+        Assert.Equal((2, 2), (done.Waves[0].Succeeded, done.Waves[0].Failed));
     }
 }

@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Cluster;
 using Akka.Configuration;
 using Microsoft.Data.Sqlite;
+using Npgsql;
 using Orchestrator.DeviceActors;
 using Orchestrator.DeviceActors.Persistence;
 using Orchestrator.DeviceActors.Sharding;
@@ -9,23 +10,15 @@ using Orchestrator.Messages.Devices;
 using Orchestrator.Messages.Rollouts;
 using Orchestrator.Messages.Serialization;
 using Orchestrator.Node.Rollouts;
+using Orchestrator.Node.Tests.Support;
 using Xunit.Abstractions;
 
 namespace Orchestrator.Node.Tests.Rollouts;
 
-/// <summary>A clock the test moves by hand (start times, maintenance windows).</summary>
-public sealed class ManualClock(DateTimeOffset start) : TimeProvider
-{
-    private long _ticks = start.UtcTicks;
-
-    public override DateTimeOffset GetUtcNow() => new(Interlocked.Read(ref _ticks), TimeSpan.Zero);
-
-    public void Set(DateTimeOffset at) => Interlocked.Exchange(ref _ticks, at.UtcTicks);
-}
-
 /// <summary>
 /// A one-node cluster (roles devices + rollouts) in a TestKit: real sharded device actors and the rollout
-/// coordinator singleton on a SQLite journal. <see cref="RestartAsync"/> terminates the
+/// coordinator singleton on a SQLite journal, or on a fresh schema of the PostgreSQL server named by ORCH_TEST_POSTGRES.
+/// <see cref="RestartAsync"/> terminates the
 /// actor system and starts a new one on the same database (a node crash as far as the journal is concerned).
 /// </summary>
 public sealed class RolloutHarness : IAsyncDisposable
@@ -37,12 +30,20 @@ public sealed class RolloutHarness : IAsyncDisposable
 
     private readonly string _dir;
     private readonly ITestOutputHelper _output;
+    private readonly DevicePersistenceOptions _persistence;
 
-    private RolloutHarness(string dir, ITestOutputHelper output, ManualClock? clock)
+    private RolloutHarness(string dir, ITestOutputHelper output, ManualClock? clock, PersistenceBackend backend)
     {
         _dir = dir;
         _output = output;
         Clock = clock;
+        var options = backend == PersistenceBackend.Sqlite
+            ? DevicePersistenceOptions.Sqlite(Path.Combine(dir, "journal.db"))
+            : DevicePersistenceOptions.PostgreSql(PostgresFactAttribute.ConnectionString
+                ?? throw new InvalidOperationException("ORCH_REQUIRE_POSTGRES=1 but ORCH_TEST_POSTGRES is not set: start a server " +
+                    "(`source deploy/local/postgres.sh && pg_start_private`) and export ORCH_TEST_POSTGRES=\"$PG_CONNECTION_STRING\"."),
+                "t_rollouts_" + Guid.NewGuid().ToString("N")[..16]);
+        _persistence = options with { QueryRefreshInterval = TimeSpan.FromMilliseconds(100) };
     }
 
     public Akka.TestKit.Xunit2.TestKit Kit { get; private set; } = null!;
@@ -50,17 +51,17 @@ public sealed class RolloutHarness : IAsyncDisposable
     public IActorRef Rollouts { get; private set; } = ActorRefs.Nobody;
     public ManualClock? Clock { get; }
 
-    public static async Task<RolloutHarness> StartAsync(ITestOutputHelper output, ManualClock? clock = null)
+    public static async Task<RolloutHarness> StartAsync(ITestOutputHelper output, ManualClock? clock = null,
+        PersistenceBackend backend = PersistenceBackend.Sqlite)
     {
-        var h = new RolloutHarness(Path.Combine(Path.GetTempPath(), "orch-rollouts-" + Guid.NewGuid().ToString("N")), output, clock);
+        var h = new RolloutHarness(Path.Combine(Path.GetTempPath(), "orch-rollouts-" + Guid.NewGuid().ToString("N")), output, clock, backend);
+        await h._persistence.PrepareDatabase();
         await h.BootAsync();
         return h;
     }
 
     private async Task BootAsync()
     {
-        var options = DevicePersistenceOptions.Sqlite(Path.Combine(_dir, "journal.db")) with { QueryRefreshInterval = TimeSpan.FromMilliseconds(100) };
-        await options.PrepareDatabase();
         var config = ConfigurationFactory.ParseString($$"""
             akka.loglevel = WARNING
             # serialize-messages stays off: Akka.Persistence.Sql's own internal messages (WriteFinished, the read journal's
@@ -75,7 +76,7 @@ public sealed class RolloutHarness : IAsyncDisposable
             akka.coordinated-shutdown.exit-clr = off
             # Terminate is a crash here: no graceful shard hand-off or singleton hand-over, actors just stop.
             akka.coordinated-shutdown.run-by-actor-system-terminate = off
-            """).WithFallback(DeviceActorsConfig.Build(options));
+            """).WithFallback(DeviceActorsConfig.Build(_persistence));
         Kit = new Akka.TestKit.Xunit2.TestKit(config, "rollouts", _output);
         var cluster = Cluster.Get(Kit.Sys);
         var up = new TaskCompletionSource();
@@ -93,8 +94,14 @@ public sealed class RolloutHarness : IAsyncDisposable
     public async Task RestartAsync()
     {
         await Kit.Sys.Terminate();
-        SqliteConnection.ClearAllPools();
+        ClearPools();
         await BootAsync();
+    }
+
+    private static void ClearPools()
+    {
+        SqliteConnection.ClearAllPools();
+        NpgsqlConnection.ClearAllPools();
     }
 
     public async Task<T> Ask<T>(object message)
@@ -154,17 +161,26 @@ public sealed class RolloutHarness : IAsyncDisposable
     }
 
     public static RolloutSpec Spec(string id, DeviceSelector selector, IReadOnlyList<WaveSpec>? waves = null, int maxConcurrent = 100,
-        double success = 1.0, double error = 0.5, int maxAttempts = 3, DateTimeOffset? startAt = null, MaintenanceWindow? window = null) =>
+        double success = 1.0, double error = 0.5, int maxAttempts = 3, DateTimeOffset? startAt = null, MaintenanceWindow? window = null,
+        int deviceTimeout = 0) =>
         new(id, V2, selector, waves ?? [new WaveSpec(WaveSizeKind.Percent, 100)], false, 7, maxConcurrent, 0, success, error, 0, maxAttempts,
-            startAt, window, "tester");
+            startAt, window, "tester", deviceTimeout);
 
     public static DeviceSelector Tags(params string[] tags) => new(tags, [], []);
 
     public async ValueTask DisposeAsync()
     {
         await Kit.Sys.Terminate();
-        SqliteConnection.ClearAllPools();
+        ClearPools();
         try { Directory.Delete(_dir, recursive: true); } catch (IOException) { }
+        if (_persistence.Schema is { } schema)
+        {
+            await using var c = new NpgsqlConnection(_persistence.ConnectionString);
+            await c.OpenAsync();
+            await using var cmd = c.CreateCommand();
+            cmd.CommandText = $"DROP SCHEMA IF EXISTS \"{schema}\" CASCADE";
+            await cmd.ExecuteNonQueryAsync();
+        }
     }
 }
 

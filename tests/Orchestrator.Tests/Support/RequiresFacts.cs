@@ -15,10 +15,20 @@ public sealed class PostgresFactAttribute : FactAttribute
     }
 }
 
-/// <summary>Manual clock for throttle tests.</summary>
+/// <summary>A clock the test moves by hand (throttle windows, rollout start times, maintenance windows, timeouts); thread-safe.</summary>
 public sealed class ManualClock(DateTimeOffset start) : TimeProvider
 {
-    public DateTimeOffset Now { get; set; } = start;
+    private long _ticks = start.UtcTicks;
+
+    public DateTimeOffset Now
+    {
+        get => new(Interlocked.Read(ref _ticks), TimeSpan.Zero);
+        set => Interlocked.Exchange(ref _ticks, value.UtcTicks);
+    }
+
     public override DateTimeOffset GetUtcNow() => Now;
-    public void Advance(TimeSpan by) => Now += by;
+
+    public void Set(DateTimeOffset at) => Now = at;
+
+    public void Advance(TimeSpan by) => Interlocked.Add(ref _ticks, by.Ticks);
 }

@@ -1,13 +1,10 @@
 using System.Net.Http.Headers;
 using System.Security.Cryptography;
 using System.Text;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
-using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 using Orchestrator.Node.Auth;
 using Orchestrator.Node.Gateway;
-using Orchestrator.Node.Hosting;
+using Orchestrator.TestSupport;
 
 namespace Orchestrator.Node.Tests.Support;
 
@@ -20,22 +17,20 @@ public sealed class TestNode : IAsyncDisposable
     public const string OperateToken = "test-operate-token-0123456789abcdef0123456789";
     public const string ReadToken = "test-read-token-0123456789abcdef0123456789abcd";
 
-    private readonly WebApplication _app;
+    private readonly RunningNode _node;
 
     public string Root { get; }
     public string StoreRoot => Path.Combine(Root, "store");
-    public Uri BaseAddress { get; }
+    public Uri BaseAddress => _node.BaseAddress;
     public RecordingDeviceGateway Devices { get; }
-    public HttpClient Http { get; }
-    public IServiceProvider Services => _app.Services;
+    public HttpClient Http => _node.Http;
+    public IServiceProvider Services => _node.Services;
 
-    private TestNode(WebApplication app, string root, Uri baseAddress, RecordingDeviceGateway devices)
+    private TestNode(RunningNode node, string root, RecordingDeviceGateway devices)
     {
-        _app = app;
+        _node = node;
         Root = root;
-        BaseAddress = baseAddress;
         Devices = devices;
-        Http = new HttpClient { BaseAddress = baseAddress };
     }
 
     /// <summary>Starts a node; with <paramref name="realDevices"/> check-ins go to the real sharded device actors (SQLite journal).</summary>
@@ -43,43 +38,13 @@ public sealed class TestNode : IAsyncDisposable
     {
         var root = Path.Combine(Path.GetTempPath(), "orch-node-test-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(root);
-        var settings = new Dictionary<string, string?>
-        {
-            ["Urls"] = "http://127.0.0.1:0",
-            ["Node:DataDirectory"] = Path.Combine(root, "data"),
-            ["Node:StoreRoot"] = Path.Combine(root, "store"),
-            ["Node:Port"] = "0",
-            ["Admin:Tokens:0:Name"] = "operator",
-            ["Admin:Tokens:0:Sha256"] = Sha256Hex(OperateToken),
-            ["Admin:Tokens:0:Scopes:0"] = "read",
-            ["Admin:Tokens:0:Scopes:1"] = "operate",
-            ["Admin:Tokens:1:Name"] = "viewer",
-            ["Admin:Tokens:1:Sha256"] = Sha256Hex(ReadToken),
-            ["Admin:Tokens:1:Scopes:0"] = "read",
-            ["Logging:LogLevel:Default"] = "Warning",
-        };
-        if (overrides is not null) foreach (var (k, v) in overrides) settings[k] = v;
+        var settings = RunningNode.Settings(Path.Combine(root, "data"), Path.Combine(root, "store"), OperateToken, ReadToken, overrides);
         var devices = new RecordingDeviceGateway();
-        var app = NodeApp.Build([], c => c.AddInMemoryCollection(settings), s =>
+        var node = await RunningNode.StartAsync(settings, s =>
         {
             if (!realDevices) s.AddSingleton<IDeviceGateway>(devices);
         });
-        await app.StartAsync();
-        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-        var node = new TestNode(app, root, new Uri(address), devices);
-        await node.WaitReadyAsync();
-        return node;
-    }
-
-    private async Task WaitReadyAsync()
-    {
-        for (var i = 0; i < 200; i++)
-        {
-            using var r = await Http.GetAsync("/health/ready");
-            if (r.IsSuccessStatusCode) return;
-            await Task.Delay(50);
-        }
-        throw new TimeoutException("Node did not become ready within 10 s.");
+        return new TestNode(node, root, devices);
     }
 
     /// <summary>Provisions a device through the admin API and returns its secret.</summary>
@@ -106,13 +71,11 @@ public sealed class TestNode : IAsyncDisposable
     public static AuthenticationHeaderValue Basic(string deviceId, string secret) =>
         new("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes($"{deviceId}:{secret}")));
 
-    public static string Sha256Hex(string s) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(s)));
+    public static string Sha256Hex(string s) => RunningNode.Sha256Hex(s);
 
     public async ValueTask DisposeAsync()
     {
-        Http.Dispose();
-        await _app.StopAsync();
-        await _app.DisposeAsync();
+        await _node.DisposeAsync();
         try { Directory.Delete(Root, recursive: true); } catch (IOException) { }
     }
 }
