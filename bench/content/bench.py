@@ -105,10 +105,11 @@ def main():
     keys = os.path.join(work, "keys")
     if not os.path.exists(keys):
         subprocess.run([orch, "keys", "init", "--dir", keys], check=True, capture_output=True)
+    load_start = os.getloadavg()[0]
     runs = [run_once(work, orch, versions, orch_first=(r % 2 == 0)) for r in range(reps)]
     sizes = {v: tree_bytes(os.path.join(work, "trees", v)) for v in versions}
     med = lambda key, i: statistics.median(r[i][key] for r in runs)
-    print(f"Machine: {os.cpu_count()} cores, load average at end {os.getloadavg()[0]:.1f}; "
+    print(f"Machine: {os.cpu_count()} cores, load average (1 min) {load_start:.1f} at start, {os.getloadavg()[0]:.1f} at end; "
           f"{reps} repetitions, medians shown; casync {subprocess.run(['casync', '--version'], capture_output=True, text=True).stdout.split()[-1]}\n")
     print("| version | tree MiB | orch s | casync s | orch MiB/s | casync MiB/s | speed ratio | orch store MiB | casync store MiB | store ratio |")
     print("|---|---|---|---|---|---|---|---|---|---|")

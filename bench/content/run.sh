@@ -9,6 +9,9 @@ versions=(2.67.0 2.70.0 2.71.0 2.72.0)
 command -v casync >/dev/null || { echo "casync missing: apt-get install casync" >&2; exit 1; }
 mkdir -p "$work"
 [ -d "$work/trees/${versions[-1]}" ] || "$repo/bench/content/fetch-grpc-tools.sh" "$work" "${versions[@]}"
-# ReadyToRun (precompiled) cuts orch's JIT start-up; it needs the crossgen2 package, which the mirror has.
-dotnet publish "$repo/src/Cli" -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true -o "$work/orch" >/dev/null
+# orch is published Native AOT (src/Cli/Orchestrator.Cli.csproj): no runtime start-up or JIT in the timings.
+# The native link needs clang and zlib (apt-get install clang lld zlib1g-dev).
+command -v clang >/dev/null && [ -e /usr/include/zlib.h ] || { echo "Native AOT needs clang and zlib: apt-get install clang lld zlib1g-dev" >&2; exit 1; }
+rm -rf "$work/orch"
+dotnet publish "$repo/src/Cli" -c Release -r linux-x64 -o "$work/orch" >/dev/null
 python3 "$repo/bench/content/bench.py" "$work" "$work/orch/orch" "${versions[@]}" --reps "$reps"

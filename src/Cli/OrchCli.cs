@@ -97,7 +97,7 @@ public static class OrchCli
     private static int Fail(CliConsole console, bool json, int code, string kind, string message)
     {
         console.Error.WriteLine($"error: {message}");
-        if (json) Render.Json(console.Out, new { error = kind, exitCode = code, message });
+        if (json) Render.Json(console.Out, new ErrorOutput(kind, code, message));
         return code;
     }
 }

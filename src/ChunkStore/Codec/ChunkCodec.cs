@@ -44,10 +44,21 @@ public static class ChunkCodec
     /// </summary>
     public static byte[] PlaintextTag(ReadOnlySpan<byte> plaintext, ContentKey key)
     {
+        var tag = new byte[PlaintextTagLength];
+        WritePlaintextTag(plaintext, key, tag);
+        return tag;
+    }
+
+    /// <summary>Length of <see cref="PlaintextTag"/> in bytes.</summary>
+    public const int PlaintextTagLength = 32;
+
+    /// <summary>Allocation-free form of <see cref="PlaintextTag"/> (the publisher's hot path).</summary>
+    internal static void WritePlaintextTag(ReadOnlySpan<byte> plaintext, ContentKey key, Span<byte> tag)
+    {
         ArgumentNullException.ThrowIfNull(key);
         Span<byte> plainHash = stackalloc byte[32];
         SHA256.HashData(plaintext, plainHash);
-        return HMACSHA256.HashData(key.NonceKey, plainHash);
+        HMACSHA256.HashData(key.NonceKey, plainHash, tag);
     }
 
     /// <summary>Bytes of <see cref="PlaintextTag"/> recorded in manifests as a chunk's <c>tag</c>.</summary>
@@ -98,38 +109,76 @@ public static class ChunkCodec
 
     private static EncodedChunk Encode(ReadOnlySpan<byte> plaintext, ContentKey key, ReadOnlySpan<byte> plaintextTag, bool forceManaged, bool tryCompress)
     {
-        ArgumentNullException.ThrowIfNull(key);
-        if (plaintextTag.Length != 32)
-            throw new ArgumentException("A plaintext tag is 32 bytes (from PlaintextTag).", nameof(plaintextTag));
-        if (plaintext.Length == 0 || plaintext.Length > ChunkingOptions.MaxChunkLimit)
-            throw new ArgumentOutOfRangeException(nameof(plaintext), $"A chunk holds 1 .. {ChunkingOptions.MaxChunkLimit} bytes, got {plaintext.Length}.");
-
-        var bound = tryCompress ? ZstdEncoder.Bound(plaintext.Length) : 0;
-        var scratch = System.Buffers.ArrayPool<byte>.Shared.Rent(bound);
+        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(MaxStoredLength(plaintext.Length));
         try
         {
-            var compressedLength = tryCompress ? ZstdEncoder.Compress(plaintext, scratch, CompressionLevel, forceManaged) : int.MaxValue;
-            var useZstd = compressedLength < plaintext.Length;
-            var payload = useZstd ? scratch.AsSpan(0, compressedLength) : plaintext;
-
-            var stored = new byte[HeaderLength + payload.Length + TagLength];
-            var header = stored.AsSpan(0, HeaderLength);
-            Magic.CopyTo(header);
-            header[4] = FormatVersion;
-            header[5] = useZstd ? CompressionZstd : CompressionNone;
-            BinaryPrimitives.WriteUInt32LittleEndian(header[8..], (uint)plaintext.Length);
-
-            plaintextTag[..12].CopyTo(header[12..24]);
-
-            using var aes = new AesGcm(key.EncryptionKey, TagLength);
-            aes.Encrypt(header[12..24], payload, stored.AsSpan(HeaderLength, payload.Length),
-                stored.AsSpan(HeaderLength + payload.Length, TagLength), header);
-            return new EncodedChunk(ChunkId.Of(stored), stored, plaintext.Length);
+            var length = EncodeInto(plaintext, key, plaintextTag, buffer, out var id, forceManaged, tryCompress);
+            return new EncodedChunk(id, buffer.AsSpan(0, length).ToArray(), plaintext.Length);
         }
         finally
         {
-            System.Buffers.ArrayPool<byte>.Shared.Return(scratch);
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
         }
+    }
+
+    /// <summary>Largest stored object <see cref="EncodeInto"/> can write for <paramref name="plainLength"/> bytes of plaintext.</summary>
+    internal static int MaxStoredLength(int plainLength) =>
+        HeaderLength + Math.Max(ZstdEncoder.Bound(plainLength), plainLength) + TagLength;
+
+    /// <summary>
+    /// Encodes one chunk into <paramref name="destination"/> (at least <see cref="MaxStoredLength"/> bytes) and
+    /// returns the stored length; <paramref name="id"/> is its chunk id. The publisher's path: no per-chunk
+    /// allocation besides the id string.
+    /// </summary>
+    internal static int EncodeInto(ReadOnlySpan<byte> plaintext, ContentKey key, ReadOnlySpan<byte> plaintextTag, Span<byte> destination,
+        out ChunkId id, bool forceManaged = false, bool tryCompress = true)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        if (plaintextTag.Length != PlaintextTagLength)
+            throw new ArgumentException("A plaintext tag is 32 bytes (from PlaintextTag).", nameof(plaintextTag));
+        if (plaintext.Length == 0 || plaintext.Length > ChunkingOptions.MaxChunkLimit)
+            throw new ArgumentOutOfRangeException(nameof(plaintext), $"A chunk holds 1 .. {ChunkingOptions.MaxChunkLimit} bytes, got {plaintext.Length}.");
+        if (destination.Length < MaxStoredLength(plaintext.Length))
+            throw new ArgumentException($"The destination needs {MaxStoredLength(plaintext.Length)} bytes.", nameof(destination));
+
+        // An already-compressed payload (a delta patch) skips zstd and the scratch buffer altogether.
+        var scratch = !tryCompress ? [] : t_scratch is { } s && s.Length >= ZstdEncoder.Bound(plaintext.Length)
+            ? s
+            : t_scratch = new byte[Math.Max(ZstdEncoder.Bound(plaintext.Length), ZstdEncoder.Bound(ChunkingOptions.Default.Max))];
+        var compressedLength = tryCompress ? ZstdEncoder.Compress(plaintext, scratch, CompressionLevel, forceManaged) : int.MaxValue;
+        var useZstd = compressedLength < plaintext.Length;
+        var payload = useZstd ? scratch.AsSpan(0, compressedLength) : plaintext;
+
+        var storedLength = HeaderLength + payload.Length + TagLength;
+        var stored = destination[..storedLength];
+        var header = stored[..HeaderLength];
+        Magic.CopyTo(header);
+        header[4] = FormatVersion;
+        header[5] = useZstd ? CompressionZstd : CompressionNone;
+        header[6] = 0;
+        header[7] = 0;
+        BinaryPrimitives.WriteUInt32LittleEndian(header[8..], (uint)plaintext.Length);
+        plaintextTag[..12].CopyTo(header[12..24]);
+
+        Cipher(key).Encrypt(header[12..24], payload, stored.Slice(HeaderLength, payload.Length),
+            stored.Slice(HeaderLength + payload.Length, TagLength), header);
+        id = ChunkId.Of(stored);
+        return storedLength;
+    }
+
+    // Per-thread state of the encode path: the compression scratch buffer and one AES-GCM instance per content key
+    // (creating an AesGcm sets up a cipher context and key schedule; publishing encodes thousands of chunks per key).
+    [ThreadStatic] private static byte[]? t_scratch;
+    [ThreadStatic] private static AesGcm? t_aes;
+    [ThreadStatic] private static byte[]? t_aesKey;
+
+    private static AesGcm Cipher(ContentKey key)
+    {
+        if (t_aes is { } aes && ReferenceEquals(t_aesKey, key.EncryptionKey)) return aes;
+        t_aes?.Dispose();
+        t_aes = new AesGcm(key.EncryptionKey, TagLength);
+        t_aesKey = key.EncryptionKey;
+        return t_aes;
     }
 
     /// <summary>

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Runtime.ExceptionServices;
 using System.Security.Cryptography;
 using Orchestrator.ChunkStore.Chunking;
 using Orchestrator.ChunkStore.Codec;
@@ -19,8 +20,8 @@ namespace Orchestrator.ChunkStore.Publishing;
 /// </summary>
 public sealed class Publisher
 {
-    private const int BatchChunks = 64;
-    private const long BatchBytes = 16L * 1024 * 1024;
+    private const int QueueChunks = 64;
+    private const int ProgressEveryChunks = 64;
 
     private readonly IContentStore _store;
     private readonly ContentKey _contentKey;
@@ -71,18 +72,23 @@ public sealed class Publisher
         var state = new RunState(tree.TotalBytes, PublishCache.Load(_store));
         var fileChunks = new List<PendingChunk>[tree.Files.Count];
         var fileHashes = new string[tree.Files.Count];
-        var batch = new List<PendingChunk>(BatchChunks);
-        long batchBytes = 0;
-        Task running = Task.CompletedTask;
-        var failed = false;
 
-        // Two-stage pipeline: this thread reads, hashes and chunks; the previous batch is encoded and stored by
-        // the worker pool meanwhile. At most two batches (2 x 16 MiB) are in memory.
+        // Pipeline: this thread reads, hashes and chunks the files in order and queues each chunk; one worker per
+        // core takes chunks off the queue and tags, encodes and stores them. No batch barrier: the reader never
+        // waits for the slowest chunk of a batch, only for queue space. Memory: at most QueueChunks queued chunks
+        // plus one per worker (each <= chunking max).
+        using var queue = new BlockingCollection<PendingChunk>(QueueChunks);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var pipeline = new Pipeline(queue, stop);
+        var workers = new Task[Math.Max(1, Parallelism)];
+        for (var w = 0; w < workers.Length; w++)
+            workers[w] = Task.Factory.StartNew(() => pipeline.Work(p => EncodeAndStore(p, state)),
+                CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
         try
         {
             for (var f = 0; f < tree.Files.Count; f++)
             {
-                cancellationToken.ThrowIfCancellationRequested();
+                stop.Token.ThrowIfCancellationRequested();
                 var file = tree.Files[f];
                 fileChunks[f] = [];
                 using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
@@ -104,36 +110,30 @@ public sealed class Publisher
                         chunk.Span.CopyTo(copy);
                         var pending = new PendingChunk(copy, chunk.Length);
                         fileChunks[f].Add(pending);
-                        batch.Add(pending);
-                        batchBytes += chunk.Length;
-                        if (batch.Count >= BatchChunks || batchBytes >= BatchBytes)
-                        {
-                            running = Hand(running, batch, state, cancellationToken);
-                            progress?.Report(state.Snapshot(file.RelativePath));
-                            batch = new List<PendingChunk>(BatchChunks);
-                            batchBytes = 0;
-                        }
+                        queue.Add(pending, stop.Token);
+                        if (++state.ChunksQueued % ProgressEveryChunks == 0) progress?.Report(state.Snapshot(file.RelativePath));
                     }
                 }
                 fileHashes[f] = Convert.ToHexStringLower(hash.GetHashAndReset());
             }
-            running = Hand(running, batch, state, cancellationToken);
-            running.GetAwaiter().GetResult();
+        }
+        catch (OperationCanceledException) when (pipeline.Failure is not null)
+        {
+            // A worker failed and stopped the reader: report the worker's error, not the cancellation.
         }
         catch
         {
-            failed = true;
+            stop.Cancel(); // the reader failed (or was cancelled): workers stop after their current chunk
             throw;
         }
         finally
         {
-            // Never return while a batch is still writing into the store; the first failure is the one reported.
-            if (failed)
-            {
-                try { running.GetAwaiter().GetResult(); }
-                catch (Exception ex) when (ex is not OutOfMemoryException) { /* already failing with the original error */ }
-            }
+            // Never return while a worker may still write into the store; the first failure is the one reported.
+            queue.CompleteAdding();
+            Task.WaitAll(workers);
         }
+        pipeline.Failure?.Throw();
+        cancellationToken.ThrowIfCancellationRequested();
         progress?.Report(state.Snapshot(null));
 
         // Chunks must be durable before anything that refers to them.
@@ -168,57 +168,71 @@ public sealed class Publisher
             manifest.InventoryDigest, stopwatch.Elapsed);
     }
 
-    /// <summary>Waits for the batch in flight (surfacing its failure), then starts encoding <paramref name="batch"/>.</summary>
-    private Task Hand(Task previous, List<PendingChunk> batch, RunState state, CancellationToken cancellationToken)
+    /// <summary>Tags one chunk, and encodes and stores it unless this store already holds its plaintext.</summary>
+    private void EncodeAndStore(PendingChunk p, RunState state)
     {
-        previous.GetAwaiter().GetResult();
-        if (batch.Count == 0) return Task.CompletedTask;
-        return Task.Run(() => EncodeAndStore(batch, state, cancellationToken), cancellationToken);
+        var plaintext = p.Buffer.AsSpan(0, p.Length);
+        Span<byte> tag = stackalloc byte[ChunkCodec.PlaintextTagLength];
+        ChunkCodec.WritePlaintextTag(plaintext, _contentKey, tag);
+        p.Tag = ChunkCodec.ManifestTagOf(tag);
+        if (state.Cache.TryGet(tag, out var cachedId, out var cachedLength) && cachedLength == p.Length &&
+            (state.Distinct.ContainsKey(cachedId) || _store.ChunkExists(cachedId)))
+        {
+            // Stored by an earlier release (or earlier in this one): no need to compress it again.
+            p.Id = cachedId;
+            state.Distinct.TryAdd(cachedId, 0);
+        }
+        else
+        {
+            var stored = ArrayPool<byte>.Shared.Rent(ChunkCodec.MaxStoredLength(p.Length));
+            try
+            {
+                var length = ChunkCodec.EncodeInto(plaintext, _contentKey, tag, stored, out var id);
+                p.Id = id;
+                // The first occurrence in this run decides; repeats are neither re-checked nor counted as new.
+                if (state.Distinct.TryAdd(id, 0) && _store.PutChunkIfAbsent(id, stored.AsSpan(0, length)))
+                {
+                    Interlocked.Increment(ref state.ChunksNew);
+                    Interlocked.Add(ref state.BytesNew, length);
+                }
+                state.Cache.Add(tag, id, p.Length);
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(stored);
+            }
+        }
+        Interlocked.Increment(ref state.ChunksDone);
+        Interlocked.Add(ref state.BytesDone, p.Length);
     }
 
-    private void EncodeAndStore(List<PendingChunk> batch, RunState state, CancellationToken cancellationToken)
+    /// <summary>The queue between the reading thread and the encode workers, and the first failure of any worker.</summary>
+    private sealed class Pipeline(BlockingCollection<PendingChunk> queue, CancellationTokenSource stop)
     {
-        try
+        private ExceptionDispatchInfo? _failure;
+
+        public ExceptionDispatchInfo? Failure => Volatile.Read(ref _failure);
+
+        /// <summary>A worker: processes queued chunks until the queue completes, the publish is cancelled or any worker fails.</summary>
+        public void Work(Action<PendingChunk> process)
         {
-            Parallel.For(0, batch.Count,
-                new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, Parallelism), CancellationToken = cancellationToken },
-                i =>
+            try
+            {
+                foreach (var p in queue.GetConsumingEnumerable(stop.Token))
                 {
-                    var p = batch[i];
-                    var plaintext = p.Buffer.AsSpan(0, p.Length);
-                    var tag = ChunkCodec.PlaintextTag(plaintext, _contentKey);
-                    p.Tag = ChunkCodec.ManifestTagOf(tag);
-                    if (state.Cache.TryGet(tag, out var cachedId, out var cachedLength) && cachedLength == p.Length &&
-                        (state.Distinct.ContainsKey(cachedId) || _store.ChunkExists(cachedId)))
-                    {
-                        // Stored by an earlier release (or earlier in this one): no need to compress it again.
-                        p.Id = cachedId;
-                        state.Distinct.TryAdd(cachedId, 0);
-                    }
-                    else
-                    {
-                        var encoded = ChunkCodec.Encode(plaintext, _contentKey, tag);
-                        p.Id = encoded.Id;
-                        // The first occurrence in this run decides; repeats are neither re-checked nor counted as new.
-                        if (state.Distinct.TryAdd(encoded.Id, 0) && _store.PutChunkIfAbsent(encoded.Id, encoded.Stored))
-                        {
-                            Interlocked.Increment(ref state.ChunksNew);
-                            Interlocked.Add(ref state.BytesNew, encoded.Stored.Length);
-                        }
-                        state.Cache.Add(tag, encoded.Id, p.Length);
-                    }
-                    Interlocked.Increment(ref state.ChunksDone);
-                    Interlocked.Add(ref state.BytesDone, p.Length);
-                });
-        }
-        catch (AggregateException ex) when (ex.InnerExceptions.Count >= 1)
-        {
-            // Parallel.For wraps failures; surface the real one (e.g. an IOException from the store).
-            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(ex.InnerExceptions[0]).Throw();
-        }
-        finally
-        {
-            foreach (var p in batch) p.Release();
+                    try { process(p); }
+                    finally { p.Release(); }
+                }
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+                // Cancelled by the caller or by another worker's failure.
+            }
+            catch (Exception ex)
+            {
+                Interlocked.CompareExchange(ref _failure, ExceptionDispatchInfo.Capture(ex), null);
+                stop.Cancel();
+            }
         }
     }
 
@@ -243,6 +257,7 @@ public sealed class Publisher
         public readonly ConcurrentDictionary<ChunkId, byte> Distinct = new();
         public long BytesDone;
         public long ChunksDone;
+        public long ChunksQueued; // reader thread only
         public long ChunksNew;
         public long BytesNew;
 

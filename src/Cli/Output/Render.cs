@@ -9,20 +9,12 @@ namespace Orchestrator.Cli.Output;
 /// <summary>Formatting shared by every command: JSON for scripts, compact units for people.</summary>
 public static class Render
 {
-    private static readonly JsonSerializerOptions JsonOptions = new()
-    {
-        WriteIndented = true,
-        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
-        DictionaryKeyPolicy = null,
-        DefaultIgnoreCondition = JsonIgnoreCondition.Never,
-        Converters = { new JsonStringEnumConverter() },
-    };
-
-    /// <summary>Writes <paramref name="value"/> as indented camelCase JSON plus a newline.</summary>
-    public static void Json(TextWriter writer, object value)
+    /// <summary>Writes <paramref name="value"/> as indented camelCase JSON plus a newline (enums as names).</summary>
+    /// <remarks><typeparamref name="T"/> must be registered in <see cref="CliJsonContext"/>.</remarks>
+    public static void Json<T>(TextWriter writer, T value)
     {
         ArgumentNullException.ThrowIfNull(writer);
-        writer.WriteLine(JsonSerializer.Serialize(value, value.GetType(), JsonOptions));
+        writer.WriteLine(JsonSerializer.Serialize(value, CliJson.TypeInfo<T>(CliJson.Output)));
     }
 
     /// <summary>A Spectre console writing to <paramref name="console"/>'s stdout: colours only on a terminal, wide

@@ -68,7 +68,7 @@ public static class ChunksPalette
         var grace = call.OptionalLong("grace-minutes", 1, 525_600) ?? 60;
         var apply = call.Has("apply");
         var r = await WithSpinnerAsync(call, "collecting garbage on the node...",
-            () => client.PostAsync<System.Text.Json.JsonElement>("/admin/v1/chunks/gc", new { dryRun = !apply, graceMinutes = grace }, ct)).ConfigureAwait(false);
+            () => client.PostAsync<System.Text.Json.JsonElement>("/admin/v1/chunks/gc", new ChunkGcRequest(!apply, grace), ct)).ConfigureAwait(false);
         if (call.Json) Render.Json(call.Console.Out, r);
         else
         {

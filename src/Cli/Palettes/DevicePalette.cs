@@ -95,23 +95,15 @@ public static class DevicePalette
         var tags = call.Optional("tags")?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) ?? [];
         if (tags.Length > 0 && product is null)
             throw new UsageException("--tags needs --product: tags are recorded when the device is registered with its product.");
-        var credential = await client.PostAsync<JsonElement>($"/admin/v1/devices/{id}/credential", new { rotate = call.Has("rotate") }, ct).ConfigureAwait(false);
+        var credential = await client.PostAsync<JsonElement>($"/admin/v1/devices/{id}/credential", new CredentialRequest(call.Has("rotate")), ct).ConfigureAwait(false);
         DeviceCommandAccepted? registered = null;
         if (product is not null)
             registered = await client.PostAsync<DeviceCommandAccepted>($"/admin/v1/devices/{id}/register", new DeviceRegistrationRequest(product, tags), ct)
                 .ConfigureAwait(false);
         var secret = credential.GetProperty("secret").GetString();
         if (call.Json)
-            Render.Json(call.Console.Out, new
-            {
-                deviceId = id,
-                secret,
-                createdUtc = credential.GetProperty("createdUtc").GetDateTimeOffset(),
-                registered = registered is not null,
-                product,
-                tags,
-                status = registered?.Status,
-            });
+            Render.Json(call.Console.Out, new DeviceProvisionOutput(id, secret, credential.GetProperty("createdUtc").GetDateTimeOffset(),
+                registered is not null, product, tags, registered?.Status));
         else
         {
             var o = call.Console.Out;

@@ -25,15 +25,13 @@ public static class KeysPalette
     {
         var keys = KeyFiles.Generate(call.Required("dir"));
         if (call.Json)
-            Render.Json(call.Console.Out, new
-            {
-                directory = keys.Directory,
-                signingKey = Path.Combine(keys.Directory, KeyFiles.SigningKeyFile),
-                publicKey = Path.Combine(keys.Directory, KeyFiles.PublicKeyFile),
-                contentKey = Path.Combine(keys.Directory, KeyFiles.ContentKeyFile),
-                publicKeyHex = keys.PublicKeyHex,
-                contentKeyFingerprint = keys.ContentKeyFingerprint,
-            });
+            Render.Json(call.Console.Out, new KeysInitOutput(
+                keys.Directory,
+                Path.Combine(keys.Directory, KeyFiles.SigningKeyFile),
+                Path.Combine(keys.Directory, KeyFiles.PublicKeyFile),
+                Path.Combine(keys.Directory, KeyFiles.ContentKeyFile),
+                keys.PublicKeyHex,
+                keys.ContentKeyFingerprint));
         else
         {
             var o = call.Console.Out;

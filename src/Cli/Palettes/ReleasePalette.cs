@@ -128,13 +128,12 @@ public static class ReleasePalette
 
         var seconds = Math.Max(result.Elapsed.TotalSeconds, 1e-6);
         if (call.Json)
-            Render.Json(call.Console.Out, new
-            {
+            Render.Json(call.Console.Out, new PublishOutput(
                 result.Product,
                 result.Version,
                 result.VersionId,
                 result.ManifestPath,
-                signaturePath = StoreLayout.SignaturePathFor(result.ManifestPath),
+                StoreLayout.SignaturePathFor(result.ManifestPath),
                 result.Files,
                 result.Symlinks,
                 result.BytesTotal,
@@ -143,10 +142,9 @@ public static class ReleasePalette
                 result.ChunksNew,
                 result.BytesNew,
                 result.InventoryDigest,
-                elapsedSeconds = Math.Round(result.Elapsed.TotalSeconds, 3),
-                throughputMiBPerSecond = Math.Round(result.BytesTotal / 1048576.0 / seconds, 1),
-                channel = request.Channel,
-            });
+                Math.Round(result.Elapsed.TotalSeconds, 3),
+                Math.Round(result.BytesTotal / 1048576.0 / seconds, 1),
+                request.Channel));
         else
         {
             var o = call.Console.Out;

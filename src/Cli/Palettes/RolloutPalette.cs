@@ -110,16 +110,16 @@ public static class RolloutPalette
     }
 
     /// <summary>Parses <c>--waves 5,25%,100%</c> into the API's wave list.</summary>
-    public static List<object>? Waves(string? spec)
+    internal static List<RolloutWaveRequest>? Waves(string? spec)
     {
         if (spec is null) return null;
-        var waves = new List<object>();
+        var waves = new List<RolloutWaveRequest>();
         foreach (var part in spec.Split(',', StringSplitOptions.TrimEntries))
         {
             if (part.EndsWith('%') && double.TryParse(part[..^1], NumberStyles.Float, CultureInfo.InvariantCulture, out var pct) && pct is > 0 and <= 100)
-                waves.Add(new { percent = pct });
+                waves.Add(new RolloutWaveRequest(null, pct));
             else if (int.TryParse(part, NumberStyles.None, CultureInfo.InvariantCulture, out var count) && count > 0)
-                waves.Add(new { count });
+                waves.Add(new RolloutWaveRequest(count, null));
             else throw new UsageException($"--waves part '{part}' is neither a device count (e.g. 10) nor a percentage in (0,100] (e.g. 25%).");
         }
         return waves;
@@ -127,12 +127,12 @@ public static class RolloutPalette
 
     private static async Task<int> CreateAsync(CommandInvocation call, AdminClient client, CancellationToken ct)
     {
-        object? window = null;
+        RolloutWindowRequest? window = null;
         if (call.Optional("window") is { } w)
         {
             var parts = w.Split('-');
             if (parts.Length != 2) throw new UsageException($"--window '{w}' must be HH:mm-HH:mm (UTC), e.g. 22:00-04:00.");
-            window = new { start = parts[0], end = parts[1] };
+            window = new RolloutWindowRequest(parts[0], parts[1]);
         }
         DateTimeOffset? startAt = null;
         if (call.Optional("start-at") is { } s)
@@ -144,26 +144,24 @@ public static class RolloutPalette
         var groups = List(call, "groups");
         if (tags is null && devices is null && groups is null)
             throw new UsageException("Select devices with --tags, --devices or --groups (a rollout to nobody is refused).");
-        var body = new
-        {
-            id = call.Optional("id"),
-            product = call.Required("product"),
-            version = call.Required("version"),
-            selector = new { tags, deviceIds = devices, groups },
-            waves = Waves(call.Optional("waves")),
-            randomizeOrder = call.Has("randomize") ? true : (bool?)null,
-            seed = (int?)call.OptionalLong("seed", 0, int.MaxValue),
-            maxConcurrent = (int?)call.OptionalLong("max-concurrent", 1, 1_000_000),
-            bandwidthBytesPerSecond = call.OptionalLong("bandwidth", 0),
-            successThreshold = Fraction(call, "success-threshold"),
-            errorThreshold = Fraction(call, "error-threshold"),
-            soakSeconds = (int?)call.OptionalLong("soak", 0, 30 * 86_400),
-            maxAttemptsPerDevice = (int?)call.OptionalLong("max-attempts", 1, 1000),
-            deviceTimeoutSeconds = (int?)call.OptionalLong("device-timeout", 0, 30 * 86_400),
-            startAt,
-            maintenanceWindow = window,
-            @operator = call.Optional("operator"),
-        };
+        var body = new RolloutCreateRequest(
+            Id: call.Optional("id"),
+            Product: call.Required("product"),
+            Version: call.Required("version"),
+            Selector: new RolloutSelectorRequest(tags, devices, groups),
+            Waves: Waves(call.Optional("waves")),
+            RandomizeOrder: call.Has("randomize") ? true : null,
+            Seed: (int?)call.OptionalLong("seed", 0, int.MaxValue),
+            MaxConcurrent: (int?)call.OptionalLong("max-concurrent", 1, 1_000_000),
+            BandwidthBytesPerSecond: call.OptionalLong("bandwidth", 0),
+            SuccessThreshold: Fraction(call, "success-threshold"),
+            ErrorThreshold: Fraction(call, "error-threshold"),
+            SoakSeconds: (int?)call.OptionalLong("soak", 0, 30 * 86_400),
+            MaxAttemptsPerDevice: (int?)call.OptionalLong("max-attempts", 1, 1000),
+            DeviceTimeoutSeconds: (int?)call.OptionalLong("device-timeout", 0, 30 * 86_400),
+            StartAt: startAt,
+            MaintenanceWindow: window,
+            Operator: call.Optional("operator"));
         var view = await client.PostAsync<RolloutView>("/admin/v1/rollouts", body, ct).ConfigureAwait(false);
         if (call.Json) Render.Json(call.Console.Out, view);
         else
@@ -178,7 +176,7 @@ public static class RolloutPalette
     {
         var id = Id(call);
         var reason = call.Optional("reason");
-        var view = await client.PostAsync<RolloutView>($"/admin/v1/rollouts/{id}/{action}", new { reason }, ct).ConfigureAwait(false);
+        var view = await client.PostAsync<RolloutView>($"/admin/v1/rollouts/{id}/{action}", new RolloutActionRequest(reason), ct).ConfigureAwait(false);
         if (call.Json) Render.Json(call.Console.Out, view);
         else
         {
@@ -237,7 +235,7 @@ public static class RolloutPalette
                     // Stream only changes (the timestamp is part of the line, so a new event prints again).
                     if (line != previous)
                     {
-                        if (call.Json) call.Console.Out.WriteLine(System.Text.Json.JsonSerializer.Serialize(last, WatchJson));
+                        if (call.Json) call.Console.Out.WriteLine(System.Text.Json.JsonSerializer.Serialize(last, CliJson.TypeInfo<RolloutView>(CliJson.Wire)));
                         else call.Console.Out.WriteLine(line);
                         call.Console.Out.Flush();
                         previous = line;
@@ -255,6 +253,4 @@ public static class RolloutPalette
         if (!call.Json && call.Console.IsTerminal) call.Console.Out.WriteLine(Line(last!));
         return last!.Status == RolloutStatus.Completed ? ExitCodes.Success : ExitCodes.WatchedFailed;
     }
-
-    private static readonly System.Text.Json.JsonSerializerOptions WatchJson = new(AdminJson.Options) { WriteIndented = false };
 }

@@ -60,7 +60,7 @@ public static class StorePalette
         var keysDir = call.Optional("keys");
         var publicKey = keysDir is null ? null : KeyFiles.LoadPublicKey(keysDir);
         var report = new StoreMaintenance(OpenStore(call)).Verify(publicKey);
-        if (call.Json) Render.Json(call.Console.Out, new { ok = report.Ok, report.ChunksChecked, report.ManifestsChecked, report.SignaturesVerified, report.Problems });
+        if (call.Json) Render.Json(call.Console.Out, StoreVerifyOutput.Of(report));
         else
         {
             var o = call.Console.Out;

@@ -4,7 +4,7 @@ using System.Net.Http.Json;
 using System.Net.Sockets;
 using System.Text.Json;
 using Orchestrator.Cli.CommandLine;
-using Orchestrator.Messages.Admin;
+using Orchestrator.Cli.Output;
 
 namespace Orchestrator.Cli.Server;
 
@@ -58,7 +58,7 @@ public sealed class AdminClient : IDisposable
     public async Task<T> SendAsync<T>(HttpMethod method, string path, object? body, CancellationToken ct)
     {
         using var request = new HttpRequestMessage(method, path);
-        if (body is not null) request.Content = JsonContent.Create(body, body.GetType(), options: AdminJson.Options);
+        if (body is not null) request.Content = JsonContent.Create(body, CliJson.TypeInfo(CliJson.Wire, body.GetType()));
         HttpResponseMessage response;
         try
         {
@@ -84,7 +84,7 @@ public sealed class AdminClient : IDisposable
                 if (typeof(T) == typeof(JsonElement) && response.StatusCode == HttpStatusCode.NoContent) return default!;
                 try
                 {
-                    return (await response.Content.ReadFromJsonAsync<T>(AdminJson.Options, ct).ConfigureAwait(false))!;
+                    return (await response.Content.ReadFromJsonAsync(CliJson.TypeInfo<T>(CliJson.Wire), ct).ConfigureAwait(false))!;
                 }
                 catch (JsonException ex)
                 {

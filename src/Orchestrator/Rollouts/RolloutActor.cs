@@ -24,6 +24,13 @@ namespace Orchestrator.Node.Rollouts;
 /// Assignment order: ask the device's state (for the previous version), send AssignTarget, persist
 /// <see cref="RolloutDeviceAssigned"/> after the device accepted. A crash in between leaves the device Pending here
 /// with our target on the device; the next assignment pass re-sends the (idempotent) AssignTarget.
+/// <para>
+/// A pass talks to thousands of device actors and may take seconds on a large fleet, so it runs off the actor's
+/// thread on a <see cref="PassInput"/> captured from the state and reports back only facts (events): the actor keeps
+/// answering views and operator commands meanwhile. The facts stay true whatever was decided in between (a device
+/// that accepted an assignment holds it even if the rollout was paused meanwhile; abort and rollback then reach it
+/// through the next pass), and every rollout-level decision is taken on the actor's thread after they are applied.
+/// </para>
 /// </summary>
 public sealed class RolloutActor : ReceivePersistentActor, IWithTimers
 {
@@ -41,6 +48,9 @@ public sealed class RolloutActor : ReceivePersistentActor, IWithTimers
     private long _lastSnapshot;
     private DateTimeOffset _nextJoinCheck = DateTimeOffset.MinValue;
     private bool _claimsReleased;
+    private static readonly IReadOnlySet<string> NoDevices = new HashSet<string>();
+    private bool _passRunning;
+    private bool _tickWanted;
 
     /// <summary>Props of the actor of <paramref name="rolloutId"/>; its parent must be the <see cref="RolloutCoordinator"/>.</summary>
     public static Props Props(string rolloutId, IActorRef devices, IActorRef registry, RolloutSettings settings) =>
@@ -162,7 +172,8 @@ public sealed class RolloutActor : ReceivePersistentActor, IWithTimers
         Command<GetSummary>(_ => Sender.Tell(State.Summary()));
         Command<IRolloutCommand>(c => Sender.Tell(new RolloutRejected(_rolloutId, "invalid_state", "",
             $"{c.GetType().Name} is not possible while rollout '{_rolloutId}' is {State.Status}. " + Allowed(State.Status))));
-        CommandAsync<Tick>(_ => OnTick());
+        Command<Tick>(_ => StartPass());
+        Command<PassCompleted>(OnPassCompleted);
         Common();
     }
 
@@ -246,36 +257,88 @@ public sealed class RolloutActor : ReceivePersistentActor, IWithTimers
 
     // ---- the periodic pass ----
 
-    private async Task OnTick()
+    private void StartPass()
+    {
+        if (_passRunning)
+        {
+            _tickWanted = true; // e.g. an operator decision during a pass: run again as soon as this one reports
+            return;
+        }
+        if (!State.CommandsPending && State.IsActive)
+        {
+            // Pure decisions need no device I/O: take them here, before capturing what the pass works on.
+            if (State.Status == RolloutStatus.Created && (State.Spec.StartAt is null || Now >= State.Spec.StartAt))
+                Emit(new RolloutStarted(Now));
+            if (State.Started) DecideProgress();
+            Flush();
+        }
+        var input = Capture();
+        if (input is null) return;
+        _passRunning = true;
+        _tickWanted = false;
+        var self = Self;
+        RunPass(input).ContinueWith(t =>
+        {
+            if (t.IsCompletedSuccessfully) return t.Result;
+            _log.Warning(t.Exception?.GetBaseException(), "Rollout {0}: pass failed; retrying at the next poll", _rolloutId);
+            return new PassCompleted([], input.JoinDue);
+        }, TaskScheduler.Default).PipeTo(self);
+    }
+
+    private void OnPassCompleted(PassCompleted pass)
+    {
+        _passRunning = false;
+        if (pass.JoinChecked) _nextJoinCheck = Now + _settings.JoinCheckInterval;
+        foreach (var e in pass.Facts) Emit(e);
+        if (State.Started) DecideProgress();
+        Flush();
+        if (_tickWanted) ScheduleTick(TimeSpan.Zero);
+        else if (State.IsActive || State.CommandsPending) ScheduleTick(_settings.PollInterval);
+    }
+
+    /// <summary>What the next pass works on, read on the actor's thread (the pass itself never touches the state).</summary>
+    private PassInput? Capture()
+    {
+        if (State.CommandsPending)
+        {
+            var rollback = State.Status == RolloutStatus.RolledBack;
+            var targets = State.Devices.Where(d => rollback ? d.Outcome != RolloutDeviceOutcome.Pending : d.Outcome == RolloutDeviceOutcome.InProgress)
+                .ToList();
+            return new PassInput(State.Spec, targets, rollback, State.RollbackVersions, [], NoDevices, [], false, Context.Parent, NoDevices);
+        }
+        if (!State.IsActive) return null;
+        var inFlight = State.Started ? State.InProgress() : [];
+        var timedOut = inFlight.Where(id => State.TimedOut(id, Now)).ToHashSet(StringComparer.Ordinal);
+        var mayAssign = State.Started && State.Status == RolloutStatus.Running && (State.Spec.Window is null || State.Spec.Window.Contains(Now));
+        var toAssign = mayAssign ? State.NextToAssign(State.Spec.MaxConcurrent - inFlight.Count) : [];
+        var known = State.Devices.Select(d => d.DeviceId).ToHashSet(StringComparer.Ordinal);
+        return new PassInput(State.Spec, [], false, [], inFlight, timedOut, toAssign, Now >= _nextJoinCheck, Context.Parent, known);
+    }
+
+    private async Task<PassCompleted> RunPass(PassInput input)
+    {
+        var facts = new List<IRolloutEvent>();
+        if (input.CommandTargets.Count > 0 || input.Rollback)
+        {
+            await DeliverCommands(input, facts);
+            return new PassCompleted(facts, false);
+        }
+        // Stages fail independently, so what one established (an accepted assignment) is not lost to another's timeout.
+        await Stage("observing devices", () => Observe(input, facts));
+        await Stage("assigning devices", () => Assign(input, facts));
+        if (input.JoinDue) await Stage("looking for late joiners", () => Join(input, facts));
+        return new PassCompleted(facts, input.JoinDue);
+    }
+
+    private async Task Stage(string what, Func<Task> run)
     {
         try
         {
-            if (State.CommandsPending) await DeliverCommands();
-            else if (State.IsActive)
-            {
-                if (State.Status == RolloutStatus.Created && (State.Spec.StartAt is null || Now >= State.Spec.StartAt))
-                    Emit(new RolloutStarted(Now));
-                if (State.Started)
-                {
-                    await Observe();
-                    DecideProgress();
-                    if (State.Status == RolloutStatus.Running && (State.Spec.Window is null || State.Spec.Window.Contains(Now)))
-                    {
-                        await Assign();
-                        DecideProgress();
-                    }
-                }
-                if (State.IsActive && Now >= _nextJoinCheck) await Join();
-            }
+            await run();
         }
         catch (Exception ex)
         {
-            _log.Warning(ex, "Rollout {0}: pass failed; retrying at the next poll", _rolloutId);
-        }
-        finally
-        {
-            Flush();
-            if (State.IsActive || State.CommandsPending) ScheduleTick(_settings.PollInterval);
+            _log.Warning(ex, "Rollout {0}: {1} failed; retrying at the next poll", _rolloutId, what);
         }
     }
 
@@ -300,30 +363,30 @@ public sealed class RolloutActor : ReceivePersistentActor, IWithTimers
         }
     }
 
-    private async Task Observe()
+    private async Task Observe(PassInput input, List<IRolloutEvent> facts)
     {
-        var target = State.Spec.Target;
-        var ids = State.InProgress();
+        var target = input.Spec.Target;
+        var ids = input.InProgress;
         var states = await Task.WhenAll(ids.Select(id => AskDevice<DeviceState>(new GetDeviceState(id))));
         for (var i = 0; i < ids.Count; i++)
         {
             if (states[i] is not { } s) continue; // unreachable now; read again next poll
             if (s.InstalledVersionId == target.VersionId && s.Work is null)
-                Emit(new RolloutDeviceSucceeded(s.DeviceId, Now));
-            else if (State.TimedOut(s.DeviceId, Now))
+                facts.Add(new RolloutDeviceSucceeded(s.DeviceId, Now));
+            else if (input.TimedOut.Contains(s.DeviceId))
             {
                 var seen = s.LastSeen is { } at ? $"last seen {at:u}" : "never checked in";
-                var reason = $"did not install {target.Version} within {TimeSpan.FromSeconds(State.Spec.DeviceTimeoutSeconds)} of its assignment ({seen})";
-                if (await Cancel(s.DeviceId, reason)) Emit(new RolloutDeviceFailed(s.DeviceId, reason, Now));
+                var reason = $"did not install {target.Version} within {TimeSpan.FromSeconds(input.Spec.DeviceTimeoutSeconds)} of its assignment ({seen})";
+                if (await Cancel(s.DeviceId, reason)) facts.Add(new RolloutDeviceFailed(s.DeviceId, reason, Now));
             }
             else if (s.Target is null || s.Target.RolloutId != _rolloutId || s.Target.VersionId != target.VersionId)
-                Emit(new RolloutDeviceFailed(s.DeviceId,
+                facts.Add(new RolloutDeviceFailed(s.DeviceId,
                     $"assignment removed outside this rollout (device now targets {(s.Target is null ? "nothing" : $"{s.Target.Version} of {s.Target.RolloutId}")})", Now));
-            else if (s.FailedAttempts >= State.Spec.MaxAttemptsPerDevice)
+            else if (s.FailedAttempts >= input.Spec.MaxAttemptsPerDevice)
             {
                 // Stop the device retrying before counting it failed; if the cancel does not get through, try again next poll.
                 var reason = $"gave up after {s.FailedAttempts} failed attempts (last: {s.LastFailure?.Stage} {s.LastFailure?.Reason})";
-                if (await Cancel(s.DeviceId, reason)) Emit(new RolloutDeviceFailed(s.DeviceId, reason, Now));
+                if (await Cancel(s.DeviceId, reason)) facts.Add(new RolloutDeviceFailed(s.DeviceId, reason, Now));
             }
         }
     }
@@ -334,19 +397,17 @@ public sealed class RolloutActor : ReceivePersistentActor, IWithTimers
         catch (DeviceRejection) { return true; } // nothing to cancel there
     }
 
-    private async Task Assign()
+    private async Task Assign(PassInput input, List<IRolloutEvent> facts)
     {
-        var free = State.Spec.MaxConcurrent - State.InProgress().Count;
-        var ids = State.NextToAssign(free);
-        if (ids.Count == 0) return;
-        var results = await Task.WhenAll(ids.Select(AssignOne));
+        if (input.ToAssign.Count == 0) return;
+        var results = await Task.WhenAll(input.ToAssign.Select(id => AssignOne(input.Spec, id)));
         foreach (var e in results)
-            if (e is not null) Emit(e);
+            if (e is not null) facts.Add(e);
     }
 
-    private async Task<IRolloutEvent?> AssignOne(string deviceId)
+    private async Task<IRolloutEvent?> AssignOne(RolloutSpec spec, string deviceId)
     {
-        var t = State.Spec.Target;
+        var t = spec.Target;
         try
         {
             var s = await AskDevice<DeviceState>(new GetDeviceState(deviceId));
@@ -356,7 +417,7 @@ public sealed class RolloutActor : ReceivePersistentActor, IWithTimers
             // Already ours (a crash after the device accepted): the installed version is the previous one unless it already finished.
             var previous = s.Target?.RolloutId == _rolloutId && s.InstalledVersionId == t.VersionId ? 0 : s.InstalledVersionId;
             var ok = await AskDevice<DeviceCommandAccepted>(new AssignTarget(deviceId, t.Product, t.Version, t.VersionId, t.ManifestPath, _rolloutId,
-                State.Spec.BandwidthBytesPerSecond));
+                spec.BandwidthBytesPerSecond));
             return ok is null ? null : new RolloutDeviceAssigned(deviceId, previous, Now);
         }
         catch (DeviceRejection r)
@@ -365,32 +426,31 @@ public sealed class RolloutActor : ReceivePersistentActor, IWithTimers
         }
     }
 
-    private async Task Join()
+    private async Task Join(PassInput input, List<IRolloutEvent> facts)
     {
-        _nextJoinCheck = Now + _settings.JoinCheckInterval;
         var list = await _registry.Ask<DeviceList>(new QueryDevices(null, null, null, null, 100_000), _settings.AskTimeout);
-        var spec = State.Spec;
+        var spec = input.Spec;
         var fresh = list.Devices
-            .Where(d => d.Product == spec.Target.Product && spec.Selector.Matches(d.DeviceId, d.Tags) && State.Find(d.DeviceId) is null)
+            .Where(d => d.Product == spec.Target.Product && spec.Selector.Matches(d.DeviceId, d.Tags) && !input.Known.Contains(d.DeviceId))
             .Select(d => d.DeviceId).ToList();
         if (fresh.Count == 0) return;
-        var granted = await Context.Parent.Ask<DevicesClaimed>(new ClaimDevices(_rolloutId, fresh), _settings.AskTimeout);
-        if (granted.DeviceIds.Count > 0) Emit(new RolloutDevicesJoined(granted.DeviceIds, Now));
+        var granted = await input.Coordinator.Ask<DevicesClaimed>(new ClaimDevices(_rolloutId, fresh), _settings.AskTimeout);
+        if (granted.DeviceIds.Count > 0) facts.Add(new RolloutDevicesJoined(granted.DeviceIds, Now));
     }
 
-    private async Task DeliverCommands()
+    private async Task DeliverCommands(PassInput input, List<IRolloutEvent> facts)
     {
-        var rollback = State.Status == RolloutStatus.RolledBack;
-        var t = State.Spec.Target;
-        var targets = State.Devices.Where(d => rollback ? d.Outcome != RolloutDeviceOutcome.Pending : d.Outcome == RolloutDeviceOutcome.InProgress).ToList();
-        var versions = State.RollbackVersions.ToDictionary(v => v.VersionId);
+        var rollback = input.Rollback;
+        var t = input.Spec.Target;
+        var targets = input.CommandTargets;
+        var versions = input.RollbackVersions.ToDictionary(v => v.VersionId);
         var done = await Task.WhenAll(targets.Select(async d =>
         {
             try
             {
                 if (rollback && versions.TryGetValue(d.PreviousVersionId, out var v))
                     return await AskDevice<DeviceCommandAccepted>(new AssignTarget(d.DeviceId, t.Product, v.Version, v.VersionId, v.ManifestPath, _rolloutId,
-                        State.Spec.BandwidthBytesPerSecond)) is not null;
+                        input.Spec.BandwidthBytesPerSecond)) is not null;
                 // Abort, or rollback of a device that had nothing (known) installed: cancel, but only our own assignment.
                 var s = await AskDevice<DeviceState>(new GetDeviceState(d.DeviceId));
                 if (s is null) return false;
@@ -405,9 +465,25 @@ public sealed class RolloutActor : ReceivePersistentActor, IWithTimers
         // Abort is incremental (a cancelled device leaves InProgress); rollback re-sends to all until every device acknowledged.
         if (!rollback)
             for (var i = 0; i < targets.Count; i++)
-                if (done[i]) Emit(new RolloutDeviceFailed(targets[i].DeviceId, "assignment cancelled by abort", Now));
-        if (done.All(x => x)) Emit(new RolloutCommandsDelivered(targets.Count, Now));
+                if (done[i]) facts.Add(new RolloutDeviceFailed(targets[i].DeviceId, "assignment cancelled by abort", Now));
+        if (done.All(x => x)) facts.Add(new RolloutCommandsDelivered(targets.Count, Now));
     }
+
+    /// <summary>What one pass works on, captured on the actor's thread.</summary>
+    private sealed record PassInput(
+        RolloutSpec Spec,
+        IReadOnlyList<RolloutDeviceRecord> CommandTargets,
+        bool Rollback,
+        IReadOnlyList<RollbackVersion> RollbackVersions,
+        IReadOnlyList<string> InProgress,
+        IReadOnlySet<string> TimedOut,
+        IReadOnlyList<string> ToAssign,
+        bool JoinDue,
+        IActorRef Coordinator,
+        IReadOnlySet<string> Known);
+
+    /// <summary>Facts a pass established, applied on the actor's thread; local only.</summary>
+    private sealed record PassCompleted(IReadOnlyList<IRolloutEvent> Facts, bool JoinChecked) : INoSerializationVerificationNeeded;
 
     /// <summary>Self-sent; local only.</summary>
     private sealed class Tick : INoSerializationVerificationNeeded

@@ -41,6 +41,33 @@ public class ChunkCodecTests
     }
 
     /// <summary>
+    /// Each encoding thread caches its AES-GCM instance per content key: alternating keys on one thread must still
+    /// encrypt under the right key every time, and the allocation-free path must write exactly the bytes of Encode.
+    /// </summary>
+    [Fact]
+    public void Alternating_keys_on_one_thread_encrypt_under_each_key_and_EncodeInto_matches_Encode()
+    {
+        var other = ContentKey.FromBytes(Enumerable.Range(100, 32).Select(i => (byte)i).ToArray());
+        var plain = TestData.Random(50_000, 9);
+        for (var round = 0; round < 2; round++)
+            foreach (var (key, wrong) in new[] { (Key, other), (other, Key) })
+            {
+                var encoded = ChunkCodec.Encode(plain, key);
+                Assert.Equal(plain, ChunkCodec.Decode(encoded.Stored, key, plain.Length, encoded.Id));
+                Assert.Throws<IntegrityException>(() => ChunkCodec.Decode(encoded.Stored, wrong, plain.Length, encoded.Id));
+
+                var tag = new byte[ChunkCodec.PlaintextTagLength];
+                ChunkCodec.WritePlaintextTag(plain, key, tag);
+                Assert.Equal(ChunkCodec.PlaintextTag(plain, key), tag);
+                var buffer = new byte[ChunkCodec.MaxStoredLength(plain.Length) + 7];
+                buffer.AsSpan().Fill(0xEE); // stale bytes in a pooled buffer must not leak into the object
+                var length = ChunkCodec.EncodeInto(plain, key, tag, buffer, out var id);
+                Assert.Equal(encoded.Stored, buffer.AsSpan(0, length).ToArray());
+                Assert.Equal(encoded.Id, id);
+            }
+    }
+
+    /// <summary>
     /// The publisher may compress with the system libzstd or the managed port; either object must decode with
     /// the managed decoder and carry the same nonce (the tag), whatever the payload bytes are.
     /// </summary>

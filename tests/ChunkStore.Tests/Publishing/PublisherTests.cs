@@ -127,6 +127,29 @@ public sealed class PublisherTests : StoreTestBase
         Assert.Equal(reports[^1].BytesTotal, reports[^1].BytesDone);
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(4)]
+    public void Cancelling_mid_publish_stops_every_worker_and_commits_nothing(int parallelism)
+    {
+        NewPublisher().Publish(Request("1.0.0", MakeTree("v1", 1)));
+        var indexBefore = File.ReadAllBytes(Path.Combine(StoreRoot, StoreLayout.IndexPath("acme")));
+        var tree = MakeTree("v2", 2, TestData.Random(600_000, 5)); // ~150 chunks of ~4 KiB: several progress reports
+        using var cancel = new CancellationTokenSource();
+        var publisher = new Publisher(OpenStore(), ProductKey, SigningKey) { Parallelism = parallelism };
+
+        Assert.ThrowsAny<OperationCanceledException>(() =>
+            publisher.Publish(Request("2.0.0", tree), new SynchronousProgress<PublishProgress>(_ => cancel.Cancel()), cancel.Token));
+
+        // Publish returned only after its workers stopped: no temp file is left, the index is untouched, the store
+        // verifies, and the same publish then succeeds.
+        var store = OpenStore();
+        Assert.Empty(store.EnumerateTempFiles());
+        Assert.Equal(indexBefore, File.ReadAllBytes(Path.Combine(StoreRoot, StoreLayout.IndexPath("acme"))));
+        Assert.True(new StoreMaintenance(store).Verify(SigningKey.PublicKey).Ok);
+        Assert.Equal(2, NewPublisher().Publish(Request("2.0.0", tree)).VersionId);
+    }
+
     [Fact]
     public void Version_id_must_increase_and_versions_are_unique()
     {

@@ -303,4 +303,27 @@ public sealed class RolloutActorTests(ITestOutputHelper output) : IAsyncLifetime
         await agents;
         Assert.Equal((2, 2), (done.Waves[0].Succeeded, done.Waves[0].Failed));
     }
+
+    [Fact]
+    public async Task Queries_are_answered_while_a_pass_waits_on_devices_that_do_not_answer()
+    {
+        // Devices and registry that never answer: every pass waits the full ask timeout, as on a huge, slow fleet.
+        var devices = _h.Kit.CreateTestProbe();
+        var registry = _h.Kit.CreateTestProbe();
+        var coordinator = _h.Kit.CreateTestProbe();
+        var settings = new RolloutSettings(TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(20), TimeSpan.FromHours(1), 20, TimeProvider.System);
+        var rollout = coordinator.ChildActorOf(RolloutActor.Props("slow", devices, registry, settings));
+        coordinator.ExpectMsg<RolloutClaims>();
+        rollout.Tell(new StartRollout(Spec("slow", Tags("x")), ["slow-1", "slow-2"], _h.Kit.TestActor));
+        _h.Kit.ExpectMsg<RolloutView>();
+        devices.ExpectMsg<GetDeviceState>(); // the assignment pass is now waiting
+
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        var view = await rollout.Ask<RolloutView>(new GetRollout("slow"), TimeSpan.FromSeconds(3));
+        Assert.Equal((RolloutStatus.Running, 2), (view.Status, view.Waves[0].Pending));
+        // An operator decision is taken (and persisted) during the pass, too.
+        var paused = await rollout.Ask<RolloutView>(new PauseRollout("slow", "alice", "hold"), TimeSpan.FromSeconds(3));
+        Assert.Equal(RolloutStatus.Paused, paused.Status);
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(6), $"queries waited {watch.Elapsed} for the pass");
+    }
 }

@@ -1,0 +1,30 @@
+using Orchestrator.ChunkStore.Maintenance;
+using Orchestrator.Messages.Devices;
+
+namespace Orchestrator.Cli.Output;
+
+// The --json shapes of local commands. Named records (not anonymous objects) so their JSON metadata can be
+// generated at compile time (CliJsonContext); property order is output order.
+
+/// <summary><c>{"error","exitCode","message"}</c>, printed on stdout with <c>--json</c> when a command fails.</summary>
+internal sealed record ErrorOutput(string Error, int ExitCode, string Message);
+
+/// <summary>Result of <c>orch publish --json</c>.</summary>
+internal sealed record PublishOutput(
+    string Product, string Version, long VersionId, string ManifestPath, string SignaturePath, int Files, int Symlinks,
+    long BytesTotal, long ChunksTotal, long ChunksDistinct, long ChunksNew, long BytesNew, string InventoryDigest,
+    double ElapsedSeconds, double ThroughputMiBPerSecond, string? Channel);
+
+/// <summary>Result of <c>orch keys init --json</c>.</summary>
+internal sealed record KeysInitOutput(
+    string Directory, string SigningKey, string PublicKey, string ContentKey, string PublicKeyHex, string ContentKeyFingerprint);
+
+/// <summary>Result of <c>orch store verify --json</c>.</summary>
+internal sealed record StoreVerifyOutput(bool Ok, long ChunksChecked, int ManifestsChecked, bool SignaturesVerified, IReadOnlyList<string> Problems)
+{
+    public static StoreVerifyOutput Of(VerifyReport r) => new(r.Ok, r.ChunksChecked, r.ManifestsChecked, r.SignaturesVerified, r.Problems);
+}
+
+/// <summary>Result of <c>orch device provision --json</c>.</summary>
+internal sealed record DeviceProvisionOutput(
+    string DeviceId, string? Secret, DateTimeOffset CreatedUtc, bool Registered, string? Product, string[] Tags, DeviceStatus? Status);
