@@ -47,6 +47,7 @@ namespace Orchestrator.Cli.Output;
 [JsonSerializable(typeof(GcReport))]
 [JsonSerializable(typeof(StoreVerifyOutput))]
 [JsonSerializable(typeof(PublishOutput))]
+[JsonSerializable(typeof(DeltaBuildOutput))]
 [JsonSerializable(typeof(KeysInitOutput))]
 [JsonSerializable(typeof(DeviceProvisionOutput))]
 [JsonSerializable(typeof(ErrorOutput))]

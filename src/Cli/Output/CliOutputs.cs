@@ -15,6 +15,12 @@ internal sealed record PublishOutput(
     long BytesTotal, long ChunksTotal, long ChunksDistinct, long ChunksNew, long BytesNew, string InventoryDigest,
     double ElapsedSeconds, double ThroughputMiBPerSecond, string? Channel);
 
+/// <summary>Result of <c>orch delta build --json</c>.</summary>
+internal sealed record DeltaBuildOutput(
+    string ManifestPath, string SignaturePath, string Product, string From, long FromVersionId, string To, long ToVersionId,
+    bool AlreadyBuilt, int FilesPatched, int FilesChunks, long PatchBytes, long ChunkBytesReplaced, int ObjectsWritten, int Level,
+    double ElapsedSeconds);
+
 /// <summary>Result of <c>orch keys init --json</c>.</summary>
 internal sealed record KeysInitOutput(
     string Directory, string SigningKey, string PublicKey, string ContentKey, string PublicKeyHex, string ContentKeyFingerprint);

@@ -38,24 +38,11 @@ public static class DeltaPalette
         var result = new DeltaBuilder(store, contentKey, signingKey) { Level = level }
             .Build(call.Required("product"), call.Required("from"), call.Required("to"), cancellationToken);
         if (call.Json)
-            Render.Json(call.Console.Out, new
-            {
-                result.ManifestPath,
-                signaturePath = StoreLayout.SignaturePathFor(result.ManifestPath),
-                product = result.Delta.Product,
-                from = result.Delta.From.Version,
-                fromVersionId = result.Delta.From.VersionId,
-                to = result.Delta.To.Version,
-                toVersionId = result.Delta.To.VersionId,
-                result.AlreadyBuilt,
-                result.FilesPatched,
-                result.FilesChunks,
-                result.PatchBytes,
-                result.ChunkBytesReplaced,
-                result.ObjectsWritten,
-                level = result.Delta.Level,
-                elapsedSeconds = Math.Round(result.Elapsed.TotalSeconds, 3),
-            });
+            Render.Json(call.Console.Out, new DeltaBuildOutput(
+                result.ManifestPath, StoreLayout.SignaturePathFor(result.ManifestPath), result.Delta.Product,
+                result.Delta.From.Version, result.Delta.From.VersionId, result.Delta.To.Version, result.Delta.To.VersionId,
+                result.AlreadyBuilt, result.FilesPatched, result.FilesChunks, result.PatchBytes, result.ChunkBytesReplaced,
+                result.ObjectsWritten, result.Delta.Level, Math.Round(result.Elapsed.TotalSeconds, 3)));
         else
         {
             var o = call.Console.Out;
