@@ -11,5 +11,5 @@ versions=(2.67.0 2.70.0 2.71.0 2.72.0)
 for tool in xdelta3 zstd casync; do command -v $tool >/dev/null || { echo "$tool missing: apt-get install $tool" >&2; exit 1; }; done
 mkdir -p "$work"
 [ -d "$work/trees/${versions[-1]}" ] || "$repo/bench/content/fetch-grpc-tools.sh" "$work" "${versions[@]}"
-dotnet publish "$repo/src/Cli" -c Release -r linux-x64 --self-contained false -o "$work/orch" >/dev/null
+dotnet publish "$repo/src/Cli" -c Release -r linux-x64 -o "$work/orch" >/dev/null   # Native AOT (PublishAot), as bench/content
 python3 "$repo/bench/deltas/bench.py" "$work" "$work/orch/orch" "$level" "${versions[@]}"
