@@ -104,12 +104,14 @@ public static class DeviceActorsBenchmark
             Console.WriteLine($"   raw batched inserts: {totalEvents} rows in {rawSeconds:F1}s = {totalEvents / rawSeconds:F0}/s, {rawCpuUs:F0} us CPU/row");
 
             double actorSeconds, actorCpuUs, firstContactSeconds;
+            SqlStats.InstallIfRequested();
             await using (var node = await Node.Start(options))
             {
                 // Create (and recover, empty) every actor first, so the timed phase measures persisting events only.
                 var first = Stopwatch.StartNew();
                 await ForAll(ids, o.InFlight, id => node.Region.Ask<DeviceState>(new GetDeviceState(id), TimeSpan.FromMinutes(2)));
                 firstContactSeconds = first.Elapsed.TotalSeconds;
+                SqlStats.Reset();
                 var cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
                 var sw = Stopwatch.StartNew();
                 await ForAll(ids, o.InFlight, async id =>
@@ -119,6 +121,7 @@ public static class DeviceActorsBenchmark
                 });
                 actorSeconds = sw.Elapsed.TotalSeconds;
                 actorCpuUs = (Process.GetCurrentProcess().TotalProcessorTime - cpu0).TotalMicroseconds / totalEvents;
+                SqlStats.Print("timed write phase", totalEvents);
             }
             Console.WriteLine($"   first contact (empty recovery) of {o.Devices} devices: {firstContactSeconds:F1}s");
             Console.WriteLine($"   device actors: {totalEvents} events in {actorSeconds:F1}s = {totalEvents / actorSeconds:F0}/s, {actorCpuUs:F0} us CPU/event");
@@ -340,6 +343,40 @@ public static class DeviceActorsBenchmark
     {
         try { return File.ReadAllText("/proc/loadavg").Split(' ')[0]; }
         catch (IOException) { return "n/a"; }
+    }
+
+    /// <summary>
+    /// Diagnostic (ORCH_BENCH_SQL_STATS=1, off in recorded runs: tracing costs CPU): counts the plugin's linq2db
+    /// operations during the timed phase, which shows how many events one journal transaction really carries.
+    /// </summary>
+    private static class SqlStats
+    {
+        private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, int> Counts = new();
+        private static bool _on;
+
+        public static void InstallIfRequested()
+        {
+            if (_on || Environment.GetEnvironmentVariable("ORCH_BENCH_SQL_STATS") != "1") return;
+            _on = true;
+            LinqToDB.Data.DataConnection.TurnTraceSwitchOn(System.Diagnostics.TraceLevel.Info);
+            LinqToDB.Data.DataConnection.DefaultOnTraceConnection = info =>
+            {
+                if (info.TraceInfoStep != LinqToDB.Data.TraceInfoStep.Completed) return;
+                var sql = info.Operation is LinqToDB.Data.TraceOperation.BeginTransaction or LinqToDB.Data.TraceOperation.CommitTransaction
+                    ? "" : " " + new string((info.CommandText ?? "").TrimStart().Take(40).Select(c => char.IsWhiteSpace(c) ? ' ' : c).ToArray());
+                Counts.AddOrUpdate(info.Operation + sql, 1, (_, v) => v + 1);
+            };
+        }
+
+        public static void Reset() => Counts.Clear();
+
+        public static void Print(string phase, long events)
+        {
+            if (!_on) return;
+            Console.WriteLine($"   linq2db operations in the {phase} ({events} events):");
+            foreach (var (k, v) in Counts.OrderByDescending(kv => kv.Value).Take(12))
+                Console.WriteLine($"     {v,8}  {k}");
+        }
     }
 
     /// <summary>A single-node cluster with the device region, as the node runs it.</summary>
