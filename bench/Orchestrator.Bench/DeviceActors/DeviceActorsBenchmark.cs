@@ -361,7 +361,7 @@ public static class DeviceActorsBenchmark
             LinqToDB.Data.DataConnection.TurnTraceSwitchOn(System.Diagnostics.TraceLevel.Info);
             LinqToDB.Data.DataConnection.DefaultOnTraceConnection = info =>
             {
-                if (info.TraceInfoStep != LinqToDB.Data.TraceInfoStep.Completed) return;
+                if (info.TraceInfoStep != LinqToDB.Data.TraceInfoStep.AfterExecute) return;
                 var sql = info.Operation is LinqToDB.Data.TraceOperation.BeginTransaction or LinqToDB.Data.TraceOperation.CommitTransaction
                     ? "" : " " + new string((info.CommandText ?? "").TrimStart().Take(40).Select(c => char.IsWhiteSpace(c) ? ' ' : c).ToArray());
                 Counts.AddOrUpdate(info.Operation + sql, 1, (_, v) => v + 1);
