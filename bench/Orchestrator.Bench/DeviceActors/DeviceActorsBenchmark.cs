@@ -23,7 +23,7 @@ namespace Orchestrator.Bench.DeviceActors;
 /// </summary>
 public static class DeviceActorsBenchmark
 {
-    private sealed record Options(int Devices, int EventsPerDevice, int InFlight, string[] Backends, string? Postgres, string Output, int BatchSize, string TagInsertMode);
+    private sealed record Options(int Devices, int EventsPerDevice, int InFlight, string[] Backends, string? Postgres, string Output, int BatchSize, string? TagInsertMode);
 
     private sealed record Result(string Backend, int Devices, long Events, double RawSeconds, double ActorSeconds, double RecoverySeconds, long JournalRows, double FirstContactSeconds, double RawCpuUs, double ActorCpuUs);
 
@@ -53,7 +53,7 @@ public static class DeviceActorsBenchmark
         string? pg = Environment.GetEnvironmentVariable("ORCH_TEST_POSTGRES") ?? Environment.GetEnvironmentVariable("PG_CONNECTION_STRING");
         var output = "bench/results/device-actors.md";
         var batchSize = 100;
-        var tagInsertMode = "off";
+        string? tagInsertMode = null; // null: the backend's default from DevicePersistenceOptions
         for (var i = 0; i < args.Length; i++)
         {
             string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
@@ -91,7 +91,7 @@ public static class DeviceActorsBenchmark
         {
             options = DevicePersistenceOptions.PostgreSql(o.Postgres!, "bench_" + Guid.NewGuid().ToString("N")[..16]);
         }
-        options = options with { BatchSize = o.BatchSize, TagInsertMode = o.TagInsertMode };
+        options = options with { BatchSize = o.BatchSize, TagInsertMode = o.TagInsertMode ?? options.TagInsertMode };
         await options.PrepareDatabase();
         try
         {
@@ -314,7 +314,8 @@ public static class DeviceActorsBenchmark
         b.AppendLine($"Run {DateTimeOffset.UtcNow:yyyy-MM-dd HH:mm} UTC on {Environment.ProcessorCount} cores (machine shared with other builds; " +
                      $"load average at end: {LoadAverage()}). Command: `dotnet run -c Release --project bench/Orchestrator.Bench -- device-actors " +
                      $"--devices {o.Devices} --events-per-device {o.EventsPerDevice} --in-flight {o.InFlight} --backend {string.Join(',', o.Backends)} " +
-                     $"--batch-size {o.BatchSize} --tag-insert-mode {o.TagInsertMode}`.");
+                     $"--batch-size {o.BatchSize}{(o.TagInsertMode is null ? "" : " --tag-insert-mode " + o.TagInsertMode)}`" +
+                     (o.TagInsertMode is null ? " (tag insert mode: each backend's default, see `DevicePersistenceOptions.TagInsertMode`)." : "."));
         b.AppendLine();
         b.AppendLine("- **raw**: the same rows the plugin writes (journal row with the same serialized `DeviceCheckedIn.v1` payload + one tag row), " +
                      "batches of 1000 per transaction (SQLite: prepared statements; PostgreSQL: multi-row INSERT), into tables with the plugin's " +
