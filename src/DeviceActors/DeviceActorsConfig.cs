@@ -35,6 +35,7 @@ public static class DeviceActorsConfig
         var refresh = $"{(int)options.QueryRefreshInterval.TotalMilliseconds}ms";
         var tagger = Quote(typeof(DeviceEventTagger).AssemblyQualifiedName!.Split(", Version")[0]);
         var eventInterface = Quote("Orchestrator.Messages.Devices.IDeviceEvent, Orchestrator.Messages");
+        var readIsolation = ReadIsolationLevel(options.Backend);
         return string.Create(CultureInfo.InvariantCulture, $$"""
             akka.persistence {
               # After a restart every device recovers on first contact; 50 (the default) serializes a fleet's recovery needlessly.
@@ -49,6 +50,10 @@ public static class DeviceActorsConfig
                   table-mapping = default
                   tag-write-mode = TagTable
                   tagtable-asqueryable-insert-mode = {{options.TagInsertMode}}
+                  # A fresh DataConnection per operation instead of cloning a template one: the clone path rebuilds and
+                  # combines linq2db mapping schemas on every call (measured in bench/results/device-actors.md).
+                  use-clone-connection = off
+                  read-isolation-level = {{readIsolation}}
                   auto-initialize = on
                   default.schema-name = {{schema}}
                   event-adapters { device-tagger = {{tagger}} }
@@ -61,6 +66,8 @@ public static class DeviceActorsConfig
                   connection-string = {{cs}}
                   provider-name = {{provider}}
                   table-mapping = default
+                  use-clone-connection = off
+                  read-isolation-level = {{readIsolation}}
                   auto-initialize = on
                   default.schema-name = {{schema}}
                 }
@@ -71,6 +78,8 @@ public static class DeviceActorsConfig
                 provider-name = {{provider}}
                 table-mapping = default
                 tag-read-mode = TagTable
+                use-clone-connection = off
+                read-isolation-level = {{readIsolation}}
                 refresh-interval = {{refresh}}
                 journal-sequence-retrieval.query-delay = {{refresh}}
                 default.schema-name = {{schema}}
@@ -84,6 +93,19 @@ public static class DeviceActorsConfig
             }
             """);
     }
+
+    /// <summary>
+    /// Isolation level of the plugin's read transactions (recovery, snapshot lookup, persistence query).
+    /// SQLite: Microsoft.Data.Sqlite opens every transaction except a ReadUncommitted one with <c>BEGIN IMMEDIATE</c>,
+    /// i.e. it takes the database's single write lock, so every recovery read and every registry poll queued behind
+    /// the journal writer, and a loser of that race got SQLITE_BUSY and slept 150 ms in the driver's retry loop.
+    /// For ReadUncommitted on a private-cache connection (ours, see <see cref="DevicePersistenceOptions.Sqlite"/>)
+    /// the driver runs a plain deferred <c>BEGIN</c> at Serializable level instead (read_uncommitted only exists with
+    /// a shared cache): a WAL read snapshot that neither takes nor waits for the write lock, and sees only committed
+    /// data. PostgreSQL keeps the server default (read committed).
+    /// </summary>
+    private static string ReadIsolationLevel(PersistenceBackend backend) =>
+        backend == PersistenceBackend.Sqlite ? "read-uncommitted" : "unspecified";
 
     private static string Quote(string s)
     {

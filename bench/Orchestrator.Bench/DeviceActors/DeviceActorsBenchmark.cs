@@ -23,7 +23,7 @@ namespace Orchestrator.Bench.DeviceActors;
 /// </summary>
 public static class DeviceActorsBenchmark
 {
-    private sealed record Options(int Devices, int EventsPerDevice, int InFlight, string[] Backends, string? Postgres, string Output, int BatchSize, string TagInsertMode);
+    private sealed record Options(int Devices, int EventsPerDevice, int InFlight, string[] Backends, string? Postgres, string Output, int BatchSize, string? TagInsertMode);
 
     private sealed record Result(string Backend, int Devices, long Events, double RawSeconds, double ActorSeconds, double RecoverySeconds, long JournalRows, double FirstContactSeconds, double RawCpuUs, double ActorCpuUs);
 
@@ -53,7 +53,7 @@ public static class DeviceActorsBenchmark
         string? pg = Environment.GetEnvironmentVariable("ORCH_TEST_POSTGRES") ?? Environment.GetEnvironmentVariable("PG_CONNECTION_STRING");
         var output = "bench/results/device-actors.md";
         var batchSize = 100;
-        var tagInsertMode = "off";
+        string? tagInsertMode = null; // null: the backend's default from DevicePersistenceOptions
         for (var i = 0; i < args.Length; i++)
         {
             string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
@@ -91,7 +91,7 @@ public static class DeviceActorsBenchmark
         {
             options = DevicePersistenceOptions.PostgreSql(o.Postgres!, "bench_" + Guid.NewGuid().ToString("N")[..16]);
         }
-        options = options with { BatchSize = o.BatchSize, TagInsertMode = o.TagInsertMode };
+        options = options with { BatchSize = o.BatchSize, TagInsertMode = o.TagInsertMode ?? options.TagInsertMode };
         await options.PrepareDatabase();
         try
         {
@@ -104,12 +104,14 @@ public static class DeviceActorsBenchmark
             Console.WriteLine($"   raw batched inserts: {totalEvents} rows in {rawSeconds:F1}s = {totalEvents / rawSeconds:F0}/s, {rawCpuUs:F0} us CPU/row");
 
             double actorSeconds, actorCpuUs, firstContactSeconds;
+            SqlStats.InstallIfRequested();
             await using (var node = await Node.Start(options))
             {
                 // Create (and recover, empty) every actor first, so the timed phase measures persisting events only.
                 var first = Stopwatch.StartNew();
                 await ForAll(ids, o.InFlight, id => node.Region.Ask<DeviceState>(new GetDeviceState(id), TimeSpan.FromMinutes(2)));
                 firstContactSeconds = first.Elapsed.TotalSeconds;
+                SqlStats.Reset();
                 var cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
                 var sw = Stopwatch.StartNew();
                 await ForAll(ids, o.InFlight, async id =>
@@ -119,6 +121,7 @@ public static class DeviceActorsBenchmark
                 });
                 actorSeconds = sw.Elapsed.TotalSeconds;
                 actorCpuUs = (Process.GetCurrentProcess().TotalProcessorTime - cpu0).TotalMicroseconds / totalEvents;
+                SqlStats.Print("timed write phase", totalEvents);
             }
             Console.WriteLine($"   first contact (empty recovery) of {o.Devices} devices: {firstContactSeconds:F1}s");
             Console.WriteLine($"   device actors: {totalEvents} events in {actorSeconds:F1}s = {totalEvents / actorSeconds:F0}/s, {actorCpuUs:F0} us CPU/event");
@@ -311,7 +314,8 @@ public static class DeviceActorsBenchmark
         b.AppendLine($"Run {DateTimeOffset.UtcNow:yyyy-MM-dd HH:mm} UTC on {Environment.ProcessorCount} cores (machine shared with other builds; " +
                      $"load average at end: {LoadAverage()}). Command: `dotnet run -c Release --project bench/Orchestrator.Bench -- device-actors " +
                      $"--devices {o.Devices} --events-per-device {o.EventsPerDevice} --in-flight {o.InFlight} --backend {string.Join(',', o.Backends)} " +
-                     $"--batch-size {o.BatchSize} --tag-insert-mode {o.TagInsertMode}`.");
+                     $"--batch-size {o.BatchSize}{(o.TagInsertMode is null ? "" : " --tag-insert-mode " + o.TagInsertMode)}`" +
+                     (o.TagInsertMode is null ? " (tag insert mode: each backend's default, see `DevicePersistenceOptions.TagInsertMode`)." : "."));
         b.AppendLine();
         b.AppendLine("- **raw**: the same rows the plugin writes (journal row with the same serialized `DeviceCheckedIn.v1` payload + one tag row), " +
                      "batches of 1000 per transaction (SQLite: prepared statements; PostgreSQL: multi-row INSERT), into tables with the plugin's " +
@@ -340,6 +344,40 @@ public static class DeviceActorsBenchmark
     {
         try { return File.ReadAllText("/proc/loadavg").Split(' ')[0]; }
         catch (IOException) { return "n/a"; }
+    }
+
+    /// <summary>
+    /// Diagnostic (ORCH_BENCH_SQL_STATS=1, off in recorded runs: tracing costs CPU): counts the plugin's linq2db
+    /// operations during the timed phase, which shows how many events one journal transaction really carries.
+    /// </summary>
+    private static class SqlStats
+    {
+        private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, int> Counts = new();
+        private static bool _on;
+
+        public static void InstallIfRequested()
+        {
+            if (_on || Environment.GetEnvironmentVariable("ORCH_BENCH_SQL_STATS") != "1") return;
+            _on = true;
+            LinqToDB.Data.DataConnection.TurnTraceSwitchOn(System.Diagnostics.TraceLevel.Info);
+            LinqToDB.Data.DataConnection.DefaultOnTraceConnection = info =>
+            {
+                if (info.TraceInfoStep != LinqToDB.Data.TraceInfoStep.AfterExecute) return;
+                var sql = info.Operation is LinqToDB.Data.TraceOperation.BeginTransaction or LinqToDB.Data.TraceOperation.CommitTransaction
+                    ? "" : " " + new string((info.CommandText ?? "").TrimStart().Take(40).Select(c => char.IsWhiteSpace(c) ? ' ' : c).ToArray());
+                Counts.AddOrUpdate(info.Operation + sql, 1, (_, v) => v + 1);
+            };
+        }
+
+        public static void Reset() => Counts.Clear();
+
+        public static void Print(string phase, long events)
+        {
+            if (!_on) return;
+            Console.WriteLine($"   linq2db operations in the {phase} ({events} events):");
+            foreach (var (k, v) in Counts.OrderByDescending(kv => kv.Value).Take(12))
+                Console.WriteLine($"     {v,8}  {k}");
+        }
     }
 
     /// <summary>A single-node cluster with the device region, as the node runs it.</summary>
