@@ -121,6 +121,9 @@ public sealed class FleetSimulator : IDisposable
     /// <summary>Called with (device id, report) whenever the node acknowledges a completion report.</summary>
     public Action<string, CompletionReport>? CompletionAcknowledged { get; init; }
 
+    /// <summary>Called with (device id, answer) whenever the node answers a check-in (the node journals every answered check-in).</summary>
+    public Action<string, CheckInResponse>? CheckInAcknowledged { get; init; }
+
     /// <summary>Device id of device number <paramref name="index"/>.</summary>
     public string DeviceId(int index) => $"{_options.IdPrefix}{index:D5}";
 
@@ -232,7 +235,7 @@ public sealed class FleetSimulator : IDisposable
             var credential = System.Text.Encoding.UTF8.GetString(d.Hidden.ReadRequired(Zones.HiddenItem.DeviceCredential));
             var gateway = new CountingGatewayClient(
                 new HttpGatewayClient(_http, _options.Gateway, d.DeviceId, credential, TimeSpan.FromSeconds(_options.Download.RequestTimeoutSeconds)),
-                Counters, d.DeviceId, CompletionAcknowledged);
+                Counters, d.DeviceId, CompletionAcknowledged, CheckInAcknowledged);
             // One attempt per turn: the session reports a failure itself; the wait before the next attempt is spent
             // outside the concurrency gate so a failing device does not hold a slot while it backs off.
             var config = d.Config with { Download = d.Config.Download with { MaxSessionAttempts = 1 } };
