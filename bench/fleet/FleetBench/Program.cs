@@ -3,7 +3,7 @@
 // admin API, the fleet starts checking in, and a phased rollout is created through the admin API
 // (POST /admin/v1/rollouts). The run ends when the rollout reports itself Completed and every device has the
 // release installed. Rollout time is the rollout's own (updatedAt of the Completed view - createdAt).
-// usage: FleetBench <devices> <work-dir> <out-prefix> [concurrency] [check-in-interval-s] [max-concurrent]
+// usage: FleetBench <devices> <work-dir> <out-prefix> [concurrency] [check-in-interval-s|auto] [max-concurrent|auto]
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
@@ -32,17 +32,17 @@ CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
 if (args.Length < 3)
 {
-    Console.Error.WriteLine("usage: FleetBench <devices> <work-dir> <out-prefix> [concurrency=64] [check-in-interval-s=devices/200, min 20] [max-concurrent=devices/5]");
+    Console.Error.WriteLine("usage: FleetBench <devices> <work-dir> <out-prefix> [concurrency=64] [check-in-interval-s|auto (devices/250, min 20)] [max-concurrent|auto (devices/5, min 100)]");
     return 2;
 }
 var devices = int.Parse(args[0], CultureInfo.InvariantCulture);
 var work = Path.GetFullPath(args[1]);
 var outPrefix = Path.GetFullPath(args[2]);
 var concurrency = args.Length > 3 ? int.Parse(args[3], CultureInfo.InvariantCulture) : 64;
-// Idle devices check in (and every check-in is journaled), so the interval grows with the fleet: about 200 idle
+// Idle devices check in (and every check-in is journaled), so the interval grows with the fleet: about 250 idle
 // check-ins/s whatever the size, as a real fleet's operator would configure it.
-var interval = args.Length > 4 ? double.Parse(args[4], CultureInfo.InvariantCulture) : Math.Max(20, devices / 200.0);
-var maxConcurrent = args.Length > 5 ? int.Parse(args[5], CultureInfo.InvariantCulture) : Math.Max(100, devices / 5);
+var interval = args.Length > 4 && args[4] != "auto" ? double.Parse(args[4], CultureInfo.InvariantCulture) : Math.Max(20, devices / 250.0);
+var maxConcurrent = args.Length > 5 && args[5] != "auto" ? int.Parse(args[5], CultureInfo.InvariantCulture) : Math.Max(100, devices / 5);
 const string RolloutId = "bench";
 if (Directory.Exists(work)) Directory.Delete(work, true);
 Directory.CreateDirectory(work);
@@ -80,7 +80,7 @@ using var fleet = new FleetSimulator(new SimulationOptions
     Devices = devices, Gateway = baseUrl, Root = Path.Combine(work, "devices"), Product = "bench",
     ContentKey = File.ReadAllBytes(Path.Combine(keys.Directory, KeyFiles.ContentKeyFile)),
     TrustRoot = File.ReadAllBytes(Path.Combine(keys.Directory, KeyFiles.PublicKeyFile)),
-    Concurrency = concurrency, CheckInIntervalSeconds = interval, JitterFraction = 0.5, StartSpreadSeconds = Math.Min(60, interval), Seed = 1,
+    Concurrency = concurrency, CheckInIntervalSeconds = interval, JitterFraction = 0.5, StartSpreadSeconds = interval, Seed = 1, // powered-on fleet: check-ins already spread over the interval
     Download = new() { Parallelism = 2, BackoffBaseMilliseconds = 500, BackoffCapMilliseconds = 10_000, RequestTimeoutSeconds = 60 },
 });
 var sw = Stopwatch.StartNew();
