@@ -56,6 +56,9 @@ public sealed record SimulationOptions
     public void Validate()
     {
         if (Devices is < 1 or > 1_000_000) throw new ArgumentException($"--devices {Devices} is out of range; use 1..1000000");
+        // The id is also the device's folder name under Root: a valid id cannot contain a path separator or "..".
+        if (!Orchestrator.Messages.Devices.DeviceIdRules.IsValid(IdPrefix + "00000"))
+            throw new ArgumentException($"--prefix '{IdPrefix}' does not make valid device ids ('{IdPrefix}00000'): use letters, digits, '.', '_', ':' and '-', starting with a letter or digit");
         if (Concurrency is < 1 or > 10_000) throw new ArgumentException($"--concurrency {Concurrency} is out of range; use 1..10000");
         if (CheckInIntervalSeconds <= 0) throw new ArgumentException($"--interval {CheckInIntervalSeconds} must be > 0 seconds");
         if (JitterFraction is < 0 or > 1) throw new ArgumentException($"--jitter {JitterFraction} must be between 0 and 1 (a fraction of the interval)");
