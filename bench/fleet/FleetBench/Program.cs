@@ -32,17 +32,24 @@ CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
 if (args.Length < 3)
 {
-    Console.Error.WriteLine("usage: FleetBench <devices> <work-dir> <out-prefix> [concurrency=64] [check-in-interval-s|auto (devices/250, min 20)] [max-concurrent|auto (devices/5, min 100)]");
+    Console.Error.WriteLine("usage: FleetBench <devices> <work-dir> <out-prefix> [concurrency=64] [check-in-interval-s|auto] [max-concurrent|auto]   (env FLEET_WAVES=1,10,100)");
     return 2;
 }
 var devices = int.Parse(args[0], CultureInfo.InvariantCulture);
 var work = Path.GetFullPath(args[1]);
 var outPrefix = Path.GetFullPath(args[2]);
 var concurrency = args.Length > 3 ? int.Parse(args[3], CultureInfo.InvariantCulture) : 64;
-// Idle devices check in (and every check-in is journaled), so the interval grows with the fleet: about 250 idle
-// check-ins/s whatever the size, as a real fleet's operator would configure it.
-var interval = args.Length > 4 && args[4] != "auto" ? double.Parse(args[4], CultureInfo.InvariantCulture) : Math.Max(20, devices / 250.0);
-var maxConcurrent = args.Length > 5 && args[5] != "auto" ? int.Parse(args[5], CultureInfo.InvariantCulture) : Math.Max(100, devices / 5);
+// Idle devices check in and every check-in is journaled, so on one SQLite node the check-in interval decides how much
+// of the single writer is left for the rollout. "auto": up to 20 000 devices, check-ins every max(20, N/250) s
+// (about 250 idle check-ins/s) and a phased rollout of 1 %, 10 %, 100 % with maxConcurrent N/5. Larger fleets get
+// check-ins every N/83 s (about 83/s) and one 100 % wave with maxConcurrent 0.4 N: each wave waits about one
+// check-in interval for its devices to call in, and three such waits at 100k devices would exceed an hour
+// (bench/results/fleet.md has the arithmetic). FLEET_WAVES (e.g. "1,10,100", percentages) overrides the waves.
+var large = devices > 20_000;
+var interval = args.Length > 4 && args[4] != "auto" ? double.Parse(args[4], CultureInfo.InvariantCulture) : large ? devices / 83.0 : Math.Max(20, devices / 250.0);
+var maxConcurrent = args.Length > 5 && args[5] != "auto" ? int.Parse(args[5], CultureInfo.InvariantCulture) : large ? devices * 2 / 5 : Math.Max(100, devices / 5);
+var wavePercents = (Environment.GetEnvironmentVariable("FLEET_WAVES") is { Length: > 0 } w ? w : large ? "100" : "1,10,100")
+    .Split(',').Select(x => double.Parse(x, CultureInfo.InvariantCulture)).ToList();
 const string RolloutId = "bench";
 if (Directory.Exists(work)) Directory.Delete(work, true);
 Directory.CreateDirectory(work);
@@ -131,14 +138,14 @@ var wall = Stopwatch.StartNew();
 using (var created = await http.PostAsJsonAsync("admin/v1/rollouts", new
        {
            id = RolloutId, product = "bench", version = "1.0", selector = new { tags = new[] { "bench" } },
-           waves = new object[] { new { percent = 1 }, new { percent = 10 }, new { percent = 100 } },
+           waves = wavePercents.Select(p => new { percent = p }).ToList(),
            maxConcurrent, successThreshold = 0.95, errorThreshold = 0.05, maxAttemptsPerDevice = 50, soakSeconds = 0, @operator = "fleet-bench",
        }))
 {
     if (created.StatusCode != HttpStatusCode.Created)
         throw new InvalidOperationException($"create rollout: {(int)created.StatusCode} {await created.Content.ReadAsStringAsync()}");
 }
-Say($"rollout '{RolloutId}' created: waves 1 %, 10 %, 100 %, maxConcurrent {maxConcurrent}, check-ins every {interval:0} s ± 50 %, {concurrency} sessions at once");
+Say($"rollout '{RolloutId}' created: waves {string.Join(", ", wavePercents.Select(p => $"{p} %"))}, maxConcurrent {maxConcurrent}, check-ins every {interval:0} s ± 50 %, {concurrency} sessions at once");
 
 await using var csv = new StreamWriter(outPrefix + ".csv") { AutoFlush = true };
 csv.WriteLine("seconds,rollout_succeeded,rollout_in_flight,wave,installed,check_ins,running,failed_attempts,journal_events,working_set_mb");
@@ -184,7 +191,7 @@ peak = Math.Max(peak, proc.PeakWorkingSet64);
 var rolloutSeconds = (done.UpdatedAt - done.CreatedAt).TotalSeconds;
 var events = journalAfter - journalBefore;
 var summary =
-    $"devices={devices} concurrency={concurrency} interval_s={interval:0} max_concurrent={maxConcurrent} provision_s={provisionSeconds:0.0} " +
+    $"devices={devices} concurrency={concurrency} interval_s={interval:0} max_concurrent={maxConcurrent} waves={string.Join("/", wavePercents)} provision_s={provisionSeconds:0.0} " +
     $"register_s={registerSeconds:0.0} registry_caught_up_s={registrySeconds:0.0} rollout_s={rolloutSeconds:0.0} rollout_wall_s={completedWall:0.0} " +
     $"installs_per_s={devices / rolloutSeconds:0.0} check_ins={final.CheckIns} check_ins_per_s={final.CheckIns / final.ElapsedSeconds:0.0} upgrades={final.Upgrades} " +
     $"failed_attempts={final.FailedAttempts} rollout_failed={done.Waves.Sum(w => w.Failed)} journal_events={events} events_per_s={events / final.ElapsedSeconds:0.0} " +
