@@ -19,15 +19,15 @@ for path in sys.argv[2:]:
     for i in range(len(rows)):
         j = max(0, i - 10)
         rate.append((ev[i] - ev[j]) / (t[i] - t[j]) if t[i] > t[j] else 0.0)
-    series.append((n, t, ok, rate))
+    series.append((n, t, ok, rate, ok[-1] < 100.0))
 series.sort()
 W, PH, L, R, T, GAP = 800, 300, 80, 20, 40, 70
 H = T + PH + GAP + PH + 50
 colors = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e"]
-xmax = max((max(t) for _, t, _, _ in series), default=1) or 1
+xmax = max((max(s[1]) for s in series), default=1) or 1
 svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">',
        f'<rect width="{W}" height="{H}" fill="white"/>',
-       f'<text x="{W/2}" y="22" text-anchor="middle" font-size="14">Phased rollout (1 %, 10 %, 100 %): one node (SQLite), simulated devices in the same process</text>']
+       f'<text x="{W/2}" y="22" text-anchor="middle" font-size="14">Rollout through POST /admin/v1/rollouts: one node (SQLite), simulated devices in the same process</text>']
 
 def panel(top, ymax, ylabel, pick, fmt):
     bottom = top + PH
@@ -45,7 +45,8 @@ def panel(top, ymax, ylabel, pick, fmt):
         c = colors[k % len(colors)]
         pts = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in zip(s[1], pick(s)))
         svg.append(f'<polyline fill="none" stroke="{c}" stroke-width="2" points="{pts}"/>')
-        svg.append(f'<text x="{L+10}" y="{top+16+16*k}" fill="{c}">{s[0]:,} devices</text>')
+        label = f"{s[0]:,} devices" + (" (stopped before completion)" if s[4] else "")
+        svg.append(f'<text x="{L+10}" y="{top+16+16*k}" fill="{c}">{label}</text>')
 
 panel(T, 100, "% of the fleet succeeded (rollout view)", lambda s: s[2], lambda y: f"{y:.0f}")
 rmax = max((max(s[3]) for s in series), default=1) or 1

@@ -120,13 +120,15 @@ long JournalRows()
     return Convert.ToInt64(cmd.ExecuteScalar(), CultureInfo.InvariantCulture);
 }
 // The rollout view; null while the node answers 503 (the rollout actor does not answer queries while a pass with
-// thousands of device asks is running, and the admin route gives up after 15 s). Counted, never hidden.
+// thousands of device asks is running, and the admin route gives up after 15 s) or 404 (the rollout actor stopped
+// on a journal failure and is being restarted). Counted, never hidden.
 var unavailable = 0;
 async Task<RolloutView?> ViewAsync()
 {
     using var r = await http.GetAsync($"admin/v1/rollouts/{RolloutId}");
     var body = await r.Content.ReadAsStringAsync();
-    if (r.StatusCode == HttpStatusCode.ServiceUnavailable) { unavailable++; return null; }
+    // 404 for a rollout that exists: its actor failed (journal circuit breaker open) and is being restarted.
+    if (r.StatusCode is HttpStatusCode.ServiceUnavailable or HttpStatusCode.NotFound) { unavailable++; return null; }
     if (!r.IsSuccessStatusCode) throw new InvalidOperationException($"GET rollout: {(int)r.StatusCode} {body}");
     return JsonSerializer.Deserialize<RolloutView>(body, AdminJson.Options)!;
 }
@@ -202,7 +204,7 @@ var summary =
     $"register_s={registerSeconds:0.0} registry_caught_up_s={registrySeconds:0.0} rollout_s={rolloutSeconds:0.0} rollout_wall_s={completedWall:0.0} " +
     $"installs_per_s={devices / rolloutSeconds:0.0} check_ins={final.CheckIns} check_ins_per_s={final.CheckIns / final.ElapsedSeconds:0.0} upgrades={final.Upgrades} " +
     $"failed_attempts={final.FailedAttempts} rollout_failed={done.Waves.Sum(w => w.Failed)} journal_events={events} events_per_s={events / final.ElapsedSeconds:0.0} " +
-    $"events_per_s_peak={journalPeakRate:0} rollout_view_503s={unavailable} peak_working_set_mb={peak / 1048576} bytes_downloaded={final.BytesDownloaded} loadavg=\"{File.ReadAllText("/proc/loadavg").Trim()}\"";
+    $"events_per_s_peak={journalPeakRate:0} rollout_view_unavailable={unavailable} peak_working_set_mb={peak / 1048576} bytes_downloaded={final.BytesDownloaded} loadavg=\"{File.ReadAllText("/proc/loadavg").Trim()}\"";
 File.WriteAllText(outPrefix + ".txt", summary + "\n");
 Say(summary);
 foreach (var (reason, count) in fleet.TopFailures(5)) Say($"  {count} x {reason}");
