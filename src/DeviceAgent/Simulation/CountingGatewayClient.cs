@@ -5,9 +5,10 @@ namespace Orchestrator.DeviceAgent.Simulation;
 
 /// <summary>
 /// Wraps a device's real gateway client to count requests for the fleet totals and to record what the node
-/// acknowledged (a completion report answered 2xx), so fault tests can check that nothing acknowledged is lost.
+/// acknowledged (a check-in or completion report answered 2xx), so fault tests can check that nothing acknowledged is lost.
 /// </summary>
-internal sealed class CountingGatewayClient(IGatewayClient inner, FleetCounters counters, string deviceId, Action<string, CompletionReport>? acknowledged)
+internal sealed class CountingGatewayClient(IGatewayClient inner, FleetCounters counters, string deviceId, Action<string, CompletionReport>? acknowledged,
+    Action<string, CheckInResponse>? checkInAcknowledged = null)
     : IGatewayClient
 {
     public async Task<CheckInResponse> CheckInAsync(CheckInRequest request, CancellationToken ct)
@@ -15,6 +16,7 @@ internal sealed class CountingGatewayClient(IGatewayClient inner, FleetCounters 
         var answer = await inner.CheckInAsync(request, ct);
         Interlocked.Increment(ref counters.CheckIns);
         if (answer.Action != UpdateAction.None) Interlocked.Increment(ref counters.WorkOrders);
+        checkInAcknowledged?.Invoke(deviceId, answer);
         return answer;
     }
 

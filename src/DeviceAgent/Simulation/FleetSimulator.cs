@@ -56,6 +56,9 @@ public sealed record SimulationOptions
     public void Validate()
     {
         if (Devices is < 1 or > 1_000_000) throw new ArgumentException($"--devices {Devices} is out of range; use 1..1000000");
+        // The id is also the device's folder name under Root: a valid id cannot contain a path separator or "..".
+        if (!Orchestrator.Messages.Devices.DeviceIdRules.IsValid(IdPrefix + "00000"))
+            throw new ArgumentException($"--prefix '{IdPrefix}' does not make valid device ids ('{IdPrefix}00000'): use letters, digits, '.', '_', ':' and '-', starting with a letter or digit");
         if (Concurrency is < 1 or > 10_000) throw new ArgumentException($"--concurrency {Concurrency} is out of range; use 1..10000");
         if (CheckInIntervalSeconds <= 0) throw new ArgumentException($"--interval {CheckInIntervalSeconds} must be > 0 seconds");
         if (JitterFraction is < 0 or > 1) throw new ArgumentException($"--jitter {JitterFraction} must be between 0 and 1 (a fraction of the interval)");
@@ -120,6 +123,9 @@ public sealed class FleetSimulator : IDisposable
 
     /// <summary>Called with (device id, report) whenever the node acknowledges a completion report.</summary>
     public Action<string, CompletionReport>? CompletionAcknowledged { get; init; }
+
+    /// <summary>Called with (device id, answer) whenever the node answers a check-in (the node journals every answered check-in).</summary>
+    public Action<string, CheckInResponse>? CheckInAcknowledged { get; init; }
 
     /// <summary>Device id of device number <paramref name="index"/>.</summary>
     public string DeviceId(int index) => $"{_options.IdPrefix}{index:D5}";
@@ -232,7 +238,7 @@ public sealed class FleetSimulator : IDisposable
             var credential = System.Text.Encoding.UTF8.GetString(d.Hidden.ReadRequired(Zones.HiddenItem.DeviceCredential));
             var gateway = new CountingGatewayClient(
                 new HttpGatewayClient(_http, _options.Gateway, d.DeviceId, credential, TimeSpan.FromSeconds(_options.Download.RequestTimeoutSeconds)),
-                Counters, d.DeviceId, CompletionAcknowledged);
+                Counters, d.DeviceId, CompletionAcknowledged, CheckInAcknowledged);
             // One attempt per turn: the session reports a failure itself; the wait before the next attempt is spent
             // outside the concurrency gate so a failing device does not hold a slot while it backs off.
             var config = d.Config with { Download = d.Config.Download with { MaxSessionAttempts = 1 } };

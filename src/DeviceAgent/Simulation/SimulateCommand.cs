@@ -56,6 +56,8 @@ public static class SimulateCommand
                 Seed = o.ContainsKey("--seed") ? Int(o, "--seed", null) : null,
             };
             options.Validate();
+            if (o.TryGetValue("--admin-token-file", out var tokenFile) && !File.Exists(tokenFile))
+                throw new ArgumentException($"--admin-token-file '{tokenFile}' does not exist (it is the node's data/admin-token, or a file holding a token with the 'operate' scope)");
             untilVersion = o.ContainsKey("--until-version") ? Long(o, "--until-version") : null;
             duration = o.ContainsKey("--duration") ? Double(o, "--duration", 0) : null;
             progress = Double(o, "--progress", 2);
@@ -137,7 +139,7 @@ public static class SimulateCommand
             if (!reached) return 1;
             return duration is null && cts.IsCancellationRequested && untilVersion is null && !options.OneSessionPerDevice ? 130 : 0;
         }
-        catch (Exception e) when (e is ArgumentException or InvalidOperationException or HttpRequestException)
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException or HttpRequestException or IOException or UnauthorizedAccessException)
         {
             stderr.WriteLine($"orch-agent simulate: {e.Message}");
             return 2;

@@ -1,5 +1,4 @@
 using System.Globalization;
-using Akka.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Orchestrator.ChunkStore.Keys;
@@ -7,7 +6,7 @@ using Orchestrator.ChunkStore.Publishing;
 using Orchestrator.ChunkStore.Storage;
 using Orchestrator.DeviceAgent.Simulation;
 using Orchestrator.Node.Auth;
-using Orchestrator.Node.Gateway;
+using Orchestrator.Messages.Rollouts;
 using Orchestrator.Node.Hosting;
 
 namespace Orchestrator.Node.Demo;
@@ -25,7 +24,7 @@ public static class DemoCommand
           --dir      folder for the node's data, keys, releases and device zones (default ./orch-demo; a previous
                      demo folder there is replaced)
           --port     HTTP port of the node on 127.0.0.1 (dashboard, device and admin API)
-          --devices  simulated devices (each with its own three zones on disk)
+          --devices  simulated devices, 2..10000 (each with its own three zones on disk)
           --damage   devices whose installed files are damaged after the first install (they get repaired)
           --interval seconds between a device's check-ins (± 50 % jitter)
         """;
@@ -43,7 +42,10 @@ public static class DemoCommand
             var o = Parse(args);
             dir = Path.GetFullPath(o.GetValueOrDefault("--dir") ?? "orch-demo");
             port = Int(o, "--port", 5080, 1, 65535);
-            devices = Int(o, "--devices", 20, 2, 100_000);
+            devices = Int(o, "--devices", 20, 2, int.MaxValue);
+            if (devices > DemoRollouts.MaxDevices)
+                throw new ArgumentException($"--devices {devices} is more than the demo's {DemoRollouts.MaxDevices} (its rollouts name every device); " +
+                                            "for larger fleets use `orch-agent simulate` against a node, or bench/fleet/run.sh");
             damage = Int(o, "--damage", 3, 0, devices);
             interval = double.Parse(o.GetValueOrDefault("--interval") ?? "3", CultureInfo.InvariantCulture);
             if (interval <= 0) throw new ArgumentException("--interval must be > 0 seconds");
@@ -165,17 +167,17 @@ public static class DemoCommand
             var fleetRun = sim.RunAsync(TimeSpan.FromSeconds(1), null, null, ct);
             Info("every device runs the real agent session: check-in, signed manifest, only missing chunks, verified install");
 
-            var api = new AdminApiRollouts(http, token);
-            var haveRollouts = await api.AvailableAsync(ct);
-            var region = await app.Services.GetRequiredService<IRequiredActor<DeviceShardRegion>>().GetAsync(ct);
-            if (!haveRollouts)
-                Info("note: this node has no /admin/v1/rollouts routes yet, so the demo walks the waves itself, assigning devices through the device shard region");
-            async Task<IDemoRollout> Start(string id, PublishResult r, IReadOnlyList<double> waves) => haveRollouts
-                ? await api.StartAsync(id, r.Product, r.Version, ids, waves, ct)
-                : new ShardRegionRollout(region, id, r.Product, r.Version, r.VersionId, r.ManifestPath, ids, waves);
+            var rollouts = new DemoRollouts(http, token);
+            var stopped = new List<RolloutView>();
+            async Task RollOutAsync(string id, PublishResult r, IReadOnlyList<double> waves)
+            {
+                await rollouts.StartAsync(id, r.Product, r.Version, ids, waves, ct);
+                var end = await WatchAsync(rollouts, id, sim, r.VersionId, Info, ct);
+                if (end.Status != RolloutStatus.Completed) stopped.Add(end);
+            }
 
             Step($"Installing {v1.Version} on every device (rollout demo-install, one wave)");
-            await WatchAsync(await Start("demo-install", v1, [100]), sim, v1.VersionId, Info, ct);
+            await RollOutAsync("demo-install", v1, [100]);
 
             Step(damage == 0 ? "Damaging no device (--damage 0)" : $"Damaging {damage} device(s): the node sees the wrong file hashes at the next check-in and orders a repair");
             var random = new Random(7);
@@ -189,13 +191,18 @@ public static class DemoCommand
 
             Step($"Rolling out {v2.Version} in waves of 10 %, 40 % and the rest (rollout demo-upgrade)");
             Info($"the node builds the delta {v1.Version} -> {v2.Version} in the background; devices use it once it exists (deltas/{v1.Product}/{v1.Version}/{v2.Version}.json)");
-            await WatchAsync(await Start("demo-upgrade", v2, [10, 40, 100]), sim, v2.VersionId, Info, ct);
+            await RollOutAsync("demo-upgrade", v2, [10, 40, 100]);
             var s = sim.Snapshot();
             Info($"fleet: {s.AtLeast(v2.VersionId)}/{s.Devices} on {v2.Version}; {s.CheckIns} check-ins, {s.Upgrades} upgrades, {s.Repairs} repairs, " +
                  $"{s.FailedAttempts} failed attempts, {s.BytesDownloaded / 1024} KiB downloaded in total");
 
             terminal.WriteLine();
-            terminal.WriteLine("The demo is up. Open the dashboard and look around:");
+            foreach (var v in stopped)
+            {
+                terminal.WriteLine($"Note: rollout {v.Spec.RolloutId} did not complete: {DemoRollouts.Describe(v)}");
+                terminal.WriteLine($"      inspect it with `orch rollout show {v.Spec.RolloutId}` or on the dashboard; `orch rollout resume|retry|abort` steer it");
+            }
+            terminal.WriteLine(stopped.Count == 0 ? "The demo is up. Open the dashboard and look around:" : "The demo is up, with the rollout(s) above stopped. Open the dashboard:");
             terminal.WriteLine($"  dashboard    {baseUrl}");
             terminal.WriteLine($"  admin token  {tokenFile}   (paste it into the dashboard, or use it with curl / orch)");
             terminal.WriteLine($"  try          curl -H \"Authorization: Bearer $(cat {tokenFile})\" {baseUrl}admin/v1/rollouts");
@@ -217,22 +224,23 @@ public static class DemoCommand
         return 0;
     }
 
-    private static async Task WatchAsync(IDemoRollout rollout, FleetSimulator sim, long versionId, Action<string> info, CancellationToken ct)
+    /// <summary>Prints every change of the rollout until it stops (completed, or paused for an operator) or 5 minutes pass; returns its last view.</summary>
+    private static async Task<RolloutView> WatchAsync(DemoRollouts rollouts, string id, FleetSimulator sim, long versionId, Action<string> info, CancellationToken ct)
     {
         var until = DateTime.UtcNow.AddMinutes(5);
         var last = "";
-        while (!ct.IsCancellationRequested)
+        for (;;)
         {
-            var (line, ended) = await rollout.PollAsync(ct);
+            var view = await rollouts.GetAsync(id, ct);
             var s = sim.Snapshot();
-            var text = $"{line} | fleet: {s.AtLeast(versionId)}/{s.Devices} on the target";
+            var text = $"{DemoRollouts.Describe(view)} | fleet: {s.AtLeast(versionId)}/{s.Devices} on the target";
             if (text != last) info(text);
             last = text;
-            if (ended) return;
+            if (DemoRollouts.HasStopped(view)) return view;
             if (DateTime.UtcNow > until)
             {
                 info("still not finished after 5 minutes; continuing so you can inspect it on the dashboard");
-                return;
+                return view;
             }
             await Task.Delay(1000, ct);
         }

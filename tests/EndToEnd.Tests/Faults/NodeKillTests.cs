@@ -1,79 +1,155 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
 using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text;
+using System.Text.Json;
 using Orchestrator.DeviceAgent.Simulation;
 using Orchestrator.DeviceAgent.Tests.Support;
 using Orchestrator.EndToEnd.Tests.Agent.Support;
+using Orchestrator.Messages.Admin;
 using Orchestrator.Messages.Devices;
+using Orchestrator.Messages.Rollouts;
 using Orchestrator.Node.Hosting;
 using Xunit.Abstractions;
 
 namespace Orchestrator.EndToEnd.Tests.Faults;
 
-/// <summary>The node process is killed with SIGKILL in the middle of a rollout and restarted on the same SQLite data.</summary>
+/// <summary>
+/// A phased rollout created through the admin API; the node process is killed with SIGKILL while a wave is in
+/// flight and restarted on the same SQLite data directory.
+/// </summary>
 public sealed class NodeKillTests(ITestOutputHelper output)
 {
+    private const string RolloutId = "kill9";
+
     [Fact]
-    public async Task Node_killed_mid_rollout_loses_no_acknowledged_device_state_and_the_rollout_completes()
+    public async Task Node_killed_mid_wave_resumes_the_rollout_to_exact_completion_and_loses_no_acknowledged_device_state()
     {
         using var dir = new TempDir();
         var data = dir.Sub("data");
         var storeRoot = dir.Sub("store");
         var port = FreePort();
-        var overrides = new Dictionary<string, string?>
-        {
-            ["Urls"] = $"http://127.0.0.1:{port}", ["Node:DataDirectory"] = data, ["Node:StoreRoot"] = storeRoot,
-        };
         using var store = new TestStore(storeRoot);
         var v1 = store.Publish("1.0", Releases.V1());
         using var fleetDir = new TempDir();
-        var acknowledged = new ConcurrentDictionary<string, long>();
+        var completions = new ConcurrentDictionary<string, long>();
+        var checkIns = new ConcurrentDictionary<string, int>();
+        var rolloutDone = false;
         using var fleet = new FleetSimulator(new SimulationOptions
         {
             Devices = 8, Gateway = $"http://127.0.0.1:{port}/", Root = fleetDir.Path, Product = "acme", ContentKey = store.ContentKey.ToBytes(),
-            TrustRoot = store.SigningKey.PublicKey.ToBytes(), Concurrency = 2, CheckInIntervalSeconds = 0.3, StartSpreadSeconds = 0.5,
+            TrustRoot = store.SigningKey.PublicKey.ToBytes(), Concurrency = 4, CheckInIntervalSeconds = 0.3, StartSpreadSeconds = 0.3,
             Download = NetworkFaultTests.FastRetries with { BackoffCapMilliseconds = 500 }, Seed = 2,
         })
-        { CompletionAcknowledged = (id, report) => acknowledged[id] = report.InstalledVersionId };
-
-        // The rollout's assignments are made (and persisted) by a node in this process, which then shuts down.
-        await using (var setup = await NodeUnderTest.StartAsync(overrides))
         {
-            await fleet.PrepareAsync((id, _) => setup.ProvisionAsync(id), CancellationToken.None);
-            foreach (var d in fleet.Devices) await setup.AssignAsync(d.DeviceId, "acme", v1.Version, v1.VersionId, v1.ManifestPath);
-        }
+            CompletionAcknowledged = (id, report) => completions[id] = report.InstalledVersionId,
+            CheckInAcknowledged = (id, _) => checkIns.AddOrUpdate(id, 1, (_, n) => n + 1),
+        };
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(75));
+        var ct = timeout.Token;
 
         var node = await NodeProcess.StartAsync(port, data, storeRoot);
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(55));
-        var run = fleet.RunAsync(TimeSpan.FromMilliseconds(100), null, s => s.AtLeast(v1.VersionId) == s.Devices, timeout.Token);
-        while (acknowledged.Count < 2 && !run.IsCompleted) await Task.Delay(20, timeout.Token);
+        using var admin = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}/"), Timeout = TimeSpan.FromSeconds(10) };
+        admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", NodeUnderTest.OperateToken);
+        var credentials = new AdminCredentialSource(admin, admin.BaseAddress!.ToString(), NodeUnderTest.OperateToken);
+        await fleet.PrepareAsync(credentials.ProvisionAsync, ct);
+
+        // Three waves (2, 3, the remaining 3), at most 2 devices in flight: the rollout spends several polls per wave.
+        using (var created = await admin.PostAsJsonAsync("admin/v1/rollouts", new
+               {
+                   id = RolloutId, product = "acme", version = "1.0",
+                   selector = new { deviceIds = fleet.Devices.Select(d => d.DeviceId).ToList() },
+                   waves = new object[] { new { count = 2 }, new { count = 3 }, new { percent = 100 } },
+                   maxConcurrent = 2, successThreshold = 1.0, errorThreshold = 0.5, maxAttemptsPerDevice = 1000, @operator = "e2e",
+               }, ct))
+            Assert.True(created.StatusCode == HttpStatusCode.Created, $"create rollout: {(int)created.StatusCode} {await created.Content.ReadAsStringAsync(ct)}");
+
+        var run = fleet.RunAsync(TimeSpan.FromMilliseconds(100), null, s => Volatile.Read(ref rolloutDone) && s.AtLeast(v1.VersionId) == s.Devices, ct);
+
+        // Kill in the middle of wave 2: it started, a device of it is in flight, and it has not finished.
+        RolloutView before;
+        for (;;)
+        {
+            Assert.False(run.IsCompleted, "the fleet stopped before the kill");
+            before = await ViewAsync(admin, ct);
+            var w2 = before.Waves[1];
+            if (before.CurrentWave == 2 && w2.InProgress > 0 && w2.Succeeded < w2.Total) break;
+            Assert.NotEqual(RolloutStatus.Completed, before.Status);
+            await Task.Delay(25, ct);
+        }
         node.Kill();
-        var beforeKill = acknowledged.Count;
-        output.WriteLine($"killed the node after {beforeKill} acknowledged completion(s)");
-        Assert.True(beforeKill < fleet.Devices.Count, "every device finished before the kill: the test exercised nothing");
+        var completedBeforeKill = completions.ToDictionary();
+        output.WriteLine($"SIGKILL in wave {before.CurrentWave}: {Describe(before)}; {completedBeforeKill.Count} completion(s) acknowledged");
 
         node = await NodeProcess.StartAsync(port, data, storeRoot);
-        var final = await run;
-        node.Kill();
-        Assert.Equal(fleet.Devices.Count, final.AtLeast(v1.VersionId));
-
-        // Read the persisted state back with a fresh node on the same data.
-        await using var check = await NodeUnderTest.StartAsync(overrides);
-        foreach (var d in fleet.Devices)
+        try
         {
-            var state = await check.StateAsync(d.DeviceId);
-            output.WriteLine($"{d.DeviceId}: {state.Status} {state.InstalledVersionId}");
-            Assert.Equal(v1.VersionId, state.InstalledVersionId);
-            // Completed, or Idle once a later check-in found nothing more to do: either way the install is on record.
-            Assert.Contains(state.Status, new[] { DeviceStatus.Completed, DeviceStatus.Idle });
-            Assert.Null(state.Work);
+            // The restarted node's rollout singleton recovers the rollout and drives it to the end.
+            RolloutView final;
+            var sw = Stopwatch.StartNew();
+            for (;;)
+            {
+                try { final = await ViewAsync(admin, ct); }
+                catch (HttpRequestException) { await Task.Delay(100, ct); continue; } // 503 while the singleton starts
+                if (final.Status is not (RolloutStatus.Running or RolloutStatus.Created)) break;
+                Assert.False(run.IsCompleted, "the fleet stopped before the rollout ended");
+                await Task.Delay(100, ct);
+            }
+            output.WriteLine($"after restart ({sw.Elapsed.TotalSeconds:0.0} s): {final.Status}: {Describe(final)}");
+            Assert.Equal(RolloutStatus.Completed, final.Status);
+            Volatile.Write(ref rolloutDone, true);
+            var fleetEnd = await run;
+            Assert.Equal(fleet.Devices.Count, fleetEnd.AtLeast(v1.VersionId));
+
+            // Exact counters: every device counted once, in its planned wave, none failed or left behind.
+            Assert.Equal(new[] { 2, 3, 3 }, final.Waves.Select(w => w.Total));
+            Assert.All(final.Waves, w => Assert.Equal((w.Total, 0, 0, 0), (w.Succeeded, w.Pending, w.InProgress, w.Failed)));
+            Assert.Empty(final.Failures);
+
+            // Nothing the node acknowledged before or after the kill is missing from the restarted node's journal.
+            var verified = 0;
+            foreach (var d in fleet.Devices)
+            {
+                var state = await GetAsync<DeviceState>(admin, $"admin/v1/devices/{d.DeviceId}", ct);
+                Assert.Equal(v1.VersionId, state.InstalledVersionId);
+                Assert.Equal(RolloutId, state.Target?.RolloutId);
+                Assert.Null(state.Work);
+                var history = await GetAsync<DeviceHistoryView>(admin, $"admin/v1/devices/{d.DeviceId}/history", ct);
+                var journaledCheckIns = history.Events.Count(e => e.Type == nameof(DeviceCheckedIn));
+                var acked = checkIns.GetValueOrDefault(d.DeviceId);
+                // Every answered check-in was journaled before its answer; unanswered ones may be journaled too.
+                Assert.True(journaledCheckIns >= acked, $"{d.DeviceId}: {acked} check-ins acknowledged but only {journaledCheckIns} in the journal");
+                Assert.Contains(history.Events, e => e.Type == nameof(WorkCompleted)
+                                                     && e.Data.Deserialize<WorkCompleted>(AdminJson.Options)!.InstalledVersionId == v1.VersionId);
+                verified += acked + (completions.ContainsKey(d.DeviceId) ? 1 : 0);
+            }
+            Assert.Equal(fleet.Devices.Count, completions.Count);
+            Assert.All(completions.Values, v => Assert.Equal(v1.VersionId, v));
+            output.WriteLine($"{verified} acknowledged check-ins and completions verified against the journal");
         }
-        Assert.Equal(fleet.Devices.Count, acknowledged.Count);
-        Assert.All(acknowledged.Values, v => Assert.Equal(v1.VersionId, v));
+        finally
+        {
+            node.Kill();
+        }
     }
+
+    private static async Task<RolloutView> ViewAsync(HttpClient admin, CancellationToken ct) =>
+        await GetAsync<RolloutView>(admin, $"admin/v1/rollouts/{RolloutId}", ct);
+
+    private static async Task<T> GetAsync<T>(HttpClient admin, string path, CancellationToken ct)
+    {
+        using var res = await admin.GetAsync(path, ct);
+        var body = await res.Content.ReadAsStringAsync(ct);
+        if (!res.IsSuccessStatusCode) throw new HttpRequestException($"GET {path}: {(int)res.StatusCode} {body}");
+        return JsonSerializer.Deserialize<T>(body, AdminJson.Options) ?? throw new JsonException($"GET {path}: empty answer");
+    }
+
+    private static string Describe(RolloutView v) =>
+        string.Join("; ", v.Waves.Select(w => $"w{w.Wave} {w.Succeeded}/{w.Total} ok, {w.InProgress} in flight, {w.Pending} pending, {w.Failed} failed"));
 
     private static int FreePort()
     {
@@ -85,7 +161,7 @@ public sealed class NodeKillTests(ITestOutputHelper output)
     }
 }
 
-/// <summary>The real node executable (orchestrator.dll) as a child process.</summary>
+/// <summary>The real node executable (orchestrator.dll) as a child process, with <see cref="NodeUnderTest.OperateToken"/> (read + operate).</summary>
 internal sealed class NodeProcess
 {
     private readonly Process _process;
@@ -100,7 +176,7 @@ internal sealed class NodeProcess
                  {
                      $"--Urls=http://127.0.0.1:{port}", $"--Node:DataDirectory={data}", $"--Node:StoreRoot={store}", "--Node:Port=0",
                      "--Admin:Tokens:0:Name=e2e", $"--Admin:Tokens:0:Sha256={token}", "--Admin:Tokens:0:Scopes:0=read",
-                     "--Logging:LogLevel:Default=Warning",
+                     "--Admin:Tokens:0:Scopes:1=operate", "--Logging:LogLevel:Default=Warning",
                  })
             psi.ArgumentList.Add(a);
         var p = Process.Start(psi)!;
