@@ -50,6 +50,7 @@ public sealed class RolloutActor : ReceivePersistentActor, IWithTimers
     private bool _claimsReleased;
     private static readonly IReadOnlySet<string> NoDevices = new HashSet<string>();
     private bool _passRunning;
+    private int _observeCursor;
     private bool _tickWanted;
 
     /// <summary>Props of the actor of <paramref name="rolloutId"/>; its parent must be the <see cref="RolloutCoordinator"/>.</summary>
@@ -239,7 +240,9 @@ public sealed class RolloutActor : ReceivePersistentActor, IWithTimers
         PersistAll(batch, _ => { });
         DeferAsync(batch, _ =>
         {
-            if (LastSequenceNr - _lastSnapshot >= _settings.SnapshotEvery)
+            // A snapshot holds every device record, so on a large rollout it is taken at most once per device's worth of
+            // events: the write cost per event stays constant instead of growing with the fleet.
+            if (LastSequenceNr - _lastSnapshot >= Math.Max(_settings.SnapshotEvery, State.DeviceCount))
             {
                 _lastSnapshot = LastSequenceNr;
                 SaveSnapshot(State.ToSnapshot());
@@ -308,11 +311,21 @@ public sealed class RolloutActor : ReceivePersistentActor, IWithTimers
         }
         if (!State.IsActive) return null;
         var inFlight = State.Started ? State.InProgress() : [];
-        var timedOut = inFlight.Where(id => State.TimedOut(id, Now)).ToHashSet(StringComparer.Ordinal);
+        var observe = Rotate(inFlight, _settings.MaxObservePerPass);
+        var timedOut = observe.Where(id => State.TimedOut(id, Now)).ToHashSet(StringComparer.Ordinal);
         var mayAssign = State.Started && State.Status == RolloutStatus.Running && (State.Spec.Window is null || State.Spec.Window.Contains(Now));
-        var toAssign = mayAssign ? State.NextToAssign(State.Spec.MaxConcurrent - inFlight.Count) : [];
+        var toAssign = mayAssign ? State.NextToAssign(Math.Min(State.Spec.MaxConcurrent - inFlight.Count, _settings.MaxAssignPerPass)) : [];
         var known = State.Devices.Select(d => d.DeviceId).ToHashSet(StringComparer.Ordinal);
-        return new PassInput(State.Spec, [], false, [], inFlight, timedOut, toAssign, Now >= _nextJoinCheck, Context.Parent, known);
+        return new PassInput(State.Spec, [], false, [], observe, timedOut, toAssign, Now >= _nextJoinCheck, Context.Parent, known);
+    }
+
+    /// <summary>The next <paramref name="max"/> of <paramref name="ids"/> after the previous pass's, wrapping around.</summary>
+    private IReadOnlyList<string> Rotate(IReadOnlyList<string> ids, int max)
+    {
+        if (ids.Count <= max) return ids;
+        var start = _observeCursor % ids.Count;
+        _observeCursor = start + max;
+        return Enumerable.Range(start, max).Select(i => ids[i % ids.Count]).ToList();
     }
 
     private async Task<PassCompleted> RunPass(PassInput input)

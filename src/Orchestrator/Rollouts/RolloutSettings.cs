@@ -6,8 +6,14 @@ namespace Orchestrator.Node.Rollouts;
 /// <param name="JoinCheckInterval">How often a rollout looks for devices that newly match its selector.</param>
 /// <param name="SnapshotEvery">Save a snapshot after this many events.</param>
 /// <param name="Clock">Clock for start times, windows, soak times and event timestamps.</param>
-public sealed record RolloutSettings(TimeSpan PollInterval, TimeSpan AskTimeout, TimeSpan JoinCheckInterval, int SnapshotEvery, TimeProvider Clock)
+/// <param name="MaxAssignPerPass">
+/// At most this many new assignments per pass: each is a persisted event on the device, so a rollout with a huge
+/// maxConcurrent ramps up over several passes instead of loading and writing tens of thousands of devices at once.
+/// </param>
+/// <param name="MaxObservePerPass">At most this many in-flight devices are re-read per pass (in rotation), bounding a pass's cost.</param>
+public sealed record RolloutSettings(TimeSpan PollInterval, TimeSpan AskTimeout, TimeSpan JoinCheckInterval, int SnapshotEvery, TimeProvider Clock,
+    int MaxAssignPerPass = 500, int MaxObservePerPass = 2000)
 {
-    /// <summary>Poll every 2 s, asks 5 s, joiners every 30 s, snapshot every 200 events, system clock.</summary>
+    /// <summary>Poll every 2 s, asks 5 s, joiners every 30 s, snapshot every 200 events (at least one per device), system clock.</summary>
     public static RolloutSettings Default { get; } = new(TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(30), 200, TimeProvider.System);
 }

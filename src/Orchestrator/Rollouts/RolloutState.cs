@@ -49,6 +49,9 @@ public sealed class RolloutState
     /// <summary>True for Created, Running and Paused (the rollout still claims its devices).</summary>
     public bool IsActive => Status is RolloutStatus.Created or RolloutStatus.Running or RolloutStatus.Paused;
 
+    /// <summary>Number of devices in the rollout.</summary>
+    public int DeviceCount => _order.Count;
+
     /// <summary>Devices in assignment order.</summary>
     public IEnumerable<RolloutDeviceRecord> Devices => _order.Select(id => _devices[id]);
 

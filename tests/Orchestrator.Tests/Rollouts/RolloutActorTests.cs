@@ -326,4 +326,21 @@ public sealed class RolloutActorTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.Equal(RolloutStatus.Paused, paused.Status);
         Assert.True(watch.Elapsed < TimeSpan.FromSeconds(6), $"queries waited {watch.Elapsed} for the pass");
     }
+
+    [Fact]
+    public void A_large_concurrency_cap_ramps_up_over_passes_instead_of_one_burst()
+    {
+        var devices = _h.Kit.CreateTestProbe();
+        var coordinator = _h.Kit.CreateTestProbe();
+        var settings = new RolloutSettings(TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(20), TimeSpan.FromHours(1), 20, TimeProvider.System,
+            MaxAssignPerPass: 2);
+        var rollout = coordinator.ChildActorOf(RolloutActor.Props("ramp", devices, _h.Kit.CreateTestProbe(), settings));
+        coordinator.ExpectMsg<RolloutClaims>();
+        rollout.Tell(new StartRollout(Spec("ramp", Tags("x"), maxConcurrent: 10), Ids("ramp", 6), _h.Kit.TestActor));
+        _h.Kit.ExpectMsg<RolloutView>();
+        // maxConcurrent allows all six, but the first pass touches only two devices.
+        devices.ExpectMsg<GetDeviceState>();
+        devices.ExpectMsg<GetDeviceState>();
+        devices.ExpectNoMsg(TimeSpan.FromMilliseconds(500));
+    }
 }
