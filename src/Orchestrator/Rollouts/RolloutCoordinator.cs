@@ -123,9 +123,13 @@ public sealed class RolloutCoordinator : ReceivePersistentActor, IWithTimers
         Command<IRolloutCommand>(c =>
         {
             var child = Context.Child(ChildName(c.RolloutId));
-            if (!_ids.Contains(c.RolloutId) || child.IsNobody())
+            if (!_ids.Contains(c.RolloutId))
                 Sender.Tell(new RolloutRejected(c.RolloutId, "not_found", "rolloutId",
                     $"Rollout '{c.RolloutId}' does not exist; list rollouts with GET /admin/v1/rollouts."));
+            else if (child.IsNobody())
+                // Between a journal failure stopping the actor and its restart a second later: it exists, it is just not back yet.
+                Sender.Tell(new RolloutRejected(c.RolloutId, "unavailable", "",
+                    $"Rollout '{c.RolloutId}' is restarting after a journal failure; try again in a few seconds."));
             else child.Forward(c);
         });
         Command<RolloutClaims>(Record);
