@@ -11,27 +11,8 @@ using Xunit.Abstractions;
 namespace Orchestrator.DeviceAgent.Tests.Session;
 
 /// <summary>The agent's delta path against a real store, a real delta build and a real HTTP gateway.</summary>
-public sealed class DeltaSessionTests(ITestOutputHelper output) : IAsyncLifetime
+public sealed class DeltaSessionTests(ITestOutputHelper output) : GatewaySessionTestBase
 {
-    private readonly TestStore _store = new();
-    private FakeGateway _gw = null!;
-    private TestDevice _device = null!;
-    private readonly HttpClient _http = StoreDownloader.CreateHttpClient();
-
-    public async Task InitializeAsync()
-    {
-        _gw = await FakeGateway.StartAsync(_store.Root, TestDevice.Credential);
-        _device = new TestDevice(_gw.BaseUrl, contentKey: _store.ContentKey.ToBytes(), trustRoot: _store.SigningKey.PublicKey.ToBytes());
-    }
-
-    public async Task DisposeAsync()
-    {
-        await _gw.DisposeAsync();
-        _device.Dispose();
-        _store.Dispose();
-        _http.Dispose();
-    }
-
     /// <summary>A patch release: a version stamp every 3000 bytes touches every chunk of every binary.</summary>
     private static byte[] Stamped(byte[] content, int version)
     {
@@ -48,54 +29,54 @@ public sealed class DeltaSessionTests(ITestOutputHelper output) : IAsyncLifetime
     };
 
     private UpdateSession Session() =>
-        new(_device.Config, _device.Layout, _device.Hidden,
-            new HttpGatewayClient(_http, _gw.BaseUrl, _device.Config.DeviceId, TestDevice.Credential, TimeSpan.FromSeconds(5)),
-            _http, log: output.WriteLine);
+        new(Device.Config, Device.Layout, Device.Hidden,
+            new HttpGatewayClient(Http, Gateway.BaseUrl, Device.Config.DeviceId, TestDevice.Credential, TimeSpan.FromSeconds(5)),
+            Http, log: output.WriteLine);
 
     /// <summary>The gateway's decision plus the delta path, as the node offers it.</summary>
     private void Assign(PublishResult r, string? deltaPath) =>
-        _gw.Decide = req => FakeGateway.Assign(r.VersionId, r.Version, r.ManifestPath, r.InventoryDigest)(req) is var d && d.Action == UpdateAction.Upgrade
+        Gateway.Decide = req => FakeGateway.Assign(r.VersionId, r.Version, r.ManifestPath, r.InventoryDigest)(req) is var d && d.Action == UpdateAction.Upgrade
             ? d with { DeltaManifestPath = deltaPath }
             : d;
 
     private async Task<(PublishResult V1, PublishResult V2, DeltaBuildResult Delta)> InstallV1AndPublishV2WithDelta()
     {
-        var v1 = _store.Publish("1.0", Release(1));
+        var v1 = Store.Publish("1.0", Release(1));
         Assign(v1, null);
         await Session().RunOnceAsync(1, CancellationToken.None);
-        var v2 = _store.Publish("2.0", Release(2));
-        var delta = new DeltaBuilder(_store.Store, _store.ContentKey, _store.SigningKey) { Level = 3 }.Build("acme", "1.0", "2.0");
+        var v2 = Store.Publish("2.0", Release(2));
+        var delta = new DeltaBuilder(Store.Store, Store.ContentKey, Store.SigningKey) { Level = 3 }.Build("acme", "1.0", "2.0");
         Assert.Equal(2, delta.FilesPatched);
         return (v1, v2, delta);
     }
 
-    private string ClientDigest() => TreeInventory.Digest(TreeInventory.Scan(_device.Layout.Client));
+    private string ClientDigest() => TreeInventory.Digest(TreeInventory.Scan(Device.Layout.Client));
 
     [Fact]
     public async Task Upgrade_uses_the_delta_and_downloads_far_less_than_chunks()
     {
         var (_, v2, delta) = await InstallV1AndPublishV2WithDelta();
         Assign(v2, delta.ManifestPath);
-        var before = _gw.StoreBytesServed;
+        var before = Gateway.StoreBytesServed;
         var result = await Session().RunOnceAsync(1, CancellationToken.None);
 
         Assert.Equal(v2.InventoryDigest, ClientDigest());
         foreach (var (path, content) in Release(2))
-            Assert.Equal(content, File.ReadAllBytes(Path.Combine(_device.Layout.Client, path)));
+            Assert.Equal(content, File.ReadAllBytes(Path.Combine(Device.Layout.Client, path)));
         Assert.Equal((2, 0), (result.FilesPatched, result.FilesFellBack));
-        var served = _gw.StoreBytesServed - before;
+        var served = Gateway.StoreBytesServed - before;
         Assert.True(served < delta.ChunkBytesReplaced / 4, $"served {served} bytes; the chunks would be {delta.ChunkBytesReplaced}");
-        var completion = _gw.Completions.Last();
+        var completion = Gateway.Completions.Last();
         Assert.Equal(CompletionReport.MethodDelta, completion.Method);
         Assert.Equal(result.BytesDownloaded, completion.BytesDownloaded);
-        Assert.False(Directory.Exists(Path.Combine(_device.Layout.Work, "patched")));
+        Assert.False(Directory.Exists(Path.Combine(Device.Layout.Work, "patched")));
     }
 
     [Fact]
     public async Task A_damaged_source_file_falls_back_to_chunks_for_that_file_only()
     {
         var (_, v2, delta) = await InstallV1AndPublishV2WithDelta();
-        var app = Path.Combine(_device.Layout.Client, "bin/app");
+        var app = Path.Combine(Device.Layout.Client, "bin/app");
         var bytes = File.ReadAllBytes(app);
         bytes[10] ^= 0xff; // the repair case: the installed tree no longer matches the delta's source
         File.WriteAllBytes(app, bytes);
@@ -103,7 +84,7 @@ public sealed class DeltaSessionTests(ITestOutputHelper output) : IAsyncLifetime
         var result = await Session().RunOnceAsync(1, CancellationToken.None);
         Assert.Equal(v2.InventoryDigest, ClientDigest());
         Assert.Equal(1, result.FilesPatched); // lib/core.so still patched; bin/app from chunks
-        Assert.Equal(CompletionReport.MethodDelta, _gw.Completions.Last().Method);
+        Assert.Equal(CompletionReport.MethodDelta, Gateway.Completions.Last().Method);
     }
 
     [Fact]
@@ -113,12 +94,12 @@ public sealed class DeltaSessionTests(ITestOutputHelper output) : IAsyncLifetime
         // Every source serves bytes that do not hash to the object's id: the downloader refuses them, the file
         // falls back to chunks, and the session still succeeds.
         var damaged = delta.Delta.Files.First(f => f.Method == DeltaMethod.Patch);
-        File.WriteAllBytes(Path.Combine(_store.Root, StoreLayout.ChunkPath(damaged.Parts[0].Id)), new byte[damaged.Parts[0].Stored]);
+        File.WriteAllBytes(Path.Combine(Store.Root, StoreLayout.ChunkPath(damaged.Parts[0].Id)), new byte[damaged.Parts[0].Stored]);
         Assign(v2, delta.ManifestPath);
         var result = await Session().RunOnceAsync(1, CancellationToken.None);
         Assert.Equal(v2.InventoryDigest, ClientDigest());
         foreach (var (path, content) in Release(2))
-            Assert.Equal(content, File.ReadAllBytes(Path.Combine(_device.Layout.Client, path)));
+            Assert.Equal(content, File.ReadAllBytes(Path.Combine(Device.Layout.Client, path)));
         Assert.Equal((1, 1), (result.FilesPatched, result.FilesFellBack));
     }
 
@@ -126,13 +107,13 @@ public sealed class DeltaSessionTests(ITestOutputHelper output) : IAsyncLifetime
     public async Task A_tampered_or_foreign_delta_manifest_is_ignored_and_chunks_install_the_release()
     {
         var (_, v2, delta) = await InstallV1AndPublishV2WithDelta();
-        var path = Path.Combine(_store.Root, delta.ManifestPath);
+        var path = Path.Combine(Store.Root, delta.ManifestPath);
         var text = File.ReadAllText(path);
         File.WriteAllText(path, text.Replace("\"level\":3", "\"level\":4")); // signature no longer matches
         Assign(v2, delta.ManifestPath);
         var result = await Session().RunOnceAsync(1, CancellationToken.None);
         Assert.Equal(v2.InventoryDigest, ClientDigest());
         Assert.Equal(0, result.FilesPatched);
-        Assert.Equal(CompletionReport.MethodChunks, _gw.Completions.Last().Method);
+        Assert.Equal(CompletionReport.MethodChunks, Gateway.Completions.Last().Method);
     }
 }

@@ -11,27 +11,8 @@ using Xunit.Abstractions;
 
 namespace Orchestrator.DeviceAgent.Tests.Session;
 
-public sealed class UpdateSessionTests(ITestOutputHelper output) : IAsyncLifetime
+public sealed class UpdateSessionTests(ITestOutputHelper output) : GatewaySessionTestBase
 {
-    private readonly TestStore _store = new();
-    private FakeGateway _gw = null!;
-    private TestDevice _device = null!;
-    private readonly HttpClient _http = StoreDownloader.CreateHttpClient();
-
-    public async Task InitializeAsync()
-    {
-        _gw = await FakeGateway.StartAsync(_store.Root, TestDevice.Credential);
-        _device = new TestDevice(_gw.BaseUrl, contentKey: _store.ContentKey.ToBytes(), trustRoot: _store.SigningKey.PublicKey.ToBytes());
-    }
-
-    public async Task DisposeAsync()
-    {
-        await _gw.DisposeAsync();
-        _device.Dispose();
-        _store.Dispose();
-        _http.Dispose();
-    }
-
     internal static byte[] Bytes(int seed, int length)
     {
         var b = new byte[length];
@@ -60,18 +41,18 @@ public sealed class UpdateSessionTests(ITestOutputHelper output) : IAsyncLifetim
     }
 
     private UpdateSession Session(TimeProvider? time = null) =>
-        new(_device.Config, _device.Layout, _device.Hidden,
-            new HttpGatewayClient(_http, _gw.BaseUrl, _device.Config.DeviceId, TestDevice.Credential, TimeSpan.FromSeconds(5)),
-            _http, log: output.WriteLine, time: time);
+        new(Device.Config, Device.Layout, Device.Hidden,
+            new HttpGatewayClient(Http, Gateway.BaseUrl, Device.Config.DeviceId, TestDevice.Credential, TimeSpan.FromSeconds(5)),
+            Http, log: output.WriteLine, time: time);
 
     private void Assign(PublishResult r, IReadOnlyList<string>? mirrors = null) =>
-        _gw.Decide = FakeGateway.Assign(r.VersionId, r.Version, r.ManifestPath, r.InventoryDigest, mirrors);
+        Gateway.Decide = FakeGateway.Assign(r.VersionId, r.Version, r.ManifestPath, r.InventoryDigest, mirrors);
 
-    private string ClientDigest() => TreeInventory.Digest(TreeInventory.Scan(_device.Layout.Client));
+    private string ClientDigest() => TreeInventory.Digest(TreeInventory.Scan(Device.Layout.Client));
 
     private async Task<PublishResult> InstallV1()
     {
-        var v1 = _store.Publish("1.0", V1());
+        var v1 = Store.Publish("1.0", V1());
         Assign(v1);
         var result = await Session().RunOnceAsync(1, CancellationToken.None);
         Assert.Equal(UpdateAction.Upgrade, result.Action);
@@ -84,36 +65,36 @@ public sealed class UpdateSessionTests(ITestOutputHelper output) : IAsyncLifetim
         var v1 = await InstallV1();
         Assert.Equal(v1.InventoryDigest, ClientDigest());
         foreach (var (path, content) in V1())
-            Assert.Equal(content, File.ReadAllBytes(Path.Combine(_device.Layout.Client, path)));
-        Assert.Equal(new InstalledVersion(v1.VersionId, "1.0"), _device.Hidden.ReadInstalledVersion());
-        var completion = Assert.Single(_gw.Completions);
+            Assert.Equal(content, File.ReadAllBytes(Path.Combine(Device.Layout.Client, path)));
+        Assert.Equal(new InstalledVersion(v1.VersionId, "1.0"), Device.Hidden.ReadInstalledVersion());
+        var completion = Assert.Single(Gateway.Completions);
         Assert.Equal((v1.VersionId, v1.InventoryDigest, CompletionReport.MethodChunks), (completion.InstalledVersionId, completion.InventoryDigest, completion.Method));
         Assert.True(completion.BytesDownloaded > 1_000_000, $"reported {completion.BytesDownloaded} bytes");
-        Assert.NotEmpty(_gw.Progress);
-        Assert.False(Directory.Exists(_device.Layout.Staging));
+        Assert.NotEmpty(Gateway.Progress);
+        Assert.False(Directory.Exists(Device.Layout.Staging));
 
         var again = await Session().RunOnceAsync(1, CancellationToken.None);
         Assert.Equal(UpdateAction.None, again.Action);
-        Assert.Equal(v1.InventoryDigest, _gw.CheckIns.Last().InventoryDigest);
-        Assert.Equal(v1.VersionId, _gw.CheckIns.Last().InstalledVersionId);
+        Assert.Equal(v1.InventoryDigest, Gateway.CheckIns.Last().InventoryDigest);
+        Assert.Equal(v1.VersionId, Gateway.CheckIns.Last().InstalledVersionId);
     }
 
     [Fact]
     public async Task Upgrade_downloads_only_the_chunks_the_device_lacks()
     {
         await InstallV1();
-        var v2 = _store.Publish("2.0", V2());
+        var v2 = Store.Publish("2.0", V2());
         Assign(v2);
-        var before = _gw.StoreBytesServed;
+        var before = Gateway.StoreBytesServed;
         var result = await Session().RunOnceAsync(1, CancellationToken.None);
 
         Assert.Equal(v2.InventoryDigest, ClientDigest());
-        Assert.False(File.Exists(Path.Combine(_device.Layout.Client, "empty.cfg")));
-        var manifest = _store.Manifest(v2);
+        Assert.False(File.Exists(Path.Combine(Device.Layout.Client, "empty.cfg")));
+        var manifest = Store.Manifest(v2);
         var total = manifest.DistinctChunks().Count;
         Assert.True(result.ChunksReused > 0, "unchanged chunks of bin/app must come from the local file");
         Assert.True(result.ChunksDownloaded < total / 2, $"downloaded {result.ChunksDownloaded} of {total} chunks");
-        var served = _gw.StoreBytesServed - before;
+        var served = Gateway.StoreBytesServed - before;
         output.WriteLine($"v2 is {manifest.TotalBytes} bytes; the upgrade fetched {served} bytes ({result.ChunksDownloaded}/{total} chunks)");
         Assert.True(served < manifest.TotalBytes / 3, $"fetched {served} bytes for a {manifest.TotalBytes}-byte release");
     }
@@ -122,22 +103,22 @@ public sealed class UpdateSessionTests(ITestOutputHelper output) : IAsyncLifetim
     public async Task Repair_fetches_only_the_chunks_of_damaged_or_missing_files()
     {
         var v1 = await InstallV1();
-        var app = Path.Combine(_device.Layout.Client, "bin", "app");
+        var app = Path.Combine(Device.Layout.Client, "bin", "app");
         var damaged = File.ReadAllBytes(app);
         damaged[10] ^= 0xff;
         File.WriteAllBytes(app, damaged);
-        File.Delete(Path.Combine(_device.Layout.Client, "share", "readme.txt"));
-        File.WriteAllText(Path.Combine(_device.Layout.Client, "dropped.txt"), "not part of the release");
+        File.Delete(Path.Combine(Device.Layout.Client, "share", "readme.txt"));
+        File.WriteAllText(Path.Combine(Device.Layout.Client, "dropped.txt"), "not part of the release");
 
-        var manifest = _store.Manifest(v1);
-        var before = _gw.StoreRequests;
+        var manifest = Store.Manifest(v1);
+        var before = Gateway.StoreRequests;
         var result = await Session().RunOnceAsync(1, CancellationToken.None);
 
         Assert.Equal(UpdateAction.Repair, result.Action);
         Assert.Equal(v1.InventoryDigest, ClientDigest());
         // Only the damaged first chunk of bin/app and the one chunk of readme.txt are fetched.
         Assert.Equal(2, result.ChunksDownloaded);
-        Assert.Equal(2 + 2, _gw.StoreRequests - before); // manifest + signature + two chunks
+        Assert.Equal(2 + 2, Gateway.StoreRequests - before); // manifest + signature + two chunks
         Assert.True(result.ChunksReused >= manifest.Files.Single(f => f.Path == "bin/app").Chunks.Count - 1);
     }
 
@@ -145,17 +126,17 @@ public sealed class UpdateSessionTests(ITestOutputHelper output) : IAsyncLifetim
     public async Task A_lost_version_record_is_rebuilt_without_downloading_anything()
     {
         var v1 = await InstallV1();
-        File.WriteAllBytes(_device.Layout.Hidden(HiddenItem.InstalledVersion), [1, 2, 3]);
-        var report = new ZoneProvisioner(_device.Layout, _device.Hidden).RecoverFromVirtual();
+        File.WriteAllBytes(Device.Layout.Hidden(HiddenItem.InstalledVersion), [1, 2, 3]);
+        var report = new ZoneProvisioner(Device.Layout, Device.Hidden).RecoverFromVirtual();
         Assert.Contains(report.Rebuilt, r => r.StartsWith("installed version"));
-        Assert.Equal(0, _device.Hidden.ReadInstalledVersion().VersionId);
+        Assert.Equal(0, Device.Hidden.ReadInstalledVersion().VersionId);
 
-        var chunkRequests = _gw.StoreRequests;
+        var chunkRequests = Gateway.StoreRequests;
         var result = await Session().RunOnceAsync(1, CancellationToken.None);
         Assert.Equal(UpdateAction.Upgrade, result.Action); // the server sees version 0 and re-assigns 1.0
         Assert.Equal(0, result.ChunksDownloaded);
-        Assert.Equal(2, _gw.StoreRequests - chunkRequests); // manifest and signature only
-        Assert.Equal(new InstalledVersion(v1.VersionId, "1.0"), _device.Hidden.ReadInstalledVersion());
+        Assert.Equal(2, Gateway.StoreRequests - chunkRequests); // manifest and signature only
+        Assert.Equal(new InstalledVersion(v1.VersionId, "1.0"), Device.Hidden.ReadInstalledVersion());
         Assert.Equal(v1.InventoryDigest, ClientDigest());
     }
 
@@ -164,36 +145,36 @@ public sealed class UpdateSessionTests(ITestOutputHelper output) : IAsyncLifetim
     {
         await using var mirror = await TestServer.StartAsync(async ctx =>
         {
-            var full = Path.Combine(_store.Root, ctx.Request.Path.Value!.TrimStart('/'));
+            var full = Path.Combine(Store.Root, ctx.Request.Path.Value!.TrimStart('/'));
             if (!File.Exists(full)) { ctx.Response.StatusCode = 404; return; }
             await ctx.Response.Body.WriteAsync(await File.ReadAllBytesAsync(full));
         });
-        _gw.StoreDown = true;
-        var v1 = _store.Publish("1.0", V1());
+        Gateway.StoreDown = true;
+        var v1 = Store.Publish("1.0", V1());
         Assign(v1, mirrors: [mirror.BaseUrl]);
         await Session().RunOnceAsync(1, CancellationToken.None);
         Assert.Equal(v1.InventoryDigest, ClientDigest());
-        Assert.Equal(0, _gw.StoreBytesServed);
+        Assert.Equal(0, Gateway.StoreBytesServed);
     }
 
     [Fact]
     public async Task Retries_until_success_and_reports_each_failure()
     {
-        var v1 = _store.Publish("1.0", V1());
+        var v1 = Store.Publish("1.0", V1());
         Assign(v1);
         // The first attempt finds one chunk missing from every source; the operator restores it meanwhile.
-        var chunk = _store.Manifest(v1).Files.First(f => f.Chunks.Count > 0).Chunks[0].Id;
-        var chunkFile = Path.Combine(_store.Root, Orchestrator.ChunkStore.Storage.StoreLayout.ChunkPath(chunk));
+        var chunk = Store.Manifest(v1).Files.First(f => f.Chunks.Count > 0).Chunks[0].Id;
+        var chunkFile = Path.Combine(Store.Root, Orchestrator.ChunkStore.Storage.StoreLayout.ChunkPath(chunk));
         var saved = File.ReadAllBytes(chunkFile);
         File.Delete(chunkFile);
-        _gw.Decide = req =>
+        Gateway.Decide = req =>
         {
-            if (_gw.CheckIns.Count == 2) File.WriteAllBytes(chunkFile, saved);
+            if (Gateway.CheckIns.Count == 2) File.WriteAllBytes(chunkFile, saved);
             return FakeGateway.Assign(v1.VersionId, v1.Version, v1.ManifestPath, v1.InventoryDigest)(req);
         };
         var result = await Session().RunUntilSuccessAsync(CancellationToken.None);
         Assert.Equal(2, result.Attempts);
-        var failure = Assert.Single(_gw.Failures);
+        var failure = Assert.Single(Gateway.Failures);
         Assert.Equal(FailureStage.Download, failure.Stage);
         Assert.Equal(v1.VersionId, failure.TargetVersionId);
         Assert.Equal(v1.InventoryDigest, ClientDigest());
@@ -202,35 +183,35 @@ public sealed class UpdateSessionTests(ITestOutputHelper output) : IAsyncLifetim
     [Fact]
     public async Task A_busy_gateway_is_retried_no_sooner_than_its_retry_after()
     {
-        var v1 = _store.Publish("1.0", V1());
+        var v1 = Store.Publish("1.0", V1());
         Assign(v1);
-        _gw.BusyCheckIns = 1;
+        Gateway.BusyCheckIns = 1;
         var started = DateTime.UtcNow;
         var result = await Session().RunUntilSuccessAsync(CancellationToken.None);
         Assert.Equal(2, result.Attempts);
         Assert.True(DateTime.UtcNow - started >= TimeSpan.FromSeconds(0.95), "retried before Retry-After: 1 elapsed");
         Assert.Equal(v1.InventoryDigest, ClientDigest());
-        Assert.Empty(_gw.Failures); // a check-in that did not get through is not reported as a failed download
+        Assert.Empty(Gateway.Failures); // a check-in that did not get through is not reported as a failed download
     }
 
     [Fact]
     public async Task A_small_grant_spreads_the_download_over_several_check_ins_without_refetching()
     {
-        using var device = new TestDevice(_gw.BaseUrl, contentKey: _store.ContentKey.ToBytes(), trustRoot: _store.SigningKey.PublicKey.ToBytes(),
+        using var device = new TestDevice(Gateway.BaseUrl, contentKey: Store.ContentKey.ToBytes(), trustRoot: Store.SigningKey.PublicKey.ToBytes(),
             download: TestDevice.FastDownloads with { MaxSessionAttempts = 20 });
-        var v1 = _store.Publish("1.0", V1());
+        var v1 = Store.Publish("1.0", V1());
         var grant = new DownloadGrant(400_000, 0, DateTimeOffset.UtcNow.AddHours(1));
-        _gw.Decide = FakeGateway.Assign(v1.VersionId, v1.Version, v1.ManifestPath, v1.InventoryDigest, grant: grant);
+        Gateway.Decide = FakeGateway.Assign(v1.VersionId, v1.Version, v1.ManifestPath, v1.InventoryDigest, grant: grant);
         var session = new UpdateSession(device.Config, device.Layout, device.Hidden,
-            new HttpGatewayClient(_http, _gw.BaseUrl, device.Config.DeviceId, TestDevice.Credential, TimeSpan.FromSeconds(5)), _http, log: output.WriteLine);
+            new HttpGatewayClient(Http, Gateway.BaseUrl, device.Config.DeviceId, TestDevice.Credential, TimeSpan.FromSeconds(5)), Http, log: output.WriteLine);
         var result = await session.RunUntilSuccessAsync(CancellationToken.None);
 
         Assert.Equal(v1.InventoryDigest, TreeInventory.Digest(TreeInventory.Scan(device.Layout.Client)));
         Assert.True(result.Attempts >= 3, $"1.1 MB under a 400 kB grant took {result.Attempts} check-ins");
-        Assert.Empty(_gw.Failures); // being paced by the server is not a device failure
+        Assert.Empty(Gateway.Failures); // being paced by the server is not a device failure
         // Each check-in only adds what is missing: total served stays close to the release size.
-        var stored = _store.Manifest(v1).DistinctChunks().Sum(id => new FileInfo(Path.Combine(_store.Root, Orchestrator.ChunkStore.Storage.StoreLayout.ChunkPath(id))).Length);
-        Assert.True(_gw.StoreBytesServed < stored + result.Attempts * 300_000, $"served {_gw.StoreBytesServed} bytes for {stored} stored bytes");
+        var stored = Store.Manifest(v1).DistinctChunks().Sum(id => new FileInfo(Path.Combine(Store.Root, Orchestrator.ChunkStore.Storage.StoreLayout.ChunkPath(id))).Length);
+        Assert.True(Gateway.StoreBytesServed < stored + result.Attempts * 300_000, $"served {Gateway.StoreBytesServed} bytes for {stored} stored bytes");
     }
 
     // ---- every bad input is rejected with nothing installed ----
@@ -238,21 +219,21 @@ public sealed class UpdateSessionTests(ITestOutputHelper output) : IAsyncLifetim
     private async Task AssertRejected(string expectedInMessage, TimeProvider? time = null)
     {
         var treeBefore = ClientDigest();
-        var versionBefore = _device.Hidden.ReadInstalledVersion();
+        var versionBefore = Device.Hidden.ReadInstalledVersion();
         var e = await Assert.ThrowsAsync<SessionFailedException>(() => Session(time).RunOnceAsync(1, CancellationToken.None));
         output.WriteLine($"rejected at {e.Stage}: {e.Message}");
         Assert.Contains(expectedInMessage, e.Message);
         Assert.Equal(treeBefore, ClientDigest());
-        Assert.Equal(versionBefore, _device.Hidden.ReadInstalledVersion());
-        Assert.False(File.Exists(_device.Layout.Journal));
-        Assert.Empty(_gw.Completions.Skip(versionBefore.VersionId == 0 ? 0 : 1));
+        Assert.Equal(versionBefore, Device.Hidden.ReadInstalledVersion());
+        Assert.False(File.Exists(Device.Layout.Journal));
+        Assert.Empty(Gateway.Completions.Skip(versionBefore.VersionId == 0 ? 0 : 1));
     }
 
     [Fact]
     public async Task Rejects_a_bad_signature()
     {
-        var v1 = _store.Publish("1.0", V1());
-        var sig = Path.Combine(_store.Root, v1.ManifestPath + ".sig");
+        var v1 = Store.Publish("1.0", V1());
+        var sig = Path.Combine(Store.Root, v1.ManifestPath + ".sig");
         var bytes = File.ReadAllBytes(sig);
         bytes[0] ^= 1;
         File.WriteAllBytes(sig, bytes);
@@ -265,27 +246,27 @@ public sealed class UpdateSessionTests(ITestOutputHelper output) : IAsyncLifetim
     {
         using var other = new TestStore();
         var foreign = other.Publish("1.0", V1());
-        var rel = _store.WriteSigned("acme", "9.9", other.ManifestBytes(foreign));
-        File.WriteAllBytes(Path.Combine(_store.Root, rel + ".sig"), File.ReadAllBytes(Path.Combine(other.Root, foreign.ManifestPath + ".sig")));
-        _gw.Decide = FakeGateway.Assign(foreign.VersionId, "9.9", rel, foreign.InventoryDigest);
+        var rel = Store.WriteSigned("acme", "9.9", other.ManifestBytes(foreign));
+        File.WriteAllBytes(Path.Combine(Store.Root, rel + ".sig"), File.ReadAllBytes(Path.Combine(other.Root, foreign.ManifestPath + ".sig")));
+        Gateway.Decide = FakeGateway.Assign(foreign.VersionId, "9.9", rel, foreign.InventoryDigest);
         await AssertRejected("signature does not verify");
     }
 
     [Fact]
     public async Task Rejects_an_older_version_no_rollback()
     {
-        var v1 = _store.Publish("1.0", V1());
-        var v2 = _store.Publish("2.0", V2());
+        var v1 = Store.Publish("1.0", V1());
+        var v2 = Store.Publish("2.0", V2());
         Assign(v2);
         await Session().RunOnceAsync(1, CancellationToken.None);
-        _gw.Decide = req => new CheckInResponse(UpdateAction.Upgrade, "1.0", v1.VersionId, v1.ManifestPath, null, null, 60, null);
+        Gateway.Decide = req => new CheckInResponse(UpdateAction.Upgrade, "1.0", v1.VersionId, v1.ManifestPath, null, null, 60, null);
         await AssertRejected("rollback refused");
     }
 
     [Fact]
     public async Task Rejects_another_product()
     {
-        var other = _store.Publish("1.0", V1(), product: "globex");
+        var other = Store.Publish("1.0", V1(), product: "globex");
         Assign(other);
         await AssertRejected("is for product 'globex'");
     }
@@ -293,8 +274,8 @@ public sealed class UpdateSessionTests(ITestOutputHelper output) : IAsyncLifetim
     [Fact]
     public async Task Rejects_an_expired_manifest()
     {
-        var v1 = _store.Publish("1.0", V1(), lifetime: TimeSpan.FromDays(1));
-        _gw.Decide = FakeGateway.Assign(v1.VersionId, v1.Version, v1.ManifestPath, v1.InventoryDigest,
+        var v1 = Store.Publish("1.0", V1(), lifetime: TimeSpan.FromDays(1));
+        Gateway.Decide = FakeGateway.Assign(v1.VersionId, v1.Version, v1.ManifestPath, v1.InventoryDigest,
             grant: new DownloadGrant(long.MaxValue / 2, 0, DateTimeOffset.UtcNow.AddDays(10)));
         await AssertRejected("expired", new ShiftedTime(TimeSpan.FromDays(2)));
     }
@@ -302,9 +283,9 @@ public sealed class UpdateSessionTests(ITestOutputHelper output) : IAsyncLifetim
     [Fact]
     public async Task Rejects_a_tampered_chunk_everywhere()
     {
-        var v1 = _store.Publish("1.0", V1());
-        var chunk = _store.Manifest(v1).Files.Single(f => f.Path == "lib/core.so").Chunks[0].Id;
-        var file = Path.Combine(_store.Root, Orchestrator.ChunkStore.Storage.StoreLayout.ChunkPath(chunk));
+        var v1 = Store.Publish("1.0", V1());
+        var chunk = Store.Manifest(v1).Files.Single(f => f.Path == "lib/core.so").Chunks[0].Id;
+        var file = Path.Combine(Store.Root, Orchestrator.ChunkStore.Storage.StoreLayout.ChunkPath(chunk));
         var bytes = File.ReadAllBytes(file);
         bytes[^20] ^= 1;
         File.WriteAllBytes(file, bytes);
@@ -315,12 +296,12 @@ public sealed class UpdateSessionTests(ITestOutputHelper output) : IAsyncLifetim
     [Fact]
     public async Task Rejects_path_traversal_in_a_signed_manifest()
     {
-        var v1 = _store.Publish("1.0", V1());
-        var json = System.Text.Encoding.UTF8.GetString(_store.ManifestBytes(v1)).Replace("\"path\":\"bin/app\"", "\"path\":\"../../escape\"");
-        var rel = _store.WriteSigned("acme", "1.1", System.Text.Encoding.UTF8.GetBytes(json));
-        _gw.Decide = FakeGateway.Assign(v1.VersionId, "1.1", rel, v1.InventoryDigest);
+        var v1 = Store.Publish("1.0", V1());
+        var json = System.Text.Encoding.UTF8.GetString(Store.ManifestBytes(v1)).Replace("\"path\":\"bin/app\"", "\"path\":\"../../escape\"");
+        var rel = Store.WriteSigned("acme", "1.1", System.Text.Encoding.UTF8.GetBytes(json));
+        Gateway.Decide = FakeGateway.Assign(v1.VersionId, "1.1", rel, v1.InventoryDigest);
         await AssertRejected("'..' segment");
-        Assert.False(File.Exists(Path.Combine(_device.Layout.Zones.Free, "..", "escape")));
+        Assert.False(File.Exists(Path.Combine(Device.Layout.Zones.Free, "..", "escape")));
     }
 
     [Fact]
@@ -330,22 +311,22 @@ public sealed class UpdateSessionTests(ITestOutputHelper output) : IAsyncLifetim
         // decodes to 1000 bytes must not make the agent inflate it.
         var files = V1();
         files["zeros.bin"] = new byte[256 * 1024];
-        var v1 = _store.Publish("1.0", files);
-        var m = _store.Manifest(v1);
+        var v1 = Store.Publish("1.0", files);
+        var m = Store.Manifest(v1);
         var bombed = m with
         {
             Version = "1.1",
             Files = m.Files.Select(f => f.Path != "zeros.bin" ? f : f with { Size = 1000, Chunks = [f.Chunks[0] with { Length = 1000 }] }).ToList(),
         };
-        var rel = _store.WriteSigned("acme", "1.1", ManifestSerializer.Serialize(bombed));
-        _gw.Decide = FakeGateway.Assign(v1.VersionId, "1.1", rel, v1.InventoryDigest);
+        var rel = Store.WriteSigned("acme", "1.1", ManifestSerializer.Serialize(bombed));
+        Gateway.Decide = FakeGateway.Assign(v1.VersionId, "1.1", rel, v1.InventoryDigest);
         await AssertRejected("the manifest expects 1000");
     }
 
     [Fact]
     public async Task Rejects_a_manifest_path_outside_the_store_layout()
     {
-        _gw.Decide = _ => new CheckInResponse(UpdateAction.Upgrade, "1.0", 1, "../../etc/passwd", null, null, 60, null);
+        Gateway.Decide = _ => new CheckInResponse(UpdateAction.Upgrade, "1.0", 1, "../../etc/passwd", null, null, 60, null);
         await AssertRejected("not a store manifest path");
     }
 
