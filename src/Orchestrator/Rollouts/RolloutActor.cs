@@ -315,8 +315,10 @@ public sealed class RolloutActor : ReceivePersistentActor, IWithTimers
         var timedOut = observe.Where(id => State.TimedOut(id, Now)).ToHashSet(StringComparer.Ordinal);
         var mayAssign = State.Started && State.Status == RolloutStatus.Running && (State.Spec.Window is null || State.Spec.Window.Contains(Now));
         var toAssign = mayAssign ? State.NextToAssign(Math.Min(State.Spec.MaxConcurrent - inFlight.Count, _settings.MaxAssignPerPass)) : [];
-        var known = State.Devices.Select(d => d.DeviceId).ToHashSet(StringComparer.Ordinal);
-        return new PassInput(State.Spec, [], false, [], observe, timedOut, toAssign, Now >= _nextJoinCheck, Context.Parent, known);
+        var joinDue = Now >= _nextJoinCheck;
+        // The set of every device id is only needed to filter late joiners: build it on those passes only.
+        var known = joinDue ? State.Devices.Select(d => d.DeviceId).ToHashSet(StringComparer.Ordinal) : NoDevices;
+        return new PassInput(State.Spec, [], false, [], observe, timedOut, toAssign, joinDue, Context.Parent, known);
     }
 
     /// <summary>The next <paramref name="max"/> of <paramref name="ids"/> after the previous pass's, wrapping around.</summary>
