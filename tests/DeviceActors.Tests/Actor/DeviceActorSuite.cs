@@ -13,28 +13,10 @@ namespace Orchestrator.DeviceActors.Tests.Actor;
 /// The device actor against a real database: persistence, replies after writes, recovery after the actor is killed
 /// and after the whole actor system is replaced, snapshots, offline timeout. Runs once per backend.
 /// </summary>
-public abstract class DeviceActorSuite<TSelf>(ITestOutputHelper output) : IAsyncLifetime where TSelf : IBackendSuite
+public abstract class DeviceActorSuite<TSelf>(ITestOutputHelper output) : DatabaseKitsTestBase(TSelf.Backend, output) where TSelf : IBackendSuite
 {
     private static readonly DateTimeOffset T0 = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(15);
-    private readonly List<Akka.TestKit.Xunit2.TestKit> _kits = [];
-    private TestDatabase _db = null!;
-
-    public async Task InitializeAsync() => _db = await TestDatabase.Create(TSelf.Backend);
-
-    public async Task DisposeAsync()
-    {
-        foreach (var k in _kits) await k.Sys.Terminate();
-        await _db.DisposeAsync();
-    }
-
-    private Akka.TestKit.Xunit2.TestKit NewKit()
-    {
-        var kit = DeviceTestKit.Create(_db.Options, output);
-        _kits.Add(kit);
-        return kit;
-    }
-
     private static DeviceActorSettings Settings(int snapshotEvery = 100, double offlineSeconds = 600) =>
         new(TimeSpan.FromSeconds(offlineSeconds), snapshotEvery, TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(2));
 
@@ -82,7 +64,7 @@ public abstract class DeviceActorSuite<TSelf>(ITestOutputHelper output) : IAsync
         Assert.Equal(2, (await Ask<RetryAdvice>(again, new ReportFailure(id, 4, WorkPhase.Download, "again", 2, T0))).Attempt);
         Assert.Equal(DeviceStatus.Installing, (await Ask<DeviceCommandAccepted>(again, new ReportProgress(id, 4, WorkPhase.Install, 100, 100, 10, 10, T0))).Status);
         Assert.Equal(DeviceStatus.Completed, (await Ask<DeviceCommandAccepted>(again, new ReportCompletion(id, 4, "d-4", T0))).Status);
-        Assert.Equal(9, await _db.Scalar($"SELECT COUNT(*) FROM journal WHERE persistence_id = '{Pid(id)}'"));
+        Assert.Equal(9, await Db.Scalar($"SELECT COUNT(*) FROM journal WHERE persistence_id = '{Pid(id)}'"));
         Assert.Equal(9, (await Ask<DeviceState>(again, new GetDeviceState(id))).EventCount);
     }
 
@@ -118,10 +100,10 @@ public abstract class DeviceActorSuite<TSelf>(ITestOutputHelper output) : IAsync
             await Ask<DeviceCommandAccepted>(a, new RegisterDevice(id, "acme", [$"t{i}"], T0));
         await kit.AwaitAssertAsync(async () =>
         {
-            Assert.Equal(1, await _db.Scalar($"SELECT COUNT(*) FROM snapshot WHERE persistence_id = '{Pid(id)}'"));
-            Assert.Equal(9, await _db.Scalar($"SELECT MAX(sequence_number) FROM snapshot WHERE persistence_id = '{Pid(id)}'"));
+            Assert.Equal(1, await Db.Scalar($"SELECT COUNT(*) FROM snapshot WHERE persistence_id = '{Pid(id)}'"));
+            Assert.Equal(9, await Db.Scalar($"SELECT MAX(sequence_number) FROM snapshot WHERE persistence_id = '{Pid(id)}'"));
         }, Wait, TimeSpan.FromMilliseconds(100));
-        Assert.Equal(10, await _db.Scalar($"SELECT COUNT(*) FROM journal WHERE persistence_id = '{Pid(id)}'"));
+        Assert.Equal(10, await Db.Scalar($"SELECT COUNT(*) FROM journal WHERE persistence_id = '{Pid(id)}'"));
 
         kit.Watch(a);
         a.Tell(PoisonPill.Instance);
@@ -145,7 +127,7 @@ public abstract class DeviceActorSuite<TSelf>(ITestOutputHelper output) : IAsync
         await Ask<DeviceCommandAccepted>(a, new AssignTarget(id, "acme", "4.0", 4, "manifests/acme/4.json", "r1"));
         Assert.Equal("stale_target", (await Ask<DeviceCommandRejected>(a, new ReportFailure(id, 5, WorkPhase.Download, "x", 1, T0))).Code);
         Assert.Equal("product_mismatch", (await Ask<DeviceCommandRejected>(a, new AssignTarget(id, "other", "4.0", 4, "m", "r2"))).Code);
-        Assert.Equal(2, await _db.Scalar($"SELECT COUNT(*) FROM journal WHERE persistence_id = '{Pid(id)}'"));
+        Assert.Equal(2, await Db.Scalar($"SELECT COUNT(*) FROM journal WHERE persistence_id = '{Pid(id)}'"));
     }
 
     [BackendFact]

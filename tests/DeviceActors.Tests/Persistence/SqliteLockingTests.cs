@@ -12,29 +12,11 @@ namespace Orchestrator.DeviceActors.Tests.Persistence;
 /// sequence number, replay) must not take it, or every recovery queues behind the journal writer (and loses 150 ms
 /// per SQLITE_BUSY in Microsoft.Data.Sqlite's retry loop). See <c>DeviceActorsConfig.ReadIsolationLevel</c>.
 /// </summary>
-public sealed class SqliteLockingTests(ITestOutputHelper output) : IAsyncLifetime
+public sealed class SqliteLockingTests(ITestOutputHelper output) : DatabaseKitsTestBase(PersistenceBackend.Sqlite, output)
 {
     private static readonly DeviceActorSettings Settings =
         new(TimeSpan.FromMinutes(10), 100, TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(2));
     private static readonly DateTimeOffset T0 = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
-    private readonly List<Akka.TestKit.Xunit2.TestKit> _kits = [];
-    private TestDatabase _db = null!;
-
-    public async Task InitializeAsync() => _db = await TestDatabase.Create(PersistenceBackend.Sqlite);
-
-    public async Task DisposeAsync()
-    {
-        foreach (var k in _kits) await k.Sys.Terminate();
-        await _db.DisposeAsync();
-    }
-
-    private Akka.TestKit.Xunit2.TestKit NewKit()
-    {
-        var kit = DeviceTestKit.Create(_db.Options, output);
-        _kits.Add(kit);
-        return kit;
-    }
-
     [Fact]
     public async Task A_device_recovers_while_another_connection_holds_the_write_lock()
     {
@@ -52,7 +34,7 @@ public sealed class SqliteLockingTests(ITestOutputHelper output) : IAsyncLifetim
         var warm = second.Sys.ActorOf(DeviceActor.Props("dev-warm", Settings));
         Assert.Equal(2, (await warm.Ask<DeviceState>(new GetDeviceState("dev-warm"), TimeSpan.FromSeconds(15))).EventCount);
 
-        await using var writer = new SqliteConnection(_db.Options.ConnectionString);
+        await using var writer = new SqliteConnection(Db.Options.ConnectionString);
         await writer.OpenAsync();
         await using var tx = writer.BeginTransaction(deferred: false); // BEGIN IMMEDIATE: holds the write lock
         await using (var insert = writer.CreateCommand())
