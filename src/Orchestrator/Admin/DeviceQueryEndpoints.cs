@@ -28,7 +28,7 @@ public static class DeviceQueryEndpoints
 
     private static readonly TimeSpan RegistryTimeout = TimeSpan.FromSeconds(5);
 
-    /// <summary>Maps <c>/admin/v1/devices</c>, <c>/devices/{id}</c>, <c>/devices/{id}/history</c>, <c>/devices/{id}/register</c>, <c>/fleet</c>.</summary>
+    /// <summary>Maps <c>/admin/v1/devices</c>, <c>/devices/{id}</c>, <c>/devices/{id}/history</c>, <c>/devices/{id}/register</c>, <c>/devices/register-batch</c>, <c>/fleet</c>.</summary>
     public static void MapDeviceAdmin(this IEndpointRouteBuilder app)
     {
         var g = app.MapGroup("/admin/v1");
@@ -36,6 +36,7 @@ public static class DeviceQueryEndpoints
         g.MapGet("/devices/{deviceId}", ShowAsync);
         g.MapGet("/devices/{deviceId}/history", HistoryAsync);
         g.MapPost("/devices/{deviceId}/register", RegisterAsync);
+        g.MapDeviceBatchRegistration();
         g.MapGet("/fleet", FleetAsync);
     }
 
