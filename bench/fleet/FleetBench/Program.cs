@@ -96,12 +96,15 @@ await fleet.PrepareAsync(admin.ProvisionAsync, CancellationToken.None);
 var provisionSeconds = sw.Elapsed.TotalSeconds;
 Say($"{devices} device folders created and credentials provisioned in {provisionSeconds:0.0} s");
 
-// What an operator does before a tag-based rollout: register each device's product and tags (one journaled event each).
+// What an operator does before a tag-based rollout: register each device's product and tags (one journaled event each),
+// in batches of DeviceBatchRegistrationRequest.MaxDevices through POST /admin/v1/devices/register-batch (what
+// `orch device register-batch` sends), two batches at a time.
 sw.Restart();
-await Parallel.ForEachAsync(fleet.Devices, new ParallelOptions { MaxDegreeOfParallelism = 64 }, async (d, ct) =>
+await Parallel.ForEachAsync(fleet.Devices.Chunk(DeviceBatchRegistrationRequest.MaxDevices), new ParallelOptions { MaxDegreeOfParallelism = 2 }, async (batch, ct) =>
 {
-    using var r = await http.PostAsJsonAsync($"admin/v1/devices/{d.DeviceId}/register", new { product = "bench", tags = new[] { "bench" } }, ct);
-    if (!r.IsSuccessStatusCode) throw new InvalidOperationException($"register {d.DeviceId}: {(int)r.StatusCode} {await r.Content.ReadAsStringAsync(ct)}");
+    var body = new DeviceBatchRegistrationRequest(batch.Select(d => new DeviceBatchEntry(d.DeviceId, "bench", ["bench"])).ToList());
+    using var r = await http.PostAsJsonAsync("admin/v1/devices/register-batch", body, ct);
+    if (!r.IsSuccessStatusCode) throw new InvalidOperationException($"register-batch from {batch[0].DeviceId}: {(int)r.StatusCode} {await r.Content.ReadAsStringAsync(ct)}");
 });
 var registerSeconds = sw.Elapsed.TotalSeconds;
 // The rollout selects from the device registry (a read model following the journal): wait until it saw every registration.

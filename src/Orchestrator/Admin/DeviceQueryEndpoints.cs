@@ -142,7 +142,8 @@ public static class DeviceQueryEndpoints
     public static async Task<FleetView> BuildFleetAsync(IActorRef registry, IActorRef region, FileSystemStore store, NodeSettings settings,
         TimeProvider clock, CancellationToken ct)
     {
-        var all = await registry.Ask<DeviceList>(new QueryDevices(null, null, null, null, 100_000), RegistryTimeout, ct).ConfigureAwait(false);
+        var all = await RegistrySelection.AllAsync(registry, new QueryDevices(null, null, null, null, settings.Devices.RegistryQueryLimit), RegistryTimeout, ct)
+            .ConfigureAwait(false);
         var byStatus = DeviceStatusNames.All.ToDictionary(n => n, _ => 0, StringComparer.Ordinal);
         foreach (var d in all.Devices) byStatus[d.Status.ToString()]++;
         var versionNames = new Dictionary<(string, long), string>();
@@ -187,8 +188,13 @@ public static class DeviceQueryEndpoints
     private static async Task<IResult> FleetAsync(HttpContext ctx, FleetViewCache fleet)
     {
         if (AdminEndpoints.Authorize(ctx, AdminScopes.Read) is { } denied) return denied;
-        return AdminResults.Ok(await fleet.GetAsync(ctx.RequestAborted).ConfigureAwait(false));
+        try { return AdminResults.Ok(await fleet.GetAsync(ctx.RequestAborted).ConfigureAwait(false)); }
+        catch (RegistryLimitExceededException ex) { return RegistryLimitProblem(ex); }
     }
+
+    /// <summary>The answer when a whole-fleet selection exceeds <c>Devices:RegistryQueryLimit</c>.</summary>
+    public static IResult RegistryLimitProblem(RegistryLimitExceededException ex) =>
+        HttpProblems.Problem(StatusCodes.Status507InsufficientStorage, "registry_limit", ex.Message);
 }
 
 /// <summary>
