@@ -39,14 +39,15 @@ var devices = int.Parse(args[0], CultureInfo.InvariantCulture);
 var work = Path.GetFullPath(args[1]);
 var outPrefix = Path.GetFullPath(args[2]);
 var concurrency = args.Length > 3 ? int.Parse(args[3], CultureInfo.InvariantCulture) : 64;
-// Idle devices check in and every check-in is journaled, so on one SQLite node the check-in interval decides how much
-// of the single writer is left for the rollout. "auto": up to 20 000 devices, check-ins every max(20, N/250) s
-// (about 250 idle check-ins/s) and a phased rollout of 1 %, 10 %, 100 % with maxConcurrent N/5. Larger fleets get
-// check-ins every N/83 s (about 83/s) and one 100 % wave with maxConcurrent 0.4 N: each wave waits about one
-// check-in interval for its devices to call in, and three such waits at 100k devices would exceed an hour
-// (bench/results/fleet.md has the arithmetic). FLEET_WAVES (e.g. "1,10,100", percentages) overrides the waves.
+// Idle check-ins are journaled only when the persisted last-seen is older than Devices:LastSeenPersistInterval (5 min
+// by default), so idle load is HTTP and actor work, not journal writes. "auto": up to 20 000 devices, check-ins every
+// max(20, N/250) s (about 250 check-ins/s) and a phased rollout of 1 %, 10 %, 100 % with maxConcurrent N/5. Larger
+// fleets: the same ~250 check-ins/s (every N/250 s: 400 s ± 50 % at 100k) and one 100 % wave with maxConcurrent 0.4 N
+// (each wave waits about one check-in interval for its devices to call in); the node is configured for that interval
+// as an operator would: Devices:OfflineAfter 3 intervals, Devices:LastSeenPersistInterval 1.5 intervals (above the
+// longest jittered gap, so idle check-ins write nothing until then). FLEET_WAVES (e.g. "1,10,100") overrides the waves.
 var large = devices > 20_000;
-var interval = args.Length > 4 && args[4] != "auto" ? double.Parse(args[4], CultureInfo.InvariantCulture) : large ? devices / 83.0 : Math.Max(20, devices / 250.0);
+var interval = args.Length > 4 && args[4] != "auto" ? double.Parse(args[4], CultureInfo.InvariantCulture) : Math.Max(20, devices / 250.0);
 var maxConcurrent = args.Length > 5 && args[5] != "auto" ? int.Parse(args[5], CultureInfo.InvariantCulture) : large ? devices * 2 / 5 : Math.Max(100, devices / 5);
 var wavePercents = (Environment.GetEnvironmentVariable("FLEET_WAVES") is { Length: > 0 } w ? w : large ? "100" : "1,10,100")
     .Split(',').Select(x => double.Parse(x, CultureInfo.InvariantCulture)).ToList();
@@ -61,6 +62,8 @@ var app = NodeApp.Build([], c => c.AddInMemoryCollection(new Dictionary<string, 
 {
     ["Urls"] = "http://127.0.0.1:0", ["Node:DataDirectory"] = Path.Combine(work, "data"), ["Node:StoreRoot"] = Path.Combine(work, "store"),
     ["Node:Port"] = "0", ["Logging:LogLevel:Default"] = "Warning",
+    ["Devices:OfflineAfter"] = TimeSpan.FromSeconds(Math.Max(900, 3 * interval)).ToString(),
+    ["Devices:LastSeenPersistInterval"] = TimeSpan.FromSeconds(Math.Max(300, 1.5 * interval)).ToString(),
 }));
 await app.StartAsync();
 var baseUrl = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First().TrimEnd('/') + "/";
@@ -203,7 +206,8 @@ peak = Math.Max(peak, proc.PeakWorkingSet64);
 var rolloutSeconds = (done.UpdatedAt - done.CreatedAt).TotalSeconds;
 var events = journalAfter - journalBefore;
 var summary =
-    $"devices={devices} concurrency={concurrency} interval_s={interval:0} max_concurrent={maxConcurrent} waves={string.Join("/", wavePercents)} provision_s={provisionSeconds:0.0} " +
+    $"devices={devices} concurrency={concurrency} interval_s={interval:0} max_concurrent={maxConcurrent} waves={string.Join("/", wavePercents)} " +
+    $"offline_after_s={Math.Max(900, 3 * interval):0} last_seen_persist_s={Math.Max(300, 1.5 * interval):0} provision_s={provisionSeconds:0.0} " +
     $"register_s={registerSeconds:0.0} registry_caught_up_s={registrySeconds:0.0} rollout_s={rolloutSeconds:0.0} rollout_wall_s={completedWall:0.0} " +
     $"installs_per_s={devices / rolloutSeconds:0.0} check_ins={final.CheckIns} check_ins_per_s={final.CheckIns / final.ElapsedSeconds:0.0} upgrades={final.Upgrades} " +
     $"failed_attempts={final.FailedAttempts} rollout_failed={done.Waves.Sum(w => w.Failed)} journal_events={events} events_per_s={events / final.ElapsedSeconds:0.0} " +
