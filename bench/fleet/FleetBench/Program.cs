@@ -54,13 +54,18 @@ var wavePercents = (Environment.GetEnvironmentVariable("FLEET_WAVES") is { Lengt
 const string RolloutId = "bench";
 if (Directory.Exists(work)) Directory.Delete(work, true);
 Directory.CreateDirectory(work);
+// The node's databases: under the work directory unless FLEET_DATA_DIR says otherwise. With device zones on a tmpfs, a
+// 100k run needs the databases on disk: the SQLite WAL of devices.db grew to 11 GB in 400 s (never checkpointed while
+// registries and recoveries keep reading) and, in RAM, got the process OOM-killed (bench/results/fleet.md).
+var dataDir = Environment.GetEnvironmentVariable("FLEET_DATA_DIR") is { Length: > 0 } dd ? Path.GetFullPath(dd) : Path.Combine(work, "data");
+if (dataDir != Path.Combine(work, "data") && Directory.Exists(dataDir)) Directory.Delete(dataDir, true);
 var terminal = Console.Out;
 Console.SetOut(new StreamWriter(Path.Combine(work, "node.log")) { AutoFlush = true });
 void Say(string m) => terminal.WriteLine($"{DateTime.UtcNow:HH:mm:ss} {m}");
 
 var app = NodeApp.Build([], c => c.AddInMemoryCollection(new Dictionary<string, string?>
 {
-    ["Urls"] = "http://127.0.0.1:0", ["Node:DataDirectory"] = Path.Combine(work, "data"), ["Node:StoreRoot"] = Path.Combine(work, "store"),
+    ["Urls"] = "http://127.0.0.1:0", ["Node:DataDirectory"] = dataDir, ["Node:StoreRoot"] = Path.Combine(work, "store"),
     ["Node:Port"] = "0", ["Logging:LogLevel:Default"] = "Warning",
     ["Devices:OfflineAfter"] = TimeSpan.FromSeconds(Math.Max(900, 3 * interval)).ToString(),
     ["Devices:LastSeenPersistInterval"] = TimeSpan.FromSeconds(Math.Max(300, 1.5 * interval)).ToString(),
@@ -116,7 +121,7 @@ while ((await registry.Ask<DeviceList>(new QueryDevices(null, null, "bench", nul
 var registrySeconds = sw.Elapsed.TotalSeconds;
 Say($"registered in {registerSeconds:0.0} s (registry caught up at {registrySeconds:0.0} s)");
 
-var dbPath = Path.Combine(work, "data", "devices.db");
+var dbPath = Path.Combine(dataDir, "devices.db");
 long JournalRows()
 {
     using var c = new SqliteConnection($"Data Source={dbPath};Mode=ReadOnly");
@@ -207,7 +212,7 @@ var rolloutSeconds = (done.UpdatedAt - done.CreatedAt).TotalSeconds;
 var events = journalAfter - journalBefore;
 var summary =
     $"devices={devices} concurrency={concurrency} interval_s={interval:0} max_concurrent={maxConcurrent} waves={string.Join("/", wavePercents)} " +
-    $"offline_after_s={Math.Max(900, 3 * interval):0} last_seen_persist_s={Math.Max(300, 1.5 * interval):0} provision_s={provisionSeconds:0.0} " +
+    $"data_dir={(dataDir.StartsWith(work, StringComparison.Ordinal) ? "work" : dataDir)} offline_after_s={Math.Max(900, 3 * interval):0} last_seen_persist_s={Math.Max(300, 1.5 * interval):0} provision_s={provisionSeconds:0.0} " +
     $"register_s={registerSeconds:0.0} registry_caught_up_s={registrySeconds:0.0} rollout_s={rolloutSeconds:0.0} rollout_wall_s={completedWall:0.0} " +
     $"installs_per_s={devices / rolloutSeconds:0.0} check_ins={final.CheckIns} check_ins_per_s={final.CheckIns / final.ElapsedSeconds:0.0} upgrades={final.Upgrades} " +
     $"failed_attempts={final.FailedAttempts} rollout_failed={done.Waves.Sum(w => w.Failed)} journal_events={events} events_per_s={events / final.ElapsedSeconds:0.0} " +
