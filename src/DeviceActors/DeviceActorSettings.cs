@@ -18,11 +18,12 @@ public sealed record DeviceActorSettings(TimeSpan OfflineAfter, int SnapshotEver
 {
     /// <summary>
     /// 15 min offline timeout, snapshot every 100 events, retries 2 s doubling up to 5 min, heartbeats persisted at most
-    /// every 5 min: a third of the offline timeout, so the registry's last-seen is never more than 5 min behind, while a
-    /// fleet checking in every minute writes one heartbeat event in five instead of every one.
+    /// every 10 min: with the gateway's default 5-min check-in interval a device on schedule writes one heartbeat event
+    /// in two or three (its third check-in is due before the offline timeout), and the registry's last-seen is never
+    /// more than 10 min behind.
     /// </summary>
     public static DeviceActorSettings Default { get; } = new(TimeSpan.FromMinutes(15), 100, TimeSpan.FromSeconds(2), TimeSpan.FromMinutes(5),
-        TimeSpan.FromMinutes(5));
+        TimeSpan.FromMinutes(10));
 
     /// <summary>Silence after which a device is marked Offline.</summary>
     public TimeSpan OfflineAfter { get; } = OfflineAfter > TimeSpan.Zero

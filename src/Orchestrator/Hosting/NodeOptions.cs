@@ -155,8 +155,11 @@ public sealed class GatewayOptions
     /// <summary>Largest number of per-file entries in one check-in.</summary>
     public int MaxInventoryFiles { get; set; } = 100_000;
 
-    /// <summary>Seconds until a running agent should check in again (CheckInResponse.NextCheckInSeconds).</summary>
-    public int NextCheckInSeconds { get; set; } = 3600;
+    /// <summary>
+    /// Seconds until a running agent should check in again (CheckInResponse.NextCheckInSeconds). Default 300: a third
+    /// of the default <see cref="DeviceOptions.OfflineAfter"/> (15 min), so a device on schedule is never marked Offline.
+    /// </summary>
+    public int NextCheckInSeconds { get; set; } = 300;
 
     /// <summary>How long the gateway waits for a device actor before answering 503.</summary>
     public TimeSpan DeviceAskTimeout { get; set; } = TimeSpan.FromSeconds(10);
@@ -282,6 +285,7 @@ public sealed record NodeSettings(
             .Concat(s.Gateway.Validate())
             .Concat(s.Throttle.Validate())
             .Concat(s.Devices.Validate())
+            .Concat(ValidateCheckInVsOffline(s.Gateway, s.Devices))
             .Concat(s.Admin.Tokens.SelectMany(ValidateToken))
             .ToList();
         if (problems.Count > 0)
@@ -289,6 +293,16 @@ public sealed record NodeSettings(
             throw new InvalidOperationException("Invalid configuration:" + Environment.NewLine + string.Join(Environment.NewLine, problems.Select(p => "  - " + p)));
         }
         return s;
+    }
+
+    // Each setting can be valid alone and wrong together: devices told to come back after the offline timeout would
+    // flap to Offline between every two check-ins. Twice the interval leaves room for jitter and one missed check-in.
+    private static IEnumerable<string> ValidateCheckInVsOffline(GatewayOptions gateway, DeviceOptions devices)
+    {
+        var interval = TimeSpan.FromSeconds(gateway.NextCheckInSeconds);
+        if (gateway.NextCheckInSeconds >= 1 && devices.OfflineAfter > TimeSpan.Zero && devices.OfflineAfter < 2 * interval)
+            yield return $"Devices:OfflineAfter ({devices.OfflineAfter}) must be at least twice Gateway:NextCheckInSeconds ({gateway.NextCheckInSeconds} s), " +
+                $"or devices on schedule are marked Offline between check-ins; raise Devices:OfflineAfter to {2 * interval} or more, or lower Gateway:NextCheckInSeconds.";
     }
 
     private static IEnumerable<string> ValidateToken(AdminTokenOptions t, int i)

@@ -43,11 +43,22 @@ public sealed class ConfigurationTests
     {
         var defaults = Load([]).Devices.ToSettings();
         Assert.Equal(TimeSpan.FromMinutes(15), defaults.OfflineAfter);
-        Assert.Equal(TimeSpan.FromMinutes(5), defaults.LastSeenPersistInterval);
+        Assert.Equal(TimeSpan.FromMinutes(10), defaults.LastSeenPersistInterval);
         var s = Load(new() { ["Devices:OfflineAfter"] = "00:30:00", ["Devices:LastSeenPersistInterval"] = "00:20:00" }).Devices.ToSettings();
         Assert.Equal((TimeSpan.FromMinutes(30), TimeSpan.FromMinutes(20)), (s.OfflineAfter, s.LastSeenPersistInterval));
         var ex = Assert.Throws<InvalidOperationException>(() => Load(new() { ["Devices:LastSeenPersistInterval"] = "00:15:00" }));
         Assert.Contains("Devices:LastSeenPersistInterval 00:15:00 must be 0 or more and shorter than Devices:OfflineAfter (00:15:00)", ex.Message);
+    }
+
+    [Fact]
+    public void Offline_timeout_must_cover_two_check_in_intervals()
+    {
+        Assert.Equal(300, Load([]).Gateway.NextCheckInSeconds);
+        var ex = Assert.Throws<InvalidOperationException>(() => Load(new() { ["Gateway:NextCheckInSeconds"] = "3600" }));
+        Assert.Contains("Devices:OfflineAfter (00:15:00) must be at least twice Gateway:NextCheckInSeconds (3600 s)", ex.Message);
+        Assert.Contains("raise Devices:OfflineAfter to 02:00:00 or more", ex.Message);
+        var ok = Load(new() { ["Gateway:NextCheckInSeconds"] = "3600", ["Devices:OfflineAfter"] = "03:00:00" });
+        Assert.Equal(TimeSpan.FromHours(3), ok.Devices.OfflineAfter);
     }
 
     [Fact]
