@@ -61,6 +61,15 @@ internal sealed class BatchingWriter
         await using (writer)
         {
             var reader = _queue.Reader;
+            Exception? notReady = null;
+            try
+            {
+                await _ready; // the tables exist before the first write
+            }
+            catch (Exception e)
+            {
+                notReady = e;
+            }
             var batch = new List<PendingWrite>();
             while (await reader.WaitToReadAsync())
             {
@@ -72,13 +81,9 @@ internal sealed class BatchingWriter
                     rows += w.Rows.Length;
                 }
                 if (batch.Count == 0) continue; // another writer took them
-                try
+                if (notReady is not null)
                 {
-                    await _ready;
-                }
-                catch (Exception e)
-                {
-                    foreach (var w in batch) w.Done.TrySetException(e);
+                    foreach (var w in batch) w.Done.TrySetException(notReady);
                     continue;
                 }
                 await WriteIsolated(writer, batch);
