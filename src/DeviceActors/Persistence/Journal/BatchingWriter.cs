@@ -25,7 +25,11 @@ internal sealed class BatchingWriter
     /// <param name="maxRowsPerBatch">Soft cap on journal rows per transaction.</param>
     /// <param name="ready">Completes when the tables exist; writes wait for it and fail with its error.</param>
     /// <param name="onBatchFailed">Told when a batch of more than one AtomicWrite failed and is retried one by one.</param>
-    public BatchingWriter(JournalStore store, int writers, int maxRowsPerBatch, Task ready, Action<Exception, int> onBatchFailed)
+    /// <param name="dedicatedThreads">
+    /// Run each writer loop on its own thread (SQLite: its driver is synchronous, and a batch blocks in <c>fsync</c>
+    /// for milliseconds; on a thread-pool thread that stalls the actors sharing the pool).
+    /// </param>
+    public BatchingWriter(JournalStore store, int writers, int maxRowsPerBatch, Task ready, Action<Exception, int> onBatchFailed, bool dedicatedThreads = false)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(writers, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(maxRowsPerBatch, 1);
@@ -36,7 +40,20 @@ internal sealed class BatchingWriter
         for (var i = 0; i < writers; i++)
         {
             var writer = store.CreateWriter();
-            _loops[i] = Task.Run(() => Loop(writer));
+            if (dedicatedThreads)
+            {
+                var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                new Thread(() =>
+                {
+                    try { Loop(writer, blocking: true).GetAwaiter().GetResult(); done.SetResult(); }
+                    catch (Exception e) { done.SetException(e); }
+                }) { IsBackground = true, Name = "device-journal-writer" }.Start();
+                _loops[i] = done.Task;
+            }
+            else
+            {
+                _loops[i] = Task.Run(() => Loop(writer, blocking: false));
+            }
         }
     }
 
@@ -56,7 +73,9 @@ internal sealed class BatchingWriter
         return Task.WhenAll(_loops);
     }
 
-    private async Task Loop(IJournalBatchWriter writer)
+    /// <param name="writer">This loop's connection.</param>
+    /// <param name="blocking">Wait for work by blocking (dedicated thread) instead of awaiting (which resumes on the pool).</param>
+    private async Task Loop(IJournalBatchWriter writer, bool blocking)
     {
         await using (writer)
         {
@@ -64,14 +83,16 @@ internal sealed class BatchingWriter
             Exception? notReady = null;
             try
             {
-                await _ready; // the tables exist before the first write
+                // The tables exist before the first write. (A blocking loop must not await: it would resume on the pool.)
+                if (blocking) _ready.GetAwaiter().GetResult();
+                else await _ready;
             }
             catch (Exception e)
             {
                 notReady = e;
             }
             var batch = new List<PendingWrite>();
-            while (await reader.WaitToReadAsync())
+            while (blocking ? reader.WaitToReadAsync().AsTask().GetAwaiter().GetResult() : await reader.WaitToReadAsync())
             {
                 batch.Clear();
                 var rows = 0;
@@ -86,7 +107,9 @@ internal sealed class BatchingWriter
                     foreach (var w in batch) w.Done.TrySetException(notReady);
                     continue;
                 }
-                await WriteIsolated(writer, batch);
+                var written = WriteIsolated(writer, batch);
+                if (blocking) written.GetAwaiter().GetResult();
+                else await written;
             }
         }
     }

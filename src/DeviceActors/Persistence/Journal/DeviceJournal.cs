@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Collections.Immutable;
 using Akka.Actor;
 using Akka.Configuration;
@@ -37,7 +38,8 @@ public sealed class DeviceJournal : AsyncWriteJournal
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly CancellationTokenSource _shutdown = new();
     // Like the plugin: the latest write per persistence id, so a recovery that follows a write sees it (ReadHighestSequenceNrAsync).
-    private readonly Dictionary<string, Task> _writesInProgress = new();
+    // Removed by the write's own continuation (no message back to the journal per write).
+    private readonly ConcurrentDictionary<string, Task> _writesInProgress = new();
     private Task _ready = Task.CompletedTask;
     private BatchingWriter? _writer;
 
@@ -65,7 +67,8 @@ public sealed class DeviceJournal : AsyncWriteJournal
         _ready.ContinueWith(t => log.Error(t.Exception!.GetBaseException(), "Device journal could not create its tables; every write and replay fails"),
             CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
         _writer = new BatchingWriter(_store, _parallelism, _batchSize, _ready,
-            (e, count) => log.Warning(e, "Device journal batch of {0} writes failed; retrying each write in its own transaction", count));
+            (e, count) => log.Warning(e, "Device journal batch of {0} writes failed; retrying each write in its own transaction", count),
+            dedicatedThreads: _store is SqliteJournalStore);
     }
 
     /// <inheritdoc />
@@ -109,8 +112,8 @@ public sealed class DeviceJournal : AsyncWriteJournal
         var result = Completion(stored, rejections);
         var persistenceId = writes[0].PersistenceId;
         _writesInProgress[persistenceId] = result;
-        var self = Self;
-        result.ContinueWith(t => self.Tell(new WriteFinished(persistenceId, t)),
+        var inProgress = _writesInProgress;
+        result.ContinueWith(t => inProgress.TryRemove(new KeyValuePair<string, Task>(persistenceId, t)),
             CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         return result;
 
@@ -119,15 +122,6 @@ public sealed class DeviceJournal : AsyncWriteJournal
             await Task.WhenAll(stored);
             return rejections is null ? null! : rejections.ToImmutableList();
         }
-    }
-
-    /// <inheritdoc />
-    protected override bool ReceivePluginInternal(object message)
-    {
-        if (message is not WriteFinished f) return false;
-        if (_writesInProgress.TryGetValue(f.PersistenceId, out var latest) && latest == f.Write)
-            _writesInProgress.Remove(f.PersistenceId);
-        return true;
     }
 
     /// <inheritdoc />
@@ -200,6 +194,4 @@ public sealed class DeviceJournal : AsyncWriteJournal
         var serializer = _serialization.FindSerializerForType(type);
         return Akka.Serialization.Serialization.WithTransport(_serialization.System, (serializer, row.Message, type), s => s.serializer.FromBinary(s.Message, s.type));
     }
-
-    private sealed record WriteFinished(string PersistenceId, Task Write) : INoSerializationVerificationNeeded;
 }
