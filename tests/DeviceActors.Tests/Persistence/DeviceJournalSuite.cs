@@ -118,6 +118,9 @@ public abstract class DeviceJournalSuite<TSelf>(ITestOutputHelper output) : Data
         Assert.Equal(1, await Db.Scalar("SELECT COUNT(*) FROM journal WHERE persistence_id = 'p-dup'"));
         Assert.Equal(2, await Db.Scalar("SELECT COUNT(*) FROM tags WHERE persistence_id = 'p-dup'"));
         Assert.Equal(4, await Db.Scalar("SELECT COUNT(*) FROM tags WHERE persistence_id = 'p-ok'"));
+        // Orderings follow sequence numbers within a persistence id (events-by-tag readers rely on it).
+        Assert.Equal(0, await Db.Scalar(
+            "SELECT COUNT(*) FROM journal a JOIN journal b ON a.persistence_id = b.persistence_id AND a.sequence_number < b.sequence_number AND a.ordering > b.ordering"));
         await writer.Complete();
     }
 
@@ -176,6 +179,23 @@ public abstract class DeviceJournalSuite<TSelf>(ITestOutputHelper output) : Data
         journal.Tell(new ReplayMessages(1, long.MaxValue, long.MaxValue, "d-1", probe.Ref));
         Assert.Equal(5, probe.ExpectMsg<ReplayedMessage>(Wait).Persistent.SequenceNr);
         Assert.Equal(5, probe.ExpectMsg<RecoverySuccess>(Wait).HighestSequenceNr);
+    }
+
+    [BackendFact]
+    public void A_replay_right_after_a_write_waits_for_it_and_sees_its_sequence_number()
+    {
+        var kit = Kit();
+        var journal = Journal(kit);
+        var probe = kit.CreateTestProbe();
+        for (var round = 1; round <= 5; round++)
+        {
+            // Sent back to back: the write is still queued or committing when the replay asks for the highest number.
+            journal.Tell(new WriteMessages([Atomic("h-1", round, Registered("x"))], probe.Ref, 1));
+            journal.Tell(new ReplayMessages(round, long.MaxValue, long.MaxValue, "h-1", probe.Ref));
+            var got = Enumerable.Range(0, 4).Select(_ => probe.ReceiveOne(Wait)).ToList();
+            Assert.Equal(round, Assert.Single(got.OfType<RecoverySuccess>()).HighestSequenceNr);
+            Assert.Equal(round, Assert.Single(got.OfType<ReplayedMessage>()).Persistent.SequenceNr);
+        }
     }
 
     [BackendFact]
