@@ -74,7 +74,7 @@ public sealed class TestDatabase : IAsyncDisposable
         var sql = Options.Backend == PersistenceBackend.Sqlite
             ? "SELECT type || ' ' || name || ': ' || COALESCE(sql, '') FROM sqlite_master WHERE tbl_name IN ('journal', 'tags') ORDER BY name"
             : $"""
-              SELECT table_name || '.' || column_name || ' ' || data_type || ' null=' || is_nullable || ' identity=' || is_identity || COALESCE(' ' || identity_generation, '')
+              SELECT table_name || '.' || column_name || ' #' || ordinal_position || ' ' || data_type || ' null=' || is_nullable || ' identity=' || is_identity || COALESCE(' ' || identity_generation, '')
                 FROM information_schema.columns WHERE table_schema = '{Options.Schema}' AND table_name IN ('journal', 'tags')
               UNION ALL
               SELECT 'constraint ' || conname || ' ' || pg_get_constraintdef(oid) FROM pg_constraint

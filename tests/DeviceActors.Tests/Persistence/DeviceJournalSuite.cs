@@ -22,6 +22,7 @@ namespace Orchestrator.DeviceActors.Tests.Persistence;
 /// </summary>
 public abstract class DeviceJournalSuite<TSelf>(ITestOutputHelper output) : DatabaseKitsTestBase(TSelf.Backend, output) where TSelf : IBackendSuite
 {
+    private readonly ITestOutputHelper _output = output;
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(15);
     private static readonly DateTimeOffset T0 = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
     private static readonly DeviceActorSettings Settings = new(TimeSpan.FromMinutes(10), 100, TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(2));
@@ -214,6 +215,9 @@ public abstract class DeviceJournalSuite<TSelf>(ITestOutputHelper output) : Data
         var before = await a.Ask<DeviceState>(new GetDeviceState("c-1"), Wait);
         await plugin.Sys.Terminate();
         var pluginSchema = await Db.DescribeJournalSchema();
+        _output.WriteLine(pluginSchema);
+        foreach (var part in new[] { "journal_uq", "journal_created_idx", "journal_sequence_number_idx", "tags_tag_idx", "tags_persistence_id_sequence_nr_idx", "writer_uuid", "ordering_id" })
+            Assert.Contains(part, pluginSchema);
 
         var ours = Kit();
         var again = ours.Sys.ActorOf(DeviceActor.Props("c-1", Settings));
