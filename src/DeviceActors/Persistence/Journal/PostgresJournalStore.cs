@@ -20,7 +20,10 @@ internal sealed class PostgresJournalStore : JournalStore
 
     public PostgresJournalStore(string connectionString, string? schema)
     {
-        _dataSource = NpgsqlDataSource.Create(connectionString);
+        // Recovery runs the same two queries once per actor: let Npgsql prepare them on each pooled connection.
+        var csb = new NpgsqlConnectionStringBuilder(connectionString);
+        if (csb.MaxAutoPrepare == 0) csb.MaxAutoPrepare = 16;
+        _dataSource = NpgsqlDataSource.Create(csb.ConnectionString);
         _schema = schema;
         var prefix = schema is null ? "" : $"\"{schema}\".";
         _journal = prefix + "journal";
