@@ -311,8 +311,8 @@ public static class DeviceActorsBenchmark
         b.AppendLine();
         b.AppendLine($"Run {DateTimeOffset.UtcNow:yyyy-MM-dd HH:mm} UTC on {Environment.ProcessorCount} cores (machine shared with other builds; " +
                      $"load average at end: {LoadAverage()}). Command: `dotnet run -c Release --project bench/Orchestrator.Bench -- device-actors " +
-                     $"--devices {o.Devices} --events-per-device {o.EventsPerDevice} --in-flight {o.InFlight} --backend {string.Join(',', o.Backends)} " +
-                     $"{(o.BatchSize is null ? "" : $"--batch-size {o.BatchSize}")}`.");
+                     $"--devices {o.Devices} --events-per-device {o.EventsPerDevice} --in-flight {o.InFlight} --backend {string.Join(',', o.Backends)}" +
+                     $"{(o.BatchSize is null ? "" : $" --batch-size {o.BatchSize}")}`.");
         b.AppendLine();
         b.AppendLine("- **raw**: the same rows the plugin writes (journal row with the same serialized `DeviceCheckedIn.v1` payload + one tag row), " +
                      "batches of 1000 per transaction (SQLite: prepared statements; PostgreSQL: multi-row INSERT), into tables with the plugin's " +
