@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Plots each fleet-<N>.csv written by FleetBench as one SVG (no dependencies):
-plot.py <out-dir> <csv>...  ->  <out-dir>/fleet-progress.svg
+plot.py <out-dir> <csv>...  ->  <out-dir>/fleet-progress.svg   (fleet-<N>.csv or fleet-<N>-<note>.csv)
 Top: share of the fleet the rollout reports succeeded, over seconds since the rollout was created.
 Bottom: journal events written per second (10 s moving average), the node's persistence rate."""
-import csv, os, sys
+import csv, os, re, sys
 
 out = sys.argv[1]
 series = []
@@ -11,7 +11,11 @@ for path in sys.argv[2:]:
     rows = list(csv.DictReader(open(path)))
     if not rows or "rollout_succeeded" not in rows[0]:
         continue
-    n = int(os.path.basename(path)[len("fleet-"):-len(".csv")])
+    # fleet-<N>.csv, or fleet-<N>-<note>.csv for a kept run that did not finish (the note labels it).
+    m = re.fullmatch(r"fleet-(\d+)(?:-(.+))?\.csv", os.path.basename(path))
+    if not m:
+        continue
+    n, note = int(m.group(1)), m.group(2)
     t = [float(r["seconds"]) for r in rows]
     ok = [100.0 * int(r["rollout_succeeded"]) / n for r in rows]
     ev = [int(r["journal_events"]) for r in rows]
@@ -19,8 +23,8 @@ for path in sys.argv[2:]:
     for i in range(len(rows)):
         j = max(0, i - 10)
         rate.append((ev[i] - ev[j]) / (t[i] - t[j]) if t[i] > t[j] else 0.0)
-    series.append((n, t, ok, rate, ok[-1] < 100.0))
-series.sort()
+    series.append((n, t, ok, rate, ok[-1] < 100.0, note))
+series.sort(key=lambda s: (s[0], s[5] or ""))
 W, PH, L, R, T, GAP = 800, 300, 80, 20, 40, 70
 H = T + PH + GAP + PH + 50
 colors = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e"]
@@ -45,7 +49,7 @@ def panel(top, ymax, ylabel, pick, fmt):
         c = colors[k % len(colors)]
         pts = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in zip(s[1], pick(s)))
         svg.append(f'<polyline fill="none" stroke="{c}" stroke-width="2" points="{pts}"/>')
-        label = f"{s[0]:,} devices" + (" (stopped before completion)" if s[4] else "")
+        label = f"{s[0]:,} devices" + (f" ({s[5].replace('-', ' ')})" if s[5] else " (stopped before completion)" if s[4] else "")
         svg.append(f'<text x="{L+10}" y="{top+16+16*k}" fill="{c}">{label}</text>')
 
 panel(T, 100, "% of the fleet succeeded (rollout view)", lambda s: s[2], lambda y: f"{y:.0f}")

@@ -12,6 +12,9 @@ namespace Orchestrator.DeviceActors;
 /// this actor persists them, replies after the write, snapshots every <see cref="DeviceActorSettings.SnapshotEvery"/>
 /// events, marks the device Offline after <see cref="DeviceActorSettings.OfflineAfter"/> of silence and then
 /// passivates itself (sharding's own idle passivation is off, see <see cref="DeviceActorsConfig"/>).
+/// Heartbeats (check-ins that change nothing but LastSeen) are persisted at most every
+/// <see cref="DeviceActorSettings.LastSeenPersistInterval"/>; the state held here is always the persisted one (so its
+/// LastSeen may lag by that interval), while the silence timer is re-armed by every check-in, persisted or not.
 /// Behaviours: <c>Settled</c> (Unknown/Idle/Completed: reports are refused), <c>Working</c> (accepts reports),
 /// <c>Dormant</c> (Offline: device traffic first resumes the previous status).
 /// </summary>

@@ -298,7 +298,7 @@ public sealed class ServerCommandTests(LiveNode node)
         }
         var commands = OrchCli.CreateRegistry().Commands.Select(c => $"{c.Palette} {c.Name}").ToHashSet();
         foreach (var expected in new[] { "cluster show", "cluster leave", "cluster down", "sharding regions", "sharding stats", "sharding locate",
-                     "device list", "device show", "device history", "device provision", "release publish", "release list", "release show",
+                     "device list", "device show", "device history", "device provision", "device register-batch", "release publish", "release list", "release show",
                      "chunks stats", "chunks verify", "chunks gc" })
             Assert.Contains(expected, commands);
     }

@@ -39,28 +39,36 @@ var devices = int.Parse(args[0], CultureInfo.InvariantCulture);
 var work = Path.GetFullPath(args[1]);
 var outPrefix = Path.GetFullPath(args[2]);
 var concurrency = args.Length > 3 ? int.Parse(args[3], CultureInfo.InvariantCulture) : 64;
-// Idle devices check in and every check-in is journaled, so on one SQLite node the check-in interval decides how much
-// of the single writer is left for the rollout. "auto": up to 20 000 devices, check-ins every max(20, N/250) s
-// (about 250 idle check-ins/s) and a phased rollout of 1 %, 10 %, 100 % with maxConcurrent N/5. Larger fleets get
-// check-ins every N/83 s (about 83/s) and one 100 % wave with maxConcurrent 0.4 N: each wave waits about one
-// check-in interval for its devices to call in, and three such waits at 100k devices would exceed an hour
-// (bench/results/fleet.md has the arithmetic). FLEET_WAVES (e.g. "1,10,100", percentages) overrides the waves.
+// Idle check-ins are journaled only when the persisted last-seen is older than Devices:LastSeenPersistInterval (5 min
+// by default), so idle load is HTTP and actor work, not journal writes. "auto": up to 20 000 devices, check-ins every
+// max(20, N/250) s (about 250 check-ins/s) and a phased rollout of 1 %, 10 %, 100 % with maxConcurrent N/5. Larger
+// fleets: the same ~250 check-ins/s (every N/250 s: 400 s ± 50 % at 100k) and one 100 % wave with maxConcurrent 0.4 N
+// (each wave waits about one check-in interval for its devices to call in); the node is configured for that interval
+// as an operator would: Devices:OfflineAfter 3 intervals, Devices:LastSeenPersistInterval 1.5 intervals (above the
+// longest jittered gap, so idle check-ins write nothing until then). FLEET_WAVES (e.g. "1,10,100") overrides the waves.
 var large = devices > 20_000;
-var interval = args.Length > 4 && args[4] != "auto" ? double.Parse(args[4], CultureInfo.InvariantCulture) : large ? devices / 83.0 : Math.Max(20, devices / 250.0);
+var interval = args.Length > 4 && args[4] != "auto" ? double.Parse(args[4], CultureInfo.InvariantCulture) : Math.Max(20, devices / 250.0);
 var maxConcurrent = args.Length > 5 && args[5] != "auto" ? int.Parse(args[5], CultureInfo.InvariantCulture) : large ? devices * 2 / 5 : Math.Max(100, devices / 5);
 var wavePercents = (Environment.GetEnvironmentVariable("FLEET_WAVES") is { Length: > 0 } w ? w : large ? "100" : "1,10,100")
     .Split(',').Select(x => double.Parse(x, CultureInfo.InvariantCulture)).ToList();
 const string RolloutId = "bench";
 if (Directory.Exists(work)) Directory.Delete(work, true);
 Directory.CreateDirectory(work);
+// The node's databases: under the work directory unless FLEET_DATA_DIR says otherwise. With device zones on a tmpfs, a
+// 100k run needs the databases on disk: the SQLite WAL of devices.db grew to 11 GB in 400 s (never checkpointed while
+// registries and recoveries keep reading) and, in RAM, got the process OOM-killed (bench/results/fleet.md).
+var dataDir = Environment.GetEnvironmentVariable("FLEET_DATA_DIR") is { Length: > 0 } dd ? Path.GetFullPath(dd) : Path.Combine(work, "data");
+if (dataDir != Path.Combine(work, "data") && Directory.Exists(dataDir)) Directory.Delete(dataDir, true);
 var terminal = Console.Out;
 Console.SetOut(new StreamWriter(Path.Combine(work, "node.log")) { AutoFlush = true });
 void Say(string m) => terminal.WriteLine($"{DateTime.UtcNow:HH:mm:ss} {m}");
 
 var app = NodeApp.Build([], c => c.AddInMemoryCollection(new Dictionary<string, string?>
 {
-    ["Urls"] = "http://127.0.0.1:0", ["Node:DataDirectory"] = Path.Combine(work, "data"), ["Node:StoreRoot"] = Path.Combine(work, "store"),
+    ["Urls"] = "http://127.0.0.1:0", ["Node:DataDirectory"] = dataDir, ["Node:StoreRoot"] = Path.Combine(work, "store"),
     ["Node:Port"] = "0", ["Logging:LogLevel:Default"] = "Warning",
+    ["Devices:OfflineAfter"] = TimeSpan.FromSeconds(Math.Max(900, 3 * interval)).ToString(),
+    ["Devices:LastSeenPersistInterval"] = TimeSpan.FromSeconds(Math.Max(300, 1.5 * interval)).ToString(),
 }));
 await app.StartAsync();
 var baseUrl = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First().TrimEnd('/') + "/";
@@ -96,12 +104,15 @@ await fleet.PrepareAsync(admin.ProvisionAsync, CancellationToken.None);
 var provisionSeconds = sw.Elapsed.TotalSeconds;
 Say($"{devices} device folders created and credentials provisioned in {provisionSeconds:0.0} s");
 
-// What an operator does before a tag-based rollout: register each device's product and tags (one journaled event each).
+// What an operator does before a tag-based rollout: register each device's product and tags (one journaled event each),
+// in batches of DeviceBatchRegistrationRequest.MaxDevices through POST /admin/v1/devices/register-batch (what
+// `orch device register-batch` sends), two batches at a time.
 sw.Restart();
-await Parallel.ForEachAsync(fleet.Devices, new ParallelOptions { MaxDegreeOfParallelism = 64 }, async (d, ct) =>
+await Parallel.ForEachAsync(fleet.Devices.Chunk(DeviceBatchRegistrationRequest.MaxDevices), new ParallelOptions { MaxDegreeOfParallelism = 2 }, async (batch, ct) =>
 {
-    using var r = await http.PostAsJsonAsync($"admin/v1/devices/{d.DeviceId}/register", new { product = "bench", tags = new[] { "bench" } }, ct);
-    if (!r.IsSuccessStatusCode) throw new InvalidOperationException($"register {d.DeviceId}: {(int)r.StatusCode} {await r.Content.ReadAsStringAsync(ct)}");
+    var body = new DeviceBatchRegistrationRequest(batch.Select(d => new DeviceBatchEntry(d.DeviceId, "bench", ["bench"])).ToList());
+    using var r = await http.PostAsJsonAsync("admin/v1/devices/register-batch", body, ct);
+    if (!r.IsSuccessStatusCode) throw new InvalidOperationException($"register-batch from {batch[0].DeviceId}: {(int)r.StatusCode} {await r.Content.ReadAsStringAsync(ct)}");
 });
 var registerSeconds = sw.Elapsed.TotalSeconds;
 // The rollout selects from the device registry (a read model following the journal): wait until it saw every registration.
@@ -110,7 +121,7 @@ while ((await registry.Ask<DeviceList>(new QueryDevices(null, null, "bench", nul
 var registrySeconds = sw.Elapsed.TotalSeconds;
 Say($"registered in {registerSeconds:0.0} s (registry caught up at {registrySeconds:0.0} s)");
 
-var dbPath = Path.Combine(work, "data", "devices.db");
+var dbPath = Path.Combine(dataDir, "devices.db");
 long JournalRows()
 {
     using var c = new SqliteConnection($"Data Source={dbPath};Mode=ReadOnly");
@@ -200,7 +211,8 @@ peak = Math.Max(peak, proc.PeakWorkingSet64);
 var rolloutSeconds = (done.UpdatedAt - done.CreatedAt).TotalSeconds;
 var events = journalAfter - journalBefore;
 var summary =
-    $"devices={devices} concurrency={concurrency} interval_s={interval:0} max_concurrent={maxConcurrent} waves={string.Join("/", wavePercents)} provision_s={provisionSeconds:0.0} " +
+    $"devices={devices} concurrency={concurrency} interval_s={interval:0} max_concurrent={maxConcurrent} waves={string.Join("/", wavePercents)} " +
+    $"data_dir={(dataDir.StartsWith(work, StringComparison.Ordinal) ? "work" : dataDir)} offline_after_s={Math.Max(900, 3 * interval):0} last_seen_persist_s={Math.Max(300, 1.5 * interval):0} provision_s={provisionSeconds:0.0} " +
     $"register_s={registerSeconds:0.0} registry_caught_up_s={registrySeconds:0.0} rollout_s={rolloutSeconds:0.0} rollout_wall_s={completedWall:0.0} " +
     $"installs_per_s={devices / rolloutSeconds:0.0} check_ins={final.CheckIns} check_ins_per_s={final.CheckIns / final.ElapsedSeconds:0.0} upgrades={final.Upgrades} " +
     $"failed_attempts={final.FailedAttempts} rollout_failed={done.Waves.Sum(w => w.Failed)} journal_events={events} events_per_s={events / final.ElapsedSeconds:0.0} " +

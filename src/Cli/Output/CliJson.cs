@@ -38,6 +38,8 @@ namespace Orchestrator.Cli.Output;
 // Admin API request bodies.
 [JsonSerializable(typeof(ClusterMemberRequest))]
 [JsonSerializable(typeof(DeviceRegistrationRequest))]
+[JsonSerializable(typeof(DeviceBatchRegistrationRequest))]
+[JsonSerializable(typeof(DeviceBatchRegistered))]
 [JsonSerializable(typeof(CredentialRequest))]
 [JsonSerializable(typeof(ChunkGcRequest))]
 [JsonSerializable(typeof(RolloutCreateRequest))]

@@ -7,7 +7,7 @@ using Orchestrator.Messages.Devices;
 
 namespace Orchestrator.Cli.Palettes;
 
-/// <summary><c>orch device ...</c>: registry listing, one device's state and history, provisioning.</summary>
+/// <summary><c>orch device ...</c>: registry listing, one device's state and history, provisioning, bulk registration.</summary>
 public static class DevicePalette
 {
     /// <summary>Registers the palette.</summary>
@@ -18,6 +18,7 @@ public static class DevicePalette
             ["show"] = ShowAsync,
             ["history"] = HistoryAsync,
             ["provision"] = ProvisionAsync,
+            ["register-batch"] = RegisterBatchAsync,
         });
 
     private static string Id(CommandInvocation call) => ServerCommands.DeviceId(call.Positionals[0]);
@@ -112,6 +113,39 @@ public static class DevicePalette
             o.WriteLine("  This secret is shown only now: put it in the device agent's configuration.");
             if (registered is not null) o.WriteLine($"  registered for {product}{(tags.Length > 0 ? $" with tags {string.Join(",", tags)}" : "")}; status {registered.Status}");
         }
+        return ExitCodes.Success;
+    }
+
+    // The file is read and every id checked here first, so a typo on line 90 000 changes nothing; the server then checks
+    // each request of up to DeviceBatchRegistrationRequest.MaxDevices in full before writing any of it.
+    private static async Task<int> RegisterBatchAsync(CommandInvocation call, AdminClient client, CancellationToken ct)
+    {
+        var file = call.Positionals[0];
+        if (!File.Exists(file)) throw new UsageException($"Device list '{file}' does not exist; give a file with one device id per line.");
+        var product = call.Required("product");
+        var tags = call.Optional("tags")?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) ?? [];
+        var ids = new List<string>();
+        var lineNo = 0;
+        foreach (var raw in await File.ReadAllLinesAsync(file, ct).ConfigureAwait(false))
+        {
+            lineNo++;
+            var line = raw.Trim();
+            if (line.Length == 0 || line.StartsWith('#')) continue;
+            if (!DeviceIdRules.IsValid(line))
+                throw new UsageException($"{file}:{lineNo}: '{line}' is not a valid device id ({DeviceIdRules.Pattern}); fix the line. Nothing was registered.");
+            ids.Add(line);
+        }
+        if (ids.Count == 0) throw new UsageException($"Device list '{file}' names no device (one id per line; blank lines and # comments are skipped).");
+        var total = new DeviceBatchRegistered(0, 0, 0);
+        foreach (var chunk in ids.Chunk(DeviceBatchRegistrationRequest.MaxDevices))
+        {
+            var request = new DeviceBatchRegistrationRequest(chunk.Select(id => new DeviceBatchEntry(id, product, tags)).ToList());
+            var done = await client.PostAsync<DeviceBatchRegistered>("/admin/v1/devices/register-batch", request, ct).ConfigureAwait(false);
+            total = new DeviceBatchRegistered(total.Devices + done.Devices, total.Registered + done.Registered, total.Unchanged + done.Unchanged);
+        }
+        if (call.Json) Render.Json(call.Console.Out, total);
+        else call.Console.Out.WriteLine($"{total.Devices} device(s) for {product}{(tags.Length > 0 ? $" with tags {string.Join(",", tags)}" : "")}: " +
+                                        $"{total.Registered} registered, {total.Unchanged} already so.");
         return ExitCodes.Success;
     }
 }

@@ -55,7 +55,7 @@ public static class DeviceStateMachine
         return command switch
         {
             RegisterDevice r => Register(state, r),
-            CheckIn c => DecideCheckIn(state, c),
+            CheckIn c => DecideCheckIn(state, c, settings.LastSeenPersistInterval),
             AssignTarget a => Assign(state, a, now),
             CancelAssignment c => Cancel(state, c, now),
             ReportProgress p => Progress(state, p),
@@ -87,7 +87,7 @@ public static class DeviceStateMachine
         return Accepted(new DeviceRegistered(r.Product, r.Tags, r.Timestamp));
     }
 
-    private static CommandOutcome DecideCheckIn(DeviceState s, CheckIn c)
+    private static CommandOutcome DecideCheckIn(DeviceState s, CheckIn c, TimeSpan lastSeenPersistInterval)
     {
         if (s.Target is not null && s.Target.Product != c.Product)
             return CommandOutcome.Reject(s.DeviceId, "product_mismatch",
@@ -114,8 +114,22 @@ public static class DeviceStateMachine
         var e = new DeviceCheckedIn(c.Product, c.InstalledVersionId, c.InventoryDigest, c.AgentVersion, action, work, c.Timestamp);
         // Only upgrade work is rollout work; a repair restores what is installed and is not metered by a rollout.
         var rollout = action == UpdateAction.Upgrade ? s.Target : null;
-        return new CommandOutcome([e], st => new CheckInDecision(st.DeviceId, action, work?.Version, work?.VersionId, work?.ManifestPath,
+        // A heartbeat (nothing but LastSeen would change) is not journaled while the persisted LastSeen is recent: an idle
+        // fleet would otherwise cost one write per check-in. The reply is the same either way (built from an equal state).
+        IDeviceEvent[] events = IsHeartbeat(s, e, lastSeenPersistInterval) ? [] : [e];
+        return new CommandOutcome(events, st => new CheckInDecision(st.DeviceId, action, work?.Version, work?.VersionId, work?.ManifestPath,
             work?.RepairFiles ?? [], st.Status, rollout?.RolloutId, rollout?.BandwidthBytesPerSecond ?? 0));
+    }
+
+    /// <summary>
+    /// True when <paramref name="e"/> would change nothing but LastSeen and the persisted LastSeen is younger than
+    /// <paramref name="interval"/>. Only action None qualifies: a check-in that hands out work is always journaled.
+    /// </summary>
+    private static bool IsHeartbeat(DeviceState s, DeviceCheckedIn e, TimeSpan interval)
+    {
+        if (interval <= TimeSpan.Zero || e.Decision != UpdateAction.None || s.LastSeen is not { } seen || e.At - seen >= interval) return false;
+        var next = ApplyCheckIn(s, e);
+        return next with { LastSeen = s.LastSeen } == s;
     }
 
     private static CommandOutcome Assign(DeviceState s, AssignTarget a, DateTimeOffset now)

@@ -89,6 +89,29 @@ public sealed record DeviceHistoryView(string DeviceId, IReadOnlyList<DeviceHist
 /// <param name="Tags">Operator tags (replace earlier ones).</param>
 public sealed record DeviceRegistrationRequest(string Product, IReadOnlyList<string>? Tags);
 
+/// <summary>One device of <c>POST /admin/v1/devices/register-batch</c>.</summary>
+/// <param name="DeviceId">Device id.</param>
+/// <param name="Product">Product the device runs.</param>
+/// <param name="Tags">Operator tags (replace earlier ones).</param>
+public sealed record DeviceBatchEntry(string DeviceId, string Product, IReadOnlyList<string>? Tags);
+
+/// <summary>
+/// Body of <c>POST /admin/v1/devices/register-batch</c> (<c>orch device register-batch</c>): every entry is validated
+/// (and checked against the device's recorded product) before any is registered.
+/// </summary>
+/// <param name="Devices">The devices, at most <see cref="MaxDevices"/>, each id once.</param>
+public sealed record DeviceBatchRegistrationRequest(IReadOnlyList<DeviceBatchEntry>? Devices)
+{
+    /// <summary>Most devices in one request; send larger fleets in several.</summary>
+    public const int MaxDevices = 10_000;
+}
+
+/// <summary>Answer of <c>POST /admin/v1/devices/register-batch</c>.</summary>
+/// <param name="Devices">Devices in the request.</param>
+/// <param name="Registered">Devices whose product or tags changed (one journaled event each).</param>
+/// <param name="Unchanged">Devices already registered exactly so (nothing written).</param>
+public sealed record DeviceBatchRegistered(int Devices, int Registered, int Unchanged);
+
 /// <summary>One version of a product in the store.</summary>
 /// <param name="Version">Version string.</param>
 /// <param name="VersionId">Monotonic version ID.</param>

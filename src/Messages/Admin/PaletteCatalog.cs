@@ -77,6 +77,11 @@ public static class PaletteCatalog
             new("tags", "T1,T2", "comma-separated operator tags (with --product)"),
             new("rotate", null, "replace an existing credential; the old secret stops working"),
         ], ["DEVICE"]),
+        new("register-batch", "Register the product and tags of every device listed in FILE (one id per line), checked in full before any is written.", Operate,
+        [
+            new("product", "NAME", "product the devices run", Required: true),
+            new("tags", "T1,T2", "comma-separated operator tags (replace earlier ones)"),
+        ], ["FILE"]),
     ]);
 
     /// <summary>Server-backed commands of <c>orch release ...</c> (publish itself runs locally against a store folder).</summary>

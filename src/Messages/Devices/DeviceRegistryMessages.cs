@@ -12,10 +12,13 @@ namespace Orchestrator.Messages.Devices;
 public sealed record QueryDevices(DeviceStatus? Status, long? InstalledVersionId, string? Tag, string? RolloutId, int Limit = 1000)
     : IOrchestratorMessage
 {
+    /// <summary>Largest <see cref="Limit"/>: whole-fleet selections (rollouts, fleet view) ask for up to the node's configured limit.</summary>
+    public const int MaxLimit = 10_000_000;
+
     /// <summary>At most this many entries in the answer.</summary>
-    public int Limit { get; } = Limit is > 0 and <= 100_000
+    public int Limit { get; } = Limit is > 0 and <= MaxLimit
         ? Limit
-        : throw new ArgumentOutOfRangeException(nameof(Limit), Limit, "Limit must be between 1 and 100000.");
+        : throw new ArgumentOutOfRangeException(nameof(Limit), Limit, $"Limit must be between 1 and {MaxLimit}.");
 }
 
 /// <summary>One row of the registry.</summary>

@@ -28,7 +28,7 @@ public static class DeviceQueryEndpoints
 
     private static readonly TimeSpan RegistryTimeout = TimeSpan.FromSeconds(5);
 
-    /// <summary>Maps <c>/admin/v1/devices</c>, <c>/devices/{id}</c>, <c>/devices/{id}/history</c>, <c>/devices/{id}/register</c>, <c>/fleet</c>.</summary>
+    /// <summary>Maps <c>/admin/v1/devices</c>, <c>/devices/{id}</c>, <c>/devices/{id}/history</c>, <c>/devices/{id}/register</c>, <c>/devices/register-batch</c>, <c>/fleet</c>.</summary>
     public static void MapDeviceAdmin(this IEndpointRouteBuilder app)
     {
         var g = app.MapGroup("/admin/v1");
@@ -36,6 +36,7 @@ public static class DeviceQueryEndpoints
         g.MapGet("/devices/{deviceId}", ShowAsync);
         g.MapGet("/devices/{deviceId}/history", HistoryAsync);
         g.MapPost("/devices/{deviceId}/register", RegisterAsync);
+        g.MapDeviceBatchRegistration();
         g.MapGet("/fleet", FleetAsync);
     }
 
@@ -141,7 +142,8 @@ public static class DeviceQueryEndpoints
     public static async Task<FleetView> BuildFleetAsync(IActorRef registry, IActorRef region, FileSystemStore store, NodeSettings settings,
         TimeProvider clock, CancellationToken ct)
     {
-        var all = await registry.Ask<DeviceList>(new QueryDevices(null, null, null, null, 100_000), RegistryTimeout, ct).ConfigureAwait(false);
+        var all = await RegistrySelection.AllAsync(registry, new QueryDevices(null, null, null, null, settings.Devices.RegistryQueryLimit), RegistryTimeout, ct)
+            .ConfigureAwait(false);
         var byStatus = DeviceStatusNames.All.ToDictionary(n => n, _ => 0, StringComparer.Ordinal);
         foreach (var d in all.Devices) byStatus[d.Status.ToString()]++;
         var versionNames = new Dictionary<(string, long), string>();
@@ -186,8 +188,13 @@ public static class DeviceQueryEndpoints
     private static async Task<IResult> FleetAsync(HttpContext ctx, FleetViewCache fleet)
     {
         if (AdminEndpoints.Authorize(ctx, AdminScopes.Read) is { } denied) return denied;
-        return AdminResults.Ok(await fleet.GetAsync(ctx.RequestAborted).ConfigureAwait(false));
+        try { return AdminResults.Ok(await fleet.GetAsync(ctx.RequestAborted).ConfigureAwait(false)); }
+        catch (RegistryLimitExceededException ex) { return RegistryLimitProblem(ex); }
     }
+
+    /// <summary>The answer when a whole-fleet selection exceeds <c>Devices:RegistryQueryLimit</c>.</summary>
+    public static IResult RegistryLimitProblem(RegistryLimitExceededException ex) =>
+        HttpProblems.Problem(StatusCodes.Status507InsufficientStorage, "registry_limit", ex.Message);
 }
 
 /// <summary>

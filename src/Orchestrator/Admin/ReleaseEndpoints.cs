@@ -5,6 +5,7 @@ using Orchestrator.ChunkStore.Maintenance;
 using Orchestrator.ChunkStore.Manifests;
 using Orchestrator.ChunkStore.Storage;
 using Orchestrator.ChunkStore.Validation;
+using Orchestrator.DeviceActors.Registry;
 using Orchestrator.Messages.Admin;
 using Orchestrator.Messages.Devices;
 using Orchestrator.Node.Auth;
@@ -72,7 +73,7 @@ public static class ReleaseEndpoints
     }
 
     private static async Task<IResult> ShowAsync(string product, string version, HttpContext ctx, FileSystemStore store,
-        IRequiredActor<DeviceRegistryActor> registry)
+        IRequiredActor<DeviceRegistryActor> registry, NodeSettings settings)
     {
         if (AdminEndpoints.Authorize(ctx, AdminScopes.Read) is { } denied) return denied;
         if (!StoreNames.IsValidProduct(product) || !StoreNames.IsValidVersion(version))
@@ -92,8 +93,13 @@ public static class ReleaseEndpoints
             channels = Channels(store, product);
         }
         catch (InvalidInputException ex) { return Unreadable(ex); }
-        var running = await registry.ActorRef.Ask<DeviceList>(new QueryDevices(null, entry.VersionId, null, null, 100_000), TimeSpan.FromSeconds(5), ctx.RequestAborted)
-            .ConfigureAwait(false);
+        DeviceList running;
+        try
+        {
+            running = await RegistrySelection.AllAsync(registry.ActorRef, new QueryDevices(null, entry.VersionId, null, null, settings.Devices.RegistryQueryLimit),
+                TimeSpan.FromSeconds(5), ctx.RequestAborted).ConfigureAwait(false);
+        }
+        catch (RegistryLimitExceededException ex) { return DeviceQueryEndpoints.RegistryLimitProblem(ex); }
         return AdminResults.Ok(new ReleaseDetailView(product, version, entry.VersionId, entry.ManifestPath, manifest.CreatedUtc, manifest.ExpiresUtc,
             manifest.Files.Count, manifest.Symlinks.Count, manifest.TotalBytes, manifest.DistinctChunks().Count, manifest.InventoryDigest,
             store.FileExists(StoreLayout.SignaturePathFor(entry.ManifestPath)),

@@ -1,4 +1,5 @@
 using Akka.Actor;
+using Orchestrator.DeviceActors.Registry;
 using Orchestrator.Messages.Admin;
 using Orchestrator.Node.Admin;
 using Orchestrator.Node.Auth;
@@ -74,7 +75,9 @@ public static class DashboardPage
     {
         if (AdminEndpoints.Authorize(ctx, AdminScopes.Read) is { } denied) return denied;
         ctx.Response.Headers.CacheControl = "no-store";
-        var fleet = await fleetCache.GetAsync(ctx.RequestAborted).ConfigureAwait(false);
+        FleetView fleet;
+        try { fleet = await fleetCache.GetAsync(ctx.RequestAborted).ConfigureAwait(false); }
+        catch (RegistryLimitExceededException ex) { return DeviceQueryEndpoints.RegistryLimitProblem(ex); }
         var (available, rollouts) = await DashboardRollouts.ReadAsync(ctx.RequestServices, ctx.RequestAborted).ConfigureAwait(false);
         return TypedResults.Json(new DashboardView(ClusterEndpoints.Describe(system), fleet, available, rollouts), AdminJson.Options);
     }

@@ -7,6 +7,7 @@ using Orchestrator.ChunkStore.Keys;
 using Orchestrator.ChunkStore.Manifests;
 using Orchestrator.ChunkStore.Storage;
 using Orchestrator.ChunkStore.Validation;
+using Orchestrator.DeviceActors.Registry;
 using Orchestrator.Messages.Devices;
 using Orchestrator.Messages.Rollouts;
 using Orchestrator.Node.Gateway;
@@ -118,8 +119,9 @@ public sealed class DeltaPrecomputer(DeltaOptions options, NodeSettings settings
         var actor = await registry.GetAsync(ct).ConfigureAwait(false);
         // Narrow by tag in the registry only when tags are the whole selector (explicit ids and groups may lack it).
         var tag = spec.Selector.DeviceIds.Count == 0 && spec.Selector.Groups.Count == 0 ? spec.Selector.Tags.FirstOrDefault() : null;
-        var list = await actor.Ask<DeviceList>(new QueryDevices(null, null, tag, null, 100_000), RegistryTimeout, ct)
-            .ConfigureAwait(false);
+        // A truncated list would plan from a sample: RegistrySelection throws instead and planning fails (logged) as a whole.
+        var limit = services.GetRequiredService<NodeSettings>().Devices.RegistryQueryLimit;
+        var list = await RegistrySelection.AllAsync(actor, new QueryDevices(null, null, tag, null, limit), RegistryTimeout, ct).ConfigureAwait(false);
         var counts = list.Devices
             .Where(d => d.Product == target.Product && Selected(spec.Selector, d) && d.InstalledVersionId > 0 && d.InstalledVersionId < target.VersionId)
             .GroupBy(d => d.InstalledVersionId)

@@ -100,7 +100,7 @@ public static class AkkaBootstrap
             builder.AddStartup(async (system, registry) =>
             {
                 var devices = settings.HasRole(NodeRoles.Devices)
-                    ? await DeviceSharding.StartRegion(system).ConfigureAwait(false)
+                    ? await DeviceSharding.StartRegion(system, settings.Devices.ToSettings()).ConfigureAwait(false)
                     : await DeviceSharding.StartProxy(system).ConfigureAwait(false);
                 registry.Register<DeviceShardRegion>(devices);
                 // The admin API's device queries and the dashboard read the registry read model (gateway nodes serve them).
@@ -108,7 +108,8 @@ public static class AkkaBootstrap
                     registry.Register<DeviceRegistryActor>(DeviceSharding.StartRegistry(system));
                 // Rollout coordinator singleton on 'rollouts' nodes; every node gets a proxy for the admin API.
                 registry.Register<RolloutCoordinatorProxy>(
-                    RolloutHosting.Start(system, devices, RolloutSettings.Default, settings.HasRole(NodeRoles.Rollouts)));
+                    RolloutHosting.Start(system, devices, RolloutSettings.Default with { RegistryQueryLimit = settings.Devices.RegistryQueryLimit },
+                        settings.HasRole(NodeRoles.Rollouts)));
             });
             if (node.SeedNodes.Count == 0)
             {

@@ -1,4 +1,7 @@
 using Orchestrator.ChunkStore.Throttling;
+using Orchestrator.DeviceActors;
+using Orchestrator.DeviceActors.Registry;
+using Orchestrator.Messages.Devices;
 
 namespace Orchestrator.Node.Hosting;
 
@@ -202,6 +205,45 @@ public sealed class AdminTokenOptions
     public List<string> Scopes { get; set; } = [];
 }
 
+/// <summary>Section <c>Devices</c>: tunables of the device actors this node hosts (see <see cref="DeviceActorSettings"/>).</summary>
+public sealed class DeviceOptions
+{
+    /// <summary>Configuration section name.</summary>
+    public const string Section = "Devices";
+
+    /// <summary>Silence after which a device is marked Offline (default 15 min); longer than the agents' check-in interval.</summary>
+    public TimeSpan OfflineAfter { get; set; } = DeviceActorSettings.Default.OfflineAfter;
+
+    /// <summary>
+    /// Idle check-ins (nothing but LastSeen changes) are journaled at most this often (default 5 min; 0 = every one):
+    /// how stale the registry's "last seen" may be. Must be shorter than <see cref="OfflineAfter"/>.
+    /// </summary>
+    public TimeSpan LastSeenPersistInterval { get; set; } = DeviceActorSettings.Default.LastSeenPersistInterval;
+
+    /// <summary>
+    /// Most devices a whole-fleet selection (rollout creation and late joiners, fleet view, devices running a release)
+    /// reads from the registry; more matching devices is an error naming this setting, never a truncated selection.
+    /// </summary>
+    public int RegistryQueryLimit { get; set; } = RegistrySelection.DefaultLimit;
+
+    /// <summary>The actor settings these options give (the rest from <see cref="DeviceActorSettings.Default"/>).</summary>
+    public DeviceActorSettings ToSettings()
+    {
+        var d = DeviceActorSettings.Default;
+        return new DeviceActorSettings(OfflineAfter, d.SnapshotEvery, d.RetryBase, d.RetryCap, LastSeenPersistInterval);
+    }
+
+    /// <summary>Problems, each naming the setting and the fix.</summary>
+    public IEnumerable<string> Validate()
+    {
+        if (RegistryQueryLimit is < 1 or > QueryDevices.MaxLimit)
+            yield return $"Devices:RegistryQueryLimit {RegistryQueryLimit} is out of range; use 1..{QueryDevices.MaxLimit} (default {RegistrySelection.DefaultLimit}).";
+        if (OfflineAfter <= TimeSpan.Zero) yield return "Devices:OfflineAfter must be positive, e.g. 00:15:00 (longer than the agents' check-in interval).";
+        if (LastSeenPersistInterval < TimeSpan.Zero || LastSeenPersistInterval >= OfflineAfter)
+            yield return $"Devices:LastSeenPersistInterval {LastSeenPersistInterval} must be 0 or more and shorter than Devices:OfflineAfter ({OfflineAfter}), e.g. 00:05:00.";
+    }
+}
+
 /// <summary>Binds and validates all option sections; a failure lists every problem at once.</summary>
 public sealed record NodeSettings(
     NodeOptions Node,
@@ -209,7 +251,8 @@ public sealed record NodeSettings(
     ChunkStoreOptions ChunkStore,
     GatewayOptions Gateway,
     AdminOptions Admin,
-    DownloadThrottleOptions Throttle)
+    DownloadThrottleOptions Throttle,
+    DeviceOptions Devices)
 {
     /// <summary>Reads every section from <paramref name="config"/> and throws <see cref="InvalidOperationException"/> listing all problems.</summary>
     public static NodeSettings Load(IConfiguration config)
@@ -223,7 +266,8 @@ public sealed record NodeSettings(
                 config.GetSection(ChunkStoreOptions.Section).Get<ChunkStoreOptions>() ?? new(),
                 config.GetSection(GatewayOptions.Section).Get<GatewayOptions>() ?? new(),
                 config.GetSection(AdminOptions.Section).Get<AdminOptions>() ?? new(),
-                config.GetSection("Throttle").Get<DownloadThrottleOptions>() ?? new());
+                config.GetSection("Throttle").Get<DownloadThrottleOptions>() ?? new(),
+                config.GetSection(DeviceOptions.Section).Get<DeviceOptions>() ?? new());
         }
         catch (InvalidOperationException ex)
         {
@@ -237,6 +281,7 @@ public sealed record NodeSettings(
             .Concat(s.ChunkStore.Validate(s.Database))
             .Concat(s.Gateway.Validate())
             .Concat(s.Throttle.Validate())
+            .Concat(s.Devices.Validate())
             .Concat(s.Admin.Tokens.SelectMany(ValidateToken))
             .ToList();
         if (problems.Count > 0)

@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Event;
 using Akka.Persistence;
+using Orchestrator.DeviceActors.Registry;
 using Orchestrator.Messages.Devices;
 using Orchestrator.Messages.Rollouts;
 
@@ -443,7 +444,14 @@ public sealed class RolloutActor : ReceivePersistentActor, IWithTimers
 
     private async Task Join(PassInput input, List<IRolloutEvent> facts)
     {
-        var list = await _registry.Ask<DeviceList>(new QueryDevices(null, null, null, null, 100_000), _settings.AskTimeout);
+        DeviceList list;
+        try { list = await RegistrySelection.AllAsync(_registry, new QueryDevices(null, null, null, null, _settings.RegistryQueryLimit), _settings.AskTimeout); }
+        catch (RegistryLimitExceededException ex)
+        {
+            // Joining from a truncated list would silently leave devices out; join nobody and say why (every join check).
+            _log.Error("Rollout {0}: late joiners not checked: {1}", _rolloutId, ex.Message);
+            return;
+        }
         var spec = input.Spec;
         var fresh = list.Devices
             .Where(d => d.Product == spec.Target.Product && spec.Selector.Matches(d.DeviceId, d.Tags) && !input.Known.Contains(d.DeviceId))

@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Event;
 using Akka.Persistence;
+using Orchestrator.DeviceActors.Registry;
 using Orchestrator.Messages.Devices;
 using Orchestrator.Messages.Rollouts;
 
@@ -177,7 +178,12 @@ public sealed class RolloutCoordinator : ReceivePersistentActor, IWithTimers
         DeviceList known;
         try
         {
-            known = await _registry.Ask<DeviceList>(new QueryDevices(null, null, null, null, 100_000), _settings.AskTimeout);
+            known = await RegistrySelection.AllAsync(_registry, new QueryDevices(null, null, null, null, _settings.RegistryQueryLimit), _settings.AskTimeout);
+        }
+        catch (RegistryLimitExceededException ex)
+        {
+            replyTo.Tell(new RolloutRejected(spec.RolloutId, "registry_limit", "", ex.Message));
+            return;
         }
         catch (AskTimeoutException)
         {

@@ -1,3 +1,5 @@
+using Orchestrator.DeviceActors.Registry;
+
 namespace Orchestrator.Node.Rollouts;
 
 /// <summary>Tunables of the rollout actors.</summary>
@@ -11,8 +13,12 @@ namespace Orchestrator.Node.Rollouts;
 /// maxConcurrent ramps up over several passes instead of loading and writing tens of thousands of devices at once.
 /// </param>
 /// <param name="MaxObservePerPass">At most this many in-flight devices are re-read per pass (in rotation), bounding a pass's cost.</param>
+/// <param name="RegistryQueryLimit">
+/// Most devices rollout creation and the late-joiner check read from the registry (<c>Devices:RegistryQueryLimit</c>);
+/// more is refused (creation) or logged as an error (joiners), never a truncated selection.
+/// </param>
 public sealed record RolloutSettings(TimeSpan PollInterval, TimeSpan AskTimeout, TimeSpan JoinCheckInterval, int SnapshotEvery, TimeProvider Clock,
-    int MaxAssignPerPass = 500, int MaxObservePerPass = 2000)
+    int MaxAssignPerPass = 500, int MaxObservePerPass = 2000, int RegistryQueryLimit = RegistrySelection.DefaultLimit)
 {
     /// <summary>Poll every 2 s, asks 5 s, joiners every 30 s, snapshot every 200 events (at least one per device), system clock.</summary>
     public static RolloutSettings Default { get; } = new(TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(30), 200, TimeProvider.System);

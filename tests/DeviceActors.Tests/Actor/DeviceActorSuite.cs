@@ -69,6 +69,34 @@ public abstract class DeviceActorSuite<TSelf>(ITestOutputHelper output) : Databa
     }
 
     [BackendFact]
+    public async Task Heartbeats_are_journaled_only_once_the_persisted_last_seen_is_older_than_the_interval()
+    {
+        var kit = NewKit();
+        const string id = "dev-heartbeat";
+        var settings = new DeviceActorSettings(TimeSpan.FromMinutes(10), 100, TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(2), TimeSpan.FromMinutes(5));
+        var a = kit.Sys.ActorOf(DeviceActor.Props(id, settings));
+        var first = await Ask<CheckInDecision>(a, Clean(id, 3));
+        for (var i = 1; i <= 4; i++)
+        {
+            var beat = await Ask<CheckInDecision>(a, Clean(id, 3) with { Timestamp = T0.AddMinutes(i) });
+            Assert.Equal((first.Action, first.Status, first.TargetVersionId), (beat.Action, beat.Status, beat.TargetVersionId));
+        }
+        var rows = $"SELECT COUNT(*) FROM journal WHERE persistence_id = '{Pid(id)}'";
+        Assert.Equal(1, await Db.Scalar(rows));
+        await Ask<CheckInDecision>(a, Clean(id, 3) with { Timestamp = T0.AddMinutes(5) });
+        Assert.Equal(2, await Db.Scalar(rows));
+        // A version change is journaled at once, whatever the interval.
+        await Ask<CheckInDecision>(a, Clean(id, 4) with { Timestamp = T0.AddMinutes(5.5) });
+        Assert.Equal(3, await Db.Scalar(rows));
+
+        kit.Watch(a);
+        a.Tell(Kill.Instance);
+        kit.ExpectTerminated(a, Wait);
+        var again = await Ask<DeviceState>(kit.Sys.ActorOf(DeviceActor.Props(id, settings)), new GetDeviceState(id));
+        Assert.Equal((3L, 4L, T0.AddMinutes(5.5)), (again.EventCount, again.InstalledVersionId, again.LastSeen!.Value));
+    }
+
+    [BackendFact]
     public async Task A_new_actor_system_on_the_same_database_recovers_every_device()
     {
         var first = NewKit();

@@ -295,4 +295,107 @@ public sealed class DeviceStateMachineTests
         Assert.InRange(d, TimeSpan.FromMinutes(2.5), TimeSpan.FromMinutes(5));
         Assert.InRange(RetryBackoff.Delay(1, TimeSpan.FromSeconds(2), TimeSpan.FromMinutes(5), new Random(1)), TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(2));
     }
+
+    // Heartbeats: a check-in that changes nothing but LastSeen is journaled at most every LastSeenPersistInterval.
+
+    private (IReadOnlyList<IDeviceEvent> Events, IOrchestratorMessage Reply) Decide(IDeviceCommand c, DeviceActorSettings settings)
+    {
+        var outcome = DeviceStateMachine.Decide(_state, c, settings, _random, T0);
+        foreach (var e in outcome.Events) _state = DeviceStateMachine.Apply(_state, e, _state.EventCount + 1);
+        return (outcome.Events, outcome.Reply(_state));
+    }
+
+    private static CheckIn At(CheckIn c, TimeSpan after) => c with { Timestamp = T0 + after };
+
+    [Fact]
+    public void Heartbeat_within_the_interval_persists_nothing_and_replies_the_same()
+    {
+        var first = Decide(Clean(3), Settings);
+        Assert.Single(first.Events);
+        var before = _state;
+        var beat = Decide(At(Clean(3), TimeSpan.FromMinutes(4)), Settings);
+        Assert.Empty(beat.Events);
+        Assert.Equal(before, _state);
+        Assert.Equal(T0, _state.LastSeen); // the persisted LastSeen, at most the interval behind
+        // The reply is what persisting would have produced.
+        var always = new DeviceActorSettings(Settings.OfflineAfter, Settings.SnapshotEvery, TimeSpan.FromSeconds(2), TimeSpan.FromMinutes(5));
+        Assert.Equal(TimeSpan.Zero, always.LastSeenPersistInterval);
+        var persisted = DeviceStateMachine.Decide(before, At(Clean(3), TimeSpan.FromMinutes(4)), always, _random, T0);
+        Assert.Single(persisted.Events);
+        var after = DeviceStateMachine.Apply(before, persisted.Events[0], before.EventCount + 1);
+        Assert.Equal(persisted.Reply(after), beat.Reply);
+        Assert.Equal(T0 + TimeSpan.FromMinutes(4), after.LastSeen);
+    }
+
+    [Fact]
+    public void Heartbeat_is_persisted_once_the_persisted_last_seen_is_older_than_the_interval()
+    {
+        Decide(Clean(3), Settings);
+        Assert.Empty(Decide(At(Clean(3), Settings.LastSeenPersistInterval - TimeSpan.FromSeconds(1)), Settings).Events);
+        var due = Decide(At(Clean(3), Settings.LastSeenPersistInterval), Settings);
+        var e = Assert.IsType<DeviceCheckedIn>(Assert.Single(due.Events));
+        Assert.Equal(T0 + Settings.LastSeenPersistInterval, e.At);
+        Assert.Equal(T0 + Settings.LastSeenPersistInterval, _state.LastSeen);
+        // The interval restarts from the newly persisted LastSeen.
+        Assert.Empty(Decide(At(Clean(3), Settings.LastSeenPersistInterval + TimeSpan.FromMinutes(1)), Settings).Events);
+    }
+
+    [Fact]
+    public void Version_inventory_or_agent_change_is_persisted_immediately()
+    {
+        Decide(Clean(3), Settings);
+        var later = TimeSpan.FromSeconds(10);
+        var version = Decide(At(Clean(4), later), Settings);
+        Assert.Single(version.Events);
+        Assert.Equal(4, _state.InstalledVersionId);
+        var digest = Decide(At(Clean(4, "d-other"), later * 2), Settings);
+        Assert.Single(digest.Events);
+        Assert.Equal("d-other", _state.InventoryDigest);
+        var agent = Decide(At(Clean(4, "d-other") with { AgentVersion = "2.0" }, later * 3), Settings);
+        Assert.Single(agent.Events);
+        Assert.Equal("2.0", _state.AgentVersion);
+        // A damaged install (repair work) and an upgrade decision are work, never heartbeats.
+        Assert.Single(Decide(At(Damaged(4, "bin/app"), later * 4), Settings).Events);
+        Assert.Equal(DeviceStatus.RepairNeeded, _state.Status);
+    }
+
+    [Fact]
+    public void Status_change_and_upgrade_check_ins_are_persisted_even_within_the_interval()
+    {
+        Decide(Clean(3), Settings);
+        Decide(Target(4), Settings);
+        var upgrade = Decide(At(Clean(3), TimeSpan.FromSeconds(5)), Settings);
+        Assert.Single(upgrade.Events);
+        Assert.Equal(UpdateAction.Upgrade, Assert.IsType<CheckInDecision>(upgrade.Reply).Action);
+        Assert.Single(Decide(new ReportCompletion(Id, 4, "d-ok", T0.AddSeconds(6)), Settings).Events);
+        Assert.Equal(DeviceStatus.Completed, _state.Status);
+        // Completed -> Idle is a status change: journaled although LastSeen is seconds old.
+        Assert.Single(Decide(At(Clean(4), TimeSpan.FromSeconds(7)), Settings).Events);
+        Assert.Equal(DeviceStatus.Idle, _state.Status);
+        Assert.Empty(Decide(At(Clean(4), TimeSpan.FromSeconds(8)), Settings).Events);
+    }
+
+    [Fact]
+    public void Offline_device_returning_with_a_heartbeat_persists_its_return()
+    {
+        Decide(Clean(3), Settings);
+        _state = DeviceStateMachine.Apply(_state, new DeviceWentOffline(T0, T0.AddMinutes(1)), _state.EventCount + 1);
+        var back = Decide(At(Clean(3), TimeSpan.FromMinutes(2)), Settings);
+        var e = Assert.IsType<DeviceCameBack>(Assert.Single(back.Events));
+        Assert.Equal(T0.AddMinutes(2), e.At);
+        Assert.Equal(DeviceStatus.Idle, _state.Status);
+        Assert.Equal(T0.AddMinutes(2), _state.LastSeen);
+        Assert.Equal(DeviceStatus.Idle, Assert.IsType<CheckInDecision>(back.Reply).Status);
+    }
+
+    [Fact]
+    public void Persist_interval_must_be_shorter_than_the_offline_timeout()
+    {
+        var ex = Assert.Throws<ArgumentOutOfRangeException>(() =>
+            new DeviceActorSettings(TimeSpan.FromMinutes(1), 10, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(2), TimeSpan.FromMinutes(1)));
+        Assert.Contains("shorter than OfflineAfter", ex.Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() =>
+            new DeviceActorSettings(TimeSpan.FromMinutes(1), 10, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(-1)));
+        Assert.True(DeviceActorSettings.Default.LastSeenPersistInterval < DeviceActorSettings.Default.OfflineAfter);
+    }
 }

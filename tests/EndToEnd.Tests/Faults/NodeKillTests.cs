@@ -12,6 +12,7 @@ using Orchestrator.DeviceAgent.Tests.Support;
 using Orchestrator.EndToEnd.Tests.Agent.Support;
 using Orchestrator.Messages.Admin;
 using Orchestrator.Messages.Devices;
+using Orchestrator.Messages.Protocol;
 using Orchestrator.Messages.Rollouts;
 using Orchestrator.Node.Hosting;
 using Xunit.Abstractions;
@@ -37,7 +38,9 @@ public sealed class NodeKillTests(ITestOutputHelper output)
         var v1 = store.Publish("1.0", Releases.V1());
         using var fleetDir = new TempDir();
         var completions = new ConcurrentDictionary<string, long>();
+        // Acknowledged check-ins per device: all of them, and those that handed out work (always a state change).
         var checkIns = new ConcurrentDictionary<string, int>();
+        var workCheckIns = new ConcurrentDictionary<string, int>();
         var rolloutDone = false;
         using var fleet = new FleetSimulator(new SimulationOptions
         {
@@ -47,7 +50,11 @@ public sealed class NodeKillTests(ITestOutputHelper output)
         })
         {
             CompletionAcknowledged = (id, report) => completions[id] = report.InstalledVersionId,
-            CheckInAcknowledged = (id, _) => checkIns.AddOrUpdate(id, 1, (_, n) => n + 1),
+            CheckInAcknowledged = (id, r) =>
+            {
+                checkIns.AddOrUpdate(id, 1, (_, n) => n + 1);
+                if (r.Action != UpdateAction.None) workCheckIns.AddOrUpdate(id, 1, (_, n) => n + 1);
+            },
         };
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(75));
         var ct = timeout.Token;
@@ -119,17 +126,25 @@ public sealed class NodeKillTests(ITestOutputHelper output)
                 Assert.Equal(RolloutId, state.Target?.RolloutId);
                 Assert.Null(state.Work);
                 var history = await GetAsync<DeviceHistoryView>(admin, $"admin/v1/devices/{d.DeviceId}/history", ct);
-                var journaledCheckIns = history.Events.Count(e => e.Type == nameof(DeviceCheckedIn));
+                var journaledCheckIns = history.Events.Where(e => e.Type == nameof(DeviceCheckedIn))
+                    .Select(e => e.Data.Deserialize<DeviceCheckedIn>(AdminJson.Options)!).ToList();
                 var acked = checkIns.GetValueOrDefault(d.DeviceId);
-                // Every answered check-in was journaled before its answer; unanswered ones may be journaled too.
-                Assert.True(journaledCheckIns >= acked, $"{d.DeviceId}: {acked} check-ins acknowledged but only {journaledCheckIns} in the journal");
+                var ackedWork = workCheckIns.GetValueOrDefault(d.DeviceId);
+                // Every answered check-in that changed the device's state was journaled before its answer (unanswered ones
+                // may be journaled too). Idle heartbeats are not journaled (DeviceActorSettings.LastSeenPersistInterval),
+                // but a device's first check-in and every check-in that handed out work are state changes.
+                var journaledWork = journaledCheckIns.Count(e => e.Decision != UpdateAction.None);
+                Assert.True(journaledWork >= ackedWork,
+                    $"{d.DeviceId}: {ackedWork} work-giving check-ins acknowledged but only {journaledWork} in the journal");
+                Assert.True(acked == 0 || journaledCheckIns.Count >= 1, $"{d.DeviceId}: {acked} check-ins acknowledged but none in the journal");
+                Assert.True(ackedWork >= 1, $"{d.DeviceId}: no acknowledged check-in handed out the upgrade");
                 Assert.Contains(history.Events, e => e.Type == nameof(WorkCompleted)
                                                      && e.Data.Deserialize<WorkCompleted>(AdminJson.Options)!.InstalledVersionId == v1.VersionId);
-                verified += acked + (completions.ContainsKey(d.DeviceId) ? 1 : 0);
+                verified += ackedWork + (completions.ContainsKey(d.DeviceId) ? 1 : 0);
             }
             Assert.Equal(fleet.Devices.Count, completions.Count);
             Assert.All(completions.Values, v => Assert.Equal(v1.VersionId, v));
-            output.WriteLine($"{verified} acknowledged check-ins and completions verified against the journal");
+            output.WriteLine($"{verified} acknowledged work-giving check-ins and completions verified against the journal");
         }
         finally
         {

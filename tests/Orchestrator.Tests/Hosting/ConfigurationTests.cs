@@ -39,6 +39,18 @@ public sealed class ConfigurationTests
     }
 
     [Fact]
+    public void Device_actor_settings_come_from_the_devices_section_and_the_persist_interval_must_be_below_the_offline_timeout()
+    {
+        var defaults = Load([]).Devices.ToSettings();
+        Assert.Equal(TimeSpan.FromMinutes(15), defaults.OfflineAfter);
+        Assert.Equal(TimeSpan.FromMinutes(5), defaults.LastSeenPersistInterval);
+        var s = Load(new() { ["Devices:OfflineAfter"] = "00:30:00", ["Devices:LastSeenPersistInterval"] = "00:20:00" }).Devices.ToSettings();
+        Assert.Equal((TimeSpan.FromMinutes(30), TimeSpan.FromMinutes(20)), (s.OfflineAfter, s.LastSeenPersistInterval));
+        var ex = Assert.Throws<InvalidOperationException>(() => Load(new() { ["Devices:LastSeenPersistInterval"] = "00:15:00" }));
+        Assert.Contains("Devices:LastSeenPersistInterval 00:15:00 must be 0 or more and shorter than Devices:OfflineAfter (00:15:00)", ex.Message);
+    }
+
+    [Fact]
     public void Unparseable_value_names_the_setting()
     {
         var ex = Assert.Throws<InvalidOperationException>(() => Load(new() { ["Node:Port"] = "abc" }));

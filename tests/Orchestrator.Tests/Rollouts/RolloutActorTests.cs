@@ -199,6 +199,20 @@ public sealed class RolloutActorTests(ITestOutputHelper output) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_selection_larger_than_the_registry_query_limit_is_refused_not_truncated()
+    {
+        await using var small = await RolloutHarness.StartAsync(output, registryQueryLimit: 3);
+        await small.Register(Ids("lim", 4), "lim");
+        await small.AwaitRegistry(4);
+        var refused = await small.Ask<RolloutRejected>(new CreateRollout(Spec("too-many", Tags("lim"))));
+        Assert.Equal("registry_limit", refused.Code);
+        Assert.Contains("4 devices match, more than the device registry query limit of 3", refused.Message);
+        Assert.Contains("Devices:RegistryQueryLimit", refused.Message);
+        Assert.Empty((await small.Ask<RolloutList>(new ListRollouts(true))).Rollouts);
+        foreach (var id in Ids("lim", 4)) Assert.Null((await small.Device(id)).Target);
+    }
+
+    [Fact]
     public async Task Bad_commands_are_rejected_with_the_field_and_change_nothing()
     {
         await _h.Register(Ids("bad", 4), "bad");

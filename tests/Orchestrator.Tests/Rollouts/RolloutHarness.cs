@@ -5,6 +5,7 @@ using Microsoft.Data.Sqlite;
 using Npgsql;
 using Orchestrator.DeviceActors;
 using Orchestrator.DeviceActors.Persistence;
+using Orchestrator.DeviceActors.Registry;
 using Orchestrator.DeviceActors.Sharding;
 using Orchestrator.Messages.Devices;
 using Orchestrator.Messages.Rollouts;
@@ -50,11 +51,15 @@ public sealed class RolloutHarness : IAsyncDisposable
     public IActorRef Devices { get; private set; } = ActorRefs.Nobody;
     public IActorRef Rollouts { get; private set; } = ActorRefs.Nobody;
     public ManualClock? Clock { get; }
+    private int _registryQueryLimit = RegistrySelection.DefaultLimit;
 
     public static async Task<RolloutHarness> StartAsync(ITestOutputHelper output, ManualClock? clock = null,
-        PersistenceBackend backend = PersistenceBackend.Sqlite)
+        PersistenceBackend backend = PersistenceBackend.Sqlite, int registryQueryLimit = RegistrySelection.DefaultLimit)
     {
-        var h = new RolloutHarness(Path.Combine(Path.GetTempPath(), "orch-rollouts-" + Guid.NewGuid().ToString("N")), output, clock, backend);
+        var h = new RolloutHarness(Path.Combine(Path.GetTempPath(), "orch-rollouts-" + Guid.NewGuid().ToString("N")), output, clock, backend)
+        {
+            _registryQueryLimit = registryQueryLimit,
+        };
         await h._persistence.PrepareDatabase();
         await h.BootAsync();
         return h;
@@ -86,7 +91,7 @@ public sealed class RolloutHarness : IAsyncDisposable
         Devices = await DeviceSharding.StartRegion(Kit.Sys,
             new DeviceActorSettings(TimeSpan.FromMinutes(10), 50, TimeSpan.FromMilliseconds(10), TimeSpan.FromMilliseconds(50)));
         var settings = new RolloutSettings(TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(5), TimeSpan.FromMilliseconds(300), 20,
-            (TimeProvider?)Clock ?? TimeProvider.System);
+            (TimeProvider?)Clock ?? TimeProvider.System, RegistryQueryLimit: _registryQueryLimit);
         Rollouts = RolloutHosting.Start(Kit.Sys, Devices, settings, hostsSingleton: true);
     }
 
