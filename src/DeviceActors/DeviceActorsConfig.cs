@@ -3,14 +3,16 @@ using System.Text;
 using Akka.Configuration;
 using Akka.Persistence.Sql;
 using Orchestrator.DeviceActors.Persistence;
+using Orchestrator.DeviceActors.Persistence.Journal;
 using Orchestrator.Messages.Serialization;
 
 namespace Orchestrator.DeviceActors;
 
 /// <summary>
-/// Builds the HOCON the device actors need: our serializer binding, Akka.Persistence.Sql journal, snapshot store
-/// and read journal (plugin ids <c>akka.persistence.journal.sql</c>, <c>akka.persistence.snapshot-store.sql</c>,
-/// <c>akka.persistence.query.journal.sql</c>) with the device event tagger, and the sharding settings
+/// Builds the HOCON the device actors need: our serializer binding, our write journal <see cref="DeviceJournal"/>
+/// (plugin id <c>akka.persistence.journal.device</c>, writing Akka.Persistence.Sql's tables) with the device event
+/// tagger, Akka.Persistence.Sql's snapshot store and read journal (<c>akka.persistence.snapshot-store.sql</c>,
+/// <c>akka.persistence.query.journal.sql</c>), and the sharding settings
 /// (<c>state-store-mode = ddata</c>, remember-entities off, idle passivation done by the actor itself).
 /// The node adds it to its own configuration (e.g. Akka.Hosting <c>AddHocon(config, HoconAddMode.Prepend)</c>);
 /// cluster provider, remoting and seed nodes stay the node's business.
@@ -36,25 +38,37 @@ public static class DeviceActorsConfig
         var tagger = Quote(typeof(DeviceEventTagger).AssemblyQualifiedName!.Split(", Version")[0]);
         var eventInterface = Quote("Orchestrator.Messages.Devices.IDeviceEvent, Orchestrator.Messages");
         var readIsolation = ReadIsolationLevel(options.Backend);
+        var journalClass = Quote(typeof(DeviceJournal).AssemblyQualifiedName!.Split(", Version")[0]);
+        var backend = options.Backend == PersistenceBackend.Sqlite ? "sqlite" : "postgresql";
         return string.Create(CultureInfo.InvariantCulture, $$"""
             akka.persistence {
               # After a restart every device recovers on first contact; 50 (the default) serializes a fleet's recovery needlessly.
               max-concurrent-recoveries = {{options.MaxConcurrentRecoveries}}
               journal {
-                plugin = "akka.persistence.journal.sql"
+                plugin = "{{DeviceJournal.PluginId}}"
+                # Our write journal: Akka.Persistence.Sql's rows, written in batched transactions (Persistence/Journal).
+                device {
+                  class = {{journalClass}}
+                  plugin-dispatcher = "akka.actor.default-dispatcher"
+                  backend = {{backend}}
+                  connection-string = {{cs}}
+                  schema = {{schema}}
+                  batch-size = {{options.BatchSize}}
+                  parallelism = {{options.Parallelism}}
+                  event-adapters { device-tagger = {{tagger}} }
+                  event-adapter-bindings { {{eventInterface}} = device-tagger }
+                }
+                # Never the journal of an actor. The plugin's read journal names it as its `write-plugin`: it starts it,
+                # asks it whether it is initialized (an internal message only the plugin's journal answers) and takes the
+                # event adapters from it. It writes nothing and creates no tables (DeviceJournal does).
                 sql {
                   connection-string = {{cs}}
                   provider-name = {{provider}}
-                  parallelism = {{options.Parallelism}}
-                  batch-size = {{options.BatchSize}}
                   table-mapping = default
                   tag-write-mode = TagTable
-                  tagtable-asqueryable-insert-mode = {{options.TagInsertMode}}
-                  # A fresh DataConnection per operation instead of cloning a template one: the clone path rebuilds and
-                  # combines linq2db mapping schemas on every call (measured in bench/results/device-actors.md).
                   use-clone-connection = off
                   read-isolation-level = {{readIsolation}}
-                  auto-initialize = on
+                  auto-initialize = off
                   default.schema-name = {{schema}}
                   event-adapters { device-tagger = {{tagger}} }
                   event-adapter-bindings { {{eventInterface}} = device-tagger }
@@ -95,7 +109,8 @@ public static class DeviceActorsConfig
     }
 
     /// <summary>
-    /// Isolation level of the plugin's read transactions (recovery, snapshot lookup, persistence query).
+    /// Isolation level of the plugin's read transactions (snapshot lookup, persistence query; DeviceJournal's own
+    /// recovery reads use no explicit transaction, see SqliteJournalStore).
     /// SQLite: Microsoft.Data.Sqlite opens every transaction except a ReadUncommitted one with <c>BEGIN IMMEDIATE</c>,
     /// i.e. it takes the database's single write lock, so every recovery read and every registry poll queued behind
     /// the journal writer, and a loser of that race got SQLITE_BUSY and slept 150 ms in the driver's retry loop.

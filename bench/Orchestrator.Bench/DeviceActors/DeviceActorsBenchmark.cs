@@ -17,13 +17,13 @@ namespace Orchestrator.Bench.DeviceActors;
 
 /// <summary>
 /// `device-actors` mode: events persisted per second by sharded device actors (single-node cluster, the node's real
-/// path: region -> shard -> DeviceActor -> Akka.Persistence.Sql), then recovery time of all devices in a fresh actor
+/// path: region -> shard -> DeviceActor -> DeviceJournal, which writes Akka.Persistence.Sql's rows), then recovery time of all devices in a fresh actor
 /// system, side by side with raw batched inserts of the same rows (journal row + tag row, same payload bytes)
 /// into the same database in the same run.
 /// </summary>
 public static class DeviceActorsBenchmark
 {
-    private sealed record Options(int Devices, int EventsPerDevice, int InFlight, string[] Backends, string? Postgres, string Output, int BatchSize, string? TagInsertMode);
+    private sealed record Options(int Devices, int EventsPerDevice, int InFlight, string[] Backends, string? Postgres, string Output, int? BatchSize);
 
     private sealed record Result(string Backend, int Devices, long Events, double RawSeconds, double ActorSeconds, double RecoverySeconds, long JournalRows, double FirstContactSeconds, double RawCpuUs, double ActorCpuUs);
 
@@ -52,8 +52,7 @@ public static class DeviceActorsBenchmark
         var backends = new[] { "sqlite", "postgres" };
         string? pg = Environment.GetEnvironmentVariable("ORCH_TEST_POSTGRES") ?? Environment.GetEnvironmentVariable("PG_CONNECTION_STRING");
         var output = "bench/results/device-actors.md";
-        var batchSize = 100;
-        string? tagInsertMode = null; // null: the backend's default from DevicePersistenceOptions
+        int? batchSize = null; // null: DevicePersistenceOptions' default
         for (var i = 0; i < args.Length; i++)
         {
             string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
@@ -66,16 +65,15 @@ public static class DeviceActorsBenchmark
                 case "--postgres": pg = Next(); break;
                 case "--out": output = Next(); break;
                 case "--batch-size": batchSize = int.Parse(Next(), CultureInfo.InvariantCulture); break;
-                case "--tag-insert-mode": tagInsertMode = Next(); break;
                 default:
                     throw new ArgumentException(
                         $"Unknown option '{args[i]}'. Usage: device-actors [--devices N] [--events-per-device E] [--in-flight K] " +
-                        "[--backend sqlite,postgres] [--postgres CONNSTR] [--out FILE]");
+                        "[--backend sqlite,postgres] [--postgres CONNSTR] [--out FILE] [--batch-size ROWS]");
             }
         }
         if (backends.Contains("postgres") && pg is null)
             throw new ArgumentException("PostgreSQL backend needs --postgres, ORCH_TEST_POSTGRES or PG_CONNECTION_STRING (or --backend sqlite).");
-        return new Options(devices, events, inFlight, backends, pg, output, batchSize, tagInsertMode);
+        return new Options(devices, events, inFlight, backends, pg, output, batchSize);
     }
 
     private static async Task<Result> RunBackend(string backend, Options o)
@@ -91,7 +89,7 @@ public static class DeviceActorsBenchmark
         {
             options = DevicePersistenceOptions.PostgreSql(o.Postgres!, "bench_" + Guid.NewGuid().ToString("N")[..16]);
         }
-        options = options with { BatchSize = o.BatchSize, TagInsertMode = o.TagInsertMode ?? options.TagInsertMode };
+        options = options with { BatchSize = o.BatchSize ?? options.BatchSize };
         await options.PrepareDatabase();
         try
         {
@@ -313,18 +311,19 @@ public static class DeviceActorsBenchmark
         b.AppendLine();
         b.AppendLine($"Run {DateTimeOffset.UtcNow:yyyy-MM-dd HH:mm} UTC on {Environment.ProcessorCount} cores (machine shared with other builds; " +
                      $"load average at end: {LoadAverage()}). Command: `dotnet run -c Release --project bench/Orchestrator.Bench -- device-actors " +
-                     $"--devices {o.Devices} --events-per-device {o.EventsPerDevice} --in-flight {o.InFlight} --backend {string.Join(',', o.Backends)} " +
-                     $"--batch-size {o.BatchSize}{(o.TagInsertMode is null ? "" : " --tag-insert-mode " + o.TagInsertMode)}`" +
-                     (o.TagInsertMode is null ? " (tag insert mode: each backend's default, see `DevicePersistenceOptions.TagInsertMode`)." : "."));
+                     $"--devices {o.Devices} --events-per-device {o.EventsPerDevice} --in-flight {o.InFlight} --backend {string.Join(',', o.Backends)}" +
+                     $"{(o.BatchSize is null ? "" : $" --batch-size {o.BatchSize}")}`.");
         b.AppendLine();
         b.AppendLine("- **raw**: the same rows the plugin writes (journal row with the same serialized `DeviceCheckedIn.v1` payload + one tag row), " +
                      "batches of 1000 per transaction (SQLite: prepared statements; PostgreSQL: multi-row INSERT), into tables with the plugin's " +
                      "columns, keys and indexes, in the same database, same run.");
-        b.AppendLine("- **actors**: single-node cluster, `DeviceSharding.StartRegion` (100 shards), every device a `DeviceActor`; " +
+        b.AppendLine("- **actors**: single-node cluster, `DeviceSharding.StartRegion` (100 shards), every device a `DeviceActor` persisting through " +
+                     "`DeviceJournal` (our write journal: the plugin's rows, the writes of all actors grouped into one transaction per batch of " +
+                     "up to `DevicePersistenceOptions.BatchSize` rows); " +
                      $"each device persists {o.EventsPerDevice} `CheckIn` events sequentially (ask, reply after the write), {o.InFlight} asks in flight. " +
                      "Actors are created and recovered (empty) before the clock starts.");
         b.AppendLine("- **recovery**: a fresh actor system on the same database; time until every device answered `GetDeviceState` with the right event count " +
-                     "(snapshot lookup + replay per device).");
+                     "(snapshot lookup by the plugin's snapshot store + highest sequence number and replay by `DeviceJournal`).");
         b.AppendLine();
         b.AppendLine("| backend | devices | events | raw rows/s | actor events/s | actor / raw | first contact (empty) | recovery of all devices | devices recovered/s | CPU/row raw | CPU/event actors |");
         b.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
@@ -348,7 +347,7 @@ public static class DeviceActorsBenchmark
 
     /// <summary>
     /// Diagnostic (ORCH_BENCH_SQL_STATS=1, off in recorded runs: tracing costs CPU): counts the plugin's linq2db
-    /// operations during the timed phase, which shows how many events one journal transaction really carries.
+    /// operations during the timed phase (snapshot store and read journal; DeviceJournal does not use linq2db).
     /// </summary>
     private static class SqlStats
     {
@@ -397,7 +396,7 @@ public static class DeviceActorsBenchmark
                 akka.cluster.roles = ["{{DeviceSharding.Role}}"]
                 akka.cluster.sharding.distributed-data.durable.keys = []
                 """).WithFallback(DeviceActorsConfig.Build(options));
-            // For exploring plugin settings without a rebuild, e.g. ORCH_BENCH_HOCON='akka.persistence.journal.sql.parallelism = 2'.
+            // For exploring settings without a rebuild, e.g. ORCH_BENCH_HOCON='akka.persistence.journal.device.parallelism = 2'.
             if (Environment.GetEnvironmentVariable("ORCH_BENCH_HOCON") is { Length: > 0 } extra)
                 config = ConfigurationFactory.ParseString(extra).WithFallback(config);
             var system = ActorSystem.Create("bench", config);

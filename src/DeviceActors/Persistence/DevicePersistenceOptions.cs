@@ -1,4 +1,3 @@
-using Orchestrator.Messages.Storage;
 using LinqToDB;
 using Microsoft.Data.Sqlite;
 using Npgsql;
@@ -15,7 +14,8 @@ public enum PersistenceBackend
 }
 
 /// <summary>
-/// Database settings of Akka.Persistence.Sql for the device actors. Create with <see cref="Sqlite"/> or
+/// Database settings of the device actors' persistence (<see cref="Journal.DeviceJournal"/> plus Akka.Persistence.Sql's
+/// snapshot store and read journal). Create with <see cref="Sqlite"/> or
 /// <see cref="PostgreSql"/>, call <see cref="PrepareDatabase"/> once before the actor system starts, and pass to
 /// <see cref="DeviceActorsConfig.Build"/>.
 /// </summary>
@@ -39,7 +39,7 @@ public sealed record DevicePersistenceOptions
     /// <summary>LinqToDB provider name (<c>SQLite.MS</c> or <c>PostgreSQL.15</c>).</summary>
     public string ProviderName { get; }
 
-    /// <summary>Concurrent journal writers (1 for SQLite: one file, one writer).</summary>
+    /// <summary>Concurrent journal writers, each with its own connection (1 for SQLite: one file, one writer).</summary>
     public int Parallelism { get; }
 
     /// <summary>PostgreSQL schema holding the tables (null: the server default, <c>public</c>).</summary>
@@ -52,15 +52,10 @@ public sealed record DevicePersistenceOptions
     public int MaxConcurrentRecoveries { get; init; } = 200;
 
     /// <summary>
-    /// Akka.Persistence.Sql <c>tagtable-asqueryable-insert-mode</c>: <c>off</c>, <c>parameterized</c> or <c>inline</c>.
-    /// Default per backend, from bench/results/device-actors.md: PostgreSQL <c>parameterized</c> (one
-    /// <c>INSERT ... RETURNING</c> per batch instead of one round trip per event: 2.3x the events/s, half the CPU per
-    /// event); SQLite <c>off</c> (no round trips to save in-process; no measurable difference).
+    /// Most journal rows <see cref="Journal.DeviceJournal"/> writes in one transaction. Under load a batch is whatever
+    /// is waiting, up to this; 1000 is the raw baseline's batch in bench/results/device-actors.md.
     /// </summary>
-    public string TagInsertMode { get; init; } = "off";
-
-    /// <summary>Journal batch size (events per database round trip).</summary>
-    public int BatchSize { get; init; } = 100;
+    public int BatchSize { get; init; } = 1000;
 
     /// <summary>Embedded default: one SQLite file; its directory is created if missing.</summary>
     /// <param name="filePath">Database file, e.g. <c>./data/orchestrator.db</c>.</param>
@@ -97,16 +92,14 @@ public sealed record DevicePersistenceOptions
         if (schema is not null && !System.Text.RegularExpressions.Regex.IsMatch(schema, "^[a-z_][a-z0-9_]{0,62}$"))
             throw new ArgumentException($"Invalid schema name '{schema}': use lower-case letters, digits and '_' (max 63).", nameof(schema));
         ArgumentOutOfRangeException.ThrowIfLessThan(parallelism, 1);
-        return new DevicePersistenceOptions(PersistenceBackend.PostgreSql, connectionString, LinqToDB.ProviderName.PostgreSQL15, parallelism, schema)
-        {
-            TagInsertMode = "parameterized",
-        };
+        return new DevicePersistenceOptions(PersistenceBackend.PostgreSql, connectionString, LinqToDB.ProviderName.PostgreSQL15, parallelism, schema);
     }
 
     /// <summary>
-    /// One-time database preparation the plugin does not do itself: for SQLite create the directory and switch the
-    /// file to WAL (readers - persistence query - no longer block the writer); for PostgreSQL create the schema.
-    /// Tables are created by the plugin (<c>auto-initialize = on</c>).
+    /// One-time database preparation before the actor system starts: for SQLite create the directory and switch the
+    /// file to WAL (readers - recovery, persistence query - no longer block the writer); for PostgreSQL create the
+    /// schema. Then the journal's tables (<c>journal</c>, <c>tags</c>, the plugin's DDL; DeviceJournal repeats this
+    /// idempotently at start). The snapshot table is created by the plugin's snapshot store (<c>auto-initialize</c>).
     /// </summary>
     public async Task PrepareDatabase(CancellationToken cancellationToken = default)
     {
@@ -120,13 +113,7 @@ public sealed record DevicePersistenceOptions
             cmd.CommandText = "PRAGMA journal_mode=WAL;";
             await cmd.ExecuteNonQueryAsync(cancellationToken);
         }
-        else if (Schema is not null)
-        {
-            await using var c = new NpgsqlConnection(ConnectionString);
-            await c.OpenAsync(cancellationToken);
-            await using var cmd = c.CreateCommand();
-            cmd.CommandText = PostgresSchemaLock.Prefix + $"CREATE SCHEMA IF NOT EXISTS \"{Schema}\"";
-            await cmd.ExecuteNonQueryAsync(cancellationToken);
-        }
+        await using var store = Journal.JournalStore.For(this);
+        await store.EnsureTables(cancellationToken);
     }
 }

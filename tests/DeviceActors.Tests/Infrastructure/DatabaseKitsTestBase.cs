@@ -23,9 +23,10 @@ public abstract class DatabaseKitsTestBase(PersistenceBackend backend, ITestOutp
     }
 
     /// <summary>A new actor system configured like a device node, on <see cref="Db"/>.</summary>
-    protected Akka.TestKit.Xunit2.TestKit NewKit()
+    /// <param name="extra">HOCON on top of the node configuration.</param>
+    protected Akka.TestKit.Xunit2.TestKit NewKit(string extra = "")
     {
-        var kit = DeviceTestKit.Create(Db.Options, output);
+        var kit = DeviceTestKit.Create(Db.Options, output, extra);
         _kits.Add(kit);
         return kit;
     }

@@ -54,6 +54,45 @@ public sealed class TestDatabase : IAsyncDisposable
         return Convert.ToInt64(await cmd.ExecuteScalarAsync());
     }
 
+    /// <summary>Runs statements (table names unqualified, as in <see cref="Scalar"/>).</summary>
+    public async Task Execute(string sql)
+    {
+        await using var c = Open();
+        await c.OpenAsync();
+        await using var cmd = c.CreateCommand();
+        cmd.CommandText = Options.Schema is null ? sql : $"SET search_path TO \"{Options.Schema}\"; {sql}";
+        await cmd.ExecuteNonQueryAsync();
+    }
+
+    /// <summary>
+    /// The <c>journal</c> and <c>tags</c> tables as the database describes them (SQLite: their stored CREATE statements;
+    /// PostgreSQL: columns with types, nullability and identity, constraints and index definitions), for comparing
+    /// the DDL of two databases.
+    /// </summary>
+    public async Task<string> DescribeJournalSchema()
+    {
+        var sql = Options.Backend == PersistenceBackend.Sqlite
+            ? "SELECT type || ' ' || name || ': ' || COALESCE(sql, '') FROM sqlite_master WHERE tbl_name IN ('journal', 'tags') ORDER BY name"
+            : $"""
+              SELECT table_name || '.' || column_name || ' #' || ordinal_position || ' ' || data_type || ' null=' || is_nullable || ' identity=' || is_identity || COALESCE(' ' || identity_generation, '')
+                FROM information_schema.columns WHERE table_schema = '{Options.Schema}' AND table_name IN ('journal', 'tags')
+              UNION ALL
+              SELECT 'constraint ' || conname || ' ' || pg_get_constraintdef(oid) FROM pg_constraint
+                WHERE conrelid IN ('"{Options.Schema}".journal'::regclass, '"{Options.Schema}".tags'::regclass)
+              UNION ALL
+              SELECT 'index ' || indexname || ' ' || replace(indexdef, '{Options.Schema}.', '') FROM pg_indexes WHERE schemaname = '{Options.Schema}' AND tablename IN ('journal', 'tags')
+              ORDER BY 1
+              """;
+        await using var c = Open();
+        await c.OpenAsync();
+        await using var cmd = c.CreateCommand();
+        cmd.CommandText = sql;
+        var lines = new List<string>();
+        await using var r = await cmd.ExecuteReaderAsync();
+        while (await r.ReadAsync()) lines.Add(r.GetString(0));
+        return string.Join("\n", lines);
+    }
+
     private DbConnection Open() => Options.Backend == PersistenceBackend.Sqlite
         ? new SqliteConnection(Options.ConnectionString)
         : new NpgsqlConnection(Options.ConnectionString);

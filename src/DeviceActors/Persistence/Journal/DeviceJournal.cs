@@ -1,0 +1,197 @@
+using System.Collections.Concurrent;
+using System.Collections.Immutable;
+using Akka.Actor;
+using Akka.Configuration;
+using Akka.Event;
+using Akka.Persistence;
+using Akka.Persistence.Journal;
+using Akka.Serialization;
+using Akka.Util;
+
+namespace Orchestrator.DeviceActors.Persistence.Journal;
+
+/// <summary>
+/// Write journal of the device actors (plugin id <see cref="PluginId"/>, configured by <see cref="DeviceActorsConfig"/>).
+/// It writes exactly the rows Akka.Persistence.Sql 1.5.73 writes in TagTable mode with its default table mapping
+/// (<c>journal</c> and <c>tags</c>: same columns, serializer id and manifest rules, <c>created</c> ticks,
+/// <c>writer_uuid</c>, one tag row per tag keyed by <c>ordering</c>), so the plugin's read journal (EventsByTag for the
+/// device registry) and snapshot store work unchanged, and events the plugin wrote are recovered.
+/// Why our own: the plugin inserts one row per linq2db call (~150-480 µs of CPU per event here); this journal
+/// batches the writes of all actors into one transaction per batch with prepared statements (see
+/// <see cref="BatchingWriter"/>, bench/results/device-actors.md).
+/// </summary>
+/// <remarks>
+/// Config keys (under the plugin id): <c>backend</c> (<c>sqlite</c> or <c>postgresql</c>), <c>connection-string</c>,
+/// <c>schema</c> (PostgreSQL, empty for the default), <c>batch-size</c> (most journal rows per transaction),
+/// <c>parallelism</c> (writer connections; 1 for SQLite).
+/// </remarks>
+public sealed class DeviceJournal : AsyncWriteJournal
+{
+    /// <summary>HOCON path of the plugin.</summary>
+    public const string PluginId = "akka.persistence.journal.device";
+
+    private readonly JournalStore _store;
+    private readonly int _parallelism;
+    private readonly int _batchSize;
+    private readonly string _writerUuid = Guid.NewGuid().ToString("N");
+    private readonly Akka.Serialization.Serialization _serialization;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly CancellationTokenSource _shutdown = new();
+    // Like the plugin: the latest write per persistence id, so a recovery that follows a write sees it (ReadHighestSequenceNrAsync).
+    // Removed by the write's own continuation (no message back to the journal per write).
+    private readonly ConcurrentDictionary<string, Task> _writesInProgress = new();
+    private Task _ready = Task.CompletedTask;
+    private BatchingWriter? _writer;
+
+    /// <summary>Created by Akka.Persistence with the plugin's config section.</summary>
+    /// <param name="config">The section at <see cref="PluginId"/>.</param>
+    public DeviceJournal(Config config)
+    {
+        var backend = config.GetString("backend");
+        var connectionString = config.GetString("connection-string");
+        if (string.IsNullOrWhiteSpace(connectionString))
+            throw new ConfigurationException($"{PluginId}.connection-string is empty: set it (DeviceActorsConfig.Build does).");
+        var schema = config.GetString("schema");
+        _store = JournalStore.Create(backend, connectionString, schema);
+        _batchSize = config.GetInt("batch-size", 1000);
+        _parallelism = backend == "sqlite" ? 1 : config.GetInt("parallelism", 3);
+        _serialization = Context.System.Serialization;
+    }
+
+    /// <inheritdoc />
+    protected override void PreStart()
+    {
+        base.PreStart();
+        _ready = _store.EnsureTables(_shutdown.Token);
+        var log = _log;
+        _ready.ContinueWith(t => log.Error(t.Exception!.GetBaseException(), "Device journal could not create its tables; every write and replay fails"),
+            CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+        _writer = new BatchingWriter(_store, _parallelism, _batchSize, _ready,
+            (e, count) => log.Warning(e, "Device journal batch of {0} writes failed; retrying each write in its own transaction", count),
+            dedicatedThreads: _store is SqliteJournalStore);
+    }
+
+    /// <inheritdoc />
+    protected override void PostStop()
+    {
+        // Queued writes are still committed (their actors may be waiting); then the connections close.
+        var writer = _writer;
+        var store = _store;
+        _ = Task.Run(async () =>
+        {
+            if (writer is not null) await writer.Complete();
+            await store.DisposeAsync();
+        });
+        _shutdown.Cancel();
+        base.PostStop();
+    }
+
+    /// <inheritdoc />
+    protected override Task<IImmutableList<Exception?>> WriteMessagesAsync(IEnumerable<AtomicWrite> messages, CancellationToken cancellationToken)
+    {
+        var writes = messages as IReadOnlyList<AtomicWrite> ?? messages.ToList();
+        if (writes.Count == 0) return Task.FromResult<IImmutableList<Exception?>>(null!);
+        var now = DateTime.UtcNow.Ticks;
+        Exception?[]? rejections = null;
+        var stored = new List<Task>(writes.Count);
+        for (var i = 0; i < writes.Count; i++)
+        {
+            JournalRowToWrite[] rows;
+            try
+            {
+                rows = ToRows(writes[i], now);
+            }
+            catch (Exception e)
+            {
+                // Cannot be serialized: rejected (the actor is told and keeps running), never a failure of the batch.
+                (rejections ??= new Exception?[writes.Count])[i] = e;
+                continue;
+            }
+            stored.Add(_writer!.Enqueue(rows));
+        }
+        var result = Completion(stored, rejections);
+        var persistenceId = writes[0].PersistenceId;
+        _writesInProgress[persistenceId] = result;
+        var inProgress = _writesInProgress;
+        result.ContinueWith(t => inProgress.TryRemove(new KeyValuePair<string, Task>(persistenceId, t)),
+            CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        return result;
+
+        static async Task<IImmutableList<Exception?>> Completion(List<Task> stored, Exception?[]? rejections)
+        {
+            await Task.WhenAll(stored);
+            return rejections is null ? null! : rejections.ToImmutableList();
+        }
+    }
+
+    /// <inheritdoc />
+    public override async Task<long> ReadHighestSequenceNrAsync(string persistenceId, long fromSequenceNr, CancellationToken cancellationToken)
+    {
+        if (_writesInProgress.TryGetValue(persistenceId, out var inProgress))
+        {
+            // Only that the write finished matters, not whether it succeeded.
+            try { await inProgress; }
+            catch (Exception) { /* reported to the writing actor */ }
+        }
+        await _ready;
+        return await _store.ReadHighestSequenceNr(persistenceId, fromSequenceNr, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public override async Task ReplayMessagesAsync(IActorContext context, string persistenceId, long fromSequenceNr, long toSequenceNr, long max,
+        Action<IPersistentRepresentation> recoveryCallback)
+    {
+        await _ready;
+        await _store.Replay(persistenceId, fromSequenceNr, toSequenceNr, max, row => recoveryCallback(ToPersistent(row)), _shutdown.Token);
+    }
+
+    /// <inheritdoc />
+    protected override async Task DeleteMessagesToAsync(string persistenceId, long toSequenceNr, CancellationToken cancellationToken)
+    {
+        await _ready;
+        await _store.DeleteTo(persistenceId, toSequenceNr, cancellationToken);
+    }
+
+    /// <summary>
+    /// The plugin's row for each event: a <see cref="Tagged"/> payload (from the write event adapter, applied by
+    /// AsyncWriteJournal before this journal sees the event) is unwrapped and its tags become tag rows; the payload is
+    /// serialized with its bound serializer; the manifest is a string manifest, else the type name if the serializer
+    /// wants one, else empty; <c>created</c> is the event's timestamp or the write's ticks.
+    /// </summary>
+    private JournalRowToWrite[] ToRows(AtomicWrite write, long now)
+    {
+        var events = (IImmutableList<IPersistentRepresentation>)write.Payload;
+        var rows = new JournalRowToWrite[events.Count];
+        for (var i = 0; i < rows.Length; i++)
+        {
+            var e = events[i];
+            var (payload, tags) = e.Payload is Tagged t ? (t.Payload, t.Tags.ToArray()) : (e.Payload, []);
+            var serializer = _serialization.FindSerializerFor(payload);
+            var manifest = serializer switch
+            {
+                SerializerWithStringManifest s => s.Manifest(payload),
+                { IncludeManifest: true } => payload.GetType().TypeQualifiedName(),
+                _ => string.Empty,
+            };
+            var bytes = Akka.Serialization.Serialization.WithTransport(_serialization.System, (serializer, payload), s => s.serializer.ToBinary(s.payload));
+            rows[i] = new JournalRowToWrite(e.PersistenceId, e.SequenceNr, e.Timestamp == 0 ? now : e.Timestamp, bytes, manifest, serializer.Identifier, _writerUuid, tags);
+        }
+        return rows;
+    }
+
+    /// <summary>The plugin's reading of a row (serializer id and manifest; type name when a row has no serializer id).</summary>
+    private Persistent ToPersistent(StoredJournalRow row)
+    {
+        var payload = row.Identifier is { } id
+            ? _serialization.Deserialize(row.Message, id, row.Manifest ?? string.Empty)
+            : FromTypeName(row);
+        return new Persistent(payload, row.SequenceNr, row.PersistenceId, row.Manifest ?? string.Empty, row.Deleted, ActorRefs.NoSender, row.WriterUuid, row.Created);
+    }
+
+    private object FromTypeName(StoredJournalRow row)
+    {
+        var type = Type.GetType(row.Manifest ?? "", throwOnError: true)!;
+        var serializer = _serialization.FindSerializerForType(type);
+        return Akka.Serialization.Serialization.WithTransport(_serialization.System, (serializer, row.Message, type), s => s.serializer.FromBinary(s.Message, s.type));
+    }
+}

@@ -1,0 +1,53 @@
+namespace Orchestrator.DeviceActors.Persistence.Journal;
+
+/// <summary>
+/// The SQL of <see cref="DeviceJournal"/> for one backend, on Akka.Persistence.Sql's default table mapping
+/// (<c>journal</c>, <c>tags</c>): the same tables, columns and indexes the plugin creates, so the plugin's read
+/// journal and snapshot store work on them unchanged and databases the plugin wrote stay readable.
+/// </summary>
+internal abstract class JournalStore : IAsyncDisposable
+{
+    /// <summary>The store for <paramref name="options"/>' backend.</summary>
+    public static JournalStore For(DevicePersistenceOptions options) => Create(
+        options.Backend == PersistenceBackend.Sqlite ? "sqlite" : "postgresql", options.ConnectionString, options.Schema);
+
+    /// <summary>The store for a backend name from the plugin config (<c>sqlite</c> or <c>postgresql</c>).</summary>
+    public static JournalStore Create(string backend, string connectionString, string? schema) => backend switch
+    {
+        "sqlite" => new SqliteJournalStore(connectionString),
+        "postgresql" => new PostgresJournalStore(connectionString, string.IsNullOrEmpty(schema) ? null : schema),
+        _ => throw new Akka.Configuration.ConfigurationException($"{DeviceJournal.PluginId}.backend is '{backend}': use 'sqlite' or 'postgresql'."),
+    };
+
+    /// <summary>Releases pooled connections (the writers own and close theirs).</summary>
+    public virtual ValueTask DisposeAsync() => default;
+
+    /// <summary>Creates the tables and indexes if missing (idempotent; the plugin's DDL, see the backends).</summary>
+    public abstract Task EnsureTables(CancellationToken ct);
+
+    /// <summary>A writer with its own connection and prepared statements; one per writer loop.</summary>
+    public abstract IJournalBatchWriter CreateWriter();
+
+    /// <summary>
+    /// Highest sequence number stored for <paramref name="persistenceId"/> (deleted rows included: deletion keeps the
+    /// highest row so the number survives), 0 if none; with <paramref name="fromSequenceNr"/> &gt; 0 only numbers above it
+    /// count, as in the plugin.
+    /// </summary>
+    public abstract Task<long> ReadHighestSequenceNr(string persistenceId, long fromSequenceNr, CancellationToken ct);
+
+    /// <summary>Rows of <paramref name="persistenceId"/> in [from, to] that are not deleted, by sequence number, at most <paramref name="max"/>.</summary>
+    public abstract Task Replay(string persistenceId, long fromSequenceNr, long toSequenceNr, long max, Action<StoredJournalRow> onRow, CancellationToken ct);
+
+    /// <summary>
+    /// The plugin's delete: mark rows up to <paramref name="toSequenceNr"/> deleted, physically delete those below the
+    /// highest marked one (so the highest sequence number survives), delete their tag rows; one transaction.
+    /// </summary>
+    public abstract Task DeleteTo(string persistenceId, long toSequenceNr, CancellationToken ct);
+}
+
+/// <summary>Writes batches of <see cref="PendingWrite"/>s on one dedicated connection.</summary>
+internal interface IJournalBatchWriter : IAsyncDisposable
+{
+    /// <summary>Writes every row of <paramref name="batch"/> (journal rows, then their tag rows) in one transaction; throws if it did not commit.</summary>
+    Task Write(IReadOnlyList<PendingWrite> batch, CancellationToken ct);
+}

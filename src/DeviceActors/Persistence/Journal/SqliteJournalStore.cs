@@ -1,0 +1,216 @@
+using Microsoft.Data.Sqlite;
+
+namespace Orchestrator.DeviceActors.Persistence.Journal;
+
+/// <summary>
+/// SQLite backend of <see cref="DeviceJournal"/>. Writes go through one writer (SQLite has one write lock per file)
+/// on a dedicated connection with two prepared statements reused across batches; every batch is one
+/// <c>BEGIN IMMEDIATE</c> transaction, committed with <c>synchronous = FULL</c> in WAL mode, so an acknowledged event
+/// survives an OS crash (see bench/results/device-actors.md). Reads run without an explicit transaction: a single
+/// SELECT in WAL mode is a read snapshot that neither takes nor waits for the write lock.
+/// </summary>
+internal sealed class SqliteJournalStore(string connectionString) : JournalStore
+{
+    // The plugin's DDL as linq2db emits it for provider SQLite.MS (checked with `.schema` on a plugin-created file),
+    // made idempotent. SQLite stores it without the IF NOT EXISTS, so the schema text is the plugin's.
+    private const string Ddl = """
+        CREATE TABLE IF NOT EXISTS [journal]
+        (
+        	[ordering]        INTEGER        NOT NULL PRIMARY KEY AUTOINCREMENT,
+        	[created]         INTEGER        NOT NULL,
+        	[deleted]         Bit            NOT NULL,
+        	[persistence_id]  NVarChar(255)  NOT NULL,
+        	[sequence_number] INTEGER        NOT NULL,
+        	[message]         VarBinary      NOT NULL,
+        	[manifest]        NVarChar(500)      NULL,
+        	[identifier]      INTEGER            NULL,
+        	[writer_uuid]     NVarChar(128)      NULL
+        );
+        CREATE UNIQUE INDEX IF NOT EXISTS journal_uq ON journal (persistence_id, sequence_number);
+        CREATE INDEX IF NOT EXISTS journal_created_idx ON journal (created);
+        CREATE INDEX IF NOT EXISTS journal_sequence_number_idx ON journal (sequence_number);
+        CREATE TABLE IF NOT EXISTS [tags]
+        (
+        	[ordering_id]    INTEGER       NOT NULL,
+        	[tag]            NVarChar(64)  NOT NULL,
+        	[sequence_nr]    INTEGER       NOT NULL,
+        	[persistence_id] NVarChar(255) NOT NULL,
+
+        	CONSTRAINT [PK_tags] PRIMARY KEY ([ordering_id], [tag])
+        );
+        CREATE INDEX IF NOT EXISTS tags_persistence_id_sequence_nr_idx ON tags (persistence_id, sequence_nr);
+        CREATE INDEX IF NOT EXISTS tags_tag_idx ON tags (tag);
+        """;
+
+    /// <inheritdoc />
+    public override async Task EnsureTables(CancellationToken ct)
+    {
+        await using var c = await Open(ct);
+        // journal_mode cannot change inside a transaction; it is persistent per file (normally already set by PrepareDatabase).
+        await using (var wal = c.CreateCommand())
+        {
+            wal.CommandText = "PRAGMA journal_mode=WAL;";
+            await wal.ExecuteNonQueryAsync(ct);
+        }
+        await using var tx = c.BeginTransaction(deferred: false);
+        await using var cmd = c.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.CommandText = Ddl;
+        await cmd.ExecuteNonQueryAsync(ct);
+        await tx.CommitAsync(ct);
+    }
+
+    /// <inheritdoc />
+    public override IJournalBatchWriter CreateWriter() => new Writer(connectionString);
+
+    /// <inheritdoc />
+    public override async Task<long> ReadHighestSequenceNr(string persistenceId, long fromSequenceNr, CancellationToken ct)
+    {
+        await using var c = await Open(ct);
+        await using var cmd = c.CreateCommand();
+        cmd.CommandText = "SELECT MAX(sequence_number) FROM journal WHERE persistence_id = $p AND sequence_number > $from";
+        cmd.Parameters.Add("$p", SqliteType.Text).Value = persistenceId;
+        cmd.Parameters.Add("$from", SqliteType.Integer).Value = fromSequenceNr;
+        return await cmd.ExecuteScalarAsync(ct) is long max ? max : 0;
+    }
+
+    /// <inheritdoc />
+    public override async Task Replay(string persistenceId, long fromSequenceNr, long toSequenceNr, long max, Action<StoredJournalRow> onRow, CancellationToken ct)
+    {
+        await using var c = await Open(ct);
+        await using var cmd = c.CreateCommand();
+        cmd.CommandText = """
+            SELECT ordering, created, deleted, persistence_id, sequence_number, message, manifest, identifier, writer_uuid
+            FROM journal
+            WHERE persistence_id = $p AND sequence_number >= $from AND sequence_number <= $to AND deleted = 0
+            ORDER BY sequence_number
+            LIMIT $max
+            """;
+        cmd.Parameters.Add("$p", SqliteType.Text).Value = persistenceId;
+        cmd.Parameters.Add("$from", SqliteType.Integer).Value = fromSequenceNr;
+        cmd.Parameters.Add("$to", SqliteType.Integer).Value = toSequenceNr;
+        cmd.Parameters.Add("$max", SqliteType.Integer).Value = max;
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        while (await r.ReadAsync(ct))
+        {
+            onRow(new StoredJournalRow(
+                r.GetInt64(0), r.GetInt64(1), r.GetInt64(2) != 0, r.GetString(3), r.GetInt64(4), (byte[])r.GetValue(5),
+                r.IsDBNull(6) ? null : r.GetString(6), r.IsDBNull(7) ? null : r.GetInt32(7), r.IsDBNull(8) ? null : r.GetString(8)));
+        }
+    }
+
+    /// <inheritdoc />
+    public override async Task DeleteTo(string persistenceId, long toSequenceNr, CancellationToken ct)
+    {
+        await using var c = await Open(ct);
+        await using var tx = c.BeginTransaction(deferred: false);
+        await using var cmd = c.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.CommandText = """
+            UPDATE journal SET deleted = 1 WHERE persistence_id = $p AND sequence_number <= $to;
+            DELETE FROM journal WHERE persistence_id = $p AND sequence_number <= $to
+              AND sequence_number < (SELECT MAX(sequence_number) FROM journal WHERE persistence_id = $p AND deleted = 1);
+            DELETE FROM tags WHERE persistence_id = $p AND sequence_nr <= $to;
+            """;
+        cmd.Parameters.Add("$p", SqliteType.Text).Value = persistenceId;
+        cmd.Parameters.Add("$to", SqliteType.Integer).Value = toSequenceNr;
+        await cmd.ExecuteNonQueryAsync(ct);
+        await tx.CommitAsync(ct);
+    }
+
+    private async Task<SqliteConnection> Open(CancellationToken ct)
+    {
+        var c = new SqliteConnection(connectionString);
+        await c.OpenAsync(ct);
+        return c;
+    }
+
+    /// <summary>The single writer: one connection, both INSERTs prepared once and reused for every batch.</summary>
+    private sealed class Writer(string connectionString) : IJournalBatchWriter
+    {
+        private SqliteConnection? _connection;
+        private SqliteCommand _journal = null!, _tag = null!;
+        private SqliteParameter _created = null!, _pid = null!, _seq = null!, _message = null!, _manifest = null!, _identifier = null!, _writer = null!;
+        private SqliteParameter _tOrdering = null!, _tTag = null!, _tSeq = null!, _tPid = null!;
+
+        public async Task Write(IReadOnlyList<PendingWrite> batch, CancellationToken ct)
+        {
+            var c = _connection ??= await Connect(ct);
+            try
+            {
+                using var tx = c.BeginTransaction(deferred: false); // BEGIN IMMEDIATE: the write lock for the whole batch
+                _journal.Transaction = tx;
+                _tag.Transaction = tx;
+                foreach (var write in batch)
+                {
+                    foreach (var row in write.Rows)
+                    {
+                        _created.Value = row.Created;
+                        _pid.Value = row.PersistenceId;
+                        _seq.Value = row.SequenceNr;
+                        _message.Value = row.Message;
+                        _manifest.Value = row.Manifest;
+                        _identifier.Value = row.Identifier;
+                        _writer.Value = row.WriterUuid;
+                        var ordering = (long)_journal.ExecuteScalar()!;
+                        foreach (var tag in row.Tags)
+                        {
+                            _tOrdering.Value = ordering;
+                            _tTag.Value = tag;
+                            _tSeq.Value = row.SequenceNr;
+                            _tPid.Value = row.PersistenceId;
+                            _tag.ExecuteNonQuery();
+                        }
+                    }
+                }
+                tx.Commit();
+            }
+            catch when (c.State != System.Data.ConnectionState.Open)
+            {
+                await DisposeAsync(); // reconnect on the next batch
+                throw;
+            }
+        }
+
+        private async Task<SqliteConnection> Connect(CancellationToken ct)
+        {
+            var c = new SqliteConnection(connectionString);
+            await c.OpenAsync(ct);
+            await using (var pragma = c.CreateCommand())
+            {
+                // FULL (the SQLite default, stated explicitly): with WAL, NORMAL could lose acknowledged commits on power loss.
+                pragma.CommandText = "PRAGMA synchronous=FULL;";
+                await pragma.ExecuteNonQueryAsync(ct);
+            }
+            _journal = c.CreateCommand();
+            _journal.CommandText = """
+                INSERT INTO journal (created, deleted, persistence_id, sequence_number, message, manifest, identifier, writer_uuid)
+                VALUES ($created, 0, $pid, $seq, $message, $manifest, $identifier, $writer)
+                RETURNING ordering
+                """;
+            _created = _journal.Parameters.Add("$created", SqliteType.Integer);
+            _pid = _journal.Parameters.Add("$pid", SqliteType.Text);
+            _seq = _journal.Parameters.Add("$seq", SqliteType.Integer);
+            _message = _journal.Parameters.Add("$message", SqliteType.Blob);
+            _manifest = _journal.Parameters.Add("$manifest", SqliteType.Text);
+            _identifier = _journal.Parameters.Add("$identifier", SqliteType.Integer);
+            _writer = _journal.Parameters.Add("$writer", SqliteType.Text);
+            _tag = c.CreateCommand();
+            _tag.CommandText = "INSERT INTO tags (ordering_id, tag, sequence_nr, persistence_id) VALUES ($ordering, $tag, $seq, $pid)";
+            _tOrdering = _tag.Parameters.Add("$ordering", SqliteType.Integer);
+            _tTag = _tag.Parameters.Add("$tag", SqliteType.Text);
+            _tSeq = _tag.Parameters.Add("$seq", SqliteType.Integer);
+            _tPid = _tag.Parameters.Add("$pid", SqliteType.Text);
+            return c;
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            if (_connection is null) return;
+            await _journal.DisposeAsync();
+            await _tag.DisposeAsync();
+            await _connection.DisposeAsync();
+            _connection = null;
+        }
+    }
+}

@@ -1,0 +1,289 @@
+using System.Collections.Immutable;
+using Akka.Actor;
+using Akka.Configuration;
+using Akka.Persistence;
+using Akka.Persistence.Query;
+using Akka.Persistence.Sql.Query;
+using Akka.Streams;
+using Akka.Streams.Dsl;
+using Orchestrator.DeviceActors.Persistence;
+using Orchestrator.DeviceActors.Persistence.Journal;
+using Orchestrator.DeviceActors.Tests.Infrastructure;
+using Orchestrator.Messages.Devices;
+using Xunit.Abstractions;
+
+namespace Orchestrator.DeviceActors.Tests.Persistence;
+
+/// <summary>
+/// <see cref="DeviceJournal"/> against a real database: the rows are Akka.Persistence.Sql's (read back by the plugin's
+/// read journal, and the plugin's rows by us), batches isolate a bad write, unserializable events are rejected,
+/// delete keeps the highest sequence number. Runs once per backend. (Akka.Persistence.TCK is not on the package
+/// mirror, so these tests cover its journal checks that matter here.)
+/// </summary>
+public abstract class DeviceJournalSuite<TSelf>(ITestOutputHelper output) : DatabaseKitsTestBase(TSelf.Backend, output) where TSelf : IBackendSuite
+{
+    private readonly ITestOutputHelper _output = output;
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(15);
+    private static readonly DateTimeOffset T0 = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
+    private static readonly DeviceActorSettings Settings = new(TimeSpan.FromMinutes(10), 100, TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(2));
+
+    private Akka.TestKit.Xunit2.TestKit Kit() => NewKit("akka.actor.serialize-messages = off");
+
+    private static IActorRef Journal(Akka.TestKit.Xunit2.TestKit kit) => Akka.Persistence.Persistence.Instance.Apply(kit.Sys).JournalFor(null);
+
+    private static DeviceRegistered Registered(string tag) => new("acme", [tag], T0);
+
+    private static AtomicWrite Atomic(string pid, long fromSeq, params object[] payloads) =>
+        new(payloads.Select((p, i) => (IPersistentRepresentation)new Persistent(p, fromSeq + i, pid, string.Empty, false, ActorRefs.NoSender, "w")).ToImmutableList());
+
+    [BackendFact]
+    public async Task Rows_are_the_plugins_rows_and_the_plugins_read_journal_and_recovery_read_them()
+    {
+        var kit = Kit();
+        var before = DateTime.UtcNow.Ticks;
+        foreach (var id in new[] { "j-a", "j-b" })
+        {
+            var a = kit.Sys.ActorOf(DeviceActor.Props(id, Settings));
+            await a.Ask<DeviceCommandAccepted>(new RegisterDevice(id, "acme", ["eu"], T0), Wait);
+            await a.Ask<DeviceCommandAccepted>(new RegisterDevice(id, "acme", ["us"], T0), Wait);
+            await a.Ask<DeviceCommandAccepted>(new AssignTarget(id, "acme", "4.0", 4, "m4", "r7"), Wait);
+        }
+        var after = DateTime.UtcNow.Ticks;
+
+        Assert.Equal(6, await Db.Scalar("SELECT COUNT(*) FROM journal"));
+        Assert.Equal(6, await Db.Scalar($"SELECT COUNT(*) FROM journal WHERE identifier = 7131 AND deleted = {False} AND LENGTH(writer_uuid) = 32 AND created BETWEEN {before} AND {after}"));
+        Assert.Equal(4, await Db.Scalar("SELECT COUNT(*) FROM journal WHERE manifest = 'DeviceRegistered.v1'"));
+        Assert.Equal(2, await Db.Scalar("SELECT COUNT(*) FROM journal WHERE manifest = 'TargetAssigned.v1'"));
+        // One tag row per tag, keyed by the journal row's ordering and carrying its persistence id and sequence number.
+        Assert.Equal(8, await Db.Scalar("SELECT COUNT(*) FROM tags"));
+        Assert.Equal(8, await Db.Scalar("SELECT COUNT(*) FROM tags t JOIN journal j ON j.ordering = t.ordering_id AND j.persistence_id = t.persistence_id AND j.sequence_number = t.sequence_nr"));
+        Assert.Equal(2, await Db.Scalar("SELECT COUNT(*) FROM tags WHERE tag = 'rollout:r7' AND sequence_nr = 3"));
+
+        var query = PersistenceQuery.Get(kit.Sys).ReadJournalFor<SqlReadJournal>(Akka.Persistence.Sql.Query.SqlReadJournal.Identifier);
+        var envelopes = await query.CurrentEventsByTag(DeviceEventTagger.AllDevicesTag, Offset.NoOffset())
+            .RunWith(Sink.Seq<EventEnvelope>(), kit.Sys.Materializer());
+        Assert.Equal(6, envelopes.Count);
+        Assert.Equal(envelopes.OrderBy(e => ((Sequence)e.Offset).Value).Select(e => e.Offset), envelopes.Select(e => e.Offset));
+        Assert.Equal([1L, 2, 3], envelopes.Where(e => e.PersistenceId == "device-j-a").Select(e => e.SequenceNr));
+        Assert.IsType<TargetAssigned>(envelopes.Single(e => e.PersistenceId == "device-j-b" && e.SequenceNr == 3).Event);
+        var rollout = await query.CurrentEventsByTag(DeviceEventTagger.RolloutTag("r7"), Offset.NoOffset()).RunWith(Sink.Seq<EventEnvelope>(), kit.Sys.Materializer());
+        Assert.Equal(["device-j-a", "device-j-b"], rollout.Select(e => e.PersistenceId).Order());
+
+        await kit.Sys.Terminate();
+        var second = Kit();
+        var state = await second.Sys.ActorOf(DeviceActor.Props("j-b", Settings)).Ask<DeviceState>(new GetDeviceState("j-b"), Wait);
+        Assert.Equal(3, state.EventCount);
+        Assert.Equal(["us"], state.Tags);
+        Assert.Equal(4, state.Target!.VersionId);
+    }
+
+    [BackendFact]
+    public async Task A_failing_write_in_a_batch_fails_alone_and_its_neighbours_commit()
+    {
+        await using var store = JournalStore.For(Db.Options);
+        var recording = new RecordingStore(store);
+        var tables = new TaskCompletionSource();
+        var failedBatches = 0;
+        var writer = new BatchingWriter(recording, writers: 1, maxRowsPerBatch: 1000, tables.Task, (_, _) => Interlocked.Increment(ref failedBatches));
+        var now = DateTime.UtcNow.Ticks;
+        JournalRowToWrite Row(string pid, long seq) => new(pid, seq, now, [1, 2, 3], "M.v1", 7131, "w", ["device", "t-" + pid]);
+
+        var existing = writer.Enqueue([Row("p-dup", 1)]);
+        await store.EnsureTables(CancellationToken.None);
+        tables.SetResult();
+        await existing;
+
+        // Queued while the writer waits: all four go into one batch (checked below). The duplicate (p-dup, 1) and the
+        // two-event write whose second event is a duplicate fail; the others commit.
+        var gate = new TaskCompletionSource();
+        recording.Gate = gate.Task;
+        var blocker = writer.Enqueue([Row("p-first", 1)]);
+        await recording.Entered.Task;
+        var ok1 = writer.Enqueue([Row("p-ok", 1), Row("p-ok", 2)]);
+        var dup = writer.Enqueue([Row("p-dup", 1)]);
+        var halfDup = writer.Enqueue([Row("p-half", 1), Row("p-dup", 1)]);
+        var ok2 = writer.Enqueue([Row("p-ok2", 1)]);
+        gate.SetResult();
+        await blocker;
+        await ok1;
+        await ok2;
+        await Assert.ThrowsAnyAsync<Exception>(() => dup);
+        await Assert.ThrowsAnyAsync<Exception>(() => halfDup);
+        Assert.Contains(4, recording.BatchSizes);
+        Assert.Equal(1, failedBatches);
+
+        Assert.Equal(2, await Db.Scalar("SELECT COUNT(*) FROM journal WHERE persistence_id = 'p-ok'"));
+        Assert.Equal(1, await Db.Scalar("SELECT COUNT(*) FROM journal WHERE persistence_id = 'p-ok2'"));
+        Assert.Equal(0, await Db.Scalar("SELECT COUNT(*) FROM journal WHERE persistence_id = 'p-half'")); // all or nothing
+        Assert.Equal(0, await Db.Scalar("SELECT COUNT(*) FROM tags WHERE persistence_id = 'p-half'"));
+        Assert.Equal(1, await Db.Scalar("SELECT COUNT(*) FROM journal WHERE persistence_id = 'p-dup'"));
+        Assert.Equal(2, await Db.Scalar("SELECT COUNT(*) FROM tags WHERE persistence_id = 'p-dup'"));
+        Assert.Equal(4, await Db.Scalar("SELECT COUNT(*) FROM tags WHERE persistence_id = 'p-ok'"));
+        // Orderings follow sequence numbers within a persistence id (events-by-tag readers rely on it).
+        Assert.Equal(0, await Db.Scalar(
+            "SELECT COUNT(*) FROM journal a JOIN journal b ON a.persistence_id = b.persistence_id AND a.sequence_number < b.sequence_number AND a.ordering > b.ordering"));
+        await writer.Complete();
+    }
+
+    [BackendFact]
+    public async Task An_event_that_cannot_be_serialized_is_rejected_and_the_other_writes_are_stored()
+    {
+        var kit = Kit();
+        var journal = Journal(kit);
+        var probe = kit.CreateTestProbe();
+        journal.Tell(new WriteMessages(
+            [Atomic("s-1", 1, Registered("a")), Atomic("s-1", 2, new Unserializable()), Atomic("s-1", 3, Registered("c"))], probe.Ref, 1));
+        probe.ExpectMsg<WriteMessagesSuccessful>(Wait);
+        Assert.IsType<WriteMessageSuccess>(probe.ReceiveOne(Wait));
+        var rejected = Assert.IsType<WriteMessageRejected>(probe.ReceiveOne(Wait));
+        Assert.Equal(2, rejected.Persistent.SequenceNr);
+        Assert.Equal(3, Assert.IsType<WriteMessageSuccess>(probe.ReceiveOne(Wait)).Persistent.SequenceNr);
+        Assert.Equal(2, await Db.Scalar("SELECT COUNT(*) FROM journal WHERE persistence_id = 's-1'"));
+    }
+
+    [BackendFact]
+    public async Task Delete_keeps_the_highest_sequence_number_removes_tag_rows_and_replay_honours_range_and_max()
+    {
+        var kit = Kit();
+        var journal = Journal(kit);
+        var probe = kit.CreateTestProbe();
+        journal.Tell(new WriteMessages([Atomic("d-1", 1, Registered("a"), Registered("b")), Atomic("d-1", 3, Registered("c")), Atomic("d-1", 4, Registered("d"))], probe.Ref, 1));
+        probe.ExpectMsg<WriteMessagesSuccessful>(Wait);
+        for (var i = 0; i < 4; i++) probe.ExpectMsg<WriteMessageSuccess>(Wait); // one per event
+
+        journal.Tell(new ReplayMessages(2, 4, 2, "d-1", probe.Ref));
+        Assert.Equal(2, probe.ExpectMsg<ReplayedMessage>(Wait).Persistent.SequenceNr);
+        var third = probe.ExpectMsg<ReplayedMessage>(Wait).Persistent;
+        Assert.Equal(3, third.SequenceNr);
+        Assert.Equal(["c"], Assert.IsType<DeviceRegistered>(third.Payload).Tags);
+        Assert.Equal("DeviceRegistered.v1", third.Manifest);
+        Assert.Equal(4, probe.ExpectMsg<RecoverySuccess>(Wait).HighestSequenceNr);
+
+        journal.Tell(new DeleteMessagesTo("d-1", 2, probe.Ref));
+        probe.ExpectMsg<DeleteMessagesSuccess>(Wait);
+        // The plugin's semantics: rows up to 2 marked deleted, those below the highest marked one removed.
+        Assert.Equal(3, await Db.Scalar("SELECT COUNT(*) FROM journal WHERE persistence_id = 'd-1'"));
+        Assert.Equal(2, await Db.Scalar($"SELECT MIN(sequence_number) FROM journal WHERE persistence_id = 'd-1' AND deleted = {True}"));
+        Assert.Equal(2, await Db.Scalar("SELECT COUNT(*) FROM tags WHERE persistence_id = 'd-1'"));
+
+        journal.Tell(new DeleteMessagesTo("d-1", 4, probe.Ref));
+        probe.ExpectMsg<DeleteMessagesSuccess>(Wait);
+        Assert.Equal(1, await Db.Scalar("SELECT COUNT(*) FROM journal WHERE persistence_id = 'd-1'"));
+        Assert.Equal(0, await Db.Scalar("SELECT COUNT(*) FROM tags WHERE persistence_id = 'd-1'"));
+        journal.Tell(new ReplayMessages(1, long.MaxValue, long.MaxValue, "d-1", probe.Ref));
+        Assert.Equal(4, probe.ExpectMsg<RecoverySuccess>(Wait).HighestSequenceNr); // nothing replayed, the number survives
+
+        // A device actor whose events were all deleted continues after the highest number.
+        journal.Tell(new WriteMessages([Atomic("d-1", 5, Registered("e"))], probe.Ref, 1));
+        probe.ExpectMsg<WriteMessagesSuccessful>(Wait);
+        probe.ExpectMsg<WriteMessageSuccess>(Wait);
+        journal.Tell(new ReplayMessages(1, long.MaxValue, long.MaxValue, "d-1", probe.Ref));
+        Assert.Equal(5, probe.ExpectMsg<ReplayedMessage>(Wait).Persistent.SequenceNr);
+        Assert.Equal(5, probe.ExpectMsg<RecoverySuccess>(Wait).HighestSequenceNr);
+    }
+
+    [BackendFact]
+    public void A_replay_right_after_a_write_waits_for_it_and_sees_its_sequence_number()
+    {
+        var kit = Kit();
+        var journal = Journal(kit);
+        var probe = kit.CreateTestProbe();
+        for (var round = 1; round <= 5; round++)
+        {
+            // Sent back to back: the write is still queued or committing when the replay asks for the highest number.
+            journal.Tell(new WriteMessages([Atomic("h-1", round, Registered("x"))], probe.Ref, 1));
+            journal.Tell(new ReplayMessages(round, long.MaxValue, long.MaxValue, "h-1", probe.Ref));
+            var got = Enumerable.Range(0, 4).Select(_ => probe.ReceiveOne(Wait)).ToList();
+            Assert.Equal(round, Assert.Single(got.OfType<RecoverySuccess>()).HighestSequenceNr);
+            Assert.Equal(round, Assert.Single(got.OfType<ReplayedMessage>()).Persistent.SequenceNr);
+        }
+    }
+
+    [BackendFact]
+    public async Task Events_the_plugins_own_journal_wrote_are_recovered_and_continued_by_ours()
+    {
+        // Tables created by the plugin itself (auto-initialize), rows written by its journal.
+        await Db.Execute("DROP TABLE tags; DROP TABLE journal;");
+        var plugin = NewKit($"""
+            akka.actor.serialize-messages = off
+            akka.persistence.journal.plugin = "akka.persistence.journal.sql"
+            akka.persistence.journal.sql.auto-initialize = on
+            """);
+        var a = plugin.Sys.ActorOf(DeviceActor.Props("c-1", Settings));
+        await a.Ask<DeviceCommandAccepted>(new RegisterDevice("c-1", "acme", ["eu"], T0), Wait);
+        await a.Ask<DeviceCommandAccepted>(new AssignTarget("c-1", "acme", "4.0", 4, "m4", "r1"), Wait);
+        var before = await a.Ask<DeviceState>(new GetDeviceState("c-1"), Wait);
+        await plugin.Sys.Terminate();
+        var pluginSchema = await Db.DescribeJournalSchema();
+        _output.WriteLine(pluginSchema);
+        foreach (var part in new[] { "journal_uq", "journal_created_idx", "journal_sequence_number_idx", "tags_tag_idx", "tags_persistence_id_sequence_nr_idx", "writer_uuid", "ordering_id" })
+            Assert.Contains(part, pluginSchema);
+
+        var ours = Kit();
+        var again = ours.Sys.ActorOf(DeviceActor.Props("c-1", Settings));
+        var recovered = await again.Ask<DeviceState>(new GetDeviceState("c-1"), Wait);
+        Assert.Equal(before.EventCount, recovered.EventCount);
+        Assert.Equal(before.Target!.VersionId, recovered.Target!.VersionId);
+        await again.Ask<DeviceCommandAccepted>(new RegisterDevice("c-1", "acme", ["us"], T0), Wait);
+        Assert.Equal(3, await Db.Scalar("SELECT MAX(sequence_number) FROM journal WHERE persistence_id = 'device-c-1'"));
+        var envelopes = await PersistenceQuery.Get(ours.Sys).ReadJournalFor<SqlReadJournal>(SqlReadJournal.Identifier)
+            .CurrentEventsByTag(DeviceEventTagger.AllDevicesTag, Offset.NoOffset()).RunWith(Sink.Seq<EventEnvelope>(), ours.Sys.Materializer());
+        Assert.Equal([1L, 2, 3], envelopes.Select(e => e.SequenceNr));
+
+        // Our DDL on a fresh database gives the same tables, columns and indexes as the plugin's.
+        await using var fresh = await TestDatabase.Create(TSelf.Backend);
+        Assert.Equal(pluginSchema, await fresh.DescribeJournalSchema());
+    }
+
+    private string True => Db.Options.Backend == PersistenceBackend.Sqlite ? "1" : "true";
+
+    private string False => Db.Options.Backend == PersistenceBackend.Sqlite ? "0" : "false";
+
+    /// <summary>Newtonsoft (the fallback serializer) fails on the throwing getter: a payload that cannot be serialized.</summary>
+    private sealed class Unserializable
+    {
+        public int Boom => throw new InvalidOperationException("cannot be serialized");
+    }
+
+    /// <summary>Delegates to a real store; records each batch's size and can hold the first write until a gate opens.</summary>
+    private sealed class RecordingStore(JournalStore inner) : JournalStore
+    {
+        public List<int> BatchSizes { get; } = [];
+        public Task? Gate { get; set; }
+        public TaskCompletionSource Entered { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public override Task EnsureTables(CancellationToken ct) => inner.EnsureTables(ct);
+        public override IJournalBatchWriter CreateWriter() => new Writer(this, inner.CreateWriter());
+        public override Task<long> ReadHighestSequenceNr(string persistenceId, long fromSequenceNr, CancellationToken ct) => inner.ReadHighestSequenceNr(persistenceId, fromSequenceNr, ct);
+        public override Task Replay(string persistenceId, long fromSequenceNr, long toSequenceNr, long max, Action<StoredJournalRow> onRow, CancellationToken ct) =>
+            inner.Replay(persistenceId, fromSequenceNr, toSequenceNr, max, onRow, ct);
+        public override Task DeleteTo(string persistenceId, long toSequenceNr, CancellationToken ct) => inner.DeleteTo(persistenceId, toSequenceNr, ct);
+
+        private sealed class Writer(RecordingStore owner, IJournalBatchWriter inner) : IJournalBatchWriter
+        {
+            public async Task Write(IReadOnlyList<PendingWrite> batch, CancellationToken ct)
+            {
+                lock (owner.BatchSizes) owner.BatchSizes.Add(batch.Count);
+                if (owner.Gate is { } gate)
+                {
+                    owner.Gate = null;
+                    owner.Entered.TrySetResult();
+                    await gate;
+                }
+                await inner.Write(batch, ct);
+            }
+
+            public ValueTask DisposeAsync() => inner.DisposeAsync();
+        }
+    }
+}
+
+public sealed class SqliteDeviceJournalTests(ITestOutputHelper output) : DeviceJournalSuite<SqliteDeviceJournalTests>(output), IBackendSuite
+{
+    public static PersistenceBackend Backend => PersistenceBackend.Sqlite;
+}
+
+public sealed class PostgresDeviceJournalTests(ITestOutputHelper output) : DeviceJournalSuite<PostgresDeviceJournalTests>(output), IBackendSuite
+{
+    public static PersistenceBackend Backend => PersistenceBackend.PostgreSql;
+}
