@@ -65,6 +65,7 @@ internal sealed class PostgresJournalStore : JournalStore
             );
             CREATE INDEX IF NOT EXISTS tags_persistence_id_sequence_nr_idx ON {_tags} (persistence_id, sequence_nr);
             CREATE INDEX IF NOT EXISTS tags_tag_idx ON {_tags} (tag);
+            CREATE INDEX IF NOT EXISTS {TagOrderingIndex} ON {_tags} (tag, ordering_id);
             """;
         await cmd.ExecuteNonQueryAsync(ct);
     }

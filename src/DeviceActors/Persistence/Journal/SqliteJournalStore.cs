@@ -9,11 +9,16 @@ namespace Orchestrator.DeviceActors.Persistence.Journal;
 /// survives an OS crash (see bench/results/device-actors.md). Reads run without an explicit transaction: a single
 /// SELECT in WAL mode is a read snapshot that neither takes nor waits for the write lock.
 /// </summary>
-internal sealed class SqliteJournalStore(string connectionString) : JournalStore
+/// <param name="connectionString">Microsoft.Data.Sqlite connection string of a file database.</param>
+/// <param name="walLimitBytes">WAL size above which the writer forces a truncating checkpoint (see <see cref="Writer"/>).</param>
+internal sealed class SqliteJournalStore(string connectionString, long walLimitBytes = SqliteJournalStore.DefaultWalLimitBytes) : JournalStore
 {
+    /// <summary>64 MiB: a few seconds of writes at full speed; a checkpoint that size takes well under a second.</summary>
+    public const long DefaultWalLimitBytes = 64L * 1024 * 1024;
+
     // The plugin's DDL as linq2db emits it for provider SQLite.MS (checked with `.schema` on a plugin-created file),
     // made idempotent. SQLite stores it without the IF NOT EXISTS, so the schema text is the plugin's.
-    private const string Ddl = """
+    private const string Ddl = $"""
         CREATE TABLE IF NOT EXISTS [journal]
         (
         	[ordering]        INTEGER        NOT NULL PRIMARY KEY AUTOINCREMENT,
@@ -40,6 +45,7 @@ internal sealed class SqliteJournalStore(string connectionString) : JournalStore
         );
         CREATE INDEX IF NOT EXISTS tags_persistence_id_sequence_nr_idx ON tags (persistence_id, sequence_nr);
         CREATE INDEX IF NOT EXISTS tags_tag_idx ON tags (tag);
+        CREATE INDEX IF NOT EXISTS {TagOrderingIndex} ON tags (tag, ordering_id);
         """;
 
     /// <inheritdoc />
@@ -61,7 +67,7 @@ internal sealed class SqliteJournalStore(string connectionString) : JournalStore
     }
 
     /// <inheritdoc />
-    public override IJournalBatchWriter CreateWriter() => new Writer(connectionString);
+    public override IJournalBatchWriter CreateWriter() => new Writer(connectionString, walLimitBytes);
 
     /// <inheritdoc />
     public override async Task<long> ReadHighestSequenceNr(string persistenceId, long fromSequenceNr, CancellationToken ct)
@@ -125,9 +131,19 @@ internal sealed class SqliteJournalStore(string connectionString) : JournalStore
         return c;
     }
 
-    /// <summary>The single writer: one connection, both INSERTs prepared once and reused for every batch.</summary>
-    private sealed class Writer(string connectionString) : IJournalBatchWriter
+    /// <summary>
+    /// The single writer: one connection, both INSERTs prepared once and reused for every batch. It also keeps the WAL
+    /// bounded: SQLite's automatic checkpoint is PASSIVE and only restarts the WAL file when no reader is using it, and
+    /// a node always has some reader (recoveries, registry polls, rollout reads), so the WAL grew without bound (16 GB
+    /// in a 100k-device rollout, which on tmpfs got the process OOM-killed; bench/results/fleet.md). Past
+    /// <c>walLimitBytes</c> the writer runs a TRUNCATE checkpoint between batches; it waits (busy timeout) only for the
+    /// readers that started before it, because later readers see a fully checkpointed WAL and read the main file.
+    /// </summary>
+    private sealed class Writer(string connectionString, long walLimitBytes) : IJournalBatchWriter
     {
+        private const int CheckpointBusyTimeoutMs = 2000;
+        private readonly string _walPath = new SqliteConnectionStringBuilder(connectionString).DataSource + "-wal";
+        private long _nextWalCheck;
         private SqliteConnection? _connection;
         private SqliteCommand _journal = null!, _tag = null!;
         private SqliteParameter _created = null!, _pid = null!, _seq = null!, _message = null!, _manifest = null!, _identifier = null!, _writer = null!;
@@ -164,12 +180,36 @@ internal sealed class SqliteJournalStore(string connectionString) : JournalStore
                     }
                 }
                 tx.Commit();
+                CheckpointIfWalTooLarge(c);
             }
             catch when (c.State != System.Data.ConnectionState.Open)
             {
                 await DisposeAsync(); // reconnect on the next batch
                 throw;
             }
+        }
+
+        /// <summary>At most once a second: a TRUNCATE checkpoint when the WAL file is past the limit.</summary>
+        private void CheckpointIfWalTooLarge(SqliteConnection c)
+        {
+            var now = Environment.TickCount64;
+            if (now < _nextWalCheck) return;
+            _nextWalCheck = now + 1000;
+            long size;
+            try
+            {
+                size = new FileInfo(_walPath).Length;
+            }
+            catch (IOException)
+            {
+                return;
+            }
+            if (size < walLimitBytes) return;
+            using var cmd = c.CreateCommand();
+            // Row (busy, log frames, checkpointed frames); busy = 1 means a reader outlasted the timeout: the next check
+            // (a second later) tries again, and the batch it follows has committed either way.
+            cmd.CommandText = "PRAGMA wal_checkpoint(TRUNCATE);";
+            cmd.ExecuteNonQuery();
         }
 
         private async Task<SqliteConnection> Connect(CancellationToken ct)
@@ -179,7 +219,8 @@ internal sealed class SqliteJournalStore(string connectionString) : JournalStore
             await using (var pragma = c.CreateCommand())
             {
                 // FULL (the SQLite default, stated explicitly): with WAL, NORMAL could lose acknowledged commits on power loss.
-                pragma.CommandText = "PRAGMA synchronous=FULL;";
+                // busy_timeout: how long the TRUNCATE checkpoint (and BEGIN IMMEDIATE) wait inside SQLite for readers/writers.
+                pragma.CommandText = $"PRAGMA synchronous=FULL; PRAGMA busy_timeout={CheckpointBusyTimeoutMs};";
                 await pragma.ExecuteNonQueryAsync(ct);
             }
             _journal = c.CreateCommand();
