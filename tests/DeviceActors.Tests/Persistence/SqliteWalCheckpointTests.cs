@@ -21,7 +21,7 @@ public sealed class SqliteWalCheckpointTests : IAsyncLifetime
     [Fact]
     public async Task The_writer_truncates_a_large_wal_while_readers_keep_reading()
     {
-        await using var store = new SqliteJournalStore(_db.Options.ConnectionString, walLimitBytes: Limit);
+        await using var store = new SqliteJournalStore(_db.Options.ConnectionString, walLimitBytes: Limit, walCheckInterval: TimeSpan.FromSeconds(1));
         await store.EnsureTables(CancellationToken.None);
         var writer = store.CreateWriter();
         await using var _ = writer;
@@ -55,7 +55,7 @@ public sealed class SqliteWalCheckpointTests : IAsyncLifetime
         await WriteBatch(1); // the first batch after start checks at once: the WAL is still small
         for (var i = 0; i < 20; i++) await WriteBatch(50); // ~2 MB of rows: far past the limit
         Assert.True(new FileInfo(walPath).Length > Limit, "the WAL should have grown past the limit before the next check");
-        await Task.Delay(1100); // the writer looks at the WAL at most once a second
+        await Task.Delay(1100); // the writer looks at the WAL at most once per check interval (1 s here)
         await WriteBatch(1);
         var after = new FileInfo(walPath).Length;
         await stop.CancelAsync();
