@@ -91,10 +91,15 @@ public static class DeviceActorsConfig
                 connection-string = {{cs}}
                 provider-name = {{provider}}
                 table-mapping = default
-                tag-read-mode = TagTable
+                # Csv: DeviceJournal writes the journal's tags column as well as the tag rows; the TagTable read query
+                # scans the whole tags table per returned event (see JournalStore.CsvTags), the Csv one reads a range of
+                # the journal by ordering.
+                tag-read-mode = Csv
                 use-clone-connection = off
                 read-isolation-level = {{readIsolation}}
                 refresh-interval = {{refresh}}
+                # Rows per EventsByTag query (default 500): fewer round trips when the registry catches up after a restart.
+                max-buffer-size = 5000
                 journal-sequence-retrieval.query-delay = {{refresh}}
                 default.schema-name = {{schema}}
               }

@@ -54,6 +54,19 @@ public sealed class TestDatabase : IAsyncDisposable
         return Convert.ToInt64(await cmd.ExecuteScalarAsync());
     }
 
+    /// <summary>First column of every row of <paramref name="sql"/> as strings (null for NULL).</summary>
+    public async Task<List<string?>> Strings(string sql)
+    {
+        await using var c = Open();
+        await c.OpenAsync();
+        await using var cmd = c.CreateCommand();
+        cmd.CommandText = Options.Schema is null ? sql : $"SET search_path TO \"{Options.Schema}\"; {sql}";
+        var list = new List<string?>();
+        await using var r = await cmd.ExecuteReaderAsync();
+        while (await r.ReadAsync()) list.Add(r.IsDBNull(0) ? null : r.GetString(0));
+        return list;
+    }
+
     /// <summary>Runs statements (table names unqualified, as in <see cref="Scalar"/>).</summary>
     public async Task Execute(string sql)
     {

@@ -68,6 +68,20 @@ internal sealed class PostgresJournalStore : JournalStore
             CREATE INDEX IF NOT EXISTS {TagOrderingIndex} ON {_tags} (tag, ordering_id);
             """;
         await cmd.ExecuteNonQueryAsync(ct);
+        // Tables from the plugin (TagTable mode) or an earlier version of this journal: add the Csv tags column (see
+        // CsvTags) and fill it from the tag rows, once. The advisory lock above is per statement, so take it again.
+        cmd.CommandText = PostgresSchemaLock.Prefix + $"""
+            DO $$
+            BEGIN
+              IF NOT EXISTS (SELECT 1 FROM information_schema.columns
+                             WHERE table_schema = {(_schema is null ? "current_schema()" : $"'{_schema}'")} AND table_name = 'journal' AND column_name = 'tags') THEN
+                ALTER TABLE {_journal} ADD COLUMN tags text NULL;
+                UPDATE {_journal} j SET tags = ';' || (SELECT string_agg(t.tag, ';' ORDER BY t.tag) FROM {_tags} t WHERE t.ordering_id = j.ordering) || ';'
+                WHERE EXISTS (SELECT 1 FROM {_tags} t WHERE t.ordering_id = j.ordering);
+              END IF;
+            END $$;
+            """;
+        await cmd.ExecuteNonQueryAsync(ct);
     }
 
     /// <inheritdoc />
@@ -154,6 +168,7 @@ internal sealed class PostgresJournalStore : JournalStore
             var manifests = new string[rows];
             var identifiers = new int[rows];
             var writers = new string[rows];
+            var csvTags = new string?[rows];
             var tagPids = new string[tags];
             var tagSeqs = new long[tags];
             var tagValues = new string[tags];
@@ -169,6 +184,7 @@ internal sealed class PostgresJournalStore : JournalStore
                     manifests[i] = r.Manifest;
                     identifiers[i] = r.Identifier;
                     writers[i] = r.WriterUuid;
+                    csvTags[i] = CsvTags(r.Tags);
                     i++;
                     foreach (var tag in r.Tags)
                     {
@@ -190,6 +206,7 @@ internal sealed class PostgresJournalStore : JournalStore
             p[7].Value = tagPids;
             p[8].Value = tagSeqs;
             p[9].Value = tagValues;
+            p[10].Value = csvTags;
             try
             {
                 await _insert.ExecuteNonQueryAsync(ct);
@@ -209,11 +226,11 @@ internal sealed class PostgresJournalStore : JournalStore
             // unique within a batch (a duplicate fails the unique constraint anyway).
             _insert = new NpgsqlCommand($"""
                 WITH input AS (
-                    SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bytea[], $5::text[], $6::integer[], $7::text[])
-                        WITH ORDINALITY AS i(created, persistence_id, sequence_number, message, manifest, identifier, writer_uuid, n)
+                    SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bytea[], $5::text[], $6::integer[], $7::text[], $11::text[])
+                        WITH ORDINALITY AS i(created, persistence_id, sequence_number, message, manifest, identifier, writer_uuid, tags, n)
                 ), inserted AS (
-                    INSERT INTO {store._journal} (created, deleted, persistence_id, sequence_number, message, manifest, identifier, writer_uuid)
-                    SELECT created, false, persistence_id, sequence_number, message, manifest, identifier, writer_uuid FROM input ORDER BY n
+                    INSERT INTO {store._journal} (created, deleted, persistence_id, sequence_number, message, manifest, identifier, writer_uuid, tags)
+                    SELECT created, false, persistence_id, sequence_number, message, manifest, identifier, writer_uuid, tags FROM input ORDER BY n
                     RETURNING ordering, persistence_id, sequence_number
                 )
                 INSERT INTO {store._tags} (ordering_id, tag, sequence_nr, persistence_id)
@@ -232,6 +249,7 @@ internal sealed class PostgresJournalStore : JournalStore
             p.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
             p.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint });
             p.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
+            p.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text }); // $11: Csv tags
             await _insert.PrepareAsync(ct);
             return c;
         }

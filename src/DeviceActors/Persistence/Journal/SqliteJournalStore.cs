@@ -65,6 +65,18 @@ internal sealed class SqliteJournalStore(string connectionString, long walLimitB
         cmd.Transaction = tx;
         cmd.CommandText = Ddl;
         await cmd.ExecuteNonQueryAsync(ct);
+        cmd.CommandText = "SELECT COUNT(*) FROM pragma_table_info('journal') WHERE name = 'tags'";
+        if (await cmd.ExecuteScalarAsync(ct) is 0L)
+        {
+            // Tables from the plugin (TagTable mode) or from an earlier version of this journal: add the Csv column and
+            // fill it from the tag rows, once.
+            cmd.CommandText = """
+                ALTER TABLE journal ADD COLUMN [tags] NVarChar(2000) NULL;
+                UPDATE journal SET tags = ';' || (SELECT group_concat(t.tag, ';' ORDER BY t.tag) FROM tags t WHERE t.ordering_id = journal.ordering) || ';'
+                WHERE EXISTS (SELECT 1 FROM tags t WHERE t.ordering_id = journal.ordering);
+                """;
+            await cmd.ExecuteNonQueryAsync(ct);
+        }
         await tx.CommitAsync(ct);
     }
 
@@ -150,7 +162,7 @@ internal sealed class SqliteJournalStore(string connectionString, long walLimitB
         private long _nextWalCheck;
         private SqliteConnection? _connection;
         private SqliteCommand _journal = null!, _tag = null!;
-        private SqliteParameter _created = null!, _pid = null!, _seq = null!, _message = null!, _manifest = null!, _identifier = null!, _writer = null!;
+        private SqliteParameter _csvTags = null!, _created = null!, _pid = null!, _seq = null!, _message = null!, _manifest = null!, _identifier = null!, _writer = null!;
         private SqliteParameter _tOrdering = null!, _tTag = null!, _tSeq = null!, _tPid = null!;
 
         public async Task Write(IReadOnlyList<PendingWrite> batch, CancellationToken ct)
@@ -172,6 +184,7 @@ internal sealed class SqliteJournalStore(string connectionString, long walLimitB
                         _manifest.Value = row.Manifest;
                         _identifier.Value = row.Identifier;
                         _writer.Value = row.WriterUuid;
+                        _csvTags.Value = (object?)CsvTags(row.Tags) ?? DBNull.Value;
                         var ordering = (long)_journal.ExecuteScalar()!;
                         foreach (var tag in row.Tags)
                         {
@@ -230,8 +243,8 @@ internal sealed class SqliteJournalStore(string connectionString, long walLimitB
             }
             _journal = c.CreateCommand();
             _journal.CommandText = """
-                INSERT INTO journal (created, deleted, persistence_id, sequence_number, message, manifest, identifier, writer_uuid)
-                VALUES ($created, 0, $pid, $seq, $message, $manifest, $identifier, $writer)
+                INSERT INTO journal (created, deleted, persistence_id, sequence_number, message, manifest, identifier, writer_uuid, tags)
+                VALUES ($created, 0, $pid, $seq, $message, $manifest, $identifier, $writer, $tags)
                 RETURNING ordering
                 """;
             _created = _journal.Parameters.Add("$created", SqliteType.Integer);
@@ -241,6 +254,7 @@ internal sealed class SqliteJournalStore(string connectionString, long walLimitB
             _manifest = _journal.Parameters.Add("$manifest", SqliteType.Text);
             _identifier = _journal.Parameters.Add("$identifier", SqliteType.Integer);
             _writer = _journal.Parameters.Add("$writer", SqliteType.Text);
+            _csvTags = _journal.Parameters.Add("$tags", SqliteType.Text);
             _tag = c.CreateCommand();
             _tag.CommandText = "INSERT INTO tags (ordering_id, tag, sequence_nr, persistence_id) VALUES ($ordering, $tag, $seq, $pid)";
             _tOrdering = _tag.Parameters.Add("$ordering", SqliteType.Integer);
