@@ -1,13 +1,13 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Headers;
-using System.Net.Sockets;
 using System.Text.Json;
 using Orchestrator.DeviceAgent.Tests.Support;
 using Orchestrator.Messages.Admin;
 using Orchestrator.Messages.Rollouts;
 using Orchestrator.Node.Hosting;
 using Xunit.Abstractions;
+using Orchestrator.TestSupport;
 
 namespace Orchestrator.EndToEnd.Tests.Demo;
 
@@ -19,7 +19,7 @@ public sealed class DemoTests(ITestOutputHelper output)
     {
         using var dir = new TempDir();
         var demoDir = Path.Combine(dir.Path, "demo");
-        var port = FreePort();
+        var port = LoopbackPort.Free();
         using var demo = Start("--dir", demoDir, "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture),
             "--devices", "6", "--damage", "2", "--interval", "0.5");
         var lines = new List<string>();
@@ -104,12 +104,4 @@ public sealed class DemoTests(ITestOutputHelper output)
         return p.ExitCode;
     }
 
-    private static int FreePort()
-    {
-        var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        var port = ((IPEndPoint)l.LocalEndpoint).Port;
-        l.Stop();
-        return port;
-    }
 }

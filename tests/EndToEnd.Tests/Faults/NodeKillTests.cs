@@ -3,7 +3,6 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
-using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
@@ -16,6 +15,7 @@ using Orchestrator.Messages.Protocol;
 using Orchestrator.Messages.Rollouts;
 using Orchestrator.Node.Hosting;
 using Xunit.Abstractions;
+using Orchestrator.TestSupport;
 
 namespace Orchestrator.EndToEnd.Tests.Faults;
 
@@ -33,7 +33,7 @@ public sealed class NodeKillTests(ITestOutputHelper output)
         using var dir = new TempDir();
         var data = dir.Sub("data");
         var storeRoot = dir.Sub("store");
-        var port = FreePort();
+        var port = LoopbackPort.Free();
         using var store = new TestStore(storeRoot);
         var v1 = store.Publish("1.0", Releases.V1());
         using var fleetDir = new TempDir();
@@ -166,14 +166,6 @@ public sealed class NodeKillTests(ITestOutputHelper output)
     private static string Describe(RolloutView v) =>
         string.Join("; ", v.Waves.Select(w => $"w{w.Wave} {w.Succeeded}/{w.Total} ok, {w.InProgress} in flight, {w.Pending} pending, {w.Failed} failed"));
 
-    private static int FreePort()
-    {
-        var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        var port = ((IPEndPoint)l.LocalEndpoint).Port;
-        l.Stop();
-        return port;
-    }
 }
 
 /// <summary>The real node executable (orchestrator.dll) as a child process, with <see cref="NodeUnderTest.OperateToken"/> (read + operate).</summary>

@@ -1,7 +1,7 @@
-using System.Net.Sockets;
 using Orchestrator.Messages.Protocol;
 using Orchestrator.Node.Gateway;
 using Orchestrator.Node.Tests.Support;
+using Orchestrator.TestSupport;
 
 namespace Orchestrator.Node.Tests.Gateway;
 
@@ -11,17 +11,11 @@ namespace Orchestrator.Node.Tests.Gateway;
 /// </summary>
 public sealed class TwoNodeClusterTests
 {
-    private static int FreePort()
-    {
-        using var l = new TcpListener(System.Net.IPAddress.Loopback, 0);
-        l.Start();
-        return ((System.Net.IPEndPoint)l.LocalEndpoint).Port;
-    }
 
     [Fact]
     public async Task Gateway_only_node_serves_chunks_and_check_ins_from_the_backend_node()
     {
-        var port = FreePort();
+        var port = LoopbackPort.Free();
         await using var backend = await TestNode.StartAsync(new Dictionary<string, string?>
         {
             ["Node:Port"] = port.ToString(System.Globalization.CultureInfo.InvariantCulture),

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using Orchestrator.DeviceAgent.Tests.Support;
+using Orchestrator.TestSupport;
 
 namespace Orchestrator.EndToEnd.Tests.Agent.Support;
 
@@ -32,7 +33,7 @@ public sealed class NginxMirror : IDisposable
     {
         var binary = Binary ?? throw new InvalidOperationException("nginx is not installed (apt-get install nginx)");
         var dir = new TempDir();
-        var port = FreePort();
+        var port = LoopbackPort.Free();
         var log = Path.Combine(dir.Path, "access.log");
         var conf = Path.Combine(dir.Path, "nginx.conf");
         var temp = dir.Sub("temp");
@@ -80,14 +81,6 @@ public sealed class NginxMirror : IDisposable
         return new NginxMirror(process, dir, $"http://127.0.0.1:{port}/", log);
     }
 
-    private static int FreePort()
-    {
-        var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        var port = ((IPEndPoint)l.LocalEndpoint).Port;
-        l.Stop();
-        return port;
-    }
 
     public void Dispose()
     {
