@@ -120,8 +120,8 @@ public sealed class DeltaPrecomputer(DeltaOptions options, NodeSettings settings
         // Narrow by tag in the registry only when tags are the whole selector (explicit ids and groups may lack it).
         var tag = spec.Selector.DeviceIds.Count == 0 && spec.Selector.Groups.Count == 0 ? spec.Selector.Tags.FirstOrDefault() : null;
         // A truncated list would plan from a sample: RegistrySelection throws instead and planning fails (logged) as a whole.
-        var limit = services.GetRequiredService<NodeSettings>().Devices.RegistryQueryLimit;
-        var list = await RegistrySelection.AllAsync(actor, new QueryDevices(null, null, tag, null, limit), RegistryTimeout, ct).ConfigureAwait(false);
+        var list = await RegistrySelection.AllAsync(actor, new QueryDevices(null, null, tag, null, settings.Devices.RegistryQueryLimit), RegistryTimeout, ct)
+            .ConfigureAwait(false);
         var counts = list.Devices
             .Where(d => d.Product == target.Product && Selected(spec.Selector, d) && d.InstalledVersionId > 0 && d.InstalledVersionId < target.VersionId)
             .GroupBy(d => d.InstalledVersionId)
