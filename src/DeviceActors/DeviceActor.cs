@@ -29,6 +29,10 @@ public sealed class DeviceActor : ReceivePersistentActor, IWithTimers
     private readonly Random _random = new();
     private DeviceState _state;
     private long _lastSnapshotSequenceNr;
+    // The snapshot store runs saves concurrently, so a save issued earlier can commit after the delete that follows a
+    // later one and survive it. One save in flight at a time; a snapshot that falls due meanwhile is taken afterwards.
+    private bool _snapshotInFlight;
+    private bool _snapshotDue;
 
     /// <summary>Props for the actor of <paramref name="deviceId"/>.</summary>
     /// <param name="deviceId">Validated device id (the sharding entity id).</param>
@@ -90,8 +94,15 @@ public sealed class DeviceActor : ReceivePersistentActor, IWithTimers
         Command<SilenceTimeout>(_ => OnSilence());
         Command<StopDevice>(_ => Context.Stop(Self));
         Command<SaveSnapshotSuccess>(s =>
-            DeleteSnapshots(new SnapshotSelectionCriteria(s.Metadata.SequenceNr - 1)));
-        Command<SaveSnapshotFailure>(f => _log.Warning(f.Cause, "Snapshot of {0} at {1} failed; recovery replays more events", PersistenceId, f.Metadata.SequenceNr));
+        {
+            DeleteSnapshots(new SnapshotSelectionCriteria(s.Metadata.SequenceNr - 1));
+            SnapshotSettled();
+        });
+        Command<SaveSnapshotFailure>(f =>
+        {
+            _log.Warning(f.Cause, "Snapshot of {0} at {1} failed; recovery replays more events", PersistenceId, f.Metadata.SequenceNr);
+            SnapshotSettled();
+        });
         Command<DeleteSnapshotsSuccess>(_ => { });
         Command<DeleteSnapshotsFailure>(f => _log.Warning(f.Cause, "Deleting old snapshots of {0} failed", PersistenceId));
     }
@@ -125,12 +136,27 @@ public sealed class DeviceActor : ReceivePersistentActor, IWithTimers
             if (--remaining > 0) return;
             replyTo.Tell(outcome.Reply(_state));
             BecomeFor(_state.Status);
-            if (LastSequenceNr - _lastSnapshotSequenceNr >= _settings.SnapshotEvery)
-            {
-                _lastSnapshotSequenceNr = LastSequenceNr;
-                SaveSnapshot(_state);
-            }
+            if (LastSequenceNr - _lastSnapshotSequenceNr >= _settings.SnapshotEvery) TakeSnapshot();
         });
+    }
+
+    private void TakeSnapshot()
+    {
+        if (_snapshotInFlight)
+        {
+            _snapshotDue = true;
+            return;
+        }
+        _snapshotInFlight = true;
+        _snapshotDue = false;
+        _lastSnapshotSequenceNr = LastSequenceNr;
+        SaveSnapshot(_state);
+    }
+
+    private void SnapshotSettled()
+    {
+        _snapshotInFlight = false;
+        if (_snapshotDue) TakeSnapshot();
     }
 
     private void ArmSilenceTimer() => Timers.StartSingleTimer(SilenceTimerKey, SilenceTimeout.Instance, _settings.OfflineAfter);
