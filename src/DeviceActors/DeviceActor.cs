@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Akka.Actor;
 using Akka.Cluster.Sharding;
 using Akka.Event;
@@ -33,6 +34,8 @@ public sealed class DeviceActor : ReceivePersistentActor, IWithTimers
     // later one and survive it. One save in flight at a time; a snapshot that falls due meanwhile is taken afterwards.
     private bool _snapshotInFlight;
     private bool _snapshotDue;
+    private Behaviour _behaviour = Behaviour.Settled;
+    private long _silenceSince;
 
     /// <summary>Props for the actor of <paramref name="deviceId"/>.</summary>
     /// <param name="deviceId">Validated device id (the sharding entity id).</param>
@@ -71,10 +74,22 @@ public sealed class DeviceActor : ReceivePersistentActor, IWithTimers
 
     private void BecomeFor(DeviceStatus status)
     {
-        if (status == DeviceStatus.Offline) Become(Dormant);
-        else if (DeviceStateMachine.IsWorking(status)) Become(Working);
-        else Become(Settled);
+        var next = status == DeviceStatus.Offline ? Behaviour.Dormant
+            : DeviceStateMachine.IsWorking(status) ? Behaviour.Working
+            : Behaviour.Settled;
+        // Become rebuilds the handler table; doing it on every event made it most of the per-event allocation,
+        // and with 100k live actors that garbage is what the collector spends its pauses on.
+        if (next == _behaviour) return;
+        _behaviour = next;
+        Become(next switch
+        {
+            Behaviour.Dormant => Dormant,
+            Behaviour.Working => Working,
+            _ => Settled,
+        });
     }
+
+    private enum Behaviour { Settled, Working, Dormant }
 
     private void Settled()
     {
@@ -159,10 +174,24 @@ public sealed class DeviceActor : ReceivePersistentActor, IWithTimers
         if (_snapshotDue) TakeSnapshot();
     }
 
-    private void ArmSilenceTimer() => Timers.StartSingleTimer(SilenceTimerKey, SilenceTimeout.Instance, _settings.OfflineAfter);
+    // Restarts the silence period. The timer itself is only started when none is pending: re-scheduling it on every
+    // check-in left one cancelled timer per check-in in the scheduler for the whole period, garbage that 100k devices
+    // turn into collector pauses. When the pending timer fires early, OnSilence re-arms it for what is left.
+    private void ArmSilenceTimer()
+    {
+        _silenceSince = Stopwatch.GetTimestamp();
+        if (!Timers.IsTimerActive(SilenceTimerKey))
+            Timers.StartSingleTimer(SilenceTimerKey, SilenceTimeout.Instance, _settings.OfflineAfter);
+    }
 
     private void OnSilence()
     {
+        var left = _settings.OfflineAfter - Stopwatch.GetElapsedTime(_silenceSince);
+        if (left > TimeSpan.Zero)
+        {
+            Timers.StartSingleTimer(SilenceTimerKey, SilenceTimeout.Instance, left);
+            return;
+        }
         if (_state.Status is DeviceStatus.Offline or DeviceStatus.Unknown || _state.LastSeen is null)
         {
             Passivate();

@@ -23,7 +23,7 @@ namespace Orchestrator.Bench.DeviceActors;
 /// </summary>
 public static class DeviceActorsBenchmark
 {
-    private sealed record Options(int Devices, int EventsPerDevice, int InFlight, string[] Backends, string? Postgres, string Output, int? BatchSize);
+    private sealed record Options(int Devices, int EventsPerDevice, int InFlight, string[] Backends, string? Postgres, string Output, int? BatchSize, int WarmupDevices);
 
     private sealed record Result(string Backend, int Devices, long Events, double RawSeconds, double ActorSeconds, double RecoverySeconds, long JournalRows, double FirstContactSeconds, double RawCpuUs, double ActorCpuUs);
 
@@ -53,6 +53,7 @@ public static class DeviceActorsBenchmark
         string? pg = Environment.GetEnvironmentVariable("ORCH_TEST_POSTGRES") ?? Environment.GetEnvironmentVariable("PG_CONNECTION_STRING");
         var output = "bench/results/device-actors.md";
         int? batchSize = null; // null: DevicePersistenceOptions' default
+        var warmup = 1_000;
         for (var i = 0; i < args.Length; i++)
         {
             string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
@@ -65,15 +66,16 @@ public static class DeviceActorsBenchmark
                 case "--postgres": pg = Next(); break;
                 case "--out": output = Next(); break;
                 case "--batch-size": batchSize = int.Parse(Next(), CultureInfo.InvariantCulture); break;
+                case "--warmup-devices": warmup = int.Parse(Next(), CultureInfo.InvariantCulture); break;
                 default:
                     throw new ArgumentException(
                         $"Unknown option '{args[i]}'. Usage: device-actors [--devices N] [--events-per-device E] [--in-flight K] " +
-                        "[--backend sqlite,postgres] [--postgres CONNSTR] [--out FILE] [--batch-size ROWS]");
+                        "[--backend sqlite,postgres] [--postgres CONNSTR] [--out FILE] [--batch-size ROWS] [--warmup-devices W]");
             }
         }
         if (backends.Contains("postgres") && pg is null)
             throw new ArgumentException("PostgreSQL backend needs --postgres, ORCH_TEST_POSTGRES or PG_CONNECTION_STRING (or --backend sqlite).");
-        return new Options(devices, events, inFlight, backends, pg, output, batchSize);
+        return new Options(devices, events, inFlight, backends, pg, output, batchSize, warmup);
     }
 
     private static async Task<Result> RunBackend(string backend, Options o)
@@ -95,9 +97,13 @@ public static class DeviceActorsBenchmark
         {
             var ids = Enumerable.Range(0, o.Devices).Select(i => $"bench-{i:D7}").ToArray();
             var totalEvents = (long)o.Devices * o.EventsPerDevice;
+            // Warm-up devices write WarmupEvents rows on each side before its clock starts, so neither timed phase
+            // includes JIT tiering of its write path. They are other devices than the timed ones.
+            var warmIds = Enumerable.Range(0, o.WarmupDevices).Select(i => $"warm-{i:D6}").ToArray();
 
+            SettleHeap();
             var rawCpu0 = Process.GetCurrentProcess().TotalProcessorTime;
-            var rawSeconds = await RawInserts(options, ids, o.EventsPerDevice);
+            var rawSeconds = await RawInserts(options, warmIds, ids, o.EventsPerDevice);
             var rawCpuUs = (Process.GetCurrentProcess().TotalProcessorTime - rawCpu0).TotalMicroseconds / totalEvents;
             Console.WriteLine($"   raw batched inserts: {totalEvents} rows in {rawSeconds:F1}s = {totalEvents / rawSeconds:F0}/s, {rawCpuUs:F0} us CPU/row");
 
@@ -105,11 +111,23 @@ public static class DeviceActorsBenchmark
             SqlStats.InstallIfRequested();
             await using (var node = await Node.Start(options))
             {
+                await ForAll(warmIds, o.InFlight, async id =>
+                {
+                    for (var e = 0; e < WarmupEvents; e++)
+                        await node.Region.Ask<CheckInDecision>(CheckInFor(id, e), TimeSpan.FromMinutes(2));
+                });
                 // Create (and recover, empty) every actor first, so the timed phase measures persisting events only.
                 var first = Stopwatch.StartNew();
                 await ForAll(ids, o.InFlight, id => node.Region.Ask<DeviceState>(new GetDeviceState(id), TimeSpan.FromMinutes(2)));
                 firstContactSeconds = first.Elapsed.TotalSeconds;
                 SqlStats.Reset();
+                SettleHeap();
+                if (int.TryParse(Environment.GetEnvironmentVariable("ORCH_BENCH_PAUSE_SECONDS"), out var pause))
+                {
+                    Console.WriteLine($"   pausing {pause}s before the timed phase (pid {Environment.ProcessId}), e.g. for dotnet-gcdump");
+                    await Task.Delay(TimeSpan.FromSeconds(pause));
+                }
+                var gc0 = (G0: GC.CollectionCount(0), G1: GC.CollectionCount(1), G2: GC.CollectionCount(2), Pause: GC.GetTotalPauseDuration());
                 var cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
                 var sw = Stopwatch.StartNew();
                 await ForAll(ids, o.InFlight, async id =>
@@ -120,6 +138,16 @@ public static class DeviceActorsBenchmark
                 actorSeconds = sw.Elapsed.TotalSeconds;
                 actorCpuUs = (Process.GetCurrentProcess().TotalProcessorTime - cpu0).TotalMicroseconds / totalEvents;
                 SqlStats.Print("timed write phase", totalEvents);
+                Console.WriteLine($"   GC in the timed phase: gen0 {GC.CollectionCount(0) - gc0.G0}, gen1 {GC.CollectionCount(1) - gc0.G1}, " +
+                                  $"gen2 {GC.CollectionCount(2) - gc0.G2}, pause {(GC.GetTotalPauseDuration() - gc0.Pause).TotalMilliseconds:F0} ms, " +
+                                  $"heap {GC.GetGCMemoryInfo().HeapSizeBytes / 1048576} MiB");
+                if (Environment.GetEnvironmentVariable("ORCH_BENCH_GC_DETAIL") == "1")
+                {
+                    var last = GC.GetGCMemoryInfo(GCKind.Ephemeral);
+                    Console.WriteLine($"   last ephemeral GC #{last.Index} gen{last.Generation}: pause {string.Join('+', last.PauseDurations.ToArray().Select(d => d.TotalMilliseconds.ToString("F0", CultureInfo.InvariantCulture)))} ms, " +
+                                      $"promoted {last.PromotedBytes / 1048576} MiB, generations (before->after MiB) " +
+                                      string.Join(", ", last.GenerationInfo.ToArray().Select(g => $"{g.SizeBeforeBytes / 1048576}->{g.SizeAfterBytes / 1048576}")));
+                }
             }
             Console.WriteLine($"   first contact (empty recovery) of {o.Devices} devices: {firstContactSeconds:F1}s");
             Console.WriteLine($"   device actors: {totalEvents} events in {actorSeconds:F1}s = {totalEvents / actorSeconds:F0}/s, {actorCpuUs:F0} us CPU/event");
@@ -139,7 +167,8 @@ public static class DeviceActorsBenchmark
             }
             Console.WriteLine($"   recovery: {o.Devices} devices in {recoverySeconds:F1}s");
             var rows = await Count(options, "journal");
-            if (rows != totalEvents) throw new InvalidOperationException($"journal holds {rows} rows, expected {totalEvents}");
+            var expectedRows = totalEvents + (long)warmIds.Length * WarmupEvents;
+            if (rows != expectedRows) throw new InvalidOperationException($"journal holds {rows} rows, expected {expectedRows}");
             return new Result(backend, o.Devices, totalEvents, rawSeconds, actorSeconds, recoverySeconds, rows, firstContactSeconds, rawCpuUs, actorCpuUs);
         }
         finally
@@ -159,19 +188,29 @@ public static class DeviceActorsBenchmark
         }
     }
 
+    private const int WarmupEvents = 5;
+
     private static CheckIn CheckInFor(string id, int e) =>
         new(id, "acme", 3 + e, $"sha256:{e:x64}", null, null, null, [], "1.0.0", DateTimeOffset.UtcNow);
 
+    // inFlight workers pull the next id, instead of one waiting task per id: 100k tasks parked on a semaphore were
+    // ~40 MB that survived into gen2 during the timed phase and made the collector, not the actors, the measured cost.
     private static async Task ForAll(string[] ids, int inFlight, Func<string, Task> work)
     {
-        using var gate = new SemaphoreSlim(inFlight);
-        var tasks = ids.Select(async id =>
+        var next = -1;
+        var workers = Enumerable.Range(0, Math.Min(inFlight, ids.Length)).Select(async _ =>
         {
-            await gate.WaitAsync();
-            try { await work(id); }
-            finally { gate.Release(); }
+            int i;
+            while ((i = Interlocked.Increment(ref next)) < ids.Length) await work(ids[i]);
         }).ToList();
-        await Task.WhenAll(tasks);
+        await Task.WhenAll(workers);
+    }
+
+    // Both sides start their timed phase from a collected heap, so neither pays for the other's (or setup's) garbage.
+    private static void SettleHeap()
+    {
+        GC.Collect(GC.MaxGeneration, GCCollectionMode.Forced, blocking: true, compacting: true);
+        GC.WaitForPendingFinalizers();
     }
 
     /// <summary>
@@ -179,12 +218,14 @@ public static class DeviceActorsBenchmark
     /// event), inserted in batches of 1000 per transaction, into tables with the same columns, keys and indexes as the
     /// device journal's <c>journal</c> and <c>tags</c> tables (the plugin's, plus our <c>tags (tag, ordering_id)</c>).
     /// </summary>
-    private static async Task<double> RawInserts(DevicePersistenceOptions options, string[] ids, int eventsPerDevice)
+    private static async Task<double> RawInserts(DevicePersistenceOptions options, string[] warmIds, string[] ids, int eventsPerDevice)
     {
         var sample = new DeviceCheckedIn("acme", 3, $"sha256:{0:x64}", "1.0.0", UpdateAction.None, null, DateTimeOffset.UtcNow);
         var payload = System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(sample, OrchestratorSerializer.JsonOptions);
         const int batch = 1000;
-        var rows = ids.SelectMany(id => Enumerable.Range(1, eventsPerDevice).Select(seq => (Pid: DeviceActor.PersistenceIdPrefix + id, Seq: (long)seq)));
+        static IEnumerable<(string Pid, long Seq)> Rows(string[] ids, int events) =>
+            ids.SelectMany(id => Enumerable.Range(1, events).Select(seq => (Pid: DeviceActor.PersistenceIdPrefix + id, Seq: (long)seq)));
+        var phases = new[] { (Timed: false, Rows: Rows(warmIds, WarmupEvents)), (Timed: true, Rows: Rows(ids, eventsPerDevice)) };
         var sw = new Stopwatch();
         if (options.Backend == PersistenceBackend.Sqlite)
         {
@@ -202,32 +243,35 @@ public static class DeviceActorsBenchmark
                 CREATE INDEX raw_tags_tag_idx ON raw_tags (tag);
                 CREATE INDEX raw_tags_tag_ordering_idx ON raw_tags (tag, ordering_id);
                 """);
-            sw.Start();
-            foreach (var chunk in rows.Chunk(batch))
+            foreach (var (timed, rows) in phases)
             {
-                await using var tx = c.BeginTransaction();
-                await using var j = c.CreateCommand();
-                j.Transaction = tx;
-                j.CommandText = "INSERT INTO raw_journal (deleted, persistence_id, sequence_number, created, tags, message, identifier, manifest, writer_uuid) " +
-                                "VALUES (0, $p, $s, $c, NULL, $m, 7131, 'DeviceCheckedIn.v1', 'w') RETURNING ordering";
-                var p = j.Parameters.Add("$p", SqliteType.Text);
-                var s = j.Parameters.Add("$s", SqliteType.Integer);
-                var cr = j.Parameters.Add("$c", SqliteType.Integer);
-                j.Parameters.AddWithValue("$m", payload);
-                await using var t = c.CreateCommand();
-                t.Transaction = tx;
-                t.CommandText = "INSERT INTO raw_tags (ordering_id, tag, persistence_id, sequence_nr) VALUES ($o, 'device', $p, $s)";
-                var to = t.Parameters.Add("$o", SqliteType.Integer);
-                var tp = t.Parameters.Add("$p", SqliteType.Text);
-                var ts = t.Parameters.Add("$s", SqliteType.Integer);
-                foreach (var (pid, seq) in chunk)
+                if (timed) sw.Start();
+                foreach (var chunk in rows.Chunk(batch))
                 {
-                    p.Value = pid; s.Value = seq; cr.Value = DateTime.UtcNow.Ticks;
-                    var ordering = (long)(await j.ExecuteScalarAsync())!;
-                    to.Value = ordering; tp.Value = pid; ts.Value = seq;
-                    await t.ExecuteNonQueryAsync();
+                    await using var tx = c.BeginTransaction();
+                    await using var j = c.CreateCommand();
+                    j.Transaction = tx;
+                    j.CommandText = "INSERT INTO raw_journal (deleted, persistence_id, sequence_number, created, tags, message, identifier, manifest, writer_uuid) " +
+                                    "VALUES (0, $p, $s, $c, NULL, $m, 7131, 'DeviceCheckedIn.v1', 'w') RETURNING ordering";
+                    var p = j.Parameters.Add("$p", SqliteType.Text);
+                    var s = j.Parameters.Add("$s", SqliteType.Integer);
+                    var cr = j.Parameters.Add("$c", SqliteType.Integer);
+                    j.Parameters.AddWithValue("$m", payload);
+                    await using var t = c.CreateCommand();
+                    t.Transaction = tx;
+                    t.CommandText = "INSERT INTO raw_tags (ordering_id, tag, persistence_id, sequence_nr) VALUES ($o, 'device', $p, $s)";
+                    var to = t.Parameters.Add("$o", SqliteType.Integer);
+                    var tp = t.Parameters.Add("$p", SqliteType.Text);
+                    var ts = t.Parameters.Add("$s", SqliteType.Integer);
+                    foreach (var (pid, seq) in chunk)
+                    {
+                        p.Value = pid; s.Value = seq; cr.Value = DateTime.UtcNow.Ticks;
+                        var ordering = (long)(await j.ExecuteScalarAsync())!;
+                        to.Value = ordering; tp.Value = pid; ts.Value = seq;
+                        await t.ExecuteNonQueryAsync();
+                    }
+                    await tx.CommitAsync();
                 }
-                await tx.CommitAsync();
             }
         }
         else
@@ -247,37 +291,40 @@ public static class DeviceActorsBenchmark
                 CREATE INDEX raw_tags_tag_idx ON raw_tags (tag);
                 CREATE INDEX raw_tags_tag_ordering_idx ON raw_tags (tag, ordering_id);
                 """);
-            sw.Start();
-            foreach (var chunk in rows.Chunk(batch))
+            foreach (var (timed, rows) in phases)
             {
-                // One multi-row INSERT for the journal rows (returning the orderings), one for their tag rows, one transaction.
-                await using var tx = await c.BeginTransactionAsync();
-                var sql = new StringBuilder($"INSERT INTO \"{options.Schema}\".raw_journal (deleted, persistence_id, sequence_number, created, tags, message, identifier, manifest, writer_uuid) VALUES ");
-                await using var j = new NpgsqlCommand { Connection = c, Transaction = tx };
-                for (var i = 0; i < chunk.Length; i++)
+                if (timed) sw.Start();
+                foreach (var chunk in rows.Chunk(batch))
                 {
-                    sql.Append(i == 0 ? "" : ",").Append($"(false,@p{i},@s{i},@c,NULL,@m,7131,'DeviceCheckedIn.v1','w')");
-                    j.Parameters.AddWithValue($"p{i}", chunk[i].Pid);
-                    j.Parameters.AddWithValue($"s{i}", chunk[i].Seq);
+                    // One multi-row INSERT for the journal rows (returning the orderings), one for their tag rows, one transaction.
+                    await using var tx = await c.BeginTransactionAsync();
+                    var sql = new StringBuilder($"INSERT INTO \"{options.Schema}\".raw_journal (deleted, persistence_id, sequence_number, created, tags, message, identifier, manifest, writer_uuid) VALUES ");
+                    await using var j = new NpgsqlCommand { Connection = c, Transaction = tx };
+                    for (var i = 0; i < chunk.Length; i++)
+                    {
+                        sql.Append(i == 0 ? "" : ",").Append($"(false,@p{i},@s{i},@c,NULL,@m,7131,'DeviceCheckedIn.v1','w')");
+                        j.Parameters.AddWithValue($"p{i}", chunk[i].Pid);
+                        j.Parameters.AddWithValue($"s{i}", chunk[i].Seq);
+                    }
+                    j.Parameters.AddWithValue("c", DateTime.UtcNow.Ticks);
+                    j.Parameters.AddWithValue("m", payload);
+                    j.CommandText = sql.Append(" RETURNING ordering, persistence_id, sequence_number").ToString();
+                    var tagRows = new List<(long, string, long)>(chunk.Length);
+                    await using (var r = await j.ExecuteReaderAsync())
+                        while (await r.ReadAsync()) tagRows.Add((r.GetInt64(0), r.GetString(1), r.GetInt64(2)));
+                    var tsql = new StringBuilder($"INSERT INTO \"{options.Schema}\".raw_tags (ordering_id, tag, persistence_id, sequence_nr) VALUES ");
+                    await using var t = new NpgsqlCommand { Connection = c, Transaction = tx };
+                    for (var i = 0; i < tagRows.Count; i++)
+                    {
+                        tsql.Append(i == 0 ? "" : ",").Append($"(@o{i},'device',@p{i},@s{i})");
+                        t.Parameters.AddWithValue($"o{i}", tagRows[i].Item1);
+                        t.Parameters.AddWithValue($"p{i}", tagRows[i].Item2);
+                        t.Parameters.AddWithValue($"s{i}", tagRows[i].Item3);
+                    }
+                    t.CommandText = tsql.ToString();
+                    await t.ExecuteNonQueryAsync();
+                    await tx.CommitAsync();
                 }
-                j.Parameters.AddWithValue("c", DateTime.UtcNow.Ticks);
-                j.Parameters.AddWithValue("m", payload);
-                j.CommandText = sql.Append(" RETURNING ordering, persistence_id, sequence_number").ToString();
-                var tagRows = new List<(long, string, long)>(chunk.Length);
-                await using (var r = await j.ExecuteReaderAsync())
-                    while (await r.ReadAsync()) tagRows.Add((r.GetInt64(0), r.GetString(1), r.GetInt64(2)));
-                var tsql = new StringBuilder($"INSERT INTO \"{options.Schema}\".raw_tags (ordering_id, tag, persistence_id, sequence_nr) VALUES ");
-                await using var t = new NpgsqlCommand { Connection = c, Transaction = tx };
-                for (var i = 0; i < tagRows.Count; i++)
-                {
-                    tsql.Append(i == 0 ? "" : ",").Append($"(@o{i},'device',@p{i},@s{i})");
-                    t.Parameters.AddWithValue($"o{i}", tagRows[i].Item1);
-                    t.Parameters.AddWithValue($"p{i}", tagRows[i].Item2);
-                    t.Parameters.AddWithValue($"s{i}", tagRows[i].Item3);
-                }
-                t.CommandText = tsql.ToString();
-                await t.ExecuteNonQueryAsync();
-                await tx.CommitAsync();
             }
         }
         return sw.Elapsed.TotalSeconds;

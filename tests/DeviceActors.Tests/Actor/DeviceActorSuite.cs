@@ -180,6 +180,29 @@ public abstract class DeviceActorSuite<TSelf>(ITestOutputHelper output) : Databa
     }
 
     [BackendFact]
+    public async Task Each_check_in_restarts_the_silence_period()
+    {
+        var kit = NewKit();
+        const string id = "dev-chatty";
+        var offlineAfter = TimeSpan.FromSeconds(2);
+        var a = kit.Sys.ActorOf(DeviceActor.Props(id, Settings(offlineSeconds: offlineAfter.TotalSeconds)));
+        // Checking in for 2.5 silence periods: the timer armed at the first check-in fires in between and must re-arm.
+        var until = DateTime.UtcNow + offlineAfter * 2.5;
+        while (DateTime.UtcNow < until)
+        {
+            await Ask<CheckInDecision>(a, Clean(id, 3));
+            Assert.NotEqual(DeviceStatus.Offline, (await Ask<DeviceState>(a, new GetDeviceState(id))).Status);
+            await Task.Delay(200);
+        }
+        await Ask<CheckInDecision>(a, Clean(id, 3));
+        var lastCheckIn = DateTime.UtcNow;
+        await kit.AwaitAssertAsync(async () =>
+            Assert.Equal(DeviceStatus.Offline, (await Ask<DeviceState>(a, new GetDeviceState(id))).Status), Wait, TimeSpan.FromMilliseconds(50));
+        Assert.True(DateTime.UtcNow - lastCheckIn >= offlineAfter - TimeSpan.FromMilliseconds(50),
+            $"went offline {(DateTime.UtcNow - lastCheckIn).TotalMilliseconds:F0} ms after the last check-in, before the {offlineAfter.TotalMilliseconds} ms silence period");
+    }
+
+    [BackendFact]
     public async Task Silent_device_goes_offline_and_resumes_where_it_was()
     {
         var kit = NewKit();
