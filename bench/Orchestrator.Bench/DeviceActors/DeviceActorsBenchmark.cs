@@ -127,7 +127,7 @@ public static class DeviceActorsBenchmark
                     Console.WriteLine($"   pausing {pause}s before the timed phase (pid {Environment.ProcessId}), e.g. for dotnet-gcdump");
                     await Task.Delay(TimeSpan.FromSeconds(pause));
                 }
-                var gc0 = (G0: GC.CollectionCount(0), G1: GC.CollectionCount(1), G2: GC.CollectionCount(2), Pause: GC.GetTotalPauseDuration());
+                var gc0 = (G0: GC.CollectionCount(0), G1: GC.CollectionCount(1), G2: GC.CollectionCount(2), Pause: GC.GetTotalPauseDuration(), Allocated: GC.GetTotalAllocatedBytes(precise: false));
                 var cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
                 var sw = Stopwatch.StartNew();
                 await ForAll(ids, o.InFlight, async id =>
@@ -140,6 +140,7 @@ public static class DeviceActorsBenchmark
                 SqlStats.Print("timed write phase", totalEvents);
                 Console.WriteLine($"   GC in the timed phase: gen0 {GC.CollectionCount(0) - gc0.G0}, gen1 {GC.CollectionCount(1) - gc0.G1}, " +
                                   $"gen2 {GC.CollectionCount(2) - gc0.G2}, pause {(GC.GetTotalPauseDuration() - gc0.Pause).TotalMilliseconds:F0} ms, " +
+                                  $"allocated {(GC.GetTotalAllocatedBytes(precise: false) - gc0.Allocated) / totalEvents} B/event, " +
                                   $"heap {GC.GetGCMemoryInfo().HeapSizeBytes / 1048576} MiB");
                 if (Environment.GetEnvironmentVariable("ORCH_BENCH_GC_DETAIL") == "1")
                 {

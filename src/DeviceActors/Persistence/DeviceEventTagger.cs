@@ -1,3 +1,4 @@
+using System.Collections.Immutable;
 using Akka.Persistence.Journal;
 using Orchestrator.Messages.Devices;
 
@@ -13,6 +14,9 @@ public sealed class DeviceEventTagger : IWriteEventAdapter
     /// <summary>Tag on every device event.</summary>
     public const string AllDevicesTag = "device";
 
+    /// <summary>The tags of most events (just <see cref="AllDevicesTag"/>): one shared set, so the journal recognises it.</summary>
+    public static readonly IImmutableSet<string> AllDevicesOnly = ImmutableHashSet.Create(AllDevicesTag);
+
     /// <summary>Tag of the events of one rollout.</summary>
     /// <param name="rolloutId">Rollout id.</param>
     public static string RolloutTag(string rolloutId) => "rollout:" + rolloutId;
@@ -25,7 +29,7 @@ public sealed class DeviceEventTagger : IWriteEventAdapter
     {
         TargetAssigned t => new Tagged(evt, [AllDevicesTag, RolloutTag(t.Target.RolloutId)]),
         AssignmentCancelled { RolloutId: { } r } => new Tagged(evt, [AllDevicesTag, RolloutTag(r)]),
-        IDeviceEvent => new Tagged(evt, [AllDevicesTag]),
+        IDeviceEvent => new Tagged(evt, AllDevicesOnly),
         _ => evt,
     };
 }

@@ -31,7 +31,7 @@ public sealed class SqliteWalCheckpointTests : IAsyncLifetime
         async Task WriteBatch(int rows)
         {
             var batch = Enumerable.Range(0, rows)
-                .Select(_ => new PendingWrite([new JournalRowToWrite("p-wal", ++seq, DateTime.UtcNow.Ticks, payload, "M.v1", 7131, "w", ["device"])]))
+                .Select(_ => (PendingWrite)new AwaitedWrite([new JournalRowToWrite("p-wal", ++seq, DateTime.UtcNow.Ticks, payload, "M.v1", 7131, "w", ["device"])]))
                 .ToList();
             await writer.Write(batch, CancellationToken.None);
         }

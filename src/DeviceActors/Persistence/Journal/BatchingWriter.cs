@@ -3,12 +3,12 @@ using System.Threading.Channels;
 namespace Orchestrator.DeviceActors.Persistence.Journal;
 
 /// <summary>
-/// Groups the writes of many persistent actors into few transactions: every <see cref="PendingWrite"/> (one
-/// AtomicWrite) goes into one channel, and each of <c>writers</c> loops takes whatever is waiting (up to
-/// <c>maxRowsPerBatch</c> rows, never splitting an AtomicWrite) and writes it as one transaction on its own
+/// Groups the writes of many persistent actors into few transactions: every <see cref="PendingWrite"/> (rows that
+/// commit together) goes into one channel, and each of <c>writers</c> loops takes whatever is waiting (up to
+/// <c>maxRowsPerBatch</c> rows, never splitting a write) and writes it as one transaction on its own
 /// connection. Under load a batch is as large as the backlog, so the per-transaction cost (BEGIN, COMMIT, fsync, a
 /// network round trip) is shared by many events; an idle journal writes a lone event at once.
-/// If a batch fails, each of its AtomicWrites is retried in its own transaction, so one bad write (e.g. a duplicate
+/// If a batch fails, each of its writes is retried in its own transaction, so one bad write (e.g. a duplicate
 /// sequence number from a second writer of the same persistence id) fails only its own actor.
 /// </summary>
 internal sealed class BatchingWriter
@@ -24,7 +24,7 @@ internal sealed class BatchingWriter
     /// <param name="writers">Writer loops (connections); 1 for SQLite.</param>
     /// <param name="maxRowsPerBatch">Soft cap on journal rows per transaction.</param>
     /// <param name="ready">Completes when the tables exist; writes wait for it and fail with its error.</param>
-    /// <param name="onBatchFailed">Told when a batch of more than one AtomicWrite failed and is retried one by one.</param>
+    /// <param name="onBatchFailed">Told when a batch of more than one write failed and is retried one by one.</param>
     /// <param name="dedicatedThreads">
     /// Run each writer loop on its own thread (SQLite: its driver is synchronous, and a batch blocks in <c>fsync</c>
     /// for milliseconds; on a thread-pool thread that stalls the actors sharing the pool).
@@ -57,13 +57,19 @@ internal sealed class BatchingWriter
         }
     }
 
-    /// <summary>Queues one AtomicWrite's rows; the task completes after their transaction committed.</summary>
+    /// <summary>Queues rows that commit together; the task completes after their transaction committed.</summary>
     public Task Enqueue(JournalRowToWrite[] rows)
     {
-        var write = new PendingWrite(rows);
+        var write = new AwaitedWrite(rows);
+        Enqueue(write);
+        return write.Done;
+    }
+
+    /// <summary>Queues <paramref name="write"/>; it is settled after its transaction, or at once if the writer is stopping.</summary>
+    public void Enqueue(PendingWrite write)
+    {
         if (!_queue.Writer.TryWrite(write))
-            write.Done.TrySetException(new InvalidOperationException("The device journal is stopping; the write was not stored."));
-        return write.Done.Task;
+            write.Settle(new InvalidOperationException("The device journal is stopping; the write was not stored."));
     }
 
     /// <summary>Stops taking writes; what is queued is still written. Completes when the writers closed their connections.</summary>
@@ -104,7 +110,7 @@ internal sealed class BatchingWriter
                 if (batch.Count == 0) continue; // another writer took them
                 if (notReady is not null)
                 {
-                    foreach (var w in batch) w.Done.TrySetException(notReady);
+                    SettleOnPool(batch.ToArray(), notReady);
                     continue;
                 }
                 var written = WriteIsolated(writer, batch);
@@ -119,7 +125,7 @@ internal sealed class BatchingWriter
         try
         {
             await writer.Write(batch, CancellationToken.None);
-            foreach (var w in batch) w.Done.TrySetResult();
+            SettleOnPool(batch.ToArray(), null);
             return;
         }
         catch (Exception e) when (batch.Count > 1)
@@ -128,22 +134,31 @@ internal sealed class BatchingWriter
         }
         catch (Exception e)
         {
-            batch[0].Done.TrySetException(e);
+            SettleOnPool([batch[0]], e);
             return;
         }
         var single = new PendingWrite[1];
         foreach (var w in batch)
         {
             single[0] = w;
+            Exception? error = null;
             try
             {
                 await writer.Write(single, CancellationToken.None);
-                w.Done.TrySetResult();
             }
             catch (Exception e)
             {
-                w.Done.TrySetException(e);
+                error = e;
             }
+            SettleOnPool([w], error);
         }
     }
+
+    // One work item per batch: the writer goes straight back to the next transaction (on SQLite it is the only one),
+    // and the acknowledgements of a whole batch cost one thread-pool dispatch.
+    private static void SettleOnPool(PendingWrite[] writes, Exception? error) =>
+        ThreadPool.UnsafeQueueUserWorkItem(static s =>
+        {
+            foreach (var w in s.writes) w.Settle(s.error);
+        }, (writes, error), preferLocal: false);
 }

@@ -39,7 +39,8 @@ public sealed class DeviceJournal : AsyncWriteJournal
     private readonly CancellationTokenSource _shutdown = new();
     // Like the plugin: the latest write per persistence id, so a recovery that follows a write sees it (ReadHighestSequenceNrAsync).
     // Removed by the write's own continuation (no message back to the journal per write).
-    private readonly ConcurrentDictionary<string, Task> _writesInProgress = new();
+    private readonly ConcurrentDictionary<string, ActorWrite> _writesInProgress = new();
+    private readonly EventAdapters _adapters;
     private Task _ready = Task.CompletedTask;
     private BatchingWriter? _writer;
 
@@ -56,6 +57,7 @@ public sealed class DeviceJournal : AsyncWriteJournal
         _batchSize = config.GetInt("batch-size", 1000);
         _parallelism = backend == "sqlite" ? 1 : config.GetInt("parallelism", 3);
         _serialization = Context.System.Serialization;
+        _adapters = Akka.Persistence.Persistence.Instance.Apply(Context.System).AdaptersFor(PluginId);
     }
 
     /// <inheritdoc />
@@ -86,53 +88,65 @@ public sealed class DeviceJournal : AsyncWriteJournal
         base.PostStop();
     }
 
-    /// <inheritdoc />
-    protected override Task<IImmutableList<Exception?>> WriteMessagesAsync(IEnumerable<AtomicWrite> messages, CancellationToken cancellationToken)
+    /// <summary>
+    /// Writes take their own path (replay, delete and health checks stay AsyncWriteJournal's): one
+    /// <see cref="ActorWrite"/> per WriteMessages, acknowledged from the batch's commit straight to the actor.
+    /// AsyncWriteJournal's write path (adapted copies of every event, a circuit breaker, a resequencer actor relaying
+    /// every reply) cost as much CPU and garbage per event as the rest of the device actor's path together
+    /// (bench/results/device-actors.md). Ordering needs no resequencer: an actor has at most one WriteMessages in
+    /// flight, and its replies are sent together, in order, after its rows committed. There is no call timeout either:
+    /// a write is acknowledged, failed or rejected by its own outcome, never while it may still commit.
+    /// </summary>
+    protected override bool AroundReceive(Receive receive, object message)
     {
-        var writes = messages as IReadOnlyList<AtomicWrite> ?? messages.ToList();
-        if (writes.Count == 0) return Task.FromResult<IImmutableList<Exception?>>(null!);
+        if (message is not WriteMessages write) return base.AroundReceive(receive, message);
+        Write(write);
+        return true;
+    }
+
+    /// <summary>Unused: writes never reach AsyncWriteJournal (see <see cref="AroundReceive"/>).</summary>
+    protected override Task<IImmutableList<Exception?>> WriteMessagesAsync(IEnumerable<AtomicWrite> messages, CancellationToken cancellationToken) =>
+        throw new NotSupportedException("DeviceJournal handles WriteMessages itself.");
+
+    private void Write(WriteMessages message)
+    {
         var now = DateTime.UtcNow.Ticks;
+        var envelopes = message.Messages.TryGetNonEnumeratedCount(out var n) ? n : message.Messages.Count();
+        var rows = new List<JournalRowToWrite>(envelopes);
         Exception?[]? rejections = null;
-        var stored = new List<Task>(writes.Count);
-        for (var i = 0; i < writes.Count; i++)
+        var atomicWrites = 0;
+        foreach (var envelope in message.Messages)
         {
-            JournalRowToWrite[] rows;
+            if (envelope is not AtomicWrite atomic) continue;
+            var index = atomicWrites++;
+            var before = rows.Count;
             try
             {
-                rows = ToRows(writes[i], now);
+                AddRows(atomic, now, rows);
             }
             catch (Exception e)
             {
-                // Cannot be serialized: rejected (the actor is told and keeps running), never a failure of the batch.
-                (rejections ??= new Exception?[writes.Count])[i] = e;
-                continue;
+                // Cannot be serialized: rejected (the actor is told and keeps running), never a failure of the write.
+                // The AtomicWrite's rows added before the failing event go too: all of it or nothing.
+                (rejections ??= new Exception?[envelopes])[index] = e;
+                rows.RemoveRange(before, rows.Count - before);
             }
-            stored.Add(_writer!.Enqueue(rows));
         }
-        var result = Completion(stored, rejections);
-        var persistenceId = writes[0].PersistenceId;
-        _writesInProgress[persistenceId] = result;
-        var inProgress = _writesInProgress;
-        result.ContinueWith(t => inProgress.TryRemove(new KeyValuePair<string, Task>(persistenceId, t)),
-            CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-        return result;
-
-        static async Task<IImmutableList<Exception?>> Completion(List<Task> stored, Exception?[]? rejections)
+        var pending = new ActorWrite(rows.ToArray(), message, atomicWrites, rejections, Self, _writesInProgress);
+        if (rows.Count == 0)
         {
-            await Task.WhenAll(stored);
-            return rejections is null ? null! : rejections.ToImmutableList();
+            pending.Settle(null);
+            return;
         }
+        foreach (var row in pending.Rows) _writesInProgress[row.PersistenceId] = pending;
+        _writer!.Enqueue(pending);
     }
 
     /// <inheritdoc />
     public override async Task<long> ReadHighestSequenceNrAsync(string persistenceId, long fromSequenceNr, CancellationToken cancellationToken)
     {
-        if (_writesInProgress.TryGetValue(persistenceId, out var inProgress))
-        {
-            // Only that the write finished matters, not whether it succeeded.
-            try { await inProgress; }
-            catch (Exception) { /* reported to the writing actor */ }
-        }
+        // Only that the write finished matters, not whether it succeeded (the writing actor is told).
+        if (_writesInProgress.TryGetValue(persistenceId, out var inProgress)) await inProgress.WhenSettled();
         await _ready;
         return await _store.ReadHighestSequenceNr(persistenceId, fromSequenceNr, cancellationToken);
     }
@@ -153,19 +167,23 @@ public sealed class DeviceJournal : AsyncWriteJournal
     }
 
     /// <summary>
-    /// The plugin's row for each event: a <see cref="Tagged"/> payload (from the write event adapter, applied by
-    /// AsyncWriteJournal before this journal sees the event) is unwrapped and its tags become tag rows; the payload is
-    /// serialized with its bound serializer; the manifest is a string manifest, else the type name if the serializer
-    /// wants one, else empty; <c>created</c> is the event's timestamp or the write's ticks.
+    /// The plugin's row for each event of <paramref name="write"/>: the write event adapter (the tagger) is applied
+    /// here, as AsyncWriteJournal would; a <see cref="Tagged"/> payload is unwrapped and its tags become tag rows; the
+    /// payload is serialized with its bound serializer; the manifest is a string manifest, else the type name if the
+    /// serializer wants one, else empty; <c>created</c> is the event's timestamp or the write's ticks.
     /// </summary>
-    private JournalRowToWrite[] ToRows(AtomicWrite write, long now)
+    private void AddRows(AtomicWrite write, long now, List<JournalRowToWrite> rows)
     {
-        var events = (IImmutableList<IPersistentRepresentation>)write.Payload;
-        var rows = new JournalRowToWrite[events.Count];
-        for (var i = 0; i < rows.Length; i++)
+        foreach (var e in (IImmutableList<IPersistentRepresentation>)write.Payload)
         {
-            var e = events[i];
-            var (payload, tags) = e.Payload is Tagged t ? (t.Payload, t.Tags.ToArray()) : (e.Payload, []);
+            var adapter = _adapters.Get(e.Payload.GetType());
+            var adapted = adapter is IdentityEventAdapter ? e.Payload : adapter.ToJournal(e.Payload);
+            var (payload, tags, csv) = adapted switch
+            {
+                Tagged t when ReferenceEquals(t.Tags, DeviceEventTagger.AllDevicesOnly) => (t.Payload, AllDevicesOnlyTags, AllDevicesOnlyCsv),
+                Tagged t => (t.Payload, t.Tags.ToArray(), null),
+                _ => (adapted, Array.Empty<string>(), null),
+            };
             var serializer = _serialization.FindSerializerFor(payload);
             var manifest = serializer switch
             {
@@ -174,10 +192,13 @@ public sealed class DeviceJournal : AsyncWriteJournal
                 _ => string.Empty,
             };
             var bytes = Akka.Serialization.Serialization.WithTransport(_serialization.System, (serializer, payload), s => s.serializer.ToBinary(s.payload));
-            rows[i] = new JournalRowToWrite(e.PersistenceId, e.SequenceNr, e.Timestamp == 0 ? now : e.Timestamp, bytes, manifest, serializer.Identifier, _writerUuid, tags);
+            rows.Add(new JournalRowToWrite(e.PersistenceId, e.SequenceNr, e.Timestamp == 0 ? now : e.Timestamp, bytes, manifest, serializer.Identifier,
+                _writerUuid, tags, csv));
         }
-        return rows;
     }
+
+    private static readonly string[] AllDevicesOnlyTags = [DeviceEventTagger.AllDevicesTag];
+    private static readonly string AllDevicesOnlyCsv = JournalStore.CsvTags(AllDevicesOnlyTags)!;
 
     /// <summary>The plugin's reading of a row (serializer id and manifest; type name when a row has no serializer id).</summary>
     private Persistent ToPersistent(StoredJournalRow row)

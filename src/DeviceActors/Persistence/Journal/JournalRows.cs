@@ -12,20 +12,44 @@ namespace Orchestrator.DeviceActors.Persistence.Journal;
 /// <param name="Identifier">Column <c>identifier</c>: the serializer id.</param>
 /// <param name="WriterUuid">Column <c>writer_uuid</c>: the writing journal instance.</param>
 /// <param name="Tags">Rows for the <c>tags</c> table.</param>
+/// <param name="Csv">The journal's <c>tags</c> column (<see cref="JournalStore.CsvTags"/> of <paramref name="Tags"/>) when the
+/// caller already has it; computed by <see cref="CsvTags"/> otherwise.</param>
 internal sealed record JournalRowToWrite(
-    string PersistenceId, long SequenceNr, long Created, byte[] Message, string Manifest, int Identifier, string WriterUuid, string[] Tags);
+    string PersistenceId, long SequenceNr, long Created, byte[] Message, string Manifest, int Identifier, string WriterUuid, string[] Tags,
+    string? Csv = null)
+{
+    /// <summary>Column <c>tags</c>: <c>;a;b;</c>, or null without tags.</summary>
+    public string? CsvTags => Csv ?? JournalStore.CsvTags(Tags);
+}
 
 /// <summary>A row of the <c>journal</c> table read back for replay.</summary>
 internal sealed record StoredJournalRow(
     long Ordering, long Created, bool Deleted, string PersistenceId, long SequenceNr, byte[] Message, string? Manifest, int? Identifier, string? WriterUuid);
 
 /// <summary>
-/// One <see cref="Akka.Persistence.AtomicWrite"/>, serialized, waiting for a writer: its rows are committed together
-/// or not at all, and <see cref="Done"/> completes only after the commit.
+/// Rows that are committed together or not at all (one AtomicWrite, or one actor's WriteMessages), waiting for a
+/// writer. <see cref="Settle"/> is called once, after the commit or with the error, on a thread-pool thread.
 /// </summary>
-internal sealed class PendingWrite(JournalRowToWrite[] rows)
+internal abstract class PendingWrite(JournalRowToWrite[] rows)
 {
     public JournalRowToWrite[] Rows { get; } = rows;
 
-    public TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    /// <summary>The rows committed (<paramref name="error"/> null) or were not stored.</summary>
+    public abstract void Settle(Exception? error);
+}
+
+/// <summary>A <see cref="PendingWrite"/> whose outcome is awaited through <see cref="Done"/>.</summary>
+internal sealed class AwaitedWrite(JournalRowToWrite[] rows) : PendingWrite(rows)
+{
+    private readonly TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Completes after the commit, or fails with the error.</summary>
+    public Task Done => _done.Task;
+
+    /// <inheritdoc />
+    public override void Settle(Exception? error)
+    {
+        if (error is null) _done.TrySetResult();
+        else _done.TrySetException(error);
+    }
 }

@@ -184,7 +184,7 @@ internal sealed class PostgresJournalStore : JournalStore
                     manifests[i] = r.Manifest;
                     identifiers[i] = r.Identifier;
                     writers[i] = r.WriterUuid;
-                    csvTags[i] = CsvTags(r.Tags);
+                    csvTags[i] = r.CsvTags;
                     i++;
                     foreach (var tag in r.Tags)
                     {

@@ -184,7 +184,7 @@ internal sealed class SqliteJournalStore(string connectionString, long walLimitB
                         _manifest.Value = row.Manifest;
                         _identifier.Value = row.Identifier;
                         _writer.Value = row.WriterUuid;
-                        _csvTags.Value = (object?)CsvTags(row.Tags) ?? DBNull.Value;
+                        _csvTags.Value = (object?)row.CsvTags ?? DBNull.Value;
                         var ordering = (long)_journal.ExecuteScalar()!;
                         foreach (var tag in row.Tags)
                         {
