@@ -128,6 +128,8 @@ public static class DeviceActorsBenchmark
                     await Task.Delay(TimeSpan.FromSeconds(pause));
                 }
                 var gc0 = (G0: GC.CollectionCount(0), G1: GC.CollectionCount(1), G2: GC.CollectionCount(2), Pause: GC.GetTotalPauseDuration(), Allocated: GC.GetTotalAllocatedBytes(precise: false));
+                using var sampler = AllocationSampler.StartIfRequested();
+                sampler?.Begin();
                 var cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
                 var sw = Stopwatch.StartNew();
                 await ForAll(ids, o.InFlight, async id =>
@@ -138,6 +140,7 @@ public static class DeviceActorsBenchmark
                 actorSeconds = sw.Elapsed.TotalSeconds;
                 actorCpuUs = (Process.GetCurrentProcess().TotalProcessorTime - cpu0).TotalMicroseconds / totalEvents;
                 SqlStats.Print("timed write phase", totalEvents);
+                sampler?.Print("timed write phase", totalEvents);
                 Console.WriteLine($"   GC in the timed phase: gen0 {GC.CollectionCount(0) - gc0.G0}, gen1 {GC.CollectionCount(1) - gc0.G1}, " +
                                   $"gen2 {GC.CollectionCount(2) - gc0.G2}, pause {(GC.GetTotalPauseDuration() - gc0.Pause).TotalMilliseconds:F0} ms, " +
                                   $"allocated {(GC.GetTotalAllocatedBytes(precise: false) - gc0.Allocated) / totalEvents} B/event, " +
