@@ -128,7 +128,7 @@ public static class DeviceStateMachine
     private static bool IsHeartbeat(DeviceState s, DeviceCheckedIn e, TimeSpan interval)
     {
         if (interval <= TimeSpan.Zero || e.Decision != UpdateAction.None || s.LastSeen is not { } seen || e.At - seen >= interval) return false;
-        var next = ApplyCheckIn(s, e);
+        var next = ApplyCheckIn(s, e, s.EventCount);
         return next with { LastSeen = s.LastSeen } == s;
     }
 
@@ -182,10 +182,10 @@ public static class DeviceStateMachine
     /// <param name="sequenceNr">The event's sequence number (becomes <see cref="DeviceState.EventCount"/>).</param>
     public static DeviceState Apply(DeviceState s, IDeviceEvent e, long sequenceNr)
     {
+        if (e is DeviceCheckedIn checkedIn) return ApplyCheckIn(s, checkedIn, sequenceNr); // one copy for the most frequent event
         var next = e switch
         {
             DeviceRegistered r => s with { Product = r.Product, Tags = r.Tags },
-            DeviceCheckedIn c => ApplyCheckIn(s, c),
             TargetAssigned t => ApplyTarget(s, t),
             AssignmentCancelled => WithStatus(s with { Target = null, Work = null, Progress = null, FailedAttempts = 0, LastFailure = null },
                 s.Status == DeviceStatus.Unknown ? DeviceStatus.Unknown : DeviceStatus.Idle),
@@ -213,20 +213,22 @@ public static class DeviceStateMachine
     private static DeviceState WithStatus(DeviceState s, DeviceStatus status) =>
         s.Status == DeviceStatus.Offline ? s with { StatusBeforeOffline = status } : s with { Status = status };
 
-    private static DeviceState ApplyCheckIn(DeviceState s, DeviceCheckedIn c)
+    // One copy of the state per check-in (it is the most frequent event, and every copy is garbage for the collector).
+    private static DeviceState ApplyCheckIn(DeviceState s, DeviceCheckedIn c, long eventCount)
     {
-        var seen = s with
+        // The same work again (the agent restarted or retries): keep progress and the persisted attempt count.
+        var keep = c.Work is not null && SameWork(s.Work, c.Work);
+        return s with
         {
             Product = c.Product, InstalledVersionId = c.InstalledVersionId, InventoryDigest = c.InventoryDigest,
             AgentVersion = c.AgentVersion ?? s.AgentVersion, LastSeen = c.At,
+            Status = c.Work is null ? DeviceStatus.Idle : c.Work.Kind == WorkKind.Upgrade ? DeviceStatus.UpgradeAssigned : DeviceStatus.RepairNeeded,
+            Work = c.Work,
+            Progress = keep ? s.Progress : null,
+            FailedAttempts = keep ? s.FailedAttempts : 0,
+            LastFailure = keep ? s.LastFailure : null,
+            EventCount = eventCount,
         };
-        if (c.Work is null)
-            return seen with { Status = DeviceStatus.Idle, Work = null, Progress = null, FailedAttempts = 0, LastFailure = null };
-        var status = c.Work.Kind == WorkKind.Upgrade ? DeviceStatus.UpgradeAssigned : DeviceStatus.RepairNeeded;
-        // The same work again (the agent restarted or retries): keep progress and the persisted attempt count.
-        return SameWork(s.Work, c.Work)
-            ? seen with { Status = status, Work = c.Work }
-            : seen with { Status = status, Work = c.Work, Progress = null, FailedAttempts = 0, LastFailure = null };
     }
 
     private static DeviceState ApplyTarget(DeviceState s, TargetAssigned t)
