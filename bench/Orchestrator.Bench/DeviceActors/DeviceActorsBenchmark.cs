@@ -48,7 +48,7 @@ public static class DeviceActorsBenchmark
 
     private static Options Parse(string[] args)
     {
-        int devices = 100_000, events = 3, inFlight = 2_000;
+        int devices = 100_000, events = 3, inFlight = 1_000;
         var backends = new[] { "sqlite", "postgres" };
         string? pg = Environment.GetEnvironmentVariable("ORCH_TEST_POSTGRES") ?? Environment.GetEnvironmentVariable("PG_CONNECTION_STRING");
         var output = "bench/results/device-actors.md";
@@ -365,7 +365,7 @@ public static class DeviceActorsBenchmark
         b.AppendLine($"Run {DateTimeOffset.UtcNow:yyyy-MM-dd HH:mm} UTC on {Environment.ProcessorCount} cores (machine shared with other builds; " +
                      $"load average at end: {LoadAverage()}). Command: `dotnet run -c Release --project bench/Orchestrator.Bench -- device-actors " +
                      $"--devices {o.Devices} --events-per-device {o.EventsPerDevice} --in-flight {o.InFlight} --backend {string.Join(',', o.Backends)}" +
-                     $"{(o.BatchSize is null ? "" : $" --batch-size {o.BatchSize}")}`.");
+                     $"{(o.BatchSize is null ? "" : $" --batch-size {o.BatchSize}")} --warmup-devices {o.WarmupDevices}`.");
         b.AppendLine();
         b.AppendLine("- **raw**: the same rows the plugin writes (journal row with the same serialized `DeviceCheckedIn.v1` payload + one tag row), " +
                      "batches of 1000 per transaction (SQLite: prepared statements; PostgreSQL: multi-row INSERT), into tables with the device journal's " +
@@ -375,6 +375,9 @@ public static class DeviceActorsBenchmark
                      "up to `DevicePersistenceOptions.BatchSize` rows); " +
                      $"each device persists {o.EventsPerDevice} `CheckIn` events sequentially (ask, reply after the write), {o.InFlight} asks in flight. " +
                      "Actors are created and recovered (empty) before the clock starts.");
+        b.AppendLine($"- **both sides** start their clock warm and clean: {o.WarmupDevices:N0} other devices write {WarmupEvents} events each first " +
+                     "(raw: the same rows), so neither timed phase includes JIT tiering of its write path, and a full blocking GC runs before each " +
+                     $"timed phase. Asks come from {o.InFlight} workers, each sending its next device's check-ins after the previous reply.");
         b.AppendLine("- **recovery**: a fresh actor system on the same database; time until every device answered `GetDeviceState` with the right event count " +
                      "(snapshot lookup by the plugin's snapshot store + highest sequence number and replay by `DeviceJournal`).");
         b.AppendLine();

@@ -170,6 +170,7 @@ var journalPeakRate = 0.0;
 var lastJournal = journalBefore;
 var lastT = 0.0;
 RolloutView? last = null;
+var lastFailedReported = 0L;
 for (var tick = 1; ; tick++)
 {
     await Task.Delay(TimeSpan.FromSeconds(tick) - wall.Elapsed is { Ticks: > 0 } d ? d : TimeSpan.Zero);
@@ -190,6 +191,12 @@ for (var tick = 1; ; tick++)
     if (tick % 10 == 0)
         Say($"{t:0}s rollout {view.Status} wave {view.CurrentWave}: {ok}/{devices} succeeded, {inFlight} in flight, {view.Waves.Sum(w => w.Failed)} failed | " +
             $"fleet: {s.AtLeast(release.VersionId)} installed, {s.CheckIns} check-ins, {s.FailedAttempts} failed attempts | {journal - journalBefore} events | {proc.WorkingSet64 / 1048576} MiB");
+    // When attempts start failing, say why while it happens (a stall in the middle of a run is otherwise only a number).
+    if (tick % 10 == 0 && s.FailedAttempts > lastFailedReported)
+    {
+        Say($"  failures so far: {string.Join("; ", fleet.TopFailures(3).Select(f => $"{f.Count} x {f.Reason}"))}");
+        lastFailedReported = s.FailedAttempts;
+    }
     if (view.Status == RolloutStatus.Completed) { Volatile.Write(ref done, view); break; }
     if (view.Status != RolloutStatus.Running)
     {
