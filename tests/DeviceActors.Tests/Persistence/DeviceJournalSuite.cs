@@ -183,6 +183,55 @@ public abstract class DeviceJournalSuite<TSelf>(ITestOutputHelper output) : Data
     }
 
     [BackendFact]
+    public async Task A_write_that_fails_in_the_database_is_reported_per_event()
+    {
+        var kit = Kit();
+        var journal = Journal(kit);
+        var probe = kit.CreateTestProbe();
+        journal.Tell(new WriteMessages([Atomic("f-1", 1, Registered("a"))], probe.Ref, 7));
+        probe.ExpectMsg<WriteMessagesSuccessful>(Wait);
+        probe.ExpectMsg<WriteMessageSuccess>(Wait);
+
+        // Sequence number 1 again (a second writer of the same id): the unique key fails the whole write in the database.
+        journal.Tell(new WriteMessages([Atomic("f-1", 1, Registered("b"), Registered("c"))], probe.Ref, 7));
+        Assert.Equal(1, probe.ExpectMsg<WriteMessagesFailed>(Wait).WriteCount);
+        var perEvent = new[] { probe.ExpectMsg<WriteMessageFailure>(Wait), probe.ExpectMsg<WriteMessageFailure>(Wait) };
+        Assert.Equal([1L, 2L], perEvent.Select(f => f.Persistent.SequenceNr));
+        Assert.All(perEvent, f => Assert.Equal(7, f.ActorInstanceId));
+        Assert.Equal(1, await Db.Scalar("SELECT COUNT(*) FROM journal WHERE persistence_id = 'f-1'"));
+        Assert.Equal(1, await Db.Scalar("SELECT COUNT(*) FROM tags WHERE persistence_id = 'f-1'"));
+    }
+
+    [BackendFact]
+    public void Deferred_handlers_run_after_the_persists_before_them_and_alone()
+    {
+        var kit = Kit();
+        var actor = kit.Sys.ActorOf(Props.Create(() => new PersistThenDefer("loop-1")));
+        actor.Tell("both", kit.TestActor);
+        kit.ExpectMsg("persisted 1", Wait);
+        kit.ExpectMsg("deferred after 1", Wait);
+        actor.Tell("defer-only", kit.TestActor);
+        kit.ExpectMsg("deferred after 1", Wait);
+    }
+
+    /// <summary>Persists and defers in one command (one WriteMessages with an AtomicWrite and a deferred message), or only defers.</summary>
+    private sealed class PersistThenDefer : ReceivePersistentActor
+    {
+        public PersistThenDefer(string id)
+        {
+            PersistenceId = id;
+            Command<string>(cmd =>
+            {
+                var replyTo = Sender;
+                if (cmd == "both") Persist(Registered("x"), _ => replyTo.Tell($"persisted {LastSequenceNr}"));
+                DeferAsync(cmd, _ => replyTo.Tell($"deferred after {LastSequenceNr}"));
+            });
+        }
+
+        public override string PersistenceId { get; }
+    }
+
+    [BackendFact]
     public void A_replay_right_after_a_write_waits_for_it_and_sees_its_sequence_number()
     {
         var kit = Kit();
