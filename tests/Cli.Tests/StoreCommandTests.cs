@@ -55,6 +55,20 @@ public sealed class StoreCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task Verify_decrypt_checks_every_file_with_the_content_key_and_needs_keys()
+    {
+        var ok = await _cli.Orch("store", "verify", "--store", _cli.Store, "--keys", _cli.Keys, "--decrypt", "--json");
+        Assert.Equal(ExitCodes.Success, ok.ExitCode);
+        Assert.True(ok.Json.GetProperty("filesDecrypted").GetInt64() > 0);
+        var text = await _cli.Orch("store", "verify", "--store", _cli.Store, "--keys", _cli.Keys, "--decrypt");
+        Assert.Contains("files decrypted and checked", text.Out);
+
+        var noKeys = await _cli.Orch("store", "verify", "--store", _cli.Store, "--decrypt");
+        Assert.Equal(ExitCodes.Usage, noKeys.ExitCode);
+        Assert.Contains("--decrypt needs --keys DIR", noKeys.Error);
+    }
+
+    [Fact]
     public async Task Gc_keep_last_removes_old_versions_and_their_unshared_chunks()
     {
         var dry = await _cli.Orch("store", "gc", "--store", _cli.Store, "--keep-last", "1", "--dry-run", "--json");

@@ -1,3 +1,4 @@
+using System.Security.Cryptography;
 using Orchestrator.ChunkStore.Codec;
 using Orchestrator.ChunkStore.Deltas;
 using Orchestrator.ChunkStore.Keys;
@@ -39,6 +40,9 @@ public sealed record VerifyReport(long ChunksChecked, int ManifestsChecked, bool
 {
     /// <summary>True when no problem was found.</summary>
     public bool Ok => Problems.Count == 0;
+
+    /// <summary>Files whose content was decrypted and checked end to end (0 without a content key).</summary>
+    public long FilesDecrypted { get; init; }
 }
 
 /// <summary>Which manifests garbage collection keeps.</summary>
@@ -105,11 +109,16 @@ public sealed class StoreMaintenance(FileSystemStore store)
     /// <summary>
     /// Hashes every chunk object against its id, checks its header, parses every listed manifest (and verifies
     /// its signature when <paramref name="publicKey"/> is given), checks that every referenced chunk is present
-    /// with the expected plaintext length, and that channels point at listed versions. Never throws for
-    /// damaged data: every finding goes into <see cref="VerifyReport.Problems"/>.
+    /// with the expected plaintext length, and that channels point at listed versions. With
+    /// <paramref name="contentKey"/> it also decrypts every file of every listed manifest as an agent would (tag,
+    /// decompression, plaintext length, keyed plaintext tag of each chunk, then the file's size and SHA-256), so a
+    /// store that hashes correctly but was encrypted with another key, or whose manifest does not describe its
+    /// content, is found before devices fail on it. Never throws for damaged data: every finding goes into
+    /// <see cref="VerifyReport.Problems"/>.
     /// </summary>
-    public VerifyReport Verify(ReleasePublicKey? publicKey = null, IProgress<(long Done, long Total)>? progress = null)
+    public VerifyReport Verify(ReleasePublicKey? publicKey = null, IProgress<(long Done, long Total)>? progress = null, ContentKey? contentKey = null)
     {
+        var filesDecrypted = 0L;
         var problems = new List<string>();
         var plainLengths = new Dictionary<ChunkId, int>();
         var ids = _store.EnumerateChunks().ToList();
@@ -154,15 +163,27 @@ public sealed class StoreMaintenance(FileSystemStore store)
                 if (manifest.Product != product || manifest.Version != entry.Version || manifest.VersionId != entry.VersionId)
                     problems.Add($"{label}: manifest says {manifest.Product}/{manifest.Version} id {manifest.VersionId}, the index says {product}/{entry.Version} id {entry.VersionId}");
                 foreach (var file in manifest.Files)
+                {
+                    var complete = true;
                     foreach (var chunk in file.Chunks)
                     {
                         if (!plainLengths.TryGetValue(chunk.Id, out var length))
                         {
+                            complete = false;
                             if (!present.Contains(chunk.Id)) problems.Add($"{label}: file '{file.Path}' needs chunk {chunk.Id}, which is missing");
                         }
                         else if (length != chunk.Length)
+                        {
+                            complete = false;
                             problems.Add($"{label}: file '{file.Path}' expects chunk {chunk.Id} to hold {chunk.Length} bytes, its header says {length}");
+                        }
                     }
+                    if (contentKey is not null && complete && DecryptedFileProblem(label, file, contentKey) is var problem)
+                    {
+                        filesDecrypted++;
+                        if (problem is not null) problems.Add(problem);
+                    }
+                }
             }
             foreach (var channel in _store.EnumerateChannels(product))
             {
@@ -191,7 +212,33 @@ public sealed class StoreMaintenance(FileSystemStore store)
                     foreach (var part in file.Parts)
                         if (!present.Contains(part.Id)) problems.Add($"delta {path}: file '{file.Path}' needs patch object {part.Id}, which is missing");
             }
-        return new VerifyReport(ids.Count, manifests, publicKey is not null, problems);
+        return new VerifyReport(ids.Count, manifests, publicKey is not null, problems) { FilesDecrypted = filesDecrypted };
+    }
+
+    /// <summary>Decrypts <paramref name="file"/> chunk by chunk; the first problem, or null when it is exactly what the manifest says.</summary>
+    private string? DecryptedFileProblem(string label, ManifestFile file, ContentKey key)
+    {
+        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        long size = 0;
+        foreach (var chunk in file.Chunks)
+        {
+            var stored = _store.ReadChunk(chunk.Id);
+            if (stored is null) return $"{label}: file '{file.Path}': chunk {chunk.Id} disappeared while verifying";
+            byte[] plain;
+            try { plain = ChunkCodec.Decode(stored, key, chunk.Length, chunk.Id); }
+            catch (IntegrityException ex)
+            {
+                return $"{label}: file '{file.Path}': chunk {chunk.Id} does not decrypt with this content key ({ex.Message}); " +
+                       "it was published with another key or is damaged";
+            }
+            if (ChunkCodec.ManifestTag(plain, key) != chunk.Tag)
+                return $"{label}: file '{file.Path}': chunk {chunk.Id} decrypts, but its plaintext tag is not the manifest's {chunk.Tag}";
+            sha.AppendData(plain);
+            size += plain.Length;
+        }
+        if (size != file.Size) return $"{label}: file '{file.Path}' decrypts to {size} bytes, the manifest says {file.Size}";
+        var hash = Convert.ToHexStringLower(sha.GetHashAndReset());
+        return hash == file.Sha256 ? null : $"{label}: file '{file.Path}' decrypts to SHA-256 {hash}, the manifest says {file.Sha256}";
     }
 
     /// <summary>

@@ -26,9 +26,9 @@ internal sealed record KeysInitOutput(
     string Directory, string SigningKey, string PublicKey, string ContentKey, string PublicKeyHex, string ContentKeyFingerprint);
 
 /// <summary>Result of <c>orch store verify --json</c>.</summary>
-internal sealed record StoreVerifyOutput(bool Ok, long ChunksChecked, int ManifestsChecked, bool SignaturesVerified, IReadOnlyList<string> Problems)
+internal sealed record StoreVerifyOutput(bool Ok, long ChunksChecked, int ManifestsChecked, bool SignaturesVerified, long FilesDecrypted, IReadOnlyList<string> Problems)
 {
-    public static StoreVerifyOutput Of(VerifyReport r) => new(r.Ok, r.ChunksChecked, r.ManifestsChecked, r.SignaturesVerified, r.Problems);
+    public static StoreVerifyOutput Of(VerifyReport r) => new(r.Ok, r.ChunksChecked, r.ManifestsChecked, r.SignaturesVerified, r.FilesDecrypted, r.Problems);
 }
 
 /// <summary>Result of <c>orch device provision --json</c>.</summary>

@@ -19,8 +19,14 @@ public static class StorePalette
             .Add(new CommandSpec("store", "stats", "Count chunks, bytes, versions and channels; show what gc could free.",
                 [StoreSwitch, JsonSwitch], [], Stats))
             .Add(new CommandSpec("store", "verify",
-                "Hash every chunk against its id, check every listed manifest, its signature (with --keys) and the chunks it needs.",
-                [StoreSwitch, new SwitchSpec("keys", "DIR", "key folder whose release-signing.pub verifies signatures"), JsonSwitch], [], Verify))
+                "Hash every chunk against its id, check every listed manifest, its signature (with --keys) and the chunks it needs; " +
+                "with --decrypt, decrypt every file as an agent would and check it against its manifest.",
+                [
+                    StoreSwitch,
+                    new SwitchSpec("keys", "DIR", "key folder whose release-signing.pub verifies signatures (and content.key decrypts, with --decrypt)"),
+                    new SwitchSpec("decrypt", null, "also decrypt every listed file with DIR/content.key: chunk tags, sizes and SHA-256 end to end"),
+                    JsonSwitch,
+                ], [], Verify))
             .Add(new CommandSpec("store", "gc",
                 "Mark and sweep: delete chunks no retained manifest references (and, with --keep-last, old versions).",
                 [
@@ -58,13 +64,17 @@ public static class StorePalette
     private static Task<int> Verify(CommandInvocation call, CancellationToken cancellationToken)
     {
         var keysDir = call.Optional("keys");
+        if (call.Has("decrypt") && keysDir is null)
+            throw new UsageException("--decrypt needs --keys DIR: the folder from 'orch keys init' whose content.key encrypted the store.");
         var publicKey = keysDir is null ? null : KeyFiles.LoadPublicKey(keysDir);
-        var report = new StoreMaintenance(OpenStore(call)).Verify(publicKey);
+        var contentKey = call.Has("decrypt") ? KeyFiles.LoadContentKey(keysDir!) : null;
+        var report = new StoreMaintenance(OpenStore(call)).Verify(publicKey, contentKey: contentKey);
         if (call.Json) Render.Json(call.Console.Out, StoreVerifyOutput.Of(report));
         else
         {
             var o = call.Console.Out;
-            o.WriteLine($"Checked {report.ChunksChecked} chunks and {report.ManifestsChecked} manifests ({(report.SignaturesVerified ? "signatures verified" : "signatures not checked: pass --keys DIR")}).");
+            o.WriteLine($"Checked {report.ChunksChecked} chunks and {report.ManifestsChecked} manifests ({(report.SignaturesVerified ? "signatures verified" : "signatures not checked: pass --keys DIR")}; " +
+                        $"{(contentKey is null ? "content not decrypted: pass --decrypt" : $"{report.FilesDecrypted} files decrypted and checked")}).");
             if (report.Ok) o.WriteLine("OK: no problems found.");
             else
             {

@@ -69,6 +69,39 @@ public sealed class StoreMaintenanceTests : StoreTestBase
     }
 
     [Fact]
+    public void Verify_with_the_content_key_decrypts_every_file_and_finds_a_store_encrypted_with_another()
+    {
+        PublishThree();
+        var maintenance = new StoreMaintenance(Store);
+        var good = maintenance.Verify(SigningKey.PublicKey, contentKey: ProductKey);
+        Assert.True(good.Ok, string.Join("\n", good.Problems));
+        Assert.Equal(6, good.FilesDecrypted); // 3 manifests x 2 files
+        Assert.Equal(0, maintenance.Verify(SigningKey.PublicKey).FilesDecrypted);
+
+        var wrong = maintenance.Verify(SigningKey.PublicKey, contentKey: ContentKey.Generate());
+        Assert.Equal(6, wrong.FilesDecrypted);
+        Assert.Equal(6, wrong.Problems.Count);
+        Assert.All(wrong.Problems, p => Assert.Contains("does not decrypt with this content key", p));
+    }
+
+    [Fact]
+    public void Verify_with_the_content_key_finds_a_manifest_that_does_not_describe_its_content()
+    {
+        var results = PublishThree();
+        var manifest = ManifestOf(results[1]);
+        var app = manifest.Files.Single(f => f.Path == "bin/app");
+        var other = manifest.Files.Single(f => f.Path == "lib/shared.so").Sha256;
+        // A well-formed manifest (its inventory digest recomputed) whose bin/app claims the shared library's hash.
+        var files = manifest.Files.Select(f => f == app ? f with { Sha256 = other } : f).ToList();
+        var edited = manifest with { Files = files, InventoryDigest = InventoryDigest.Of(files) };
+        File.WriteAllBytes(Path.Combine(StoreRoot, results[1].ManifestPath), ManifestSerializer.Serialize(edited));
+
+        var report = new StoreMaintenance(Store).Verify(contentKey: ProductKey); // no public key: the edit is not a signature finding
+        var problem = Assert.Single(report.Problems);
+        Assert.Contains("manifest acme/2.0: file 'bin/app' decrypts to SHA-256 " + app.Sha256 + ", the manifest says " + other, problem);
+    }
+
+    [Fact]
     public void Verify_finds_missing_chunks_and_bad_signatures()
     {
         var results = PublishThree();
