@@ -3,6 +3,7 @@ using Orchestrator.ChunkStore.Codec;
 using Orchestrator.ChunkStore.Deltas;
 using Orchestrator.ChunkStore.Keys;
 using Orchestrator.ChunkStore.Manifests;
+using Orchestrator.ChunkStore.Publishing;
 using Orchestrator.ChunkStore.Storage;
 using Orchestrator.ChunkStore.Validation;
 
@@ -59,7 +60,11 @@ public sealed record GcPolicy(int? KeepLast = null, bool DryRun = false);
 /// <param name="TempFilesDeleted">Leftover temp files deleted.</param>
 /// <param name="DryRun">Nothing was deleted.</param>
 public sealed record GcReport(IReadOnlyList<string> VersionsRemoved, int ManifestFilesDeleted, long ChunksDeleted, long BytesFreed,
-    long ChunksKept, int TempFilesDeleted, bool DryRun);
+    long ChunksKept, int TempFilesDeleted, bool DryRun)
+{
+    /// <summary>Publish-cache entries dropped because their chunk is gone (would be dropped, on a dry run).</summary>
+    public long PublishCacheEntriesDropped { get; init; }
+}
 
 /// <summary>
 /// Stats, integrity verification, and mark-and-sweep garbage collection of a <see cref="FileSystemStore"/>.
@@ -312,9 +317,14 @@ public sealed class StoreMaintenance(FileSystemStore store)
             deleted++;
             freed += size;
         }
+        // The publish cache only grows; entries of swept chunks are dead weight (and would be re-checked by every
+        // publish). Keep the entries whose object is still there.
+        var cache = PublishCache.Load(_store);
+        var cacheDropped = cache.RemoveWhere(id => !marked.Contains(id));
         var temps = 0;
         if (!policy.DryRun)
         {
+            if (cacheDropped > 0) _store.WriteFile(StoreLayout.PublishCacheFile, cache.ToBytes());
             foreach (var temp in _store.EnumerateTempFiles().ToList())
             {
                 File.Delete(temp);
@@ -322,7 +332,7 @@ public sealed class StoreMaintenance(FileSystemStore store)
             }
             _store.Flush();
         }
-        return new GcReport(removed, manifestFilesDeleted, deleted, freed, kept2, temps, policy.DryRun);
+        return new GcReport(removed, manifestFilesDeleted, deleted, freed, kept2, temps, policy.DryRun) { PublishCacheEntriesDropped = cacheDropped };
     }
 
     private DeltaManifest? TryReadDelta(string path)

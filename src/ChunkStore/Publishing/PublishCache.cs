@@ -58,6 +58,18 @@ internal sealed class PublishCache
         Interlocked.Increment(ref _added);
     }
 
+    /// <summary>Drops the entries whose chunk id matches <paramref name="gone"/>; returns how many.</summary>
+    public int RemoveWhere(Func<ChunkId, bool> gone)
+    {
+        var removed = 0;
+        foreach (var (tag, entry) in _entries)
+            if (gone(entry.Id) && _entries.TryRemove(tag, out _)) removed++;
+        return removed;
+    }
+
+    /// <summary>Entries held.</summary>
+    public int Count => _entries.Count;
+
     public byte[] ToBytes()
     {
         var snapshot = _entries.ToArray();

@@ -98,6 +98,8 @@ public static class StorePalette
             if (report.VersionsRemoved.Count > 0) o.WriteLine($"{verb} versions: {string.Join(", ", report.VersionsRemoved)}");
             if (report.ManifestFilesDeleted > 0) o.WriteLine($"Deleted {report.ManifestFilesDeleted} manifest/signature files.");
             if (report.TempFilesDeleted > 0) o.WriteLine($"Deleted {report.TempFilesDeleted} leftover temp files.");
+            if (report.PublishCacheEntriesDropped > 0)
+                o.WriteLine($"{(report.DryRun ? "Would drop" : "Dropped")} {report.PublishCacheEntriesDropped} publish-cache entries of deleted chunks.");
         }
         return Task.FromResult(ExitCodes.Success);
     }

@@ -147,9 +147,13 @@ public sealed class StoreMaintenanceTests : StoreTestBase
         var v2 = ManifestOf(results[1]);
         var v3 = ManifestOf(results[2]);
 
+        var cacheBefore = PublishCache.Load(store).Count;
+        Assert.Equal(store.EnumerateChunks().Count(), cacheBefore); // every stored chunk went through the cache
         var dry = new StoreMaintenance(store).CollectGarbage(new GcPolicy(KeepLast: 1, DryRun: true));
         Assert.Equal(["acme/2.0"], dry.VersionsRemoved);
         Assert.True(File.Exists(Path.Combine(store.Root, results[1].ManifestPath)));
+        Assert.Equal(dry.ChunksDeleted, dry.PublishCacheEntriesDropped);
+        Assert.Equal(cacheBefore, PublishCache.Load(store).Count); // a dry run writes nothing
 
         var report = new StoreMaintenance(store).CollectGarbage(new GcPolicy(KeepLast: 1));
         Assert.Equal(["acme/2.0"], report.VersionsRemoved);
@@ -159,6 +163,9 @@ public sealed class StoreMaintenanceTests : StoreTestBase
         // v2's own binary chunks are gone; the library chunks it shared with v1 and v3 remain.
         Assert.DoesNotContain(v2.Files[0].Chunks[0].Id, remaining);
         Assert.Contains(v2.Files[1].Chunks[0].Id, remaining);
+        // The publish cache keeps exactly the entries whose chunk is still stored.
+        Assert.Equal(report.ChunksDeleted, report.PublishCacheEntriesDropped);
+        Assert.Equal(remaining.Count, PublishCache.Load(store).Count);
         var index = ReleaseIndex.Parse(store.ReadFile(StoreLayout.IndexPath("acme"))!);
         Assert.Equal(["1.0", "3.0"], index.Versions.Select(v => v.Version));
         Assert.True(new StoreMaintenance(store).Verify(SigningKey.PublicKey).Ok);
