@@ -184,7 +184,7 @@ public abstract class DeviceActorSuite<TSelf>(ITestOutputHelper output) : Databa
     {
         var kit = NewKit();
         const string id = "dev-chatty";
-        var offlineAfter = TimeSpan.FromSeconds(2);
+        var offlineAfter = TimeSpan.FromSeconds(3); // check-ins every 200 ms: a 2.8 s stall of a loaded machine would be needed to fail it
         var a = kit.Sys.ActorOf(DeviceActor.Props(id, Settings(offlineSeconds: offlineAfter.TotalSeconds)));
         // Checking in for 2.5 silence periods: the timer armed at the first check-in fires in between and must re-arm.
         var until = DateTime.UtcNow + offlineAfter * 2.5;
