@@ -88,7 +88,7 @@ public abstract class DeviceJournalSuite<TSelf>(ITestOutputHelper output) : Data
         var now = DateTime.UtcNow.Ticks;
         JournalRowToWrite Row(string pid, long seq) => new(pid, seq, now, [1, 2, 3], "M.v1", 7131, "w", ["device", "t-" + pid]);
 
-        var existing = writer.Enqueue([Row("p-dup", 1)]);
+        var existing = AwaitedWrite.Enqueue(writer, Row("p-dup", 1));
         await store.EnsureTables(CancellationToken.None);
         tables.SetResult();
         await existing;
@@ -97,12 +97,12 @@ public abstract class DeviceJournalSuite<TSelf>(ITestOutputHelper output) : Data
         // two-event write whose second event is a duplicate fail; the others commit.
         var gate = new TaskCompletionSource();
         recording.Gate = gate.Task;
-        var blocker = writer.Enqueue([Row("p-first", 1)]);
+        var blocker = AwaitedWrite.Enqueue(writer, Row("p-first", 1));
         await recording.Entered.Task;
-        var ok1 = writer.Enqueue([Row("p-ok", 1), Row("p-ok", 2)]);
-        var dup = writer.Enqueue([Row("p-dup", 1)]);
-        var halfDup = writer.Enqueue([Row("p-half", 1), Row("p-dup", 1)]);
-        var ok2 = writer.Enqueue([Row("p-ok2", 1)]);
+        var ok1 = AwaitedWrite.Enqueue(writer, Row("p-ok", 1), Row("p-ok", 2));
+        var dup = AwaitedWrite.Enqueue(writer, Row("p-dup", 1));
+        var halfDup = AwaitedWrite.Enqueue(writer, Row("p-half", 1), Row("p-dup", 1));
+        var ok2 = AwaitedWrite.Enqueue(writer, Row("p-ok2", 1));
         gate.SetResult();
         await blocker;
         await ok1;

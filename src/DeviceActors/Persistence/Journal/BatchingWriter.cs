@@ -57,14 +57,6 @@ internal sealed class BatchingWriter
         }
     }
 
-    /// <summary>Queues rows that commit together; the task completes after their transaction committed.</summary>
-    public Task Enqueue(JournalRowToWrite[] rows)
-    {
-        var write = new AwaitedWrite(rows);
-        Enqueue(write);
-        return write.Done;
-    }
-
     /// <summary>Queues <paramref name="write"/>; it is settled after its transaction, or at once if the writer is stopping.</summary>
     public void Enqueue(PendingWrite write)
     {

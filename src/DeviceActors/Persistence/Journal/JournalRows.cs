@@ -37,19 +37,3 @@ internal abstract class PendingWrite(JournalRowToWrite[] rows)
     /// <summary>The rows committed (<paramref name="error"/> null) or were not stored.</summary>
     public abstract void Settle(Exception? error);
 }
-
-/// <summary>A <see cref="PendingWrite"/> whose outcome is awaited through <see cref="Done"/>.</summary>
-internal sealed class AwaitedWrite(JournalRowToWrite[] rows) : PendingWrite(rows)
-{
-    private readonly TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-    /// <summary>Completes after the commit, or fails with the error.</summary>
-    public Task Done => _done.Task;
-
-    /// <inheritdoc />
-    public override void Settle(Exception? error)
-    {
-        if (error is null) _done.TrySetResult();
-        else _done.TrySetException(error);
-    }
-}
