@@ -183,10 +183,10 @@ public sealed class StoreMaintenance(FileSystemStore store)
                             problems.Add($"{label}: file '{file.Path}' expects chunk {chunk.Id} to hold {chunk.Length} bytes, its header says {length}");
                         }
                     }
-                    if (contentKey is not null && complete && DecryptedFileProblem(label, file, contentKey) is var problem)
+                    if (contentKey is not null && complete)
                     {
                         filesDecrypted++;
-                        if (problem is not null) problems.Add(problem);
+                        if (DecryptedFileProblem(label, file, contentKey) is { } problem) problems.Add(problem);
                     }
                 }
             }
