@@ -78,4 +78,39 @@ public sealed class AgentReplayTests(ITestOutputHelper output)
         await Run(d, 1);
         Assert.Equal(2, (await node.StateAsync(id)).FailedAttempts);
     }
+
+    [Fact]
+    public async Task The_documented_sign_request_helper_signs_a_check_in_the_node_accepts_once()
+    {
+        await using var node = await NodeUnderTest.StartAsync();
+        using var store = new TestStore(node.StoreRoot);
+        store.Publish("1.0", Releases.V1());
+        const string id = "dev-curl";
+        var secret = await node.ProvisionAsync(id);
+        using var dir = new Orchestrator.DeviceAgent.Tests.Support.TempDir();
+        var secretFile = Path.Combine(dir.Path, "dev.secret");
+        await File.WriteAllTextAsync(secretFile, secret);
+        var bodyFile = Path.Combine(dir.Path, "checkin.json");
+        await File.WriteAllTextAsync(bodyFile, """{"product":"acme","installedVersionId":0,"inventoryDigest":"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855","files":[]}""");
+        var url = $"{node.BaseUrl}v1/devices/{id}/check-in";
+        var signed = await AgentProcess.RunAsync(["sign-request", "--device", id, "--secret-file", secretFile, "--method", "POST", "--url", url, "--body-file", bodyFile]);
+        Assert.True(signed.ExitCode == 0, signed.Error);
+        var header = signed.Output.Trim();
+        Assert.StartsWith($"Orch-HMAC-SHA256 device={id}, seq=", header);
+        Assert.DoesNotContain(secret, signed.Output + signed.Error);
+
+        async Task<HttpResponseMessage> SendAsync()
+        {
+            using var req = new HttpRequestMessage(HttpMethod.Post, url) { Content = new ByteArrayContent(await File.ReadAllBytesAsync(bodyFile)) };
+            req.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
+            req.Headers.TryAddWithoutValidation("Authorization", header);
+            return await node.Http.SendAsync(req);
+        }
+        using (var first = await SendAsync())
+            Assert.True(first.IsSuccessStatusCode, await first.Content.ReadAsStringAsync());
+        Assert.Equal(DeviceStatus.Idle, (await node.StateAsync(id)).Status);
+        using var again = await SendAsync();
+        Assert.Equal(System.Net.HttpStatusCode.Unauthorized, again.StatusCode);
+        Assert.Contains("replayed_sequence", await again.Content.ReadAsStringAsync());
+    }
 }
