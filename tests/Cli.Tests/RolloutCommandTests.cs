@@ -158,7 +158,7 @@ public sealed class RolloutToNobodyTests(LiveNode node) : IClassFixture<LiveNode
 
         var phantom = await node.Orch("rollout", "create", "--id", "ro-phantom", "--product", "acme", "--version", "2.0.0", "--devices", "nosuchdev");
         Assert.Equal(ExitCodes.InvalidInput, phantom.ExitCode);
-        Assert.Contains("1 named device(s) are not registered: nosuchdev", phantom.Error);
+        Assert.Contains("1 named device(s) are neither provisioned nor registered: nosuchdev", phantom.Error);
 
         // Nothing was created, and no phantom device appeared.
         var list = await node.Orch("rollout", "list", "--json");

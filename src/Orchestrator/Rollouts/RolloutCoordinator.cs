@@ -161,38 +161,6 @@ public sealed class RolloutCoordinator : ReceivePersistentActor, IWithTimers
             Timers.StartSingleTimer("restart-" + id, new RestartChild(id), TimeSpan.FromSeconds(1));
     }
 
-    /// <summary>
-    /// Null when every named device is registered under <paramref name="product"/>; else the refusal. The devices are
-    /// asked themselves because the registry may not have read a registration made a moment ago; a name nobody
-    /// registered would otherwise become a phantom device without a product that the rollout waits on forever.
-    /// </summary>
-    private async Task<(string Code, string Message)?> ExplicitDeviceProblem(string product, IReadOnlyList<string> ids)
-    {
-        var unknown = new List<string>();
-        var other = new List<string>();
-        foreach (var batch in ids.Chunk(100))
-        {
-            DeviceState[] states;
-            try
-            {
-                states = await Task.WhenAll(batch.Select(id => _devices.Ask<DeviceState>(new GetDeviceState(id), _settings.AskTimeout)));
-            }
-            catch (AskTimeoutException)
-            {
-                return ("unavailable", "Some named devices did not answer in time; nothing was created. Try again.");
-            }
-            unknown.AddRange(states.Where(s => s.Product is null).Select(s => s.DeviceId));
-            other.AddRange(states.Where(s => s.Product is not null && s.Product != product).Select(s => $"{s.DeviceId} ({s.Product})"));
-        }
-        if (unknown.Count > 0)
-            return ("invalid_request", $"{unknown.Count} named device(s) are not registered: {string.Join(", ", unknown.Take(10))}. Register them " +
-                   $"first (orch device provision ID --product {product}) or remove them from the selector.");
-        if (other.Count > 0)
-            return ("invalid_request", $"{other.Count} named device(s) run another product than '{product}': {string.Join(", ", other.Take(10))}. " +
-                   "Remove them from the selector.");
-        return null;
-    }
-
     private async Task Create(CreateRollout c)
     {
         var replyTo = Sender;
@@ -222,16 +190,11 @@ public sealed class RolloutCoordinator : ReceivePersistentActor, IWithTimers
             replyTo.Tell(new RolloutRejected(spec.RolloutId, "unavailable", "", "The device registry did not answer in time; nothing was created. Try again."));
             return;
         }
-        var explicitIds = spec.Selector.ExplicitIds().ToList();
-        if (await ExplicitDeviceProblem(spec.Target.Product, explicitIds) is { } problem)
-        {
-            replyTo.Tell(new RolloutRejected(spec.RolloutId, problem.Code, problem.Code == "invalid_request" ? "selector.deviceIds" : "", problem.Message));
-            return;
-        }
-        // Devices of the product matching the selector, plus explicitly named devices (registered, maybe not checked in yet).
+        // Devices of the product matching the selector, plus explicitly named devices (they may not have checked in yet;
+        // the admin endpoint refused names that no credential or registration backs).
         var selected = known.Devices
             .Where(d => d.Product == spec.Target.Product && spec.Selector.Matches(d.DeviceId, d.Tags)).Select(d => d.DeviceId)
-            .Concat(explicitIds)
+            .Concat(spec.Selector.ExplicitIds())
             .Distinct(StringComparer.Ordinal).ToList();
         if (selected.Count == 0)
         {
