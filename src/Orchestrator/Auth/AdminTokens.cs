@@ -134,6 +134,4 @@ public sealed class AdminTokens
     /// <summary>Path of the bootstrap token file when no tokens are configured; null otherwise.</summary>
     public string? BootstrapFile { get; private init; }
 
-    /// <summary>The scopes of the presented token, or null when it matches no usable entry.</summary>
-    public IReadOnlySet<string>? Authenticate(string presentedToken) => Check(presentedToken, DateTimeOffset.UtcNow).Scopes;
 }
