@@ -35,6 +35,9 @@ namespace Orchestrator.Cli.Output;
 [JsonSerializable(typeof(ShardRegionsView))]
 [JsonSerializable(typeof(ShardingStatsView))]
 [JsonSerializable(typeof(JsonElement))]
+[JsonSerializable(typeof(AdminTokenCreated))]
+[JsonSerializable(typeof(AdminTokenList))]
+[JsonSerializable(typeof(AdminTokenView))]
 // Admin API request bodies.
 [JsonSerializable(typeof(ClusterMemberRequest))]
 [JsonSerializable(typeof(DeviceRegistrationRequest))]
@@ -44,6 +47,7 @@ namespace Orchestrator.Cli.Output;
 [JsonSerializable(typeof(ChunkGcRequest))]
 [JsonSerializable(typeof(RolloutCreateRequest))]
 [JsonSerializable(typeof(RolloutActionRequest))]
+[JsonSerializable(typeof(AdminTokenCreateRequest))]
 // Local command outputs.
 [JsonSerializable(typeof(StoreStats))]
 [JsonSerializable(typeof(GcReport))]

@@ -40,6 +40,10 @@ public static class DeviceStateMachine
             return CommandOutcome.Reject(command.DeviceId, "wrong_device",
                 $"Command for device '{command.DeviceId}' reached the actor of '{state.DeviceId}'; this is a routing bug.");
 
+        // A device request is accepted at most once: a replayed (or reordered) one is refused before anything else.
+        if (DeviceRequestSequence.RefuseReplay(command, state.LastRequestSequence) is { } replayed)
+            return new CommandOutcome([], _ => replayed);
+
         if (state.Status == DeviceStatus.Offline && IsDeviceTraffic(command))
         {
             // The device is back: resume where it was, then handle the message as if it had never left. If the message
@@ -111,7 +115,7 @@ public static class DeviceStateMachine
             action = UpdateAction.None;
             work = null;
         }
-        var e = new DeviceCheckedIn(c.Product, c.InstalledVersionId, c.InventoryDigest, c.AgentVersion, action, work, c.Timestamp);
+        var e = new DeviceCheckedIn(c.Product, c.InstalledVersionId, c.InventoryDigest, c.AgentVersion, action, work, c.Timestamp, c.RequestSequence);
         // Only upgrade work is rollout work; a repair restores what is installed and is not metered by a rollout.
         var rollout = action == UpdateAction.Upgrade ? s.Target : null;
         // A heartbeat (nothing but LastSeen would change) is not journaled while the persisted LastSeen is recent: an idle
@@ -129,7 +133,8 @@ public static class DeviceStateMachine
     {
         if (interval <= TimeSpan.Zero || e.Decision != UpdateAction.None || s.LastSeen is not { } seen || e.At - seen >= interval) return false;
         var next = ApplyCheckIn(s, e, s.EventCount);
-        return next with { LastSeen = s.LastSeen } == s;
+        // The sequence high-water mark is not a reason to journal: the actor keeps it in memory (see DeviceActor).
+        return next with { LastSeen = s.LastSeen, LastRequestSequence = s.LastRequestSequence } == s;
     }
 
     private static CommandOutcome Assign(DeviceState s, AssignTarget a, DateTimeOffset now)
@@ -161,20 +166,20 @@ public static class DeviceStateMachine
 
     private static CommandOutcome Progress(DeviceState s, ReportProgress p) =>
         RequireWork(s, p.TargetVersionId, "progress")
-        ?? Accepted(new ProgressRecorded(new TransferProgress(p.Phase, p.BytesDone, p.BytesTotal, p.ChunksDone, p.ChunksTotal), p.Timestamp));
+        ?? Accepted(new ProgressRecorded(new TransferProgress(p.Phase, p.BytesDone, p.BytesTotal, p.ChunksDone, p.ChunksTotal), p.Timestamp, p.RequestSequence));
 
     private static CommandOutcome Failure(DeviceState s, ReportFailure f, DeviceActorSettings settings, Random random)
     {
         if (RequireWork(s, f.TargetVersionId, "a failure") is { } rejected) return rejected;
         var attempt = s.FailedAttempts + 1;
         var delay = RetryBackoff.Delay(attempt, settings.RetryBase, settings.RetryCap, random);
-        var e = new AttemptFailed(new FailureInfo(f.Stage, f.Reason, attempt, (long)delay.TotalMilliseconds, f.Timestamp), f.Timestamp);
+        var e = new AttemptFailed(new FailureInfo(f.Stage, f.Reason, attempt, (long)delay.TotalMilliseconds, f.Timestamp), f.Timestamp, f.RequestSequence);
         return new CommandOutcome([e], st => new RetryAdvice(st.DeviceId, attempt, (long)delay.TotalMilliseconds));
     }
 
     private static CommandOutcome Completion(DeviceState s, ReportCompletion c) =>
         RequireWork(s, c.InstalledVersionId, "completion")
-        ?? Accepted(new WorkCompleted(c.InstalledVersionId, c.InventoryDigest, s.Work!.Kind, c.Timestamp));
+        ?? Accepted(new WorkCompleted(c.InstalledVersionId, c.InventoryDigest, s.Work!.Kind, c.Timestamp, c.RequestSequence));
 
     /// <summary>Folds one event into the state. Pure and total: recovery depends on it never throwing.</summary>
     /// <param name="s">State before.</param>
@@ -206,7 +211,8 @@ public static class DeviceStateMachine
             DeviceCameBack b => s with { Status = s.StatusBeforeOffline ?? s.Status, StatusBeforeOffline = null, LastSeen = b.At },
             _ => s,
         };
-        return next with { EventCount = sequenceNr };
+        var seq = DeviceRequestSequence.Of(e);
+        return seq > next.LastRequestSequence ? next with { EventCount = sequenceNr, LastRequestSequence = seq } : next with { EventCount = sequenceNr };
     }
 
     // While Offline, status changes caused by operators land in StatusBeforeOffline, so the device resumes into them.
@@ -228,6 +234,7 @@ public static class DeviceStateMachine
             FailedAttempts = keep ? s.FailedAttempts : 0,
             LastFailure = keep ? s.LastFailure : null,
             EventCount = eventCount,
+            LastRequestSequence = Math.Max(s.LastRequestSequence, c.RequestSequence),
         };
     }
 

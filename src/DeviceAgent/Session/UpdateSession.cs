@@ -233,7 +233,9 @@ public sealed class UpdateSession
     private List<StoreSource> Sources(CheckInResponse response, string credential)
     {
         var sources = new List<StoreSource>();
-        if (_config.Gateway is not null) sources.Add(StoreSource.Gateway(_config.Gateway, DeviceCredential.Header(_config.DeviceId, credential)));
+        // Store requests change no state, so the gateway checks their signature and timestamp but not their sequence
+        // (they run in parallel): the in-memory sequence is enough and costs no write.
+        if (_config.Gateway is not null) sources.Add(StoreSource.Gateway(_config.Gateway, DeviceCredential.Signer(_config.DeviceId, credential, RequestSequence.Shared)));
         foreach (var m in _config.Mirrors.Concat(response.Mirrors ?? []).Distinct(StringComparer.Ordinal))
         {
             if (Uri.TryCreate(m, UriKind.Absolute, out var u) && (u.Scheme == Uri.UriSchemeHttp || u.Scheme == Uri.UriSchemeHttps))

@@ -144,6 +144,19 @@ public static class PaletteCatalog
             [new("interval", "SECONDS", "seconds between updates (default 2)")], ["ROLLOUT"]),
     ]);
 
+    /// <summary><c>orch token ...</c></summary>
+    public static PaletteDescription Token { get; } = new("token", "admin API tokens: create with scopes and an expiry, list, revoke",
+    [
+        new("create", "Create a named admin token (shown once) with scopes and an expiry.", Operate,
+        [
+            new("name", "NAME", "unique name (letters, digits, '.', '_', '-'; never reused)", Required: true),
+            new("scopes", "S1,S2", "read and/or operate", Required: true, Values: [Read, Operate, Read + "," + Operate]),
+            new("expires", "DURATION", "lifetime: N followed by s, m, h or d (e.g. 30d), or never (default 90d)"),
+        ], None),
+        new("list", "Every admin token: name, scopes, source, status, expiry (never the token).", Operate, [], None),
+        new("revoke", "Revoke a token by name (created, configured or bootstrap); it stops working on every node.", Operate, [], ["NAME"]),
+    ]);
+
     /// <summary>Every server-backed palette of this build.</summary>
-    public static IReadOnlyList<PaletteDescription> All { get; } = [Cluster, Sharding, Device, Release, Chunks, Rollout];
+    public static IReadOnlyList<PaletteDescription> All { get; } = [Cluster, Sharding, Device, Release, Chunks, Rollout, Token];
 }

@@ -55,6 +55,8 @@ public sealed record FailureInfo(WorkPhase Stage, string Reason, int Attempt, lo
 /// <param name="StatusBeforeOffline">While Offline: the status to resume.</param>
 /// <param name="LastSeen">When the device was last heard from.</param>
 /// <param name="EventCount">Sequence number of the last event applied (journal position of this device).</param>
+/// <param name="LastRequestSequence">Highest device request sequence number the actor accepted (protocol v2 replay
+/// protection); requests at or below it are refused. 0 in snapshots written before the field existed.</param>
 public sealed record DeviceState(
     string DeviceId,
     DeviceStatus Status,
@@ -70,7 +72,8 @@ public sealed record DeviceState(
     FailureInfo? LastFailure,
     DeviceStatus? StatusBeforeOffline,
     DateTimeOffset? LastSeen,
-    long EventCount) : IOrchestratorMessage
+    long EventCount,
+    long LastRequestSequence = 0) : IOrchestratorMessage
 {
     /// <summary>The state of a device nothing is known about.</summary>
     public static DeviceState Initial(string deviceId) =>
