@@ -55,6 +55,10 @@ public sealed record RegisterDevice(string DeviceId, string Product, IReadOnlyLi
 /// <param name="DifferingFiles">Relative paths whose hash differs from the manifest or which are missing.</param>
 /// <param name="AgentVersion">Version of the agent binary, if reported.</param>
 /// <param name="Timestamp">When the gateway received the check-in.</param>
+/// <param name="Channels">
+/// The channels of <paramref name="Product"/> as the gateway's channel cache knows them (null: the sender has no channel
+/// information, and only a rollout's target can lead to an upgrade). Not persisted: the decision it leads to is.
+/// </param>
 public sealed record CheckIn(
     string DeviceId,
     string Product,
@@ -65,7 +69,8 @@ public sealed record CheckIn(
     string? InstalledManifestPath,
     IReadOnlyList<string> DifferingFiles,
     string? AgentVersion,
-    DateTimeOffset Timestamp) : IDeviceCommand
+    DateTimeOffset Timestamp,
+    IReadOnlyList<Channels.ChannelTarget>? Channels = null) : IDeviceCommand
 {
     /// <inheritdoc />
     public string DeviceId { get; } = DeviceIdRules.Validate(DeviceId, nameof(DeviceId));
