@@ -35,7 +35,7 @@ public sealed class ChannelState
     /// <summary>Events for an operator's (or a seed's) <see cref="SetChannelRelease"/>, or a refusal.</summary>
     public (IReadOnlyList<IChannelEvent> Events, ChannelRejected? Rejected) DecideSet(SetChannelRelease c, DateTimeOffset now)
     {
-        if (ChannelRules.Problem("product", c.Product) ?? ChannelRules.Problem("channel", c.Channel) is { } bad)
+        if ((ChannelRules.Problem("product", c.Product) ?? ChannelRules.Problem("channel", c.Channel)) is { } bad)
             return ([], new ChannelRejected("invalid_channel", bad));
         if (c.Release.VersionId <= 0 || string.IsNullOrWhiteSpace(c.Release.Version) || string.IsNullOrWhiteSpace(c.Release.ManifestPath))
             return ([], new ChannelRejected("invalid_channel", "release: give a published version (version, versionId >= 1, manifestPath)."));

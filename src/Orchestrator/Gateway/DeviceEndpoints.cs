@@ -97,6 +97,7 @@ public static class DeviceEndpoints
         }
         catch (DeviceRequestRejectedException ex)
         {
+            if (ex.StatusCode == StatusCodes.Status503ServiceUnavailable) ctx.Response.Headers.RetryAfter = "5";
             return HttpProblems.Problem(ex.StatusCode, ex.Error, ex.Message);
         }
         catch (Akka.Actor.AskTimeoutException)

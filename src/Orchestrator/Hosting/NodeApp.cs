@@ -70,6 +70,7 @@ public static class NodeApp
         s.AddSingleton(devicePersistence);
         s.AddNodeActorSystem(settings, backend, devicePersistence);
         s.AddSingleton<InstalledReleaseInspector>();
+        s.AddSingleton<Channels.StoreChannelSeeder>();
         s.AddSingleton<IDeviceGateway, ShardedDeviceGateway>();
         s.AddSingleton<FleetViewCache>();
         var deltaOptions = builder.Configuration.GetSection(Deltas.DeltaOptions.Section).Get<Deltas.DeltaOptions>() ?? new Deltas.DeltaOptions();
