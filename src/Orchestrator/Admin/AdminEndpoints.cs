@@ -47,6 +47,7 @@ public static class AdminEndpoints
         app.MapReleaseAdmin();
         app.MapPaletteAdmin();
         app.MapRolloutAdminApi();
+        app.MapChannelAdminApi();
     }
 
     /// <summary>Largest chunk object accepted by the upload route (the store format caps plaintext at 16 MiB).</summary>
