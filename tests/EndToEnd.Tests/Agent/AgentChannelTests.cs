@@ -98,6 +98,13 @@ public sealed class AgentChannelTests(ITestOutputHelper output)
         var list = (await Orch(node, "channel", "list", "--json")).Json.GetProperty("channels").EnumerateArray()
             .Select(c => (c.GetProperty("channel").GetString(), c.GetProperty("current").GetProperty("version").GetString())).ToList();
         Assert.Equal([("beta", "2.0"), ("stable", "1.0")], list);
+        // The dashboard's data route shows the channels and their current releases.
+        using var req = new HttpRequestMessage(HttpMethod.Get, "admin/v1/dashboard");
+        req.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", NodeUnderTest.OperateToken);
+        using var res = await node.Http.SendAsync(req);
+        var dashboard = JsonDocument.Parse(await res.Content.ReadAsStringAsync()).RootElement;
+        Assert.Equal(list, dashboard.GetProperty("channels").EnumerateArray()
+            .Select(c => (c.GetProperty("channel").GetString(), c.GetProperty("current").GetProperty("version").GetString())).ToList());
     }
 
     [Fact]
