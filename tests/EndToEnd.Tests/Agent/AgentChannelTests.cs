@@ -147,6 +147,9 @@ public sealed class AgentChannelTests(ITestOutputHelper output)
         Assert.Empty(moved.GetProperty("channel").GetProperty("rollouts").EnumerateArray());
         Assert.Contains("rollout ro-ch completed", moved.GetProperty("channel").GetProperty("history").EnumerateArray().Last().GetProperty("cause").GetString());
         // Two session attempts: after the rollback this device is offered an older release, which its agent refuses.
+        var releases = (await Orch(node, "release", "list", "--json")).Json.GetProperty("products")[0].GetProperty("versions");
+        Assert.Equal(["stable"], releases[1].GetProperty("channels").EnumerateArray().Select(c => c.GetString()));
+        Assert.Empty(releases[0].GetProperty("channels").EnumerateArray());
         using var late = await Provision(node, store, "dev-late", TestDevice.FastDownloads with { MaxSessionAttempts = 2 });
         await Agent(late);
         Assert.Equal(v2.InventoryDigest, Releases.ClientDigest(late));
