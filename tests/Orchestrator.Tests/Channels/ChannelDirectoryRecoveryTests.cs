@@ -52,4 +52,58 @@ public sealed class ChannelDirectoryRecoveryTests(ITestOutputHelper output)
         Assert.Equal("channel_in_rollout", (await Ask<ChannelRejected>(h, new SetChannelRelease("acme", "stable", R(9), "bob", "x"))).Code);
         Assert.Equal(5, (await Ask<ChannelDirectoryView>(h, new GetChannels("acme"))).Revision);
     }
+
+    [Fact]
+    public async Task A_rollout_holds_its_channel_moves_it_on_completion_and_back_on_rollback_across_a_crash()
+    {
+        await using var h = await RolloutHarness.StartAsync(output, channels: ChannelSettings.Default);
+        var v1 = new ChannelRelease(RolloutHarness.V1.Version, RolloutHarness.V1.VersionId, RolloutHarness.V1.ManifestPath);
+        var v2 = new ChannelRelease(RolloutHarness.V2.Version, RolloutHarness.V2.VersionId, RolloutHarness.V2.ManifestPath);
+        await Ask<ChannelView>(h, new SetChannelRelease("acme", "stable", v1, "alice", "first"));
+        var ids = new[] { "c-1", "c-2", "c-3" };
+        await h.Register(ids);
+        await h.Register(["beta-1"], "channel:beta");
+        await h.AwaitRegistry(4);
+
+        var created = await h.Create(RolloutHarness.Spec("ro-ch", RolloutHarness.Tags()) with
+        {
+            Selector = new DeviceSelector([], [.. ids, "beta-1"], []),
+        });
+        // beta-1 is of another channel: not selected.
+        Assert.Equal(3, created.Waves.Sum(w => w.Total));
+        ChannelView Stable(ChannelDirectoryView v) => v.Channels.Single(c => c.Channel == "stable");
+        await Until(h, v => Stable(v).Rollouts.Any(r => r.RolloutId == "ro-ch"));
+        Assert.Equal(v1, Stable(await Ask<ChannelDirectoryView>(h, new GetChannels("acme"))).Current);
+
+        var fleet = new Fleet(h, ids);
+        var deadline = DateTime.UtcNow + RolloutHarness.Wait;
+        while ((await h.Show("ro-ch")).Status != RolloutStatus.Completed)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "ro-ch did not complete");
+            await fleet.Round();
+            await Task.Delay(100);
+        }
+        Assert.All(ids, id => Assert.Equal(2, fleet.Installed(id)));
+        await Until(h, v => Stable(v).Current == v2 && Stable(v).Rollouts.Count == 0);
+
+        await h.RestartAsync();
+        Assert.Equal(v2, Stable(await Ask<ChannelDirectoryView>(h, new GetChannels("acme"))).Current);
+        await h.Ask<RolloutView>(new RollbackRollout("ro-ch", "alice", "bad build", [RolloutHarness.V1]));
+        var back = await Until(h, v => Stable(v).Current == v1);
+        Assert.Equal("rollout ro-ch rolled back", Stable(back).History[^1].Cause);
+    }
+
+    private static async Task<ChannelDirectoryView> Until(RolloutHarness h, Func<ChannelDirectoryView, bool> done)
+    {
+        var deadline = DateTime.UtcNow + RolloutHarness.Wait;
+        while (true)
+        {
+            var v = await Ask<ChannelDirectoryView>(h, new GetChannels("acme"));
+            if (done(v)) return v;
+            if (DateTime.UtcNow > deadline)
+                throw new TimeoutException("channel directory never reached the expected state: " +
+                    string.Join("; ", v.Channels.Select(c => $"{c.Channel}={c.Current?.Version} held by {string.Join(",", c.Rollouts.Select(r => r.RolloutId))}")));
+            await Task.Delay(100);
+        }
+    }
 }
