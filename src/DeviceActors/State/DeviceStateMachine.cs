@@ -100,10 +100,12 @@ public static class DeviceStateMachine
 
         UpdateAction action;
         WorkItem? work;
-        if (s.Target is { } t && t.VersionId != c.InstalledVersionId)
+        // The rollout's target or the channel's current release (ReleaseSelection); differ -> upgrade, equal -> repair or nothing.
+        var desired = ReleaseSelection.Desired(s, c);
+        if (desired is { } d && d.VersionId != c.InstalledVersionId)
         {
             action = UpdateAction.Upgrade;
-            work = new WorkItem(WorkKind.Upgrade, t.Version, t.VersionId, t.ManifestPath, []);
+            work = new WorkItem(WorkKind.Upgrade, d.Version, d.VersionId, d.ManifestPath, []);
         }
         else if (c.NeedsRepair)
         {
@@ -117,12 +119,14 @@ public static class DeviceStateMachine
         }
         var e = new DeviceCheckedIn(c.Product, c.InstalledVersionId, c.InventoryDigest, c.AgentVersion, action, work, c.Timestamp, c.RequestSequence);
         // Only upgrade work is rollout work; a repair restores what is installed and is not metered by a rollout.
-        var rollout = action == UpdateAction.Upgrade ? s.Target : null;
+        var rollout = action == UpdateAction.Upgrade ? desired!.Rollout : null;
+        var downgrade = action == UpdateAction.Upgrade && ReleaseSelection.IsDowngrade(c.InstalledVersionId, desired!);
+        var source = action == UpdateAction.Upgrade ? (desired!.Source == ReleaseSource.Channel ? "channel" : "rollout") : null;
         // A heartbeat (nothing but LastSeen would change) is not journaled while the persisted LastSeen is recent: an idle
         // fleet would otherwise cost one write per check-in. The reply is the same either way (built from an equal state).
         IDeviceEvent[] events = IsHeartbeat(s, e, lastSeenPersistInterval) ? [] : [e];
         return new CommandOutcome(events, st => new CheckInDecision(st.DeviceId, action, work?.Version, work?.VersionId, work?.ManifestPath,
-            work?.RepairFiles ?? [], st.Status, rollout?.RolloutId, rollout?.BandwidthBytesPerSecond ?? 0));
+            work?.RepairFiles ?? [], st.Status, rollout?.RolloutId, rollout?.BandwidthBytesPerSecond ?? 0, downgrade, source));
     }
 
     /// <summary>

@@ -57,6 +57,10 @@ public sealed record RegisterDevice(string DeviceId, string Product, IReadOnlyLi
 /// <param name="Timestamp">When the gateway received the check-in.</param>
 /// <param name="RequestSequence">The signed request's sequence number (protocol v2); the actor refuses one at or below the
 /// last it accepted. 0: not from the device API (unchecked), and what payloads written before the field existed read as.</param>
+/// <param name="Channels">
+/// The channels of <paramref name="Product"/> as the gateway's channel cache knows them (null: the sender has no channel
+/// information, and only a rollout's target can lead to an upgrade). Not persisted: the decision it leads to is.
+/// </param>
 public sealed record CheckIn(
     string DeviceId,
     string Product,
@@ -68,7 +72,8 @@ public sealed record CheckIn(
     IReadOnlyList<string> DifferingFiles,
     string? AgentVersion,
     DateTimeOffset Timestamp,
-    long RequestSequence = 0) : IDeviceCommand
+    long RequestSequence = 0,
+    IReadOnlyList<Channels.ChannelTarget>? Channels = null) : IDeviceCommand
 {
     /// <inheritdoc />
     public string DeviceId { get; } = DeviceIdRules.Validate(DeviceId, nameof(DeviceId));
