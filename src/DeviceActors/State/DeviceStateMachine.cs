@@ -111,6 +111,8 @@ public static class DeviceStateMachine
             action = UpdateAction.None;
             work = null;
         }
+        if (AnnouncedWait(s, work, c.Timestamp) is { } wait)
+            return new CommandOutcome([], st => new CheckInDeferred(st.DeviceId, st.FailedAttempts, (long)Math.Ceiling(wait.TotalMilliseconds)));
         var e = new DeviceCheckedIn(c.Product, c.InstalledVersionId, c.InventoryDigest, c.AgentVersion, action, work, c.Timestamp);
         // Only upgrade work is rollout work; a repair restores what is installed and is not metered by a rollout.
         var rollout = action == UpdateAction.Upgrade ? s.Target : null;
@@ -239,6 +241,18 @@ public static class DeviceStateMachine
         var work = new WorkItem(WorkKind.Upgrade, t.Target.Version, t.Target.VersionId, t.Target.ManifestPath, []);
         if (SameWork(s.Work, work)) return assigned;
         return WithStatus(assigned with { Work = work, Progress = null, FailedAttempts = 0, LastFailure = null }, DeviceStatus.UpgradeAssigned);
+    }
+
+    /// <summary>
+    /// What is left of the retry delay the device was told after its last failure, when this check-in would hand out
+    /// that same work again before it is over; null otherwise. The server honours the backoff it announced: work is
+    /// not re-offered early, whatever the agent does.
+    /// </summary>
+    private static TimeSpan? AnnouncedWait(DeviceState s, WorkItem? work, DateTimeOffset at)
+    {
+        if (s.Status != DeviceStatus.Failed || s.LastFailure is not { } f || !SameWork(s.Work, work)) return null;
+        var left = f.At + TimeSpan.FromMilliseconds(f.RetryAfterMs) - at;
+        return left > TimeSpan.Zero ? left : null;
     }
 
     private static bool SameWork(WorkItem? a, WorkItem? b) =>

@@ -36,6 +36,7 @@ public sealed class OrchestratorSerializer : SerializerWithStringManifest
         [typeof(DeviceCommandAccepted)] = "DeviceCommandAccepted.v1",
         [typeof(RetryAdvice)] = "RetryAdvice.v1",
         [typeof(DeviceCommandRejected)] = "DeviceCommandRejected.v1",
+        [typeof(CheckInDeferred)] = "CheckInDeferred.v1",
         // Persisted events
         [typeof(DeviceRegistered)] = "DeviceRegistered.v1",
         [typeof(DeviceCheckedIn)] = "DeviceCheckedIn.v1",

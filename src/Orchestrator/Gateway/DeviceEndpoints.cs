@@ -97,6 +97,11 @@ public static class DeviceEndpoints
         }
         catch (DeviceRequestRejectedException ex)
         {
+            if (ex.RetryAfter is { } ra)
+            {
+                ctx.Response.Headers.RetryAfter = ((long)Math.Max(1, Math.Ceiling(ra.TotalSeconds))).ToString(System.Globalization.CultureInfo.InvariantCulture);
+                ctx.Response.Headers.CacheControl = "no-store";
+            }
             return HttpProblems.Problem(ex.StatusCode, ex.Error, ex.Message);
         }
         catch (Akka.Actor.AskTimeoutException)

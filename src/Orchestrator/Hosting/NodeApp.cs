@@ -36,6 +36,9 @@ public static class NodeApp
         var settings = NodeSettings.Load(builder.Configuration);
         Directory.CreateDirectory(settings.Node.DataDirectory);
         Directory.CreateDirectory(settings.Node.StoreRoot);
+        var largest = LargestObject.In(FileSystemStore.Open(settings.Node.StoreRoot, create: true));
+        if (settings.HasRole(NodeRoles.Gateway) && settings.Throttle.ValidateAgainst(largest.Bytes, largest.Source).ToList() is { Count: > 0 } throttleProblems)
+            throw new InvalidOperationException("Invalid configuration:" + Environment.NewLine + string.Join(Environment.NewLine, throttleProblems.Select(p => "  - " + p)));
 
         builder.WebHost.ConfigureKestrel(k =>
         {
@@ -50,7 +53,7 @@ public static class NodeApp
         s.AddSingleton<DeviceCredentialStore>();
         s.AddSingleton(_ => FileSystemStore.Open(settings.Node.StoreRoot, create: true));
         s.AddSingleton<DeviceAuthentication>();
-        s.AddSingleton(sp => new DownloadThrottle(settings.Throttle, sp.GetRequiredService<TimeProvider>()));
+        s.AddSingleton(sp => new DownloadThrottle(settings.Throttle, sp.GetRequiredService<TimeProvider>()) { MinRolloutBurstBytes = Math.Max(DownloadThrottle.DefaultMinRolloutBurstBytes, largest.Bytes) });
         s.AddSingleton(sp => AdminTokens.LoadOrBootstrap(settings.Admin, settings.Node.DataDirectory));
         s.AddSingleton(sp => new ChunkClient(sp.GetRequiredService<IRequiredActor<ChunkShardRegion>>(), settings.ChunkStore.AskTimeout));
         s.AddHostedService<NodeStartup>();

@@ -167,6 +167,9 @@ public sealed class GatewayOptions
     /// <summary>Plain HTTP mirrors of the store, offered to agents after the gateway.</summary>
     public List<string> Mirrors { get; set; } = [];
 
+    /// <summary>Site policy sent at check-in: agents try <see cref="Mirrors"/> (theirs and these) before the gateway.</summary>
+    public bool MirrorsFirst { get; set; }
+
     /// <summary>Problems with the values; empty when valid.</summary>
     public IEnumerable<string> Validate()
     {

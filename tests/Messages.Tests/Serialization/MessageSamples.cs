@@ -37,6 +37,7 @@ public static class MessageSamples
             "rollout-7", 1_000_000),
         new DeviceCommandAccepted("dev-1", DeviceStatus.Downloading),
         new RetryAdvice("dev-1", 5, 16_000),
+        new CheckInDeferred("dev-1", 4, 116_551),
         new DeviceCommandRejected("dev-1", "no_active_work", "check in first"),
         new DeviceRegistered("acme", ["eu", "canary"], T),
         new DeviceCheckedIn("acme", 20, "sha256:aa", "1.4.2", UpdateAction.Repair, Repair, T),
