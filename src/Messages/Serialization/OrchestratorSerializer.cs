@@ -68,6 +68,7 @@ public sealed class OrchestratorSerializer : SerializerWithStringManifest
         [typeof(RolloutDeviceAssigned)] = "RolloutDeviceAssigned.v1",
         [typeof(RolloutDeviceSucceeded)] = "RolloutDeviceSucceeded.v1",
         [typeof(RolloutDeviceFailed)] = "RolloutDeviceFailed.v1",
+        [typeof(RolloutDeviceFailing)] = "RolloutDeviceFailing.v1",
         [typeof(RolloutWaveThresholdMet)] = "RolloutWaveThresholdMet.v1",
         [typeof(RolloutWaveStarted)] = "RolloutWaveStarted.v1",
         [typeof(RolloutPaused)] = "RolloutPaused.v1",

@@ -17,7 +17,7 @@ public static class MessageSamples
         new RolloutTarget("acme", "2.1.0", 21, "manifests/acme/2.1.0.json"),
         new DeviceSelector(["eu"], ["dev-1"], [new DeviceGroup("canary", ["canary"], ["dev-2"])]),
         [new WaveSpec(WaveSizeKind.Count, 2), new WaveSpec(WaveSizeKind.Percent, 100)],
-        true, 42, 10, 1_000_000, 0.9, 0.1, 60, 5, T, new MaintenanceWindow(22 * 60, 4 * 60), "alice", 3600);
+        true, 42, 10, 1_000_000, 0.9, 0.1, 60, 5, T, new MaintenanceWindow(22 * 60, 4 * 60), "alice", 3600, 4);
     private static readonly RollbackVersion Previous = new(20, "2.0.0", "manifests/acme/2.0.0.json");
 
     /// <summary>All samples.</summary>
@@ -58,8 +58,8 @@ public static class MessageSamples
         new AbortRollout("ro-1", "alice", "bad build"),
         new RollbackRollout("ro-1", "alice", "bad build", [Previous]),
         new RetryFailedDevices("ro-1", "alice"),
-        new RolloutView(Spec, RolloutStatus.Paused, 2, "too many failures", [new WaveCounters(1, 10, 1, 2, 3, 4)],
-            [new RolloutDeviceFailure("dev-3", 1, "hash mismatch")], true, T, T.AddMinutes(5)),
+        new RolloutView(Spec, RolloutStatus.Paused, 2, "too many failures", [new WaveCounters(1, 10, 1, 2, 3, 4, 1)],
+            [new RolloutDeviceFailure("dev-3", 1, "hash mismatch", true)], true, T, T.AddMinutes(5)),
         new RolloutList([new RolloutSummary("ro-1", "acme", "2.1.0", RolloutStatus.Running, 1, 3, 100, 40, 2)]),
         new RolloutRejected("ro-1", "invalid_request", "errorThreshold", "give a fraction"),
         new RolloutCreated(Spec, [new PlannedWave(["dev-1", "dev-2"])], T),
@@ -68,6 +68,7 @@ public static class MessageSamples
         new RolloutDeviceAssigned("dev-1", 20, T),
         new RolloutDeviceSucceeded("dev-1", T),
         new RolloutDeviceFailed("dev-1", "retry policy exhausted", T),
+        new RolloutDeviceFailing("dev-1", 4, "download HTTP 503", T),
         new RolloutWaveThresholdMet(1, T),
         new RolloutWaveStarted(1, T),
         new RolloutPaused("system", "error threshold", T),
@@ -79,7 +80,7 @@ public static class MessageSamples
         new RolloutCompleted(T),
         new RolloutRegistered("ro-1", T),
         new RolloutSnapshot(Spec, RolloutStatus.RolledBack, true, 1, 2, "bad build",
-            [new RolloutDeviceRecord("dev-1", 1, RolloutDeviceOutcome.Failed, 20, "hash mismatch", T)], [3, 1], T, true, [Previous], T, T.AddHours(1)),
+            [new RolloutDeviceRecord("dev-1", 1, RolloutDeviceOutcome.Failed, 20, "hash mismatch", T, 3)], [3, 1], T, true, [Previous], T, T.AddHours(1)),
         new RolloutCoordinatorSnapshot(["ro-1", "ro-2"]),
     ];
 }
