@@ -393,7 +393,7 @@ public sealed class RolloutActor : ReceivePersistentActor, IWithTimers
             {
                 var seen = s.LastSeen is { } at ? $"last seen {at:u}" : "never checked in";
                 var reason = $"did not install {target.Version} within {TimeSpan.FromSeconds(input.Spec.DeviceTimeoutSeconds)} of its assignment ({seen})";
-                if (await Cancel(s.DeviceId, reason)) facts.Add(new RolloutDeviceFailed(s.DeviceId, reason, Now));
+                if (await Cancel(s.DeviceId, reason, giveUp: true)) facts.Add(new RolloutDeviceFailed(s.DeviceId, reason, Now));
             }
             else if (s.Target is null || s.Target.RolloutId != _rolloutId || s.Target.VersionId != target.VersionId)
                 facts.Add(new RolloutDeviceFailed(s.DeviceId,
@@ -402,7 +402,7 @@ public sealed class RolloutActor : ReceivePersistentActor, IWithTimers
             {
                 // Stop the device retrying before counting it failed; if the cancel does not get through, try again next poll.
                 var reason = $"gave up after {s.FailedAttempts} failed attempts (last: {s.LastFailure?.Stage} {s.LastFailure?.Reason})";
-                if (await Cancel(s.DeviceId, reason)) facts.Add(new RolloutDeviceFailed(s.DeviceId, reason, Now));
+                if (await Cancel(s.DeviceId, reason, giveUp: true)) facts.Add(new RolloutDeviceFailed(s.DeviceId, reason, Now));
             }
             else if (s.FailedAttempts >= input.Spec.FailingAfterAttempts && !input.Failing.Contains(s.DeviceId))
             {
@@ -413,9 +413,9 @@ public sealed class RolloutActor : ReceivePersistentActor, IWithTimers
         }
     }
 
-    private async Task<bool> Cancel(string deviceId, string reason)
+    private async Task<bool> Cancel(string deviceId, string reason, bool giveUp = false)
     {
-        try { return await AskDevice<DeviceCommandAccepted>(new CancelAssignment(deviceId, "rollout:" + _rolloutId, reason)) is not null; }
+        try { return await AskDevice<DeviceCommandAccepted>(new CancelAssignment(deviceId, "rollout:" + _rolloutId, reason, giveUp)) is not null; }
         catch (DeviceRejection) { return true; } // nothing to cancel there
     }
 
