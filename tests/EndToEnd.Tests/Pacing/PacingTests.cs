@@ -78,7 +78,10 @@ public sealed class PacingTests(ITestOutputHelper output)
                 Assert.Equal(v1.VersionId, (await node.GetJsonAsync($"admin/v1/devices/{id}"))["installedVersionId"]!.GetValue<long>());
             var dashboard = await node.GetJsonAsync("admin/v1/dashboard");
             output.WriteLine(dashboard.ToJsonString());
-            Assert.DoesNotContain("\"Failed\":", dashboard["fleet"]!["byStatus"]!.ToJsonString());
+            var byStatus = dashboard["fleet"]!["byStatus"]!;
+            Assert.Equal(0, byStatus["Failed"]?.GetValue<int>() ?? 0);
+            Assert.Equal(3, (byStatus["Completed"]?.GetValue<int>() ?? 0) + (byStatus["Idle"]?.GetValue<int>() ?? 0));
+            Assert.Empty(dashboard["fleet"]!["recentFailures"]!.AsArray());
         }
         finally
         {
