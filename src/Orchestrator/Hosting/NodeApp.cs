@@ -81,12 +81,13 @@ public static class NodeApp
         s.AddSingleton(deltaOptions);
         s.AddSingleton<Deltas.DeltaPrecomputer>();
         s.AddHostedService(sp => sp.GetRequiredService<Deltas.DeltaPrecomputer>());
+        if (settings.HasRole(NodeRoles.Gateway)) s.AddHostedService<FleetGauges>();
 
         s.AddHealthChecks()
             .AddCheck<ClusterMemberHealthCheck>("cluster", tags: ["ready"])
             .AddCheck<DatabaseHealthCheck>("database", tags: ["ready"]);
         s.AddOpenTelemetry().WithMetrics(m => m
-            .AddMeter(GatewayMetrics.MeterName, ChunkStoreMetrics.MeterName,
+            .AddMeter(GatewayMetrics.MeterName, ChunkStoreMetrics.MeterName, FleetGauges.MeterName,
                 "Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel")
             .AddPrometheusExporter());
         services?.Invoke(s);

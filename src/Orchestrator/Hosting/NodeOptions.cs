@@ -170,12 +170,16 @@ public sealed class GatewayOptions
     /// <summary>Site policy sent at check-in: agents try <see cref="Mirrors"/> (theirs and these) before the gateway.</summary>
     public bool MirrorsFirst { get; set; }
 
+    /// <summary>How often the fleet and rollout gauges on <c>/metrics</c> are refreshed, in seconds (default 15).</summary>
+    public int FleetGaugeRefreshSeconds { get; set; } = 15;
+
     /// <summary>Problems with the values; empty when valid.</summary>
     public IEnumerable<string> Validate()
     {
         if (MaxRequestBodyBytes < 1024) yield return "Gateway:MaxRequestBodyBytes must be at least 1024.";
         if (MaxInventoryFiles < 1) yield return "Gateway:MaxInventoryFiles must be at least 1.";
         if (NextCheckInSeconds < 1) yield return "Gateway:NextCheckInSeconds must be at least 1.";
+        if (FleetGaugeRefreshSeconds < 1) yield return "Gateway:FleetGaugeRefreshSeconds must be at least 1 (seconds between refreshes of the fleet gauges on /metrics).";
         if (DeviceAskTimeout <= TimeSpan.Zero) yield return "Gateway:DeviceAskTimeout must be positive, e.g. 00:00:10.";
         foreach (var m in Mirrors.Where(m => !Uri.TryCreate(m, UriKind.Absolute, out var u) || (u.Scheme != "http" && u.Scheme != "https")))
             yield return $"Gateway:Mirrors entry '{m}' is not an absolute http(s) URL.";

@@ -50,7 +50,7 @@ public static class AdminCalls
         (await node.GetJsonAsync($"admin/v1/devices/{deviceId}/history?last=1000"))["events"]!.AsArray().Select(e => e!["type"]!.GetValue<string>()).ToList();
 
     /// <summary>Sum of every sample of a Prometheus metric family whose label set contains <paramref name="labels"/> (0 when absent).</summary>
-    public static async Task<double> MetricAsync(this NodeUnderTest node, string name, string labels = "")
+    public static async Task<double> MetricAsync(this NodeUnderTest node, string name, params string[] labels)
     {
         var text = await node.Http.GetStringAsync("metrics");
         double sum = 0;
@@ -59,12 +59,26 @@ public static class AdminCalls
             if (line.StartsWith('#') || !line.StartsWith(name, StringComparison.Ordinal)) continue;
             var rest = line[name.Length..];
             if (rest.Length > 0 && rest[0] is not ('{' or ' ')) continue;
-            if (labels.Length > 0 && !rest.Contains(labels, StringComparison.Ordinal)) continue;
+            if (labels.Any(l => !rest.Contains(l, StringComparison.Ordinal))) continue;
             var value = line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[^1];
             if (line.Contains('}')) value = line[(line.LastIndexOf('}') + 1)..].Trim().Split(' ')[0];
             sum += double.Parse(value, CultureInfo.InvariantCulture);
         }
         return sum;
+    }
+
+    /// <summary>Polls /metrics until the metric's value is <paramref name="expected"/> (gauges refresh on their own period).</summary>
+    public static async Task<double> UntilMetricAsync(this NodeUnderTest node, double expected, string name, params string[] labels)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        double value;
+        do
+        {
+            value = await node.MetricAsync(name, labels);
+            if (value == expected) return value;
+            await Task.Delay(250);
+        } while (DateTime.UtcNow < deadline);
+        throw new TimeoutException($"{name}{{{string.Join(",", labels)}}} stayed {value}, expected {expected}");
     }
 
     /// <summary>Creates a rollout of <paramref name="version"/> to exactly <paramref name="deviceIds"/>, one wave, with extra spec fields.</summary>

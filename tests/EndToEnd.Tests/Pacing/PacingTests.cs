@@ -99,6 +99,7 @@ public sealed class PacingTests(ITestOutputHelper output)
             ["Devices:RetryCap"] = "00:00:01",
             ["Gateway:Mirrors:0"] = mirror.BaseUrl,
             ["Gateway:MirrorsFirst"] = "true",
+            ["Gateway:FleetGaugeRefreshSeconds"] = "1",
         });
         mirror.Root = node.StoreRoot;
         await using var proxy = await GatewayProxy.StartAsync(node.BaseUrl);
@@ -126,6 +127,16 @@ public sealed class PacingTests(ITestOutputHelper output)
         var journal = await node.JournalAsync("out-1");
         Assert.Equal(2, journal.Count(t => t == "AttemptFailed"));
         Assert.DoesNotContain("AssignmentCancelled", journal);
+        // The same counts in the registry's device list, the dashboard and the Prometheus gauges.
+        var failedList = await UntilAsync(() => node.GetJsonAsync("admin/v1/devices?status=Failed"), l => l["total"]!.GetValue<int>() == 1);
+        Assert.Equal("out-1", failedList["devices"]![0]!["deviceId"]!.GetValue<string>());
+        var dashboard = await node.GetJsonAsync("admin/v1/dashboard");
+        Assert.Equal(1, dashboard["fleet"]!["byStatus"]!["Failed"]!.GetValue<int>());
+        Assert.Contains("out-1", dashboard["fleet"]!["recentFailures"]!.ToJsonString());
+        await node.UntilMetricAsync(1, "orch_devices", "status=\"Failed\"");
+        await node.UntilMetricAsync(1, "orch_rollout_devices", "rollout=\"out\"", "state=\"failing\"");
+        await node.UntilMetricAsync(0, "orch_rollout_devices", "rollout=\"out\"", "state=\"failed\"");
+        await node.UntilMetricAsync(1, "orch_rollout_current_wave", "rollout=\"out\"", "status=\"Paused\"");
 
         // Both come back; the device (retrying until success this time) installs while the rollout is paused.
         mirror.ServeOnly = null;
@@ -138,6 +149,8 @@ public sealed class PacingTests(ITestOutputHelper output)
         await node.SendAsync(HttpMethod.Post, "admin/v1/rollouts/out/resume", new { @operator = "e2e" });
         var done = await node.UntilRolloutAsync("out", v => v["status"]!.GetValue<string>() == "Completed");
         Assert.Equal((1, 0, 0), (done.Wave("succeeded"), done.Wave("failed"), done.Wave("failing")));
+        await node.UntilMetricAsync(0, "orch_devices", "status=\"Failed\"");
+        await node.UntilMetricAsync(0, "orch_devices_stale");
 
         // bytesDownloaded covers both agent starts and every session: exactly what the mirror and the gateway served.
         var reported = await node.MetricAsync("orch_gateway_install_download_bytes_total");
