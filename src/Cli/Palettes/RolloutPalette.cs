@@ -190,7 +190,7 @@ public static class RolloutPalette
 
     private static string Line(RolloutView v) =>
         $"{Render.Time(v.UpdatedAt)} {v.Spec.RolloutId} {v.Status} wave {v.CurrentWave}/{v.Waves.Count} " +
-        string.Join(" ", v.Waves.Select(w => $"[{w.Wave}: {w.Succeeded} ok, {w.InProgress} running ({w.Failing} failing), {w.Failed} failed, {w.Pending} pending of {w.Total}]")) +
+        string.Join(" ", v.Waves.Select(w => $"[{w.Wave}: {w.Succeeded} ok, {w.InProgress} running{(w.Failing > 0 ? $" ({w.Failing} failing)" : "")}, {w.Failed} failed, {w.Pending} pending of {w.Total}]")) +
         (v.PauseReason is null ? "" : $" reason: {v.PauseReason}");
 
     /// <summary>

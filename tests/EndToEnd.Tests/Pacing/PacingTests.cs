@@ -13,8 +13,12 @@ namespace Orchestrator.EndToEnd.Tests.Pacing;
 /// retry until success (the server honouring the backoff it announced), failures show in every view, byte counts are
 /// honest across sessions and restarts, a killed download resumes with Range, and mirrors can come first.
 /// </summary>
+[Collection(PacingCollection.Name)]
 public sealed class PacingTests(ITestOutputHelper output)
 {
+    /// <summary>The bytesDownloaded of the device's one completion report, as the proxy passed it to the node.</summary>
+    private static long ReportedBytes(GatewayProxy proxy) => proxy.Completions.Single()["bytesDownloaded"]!.GetValue<long>();
+
     private static TestDevice Device(NodeUnderTest node, TestStore store, string id, string secret, string? gateway = null,
         IReadOnlyList<string>? mirrors = null, int maxSessionAttempts = 0, int parallelism = 2) =>
         new(gateway ?? node.BaseUrl, mirrors: mirrors, credential: secret, deviceId: id,
@@ -48,13 +52,16 @@ public sealed class PacingTests(ITestOutputHelper output)
         foreach (var id in ids) devices.Add(Device(node, store, id, await node.ProvisionAsync(id), parallelism: 4));
         try
         {
+            // Instruments are process-wide: compare before and after, not absolute values.
+            var throttledBefore = await node.MetricAsync("orch_gateway_throttled_total");
+            var failureReportsBefore = await node.MetricAsync("orch_gateway_reports_total", "kind=\"failure\"");
             await node.CreateRolloutAsync("thr", "1.0", ids);
             await node.UntilRolloutAsync("thr", v => v.Wave("inProgress") == 3);
 
             await Task.WhenAll(devices.Select(d => Run(d)));
 
             foreach (var d in devices) Assert.Equal(v1.InventoryDigest, Releases.ClientDigest(d));
-            var throttled = await node.MetricAsync("orch_gateway_throttled_total");
+            var throttled = await node.MetricAsync("orch_gateway_throttled_total") - throttledBefore;
             output.WriteLine($"429 answers: {throttled}");
             Assert.True(throttled > 0, "the gateway never answered 429: the fleet was not throttled and the test exercised nothing");
             foreach (var id in ids)
@@ -63,7 +70,7 @@ public sealed class PacingTests(ITestOutputHelper output)
                 Assert.DoesNotContain("AttemptFailed", journal);
                 Assert.Contains("WorkCompleted", journal);
             }
-            Assert.Equal(0, await node.MetricAsync("orch_gateway_reports_total", "kind=\"failure\""));
+            Assert.Equal(failureReportsBefore, await node.MetricAsync("orch_gateway_reports_total", "kind=\"failure\""));
             var done = await node.UntilRolloutAsync("thr", v => v["status"]!.GetValue<string>() == "Completed");
             Assert.Equal((3, 0, 0), (done.Wave("succeeded"), done.Wave("failed"), done.Wave("failing")));
             Assert.Empty(done["failures"]!.AsArray());
@@ -153,10 +160,10 @@ public sealed class PacingTests(ITestOutputHelper output)
         await node.UntilMetricAsync(0, "orch_devices_stale");
 
         // bytesDownloaded covers both agent starts and every session: exactly what the mirror and the gateway served.
-        var reported = await node.MetricAsync("orch_gateway_install_download_bytes_total");
+        var reported = ReportedBytes(proxy);
         var served = mirror.BodyBytes + proxy.StoreBodyBytes;
         output.WriteLine($"reported {reported}, mirror {mirror.BodyBytes}, gateway store {proxy.StoreBodyBytes}");
-        Assert.Equal(served, (long)reported);
+        Assert.Equal(served, reported);
     }
 
     [Fact]
@@ -182,7 +189,7 @@ public sealed class PacingTests(ITestOutputHelper output)
         Assert.Equal(0, proxy.StoreRequests);
         Assert.True(mirror.Served > 2, $"the mirror served only {mirror.Served} requests");
         Assert.DoesNotContain("AttemptFailed", await node.JournalAsync("mf-1"));
-        Assert.Equal(mirror.BodyBytes, (long)await node.MetricAsync("orch_gateway_install_download_bytes_total"));
+        Assert.Equal(mirror.BodyBytes, ReportedBytes(proxy));
     }
 
     [Fact]
@@ -240,7 +247,7 @@ public sealed class PacingTests(ITestOutputHelper output)
         var fetched = proxy.ChunkBodyBytes - chunkBytesBefore;
         output.WriteLine($"restart fetched {fetched} chunk bytes; {expected} were missing");
         Assert.Equal(expected, fetched);
-        var reported = (long)await node.MetricAsync("orch_gateway_install_download_bytes_total");
+        var reported = ReportedBytes(proxy);
         // The count survives the kill: at least what the first run provably received (its cached chunks and partial bytes,
         // less what arrived after the count's last write) plus everything of the restart; at most what the proxy sent.
         var keptByFirstRun = sizes.Where(kv => cachedIds.Contains(kv.Key)).Sum(kv => kv.Value) + partials.Values.Sum();
@@ -260,4 +267,14 @@ public sealed class PacingTests(ITestOutputHelper output)
         } while (DateTime.UtcNow < deadline);
         return value;
     }
+}
+
+/// <summary>
+/// Pacing tests read process-wide Prometheus instruments (the node's meters are static, one node per process in
+/// production) and time-compressed throttles: they run alone, never beside another test class's node.
+/// </summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class PacingCollection
+{
+    public const string Name = "pacing (no parallel nodes)";
 }

@@ -44,6 +44,11 @@ public sealed class GatewayProxy : IAsyncDisposable
     /// <summary>Store requests refused because the store was down.</summary>
     public long StoreRefused => Interlocked.Read(ref _storeRefused);
 
+    private readonly List<System.Text.Json.Nodes.JsonNode> _completions = [];
+
+    /// <summary>Completion reports devices sent through the proxy, as they went on the wire to the node.</summary>
+    public IReadOnlyList<System.Text.Json.Nodes.JsonNode> Completions { get { lock (_completions) return [.. _completions]; } }
+
     /// <summary>Body bytes of successful chunk responses only (<c>/v1/store/chunks/</c>).</summary>
     public long ChunkBodyBytes => Interlocked.Read(ref _chunkBodyBytes);
     private long _chunkBodyBytes;
@@ -92,6 +97,8 @@ public sealed class GatewayProxy : IAsyncDisposable
             var body = new MemoryStream();
             await ctx.Request.Body.CopyToAsync(body, ctx.RequestAborted);
             request.Content = new ByteArrayContent(body.ToArray());
+            if (path.EndsWith("/completion", StringComparison.Ordinal))
+                lock (_completions) _completions.Add(System.Text.Json.Nodes.JsonNode.Parse(body.ToArray())!);
         }
         foreach (var (name, values) in ctx.Request.Headers)
         {
