@@ -146,7 +146,9 @@ public sealed record AssignTarget(string DeviceId, string Product, string Versio
 /// <param name="DeviceId">Device id.</param>
 /// <param name="Operator">Who cancelled.</param>
 /// <param name="Reason">Why.</param>
-public sealed record CancelAssignment(string DeviceId, string Operator, string Reason) : IDeviceCommand
+/// <param name="GiveUp">True when a rollout gives the device up (timed out, or its attempt cap was reached): the device then
+/// shows as Failed with <paramref name="Reason"/> as its last failure until it gets new work.</param>
+public sealed record CancelAssignment(string DeviceId, string Operator, string Reason, bool GiveUp = false) : IDeviceCommand
 {
     /// <inheritdoc />
     public string DeviceId { get; } = DeviceIdRules.Validate(DeviceId, nameof(DeviceId));

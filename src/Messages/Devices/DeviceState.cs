@@ -111,6 +111,16 @@ public sealed record DeviceCommandAccepted(string DeviceId, DeviceStatus Status)
 /// <param name="RetryAfterMs">Capped exponential backoff with jitter.</param>
 public sealed record RetryAdvice(string DeviceId, int Attempt, long RetryAfterMs) : IOrchestratorMessage;
 
+/// <summary>
+/// The actor's answer to a <see cref="CheckIn"/> that arrives before the retry delay announced after the last failed
+/// attempt is over: the same work is not handed out again yet, and nothing is persisted. The gateway answers
+/// 429 <c>retry_later</c> with <c>Retry-After</c>.
+/// </summary>
+/// <param name="DeviceId">Device id.</param>
+/// <param name="Attempt">Persisted failed-attempt count.</param>
+/// <param name="RetryAfterMs">What is left of the announced delay.</param>
+public sealed record CheckInDeferred(string DeviceId, int Attempt, long RetryAfterMs) : IOrchestratorMessage;
+
 /// <summary>A command was refused; nothing changed.</summary>
 /// <param name="DeviceId">Device id.</param>
 /// <param name="Code">Stable machine-readable code, e.g. <c>no_active_work</c>.</param>

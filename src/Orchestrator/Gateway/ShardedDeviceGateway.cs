@@ -35,12 +35,17 @@ public sealed class ShardedDeviceGateway(
             facts.ExpectedDigest, facts.InstalledVersion, facts.InstalledManifestPath, facts.DifferingPaths, request.AgentVersion, clock.GetUtcNow(),
             requestSequence, channels));
         var answer = await AskAsync(command, ct).ConfigureAwait(false);
+        if (answer is CheckInDeferred deferred)
+            throw new DeviceRequestRejectedException(429, "retry_later",
+                $"Device '{deviceId}' failed attempt {deferred.Attempt} and was told to retry in {deferred.RetryAfterMs} ms; check in again after Retry-After.")
+            { RetryAfter = TimeSpan.FromMilliseconds(deferred.RetryAfterMs) };
         var decision = answer as CheckInDecision ?? throw Unexpected(answer);
         throttle.JoinRollout(deviceId, decision.Action == UpdateAction.Upgrade ? decision.RolloutId : null, decision.BandwidthBytesPerSecond);
         var mirrors = settings.Gateway.Mirrors.Count == 0 ? null : settings.Gateway.Mirrors;
         var delta = decision.Action == UpdateAction.Upgrade ? inspector.DeltaManifestPathFor(request.Product, facts.InstalledVersion, decision.TargetVersion) : null;
         return new CheckInResponse(decision.Action, decision.TargetVersion, decision.TargetVersionId, decision.ManifestPath,
-            decision.Action == UpdateAction.Repair ? decision.RepairFiles : null, null, settings.Gateway.NextCheckInSeconds, mirrors, delta);
+            decision.Action == UpdateAction.Repair ? decision.RepairFiles : null, null, settings.Gateway.NextCheckInSeconds, mirrors, delta,
+            settings.Gateway.MirrorsFirst);
     }
 
     /// <inheritdoc />

@@ -103,6 +103,27 @@ public sealed class StoreDownloaderTests : IDisposable
     }
 
     [Fact]
+    public async Task A_429_paces_and_never_fails_a_chunk_however_many_rounds_it_takes()
+    {
+        var requests = 0;
+        await using var server = await TestServer.StartAsync(async ctx =>
+        {
+            if (Interlocked.Increment(ref requests) <= 6)
+            {
+                ctx.Response.StatusCode = 429; // no Retry-After: the agent waits its base backoff
+                return;
+            }
+            await Serve(_chunk)(ctx);
+        });
+        // One round per request: a single failure would give the chunk up, six 429s must not.
+        var d = new StoreDownloader(_http, [StoreSource.Mirror(server.BaseUrl)], Fast, _cache, GrantLimiter.Unlimited) { RoundsPerRequest = 1 };
+        await d.FetchChunkAsync(_id, Rel, _chunk.Length + 40, CancellationToken.None);
+        Assert.Equal(_chunk, _cache.TryRead(_id));
+        Assert.Equal(7, requests);
+        Assert.Equal(6, d.PacedWaits);
+    }
+
+    [Fact]
     public async Task Obeys_retry_after_on_429()
     {
         var times = new List<long>();
