@@ -28,6 +28,7 @@ public static class OrchCli
         ChunksPalette.Register(registry);
         RolloutPalette.Register(registry);
         TokenPalette.Register(registry);
+        ChannelPalette.Register(registry);
         return registry;
     }
 

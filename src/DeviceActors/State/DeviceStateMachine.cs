@@ -100,10 +100,12 @@ public static class DeviceStateMachine
 
         UpdateAction action;
         WorkItem? work;
-        if (s.Target is { } t && t.VersionId != c.InstalledVersionId)
+        // The rollout's target or the channel's current release (ReleaseSelection); differ -> upgrade, equal -> repair or nothing.
+        var desired = ReleaseSelection.Desired(s, c);
+        if (desired is { } d && d.VersionId != c.InstalledVersionId)
         {
             action = UpdateAction.Upgrade;
-            work = new WorkItem(WorkKind.Upgrade, t.Version, t.VersionId, t.ManifestPath, []);
+            work = new WorkItem(WorkKind.Upgrade, d.Version, d.VersionId, d.ManifestPath, []);
         }
         else if (c.NeedsRepair)
         {
@@ -115,14 +117,18 @@ public static class DeviceStateMachine
             action = UpdateAction.None;
             work = null;
         }
+        if (AnnouncedWait(s, work, c.Timestamp) is { } wait)
+            return new CommandOutcome([], st => new CheckInDeferred(st.DeviceId, st.FailedAttempts, (long)Math.Ceiling(wait.TotalMilliseconds)));
         var e = new DeviceCheckedIn(c.Product, c.InstalledVersionId, c.InventoryDigest, c.AgentVersion, action, work, c.Timestamp, c.RequestSequence);
         // Only upgrade work is rollout work; a repair restores what is installed and is not metered by a rollout.
-        var rollout = action == UpdateAction.Upgrade ? s.Target : null;
+        var rollout = action == UpdateAction.Upgrade ? desired!.Rollout : null;
+        var downgrade = action == UpdateAction.Upgrade && ReleaseSelection.IsDowngrade(c.InstalledVersionId, desired!);
+        var source = action == UpdateAction.Upgrade ? (desired!.Source == ReleaseSource.Channel ? "channel" : "rollout") : null;
         // A heartbeat (nothing but LastSeen would change) is not journaled while the persisted LastSeen is recent: an idle
         // fleet would otherwise cost one write per check-in. The reply is the same either way (built from an equal state).
         IDeviceEvent[] events = IsHeartbeat(s, e, lastSeenPersistInterval) ? [] : [e];
         return new CommandOutcome(events, st => new CheckInDecision(st.DeviceId, action, work?.Version, work?.VersionId, work?.ManifestPath,
-            work?.RepairFiles ?? [], st.Status, rollout?.RolloutId, rollout?.BandwidthBytesPerSecond ?? 0));
+            work?.RepairFiles ?? [], st.Status, rollout?.RolloutId, rollout?.BandwidthBytesPerSecond ?? 0, downgrade, source));
     }
 
     /// <summary>
@@ -150,7 +156,7 @@ public static class DeviceStateMachine
     private static CommandOutcome Cancel(DeviceState s, CancelAssignment c, DateTimeOffset now) =>
         s.Target is null && s.Work is null
             ? Accepted()
-            : Accepted(new AssignmentCancelled(c.Operator, c.Reason, s.Target?.RolloutId, now));
+            : Accepted(new AssignmentCancelled(c.Operator, c.Reason, s.Target?.RolloutId, now, c.GiveUp));
 
     private static CommandOutcome? RequireWork(DeviceState s, long versionId, string what)
     {
@@ -192,6 +198,7 @@ public static class DeviceStateMachine
         {
             DeviceRegistered r => s with { Product = r.Product, Tags = r.Tags },
             TargetAssigned t => ApplyTarget(s, t),
+            AssignmentCancelled { GaveUp: true } g => GaveUp(s, g),
             AssignmentCancelled => WithStatus(s with { Target = null, Work = null, Progress = null, FailedAttempts = 0, LastFailure = null },
                 s.Status == DeviceStatus.Unknown ? DeviceStatus.Unknown : DeviceStatus.Idle),
             ProgressRecorded p => WithStatus(s with { Progress = p.Progress, LastSeen = p.At },
@@ -215,6 +222,16 @@ public static class DeviceStateMachine
         return seq > next.LastRequestSequence ? next with { EventCount = sequenceNr, LastRequestSequence = seq } : next with { EventCount = sequenceNr };
     }
 
+    // A device its rollout gave up on is a failure in every view (device list, device show, dashboard), not an idle
+    // device: it keeps its attempt count and gets the rollout's reason as its last failure until new work replaces it.
+    // A device that timed out is often one that stopped talking (Offline): it is shown as Failed all the same, and goes
+    // Offline again only after a new silence period.
+    private static DeviceState GaveUp(DeviceState s, AssignmentCancelled g) => s with
+    {
+        Status = DeviceStatus.Failed, StatusBeforeOffline = null, Target = null, Work = null, Progress = null,
+        LastFailure = new FailureInfo(s.LastFailure?.Stage ?? WorkPhase.Download, g.Reason, s.FailedAttempts, 0, g.At),
+    };
+
     // While Offline, status changes caused by operators land in StatusBeforeOffline, so the device resumes into them.
     private static DeviceState WithStatus(DeviceState s, DeviceStatus status) =>
         s.Status == DeviceStatus.Offline ? s with { StatusBeforeOffline = status } : s with { Status = status };
@@ -224,15 +241,17 @@ public static class DeviceStateMachine
     {
         // The same work again (the agent restarted or retries): keep progress and the persisted attempt count.
         var keep = c.Work is not null && SameWork(s.Work, c.Work);
+        // Given up by its rollout (Failed without work): a check-in with nothing to do leaves that failure visible.
+        var givenUp = c.Work is null && s.Work is null && s.Status == DeviceStatus.Failed;
         return s with
         {
             Product = c.Product, InstalledVersionId = c.InstalledVersionId, InventoryDigest = c.InventoryDigest,
             AgentVersion = c.AgentVersion ?? s.AgentVersion, LastSeen = c.At,
-            Status = c.Work is null ? DeviceStatus.Idle : c.Work.Kind == WorkKind.Upgrade ? DeviceStatus.UpgradeAssigned : DeviceStatus.RepairNeeded,
+            Status = givenUp ? DeviceStatus.Failed : c.Work is null ? DeviceStatus.Idle : c.Work.Kind == WorkKind.Upgrade ? DeviceStatus.UpgradeAssigned : DeviceStatus.RepairNeeded,
             Work = c.Work,
             Progress = keep ? s.Progress : null,
-            FailedAttempts = keep ? s.FailedAttempts : 0,
-            LastFailure = keep ? s.LastFailure : null,
+            FailedAttempts = keep || givenUp ? s.FailedAttempts : 0,
+            LastFailure = keep || givenUp ? s.LastFailure : null,
             EventCount = eventCount,
             LastRequestSequence = Math.Max(s.LastRequestSequence, c.RequestSequence),
         };
@@ -246,6 +265,18 @@ public static class DeviceStateMachine
         var work = new WorkItem(WorkKind.Upgrade, t.Target.Version, t.Target.VersionId, t.Target.ManifestPath, []);
         if (SameWork(s.Work, work)) return assigned;
         return WithStatus(assigned with { Work = work, Progress = null, FailedAttempts = 0, LastFailure = null }, DeviceStatus.UpgradeAssigned);
+    }
+
+    /// <summary>
+    /// What is left of the retry delay the device was told after its last failure, when this check-in would hand out
+    /// that same work again before it is over; null otherwise. The server honours the backoff it announced: work is
+    /// not re-offered early, whatever the agent does.
+    /// </summary>
+    private static TimeSpan? AnnouncedWait(DeviceState s, WorkItem? work, DateTimeOffset at)
+    {
+        if (s.Status != DeviceStatus.Failed || s.LastFailure is not { } f || !SameWork(s.Work, work)) return null;
+        var left = f.At + TimeSpan.FromMilliseconds(f.RetryAfterMs) - at;
+        return left > TimeSpan.Zero ? left : null;
     }
 
     private static bool SameWork(WorkItem? a, WorkItem? b) =>

@@ -82,6 +82,20 @@ public static class PaletteCatalog
             new("product", "NAME", "product the devices run", Required: true),
             new("tags", "T1,T2", "comma-separated operator tags (replace earlier ones)"),
         ], ["FILE"]),
+        new("set-channel", "Move a registered device to a channel (sets its channel:NAME tag; stable removes it).", Operate, [], ["DEVICE", "CHANNEL"]),
+    ]);
+
+    /// <summary><c>orch channel ...</c></summary>
+    public static PaletteDescription Channel { get; } = new("channel", "release channels: each product's channels and their current releases",
+    [
+        new("list", "Channels with their current release and the rollouts moving them.", Read,
+            [new("product", "NAME", "only this product")], None),
+        new("show", "One channel: current release, rollouts, history, its devices and what they run.", Read, [], ["PRODUCT", "CHANNEL"]),
+        new("set", "Point a channel at a published version; its devices converge to it on their next check-in.", Operate,
+        [
+            new("reason", "TEXT", "why (recorded in the channel's history)"),
+            new("operator", "NAME", "who (recorded)"),
+        ], ["PRODUCT", "CHANNEL", "VERSION"]),
     ]);
 
     /// <summary>Server-backed commands of <c>orch release ...</c> (publish itself runs locally against a store folder).</summary>
@@ -126,7 +140,8 @@ public static class PaletteCatalog
             new("success-threshold", "F", "fraction of a wave that must succeed before the next starts (default 0.95)"),
             new("error-threshold", "F", "fraction of a wave that may fail before the rollout pauses itself (default 0.05)"),
             new("soak", "SECONDS", "wait after a wave succeeded before starting the next (default 0)"),
-            new("max-attempts", "N", "failed attempts after which a device counts as failed (default 5)"),
+            new("max-attempts", "N", "optional cap: failed attempts after which a device is given up (default none: devices retry until success)"),
+            new("failing-after", "N", "failed attempts after which a still-retrying device counts as failing for the error threshold (default 3)"),
             new("device-timeout", "SECONDS", "a device not done this long after its assignment counts as failed (default 0: wait indefinitely)"),
             new("bandwidth", "BYTES_PER_S", "bandwidth cap recorded with the rollout (default none)"),
             new("randomize", null, "shuffle devices before cutting waves"),
@@ -134,6 +149,7 @@ public static class PaletteCatalog
             new("start-at", "TIME", "assign nothing before this ISO-8601 time"),
             new("window", "HH:mm-HH:mm", "assign new devices only inside this daily UTC window"),
             new("operator", "NAME", "who creates it (recorded)"),
+            new("channel", "NAME", "channel the rollout moves: only its devices are selected, and it points at the target on completion (default stable)"),
         ], None),
         new("pause", "Stop assigning new devices; devices already working continue.", Operate, ReasonSwitch, ["ROLLOUT"]),
         new("resume", "Continue a paused rollout.", Operate, [], ["ROLLOUT"]),
@@ -158,5 +174,5 @@ public static class PaletteCatalog
     ]);
 
     /// <summary>Every server-backed palette of this build.</summary>
-    public static IReadOnlyList<PaletteDescription> All { get; } = [Cluster, Sharding, Device, Release, Chunks, Rollout, Token];
+    public static IReadOnlyList<PaletteDescription> All { get; } = [Cluster, Sharding, Device, Release, Chunks, Rollout, Channel, Token];
 }

@@ -57,6 +57,10 @@ public sealed record RegisterDevice(string DeviceId, string Product, IReadOnlyLi
 /// <param name="Timestamp">When the gateway received the check-in.</param>
 /// <param name="RequestSequence">The signed request's sequence number (protocol v2); the actor refuses one at or below the
 /// last it accepted. 0: not from the device API (unchecked), and what payloads written before the field existed read as.</param>
+/// <param name="Channels">
+/// The channels of <paramref name="Product"/> as the gateway's channel cache knows them (null: the sender has no channel
+/// information, and only a rollout's target can lead to an upgrade). Not persisted: the decision it leads to is.
+/// </param>
 public sealed record CheckIn(
     string DeviceId,
     string Product,
@@ -68,7 +72,8 @@ public sealed record CheckIn(
     IReadOnlyList<string> DifferingFiles,
     string? AgentVersion,
     DateTimeOffset Timestamp,
-    long RequestSequence = 0) : IDeviceCommand
+    long RequestSequence = 0,
+    IReadOnlyList<Channels.ChannelTarget>? Channels = null) : IDeviceCommand
 {
     /// <inheritdoc />
     public string DeviceId { get; } = DeviceIdRules.Validate(DeviceId, nameof(DeviceId));
@@ -141,7 +146,9 @@ public sealed record AssignTarget(string DeviceId, string Product, string Versio
 /// <param name="DeviceId">Device id.</param>
 /// <param name="Operator">Who cancelled.</param>
 /// <param name="Reason">Why.</param>
-public sealed record CancelAssignment(string DeviceId, string Operator, string Reason) : IDeviceCommand
+/// <param name="GiveUp">True when a rollout gives the device up (timed out, or its attempt cap was reached): the device then
+/// shows as Failed with <paramref name="Reason"/> as its last failure until it gets new work.</param>
+public sealed record CancelAssignment(string DeviceId, string Operator, string Reason, bool GiveUp = false) : IDeviceCommand
 {
     /// <inheritdoc />
     public string DeviceId { get; } = DeviceIdRules.Validate(DeviceId, nameof(DeviceId));

@@ -44,7 +44,8 @@ public sealed record TargetAssigned(TargetAssignment Target, DateTimeOffset At) 
 /// <param name="Reason">Why.</param>
 /// <param name="RolloutId">The rollout whose assignment was cancelled, if any.</param>
 /// <param name="At">When.</param>
-public sealed record AssignmentCancelled(string Operator, string Reason, string? RolloutId, DateTimeOffset At) : IDeviceEvent;
+/// <param name="GaveUp">True when the rollout gave the device up: it counts as Failed, with <paramref name="Reason"/> as its last failure.</param>
+public sealed record AssignmentCancelled(string Operator, string Reason, string? RolloutId, DateTimeOffset At, bool GaveUp = false) : IDeviceEvent;
 
 /// <summary>The device reported progress.</summary>
 /// <param name="Progress">The reported progress.</param>

@@ -75,6 +75,9 @@ public sealed record DeviceState(
     long EventCount,
     long LastRequestSequence = 0) : IOrchestratorMessage
 {
+    /// <summary>The channel the device belongs to (from its <c>channel:NAME</c> tag, else <c>stable</c>); derived from the tags (written in JSON, ignored when read).</summary>
+    public string Channel => Orchestrator.Messages.Channels.ChannelRules.ChannelOf(Tags);
+
     /// <summary>The state of a device nothing is known about.</summary>
     public static DeviceState Initial(string deviceId) =>
         new(DeviceIdRules.Validate(deviceId), DeviceStatus.Unknown, null, [], 0, null, null, null, null, null, 0, null, null, null, 0);
@@ -90,9 +93,12 @@ public sealed record DeviceState(
 /// <param name="Status">Device status after the check-in.</param>
 /// <param name="RolloutId">For Upgrade: the rollout whose work it is (the gateway meters its egress); otherwise null.</param>
 /// <param name="BandwidthBytesPerSecond">For Upgrade: that rollout's egress cap per gateway node in bytes/s; 0 = no cap.</param>
+/// <param name="Downgrade">For Upgrade: the target is older than the installed version (decided by <c>ReleaseSelection.IsDowngrade</c>).</param>
+/// <param name="Source">For Upgrade: <c>rollout</c> or <c>channel</c>, where the target came from; otherwise null.</param>
 public sealed record CheckInDecision(
     string DeviceId, UpdateAction Action, string? TargetVersion, long? TargetVersionId, string? ManifestPath,
-    IReadOnlyList<string> RepairFiles, DeviceStatus Status, string? RolloutId = null, long BandwidthBytesPerSecond = 0) : IOrchestratorMessage;
+    IReadOnlyList<string> RepairFiles, DeviceStatus Status, string? RolloutId = null, long BandwidthBytesPerSecond = 0,
+    bool Downgrade = false, string? Source = null) : IOrchestratorMessage;
 
 /// <summary>A command was accepted (and persisted, if it changed anything).</summary>
 /// <param name="DeviceId">Device id.</param>
@@ -104,6 +110,16 @@ public sealed record DeviceCommandAccepted(string DeviceId, DeviceStatus Status)
 /// <param name="Attempt">Persisted failed-attempt count (1-based).</param>
 /// <param name="RetryAfterMs">Capped exponential backoff with jitter.</param>
 public sealed record RetryAdvice(string DeviceId, int Attempt, long RetryAfterMs) : IOrchestratorMessage;
+
+/// <summary>
+/// The actor's answer to a <see cref="CheckIn"/> that arrives before the retry delay announced after the last failed
+/// attempt is over: the same work is not handed out again yet, and nothing is persisted. The gateway answers
+/// 429 <c>retry_later</c> with <c>Retry-After</c>.
+/// </summary>
+/// <param name="DeviceId">Device id.</param>
+/// <param name="Attempt">Persisted failed-attempt count.</param>
+/// <param name="RetryAfterMs">What is left of the announced delay.</param>
+public sealed record CheckInDeferred(string DeviceId, int Attempt, long RetryAfterMs) : IOrchestratorMessage;
 
 /// <summary>A command was refused; nothing changed.</summary>
 /// <param name="DeviceId">Device id.</param>

@@ -48,6 +48,7 @@ public static class AdminEndpoints
         app.MapPaletteAdmin();
         app.MapRolloutAdminApi();
         app.MapTokenAdmin();
+        app.MapChannelAdminApi();
     }
 
     /// <summary>Largest chunk object accepted by the upload route (the store format caps plaintext at 16 MiB).</summary>

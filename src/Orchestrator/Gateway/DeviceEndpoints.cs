@@ -111,6 +111,12 @@ public static class DeviceEndpoints
                 GatewayMetrics.AuthFailures.Add(1, new KeyValuePair<string, object?>("error", ex.Error));
                 ctx.Response.Headers.WWWAuthenticate = WwwAuthenticate;
             }
+            if (ex.RetryAfter is { } ra)
+            {
+                ctx.Response.Headers.RetryAfter = ((long)Math.Max(1, Math.Ceiling(ra.TotalSeconds))).ToString(System.Globalization.CultureInfo.InvariantCulture);
+                ctx.Response.Headers.CacheControl = "no-store";
+            }
+            else if (ex.StatusCode == StatusCodes.Status503ServiceUnavailable) ctx.Response.Headers.RetryAfter = "5";
             return HttpProblems.Problem(ex.StatusCode, ex.Error, ex.Message);
         }
         catch (Akka.Actor.AskTimeoutException)

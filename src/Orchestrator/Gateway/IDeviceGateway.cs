@@ -35,4 +35,7 @@ public sealed class DeviceRequestRejectedException(int statusCode, string error,
 
     /// <summary>Stable machine-readable error code.</summary>
     public string Error { get; } = error;
+
+    /// <summary>When set, sent as <c>Retry-After</c> (whole seconds, rounded up).</summary>
+    public TimeSpan? RetryAfter { get; init; }
 }

@@ -3,6 +3,7 @@ using Akka.Hosting;
 using Orchestrator.ChunkStore.Throttling;
 using Orchestrator.Messages.Devices;
 using Orchestrator.Messages.Protocol;
+using Orchestrator.Node.Channels;
 using Orchestrator.Node.Hosting;
 
 namespace Orchestrator.Node.Gateway;
@@ -21,7 +22,7 @@ public sealed class DeviceShardRegion
 /// </summary>
 public sealed class ShardedDeviceGateway(
     IRequiredActor<DeviceShardRegion> region, InstalledReleaseInspector inspector, NodeSettings settings, TimeProvider clock,
-    DownloadThrottle throttle) : IDeviceGateway
+    DownloadThrottle throttle, ChannelCache channelCache, StoreChannelSeeder channelSeeder) : IDeviceGateway
 {
     private TimeSpan Timeout => settings.Gateway.DeviceAskTimeout;
 
@@ -29,15 +30,22 @@ public sealed class ShardedDeviceGateway(
     public async Task<CheckInResponse> CheckInAsync(string deviceId, CheckInRequest request, CancellationToken ct, long requestSequence = 0)
     {
         var facts = inspector.Inspect(request);
+        var channels = await ChannelsAsync(request.Product, ct).ConfigureAwait(false);
         var command = Build(() => new CheckIn(deviceId, request.Product, request.InstalledVersionId, request.InventoryDigest,
-            facts.ExpectedDigest, facts.InstalledVersion, facts.InstalledManifestPath, facts.DifferingPaths, request.AgentVersion, clock.GetUtcNow(), requestSequence));
+            facts.ExpectedDigest, facts.InstalledVersion, facts.InstalledManifestPath, facts.DifferingPaths, request.AgentVersion, clock.GetUtcNow(),
+            requestSequence, channels));
         var answer = await AskAsync(command, ct).ConfigureAwait(false);
+        if (answer is CheckInDeferred deferred)
+            throw new DeviceRequestRejectedException(429, "retry_later",
+                $"Device '{deviceId}' failed attempt {deferred.Attempt} and was told to retry in {deferred.RetryAfterMs} ms; check in again after Retry-After.")
+            { RetryAfter = TimeSpan.FromMilliseconds(deferred.RetryAfterMs) };
         var decision = answer as CheckInDecision ?? throw Unexpected(answer);
         throttle.JoinRollout(deviceId, decision.Action == UpdateAction.Upgrade ? decision.RolloutId : null, decision.BandwidthBytesPerSecond);
         var mirrors = settings.Gateway.Mirrors.Count == 0 ? null : settings.Gateway.Mirrors;
         var delta = decision.Action == UpdateAction.Upgrade ? inspector.DeltaManifestPathFor(request.Product, facts.InstalledVersion, decision.TargetVersion) : null;
         return new CheckInResponse(decision.Action, decision.TargetVersion, decision.TargetVersionId, decision.ManifestPath,
-            decision.Action == UpdateAction.Repair ? decision.RepairFiles : null, null, settings.Gateway.NextCheckInSeconds, mirrors, delta);
+            decision.Action == UpdateAction.Repair ? decision.RepairFiles : null, null, settings.Gateway.NextCheckInSeconds, mirrors, delta,
+            settings.Gateway.MirrorsFirst);
     }
 
     /// <inheritdoc />
@@ -64,6 +72,20 @@ public sealed class ShardedDeviceGateway(
         var answer = await AskAsync(Build(() => new ReportCompletion(deviceId, report.InstalledVersionId, report.InventoryDigest, clock.GetUtcNow(), requestSequence)), ct)
             .ConfigureAwait(false);
         if (answer is not DeviceCommandAccepted) throw Unexpected(answer);
+    }
+
+    // The product's channels from this node's cache (no round trip once it is loaded), seeded from store channel files.
+    private async Task<IReadOnlyList<Messages.Channels.ChannelTarget>> ChannelsAsync(string product, CancellationToken ct)
+    {
+        try
+        {
+            var known = await channelCache.ForProductAsync(product, ct).ConfigureAwait(false);
+            return await channelSeeder.SeedMissingAsync(product, known, ct).ConfigureAwait(false);
+        }
+        catch (ChannelsUnavailableException ex)
+        {
+            throw new DeviceRequestRejectedException(503, "channels_unavailable", ex.Message);
+        }
     }
 
     // Commands validate themselves; the HTTP layer validated first, so a throw here means a rule differs between the two.

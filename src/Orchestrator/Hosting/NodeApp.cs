@@ -59,6 +59,9 @@ public static class NodeApp
         Action<IServiceCollection>? services)
     {
         Directory.CreateDirectory(settings.Node.StoreRoot);
+        var largest = LargestObject.In(FileSystemStore.Open(settings.Node.StoreRoot, create: true));
+        if (settings.HasRole(NodeRoles.Gateway) && settings.Throttle.ValidateAgainst(largest.Bytes, largest.Source).ToList() is { Count: > 0 } throttleProblems)
+            throw new InvalidOperationException("Invalid configuration:" + Environment.NewLine + string.Join(Environment.NewLine, throttleProblems.Select(p => "  - " + p)));
 
         builder.WebHost.ConfigureKestrel(k =>
         {
@@ -75,7 +78,7 @@ public static class NodeApp
         s.AddSingleton<DeviceCredentialStore>();
         s.AddSingleton(_ => FileSystemStore.Open(settings.Node.StoreRoot, create: true));
         s.AddSingleton<DeviceAuthentication>();
-        s.AddSingleton(sp => new DownloadThrottle(settings.Throttle, sp.GetRequiredService<TimeProvider>()));
+        s.AddSingleton(sp => new DownloadThrottle(settings.Throttle, sp.GetRequiredService<TimeProvider>()) { MinRolloutBurstBytes = Math.Max(DownloadThrottle.DefaultMinRolloutBurstBytes, largest.Bytes) });
         s.AddSingleton(sp => AdminTokens.LoadOrBootstrap(settings.Admin, settings.Node.DataDirectory));
         s.AddSingleton<AdminTokenStore>();
         s.AddSingleton(sp => new ChunkClient(sp.GetRequiredService<IRequiredActor<ChunkShardRegion>>(), settings.ChunkStore.AskTimeout));
@@ -97,17 +100,19 @@ public static class NodeApp
         s.AddSingleton(devicePersistence);
         s.AddNodeActorSystem(settings, backend, devicePersistence);
         s.AddSingleton<InstalledReleaseInspector>();
+        s.AddSingleton<Channels.StoreChannelSeeder>();
         s.AddSingleton<IDeviceGateway, ShardedDeviceGateway>();
         s.AddSingleton<FleetViewCache>();
         s.AddSingleton(deltaOptions);
         s.AddSingleton<Deltas.DeltaPrecomputer>();
         s.AddHostedService(sp => sp.GetRequiredService<Deltas.DeltaPrecomputer>());
+        if (settings.HasRole(NodeRoles.Gateway)) s.AddHostedService<FleetGauges>();
 
         s.AddHealthChecks()
             .AddCheck<ClusterMemberHealthCheck>("cluster", tags: ["ready"])
             .AddCheck<DatabaseHealthCheck>("database", tags: ["ready"]);
         s.AddOpenTelemetry().WithMetrics(m => m
-            .AddMeter(GatewayMetrics.MeterName, ChunkStoreMetrics.MeterName,
+            .AddMeter(GatewayMetrics.MeterName, ChunkStoreMetrics.MeterName, FleetGauges.MeterName,
                 "Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel")
             .AddPrometheusExporter());
         services?.Invoke(s);

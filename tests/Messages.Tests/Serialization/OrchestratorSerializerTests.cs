@@ -104,6 +104,27 @@ public sealed class OrchestratorSerializerTests : IDisposable
     }
 
     [Fact]
+    public void V1_payloads_written_before_channels_read_as_stable_and_without_channel_information()
+    {
+        // Rollout journals hold specs without a channel, and nodes of the previous build send check-ins and decisions without
+        // the channel fields: they read as the default channel, "no channel information" and "not a downgrade".
+        var serializer = (OrchestratorSerializer)_system.Serialization.FindSerializerForType(typeof(IOrchestratorMessage));
+        var sample = MessageSamples.All.OfType<Orchestrator.Messages.Rollouts.RolloutCreated>().Single();
+        var json = System.Text.Json.Nodes.JsonNode.Parse(serializer.ToBinary(sample))!.AsObject();
+        Assert.True(json["spec"]!.AsObject().Remove("channel"));
+        var old = Assert.IsType<Orchestrator.Messages.Rollouts.RolloutCreated>(serializer.FromBinary(Encoding.UTF8.GetBytes(json.ToJsonString()), "RolloutCreated.v1"));
+        Assert.Equal("stable", old.Spec.Channel);
+        var checkIn = Assert.IsType<Orchestrator.Messages.Devices.CheckIn>(serializer.FromBinary(Encoding.UTF8.GetBytes(
+            """{"deviceId":"d1","product":"acme","installedVersionId":0,"inventoryDigest":"x","differingFiles":[],"timestamp":"1970-01-01T00:00:00+00:00"}"""),
+            "CheckIn.v1"));
+        Assert.Null(checkIn.Channels);
+        var decision = Assert.IsType<Orchestrator.Messages.Devices.CheckInDecision>(serializer.FromBinary(Encoding.UTF8.GetBytes(
+            """{"deviceId":"d1","action":"Upgrade","targetVersion":"2.0","targetVersionId":2,"manifestPath":"m.json","repairFiles":[],"status":"UpgradeAssigned"}"""),
+            "CheckInDecision.v1"));
+        Assert.Equal((false, (string?)null), (decision.Downgrade, decision.Source));
+    }
+
+    [Fact]
     public void Persisted_format_is_stable_json_with_enum_names()
     {
         var serializer = (OrchestratorSerializer)_system.Serialization.FindSerializerForType(typeof(IOrchestratorMessage));

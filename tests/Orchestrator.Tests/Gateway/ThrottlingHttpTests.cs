@@ -12,13 +12,14 @@ public sealed class ThrottlingHttpTests
     {
         await using var node = await TestNode.StartAsync(new Dictionary<string, string?>
         {
-            ["Throttle:DeviceBurstBytes"] = "100000",
-            ["Throttle:DeviceBytesPerSecond"] = "10000",
+            // The burst must admit the largest chunk (default bound 256 KiB + codec overhead), or the node refuses to start.
+            ["Throttle:DeviceBurstBytes"] = "300000",
+            ["Throttle:DeviceBytesPerSecond"] = "100000",
             ["Throttle:DeviceMaxBytesPerWindow"] = "1000000",
         });
         var a = await node.ProvisionAsync("thr-a");
         var b = await node.ProvisionAsync("thr-b");
-        var data = new byte[60_000];
+        var data = new byte[280_000];
         new Random(9).NextBytes(data);
         var id = node.WriteChunk(data);
         var path = $"/v1/store/chunks/{id[..2]}/{id}";
@@ -34,7 +35,7 @@ public sealed class ThrottlingHttpTests
         using var second = await Get("thr-a", a);
         Assert.Equal(HttpStatusCode.TooManyRequests, second.StatusCode);
         var retry = second.Headers.RetryAfter!.Delta!.Value;
-        // 20 000 bytes short at 10 000 B/s: two seconds (rounded up to whole seconds).
+        // 260 000 bytes short at 100 000 B/s: three seconds (rounded up to whole seconds).
         Assert.InRange(retry.TotalSeconds, 1, 3);
         Assert.Equal("throttled", (await second.Content.ReadFromJsonAsync<ProblemResponse>())!.Error);
         Assert.Equal("no-store", second.Headers.CacheControl!.ToString());
@@ -49,12 +50,12 @@ public sealed class ThrottlingHttpTests
     {
         await using var node = await TestNode.StartAsync(new Dictionary<string, string?>
         {
-            ["Throttle:GlobalBurstBytes"] = "50000",
-            ["Throttle:GlobalBytesPerSecond"] = "1000",
+            ["Throttle:GlobalBurstBytes"] = "300000",
+            ["Throttle:GlobalBytesPerSecond"] = "10000",
         });
         var a = await node.ProvisionAsync("glob-a");
         var b = await node.ProvisionAsync("glob-b");
-        var data = new byte[40_000];
+        var data = new byte[280_000];
         new Random(10).NextBytes(data);
         var id = node.WriteChunk(data);
         var path = $"/v1/store/chunks/{id[..2]}/{id}";
