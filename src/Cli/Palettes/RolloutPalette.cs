@@ -63,7 +63,7 @@ public static class RolloutPalette
     {
         var o = call.Console.Out;
         var s = v.Spec;
-        o.WriteLine($"Rollout {s.RolloutId}: {s.Target.Product} {s.Target.Version} (version ID {s.Target.VersionId}) - {v.Status}, wave {v.CurrentWave} of {v.Waves.Count}");
+        o.WriteLine($"Rollout {s.RolloutId}: {s.Target.Product} {s.Target.Version} (version ID {s.Target.VersionId}) on channel {s.Channel} - {v.Status}, wave {v.CurrentWave} of {v.Waves.Count}");
         Render.Fields(o,
         [
             ("reason", v.PauseReason),
@@ -163,6 +163,7 @@ public static class RolloutPalette
             StartAt: startAt,
             MaintenanceWindow: window,
             Operator: call.Optional("operator"),
+            Channel: call.Optional("channel"),
             FailingAfterAttempts: (int?)call.OptionalLong("failing-after", 1, 1000));
         var view = await client.PostAsync<RolloutView>("/admin/v1/rollouts", body, ct).ConfigureAwait(false);
         if (call.Json) Render.Json(call.Console.Out, view);

@@ -40,6 +40,10 @@ public static class DeviceStateMachine
             return CommandOutcome.Reject(command.DeviceId, "wrong_device",
                 $"Command for device '{command.DeviceId}' reached the actor of '{state.DeviceId}'; this is a routing bug.");
 
+        // A device request is accepted at most once: a replayed (or reordered) one is refused before anything else.
+        if (DeviceRequestSequence.RefuseReplay(command, state.LastRequestSequence) is { } replayed)
+            return new CommandOutcome([], _ => replayed);
+
         if (state.Status == DeviceStatus.Offline && IsDeviceTraffic(command))
         {
             // The device is back: resume where it was, then handle the message as if it had never left. If the message
@@ -96,10 +100,12 @@ public static class DeviceStateMachine
 
         UpdateAction action;
         WorkItem? work;
-        if (s.Target is { } t && t.VersionId != c.InstalledVersionId)
+        // The rollout's target or the channel's current release (ReleaseSelection); differ -> upgrade, equal -> repair or nothing.
+        var desired = ReleaseSelection.Desired(s, c);
+        if (desired is { } d && d.VersionId != c.InstalledVersionId)
         {
             action = UpdateAction.Upgrade;
-            work = new WorkItem(WorkKind.Upgrade, t.Version, t.VersionId, t.ManifestPath, []);
+            work = new WorkItem(WorkKind.Upgrade, d.Version, d.VersionId, d.ManifestPath, []);
         }
         else if (c.NeedsRepair)
         {
@@ -113,14 +119,16 @@ public static class DeviceStateMachine
         }
         if (AnnouncedWait(s, work, c.Timestamp) is { } wait)
             return new CommandOutcome([], st => new CheckInDeferred(st.DeviceId, st.FailedAttempts, (long)Math.Ceiling(wait.TotalMilliseconds)));
-        var e = new DeviceCheckedIn(c.Product, c.InstalledVersionId, c.InventoryDigest, c.AgentVersion, action, work, c.Timestamp);
+        var e = new DeviceCheckedIn(c.Product, c.InstalledVersionId, c.InventoryDigest, c.AgentVersion, action, work, c.Timestamp, c.RequestSequence);
         // Only upgrade work is rollout work; a repair restores what is installed and is not metered by a rollout.
-        var rollout = action == UpdateAction.Upgrade ? s.Target : null;
+        var rollout = action == UpdateAction.Upgrade ? desired!.Rollout : null;
+        var downgrade = action == UpdateAction.Upgrade && ReleaseSelection.IsDowngrade(c.InstalledVersionId, desired!);
+        var source = action == UpdateAction.Upgrade ? (desired!.Source == ReleaseSource.Channel ? "channel" : "rollout") : null;
         // A heartbeat (nothing but LastSeen would change) is not journaled while the persisted LastSeen is recent: an idle
         // fleet would otherwise cost one write per check-in. The reply is the same either way (built from an equal state).
         IDeviceEvent[] events = IsHeartbeat(s, e, lastSeenPersistInterval) ? [] : [e];
         return new CommandOutcome(events, st => new CheckInDecision(st.DeviceId, action, work?.Version, work?.VersionId, work?.ManifestPath,
-            work?.RepairFiles ?? [], st.Status, rollout?.RolloutId, rollout?.BandwidthBytesPerSecond ?? 0));
+            work?.RepairFiles ?? [], st.Status, rollout?.RolloutId, rollout?.BandwidthBytesPerSecond ?? 0, downgrade, source));
     }
 
     /// <summary>
@@ -131,7 +139,8 @@ public static class DeviceStateMachine
     {
         if (interval <= TimeSpan.Zero || e.Decision != UpdateAction.None || s.LastSeen is not { } seen || e.At - seen >= interval) return false;
         var next = ApplyCheckIn(s, e, s.EventCount);
-        return next with { LastSeen = s.LastSeen } == s;
+        // The sequence high-water mark is not a reason to journal: the actor keeps it in memory (see DeviceActor).
+        return next with { LastSeen = s.LastSeen, LastRequestSequence = s.LastRequestSequence } == s;
     }
 
     private static CommandOutcome Assign(DeviceState s, AssignTarget a, DateTimeOffset now)
@@ -163,20 +172,20 @@ public static class DeviceStateMachine
 
     private static CommandOutcome Progress(DeviceState s, ReportProgress p) =>
         RequireWork(s, p.TargetVersionId, "progress")
-        ?? Accepted(new ProgressRecorded(new TransferProgress(p.Phase, p.BytesDone, p.BytesTotal, p.ChunksDone, p.ChunksTotal), p.Timestamp));
+        ?? Accepted(new ProgressRecorded(new TransferProgress(p.Phase, p.BytesDone, p.BytesTotal, p.ChunksDone, p.ChunksTotal), p.Timestamp, p.RequestSequence));
 
     private static CommandOutcome Failure(DeviceState s, ReportFailure f, DeviceActorSettings settings, Random random)
     {
         if (RequireWork(s, f.TargetVersionId, "a failure") is { } rejected) return rejected;
         var attempt = s.FailedAttempts + 1;
         var delay = RetryBackoff.Delay(attempt, settings.RetryBase, settings.RetryCap, random);
-        var e = new AttemptFailed(new FailureInfo(f.Stage, f.Reason, attempt, (long)delay.TotalMilliseconds, f.Timestamp), f.Timestamp);
+        var e = new AttemptFailed(new FailureInfo(f.Stage, f.Reason, attempt, (long)delay.TotalMilliseconds, f.Timestamp), f.Timestamp, f.RequestSequence);
         return new CommandOutcome([e], st => new RetryAdvice(st.DeviceId, attempt, (long)delay.TotalMilliseconds));
     }
 
     private static CommandOutcome Completion(DeviceState s, ReportCompletion c) =>
         RequireWork(s, c.InstalledVersionId, "completion")
-        ?? Accepted(new WorkCompleted(c.InstalledVersionId, c.InventoryDigest, s.Work!.Kind, c.Timestamp));
+        ?? Accepted(new WorkCompleted(c.InstalledVersionId, c.InventoryDigest, s.Work!.Kind, c.Timestamp, c.RequestSequence));
 
     /// <summary>Folds one event into the state. Pure and total: recovery depends on it never throwing.</summary>
     /// <param name="s">State before.</param>
@@ -209,7 +218,8 @@ public static class DeviceStateMachine
             DeviceCameBack b => s with { Status = s.StatusBeforeOffline ?? s.Status, StatusBeforeOffline = null, LastSeen = b.At },
             _ => s,
         };
-        return next with { EventCount = sequenceNr };
+        var seq = DeviceRequestSequence.Of(e);
+        return seq > next.LastRequestSequence ? next with { EventCount = sequenceNr, LastRequestSequence = seq } : next with { EventCount = sequenceNr };
     }
 
     // A device its rollout gave up on is a failure in every view (device list, device show, dashboard), not an idle
@@ -243,6 +253,7 @@ public static class DeviceStateMachine
             FailedAttempts = keep || givenUp ? s.FailedAttempts : 0,
             LastFailure = keep || givenUp ? s.LastFailure : null,
             EventCount = eventCount,
+            LastRequestSequence = Math.Max(s.LastRequestSequence, c.RequestSequence),
         };
     }
 

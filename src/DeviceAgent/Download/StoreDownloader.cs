@@ -227,8 +227,7 @@ public sealed class StoreDownloader
     private async Task<long> TransferAsync(StoreSource source, string relativePath, Stream sink, long offset, long limit, CancellationToken ct, bool chargeGrant = true)
     {
         using var request = new HttpRequestMessage(HttpMethod.Get, source.Resolve(relativePath));
-        if (source.Authorization is not null)
-            request.Headers.Authorization = source.Authorization;
+        source.Signer?.Sign(request, []);
         if (offset > 0) request.Headers.Range = new RangeHeaderValue(offset, null);
 
         using var headerTimeout = CancellationTokenSource.CreateLinkedTokenSource(ct);

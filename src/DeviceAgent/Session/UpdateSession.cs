@@ -262,8 +262,9 @@ public sealed class UpdateSession
         if (_config.Gateway is not null)
         {
             // Mirrors-first (the device's or the site's policy): a gateway whose store is down costs nothing while a
-            // mirror serves; otherwise the gateway is asked first and mirrors are the fallback.
-            var gateway = StoreSource.Gateway(_config.Gateway, DeviceCredential.Header(_config.DeviceId, credential));
+            // mirror serves; otherwise the gateway is asked first and mirrors are the fallback. Store requests change no
+            // state, so the gateway checks their signature and timestamp but not their sequence (they run in parallel).
+            var gateway = StoreSource.Gateway(_config.Gateway, DeviceCredential.Signer(_config.DeviceId, credential, RequestSequence.Shared));
             if ((_config.Download.MirrorsFirst || response.MirrorsFirst) && sources.Count > 0) sources.Add(gateway);
             else sources.Insert(0, gateway);
         }

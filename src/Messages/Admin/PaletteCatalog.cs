@@ -82,6 +82,20 @@ public static class PaletteCatalog
             new("product", "NAME", "product the devices run", Required: true),
             new("tags", "T1,T2", "comma-separated operator tags (replace earlier ones)"),
         ], ["FILE"]),
+        new("set-channel", "Move a registered device to a channel (sets its channel:NAME tag; stable removes it).", Operate, [], ["DEVICE", "CHANNEL"]),
+    ]);
+
+    /// <summary><c>orch channel ...</c></summary>
+    public static PaletteDescription Channel { get; } = new("channel", "release channels: each product's channels and their current releases",
+    [
+        new("list", "Channels with their current release and the rollouts moving them.", Read,
+            [new("product", "NAME", "only this product")], None),
+        new("show", "One channel: current release, rollouts, history, its devices and what they run.", Read, [], ["PRODUCT", "CHANNEL"]),
+        new("set", "Point a channel at a published version; its devices converge to it on their next check-in.", Operate,
+        [
+            new("reason", "TEXT", "why (recorded in the channel's history)"),
+            new("operator", "NAME", "who (recorded)"),
+        ], ["PRODUCT", "CHANNEL", "VERSION"]),
     ]);
 
     /// <summary>Server-backed commands of <c>orch release ...</c> (publish itself runs locally against a store folder).</summary>
@@ -135,6 +149,7 @@ public static class PaletteCatalog
             new("start-at", "TIME", "assign nothing before this ISO-8601 time"),
             new("window", "HH:mm-HH:mm", "assign new devices only inside this daily UTC window"),
             new("operator", "NAME", "who creates it (recorded)"),
+            new("channel", "NAME", "channel the rollout moves: only its devices are selected, and it points at the target on completion (default stable)"),
         ], None),
         new("pause", "Stop assigning new devices; devices already working continue.", Operate, ReasonSwitch, ["ROLLOUT"]),
         new("resume", "Continue a paused rollout.", Operate, [], ["ROLLOUT"]),
@@ -145,6 +160,19 @@ public static class PaletteCatalog
             [new("interval", "SECONDS", "seconds between updates (default 2)")], ["ROLLOUT"]),
     ]);
 
+    /// <summary><c>orch token ...</c></summary>
+    public static PaletteDescription Token { get; } = new("token", "admin API tokens: create with scopes and an expiry, list, revoke",
+    [
+        new("create", "Create a named admin token (shown once) with scopes and an expiry.", Operate,
+        [
+            new("name", "NAME", "unique name (letters, digits, '.', '_', '-'; never reused)", Required: true),
+            new("scopes", "S1,S2", "read and/or operate", Required: true, Values: [Read, Operate, Read + "," + Operate]),
+            new("expires", "DURATION", "lifetime: N followed by s, m, h or d (e.g. 30d), or never (default 90d)"),
+        ], None),
+        new("list", "Every admin token: name, scopes, source, status, expiry (never the token).", Operate, [], None),
+        new("revoke", "Revoke a token by name (created, configured or bootstrap); it stops working on every node.", Operate, [], ["NAME"]),
+    ]);
+
     /// <summary>Every server-backed palette of this build.</summary>
-    public static IReadOnlyList<PaletteDescription> All { get; } = [Cluster, Sharding, Device, Release, Chunks, Rollout];
+    public static IReadOnlyList<PaletteDescription> All { get; } = [Cluster, Sharding, Device, Release, Chunks, Rollout, Channel, Token];
 }

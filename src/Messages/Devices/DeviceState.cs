@@ -55,6 +55,8 @@ public sealed record FailureInfo(WorkPhase Stage, string Reason, int Attempt, lo
 /// <param name="StatusBeforeOffline">While Offline: the status to resume.</param>
 /// <param name="LastSeen">When the device was last heard from.</param>
 /// <param name="EventCount">Sequence number of the last event applied (journal position of this device).</param>
+/// <param name="LastRequestSequence">Highest device request sequence number the actor accepted (protocol v2 replay
+/// protection); requests at or below it are refused. 0 in snapshots written before the field existed.</param>
 public sealed record DeviceState(
     string DeviceId,
     DeviceStatus Status,
@@ -70,8 +72,12 @@ public sealed record DeviceState(
     FailureInfo? LastFailure,
     DeviceStatus? StatusBeforeOffline,
     DateTimeOffset? LastSeen,
-    long EventCount) : IOrchestratorMessage
+    long EventCount,
+    long LastRequestSequence = 0) : IOrchestratorMessage
 {
+    /// <summary>The channel the device belongs to (from its <c>channel:NAME</c> tag, else <c>stable</c>); derived from the tags (written in JSON, ignored when read).</summary>
+    public string Channel => Orchestrator.Messages.Channels.ChannelRules.ChannelOf(Tags);
+
     /// <summary>The state of a device nothing is known about.</summary>
     public static DeviceState Initial(string deviceId) =>
         new(DeviceIdRules.Validate(deviceId), DeviceStatus.Unknown, null, [], 0, null, null, null, null, null, 0, null, null, null, 0);
@@ -87,9 +93,12 @@ public sealed record DeviceState(
 /// <param name="Status">Device status after the check-in.</param>
 /// <param name="RolloutId">For Upgrade: the rollout whose work it is (the gateway meters its egress); otherwise null.</param>
 /// <param name="BandwidthBytesPerSecond">For Upgrade: that rollout's egress cap per gateway node in bytes/s; 0 = no cap.</param>
+/// <param name="Downgrade">For Upgrade: the target is older than the installed version (decided by <c>ReleaseSelection.IsDowngrade</c>).</param>
+/// <param name="Source">For Upgrade: <c>rollout</c> or <c>channel</c>, where the target came from; otherwise null.</param>
 public sealed record CheckInDecision(
     string DeviceId, UpdateAction Action, string? TargetVersion, long? TargetVersionId, string? ManifestPath,
-    IReadOnlyList<string> RepairFiles, DeviceStatus Status, string? RolloutId = null, long BandwidthBytesPerSecond = 0) : IOrchestratorMessage;
+    IReadOnlyList<string> RepairFiles, DeviceStatus Status, string? RolloutId = null, long BandwidthBytesPerSecond = 0,
+    bool Downgrade = false, string? Source = null) : IOrchestratorMessage;
 
 /// <summary>A command was accepted (and persisted, if it changed anything).</summary>
 /// <param name="DeviceId">Device id.</param>

@@ -97,6 +97,10 @@ public sealed record RollbackVersion(long VersionId, string Version, string Mani
 /// A device that has not installed the target this long after it was assigned counts as failed and its assignment is
 /// cancelled, so a device that never comes back does not hold a concurrency slot forever (0 = wait indefinitely).
 /// </param>
+/// <param name="Channel">
+/// The channel the rollout moves: it selects only that channel's devices, and on completion the channel's current
+/// release becomes the target (default <c>stable</c>, also for rollouts created before channels existed).
+/// </param>
 /// <param name="FailingAfterAttempts">
 /// A device still working on its assignment counts as <em>failing</em> once it failed this many attempts: failing devices
 /// count against <paramref name="ErrorThreshold"/> (with failed ones) while they keep retrying.
@@ -118,6 +122,7 @@ public sealed record RolloutSpec(
     MaintenanceWindow? Window,
     string CreatedBy,
     int DeviceTimeoutSeconds = 0,
+    string Channel = Channels.ChannelRules.DefaultChannel,
     int FailingAfterAttempts = RolloutRules.DefaultFailingAfterAttempts);
 
 /// <summary>A rule a rollout request broke: the JSON field and what to do about it.</summary>
@@ -180,6 +185,8 @@ public static partial class RolloutRules
             return new("deviceTimeoutSeconds", $"deviceTimeoutSeconds is {spec.DeviceTimeoutSeconds}: give 0 (wait indefinitely) or at most 2592000 (30 days).");
         if (spec.Window is { } win && (win.StartMinuteUtc is < 0 or > 1439 || win.EndMinuteUtc is < 0 or > 1439 || win.StartMinuteUtc == win.EndMinuteUtc))
             return new("maintenanceWindow", "maintenanceWindow needs distinct start and end times of day (HH:mm, UTC).");
+        if (Channels.ChannelRules.Problem("channel", spec.Channel) is { } badChannel)
+            return new("channel", badChannel);
         if (string.IsNullOrWhiteSpace(spec.CreatedBy))
             return new("operator", "operator must not be blank.");
         return null;

@@ -3,6 +3,7 @@ using Akka.Hosting;
 using Orchestrator.ChunkStore.Throttling;
 using Orchestrator.Messages.Devices;
 using Orchestrator.Messages.Protocol;
+using Orchestrator.Node.Channels;
 using Orchestrator.Node.Hosting;
 
 namespace Orchestrator.Node.Gateway;
@@ -21,16 +22,18 @@ public sealed class DeviceShardRegion
 /// </summary>
 public sealed class ShardedDeviceGateway(
     IRequiredActor<DeviceShardRegion> region, InstalledReleaseInspector inspector, NodeSettings settings, TimeProvider clock,
-    DownloadThrottle throttle) : IDeviceGateway
+    DownloadThrottle throttle, ChannelCache channelCache, StoreChannelSeeder channelSeeder) : IDeviceGateway
 {
     private TimeSpan Timeout => settings.Gateway.DeviceAskTimeout;
 
     /// <inheritdoc />
-    public async Task<CheckInResponse> CheckInAsync(string deviceId, CheckInRequest request, CancellationToken ct)
+    public async Task<CheckInResponse> CheckInAsync(string deviceId, CheckInRequest request, CancellationToken ct, long requestSequence = 0)
     {
         var facts = inspector.Inspect(request);
+        var channels = await ChannelsAsync(request.Product, ct).ConfigureAwait(false);
         var command = Build(() => new CheckIn(deviceId, request.Product, request.InstalledVersionId, request.InventoryDigest,
-            facts.ExpectedDigest, facts.InstalledVersion, facts.InstalledManifestPath, facts.DifferingPaths, request.AgentVersion, clock.GetUtcNow()));
+            facts.ExpectedDigest, facts.InstalledVersion, facts.InstalledManifestPath, facts.DifferingPaths, request.AgentVersion, clock.GetUtcNow(),
+            requestSequence, channels));
         var answer = await AskAsync(command, ct).ConfigureAwait(false);
         if (answer is CheckInDeferred deferred)
             throw new DeviceRequestRejectedException(429, "retry_later",
@@ -46,29 +49,43 @@ public sealed class ShardedDeviceGateway(
     }
 
     /// <inheritdoc />
-    public async Task ReportProgressAsync(string deviceId, ProgressReport report, CancellationToken ct)
+    public async Task ReportProgressAsync(string deviceId, ProgressReport report, CancellationToken ct, long requestSequence = 0)
     {
         // The protocol's progress report is about downloading; verify/install progress arrives as failures or completion.
         var answer = await AskAsync(Build(() => new ReportProgress(deviceId, report.TargetVersionId, WorkPhase.Download,
-            report.BytesDone, report.BytesTotal, report.ChunksDone, report.ChunksTotal, clock.GetUtcNow())), ct).ConfigureAwait(false);
+            report.BytesDone, report.BytesTotal, report.ChunksDone, report.ChunksTotal, clock.GetUtcNow(), requestSequence)), ct).ConfigureAwait(false);
         if (answer is not DeviceCommandAccepted) throw Unexpected(answer);
     }
 
     /// <inheritdoc />
-    public async Task<TimeSpan?> ReportFailureAsync(string deviceId, FailureReport report, CancellationToken ct)
+    public async Task<TimeSpan?> ReportFailureAsync(string deviceId, FailureReport report, CancellationToken ct, long requestSequence = 0)
     {
         var stage = report.Stage switch { "download" => WorkPhase.Download, "verify" => WorkPhase.Verify, _ => WorkPhase.Install };
-        var answer = await AskAsync(Build(() => new ReportFailure(deviceId, report.TargetVersionId, stage, report.Reason, report.Attempt, clock.GetUtcNow())), ct)
+        var answer = await AskAsync(Build(() => new ReportFailure(deviceId, report.TargetVersionId, stage, report.Reason, report.Attempt, clock.GetUtcNow(), requestSequence)), ct)
             .ConfigureAwait(false);
         return answer is RetryAdvice advice ? TimeSpan.FromMilliseconds(advice.RetryAfterMs) : throw Unexpected(answer);
     }
 
     /// <inheritdoc />
-    public async Task ReportCompletionAsync(string deviceId, CompletionReport report, CancellationToken ct)
+    public async Task ReportCompletionAsync(string deviceId, CompletionReport report, CancellationToken ct, long requestSequence = 0)
     {
-        var answer = await AskAsync(Build(() => new ReportCompletion(deviceId, report.InstalledVersionId, report.InventoryDigest, clock.GetUtcNow())), ct)
+        var answer = await AskAsync(Build(() => new ReportCompletion(deviceId, report.InstalledVersionId, report.InventoryDigest, clock.GetUtcNow(), requestSequence)), ct)
             .ConfigureAwait(false);
         if (answer is not DeviceCommandAccepted) throw Unexpected(answer);
+    }
+
+    // The product's channels from this node's cache (no round trip once it is loaded), seeded from store channel files.
+    private async Task<IReadOnlyList<Messages.Channels.ChannelTarget>> ChannelsAsync(string product, CancellationToken ct)
+    {
+        try
+        {
+            var known = await channelCache.ForProductAsync(product, ct).ConfigureAwait(false);
+            return await channelSeeder.SeedMissingAsync(product, known, ct).ConfigureAwait(false);
+        }
+        catch (ChannelsUnavailableException ex)
+        {
+            throw new DeviceRequestRejectedException(503, "channels_unavailable", ex.Message);
+        }
     }
 
     // Commands validate themselves; the HTTP layer validated first, so a throw here means a rule differs between the two.
@@ -84,7 +101,12 @@ public sealed class ShardedDeviceGateway(
         var answer = await actor.Ask<object>(command, Timeout, ct).ConfigureAwait(false);
         if (answer is DeviceCommandRejected rejected)
         {
-            var status = rejected.Code == "wrong_device" ? 403 : 409;
+            var status = rejected.Code switch
+            {
+                "wrong_device" => 403,
+                DeviceRequestSequence.ReplayedCode => 401,
+                _ => 409,
+            };
             throw new DeviceRequestRejectedException(status, rejected.Code, rejected.Message);
         }
         return answer;

@@ -80,8 +80,10 @@ public static class NodeApp
         s.AddSingleton<DeviceAuthentication>();
         s.AddSingleton(sp => new DownloadThrottle(settings.Throttle, sp.GetRequiredService<TimeProvider>()) { MinRolloutBurstBytes = Math.Max(DownloadThrottle.DefaultMinRolloutBurstBytes, largest.Bytes) });
         s.AddSingleton(sp => AdminTokens.LoadOrBootstrap(settings.Admin, settings.Node.DataDirectory));
+        s.AddSingleton<AdminTokenStore>();
         s.AddSingleton(sp => new ChunkClient(sp.GetRequiredService<IRequiredActor<ChunkShardRegion>>(), settings.ChunkStore.AskTimeout));
         s.AddHostedService<NodeStartup>();
+        s.AddHostedService<AdminTokenRefresher>();
 
         IChunkBlobStore? backend = null;
         if (settings.HasRole(NodeRoles.Chunks))
@@ -98,6 +100,7 @@ public static class NodeApp
         s.AddSingleton(devicePersistence);
         s.AddNodeActorSystem(settings, backend, devicePersistence);
         s.AddSingleton<InstalledReleaseInspector>();
+        s.AddSingleton<Channels.StoreChannelSeeder>();
         s.AddSingleton<IDeviceGateway, ShardedDeviceGateway>();
         s.AddSingleton<FleetViewCache>();
         s.AddSingleton(deltaOptions);
@@ -136,13 +139,15 @@ public static class NodeApp
 
 /// <summary>Start-up work that must finish before the node serves: database schema, admin token.</summary>
 internal sealed class NodeStartup(DeviceCredentialStore credentials, DevicePersistenceOptions devicePersistence, NodeSettings settings,
-    AdminTokens adminTokens, DownloadThrottle throttle, ILogger<NodeStartup> log) : IHostedService
+    AdminTokens adminTokens, AdminTokenStore adminTokenStore, DownloadThrottle throttle, ILogger<NodeStartup> log) : IHostedService
 {
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         // Registered before the actor system, so the journal's database is ready before any device actor recovers.
         await devicePersistence.PrepareDatabase(cancellationToken).ConfigureAwait(false);
         await credentials.EnsureSchemaAsync(cancellationToken).ConfigureAwait(false);
+        await adminTokenStore.EnsureSchemaAsync(cancellationToken).ConfigureAwait(false);
+        adminTokens.Refresh(await adminTokenStore.LoadAsync(cancellationToken).ConfigureAwait(false));
         if (adminTokens.BootstrapFile is { } file) log.LogInformation("Admin API bootstrap token (scopes read, operate) is in {File}", file);
         GatewayMetrics.ObserveThrottle(throttle);
         log.LogInformation("Node roles {Roles}; store {Store}; data {Data}", string.Join(",", settings.Node.Roles),

@@ -167,6 +167,12 @@ public sealed class GatewayOptions
     /// <summary>Plain HTTP mirrors of the store, offered to agents after the gateway.</summary>
     public List<string> Mirrors { get; set; } = [];
 
+    /// <summary>
+    /// Largest difference (seconds) between a device request's signed timestamp and the gateway's clock; outside it the
+    /// request is refused with 401 <c>timestamp_skew</c>. It bounds how long a captured request stays usable at all.
+    /// </summary>
+    public int DeviceClockSkewSeconds { get; set; } = 300;
+
     /// <summary>Site policy sent at check-in: agents try <see cref="Mirrors"/> (theirs and these) before the gateway.</summary>
     public bool MirrorsFirst { get; set; }
 
@@ -181,6 +187,8 @@ public sealed class GatewayOptions
         if (NextCheckInSeconds < 1) yield return "Gateway:NextCheckInSeconds must be at least 1.";
         if (FleetGaugeRefreshSeconds < 1) yield return "Gateway:FleetGaugeRefreshSeconds must be at least 1 (seconds between refreshes of the fleet gauges on /metrics).";
         if (DeviceAskTimeout <= TimeSpan.Zero) yield return "Gateway:DeviceAskTimeout must be positive, e.g. 00:00:10.";
+        if (DeviceClockSkewSeconds is < 1 or > 86_400)
+            yield return $"Gateway:DeviceClockSkewSeconds {DeviceClockSkewSeconds} is out of range; use 1..86400 seconds (default 300).";
         foreach (var m in Mirrors.Where(m => !Uri.TryCreate(m, UriKind.Absolute, out var u) || (u.Scheme != "http" && u.Scheme != "https")))
             yield return $"Gateway:Mirrors entry '{m}' is not an absolute http(s) URL.";
     }

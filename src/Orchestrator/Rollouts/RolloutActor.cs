@@ -53,14 +53,21 @@ public sealed class RolloutActor : ReceivePersistentActor, IWithTimers
     private bool _passRunning;
     private int _observeCursor;
     private bool _tickWanted;
+    private readonly RolloutChannelSync _channelSync;
 
     /// <summary>Props of the actor of <paramref name="rolloutId"/>; its parent must be the <see cref="RolloutCoordinator"/>.</summary>
-    public static Props Props(string rolloutId, IActorRef devices, IActorRef registry, RolloutSettings settings) =>
-        Akka.Actor.Props.Create(() => new RolloutActor(rolloutId, devices, registry, settings));
+    /// <param name="rolloutId">Rollout id.</param>
+    /// <param name="devices">Device shard region or proxy.</param>
+    /// <param name="registry">Device registry read model.</param>
+    /// <param name="settings">Tunables.</param>
+    /// <param name="channels">Channel directory told about every status change (RolloutChannelSync); null: none.</param>
+    public static Props Props(string rolloutId, IActorRef devices, IActorRef registry, RolloutSettings settings, IActorRef? channels = null) =>
+        Akka.Actor.Props.Create(() => new RolloutActor(rolloutId, devices, registry, settings, channels));
 
     /// <summary>Use <see cref="Props"/>.</summary>
-    public RolloutActor(string rolloutId, IActorRef devices, IActorRef registry, RolloutSettings settings)
+    public RolloutActor(string rolloutId, IActorRef devices, IActorRef registry, RolloutSettings settings, IActorRef? channels)
     {
+        _channelSync = new RolloutChannelSync(channels, settings);
         _rolloutId = rolloutId;
         _devices = devices;
         _registry = registry;
@@ -78,6 +85,7 @@ public sealed class RolloutActor : ReceivePersistentActor, IWithTimers
         {
             Context.Parent.Tell(new RolloutClaims(_rolloutId, Claims()));
             if (_state is null) return;
+            _channelSync.Send(_state.Spec, _state.Status, Self);
             BecomeFor(_state.Status);
             ScheduleTick(TimeSpan.Zero);
         });
@@ -106,6 +114,7 @@ public sealed class RolloutActor : ReceivePersistentActor, IWithTimers
             {
                 _state = RolloutState.Create(e);
                 c.ReplyTo.Tell(State.View());
+                _channelSync.Send(State.Spec, State.Status, Self);
                 BecomeFor(State.Status);
                 ScheduleTick(TimeSpan.Zero);
             });
@@ -191,6 +200,11 @@ public sealed class RolloutActor : ReceivePersistentActor, IWithTimers
 
     private void Common()
     {
+        Command<RolloutChannelSync.Result>(r => _channelSync.Settle(r, _state?.Spec, _state?.Status, Self, Timers));
+        Command<RolloutChannelSync.Retry>(_ =>
+        {
+            if (_state is not null) _channelSync.Send(_state.Spec, _state.Status, Self);
+        });
         Command<SaveSnapshotSuccess>(s => DeleteSnapshots(new SnapshotSelectionCriteria(s.Metadata.SequenceNr - 1)));
         Command<SaveSnapshotFailure>(f => _log.Warning(f.Cause, "Snapshot of {0} failed; recovery replays more events", PersistenceId));
         Command<DeleteSnapshotsSuccess>(_ => { });
@@ -241,6 +255,8 @@ public sealed class RolloutActor : ReceivePersistentActor, IWithTimers
         PersistAll(batch, _ => { });
         DeferAsync(batch, _ =>
         {
+            // After the write: the channel moves only for a status that recovery would restore.
+            _channelSync.Send(State.Spec, State.Status, Self);
             // A snapshot holds every device record, so on a large rollout it is taken at most once per device's worth of
             // events: the write cost per event stays constant instead of growing with the fleet.
             if (LastSequenceNr - _lastSnapshot >= Math.Max(_settings.SnapshotEvery, State.DeviceCount))
@@ -460,7 +476,8 @@ public sealed class RolloutActor : ReceivePersistentActor, IWithTimers
         }
         var spec = input.Spec;
         var fresh = list.Devices
-            .Where(d => d.Product == spec.Target.Product && spec.Selector.Matches(d.DeviceId, d.Tags) && !input.Known.Contains(d.DeviceId))
+            .Where(d => d.Product == spec.Target.Product && spec.Selector.Matches(d.DeviceId, d.Tags) && !input.Known.Contains(d.DeviceId)
+                        && Messages.Channels.ChannelRules.ChannelOf(d.Tags) == spec.Channel)
             .Select(d => d.DeviceId).ToList();
         if (fresh.Count == 0) return;
         var granted = await input.Coordinator.Ask<DevicesClaimed>(new ClaimDevices(_rolloutId, fresh), _settings.AskTimeout);

@@ -27,7 +27,7 @@ public sealed class ThrottlingHttpTests
         async Task<HttpResponseMessage> Get(string dev, string secret)
         {
             using var req = new HttpRequestMessage(HttpMethod.Get, path);
-            req.Headers.Authorization = TestNode.Basic(dev, secret);
+            DeviceSigning.SignAs(req, dev, secret);
             return await node.Http.SendAsync(req);
         }
 
@@ -61,13 +61,13 @@ public sealed class ThrottlingHttpTests
         var path = $"/v1/store/chunks/{id[..2]}/{id}";
         using (var req = new HttpRequestMessage(HttpMethod.Get, path))
         {
-            req.Headers.Authorization = TestNode.Basic("glob-a", a);
+            DeviceSigning.SignAs(req, "glob-a", a);
             using var ok = await node.Http.SendAsync(req);
             Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
         }
         using (var req = new HttpRequestMessage(HttpMethod.Get, path))
         {
-            req.Headers.Authorization = TestNode.Basic("glob-b", b);
+            DeviceSigning.SignAs(req, "glob-b", b);
             using var refused = await node.Http.SendAsync(req);
             Assert.Equal(HttpStatusCode.TooManyRequests, refused.StatusCode);
             Assert.True(refused.Headers.RetryAfter!.Delta!.Value.TotalSeconds >= 20);

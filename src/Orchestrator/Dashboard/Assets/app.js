@@ -79,6 +79,7 @@ function render(d) {
   $("board").hidden = false;
   $("sign-out").hidden = false;
   renderRollouts(d.rollouts, d.rolloutsAvailable);
+  renderChannels(d.channels || []);
   renderStates(d.fleet);
   renderVersions(d.fleet);
   renderFailures(d.fleet);
@@ -109,6 +110,16 @@ function renderRollouts(rollouts, available) {
       r.failures.length ? table(["failed or failing device", "wave", "reason"],
         r.failures.slice(0, 10).map(f => [f.deviceId + (f.failing ? " (failing, retrying)" : ""), f.wave, f.reason])) : null));
   }
+}
+
+function renderChannels(channels) {
+  const release = r => r ? `${r.version} (id ${r.versionId})` : "none";
+  $("channels").replaceChildren(channels.length
+    ? table(["product", "channel", "current release", "rollouts moving it", "last change"],
+        channels.map(c => [c.product, c.channel, release(c.current),
+          c.rollouts.length ? c.rollouts.map(h => `${h.rolloutId} -> ${h.target.version}`).join(", ") : "-",
+          c.history.length ? c.history[c.history.length - 1].cause : "-"]))
+    : el("p", { class: "muted" }, "no channels"));
 }
 
 function renderStates(f) {
