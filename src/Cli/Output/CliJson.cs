@@ -39,6 +39,9 @@ namespace Orchestrator.Cli.Output;
 [JsonSerializable(typeof(ShardRegionsView))]
 [JsonSerializable(typeof(ShardingStatsView))]
 [JsonSerializable(typeof(JsonElement))]
+[JsonSerializable(typeof(AdminTokenCreated))]
+[JsonSerializable(typeof(AdminTokenList))]
+[JsonSerializable(typeof(AdminTokenView))]
 // Admin API request bodies.
 [JsonSerializable(typeof(ClusterMemberRequest))]
 [JsonSerializable(typeof(DeviceRegistrationRequest))]
@@ -48,6 +51,7 @@ namespace Orchestrator.Cli.Output;
 [JsonSerializable(typeof(ChunkGcRequest))]
 [JsonSerializable(typeof(RolloutCreateRequest))]
 [JsonSerializable(typeof(RolloutActionRequest))]
+[JsonSerializable(typeof(AdminTokenCreateRequest))]
 [JsonSerializable(typeof(ChannelSetRequest))]
 [JsonSerializable(typeof(DeviceChannelRequest))]
 // Local command outputs.

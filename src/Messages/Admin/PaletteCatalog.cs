@@ -140,7 +140,8 @@ public static class PaletteCatalog
             new("success-threshold", "F", "fraction of a wave that must succeed before the next starts (default 0.95)"),
             new("error-threshold", "F", "fraction of a wave that may fail before the rollout pauses itself (default 0.05)"),
             new("soak", "SECONDS", "wait after a wave succeeded before starting the next (default 0)"),
-            new("max-attempts", "N", "failed attempts after which a device counts as failed (default 5)"),
+            new("max-attempts", "N", "optional cap: failed attempts after which a device is given up (default none: devices retry until success)"),
+            new("failing-after", "N", "failed attempts after which a still-retrying device counts as failing for the error threshold (default 3)"),
             new("device-timeout", "SECONDS", "a device not done this long after its assignment counts as failed (default 0: wait indefinitely)"),
             new("bandwidth", "BYTES_PER_S", "bandwidth cap recorded with the rollout (default none)"),
             new("randomize", null, "shuffle devices before cutting waves"),
@@ -159,6 +160,19 @@ public static class PaletteCatalog
             [new("interval", "SECONDS", "seconds between updates (default 2)")], ["ROLLOUT"]),
     ]);
 
+    /// <summary><c>orch token ...</c></summary>
+    public static PaletteDescription Token { get; } = new("token", "admin API tokens: create with scopes and an expiry, list, revoke",
+    [
+        new("create", "Create a named admin token (shown once) with scopes and an expiry.", Operate,
+        [
+            new("name", "NAME", "unique name (letters, digits, '.', '_', '-'; never reused)", Required: true),
+            new("scopes", "S1,S2", "read and/or operate", Required: true, Values: [Read, Operate, Read + "," + Operate]),
+            new("expires", "DURATION", "lifetime: N followed by s, m, h or d (e.g. 30d), or never (default 90d)"),
+        ], None),
+        new("list", "Every admin token: name, scopes, source, status, expiry (never the token).", Operate, [], None),
+        new("revoke", "Revoke a token by name (created, configured or bootstrap); it stops working on every node.", Operate, [], ["NAME"]),
+    ]);
+
     /// <summary>Every server-backed palette of this build.</summary>
-    public static IReadOnlyList<PaletteDescription> All { get; } = [Cluster, Sharding, Device, Release, Chunks, Rollout, Channel];
+    public static IReadOnlyList<PaletteDescription> All { get; } = [Cluster, Sharding, Device, Release, Chunks, Rollout, Channel, Token];
 }

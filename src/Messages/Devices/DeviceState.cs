@@ -55,6 +55,8 @@ public sealed record FailureInfo(WorkPhase Stage, string Reason, int Attempt, lo
 /// <param name="StatusBeforeOffline">While Offline: the status to resume.</param>
 /// <param name="LastSeen">When the device was last heard from.</param>
 /// <param name="EventCount">Sequence number of the last event applied (journal position of this device).</param>
+/// <param name="LastRequestSequence">Highest device request sequence number the actor accepted (protocol v2 replay
+/// protection); requests at or below it are refused. 0 in snapshots written before the field existed.</param>
 public sealed record DeviceState(
     string DeviceId,
     DeviceStatus Status,
@@ -70,7 +72,8 @@ public sealed record DeviceState(
     FailureInfo? LastFailure,
     DeviceStatus? StatusBeforeOffline,
     DateTimeOffset? LastSeen,
-    long EventCount) : IOrchestratorMessage
+    long EventCount,
+    long LastRequestSequence = 0) : IOrchestratorMessage
 {
     /// <summary>The channel the device belongs to (from its <c>channel:NAME</c> tag, else <c>stable</c>); derived from the tags (written in JSON, ignored when read).</summary>
     public string Channel => Orchestrator.Messages.Channels.ChannelRules.ChannelOf(Tags);
@@ -107,6 +110,16 @@ public sealed record DeviceCommandAccepted(string DeviceId, DeviceStatus Status)
 /// <param name="Attempt">Persisted failed-attempt count (1-based).</param>
 /// <param name="RetryAfterMs">Capped exponential backoff with jitter.</param>
 public sealed record RetryAdvice(string DeviceId, int Attempt, long RetryAfterMs) : IOrchestratorMessage;
+
+/// <summary>
+/// The actor's answer to a <see cref="CheckIn"/> that arrives before the retry delay announced after the last failed
+/// attempt is over: the same work is not handed out again yet, and nothing is persisted. The gateway answers
+/// 429 <c>retry_later</c> with <c>Retry-After</c>.
+/// </summary>
+/// <param name="DeviceId">Device id.</param>
+/// <param name="Attempt">Persisted failed-attempt count.</param>
+/// <param name="RetryAfterMs">What is left of the announced delay.</param>
+public sealed record CheckInDeferred(string DeviceId, int Attempt, long RetryAfterMs) : IOrchestratorMessage;
 
 /// <summary>A command was refused; nothing changed.</summary>
 /// <param name="DeviceId">Device id.</param>

@@ -37,6 +37,7 @@ public sealed class OrchestratorSerializer : SerializerWithStringManifest
         [typeof(DeviceCommandAccepted)] = "DeviceCommandAccepted.v1",
         [typeof(RetryAdvice)] = "RetryAdvice.v1",
         [typeof(DeviceCommandRejected)] = "DeviceCommandRejected.v1",
+        [typeof(CheckInDeferred)] = "CheckInDeferred.v1",
         // Persisted events
         [typeof(DeviceRegistered)] = "DeviceRegistered.v1",
         [typeof(DeviceCheckedIn)] = "DeviceCheckedIn.v1",
@@ -68,6 +69,7 @@ public sealed class OrchestratorSerializer : SerializerWithStringManifest
         [typeof(RolloutDeviceAssigned)] = "RolloutDeviceAssigned.v1",
         [typeof(RolloutDeviceSucceeded)] = "RolloutDeviceSucceeded.v1",
         [typeof(RolloutDeviceFailed)] = "RolloutDeviceFailed.v1",
+        [typeof(RolloutDeviceFailing)] = "RolloutDeviceFailing.v1",
         [typeof(RolloutWaveThresholdMet)] = "RolloutWaveThresholdMet.v1",
         [typeof(RolloutWaveStarted)] = "RolloutWaveStarted.v1",
         [typeof(RolloutPaused)] = "RolloutPaused.v1",

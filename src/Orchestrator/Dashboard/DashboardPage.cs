@@ -13,13 +13,15 @@ namespace Orchestrator.Node.Dashboard;
 /// <param name="InProgress">Assigned, not finished.</param>
 /// <param name="Succeeded">Installed the target.</param>
 /// <param name="Failed">Failed.</param>
-public sealed record DashboardWave(int Wave, int Total, int Pending, int InProgress, int Succeeded, int Failed);
+/// <param name="Failing">Of <paramref name="InProgress"/>: failing but still retrying.</param>
+public sealed record DashboardWave(int Wave, int Total, int Pending, int InProgress, int Succeeded, int Failed, int Failing = 0);
 
 /// <summary>A failed device of a rollout.</summary>
 /// <param name="DeviceId">Device id.</param>
 /// <param name="Wave">Wave number.</param>
 /// <param name="Reason">Why.</param>
-public sealed record DashboardRolloutFailure(string DeviceId, int Wave, string Reason);
+/// <param name="Failing">True when the device is failing but still retrying (not given up).</param>
+public sealed record DashboardRolloutFailure(string DeviceId, int Wave, string Reason, bool Failing = false);
 
 /// <summary>One rollout on the dashboard.</summary>
 /// <param name="RolloutId">Id.</param>

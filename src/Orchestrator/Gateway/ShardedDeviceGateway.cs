@@ -27,44 +27,49 @@ public sealed class ShardedDeviceGateway(
     private TimeSpan Timeout => settings.Gateway.DeviceAskTimeout;
 
     /// <inheritdoc />
-    public async Task<CheckInResponse> CheckInAsync(string deviceId, CheckInRequest request, CancellationToken ct)
+    public async Task<CheckInResponse> CheckInAsync(string deviceId, CheckInRequest request, CancellationToken ct, long requestSequence = 0)
     {
         var facts = inspector.Inspect(request);
         var channels = await ChannelsAsync(request.Product, ct).ConfigureAwait(false);
         var command = Build(() => new CheckIn(deviceId, request.Product, request.InstalledVersionId, request.InventoryDigest,
             facts.ExpectedDigest, facts.InstalledVersion, facts.InstalledManifestPath, facts.DifferingPaths, request.AgentVersion, clock.GetUtcNow(),
-            channels));
+            requestSequence, channels));
         var answer = await AskAsync(command, ct).ConfigureAwait(false);
+        if (answer is CheckInDeferred deferred)
+            throw new DeviceRequestRejectedException(429, "retry_later",
+                $"Device '{deviceId}' failed attempt {deferred.Attempt} and was told to retry in {deferred.RetryAfterMs} ms; check in again after Retry-After.")
+            { RetryAfter = TimeSpan.FromMilliseconds(deferred.RetryAfterMs) };
         var decision = answer as CheckInDecision ?? throw Unexpected(answer);
         throttle.JoinRollout(deviceId, decision.Action == UpdateAction.Upgrade ? decision.RolloutId : null, decision.BandwidthBytesPerSecond);
         var mirrors = settings.Gateway.Mirrors.Count == 0 ? null : settings.Gateway.Mirrors;
         var delta = decision.Action == UpdateAction.Upgrade ? inspector.DeltaManifestPathFor(request.Product, facts.InstalledVersion, decision.TargetVersion) : null;
         return new CheckInResponse(decision.Action, decision.TargetVersion, decision.TargetVersionId, decision.ManifestPath,
-            decision.Action == UpdateAction.Repair ? decision.RepairFiles : null, null, settings.Gateway.NextCheckInSeconds, mirrors, delta);
+            decision.Action == UpdateAction.Repair ? decision.RepairFiles : null, null, settings.Gateway.NextCheckInSeconds, mirrors, delta,
+            settings.Gateway.MirrorsFirst);
     }
 
     /// <inheritdoc />
-    public async Task ReportProgressAsync(string deviceId, ProgressReport report, CancellationToken ct)
+    public async Task ReportProgressAsync(string deviceId, ProgressReport report, CancellationToken ct, long requestSequence = 0)
     {
         // The protocol's progress report is about downloading; verify/install progress arrives as failures or completion.
         var answer = await AskAsync(Build(() => new ReportProgress(deviceId, report.TargetVersionId, WorkPhase.Download,
-            report.BytesDone, report.BytesTotal, report.ChunksDone, report.ChunksTotal, clock.GetUtcNow())), ct).ConfigureAwait(false);
+            report.BytesDone, report.BytesTotal, report.ChunksDone, report.ChunksTotal, clock.GetUtcNow(), requestSequence)), ct).ConfigureAwait(false);
         if (answer is not DeviceCommandAccepted) throw Unexpected(answer);
     }
 
     /// <inheritdoc />
-    public async Task<TimeSpan?> ReportFailureAsync(string deviceId, FailureReport report, CancellationToken ct)
+    public async Task<TimeSpan?> ReportFailureAsync(string deviceId, FailureReport report, CancellationToken ct, long requestSequence = 0)
     {
         var stage = report.Stage switch { "download" => WorkPhase.Download, "verify" => WorkPhase.Verify, _ => WorkPhase.Install };
-        var answer = await AskAsync(Build(() => new ReportFailure(deviceId, report.TargetVersionId, stage, report.Reason, report.Attempt, clock.GetUtcNow())), ct)
+        var answer = await AskAsync(Build(() => new ReportFailure(deviceId, report.TargetVersionId, stage, report.Reason, report.Attempt, clock.GetUtcNow(), requestSequence)), ct)
             .ConfigureAwait(false);
         return answer is RetryAdvice advice ? TimeSpan.FromMilliseconds(advice.RetryAfterMs) : throw Unexpected(answer);
     }
 
     /// <inheritdoc />
-    public async Task ReportCompletionAsync(string deviceId, CompletionReport report, CancellationToken ct)
+    public async Task ReportCompletionAsync(string deviceId, CompletionReport report, CancellationToken ct, long requestSequence = 0)
     {
-        var answer = await AskAsync(Build(() => new ReportCompletion(deviceId, report.InstalledVersionId, report.InventoryDigest, clock.GetUtcNow())), ct)
+        var answer = await AskAsync(Build(() => new ReportCompletion(deviceId, report.InstalledVersionId, report.InventoryDigest, clock.GetUtcNow(), requestSequence)), ct)
             .ConfigureAwait(false);
         if (answer is not DeviceCommandAccepted) throw Unexpected(answer);
     }
@@ -96,7 +101,12 @@ public sealed class ShardedDeviceGateway(
         var answer = await actor.Ask<object>(command, Timeout, ct).ConfigureAwait(false);
         if (answer is DeviceCommandRejected rejected)
         {
-            var status = rejected.Code == "wrong_device" ? 403 : 409;
+            var status = rejected.Code switch
+            {
+                "wrong_device" => 403,
+                DeviceRequestSequence.ReplayedCode => 401,
+                _ => 409,
+            };
             throw new DeviceRequestRejectedException(status, rejected.Code, rejected.Message);
         }
         return answer;

@@ -324,7 +324,7 @@ public sealed class RolloutActor : ReceivePersistentActor, IWithTimers
             var rollback = State.Status == RolloutStatus.RolledBack;
             var targets = State.Devices.Where(d => rollback ? d.Outcome != RolloutDeviceOutcome.Pending : d.Outcome == RolloutDeviceOutcome.InProgress)
                 .ToList();
-            return new PassInput(State.Spec, targets, rollback, State.RollbackVersions, [], NoDevices, [], false, Context.Parent, NoDevices);
+            return new PassInput(State.Spec, targets, rollback, State.RollbackVersions, [], NoDevices, [], false, Context.Parent, NoDevices, NoDevices);
         }
         if (!State.IsActive) return null;
         var inFlight = State.Started ? State.InProgress() : [];
@@ -335,7 +335,7 @@ public sealed class RolloutActor : ReceivePersistentActor, IWithTimers
         var joinDue = Now >= _nextJoinCheck;
         // The set of every device id is only needed to filter late joiners: build it on those passes only.
         var known = joinDue ? State.Devices.Select(d => d.DeviceId).ToHashSet(StringComparer.Ordinal) : NoDevices;
-        return new PassInput(State.Spec, [], false, [], observe, timedOut, toAssign, joinDue, Context.Parent, known);
+        return new PassInput(State.Spec, [], false, [], observe, timedOut, toAssign, joinDue, Context.Parent, known, State.Failing());
     }
 
     /// <summary>The next <paramref name="max"/> of <paramref name="ids"/> after the previous pass's, wrapping around.</summary>
@@ -409,23 +409,29 @@ public sealed class RolloutActor : ReceivePersistentActor, IWithTimers
             {
                 var seen = s.LastSeen is { } at ? $"last seen {at:u}" : "never checked in";
                 var reason = $"did not install {target.Version} within {TimeSpan.FromSeconds(input.Spec.DeviceTimeoutSeconds)} of its assignment ({seen})";
-                if (await Cancel(s.DeviceId, reason)) facts.Add(new RolloutDeviceFailed(s.DeviceId, reason, Now));
+                if (await Cancel(s.DeviceId, reason, giveUp: true)) facts.Add(new RolloutDeviceFailed(s.DeviceId, reason, Now));
             }
             else if (s.Target is null || s.Target.RolloutId != _rolloutId || s.Target.VersionId != target.VersionId)
                 facts.Add(new RolloutDeviceFailed(s.DeviceId,
                     $"assignment removed outside this rollout (device now targets {(s.Target is null ? "nothing" : $"{s.Target.Version} of {s.Target.RolloutId}")})", Now));
-            else if (s.FailedAttempts >= input.Spec.MaxAttemptsPerDevice)
+            else if (input.Spec.MaxAttemptsPerDevice > 0 && s.FailedAttempts >= input.Spec.MaxAttemptsPerDevice)
             {
                 // Stop the device retrying before counting it failed; if the cancel does not get through, try again next poll.
                 var reason = $"gave up after {s.FailedAttempts} failed attempts (last: {s.LastFailure?.Stage} {s.LastFailure?.Reason})";
-                if (await Cancel(s.DeviceId, reason)) facts.Add(new RolloutDeviceFailed(s.DeviceId, reason, Now));
+                if (await Cancel(s.DeviceId, reason, giveUp: true)) facts.Add(new RolloutDeviceFailed(s.DeviceId, reason, Now));
+            }
+            else if (s.FailedAttempts >= input.Spec.FailingAfterAttempts && !input.Failing.Contains(s.DeviceId))
+            {
+                // Counted once when it crosses the threshold; it keeps its assignment and retries until it succeeds.
+                facts.Add(new RolloutDeviceFailing(s.DeviceId, s.FailedAttempts,
+                    $"failing: {s.FailedAttempts} failed attempts, still retrying (last: {s.LastFailure?.Stage} {s.LastFailure?.Reason})", Now));
             }
         }
     }
 
-    private async Task<bool> Cancel(string deviceId, string reason)
+    private async Task<bool> Cancel(string deviceId, string reason, bool giveUp = false)
     {
-        try { return await AskDevice<DeviceCommandAccepted>(new CancelAssignment(deviceId, "rollout:" + _rolloutId, reason)) is not null; }
+        try { return await AskDevice<DeviceCommandAccepted>(new CancelAssignment(deviceId, "rollout:" + _rolloutId, reason, giveUp)) is not null; }
         catch (DeviceRejection) { return true; } // nothing to cancel there
     }
 
@@ -520,7 +526,8 @@ public sealed class RolloutActor : ReceivePersistentActor, IWithTimers
         IReadOnlyList<string> ToAssign,
         bool JoinDue,
         IActorRef Coordinator,
-        IReadOnlySet<string> Known);
+        IReadOnlySet<string> Known,
+        IReadOnlySet<string> Failing);
 
     /// <summary>Facts a pass established, applied on the actor's thread; local only.</summary>
     private sealed record PassCompleted(IReadOnlyList<IRolloutEvent> Facts, bool JoinChecked) : INoSerializationVerificationNeeded;

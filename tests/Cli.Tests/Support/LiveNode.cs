@@ -100,7 +100,7 @@ public sealed class LiveNode : IAsyncLifetime
     public async Task<HttpResponseMessage> DevicePostAsync(string deviceId, string route, object body)
     {
         using var req = new HttpRequestMessage(HttpMethod.Post, $"/v1/devices/{deviceId}/{route}") { Content = JsonContent.Create(body, body.GetType()) };
-        req.Headers.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes($"{deviceId}:{Secrets[deviceId]}")));
+        await DeviceSigning.SignAsync(req, deviceId, Secrets[deviceId]);
         return await Http.SendAsync(req);
     }
 

@@ -28,7 +28,7 @@ public sealed class ChannelDecisionTests
     private CheckInDecision CheckIn(long installed, IReadOnlyList<ChannelTarget>? channels, bool damaged = false) =>
         Assert.IsType<CheckInDecision>(Run(new CheckIn(Id, "acme", installed, damaged ? "d-bad" : "d-ok", installed == 0 ? null : "d-ok",
             installed == 0 ? null : $"{installed}.0", installed == 0 ? null : $"manifests/acme/{installed}.json", damaged ? ["bin/app"] : [], "1.0", T0,
-            channels)));
+            Channels: channels)));
 
     [Fact]
     public void A_new_device_is_told_to_install_its_channels_release()

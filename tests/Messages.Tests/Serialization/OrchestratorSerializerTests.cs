@@ -129,6 +129,24 @@ public sealed class OrchestratorSerializerTests : IDisposable
     {
         var serializer = (OrchestratorSerializer)_system.Serialization.FindSerializerForType(typeof(IOrchestratorMessage));
         var json = Encoding.UTF8.GetString(serializer.ToBinary(new Orchestrator.Messages.Devices.WorkCompleted(5, "d", Orchestrator.Messages.Devices.WorkKind.Repair, DateTimeOffset.UnixEpoch)));
-        Assert.Equal("""{"installedVersionId":5,"inventoryDigest":"d","kind":"Repair","at":"1970-01-01T00:00:00+00:00"}""", json);
+        Assert.Equal("""{"installedVersionId":5,"inventoryDigest":"d","kind":"Repair","at":"1970-01-01T00:00:00+00:00","requestSequence":0}""", json);
+    }
+
+    [Fact]
+    public void V1_payloads_written_before_request_sequences_read_as_unsequenced()
+    {
+        // Journals and snapshots hold device events and states written without requestSequence (protocol v1), and a
+        // node not yet upgraded sends commands without it: each reads as 0 ("no sequence", never a replay) under v1.
+        var serializer = (OrchestratorSerializer)_system.Serialization.FindSerializerForType(typeof(IOrchestratorMessage));
+        foreach (var sample in MessageSamples.All.Where(m => m.GetType().GetProperty("RequestSequence") is not null
+                     || m is Orchestrator.Messages.Devices.DeviceState))
+        {
+            var json = System.Text.Json.Nodes.JsonNode.Parse(serializer.ToBinary(sample))!.AsObject();
+            Assert.True(json.Remove("requestSequence") || json.Remove("lastRequestSequence"), sample.GetType().Name);
+            var old = serializer.FromBinary(Encoding.UTF8.GetBytes(json.ToJsonString()), serializer.Manifest(sample));
+            var value = old.GetType().GetProperty("RequestSequence")?.GetValue(old) ?? old.GetType().GetProperty("LastRequestSequence")!.GetValue(old);
+            Assert.Equal(0L, value);
+        }
+        Assert.Equal(9, MessageSamples.All.Count(m => m.GetType().GetProperty("RequestSequence") is not null || m is Orchestrator.Messages.Devices.DeviceState));
     }
 }
