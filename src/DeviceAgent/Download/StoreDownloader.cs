@@ -268,13 +268,13 @@ public sealed class StoreDownloader
         var total = offset;
         long received = 0;
         var window = TimeSpan.FromSeconds(_settings.MinRateWindowSeconds);
-        // Our own grant pacing must never look like a slow server: each of the parallel streams gets its share of
-        // the grant rate, so the floor is at most half of that share.
-        var minRate = _limiter.BytesPerSecond > 0
-            ? Math.Min(_settings.MinBytesPerSecond, _limiter.BytesPerSecond / (2 * _settings.Parallelism))
-            : _settings.MinBytesPerSecond;
+        // The floor is the agent's own setting, never derived from the grant: a source handing out a tiny grant must not
+        // thereby license itself to trickle. Our own grant pacing must still never look like a slow server, so the time
+        // spent waiting for the limiter is left out of the window the rate is measured over.
+        var minRate = _settings.MinBytesPerSecond;
         var minPerWindow = (long)(minRate * _settings.MinRateWindowSeconds);
         var windowStart = Stopwatch.GetTimestamp();
+        var pacedInWindow = TimeSpan.Zero;
         long windowBytes = 0;
         while (true)
         {
@@ -301,12 +301,18 @@ public sealed class StoreDownloader
             if (contentLength is { } declared && received > declared)
                 throw new SourceFailedException($"response is longer than its Content-Length {declared}; aborted");
             await sink.WriteAsync(buffer.AsMemory(0, n), ct);
-            if (chargeGrant) await _limiter.AcquireAsync(n, ct);
-            if (Stopwatch.GetElapsedTime(windowStart) >= window)
+            if (chargeGrant)
+            {
+                var pacingStart = Stopwatch.GetTimestamp();
+                await _limiter.AcquireAsync(n, ct);
+                pacedInWindow += Stopwatch.GetElapsedTime(pacingStart);
+            }
+            if (Stopwatch.GetElapsedTime(windowStart) - pacedInWindow >= window)
             {
                 if (minPerWindow > 0 && windowBytes < minPerWindow)
                     throw new SourceFailedException($"{windowBytes} bytes in {window.TotalSeconds:0.#}s is below the minimum rate of {minRate} B/s; aborted at byte {total}");
                 windowStart = Stopwatch.GetTimestamp();
+                pacedInWindow = TimeSpan.Zero;
                 windowBytes = 0;
             }
         }

@@ -219,6 +219,32 @@ public sealed class StoreDownloaderTests : IDisposable
     }
 
     [Fact]
+    public async Task A_tiny_grant_does_not_lower_the_floor_a_trickling_source_is_held_to()
+    {
+        // 50 B/s: below the agent's floor, above what a 100 B/s grant split over parallel requests used to allow.
+        await using var trickle = await TestServer.StartAsync(async ctx =>
+        {
+            ctx.Response.ContentLength = _chunk.Length;
+            try
+            {
+                for (var i = 0; i < _chunk.Length; i++)
+                {
+                    await ctx.Response.Body.WriteAsync(_chunk.AsMemory(i, 1), ctx.RequestAborted);
+                    await ctx.Response.Body.FlushAsync(ctx.RequestAborted);
+                    await Task.Delay(20, ctx.RequestAborted);
+                }
+            }
+            catch (Exception e) when (e is OperationCanceledException or IOException) { }
+        });
+        var d = new StoreDownloader(_http, [StoreSource.Mirror(trickle.BaseUrl)], Fast with { MinBytesPerSecond = 1024 }, _cache, new GrantLimiter(100, null))
+            { RoundsPerRequest = 1 };
+        var sw = Stopwatch.StartNew();
+        var e = await Assert.ThrowsAsync<DownloadFailedException>(() => d.FetchChunkAsync(_id, Rel, _chunk.Length + 40, CancellationToken.None));
+        Assert.Contains("below the minimum rate of 1024 B/s", e.Message);
+        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(10), $"the trickle was held for {sw.Elapsed}");
+    }
+
+    [Fact]
     public async Task Resumes_a_partial_chunk_with_a_range_request()
     {
         File.WriteAllBytes(_cache.PartialPathOf(_id), _chunk[..20_000]);
