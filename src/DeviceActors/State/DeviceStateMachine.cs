@@ -66,6 +66,7 @@ public static class DeviceStateMachine
             ReportFailure f => Failure(state, f, settings, random),
             ReportCompletion c => Completion(state, c),
             GetDeviceState => new CommandOutcome([], s => s),
+            ResetRequestSequence r => state.LastRequestSequence == 0 ? Accepted() : Accepted(new RequestSequenceReset(r.Reason, r.Timestamp)),
             _ => CommandOutcome.Reject(command.DeviceId, "unknown_command", $"Device actor does not handle {command.GetType().Name}."),
         };
     }
@@ -216,6 +217,7 @@ public static class DeviceStateMachine
             },
             DeviceWentOffline => s.Status == DeviceStatus.Offline ? s : s with { StatusBeforeOffline = s.Status, Status = DeviceStatus.Offline },
             DeviceCameBack b => s with { Status = s.StatusBeforeOffline ?? s.Status, StatusBeforeOffline = null, LastSeen = b.At },
+            RequestSequenceReset => s with { LastRequestSequence = 0 },
             _ => s,
         };
         var seq = DeviceRequestSequence.Of(e);

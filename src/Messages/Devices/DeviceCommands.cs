@@ -219,6 +219,18 @@ public sealed record ReportCompletion(string DeviceId, long InstalledVersionId, 
     public string InventoryDigest { get; } = DeviceIdRules.Required(InventoryDigest, nameof(InventoryDigest));
 }
 
+/// <summary>Starts the device's request sequence over (its credential was just replaced); answered with <see cref="DeviceCommandAccepted"/>.</summary>
+/// <param name="DeviceId">Device id.</param>
+/// <param name="Reason">Why.</param>
+/// <param name="Timestamp">When.</param>
+public sealed record ResetRequestSequence(string DeviceId, string Reason, DateTimeOffset Timestamp) : IDeviceCommand
+{
+    /// <inheritdoc />
+    public string DeviceId { get; } = DeviceIdRules.Validate(DeviceId, nameof(DeviceId));
+    /// <summary>Why.</summary>
+    public string Reason { get; } = DeviceIdRules.Required(Reason, nameof(Reason));
+}
+
 /// <summary>Asks for the device's full state; answered with <see cref="DeviceState"/>.</summary>
 /// <param name="DeviceId">Device id.</param>
 public sealed record GetDeviceState(string DeviceId) : IDeviceCommand

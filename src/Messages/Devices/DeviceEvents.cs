@@ -78,3 +78,12 @@ public sealed record DeviceWentOffline(DateTimeOffset? LastSeen, DateTimeOffset 
 /// <summary>An offline device was heard from again and resumed its previous status.</summary>
 /// <param name="At">When.</param>
 public sealed record DeviceCameBack(DateTimeOffset At) : IDeviceEvent;
+
+/// <summary>
+/// The device's credential was replaced, so sequence numbers start over: a re-provisioned device (new disk, no stored
+/// sequence ceiling) signs with its clock, which may be below what the old installation used, and requests signed with
+/// the old secret no longer authenticate, so nothing old can be replayed.
+/// </summary>
+/// <param name="Reason">Why (e.g. "credential rotated").</param>
+/// <param name="At">When.</param>
+public sealed record RequestSequenceReset(string Reason, DateTimeOffset At) : IDeviceEvent;

@@ -31,6 +31,7 @@ public sealed class OrchestratorSerializer : SerializerWithStringManifest
         [typeof(ReportFailure)] = "ReportFailure.v1",
         [typeof(ReportCompletion)] = "ReportCompletion.v1",
         [typeof(GetDeviceState)] = "GetDeviceState.v1",
+        [typeof(ResetRequestSequence)] = "ResetRequestSequence.v1",
         // Replies and snapshot
         [typeof(DeviceState)] = "DeviceState.v1",
         [typeof(CheckInDecision)] = "CheckInDecision.v1",
@@ -48,6 +49,7 @@ public sealed class OrchestratorSerializer : SerializerWithStringManifest
         [typeof(WorkCompleted)] = "WorkCompleted.v1",
         [typeof(DeviceWentOffline)] = "DeviceWentOffline.v1",
         [typeof(DeviceCameBack)] = "DeviceCameBack.v1",
+        [typeof(RequestSequenceReset)] = "RequestSequenceReset.v1",
         // Registry
         [typeof(QueryDevices)] = "QueryDevices.v1",
         [typeof(DeviceList)] = "DeviceList.v1",

@@ -1,4 +1,9 @@
+using Akka.Actor;
+using Akka.Hosting;
 using Orchestrator.ChunkStore.Actors.Backends;
+using Orchestrator.Messages;
+using Orchestrator.Messages.Devices;
+using Orchestrator.Node.Hosting;
 using Orchestrator.ChunkStore.Storage;
 using Orchestrator.Node.Auth;
 using Orchestrator.Node.Gateway;
@@ -130,7 +135,8 @@ public static class AdminEndpoints
         : HttpProblems.Problem(StatusCodes.Status400BadRequest, "invalid_device_id",
             $"Device id '{deviceId}' is invalid: it must match {Orchestrator.Messages.Devices.DeviceIdRules.Pattern} (1-128 characters of letters, digits, '.', '_', ':', '-', starting with a letter or digit).");
 
-    private static async Task<IResult> ProvisionAsync(string deviceId, HttpContext ctx, DeviceCredentialStore store)
+    private static async Task<IResult> ProvisionAsync(string deviceId, HttpContext ctx, DeviceCredentialStore store,
+        IRequiredActor<DeviceShardRegion> devices, NodeSettings settings, TimeProvider clock, ILogger<DeviceCredentialStore> log)
     {
         if (Authorize(ctx, AdminScopes.Operate) is { } denied) return denied;
         if (InvalidId(deviceId) is { } bad) return bad;
@@ -145,6 +151,21 @@ public static class AdminEndpoints
         if (created is null)
             return HttpProblems.Problem(StatusCodes.Status409Conflict, "credential_exists",
                 $"Device '{deviceId}' already has a credential; send {{\"rotate\": true}} to replace it (the old secret stops working).");
+        if (rotate)
+        {
+            // A re-provisioned device signs with its clock, possibly below the sequence its old installation reached; the
+            // old secret no longer authenticates, so starting over lets nothing old be replayed. The secret is already
+            // issued, so a failure here is logged, not answered: the device then waits until its clock passes the old mark.
+            try
+            {
+                await devices.ActorRef.Ask<IOrchestratorMessage>(new ResetRequestSequence(deviceId, "credential rotated", clock.GetUtcNow()),
+                    settings.Gateway.DeviceAskTimeout, ctx.RequestAborted).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is Akka.Actor.AskTimeoutException or TaskCanceledException)
+            {
+                log.LogWarning("Credential of {Device} rotated, but its request sequence was not reset ({Error})", deviceId, e.Message);
+            }
+        }
         return TypedResults.Json(new ProvisionResponse(created.DeviceId, created.Secret, created.CreatedUtc), HttpProblems.Json, statusCode: StatusCodes.Status201Created);
     }
 

@@ -34,6 +34,12 @@ public sealed class FakeGateway : IAsyncDisposable
     private long _storeBytes;
     private int _storeRequests;
 
+    /// <summary>
+    /// A new device takes over the id (fresh zones, as after re-provisioning): its sequence numbers start over, so the
+    /// fake forgets the last one it accepted, as the node does when a credential is rotated.
+    /// </summary>
+    public void NewDeviceTakesTheId() => Interlocked.Exchange(ref _lastDeviceSequence, 0);
+
     /// <summary>Decides the answer to a check-in.</summary>
     public Func<CheckInRequest, CheckInResponse> Decide { get; set; } = _ => new CheckInResponse(UpdateAction.None, null, null, null, null, null, 3600, null);
 

@@ -54,6 +54,8 @@ public sealed class AgentCrashTests(TwoReleases r, ITestOutputHelper output) : I
     [MemberData(nameof(Points))]
     public async Task Killed_during_an_upgrade_leaves_exactly_the_old_or_the_new_tree(string point, bool newExpected)
     {
+        // Every case is a fresh device under the fixture's one device id.
+        r.Gateway.NewDeviceTakesTheId();
         using var d = new TestDevice(r.Gateway.BaseUrl, contentKey: r.Store.ContentKey.ToBytes(), trustRoot: r.Store.SigningKey.PublicKey.ToBytes());
         await Releases.InstallAsync(d, r.Gateway, r.V1);
         string[] run = ["run", "--config", d.Config.SourcePath!, "--no-client"];

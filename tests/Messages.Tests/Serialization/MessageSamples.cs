@@ -54,6 +54,8 @@ public static class MessageSamples
         new WorkCompleted(21, "sha256:cc", WorkKind.Upgrade, T, 1_700_000_000_009),
         new DeviceWentOffline(T.AddMinutes(-20), T),
         new DeviceCameBack(T),
+        new RequestSequenceReset("credential rotated", T),
+        new ResetRequestSequence("dev-1", "credential rotated", T),
         new QueryDevices(DeviceStatus.Failed, 20, "eu", "rollout-7", 50),
         new DeviceList([new DeviceSummary("dev-1", DeviceStatus.Idle, "acme", 20, ["eu"], "rollout-7", 21, 2, T)], 1, 99),
         new CreateRollout(Spec),

@@ -72,10 +72,11 @@ public sealed class NodeUnderTest : IAsyncDisposable
         return node;
     }
 
-    /// <summary>Provisions a device credential through the admin API; returns the secret.</summary>
-    public async Task<string> ProvisionAsync(string deviceId)
+    /// <summary>Provisions a device credential through the admin API (replacing one with <paramref name="rotate"/>); returns the secret.</summary>
+    public async Task<string> ProvisionAsync(string deviceId, bool rotate = false)
     {
         using var req = new HttpRequestMessage(HttpMethod.Post, $"admin/v1/devices/{deviceId}/credential");
+        if (rotate) req.Content = JsonContent.Create(new { rotate = true });
         req.Headers.Authorization = new AuthenticationHeaderValue("Bearer", AdminToken);
         using var res = await Http.SendAsync(req);
         res.EnsureSuccessStatusCode();
