@@ -62,6 +62,7 @@ public static class DeviceStateMachine
             ReportFailure f => Failure(state, f, settings, random),
             ReportCompletion c => Completion(state, c),
             GetDeviceState => new CommandOutcome([], s => s),
+            SetDeviceProduct p => DeviceTrustRules.SetProduct(state, p),
             _ => CommandOutcome.Reject(command.DeviceId, "unknown_command", $"Device actor does not handle {command.GetType().Name}."),
         };
     }
@@ -89,6 +90,7 @@ public static class DeviceStateMachine
 
     private static CommandOutcome DecideCheckIn(DeviceState s, CheckIn c, TimeSpan lastSeenPersistInterval)
     {
+        if (DeviceTrustRules.ProductMismatch(s, c) is { } mismatch) return mismatch;
         if (s.Target is not null && s.Target.Product != c.Product)
             return CommandOutcome.Reject(s.DeviceId, "product_mismatch",
                 $"Device '{s.DeviceId}' reports product '{c.Product}' but its assigned target is for '{s.Target.Product}'. " +
@@ -96,7 +98,7 @@ public static class DeviceStateMachine
 
         UpdateAction action;
         WorkItem? work;
-        if (s.Target is { } t && t.VersionId != c.InstalledVersionId)
+        if (s.Target is { } t && t.VersionId != c.InstalledVersionId && DeviceTrustRules.MayInstall(s, t))
         {
             action = UpdateAction.Upgrade;
             work = new WorkItem(WorkKind.Upgrade, t.Version, t.VersionId, t.ManifestPath, []);
@@ -117,8 +119,10 @@ public static class DeviceStateMachine
         // A heartbeat (nothing but LastSeen would change) is not journaled while the persisted LastSeen is recent: an idle
         // fleet would otherwise cost one write per check-in. The reply is the same either way (built from an equal state).
         IDeviceEvent[] events = IsHeartbeat(s, e, lastSeenPersistInterval) ? [] : [e];
+        if (c.Stale != s.Stale) events = [.. events, new DeviceStaleChanged(c.Stale, c.Timestamp)];
         return new CommandOutcome(events, st => new CheckInDecision(st.DeviceId, action, work?.Version, work?.VersionId, work?.ManifestPath,
-            work?.RepairFiles ?? [], st.Status, rollout?.RolloutId, rollout?.BandwidthBytesPerSecond ?? 0));
+            work?.RepairFiles ?? [], st.Status, rollout?.RolloutId, rollout?.BandwidthBytesPerSecond ?? 0,
+            st.FloorVersionId, rollout is { Downgrade: true } && rollout.VersionId < st.FloorVersionId, st.Product));
     }
 
     /// <summary>
@@ -137,7 +141,9 @@ public static class DeviceStateMachine
         if (s.Product is not null && s.Product != a.Product)
             return CommandOutcome.Reject(s.DeviceId, "product_mismatch",
                 $"Cannot assign {a.Product} {a.Version} to device '{s.DeviceId}', which runs product '{s.Product}'.");
-        var target = new TargetAssignment(a.Product, a.Version, a.VersionId, a.ManifestPath, a.RolloutId, a.BandwidthBytesPerSecond);
+        if (DeviceTrustRules.BelowFloor(s, a) is { } belowFloor) return belowFloor;
+        var target = new TargetAssignment(a.Product, a.Version, a.VersionId, a.ManifestPath, a.RolloutId, a.BandwidthBytesPerSecond,
+            a.AuthorizeDowngrade && a.VersionId < s.FloorVersionId);
         if (s.Target == target) return Accepted();
         return Accepted(new TargetAssigned(target, now));
     }
@@ -201,7 +207,13 @@ public static class DeviceStateMachine
             {
                 Status = DeviceStatus.Completed, InstalledVersionId = w.InstalledVersionId, InventoryDigest = w.InventoryDigest,
                 Work = null, Progress = null, FailedAttempts = 0, LastFailure = null, LastSeen = w.At,
+                FloorVersionId = DeviceTrustRules.FloorAfterCompletion(s, w),
             },
+            DeviceProductChanged p => WithStatus(s with
+            {
+                Product = p.Product, Target = null, Work = null, Progress = null, FailedAttempts = 0, LastFailure = null, FloorVersionId = 0,
+            }, s.Status == DeviceStatus.Unknown ? DeviceStatus.Unknown : DeviceStatus.Idle),
+            DeviceStaleChanged st => s with { Stale = st.Stale },
             DeviceWentOffline => s.Status == DeviceStatus.Offline ? s : s with { StatusBeforeOffline = s.Status, Status = DeviceStatus.Offline },
             DeviceCameBack b => s with { Status = s.StatusBeforeOffline ?? s.Status, StatusBeforeOffline = null, LastSeen = b.At },
             _ => s,
@@ -221,6 +233,7 @@ public static class DeviceStateMachine
         return s with
         {
             Product = c.Product, InstalledVersionId = c.InstalledVersionId, InventoryDigest = c.InventoryDigest,
+            FloorVersionId = Math.Max(s.FloorVersionId, c.InstalledVersionId),
             AgentVersion = c.AgentVersion ?? s.AgentVersion, LastSeen = c.At,
             Status = c.Work is null ? DeviceStatus.Idle : c.Work.Kind == WorkKind.Upgrade ? DeviceStatus.UpgradeAssigned : DeviceStatus.RepairNeeded,
             Work = c.Work,

@@ -10,8 +10,9 @@ namespace Orchestrator.Messages.Devices;
 /// <param name="RolloutId">Rollout that assigned it.</param>
 /// <param name="BandwidthBytesPerSecond">The rollout's egress cap per gateway node in bytes/s; 0 = no cap (and the
 /// value read from events and snapshots written before the field existed).</param>
+/// <param name="Downgrade">True when an operator's rollback authorized installing this version below the device's floor.</param>
 public sealed record TargetAssignment(string Product, string Version, long VersionId, string ManifestPath, string RolloutId,
-    long BandwidthBytesPerSecond = 0);
+    long BandwidthBytesPerSecond = 0, bool Downgrade = false);
 
 /// <summary>The work the device was told to do.</summary>
 /// <param name="Kind">Upgrade or repair.</param>
@@ -55,6 +56,11 @@ public sealed record FailureInfo(WorkPhase Stage, string Reason, int Attempt, lo
 /// <param name="StatusBeforeOffline">While Offline: the status to resume.</param>
 /// <param name="LastSeen">When the device was last heard from.</param>
 /// <param name="EventCount">Sequence number of the last event applied (journal position of this device).</param>
+/// <param name="FloorVersionId">
+/// Rollback floor: the highest version ID the device is known to have installed; lowered only when an authorized
+/// downgrade completed. Signed into every directive, so a device whose own record was lost or replaced learns it.
+/// </param>
+/// <param name="Stale">The device's last check-in said it had no valid fresh directive for longer than its limit.</param>
 public sealed record DeviceState(
     string DeviceId,
     DeviceStatus Status,
@@ -70,7 +76,9 @@ public sealed record DeviceState(
     FailureInfo? LastFailure,
     DeviceStatus? StatusBeforeOffline,
     DateTimeOffset? LastSeen,
-    long EventCount) : IOrchestratorMessage
+    long EventCount,
+    long FloorVersionId = 0,
+    bool Stale = false) : IOrchestratorMessage
 {
     /// <summary>The state of a device nothing is known about.</summary>
     public static DeviceState Initial(string deviceId) =>
@@ -87,9 +95,13 @@ public sealed record DeviceState(
 /// <param name="Status">Device status after the check-in.</param>
 /// <param name="RolloutId">For Upgrade: the rollout whose work it is (the gateway meters its egress); otherwise null.</param>
 /// <param name="BandwidthBytesPerSecond">For Upgrade: that rollout's egress cap per gateway node in bytes/s; 0 = no cap.</param>
+/// <param name="FloorVersionId">The device's rollback floor (<see cref="DeviceState.FloorVersionId"/>), for the directive.</param>
+/// <param name="Downgrade">For Upgrade: the target is below the floor by an operator's authorized rollback of <paramref name="RolloutId"/>.</param>
+/// <param name="Product">The device's registered product, for the directive.</param>
 public sealed record CheckInDecision(
     string DeviceId, UpdateAction Action, string? TargetVersion, long? TargetVersionId, string? ManifestPath,
-    IReadOnlyList<string> RepairFiles, DeviceStatus Status, string? RolloutId = null, long BandwidthBytesPerSecond = 0) : IOrchestratorMessage;
+    IReadOnlyList<string> RepairFiles, DeviceStatus Status, string? RolloutId = null, long BandwidthBytesPerSecond = 0,
+    long FloorVersionId = 0, bool Downgrade = false, string? Product = null) : IOrchestratorMessage;
 
 /// <summary>A command was accepted (and persisted, if it changed anything).</summary>
 /// <param name="DeviceId">Device id.</param>

@@ -30,6 +30,7 @@ public sealed class OrchestratorSerializer : SerializerWithStringManifest
         [typeof(ReportFailure)] = "ReportFailure.v1",
         [typeof(ReportCompletion)] = "ReportCompletion.v1",
         [typeof(GetDeviceState)] = "GetDeviceState.v1",
+        [typeof(SetDeviceProduct)] = "SetDeviceProduct.v1",
         // Replies and snapshot
         [typeof(DeviceState)] = "DeviceState.v1",
         [typeof(CheckInDecision)] = "CheckInDecision.v1",
@@ -46,6 +47,8 @@ public sealed class OrchestratorSerializer : SerializerWithStringManifest
         [typeof(WorkCompleted)] = "WorkCompleted.v1",
         [typeof(DeviceWentOffline)] = "DeviceWentOffline.v1",
         [typeof(DeviceCameBack)] = "DeviceCameBack.v1",
+        [typeof(DeviceProductChanged)] = "DeviceProductChanged.v1",
+        [typeof(DeviceStaleChanged)] = "DeviceStaleChanged.v1",
         // Registry
         [typeof(QueryDevices)] = "QueryDevices.v1",
         [typeof(DeviceList)] = "DeviceList.v1",

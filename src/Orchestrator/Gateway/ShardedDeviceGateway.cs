@@ -21,7 +21,7 @@ public sealed class DeviceShardRegion
 /// </summary>
 public sealed class ShardedDeviceGateway(
     IRequiredActor<DeviceShardRegion> region, InstalledReleaseInspector inspector, NodeSettings settings, TimeProvider clock,
-    DownloadThrottle throttle) : IDeviceGateway
+    DownloadThrottle throttle, Trust.DirectorSigner director) : IDeviceGateway
 {
     private TimeSpan Timeout => settings.Gateway.DeviceAskTimeout;
 
@@ -30,14 +30,17 @@ public sealed class ShardedDeviceGateway(
     {
         var facts = inspector.Inspect(request);
         var command = Build(() => new CheckIn(deviceId, request.Product, request.InstalledVersionId, request.InventoryDigest,
-            facts.ExpectedDigest, facts.InstalledVersion, facts.InstalledManifestPath, facts.DifferingPaths, request.AgentVersion, clock.GetUtcNow()));
+            facts.ExpectedDigest, facts.InstalledVersion, facts.InstalledManifestPath, facts.DifferingPaths, request.AgentVersion, clock.GetUtcNow(),
+            request.Stale == true));
         var answer = await AskAsync(command, ct).ConfigureAwait(false);
         var decision = answer as CheckInDecision ?? throw Unexpected(answer);
         throttle.JoinRollout(deviceId, decision.Action == UpdateAction.Upgrade ? decision.RolloutId : null, decision.BandwidthBytesPerSecond);
         var mirrors = settings.Gateway.Mirrors.Count == 0 ? null : settings.Gateway.Mirrors;
         var delta = decision.Action == UpdateAction.Upgrade ? inspector.DeltaManifestPathFor(request.Product, facts.InstalledVersion, decision.TargetVersion) : null;
+        // The directive is what the agent acts on; the unsigned fields stay for agents provisioned without a root.
+        var directive = request.Nonce is null ? null : director.Sign(deviceId, request.Nonce, decision, request.Product, request.InstalledVersionId);
         return new CheckInResponse(decision.Action, decision.TargetVersion, decision.TargetVersionId, decision.ManifestPath,
-            decision.Action == UpdateAction.Repair ? decision.RepairFiles : null, null, settings.Gateway.NextCheckInSeconds, mirrors, delta);
+            decision.Action == UpdateAction.Repair ? decision.RepairFiles : null, null, settings.Gateway.NextCheckInSeconds, mirrors, delta, directive);
     }
 
     /// <inheritdoc />
