@@ -107,8 +107,21 @@ public sealed record RolloutRegistered(string RolloutId, DateTimeOffset At) : IO
 /// <param name="PreviousVersionId">Version before the assignment (0 = none/unknown).</param>
 /// <param name="FailureReason">Why it failed, if it did.</param>
 /// <param name="AssignedAt">When the current assignment was accepted (null while pending; absent in snapshots older than the device timeout).</param>
+/// <param name="Rollback">After a rollback: whether the device is back on <paramref name="PreviousVersionId"/> (null when the rollback does not restore it).</param>
+/// <param name="RollbackFailure">Why restoring it failed, if it did.</param>
 public sealed record RolloutDeviceRecord(string DeviceId, int Wave, RolloutDeviceOutcome Outcome, long PreviousVersionId, string? FailureReason,
-    DateTimeOffset? AssignedAt = null);
+    DateTimeOffset? AssignedAt = null, RollbackOutcome? Rollback = null, string? RollbackFailure = null);
+
+/// <summary>A rolled-back device is back on its previous version (it installed it through an authorized downgrade).</summary>
+/// <param name="DeviceId">Device.</param>
+/// <param name="At">When the rollout saw it.</param>
+public sealed record RolloutDeviceRestored(string DeviceId, DateTimeOffset At) : IRolloutEvent;
+
+/// <summary>A rolled-back device did not get back to its previous version (retry policy exhausted, or its assignment was replaced).</summary>
+/// <param name="DeviceId">Device.</param>
+/// <param name="Reason">Why.</param>
+/// <param name="At">When.</param>
+public sealed record RolloutDeviceRestoreFailed(string DeviceId, string Reason, DateTimeOffset At) : IRolloutEvent;
 
 /// <summary>Snapshot of a rollout actor.</summary>
 /// <param name="Spec">Spec.</param>

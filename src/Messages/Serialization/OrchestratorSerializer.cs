@@ -79,6 +79,8 @@ public sealed class OrchestratorSerializer : SerializerWithStringManifest
         [typeof(RolloutCommandsDelivered)] = "RolloutCommandsDelivered.v1",
         [typeof(RolloutFailedDevicesRetried)] = "RolloutFailedDevicesRetried.v1",
         [typeof(RolloutCompleted)] = "RolloutCompleted.v1",
+        [typeof(RolloutDeviceRestored)] = "RolloutDeviceRestored.v1",
+        [typeof(RolloutDeviceRestoreFailed)] = "RolloutDeviceRestoreFailed.v1",
         [typeof(RolloutRegistered)] = "RolloutRegistered.v1",
         [typeof(RolloutSnapshot)] = "RolloutSnapshot.v1",
         [typeof(RolloutCoordinatorSnapshot)] = "RolloutCoordinatorSnapshot.v1",

@@ -21,14 +21,14 @@ public sealed class TrustOptions
     /// </summary>
     public string? DirectorKeyFile { get; set; }
 
-    /// <summary>How long a directive is valid after it was signed, in minutes (1..1440, default 10).</summary>
-    public int DirectiveLifetimeMinutes { get; set; } = 10;
+    /// <summary>How long a directive is valid after it was signed, in minutes (more than 0, at most 1440; default 10; fractions allowed).</summary>
+    public double DirectiveLifetimeMinutes { get; set; } = 10;
 
     /// <summary>Problems, each naming the setting and the fix.</summary>
     public IEnumerable<string> Validate()
     {
-        if (DirectiveLifetimeMinutes is < 1 or > 1440)
-            yield return $"Trust:DirectiveLifetimeMinutes {DirectiveLifetimeMinutes} is out of range; use 1..1440 (default 10).";
+        if (!(DirectiveLifetimeMinutes > 0 && DirectiveLifetimeMinutes <= 1440))
+            yield return $"Trust:DirectiveLifetimeMinutes {DirectiveLifetimeMinutes} is out of range; use more than 0 and at most 1440 (default 10).";
         if (!string.IsNullOrEmpty(DirectorKeyFile) && !File.Exists(DirectorKeyFile))
             yield return $"Trust:DirectorKeyFile '{DirectorKeyFile}' does not exist; point it at the director.key written by 'orch keys init', or leave it empty for a development key.";
     }
