@@ -64,7 +64,7 @@ public sealed class TrustAttackTests(ITestOutputHelper output)
 
     /// <summary>The installed tree (digest) and every hidden-zone file (bytes).</summary>
     private static (string Tree, Dictionary<string, string> Hidden) Snapshot(TestDevice d) =>
-        (Releases.ClientDigest(d), Directory.GetFiles(d.Config.Zones.Hidden).ToDictionary(Path.GetFileName, f => Convert.ToHexString(File.ReadAllBytes(f)))!);
+        (Releases.ClientDigest(d), Directory.GetFiles(d.Config.Zones.Hidden).ToDictionary(f => Path.GetFileName(f)!, f => Convert.ToHexString(File.ReadAllBytes(f))));
 
     private static void AssertUnchanged((string Tree, Dictionary<string, string> Hidden) before, TestDevice d)
     {
