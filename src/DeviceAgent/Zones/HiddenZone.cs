@@ -118,9 +118,16 @@ public sealed class HiddenZone(ZoneLayout layout, DeviceKey key)
     /// <summary>Records the installed version, one counter step above the previous record, with the installed manifest's SHA-256.</summary>
     public void WriteInstalledVersion(InstalledVersion version, string? manifestSha256 = null)
     {
+        var previous = ReadVersionRecord();
+        WriteVersionRecord(new VersionRecord(version.VersionId, version.Version, 0, manifestSha256,
+            previous?.UpdaterGeneration ?? Zones.UpdaterGeneration.Read(this).Generation));
+    }
+
+    /// <summary>Writes <paramref name="record"/> with its counter one above the current record's.</summary>
+    public void WriteVersionRecord(VersionRecord record)
+    {
         var counter = (ReadVersionRecord()?.Counter ?? 0) + 1;
-        Write(HiddenItem.InstalledVersion, JsonSerializer.SerializeToUtf8Bytes(
-            new VersionRecord(version.VersionId, version.Version, counter, manifestSha256), Trust.AgentJsonContext.Default.VersionRecord));
+        Write(HiddenItem.InstalledVersion, JsonSerializer.SerializeToUtf8Bytes(record with { Counter = counter }, Trust.AgentJsonContext.Default.VersionRecord));
     }
 
     /// <summary>What the operator should do when an item is lost.</summary>
@@ -141,7 +148,9 @@ public sealed class HiddenZone(ZoneLayout layout, DeviceKey key)
 /// <param name="Version">Version string.</param>
 /// <param name="Counter">Monotonic write counter (0 in records written before it existed).</param>
 /// <param name="ManifestSha256">SHA-256 of the installed manifest's bytes; null when not known (provisioning, older records).</param>
-public sealed record VersionRecord(long VersionId, string Version, long Counter = 0, string? ManifestSha256 = null);
+/// <param name="UpdaterGeneration">Generation of the sealed updater backup and digest (<see cref="UpdaterGeneration"/>); a
+/// pair of an older generation was copied back and is refused.</param>
+public sealed record VersionRecord(long VersionId, string Version, long Counter = 0, string? ManifestSha256 = null, long UpdaterGeneration = 0);
 
 /// <summary>The hidden zone cannot be opened or an item in it is unusable; the message says how to recover.</summary>
 public sealed class HiddenZoneException(string message) : Exception(message);

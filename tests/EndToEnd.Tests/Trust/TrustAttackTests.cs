@@ -283,6 +283,31 @@ public sealed class TrustAttackTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task An_older_sealed_updater_backup_and_digest_pair_is_refused_not_restored()
+    {
+        using var d = new TestDevice(); // provisioned: updater generation 1
+        var backup = d.Layout.Hidden(HiddenItem.UpdaterBackup);
+        var digest = d.Layout.Hidden(HiddenItem.UpdaterDigest);
+        var (oldBackup, oldDigest) = (File.ReadAllBytes(backup), File.ReadAllBytes(digest));
+        var recover = await AgentProcess.RunAsync(["recover", "--from-virtual", "--config", d.Config.SourcePath!]);
+        Assert.Equal(0, recover.ExitCode); // generation 2, remembered in the version record
+        Assert.Equal(2, d.Hidden.ReadVersionRecord()!.UpdaterGeneration);
+
+        File.WriteAllBytes(backup, oldBackup);
+        File.WriteAllBytes(digest, oldDigest);
+        var updater = Path.Combine(d.Layout.FreeUpdater, "updater.bin");
+        File.WriteAllText(updater, "tampered updater");
+        var before = Snapshot(d);
+        var r = await AgentProcess.RunAsync(["run", "--config", d.Config.SourcePath!, "--no-client"]);
+        output.WriteLine(r.Output + r.Error);
+        Assert.Equal(3, r.ExitCode);
+        Assert.Contains("hidden updater backup and digest are generation 1, older than the generation 2 this device last sealed", r.Output + r.Error);
+        Assert.Contains("orch-agent recover --from-virtual", r.Output + r.Error);
+        Assert.Equal("tampered updater", File.ReadAllText(updater)); // not "restored" from the older backup
+        AssertUnchanged(before, d);
+    }
+
+    [Fact]
     public async Task A_device_without_valid_directives_reports_itself_stale_and_the_node_shows_it()
     {
         await using var rig = await StartAsync();
