@@ -145,3 +145,26 @@ public sealed class RolloutCommandTests(LiveNode node) : IClassFixture<LiveNode>
         Assert.Equal(before, (await node.Orch("rollout", "list", "--json")).Json.GetProperty("rollouts").GetArrayLength());
     }
 }
+
+/// <summary><c>orch rollout create</c> refuses a rollout that would wait forever on devices that do not exist.</summary>
+public sealed class RolloutToNobodyTests(LiveNode node) : IClassFixture<LiveNode>
+{
+    [Fact]
+    public async Task A_selector_matching_no_device_or_naming_an_unregistered_one_is_refused_and_creates_nothing()
+    {
+        var noTag = await node.Orch("rollout", "create", "--id", "ro-nobody", "--product", "acme", "--version", "2.0.0", "--tags", "nosuchtag");
+        Assert.Equal(ExitCodes.InvalidInput, noTag.ExitCode);
+        Assert.Contains("selector matches no device of product 'acme'", noTag.Error);
+
+        var phantom = await node.Orch("rollout", "create", "--id", "ro-phantom", "--product", "acme", "--version", "2.0.0", "--devices", "nosuchdev");
+        Assert.Equal(ExitCodes.InvalidInput, phantom.ExitCode);
+        Assert.Contains("1 named device(s) are neither provisioned nor registered: nosuchdev", phantom.Error);
+
+        // Nothing was created, and no phantom device appeared.
+        var list = await node.Orch("rollout", "list", "--json");
+        Assert.DoesNotContain("ro-nobody", list.Out);
+        Assert.DoesNotContain("ro-phantom", list.Out);
+        var show = await node.Orch("device", "show", "nosuchdev");
+        Assert.Equal(ExitCodes.NotFound, show.ExitCode);
+    }
+}

@@ -210,6 +210,8 @@ public static class ManifestRules
         all.Sort(string.CompareOrdinal);
         var setProblem = TreePaths.ProblemWithPathSet(all);
         if (setProblem is not null) return setProblem;
+        var linkProblem = TreePaths.ProblemWithLinks(m.Files.Select(f => f.Path), m.Symlinks.Select(s => (s.Path, s.Target)).ToList(), requireTargets: false);
+        if (linkProblem is not null) return linkProblem;
         if (!IsSha256Hex(m.InventoryDigest)) return "inventoryDigest must be 64 lower-case hex characters";
         if (m.InventoryDigest != InventoryDigest.Of(m.Files)) return "inventoryDigest does not match the files";
         return null;

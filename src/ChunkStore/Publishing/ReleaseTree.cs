@@ -63,6 +63,10 @@ public sealed class ReleaseTree
         var setProblem = TreePaths.ProblemWithPathSet(all);
         if (setProblem is not null)
             throw new InvalidInputException($"Release tree '{full}' is not usable: {setProblem}.");
+        // Dangling links are refused here, where the publisher can still fix the tree; a device refuses only escapes and loops.
+        var linkProblem = TreePaths.ProblemWithLinks(files.Select(f => f.RelativePath), symlinks.Select(l => (l.RelativePath, l.Target)).ToList(), requireTargets: true);
+        if (linkProblem is not null)
+            throw new InvalidInputException($"Release tree '{full}' cannot be published: {linkProblem}. Point the link at a file or folder of the release, or remove it.");
         return new ReleaseTree(full, files, symlinks);
     }
 

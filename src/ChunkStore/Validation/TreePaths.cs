@@ -93,6 +93,66 @@ public static class TreePaths
         return null;
     }
 
+    /// <summary>Most links one path may pass through when it is resolved (the kernel's own limit is 40).</summary>
+    public const int MaxLinkHops = 40;
+
+    /// <summary>
+    /// Resolves every link of a tree against the tree itself, the way the kernel will once it is on disk: a target that
+    /// passes through another link continues from that link's target, so <c>t -> s/../..</c> is judged by where
+    /// <c>s</c> really points, not by its spelling. Returns null, or the first link whose resolution leaves the tree,
+    /// loops or passes through more than <see cref="MaxLinkHops"/> links, or (with <paramref name="requireTargets"/>)
+    /// ends at nothing the tree holds.
+    /// </summary>
+    /// <param name="filePaths">Regular files of the tree (their folders are part of the tree too).</param>
+    /// <param name="links">Links as (path, target), each target already valid for <see cref="ProblemWithSymlinkTarget"/>.</param>
+    /// <param name="requireTargets">True at publish: a dangling link is refused there.</param>
+    public static string? ProblemWithLinks(IEnumerable<string> filePaths, IReadOnlyList<(string Path, string Target)> links, bool requireTargets)
+    {
+        if (links.Count == 0) return null;
+        var byPath = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (path, target) in links) byPath[path] = target;
+        HashSet<string>? entries = null;
+        if (requireTargets)
+        {
+            entries = new HashSet<string>(StringComparer.Ordinal) { "" };
+            foreach (var p in filePaths.Concat(byPath.Keys))
+                for (var at = p; at.Length > 0; at = at.LastIndexOf('/') is var i and >= 0 ? at[..i] : "")
+                    if (!entries.Add(at)) break;
+        }
+        foreach (var (path, target) in links)
+        {
+            var hops = 0;
+            var resolved = new List<string>(path.Split('/')[..^1]);
+            var problem = Follow(resolved, target, byPath, ref hops);
+            if (problem is not null) return $"symlink '{path}' -> '{target}': {problem}";
+            if (entries is not null && !entries.Contains(string.Join('/', resolved)))
+                return $"symlink '{path}' -> '{target}' dangles: the tree holds nothing at '{string.Join('/', resolved)}'";
+        }
+        return null;
+    }
+
+    // Walks target's segments from the folder in resolved (modified in place), following every link it reaches.
+    private static string? Follow(List<string> resolved, string target, Dictionary<string, string> links, ref int hops)
+    {
+        foreach (var segment in target.Split('/'))
+        {
+            if (segment.Length == 0 || segment == ".") continue;
+            if (segment == "..")
+            {
+                if (resolved.Count == 0) return "it resolves outside the tree (through the links it passes)";
+                resolved.RemoveAt(resolved.Count - 1);
+                continue;
+            }
+            resolved.Add(segment);
+            if (!links.TryGetValue(string.Join('/', resolved), out var next)) continue;
+            if (++hops > MaxLinkHops) return $"it passes through more than {MaxLinkHops} links (a loop, or a chain too deep)";
+            resolved.RemoveAt(resolved.Count - 1);
+            var problem = Follow(resolved, next, links, ref hops);
+            if (problem is not null) return problem;
+        }
+        return null;
+    }
+
     private static bool IsWellFormedUnicode(string s)
     {
         for (var i = 0; i < s.Length; i++)

@@ -8,9 +8,11 @@ using Orchestrator.ChunkStore.Manifests;
 using Orchestrator.ChunkStore.Storage;
 using Orchestrator.ChunkStore.Validation;
 using Orchestrator.Messages;
+using Orchestrator.Messages.Devices;
 using Orchestrator.Messages.Rollouts;
 using Orchestrator.Node.Auth;
 using Orchestrator.Node.Gateway;
+using Orchestrator.Node.Hosting;
 using Orchestrator.Node.Rollouts;
 
 namespace Orchestrator.Node.Admin;
@@ -69,15 +71,55 @@ public static class RolloutEndpoints
             ActionAsync(rolloutId, ctx, (op, _, _) => new RetryFailedDevices(rolloutId, op)));
     }
 
+    /// <summary>
+    /// Refuses named devices that nothing backs: no provisioned credential and no registration (a typo would become a
+    /// phantom device the rollout waits on forever), or a registration under another product. The device actors are
+    /// asked themselves because the registry may not yet have read a registration made a moment ago.
+    /// </summary>
+    private static async Task<IResult?> UnknownNamedDevices(RolloutSpec spec, IActorRef devices, DeviceCredentialStore credentials, NodeSettings settings,
+        CancellationToken ct)
+    {
+        var unknown = new List<string>();
+        var other = new List<string>();
+        foreach (var batch in spec.Selector.ExplicitIds().Chunk(100))
+        {
+            DeviceState[] states;
+            try
+            {
+                states = await Task.WhenAll(batch.Select(id => devices.Ask<DeviceState>(new GetDeviceState(id), settings.Gateway.DeviceAskTimeout, ct))).ConfigureAwait(false);
+            }
+            catch (AskTimeoutException)
+            {
+                return HttpProblems.Problem(StatusCodes.Status503ServiceUnavailable, "devices_timeout",
+                    "Named devices did not answer in time; nothing was created. Try again.");
+            }
+            foreach (var s in states)
+            {
+                if (s.Product is { } product && product != spec.Target.Product) other.Add($"{s.DeviceId} ({product})");
+                else if (s.Product is null && await credentials.GetAsync(s.DeviceId, ct).ConfigureAwait(false) is null) unknown.Add(s.DeviceId);
+            }
+        }
+        if (unknown.Count > 0)
+            return Bad("selector.deviceIds", $"{unknown.Count} named device(s) are neither provisioned nor registered: {string.Join(", ", unknown.Take(10))}. " +
+                $"Provision them first (orch device provision ID --product {spec.Target.Product}) or remove them from the selector.");
+        if (other.Count > 0)
+            return Bad("selector.deviceIds", $"{other.Count} named device(s) run another product than '{spec.Target.Product}': " +
+                $"{string.Join(", ", other.Take(10))}. Remove them from the selector.");
+        return null;
+    }
+
     private static IResult Bad(string field, string message) =>
         HttpProblems.Problem(StatusCodes.Status400BadRequest, "invalid_rollout", $"{field}: {message}");
 
-    private static async Task<IResult> CreateAsync(HttpContext ctx, FileSystemStore store, IConfiguration config, Deltas.DeltaPrecomputer deltas)
+    private static async Task<IResult> CreateAsync(HttpContext ctx, FileSystemStore store, IConfiguration config, Deltas.DeltaPrecomputer deltas,
+        IRequiredActor<DeviceShardRegion> region, DeviceCredentialStore credentials, NodeSettings settings)
     {
         if (AdminEndpoints.Authorize(ctx, AdminScopes.Operate) is { } denied) return denied;
         var (body, error) = await HttpProblems.ReadJsonAsync<CreateRolloutRequest>(ctx.Request, 1024 * 1024, ctx.RequestAborted).ConfigureAwait(false);
         if (error is not null) return error;
         var (spec, problem) = BuildSpec(body!, store, config);
+        if (spec is not null && problem is null)
+            problem = await UnknownNamedDevices(spec, region.ActorRef, credentials, settings, ctx.RequestAborted).ConfigureAwait(false);
         if (problem is not null) return problem;
         var answer = await AskRawAsync(ctx, new CreateRollout(spec!)).ConfigureAwait(false);
         // Fleet-aware deltas for the devices this rollout targets, built in the background; the rollout never waits.

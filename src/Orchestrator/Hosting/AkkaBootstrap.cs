@@ -38,6 +38,10 @@ public static class AkkaBootstrap
           }
         }
         akka.coordinated-shutdown.exit-clr = off
+        # The proxy's identification-failure timer fires its first tick at once, before any Identify round trip, so
+        # every start logged a false "failed to find an associated singleton" warning (akka.net issue 8568). A missing
+        # rollout singleton is still visible: the rollout routes answer 503 rollouts_unavailable naming the role.
+        akka.cluster.singleton-proxy.log-singleton-identification-failure = off
         """;
 
     /// <summary>

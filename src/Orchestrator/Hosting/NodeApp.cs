@@ -33,8 +33,31 @@ public static class NodeApp
         builder.Configuration.AddEnvironmentVariables(EnvironmentPrefix);
         builder.Configuration.AddCommandLine(args);
         configure?.Invoke(builder.Configuration);
+        var keyProblems = ConfigurationSchema.Problems(builder.Configuration, EnvironmentVariables(), NodeCommandLine.Parse(args).SwitchKeys).ToList();
+        if (keyProblems.Count > 0)
+            throw new InvalidOperationException("Invalid configuration:" + Environment.NewLine + string.Join(Environment.NewLine, keyProblems.Select(p => "  - " + p)));
         var settings = NodeSettings.Load(builder.Configuration);
-        Directory.CreateDirectory(settings.Node.DataDirectory);
+        var deltaOptions = builder.Configuration.GetSection(Deltas.DeltaOptions.Section).Get<Deltas.DeltaOptions>() ?? new Deltas.DeltaOptions();
+        if (deltaOptions.Validate().ToList() is { Count: > 0 } deltaProblems)
+            throw new InvalidOperationException("Invalid configuration:" + Environment.NewLine + string.Join(Environment.NewLine, deltaProblems.Select(p => "  - " + p)));
+        var dataLock = DataDirectoryLock.Acquire(settings.Node.DataDirectory,
+            $"cluster port {settings.Node.Hostname}:{settings.Node.Port}, HTTP {builder.Configuration["Urls"] ?? "default"}");
+        try
+        {
+            PortProbe.EnsureRemotingFree(settings.Node);
+            PortProbe.EnsureHttpFree(builder.Configuration["Urls"]);
+            return BuildLocked(builder, settings, deltaOptions, dataLock, services);
+        }
+        catch
+        {
+            dataLock.Dispose();
+            throw;
+        }
+    }
+
+    private static WebApplication BuildLocked(WebApplicationBuilder builder, NodeSettings settings, Deltas.DeltaOptions deltaOptions, DataDirectoryLock dataLock,
+        Action<IServiceCollection>? services)
+    {
         Directory.CreateDirectory(settings.Node.StoreRoot);
 
         builder.WebHost.ConfigureKestrel(k =>
@@ -44,6 +67,8 @@ public static class NodeApp
         });
 
         var s = builder.Services;
+        // Created through a factory so the container releases the lock when the node is disposed.
+        s.AddSingleton(_ => dataLock);
         s.AddSingleton(settings);
         s.AddSingleton(TimeProvider.System);
         s.AddSingleton(_ => new NodeDatabase(settings.Database, settings.Node.DataDirectory));
@@ -78,9 +103,6 @@ public static class NodeApp
             sp.GetRequiredService<TimeProvider>()));
         s.AddSingleton<IDeviceGateway, ShardedDeviceGateway>();
         s.AddSingleton<FleetViewCache>();
-        var deltaOptions = builder.Configuration.GetSection(Deltas.DeltaOptions.Section).Get<Deltas.DeltaOptions>() ?? new Deltas.DeltaOptions();
-        if (deltaOptions.Validate().ToList() is { Count: > 0 } deltaProblems)
-            throw new InvalidOperationException("Invalid configuration:" + Environment.NewLine + string.Join(Environment.NewLine, deltaProblems.Select(p => "  - " + p)));
         s.AddSingleton(deltaOptions);
         s.AddSingleton<Deltas.DeltaPrecomputer>();
         s.AddHostedService(sp => sp.GetRequiredService<Deltas.DeltaPrecomputer>());
@@ -95,6 +117,7 @@ public static class NodeApp
         services?.Invoke(s);
 
         var app = builder.Build();
+        app.Services.GetRequiredService<DataDirectoryLock>();
         app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false });
         app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready") });
         app.MapPrometheusScrapingEndpoint("/metrics");
@@ -107,6 +130,10 @@ public static class NodeApp
         }
         return app;
     }
+
+    private static IEnumerable<KeyValuePair<string, string?>> EnvironmentVariables() =>
+        Environment.GetEnvironmentVariables().Cast<System.Collections.DictionaryEntry>()
+            .Select(e => new KeyValuePair<string, string?>((string)e.Key, e.Value as string));
 }
 
 /// <summary>Start-up work that must finish before the node serves: database schema, admin token.</summary>

@@ -190,11 +190,20 @@ public sealed class RolloutCoordinator : ReceivePersistentActor, IWithTimers
             replyTo.Tell(new RolloutRejected(spec.RolloutId, "unavailable", "", "The device registry did not answer in time; nothing was created. Try again."));
             return;
         }
-        // Devices of the product matching the selector, plus explicitly named devices (they may not have checked in yet).
+        // Devices of the product matching the selector, plus explicitly named devices (they may not have checked in yet;
+        // the admin endpoint refused names that no credential or registration backs).
         var selected = known.Devices
             .Where(d => d.Product == spec.Target.Product && spec.Selector.Matches(d.DeviceId, d.Tags)).Select(d => d.DeviceId)
             .Concat(spec.Selector.ExplicitIds())
             .Distinct(StringComparer.Ordinal).ToList();
+        if (selected.Count == 0)
+        {
+            replyTo.Tell(new RolloutRejected(spec.RolloutId, "invalid_request", "selector",
+                $"The selector matches no device of product '{spec.Target.Product}' (a rollout to nobody would never finish). " +
+                "Check the tags and groups (orch device list --tag T), or register the devices first (orch device provision ID --product " +
+                $"{spec.Target.Product} --tags a,b)."));
+            return;
+        }
         var conflicts = selected.Where(_claims.ContainsKey).ToList();
         if (conflicts.Count > 0)
         {

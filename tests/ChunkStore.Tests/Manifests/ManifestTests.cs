@@ -115,7 +115,19 @@ public class ManifestTests
         { "points outside", m => m with { Symlinks = [new ManifestSymlink("bin/x", "../../etc/passwd")] } },
         { "absolute", m => m with { Symlinks = [new ManifestSymlink("bin/x", "/etc/passwd")] } },
         { "appears more than once", m => m with { Symlinks = [new ManifestSymlink("bin/app", "x")] } },
+        // Each target is inside the tree when read alone; resolved through the other links it is not.
+        { "resolves outside the tree", m => m with { Symlinks = [new ManifestSymlink("a1/a2/s", "../../bin"), new ManifestSymlink("a1/a2/t", "s/../../../etc/passwd")] } },
+        { "resolves outside the tree", m => m with { Symlinks = [new ManifestSymlink("d/up", ".."), new ManifestSymlink("d/x", "up/../etc")] } },
+        { "more than 40 links", m => m with { Symlinks = [new ManifestSymlink("a/b/s", "../.."), new ManifestSymlink("a/b/t", "s/a/b/s/a/b/t")] } },
+        { "more than 40 links", m => m with { Symlinks = [new ManifestSymlink("p", "q"), new ManifestSymlink("q", "p")] } },
     };
+
+    [Fact]
+    public void Links_into_the_tree_through_other_links_are_accepted()
+    {
+        var m = Sample(m => m with { Symlinks = [new ManifestSymlink("lib/current", "../bin"), new ManifestSymlink("z", "lib/current/app")] });
+        Assert.Equal(2, ManifestSerializer.Parse(ManifestSerializer.Serialize(m)).Symlinks.Count);
+    }
 
     [Theory]
     [MemberData(nameof(InvalidManifests))]

@@ -171,6 +171,9 @@ public sealed class PublisherTests : StoreTestBase
         { "backslash", "not allowed" },
         { "escaping-symlink", "points outside the tree" },
         { "absolute-symlink", "absolute" },
+        { "chained-symlink", "resolves outside the tree" },
+        { "symlink-loop", "more than 40 links" },
+        { "dangling-symlink", "dangles: the tree holds nothing at 'bin/nothing'" },
         { "fifo", "not a regular file" },
         { "newline", "control character" },
         { "missing", "is not a directory" },
@@ -188,6 +191,15 @@ public sealed class PublisherTests : StoreTestBase
             case "backslash": TestData.WriteFile(tree, "a\\..\\b", [1]); break;
             case "escaping-symlink": File.CreateSymbolicLink(Path.Combine(tree, "bin/evil"), "../../../etc/passwd"); break;
             case "absolute-symlink": File.CreateSymbolicLink(Path.Combine(tree, "bin/evil"), "/etc/passwd"); break;
+            case "chained-symlink":
+                File.CreateSymbolicLink(Path.Combine(tree, "bin/up"), "..");
+                File.CreateSymbolicLink(Path.Combine(tree, "bin/evil"), "up/../etc/passwd");
+                break;
+            case "symlink-loop":
+                File.CreateSymbolicLink(Path.Combine(tree, "bin/p"), "q");
+                File.CreateSymbolicLink(Path.Combine(tree, "bin/q"), "p");
+                break;
+            case "dangling-symlink": File.CreateSymbolicLink(Path.Combine(tree, "bin/link"), "nothing"); break;
             case "fifo":
                 using (var mkfifo = Process.Start("mkfifo", Path.Combine(tree, "pipe")))
                 {

@@ -77,6 +77,10 @@ public sealed class RolloutAdminApiTests : IAsyncLifetime
     {
         var secret = await _node.ProvisionAsync("h-1");
         Assert.Equal(UpdateAction.None, (await CheckIn("h-1", secret)).Action);
+        // A rollout to nobody, or to a name nobody registered, would wait forever: refused until h-2 exists.
+        await BadRequest(Create("r1"), "selector.deviceIds");
+        await BadRequest(Create("r1", selector: new { tags = new[] { "no-such-tag" } }), "selector");
+        Assert.Equal(UpdateAction.None, (await CheckIn("h-2", await _node.ProvisionAsync("h-2"))).Action);
 
         // Read scope cannot create; bad requests are 400 naming the field, and create nothing.
         Assert.Equal(HttpStatusCode.Forbidden, (await Send(HttpMethod.Post, "/admin/v1/rollouts", TestNode.ReadToken, Create("r1"))).Status);
