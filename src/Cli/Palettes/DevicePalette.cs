@@ -41,10 +41,10 @@ public static class DevicePalette
         if (call.Json) Render.Json(call.Console.Out, list);
         else
         {
-            Render.Table(call.Console, ["device", "status", "product", "installed", "target", "rollout", "failures", "tags", "last seen", "trust"],
-                list.Devices.Select(d => (IReadOnlyList<string?>)[d.DeviceId, d.Status.ToString(), d.Product, d.InstalledVersionId.ToString(),
-                    d.TargetVersionId?.ToString(), d.RolloutId, d.FailedAttempts.ToString(), string.Join(",", d.Tags), Render.Time(d.LastSeen),
-                    d.Stale ? "STALE" : ""]));
+            // A stale device (no valid director-signed directive for too long) says so in its status cell.
+            Render.Table(call.Console, ["device", "status", "product", "installed", "target", "rollout", "failures", "tags", "last seen"],
+                list.Devices.Select(d => (IReadOnlyList<string?>)[d.DeviceId, d.Status + (d.Stale ? " STALE" : ""), d.Product, d.InstalledVersionId.ToString(),
+                    d.TargetVersionId?.ToString(), d.RolloutId, d.FailedAttempts.ToString(), string.Join(",", d.Tags), Render.Time(d.LastSeen)]));
             call.Console.Out.WriteLine($"{list.Devices.Count} of {list.Total} matching device(s) shown (registry has applied {list.EventsApplied} events).");
         }
         return ExitCodes.Success;
