@@ -80,6 +80,22 @@ public static class StoreLayout
             && parts[3].EndsWith(".json", StringComparison.Ordinal) && StoreNames.IsValidVersion(parts[3][..^5]);
     }
 
+    /// <summary>
+    /// The product and version a manifest path names, when <paramref name="path"/> is exactly
+    /// <c>manifests/&lt;product&gt;/&lt;version&gt;.json</c> in the store's grammar; null otherwise. The grammar has no
+    /// percent, query or fragment characters, so a path that only decodes to a manifest path (<c>%2e%2e</c>) is refused
+    /// instead of reaching a URL with the device's credential.
+    /// </summary>
+    public static (string Product, string Version)? ParseManifestPath(string? path)
+    {
+        if (path is null) return null;
+        var parts = path.Split('/');
+        if (parts.Length != 3 || parts[0] != ManifestsDirectory || !StoreNames.IsValidProduct(parts[1])
+            || !parts[2].EndsWith(".json", StringComparison.Ordinal) || !StoreNames.IsValidVersion(parts[2][..^5]))
+            return null;
+        return (parts[1], parts[2][..^5]);
+    }
+
     /// <summary>Joins a base URL (e.g. a mirror) and a store-relative path.</summary>
     public static Uri ToUri(Uri baseUri, string relativePath)
     {

@@ -38,8 +38,24 @@ public sealed class ChunkCache
         return null;
     }
 
-    /// <summary>True when a verified copy is cached.</summary>
-    public bool Contains(string id) => File.Exists(PathOf(id));
+    /// <summary>
+    /// True when a copy whose bytes hash to <paramref name="id"/> is cached. A damaged or foreign file under the name is
+    /// deleted and reported absent, so the download fetches it again within the same attempt instead of the install
+    /// failing on it later.
+    /// </summary>
+    public bool Contains(string id)
+    {
+        var path = PathOf(id);
+        if (!File.Exists(path)) return false;
+        try
+        {
+            using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan);
+            if (Convert.ToHexStringLower(SHA256.HashData(fs)) == id) return true;
+        }
+        catch (IOException) { /* unreadable counts as damaged */ }
+        DurableFile.TryDelete(path);
+        return false;
+    }
 
     /// <summary>Verifies a completed partial file against its id and moves it into the cache.</summary>
     /// <param name="id">Chunk id.</param>

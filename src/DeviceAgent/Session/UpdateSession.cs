@@ -164,9 +164,9 @@ public sealed class UpdateSession
         if (response.TargetVersionId is not { } targetId || string.IsNullOrEmpty(response.ManifestPath))
             throw new SessionFailedException(FailureStage.Verify, $"gateway asked for {response.Action} without targetVersionId and manifestPath");
         _lastTarget = targetId;
-        if (!TreeInventory.IsSafeRelativePath(response.ManifestPath) || !response.ManifestPath.StartsWith(StoreLayout.ManifestsDirectory + "/", StringComparison.Ordinal)
-            || !response.ManifestPath.EndsWith(".json", StringComparison.Ordinal))
-            throw new SessionFailedException(FailureStage.Verify, $"manifest path '{response.ManifestPath}' from the gateway is not a store manifest path (manifests/<product>/<version>.json)");
+        if (StoreLayout.ParseManifestPath(response.ManifestPath) is null)
+            throw new SessionFailedException(FailureStage.Verify, $"manifest path '{response.ManifestPath}' from the gateway is not a store manifest path " +
+                "(manifests/<product>/<version>.json with store names only: no '%', '?', '#', '..'); nothing was requested");
 
         var sources = Sources(response, credential);
         await trust.CheckFloorsAsync(response, directive, record, installed, sources, ct);
@@ -308,6 +308,9 @@ public sealed class UpdateSession
         var sha = Convert.ToHexStringLower(SHA256.HashData(bytes));
         if (manifest.Product != _config.Product)
             throw new ContentRejectedException($"{where} is for product '{manifest.Product}', this device runs '{_config.Product}'");
+        // The path names the release the gateway offered; content of another release under that name is a substitution.
+        if (StoreLayout.ParseManifestPath(path) is not { } named || named.Product != manifest.Product || named.Version != manifest.Version)
+            throw new ContentRejectedException($"{where} holds {manifest.Product} {manifest.Version}, not the release its path names; refused");
         if (manifest.VersionId != response.TargetVersionId)
             throw new ContentRejectedException($"{where} has version ID {manifest.VersionId}, the gateway assigned {response.TargetVersionId}");
         if (directive is not null && directive.ManifestSha256 != sha)

@@ -105,7 +105,11 @@ public static class DemoCommand
                 ["Trust:DirectorKeyFile"] = Path.Combine(keys.Directory, TrustFiles.DirectorKeyFile),
                 ["Logging:LogLevel:Default"] = "Warning",
                 ["Logging:LogLevel:Microsoft.Hosting.Lifetime"] = "Warning",
-            }));
+            }),
+            // The node's console is the log file (Console.SetOut above) while the process still has a terminal, so the
+            // formatter would otherwise write colour codes into the file.
+            s => s.Configure<Microsoft.Extensions.Logging.Console.SimpleConsoleFormatterOptions>(o =>
+                o.ColorBehavior = Microsoft.Extensions.Logging.Console.LoggerColorBehavior.Disabled));
             await app.StartAsync();
         }
         catch (IOException e)
