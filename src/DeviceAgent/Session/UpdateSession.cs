@@ -6,11 +6,11 @@ using Orchestrator.ChunkStore.Deltas;
 using Orchestrator.ChunkStore.Keys;
 using Orchestrator.ChunkStore.Manifests;
 using Orchestrator.ChunkStore.Storage;
+using Orchestrator.ChunkStore.Trust;
 using Orchestrator.ChunkStore.Validation;
 using Orchestrator.DeviceAgent.Configuration;
 using Orchestrator.DeviceAgent.Download;
 using Orchestrator.DeviceAgent.Install;
-using Orchestrator.ChunkStore.Trust;
 using Orchestrator.DeviceAgent.Storage;
 using Orchestrator.DeviceAgent.Trust;
 using Orchestrator.DeviceAgent.Zones;
@@ -31,9 +31,10 @@ public sealed record SessionResult(UpdateAction Action, InstalledVersion Install
     int FilesPatched = 0, int FilesFellBack = 0);
 
 /// <summary>
-/// One update session, step by step as in the seed: check in; on upgrade or repair fetch and verify the signed
-/// manifest (trust root, product, version ID greater than installed — no rollback — and not expired — no
-/// freeze); find the chunks already present locally; download only the missing ones from the gateway or
+/// One update session, step by step as in the seed: check in with a fresh nonce and act only on the director-signed
+/// directive of the answer (devices provisioned with a root document; <see cref="SessionTrust"/>), within the floors;
+/// on upgrade or repair fetch and verify the signed manifest (release key of the trust root, product, the SHA-256 the
+/// directive pins, and not expired — no freeze); find the chunks already present locally; download only the missing ones from the gateway or
 /// mirrors; decrypt and assemble the full new tree in staging, verifying every file hash; swap it in under a
 /// journal; report. <see cref="RunUntilSuccessAsync"/> retries with capped, jittered exponential backoff.
 /// </summary>
