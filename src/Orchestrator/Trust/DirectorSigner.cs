@@ -92,12 +92,14 @@ public sealed class DirectorSigner : IDisposable
         return SignedEnvelope.Sign(directive.ToPayload(), [_key]).ToJson();
     }
 
-    // A manifest file is replaced only by rename (publish), so (write time, length) identifies its bytes.
-    private string ManifestSha256(string manifestPath)
+    // A manifest file is replaced only by rename (publish), so (write time, length) identifies its bytes. A target that
+    // is no manifest of this store (a tampered or stale assignment) gets no hash: the directive then pins nothing, and an
+    // agent that requires directives refuses it, while the check-in itself still answers.
+    private string? ManifestSha256(string manifestPath)
     {
+        if (StoreLayout.ParseManifestPath(manifestPath) is null) return null;
         var info = new FileInfo(_store.FullPath(manifestPath));
-        if (!info.Exists)
-            throw new InvalidOperationException($"The device's target manifest '{manifestPath}' is not in this node's store; run orch store verify.");
+        if (!info.Exists) return null;
         if (_manifestHashes.TryGetValue(manifestPath, out var c) && c.WriteTime == info.LastWriteTimeUtc && c.Length == info.Length) return c.Sha256;
         var sha = Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(info.FullName)));
         if (_manifestHashes.Count > 1024) _manifestHashes.Clear();
