@@ -27,6 +27,8 @@ public static class OrchCli
         DevicePalette.Register(registry);
         ChunksPalette.Register(registry);
         RolloutPalette.Register(registry);
+        TokenPalette.Register(registry);
+        ChannelPalette.Register(registry);
         return registry;
     }
 

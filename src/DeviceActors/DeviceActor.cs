@@ -14,8 +14,9 @@ namespace Orchestrator.DeviceActors;
 /// events, marks the device Offline after <see cref="DeviceActorSettings.OfflineAfter"/> of silence and then
 /// passivates itself (sharding's own idle passivation is off, see <see cref="DeviceActorsConfig"/>).
 /// Heartbeats (check-ins that change nothing but LastSeen) are persisted at most every
-/// <see cref="DeviceActorSettings.LastSeenPersistInterval"/>; the state held here is always the persisted one (so its
-/// LastSeen may lag by that interval), while the silence timer is re-armed by every check-in, persisted or not.
+/// <see cref="DeviceActorSettings.LastSeenPersistInterval"/>; the state held here is the persisted one (so its
+/// LastSeen may lag by that interval) except for <see cref="DeviceState.LastRequestSequence"/>, which every accepted
+/// device request advances, while the silence timer is re-armed by every check-in, persisted or not.
 /// Behaviours: <c>Settled</c> (Unknown/Idle/Completed: reports are refused), <c>Working</c> (accepts reports),
 /// <c>Dormant</c> (Offline: device traffic first resumes the previous status).
 /// </summary>
@@ -126,6 +127,12 @@ public sealed class DeviceActor : ReceivePersistentActor, IWithTimers
     {
         // Still proof of life: a settled device that reports is online.
         ArmSilenceTimer();
+        if (DeviceRequestSequence.RefuseReplay(c, _state.LastRequestSequence) is { } replayed)
+        {
+            Sender.Tell(replayed);
+            return;
+        }
+        RememberSequence(c);
         Sender.Tell(new DeviceCommandRejected(c.DeviceId, "no_active_work",
             $"Device '{c.DeviceId}' sent {c.GetType().Name} but has no active work (status {_state.Status}); check in first."));
     }
@@ -134,7 +141,19 @@ public sealed class DeviceActor : ReceivePersistentActor, IWithTimers
     {
         if (DeviceStateMachine.IsDeviceTraffic(command) || !Timers.IsTimerActive(SilenceTimerKey)) ArmSilenceTimer();
         var outcome = DeviceStateMachine.Decide(_state, command, _settings, _random, DateTimeOffset.UtcNow);
+        if (outcome.Events.Count == 0) RememberSequence(command);
         PersistThenReply(outcome, Sender);
+    }
+
+    // A request that journals nothing (a heartbeat, a refusal) still uses up its sequence number: the high-water mark
+    // advances in memory and reaches the journal with the next event or snapshot. After a restart the mark is the
+    // journaled one, so only such unjournaled requests since the last event can be accepted once more, and only within
+    // the gateway's timestamp skew; each can at most repeat an idle check-in or a refusal, never count a failure
+    // twice, because every accepted report is journaled with its sequence number.
+    private void RememberSequence(IDeviceCommand command)
+    {
+        var seq = DeviceRequestSequence.Of(command);
+        if (seq > _state.LastRequestSequence) _state = _state with { LastRequestSequence = seq };
     }
 
     private void PersistThenReply(CommandOutcome outcome, IActorRef replyTo)

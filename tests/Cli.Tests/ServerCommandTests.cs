@@ -176,7 +176,7 @@ public sealed class ServerCommandTests(LiveNode node)
         Assert.Equal(0, list.ExitCode);
         var acme = list.Json.GetProperty("products").EnumerateArray().Single(p => p.GetProperty("product").GetString() == "acme");
         Assert.Equal(["1.0.0", "2.0.0"], Strings(acme.GetProperty("versions"), "version"));
-        Assert.Equal("stable", acme.GetProperty("versions")[1].GetProperty("channels")[0].GetString());
+        Assert.Equal("beta", acme.GetProperty("versions")[1].GetProperty("channels")[0].GetString());
 
         var show = await node.Orch("release", "show", "acme", "2.0.0", "--json");
         Assert.Equal(0, show.ExitCode);
@@ -187,7 +187,7 @@ public sealed class ServerCommandTests(LiveNode node)
 
         var text = await node.Orch("release", "list");
         Assert.Contains("2.0.0", text.Out);
-        Assert.Contains("stable", text.Out);
+        Assert.Contains("beta", text.Out);
         Assert.Equal(ExitCodes.NotFound, (await node.Orch("release", "show", "acme", "9.9.9")).ExitCode);
         Assert.Equal(ExitCodes.NotFound, (await node.Orch("release", "list", "--product", "nothing")).ExitCode);
         Assert.Equal(ExitCodes.InvalidInput, (await node.Orch("release", "list", "--product", "Bad Name")).ExitCode);

@@ -22,13 +22,13 @@ public sealed class RunningNode : IAsyncDisposable
     {
         _app = app;
         BaseAddress = baseAddress;
-        Http = new HttpClient { BaseAddress = baseAddress };
+        Http = new HttpClient(DeviceSigning.Handler()) { BaseAddress = baseAddress };
     }
 
     /// <summary>The node's HTTP address (gateway, admin API, dashboard).</summary>
     public Uri BaseAddress { get; }
 
-    /// <summary>A client bound to <see cref="BaseAddress"/>, without credentials.</summary>
+    /// <summary>A client bound to <see cref="BaseAddress"/>, without credentials; it signs requests marked with <see cref="DeviceSigning.SignAs"/>.</summary>
     public HttpClient Http { get; }
 
     /// <summary>The node's services (actor system, options, gateways).</summary>

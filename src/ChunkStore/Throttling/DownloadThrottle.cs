@@ -25,8 +25,11 @@ public sealed class DownloadThrottle
     private readonly ConcurrentDictionary<string, TokenBucket> _rollouts = new(StringComparer.Ordinal);
     private long _operations;
 
-    /// <summary>Smallest burst of a rollout bucket: one typical chunk must fit even under a tiny cap.</summary>
-    public const long MinRolloutBurstBytes = 256 * 1024;
+    /// <summary>Default smallest burst of a rollout bucket: one chunk of the default chunker bound must fit even under a tiny cap.</summary>
+    public const long DefaultMinRolloutBurstBytes = 256 * 1024 + 64;
+
+    /// <summary>Smallest burst of a rollout bucket: the largest object a device may fetch, so even a tiny cap paces rather than starves.</summary>
+    public long MinRolloutBurstBytes { get; init; } = DefaultMinRolloutBurstBytes;
 
     private sealed class DeviceAllowance(TokenBucket rate, DateTimeOffset windowEnd)
     {
@@ -139,7 +142,7 @@ public sealed class DownloadThrottle
         return allowance;
     }
 
-    private static TokenBucket NewRolloutBucket(long bytesPerSecond, DateTimeOffset now) =>
+    private TokenBucket NewRolloutBucket(long bytesPerSecond, DateTimeOffset now) =>
         new(Math.Max(bytesPerSecond, MinRolloutBurstBytes), bytesPerSecond, now);
 
     private DeviceAllowance NewAllowance(DateTimeOffset now) =>

@@ -31,4 +31,23 @@ public sealed class DownloadThrottleOptions
         if (GlobalBytesPerSecond <= 0) yield return "Throttle:GlobalBytesPerSecond must be > 0.";
         if (GlobalBurstBytes <= 0) yield return "Throttle:GlobalBurstBytes must be > 0.";
     }
+
+    /// <summary>
+    /// Problems of limits that can never admit one object of <paramref name="largestObjectBytes"/> (the largest chunk or
+    /// patch object the store can hold): a device would be paced forever. Each names the setting and the value to use.
+    /// </summary>
+    /// <param name="largestObjectBytes">Largest stored object a device may have to fetch in one request.</param>
+    /// <param name="source">Where that size comes from, for the message.</param>
+    public IEnumerable<string> ValidateAgainst(long largestObjectBytes, string source)
+    {
+        if (DeviceBurstBytes > 0 && DeviceBurstBytes < largestObjectBytes)
+            yield return $"Throttle:DeviceBurstBytes ({DeviceBurstBytes}) is smaller than the largest object a device may fetch ({largestObjectBytes} bytes, {source}); " +
+                $"no device could ever be sent such an object. Set Throttle:DeviceBurstBytes to at least {largestObjectBytes}.";
+        if (GlobalBurstBytes > 0 && GlobalBurstBytes < largestObjectBytes)
+            yield return $"Throttle:GlobalBurstBytes ({GlobalBurstBytes}) is smaller than the largest object a device may fetch ({largestObjectBytes} bytes, {source}). " +
+                $"Set Throttle:GlobalBurstBytes to at least {largestObjectBytes}.";
+        if (DeviceMaxBytesPerWindow > 0 && DeviceMaxBytesPerWindow < largestObjectBytes)
+            yield return $"Throttle:DeviceMaxBytesPerWindow ({DeviceMaxBytesPerWindow}) is smaller than the largest object a device may fetch ({largestObjectBytes} bytes, {source}). " +
+                $"Set Throttle:DeviceMaxBytesPerWindow to at least {largestObjectBytes}.";
+    }
 }

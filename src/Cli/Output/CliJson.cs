@@ -4,6 +4,7 @@ using System.Text.Json.Serialization.Metadata;
 using Orchestrator.ChunkStore.Maintenance;
 using Orchestrator.Cli.Server;
 using Orchestrator.Messages.Admin;
+using Orchestrator.Messages.Channels;
 using Orchestrator.Messages.Devices;
 using Orchestrator.Messages.Rollouts;
 
@@ -19,6 +20,9 @@ namespace Orchestrator.Cli.Output;
 [JsonSourceGenerationOptions(JsonSerializerDefaults.Web, UseStringEnumConverter = true)]
 // Admin API answers.
 [JsonSerializable(typeof(ChunkStatsView))]
+[JsonSerializable(typeof(ChannelDirectoryView))]
+[JsonSerializable(typeof(ChannelDetailView))]
+[JsonSerializable(typeof(ChannelView))]
 [JsonSerializable(typeof(ChunkVerifyView))]
 [JsonSerializable(typeof(ClusterMemberActionView))]
 [JsonSerializable(typeof(ClusterView))]
@@ -35,6 +39,9 @@ namespace Orchestrator.Cli.Output;
 [JsonSerializable(typeof(ShardRegionsView))]
 [JsonSerializable(typeof(ShardingStatsView))]
 [JsonSerializable(typeof(JsonElement))]
+[JsonSerializable(typeof(AdminTokenCreated))]
+[JsonSerializable(typeof(AdminTokenList))]
+[JsonSerializable(typeof(AdminTokenView))]
 // Admin API request bodies.
 [JsonSerializable(typeof(ClusterMemberRequest))]
 [JsonSerializable(typeof(DeviceRegistrationRequest))]
@@ -45,6 +52,9 @@ namespace Orchestrator.Cli.Output;
 [JsonSerializable(typeof(ChunkGcRequest))]
 [JsonSerializable(typeof(RolloutCreateRequest))]
 [JsonSerializable(typeof(RolloutActionRequest))]
+[JsonSerializable(typeof(AdminTokenCreateRequest))]
+[JsonSerializable(typeof(ChannelSetRequest))]
+[JsonSerializable(typeof(DeviceChannelRequest))]
 // Local command outputs.
 [JsonSerializable(typeof(StoreStats))]
 [JsonSerializable(typeof(GcReport))]

@@ -20,7 +20,19 @@ public static class DevicePalette
             ["provision"] = ProvisionAsync,
             ["register-batch"] = RegisterBatchAsync,
             ["set-product"] = SetProductAsync,
+            ["set-channel"] = SetChannelAsync,
         });
+
+    private static async Task<int> SetChannelAsync(CommandInvocation call, AdminClient client, CancellationToken ct)
+    {
+        var id = Id(call);
+        var channel = call.Positionals[1];
+        if (Orchestrator.Messages.Channels.ChannelRules.Problem("CHANNEL", channel) is { } bad) throw new UsageException(bad);
+        var s = await client.PostAsync<DeviceState>($"/admin/v1/devices/{id}/channel", new DeviceChannelRequest(channel), ct).ConfigureAwait(false);
+        if (call.Json) Render.Json(call.Console.Out, s);
+        else call.Console.Out.WriteLine($"Device {s.DeviceId} is now in channel {s.Channel} ({s.Product}); it converges to that channel's release on its next check-in.");
+        return ExitCodes.Success;
+    }
 
     private static string Id(CommandInvocation call) => ServerCommands.DeviceId(call.Positionals[0]);
 
@@ -61,6 +73,7 @@ public static class DevicePalette
             Render.Fields(o,
             [
                 ("product", s.Product),
+                ("channel", s.Channel),
                 ("tags", s.Tags.Count == 0 ? null : string.Join(",", s.Tags)),
                 ("installed", s.InstalledVersionId.ToString()),
                 ("digest", s.InventoryDigest),

@@ -63,7 +63,7 @@ public static class RolloutPalette
     {
         var o = call.Console.Out;
         var s = v.Spec;
-        o.WriteLine($"Rollout {s.RolloutId}: {s.Target.Product} {s.Target.Version} (version ID {s.Target.VersionId}) - {v.Status}, wave {v.CurrentWave} of {v.Waves.Count}");
+        o.WriteLine($"Rollout {s.RolloutId}: {s.Target.Product} {s.Target.Version} (version ID {s.Target.VersionId}) on channel {s.Channel} - {v.Status}, wave {v.CurrentWave} of {v.Waves.Count}");
         Render.Fields(o,
         [
             ("reason", v.PauseReason),
@@ -74,7 +74,8 @@ public static class RolloutPalette
                 s.Selector.Groups.Count > 0 ? "groups " + string.Join(",", s.Selector.Groups.Select(g => g.Name)) : null,
             }.OfType<string>())),
             ("thresholds", $"success {s.SuccessThreshold.ToString("0.##", CultureInfo.InvariantCulture)}, error {s.ErrorThreshold.ToString("0.##", CultureInfo.InvariantCulture)}, " +
-                $"max {s.MaxAttemptsPerDevice} attempts/device, {s.MaxConcurrent} concurrent, soak {s.SoakSeconds} s" +
+                (s.MaxAttemptsPerDevice > 0 ? $"max {s.MaxAttemptsPerDevice} attempts/device" : "devices retry until success") +
+                $", failing after {s.FailingAfterAttempts} attempts, {s.MaxConcurrent} concurrent, soak {s.SoakSeconds} s" +
                 (s.DeviceTimeoutSeconds > 0 ? $", device timeout {s.DeviceTimeoutSeconds} s" : "")),
             ("created", $"{Render.Time(v.CreatedAt)} by {s.CreatedBy}"),
             ("updated", Render.Time(v.UpdatedAt) + (v.CommandsPending ? " (commands still being delivered to devices)" : "")),
@@ -158,11 +159,13 @@ public static class RolloutPalette
             SuccessThreshold: Fraction(call, "success-threshold"),
             ErrorThreshold: Fraction(call, "error-threshold"),
             SoakSeconds: (int?)call.OptionalLong("soak", 0, 30 * 86_400),
-            MaxAttemptsPerDevice: (int?)call.OptionalLong("max-attempts", 1, 1000),
+            MaxAttemptsPerDevice: (int?)call.OptionalLong("max-attempts", 0, 1000),
             DeviceTimeoutSeconds: (int?)call.OptionalLong("device-timeout", 0, 30 * 86_400),
             StartAt: startAt,
             MaintenanceWindow: window,
-            Operator: call.Optional("operator"));
+            Operator: call.Optional("operator"),
+            Channel: call.Optional("channel"),
+            FailingAfterAttempts: (int?)call.OptionalLong("failing-after", 1, 1000));
         var view = await client.PostAsync<RolloutView>("/admin/v1/rollouts", body, ct).ConfigureAwait(false);
         if (call.Json) Render.Json(call.Console.Out, view);
         else
@@ -189,7 +192,7 @@ public static class RolloutPalette
 
     private static string Line(RolloutView v) =>
         $"{Render.Time(v.UpdatedAt)} {v.Spec.RolloutId} {v.Status} wave {v.CurrentWave}/{v.Waves.Count} " +
-        string.Join(" ", v.Waves.Select(w => $"[{w.Wave}: {w.Succeeded} ok, {w.InProgress} running, {w.Failed} failed, {w.Pending} pending of {w.Total}]")) +
+        string.Join(" ", v.Waves.Select(w => $"[{w.Wave}: {w.Succeeded} ok, {w.InProgress} running{(w.Failing > 0 ? $" ({w.Failing} failing)" : "")}, {w.Failed} failed, {w.Pending} pending of {w.Total}]")) +
         (v.Rollback is { } rb ? $" [rollback: {rb.Restored} restored, {rb.InProgress} in progress, {rb.Failed} failed of {rb.Total}]" : "") +
         (v.PauseReason is null ? "" : $" reason: {v.PauseReason}");
 

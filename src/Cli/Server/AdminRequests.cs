@@ -29,4 +29,6 @@ internal sealed record RolloutWindowRequest(string Start, string End);
 internal sealed record RolloutCreateRequest(
     string? Id, string Product, string Version, RolloutSelectorRequest Selector, List<RolloutWaveRequest>? Waves, bool? RandomizeOrder,
     int? Seed, int? MaxConcurrent, long? BandwidthBytesPerSecond, double? SuccessThreshold, double? ErrorThreshold, int? SoakSeconds,
-    int? MaxAttemptsPerDevice, int? DeviceTimeoutSeconds, DateTimeOffset? StartAt, RolloutWindowRequest? MaintenanceWindow, string? Operator);
+    int? MaxAttemptsPerDevice, int? DeviceTimeoutSeconds, DateTimeOffset? StartAt, RolloutWindowRequest? MaintenanceWindow, string? Operator,
+    int? FailingAfterAttempts = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Channel = null);

@@ -40,6 +40,10 @@ public static class DeviceStateMachine
             return CommandOutcome.Reject(command.DeviceId, "wrong_device",
                 $"Command for device '{command.DeviceId}' reached the actor of '{state.DeviceId}'; this is a routing bug.");
 
+        // A device request is accepted at most once: a replayed (or reordered) one is refused before anything else.
+        if (DeviceRequestSequence.RefuseReplay(command, state.LastRequestSequence) is { } replayed)
+            return new CommandOutcome([], _ => replayed);
+
         if (state.Status == DeviceStatus.Offline && IsDeviceTraffic(command))
         {
             // The device is back: resume where it was, then handle the message as if it had never left. If the message
@@ -98,10 +102,13 @@ public static class DeviceStateMachine
 
         UpdateAction action;
         WorkItem? work;
-        if (s.Target is { } t && t.VersionId != c.InstalledVersionId && DeviceTrustRules.MayInstall(s, t))
+        // The rollout's target or the channel's current release (ReleaseSelection); differ -> upgrade, equal -> repair or nothing.
+        // Below the device's floor only an operator's authorized downgrade is handed out.
+        var desired = ReleaseSelection.Desired(s, c);
+        if (desired is { } d && d.VersionId != c.InstalledVersionId && DeviceTrustRules.MayInstall(s, d.VersionId, d.Rollout))
         {
             action = UpdateAction.Upgrade;
-            work = new WorkItem(WorkKind.Upgrade, t.Version, t.VersionId, t.ManifestPath, []);
+            work = new WorkItem(WorkKind.Upgrade, d.Version, d.VersionId, d.ManifestPath, []);
         }
         else if (c.NeedsRepair)
         {
@@ -113,16 +120,21 @@ public static class DeviceStateMachine
             action = UpdateAction.None;
             work = null;
         }
-        var e = new DeviceCheckedIn(c.Product, c.InstalledVersionId, c.InventoryDigest, c.AgentVersion, action, work, c.Timestamp);
+        if (AnnouncedWait(s, work, c.Timestamp) is { } wait)
+            return new CommandOutcome([], st => new CheckInDeferred(st.DeviceId, st.FailedAttempts, (long)Math.Ceiling(wait.TotalMilliseconds)));
+        var e = new DeviceCheckedIn(c.Product, c.InstalledVersionId, c.InventoryDigest, c.AgentVersion, action, work, c.Timestamp, c.RequestSequence);
         // Only upgrade work is rollout work; a repair restores what is installed and is not metered by a rollout.
-        var rollout = action == UpdateAction.Upgrade ? s.Target : null;
+        var rollout = action == UpdateAction.Upgrade ? desired!.Rollout : null;
+        var downgrade = action == UpdateAction.Upgrade && ReleaseSelection.IsDowngrade(c.InstalledVersionId, desired!);
+        var source = action == UpdateAction.Upgrade ? (desired!.Source == ReleaseSource.Channel ? "channel" : "rollout") : null;
         // A heartbeat (nothing but LastSeen would change) is not journaled while the persisted LastSeen is recent: an idle
         // fleet would otherwise cost one write per check-in. The reply is the same either way (built from an equal state).
         IDeviceEvent[] events = IsHeartbeat(s, e, lastSeenPersistInterval) ? [] : [e];
         if (c.Stale != s.Stale) events = [.. events, new DeviceStaleChanged(c.Stale, c.Timestamp)];
         return new CommandOutcome(events, st => new CheckInDecision(st.DeviceId, action, work?.Version, work?.VersionId, work?.ManifestPath,
-            work?.RepairFiles ?? [], st.Status, rollout?.RolloutId, rollout?.BandwidthBytesPerSecond ?? 0,
-            st.FloorVersionId, rollout is { Downgrade: true } && rollout.VersionId < st.FloorVersionId, st.Product));
+            work?.RepairFiles ?? [], st.Status, rollout?.RolloutId, rollout?.BandwidthBytesPerSecond ?? 0, downgrade, source,
+            FloorVersionId: st.FloorVersionId, Product: st.Product,
+            AuthorizedDowngrade: rollout is { Downgrade: true } && rollout.VersionId < st.FloorVersionId));
     }
 
     /// <summary>
@@ -133,7 +145,8 @@ public static class DeviceStateMachine
     {
         if (interval <= TimeSpan.Zero || e.Decision != UpdateAction.None || s.LastSeen is not { } seen || e.At - seen >= interval) return false;
         var next = ApplyCheckIn(s, e, s.EventCount);
-        return next with { LastSeen = s.LastSeen } == s;
+        // The sequence high-water mark is not a reason to journal: the actor keeps it in memory (see DeviceActor).
+        return next with { LastSeen = s.LastSeen, LastRequestSequence = s.LastRequestSequence } == s;
     }
 
     private static CommandOutcome Assign(DeviceState s, AssignTarget a, DateTimeOffset now)
@@ -151,7 +164,7 @@ public static class DeviceStateMachine
     private static CommandOutcome Cancel(DeviceState s, CancelAssignment c, DateTimeOffset now) =>
         s.Target is null && s.Work is null
             ? Accepted()
-            : Accepted(new AssignmentCancelled(c.Operator, c.Reason, s.Target?.RolloutId, now));
+            : Accepted(new AssignmentCancelled(c.Operator, c.Reason, s.Target?.RolloutId, now, c.GiveUp));
 
     private static CommandOutcome? RequireWork(DeviceState s, long versionId, string what)
     {
@@ -167,20 +180,20 @@ public static class DeviceStateMachine
 
     private static CommandOutcome Progress(DeviceState s, ReportProgress p) =>
         RequireWork(s, p.TargetVersionId, "progress")
-        ?? Accepted(new ProgressRecorded(new TransferProgress(p.Phase, p.BytesDone, p.BytesTotal, p.ChunksDone, p.ChunksTotal), p.Timestamp));
+        ?? Accepted(new ProgressRecorded(new TransferProgress(p.Phase, p.BytesDone, p.BytesTotal, p.ChunksDone, p.ChunksTotal), p.Timestamp, p.RequestSequence));
 
     private static CommandOutcome Failure(DeviceState s, ReportFailure f, DeviceActorSettings settings, Random random)
     {
         if (RequireWork(s, f.TargetVersionId, "a failure") is { } rejected) return rejected;
         var attempt = s.FailedAttempts + 1;
         var delay = RetryBackoff.Delay(attempt, settings.RetryBase, settings.RetryCap, random);
-        var e = new AttemptFailed(new FailureInfo(f.Stage, f.Reason, attempt, (long)delay.TotalMilliseconds, f.Timestamp), f.Timestamp);
+        var e = new AttemptFailed(new FailureInfo(f.Stage, f.Reason, attempt, (long)delay.TotalMilliseconds, f.Timestamp), f.Timestamp, f.RequestSequence);
         return new CommandOutcome([e], st => new RetryAdvice(st.DeviceId, attempt, (long)delay.TotalMilliseconds));
     }
 
     private static CommandOutcome Completion(DeviceState s, ReportCompletion c) =>
         RequireWork(s, c.InstalledVersionId, "completion")
-        ?? Accepted(new WorkCompleted(c.InstalledVersionId, c.InventoryDigest, s.Work!.Kind, c.Timestamp));
+        ?? Accepted(new WorkCompleted(c.InstalledVersionId, c.InventoryDigest, s.Work!.Kind, c.Timestamp, c.RequestSequence));
 
     /// <summary>Folds one event into the state. Pure and total: recovery depends on it never throwing.</summary>
     /// <param name="s">State before.</param>
@@ -193,6 +206,7 @@ public static class DeviceStateMachine
         {
             DeviceRegistered r => s with { Product = r.Product, Tags = r.Tags },
             TargetAssigned t => ApplyTarget(s, t),
+            AssignmentCancelled { GaveUp: true } g => GaveUp(s, g),
             AssignmentCancelled => WithStatus(s with { Target = null, Work = null, Progress = null, FailedAttempts = 0, LastFailure = null },
                 s.Status == DeviceStatus.Unknown ? DeviceStatus.Unknown : DeviceStatus.Idle),
             ProgressRecorded p => WithStatus(s with { Progress = p.Progress, LastSeen = p.At },
@@ -218,8 +232,19 @@ public static class DeviceStateMachine
             DeviceCameBack b => s with { Status = s.StatusBeforeOffline ?? s.Status, StatusBeforeOffline = null, LastSeen = b.At },
             _ => s,
         };
-        return next with { EventCount = sequenceNr };
+        var seq = DeviceRequestSequence.Of(e);
+        return seq > next.LastRequestSequence ? next with { EventCount = sequenceNr, LastRequestSequence = seq } : next with { EventCount = sequenceNr };
     }
+
+    // A device its rollout gave up on is a failure in every view (device list, device show, dashboard), not an idle
+    // device: it keeps its attempt count and gets the rollout's reason as its last failure until new work replaces it.
+    // A device that timed out is often one that stopped talking (Offline): it is shown as Failed all the same, and goes
+    // Offline again only after a new silence period.
+    private static DeviceState GaveUp(DeviceState s, AssignmentCancelled g) => s with
+    {
+        Status = DeviceStatus.Failed, StatusBeforeOffline = null, Target = null, Work = null, Progress = null,
+        LastFailure = new FailureInfo(s.LastFailure?.Stage ?? WorkPhase.Download, g.Reason, s.FailedAttempts, 0, g.At),
+    };
 
     // While Offline, status changes caused by operators land in StatusBeforeOffline, so the device resumes into them.
     private static DeviceState WithStatus(DeviceState s, DeviceStatus status) =>
@@ -230,17 +255,20 @@ public static class DeviceStateMachine
     {
         // The same work again (the agent restarted or retries): keep progress and the persisted attempt count.
         var keep = c.Work is not null && SameWork(s.Work, c.Work);
+        // Given up by its rollout (Failed without work): a check-in with nothing to do leaves that failure visible.
+        var givenUp = c.Work is null && s.Work is null && s.Status == DeviceStatus.Failed;
         return s with
         {
             Product = c.Product, InstalledVersionId = c.InstalledVersionId, InventoryDigest = c.InventoryDigest,
             FloorVersionId = Math.Max(s.FloorVersionId, c.InstalledVersionId),
             AgentVersion = c.AgentVersion ?? s.AgentVersion, LastSeen = c.At,
-            Status = c.Work is null ? DeviceStatus.Idle : c.Work.Kind == WorkKind.Upgrade ? DeviceStatus.UpgradeAssigned : DeviceStatus.RepairNeeded,
+            Status = givenUp ? DeviceStatus.Failed : c.Work is null ? DeviceStatus.Idle : c.Work.Kind == WorkKind.Upgrade ? DeviceStatus.UpgradeAssigned : DeviceStatus.RepairNeeded,
             Work = c.Work,
             Progress = keep ? s.Progress : null,
-            FailedAttempts = keep ? s.FailedAttempts : 0,
-            LastFailure = keep ? s.LastFailure : null,
+            FailedAttempts = keep || givenUp ? s.FailedAttempts : 0,
+            LastFailure = keep || givenUp ? s.LastFailure : null,
             EventCount = eventCount,
+            LastRequestSequence = Math.Max(s.LastRequestSequence, c.RequestSequence),
         };
     }
 
@@ -252,6 +280,18 @@ public static class DeviceStateMachine
         var work = new WorkItem(WorkKind.Upgrade, t.Target.Version, t.Target.VersionId, t.Target.ManifestPath, []);
         if (SameWork(s.Work, work)) return assigned;
         return WithStatus(assigned with { Work = work, Progress = null, FailedAttempts = 0, LastFailure = null }, DeviceStatus.UpgradeAssigned);
+    }
+
+    /// <summary>
+    /// What is left of the retry delay the device was told after its last failure, when this check-in would hand out
+    /// that same work again before it is over; null otherwise. The server honours the backoff it announced: work is
+    /// not re-offered early, whatever the agent does.
+    /// </summary>
+    private static TimeSpan? AnnouncedWait(DeviceState s, WorkItem? work, DateTimeOffset at)
+    {
+        if (s.Status != DeviceStatus.Failed || s.LastFailure is not { } f || !SameWork(s.Work, work)) return null;
+        var left = f.At + TimeSpan.FromMilliseconds(f.RetryAfterMs) - at;
+        return left > TimeSpan.Zero ? left : null;
     }
 
     private static bool SameWork(WorkItem? a, WorkItem? b) =>

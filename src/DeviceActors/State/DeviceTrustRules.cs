@@ -32,7 +32,8 @@ public static class DeviceTrustRules
             : null;
 
     /// <summary>True when the target may be handed out: at or above the floor, or an authorized downgrade.</summary>
-    public static bool MayInstall(DeviceState s, TargetAssignment t) => t.VersionId >= s.FloorVersionId || t.Downgrade;
+    public static bool MayInstall(DeviceState s, long versionId, TargetAssignment? rollout) =>
+        versionId >= s.FloorVersionId || rollout is { Downgrade: true } && rollout.VersionId == versionId;
 
     /// <summary>The floor after a completed install: the highest version installed, unless an authorized downgrade completed.</summary>
     public static long FloorAfterCompletion(DeviceState s, WorkCompleted w) =>

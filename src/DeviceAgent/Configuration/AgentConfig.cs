@@ -157,6 +157,9 @@ public sealed record DownloadSettings
     /// <summary>Concurrent chunk downloads.</summary>
     public int Parallelism { get; init; } = 4;
 
+    /// <summary>Try the mirrors before the gateway (a site policy; the node can also ask for it at check-in).</summary>
+    public bool MirrorsFirst { get; init; }
+
     internal void Validate(string where)
     {
         if (BackoffBaseMilliseconds <= 0 || BackoffCapMilliseconds < BackoffBaseMilliseconds)

@@ -23,7 +23,9 @@ public sealed class StoreDownloader
     private readonly Backoff _backoff;
     private readonly Action<string> _log;
     private readonly ConcurrentDictionary<StoreSource, DateTimeOffset> _blockedUntil = new();
+    private readonly ConcurrentDictionary<StoreSource, DateTimeOffset> _pausedUntil = new();
     private long _bytesReceived;
+    private long _pacedWaits;
 
     /// <summary>Rounds over all sources per request before the request fails (the session then retries as a whole).</summary>
     public int RoundsPerRequest { get; init; } = 3;
@@ -44,6 +46,9 @@ public sealed class StoreDownloader
         _log = log ?? (_ => { });
         _backoff = new Backoff(TimeSpan.FromMilliseconds(settings.BackoffBaseMilliseconds), TimeSpan.FromMilliseconds(settings.BackoffCapMilliseconds), random);
     }
+
+    /// <summary>Also counts every received byte into the install's running total (kept across sessions and restarts); optional.</summary>
+    public InstallByteCounter? Counter { get; init; }
 
     /// <summary>Bytes received from the network by this downloader (all sources, including discarded ones).</summary>
     public long BytesReceived => Interlocked.Read(ref _bytesReceived);
@@ -115,7 +120,9 @@ public sealed class StoreDownloader
                 File.Delete(partial);
                 offset = 0;
             }
-            await using (var file = new FileStream(partial, FileMode.OpenOrCreate, FileAccess.Write, FileShare.None, 1 << 16))
+            // Unbuffered: every received block reaches the OS at once, so a killed process keeps what it received and the
+            // next run resumes with Range from there instead of fetching the chunk again.
+            await using (var file = new FileStream(partial, FileMode.OpenOrCreate, FileAccess.Write, FileShare.None, bufferSize: 0))
             {
                 file.SetLength(offset);
                 file.Seek(offset, SeekOrigin.Begin);
@@ -131,20 +138,37 @@ public sealed class StoreDownloader
     private async Task<T> WithFailoverAsync<T>(string relativePath, Func<StoreSource, CancellationToken, Task<T>> attempt, CancellationToken ct)
     {
         var failures = new List<string>();
-        for (var round = 0; ; round++)
+        for (var round = 0; ;)
         {
             failures.Clear();
             var rejected = false;
+            // A 429 is the server pacing the device, not a failure: a round in which any source paced us does not count
+            // towards giving the request up, so throttling alone can never fail a chunk (or a session).
+            var paced = false;
             foreach (var source in _sources)
             {
+                if (_pausedUntil.TryGetValue(source, out var pause) && pause > DateTimeOffset.UtcNow)
+                {
+                    paced = true;
+                    failures.Add($"{source.Name}: pacing until {pause:O}");
+                    continue;
+                }
                 if (_blockedUntil.TryGetValue(source, out var until) && until > DateTimeOffset.UtcNow)
                 {
-                    failures.Add($"{source.Name}: throttled until {until:O}");
+                    failures.Add($"{source.Name}: unavailable until {until:O}");
                     continue;
                 }
                 try
                 {
                     return await attempt(source, ct);
+                }
+                catch (SourceFailedException e) when (e.Throttled)
+                {
+                    paced = true;
+                    var ra = e.RetryAfter ?? TimeSpan.FromMilliseconds(_settings.BackoffBaseMilliseconds);
+                    Pause(source, ra > MaxRetryAfter ? MaxRetryAfter : ra);
+                    failures.Add($"{source.Name}: {e.Message}");
+                    _log($"download {relativePath} from {source.Name} paced by the server: retry after {ra.TotalSeconds:0.#}s");
                 }
                 catch (SourceFailedException e)
                 {
@@ -165,22 +189,45 @@ public sealed class StoreDownloader
                     _log($"download {relativePath} from {source.Name} timed out");
                 }
             }
-            if (round + 1 >= RoundsPerRequest)
-                throw new DownloadFailedException(relativePath, failures) { ContentRejected = rejected };
-            var delay = _backoff.Delay(round);
-            var earliest = _sources.Select(s => _blockedUntil.TryGetValue(s, out var u) ? u : DateTimeOffset.MinValue).Min();
+            TimeSpan delay;
+            if (paced)
+            {
+                Interlocked.Increment(ref _pacedWaits);
+                delay = TimeSpan.Zero;
+            }
+            else
+            {
+                round++;
+                if (round >= RoundsPerRequest)
+                    throw new DownloadFailedException(relativePath, failures) { ContentRejected = rejected };
+                delay = _backoff.Delay(round - 1);
+            }
+            // Wait until the first source may be asked again (one shared pause per source for all parallel requests).
+            var earliest = _sources.Select(s => Later(_pausedUntil.TryGetValue(s, out var p) ? p : DateTimeOffset.MinValue,
+                _blockedUntil.TryGetValue(s, out var u) ? u : DateTimeOffset.MinValue)).Min();
             var untilFree = earliest - DateTimeOffset.UtcNow;
             if (untilFree > delay) delay = untilFree + TimeSpan.FromMilliseconds(50); // timers may fire a little early
-            await Task.Delay(delay, ct);
+            if (delay > TimeSpan.Zero) await Task.Delay(delay, ct);
         }
     }
+
+    private static DateTimeOffset Later(DateTimeOffset a, DateTimeOffset b) => a > b ? a : b;
+
+    // Every parallel request shares one pause per source: the longest Retry-After any of them was told wins.
+    private void Pause(StoreSource source, TimeSpan retryAfter)
+    {
+        var until = DateTimeOffset.UtcNow + retryAfter;
+        _pausedUntil.AddOrUpdate(source, until, (_, existing) => existing > until ? existing : until);
+    }
+
+    /// <summary>Times a request waited because every source it could use was pacing the device (429), not failing.</summary>
+    public long PacedWaits => Interlocked.Read(ref _pacedWaits);
 
     /// <summary>One GET from one source into <paramref name="sink"/>; returns the total length (offset + new bytes).</summary>
     private async Task<long> TransferAsync(StoreSource source, string relativePath, Stream sink, long offset, long limit, CancellationToken ct, bool chargeGrant = true)
     {
         using var request = new HttpRequestMessage(HttpMethod.Get, source.Resolve(relativePath));
-        if (source.Authorization is not null)
-            request.Headers.Authorization = source.Authorization;
+        source.Signer?.Sign(request, []);
         if (offset > 0) request.Headers.Range = new RangeHeaderValue(offset, null);
 
         using var headerTimeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
@@ -189,7 +236,9 @@ public sealed class StoreDownloader
 
         switch (response.StatusCode)
         {
-            case HttpStatusCode.TooManyRequests or HttpStatusCode.ServiceUnavailable:
+            case HttpStatusCode.TooManyRequests:
+                throw new SourceFailedException("HTTP 429", RetryAfterOf(response) ?? TimeSpan.FromMilliseconds(_settings.BackoffBaseMilliseconds)) { Throttled = true };
+            case HttpStatusCode.ServiceUnavailable:
                 throw new SourceFailedException($"HTTP {(int)response.StatusCode}", RetryAfterOf(response) ?? TimeSpan.FromMilliseconds(_settings.BackoffBaseMilliseconds));
             case HttpStatusCode.RequestedRangeNotSatisfiable:
                 sink.SetLength(0);
@@ -219,13 +268,13 @@ public sealed class StoreDownloader
         var total = offset;
         long received = 0;
         var window = TimeSpan.FromSeconds(_settings.MinRateWindowSeconds);
-        // Our own grant pacing must never look like a slow server: each of the parallel streams gets its share of
-        // the grant rate, so the floor is at most half of that share.
-        var minRate = _limiter.BytesPerSecond > 0
-            ? Math.Min(_settings.MinBytesPerSecond, _limiter.BytesPerSecond / (2 * _settings.Parallelism))
-            : _settings.MinBytesPerSecond;
+        // The floor is the agent's own setting, never derived from the grant: a source handing out a tiny grant must not
+        // thereby license itself to trickle. Our own grant pacing must still never look like a slow server, so the time
+        // spent waiting for the limiter is left out of the window the rate is measured over.
+        var minRate = _settings.MinBytesPerSecond;
         var minPerWindow = (long)(minRate * _settings.MinRateWindowSeconds);
         var windowStart = Stopwatch.GetTimestamp();
+        var pacedInWindow = TimeSpan.Zero;
         long windowBytes = 0;
         while (true)
         {
@@ -246,17 +295,24 @@ public sealed class StoreDownloader
             total += n;
             windowBytes += n;
             Interlocked.Add(ref _bytesReceived, n);
+            Counter?.Add(n);
             if (total > limit)
                 throw new SourceFailedException($"response exceeds the {limit} bytes expected (endless data?); aborted");
             if (contentLength is { } declared && received > declared)
                 throw new SourceFailedException($"response is longer than its Content-Length {declared}; aborted");
             await sink.WriteAsync(buffer.AsMemory(0, n), ct);
-            if (chargeGrant) await _limiter.AcquireAsync(n, ct);
-            if (Stopwatch.GetElapsedTime(windowStart) >= window)
+            if (chargeGrant)
+            {
+                var pacingStart = Stopwatch.GetTimestamp();
+                await _limiter.AcquireAsync(n, ct);
+                pacedInWindow += Stopwatch.GetElapsedTime(pacingStart);
+            }
+            if (Stopwatch.GetElapsedTime(windowStart) - pacedInWindow >= window)
             {
                 if (minPerWindow > 0 && windowBytes < minPerWindow)
                     throw new SourceFailedException($"{windowBytes} bytes in {window.TotalSeconds:0.#}s is below the minimum rate of {minRate} B/s; aborted at byte {total}");
                 windowStart = Stopwatch.GetTimestamp();
+                pacedInWindow = TimeSpan.Zero;
                 windowBytes = 0;
             }
         }
@@ -280,6 +336,9 @@ internal sealed class SourceFailedException(string message, TimeSpan? retryAfter
 
     /// <summary>The source answered, but with content that failed verification.</summary>
     public bool Rejected { get; init; }
+
+    /// <summary>The source answered 429: it is pacing the device, which is never a failure.</summary>
+    public bool Throttled { get; init; }
 }
 
 /// <summary>Thrown by a verification callback: the bytes a source served are not acceptable.</summary>

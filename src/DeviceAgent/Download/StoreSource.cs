@@ -1,4 +1,4 @@
-using System.Net.Http.Headers;
+using Orchestrator.Messages.Protocol;
 
 namespace Orchestrator.DeviceAgent.Download;
 
@@ -8,15 +8,15 @@ namespace Orchestrator.DeviceAgent.Download;
 /// </summary>
 /// <param name="Name">For logs and failure reports.</param>
 /// <param name="BaseUrl">Base URL ending in '/'.</param>
-/// <param name="Authorization">Device credential header for the gateway; null for plain mirrors.</param>
-public sealed record StoreSource(string Name, Uri BaseUrl, AuthenticationHeaderValue? Authorization)
+/// <param name="Signer">Signs each request with the device credential, for the gateway; null for plain mirrors.</param>
+public sealed record StoreSource(string Name, Uri BaseUrl, DeviceRequestSigner? Signer)
 {
     /// <summary>A plain mirror from a base URL (a trailing '/' is added when missing).</summary>
     public static StoreSource Mirror(string baseUrl) => new("mirror " + baseUrl, WithSlash(baseUrl), null);
 
-    /// <summary>The gateway's store endpoint under <c>v1/store/</c>, with the device credential.</summary>
-    public static StoreSource Gateway(string gatewayBaseUrl, AuthenticationHeaderValue credential) =>
-        new("gateway", new Uri(WithSlash(gatewayBaseUrl), "v1/store/"), credential);
+    /// <summary>The gateway's store endpoint under <c>v1/store/</c>, every request signed by <paramref name="signer"/>.</summary>
+    public static StoreSource Gateway(string gatewayBaseUrl, DeviceRequestSigner signer) =>
+        new("gateway", new Uri(WithSlash(gatewayBaseUrl), "v1/store/"), signer);
 
     internal static Uri WithSlash(string url) => new(url.EndsWith('/') ? url : url + "/");
 

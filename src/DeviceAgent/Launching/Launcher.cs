@@ -56,7 +56,8 @@ public sealed class Launcher(AgentConfig config, Action<string> log, CrashPoints
             using var http = StoreDownloader.CreateHttpClient();
             var credential = Encoding.UTF8.GetString(hidden.ReadRequired(HiddenItem.DeviceCredential));
             var gateway = GatewayFactory?.Invoke(http, credential)
-                          ?? new HttpGatewayClient(http, config.Gateway, config.DeviceId, credential, TimeSpan.FromSeconds(config.Download.RequestTimeoutSeconds));
+                          ?? new HttpGatewayClient(http, config.Gateway, config.DeviceId, credential, TimeSpan.FromSeconds(config.Download.RequestTimeoutSeconds),
+                              new RequestSequence(layout.RequestSequenceCeiling));
             var session = new UpdateSession(config, layout, hidden, gateway, http, crash, log);
             try
             {

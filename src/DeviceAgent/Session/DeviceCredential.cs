@@ -1,15 +1,15 @@
-using System.Net.Http.Headers;
-using System.Text;
+using Orchestrator.Messages.Protocol;
 
 namespace Orchestrator.DeviceAgent.Session;
 
 /// <summary>
-/// How the device proves who it is to the gateway (docs/protocol.md, "Device credentials"): HTTP Basic with the
-/// device id as user name and the provisioned secret as password, on check-in, reports and store requests alike.
+/// How the device proves who it is to the gateway (docs/protocol.md, "Device credentials", protocol v2): every
+/// request — check-in, reports and store requests alike — is signed with a key derived from the provisioned secret
+/// (<see cref="DeviceRequestSignature"/>); the secret itself never leaves the device.
 /// </summary>
 public static class DeviceCredential
 {
-    /// <summary>The Authorization header value for a device.</summary>
-    public static AuthenticationHeaderValue Header(string deviceId, string secret) =>
-        new("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes(deviceId + ":" + secret)));
+    /// <summary>A signer for <paramref name="deviceId"/> drawing sequence numbers from <paramref name="sequence"/>.</summary>
+    public static DeviceRequestSigner Signer(string deviceId, string secret, RequestSequence sequence) =>
+        new(deviceId, secret, sequence.Next);
 }

@@ -7,24 +7,30 @@ using Orchestrator.Messages.Protocol;
 namespace Orchestrator.DeviceAgent.Session;
 
 /// <summary>
-/// Device API over HTTP: JSON bodies (web defaults, camelCase), the device credential as HTTP Basic (device id : secret),
-/// <c>/v1/devices/{id}/check-in|progress|failure|completion</c>.
+/// Device API over HTTP: JSON bodies (web defaults, camelCase), <c>/v1/devices/{id}/check-in|progress|failure|completion</c>,
+/// each request signed (<see cref="DeviceCredential"/>). Calls are made one at a time: the device actor refuses a
+/// sequence number at or below the last it accepted, so two requests in flight could overtake each other and the later
+/// signed one would be refused as a replay.
 /// </summary>
 public sealed class HttpGatewayClient : IGatewayClient
 {
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
     private readonly HttpClient _http;
     private readonly Uri _deviceBase;
-    private readonly AuthenticationHeaderValue _credential;
+    private readonly DeviceRequestSigner _signer;
     private readonly TimeSpan _timeout;
+    private readonly SemaphoreSlim _oneAtATime = new(1, 1);
 
-    /// <summary>Creates a client for one device.</summary>
-    public HttpGatewayClient(HttpClient http, string gatewayBaseUrl, string deviceId, string credential, TimeSpan timeout)
+    /// <summary>
+    /// Creates a client for one device. <paramref name="sequence"/> supplies request sequence numbers; the agent passes one
+    /// with a persisted ceiling (<see cref="RequestSequence"/>), the default is the process-wide in-memory one.
+    /// </summary>
+    public HttpGatewayClient(HttpClient http, string gatewayBaseUrl, string deviceId, string credential, TimeSpan timeout, RequestSequence? sequence = null)
     {
         _http = http;
         var root = new Uri(gatewayBaseUrl.EndsWith('/') ? gatewayBaseUrl : gatewayBaseUrl + "/");
         _deviceBase = new Uri(root, $"v1/devices/{Uri.EscapeDataString(deviceId)}/");
-        _credential = DeviceCredential.Header(deviceId, credential);
+        _signer = DeviceCredential.Signer(deviceId, credential, sequence ?? RequestSequence.Shared);
         _timeout = timeout;
     }
 
@@ -60,14 +66,23 @@ public sealed class HttpGatewayClient : IGatewayClient
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
         timeout.CancelAfter(_timeout);
+        var bytes = JsonSerializer.SerializeToUtf8Bytes(body, Json);
         using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(_deviceBase, what))
         {
-            Content = JsonContent.Create(body, options: Json),
+            Content = new ByteArrayContent(bytes) { Headers = { ContentType = new MediaTypeHeaderValue("application/json") { CharSet = "utf-8" } } },
         };
-        request.Headers.Authorization = _credential;
         HttpResponseMessage response;
+        await _oneAtATime.WaitAsync(ct);
         try
         {
+            try
+            {
+                _signer.Sign(request, bytes);
+            }
+            catch (IOException e)
+            {
+                throw new GatewayException($"cannot sign {what}: the request sequence ceiling could not be written ({e.Message})");
+            }
             response = await _http.SendAsync(request, timeout.Token);
         }
         catch (HttpRequestException e)
@@ -77,6 +92,10 @@ public sealed class HttpGatewayClient : IGatewayClient
         catch (OperationCanceledException) when (!ct.IsCancellationRequested)
         {
             throw new GatewayException($"gateway did not answer {what} within {_timeout.TotalSeconds:0.#}s");
+        }
+        finally
+        {
+            _oneAtATime.Release();
         }
         if (response.IsSuccessStatusCode) return response;
         using (response)

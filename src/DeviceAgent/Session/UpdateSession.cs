@@ -23,7 +23,7 @@ namespace Orchestrator.DeviceAgent.Session;
 /// <param name="Installed">Version installed after the session.</param>
 /// <param name="ChunksDownloaded">Chunks fetched from the network (or already in the cache from an earlier attempt).</param>
 /// <param name="ChunksReused">Chunks taken from local files.</param>
-/// <param name="BytesDownloaded">Bytes received from the network in the last attempt.</param>
+/// <param name="BytesDownloaded">Bytes received from the network for this install, over every attempt and agent restart.</param>
 /// <param name="Attempts">Attempts it took.</param>
 /// <param name="FilesPatched">Files rebuilt from a delta patch (0 when no delta was offered or usable).</param>
 /// <param name="FilesFellBack">Files a delta listed that were fetched as chunks instead (local source differed, or the patch failed verification).</param>
@@ -171,12 +171,30 @@ public sealed class UpdateSession
 
         var sources = Sources(response, credential);
         await trust.CheckFloorsAsync(response, directive, record, installed, sources, ct);
+        var counter = InstallByteCounter.Open(InstallBytesPath, targetId);
         var downloader = new StoreDownloader(_http, sources, _config.Download, _cache,
-            response.Grant is { } g ? GrantLimiter.For(g, _time) : GrantLimiter.Unlimited, _log);
+            response.Grant is { } g ? GrantLimiter.For(g, _time) : GrantLimiter.Unlimited, _log) { Counter = counter };
+        try
+        {
+            return await InstallAsync(response, installed, inventory, downloader, counter, attempt, record, directive, trust.Anchor, ct);
+        }
+        finally
+        {
+            counter.Flush();
+        }
+    }
 
-        var (manifest, manifestSha256) = await FetchVerifiedManifestAsync(downloader, response, record, directive, trust.Anchor, ct);
+    /// <summary>Running byte count of the install in progress (see <see cref="InstallByteCounter"/>).</summary>
+    private string InstallBytesPath => Path.Combine(_layout.Work, "install-bytes");
+
+    private async Task<SessionResult> InstallAsync(CheckInResponse response, InstalledVersion installed, IReadOnlyList<InventoryEntry> inventory,
+        StoreDownloader downloader, InstallByteCounter counter, int attempt, VersionRecord? record, Directive? directive, TrustAnchor anchor,
+        CancellationToken ct)
+    {
+
+        var (manifest, manifestSha256) = await FetchVerifiedManifestAsync(downloader, response, record, directive, anchor, ct);
         var delta = response.Action == UpdateAction.Upgrade && response.DeltaManifestPath is { } deltaPath
-            ? await TryFetchDeltaAsync(downloader, deltaPath, manifest, installed, trust.Anchor, ct)
+            ? await TryFetchDeltaAsync(downloader, deltaPath, manifest, installed, anchor, ct)
             : null;
         var plan = Plan(manifest, inventory, delta);
         _log($"{response.Action} to {manifest.Version} (id {manifest.VersionId}): {plan.Missing.Count} chunk(s) to download, {plan.Patches.Count} file(s) by delta patch, {plan.Local.Count} chunk(s) reused from local files, {plan.Cached} already cached");
@@ -190,13 +208,15 @@ public sealed class UpdateSession
         var newDigest = Stage(manifest, plan, ct);
         _installer.Commit(new InstalledVersion(manifest.VersionId, manifest.Version), newDigest, manifestSha256);
         var patched = plan.Patches.Count - fellBack.Count;
-        _log($"installed {manifest.Version} (id {manifest.VersionId}); {patched} file(s) from delta patches, {fellBack.Count} fell back to chunks, {downloader.BytesReceived} bytes downloaded");
+        var bytes = counter.Total;
+        _log($"installed {manifest.Version} (id {manifest.VersionId}); {patched} file(s) from delta patches, {fellBack.Count} fell back to chunks, {bytes} bytes downloaded for this install ({downloader.BytesReceived} in this session)");
         await TryReportAsync(() => _gateway.ReportCompletionAsync(new CompletionReport(manifest.VersionId, newDigest,
-            patched > 0 ? CompletionReport.MethodDelta : CompletionReport.MethodChunks, downloader.BytesReceived), ct));
+            patched > 0 ? CompletionReport.MethodDelta : CompletionReport.MethodChunks, bytes), ct));
+        counter.Delete();
         _cache.Prune(new HashSet<string>());
         DeleteQuietly(PatchedDirectory);
         return new SessionResult(response.Action, new InstalledVersion(manifest.VersionId, manifest.Version),
-            plan.Missing.Count, plan.Local.Count, downloader.BytesReceived, attempt, patched, fellBack.Count);
+            plan.Missing.Count, plan.Local.Count, bytes, attempt, patched, fellBack.Count);
     }
 
     /// <summary>Patched files waiting for staging, named by their target SHA-256 (verified before they are written).</summary>
@@ -249,13 +269,21 @@ public sealed class UpdateSession
     private List<StoreSource> Sources(CheckInResponse? response, string credential)
     {
         var sources = new List<StoreSource>();
-        if (_config.Gateway is not null) sources.Add(StoreSource.Gateway(_config.Gateway, DeviceCredential.Header(_config.DeviceId, credential)));
         foreach (var m in _config.Mirrors.Concat(response?.Mirrors ?? []).Distinct(StringComparer.Ordinal))
         {
             if (Uri.TryCreate(m, UriKind.Absolute, out var u) && (u.Scheme == Uri.UriSchemeHttp || u.Scheme == Uri.UriSchemeHttps))
                 sources.Add(StoreSource.Mirror(m));
             else
                 _log($"ignoring mirror '{m}' from the gateway: not an absolute http(s) URL");
+        }
+        if (_config.Gateway is not null)
+        {
+            // Mirrors-first (the device's or the site's policy): a gateway whose store is down costs nothing while a
+            // mirror serves; otherwise the gateway is asked first and mirrors are the fallback. Store requests change no
+            // state, so the gateway checks their signature and timestamp but not their sequence (they run in parallel).
+            var gateway = StoreSource.Gateway(_config.Gateway, DeviceCredential.Signer(_config.DeviceId, credential, RequestSequence.Shared));
+            if ((_config.Download.MirrorsFirst || response?.MirrorsFirst == true) && sources.Count > 0) sources.Add(gateway);
+            else sources.Insert(0, gateway);
         }
         return sources;
     }

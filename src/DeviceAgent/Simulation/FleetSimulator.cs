@@ -262,7 +262,8 @@ public sealed class FleetSimulator : IDisposable
         }
         catch (SessionFailedException e)
         {
-            Interlocked.Increment(ref Counters.FailedAttempts);
+            // A 429 (throttled, or retry_later before the announced retry time) is the server pacing the device, not a failed attempt.
+            if (e.InnerException is not GatewayException { StatusCode: 429 }) Interlocked.Increment(ref Counters.FailedAttempts);
             _failureReasons.AddOrUpdate($"{e.Stage}: {e.Message}", 1, (_, n) => n + 1);
             if (_failureReasons.Count > 1000) _failureReasons.Clear();
             var backoff = new Backoff(TimeSpan.FromMilliseconds(_options.Download.BackoffBaseMilliseconds), TimeSpan.FromMilliseconds(_options.Download.BackoffCapMilliseconds));

@@ -199,7 +199,7 @@ public sealed class SessionTrust
         try
         {
             using var request = new HttpRequestMessage(HttpMethod.Get, source.Resolve(path));
-            if (source.Authorization is not null) request.Headers.Authorization = source.Authorization;
+            source.Signer?.Sign(request, []);
             using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeout.Token);
             if (response.StatusCode != HttpStatusCode.OK) return null;
             if (response.Content.Headers.ContentLength > maxBytes) return null;

@@ -16,7 +16,7 @@ public enum HiddenItem
     TrustRoot,
     /// <summary>Product content key that decrypts chunks.</summary>
     ContentKey,
-    /// <summary>Per-device secret sent to the gateway (HTTP Basic, device id as user name).</summary>
+    /// <summary>Per-device secret; requests to the gateway are signed with a key derived from it (it never travels).</summary>
     DeviceCredential,
 }
 

@@ -35,6 +35,9 @@ public sealed class ZoneLayout(ZonePaths zones)
     /// <summary>Verified chunks (named by id), so a restarted download resumes.</summary>
     public string ChunkCache => Path.Combine(Work, "chunks");
 
+    /// <summary>Ceiling of the device's request sequence numbers (<see cref="Session.RequestSequence"/>).</summary>
+    public string RequestSequenceCeiling => Path.Combine(Work, "request-sequence");
+
     /// <summary>Partially downloaded chunks (Range resume).</summary>
     public string PartialChunks => Path.Combine(Work, "partial");
 

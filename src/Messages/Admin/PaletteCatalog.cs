@@ -84,6 +84,20 @@ public static class PaletteCatalog
             new("product", "NAME", "product the devices run", Required: true),
             new("tags", "T1,T2", "comma-separated operator tags (replace earlier ones)"),
         ], ["FILE"]),
+        new("set-channel", "Move a registered device to a channel (sets its channel:NAME tag; stable removes it).", Operate, [], ["DEVICE", "CHANNEL"]),
+    ]);
+
+    /// <summary><c>orch channel ...</c></summary>
+    public static PaletteDescription Channel { get; } = new("channel", "release channels: each product's channels and their current releases",
+    [
+        new("list", "Channels with their current release and the rollouts moving them.", Read,
+            [new("product", "NAME", "only this product")], None),
+        new("show", "One channel: current release, rollouts, history, its devices and what they run.", Read, [], ["PRODUCT", "CHANNEL"]),
+        new("set", "Point a channel at a published version; its devices converge to it on their next check-in.", Operate,
+        [
+            new("reason", "TEXT", "why (recorded in the channel's history)"),
+            new("operator", "NAME", "who (recorded)"),
+        ], ["PRODUCT", "CHANNEL", "VERSION"]),
     ]);
 
     /// <summary>Server-backed commands of <c>orch release ...</c> (publish itself runs locally against a store folder).</summary>
@@ -128,7 +142,8 @@ public static class PaletteCatalog
             new("success-threshold", "F", "fraction of a wave that must succeed before the next starts (default 0.95)"),
             new("error-threshold", "F", "fraction of a wave that may fail before the rollout pauses itself (default 0.05)"),
             new("soak", "SECONDS", "wait after a wave succeeded before starting the next (default 0)"),
-            new("max-attempts", "N", "failed attempts after which a device counts as failed (default 5)"),
+            new("max-attempts", "N", "optional cap: failed attempts after which a device is given up (default none: devices retry until success)"),
+            new("failing-after", "N", "failed attempts after which a still-retrying device counts as failing for the error threshold (default 3)"),
             new("device-timeout", "SECONDS", "a device not done this long after its assignment counts as failed (default 0: wait indefinitely)"),
             new("bandwidth", "BYTES_PER_S", "bandwidth cap recorded with the rollout (default none)"),
             new("randomize", null, "shuffle devices before cutting waves"),
@@ -136,6 +151,7 @@ public static class PaletteCatalog
             new("start-at", "TIME", "assign nothing before this ISO-8601 time"),
             new("window", "HH:mm-HH:mm", "assign new devices only inside this daily UTC window"),
             new("operator", "NAME", "who creates it (recorded)"),
+            new("channel", "NAME", "channel the rollout moves: only its devices are selected, and it points at the target on completion (default stable)"),
         ], None),
         new("pause", "Stop assigning new devices; devices already working continue.", Operate, ReasonSwitch, ["ROLLOUT"]),
         new("resume", "Continue a paused rollout.", Operate, [], ["ROLLOUT"]),
@@ -146,6 +162,19 @@ public static class PaletteCatalog
             [new("interval", "SECONDS", "seconds between updates (default 2)")], ["ROLLOUT"]),
     ]);
 
+    /// <summary><c>orch token ...</c></summary>
+    public static PaletteDescription Token { get; } = new("token", "admin API tokens: create with scopes and an expiry, list, revoke",
+    [
+        new("create", "Create a named admin token (shown once) with scopes and an expiry.", Operate,
+        [
+            new("name", "NAME", "unique name (letters, digits, '.', '_', '-'; never reused)", Required: true),
+            new("scopes", "S1,S2", "read and/or operate", Required: true, Values: [Read, Operate, Read + "," + Operate]),
+            new("expires", "DURATION", "lifetime: N followed by s, m, h or d (e.g. 30d), or never (default 90d)"),
+        ], None),
+        new("list", "Every admin token: name, scopes, source, status, expiry (never the token).", Operate, [], None),
+        new("revoke", "Revoke a token by name (created, configured or bootstrap); it stops working on every node.", Operate, [], ["NAME"]),
+    ]);
+
     /// <summary>Every server-backed palette of this build.</summary>
-    public static IReadOnlyList<PaletteDescription> All { get; } = [Cluster, Sharding, Device, Release, Chunks, Rollout];
+    public static IReadOnlyList<PaletteDescription> All { get; } = [Cluster, Sharding, Device, Release, Chunks, Rollout, Channel, Token];
 }

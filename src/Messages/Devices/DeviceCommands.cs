@@ -55,6 +55,12 @@ public sealed record RegisterDevice(string DeviceId, string Product, IReadOnlyLi
 /// <param name="DifferingFiles">Relative paths whose hash differs from the manifest or which are missing.</param>
 /// <param name="AgentVersion">Version of the agent binary, if reported.</param>
 /// <param name="Timestamp">When the gateway received the check-in.</param>
+/// <param name="RequestSequence">The signed request's sequence number (protocol v2); the actor refuses one at or below the
+/// last it accepted. 0: not from the device API (unchecked), and what payloads written before the field existed read as.</param>
+/// <param name="Channels">
+/// The channels of <paramref name="Product"/> as the gateway's channel cache knows them (null: the sender has no channel
+/// information, and only a rollout's target can lead to an upgrade). Not persisted: the decision it leads to is.
+/// </param>
 /// <param name="Stale">The agent reports it has had no valid fresh directive for longer than its limit.</param>
 public sealed record CheckIn(
     string DeviceId,
@@ -67,6 +73,8 @@ public sealed record CheckIn(
     IReadOnlyList<string> DifferingFiles,
     string? AgentVersion,
     DateTimeOffset Timestamp,
+    long RequestSequence = 0,
+    IReadOnlyList<Channels.ChannelTarget>? Channels = null,
     bool Stale = false) : IDeviceCommand
 {
     /// <inheritdoc />
@@ -144,7 +152,9 @@ public sealed record AssignTarget(string DeviceId, string Product, string Versio
 /// <param name="DeviceId">Device id.</param>
 /// <param name="Operator">Who cancelled.</param>
 /// <param name="Reason">Why.</param>
-public sealed record CancelAssignment(string DeviceId, string Operator, string Reason) : IDeviceCommand
+/// <param name="GiveUp">True when a rollout gives the device up (timed out, or its attempt cap was reached): the device then
+/// shows as Failed with <paramref name="Reason"/> as its last failure until it gets new work.</param>
+public sealed record CancelAssignment(string DeviceId, string Operator, string Reason, bool GiveUp = false) : IDeviceCommand
 {
     /// <inheritdoc />
     public string DeviceId { get; } = DeviceIdRules.Validate(DeviceId, nameof(DeviceId));
@@ -161,9 +171,11 @@ public sealed record CancelAssignment(string DeviceId, string Operator, string R
 /// <param name="ChunksDone">Chunks fetched so far.</param>
 /// <param name="ChunksTotal">Chunks to fetch in total.</param>
 /// <param name="Timestamp">When the gateway received the report.</param>
+/// <param name="RequestSequence">The signed request's sequence number (protocol v2); the actor refuses one at or below the
+/// last it accepted. 0: not from the device API (unchecked), and what payloads written before the field existed read as.</param>
 public sealed record ReportProgress(
     string DeviceId, long TargetVersionId, WorkPhase Phase, long BytesDone, long BytesTotal, int ChunksDone, int ChunksTotal,
-    DateTimeOffset Timestamp) : IDeviceCommand
+    DateTimeOffset Timestamp, long RequestSequence = 0) : IDeviceCommand
 {
     /// <inheritdoc />
     public string DeviceId { get; } = DeviceIdRules.Validate(DeviceId, nameof(DeviceId));
@@ -184,7 +196,10 @@ public sealed record ReportProgress(
 /// <param name="Reason">What went wrong, as the agent saw it.</param>
 /// <param name="AgentAttempt">Attempt number as the agent counts it (informational; the actor's persisted count is authoritative).</param>
 /// <param name="Timestamp">When the gateway received the report.</param>
-public sealed record ReportFailure(string DeviceId, long TargetVersionId, WorkPhase Stage, string Reason, int AgentAttempt, DateTimeOffset Timestamp)
+/// <param name="RequestSequence">The signed request's sequence number (protocol v2); the actor refuses one at or below the
+/// last it accepted. 0: not from the device API (unchecked), and what payloads written before the field existed read as.</param>
+public sealed record ReportFailure(string DeviceId, long TargetVersionId, WorkPhase Stage, string Reason, int AgentAttempt, DateTimeOffset Timestamp,
+    long RequestSequence = 0)
     : IDeviceCommand
 {
     /// <inheritdoc />
@@ -198,7 +213,10 @@ public sealed record ReportFailure(string DeviceId, long TargetVersionId, WorkPh
 /// <param name="InstalledVersionId">Version ID now installed (must match the active work).</param>
 /// <param name="InventoryDigest">Digest of the new local tree.</param>
 /// <param name="Timestamp">When the gateway received the report.</param>
-public sealed record ReportCompletion(string DeviceId, long InstalledVersionId, string InventoryDigest, DateTimeOffset Timestamp)
+/// <param name="RequestSequence">The signed request's sequence number (protocol v2); the actor refuses one at or below the
+/// last it accepted. 0: not from the device API (unchecked), and what payloads written before the field existed read as.</param>
+public sealed record ReportCompletion(string DeviceId, long InstalledVersionId, string InventoryDigest, DateTimeOffset Timestamp,
+    long RequestSequence = 0)
     : IDeviceCommand
 {
     /// <inheritdoc />

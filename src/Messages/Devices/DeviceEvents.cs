@@ -3,7 +3,9 @@ using Orchestrator.Messages.Protocol;
 namespace Orchestrator.Messages.Devices;
 
 // Persisted events of the device actor (journal payloads). Past tense, version 1; the serializer's manifest
-// table names each one. Changing a shape means a new record (and manifest ".v2") plus an upcast, never an edit.
+// table names each one. Changing a shape means a new record (and manifest ".v2") plus an upcast, never an edit;
+// the one exception is a member appended with a default that payloads without it read as "not recorded"
+// (RequestSequence), which every older payload still satisfies.
 
 /// <summary>Marker for every persisted device event.</summary>
 public interface IDeviceEvent : IOrchestratorMessage
@@ -26,9 +28,11 @@ public sealed record DeviceRegistered(string Product, IReadOnlyList<string> Tags
 /// <param name="Decision">What the device was told.</param>
 /// <param name="Work">The work it was given (null for None).</param>
 /// <param name="At">When.</param>
+/// <param name="RequestSequence">Sequence number of the device request that caused it (0: none, or written before the field
+/// existed); recovery restores the actor's replay high-water mark from it.</param>
 public sealed record DeviceCheckedIn(
     string Product, long InstalledVersionId, string InventoryDigest, string? AgentVersion, UpdateAction Decision, WorkItem? Work,
-    DateTimeOffset At) : IDeviceEvent;
+    DateTimeOffset At, long RequestSequence = 0) : IDeviceEvent;
 
 /// <summary>A rollout assigned a target version.</summary>
 /// <param name="Target">The assignment.</param>
@@ -40,24 +44,31 @@ public sealed record TargetAssigned(TargetAssignment Target, DateTimeOffset At) 
 /// <param name="Reason">Why.</param>
 /// <param name="RolloutId">The rollout whose assignment was cancelled, if any.</param>
 /// <param name="At">When.</param>
-public sealed record AssignmentCancelled(string Operator, string Reason, string? RolloutId, DateTimeOffset At) : IDeviceEvent;
+/// <param name="GaveUp">True when the rollout gave the device up: it counts as Failed, with <paramref name="Reason"/> as its last failure.</param>
+public sealed record AssignmentCancelled(string Operator, string Reason, string? RolloutId, DateTimeOffset At, bool GaveUp = false) : IDeviceEvent;
 
 /// <summary>The device reported progress.</summary>
 /// <param name="Progress">The reported progress.</param>
 /// <param name="At">When.</param>
-public sealed record ProgressRecorded(TransferProgress Progress, DateTimeOffset At) : IDeviceEvent;
+/// <param name="RequestSequence">Sequence number of the device request that caused it (0: none, or written before the field
+/// existed); recovery restores the actor's replay high-water mark from it.</param>
+public sealed record ProgressRecorded(TransferProgress Progress, DateTimeOffset At, long RequestSequence = 0) : IDeviceEvent;
 
 /// <summary>An attempt failed; <paramref name="Failure"/> holds the persisted attempt count and advised delay.</summary>
 /// <param name="Failure">The failure.</param>
 /// <param name="At">When.</param>
-public sealed record AttemptFailed(FailureInfo Failure, DateTimeOffset At) : IDeviceEvent;
+/// <param name="RequestSequence">Sequence number of the device request that caused it (0: none, or written before the field
+/// existed); recovery restores the actor's replay high-water mark from it.</param>
+public sealed record AttemptFailed(FailureInfo Failure, DateTimeOffset At, long RequestSequence = 0) : IDeviceEvent;
 
 /// <summary>The device finished its work.</summary>
 /// <param name="InstalledVersionId">Now installed.</param>
 /// <param name="InventoryDigest">Digest of the new tree.</param>
 /// <param name="Kind">Which work finished.</param>
 /// <param name="At">When.</param>
-public sealed record WorkCompleted(long InstalledVersionId, string InventoryDigest, WorkKind Kind, DateTimeOffset At) : IDeviceEvent;
+/// <param name="RequestSequence">Sequence number of the device request that caused it (0: none, or written before the field
+/// existed); recovery restores the actor's replay high-water mark from it.</param>
+public sealed record WorkCompleted(long InstalledVersionId, string InventoryDigest, WorkKind Kind, DateTimeOffset At, long RequestSequence = 0) : IDeviceEvent;
 
 /// <summary>The device was silent for longer than the offline timeout.</summary>
 /// <param name="LastSeen">When it was last heard from.</param>

@@ -56,6 +56,8 @@ public sealed record FailureInfo(WorkPhase Stage, string Reason, int Attempt, lo
 /// <param name="StatusBeforeOffline">While Offline: the status to resume.</param>
 /// <param name="LastSeen">When the device was last heard from.</param>
 /// <param name="EventCount">Sequence number of the last event applied (journal position of this device).</param>
+/// <param name="LastRequestSequence">Highest device request sequence number the actor accepted (protocol v2 replay
+/// protection); requests at or below it are refused. 0 in snapshots written before the field existed.</param>
 /// <param name="FloorVersionId">
 /// Rollback floor: the highest version ID the device is known to have installed; lowered only when an authorized
 /// downgrade completed. Signed into every directive, so a device whose own record was lost or replaced learns it.
@@ -77,9 +79,13 @@ public sealed record DeviceState(
     DeviceStatus? StatusBeforeOffline,
     DateTimeOffset? LastSeen,
     long EventCount,
+    long LastRequestSequence = 0,
     long FloorVersionId = 0,
     bool Stale = false) : IOrchestratorMessage
 {
+    /// <summary>The channel the device belongs to (from its <c>channel:NAME</c> tag, else <c>stable</c>); derived from the tags (written in JSON, ignored when read).</summary>
+    public string Channel => Orchestrator.Messages.Channels.ChannelRules.ChannelOf(Tags);
+
     /// <summary>The state of a device nothing is known about.</summary>
     public static DeviceState Initial(string deviceId) =>
         new(DeviceIdRules.Validate(deviceId), DeviceStatus.Unknown, null, [], 0, null, null, null, null, null, 0, null, null, null, 0);
@@ -95,13 +101,16 @@ public sealed record DeviceState(
 /// <param name="Status">Device status after the check-in.</param>
 /// <param name="RolloutId">For Upgrade: the rollout whose work it is (the gateway meters its egress); otherwise null.</param>
 /// <param name="BandwidthBytesPerSecond">For Upgrade: that rollout's egress cap per gateway node in bytes/s; 0 = no cap.</param>
+/// <param name="Downgrade">For Upgrade: the target is older than the installed version (decided by <c>ReleaseSelection.IsDowngrade</c>).</param>
+/// <param name="Source">For Upgrade: <c>rollout</c> or <c>channel</c>, where the target came from; otherwise null.</param>
 /// <param name="FloorVersionId">The device's rollback floor (<see cref="DeviceState.FloorVersionId"/>), for the directive.</param>
-/// <param name="Downgrade">For Upgrade: the target is below the floor by an operator's authorized rollback of <paramref name="RolloutId"/>.</param>
 /// <param name="Product">The device's registered product, for the directive.</param>
+/// <param name="AuthorizedDowngrade">For Upgrade: the target is below the floor by an operator's authorized rollback of
+/// <paramref name="RolloutId"/>; the directive then carries the downgrade authorization.</param>
 public sealed record CheckInDecision(
     string DeviceId, UpdateAction Action, string? TargetVersion, long? TargetVersionId, string? ManifestPath,
     IReadOnlyList<string> RepairFiles, DeviceStatus Status, string? RolloutId = null, long BandwidthBytesPerSecond = 0,
-    long FloorVersionId = 0, bool Downgrade = false, string? Product = null) : IOrchestratorMessage;
+    bool Downgrade = false, string? Source = null, long FloorVersionId = 0, string? Product = null, bool AuthorizedDowngrade = false) : IOrchestratorMessage;
 
 /// <summary>A command was accepted (and persisted, if it changed anything).</summary>
 /// <param name="DeviceId">Device id.</param>
@@ -113,6 +122,16 @@ public sealed record DeviceCommandAccepted(string DeviceId, DeviceStatus Status)
 /// <param name="Attempt">Persisted failed-attempt count (1-based).</param>
 /// <param name="RetryAfterMs">Capped exponential backoff with jitter.</param>
 public sealed record RetryAdvice(string DeviceId, int Attempt, long RetryAfterMs) : IOrchestratorMessage;
+
+/// <summary>
+/// The actor's answer to a <see cref="CheckIn"/> that arrives before the retry delay announced after the last failed
+/// attempt is over: the same work is not handed out again yet, and nothing is persisted. The gateway answers
+/// 429 <c>retry_later</c> with <c>Retry-After</c>.
+/// </summary>
+/// <param name="DeviceId">Device id.</param>
+/// <param name="Attempt">Persisted failed-attempt count.</param>
+/// <param name="RetryAfterMs">What is left of the announced delay.</param>
+public sealed record CheckInDeferred(string DeviceId, int Attempt, long RetryAfterMs) : IOrchestratorMessage;
 
 /// <summary>A command was refused; nothing changed.</summary>
 /// <param name="DeviceId">Device id.</param>

@@ -53,12 +53,13 @@ public sealed record DownloadGrant(long MaxBytes, long BytesPerSecond, DateTimeO
 /// <param name="RepairFiles">For repair: the relative paths whose content differs or is missing.</param>
 /// <param name="Grant">Download allowance for this session; null when there is nothing to download.</param>
 /// <param name="NextCheckInSeconds">When the agent should check in again if it stays running.</param>
-/// <param name="Mirrors">Plain HTTP base URLs serving the store layout, tried after the gateway fails.</param>
+/// <param name="Mirrors">Plain HTTP base URLs serving the store layout, tried after the gateway fails (before it with <paramref name="MirrorsFirst"/>).</param>
 /// <param name="DeltaManifestPath">
 /// For an upgrade: store-relative path of a signed delta manifest from the device's reported installed version to
 /// the target (<c>deltas/&lt;product&gt;/&lt;from&gt;/&lt;to&gt;.json</c>, signature at + <c>.sig</c>), when one is built; null
 /// otherwise. Optional: agents that ignore it download chunks as before.
 /// </param>
+/// <param name="MirrorsFirst">Site policy (<c>Gateway:MirrorsFirst</c>): try <paramref name="Mirrors"/> before the gateway.</param>
 /// <param name="Directive">
 /// The director-signed directive (a signed envelope as JSON text, docs/protocol.md "Directive") answering this
 /// check-in's nonce; authoritative over the unsigned fields above. Null when the request carried no nonce.
@@ -73,6 +74,7 @@ public sealed record CheckInResponse(
     int NextCheckInSeconds,
     IReadOnlyList<string>? Mirrors,
     string? DeltaManifestPath = null,
+    bool MirrorsFirst = false,
     string? Directive = null);
 
 /// <summary>Download progress: <c>POST /v1/devices/{deviceId}/progress</c>.</summary>

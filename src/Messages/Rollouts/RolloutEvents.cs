@@ -46,6 +46,16 @@ public sealed record RolloutDeviceSucceeded(string DeviceId, DateTimeOffset At) 
 /// <param name="At">When.</param>
 public sealed record RolloutDeviceFailed(string DeviceId, string Reason, DateTimeOffset At) : IRolloutEvent;
 
+/// <summary>
+/// A device still working on its assignment reached the spec's failing threshold of failed attempts: it counts against
+/// the error threshold but keeps retrying (unless the spec caps attempts).
+/// </summary>
+/// <param name="DeviceId">Device.</param>
+/// <param name="Attempts">Its failed attempts when observed.</param>
+/// <param name="Reason">Its last failure.</param>
+/// <param name="At">When.</param>
+public sealed record RolloutDeviceFailing(string DeviceId, int Attempts, string Reason, DateTimeOffset At) : IRolloutEvent;
+
 /// <summary>The current wave reached its success threshold (the soak time starts).</summary>
 /// <param name="Wave">Wave (0-based).</param>
 /// <param name="At">When.</param>
@@ -107,10 +117,11 @@ public sealed record RolloutRegistered(string RolloutId, DateTimeOffset At) : IO
 /// <param name="PreviousVersionId">Version before the assignment (0 = none/unknown).</param>
 /// <param name="FailureReason">Why it failed, if it did.</param>
 /// <param name="AssignedAt">When the current assignment was accepted (null while pending; absent in snapshots older than the device timeout).</param>
+/// <param name="FailingAttempts">While in progress: the failed attempts that made the device count as failing (0 = not failing).</param>
 /// <param name="Rollback">After a rollback: whether the device is back on <paramref name="PreviousVersionId"/> (null when the rollback does not restore it).</param>
 /// <param name="RollbackFailure">Why restoring it failed, if it did.</param>
 public sealed record RolloutDeviceRecord(string DeviceId, int Wave, RolloutDeviceOutcome Outcome, long PreviousVersionId, string? FailureReason,
-    DateTimeOffset? AssignedAt = null, RollbackOutcome? Rollback = null, string? RollbackFailure = null);
+    DateTimeOffset? AssignedAt = null, int FailingAttempts = 0, RollbackOutcome? Rollback = null, string? RollbackFailure = null);
 
 /// <summary>A rolled-back device is back on its previous version (it installed it through an authorized downgrade).</summary>
 /// <param name="DeviceId">Device.</param>

@@ -86,13 +86,24 @@ public sealed record RollbackVersion(long VersionId, string Version, string Mani
 /// <param name="SuccessThreshold">Fraction (0-1] of a wave that must succeed before the next wave starts.</param>
 /// <param name="ErrorThreshold">Fraction [0-1) of a wave that may fail; more pauses the rollout with the reason recorded.</param>
 /// <param name="SoakSeconds">Wait this long after a wave reached its success threshold before the next starts.</param>
-/// <param name="MaxAttemptsPerDevice">A device that failed this many attempts counts as failed and its assignment is cancelled.</param>
+/// <param name="MaxAttemptsPerDevice">
+/// Optional cap: a device that failed this many attempts counts as failed and its assignment is cancelled. 0 (the default)
+/// means no cap: a rollout never gives a device up, the device keeps retrying with its capped backoff until it succeeds.
+/// </param>
 /// <param name="StartAt">Do not assign anything before this time (null: immediately).</param>
 /// <param name="Window">Assign new devices only inside this daily window (null: any time).</param>
 /// <param name="CreatedBy">Operator who created it.</param>
 /// <param name="DeviceTimeoutSeconds">
 /// A device that has not installed the target this long after it was assigned counts as failed and its assignment is
 /// cancelled, so a device that never comes back does not hold a concurrency slot forever (0 = wait indefinitely).
+/// </param>
+/// <param name="Channel">
+/// The channel the rollout moves: it selects only that channel's devices, and on completion the channel's current
+/// release becomes the target (default <c>stable</c>, also for rollouts created before channels existed).
+/// </param>
+/// <param name="FailingAfterAttempts">
+/// A device still working on its assignment counts as <em>failing</em> once it failed this many attempts: failing devices
+/// count against <paramref name="ErrorThreshold"/> (with failed ones) while they keep retrying.
 /// </param>
 public sealed record RolloutSpec(
     string RolloutId,
@@ -110,7 +121,9 @@ public sealed record RolloutSpec(
     DateTimeOffset? StartAt,
     MaintenanceWindow? Window,
     string CreatedBy,
-    int DeviceTimeoutSeconds = 0);
+    int DeviceTimeoutSeconds = 0,
+    string Channel = Channels.ChannelRules.DefaultChannel,
+    int FailingAfterAttempts = RolloutRules.DefaultFailingAfterAttempts);
 
 /// <summary>A rule a rollout request broke: the JSON field and what to do about it.</summary>
 /// <param name="Field">Field name as in the admin API body (e.g. <c>errorThreshold</c>).</param>
@@ -120,6 +133,9 @@ public sealed record RolloutValidationError(string Field, string Message);
 /// <summary>Validation of rollout ids and specs, shared by the admin API (before anything is sent) and the coordinator.</summary>
 public static partial class RolloutRules
 {
+    /// <summary>Failed attempts after which a device counts as failing when the spec does not say.</summary>
+    public const int DefaultFailingAfterAttempts = 3;
+
     /// <summary>Rollout id grammar.</summary>
     public const string IdPattern = "^[a-z0-9][a-z0-9-]{0,62}$";
 
@@ -161,12 +177,16 @@ public static partial class RolloutRules
             return new("errorThreshold", $"errorThreshold is {spec.ErrorThreshold}: give a fraction from 0 (pause on the first failure) up to but below 1.");
         if (spec.SoakSeconds is < 0 or > 7 * 24 * 3600)
             return new("soakSeconds", "soakSeconds must be between 0 and 604800 (one week).");
-        if (spec.MaxAttemptsPerDevice is < 1 or > 1000)
-            return new("maxAttemptsPerDevice", "maxAttemptsPerDevice must be between 1 and 1000.");
+        if (spec.MaxAttemptsPerDevice is < 0 or > 1000)
+            return new("maxAttemptsPerDevice", $"maxAttemptsPerDevice is {spec.MaxAttemptsPerDevice}: give 0 or leave it out (never give a device up) or a cap between 1 and 1000.");
+        if (spec.FailingAfterAttempts is < 1 or > 1000)
+            return new("failingAfterAttempts", $"failingAfterAttempts is {spec.FailingAfterAttempts}: give the number of failed attempts (1 to 1000) after which a device counts as failing.");
         if (spec.DeviceTimeoutSeconds is < 0 or > 30 * 86_400)
             return new("deviceTimeoutSeconds", $"deviceTimeoutSeconds is {spec.DeviceTimeoutSeconds}: give 0 (wait indefinitely) or at most 2592000 (30 days).");
         if (spec.Window is { } win && (win.StartMinuteUtc is < 0 or > 1439 || win.EndMinuteUtc is < 0 or > 1439 || win.StartMinuteUtc == win.EndMinuteUtc))
             return new("maintenanceWindow", "maintenanceWindow needs distinct start and end times of day (HH:mm, UTC).");
+        if (Channels.ChannelRules.Problem("channel", spec.Channel) is { } badChannel)
+            return new("channel", badChannel);
         if (string.IsNullOrWhiteSpace(spec.CreatedBy))
             return new("operator", "operator must not be blank.");
         return null;

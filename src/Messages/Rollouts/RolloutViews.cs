@@ -55,13 +55,15 @@ public sealed record RollbackCounters(int Total, int InProgress, int Restored, i
 /// <param name="InProgress">Assigned, not finished.</param>
 /// <param name="Succeeded">Installed the target.</param>
 /// <param name="Failed">Failed.</param>
-public sealed record WaveCounters(int Wave, int Total, int Pending, int InProgress, int Succeeded, int Failed);
+/// <param name="Failing">Of <paramref name="InProgress"/>: devices past the failing threshold, still retrying.</param>
+public sealed record WaveCounters(int Wave, int Total, int Pending, int InProgress, int Succeeded, int Failed, int Failing = 0);
 
 /// <summary>A failed device and why.</summary>
 /// <param name="DeviceId">Device id.</param>
 /// <param name="Wave">Wave number (1-based).</param>
-/// <param name="Reason">Why it counts as failed.</param>
-public sealed record RolloutDeviceFailure(string DeviceId, int Wave, string Reason);
+/// <param name="Reason">Why it counts as failed (or failing).</param>
+/// <param name="Failing">True for a device that is failing but still retrying (not given up).</param>
+public sealed record RolloutDeviceFailure(string DeviceId, int Wave, string Reason, bool Failing = false);
 
 /// <summary>A rollout with its counters: the answer to <see cref="GetRollout"/> and to every accepted command.</summary>
 /// <param name="Spec">What was asked for.</param>

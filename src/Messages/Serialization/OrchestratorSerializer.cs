@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using Akka.Actor;
 using Akka.Serialization;
+using Orchestrator.Messages.Channels;
 using Orchestrator.Messages.Devices;
 using Orchestrator.Messages.Rollouts;
 
@@ -37,6 +38,7 @@ public sealed class OrchestratorSerializer : SerializerWithStringManifest
         [typeof(DeviceCommandAccepted)] = "DeviceCommandAccepted.v1",
         [typeof(RetryAdvice)] = "RetryAdvice.v1",
         [typeof(DeviceCommandRejected)] = "DeviceCommandRejected.v1",
+        [typeof(CheckInDeferred)] = "CheckInDeferred.v1",
         // Persisted events
         [typeof(DeviceRegistered)] = "DeviceRegistered.v1",
         [typeof(DeviceCheckedIn)] = "DeviceCheckedIn.v1",
@@ -70,6 +72,7 @@ public sealed class OrchestratorSerializer : SerializerWithStringManifest
         [typeof(RolloutDeviceAssigned)] = "RolloutDeviceAssigned.v1",
         [typeof(RolloutDeviceSucceeded)] = "RolloutDeviceSucceeded.v1",
         [typeof(RolloutDeviceFailed)] = "RolloutDeviceFailed.v1",
+        [typeof(RolloutDeviceFailing)] = "RolloutDeviceFailing.v1",
         [typeof(RolloutWaveThresholdMet)] = "RolloutWaveThresholdMet.v1",
         [typeof(RolloutWaveStarted)] = "RolloutWaveStarted.v1",
         [typeof(RolloutPaused)] = "RolloutPaused.v1",
@@ -84,6 +87,20 @@ public sealed class OrchestratorSerializer : SerializerWithStringManifest
         [typeof(RolloutRegistered)] = "RolloutRegistered.v1",
         [typeof(RolloutSnapshot)] = "RolloutSnapshot.v1",
         [typeof(RolloutCoordinatorSnapshot)] = "RolloutCoordinatorSnapshot.v1",
+        // Channels: commands, replies, pub-sub view, events, snapshot
+        [typeof(GetChannels)] = "GetChannels.v1",
+        [typeof(SetChannelRelease)] = "SetChannelRelease.v1",
+        [typeof(SyncRolloutChannel)] = "SyncRolloutChannel.v1",
+        [typeof(RolloutChannelSynced)] = "RolloutChannelSynced.v1",
+        [typeof(ChannelRejected)] = "ChannelRejected.v1",
+        [typeof(ChannelView)] = "ChannelView.v1",
+        [typeof(ChannelDirectoryView)] = "ChannelDirectoryView.v1",
+        [typeof(ChannelReleaseSet)] = "ChannelReleaseSet.v1",
+        [typeof(ChannelRolloutStarted)] = "ChannelRolloutStarted.v1",
+        [typeof(ChannelRolloutCompleted)] = "ChannelRolloutCompleted.v1",
+        [typeof(ChannelRolloutRolledBack)] = "ChannelRolloutRolledBack.v1",
+        [typeof(ChannelRolloutAborted)] = "ChannelRolloutAborted.v1",
+        [typeof(ChannelDirectorySnapshot)] = "ChannelDirectorySnapshot.v1",
     }.ToFrozenDictionary();
 
     private static readonly FrozenDictionary<string, Type> TypeByManifest =

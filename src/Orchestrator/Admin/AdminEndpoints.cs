@@ -47,6 +47,8 @@ public static class AdminEndpoints
         app.MapReleaseAdmin();
         app.MapPaletteAdmin();
         app.MapRolloutAdminApi();
+        app.MapTokenAdmin();
+        app.MapChannelAdminApi();
     }
 
     /// <summary>Largest chunk object accepted by the upload route (the store format caps plaintext at 16 MiB).</summary>
@@ -112,11 +114,11 @@ public static class AdminEndpoints
             ctx.Response.Headers.WWWAuthenticate = "Bearer realm=\"orchestrator-admin\"";
             return HttpProblems.Problem(StatusCodes.Status401Unauthorized, "token_missing", "Send Authorization: Bearer <admin token>.");
         }
-        var scopes = tokens.Authenticate(header[7..].Trim());
-        if (scopes is null)
+        var check = tokens.Check(header[7..].Trim(), ctx.RequestServices.GetRequiredService<TimeProvider>().GetUtcNow());
+        if (check.Scopes is not { } scopes)
         {
             ctx.Response.Headers.WWWAuthenticate = "Bearer realm=\"orchestrator-admin\", error=\"invalid_token\"";
-            return HttpProblems.Problem(StatusCodes.Status401Unauthorized, "token_invalid", "The admin token is not recognised.");
+            return HttpProblems.Problem(StatusCodes.Status401Unauthorized, check.Error!, check.Message!);
         }
         return scopes.Contains(scope)
             ? null

@@ -30,8 +30,11 @@ public static class ReleaseEndpoints
     private static IResult Unreadable(Exception ex) =>
         HttpProblems.Problem(StatusCodes.Status409Conflict, "store_unreadable", $"The store cannot be read: {ex.Message}");
 
-    /// <summary>Channel name to version of <paramref name="product"/>.</summary>
-    private static Dictionary<string, string> Channels(FileSystemStore store, string product)
+    /// <summary>
+    /// Channel name to version of <paramref name="product"/>: the node's channels (the source of truth, from this node's
+    /// channel cache) and, for channels the node does not have yet, the store's channel files (they seed them).
+    /// </summary>
+    private static Dictionary<string, string> Channels(FileSystemStore store, string product, HttpContext ctx)
     {
         var result = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var channel in store.EnumerateChannels(product))
@@ -39,6 +42,12 @@ public static class ReleaseEndpoints
             var bytes = store.ReadFile(StoreLayout.ChannelPath(product, channel));
             if (bytes is not null) result[channel] = ChannelPointer.Parse(bytes).Version;
         }
+        if (ctx.RequestServices.GetService<Channels.ChannelCache>()?.View is { } view)
+            foreach (var c in view.Channels.Where(c => c.Product == product))
+            {
+                if (c.Current is null) result.Remove(c.Channel);
+                else result[c.Channel] = c.Current.Version;
+            }
         return result;
     }
 
@@ -61,7 +70,7 @@ public static class ReleaseEndpoints
             {
                 var index = Index(store, product);
                 if (index is null) continue;
-                var channels = Channels(store, product);
+                var channels = Channels(store, product, ctx);
                 products.Add(new ProductReleasesView(product, [.. index.Versions.Select(v => new ReleaseView(v.Version, v.VersionId, v.ManifestPath, v.CreatedUtc,
                     [.. channels.Where(c => c.Value == v.Version).Select(c => c.Key)]))]));
             }
@@ -90,7 +99,7 @@ public static class ReleaseEndpoints
             entry = found;
             var bytes = store.ReadFile(entry.ManifestPath) ?? throw new InvalidInputException($"manifest {entry.ManifestPath} is listed but missing");
             manifest = ManifestSerializer.Parse(bytes);
-            channels = Channels(store, product);
+            channels = Channels(store, product, ctx);
         }
         catch (InvalidInputException ex) { return Unreadable(ex); }
         DeviceList running;

@@ -37,7 +37,9 @@ public sealed record WindowRequest(string? Start, string? End);
 public sealed record CreateRolloutRequest(
     string? Id, string? Product, string? Version, SelectorRequest? Selector, List<WaveRequest>? Waves, bool? RandomizeOrder, int? Seed,
     int? MaxConcurrent, long? BandwidthBytesPerSecond, double? SuccessThreshold, double? ErrorThreshold, int? SoakSeconds,
-    int? MaxAttemptsPerDevice, DateTimeOffset? StartAt, WindowRequest? MaintenanceWindow, string? Operator, int? DeviceTimeoutSeconds = null);
+    int? MaxAttemptsPerDevice, DateTimeOffset? StartAt, WindowRequest? MaintenanceWindow, string? Operator, int? DeviceTimeoutSeconds = null,
+    string? Channel = null,
+    int? FailingAfterAttempts = null);
 
 /// <summary>Optional body of the operator commands.</summary>
 /// <param name="Operator">Who (default: the admin token's user "operator").</param>
@@ -173,8 +175,9 @@ public static class RolloutEndpoints
             new DeviceSelector(sel.Tags ?? [], sel.DeviceIds ?? [], groups),
             waves, r.RandomizeOrder ?? false, r.Seed ?? RandomNumberGenerator.GetInt32(int.MaxValue),
             r.MaxConcurrent ?? 100, r.BandwidthBytesPerSecond ?? 0, r.SuccessThreshold ?? 0.95, r.ErrorThreshold ?? 0.05,
-            r.SoakSeconds ?? 0, r.MaxAttemptsPerDevice ?? 5, r.StartAt, window, string.IsNullOrWhiteSpace(r.Operator) ? "operator" : r.Operator,
-            r.DeviceTimeoutSeconds ?? 0);
+            r.SoakSeconds ?? 0, r.MaxAttemptsPerDevice ?? 0, r.StartAt, window, string.IsNullOrWhiteSpace(r.Operator) ? "operator" : r.Operator,
+            r.DeviceTimeoutSeconds ?? 0, r.Channel ?? Messages.Channels.ChannelRules.DefaultChannel,
+            r.FailingAfterAttempts ?? RolloutRules.DefaultFailingAfterAttempts);
         return RolloutRules.Validate(spec) is { } bad ? (null, Bad(bad.Field, bad.Message)) : (spec, null);
     }
 

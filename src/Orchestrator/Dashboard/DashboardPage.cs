@@ -14,13 +14,15 @@ namespace Orchestrator.Node.Dashboard;
 /// <param name="InProgress">Assigned, not finished.</param>
 /// <param name="Succeeded">Installed the target.</param>
 /// <param name="Failed">Failed.</param>
-public sealed record DashboardWave(int Wave, int Total, int Pending, int InProgress, int Succeeded, int Failed);
+/// <param name="Failing">Of <paramref name="InProgress"/>: failing but still retrying.</param>
+public sealed record DashboardWave(int Wave, int Total, int Pending, int InProgress, int Succeeded, int Failed, int Failing = 0);
 
 /// <summary>A failed device of a rollout.</summary>
 /// <param name="DeviceId">Device id.</param>
 /// <param name="Wave">Wave number.</param>
 /// <param name="Reason">Why.</param>
-public sealed record DashboardRolloutFailure(string DeviceId, int Wave, string Reason);
+/// <param name="Failing">True when the device is failing but still retrying (not given up).</param>
+public sealed record DashboardRolloutFailure(string DeviceId, int Wave, string Reason, bool Failing = false);
 
 /// <summary>One rollout on the dashboard.</summary>
 /// <param name="RolloutId">Id.</param>
@@ -41,7 +43,9 @@ public sealed record DashboardRollout(string RolloutId, string Product, string V
 /// <param name="Fleet">Device state counts, versions, failures.</param>
 /// <param name="RolloutsAvailable">False when this node cannot reach a rollout coordinator.</param>
 /// <param name="Rollouts">Rollouts, newest activity first.</param>
-public sealed record DashboardView(ClusterView Cluster, FleetView Fleet, bool RolloutsAvailable, IReadOnlyList<DashboardRollout> Rollouts);
+/// <param name="Channels">Every product's channels with their current release, from this node's channel cache (empty before it loaded).</param>
+public sealed record DashboardView(ClusterView Cluster, FleetView Fleet, bool RolloutsAvailable, IReadOnlyList<DashboardRollout> Rollouts,
+    IReadOnlyList<Messages.Channels.ChannelView>? Channels = null);
 
 /// <summary>
 /// The fleet dashboard: a static page (<c>GET /</c>, <c>/dashboard/app.js</c>, <c>/dashboard/app.css</c>, embedded in
@@ -73,7 +77,7 @@ public static class DashboardPage
         return Results.Content(reader.ReadToEnd(), contentType);
     }
 
-    private static async Task<IResult> DataAsync(HttpContext ctx, ActorSystem system, FleetViewCache fleetCache)
+    private static async Task<IResult> DataAsync(HttpContext ctx, ActorSystem system, FleetViewCache fleetCache, Channels.ChannelCache channels)
     {
         if (AdminEndpoints.Authorize(ctx, AdminScopes.Read) is { } denied) return denied;
         ctx.Response.Headers.CacheControl = "no-store";
@@ -81,6 +85,7 @@ public static class DashboardPage
         try { fleet = await fleetCache.GetAsync(ctx.RequestAborted).ConfigureAwait(false); }
         catch (RegistryLimitExceededException ex) { return DeviceQueryEndpoints.RegistryLimitProblem(ex); }
         var (available, rollouts) = await DashboardRollouts.ReadAsync(ctx.RequestServices, ctx.RequestAborted).ConfigureAwait(false);
-        return TypedResults.Json(new DashboardView(ClusterEndpoints.Describe(system), fleet, available, rollouts), AdminJson.Options);
+        return TypedResults.Json(new DashboardView(ClusterEndpoints.Describe(system), fleet, available, rollouts, channels.View?.Channels ?? []),
+            AdminJson.Options);
     }
 }

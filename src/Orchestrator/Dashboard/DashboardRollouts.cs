@@ -32,8 +32,8 @@ internal static class DashboardRollouts
             .Take(Shown)
             .Select(v => new DashboardRollout(v.Spec.RolloutId, v.Spec.Target.Product, v.Spec.Target.Version, v.Status.ToString(), v.CurrentWave,
                 v.PauseReason,
-                [.. v.Waves.Select(w => new DashboardWave(w.Wave, w.Total, w.Pending, w.InProgress, w.Succeeded, w.Failed))],
-                [.. v.Failures.Select(f => new DashboardRolloutFailure(f.DeviceId, f.Wave, f.Reason))],
+                [.. v.Waves.Select(w => new DashboardWave(w.Wave, w.Total, w.Pending, w.InProgress, w.Succeeded, w.Failed, w.Failing))],
+                [.. v.Failures.Select(f => new DashboardRolloutFailure(f.DeviceId, f.Wave, f.Reason, f.Failing))],
                 v.UpdatedAt, v.Rollback))
             .ToList();
         return (true, shown);

@@ -14,19 +14,19 @@ public static class DeviceEndpoints
         var g = app.MapGroup("/v1/devices/{deviceId}");
         g.MapPost("/check-in", CheckInAsync);
         g.MapPost("/progress", (string deviceId, HttpContext ctx) =>
-            ReportAsync<ProgressReport>(deviceId, ctx, "progress", DeviceRequestValidation.Validate, (gw, r, ct) => gw.ReportProgressAsync(deviceId, r, ct)));
+            ReportAsync<ProgressReport>(deviceId, ctx, "progress", DeviceRequestValidation.Validate, (gw, r, ct) => gw.ReportProgressAsync(deviceId, r, ct, Sequence(ctx))));
         g.MapPost("/failure", (string deviceId, HttpContext ctx) =>
             ReportAsync<FailureReport>(deviceId, ctx, "failure", DeviceRequestValidation.Validate, async (gw, r, ct) =>
             {
                 // The device actor's backoff (persisted attempt count, capped, jittered) travels as Retry-After.
-                if (await gw.ReportFailureAsync(deviceId, r, ct).ConfigureAwait(false) is { } retry)
+                if (await gw.ReportFailureAsync(deviceId, r, ct, Sequence(ctx)).ConfigureAwait(false) is { } retry)
                     ctx.Response.Headers.RetryAfter = Math.Max(1, (long)Math.Ceiling(retry.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
             }));
         g.MapPost("/completion", (string deviceId, HttpContext ctx) =>
             ReportAsync<CompletionReport>(deviceId, ctx, "completion", DeviceRequestValidation.Validate, (gw, r, ct) =>
             {
                 GatewayMetrics.InstallBytes.Add(r.BytesDownloaded ?? 0, new KeyValuePair<string, object?>("method", r.Method ?? "unknown"));
-                return gw.ReportCompletionAsync(deviceId, r, ct);
+                return gw.ReportCompletionAsync(deviceId, r, ct, Sequence(ctx));
             }));
     }
 
@@ -38,8 +38,8 @@ public static class DeviceEndpoints
         if (!result.Succeeded)
         {
             GatewayMetrics.AuthFailures.Add(1, new KeyValuePair<string, object?>("error", result.Error));
-            ctx.Response.Headers.WWWAuthenticate = "Basic realm=\"orchestrator-devices\"";
-            return HttpProblems.Problem(StatusCodes.Status401Unauthorized, result.Error!, result.Message!);
+            if (result.Status == StatusCodes.Status401Unauthorized) ctx.Response.Headers.WWWAuthenticate = WwwAuthenticate;
+            return HttpProblems.Problem(result.Status, result.Error!, result.Message!);
         }
         if (deviceId is not null && !string.Equals(result.DeviceId, deviceId, StringComparison.Ordinal))
         {
@@ -48,11 +48,20 @@ public static class DeviceEndpoints
                 "The credential belongs to another device; a device may only act as itself.");
         }
         ctx.Items[DeviceIdItem] = result.DeviceId;
+        ctx.Items[SequenceItem] = result.Sequence;
         return null;
     }
 
     /// <summary>Key of the authenticated device id in HttpContext.Items.</summary>
     internal const string DeviceIdItem = "orch.deviceId";
+
+    /// <summary>Key of the authenticated request sequence number in HttpContext.Items.</summary>
+    internal const string SequenceItem = "orch.requestSequence";
+
+    /// <summary>The challenge of a 401 on the device and store routes.</summary>
+    internal const string WwwAuthenticate = $"{Orchestrator.Messages.Protocol.DeviceRequestSignature.Scheme} realm=\"orchestrator-devices\"";
+
+    private static long Sequence(HttpContext ctx) => ctx.Items[SequenceItem] is long s ? s : 0;
 
     private static async Task<IResult> CheckInAsync(string deviceId, HttpContext ctx, NodeSettings settings, DownloadThrottle throttle)
     {
@@ -63,7 +72,7 @@ public static class DeviceEndpoints
             return HttpProblems.Problem(StatusCodes.Status400BadRequest, invalid.Code, invalid.Message);
         return await ForwardAsync(ctx, async gw =>
         {
-            var response = await gw.CheckInAsync(deviceId, request!, ctx.RequestAborted).ConfigureAwait(false);
+            var response = await gw.CheckInAsync(deviceId, request!, ctx.RequestAborted, Sequence(ctx)).ConfigureAwait(false);
             if (response.Action != UpdateAction.None) response = response with { Grant = throttle.IssueGrant(deviceId) };
             GatewayMetrics.CheckIns.Add(1, new KeyValuePair<string, object?>("action", response.Action.ToString()));
             return TypedResults.Json(response, HttpProblems.Json);
@@ -97,6 +106,17 @@ public static class DeviceEndpoints
         }
         catch (DeviceRequestRejectedException ex)
         {
+            if (ex.StatusCode == StatusCodes.Status401Unauthorized)
+            {
+                GatewayMetrics.AuthFailures.Add(1, new KeyValuePair<string, object?>("error", ex.Error));
+                ctx.Response.Headers.WWWAuthenticate = WwwAuthenticate;
+            }
+            if (ex.RetryAfter is { } ra)
+            {
+                ctx.Response.Headers.RetryAfter = ((long)Math.Max(1, Math.Ceiling(ra.TotalSeconds))).ToString(System.Globalization.CultureInfo.InvariantCulture);
+                ctx.Response.Headers.CacheControl = "no-store";
+            }
+            else if (ex.StatusCode == StatusCodes.Status503ServiceUnavailable) ctx.Response.Headers.RetryAfter = "5";
             return HttpProblems.Problem(ex.StatusCode, ex.Error, ex.Message);
         }
         catch (Akka.Actor.AskTimeoutException)

@@ -8,17 +8,20 @@ namespace Orchestrator.Node.Gateway;
 /// </summary>
 public interface IDeviceGateway
 {
+    // requestSequence: the authenticated request's sequence number; the device actor refuses one it has already seen
+    // (401 replayed_sequence). 0 means "not from the signed device API" and is not checked.
+
     /// <summary>Decides None/Upgrade/Repair for a validated check-in (the grant is added by the HTTP layer).</summary>
-    Task<CheckInResponse> CheckInAsync(string deviceId, CheckInRequest request, CancellationToken ct);
+    Task<CheckInResponse> CheckInAsync(string deviceId, CheckInRequest request, CancellationToken ct, long requestSequence = 0);
 
     /// <summary>Records download progress.</summary>
-    Task ReportProgressAsync(string deviceId, ProgressReport report, CancellationToken ct);
+    Task ReportProgressAsync(string deviceId, ProgressReport report, CancellationToken ct, long requestSequence = 0);
 
     /// <summary>Records a failed attempt; returns how long the device should wait before retrying (null: its own backoff).</summary>
-    Task<TimeSpan?> ReportFailureAsync(string deviceId, FailureReport report, CancellationToken ct);
+    Task<TimeSpan?> ReportFailureAsync(string deviceId, FailureReport report, CancellationToken ct, long requestSequence = 0);
 
     /// <summary>Records a completed, verified install.</summary>
-    Task ReportCompletionAsync(string deviceId, CompletionReport report, CancellationToken ct);
+    Task ReportCompletionAsync(string deviceId, CompletionReport report, CancellationToken ct, long requestSequence = 0);
 }
 
 /// <summary>
@@ -32,4 +35,7 @@ public sealed class DeviceRequestRejectedException(int statusCode, string error,
 
     /// <summary>Stable machine-readable error code.</summary>
     public string Error { get; } = error;
+
+    /// <summary>When set, sent as <c>Retry-After</c> (whole seconds, rounded up).</summary>
+    public TimeSpan? RetryAfter { get; init; }
 }

@@ -3,6 +3,7 @@ using Akka.Hosting;
 using Orchestrator.ChunkStore.Throttling;
 using Orchestrator.Messages.Devices;
 using Orchestrator.Messages.Protocol;
+using Orchestrator.Node.Channels;
 using Orchestrator.Node.Hosting;
 
 namespace Orchestrator.Node.Gateway;
@@ -21,18 +22,23 @@ public sealed class DeviceShardRegion
 /// </summary>
 public sealed class ShardedDeviceGateway(
     IRequiredActor<DeviceShardRegion> region, InstalledReleaseInspector inspector, NodeSettings settings, TimeProvider clock,
-    DownloadThrottle throttle, Trust.DirectorSigner director) : IDeviceGateway
+    DownloadThrottle throttle, ChannelCache channelCache, StoreChannelSeeder channelSeeder, Trust.DirectorSigner director) : IDeviceGateway
 {
     private TimeSpan Timeout => settings.Gateway.DeviceAskTimeout;
 
     /// <inheritdoc />
-    public async Task<CheckInResponse> CheckInAsync(string deviceId, CheckInRequest request, CancellationToken ct)
+    public async Task<CheckInResponse> CheckInAsync(string deviceId, CheckInRequest request, CancellationToken ct, long requestSequence = 0)
     {
         var facts = inspector.Inspect(request);
+        var channels = await ChannelsAsync(request.Product, ct).ConfigureAwait(false);
         var command = Build(() => new CheckIn(deviceId, request.Product, request.InstalledVersionId, request.InventoryDigest,
             facts.ExpectedDigest, facts.InstalledVersion, facts.InstalledManifestPath, facts.DifferingPaths, request.AgentVersion, clock.GetUtcNow(),
-            request.Stale == true));
+            requestSequence, channels, request.Stale == true));
         var answer = await AskAsync(command, ct).ConfigureAwait(false);
+        if (answer is CheckInDeferred deferred)
+            throw new DeviceRequestRejectedException(429, "retry_later",
+                $"Device '{deviceId}' failed attempt {deferred.Attempt} and was told to retry in {deferred.RetryAfterMs} ms; check in again after Retry-After.")
+            { RetryAfter = TimeSpan.FromMilliseconds(deferred.RetryAfterMs) };
         var decision = answer as CheckInDecision ?? throw Unexpected(answer);
         throttle.JoinRollout(deviceId, decision.Action == UpdateAction.Upgrade ? decision.RolloutId : null, decision.BandwidthBytesPerSecond);
         var mirrors = settings.Gateway.Mirrors.Count == 0 ? null : settings.Gateway.Mirrors;
@@ -40,33 +46,48 @@ public sealed class ShardedDeviceGateway(
         // The directive is what the agent acts on; the unsigned fields stay for agents provisioned without a root.
         var directive = request.Nonce is null ? null : director.Sign(deviceId, request.Nonce, decision, request.Product, request.InstalledVersionId);
         return new CheckInResponse(decision.Action, decision.TargetVersion, decision.TargetVersionId, decision.ManifestPath,
-            decision.Action == UpdateAction.Repair ? decision.RepairFiles : null, null, settings.Gateway.NextCheckInSeconds, mirrors, delta, directive);
+            decision.Action == UpdateAction.Repair ? decision.RepairFiles : null, null, settings.Gateway.NextCheckInSeconds, mirrors, delta,
+            settings.Gateway.MirrorsFirst, directive);
     }
 
     /// <inheritdoc />
-    public async Task ReportProgressAsync(string deviceId, ProgressReport report, CancellationToken ct)
+    public async Task ReportProgressAsync(string deviceId, ProgressReport report, CancellationToken ct, long requestSequence = 0)
     {
         // The protocol's progress report is about downloading; verify/install progress arrives as failures or completion.
         var answer = await AskAsync(Build(() => new ReportProgress(deviceId, report.TargetVersionId, WorkPhase.Download,
-            report.BytesDone, report.BytesTotal, report.ChunksDone, report.ChunksTotal, clock.GetUtcNow())), ct).ConfigureAwait(false);
+            report.BytesDone, report.BytesTotal, report.ChunksDone, report.ChunksTotal, clock.GetUtcNow(), requestSequence)), ct).ConfigureAwait(false);
         if (answer is not DeviceCommandAccepted) throw Unexpected(answer);
     }
 
     /// <inheritdoc />
-    public async Task<TimeSpan?> ReportFailureAsync(string deviceId, FailureReport report, CancellationToken ct)
+    public async Task<TimeSpan?> ReportFailureAsync(string deviceId, FailureReport report, CancellationToken ct, long requestSequence = 0)
     {
         var stage = report.Stage switch { "download" => WorkPhase.Download, "verify" => WorkPhase.Verify, _ => WorkPhase.Install };
-        var answer = await AskAsync(Build(() => new ReportFailure(deviceId, report.TargetVersionId, stage, report.Reason, report.Attempt, clock.GetUtcNow())), ct)
+        var answer = await AskAsync(Build(() => new ReportFailure(deviceId, report.TargetVersionId, stage, report.Reason, report.Attempt, clock.GetUtcNow(), requestSequence)), ct)
             .ConfigureAwait(false);
         return answer is RetryAdvice advice ? TimeSpan.FromMilliseconds(advice.RetryAfterMs) : throw Unexpected(answer);
     }
 
     /// <inheritdoc />
-    public async Task ReportCompletionAsync(string deviceId, CompletionReport report, CancellationToken ct)
+    public async Task ReportCompletionAsync(string deviceId, CompletionReport report, CancellationToken ct, long requestSequence = 0)
     {
-        var answer = await AskAsync(Build(() => new ReportCompletion(deviceId, report.InstalledVersionId, report.InventoryDigest, clock.GetUtcNow())), ct)
+        var answer = await AskAsync(Build(() => new ReportCompletion(deviceId, report.InstalledVersionId, report.InventoryDigest, clock.GetUtcNow(), requestSequence)), ct)
             .ConfigureAwait(false);
         if (answer is not DeviceCommandAccepted) throw Unexpected(answer);
+    }
+
+    // The product's channels from this node's cache (no round trip once it is loaded), seeded from store channel files.
+    private async Task<IReadOnlyList<Messages.Channels.ChannelTarget>> ChannelsAsync(string product, CancellationToken ct)
+    {
+        try
+        {
+            var known = await channelCache.ForProductAsync(product, ct).ConfigureAwait(false);
+            return await channelSeeder.SeedMissingAsync(product, known, ct).ConfigureAwait(false);
+        }
+        catch (ChannelsUnavailableException ex)
+        {
+            throw new DeviceRequestRejectedException(503, "channels_unavailable", ex.Message);
+        }
     }
 
     // Commands validate themselves; the HTTP layer validated first, so a throw here means a rule differs between the two.
@@ -82,7 +103,12 @@ public sealed class ShardedDeviceGateway(
         var answer = await actor.Ask<object>(command, Timeout, ct).ConfigureAwait(false);
         if (answer is DeviceCommandRejected rejected)
         {
-            var status = rejected.Code == "wrong_device" ? 403 : 409;
+            var status = rejected.Code switch
+            {
+                "wrong_device" => 403,
+                DeviceRequestSequence.ReplayedCode => 401,
+                _ => 409,
+            };
             throw new DeviceRequestRejectedException(status, rejected.Code, rejected.Message);
         }
         return answer;

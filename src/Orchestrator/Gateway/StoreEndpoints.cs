@@ -80,7 +80,7 @@ public static partial class StoreEndpoints
         if (HttpMethods.IsGet(ctx.Request.Method))
         {
             var deviceId = (string)ctx.Items[DeviceEndpoints.DeviceIdItem]!;
-            var cost = BytesToSend(ctx.Request, data.Length);
+            var cost = BytesToSend(ctx.Request, data.Length, etag);
             var decision = throttle.TryConsume(deviceId, cost);
             if (!decision.Allowed)
             {
@@ -117,11 +117,16 @@ public static partial class StoreEndpoints
         }
     }
 
-    // What a GET will actually send: the single requested range when there is one, else the whole chunk.
-    private static long BytesToSend(HttpRequest request, long length)
+    // What a GET will actually send, so the device is charged exactly that: the single requested range when the file
+    // result will honour it, else the whole chunk. An If-Range that does not name this chunk's ETag strongly (or is a
+    // date: chunks carry no Last-Modified) makes the range void, and the whole chunk is sent.
+    internal static long BytesToSend(HttpRequest request, long length, EntityTagHeaderValue etag)
     {
-        var range = request.GetTypedHeaders().Range;
+        var headers = request.GetTypedHeaders();
+        var range = headers.Range;
         if (range is null || range.Ranges.Count != 1) return length;
+        if (request.Headers.IfRange.Count > 0 && (headers.IfRange?.EntityTag is not { } tag || !tag.Compare(etag, useStrongComparison: true)))
+            return length;
         var r = range.Ranges.First();
         if (r.From is { } from)
         {

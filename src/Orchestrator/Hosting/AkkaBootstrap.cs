@@ -7,6 +7,7 @@ using Orchestrator.ChunkStore.Actors.Backends;
 using Orchestrator.DeviceActors;
 using Orchestrator.DeviceActors.Persistence;
 using Orchestrator.DeviceActors.Sharding;
+using Orchestrator.Node.Channels;
 using Orchestrator.Node.Gateway;
 using Orchestrator.Node.Rollouts;
 
@@ -63,6 +64,8 @@ public static class AkkaBootstrap
         DevicePersistenceOptions devicePersistence)
     {
         var node = settings.Node;
+        var channelCache = new ChannelCache();
+        services.AddSingleton(channelCache);
         services.AddAkka(node.ActorSystemName, builder =>
         {
             // Akka's own log lines go through Microsoft.Extensions.Logging, so one configuration (Logging:LogLevel,
@@ -110,10 +113,13 @@ public static class AkkaBootstrap
                 // The admin API's device queries and the dashboard read the registry read model (gateway nodes serve them).
                 if (settings.HasRole(NodeRoles.Gateway))
                     registry.Register<DeviceRegistryActor>(DeviceSharding.StartRegistry(system));
+                // Channel directory singleton next to the rollouts that move channels; every node gets a proxy and a cache.
+                var channels = ChannelHosting.Start(system, channelCache, ChannelSettings.Default, settings.HasRole(NodeRoles.Rollouts));
+                registry.Register<ChannelDirectoryProxy>(channels);
                 // Rollout coordinator singleton on 'rollouts' nodes; every node gets a proxy for the admin API.
                 registry.Register<RolloutCoordinatorProxy>(
                     RolloutHosting.Start(system, devices, RolloutSettings.Default with { RegistryQueryLimit = settings.Devices.RegistryQueryLimit },
-                        settings.HasRole(NodeRoles.Rollouts)));
+                        settings.HasRole(NodeRoles.Rollouts), channels: channels));
             });
             if (node.SeedNodes.Count == 0)
             {

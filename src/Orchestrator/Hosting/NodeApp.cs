@@ -59,6 +59,9 @@ public static class NodeApp
         Action<IServiceCollection>? services)
     {
         Directory.CreateDirectory(settings.Node.StoreRoot);
+        var largest = LargestObject.In(FileSystemStore.Open(settings.Node.StoreRoot, create: true));
+        if (settings.HasRole(NodeRoles.Gateway) && settings.Throttle.ValidateAgainst(largest.Bytes, largest.Source).ToList() is { Count: > 0 } throttleProblems)
+            throw new InvalidOperationException("Invalid configuration:" + Environment.NewLine + string.Join(Environment.NewLine, throttleProblems.Select(p => "  - " + p)));
 
         builder.WebHost.ConfigureKestrel(k =>
         {
@@ -75,10 +78,12 @@ public static class NodeApp
         s.AddSingleton<DeviceCredentialStore>();
         s.AddSingleton(_ => FileSystemStore.Open(settings.Node.StoreRoot, create: true));
         s.AddSingleton<DeviceAuthentication>();
-        s.AddSingleton(sp => new DownloadThrottle(settings.Throttle, sp.GetRequiredService<TimeProvider>()));
+        s.AddSingleton(sp => new DownloadThrottle(settings.Throttle, sp.GetRequiredService<TimeProvider>()) { MinRolloutBurstBytes = Math.Max(DownloadThrottle.DefaultMinRolloutBurstBytes, largest.Bytes) });
         s.AddSingleton(sp => AdminTokens.LoadOrBootstrap(settings.Admin, settings.Node.DataDirectory));
+        s.AddSingleton<AdminTokenStore>();
         s.AddSingleton(sp => new ChunkClient(sp.GetRequiredService<IRequiredActor<ChunkShardRegion>>(), settings.ChunkStore.AskTimeout));
         s.AddHostedService<NodeStartup>();
+        s.AddHostedService<AdminTokenRefresher>();
 
         IChunkBlobStore? backend = null;
         if (settings.HasRole(NodeRoles.Chunks))
@@ -95,6 +100,7 @@ public static class NodeApp
         s.AddSingleton(devicePersistence);
         s.AddNodeActorSystem(settings, backend, devicePersistence);
         s.AddSingleton<InstalledReleaseInspector>();
+        s.AddSingleton<Channels.StoreChannelSeeder>();
         var trustOptions = builder.Configuration.GetSection(Trust.TrustOptions.Section).Get<Trust.TrustOptions>() ?? new Trust.TrustOptions();
         if (trustOptions.Validate().ToList() is { Count: > 0 } trustProblems)
             throw new InvalidOperationException("Invalid configuration:" + Environment.NewLine + string.Join(Environment.NewLine, trustProblems.Select(p => "  - " + p)));
@@ -106,12 +112,13 @@ public static class NodeApp
         s.AddSingleton(deltaOptions);
         s.AddSingleton<Deltas.DeltaPrecomputer>();
         s.AddHostedService(sp => sp.GetRequiredService<Deltas.DeltaPrecomputer>());
+        if (settings.HasRole(NodeRoles.Gateway)) s.AddHostedService<FleetGauges>();
 
         s.AddHealthChecks()
             .AddCheck<ClusterMemberHealthCheck>("cluster", tags: ["ready"])
             .AddCheck<DatabaseHealthCheck>("database", tags: ["ready"]);
         s.AddOpenTelemetry().WithMetrics(m => m
-            .AddMeter(GatewayMetrics.MeterName, ChunkStoreMetrics.MeterName,
+            .AddMeter(GatewayMetrics.MeterName, ChunkStoreMetrics.MeterName, FleetGauges.MeterName,
                 "Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel")
             .AddPrometheusExporter());
         services?.Invoke(s);
@@ -138,13 +145,15 @@ public static class NodeApp
 
 /// <summary>Start-up work that must finish before the node serves: database schema, admin token.</summary>
 internal sealed class NodeStartup(DeviceCredentialStore credentials, DevicePersistenceOptions devicePersistence, NodeSettings settings,
-    AdminTokens adminTokens, DownloadThrottle throttle, Trust.DirectorSigner director, ILogger<NodeStartup> log) : IHostedService
+    AdminTokens adminTokens, AdminTokenStore adminTokenStore, DownloadThrottle throttle, Trust.DirectorSigner director, ILogger<NodeStartup> log) : IHostedService
 {
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         // Registered before the actor system, so the journal's database is ready before any device actor recovers.
         await devicePersistence.PrepareDatabase(cancellationToken).ConfigureAwait(false);
         await credentials.EnsureSchemaAsync(cancellationToken).ConfigureAwait(false);
+        await adminTokenStore.EnsureSchemaAsync(cancellationToken).ConfigureAwait(false);
+        adminTokens.Refresh(await adminTokenStore.LoadAsync(cancellationToken).ConfigureAwait(false));
         if (adminTokens.BootstrapFile is { } file) log.LogInformation("Admin API bootstrap token (scopes read, operate) is in {File}", file);
         GatewayMetrics.ObserveThrottle(throttle);
         if (director.GeneratedDevelopmentKey)

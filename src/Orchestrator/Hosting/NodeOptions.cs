@@ -167,13 +167,28 @@ public sealed class GatewayOptions
     /// <summary>Plain HTTP mirrors of the store, offered to agents after the gateway.</summary>
     public List<string> Mirrors { get; set; } = [];
 
+    /// <summary>
+    /// Largest difference (seconds) between a device request's signed timestamp and the gateway's clock; outside it the
+    /// request is refused with 401 <c>timestamp_skew</c>. It bounds how long a captured request stays usable at all.
+    /// </summary>
+    public int DeviceClockSkewSeconds { get; set; } = 300;
+
+    /// <summary>Site policy sent at check-in: agents try <see cref="Mirrors"/> (theirs and these) before the gateway.</summary>
+    public bool MirrorsFirst { get; set; }
+
+    /// <summary>How often the fleet and rollout gauges on <c>/metrics</c> are refreshed, in seconds (default 15).</summary>
+    public int FleetGaugeRefreshSeconds { get; set; } = 15;
+
     /// <summary>Problems with the values; empty when valid.</summary>
     public IEnumerable<string> Validate()
     {
         if (MaxRequestBodyBytes < 1024) yield return "Gateway:MaxRequestBodyBytes must be at least 1024.";
         if (MaxInventoryFiles < 1) yield return "Gateway:MaxInventoryFiles must be at least 1.";
         if (NextCheckInSeconds < 1) yield return "Gateway:NextCheckInSeconds must be at least 1.";
+        if (FleetGaugeRefreshSeconds < 1) yield return "Gateway:FleetGaugeRefreshSeconds must be at least 1 (seconds between refreshes of the fleet gauges on /metrics).";
         if (DeviceAskTimeout <= TimeSpan.Zero) yield return "Gateway:DeviceAskTimeout must be positive, e.g. 00:00:10.";
+        if (DeviceClockSkewSeconds is < 1 or > 86_400)
+            yield return $"Gateway:DeviceClockSkewSeconds {DeviceClockSkewSeconds} is out of range; use 1..86400 seconds (default 300).";
         foreach (var m in Mirrors.Where(m => !Uri.TryCreate(m, UriKind.Absolute, out var u) || (u.Scheme != "http" && u.Scheme != "https")))
             yield return $"Gateway:Mirrors entry '{m}' is not an absolute http(s) URL.";
     }
@@ -229,11 +244,17 @@ public sealed class DeviceOptions
     /// </summary>
     public int RegistryQueryLimit { get; set; } = RegistrySelection.DefaultLimit;
 
+    /// <summary>First retry delay a device is told after a failed attempt (before jitter; default 2 s).</summary>
+    public TimeSpan RetryBase { get; set; } = DeviceActorSettings.Default.RetryBase;
+
+    /// <summary>Largest retry delay a device is told (before jitter; default 5 min); check-ins before it are answered 429 retry_later.</summary>
+    public TimeSpan RetryCap { get; set; } = DeviceActorSettings.Default.RetryCap;
+
     /// <summary>The actor settings these options give (the rest from <see cref="DeviceActorSettings.Default"/>).</summary>
     public DeviceActorSettings ToSettings()
     {
         var d = DeviceActorSettings.Default;
-        return new DeviceActorSettings(OfflineAfter, d.SnapshotEvery, d.RetryBase, d.RetryCap, LastSeenPersistInterval);
+        return new DeviceActorSettings(OfflineAfter, d.SnapshotEvery, RetryBase, RetryCap, LastSeenPersistInterval);
     }
 
     /// <summary>Problems, each naming the setting and the fix.</summary>
@@ -242,6 +263,8 @@ public sealed class DeviceOptions
         if (RegistryQueryLimit is < 1 or > QueryDevices.MaxLimit)
             yield return $"Devices:RegistryQueryLimit {RegistryQueryLimit} is out of range; use 1..{QueryDevices.MaxLimit} (default {RegistrySelection.DefaultLimit}).";
         if (OfflineAfter <= TimeSpan.Zero) yield return "Devices:OfflineAfter must be positive, e.g. 00:15:00 (longer than the agents' check-in interval).";
+        if (RetryBase <= TimeSpan.Zero || RetryCap < RetryBase)
+            yield return $"Devices:RetryBase ({RetryBase}) must be positive and Devices:RetryCap ({RetryCap}) at least as long, e.g. 00:00:02 and 00:05:00.";
         if (LastSeenPersistInterval < TimeSpan.Zero || LastSeenPersistInterval >= OfflineAfter)
             yield return $"Devices:LastSeenPersistInterval {LastSeenPersistInterval} must be 0 or more and shorter than Devices:OfflineAfter ({OfflineAfter}), e.g. 00:05:00.";
     }

@@ -53,14 +53,21 @@ public sealed class RolloutActor : ReceivePersistentActor, IWithTimers
     private bool _passRunning;
     private int _observeCursor;
     private bool _tickWanted;
+    private readonly RolloutChannelSync _channelSync;
 
     /// <summary>Props of the actor of <paramref name="rolloutId"/>; its parent must be the <see cref="RolloutCoordinator"/>.</summary>
-    public static Props Props(string rolloutId, IActorRef devices, IActorRef registry, RolloutSettings settings) =>
-        Akka.Actor.Props.Create(() => new RolloutActor(rolloutId, devices, registry, settings));
+    /// <param name="rolloutId">Rollout id.</param>
+    /// <param name="devices">Device shard region or proxy.</param>
+    /// <param name="registry">Device registry read model.</param>
+    /// <param name="settings">Tunables.</param>
+    /// <param name="channels">Channel directory told about every status change (RolloutChannelSync); null: none.</param>
+    public static Props Props(string rolloutId, IActorRef devices, IActorRef registry, RolloutSettings settings, IActorRef? channels = null) =>
+        Akka.Actor.Props.Create(() => new RolloutActor(rolloutId, devices, registry, settings, channels));
 
     /// <summary>Use <see cref="Props"/>.</summary>
-    public RolloutActor(string rolloutId, IActorRef devices, IActorRef registry, RolloutSettings settings)
+    public RolloutActor(string rolloutId, IActorRef devices, IActorRef registry, RolloutSettings settings, IActorRef? channels)
     {
+        _channelSync = new RolloutChannelSync(channels, settings);
         _rolloutId = rolloutId;
         _devices = devices;
         _registry = registry;
@@ -78,6 +85,7 @@ public sealed class RolloutActor : ReceivePersistentActor, IWithTimers
         {
             Context.Parent.Tell(new RolloutClaims(_rolloutId, Claims()));
             if (_state is null) return;
+            _channelSync.Send(_state.Spec, _state.Status, Self);
             BecomeFor(_state.Status);
             ScheduleTick(TimeSpan.Zero);
         });
@@ -106,6 +114,7 @@ public sealed class RolloutActor : ReceivePersistentActor, IWithTimers
             {
                 _state = RolloutState.Create(e);
                 c.ReplyTo.Tell(State.View());
+                _channelSync.Send(State.Spec, State.Status, Self);
                 BecomeFor(State.Status);
                 ScheduleTick(TimeSpan.Zero);
             });
@@ -191,6 +200,11 @@ public sealed class RolloutActor : ReceivePersistentActor, IWithTimers
 
     private void Common()
     {
+        Command<RolloutChannelSync.Result>(r => _channelSync.Settle(r, _state?.Spec, _state?.Status, Self, Timers));
+        Command<RolloutChannelSync.Retry>(_ =>
+        {
+            if (_state is not null) _channelSync.Send(_state.Spec, _state.Status, Self);
+        });
         Command<SaveSnapshotSuccess>(s => DeleteSnapshots(new SnapshotSelectionCriteria(s.Metadata.SequenceNr - 1)));
         Command<SaveSnapshotFailure>(f => _log.Warning(f.Cause, "Snapshot of {0} failed; recovery replays more events", PersistenceId));
         Command<DeleteSnapshotsSuccess>(_ => { });
@@ -241,6 +255,8 @@ public sealed class RolloutActor : ReceivePersistentActor, IWithTimers
         PersistAll(batch, _ => { });
         DeferAsync(batch, _ =>
         {
+            // After the write: the channel moves only for a status that recovery would restore.
+            _channelSync.Send(State.Spec, State.Status, Self);
             // A snapshot holds every device record, so on a large rollout it is taken at most once per device's worth of
             // events: the write cost per event stays constant instead of growing with the fleet.
             if (LastSequenceNr - _lastSnapshot >= Math.Max(_settings.SnapshotEvery, State.DeviceCount))
@@ -308,10 +324,10 @@ public sealed class RolloutActor : ReceivePersistentActor, IWithTimers
             var rollback = State.Status == RolloutStatus.RolledBack;
             var targets = State.Devices.Where(d => rollback ? d.Outcome != RolloutDeviceOutcome.Pending : d.Outcome == RolloutDeviceOutcome.InProgress)
                 .ToList();
-            return new PassInput(State.Spec, targets, rollback, State.RollbackVersions, [], NoDevices, [], false, Context.Parent, NoDevices);
+            return new PassInput(State.Spec, targets, rollback, State.RollbackVersions, [], NoDevices, [], false, Context.Parent, NoDevices, NoDevices);
         }
         if (State.RollbackInProgress() is { Count: > 0 } restoring)
-            return new PassInput(State.Spec, [], false, [], [], NoDevices, [], false, Context.Parent, NoDevices, restoring);
+            return new PassInput(State.Spec, [], false, [], [], NoDevices, [], false, Context.Parent, NoDevices, NoDevices, restoring);
         if (!State.IsActive) return null;
         var inFlight = State.Started ? State.InProgress() : [];
         var observe = Rotate(inFlight, _settings.MaxObservePerPass);
@@ -321,7 +337,7 @@ public sealed class RolloutActor : ReceivePersistentActor, IWithTimers
         var joinDue = Now >= _nextJoinCheck;
         // The set of every device id is only needed to filter late joiners: build it on those passes only.
         var known = joinDue ? State.Devices.Select(d => d.DeviceId).ToHashSet(StringComparer.Ordinal) : NoDevices;
-        return new PassInput(State.Spec, [], false, [], observe, timedOut, toAssign, joinDue, Context.Parent, known);
+        return new PassInput(State.Spec, [], false, [], observe, timedOut, toAssign, joinDue, Context.Parent, known, State.Failing());
     }
 
     /// <summary>The next <paramref name="max"/> of <paramref name="ids"/> after the previous pass's, wrapping around.</summary>
@@ -400,23 +416,29 @@ public sealed class RolloutActor : ReceivePersistentActor, IWithTimers
             {
                 var seen = s.LastSeen is { } at ? $"last seen {at:u}" : "never checked in";
                 var reason = $"did not install {target.Version} within {TimeSpan.FromSeconds(input.Spec.DeviceTimeoutSeconds)} of its assignment ({seen})";
-                if (await Cancel(s.DeviceId, reason)) facts.Add(new RolloutDeviceFailed(s.DeviceId, reason, Now));
+                if (await Cancel(s.DeviceId, reason, giveUp: true)) facts.Add(new RolloutDeviceFailed(s.DeviceId, reason, Now));
             }
             else if (s.Target is null || s.Target.RolloutId != _rolloutId || s.Target.VersionId != target.VersionId)
                 facts.Add(new RolloutDeviceFailed(s.DeviceId,
                     $"assignment removed outside this rollout (device now targets {(s.Target is null ? "nothing" : $"{s.Target.Version} of {s.Target.RolloutId}")})", Now));
-            else if (s.FailedAttempts >= input.Spec.MaxAttemptsPerDevice)
+            else if (input.Spec.MaxAttemptsPerDevice > 0 && s.FailedAttempts >= input.Spec.MaxAttemptsPerDevice)
             {
                 // Stop the device retrying before counting it failed; if the cancel does not get through, try again next poll.
                 var reason = $"gave up after {s.FailedAttempts} failed attempts (last: {s.LastFailure?.Stage} {s.LastFailure?.Reason})";
-                if (await Cancel(s.DeviceId, reason)) facts.Add(new RolloutDeviceFailed(s.DeviceId, reason, Now));
+                if (await Cancel(s.DeviceId, reason, giveUp: true)) facts.Add(new RolloutDeviceFailed(s.DeviceId, reason, Now));
+            }
+            else if (s.FailedAttempts >= input.Spec.FailingAfterAttempts && !input.Failing.Contains(s.DeviceId))
+            {
+                // Counted once when it crosses the threshold; it keeps its assignment and retries until it succeeds.
+                facts.Add(new RolloutDeviceFailing(s.DeviceId, s.FailedAttempts,
+                    $"failing: {s.FailedAttempts} failed attempts, still retrying (last: {s.LastFailure?.Stage} {s.LastFailure?.Reason})", Now));
             }
         }
     }
 
-    private async Task<bool> Cancel(string deviceId, string reason)
+    private async Task<bool> Cancel(string deviceId, string reason, bool giveUp = false)
     {
-        try { return await AskDevice<DeviceCommandAccepted>(new CancelAssignment(deviceId, "rollout:" + _rolloutId, reason)) is not null; }
+        try { return await AskDevice<DeviceCommandAccepted>(new CancelAssignment(deviceId, "rollout:" + _rolloutId, reason, giveUp)) is not null; }
         catch (DeviceRejection) { return true; } // nothing to cancel there
     }
 
@@ -461,7 +483,8 @@ public sealed class RolloutActor : ReceivePersistentActor, IWithTimers
         }
         var spec = input.Spec;
         var fresh = list.Devices
-            .Where(d => d.Product == spec.Target.Product && spec.Selector.Matches(d.DeviceId, d.Tags) && !input.Known.Contains(d.DeviceId))
+            .Where(d => d.Product == spec.Target.Product && spec.Selector.Matches(d.DeviceId, d.Tags) && !input.Known.Contains(d.DeviceId)
+                        && Messages.Channels.ChannelRules.ChannelOf(d.Tags) == spec.Channel)
             .Select(d => d.DeviceId).ToList();
         if (fresh.Count == 0) return;
         var granted = await input.Coordinator.Ask<DevicesClaimed>(new ClaimDevices(_rolloutId, fresh), _settings.AskTimeout);
@@ -538,6 +561,7 @@ public sealed class RolloutActor : ReceivePersistentActor, IWithTimers
         bool JoinDue,
         IActorRef Coordinator,
         IReadOnlySet<string> Known,
+        IReadOnlySet<string> Failing,
         IReadOnlyList<RolloutDeviceRecord>? Restoring = null);
 
     /// <summary>Facts a pass established, applied on the actor's thread; local only.</summary>

@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Event;
 using Akka.Persistence;
 using Orchestrator.DeviceActors.Registry;
+using Orchestrator.Messages.Channels;
 using Orchestrator.Messages.Devices;
 using Orchestrator.Messages.Rollouts;
 
@@ -22,6 +23,7 @@ public sealed class RolloutCoordinator : ReceivePersistentActor, IWithTimers
     public const string CoordinatorPersistenceId = "rollout-coordinator";
 
     private readonly IActorRef _devices;
+    private readonly IActorRef _channels;
     private readonly Props _registryProps;
     private readonly RolloutSettings _settings;
     private readonly ILoggingAdapter _log = Context.GetLogger();
@@ -34,12 +36,14 @@ public sealed class RolloutCoordinator : ReceivePersistentActor, IWithTimers
     /// <param name="devices">Device shard region or proxy.</param>
     /// <param name="registryProps">Props of the device registry read model (its child).</param>
     /// <param name="settings">Rollout tunables.</param>
-    public static Props Props(IActorRef devices, Props registryProps, RolloutSettings settings) =>
-        Akka.Actor.Props.Create(() => new RolloutCoordinator(devices, registryProps, settings));
+    /// <param name="channels">Channel directory the rollouts report their status to; null: none.</param>
+    public static Props Props(IActorRef devices, Props registryProps, RolloutSettings settings, IActorRef? channels = null) =>
+        Akka.Actor.Props.Create(() => new RolloutCoordinator(devices, registryProps, settings, channels));
 
     /// <summary>Use <see cref="Props"/>.</summary>
-    public RolloutCoordinator(IActorRef devices, Props registryProps, RolloutSettings settings)
+    public RolloutCoordinator(IActorRef devices, Props registryProps, RolloutSettings settings, IActorRef? channels)
     {
+        _channels = channels ?? ActorRefs.Nobody;
         _devices = devices;
         _registryProps = registryProps;
         _settings = settings;
@@ -71,7 +75,7 @@ public sealed class RolloutCoordinator : ReceivePersistentActor, IWithTimers
 
     private IActorRef StartChild(string id)
     {
-        var child = Context.ActorOf(RolloutActor.Props(id, _devices, _registry, _settings), ChildName(id));
+        var child = Context.ActorOf(RolloutActor.Props(id, _devices, _registry, _settings, _channels), ChildName(id));
         Context.Watch(child);
         return child;
     }
@@ -192,14 +196,17 @@ public sealed class RolloutCoordinator : ReceivePersistentActor, IWithTimers
         }
         // Devices of the product matching the selector, plus explicitly named devices (they may not have checked in yet;
         // the admin endpoint refused names that no credential or registration backs).
+        // A rollout moves one channel: known devices of other channels are not selected, even when named explicitly.
+        var otherChannel = known.Devices.Where(d => ChannelRules.ChannelOf(d.Tags) != spec.Channel).Select(d => d.DeviceId).ToHashSet(StringComparer.Ordinal);
         var selected = known.Devices
             .Where(d => d.Product == spec.Target.Product && spec.Selector.Matches(d.DeviceId, d.Tags)).Select(d => d.DeviceId)
             .Concat(spec.Selector.ExplicitIds())
+            .Where(d => !otherChannel.Contains(d))
             .Distinct(StringComparer.Ordinal).ToList();
         if (selected.Count == 0)
         {
             replyTo.Tell(new RolloutRejected(spec.RolloutId, "invalid_request", "selector",
-                $"The selector matches no device of product '{spec.Target.Product}' (a rollout to nobody would never finish). " +
+                $"The selector matches no device of product '{spec.Target.Product}' in channel '{spec.Channel}' (a rollout to nobody would never finish). " +
                 "Check the tags and groups (orch device list --tag T), or register the devices first (orch device provision ID --product " +
                 $"{spec.Target.Product} --tags a,b)."));
             return;

@@ -28,12 +28,14 @@ public static class RolloutHosting
     /// <param name="settings">Rollout tunables.</param>
     /// <param name="hostsSingleton">True on nodes with role <see cref="Role"/>.</param>
     /// <param name="registryProps">Device registry props (default: the real read model).</param>
-    public static IActorRef Start(ActorSystem system, IActorRef devices, RolloutSettings settings, bool hostsSingleton, Props? registryProps = null)
+    /// <param name="channels">Channel directory (proxy) that rollouts report their status to; null: no channel moves (tests).</param>
+    public static IActorRef Start(ActorSystem system, IActorRef devices, RolloutSettings settings, bool hostsSingleton, Props? registryProps = null,
+        IActorRef? channels = null)
     {
         if (hostsSingleton)
         {
             system.ActorOf(ClusterSingletonManager.Props(
-                RolloutCoordinator.Props(devices, registryProps ?? DeviceRegistry.Props(), settings),
+                RolloutCoordinator.Props(devices, registryProps ?? DeviceRegistry.Props(), settings, channels),
                 PoisonPill.Instance,
                 ClusterSingletonManagerSettings.Create(system).WithRole(Role).WithSingletonName("coordinator")), ManagerName);
         }

@@ -135,13 +135,16 @@ public sealed class RolloutState
                 foreach (var id in j.DeviceIds) Add(id, WaveCount - 1);
                 break;
             case RolloutDeviceAssigned a:
-                Set(a.DeviceId, d => d with { Outcome = RolloutDeviceOutcome.InProgress, PreviousVersionId = a.PreviousVersionId, FailureReason = null, AssignedAt = a.At });
+                Set(a.DeviceId, d => d with { Outcome = RolloutDeviceOutcome.InProgress, PreviousVersionId = a.PreviousVersionId, FailureReason = null, AssignedAt = a.At, FailingAttempts = 0 });
                 break;
             case RolloutDeviceSucceeded ok:
-                Set(ok.DeviceId, d => d with { Outcome = RolloutDeviceOutcome.Succeeded, FailureReason = null });
+                Set(ok.DeviceId, d => d with { Outcome = RolloutDeviceOutcome.Succeeded, FailureReason = null, FailingAttempts = 0 });
                 break;
             case RolloutDeviceFailed f:
-                Set(f.DeviceId, d => d with { Outcome = RolloutDeviceOutcome.Failed, FailureReason = f.Reason });
+                Set(f.DeviceId, d => d with { Outcome = RolloutDeviceOutcome.Failed, FailureReason = f.Reason, FailingAttempts = 0 });
+                break;
+            case RolloutDeviceFailing f:
+                Set(f.DeviceId, d => d.Outcome == RolloutDeviceOutcome.InProgress ? d with { FailingAttempts = Math.Max(1, f.Attempts), FailureReason = f.Reason } : d);
                 break;
             case RolloutWaveThresholdMet m:
                 if (m.Wave == CurrentWave) ThresholdMetAt = m.At;
@@ -157,7 +160,7 @@ public sealed class RolloutState
             case RolloutResumed:
                 Status = Started ? RolloutStatus.Running : RolloutStatus.Created;
                 PauseReason = null;
-                for (var w = 0; w < WaveCount; w++) AcknowledgedFailures[w] = Count(w, RolloutDeviceOutcome.Failed);
+                for (var w = 0; w < WaveCount; w++) AcknowledgedFailures[w] = Troubled(w);
                 break;
             case RolloutAborted a:
                 Status = RolloutStatus.Aborted;
@@ -187,7 +190,7 @@ public sealed class RolloutState
                 foreach (var id in r.DeviceIds)
                     Set(id, d => d.Outcome == RolloutDeviceOutcome.Failed ? d with { Outcome = RolloutDeviceOutcome.Pending, FailureReason = null } : d);
                 for (var w = 0; w < WaveCount; w++)
-                    AcknowledgedFailures[w] = Math.Min(AcknowledgedFailures[w], Count(w, RolloutDeviceOutcome.Failed));
+                    AcknowledgedFailures[w] = Math.Min(AcknowledgedFailures[w], Troubled(w));
                 if (Status == RolloutStatus.Completed) Status = RolloutStatus.Running;
                 break;
             case RolloutCompleted:
@@ -200,19 +203,29 @@ public sealed class RolloutState
     /// <summary>Devices of <paramref name="wave"/> with <paramref name="outcome"/>.</summary>
     public int Count(int wave, RolloutDeviceOutcome outcome) => _devices.Values.Count(d => d.Wave == wave && d.Outcome == outcome);
 
+    /// <summary>Devices of <paramref name="wave"/> that failed or are failing (both count against the error threshold).</summary>
+    public int Troubled(int wave) => _devices.Values.Count(d => d.Wave == wave && IsTroubled(d));
+
+    private static bool IsTroubled(RolloutDeviceRecord d) =>
+        d.Outcome == RolloutDeviceOutcome.Failed || d.Outcome == RolloutDeviceOutcome.InProgress && d.FailingAttempts > 0;
+
     /// <summary>Exact per-wave counters.</summary>
     public IReadOnlyList<WaveCounters> Counters()
     {
-        var c = new int[WaveCount, 4];
-        foreach (var d in _devices.Values) c[d.Wave, (int)d.Outcome]++;
+        var c = new int[WaveCount, 5];
+        foreach (var d in _devices.Values)
+        {
+            c[d.Wave, (int)d.Outcome]++;
+            if (d.Outcome == RolloutDeviceOutcome.InProgress && d.FailingAttempts > 0) c[d.Wave, 4]++;
+        }
         return Enumerable.Range(0, WaveCount).Select(w => new WaveCounters(w + 1,
-            c[w, 0] + c[w, 1] + c[w, 2] + c[w, 3], c[w, 0], c[w, 1], c[w, 2], c[w, 3])).ToList();
+            c[w, 0] + c[w, 1] + c[w, 2] + c[w, 3], c[w, 0], c[w, 1], c[w, 2], c[w, 3], c[w, 4])).ToList();
     }
 
     /// <summary>The answer to queries and accepted commands.</summary>
     public RolloutView View() => new(Spec, Status, CurrentWave + 1, PauseReason, Counters(),
-        Devices.Where(d => d.Outcome == RolloutDeviceOutcome.Failed).Take(100)
-            .Select(d => new RolloutDeviceFailure(d.DeviceId, d.Wave + 1, d.FailureReason ?? ""))
+        Devices.Where(IsTroubled).Take(100)
+            .Select(d => new RolloutDeviceFailure(d.DeviceId, d.Wave + 1, d.FailureReason ?? "", d.Outcome == RolloutDeviceOutcome.InProgress))
             .Concat(Devices.Where(d => d.Rollback == RollbackOutcome.Failed).Take(100)
                 .Select(d => new RolloutDeviceFailure(d.DeviceId, d.Wave + 1, "rollback: " + d.RollbackFailure)))
             .ToList(),
@@ -251,10 +264,14 @@ public sealed class RolloutState
         for (var w = 0; w <= CurrentWave; w++)
         {
             var c = counters[w];
-            var unacknowledged = c.Failed - AcknowledgedFailures[w];
-            if (unacknowledged > 0 && c.Failed > Spec.ErrorThreshold * c.Total)
+            // Devices that are failing but still retrying count with those that failed: a wave whose devices cannot
+            // install pauses the rollout even though no device is ever given up.
+            var troubled = c.Failed + c.Failing;
+            var unacknowledged = troubled - AcknowledgedFailures[w];
+            if (unacknowledged > 0 && troubled > Spec.ErrorThreshold * c.Total)
                 return new RolloutPaused("system",
-                    $"wave {w + 1}: {c.Failed} of {c.Total} devices failed, above the error threshold of {Spec.ErrorThreshold:P0}; " +
+                    $"wave {w + 1}: {troubled} of {c.Total} devices failed or are failing ({c.Failed} failed, {c.Failing} failing after " +
+                    $"{Spec.FailingAfterAttempts} or more failed attempts and still retrying), above the error threshold of {Spec.ErrorThreshold:P0}; " +
                     "inspect the failures, then resume, retry-failed, abort or rollback", now);
         }
         var cur = counters[CurrentWave];
@@ -290,6 +307,10 @@ public sealed class RolloutState
     public bool TimedOut(string deviceId, DateTimeOffset now) =>
         Spec.DeviceTimeoutSeconds > 0 && Find(deviceId) is { Outcome: RolloutDeviceOutcome.InProgress, AssignedAt: { } at }
         && now - at >= TimeSpan.FromSeconds(Spec.DeviceTimeoutSeconds);
+
+    /// <summary>Devices with an unfinished assignment already counted as failing.</summary>
+    public IReadOnlySet<string> Failing() =>
+        Devices.Where(d => d.Outcome == RolloutDeviceOutcome.InProgress && d.FailingAttempts > 0).Select(d => d.DeviceId).ToHashSet(StringComparer.Ordinal);
 
     /// <summary>Devices with an unfinished assignment.</summary>
     public IReadOnlyList<string> InProgress() => Devices.Where(d => d.Outcome == RolloutDeviceOutcome.InProgress).Select(d => d.DeviceId).ToList();

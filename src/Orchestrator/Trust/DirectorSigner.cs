@@ -81,7 +81,7 @@ public sealed class DirectorSigner : IDisposable
     {
         var now = _clock.GetUtcNow();
         var sha = decision.Action == UpdateAction.None || decision.ManifestPath is null ? null : ManifestSha256(decision.ManifestPath);
-        var downgrade = decision.Downgrade && decision.TargetVersionId is { } to && decision.RolloutId is { } rollout
+        var downgrade = decision.AuthorizedDowngrade && decision.TargetVersionId is { } to && decision.RolloutId is { } rollout
             ? new DowngradeAuthorization(installedVersionId, to, rollout)
             : null;
         var directive = new Directive(1, "directive", deviceId, decision.Product ?? product, nonce, now, now + _lifetime, decision.Action,

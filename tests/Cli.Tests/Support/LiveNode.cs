@@ -55,9 +55,11 @@ public sealed class LiveNode : IAsyncLifetime
         Assert.Equal(0, v1.ExitCode);
         V1 = (v1.Json.GetProperty("versionId").GetInt64(), v1.Json.GetProperty("inventoryDigest").GetString()!);
         File.WriteAllText(Path.Combine(tree, "bin/app"), "app v2");
-        var v2 = await Cli.Orch("publish", "--store", StoreRoot, "--keys", Cli.Keys, "--product", "acme", "--version", "2.0.0", "--channel", "stable", "--json", tree);
+        var v2 = await Cli.Orch("publish", "--store", StoreRoot, "--keys", Cli.Keys, "--product", "acme", "--version", "2.0.0", "--channel", "beta", "--json", tree);
         Assert.Equal(0, v2.ExitCode);
         V2 = (v2.Json.GetProperty("versionId").GetInt64(), v2.Json.GetProperty("inventoryDigest").GetString()!);
+        // The channel file seeds the node's channel "beta"; the fleet below is in "stable", which has no release, so its
+        // devices keep the states this fixture gives them (a stable channel at 2.0.0 would tell fleet-a to upgrade).
 
         foreach (var id in new[] { "fleet-a", "fleet-b", "fleet-c" })
         {
@@ -98,7 +100,7 @@ public sealed class LiveNode : IAsyncLifetime
     public async Task<HttpResponseMessage> DevicePostAsync(string deviceId, string route, object body)
     {
         using var req = new HttpRequestMessage(HttpMethod.Post, $"/v1/devices/{deviceId}/{route}") { Content = JsonContent.Create(body, body.GetType()) };
-        req.Headers.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes($"{deviceId}:{Secrets[deviceId]}")));
+        await DeviceSigning.SignAsync(req, deviceId, Secrets[deviceId]);
         return await Http.SendAsync(req);
     }
 

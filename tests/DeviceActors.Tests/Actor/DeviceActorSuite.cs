@@ -43,6 +43,38 @@ public abstract class DeviceActorSuite<TSelf>(ITestOutputHelper output) : Databa
     }
 
     [BackendFact]
+    public async Task Replayed_request_sequences_are_refused_before_and_after_the_actor_restarts()
+    {
+        var kit = NewKit();
+        const string id = "dev-replay";
+        var settings = new DeviceActorSettings(TimeSpan.FromSeconds(600), 100, TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(2), TimeSpan.FromMinutes(5));
+        var a = kit.Sys.ActorOf(DeviceActor.Props(id, settings));
+        await Ask<CheckInDecision>(a, Clean(id, 3) with { RequestSequence = 10 });
+        // A heartbeat journals nothing, but its sequence number is used up in memory.
+        await Ask<CheckInDecision>(a, Clean(id, 3) with { RequestSequence = 11, Timestamp = T0.AddMinutes(1) });
+        Assert.Equal(1, await Db.Scalar($"SELECT COUNT(*) FROM journal WHERE persistence_id = '{Pid(id)}'"));
+        var replayedBeat = await Ask<DeviceCommandRejected>(a, Clean(id, 3) with { RequestSequence = 11, Timestamp = T0.AddMinutes(1) });
+        Assert.Equal(DeviceRequestSequence.ReplayedCode, replayedBeat.Code);
+
+        await Ask<DeviceCommandAccepted>(a, new AssignTarget(id, "acme", "4.0", 4, "manifests/acme/4.json", "r1"));
+        Assert.Equal(UpdateAction.Upgrade, (await Ask<CheckInDecision>(a, Clean(id, 3) with { RequestSequence = 12 })).Action);
+        var failure = new ReportFailure(id, 4, WorkPhase.Download, "connection reset", 1, T0, 13);
+        Assert.Equal(1, (await Ask<RetryAdvice>(a, failure)).Attempt);
+        Assert.Equal(DeviceRequestSequence.ReplayedCode, (await Ask<DeviceCommandRejected>(a, failure)).Code);
+        var journaled = await Db.Scalar($"SELECT COUNT(*) FROM journal WHERE persistence_id = '{Pid(id)}'");
+
+        kit.Watch(a);
+        a.Tell(Kill.Instance);
+        kit.ExpectTerminated(a, Wait);
+        var again = kit.Sys.ActorOf(DeviceActor.Props(id, settings));
+        // The failure's sequence number was journaled with it: after recovery the replay is still refused.
+        Assert.Equal(DeviceRequestSequence.ReplayedCode, (await Ask<DeviceCommandRejected>(again, failure)).Code);
+        var state = await Ask<DeviceState>(again, new GetDeviceState(id));
+        Assert.Equal((1, 13L), (state.FailedAttempts, state.LastRequestSequence));
+        Assert.Equal(journaled, await Db.Scalar($"SELECT COUNT(*) FROM journal WHERE persistence_id = '{Pid(id)}'"));
+    }
+
+    [BackendFact]
     public async Task Upgrade_flow_is_persisted_and_recovered_after_the_actor_is_killed()
     {
         var kit = NewKit();

@@ -162,8 +162,14 @@ public sealed class DeviceStateMachineTests
             Assert.Equal(DeviceStatus.Failed, _state.Status);
             if (i == 5)
             {
-                // The agent restarts and checks in: same work, the attempt count survives.
-                Assert.Equal(UpdateAction.Upgrade, Assert.IsType<CheckInDecision>(Run(Clean(3))).Action);
+                // The agent restarts and checks in before the announced retry time: the same work is not re-offered yet,
+                // and nothing changes.
+                var before = _state;
+                var deferred = Assert.IsType<CheckInDeferred>(Run(Clean(3)));
+                Assert.Equal((5, advice.RetryAfterMs), (deferred.Attempt, deferred.RetryAfterMs));
+                Assert.Equal(before, _state);
+                // After it: same work, the attempt count survives.
+                Assert.Equal(UpdateAction.Upgrade, Assert.IsType<CheckInDecision>(Run(Clean(3) with { Timestamp = T0.AddMilliseconds(advice.RetryAfterMs) })).Action);
                 Assert.Equal(5, _state.FailedAttempts);
             }
         }
@@ -172,6 +178,29 @@ public sealed class DeviceStateMachineTests
         Run(new ReportProgress(Id, 4, WorkPhase.Download, 1, 10, 1, 10, T0));
         Assert.Equal(DeviceStatus.Downloading, _state.Status);
         Assert.Equal(12, _state.FailedAttempts);
+    }
+
+    [Fact]
+    public void A_device_its_rollout_gave_up_on_stays_failed_with_the_reason_until_new_work()
+    {
+        Run(Clean(3));
+        Run(Target(4));
+        Run(Clean(3));
+        Run(new ReportFailure(Id, 4, WorkPhase.Verify, "hash mismatch", 1, T0));
+        Assert.IsType<DeviceCommandAccepted>(Run(new CancelAssignment(Id, "rollout:r1", "did not install 4.0 within 00:01:00", GiveUp: true)));
+        Assert.Equal(DeviceStatus.Failed, _state.Status);
+        Assert.Null(_state.Work);
+        Assert.Null(_state.Target);
+        Assert.Equal(("did not install 4.0 within 00:01:00", WorkPhase.Verify, 1), (_state.LastFailure!.Reason, _state.LastFailure.Stage, _state.FailedAttempts));
+        // It checks in with nothing to do: still shown as failed.
+        Assert.Equal(UpdateAction.None, Assert.IsType<CheckInDecision>(Run(Clean(3) with { Timestamp = T0.AddHours(1) })).Action);
+        Assert.Equal(DeviceStatus.Failed, _state.Status);
+        Assert.NotNull(_state.LastFailure);
+        // New work replaces the failure.
+        Run(Target(4));
+        Assert.Equal(UpdateAction.Upgrade, Assert.IsType<CheckInDecision>(Run(Clean(3) with { Timestamp = T0.AddHours(2) })).Action);
+        Assert.Equal((DeviceStatus.UpgradeAssigned, 0), (_state.Status, _state.FailedAttempts));
+        Assert.Null(_state.LastFailure);
     }
 
     [Fact]

@@ -23,7 +23,7 @@ public sealed class DeviceTrustRulesTests
 
     private static CheckIn Clean(long version, string product = "acme", bool stale = false) =>
         new(Id, product, version, "d", version == 0 ? null : "d", version == 0 ? null : $"{version}.0", version == 0 ? null : $"manifests/acme/{version}.json",
-            [], "1.0", T0, stale);
+            [], "1.0", T0, Stale: stale);
 
     private static AssignTarget Target(long version, bool downgrade = false) =>
         new(Id, "acme", $"{version}.0", version, $"manifests/acme/{version}.json", "r1", 0, downgrade);
@@ -59,7 +59,7 @@ public sealed class DeviceTrustRulesTests
         Assert.IsType<DeviceCommandAccepted>(Run(Target(3, downgrade: true)));
         var d = Assert.IsType<CheckInDecision>(Run(Clean(4)));
         Assert.Equal(UpdateAction.Upgrade, d.Action);
-        Assert.True(d.Downgrade);
+        Assert.True(d.AuthorizedDowngrade);
         Assert.Equal(4, d.FloorVersionId);
         Assert.Equal("r1", d.RolloutId);
         Assert.Equal(4, _state.FloorVersionId);

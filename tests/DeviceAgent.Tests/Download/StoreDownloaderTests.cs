@@ -93,9 +93,34 @@ public sealed class StoreDownloaderTests : IDisposable
             lock (auth) auth.Add(ctx.Request.Headers.Authorization);
             await Serve(_chunk)(ctx);
         });
-        var d = Downloader(StoreSource.Gateway(gw.BaseUrl, DeviceCredential.Header("dev-1", "s3cret")), StoreSource.Mirror(mirror.BaseUrl));
+        var d = Downloader(StoreSource.Gateway(gw.BaseUrl, DeviceCredential.Signer("dev-1", "s3cret", RequestSequence.Shared)), StoreSource.Mirror(mirror.BaseUrl));
         await d.FetchChunkAsync(_id, Rel, _chunk.Length + 40, CancellationToken.None);
-        Assert.Equal(["Basic ZGV2LTE6czNjcmV0", ""], auth.Select(a => a ?? "")); // base64("dev-1:s3cret")
+        Assert.Equal(2, auth.Count);
+        Assert.StartsWith("Orch-HMAC-SHA256 device=dev-1, seq=", auth[0]);
+        Assert.DoesNotContain("s3cret", auth[0]);
+        Assert.DoesNotContain(Convert.ToBase64String("s3cret"u8), auth[0]);
+        Assert.Equal("", auth[1] ?? ""); // mirrors get no credential
+    }
+
+    [Fact]
+    public async Task A_429_paces_and_never_fails_a_chunk_however_many_rounds_it_takes()
+    {
+        var requests = 0;
+        await using var server = await TestServer.StartAsync(async ctx =>
+        {
+            if (Interlocked.Increment(ref requests) <= 6)
+            {
+                ctx.Response.StatusCode = 429; // no Retry-After: the agent waits its base backoff
+                return;
+            }
+            await Serve(_chunk)(ctx);
+        });
+        // One round per request: a single failure would give the chunk up, six 429s must not.
+        var d = new StoreDownloader(_http, [StoreSource.Mirror(server.BaseUrl)], Fast, _cache, GrantLimiter.Unlimited) { RoundsPerRequest = 1 };
+        await d.FetchChunkAsync(_id, Rel, _chunk.Length + 40, CancellationToken.None);
+        Assert.Equal(_chunk, _cache.TryRead(_id));
+        Assert.Equal(7, requests);
+        Assert.Equal(6, d.PacedWaits);
     }
 
     [Fact]
@@ -191,6 +216,32 @@ public sealed class StoreDownloaderTests : IDisposable
         var d = Downloader(StoreSource.Mirror(trickle.BaseUrl));
         var e = await Assert.ThrowsAsync<DownloadFailedException>(() => d.FetchChunkAsync(_id, Rel, _chunk.Length + 40, CancellationToken.None));
         Assert.True(e.Message.Contains("below the minimum rate") || e.Message.Contains("slower than the minimum rate"), e.Message);
+    }
+
+    [Fact]
+    public async Task A_tiny_grant_does_not_lower_the_floor_a_trickling_source_is_held_to()
+    {
+        // 50 B/s: below the agent's floor, above what a 100 B/s grant split over parallel requests used to allow.
+        await using var trickle = await TestServer.StartAsync(async ctx =>
+        {
+            ctx.Response.ContentLength = _chunk.Length;
+            try
+            {
+                for (var i = 0; i < _chunk.Length; i++)
+                {
+                    await ctx.Response.Body.WriteAsync(_chunk.AsMemory(i, 1), ctx.RequestAborted);
+                    await ctx.Response.Body.FlushAsync(ctx.RequestAborted);
+                    await Task.Delay(20, ctx.RequestAborted);
+                }
+            }
+            catch (Exception e) when (e is OperationCanceledException or IOException) { }
+        });
+        var d = new StoreDownloader(_http, [StoreSource.Mirror(trickle.BaseUrl)], Fast with { MinBytesPerSecond = 1024 }, _cache, new GrantLimiter(100, null))
+            { RoundsPerRequest = 1 };
+        var sw = Stopwatch.StartNew();
+        var e = await Assert.ThrowsAsync<DownloadFailedException>(() => d.FetchChunkAsync(_id, Rel, _chunk.Length + 40, CancellationToken.None));
+        Assert.Contains("below the minimum rate of 1024 B/s", e.Message);
+        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(10), $"the trickle was held for {sw.Elapsed}");
     }
 
     [Fact]

@@ -10,9 +10,10 @@ using Orchestrator.Messages.Protocol;
 namespace Orchestrator.DeviceAgent.Tests.Support;
 
 /// <summary>
-/// A small real gateway on Kestrel (127.0.0.1, ephemeral port) speaking device protocol v1: HTTP Basic credential,
-/// check-in answered by a test-supplied decision, reports recorded, and the store folder served under /v1/store/
-/// with Range support. Stands in for the node's gateway in agent tests.
+/// A small real gateway on Kestrel (127.0.0.1, ephemeral port) speaking device protocol v2: every request's
+/// Orch-HMAC-SHA256 signature is verified (shared <see cref="DeviceRequestSignature"/>), device-API sequence numbers must
+/// increase, check-in is answered by a test-supplied decision, reports recorded, and the store folder served under
+/// /v1/store/ with Range support. Stands in for the node's gateway in agent tests.
 /// </summary>
 public sealed class FakeGateway : IAsyncDisposable
 {
@@ -24,6 +25,10 @@ public sealed class FakeGateway : IAsyncDisposable
     public ConcurrentQueue<ProgressReport> Progress { get; } = new();
     public ConcurrentQueue<FailureReport> Failures { get; } = new();
     public ConcurrentQueue<CompletionReport> Completions { get; } = new();
+    /// <summary>Device-API requests refused because their sequence number did not increase (the agent must serialize them).</summary>
+    public int SequenceViolations => _sequenceViolations;
+    private int _sequenceViolations;
+    private long _lastDeviceSequence;
     public long StoreBytesServed => Interlocked.Read(ref _storeBytes);
     public int StoreRequests => _storeRequests;
     private long _storeBytes;
@@ -46,7 +51,7 @@ public sealed class FakeGateway : IAsyncDisposable
 
     public static async Task<FakeGateway> StartAsync(string storeRoot, string credential, string deviceId = "dev-1")
     {
-        var expected = Orchestrator.DeviceAgent.Session.DeviceCredential.Header(deviceId, credential).ToString();
+        var key = DeviceRequestSignature.DeriveRequestKey(credential);
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.WebHost.UseKestrel(k => k.Listen(IPAddress.Loopback, 0));
@@ -54,11 +59,33 @@ public sealed class FakeGateway : IAsyncDisposable
         FakeGateway? self = null;
         app.Use(async (ctx, next) =>
         {
-            if (ctx.Request.Headers.Authorization != expected)
+            var header = ctx.Request.Headers.Authorization.ToString();
+            ctx.Request.EnableBuffering();
+            using var body = new MemoryStream();
+            await ctx.Request.Body.CopyToAsync(body);
+            ctx.Request.Body.Position = 0;
+            var prefix = DeviceRequestSignature.Scheme + " ";
+            if (!header.StartsWith(prefix, StringComparison.Ordinal)
+                || !DeviceRequestSignature.TryParse(header[prefix.Length..], out var auth, out _)
+                || auth.DeviceId != deviceId
+                || !DeviceRequestSignature.Verify(key, auth, ctx.Request.Method, ctx.Request.Path + ctx.Request.QueryString, DeviceRequestSignature.BodyHash(body.ToArray())))
             {
                 ctx.Response.StatusCode = 401;
-                await ctx.Response.WriteAsJsonAsync(new ProblemResponse("unauthorized", "bad device credential"), Json);
+                await ctx.Response.WriteAsJsonAsync(new ProblemResponse("credential_invalid", "bad device signature"), Json);
                 return;
+            }
+            if (ctx.Request.Path.StartsWithSegments("/v1/devices"))
+            {
+                lock (self!.CheckIns)
+                {
+                    if (auth.Sequence <= self._lastDeviceSequence)
+                    {
+                        self._sequenceViolations++;
+                        ctx.Response.StatusCode = 401;
+                        return;
+                    }
+                    self._lastDeviceSequence = auth.Sequence;
+                }
             }
             await next(ctx);
         });

@@ -104,10 +104,49 @@ public sealed class OrchestratorSerializerTests : IDisposable
     }
 
     [Fact]
+    public void V1_payloads_written_before_channels_read_as_stable_and_without_channel_information()
+    {
+        // Rollout journals hold specs without a channel, and nodes of the previous build send check-ins and decisions without
+        // the channel fields: they read as the default channel, "no channel information" and "not a downgrade".
+        var serializer = (OrchestratorSerializer)_system.Serialization.FindSerializerForType(typeof(IOrchestratorMessage));
+        var sample = MessageSamples.All.OfType<Orchestrator.Messages.Rollouts.RolloutCreated>().Single();
+        var json = System.Text.Json.Nodes.JsonNode.Parse(serializer.ToBinary(sample))!.AsObject();
+        Assert.True(json["spec"]!.AsObject().Remove("channel"));
+        var old = Assert.IsType<Orchestrator.Messages.Rollouts.RolloutCreated>(serializer.FromBinary(Encoding.UTF8.GetBytes(json.ToJsonString()), "RolloutCreated.v1"));
+        Assert.Equal("stable", old.Spec.Channel);
+        var checkIn = Assert.IsType<Orchestrator.Messages.Devices.CheckIn>(serializer.FromBinary(Encoding.UTF8.GetBytes(
+            """{"deviceId":"d1","product":"acme","installedVersionId":0,"inventoryDigest":"x","differingFiles":[],"timestamp":"1970-01-01T00:00:00+00:00"}"""),
+            "CheckIn.v1"));
+        Assert.Null(checkIn.Channels);
+        var decision = Assert.IsType<Orchestrator.Messages.Devices.CheckInDecision>(serializer.FromBinary(Encoding.UTF8.GetBytes(
+            """{"deviceId":"d1","action":"Upgrade","targetVersion":"2.0","targetVersionId":2,"manifestPath":"m.json","repairFiles":[],"status":"UpgradeAssigned"}"""),
+            "CheckInDecision.v1"));
+        Assert.Equal((false, (string?)null), (decision.Downgrade, decision.Source));
+    }
+
+    [Fact]
     public void Persisted_format_is_stable_json_with_enum_names()
     {
         var serializer = (OrchestratorSerializer)_system.Serialization.FindSerializerForType(typeof(IOrchestratorMessage));
         var json = Encoding.UTF8.GetString(serializer.ToBinary(new Orchestrator.Messages.Devices.WorkCompleted(5, "d", Orchestrator.Messages.Devices.WorkKind.Repair, DateTimeOffset.UnixEpoch)));
-        Assert.Equal("""{"installedVersionId":5,"inventoryDigest":"d","kind":"Repair","at":"1970-01-01T00:00:00+00:00"}""", json);
+        Assert.Equal("""{"installedVersionId":5,"inventoryDigest":"d","kind":"Repair","at":"1970-01-01T00:00:00+00:00","requestSequence":0}""", json);
+    }
+
+    [Fact]
+    public void V1_payloads_written_before_request_sequences_read_as_unsequenced()
+    {
+        // Journals and snapshots hold device events and states written without requestSequence (protocol v1), and a
+        // node not yet upgraded sends commands without it: each reads as 0 ("no sequence", never a replay) under v1.
+        var serializer = (OrchestratorSerializer)_system.Serialization.FindSerializerForType(typeof(IOrchestratorMessage));
+        foreach (var sample in MessageSamples.All.Where(m => m.GetType().GetProperty("RequestSequence") is not null
+                     || m is Orchestrator.Messages.Devices.DeviceState))
+        {
+            var json = System.Text.Json.Nodes.JsonNode.Parse(serializer.ToBinary(sample))!.AsObject();
+            Assert.True(json.Remove("requestSequence") || json.Remove("lastRequestSequence"), sample.GetType().Name);
+            var old = serializer.FromBinary(Encoding.UTF8.GetBytes(json.ToJsonString()), serializer.Manifest(sample));
+            var value = old.GetType().GetProperty("RequestSequence")?.GetValue(old) ?? old.GetType().GetProperty("LastRequestSequence")!.GetValue(old);
+            Assert.Equal(0L, value);
+        }
+        Assert.Equal(9, MessageSamples.All.Count(m => m.GetType().GetProperty("RequestSequence") is not null || m is Orchestrator.Messages.Devices.DeviceState));
     }
 }

@@ -95,7 +95,7 @@ public sealed class DashboardFleet : IAsyncLifetime
     {
         if (!_secrets.TryGetValue(id, out var secret)) _secrets[id] = secret = await Node.ProvisionAsync(id);
         using var req = new HttpRequestMessage(HttpMethod.Post, $"/v1/devices/{id}/{route}") { Content = JsonContent.Create(body, body.GetType()) };
-        req.Headers.Authorization = TestNode.Basic(id, secret);
+        DeviceSigning.SignAs(req, id, secret);
         using var res = await Node.Http.SendAsync(req);
         Assert.True(res.IsSuccessStatusCode, $"{route} {id}: {(int)res.StatusCode} {await res.Content.ReadAsStringAsync()}");
     }

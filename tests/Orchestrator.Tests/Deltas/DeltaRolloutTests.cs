@@ -57,7 +57,7 @@ public sealed class DeltaRolloutTests : IAsyncLifetime
         {
             Content = JsonContent.Create(new CheckInRequest("acme", installed.VersionId, installed.InventoryDigest, null, "1.0")),
         };
-        req.Headers.Authorization = TestNode.Basic(deviceId, secret);
+        DeviceSigning.SignAs(req, deviceId, secret);
         using var res = await _node.Http.SendAsync(req);
         Assert.Equal(HttpStatusCode.OK, res.StatusCode);
         return (await res.Content.ReadFromJsonAsync<CheckInResponse>(HttpProblems.Json))!;
@@ -131,12 +131,12 @@ public sealed class DeltaRolloutTests : IAsyncLifetime
 
         // Devices fetch it through the gateway's store routes like any store file.
         using var get = new HttpRequestMessage(HttpMethod.Get, "/v1/store/deltas/acme/1.0/2.0.json");
-        get.Headers.Authorization = TestNode.Basic("d-1", secrets["d-1"]);
+        DeviceSigning.SignAs(get, "d-1", secrets["d-1"]);
         using var served = await _node.Http.SendAsync(get);
         Assert.Equal(HttpStatusCode.OK, served.StatusCode);
         Assert.Equal(store.ReadFile("deltas/acme/1.0/2.0.json"), await served.Content.ReadAsByteArrayAsync());
         using var bad = new HttpRequestMessage(HttpMethod.Get, "/v1/store/deltas/acme/index/2.0.json"); // "index" is not a version
-        bad.Headers.Authorization = TestNode.Basic("d-1", secrets["d-1"]);
+        DeviceSigning.SignAs(bad, "d-1", secrets["d-1"]);
         using var refused = await _node.Http.SendAsync(bad);
         Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
         Assert.Equal("invalid_store_path", (await refused.Content.ReadFromJsonAsync<ProblemResponse>())!.Error);

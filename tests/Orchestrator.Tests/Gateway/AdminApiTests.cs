@@ -72,7 +72,7 @@ public sealed class AdminApiTests(NodeFixture fixture) : IClassFixture<NodeFixtu
     {
         Node.Devices.Assigned.TryAdd("acme", ("1.0.0", 1, "digest-1"));
         using var req = new HttpRequestMessage(HttpMethod.Post, $"/v1/devices/{deviceId}/check-in") { Content = JsonContent.Create(new CheckInRequest("acme", 1, "digest-1", null, null)) };
-        req.Headers.Authorization = TestNode.Basic(deviceId, secret);
+        DeviceSigning.SignAs(req, deviceId, secret);
         using var res = await Node.Http.SendAsync(req);
         return res.StatusCode;
     }

@@ -14,7 +14,7 @@ public sealed class CheckInTests(NodeFixture fixture) : IClassFixture<NodeFixtur
     private async Task<HttpResponseMessage> SendAsync(string deviceId, string secret, string route, HttpContent content)
     {
         using var req = new HttpRequestMessage(HttpMethod.Post, $"/v1/devices/{deviceId}/{route}") { Content = content };
-        req.Headers.Authorization = TestNode.Basic(deviceId, secret);
+        DeviceSigning.SignAs(req, deviceId, secret);
         return await Node.Http.SendAsync(req);
     }
 
@@ -107,7 +107,7 @@ public sealed class CheckInTests(NodeFixture fixture) : IClassFixture<NodeFixtur
         var body = System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(new CheckInRequest("acme", 0, "d", files, null), HttpProblems.Json);
         using var declaredReq = new HttpRequestMessage(HttpMethod.Post, "/v1/devices/ci-big/check-in") { Content = new ByteArrayContent(body) };
         declaredReq.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
-        declaredReq.Headers.Authorization = TestNode.Basic("ci-big", secret);
+        DeviceSigning.SignAs(declaredReq, "ci-big", secret);
         declaredReq.Headers.ExpectContinue = true;
         using var declared = await Node.Http.SendAsync(declaredReq);
         Assert.Equal(HttpStatusCode.RequestEntityTooLarge, declared.StatusCode);
@@ -117,7 +117,7 @@ public sealed class CheckInTests(NodeFixture fixture) : IClassFixture<NodeFixtur
         var streamed = new StreamContent(new MemoryStream(Encoding.UTF8.GetBytes(json)));
         streamed.Headers.ContentType = new MediaTypeHeaderValue("application/json");
         using var req = new HttpRequestMessage(HttpMethod.Post, "/v1/devices/ci-big/check-in") { Content = streamed };
-        req.Headers.Authorization = TestNode.Basic("ci-big", secret);
+        DeviceSigning.SignAs(req, "ci-big", secret);
         req.Headers.TransferEncodingChunked = true;
         // Kestrel answers 413 and closes the connection while the client may still be writing the rest of the body;
         // the client then sees either the 413 or a reset, depending on timing. Both are the server refusing the

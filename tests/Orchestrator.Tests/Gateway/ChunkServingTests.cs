@@ -12,7 +12,7 @@ public sealed class ChunkServingTests(NodeFixture fixture) : IClassFixture<NodeF
     private async Task<HttpResponseMessage> GetAsync(string path, string secret, string deviceId = "chunk-dev", Action<HttpRequestMessage>? tweak = null, HttpMethod? method = null)
     {
         using var req = new HttpRequestMessage(method ?? HttpMethod.Get, path);
-        req.Headers.Authorization = TestNode.Basic(deviceId, secret);
+        DeviceSigning.SignAs(req, deviceId, secret);
         tweak?.Invoke(req);
         return await Node.Http.SendAsync(req);
     }

@@ -50,7 +50,7 @@ public sealed class DeviceActorsEndToEndTests : IAsyncLifetime
     private async Task<HttpResponseMessage> PostAsync(string deviceId, string secret, string route, object body)
     {
         using var req = new HttpRequestMessage(HttpMethod.Post, $"/v1/devices/{deviceId}/{route}") { Content = JsonContent.Create(body, body.GetType()) };
-        req.Headers.Authorization = TestNode.Basic(deviceId, secret);
+        DeviceSigning.SignAs(req, deviceId, secret);
         return await _node.Http.SendAsync(req);
     }
 

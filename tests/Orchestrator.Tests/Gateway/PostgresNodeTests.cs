@@ -30,7 +30,7 @@ public sealed class PostgresNodeTests
         Assert.False(Directory.Exists(Path.Combine(node.StoreRoot, "chunks", id[..2])));
 
         using var req = new HttpRequestMessage(HttpMethod.Get, $"/v1/store/chunks/{id[..2]}/{id}");
-        req.Headers.Authorization = TestNode.Basic(deviceId, secret);
+        DeviceSigning.SignAs(req, deviceId, secret);
         using var res = await node.Http.SendAsync(req);
         Assert.Equal(HttpStatusCode.OK, res.StatusCode);
         Assert.Equal(data, await res.Content.ReadAsByteArrayAsync());

@@ -12,13 +12,14 @@ public sealed class ThrottlingHttpTests
     {
         await using var node = await TestNode.StartAsync(new Dictionary<string, string?>
         {
-            ["Throttle:DeviceBurstBytes"] = "100000",
-            ["Throttle:DeviceBytesPerSecond"] = "10000",
+            // The burst must admit the largest chunk (default bound 256 KiB + codec overhead), or the node refuses to start.
+            ["Throttle:DeviceBurstBytes"] = "300000",
+            ["Throttle:DeviceBytesPerSecond"] = "100000",
             ["Throttle:DeviceMaxBytesPerWindow"] = "1000000",
         });
         var a = await node.ProvisionAsync("thr-a");
         var b = await node.ProvisionAsync("thr-b");
-        var data = new byte[60_000];
+        var data = new byte[280_000];
         new Random(9).NextBytes(data);
         var id = node.WriteChunk(data);
         var path = $"/v1/store/chunks/{id[..2]}/{id}";
@@ -26,7 +27,7 @@ public sealed class ThrottlingHttpTests
         async Task<HttpResponseMessage> Get(string dev, string secret)
         {
             using var req = new HttpRequestMessage(HttpMethod.Get, path);
-            req.Headers.Authorization = TestNode.Basic(dev, secret);
+            DeviceSigning.SignAs(req, dev, secret);
             return await node.Http.SendAsync(req);
         }
 
@@ -34,7 +35,7 @@ public sealed class ThrottlingHttpTests
         using var second = await Get("thr-a", a);
         Assert.Equal(HttpStatusCode.TooManyRequests, second.StatusCode);
         var retry = second.Headers.RetryAfter!.Delta!.Value;
-        // 20 000 bytes short at 10 000 B/s: two seconds (rounded up to whole seconds).
+        // 260 000 bytes short at 100 000 B/s: three seconds (rounded up to whole seconds).
         Assert.InRange(retry.TotalSeconds, 1, 3);
         Assert.Equal("throttled", (await second.Content.ReadFromJsonAsync<ProblemResponse>())!.Error);
         Assert.Equal("no-store", second.Headers.CacheControl!.ToString());
@@ -49,24 +50,24 @@ public sealed class ThrottlingHttpTests
     {
         await using var node = await TestNode.StartAsync(new Dictionary<string, string?>
         {
-            ["Throttle:GlobalBurstBytes"] = "50000",
-            ["Throttle:GlobalBytesPerSecond"] = "1000",
+            ["Throttle:GlobalBurstBytes"] = "300000",
+            ["Throttle:GlobalBytesPerSecond"] = "10000",
         });
         var a = await node.ProvisionAsync("glob-a");
         var b = await node.ProvisionAsync("glob-b");
-        var data = new byte[40_000];
+        var data = new byte[280_000];
         new Random(10).NextBytes(data);
         var id = node.WriteChunk(data);
         var path = $"/v1/store/chunks/{id[..2]}/{id}";
         using (var req = new HttpRequestMessage(HttpMethod.Get, path))
         {
-            req.Headers.Authorization = TestNode.Basic("glob-a", a);
+            DeviceSigning.SignAs(req, "glob-a", a);
             using var ok = await node.Http.SendAsync(req);
             Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
         }
         using (var req = new HttpRequestMessage(HttpMethod.Get, path))
         {
-            req.Headers.Authorization = TestNode.Basic("glob-b", b);
+            DeviceSigning.SignAs(req, "glob-b", b);
             using var refused = await node.Http.SendAsync(req);
             Assert.Equal(HttpStatusCode.TooManyRequests, refused.StatusCode);
             Assert.True(refused.Headers.RetryAfter!.Delta!.Value.TotalSeconds >= 20);

@@ -38,7 +38,7 @@ public sealed class TwoNodeClusterTests
 
         using (var req = new HttpRequestMessage(HttpMethod.Get, $"/v1/store/chunks/{id[..2]}/{id}"))
         {
-            req.Headers.Authorization = TestNode.Basic("remote-1", secret);
+            DeviceSigning.SignAs(req, "remote-1", secret);
             using var res = await gateway.Http.SendAsync(req);
             Assert.Equal(HttpStatusCode.OK, res.StatusCode);
             Assert.Equal(data, await res.Content.ReadAsByteArrayAsync());
@@ -48,7 +48,7 @@ public sealed class TwoNodeClusterTests
         await File.WriteAllTextAsync(Path.Combine(backend.StoreRoot, "manifests", "acme", "index.json"), "{\"schema\":1,\"product\":\"acme\",\"versions\":[]}");
         using (var req = new HttpRequestMessage(HttpMethod.Post, "/v1/devices/remote-1/check-in") { Content = JsonContent.Create(new CheckInRequest("acme", 0, "d", null, "1.0")) })
         {
-            req.Headers.Authorization = TestNode.Basic("remote-1", secret);
+            DeviceSigning.SignAs(req, "remote-1", secret);
             using var res = await gateway.Http.SendAsync(req);
             Assert.True(res.StatusCode == HttpStatusCode.OK, await res.Content.ReadAsStringAsync());
             Assert.Equal(UpdateAction.None, (await res.Content.ReadFromJsonAsync<CheckInResponse>(HttpProblems.Json))!.Action);

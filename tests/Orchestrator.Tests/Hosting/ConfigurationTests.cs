@@ -16,6 +16,30 @@ public sealed class ConfigurationTests
     }
 
     [Fact]
+    public void A_burst_or_window_that_can_never_admit_the_largest_chunk_stops_the_node_with_the_setting_named()
+    {
+        using var dir = new TempFolder();
+        var ex = Assert.Throws<InvalidOperationException>(() => NodeApp.Build([], c => c.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Node:DataDirectory"] = Path.Combine(dir.Path, "data"),
+            ["Node:StoreRoot"] = Path.Combine(dir.Path, "store"),
+            ["Throttle:DeviceBurstBytes"] = "200000",
+            ["Throttle:DeviceMaxBytesPerWindow"] = "100000",
+        })));
+        // The default chunk bound (256 KiB) plus the codec's header and tag.
+        Assert.Contains("Throttle:DeviceBurstBytes (200000) is smaller than the largest object a device may fetch (262184 bytes", ex.Message);
+        Assert.Contains("Set Throttle:DeviceBurstBytes to at least 262184", ex.Message);
+        Assert.Contains("Throttle:DeviceMaxBytesPerWindow (100000)", ex.Message);
+        Assert.DoesNotContain("GlobalBurstBytes", ex.Message);
+    }
+
+    private sealed class TempFolder : IDisposable
+    {
+        public string Path { get; } = Directory.CreateTempSubdirectory("orch-config-").FullName;
+        public void Dispose() => Directory.Delete(Path, recursive: true);
+    }
+
+    [Fact]
     public void Configured_roles_replace_the_default_list()
     {
         var s = Load(new() { ["Node:Roles:0"] = "gateway" });

@@ -66,7 +66,7 @@ public sealed class RolloutAdminApiTests : IAsyncLifetime
         {
             Content = JsonContent.Create(new CheckInRequest("acme", _v1.VersionId, _v1.InventoryDigest, null, "1.0")),
         };
-        req.Headers.Authorization = TestNode.Basic(deviceId, secret);
+        DeviceSigning.SignAs(req, deviceId, secret);
         using var res = await _node.Http.SendAsync(req);
         Assert.Equal(HttpStatusCode.OK, res.StatusCode);
         return (await res.Content.ReadFromJsonAsync<CheckInResponse>(HttpProblems.Json))!;

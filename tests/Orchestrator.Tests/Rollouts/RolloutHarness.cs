@@ -10,6 +10,7 @@ using Orchestrator.DeviceActors.Sharding;
 using Orchestrator.Messages.Devices;
 using Orchestrator.Messages.Rollouts;
 using Orchestrator.Messages.Serialization;
+using Orchestrator.Node.Channels;
 using Orchestrator.Node.Rollouts;
 using Orchestrator.Node.Tests.Support;
 using Xunit.Abstractions;
@@ -53,12 +54,17 @@ public sealed class RolloutHarness : IAsyncDisposable
     public ManualClock? Clock { get; }
     private int _registryQueryLimit = RegistrySelection.DefaultLimit;
 
+    /// <summary>The channel directory's proxy (with <c>channels</c> set), else Nobody.</summary>
+    public IActorRef Channels { get; private set; } = ActorRefs.Nobody;
+    private ChannelSettings? _channelSettings;
+
     public static async Task<RolloutHarness> StartAsync(ITestOutputHelper output, ManualClock? clock = null,
-        PersistenceBackend backend = PersistenceBackend.Sqlite, int registryQueryLimit = RegistrySelection.DefaultLimit)
+        PersistenceBackend backend = PersistenceBackend.Sqlite, int registryQueryLimit = RegistrySelection.DefaultLimit, ChannelSettings? channels = null)
     {
         var h = new RolloutHarness(Path.Combine(Path.GetTempPath(), "orch-rollouts-" + Guid.NewGuid().ToString("N")), output, clock, backend)
         {
             _registryQueryLimit = registryQueryLimit,
+            _channelSettings = channels,
         };
         await h._persistence.PrepareDatabase();
         await h.BootAsync();
@@ -92,7 +98,8 @@ public sealed class RolloutHarness : IAsyncDisposable
             new DeviceActorSettings(TimeSpan.FromMinutes(10), 50, TimeSpan.FromMilliseconds(10), TimeSpan.FromMilliseconds(50)));
         var settings = new RolloutSettings(TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(5), TimeSpan.FromMilliseconds(300), 20,
             (TimeProvider?)Clock ?? TimeProvider.System, RegistryQueryLimit: _registryQueryLimit);
-        Rollouts = RolloutHosting.Start(Kit.Sys, Devices, settings, hostsSingleton: true);
+        if (_channelSettings is { } cs) Channels = ChannelHosting.Start(Kit.Sys, new ChannelCache(), cs, hostsSingleton: true);
+        Rollouts = RolloutHosting.Start(Kit.Sys, Devices, settings, hostsSingleton: true, channels: _channelSettings is null ? null : Channels);
     }
 
     /// <summary>Terminates the actor system (no graceful hand-over of anything) and boots a new one on the same database.</summary>

@@ -31,6 +31,35 @@ public sealed class RolloutStateTests
     }
 
     [Fact]
+    public void Failing_devices_count_against_the_error_threshold_keep_their_assignment_and_may_still_succeed()
+    {
+        var spec = Spec("p", Tags("x"), error: 0.1);
+        var s = RolloutState.Create(new RolloutCreated(spec, RolloutState.Plan(spec, Devices), T0));
+        s.Apply(new RolloutStarted(T0));
+        foreach (var d in Devices.Take(3)) s.Apply(new RolloutDeviceAssigned(d, 1, T0));
+        s.Apply(new RolloutDeviceFailing("d-0", 3, "failing: 3 failed attempts, still retrying (last: Download HTTP 503)", T0));
+        var c = s.Counters().Single();
+        Assert.Equal((3, 1, 0), (c.InProgress, c.Failing, c.Failed));
+        Assert.Null(s.NextDecision(T0)); // 1 of 10 is not above 10 %
+        s.Apply(new RolloutDeviceFailing("d-1", 4, "failing: 4 failed attempts", T0));
+        var pause = Assert.IsType<RolloutPaused>(s.NextDecision(T0));
+        Assert.Contains("2 of 10 devices failed or are failing (0 failed, 2 failing", pause.Reason);
+        s.Apply(pause);
+        var view = s.View();
+        Assert.Equal(["d-0", "d-1"], view.Failures.Select(f => f.DeviceId));
+        Assert.All(view.Failures, f => Assert.True(f.Failing));
+        Assert.Equal(["d-0", "d-1", "d-2"], s.InProgress()); // nobody was given up
+        // A failing device that then installs is simply succeeded; resuming acknowledges the one still failing.
+        s.Apply(new RolloutDeviceSucceeded("d-0", T0));
+        Assert.Equal((1, 1), (s.Counters().Single().Succeeded, s.Counters().Single().Failing));
+        s.Apply(new RolloutResumed("alice", T0));
+        Assert.Null(s.NextDecision(T0));
+        // Recovered from a snapshot, the failing mark survives.
+        var restored = RolloutState.FromSnapshot(s.ToSnapshot());
+        Assert.Equal(1, restored.Counters().Single().Failing);
+    }
+
+    [Fact]
     public void Waves_advance_on_the_threshold_after_the_soak_time_and_pause_on_errors()
     {
         var spec = Spec("p", Tags("x"), [new WaveSpec(WaveSizeKind.Count, 4), new WaveSpec(WaveSizeKind.Percent, 100)], success: 0.75, error: 0.25)

@@ -13,7 +13,7 @@ public sealed class RecordingDeviceGateway : IDeviceGateway
     public ConcurrentQueue<(string DeviceId, object Request)> Calls { get; } = new();
     public ConcurrentDictionary<string, (string Version, long VersionId, string Digest)> Assigned { get; } = new();
 
-    public Task<CheckInResponse> CheckInAsync(string deviceId, CheckInRequest request, CancellationToken ct)
+    public Task<CheckInResponse> CheckInAsync(string deviceId, CheckInRequest request, CancellationToken ct, long requestSequence = 0)
     {
         Calls.Enqueue((deviceId, request));
         if (!Assigned.TryGetValue(request.Product, out var a))
@@ -26,7 +26,7 @@ public sealed class RecordingDeviceGateway : IDeviceGateway
         return Task.FromResult(new CheckInResponse(UpdateAction.None, null, null, null, null, null, 60, null));
     }
 
-    public Task ReportProgressAsync(string deviceId, ProgressReport report, CancellationToken ct) { Calls.Enqueue((deviceId, report)); return Task.CompletedTask; }
-    public Task<TimeSpan?> ReportFailureAsync(string deviceId, FailureReport report, CancellationToken ct) { Calls.Enqueue((deviceId, report)); return Task.FromResult<TimeSpan?>(TimeSpan.FromSeconds(report.Attempt * 2)); }
-    public Task ReportCompletionAsync(string deviceId, CompletionReport report, CancellationToken ct) { Calls.Enqueue((deviceId, report)); return Task.CompletedTask; }
+    public Task ReportProgressAsync(string deviceId, ProgressReport report, CancellationToken ct, long requestSequence = 0) { Calls.Enqueue((deviceId, report)); return Task.CompletedTask; }
+    public Task<TimeSpan?> ReportFailureAsync(string deviceId, FailureReport report, CancellationToken ct, long requestSequence = 0) { Calls.Enqueue((deviceId, report)); return Task.FromResult<TimeSpan?>(TimeSpan.FromSeconds(report.Attempt * 2)); }
+    public Task ReportCompletionAsync(string deviceId, CompletionReport report, CancellationToken ct, long requestSequence = 0) { Calls.Enqueue((deviceId, report)); return Task.CompletedTask; }
 }

@@ -68,9 +68,6 @@ public sealed class TestNode : IAsyncDisposable
         return id;
     }
 
-    public static AuthenticationHeaderValue Basic(string deviceId, string secret) =>
-        new("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes($"{deviceId}:{secret}")));
-
     public static string Sha256Hex(string s) => RunningNode.Sha256Hex(s);
 
     public async ValueTask DisposeAsync()

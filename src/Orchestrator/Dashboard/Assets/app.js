@@ -79,6 +79,7 @@ function render(d) {
   $("board").hidden = false;
   $("sign-out").hidden = false;
   renderRollouts(d.rollouts, d.rolloutsAvailable);
+  renderChannels(d.channels || []);
   renderStates(d.fleet);
   renderVersions(d.fleet);
   renderFailures(d.fleet);
@@ -87,7 +88,7 @@ function render(d) {
 
 function waveBar(w) {
   const pct = n => (w.total > 0 ? (100 * n / w.total) : 0).toFixed(2) + "%";
-  return el("div", { class: "bar", title: `${w.succeeded} succeeded, ${w.inProgress} in progress, ${w.failed} failed, ${w.pending} pending` },
+  return el("div", { class: "bar", title: `${w.succeeded} succeeded, ${w.inProgress} in progress (${w.failing || 0} failing, still retrying), ${w.failed} failed, ${w.pending} pending` },
     el("span", { class: "ok", style: "width:" + pct(w.succeeded) }),
     el("span", { class: "run", style: "width:" + pct(w.inProgress) }),
     el("span", { class: "bad", style: "width:" + pct(w.failed) }));
@@ -106,10 +107,21 @@ function renderRollouts(rollouts, available) {
           ? `${r.product} ${r.version} rolled back - ${r.rollback.restored}/${r.rollback.total} devices back on their previous version, ${r.rollback.inProgress} in progress, ${r.rollback.failed} failed`
           : `${r.product} ${r.version} - wave ${r.currentWave} of ${r.waves.length} - ${done}/${total} devices done`)),
       r.pauseReason ? el("p", { class: "error" }, "reason: " + r.pauseReason) : null,
-      table(["wave", "progress", "total", "done", "running", "failed", "pending"],
-        r.waves.map(w => [String(w.wave), waveBar(w), w.total, w.succeeded, w.inProgress, w.failed, w.pending])),
-      r.failures.length ? table(["failed device", "wave", "reason"], r.failures.slice(0, 10).map(f => [f.deviceId, f.wave, f.reason])) : null));
+      table(["wave", "progress", "total", "done", "running", "failing", "failed", "pending"],
+        r.waves.map(w => [String(w.wave), waveBar(w), w.total, w.succeeded, w.inProgress, w.failing || 0, w.failed, w.pending])),
+      r.failures.length ? table(["failed or failing device", "wave", "reason"],
+        r.failures.slice(0, 10).map(f => [f.deviceId + (f.failing ? " (failing, retrying)" : ""), f.wave, f.reason])) : null));
   }
+}
+
+function renderChannels(channels) {
+  const release = r => r ? `${r.version} (id ${r.versionId})` : "none";
+  $("channels").replaceChildren(channels.length
+    ? table(["product", "channel", "current release", "rollouts moving it", "last change"],
+        channels.map(c => [c.product, c.channel, release(c.current),
+          c.rollouts.length ? c.rollouts.map(h => `${h.rolloutId} -> ${h.target.version}`).join(", ") : "-",
+          c.history.length ? c.history[c.history.length - 1].cause : "-"]))
+    : el("p", { class: "muted" }, "no channels"));
 }
 
 function renderStates(f) {

@@ -1,3 +1,4 @@
+using Orchestrator.TestSupport;
 using System.Collections.Concurrent;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
@@ -87,7 +88,7 @@ public sealed class SimulatedFleet(LocalCluster cluster, string product) : IDisp
         {
             Content = JsonContent.Create(body, body.GetType(), options: HttpProblems.Json),
         };
-        req.Headers.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes($"{d.Id}:{d.Secret}")));
+        await DeviceSigning.SignAsync(req, d.Id, d.Secret);
         using var res = await _http.SendAsync(req);
         if (!res.IsSuccessStatusCode)
         {

@@ -1,0 +1,59 @@
+using Orchestrator.Messages.Channels;
+using Orchestrator.Messages.Devices;
+
+namespace Orchestrator.DeviceActors.State;
+
+/// <summary>Where the release a device should run comes from.</summary>
+public enum ReleaseSource
+{
+    /// <summary>Nothing: no rollout target and no current release on the device's channel.</summary>
+    None,
+    /// <summary>A rollout's assignment (the device is in a running rollout's wave, or no channel information applies).</summary>
+    Rollout,
+    /// <summary>The current release of the device's channel.</summary>
+    Channel,
+}
+
+/// <summary>The release a device should run, and why.</summary>
+/// <param name="Source">Rollout or channel.</param>
+/// <param name="Version">Version string.</param>
+/// <param name="VersionId">Version ID.</param>
+/// <param name="ManifestPath">Store-relative manifest path.</param>
+/// <param name="Rollout">For <see cref="ReleaseSource.Rollout"/>: the assignment (its rollout meters the download).</param>
+public sealed record DesiredRelease(ReleaseSource Source, string Version, long VersionId, string ManifestPath, TargetAssignment? Rollout);
+
+/// <summary>
+/// Which release a device should run (pure; <see cref="DeviceStateMachine"/> compares it with what the device reports).
+/// A device's rollout target wins while that rollout is moving a channel of the product (or when the check-in carries no
+/// channel information, or the channel has no release yet); otherwise the channel's current release applies, so a
+/// target left from a finished rollout never pins a device against its channel.
+/// </summary>
+public static class ReleaseSelection
+{
+    /// <summary>The release <paramref name="s"/> should run given the channel facts of <paramref name="c"/>; null for none.</summary>
+    public static DesiredRelease? Desired(DeviceState s, CheckIn c)
+    {
+        var channel = c.Channels?.FirstOrDefault(x => x.Channel == ChannelRules.ChannelOf(s.Tags));
+        if (s.Target is { } t && (c.Channels is null || channel?.Current is null || InRunningRollout(c.Channels, t)))
+            return new DesiredRelease(ReleaseSource.Rollout, t.Version, t.VersionId, t.ManifestPath, t);
+        if (channel?.Current is { } r) return new DesiredRelease(ReleaseSource.Channel, r.Version, r.VersionId, r.ManifestPath, null);
+        return null;
+    }
+
+    // A rollout moving any channel of the product counts: a device named explicitly by a rollout of another channel
+    // still follows the rollout that holds it, so that rollout can finish.
+    private static bool InRunningRollout(IReadOnlyList<ChannelTarget> channels, TargetAssignment t)
+    {
+        foreach (var ch in channels)
+            if (ch.Rollouts.Contains(t.RolloutId, StringComparer.Ordinal)) return true;
+        return false;
+    }
+
+    /// <summary>
+    /// True when offering <paramref name="desired"/> to a device that runs <paramref name="installedVersionId"/> moves it
+    /// back (a rollback or a channel set to an older release). The one place that decides it: the agent refuses such a
+    /// manifest until a signed downgrade authorization comes with it, which is attached where this returns true.
+    /// </summary>
+    public static bool IsDowngrade(long installedVersionId, DesiredRelease desired) =>
+        installedVersionId > 0 && desired.VersionId < installedVersionId;
+}
