@@ -80,8 +80,9 @@ public static class AgentCommandLine
                         stdout.WriteLine($"device    {config.DeviceId} ({config.Product})");
                         foreach (var item in Enum.GetValues<HiddenItem>())
                             stdout.WriteLine($"hidden    {HiddenZone.FileName(item),-24} {hidden.Read(item).State}");
-                        var v = hidden.Read(HiddenItem.InstalledVersion).State == HiddenItemState.Ok ? hidden.ReadInstalledVersion() : null;
-                        stdout.WriteLine($"installed {(v is null ? "unknown (damaged record)" : $"{v.Version} (id {v.VersionId})")}");
+                        var v = hidden.ReadVersionRecord();
+                        stdout.WriteLine($"installed {(v is null ? "unknown (record missing or damaged: the floor is unknown until a director-signed directive gives it)" : $"{v.Version} (id {v.VersionId}, record counter {v.Counter})")}");
+                        Trust.AgentStatus.Write(stdout, config, layout, hidden);
                         stdout.WriteLine($"client    {TreeInventory.Files(layout.Client).Count()} file(s) in {layout.Client}");
                         stdout.WriteLine($"journal   {(File.Exists(layout.Journal) ? "present: an install was interrupted; the next run completes it" : "none")}");
                         return ExitCodes.Ok;

@@ -45,6 +45,7 @@ namespace Orchestrator.Cli.Output;
 // Admin API request bodies.
 [JsonSerializable(typeof(ClusterMemberRequest))]
 [JsonSerializable(typeof(DeviceRegistrationRequest))]
+[JsonSerializable(typeof(DeviceProductRequest))]
 [JsonSerializable(typeof(DeviceBatchRegistrationRequest))]
 [JsonSerializable(typeof(DeviceBatchRegistered))]
 [JsonSerializable(typeof(CredentialRequest))]
@@ -61,6 +62,8 @@ namespace Orchestrator.Cli.Output;
 [JsonSerializable(typeof(PublishOutput))]
 [JsonSerializable(typeof(DeltaBuildOutput))]
 [JsonSerializable(typeof(KeysInitOutput))]
+[JsonSerializable(typeof(KeysRotateOutput))]
+[JsonSerializable(typeof(ReleaseFloorOutput))]
 [JsonSerializable(typeof(DeviceProvisionOutput))]
 [JsonSerializable(typeof(ErrorOutput))]
 internal sealed partial class CliJsonContext : JsonSerializerContext;

@@ -23,7 +23,14 @@ internal sealed record DeltaBuildOutput(
 
 /// <summary>Result of <c>orch keys init --json</c>.</summary>
 internal sealed record KeysInitOutput(
-    string Directory, string SigningKey, string PublicKey, string ContentKey, string PublicKeyHex, string ContentKeyFingerprint);
+    string Directory, string SigningKey, string PublicKey, string ContentKey, string PublicKeyHex, string ContentKeyFingerprint,
+    string? RootKey = null, string? DirectorKey = null, string? RootDocument = null, long RootVersion = 0, int RootsPublished = 0);
+
+/// <summary>Result of <c>orch keys rotate --json</c>.</summary>
+internal sealed record KeysRotateOutput(string Directory, string Role, long RootVersion, string RootDocument, int RootsPublished);
+
+/// <summary>Result of <c>orch release floor --json</c>.</summary>
+internal sealed record ReleaseFloorOutput(string Product, string MinVersion, long MinVersionId, string Path);
 
 /// <summary>Result of <c>orch store verify --json</c>.</summary>
 internal sealed record StoreVerifyOutput(bool Ok, long ChunksChecked, int ManifestsChecked, bool SignaturesVerified, long FilesDecrypted, IReadOnlyList<string> Problems)

@@ -19,6 +19,7 @@ public static class DevicePalette
             ["history"] = HistoryAsync,
             ["provision"] = ProvisionAsync,
             ["register-batch"] = RegisterBatchAsync,
+            ["set-product"] = SetProductAsync,
             ["set-channel"] = SetChannelAsync,
         });
 
@@ -52,8 +53,9 @@ public static class DevicePalette
         if (call.Json) Render.Json(call.Console.Out, list);
         else
         {
+            // A stale device (no valid director-signed directive for too long) says so in its status cell.
             Render.Table(call.Console, ["device", "status", "product", "installed", "target", "rollout", "failures", "tags", "last seen"],
-                list.Devices.Select(d => (IReadOnlyList<string?>)[d.DeviceId, d.Status.ToString(), d.Product, d.InstalledVersionId.ToString(),
+                list.Devices.Select(d => (IReadOnlyList<string?>)[d.DeviceId, d.Status + (d.Stale ? " STALE" : ""), d.Product, d.InstalledVersionId.ToString(),
                     d.TargetVersionId?.ToString(), d.RolloutId, d.FailedAttempts.ToString(), string.Join(",", d.Tags), Render.Time(d.LastSeen)]));
             call.Console.Out.WriteLine($"{list.Devices.Count} of {list.Total} matching device(s) shown (registry has applied {list.EventsApplied} events).");
         }
@@ -84,6 +86,8 @@ public static class DevicePalette
                 ("failures", s.FailedAttempts.ToString()),
                 ("last failure", s.LastFailure is null ? null : $"{s.LastFailure.Stage}: {s.LastFailure.Reason} at {Render.Time(s.LastFailure.At)}"),
                 ("last seen", Render.Time(s.LastSeen)),
+                ("floor", s.FloorVersionId.ToString()),
+                ("trust", s.Stale ? "STALE: the agent reports no valid director-signed directive for too long" : "fresh"),
                 ("events", s.EventCount.ToString()),
             ]);
         }
@@ -99,6 +103,16 @@ public static class DevicePalette
         else Render.Table(call.Console, ["#", "at", "event", "what happened"],
             view.Events.Select(e => (IReadOnlyList<string?>)[e.SequenceNr.ToString(), Render.Time(e.At), e.Type, e.Summary]),
             $"history of {view.DeviceId}");
+        return ExitCodes.Success;
+    }
+
+    private static async Task<int> SetProductAsync(CommandInvocation call, AdminClient client, CancellationToken ct)
+    {
+        var id = Id(call);
+        var product = call.Required("product");
+        var ok = await client.PostAsync<DeviceCommandAccepted>($"/admin/v1/devices/{id}/product", new DeviceProductRequest(product), ct).ConfigureAwait(false);
+        if (call.Json) Render.Json(call.Console.Out, ok);
+        else call.Console.Out.WriteLine($"Device {id} now runs product {product} (status {ok.Status}); its assignment and floor were reset.");
         return ExitCodes.Success;
     }
 

@@ -34,7 +34,19 @@ public static class ReleasePalette
                 ],
                 ["TREE"],
                 Publish))
-            .Alias("publish", "release", "publish");
+            .Alias("publish", "release", "publish")
+            .Add(new CommandSpec("release", "floor",
+                "Sign (release key) and write the product's minimum version, floors/<product>/floor.json: no device installs below it, " +
+                "whatever a director or gateway says; agents check it on a downgrade and when their own floor is unknown.",
+                [
+                    new SwitchSpec("store", "DIR", "content store folder", Required: true),
+                    new SwitchSpec("keys", "DIR", "key folder from 'orch keys init' (release key)", Required: true),
+                    new SwitchSpec("product", "NAME", "product name", Required: true),
+                    new SwitchSpec("min", "VERSION", "lowest version devices may run (a published version)", Required: true),
+                    new SwitchSpec("json", null, "machine-readable output"),
+                ],
+                [],
+                Floor));
         ServerCommands.Register(registry, PaletteCatalog.Release, new Dictionary<string, ServerHandler>
         {
             ["list"] = ListAsync,
@@ -80,6 +92,26 @@ public static class ReleasePalette
             ]);
         }
         return r.SignaturePresent ? ExitCodes.Success : ExitCodes.IntegrityProblem;
+    }
+
+    private static Task<int> Floor(CommandInvocation call, CancellationToken cancellationToken)
+    {
+        var product = call.Required("product");
+        var min = call.Required("min");
+        Orchestrator.ChunkStore.Validation.StoreNames.RequireProduct(product);
+        using var signingKey = KeyFiles.LoadSigningKey(call.Required("keys"));
+        var store = FileSystemStore.Open(call.Required("store"), create: false);
+        using var writer = store.AcquireWriterLock();
+        var indexBytes = store.ReadFile(StoreLayout.IndexPath(product))
+            ?? throw new Orchestrator.ChunkStore.Validation.InvalidInputException($"--product '{product}' has no releases in '{store.Root}' (no {StoreLayout.IndexPath(product)}); publish it first.");
+        var entry = Orchestrator.ChunkStore.Manifests.ReleaseIndex.Parse(indexBytes).FindByVersion(min)
+            ?? throw new Orchestrator.ChunkStore.Validation.InvalidInputException($"--min '{min}' is not a published version of '{product}'; a floor names a release in the index (orch release list).");
+        var path = Orchestrator.ChunkStore.Trust.ProductFloor.PathFor(product);
+        Directory.CreateDirectory(Path.GetDirectoryName(store.FullPath(path))!);
+        store.WriteFile(path, Orchestrator.ChunkStore.Trust.ProductFloor.Create(product, entry.Version, entry.VersionId, signingKey, DateTimeOffset.UtcNow).ToBytes());
+        if (call.Json) Render.Json(call.Console.Out, new ReleaseFloorOutput(product, entry.Version, entry.VersionId, path));
+        else call.Console.Out.WriteLine($"Product floor of {product} is now {entry.Version} (version ID {entry.VersionId}): {path} signed with the release key.");
+        return Task.FromResult(ExitCodes.Success);
     }
 
     private static Task<int> Publish(CommandInvocation call, CancellationToken cancellationToken)

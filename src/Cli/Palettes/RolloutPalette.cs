@@ -79,6 +79,7 @@ public static class RolloutPalette
                 (s.DeviceTimeoutSeconds > 0 ? $", device timeout {s.DeviceTimeoutSeconds} s" : "")),
             ("created", $"{Render.Time(v.CreatedAt)} by {s.CreatedBy}"),
             ("updated", Render.Time(v.UpdatedAt) + (v.CommandsPending ? " (commands still being delivered to devices)" : "")),
+            ("rollback", v.Rollback is { } rb ? $"{rb.Restored} of {rb.Total} devices back on their previous version, {rb.InProgress} in progress, {rb.Failed} failed" : null),
         ]);
         Render.Table(call.Console, ["wave", "progress", "total", "succeeded", "in progress", "failed", "pending"],
             v.Waves.Select(w => (IReadOnlyList<string?>)[w.Wave.ToString(), TextBar(w), w.Total.ToString(), w.Succeeded.ToString(), w.InProgress.ToString(),
@@ -192,6 +193,7 @@ public static class RolloutPalette
     private static string Line(RolloutView v) =>
         $"{Render.Time(v.UpdatedAt)} {v.Spec.RolloutId} {v.Status} wave {v.CurrentWave}/{v.Waves.Count} " +
         string.Join(" ", v.Waves.Select(w => $"[{w.Wave}: {w.Succeeded} ok, {w.InProgress} running{(w.Failing > 0 ? $" ({w.Failing} failing)" : "")}, {w.Failed} failed, {w.Pending} pending of {w.Total}]")) +
+        (v.Rollback is { } rb ? $" [rollback: {rb.Restored} restored, {rb.InProgress} in progress, {rb.Failed} failed of {rb.Total}]" : "") +
         (v.PauseReason is null ? "" : $" reason: {v.PauseReason}");
 
     /// <summary>

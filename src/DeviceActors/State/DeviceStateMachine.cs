@@ -67,6 +67,7 @@ public static class DeviceStateMachine
             ReportCompletion c => Completion(state, c),
             GetDeviceState => new CommandOutcome([], s => s),
             ResetRequestSequence r => state.LastRequestSequence == 0 ? Accepted() : Accepted(new RequestSequenceReset(r.Reason, r.Timestamp)),
+            SetDeviceProduct p => DeviceTrustRules.SetProduct(state, p),
             _ => CommandOutcome.Reject(command.DeviceId, "unknown_command", $"Device actor does not handle {command.GetType().Name}."),
         };
     }
@@ -94,6 +95,7 @@ public static class DeviceStateMachine
 
     private static CommandOutcome DecideCheckIn(DeviceState s, CheckIn c, TimeSpan lastSeenPersistInterval)
     {
+        if (DeviceTrustRules.ProductMismatch(s, c) is { } mismatch) return mismatch;
         if (s.Target is not null && s.Target.Product != c.Product)
             return CommandOutcome.Reject(s.DeviceId, "product_mismatch",
                 $"Device '{s.DeviceId}' reports product '{c.Product}' but its assigned target is for '{s.Target.Product}'. " +
@@ -102,8 +104,9 @@ public static class DeviceStateMachine
         UpdateAction action;
         WorkItem? work;
         // The rollout's target or the channel's current release (ReleaseSelection); differ -> upgrade, equal -> repair or nothing.
+        // Below the device's floor only an operator's authorized downgrade is handed out.
         var desired = ReleaseSelection.Desired(s, c);
-        if (desired is { } d && d.VersionId != c.InstalledVersionId)
+        if (desired is { } d && d.VersionId != c.InstalledVersionId && DeviceTrustRules.MayInstall(s, d.VersionId, d.Rollout))
         {
             action = UpdateAction.Upgrade;
             work = new WorkItem(WorkKind.Upgrade, d.Version, d.VersionId, d.ManifestPath, []);
@@ -128,8 +131,11 @@ public static class DeviceStateMachine
         // A heartbeat (nothing but LastSeen would change) is not journaled while the persisted LastSeen is recent: an idle
         // fleet would otherwise cost one write per check-in. The reply is the same either way (built from an equal state).
         IDeviceEvent[] events = IsHeartbeat(s, e, lastSeenPersistInterval) ? [] : [e];
+        if (c.Stale != s.Stale) events = [.. events, new DeviceStaleChanged(c.Stale, c.Timestamp)];
         return new CommandOutcome(events, st => new CheckInDecision(st.DeviceId, action, work?.Version, work?.VersionId, work?.ManifestPath,
-            work?.RepairFiles ?? [], st.Status, rollout?.RolloutId, rollout?.BandwidthBytesPerSecond ?? 0, downgrade, source));
+            work?.RepairFiles ?? [], st.Status, rollout?.RolloutId, rollout?.BandwidthBytesPerSecond ?? 0, downgrade, source,
+            FloorVersionId: st.FloorVersionId, Product: st.Product,
+            AuthorizedDowngrade: rollout is { Downgrade: true } && rollout.VersionId < st.FloorVersionId));
     }
 
     /// <summary>
@@ -149,7 +155,9 @@ public static class DeviceStateMachine
         if (s.Product is not null && s.Product != a.Product)
             return CommandOutcome.Reject(s.DeviceId, "product_mismatch",
                 $"Cannot assign {a.Product} {a.Version} to device '{s.DeviceId}', which runs product '{s.Product}'.");
-        var target = new TargetAssignment(a.Product, a.Version, a.VersionId, a.ManifestPath, a.RolloutId, a.BandwidthBytesPerSecond);
+        if (DeviceTrustRules.BelowFloor(s, a) is { } belowFloor) return belowFloor;
+        var target = new TargetAssignment(a.Product, a.Version, a.VersionId, a.ManifestPath, a.RolloutId, a.BandwidthBytesPerSecond,
+            a.AuthorizeDowngrade && a.VersionId < s.FloorVersionId);
         if (s.Target == target) return Accepted();
         return Accepted(new TargetAssigned(target, now));
     }
@@ -214,7 +222,13 @@ public static class DeviceStateMachine
             {
                 Status = DeviceStatus.Completed, InstalledVersionId = w.InstalledVersionId, InventoryDigest = w.InventoryDigest,
                 Work = null, Progress = null, FailedAttempts = 0, LastFailure = null, LastSeen = w.At,
+                FloorVersionId = DeviceTrustRules.FloorAfterCompletion(s, w),
             },
+            DeviceProductChanged p => WithStatus(s with
+            {
+                Product = p.Product, Target = null, Work = null, Progress = null, FailedAttempts = 0, LastFailure = null, FloorVersionId = 0,
+            }, s.Status == DeviceStatus.Unknown ? DeviceStatus.Unknown : DeviceStatus.Idle),
+            DeviceStaleChanged st => s with { Stale = st.Stale },
             DeviceWentOffline => s.Status == DeviceStatus.Offline ? s : s with { StatusBeforeOffline = s.Status, Status = DeviceStatus.Offline },
             DeviceCameBack b => s with { Status = s.StatusBeforeOffline ?? s.Status, StatusBeforeOffline = null, LastSeen = b.At },
             RequestSequenceReset => s with { LastRequestSequence = 0 },
@@ -248,6 +262,7 @@ public static class DeviceStateMachine
         return s with
         {
             Product = c.Product, InstalledVersionId = c.InstalledVersionId, InventoryDigest = c.InventoryDigest,
+            FloorVersionId = Math.Max(s.FloorVersionId, c.InstalledVersionId),
             AgentVersion = c.AgentVersion ?? s.AgentVersion, LastSeen = c.At,
             Status = givenUp ? DeviceStatus.Failed : c.Work is null ? DeviceStatus.Idle : c.Work.Kind == WorkKind.Upgrade ? DeviceStatus.UpgradeAssigned : DeviceStatus.RepairNeeded,
             Work = c.Work,

@@ -36,6 +36,12 @@ public sealed record AgentConfig
     /// <summary>Download and retry tuning.</summary>
     public DownloadSettings Download { get; init; } = new();
 
+    /// <summary>
+    /// Minutes without a valid, fresh director-signed directive after which the agent reports itself stale (log,
+    /// <c>orch-agent status</c>, and <c>stale: true</c> on its next check-in). Default 60; 1..10080.
+    /// </summary>
+    public int StaleAfterMinutes { get; init; } = 60;
+
     /// <summary>Path of the file this configuration was read from (set by <see cref="Load"/>).</summary>
     [JsonIgnore]
     public string? SourcePath { get; init; }
@@ -107,6 +113,8 @@ public sealed record AgentConfig
         if (ClientCommand is not null && (Path.IsPathRooted(ClientCommand) || ClientCommand.Split('/', '\\').Contains("..")))
             throw new AgentConfigException($"{where}: clientCommand '{ClientCommand}' must be a path inside the installed tree (relative, no '..')");
         Download.Validate(where);
+        if (StaleAfterMinutes is < 1 or > 10080)
+            throw new AgentConfigException($"{where}: staleAfterMinutes {StaleAfterMinutes} is out of range; use 1..10080 (default 60)");
     }
 
     private static void CheckUrl(string where, string field, string value)

@@ -32,8 +32,12 @@ public sealed class TreeInstaller(ZoneLayout layout, HiddenZone hidden, CrashPoi
     }
 
     /// <summary>Swaps the staged tree in. The caller has verified every staged file against the manifest.</summary>
-    public void Commit(InstalledVersion version, string inventoryDigest)
+    /// <param name="version">The version being installed.</param>
+    /// <param name="inventoryDigest">Digest of the staged tree.</param>
+    /// <param name="manifestSha256">SHA-256 of the manifest installed, sealed into the version record.</param>
+    public void Commit(InstalledVersion version, string inventoryDigest, string? manifestSha256 = null)
     {
+        _manifestSha256 = manifestSha256;
         if (!Directory.Exists(layout.Staging))
             throw new InvalidOperationException($"nothing staged in '{layout.Staging}'");
         SyncTree(layout.Staging);
@@ -73,6 +77,8 @@ public sealed class TreeInstaller(ZoneLayout layout, HiddenZone hidden, CrashPoi
         return RecoveryOutcome.RolledForward;
     }
 
+    private string? _manifestSha256;
+
     private void RollForward(InstalledVersion version)
     {
         if (Directory.Exists(layout.Staging))
@@ -87,7 +93,9 @@ public sealed class TreeInstaller(ZoneLayout layout, HiddenZone hidden, CrashPoi
             DurableFile.Rename(layout.Staging, layout.Client);
             _crash.Reached(CrashPoints.NewInPlace);
         }
-        hidden.WriteInstalledVersion(version);
+        // After a crash the journal knows no manifest hash: the record then pins nothing and the directive pins repairs.
+        hidden.WriteInstalledVersion(version, _manifestSha256);
+        _manifestSha256 = null;
         _crash.Reached(CrashPoints.VersionRecorded);
         DurableFile.TryDelete(layout.Journal);
         DurableFile.SyncDirectory(layout.Work);

@@ -6,11 +6,13 @@ using Orchestrator.ChunkStore.Deltas;
 using Orchestrator.ChunkStore.Keys;
 using Orchestrator.ChunkStore.Manifests;
 using Orchestrator.ChunkStore.Storage;
+using Orchestrator.ChunkStore.Trust;
 using Orchestrator.ChunkStore.Validation;
 using Orchestrator.DeviceAgent.Configuration;
 using Orchestrator.DeviceAgent.Download;
 using Orchestrator.DeviceAgent.Install;
 using Orchestrator.DeviceAgent.Storage;
+using Orchestrator.DeviceAgent.Trust;
 using Orchestrator.DeviceAgent.Zones;
 using Orchestrator.Messages.Protocol;
 
@@ -29,9 +31,10 @@ public sealed record SessionResult(UpdateAction Action, InstalledVersion Install
     int FilesPatched = 0, int FilesFellBack = 0);
 
 /// <summary>
-/// One update session, step by step as in the seed: check in; on upgrade or repair fetch and verify the signed
-/// manifest (trust root, product, version ID greater than installed — no rollback — and not expired — no
-/// freeze); find the chunks already present locally; download only the missing ones from the gateway or
+/// One update session, step by step as in the seed: check in with a fresh nonce and act only on the director-signed
+/// directive of the answer (devices provisioned with a root document; <see cref="SessionTrust"/>), within the floors;
+/// on upgrade or repair fetch and verify the signed manifest (release key of the trust root, product, the SHA-256 the
+/// directive pins, and not expired — no freeze); find the chunks already present locally; download only the missing ones from the gateway or
 /// mirrors; decrypt and assemble the full new tree in staging, verifying every file hash; swap it in under a
 /// journal; report. <see cref="RunUntilSuccessAsync"/> retries with capped, jittered exponential backoff.
 /// </summary>
@@ -137,13 +140,25 @@ public sealed class UpdateSession
         var recovery = _installer.Recover();
         if (recovery != RecoveryOutcome.Clean) _log($"interrupted install found on start: {recovery}");
 
-        var installed = _hidden.ReadInstalledVersion();
+        _lastTarget = 0;
+        var trust = new SessionTrust(_config, _layout, _hidden, _http, _log, _time);
+        // A missing or damaged record is an unknown floor (reported as 0); the directive's floor then rules.
+        var record = _hidden.ReadVersionRecord();
+        var installed = record is null ? InstalledVersion.None : new InstalledVersion(record.VersionId, record.Version);
+        if (record is null) _log($"installed-version record '{HiddenZone.FileName(HiddenItem.InstalledVersion)}' is missing or damaged: floor unknown, reporting version 0");
+        var credential = Encoding.UTF8.GetString(_hidden.ReadRequired(HiddenItem.DeviceCredential));
+        await trust.FollowRootChainAsync(Sources(null, credential), ct);
         var inventory = TreeInventory.Scan(_layout.Client);
         var digest = InventoryDigest.Compute(inventory.Select(e => (e.Path, e.Sha256)));
         // Per-file hashes let the server name a repair's files; past the protocol's cap the digest alone is sent
         // (the agent finds the differing files itself when it plans the repair).
         var files = inventory.Count <= MaxInventoryFiles ? inventory : null;
-        var response = await _gateway.CheckInAsync(new CheckInRequest(_config.Product, installed.VersionId, digest, files, AgentVersion), ct);
+        var nonce = SessionTrust.NewNonce();
+        var stale = trust.CheckStale();
+        var response = await _gateway.CheckInAsync(new CheckInRequest(_config.Product, installed.VersionId, digest, files, AgentVersion, nonce,
+            stale ? true : null), ct);
+        var directive = trust.VerifyDirective(response, nonce);
+        response = SessionTrust.Authoritative(response, directive);
         if (response.Action == UpdateAction.None)
             return new SessionResult(UpdateAction.None, installed, 0, 0, 0, attempt);
 
@@ -154,13 +169,14 @@ public sealed class UpdateSession
             throw new SessionFailedException(FailureStage.Verify, $"manifest path '{response.ManifestPath}' from the gateway is not a store manifest path " +
                 "(manifests/<product>/<version>.json with store names only: no '%', '?', '#', '..'); nothing was requested");
 
-        var credential = Encoding.UTF8.GetString(_hidden.ReadRequired(HiddenItem.DeviceCredential));
+        var sources = Sources(response, credential);
+        await trust.CheckFloorsAsync(response, directive, record, installed, sources, ct);
         var counter = InstallByteCounter.Open(InstallBytesPath, targetId);
-        var downloader = new StoreDownloader(_http, Sources(response, credential), _config.Download, _cache,
+        var downloader = new StoreDownloader(_http, sources, _config.Download, _cache,
             response.Grant is { } g ? GrantLimiter.For(g, _time) : GrantLimiter.Unlimited, _log) { Counter = counter };
         try
         {
-            return await InstallAsync(response, installed, inventory, downloader, counter, attempt, ct);
+            return await InstallAsync(response, installed, inventory, downloader, counter, attempt, record, directive, trust.Anchor, ct);
         }
         finally
         {
@@ -172,12 +188,13 @@ public sealed class UpdateSession
     private string InstallBytesPath => Path.Combine(_layout.Work, "install-bytes");
 
     private async Task<SessionResult> InstallAsync(CheckInResponse response, InstalledVersion installed, IReadOnlyList<InventoryEntry> inventory,
-        StoreDownloader downloader, InstallByteCounter counter, int attempt, CancellationToken ct)
+        StoreDownloader downloader, InstallByteCounter counter, int attempt, VersionRecord? record, Directive? directive, TrustAnchor anchor,
+        CancellationToken ct)
     {
 
-        var manifest = await FetchVerifiedManifestAsync(downloader, response, installed, ct);
+        var (manifest, manifestSha256) = await FetchVerifiedManifestAsync(downloader, response, record, directive, anchor, ct);
         var delta = response.Action == UpdateAction.Upgrade && response.DeltaManifestPath is { } deltaPath
-            ? await TryFetchDeltaAsync(downloader, deltaPath, manifest, installed, ct)
+            ? await TryFetchDeltaAsync(downloader, deltaPath, manifest, installed, anchor, ct)
             : null;
         var plan = Plan(manifest, inventory, delta);
         _log($"{response.Action} to {manifest.Version} (id {manifest.VersionId}): {plan.Missing.Count} chunk(s) to download, {plan.Patches.Count} file(s) by delta patch, {plan.Local.Count} chunk(s) reused from local files, {plan.Cached} already cached");
@@ -189,7 +206,7 @@ public sealed class UpdateSession
         if (fellBack.Count > 0) plan = PlanFallback(manifest, inventory, plan, fellBack);
         await DownloadAsync(downloader, manifest, plan, ct);
         var newDigest = Stage(manifest, plan, ct);
-        _installer.Commit(new InstalledVersion(manifest.VersionId, manifest.Version), newDigest);
+        _installer.Commit(new InstalledVersion(manifest.VersionId, manifest.Version), newDigest, manifestSha256);
         var patched = plan.Patches.Count - fellBack.Count;
         var bytes = counter.Total;
         _log($"installed {manifest.Version} (id {manifest.VersionId}); {patched} file(s) from delta patches, {fellBack.Count} fell back to chunks, {bytes} bytes downloaded for this install ({downloader.BytesReceived} in this session)");
@@ -215,14 +232,14 @@ public sealed class UpdateSession
     /// Fetches and verifies the offered delta manifest: signed by the trust root, for this product, from the installed
     /// version to exactly the verified target manifest. Any problem means no delta (chunks), never a failed session.
     /// </summary>
-    private async Task<DeltaManifest?> TryFetchDeltaAsync(StoreDownloader downloader, string path, Manifest target, InstalledVersion installed, CancellationToken ct)
+    private async Task<DeltaManifest?> TryFetchDeltaAsync(StoreDownloader downloader, string path, Manifest target, InstalledVersion installed,
+        TrustAnchor anchor, CancellationToken ct)
     {
         if (!StoreLayout.IsDeltaManifestPath(path))
         {
             _log($"ignoring delta path '{path}' from the gateway: not deltas/<product>/<from>/<to>.json; downloading chunks");
             return null;
         }
-        var trustRoot = ReleasePublicKey.FromBytes(_hidden.ReadRequired(HiddenItem.TrustRoot));
         try
         {
             return await downloader.FetchVerifiedAsync([path, StoreLayout.SignaturePathFor(path)], _config.Download.MaxManifestBytes, files =>
@@ -230,7 +247,7 @@ public sealed class UpdateSession
                 DeltaManifest delta;
                 try
                 {
-                    delta = DeltaManifestSerializer.VerifyAndParse(files[0], files[1], trustRoot);
+                    delta = ByAnyReleaseKey(anchor, key => DeltaManifestSerializer.VerifyAndParse(files[0], files[1], key));
                 }
                 catch (Exception e) when (e is IntegrityException or InvalidInputException)
                 {
@@ -249,10 +266,10 @@ public sealed class UpdateSession
         }
     }
 
-    private List<StoreSource> Sources(CheckInResponse response, string credential)
+    private List<StoreSource> Sources(CheckInResponse? response, string credential)
     {
         var sources = new List<StoreSource>();
-        foreach (var m in _config.Mirrors.Concat(response.Mirrors ?? []).Distinct(StringComparer.Ordinal))
+        foreach (var m in _config.Mirrors.Concat(response?.Mirrors ?? []).Distinct(StringComparer.Ordinal))
         {
             if (Uri.TryCreate(m, UriKind.Absolute, out var u) && (u.Scheme == Uri.UriSchemeHttp || u.Scheme == Uri.UriSchemeHttps))
                 sources.Add(StoreSource.Mirror(m));
@@ -265,20 +282,20 @@ public sealed class UpdateSession
             // mirror serves; otherwise the gateway is asked first and mirrors are the fallback. Store requests change no
             // state, so the gateway checks their signature and timestamp but not their sequence (they run in parallel).
             var gateway = StoreSource.Gateway(_config.Gateway, DeviceCredential.Signer(_config.DeviceId, credential, RequestSequence.Shared));
-            if ((_config.Download.MirrorsFirst || response.MirrorsFirst) && sources.Count > 0) sources.Add(gateway);
+            if ((_config.Download.MirrorsFirst || response?.MirrorsFirst == true) && sources.Count > 0) sources.Add(gateway);
             else sources.Insert(0, gateway);
         }
         return sources;
     }
 
-    private async Task<Manifest> FetchVerifiedManifestAsync(StoreDownloader downloader, CheckInResponse response, InstalledVersion installed, CancellationToken ct)
+    private async Task<(Manifest Manifest, string Sha256)> FetchVerifiedManifestAsync(StoreDownloader downloader, CheckInResponse response,
+        VersionRecord? record, Directive? directive, TrustAnchor anchor, CancellationToken ct)
     {
-        var trustRoot = ReleasePublicKey.FromBytes(_hidden.ReadRequired(HiddenItem.TrustRoot));
         var path = response.ManifestPath!;
         try
         {
             return await downloader.FetchVerifiedAsync([path, StoreLayout.SignaturePathFor(path)], _config.Download.MaxManifestBytes,
-                files => Verify(files[0], files[1], trustRoot, path, response, installed), ct);
+                files => Verify(files[0], files[1], anchor, path, response, record, directive), ct);
         }
         catch (DownloadFailedException e)
         {
@@ -286,19 +303,38 @@ public sealed class UpdateSession
         }
     }
 
-    /// <summary>Signature by the trust root, then product, assigned version, no rollback, no freeze.</summary>
-    private Manifest Verify(byte[] bytes, byte[] signature, ReleasePublicKey trustRoot, string path, CheckInResponse response, InstalledVersion installed)
+    /// <summary>Runs <paramref name="verify"/> with each release key of the trust anchor until one's signature verifies.</summary>
+    private static T ByAnyReleaseKey<T>(TrustAnchor anchor, Func<ReleasePublicKey, T> verify)
+    {
+        IntegrityException? last = null;
+        foreach (var key in anchor.ReleaseKeys)
+        {
+            try { return verify(key); }
+            catch (IntegrityException e) { last = e; }
+        }
+        throw last ?? new IntegrityException("the trust root names no release key");
+    }
+
+    /// <summary>
+    /// Signature by a release key of the trust root, then product, assigned version, the manifest's SHA-256 as the
+    /// directive pins it (and, for a repair, as the sealed record pins the installed one), no freeze. The floors were
+    /// checked before the download (<see cref="SessionTrust.CheckFloorsAsync"/>).
+    /// </summary>
+    private (Manifest, string) Verify(byte[] bytes, byte[] signature, TrustAnchor anchor, string path, CheckInResponse response, VersionRecord? record,
+        Directive? directive)
     {
         var where = $"manifest '{path}'";
+        var installed = record?.VersionId ?? 0;
         Manifest manifest;
         try
         {
-            manifest = ManifestSigner.VerifyAndParse(bytes, signature, trustRoot);
+            manifest = ByAnyReleaseKey(anchor, key => ManifestSigner.VerifyAndParse(bytes, signature, key));
         }
         catch (Exception e) when (e is IntegrityException or InvalidInputException)
         {
             throw new ContentRejectedException($"{where}: {e.Message}", e);
         }
+        var sha = Convert.ToHexStringLower(SHA256.HashData(bytes));
         if (manifest.Product != _config.Product)
             throw new ContentRejectedException($"{where} is for product '{manifest.Product}', this device runs '{_config.Product}'");
         // The path names the release the gateway offered; content of another release under that name is a substitution.
@@ -306,13 +342,15 @@ public sealed class UpdateSession
             throw new ContentRejectedException($"{where} holds {manifest.Product} {manifest.Version}, not the release its path names; refused");
         if (manifest.VersionId != response.TargetVersionId)
             throw new ContentRejectedException($"{where} has version ID {manifest.VersionId}, the gateway assigned {response.TargetVersionId}");
-        if (response.Action == UpdateAction.Upgrade && manifest.VersionId <= installed.VersionId)
-            throw new ContentRejectedException($"{where} has version ID {manifest.VersionId}, not newer than the installed {installed.VersionId}; rollback refused");
-        if (response.Action == UpdateAction.Repair && manifest.VersionId != installed.VersionId)
-            throw new ContentRejectedException($"{where} has version ID {manifest.VersionId}, but a repair must use the installed version {installed.VersionId}");
+        if (directive is not null && directive.ManifestSha256 != sha)
+            throw new ContentRejectedException($"{where} has SHA-256 {sha}, but the director-signed directive pins {directive.ManifestSha256} (same version, other content); refused, nothing installed");
+        if (response.Action == UpdateAction.Repair && manifest.VersionId != installed)
+            throw new ContentRejectedException($"{where} has version ID {manifest.VersionId}, but a repair must use the installed version {installed}");
+        if (response.Action == UpdateAction.Repair && record?.ManifestSha256 is { } pinned && pinned != sha)
+            throw new ContentRejectedException($"{where} has SHA-256 {sha}, but the installed manifest of version ID {installed} had {pinned}: a repair restores the installed release, not other content under its version ID; refused, nothing installed");
         if (manifest.ExpiresUtc <= _time.GetUtcNow())
             throw new ContentRejectedException($"{where} expired at {manifest.ExpiresUtc:O}; a stale release is refused (freeze protection)");
-        return manifest;
+        return (manifest, sha);
     }
 
     private sealed record InstallPlan(

@@ -64,7 +64,14 @@ public sealed record SimulationOptions
         if (JitterFraction is < 0 or > 1) throw new ArgumentException($"--jitter {JitterFraction} must be between 0 and 1 (a fraction of the interval)");
         if (StartSpreadSeconds < 0) throw new ArgumentException($"--start-spread {StartSpreadSeconds} must be >= 0 seconds");
         if (ContentKey.Length != 32) throw new ArgumentException($"the content key has {ContentKey.Length} bytes; it must be the raw 32-byte content.key from `orch keys init`");
-        if (TrustRoot.Length != 32) throw new ArgumentException($"the trust root has {TrustRoot.Length} bytes; it must be the raw 32-byte release-signing.pub");
+        try
+        {
+            Orchestrator.ChunkStore.Trust.TrustAnchor.Load(TrustRoot, "the trust root");
+        }
+        catch (Exception e) when (e is Orchestrator.ChunkStore.Validation.InvalidInputException or Orchestrator.ChunkStore.Validation.IntegrityException)
+        {
+            throw new ArgumentException($"the trust root is neither a root document (root.json of `orch keys init`) nor a raw 32-byte release-signing.pub: {e.Message}");
+        }
         if (!Uri.TryCreate(Gateway, UriKind.Absolute, out var u) || (u.Scheme != Uri.UriSchemeHttp && u.Scheme != Uri.UriSchemeHttps))
             throw new ArgumentException($"--gateway '{Gateway}' is not an absolute http(s) URL");
     }

@@ -92,20 +92,43 @@ public sealed class HiddenZone(ZoneLayout layout, DeviceKey key)
         DurableFile.WriteAllBytes(layout.Hidden(item), key.Seal(value, FileName(item)), ownerOnly: true);
     }
 
-    /// <summary>The installed version; a missing record means nothing installed, a damaged one is an error.</summary>
-    public InstalledVersion ReadInstalledVersion()
+    /// <summary>
+    /// The sealed version record (the device's own rollback floor); null when it is missing or damaged, which means
+    /// <em>unknown</em>: never "nothing installed", since deleting or breaking the file must not lower the floor.
+    /// Provisioning writes a record for version 0, so a fresh device has a known floor of 0.
+    /// </summary>
+    public VersionRecord? ReadVersionRecord()
     {
         var (state, value) = Read(HiddenItem.InstalledVersion);
-        if (state == HiddenItemState.Missing) return InstalledVersion.None;
-        if (state == HiddenItemState.Damaged)
-            throw new HiddenZoneException($"hidden zone item '{FileName(HiddenItem.InstalledVersion)}' is damaged; {RecoveryHint(HiddenItem.InstalledVersion)}");
-        return JsonSerializer.Deserialize<InstalledVersion>(value!, JsonOptions)
-               ?? throw new HiddenZoneException("hidden installed-version record is empty; run `orch-agent recover --from-virtual`");
+        if (state != HiddenItemState.Ok) return null;
+        try
+        {
+            return JsonSerializer.Deserialize(value!, Trust.AgentJsonContext.Default.VersionRecord);
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
     }
 
-    /// <summary>Records the installed version.</summary>
-    public void WriteInstalledVersion(InstalledVersion version) =>
-        Write(HiddenItem.InstalledVersion, JsonSerializer.SerializeToUtf8Bytes(version, JsonOptions));
+    /// <summary>The installed version to report; <see cref="InstalledVersion.None"/> when the record is unknown (see <see cref="ReadVersionRecord"/>).</summary>
+    public InstalledVersion ReadInstalledVersion() =>
+        ReadVersionRecord() is { } r ? new InstalledVersion(r.VersionId, r.Version) : InstalledVersion.None;
+
+    /// <summary>Records the installed version, one counter step above the previous record, with the installed manifest's SHA-256.</summary>
+    public void WriteInstalledVersion(InstalledVersion version, string? manifestSha256 = null)
+    {
+        var previous = ReadVersionRecord();
+        WriteVersionRecord(new VersionRecord(version.VersionId, version.Version, 0, manifestSha256,
+            previous?.UpdaterGeneration ?? Zones.UpdaterGeneration.Read(this).Generation));
+    }
+
+    /// <summary>Writes <paramref name="record"/> with its counter one above the current record's.</summary>
+    public void WriteVersionRecord(VersionRecord record)
+    {
+        var counter = (ReadVersionRecord()?.Counter ?? 0) + 1;
+        Write(HiddenItem.InstalledVersion, JsonSerializer.SerializeToUtf8Bytes(record with { Counter = counter }, Trust.AgentJsonContext.Default.VersionRecord));
+    }
 
     /// <summary>What the operator should do when an item is lost.</summary>
     public static string RecoveryHint(HiddenItem item) => item switch
@@ -115,8 +138,19 @@ public sealed class HiddenZone(ZoneLayout layout, DeviceKey key)
         _ => "it cannot be rebuilt from the virtual zone; re-provision the device with `orch-agent provision` (new credential / content key from the operator)",
     };
 
-    private static readonly JsonSerializerOptions JsonOptions = new(JsonSerializerDefaults.Web);
 }
+
+/// <summary>
+/// The sealed installed-version record (<c>version.sealed</c>): the device's own rollback floor. The counter grows by
+/// one with every write; the manifest hash pins what "repair the installed version" may restore.
+/// </summary>
+/// <param name="VersionId">Installed version ID (0 = nothing installed).</param>
+/// <param name="Version">Version string.</param>
+/// <param name="Counter">Monotonic write counter (0 in records written before it existed).</param>
+/// <param name="ManifestSha256">SHA-256 of the installed manifest's bytes; null when not known (provisioning, older records).</param>
+/// <param name="UpdaterGeneration">Generation of the sealed updater backup and digest (<see cref="UpdaterGeneration"/>); a
+/// pair of an older generation was copied back and is refused.</param>
+public sealed record VersionRecord(long VersionId, string Version, long Counter = 0, string? ManifestSha256 = null, long UpdaterGeneration = 0);
 
 /// <summary>The hidden zone cannot be opened or an item in it is unusable; the message says how to recover.</summary>
 public sealed class HiddenZoneException(string message) : Exception(message);

@@ -1,4 +1,3 @@
-using System.Text;
 using Orchestrator.DeviceAgent.Storage;
 
 namespace Orchestrator.DeviceAgent.Zones;
@@ -40,7 +39,17 @@ public sealed class SelfRepair(ZoneLayout layout, HiddenZone hidden)
         var backup = backupState == HiddenItemState.Ok ? UpdaterBundle.TryParse(backupBytes) : null;
         if (backupState == HiddenItemState.Ok && backup is null) backupState = HiddenItemState.Damaged;
 
-        string? expected = digestState == HiddenItemState.Ok ? Encoding.ASCII.GetString(digestBytes!) : null;
+        var (expected, generation) = digestState == HiddenItemState.Ok ? UpdaterGeneration.Parse(digestBytes!) : (null, 0);
+        if (digestState == HiddenItemState.Ok && expected is null) digestState = HiddenItemState.Damaged;
+        if (hidden.ReadVersionRecord() is { } record && expected is not null && generation < record.UpdaterGeneration)
+        {
+            // Both items open with this device's key, so they are an older sealed pair put back: trust neither.
+            warnings.Add($"hidden updater backup and digest are generation {generation}, older than the generation {record.UpdaterGeneration} " +
+                         "this device last sealed (an older sealed copy was put back); refused");
+            expected = null;
+            backup = null;
+            backupState = HiddenItemState.Damaged;
+        }
         if (backup is not null && expected is not null && backup.Digest != expected)
         {
             // Both are sealed, so this only happens if one was replaced by an older sealed copy; trust neither.

@@ -1,4 +1,3 @@
-using System.Text;
 
 namespace Orchestrator.DeviceAgent.Zones;
 
@@ -21,7 +20,7 @@ public sealed class ZoneProvisioner(ZoneLayout layout, HiddenZone hidden)
     {
         if (deviceCredential.Length == 0) throw new ArgumentException("device credential is empty; pass the secret the operator enrolled for this device", nameof(deviceCredential));
         if (contentKey.Length != 32) throw new ArgumentException($"content key has {contentKey.Length} bytes; it must be the 32-byte content.key from `orch keys init`", nameof(contentKey));
-        if (trustRootPublicKey.Length != 32) throw new ArgumentException($"trust root has {trustRootPublicKey.Length} bytes; it must be the raw 32-byte release-signing.pub", nameof(trustRootPublicKey));
+        CheckTrustRoot(trustRootPublicKey.ToArray(), "trust root");
         hidden.Write(HiddenItem.DeviceCredential, deviceCredential);
         hidden.Write(HiddenItem.ContentKey, contentKey);
         hidden.Write(HiddenItem.TrustRoot, trustRootPublicKey);
@@ -45,21 +44,33 @@ public sealed class ZoneProvisioner(ZoneLayout layout, HiddenZone hidden)
             if (!File.Exists(layout.VirtualTrustRoot))
                 throw new HiddenZoneException($"the hidden trust root is damaged and the virtual zone has no '{layout.VirtualTrustRoot}' to rebuild it from; re-provision with `orch-agent provision`");
             var key = File.ReadAllBytes(layout.VirtualTrustRoot);
-            if (key.Length != 32)
-                throw new HiddenZoneException($"'{layout.VirtualTrustRoot}' holds {key.Length} bytes; a trust root is a raw 32-byte Ed25519 public key");
+            try { CheckTrustRoot(key, $"'{layout.VirtualTrustRoot}'"); }
+            catch (ArgumentException e) { throw new HiddenZoneException(e.Message); }
             hidden.Write(HiddenItem.TrustRoot, key);
             rebuilt.Add("trust root");
         }
-        if (hidden.Read(HiddenItem.InstalledVersion).State != HiddenItemState.Ok)
-        {
-            hidden.WriteInstalledVersion(InstalledVersion.None);
-            rebuilt.Add("installed version (reset to 0: the next check-in reinstalls, reusing local chunks)");
-        }
+        // The version record is the device's rollback floor: the virtual zone cannot know it, so a lost record stays
+        // unknown (never 0) and the next session installs only at or above the director-signed floor.
+        if (hidden.ReadVersionRecord() is null)
+            rebuilt.Add("installed version record left unknown (not reset): the next session takes the floor from the director-signed directive");
         var missing = new[] { HiddenItem.ContentKey, HiddenItem.DeviceCredential }
             .Where(i => hidden.Read(i).State != HiddenItemState.Ok)
             .Select(i => HiddenZone.FileName(i))
             .ToList();
         return new RecoveryReport(rebuilt, missing);
+    }
+
+    /// <summary>A trust root is a root document envelope (<c>root.json</c> of <c>orch keys init</c>) or, legacy, a raw 32-byte release key.</summary>
+    private static void CheckTrustRoot(byte[] bytes, string what)
+    {
+        try
+        {
+            Orchestrator.ChunkStore.Trust.TrustAnchor.Load(bytes, what);
+        }
+        catch (Exception e) when (e is Orchestrator.ChunkStore.Validation.InvalidInputException or Orchestrator.ChunkStore.Validation.IntegrityException)
+        {
+            throw new ArgumentException($"{what} is neither a root document signed by its root keys (root.json of `orch keys init`) nor a raw 32-byte release key: {e.Message}");
+        }
     }
 
     private void RebuildUpdater()
@@ -69,8 +80,12 @@ public sealed class ZoneProvisioner(ZoneLayout layout, HiddenZone hidden)
         var bundle = UpdaterBundle.FromFolder(layout.VirtualUpdater);
         if (bundle.Entries.Count == 0)
             throw new HiddenZoneException($"the virtual-zone updater folder '{layout.VirtualUpdater}' is empty; the device image is incomplete");
+        var record = hidden.ReadVersionRecord();
+        var generation = Math.Max(record?.UpdaterGeneration ?? 0, UpdaterGeneration.Read(hidden).Generation) + 1;
         hidden.Write(HiddenItem.UpdaterBackup, bundle.ToBytes());
-        hidden.Write(HiddenItem.UpdaterDigest, Encoding.ASCII.GetBytes(bundle.Digest));
+        hidden.Write(HiddenItem.UpdaterDigest, UpdaterGeneration.Format(bundle.Digest, generation));
+        // The record remembers the generation, so a pair copied back from an older sealed copy is recognised as older.
+        if (record is not null) hidden.WriteVersionRecord(record with { UpdaterGeneration = generation });
         bundle.RestoreTo(layout.FreeUpdater);
     }
 }

@@ -89,6 +89,11 @@ public sealed record DeviceHistoryView(string DeviceId, IReadOnlyList<DeviceHist
 /// <param name="Tags">Operator tags (replace earlier ones).</param>
 public sealed record DeviceRegistrationRequest(string Product, IReadOnlyList<string>? Tags);
 
+/// <summary>Body of <c>POST /admin/v1/devices/{id}/product</c>: move the device to another product (the only way its product changes).</summary>
+/// <param name="Product">The new product.</param>
+/// <param name="Operator">Who (optional; recorded in the journal).</param>
+public sealed record DeviceProductRequest(string Product, string? Operator = null);
+
 /// <summary>One device of <c>POST /admin/v1/devices/register-batch</c>.</summary>
 /// <param name="DeviceId">Device id.</param>
 /// <param name="Product">Product the device runs.</param>

@@ -77,6 +77,8 @@ public static class PaletteCatalog
             new("tags", "T1,T2", "comma-separated operator tags (with --product)"),
             new("rotate", null, "replace an existing credential; the old secret stops working"),
         ], ["DEVICE"]),
+        new("set-product", "Move a device to another product (the only way its registered product changes; a check-in claiming another product is refused).", Operate,
+            [new("product", "NAME", "the new product", Required: true)], ["DEVICE"]),
         new("register-batch", "Register the product and tags of every device listed in FILE (one id per line), checked in full before any is written.", Operate,
         [
             new("product", "NAME", "product the devices run", Required: true),

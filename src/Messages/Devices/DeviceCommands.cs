@@ -61,6 +61,7 @@ public sealed record RegisterDevice(string DeviceId, string Product, IReadOnlyLi
 /// The channels of <paramref name="Product"/> as the gateway's channel cache knows them (null: the sender has no channel
 /// information, and only a rollout's target can lead to an upgrade). Not persisted: the decision it leads to is.
 /// </param>
+/// <param name="Stale">The agent reports it has had no valid fresh directive for longer than its limit.</param>
 public sealed record CheckIn(
     string DeviceId,
     string Product,
@@ -73,7 +74,8 @@ public sealed record CheckIn(
     string? AgentVersion,
     DateTimeOffset Timestamp,
     long RequestSequence = 0,
-    IReadOnlyList<Channels.ChannelTarget>? Channels = null) : IDeviceCommand
+    IReadOnlyList<Channels.ChannelTarget>? Channels = null,
+    bool Stale = false) : IDeviceCommand
 {
     /// <inheritdoc />
     public string DeviceId { get; } = DeviceIdRules.Validate(DeviceId, nameof(DeviceId));
@@ -122,8 +124,12 @@ public sealed record CheckIn(
 /// The rollout's egress cap per gateway node (bytes/s shared by all its devices); 0 = no cap. Optional with a
 /// default so "AssignTarget.v1" payloads written before the field existed still read.
 /// </param>
+/// <param name="AuthorizeDowngrade">
+/// True when an operator's rollback assigns a version below the device's floor: the device's directive then carries a
+/// downgrade authorization. Without it an assignment below the floor is refused (<c>below_floor</c>).
+/// </param>
 public sealed record AssignTarget(string DeviceId, string Product, string Version, long VersionId, string ManifestPath, string RolloutId,
-    long BandwidthBytesPerSecond = 0)
+    long BandwidthBytesPerSecond = 0, bool AuthorizeDowngrade = false)
     : IDeviceCommand
 {
     /// <inheritdoc />
@@ -237,4 +243,19 @@ public sealed record GetDeviceState(string DeviceId) : IDeviceCommand
 {
     /// <inheritdoc />
     public string DeviceId { get; } = DeviceIdRules.Validate(DeviceId, nameof(DeviceId));
+}
+
+/// <summary>An operator moves the device to another product (the only way its registered product changes).</summary>
+/// <param name="DeviceId">Device id.</param>
+/// <param name="Product">The new product.</param>
+/// <param name="Operator">Who changed it.</param>
+/// <param name="Timestamp">When.</param>
+public sealed record SetDeviceProduct(string DeviceId, string Product, string Operator, DateTimeOffset Timestamp) : IDeviceCommand
+{
+    /// <inheritdoc />
+    public string DeviceId { get; } = DeviceIdRules.Validate(DeviceId, nameof(DeviceId));
+    /// <summary>The new product.</summary>
+    public string Product { get; } = DeviceIdRules.Required(Product, nameof(Product));
+    /// <summary>Who changed it.</summary>
+    public string Operator { get; } = DeviceIdRules.Required(Operator, nameof(Operator));
 }

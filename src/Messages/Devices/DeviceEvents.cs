@@ -87,3 +87,18 @@ public sealed record DeviceCameBack(DateTimeOffset At) : IDeviceEvent;
 /// <param name="Reason">Why (e.g. "credential rotated").</param>
 /// <param name="At">When.</param>
 public sealed record RequestSequenceReset(string Reason, DateTimeOffset At) : IDeviceEvent;
+
+/// <summary>An operator moved the device to another product; its assignment and work were dropped with it.</summary>
+/// <param name="PreviousProduct">The product before (null when none was recorded).</param>
+/// <param name="Product">The new product.</param>
+/// <param name="Operator">Who.</param>
+/// <param name="At">When.</param>
+public sealed record DeviceProductChanged(string? PreviousProduct, string Product, string Operator, DateTimeOffset At) : IDeviceEvent;
+
+/// <summary>
+/// The agent's own staleness changed: it reported (or stopped reporting) that it had no valid, fresh director-signed
+/// directive for longer than its limit. Journaled only when the flag flips.
+/// </summary>
+/// <param name="Stale">True while the device says it is stale.</param>
+/// <param name="At">When the check-in that said so arrived.</param>
+public sealed record DeviceStaleChanged(bool Stale, DateTimeOffset At) : IDeviceEvent;

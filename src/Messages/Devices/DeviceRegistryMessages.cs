@@ -31,9 +31,11 @@ public sealed record QueryDevices(DeviceStatus? Status, long? InstalledVersionId
 /// <param name="TargetVersionId">Target version ID of the current assignment.</param>
 /// <param name="FailedAttempts">Failed attempts of the current work.</param>
 /// <param name="LastSeen">When the device was last heard from.</param>
+/// <param name="Stale">The device reported it has had no valid, fresh director-signed directive for too long.</param>
+/// <param name="FloorVersionId">The device's rollback floor.</param>
 public sealed record DeviceSummary(
     string DeviceId, DeviceStatus Status, string? Product, long InstalledVersionId, IReadOnlyList<string> Tags, string? RolloutId,
-    long? TargetVersionId, int FailedAttempts, DateTimeOffset? LastSeen);
+    long? TargetVersionId, int FailedAttempts, DateTimeOffset? LastSeen, bool Stale = false, long FloorVersionId = 0);
 
 /// <summary>Answer to <see cref="QueryDevices"/>.</summary>
 /// <param name="Devices">Matching devices ordered by id, at most <see cref="QueryDevices.Limit"/>.</param>

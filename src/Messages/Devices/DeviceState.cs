@@ -10,8 +10,9 @@ namespace Orchestrator.Messages.Devices;
 /// <param name="RolloutId">Rollout that assigned it.</param>
 /// <param name="BandwidthBytesPerSecond">The rollout's egress cap per gateway node in bytes/s; 0 = no cap (and the
 /// value read from events and snapshots written before the field existed).</param>
+/// <param name="Downgrade">True when an operator's rollback authorized installing this version below the device's floor.</param>
 public sealed record TargetAssignment(string Product, string Version, long VersionId, string ManifestPath, string RolloutId,
-    long BandwidthBytesPerSecond = 0);
+    long BandwidthBytesPerSecond = 0, bool Downgrade = false);
 
 /// <summary>The work the device was told to do.</summary>
 /// <param name="Kind">Upgrade or repair.</param>
@@ -57,6 +58,11 @@ public sealed record FailureInfo(WorkPhase Stage, string Reason, int Attempt, lo
 /// <param name="EventCount">Sequence number of the last event applied (journal position of this device).</param>
 /// <param name="LastRequestSequence">Highest device request sequence number the actor accepted (protocol v2 replay
 /// protection); requests at or below it are refused. 0 in snapshots written before the field existed.</param>
+/// <param name="FloorVersionId">
+/// Rollback floor: the highest version ID the device is known to have installed; lowered only when an authorized
+/// downgrade completed. Signed into every directive, so a device whose own record was lost or replaced learns it.
+/// </param>
+/// <param name="Stale">The device's last check-in said it had no valid fresh directive for longer than its limit.</param>
 public sealed record DeviceState(
     string DeviceId,
     DeviceStatus Status,
@@ -73,7 +79,9 @@ public sealed record DeviceState(
     DeviceStatus? StatusBeforeOffline,
     DateTimeOffset? LastSeen,
     long EventCount,
-    long LastRequestSequence = 0) : IOrchestratorMessage
+    long LastRequestSequence = 0,
+    long FloorVersionId = 0,
+    bool Stale = false) : IOrchestratorMessage
 {
     /// <summary>The channel the device belongs to (from its <c>channel:NAME</c> tag, else <c>stable</c>); derived from the tags (written in JSON, ignored when read).</summary>
     public string Channel => Orchestrator.Messages.Channels.ChannelRules.ChannelOf(Tags);
@@ -95,10 +103,14 @@ public sealed record DeviceState(
 /// <param name="BandwidthBytesPerSecond">For Upgrade: that rollout's egress cap per gateway node in bytes/s; 0 = no cap.</param>
 /// <param name="Downgrade">For Upgrade: the target is older than the installed version (decided by <c>ReleaseSelection.IsDowngrade</c>).</param>
 /// <param name="Source">For Upgrade: <c>rollout</c> or <c>channel</c>, where the target came from; otherwise null.</param>
+/// <param name="FloorVersionId">The device's rollback floor (<see cref="DeviceState.FloorVersionId"/>), for the directive.</param>
+/// <param name="Product">The device's registered product, for the directive.</param>
+/// <param name="AuthorizedDowngrade">For Upgrade: the target is below the floor by an operator's authorized rollback of
+/// <paramref name="RolloutId"/>; the directive then carries the downgrade authorization.</param>
 public sealed record CheckInDecision(
     string DeviceId, UpdateAction Action, string? TargetVersion, long? TargetVersionId, string? ManifestPath,
     IReadOnlyList<string> RepairFiles, DeviceStatus Status, string? RolloutId = null, long BandwidthBytesPerSecond = 0,
-    bool Downgrade = false, string? Source = null) : IOrchestratorMessage;
+    bool Downgrade = false, string? Source = null, long FloorVersionId = 0, string? Product = null, bool AuthorizedDowngrade = false) : IOrchestratorMessage;
 
 /// <summary>A command was accepted (and persisted, if it changed anything).</summary>
 /// <param name="DeviceId">Device id.</param>

@@ -27,12 +27,17 @@ public sealed record InventoryEntry(string Path, string Sha256);
 /// <param name="InventoryDigest">Digest of the local tree, computed like the manifest's <c>inventoryDigest</c>.</param>
 /// <param name="Files">Per-file hashes, so the server can name exactly the files a repair must restore.</param>
 /// <param name="AgentVersion">Version of the agent binary, for fleet observability.</param>
+/// <param name="Nonce">Fresh random value (32-64 lower-case hex) the signed directive of the answer must repeat; optional
+/// only for agents provisioned with a bare release key.</param>
+/// <param name="Stale">True when the agent has had no valid, fresh directive for longer than its configured limit.</param>
 public sealed record CheckInRequest(
     string Product,
     long InstalledVersionId,
     string InventoryDigest,
     IReadOnlyList<InventoryEntry>? Files,
-    string? AgentVersion);
+    string? AgentVersion,
+    string? Nonce = null,
+    bool? Stale = null);
 
 /// <summary>Download allowance for one update session ("control the download size").</summary>
 /// <param name="MaxBytes">Total bytes the device may fetch in this window.</param>
@@ -55,6 +60,10 @@ public sealed record DownloadGrant(long MaxBytes, long BytesPerSecond, DateTimeO
 /// otherwise. Optional: agents that ignore it download chunks as before.
 /// </param>
 /// <param name="MirrorsFirst">Site policy (<c>Gateway:MirrorsFirst</c>): try <paramref name="Mirrors"/> before the gateway.</param>
+/// <param name="Directive">
+/// The director-signed directive (a signed envelope as JSON text, docs/protocol.md "Directive") answering this
+/// check-in's nonce; authoritative over the unsigned fields above. Null when the request carried no nonce.
+/// </param>
 public sealed record CheckInResponse(
     UpdateAction Action,
     string? TargetVersion,
@@ -65,7 +74,8 @@ public sealed record CheckInResponse(
     int NextCheckInSeconds,
     IReadOnlyList<string>? Mirrors,
     string? DeltaManifestPath = null,
-    bool MirrorsFirst = false);
+    bool MirrorsFirst = false,
+    string? Directive = null);
 
 /// <summary>Download progress: <c>POST /v1/devices/{deviceId}/progress</c>.</summary>
 public sealed record ProgressReport(long TargetVersionId, long BytesDone, long BytesTotal, int ChunksDone, int ChunksTotal);

@@ -118,8 +118,21 @@ public sealed record RolloutRegistered(string RolloutId, DateTimeOffset At) : IO
 /// <param name="FailureReason">Why it failed, if it did.</param>
 /// <param name="AssignedAt">When the current assignment was accepted (null while pending; absent in snapshots older than the device timeout).</param>
 /// <param name="FailingAttempts">While in progress: the failed attempts that made the device count as failing (0 = not failing).</param>
+/// <param name="Rollback">After a rollback: whether the device is back on <paramref name="PreviousVersionId"/> (null when the rollback does not restore it).</param>
+/// <param name="RollbackFailure">Why restoring it failed, if it did.</param>
 public sealed record RolloutDeviceRecord(string DeviceId, int Wave, RolloutDeviceOutcome Outcome, long PreviousVersionId, string? FailureReason,
-    DateTimeOffset? AssignedAt = null, int FailingAttempts = 0);
+    DateTimeOffset? AssignedAt = null, int FailingAttempts = 0, RollbackOutcome? Rollback = null, string? RollbackFailure = null);
+
+/// <summary>A rolled-back device is back on its previous version (it installed it through an authorized downgrade).</summary>
+/// <param name="DeviceId">Device.</param>
+/// <param name="At">When the rollout saw it.</param>
+public sealed record RolloutDeviceRestored(string DeviceId, DateTimeOffset At) : IRolloutEvent;
+
+/// <summary>A rolled-back device did not get back to its previous version (retry policy exhausted, or its assignment was replaced).</summary>
+/// <param name="DeviceId">Device.</param>
+/// <param name="Reason">Why.</param>
+/// <param name="At">When.</param>
+public sealed record RolloutDeviceRestoreFailed(string DeviceId, string Reason, DateTimeOffset At) : IRolloutEvent;
 
 /// <summary>Snapshot of a rollout actor.</summary>
 /// <param name="Spec">Spec.</param>

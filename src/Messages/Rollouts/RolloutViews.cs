@@ -30,6 +30,24 @@ public enum RolloutDeviceOutcome
     Failed,
 }
 
+/// <summary>Where one device stands in a rollback.</summary>
+public enum RollbackOutcome
+{
+    /// <summary>Assigned its previous version (with a downgrade authorization); not back yet.</summary>
+    InProgress,
+    /// <summary>Back on its previous version.</summary>
+    Restored,
+    /// <summary>Did not get back (retry policy exhausted or assignment replaced); see the reason.</summary>
+    Failed,
+}
+
+/// <summary>Progress of a rollback, read from the devices' own state (so the rollout and device views agree).</summary>
+/// <param name="Total">Devices the rollback restores to a previous version.</param>
+/// <param name="InProgress">Not back yet.</param>
+/// <param name="Restored">Back on their previous version.</param>
+/// <param name="Failed">Did not get back.</param>
+public sealed record RollbackCounters(int Total, int InProgress, int Restored, int Failed);
+
 /// <summary>Exact counters of one wave.</summary>
 /// <param name="Wave">Wave number (1-based).</param>
 /// <param name="Total">Devices in the wave.</param>
@@ -57,9 +75,11 @@ public sealed record RolloutDeviceFailure(string DeviceId, int Wave, string Reas
 /// <param name="CommandsPending">True while abort/rollback commands are still being delivered to devices.</param>
 /// <param name="CreatedAt">When it was created.</param>
 /// <param name="UpdatedAt">Time of its last event.</param>
+/// <param name="Rollback">After a rollback: how many devices are back on their previous version; null before.</param>
 public sealed record RolloutView(
     RolloutSpec Spec, RolloutStatus Status, int CurrentWave, string? PauseReason, IReadOnlyList<WaveCounters> Waves,
-    IReadOnlyList<RolloutDeviceFailure> Failures, bool CommandsPending, DateTimeOffset CreatedAt, DateTimeOffset UpdatedAt) : IOrchestratorMessage;
+    IReadOnlyList<RolloutDeviceFailure> Failures, bool CommandsPending, DateTimeOffset CreatedAt, DateTimeOffset UpdatedAt,
+    RollbackCounters? Rollback = null) : IOrchestratorMessage;
 
 /// <summary>One line of <see cref="RolloutList"/>.</summary>
 /// <param name="RolloutId">Rollout id.</param>

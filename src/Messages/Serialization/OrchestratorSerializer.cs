@@ -32,6 +32,7 @@ public sealed class OrchestratorSerializer : SerializerWithStringManifest
         [typeof(ReportCompletion)] = "ReportCompletion.v1",
         [typeof(GetDeviceState)] = "GetDeviceState.v1",
         [typeof(ResetRequestSequence)] = "ResetRequestSequence.v1",
+        [typeof(SetDeviceProduct)] = "SetDeviceProduct.v1",
         // Replies and snapshot
         [typeof(DeviceState)] = "DeviceState.v1",
         [typeof(CheckInDecision)] = "CheckInDecision.v1",
@@ -50,6 +51,8 @@ public sealed class OrchestratorSerializer : SerializerWithStringManifest
         [typeof(DeviceWentOffline)] = "DeviceWentOffline.v1",
         [typeof(DeviceCameBack)] = "DeviceCameBack.v1",
         [typeof(RequestSequenceReset)] = "RequestSequenceReset.v1",
+        [typeof(DeviceProductChanged)] = "DeviceProductChanged.v1",
+        [typeof(DeviceStaleChanged)] = "DeviceStaleChanged.v1",
         // Registry
         [typeof(QueryDevices)] = "QueryDevices.v1",
         [typeof(DeviceList)] = "DeviceList.v1",
@@ -81,6 +84,8 @@ public sealed class OrchestratorSerializer : SerializerWithStringManifest
         [typeof(RolloutCommandsDelivered)] = "RolloutCommandsDelivered.v1",
         [typeof(RolloutFailedDevicesRetried)] = "RolloutFailedDevicesRetried.v1",
         [typeof(RolloutCompleted)] = "RolloutCompleted.v1",
+        [typeof(RolloutDeviceRestored)] = "RolloutDeviceRestored.v1",
+        [typeof(RolloutDeviceRestoreFailed)] = "RolloutDeviceRestoreFailed.v1",
         [typeof(RolloutRegistered)] = "RolloutRegistered.v1",
         [typeof(RolloutSnapshot)] = "RolloutSnapshot.v1",
         [typeof(RolloutCoordinatorSnapshot)] = "RolloutCoordinatorSnapshot.v1",

@@ -36,6 +36,7 @@ public static class DeviceQueryEndpoints
         g.MapGet("/devices/{deviceId}", ShowAsync);
         g.MapGet("/devices/{deviceId}/history", HistoryAsync);
         g.MapPost("/devices/{deviceId}/register", RegisterAsync);
+        g.MapPost("/devices/{deviceId}/product", SetProductAsync);
         g.MapDeviceBatchRegistration();
         g.MapGet("/fleet", FleetAsync);
     }
@@ -130,6 +131,26 @@ public static class DeviceQueryEndpoints
             return HttpProblems.Problem(StatusCodes.Status400BadRequest, "invalid_registration", $"Registration refused, nothing changed: {ex.Message}");
         }
         var answer = await region.ActorRef.Ask<object>(command, settings.Gateway.DeviceAskTimeout, ctx.RequestAborted).ConfigureAwait(false);
+        return answer switch
+        {
+            DeviceCommandAccepted ok => AdminResults.Ok(ok),
+            DeviceCommandRejected no => HttpProblems.Problem(StatusCodes.Status409Conflict, no.Code, no.Message),
+            _ => HttpProblems.Problem(StatusCodes.Status500InternalServerError, "unexpected_answer", $"The device actor answered {answer.GetType().Name}."),
+        };
+    }
+
+    private static async Task<IResult> SetProductAsync(string deviceId, HttpContext ctx, IRequiredActor<DeviceShardRegion> region, NodeSettings settings,
+        TimeProvider clock)
+    {
+        if (AdminEndpoints.Authorize(ctx, AdminScopes.Operate) is { } denied) return denied;
+        if (InvalidId(deviceId) is { } bad) return bad;
+        var (body, error) = await HttpProblems.ReadJsonAsync<DeviceProductRequest>(ctx.Request, 64 * 1024, ctx.RequestAborted).ConfigureAwait(false);
+        if (error is not null) return error;
+        if (!Orchestrator.ChunkStore.Validation.StoreNames.IsValidProduct(body!.Product))
+            return HttpProblems.Problem(StatusCodes.Status400BadRequest, "invalid_product",
+                $"product '{body.Product}' is not a valid product name (letters, digits, '.', '_', '-', at most 64); nothing changed.");
+        var answer = await region.ActorRef.Ask<object>(new SetDeviceProduct(deviceId, body.Product, string.IsNullOrWhiteSpace(body.Operator) ? "admin-api" : body.Operator,
+            clock.GetUtcNow()), settings.Gateway.DeviceAskTimeout, ctx.RequestAborted).ConfigureAwait(false);
         return answer switch
         {
             DeviceCommandAccepted ok => AdminResults.Ok(ok),
@@ -241,6 +262,8 @@ public static class DeviceEventText
         WorkCompleted w => $"{w.Kind} completed: version {w.InstalledVersionId} installed",
         DeviceWentOffline => "went offline",
         DeviceCameBack => "came back online",
+        DeviceProductChanged p => $"product changed from {p.PreviousProduct ?? "(none)"} to {p.Product} by {p.Operator}",
+        DeviceStaleChanged s => s.Stale ? "reported STALE: no valid director-signed directive for too long" : "no longer stale",
         _ => e.GetType().Name,
     };
 }

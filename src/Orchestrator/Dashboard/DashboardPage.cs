@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Orchestrator.DeviceActors.Registry;
 using Orchestrator.Messages.Admin;
+using Orchestrator.Messages.Rollouts;
 using Orchestrator.Node.Admin;
 using Orchestrator.Node.Auth;
 
@@ -33,8 +34,9 @@ public sealed record DashboardRolloutFailure(string DeviceId, int Wave, string R
 /// <param name="Waves">Per-wave counters.</param>
 /// <param name="Failures">Failed devices.</param>
 /// <param name="UpdatedAt">Time of its last event.</param>
+/// <param name="Rollback">After a rollback: devices back on their previous version (from their own state); null otherwise.</param>
 public sealed record DashboardRollout(string RolloutId, string Product, string Version, string Status, int CurrentWave, string? PauseReason,
-    IReadOnlyList<DashboardWave> Waves, IReadOnlyList<DashboardRolloutFailure> Failures, DateTimeOffset UpdatedAt);
+    IReadOnlyList<DashboardWave> Waves, IReadOnlyList<DashboardRolloutFailure> Failures, DateTimeOffset UpdatedAt, RollbackCounters? Rollback = null);
 
 /// <summary>Answer of <c>GET /admin/v1/dashboard</c>: everything the page shows, in one poll.</summary>
 /// <param name="Cluster">Cluster members.</param>

@@ -34,7 +34,7 @@ internal static class DashboardRollouts
                 v.PauseReason,
                 [.. v.Waves.Select(w => new DashboardWave(w.Wave, w.Total, w.Pending, w.InProgress, w.Succeeded, w.Failed, w.Failing))],
                 [.. v.Failures.Select(f => new DashboardRolloutFailure(f.DeviceId, f.Wave, f.Reason, f.Failing))],
-                v.UpdatedAt))
+                v.UpdatedAt, v.Rollback))
             .ToList();
         return (true, shown);
     }

@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 using Orchestrator.ChunkStore.Keys;
 using Orchestrator.ChunkStore.Publishing;
 using Orchestrator.ChunkStore.Storage;
+using Orchestrator.ChunkStore.Trust;
 using Orchestrator.DeviceAgent.Simulation;
 using Orchestrator.Node.Auth;
 using Orchestrator.Messages.Rollouts;
@@ -86,6 +87,9 @@ public static class DemoCommand
 
         Step("Starting a node with every role (gateway, devices, chunks, rollouts), SQLite and a filesystem store");
         var nodeDir = Path.Combine(dir, "node");
+        // The trust set exists before the node starts: the node signs every directive with its director key.
+        var keys = KeyFiles.Generate(Path.Combine(dir, "keys"));
+        var trustRoot = TrustFiles.Init(keys.Directory, DateTimeOffset.UtcNow);
         WebApplication app;
         try
         {
@@ -98,6 +102,7 @@ public static class DemoCommand
                 ["Gateway:NextCheckInSeconds"] = ((int)Math.Ceiling(interval)).ToString(CultureInfo.InvariantCulture),
                 // The keys are created below, before the first rollout: the node then builds deltas for its devices.
                 ["Deltas:KeysDirectory"] = Path.Combine(dir, "keys"),
+                ["Trust:DirectorKeyFile"] = Path.Combine(keys.Directory, TrustFiles.DirectorKeyFile),
                 ["Logging:LogLevel:Default"] = "Warning",
                 ["Logging:LogLevel:Microsoft.Hosting.Lifetime"] = "Warning",
             }),
@@ -126,9 +131,10 @@ public static class DemoCommand
 
         try
         {
-            Step("Creating the release keys (what `orch keys init` does)");
-            var keys = KeyFiles.Generate(Path.Combine(dir, "keys"));
-            Info($"signing public key {keys.PublicKeyHex[..16]}..., content key fingerprint {keys.ContentKeyFingerprint}");
+            Step("The trust set (what `orch keys init` does): root, release and director keys, root document version 1");
+            Info($"release public key {keys.PublicKeyHex[..16]}..., content key fingerprint {keys.ContentKeyFingerprint}; root version " +
+                 $"{trustRoot.Root!.Version} names them and the node's director key; devices are provisioned with the root only");
+            TrustFiles.PublishRoots(keys.Directory, app.Services.GetRequiredService<FileSystemStore>());
 
             Step($"Publishing two versions of the sample program '{SampleProgram.Product}' (what `orch publish` does)");
             var store = app.Services.GetRequiredService<FileSystemStore>();
@@ -154,7 +160,7 @@ public static class DemoCommand
                 Root = Path.Combine(dir, "devices"),
                 Product = SampleProgram.Product,
                 ContentKey = File.ReadAllBytes(Path.Combine(keys.Directory, KeyFiles.ContentKeyFile)),
-                TrustRoot = File.ReadAllBytes(Path.Combine(keys.Directory, KeyFiles.PublicKeyFile)),
+                TrustRoot = File.ReadAllBytes(Path.Combine(keys.Directory, TrustFiles.RootDocumentFile)),
                 IdPrefix = "demo-",
                 Concurrency = 8,
                 CheckInIntervalSeconds = interval,

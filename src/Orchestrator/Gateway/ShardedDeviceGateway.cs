@@ -22,7 +22,7 @@ public sealed class DeviceShardRegion
 /// </summary>
 public sealed class ShardedDeviceGateway(
     IRequiredActor<DeviceShardRegion> region, InstalledReleaseInspector inspector, NodeSettings settings, TimeProvider clock,
-    DownloadThrottle throttle, ChannelCache channelCache, StoreChannelSeeder channelSeeder) : IDeviceGateway
+    DownloadThrottle throttle, ChannelCache channelCache, StoreChannelSeeder channelSeeder, Trust.DirectorSigner director) : IDeviceGateway
 {
     private TimeSpan Timeout => settings.Gateway.DeviceAskTimeout;
 
@@ -33,7 +33,7 @@ public sealed class ShardedDeviceGateway(
         var channels = await ChannelsAsync(request.Product, ct).ConfigureAwait(false);
         var command = Build(() => new CheckIn(deviceId, request.Product, request.InstalledVersionId, request.InventoryDigest,
             facts.ExpectedDigest, facts.InstalledVersion, facts.InstalledManifestPath, facts.DifferingPaths, request.AgentVersion, clock.GetUtcNow(),
-            requestSequence, channels));
+            requestSequence, channels, request.Stale == true));
         var answer = await AskAsync(command, ct).ConfigureAwait(false);
         if (answer is CheckInDeferred deferred)
             throw new DeviceRequestRejectedException(429, "retry_later",
@@ -43,9 +43,11 @@ public sealed class ShardedDeviceGateway(
         throttle.JoinRollout(deviceId, decision.Action == UpdateAction.Upgrade ? decision.RolloutId : null, decision.BandwidthBytesPerSecond);
         var mirrors = settings.Gateway.Mirrors.Count == 0 ? null : settings.Gateway.Mirrors;
         var delta = decision.Action == UpdateAction.Upgrade ? inspector.DeltaManifestPathFor(request.Product, facts.InstalledVersion, decision.TargetVersion) : null;
+        // The directive is what the agent acts on; the unsigned fields stay for agents provisioned without a root.
+        var directive = request.Nonce is null ? null : director.Sign(deviceId, request.Nonce, decision, request.Product, request.InstalledVersionId);
         return new CheckInResponse(decision.Action, decision.TargetVersion, decision.TargetVersionId, decision.ManifestPath,
             decision.Action == UpdateAction.Repair ? decision.RepairFiles : null, null, settings.Gateway.NextCheckInSeconds, mirrors, delta,
-            settings.Gateway.MirrorsFirst);
+            settings.Gateway.MirrorsFirst, directive);
     }
 
     /// <inheritdoc />

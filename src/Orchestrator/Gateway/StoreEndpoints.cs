@@ -31,6 +31,10 @@ public static partial class StoreEndpoints
         app.MapMethods("/v1/store/channels/{product}/{file}", [HttpMethods.Get, HttpMethods.Head],
             (string product, string file, HttpContext ctx, FileSystemStore store) => GetStoreFileAsync(ctx, store, StoreLayout.ChannelsDirectory, product, file));
         app.MapMethods("/v1/store/deltas/{product}/{fromVersion}/{file}", [HttpMethods.Get, HttpMethods.Head], GetDeltaFileAsync);
+        // Trust documents (docs/store-format.md "Trust documents"): signed, so served like manifests.
+        app.MapMethods("/v1/store/floors/{product}/{file}", [HttpMethods.Get, HttpMethods.Head],
+            (string product, string file, HttpContext ctx, FileSystemStore store) => GetStoreFileAsync(ctx, store, "floors", product, file));
+        app.MapMethods("/v1/store/root/{file}", [HttpMethods.Get, HttpMethods.Head], GetRootFileAsync);
     }
 
     private static async Task<IResult> GetChunkAsync(string prefix, string chunkId, HttpContext ctx, ChunkClient chunks, DownloadThrottle throttle)
@@ -147,7 +151,24 @@ public static partial class StoreEndpoints
         if (!StoreNames.IsValidProduct(fromVersion is null ? product : product[..product.IndexOf('/')]) || !FilePattern().IsMatch(file))
             return HttpProblems.Problem(StatusCodes.Status400BadRequest, "invalid_store_path",
                 $"'{kind}/{product}/{file}' is not a valid store path (letters, digits, '.', '_', '-', '+'; no slashes).");
-        var path = store.FullPath($"{kind}/{product}/{file}");
+        return await ServeFileAsync(ctx, store, $"{kind}/{product}/{file}").ConfigureAwait(false);
+    }
+
+    [GeneratedRegex("^[1-9][0-9]{0,8}\\.root\\.json$")]
+    private static partial Regex RootFilePattern();
+
+    private static async Task<IResult> GetRootFileAsync(string file, HttpContext ctx, FileSystemStore store)
+    {
+        if (await DeviceEndpoints.AuthorizeDeviceAsync(ctx, deviceId: null).ConfigureAwait(false) is { } denied) return denied;
+        if (!RootFilePattern().IsMatch(file))
+            return HttpProblems.Problem(StatusCodes.Status400BadRequest, "invalid_store_path", $"'root/{file}' is not a root document path (root/<N>.root.json).");
+        return await ServeFileAsync(ctx, store, $"root/{file}").ConfigureAwait(false);
+    }
+
+    private static async Task<IResult> ServeFileAsync(HttpContext ctx, FileSystemStore store, string relative)
+    {
+        var path = store.FullPath(relative);
+        var file = Path.GetFileName(relative);
         byte[] data;
         try
         {
@@ -156,7 +177,7 @@ public static partial class StoreEndpoints
         catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
         {
             ctx.Response.Headers.CacheControl = "no-store";
-            return HttpProblems.Problem(StatusCodes.Status404NotFound, "not_found", $"No {kind}/{product}/{file} in the store.");
+            return HttpProblems.Problem(StatusCodes.Status404NotFound, "not_found", $"No {relative} in the store.");
         }
         // Index and channel files change when releases are published; clients revalidate with the ETag.
         ctx.Response.Headers.CacheControl = "no-cache";

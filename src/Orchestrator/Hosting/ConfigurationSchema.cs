@@ -44,6 +44,7 @@ public static class ConfigurationSchema
         (DeviceOptions.Section, typeof(DeviceOptions)),
         (DeltaOptions.Section, typeof(DeltaOptions)),
         (RolloutsOptions.Section, typeof(RolloutsOptions)),
+        (Trust.TrustOptions.Section, typeof(Trust.TrustOptions)),
     ];
 
     /// <summary>

@@ -101,6 +101,12 @@ public static class NodeApp
         s.AddNodeActorSystem(settings, backend, devicePersistence);
         s.AddSingleton<InstalledReleaseInspector>();
         s.AddSingleton<Channels.StoreChannelSeeder>();
+        var trustOptions = builder.Configuration.GetSection(Trust.TrustOptions.Section).Get<Trust.TrustOptions>() ?? new Trust.TrustOptions();
+        if (trustOptions.Validate().ToList() is { Count: > 0 } trustProblems)
+            throw new InvalidOperationException("Invalid configuration:" + Environment.NewLine + string.Join(Environment.NewLine, trustProblems.Select(p => "  - " + p)));
+        s.AddSingleton(trustOptions);
+        s.AddSingleton(sp => new Trust.DirectorSigner(trustOptions, settings.Node.DataDirectory, sp.GetRequiredService<FileSystemStore>(),
+            sp.GetRequiredService<TimeProvider>()));
         s.AddSingleton<IDeviceGateway, ShardedDeviceGateway>();
         s.AddSingleton<FleetViewCache>();
         s.AddSingleton(deltaOptions);
@@ -139,7 +145,7 @@ public static class NodeApp
 
 /// <summary>Start-up work that must finish before the node serves: database schema, admin token.</summary>
 internal sealed class NodeStartup(DeviceCredentialStore credentials, DevicePersistenceOptions devicePersistence, NodeSettings settings,
-    AdminTokens adminTokens, AdminTokenStore adminTokenStore, DownloadThrottle throttle, ILogger<NodeStartup> log) : IHostedService
+    AdminTokens adminTokens, AdminTokenStore adminTokenStore, DownloadThrottle throttle, Trust.DirectorSigner director, ILogger<NodeStartup> log) : IHostedService
 {
     public async Task StartAsync(CancellationToken cancellationToken)
     {
@@ -150,6 +156,11 @@ internal sealed class NodeStartup(DeviceCredentialStore credentials, DevicePersi
         adminTokens.Refresh(await adminTokenStore.LoadAsync(cancellationToken).ConfigureAwait(false));
         if (adminTokens.BootstrapFile is { } file) log.LogInformation("Admin API bootstrap token (scopes read, operate) is in {File}", file);
         GatewayMetrics.ObserveThrottle(throttle);
+        if (director.GeneratedDevelopmentKey)
+            log.LogWarning("No Trust:DirectorKeyFile configured: created the development director key {File}, public key {Key}. Devices provisioned with a " +
+                "root document accept its directives only if the root names this key; production nodes use the director.key of 'orch keys init'.",
+                director.KeyFile, director.Describe());
+        else log.LogInformation("Director key {File}, public key {Key}", director.KeyFile, director.Describe());
         log.LogInformation("Node roles {Roles}; store {Store}; data {Data}", string.Join(",", settings.Node.Roles),
             Path.GetFullPath(settings.Node.StoreRoot), Path.GetFullPath(settings.Node.DataDirectory));
     }

@@ -313,7 +313,7 @@ public sealed class RolloutActor : ReceivePersistentActor, IWithTimers
         if (State.Started) DecideProgress();
         Flush();
         if (_tickWanted) ScheduleTick(TimeSpan.Zero);
-        else if (State.IsActive || State.CommandsPending) ScheduleTick(_settings.PollInterval);
+        else if (State.IsActive || State.CommandsPending || State.RollbackInProgress().Count > 0) ScheduleTick(_settings.PollInterval);
     }
 
     /// <summary>What the next pass works on, read on the actor's thread (the pass itself never touches the state).</summary>
@@ -326,6 +326,8 @@ public sealed class RolloutActor : ReceivePersistentActor, IWithTimers
                 .ToList();
             return new PassInput(State.Spec, targets, rollback, State.RollbackVersions, [], NoDevices, [], false, Context.Parent, NoDevices, NoDevices);
         }
+        if (State.RollbackInProgress() is { Count: > 0 } restoring)
+            return new PassInput(State.Spec, [], false, [], [], NoDevices, [], false, Context.Parent, NoDevices, NoDevices, restoring);
         if (!State.IsActive) return null;
         var inFlight = State.Started ? State.InProgress() : [];
         var observe = Rotate(inFlight, _settings.MaxObservePerPass);
@@ -353,6 +355,11 @@ public sealed class RolloutActor : ReceivePersistentActor, IWithTimers
         if (input.CommandTargets.Count > 0 || input.Rollback)
         {
             await DeliverCommands(input, facts);
+            return new PassCompleted(facts, false);
+        }
+        if (input.Restoring is { Count: > 0 })
+        {
+            await Stage("observing rolled-back devices", () => ObserveRollback(input, facts));
             return new PassCompleted(facts, false);
         }
         // Stages fail independently, so what one established (an accepted assignment) is not lost to another's timeout.
@@ -494,9 +501,11 @@ public sealed class RolloutActor : ReceivePersistentActor, IWithTimers
         {
             try
             {
+                // The operator's rollback is the downgrade authorization: the device's directive carries it, so its agent
+                // installs the previous version below its floor (and only that version, only from this rollout).
                 if (rollback && versions.TryGetValue(d.PreviousVersionId, out var v))
                     return await AskDevice<DeviceCommandAccepted>(new AssignTarget(d.DeviceId, t.Product, v.Version, v.VersionId, v.ManifestPath, _rolloutId,
-                        input.Spec.BandwidthBytesPerSecond)) is not null;
+                        input.Spec.BandwidthBytesPerSecond, AuthorizeDowngrade: true)) is not null;
                 // Abort, or rollback of a device that had nothing (known) installed: cancel, but only our own assignment.
                 var s = await AskDevice<DeviceState>(new GetDeviceState(d.DeviceId));
                 if (s is null) return false;
@@ -515,6 +524,31 @@ public sealed class RolloutActor : ReceivePersistentActor, IWithTimers
         if (done.All(x => x)) facts.Add(new RolloutCommandsDelivered(targets.Count, Now));
     }
 
+    /// <summary>
+    /// Reads each rolled-back device's own state and records, once, that it is back on its previous version, or that it
+    /// will not get there (retry policy exhausted: its assignment is cancelled; or the assignment was replaced).
+    /// </summary>
+    private async Task ObserveRollback(PassInput input, List<IRolloutEvent> facts)
+    {
+        var devices = input.Restoring!;
+        var states = await Task.WhenAll(devices.Select(d => AskDevice<DeviceState>(new GetDeviceState(d.DeviceId))));
+        for (var i = 0; i < devices.Count; i++)
+        {
+            if (states[i] is not { } s) continue;
+            var previous = devices[i].PreviousVersionId;
+            if (s.InstalledVersionId == previous && s.Work is null)
+                facts.Add(new RolloutDeviceRestored(s.DeviceId, Now));
+            else if (s.Target is null || s.Target.RolloutId != _rolloutId || s.Target.VersionId != previous)
+                facts.Add(new RolloutDeviceRestoreFailed(s.DeviceId,
+                    $"rollback assignment removed outside this rollout (device now targets {(s.Target is null ? "nothing" : $"{s.Target.Version} of {s.Target.RolloutId}")})", Now));
+            else if (s.FailedAttempts >= input.Spec.MaxAttemptsPerDevice)
+            {
+                var reason = $"gave up restoring version ID {previous} after {s.FailedAttempts} failed attempts (last: {s.LastFailure?.Stage} {s.LastFailure?.Reason})";
+                if (await Cancel(s.DeviceId, reason)) facts.Add(new RolloutDeviceRestoreFailed(s.DeviceId, reason, Now));
+            }
+        }
+    }
+
     /// <summary>What one pass works on, captured on the actor's thread.</summary>
     private sealed record PassInput(
         RolloutSpec Spec,
@@ -527,7 +561,8 @@ public sealed class RolloutActor : ReceivePersistentActor, IWithTimers
         bool JoinDue,
         IActorRef Coordinator,
         IReadOnlySet<string> Known,
-        IReadOnlySet<string> Failing);
+        IReadOnlySet<string> Failing,
+        IReadOnlyList<RolloutDeviceRecord>? Restoring = null);
 
     /// <summary>Facts a pass established, applied on the actor's thread; local only.</summary>
     private sealed record PassCompleted(IReadOnlyList<IRolloutEvent> Facts, bool JoinChecked) : INoSerializationVerificationNeeded;

@@ -172,6 +172,16 @@ public sealed class RolloutState
                 PauseReason = $"{r.Reason} ({r.Operator})";
                 RollbackVersions = r.Versions;
                 CommandsPending = true;
+                var restorable = r.Versions.Select(v => v.VersionId).ToHashSet();
+                foreach (var id in _order.ToList())
+                    Set(id, d => d.Outcome != RolloutDeviceOutcome.Pending && restorable.Contains(d.PreviousVersionId)
+                        ? d with { Rollback = RollbackOutcome.InProgress, RollbackFailure = null } : d);
+                break;
+            case RolloutDeviceRestored ok:
+                Set(ok.DeviceId, d => d with { Rollback = RollbackOutcome.Restored, RollbackFailure = null });
+                break;
+            case RolloutDeviceRestoreFailed f:
+                Set(f.DeviceId, d => d with { Rollback = RollbackOutcome.Failed, RollbackFailure = f.Reason });
                 break;
             case RolloutCommandsDelivered:
                 CommandsPending = false;
@@ -215,8 +225,24 @@ public sealed class RolloutState
     /// <summary>The answer to queries and accepted commands.</summary>
     public RolloutView View() => new(Spec, Status, CurrentWave + 1, PauseReason, Counters(),
         Devices.Where(IsTroubled).Take(100)
-            .Select(d => new RolloutDeviceFailure(d.DeviceId, d.Wave + 1, d.FailureReason ?? "", d.Outcome == RolloutDeviceOutcome.InProgress)).ToList(),
-        CommandsPending, CreatedAt, UpdatedAt);
+            .Select(d => new RolloutDeviceFailure(d.DeviceId, d.Wave + 1, d.FailureReason ?? "", d.Outcome == RolloutDeviceOutcome.InProgress))
+            .Concat(Devices.Where(d => d.Rollback == RollbackOutcome.Failed).Take(100)
+                .Select(d => new RolloutDeviceFailure(d.DeviceId, d.Wave + 1, "rollback: " + d.RollbackFailure)))
+            .ToList(),
+        CommandsPending, CreatedAt, UpdatedAt, RollbackProgress());
+
+    /// <summary>Rollback progress; null when the rollout was not rolled back.</summary>
+    public RollbackCounters? RollbackProgress()
+    {
+        if (Status != RolloutStatus.RolledBack) return null;
+        var touched = Devices.Where(d => d.Rollback is not null).ToList();
+        return new RollbackCounters(touched.Count, touched.Count(d => d.Rollback == RollbackOutcome.InProgress),
+            touched.Count(d => d.Rollback == RollbackOutcome.Restored), touched.Count(d => d.Rollback == RollbackOutcome.Failed));
+    }
+
+    /// <summary>Rolled-back devices not yet back on their previous version (the rollout keeps reading their state).</summary>
+    public IReadOnlyList<RolloutDeviceRecord> RollbackInProgress() =>
+        Status == RolloutStatus.RolledBack ? Devices.Where(d => d.Rollback == RollbackOutcome.InProgress).ToList() : [];
 
     /// <summary>One line of the rollout list.</summary>
     public RolloutSummary Summary()

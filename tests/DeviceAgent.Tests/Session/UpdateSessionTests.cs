@@ -123,20 +123,21 @@ public sealed class UpdateSessionTests(ITestOutputHelper output) : GatewaySessio
     }
 
     [Fact]
-    public async Task A_lost_version_record_is_rebuilt_without_downloading_anything()
+    public async Task A_lost_version_record_stays_unknown_and_a_device_without_a_director_installs_nothing()
     {
+        // Issue 14: a damaged record used to be reset to 0 by recover, which let any old signed release in. It now stays
+        // unknown; a device provisioned with a bare release key has no director-signed floor to learn it from.
         var v1 = await InstallV1();
         File.WriteAllBytes(Device.Layout.Hidden(HiddenItem.InstalledVersion), [1, 2, 3]);
         var report = new ZoneProvisioner(Device.Layout, Device.Hidden).RecoverFromVirtual();
-        Assert.Contains(report.Rebuilt, r => r.StartsWith("installed version"));
-        Assert.Equal(0, Device.Hidden.ReadInstalledVersion().VersionId);
+        Assert.Contains(report.Rebuilt, r => r.StartsWith("installed version record left unknown"));
+        Assert.Null(Device.Hidden.ReadVersionRecord());
+        Assert.Equal([1, 2, 3], File.ReadAllBytes(Device.Layout.Hidden(HiddenItem.InstalledVersion)));
 
-        var chunkRequests = Gateway.StoreRequests;
-        var result = await Session().RunOnceAsync(1, CancellationToken.None);
-        Assert.Equal(UpdateAction.Upgrade, result.Action); // the server sees version 0 and re-assigns 1.0
-        Assert.Equal(0, result.ChunksDownloaded);
-        Assert.Equal(2, Gateway.StoreRequests - chunkRequests); // manifest and signature only
-        Assert.Equal(new InstalledVersion(v1.VersionId, "1.0"), Device.Hidden.ReadInstalledVersion());
+        var e = await Assert.ThrowsAsync<SessionFailedException>(() => Session().RunOnceAsync(1, CancellationToken.None));
+        Assert.Contains("rollback floor is unknown", e.Message);
+        Assert.Equal(0, Gateway.CheckIns.Last().InstalledVersionId); // reported as 0, never recorded as 0
+        Assert.Null(Device.Hidden.ReadVersionRecord());
         Assert.Equal(v1.InventoryDigest, ClientDigest());
     }
 

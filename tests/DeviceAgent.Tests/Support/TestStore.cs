@@ -11,9 +11,14 @@ public sealed class TestStore : IDisposable
 {
     private readonly TempDir _dir = new();
 
-    /// <summary>A store in a temp folder, or at <paramref name="root"/> (e.g. a node's store root).</summary>
-    public TestStore(string? root = null)
+    /// <summary>
+    /// A store in a temp folder, or at <paramref name="root"/> (e.g. a node's store root), with fresh keys or those of
+    /// <paramref name="keysDirectory"/> (an <c>orch keys init</c> folder).
+    /// </summary>
+    public TestStore(string? root = null, string? keysDirectory = null)
     {
+        ContentKey = keysDirectory is null ? ContentKey.Generate() : KeyFiles.LoadContentKey(keysDirectory);
+        SigningKey = keysDirectory is null ? ReleaseSigningKey.Generate() : KeyFiles.LoadSigningKey(keysDirectory);
         Root = root ?? _dir.Sub("store");
         Store = FileSystemStore.Open(Root, create: true);
         Publisher = new Publisher(Store, ContentKey, SigningKey) { Parallelism = 2 };
@@ -21,20 +26,20 @@ public sealed class TestStore : IDisposable
 
     public string Root { get; }
     public FileSystemStore Store { get; }
-    public ContentKey ContentKey { get; } = ContentKey.Generate();
-    public ReleaseSigningKey SigningKey { get; } = ReleaseSigningKey.Generate();
+    public ContentKey ContentKey { get; }
+    public ReleaseSigningKey SigningKey { get; }
     public Publisher Publisher { get; }
 
     /// <summary>Writes a release tree from (path, content) pairs and publishes it.</summary>
     public PublishResult Publish(string version, IReadOnlyDictionary<string, byte[]> files, string product = "acme", TimeSpan? lifetime = null,
-        IReadOnlyDictionary<string, UnixFileMode>? modes = null)
+        IReadOnlyDictionary<string, UnixFileMode>? modes = null, long? versionId = null)
     {
         var tree = _dir.Sub("trees/" + product + "-" + version);
         WriteTree(tree, files);
         foreach (var (path, mode) in modes ?? new Dictionary<string, UnixFileMode>())
             if (!OperatingSystem.IsWindows())
                 File.SetUnixFileMode(Path.Combine(tree, path), mode);
-        return Publisher.Publish(new PublishRequest(product, version, tree, Lifetime: lifetime));
+        return Publisher.Publish(new PublishRequest(product, version, tree, versionId, Lifetime: lifetime));
     }
 
     public static void WriteTree(string root, IReadOnlyDictionary<string, byte[]> files)

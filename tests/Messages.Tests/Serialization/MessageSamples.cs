@@ -9,7 +9,7 @@ namespace Orchestrator.Messages.Tests.Serialization;
 public static class MessageSamples
 {
     private static readonly DateTimeOffset T = new(2026, 11, 25, 21, 0, 0, TimeSpan.FromHours(1));
-    private static readonly TargetAssignment Target = new("acme", "2.1.0", 21, "manifests/acme/2.1.0.json", "rollout-7", 1_000_000);
+    private static readonly TargetAssignment Target = new("acme", "2.1.0", 21, "manifests/acme/2.1.0.json", "rollout-7", 1_000_000, true);
     private static readonly WorkItem Repair = new(WorkKind.Repair, "2.0.0", 20, "manifests/acme/2.0.0.json", ["bin/app", "lib/x.so"]);
     private static readonly TransferProgress Progress = new(WorkPhase.Verify, 1000, 2000, 3, 6);
     private static readonly FailureInfo Failure = new(WorkPhase.Download, "connection reset", 3, 7_500, T);
@@ -30,17 +30,18 @@ public static class MessageSamples
     [
         new RegisterDevice("dev-1", "acme", ["eu", "canary"], T),
         new CheckIn("dev-1", "acme", 20, "sha256:aa", "sha256:bb", "2.0.0", "manifests/acme/2.0.0.json", ["bin/app"], "1.4.2", T, 1_700_000_000_001,
-            [new ChannelTarget("stable", V21, ["ro-2"])]),
-        new AssignTarget("dev-1", "acme", "2.1.0", 21, "manifests/acme/2.1.0.json", "rollout-7", 1_000_000),
+            [new ChannelTarget("stable", V21, ["ro-2"])], true),
+        new AssignTarget("dev-1", "acme", "2.1.0", 21, "manifests/acme/2.1.0.json", "rollout-7", 1_000_000, true),
+        new SetDeviceProduct("dev-1", "acme-pro", "alice", T),
         new CancelAssignment("dev-1", "alice", "bad build", true),
         new ReportProgress("dev-1", 21, WorkPhase.Install, 10, 20, 1, 2, T, 1_700_000_000_002),
         new ReportFailure("dev-1", 21, WorkPhase.Verify, "hash mismatch", 4, T, 1_700_000_000_003),
         new ReportCompletion("dev-1", 21, "sha256:cc", T, 1_700_000_000_004),
         new GetDeviceState("dev.2:x_y-z"),
         new DeviceState("dev-1", DeviceStatus.Offline, "acme", ["eu"], 20, "sha256:aa", "1.4.2", Target, Repair, Progress, 3, Failure,
-            DeviceStatus.Repairing, T, 42, 1_700_000_000_005),
+            DeviceStatus.Repairing, T, 42, 1_700_000_000_005, 21, true),
         new CheckInDecision("dev-1", UpdateAction.Repair, "2.0.0", 20, "manifests/acme/2.0.0.json", ["bin/app"], DeviceStatus.RepairNeeded,
-            "rollout-7", 1_000_000, true, "rollout"),
+            "rollout-7", 1_000_000, true, "rollout", 21, "acme", true),
         new DeviceCommandAccepted("dev-1", DeviceStatus.Downloading),
         new RetryAdvice("dev-1", 5, 16_000),
         new CheckInDeferred("dev-1", 4, 116_551),
@@ -56,8 +57,10 @@ public static class MessageSamples
         new DeviceCameBack(T),
         new RequestSequenceReset("credential rotated", T),
         new ResetRequestSequence("dev-1", "credential rotated", T),
+        new DeviceProductChanged("acme", "acme-pro", "alice", T),
+        new DeviceStaleChanged(true, T),
         new QueryDevices(DeviceStatus.Failed, 20, "eu", "rollout-7", 50),
-        new DeviceList([new DeviceSummary("dev-1", DeviceStatus.Idle, "acme", 20, ["eu"], "rollout-7", 21, 2, T)], 1, 99),
+        new DeviceList([new DeviceSummary("dev-1", DeviceStatus.Idle, "acme", 20, ["eu"], "rollout-7", 21, 2, T, true, 21)], 1, 99),
         new CreateRollout(Spec),
         new GetRollout("ro-1"),
         new ListRollouts(true),
@@ -67,7 +70,7 @@ public static class MessageSamples
         new RollbackRollout("ro-1", "alice", "bad build", [Previous]),
         new RetryFailedDevices("ro-1", "alice"),
         new RolloutView(Spec, RolloutStatus.Paused, 2, "too many failures", [new WaveCounters(1, 10, 1, 2, 3, 4, 1)],
-            [new RolloutDeviceFailure("dev-3", 1, "hash mismatch", true)], true, T, T.AddMinutes(5)),
+            [new RolloutDeviceFailure("dev-3", 1, "hash mismatch", true)], true, T, T.AddMinutes(5), new RollbackCounters(4, 1, 2, 1)),
         new RolloutList([new RolloutSummary("ro-1", "acme", "2.1.0", RolloutStatus.Running, 1, 3, 100, 40, 2)]),
         new RolloutRejected("ro-1", "invalid_request", "errorThreshold", "give a fraction"),
         new RolloutCreated(Spec, [new PlannedWave(["dev-1", "dev-2"])], T),
@@ -86,9 +89,11 @@ public static class MessageSamples
         new RolloutCommandsDelivered(12, T),
         new RolloutFailedDevicesRetried("alice", ["dev-3"], T),
         new RolloutCompleted(T),
+        new RolloutDeviceRestored("dev-1", T),
+        new RolloutDeviceRestoreFailed("dev-1", "gave up restoring", T),
         new RolloutRegistered("ro-1", T),
         new RolloutSnapshot(Spec, RolloutStatus.RolledBack, true, 1, 2, "bad build",
-            [new RolloutDeviceRecord("dev-1", 1, RolloutDeviceOutcome.Failed, 20, "hash mismatch", T, 3)], [3, 1], T, true, [Previous], T, T.AddHours(1)),
+            [new RolloutDeviceRecord("dev-1", 1, RolloutDeviceOutcome.Failed, 20, "hash mismatch", T, 3, RollbackOutcome.Failed, "gave up")], [3, 1], T, true, [Previous], T, T.AddHours(1)),
         new RolloutCoordinatorSnapshot(["ro-1", "ro-2"]),
         new GetChannels("acme"),
         new SetChannelRelease("acme", "beta", V21, "alice", "hotfix", true),

@@ -103,7 +103,9 @@ function renderRollouts(rollouts, available) {
     const done = r.waves.reduce((a, w) => a + w.succeeded, 0), total = r.waves.reduce((a, w) => a + w.total, 0);
     box.append(el("div", { class: "rollout", "data-rollout": r.rolloutId },
       el("h3", {}, r.rolloutId + "  ", el("span", { class: "badge " + r.status }, r.status), "  ",
-        el("span", { class: "muted" }, `${r.product} ${r.version} - wave ${r.currentWave} of ${r.waves.length} - ${done}/${total} devices done`)),
+        el("span", { class: "muted" }, r.rollback
+          ? `${r.product} ${r.version} rolled back - ${r.rollback.restored}/${r.rollback.total} devices back on their previous version, ${r.rollback.inProgress} in progress, ${r.rollback.failed} failed`
+          : `${r.product} ${r.version} - wave ${r.currentWave} of ${r.waves.length} - ${done}/${total} devices done`)),
       r.pauseReason ? el("p", { class: "error" }, "reason: " + r.pauseReason) : null,
       table(["wave", "progress", "total", "done", "running", "failing", "failed", "pending"],
         r.waves.map(w => [String(w.wave), waveBar(w), w.total, w.succeeded, w.inProgress, w.failing || 0, w.failed, w.pending])),

@@ -1,0 +1,112 @@
+using System.Collections.Concurrent;
+using System.Security.Cryptography;
+using Orchestrator.ChunkStore.Keys;
+using Orchestrator.ChunkStore.Storage;
+using Orchestrator.ChunkStore.Trust;
+using Orchestrator.Messages.Devices;
+using Orchestrator.Messages.Protocol;
+
+namespace Orchestrator.Node.Trust;
+
+/// <summary>Configuration section <c>Trust</c> (docs/security.md, docs/protocol.md "Directive").</summary>
+public sealed class TrustOptions
+{
+    /// <summary>Section name.</summary>
+    public const string Section = "Trust";
+
+    /// <summary>
+    /// Raw 32-byte Ed25519 private key of the director role (<c>director.key</c> written by <c>orch keys init</c>). When
+    /// empty the node creates a development key <c>&lt;Node:DataDirectory&gt;/director.key</c> (mode 0600) on first start and
+    /// logs its public key: devices trust it only if a root document names it.
+    /// </summary>
+    public string? DirectorKeyFile { get; set; }
+
+    /// <summary>How long a directive is valid after it was signed, in minutes (more than 0, at most 1440; default 10; fractions allowed).</summary>
+    public double DirectiveLifetimeMinutes { get; set; } = 10;
+
+    /// <summary>Problems, each naming the setting and the fix.</summary>
+    public IEnumerable<string> Validate()
+    {
+        if (!(DirectiveLifetimeMinutes > 0 && DirectiveLifetimeMinutes <= 1440))
+            yield return $"Trust:DirectiveLifetimeMinutes {DirectiveLifetimeMinutes} is out of range; use more than 0 and at most 1440 (default 10).";
+        if (!string.IsNullOrEmpty(DirectorKeyFile) && !File.Exists(DirectorKeyFile))
+            yield return $"Trust:DirectorKeyFile '{DirectorKeyFile}' does not exist; point it at the director.key written by 'orch keys init', or leave it empty for a development key.";
+    }
+}
+
+/// <summary>
+/// Signs the directive of every check-in with the node's director key (docs/protocol.md "Directive"): the device,
+/// its product, the check-in's nonce, a short validity, the action, the target manifest pinned by SHA-256, the
+/// device's floor and, for an operator's rollback, the downgrade authorization.
+/// </summary>
+public sealed class DirectorSigner : IDisposable
+{
+    /// <summary>File name of the development key in the data directory.</summary>
+    public const string DevelopmentKeyFile = "director.key";
+
+    private readonly ReleaseSigningKey _key;
+    private readonly TimeSpan _lifetime;
+    private readonly FileSystemStore _store;
+    private readonly TimeProvider _clock;
+    private readonly ConcurrentDictionary<string, (DateTime WriteTime, long Length, string Sha256)> _manifestHashes = new(StringComparer.Ordinal);
+
+    /// <summary>Loads the configured key, or the development key of <paramref name="dataDirectory"/> (created on first use).</summary>
+    public DirectorSigner(TrustOptions options, string dataDirectory, FileSystemStore store, TimeProvider clock)
+    {
+        _lifetime = TimeSpan.FromMinutes(options.DirectiveLifetimeMinutes);
+        _store = store;
+        _clock = clock;
+        var path = string.IsNullOrEmpty(options.DirectorKeyFile) ? Path.Combine(dataDirectory, DevelopmentKeyFile) : options.DirectorKeyFile;
+        if (string.IsNullOrEmpty(options.DirectorKeyFile) && !File.Exists(path))
+        {
+            using var fresh = ReleaseSigningKey.Generate();
+            AtomicFile.Write(path, fresh.ToBytes(), ownerOnly: true);
+            GeneratedDevelopmentKey = true;
+        }
+        KeyFile = Path.GetFullPath(path);
+        _key = ReleaseSigningKey.FromBytes(File.ReadAllBytes(path));
+    }
+
+    /// <summary>The key file in use.</summary>
+    public string KeyFile { get; }
+
+    /// <summary>True when this start created a development key.</summary>
+    public bool GeneratedDevelopmentKey { get; }
+
+    /// <summary>Public key (hex) and key id, for the start-up log.</summary>
+    public string Describe() => $"{_key.PublicKey} (key id {TrustKeyIds.Of(_key.PublicKey)})";
+
+    /// <summary>The signed directive (envelope JSON) answering <paramref name="nonce"/>.</summary>
+    public string Sign(string deviceId, string nonce, CheckInDecision decision, string product, long installedVersionId)
+    {
+        var now = _clock.GetUtcNow();
+        var sha = decision.Action == UpdateAction.None || decision.ManifestPath is null ? null : ManifestSha256(decision.ManifestPath);
+        var downgrade = decision.AuthorizedDowngrade && decision.TargetVersionId is { } to && decision.RolloutId is { } rollout
+            ? new DowngradeAuthorization(installedVersionId, to, rollout)
+            : null;
+        var directive = new Directive(1, "directive", deviceId, decision.Product ?? product, nonce, now, now + _lifetime, decision.Action,
+            decision.Action == UpdateAction.None ? null : decision.TargetVersion,
+            decision.Action == UpdateAction.None ? null : decision.TargetVersionId,
+            decision.Action == UpdateAction.None ? null : decision.ManifestPath, sha,
+            decision.Action == UpdateAction.Repair ? decision.RepairFiles : null, decision.FloorVersionId, downgrade);
+        return SignedEnvelope.Sign(directive.ToPayload(), [_key]).ToJson();
+    }
+
+    // A manifest file is replaced only by rename (publish), so (write time, length) identifies its bytes. A target that
+    // is no manifest of this store (a tampered or stale assignment) gets no hash: the directive then pins nothing, and an
+    // agent that requires directives refuses it, while the check-in itself still answers.
+    private string? ManifestSha256(string manifestPath)
+    {
+        if (StoreLayout.ParseManifestPath(manifestPath) is null) return null;
+        var info = new FileInfo(_store.FullPath(manifestPath));
+        if (!info.Exists) return null;
+        if (_manifestHashes.TryGetValue(manifestPath, out var c) && c.WriteTime == info.LastWriteTimeUtc && c.Length == info.Length) return c.Sha256;
+        var sha = Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(info.FullName)));
+        if (_manifestHashes.Count > 1024) _manifestHashes.Clear();
+        _manifestHashes[manifestPath] = (info.LastWriteTimeUtc, info.Length, sha);
+        return sha;
+    }
+
+    /// <inheritdoc />
+    public void Dispose() => _key.Dispose();
+}

@@ -1,0 +1,127 @@
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace Orchestrator.EndToEnd.Tests.Trust.Support;
+
+/// <summary>
+/// A scripted hostile gateway in front of a real node (Kestrel on 127.0.0.1): every request is forwarded to the
+/// node verbatim, except check-ins, which <see cref="OnCheckIn"/> may answer any way it likes (rewrite the node's
+/// answer, replay an old one, hold it, forward it under another device's credential...).
+/// </summary>
+public sealed class HostileGateway : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+    private readonly HttpClient _upstream;
+
+    /// <summary>One check-in as the hostile gateway sees it.</summary>
+    /// <param name="DeviceId">Device id of the route.</param>
+    /// <param name="Body">The agent's JSON body.</param>
+    /// <param name="Authorization">The agent's credential header.</param>
+    public sealed record CheckIn(string DeviceId, JsonObject Body, string? Authorization);
+
+    /// <summary>Answer a check-in: status code and JSON body. Default: forward to the node unchanged.</summary>
+    public Func<CheckIn, Task<(int Status, string Body)>>? OnCheckIn { get; set; }
+
+    /// <summary>Store files to serve instead of the node's (path relative to <c>/v1/store/</c>); null forwards.</summary>
+    public Func<string, byte[]?>? OnStore { get; set; }
+
+    /// <summary>Every check-in body seen, in order.</summary>
+    public List<JsonObject> CheckIns { get; } = [];
+
+    public string BaseUrl { get; }
+
+    private HostileGateway(WebApplication app, HttpClient upstream, string baseUrl)
+    {
+        _app = app;
+        _upstream = upstream;
+        BaseUrl = baseUrl;
+    }
+
+    public static async Task<HostileGateway> StartAsync(string nodeBaseUrl)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.Logging.ClearProviders();
+        var app = builder.Build();
+        var upstream = new HttpClient { BaseAddress = new Uri(nodeBaseUrl) };
+        HostileGateway? self = null;
+        app.Map("/{**path}", async (HttpContext ctx) => await self!.HandleAsync(ctx));
+        await app.StartAsync();
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        self = new HostileGateway(app, upstream, address.TrimEnd('/') + "/");
+        return self;
+    }
+
+    /// <summary>Forwards a check-in body to the node (optionally as another device) and returns the node's answer.</summary>
+    public async Task<(int Status, string Body)> ForwardAsync(string deviceId, JsonObject body, string? authorization)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, $"v1/devices/{deviceId}/check-in")
+        {
+            Content = new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json"),
+        };
+        if (authorization is not null) request.Headers.Authorization = AuthenticationHeaderValue.Parse(authorization);
+        using var response = await _upstream.SendAsync(request);
+        return ((int)response.StatusCode, await response.Content.ReadAsStringAsync());
+    }
+
+    /// <summary>HTTP Basic header of a device credential.</summary>
+    public static string Basic(string deviceId, string secret) =>
+        "Basic " + Convert.ToBase64String(Encoding.UTF8.GetBytes($"{deviceId}:{secret}"));
+
+    private async Task HandleAsync(HttpContext ctx)
+    {
+        var path = ctx.Request.Path.Value ?? "/";
+        var segments = path.Split('/', StringSplitOptions.RemoveEmptyEntries);
+        if (ctx.Request.Method == "POST" && segments is ["v1", "devices", var deviceId, "check-in"])
+        {
+            using var reader = new StreamReader(ctx.Request.Body);
+            var body = (JsonObject)JsonNode.Parse(await reader.ReadToEndAsync())!;
+            lock (CheckIns) CheckIns.Add(body);
+            var auth = ctx.Request.Headers.Authorization.ToString();
+            var (status, answer) = OnCheckIn is { } hook
+                ? await hook(new CheckIn(deviceId, body, auth))
+                : await ForwardAsync(deviceId, body, auth);
+            ctx.Response.StatusCode = status;
+            ctx.Response.ContentType = "application/json";
+            await ctx.Response.WriteAsync(answer);
+            return;
+        }
+        if (segments is ["v1", "store", ..] && OnStore?.Invoke(string.Join('/', segments[2..])) is { } replaced)
+        {
+            ctx.Response.StatusCode = 200;
+            ctx.Response.ContentType = "application/octet-stream";
+            await ctx.Response.Body.WriteAsync(replaced);
+            return;
+        }
+        using var forward = new HttpRequestMessage(new HttpMethod(ctx.Request.Method), path.TrimStart('/') + ctx.Request.QueryString);
+        if (ctx.Request.ContentLength > 0 || ctx.Request.Headers.ContainsKey("Transfer-Encoding"))
+        {
+            var ms = new MemoryStream();
+            await ctx.Request.Body.CopyToAsync(ms);
+            forward.Content = new ByteArrayContent(ms.ToArray());
+            if (ctx.Request.ContentType is { } ct) forward.Content.Headers.ContentType = MediaTypeHeaderValue.Parse(ct);
+        }
+        foreach (var h in new[] { "Authorization", "Range", "If-None-Match", "If-Range" })
+            if (ctx.Request.Headers.TryGetValue(h, out var v)) forward.Headers.TryAddWithoutValidation(h, v.ToString());
+        using var response = await _upstream.SendAsync(forward, HttpCompletionOption.ResponseHeadersRead);
+        ctx.Response.StatusCode = (int)response.StatusCode;
+        foreach (var (k, v) in response.Headers) if (k is not "Transfer-Encoding") ctx.Response.Headers[k] = v.ToArray();
+        foreach (var (k, v) in response.Content.Headers) ctx.Response.Headers[k] = v.ToArray();
+        await response.Content.CopyToAsync(ctx.Response.Body);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _upstream.Dispose();
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+    }
+}
