@@ -37,7 +37,11 @@ public sealed class TrustAttackTests(ITestOutputHelper output)
     private static async Task<Rig> StartAsync(double lifetimeMinutes = 10)
     {
         var keys = new TrustKeys();
-        var node = await NodeUnderTest.StartAsync(keys.NodeSettings(lifetimeMinutes));
+        var settings = keys.NodeSettings(lifetimeMinutes);
+        // Attacks end in failed attempts; a short announced backoff lets the honest run that follows each one start at once.
+        settings["Devices:RetryBase"] = "00:00:00.100";
+        settings["Devices:RetryCap"] = "00:00:00.500";
+        var node = await NodeUnderTest.StartAsync(settings);
         var store = new TestStore(node.StoreRoot, keys.Directory);
         keys.PublishRoots(store.Store);
         var v1 = store.Publish("1.0", Releases.V1());
@@ -134,7 +138,7 @@ public sealed class TrustAttackTests(ITestOutputHelper output)
         AssertUnchanged(before, d);
 
         // 4. Another device: the check-in (with this device's nonce) forwarded under a stolen credential of dev-2.
-        rig.Hostile.OnCheckIn = c => rig.Hostile.ForwardAsync("dev-2", c.Body, HostileGateway.Basic("dev-2", other));
+        rig.Hostile.OnCheckIn = c => rig.Hostile.ForwardAsync("dev-2", c.Body, null, secret: other);
         r = await Run(d, expectedExit: 1);
         Assert.Contains("directive refused: it is for device 'dev-2', this is 'dev-1'", r.Output);
         AssertUnchanged(before, d);

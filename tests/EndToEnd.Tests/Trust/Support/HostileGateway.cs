@@ -61,20 +61,23 @@ public sealed class HostileGateway : IAsyncDisposable
     }
 
     /// <summary>Forwards a check-in body to the node (optionally as another device) and returns the node's answer.</summary>
-    public async Task<(int Status, string Body)> ForwardAsync(string deviceId, JsonObject body, string? authorization)
+    /// <param name="deviceId">Device the check-in is sent as.</param>
+    /// <param name="body">The check-in body.</param>
+    /// <param name="authorization">The agent's own signed header, forwarded unchanged.</param>
+    /// <param name="secret">Instead: sign as <paramref name="deviceId"/> with this secret (a gateway holding another device's credential).</param>
+    public async Task<(int Status, string Body)> ForwardAsync(string deviceId, JsonObject body, string? authorization, string? secret = null)
     {
-        using var request = new HttpRequestMessage(HttpMethod.Post, $"v1/devices/{deviceId}/check-in")
-        {
-            Content = new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json"),
-        };
-        if (authorization is not null) request.Headers.Authorization = AuthenticationHeaderValue.Parse(authorization);
+        var path = $"v1/devices/{deviceId}/check-in";
+        var bytes = Encoding.UTF8.GetBytes(body.ToJsonString());
+        using var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = new ByteArrayContent(bytes) };
+        request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json") { CharSet = "utf-8" };
+        if (secret is not null)
+            authorization = Orchestrator.TestSupport.DeviceSigning.Header(deviceId, secret, "POST", "/" + path, bytes,
+                Orchestrator.TestSupport.DeviceSigning.NextSequence(), DateTimeOffset.UtcNow.ToUnixTimeSeconds());
+        if (authorization is not null) request.Headers.TryAddWithoutValidation("Authorization", authorization);
         using var response = await _upstream.SendAsync(request);
         return ((int)response.StatusCode, await response.Content.ReadAsStringAsync());
     }
-
-    /// <summary>HTTP Basic header of a device credential.</summary>
-    public static string Basic(string deviceId, string secret) =>
-        "Basic " + Convert.ToBase64String(Encoding.UTF8.GetBytes($"{deviceId}:{secret}"));
 
     private async Task HandleAsync(HttpContext ctx)
     {
