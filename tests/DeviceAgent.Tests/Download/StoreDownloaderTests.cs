@@ -196,23 +196,26 @@ public sealed class StoreDownloaderTests : IDisposable
         Assert.Equal(_chunk, _cache.TryRead(_id));
     }
 
+    // One byte every 20 ms (about 50 B/s), until the client gives up.
+    private static RequestDelegate Trickle(byte[] body) => async ctx =>
+    {
+        ctx.Response.ContentLength = body.Length;
+        try
+        {
+            for (var i = 0; i < body.Length; i++)
+            {
+                await ctx.Response.Body.WriteAsync(body.AsMemory(i, 1), ctx.RequestAborted);
+                await ctx.Response.Body.FlushAsync(ctx.RequestAborted);
+                await Task.Delay(20, ctx.RequestAborted);
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or IOException) { }
+    };
+
     [Fact]
     public async Task Aborts_a_trickle_below_the_minimum_rate()
     {
-        await using var trickle = await TestServer.StartAsync(async ctx =>
-        {
-            ctx.Response.ContentLength = _chunk.Length;
-            try
-            {
-                for (var i = 0; i < _chunk.Length; i++)
-                {
-                    await ctx.Response.Body.WriteAsync(_chunk.AsMemory(i, 1), ctx.RequestAborted);
-                    await ctx.Response.Body.FlushAsync(ctx.RequestAborted);
-                    await Task.Delay(20, ctx.RequestAborted);
-                }
-            }
-            catch (Exception e) when (e is OperationCanceledException or IOException) { }
-        });
+        await using var trickle = await TestServer.StartAsync(Trickle(_chunk));
         var d = Downloader(StoreSource.Mirror(trickle.BaseUrl));
         var e = await Assert.ThrowsAsync<DownloadFailedException>(() => d.FetchChunkAsync(_id, Rel, _chunk.Length + 40, CancellationToken.None));
         Assert.True(e.Message.Contains("below the minimum rate") || e.Message.Contains("slower than the minimum rate"), e.Message);
@@ -221,21 +224,8 @@ public sealed class StoreDownloaderTests : IDisposable
     [Fact]
     public async Task A_tiny_grant_does_not_lower_the_floor_a_trickling_source_is_held_to()
     {
-        // 50 B/s: below the agent's floor, above what a 100 B/s grant split over parallel requests used to allow.
-        await using var trickle = await TestServer.StartAsync(async ctx =>
-        {
-            ctx.Response.ContentLength = _chunk.Length;
-            try
-            {
-                for (var i = 0; i < _chunk.Length; i++)
-                {
-                    await ctx.Response.Body.WriteAsync(_chunk.AsMemory(i, 1), ctx.RequestAborted);
-                    await ctx.Response.Body.FlushAsync(ctx.RequestAborted);
-                    await Task.Delay(20, ctx.RequestAborted);
-                }
-            }
-            catch (Exception e) when (e is OperationCanceledException or IOException) { }
-        });
+        // Below the agent's floor, above what a 100 B/s grant split over parallel requests used to allow.
+        await using var trickle = await TestServer.StartAsync(Trickle(_chunk));
         var d = new StoreDownloader(_http, [StoreSource.Mirror(trickle.BaseUrl)], Fast with { MinBytesPerSecond = 1024 }, _cache, new GrantLimiter(100, null))
             { RoundsPerRequest = 1 };
         var sw = Stopwatch.StartNew();

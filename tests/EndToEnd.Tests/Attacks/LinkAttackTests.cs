@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Text;
-using Orchestrator.DeviceAgent.Tests.Support;
 using Orchestrator.EndToEnd.Tests.Agent.Support;
 using Orchestrator.Messages.Devices;
 using Xunit.Abstractions;
@@ -25,27 +24,19 @@ public sealed class LinkAttackTests(ITestOutputHelper output)
     [MemberData(nameof(Chains))]
     public async Task A_signed_release_whose_links_escape_or_loop_is_refused_and_nothing_changes(string links, string linkPath, string expected)
     {
-        await using var node = await NodeUnderTest.StartAsync();
-        using var store = new TestStore(node.StoreRoot);
-        var v1 = store.Publish("1.0", Releases.V1());
-        var v2 = store.Publish("2.0", Releases.V2());
         // Same release, re-signed with the links added (the inventory digest covers regular files only).
-        var text = Encoding.UTF8.GetString(store.ManifestBytes(v2));
-        Assert.EndsWith("\"symlinks\":[]}", text);
-        store.WriteSigned("acme", "2.0", Encoding.UTF8.GetBytes(text[..^3] + "[" + links + "]}"));
-
-        var secret = await node.ProvisionAsync("dev-link");
-        using var d = new TestDevice(node.BaseUrl, credential: secret, deviceId: "dev-link",
-            contentKey: store.ContentKey.ToBytes(), trustRoot: store.SigningKey.PublicKey.ToBytes(),
-            download: TestDevice.FastDownloads with { MaxSessionAttempts = 2 });
-        await node.AssignAsync("dev-link", "acme", v1.Version, v1.VersionId, v1.ManifestPath);
-        var first = await AgentProcess.RunAsync(["run", "--config", d.Config.SourcePath!, "--no-client"]);
-        Assert.True(first.ExitCode == 0, first.Output + first.Error);
-        var hiddenBefore = Snapshot(d.Layout.Zones.Hidden);
+        await using var rig = await AttackRig.StartAsync("dev-link", sessionAttempts: 2, (store, v2) =>
+        {
+            var text = Encoding.UTF8.GetString(store.ManifestBytes(v2));
+            Assert.EndsWith("\"symlinks\":[]}", text);
+            store.WriteSigned("acme", "2.0", Encoding.UTF8.GetBytes(text[..^3] + "[" + links + "]}"));
+        });
+        var (node, d, v1, v2) = (rig.Node, rig.Device, rig.V1, rig.V2);
+        var hiddenBefore = rig.HiddenZone();
 
         await node.AssignAsync("dev-link", "acme", v2.Version, v2.VersionId, v2.ManifestPath);
         var clock = Stopwatch.StartNew();
-        var attack = await AgentProcess.RunAsync(["run", "--config", d.Config.SourcePath!, "--no-client"]);
+        var attack = await rig.RunAgentAsync();
         output.WriteLine(attack.Output + attack.Error);
         Assert.NotEqual(0, attack.ExitCode);
         Assert.Contains(expected, attack.Output + attack.Error);
@@ -56,7 +47,7 @@ public sealed class LinkAttackTests(ITestOutputHelper output)
         Assert.False(File.Exists(Path.Combine(d.Layout.Client, linkPath)) || Directory.Exists(Path.Combine(d.Layout.Client, linkPath)));
         Assert.DoesNotContain(Directory.EnumerateFileSystemEntries(d.Layout.Client, "*", SearchOption.AllDirectories),
             p => new FileInfo(p).LinkTarget is not null);
-        Assert.Equal(hiddenBefore, Snapshot(d.Layout.Zones.Hidden));
+        Assert.Equal(hiddenBefore, rig.HiddenZone());
         // The node recorded the refusal as failed attempts of this upgrade, with the reason; 1.0 stays installed.
         var state = await node.StateAsync("dev-link");
         Assert.Equal(v1.VersionId, state.InstalledVersionId);
@@ -64,8 +55,4 @@ public sealed class LinkAttackTests(ITestOutputHelper output)
         Assert.Contains(expected, state.LastFailure!.Reason);
         Assert.Equal(DeviceStatus.Failed, state.Status);
     }
-
-    private static Dictionary<string, string> Snapshot(string dir) =>
-        Directory.GetFiles(dir, "*", SearchOption.AllDirectories)
-            .ToDictionary(f => Path.GetRelativePath(dir, f), f => Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(f))));
 }

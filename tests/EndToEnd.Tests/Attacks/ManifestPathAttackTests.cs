@@ -1,5 +1,3 @@
-using System.Security.Cryptography;
-using Orchestrator.DeviceAgent.Tests.Support;
 using Orchestrator.EndToEnd.Tests.Agent.Support;
 using Xunit.Abstractions;
 
@@ -18,35 +16,20 @@ public sealed class ManifestPathAttackTests(ITestOutputHelper output)
     [InlineData("manifests/acme/9.9.9.json", "not the release its path names")]
     public async Task A_tampered_manifest_path_is_refused_and_nothing_changes(string manifestPath, string expected)
     {
-        await using var node = await NodeUnderTest.StartAsync();
-        using var store = new TestStore(node.StoreRoot);
-        var v1 = store.Publish("1.0", Releases.V1());
-        var v2 = store.Publish("2.0", Releases.V2());
         // The validly signed 2.0 manifest, also served under the name of a release that does not exist.
-        store.WriteSigned("acme", "9.9.9", store.ManifestBytes(v2));
+        await using var rig = await AttackRig.StartAsync("dev-path", sessionAttempts: 1,
+            (store, v2) => store.WriteSigned("acme", "9.9.9", store.ManifestBytes(v2)));
+        var hiddenBefore = rig.HiddenZone();
 
-        var secret = await node.ProvisionAsync("dev-path");
-        using var d = new TestDevice(node.BaseUrl, credential: secret, deviceId: "dev-path",
-            contentKey: store.ContentKey.ToBytes(), trustRoot: store.SigningKey.PublicKey.ToBytes(),
-            download: TestDevice.FastDownloads with { MaxSessionAttempts = 1 });
-        await node.AssignAsync("dev-path", "acme", v1.Version, v1.VersionId, v1.ManifestPath);
-        var first = await AgentProcess.RunAsync(["run", "--config", d.Config.SourcePath!, "--no-client"]);
-        Assert.True(first.ExitCode == 0, first.Output + first.Error);
-        var hiddenBefore = Hashes(d.Layout.Zones.Hidden);
-
-        await node.AssignAsync("dev-path", "acme", "9.9.9", v2.VersionId, manifestPath);
-        var attack = await AgentProcess.RunAsync(["run", "--config", d.Config.SourcePath!, "--no-client"]);
+        await rig.Node.AssignAsync("dev-path", "acme", "9.9.9", rig.V2.VersionId, manifestPath);
+        var attack = await rig.RunAgentAsync();
         output.WriteLine(attack.Output + attack.Error);
         Assert.NotEqual(0, attack.ExitCode);
         Assert.Contains(expected, attack.Output + attack.Error);
-        Assert.Equal(v1.InventoryDigest, Releases.ClientDigest(d));
-        Assert.Equal(hiddenBefore, Hashes(d.Layout.Zones.Hidden));
-        var state = await node.StateAsync("dev-path");
-        Assert.Equal(v1.VersionId, state.InstalledVersionId);
+        Assert.Equal(rig.V1.InventoryDigest, Releases.ClientDigest(rig.Device));
+        Assert.Equal(hiddenBefore, rig.HiddenZone());
+        var state = await rig.Node.StateAsync("dev-path");
+        Assert.Equal(rig.V1.VersionId, state.InstalledVersionId);
         Assert.Contains(expected, state.LastFailure?.Reason ?? "(no failure recorded)");
     }
-
-    private static Dictionary<string, string> Hashes(string dir) =>
-        Directory.GetFiles(dir, "*", SearchOption.AllDirectories)
-            .ToDictionary(f => Path.GetRelativePath(dir, f), f => Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(f))));
 }
