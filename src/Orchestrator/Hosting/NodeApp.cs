@@ -40,13 +40,18 @@ public static class NodeApp
         var deltaOptions = builder.Configuration.GetSection(Deltas.DeltaOptions.Section).Get<Deltas.DeltaOptions>() ?? new Deltas.DeltaOptions();
         if (deltaOptions.Validate().ToList() is { Count: > 0 } deltaProblems)
             throw new InvalidOperationException("Invalid configuration:" + Environment.NewLine + string.Join(Environment.NewLine, deltaProblems.Select(p => "  - " + p)));
+        // Every configuration problem is reported before the data folder is locked or a port is probed.
+        Directory.CreateDirectory(settings.Node.StoreRoot);
+        var largest = LargestObject.In(FileSystemStore.Open(settings.Node.StoreRoot, create: true));
+        if (settings.HasRole(NodeRoles.Gateway) && settings.Throttle.ValidateAgainst(largest.Bytes, largest.Source).ToList() is { Count: > 0 } throttleProblems)
+            throw new InvalidOperationException("Invalid configuration:" + Environment.NewLine + string.Join(Environment.NewLine, throttleProblems.Select(p => "  - " + p)));
         var dataLock = DataDirectoryLock.Acquire(settings.Node.DataDirectory,
             $"cluster port {settings.Node.Hostname}:{settings.Node.Port}, HTTP {builder.Configuration["Urls"] ?? "default"}");
         try
         {
             PortProbe.EnsureRemotingFree(settings.Node);
             PortProbe.EnsureHttpFree(builder.Configuration["Urls"]);
-            return BuildLocked(builder, settings, deltaOptions, dataLock, services);
+            return BuildLocked(builder, settings, deltaOptions, dataLock, largest.Bytes, services);
         }
         catch
         {
@@ -56,12 +61,8 @@ public static class NodeApp
     }
 
     private static WebApplication BuildLocked(WebApplicationBuilder builder, NodeSettings settings, Deltas.DeltaOptions deltaOptions, DataDirectoryLock dataLock,
-        Action<IServiceCollection>? services)
+        long largestObjectBytes, Action<IServiceCollection>? services)
     {
-        Directory.CreateDirectory(settings.Node.StoreRoot);
-        var largest = LargestObject.In(FileSystemStore.Open(settings.Node.StoreRoot, create: true));
-        if (settings.HasRole(NodeRoles.Gateway) && settings.Throttle.ValidateAgainst(largest.Bytes, largest.Source).ToList() is { Count: > 0 } throttleProblems)
-            throw new InvalidOperationException("Invalid configuration:" + Environment.NewLine + string.Join(Environment.NewLine, throttleProblems.Select(p => "  - " + p)));
 
         builder.WebHost.ConfigureKestrel(k =>
         {
@@ -78,7 +79,7 @@ public static class NodeApp
         s.AddSingleton<DeviceCredentialStore>();
         s.AddSingleton(_ => FileSystemStore.Open(settings.Node.StoreRoot, create: true));
         s.AddSingleton<DeviceAuthentication>();
-        s.AddSingleton(sp => new DownloadThrottle(settings.Throttle, sp.GetRequiredService<TimeProvider>()) { MinRolloutBurstBytes = Math.Max(DownloadThrottle.DefaultMinRolloutBurstBytes, largest.Bytes) });
+        s.AddSingleton(sp => new DownloadThrottle(settings.Throttle, sp.GetRequiredService<TimeProvider>()) { MinRolloutBurstBytes = Math.Max(DownloadThrottle.DefaultMinRolloutBurstBytes, largestObjectBytes) });
         s.AddSingleton(sp => AdminTokens.LoadOrBootstrap(settings.Admin, settings.Node.DataDirectory));
         s.AddSingleton<AdminTokenStore>();
         s.AddSingleton(sp => new ChunkClient(sp.GetRequiredService<IRequiredActor<ChunkShardRegion>>(), settings.ChunkStore.AskTimeout));

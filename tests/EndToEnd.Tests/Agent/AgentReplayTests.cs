@@ -24,7 +24,11 @@ public sealed class AgentReplayTests(ITestOutputHelper output)
     [Fact]
     public async Task A_captured_failure_report_replayed_four_times_is_refused_and_counts_no_attempt()
     {
-        await using var node = await NodeUnderTest.StartAsync();
+        // A short announced backoff: the restarted agent at the end must not be deferred (429 retry_later) before it fails again.
+        await using var node = await NodeUnderTest.StartAsync(new Dictionary<string, string?>
+        {
+            ["Devices:RetryBase"] = "00:00:00.100", ["Devices:RetryCap"] = "00:00:00.500",
+        });
         await using var proxy = new RecordingProxy(new Uri(node.BaseUrl).Port);
         using var store = new TestStore(node.StoreRoot);
         var v1 = store.Publish("1.0", Releases.V1());
