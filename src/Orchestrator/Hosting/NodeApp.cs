@@ -33,25 +33,23 @@ public static class NodeApp
         builder.Configuration.AddEnvironmentVariables(EnvironmentPrefix);
         builder.Configuration.AddCommandLine(args);
         configure?.Invoke(builder.Configuration);
-        var keyProblems = ConfigurationSchema.Problems(builder.Configuration, EnvironmentVariables(), NodeCommandLine.Parse(args).SwitchKeys).ToList();
-        if (keyProblems.Count > 0)
-            throw new InvalidOperationException("Invalid configuration:" + Environment.NewLine + string.Join(Environment.NewLine, keyProblems.Select(p => "  - " + p)));
+        NodeSettings.ThrowIfInvalid(ConfigurationSchema.Problems(builder.Configuration, EnvironmentVariables(), NodeCommandLine.Parse(args).SwitchKeys));
         var settings = NodeSettings.Load(builder.Configuration);
         var deltaOptions = builder.Configuration.GetSection(Deltas.DeltaOptions.Section).Get<Deltas.DeltaOptions>() ?? new Deltas.DeltaOptions();
-        if (deltaOptions.Validate().ToList() is { Count: > 0 } deltaProblems)
-            throw new InvalidOperationException("Invalid configuration:" + Environment.NewLine + string.Join(Environment.NewLine, deltaProblems.Select(p => "  - " + p)));
+        NodeSettings.ThrowIfInvalid(deltaOptions.Validate());
+        var trustOptions = builder.Configuration.GetSection(Trust.TrustOptions.Section).Get<Trust.TrustOptions>() ?? new Trust.TrustOptions();
+        NodeSettings.ThrowIfInvalid(trustOptions.Validate());
         // Every configuration problem is reported before the data folder is locked or a port is probed.
         Directory.CreateDirectory(settings.Node.StoreRoot);
         var largest = LargestObject.In(FileSystemStore.Open(settings.Node.StoreRoot, create: true));
-        if (settings.HasRole(NodeRoles.Gateway) && settings.Throttle.ValidateAgainst(largest.Bytes, largest.Source).ToList() is { Count: > 0 } throttleProblems)
-            throw new InvalidOperationException("Invalid configuration:" + Environment.NewLine + string.Join(Environment.NewLine, throttleProblems.Select(p => "  - " + p)));
+        if (settings.HasRole(NodeRoles.Gateway)) NodeSettings.ThrowIfInvalid(settings.Throttle.ValidateAgainst(largest.Bytes, largest.Source));
         var dataLock = DataDirectoryLock.Acquire(settings.Node.DataDirectory,
             $"cluster port {settings.Node.Hostname}:{settings.Node.Port}, HTTP {builder.Configuration["Urls"] ?? "default"}");
         try
         {
             PortProbe.EnsureRemotingFree(settings.Node);
             PortProbe.EnsureHttpFree(builder.Configuration["Urls"]);
-            return BuildLocked(builder, settings, deltaOptions, dataLock, largest.Bytes, services);
+            return BuildLocked(builder, settings, deltaOptions, trustOptions, dataLock, largest.Bytes, services);
         }
         catch
         {
@@ -60,8 +58,8 @@ public static class NodeApp
         }
     }
 
-    private static WebApplication BuildLocked(WebApplicationBuilder builder, NodeSettings settings, Deltas.DeltaOptions deltaOptions, DataDirectoryLock dataLock,
-        long largestObjectBytes, Action<IServiceCollection>? services)
+    private static WebApplication BuildLocked(WebApplicationBuilder builder, NodeSettings settings, Deltas.DeltaOptions deltaOptions, Trust.TrustOptions trustOptions,
+        DataDirectoryLock dataLock, long largestObjectBytes, Action<IServiceCollection>? services)
     {
 
         builder.WebHost.ConfigureKestrel(k =>
@@ -102,9 +100,6 @@ public static class NodeApp
         s.AddNodeActorSystem(settings, backend, devicePersistence);
         s.AddSingleton<InstalledReleaseInspector>();
         s.AddSingleton<Channels.StoreChannelSeeder>();
-        var trustOptions = builder.Configuration.GetSection(Trust.TrustOptions.Section).Get<Trust.TrustOptions>() ?? new Trust.TrustOptions();
-        if (trustOptions.Validate().ToList() is { Count: > 0 } trustProblems)
-            throw new InvalidOperationException("Invalid configuration:" + Environment.NewLine + string.Join(Environment.NewLine, trustProblems.Select(p => "  - " + p)));
         s.AddSingleton(trustOptions);
         s.AddSingleton(sp => new Trust.DirectorSigner(trustOptions, settings.Node.DataDirectory, sp.GetRequiredService<FileSystemStore>(),
             sp.GetRequiredService<TimeProvider>()));

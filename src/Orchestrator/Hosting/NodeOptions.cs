@@ -311,11 +311,19 @@ public sealed record NodeSettings(
             .Concat(ValidateCheckInVsOffline(s.Gateway, s.Devices))
             .Concat(s.Admin.Tokens.SelectMany(ValidateToken))
             .ToList();
-        if (problems.Count > 0)
-        {
-            throw new InvalidOperationException("Invalid configuration:" + Environment.NewLine + string.Join(Environment.NewLine, problems.Select(p => "  - " + p)));
-        }
+        ThrowIfInvalid(problems);
         return s;
+    }
+
+    /// <summary>First line of every configuration refusal (the start-up failure report recognises it).</summary>
+    public const string InvalidConfigurationHeading = "Invalid configuration:";
+
+    /// <summary>Throws <see cref="InvalidOperationException"/> listing <paramref name="problems"/>, one per line, when there are any.</summary>
+    public static void ThrowIfInvalid(IEnumerable<string> problems)
+    {
+        var list = problems.ToList();
+        if (list.Count > 0)
+            throw new InvalidOperationException(InvalidConfigurationHeading + Environment.NewLine + string.Join(Environment.NewLine, list.Select(p => "  - " + p)));
     }
 
     // Each setting can be valid alone and wrong together: devices told to come back after the offline timeout would
