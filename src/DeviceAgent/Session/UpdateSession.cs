@@ -192,9 +192,9 @@ public sealed class UpdateSession
         CancellationToken ct)
     {
 
-        var (manifest, manifestSha256) = await FetchVerifiedManifestAsync(downloader, response, record, directive, anchor, ct);
+        var (manifest, manifestSha256, manifestBytes) = await FetchVerifiedManifestAsync(downloader, response, record, directive, anchor, ct);
         var delta = response.Action == UpdateAction.Upgrade && response.DeltaManifestPath is { } deltaPath
-            ? await TryFetchDeltaAsync(downloader, deltaPath, manifest, installed, anchor, ct)
+            ? await TryFetchDeltaAsync(downloader, deltaPath, manifest, manifestBytes, installed, anchor, ct)
             : null;
         var plan = Plan(manifest, inventory, delta);
         _log($"{response.Action} to {manifest.Version} (id {manifest.VersionId}): {plan.Missing.Count} chunk(s) to download, {plan.Patches.Count} file(s) by delta patch, {plan.Local.Count} chunk(s) reused from local files, {plan.Cached} already cached");
@@ -232,8 +232,8 @@ public sealed class UpdateSession
     /// Fetches and verifies the offered delta manifest: signed by the trust root, for this product, from the installed
     /// version to exactly the verified target manifest. Any problem means no delta (chunks), never a failed session.
     /// </summary>
-    private async Task<DeltaManifest?> TryFetchDeltaAsync(StoreDownloader downloader, string path, Manifest target, InstalledVersion installed,
-        TrustAnchor anchor, CancellationToken ct)
+    private async Task<DeltaManifest?> TryFetchDeltaAsync(StoreDownloader downloader, string path, Manifest target, long targetManifestBytes,
+        InstalledVersion installed, TrustAnchor anchor, CancellationToken ct)
     {
         if (!StoreLayout.IsDeltaManifestPath(path))
         {
@@ -242,7 +242,10 @@ public sealed class UpdateSession
         }
         try
         {
-            return await downloader.FetchVerifiedAsync([path, StoreLayout.SignaturePathFor(path)], _config.Download.MaxManifestBytes, files =>
+            // A delta manifest has at most one entry per file of the target and no more parts than the target has chunks,
+            // so it is bounded by the target manifest it describes (plus the fixed header), never by the global maximum.
+            var cap = Math.Min(_config.Download.MaxManifestBytes, 2 * targetManifestBytes + 64 * 1024);
+            return await downloader.FetchVerifiedAsync([(path, cap), (StoreLayout.SignaturePathFor(path), ManifestSigner.SignatureLength)], files =>
             {
                 DeltaManifest delta;
                 try
@@ -288,14 +291,26 @@ public sealed class UpdateSession
         return sources;
     }
 
-    private async Task<(Manifest Manifest, string Sha256)> FetchVerifiedManifestAsync(StoreDownloader downloader, CheckInResponse response,
+    private async Task<(Manifest Manifest, string Sha256, long Length)> FetchVerifiedManifestAsync(StoreDownloader downloader, CheckInResponse response,
         VersionRecord? record, Directive? directive, TrustAnchor anchor, CancellationToken ct)
     {
         var path = response.ManifestPath!;
+        // The directive pins the manifest's exact length with its hash: no source gets to send a byte more.
+        var cap = _config.Download.MaxManifestBytes;
+        if (directive?.ManifestBytes is { } pinned)
+        {
+            if (pinned > cap)
+                throw new SessionFailedException(FailureStage.Verify,
+                    $"the directive pins a manifest of {pinned} bytes for '{path}', more than download.maxManifestBytes ({cap}); raise download.maxManifestBytes in the agent's configuration if releases really are this large");
+            cap = pinned;
+        }
         try
         {
-            return await downloader.FetchVerifiedAsync([path, StoreLayout.SignaturePathFor(path)], _config.Download.MaxManifestBytes,
-                files => Verify(files[0], files[1], anchor, path, response, record, directive), ct);
+            return await downloader.FetchVerifiedAsync([(path, cap), (StoreLayout.SignaturePathFor(path), ManifestSigner.SignatureLength)], files =>
+            {
+                var (manifest, sha) = Verify(files[0], files[1], anchor, path, response, record, directive);
+                return (manifest, sha, (long)files[0].Length);
+            }, ct);
         }
         catch (DownloadFailedException e)
         {
