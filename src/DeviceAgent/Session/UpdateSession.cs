@@ -173,7 +173,7 @@ public sealed class UpdateSession
         await trust.CheckFloorsAsync(response, directive, record, installed, sources, ct);
         var counter = InstallByteCounter.Open(InstallBytesPath, targetId);
         var downloader = new StoreDownloader(_http, sources, _config.Download, _cache,
-            response.Grant is { } g ? GrantLimiter.For(g, _time) : GrantLimiter.Unlimited, _log) { Counter = counter };
+            response.Grant is { } g ? GrantLimiter.For(g, _time, _config.Download.MinBytesPerSecond) : GrantLimiter.Unlimited, _log) { Counter = counter };
         try
         {
             return await InstallAsync(response, installed, inventory, downloader, counter, attempt, record, directive, trust.Anchor, ct);
