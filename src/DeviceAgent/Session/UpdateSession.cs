@@ -85,6 +85,9 @@ public sealed class UpdateSession
     {
         var s = _config.Download;
         var backoff = new Backoff(TimeSpan.FromMilliseconds(s.BackoffBaseMilliseconds), TimeSpan.FromMilliseconds(s.BackoffCapMilliseconds));
+        // Only failures count towards MaxSessionAttempts: a 429 at check-in or a used-up grant is the server pacing
+        // this device, and a paced device keeps going (after the wait the server asked for) until it succeeds.
+        var failures = 0;
         for (var attempt = 1; ; attempt++)
         {
             TimeSpan? serverWait = null;
@@ -113,6 +116,15 @@ public sealed class UpdateSession
             {
                 failure = new SessionFailedException(FailureStage.Install, $"local file error: {e.Message}", e);
             }
+            var paced = failure.InnerException is GrantExhaustedException or GatewayException { StatusCode: 429 };
+            if (paced)
+            {
+                var pause = serverWait is { } w && w > TimeSpan.Zero ? (w > TimeSpan.FromHours(1) ? TimeSpan.FromHours(1) : w) : backoff.Delay(0);
+                _log($"session attempt {attempt} paced by the server ({failure.Message}); checking in again in {pause.TotalSeconds:0.###}s");
+                await Task.Delay(pause, _time, ct);
+                continue;
+            }
+            failures++;
             _log($"session attempt {attempt} failed at {failure.Stage}: {failure.Message}");
             if (failure.InnerException is not (GatewayException or GrantExhaustedException) && _lastTarget > 0)
             {
@@ -125,8 +137,8 @@ public sealed class UpdateSession
                     _log($"failure report not delivered: {e.Message}");
                 }
             }
-            if (s.MaxSessionAttempts > 0 && attempt >= s.MaxSessionAttempts) throw failure;
-            var wait = backoff.Delay(attempt - 1);
+            if (s.MaxSessionAttempts > 0 && failures >= s.MaxSessionAttempts) throw failure;
+            var wait = backoff.Delay(failures - 1);
             if (serverWait is { } sw && sw > wait) wait = sw > TimeSpan.FromHours(1) ? TimeSpan.FromHours(1) : sw;
             await Task.Delay(wait, _time, ct);
         }
