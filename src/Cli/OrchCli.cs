@@ -29,6 +29,7 @@ public static class OrchCli
         RolloutPalette.Register(registry);
         TokenPalette.Register(registry);
         ChannelPalette.Register(registry);
+        AuditPalette.Register(registry);
         return registry;
     }
 
