@@ -33,12 +33,22 @@ public static class OrchCli
         return registry;
     }
 
+    /// <summary>This build's version (the assembly's informational version, e.g. <c>1.0.0+commit</c>).</summary>
+    public static string Version { get; } =
+        typeof(OrchCli).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)
+            .OfType<System.Reflection.AssemblyInformationalVersionAttribute>().FirstOrDefault()?.InformationalVersion ?? "0.0.0";
+
     /// <summary>Runs one command line; returns the process exit code.</summary>
     public static async Task<int> RunAsync(string[] args, CliConsole console, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(args);
         ArgumentNullException.ThrowIfNull(console);
         var json = args.Contains("--json");
+        if (args is ["--version"] or ["version"])
+        {
+            console.Out.WriteLine($"orch {Version}");
+            return ExitCodes.Success;
+        }
         try
         {
             var (globals, rest) = SplitLeadingGlobals(args);
