@@ -84,6 +84,21 @@ public sealed class ChromiumDashboardTests(DashboardFleet fleet) : IClassFixture
     }
 
     [ChromiumFact]
+    public async Task Without_an_accepted_token_only_the_login_form_is_drawn()
+    {
+        var file = Path.Combine(_dir, "login.png");
+        Directory.CreateDirectory(_dir);
+        var (code, _, error) = await ChromiumAsync($"--screenshot={file}", "wrong-token");
+        Assert.True(code == 0 && File.Exists(file), $"chromium exited {code}: {error}");
+        var png = PngImage.Decode(await File.ReadAllBytesAsync(file));
+        // White is the panels' colour: the login box (at most 640 px wide) is the only panel that may be drawn; empty
+        // board panels ("no rollouts", "no failures") would read as real data.
+        var white = png.CountColor(0xff, 0xff, 0xff);
+        Assert.True(white < 640 * 400, $"{white} white pixels: more than the login form, so the (empty) board is drawn too");
+        Assert.True(white > 300 * 100, $"{white} white pixels: the login form is not drawn");
+    }
+
+    [ChromiumFact]
     public async Task Screenshot_is_a_rendered_page_with_the_data_drawn()
     {
         var file = Path.Combine(_dir, "dashboard.png");
