@@ -44,8 +44,9 @@ public sealed record DashboardRollout(string RolloutId, string Product, string V
 /// <param name="RolloutsAvailable">False when this node cannot reach a rollout coordinator.</param>
 /// <param name="Rollouts">Rollouts, newest activity first.</param>
 /// <param name="Channels">Every product's channels with their current release, from this node's channel cache (empty before it loaded).</param>
+/// <param name="Changes">The newest entries of the audit trail: who changed what, and why.</param>
 public sealed record DashboardView(ClusterView Cluster, FleetView Fleet, bool RolloutsAvailable, IReadOnlyList<DashboardRollout> Rollouts,
-    IReadOnlyList<Messages.Channels.ChannelView>? Channels = null);
+    IReadOnlyList<Messages.Channels.ChannelView>? Channels = null, IReadOnlyList<Messages.Admin.AuditEntry>? Changes = null);
 
 /// <summary>
 /// The fleet dashboard: a static page (<c>GET /</c>, <c>/dashboard/app.js</c>, <c>/dashboard/app.css</c>, embedded in
@@ -77,7 +78,10 @@ public static class DashboardPage
         return Results.Content(reader.ReadToEnd(), contentType);
     }
 
-    private static async Task<IResult> DataAsync(HttpContext ctx, ActorSystem system, FleetViewCache fleetCache, Channels.ChannelCache channels)
+    /// <summary>Audit entries the page shows.</summary>
+    public const int RecentChanges = 15;
+
+    private static async Task<IResult> DataAsync(HttpContext ctx, ActorSystem system, FleetViewCache fleetCache, Channels.ChannelCache channels, Audit.AuditLog audit)
     {
         if (AdminEndpoints.Authorize(ctx, AdminScopes.Read) is { } denied) return denied;
         ctx.Response.Headers.CacheControl = "no-store";
@@ -85,7 +89,8 @@ public static class DashboardPage
         try { fleet = await fleetCache.GetAsync(ctx.RequestAborted).ConfigureAwait(false); }
         catch (RegistryLimitExceededException ex) { return DeviceQueryEndpoints.RegistryLimitProblem(ex); }
         var (available, rollouts) = await DashboardRollouts.ReadAsync(ctx.RequestServices, ctx.RequestAborted).ConfigureAwait(false);
-        return TypedResults.Json(new DashboardView(ClusterEndpoints.Describe(system), fleet, available, rollouts, channels.View?.Channels ?? []),
+        var changes = await audit.QueryAsync(null, null, RecentChanges, ctx.RequestAborted).ConfigureAwait(false);
+        return TypedResults.Json(new DashboardView(ClusterEndpoints.Describe(system), fleet, available, rollouts, channels.View?.Channels ?? [], changes),
             AdminJson.Options);
     }
 }

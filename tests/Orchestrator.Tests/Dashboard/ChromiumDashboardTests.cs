@@ -71,6 +71,7 @@ public sealed class ChromiumDashboardTests(DashboardFleet fleet) : IClassFixture
         Assert.Contains($"data-rollout=\"{DashboardFleet.RolloutId}\"", dom);
         Assert.Contains("acme 2.0.0 - wave 1 of 2 - 0/2 devices done", dom);
         Assert.Contains("live from akka.tcp://", dom);
+        Assert.Matches("<td>operator</td><td>POST rollouts</td>", dom); // the fixture's rollout, in the audit trail's panel
         Assert.DoesNotContain("#token=", dom); // the fragment was moved to sessionStorage
     }
 

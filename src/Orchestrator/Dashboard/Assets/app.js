@@ -83,6 +83,7 @@ function render(d) {
   renderStates(d.fleet);
   renderVersions(d.fleet);
   renderFailures(d.fleet);
+  renderChanges(d.changes || []);
   renderCluster(d.cluster);
 }
 
@@ -156,6 +157,13 @@ function renderFailures(f) {
     ? table(["device", "stage", "reason", "attempts", "at"],
         f.recentFailures.map(x => [x.deviceId, x.stage, x.reason, x.attempt, new Date(x.at).toLocaleString()]))
     : el("p", { class: "muted" }, "no failures"));
+}
+
+function renderChanges(changes) {
+  $("changes").replaceChildren(changes.length
+    ? table(["at", "token", "action", "target", "reason", "status"],
+        changes.map(c => [new Date(c.timeUtc).toLocaleString(), c.token, c.action, c.target || "-", c.reason || "-", String(c.status)]))
+    : el("p", { class: "muted" }, "no changes recorded"));
 }
 
 function renderCluster(c) {
