@@ -80,12 +80,7 @@ public sealed class ZoneProvisioner(ZoneLayout layout, HiddenZone hidden)
         var bundle = UpdaterBundle.FromFolder(layout.VirtualUpdater);
         if (bundle.Entries.Count == 0)
             throw new HiddenZoneException($"the virtual-zone updater folder '{layout.VirtualUpdater}' is empty; the device image is incomplete");
-        var record = hidden.ReadVersionRecord();
-        var generation = Math.Max(record?.UpdaterGeneration ?? 0, UpdaterGeneration.Read(hidden).Generation) + 1;
-        hidden.Write(HiddenItem.UpdaterBackup, bundle.ToBytes());
-        hidden.Write(HiddenItem.UpdaterDigest, UpdaterGeneration.Format(bundle.Digest, generation));
-        // The record remembers the generation, so a pair copied back from an older sealed copy is recognised as older.
-        if (record is not null) hidden.WriteVersionRecord(record with { UpdaterGeneration = generation });
+        SelfRepair.Seal(layout, hidden, bundle, UpdaterSeal.ImageVersion, bundle.Digest);
         bundle.RestoreTo(layout.FreeUpdater);
     }
 }
