@@ -81,4 +81,53 @@ public sealed class AgentUpdaterTests(UpdaterNode n, ITestOutputHelper output) :
         output.WriteLine(status.Output + status.Error);
         Assert.Equal(0, status.ExitCode);
     }
+
+    /// <summary>Peak RSS (KiB, from /usr/bin/time) of one idle start of the real agent.</summary>
+    private async Task<long> IdlePeakRssKiB(TestDevice d)
+    {
+        var psi = new System.Diagnostics.ProcessStartInfo("/usr/bin/time")
+            { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { "-f", "maxrss=%M", "dotnet", typeof(DeviceAgent.AgentCommandLine).Assembly.Location, "run", "--config", d.Config.SourcePath!, "--no-client" })
+            psi.ArgumentList.Add(a);
+        psi.Environment.Remove("ORCH_AGENT_CRASH_AT");
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        await p.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromSeconds(60)).Token);
+        output.WriteLine(await stdout + await stderr);
+        Assert.Equal(0, p.ExitCode);
+        Assert.Contains("updater intact", await stdout);
+        var m = System.Text.RegularExpressions.Regex.Match(await stderr, @"maxrss=(\d+)");
+        Assert.True(m.Success, await stderr);
+        return long.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    [Fact]
+    public async Task An_idle_start_streams_the_updater_and_backup_checks_in_bounded_memory()
+    {
+        if (!File.Exists("/usr/bin/time")) throw new InvalidOperationException("this test measures peak RSS with /usr/bin/time (Debian package 'time')");
+        using var small = await n.DeviceAsync("upd-idle-small");
+        using var big = await n.DeviceAsync("upd-idle-big");
+        // A 96 MiB updater file: reading the free copy or decrypting the backup whole would each add about that much.
+        using (var f = File.Create(Path.Combine(big.Layout.VirtualUpdater, "big.bin")))
+        {
+            var block = Releases.Bytes(42, 1 << 20);
+            for (var i = 0; i < 96; i++) f.Write(block);
+        }
+        Assert.Equal(0, (await AgentProcess.RunAsync(["recover", "--from-virtual", "--config", big.Config.SourcePath!])).ExitCode);
+        Assert.True(new FileInfo(big.Layout.Hidden(HiddenItem.UpdaterBackup)).Length > 96 << 20);
+        await Run(small); // install 1.0, so the measured starts find nothing to do
+        await Run(big);
+
+        var smallRss = await IdlePeakRssKiB(small);
+        var bigRss = await IdlePeakRssKiB(big);
+        output.WriteLine($"idle start peak RSS: {smallRss} KiB with a 2-file updater, {bigRss} KiB with a 96 MiB updater");
+        Assert.True(bigRss - smallRss < 24 * 1024, $"idle start with a 96 MiB updater peaked at {bigRss} KiB vs {smallRss} KiB: the check is not streaming");
+
+        // The same device repairing: only now is the backup decrypted, which shows what the idle path avoids.
+        File.Delete(Path.Combine(big.Layout.FreeUpdater, "big.bin"));
+        var repaired = await Run(big);
+        Assert.Contains("updater restored from the hidden backup", repaired.Output);
+        Assert.Equal(UpdaterTree.DigestOf(big.Layout.VirtualUpdater), UpdaterTree.DigestOf(big.Layout.FreeUpdater));
+    }
 }
