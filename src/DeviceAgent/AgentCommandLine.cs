@@ -13,7 +13,10 @@ public static class AgentCommandLine
     public const string Usage = """
         usage:
           orch-agent [run] [--config FILE] [--no-client]
-              launcher: self-repair the updater, run the update session until it succeeds, start the client
+              launcher: verify and repair the updater, start it (updaterCommand) to run the update session, start the client
+          orch-agent update [--config FILE] [--self-test]
+              the updater: run the update session until it succeeds (started by the launcher); --self-test only checks
+              that this updater can open the configuration and the hidden zone (run before a new updater is switched in)
           orch-agent recover --from-virtual [--config FILE]
               rebuild the hidden-zone backup and the free-zone updater from the read-only virtual zone
           orch-agent provision --credential-file FILE --content-key-file FILE [--trust-root-file FILE] [--config FILE]
@@ -50,6 +53,13 @@ public static class AgentCommandLine
                     {
                         Console.CancelKeyPress += (_, e) => { e.Cancel = true; cts.Cancel(); };
                         return await new Launcher(config, Log, CrashPoints.FromEnvironment()).RunAsync(!options.ContainsKey("--no-client"), cts.Token);
+                    }
+                case "update":
+                    if (options.ContainsKey("--self-test")) return UpdaterSelfTest.Run(config, layout, Log);
+                    using (var cts = new CancellationTokenSource())
+                    {
+                        Console.CancelKeyPress += (_, e) => { e.Cancel = true; cts.Cancel(); };
+                        return await new Launcher(config, Log, CrashPoints.FromEnvironment()).RunSessionAsync(cts.Token);
                     }
                 case "recover":
                     if (!options.ContainsKey("--from-virtual"))
@@ -112,12 +122,13 @@ public static class AgentCommandLine
     private static readonly Dictionary<string, HashSet<string>> Known = new()
     {
         ["run"] = ["--config", "--no-client"],
+        ["update"] = ["--config", "--self-test"],
         ["recover"] = ["--config", "--from-virtual"],
         ["provision"] = ["--config", "--credential-file", "--content-key-file", "--trust-root-file"],
         ["status"] = ["--config"],
     };
 
-    private static readonly HashSet<string> Flags = ["--no-client", "--from-virtual"];
+    private static readonly HashSet<string> Flags = ["--no-client", "--from-virtual", "--self-test"];
 
     private static Dictionary<string, string> ParseOptions(List<string> args, string command)
     {

@@ -33,6 +33,13 @@ public sealed record AgentConfig
     /// <summary>Arguments for <see cref="ClientCommand"/>.</summary>
     public IReadOnlyList<string> ClientArguments { get; init; } = [];
 
+    /// <summary>
+    /// The updater program, relative to the free-zone updater folder (e.g. <c>orch-agent</c>): after self-repair the
+    /// launcher starts it as its own process (<c>update --config FILE</c>) to run the update session. Null runs the
+    /// session in the launcher's process (images without a separate updater program).
+    /// </summary>
+    public string? UpdaterCommand { get; init; }
+
     /// <summary>Download and retry tuning.</summary>
     public DownloadSettings Download { get; init; } = new();
 
@@ -112,6 +119,8 @@ public sealed record AgentConfig
             throw new AgentConfigException($"{where}: set gateway or at least one mirror, otherwise nothing can be downloaded");
         if (ClientCommand is not null && (Path.IsPathRooted(ClientCommand) || ClientCommand.Split('/', '\\').Contains("..")))
             throw new AgentConfigException($"{where}: clientCommand '{ClientCommand}' must be a path inside the installed tree (relative, no '..')");
+        if (UpdaterCommand is not null && (UpdaterCommand.Length == 0 || Path.IsPathRooted(UpdaterCommand) || UpdaterCommand.Split('/', '\\').Contains("..")))
+            throw new AgentConfigException($"{where}: updaterCommand '{UpdaterCommand}' must be a path inside the updater folder (relative, no '..')");
         Download.Validate(where);
         if (StaleAfterMinutes is < 1 or > 10080)
             throw new AgentConfigException($"{where}: staleAfterMinutes {StaleAfterMinutes} is out of range; use 1..10080 (default 60)");

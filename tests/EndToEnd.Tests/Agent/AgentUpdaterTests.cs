@@ -20,8 +20,35 @@ public sealed class UpdaterNode : IAsyncLifetime
             ["Devices:RetryCap"] = "00:00:00.500",
         });
         Store = new TestStore(Node.StoreRoot);
-        V1 = Store.Publish("1.0", Releases.V1());
+        var files = Releases.V1();
+        files["bin/start.sh"] = "#!/bin/sh\necho started > \"$1\"\n"u8.ToArray();
+        V1 = Store.Publish("1.0", files, modes: new Dictionary<string, UnixFileMode> { ["bin/start.sh"] = (UnixFileMode)0b111_101_101 });
     }
+
+    /// <summary>
+    /// Makes the device image carry a real updater program (<c>orch-agent</c> in the virtual zone's updater folder: a
+    /// script that says which updater it is and runs this build of the agent) and names it in agent.json, then rebuilds
+    /// the hidden backup and the free copy from the image as a device maker's first boot would.
+    /// </summary>
+    public static async Task UseUpdaterProgramAsync(TestDevice d, string name = "image-updater", string? clientMarker = null)
+    {
+        var exe = Path.Combine(d.Layout.VirtualUpdater, "orch-agent");
+        File.WriteAllText(exe, UpdaterScript(name));
+        UpdaterTree.SetMode(exe, (UnixFileMode)0b111_101_101);
+        var config = d.Config with
+        {
+            UpdaterCommand = "orch-agent",
+            ClientCommand = clientMarker is null ? null : "bin/start.sh",
+            ClientArguments = clientMarker is null ? [] : [clientMarker],
+        };
+        File.WriteAllText(d.Config.SourcePath!, config.ToJson());
+        var r = await AgentProcess.RunAsync(["recover", "--from-virtual", "--config", d.Config.SourcePath!]);
+        Assert.True(r.ExitCode == 0, r.Output + r.Error);
+    }
+
+    /// <summary>An updater program: prints its name, then runs this build of orch-agent with the launcher's arguments.</summary>
+    public static string UpdaterScript(string name, string? beforeExec = null) =>
+        $"#!/bin/sh\necho \"updater program {name} (pid $$): $*\"\n{beforeExec}exec dotnet '{typeof(DeviceAgent.AgentCommandLine).Assembly.Location}' \"$@\"\n";
 
     /// <summary>A provisioned device with 1.0 assigned.</summary>
     public async Task<TestDevice> DeviceAsync(string id)
@@ -129,5 +156,103 @@ public sealed class AgentUpdaterTests(UpdaterNode n, ITestOutputHelper output) :
         var repaired = await Run(big);
         Assert.Contains("updater restored from the hidden backup", repaired.Output);
         Assert.Equal(UpdaterTree.DigestOf(big.Layout.VirtualUpdater), UpdaterTree.DigestOf(big.Layout.FreeUpdater));
+    }
+
+    [Fact]
+    public async Task The_launcher_starts_the_verified_free_zone_updater_which_runs_the_session()
+    {
+        using var d = await n.DeviceAsync("upd-run");
+        var marker = Path.Combine(d.Dir.Path, "client-ran");
+        await UpdaterNode.UseUpdaterProgramAsync(d, clientMarker: marker);
+        var r = await AgentProcess.RunAsync(["run", "--config", d.Config.SourcePath!]);
+        output.WriteLine(r.Output + r.Error);
+        Assert.Equal(0, r.ExitCode);
+        Assert.Contains("updater intact (version image)", r.Output);
+        Assert.Matches(@"started the updater 'orch-agent' \(version image, pid \d+\)", r.Output);
+        Assert.Contains($"updater program image-updater (pid ", r.Output);
+        Assert.Contains($": update --config {d.Config.SourcePath}", r.Output);
+        Assert.Contains("upgrade done: version 1.0", r.Output);
+        Assert.Equal(n.V1.InventoryDigest, Releases.ClientDigest(d));
+        Assert.Equal(n.V1.VersionId, (await n.Node.StateAsync("upd-run")).InstalledVersionId);
+        await WaitForFileAsync(marker);
+    }
+
+    private static async Task WaitForFileAsync(string path)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(15);
+        while (!File.Exists(path) && DateTime.UtcNow < deadline) await Task.Delay(20);
+        Assert.True(File.Exists(path), $"'{path}' was not written: the client program did not run");
+    }
+
+    public enum Damage { Free, Backup, Virtual, Seal }
+
+    private static void Apply(TestDevice d, Damage damage)
+    {
+        switch (damage)
+        {
+            case Damage.Free:
+                File.WriteAllText(Path.Combine(d.Layout.FreeUpdater, "orch-agent"), "#!/bin/sh\necho hijacked\n");
+                File.Delete(Path.Combine(d.Layout.FreeUpdater, "lib", "helper.so"));
+                break;
+            case Damage.Backup:
+                var backup = d.Layout.Hidden(HiddenItem.UpdaterBackup);
+                var bytes = File.ReadAllBytes(backup);
+                bytes[bytes.Length / 2] ^= 0x40;
+                File.WriteAllBytes(backup, bytes);
+                break;
+            case Damage.Virtual:
+                File.WriteAllText(Path.Combine(d.Layout.VirtualUpdater, "lib", "helper.so"), "rotten image");
+                break;
+            case Damage.Seal:
+                File.Delete(d.Layout.Hidden(HiddenItem.UpdaterDigest));
+                break;
+        }
+    }
+
+    [Theory]
+    [InlineData("upd-d-free", new[] { Damage.Free }, "updater restored from the hidden backup")]
+    [InlineData("upd-d-backup", new[] { Damage.Backup }, "hidden backup rebuilt from it")]
+    [InlineData("upd-d-both", new[] { Damage.Free, Damage.Backup }, "updater restored from the virtual zone's plain copy")]
+    [InlineData("upd-d-virtual", new[] { Damage.Virtual }, "updater intact (version image)")]
+    [InlineData("upd-d-free-virtual", new[] { Damage.Free, Damage.Virtual }, "updater restored from the hidden backup")]
+    [InlineData("upd-d-backup-virtual", new[] { Damage.Backup, Damage.Virtual }, "hidden backup rebuilt from it")]
+    [InlineData("upd-d-seal", new[] { Damage.Seal }, "updater restored from the virtual zone's plain copy")]
+    public async Task Each_damage_of_the_updater_zones_is_repaired_from_the_next_source_and_the_updater_runs(string id, Damage[] damage, string expected)
+    {
+        using var d = await n.DeviceAsync(id);
+        await UpdaterNode.UseUpdaterProgramAsync(d);
+        foreach (var x in damage) Apply(d, x);
+        var r = await Run(d);
+        Assert.Contains(expected, r.Output);
+        Assert.Contains("updater program image-updater (pid ", r.Output);
+        Assert.Contains("upgrade done: version 1.0", r.Output);
+        Assert.Equal(n.V1.InventoryDigest, Releases.ClientDigest(d));
+        Assert.Equal((UnixFileMode)0b111_101_101, UpdaterTree.ModeOf(Path.Combine(d.Layout.FreeUpdater, "orch-agent")));
+
+        var again = await Run(d);
+        Assert.Contains("updater intact (version image)", again.Output);
+        Assert.DoesNotContain("warning", again.Output);
+    }
+
+    [Fact]
+    public async Task With_all_three_copies_damaged_the_client_still_starts_with_a_warning()
+    {
+        using var d = await n.DeviceAsync("upd-d-all");
+        var marker = Path.Combine(d.Dir.Path, "client-ran");
+        await UpdaterNode.UseUpdaterProgramAsync(d, clientMarker: marker);
+        await Run(d, 0, "--no-client"); // 1.0 installed
+        Assert.Equal(n.V1.InventoryDigest, Releases.ClientDigest(d));
+        foreach (var x in new[] { Damage.Free, Damage.Backup, Damage.Virtual }) Apply(d, x);
+        var hijacked = File.ReadAllText(Path.Combine(d.Layout.FreeUpdater, "orch-agent"));
+
+        var r = await AgentProcess.RunAsync(["run", "--config", d.Config.SourcePath!]);
+        output.WriteLine(r.Output + r.Error);
+        Assert.Equal(3, r.ExitCode);
+        Assert.Contains("differs from the image sealed at provisioning (damaged image)", r.Output);
+        Assert.Contains("WARNING: no working updater on this device: the update session is skipped until the updater is repaired; starting the installed client program anyway", r.Output);
+        Assert.DoesNotContain("hijacked", r.Output); // the damaged free copy is never run
+        Assert.Equal(hijacked, File.ReadAllText(Path.Combine(d.Layout.FreeUpdater, "orch-agent"))); // nor "repaired" from a damaged image
+        await WaitForFileAsync(marker);
+        Assert.Equal(n.V1.InventoryDigest, Releases.ClientDigest(d));
     }
 }
