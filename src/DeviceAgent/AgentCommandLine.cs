@@ -22,7 +22,8 @@ public static class AgentCommandLine
           orch-agent provision --credential-file FILE --content-key-file FILE [--trust-root-file FILE] [--config FILE]
               first-time setup of the hidden and free zones (trust root defaults to <virtual>/trust-root.pub)
           orch-agent status [--config FILE]
-              show the zones, the installed version and any interrupted install
+              show the zones (hidden items; updater record, free copy, hidden backup, virtual copy), the installed
+              version and any interrupted install; exit 3 when any zone item is damaged
         """ + "\n" + SignRequestCommand.Usage + Simulation.SimulateCommand.Usage + "\n" + """
         --config defaults to agent.json next to the orch-agent executable (the virtual zone).
         """;
@@ -88,14 +89,29 @@ public static class AgentCommandLine
                         using var key = DeviceKey.Derive(config.MachineSecretFile, config.DeviceId);
                         var hidden = new HiddenZone(layout, key);
                         stdout.WriteLine($"device    {config.DeviceId} ({config.Product})");
+                        var damaged = new List<string>();
                         foreach (var item in Enum.GetValues<HiddenItem>())
-                            stdout.WriteLine($"hidden    {HiddenZone.FileName(item),-24} {hidden.Read(item).State}");
+                        {
+                            var state = hidden.Read(item).State;
+                            if (state != HiddenItemState.Ok) damaged.Add($"hidden {HiddenZone.FileName(item)} ({state.ToString().ToLowerInvariant()})");
+                            stdout.WriteLine($"hidden    {HiddenZone.FileName(item),-24} {state}");
+                        }
+                        var updater = new SelfRepair(layout, hidden).Inspect();
+                        stdout.WriteLine($"updater   version {updater.Version ?? "unknown"} (generation {updater.Generation}): record {updater.Record}, " +
+                                         $"free copy {updater.Free}, hidden backup {updater.Backup}, virtual copy {updater.Image}");
+                        foreach (var (what, state) in new[] { ("updater record", updater.Record), ("free-zone updater", updater.Free),
+                                     ("hidden updater backup", updater.Backup), ("virtual updater copy", updater.Image) })
+                            if (state != "ok") damaged.Add($"{what} ({state})");
                         var v = hidden.ReadVersionRecord();
                         stdout.WriteLine($"installed {(v is null ? "unknown (record missing or damaged: the floor is unknown until a director-signed directive gives it)" : $"{v.Version} (id {v.VersionId}, record counter {v.Counter})")}");
                         Trust.AgentStatus.Write(stdout, config, layout, hidden);
                         stdout.WriteLine($"client    {TreeInventory.Files(layout.Client).Count()} file(s) in {layout.Client}");
                         stdout.WriteLine($"journal   {(File.Exists(layout.Journal) ? "present: an install was interrupted; the next run completes it" : "none")}");
-                        return ExitCodes.Ok;
+                        if (damaged.Count == 0) return ExitCodes.Ok;
+                        // A script or monitor must see damage without parsing the table.
+                        stderr.WriteLine($"orch-agent: damaged: {string.Join(", ", damaged)}; `orch-agent run` repairs the updater copies from the next intact source, " +
+                                         $"`{SelfRepair.RecoverCommand} --config {config.SourcePath}` rebuilds what the virtual zone can supply");
+                        return ExitCodes.ZonesDamaged;
                     }
                 default:
                     throw new ArgumentException($"unknown command '{command}'");

@@ -24,6 +24,19 @@ public enum SelfRepairOutcome
 public sealed record SelfRepairResult(SelfRepairOutcome Outcome, IReadOnlyList<string> Changed, IReadOnlyList<string> Warnings, string Message,
     string? Version = null);
 
+/// <summary>What <see cref="SelfRepair.Inspect"/> found, without changing anything.</summary>
+/// <param name="Record">The sealed record: ok, missing, damaged, older (an older sealed pair put back) or legacy (no modes).</param>
+/// <param name="Free">The free-zone updater against the record: ok, damaged, missing or unverifiable.</param>
+/// <param name="Backup">The hidden backup against the record: ok, damaged, missing or unverifiable.</param>
+/// <param name="Image">The virtual zone's plain copy against the image digest sealed from it: ok, damaged, missing or unverifiable.</param>
+/// <param name="Version">Updater release in the record, if any.</param>
+/// <param name="Generation">Generation of the record, if any.</param>
+public sealed record UpdaterHealth(string Record, string Free, string Backup, string Image, string? Version, long Generation)
+{
+    /// <summary>True when every item is ok.</summary>
+    public bool AllOk => Record == "ok" && Free == "ok" && Backup == "ok" && Image == "ok";
+}
+
 /// <summary>
 /// The launcher's first step (seed order): check the free-zone updater and the hidden backup against the sealed record
 /// (<see cref="UpdaterSeal"/>) by streaming their digests; restore a damaged free copy from the hidden backup, else
@@ -34,6 +47,31 @@ public sealed class SelfRepair(ZoneLayout layout, HiddenZone hidden)
 {
     /// <summary>The operator command that rebuilds everything the virtual zone can supply.</summary>
     public const string RecoverCommand = "orch-agent recover --from-virtual";
+
+    /// <summary>Checks every copy of the updater by streaming, and changes nothing (<c>orch-agent status</c>).</summary>
+    public UpdaterHealth Inspect()
+    {
+        var (sealState, sealBytes) = hidden.Read(HiddenItem.UpdaterDigest);
+        var seal = sealState == HiddenItemState.Ok ? UpdaterSeal.Parse(sealBytes!) : null;
+        var recordState = sealState switch
+        {
+            HiddenItemState.Missing => "missing",
+            HiddenItemState.Damaged => "damaged",
+            _ when seal is null => "damaged",
+            _ when seal.Legacy => "legacy (no modes)",
+            _ when hidden.ReadVersionRecord() is { } r && seal.Generation < r.UpdaterGeneration => "older (refused)",
+            _ => "ok",
+        };
+        var usable = recordState == "ok" ? seal : null;
+        var free = UpdaterTree.DigestOf(layout.FreeUpdater);
+        var backupPath = layout.Hidden(HiddenItem.UpdaterBackup);
+        var image = UpdaterTree.DigestOf(layout.VirtualUpdater);
+        return new UpdaterHealth(recordState,
+            free is null ? "missing" : usable is null ? "unverifiable" : free == usable.TreeDigest ? "ok" : "damaged",
+            !File.Exists(backupPath) ? "missing" : usable is null ? "unverifiable" : UpdaterSeal.HashFile(backupPath) == usable.BackupSha256 ? "ok" : "damaged",
+            image is null ? "missing" : usable?.ImageDigest is null ? "unverifiable" : image == usable.ImageDigest ? "ok" : "damaged",
+            seal?.Version, seal?.Generation ?? 0);
+    }
 
     /// <summary>Checks and, when needed, repairs the free-zone updater and the hidden backup.</summary>
     public SelfRepairResult Run(string? configPath = null)

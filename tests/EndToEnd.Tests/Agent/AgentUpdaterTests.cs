@@ -222,6 +222,15 @@ public sealed class AgentUpdaterTests(UpdaterNode n, ITestOutputHelper output) :
         using var d = await n.DeviceAsync(id);
         await UpdaterNode.UseUpdaterProgramAsync(d);
         foreach (var x in damage) Apply(d, x);
+        var before = await Status(d, 3);
+        foreach (var x in damage)
+            Assert.Contains(x switch
+            {
+                Damage.Free => "free-zone updater (damaged)",
+                Damage.Backup => "hidden updater backup (damaged)",
+                Damage.Virtual => "virtual updater copy (damaged)",
+                _ => "updater record (missing)",
+            }, before.Error);
         var r = await Run(d);
         Assert.Contains(expected, r.Output);
         Assert.Contains("updater program image-updater (pid ", r.Output);
@@ -232,6 +241,19 @@ public sealed class AgentUpdaterTests(UpdaterNode n, ITestOutputHelper output) :
         var again = await Run(d);
         Assert.Contains("updater intact (version image)", again.Output);
         Assert.DoesNotContain("warning", again.Output);
+        // The launcher cannot write the read-only virtual zone: status keeps reporting a damaged image until it is reinstalled.
+        var after = await Status(d, damage.Contains(Damage.Virtual) ? 3 : 0);
+        Assert.Contains("updater   version image", after.Output);
+        if (damage.Contains(Damage.Virtual)) Assert.Contains("damaged: virtual updater copy (damaged)", after.Error);
+        else Assert.Contains("record ok, free copy ok, hidden backup ok, virtual copy ok", after.Output);
+    }
+
+    private async Task<AgentProcess.Result> Status(TestDevice d, int expectedExit)
+    {
+        var r = await AgentProcess.RunAsync(["status", "--config", d.Config.SourcePath!]);
+        output.WriteLine(r.Output + r.Error);
+        Assert.Equal(expectedExit, r.ExitCode);
+        return r;
     }
 
     [Fact]
