@@ -20,7 +20,9 @@ public static class AgentCommandLine
           orch-agent recover --from-virtual [--config FILE]
               rebuild the hidden-zone backup and the free-zone updater from the read-only virtual zone
           orch-agent provision --credential-file FILE --content-key-file FILE [--trust-root-file FILE] [--config FILE]
-              first-time setup of the hidden and free zones (trust root defaults to <virtual>/trust-root.pub)
+                               [--updater-credential-file FILE [--updater-content-key-file FILE]]
+              first-time setup of the hidden and free zones (trust root defaults to <virtual>/trust-root.pub); with
+              --updater-credential-file also the updater's own release track (updaterDeviceId, updaterProduct)
           orch-agent status [--config FILE]
               show the zones (hidden items; updater record, free copy, hidden backup, virtual copy), the installed
               version and any interrupted install; exit 3 when any zone item is damaged
@@ -60,7 +62,7 @@ public static class AgentCommandLine
                     using (var cts = new CancellationTokenSource())
                     {
                         Console.CancelKeyPress += (_, e) => { e.Cancel = true; cts.Cancel(); };
-                        return await new Launcher(config, Log, CrashPoints.FromEnvironment()).RunSessionAsync(cts.Token);
+                        return await new Launcher(config, Log, CrashPoints.FromEnvironment()).RunUpdaterAsync(cts.Token);
                     }
                 case "recover":
                     if (!options.ContainsKey("--from-virtual"))
@@ -81,6 +83,16 @@ public static class AgentCommandLine
                         var trustRoot = File.ReadAllBytes(options.GetValueOrDefault("--trust-root-file") ?? layout.VirtualTrustRoot);
                         using var key = DeviceKey.Derive(config.MachineSecretFile, config.DeviceId);
                         new ZoneProvisioner(layout, new HiddenZone(layout, key)).Provision(credential, contentKey, trustRoot);
+                        if (options.ContainsKey("--updater-credential-file"))
+                        {
+                            if (config.UpdaterDeviceId is null)
+                                throw new ArgumentException($"--updater-credential-file needs updaterDeviceId and updaterProduct in '{config.SourcePath}'");
+                            var trackLayout = new ZoneLayout(layout.UpdaterReleaseZones);
+                            using var trackKey = DeviceKey.Derive(config.MachineSecretFile, config.UpdaterDeviceId);
+                            var trackContentKey = options.ContainsKey("--updater-content-key-file") ? ReadRequiredFile(options, "--updater-content-key-file") : contentKey;
+                            ZoneProvisioner.ProvisionReleaseTrack(new HiddenZone(trackLayout, trackKey), ReadRequiredFile(options, "--updater-credential-file"), trackContentKey, trustRoot);
+                            Log($"provisioned the updater release track {config.UpdaterDeviceId} ({config.UpdaterProduct})");
+                        }
                         Log($"provisioned device {config.DeviceId}: hidden zone '{config.Zones.Hidden}', updater copied to '{layout.FreeUpdater}'");
                         return ExitCodes.Ok;
                     }
@@ -140,7 +152,7 @@ public static class AgentCommandLine
         ["run"] = ["--config", "--no-client"],
         ["update"] = ["--config", "--self-test"],
         ["recover"] = ["--config", "--from-virtual"],
-        ["provision"] = ["--config", "--credential-file", "--content-key-file", "--trust-root-file"],
+        ["provision"] = ["--config", "--credential-file", "--content-key-file", "--trust-root-file", "--updater-credential-file", "--updater-content-key-file"],
         ["status"] = ["--config"],
     };
 

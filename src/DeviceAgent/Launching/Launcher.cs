@@ -141,6 +141,14 @@ public sealed class Launcher(AgentConfig config, Action<string> log, CrashPoints
         }
     }
 
+    /// <summary><c>orch-agent update</c>: the client's session, then the updater's own release track (when configured).</summary>
+    public async Task<int> RunUpdaterAsync(CancellationToken ct)
+    {
+        var code = await RunSessionAsync(ct);
+        if (config.UpdaterDeviceId is not null) await new UpdaterReleaseTrack(config, log, crash).RunAsync(ct);
+        return code;
+    }
+
     private void StartClient(ZoneLayout layout)
     {
         if (config.ClientCommand is null) return;

@@ -189,13 +189,15 @@ public sealed class SelfRepair(ZoneLayout layout, HiddenZone hidden)
     /// (remembered in the version record). The backup is written before the record: a kill in between leaves a record
     /// whose backup hash does not match, which the next start repairs from the verified free copy.
     /// </summary>
-    public static UpdaterSeal Seal(ZoneLayout layout, HiddenZone hidden, UpdaterBundle bundle, string version, string? imageDigest)
+    public static UpdaterSeal Seal(ZoneLayout layout, HiddenZone hidden, UpdaterBundle bundle, string version, string? imageDigest,
+        Install.CrashPoints? crash = null)
     {
         if (!UpdaterSeal.IsValidVersion(version))
             throw new ArgumentException($"updater version '{version}' cannot be recorded: use 1-64 printable characters without spaces", nameof(version));
         var record = hidden.ReadVersionRecord();
         var generation = Math.Max(record?.UpdaterGeneration ?? 0, UpdaterGeneration.Read(hidden).Generation) + 1;
         hidden.Write(HiddenItem.UpdaterBackup, bundle.ToBytes());
+        crash?.Reached(Install.CrashPoints.UpdaterBackupWritten);
         var seal = new UpdaterSeal(bundle.Digest, generation, UpdaterSeal.HashFile(layout.Hidden(HiddenItem.UpdaterBackup)), version, imageDigest);
         hidden.Write(HiddenItem.UpdaterDigest, seal.Format());
         // The record remembers the generation, so a pair copied back from an older sealed copy is recognised as older.

@@ -11,6 +11,11 @@ public sealed class UpdaterNode : IAsyncLifetime
     public NodeUnderTest Node { get; private set; } = null!;
     public TestStore Store { get; private set; } = null!;
     public ChunkStore.Publishing.PublishResult V1 { get; private set; } = null!;
+    /// <summary>Updater product release 2.0: a working updater program.</summary>
+    public ChunkStore.Publishing.PublishResult Updater2 { get; private set; } = null!;
+    /// <summary>Updater product release 3.0: an updater program that fails its self-test.</summary>
+    public ChunkStore.Publishing.PublishResult Updater3 { get; private set; } = null!;
+    public const string UpdaterProduct = "orch-updater";
 
     public async Task InitializeAsync()
     {
@@ -23,6 +28,45 @@ public sealed class UpdaterNode : IAsyncLifetime
         var files = Releases.V1();
         files["bin/start.sh"] = "#!/bin/sh\necho started > \"$1\"\n"u8.ToArray();
         V1 = Store.Publish("1.0", files, modes: new Dictionary<string, UnixFileMode> { ["bin/start.sh"] = (UnixFileMode)0b111_101_101 });
+        var exec = new Dictionary<string, UnixFileMode> { ["orch-agent"] = (UnixFileMode)0b111_101_101 };
+        Updater2 = Store.Publish("2.0", new Dictionary<string, byte[]>
+        {
+            ["orch-agent"] = System.Text.Encoding.UTF8.GetBytes(UpdaterScript("release-2.0")),
+            ["updater.bin"] = "updater program v2"u8.ToArray(),
+            ["lib/helper.so"] = Releases.Bytes(77, 50_000),
+        }, product: UpdaterProduct, modes: exec);
+        Updater3 = Store.Publish("3.0", new Dictionary<string, byte[]>
+        {
+            ["orch-agent"] = "#!/bin/sh\necho \"broken updater 3.0 cannot open anything\" >&2\nexit 7\n"u8.ToArray(),
+            ["updater.bin"] = "updater program v3"u8.ToArray(),
+        }, product: UpdaterProduct, modes: exec);
+    }
+
+    /// <summary>
+    /// A device whose image carries a real updater program and whose updater has its own release track
+    /// (<c>&lt;id&gt;.updater</c>, product orch-updater), provisioned through the real agent's <c>provision</c>; 1.0 installed.
+    /// </summary>
+    public async Task<TestDevice> DeviceWithUpdaterTrackAsync(string id, ITestOutputHelper output)
+    {
+        var d = await DeviceAsync(id);
+        await UseUpdaterProgramAsync(d, edit: c => c with { UpdaterDeviceId = id + ".updater", UpdaterProduct = UpdaterProduct });
+        var trackSecret = await Node.ProvisionAsync(id + ".updater");
+        var files = Path.Combine(d.Dir.Path, "provisioning");
+        Directory.CreateDirectory(files);
+        File.WriteAllBytes(Path.Combine(files, "credential"), d.Hidden.ReadRequired(HiddenItem.DeviceCredential));
+        File.WriteAllBytes(Path.Combine(files, "content.key"), Store.ContentKey.ToBytes());
+        File.WriteAllText(Path.Combine(files, "updater-credential"), trackSecret);
+        var p = await AgentProcess.RunAsync(["provision", "--config", d.Config.SourcePath!, "--credential-file", Path.Combine(files, "credential"),
+            "--content-key-file", Path.Combine(files, "content.key"), "--updater-credential-file", Path.Combine(files, "updater-credential")]);
+        output.WriteLine(p.Output + p.Error);
+        Assert.Equal(0, p.ExitCode);
+        Assert.Contains($"provisioned the updater release track {id}.updater (orch-updater)", p.Output);
+        var first = await AgentProcess.RunAsync(["run", "--config", d.Config.SourcePath!, "--no-client"]);
+        output.WriteLine(first.Output + first.Error);
+        Assert.Equal(0, first.ExitCode);
+        Assert.Contains("updater release: up to date at version ID 0", first.Output);
+        Assert.Equal(V1.InventoryDigest, Releases.ClientDigest(d));
+        return d;
     }
 
     /// <summary>
@@ -30,7 +74,8 @@ public sealed class UpdaterNode : IAsyncLifetime
     /// script that says which updater it is and runs this build of the agent) and names it in agent.json, then rebuilds
     /// the hidden backup and the free copy from the image as a device maker's first boot would.
     /// </summary>
-    public static async Task UseUpdaterProgramAsync(TestDevice d, string name = "image-updater", string? clientMarker = null)
+    public static async Task UseUpdaterProgramAsync(TestDevice d, string name = "image-updater", string? clientMarker = null,
+        Func<DeviceAgent.Configuration.AgentConfig, DeviceAgent.Configuration.AgentConfig>? edit = null)
     {
         var exe = Path.Combine(d.Layout.VirtualUpdater, "orch-agent");
         File.WriteAllText(exe, UpdaterScript(name));
@@ -41,7 +86,7 @@ public sealed class UpdaterNode : IAsyncLifetime
             ClientCommand = clientMarker is null ? null : "bin/start.sh",
             ClientArguments = clientMarker is null ? [] : [clientMarker],
         };
-        File.WriteAllText(d.Config.SourcePath!, config.ToJson());
+        File.WriteAllText(d.Config.SourcePath!, (edit?.Invoke(config) ?? config).ToJson());
         var r = await AgentProcess.RunAsync(["recover", "--from-virtual", "--config", d.Config.SourcePath!]);
         Assert.True(r.ExitCode == 0, r.Output + r.Error);
     }
@@ -275,6 +320,108 @@ public sealed class AgentUpdaterTests(UpdaterNode n, ITestOutputHelper output) :
         Assert.DoesNotContain("hijacked", r.Output); // the damaged free copy is never run
         Assert.Equal(hijacked, File.ReadAllText(Path.Combine(d.Layout.FreeUpdater, "orch-agent"))); // nor "repaired" from a damaged image
         await WaitForFileAsync(marker);
+        Assert.Equal(n.V1.InventoryDigest, Releases.ClientDigest(d));
+    }
+
+    private static string TrackClient(TestDevice d) => Path.Combine(d.Layout.UpdaterReleaseZones.Free, "client");
+
+    private static UpdaterSeal Seal(TestDevice d) => UpdaterSeal.Read(d.Hidden)!;
+
+    [Fact]
+    public async Task An_updater_release_is_rolled_out_self_tested_and_switched_in_and_a_failing_one_is_kept_out()
+    {
+        using var d = await n.DeviceWithUpdaterTrackAsync("upd-rel", output);
+        var imageDigest = UpdaterTree.DigestOf(d.Layout.FreeUpdater);
+        var generation = Seal(d).Generation;
+
+        await OrchProcess.OkAsync(n.Node, output, "rollout", "create", "--id", "ro-upd2", "--product", UpdaterNode.UpdaterProduct, "--version", "2.0",
+            "--devices", "upd-rel.updater", "--waves", "100%");
+        await Until("upd-rel.updater assigned by ro-upd2", () => n.Node.StateAsync("upd-rel.updater"), s => s.Target?.RolloutId == "ro-upd2");
+        var r = await Run(d);
+        Assert.Matches(@"started the updater 'orch-agent' \(version image, pid \d+\)", r.Output);
+        Assert.Contains("updater release: upgrade done: version 2.0", r.Output);
+        Assert.Contains($"updater 2.0 (id {n.Updater2.VersionId}) passed its self-test and is now the free-zone updater and the hidden backup (generation {generation + 1}", r.Output);
+        Assert.Equal(UpdaterTree.DigestOf(TrackClient(d)), UpdaterTree.DigestOf(d.Layout.FreeUpdater));
+        Assert.NotEqual(imageDigest, UpdaterTree.DigestOf(d.Layout.FreeUpdater));
+        Assert.Equal("updater program v2", File.ReadAllText(Path.Combine(d.Layout.FreeUpdater, "updater.bin")));
+        Assert.Equal(("2.0", generation + 1), (Seal(d).Version, Seal(d).Generation));
+        Assert.Equal((UnixFileMode)0b111_101_101, UpdaterTree.ModeOf(Path.Combine(d.Layout.FreeUpdater, "orch-agent")));
+        await Until("ro-upd2 completed", async () => (await OrchProcess.OkAsync(n.Node, output, "rollout", "show", "ro-upd2", "--json")).Json,
+            j => j.GetProperty("status").GetString() == "Completed");
+
+        // From now on the launcher verifies and starts the new updater; its backup restores it with its version.
+        r = await Run(d);
+        Assert.Contains("updater intact (version 2.0)", r.Output);
+        Assert.Contains("updater program release-2.0 (pid ", r.Output);
+        File.Delete(Path.Combine(d.Layout.FreeUpdater, "orch-agent"));
+        r = await Run(d);
+        Assert.Contains("updater restored from the hidden backup (version 2.0", r.Output);
+        Assert.Contains("updater program release-2.0 (pid ", r.Output);
+
+        // A release whose updater fails its self-test: reported, counted by the rollout, never switched in.
+        var before = UpdaterTree.DigestOf(d.Layout.FreeUpdater);
+        await OrchProcess.OkAsync(n.Node, output, "rollout", "create", "--id", "ro-upd3", "--product", UpdaterNode.UpdaterProduct, "--version", "3.0",
+            "--devices", "upd-rel.updater", "--waves", "100%");
+        await Until("upd-rel.updater assigned by ro-upd3", () => n.Node.StateAsync("upd-rel.updater"), s => s.Target?.RolloutId == "ro-upd3");
+        r = await Run(d);
+        Assert.Contains("refused after staging: self-test exited with code 7: broken updater 3.0 cannot open anything", r.Output);
+        Assert.Contains("WARNING: updater release session gave up after 3 attempt(s), the previous updater is kept", r.Output);
+        Assert.Equal(before, UpdaterTree.DigestOf(d.Layout.FreeUpdater));
+        Assert.Equal("2.0", Seal(d).Version);
+        Assert.Equal(UpdaterTree.DigestOf(TrackClient(d)), before); // the refused release was never committed either
+        var state = await n.Node.StateAsync("upd-rel.updater");
+        Assert.Equal(3, state.FailedAttempts);
+        Assert.Contains("self-test exited with code 7", state.LastFailure!.Reason);
+        var shown = await Until("ro-upd3 counts the failing device", async () => (await OrchProcess.OkAsync(n.Node, output, "rollout", "show", "ro-upd3", "--json")).Json,
+            j => j.GetProperty("waves").EnumerateArray().Sum(w => w.GetProperty("failing").GetInt32() + w.GetProperty("failed").GetInt32()) >= 1);
+        output.WriteLine(shown.ToString());
+        r = await Run(d);
+        Assert.Contains("updater intact (version 2.0)", r.Output);
+        Assert.Contains("updater program release-2.0 (pid ", r.Output);
+        Assert.Equal(n.V1.InventoryDigest, Releases.ClientDigest(d));
+    }
+
+    private static async Task<T> Until<T>(string what, Func<Task<T>> read, Func<T, bool> done)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        T last;
+        while (!done(last = await read()))
+        {
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"{what} did not happen within 60 s; last: {last}");
+            await Task.Delay(250);
+        }
+        return last;
+    }
+
+    public static IEnumerable<object[]> SwapPoints =>
+        new[] { "file-staged", "journal-written", "old-retired", "new-in-place", "version-recorded", "journal-removed" }
+            .Concat(DeviceAgent.Install.CrashPoints.UpdaterSwap).Select(p => new object[] { p });
+
+    [Theory]
+    [MemberData(nameof(SwapPoints))]
+    public async Task A_kill_at_each_step_of_an_updater_swap_leaves_a_device_whose_launcher_starts_a_working_updater(string point)
+    {
+        var id = "upd-kill-" + point;
+        using var d = await n.DeviceWithUpdaterTrackAsync(id, output);
+        await n.Node.AssignAsync(id + ".updater", UpdaterNode.UpdaterProduct, n.Updater2.Version, n.Updater2.VersionId, n.Updater2.ManifestPath);
+        var killed = await AgentProcess.RunAsync(["run", "--config", d.Config.SourcePath!, "--no-client"],
+            new Dictionary<string, string> { [DeviceAgent.Install.CrashPoints.EnvironmentVariable] = point });
+        output.WriteLine(killed.Output + killed.Error);
+        Assert.Contains($"crash injected at {point}#1", killed.Error);
+        Assert.Equal(4, killed.ExitCode);
+        Assert.Contains("ended with exit code 137", killed.Output);
+
+        // Every following start verifies an updater (old or new), starts it, and converges on 2.0.
+        for (var i = 0; ; i++)
+        {
+            var r = await Run(d);
+            Assert.Matches(@"updater program (image-updater|release-2\.0) \(pid \d+\)", r.Output);
+            if (r.Output.Contains("updater program release-2.0 (pid ") && r.Output.Contains("updater intact (version 2.0)")) break;
+            Assert.True(i < 2, "the device did not converge on updater 2.0 within three starts");
+        }
+        Assert.Equal(UpdaterTree.DigestOf(TrackClient(d)), UpdaterTree.DigestOf(d.Layout.FreeUpdater));
+        Assert.Equal("2.0", Seal(d).Version);
+        await Status(d, 0);
         Assert.Equal(n.V1.InventoryDigest, Releases.ClientDigest(d));
     }
 }
