@@ -393,8 +393,9 @@ public sealed class AgentUpdaterTests(UpdaterNode n, ITestOutputHelper output) :
         return last;
     }
 
+    // The first updater release has no previous tree in its track, so old-retired is not on its path.
     public static IEnumerable<object[]> SwapPoints =>
-        new[] { "file-staged", "journal-written", "old-retired", "new-in-place", "version-recorded", "journal-removed" }
+        new[] { "file-staged", "journal-written", "new-in-place", "version-recorded", "journal-removed" }
             .Concat(DeviceAgent.Install.CrashPoints.UpdaterSwap).Select(p => new object[] { p });
 
     [Theory]
