@@ -27,6 +27,8 @@ public class CrashPoints
     /// <summary>The journal was removed.</summary>
     public const string JournalRemoved = "journal-removed";
 
+    /// <summary>The staged release passed its health check; the installed version is still in place.</summary>
+    public const string HealthChecked = "health-checked";
     /// <summary>A new updater release passed its self-test, before anything of the working updater changed.</summary>
     public const string UpdaterSelfTested = "updater-self-tested";
     /// <summary>The new updater's hidden backup was written; the sealed record still names the previous updater.</summary>

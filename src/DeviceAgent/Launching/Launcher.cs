@@ -124,7 +124,10 @@ public sealed class Launcher(AgentConfig config, Action<string> log, CrashPoints
         var gateway = GatewayFactory?.Invoke(http, credential)
                       ?? new HttpGatewayClient(http, config.Gateway, config.DeviceId, credential, TimeSpan.FromSeconds(config.Download.RequestTimeoutSeconds),
                           new RequestSequence(layout.RequestSequenceCeiling));
-        var session = new UpdateSession(config, layout, hidden, gateway, http, crash, log);
+        var session = new UpdateSession(config, layout, hidden, gateway, http, crash, log)
+        {
+            AcceptStagedTree = new ClientHealthCheck(log, crash).CheckAsync,
+        };
         try
         {
             var result = await session.RunUntilSuccessAsync(ct);

@@ -16,6 +16,10 @@ public sealed class UpdaterNode : IAsyncLifetime
     /// <summary>Updater product release 3.0: an updater program that fails its self-test.</summary>
     public ChunkStore.Publishing.PublishResult Updater3 { get; private set; } = null!;
     public const string UpdaterProduct = "orch-updater";
+    /// <summary>Client 2.1: declares a health check that fails.</summary>
+    public ChunkStore.Publishing.PublishResult Sick { get; private set; } = null!;
+    /// <summary>Client 2.2: declares a health check that passes.</summary>
+    public ChunkStore.Publishing.PublishResult Healthy { get; private set; } = null!;
 
     public async Task InitializeAsync()
     {
@@ -28,6 +32,17 @@ public sealed class UpdaterNode : IAsyncLifetime
         var files = Releases.V1();
         files["bin/start.sh"] = "#!/bin/sh\necho started > \"$1\"\n"u8.ToArray();
         V1 = Store.Publish("1.0", files, modes: new Dictionary<string, UnixFileMode> { ["bin/start.sh"] = (UnixFileMode)0b111_101_101 });
+        Dictionary<string, byte[]> WithHealth(string script)
+        {
+            var f = Releases.V2();
+            f["bin/start.sh"] = files["bin/start.sh"];
+            f[".orch/health.json"] = """{"command": "bin/health.sh", "arguments": ["--probe"], "timeoutSeconds": 20}"""u8.ToArray();
+            f["bin/health.sh"] = System.Text.Encoding.UTF8.GetBytes(script);
+            return f;
+        }
+        var runnable = new Dictionary<string, UnixFileMode> { ["bin/start.sh"] = (UnixFileMode)0b111_101_101, ["bin/health.sh"] = (UnixFileMode)0b111_101_101 };
+        Sick = Store.Publish("2.1", WithHealth("#!/bin/sh\necho \"probe $1: cannot bind port 8080\" >&2\nexit 3\n"), modes: runnable);
+        Healthy = Store.Publish("2.2", WithHealth("#!/bin/sh\ntest \"$ORCH_RELEASE_ROOT\" = \"$PWD\" && test -f \"$ORCH_RELEASE_ROOT/lib/plugin.so\" && echo \"probe $1: healthy\"\n"), modes: runnable);
         var exec = new Dictionary<string, UnixFileMode> { ["orch-agent"] = (UnixFileMode)0b111_101_101 };
         Updater2 = Store.Publish("2.0", new Dictionary<string, byte[]>
         {
@@ -424,5 +439,57 @@ public sealed class AgentUpdaterTests(UpdaterNode n, ITestOutputHelper output) :
         Assert.Equal("2.0", Seal(d).Version);
         await Status(d, 0);
         Assert.Equal(n.V1.InventoryDigest, Releases.ClientDigest(d));
+    }
+
+    [Fact]
+    public async Task A_release_that_fails_its_health_check_is_reported_and_counted_and_the_previous_version_stays()
+    {
+        using var d = await n.DeviceAsync("upd-health");
+        await Run(d); // 1.0
+        await OrchProcess.OkAsync(n.Node, output, "rollout", "create", "--id", "ro-sick", "--product", "acme", "--version", "2.1",
+            "--devices", "upd-health", "--waves", "100%");
+        await Until("upd-health assigned by ro-sick", () => n.Node.StateAsync("upd-health"), s => s.Target?.RolloutId == "ro-sick");
+        var r = await Run(d, 1);
+        Assert.Contains("health check: bin/health.sh --probe (limit 20 s)", r.Output);
+        Assert.Contains("2.1 (id " + n.Sick.VersionId + ") refused after staging: health check 'bin/health.sh' failed with exit code 3: probe --probe: cannot bind port 8080; the installed version is kept", r.Output);
+        Assert.Equal(n.V1.InventoryDigest, Releases.ClientDigest(d));
+        Assert.Equal(n.V1.VersionId, d.Hidden.ReadInstalledVersion().VersionId);
+        var state = await n.Node.StateAsync("upd-health");
+        Assert.Contains("cannot bind port 8080", state.LastFailure!.Reason);
+        await Until("ro-sick counts the failing device", async () => (await OrchProcess.OkAsync(n.Node, output, "rollout", "show", "ro-sick", "--json")).Json,
+            j => j.GetProperty("waves").EnumerateArray().Sum(w => w.GetProperty("failing").GetInt32() + w.GetProperty("failed").GetInt32()) >= 1);
+
+        await OrchProcess.OkAsync(n.Node, output, "rollout", "abort", "ro-sick", "--reason", "unhealthy");
+        await n.Node.AssignAsync("upd-health", "acme", n.Healthy.Version, n.Healthy.VersionId, n.Healthy.ManifestPath);
+        r = await Run(d);
+        Assert.Contains("health check passed: probe --probe: healthy", r.Output);
+        Assert.Equal(n.Healthy.InventoryDigest, Releases.ClientDigest(d));
+        Assert.Equal(n.Healthy.VersionId, (await n.Node.StateAsync("upd-health")).InstalledVersionId);
+    }
+
+    public static IEnumerable<object[]> HealthPoints =>
+        new[] { ("file-staged", true), ("health-checked", true), ("journal-written", true), ("new-in-place", true), ("journal-removed", true), ("file-staged", false) }
+            .Select(p => new object[] { p.Item1, p.Item2 });
+
+    [Theory]
+    [MemberData(nameof(HealthPoints))]
+    public async Task A_kill_at_each_step_of_a_health_checked_install_leaves_exactly_one_healthy_version(string point, bool healthy)
+    {
+        var id = $"upd-hk-{point}-{(healthy ? "ok" : "sick")}";
+        using var d = await n.DeviceAsync(id);
+        await Run(d); // 1.0
+        var target = healthy ? n.Healthy : n.Sick;
+        await n.Node.AssignAsync(id, "acme", target.Version, target.VersionId, target.ManifestPath);
+        var killed = await AgentProcess.RunAsync(["run", "--config", d.Config.SourcePath!, "--no-client"],
+            new Dictionary<string, string> { [DeviceAgent.Install.CrashPoints.EnvironmentVariable] = point });
+        output.WriteLine(killed.Output + killed.Error);
+        Assert.Contains($"crash injected at {point}#1", killed.Error);
+        var digest = Releases.ClientDigest(d);
+        Assert.True(digest == n.V1.InventoryDigest || (healthy && digest == n.Healthy.InventoryDigest), $"after a kill at {point} the client tree is neither 1.0 nor the healthy 2.2");
+
+        var r = await Run(d, healthy ? 0 : 1);
+        Assert.Equal(healthy ? n.Healthy.InventoryDigest : n.V1.InventoryDigest, Releases.ClientDigest(d));
+        Assert.Equal(healthy ? n.Healthy.VersionId : n.V1.VersionId, d.Hidden.ReadInstalledVersion().VersionId);
+        Assert.False(File.Exists(d.Layout.Journal));
     }
 }
