@@ -13,13 +13,19 @@ public static class AgentCommandLine
     public const string Usage = """
         usage:
           orch-agent [run] [--config FILE] [--no-client]
-              launcher: self-repair the updater, run the update session until it succeeds, start the client
+              launcher: verify and repair the updater, start it (updaterCommand) to run the update session, start the client
+          orch-agent update [--config FILE] [--self-test]
+              the updater: run the update session until it succeeds (started by the launcher); --self-test only checks
+              that this updater can open the configuration and the hidden zone (run before a new updater is switched in)
           orch-agent recover --from-virtual [--config FILE]
               rebuild the hidden-zone backup and the free-zone updater from the read-only virtual zone
           orch-agent provision --credential-file FILE --content-key-file FILE [--trust-root-file FILE] [--config FILE]
-              first-time setup of the hidden and free zones (trust root defaults to <virtual>/trust-root.pub)
+                               [--updater-credential-file FILE [--updater-content-key-file FILE]]
+              first-time setup of the hidden and free zones (trust root defaults to <virtual>/trust-root.pub); with
+              --updater-credential-file also the updater's own release track (updaterDeviceId, updaterProduct)
           orch-agent status [--config FILE]
-              show the zones, the installed version and any interrupted install
+              show the zones (hidden items; updater record, free copy, hidden backup, virtual copy), the installed
+              version and any interrupted install; exit 3 when any zone item is damaged
         """ + "\n" + SignRequestCommand.Usage + Simulation.SimulateCommand.Usage + "\n" + """
         --config defaults to agent.json next to the orch-agent executable (the virtual zone).
         """;
@@ -51,6 +57,13 @@ public static class AgentCommandLine
                         Console.CancelKeyPress += (_, e) => { e.Cancel = true; cts.Cancel(); };
                         return await new Launcher(config, Log, CrashPoints.FromEnvironment()).RunAsync(!options.ContainsKey("--no-client"), cts.Token);
                     }
+                case "update":
+                    if (options.ContainsKey("--self-test")) return UpdaterSelfTest.Run(config, layout, Log);
+                    using (var cts = new CancellationTokenSource())
+                    {
+                        Console.CancelKeyPress += (_, e) => { e.Cancel = true; cts.Cancel(); };
+                        return await new Launcher(config, Log, CrashPoints.FromEnvironment()).RunUpdaterAsync(cts.Token);
+                    }
                 case "recover":
                     if (!options.ContainsKey("--from-virtual"))
                         throw new ArgumentException("recover needs --from-virtual (the only recovery source the agent has)");
@@ -70,6 +83,16 @@ public static class AgentCommandLine
                         var trustRoot = File.ReadAllBytes(options.GetValueOrDefault("--trust-root-file") ?? layout.VirtualTrustRoot);
                         using var key = DeviceKey.Derive(config.MachineSecretFile, config.DeviceId);
                         new ZoneProvisioner(layout, new HiddenZone(layout, key)).Provision(credential, contentKey, trustRoot);
+                        if (options.ContainsKey("--updater-credential-file"))
+                        {
+                            if (config.UpdaterDeviceId is null)
+                                throw new ArgumentException($"--updater-credential-file needs updaterDeviceId and updaterProduct in '{config.SourcePath}'");
+                            var trackLayout = new ZoneLayout(layout.UpdaterReleaseZones);
+                            using var trackKey = DeviceKey.Derive(config.MachineSecretFile, config.UpdaterDeviceId);
+                            var trackContentKey = options.ContainsKey("--updater-content-key-file") ? ReadRequiredFile(options, "--updater-content-key-file") : contentKey;
+                            ZoneProvisioner.ProvisionReleaseTrack(new HiddenZone(trackLayout, trackKey), ReadRequiredFile(options, "--updater-credential-file"), trackContentKey, trustRoot);
+                            Log($"provisioned the updater release track {config.UpdaterDeviceId} ({config.UpdaterProduct})");
+                        }
                         Log($"provisioned device {config.DeviceId}: hidden zone '{config.Zones.Hidden}', updater copied to '{layout.FreeUpdater}'");
                         return ExitCodes.Ok;
                     }
@@ -78,14 +101,29 @@ public static class AgentCommandLine
                         using var key = DeviceKey.Derive(config.MachineSecretFile, config.DeviceId);
                         var hidden = new HiddenZone(layout, key);
                         stdout.WriteLine($"device    {config.DeviceId} ({config.Product})");
+                        var damaged = new List<string>();
                         foreach (var item in Enum.GetValues<HiddenItem>())
-                            stdout.WriteLine($"hidden    {HiddenZone.FileName(item),-24} {hidden.Read(item).State}");
+                        {
+                            var state = hidden.Read(item).State;
+                            if (state != HiddenItemState.Ok) damaged.Add($"hidden {HiddenZone.FileName(item)} ({state.ToString().ToLowerInvariant()})");
+                            stdout.WriteLine($"hidden    {HiddenZone.FileName(item),-24} {state}");
+                        }
+                        var updater = new SelfRepair(layout, hidden).Inspect();
+                        stdout.WriteLine($"updater   version {updater.Version ?? "unknown"} (generation {updater.Generation}): record {updater.Record}, " +
+                                         $"free copy {updater.Free}, hidden backup {updater.Backup}, virtual copy {updater.Image}");
+                        foreach (var (what, state) in new[] { ("updater record", updater.Record), ("free-zone updater", updater.Free),
+                                     ("hidden updater backup", updater.Backup), ("virtual updater copy", updater.Image) })
+                            if (state != "ok") damaged.Add($"{what} ({state})");
                         var v = hidden.ReadVersionRecord();
                         stdout.WriteLine($"installed {(v is null ? "unknown (record missing or damaged: the floor is unknown until a director-signed directive gives it)" : $"{v.Version} (id {v.VersionId}, record counter {v.Counter})")}");
                         Trust.AgentStatus.Write(stdout, config, layout, hidden);
                         stdout.WriteLine($"client    {TreeInventory.Files(layout.Client).Count()} file(s) in {layout.Client}");
                         stdout.WriteLine($"journal   {(File.Exists(layout.Journal) ? "present: an install was interrupted; the next run completes it" : "none")}");
-                        return ExitCodes.Ok;
+                        if (damaged.Count == 0) return ExitCodes.Ok;
+                        // A script or monitor must see damage without parsing the table.
+                        stderr.WriteLine($"orch-agent: damaged: {string.Join(", ", damaged)}; `orch-agent run` repairs the updater copies from the next intact source, " +
+                                         $"`{SelfRepair.RecoverCommand} --config {config.SourcePath}` rebuilds what the virtual zone can supply");
+                        return ExitCodes.ZonesDamaged;
                     }
                 default:
                     throw new ArgumentException($"unknown command '{command}'");
@@ -112,12 +150,13 @@ public static class AgentCommandLine
     private static readonly Dictionary<string, HashSet<string>> Known = new()
     {
         ["run"] = ["--config", "--no-client"],
+        ["update"] = ["--config", "--self-test"],
         ["recover"] = ["--config", "--from-virtual"],
-        ["provision"] = ["--config", "--credential-file", "--content-key-file", "--trust-root-file"],
+        ["provision"] = ["--config", "--credential-file", "--content-key-file", "--trust-root-file", "--updater-credential-file", "--updater-content-key-file"],
         ["status"] = ["--config"],
     };
 
-    private static readonly HashSet<string> Flags = ["--no-client", "--from-virtual"];
+    private static readonly HashSet<string> Flags = ["--no-client", "--from-virtual", "--self-test"];
 
     private static Dictionary<string, string> ParseOptions(List<string> args, string command)
     {

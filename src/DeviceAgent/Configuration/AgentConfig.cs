@@ -33,6 +33,22 @@ public sealed record AgentConfig
     /// <summary>Arguments for <see cref="ClientCommand"/>.</summary>
     public IReadOnlyList<string> ClientArguments { get; init; } = [];
 
+    /// <summary>
+    /// The updater program, relative to the free-zone updater folder (e.g. <c>orch-agent</c>): after self-repair the
+    /// launcher starts it as its own process (<c>update --config FILE</c>) to run the update session. Null runs the
+    /// session in the launcher's process (images without a separate updater program).
+    /// </summary>
+    public string? UpdaterCommand { get; init; }
+
+    /// <summary>
+    /// Device identity of the updater's own release track (e.g. <c>dev-0001.updater</c>): the updater is a product of its
+    /// own, rolled out to this identity. Null (with <see cref="UpdaterProduct"/>) means the updater changes only with the image.
+    /// </summary>
+    public string? UpdaterDeviceId { get; init; }
+
+    /// <summary>The updater product (e.g. <c>orch-updater</c>); set together with <see cref="UpdaterDeviceId"/>.</summary>
+    public string? UpdaterProduct { get; init; }
+
     /// <summary>Download and retry tuning.</summary>
     public DownloadSettings Download { get; init; } = new();
 
@@ -112,6 +128,19 @@ public sealed record AgentConfig
             throw new AgentConfigException($"{where}: set gateway or at least one mirror, otherwise nothing can be downloaded");
         if (ClientCommand is not null && (Path.IsPathRooted(ClientCommand) || ClientCommand.Split('/', '\\').Contains("..")))
             throw new AgentConfigException($"{where}: clientCommand '{ClientCommand}' must be a path inside the installed tree (relative, no '..')");
+        if (UpdaterCommand is not null && (UpdaterCommand.Length == 0 || Path.IsPathRooted(UpdaterCommand) || UpdaterCommand.Split('/', '\\').Contains("..")))
+            throw new AgentConfigException($"{where}: updaterCommand '{UpdaterCommand}' must be a path inside the updater folder (relative, no '..')");
+        if ((UpdaterDeviceId is null) != (UpdaterProduct is null))
+            throw new AgentConfigException($"{where}: set updaterDeviceId and updaterProduct together (the updater's own release track) or neither");
+        if (UpdaterDeviceId is not null)
+        {
+            if (UpdaterCommand is null)
+                throw new AgentConfigException($"{where}: updaterDeviceId needs updaterCommand: a new updater release is started in self-test mode before it is switched in");
+            if (UpdaterDeviceId == DeviceId || UpdaterDeviceId.Length > 128 || !UpdaterDeviceId.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.'))
+                throw new AgentConfigException($"{where}: updaterDeviceId '{UpdaterDeviceId}' is invalid; use 1-128 letters, digits, '-', '_' or '.', different from deviceId");
+            if (UpdaterProduct!.Length == 0 || UpdaterProduct == Product || !UpdaterProduct.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.'))
+                throw new AgentConfigException($"{where}: updaterProduct '{UpdaterProduct}' is invalid; use letters, digits, '-', '_' or '.', different from product");
+        }
         Download.Validate(where);
         if (StaleAfterMinutes is < 1 or > 10080)
             throw new AgentConfigException($"{where}: staleAfterMinutes {StaleAfterMinutes} is out of range; use 1..10080 (default 60)");

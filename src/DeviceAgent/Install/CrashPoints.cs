@@ -27,8 +27,22 @@ public class CrashPoints
     /// <summary>The journal was removed.</summary>
     public const string JournalRemoved = "journal-removed";
 
+    /// <summary>The staged release passed its health check; the installed version is still in place.</summary>
+    public const string HealthChecked = "health-checked";
+    /// <summary>A new updater release passed its self-test, before anything of the working updater changed.</summary>
+    public const string UpdaterSelfTested = "updater-self-tested";
+    /// <summary>The new updater's hidden backup was written; the sealed record still names the previous updater.</summary>
+    public const string UpdaterBackupWritten = "updater-backup-written";
+    /// <summary>The sealed record names the new updater; the free-zone copy is still the previous one.</summary>
+    public const string UpdaterRecordSealed = "updater-record-sealed";
+    /// <summary>The free-zone updater was replaced by the new one.</summary>
+    public const string UpdaterSwapped = "updater-swapped";
+
     /// <summary>Every point, in flow order.</summary>
     public static readonly IReadOnlyList<string> All = [ChunkCached, FileStaged, JournalWritten, OldRetired, NewInPlace, VersionRecorded, JournalRemoved];
+
+    /// <summary>The points of an updater swap, in flow order (after the install points of the updater release itself).</summary>
+    public static readonly IReadOnlyList<string> UpdaterSwap = [UpdaterSelfTested, UpdaterBackupWritten, UpdaterRecordSealed, UpdaterSwapped];
 
     /// <summary>No crashes.</summary>
     public static readonly CrashPoints None = new();

@@ -17,16 +17,19 @@ public static class ExitCodes
     public const int SessionFailed = 1;
     /// <summary>Bad command line or configuration.</summary>
     public const int BadInput = 2;
-    /// <summary>Zones damaged beyond self-repair; the message names the recovery command.</summary>
+    /// <summary>No source gave a verified updater (the virtual copy is missing or damaged too); the client was started anyway.</summary>
     public const int ZonesDamaged = 3;
+    /// <summary>The updater program could not be started or ended abnormally (killed, crashed); the client was started anyway.</summary>
+    public const int UpdaterFailed = 4;
     /// <summary>Stopped by Ctrl-C / SIGINT.</summary>
     public const int Interrupted = 130;
 }
 
 /// <summary>
-/// The launcher of the seed method: (1) check the updater working copy and restore it from the hidden backup if
-/// needed (or say how to recover from the virtual zone), (2) run the update session until it succeeds, (3) start
-/// the client program.
+/// The launcher of the seed method: (1) verify the free-zone updater and the hidden backup and repair them from the
+/// hidden backup, else the virtual zone's plain copy (<see cref="SelfRepair"/>), (2) start the free-zone updater as
+/// its own process to run the update session (<see cref="AgentConfig.UpdaterCommand"/>; without one the session runs
+/// here), (3) start the client program, also when the updater could not be repaired or failed.
 /// </summary>
 public sealed class Launcher(AgentConfig config, Action<string> log, CrashPoints? crash = null)
 {
@@ -39,45 +42,114 @@ public sealed class Launcher(AgentConfig config, Action<string> log, CrashPoints
     public async Task<int> RunAsync(bool startClient, CancellationToken ct)
     {
         var layout = new ZoneLayout(config.Zones);
-        using var key = DeviceKey.Derive(config.MachineSecretFile, config.DeviceId);
-        var hidden = new HiddenZone(layout, key);
-
-        var repair = new SelfRepair(layout, hidden).Run(config.SourcePath);
+        SelfRepairResult repair;
+        using (var key = DeviceKey.Derive(config.MachineSecretFile, config.DeviceId))
+            repair = new SelfRepair(layout, new HiddenZone(layout, key)).Run(config.SourcePath);
         foreach (var w in repair.Warnings) log("warning: " + w);
         log(repair.Message);
-        if (repair.Outcome == SelfRepairOutcome.Unrecoverable) return ExitCodes.ZonesDamaged;
 
-        if (config.Gateway is null)
+        int code;
+        if (repair.Outcome == SelfRepairOutcome.Unrecoverable)
         {
-            log($"no gateway configured in '{config.SourcePath}': nothing to check in with; skipping the update session");
+            // The client program is intact and independent of the updater: a device without a working updater still runs it.
+            log("WARNING: no working updater on this device: the update session is skipped until the updater is repaired" +
+                (startClient && config.ClientCommand is not null ? "; starting the installed client program anyway" : ""));
+            code = ExitCodes.ZonesDamaged;
+        }
+        else if (config.UpdaterCommand is null)
+        {
+            code = await RunSessionAsync(ct);
         }
         else
         {
-            using var http = StoreDownloader.CreateHttpClient();
-            var credential = Encoding.UTF8.GetString(hidden.ReadRequired(HiddenItem.DeviceCredential));
-            var gateway = GatewayFactory?.Invoke(http, credential)
-                          ?? new HttpGatewayClient(http, config.Gateway, config.DeviceId, credential, TimeSpan.FromSeconds(config.Download.RequestTimeoutSeconds),
-                              new RequestSequence(layout.RequestSequenceCeiling));
-            var session = new UpdateSession(config, layout, hidden, gateway, http, crash, log);
-            try
-            {
-                var result = await session.RunUntilSuccessAsync(ct);
-                log(result.Action == Messages.Protocol.UpdateAction.None
-                    ? $"up to date at version ID {result.Installed.VersionId}"
-                    : $"{result.Action.ToString().ToLowerInvariant()} done: version {result.Installed.Version} (id {result.Installed.VersionId}); " +
-                      $"{result.ChunksDownloaded} chunk(s) downloaded, {result.ChunksReused} reused, {result.Attempts} attempt(s)");
-            }
-            catch (SessionFailedException e)
-            {
-                log($"update session gave up after {config.Download.MaxSessionAttempts} attempt(s): {e.Message}");
-                if (!startClient) return ExitCodes.SessionFailed;
-                log("starting the installed client anyway");
-                StartClient(layout);
-                return ExitCodes.SessionFailed;
-            }
+            code = await RunUpdaterAsync(layout, repair.Version ?? "?", ct);
         }
-        if (startClient) StartClient(layout);
-        return ExitCodes.Ok;
+        if (code == ExitCodes.SessionFailed && !startClient) return code;
+        if (startClient)
+        {
+            if (code == ExitCodes.SessionFailed) log("starting the installed client anyway");
+            StartClient(layout);
+        }
+        return code;
+    }
+
+    /// <summary>Starts the verified free-zone updater with this configuration and waits for it.</summary>
+    private async Task<int> RunUpdaterAsync(ZoneLayout layout, string version, CancellationToken ct)
+    {
+        var exe = Path.Combine(layout.FreeUpdater, config.UpdaterCommand!);
+        var psi = new ProcessStartInfo(exe) { WorkingDirectory = layout.FreeUpdater, UseShellExecute = false };
+        psi.ArgumentList.Add("update");
+        psi.ArgumentList.Add("--config");
+        psi.ArgumentList.Add(config.SourcePath ?? throw new InvalidOperationException("configuration without a source path"));
+        Process? p;
+        try
+        {
+            p = Process.Start(psi);
+        }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            log($"WARNING: the updater '{exe}' (version {version}) could not be started: {e.Message}");
+            return ExitCodes.UpdaterFailed;
+        }
+        if (p is null)
+        {
+            log($"WARNING: the updater '{exe}' (version {version}) could not be started");
+            return ExitCodes.UpdaterFailed;
+        }
+        using (p)
+        {
+            log($"started the updater '{config.UpdaterCommand}' (version {version}, pid {p.Id})");
+            await p.WaitForExitAsync(ct);
+            var exit = p.ExitCode;
+            if (exit is ExitCodes.Ok or ExitCodes.SessionFailed or ExitCodes.Interrupted) return exit;
+            log($"WARNING: the updater (version {version}) ended with exit code {exit}; an unfinished install is completed or undone by its next run");
+            return ExitCodes.UpdaterFailed;
+        }
+    }
+
+    /// <summary>The update session until it succeeds (or gives up): the updater's work, run by <c>orch-agent update</c>.</summary>
+    /// <returns><see cref="ExitCodes.Ok"/> or <see cref="ExitCodes.SessionFailed"/>.</returns>
+    public async Task<int> RunSessionAsync(CancellationToken ct)
+    {
+        var layout = new ZoneLayout(config.Zones);
+        if (config.Gateway is null)
+        {
+            log($"no gateway configured in '{config.SourcePath}': nothing to check in with; skipping the update session");
+            return ExitCodes.Ok;
+        }
+        using var key = DeviceKey.Derive(config.MachineSecretFile, config.DeviceId);
+        var hidden = new HiddenZone(layout, key);
+        using var http = StoreDownloader.CreateHttpClient();
+        var credential = Encoding.UTF8.GetString(hidden.ReadRequired(HiddenItem.DeviceCredential));
+        var gateway = GatewayFactory?.Invoke(http, credential)
+                      ?? new HttpGatewayClient(http, config.Gateway, config.DeviceId, credential, TimeSpan.FromSeconds(config.Download.RequestTimeoutSeconds),
+                          new RequestSequence(layout.RequestSequenceCeiling));
+        var session = new UpdateSession(config, layout, hidden, gateway, http, crash, log)
+        {
+            AcceptStagedTree = new ClientHealthCheck(log, crash).CheckAsync,
+        };
+        try
+        {
+            var result = await session.RunUntilSuccessAsync(ct);
+            log(result.Action == Messages.Protocol.UpdateAction.None
+                ? $"up to date at version ID {result.Installed.VersionId}"
+                : $"{result.Action.ToString().ToLowerInvariant()} done: version {result.Installed.Version} (id {result.Installed.VersionId}); " +
+                  $"{result.ChunksDownloaded} chunk(s) downloaded, {result.ChunksReused} reused, {result.Attempts} attempt(s)");
+            return ExitCodes.Ok;
+        }
+        catch (SessionFailedException e)
+        {
+            log($"update session gave up after {config.Download.MaxSessionAttempts} attempt(s): {e.Message}");
+            return ExitCodes.SessionFailed;
+        }
+    }
+
+    /// <summary><c>orch-agent update</c>: the client's session, then the updater's own release track (when configured).</summary>
+    public async Task<int> RunUpdaterAsync(CancellationToken ct)
+    {
+        var code = await RunSessionAsync(ct);
+        if (config.UpdaterDeviceId is not null) await new UpdaterReleaseTrack(config, log, crash).RunAsync(ct);
+        return code;
     }
 
     private void StartClient(ZoneLayout layout)

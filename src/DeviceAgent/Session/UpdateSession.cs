@@ -67,6 +67,13 @@ public sealed class UpdateSession
         _cache = new ChunkCache(layout.ChunkCache, layout.PartialChunks);
     }
 
+    /// <summary>
+    /// Last check of a staged, verified tree before it is swapped in (the updater's self-test): returns null to accept,
+    /// or the reason to refuse, which fails the attempt at the verify stage (reported, counted by a rollout) with the
+    /// installed tree untouched.
+    /// </summary>
+    public Func<string, CancellationToken, Task<string?>>? AcceptStagedTree { get; init; }
+
     /// <summary>Version of this agent build, sent at check-in (at most 64 characters, as the protocol allows).</summary>
     public static string AgentVersion { get; } = Clip(
         typeof(UpdateSession).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "0", 64);
@@ -218,6 +225,8 @@ public sealed class UpdateSession
         if (fellBack.Count > 0) plan = PlanFallback(manifest, inventory, plan, fellBack);
         await DownloadAsync(downloader, manifest, plan, ct);
         var newDigest = Stage(manifest, plan, ct);
+        if (AcceptStagedTree is not null && await AcceptStagedTree(_layout.Staging, ct) is { } refused)
+            throw new SessionFailedException(FailureStage.Verify, $"{manifest.Version} (id {manifest.VersionId}) refused after staging: {refused}; the installed version is kept");
         _installer.Commit(new InstalledVersion(manifest.VersionId, manifest.Version), newDigest, manifestSha256);
         var patched = plan.Patches.Count - fellBack.Count;
         var bytes = counter.Total;

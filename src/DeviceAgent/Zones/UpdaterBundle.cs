@@ -1,19 +1,19 @@
 using System.Buffers.Binary;
 using System.Security.Cryptography;
 using System.Text;
-using Orchestrator.ChunkStore.Manifests;
 using Orchestrator.DeviceAgent.Storage;
 
 namespace Orchestrator.DeviceAgent.Zones;
 
 /// <summary>
-/// The updater as a list of files (relative path, SHA-256, bytes) that can be serialized into one blob for the
-/// hidden backup and written back out to a folder.
+/// The updater as a list of files (relative path, SHA-256, mode bits, bytes) that can be serialized into one blob for
+/// the hidden backup and written back out to a folder with the recorded modes. It holds every byte in memory, so it is
+/// only built when a backup is sealed or a repair needs it; checks stream (<see cref="UpdaterTree"/>).
 /// </summary>
 public sealed class UpdaterBundle
 {
     /// <summary>One file of the updater.</summary>
-    public sealed record Entry(string Path, string Sha256, byte[] Content);
+    public sealed record Entry(string Path, string Sha256, UnixFileMode Mode, byte[] Content);
 
     /// <summary>Files, sorted by ordinal path.</summary>
     public IReadOnlyList<Entry> Entries { get; }
@@ -21,8 +21,8 @@ public sealed class UpdaterBundle
     private UpdaterBundle(IReadOnlyList<Entry> entries) =>
         Entries = entries.OrderBy(e => e.Path, StringComparer.Ordinal).ToList();
 
-    /// <summary>Digest of the tree (same rule as the client inventory digest).</summary>
-    public string Digest => InventoryDigest.Compute(Entries.Select(e => (e.Path, e.Sha256)));
+    /// <summary>Digest of the tree, modes included (<see cref="UpdaterTree.Digest"/>).</summary>
+    public string Digest => UpdaterTree.Digest(Entries.Select(e => new UpdaterTree.FileState(e.Path, e.Sha256, e.Mode)));
 
     /// <summary>Reads every regular file under <paramref name="folder"/>.</summary>
     public static UpdaterBundle FromFolder(string folder)
@@ -33,16 +33,16 @@ public sealed class UpdaterBundle
         foreach (var (rel, full) in TreeInventory.Files(folder))
         {
             var bytes = File.ReadAllBytes(full);
-            entries.Add(new Entry(rel, Convert.ToHexStringLower(SHA256.HashData(bytes)), bytes));
+            entries.Add(new Entry(rel, Convert.ToHexStringLower(SHA256.HashData(bytes)), UpdaterTree.ModeOf(full), bytes));
         }
         return new UpdaterBundle(entries);
     }
 
-    /// <summary>Serializes: magic, count, then per file: path, hash, length, bytes.</summary>
+    /// <summary>Serializes: magic, count, then per file: path, hash, mode, length, bytes.</summary>
     public byte[] ToBytes()
     {
         using var ms = new MemoryStream();
-        ms.Write("OUB1"u8);
+        ms.Write("OUB2"u8);
         WriteInt(ms, Entries.Count);
         foreach (var e in Entries)
         {
@@ -50,18 +50,22 @@ public sealed class UpdaterBundle
             WriteInt(ms, p.Length);
             ms.Write(p);
             ms.Write(Convert.FromHexString(e.Sha256));
+            WriteInt(ms, (int)(e.Mode & UpdaterTree.ModeMask));
             WriteInt(ms, e.Content.Length);
             ms.Write(e.Content);
         }
         return ms.ToArray();
     }
 
-    /// <summary>Parses a serialized bundle and checks every file hash; null when the bytes are not a valid bundle.</summary>
+    /// <summary>
+    /// Parses a serialized bundle and checks every file hash; null when the bytes are not a valid bundle. Bundles from
+    /// before modes were recorded (<c>OUB1</c>) are not accepted: restoring them could not give the files their modes.
+    /// </summary>
     public static UpdaterBundle? TryParse(ReadOnlySpan<byte> bytes)
     {
         try
         {
-            if (!bytes.StartsWith("OUB1"u8)) return null;
+            if (!bytes.StartsWith("OUB2"u8)) return null;
             var pos = 4;
             var count = ReadInt(bytes, ref pos);
             var entries = new List<Entry>(Math.Min(count, 10_000));
@@ -72,12 +76,14 @@ public sealed class UpdaterBundle
                 pos += pl;
                 var hash = Convert.ToHexStringLower(bytes.Slice(pos, 32));
                 pos += 32;
+                var mode = ReadInt(bytes, ref pos);
+                if ((mode & ~(int)UpdaterTree.ModeMask) != 0) return null;
                 var len = ReadInt(bytes, ref pos);
                 var content = bytes.Slice(pos, len).ToArray();
                 pos += len;
                 if (!TreeInventory.IsSafeRelativePath(path)) return null;
                 if (Convert.ToHexStringLower(SHA256.HashData(content)) != hash) return null;
-                entries.Add(new Entry(path, hash, content));
+                entries.Add(new Entry(path, hash, (UnixFileMode)mode, content));
             }
             return pos == bytes.Length ? new UpdaterBundle(entries) : null;
         }
@@ -87,7 +93,7 @@ public sealed class UpdaterBundle
         }
     }
 
-    /// <summary>Makes <paramref name="folder"/> hold exactly this bundle: rewrites differing files, removes extras.</summary>
+    /// <summary>Makes <paramref name="folder"/> hold exactly this bundle: rewrites differing files, sets the recorded modes, removes extras.</summary>
     /// <returns>Relative paths that were written or removed.</returns>
     public IReadOnlyList<string> RestoreTo(string folder)
     {
@@ -105,8 +111,14 @@ public sealed class UpdaterBundle
         foreach (var e in Entries)
         {
             var full = Path.Combine(folder, e.Path);
-            if (File.Exists(full) && TreeInventory.HashFile(full) == e.Sha256) continue;
-            DurableFile.WriteAllBytes(full, e.Content);
+            var sameContent = File.Exists(full) && TreeInventory.HashFile(full) == e.Sha256;
+            if (sameContent && UpdaterTree.ModeOf(full) == e.Mode) continue;
+            if (!sameContent)
+            {
+                Directory.CreateDirectory(Path.GetDirectoryName(full)!);
+                DurableFile.WriteAllBytes(full, e.Content);
+            }
+            UpdaterTree.SetMode(full, e.Mode);
             changed.Add(e.Path);
         }
         return changed;

@@ -41,6 +41,13 @@ public sealed class ZoneLayout(ZonePaths zones)
     /// <summary>Partially downloaded chunks (Range resume).</summary>
     public string PartialChunks => Path.Combine(Work, "partial");
 
+    /// <summary>
+    /// The zones of the updater's own release track (the updater product, installed under its own device identity):
+    /// sealed items in a subfolder of the hidden zone, the installed release and its bookkeeping under <see cref="Work"/>.
+    /// The release installed there is a candidate; it becomes <see cref="FreeUpdater"/> only after its self-test.
+    /// </summary>
+    public ZonePaths UpdaterReleaseZones => new(Zones.Virtual, Path.Combine(Zones.Hidden, "updater-release"), Path.Combine(Work, "updater-release"));
+
     /// <summary>Hidden-zone item path.</summary>
     public string Hidden(HiddenItem item) => Path.Combine(Zones.Hidden, HiddenZone.FileName(item));
 }

@@ -30,6 +30,21 @@ public sealed class ZoneProvisioner(ZoneLayout layout, HiddenZone hidden)
     }
 
     /// <summary>
+    /// Seals the items of the updater's release track (<see cref="ZoneLayout.UpdaterReleaseZones"/>) into
+    /// <paramref name="trackHidden"/>: its own credential, the updater product's content key, the trust root, and a
+    /// version record at 0 (nothing installed yet) unless one exists.
+    /// </summary>
+    public static void ProvisionReleaseTrack(HiddenZone trackHidden, ReadOnlySpan<byte> credential, ReadOnlySpan<byte> contentKey, ReadOnlySpan<byte> trustRoot)
+    {
+        if (credential.Length == 0) throw new ArgumentException("updater credential is empty; pass the secret the operator enrolled for the updater identity", nameof(credential));
+        if (contentKey.Length != 32) throw new ArgumentException($"updater content key has {contentKey.Length} bytes; it must be the 32-byte content.key of the updater product", nameof(contentKey));
+        trackHidden.Write(HiddenItem.DeviceCredential, credential);
+        trackHidden.Write(HiddenItem.ContentKey, contentKey);
+        trackHidden.Write(HiddenItem.TrustRoot, trustRoot);
+        if (trackHidden.ReadVersionRecord() is null) trackHidden.WriteInstalledVersion(InstalledVersion.None);
+    }
+
+    /// <summary>
     /// Rebuilds from the read-only virtual zone: the hidden updater backup and digest, the free updater copy,
     /// the trust root (if damaged and a plain copy exists), and a damaged installed-version record (reset to 0,
     /// so the server assigns a full upgrade that reuses every local chunk).
@@ -80,12 +95,7 @@ public sealed class ZoneProvisioner(ZoneLayout layout, HiddenZone hidden)
         var bundle = UpdaterBundle.FromFolder(layout.VirtualUpdater);
         if (bundle.Entries.Count == 0)
             throw new HiddenZoneException($"the virtual-zone updater folder '{layout.VirtualUpdater}' is empty; the device image is incomplete");
-        var record = hidden.ReadVersionRecord();
-        var generation = Math.Max(record?.UpdaterGeneration ?? 0, UpdaterGeneration.Read(hidden).Generation) + 1;
-        hidden.Write(HiddenItem.UpdaterBackup, bundle.ToBytes());
-        hidden.Write(HiddenItem.UpdaterDigest, UpdaterGeneration.Format(bundle.Digest, generation));
-        // The record remembers the generation, so a pair copied back from an older sealed copy is recognised as older.
-        if (record is not null) hidden.WriteVersionRecord(record with { UpdaterGeneration = generation });
+        SelfRepair.Seal(layout, hidden, bundle, UpdaterSeal.ImageVersion, bundle.Digest);
         bundle.RestoreTo(layout.FreeUpdater);
     }
 }

@@ -54,8 +54,11 @@ public sealed class AgentConfigTests
         using var d = new TestDevice();
         File.WriteAllBytes(d.Layout.Hidden(Orchestrator.DeviceAgent.Zones.HiddenItem.ContentKey), [9, 9]);
         var stdout = new StringWriter();
-        var code = await AgentCommandLine.RunAsync(["status", "--config", d.Config.SourcePath!], stdout, new StringWriter());
-        Assert.Equal(0, code);
+        var stderr = new StringWriter();
+        var code = await AgentCommandLine.RunAsync(["status", "--config", d.Config.SourcePath!], stdout, stderr);
+        Assert.Equal(3, code); // a damaged zone item is an exit code, not only a line
+        Assert.Contains("damaged: hidden content-key.sealed (damaged)", stderr.ToString());
+        Assert.Contains("record ok, free copy ok, hidden backup ok, virtual copy ok", stdout.ToString());
         Assert.Matches(@"content-key\.sealed\s+Damaged", stdout.ToString());
         Assert.Matches(@"credential\.sealed\s+Ok", stdout.ToString());
         Assert.Contains("journal   none", stdout.ToString());

@@ -23,6 +23,7 @@ public sealed class TestDevice : IDisposable
         var virtualZone = Dir.Sub("virtual");
         Directory.CreateDirectory(Path.Combine(virtualZone, "updater", "lib"));
         File.WriteAllText(Path.Combine(virtualZone, "updater", "updater.bin"), "updater program v1");
+        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(Path.Combine(virtualZone, "updater", "updater.bin"), (UnixFileMode)0b111_101_101);
         File.WriteAllText(Path.Combine(virtualZone, "updater", "lib", "helper.so"), "helper library");
         var secret = Path.Combine(Dir.Path, "machine-secret");
         File.WriteAllBytes(secret, RandomNumberGenerator.GetBytes(32));

@@ -42,31 +42,59 @@ public sealed class SelfRepairTests
     }
 
     [Fact]
-    public void Damaged_backup_with_intact_free_copy_warns_but_continues()
+    public void Damaged_backup_with_intact_free_copy_is_rebuilt_from_the_free_copy()
     {
         using var d = new TestDevice();
         File.WriteAllBytes(d.Layout.Hidden(HiddenItem.UpdaterBackup), [1, 2, 3]);
         var r = new SelfRepair(d.Layout, d.Hidden).Run();
-        Assert.Equal(SelfRepairOutcome.Intact, r.Outcome);
-        Assert.Contains(r.Warnings, w => w.Contains("recover --from-virtual"));
+        Assert.Equal(SelfRepairOutcome.BackupRebuilt, r.Outcome);
+        Assert.Contains(r.Warnings, w => w.Contains("rebuilt from the verified free-zone updater"));
+        Assert.Equal(SelfRepairOutcome.Intact, new SelfRepair(d.Layout, d.Hidden).Run().Outcome);
+        Assert.Equal(HiddenItemState.Ok, d.Hidden.Read(HiddenItem.UpdaterBackup).State);
     }
 
     [Fact]
-    public void Both_damaged_names_the_virtual_zone_recovery_and_recovery_fixes_it()
+    public void A_changed_mode_is_damage_and_restore_writes_the_recorded_modes()
+    {
+        using var d = new TestDevice();
+        var exe = Path.Combine(d.Layout.FreeUpdater, "updater.bin");
+        Assert.Equal((UnixFileMode)0b111_101_101, UpdaterTree.ModeOf(exe));
+        UpdaterTree.SetMode(exe, (UnixFileMode)0b100_111_111_111); // 4777
+        var r = new SelfRepair(d.Layout, d.Hidden).Run();
+        Assert.Equal(SelfRepairOutcome.RestoredFromHidden, r.Outcome);
+        Assert.Equal(["updater.bin"], r.Changed);
+        Assert.Equal((UnixFileMode)0b111_101_101, UpdaterTree.ModeOf(exe));
+
+        File.Delete(exe);
+        Assert.Equal(SelfRepairOutcome.RestoredFromHidden, new SelfRepair(d.Layout, d.Hidden).Run().Outcome);
+        Assert.Equal((UnixFileMode)0b111_101_101, UpdaterTree.ModeOf(exe));
+    }
+
+    [Fact]
+    public void Both_damaged_are_restored_from_the_virtual_copy()
     {
         using var d = new TestDevice();
         File.WriteAllText(Path.Combine(d.Layout.FreeUpdater, "updater.bin"), "corrupt");
         File.Delete(d.Layout.Hidden(HiddenItem.UpdaterBackup));
-        var before = File.ReadAllText(Path.Combine(d.Layout.FreeUpdater, "updater.bin"));
+        var generation = UpdaterGeneration.Read(d.Hidden).Generation;
+        var r = new SelfRepair(d.Layout, d.Hidden).Run("/etc/agent.json");
+        Assert.Equal(SelfRepairOutcome.RestoredFromVirtual, r.Outcome);
+        Assert.Equal(VirtualDigest(d), FreeDigest(d));
+        Assert.Equal(generation + 1, UpdaterGeneration.Read(d.Hidden).Generation);
+        Assert.Equal(SelfRepairOutcome.Intact, new SelfRepair(d.Layout, d.Hidden).Run().Outcome);
+    }
+
+    [Fact]
+    public void A_damaged_virtual_copy_is_not_used_and_nothing_is_changed()
+    {
+        using var d = new TestDevice();
+        File.WriteAllText(Path.Combine(d.Layout.FreeUpdater, "updater.bin"), "corrupt");
+        File.Delete(d.Layout.Hidden(HiddenItem.UpdaterBackup));
+        File.WriteAllText(Path.Combine(d.Layout.VirtualUpdater, "lib", "helper.so"), "rotten image");
         var r = new SelfRepair(d.Layout, d.Hidden).Run("/etc/agent.json");
         Assert.Equal(SelfRepairOutcome.Unrecoverable, r.Outcome);
-        Assert.Contains("orch-agent recover --from-virtual --config /etc/agent.json", r.Message);
-        Assert.Equal(before, File.ReadAllText(Path.Combine(d.Layout.FreeUpdater, "updater.bin"))); // nothing changed
-
-        var report = new ZoneProvisioner(d.Layout, d.Hidden).RecoverFromVirtual();
-        Assert.Empty(report.NeedsProvisioning);
-        Assert.Equal(SelfRepairOutcome.Intact, new SelfRepair(d.Layout, d.Hidden).Run().Outcome);
-        Assert.Equal(VirtualDigest(d), FreeDigest(d));
+        Assert.Contains("differs from the image sealed at provisioning", r.Message);
+        Assert.Equal("corrupt", File.ReadAllText(Path.Combine(d.Layout.FreeUpdater, "updater.bin")));
     }
 
     [Fact]

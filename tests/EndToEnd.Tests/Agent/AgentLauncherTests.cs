@@ -10,7 +10,7 @@ namespace Orchestrator.EndToEnd.Tests.Agent;
 public sealed class AgentLauncherTests(TwoReleases r, ITestOutputHelper output) : IClassFixture<TwoReleases>
 {
     [Fact]
-    public async Task Repairs_the_updater_from_hidden_then_needs_virtual_recovery_when_hidden_is_gone_too()
+    public async Task Repairs_the_updater_from_hidden_then_from_the_virtual_copy_when_hidden_is_gone_too()
     {
         using var d = new TestDevice(r.Gateway.BaseUrl, contentKey: r.Store.ContentKey.ToBytes(), trustRoot: r.Store.SigningKey.PublicKey.ToBytes());
         r.Gateway.Decide = FakeGateway.Assign(r.V1.VersionId, r.V1.Version, r.V1.ManifestPath, r.V1.InventoryDigest);
@@ -27,17 +27,16 @@ public sealed class AgentLauncherTests(TwoReleases r, ITestOutputHelper output) 
 
         File.Delete(updater);
         File.WriteAllBytes(d.Layout.Hidden(HiddenItem.UpdaterBackup), [0, 1, 2]);
-        var stuck = await AgentProcess.RunAsync(run);
-        output.WriteLine(stuck.Output + stuck.Error);
-        Assert.Equal(ExitCodes.ZonesDamaged, stuck.ExitCode);
-        Assert.Contains($"orch-agent recover --from-virtual --config {d.Config.SourcePath}", stuck.Output);
+        var fromVirtual = await AgentProcess.RunAsync(run);
+        output.WriteLine(fromVirtual.Output + fromVirtual.Error);
+        Assert.Equal(ExitCodes.Ok, fromVirtual.ExitCode);
+        Assert.Contains("updater restored from the virtual zone's plain copy", fromVirtual.Output);
+        Assert.Equal("updater program v1", File.ReadAllText(updater));
 
-        var recovered = await AgentProcess.RunAsync(["recover", "--from-virtual", "--config", d.Config.SourcePath!]);
-        output.WriteLine(recovered.Output + recovered.Error);
-        Assert.Equal(ExitCodes.Ok, recovered.ExitCode);
         var again = await AgentProcess.RunAsync(run);
         Assert.Equal(ExitCodes.Ok, again.ExitCode);
         Assert.Contains("updater intact", again.Output);
+        Assert.DoesNotContain("warning", again.Output);
     }
 
     [Fact]
