@@ -59,6 +59,9 @@ public sealed class DownloadThrottle : IDisposable
         // Device budgets: the capped rollout the device's downloads also count against, as of the last lease.
         public string? RolloutId;
         public long RolloutBytesPerSecond;
+        // After a refusal: until then a request this lease cannot pay is refused here, without asking the entity again.
+        public DateTimeOffset DeniedUntil;
+        public string? DeniedReason;
     }
 
     /// <summary>Creates the throttle; options must be valid (see <see cref="DownloadThrottleOptions.Validate"/>).</summary>
@@ -105,9 +108,16 @@ public sealed class DownloadThrottle : IDisposable
     public async Task<DownloadGrant> OpenAsync(string deviceId, string? rolloutId, long rolloutBytesPerSecond, CancellationToken ct)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(rolloutBytesPerSecond);
+        var key = BudgetIds.Device(deviceId);
+        // This gateway's unspent lease goes back first, so the grant counts only bytes sent (or parked at another
+        // gateway for at most one lease duration) as used.
+        await EnsureRegionAsync(ct).ConfigureAwait(false);
+        lock (_gate)
+        {
+            if (_leases.TryGetValue(key, out var held) && held.Remaining > 0) GiveBack(key, held);
+        }
         var answer = await AskAsync(new OpenDeviceBudget(deviceId, rolloutId, rolloutBytesPerSecond, DeviceLimits), ct).ConfigureAwait(false);
         var opened = answer as DeviceBudgetOpened ?? throw new BudgetUnavailableException($"The budget of device '{deviceId}' answered {answer.GetType().Name}.");
-        var key = BudgetIds.Device(deviceId);
         lock (_gate)
         {
             // A lease taken before this check-in may name another rollout: the membership just recorded wins.
@@ -177,6 +187,11 @@ public sealed class DownloadThrottle : IDisposable
                 lease.SpentSinceLease += bytes;
                 return null;
             }
+            // Refused a moment ago: until the time the entity named, a request this lease cannot pay is refused here
+            // (paced, at worst a little longer than needed when another gateway gives bytes back early), so a greedy
+            // device costs one round trip per refusal period, not one per request.
+            if (now < lease.DeniedUntil)
+                return new ThrottleDecision(false, Ceil(lease.DeniedUntil - now), lease.DeniedReason);
             // Use what is left and lease the rest; the lease is this request's until the entity answers.
             fromLease = lease.Remaining;
             lease.Remaining = 0;
@@ -214,6 +229,8 @@ public sealed class DownloadThrottle : IDisposable
                     return null;
                 case BudgetDenied denied:
                     lease.Remaining += fromLease;
+                    lease.DeniedUntil = now + TimeSpan.FromMilliseconds(denied.RetryAfterMs);
+                    lease.DeniedReason = denied.Reason;
                     return new ThrottleDecision(false, Ceil(TimeSpan.FromMilliseconds(denied.RetryAfterMs)), denied.Reason);
                 default:
                     lease.Remaining += fromLease;
@@ -277,7 +294,7 @@ public sealed class DownloadThrottle : IDisposable
     {
         try
         {
-            var region = _regionRef ??= await _region(ct).ConfigureAwait(false);
+            var region = await EnsureRegionAsync(ct).ConfigureAwait(false);
             return await region.Ask<object>(message, _askTimeout, ct).ConfigureAwait(false);
         }
         catch (AskTimeoutException ex)
@@ -285,6 +302,8 @@ public sealed class DownloadThrottle : IDisposable
             throw new BudgetUnavailableException($"The download budgets did not answer within {_askTimeout.TotalSeconds:0.#} s.", ex);
         }
     }
+
+    private async ValueTask<IActorRef> EnsureRegionAsync(CancellationToken ct) => _regionRef ??= await _region(ct).ConfigureAwait(false);
 
     // Retry-After is whole seconds; round up so an obedient client is admitted on its retry.
     private static TimeSpan Ceil(TimeSpan t) => TimeSpan.FromSeconds(Math.Max(1, Math.Ceiling(t.TotalSeconds)));
