@@ -122,6 +122,99 @@ public sealed class ClusterBudgetTests(ITestOutputHelper output)
         Assert.True(await SumAsync(cluster, "orch_budget_leases_total") > 0, "no budget entity granted a lease");
     }
 
+    [PostgresClusterFact]
+    public async Task A_rollout_cap_holds_cluster_wide_for_devices_on_different_gateways()
+    {
+        // Honest agents (they pace themselves at their grant, min(device rate, cap)); each reaches a different node,
+        // so per-gateway budgets would let the rollout send about twice its cap.
+        const long Cap = 150_000;
+        const long RolloutBurst = Orchestrator.ChunkStore.Throttling.DownloadThrottle.DefaultMinRolloutBurstBytes; // max(cap, the smallest rollout burst)
+        await using var cluster = await LocalCluster.StartAsync(PostgresClusterFactAttribute.RequiredConnectionString(), output, nodes: 2,
+            environment: new Dictionary<string, string>
+            {
+                ["ORCH_Devices__RetryBase"] = "00:00:00.100",
+                ["ORCH_Devices__RetryCap"] = "00:00:00.500",
+            });
+        await LocalCluster.WaitUntilAsync("2 Up members", TimeSpan.FromSeconds(90), async () =>
+        {
+            var view = await cluster.GetAsync<ClusterView>(1, "admin/v1/cluster");
+            var up = view.Members.Where(m => m.Status == "Up").Select(m => m.Address).ToHashSet();
+            return (up.SetEquals([cluster.AkkaAddress(1), cluster.AkkaAddress(2)]), string.Join(", ", view.Members.Select(m => $"{m.Address} {m.Status}")));
+        });
+        using var store = new TestStore(cluster.StoreRoot);
+        var v1 = store.Publish("1.0", new Dictionary<string, byte[]>
+        {
+            ["bin/app"] = Releases.Bytes(41, 900_000),
+            ["lib/core.so"] = Releases.Bytes(42, 600_000),
+        }, Product);
+        string[] ids = ["cap-1", "cap-2"];
+        var secrets = new List<string>();
+        foreach (var id in ids)
+        {
+            var (status, body) = await cluster.PostJsonAsync(1, $"admin/v1/devices/{id}/credential", new { });
+            Assert.True(status is System.Net.HttpStatusCode.OK or System.Net.HttpStatusCode.Created, $"provision {id}: {(int)status} {body}");
+            secrets.Add(System.Text.Json.JsonSerializer.Deserialize<ProvisionResponse>(body, Orchestrator.Node.Gateway.HttpProblems.Json)!.Secret);
+        }
+        var created = await cluster.PostJsonAsync(1, "admin/v1/rollouts", new
+        {
+            id = "capped", product = Product, version = "1.0", selector = new { deviceIds = ids },
+            waves = new object[] { new { percent = 100 } }, successThreshold = 1.0, maxConcurrent = 2, bandwidthBytesPerSecond = Cap, @operator = "e2e",
+        });
+        Assert.True(created.Status == System.Net.HttpStatusCode.Created, $"create rollout: {(int)created.Status} {created.Body}");
+
+        // One recording proxy per node (one gateway each), so each device's requests all reach "its" node.
+        await using var toNode1 = await RoundRobinProxy.StartAsync([cluster.HttpUrl(1)]);
+        await using var toNode2 = await RoundRobinProxy.StartAsync([cluster.HttpUrl(2)]);
+        var devices = ids.Select((id, i) => new TestDevice(i == 0 ? toNode1.BaseUrl : toNode2.BaseUrl, credential: secrets[i], deviceId: id,
+            contentKey: store.ContentKey.ToBytes(), trustRoot: store.SigningKey.PublicKey.ToBytes(),
+            download: TestDevice.FastDownloads with { MaxSessionAttempts = 0, Parallelism = 4, BackoffCapMilliseconds = 500 })).ToList();
+        try
+        {
+            var failuresBefore = await SumAsync(cluster, "orch_gateway_reports_total", "kind=\"failure\"");
+            var runs = await Task.WhenAll(devices.Select(d =>
+                AgentProcess.RunAsync(["run", "--config", d.Config.SourcePath!, "--no-client"], timeout: TimeSpan.FromSeconds(180))));
+            foreach (var (run, i) in runs.Select((r, i) => (r, i)))
+            {
+                output.WriteLine($"--- {ids[i]} exit {run.ExitCode}\n{run.Output}{run.Error}");
+                Assert.Equal(0, run.ExitCode);
+                Assert.Equal(v1.InventoryDigest, Releases.ClientDigest(devices[i]));
+            }
+
+            var all = toNode1.Chunks.Concat(toNode2.Chunks).ToList();
+            var sent = all.Where(c => c.Status is 200 or 206).OrderBy(c => c.Ended).ToList();
+            var bytes = sent.Sum(c => c.BodyBytes);
+            var t0 = all.Min(c => c.Started);
+            long received = 0;
+            var worst = (Excess: double.MinValue, Received: 0L, At: 0.0, Allowed: 0.0);
+            foreach (var c in sent)
+            {
+                received += c.BodyBytes;
+                var at = (c.Ended - t0).TotalSeconds;
+                var allowed = RolloutBurst + Cap * at * 1.1 + 64 * 1024;
+                if (received - allowed > worst.Excess) worst = (received - allowed, received, at, allowed);
+            }
+            var duration = (sent.Max(c => c.Ended) - t0).TotalSeconds;
+            var rate = (bytes - RolloutBurst) / duration;
+            output.WriteLine($"rollout chunk bytes {bytes} (node 1: {toNode1.Chunks.Where(c => c.Status is 200 or 206).Sum(c => c.BodyBytes)}, " +
+                $"node 2: {toNode2.Chunks.Where(c => c.Status is 200 or 206).Sum(c => c.BodyBytes)}); 429 answers {all.Count(c => c.Status == 429)}; " +
+                $"took {duration:0.0} s: {rate:0} B/s beyond the burst (cap {Cap} B/s); closest approach: {worst.Received} bytes at {worst.At:0.00} s where {worst.Allowed:0} are allowed");
+            Assert.True(worst.Excess <= 0,
+                $"{worst.Received} bytes received {worst.At:0.00} s after the first request; the rollout's cluster-wide cap allows {worst.Allowed:0}");
+            Assert.InRange(rate, Cap * 0.5, Cap * 1.1);
+            Assert.Equal(failuresBefore, await SumAsync(cluster, "orch_gateway_reports_total", "kind=\"failure\""));
+            await LocalCluster.WaitUntilAsync("rollout Completed", TimeSpan.FromSeconds(60), async () =>
+            {
+                var r = JsonNode.Parse(await cluster.Admin(1).GetStringAsync("admin/v1/rollouts/capped"))!;
+                var s = r["status"]!.GetValue<string>();
+                return (s == "Completed", r.ToJsonString());
+            });
+        }
+        finally
+        {
+            foreach (var d in devices) d.Dispose();
+        }
+    }
+
     /// <summary>Sum over every node of a Prometheus metric family's samples whose labels contain <paramref name="labels"/>.</summary>
     private static async Task<double> SumAsync(LocalCluster cluster, string name, params string[] labels)
     {

@@ -18,7 +18,8 @@ public sealed class RoundRobinProxy : IAsyncDisposable
 {
     private readonly WebApplication _app;
     private readonly HttpClient[] _upstreams;
-    private readonly Stopwatch _clock = Stopwatch.StartNew();
+    // One time base for every proxy of the test process, so the responses of several proxies can be merged in time.
+    private static readonly Stopwatch Clock = Stopwatch.StartNew();
     private readonly List<ChunkResponse> _chunks = [];
     private long _requests;
 
@@ -26,7 +27,7 @@ public sealed class RoundRobinProxy : IAsyncDisposable
     /// <param name="Gateway">Index of the gateway that answered.</param>
     /// <param name="Status">HTTP status.</param>
     /// <param name="BodyBytes">Body bytes passed to the device.</param>
-    /// <param name="Started">When the request arrived (since the proxy started).</param>
+    /// <param name="Started">When the request arrived (on a clock shared by every proxy of the process).</param>
     /// <param name="Ended">When the body was passed on.</param>
     public sealed record ChunkResponse(int Gateway, int Status, long BodyBytes, TimeSpan Started, TimeSpan Ended);
 
@@ -66,7 +67,7 @@ public sealed class RoundRobinProxy : IAsyncDisposable
 
     private async Task ForwardAsync(HttpContext ctx)
     {
-        var started = _clock.Elapsed;
+        var started = Clock.Elapsed;
         var gateway = (int)((Interlocked.Increment(ref _requests) - 1) % _upstreams.Length);
         var path = ctx.Request.Path.Value ?? "/";
         using var request = new HttpRequestMessage(new HttpMethod(ctx.Request.Method), path + ctx.Request.QueryString);
@@ -107,7 +108,7 @@ public sealed class RoundRobinProxy : IAsyncDisposable
             bytes += n;
         }
         if (path.StartsWith("/v1/store/chunks/", StringComparison.Ordinal) && HttpMethods.IsGet(ctx.Request.Method))
-            lock (_chunks) _chunks.Add(new ChunkResponse(gateway, (int)response.StatusCode, bytes, started, _clock.Elapsed));
+            lock (_chunks) _chunks.Add(new ChunkResponse(gateway, (int)response.StatusCode, bytes, started, Clock.Elapsed));
     }
 
     public async ValueTask DisposeAsync()
