@@ -93,7 +93,8 @@ public static class AkkaBootstrap
                 if (settings.HasRole(NodeRoles.Gateway))
                     registry.Register<DeviceRegistryActor>(DeviceSharding.StartRegistry(system));
                 // Channel directory singleton next to the rollouts that move channels; every node gets a proxy and a cache.
-                var channels = ChannelHosting.Start(system, channelCache, ChannelSettings.Default, settings.HasRole(NodeRoles.Rollouts));
+                var channels = ChannelHosting.Start(system, channelCache,
+                    ChannelSettings.Default with { RefreshInterval = settings.Gateway.ChannelRefreshInterval }, settings.HasRole(NodeRoles.Rollouts));
                 registry.Register<ChannelDirectoryProxy>(channels);
                 // Rollout coordinator singleton on 'rollouts' nodes; every node gets a proxy for the admin API.
                 registry.Register<RolloutCoordinatorProxy>(
