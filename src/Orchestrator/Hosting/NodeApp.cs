@@ -86,6 +86,8 @@ public static class NodeApp
         });
         s.AddSingleton(sp => AdminTokens.LoadOrBootstrap(settings.Admin, settings.Node.DataDirectory));
         s.AddSingleton<AdminTokenStore>();
+        s.AddSingleton<Audit.AuditLog>();
+        s.AddOpenApi();
         s.AddSingleton(sp => new ChunkClient(sp.GetRequiredService<IRequiredActor<ChunkShardRegion>>(), settings.ChunkStore.AskTimeout));
         s.AddHostedService<NodeStartup>();
         s.AddHostedService<AdminTokenRefresher>();
@@ -132,6 +134,8 @@ public static class NodeApp
         app.MapPrometheusScrapingEndpoint("/metrics");
         if (settings.HasRole(NodeRoles.Gateway))
         {
+            app.UseMiddleware<Audit.AuditMiddleware>();
+            app.MapOpenApi();
             app.MapDeviceApi();
             app.MapStoreApi();
             app.MapAdminApi();
@@ -147,7 +151,7 @@ public static class NodeApp
 
 /// <summary>Start-up work that must finish before the node serves: database schema, admin token.</summary>
 internal sealed class NodeStartup(DeviceCredentialStore credentials, DevicePersistenceOptions devicePersistence, NodeSettings settings,
-    AdminTokens adminTokens, AdminTokenStore adminTokenStore, DownloadThrottle throttle, Trust.DirectorSigner director, ILogger<NodeStartup> log) : IHostedService
+    AdminTokens adminTokens, AdminTokenStore adminTokenStore, Audit.AuditLog audit, DownloadThrottle throttle, Trust.DirectorSigner director, ILogger<NodeStartup> log) : IHostedService
 {
     public async Task StartAsync(CancellationToken cancellationToken)
     {
@@ -155,6 +159,7 @@ internal sealed class NodeStartup(DeviceCredentialStore credentials, DevicePersi
         await devicePersistence.PrepareDatabase(cancellationToken).ConfigureAwait(false);
         await credentials.EnsureSchemaAsync(cancellationToken).ConfigureAwait(false);
         await adminTokenStore.EnsureSchemaAsync(cancellationToken).ConfigureAwait(false);
+        await audit.EnsureSchemaAsync(cancellationToken).ConfigureAwait(false);
         adminTokens.Refresh(await adminTokenStore.LoadAsync(cancellationToken).ConfigureAwait(false));
         if (adminTokens.BootstrapFile is { } file) log.LogInformation("Admin API bootstrap token (scopes read, operate) is in {File}", file);
         GatewayMetrics.ObserveThrottle(throttle);
