@@ -121,7 +121,7 @@ public sealed record CheckIn(
 /// <param name="ManifestPath">Store-relative manifest path of the target.</param>
 /// <param name="RolloutId">The rollout that assigned it.</param>
 /// <param name="BandwidthBytesPerSecond">
-/// The rollout's egress cap per gateway node (bytes/s shared by all its devices); 0 = no cap. Optional with a
+/// The rollout's cluster-wide egress cap (bytes/s shared by all its devices); 0 = no cap. Optional with a
 /// default so "AssignTarget.v1" payloads written before the field existed still read.
 /// </param>
 /// <param name="AuthorizeDowngrade">
@@ -144,7 +144,7 @@ public sealed record AssignTarget(string DeviceId, string Product, string Versio
     public string ManifestPath { get; } = DeviceIdRules.Required(ManifestPath, nameof(ManifestPath));
     /// <summary>The rollout that assigned it.</summary>
     public string RolloutId { get; } = DeviceIdRules.Required(RolloutId, nameof(RolloutId));
-    /// <summary>The rollout's egress cap per gateway node in bytes/s; 0 = no cap.</summary>
+    /// <summary>The rollout's cluster-wide egress cap in bytes/s; 0 = no cap.</summary>
     public long BandwidthBytesPerSecond { get; } = DeviceIdRules.NonNegative(BandwidthBytesPerSecond, nameof(BandwidthBytesPerSecond));
 }
 

@@ -8,7 +8,7 @@ namespace Orchestrator.Messages.Devices;
 /// <param name="VersionId">Monotonic version ID.</param>
 /// <param name="ManifestPath">Store-relative manifest path.</param>
 /// <param name="RolloutId">Rollout that assigned it.</param>
-/// <param name="BandwidthBytesPerSecond">The rollout's egress cap per gateway node in bytes/s; 0 = no cap (and the
+/// <param name="BandwidthBytesPerSecond">The rollout's cluster-wide egress cap in bytes/s; 0 = no cap (and the
 /// value read from events and snapshots written before the field existed).</param>
 /// <param name="Downgrade">True when an operator's rollback authorized installing this version below the device's floor.</param>
 public sealed record TargetAssignment(string Product, string Version, long VersionId, string ManifestPath, string RolloutId,
@@ -100,7 +100,7 @@ public sealed record DeviceState(
 /// <param name="RepairFiles">For Repair: exactly the files to restore; otherwise empty.</param>
 /// <param name="Status">Device status after the check-in.</param>
 /// <param name="RolloutId">For Upgrade: the rollout whose work it is (the gateway meters its egress); otherwise null.</param>
-/// <param name="BandwidthBytesPerSecond">For Upgrade: that rollout's egress cap per gateway node in bytes/s; 0 = no cap.</param>
+/// <param name="BandwidthBytesPerSecond">For Upgrade: that rollout's cluster-wide egress cap in bytes/s; 0 = no cap.</param>
 /// <param name="Downgrade">For Upgrade: the target is older than the installed version (decided by <c>ReleaseSelection.IsDowngrade</c>).</param>
 /// <param name="Source">For Upgrade: <c>rollout</c> or <c>channel</c>, where the target came from; otherwise null.</param>
 /// <param name="FloorVersionId">The device's rollback floor (<see cref="DeviceState.FloorVersionId"/>), for the directive.</param>

@@ -82,7 +82,7 @@ public sealed record RollbackVersion(long VersionId, string Version, string Mani
 /// <param name="RandomizeOrder">Shuffle the devices (with <paramref name="Seed"/>) before cutting waves; otherwise ordered by id.</param>
 /// <param name="Seed">Shuffle seed (recorded, so the plan is reproducible).</param>
 /// <param name="MaxConcurrent">At most this many devices hold an unfinished assignment of this rollout at once.</param>
-/// <param name="BandwidthBytesPerSecond">Bandwidth cap for the rollout's chunk downloads per gateway node, shared by its devices (0 = none); enforced by each gateway's DownloadThrottle.</param>
+/// <param name="BandwidthBytesPerSecond">Bandwidth cap for the rollout's chunk downloads, cluster-wide, shared by its devices (0 = none); kept by the rollout's budget entity.</param>
 /// <param name="SuccessThreshold">Fraction (0-1] of a wave that must succeed before the next wave starts.</param>
 /// <param name="ErrorThreshold">Fraction [0-1) of a wave that may fail; more pauses the rollout with the reason recorded.</param>
 /// <param name="SoakSeconds">Wait this long after a wave reached its success threshold before the next starts.</param>

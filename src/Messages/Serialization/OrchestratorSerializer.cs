@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using Akka.Actor;
 using Akka.Serialization;
+using Orchestrator.Messages.Budgets;
 using Orchestrator.Messages.Channels;
 using Orchestrator.Messages.Devices;
 using Orchestrator.Messages.Rollouts;
@@ -103,6 +104,13 @@ public sealed class OrchestratorSerializer : SerializerWithStringManifest
         [typeof(ChannelRolloutRolledBack)] = "ChannelRolloutRolledBack.v1",
         [typeof(ChannelRolloutAborted)] = "ChannelRolloutAborted.v1",
         [typeof(ChannelDirectorySnapshot)] = "ChannelDirectorySnapshot.v1",
+        // Download budgets (soft state, never persisted): gateway <-> budget entities
+        [typeof(OpenDeviceBudget)] = "OpenDeviceBudget.v1",
+        [typeof(DeviceBudgetOpened)] = "DeviceBudgetOpened.v1",
+        [typeof(LeaseBudget)] = "LeaseBudget.v1",
+        [typeof(BudgetLeased)] = "BudgetLeased.v1",
+        [typeof(BudgetDenied)] = "BudgetDenied.v1",
+        [typeof(ReturnBudget)] = "ReturnBudget.v1",
     }.ToFrozenDictionary();
 
     private static readonly FrozenDictionary<string, Type> TypeByManifest =

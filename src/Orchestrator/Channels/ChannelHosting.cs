@@ -16,7 +16,7 @@ public sealed class ChannelDirectoryProxy
 /// <param name="Clock">Clock of event timestamps.</param>
 public sealed record ChannelSettings(TimeSpan RefreshInterval, TimeSpan AskTimeout, int SnapshotEvery, TimeProvider Clock)
 {
-    /// <summary>Refresh every 10 s, asks 5 s, snapshot every 100 events, system clock.</summary>
+    /// <summary>Refresh every 10 s (the node sets <c>Gateway:ChannelRefreshInterval</c>), asks 5 s, snapshot every 100 events, system clock.</summary>
     public static ChannelSettings Default { get; } = new(TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(5), 100, TimeProvider.System);
 }
 

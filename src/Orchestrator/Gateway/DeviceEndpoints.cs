@@ -73,7 +73,18 @@ public static class DeviceEndpoints
         return await ForwardAsync(ctx, async gw =>
         {
             var response = await gw.CheckInAsync(deviceId, request!, ctx.RequestAborted, Sequence(ctx)).ConfigureAwait(false);
-            if (response.Action != UpdateAction.None) response = response with { Grant = throttle.IssueGrant(deviceId) };
+            // The device gateway takes the grant from the device's budget; a gateway that did not gets the plain device grant here.
+            if (response.Action != UpdateAction.None && response.Grant is null)
+            {
+                try
+                {
+                    response = response with { Grant = await throttle.OpenAsync(deviceId, null, 0, ctx.RequestAborted).ConfigureAwait(false) };
+                }
+                catch (BudgetUnavailableException ex)
+                {
+                    throw new DeviceRequestRejectedException(503, "budgets_unavailable", ex.Message) { RetryAfter = TimeSpan.FromSeconds(5) };
+                }
+            }
             GatewayMetrics.CheckIns.Add(1, new KeyValuePair<string, object?>("action", response.Action.ToString()));
             return TypedResults.Json(response, HttpProblems.Json);
         }).ConfigureAwait(false);

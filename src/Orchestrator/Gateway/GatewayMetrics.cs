@@ -22,14 +22,17 @@ public static class GatewayMetrics
     /// <summary>Chunk requests answered 200/206.</summary>
     public static readonly Counter<long> ChunksServed = Meter.CreateCounter<long>("orch_gateway_chunks_served", description: "Chunk responses with a body");
 
-    /// <summary>Requests refused with 429, tagged with the limit (device-rate, device-window, global).</summary>
+    /// <summary>Requests refused with 429, tagged with the limit (device-rate, device-window, rollout-rate, global).</summary>
     public static readonly Counter<long> Throttled = Meter.CreateCounter<long>("orch_gateway_throttled", description: "Requests refused with 429, by limit");
 
     private static Orchestrator.ChunkStore.Throttling.DownloadThrottle? _throttle;
 
     // One gauge per process (the meter is static); it reads whichever throttle the node registered last.
     private static readonly ObservableGauge<int> ThrottleDevices = Meter.CreateObservableGauge(
-        "orch_gateway_throttle_devices", () => _throttle?.TrackedDevices ?? 0, description: "Devices with live download-grant state on this gateway");
+        "orch_gateway_throttle_devices", () => _throttle?.TrackedDevices ?? 0, description: "Devices whose cluster-wide budget this gateway holds a lease of");
+
+    private static readonly ObservableGauge<int> BudgetLeases = Meter.CreateObservableGauge(
+        "orch_gateway_budget_leases", () => _throttle?.LiveLeases ?? 0, description: "Budgets (device, rollout, global) this gateway holds a lease of");
 
     /// <summary>Points the throttle gauge at this node's throttle (called once at start).</summary>
     public static void ObserveThrottle(Orchestrator.ChunkStore.Throttling.DownloadThrottle throttle) => _throttle = throttle;

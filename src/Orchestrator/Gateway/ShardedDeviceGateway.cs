@@ -17,8 +17,9 @@ public sealed class DeviceShardRegion
 /// <summary>
 /// The node's <see cref="IDeviceGateway"/>: does the I/O a check-in needs (installed manifest, per-file comparison),
 /// then asks the device's sharded actor, and maps its answer 1:1 to the protocol DTOs. Commands are stamped with
-/// the gateway's clock. A check-in also tells this node's <see cref="DownloadThrottle"/> which capped rollout (if any)
-/// the device's downloads count against, so the grant issued next and its chunk downloads honour the rollout's cap.
+/// the gateway's clock. A check-in with work also tells the device's cluster-wide budget (<see cref="DownloadThrottle"/>)
+/// which capped rollout (if any) the device's downloads count against, and takes the session's grant from it, so the
+/// grant and the chunk downloads on every gateway honour the rollout's cap.
 /// </summary>
 public sealed class ShardedDeviceGateway(
     IRequiredActor<DeviceShardRegion> region, InstalledReleaseInspector inspector, NodeSettings settings, TimeProvider clock,
@@ -40,13 +41,26 @@ public sealed class ShardedDeviceGateway(
                 $"Device '{deviceId}' failed attempt {deferred.Attempt} and was told to retry in {deferred.RetryAfterMs} ms; check in again after Retry-After.")
             { RetryAfter = TimeSpan.FromMilliseconds(deferred.RetryAfterMs) };
         var decision = answer as CheckInDecision ?? throw Unexpected(answer);
-        throttle.JoinRollout(deviceId, decision.Action == UpdateAction.Upgrade ? decision.RolloutId : null, decision.BandwidthBytesPerSecond);
+        // Work to do: the device's cluster-wide budget records its capped rollout (if any) and gives the session's grant.
+        DownloadGrant? grant = null;
+        if (decision.Action != UpdateAction.None)
+        {
+            try
+            {
+                grant = await throttle.OpenAsync(deviceId, decision.Action == UpdateAction.Upgrade ? decision.RolloutId : null,
+                    decision.BandwidthBytesPerSecond, ct).ConfigureAwait(false);
+            }
+            catch (BudgetUnavailableException ex)
+            {
+                throw new DeviceRequestRejectedException(503, "budgets_unavailable", ex.Message) { RetryAfter = TimeSpan.FromSeconds(5) };
+            }
+        }
         var mirrors = settings.Gateway.Mirrors.Count == 0 ? null : settings.Gateway.Mirrors;
         var delta = decision.Action == UpdateAction.Upgrade ? inspector.DeltaManifestPathFor(request.Product, facts.InstalledVersion, decision.TargetVersion) : null;
         // The directive is what the agent acts on; the unsigned fields stay for agents provisioned without a root.
         var directive = request.Nonce is null ? null : director.Sign(deviceId, request.Nonce, decision, request.Product, request.InstalledVersionId);
         return new CheckInResponse(decision.Action, decision.TargetVersion, decision.TargetVersionId, decision.ManifestPath,
-            decision.Action == UpdateAction.Repair ? decision.RepairFiles : null, null, settings.Gateway.NextCheckInSeconds, mirrors, delta,
+            decision.Action == UpdateAction.Repair ? decision.RepairFiles : null, grant, settings.Gateway.NextCheckInSeconds, mirrors, delta,
             settings.Gateway.MirrorsFirst, directive);
     }
 

@@ -81,7 +81,17 @@ public static partial class StoreEndpoints
         {
             var deviceId = (string)ctx.Items[DeviceEndpoints.DeviceIdItem]!;
             var cost = BytesToSend(ctx.Request, data.Length, etag);
-            var decision = throttle.TryConsume(deviceId, cost);
+            ThrottleDecision decision;
+            try
+            {
+                decision = await throttle.TryConsumeAsync(deviceId, cost, ctx.RequestAborted).ConfigureAwait(false);
+            }
+            catch (BudgetUnavailableException ex)
+            {
+                headers.CacheControl = "no-store";
+                headers.RetryAfter = "5";
+                return HttpProblems.Problem(StatusCodes.Status503ServiceUnavailable, "budgets_unavailable", ex.Message + " Retry later.");
+            }
             if (!decision.Allowed)
             {
                 GatewayMetrics.Throttled.Add(1, new KeyValuePair<string, object?>("limit", decision.Reason));

@@ -19,25 +19,13 @@ public sealed class DeviceRegistryActor
     private DeviceRegistryActor() { }
 }
 
-/// <summary>Actor system of the node: remoting, cluster with this node's roles, and the chunk-store shard region (or proxy).</summary>
+/// <summary>Actor system of the node: remoting, cluster with this node's roles, the chunk-store and budget shard regions (or proxies), devices, channels, rollouts.</summary>
 public static class AkkaBootstrap
 {
     /// <summary>Prefix entities of the chunk store (two hex characters); the cache budget is split over them.</summary>
     public const int ChunkEntities = 256;
 
-    // Chunk messages carry up to a few MiB of bytes; bind them to our explicit serializer.
     private const string SerializationHocon = """
-        akka.actor {
-          serializers.orch-chunks = "Orchestrator.Messages.Chunks.ChunkMessageSerializer, Orchestrator.Messages"
-          serialization-bindings {
-            "Orchestrator.Messages.Chunks.IChunkStoreCommand, Orchestrator.Messages" = orch-chunks
-            "Orchestrator.Messages.Chunks.ChunkFound, Orchestrator.Messages" = orch-chunks
-            "Orchestrator.Messages.Chunks.ChunkNotFound, Orchestrator.Messages" = orch-chunks
-            "Orchestrator.Messages.Chunks.ChunkStored, Orchestrator.Messages" = orch-chunks
-            "Orchestrator.Messages.Chunks.ChunkRejected, Orchestrator.Messages" = orch-chunks
-            "Orchestrator.Messages.Chunks.ChunkStoreFailed, Orchestrator.Messages" = orch-chunks
-          }
-        }
         akka.coordinated-shutdown.exit-clr = off
         # The proxy's identification-failure timer fires its first tick at once, before any Identify round trip, so
         # every start logged a false "failed to find an associated singleton" warning (akka.net issue 8568). A missing
@@ -92,18 +80,9 @@ public static class AkkaBootstrap
                 Roles = [.. node.Roles],
                 SeedNodes = [.. node.SeedNodes],
             });
-            var extractor = new ChunkShardMessageExtractor();
-            if (settings.HasRole(NodeRoles.Chunks))
-            {
-                var perEntity = settings.ChunkStore.CacheBytes / ChunkEntities;
-                builder.WithShardRegion<ChunkShardRegion>(ChunkShardMessageExtractor.TypeName,
-                    _ => ChunkShardActor.Props(chunkBackend!, perEntity), extractor,
-                    new ShardOptions { Role = NodeRoles.Chunks, RememberEntities = false, StateStoreMode = Akka.Cluster.Sharding.StateStoreMode.DData });
-            }
-            else
-            {
-                builder.WithShardRegionProxy<ChunkShardRegion>(ChunkShardMessageExtractor.TypeName, NodeRoles.Chunks, extractor);
-            }
+            // Chunk store and download budgets: shard regions on 'chunks' nodes, proxies elsewhere.
+            builder.WithChunkStore(new ChunkStoreHostingOptions(settings.HasRole(NodeRoles.Chunks), chunkBackend,
+                settings.ChunkStore.CacheBytes / ChunkEntities, settings.Throttle.BudgetIdleTimeout, NodeRoles.Chunks));
             builder.AddStartup(async (system, registry) =>
             {
                 var devices = settings.HasRole(NodeRoles.Devices)
@@ -114,7 +93,8 @@ public static class AkkaBootstrap
                 if (settings.HasRole(NodeRoles.Gateway))
                     registry.Register<DeviceRegistryActor>(DeviceSharding.StartRegistry(system));
                 // Channel directory singleton next to the rollouts that move channels; every node gets a proxy and a cache.
-                var channels = ChannelHosting.Start(system, channelCache, ChannelSettings.Default, settings.HasRole(NodeRoles.Rollouts));
+                var channels = ChannelHosting.Start(system, channelCache,
+                    ChannelSettings.Default with { RefreshInterval = settings.Gateway.ChannelRefreshInterval }, settings.HasRole(NodeRoles.Rollouts));
                 registry.Register<ChannelDirectoryProxy>(channels);
                 // Rollout coordinator singleton on 'rollouts' nodes; every node gets a proxy for the admin API.
                 registry.Register<RolloutCoordinatorProxy>(

@@ -77,7 +77,13 @@ public static class NodeApp
         s.AddSingleton<DeviceCredentialStore>();
         s.AddSingleton(_ => FileSystemStore.Open(settings.Node.StoreRoot, create: true));
         s.AddSingleton<DeviceAuthentication>();
-        s.AddSingleton(sp => new DownloadThrottle(settings.Throttle, sp.GetRequiredService<TimeProvider>()) { MinRolloutBurstBytes = Math.Max(DownloadThrottle.DefaultMinRolloutBurstBytes, largestObjectBytes) });
+        // The gateway's side of the cluster-wide download budgets (entities of the budget region on 'chunks' nodes).
+        s.AddSingleton(sp => new DownloadThrottle(settings.Throttle, sp.GetRequiredService<TimeProvider>(),
+            ct => sp.GetRequiredService<IRequiredActor<BudgetShardRegion>>().GetAsync(ct),
+            $"{settings.Node.Hostname}:{settings.Node.Port}", settings.ChunkStore.AskTimeout)
+        {
+            MinRolloutBurstBytes = Math.Max(DownloadThrottle.DefaultMinRolloutBurstBytes, largestObjectBytes),
+        });
         s.AddSingleton(sp => AdminTokens.LoadOrBootstrap(settings.Admin, settings.Node.DataDirectory));
         s.AddSingleton<AdminTokenStore>();
         s.AddSingleton<Audit.AuditLog>();

@@ -179,12 +179,22 @@ public sealed class GatewayOptions
     /// <summary>How often the fleet and rollout gauges on <c>/metrics</c> are refreshed, in seconds (default 15).</summary>
     public int FleetGaugeRefreshSeconds { get; set; } = 15;
 
+    /// <summary>
+    /// How often each node's channel cache re-reads the whole channel directory (default 10 s). Changes reach the caches
+    /// at once by distributed pub-sub, which is best effort: this interval bounds how long a node may decide check-ins
+    /// against a stale channel release when a publish was lost.
+    /// </summary>
+    public TimeSpan ChannelRefreshInterval { get; set; } = TimeSpan.FromSeconds(10);
+
     /// <summary>Problems with the values; empty when valid.</summary>
     public IEnumerable<string> Validate()
     {
         if (MaxRequestBodyBytes < 1024) yield return "Gateway:MaxRequestBodyBytes must be at least 1024.";
         if (MaxInventoryFiles < 1) yield return "Gateway:MaxInventoryFiles must be at least 1.";
         if (NextCheckInSeconds < 1) yield return "Gateway:NextCheckInSeconds must be at least 1.";
+        if (ChannelRefreshInterval < TimeSpan.FromSeconds(1) || ChannelRefreshInterval > TimeSpan.FromHours(1))
+            yield return $"Gateway:ChannelRefreshInterval ({ChannelRefreshInterval}) must be between 00:00:01 and 01:00:00, e.g. 00:00:10 " +
+                "(how stale a node's channel view may get when a pub-sub update is lost).";
         if (FleetGaugeRefreshSeconds < 1) yield return "Gateway:FleetGaugeRefreshSeconds must be at least 1 (seconds between refreshes of the fleet gauges on /metrics).";
         if (DeviceAskTimeout <= TimeSpan.Zero) yield return "Gateway:DeviceAskTimeout must be positive, e.g. 00:00:10.";
         if (DeviceClockSkewSeconds is < 1 or > 86_400)

@@ -1,3 +1,4 @@
+using Orchestrator.Messages.Budgets;
 using Orchestrator.Messages.Channels;
 using Orchestrator.Messages.Devices;
 using Orchestrator.Messages.Protocol;
@@ -96,6 +97,12 @@ public static class MessageSamples
             [new RolloutDeviceRecord("dev-1", 1, RolloutDeviceOutcome.Failed, 20, "hash mismatch", T, 3, RollbackOutcome.Failed, "gave up")], [3, 1], T, true, [Previous], T, T.AddHours(1)),
         new RolloutCoordinatorSnapshot(["ro-1", "ro-2"]),
         new GetChannels("acme"),
+        new OpenDeviceBudget("dev-1", "ro-2", 500_000, new BudgetLimits(300_000, 200_000, 2_000_000, 3_600_000)),
+        new DeviceBudgetOpened("dev-1", 1_500_000, 200_000, T),
+        new LeaseBudget("device:dev-1", "akka.tcp://orchestrator@10.0.0.1:4053", 65_576, 262_144, new BudgetLimits(300_000, 200_000, 2_000_000, 3_600_000)),
+        new BudgetLeased("device:dev-1", 262_144, T, "ro-2", 500_000),
+        new BudgetDenied("global", "global", 1_250),
+        new ReturnBudget("rollout:ro-2", 12_345, T),
         new SetChannelRelease("acme", "beta", V21, "alice", "hotfix", true),
         new SyncRolloutChannel("ro-2", "acme", "beta", V21, RolloutStatus.Completed),
         new RolloutChannelSynced("ro-2", RolloutStatus.Completed),

@@ -75,6 +75,15 @@ public sealed class ConfigurationTests
     }
 
     [Fact]
+    public void Channel_refresh_interval_is_a_setting_and_out_of_range_values_are_refused_with_the_setting_named()
+    {
+        Assert.Equal(TimeSpan.FromSeconds(10), Load([]).Gateway.ChannelRefreshInterval);
+        Assert.Equal(TimeSpan.FromSeconds(3), Load(new() { ["Gateway:ChannelRefreshInterval"] = "00:00:03" }).Gateway.ChannelRefreshInterval);
+        var ex = Assert.Throws<InvalidOperationException>(() => Load(new() { ["Gateway:ChannelRefreshInterval"] = "00:00:00.100" }));
+        Assert.Contains("Gateway:ChannelRefreshInterval (00:00:00.1000000) must be between 00:00:01 and 01:00:00", ex.Message);
+    }
+
+    [Fact]
     public void Offline_timeout_must_cover_two_check_in_intervals()
     {
         Assert.Equal(300, Load([]).Gateway.NextCheckInSeconds);

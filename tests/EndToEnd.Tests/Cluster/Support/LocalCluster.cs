@@ -18,14 +18,19 @@ namespace Orchestrator.EndToEnd.Tests.Cluster.Support;
 /// </summary>
 public sealed class LocalCluster : IAsyncDisposable
 {
-    public const int Nodes = 3;
+    /// <summary>Nodes of the default cluster (the failover test's three).</summary>
+    public const int DefaultNodes = 3;
     private static readonly string Script = Path.Combine(RepoRoot(), "deploy", "local", "cluster.sh");
     private readonly ITestOutputHelper _log;
     private readonly string _adminConnection;
     private readonly string _database;
     private readonly int _httpBase;
     private readonly int _akkaBase;
-    private readonly HttpClient[] _admin = new HttpClient[Nodes + 1];
+    private readonly HttpClient[] _admin;
+    private readonly IReadOnlyDictionary<string, string> _environment;
+
+    /// <summary>Number of nodes of this cluster.</summary>
+    public int Nodes { get; }
 
     public string Dir { get; }
     public string StoreRoot => Path.Combine(Dir, "store");
@@ -36,8 +41,12 @@ public sealed class LocalCluster : IAsyncDisposable
     /// <summary>Nodes not killed (a snapshot: device sessions read it while a kill is under way).</summary>
     public IReadOnlyList<int> Alive { get { lock (_alive) return [.. _alive.Order()]; } }
 
-    private LocalCluster(ITestOutputHelper log, string adminConnection, string database, string connectionString, int httpBase, int akkaBase)
+    private LocalCluster(ITestOutputHelper log, string adminConnection, string database, string connectionString, int httpBase, int akkaBase,
+        int nodes, IReadOnlyDictionary<string, string> environment)
     {
+        Nodes = nodes;
+        _admin = new HttpClient[nodes + 1];
+        _environment = environment;
         _log = log;
         _adminConnection = adminConnection;
         _database = database;
@@ -55,8 +64,12 @@ public sealed class LocalCluster : IAsyncDisposable
     /// <summary>Admin API client of <paramref name="node"/> (bearer token set).</summary>
     public HttpClient Admin(int node) => _admin[node];
 
-    /// <summary>Creates a fresh database on the server of <paramref name="postgres"/>, then starts every node and waits until all are Ready.</summary>
-    public static async Task<LocalCluster> StartAsync(string postgres, ITestOutputHelper log)
+    /// <summary>
+    /// Creates a fresh database on the server of <paramref name="postgres"/>, then starts <paramref name="nodes"/> nodes
+    /// and waits until all are Ready. <paramref name="environment"/> is passed to every node (e.g. <c>ORCH_Throttle__DeviceBytesPerSecond</c>).
+    /// </summary>
+    public static async Task<LocalCluster> StartAsync(string postgres, ITestOutputHelper log, int nodes = DefaultNodes,
+        IReadOnlyDictionary<string, string>? environment = null)
     {
         var database = "orch_cluster_" + Guid.NewGuid().ToString("N")[..12];
         var csb = new NpgsqlConnectionStringBuilder(postgres);
@@ -67,12 +80,13 @@ public sealed class LocalCluster : IAsyncDisposable
             await cmd.ExecuteNonQueryAsync();
         }
         csb.Database = database;
-        var cluster = new LocalCluster(log, postgres, database, csb.ConnectionString, FreePortRun(), FreePortRun());
+        var cluster = new LocalCluster(log, postgres, database, csb.ConnectionString, FreePortRun(nodes), FreePortRun(nodes), nodes,
+            environment ?? new Dictionary<string, string>());
         try
         {
             await cluster.RunScriptAsync(TimeSpan.FromSeconds(150), "start");
             cluster.AdminToken = (await File.ReadAllTextAsync(Path.Combine(cluster.Dir, "admin-token"))).Trim();
-            for (var n = 1; n <= Nodes; n++)
+            for (var n = 1; n <= nodes; n++)
             {
                 cluster._admin[n] = new HttpClient { BaseAddress = cluster.HttpUrl(n), Timeout = TimeSpan.FromSeconds(20) };
                 cluster._admin[n].DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", cluster.AdminToken);
@@ -164,6 +178,8 @@ public sealed class LocalCluster : IAsyncDisposable
         psi.Environment["ORCH_LOCAL_NODE_DLL"] = NodeBinary();
         psi.Environment["ORCH_LOCAL_READY_TIMEOUT"] = ((int)timeout.TotalSeconds - 10).ToString();
         psi.Environment["ORCH_LOCAL_LOG_LEVEL"] = "Information";
+        // cluster.sh starts the nodes with `env`, which keeps this environment: extra node settings pass through.
+        foreach (var (key, value) in _environment) psi.Environment[key] = value;
         using var p = Process.Start(psi)!;
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
@@ -190,8 +206,8 @@ public sealed class LocalCluster : IAsyncDisposable
         return dll;
     }
 
-    /// <summary>First of <see cref="Nodes"/> consecutive free loopback ports (checked by binding each).</summary>
-    private static int FreePortRun()
+    /// <summary>First of <paramref name="nodes"/> consecutive free loopback ports (checked by binding each).</summary>
+    private static int FreePortRun(int nodes)
     {
         for (var attempt = 0; attempt < 200; attempt++)
         {
@@ -199,7 +215,7 @@ public sealed class LocalCluster : IAsyncDisposable
             var listeners = new List<TcpListener>();
             try
             {
-                for (var i = 0; i < Nodes; i++)
+                for (var i = 0; i < nodes; i++)
                 {
                     var l = new TcpListener(IPAddress.Loopback, start + i);
                     l.Start();
