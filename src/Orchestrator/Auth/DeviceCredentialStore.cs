@@ -2,6 +2,7 @@ using Orchestrator.Messages.Storage;
 using BitFaster.Caching;
 using BitFaster.Caching.Lru;
 using System.Security.Cryptography;
+using System.Globalization;
 using System.Text;
 using Orchestrator.Messages.Devices;
 using Orchestrator.Messages.Protocol;
@@ -101,6 +102,64 @@ public sealed class DeviceCredentialStore
         if (rows == 0) return null;
         _cache.AddOrUpdate(deviceId, new CachedKey(key));
         return new ProvisionedCredential(deviceId, secret, DateTimeOffset.FromUnixTimeMilliseconds(now.ToUnixTimeMilliseconds()));
+    }
+
+    /// <summary>Rows written per transaction (and ids per existence query) by the batch methods.</summary>
+    public const int BatchSize = 500;
+
+    /// <summary>The ids of <paramref name="deviceIds"/> that already have a credential, in the order given.</summary>
+    public async Task<IReadOnlyList<string>> ExistingAsync(IReadOnlyList<string> deviceIds, CancellationToken ct = default)
+    {
+        var found = new HashSet<string>(StringComparer.Ordinal);
+        await using var c = await _db.OpenAsync(ct).ConfigureAwait(false);
+        foreach (var chunk in deviceIds.Chunk(BatchSize))
+        {
+            var names = string.Join(", ", chunk.Select((_, i) => "@p" + i.ToString(CultureInfo.InvariantCulture)));
+            await using var cmd = NodeDatabase.Command(c, $"SELECT device_id FROM device_request_keys WHERE device_id IN ({names})",
+                chunk.Select((id, i) => ("@p" + i.ToString(CultureInfo.InvariantCulture), (object?)id)).ToArray());
+            await using var reader = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
+            while (await reader.ReadAsync(ct).ConfigureAwait(false)) found.Add(reader.GetString(0));
+        }
+        return deviceIds.Where(found.Contains).ToList();
+    }
+
+    /// <summary>
+    /// Creates a credential for each of <paramref name="deviceIds"/> (none may have one), <see cref="BatchSize"/> rows per
+    /// transaction, yielding each batch's credentials once it is committed. A batch that fails (a device given a
+    /// credential meanwhile by another request) is rolled back whole and ends the enumeration with its exception; the
+    /// batches yielded before it stay created.
+    /// </summary>
+    public async IAsyncEnumerable<IReadOnlyList<ProvisionedCredential>> ProvisionBatchAsync(IReadOnlyList<string> deviceIds,
+        [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct = default)
+    {
+        await using var c = await _db.OpenAsync(ct).ConfigureAwait(false);
+        foreach (var chunk in deviceIds.Chunk(BatchSize))
+        {
+            var now = _clock.GetUtcNow();
+            var created = new List<ProvisionedCredential>(chunk.Length);
+            var parameters = new List<(string, object?)>(chunk.Length * 3);
+            var rows = new StringBuilder();
+            var ms = now.ToUnixTimeMilliseconds();
+            for (var i = 0; i < chunk.Length; i++)
+            {
+                var secret = Base64Url(RandomNumberGenerator.GetBytes(32));
+                var n = i.ToString(CultureInfo.InvariantCulture);
+                rows.Append(i == 0 ? "" : ", ").Append("(@i").Append(n).Append(", @k").Append(n).Append(", @t").Append(n).Append(')');
+                parameters.Add(("@i" + n, chunk[i]));
+                parameters.Add(("@k" + n, DeviceRequestSignature.DeriveRequestKey(secret)));
+                parameters.Add(("@t" + n, ms));
+                created.Add(new ProvisionedCredential(chunk[i], secret, DateTimeOffset.FromUnixTimeMilliseconds(ms)));
+            }
+            await using (var tx = await c.BeginTransactionAsync(ct).ConfigureAwait(false))
+            {
+                await using var cmd = NodeDatabase.Command(c, $"INSERT INTO device_request_keys (device_id, request_key, created_unix_ms) VALUES {rows}", [.. parameters]);
+                cmd.Transaction = tx;
+                await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+                await tx.CommitAsync(ct).ConfigureAwait(false);
+            }
+            foreach (var (p, i) in created.Select((p, i) => (p, i))) _cache.AddOrUpdate(p.DeviceId, new CachedKey((byte[])parameters[i * 3 + 1].Item2!));
+            yield return created;
+        }
     }
 
     /// <summary>The device's credential metadata, or null when it has none.</summary>
