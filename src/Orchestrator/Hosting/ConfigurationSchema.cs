@@ -46,6 +46,7 @@ public static class ConfigurationSchema
         (RolloutsOptions.Section, typeof(RolloutsOptions)),
         (Trust.TrustOptions.Section, typeof(Trust.TrustOptions)),
         (Auth.CredentialCacheOptions.Section, typeof(Auth.CredentialCacheOptions)),
+        (Gateway.AdmissionOptions.Section, typeof(Gateway.AdmissionOptions)),
     ];
 
     /// <summary>

@@ -41,6 +41,8 @@ public static class NodeApp
         NodeSettings.ThrowIfInvalid(trustOptions.Validate());
         var credentialOptions = builder.Configuration.GetSection(CredentialCacheOptions.Section).Get<CredentialCacheOptions>() ?? new CredentialCacheOptions();
         NodeSettings.ThrowIfInvalid(credentialOptions.Validate());
+        var admissionOptions = builder.Configuration.GetSection(AdmissionOptions.Section).Get<AdmissionOptions>() ?? new AdmissionOptions();
+        NodeSettings.ThrowIfInvalid(admissionOptions.Validate());
         // Every configuration problem is reported before the data folder is locked or a port is probed.
         Directory.CreateDirectory(settings.Node.StoreRoot);
         var largest = LargestObject.In(FileSystemStore.Open(settings.Node.StoreRoot, create: true));
@@ -51,7 +53,7 @@ public static class NodeApp
         {
             PortProbe.EnsureRemotingFree(settings.Node);
             PortProbe.EnsureHttpFree(builder.Configuration["Urls"]);
-            return BuildLocked(builder, settings, deltaOptions, trustOptions, credentialOptions, dataLock, largest.Bytes, services);
+            return BuildLocked(builder, settings, deltaOptions, trustOptions, credentialOptions, admissionOptions, dataLock, largest.Bytes, services);
         }
         catch
         {
@@ -61,7 +63,7 @@ public static class NodeApp
     }
 
     private static WebApplication BuildLocked(WebApplicationBuilder builder, NodeSettings settings, Deltas.DeltaOptions deltaOptions, Trust.TrustOptions trustOptions,
-        CredentialCacheOptions credentialOptions, DataDirectoryLock dataLock, long largestObjectBytes, Action<IServiceCollection>? services)
+        CredentialCacheOptions credentialOptions, AdmissionOptions admissionOptions, DataDirectoryLock dataLock, long largestObjectBytes, Action<IServiceCollection>? services)
     {
 
         builder.WebHost.ConfigureKestrel(k =>
@@ -77,6 +79,8 @@ public static class NodeApp
         s.AddSingleton(TimeProvider.System);
         s.AddSingleton(_ => new NodeDatabase(settings.Database, settings.Node.DataDirectory));
         s.AddSingleton(credentialOptions);
+        s.AddSingleton(admissionOptions);
+        s.AddSingleton<CheckInAdmission>();
         s.AddSingleton<DeviceCredentialStore>();
         s.AddSingleton(_ => FileSystemStore.Open(settings.Node.StoreRoot, create: true));
         s.AddSingleton<DeviceAuthentication>();
