@@ -8,7 +8,7 @@
 # minimal ASP.NET Core endpoint with the same HMAC check against the N keys and the same answer bytes, under the same
 # client. Nothing is assigned, so every check-in is "nothing to do". The last line is one JSON object.
 # Env: CONCURRENCY (64), MAX_SECONDS (20), FIXED_SECONDS (120), RATE (N/300), STEADY_WORK (work folder, default under /tmp).
-# Output goes to bench/results/fleet-steady-<N>.txt as well. Wrap in flock on shared machines.
+# Output goes to bench/results/fleet-steady-<N>[-STEADY_TAG].txt as well. Wrap in flock on shared machines.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$here/../.."
@@ -20,5 +20,5 @@ if [ ! -x "$tools/dotnet-gcdump" ]; then dotnet tool install dotnet-gcdump --ver
 work="${STEADY_WORK:-${TMPDIR:-/tmp}/orch-steady-$n-$$}"
 rm -rf "$work"
 GCDUMP="$tools/dotnet-gcdump" dotnet "$here/SteadyBench/bin/Release/net10.0/SteadyBench.dll" "$n" "$work" \
-  "$root/src/Orchestrator/bin/Release/net10.0/orchestrator.dll" | tee "$here/../results/fleet-steady-$n.txt"
+  "$root/src/Orchestrator/bin/Release/net10.0/orchestrator.dll" | tee "$here/../results/fleet-steady-$n${STEADY_TAG:+-$STEADY_TAG}.txt"
 if [ -z "${KEEP_WORK:-}" ]; then rm -rf "$work"; fi
