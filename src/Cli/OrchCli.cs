@@ -29,8 +29,14 @@ public static class OrchCli
         RolloutPalette.Register(registry);
         TokenPalette.Register(registry);
         ChannelPalette.Register(registry);
+        AuditPalette.Register(registry);
         return registry;
     }
+
+    /// <summary>This build's version (the assembly's informational version, e.g. <c>1.0.0+commit</c>).</summary>
+    public static string Version { get; } =
+        typeof(OrchCli).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)
+            .OfType<System.Reflection.AssemblyInformationalVersionAttribute>().FirstOrDefault()?.InformationalVersion ?? "0.0.0";
 
     /// <summary>Runs one command line; returns the process exit code.</summary>
     public static async Task<int> RunAsync(string[] args, CliConsole console, CancellationToken cancellationToken = default)
@@ -38,6 +44,11 @@ public static class OrchCli
         ArgumentNullException.ThrowIfNull(args);
         ArgumentNullException.ThrowIfNull(console);
         var json = args.Contains("--json");
+        if (args is ["--version"] or ["version"])
+        {
+            console.Out.WriteLine($"orch {Version}");
+            return ExitCodes.Success;
+        }
         try
         {
             var (globals, rest) = SplitLeadingGlobals(args);

@@ -29,9 +29,10 @@ public sealed record DowngradeAuthorization(long FromVersionId, long ToVersionId
 /// <param name="RepairFiles">For Repair: the files to restore.</param>
 /// <param name="FloorVersionId">Highest version ID the server knows the device installed (lowered only by a completed authorized downgrade).</param>
 /// <param name="Downgrade">Present when an operator rolled the device back below its floor.</param>
+/// <param name="ManifestBytes">Length of the exact target manifest: the agent reads no more than this from any source.</param>
 public sealed record Directive(int Schema, string Type, string DeviceId, string Product, string Nonce, DateTimeOffset IssuedUtc,
     DateTimeOffset ExpiresUtc, UpdateAction Action, string? TargetVersion, long? TargetVersionId, string? ManifestPath, string? ManifestSha256,
-    IReadOnlyList<string>? RepairFiles, long FloorVersionId, DowngradeAuthorization? Downgrade)
+    IReadOnlyList<string>? RepairFiles, long FloorVersionId, DowngradeAuthorization? Downgrade, long? ManifestBytes = null)
 {
     /// <summary>Largest directive envelope accepted.</summary>
     public const int MaxBytes = 256 * 1024;
@@ -52,6 +53,8 @@ public sealed record Directive(int Schema, string Type, string DeviceId, string 
             throw new InvalidInputException("directive is not a schema-1 directive with a device id and a nonce.");
         if (d.Action != UpdateAction.None && (d.TargetVersionId is null || d.ManifestPath is null || d.ManifestSha256 is null))
             throw new InvalidInputException($"directive says {d.Action} without targetVersionId, manifestPath and manifestSha256.");
+        if (d.ManifestBytes is <= 0)
+            throw new InvalidInputException($"directive pins a manifest of {d.ManifestBytes} bytes; a manifest is at least one byte.");
         return d;
     }
 

@@ -42,6 +42,7 @@ namespace Orchestrator.Cli.Output;
 [JsonSerializable(typeof(AdminTokenCreated))]
 [JsonSerializable(typeof(AdminTokenList))]
 [JsonSerializable(typeof(AdminTokenView))]
+[JsonSerializable(typeof(AuditList))]
 // Admin API request bodies.
 [JsonSerializable(typeof(ClusterMemberRequest))]
 [JsonSerializable(typeof(DeviceRegistrationRequest))]

@@ -57,7 +57,7 @@ public static class DevicePalette
             Render.Table(call.Console, ["device", "status", "product", "installed", "target", "rollout", "failures", "tags", "last seen"],
                 list.Devices.Select(d => (IReadOnlyList<string?>)[d.DeviceId, d.Status + (d.Stale ? " STALE" : ""), d.Product, d.InstalledVersionId.ToString(),
                     d.TargetVersionId?.ToString(), d.RolloutId, d.FailedAttempts.ToString(), string.Join(",", d.Tags), Render.Time(d.LastSeen)]));
-            call.Console.Out.WriteLine($"{list.Devices.Count} of {list.Total} matching device(s) shown (registry has applied {list.EventsApplied} events).");
+            call.Console.Out.WriteLine($"{list.Devices.Count} of {list.Total} matching device(s) shown.");
         }
         return ExitCodes.Success;
     }

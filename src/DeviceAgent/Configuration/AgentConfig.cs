@@ -139,7 +139,7 @@ public sealed record DownloadSettings
     /// <summary>Largest retry delay in milliseconds (the cap of the exponential backoff).</summary>
     public int BackoffCapMilliseconds { get; init; } = 60_000;
 
-    /// <summary>Session attempts before the agent gives up for this start; 0 retries until success.</summary>
+    /// <summary>Failed session attempts before the agent gives up for this start (server pacing is no failure); 0 retries until success.</summary>
     public int MaxSessionAttempts { get; init; }
 
     /// <summary>A response slower than this (averaged over <see cref="MinRateWindowSeconds"/>) is aborted.</summary>

@@ -36,9 +36,13 @@ public sealed class GrantLimiter
     /// <summary>No limits (mirror-only runs without a grant).</summary>
     public static GrantLimiter Unlimited => new(0, null);
 
-    /// <summary>The grant for a session, as the gateway sent it.</summary>
-    public static GrantLimiter For(Orchestrator.Messages.Protocol.DownloadGrant grant, TimeProvider time) =>
-        new(grant.BytesPerSecond, Math.Max(0, grant.MaxBytes), time, grant.ExpiresUtc);
+    /// <summary>
+    /// The grant for a session, its rate raised to at least <paramref name="floorBytesPerSecond"/>: pacing below the
+    /// agent's minimum-rate floor would hide a trickling source behind the agent's own waiting, so a tiny grant could
+    /// hold a device for hours. The gateway still enforces its real limit with 429, which is pacing and never a failure.
+    /// </summary>
+    public static GrantLimiter For(Orchestrator.Messages.Protocol.DownloadGrant grant, TimeProvider time, long floorBytesPerSecond = 0) =>
+        new(grant.BytesPerSecond > 0 ? Math.Max(grant.BytesPerSecond, floorBytesPerSecond) : 0, Math.Max(0, grant.MaxBytes), time, grant.ExpiresUtc);
 
     /// <summary>True when the grant allows no more bytes (so there is no point in asking for any).</summary>
     public bool Exhausted => _maxBytes is { } max && Spent >= max;

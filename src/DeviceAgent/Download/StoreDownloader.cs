@@ -71,23 +71,23 @@ public sealed class StoreDownloader
     /// <paramref name="accept"/>; when it throws <see cref="ContentRejectedException"/> (bad signature, wrong
     /// product...) the next source is tried, so one bad mirror cannot block a device that has a good one.
     /// </summary>
-    /// <param name="relativePaths">Store-relative paths to fetch.</param>
-    /// <param name="maxBytes">Largest size accepted per file; a longer response is refused.</param>
+    /// <param name="files">Store-relative paths to fetch, each with the largest size accepted for it: a response that
+    /// declares or delivers more is refused at that size, so a hostile source costs at most that many bytes.</param>
     /// <param name="accept">Verifies the bytes and returns the result.</param>
     /// <param name="ct">Cancellation.</param>
-    public Task<T> FetchVerifiedAsync<T>(IReadOnlyList<string> relativePaths, long maxBytes, Func<IReadOnlyList<byte[]>, T> accept, CancellationToken ct) =>
-        WithFailoverAsync(relativePaths[0], async (source, token) =>
+    public Task<T> FetchVerifiedAsync<T>(IReadOnlyList<(string Path, long MaxBytes)> files, Func<IReadOnlyList<byte[]>, T> accept, CancellationToken ct) =>
+        WithFailoverAsync(files[0].Path, async (source, token) =>
         {
-            var files = new List<byte[]>(relativePaths.Count);
-            foreach (var path in relativePaths)
+            var fetched = new List<byte[]>(files.Count);
+            foreach (var (path, maxBytes) in files)
             {
                 using var buffer = new MemoryStream();
                 await TransferAsync(source, path, buffer, 0, maxBytes, token, chargeGrant: false);
-                files.Add(buffer.ToArray());
+                fetched.Add(buffer.ToArray());
             }
             try
             {
-                return accept(files);
+                return accept(fetched);
             }
             catch (ContentRejectedException e)
             {
@@ -261,7 +261,7 @@ public sealed class StoreDownloader
 
         var contentLength = response.Content.Headers.ContentLength;
         if (contentLength is { } cl && offset + cl > limit)
-            throw new SourceFailedException($"response declares {offset + cl} bytes, more than the {limit} expected; refused");
+            throw new SourceFailedException($"response for '{relativePath}' declares {offset + cl} bytes, more than the {limit} expected; refused");
 
         await using var body = await response.Content.ReadAsStreamAsync(ct);
         var buffer = new byte[64 * 1024];
@@ -297,7 +297,7 @@ public sealed class StoreDownloader
             Interlocked.Add(ref _bytesReceived, n);
             Counter?.Add(n);
             if (total > limit)
-                throw new SourceFailedException($"response exceeds the {limit} bytes expected (endless data?); aborted");
+                throw new SourceFailedException($"response for '{relativePath}' exceeds the {limit} bytes expected (endless data?); aborted");
             if (contentLength is { } declared && received > declared)
                 throw new SourceFailedException($"response is longer than its Content-Length {declared}; aborted");
             await sink.WriteAsync(buffer.AsMemory(0, n), ct);

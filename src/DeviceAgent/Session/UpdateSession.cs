@@ -85,6 +85,9 @@ public sealed class UpdateSession
     {
         var s = _config.Download;
         var backoff = new Backoff(TimeSpan.FromMilliseconds(s.BackoffBaseMilliseconds), TimeSpan.FromMilliseconds(s.BackoffCapMilliseconds));
+        // Only failures count towards MaxSessionAttempts: a 429 at check-in or a used-up grant is the server pacing
+        // this device, and a paced device keeps going (after the wait the server asked for) until it succeeds.
+        var failures = 0;
         for (var attempt = 1; ; attempt++)
         {
             TimeSpan? serverWait = null;
@@ -113,6 +116,15 @@ public sealed class UpdateSession
             {
                 failure = new SessionFailedException(FailureStage.Install, $"local file error: {e.Message}", e);
             }
+            var paced = failure.InnerException is GrantExhaustedException or GatewayException { StatusCode: 429 };
+            if (paced)
+            {
+                var pause = serverWait is { } w && w > TimeSpan.Zero ? (w > TimeSpan.FromHours(1) ? TimeSpan.FromHours(1) : w) : backoff.Delay(0);
+                _log($"session attempt {attempt} paced by the server ({failure.Message}); checking in again in {pause.TotalSeconds:0.###}s");
+                await Task.Delay(pause, _time, ct);
+                continue;
+            }
+            failures++;
             _log($"session attempt {attempt} failed at {failure.Stage}: {failure.Message}");
             if (failure.InnerException is not (GatewayException or GrantExhaustedException) && _lastTarget > 0)
             {
@@ -125,8 +137,8 @@ public sealed class UpdateSession
                     _log($"failure report not delivered: {e.Message}");
                 }
             }
-            if (s.MaxSessionAttempts > 0 && attempt >= s.MaxSessionAttempts) throw failure;
-            var wait = backoff.Delay(attempt - 1);
+            if (s.MaxSessionAttempts > 0 && failures >= s.MaxSessionAttempts) throw failure;
+            var wait = backoff.Delay(failures - 1);
             if (serverWait is { } sw && sw > wait) wait = sw > TimeSpan.FromHours(1) ? TimeSpan.FromHours(1) : sw;
             await Task.Delay(wait, _time, ct);
         }
@@ -173,7 +185,7 @@ public sealed class UpdateSession
         await trust.CheckFloorsAsync(response, directive, record, installed, sources, ct);
         var counter = InstallByteCounter.Open(InstallBytesPath, targetId);
         var downloader = new StoreDownloader(_http, sources, _config.Download, _cache,
-            response.Grant is { } g ? GrantLimiter.For(g, _time) : GrantLimiter.Unlimited, _log) { Counter = counter };
+            response.Grant is { } g ? GrantLimiter.For(g, _time, _config.Download.MinBytesPerSecond) : GrantLimiter.Unlimited, _log) { Counter = counter };
         try
         {
             return await InstallAsync(response, installed, inventory, downloader, counter, attempt, record, directive, trust.Anchor, ct);
@@ -192,9 +204,9 @@ public sealed class UpdateSession
         CancellationToken ct)
     {
 
-        var (manifest, manifestSha256) = await FetchVerifiedManifestAsync(downloader, response, record, directive, anchor, ct);
+        var (manifest, manifestSha256, manifestBytes) = await FetchVerifiedManifestAsync(downloader, response, record, directive, anchor, ct);
         var delta = response.Action == UpdateAction.Upgrade && response.DeltaManifestPath is { } deltaPath
-            ? await TryFetchDeltaAsync(downloader, deltaPath, manifest, installed, anchor, ct)
+            ? await TryFetchDeltaAsync(downloader, deltaPath, manifest, manifestBytes, installed, anchor, ct)
             : null;
         var plan = Plan(manifest, inventory, delta);
         _log($"{response.Action} to {manifest.Version} (id {manifest.VersionId}): {plan.Missing.Count} chunk(s) to download, {plan.Patches.Count} file(s) by delta patch, {plan.Local.Count} chunk(s) reused from local files, {plan.Cached} already cached");
@@ -232,8 +244,8 @@ public sealed class UpdateSession
     /// Fetches and verifies the offered delta manifest: signed by the trust root, for this product, from the installed
     /// version to exactly the verified target manifest. Any problem means no delta (chunks), never a failed session.
     /// </summary>
-    private async Task<DeltaManifest?> TryFetchDeltaAsync(StoreDownloader downloader, string path, Manifest target, InstalledVersion installed,
-        TrustAnchor anchor, CancellationToken ct)
+    private async Task<DeltaManifest?> TryFetchDeltaAsync(StoreDownloader downloader, string path, Manifest target, long targetManifestBytes,
+        InstalledVersion installed, TrustAnchor anchor, CancellationToken ct)
     {
         if (!StoreLayout.IsDeltaManifestPath(path))
         {
@@ -242,7 +254,10 @@ public sealed class UpdateSession
         }
         try
         {
-            return await downloader.FetchVerifiedAsync([path, StoreLayout.SignaturePathFor(path)], _config.Download.MaxManifestBytes, files =>
+            // A delta manifest has at most one entry per file of the target and no more parts than the target has chunks,
+            // so it is bounded by the target manifest it describes (plus the fixed header), never by the global maximum.
+            var cap = Math.Min(_config.Download.MaxManifestBytes, 2 * targetManifestBytes + 64 * 1024);
+            return await downloader.FetchVerifiedAsync([(path, cap), (StoreLayout.SignaturePathFor(path), ManifestSigner.SignatureLength)], files =>
             {
                 DeltaManifest delta;
                 try
@@ -288,14 +303,26 @@ public sealed class UpdateSession
         return sources;
     }
 
-    private async Task<(Manifest Manifest, string Sha256)> FetchVerifiedManifestAsync(StoreDownloader downloader, CheckInResponse response,
+    private async Task<(Manifest Manifest, string Sha256, long Length)> FetchVerifiedManifestAsync(StoreDownloader downloader, CheckInResponse response,
         VersionRecord? record, Directive? directive, TrustAnchor anchor, CancellationToken ct)
     {
         var path = response.ManifestPath!;
+        // The directive pins the manifest's exact length with its hash: no source gets to send a byte more.
+        var cap = _config.Download.MaxManifestBytes;
+        if (directive?.ManifestBytes is { } pinned)
+        {
+            if (pinned > cap)
+                throw new SessionFailedException(FailureStage.Verify,
+                    $"the directive pins a manifest of {pinned} bytes for '{path}', more than download.maxManifestBytes ({cap}); raise download.maxManifestBytes in the agent's configuration if releases really are this large");
+            cap = pinned;
+        }
         try
         {
-            return await downloader.FetchVerifiedAsync([path, StoreLayout.SignaturePathFor(path)], _config.Download.MaxManifestBytes,
-                files => Verify(files[0], files[1], anchor, path, response, record, directive), ct);
+            return await downloader.FetchVerifiedAsync([(path, cap), (StoreLayout.SignaturePathFor(path), ManifestSigner.SignatureLength)], files =>
+            {
+                var (manifest, sha) = Verify(files[0], files[1], anchor, path, response, record, directive);
+                return (manifest, sha, (long)files[0].Length);
+            }, ct);
         }
         catch (DownloadFailedException e)
         {

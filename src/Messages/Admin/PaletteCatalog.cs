@@ -181,6 +181,17 @@ public static class PaletteCatalog
         new("revoke", "Revoke a token by name (created, configured or bootstrap); it stops working on every node.", Operate, [], ["NAME"]),
     ]);
 
+    /// <summary><c>orch audit ...</c></summary>
+    public static PaletteDescription Audit { get; } = new("audit", "the audit trail: who changed what, when and why",
+    [
+        new("list", "Changing admin requests, newest first: time, token, action, target, reason, status.", Read,
+        [
+            new("since", "WHEN", "only entries from this time on: an ISO-8601 time, or an age such as 30m, 12h, 7d"),
+            new("target", "NAME", "only entries about this rollout, device, channel, product or token"),
+            new("limit", "N", "at most N entries (1-10000, default 100)"),
+        ], None),
+    ]);
+
     /// <summary>Every server-backed palette of this build.</summary>
-    public static IReadOnlyList<PaletteDescription> All { get; } = [Cluster, Sharding, Device, Release, Chunks, Rollout, Channel, Token];
+    public static IReadOnlyList<PaletteDescription> All { get; } = [Cluster, Sharding, Device, Release, Chunks, Rollout, Channel, Token, Audit];
 }

@@ -55,6 +55,7 @@ public static class AdminEndpoints
         app.MapRolloutAdminApi();
         app.MapTokenAdmin();
         app.MapChannelAdminApi();
+        app.MapAuditAdminApi();
     }
 
     /// <summary>Largest chunk object accepted by the upload route (the store format caps plaintext at 16 MiB).</summary>
@@ -126,6 +127,8 @@ public static class AdminEndpoints
             ctx.Response.Headers.WWWAuthenticate = "Bearer realm=\"orchestrator-admin\", error=\"invalid_token\"";
             return HttpProblems.Problem(StatusCodes.Status401Unauthorized, check.Error!, check.Message!);
         }
+        // A valid token is an identity: changing requests are audited under its name, refused ones (403) too.
+        ctx.Items[Audit.AuditMiddleware.TokenItem] = check.Name;
         return scopes.Contains(scope)
             ? null
             : HttpProblems.Problem(StatusCodes.Status403Forbidden, "scope_missing", $"This token lacks the '{scope}' scope.");

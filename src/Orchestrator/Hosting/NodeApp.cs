@@ -87,6 +87,8 @@ public static class NodeApp
         s.AddSingleton(sp => new DownloadThrottle(settings.Throttle, sp.GetRequiredService<TimeProvider>()) { MinRolloutBurstBytes = Math.Max(DownloadThrottle.DefaultMinRolloutBurstBytes, largestObjectBytes) });
         s.AddSingleton(sp => AdminTokens.LoadOrBootstrap(settings.Admin, settings.Node.DataDirectory));
         s.AddSingleton<AdminTokenStore>();
+        s.AddSingleton<Audit.AuditLog>();
+        s.AddOpenApi();
         s.AddSingleton(sp => new ChunkClient(sp.GetRequiredService<IRequiredActor<ChunkShardRegion>>(), settings.ChunkStore.AskTimeout));
         s.AddHostedService<NodeStartup>();
         s.AddHostedService<AdminTokenRefresher>();
@@ -133,6 +135,8 @@ public static class NodeApp
         app.MapPrometheusScrapingEndpoint("/metrics");
         if (settings.HasRole(NodeRoles.Gateway))
         {
+            app.UseMiddleware<Audit.AuditMiddleware>();
+            app.MapOpenApi();
             app.MapDeviceApi();
             app.MapStoreApi();
             app.MapAdminApi();
@@ -148,7 +152,7 @@ public static class NodeApp
 
 /// <summary>Start-up work that must finish before the node serves: database schema, admin token.</summary>
 internal sealed class NodeStartup(DeviceCredentialStore credentials, DevicePersistenceOptions devicePersistence, NodeSettings settings,
-    AdminTokens adminTokens, AdminTokenStore adminTokenStore, DownloadThrottle throttle, Trust.DirectorSigner director, ILogger<NodeStartup> log) : IHostedService
+    AdminTokens adminTokens, AdminTokenStore adminTokenStore, Audit.AuditLog audit, DownloadThrottle throttle, Trust.DirectorSigner director, ILogger<NodeStartup> log) : IHostedService
 {
     public async Task StartAsync(CancellationToken cancellationToken)
     {
@@ -156,6 +160,7 @@ internal sealed class NodeStartup(DeviceCredentialStore credentials, DevicePersi
         await devicePersistence.PrepareDatabase(cancellationToken).ConfigureAwait(false);
         await credentials.EnsureSchemaAsync(cancellationToken).ConfigureAwait(false);
         await adminTokenStore.EnsureSchemaAsync(cancellationToken).ConfigureAwait(false);
+        await audit.EnsureSchemaAsync(cancellationToken).ConfigureAwait(false);
         adminTokens.Refresh(await adminTokenStore.LoadAsync(cancellationToken).ConfigureAwait(false));
         if (adminTokens.BootstrapFile is { } file) log.LogInformation("Admin API bootstrap token (scopes read, operate) is in {File}", file);
         GatewayMetrics.ObserveThrottle(throttle);

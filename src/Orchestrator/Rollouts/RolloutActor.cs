@@ -190,12 +190,12 @@ public sealed class RolloutActor : ReceivePersistentActor, IWithTimers
 
     private static string Allowed(RolloutStatus s) => s switch
     {
-        RolloutStatus.Created => "Allowed now: pause, abort.",
-        RolloutStatus.Running => "Allowed now: pause, abort, rollback, retry-failed.",
-        RolloutStatus.Paused => "Allowed now: resume, abort, rollback, retry-failed.",
-        RolloutStatus.Completed => "Allowed now: rollback, retry-failed.",
-        RolloutStatus.Aborted => "Allowed now: rollback.",
-        _ => "It is finished; create a new rollout.",
+        RolloutStatus.Created => "Allowed now: orch rollout pause or abort.",
+        RolloutStatus.Running => "Allowed now: orch rollout pause, abort, rollback or retry.",
+        RolloutStatus.Paused => "Allowed now: orch rollout resume, abort, rollback or retry.",
+        RolloutStatus.Completed => "Allowed now: orch rollout rollback or retry.",
+        RolloutStatus.Aborted => "Allowed now: orch rollout rollback.",
+        _ => "It is finished; create a new rollout (orch rollout create).",
     };
 
     private void Common()

@@ -272,7 +272,7 @@ public sealed class RolloutState
                 return new RolloutPaused("system",
                     $"wave {w + 1}: {troubled} of {c.Total} devices failed or are failing ({c.Failed} failed, {c.Failing} failing after " +
                     $"{Spec.FailingAfterAttempts} or more failed attempts and still retrying), above the error threshold of {Spec.ErrorThreshold:P0}; " +
-                    "inspect the failures, then resume, retry-failed, abort or rollback", now);
+                    "inspect the failures (orch rollout show), then orch rollout resume, retry, abort or rollback", now);
         }
         var cur = counters[CurrentWave];
         // Failures an operator acknowledged (by resuming) leave the denominator: resuming means "go on without them".
@@ -292,7 +292,7 @@ public sealed class RolloutState
         if (finished && cur.Total > 0)
             return new RolloutPaused("system",
                 $"wave {CurrentWave + 1} finished with {cur.Succeeded} of {cur.Total} devices succeeded, below the success threshold of " +
-                $"{Spec.SuccessThreshold:P0}; retry-failed and resume, or abort", now);
+                $"{Spec.SuccessThreshold:P0}; orch rollout retry and resume, or abort", now);
         return null;
     }
 

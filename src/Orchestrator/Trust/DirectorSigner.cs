@@ -80,31 +80,34 @@ public sealed class DirectorSigner : IDisposable
     public string Sign(string deviceId, string nonce, CheckInDecision decision, string product, long installedVersionId)
     {
         var now = _clock.GetUtcNow();
-        var sha = decision.Action == UpdateAction.None || decision.ManifestPath is null ? null : ManifestSha256(decision.ManifestPath);
+        var pinned = decision.Action == UpdateAction.None || decision.ManifestPath is null ? null : PinManifest(decision.ManifestPath);
         var downgrade = decision.AuthorizedDowngrade && decision.TargetVersionId is { } to && decision.RolloutId is { } rollout
             ? new DowngradeAuthorization(installedVersionId, to, rollout)
             : null;
         var directive = new Directive(1, "directive", deviceId, decision.Product ?? product, nonce, now, now + _lifetime, decision.Action,
             decision.Action == UpdateAction.None ? null : decision.TargetVersion,
             decision.Action == UpdateAction.None ? null : decision.TargetVersionId,
-            decision.Action == UpdateAction.None ? null : decision.ManifestPath, sha,
-            decision.Action == UpdateAction.Repair ? decision.RepairFiles : null, decision.FloorVersionId, downgrade);
+            decision.Action == UpdateAction.None ? null : decision.ManifestPath, pinned?.Sha256,
+            decision.Action == UpdateAction.Repair ? decision.RepairFiles : null, decision.FloorVersionId, downgrade, pinned?.Length);
         return SignedEnvelope.Sign(directive.ToPayload(), [_key]).ToJson();
     }
 
     // A manifest file is replaced only by rename (publish), so (write time, length) identifies its bytes. A target that
     // is no manifest of this store (a tampered or stale assignment) gets no hash: the directive then pins nothing, and an
     // agent that requires directives refuses it, while the check-in itself still answers.
-    private string? ManifestSha256(string manifestPath)
+    // The length is pinned with the hash so that the agent can refuse a longer answer at its exact size instead of
+    // reading up to its configured maximum from a hostile source.
+    private (string Sha256, long Length)? PinManifest(string manifestPath)
     {
         if (StoreLayout.ParseManifestPath(manifestPath) is null) return null;
         var info = new FileInfo(_store.FullPath(manifestPath));
         if (!info.Exists) return null;
-        if (_manifestHashes.TryGetValue(manifestPath, out var c) && c.WriteTime == info.LastWriteTimeUtc && c.Length == info.Length) return c.Sha256;
-        var sha = Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(info.FullName)));
+        if (_manifestHashes.TryGetValue(manifestPath, out var c) && c.WriteTime == info.LastWriteTimeUtc && c.Length == info.Length) return (c.Sha256, c.Length);
+        var bytes = File.ReadAllBytes(info.FullName);
+        var sha = Convert.ToHexStringLower(SHA256.HashData(bytes));
         if (_manifestHashes.Count > 1024) _manifestHashes.Clear();
-        _manifestHashes[manifestPath] = (info.LastWriteTimeUtc, info.Length, sha);
-        return sha;
+        _manifestHashes[manifestPath] = (info.LastWriteTimeUtc, bytes.Length, sha);
+        return (sha, bytes.Length);
     }
 
     /// <inheritdoc />

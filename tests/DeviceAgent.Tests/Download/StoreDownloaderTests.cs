@@ -281,7 +281,7 @@ public sealed class StoreDownloaderTests : IDisposable
         var e = await Assert.ThrowsAsync<GrantExhaustedException>(() => d.FetchChunkAsync(_id, Rel, _chunk.Length + 40, CancellationToken.None));
         Assert.Equal(renews, e.RenewsAt);
         Assert.Equal(0, hits);
-        var files = await d.FetchVerifiedAsync(["manifests/acme/1.json"], 1_000_000, f => f, CancellationToken.None);
+        var files = await d.FetchVerifiedAsync([("manifests/acme/1.json", 1_000_000)], f => f, CancellationToken.None);
         Assert.Equal(_chunk, files[0]); // manifests are not charged to the grant (the gateway charges chunk GETs)
     }
 

@@ -229,6 +229,36 @@ public sealed class TrustAttackTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task An_oversized_signature_or_manifest_is_refused_at_its_exact_size_and_changes_nothing()
+    {
+        await using var rig = await StartAsync();
+        using var d = await DeviceAsync(rig, "dev-size", attempts: 1);
+        await rig.Node.AssignAsync("dev-size", "acme", rig.V1.Version, rig.V1.VersionId, rig.V1.ManifestPath);
+        await Run(d);
+        var before = Snapshot(d);
+        await rig.Node.AssignAsync("dev-size", "acme", rig.V2.Version, rig.V2.VersionId, rig.V2.ManifestPath);
+        var manifest = File.ReadAllBytes(Path.Combine(rig.Store.Root, rig.V2.ManifestPath));
+        var signature = File.ReadAllBytes(Path.Combine(rig.Store.Root, rig.V2.ManifestPath + ".sig"));
+        var padding = new byte[4 << 20]; // sent without a Content-Length: only the agent's cap ends the read
+
+        // The valid signature followed by 4 MiB: read only up to its 64 bytes, never up to the manifest maximum.
+        rig.Hostile.OnStore = path => path == rig.V2.ManifestPath + ".sig" ? [.. signature, .. padding] : null;
+        var r = await Run(d, expectedExit: 1);
+        Assert.Contains($"response for '{rig.V2.ManifestPath}.sig' exceeds the 64 bytes expected", r.Output);
+        AssertUnchanged(before, d);
+
+        // The valid manifest followed by 4 MiB: the directive pins its exact length.
+        rig.Hostile.OnStore = path => path == rig.V2.ManifestPath ? [.. manifest, .. padding] : null;
+        r = await Run(d, expectedExit: 1);
+        Assert.Contains($"response for '{rig.V2.ManifestPath}' exceeds the {manifest.Length} bytes expected", r.Output);
+        AssertUnchanged(before, d);
+
+        rig.Hostile.OnStore = null;
+        await Run(d);
+        Assert.Equal(rig.V2.InventoryDigest, Releases.ClientDigest(d));
+    }
+
+    [Fact]
     public async Task A_manifest_reusing_the_installed_version_id_with_other_content_is_refused_as_a_repair()
     {
         await using var rig = await StartAsync();

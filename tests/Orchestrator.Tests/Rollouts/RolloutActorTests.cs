@@ -133,7 +133,7 @@ public sealed class RolloutActorTests(ITestOutputHelper output) : IAsyncLifetime
         // An aborted rollout refuses further operator commands except rollback, with a clear reason.
         var refused = await _h.Ask<RolloutRejected>(new ResumeRollout("ab", "alice"));
         Assert.Equal("invalid_state", refused.Code);
-        Assert.Contains("Allowed now: rollback", refused.Message);
+        Assert.Contains("Allowed now: orch rollout rollback", refused.Message);
         // Its devices are free again: a new rollout may take them.
         var next = await _h.Create(Spec("ab-2", Tags("ab")));
         Assert.Equal(8, next.Waves[0].Total);

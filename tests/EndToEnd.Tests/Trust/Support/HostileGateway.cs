@@ -33,6 +33,9 @@ public sealed class HostileGateway : IAsyncDisposable
     /// <summary>Store files to serve instead of the node's (path relative to <c>/v1/store/</c>); null forwards.</summary>
     public Func<string, byte[]?>? OnStore { get; set; }
 
+    /// <summary>When set, forwarded chunk bodies are sent at about this many bytes per second (a trickling gateway).</summary>
+    public int? TrickleChunksBytesPerSecond { get; set; }
+
     /// <summary>Every check-in body seen, in order.</summary>
     public List<JsonObject> CheckIns { get; } = [];
 
@@ -118,6 +121,19 @@ public sealed class HostileGateway : IAsyncDisposable
         ctx.Response.StatusCode = (int)response.StatusCode;
         foreach (var (k, v) in response.Headers) if (k is not "Transfer-Encoding") ctx.Response.Headers[k] = v.ToArray();
         foreach (var (k, v) in response.Content.Headers) ctx.Response.Headers[k] = v.ToArray();
+        if (TrickleChunksBytesPerSecond is { } rate && segments is ["v1", "store", "chunks", ..])
+        {
+            await using var body = await response.Content.ReadAsStreamAsync();
+            var slice = new byte[Math.Max(1, rate / 4)];
+            int n;
+            while ((n = await body.ReadAsync(slice)) > 0)
+            {
+                await ctx.Response.Body.WriteAsync(slice.AsMemory(0, n));
+                await ctx.Response.Body.FlushAsync();
+                await Task.Delay(250, ctx.RequestAborted);
+            }
+            return;
+        }
         await response.Content.CopyToAsync(ctx.Response.Body);
     }
 
