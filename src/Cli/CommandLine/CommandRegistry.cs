@@ -121,10 +121,13 @@ public sealed class CommandRegistry
         }
         foreach (var sw in spec.Switches.Where(s => s.Required && !switches.ContainsKey(s.Name)))
             throw new UsageException($"Missing required switch '--{sw.Name} {sw.ValueName}' ({sw.Description}). Usage: {spec.Usage}");
-        if (positionals.Count != spec.Positionals.Count)
+        var required = spec.Positionals.Count(p => !p.StartsWith('['));
+        if (positionals.Count < required || positionals.Count > spec.Positionals.Count)
             throw new UsageException(spec.Positionals.Count == 0
                 ? $"'{spec.Palette} {spec.Name}' takes no positional arguments, got '{string.Join(" ", positionals)}'. Usage: {spec.Usage}"
-                : $"'{spec.Palette} {spec.Name}' needs {string.Join(" ", spec.Positionals)} ({spec.Positionals.Count} argument(s)), got {positionals.Count}. Usage: {spec.Usage}");
+                : required == spec.Positionals.Count
+                    ? $"'{spec.Palette} {spec.Name}' needs {string.Join(" ", spec.Positionals)} ({spec.Positionals.Count} argument(s)), got {positionals.Count}. Usage: {spec.Usage}"
+                    : $"'{spec.Palette} {spec.Name}' takes {string.Join(" ", spec.Positionals)} ({required} to {spec.Positionals.Count} argument(s)), got {positionals.Count}. Usage: {spec.Usage}");
         return new Parsed(spec, switches, positionals, null);
     }
 

@@ -19,7 +19,7 @@ public sealed record SwitchSpec(string Name, string? ValueName, string Descripti
 /// <param name="Name">Command name, e.g. <c>verify</c>.</param>
 /// <param name="Summary">One line of help.</param>
 /// <param name="Switches">Accepted switches.</param>
-/// <param name="Positionals">Names of positional arguments, all required, in order.</param>
+/// <param name="Positionals">Names of positional arguments in order; a name in brackets (<c>[DEVICE]</c>) may be left out, only at the end.</param>
 /// <param name="Handler">Runs the command; returns an exit code.</param>
 public sealed record CommandSpec(
     string Palette,

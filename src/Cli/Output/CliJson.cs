@@ -49,6 +49,8 @@ namespace Orchestrator.Cli.Output;
 [JsonSerializable(typeof(DeviceProductRequest))]
 [JsonSerializable(typeof(DeviceBatchRegistrationRequest))]
 [JsonSerializable(typeof(DeviceBatchRegistered))]
+[JsonSerializable(typeof(DeviceBatchProvisionRequest))]
+[JsonSerializable(typeof(DeviceProvisionLine))]
 [JsonSerializable(typeof(CredentialRequest))]
 [JsonSerializable(typeof(ChunkGcRequest))]
 [JsonSerializable(typeof(RolloutCreateRequest))]

@@ -118,6 +118,12 @@ public static class DevicePalette
 
     private static async Task<int> ProvisionAsync(CommandInvocation call, AdminClient client, CancellationToken ct)
     {
+        var batch = call.Has("count") || call.Has("prefix") || call.Has("csv") || call.Has("start") || call.Has("out");
+        if (call.Positionals.Count == 0 && !batch)
+            throw new UsageException($"Give DEVICE, or --count N --prefix P, or --csv FILE for many devices. Usage: {call.Spec.Usage}");
+        if (call.Positionals.Count > 0 && batch)
+            throw new UsageException("--count, --prefix, --start, --csv and --out provision many devices; give them without DEVICE.");
+        if (batch) return await ProvisionManyAsync(call, client, ct).ConfigureAwait(false);
         var id = Id(call);
         var product = call.Optional("product");
         var tags = call.Optional("tags")?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) ?? [];
@@ -141,6 +147,137 @@ public static class DevicePalette
             if (registered is not null) o.WriteLine($"  registered for {product}{(tags.Length > 0 ? $" with tags {string.Join(",", tags)}" : "")}; status {registered.Status}");
         }
         return ExitCodes.Success;
+    }
+
+    // Everything is checked here before the request, and the node checks it again in full before it writes anything;
+    // the secrets then arrive once, streamed, and are written as they come so none is held longer than a batch.
+    private static async Task<int> ProvisionManyAsync(CommandInvocation call, AdminClient client, CancellationToken ct)
+    {
+        if (call.Has("rotate")) throw new UsageException("--rotate replaces one device's credential; give DEVICE (many devices are provisioned only when none has a credential).");
+        var product = call.Optional("product");
+        var tags = Tags(call);
+        if (tags.Length > 0 && product is null)
+            throw new UsageException("--tags needs --product: tags are recorded when the devices are registered with their product.");
+        DeviceBatchProvisionRequest request;
+        if (call.Optional("csv") is { } csv)
+        {
+            if (call.Has("count") || call.Has("prefix") || call.Has("start"))
+                throw new UsageException("--csv lists the devices; leave out --count, --prefix and --start (or use those instead of --csv).");
+            request = new DeviceBatchProvisionRequest(DeviceIds: await ReadCsvIdsAsync(csv, ct).ConfigureAwait(false));
+        }
+        else
+        {
+            if (!call.Has("count") || !call.Has("prefix"))
+                throw new UsageException($"--count N and --prefix P go together (ids P1..PN); or give --csv FILE. Usage: {call.Spec.Usage}");
+            var count = (int)call.OptionalLong("count", 1, DeviceBatchProvisionRequest.MaxDevices)!.Value;
+            request = new DeviceBatchProvisionRequest(call.Required("prefix"), count, call.OptionalLong("start", 0, int.MaxValue) ?? 1);
+            foreach (var probe in new[] { request.GeneratedId(0), request.GeneratedId(count - 1) })
+                if (!DeviceIdRules.IsValid(probe))
+                    throw new UsageException($"--prefix '{request.Prefix}' gives the id '{probe}', which is not a device id ({DeviceIdRules.Pattern}); choose another prefix.");
+        }
+
+        var outPath = call.Optional("out");
+        if (outPath is not null && (File.Exists(outPath) || Directory.Exists(outPath)))
+            throw new UsageException($"--out '{outPath}' exists; name a new file (credentials are never written over another file).");
+        using var response = await client.OpenStreamAsync(HttpMethod.Post, "/admin/v1/devices/provision-batch", request, ct).ConfigureAwait(false);
+        Stream? file = null;
+        TextWriter output;
+        if (outPath is not null)
+        {
+            var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
+            if (!OperatingSystem.IsWindows()) options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+            file = new FileStream(outPath, options);
+            output = new StreamWriter(file);
+        }
+        else output = call.Console.Out;
+        var provisioned = new List<string>();
+        DeviceProvisionLine? last = null;
+        string? cut = null;
+        try
+        {
+            if (!call.Json) output.WriteLine("device,secret");
+            using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false));
+            while (await reader.ReadLineAsync(ct).ConfigureAwait(false) is { } text)
+            {
+                if (text.Length == 0) continue;
+                var line = JsonSerializer.Deserialize(text, CliJson.TypeInfo<DeviceProvisionLine>(CliJson.Wire))
+                    ?? throw new AdminApiException(ExitCodes.Failure, "bad_answer", $"{client.Server} sent an empty provisioning line.");
+                if (line.DeviceId is not null && line.Secret is not null)
+                {
+                    provisioned.Add(line.DeviceId);
+                    output.WriteLine(call.Json ? text : $"{line.DeviceId},{line.Secret}");
+                    continue;
+                }
+                last = line;
+                break;
+            }
+        }
+        catch (Exception ex) when (ex is HttpRequestException or IOException)
+        {
+            cut = $"reading the answer from {client.Server} or writing the credentials stopped ({ex.Message}).";
+        }
+        finally
+        {
+            await output.FlushAsync(ct).ConfigureAwait(false);
+            if (file is not null) { await output.DisposeAsync().ConfigureAwait(false); }
+        }
+        var where = outPath is null ? "above" : $"in {outPath}";
+        if (last is not { Done: true })
+            throw new AdminApiException(ExitCodes.Unavailable, last?.Error ?? "stream_cut",
+                $"{provisioned.Count} of {request.DeviceIds?.Count ?? request.Count} devices were provisioned (credentials {where}), then " +
+                (last?.Message ?? cut ?? $"the answer from {client.Server} ended early.") + " Provision the rest again (those already done are refused as credential_exists).");
+        var status = outPath is null ? call.Console.Error : call.Console.Out;
+        if (!call.Json) status.WriteLine($"Provisioned {last.Devices} device(s); their secrets are {where} and shown only this once.");
+        if (product is not null)
+        {
+            var total = await RegisterAllAsync(client, provisioned, product, tags, ct).ConfigureAwait(false);
+            if (!call.Json) status.WriteLine($"Registered them for {product}{(tags.Length > 0 ? $" with tags {string.Join(",", tags)}" : "")}: {total.Registered} registered, {total.Unchanged} already so.");
+        }
+        return ExitCodes.Success;
+    }
+
+    private static string[] Tags(CommandInvocation call) =>
+        call.Optional("tags")?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) ?? [];
+
+    // First column of each line; a header whose first cell is no valid id (device, deviceId, id) is skipped, and so are
+    // blank and # lines. A bad id or a repeat names its line: nothing is sent.
+    private static async Task<List<string>> ReadCsvIdsAsync(string file, CancellationToken ct)
+    {
+        if (!File.Exists(file)) throw new UsageException($"--csv '{file}' does not exist; give a file with one device id per line (first column).");
+        var ids = new List<string>();
+        var seen = new Dictionary<string, int>(StringComparer.Ordinal);
+        var lineNo = 0;
+        var first = true;
+        foreach (var raw in await File.ReadAllLinesAsync(file, ct).ConfigureAwait(false))
+        {
+            lineNo++;
+            var line = raw.Trim();
+            if (line.Length == 0 || line.StartsWith('#')) continue;
+            var id = line.Split(',', 2)[0].Trim().Trim('"');
+            if (first && id.ToLowerInvariant() is "device" or "deviceid" or "device_id" or "id") { first = false; continue; }
+            first = false;
+            if (!DeviceIdRules.IsValid(id))
+                throw new UsageException($"{file}:{lineNo}: '{id}' is not a valid device id ({DeviceIdRules.Pattern}); fix the line. Nothing was provisioned.");
+            if (!seen.TryAdd(id, lineNo))
+                throw new UsageException($"{file}:{lineNo}: device '{id}' is already listed on line {seen[id]}; list each device once. Nothing was provisioned.");
+            ids.Add(id);
+        }
+        if (ids.Count == 0) throw new UsageException($"--csv '{file}' names no device (one id per line in the first column).");
+        if (ids.Count > DeviceBatchProvisionRequest.MaxDevices)
+            throw new UsageException($"--csv '{file}' lists {ids.Count} devices; at most {DeviceBatchProvisionRequest.MaxDevices} per run: split the file. Nothing was provisioned.");
+        return ids;
+    }
+
+    private static async Task<DeviceBatchRegistered> RegisterAllAsync(AdminClient client, IReadOnlyList<string> ids, string product, string[] tags, CancellationToken ct)
+    {
+        var total = new DeviceBatchRegistered(0, 0, 0);
+        foreach (var chunk in ids.Chunk(DeviceBatchRegistrationRequest.MaxDevices))
+        {
+            var request = new DeviceBatchRegistrationRequest(chunk.Select(id => new DeviceBatchEntry(id, product, tags)).ToList());
+            var done = await client.PostAsync<DeviceBatchRegistered>("/admin/v1/devices/register-batch", request, ct).ConfigureAwait(false);
+            total = new DeviceBatchRegistered(total.Devices + done.Devices, total.Registered + done.Registered, total.Unchanged + done.Unchanged);
+        }
+        return total;
     }
 
     // The file is read and every id checked here first, so a typo on line 90 000 changes nothing; the server then checks

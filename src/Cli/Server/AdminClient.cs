@@ -57,12 +57,34 @@ public sealed class AdminClient : IDisposable
     /// <summary>Sends and parses; throws <see cref="AdminApiException"/> for every non-success outcome.</summary>
     public async Task<T> SendAsync<T>(HttpMethod method, string path, object? body, CancellationToken ct)
     {
+        using var response = await SendCheckedAsync(method, path, body, HttpCompletionOption.ResponseContentRead, ct).ConfigureAwait(false);
+        if (typeof(T) == typeof(JsonElement) && response.StatusCode == HttpStatusCode.NoContent) return default!;
+        try
+        {
+            return (await response.Content.ReadFromJsonAsync(CliJson.TypeInfo<T>(CliJson.Wire), ct).ConfigureAwait(false))!;
+        }
+        catch (JsonException ex)
+        {
+            throw new AdminApiException(ExitCodes.Failure, "bad_answer",
+                $"{Server} answered {method} {path} with JSON this orch cannot read ({ex.Message}); is orch the same version as the node?");
+        }
+    }
+
+    /// <summary>
+    /// Sends and returns the successful response once its headers arrived, for answers read as a stream (the caller
+    /// disposes it); throws <see cref="AdminApiException"/> for every non-success outcome.
+    /// </summary>
+    public Task<HttpResponseMessage> OpenStreamAsync(HttpMethod method, string path, object? body, CancellationToken ct) =>
+        SendCheckedAsync(method, path, body, HttpCompletionOption.ResponseHeadersRead, ct);
+
+    private async Task<HttpResponseMessage> SendCheckedAsync(HttpMethod method, string path, object? body, HttpCompletionOption completion, CancellationToken ct)
+    {
         using var request = new HttpRequestMessage(method, path);
         if (body is not null) request.Content = JsonContent.Create(body, CliJson.TypeInfo(CliJson.Wire, body.GetType()));
         HttpResponseMessage response;
         try
         {
-            response = await _http.SendAsync(request, ct).ConfigureAwait(false);
+            response = await _http.SendAsync(request, completion, ct).ConfigureAwait(false);
         }
         catch (HttpRequestException ex) when (ex.InnerException is SocketException || ex.HttpRequestError is HttpRequestError.ConnectionError or HttpRequestError.NameResolutionError)
         {
@@ -77,21 +99,9 @@ public sealed class AdminClient : IDisposable
         {
             throw new AdminApiException(ExitCodes.Unavailable, "timeout", $"The node at {Server} did not answer within {_http.Timeout.TotalSeconds:0} s.");
         }
+        if (response.IsSuccessStatusCode) return response;
         using (response)
         {
-            if (response.IsSuccessStatusCode)
-            {
-                if (typeof(T) == typeof(JsonElement) && response.StatusCode == HttpStatusCode.NoContent) return default!;
-                try
-                {
-                    return (await response.Content.ReadFromJsonAsync(CliJson.TypeInfo<T>(CliJson.Wire), ct).ConfigureAwait(false))!;
-                }
-                catch (JsonException ex)
-                {
-                    throw new AdminApiException(ExitCodes.Failure, "bad_answer",
-                        $"{Server} answered {method} {path} with JSON this orch cannot read ({ex.Message}); is orch the same version as the node?");
-                }
-            }
             var (error, message) = await ReadProblemAsync(response, ct).ConfigureAwait(false);
             var code = (int)response.StatusCode switch
             {

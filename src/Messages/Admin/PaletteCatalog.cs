@@ -13,7 +13,7 @@ public sealed record SwitchDescription(string Name, string? ValueName, string De
 /// <param name="Summary">One line of help.</param>
 /// <param name="Scope">Admin scope the command needs (read or operate).</param>
 /// <param name="Switches">Command-specific switches (the common --server, --token, --json are implied).</param>
-/// <param name="Positionals">Positional argument names, all required, in order.</param>
+/// <param name="Positionals">Positional argument names in order; a name in brackets (<c>[DEVICE]</c>) may be left out, only at the end.</param>
 public sealed record CommandDescription(string Name, string Summary, string Scope, IReadOnlyList<SwitchDescription> Switches, IReadOnlyList<string> Positionals);
 
 /// <summary>A palette the node serves.</summary>
@@ -71,12 +71,18 @@ public static class PaletteCatalog
         new("show", "Full state of one device from its actor: status, versions, work, progress, last failure.", Read, [], ["DEVICE"]),
         new("history", "Every persisted event of one device, oldest first.", Read,
             [new("last", "N", "only the last N events")], ["DEVICE"]),
-        new("provision", "Create the device's credential (secret shown once) and register its product and tags.", Operate,
+        new("provision", "Create the device's credential (secret shown once) and register its product and tags; or, with --count and --prefix or " +
+            "--csv instead of DEVICE, many devices' credentials in one request, written as CSV (device,secret) to stdout or --out FILE.", Operate,
         [
-            new("product", "NAME", "product the device runs (registers the device)"),
+            new("product", "NAME", "product the device(s) run (registers them)"),
             new("tags", "T1,T2", "comma-separated operator tags (with --product)"),
-            new("rotate", null, "replace an existing credential; the old secret stops working"),
-        ], ["DEVICE"]),
+            new("rotate", null, "replace an existing credential; the old secret stops working (one DEVICE only)"),
+            new("count", "N", $"provision N devices named PREFIX + number (1..{DeviceBatchProvisionRequest.MaxDevices}, with --prefix)"),
+            new("prefix", "P", "id prefix of the --count devices, e.g. store-17-"),
+            new("start", "N", "first number of the --count devices (default 1); numbers are zero-padded to the widest"),
+            new("csv", "FILE", "provision the device ids in the first column of FILE (one per line; header, blank and # lines skipped)"),
+            new("out", "FILE", "write the credentials to FILE (created with mode 0600; must not exist) instead of stdout"),
+        ], ["[DEVICE]"]),
         new("set-product", "Move a device to another product (the only way its registered product changes; a check-in claiming another product is refused).", Operate,
             [new("product", "NAME", "the new product", Required: true)], ["DEVICE"]),
         new("register-batch", "Register the product and tags of every device listed in FILE (one id per line), checked in full before any is written.", Operate,

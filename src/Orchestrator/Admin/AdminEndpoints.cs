@@ -45,6 +45,7 @@ public static class AdminEndpoints
         g.MapPost("/devices/{deviceId}/credential", ProvisionAsync);
         g.MapGet("/devices/{deviceId}/credential", GetAsync);
         g.MapDelete("/devices/{deviceId}/credential", RevokeAsync);
+        g.MapDeviceBatchProvisioning();
         g.MapPost("/chunks/gc", CollectGarbageAsync);
         g.MapPut("/chunks/{chunkId}", PutChunkAsync);
         app.MapClusterAdmin();

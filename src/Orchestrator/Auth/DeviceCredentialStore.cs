@@ -1,9 +1,12 @@
 using Orchestrator.Messages.Storage;
-using System.Collections.Concurrent;
+using BitFaster.Caching;
+using BitFaster.Caching.Lru;
 using System.Security.Cryptography;
+using System.Globalization;
 using System.Text;
 using Orchestrator.Messages.Devices;
 using Orchestrator.Messages.Protocol;
+using Orchestrator.Node.Gateway;
 using Orchestrator.Node.Storage;
 
 namespace Orchestrator.Node.Auth;
@@ -28,26 +31,43 @@ public enum CredentialCheck
 /// the table <c>device_request_keys</c> stores the request key derived from it
 /// (<see cref="DeviceRequestSignature.DeriveRequestKey"/>), because verifying a request signature means recomputing
 /// it. That key is as sensitive as the secret for the device API (whoever holds it can sign as the device until the
-/// credential is rotated), though it does not reveal the secret. Keys are cached in memory for <see cref="CacheTtl"/>
-/// so that revocation on another node takes effect within that time; signatures are compared in constant time.
+/// credential is rotated), though it does not reveal the secret. Keys (and the absence of one) are kept in a bounded
+/// LRU cache (<see cref="CredentialCacheOptions"/>) whose entries expire <see cref="CredentialCacheOptions.CacheTtl"/>
+/// after they were loaded, so that revocation on another node takes effect within that time; a full cache evicts its
+/// least recently used entries, never everything at once. Signatures are compared in constant time.
 /// </summary>
 public sealed class DeviceCredentialStore
 {
-    /// <summary>How long a loaded hash is trusted before it is read again.</summary>
-    public static readonly TimeSpan CacheTtl = TimeSpan.FromSeconds(30);
-
-    private const int MaxCachedDevices = 200_000;
-
     private readonly NodeDatabase _db;
     private readonly TimeProvider _clock;
-    private readonly ConcurrentDictionary<string, (byte[]? Key, DateTimeOffset LoadedUtc)> _cache = new(StringComparer.Ordinal);
+    private readonly ICache<string, CachedKey> _cache;
+    private long _databaseReads;
+
+    // A device that has no credential yet may get one through another node at any moment (provisioning just before
+    // the agent's first check-in); its absence is trusted for less time than a key so it is not locked out for a TTL.
+    private static readonly TimeSpan MaxUnknownTtl = TimeSpan.FromSeconds(30);
 
     /// <summary>Uses <paramref name="db"/>; call <see cref="EnsureSchemaAsync"/> once at start.</summary>
-    public DeviceCredentialStore(NodeDatabase db, TimeProvider clock)
+    public DeviceCredentialStore(NodeDatabase db, TimeProvider clock, CredentialCacheOptions options)
     {
         _db = db;
         _clock = clock;
+        CacheTtl = options.CacheTtl;
+        _cache = new ConcurrentLruBuilder<string, CachedKey>()
+            .WithKeyComparer(StringComparer.Ordinal)
+            .WithCapacity(options.CacheEntries)
+            .WithExpireAfter(new Expiry(options.CacheTtl, options.CacheTtl < MaxUnknownTtl ? options.CacheTtl : MaxUnknownTtl))
+            .Build();
     }
+
+    /// <summary>How long a loaded request key is trusted before it is read again.</summary>
+    public TimeSpan CacheTtl { get; }
+
+    /// <summary>Request keys read from the database since start (cache misses); the benchmark divides it by check-ins.</summary>
+    public long DatabaseReads => Interlocked.Read(ref _databaseReads);
+
+    /// <summary>Entries the cache holds now (expired ones may still be counted until they are touched or evicted).</summary>
+    public int CachedEntries => _cache.Count;
 
     /// <summary>Device ids follow <see cref="DeviceIdRules.Pattern"/> (the device actors' rule).</summary>
     public static bool IsValidDeviceId(string? id) => DeviceIdRules.IsValid(id);
@@ -80,8 +100,66 @@ public sealed class DeviceCredentialStore
         await using var cmd = NodeDatabase.Command(c, sql, ("@id", deviceId), ("@key", key), ("@ts", now.ToUnixTimeMilliseconds()));
         var rows = await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
         if (rows == 0) return null;
-        _cache[deviceId] = (key, now);
+        _cache.AddOrUpdate(deviceId, new CachedKey(key));
         return new ProvisionedCredential(deviceId, secret, DateTimeOffset.FromUnixTimeMilliseconds(now.ToUnixTimeMilliseconds()));
+    }
+
+    /// <summary>Rows written per transaction (and ids per existence query) by the batch methods.</summary>
+    public const int BatchSize = 500;
+
+    /// <summary>The ids of <paramref name="deviceIds"/> that already have a credential, in the order given.</summary>
+    public async Task<IReadOnlyList<string>> ExistingAsync(IReadOnlyList<string> deviceIds, CancellationToken ct = default)
+    {
+        var found = new HashSet<string>(StringComparer.Ordinal);
+        await using var c = await _db.OpenAsync(ct).ConfigureAwait(false);
+        foreach (var chunk in deviceIds.Chunk(BatchSize))
+        {
+            var names = string.Join(", ", chunk.Select((_, i) => "@p" + i.ToString(CultureInfo.InvariantCulture)));
+            await using var cmd = NodeDatabase.Command(c, $"SELECT device_id FROM device_request_keys WHERE device_id IN ({names})",
+                chunk.Select((id, i) => ("@p" + i.ToString(CultureInfo.InvariantCulture), (object?)id)).ToArray());
+            await using var reader = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
+            while (await reader.ReadAsync(ct).ConfigureAwait(false)) found.Add(reader.GetString(0));
+        }
+        return deviceIds.Where(found.Contains).ToList();
+    }
+
+    /// <summary>
+    /// Creates a credential for each of <paramref name="deviceIds"/> (none may have one), <see cref="BatchSize"/> rows per
+    /// transaction, yielding each batch's credentials once it is committed. A batch that fails (a device given a
+    /// credential meanwhile by another request) is rolled back whole and ends the enumeration with its exception; the
+    /// batches yielded before it stay created.
+    /// </summary>
+    public async IAsyncEnumerable<IReadOnlyList<ProvisionedCredential>> ProvisionBatchAsync(IReadOnlyList<string> deviceIds,
+        [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct = default)
+    {
+        await using var c = await _db.OpenAsync(ct).ConfigureAwait(false);
+        foreach (var chunk in deviceIds.Chunk(BatchSize))
+        {
+            var now = _clock.GetUtcNow();
+            var created = new List<ProvisionedCredential>(chunk.Length);
+            var parameters = new List<(string, object?)>(chunk.Length * 3);
+            var rows = new StringBuilder();
+            var ms = now.ToUnixTimeMilliseconds();
+            for (var i = 0; i < chunk.Length; i++)
+            {
+                var secret = Base64Url(RandomNumberGenerator.GetBytes(32));
+                var n = i.ToString(CultureInfo.InvariantCulture);
+                rows.Append(i == 0 ? "" : ", ").Append("(@i").Append(n).Append(", @k").Append(n).Append(", @t").Append(n).Append(')');
+                parameters.Add(("@i" + n, chunk[i]));
+                parameters.Add(("@k" + n, DeviceRequestSignature.DeriveRequestKey(secret)));
+                parameters.Add(("@t" + n, ms));
+                created.Add(new ProvisionedCredential(chunk[i], secret, DateTimeOffset.FromUnixTimeMilliseconds(ms)));
+            }
+            await using (var tx = await c.BeginTransactionAsync(ct).ConfigureAwait(false))
+            {
+                await using var cmd = NodeDatabase.Command(c, $"INSERT INTO device_request_keys (device_id, request_key, created_unix_ms) VALUES {rows}", [.. parameters]);
+                cmd.Transaction = tx;
+                await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+                await tx.CommitAsync(ct).ConfigureAwait(false);
+            }
+            foreach (var (p, i) in created.Select((p, i) => (p, i))) _cache.AddOrUpdate(p.DeviceId, new CachedKey((byte[])parameters[i * 3 + 1].Item2!));
+            yield return created;
+        }
     }
 
     /// <summary>The device's credential metadata, or null when it has none.</summary>
@@ -99,7 +177,7 @@ public sealed class DeviceCredentialStore
         await using var c = await _db.OpenAsync(ct).ConfigureAwait(false);
         await using var cmd = NodeDatabase.Command(c, "DELETE FROM device_request_keys WHERE device_id = @id", ("@id", deviceId));
         var rows = await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
-        _cache.TryRemove(deviceId, out _);
+        _cache.TryRemove(deviceId);
         return rows > 0;
     }
 
@@ -121,25 +199,41 @@ public sealed class DeviceCredentialStore
 
     private async ValueTask<byte[]?> RequestKeyAsync(string deviceId, CancellationToken ct)
     {
-        var now = _clock.GetUtcNow();
-        if (!_cache.TryGetValue(deviceId, out var entry) || now - entry.LoadedUtc > CacheTtl)
-            entry = await LoadAsync(deviceId, now, ct).ConfigureAwait(false);
-        return entry.Key;
+        if (_cache.TryGet(deviceId, out var cached)) return cached.Key;
+        var loaded = await LoadAsync(deviceId, ct).ConfigureAwait(false);
+        // Unknown ids are cached too (so guessing ids does not hit the database per request); the cache's bound keeps
+        // a flood of random ids from growing memory, at the price of evicting the least recently seen devices.
+        _cache.AddOrUpdate(deviceId, loaded);
+        return loaded.Key;
     }
 
     private static readonly byte[] UnknownDeviceKey = RandomNumberGenerator.GetBytes(32);
 
-    private async Task<(byte[]? Key, DateTimeOffset LoadedUtc)> LoadAsync(string deviceId, DateTimeOffset now, CancellationToken ct)
+    private async Task<CachedKey> LoadAsync(string deviceId, CancellationToken ct)
     {
+        Interlocked.Increment(ref _databaseReads);
+        GatewayMetrics.CredentialDbReads.Add(1);
         await using var c = await _db.OpenAsync(ct).ConfigureAwait(false);
         await using var cmd = NodeDatabase.Command(c, "SELECT request_key FROM device_request_keys WHERE device_id = @id", ("@id", deviceId));
         var v = await cmd.ExecuteScalarAsync(ct).ConfigureAwait(false);
-        var entry = (v as byte[], now);
-        // Unknown ids are cached too (so guessing ids does not hit the database per request); the bound keeps a
-        // flood of random ids from growing the cache without limit.
-        if (_cache.Count >= MaxCachedDevices) _cache.Clear();
-        _cache[deviceId] = entry;
-        return entry;
+        return new CachedKey(v as byte[]);
+    }
+
+    /// <summary>A device's request key as loaded; null when the device has no credential.</summary>
+    private sealed record CachedKey(byte[]? Key);
+
+    // Entries live a fixed time from when they were loaded (reads do not extend them), so a revoked key is reloaded
+    // within the TTL however often the device checks in.
+    private sealed class Expiry(TimeSpan known, TimeSpan unknown) : IExpiryCalculator<string, CachedKey>
+    {
+        private readonly Duration _known = Duration.FromTimeSpan(known);
+        private readonly Duration _unknown = Duration.FromTimeSpan(unknown);
+
+        public Duration GetExpireAfterCreate(string key, CachedKey value) => value.Key is null ? _unknown : _known;
+
+        public Duration GetExpireAfterRead(string key, CachedKey value, Duration current) => current;
+
+        public Duration GetExpireAfterUpdate(string key, CachedKey value, Duration current) => GetExpireAfterCreate(key, value);
     }
 
     private static string Base64Url(byte[] bytes) => Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');

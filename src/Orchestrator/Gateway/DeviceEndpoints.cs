@@ -12,7 +12,7 @@ public static class DeviceEndpoints
     public static void MapDeviceApi(this IEndpointRouteBuilder app)
     {
         var g = app.MapGroup("/v1/devices/{deviceId}");
-        g.MapPost("/check-in", CheckInAsync);
+        g.MapPost("/check-in", CheckInAsync).AddEndpointFilter(app.ServiceProvider.GetRequiredService<CheckInAdmission>());
         g.MapPost("/progress", (string deviceId, HttpContext ctx) =>
             ReportAsync<ProgressReport>(deviceId, ctx, "progress", DeviceRequestValidation.Validate, (gw, r, ct) => gw.ReportProgressAsync(deviceId, r, ct, Sequence(ctx))));
         g.MapPost("/failure", (string deviceId, HttpContext ctx) =>

@@ -43,4 +43,11 @@ public static class GatewayMetrics
 
     /// <summary>Requests refused for authentication (401) or authorization (403), tagged with the code.</summary>
     public static readonly Counter<long> AuthFailures = Meter.CreateCounter<long>("orch_gateway_auth_failures", description: "Refused credentials, by error code");
+
+    /// <summary>
+    /// Reads of a device's request key from the node database (cache misses and expired entries of the credential
+    /// cache); divided by <see cref="CheckIns"/> it gives database reads per check-in.
+    /// </summary>
+    public static readonly Counter<long> CredentialDbReads = Meter.CreateCounter<long>("orch_gateway_credential_db_reads",
+        description: "Device request keys read from the node database (credential cache misses)");
 }

@@ -45,6 +45,8 @@ public static class ConfigurationSchema
         (DeltaOptions.Section, typeof(DeltaOptions)),
         (RolloutsOptions.Section, typeof(RolloutsOptions)),
         (Trust.TrustOptions.Section, typeof(Trust.TrustOptions)),
+        (Auth.CredentialCacheOptions.Section, typeof(Auth.CredentialCacheOptions)),
+        (Gateway.AdmissionOptions.Section, typeof(Gateway.AdmissionOptions)),
     ];
 
     /// <summary>

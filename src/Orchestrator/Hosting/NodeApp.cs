@@ -39,6 +39,10 @@ public static class NodeApp
         NodeSettings.ThrowIfInvalid(deltaOptions.Validate());
         var trustOptions = builder.Configuration.GetSection(Trust.TrustOptions.Section).Get<Trust.TrustOptions>() ?? new Trust.TrustOptions();
         NodeSettings.ThrowIfInvalid(trustOptions.Validate());
+        var credentialOptions = builder.Configuration.GetSection(CredentialCacheOptions.Section).Get<CredentialCacheOptions>() ?? new CredentialCacheOptions();
+        NodeSettings.ThrowIfInvalid(credentialOptions.Validate());
+        var admissionOptions = builder.Configuration.GetSection(AdmissionOptions.Section).Get<AdmissionOptions>() ?? new AdmissionOptions();
+        NodeSettings.ThrowIfInvalid(admissionOptions.Validate());
         // Every configuration problem is reported before the data folder is locked or a port is probed.
         Directory.CreateDirectory(settings.Node.StoreRoot);
         var largest = LargestObject.In(FileSystemStore.Open(settings.Node.StoreRoot, create: true));
@@ -49,7 +53,7 @@ public static class NodeApp
         {
             PortProbe.EnsureRemotingFree(settings.Node);
             PortProbe.EnsureHttpFree(builder.Configuration["Urls"]);
-            return BuildLocked(builder, settings, deltaOptions, trustOptions, dataLock, largest.Bytes, services);
+            return BuildLocked(builder, settings, deltaOptions, trustOptions, credentialOptions, admissionOptions, dataLock, largest.Bytes, services);
         }
         catch
         {
@@ -59,7 +63,7 @@ public static class NodeApp
     }
 
     private static WebApplication BuildLocked(WebApplicationBuilder builder, NodeSettings settings, Deltas.DeltaOptions deltaOptions, Trust.TrustOptions trustOptions,
-        DataDirectoryLock dataLock, long largestObjectBytes, Action<IServiceCollection>? services)
+        CredentialCacheOptions credentialOptions, AdmissionOptions admissionOptions, DataDirectoryLock dataLock, long largestObjectBytes, Action<IServiceCollection>? services)
     {
 
         builder.WebHost.ConfigureKestrel(k =>
@@ -74,6 +78,9 @@ public static class NodeApp
         s.AddSingleton(settings);
         s.AddSingleton(TimeProvider.System);
         s.AddSingleton(_ => new NodeDatabase(settings.Database, settings.Node.DataDirectory));
+        s.AddSingleton(credentialOptions);
+        s.AddSingleton(admissionOptions);
+        s.AddSingleton<CheckInAdmission>();
         s.AddSingleton<DeviceCredentialStore>();
         s.AddSingleton(_ => FileSystemStore.Open(settings.Node.StoreRoot, create: true));
         s.AddSingleton<DeviceAuthentication>();

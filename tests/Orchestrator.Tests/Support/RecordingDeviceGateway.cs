@@ -13,17 +13,21 @@ public sealed class RecordingDeviceGateway : IDeviceGateway
     public ConcurrentQueue<(string DeviceId, object Request)> Calls { get; } = new();
     public ConcurrentDictionary<string, (string Version, long VersionId, string Digest)> Assigned { get; } = new();
 
-    public Task<CheckInResponse> CheckInAsync(string deviceId, CheckInRequest request, CancellationToken ct, long requestSequence = 0)
+    /// <summary>While set, check-ins wait for it after they are recorded (a slow device actor).</summary>
+    public Task? Hold { get; set; }
+
+    public async Task<CheckInResponse> CheckInAsync(string deviceId, CheckInRequest request, CancellationToken ct, long requestSequence = 0)
     {
         Calls.Enqueue((deviceId, request));
+        if (Hold is { } hold) await hold;
         if (!Assigned.TryGetValue(request.Product, out var a))
             throw new DeviceRequestRejectedException(404, "unknown_product", $"No release of product '{request.Product}'.");
         var manifest = $"manifests/{request.Product}/{a.Version}.json";
         if (request.InstalledVersionId < a.VersionId)
-            return Task.FromResult(new CheckInResponse(UpdateAction.Upgrade, a.Version, a.VersionId, manifest, null, null, 60, null));
+            return new CheckInResponse(UpdateAction.Upgrade, a.Version, a.VersionId, manifest, null, null, 60, null);
         if (request.InventoryDigest != a.Digest)
-            return Task.FromResult(new CheckInResponse(UpdateAction.Repair, a.Version, a.VersionId, manifest, ["bin/app"], null, 60, null));
-        return Task.FromResult(new CheckInResponse(UpdateAction.None, null, null, null, null, null, 60, null));
+            return new CheckInResponse(UpdateAction.Repair, a.Version, a.VersionId, manifest, ["bin/app"], null, 60, null);
+        return new CheckInResponse(UpdateAction.None, null, null, null, null, null, 60, null);
     }
 
     public Task ReportProgressAsync(string deviceId, ProgressReport report, CancellationToken ct, long requestSequence = 0) { Calls.Enqueue((deviceId, report)); return Task.CompletedTask; }

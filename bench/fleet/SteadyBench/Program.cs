@@ -1,0 +1,401 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Orchestrator.Messages.Admin;
+using Orchestrator.Messages.Protocol;
+
+// Steady-state fleet benchmark (issue #22): bench/fleet/steady.sh N. See bench/results/fleet-steady.md.
+//   SteadyBench N WORKDIR NODE_DLL           the benchmark (node as a child process, the baseline as another)
+//   SteadyBench baseline PORT KEYS ANSWER    the minimal ASP.NET Core endpoint (HMAC check against N keys, fixed answer)
+if (args.Length > 0 && args[0] == "baseline") return await Baseline.RunAsync(args);
+return await Bench.RunAsync(args);
+
+static class Env
+{
+    public static double Get(string name, double fallback) =>
+        double.TryParse(Environment.GetEnvironmentVariable(name), NumberStyles.Float, CultureInfo.InvariantCulture, out var v) ? v : fallback;
+}
+
+/// <summary>One check-in as every device sends it: JSON body with a fresh nonce, signed with the device's key.</summary>
+static class CheckIns
+{
+    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+    private static long _sequence = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+
+    /// <summary>The published release every device reports as installed (version ID, inventory digest).</summary>
+    public static (long VersionId, string Digest) Installed { get; set; } = (0, "empty");
+
+    public static HttpRequestMessage Build(string deviceId, byte[] key)
+    {
+        var nonce = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
+        var body = JsonSerializer.SerializeToUtf8Bytes(new CheckInRequest("acme", Installed.VersionId, Installed.Digest, null, "bench-1.0", nonce), Json);
+        var path = $"/v1/devices/{deviceId}/check-in";
+        var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = new ByteArrayContent(body) };
+        request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        var parameter = DeviceRequestSignature.Sign(key, "POST", path, deviceId, Interlocked.Increment(ref _sequence),
+            DateTimeOffset.UtcNow.ToUnixTimeSeconds(), body);
+        request.Headers.Authorization = new AuthenticationHeaderValue(DeviceRequestSignature.Scheme, parameter);
+        return request;
+    }
+}
+
+sealed record Phase(string Name, int Requests, int Errors, double Seconds, double P50Ms, double P99Ms, Dictionary<int, int> Statuses)
+{
+    public double PerSecond => Requests / Seconds;
+    public override string ToString() =>
+        $"{Name}: {Requests} check-ins in {Seconds:0.0} s = {PerSecond:0} /s, p50 {P50Ms:0.0} ms, p99 {P99Ms:0.0} ms, errors {Errors} " +
+        $"({string.Join(", ", Statuses.OrderBy(s => s.Key).Select(s => $"{s.Key}: {s.Value}"))})";
+}
+
+sealed class Load(HttpClient http, string[] ids, byte[][] keys)
+{
+    private async Task<(int Status, double Ms)> OneAsync(int device, long startTicks)
+    {
+        using var request = CheckIns.Build(ids[device], keys[device]);
+        try
+        {
+            using var response = await http.SendAsync(request, HttpCompletionOption.ResponseContentRead);
+            await response.Content.ReadAsByteArrayAsync();
+            return ((int)response.StatusCode, Stopwatch.GetElapsedTime(startTicks).TotalMilliseconds);
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+        {
+            return (0, Stopwatch.GetElapsedTime(startTicks).TotalMilliseconds);
+        }
+    }
+
+    /// <summary>Closed loop: <paramref name="concurrency"/> clients, each sends its next check-in when the last is answered.</summary>
+    public async Task<Phase> ClosedAsync(string name, int concurrency, int? total, TimeSpan? duration)
+    {
+        var latencies = new List<double>[concurrency];
+        var statuses = new Dictionary<int, int>[concurrency];
+        var next = -1;
+        var clock = Stopwatch.StartNew();
+        await Task.WhenAll(Enumerable.Range(0, concurrency).Select(async w =>
+        {
+            latencies[w] = [];
+            statuses[w] = [];
+            while (true)
+            {
+                var i = Interlocked.Increment(ref next);
+                if (total is { } t && i >= t) break;
+                if (duration is { } d && clock.Elapsed >= d) break;
+                var (status, ms) = await OneAsync(i % ids.Length, Stopwatch.GetTimestamp());
+                latencies[w].Add(ms);
+                statuses[w][status] = statuses[w].GetValueOrDefault(status) + 1;
+            }
+        }));
+        return Summarize(name, latencies.SelectMany(l => l), statuses, clock.Elapsed.TotalSeconds);
+    }
+
+    /// <summary>
+    /// Open loop at a fixed rate: check-in i is due at start + i / rate whether or not earlier ones were answered, and its
+    /// latency counts from when it was due (so a stalled node shows in the percentiles instead of slowing the client).
+    /// </summary>
+    public async Task<Phase> FixedRateAsync(string name, double rate, TimeSpan duration, int firstDevice)
+    {
+        var count = (int)(rate * duration.TotalSeconds);
+        var tasks = new List<Task<(int Status, double Ms)>>(count);
+        var start = Stopwatch.GetTimestamp();
+        for (var i = 0; i < count; i++)
+        {
+            var due = start + (long)(i / rate * Stopwatch.Frequency);
+            var wait = due - Stopwatch.GetTimestamp();
+            if (wait > Stopwatch.Frequency / 1000) await Task.Delay(TimeSpan.FromSeconds((double)wait / Stopwatch.Frequency));
+            tasks.Add(OneAsync((firstDevice + i) % ids.Length, due));
+        }
+        var results = await Task.WhenAll(tasks);
+        var seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
+        var statuses = results.GroupBy(r => r.Status).ToDictionary(g => g.Key, g => g.Count());
+        return Summarize(name, results.Select(r => r.Ms), [statuses], seconds);
+    }
+
+    private static Phase Summarize(string name, IEnumerable<double> latencies, IEnumerable<Dictionary<int, int>> statuses, double seconds)
+    {
+        var sorted = latencies.Order().ToArray();
+        var merged = new Dictionary<int, int>();
+        foreach (var s in statuses) foreach (var (k, v) in s) merged[k] = merged.GetValueOrDefault(k) + v;
+        double Pct(double p) => sorted.Length == 0 ? 0 : sorted[Math.Min(sorted.Length - 1, (int)Math.Ceiling(p * sorted.Length) - 1)];
+        return new Phase(name, sorted.Length, merged.Where(s => s.Key != 200).Sum(s => s.Value), seconds, Pct(0.50), Pct(0.99), merged);
+    }
+}
+
+sealed class NodeProcess(string dll, string work, int port, string tokenSha) : IAsyncDisposable
+{
+    private Process? _process;
+    public int Pid => _process!.Id;
+    public string Url => $"http://127.0.0.1:{port}";
+
+    public async Task StartAsync(HttpClient http)
+    {
+        var psi = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        psi.ArgumentList.Add(dll);
+        foreach (var a in new[]
+                 {
+                     $"--Urls={Url}", $"--Node:DataDirectory={work}/data", $"--Node:StoreRoot={work}/store", "--Node:Port=0",
+                     "--Admin:Tokens:0:Name=bench", $"--Admin:Tokens:0:Sha256={tokenSha}", "--Admin:Tokens:0:Scopes:0=read",
+                     "--Admin:Tokens:0:Scopes:1=operate", "--Logging:LogLevel:Default=Warning",
+                 }) psi.ArgumentList.Add(a);
+        _process = Process.Start(psi)!;
+        _process.OutputDataReceived += (_, e) => { if (e.Data is not null) Console.Error.WriteLine("node: " + e.Data); };
+        _process.ErrorDataReceived += (_, e) => { if (e.Data is not null) Console.Error.WriteLine("node: " + e.Data); };
+        _process.BeginOutputReadLine();
+        _process.BeginErrorReadLine();
+        var deadline = DateTime.UtcNow.AddMinutes(2);
+        while (true)
+        {
+            if (_process.HasExited) throw new InvalidOperationException($"node exited with {_process.ExitCode}");
+            try { using var r = await http.GetAsync($"{Url}/health/ready"); if (r.IsSuccessStatusCode) return; }
+            catch (HttpRequestException) { }
+            if (DateTime.UtcNow > deadline) throw new TimeoutException("node not ready in 2 min");
+            await Task.Delay(200);
+        }
+    }
+
+    public long RssBytes()
+    {
+        foreach (var line in File.ReadLines($"/proc/{Pid}/status"))
+            if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
+                return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
+        return 0;
+    }
+
+    /// <summary>Stops the node as an operator would (SIGTERM: coordinated shutdown) and waits.</summary>
+    public async Task StopAsync()
+    {
+        if (_process is null || _process.HasExited) return;
+        using (var kill = Process.Start("kill", ["-TERM", Pid.ToString(CultureInfo.InvariantCulture)])) await kill.WaitForExitAsync();
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        try { await _process.WaitForExitAsync(cts.Token); }
+        catch (OperationCanceledException) { _process.Kill(); await _process.WaitForExitAsync(); }
+    }
+
+    public async ValueTask DisposeAsync() => await StopAsync();
+}
+
+static class Bench
+{
+    static async Task<(double Reads, double CheckIns)> MetricsAsync(HttpClient http, string url)
+    {
+        var text = await http.GetStringAsync(url + "/metrics");
+        double Sum(string metric) => text.Split('\n').Where(l => l.StartsWith(metric, StringComparison.Ordinal))
+            .Sum(l => double.Parse(l[(l.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture));
+        return (Sum("orch_gateway_credential_db_reads_total"), Sum("orch_gateway_checkins_total"));
+    }
+
+    // A full blocking GC in the node (dotnet-gcdump induces one) before RSS is read; the dump also says which types hold the heap.
+    static async Task<string?> FullGcAsync(int pid, string output)
+    {
+        var tool = Environment.GetEnvironmentVariable("GCDUMP");
+        if (string.IsNullOrEmpty(tool) || !File.Exists(tool)) return null;
+        using var p = Process.Start(new ProcessStartInfo(tool, ["collect", "-p", pid.ToString(CultureInfo.InvariantCulture), "-o", output]) { RedirectStandardOutput = true })!;
+        await p.StandardOutput.ReadToEndAsync();
+        await p.WaitForExitAsync();
+        return p.ExitCode == 0 ? output : null;
+    }
+
+    public static async Task<int> RunAsync(string[] args)
+    {
+        var n = int.Parse(args[0], CultureInfo.InvariantCulture);
+        var work = args[1];
+        var nodeDll = args[2];
+        var concurrency = (int)Env.Get("CONCURRENCY", 64);
+        var maxSeconds = Env.Get("MAX_SECONDS", 20);
+        var fixedSeconds = Env.Get("FIXED_SECONDS", 120);
+        var rate = Env.Get("RATE", n / 300.0);
+        Directory.CreateDirectory(work);
+        var token = "steady-bench-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
+        var tokenSha = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(token)));
+        var port = FreePort();
+        // A small release, published before the node starts; every device reports it installed.
+        var tree = Path.Combine(work, "release");
+        Directory.CreateDirectory(Path.Combine(tree, "bin"));
+        File.WriteAllBytes(Path.Combine(tree, "bin", "app"), RandomNumberGenerator.GetBytes(24_000));
+        File.WriteAllText(Path.Combine(tree, "README"), "steady\n");
+        var keysFolder = Orchestrator.ChunkStore.Keys.KeyFiles.Generate(Path.Combine(work, "keys"));
+        using (var signing = Orchestrator.ChunkStore.Keys.KeyFiles.LoadSigningKey(keysFolder.Directory))
+        {
+            var release = new Orchestrator.ChunkStore.Publishing.Publisher(
+                    Orchestrator.ChunkStore.Storage.FileSystemStore.Open(Path.Combine(work, "store"), create: true),
+                    Orchestrator.ChunkStore.Keys.KeyFiles.LoadContentKey(keysFolder.Directory), signing)
+                .Publish(new Orchestrator.ChunkStore.Publishing.PublishRequest("acme", "1.0", tree));
+            CheckIns.Installed = (release.VersionId, release.InventoryDigest);
+        }
+        using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = concurrency * 4, PooledConnectionLifetime = TimeSpan.FromMinutes(30) })
+            { Timeout = TimeSpan.FromSeconds(30) };
+        await using var node = new NodeProcess(nodeDll, work, port, tokenSha);
+        await node.StartAsync(http);
+        await Task.Delay(3000);
+        var gcEmpty = await FullGcAsync(node.Pid, Path.Combine(work, "empty.gcdump"));
+        var rssEmpty = node.RssBytes();
+        Console.WriteLine($"load {File.ReadAllText("/proc/loadavg").Trim()}; node up, RSS {rssEmpty / 1048576.0:0.0} MiB (full GC: {gcEmpty is not null})");
+
+        // Provision: one request, the credentials streamed back.
+        var provision = Stopwatch.StartNew();
+        var ids = new string[n];
+        var keys = new byte[n][];
+        var secrets = new string[n];
+        using (var req = new HttpRequestMessage(HttpMethod.Post, $"{node.Url}/admin/v1/devices/provision-batch")
+               { Content = JsonContent.Create(new DeviceBatchProvisionRequest("steady-", n)) })
+        {
+            req.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+            using var longHttp = new HttpClient { Timeout = TimeSpan.FromMinutes(30) };
+            using var res = await longHttp.SendAsync(req, HttpCompletionOption.ResponseHeadersRead);
+            res.EnsureSuccessStatusCode();
+            using var reader = new StreamReader(await res.Content.ReadAsStreamAsync());
+            var i = 0;
+            while (await reader.ReadLineAsync() is { } line)
+            {
+                var l = JsonSerializer.Deserialize<DeviceProvisionLine>(line, CheckIns.Json)!;
+                if (l.DeviceId is null) { if (!l.Done) throw new InvalidOperationException(line); break; }
+                ids[i] = l.DeviceId; secrets[i] = l.Secret!; keys[i] = DeviceRequestSignature.DeriveRequestKey(l.Secret!); i++;
+            }
+            if (i != n) throw new InvalidOperationException($"{i} of {n} credentials received");
+        }
+        var provisionSeconds = provision.Elapsed.TotalSeconds;
+        Console.WriteLine($"provisioned {n} devices in {provisionSeconds:0.0} s = {n / provisionSeconds:0} /s");
+
+        using var nodeHttp = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = concurrency * 4, PooledConnectionLifetime = TimeSpan.FromMinutes(30) })
+            { BaseAddress = new Uri(node.Url), Timeout = TimeSpan.FromSeconds(30) };
+        var load = new Load(nodeHttp, ids, keys);
+        var phases = new List<Phase>();
+        var warm = await load.ClosedAsync("warm (first check-in of every device)", concurrency, n, null);
+        phases.Add(warm); Console.WriteLine(warm);
+        var max = await load.ClosedAsync($"max (closed loop, {concurrency} clients)", concurrency, null, TimeSpan.FromSeconds(maxSeconds));
+        phases.Add(max); Console.WriteLine(max);
+
+        // Capture one answer for the baseline to send (same bytes, same content type).
+        byte[] answer;
+        using (var one = CheckIns.Build(ids[0], keys[0]))
+        using (var res = await nodeHttp.SendAsync(one)) answer = await res.Content.ReadAsByteArrayAsync();
+
+        var before = await MetricsAsync(http, node.Url);
+        var fixedRate = await load.FixedRateAsync($"fixed rate {rate:0.#}/s", rate, TimeSpan.FromSeconds(fixedSeconds), 0);
+        phases.Add(fixedRate); Console.WriteLine(fixedRate);
+        var after = await MetricsAsync(http, node.Url);
+        var readsPerCheckin = (after.Reads - before.Reads) / Math.Max(1, after.CheckIns - before.CheckIns);
+        Console.WriteLine($"credential database reads per check-in in the fixed-rate phase: {readsPerCheckin:0.0000} " +
+                          $"({after.Reads - before.Reads} reads, {after.CheckIns - before.CheckIns} check-ins); whole run so far {after.Reads / Math.Max(1, after.CheckIns):0.0000}");
+
+        var gcLoaded = await FullGcAsync(node.Pid, Path.Combine(work, "loaded.gcdump"));
+        var rssLoaded = node.RssBytes();
+        var bytesPerDevice = (rssLoaded - rssEmpty) / (double)n;
+        Console.WriteLine($"RSS {rssLoaded / 1048576.0:0.0} MiB with {n} devices checked in (full GC: {gcLoaded is not null}): {bytesPerDevice:0} bytes per device over the empty node");
+
+        // Cold: a restarted node recovers every device actor from the journal on its first check-in.
+        await node.StopAsync();
+        await node.StartAsync(http);
+        var cold = await load.ClosedAsync("cold (first check-in after a node restart)", concurrency, n, null);
+        phases.Add(cold); Console.WriteLine(cold);
+        var coldMetrics = await MetricsAsync(http, node.Url);
+        await node.StopAsync();
+
+        // Baseline: the minimal endpoint, same client, same devices, same answer bytes.
+        var keysFile = Path.Combine(work, "keys.txt");
+        await File.WriteAllLinesAsync(keysFile, ids.Select((id, i) => id + "," + secrets[i]));
+        var answerFile = Path.Combine(work, "answer.json");
+        await File.WriteAllBytesAsync(answerFile, answer);
+        var basePort = FreePort();
+        var psi = new ProcessStartInfo("dotnet") { UseShellExecute = false };
+        psi.ArgumentList.Add(typeof(Bench).Assembly.Location);
+        foreach (var a in new[] { "baseline", basePort.ToString(CultureInfo.InvariantCulture), keysFile, answerFile }) psi.ArgumentList.Add(a);
+        using var baseline = Process.Start(psi)!;
+        for (var i = 0; ; i++)
+        {
+            try { using var r = await http.GetAsync($"http://127.0.0.1:{basePort}/ready"); if (r.IsSuccessStatusCode) break; }
+            catch (HttpRequestException) { }
+            if (i > 600) throw new TimeoutException("baseline not ready");
+            await Task.Delay(100);
+        }
+        using var baseHttp = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = concurrency * 4 }) { BaseAddress = new Uri($"http://127.0.0.1:{basePort}"), Timeout = TimeSpan.FromSeconds(30) };
+        var baseLoad = new Load(baseHttp, ids, keys);
+        var baseMax = await baseLoad.ClosedAsync($"baseline max (closed loop, {concurrency} clients)", concurrency, null, TimeSpan.FromSeconds(maxSeconds));
+        phases.Add(baseMax); Console.WriteLine(baseMax);
+        baseline.Kill();
+        await baseline.WaitForExitAsync();
+
+        var errors = phases.Where(p => !p.Name.StartsWith("baseline", StringComparison.Ordinal)).Sum(p => p.Errors);
+        Console.WriteLine($"load {File.ReadAllText("/proc/loadavg").Trim()}");
+        var result = new Dictionary<string, object>
+        {
+            ["devices"] = n,
+            ["checkinsPerSecond"] = Math.Round(max.PerSecond),
+            ["baselinePerSecond"] = Math.Round(baseMax.PerSecond),
+            ["ratio"] = Math.Round(max.PerSecond / baseMax.PerSecond, 2),
+            ["rate"] = Math.Round(rate, 1),
+            ["p99Ms"] = Math.Round(fixedRate.P99Ms, 1),
+            ["p50Ms"] = Math.Round(fixedRate.P50Ms, 1),
+            ["maxP99Ms"] = Math.Round(max.P99Ms, 1),
+            ["warmCheckinsPerSecond"] = Math.Round(warm.PerSecond),
+            ["coldCheckinsPerSecond"] = Math.Round(cold.PerSecond),
+            ["coldP99Ms"] = Math.Round(cold.P99Ms, 1),
+            ["rssBytes"] = rssLoaded,
+            ["rssEmptyBytes"] = rssEmpty,
+            ["bytesPerDevice"] = Math.Round(bytesPerDevice),
+            ["fullGcBeforeRss"] = gcLoaded is not null,
+            ["credentialDbReadsPerCheckin"] = Math.Round(readsPerCheckin, 4),
+            ["coldCredentialDbReadsPerCheckin"] = Math.Round(coldMetrics.Reads / Math.Max(1, coldMetrics.CheckIns), 4),
+            ["provisionPerSecond"] = Math.Round(n / provisionSeconds),
+            ["errors"] = errors,
+            ["concurrency"] = concurrency,
+            ["loadavg1"] = double.Parse(File.ReadAllText("/proc/loadavg").Split(' ')[0], CultureInfo.InvariantCulture),
+        };
+        Console.WriteLine(JsonSerializer.Serialize(result));
+        return 0;
+    }
+
+    static int FreePort()
+    {
+        using var l = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        l.Start();
+        return ((IPEndPoint)l.LocalEndpoint).Port;
+    }
+}
+
+/// <summary>
+/// The baseline: what a check-in costs without the node's machinery. It checks the signature against the device's
+/// stored request key (N keys in a dictionary), the timestamp, parses the JSON body, and answers with the node's bytes.
+/// </summary>
+static class Baseline
+{
+    public static async Task<int> RunAsync(string[] args)
+    {
+        var port = int.Parse(args[1], CultureInfo.InvariantCulture);
+        var keys = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        foreach (var line in File.ReadLines(args[2]))
+        {
+            var parts = line.Split(',');
+            keys[parts[0]] = DeviceRequestSignature.DeriveRequestKey(parts[1]);
+        }
+        var answer = File.ReadAllBytes(args[3]);
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseUrls($"http://127.0.0.1:{port}");
+        builder.Logging.ClearProviders();
+        var app = builder.Build();
+        app.MapGet("/ready", () => Results.Ok());
+        app.MapPost("/v1/devices/{deviceId}/check-in", async (string deviceId, HttpContext ctx) =>
+        {
+            var header = ctx.Request.Headers.Authorization.ToString();
+            if (!AuthenticationHeaderValue.TryParse(header, out var parsed) || parsed.Parameter is null
+                || !DeviceRequestSignature.TryParse(parsed.Parameter, out var auth, out _)) return Results.StatusCode(401);
+            if (Math.Abs(DateTimeOffset.UtcNow.ToUnixTimeSeconds() - auth.Timestamp) > 300) return Results.StatusCode(401);
+            using var buffer = new MemoryStream();
+            await ctx.Request.Body.CopyToAsync(buffer);
+            var body = buffer.ToArray();
+            var key = keys.GetValueOrDefault(auth.DeviceId);
+            if (key is null || auth.DeviceId != deviceId
+                || !DeviceRequestSignature.Verify(key, auth, "POST", ctx.Request.Path.ToUriComponent(), DeviceRequestSignature.BodyHash(body)))
+                return Results.StatusCode(401);
+            var request = JsonSerializer.Deserialize<CheckInRequest>(body, CheckIns.Json);
+            if (request is null) return Results.StatusCode(400);
+            return Results.Bytes(answer, "application/json");
+        });
+        await app.RunAsync();
+        return 0;
+    }
+}

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Steady-state fleet benchmark (issue #22): bench/fleet/steady.sh N   (default 10000)
+# Starts a real node (Release build, all roles, SQLite, a fresh data folder) as a child process, provisions N devices in
+# one provision-batch request, lets every device check in once (warm), measures the node's maximum (closed loop,
+# CONCURRENCY clients for MAX_SECONDS), then offers check-ins at RATE (default N/300 per second: a 5-minute cadence) for
+# FIXED_SECONDS and takes the latency percentiles there, reads RSS after a full GC (dotnet-gcdump induces one), restarts
+# the node and measures cold check-ins (every actor recovered from the journal), and finally runs the baseline, a
+# minimal ASP.NET Core endpoint with the same HMAC check against the N keys and the same answer bytes, under the same
+# client. Nothing is assigned, so every check-in is "nothing to do". The last line is one JSON object.
+# Env: CONCURRENCY (64), MAX_SECONDS (20), FIXED_SECONDS (120), RATE (N/300), STEADY_WORK (work folder, default under /tmp).
+# Output goes to bench/results/fleet-steady-<N>[-STEADY_TAG].txt as well. Wrap in flock on shared machines.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$here/../.."
+n="${1:-10000}"
+dotnet build -c Release "$root/src/Orchestrator" -v q -nologo >/dev/null
+dotnet build -c Release "$here/SteadyBench" -v q -nologo >/dev/null
+tools="$here/SteadyBench/bin/tools"
+if [ ! -x "$tools/dotnet-gcdump" ]; then dotnet tool install dotnet-gcdump --version 10.0.750501 --tool-path "$tools" >/dev/null; fi
+work="${STEADY_WORK:-${TMPDIR:-/tmp}/orch-steady-$n-$$}"
+rm -rf "$work"
+GCDUMP="$tools/dotnet-gcdump" dotnet "$here/SteadyBench/bin/Release/net10.0/SteadyBench.dll" "$n" "$work" \
+  "$root/src/Orchestrator/bin/Release/net10.0/orchestrator.dll" | tee "$here/../results/fleet-steady-$n${STEADY_TAG:+-$STEADY_TAG}.txt"
+if [ -z "${KEEP_WORK:-}" ]; then rm -rf "$work"; fi
