@@ -9,11 +9,12 @@ public sealed class ProjectReferenceTests
     // Which of our projects each project may reference (docs/architecture.md, "Parts").
     private static readonly Dictionary<string, string[]> Allowed = new()
     {
-        ["Messages/Orchestrator.Messages.csproj"] = [],
-        ["ChunkStore/Orchestrator.ChunkStore.csproj"] = ["Messages"],
+        ["ChunkStore.Format/Orchestrator.ChunkStore.Format.csproj"] = [],
+        ["Messages/Orchestrator.Messages.csproj"] = ["ChunkStore.Format"],
+        ["ChunkStore/Orchestrator.ChunkStore.csproj"] = ["Messages", "ChunkStore.Format"],
         ["DeviceActors/Orchestrator.DeviceActors.csproj"] = ["Messages"],
-        ["DeviceAgent/Orchestrator.DeviceAgent.csproj"] = ["Messages", "ChunkStore"],
-        ["Cli/Orchestrator.Cli.csproj"] = ["Messages", "ChunkStore"],
+        ["DeviceAgent/Orchestrator.DeviceAgent.csproj"] = ["Messages", "ChunkStore.Format"],
+        ["Cli/Orchestrator.Cli.csproj"] = ["Messages", "ChunkStore.Format"],
         ["Orchestrator/Orchestrator.Node.csproj"] = ["Messages", "ChunkStore", "DeviceActors", "DeviceAgent"],
     };
 
