@@ -46,14 +46,6 @@ public sealed record AgentConfig
     [JsonIgnore]
     public string? SourcePath { get; init; }
 
-    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
-    {
-        ReadCommentHandling = JsonCommentHandling.Skip,
-        AllowTrailingCommas = true,
-        UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
-        WriteIndented = true,
-    };
-
     /// <summary>Reads and validates a configuration file; relative zone paths become absolute.</summary>
     /// <exception cref="AgentConfigException">The file is missing, malformed or has an invalid value.</exception>
     public static AgentConfig Load(string path)
@@ -64,7 +56,7 @@ public sealed record AgentConfig
         AgentConfig? config;
         try
         {
-            config = JsonSerializer.Deserialize<AgentConfig>(File.ReadAllText(full), Json);
+            config = JsonSerializer.Deserialize(File.ReadAllText(full), AgentConfigJsonContext.Default.AgentConfig);
         }
         catch (JsonException e)
         {
@@ -87,7 +79,7 @@ public sealed record AgentConfig
     }
 
     /// <summary>Writes this configuration as JSON (used by provisioning and tests).</summary>
-    public string ToJson() => JsonSerializer.Serialize(this, Json);
+    public string ToJson() => JsonSerializer.Serialize(this, AgentConfigJsonContext.Default.AgentConfig);
 
     /// <summary>Checks every value and names the first bad one.</summary>
     /// <exception cref="AgentConfigException">A value is invalid.</exception>
