@@ -3,17 +3,43 @@ using Orchestrator.DeviceAgent;
 
 namespace Orchestrator.EndToEnd.Tests.Agent.Support;
 
-/// <summary>Runs the real <c>orch-agent</c> binary as a child process.</summary>
+/// <summary>
+/// Runs the real <c>orch-agent</c> binary as a child process: the published Native AOT executable named by
+/// <c>ORCH_AGENT_BINARY</c> when it is set (CI publishes it first, so the tests exercise what devices run), else the
+/// agent dll of this build under <c>dotnet</c>.
+/// </summary>
 public static class AgentProcess
 {
     public sealed record Result(int ExitCode, string Output, string Error);
 
+    /// <summary>The environment variable naming a published agent executable.</summary>
+    public const string BinaryVariable = "ORCH_AGENT_BINARY";
+
+    /// <summary>The published executable the tests run, or null to run this build's dll.</summary>
+    public static string? Binary
+    {
+        get
+        {
+            var path = Environment.GetEnvironmentVariable(BinaryVariable);
+            if (string.IsNullOrEmpty(path)) return null;
+            return File.Exists(path) ? Path.GetFullPath(path)
+                : throw new InvalidOperationException($"{BinaryVariable}={path} does not exist; publish the agent (dotnet publish src/DeviceAgent -r linux-x64 -c Release) or unset it");
+        }
+    }
+
+    /// <summary>A start info for the agent with <paramref name="args"/>, output redirected.</summary>
+    public static ProcessStartInfo StartInfo(IEnumerable<string> args)
+    {
+        var binary = Binary;
+        var psi = new ProcessStartInfo(binary ?? "dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        if (binary is null) psi.ArgumentList.Add(typeof(AgentCommandLine).Assembly.Location);
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        return psi;
+    }
+
     public static async Task<Result> RunAsync(IEnumerable<string> args, IDictionary<string, string>? env = null, TimeSpan? timeout = null)
     {
-        var dll = typeof(AgentCommandLine).Assembly.Location;
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        psi.ArgumentList.Add(dll);
-        foreach (var a in args) psi.ArgumentList.Add(a);
+        var psi = StartInfo(args);
         foreach (var (k, v) in env ?? new Dictionary<string, string>()) psi.Environment[k] = v;
         psi.Environment.Remove("ORCH_AGENT_CRASH_AT");
         if (env?.TryGetValue("ORCH_AGENT_CRASH_AT", out var crash) == true) psi.Environment["ORCH_AGENT_CRASH_AT"] = crash;
