@@ -37,9 +37,28 @@ public static class AgentProcess
         return psi;
     }
 
-    public static async Task<Result> RunAsync(IEnumerable<string> args, IDictionary<string, string>? env = null, TimeSpan? timeout = null)
+    /// <summary>
+    /// Runs the agent like <see cref="RunAsync"/> and returns the bytes it caused to be written to storage
+    /// (<c>write_bytes</c> of <c>/proc/&lt;pid&gt;/io</c>). A shell starts the agent, reaps it (the kernel adds a reaped
+    /// child's I/O to its parent's counters) and prints its own counters, so nothing the agent wrote before it exited
+    /// is missed.
+    /// </summary>
+    public static async Task<(Result Result, long WriteBytes)> RunMeasuringWritesAsync(IEnumerable<string> args)
     {
-        var psi = StartInfo(args);
+        var inner = StartInfo(args);
+        var psi = new ProcessStartInfo("/bin/sh") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { "-c", "\"$0\" \"$@\"; rc=$?; grep '^write_bytes:' /proc/$$/io >&2; exit $rc", inner.FileName }.Concat(inner.ArgumentList))
+            psi.ArgumentList.Add(a);
+        var r = await RunAsync(psi, args, null, null);
+        var line = r.Error.Split('\n').Last(l => l.StartsWith("write_bytes:", StringComparison.Ordinal));
+        return (r, long.Parse(line["write_bytes:".Length..].Trim(), System.Globalization.CultureInfo.InvariantCulture));
+    }
+
+    public static Task<Result> RunAsync(IEnumerable<string> args, IDictionary<string, string>? env = null, TimeSpan? timeout = null) =>
+        RunAsync(StartInfo(args), args, env, timeout);
+
+    private static async Task<Result> RunAsync(ProcessStartInfo psi, IEnumerable<string> args, IDictionary<string, string>? env, TimeSpan? timeout)
+    {
         foreach (var (k, v) in env ?? new Dictionary<string, string>()) psi.Environment[k] = v;
         psi.Environment.Remove("ORCH_AGENT_CRASH_AT");
         if (env?.TryGetValue("ORCH_AGENT_CRASH_AT", out var crash) == true) psi.Environment["ORCH_AGENT_CRASH_AT"] = crash;
