@@ -149,6 +149,13 @@ public sealed record DownloadSettings
     /// <summary>Concurrent chunk downloads.</summary>
     public int Parallelism { get; init; } = 4;
 
+    /// <summary>
+    /// Largest memory one delta patch may need (source, patch and result held at once,
+    /// <see cref="Orchestrator.ChunkStore.Deltas.DeltaApplier.MemoryNeeded"/>); a larger file is installed from chunks,
+    /// which stream in bounded memory. Default 64 MiB.
+    /// </summary>
+    public long MaxDeltaApplyBytes { get; init; } = 64L * 1024 * 1024;
+
     /// <summary>Try the mirrors before the gateway (a site policy; the node can also ask for it at check-in).</summary>
     public bool MirrorsFirst { get; init; }
 
@@ -164,6 +171,8 @@ public sealed record DownloadSettings
             throw new AgentConfigException($"{where}: download.requestTimeoutSeconds must be > 0");
         if (MaxManifestBytes <= 0)
             throw new AgentConfigException($"{where}: download.maxManifestBytes must be > 0");
+        if (MaxDeltaApplyBytes < 0)
+            throw new AgentConfigException($"{where}: download.maxDeltaApplyBytes must be >= 0 (0 never applies a delta patch)");
         if (Parallelism is < 1 or > 64)
             throw new AgentConfigException($"{where}: download.parallelism must be between 1 and 64");
     }

@@ -377,8 +377,15 @@ public sealed class UpdateSession
             if (patchable.TryGetValue(f.Path, out var p) && p.Sha256 == f.Sha256 && p.Size == f.Size
                 && localByPath.TryGetValue(p.SourcePath, out var localSha) && localSha == p.SourceSha256)
             {
-                patches.Add((p, TreeInventory.ResolveInside(_layout.Client, p.SourcePath)));
-                continue;
+                var source = TreeInventory.ResolveInside(_layout.Client, p.SourcePath);
+                // A patch is applied in memory; above the limit the file comes from chunks, which stream.
+                var memory = DeltaApplier.MemoryNeeded(p, new FileInfo(source).Length);
+                if (memory <= _config.Download.MaxDeltaApplyBytes)
+                {
+                    patches.Add((p, source));
+                    continue;
+                }
+                _log($"delta patch for '{f.Path}' needs {memory} bytes of memory, over download.maxDeltaApplyBytes {_config.Download.MaxDeltaApplyBytes}; fetching its chunks instead");
             }
             foreach (var c in f.Chunks) needed.TryAdd(c.Id, c.Length);
         }
