@@ -24,7 +24,7 @@ public sealed class AgentWriteTests(ITestOutputHelper output)
 
     private async Task<long> RunAsync(TestDevice d, string what)
     {
-        var (r, written) = await AgentProcess.RunMeasuringWritesAsync(["run", "--config", d.Config.SourcePath!, "--no-client"]);
+        var (r, written, _) = await AgentProcess.RunMeasuredAsync(["run", "--config", d.Config.SourcePath!, "--no-client"]);
         output.WriteLine(r.Output + r.Error);
         Assert.Equal(0, r.ExitCode);
         output.WriteLine($"{what}: {written} bytes written");

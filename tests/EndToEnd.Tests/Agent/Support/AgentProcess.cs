@@ -37,21 +37,28 @@ public static class AgentProcess
         return psi;
     }
 
+    /// <summary>What <see cref="RunMeasuredAsync"/> saw of one agent run.</summary>
+    /// <param name="WriteBytes">Bytes the agent caused to be written to storage (<c>write_bytes</c> of <c>/proc/&lt;pid&gt;/io</c>).</param>
+    /// <param name="PeakRssKb">The agent's peak resident set, KiB (<c>/usr/bin/time</c> %M, from the kernel's maxrss).</param>
+    public sealed record Measured(Result Result, long WriteBytes, long PeakRssKb);
+
     /// <summary>
-    /// Runs the agent like <see cref="RunAsync"/> and returns the bytes it caused to be written to storage
-    /// (<c>write_bytes</c> of <c>/proc/&lt;pid&gt;/io</c>). A shell starts the agent, reaps it (the kernel adds a reaped
-    /// child's I/O to its parent's counters) and prints its own counters, so nothing the agent wrote before it exited
-    /// is missed.
+    /// Runs the agent like <see cref="RunAsync"/> under <c>/usr/bin/time</c> and a shell: time reports the agent's peak
+    /// RSS, and the shell prints its own I/O counters after reaping time (the kernel adds a reaped child's I/O to its
+    /// parent's), so every byte the agent wrote before it exited is counted.
     /// </summary>
-    public static async Task<(Result Result, long WriteBytes)> RunMeasuringWritesAsync(IEnumerable<string> args)
+    public static async Task<Measured> RunMeasuredAsync(IEnumerable<string> args)
     {
         var inner = StartInfo(args);
         var psi = new ProcessStartInfo("/bin/sh") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { "-c", "\"$0\" \"$@\"; rc=$?; grep '^write_bytes:' /proc/$$/io >&2; exit $rc", inner.FileName }.Concat(inner.ArgumentList))
+        const string script = "/usr/bin/time -f 'peak_rss_kb: %M' \"$0\" \"$@\"; rc=$?; grep '^write_bytes:' /proc/$$/io >&2; exit $rc";
+        foreach (var a in new[] { "-c", script, inner.FileName }.Concat(inner.ArgumentList))
             psi.ArgumentList.Add(a);
         var r = await RunAsync(psi, args, null, null);
-        var line = r.Error.Split('\n').Last(l => l.StartsWith("write_bytes:", StringComparison.Ordinal));
-        return (r, long.Parse(line["write_bytes:".Length..].Trim(), System.Globalization.CultureInfo.InvariantCulture));
+        long Field(string name) => long.Parse(
+            r.Error.Split('\n').Last(l => l.StartsWith(name + ":", StringComparison.Ordinal))[(name.Length + 1)..].Trim(),
+            System.Globalization.CultureInfo.InvariantCulture);
+        return new Measured(r, Field("write_bytes"), Field("peak_rss_kb"));
     }
 
     public static Task<Result> RunAsync(IEnumerable<string> args, IDictionary<string, string>? env = null, TimeSpan? timeout = null) =>
