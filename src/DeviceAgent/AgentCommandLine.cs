@@ -6,7 +6,7 @@ using Orchestrator.DeviceAgent.Zones;
 
 namespace Orchestrator.DeviceAgent;
 
-/// <summary>Command-line entry: <c>run</c> (default), <c>recover --from-virtual</c>, <c>provision</c>, <c>status</c>, <c>sign-request</c>, <c>simulate</c>.</summary>
+/// <summary>Command-line entry: <c>run</c> (default), <c>recover --from-virtual</c>, <c>provision</c>, <c>status</c>, <c>sign-request</c>.</summary>
 public static class AgentCommandLine
 {
     /// <summary>Usage text.</summary>
@@ -26,7 +26,7 @@ public static class AgentCommandLine
           orch-agent status [--config FILE]
               show the zones (hidden items; updater record, free copy, hidden backup, virtual copy), the installed
               version and any interrupted install; exit 3 when any zone item is damaged
-        """ + "\n" + SignRequestCommand.Usage + Simulation.SimulateCommand.Usage + "\n" + """
+        """ + "\n" + SignRequestCommand.Usage + "\n" + """
         --config defaults to agent.json next to the orch-agent executable (the virtual zone).
         """;
 
@@ -41,7 +41,6 @@ public static class AgentCommandLine
         var list = args.ToList();
         var command = list.Count > 0 && !list[0].StartsWith('-') ? list[0] : "run";
         if (list.Count > 0 && !list[0].StartsWith('-')) list.RemoveAt(0);
-        if (command == "simulate") return await Simulation.SimulateCommand.RunAsync(list, stdout, stderr);
         if (command == "sign-request") return SignRequestCommand.Run(list, stdout, stderr);
         void Log(string m) { lock (stdout) stdout.WriteLine($"{DateTimeOffset.UtcNow:HH:mm:ss.fff} orch-agent: {m}"); }
         try

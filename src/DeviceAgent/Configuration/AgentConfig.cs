@@ -9,6 +9,8 @@ namespace Orchestrator.DeviceAgent.Configuration;
 /// </summary>
 public sealed record AgentConfig
 {
+    // Optional properties have setters, not init accessors: source-generated JSON assigns init-only properties in
+    // its object initializer, so a property missing from the file would lose its default.
     /// <summary>Device identity as the gateway knows it (letters, digits, '-', '_', '.').</summary>
     public required string DeviceId { get; init; }
 
@@ -22,53 +24,45 @@ public sealed record AgentConfig
     public required string MachineSecretFile { get; init; }
 
     /// <summary>Gateway base URL (e.g. <c>http://gw:8080/</c>); null runs mirror-only (no check-in possible).</summary>
-    public string? Gateway { get; init; }
+    public string? Gateway { get; set; }
 
     /// <summary>Plain HTTP base URLs serving the store layout, tried in order after the gateway.</summary>
-    public IReadOnlyList<string> Mirrors { get; init; } = [];
+    public IReadOnlyList<string> Mirrors { get; set; } = [];
 
     /// <summary>Client program to start after the session, relative to the installed tree; null starts nothing.</summary>
-    public string? ClientCommand { get; init; }
+    public string? ClientCommand { get; set; }
 
     /// <summary>Arguments for <see cref="ClientCommand"/>.</summary>
-    public IReadOnlyList<string> ClientArguments { get; init; } = [];
+    public IReadOnlyList<string> ClientArguments { get; set; } = [];
 
     /// <summary>
     /// The updater program, relative to the free-zone updater folder (e.g. <c>orch-agent</c>): after self-repair the
     /// launcher starts it as its own process (<c>update --config FILE</c>) to run the update session. Null runs the
     /// session in the launcher's process (images without a separate updater program).
     /// </summary>
-    public string? UpdaterCommand { get; init; }
+    public string? UpdaterCommand { get; set; }
 
     /// <summary>
     /// Device identity of the updater's own release track (e.g. <c>dev-0001.updater</c>): the updater is a product of its
     /// own, rolled out to this identity. Null (with <see cref="UpdaterProduct"/>) means the updater changes only with the image.
     /// </summary>
-    public string? UpdaterDeviceId { get; init; }
+    public string? UpdaterDeviceId { get; set; }
 
     /// <summary>The updater product (e.g. <c>orch-updater</c>); set together with <see cref="UpdaterDeviceId"/>.</summary>
-    public string? UpdaterProduct { get; init; }
+    public string? UpdaterProduct { get; set; }
 
     /// <summary>Download and retry tuning.</summary>
-    public DownloadSettings Download { get; init; } = new();
+    public DownloadSettings Download { get; set; } = new();
 
     /// <summary>
     /// Minutes without a valid, fresh director-signed directive after which the agent reports itself stale (log,
     /// <c>orch-agent status</c>, and <c>stale: true</c> on its next check-in). Default 60; 1..10080.
     /// </summary>
-    public int StaleAfterMinutes { get; init; } = 60;
+    public int StaleAfterMinutes { get; set; } = 60;
 
     /// <summary>Path of the file this configuration was read from (set by <see cref="Load"/>).</summary>
     [JsonIgnore]
-    public string? SourcePath { get; init; }
-
-    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
-    {
-        ReadCommentHandling = JsonCommentHandling.Skip,
-        AllowTrailingCommas = true,
-        UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
-        WriteIndented = true,
-    };
+    public string? SourcePath { get; set; }
 
     /// <summary>Reads and validates a configuration file; relative zone paths become absolute.</summary>
     /// <exception cref="AgentConfigException">The file is missing, malformed or has an invalid value.</exception>
@@ -80,7 +74,7 @@ public sealed record AgentConfig
         AgentConfig? config;
         try
         {
-            config = JsonSerializer.Deserialize<AgentConfig>(File.ReadAllText(full), Json);
+            config = JsonSerializer.Deserialize(File.ReadAllText(full), AgentConfigJsonContext.Default.AgentConfig);
         }
         catch (JsonException e)
         {
@@ -103,7 +97,7 @@ public sealed record AgentConfig
     }
 
     /// <summary>Writes this configuration as JSON (used by provisioning and tests).</summary>
-    public string ToJson() => JsonSerializer.Serialize(this, Json);
+    public string ToJson() => JsonSerializer.Serialize(this, AgentConfigJsonContext.Default.AgentConfig);
 
     /// <summary>Checks every value and names the first bad one.</summary>
     /// <exception cref="AgentConfigException">A value is invalid.</exception>
@@ -163,31 +157,38 @@ public sealed record ZonePaths(string Virtual, string Hidden, string Free);
 public sealed record DownloadSettings
 {
     /// <summary>First retry delay in milliseconds.</summary>
-    public int BackoffBaseMilliseconds { get; init; } = 500;
+    public int BackoffBaseMilliseconds { get; set; } = 500;
 
     /// <summary>Largest retry delay in milliseconds (the cap of the exponential backoff).</summary>
-    public int BackoffCapMilliseconds { get; init; } = 60_000;
+    public int BackoffCapMilliseconds { get; set; } = 60_000;
 
     /// <summary>Failed session attempts before the agent gives up for this start (server pacing is no failure); 0 retries until success.</summary>
-    public int MaxSessionAttempts { get; init; }
+    public int MaxSessionAttempts { get; set; }
 
     /// <summary>A response slower than this (averaged over <see cref="MinRateWindowSeconds"/>) is aborted.</summary>
-    public long MinBytesPerSecond { get; init; } = 1024;
+    public long MinBytesPerSecond { get; set; } = 1024;
 
     /// <summary>Window over which the minimum rate is measured; also the grace period at the start of a response.</summary>
-    public double MinRateWindowSeconds { get; init; } = 10;
+    public double MinRateWindowSeconds { get; set; } = 10;
 
     /// <summary>Timeout for response headers of one request.</summary>
-    public double RequestTimeoutSeconds { get; init; } = 30;
+    public double RequestTimeoutSeconds { get; set; } = 30;
 
     /// <summary>Largest manifest (or signature) the agent accepts, in bytes.</summary>
-    public long MaxManifestBytes { get; init; } = 64L * 1024 * 1024;
+    public long MaxManifestBytes { get; set; } = 64L * 1024 * 1024;
 
     /// <summary>Concurrent chunk downloads.</summary>
-    public int Parallelism { get; init; } = 4;
+    public int Parallelism { get; set; } = 4;
+
+    /// <summary>
+    /// Largest memory one delta patch may need (source, patch and result held at once,
+    /// <see cref="Orchestrator.ChunkStore.Deltas.DeltaApplier.MemoryNeeded"/>); a larger file is installed from chunks,
+    /// which stream in bounded memory. Default 64 MiB.
+    /// </summary>
+    public long MaxDeltaApplyBytes { get; set; } = 64L * 1024 * 1024;
 
     /// <summary>Try the mirrors before the gateway (a site policy; the node can also ask for it at check-in).</summary>
-    public bool MirrorsFirst { get; init; }
+    public bool MirrorsFirst { get; set; }
 
     internal void Validate(string where)
     {
@@ -201,6 +202,8 @@ public sealed record DownloadSettings
             throw new AgentConfigException($"{where}: download.requestTimeoutSeconds must be > 0");
         if (MaxManifestBytes <= 0)
             throw new AgentConfigException($"{where}: download.maxManifestBytes must be > 0");
+        if (MaxDeltaApplyBytes < 0)
+            throw new AgentConfigException($"{where}: download.maxDeltaApplyBytes must be >= 0 (0 never applies a delta patch)");
         if (Parallelism is < 1 or > 64)
             throw new AgentConfigException($"{where}: download.parallelism must be between 1 and 64");
     }

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Orchestrator.DeviceAgent.Storage;
+using Orchestrator.DeviceAgent.Trust;
 
 namespace Orchestrator.DeviceAgent.Install;
 
@@ -14,10 +15,8 @@ namespace Orchestrator.DeviceAgent.Install;
 /// <param name="InventoryDigest">Digest of the staged tree.</param>
 public sealed record InstallJournal(int Format, long VersionId, string Version, string InventoryDigest)
 {
-    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
-
     /// <summary>Writes the journal durably.</summary>
-    public void Write(string path) => DurableFile.WriteAllBytes(path, JsonSerializer.SerializeToUtf8Bytes(this, Json));
+    public void Write(string path) => DurableFile.WriteAllBytes(path, JsonSerializer.SerializeToUtf8Bytes(this, AgentJsonContext.Default.InstallJournal));
 
     /// <summary>Reads a journal; null when absent, throws when unreadable.</summary>
     public static InstallJournal? TryRead(string path)
@@ -25,7 +24,7 @@ public sealed record InstallJournal(int Format, long VersionId, string Version, 
         if (!File.Exists(path)) return null;
         try
         {
-            var j = JsonSerializer.Deserialize<InstallJournal>(File.ReadAllBytes(path), Json);
+            var j = JsonSerializer.Deserialize(File.ReadAllBytes(path), AgentJsonContext.Default.InstallJournal);
             return j is { Format: 1 } ? j : throw new InvalidDataException($"install journal '{path}' has an unknown format");
         }
         catch (JsonException e)

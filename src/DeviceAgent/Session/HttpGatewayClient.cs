@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
 using Orchestrator.Messages.Protocol;
 
 namespace Orchestrator.DeviceAgent.Session;
@@ -14,7 +15,6 @@ namespace Orchestrator.DeviceAgent.Session;
 /// </summary>
 public sealed class HttpGatewayClient : IGatewayClient
 {
-    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
     private readonly HttpClient _http;
     private readonly Uri _deviceBase;
     private readonly DeviceRequestSigner _signer;
@@ -37,10 +37,10 @@ public sealed class HttpGatewayClient : IGatewayClient
     /// <inheritdoc />
     public async Task<CheckInResponse> CheckInAsync(CheckInRequest request, CancellationToken ct)
     {
-        using var response = await PostAsync("check-in", request, ct);
+        using var response = await PostAsync("check-in", request, ProtocolJsonContext.Default.CheckInRequest, ct);
         try
         {
-            return await response.Content.ReadFromJsonAsync<CheckInResponse>(Json, ct)
+            return await response.Content.ReadFromJsonAsync(ProtocolJsonContext.Default.CheckInResponse, ct)
                    ?? throw new GatewayException("gateway answered check-in with an empty body");
         }
         catch (JsonException e)
@@ -50,23 +50,23 @@ public sealed class HttpGatewayClient : IGatewayClient
     }
 
     /// <inheritdoc />
-    public async Task ReportProgressAsync(ProgressReport report, CancellationToken ct) => (await PostAsync("progress", report, ct)).Dispose();
+    public async Task ReportProgressAsync(ProgressReport report, CancellationToken ct) => (await PostAsync("progress", report, ProtocolJsonContext.Default.ProgressReport, ct)).Dispose();
 
     /// <inheritdoc />
     public async Task<TimeSpan?> ReportFailureAsync(FailureReport report, CancellationToken ct)
     {
-        using var response = await PostAsync("failure", report, ct);
+        using var response = await PostAsync("failure", report, ProtocolJsonContext.Default.FailureReport, ct);
         return response.Headers.RetryAfter?.Delta;
     }
 
     /// <inheritdoc />
-    public async Task ReportCompletionAsync(CompletionReport report, CancellationToken ct) => (await PostAsync("completion", report, ct)).Dispose();
+    public async Task ReportCompletionAsync(CompletionReport report, CancellationToken ct) => (await PostAsync("completion", report, ProtocolJsonContext.Default.CompletionReport, ct)).Dispose();
 
-    private async Task<HttpResponseMessage> PostAsync<T>(string what, T body, CancellationToken ct)
+    private async Task<HttpResponseMessage> PostAsync<T>(string what, T body, JsonTypeInfo<T> type, CancellationToken ct)
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
         timeout.CancelAfter(_timeout);
-        var bytes = JsonSerializer.SerializeToUtf8Bytes(body, Json);
+        var bytes = JsonSerializer.SerializeToUtf8Bytes(body, type);
         using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(_deviceBase, what))
         {
             Content = new ByteArrayContent(bytes) { Headers = { ContentType = new MediaTypeHeaderValue("application/json") { CharSet = "utf-8" } } },
@@ -105,7 +105,7 @@ public sealed class HttpGatewayClient : IGatewayClient
             string detail;
             try
             {
-                var problem = await response.Content.ReadFromJsonAsync<ProblemResponse>(Json, ct);
+                var problem = await response.Content.ReadFromJsonAsync(ProtocolJsonContext.Default.ProblemResponse, ct);
                 detail = problem is null ? "" : $"{problem.Error}: {problem.Message}";
             }
             catch (Exception e) when (e is JsonException or NotSupportedException or InvalidOperationException)

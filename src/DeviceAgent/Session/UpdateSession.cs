@@ -413,8 +413,15 @@ public sealed class UpdateSession
             if (patchable.TryGetValue(f.Path, out var p) && p.Sha256 == f.Sha256 && p.Size == f.Size
                 && localByPath.TryGetValue(p.SourcePath, out var localSha) && localSha == p.SourceSha256)
             {
-                patches.Add((p, TreeInventory.ResolveInside(_layout.Client, p.SourcePath)));
-                continue;
+                var source = TreeInventory.ResolveInside(_layout.Client, p.SourcePath);
+                // A patch is applied in memory; above the limit the file comes from chunks, which stream.
+                var memory = DeltaApplier.MemoryNeeded(p, new FileInfo(source).Length);
+                if (memory <= _config.Download.MaxDeltaApplyBytes)
+                {
+                    patches.Add((p, source));
+                    continue;
+                }
+                _log($"delta patch for '{f.Path}' needs {memory} bytes of memory, over download.maxDeltaApplyBytes {_config.Download.MaxDeltaApplyBytes}; fetching its chunks instead");
             }
             foreach (var c in f.Chunks) needed.TryAdd(c.Id, c.Length);
         }
@@ -522,6 +529,7 @@ public sealed class UpdateSession
     {
         var staging = _installer.PrepareStaging();
         var key = ContentKey.FromBytes(_hidden.ReadRequired(HiddenItem.ContentKey));
+        var linked = new HashSet<string>(StringComparer.Ordinal);
         foreach (var f in manifest.Files)
         {
             ct.ThrowIfCancellationRequested();
@@ -535,6 +543,11 @@ public sealed class UpdateSession
                 throw new SessionFailedException(FailureStage.Verify, e.Message, e);
             }
             Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            if (plan.ReuseFile.TryGetValue(f.Path, out var same) && TryLinkUnchanged(same, target, f, linked))
+            {
+                _crash.Reached(CrashPoints.FileStaged);
+                continue;
+            }
             using (var output = new FileStream(target, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
             using (var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256))
             {
@@ -574,6 +587,26 @@ public sealed class UpdateSession
         if (digest != manifest.InventoryDigest)
             throw new SessionFailedException(FailureStage.Verify, $"staged tree digest {digest} differs from the manifest's {manifest.InventoryDigest}; nothing installed");
         return digest;
+    }
+
+    /// <summary>
+    /// Stages a file whose content is already on disk as a hard link to it, so it is not written again: an unchanged
+    /// file of the installed tree, or a patch result. The installed tree must stay exactly the old version until the
+    /// swap, and a hard link shares the mode with its source, so a file of the installed tree is linked only when its
+    /// mode is already the target's, and each source at most once (two manifest paths with equal content but different
+    /// modes get a copy). Content is not re-read here: the staged tree is hashed as a whole before the swap.
+    /// </summary>
+    private bool TryLinkUnchanged(string source, string target, ManifestFile f, HashSet<string> linked)
+    {
+        if (OperatingSystem.IsWindows() || linked.Contains(source)) return false;
+        var info = new FileInfo(source);
+        if (!info.Exists || info.LinkTarget is not null || info.Length != f.Size) return false;
+        var ours = source.StartsWith(PatchedDirectory + Path.DirectorySeparatorChar, StringComparison.Ordinal);
+        if (!ours && info.UnixFileMode != (UnixFileMode)f.Mode) return false;
+        if (!HardLink.TryCreate(source, target)) return false;
+        linked.Add(source);
+        if (ours) File.SetUnixFileMode(target, (UnixFileMode)f.Mode);
+        return true;
     }
 
     private byte[] ReadChunk(ChunkRef c, InstallPlan plan, ContentKey key)

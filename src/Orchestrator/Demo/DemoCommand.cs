@@ -46,7 +46,7 @@ public static class DemoCommand
             devices = Int(o, "--devices", 20, 2, int.MaxValue);
             if (devices > DemoRollouts.MaxDevices)
                 throw new ArgumentException($"--devices {devices} is more than the demo's {DemoRollouts.MaxDevices} (its rollouts name every device); " +
-                                            "for larger fleets use `orch-agent simulate` against a node, or bench/fleet/run.sh");
+                                            "for larger fleets use `orch-simulate` against a node, or bench/fleet/run.sh");
             damage = Int(o, "--damage", 3, 0, devices);
             interval = double.Parse(o.GetValueOrDefault("--interval") ?? "3", CultureInfo.InvariantCulture);
             if (interval <= 0) throw new ArgumentException("--interval must be > 0 seconds");

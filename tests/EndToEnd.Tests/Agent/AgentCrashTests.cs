@@ -43,6 +43,7 @@ public sealed class AgentCrashTests(TwoReleases r, ITestOutputHelper output) : I
         { CrashPoints.ChunkCached + "#5", false },
         { CrashPoints.FileStaged + "#1", false },
         { CrashPoints.FileStaged + "#4", false },
+        { CrashPoints.FileStaged + "#6", false },
         { CrashPoints.JournalWritten, true },
         { CrashPoints.OldRetired, true },
         { CrashPoints.NewInPlace, true },
@@ -58,6 +59,9 @@ public sealed class AgentCrashTests(TwoReleases r, ITestOutputHelper output) : I
         r.Gateway.NewDeviceTakesTheId();
         using var d = new TestDevice(r.Gateway.BaseUrl, contentKey: r.Store.ContentKey.ToBytes(), trustRoot: r.Store.SigningKey.PublicKey.ToBytes());
         await Releases.InstallAsync(d, r.Gateway, r.V1);
+        // lib/extra.so is the same in both releases: the upgrade keeps that very file (a hard link into staging).
+        var unchanged = Path.Combine(d.Layout.Client, "lib", "extra.so");
+        var unchangedInode = Releases.Inode(unchanged);
         string[] run = ["run", "--config", d.Config.SourcePath!, "--no-client"];
 
         // 1. Upgrade to v2, killed at the point.
@@ -89,6 +93,7 @@ public sealed class AgentCrashTests(TwoReleases r, ITestOutputHelper output) : I
         Assert.Equal(0, final.ExitCode);
         Assert.Equal(r.V2.InventoryDigest, Releases.ClientDigest(d));
         Assert.Equal(r.V2.VersionId, d.Hidden.ReadInstalledVersion().VersionId);
+        Assert.Equal(unchangedInode, Releases.Inode(unchanged));
         if (point == CrashPoints.ChunkCached + "#5")
         {
             // Five verified chunks survived the kill in the cache: the rerun does not fetch them again.

@@ -24,9 +24,7 @@ public sealed class AgentKillResumeTests(TwoReleases r, ITestOutputHelper output
         var random = new Random(7);
         for (var kill = 0; kill < 3; kill++)
         {
-            var psi = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-            foreach (var a in new[] { typeof(Orchestrator.DeviceAgent.AgentCommandLine).Assembly.Location, "run", "--config", d.Config.SourcePath!, "--no-client" })
-                psi.ArgumentList.Add(a);
+            var psi = AgentProcess.StartInfo(["run", "--config", d.Config.SourcePath!, "--no-client"]);
             using var p = Process.Start(psi)!;
             var outTask = p.StandardOutput.ReadToEndAsync();
             // Wait until it is downloading, then kill it at a random moment.

@@ -78,7 +78,10 @@ public sealed class AgentReplayTests(ITestOutputHelper output)
         Assert.True(deviceRequests >= 5, $"only {deviceRequests} device requests captured");
         Assert.Equal(deviceRequests, signed);
 
-        // The agent itself, restarted, is not mistaken for a replay: its next failure counts.
+        // The agent itself, restarted, is not mistaken for a replay: its next failure counts. It restarts after the
+        // announced backoff (at most RetryCap): a native agent starts within milliseconds, and a check-in inside the
+        // backoff is deferred (429 retry_later, pacing) before it could fail.
+        await Task.Delay(TimeSpan.FromMilliseconds(600));
         await Run(d, 1);
         Assert.Equal(2, (await node.StateAsync(id)).FailedAttempts);
     }

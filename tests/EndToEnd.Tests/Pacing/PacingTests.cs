@@ -208,9 +208,7 @@ public sealed class PacingTests(ITestOutputHelper output)
         await node.AssignAsync("kill-1", "acme", v1.Version, v1.VersionId, v1.ManifestPath);
 
         var partialDir = d.Layout.PartialChunks;
-        var psi = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in new[] { typeof(AgentCommandLine).Assembly.Location, "run", "--config", d.Config.SourcePath!, "--no-client" })
-            psi.ArgumentList.Add(a);
+        var psi = AgentProcess.StartInfo(["run", "--config", d.Config.SourcePath!, "--no-client"]);
         Dictionary<string, long> partials = [];
         using (var p = Process.Start(psi)!)
         {

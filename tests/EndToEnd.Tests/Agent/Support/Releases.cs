@@ -39,6 +39,17 @@ public static class Releases
         return v2;
     }
 
+    /// <summary>The inode number of a file (<c>stat -c %i</c>): equal numbers mean the very same file was kept.</summary>
+    public static string Inode(string path)
+    {
+        var psi = new System.Diagnostics.ProcessStartInfo("stat", ["-c", "%i", path]) { RedirectStandardOutput = true, UseShellExecute = false };
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        var inode = p.StandardOutput.ReadToEnd().Trim();
+        p.WaitForExit();
+        Assert.Equal(0, p.ExitCode);
+        return inode;
+    }
+
     public static string ClientDigest(TestDevice d) => TreeInventory.Digest(TreeInventory.Scan(d.Layout.Client));
 
     /// <summary>Installs a release in-process (the starting point of a test).</summary>

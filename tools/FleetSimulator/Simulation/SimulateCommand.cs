@@ -4,12 +4,12 @@ using Orchestrator.DeviceAgent.Download;
 
 namespace Orchestrator.DeviceAgent.Simulation;
 
-/// <summary><c>orch-agent simulate</c>: a fleet of simulated devices in this process against a node.</summary>
+/// <summary><c>orch-simulate</c>: a fleet of simulated devices in this process against a node.</summary>
 public static class SimulateCommand
 {
     /// <summary>Usage of the command.</summary>
     public const string Usage = """
-          orch-agent simulate --devices N --gateway URL --product NAME --content-key-file F --trust-root-file F
+          orch-simulate --devices N --gateway URL --product NAME --content-key-file F --trust-root-file F
                               [--admin-token-file F] [--root DIR] [--prefix sim-] [--concurrency 32] [--interval 30]
                               [--jitter 0.5] [--start-spread 5] [--until-version ID | --once | --duration SECONDS]
                               [--progress 2] [--seed N] [--json]
@@ -68,7 +68,7 @@ public static class SimulateCommand
         }
         catch (Exception e) when (e is ArgumentException or IOException or UnauthorizedAccessException)
         {
-            stderr.WriteLine($"orch-agent simulate: {e.Message}");
+            stderr.WriteLine($"orch-simulate: {e.Message}");
             stderr.WriteLine("usage:");
             stderr.WriteLine(Usage);
             return 2;
@@ -141,12 +141,12 @@ public static class SimulateCommand
         }
         catch (Exception e) when (e is ArgumentException or InvalidOperationException or HttpRequestException or IOException or UnauthorizedAccessException)
         {
-            stderr.WriteLine($"orch-agent simulate: {e.Message}");
+            stderr.WriteLine($"orch-simulate: {e.Message}");
             return 2;
         }
         catch (OperationCanceledException)
         {
-            stderr.WriteLine("orch-agent simulate: interrupted while preparing the devices");
+            stderr.WriteLine("orch-simulate: interrupted while preparing the devices");
             return 130;
         }
         finally

@@ -12,6 +12,16 @@ namespace Orchestrator.ChunkStore.Deltas;
 public static class DeltaApplier
 {
     /// <summary>
+    /// Bytes <see cref="Apply"/> holds at once for <paramref name="file"/> with a source of
+    /// <paramref name="sourceLength"/> bytes: the source, the decoded patch and the result are all in memory.
+    /// </summary>
+    public static long MemoryNeeded(DeltaFile file, long sourceLength)
+    {
+        ArgumentNullException.ThrowIfNull(file);
+        return sourceLength + file.Parts.Sum(p => (long)p.Length) + file.Size;
+    }
+
+    /// <summary>
     /// Rebuilds <paramref name="file"/>'s target content from <paramref name="source"/> (the local source file's
     /// bytes) and its patch objects, read through <paramref name="readObject"/> (stored bytes, or null when absent).
     /// </summary>

@@ -1,0 +1,40 @@
+using Orchestrator.DeviceAgent.Tests.Support;
+using Orchestrator.EndToEnd.Tests.Agent.Support;
+using Xunit.Abstractions;
+
+namespace Orchestrator.EndToEnd.Tests.Agent;
+
+/// <summary>
+/// Bounded memory with the real orch-agent process against a real node: installing a release whose one file is 16 times
+/// larger peaks at (nearly) the same resident set, because the chunk path streams (chunking, download, cache, staging
+/// and hashing hold a few chunks at a time, never a whole file).
+/// </summary>
+public sealed class AgentMemoryTests(ITestOutputHelper output)
+{
+    private async Task<long> InstallAsync(NodeUnderTest node, TestStore store, string deviceId, string version, int fileBytes)
+    {
+        var release = store.Publish(version, new Dictionary<string, byte[]> { ["data/blob.bin"] = Releases.Bytes(fileBytes, fileBytes) });
+        var secret = await node.ProvisionAsync(deviceId);
+        using var d = new TestDevice(node.BaseUrl, credential: secret, deviceId: deviceId,
+            contentKey: store.ContentKey.ToBytes(), trustRoot: store.SigningKey.PublicKey.ToBytes());
+        await node.AssignAsync(deviceId, "acme", release.Version, release.VersionId, release.ManifestPath);
+        var (r, written, peakKb) = await AgentProcess.RunMeasuredAsync(["run", "--config", d.Config.SourcePath!, "--no-client"]);
+        output.WriteLine(r.Output + r.Error);
+        Assert.Equal(0, r.ExitCode);
+        Assert.Equal(release.InventoryDigest, Releases.ClientDigest(d));
+        output.WriteLine($"{fileBytes}-byte file: peak RSS {peakKb} KiB, {written} bytes written");
+        return peakKb;
+    }
+
+    [Fact]
+    public async Task Peak_memory_of_an_install_does_not_grow_with_the_file_size()
+    {
+        if (!File.Exists("/usr/bin/time")) Assert.Fail("/usr/bin/time is needed to read the agent's peak RSS (Debian package 'time'; .ci/run installs it)");
+        await using var node = await NodeUnderTest.StartAsync();
+        using var store = new TestStore(node.StoreRoot);
+        var small = await InstallAsync(node, store, "mem-small", "1.0", 4 << 20);
+        var large = await InstallAsync(node, store, "mem-large", "2.0", 64 << 20);
+        // 60 MiB more file: a whole-file buffer anywhere on the path would add at least that much.
+        Assert.True(large <= small + 24 * 1024, $"peak RSS {large} KiB for a 64 MiB file against {small} KiB for a 4 MiB file");
+    }
+}
