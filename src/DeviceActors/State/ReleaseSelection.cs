@@ -34,7 +34,11 @@ public static class ReleaseSelection
     public static DesiredRelease? Desired(DeviceState s, CheckIn c)
     {
         var channel = c.Channels?.FirstOrDefault(x => x.Channel == ChannelRules.ChannelOf(s.Tags));
-        if (s.Target is { } t && (c.Channels is null || channel?.Current is null || InRunningRollout(c.Channels, t)))
+        // A rollback's target carries the operator's downgrade authorization. The channel moves back to the same release
+        // when the rollback is recorded, possibly before the device's next check-in: from the channel alone that release
+        // would be an unauthorized downgrade (refused below the floor), so the target still decides while the channel agrees with it.
+        if (s.Target is { } t && (c.Channels is null || channel?.Current is null || InRunningRollout(c.Channels, t)
+                || (t.Downgrade && channel.Current.VersionId == t.VersionId)))
             return new DesiredRelease(ReleaseSource.Rollout, t.Version, t.VersionId, t.ManifestPath, t);
         if (channel?.Current is { } r) return new DesiredRelease(ReleaseSource.Channel, r.Version, r.VersionId, r.ManifestPath, null);
         return null;

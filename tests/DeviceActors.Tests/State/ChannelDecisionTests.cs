@@ -95,6 +95,20 @@ public sealed class ChannelDecisionTests
     }
 
     [Fact]
+    public void A_rollback_target_keeps_its_downgrade_authorization_once_the_channel_is_moved_back_to_it()
+    {
+        Assert.Equal(UpdateAction.None, CheckIn(5, [Ch("stable", 5)]).Action);
+        Assert.Equal(5, _state.FloorVersionId);
+        Run(new AssignTarget(Id, "acme", "4.0", 4, "manifests/acme/4.json", "ro-1", AuthorizeDowngrade: true));
+        // The rollback already moved the channel back to 4 (no hold of ro-1 left) when the device checks in.
+        var d = CheckIn(5, [Ch("stable", 4)]);
+        Assert.Equal((UpdateAction.Upgrade, 4L, "ro-1", true), (d.Action, d.TargetVersionId, d.RolloutId, d.AuthorizedDowngrade));
+        // Once the channel moves on, the old rollback target no longer decides.
+        var later = CheckIn(5, [Ch("stable", 6)]);
+        Assert.Equal((6L, "channel"), (later.TargetVersionId, later.Source));
+    }
+
+    [Fact]
     public void Without_channel_information_or_a_channel_release_the_rollout_target_decides_as_before()
     {
         Run(new AssignTarget(Id, "acme", "4.0", 4, "manifests/acme/4.json", "ops"));
