@@ -34,15 +34,20 @@ public static class ReleaseSelection
     public static DesiredRelease? Desired(DeviceState s, CheckIn c)
     {
         var channel = c.Channels?.FirstOrDefault(x => x.Channel == ChannelRules.ChannelOf(s.Tags));
-        // A rollback's target carries the operator's downgrade authorization. The channel moves back to the same release
-        // when the rollback is recorded, possibly before the device's next check-in: from the channel alone that release
-        // would be an unauthorized downgrade (refused below the floor), so the target still decides while the channel agrees with it.
         if (s.Target is { } t && (c.Channels is null || channel?.Current is null || InRunningRollout(c.Channels, t)
-                || (t.Downgrade && channel.Current.VersionId == t.VersionId)))
+                || RollbackStillApplies(t, channel.Current, c.InstalledVersionId)))
             return new DesiredRelease(ReleaseSource.Rollout, t.Version, t.VersionId, t.ManifestPath, t);
         if (channel?.Current is { } r) return new DesiredRelease(ReleaseSource.Channel, r.Version, r.VersionId, r.ManifestPath, null);
         return null;
     }
+
+    // A rollback's target carries the operator's downgrade authorization, and the channel directory learns of the
+    // rollback asynchronously. So the target still decides while the channel agrees with it (moved back to the same
+    // release: from the channel alone that would be an unauthorized downgrade, refused below the floor) or still names
+    // the release the device runs (the rollback is not yet known here: the channel would say "nothing to do"). A channel
+    // that has moved on to any other release decides again.
+    private static bool RollbackStillApplies(TargetAssignment t, ChannelRelease current, long installedVersionId) =>
+        t.Downgrade && (current.VersionId == t.VersionId || (current.VersionId == installedVersionId && installedVersionId > t.VersionId));
 
     // A rollout moving any channel of the product counts: a device named explicitly by a rollout of another channel
     // still follows the rollout that holds it, so that rollout can finish.

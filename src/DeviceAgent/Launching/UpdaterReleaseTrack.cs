@@ -121,36 +121,20 @@ public sealed class UpdaterReleaseTrack(AgentConfig config, Action<string> log, 
     {
         var exe = Path.Combine(tree, config.UpdaterCommand!);
         if (!File.Exists(exe)) return $"the release has no updater program '{config.UpdaterCommand}'";
-        var psi = new ProcessStartInfo(exe) { WorkingDirectory = tree, UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        var psi = new ProcessStartInfo(exe) { WorkingDirectory = tree };
         foreach (var a in new[] { "update", "--self-test", "--config", config.SourcePath! }) psi.ArgumentList.Add(a);
         psi.Environment.Remove(CrashPoints.EnvironmentVariable);
-        Process p;
+        BoundedProcess.Outcome run;
         try
         {
-            p = Process.Start(psi) ?? throw new System.ComponentModel.Win32Exception("not started");
+            run = await BoundedProcess.RunAsync(psi, SelfTestTimeout, ct);
         }
         catch (System.ComponentModel.Win32Exception e)
         {
             return $"self-test could not start '{config.UpdaterCommand}': {e.Message} (is it executable in the release? its mode comes from the manifest)";
         }
-        using (p)
-        {
-            var stdout = p.StandardOutput.ReadToEndAsync(ct);
-            var stderr = p.StandardError.ReadToEndAsync(ct);
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            timeout.CancelAfter(SelfTestTimeout);
-            try
-            {
-                await p.WaitForExitAsync(timeout.Token);
-            }
-            catch (OperationCanceledException) when (!ct.IsCancellationRequested)
-            {
-                p.Kill(entireProcessTree: true);
-                return $"self-test did not finish within {SelfTestTimeout.TotalSeconds:0} s";
-            }
-            var output = (await stdout + await stderr).Trim();
-            if (p.ExitCode == ExitCodes.Ok && output.Contains(UpdaterSelfTest.PassedLine, StringComparison.Ordinal)) return null;
-            return $"self-test exited with code {p.ExitCode}: {(output.Length > 400 ? output[..400] + "…" : output)}";
-        }
+        if (run.ExitCode is not { } code) return $"self-test did not finish within {SelfTestTimeout.TotalSeconds:0} s";
+        if (code == ExitCodes.Ok && run.Output.Contains(UpdaterSelfTest.PassedLine, StringComparison.Ordinal)) return null;
+        return $"self-test exited with code {code}: {BoundedProcess.Clip(run.Output, 400)}";
     }
 }

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Orchestrator.DeviceAgent.Install;
+using Orchestrator.DeviceAgent.Launching;
 using Orchestrator.DeviceAgent.Storage;
 
 namespace Orchestrator.DeviceAgent.Session;
@@ -55,40 +56,24 @@ public sealed class ClientHealthCheck(Action<string> log, CrashPoints? crash = n
         if (health.TimeoutSeconds is < 1 or > 600)
             return $"the release's {DeclarationPath} has timeoutSeconds {health.TimeoutSeconds}; use 1..600";
         var exe = Path.Combine(tree, health.Command);
-        var psi = new ProcessStartInfo(exe) { WorkingDirectory = tree, UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        var psi = new ProcessStartInfo(exe) { WorkingDirectory = tree };
         foreach (var a in health.Arguments ?? []) psi.ArgumentList.Add(a);
         psi.Environment[RootVariable] = tree;
         psi.Environment.Remove(CrashPoints.EnvironmentVariable);
         log($"health check: {health.Command} {string.Join(' ', health.Arguments ?? [])} (limit {health.TimeoutSeconds} s)");
-        Process p;
+        BoundedProcess.Outcome run;
         try
         {
-            p = Process.Start(psi) ?? throw new System.ComponentModel.Win32Exception("not started");
+            run = await BoundedProcess.RunAsync(psi, TimeSpan.FromSeconds(health.TimeoutSeconds), ct);
         }
         catch (System.ComponentModel.Win32Exception e)
         {
             return $"health check '{health.Command}' could not be started: {e.Message}";
         }
-        using (p)
-        {
-            var stdout = p.StandardOutput.ReadToEndAsync(ct);
-            var stderr = p.StandardError.ReadToEndAsync(ct);
-            using var limit = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            limit.CancelAfter(TimeSpan.FromSeconds(health.TimeoutSeconds));
-            try
-            {
-                await p.WaitForExitAsync(limit.Token);
-            }
-            catch (OperationCanceledException) when (!ct.IsCancellationRequested)
-            {
-                p.Kill(entireProcessTree: true);
-                return $"health check '{health.Command}' did not finish within {health.TimeoutSeconds} s";
-            }
-            var output = (await stdout + await stderr).Trim();
-            if (output.Length > 600) output = output[..600] + "…";
-            if (p.ExitCode != 0) return $"health check '{health.Command}' failed with exit code {p.ExitCode}: {output}";
-            log($"health check passed: {output}");
-        }
+        if (run.ExitCode is not { } code) return $"health check '{health.Command}' did not finish within {health.TimeoutSeconds} s";
+        var output = BoundedProcess.Clip(run.Output, 600);
+        if (code != 0) return $"health check '{health.Command}' failed with exit code {code}: {output}";
+        log($"health check passed: {output}");
         crash?.Reached(CrashPoints.HealthChecked);
         return null;
     }

@@ -200,7 +200,11 @@ public sealed class RolloutActor : ReceivePersistentActor, IWithTimers
 
     private void Common()
     {
-        Command<RolloutChannelSync.Result>(r => _channelSync.Settle(r, _state?.Spec, _state?.Status, Self, Timers));
+        Command<RolloutChannelSync.Result>(r =>
+        {
+            _channelSync.Settle(r, _state?.Spec, _state?.Status, Self, Timers);
+            if (_state is { CommandsPending: true }) ScheduleTick(TimeSpan.Zero); // a rollback's commands waited for this answer
+        });
         Command<RolloutChannelSync.Retry>(_ =>
         {
             if (_state is not null) _channelSync.Send(_state.Spec, _state.Status, Self);
@@ -322,6 +326,10 @@ public sealed class RolloutActor : ReceivePersistentActor, IWithTimers
         if (State.CommandsPending)
         {
             var rollback = State.Status == RolloutStatus.RolledBack;
+            // Devices are told to move back once the channel directory has answered the rollback (recorded, or failed to
+            // answer in time): a device checking in meanwhile would be judged against a channel that still shows the
+            // rolled-back release.
+            if (rollback && _channelSync.Awaiting(RolloutStatus.RolledBack)) return null;
             var targets = State.Devices.Where(d => rollback ? d.Outcome != RolloutDeviceOutcome.Pending : d.Outcome == RolloutDeviceOutcome.InProgress)
                 .ToList();
             return new PassInput(State.Spec, targets, rollback, State.RollbackVersions, [], NoDevices, [], false, Context.Parent, NoDevices, NoDevices);

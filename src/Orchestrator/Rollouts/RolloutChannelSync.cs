@@ -28,6 +28,9 @@ internal sealed class RolloutChannelSync(IActorRef? channels, RolloutSettings se
             .PipeTo(self);
     }
 
+    /// <summary>True while the directory's answer to <paramref name="status"/> is awaited.</summary>
+    public bool Awaiting(RolloutStatus status) => _inFlight == status;
+
     /// <summary>Records the directory's answer; sends the current status again when it differs or was not acknowledged.</summary>
     public void Settle(Result r, RolloutSpec? spec, RolloutStatus? current, IActorRef self, ITimerScheduler timers)
     {

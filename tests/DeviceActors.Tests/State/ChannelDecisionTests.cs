@@ -103,6 +103,10 @@ public sealed class ChannelDecisionTests
         // The rollback already moved the channel back to 4 (no hold of ro-1 left) when the device checks in.
         var d = CheckIn(5, [Ch("stable", 4)]);
         Assert.Equal((UpdateAction.Upgrade, 4L, "ro-1", true), (d.Action, d.TargetVersionId, d.RolloutId, d.AuthorizedDowngrade));
+        // A node whose channel cache does not know of the rollback yet (still the release the device runs) does not
+        // answer "nothing to do" either.
+        var stale = CheckIn(5, [Ch("stable", 5)]);
+        Assert.Equal((UpdateAction.Upgrade, 4L, "ro-1", true), (stale.Action, stale.TargetVersionId, stale.RolloutId, stale.AuthorizedDowngrade));
         // Once the channel moves on, the old rollback target no longer decides.
         var later = CheckIn(5, [Ch("stable", 6)]);
         Assert.Equal((6L, "channel"), (later.TargetVersionId, later.Source));

@@ -70,6 +70,13 @@ public sealed class RollbackTests(ITestOutputHelper output)
             foreach (var d in devices) await Run(d);
             Assert.All(devices, d => Assert.Equal(v1.InventoryDigest, Releases.ClientDigest(d)));
 
+            // The devices' channel runs 1.0: the rollout moves it to 2.0 and the rollback moves it back.
+            using (var set = new HttpRequestMessage(HttpMethod.Post, "admin/v1/channels/acme/stable") { Content = JsonContent.Create(new { version = "1.0", reason = "baseline" }) })
+            {
+                set.Headers.Authorization = new AuthenticationHeaderValue("Bearer", NodeUnderTest.OperateToken);
+                using var res = await node.Http.SendAsync(set);
+                Assert.True(res.IsSuccessStatusCode, await res.Content.ReadAsStringAsync());
+            }
             await SendAsync(node, HttpMethod.Post, "admin/v1/rollouts",
                 new { id = "ro-up", product = "acme", version = "2.0", selector = new { deviceIds = ids } });
             foreach (var id in ids)
@@ -83,6 +90,17 @@ public sealed class RollbackTests(ITestOutputHelper output)
             Assert.Equal(new RollbackCounters(2, 2, 0, 0), rolledBack.Rollback);
             foreach (var id in ids)
                 await PollAsync(() => node.StateAsync(id), s => s.Target is { Downgrade: true } t && t.VersionId == v1.VersionId, $"{id} got the downgrade");
+            // The rollback moves the channel back to 1.0 too; once it has, the devices still get their authorized
+            // downgrade (from the channel alone 1.0 would be a downgrade below their floor, refused).
+            await PollAsync(async () =>
+            {
+                using var req = new HttpRequestMessage(HttpMethod.Get, "admin/v1/channels/acme/stable");
+                req.Headers.Authorization = new AuthenticationHeaderValue("Bearer", NodeUnderTest.OperateToken);
+                using var res = await node.Http.SendAsync(req);
+                using var doc = JsonDocument.Parse(await res.Content.ReadAsStringAsync());
+                return doc.RootElement.TryGetProperty("channel", out var channel) && channel.TryGetProperty("current", out var current)
+                    && current.ValueKind == JsonValueKind.Object ? current.GetProperty("versionId").GetInt64() : 0;
+            }, id => id == v1.VersionId, "channel acme/stable moved back to 1.0");
             // The devices are still on 2.0: the rollout does not claim otherwise.
             var midway = await SendAsync(node, HttpMethod.Get, "admin/v1/rollouts/ro-up");
             Assert.Equal(0, midway.Rollback!.Restored);
