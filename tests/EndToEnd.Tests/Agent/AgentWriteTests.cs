@@ -55,9 +55,13 @@ public sealed class AgentWriteTests(ITestOutputHelper output)
         Assert.Equal(v2.InventoryDigest, Releases.ClientDigest(d));
         Assert.Equal(v2.VersionId, (await node.StateAsync("wear-1")).InstalledVersionId);
         Assert.Equal(inodeBefore, Releases.Inode(unchanged));
-        // Two changed files (800 kB): each is fetched into the chunk cache once and written into the new tree once.
+        // Two changed files (800 kB): each is fetched into the chunk cache once and written into the new tree once. A
+        // partial chunk is written as its bytes arrive (so a killed agent resumes), and on a loaded machine a page written
+        // back between two arrivals is counted again: the bound allows that, and stays far below the 9.6 MB tree that a
+        // full staging copy writes.
         const long changed = 2L * FileSize;
-        Assert.True(upgrade <= 2.5 * changed + 256 * 1024, $"the upgrade wrote {upgrade} bytes for {changed} changed bytes of a {tree}-byte tree");
+        const double bound = 3.5 * changed + 256 * 1024;
+        Assert.True(upgrade <= bound, $"the upgrade wrote {upgrade} bytes for {changed} changed bytes of a {tree}-byte tree");
 
         File.Delete(Path.Combine(d.Layout.Client, "lib", "part08.so"));
         var damaged = Path.Combine(d.Layout.Client, "lib", "part11.so");
@@ -69,6 +73,6 @@ public sealed class AgentWriteTests(ITestOutputHelper output)
         var repair = await RunAsync(d, "repair of 1 deleted and 1 damaged file");
         Assert.Equal(v2.InventoryDigest, Releases.ClientDigest(d));
         Assert.Equal(intactInode, Releases.Inode(intact));
-        Assert.True(repair <= 2.5 * changed + 256 * 1024, $"the repair wrote {repair} bytes for {changed} damaged bytes of a {tree}-byte tree");
+        Assert.True(repair <= bound, $"the repair wrote {repair} bytes for {changed} damaged bytes of a {tree}-byte tree");
     }
 }
