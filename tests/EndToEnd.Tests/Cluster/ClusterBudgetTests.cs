@@ -3,8 +3,6 @@ using System.Text.Json.Nodes;
 using Orchestrator.DeviceAgent.Tests.Support;
 using Orchestrator.EndToEnd.Tests.Agent.Support;
 using Orchestrator.EndToEnd.Tests.Cluster.Support;
-using Orchestrator.Messages.Admin;
-using Orchestrator.Node.Admin;
 using Xunit.Abstractions;
 
 namespace Orchestrator.EndToEnd.Tests.Cluster;
@@ -35,12 +33,7 @@ public sealed class ClusterBudgetTests(ITestOutputHelper output)
                 ["ORCH_Devices__RetryBase"] = "00:00:00.100",
                 ["ORCH_Devices__RetryCap"] = "00:00:00.500",
             });
-        await LocalCluster.WaitUntilAsync("2 Up members", TimeSpan.FromSeconds(90), async () =>
-        {
-            var view = await cluster.GetAsync<ClusterView>(1, "admin/v1/cluster");
-            var up = view.Members.Where(m => m.Status == "Up").Select(m => m.Address).ToHashSet();
-            return (up.SetEquals([cluster.AkkaAddress(1), cluster.AkkaAddress(2)]), string.Join(", ", view.Members.Select(m => $"{m.Address} {m.Status}")));
-        });
+        await cluster.WaitUntilAllUpAsync("2 Up members", TimeSpan.FromSeconds(90));
 
         // About 3 MB of incompressible content: some 15 s at the device limit, some 7 s at twice the limit.
         using var store = new TestStore(cluster.StoreRoot);
@@ -50,10 +43,8 @@ public sealed class ClusterBudgetTests(ITestOutputHelper output)
             ["lib/core.so"] = Releases.Bytes(32, 1_200_000),
             ["etc/app.cfg"] = "x=1"u8.ToArray(),
         }, Product);
-        var (status, body) = await cluster.PostJsonAsync(1, "admin/v1/devices/rr-1/credential", new { });
-        Assert.True(status is System.Net.HttpStatusCode.OK or System.Net.HttpStatusCode.Created, $"provision: {(int)status} {body}");
-        var secret = System.Text.Json.JsonSerializer.Deserialize<ProvisionResponse>(body, Orchestrator.Node.Gateway.HttpProblems.Json)!.Secret;
-        (status, body) = await cluster.PostJsonAsync(1, "admin/v1/rollouts", new
+        var secret = await cluster.ProvisionAsync("rr-1");
+        var (status, body) = await cluster.PostJsonAsync(1, "admin/v1/rollouts", new
         {
             id = "budget", product = Product, version = "1.0", selector = new { deviceIds = new[] { "rr-1" } },
             waves = new object[] { new { percent = 100 } }, successThreshold = 1.0, @operator = "e2e",
@@ -135,12 +126,7 @@ public sealed class ClusterBudgetTests(ITestOutputHelper output)
                 ["ORCH_Devices__RetryBase"] = "00:00:00.100",
                 ["ORCH_Devices__RetryCap"] = "00:00:00.500",
             });
-        await LocalCluster.WaitUntilAsync("2 Up members", TimeSpan.FromSeconds(90), async () =>
-        {
-            var view = await cluster.GetAsync<ClusterView>(1, "admin/v1/cluster");
-            var up = view.Members.Where(m => m.Status == "Up").Select(m => m.Address).ToHashSet();
-            return (up.SetEquals([cluster.AkkaAddress(1), cluster.AkkaAddress(2)]), string.Join(", ", view.Members.Select(m => $"{m.Address} {m.Status}")));
-        });
+        await cluster.WaitUntilAllUpAsync("2 Up members", TimeSpan.FromSeconds(90));
         using var store = new TestStore(cluster.StoreRoot);
         var v1 = store.Publish("1.0", new Dictionary<string, byte[]>
         {
@@ -149,12 +135,7 @@ public sealed class ClusterBudgetTests(ITestOutputHelper output)
         }, Product);
         string[] ids = ["cap-1", "cap-2"];
         var secrets = new List<string>();
-        foreach (var id in ids)
-        {
-            var (status, body) = await cluster.PostJsonAsync(1, $"admin/v1/devices/{id}/credential", new { });
-            Assert.True(status is System.Net.HttpStatusCode.OK or System.Net.HttpStatusCode.Created, $"provision {id}: {(int)status} {body}");
-            secrets.Add(System.Text.Json.JsonSerializer.Deserialize<ProvisionResponse>(body, Orchestrator.Node.Gateway.HttpProblems.Json)!.Secret);
-        }
+        foreach (var id in ids) secrets.Add(await cluster.ProvisionAsync(id));
         var created = await cluster.PostJsonAsync(1, "admin/v1/rollouts", new
         {
             id = "capped", product = Product, version = "1.0", selector = new { deviceIds = ids },

@@ -30,12 +30,7 @@ public sealed class ClusterFailoverTests(ITestOutputHelper output)
         output.WriteLine($"cluster up after {total.Elapsed.TotalSeconds:0.0} s");
 
         // All three members Up as the first node sees them.
-        await LocalCluster.WaitUntilAsync("3 Up members", Phase, async () =>
-        {
-            var view = await cluster.GetAsync<ClusterView>(1, "admin/v1/cluster");
-            var up = view.Members.Where(m => m.Status == "Up").Select(m => m.Address).ToHashSet();
-            return (up.SetEquals(Enumerable.Range(1, 3).Select(cluster.AkkaAddress)), Describe(view));
-        });
+        await cluster.WaitUntilAllUpAsync("3 Up members", Phase);
 
         // A release in the shared store, and devices that have checked in once (creating their actors).
         using var store = new TestStore(cluster.StoreRoot);
@@ -122,7 +117,7 @@ public sealed class ClusterFailoverTests(ITestOutputHelper output)
         {
             var view = await cluster.GetAsync<ClusterView>(1, "admin/v1/cluster");
             return (view.Members.Select(m => m.Address).ToHashSet().SetEquals(survivors) && view.Members.All(m => m.Status == "Up")
-                    && view.UnreachableCount == 0, Describe(view));
+                    && view.UnreachableCount == 0, LocalCluster.Describe(view));
         });
 
         // Shards moved: every device that lived on the victim is now hosted (and running) on a survivor.
@@ -171,12 +166,7 @@ public sealed class ClusterFailoverTests(ITestOutputHelper output)
 
         // The cluster heals: the victim restarts on the same address, rejoins through the seeds and serves devices again.
         await cluster.RestartAsync(victim);
-        await LocalCluster.WaitUntilAsync("3 Up members after the restart", Phase, async () =>
-        {
-            var view = await cluster.GetAsync<ClusterView>(1, "admin/v1/cluster");
-            var up = view.Members.Where(m => m.Status == "Up").Select(m => m.Address).ToHashSet();
-            return (up.SetEquals(Enumerable.Range(1, 3).Select(cluster.AkkaAddress)), Describe(view));
-        });
+        await cluster.WaitUntilAllUpAsync("3 Up members after the restart", Phase);
         var rejoined = fleet.Devices.Where((_, i) => i % 3 == 0).ToList();
         foreach (var d in rejoined)
         {
@@ -210,9 +200,6 @@ public sealed class ClusterFailoverTests(ITestOutputHelper output)
         }
         output.WriteLine($"total {total.Elapsed.TotalSeconds:0.0} s");
     }
-
-    private static string Describe(ClusterView v) =>
-        $"{v.UnreachableCount} unreachable; " + string.Join(", ", v.Members.Select(m => $"{m.Address} {m.Status}{(m.Reachable ? "" : " (unreachable)")}"));
 
     private static async Task<string> RolloutAsync(LocalCluster cluster)
     {

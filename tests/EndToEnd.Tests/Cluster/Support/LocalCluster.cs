@@ -143,6 +143,27 @@ public sealed class LocalCluster : IAsyncDisposable
         return (res.StatusCode, await res.Content.ReadAsStringAsync());
     }
 
+    /// <summary>Waits until every node of this cluster is Up as node 1 sees it; fails naming what each member is.</summary>
+    public Task WaitUntilAllUpAsync(string what, TimeSpan timeout) =>
+        WaitUntilAsync(what, timeout, async () =>
+        {
+            var view = await GetAsync<ClusterView>(1, "admin/v1/cluster");
+            var up = view.Members.Where(m => m.Status == "Up").Select(m => m.Address).ToHashSet();
+            return (up.SetEquals(Enumerable.Range(1, Nodes).Select(AkkaAddress)), Describe(view));
+        });
+
+    /// <summary>One line naming each member, its status and whether it is reachable (for failure messages).</summary>
+    public static string Describe(ClusterView v) =>
+        $"{v.UnreachableCount} unreachable; " + string.Join(", ", v.Members.Select(m => $"{m.Address} {m.Status}{(m.Reachable ? "" : " (unreachable)")}"));
+
+    /// <summary>Provisions <paramref name="deviceId"/> through node 1's admin API and returns its secret.</summary>
+    public async Task<string> ProvisionAsync(string deviceId)
+    {
+        var (status, body) = await PostJsonAsync(1, $"admin/v1/devices/{deviceId}/credential", new { });
+        if (status is not (HttpStatusCode.OK or HttpStatusCode.Created)) throw new HttpRequestException($"provision {deviceId}: {(int)status} {body}");
+        return JsonSerializer.Deserialize<Orchestrator.Node.Admin.ProvisionResponse>(body, Orchestrator.Node.Gateway.HttpProblems.Json)!.Secret;
+    }
+
     /// <summary>Polls <paramref name="probe"/> (every 250 ms) until it returns true; fails with <paramref name="what"/> and the last state.</summary>
     public static async Task WaitUntilAsync(string what, TimeSpan timeout, Func<Task<(bool Done, string State)>> probe)
     {
