@@ -1,3 +1,4 @@
+using System.Reflection;
 using Orchestrator.ChunkStore.Validation;
 using Orchestrator.Cli.CommandLine;
 using Orchestrator.Cli.Interactive;
@@ -35,8 +36,7 @@ public static class OrchCli
 
     /// <summary>This build's version (the assembly's informational version, e.g. <c>1.0.0+commit</c>).</summary>
     public static string Version { get; } =
-        typeof(OrchCli).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)
-            .OfType<System.Reflection.AssemblyInformationalVersionAttribute>().FirstOrDefault()?.InformationalVersion ?? "0.0.0";
+        typeof(OrchCli).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "0.0.0";
 
     /// <summary>Runs one command line; returns the process exit code.</summary>
     public static async Task<int> RunAsync(string[] args, CliConsole console, CancellationToken cancellationToken = default)

@@ -126,7 +126,7 @@ public sealed class UpdateSession
             var paced = failure.InnerException is GrantExhaustedException or GatewayException { StatusCode: 429 };
             if (paced)
             {
-                var pause = serverWait is { } w && w > TimeSpan.Zero ? (w > TimeSpan.FromHours(1) ? TimeSpan.FromHours(1) : w) : backoff.Delay(0);
+                var pause = serverWait is { } w && w > TimeSpan.Zero ? CapServerWait(w) : backoff.Delay(0);
                 _log($"session attempt {attempt} paced by the server ({failure.Message}); checking in again in {pause.TotalSeconds:0.###}s");
                 await Task.Delay(pause, _time, ct);
                 continue;
@@ -146,10 +146,13 @@ public sealed class UpdateSession
             }
             if (s.MaxSessionAttempts > 0 && failures >= s.MaxSessionAttempts) throw failure;
             var wait = backoff.Delay(failures - 1);
-            if (serverWait is { } sw && sw > wait) wait = sw > TimeSpan.FromHours(1) ? TimeSpan.FromHours(1) : sw;
+            if (serverWait is { } sw && sw > wait) wait = CapServerWait(sw);
             await Task.Delay(wait, _time, ct);
         }
     }
+
+    // A wait the server asks for is honoured up to an hour, so a wrong or hostile Retry-After cannot park a device for days.
+    private static TimeSpan CapServerWait(TimeSpan wait) => wait > TimeSpan.FromHours(1) ? TimeSpan.FromHours(1) : wait;
 
     private long _lastTarget;
 
