@@ -217,7 +217,7 @@ public sealed class PacingTests(ITestOutputHelper output)
             // Kill (SIGKILL) as soon as a chunk is part-way received and at least one other chunk is complete.
             while (!p.HasExited && DateTime.UtcNow < deadline)
             {
-                var growing = Directory.Exists(partialDir) && Directory.EnumerateFiles(partialDir, "*.part").Any(f => new FileInfo(f).Length > 0);
+                var growing = Directory.Exists(partialDir) && Directory.EnumerateFiles(partialDir, "*.part").Any(f => LengthIfPresent(f) > 0);
                 var cached = Directory.Exists(d.Layout.ChunkCache) && Directory.EnumerateFiles(d.Layout.ChunkCache, "*", SearchOption.AllDirectories).Any();
                 if (growing && cached) break;
                 await Task.Delay(10);
@@ -251,6 +251,13 @@ public sealed class PacingTests(ITestOutputHelper output)
         var keptByFirstRun = sizes.Where(kv => cachedIds.Contains(kv.Key)).Sum(kv => kv.Value) + partials.Values.Sum();
         output.WriteLine($"reported {reported}; first run kept {keptByFirstRun}; proxy sent {storeBytesBefore} then {proxy.StoreBodyBytes - storeBytesBefore}");
         Assert.InRange(reported, proxy.StoreBodyBytes - storeBytesBefore + keptByFirstRun - InstallByteCounter.PersistEveryBytes, proxy.StoreBodyBytes);
+    }
+
+    /// <summary>A running agent renames a part file into the cache at any moment; a file gone between listing and stat is not growing.</summary>
+    private static long LengthIfPresent(string path)
+    {
+        try { return new FileInfo(path).Length; }
+        catch (FileNotFoundException) { return 0; }
     }
 
     private static async Task<T> UntilAsync<T>(Func<Task<T>> read, Func<T, bool> condition, int seconds = 30)
