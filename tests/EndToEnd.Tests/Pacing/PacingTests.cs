@@ -208,18 +208,20 @@ public sealed class PacingTests(ITestOutputHelper output)
         await node.AssignAsync("kill-1", "acme", v1.Version, v1.VersionId, v1.ManifestPath);
 
         var partialDir = d.Layout.PartialChunks;
+        var manifest = store.Manifest(v1);
+        var content = Releases.V1();
         var psi = AgentProcess.StartInfo(["run", "--config", d.Config.SourcePath!, "--no-client"]);
         Dictionary<string, long> partials = [];
         using (var p = Process.Start(psi)!)
         {
             var stdout = p.StandardOutput.ReadToEndAsync();
             var deadline = DateTime.UtcNow.AddSeconds(60);
-            // Kill (SIGKILL) as soon as a chunk is part-way received and at least one other chunk is complete.
+            // Kill (SIGKILL) as soon as a chunk's received bytes were kept in its part file and at least one other chunk is
+            // written into the build.
             while (!p.HasExited && DateTime.UtcNow < deadline)
             {
                 var growing = Directory.Exists(partialDir) && Directory.EnumerateFiles(partialDir, "*.part").Any(f => LengthIfPresent(f) > 0);
-                var cached = Directory.Exists(d.Layout.ChunkCache) && Directory.EnumerateFiles(d.Layout.ChunkCache, "*", SearchOption.AllDirectories).Any();
-                if (growing && cached) break;
+                if (growing && Releases.BuiltChunks(d, manifest, content).Count > 0) break;
                 await Task.Delay(10);
             }
             Assert.False(p.HasExited, "the agent finished before it could be killed mid-chunk");
@@ -232,9 +234,9 @@ public sealed class PacingTests(ITestOutputHelper output)
         output.WriteLine("after the kill: " + string.Join(", ", partials.Select(kv => $"{kv.Key[..8]}={kv.Value}")));
         Assert.Contains(partials.Values, length => length > 0);
 
-        var sizes = store.Manifest(v1).DistinctChunks().ToDictionary(id => id.Hex,
+        var sizes = manifest.DistinctChunks().ToDictionary(id => id.Hex,
             id => new FileInfo(Path.Combine(node.StoreRoot, StoreLayout.ChunkPath(id))).Length);
-        var cachedIds = Directory.EnumerateFiles(d.Layout.ChunkCache, "*", SearchOption.AllDirectories).Select(Path.GetFileName).ToHashSet();
+        var cachedIds = Releases.BuiltChunks(d, manifest, content);
         var expected = sizes.Where(kv => !cachedIds.Contains(kv.Key)).Sum(kv => kv.Value - partials.GetValueOrDefault(kv.Key));
         var chunkBytesBefore = proxy.ChunkBodyBytes;
         var storeBytesBefore = proxy.StoreBodyBytes;
@@ -246,7 +248,7 @@ public sealed class PacingTests(ITestOutputHelper output)
         output.WriteLine($"restart fetched {fetched} chunk bytes; {expected} were missing");
         Assert.Equal(expected, fetched);
         var reported = ReportedBytes(proxy);
-        // The count survives the kill: at least what the first run provably received (its cached chunks and partial bytes,
+        // The count survives the kill: at least what the first run provably received (its built chunks and partial bytes,
         // less what arrived after the count's last write) plus everything of the restart; at most what the proxy sent.
         var keptByFirstRun = sizes.Where(kv => cachedIds.Contains(kv.Key)).Sum(kv => kv.Value) + partials.Values.Sum();
         output.WriteLine($"reported {reported}; first run kept {keptByFirstRun}; proxy sent {storeBytesBefore} then {proxy.StoreBodyBytes - storeBytesBefore}");
