@@ -4,7 +4,7 @@ namespace Orchestrator.DeviceAgent.Download;
 
 /// <summary>
 /// The sink of one object download: received bytes are held in memory (an object is at most one chunk) and only a
-/// transfer that runs longer than <see cref="StoreDownloader.PartialCheckpoint"/> is checkpointed into its part file,
+/// transfer that runs longer than <see cref="Configuration.DownloadSettings.PartialCheckpointMilliseconds"/> is checkpointed into its part file,
 /// so a chunk that arrives quickly reaches the disk once, decoded in its place in the tree, while a slow one is
 /// resumed after a kill from what was checkpointed (at most one checkpoint interval of it is lost).
 /// <para>
@@ -39,8 +39,8 @@ internal sealed class PartialDownload : Stream
     /// <summary>Every byte received so far (the part file's prefix included).</summary>
     public byte[] ToArray() => _buffer.AsSpan(0, _length).ToArray();
 
-    /// <summary>Bytes of the part file (what a kill now would keep).</summary>
-    public long Persisted => _persisted;
+    /// <summary>Bytes this download appended to the part file.</summary>
+    public long Checkpointed { get; private set; }
 
     public override void Write(ReadOnlySpan<byte> buffer)
     {
@@ -66,6 +66,7 @@ internal sealed class PartialDownload : Stream
         Directory.CreateDirectory(Path.GetDirectoryName(_path)!);
         using var handle = File.OpenHandle(_path, FileMode.OpenOrCreate, FileAccess.Write, FileShare.None);
         RandomAccess.Write(handle, _buffer.AsSpan((int)_persisted, (int)(upTo - _persisted)), _persisted);
+        Checkpointed += upTo - _persisted;
         _persisted = upTo;
     }
 

@@ -26,6 +26,7 @@ public sealed class StoreDownloader
     private readonly ConcurrentDictionary<StoreSource, DateTimeOffset> _blockedUntil = new();
     private readonly ConcurrentDictionary<StoreSource, DateTimeOffset> _pausedUntil = new();
     private long _bytesReceived;
+    private long _bytesCheckpointed;
     private long _pacedWaits;
 
     /// <summary>Rounds over all sources per request before the request fails (the session then retries as a whole).</summary>
@@ -51,6 +52,9 @@ public sealed class StoreDownloader
 
     /// <summary>Also counts every received byte into the install's running total (kept across sessions and restarts); optional.</summary>
     public InstallByteCounter? Counter { get; init; }
+
+    /// <summary>Bytes this downloader wrote into part files (<see cref="DownloadSettings.PartialCheckpointMilliseconds"/>): the disk writes a resume costs.</summary>
+    public long BytesCheckpointed => Interlocked.Read(ref _bytesCheckpointed);
 
     /// <summary>Bytes received from the network by this downloader (all sources, including discarded ones).</summary>
     public long BytesReceived => Interlocked.Read(ref _bytesReceived);
@@ -98,15 +102,15 @@ public sealed class StoreDownloader
         }, ct);
 
     /// <summary>
-    /// How long one object's transfer runs before its received bytes are checkpointed into its part file (and again
-    /// after every further interval): a kill loses at most this much of each transfer in flight, and an object that
-    /// arrives within it is written to disk only once, where it is used.
+    /// How long one object's transfer runs before its received bytes are checkpointed into its part file
+    /// (<see cref="DownloadSettings.PartialCheckpointMilliseconds"/>).
     /// </summary>
-    public TimeSpan PartialCheckpoint { get; init; } = TimeSpan.FromSeconds(1);
+    private TimeSpan PartialCheckpoint => TimeSpan.FromMilliseconds(_settings.PartialCheckpointMilliseconds);
 
     /// <summary>
     /// Fetches object <paramref name="id"/> and returns its stored bytes, verified (SHA-256 = id): continues a part file
-    /// an earlier run kept with HTTP Range, and checkpoints a slow transfer into it (<see cref="PartialCheckpoint"/>).
+    /// an earlier run kept with HTTP Range, and checkpoints a slow transfer into it
+    /// (<see cref="DownloadSettings.PartialCheckpointMilliseconds"/>).
     /// The part file stays until the caller has used the bytes (<see cref="ChunkCache.DeletePartial"/>), so a kill in
     /// between costs nothing to fetch again.
     /// </summary>
@@ -129,7 +133,14 @@ public sealed class StoreDownloader
                 prefix = [];
             }
             using var sink = new PartialDownload(_cache.PartialPathOf(id), prefix, PartialCheckpoint, _time);
-            await TransferAsync(source, relativePath, sink, prefix.Length, maxStoredSize, token);
+            try
+            {
+                await TransferAsync(source, relativePath, sink, prefix.Length, maxStoredSize, token);
+            }
+            finally
+            {
+                Interlocked.Add(ref _bytesCheckpointed, sink.Checkpointed);
+            }
             var bytes = sink.ToArray();
             if (!ChunkCache.Matches(bytes, id))
             {

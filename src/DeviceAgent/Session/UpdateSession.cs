@@ -239,7 +239,7 @@ public sealed class UpdateSession
         build.Discard();
         var patched = plan.Patches.Count - fellBack.Count;
         var bytes = counter.Total;
-        _log($"installed {manifest.Version} (id {manifest.VersionId}); {patched} file(s) from delta patches, {fellBack.Count} fell back to chunks, {bytes} bytes downloaded for this install ({downloader.BytesReceived} in this session)");
+        _log($"installed {manifest.Version} (id {manifest.VersionId}); {patched} file(s) from delta patches, {fellBack.Count} fell back to chunks, {bytes} bytes downloaded for this install ({downloader.BytesReceived} in this session, {downloader.BytesCheckpointed} kept in part files for resume)");
         await TryReportAsync(() => _gateway.ReportCompletionAsync(new CompletionReport(manifest.VersionId, newDigest,
             patched > 0 ? CompletionReport.MethodDelta : CompletionReport.MethodChunks, bytes), ct));
         counter.Delete();

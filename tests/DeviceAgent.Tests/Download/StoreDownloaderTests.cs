@@ -275,8 +275,7 @@ public sealed class StoreDownloaderTests : IDisposable
             await release.Task;
             await ctx.Response.Body.WriteAsync(_chunk.AsMemory(20_000));
         });
-        var d = new StoreDownloader(_http, [StoreSource.Mirror(server.BaseUrl)], Fast, _cache, GrantLimiter.Unlimited)
-            { PartialCheckpoint = TimeSpan.FromMilliseconds(200) };
+        var d = new StoreDownloader(_http, [StoreSource.Mirror(server.BaseUrl)], Fast with { PartialCheckpointMilliseconds = 200 }, _cache, GrantLimiter.Unlimited);
 
         Assert.Equal(_chunk, await d.FetchChunkBytesAsync(_id, Rel + "?fast", _chunk.Length + 40, CancellationToken.None));
         Assert.False(File.Exists(_cache.PartialPathOf(_id)), "a chunk that arrived within the checkpoint interval was written to disk");

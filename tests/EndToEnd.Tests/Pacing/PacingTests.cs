@@ -20,10 +20,14 @@ public sealed class PacingTests(ITestOutputHelper output)
     private static long ReportedBytes(GatewayProxy proxy) => proxy.Completions.Single()["bytesDownloaded"]!.GetValue<long>();
 
     private static TestDevice Device(NodeUnderTest node, TestStore store, string id, string secret, string? gateway = null,
-        IReadOnlyList<string>? mirrors = null, int maxSessionAttempts = 0, int parallelism = 2) =>
+        IReadOnlyList<string>? mirrors = null, int maxSessionAttempts = 0, int parallelism = 2, int partialCheckpointMilliseconds = 1000) =>
         new(gateway ?? node.BaseUrl, mirrors: mirrors, credential: secret, deviceId: id,
             contentKey: store.ContentKey.ToBytes(), trustRoot: store.SigningKey.PublicKey.ToBytes(),
-            download: TestDevice.FastDownloads with { MaxSessionAttempts = maxSessionAttempts, Parallelism = parallelism, BackoffCapMilliseconds = 500 });
+            download: TestDevice.FastDownloads with
+            {
+                MaxSessionAttempts = maxSessionAttempts, Parallelism = parallelism, BackoffCapMilliseconds = 500,
+                PartialCheckpointMilliseconds = partialCheckpointMilliseconds,
+            });
 
     private async Task<AgentProcess.Result> Run(TestDevice d, int expectedExit = 0, int timeoutSeconds = 90)
     {
@@ -204,7 +208,8 @@ public sealed class PacingTests(ITestOutputHelper output)
         await using var proxy = await GatewayProxy.StartAsync(node.BaseUrl);
         using var store = new TestStore(node.StoreRoot);
         var v1 = store.Publish("1.0", Releases.V1());
-        using var d = Device(node, store, "kill-1", await node.ProvisionAsync("kill-1"), gateway: proxy.BaseUrl);
+        // Received bytes are kept in part files every 100 ms, so a chunk part-way received has some on disk.
+        using var d = Device(node, store, "kill-1", await node.ProvisionAsync("kill-1"), gateway: proxy.BaseUrl, partialCheckpointMilliseconds: 100);
         await node.AssignAsync("kill-1", "acme", v1.Version, v1.VersionId, v1.ManifestPath);
 
         var partialDir = d.Layout.PartialChunks;
