@@ -21,7 +21,7 @@ namespace Orchestrator.DeviceAgent.Session;
 /// <summary>Outcome of a successful session.</summary>
 /// <param name="Action">What the server asked for.</param>
 /// <param name="Installed">Version installed after the session.</param>
-/// <param name="ChunksDownloaded">Chunks fetched from the network (or already in the cache from an earlier attempt).</param>
+/// <param name="ChunksDownloaded">Chunks fetched from the network (or completed from part files an earlier attempt kept).</param>
 /// <param name="ChunksReused">Chunks taken from local files.</param>
 /// <param name="BytesDownloaded">Bytes received from the network for this install, over every attempt and agent restart.</param>
 /// <param name="Attempts">Attempts it took.</param>
