@@ -57,6 +57,8 @@ public sealed class OrchestratorSerializer : SerializerWithStringManifest
         // Registry
         [typeof(QueryDevices)] = "QueryDevices.v1",
         [typeof(DeviceList)] = "DeviceList.v1",
+        // Credentials (pub-sub, never persisted)
+        [typeof(DeviceCredentialChanged)] = "DeviceCredentialChanged.v1",
         // Rollouts: commands, replies, events, snapshots
         [typeof(CreateRollout)] = "CreateRollout.v1",
         [typeof(GetRollout)] = "GetRollout.v1",

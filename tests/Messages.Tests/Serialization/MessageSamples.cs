@@ -115,5 +115,6 @@ public static class MessageSamples
         new ChannelRolloutRolledBack("acme", "beta", "ro-2", V21, T),
         new ChannelRolloutAborted("acme", "beta", "ro-2", V21, T),
         new ChannelDirectorySnapshot([Channel]),
+        new DeviceCredentialChanged("dev-1", T),
     ];
 }
