@@ -46,8 +46,10 @@ public sealed class DeviceActor : ReceivePersistentActor, IWithTimers
     private long _silenceSince;
     // Wall-clock time of the last device request (journaled LastSeen lags behind idle check-ins); kept in snapshots.
     private DateTimeOffset? _lastHeard;
-    // What the last saved snapshot holds; an idle actor passivates only when that is everything it has in memory.
-    private (long SequenceNr, DeviceState State, DateTimeOffset? LastHeard) _snapshotted;
+    // What the last saved snapshot holds; an idle actor passivates only when that is everything it has in memory. The
+    // state changes only by events (the sequence number) and by the request sequence mark, so those two identify it
+    // without keeping a second copy of the state alive.
+    private (long SequenceNr, long RequestSequence, DateTimeOffset? LastHeard) _snapshotted;
     private bool _passivateAfterSnapshot;
     // Highest snapshot sequence number saved or recovered; a save at that number replaces it, so only a save above it
     // leaves older snapshots to delete (and an idle actor waits for that delete before it stops).
@@ -81,7 +83,7 @@ public sealed class DeviceActor : ReceivePersistentActor, IWithTimers
                 _ => ((DeviceState)offer.Snapshot, null),
             };
             _lastSnapshotSequenceNr = offer.Metadata.SequenceNr;
-            _snapshotted = (offer.Metadata.SequenceNr, _state, _lastHeard);
+            _snapshotted = (offer.Metadata.SequenceNr, _state.LastRequestSequence, _lastHeard);
             _savedSnapshotSequenceNr = offer.Metadata.SequenceNr;
         });
         Recover<IDeviceEvent>(e => _state = DeviceStateMachine.Apply(_state, e, LastSequenceNr));
@@ -233,7 +235,7 @@ public sealed class DeviceActor : ReceivePersistentActor, IWithTimers
         _snapshotInFlight = true;
         _snapshotDue = false;
         _lastSnapshotSequenceNr = LastSequenceNr;
-        _snapshotted = (LastSequenceNr, _state, _lastHeard);
+        _snapshotted = (LastSequenceNr, _state.LastRequestSequence, _lastHeard);
         SaveSnapshot(new DeviceSnapshot(_state, _lastHeard));
     }
 
@@ -255,7 +257,7 @@ public sealed class DeviceActor : ReceivePersistentActor, IWithTimers
             _passivateAfterSnapshot = true;
             return;
         }
-        if (_snapshotted.SequenceNr != LastSequenceNr || !ReferenceEquals(_snapshotted.State, _state) || _snapshotted.LastHeard != _lastHeard)
+        if (_snapshotted != (LastSequenceNr, _state.LastRequestSequence, _lastHeard))
         {
             _passivateAfterSnapshot = true;
             TakeSnapshot();
