@@ -9,7 +9,7 @@ MB = 1_000_000
 
 
 def mb(b):
-    return f"{b / MB:.2f} MB"
+    return f"{b / 1000:.1f} kB" if b < 100_000 else f"{b / MB:.2f} MB"
 
 
 def row(tool, m):
