@@ -62,6 +62,9 @@ public sealed class ReleaseUploadTests(ITestOutputHelper output)
         output.WriteLine(run.Output + run.Error);
         Assert.Equal(0, run.ExitCode);
         Assert.Equal(manifest.InventoryDigest, Releases.ClientDigest(d));
+        var history = await OrchProcess.OkAsync(node, output, "device", "history", "up-1");
+        Assert.Contains("checked in with nothing of acme installed: told to upgrade to 1.0 (version ID 1)", history.Output);
+        Assert.Contains("upgrade done: now running version ID 1", history.Output);
 
         // 2.0 shares most files with 1.0: the node asks only for the chunks it lacks; the version ID follows the node's.
         var second = await Publish(node, output, Tree(dir, "v2", Releases.V2()), keys, "2.0", "--channel", "stable");
