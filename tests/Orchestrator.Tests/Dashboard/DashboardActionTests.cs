@@ -92,4 +92,28 @@ public sealed class DashboardActionTests(DashboardFleet fleet) : IClassFixture<D
             await Expect(device).ToContainTextAsync("device no-such-device:");
         }
     }
+
+    [ChromiumFact]
+    public async Task A_rollout_created_from_the_browser_previews_its_devices_first()
+    {
+        var (playwright, browser, page) = await OpenAsync(TestNode.OperateToken);
+        using (playwright)
+        await using (browser)
+        {
+            await page.GetByTestId("c-product").FillAsync("acme");
+            await page.GetByTestId("c-version").FillAsync("2.0.0");
+            // dash-new: the one fixture device no other test of this class reads or claims.
+            await page.GetByTestId("c-devices").FillAsync("dash-new");
+            await Expect(page.GetByTestId("c-preview")).ToContainTextAsync("selects 1 device(s) of channel stable for acme 2.0.0; waves 1; running version ID 2: 1 (dash-new)");
+            // A version that is not published: the node's refusal, before anything is created.
+            await page.GetByTestId("c-version").FillAsync("9.9.9");
+            await Expect(page.GetByTestId("c-preview")).ToContainTextAsync("version '9.9.9' of 'acme' is not in the release index");
+            await page.GetByTestId("c-version").FillAsync("2.0.0");
+            await Expect(page.GetByTestId("c-preview")).ToContainTextAsync("selects 1 device(s)");
+            await page.GetByTestId("c-create").ClickAsync();
+            await Expect(page.GetByTestId("c-preview")).ToContainTextAsync("created rollout ro-");
+            var id = System.Text.RegularExpressions.Regex.Match(await page.GetByTestId("c-preview").TextContentAsync() ?? "", @"ro-[0-9a-f-]+").Value;
+            await Expect(page.Locator($"[data-rollout='{id}']")).ToContainTextAsync("acme 2.0.0");
+        }
+    }
 }

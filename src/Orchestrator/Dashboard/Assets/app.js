@@ -142,6 +142,60 @@ async function runAction() {
   poll();
 }
 
+function list(id) {
+  const v = $(id).value.trim();
+  return v ? v.split(",").map(x => x.trim()).filter(x => x) : null;
+}
+
+// The same request for the preview and the creation, so what is previewed is what gets created.
+function createRequest() {
+  const waves = list("c-waves");
+  const body = {
+    product: $("c-product").value.trim(), version: $("c-version").value.trim(),
+    selector: { tags: list("c-tags"), deviceIds: list("c-devices") },
+  };
+  if (waves) body.waves = waves.map(w => w.endsWith("%") ? { percent: Number(w.slice(0, -1)) } : { count: Number(w) });
+  if ($("c-error").value.trim()) body.errorThreshold = Number($("c-error").value.trim());
+  if ($("c-channel").value.trim()) body.channel = $("c-channel").value.trim();
+  return body;
+}
+
+let previewTimer = null;
+function schedulePreview() {
+  if (previewTimer) clearTimeout(previewTimer);
+  previewTimer = setTimeout(preview, 300);
+}
+
+async function preview() {
+  const out = $("c-preview");
+  const body = createRequest();
+  if (!body.product || !body.version || (!body.selector.tags && !body.selector.deviceIds)) return;
+  try {
+    const p = await api("POST", "/admin/v1/rollouts/preview", body);
+    const running = p.installed.map(i => (i.versionId === null ? "not checked in" : "version ID " + i.versionId) + ": " + i.devices).join(", ");
+    out.className = "";
+    out.textContent = `selects ${p.devices} device(s) of channel ${p.channel} for ${p.product} ${p.version}; waves ${p.waveSizes.join(", ")}` +
+      (running ? `; running ${running}` : "") + (p.sample.length ? ` (${p.sample.join(", ")}${p.devices > p.sample.length ? ", ..." : ""})` : "");
+  } catch (err) {
+    out.className = "error";
+    out.textContent = err.message;
+  }
+}
+
+async function createRollout() {
+  const out = $("c-preview");
+  try {
+    const r = await api("POST", "/admin/v1/rollouts", createRequest());
+    out.className = "";
+    out.textContent = `created rollout ${r.spec.rolloutId} (${r.status})`;
+  } catch (err) {
+    out.className = "error";
+    out.textContent = "not created: " + err.message;
+  }
+  if (timer) { clearTimeout(timer); timer = null; }
+  poll();
+}
+
 async function showDevice(id) {
   const box = $("device");
   box.replaceChildren(el("p", { class: "muted" }, "loading " + id + " ..."));
@@ -262,5 +316,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("action-form").addEventListener("submit", e => { e.preventDefault(); runAction(); });
   $("action-cancel").addEventListener("click", () => { pending = null; $("action-form").hidden = true; });
   $("device-form").addEventListener("submit", e => { e.preventDefault(); showDevice($("device-input").value.trim()); });
+  $("create-form").addEventListener("input", schedulePreview);
+  $("create-form").addEventListener("submit", e => { e.preventDefault(); createRollout(); });
   poll();
 });
