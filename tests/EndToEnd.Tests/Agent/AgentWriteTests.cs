@@ -63,8 +63,11 @@ public sealed class AgentWriteTests(ITestOutputHelper output)
         var v1 = store.Publish("1.0", Tree());
         var v2 = store.Publish("2.0", Tree(3, 17));
         var secret = await node.ProvisionAsync("wear-1");
+        // No part-file checkpoints: a loaded machine would otherwise make some transfers slow enough to take them, and
+        // what this test measures is the install's own writes (checkpoints have their tests in DeviceAgent.Tests).
         using var d = new TestDevice(node.BaseUrl, credential: secret, deviceId: "wear-1",
-            contentKey: store.ContentKey.ToBytes(), trustRoot: store.SigningKey.PublicKey.ToBytes());
+            contentKey: store.ContentKey.ToBytes(), trustRoot: store.SigningKey.PublicKey.ToBytes(),
+            download: TestDevice.FastDownloads with { PartialCheckpointMilliseconds = 600_000 });
         const long tree = (long)FileCount * FileSize;
 
         await node.AssignAsync("wear-1", "acme", v1.Version, v1.VersionId, v1.ManifestPath);
