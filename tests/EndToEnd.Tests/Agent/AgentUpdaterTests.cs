@@ -338,6 +338,90 @@ public sealed class AgentUpdaterTests(UpdaterNode n, ITestOutputHelper output) :
         Assert.Equal(n.V1.InventoryDigest, Releases.ClientDigest(d));
     }
 
+    [Fact]
+    public async Task A_device_without_a_working_updater_reports_it_to_the_node_and_its_first_check_in_after_a_repair_clears_it()
+    {
+        const string id = "upd-lost";
+        using var d = await n.DeviceAsync(id);
+        var marker = Path.Combine(d.Dir.Path, "client-ran");
+        await UpdaterNode.UseUpdaterProgramAsync(d, clientMarker: marker);
+        await Run(d); // 1.0 installed, the device checked in with a working updater
+        var imageFile = Path.Combine(d.Layout.VirtualUpdater, "lib", "helper.so");
+        var image = File.ReadAllBytes(imageFile);
+        foreach (var x in new[] { Damage.Free, Damage.Backup, Damage.Virtual }) Apply(d, x);
+
+        var r = await AgentProcess.RunAsync(["run", "--config", d.Config.SourcePath!]);
+        output.WriteLine(r.Output + r.Error);
+        Assert.Equal(3, r.ExitCode);
+        Assert.Contains("reported to the node that this device has no working updater", r.Output);
+        await WaitForFileAsync(marker); // the client runs all the same
+        var lost = (await n.Node.StateAsync(id)).UpdaterLost;
+        Assert.NotNull(lost);
+        Assert.Contains("differs from the image sealed at provisioning (damaged image)", lost.Reason);
+        var show = await OrchProcess.OkAsync(n.Node, output, "device", "show", id);
+        Assert.Matches(@"updater\s+NONE WORKING since .*damaged image", show.Output);
+        var history = await OrchProcess.OkAsync(n.Node, output, "device", "history", id);
+        Assert.Contains("reported NO WORKING UPDATER (client started without an update session)", history.Output);
+        await Until("device list marks upd-lost", async () => (await OrchProcess.OkAsync(n.Node, output, "device", "list", "--json")).Json,
+            j => j.GetProperty("devices").EnumerateArray().Any(e => e.GetProperty("deviceId").GetString() == id && e.GetProperty("updaterLost").GetBoolean()));
+        var events = (await n.Node.StateAsync(id)).EventCount;
+
+        // The same damage on the next start: reported again, journaled once.
+        r = await AgentProcess.RunAsync(["run", "--config", d.Config.SourcePath!, "--no-client"]);
+        output.WriteLine(r.Output + r.Error);
+        Assert.Equal(3, r.ExitCode);
+        Assert.Contains("reported to the node that this device has no working updater", r.Output);
+        Assert.Equal(events, (await n.Node.StateAsync(id)).EventCount);
+
+        // The operator reinstalls the image and rebuilds the zones from it; the next start's check-in clears the report.
+        File.WriteAllBytes(imageFile, image);
+        var recovered = await AgentProcess.RunAsync(["recover", "--from-virtual", "--config", d.Config.SourcePath!]);
+        output.WriteLine(recovered.Output + recovered.Error);
+        Assert.Equal(0, recovered.ExitCode);
+        r = await Run(d);
+        Assert.Contains("updater intact (version image)", r.Output);
+        Assert.Contains("updater program image-updater (pid ", r.Output);
+        Assert.Null((await n.Node.StateAsync(id)).UpdaterLost);
+        show = await OrchProcess.OkAsync(n.Node, output, "device", "show", id);
+        Assert.Matches(@"updater\s+working", show.Output);
+        history = await OrchProcess.OkAsync(n.Node, output, "device", "history", id);
+        Assert.Contains("checked in with a working updater again", history.Output);
+    }
+
+    [Fact]
+    public async Task A_report_of_a_lost_updater_marks_only_the_signing_device_and_bad_input_is_named()
+    {
+        using var a = await n.DeviceAsync("upd-lost-a");
+        using var b = await n.DeviceAsync("upd-lost-b");
+        var secretA = System.Text.Encoding.UTF8.GetString(a.Hidden.ReadRequired(HiddenItem.DeviceCredential));
+        var body = System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(new Messages.Protocol.UpdaterLostReport("forged"),
+            Messages.Protocol.ProtocolJsonContext.Default.UpdaterLostReport);
+
+        // Device A signs a report addressed to device B: refused, B's record unchanged.
+        using var http = new HttpClient();
+        var forged = new HttpRequestMessage(HttpMethod.Post, $"{n.Node.BaseUrl.TrimEnd('/')}/v1/devices/upd-lost-b/updater-lost")
+            { Content = new ByteArrayContent(body) { Headers = { ContentType = new("application/json") } } };
+        await TestSupport.DeviceSigning.SignAsync(forged, "upd-lost-a", secretA);
+        var answer = await http.SendAsync(forged);
+        var text = await answer.Content.ReadAsStringAsync();
+        output.WriteLine($"{(int)answer.StatusCode} {text}");
+        Assert.Equal(403, (int)answer.StatusCode);
+        Assert.Contains("credential_wrong_device", text);
+        Assert.Null((await n.Node.StateAsync("upd-lost-b")).UpdaterLost);
+
+        // An empty reason is named and changes nothing.
+        var empty = System.Text.Encoding.UTF8.GetBytes("""{"reason":""}""");
+        var bad = new HttpRequestMessage(HttpMethod.Post, $"{n.Node.BaseUrl.TrimEnd('/')}/v1/devices/upd-lost-a/updater-lost")
+            { Content = new ByteArrayContent(empty) { Headers = { ContentType = new("application/json") } } };
+        await TestSupport.DeviceSigning.SignAsync(bad, "upd-lost-a", secretA);
+        answer = await http.SendAsync(bad);
+        text = await answer.Content.ReadAsStringAsync();
+        output.WriteLine($"{(int)answer.StatusCode} {text}");
+        Assert.Equal(400, (int)answer.StatusCode);
+        Assert.Contains("invalid_reason", text);
+        Assert.Null((await n.Node.StateAsync("upd-lost-a")).UpdaterLost);
+    }
+
     private static string TrackClient(TestDevice d) => Path.Combine(d.Layout.UpdaterReleaseZones.Free, "client");
 
     private static UpdaterSeal Seal(TestDevice d) => UpdaterSeal.Read(d.Hidden)!;
