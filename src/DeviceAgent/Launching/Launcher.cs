@@ -118,7 +118,7 @@ public sealed class Launcher(AgentConfig config, Action<string> log, CrashPoints
         var gateway = Gateway(http, layout, hidden);
         var session = new UpdateSession(config, layout, hidden, gateway, http, crash, log)
         {
-            AcceptStagedTree = new ClientHealthCheck(log, crash).CheckAsync,
+            CheckInstalledTree = new ClientHealthCheck(log, crash).CheckAsync,
         };
         try
         {
@@ -178,6 +178,19 @@ public sealed class Launcher(AgentConfig config, Action<string> log, CrashPoints
     private void StartClient(ZoneLayout layout)
     {
         if (config.ClientCommand is null) return;
+        // A swap interrupted while the new version's health check ran leaves that unchecked version at the installed
+        // path until recovery puts the previous one back; the updater's session recovers first, but the client must
+        // not depend on an updater having run.
+        try
+        {
+            using var key = DeviceKey.Derive(config.MachineSecretFile, config.DeviceId);
+            var recovery = new TreeInstaller(layout, new HiddenZone(layout, key)).Recover();
+            if (recovery != RecoveryOutcome.Clean) log($"interrupted install found before starting the client: {recovery}");
+        }
+        catch (Exception e) when (e is HiddenZoneException or IOException or InvalidOperationException)
+        {
+            log($"WARNING: an interrupted install could not be finished before starting the client: {e.Message}");
+        }
         var exe = Path.Combine(layout.Client, config.ClientCommand);
         if (!File.Exists(exe))
         {

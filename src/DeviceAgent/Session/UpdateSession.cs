@@ -74,6 +74,13 @@ public sealed class UpdateSession
     /// </summary>
     public Func<string, CancellationToken, Task<string?>>? AcceptStagedTree { get; init; }
 
+    /// <summary>
+    /// The client's health check, run on the new tree at the installed path after the swap (<see cref="TreeInstaller.CommitCheckedAsync"/>):
+    /// returns null when healthy, or why not, which puts the previous version back and fails the attempt at the verify
+    /// stage (reported with the check's output, counted by a rollout).
+    /// </summary>
+    public Func<string, CancellationToken, Task<string?>>? CheckInstalledTree { get; init; }
+
     /// <summary>Version of this agent build, sent at check-in (at most 64 characters, as the protocol allows).</summary>
     public static string AgentVersion { get; } = Clip(
         typeof(UpdateSession).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "0", 64);
@@ -230,7 +237,10 @@ public sealed class UpdateSession
         var newDigest = Stage(manifest, plan, ct);
         if (AcceptStagedTree is not null && await AcceptStagedTree(_layout.Staging, ct) is { } refused)
             throw new SessionFailedException(FailureStage.Verify, $"{manifest.Version} (id {manifest.VersionId}) refused after staging: {refused}; the installed version is kept");
-        _installer.Commit(new InstalledVersion(manifest.VersionId, manifest.Version), newDigest, manifestSha256);
+        var version = new InstalledVersion(manifest.VersionId, manifest.Version);
+        if (CheckInstalledTree is null) _installer.Commit(version, newDigest, manifestSha256);
+        else if (await _installer.CommitCheckedAsync(version, newDigest, manifestSha256, CheckInstalledTree, ct) is { } unhealthy)
+            throw new SessionFailedException(FailureStage.Verify, $"{manifest.Version} (id {manifest.VersionId}) failed after install: {unhealthy}; the previous version is restored");
         var patched = plan.Patches.Count - fellBack.Count;
         var bytes = counter.Total;
         _log($"installed {manifest.Version} (id {manifest.VersionId}); {patched} file(s) from delta patches, {fellBack.Count} fell back to chunks, {bytes} bytes downloaded for this install ({downloader.BytesReceived} in this session)");

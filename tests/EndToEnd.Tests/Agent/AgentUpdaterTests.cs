@@ -41,8 +41,10 @@ public sealed class UpdaterNode : IAsyncLifetime
             return f;
         }
         var runnable = new Dictionary<string, UnixFileMode> { ["bin/start.sh"] = (UnixFileMode)0b111_101_101, ["bin/health.sh"] = (UnixFileMode)0b111_101_101 };
-        Sick = Store.Publish("2.1", WithHealth("#!/bin/sh\necho \"probe $1: cannot bind port 8080\" >&2\nexit 3\n"), modes: runnable);
-        Healthy = Store.Publish("2.2", WithHealth("#!/bin/sh\ntest \"$ORCH_RELEASE_ROOT\" = \"$PWD\" && test -f \"$ORCH_RELEASE_ROOT/lib/plugin.so\" && echo \"probe $1: healthy\"\n"), modes: runnable);
+        Sick = Store.Publish("2.1", WithHealth("#!/bin/sh\necho \"probe $1 in $(basename \"$PWD\"): cannot bind port 8080\" >&2\nexit 3\n"), modes: runnable);
+        // Healthy only where it is installed: a program that reads its own location must be checked there, not in staging.
+        Healthy = Store.Publish("2.2", WithHealth("#!/bin/sh\ncase \"$PWD\" in */client) ;; *) echo \"not at the installed path: $PWD\" >&2; exit 9;; esac\n" +
+            "test \"$ORCH_RELEASE_ROOT\" = \"$PWD\" && test -f \"$ORCH_RELEASE_ROOT/lib/plugin.so\" && echo \"probe $1: healthy in $(basename \"$PWD\")\"\n"), modes: runnable);
         var exec = new Dictionary<string, UnixFileMode> { ["orch-agent"] = (UnixFileMode)0b111_101_101 };
         Updater2 = Store.Publish("2.0", new Dictionary<string, byte[]>
         {
@@ -535,8 +537,10 @@ public sealed class AgentUpdaterTests(UpdaterNode n, ITestOutputHelper output) :
         await Until("upd-health assigned by ro-sick", () => n.Node.StateAsync("upd-health"), s => s.Target?.RolloutId == "ro-sick");
         var r = await Run(d, 1);
         Assert.Contains("health check: bin/health.sh --probe (limit 20 s)", r.Output);
-        Assert.Contains("2.1 (id " + n.Sick.VersionId + ") refused after staging: health check 'bin/health.sh' failed with exit code 3: probe --probe: cannot bind port 8080; the installed version is kept", r.Output);
+        Assert.Contains("2.1 (id " + n.Sick.VersionId + ") failed after install: health check 'bin/health.sh' failed with exit code 3: probe --probe in client: cannot bind port 8080; the previous version is restored", r.Output);
         Assert.Equal(n.V1.InventoryDigest, Releases.ClientDigest(d));
+        Assert.False(Directory.Exists(d.Layout.Retired));
+        Assert.False(File.Exists(d.Layout.Journal));
         Assert.Equal(n.V1.VersionId, d.Hidden.ReadInstalledVersion().VersionId);
         var state = await n.Node.StateAsync("upd-health");
         Assert.Contains("cannot bind port 8080", state.LastFailure!.Reason);
@@ -546,14 +550,15 @@ public sealed class AgentUpdaterTests(UpdaterNode n, ITestOutputHelper output) :
         await OrchProcess.OkAsync(n.Node, output, "rollout", "abort", "ro-sick", "--reason", "unhealthy");
         await n.Node.AssignAsync("upd-health", "acme", n.Healthy.Version, n.Healthy.VersionId, n.Healthy.ManifestPath);
         r = await Run(d);
-        Assert.Contains("health check passed: probe --probe: healthy", r.Output);
+        Assert.Contains("health check passed: probe --probe: healthy in client", r.Output);
         Assert.Equal(n.Healthy.InventoryDigest, Releases.ClientDigest(d));
         Assert.Equal(n.Healthy.VersionId, (await n.Node.StateAsync("upd-health")).InstalledVersionId);
     }
 
+    // Every point a health-checked install passes: a healthy release reaches all but the last, a failing one stops at new-in-place and then removes itself.
     public static IEnumerable<object[]> HealthPoints =>
-        new[] { ("file-staged", true), ("health-checked", true), ("journal-written", true), ("new-in-place", true), ("journal-removed", true), ("file-staged", false) }
-            .Select(p => new object[] { p.Item1, p.Item2 });
+        DeviceAgent.Install.CrashPoints.HealthCheckedInstall.Where(p => p != DeviceAgent.Install.CrashPoints.UnhealthyRemoved).Select(p => new object[] { p, true })
+            .Concat(new[] { "file-staged", "journal-written", "old-retired", "new-in-place", DeviceAgent.Install.CrashPoints.UnhealthyRemoved }.Select(p => new object[] { p, false }));
 
     [Theory]
     [MemberData(nameof(HealthPoints))]
@@ -568,8 +573,20 @@ public sealed class AgentUpdaterTests(UpdaterNode n, ITestOutputHelper output) :
             new Dictionary<string, string> { [DeviceAgent.Install.CrashPoints.EnvironmentVariable] = point });
         output.WriteLine(killed.Output + killed.Error);
         Assert.Contains($"crash injected at {point}#1", killed.Error);
-        var digest = Releases.ClientDigest(d);
-        Assert.True(digest == n.V1.InventoryDigest || (healthy && digest == n.Healthy.InventoryDigest), $"after a kill at {point} the client tree is neither 1.0 nor the healthy 2.2");
+
+        // The launcher alone (no gateway, so no session) finishes or undoes the interrupted install before the client
+        // starts: the client path then holds 1.0 or, once its check passed and was journaled, the healthy 2.2; never
+        // the unchecked or failing release.
+        var marker = Path.Combine(d.Dir.Path, "client-ran");
+        File.WriteAllText(d.Config.SourcePath!, (d.Config with { Gateway = null, Mirrors = ["http://127.0.0.1:9/"], ClientCommand = "bin/start.sh", ClientArguments = [marker] }).ToJson());
+        var launcherOnly = await AgentProcess.RunAsync(["run", "--config", d.Config.SourcePath!]);
+        output.WriteLine(launcherOnly.Output + launcherOnly.Error);
+        Assert.Equal(0, launcherOnly.ExitCode);
+        Assert.Equal(healthy && point is "version-recorded" or "journal-removed" ? n.Healthy.InventoryDigest : n.V1.InventoryDigest, Releases.ClientDigest(d));
+        Assert.False(File.Exists(d.Layout.Journal));
+        Assert.False(Directory.Exists(d.Layout.Retired));
+        await WaitForFileAsync(marker);
+        File.WriteAllText(d.Config.SourcePath!, d.Config.ToJson());
 
         var r = await Run(d, healthy ? 0 : 1);
         Assert.Equal(healthy ? n.Healthy.InventoryDigest : n.V1.InventoryDigest, Releases.ClientDigest(d));
