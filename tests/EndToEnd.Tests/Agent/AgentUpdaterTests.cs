@@ -497,19 +497,19 @@ public sealed class AgentUpdaterTests(UpdaterNode n, ITestOutputHelper output) :
     // The first updater release has no previous tree in its track, so old-retired is not on its path.
     public static IEnumerable<object[]> SwapPoints =>
         new[] { "file-staged", "journal-written", "new-in-place", "version-recorded", "journal-removed" }
-            .Concat(DeviceAgent.Install.CrashPoints.UpdaterSwap).Select(p => new object[] { p });
+            .Concat(DeviceAgent.Install.CrashPoints.UpdaterSwap).Append(DeviceAgent.Install.CrashPoints.UpdaterFileRestored + "#2").Select(p => new object[] { p });
 
     [Theory]
     [MemberData(nameof(SwapPoints))]
     public async Task A_kill_at_each_step_of_an_updater_swap_leaves_a_device_whose_launcher_starts_a_working_updater(string point)
     {
-        var id = "upd-kill-" + point;
+        var id = "upd-kill-" + point.Replace('#', '-');
         using var d = await n.DeviceWithUpdaterTrackAsync(id, output);
         await n.Node.AssignAsync(id + ".updater", UpdaterNode.UpdaterProduct, n.Updater2.Version, n.Updater2.VersionId, n.Updater2.ManifestPath);
         var killed = await AgentProcess.RunAsync(["run", "--config", d.Config.SourcePath!, "--no-client"],
             new Dictionary<string, string> { [DeviceAgent.Install.CrashPoints.EnvironmentVariable] = point });
         output.WriteLine(killed.Output + killed.Error);
-        Assert.Contains($"crash injected at {point}#1", killed.Error);
+        Assert.Contains($"crash injected at {(point.Contains('#') ? point : point + "#1")}", killed.Error);
         Assert.Equal(4, killed.ExitCode);
         Assert.Contains("ended with exit code 137", killed.Output);
 
@@ -518,6 +518,9 @@ public sealed class AgentUpdaterTests(UpdaterNode n, ITestOutputHelper output) :
         {
             var r = await Run(d);
             Assert.Matches(@"updater program (image-updater|release-2\.0) \(pid \d+\)", r.Output);
+            // Repairs come from the newest sealed updater: never the older backup, never the image over a sealed 2.0.
+            Assert.DoesNotContain("restored from the hidden backup (version image", r.Output);
+            Assert.DoesNotContain("virtual zone's plain copy", r.Output);
             if (r.Output.Contains("updater program release-2.0 (pid ") && r.Output.Contains("updater intact (version 2.0)")) break;
             Assert.True(i < 2, "the device did not converge on updater 2.0 within three starts");
         }
