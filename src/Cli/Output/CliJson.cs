@@ -43,6 +43,8 @@ namespace Orchestrator.Cli.Output;
 [JsonSerializable(typeof(AdminTokenList))]
 [JsonSerializable(typeof(AdminTokenView))]
 [JsonSerializable(typeof(AuditList))]
+[JsonSerializable(typeof(ReleaseUploadPlan))]
+[JsonSerializable(typeof(ReleaseCommitted))]
 // Admin API request bodies.
 [JsonSerializable(typeof(ClusterMemberRequest))]
 [JsonSerializable(typeof(DeviceRegistrationRequest))]
@@ -57,12 +59,14 @@ namespace Orchestrator.Cli.Output;
 [JsonSerializable(typeof(RolloutActionRequest))]
 [JsonSerializable(typeof(AdminTokenCreateRequest))]
 [JsonSerializable(typeof(ChannelSetRequest))]
+[JsonSerializable(typeof(ReleaseUploadRequest))]
 [JsonSerializable(typeof(DeviceChannelRequest))]
 // Local command outputs.
 [JsonSerializable(typeof(StoreStats))]
 [JsonSerializable(typeof(GcReport))]
 [JsonSerializable(typeof(StoreVerifyOutput))]
 [JsonSerializable(typeof(PublishOutput))]
+[JsonSerializable(typeof(ReleaseUploadOutput))]
 [JsonSerializable(typeof(DeltaBuildOutput))]
 [JsonSerializable(typeof(KeysInitOutput))]
 [JsonSerializable(typeof(KeysRotateOutput))]

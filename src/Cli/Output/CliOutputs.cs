@@ -15,6 +15,11 @@ internal sealed record PublishOutput(
     long BytesTotal, long ChunksTotal, long ChunksDistinct, long ChunksNew, long BytesNew, string InventoryDigest,
     double ElapsedSeconds, double ThroughputMiBPerSecond, string? Channel);
 
+/// <summary>Result of <c>orch release publish --server --json</c>: the local publish, then what went over the network.</summary>
+internal sealed record ReleaseUploadOutput(
+    string Server, string Product, string Version, long VersionId, string ManifestPath, int Files, long BytesTotal, int Chunks,
+    int ChunksUploaded, long BytesUploaded, IReadOnlyList<long> RootsAdded, bool AlreadyPublished, string? Channel, double ElapsedSeconds);
+
 /// <summary>Result of <c>orch delta build --json</c>.</summary>
 internal sealed record DeltaBuildOutput(
     string ManifestPath, string SignaturePath, string Product, string From, long FromVersionId, string To, long ToVersionId,

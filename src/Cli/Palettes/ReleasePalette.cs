@@ -18,9 +18,12 @@ public static class ReleasePalette
     {
         registry.Palette("release", "publish releases into a content store; list and show those of a node")
             .Add(new CommandSpec("release", "publish",
-                "Chunk, encrypt and store a release tree (only absent chunks are written), then sign and commit its manifest.",
+                "Chunk, encrypt and store a release tree (only absent chunks are written), then sign and commit its manifest: into a " +
+                "local store folder (--store), or onto a node over its admin API (--server; only the chunks the node lacks are uploaded).",
                 [
-                    new SwitchSpec("store", "DIR", "content store folder (created on first publish)", Required: true),
+                    new SwitchSpec("store", "DIR", "content store folder (created on first publish); or give --server"),
+                    new SwitchSpec("server", "URL", "upload to this node instead of a store folder (operate-scope --token or ORCH_TOKEN)"),
+                    new SwitchSpec("token", "TOKEN", "admin bearer token for --server (default: ORCH_TOKEN)"),
                     new SwitchSpec("keys", "DIR", "key folder from 'orch keys init'", Required: true),
                     new SwitchSpec("product", "NAME", "product name, e.g. acme-client", Required: true),
                     new SwitchSpec("version", "VERSION", "version string, e.g. 2.1.0", Required: true),
@@ -114,7 +117,7 @@ public static class ReleasePalette
         return Task.FromResult(ExitCodes.Success);
     }
 
-    private static Task<int> Publish(CommandInvocation call, CancellationToken cancellationToken)
+    private static async Task<int> Publish(CommandInvocation call, CancellationToken cancellationToken)
     {
         var defaults = ChunkingOptions.Default;
         var chunking = new ChunkingOptions(
@@ -132,9 +135,19 @@ public static class ReleasePalette
             chunking);
 
         var keysDir = call.Required("keys");
+        var storeDir = call.Optional("store");
+        var server = call.Optional("server");
+        if (storeDir is not null && server is not null)
+            throw new UsageException("Give --store DIR (publish into a local store folder) or --server URL (upload to a node), not both.");
+        if (storeDir is null)
+        {
+            if (server is null) throw new UsageException("Missing --store DIR (publish into a local store folder) or --server URL (upload to a node).");
+            using var client = AdminClient.Resolve(server, call.Optional("token"), call.Console);
+            return await ReleaseUpload.RunAsync(call, client, request, keysDir, cancellationToken).ConfigureAwait(false);
+        }
         var contentKey = KeyFiles.LoadContentKey(keysDir);
         using var signingKey = KeyFiles.LoadSigningKey(keysDir);
-        var store = FileSystemStore.Open(call.Required("store"), create: true);
+        var store = FileSystemStore.Open(storeDir, create: true);
         var publisher = new Publisher(store, contentKey, signingKey);
 
         PublishResult result;
@@ -187,7 +200,7 @@ public static class ReleasePalette
             o.WriteLine($"  elapsed    {Render.Seconds(result.Elapsed)} ({Render.Bytes((long)(result.BytesTotal / seconds))}/s)");
             o.WriteLine($"  manifest   {result.ManifestPath}");
         }
-        return Task.FromResult(ExitCodes.Success);
+        return ExitCodes.Success;
     }
 
     /// <summary>Reports on the publishing thread (Progress&lt;T&gt; would post to the thread pool, out of order).</summary>

@@ -54,10 +54,20 @@ public sealed class AdminClient : IDisposable
     /// <summary>POST <paramref name="body"/> as JSON (or nothing) and parse the answer.</summary>
     public Task<T> PostAsync<T>(string path, object? body, CancellationToken ct) => SendAsync<T>(HttpMethod.Post, path, body, ct);
 
-    /// <summary>Sends and parses; throws <see cref="AdminApiException"/> for every non-success outcome.</summary>
-    public async Task<T> SendAsync<T>(HttpMethod method, string path, object? body, CancellationToken ct)
+    /// <summary>PUT <paramref name="bytes"/> as <c>application/octet-stream</c>; throws <see cref="AdminApiException"/> unless it succeeded.</summary>
+    public async Task PutBytesAsync(string path, byte[] bytes, CancellationToken ct)
     {
-        using var response = await SendCheckedAsync(method, path, body, HttpCompletionOption.ResponseContentRead, ct).ConfigureAwait(false);
+        using var content = new ByteArrayContent(bytes) { Headers = { ContentType = new MediaTypeHeaderValue("application/octet-stream") } };
+        using var response = await SendCheckedAsync(HttpMethod.Put, path, content, HttpCompletionOption.ResponseContentRead, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>Sends and parses; throws <see cref="AdminApiException"/> for every non-success outcome.</summary>
+    public Task<T> SendAsync<T>(HttpMethod method, string path, object? body, CancellationToken ct) =>
+        ReadAsync<T>(method, path, body is null ? null : JsonContent.Create(body, CliJson.TypeInfo(CliJson.Wire, body.GetType())), ct);
+
+    private async Task<T> ReadAsync<T>(HttpMethod method, string path, HttpContent? content, CancellationToken ct)
+    {
+        using var response = await SendCheckedAsync(method, path, content, HttpCompletionOption.ResponseContentRead, ct).ConfigureAwait(false);
         if (typeof(T) == typeof(JsonElement) && response.StatusCode == HttpStatusCode.NoContent) return default!;
         try
         {
@@ -75,12 +85,12 @@ public sealed class AdminClient : IDisposable
     /// disposes it); throws <see cref="AdminApiException"/> for every non-success outcome.
     /// </summary>
     public Task<HttpResponseMessage> OpenStreamAsync(HttpMethod method, string path, object? body, CancellationToken ct) =>
-        SendCheckedAsync(method, path, body, HttpCompletionOption.ResponseHeadersRead, ct);
+        SendCheckedAsync(method, path, body is null ? null : JsonContent.Create(body, CliJson.TypeInfo(CliJson.Wire, body.GetType())),
+            HttpCompletionOption.ResponseHeadersRead, ct);
 
-    private async Task<HttpResponseMessage> SendCheckedAsync(HttpMethod method, string path, object? body, HttpCompletionOption completion, CancellationToken ct)
+    private async Task<HttpResponseMessage> SendCheckedAsync(HttpMethod method, string path, HttpContent? content, HttpCompletionOption completion, CancellationToken ct)
     {
-        using var request = new HttpRequestMessage(method, path);
-        if (body is not null) request.Content = JsonContent.Create(body, CliJson.TypeInfo(CliJson.Wire, body.GetType()));
+        using var request = new HttpRequestMessage(method, path) { Content = content };
         HttpResponseMessage response;
         try
         {

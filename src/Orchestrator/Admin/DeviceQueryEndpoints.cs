@@ -11,6 +11,7 @@ using Orchestrator.DeviceActors;
 using Orchestrator.DeviceActors.Registry;
 using Orchestrator.Messages.Admin;
 using Orchestrator.Messages.Devices;
+using Orchestrator.Messages.Protocol;
 using Orchestrator.Node.Auth;
 using Orchestrator.Node.Gateway;
 using Orchestrator.Node.Hosting;
@@ -246,20 +247,29 @@ public sealed class FleetViewCache(IRequiredActor<DeviceRegistryActor> registry,
     }
 }
 
-/// <summary>One human line per device event (history output).</summary>
+/// <summary>One human line per device event (history output), in the operator's words rather than the event's fields.</summary>
 public static class DeviceEventText
 {
     /// <summary>Describes <paramref name="e"/>.</summary>
     public static string Describe(IDeviceEvent e) => e switch
     {
-        DeviceRegistered r => $"registered for {r.Product}{(r.Tags.Count > 0 ? $" with tags {string.Join(",", r.Tags)}" : "")}",
-        DeviceCheckedIn c => $"checked in with version {c.InstalledVersionId} ({c.Product}); told {c.Decision}" +
-            (c.Work is null ? "" : $" {c.Work.Kind} to {c.Work.Version} (id {c.Work.VersionId})"),
-        TargetAssigned t => $"assigned {t.Target.Product} {t.Target.Version} (id {t.Target.VersionId}) by rollout {t.Target.RolloutId}",
+        DeviceRegistered r => $"registered for {r.Product}{(r.Tags.Count > 0 ? $" (tags {string.Join(", ", r.Tags)})" : "")}",
+        DeviceCheckedIn c => $"checked in {Running(c.InstalledVersionId, c.Product)}: " + c.Decision switch
+        {
+            UpdateAction.Upgrade when c.Work is not null => $"told to upgrade to {c.Work.Version} (version ID {c.Work.VersionId})",
+            UpdateAction.Repair when c.Work is not null =>
+                $"told to repair {Count(c.Work.RepairFiles.Count, "damaged file")} of {c.Work.Version}",
+            UpdateAction.None => "up to date",
+            var other => $"told to {other.ToString().ToLowerInvariant()}",
+        },
+        TargetAssigned t => (t.Target.Downgrade ? "told to roll back to " : "assigned ") +
+            $"{t.Target.Product} {t.Target.Version} (version ID {t.Target.VersionId}) by rollout {t.Target.RolloutId}",
         AssignmentCancelled a => $"assignment cancelled by {a.Operator}: {a.Reason}",
-        ProgressRecorded p => $"{p.Progress.Phase}: {p.Progress.BytesDone}/{p.Progress.BytesTotal} bytes, {p.Progress.ChunksDone}/{p.Progress.ChunksTotal} chunks",
-        AttemptFailed f => $"attempt {f.Failure.Attempt} failed at {f.Failure.Stage}: {f.Failure.Reason} (retry in {f.Failure.RetryAfterMs} ms)",
-        WorkCompleted w => $"{w.Kind} completed: version {w.InstalledVersionId} installed",
+        ProgressRecorded p => $"{Doing(p.Progress.Phase)}: {Bytes(p.Progress.BytesDone)} of {Bytes(p.Progress.BytesTotal)}, " +
+            $"{p.Progress.ChunksDone} of {Count(p.Progress.ChunksTotal, "chunk")}",
+        AttemptFailed f => $"attempt {f.Failure.Attempt} failed while {Doing(f.Failure.Stage)}: {f.Failure.Reason}; " +
+            $"retrying in {TimeSpan.FromMilliseconds(f.Failure.RetryAfterMs).TotalSeconds:0.#} s",
+        WorkCompleted w => $"{w.Kind.ToString().ToLowerInvariant()} done: now running version ID {w.InstalledVersionId}",
         DeviceWentOffline => "went offline",
         DeviceCameBack => "came back online",
         DeviceProductChanged p => $"product changed from {p.PreviousProduct ?? "(none)"} to {p.Product} by {p.Operator}",
@@ -267,5 +277,25 @@ public static class DeviceEventText
         DeviceUpdaterLost u => $"reported NO WORKING UPDATER (client started without an update session): {u.Reason}",
         DeviceUpdaterRestored => "checked in with a working updater again",
         _ => e.GetType().Name,
+    };
+
+    private static string Running(long versionId, string product) =>
+        versionId == 0 ? $"with nothing of {product} installed" : $"running version ID {versionId} of {product}";
+
+    private static string Doing(WorkPhase phase) => phase switch
+    {
+        WorkPhase.Download => "downloading",
+        WorkPhase.Verify => "verifying",
+        WorkPhase.Install => "installing",
+        _ => phase.ToString().ToLowerInvariant(),
+    };
+
+    private static string Count(long n, string noun) => n == 1 ? $"1 {noun}" : $"{n} {noun}s";
+
+    private static string Bytes(long n) => n switch
+    {
+        < 1024 => $"{n} B",
+        < 1024 * 1024 => $"{n / 1024.0:0.#} KiB",
+        _ => $"{n / (1024.0 * 1024):0.#} MiB",
     };
 }

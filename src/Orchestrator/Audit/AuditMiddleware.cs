@@ -29,6 +29,7 @@ public sealed class AuditMiddleware(RequestDelegate next, AuditLog log, TimeProv
         if (readReason) request.EnableBuffering();
         await next(ctx).ConfigureAwait(false);
         if (ctx.Items[TokenItem] is not string token) return; // no valid token: nobody to attribute it to, and nothing changed
+        if (ctx.GetEndpoint()?.Metadata.GetMetadata<NotAudited>() is not null) return;
         var reason = readReason ? await ReasonAsync(request).ConfigureAwait(false) : null;
         var pattern = (ctx.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText ?? request.Path.Value ?? "";
         var route = pattern.Trim('/');
@@ -67,3 +68,9 @@ public sealed class AuditMiddleware(RequestDelegate next, AuditLog log, TimeProv
         }
     }
 }
+
+/// <summary>
+/// Endpoint metadata: the route changes nothing an operator can see (e.g. a content-addressed chunk object that only a
+/// later, audited commit makes part of a release), so <see cref="AuditMiddleware"/> records no row for it.
+/// </summary>
+public sealed class NotAudited;
