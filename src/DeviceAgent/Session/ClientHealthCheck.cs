@@ -39,11 +39,14 @@ public sealed class ClientHealthCheck(Action<string> log, CrashPoints? crash = n
     /// <summary>Environment variable naming the tree under test.</summary>
     public const string RootVariable = "ORCH_RELEASE_ROOT";
 
+    /// <summary>True when the release in <paramref name="tree"/> declares a health check.</summary>
+    public static bool IsDeclared(string tree) => File.Exists(Path.Combine(tree, DeclarationPath));
+
     /// <summary>Checks the tree at <paramref name="tree"/>; null when healthy (or nothing is declared), else why not.</summary>
     public async Task<string?> CheckAsync(string tree, CancellationToken ct)
     {
+        if (!IsDeclared(tree)) return null;
         var file = Path.Combine(tree, DeclarationPath);
-        if (!File.Exists(file)) return null;
         HealthDeclaration? health;
         try
         {

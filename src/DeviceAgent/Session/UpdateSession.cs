@@ -75,7 +75,8 @@ public sealed class UpdateSession
     public Func<string, CancellationToken, Task<string?>>? AcceptStagedTree { get; init; }
 
     /// <summary>
-    /// The client's health check, run on the new tree at the installed path after the swap (<see cref="TreeInstaller.CommitCheckedAsync"/>):
+    /// The client's health check, run on the new tree at the installed path after the swap (<see cref="TreeInstaller.CommitCheckedAsync"/>)
+    /// when the release declares one (<see cref="ClientHealthCheck.IsDeclared"/>):
     /// returns null when healthy, or why not, which puts the previous version back and fails the attempt at the verify
     /// stage (reported with the check's output, counted by a rollout).
     /// </summary>
@@ -238,7 +239,8 @@ public sealed class UpdateSession
         if (AcceptStagedTree is not null && await AcceptStagedTree(_layout.Staging, ct) is { } refused)
             throw new SessionFailedException(FailureStage.Verify, $"{manifest.Version} (id {manifest.VersionId}) refused after staging: {refused}; the installed version is kept");
         var version = new InstalledVersion(manifest.VersionId, manifest.Version);
-        if (CheckInstalledTree is null) _installer.Commit(version, newDigest, manifestSha256);
+        // A release without a declared check is verified completely in staging, so its swap rolls forward after a kill.
+        if (CheckInstalledTree is null || !ClientHealthCheck.IsDeclared(_layout.Staging)) _installer.Commit(version, newDigest, manifestSha256);
         else if (await _installer.CommitCheckedAsync(version, newDigest, manifestSha256, CheckInstalledTree, ct) is { } unhealthy)
             throw new SessionFailedException(FailureStage.Verify, $"{manifest.Version} (id {manifest.VersionId}) failed after install: {unhealthy}; the previous version is restored");
         var patched = plan.Patches.Count - fellBack.Count;
