@@ -19,6 +19,11 @@ namespace Orchestrator.DeviceActors;
 /// device request advances, while the silence timer is re-armed by every check-in, persisted or not.
 /// Behaviours: <c>Settled</c> (Unknown/Idle/Completed: reports are refused), <c>Working</c> (accepts reports),
 /// <c>Dormant</c> (Offline: device traffic first resumes the previous status).
+/// A settled actor with nothing in flight passivates <see cref="DeviceActorSettings.IdlePassivateAfter"/> after its last
+/// message (when set): it first saves a <see cref="DeviceSnapshot"/> of everything it holds in memory (the request
+/// sequence high-water mark, when it last heard from the device), so the next incarnation recovers from that one
+/// snapshot and answers exactly as this one would, and it leaves its offline deadline with the node's
+/// <see cref="DeviceSilenceWatch"/>, whose <see cref="CheckSilence"/> wakes it when the deadline is due.
 /// </summary>
 public sealed class DeviceActor : ReceivePersistentActor, IWithTimers
 {
@@ -26,7 +31,9 @@ public sealed class DeviceActor : ReceivePersistentActor, IWithTimers
     public const string PersistenceIdPrefix = "device-";
 
     private const string SilenceTimerKey = "silence";
+    private const string IdleTimerKey = "idle";
     private readonly DeviceActorSettings _settings;
+    private readonly IActorRef? _silenceWatch;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Random _random = new();
     private DeviceState _state;
@@ -37,26 +44,47 @@ public sealed class DeviceActor : ReceivePersistentActor, IWithTimers
     private bool _snapshotDue;
     private Behaviour _behaviour = Behaviour.Settled;
     private long _silenceSince;
+    // Wall-clock time of the last device request (journaled LastSeen lags behind idle check-ins); kept in snapshots.
+    private DateTimeOffset? _lastHeard;
+    // What the last saved snapshot holds; an idle actor passivates only when that is everything it has in memory. The
+    // state changes only by events (the sequence number) and by the request sequence mark, so those two identify it
+    // without keeping a second copy of the state alive.
+    private (long SequenceNr, long RequestSequence, DateTimeOffset? LastHeard) _snapshotted;
+    private bool _passivateAfterSnapshot;
+    // Highest snapshot sequence number saved or recovered; a save at that number replaces it, so only a save above it
+    // leaves older snapshots to delete (and an idle actor waits for that delete before it stops).
+    private long _savedSnapshotSequenceNr;
+    private int _deletesInFlight;
 
     /// <summary>Props for the actor of <paramref name="deviceId"/>.</summary>
     /// <param name="deviceId">Validated device id (the sharding entity id).</param>
     /// <param name="settings">Tunables.</param>
-    public static Props Props(string deviceId, DeviceActorSettings settings) =>
-        Akka.Actor.Props.Create(() => new DeviceActor(deviceId, settings));
+    /// <param name="silenceWatch">The node's <see cref="DeviceSilenceWatch"/>; without one an idle actor with an offline
+    /// deadline to keep stays live.</param>
+    public static Props Props(string deviceId, DeviceActorSettings settings, IActorRef? silenceWatch = null) =>
+        Akka.Actor.Props.Create(() => new DeviceActor(deviceId, settings, silenceWatch));
 
     /// <summary>Creates the actor; use <see cref="Props"/>.</summary>
     /// <param name="deviceId">Device id.</param>
     /// <param name="settings">Tunables.</param>
-    public DeviceActor(string deviceId, DeviceActorSettings settings)
+    /// <param name="silenceWatch">The node's silence watch, if any.</param>
+    public DeviceActor(string deviceId, DeviceActorSettings settings, IActorRef? silenceWatch)
     {
         _settings = settings;
+        _silenceWatch = silenceWatch;
         _state = DeviceState.Initial(deviceId);
         PersistenceId = PersistenceIdPrefix + deviceId;
 
         Recover<SnapshotOffer>(offer =>
         {
-            _state = (DeviceState)offer.Snapshot;
+            (_state, _lastHeard) = offer.Snapshot switch
+            {
+                DeviceSnapshot s => (s.State, s.LastHeard),
+                _ => ((DeviceState)offer.Snapshot, null),
+            };
             _lastSnapshotSequenceNr = offer.Metadata.SequenceNr;
+            _snapshotted = (offer.Metadata.SequenceNr, _state.LastRequestSequence, _lastHeard);
+            _savedSnapshotSequenceNr = offer.Metadata.SequenceNr;
         });
         Recover<IDeviceEvent>(e => _state = DeviceStateMachine.Apply(_state, e, LastSequenceNr));
         Recover<RecoveryCompleted>(_ =>
@@ -108,25 +136,46 @@ public sealed class DeviceActor : ReceivePersistentActor, IWithTimers
     {
         Command<IDeviceCommand>(Handle);
         Command<SilenceTimeout>(_ => OnSilence());
+        Command<CheckSilence>(_ => OnCheckSilence());
+        Command<IdleTimeout>(_ => OnIdle());
         Command<StopDevice>(_ => Context.Stop(Self));
         Command<SaveSnapshotSuccess>(s =>
         {
-            DeleteSnapshots(new SnapshotSelectionCriteria(s.Metadata.SequenceNr - 1));
+            if (s.Metadata.SequenceNr > _savedSnapshotSequenceNr)
+            {
+                _deletesInFlight++;
+                DeleteSnapshots(new SnapshotSelectionCriteria(s.Metadata.SequenceNr - 1));
+            }
+            _savedSnapshotSequenceNr = Math.Max(_savedSnapshotSequenceNr, s.Metadata.SequenceNr);
             SnapshotSettled();
+            ResumePassivation();
         });
         Command<SaveSnapshotFailure>(f =>
         {
             _log.Warning(f.Cause, "Snapshot of {0} at {1} failed; recovery replays more events", PersistenceId, f.Metadata.SequenceNr);
+            _passivateAfterSnapshot = false;
+            _snapshotted = default;
             SnapshotSettled();
         });
-        Command<DeleteSnapshotsSuccess>(_ => { });
-        Command<DeleteSnapshotsFailure>(f => _log.Warning(f.Cause, "Deleting old snapshots of {0} failed", PersistenceId));
+        Command<DeleteSnapshotsSuccess>(_ =>
+        {
+            _deletesInFlight--;
+            ResumePassivation();
+        });
+        Command<DeleteSnapshotsFailure>(f =>
+        {
+            _log.Warning(f.Cause, "Deleting old snapshots of {0} failed", PersistenceId);
+            _deletesInFlight--;
+            ResumePassivation();
+        });
     }
 
     private void RefuseReport(IDeviceCommand c)
     {
         // Still proof of life: a settled device that reports is online.
         ArmSilenceTimer();
+        _lastHeard = DateTimeOffset.UtcNow;
+        ArmIdleTimer();
         if (DeviceRequestSequence.RefuseReplay(c, _state.LastRequestSequence) is { } replayed)
         {
             Sender.Tell(replayed);
@@ -140,6 +189,8 @@ public sealed class DeviceActor : ReceivePersistentActor, IWithTimers
     private void Handle(IDeviceCommand command)
     {
         if (DeviceStateMachine.IsDeviceTraffic(command) || !Timers.IsTimerActive(SilenceTimerKey)) ArmSilenceTimer();
+        if (DeviceStateMachine.IsDeviceTraffic(command)) _lastHeard = DateTimeOffset.UtcNow;
+        ArmIdleTimer();
         var outcome = DeviceStateMachine.Decide(_state, command, _settings, _random, DateTimeOffset.UtcNow);
         if (outcome.Events.Count == 0) RememberSequence(command);
         PersistThenReply(outcome, Sender);
@@ -184,7 +235,53 @@ public sealed class DeviceActor : ReceivePersistentActor, IWithTimers
         _snapshotInFlight = true;
         _snapshotDue = false;
         _lastSnapshotSequenceNr = LastSequenceNr;
-        SaveSnapshot(_state);
+        _snapshotted = (LastSequenceNr, _state.LastRequestSequence, _lastHeard);
+        SaveSnapshot(new DeviceSnapshot(_state, _lastHeard));
+    }
+
+    private void ArmIdleTimer()
+    {
+        if (_settings.IdlePassivateAfter > TimeSpan.Zero) Timers.StartSingleTimer(IdleTimerKey, IdleTimeout.Instance, _settings.IdlePassivateAfter);
+    }
+
+    // Passivates a settled actor once a snapshot holds everything it keeps in memory. Messages that arrive meanwhile are
+    // answered first (the shard delivers them before its stop message, or buffers them and starts a new incarnation).
+    private void OnIdle()
+    {
+        if (_behaviour != Behaviour.Settled || _settings.IdlePassivateAfter <= TimeSpan.Zero) return;
+        if (Timers.IsTimerActive(IdleTimerKey)) return; // a message arrived since: its own timer decides
+        var deadline = _state.Status == DeviceStatus.Unknown ? null : (_lastHeard ?? _state.LastSeen) + _settings.OfflineAfter;
+        if (deadline is not null && _silenceWatch is null) return; // nobody would mark it Offline
+        if (_snapshotInFlight || _deletesInFlight > 0)
+        {
+            _passivateAfterSnapshot = true;
+            return;
+        }
+        if (_snapshotted != (LastSequenceNr, _state.LastRequestSequence, _lastHeard))
+        {
+            _passivateAfterSnapshot = true;
+            TakeSnapshot();
+            return;
+        }
+        if (deadline is { } due) _silenceWatch!.Tell(new WatchSilence(_state.DeviceId, due));
+        Passivate();
+    }
+
+    private void ResumePassivation()
+    {
+        if (!_passivateAfterSnapshot) return;
+        _passivateAfterSnapshot = false;
+        OnIdle();
+    }
+
+    // The silence watch says the offline deadline this actor left with it is due. It may have heard from the device
+    // since (then nothing happens); otherwise the device goes Offline as if the actor had stayed live.
+    private void OnCheckSilence()
+    {
+        ArmIdleTimer();
+        if (_state.Status is DeviceStatus.Offline or DeviceStatus.Unknown || (_lastHeard ?? _state.LastSeen) is not { } heard) return;
+        if (DateTimeOffset.UtcNow - heard < _settings.OfflineAfter) return;
+        GoOffline();
     }
 
     private void SnapshotSettled()
@@ -216,6 +313,11 @@ public sealed class DeviceActor : ReceivePersistentActor, IWithTimers
             Passivate();
             return;
         }
+        GoOffline();
+    }
+
+    private void GoOffline()
+    {
         var offline = new DeviceWentOffline(_state.LastSeen, DateTimeOffset.UtcNow);
         PersistThenReply(new CommandOutcome([offline], s => new DeviceCommandAccepted(s.DeviceId, s.Status)), ActorRefs.Nobody);
         DeferAsync(offline, _ => Passivate());
@@ -223,6 +325,12 @@ public sealed class DeviceActor : ReceivePersistentActor, IWithTimers
 
     // Under sharding the shard stops us (and buffers messages meanwhile); outside sharding (tests) the parent ignores it.
     private void Passivate() => Context.Parent.Tell(new Passivate(StopDevice.Instance));
+
+    /// <summary>Self-sent timer message; local only, never serialized.</summary>
+    private sealed class IdleTimeout : INoSerializationVerificationNeeded
+    {
+        public static readonly IdleTimeout Instance = new();
+    }
 
     /// <summary>Self-sent timer message; local only, never serialized.</summary>
     private sealed class SilenceTimeout : INoSerializationVerificationNeeded

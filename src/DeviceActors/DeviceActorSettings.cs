@@ -13,8 +13,14 @@ namespace Orchestrator.DeviceActors;
 /// <see cref="OfflineAfter"/> so that a device the registry shows as "last seen" longer ago than the offline timeout
 /// really is offline.
 /// </param>
+/// <param name="IdlePassivateAfter">
+/// A device whose actor has nothing in flight (status Unknown, Idle or Completed: no work it reports on) has its actor
+/// passivated this long after its last message, after a snapshot that makes its recovery one snapshot read; the
+/// node's silence watch (<see cref="DeviceSilenceWatch"/>) wakes it when the offline timeout is due. Zero keeps
+/// every actor live until the offline timeout. Must be shorter than <see cref="OfflineAfter"/>.
+/// </param>
 public sealed record DeviceActorSettings(TimeSpan OfflineAfter, int SnapshotEvery, TimeSpan RetryBase, TimeSpan RetryCap,
-    TimeSpan LastSeenPersistInterval = default)
+    TimeSpan LastSeenPersistInterval = default, TimeSpan IdlePassivateAfter = default)
 {
     /// <summary>
     /// 15 min offline timeout, snapshot every 100 events, retries 2 s doubling up to 5 min, heartbeats persisted at most
@@ -40,6 +46,12 @@ public sealed record DeviceActorSettings(TimeSpan OfflineAfter, int SnapshotEver
         ? LastSeenPersistInterval
         : throw new ArgumentOutOfRangeException(nameof(LastSeenPersistInterval), LastSeenPersistInterval,
             $"LastSeenPersistInterval must be zero or positive and shorter than OfflineAfter ({OfflineAfter}).");
+
+    /// <summary>Idle actors passivate this long after their last message; zero: never before the offline timeout.</summary>
+    public TimeSpan IdlePassivateAfter { get; } = IdlePassivateAfter >= TimeSpan.Zero && IdlePassivateAfter < OfflineAfter
+        ? IdlePassivateAfter
+        : throw new ArgumentOutOfRangeException(nameof(IdlePassivateAfter), IdlePassivateAfter,
+            $"IdlePassivateAfter must be zero or positive and shorter than OfflineAfter ({OfflineAfter}).");
 
     /// <summary>Largest retry delay before jitter.</summary>
     public TimeSpan RetryCap { get; } = RetryCap >= RetryBase && RetryBase > TimeSpan.Zero

@@ -118,7 +118,7 @@ public static class DeviceActorsConfig
     /// recovery reads use no explicit transaction, see SqliteJournalStore).
     /// SQLite: Microsoft.Data.Sqlite opens every transaction except a ReadUncommitted one with <c>BEGIN IMMEDIATE</c>,
     /// i.e. it takes the database's single write lock, so every recovery read and every registry poll queued behind
-    /// the journal writer, and a loser of that race got SQLITE_BUSY and slept 150 ms in the driver's retry loop.
+    /// the journal writer, and a loser of that race got SQLITE_BUSY and slept in the driver's retry loop.
     /// For ReadUncommitted on a private-cache connection (ours, see <see cref="DevicePersistenceOptions.Sqlite"/>)
     /// the driver runs a plain deferred <c>BEGIN</c> at Serializable level instead (read_uncommitted only exists with
     /// a shared cache): a WAL read snapshot that neither takes nor waits for the write lock, and sees only committed

@@ -167,4 +167,22 @@ public sealed class RolloutToNobodyTests(LiveNode node) : IClassFixture<LiveNode
         var show = await node.Orch("device", "show", "nosuchdev");
         Assert.Equal(ExitCodes.NotFound, show.ExitCode);
     }
+
+    [Fact]
+    public async Task A_dry_run_shows_what_the_rollout_would_select_and_creates_nothing()
+    {
+        var eu = await node.Orch("rollout", "create", "--id", "ro-dry", "--product", "acme", "--version", "2.0.0", "--tags", "eu", "--waves", "1,100%", "--dry-run");
+        Assert.Equal(0, eu.ExitCode);
+        Assert.Contains("Would roll acme 2.0.0 (version ID 2) out to 3 device(s) of channel stable; nothing was created.", eu.Out);
+        Assert.Contains("waves      1, 2", eu.Out);
+        Assert.Contains("on target  1 already run 2.0.0", eu.Out); // fleet-c runs 2.0.0
+        Assert.Contains("devices    fleet-a, fleet-b, fleet-c", eu.Out);
+
+        var canary = await node.Orch("rollout", "create", "--product", "acme", "--version", "2.0.0", "--tags", "canary", "--dry-run", "--json");
+        Assert.Equal(0, canary.ExitCode);
+        Assert.Equal(1, canary.Json.GetProperty("devices").GetInt32());
+        Assert.Equal("fleet-c", canary.Json.GetProperty("sample")[0].GetString());
+
+        Assert.DoesNotContain("ro-dry", (await node.Orch("rollout", "list", "--json")).Out);
+    }
 }

@@ -35,6 +35,7 @@ namespace Orchestrator.Cli.Output;
 [JsonSerializable(typeof(ReleaseListView))]
 [JsonSerializable(typeof(RolloutList))]
 [JsonSerializable(typeof(RolloutView))]
+[JsonSerializable(typeof(RolloutPreview))]
 [JsonSerializable(typeof(ShardLocationView))]
 [JsonSerializable(typeof(ShardRegionsView))]
 [JsonSerializable(typeof(ShardingStatsView))]

@@ -166,6 +166,21 @@ public static class RolloutPalette
             Operator: call.Optional("operator"),
             Channel: call.Optional("channel"),
             FailingAfterAttempts: (int?)call.OptionalLong("failing-after", 1, 1000));
+        if (call.Has("dry-run"))
+        {
+            var preview = await client.PostAsync<RolloutPreview>("/admin/v1/rollouts/preview", body, ct).ConfigureAwait(false);
+            if (call.Json) Render.Json(call.Console.Out, preview);
+            else
+            {
+                var o = call.Console.Out;
+                o.WriteLine($"Would roll {preview.Product} {preview.Version} (version ID {preview.VersionId}) out to {preview.Devices} device(s) of channel {preview.Channel}; nothing was created.");
+                o.WriteLine($"  waves      {string.Join(", ", preview.WaveSizes)}");
+                o.WriteLine($"  running    {string.Join(", ", preview.Installed.Select(i => $"{(i.VersionId is { } v ? $"version ID {v}" : "not checked in")}: {i.Devices}"))}");
+                if (preview.AlreadyOnTarget > 0) o.WriteLine($"  on target  {preview.AlreadyOnTarget} already run {preview.Version}");
+                o.WriteLine($"  devices    {string.Join(", ", preview.Sample)}{(preview.Devices > preview.Sample.Count ? ", ..." : "")}");
+            }
+            return ExitCodes.Success;
+        }
         var view = await client.PostAsync<RolloutView>("/admin/v1/rollouts", body, ct).ConfigureAwait(false);
         if (call.Json) Render.Json(call.Console.Out, view);
         else

@@ -17,21 +17,32 @@ public static class DeviceSharding
     /// <summary>Cluster role of the nodes hosting device actors.</summary>
     public const string Role = "devices";
 
-    /// <summary>Starts the shard region hosting device actors; call on nodes with role <see cref="Role"/>.</summary>
+    /// <summary>Name of the node's <see cref="DeviceSilenceWatch"/> (a top-level actor beside the region).</summary>
+    public const string SilenceWatchName = "device-silence-watch";
+
+    /// <summary>
+    /// Starts the shard region hosting device actors and the node's <see cref="DeviceSilenceWatch"/>; call on nodes with
+    /// role <see cref="Role"/>.
+    /// </summary>
     /// <param name="system">The actor system.</param>
     /// <param name="settings">Device actor tunables; <see cref="DeviceActorSettings.Default"/> when null.</param>
     /// <param name="shardCount">Fixed shard count, identical on all nodes.</param>
-    public static Task<IActorRef> StartRegion(ActorSystem system, DeviceActorSettings? settings = null,
+    public static async Task<IActorRef> StartRegion(ActorSystem system, DeviceActorSettings? settings = null,
         int shardCount = DeviceMessageExtractor.DefaultShardCount)
     {
         var s = settings ?? DeviceActorSettings.Default;
-        return ClusterSharding.Get(system).StartAsync(
+        // The watch needs the region and the region's actors need the watch; an actor started before the watch exists
+        // merely stays live until its offline timeout.
+        IActorRef? watch = null;
+        var region = await ClusterSharding.Get(system).StartAsync(
             TypeName,
-            entityId => DeviceActor.Props(entityId, s),
+            entityId => DeviceActor.Props(entityId, s, watch),
             ClusterShardingSettings.Create(system).WithRole(Role),
             new DeviceMessageExtractor(shardCount),
             ClusterSharding.Get(system).DefaultShardAllocationStrategy(ClusterShardingSettings.Create(system)),
-            StopDevice.Instance);
+            StopDevice.Instance).ConfigureAwait(false);
+        watch = system.ActorOf(DeviceSilenceWatch.Props(region), SilenceWatchName);
+        return region;
     }
 
     /// <summary>Starts the device registry read model (<see cref="Registry.DeviceRegistry"/>) as a top-level actor.</summary>

@@ -187,6 +187,13 @@ public sealed record DownloadSettings
     /// </summary>
     public long MaxDeltaApplyBytes { get; set; } = 64L * 1024 * 1024;
 
+    /// <summary>
+    /// How long one chunk's transfer runs before its received bytes are kept in a part file (and again after every
+    /// further interval): a killed agent loses at most this much of each transfer in flight, and a chunk that arrives
+    /// within it is written to disk once, in its place in the tree. Default 1000 ms.
+    /// </summary>
+    public int PartialCheckpointMilliseconds { get; set; } = 1000;
+
     /// <summary>Try the mirrors before the gateway (a site policy; the node can also ask for it at check-in).</summary>
     public bool MirrorsFirst { get; set; }
 
@@ -204,6 +211,8 @@ public sealed record DownloadSettings
             throw new AgentConfigException($"{where}: download.maxManifestBytes must be > 0");
         if (MaxDeltaApplyBytes < 0)
             throw new AgentConfigException($"{where}: download.maxDeltaApplyBytes must be >= 0 (0 never applies a delta patch)");
+        if (PartialCheckpointMilliseconds <= 0)
+            throw new AgentConfigException($"{where}: download.partialCheckpointMilliseconds must be > 0 (how much of a transfer a kill may lose)");
         if (Parallelism is < 1 or > 64)
             throw new AgentConfigException($"{where}: download.parallelism must be between 1 and 64");
     }

@@ -5,9 +5,12 @@ using Orchestrator.DeviceAgent.Storage;
 namespace Orchestrator.DeviceAgent.Download;
 
 /// <summary>
-/// Verified chunks on local disk, named by id (SHA-256 of the stored bytes). Only bytes whose hash equals their
-/// id ever enter the cache, so a restarted session resumes with everything it already fetched and never trusts a
-/// half-written file. Partial downloads live beside it for HTTP Range resume.
+/// Store objects on local disk, named by id (SHA-256 of the stored bytes), and the partial downloads of objects in
+/// flight. Whole objects are kept only where an object is read again after its download (the parts a delta patch is
+/// built from); chunks of the chunk path go straight into their place in the tree being built and are never kept
+/// here. Only bytes whose hash equals their id ever enter the cache, so a restarted session never trusts a
+/// half-written file. A partial download is the received prefix of one object, kept across restarts for HTTP Range
+/// resume and verified as a whole once complete.
 /// </summary>
 public sealed class ChunkCache
 {
@@ -21,19 +24,19 @@ public sealed class ChunkCache
         _partial = partialRoot;
     }
 
-    /// <summary>Path of a cached chunk.</summary>
+    /// <summary>Path of a cached object.</summary>
     public string PathOf(string id) => System.IO.Path.Combine(_root, Checked(id)[..2], id);
 
-    /// <summary>Path where a partial download of a chunk accumulates.</summary>
+    /// <summary>Path where a partial download of an object accumulates.</summary>
     public string PartialPathOf(string id) => System.IO.Path.Combine(_partial, Checked(id) + ".part");
 
-    /// <summary>Reads a cached chunk and re-checks its id; a corrupted entry is deleted and reported as absent.</summary>
+    /// <summary>Reads a cached object and re-checks its id; a corrupted entry is deleted and reported as absent.</summary>
     public byte[]? TryRead(string id)
     {
         var path = PathOf(id);
         if (!File.Exists(path)) return null;
         var bytes = File.ReadAllBytes(path);
-        if (Convert.ToHexStringLower(SHA256.HashData(bytes)) == id) return bytes;
+        if (Matches(bytes, id)) return bytes;
         DurableFile.TryDelete(path);
         return null;
     }
@@ -57,32 +60,41 @@ public sealed class ChunkCache
         return false;
     }
 
-    /// <summary>Verifies a completed partial file against its id and moves it into the cache.</summary>
-    /// <param name="id">Chunk id.</param>
-    /// <param name="discardOnMismatch">Delete the partial file when it does not verify (true once the response ended; false when probing whether an interrupted download was in fact complete).</param>
-    /// <returns>False when the bytes do not hash to the id.</returns>
-    public bool CommitPartial(string id, bool discardOnMismatch = true)
+    /// <summary>Caches a verified object (atomically) and drops its partial download.</summary>
+    /// <exception cref="InvalidDataException">The bytes do not hash to <paramref name="id"/>.</exception>
+    public void Put(string id, byte[] stored)
     {
-        var partial = PartialPathOf(id);
-        string actual;
-        using (var fs = new FileStream(partial, FileMode.Open, FileAccess.ReadWrite, FileShare.None))
-        {
-            actual = Convert.ToHexStringLower(SHA256.HashData(fs));
-            fs.Flush(flushToDisk: true);
-        }
-        if (actual != id)
-        {
-            if (discardOnMismatch) DurableFile.TryDelete(partial);
-            return false;
-        }
+        if (!Matches(stored, id)) throw new InvalidDataException($"bytes do not hash to object id {id}; not cached");
         var target = PathOf(id);
         Directory.CreateDirectory(System.IO.Path.GetDirectoryName(target)!);
-        File.Move(partial, target, overwrite: true);
-        DurableFile.SyncDirectory(System.IO.Path.GetDirectoryName(target)!);
-        return true;
+        DurableFile.WriteAllBytes(target, stored);
+        DeletePartial(id);
     }
 
-    /// <summary>Removes cached chunks not in <paramref name="keep"/> (after a successful install).</summary>
+    /// <summary>
+    /// The received prefix of an object kept by an earlier download (empty when none). A prefix of
+    /// <paramref name="maxStoredSize"/> bytes or more cannot be a proper prefix and is discarded.
+    /// </summary>
+    public byte[] ReadPartial(string id, long maxStoredSize)
+    {
+        var path = PartialPathOf(id);
+        try
+        {
+            if (!File.Exists(path)) return [];
+            if (new FileInfo(path).Length <= maxStoredSize) return File.ReadAllBytes(path);
+        }
+        catch (IOException) { /* unreadable counts as damaged */ }
+        DurableFile.TryDelete(path);
+        return [];
+    }
+
+    /// <summary>Forgets the partial download of an object (it was completed and used, or it failed verification).</summary>
+    public void DeletePartial(string id) => DurableFile.TryDelete(PartialPathOf(id));
+
+    /// <summary>True when <paramref name="stored"/> hashes to <paramref name="id"/>.</summary>
+    public static bool Matches(ReadOnlySpan<byte> stored, string id) => Convert.ToHexStringLower(SHA256.HashData(stored)) == id;
+
+    /// <summary>Removes cached objects and partial downloads not in <paramref name="keep"/> (after a successful install).</summary>
     public int Prune(IReadOnlySet<string> keep)
     {
         var removed = 0;

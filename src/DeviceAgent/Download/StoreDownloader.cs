@@ -11,7 +11,7 @@ namespace Orchestrator.DeviceAgent.Download;
 /// plain mirrors. Each request fails over to the next source; when all fail, it backs off (capped exponential,
 /// jittered) and tries another round. Guards: a source that answers 429/503 with Retry-After is not asked again
 /// before that time; a response longer than declared (endless data) or slower than the minimum rate is aborted;
-/// every chunk is verified against its id before it enters the cache; partial chunks resume with HTTP Range.
+/// every object is verified against its id before it is used; partial objects resume with HTTP Range.
 /// </summary>
 public sealed class StoreDownloader
 {
@@ -22,9 +22,11 @@ public sealed class StoreDownloader
     private readonly GrantLimiter _limiter;
     private readonly Backoff _backoff;
     private readonly Action<string> _log;
+    private readonly TimeProvider _time;
     private readonly ConcurrentDictionary<StoreSource, DateTimeOffset> _blockedUntil = new();
     private readonly ConcurrentDictionary<StoreSource, DateTimeOffset> _pausedUntil = new();
     private long _bytesReceived;
+    private long _bytesCheckpointed;
     private long _pacedWaits;
 
     /// <summary>Rounds over all sources per request before the request fails (the session then retries as a whole).</summary>
@@ -35,7 +37,7 @@ public sealed class StoreDownloader
 
     /// <summary>Creates a downloader.</summary>
     public StoreDownloader(HttpClient http, IReadOnlyList<StoreSource> sources, DownloadSettings settings, ChunkCache cache,
-        GrantLimiter limiter, Action<string>? log = null, Random? random = null)
+        GrantLimiter limiter, Action<string>? log = null, Random? random = null, TimeProvider? time = null)
     {
         if (sources.Count == 0) throw new ArgumentException("at least one store source (gateway or mirror) is required", nameof(sources));
         _http = http;
@@ -44,11 +46,15 @@ public sealed class StoreDownloader
         _cache = cache;
         _limiter = limiter;
         _log = log ?? (_ => { });
+        _time = time ?? TimeProvider.System;
         _backoff = new Backoff(TimeSpan.FromMilliseconds(settings.BackoffBaseMilliseconds), TimeSpan.FromMilliseconds(settings.BackoffCapMilliseconds), random);
     }
 
     /// <summary>Also counts every received byte into the install's running total (kept across sessions and restarts); optional.</summary>
     public InstallByteCounter? Counter { get; init; }
+
+    /// <summary>Bytes this downloader wrote into part files (<see cref="DownloadSettings.PartialCheckpointMilliseconds"/>): the disk writes a resume costs.</summary>
+    public long BytesCheckpointed => Interlocked.Read(ref _bytesCheckpointed);
 
     /// <summary>Bytes received from the network by this downloader (all sources, including discarded ones).</summary>
     public long BytesReceived => Interlocked.Read(ref _bytesReceived);
@@ -96,43 +102,67 @@ public sealed class StoreDownloader
         }, ct);
 
     /// <summary>
-    /// Makes sure chunk <paramref name="id"/> is in the cache: returns at once if it is, otherwise downloads it
-    /// (resuming a partial file with HTTP Range), verifies SHA-256 = id and commits it.
+    /// How long one object's transfer runs before its received bytes are checkpointed into its part file
+    /// (<see cref="DownloadSettings.PartialCheckpointMilliseconds"/>).
     /// </summary>
-    /// <param name="id">Chunk id.</param>
-    /// <param name="relativePath">Store-relative path of the chunk.</param>
-    /// <param name="maxStoredSize">Largest stored size the chunk can have (plaintext length + header + tag); more is refused as endless data.</param>
+    private TimeSpan PartialCheckpoint => TimeSpan.FromMilliseconds(_settings.PartialCheckpointMilliseconds);
+
+    /// <summary>
+    /// Fetches object <paramref name="id"/> and returns its stored bytes, verified (SHA-256 = id): continues a part file
+    /// an earlier run kept with HTTP Range, and checkpoints a slow transfer into it
+    /// (<see cref="DownloadSettings.PartialCheckpointMilliseconds"/>).
+    /// The part file stays until the caller has used the bytes (<see cref="ChunkCache.DeletePartial"/>), so a kill in
+    /// between costs nothing to fetch again.
+    /// </summary>
+    /// <param name="id">Object id.</param>
+    /// <param name="relativePath">Store-relative path of the object.</param>
+    /// <param name="maxStoredSize">Largest stored size the object can have (plaintext length + header + tag); more is refused as endless data.</param>
+    /// <param name="ct">Cancellation.</param>
+    public async Task<byte[]> FetchChunkBytesAsync(string id, string relativePath, long maxStoredSize, CancellationToken ct)
+    {
+        var kept = _cache.ReadPartial(id, maxStoredSize);
+        if (kept.Length > 0 && ChunkCache.Matches(kept, id)) return kept; // a previous run got every byte before it stopped
+        if (_limiter.Exhausted)
+            throw new GrantExhaustedException("download grant has no bytes left; checking in again when it renews", _limiter.RenewsAt);
+        return await WithFailoverAsync(relativePath, async (source, token) =>
+        {
+            var prefix = _cache.ReadPartial(id, maxStoredSize);
+            if (prefix.Length == maxStoredSize)
+            {
+                _cache.DeletePartial(id);
+                prefix = [];
+            }
+            using var sink = new PartialDownload(_cache.PartialPathOf(id), prefix, PartialCheckpoint, _time);
+            try
+            {
+                await TransferAsync(source, relativePath, sink, prefix.Length, maxStoredSize, token);
+            }
+            finally
+            {
+                Interlocked.Add(ref _bytesCheckpointed, sink.Checkpointed);
+            }
+            var bytes = sink.ToArray();
+            if (!ChunkCache.Matches(bytes, id))
+            {
+                _cache.DeletePartial(id);
+                throw new SourceFailedException($"bytes do not hash to chunk id {id} (tampered, truncated or corrupt); discarded");
+            }
+            return bytes;
+        }, ct);
+    }
+
+    /// <summary>
+    /// Makes sure object <paramref name="id"/> is in the cache, for objects read again after their download (delta patch
+    /// parts): returns at once if it is, otherwise fetches it (<see cref="FetchChunkBytesAsync"/>) and caches it.
+    /// </summary>
+    /// <param name="id">Object id.</param>
+    /// <param name="relativePath">Store-relative path of the object.</param>
+    /// <param name="maxStoredSize">Largest stored size the object can have; more is refused as endless data.</param>
     /// <param name="ct">Cancellation.</param>
     public async Task FetchChunkAsync(string id, string relativePath, long maxStoredSize, CancellationToken ct)
     {
         if (_cache.Contains(id)) return;
-        if (_limiter.Exhausted)
-            throw new GrantExhaustedException("download grant has no bytes left; checking in again when it renews", _limiter.RenewsAt);
-        await WithFailoverAsync(relativePath, async (source, token) =>
-        {
-            var partial = _cache.PartialPathOf(id);
-            Directory.CreateDirectory(Path.GetDirectoryName(partial)!);
-            long offset = File.Exists(partial) ? new FileInfo(partial).Length : 0;
-            if (offset > 0 && _cache.CommitPartial(id, discardOnMismatch: false)) return true; // a previous run got every byte before it stopped
-            offset = File.Exists(partial) ? new FileInfo(partial).Length : 0;
-            if (offset >= maxStoredSize)
-            {
-                File.Delete(partial);
-                offset = 0;
-            }
-            // Unbuffered: every received block reaches the OS at once, so a killed process keeps what it received and the
-            // next run resumes with Range from there instead of fetching the chunk again.
-            await using (var file = new FileStream(partial, FileMode.OpenOrCreate, FileAccess.Write, FileShare.None, bufferSize: 0))
-            {
-                file.SetLength(offset);
-                file.Seek(offset, SeekOrigin.Begin);
-                await TransferAsync(source, relativePath, file, offset, maxStoredSize, token);
-                file.Flush(flushToDisk: true);
-            }
-            if (!_cache.CommitPartial(id))
-                throw new SourceFailedException($"bytes do not hash to chunk id {id} (tampered, truncated or corrupt); discarded");
-            return true;
-        }, ct);
+        _cache.Put(id, await FetchChunkBytesAsync(id, relativePath, maxStoredSize, ct));
     }
 
     private async Task<T> WithFailoverAsync<T>(string relativePath, Func<StoreSource, CancellationToken, Task<T>> attempt, CancellationToken ct)

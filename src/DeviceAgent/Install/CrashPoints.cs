@@ -12,9 +12,9 @@ public class CrashPoints
     /// <summary>Environment variable read by <see cref="FromEnvironment"/>.</summary>
     public const string EnvironmentVariable = "ORCH_AGENT_CRASH_AT";
 
-    /// <summary>A chunk was committed to the cache.</summary>
-    public const string ChunkCached = "chunk-cached";
-    /// <summary>A file was written into staging.</summary>
+    /// <summary>A downloaded chunk was written into its place(s) in the build.</summary>
+    public const string ChunkPlaced = "chunk-placed";
+    /// <summary>A file was put into staging (linked, or copied and verified).</summary>
     public const string FileStaged = "file-staged";
     /// <summary>The install journal was written.</summary>
     public const string JournalWritten = "journal-written";
@@ -45,7 +45,7 @@ public class CrashPoints
     public const string UpdaterSwapped = "updater-swapped";
 
     /// <summary>Every point, in flow order.</summary>
-    public static readonly IReadOnlyList<string> All = [ChunkCached, FileStaged, JournalWritten, OldRetired, NewInPlace, VersionRecorded, JournalRemoved];
+    public static readonly IReadOnlyList<string> All = [ChunkPlaced, FileStaged, JournalWritten, OldRetired, NewInPlace, VersionRecorded, JournalRemoved];
 
     /// <summary>The points of an install whose release declares a health check, in flow order (the last one only when it fails).</summary>
     public static readonly IReadOnlyList<string> HealthCheckedInstall = [FileStaged, JournalWritten, OldRetired, NewInPlace, HealthChecked, VersionRecorded, JournalRemoved, UnhealthyRemoved];

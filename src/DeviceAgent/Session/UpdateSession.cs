@@ -21,7 +21,7 @@ namespace Orchestrator.DeviceAgent.Session;
 /// <summary>Outcome of a successful session.</summary>
 /// <param name="Action">What the server asked for.</param>
 /// <param name="Installed">Version installed after the session.</param>
-/// <param name="ChunksDownloaded">Chunks fetched from the network (or already in the cache from an earlier attempt).</param>
+/// <param name="ChunksDownloaded">Chunks fetched from the network (or completed from part files an earlier attempt kept).</param>
 /// <param name="ChunksReused">Chunks taken from local files.</param>
 /// <param name="BytesDownloaded">Bytes received from the network for this install, over every attempt and agent restart.</param>
 /// <param name="Attempts">Attempts it took.</param>
@@ -35,7 +35,8 @@ public sealed record SessionResult(UpdateAction Action, InstalledVersion Install
 /// directive of the answer (devices provisioned with a root document; <see cref="SessionTrust"/>), within the floors;
 /// on upgrade or repair fetch and verify the signed manifest (release key of the trust root, product, the SHA-256 the
 /// directive pins, and not expired — no freeze); find the chunks already present locally; download only the missing ones from the gateway or
-/// mirrors; decrypt and assemble the full new tree in staging, verifying every file hash; swap it in under a
+/// mirrors; decrypt each chunk straight into its place in the changed files (<see cref="TreeBuild"/>), verify every
+/// file hash, stage the new tree (unchanged files as hard links to the installed ones) and swap it in under a
 /// journal; report. <see cref="RunUntilSuccessAsync"/> retries with capped, jittered exponential backoff.
 /// </summary>
 public sealed class UpdateSession
@@ -226,42 +227,39 @@ public sealed class UpdateSession
         var delta = response.Action == UpdateAction.Upgrade && response.DeltaManifestPath is { } deltaPath
             ? await TryFetchDeltaAsync(downloader, deltaPath, manifest, manifestBytes, installed, anchor, ct)
             : null;
-        var plan = Plan(manifest, inventory, delta);
-        _log($"{response.Action} to {manifest.Version} (id {manifest.VersionId}): {plan.Missing.Count} chunk(s) to download, {plan.Patches.Count} file(s) by delta patch, {plan.Local.Count} chunk(s) reused from local files, {plan.Cached} already cached");
+        var key = ContentKey.FromBytes(_hidden.ReadRequired(HiddenItem.ContentKey));
+        var build = TreeBuild.Open(_layout, manifestSha256);
+        var plan = Plan(manifest, inventory, delta, build, key);
+        _log($"{response.Action} to {manifest.Version} (id {manifest.VersionId}): {plan.Missing.Count} chunk(s) to download, {plan.Patches.Count} file(s) by delta patch, {plan.Local.Count} chunk(s) reused from local files, {plan.Resumed} already built by an earlier attempt");
 
         // Patches first: a file whose patch cannot be fetched or does not verify joins the chunk download instead,
         // so a damaged delta never blocks a device (nor installs anything unverified).
         await DownloadPatchesAsync(downloader, plan, ct);
-        var fellBack = ApplyPatches(plan);
-        if (fellBack.Count > 0) plan = PlanFallback(manifest, inventory, plan, fellBack);
-        await DownloadAsync(downloader, manifest, plan, ct);
-        var newDigest = Stage(manifest, plan, ct);
+        var fellBack = ApplyPatches(plan, build);
+        if (fellBack.Count > 0) plan = PlanFallback(manifest, inventory, plan, fellBack, key);
+        PlaceLocalChunks(plan, build, key);
+        await DownloadAsync(downloader, manifest, plan, build, key, ct);
+        var newDigest = Stage(manifest, plan, build, ct);
         if (AcceptStagedTree is not null && await AcceptStagedTree(_layout.Staging, ct) is { } refused)
             throw new SessionFailedException(FailureStage.Verify, $"{manifest.Version} (id {manifest.VersionId}) refused after staging: {refused}; the installed version is kept");
+        build.Seal();
         var version = new InstalledVersion(manifest.VersionId, manifest.Version);
         // A release without a declared check is verified completely in staging, so its swap rolls forward after a kill.
-        if (CheckInstalledTree is null || !ClientHealthCheck.IsDeclared(_layout.Staging)) _installer.Commit(version, newDigest, manifestSha256);
-        else if (await _installer.CommitCheckedAsync(version, newDigest, manifestSha256, CheckInstalledTree, ct) is { } unhealthy)
+        var unhealthy = CheckInstalledTree is null || !ClientHealthCheck.IsDeclared(_layout.Staging)
+            ? Commit(version, newDigest, manifestSha256)
+            : await _installer.CommitCheckedAsync(version, newDigest, manifestSha256, CheckInstalledTree, ct);
+        build.Discard();
+        if (unhealthy is not null)
             throw new SessionFailedException(FailureStage.Verify, $"{manifest.Version} (id {manifest.VersionId}) failed after install: {unhealthy}; the previous version is restored");
         var patched = plan.Patches.Count - fellBack.Count;
         var bytes = counter.Total;
-        _log($"installed {manifest.Version} (id {manifest.VersionId}); {patched} file(s) from delta patches, {fellBack.Count} fell back to chunks, {bytes} bytes downloaded for this install ({downloader.BytesReceived} in this session)");
+        _log($"installed {manifest.Version} (id {manifest.VersionId}); {patched} file(s) from delta patches, {fellBack.Count} fell back to chunks, {bytes} bytes downloaded for this install ({downloader.BytesReceived} in this session, {downloader.BytesCheckpointed} kept in part files for resume)");
         await TryReportAsync(() => _gateway.ReportCompletionAsync(new CompletionReport(manifest.VersionId, newDigest,
             patched > 0 ? CompletionReport.MethodDelta : CompletionReport.MethodChunks, bytes), ct));
         counter.Delete();
         _cache.Prune(new HashSet<string>());
-        DeleteQuietly(PatchedDirectory);
         return new SessionResult(response.Action, new InstalledVersion(manifest.VersionId, manifest.Version),
             plan.Missing.Count, plan.Local.Count, bytes, attempt, patched, fellBack.Count);
-    }
-
-    /// <summary>Patched files waiting for staging, named by their target SHA-256 (verified before they are written).</summary>
-    private string PatchedDirectory => Path.Combine(_layout.Work, "patched");
-
-    private static void DeleteQuietly(string directory)
-    {
-        try { if (Directory.Exists(directory)) Directory.Delete(directory, recursive: true); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { /* leftovers are overwritten next time */ }
     }
 
     /// <summary>
@@ -405,13 +403,15 @@ public sealed class UpdateSession
     }
 
     private sealed record InstallPlan(
-        Dictionary<string, string> ReuseFile,            // manifest path -> local full path with the same content
+        Dictionary<string, string> ReuseFile,            // unchanged: manifest path -> local full path with the same content
+        List<ManifestFile> ChunkFiles,                   // files assembled from chunks in the build
+        Dictionary<ChunkId, List<ChunkPlace>> Places,    // chunks still to write into the build -> where each goes
         Dictionary<ChunkId, LocalChunk> Local,           // chunks readable from local files
-        Dictionary<ChunkId, int> Missing,                // objects (chunks, patch parts) to fetch -> plaintext length
-        int Cached,
+        Dictionary<ChunkId, int> Missing,                // chunks to fetch -> plaintext length
+        int Resumed,                                     // chunk places an earlier attempt wrote, verified by their tags
         List<(DeltaFile File, string SourcePath)> Patches); // files to rebuild from a patch and the local source
 
-    private InstallPlan Plan(Manifest manifest, IReadOnlyList<InventoryEntry> inventory, DeltaManifest? delta)
+    private InstallPlan Plan(Manifest manifest, IReadOnlyList<InventoryEntry> inventory, DeltaManifest? delta, TreeBuild build, ContentKey key)
     {
         var localByHash = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var e in inventory) localByHash.TryAdd(e.Sha256, TreeInventory.ResolveInside(_layout.Client, e.Path));
@@ -419,13 +419,26 @@ public sealed class UpdateSession
         var patchable = delta?.Files.Where(f => f.Method == DeltaMethod.Patch).ToDictionary(f => f.Path, StringComparer.Ordinal)
             ?? new Dictionary<string, DeltaFile>(StringComparer.Ordinal);
         var reuse = new Dictionary<string, string>(StringComparer.Ordinal);
-        var needed = new Dictionary<ChunkId, int>();
+        var chunkFiles = new List<ManifestFile>();
+        var places = new Dictionary<ChunkId, List<ChunkPlace>>();
         var patches = new List<(DeltaFile, string)>();
+        var resumed = 0;
         foreach (var f in manifest.Files)
         {
             if (localByHash.TryGetValue(f.Sha256, out var same)) { reuse[f.Path] = same; continue; }
+            bool[] done;
+            try
+            {
+                done = build.Verified(f, key);
+            }
+            catch (InvalidDataException e)
+            {
+                throw new SessionFailedException(FailureStage.Verify, e.Message, e);
+            }
+            var resumedHere = done.Count(d => d);
+            resumed += resumedHere;
             // A patch applies only to the exact source content it was made from (the repair case falls back to chunks).
-            if (patchable.TryGetValue(f.Path, out var p) && p.Sha256 == f.Sha256 && p.Size == f.Size
+            if (resumedHere == 0 && patchable.TryGetValue(f.Path, out var p) && p.Sha256 == f.Sha256 && p.Size == f.Size
                 && localByPath.TryGetValue(p.SourcePath, out var localSha) && localSha == p.SourceSha256)
             {
                 var source = TreeInventory.ResolveInside(_layout.Client, p.SourcePath);
@@ -438,33 +451,45 @@ public sealed class UpdateSession
                 }
                 _log($"delta patch for '{f.Path}' needs {memory} bytes of memory, over download.maxDeltaApplyBytes {_config.Download.MaxDeltaApplyBytes}; fetching its chunks instead");
             }
-            foreach (var c in f.Chunks) needed.TryAdd(c.Id, c.Length);
+            AddPlaces(f, done, chunkFiles, places);
         }
-        var key = ContentKey.FromBytes(_hidden.ReadRequired(HiddenItem.ContentKey));
-        var local = LocalChunkIndex.Build(_layout.Client, inventory, manifest, key, needed.Keys.ToHashSet(), CancellationToken.None);
-        var missing = needed.Where(n => !local.ContainsKey(n.Key)).ToDictionary(n => n.Key, n => n.Value);
-        return new InstallPlan(reuse, local, missing, missing.Keys.Count(id => _cache.Contains(id.Hex)), patches);
+        var local = LocalChunkIndex.Build(_layout.Client, inventory, manifest, key, places.Keys.ToHashSet(), CancellationToken.None);
+        var missing = places.Where(n => !local.ContainsKey(n.Key)).ToDictionary(n => n.Key, n => n.Value[0].Chunk.Length);
+        return new InstallPlan(reuse, chunkFiles, places, local, missing, resumed, patches);
+    }
+
+    /// <summary>Adds a file to the chunk build: every chunk not already <paramref name="done"/> gets its place.</summary>
+    private static void AddPlaces(ManifestFile f, bool[]? done, List<ManifestFile> chunkFiles, Dictionary<ChunkId, List<ChunkPlace>> places)
+    {
+        chunkFiles.Add(f);
+        long offset = 0;
+        for (var i = 0; i < f.Chunks.Count; i++)
+        {
+            var c = f.Chunks[i];
+            if (done is null || !done[i])
+            {
+                if (!places.TryGetValue(c.Id, out var list)) places[c.Id] = list = [];
+                list.Add(new ChunkPlace(f, offset, c));
+            }
+            offset += c.Length;
+        }
     }
 
     /// <summary>
     /// Rebuilds every planned file from its patch and local source, verifying source and result hashes
-    /// (<see cref="DeltaApplier"/>); a verified result is written under <see cref="PatchedDirectory"/> and staged like
-    /// a local file. Returns the target paths whose patch could not be used.
+    /// (<see cref="DeltaApplier"/>); a verified result is written into the build. Returns the target paths whose patch
+    /// could not be used.
     /// </summary>
-    private List<string> ApplyPatches(InstallPlan plan)
+    private List<string> ApplyPatches(InstallPlan plan, TreeBuild build)
     {
         var failed = new List<string>();
         if (plan.Patches.Count == 0) return failed;
         var key = ContentKey.FromBytes(_hidden.ReadRequired(HiddenItem.ContentKey));
-        Directory.CreateDirectory(PatchedDirectory);
         foreach (var (file, sourcePath) in plan.Patches)
         {
             try
             {
-                var result = DeltaApplier.Apply(file, File.ReadAllBytes(sourcePath), id => _cache.TryRead(id.Hex), key);
-                var output = Path.Combine(PatchedDirectory, file.Sha256);
-                DurableFile.WriteAllBytes(output, result);
-                plan.ReuseFile[file.Path] = output;
+                build.WriteWhole(file.Path, DeltaApplier.Apply(file, File.ReadAllBytes(sourcePath), id => _cache.TryRead(id.Hex), key));
             }
             catch (Exception e) when (e is IntegrityException or IOException)
             {
@@ -475,18 +500,16 @@ public sealed class UpdateSession
         return failed;
     }
 
-    /// <summary>The chunks the files whose patch failed need, on top of what is already cached or local.</summary>
-    private InstallPlan PlanFallback(Manifest manifest, IReadOnlyList<InventoryEntry> inventory, InstallPlan plan, IReadOnlyList<string> paths)
+    /// <summary>The chunks the files whose patch failed need, on top of what is already planned.</summary>
+    private InstallPlan PlanFallback(Manifest manifest, IReadOnlyList<InventoryEntry> inventory, InstallPlan plan, IReadOnlyList<string> paths, ContentKey key)
     {
         var wanted = paths.ToHashSet(StringComparer.Ordinal);
-        var needed = new Dictionary<ChunkId, int>();
-        foreach (var f in manifest.Files.Where(f => wanted.Contains(f.Path)))
-            foreach (var c in f.Chunks) needed.TryAdd(c.Id, c.Length);
-        var key = ContentKey.FromBytes(_hidden.ReadRequired(HiddenItem.ContentKey));
-        var local = LocalChunkIndex.Build(_layout.Client, inventory, manifest, key, needed.Keys.ToHashSet(), CancellationToken.None);
-        foreach (var (id, chunk) in plan.Local) local.TryAdd(id, chunk);
-        foreach (var n in needed.Where(n => !local.ContainsKey(n.Key))) plan.Missing.TryAdd(n.Key, n.Value);
-        return plan with { Local = local, Cached = plan.Missing.Keys.Count(id => _cache.Contains(id.Hex)) };
+        foreach (var f in manifest.Files.Where(f => wanted.Contains(f.Path))) AddPlaces(f, null, plan.ChunkFiles, plan.Places);
+        var needed = plan.Places.Keys.Where(id => !plan.Local.ContainsKey(id) && !plan.Missing.ContainsKey(id)).ToHashSet();
+        var local = LocalChunkIndex.Build(_layout.Client, inventory, manifest, key, needed, CancellationToken.None);
+        foreach (var (id, chunk) in local) plan.Local.TryAdd(id, chunk);
+        foreach (var id in needed.Where(id => !local.ContainsKey(id))) plan.Missing.TryAdd(id, plan.Places[id][0].Chunk.Length);
+        return plan;
     }
 
     /// <summary>Fetches the patch objects into the cache; one that no source serves intact is left out (its file falls back).</summary>
@@ -507,7 +530,35 @@ public sealed class UpdateSession
             });
     }
 
-    private async Task DownloadAsync(StoreDownloader downloader, Manifest manifest, InstallPlan plan, CancellationToken ct)
+    /// <summary>
+    /// Sizes every file of the chunk build and writes the chunks found in local files into their places. A local piece
+    /// whose tag no longer matches (the file changed since the plan) is downloaded instead.
+    /// </summary>
+    private void PlaceLocalChunks(InstallPlan plan, TreeBuild build, ContentKey key)
+    {
+        foreach (var f in plan.ChunkFiles) build.Allocate(f);
+        byte[] buffer = [];
+        foreach (var (id, places) in plan.Places)
+        {
+            if (plan.Missing.ContainsKey(id) || !plan.Local.TryGetValue(id, out var local)) continue;
+            if (buffer.Length < local.Length) buffer = new byte[local.Length];
+            var piece = buffer.AsSpan(0, local.Length);
+            using (var fs = new FileStream(local.FullPath, FileMode.Open, FileAccess.Read, FileShare.Read, 1))
+            {
+                fs.Seek(local.Offset, SeekOrigin.Begin);
+                if (fs.ReadAtLeast(piece, piece.Length, throwOnEndOfStream: false) != piece.Length
+                    || ChunkCodec.ManifestTag(piece, key) != places[0].Chunk.Tag)
+                {
+                    _log($"chunk {id} changed in '{local.FullPath}' since the plan; downloading it");
+                    plan.Missing[id] = places[0].Chunk.Length;
+                    continue;
+                }
+            }
+            build.Write(places, piece);
+        }
+    }
+
+    private async Task DownloadAsync(StoreDownloader downloader, Manifest manifest, InstallPlan plan, TreeBuild build, ContentKey key, CancellationToken ct)
     {
         var total = plan.Missing.Count;
         if (total == 0) return;
@@ -520,9 +571,22 @@ public sealed class UpdateSession
             await Parallel.ForEachAsync(plan.Missing, new ParallelOptions { MaxDegreeOfParallelism = _config.Download.Parallelism, CancellationToken = ct },
                 async (item, token) =>
                 {
-                    await downloader.FetchChunkAsync(item.Key.Hex, StoreLayout.ChunkPath(item.Key),
+                    var stored = await downloader.FetchChunkBytesAsync(item.Key.Hex, StoreLayout.ChunkPath(item.Key),
                         item.Value + ChunkCodec.HeaderLength + ChunkCodec.TagLength, token);
-                    _crash.Reached(CrashPoints.ChunkCached);
+                    byte[] plain;
+                    try
+                    {
+                        plain = ChunkCodec.Decode(stored, key, item.Value, item.Key);
+                    }
+                    catch (IntegrityException e)
+                    {
+                        // Verified against its id, so the object is what the store holds; it does not decode as the manifest says.
+                        _cache.DeletePartial(item.Key.Hex);
+                        throw new SessionFailedException(FailureStage.Verify, $"chunk {item.Key} rejected: {e.Message}", e);
+                    }
+                    build.Write(plan.Places[item.Key], plain);
+                    _cache.DeletePartial(item.Key.Hex);
+                    _crash.Reached(CrashPoints.ChunkPlaced);
                     var d = Interlocked.Increment(ref done);
                     var b = Interlocked.Add(ref bytesDone, item.Value);
                     var now = _time.GetTimestamp();
@@ -539,11 +603,13 @@ public sealed class UpdateSession
         }
     }
 
-    /// <summary>Assembles the whole new tree in staging and verifies it; returns its inventory digest.</summary>
-    private string Stage(Manifest manifest, InstallPlan plan, CancellationToken ct)
+    /// <summary>
+    /// Assembles the new tree in staging: unchanged files as hard links to the installed ones, every other file as a hard
+    /// link to its finished, verified copy in the build; then checks the tree digest. Returns it.
+    /// </summary>
+    private string Stage(Manifest manifest, InstallPlan plan, TreeBuild build, CancellationToken ct)
     {
         var staging = _installer.PrepareStaging();
-        var key = ContentKey.FromBytes(_hidden.ReadRequired(HiddenItem.ContentKey));
         var linked = new HashSet<string>(StringComparer.Ordinal);
         foreach (var f in manifest.Files)
         {
@@ -558,37 +624,16 @@ public sealed class UpdateSession
                 throw new SessionFailedException(FailureStage.Verify, e.Message, e);
             }
             Directory.CreateDirectory(Path.GetDirectoryName(target)!);
-            if (plan.ReuseFile.TryGetValue(f.Path, out var same) && TryLinkUnchanged(same, target, f, linked))
+            if (plan.ReuseFile.TryGetValue(f.Path, out var same))
             {
-                _crash.Reached(CrashPoints.FileStaged);
-                continue;
+                if (!TryLinkUnchanged(same, target, f, linked)) CopyVerified(same, target, f);
             }
-            using (var output = new FileStream(target, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
-            using (var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256))
+            else
             {
-                if (plan.ReuseFile.TryGetValue(f.Path, out var reusable))
-                {
-                    using var input = new FileStream(reusable, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
-                    var buffer = new byte[1 << 16];
-                    int n;
-                    while ((n = input.Read(buffer)) > 0) { hash.AppendData(buffer, 0, n); output.Write(buffer, 0, n); }
-                }
-                else
-                {
-                    foreach (var c in f.Chunks)
-                    {
-                        var plain = ReadChunk(c, plan, key);
-                        hash.AppendData(plain);
-                        output.Write(plain);
-                    }
-                }
-                output.Flush(flushToDisk: true);
-                var actual = Convert.ToHexStringLower(hash.GetHashAndReset());
-                if (output.Length != f.Size || actual != f.Sha256)
-                    throw new SessionFailedException(FailureStage.Verify,
-                        $"assembled '{f.Path}' is {output.Length} bytes with SHA-256 {actual}; the manifest says {f.Size} bytes, {f.Sha256}; nothing installed");
+                if (build.Finish(f) is { } wrong)
+                    throw new SessionFailedException(FailureStage.Verify, $"{wrong}; nothing installed, the next attempt builds it again");
+                build.Stage(f, target);
             }
-            if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(target, (UnixFileMode)f.Mode);
             _crash.Reached(CrashPoints.FileStaged);
         }
         foreach (var link in manifest.Symlinks)
@@ -604,50 +649,48 @@ public sealed class UpdateSession
         return digest;
     }
 
+    /// <summary>Copies an unchanged file that cannot be linked (see <see cref="TryLinkUnchanged"/>) into staging, verifying it.</summary>
+    private static void CopyVerified(string source, string target, ManifestFile f)
+    {
+        using (var output = new FileStream(target, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
+        using (var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256))
+        {
+            using var input = new FileStream(source, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+            var buffer = new byte[1 << 16];
+            int n;
+            while ((n = input.Read(buffer)) > 0) { hash.AppendData(buffer, 0, n); output.Write(buffer, 0, n); }
+            output.Flush(flushToDisk: true);
+            var actual = Convert.ToHexStringLower(hash.GetHashAndReset());
+            if (output.Length != f.Size || actual != f.Sha256)
+                throw new SessionFailedException(FailureStage.Verify,
+                    $"copied '{f.Path}' is {output.Length} bytes with SHA-256 {actual}; the manifest says {f.Size} bytes, {f.Sha256}; nothing installed");
+        }
+        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(target, (UnixFileMode)f.Mode);
+    }
+
     /// <summary>
-    /// Stages a file whose content is already on disk as a hard link to it, so it is not written again: an unchanged
-    /// file of the installed tree, or a patch result. The installed tree must stay exactly the old version until the
-    /// swap, and a hard link shares the mode with its source, so a file of the installed tree is linked only when its
-    /// mode is already the target's, and each source at most once (two manifest paths with equal content but different
-    /// modes get a copy). Content is not re-read here: the staged tree is hashed as a whole before the swap.
+    /// Stages an unchanged file of the installed tree as a hard link to it, so it is not written again. The installed
+    /// tree must stay exactly the old version until the swap, and a hard link shares the mode with its source, so a
+    /// file is linked only when its mode is already the target's, and each source at most once (two manifest paths
+    /// with equal content but different modes get a copy). Content is not re-read here: the staged tree is hashed as a
+    /// whole before the swap.
     /// </summary>
-    private bool TryLinkUnchanged(string source, string target, ManifestFile f, HashSet<string> linked)
+    private static bool TryLinkUnchanged(string source, string target, ManifestFile f, HashSet<string> linked)
     {
         if (OperatingSystem.IsWindows() || linked.Contains(source)) return false;
         var info = new FileInfo(source);
         if (!info.Exists || info.LinkTarget is not null || info.Length != f.Size) return false;
-        var ours = source.StartsWith(PatchedDirectory + Path.DirectorySeparatorChar, StringComparison.Ordinal);
-        if (!ours && info.UnixFileMode != (UnixFileMode)f.Mode) return false;
+        if (info.UnixFileMode != (UnixFileMode)f.Mode) return false;
         if (!HardLink.TryCreate(source, target)) return false;
         linked.Add(source);
-        if (ours) File.SetUnixFileMode(target, (UnixFileMode)f.Mode);
         return true;
     }
 
-    private byte[] ReadChunk(ChunkRef c, InstallPlan plan, ContentKey key)
+    // The plain swap in the shape of the checked one (null: installed).
+    private string? Commit(InstalledVersion version, string digest, string? manifestSha256)
     {
-        var stored = _cache.TryRead(c.Id.Hex);
-        if (stored is not null)
-        {
-            try
-            {
-                return ChunkCodec.Decode(stored, key, c.Length, c.Id);
-            }
-            catch (IntegrityException e)
-            {
-                // Verified against its id, so the object is what the store holds; it does not decode as the manifest says.
-                throw new SessionFailedException(FailureStage.Verify, $"chunk {c.Id} rejected: {e.Message}", e);
-            }
-        }
-        if (plan.Local.TryGetValue(c.Id, out var local))
-        {
-            var buffer = new byte[local.Length];
-            using var fs = new FileStream(local.FullPath, FileMode.Open, FileAccess.Read, FileShare.Read);
-            fs.Seek(local.Offset, SeekOrigin.Begin);
-            fs.ReadExactly(buffer);
-            return buffer;
-        }
-        throw new SessionFailedException(FailureStage.Install, $"chunk {c.Id} is neither cached nor present locally (cache damaged during the session?)");
+        _installer.Commit(version, digest, manifestSha256);
+        return null;
     }
 
     private async Task TryReportAsync(Func<Task> report)

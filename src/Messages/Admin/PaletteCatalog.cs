@@ -158,6 +158,7 @@ public static class PaletteCatalog
             new("window", "HH:mm-HH:mm", "assign new devices only inside this daily UTC window"),
             new("operator", "NAME", "who creates it (recorded)"),
             new("channel", "NAME", "channel the rollout moves: only its devices are selected, and it points at the target on completion (default stable)"),
+            new("dry-run", null, "show what the rollout would select now (devices, wave sizes, what they run) and create nothing"),
         ], None),
         new("pause", "Stop assigning new devices; devices already working continue.", Operate, ReasonSwitch, ["ROLLOUT"]),
         new("resume", "Continue a paused rollout.", Operate, [], ["ROLLOUT"]),

@@ -280,3 +280,15 @@ public sealed record SetDeviceProduct(string DeviceId, string Product, string Op
     /// <summary>Who changed it.</summary>
     public string Operator { get; } = DeviceIdRules.Required(Operator, nameof(Operator));
 }
+
+/// <summary>
+/// Sent by a node's silence watch (<c>DeviceSilenceWatch</c>) when a device whose actor passivated while idle has been
+/// silent for the offline timeout: wakes the actor (recovering it if needed), which marks the device Offline if it
+/// really was silent that long and does nothing otherwise. Not device traffic: it never counts as proof of life.
+/// </summary>
+/// <param name="DeviceId">Device id.</param>
+public sealed record CheckSilence(string DeviceId) : IWithDeviceId, IOrchestratorMessage
+{
+    /// <inheritdoc />
+    public string DeviceId { get; } = DeviceIdRules.Validate(DeviceId, nameof(DeviceId));
+}

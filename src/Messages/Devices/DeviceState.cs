@@ -98,6 +98,17 @@ public sealed record DeviceState(
         new(DeviceIdRules.Validate(deviceId), DeviceStatus.Unknown, null, [], 0, null, null, null, null, null, 0, null, null, null, 0);
 }
 
+/// <summary>
+/// Snapshot of a device actor: its state and when the device was last heard from. <see cref="DeviceState.LastSeen"/>
+/// is the journaled time, which lags behind idle check-ins (they are journaled at most every
+/// <c>LastSeenPersistInterval</c>); <paramref name="LastHeard"/> is the actor's own clock at the last device request,
+/// so an actor recovered after it passivated while idle measures the device's silence from the right moment.
+/// Snapshots written before this type existed are plain <see cref="DeviceState"/>.
+/// </summary>
+/// <param name="State">The device state.</param>
+/// <param name="LastHeard">When the actor last received a request from the device; null if never since it was created.</param>
+public sealed record DeviceSnapshot(DeviceState State, DateTimeOffset? LastHeard) : IOrchestratorMessage;
+
 /// <summary>The actor's answer to a <see cref="CheckIn"/>; the gateway maps it 1:1 to <see cref="CheckInResponse"/>.</summary>
 /// <param name="DeviceId">Device id.</param>
 /// <param name="Action">None, Upgrade or Repair.</param>

@@ -104,3 +104,24 @@ public sealed record RolloutList(IReadOnlyList<RolloutSummary> Rollouts) : IOrch
 /// <param name="Field">The request field at fault (empty when not about one field).</param>
 /// <param name="Message">What was wrong and how to fix it.</param>
 public sealed record RolloutRejected(string RolloutId, string Code, string Field, string Message) : IOrchestratorMessage;
+
+/// <summary>
+/// Answer of <c>POST /admin/v1/rollouts/preview</c>: what creating a rollout with the same body would select right now,
+/// by the coordinator's own rule; nothing is created or claimed.
+/// </summary>
+/// <param name="Product">Target product.</param>
+/// <param name="Version">Target version.</param>
+/// <param name="VersionId">Target version ID.</param>
+/// <param name="Channel">Channel the rollout would move.</param>
+/// <param name="Devices">Devices selected.</param>
+/// <param name="WaveSizes">Devices per wave, in order.</param>
+/// <param name="Installed">What the selected devices run now (version ID null: not checked in yet).</param>
+/// <param name="AlreadyOnTarget">Selected devices already running the target.</param>
+/// <param name="Sample">The first selected device ids (at most 20, ordered).</param>
+public sealed record RolloutPreview(string Product, string Version, long VersionId, string Channel, int Devices, IReadOnlyList<int> WaveSizes,
+    IReadOnlyList<InstalledVersionCount> Installed, int AlreadyOnTarget, IReadOnlyList<string> Sample);
+
+/// <summary>Selected devices running one version.</summary>
+/// <param name="VersionId">Installed version ID; null for devices that have not checked in yet.</param>
+/// <param name="Devices">How many.</param>
+public sealed record InstalledVersionCount(long? VersionId, int Devices);

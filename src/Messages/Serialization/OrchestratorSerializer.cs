@@ -35,8 +35,10 @@ public sealed class OrchestratorSerializer : SerializerWithStringManifest
         [typeof(ResetRequestSequence)] = "ResetRequestSequence.v1",
         [typeof(SetDeviceProduct)] = "SetDeviceProduct.v1",
         [typeof(ReportUpdaterLost)] = "ReportUpdaterLost.v1",
+        [typeof(CheckSilence)] = "CheckSilence.v1",
         // Replies and snapshot
         [typeof(DeviceState)] = "DeviceState.v1",
+        [typeof(DeviceSnapshot)] = "DeviceSnapshot.v1",
         [typeof(CheckInDecision)] = "CheckInDecision.v1",
         [typeof(DeviceCommandAccepted)] = "DeviceCommandAccepted.v1",
         [typeof(RetryAdvice)] = "RetryAdvice.v1",
@@ -60,6 +62,8 @@ public sealed class OrchestratorSerializer : SerializerWithStringManifest
         // Registry
         [typeof(QueryDevices)] = "QueryDevices.v1",
         [typeof(DeviceList)] = "DeviceList.v1",
+        // Credentials (pub-sub, never persisted)
+        [typeof(DeviceCredentialChanged)] = "DeviceCredentialChanged.v1",
         // Rollouts: commands, replies, events, snapshots
         [typeof(CreateRollout)] = "CreateRollout.v1",
         [typeof(GetRollout)] = "GetRollout.v1",

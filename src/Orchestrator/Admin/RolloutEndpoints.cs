@@ -8,6 +8,7 @@ using Orchestrator.ChunkStore.Manifests;
 using Orchestrator.ChunkStore.Storage;
 using Orchestrator.ChunkStore.Validation;
 using Orchestrator.Messages;
+using Orchestrator.DeviceActors.Registry;
 using Orchestrator.Messages.Devices;
 using Orchestrator.Messages.Rollouts;
 using Orchestrator.Node.Auth;
@@ -59,6 +60,8 @@ public static class RolloutEndpoints
     {
         var g = app.MapGroup("/admin/v1/rollouts");
         g.MapPost("", CreateAsync);
+        // A read: the body only describes a rollout to evaluate, so no audit row.
+        g.MapPost("/preview", PreviewAsync).WithMetadata(new Audit.NotAudited());
         g.MapGet("", ListAsync);
         g.MapGet("/{rolloutId}", ShowAsync);
         g.MapPost("/{rolloutId}/pause", (string rolloutId, HttpContext ctx) =>
@@ -127,6 +130,35 @@ public static class RolloutEndpoints
         // Fleet-aware deltas for the devices this rollout targets, built in the background; the rollout never waits.
         if (answer is RolloutView) deltas.Request(spec!);
         return ToResult(answer, StatusCodes.Status201Created);
+    }
+
+    private static async Task<IResult> PreviewAsync(HttpContext ctx, FileSystemStore store, IConfiguration config, NodeSettings settings)
+    {
+        if (AdminEndpoints.Authorize(ctx, AdminScopes.Read) is { } denied) return denied;
+        var (body, error) = await HttpProblems.ReadJsonAsync<CreateRolloutRequest>(ctx.Request, 1024 * 1024, ctx.RequestAborted).ConfigureAwait(false);
+        if (error is not null) return error;
+        var (spec, problem) = BuildSpec(body!, store, config);
+        if (problem is not null) return problem;
+        if (ctx.RequestServices.GetService<IRequiredActor<DeviceRegistryActor>>() is not { } registry)
+            return HttpProblems.Problem(StatusCodes.Status409Conflict, "registry_unavailable", "This node has no 'gateway' role and so no device registry to preview against; ask a gateway node.");
+        DeviceList known;
+        try
+        {
+            known = await RegistrySelection.AllAsync(registry.ActorRef, new QueryDevices(null, null, null, null, settings.Devices.RegistryQueryLimit),
+                TimeSpan.FromSeconds(10), ctx.RequestAborted).ConfigureAwait(false);
+        }
+        catch (RegistryLimitExceededException ex)
+        {
+            return DeviceQueryEndpoints.RegistryLimitProblem(ex);
+        }
+        var selected = RolloutSelection.Select(spec!, known.Devices);
+        var byId = known.Devices.ToDictionary(d => d.DeviceId, StringComparer.Ordinal);
+        long? Installed(string id) => byId.TryGetValue(id, out var d) && d.Product == spec!.Target.Product ? d.InstalledVersionId : null;
+        var installed = selected.GroupBy(Installed).OrderByDescending(g => g.Count()).ThenBy(g => g.Key)
+            .Select(g => new InstalledVersionCount(g.Key, g.Count())).ToList();
+        return AdminResults.Ok(new RolloutPreview(spec!.Target.Product, spec.Target.Version, spec.Target.VersionId, spec.Channel, selected.Count,
+            [.. RolloutState.Plan(spec, selected).Select(w => w.DeviceIds.Count)], installed,
+            selected.Count(id => Installed(id) == spec.Target.VersionId), [.. selected.Order(StringComparer.Ordinal).Take(20)]));
     }
 
     /// <summary>Turns a request into a spec: defaults, group expansion, the target resolved from the store's release index.</summary>

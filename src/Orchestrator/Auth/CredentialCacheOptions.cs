@@ -2,8 +2,9 @@ namespace Orchestrator.Node.Auth;
 
 /// <summary>
 /// Section <c>Credentials</c>: the gateway's in-memory cache of device request keys (<see cref="DeviceCredentialStore"/>).
-/// The cache is what keeps a check-in from reading the node database; its TTL is also the longest a credential revoked
-/// through another node still authenticates here.
+/// The cache is what keeps a check-in from reading the node database. A credential revoked or rotated through another
+/// node is evicted here as soon as that node's announcement arrives (distributed pub-sub); the TTL is the longest it
+/// still authenticates here when the announcement is lost.
 /// </summary>
 public sealed class CredentialCacheOptions
 {
@@ -26,8 +27,8 @@ public sealed class CredentialCacheOptions
     /// <summary>
     /// How long a loaded request key is trusted before it is read again (default 10 min: longer than the agents'
     /// 5-minute check-in interval, so a device on schedule is served from memory at least every other check-in).
-    /// A credential revoked or rotated through another node stops working here within this time; through this
-    /// node, at once.
+    /// A credential revoked or rotated through any node stops working here at once (the change is announced to every
+    /// node); this is the bound when an announcement is lost.
     /// </summary>
     public TimeSpan CacheTtl { get; set; } = TimeSpan.FromMinutes(10);
 

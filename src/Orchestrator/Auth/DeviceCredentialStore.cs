@@ -32,9 +32,11 @@ public enum CredentialCheck
 /// (<see cref="DeviceRequestSignature.DeriveRequestKey"/>), because verifying a request signature means recomputing
 /// it. That key is as sensitive as the secret for the device API (whoever holds it can sign as the device until the
 /// credential is rotated), though it does not reveal the secret. Keys (and the absence of one) are kept in a bounded
-/// LRU cache (<see cref="CredentialCacheOptions"/>) whose entries expire <see cref="CredentialCacheOptions.CacheTtl"/>
-/// after they were loaded, so that revocation on another node takes effect within that time; a full cache evicts its
-/// least recently used entries, never everything at once. Signatures are compared in constant time.
+/// LRU cache (<see cref="CredentialCacheOptions"/>); a full cache evicts its least recently used entries, never
+/// everything at once. A revocation or rotation is announced to every node (<see cref="AttachPublisher"/>, distributed
+/// pub-sub), which evicts the device's entry at once (<see cref="Evict"/>); pub-sub is best effort, so entries also
+/// expire <see cref="CredentialCacheOptions.CacheTtl"/> after they were loaded, the bound when an announcement is lost.
+/// Signatures are compared in constant time.
 /// </summary>
 public sealed class DeviceCredentialStore
 {
@@ -42,6 +44,10 @@ public sealed class DeviceCredentialStore
     private readonly TimeProvider _clock;
     private readonly ICache<string, CachedKey> _cache;
     private long _databaseReads;
+    // Bumped by every eviction: a load that read the database before an eviction must not put its (possibly revoked)
+    // key back into the cache after it.
+    private long _evictions;
+    private Action<string> _publishChange = _ => { };
 
     // A device that has no credential yet may get one through another node at any moment (provisioning just before
     // the agent's first check-in); its absence is trusted for less time than a key so it is not locked out for a TTL.
@@ -68,6 +74,20 @@ public sealed class DeviceCredentialStore
 
     /// <summary>Entries the cache holds now (expired ones may still be counted until they are touched or evicted).</summary>
     public int CachedEntries => _cache.Count;
+
+    /// <summary>
+    /// Sets how a committed revocation or rotation is announced to the other nodes (the node's actor system publishes
+    /// a <see cref="DeviceCredentialChanged"/>; see <see cref="CredentialChangeHosting"/>). Until then only this node's
+    /// cache learns of it.
+    /// </summary>
+    public void AttachPublisher(Action<string> publishChange) => _publishChange = publishChange;
+
+    /// <summary>Drops the cached key (or cached absence) of <paramref name="deviceId"/>; its next request reads the database.</summary>
+    public void Evict(string deviceId)
+    {
+        Interlocked.Increment(ref _evictions);
+        _cache.TryRemove(deviceId);
+    }
 
     /// <summary>Device ids follow <see cref="DeviceIdRules.Pattern"/> (the device actors' rule).</summary>
     public static bool IsValidDeviceId(string? id) => DeviceIdRules.IsValid(id);
@@ -101,6 +121,7 @@ public sealed class DeviceCredentialStore
         var rows = await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
         if (rows == 0) return null;
         _cache.AddOrUpdate(deviceId, new CachedKey(key));
+        if (rotate) _publishChange(deviceId);
         return new ProvisionedCredential(deviceId, secret, DateTimeOffset.FromUnixTimeMilliseconds(now.ToUnixTimeMilliseconds()));
     }
 
@@ -177,7 +198,8 @@ public sealed class DeviceCredentialStore
         await using var c = await _db.OpenAsync(ct).ConfigureAwait(false);
         await using var cmd = NodeDatabase.Command(c, "DELETE FROM device_request_keys WHERE device_id = @id", ("@id", deviceId));
         var rows = await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
-        _cache.TryRemove(deviceId);
+        Evict(deviceId);
+        if (rows > 0) _publishChange(deviceId);
         return rows > 0;
     }
 
@@ -200,10 +222,12 @@ public sealed class DeviceCredentialStore
     private async ValueTask<byte[]?> RequestKeyAsync(string deviceId, CancellationToken ct)
     {
         if (_cache.TryGet(deviceId, out var cached)) return cached.Key;
+        var evictions = Interlocked.Read(ref _evictions);
         var loaded = await LoadAsync(deviceId, ct).ConfigureAwait(false);
         // Unknown ids are cached too (so guessing ids does not hit the database per request); the cache's bound keeps
         // a flood of random ids from growing memory, at the price of evicting the least recently seen devices.
-        _cache.AddOrUpdate(deviceId, loaded);
+        // A load that overlapped an eviction may hold the key from before a revocation: used once, never cached.
+        if (Interlocked.Read(ref _evictions) == evictions) _cache.AddOrUpdate(deviceId, loaded);
         return loaded.Key;
     }
 

@@ -113,6 +113,7 @@ public static class NodeApp
             : DevicePersistenceOptions.Sqlite(Path.Combine(settings.Node.DataDirectory, "devices.db"));
         s.AddSingleton(devicePersistence);
         s.AddNodeActorSystem(settings, backend, devicePersistence);
+        s.AddHostedService<CredentialChangeHosting>();
         s.AddSingleton<InstalledReleaseInspector>();
         s.AddSingleton<Channels.StoreChannelSeeder>();
         s.AddSingleton(trustOptions);

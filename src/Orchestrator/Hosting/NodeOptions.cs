@@ -254,6 +254,14 @@ public sealed class DeviceOptions
     /// </summary>
     public int RegistryQueryLimit { get; set; } = RegistrySelection.DefaultLimit;
 
+    /// <summary>
+    /// A device with nothing in flight (status Unknown, Idle or Completed) has its actor passivated this long after its
+    /// last message, after a snapshot that makes its next recovery one read; 0 keeps actors live until
+    /// <see cref="OfflineAfter"/>. Shorter than the agents' check-in interval, idle devices hold no actor between
+    /// check-ins (less memory) and each check-in recovers one from its snapshot (more database reads).
+    /// </summary>
+    public TimeSpan IdlePassivateAfter { get; set; } = DeviceActorSettings.Default.IdlePassivateAfter;
+
     /// <summary>First retry delay a device is told after a failed attempt (before jitter; default 2 s).</summary>
     public TimeSpan RetryBase { get; set; } = DeviceActorSettings.Default.RetryBase;
 
@@ -264,7 +272,7 @@ public sealed class DeviceOptions
     public DeviceActorSettings ToSettings()
     {
         var d = DeviceActorSettings.Default;
-        return new DeviceActorSettings(OfflineAfter, d.SnapshotEvery, RetryBase, RetryCap, LastSeenPersistInterval);
+        return new DeviceActorSettings(OfflineAfter, d.SnapshotEvery, RetryBase, RetryCap, LastSeenPersistInterval, IdlePassivateAfter);
     }
 
     /// <summary>Problems, each naming the setting and the fix.</summary>
@@ -277,6 +285,8 @@ public sealed class DeviceOptions
             yield return $"Devices:RetryBase ({RetryBase}) must be positive and Devices:RetryCap ({RetryCap}) at least as long, e.g. 00:00:02 and 00:05:00.";
         if (LastSeenPersistInterval < TimeSpan.Zero || LastSeenPersistInterval >= OfflineAfter)
             yield return $"Devices:LastSeenPersistInterval {LastSeenPersistInterval} must be 0 or more and shorter than Devices:OfflineAfter ({OfflineAfter}), e.g. 00:05:00.";
+        if (IdlePassivateAfter < TimeSpan.Zero || IdlePassivateAfter >= OfflineAfter)
+            yield return $"Devices:IdlePassivateAfter {IdlePassivateAfter} must be 0 (off) or more and shorter than Devices:OfflineAfter ({OfflineAfter}), e.g. 00:00:30.";
     }
 }
 

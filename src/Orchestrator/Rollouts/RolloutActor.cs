@@ -549,7 +549,8 @@ public sealed class RolloutActor : ReceivePersistentActor, IWithTimers
             else if (s.Target is null || s.Target.RolloutId != _rolloutId || s.Target.VersionId != previous)
                 facts.Add(new RolloutDeviceRestoreFailed(s.DeviceId,
                     $"rollback assignment removed outside this rollout (device now targets {(s.Target is null ? "nothing" : $"{s.Target.Version} of {s.Target.RolloutId}")})", Now));
-            else if (s.FailedAttempts >= input.Spec.MaxAttemptsPerDevice)
+            // Without a cap (MaxAttemptsPerDevice 0, the default) a device retries its restore until it succeeds.
+            else if (input.Spec.MaxAttemptsPerDevice > 0 && s.FailedAttempts >= input.Spec.MaxAttemptsPerDevice)
             {
                 var reason = $"gave up restoring version ID {previous} after {s.FailedAttempts} failed attempts (last: {s.LastFailure?.Stage} {s.LastFailure?.Reason})";
                 if (await Cancel(s.DeviceId, reason)) facts.Add(new RolloutDeviceRestoreFailed(s.DeviceId, reason, Now));

@@ -2,7 +2,6 @@ using Akka.Actor;
 using Akka.Event;
 using Akka.Persistence;
 using Orchestrator.DeviceActors.Registry;
-using Orchestrator.Messages.Channels;
 using Orchestrator.Messages.Devices;
 using Orchestrator.Messages.Rollouts;
 
@@ -194,15 +193,8 @@ public sealed class RolloutCoordinator : ReceivePersistentActor, IWithTimers
             replyTo.Tell(new RolloutRejected(spec.RolloutId, "unavailable", "", "The device registry did not answer in time; nothing was created. Try again."));
             return;
         }
-        // Devices of the product matching the selector, plus explicitly named devices (they may not have checked in yet;
-        // the admin endpoint refused names that no credential or registration backs).
-        // A rollout moves one channel: known devices of other channels are not selected, even when named explicitly.
-        var otherChannel = known.Devices.Where(d => ChannelRules.ChannelOf(d.Tags) != spec.Channel).Select(d => d.DeviceId).ToHashSet(StringComparer.Ordinal);
-        var selected = known.Devices
-            .Where(d => d.Product == spec.Target.Product && spec.Selector.Matches(d.DeviceId, d.Tags)).Select(d => d.DeviceId)
-            .Concat(spec.Selector.ExplicitIds())
-            .Where(d => !otherChannel.Contains(d))
-            .Distinct(StringComparer.Ordinal).ToList();
+        // The admin endpoint already refused named devices that no credential or registration backs.
+        var selected = RolloutSelection.Select(spec, known.Devices);
         if (selected.Count == 0)
         {
             replyTo.Tell(new RolloutRejected(spec.RolloutId, "invalid_request", "selector",

@@ -35,6 +35,7 @@ public sealed class AgentConfigTests
     [InlineData("\"gateway\":\"http://127.0.0.1:5080/\"", "\"gateway\":\"http://127.0.0.1:5080/\",\"clientCommand\":\"../../bin/sh\"", "clientCommand '../../bin/sh' must be a path inside")]
     [InlineData("\"gateway\":\"http://127.0.0.1:5080/\"", "\"gateway\":\"http://127.0.0.1:5080/\",\"download\":{\"parallelism\":0}", "parallelism must be between 1 and 64")]
     [InlineData("\"gateway\":\"http://127.0.0.1:5080/\"", "\"gateway\":\"http://127.0.0.1:5080/\",\"download\":{\"maxDeltaApplyBytes\":-1}", "download.maxDeltaApplyBytes must be >= 0")]
+    [InlineData("\"gateway\":\"http://127.0.0.1:5080/\"", "\"gateway\":\"http://127.0.0.1:5080/\",\"download\":{\"partialCheckpointMilliseconds\":0}", "download.partialCheckpointMilliseconds must be > 0")]
     public void Invalid_values_are_named(string from, string to, string expected)
     {
         using var dir = new TempDir();

@@ -14,11 +14,13 @@ public sealed class ChunkCacheTests
         var bytes = RandomNumberGenerator.GetBytes(1000);
         var id = Convert.ToHexStringLower(SHA256.HashData(bytes));
 
+        var other = RandomNumberGenerator.GetBytes(1000);
+        Assert.Throws<InvalidDataException>(() => cache.Put(id, other));
+        Assert.False(cache.Contains(id));
         File.WriteAllBytes(cache.PartialPathOf(id), bytes[..500]);
-        Assert.False(cache.CommitPartial(id, discardOnMismatch: false));
-        Assert.True(File.Exists(cache.PartialPathOf(id))); // kept for Range resume
-        File.WriteAllBytes(cache.PartialPathOf(id), bytes);
-        Assert.True(cache.CommitPartial(id));
+        Assert.Equal(bytes[..500], cache.ReadPartial(id, 1040)); // kept for Range resume
+        cache.Put(id, bytes);
+        Assert.False(File.Exists(cache.PartialPathOf(id))); // a cached object needs no partial any more
         Assert.Equal(bytes, cache.TryRead(id));
 
         var onDisk = File.ReadAllBytes(cache.PathOf(id));
@@ -26,6 +28,17 @@ public sealed class ChunkCacheTests
         File.WriteAllBytes(cache.PathOf(id), onDisk);
         Assert.Null(cache.TryRead(id));
         Assert.False(cache.Contains(id));
+    }
+
+    [Fact]
+    public void A_partial_longer_than_the_object_can_be_is_discarded()
+    {
+        using var dir = new TempDir();
+        var cache = new ChunkCache(dir.Sub("c"), dir.Sub("p"));
+        var id = Convert.ToHexStringLower(SHA256.HashData(new byte[] { 1 }));
+        File.WriteAllBytes(cache.PartialPathOf(id), new byte[2000]);
+        Assert.Empty(cache.ReadPartial(id, 1040));
+        Assert.False(File.Exists(cache.PartialPathOf(id)));
     }
 
     [Theory]

@@ -256,6 +256,46 @@ public sealed class StoreDownloaderTests : IDisposable
     }
 
     [Fact]
+    public async Task A_fast_transfer_writes_no_part_file_and_a_slow_one_keeps_whole_pages_of_what_it_received()
+    {
+        var release = new TaskCompletionSource();
+        await using var server = await TestServer.StartAsync(async ctx =>
+        {
+            ctx.Response.ContentLength = _chunk.Length;
+            if (ctx.Request.Query.ContainsKey("fast"))
+            {
+                await ctx.Response.Body.WriteAsync(_chunk);
+                return;
+            }
+            await ctx.Response.Body.WriteAsync(_chunk.AsMemory(0, 10_000));
+            await ctx.Response.Body.FlushAsync();
+            await Task.Delay(400);
+            await ctx.Response.Body.WriteAsync(_chunk.AsMemory(10_000, 10_000));
+            await ctx.Response.Body.FlushAsync();
+            await release.Task;
+            await ctx.Response.Body.WriteAsync(_chunk.AsMemory(20_000));
+        });
+        var d = new StoreDownloader(_http, [StoreSource.Mirror(server.BaseUrl)], Fast with { PartialCheckpointMilliseconds = 200 }, _cache, GrantLimiter.Unlimited);
+
+        Assert.Equal(_chunk, await d.FetchChunkBytesAsync(_id, Rel + "?fast", _chunk.Length + 40, CancellationToken.None));
+        Assert.False(File.Exists(_cache.PartialPathOf(_id)), "a chunk that arrived within the checkpoint interval was written to disk");
+
+        var slow = d.FetchChunkBytesAsync(_id, Rel, _chunk.Length + 40, CancellationToken.None);
+        var part = _cache.PartialPathOf(_id);
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (!(File.Exists(part) && new FileInfo(part).Length > 0) && DateTime.UtcNow < deadline) await Task.Delay(20);
+        var kept = new FileInfo(part).Length;
+        // Whole pages only, so no page of the part file is ever written twice; the unaligned rest waits in memory.
+        Assert.Equal(0, kept % Environment.SystemPageSize);
+        Assert.InRange(kept, Environment.SystemPageSize, 20_000);
+        Assert.Equal(_chunk[..(int)kept], File.ReadAllBytes(part));
+        release.SetResult();
+        Assert.Equal(_chunk, await slow);
+        _cache.DeletePartial(_id);
+        Assert.False(File.Exists(part));
+    }
+
+    [Fact]
     public async Task Keeps_to_the_grant_rate_and_stops_at_the_grant_size()
     {
         var big = RandomNumberGenerator.GetBytes(1_000_000);

@@ -39,8 +39,8 @@ public sealed class AgentCrashTests(TwoReleases r, ITestOutputHelper output) : I
     public static TheoryData<string, bool> Points => new()
     {
         // point (occurrence), and whether the new version must be in place after the next start
-        { CrashPoints.ChunkCached + "#1", false },
-        { CrashPoints.ChunkCached + "#5", false },
+        { CrashPoints.ChunkPlaced + "#1", false },
+        { CrashPoints.ChunkPlaced + "#5", false },
         { CrashPoints.FileStaged + "#1", false },
         { CrashPoints.FileStaged + "#4", false },
         { CrashPoints.FileStaged + "#6", false },
@@ -94,9 +94,9 @@ public sealed class AgentCrashTests(TwoReleases r, ITestOutputHelper output) : I
         Assert.Equal(r.V2.InventoryDigest, Releases.ClientDigest(d));
         Assert.Equal(r.V2.VersionId, d.Hidden.ReadInstalledVersion().VersionId);
         Assert.Equal(unchangedInode, Releases.Inode(unchanged));
-        if (point == CrashPoints.ChunkCached + "#5")
+        if (point == CrashPoints.ChunkPlaced + "#5")
         {
-            // Five verified chunks survived the kill in the cache: the rerun does not fetch them again.
+            // Five chunks were written into the build before the kill: the rerun verifies them by their tags and does not fetch them again.
             var fetched = r.Gateway.StoreRequests - requestsBefore - 2; // minus manifest and signature
             var full = int.Parse(System.Text.RegularExpressions.Regex.Match(crashed.Output, @"(\d+) chunk\(s\) to download").Groups[1].Value);
             output.WriteLine($"first attempt needed {full} chunks; the resumed run fetched {fetched}");

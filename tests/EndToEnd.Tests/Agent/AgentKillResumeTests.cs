@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Orchestrator.DeviceAgent.Install;
 using Orchestrator.DeviceAgent.Tests.Support;
 using Orchestrator.EndToEnd.Tests.Agent.Support;
 using Orchestrator.Messages.Protocol;
@@ -8,7 +9,8 @@ namespace Orchestrator.EndToEnd.Tests.Agent;
 
 /// <summary>
 /// Killed from outside (SIGKILL at arbitrary moments, not at injected points) during a rate-limited download, the
-/// agent resumes from its verified chunk cache on each restart: the release is fetched about once, not once per
+/// agent resumes on each restart from the chunks it wrote into its build (verified by their tags) and the part files of
+/// chunks in flight: the release is fetched about once, not once per
 /// restart, and the tree ends exactly at the new version.
 /// </summary>
 public sealed class AgentKillResumeTests(TwoReleases r, ITestOutputHelper output) : IClassFixture<TwoReleases>
@@ -27,10 +29,10 @@ public sealed class AgentKillResumeTests(TwoReleases r, ITestOutputHelper output
             var psi = AgentProcess.StartInfo(["run", "--config", d.Config.SourcePath!, "--no-client"]);
             using var p = Process.Start(psi)!;
             var outTask = p.StandardOutput.ReadToEndAsync();
-            // Wait until it is downloading, then kill it at a random moment.
-            var cacheDir = d.Layout.ChunkCache;
+            // Wait until it is downloading (the build's files exist once the download starts), then kill it at a random moment.
+            var buildDir = TreeBuild.FolderOf(d.Layout);
             var deadline = DateTime.UtcNow.AddSeconds(20);
-            while (!(Directory.Exists(cacheDir) && Directory.EnumerateFiles(cacheDir, "*", SearchOption.AllDirectories).Any()) && !p.HasExited && DateTime.UtcNow < deadline)
+            while (!(Directory.Exists(buildDir) && Directory.EnumerateFiles(buildDir, "*", SearchOption.AllDirectories).Any()) && !p.HasExited && DateTime.UtcNow < deadline)
                 await Task.Delay(20);
             await Task.Delay(random.Next(50, 400));
             if (!p.HasExited) p.Kill();

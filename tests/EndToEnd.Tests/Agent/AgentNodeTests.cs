@@ -57,6 +57,56 @@ public sealed class AgentNodeTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task A_device_whose_actor_passivated_between_check_ins_installs_upgrades_and_repairs_correctly()
+    {
+        await using var node = await NodeUnderTest.StartAsync(new Dictionary<string, string?> { ["Devices:IdlePassivateAfter"] = "00:00:00.500" });
+        using var store = new TestStore(node.StoreRoot);
+        var v1 = store.Publish("1.0", Releases.V1());
+        var v2 = store.Publish("2.0", Releases.V2());
+        var secret = await node.ProvisionAsync("dev-idle");
+        using var d = new TestDevice(node.BaseUrl, credential: secret, deviceId: "dev-idle",
+            contentKey: store.ContentKey.ToBytes(), trustRoot: store.SigningKey.PublicKey.ToBytes());
+        async Task UntilPassivated()
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(30);
+            while (await node.IsLiveAsync("dev-idle"))
+            {
+                Assert.True(DateTime.UtcNow < deadline, "the idle device's actor was not passivated within 30 s");
+                await Task.Delay(100);
+            }
+        }
+
+        await Run(d);
+        await UntilPassivated();
+        await node.AssignAsync("dev-idle", "acme", v1.Version, v1.VersionId, v1.ManifestPath);
+        await Run(d);
+        Assert.Equal(v1.InventoryDigest, Releases.ClientDigest(d));
+        await UntilPassivated();
+
+        // Recovered from its snapshot for this check-in: nothing to do.
+        var quiet = await Run(d);
+        Assert.Contains($"up to date at version ID {v1.VersionId}", quiet.Output);
+        await UntilPassivated();
+
+        await node.AssignAsync("dev-idle", "acme", v2.Version, v2.VersionId, v2.ManifestPath);
+        await Run(d);
+        Assert.Equal(v2.InventoryDigest, Releases.ClientDigest(d));
+        await UntilPassivated();
+        var state = await node.StateAsync("dev-idle");
+        Assert.Equal((DeviceStatus.Completed, v2.VersionId), (state.Status, state.InstalledVersionId));
+        await UntilPassivated();
+
+        // Local damage found by a recovered actor: a repair of exactly that file.
+        var app = Path.Combine(d.Layout.Client, "bin", "app");
+        var bytes = File.ReadAllBytes(app);
+        bytes[123] ^= 0x55;
+        File.WriteAllBytes(app, bytes);
+        var repair = await Run(d);
+        Assert.Contains("repair done", repair.Output);
+        Assert.Equal(v2.InventoryDigest, Releases.ClientDigest(d));
+    }
+
+    [Fact]
     public async Task A_throttled_gateway_slows_the_agent_down_but_the_install_completes()
     {
         await using var node = await NodeUnderTest.StartAsync(new Dictionary<string, string?>

@@ -200,19 +200,7 @@ public sealed class ClusterBudgetTests(ITestOutputHelper output)
     private static async Task<double> SumAsync(LocalCluster cluster, string name, params string[] labels)
     {
         double sum = 0;
-        for (var n = 1; n <= cluster.Nodes; n++)
-        {
-            var text = await cluster.Admin(n).GetStringAsync("metrics");
-            foreach (var line in text.Split('\n'))
-            {
-                if (line.StartsWith('#') || !line.StartsWith(name, StringComparison.Ordinal)) continue;
-                var rest = line[name.Length..];
-                if (rest.Length > 0 && rest[0] is not ('{' or ' ')) continue;
-                if (labels.Any(l => !rest.Contains(l, StringComparison.Ordinal))) continue;
-                var value = line.Contains('}') ? line[(line.LastIndexOf('}') + 1)..].Trim().Split(' ')[0] : line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[^1];
-                sum += double.Parse(value, CultureInfo.InvariantCulture);
-            }
-        }
+        for (var n = 1; n <= cluster.Nodes; n++) sum += await cluster.MetricAsync(n, name, labels);
         return sum;
     }
 }

@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using Orchestrator.DeviceAgent.Configuration;
+using Orchestrator.DeviceAgent.Install;
 using Orchestrator.DeviceAgent.Simulation;
 using Orchestrator.DeviceAgent.Storage;
 using Orchestrator.DeviceAgent.Tests.Support;
@@ -44,8 +45,9 @@ public sealed class NetworkFaultTests(ITestOutputHelper output)
         Assert.True(proxy.Corruptions > 0, "the proxy never corrupted a response: the test exercised nothing");
         foreach (var d in fleet.Devices)
         {
-            // Exactly the release, byte for byte, and nothing unverified left in the chunk cache.
+            // Exactly the release, byte for byte, nothing unverified left in the chunk cache, and no build left behind.
             Assert.Equal(v1.InventoryDigest, TreeInventory.Digest(TreeInventory.Scan(d.Layout.Client)));
+            Assert.False(Directory.Exists(TreeBuild.FolderOf(d.Layout)), "the finished install left its build folder");
             foreach (var cached in Directory.Exists(d.Layout.ChunkCache) ? Directory.EnumerateFiles(d.Layout.ChunkCache, "*", SearchOption.AllDirectories) : [])
                 Assert.Equal(Path.GetFileName(cached), Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(cached))));
             var state = await node.StateAsync(d.DeviceId);

@@ -50,9 +50,12 @@ public static class AdminCalls
         (await node.GetJsonAsync($"admin/v1/devices/{deviceId}/history?last=1000"))["events"]!.AsArray().Select(e => e!["type"]!.GetValue<string>()).ToList();
 
     /// <summary>Sum of every sample of a Prometheus metric family whose label set contains <paramref name="labels"/> (0 when absent).</summary>
-    public static async Task<double> MetricAsync(this NodeUnderTest node, string name, params string[] labels)
+    public static async Task<double> MetricAsync(this NodeUnderTest node, string name, params string[] labels) =>
+        SumMetric(await node.Http.GetStringAsync("metrics"), name, labels);
+
+    /// <summary>Sum of a Prometheus metric family's samples in <paramref name="text"/> whose labels contain <paramref name="labels"/>.</summary>
+    public static double SumMetric(string text, string name, params string[] labels)
     {
-        var text = await node.Http.GetStringAsync("metrics");
         double sum = 0;
         foreach (var line in text.Split('\n'))
         {

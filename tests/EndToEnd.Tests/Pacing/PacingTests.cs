@@ -20,10 +20,14 @@ public sealed class PacingTests(ITestOutputHelper output)
     private static long ReportedBytes(GatewayProxy proxy) => proxy.Completions.Single()["bytesDownloaded"]!.GetValue<long>();
 
     private static TestDevice Device(NodeUnderTest node, TestStore store, string id, string secret, string? gateway = null,
-        IReadOnlyList<string>? mirrors = null, int maxSessionAttempts = 0, int parallelism = 2) =>
+        IReadOnlyList<string>? mirrors = null, int maxSessionAttempts = 0, int parallelism = 2, int partialCheckpointMilliseconds = 1000) =>
         new(gateway ?? node.BaseUrl, mirrors: mirrors, credential: secret, deviceId: id,
             contentKey: store.ContentKey.ToBytes(), trustRoot: store.SigningKey.PublicKey.ToBytes(),
-            download: TestDevice.FastDownloads with { MaxSessionAttempts = maxSessionAttempts, Parallelism = parallelism, BackoffCapMilliseconds = 500 });
+            download: TestDevice.FastDownloads with
+            {
+                MaxSessionAttempts = maxSessionAttempts, Parallelism = parallelism, BackoffCapMilliseconds = 500,
+                PartialCheckpointMilliseconds = partialCheckpointMilliseconds,
+            });
 
     private async Task<AgentProcess.Result> Run(TestDevice d, int expectedExit = 0, int timeoutSeconds = 90)
     {
@@ -204,22 +208,25 @@ public sealed class PacingTests(ITestOutputHelper output)
         await using var proxy = await GatewayProxy.StartAsync(node.BaseUrl);
         using var store = new TestStore(node.StoreRoot);
         var v1 = store.Publish("1.0", Releases.V1());
-        using var d = Device(node, store, "kill-1", await node.ProvisionAsync("kill-1"), gateway: proxy.BaseUrl);
+        // Received bytes are kept in part files every 100 ms, so a chunk part-way received has some on disk.
+        using var d = Device(node, store, "kill-1", await node.ProvisionAsync("kill-1"), gateway: proxy.BaseUrl, partialCheckpointMilliseconds: 100);
         await node.AssignAsync("kill-1", "acme", v1.Version, v1.VersionId, v1.ManifestPath);
 
         var partialDir = d.Layout.PartialChunks;
+        var manifest = store.Manifest(v1);
+        var content = Releases.V1();
         var psi = AgentProcess.StartInfo(["run", "--config", d.Config.SourcePath!, "--no-client"]);
         Dictionary<string, long> partials = [];
         using (var p = Process.Start(psi)!)
         {
             var stdout = p.StandardOutput.ReadToEndAsync();
             var deadline = DateTime.UtcNow.AddSeconds(60);
-            // Kill (SIGKILL) as soon as a chunk is part-way received and at least one other chunk is complete.
+            // Kill (SIGKILL) as soon as a chunk's received bytes were kept in its part file and at least one other chunk is
+            // written into the build.
             while (!p.HasExited && DateTime.UtcNow < deadline)
             {
                 var growing = Directory.Exists(partialDir) && Directory.EnumerateFiles(partialDir, "*.part").Any(f => LengthIfPresent(f) > 0);
-                var cached = Directory.Exists(d.Layout.ChunkCache) && Directory.EnumerateFiles(d.Layout.ChunkCache, "*", SearchOption.AllDirectories).Any();
-                if (growing && cached) break;
+                if (growing && Releases.BuiltChunks(d, manifest, content).Count > 0) break;
                 await Task.Delay(10);
             }
             Assert.False(p.HasExited, "the agent finished before it could be killed mid-chunk");
@@ -232,9 +239,9 @@ public sealed class PacingTests(ITestOutputHelper output)
         output.WriteLine("after the kill: " + string.Join(", ", partials.Select(kv => $"{kv.Key[..8]}={kv.Value}")));
         Assert.Contains(partials.Values, length => length > 0);
 
-        var sizes = store.Manifest(v1).DistinctChunks().ToDictionary(id => id.Hex,
+        var sizes = manifest.DistinctChunks().ToDictionary(id => id.Hex,
             id => new FileInfo(Path.Combine(node.StoreRoot, StoreLayout.ChunkPath(id))).Length);
-        var cachedIds = Directory.EnumerateFiles(d.Layout.ChunkCache, "*", SearchOption.AllDirectories).Select(Path.GetFileName).ToHashSet();
+        var cachedIds = Releases.BuiltChunks(d, manifest, content);
         var expected = sizes.Where(kv => !cachedIds.Contains(kv.Key)).Sum(kv => kv.Value - partials.GetValueOrDefault(kv.Key));
         var chunkBytesBefore = proxy.ChunkBodyBytes;
         var storeBytesBefore = proxy.StoreBodyBytes;
@@ -246,7 +253,7 @@ public sealed class PacingTests(ITestOutputHelper output)
         output.WriteLine($"restart fetched {fetched} chunk bytes; {expected} were missing");
         Assert.Equal(expected, fetched);
         var reported = ReportedBytes(proxy);
-        // The count survives the kill: at least what the first run provably received (its cached chunks and partial bytes,
+        // The count survives the kill: at least what the first run provably received (its built chunks and partial bytes,
         // less what arrived after the count's last write) plus everything of the restart; at most what the proxy sent.
         var keptByFirstRun = sizes.Where(kv => cachedIds.Contains(kv.Key)).Sum(kv => kv.Value) + partials.Values.Sum();
         output.WriteLine($"reported {reported}; first run kept {keptByFirstRun}; proxy sent {storeBytesBefore} then {proxy.StoreBodyBytes - storeBytesBefore}");

@@ -41,6 +41,9 @@ public static class MessageSamples
         new GetDeviceState("dev.2:x_y-z"),
         new DeviceState("dev-1", DeviceStatus.Offline, "acme", ["eu"], 20, "sha256:aa", "1.4.2", Target, Repair, Progress, 3, Failure,
             DeviceStatus.Repairing, T, 42, 1_700_000_000_005, 21, true, new UpdaterLoss("free copy damaged, hidden backup damaged, image damaged", T)),
+        new DeviceSnapshot(new DeviceState("dev-1", DeviceStatus.Offline, "acme", ["eu"], 20, "sha256:aa", "1.4.2", Target, Repair, Progress, 3, Failure,
+            DeviceStatus.Repairing, T, 42, 1_700_000_000_006, 21, true, new UpdaterLoss("virtual copy missing", T)), T.AddMinutes(4)),
+        new CheckSilence("dev-1"),
         new CheckInDecision("dev-1", UpdateAction.Repair, "2.0.0", 20, "manifests/acme/2.0.0.json", ["bin/app"], DeviceStatus.RepairNeeded,
             "rollout-7", 1_000_000, true, "rollout", 21, "acme", true),
         new DeviceCommandAccepted("dev-1", DeviceStatus.Downloading),
@@ -118,5 +121,6 @@ public static class MessageSamples
         new ChannelRolloutRolledBack("acme", "beta", "ro-2", V21, T),
         new ChannelRolloutAborted("acme", "beta", "ro-2", V21, T),
         new ChannelDirectorySnapshot([Channel]),
+        new DeviceCredentialChanged("dev-1", T),
     ];
 }

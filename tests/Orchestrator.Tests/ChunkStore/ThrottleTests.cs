@@ -58,16 +58,6 @@ public sealed class ThrottleTests : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
-    public void Token_bucket_refills_at_its_rate_and_reports_the_wait()
-    {
-        var bucket = new TokenBucket(1000, 100, T0);
-        Assert.True(bucket.TryTake(1000, T0, out _));
-        Assert.False(bucket.TryTake(500, T0, out var wait));
-        Assert.Equal(5, wait.TotalSeconds, 3);
-        Assert.True(bucket.TryTake(500, T0.AddSeconds(5), out _));
-    }
-
-    [Fact]
     public void A_lease_is_between_need_and_want_a_refusal_takes_nothing_and_names_the_wait()
     {
         var bucket = new BudgetBucket(new BudgetLimits(1000, 100), T0);

@@ -75,6 +75,37 @@ public sealed class DeviceCredentialCacheTests
     }
 
     [Fact]
+    public async Task Revocation_and_rotation_are_announced_once_committed_and_an_announced_change_evicts_the_cached_key()
+    {
+        var (store, db, dir) = await OpenStoreAsync(1000, TimeSpan.FromMinutes(10));
+        await using var _ = db;
+        try
+        {
+            var announced = new List<string>();
+            store.AttachPublisher(announced.Add);
+            Assert.NotNull(await store.ProvisionAsync("cache-a", rotate: false));
+            Assert.NotNull(await store.ProvisionAsync("cache-b", rotate: false));
+            Assert.Empty(announced);
+            Assert.NotNull(await store.ProvisionAsync("cache-a", rotate: true));
+            Assert.True(await store.RevokeAsync("cache-b"));
+            Assert.False(await store.RevokeAsync("cache-b"));
+            Assert.Equal(["cache-a", "cache-b"], announced);
+
+            // Another node's store (same database) holds cache-a's key; the announcement makes it read again.
+            var other = new DeviceCredentialStore(db, TimeProvider.System, new CredentialCacheOptions { CacheTtl = TimeSpan.FromMinutes(10) });
+            Assert.True(await other.ExistsAsync("cache-a"));
+            Assert.True(await other.ExistsAsync("cache-a"));
+            Assert.Equal(1, other.DatabaseReads);
+            Assert.True(await store.RevokeAsync("cache-a"));
+            Assert.True(await other.ExistsAsync("cache-a"));
+            other.Evict("cache-a");
+            Assert.False(await other.ExistsAsync("cache-a"));
+            Assert.Equal(2, other.DatabaseReads);
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
+    [Fact]
     public void Cache_settings_out_of_range_are_refused_with_the_setting_named()
     {
         Assert.Empty(new CredentialCacheOptions().Validate());

@@ -166,6 +166,37 @@ public sealed class RolloutActorTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.Equal("invalid_state", (await _h.Ask<RolloutRejected>(new RollbackRollout("rb", "alice", "again", [V1]))).Code);
     }
 
+    [Fact]
+    public async Task An_uncapped_rollback_waits_for_a_slow_device_instead_of_giving_it_up()
+    {
+        var ids = Ids("rs", 3);
+        await _h.Register(ids, "rs");
+        await _h.AwaitRegistry(3);
+        await _h.Create(Spec("rs", Tags("rs"), maxAttempts: 0));
+        var fleet = new Fleet(_h, ids);
+        using (var stop = new CancellationTokenSource())
+        {
+            var agents = fleet.RunAsync(stop.Token);
+            await _h.Until("rs", v => v.Status == RolloutStatus.Completed);
+            await stop.CancelAsync();
+            await agents;
+        }
+
+        // The devices are offline when the rollback comes: several observation passes find them still on 2.0.
+        await _h.Ask<RolloutView>(new RollbackRollout("rs", "alice", "regression", [V1]));
+        await _h.Until("rs", v => !v.CommandsPending);
+        await Task.Delay(TimeSpan.FromSeconds(2));
+        var waiting = await _h.Until("rs", _ => true);
+        Assert.Equal(0, waiting.Rollback!.Failed);
+        foreach (var id in ids) Assert.Equal((1L, true), ((await _h.Device(id)).Target!.VersionId, (await _h.Device(id)).Target!.Downgrade));
+
+        using var resume = new CancellationTokenSource();
+        var back = fleet.RunAsync(resume.Token);
+        await _h.Until("rs", v => v.Rollback!.Restored == 3);
+        await resume.CancelAsync();
+        await back;
+    }
+
     private Akka.TestKit.Xunit2.TestKit Kit() => _h.Kit;
 
     [Fact]

@@ -16,9 +16,9 @@ namespace Orchestrator.DeviceActors.Persistence.Journal;
 /// (<c>journal</c> and <c>tags</c>: same columns, serializer id and manifest rules, <c>created</c> ticks,
 /// <c>writer_uuid</c>, one tag row per tag keyed by <c>ordering</c>), so the plugin's read journal (EventsByTag for the
 /// device registry) and snapshot store work unchanged, and events the plugin wrote are recovered.
-/// Why our own: the plugin inserts one row per linq2db call (~150-480 µs of CPU per event here); this journal
-/// batches the writes of all actors into one transaction per batch with prepared statements (see
-/// <see cref="BatchingWriter"/>, bench/results/device-actors.md).
+/// Why our own: the plugin inserts one row per linq2db call; this journal batches the writes of all actors into one
+/// transaction per batch with prepared statements (see <see cref="BatchingWriter"/>; the measurements are in
+/// bench/results/device-actors.md).
 /// </summary>
 /// <remarks>
 /// Config keys (under the plugin id): <c>backend</c> (<c>sqlite</c> or <c>postgresql</c>), <c>connection-string</c>,

@@ -17,7 +17,7 @@ namespace Orchestrator.DeviceActors.Persistence.Journal;
 internal sealed class SqliteJournalStore(string connectionString, long walLimitBytes = SqliteJournalStore.DefaultWalLimitBytes, TimeSpan? walCheckInterval = null)
     : JournalStore
 {
-    /// <summary>64 MiB: a few seconds of writes at full speed; a checkpoint that size takes well under a second.</summary>
+    /// <summary>64 MiB: large enough that checkpoints are rare under a write burst, small enough that one stays short.</summary>
     public const long DefaultWalLimitBytes = 64L * 1024 * 1024;
 
     // The plugin's DDL as linq2db emits it for provider SQLite.MS (checked with `.schema` on a plugin-created file),

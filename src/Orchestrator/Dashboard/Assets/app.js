@@ -1,5 +1,6 @@
 // Orchestrator fleet dashboard. Static page; all data comes from GET /admin/v1/dashboard with a bearer token that
-// has the read scope. The token lives in this tab's sessionStorage only. It may be handed over once in the URL
+// has the read scope; rollout actions (pause, resume, abort, rollback, retry) need the operate scope, and the node
+// refuses them otherwise. The token lives in this tab's sessionStorage only. It may be handed over once in the URL
 // fragment (#token=...), which browsers never send to the server; the script moves it to sessionStorage and strips
 // it from the address bar at once. EventSource cannot send an Authorization header, so the page polls.
 "use strict";
@@ -87,6 +88,132 @@ function render(d) {
   renderCluster(d.cluster);
 }
 
+// Which actions a rollout in a status can take; the node still decides (409 with its reason otherwise).
+const ACTIONS = {
+  Created: ["pause", "abort"],
+  Running: ["pause", "abort", "rollback"],
+  Paused: ["resume", "abort", "rollback"],
+  Completed: ["rollback"],
+  Aborted: ["retry-failed", "rollback"],
+  RolledBack: [],
+};
+let pending = null;
+
+async function api(method, path, body) {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  const res = await fetch(path, {
+    method, cache: "no-store",
+    headers: Object.assign({ "Authorization": "Bearer " + token }, body ? { "Content-Type": "application/json" } : {}),
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  let data = null;
+  try { data = await res.json(); } catch (_) { }
+  if (!res.ok) {
+    const scope = res.status === 403 ? " (this token lacks the operate scope)" : "";
+    throw new Error((data && data.message ? data.message : "HTTP " + res.status) + scope);
+  }
+  return data;
+}
+
+function askAction(rolloutId, action) {
+  pending = { rolloutId, action };
+  $("action-what").textContent = `${action} ${rolloutId}:`;
+  $("action-reason").value = "";
+  $("action-form").hidden = false;
+  $("action-reason").focus();
+}
+
+async function runAction() {
+  if (!pending) return;
+  const { rolloutId, action } = pending;
+  const reason = $("action-reason").value.trim();
+  pending = null;
+  $("action-form").hidden = true;
+  const result = $("action-result");
+  try {
+    const r = await api("POST", `/admin/v1/rollouts/${encodeURIComponent(rolloutId)}/${action}`, reason ? { reason } : {});
+    result.className = "";
+    result.textContent = `${action} ${rolloutId}: done, now ${r && r.status ? r.status : "updated"}`;
+  } catch (err) {
+    result.className = "error";
+    result.textContent = `${action} ${rolloutId} refused: ${err.message}`;
+  }
+  if (timer) { clearTimeout(timer); timer = null; }
+  poll();
+}
+
+function list(id) {
+  const v = $(id).value.trim();
+  return v ? v.split(",").map(x => x.trim()).filter(x => x) : null;
+}
+
+// The same request for the preview and the creation, so what is previewed is what gets created.
+function createRequest() {
+  const waves = list("c-waves");
+  const body = {
+    product: $("c-product").value.trim(), version: $("c-version").value.trim(),
+    selector: { tags: list("c-tags"), deviceIds: list("c-devices") },
+  };
+  if (waves) body.waves = waves.map(w => w.endsWith("%") ? { percent: Number(w.slice(0, -1)) } : { count: Number(w) });
+  if ($("c-error").value.trim()) body.errorThreshold = Number($("c-error").value.trim());
+  if ($("c-channel").value.trim()) body.channel = $("c-channel").value.trim();
+  return body;
+}
+
+let previewTimer = null;
+function schedulePreview() {
+  if (previewTimer) clearTimeout(previewTimer);
+  previewTimer = setTimeout(preview, 300);
+}
+
+async function preview() {
+  const out = $("c-preview");
+  const body = createRequest();
+  if (!body.product || !body.version || (!body.selector.tags && !body.selector.deviceIds)) return;
+  try {
+    const p = await api("POST", "/admin/v1/rollouts/preview", body);
+    const running = p.installed.map(i => (i.versionId === null ? "not checked in" : "version ID " + i.versionId) + ": " + i.devices).join(", ");
+    out.className = "";
+    out.textContent = `selects ${p.devices} device(s) of channel ${p.channel} for ${p.product} ${p.version}; waves ${p.waveSizes.join(", ")}` +
+      (running ? `; running ${running}` : "") + (p.sample.length ? ` (${p.sample.join(", ")}${p.devices > p.sample.length ? ", ..." : ""})` : "");
+  } catch (err) {
+    out.className = "error";
+    out.textContent = err.message;
+  }
+}
+
+async function createRollout() {
+  const out = $("c-preview");
+  try {
+    const r = await api("POST", "/admin/v1/rollouts", createRequest());
+    out.className = "";
+    out.textContent = `created rollout ${r.spec.rolloutId} (${r.status})`;
+  } catch (err) {
+    out.className = "error";
+    out.textContent = "not created: " + err.message;
+  }
+  if (timer) { clearTimeout(timer); timer = null; }
+  poll();
+}
+
+async function showDevice(id) {
+  const box = $("device");
+  box.replaceChildren(el("p", { class: "muted" }, "loading " + id + " ..."));
+  try {
+    const enc = encodeURIComponent(id);
+    const [state, history] = await Promise.all([api("GET", "/admin/v1/devices/" + enc), api("GET", "/admin/v1/devices/" + enc + "/history?last=25")]);
+    const target = state.target ? `${state.target.product} ${state.target.version} (version ID ${state.target.versionId})` : "-";
+    box.replaceChildren(
+      el("h3", { "data-device": state.deviceId }, state.deviceId + "  ", el("span", { class: "badge " + state.status }, state.status)),
+      table(["product", "installed version ID", "target", "last seen", "failed attempts", "last failure"],
+        [[state.product || "-", String(state.installedVersionId), target, state.lastSeen ? new Date(state.lastSeen).toLocaleString() : "never",
+          String(state.failedAttempts || 0), state.lastFailure ? state.lastFailure.reason : "-"]]),
+      table(["#", "at", "what happened"], history.events.slice().reverse().map(e => [String(e.sequenceNr), new Date(e.at).toLocaleString(), e.summary])));
+  } catch (err) {
+    box.replaceChildren(el("p", { class: "error" }, `device ${id}: ${err.message}`));
+  }
+}
+
 function waveBar(w) {
   const pct = n => (w.total > 0 ? (100 * n / w.total) : 0).toFixed(2) + "%";
   return el("div", { class: "bar", title: `${w.succeeded} succeeded, ${w.inProgress} in progress (${w.failing || 0} failing, still retrying), ${w.failed} failed, ${w.pending} pending` },
@@ -111,7 +238,9 @@ function renderRollouts(rollouts, available) {
       table(["wave", "progress", "total", "done", "running", "failing", "failed", "pending"],
         r.waves.map(w => [String(w.wave), waveBar(w), w.total, w.succeeded, w.inProgress, w.failing || 0, w.failed, w.pending])),
       r.failures.length ? table(["failed or failing device", "wave", "reason"],
-        r.failures.slice(0, 10).map(f => [f.deviceId + (f.failing ? " (failing, retrying)" : ""), f.wave, f.reason])) : null));
+        r.failures.slice(0, 10).map(f => [f.deviceId + (f.failing ? " (failing, retrying)" : ""), f.wave, f.reason])) : null,
+      el("div", { class: "actions" }, (ACTIONS[r.status] || []).map(a =>
+        el("button", { type: "button", "data-action": a, "data-rollout-id": r.rolloutId }, a === "retry-failed" ? "retry failed" : a)))));
   }
 }
 
@@ -180,5 +309,14 @@ document.addEventListener("DOMContentLoaded", () => {
     poll();
   });
   $("sign-out").addEventListener("click", () => { sessionStorage.removeItem(TOKEN_KEY); showLogin("Token forgotten."); });
+  $("rollouts").addEventListener("click", e => {
+    const b = e.target.closest("button[data-action]");
+    if (b) askAction(b.getAttribute("data-rollout-id"), b.getAttribute("data-action"));
+  });
+  $("action-form").addEventListener("submit", e => { e.preventDefault(); runAction(); });
+  $("action-cancel").addEventListener("click", () => { pending = null; $("action-form").hidden = true; });
+  $("device-form").addEventListener("submit", e => { e.preventDefault(); showDevice($("device-input").value.trim()); });
+  $("create-form").addEventListener("input", schedulePreview);
+  $("create-form").addEventListener("submit", e => { e.preventDefault(); createRollout(); });
   poll();
 });

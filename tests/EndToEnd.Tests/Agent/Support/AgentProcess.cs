@@ -47,14 +47,14 @@ public static class AgentProcess
     /// RSS, and the shell prints its own I/O counters after reaping time (the kernel adds a reaped child's I/O to its
     /// parent's), so every byte the agent wrote before it exited is counted.
     /// </summary>
-    public static async Task<Measured> RunMeasuredAsync(IEnumerable<string> args)
+    public static async Task<Measured> RunMeasuredAsync(IEnumerable<string> args, TimeSpan? timeout = null)
     {
         var inner = StartInfo(args);
         var psi = new ProcessStartInfo("/bin/sh") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         const string script = "/usr/bin/time -f 'peak_rss_kb: %M' \"$0\" \"$@\"; rc=$?; grep '^write_bytes:' /proc/$$/io >&2; exit $rc";
         foreach (var a in new[] { "-c", script, inner.FileName }.Concat(inner.ArgumentList))
             psi.ArgumentList.Add(a);
-        var r = await RunAsync(psi, args, null, null);
+        var r = await RunAsync(psi, args, null, timeout);
         long Field(string name) => long.Parse(
             r.Error.Split('\n').Last(l => l.StartsWith(name + ":", StringComparison.Ordinal))[(name.Length + 1)..].Trim(),
             System.Globalization.CultureInfo.InvariantCulture);

@@ -97,6 +97,14 @@ public sealed class NodeUnderTest : IAsyncDisposable
         return (DeviceState)await region.Ask<object>(new GetDeviceState(deviceId), TimeSpan.FromSeconds(10));
     }
 
+    /// <summary>True while the device's actor is live in the shard region (asking its state would start it, this does not).</summary>
+    public async Task<bool> IsLiveAsync(string deviceId)
+    {
+        var region = await _app.Services.GetRequiredService<IRequiredActor<DeviceShardRegion>>().GetAsync();
+        var state = await region.Ask<Akka.Cluster.Sharding.CurrentShardRegionState>(Akka.Cluster.Sharding.GetShardRegionState.Instance, TimeSpan.FromSeconds(10));
+        return state.Shards.Any(s => s.EntityIds.Contains(deviceId));
+    }
+
     public async ValueTask DisposeAsync()
     {
         Http.Dispose();

@@ -1,4 +1,6 @@
+using Orchestrator.ChunkStore.Manifests;
 using Orchestrator.ChunkStore.Publishing;
+using Orchestrator.DeviceAgent.Install;
 using Orchestrator.DeviceAgent.Download;
 using Orchestrator.DeviceAgent.Session;
 using Orchestrator.DeviceAgent.Storage;
@@ -48,6 +50,35 @@ public static class Releases
         p.WaitForExit();
         Assert.Equal(0, p.ExitCode);
         return inode;
+    }
+
+    /// <summary>
+    /// Ids of the chunks of <paramref name="manifest"/> the agent has written into its build folder (every place of the
+    /// chunk holds the release's bytes); what is there but wrong, or not written yet, does not count.
+    /// </summary>
+    public static HashSet<string> BuiltChunks(TestDevice d, Manifest manifest, IReadOnlyDictionary<string, byte[]> content)
+    {
+        var root = TreeBuild.FolderOf(d.Layout);
+        var built = new Dictionary<string, bool>();
+        foreach (var f in manifest.Files)
+        {
+            byte[]? onDisk = null;
+            try
+            {
+                var path = Path.Combine(root, f.Path);
+                if (File.Exists(path)) onDisk = File.ReadAllBytes(path);
+            }
+            catch (IOException) { /* the agent may be replacing it */ }
+            long offset = 0;
+            foreach (var c in f.Chunks)
+            {
+                var ok = onDisk is not null && onDisk.Length >= offset + c.Length
+                    && onDisk.AsSpan((int)offset, c.Length).SequenceEqual(content[f.Path].AsSpan((int)offset, c.Length));
+                built[c.Id.Hex] = built.GetValueOrDefault(c.Id.Hex, true) && ok;
+                offset += c.Length;
+            }
+        }
+        return built.Where(kv => kv.Value).Select(kv => kv.Key).ToHashSet();
     }
 
     public static string ClientDigest(TestDevice d) => TreeInventory.Digest(TreeInventory.Scan(d.Layout.Client));

@@ -1,0 +1,102 @@
+using Orchestrator.DeviceAgent.Storage;
+
+namespace Orchestrator.DeviceAgent.Download;
+
+/// <summary>
+/// The sink of one object download: received bytes are held in memory (an object is at most one chunk) and only a
+/// transfer that runs longer than <see cref="Configuration.DownloadSettings.PartialCheckpointMilliseconds"/> is checkpointed into its part file,
+/// so a chunk that arrives quickly reaches the disk once, decoded in its place in the tree, while a slow one is
+/// resumed after a kill from what was checkpointed (at most one checkpoint interval of it is lost).
+/// <para>
+/// The part file only ever grows by whole pages appended at its end: a page of it is written once and never again,
+/// so a checkpoint costs the bytes it adds and nothing more, however the kernel writes pages back in between.
+/// </para>
+/// </summary>
+internal sealed class PartialDownload : Stream
+{
+    private static readonly int Page = Environment.SystemPageSize;
+
+    private readonly string _path;
+    private readonly TimeSpan _interval;
+    private readonly TimeProvider _time;
+    private byte[] _buffer;
+    private int _length;
+    private long _persisted;
+    private long? _lastCheckpoint;
+
+    /// <summary>Starts after <paramref name="prefix"/>, the bytes the part file already holds.</summary>
+    public PartialDownload(string path, byte[] prefix, TimeSpan interval, TimeProvider time)
+    {
+        _path = path;
+        _interval = interval;
+        _time = time;
+        _buffer = new byte[Math.Max(prefix.Length * 2, 64 * 1024)];
+        prefix.CopyTo(_buffer, 0);
+        _length = prefix.Length;
+        _persisted = prefix.Length;
+    }
+
+    /// <summary>Every byte received so far (the part file's prefix included).</summary>
+    public byte[] ToArray() => _buffer.AsSpan(0, _length).ToArray();
+
+    /// <summary>Bytes this download appended to the part file.</summary>
+    public long Checkpointed { get; private set; }
+
+    public override void Write(ReadOnlySpan<byte> buffer)
+    {
+        if (_length + buffer.Length > _buffer.Length)
+            Array.Resize(ref _buffer, Math.Max(_buffer.Length * 2, _length + buffer.Length));
+        buffer.CopyTo(_buffer.AsSpan(_length));
+        _length += buffer.Length;
+        var now = _time.GetTimestamp();
+        // The clock starts with the first byte, so a server slow to answer never makes a fast transfer look slow.
+        if (_lastCheckpoint is not { } last) _lastCheckpoint = now;
+        else if (_time.GetElapsedTime(last, now) >= _interval)
+        {
+            Checkpoint();
+            _lastCheckpoint = now;
+        }
+    }
+
+    /// <summary>Appends the whole pages received since the last checkpoint to the part file.</summary>
+    private void Checkpoint()
+    {
+        var upTo = _length / Page * Page;
+        if (upTo <= _persisted) return;
+        Directory.CreateDirectory(Path.GetDirectoryName(_path)!);
+        using var handle = File.OpenHandle(_path, FileMode.OpenOrCreate, FileAccess.Write, FileShare.None);
+        RandomAccess.Write(handle, _buffer.AsSpan((int)_persisted, (int)(upTo - _persisted)), _persisted);
+        Checkpointed += upTo - _persisted;
+        _persisted = upTo;
+    }
+
+    public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
+
+    public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        Write(buffer.Span);
+        return ValueTask.CompletedTask;
+    }
+
+    /// <summary>Only a restart from byte 0 (the source ignored or refused the Range): forgets everything received.</summary>
+    public override void SetLength(long value)
+    {
+        if (value != 0) throw new NotSupportedException("a download restarts from byte 0 or continues; it is never cut elsewhere");
+        _length = 0;
+        _persisted = 0;
+        _lastCheckpoint = null;
+        DurableFile.TryDelete(_path);
+    }
+
+    public override long Seek(long offset, SeekOrigin origin) =>
+        offset == 0 && origin == SeekOrigin.Begin && _length == 0 ? 0 : throw new NotSupportedException("a download only seeks to the start after a restart");
+
+    public override bool CanRead => false;
+    public override bool CanSeek => true;
+    public override bool CanWrite => true;
+    public override long Length => _length;
+    public override long Position { get => _length; set => Seek(value, SeekOrigin.Begin); }
+    public override void Flush() { }
+    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+}

@@ -1,0 +1,130 @@
+using System.Text.Json;
+using Akka.Actor;
+using Akka.Cluster;
+using Akka.Cluster.Sharding;
+using Akka.Configuration;
+using Orchestrator.DeviceActors.Persistence;
+using Orchestrator.DeviceActors.Sharding;
+using Orchestrator.DeviceActors.Tests.Infrastructure;
+using Orchestrator.Messages.Devices;
+using Orchestrator.Messages.Protocol;
+using Orchestrator.Messages.Serialization;
+using Xunit.Abstractions;
+
+namespace Orchestrator.DeviceActors.Tests.Actor;
+
+/// <summary>
+/// Idle passivation (<see cref="DeviceActorSettings.IdlePassivateAfter"/>) through the real shard region of a one-node
+/// cluster: a settled device's actor stops soon after its answer, its next incarnation (recovered from the snapshot it
+/// saved) answers exactly as it would have, a device with work stays live, and the node's silence watch still marks a
+/// passivated device Offline when its silence is due, but never earlier.
+/// </summary>
+public abstract class IdlePassivationSuite<TSelf>(ITestOutputHelper output) : DatabaseKitsTestBase(TSelf.Backend, output) where TSelf : IBackendSuite
+{
+    private static readonly DateTimeOffset T0 = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(30);
+
+    private static DeviceActorSettings Settings(TimeSpan offlineAfter, TimeSpan idle) =>
+        new(offlineAfter, 100, TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(2), TimeSpan.FromMinutes(5) < offlineAfter ? TimeSpan.FromMinutes(5) : TimeSpan.Zero, idle);
+
+    private async Task<(Akka.TestKit.Xunit2.TestKit Kit, IActorRef Region)> StartRegionAsync(DeviceActorSettings settings)
+    {
+        var kit = NewKit("""
+            akka.actor.provider = cluster
+            akka.remote.dot-netty.tcp { hostname = "127.0.0.1", port = 0 }
+            akka.cluster.roles = ["devices"]
+            akka.cluster.sharding.distributed-data.durable.keys = []
+            akka.coordinated-shutdown.exit-clr = off
+            akka.actor.serialize-messages = off
+            """);
+        var cluster = Cluster.Get(kit.Sys);
+        await cluster.JoinAsync(cluster.SelfAddress);
+        return (kit, await DeviceSharding.StartRegion(kit.Sys, settings, shardCount: 10));
+    }
+
+    private static async Task<T> Ask<T>(IActorRef region, object c) => await region.Ask<T>(c, Wait);
+
+    private static async Task<bool> IsLive(IActorRef region, string id) =>
+        (await region.Ask<CurrentShardRegionState>(GetShardRegionState.Instance, Wait)).Shards.Any(s => s.EntityIds.Contains(id));
+
+    private static async Task UntilPassivated(Akka.TestKit.Xunit2.TestKit kit, IActorRef region, string id) =>
+        await kit.AwaitAssertAsync(async () => Assert.False(await IsLive(region, id), $"the actor of {id} is still live"), Wait, TimeSpan.FromMilliseconds(50));
+
+    private static string Json(DeviceState s) => JsonSerializer.Serialize(s, OrchestratorSerializer.JsonOptions);
+
+    private static string Pid(string id) => DeviceActor.PersistenceIdPrefix + id;
+
+    private static CheckIn Clean(string id, long version, long sequence, DateTimeOffset at) =>
+        new(id, "acme", version, "d-ok", "d-ok", $"{version}.0", $"manifests/acme/{version}.json", [], "1.0", at, sequence);
+
+    [BackendFact]
+    public async Task An_idle_device_passivates_after_its_answer_and_its_next_incarnation_answers_identically()
+    {
+        var (kit, region) = await StartRegionAsync(Settings(TimeSpan.FromMinutes(10), TimeSpan.FromMilliseconds(300)));
+        const string id = "idle-1";
+        var first = await Ask<CheckInDecision>(region, Clean(id, 3, 10, T0));
+        // A heartbeat: journaled nowhere, but its sequence number is used up in memory.
+        await Ask<CheckInDecision>(region, Clean(id, 3, 11, T0.AddMinutes(1)));
+        var before = await Ask<DeviceState>(region, new GetDeviceState(id));
+        Assert.Equal(11, before.LastRequestSequence);
+        await UntilPassivated(kit, region, id);
+
+        Assert.Equal(1, await Db.Scalar($"SELECT COUNT(*) FROM journal WHERE persistence_id = '{Pid(id)}'"));
+        Assert.Equal(1, await Db.Scalar($"SELECT COUNT(*) FROM snapshot WHERE persistence_id = '{Pid(id)}'"));
+        // A wake-up by the silence watch for a device heard from recently (a stale watch) changes nothing.
+        region.Tell(new CheckSilence(id));
+        var after = await Ask<DeviceState>(region, new GetDeviceState(id));
+        Assert.True(await IsLive(region, id));
+        Assert.Equal(Json(before), Json(after));
+        // The in-memory high-water mark survived passivation: the heartbeat cannot be replayed.
+        Assert.Equal(DeviceRequestSequence.ReplayedCode, (await Ask<DeviceCommandRejected>(region, Clean(id, 3, 11, T0.AddMinutes(1)))).Code);
+        var again = await Ask<CheckInDecision>(region, Clean(id, 3, 12, T0.AddMinutes(2)));
+        Assert.Equal((first.Action, first.Status, first.TargetVersionId, first.FloorVersionId), (again.Action, again.Status, again.TargetVersionId, again.FloorVersionId));
+        Assert.Equal(1, await Db.Scalar($"SELECT COUNT(*) FROM journal WHERE persistence_id = '{Pid(id)}'"));
+
+        // Passivated again, then woken by an assignment: the upgrade is decided from the recovered state.
+        await UntilPassivated(kit, region, id);
+        Assert.Equal(DeviceStatus.UpgradeAssigned, (await Ask<DeviceCommandAccepted>(region, new AssignTarget(id, "acme", "4.0", 4, "manifests/acme/4.json", "r1"))).Status);
+        var upgrade = await Ask<CheckInDecision>(region, Clean(id, 3, 13, T0.AddMinutes(3)));
+        Assert.Equal((UpdateAction.Upgrade, 4L), (upgrade.Action, upgrade.TargetVersionId!.Value));
+        // A device with work stays live: its reports are answered without a recovery.
+        await Task.Delay(TimeSpan.FromMilliseconds(1500));
+        Assert.True(await IsLive(region, id), "a device with work in flight was passivated");
+        Assert.Equal(DeviceStatus.Completed, (await Ask<DeviceCommandAccepted>(region, new ReportCompletion(id, 4, "d-4", T0.AddMinutes(4), 14))).Status);
+        await UntilPassivated(kit, region, id);
+        var done = await Ask<DeviceState>(region, new GetDeviceState(id));
+        Assert.Equal((DeviceStatus.Completed, 4L, 14L), (done.Status, done.InstalledVersionId, done.LastRequestSequence));
+    }
+
+    [BackendFact]
+    public async Task A_passivated_idle_device_is_marked_offline_when_its_silence_is_due_and_not_before()
+    {
+        var offlineAfter = TimeSpan.FromSeconds(2);
+        var (kit, region) = await StartRegionAsync(Settings(offlineAfter, TimeSpan.FromMilliseconds(200)));
+        const string id = "idle-silent";
+        // Taken before the check-in is sent: the actor hears it later, so the silence it measures is shorter than this.
+        var lastCheckIn = DateTime.UtcNow;
+        await Ask<CheckInDecision>(region, Clean(id, 3, 1, T0));
+        await UntilPassivated(kit, region, id);
+
+        var offline = $"SELECT COUNT(*) FROM journal WHERE persistence_id = '{Pid(id)}' AND manifest = 'DeviceWentOffline.v1'";
+        await kit.AwaitAssertAsync(async () => Assert.Equal(1, await Db.Scalar(offline)), Wait, TimeSpan.FromMilliseconds(100));
+        var silence = DateTime.UtcNow - lastCheckIn;
+        Assert.True(silence >= offlineAfter, $"marked Offline {silence.TotalMilliseconds:F0} ms after the check-in, before the {offlineAfter.TotalMilliseconds} ms silence period");
+        await UntilPassivated(kit, region, id);
+        Assert.Equal(DeviceStatus.Offline, (await Ask<DeviceState>(region, new GetDeviceState(id))).Status);
+
+        // Traffic brings the Offline device back, as it would a live one.
+        Assert.Equal(DeviceStatus.Idle, (await Ask<CheckInDecision>(region, Clean(id, 3, 2, T0.AddMinutes(1)))).Status);
+    }
+}
+
+public sealed class SqliteIdlePassivationTests(ITestOutputHelper output) : IdlePassivationSuite<SqliteIdlePassivationTests>(output), IBackendSuite
+{
+    public static PersistenceBackend Backend => PersistenceBackend.Sqlite;
+}
+
+public sealed class PostgresIdlePassivationTests(ITestOutputHelper output) : IdlePassivationSuite<PostgresIdlePassivationTests>(output), IBackendSuite
+{
+    public static PersistenceBackend Backend => PersistenceBackend.PostgreSql;
+}
