@@ -62,9 +62,10 @@ internal sealed class DemoRollouts(HttpClient http, string token)
             request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
             using var response = await http.SendAsync(request, ct);
             var text = await response.Content.ReadAsStringAsync(ct);
-            if (!response.IsSuccessStatusCode)
+            // 404: the assignment has not reached the device's journal yet.
+            if (!response.IsSuccessStatusCode && response.StatusCode != System.Net.HttpStatusCode.NotFound)
                 throw new InvalidOperationException($"reading device '{deviceId}' failed with HTTP {(int)response.StatusCode}: {text}");
-            if (JsonSerializer.Deserialize<Messages.Devices.DeviceState>(text, AdminJson.Options)?.Target?.RolloutId == rolloutId) return;
+            if (response.IsSuccessStatusCode && JsonSerializer.Deserialize<Messages.Devices.DeviceState>(text, AdminJson.Options)?.Target?.RolloutId == rolloutId) return;
             if (DateTime.UtcNow > until) throw new InvalidOperationException($"rollout '{rolloutId}' did not assign device '{deviceId}' within a minute");
             await Task.Delay(250, ct);
         }
