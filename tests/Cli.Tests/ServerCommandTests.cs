@@ -139,8 +139,8 @@ public sealed class ServerCommandTests(LiveNode node)
         Assert.Equal(["AttemptFailed"], Strings(last.Json.GetProperty("events"), "type"));
 
         var text = await node.Orch("device", "history", "fleet-b");
-        Assert.Contains("registered for acme with tags eu", text.Out);
-        Assert.Contains("failed at Install: disk full", text.Out);
+        Assert.Contains("registered for acme (tags eu)", text.Out);
+        Assert.Contains("failed while installing: disk full", text.Out);
         Assert.Equal(ExitCodes.NotFound, (await node.Orch("device", "history", "never-seen")).ExitCode);
     }
 

@@ -97,6 +97,14 @@ public sealed record CompletionReport(long InstalledVersionId, string InventoryD
     public const string MethodChunks = "chunks";
 }
 
+/// <summary>
+/// The launcher found no working updater (free copy, hidden backup and virtual copy all unusable):
+/// <c>POST /v1/devices/{deviceId}/updater-lost</c>. The device's next check-in (only a verified updater checks in)
+/// clears it.
+/// </summary>
+/// <param name="Reason">What the launcher found, 1-2000 characters.</param>
+public sealed record UpdaterLostReport(string Reason);
+
 /// <summary>Uniform error body for every 4xx/5xx answer of the device API.</summary>
 /// <param name="Error">Stable machine-readable code, e.g. <c>invalid_product</c>.</param>
 /// <param name="Message">What was wrong with which input, and how to fix it.</param>

@@ -14,5 +14,6 @@ namespace Orchestrator.Messages.Protocol;
 [JsonSerializable(typeof(ProgressReport))]
 [JsonSerializable(typeof(FailureReport))]
 [JsonSerializable(typeof(CompletionReport))]
+[JsonSerializable(typeof(UpdaterLostReport))]
 [JsonSerializable(typeof(ProblemResponse))]
 public sealed partial class ProtocolJsonContext : JsonSerializerContext;

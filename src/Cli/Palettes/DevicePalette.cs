@@ -53,9 +53,9 @@ public static class DevicePalette
         if (call.Json) Render.Json(call.Console.Out, list);
         else
         {
-            // A stale device (no valid director-signed directive for too long) says so in its status cell.
+            // A stale device (no valid director-signed directive for too long) and one without a working updater say so in their status cell.
             Render.Table(call.Console, ["device", "status", "product", "installed", "target", "rollout", "failures", "tags", "last seen"],
-                list.Devices.Select(d => (IReadOnlyList<string?>)[d.DeviceId, d.Status + (d.Stale ? " STALE" : ""), d.Product, d.InstalledVersionId.ToString(),
+                list.Devices.Select(d => (IReadOnlyList<string?>)[d.DeviceId, d.Status + (d.Stale ? " STALE" : "") + (d.UpdaterLost ? " NO-UPDATER" : ""), d.Product, d.InstalledVersionId.ToString(),
                     d.TargetVersionId?.ToString(), d.RolloutId, d.FailedAttempts.ToString(), string.Join(",", d.Tags), Render.Time(d.LastSeen)]));
             call.Console.Out.WriteLine($"{list.Devices.Count} of {list.Total} matching device(s) shown.");
         }
@@ -88,6 +88,9 @@ public static class DevicePalette
                 ("last seen", Render.Time(s.LastSeen)),
                 ("floor", s.FloorVersionId.ToString()),
                 ("trust", s.Stale ? "STALE: the agent reports no valid director-signed directive for too long" : "fresh"),
+                ("updater", s.UpdaterLost is { } lost
+                    ? $"NONE WORKING since {Render.Time(lost.At)}: {lost.Reason} (repair the device's image if needed, then run `orch-agent recover --from-virtual` on it)"
+                    : "working"),
                 ("events", s.EventCount.ToString()),
             ]);
         }

@@ -89,7 +89,7 @@ public sealed class DeviceRegistry : ReceiveActor, IWithTimers
             .ToList();
         var page = matches.OrderBy(s => s.DeviceId, StringComparer.Ordinal).Take(q.Limit)
             .Select(s => new DeviceSummary(s.DeviceId, s.Status, s.Product, s.InstalledVersionId, s.Tags, s.Target?.RolloutId,
-                s.Target?.VersionId, s.FailedAttempts, s.LastSeen, s.Stale, s.FloorVersionId))
+                s.Target?.VersionId, s.FailedAttempts, s.LastSeen, s.Stale, s.FloorVersionId, s.UpdaterLost is not null))
             .ToList();
         return new DeviceList(page, matches.Count, _eventsApplied);
     }

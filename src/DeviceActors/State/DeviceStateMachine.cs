@@ -26,7 +26,7 @@ public static class DeviceStateMachine
         or DeviceStatus.Installing or DeviceStatus.RepairNeeded or DeviceStatus.Repairing or DeviceStatus.Failed;
 
     /// <summary>True for messages that prove the device itself is alive (as opposed to operator or rollout commands).</summary>
-    public static bool IsDeviceTraffic(IDeviceCommand c) => c is CheckIn or ReportProgress or ReportFailure or ReportCompletion;
+    public static bool IsDeviceTraffic(IDeviceCommand c) => c is CheckIn or ReportProgress or ReportFailure or ReportCompletion or ReportUpdaterLost;
 
     /// <summary>Decides what <paramref name="command"/> does to <paramref name="state"/>.</summary>
     /// <param name="state">Current state.</param>
@@ -68,6 +68,7 @@ public static class DeviceStateMachine
             GetDeviceState => new CommandOutcome([], s => s),
             ResetRequestSequence r => state.LastRequestSequence == 0 ? Accepted() : Accepted(new RequestSequenceReset(r.Reason, r.Timestamp)),
             SetDeviceProduct p => DeviceTrustRules.SetProduct(state, p),
+            ReportUpdaterLost u => state.UpdaterLost?.Reason == u.Reason ? Accepted() : Accepted(new DeviceUpdaterLost(u.Reason, u.Timestamp, u.RequestSequence)),
             _ => CommandOutcome.Reject(command.DeviceId, "unknown_command", $"Device actor does not handle {command.GetType().Name}."),
         };
     }
@@ -78,6 +79,7 @@ public static class DeviceStateMachine
         ReportProgress x => x.Timestamp,
         ReportFailure x => x.Timestamp,
         ReportCompletion x => x.Timestamp,
+        ReportUpdaterLost x => x.Timestamp,
         _ => null,
     };
 
@@ -132,6 +134,8 @@ public static class DeviceStateMachine
         // fleet would otherwise cost one write per check-in. The reply is the same either way (built from an equal state).
         IDeviceEvent[] events = IsHeartbeat(s, e, lastSeenPersistInterval) ? [] : [e];
         if (c.Stale != s.Stale) events = [.. events, new DeviceStaleChanged(c.Stale, c.Timestamp)];
+        // Only a verified updater checks in (the launcher skips the session without one), so a check-in clears the loss.
+        if (s.UpdaterLost is not null) events = [.. events, new DeviceUpdaterRestored(c.Timestamp)];
         return new CommandOutcome(events, st => new CheckInDecision(st.DeviceId, action, work?.Version, work?.VersionId, work?.ManifestPath,
             work?.RepairFiles ?? [], st.Status, rollout?.RolloutId, rollout?.BandwidthBytesPerSecond ?? 0, downgrade, source,
             FloorVersionId: st.FloorVersionId, Product: st.Product,
@@ -229,6 +233,8 @@ public static class DeviceStateMachine
                 Product = p.Product, Target = null, Work = null, Progress = null, FailedAttempts = 0, LastFailure = null, FloorVersionId = 0,
             }, s.Status == DeviceStatus.Unknown ? DeviceStatus.Unknown : DeviceStatus.Idle),
             DeviceStaleChanged st => s with { Stale = st.Stale },
+            DeviceUpdaterLost u => s with { UpdaterLost = new UpdaterLoss(u.Reason, u.At), LastSeen = u.At },
+            DeviceUpdaterRestored => s with { UpdaterLost = null },
             DeviceWentOffline => s.Status == DeviceStatus.Offline ? s : s with { StatusBeforeOffline = s.Status, Status = DeviceStatus.Offline },
             DeviceCameBack b => s with { Status = s.StatusBeforeOffline ?? s.Status, StatusBeforeOffline = null, LastSeen = b.At },
             RequestSequenceReset => s with { LastRequestSequence = 0 },

@@ -27,8 +27,14 @@ public class CrashPoints
     /// <summary>The journal was removed.</summary>
     public const string JournalRemoved = "journal-removed";
 
-    /// <summary>The staged release passed its health check; the installed version is still in place.</summary>
+    /// <summary>The new release passed its health check at the installed path; the journal still says it is unchecked.</summary>
     public const string HealthChecked = "health-checked";
+    /// <summary>A release that failed its health check was moved out of the installed path; the previous one is not back yet.</summary>
+    public const string UnhealthyRemoved = "unhealthy-removed";
+    /// <summary>The staged updater release passed its self-test; it is not committed to the release track yet.</summary>
+    public const string UpdaterStagedSelfTested = "updater-staged-self-tested";
+    /// <summary>A file of the free-zone updater was replaced by the new release's (the copy is half old, half new).</summary>
+    public const string UpdaterFileRestored = "updater-file-restored";
     /// <summary>A new updater release passed its self-test, before anything of the working updater changed.</summary>
     public const string UpdaterSelfTested = "updater-self-tested";
     /// <summary>The new updater's hidden backup was written; the sealed record still names the previous updater.</summary>
@@ -41,8 +47,12 @@ public class CrashPoints
     /// <summary>Every point, in flow order.</summary>
     public static readonly IReadOnlyList<string> All = [ChunkPlaced, FileStaged, JournalWritten, OldRetired, NewInPlace, VersionRecorded, JournalRemoved];
 
+    /// <summary>The points of an install whose release declares a health check, in flow order (the last one only when it fails).</summary>
+    public static readonly IReadOnlyList<string> HealthCheckedInstall = [FileStaged, JournalWritten, OldRetired, NewInPlace, HealthChecked, VersionRecorded, JournalRemoved, UnhealthyRemoved];
+
     /// <summary>The points of an updater swap, in flow order (after the install points of the updater release itself).</summary>
-    public static readonly IReadOnlyList<string> UpdaterSwap = [UpdaterSelfTested, UpdaterBackupWritten, UpdaterRecordSealed, UpdaterSwapped];
+    public static readonly IReadOnlyList<string> UpdaterSwap =
+        [UpdaterStagedSelfTested, UpdaterSelfTested, UpdaterBackupWritten, UpdaterRecordSealed, UpdaterFileRestored, UpdaterSwapped];
 
     /// <summary>No crashes.</summary>
     public static readonly CrashPoints None = new();

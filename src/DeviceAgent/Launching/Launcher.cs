@@ -48,22 +48,17 @@ public sealed class Launcher(AgentConfig config, Action<string> log, CrashPoints
         foreach (var w in repair.Warnings) log("warning: " + w);
         log(repair.Message);
 
-        int code;
         if (repair.Outcome == SelfRepairOutcome.Unrecoverable)
         {
             // The client program is intact and independent of the updater: a device without a working updater still runs it.
             log("WARNING: no working updater on this device: the update session is skipped until the updater is repaired" +
                 (startClient && config.ClientCommand is not null ? "; starting the installed client program anyway" : ""));
-            code = ExitCodes.ZonesDamaged;
+            // The client first: an unreachable node must not delay it.
+            if (startClient) StartClient(layout);
+            await ReportUpdaterLostAsync(layout, repair, ct);
+            return ExitCodes.ZonesDamaged;
         }
-        else if (config.UpdaterCommand is null)
-        {
-            code = await RunSessionAsync(ct);
-        }
-        else
-        {
-            code = await RunUpdaterAsync(layout, repair.Version ?? "?", ct);
-        }
+        var code = config.UpdaterCommand is null ? await RunSessionAsync(ct) : await RunUpdaterAsync(layout, repair.Version ?? "?", ct);
         if (code == ExitCodes.SessionFailed && !startClient) return code;
         if (startClient)
         {
@@ -120,13 +115,10 @@ public sealed class Launcher(AgentConfig config, Action<string> log, CrashPoints
         using var key = DeviceKey.Derive(config.MachineSecretFile, config.DeviceId);
         var hidden = new HiddenZone(layout, key);
         using var http = StoreDownloader.CreateHttpClient();
-        var credential = Encoding.UTF8.GetString(hidden.ReadRequired(HiddenItem.DeviceCredential));
-        var gateway = GatewayFactory?.Invoke(http, credential)
-                      ?? new HttpGatewayClient(http, config.Gateway, config.DeviceId, credential, TimeSpan.FromSeconds(config.Download.RequestTimeoutSeconds),
-                          new RequestSequence(layout.RequestSequenceCeiling));
+        var gateway = Gateway(http, layout, hidden);
         var session = new UpdateSession(config, layout, hidden, gateway, http, crash, log)
         {
-            AcceptStagedTree = new ClientHealthCheck(log, crash).CheckAsync,
+            CheckInstalledTree = new ClientHealthCheck(log, crash).CheckAsync,
         };
         try
         {
@@ -144,6 +136,37 @@ public sealed class Launcher(AgentConfig config, Action<string> log, CrashPoints
         }
     }
 
+    /// <summary>The device API client of this device (its sealed credential, its persisted request sequence).</summary>
+    private IGatewayClient Gateway(HttpClient http, ZoneLayout layout, HiddenZone hidden)
+    {
+        var credential = Encoding.UTF8.GetString(hidden.ReadRequired(HiddenItem.DeviceCredential));
+        return GatewayFactory?.Invoke(http, credential)
+               ?? new HttpGatewayClient(http, config.Gateway!, config.DeviceId, credential, TimeSpan.FromSeconds(config.Download.RequestTimeoutSeconds),
+                   new RequestSequence(layout.RequestSequenceCeiling));
+    }
+
+    /// <summary>
+    /// Tells the node this device has no working updater, once, best effort: the device cannot update or repair
+    /// itself until an operator acts, and without the report the node would only see it fall silent. Its next
+    /// check-in (made only by a verified updater) clears the report.
+    /// </summary>
+    private async Task ReportUpdaterLostAsync(ZoneLayout layout, SelfRepairResult repair, CancellationToken ct)
+    {
+        if (config.Gateway is null) return;
+        try
+        {
+            using var key = DeviceKey.Derive(config.MachineSecretFile, config.DeviceId);
+            using var http = StoreDownloader.CreateHttpClient();
+            var reason = BoundedProcess.Clip(repair.Message, 1900);
+            await Gateway(http, layout, new HiddenZone(layout, key)).ReportUpdaterLostAsync(new Messages.Protocol.UpdaterLostReport(reason), ct);
+            log("reported to the node that this device has no working updater");
+        }
+        catch (Exception e) when (e is GatewayException or HttpRequestException or HiddenZoneException or IOException)
+        {
+            log($"could not report the missing updater to the node: {e.Message}");
+        }
+    }
+
     /// <summary><c>orch-agent update</c>: the client's session, then the updater's own release track (when configured).</summary>
     public async Task<int> RunUpdaterAsync(CancellationToken ct)
     {
@@ -155,6 +178,19 @@ public sealed class Launcher(AgentConfig config, Action<string> log, CrashPoints
     private void StartClient(ZoneLayout layout)
     {
         if (config.ClientCommand is null) return;
+        // A swap interrupted while the new version's health check ran leaves that unchecked version at the installed
+        // path until recovery puts the previous one back; the updater's session recovers first, but the client must
+        // not depend on an updater having run.
+        try
+        {
+            using var key = DeviceKey.Derive(config.MachineSecretFile, config.DeviceId);
+            var recovery = new TreeInstaller(layout, new HiddenZone(layout, key)).Recover();
+            if (recovery != RecoveryOutcome.Clean) log($"interrupted install found before starting the client: {recovery}");
+        }
+        catch (Exception e) when (e is HiddenZoneException or IOException or InvalidOperationException)
+        {
+            log($"WARNING: an interrupted install could not be finished before starting the client: {e.Message}");
+        }
         var exe = Path.Combine(layout.Client, config.ClientCommand);
         if (!File.Exists(exe))
         {

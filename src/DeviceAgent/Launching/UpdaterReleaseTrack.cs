@@ -62,7 +62,12 @@ public sealed class UpdaterReleaseTrack(AgentConfig config, Action<string> log, 
             new RequestSequence(trackLayout.RequestSequenceCeiling));
         var session = new UpdateSession(track, trackLayout, trackHidden, gateway, http, _crash, m => log("updater release: " + m))
         {
-            AcceptStagedTree = SelfTestAsync,
+            AcceptStagedTree = async (tree, token) =>
+            {
+                var refused = await SelfTestAsync(tree, token);
+                if (refused is null) _crash.Reached(CrashPoints.UpdaterStagedSelfTested);
+                return refused;
+            },
         };
         var code = ExitCodes.Ok;
         try
@@ -110,7 +115,7 @@ public sealed class UpdaterReleaseTrack(AgentConfig config, Action<string> log, 
         var bundle = UpdaterBundle.FromFolder(trackLayout.Client);
         var sealedNow = SelfRepair.Seal(layout, hidden, bundle, installed.Version, seal.ImageDigest, _crash);
         _crash.Reached(CrashPoints.UpdaterRecordSealed);
-        var changed = bundle.RestoreTo(layout.FreeUpdater);
+        var changed = bundle.RestoreTo(layout.FreeUpdater, _crash);
         _crash.Reached(CrashPoints.UpdaterSwapped);
         log($"updater {installed.Version} (id {installed.VersionId}) passed its self-test and is now the free-zone updater and the hidden backup " +
             $"(generation {sealedNow.Generation}, {changed.Count} file(s) changed); the launcher starts it from the next run");

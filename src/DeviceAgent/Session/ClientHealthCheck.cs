@@ -24,10 +24,12 @@ public sealed record HealthDeclaration(string Command, IReadOnlyList<string>? Ar
 internal sealed partial class HealthJsonContext : JsonSerializerContext;
 
 /// <summary>
-/// Runs a staged release's health check before it is swapped in (<see cref="UpdateSession.AcceptStagedTree"/>): the
-/// installed version stays in place until the new one is healthy, so a kill at any step leaves exactly one healthy
-/// version, and a failure is reported with the check's output (verify stage) and counted by the rollout. The command
-/// runs in the staged tree (working directory, and <c>ORCH_RELEASE_ROOT</c>); a release without the file is accepted.
+/// Runs a new release's health check at the installed path, after the swap and before its version is recorded
+/// (<see cref="UpdateSession.CheckInstalledTree"/>): the previous version stays parked until the new one is healthy and
+/// is put back on failure, so a kill at any step leaves exactly one version that passed its checks, and a failure is
+/// reported with the check's output (verify stage) and counted by the rollout. The command runs in the installed
+/// tree (working directory, and <c>ORCH_RELEASE_ROOT</c>), so a program that reads its own location sees the real
+/// one; a release without the file is accepted.
 /// </summary>
 public sealed class ClientHealthCheck(Action<string> log, CrashPoints? crash = null)
 {
@@ -37,11 +39,14 @@ public sealed class ClientHealthCheck(Action<string> log, CrashPoints? crash = n
     /// <summary>Environment variable naming the tree under test.</summary>
     public const string RootVariable = "ORCH_RELEASE_ROOT";
 
-    /// <summary>Checks the staged tree; null when healthy (or nothing is declared), else why not.</summary>
+    /// <summary>True when the release in <paramref name="tree"/> declares a health check.</summary>
+    public static bool IsDeclared(string tree) => File.Exists(Path.Combine(tree, DeclarationPath));
+
+    /// <summary>Checks the tree at <paramref name="tree"/>; null when healthy (or nothing is declared), else why not.</summary>
     public async Task<string?> CheckAsync(string tree, CancellationToken ct)
     {
+        if (!IsDeclared(tree)) return null;
         var file = Path.Combine(tree, DeclarationPath);
-        if (!File.Exists(file)) return null;
         HealthDeclaration? health;
         try
         {

@@ -8,7 +8,7 @@ using Orchestrator.Messages.Protocol;
 namespace Orchestrator.DeviceAgent.Session;
 
 /// <summary>
-/// Device API over HTTP: JSON bodies (web defaults, camelCase), <c>/v1/devices/{id}/check-in|progress|failure|completion</c>,
+/// Device API over HTTP: JSON bodies (web defaults, camelCase), <c>/v1/devices/{id}/check-in|progress|failure|completion|updater-lost</c>,
 /// each request signed (<see cref="DeviceCredential"/>). Calls are made one at a time: the device actor refuses a
 /// sequence number at or below the last it accepted, so two requests in flight could overtake each other and the later
 /// signed one would be refused as a replay.
@@ -61,6 +61,10 @@ public sealed class HttpGatewayClient : IGatewayClient
 
     /// <inheritdoc />
     public async Task ReportCompletionAsync(CompletionReport report, CancellationToken ct) => (await PostAsync("completion", report, ProtocolJsonContext.Default.CompletionReport, ct)).Dispose();
+
+    /// <inheritdoc />
+    public async Task ReportUpdaterLostAsync(UpdaterLostReport report, CancellationToken ct) =>
+        (await PostAsync("updater-lost", report, ProtocolJsonContext.Default.UpdaterLostReport, ct)).Dispose();
 
     private async Task<HttpResponseMessage> PostAsync<T>(string what, T body, JsonTypeInfo<T> type, CancellationToken ct)
     {

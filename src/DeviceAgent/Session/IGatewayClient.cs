@@ -16,6 +16,9 @@ public interface IGatewayClient
 
     /// <summary>Install finished and verified.</summary>
     Task ReportCompletionAsync(CompletionReport report, CancellationToken ct);
+
+    /// <summary>The launcher found no working updater (best effort; the next check-in clears it).</summary>
+    Task ReportUpdaterLostAsync(UpdaterLostReport report, CancellationToken ct);
 }
 
 /// <summary>The gateway refused or could not answer a request.</summary>

@@ -75,6 +75,14 @@ public sealed class UpdateSession
     /// </summary>
     public Func<string, CancellationToken, Task<string?>>? AcceptStagedTree { get; init; }
 
+    /// <summary>
+    /// The client's health check, run on the new tree at the installed path after the swap (<see cref="TreeInstaller.CommitCheckedAsync"/>)
+    /// when the release declares one (<see cref="ClientHealthCheck.IsDeclared"/>):
+    /// returns null when healthy, or why not, which puts the previous version back and fails the attempt at the verify
+    /// stage (reported with the check's output, counted by a rollout).
+    /// </summary>
+    public Func<string, CancellationToken, Task<string?>>? CheckInstalledTree { get; init; }
+
     /// <summary>Version of this agent build, sent at check-in (at most 64 characters, as the protocol allows).</summary>
     public static string AgentVersion { get; } = Clip(
         typeof(UpdateSession).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "0", 64);
@@ -235,8 +243,14 @@ public sealed class UpdateSession
         if (AcceptStagedTree is not null && await AcceptStagedTree(_layout.Staging, ct) is { } refused)
             throw new SessionFailedException(FailureStage.Verify, $"{manifest.Version} (id {manifest.VersionId}) refused after staging: {refused}; the installed version is kept");
         build.Seal();
-        _installer.Commit(new InstalledVersion(manifest.VersionId, manifest.Version), newDigest, manifestSha256);
+        var version = new InstalledVersion(manifest.VersionId, manifest.Version);
+        // A release without a declared check is verified completely in staging, so its swap rolls forward after a kill.
+        var unhealthy = CheckInstalledTree is null || !ClientHealthCheck.IsDeclared(_layout.Staging)
+            ? Commit(version, newDigest, manifestSha256)
+            : await _installer.CommitCheckedAsync(version, newDigest, manifestSha256, CheckInstalledTree, ct);
         build.Discard();
+        if (unhealthy is not null)
+            throw new SessionFailedException(FailureStage.Verify, $"{manifest.Version} (id {manifest.VersionId}) failed after install: {unhealthy}; the previous version is restored");
         var patched = plan.Patches.Count - fellBack.Count;
         var bytes = counter.Total;
         _log($"installed {manifest.Version} (id {manifest.VersionId}); {patched} file(s) from delta patches, {fellBack.Count} fell back to chunks, {bytes} bytes downloaded for this install ({downloader.BytesReceived} in this session, {downloader.BytesCheckpointed} kept in part files for resume)");
@@ -670,6 +684,13 @@ public sealed class UpdateSession
         if (!HardLink.TryCreate(source, target)) return false;
         linked.Add(source);
         return true;
+    }
+
+    // The plain swap in the shape of the checked one (null: installed).
+    private string? Commit(InstalledVersion version, string digest, string? manifestSha256)
+    {
+        _installer.Commit(version, digest, manifestSha256);
+        return null;
     }
 
     private async Task TryReportAsync(Func<Task> report)

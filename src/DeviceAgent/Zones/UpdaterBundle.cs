@@ -95,7 +95,7 @@ public sealed class UpdaterBundle
 
     /// <summary>Makes <paramref name="folder"/> hold exactly this bundle: rewrites differing files, sets the recorded modes, removes extras.</summary>
     /// <returns>Relative paths that were written or removed.</returns>
-    public IReadOnlyList<string> RestoreTo(string folder)
+    public IReadOnlyList<string> RestoreTo(string folder, Install.CrashPoints? crash = null)
     {
         Directory.CreateDirectory(folder);
         var changed = new List<string>();
@@ -120,6 +120,7 @@ public sealed class UpdaterBundle
             }
             UpdaterTree.SetMode(full, e.Mode);
             changed.Add(e.Path);
+            crash?.Reached(Install.CrashPoints.UpdaterFileRestored);
         }
         return changed;
     }

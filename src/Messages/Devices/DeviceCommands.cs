@@ -225,6 +225,27 @@ public sealed record ReportCompletion(string DeviceId, long InstalledVersionId, 
     public string InventoryDigest { get; } = DeviceIdRules.Required(InventoryDigest, nameof(InventoryDigest));
 }
 
+/// <summary>
+/// The device's launcher reports that no source gave it a working updater (it started the client without an update
+/// session); answered with <see cref="DeviceCommandAccepted"/>. It changes only this device's updater state.
+/// </summary>
+/// <param name="DeviceId">Device id.</param>
+/// <param name="Reason">What the launcher found (1-2000 characters).</param>
+/// <param name="Timestamp">When the gateway received it.</param>
+/// <param name="RequestSequence">The signed request's sequence number (protocol v2); 0 when not from the device API.</param>
+public sealed record ReportUpdaterLost(string DeviceId, string Reason, DateTimeOffset Timestamp, long RequestSequence = 0) : IDeviceCommand
+{
+    /// <summary>Longest reason kept.</summary>
+    public const int MaxReasonLength = 2000;
+
+    /// <inheritdoc />
+    public string DeviceId { get; } = DeviceIdRules.Validate(DeviceId, nameof(DeviceId));
+    /// <summary>What the launcher found.</summary>
+    public string Reason { get; } = DeviceIdRules.Required(Reason, nameof(Reason)).Length <= MaxReasonLength
+        ? Reason
+        : throw new ArgumentException($"Reason has {Reason.Length} characters; at most {MaxReasonLength} are kept.", nameof(Reason));
+}
+
 /// <summary>Starts the device's request sequence over (its credential was just replaced); answered with <see cref="DeviceCommandAccepted"/>.</summary>
 /// <param name="DeviceId">Device id.</param>
 /// <param name="Reason">Why.</param>

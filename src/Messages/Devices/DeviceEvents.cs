@@ -102,3 +102,20 @@ public sealed record DeviceProductChanged(string? PreviousProduct, string Produc
 /// <param name="Stale">True while the device says it is stale.</param>
 /// <param name="At">When the check-in that said so arrived.</param>
 public sealed record DeviceStaleChanged(bool Stale, DateTimeOffset At) : IDeviceEvent;
+
+/// <summary>
+/// The device's launcher reported that no source (free-zone copy, hidden backup, virtual copy) gave it a working
+/// updater: the device runs its installed client but cannot update or repair itself until an operator repairs it.
+/// Journaled when the device was not already recorded so, or the reason changed.
+/// </summary>
+/// <param name="Reason">What the launcher found.</param>
+/// <param name="At">When the report arrived.</param>
+/// <param name="RequestSequence">Sequence number of the device request that caused it (see <see cref="DeviceCheckedIn"/>).</param>
+public sealed record DeviceUpdaterLost(string Reason, DateTimeOffset At, long RequestSequence = 0) : IDeviceEvent;
+
+/// <summary>
+/// A device recorded without a working updater checked in again: only a verified updater checks in, so it has one
+/// again (repaired by an operator or from a reinstalled image).
+/// </summary>
+/// <param name="At">When the check-in arrived.</param>
+public sealed record DeviceUpdaterRestored(DateTimeOffset At) : IDeviceEvent;

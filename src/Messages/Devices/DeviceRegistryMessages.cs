@@ -33,9 +33,10 @@ public sealed record QueryDevices(DeviceStatus? Status, long? InstalledVersionId
 /// <param name="LastSeen">When the device was last heard from.</param>
 /// <param name="Stale">The device reported it has had no valid, fresh director-signed directive for too long.</param>
 /// <param name="FloorVersionId">The device's rollback floor.</param>
+/// <param name="UpdaterLost">The device's launcher reports no working updater.</param>
 public sealed record DeviceSummary(
     string DeviceId, DeviceStatus Status, string? Product, long InstalledVersionId, IReadOnlyList<string> Tags, string? RolloutId,
-    long? TargetVersionId, int FailedAttempts, DateTimeOffset? LastSeen, bool Stale = false, long FloorVersionId = 0);
+    long? TargetVersionId, int FailedAttempts, DateTimeOffset? LastSeen, bool Stale = false, long FloorVersionId = 0, bool UpdaterLost = false);
 
 /// <summary>Answer to <see cref="QueryDevices"/>.</summary>
 /// <param name="Devices">Matching devices ordered by id, at most <see cref="QueryDevices.Limit"/>.</param>

@@ -16,6 +16,7 @@ public static class DeviceRequestSequence
         ReportProgress p => p.RequestSequence,
         ReportFailure f => f.RequestSequence,
         ReportCompletion c => c.RequestSequence,
+        ReportUpdaterLost u => u.RequestSequence,
         _ => 0,
     };
 
@@ -26,6 +27,7 @@ public static class DeviceRequestSequence
         ProgressRecorded p => p.RequestSequence,
         AttemptFailed f => f.RequestSequence,
         WorkCompleted w => w.RequestSequence,
+        DeviceUpdaterLost u => u.RequestSequence,
         _ => 0,
     };
 

@@ -38,6 +38,11 @@ public sealed record TransferProgress(WorkPhase Phase, long BytesDone, long Byte
 /// <param name="At">When it was reported.</param>
 public sealed record FailureInfo(WorkPhase Stage, string Reason, int Attempt, long RetryAfterMs, DateTimeOffset At);
 
+/// <summary>The device's launcher found no working updater.</summary>
+/// <param name="Reason">What it reported.</param>
+/// <param name="At">When the report arrived.</param>
+public sealed record UpdaterLoss(string Reason, DateTimeOffset At);
+
 /// <summary>
 /// Full state of one device actor: the snapshot payload and the answer to <see cref="GetDeviceState"/>.
 /// </summary>
@@ -63,6 +68,7 @@ public sealed record FailureInfo(WorkPhase Stage, string Reason, int Attempt, lo
 /// downgrade completed. Signed into every directive, so a device whose own record was lost or replaced learns it.
 /// </param>
 /// <param name="Stale">The device's last check-in said it had no valid fresh directive for longer than its limit.</param>
+/// <param name="UpdaterLost">Set while the device's launcher reports no working updater (cleared by its next check-in).</param>
 public sealed record DeviceState(
     string DeviceId,
     DeviceStatus Status,
@@ -81,7 +87,8 @@ public sealed record DeviceState(
     long EventCount,
     long LastRequestSequence = 0,
     long FloorVersionId = 0,
-    bool Stale = false) : IOrchestratorMessage
+    bool Stale = false,
+    UpdaterLoss? UpdaterLost = null) : IOrchestratorMessage
 {
     /// <summary>The channel the device belongs to (from its <c>channel:NAME</c> tag, else <c>stable</c>); derived from the tags (written in JSON, ignored when read).</summary>
     public string Channel => Orchestrator.Messages.Channels.ChannelRules.ChannelOf(Tags);

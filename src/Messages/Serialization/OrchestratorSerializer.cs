@@ -34,6 +34,7 @@ public sealed class OrchestratorSerializer : SerializerWithStringManifest
         [typeof(GetDeviceState)] = "GetDeviceState.v1",
         [typeof(ResetRequestSequence)] = "ResetRequestSequence.v1",
         [typeof(SetDeviceProduct)] = "SetDeviceProduct.v1",
+        [typeof(ReportUpdaterLost)] = "ReportUpdaterLost.v1",
         [typeof(CheckSilence)] = "CheckSilence.v1",
         // Replies and snapshot
         [typeof(DeviceState)] = "DeviceState.v1",
@@ -56,6 +57,8 @@ public sealed class OrchestratorSerializer : SerializerWithStringManifest
         [typeof(RequestSequenceReset)] = "RequestSequenceReset.v1",
         [typeof(DeviceProductChanged)] = "DeviceProductChanged.v1",
         [typeof(DeviceStaleChanged)] = "DeviceStaleChanged.v1",
+        [typeof(DeviceUpdaterLost)] = "DeviceUpdaterLost.v1",
+        [typeof(DeviceUpdaterRestored)] = "DeviceUpdaterRestored.v1",
         // Registry
         [typeof(QueryDevices)] = "QueryDevices.v1",
         [typeof(DeviceList)] = "DeviceList.v1",

@@ -274,6 +274,8 @@ public static class DeviceEventText
         DeviceCameBack => "came back online",
         DeviceProductChanged p => $"product changed from {p.PreviousProduct ?? "(none)"} to {p.Product} by {p.Operator}",
         DeviceStaleChanged s => s.Stale ? "reported STALE: no valid director-signed directive for too long" : "no longer stale",
+        DeviceUpdaterLost u => $"reported NO WORKING UPDATER (client started without an update session): {u.Reason}",
+        DeviceUpdaterRestored => "checked in with a working updater again",
         _ => e.GetType().Name,
     };
 

@@ -15,8 +15,8 @@ namespace Orchestrator.Node.Demo;
 /// <summary>
 /// <c>orchestrator demo</c>: the newcomer's first run. Starts a node, publishes two versions of a sample program
 /// with the real Publisher, provisions simulated devices through the admin API, installs 1.0.0, damages some
-/// devices so the node orders repairs, rolls out 1.1.0 in waves, and keeps the node and the fleet running (with
-/// the dashboard) until Ctrl+C.
+/// devices so the node orders repairs, rolls out 1.1.0 in waves, rolls out a new updater to one device and repairs its
+/// updater from each source, and keeps the node and the fleet running (with the dashboard) until Ctrl+C.
 /// </summary>
 public static class DemoCommand
 {
@@ -78,7 +78,7 @@ public static class DemoCommand
     private static async Task<int> RunStepsAsync(string dir, int port, int devices, int damage, double interval, TextWriter terminal, string nodeLog)
     {
         var step = 0;
-        const int steps = 8;
+        const int steps = 9;
         void Step(string text) => terminal.WriteLine($"\nStep {++step}/{steps}  {text}");
         void Info(string text) => terminal.WriteLine($"          {text}");
 
@@ -205,6 +205,11 @@ public static class DemoCommand
             var s = sim.Snapshot();
             Info($"fleet: {s.AtLeast(v2.VersionId)}/{s.Devices} on {v2.Version}; {s.CheckIns} check-ins, {s.Upgrades} upgrades, {s.Repairs} repairs, " +
                  $"{s.FailedAttempts} failed attempts, {s.BytesDownloaded / 1024} KiB downloaded in total");
+
+            Step($"The updater updates itself: rolling out {DemoUpdater.Product} {DemoUpdater.Version} to {ids[0]}'s updater, then damaging its copies");
+            await DemoUpdater.RunAsync(sim.Devices[0], publisher, Path.Combine(dir, "releases"), credentials, rollouts,
+                File.ReadAllBytes(Path.Combine(keys.Directory, KeyFiles.ContentKeyFile)), File.ReadAllBytes(Path.Combine(keys.Directory, TrustFiles.RootDocumentFile)),
+                Info, ct);
 
             terminal.WriteLine();
             foreach (var v in stopped)

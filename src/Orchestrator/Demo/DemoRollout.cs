@@ -52,6 +52,25 @@ internal sealed class DemoRollouts(HttpClient http, string token)
                ?? throw new InvalidOperationException($"reading rollout '{id}': the node answered with an empty body");
     }
 
+    /// <summary>Waits (at most a minute) until the node has assigned <paramref name="deviceId"/> its target from <paramref name="rolloutId"/>.</summary>
+    public async Task WaitAssignedAsync(string deviceId, string rolloutId, CancellationToken ct)
+    {
+        var until = DateTime.UtcNow.AddMinutes(1);
+        while (true)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, $"admin/v1/devices/{Uri.EscapeDataString(deviceId)}");
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+            using var response = await http.SendAsync(request, ct);
+            var text = await response.Content.ReadAsStringAsync(ct);
+            // 404: the assignment has not reached the device's journal yet.
+            if (!response.IsSuccessStatusCode && response.StatusCode != System.Net.HttpStatusCode.NotFound)
+                throw new InvalidOperationException($"reading device '{deviceId}' failed with HTTP {(int)response.StatusCode}: {text}");
+            if (response.IsSuccessStatusCode && JsonSerializer.Deserialize<Messages.Devices.DeviceState>(text, AdminJson.Options)?.Target?.RolloutId == rolloutId) return;
+            if (DateTime.UtcNow > until) throw new InvalidOperationException($"rollout '{rolloutId}' did not assign device '{deviceId}' within a minute");
+            await Task.Delay(250, ct);
+        }
+    }
+
     /// <summary>True when the rollout will not move on by itself (Completed, Paused, Aborted, RolledBack).</summary>
     public static bool HasStopped(RolloutView v) => v.Status is not (RolloutStatus.Created or RolloutStatus.Running);
 

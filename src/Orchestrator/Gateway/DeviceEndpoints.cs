@@ -28,6 +28,10 @@ public static class DeviceEndpoints
                 GatewayMetrics.InstallBytes.Add(r.BytesDownloaded ?? 0, new KeyValuePair<string, object?>("method", r.Method ?? "unknown"));
                 return gw.ReportCompletionAsync(deviceId, r, ct, Sequence(ctx));
             }));
+        // The path's device id must be the credential's (AuthorizeDeviceAsync), so a device can only mark itself.
+        g.MapPost("/updater-lost", (string deviceId, HttpContext ctx) =>
+            ReportAsync<UpdaterLostReport>(deviceId, ctx, "updater-lost", DeviceRequestValidation.Validate, (gw, r, ct) =>
+                gw.ReportUpdaterLostAsync(deviceId, r, ct, Sequence(ctx))));
     }
 
     /// <summary>Authenticates and checks that the credential belongs to <paramref name="deviceId"/>; null when allowed.</summary>

@@ -66,4 +66,12 @@ public static partial class DeviceRequestValidation
         if (r.BytesDownloaded is < 0) return ("invalid_bytes", "bytesDownloaded must be >= 0 (or omitted).");
         return null;
     }
+
+    /// <summary>Checks a report of a lost updater.</summary>
+    public static (string Code, string Message)? Validate(UpdaterLostReport r)
+    {
+        if (string.IsNullOrWhiteSpace(r.Reason) || r.Reason.Length > Orchestrator.Messages.Devices.ReportUpdaterLost.MaxReasonLength)
+            return ("invalid_reason", $"reason must be 1-{Orchestrator.Messages.Devices.ReportUpdaterLost.MaxReasonLength} characters.");
+        return null;
+    }
 }

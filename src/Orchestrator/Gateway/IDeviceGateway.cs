@@ -22,6 +22,9 @@ public interface IDeviceGateway
 
     /// <summary>Records a completed, verified install.</summary>
     Task ReportCompletionAsync(string deviceId, CompletionReport report, CancellationToken ct, long requestSequence = 0);
+
+    /// <summary>Records that the device's launcher found no working updater (cleared by its next check-in).</summary>
+    Task ReportUpdaterLostAsync(string deviceId, UpdaterLostReport report, CancellationToken ct, long requestSequence = 0);
 }
 
 /// <summary>

@@ -90,6 +90,13 @@ public sealed class ShardedDeviceGateway(
         if (answer is not DeviceCommandAccepted) throw Unexpected(answer);
     }
 
+    /// <inheritdoc />
+    public async Task ReportUpdaterLostAsync(string deviceId, UpdaterLostReport report, CancellationToken ct, long requestSequence = 0)
+    {
+        var answer = await AskAsync(Build(() => new ReportUpdaterLost(deviceId, report.Reason, clock.GetUtcNow(), requestSequence)), ct).ConfigureAwait(false);
+        if (answer is not DeviceCommandAccepted) throw Unexpected(answer);
+    }
+
     // The product's channels from this node's cache (no round trip once it is loaded), seeded from store channel files.
     private async Task<IReadOnlyList<Messages.Channels.ChannelTarget>> ChannelsAsync(string product, CancellationToken ct)
     {

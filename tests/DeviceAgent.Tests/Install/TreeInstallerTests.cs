@@ -38,6 +38,99 @@ public sealed class TreeInstallerTests
     }
 
     [Fact]
+    public async Task A_checked_commit_runs_the_check_at_the_installed_path_with_the_old_tree_parked()
+    {
+        using var d = new TestDevice();
+        WriteOld(d);
+        var old = Tree(d.Layout.Client);
+        var installer = new TreeInstaller(d.Layout, d.Hidden);
+        var digest = StageNew(installer);
+        var expected = Tree(d.Layout.Staging);
+        string? seen = null;
+        var result = await installer.CommitCheckedAsync(new InstalledVersion(2, "2.0"), digest, null, (tree, _) =>
+        {
+            seen = tree;
+            Assert.Equal(expected, Tree(tree));
+            Assert.Equal(old, Tree(d.Layout.Retired)); // kept until the new version is healthy
+            Assert.Equal(1, d.Hidden.ReadInstalledVersion().VersionId);
+            return Task.FromResult<string?>(null);
+        }, CancellationToken.None);
+        Assert.Null(result);
+        Assert.Equal(d.Layout.Client, seen);
+        Assert.Equal(expected, Tree(d.Layout.Client));
+        Assert.Equal(new InstalledVersion(2, "2.0"), d.Hidden.ReadInstalledVersion());
+        Assert.False(Directory.Exists(d.Layout.Retired));
+        Assert.False(File.Exists(d.Layout.Journal));
+    }
+
+    [Fact]
+    public async Task A_failed_check_puts_the_previous_version_back()
+    {
+        using var d = new TestDevice();
+        WriteOld(d);
+        var old = Tree(d.Layout.Client);
+        var installer = new TreeInstaller(d.Layout, d.Hidden);
+        var digest = StageNew(installer);
+        var result = await installer.CommitCheckedAsync(new InstalledVersion(2, "2.0"), digest, null,
+            (_, _) => Task.FromResult<string?>("exit code 3: cannot bind"), CancellationToken.None);
+        Assert.Equal("exit code 3: cannot bind", result);
+        Assert.Equal(old, Tree(d.Layout.Client));
+        Assert.Equal(1, d.Hidden.ReadInstalledVersion().VersionId);
+        Assert.False(Directory.Exists(d.Layout.Retired));
+        Assert.False(Directory.Exists(d.Layout.Staging));
+        Assert.False(File.Exists(d.Layout.Journal));
+    }
+
+    [Fact]
+    public async Task A_first_install_that_fails_its_check_leaves_no_client_tree_installed()
+    {
+        using var d = new TestDevice();
+        d.Hidden.WriteInstalledVersion(InstalledVersion.None);
+        var installer = new TreeInstaller(d.Layout, d.Hidden);
+        var digest = StageNew(installer);
+        Assert.NotNull(await installer.CommitCheckedAsync(new InstalledVersion(1, "1.0"), digest, null,
+            (_, _) => Task.FromResult<string?>("unhealthy"), CancellationToken.None));
+        Assert.Empty(Tree(d.Layout.Client));
+        Assert.Equal(0, d.Hidden.ReadInstalledVersion().VersionId);
+    }
+
+    /// <summary>Crash points of a checked install; <c>check</c> is a kill while the health check runs; true when the new version must survive.</summary>
+    public static TheoryData<string, bool, bool> CheckedPoints => new()
+    {
+        { CrashPoints.JournalWritten, true, false },
+        { CrashPoints.OldRetired, true, false },
+        { CrashPoints.NewInPlace, true, false },
+        { "check", true, false },
+        { CrashPoints.VersionRecorded, true, true },
+        { CrashPoints.JournalRemoved, true, true },
+        { CrashPoints.NewInPlace, false, false },
+        { "check", false, false },
+        { CrashPoints.UnhealthyRemoved, false, false },
+    };
+
+    [Theory]
+    [MemberData(nameof(CheckedPoints))]
+    public async Task A_crash_during_a_checked_install_recovers_to_exactly_one_version_that_passed_its_checks(string point, bool healthy, bool newExpected)
+    {
+        using var d = new TestDevice();
+        WriteOld(d);
+        var old = Tree(d.Layout.Client);
+        var crashing = new TreeInstaller(d.Layout, d.Hidden, new Crash(point));
+        var digest = StageNew(crashing);
+        var staged = Tree(d.Layout.Staging);
+        await Assert.ThrowsAsync<SimulatedCrash>(() => crashing.CommitCheckedAsync(new InstalledVersion(2, "2.0"), digest, null,
+            (_, _) => point == "check" ? throw new SimulatedCrash(point) : Task.FromResult(healthy ? null : "unhealthy"), CancellationToken.None));
+
+        var outcome = new TreeInstaller(d.Layout, d.Hidden).Recover();
+        Assert.Equal(point == CrashPoints.JournalRemoved ? RecoveryOutcome.Clean : newExpected ? RecoveryOutcome.RolledForward : RecoveryOutcome.RolledBack, outcome);
+        Assert.Equal(newExpected ? staged : old, Tree(d.Layout.Client));
+        Assert.Equal(newExpected ? 2 : 1, d.Hidden.ReadInstalledVersion().VersionId);
+        Assert.False(Directory.Exists(d.Layout.Retired));
+        Assert.False(Directory.Exists(d.Layout.Staging));
+        Assert.False(File.Exists(d.Layout.Journal));
+    }
+
+    [Fact]
     public void Commit_swaps_the_whole_tree_and_records_the_version()
     {
         using var d = new TestDevice();

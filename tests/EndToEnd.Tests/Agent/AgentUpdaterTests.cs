@@ -41,8 +41,10 @@ public sealed class UpdaterNode : IAsyncLifetime
             return f;
         }
         var runnable = new Dictionary<string, UnixFileMode> { ["bin/start.sh"] = (UnixFileMode)0b111_101_101, ["bin/health.sh"] = (UnixFileMode)0b111_101_101 };
-        Sick = Store.Publish("2.1", WithHealth("#!/bin/sh\necho \"probe $1: cannot bind port 8080\" >&2\nexit 3\n"), modes: runnable);
-        Healthy = Store.Publish("2.2", WithHealth("#!/bin/sh\ntest \"$ORCH_RELEASE_ROOT\" = \"$PWD\" && test -f \"$ORCH_RELEASE_ROOT/lib/plugin.so\" && echo \"probe $1: healthy\"\n"), modes: runnable);
+        Sick = Store.Publish("2.1", WithHealth("#!/bin/sh\necho \"probe $1 in $(basename \"$PWD\"): cannot bind port 8080\" >&2\nexit 3\n"), modes: runnable);
+        // Healthy only where it is installed: a program that reads its own location must be checked there, not in staging.
+        Healthy = Store.Publish("2.2", WithHealth("#!/bin/sh\ncase \"$PWD\" in */client) ;; *) echo \"not at the installed path: $PWD\" >&2; exit 9;; esac\n" +
+            "test \"$ORCH_RELEASE_ROOT\" = \"$PWD\" && test -f \"$ORCH_RELEASE_ROOT/lib/plugin.so\" && echo \"probe $1: healthy in $(basename \"$PWD\")\"\n"), modes: runnable);
         var exec = new Dictionary<string, UnixFileMode> { ["orch-agent"] = (UnixFileMode)0b111_101_101 };
         Updater2 = Store.Publish("2.0", new Dictionary<string, byte[]>
         {
@@ -338,6 +340,90 @@ public sealed class AgentUpdaterTests(UpdaterNode n, ITestOutputHelper output) :
         Assert.Equal(n.V1.InventoryDigest, Releases.ClientDigest(d));
     }
 
+    [Fact]
+    public async Task A_device_without_a_working_updater_reports_it_to_the_node_and_its_first_check_in_after_a_repair_clears_it()
+    {
+        const string id = "upd-lost";
+        using var d = await n.DeviceAsync(id);
+        var marker = Path.Combine(d.Dir.Path, "client-ran");
+        await UpdaterNode.UseUpdaterProgramAsync(d, clientMarker: marker);
+        await Run(d); // 1.0 installed, the device checked in with a working updater
+        var imageFile = Path.Combine(d.Layout.VirtualUpdater, "lib", "helper.so");
+        var image = File.ReadAllBytes(imageFile);
+        foreach (var x in new[] { Damage.Free, Damage.Backup, Damage.Virtual }) Apply(d, x);
+
+        var r = await AgentProcess.RunAsync(["run", "--config", d.Config.SourcePath!]);
+        output.WriteLine(r.Output + r.Error);
+        Assert.Equal(3, r.ExitCode);
+        Assert.Contains("reported to the node that this device has no working updater", r.Output);
+        await WaitForFileAsync(marker); // the client runs all the same
+        var lost = (await n.Node.StateAsync(id)).UpdaterLost;
+        Assert.NotNull(lost);
+        Assert.Contains("differs from the image sealed at provisioning (damaged image)", lost.Reason);
+        var show = await OrchProcess.OkAsync(n.Node, output, "device", "show", id);
+        Assert.Matches(@"updater\s+NONE WORKING since .*damaged image", show.Output);
+        var history = await OrchProcess.OkAsync(n.Node, output, "device", "history", id);
+        Assert.Contains("reported NO WORKING UPDATER (client started without an update session)", history.Output);
+        await Until("device list marks upd-lost", async () => (await OrchProcess.OkAsync(n.Node, output, "device", "list", "--json")).Json,
+            j => j.GetProperty("devices").EnumerateArray().Any(e => e.GetProperty("deviceId").GetString() == id && e.GetProperty("updaterLost").GetBoolean()));
+        var events = (await n.Node.StateAsync(id)).EventCount;
+
+        // The same damage on the next start: reported again, journaled once.
+        r = await AgentProcess.RunAsync(["run", "--config", d.Config.SourcePath!, "--no-client"]);
+        output.WriteLine(r.Output + r.Error);
+        Assert.Equal(3, r.ExitCode);
+        Assert.Contains("reported to the node that this device has no working updater", r.Output);
+        Assert.Equal(events, (await n.Node.StateAsync(id)).EventCount);
+
+        // The operator reinstalls the image and rebuilds the zones from it; the next start's check-in clears the report.
+        File.WriteAllBytes(imageFile, image);
+        var recovered = await AgentProcess.RunAsync(["recover", "--from-virtual", "--config", d.Config.SourcePath!]);
+        output.WriteLine(recovered.Output + recovered.Error);
+        Assert.Equal(0, recovered.ExitCode);
+        r = await Run(d);
+        Assert.Contains("updater intact (version image)", r.Output);
+        Assert.Contains("updater program image-updater (pid ", r.Output);
+        Assert.Null((await n.Node.StateAsync(id)).UpdaterLost);
+        show = await OrchProcess.OkAsync(n.Node, output, "device", "show", id);
+        Assert.Matches(@"updater\s+working", show.Output);
+        history = await OrchProcess.OkAsync(n.Node, output, "device", "history", id);
+        Assert.Contains("checked in with a working updater again", history.Output);
+    }
+
+    [Fact]
+    public async Task A_report_of_a_lost_updater_marks_only_the_signing_device_and_bad_input_is_named()
+    {
+        using var a = await n.DeviceAsync("upd-lost-a");
+        using var b = await n.DeviceAsync("upd-lost-b");
+        var secretA = System.Text.Encoding.UTF8.GetString(a.Hidden.ReadRequired(HiddenItem.DeviceCredential));
+        var body = System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(new Messages.Protocol.UpdaterLostReport("forged"),
+            Messages.Protocol.ProtocolJsonContext.Default.UpdaterLostReport);
+
+        // Device A signs a report addressed to device B: refused, B's record unchanged.
+        using var http = new HttpClient();
+        var forged = new HttpRequestMessage(HttpMethod.Post, $"{n.Node.BaseUrl.TrimEnd('/')}/v1/devices/upd-lost-b/updater-lost")
+            { Content = new ByteArrayContent(body) { Headers = { ContentType = new("application/json") } } };
+        await TestSupport.DeviceSigning.SignAsync(forged, "upd-lost-a", secretA);
+        var answer = await http.SendAsync(forged);
+        var text = await answer.Content.ReadAsStringAsync();
+        output.WriteLine($"{(int)answer.StatusCode} {text}");
+        Assert.Equal(403, (int)answer.StatusCode);
+        Assert.Contains("credential_wrong_device", text);
+        Assert.Null((await n.Node.StateAsync("upd-lost-b")).UpdaterLost);
+
+        // An empty reason is named and changes nothing.
+        var empty = System.Text.Encoding.UTF8.GetBytes("""{"reason":""}""");
+        var bad = new HttpRequestMessage(HttpMethod.Post, $"{n.Node.BaseUrl.TrimEnd('/')}/v1/devices/upd-lost-a/updater-lost")
+            { Content = new ByteArrayContent(empty) { Headers = { ContentType = new("application/json") } } };
+        await TestSupport.DeviceSigning.SignAsync(bad, "upd-lost-a", secretA);
+        answer = await http.SendAsync(bad);
+        text = await answer.Content.ReadAsStringAsync();
+        output.WriteLine($"{(int)answer.StatusCode} {text}");
+        Assert.Equal(400, (int)answer.StatusCode);
+        Assert.Contains("invalid_reason", text);
+        Assert.Null((await n.Node.StateAsync("upd-lost-a")).UpdaterLost);
+    }
+
     private static string TrackClient(TestDevice d) => Path.Combine(d.Layout.UpdaterReleaseZones.Free, "client");
 
     private static UpdaterSeal Seal(TestDevice d) => UpdaterSeal.Read(d.Hidden)!;
@@ -411,19 +497,19 @@ public sealed class AgentUpdaterTests(UpdaterNode n, ITestOutputHelper output) :
     // The first updater release has no previous tree in its track, so old-retired is not on its path.
     public static IEnumerable<object[]> SwapPoints =>
         new[] { "file-staged", "journal-written", "new-in-place", "version-recorded", "journal-removed" }
-            .Concat(DeviceAgent.Install.CrashPoints.UpdaterSwap).Select(p => new object[] { p });
+            .Concat(DeviceAgent.Install.CrashPoints.UpdaterSwap).Append(DeviceAgent.Install.CrashPoints.UpdaterFileRestored + "#2").Select(p => new object[] { p });
 
     [Theory]
     [MemberData(nameof(SwapPoints))]
     public async Task A_kill_at_each_step_of_an_updater_swap_leaves_a_device_whose_launcher_starts_a_working_updater(string point)
     {
-        var id = "upd-kill-" + point;
+        var id = "upd-kill-" + point.Replace('#', '-');
         using var d = await n.DeviceWithUpdaterTrackAsync(id, output);
         await n.Node.AssignAsync(id + ".updater", UpdaterNode.UpdaterProduct, n.Updater2.Version, n.Updater2.VersionId, n.Updater2.ManifestPath);
         var killed = await AgentProcess.RunAsync(["run", "--config", d.Config.SourcePath!, "--no-client"],
             new Dictionary<string, string> { [DeviceAgent.Install.CrashPoints.EnvironmentVariable] = point });
         output.WriteLine(killed.Output + killed.Error);
-        Assert.Contains($"crash injected at {point}#1", killed.Error);
+        Assert.Contains($"crash injected at {(point.Contains('#') ? point : point + "#1")}", killed.Error);
         Assert.Equal(4, killed.ExitCode);
         Assert.Contains("ended with exit code 137", killed.Output);
 
@@ -432,6 +518,9 @@ public sealed class AgentUpdaterTests(UpdaterNode n, ITestOutputHelper output) :
         {
             var r = await Run(d);
             Assert.Matches(@"updater program (image-updater|release-2\.0) \(pid \d+\)", r.Output);
+            // Repairs come from the newest sealed updater: never the older backup, never the image over a sealed 2.0.
+            Assert.DoesNotContain("restored from the hidden backup (version image", r.Output);
+            Assert.DoesNotContain("virtual zone's plain copy", r.Output);
             if (r.Output.Contains("updater program release-2.0 (pid ") && r.Output.Contains("updater intact (version 2.0)")) break;
             Assert.True(i < 2, "the device did not converge on updater 2.0 within three starts");
         }
@@ -451,8 +540,10 @@ public sealed class AgentUpdaterTests(UpdaterNode n, ITestOutputHelper output) :
         await Until("upd-health assigned by ro-sick", () => n.Node.StateAsync("upd-health"), s => s.Target?.RolloutId == "ro-sick");
         var r = await Run(d, 1);
         Assert.Contains("health check: bin/health.sh --probe (limit 20 s)", r.Output);
-        Assert.Contains("2.1 (id " + n.Sick.VersionId + ") refused after staging: health check 'bin/health.sh' failed with exit code 3: probe --probe: cannot bind port 8080; the installed version is kept", r.Output);
+        Assert.Contains("2.1 (id " + n.Sick.VersionId + ") failed after install: health check 'bin/health.sh' failed with exit code 3: probe --probe in client: cannot bind port 8080; the previous version is restored", r.Output);
         Assert.Equal(n.V1.InventoryDigest, Releases.ClientDigest(d));
+        Assert.False(Directory.Exists(d.Layout.Retired));
+        Assert.False(File.Exists(d.Layout.Journal));
         Assert.Equal(n.V1.VersionId, d.Hidden.ReadInstalledVersion().VersionId);
         var state = await n.Node.StateAsync("upd-health");
         Assert.Contains("cannot bind port 8080", state.LastFailure!.Reason);
@@ -462,14 +553,15 @@ public sealed class AgentUpdaterTests(UpdaterNode n, ITestOutputHelper output) :
         await OrchProcess.OkAsync(n.Node, output, "rollout", "abort", "ro-sick", "--reason", "unhealthy");
         await n.Node.AssignAsync("upd-health", "acme", n.Healthy.Version, n.Healthy.VersionId, n.Healthy.ManifestPath);
         r = await Run(d);
-        Assert.Contains("health check passed: probe --probe: healthy", r.Output);
+        Assert.Contains("health check passed: probe --probe: healthy in client", r.Output);
         Assert.Equal(n.Healthy.InventoryDigest, Releases.ClientDigest(d));
         Assert.Equal(n.Healthy.VersionId, (await n.Node.StateAsync("upd-health")).InstalledVersionId);
     }
 
+    // Every point a health-checked install passes: a healthy release reaches all but the last, a failing one stops at new-in-place and then removes itself.
     public static IEnumerable<object[]> HealthPoints =>
-        new[] { ("file-staged", true), ("health-checked", true), ("journal-written", true), ("new-in-place", true), ("journal-removed", true), ("file-staged", false) }
-            .Select(p => new object[] { p.Item1, p.Item2 });
+        DeviceAgent.Install.CrashPoints.HealthCheckedInstall.Where(p => p != DeviceAgent.Install.CrashPoints.UnhealthyRemoved).Select(p => new object[] { p, true })
+            .Concat(new[] { "file-staged", "journal-written", "old-retired", "new-in-place", DeviceAgent.Install.CrashPoints.UnhealthyRemoved }.Select(p => new object[] { p, false }));
 
     [Theory]
     [MemberData(nameof(HealthPoints))]
@@ -484,8 +576,20 @@ public sealed class AgentUpdaterTests(UpdaterNode n, ITestOutputHelper output) :
             new Dictionary<string, string> { [DeviceAgent.Install.CrashPoints.EnvironmentVariable] = point });
         output.WriteLine(killed.Output + killed.Error);
         Assert.Contains($"crash injected at {point}#1", killed.Error);
-        var digest = Releases.ClientDigest(d);
-        Assert.True(digest == n.V1.InventoryDigest || (healthy && digest == n.Healthy.InventoryDigest), $"after a kill at {point} the client tree is neither 1.0 nor the healthy 2.2");
+
+        // The launcher alone (no gateway, so no session) finishes or undoes the interrupted install before the client
+        // starts: the client path then holds 1.0 or, once its check passed and was journaled, the healthy 2.2; never
+        // the unchecked or failing release.
+        var marker = Path.Combine(d.Dir.Path, "client-ran");
+        File.WriteAllText(d.Config.SourcePath!, (d.Config with { Gateway = null, Mirrors = ["http://127.0.0.1:9/"], ClientCommand = "bin/start.sh", ClientArguments = [marker] }).ToJson());
+        var launcherOnly = await AgentProcess.RunAsync(["run", "--config", d.Config.SourcePath!]);
+        output.WriteLine(launcherOnly.Output + launcherOnly.Error);
+        Assert.Equal(0, launcherOnly.ExitCode);
+        Assert.Equal(healthy && point is "version-recorded" or "journal-removed" ? n.Healthy.InventoryDigest : n.V1.InventoryDigest, Releases.ClientDigest(d));
+        Assert.False(File.Exists(d.Layout.Journal));
+        Assert.False(Directory.Exists(d.Layout.Retired));
+        await WaitForFileAsync(marker);
+        File.WriteAllText(d.Config.SourcePath!, d.Config.ToJson());
 
         var r = await Run(d, healthy ? 0 : 1);
         Assert.Equal(healthy ? n.Healthy.InventoryDigest : n.V1.InventoryDigest, Releases.ClientDigest(d));

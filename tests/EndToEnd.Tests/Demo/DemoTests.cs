@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Text.Json;
 using Orchestrator.DeviceAgent.Tests.Support;
+using Orchestrator.DeviceAgent.Zones;
 using Orchestrator.Messages.Admin;
 using Orchestrator.Messages.Rollouts;
 using Orchestrator.Node.Hosting;
@@ -15,7 +16,7 @@ namespace Orchestrator.EndToEnd.Tests.Demo;
 public sealed class DemoTests(ITestOutputHelper output)
 {
     [Fact]
-    public async Task Demo_installs_repairs_and_rolls_out_in_waves_then_leaves_the_node_up()
+    public async Task Demo_installs_repairs_rolls_out_in_waves_and_updates_and_repairs_an_updater_then_leaves_the_node_up()
     {
         using var dir = new TempDir();
         var demoDir = Path.Combine(dir.Path, "demo");
@@ -35,11 +36,19 @@ public sealed class DemoTests(ITestOutputHelper output)
                 if (line.StartsWith("The demo is up", StringComparison.Ordinal)) break;
             }
             var text = string.Join('\n', lines);
-            Assert.Contains("Step 8/8", text);
+            Assert.Contains("Step 9/9", text);
             Assert.Contains("2 repair(s) done", text);
             Assert.DoesNotContain("did not complete", text);
             Assert.Contains("rollout demo-install: Completed", text);
             Assert.Contains("rollout demo-upgrade: Completed, wave 3/3", text);
+            // The updater is rolled out like a product, self-tested, switched in, then repaired from each source.
+            Assert.Contains("updater release: upgrade done: version 2.0.0", text);
+            Assert.Contains("updater 2.0.0 (id ", text);
+            Assert.Contains("passed its self-test and is now the free-zone updater and the hidden backup", text);
+            Assert.Contains("rollout demo-updater: Completed", text);
+            Assert.Contains("the launcher: updater restored from the hidden backup (version 2.0.0; 1 file(s): orch-agent)", text);
+            Assert.Contains("the launcher: updater restored from the virtual zone's plain copy", text);
+            Assert.Contains("demo-00000: updater intact (version 2.0.0)", text);
 
             // The node stays up and reports what the terminal said, to anyone holding the printed token.
             var token = (await File.ReadAllTextAsync(Path.Combine(demoDir, "node", "data", "admin-token"))).Trim();
@@ -50,6 +59,12 @@ public sealed class DemoTests(ITestOutputHelper output)
             Assert.Equal(3, view.Waves.Count);
             Assert.Equal(6, view.Waves.Sum(w => w.Succeeded));
             Assert.All(view.Waves, w => Assert.Equal(0, w.Failed + w.Pending + w.InProgress));
+            var updater = JsonSerializer.Deserialize<RolloutView>(await http.GetStringAsync("admin/v1/rollouts/demo-updater"), AdminJson.Options)!;
+            Assert.Equal(RolloutStatus.Completed, updater.Status);
+            Assert.Equal(1, updater.Waves.Sum(w => w.Succeeded));
+            var device = Path.Combine(demoDir, "devices", "demo-00000");
+            Assert.Equal(UpdaterTree.DigestOf(Path.Combine(device, "free", ".orch-agent", "updater-release", "client")), UpdaterTree.DigestOf(Path.Combine(device, "free", "updater")));
+            Assert.StartsWith("#!/bin/sh\necho \"demo updater 2.0.0", await File.ReadAllTextAsync(Path.Combine(device, "free", "updater", "orch-agent")));
             using var dashboard = await http.GetAsync("");
             Assert.Equal(HttpStatusCode.OK, dashboard.StatusCode);
         }

@@ -147,6 +147,6 @@ public sealed class OrchestratorSerializerTests : IDisposable
             var value = old.GetType().GetProperty("RequestSequence")?.GetValue(old) ?? old.GetType().GetProperty("LastRequestSequence")!.GetValue(old);
             Assert.Equal(0L, value);
         }
-        Assert.Equal(9, MessageSamples.All.Count(m => m.GetType().GetProperty("RequestSequence") is not null || m is Orchestrator.Messages.Devices.DeviceState));
+        Assert.Equal(11, MessageSamples.All.Count(m => m.GetType().GetProperty("RequestSequence") is not null || m is Orchestrator.Messages.Devices.DeviceState));
     }
 }

@@ -33,4 +33,5 @@ public sealed class RecordingDeviceGateway : IDeviceGateway
     public Task ReportProgressAsync(string deviceId, ProgressReport report, CancellationToken ct, long requestSequence = 0) { Calls.Enqueue((deviceId, report)); return Task.CompletedTask; }
     public Task<TimeSpan?> ReportFailureAsync(string deviceId, FailureReport report, CancellationToken ct, long requestSequence = 0) { Calls.Enqueue((deviceId, report)); return Task.FromResult<TimeSpan?>(TimeSpan.FromSeconds(report.Attempt * 2)); }
     public Task ReportCompletionAsync(string deviceId, CompletionReport report, CancellationToken ct, long requestSequence = 0) { Calls.Enqueue((deviceId, report)); return Task.CompletedTask; }
+    public Task ReportUpdaterLostAsync(string deviceId, UpdaterLostReport report, CancellationToken ct, long requestSequence = 0) { Calls.Enqueue((deviceId, report)); return Task.CompletedTask; }
 }

@@ -35,6 +35,8 @@ internal sealed class CountingGatewayClient(IGatewayClient inner, FleetCounters 
         Interlocked.Increment(ref counters.CompletionsAcknowledged);
         acknowledged?.Invoke(deviceId, report);
     }
+
+    public Task ReportUpdaterLostAsync(UpdaterLostReport report, CancellationToken ct) => inner.ReportUpdaterLostAsync(report, ct);
 }
 
 /// <summary>Fleet-wide counters, updated with Interlocked by every simulated device.</summary>
