@@ -80,6 +80,11 @@ public sealed class DashboardActionTests(DashboardFleet fleet) : IClassFixture<D
         using (playwright)
         await using (browser)
         {
+            // The published releases, newest first, with the version IDs devices report.
+            var releases = page.GetByTestId("releases");
+            await Expect(releases.Locator("tbody tr").First).ToContainTextAsync("acme2.0.02");
+            await Expect(releases).ToContainTextAsync("1.0.0");
+
             await page.GetByTestId("device-input").FillAsync("dash-broken");
             await page.GetByTestId("device-show").ClickAsync();
             var device = page.GetByTestId("device");

@@ -65,6 +65,7 @@ async function poll() {
     if (!res.ok) throw new Error("HTTP " + res.status);
     const data = await res.json();
     render(data);
+    await refreshReleases();
     lastOk = new Date();
     $("status-line").className = "";
     $("status-line").textContent = "live from " + data.cluster.selfAddress + " - updated " + lastOk.toLocaleTimeString();
@@ -241,6 +242,25 @@ function renderRollouts(rollouts, available) {
         r.failures.slice(0, 10).map(f => [f.deviceId + (f.failing ? " (failing, retrying)" : ""), f.wave, f.reason])) : null,
       el("div", { class: "actions" }, (ACTIONS[r.status] || []).map(a =>
         el("button", { type: "button", "data-action": a, "data-rollout-id": r.rolloutId }, a === "retry-failed" ? "retry failed" : a)))));
+  }
+}
+
+// The published releases change rarely and come from the store's indexes, so they are read less often than the board.
+const RELEASES_EVERY_MS = 10000;
+let releasesAt = 0;
+
+async function refreshReleases() {
+  if (Date.now() - releasesAt < RELEASES_EVERY_MS) return;
+  releasesAt = Date.now();
+  try {
+    const view = await api("GET", "/admin/v1/releases");
+    const rows = view.products.flatMap(p => p.versions.slice().reverse().map(v =>
+      [p.product, v.version, String(v.versionId), new Date(v.createdUtc).toLocaleString(), v.channels.length ? v.channels.join(", ") : "-"]));
+    $("releases").replaceChildren(rows.length
+      ? table(["product", "version", "version ID", "published", "channels"], rows)
+      : el("p", { class: "muted" }, "no releases published"));
+  } catch (err) {
+    $("releases").replaceChildren(el("p", { class: "error" }, "releases: " + err.message));
   }
 }
 
