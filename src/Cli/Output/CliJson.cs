@@ -50,6 +50,7 @@ namespace Orchestrator.Cli.Output;
 [JsonSerializable(typeof(ClusterMemberRequest))]
 [JsonSerializable(typeof(DeviceRegistrationRequest))]
 [JsonSerializable(typeof(DeviceProductRequest))]
+[JsonSerializable(typeof(DeviceDecommissionRequest))]
 [JsonSerializable(typeof(DeviceBatchRegistrationRequest))]
 [JsonSerializable(typeof(DeviceBatchRegistered))]
 [JsonSerializable(typeof(DeviceBatchProvisionRequest))]

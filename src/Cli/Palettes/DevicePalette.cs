@@ -20,6 +20,7 @@ public static class DevicePalette
             ["provision"] = ProvisionAsync,
             ["register-batch"] = RegisterBatchAsync,
             ["set-product"] = SetProductAsync,
+            ["decommission"] = DecommissionAsync,
             ["set-channel"] = SetChannelAsync,
         });
 
@@ -91,6 +92,7 @@ public static class DevicePalette
                 ("updater", s.UpdaterLost is { } lost
                     ? $"NONE WORKING since {Render.Time(lost.At)}: {lost.Reason} (repair the device's image if needed, then run `orch-agent recover --from-virtual` on it)"
                     : "working"),
+                ("decommissioned", s.Decommissioned is { } retired ? $"{Render.Time(retired)} (history kept; nothing it sends is taken)" : null),
                 ("events", s.EventCount.ToString()),
             ]);
         }
@@ -116,6 +118,16 @@ public static class DevicePalette
         var ok = await client.PostAsync<DeviceCommandAccepted>($"/admin/v1/devices/{id}/product", new DeviceProductRequest(product), ct).ConfigureAwait(false);
         if (call.Json) Render.Json(call.Console.Out, ok);
         else call.Console.Out.WriteLine($"Device {id} now runs product {product} (status {ok.Status}); its assignment and floor were reset.");
+        return ExitCodes.Success;
+    }
+
+    private static async Task<int> DecommissionAsync(CommandInvocation call, AdminClient client, CancellationToken ct)
+    {
+        var id = Id(call);
+        var ok = await client.PostAsync<DeviceCommandAccepted>($"/admin/v1/devices/{id}/decommission",
+            new DeviceDecommissionRequest(call.Required("reason")), ct).ConfigureAwait(false);
+        if (call.Json) Render.Json(call.Console.Out, ok);
+        else call.Console.Out.WriteLine($"Device {id} is decommissioned: its credential is revoked and it left the fleet views; `orch device history {id}` keeps its past.");
         return ExitCodes.Success;
     }
 

@@ -81,7 +81,8 @@ public sealed class DeviceRegistry : ReceiveActor, IWithTimers
 
     private DeviceList Answer(QueryDevices q)
     {
-        var matches = _devices.Values.Where(s =>
+        // Decommissioned devices leave every fleet view (lists, rollouts, dashboard); their history stays readable.
+        var matches = _devices.Values.Where(s => s.Decommissioned is null &&
                 (q.Status is null || s.Status == q.Status) &&
                 (q.InstalledVersionId is null || s.InstalledVersionId == q.InstalledVersionId) &&
                 (q.Tag is null || s.Tags.Contains(q.Tag, StringComparer.Ordinal)) &&

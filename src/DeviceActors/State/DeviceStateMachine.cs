@@ -56,9 +56,15 @@ public static class DeviceStateMachine
                 : inner with { Events = [back, .. inner.Events] };
         }
 
+        // A retired device takes nothing any more; reading its state and retiring it again stay possible.
+        if (state.Decommissioned is { } retired && command is not (GetDeviceState or DecommissionDevice))
+            return CommandOutcome.Reject(state.DeviceId, "device_decommissioned",
+                $"Device '{state.DeviceId}' was decommissioned on {retired:u}; its history is kept, but nothing it sends is taken. Give a replacement device a new id.");
+
         return command switch
         {
             RegisterDevice r => Register(state, r),
+            DecommissionDevice d => state.Decommissioned is not null ? Accepted() : Accepted(new DeviceDecommissioned(d.Operator, d.Reason, d.Timestamp)),
             CheckIn c => DecideCheckIn(state, c, settings.LastSeenPersistInterval),
             AssignTarget a => Assign(state, a, now),
             CancelAssignment c => Cancel(state, c, now),
@@ -235,6 +241,7 @@ public static class DeviceStateMachine
             DeviceStaleChanged st => s with { Stale = st.Stale },
             DeviceUpdaterLost u => s with { UpdaterLost = new UpdaterLoss(u.Reason, u.At), LastSeen = u.At },
             DeviceUpdaterRestored => s with { UpdaterLost = null },
+            DeviceDecommissioned d => s with { Decommissioned = d.At, Target = null, Work = null, Progress = null },
             DeviceWentOffline => s.Status == DeviceStatus.Offline ? s : s with { StatusBeforeOffline = s.Status, Status = DeviceStatus.Offline },
             DeviceCameBack b => s with { Status = s.StatusBeforeOffline ?? s.Status, StatusBeforeOffline = null, LastSeen = b.At },
             RequestSequenceReset => s with { LastRequestSequence = 0 },

@@ -205,3 +205,7 @@ public static class DeviceStatusNames
     /// <summary>Every status name in declaration order.</summary>
     public static IReadOnlyList<string> All { get; } = Enum.GetNames<DeviceStatus>();
 }
+
+/// <summary>Body of <c>POST /admin/v1/devices/{id}/decommission</c>.</summary>
+/// <param name="Reason">Why (required; kept in the device's history).</param>
+public sealed record DeviceDecommissionRequest(string? Reason);

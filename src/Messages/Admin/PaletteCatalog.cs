@@ -85,6 +85,8 @@ public static class PaletteCatalog
         ], ["[DEVICE]"]),
         new("set-product", "Move a device to another product (the only way its registered product changes; a check-in claiming another product is refused).", Operate,
             [new("product", "NAME", "the new product", Required: true)], ["DEVICE"]),
+        new("decommission", "Retire a device for good: its credential is revoked, nothing it sends is taken, it leaves the fleet views; its history is kept.", Operate,
+            [new("reason", "TEXT", "why (kept in the device's history)", Required: true)], ["DEVICE"]),
         new("register-batch", "Register the product and tags of every device listed in FILE (one id per line), checked in full before any is written.", Operate,
         [
             new("product", "NAME", "product the devices run", Required: true),

@@ -292,3 +292,17 @@ public sealed record CheckSilence(string DeviceId) : IWithDeviceId, IOrchestrato
     /// <inheritdoc />
     public string DeviceId { get; } = DeviceIdRules.Validate(DeviceId, nameof(DeviceId));
 }
+
+/// <summary>
+/// An operator retires the device for good (<c>orch device decommission</c>): its assignment and work end, every later
+/// device command is refused, and it leaves the fleet views; its journal is kept. The node revokes its credential first.
+/// </summary>
+/// <param name="DeviceId">Device id.</param>
+/// <param name="Operator">Who (the admin token's name).</param>
+/// <param name="Reason">Why (kept in the history).</param>
+/// <param name="Timestamp">When.</param>
+public sealed record DecommissionDevice(string DeviceId, string Operator, string Reason, DateTimeOffset Timestamp) : IDeviceCommand
+{
+    /// <inheritdoc />
+    public string DeviceId { get; } = DeviceIdRules.Validate(DeviceId, nameof(DeviceId));
+}

@@ -119,3 +119,9 @@ public sealed record DeviceUpdaterLost(string Reason, DateTimeOffset At, long Re
 /// </summary>
 /// <param name="At">When the check-in arrived.</param>
 public sealed record DeviceUpdaterRestored(DateTimeOffset At) : IDeviceEvent;
+
+/// <summary>The device was retired by an operator; nothing the device sends is taken any more.</summary>
+/// <param name="Operator">Who.</param>
+/// <param name="Reason">Why.</param>
+/// <param name="At">When.</param>
+public sealed record DeviceDecommissioned(string Operator, string Reason, DateTimeOffset At) : IDeviceEvent;

@@ -69,6 +69,7 @@ public sealed record UpdaterLoss(string Reason, DateTimeOffset At);
 /// </param>
 /// <param name="Stale">The device's last check-in said it had no valid fresh directive for longer than its limit.</param>
 /// <param name="UpdaterLost">Set while the device's launcher reports no working updater (cleared by its next check-in).</param>
+/// <param name="Decommissioned">When an operator retired the device (its history is kept; it is refused from then on).</param>
 public sealed record DeviceState(
     string DeviceId,
     DeviceStatus Status,
@@ -88,7 +89,8 @@ public sealed record DeviceState(
     long LastRequestSequence = 0,
     long FloorVersionId = 0,
     bool Stale = false,
-    UpdaterLoss? UpdaterLost = null) : IOrchestratorMessage
+    UpdaterLoss? UpdaterLost = null,
+    DateTimeOffset? Decommissioned = null) : IOrchestratorMessage
 {
     /// <summary>The channel the device belongs to (from its <c>channel:NAME</c> tag, else <c>stable</c>); derived from the tags (written in JSON, ignored when read).</summary>
     public string Channel => Orchestrator.Messages.Channels.ChannelRules.ChannelOf(Tags);

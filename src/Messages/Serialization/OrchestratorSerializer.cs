@@ -36,6 +36,7 @@ public sealed class OrchestratorSerializer : SerializerWithStringManifest
         [typeof(SetDeviceProduct)] = "SetDeviceProduct.v1",
         [typeof(ReportUpdaterLost)] = "ReportUpdaterLost.v1",
         [typeof(CheckSilence)] = "CheckSilence.v1",
+        [typeof(DecommissionDevice)] = "DecommissionDevice.v1",
         // Replies and snapshot
         [typeof(DeviceState)] = "DeviceState.v1",
         [typeof(DeviceSnapshot)] = "DeviceSnapshot.v1",
@@ -59,6 +60,7 @@ public sealed class OrchestratorSerializer : SerializerWithStringManifest
         [typeof(DeviceStaleChanged)] = "DeviceStaleChanged.v1",
         [typeof(DeviceUpdaterLost)] = "DeviceUpdaterLost.v1",
         [typeof(DeviceUpdaterRestored)] = "DeviceUpdaterRestored.v1",
+        [typeof(DeviceDecommissioned)] = "DeviceDecommissioned.v1",
         // Registry
         [typeof(QueryDevices)] = "QueryDevices.v1",
         [typeof(DeviceList)] = "DeviceList.v1",

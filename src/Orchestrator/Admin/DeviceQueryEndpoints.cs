@@ -38,6 +38,7 @@ public static class DeviceQueryEndpoints
         g.MapGet("/devices/{deviceId}/history", HistoryAsync);
         g.MapPost("/devices/{deviceId}/register", RegisterAsync);
         g.MapPost("/devices/{deviceId}/product", SetProductAsync);
+        g.MapPost("/devices/{deviceId}/decommission", DecommissionAsync);
         g.MapDeviceBatchRegistration();
         g.MapGet("/fleet", FleetAsync);
     }
@@ -152,6 +153,34 @@ public static class DeviceQueryEndpoints
                 $"product '{body.Product}' is not a valid product name (letters, digits, '.', '_', '-', at most 64); nothing changed.");
         var answer = await region.ActorRef.Ask<object>(new SetDeviceProduct(deviceId, body.Product, string.IsNullOrWhiteSpace(body.Operator) ? "admin-api" : body.Operator,
             clock.GetUtcNow()), settings.Gateway.DeviceAskTimeout, ctx.RequestAborted).ConfigureAwait(false);
+        return answer switch
+        {
+            DeviceCommandAccepted ok => AdminResults.Ok(ok),
+            DeviceCommandRejected no => HttpProblems.Problem(StatusCodes.Status409Conflict, no.Code, no.Message),
+            _ => HttpProblems.Problem(StatusCodes.Status500InternalServerError, "unexpected_answer", $"The device actor answered {answer.GetType().Name}."),
+        };
+    }
+
+    // The credential goes first: once it is revoked (on every node, see DeviceCredentialStore) the device cannot act,
+    // so a failure between the two steps leaves a device that is locked out, never one that is retired but still talks.
+    private static async Task<IResult> DecommissionAsync(string deviceId, HttpContext ctx, IRequiredActor<DeviceShardRegion> region, NodeSettings settings,
+        TimeProvider clock, Auth.DeviceCredentialStore credentials)
+    {
+        if (AdminEndpoints.Authorize(ctx, AdminScopes.Operate) is { } denied) return denied;
+        if (InvalidId(deviceId) is { } bad) return bad;
+        var (body, error) = await HttpProblems.ReadJsonAsync<DeviceDecommissionRequest>(ctx.Request, 64 * 1024, ctx.RequestAborted).ConfigureAwait(false);
+        if (error is not null) return error;
+        if (string.IsNullOrWhiteSpace(body!.Reason) || body.Reason.Length > 1000)
+            return HttpProblems.Problem(StatusCodes.Status400BadRequest, "invalid_reason",
+                "reason is required (1-1000 characters): it is kept in the device's history; nothing changed.");
+        var state = await AskStateAsync(region, deviceId, settings, ctx.RequestAborted).ConfigureAwait(false);
+        if (state.EventCount == 0 && await credentials.GetAsync(deviceId, ctx.RequestAborted).ConfigureAwait(false) is null)
+            return HttpProblems.Problem(StatusCodes.Status404NotFound, "device_not_found",
+                $"Device '{deviceId}' has no credential and no recorded events; nothing to decommission.");
+        await credentials.RevokeAsync(deviceId, ctx.RequestAborted).ConfigureAwait(false);
+        var who = ctx.Items[Audit.AuditMiddleware.TokenItem] as string ?? "admin-api";
+        var answer = await region.ActorRef.Ask<object>(new DecommissionDevice(deviceId, who, body.Reason.Trim(), clock.GetUtcNow()),
+            settings.Gateway.DeviceAskTimeout, ctx.RequestAborted).ConfigureAwait(false);
         return answer switch
         {
             DeviceCommandAccepted ok => AdminResults.Ok(ok),
@@ -276,6 +305,7 @@ public static class DeviceEventText
         DeviceStaleChanged s => s.Stale ? "reported STALE: no valid director-signed directive for too long" : "no longer stale",
         DeviceUpdaterLost u => $"reported NO WORKING UPDATER (client started without an update session): {u.Reason}",
         DeviceUpdaterRestored => "checked in with a working updater again",
+        DeviceDecommissioned d => $"decommissioned by {d.Operator}: {d.Reason}",
         _ => e.GetType().Name,
     };
 

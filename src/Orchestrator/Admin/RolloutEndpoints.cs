@@ -86,6 +86,7 @@ public static class RolloutEndpoints
     {
         var unknown = new List<string>();
         var other = new List<string>();
+        var retired = new List<string>();
         foreach (var batch in spec.Selector.ExplicitIds().Chunk(100))
         {
             DeviceState[] states;
@@ -100,13 +101,16 @@ public static class RolloutEndpoints
             }
             foreach (var s in states)
             {
-                if (s.Product is { } product && product != spec.Target.Product) other.Add($"{s.DeviceId} ({product})");
+                if (s.Decommissioned is not null) retired.Add(s.DeviceId);
+                else if (s.Product is { } product && product != spec.Target.Product) other.Add($"{s.DeviceId} ({product})");
                 else if (s.Product is null && await credentials.GetAsync(s.DeviceId, ct).ConfigureAwait(false) is null) unknown.Add(s.DeviceId);
             }
         }
         if (unknown.Count > 0)
             return Bad("selector.deviceIds", $"{unknown.Count} named device(s) are neither provisioned nor registered: {string.Join(", ", unknown.Take(10))}. " +
                 $"Provision them first (orch device provision ID --product {spec.Target.Product}) or remove them from the selector.");
+        if (retired.Count > 0)
+            return Bad("selector.deviceIds", $"{retired.Count} named device(s) are decommissioned: {string.Join(", ", retired.Take(10))}. Remove them from the selector.");
         if (other.Count > 0)
             return Bad("selector.deviceIds", $"{other.Count} named device(s) run another product than '{spec.Target.Product}': " +
                 $"{string.Join(", ", other.Take(10))}. Remove them from the selector.");

@@ -19,6 +19,10 @@ internal sealed class BatchingWriter
     private readonly int _maxRows;
     private readonly Task _ready;
     private readonly Action<Exception, int> _onBatchFailed;
+    private readonly JournalStore _store;
+
+    /// <summary>Tries of one transaction that the database rolled back as transient (deadlock victim) before it counts as failed.</summary>
+    private const int TransientAttempts = 4;
 
     /// <param name="store">The backend.</param>
     /// <param name="writers">Writer loops (connections); 1 for SQLite.</param>
@@ -31,6 +35,7 @@ internal sealed class BatchingWriter
     /// </param>
     public BatchingWriter(JournalStore store, int writers, int maxRowsPerBatch, Task ready, Action<Exception, int> onBatchFailed, bool dedicatedThreads = false)
     {
+        _store = store;
         ArgumentOutOfRangeException.ThrowIfLessThan(writers, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(maxRowsPerBatch, 1);
         _maxRows = maxRowsPerBatch;
@@ -116,7 +121,7 @@ internal sealed class BatchingWriter
     {
         try
         {
-            await writer.Write(batch, CancellationToken.None);
+            await WriteRetryingTransient(writer, batch);
             SettleOnPool(batch.ToArray(), null);
             return;
         }
@@ -136,13 +141,32 @@ internal sealed class BatchingWriter
             Exception? error = null;
             try
             {
-                await writer.Write(single, CancellationToken.None);
+                await WriteRetryingTransient(writer, single);
             }
             catch (Exception e)
             {
                 error = e;
             }
             SettleOnPool([w], error);
+        }
+    }
+
+    // Writers of several nodes (and of one node) insert into the same tables and indexes, so PostgreSQL may pick one of
+    // them as a deadlock victim; its transaction is rolled back whole, so sending it again is safe and is what the
+    // database asks for. Persisting actors only see the error when it keeps happening.
+    private async Task WriteRetryingTransient(IJournalBatchWriter writer, IReadOnlyList<PendingWrite> writes)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await writer.Write(writes, CancellationToken.None);
+                return;
+            }
+            catch (Exception e) when (attempt < TransientAttempts && _store.IsTransient(e))
+            {
+                await Task.Delay(Random.Shared.Next(5, 20) * attempt);
+            }
         }
     }
 

@@ -39,6 +39,12 @@ internal abstract class JournalStore : IAsyncDisposable
     /// <summary>Releases pooled connections (the writers own and close theirs).</summary>
     public virtual ValueTask DisposeAsync() => default;
 
+    /// <summary>
+    /// True when <paramref name="error"/> rolled a write transaction back for a reason a second try can clear (a deadlock
+    /// victim, a serialization failure): nothing of it was stored, so the same rows may be written again.
+    /// </summary>
+    public virtual bool IsTransient(Exception error) => false;
+
     /// <summary>Creates the tables and indexes if missing (idempotent; the plugin's DDL, see the backends).</summary>
     public abstract Task EnsureTables(CancellationToken ct);
 

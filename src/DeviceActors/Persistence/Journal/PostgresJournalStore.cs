@@ -18,6 +18,9 @@ internal sealed class PostgresJournalStore : JournalStore
     private readonly string _tags;
     private readonly string? _schema;
 
+    /// <inheritdoc />
+    public override bool IsTransient(Exception error) => error is PostgresException { SqlState: PostgresErrorCodes.DeadlockDetected or PostgresErrorCodes.SerializationFailure };
+
     public PostgresJournalStore(string connectionString, string? schema)
     {
         // Recovery runs the same two queries once per actor: let Npgsql prepare them on each pooled connection.
