@@ -9,37 +9,26 @@ public sealed class DecommissionTests
 {
     private const string Id = "dev-1";
     private static readonly DateTimeOffset T0 = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
-    private readonly Random _random = new(42);
-    private DeviceState _state = DeviceState.Initial(Id);
-    private readonly List<IDeviceEvent> _journal = [];
+    private readonly StateMachineRun _device = new(Id, T0);
 
-    private IOrchestratorMessage Run(IDeviceCommand c)
-    {
-        var outcome = DeviceStateMachine.Decide(_state, c, DeviceActorSettings.Default, _random, T0);
-        foreach (var e in outcome.Events)
-        {
-            _journal.Add(e);
-            _state = DeviceStateMachine.Apply(_state, e, _state.EventCount + 1);
-        }
-        return outcome.Reply(_state);
-    }
+    private IOrchestratorMessage Run(IDeviceCommand c) => _device.Run(c);
 
     [Fact]
     public void A_decommissioned_device_drops_its_work_and_refuses_everything_but_reads()
     {
         Run(new RegisterDevice(Id, "acme", [], T0));
         Run(new AssignTarget(Id, "acme", "2.0", 2, "manifests/acme/2.0.json", "ro-1"));
-        Assert.NotNull(_state.Target);
+        Assert.NotNull(_device.State.Target);
 
         Assert.IsType<DeviceCommandAccepted>(Run(new DecommissionDevice(Id, "ops", "returned", T0.AddMinutes(1))));
-        Assert.Equal(T0.AddMinutes(1), _state.Decommissioned);
-        Assert.Null(_state.Target);
-        Assert.Null(_state.Work);
-        var count = _journal.Count;
+        Assert.Equal(T0.AddMinutes(1), _device.State.Decommissioned);
+        Assert.Null(_device.State.Target);
+        Assert.Null(_device.State.Work);
+        var count = _device.Journal.Count;
         Assert.IsType<DeviceCommandAccepted>(Run(new DecommissionDevice(Id, "ops", "again", T0.AddMinutes(2))));
-        Assert.Equal(count, _journal.Count); // retired once
+        Assert.Equal(count, _device.Journal.Count); // retired once
 
-        var before = _state;
+        var before = _device.State;
         foreach (IDeviceCommand c in new IDeviceCommand[]
                  {
                      new CheckIn(Id, "acme", 1, "d", "d", "1.0", "manifests/acme/1.0.json", [], "1.0", T0.AddMinutes(3), 5),
@@ -48,8 +37,8 @@ public sealed class DecommissionTests
                      new ReportUpdaterLost(Id, "gone", T0.AddMinutes(3), 6),
                  })
             Assert.Equal("device_decommissioned", Assert.IsType<DeviceCommandRejected>(Run(c)).Code);
-        Assert.Equal(before, _state);
-        Assert.Equal(count, _journal.Count);
+        Assert.Equal(before, _device.State);
+        Assert.Equal(count, _device.Journal.Count);
         Assert.Equal(Id, Assert.IsType<DeviceState>(Run(new GetDeviceState(Id))).DeviceId);
     }
 }
