@@ -7,6 +7,19 @@ namespace Orchestrator.EndToEnd.Tests.Agent;
 /// <summary><c>orch device decommission</c> (a real orch process) retires a device a real agent runs on.</summary>
 public sealed class DecommissionTests(ITestOutputHelper output)
 {
+    /// <summary>Polls <c>orch device list</c> until old-1 is (or is no longer) in it; the registry lags the journal.</summary>
+    private async Task ListedAsync(NodeUnderTest node, bool expected)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (true)
+        {
+            var listed = (await OrchProcess.OkAsync(node, output, "device", "list")).Output.Contains("old-1", StringComparison.Ordinal);
+            if (listed == expected) return;
+            Assert.True(DateTime.UtcNow < deadline, expected ? "old-1 never appeared in device list" : "old-1 is still in device list after its decommission");
+            await Task.Delay(200);
+        }
+    }
+
     [Fact]
     public async Task A_decommissioned_device_is_locked_out_leaves_the_fleet_views_and_keeps_its_history()
     {
@@ -25,7 +38,7 @@ public sealed class DecommissionTests(ITestOutputHelper output)
         // Without a reason nothing happens.
         var noReason = await OrchProcess.RunAsync(node, output, "device", "decommission", "old-1");
         Assert.Equal(2, noReason.ExitCode);
-        Assert.Contains("old-1", (await OrchProcess.OkAsync(node, output, "device", "list")).Output);
+        await ListedAsync(node, expected: true); // the registry follows the journal: wait until it has the device
 
         await OrchProcess.OkAsync(node, output, "device", "decommission", "old-1", "--reason", "returned to the vendor");
 
@@ -37,7 +50,7 @@ public sealed class DecommissionTests(ITestOutputHelper output)
         Assert.Equal(v1.InventoryDigest, Releases.ClientDigest(d));
 
         // Out of the fleet views, history kept, and the reason in it.
-        Assert.DoesNotContain("old-1", (await OrchProcess.OkAsync(node, output, "device", "list")).Output);
+        await ListedAsync(node, expected: false);
         var show = await OrchProcess.OkAsync(node, output, "device", "show", "old-1");
         Assert.Contains("decommissioned", show.Output);
         var history = await OrchProcess.OkAsync(node, output, "device", "history", "old-1");
