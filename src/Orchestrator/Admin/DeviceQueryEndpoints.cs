@@ -48,6 +48,14 @@ public static class DeviceQueryEndpoints
         : HttpProblems.Problem(StatusCodes.Status400BadRequest, "invalid_device_id",
             $"Device id '{deviceId}' is invalid: it must match {DeviceIdRules.Pattern} (1-128 characters of letters, digits, '.', '_', ':', '-', starting with a letter or digit).");
 
+    /// <summary>The device actor's answer to an operator command: 200 accepted, 409 with its reason, 500 for anything else.</summary>
+    private static IResult CommandResult(object answer) => answer switch
+    {
+        DeviceCommandAccepted ok => AdminResults.Ok(ok),
+        DeviceCommandRejected no => HttpProblems.Problem(StatusCodes.Status409Conflict, no.Code, no.Message),
+        _ => HttpProblems.Problem(StatusCodes.Status500InternalServerError, "unexpected_answer", $"The device actor answered {answer.GetType().Name}."),
+    };
+
     private static IResult BadQuery(string name, string value, string expected) =>
         HttpProblems.Problem(StatusCodes.Status400BadRequest, "invalid_query", $"Query parameter {name}='{value}' is invalid: {expected}.");
 
@@ -133,12 +141,7 @@ public static class DeviceQueryEndpoints
             return HttpProblems.Problem(StatusCodes.Status400BadRequest, "invalid_registration", $"Registration refused, nothing changed: {ex.Message}");
         }
         var answer = await region.ActorRef.Ask<object>(command, settings.Gateway.DeviceAskTimeout, ctx.RequestAborted).ConfigureAwait(false);
-        return answer switch
-        {
-            DeviceCommandAccepted ok => AdminResults.Ok(ok),
-            DeviceCommandRejected no => HttpProblems.Problem(StatusCodes.Status409Conflict, no.Code, no.Message),
-            _ => HttpProblems.Problem(StatusCodes.Status500InternalServerError, "unexpected_answer", $"The device actor answered {answer.GetType().Name}."),
-        };
+        return CommandResult(answer);
     }
 
     private static async Task<IResult> SetProductAsync(string deviceId, HttpContext ctx, IRequiredActor<DeviceShardRegion> region, NodeSettings settings,
@@ -153,12 +156,7 @@ public static class DeviceQueryEndpoints
                 $"product '{body.Product}' is not a valid product name (letters, digits, '.', '_', '-', at most 64); nothing changed.");
         var answer = await region.ActorRef.Ask<object>(new SetDeviceProduct(deviceId, body.Product, string.IsNullOrWhiteSpace(body.Operator) ? "admin-api" : body.Operator,
             clock.GetUtcNow()), settings.Gateway.DeviceAskTimeout, ctx.RequestAborted).ConfigureAwait(false);
-        return answer switch
-        {
-            DeviceCommandAccepted ok => AdminResults.Ok(ok),
-            DeviceCommandRejected no => HttpProblems.Problem(StatusCodes.Status409Conflict, no.Code, no.Message),
-            _ => HttpProblems.Problem(StatusCodes.Status500InternalServerError, "unexpected_answer", $"The device actor answered {answer.GetType().Name}."),
-        };
+        return CommandResult(answer);
     }
 
     // The credential goes first: once it is revoked (on every node, see DeviceCredentialStore) the device cannot act,
@@ -181,12 +179,7 @@ public static class DeviceQueryEndpoints
         var who = ctx.Items[Audit.AuditMiddleware.TokenItem] as string ?? "admin-api";
         var answer = await region.ActorRef.Ask<object>(new DecommissionDevice(deviceId, who, body.Reason.Trim(), clock.GetUtcNow()),
             settings.Gateway.DeviceAskTimeout, ctx.RequestAborted).ConfigureAwait(false);
-        return answer switch
-        {
-            DeviceCommandAccepted ok => AdminResults.Ok(ok),
-            DeviceCommandRejected no => HttpProblems.Problem(StatusCodes.Status409Conflict, no.Code, no.Message),
-            _ => HttpProblems.Problem(StatusCodes.Status500InternalServerError, "unexpected_answer", $"The device actor answered {answer.GetType().Name}."),
-        };
+        return CommandResult(answer);
     }
 
     /// <summary>State counts, version distribution and failure reasons for the dashboard.</summary>
