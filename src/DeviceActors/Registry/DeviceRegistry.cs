@@ -15,7 +15,8 @@ namespace Orchestrator.DeviceActors.Registry;
 /// <see cref="DeviceEventTagger.AllDevicesTag"/>, live), folds them with the same
 /// <see cref="DeviceStateMachine.Apply"/> the actors use, and answers <see cref="QueryDevices"/> by status,
 /// installed version, tag and rollout. It is rebuilt from the journal on start (no stored offset): memory is one
-/// <see cref="DeviceState"/> per device, and answers lag the journal by about the query refresh interval.
+/// compact <see cref="DeviceRow"/> per device (it runs on every gateway, so it is sized for the whole fleet), and
+/// answers lag the journal by about the query refresh interval.
 /// Run one per node that needs it (e.g. gateway/admin), or as a cluster singleton.
 /// </summary>
 public sealed class DeviceRegistry : ReceiveActor, IWithTimers
@@ -23,7 +24,8 @@ public sealed class DeviceRegistry : ReceiveActor, IWithTimers
     /// <summary>Plugin id of the Akka.Persistence.Sql read journal.</summary>
     public const string ReadJournalPluginId = "akka.persistence.query.journal.sql";
 
-    private readonly Dictionary<string, DeviceState> _devices = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, DeviceRow> _devices = new(StringComparer.Ordinal);
+    private readonly RowValues _values = new();
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private long _offset;
     private long _eventsApplied;
@@ -73,25 +75,22 @@ public sealed class DeviceRegistry : ReceiveActor, IWithTimers
             _offset = s.Value;
         }
         if (e.Event is not IDeviceEvent evt || !e.PersistenceId.StartsWith(DeviceActor.PersistenceIdPrefix, StringComparison.Ordinal)) return;
-        var id = e.PersistenceId[DeviceActor.PersistenceIdPrefix.Length..];
-        if (!_devices.TryGetValue(id, out var state)) state = DeviceState.Initial(id);
-        _devices[id] = DeviceStateMachine.Apply(state, evt, e.SequenceNr);
+        // Looked up by span: one id string per device (the key), not one per event.
+        var id = e.PersistenceId.AsSpan(DeviceActor.PersistenceIdPrefix.Length);
+        if (!_devices.GetAlternateLookup<ReadOnlySpan<char>>().TryGetValue(id, out var row))
+        {
+            var key = DeviceState.Initial(id.ToString()).DeviceId; // validates the id as the actors do
+            _devices[key] = row = new DeviceRow(key);
+        }
+        row.Apply(evt, e.SequenceNr, _values);
         _eventsApplied++;
     }
 
     private DeviceList Answer(QueryDevices q)
     {
         // Decommissioned devices leave every fleet view (lists, rollouts, dashboard); their history stays readable.
-        var matches = _devices.Values.Where(s => s.Decommissioned is null &&
-                (q.Status is null || s.Status == q.Status) &&
-                (q.InstalledVersionId is null || s.InstalledVersionId == q.InstalledVersionId) &&
-                (q.Tag is null || s.Tags.Contains(q.Tag, StringComparer.Ordinal)) &&
-                (q.RolloutId is null || s.Target?.RolloutId == q.RolloutId))
-            .ToList();
-        var page = matches.OrderBy(s => s.DeviceId, StringComparer.Ordinal).Take(q.Limit)
-            .Select(s => new DeviceSummary(s.DeviceId, s.Status, s.Product, s.InstalledVersionId, s.Tags, s.Target?.RolloutId,
-                s.Target?.VersionId, s.FailedAttempts, s.LastSeen, s.Stale, s.FloorVersionId, s.UpdaterLost is not null))
-            .ToList();
+        var matches = _devices.Values.Where(r => !r.Decommissioned && r.Matches(q)).ToList();
+        var page = matches.OrderBy(r => r.DeviceId, StringComparer.Ordinal).Take(q.Limit).Select(r => r.ToSummary()).ToList();
         return new DeviceList(page, matches.Count, _eventsApplied);
     }
 

@@ -1,0 +1,130 @@
+using Orchestrator.DeviceActors.State;
+using Orchestrator.Messages.Devices;
+
+namespace Orchestrator.DeviceActors.Registry;
+
+/// <summary>
+/// The registry's compact row of one device: what <see cref="DeviceSummary"/> and the <see cref="QueryDevices"/>
+/// filters read, plus the few fields <see cref="DeviceStateMachine.Apply"/> reads to derive them (the current work, the
+/// status to resume after Offline). Ids and numbers are stored inline; product, tag lists, assignments and work items
+/// are the <see cref="RowValues"/>' shared instances, so a fleet on one release costs no string per device beyond its id.
+/// Everything else of <see cref="DeviceState"/> (digests, agent version, progress, last failure, request sequence) is
+/// the actor's business and is not kept: the registry is a list, the actor is the record.
+/// </summary>
+internal sealed class DeviceRow(string deviceId)
+{
+    private const byte NoStatus = byte.MaxValue;
+    private const byte StaleFlag = 1, UpdaterLostFlag = 2, DecommissionedFlag = 4;
+
+    // Stand-ins for fields the row keeps only as a flag: Apply only ever replaces or clears them.
+    private static readonly UpdaterLoss LostMarker = new(string.Empty, default);
+    private static readonly DateTimeOffset DecommissionedMarker = DateTimeOffset.MinValue;
+
+    private string? _product;
+    private IReadOnlyList<string> _tags = [];
+    private TargetAssignment? _target;
+    private WorkItem? _work;
+    private long _installedVersionId;
+    private long _floorVersionId;
+    private long _lastSeenUtcTicks = -1;
+    private int _failedAttempts;
+    private byte _status;
+    private byte _statusBeforeOffline = NoStatus;
+    private byte _flags;
+
+    /// <summary>Device id (the same string instance as the registry's key).</summary>
+    public string DeviceId { get; } = deviceId;
+
+    /// <summary>The device was decommissioned; it leaves every fleet view.</summary>
+    public bool Decommissioned => (_flags & DecommissionedFlag) != 0;
+
+    /// <summary>Folds <paramref name="e"/> with the actors' own <see cref="DeviceStateMachine.Apply"/> and keeps the result's row fields.</summary>
+    public void Apply(IDeviceEvent e, long sequenceNr, RowValues values) => Set(DeviceStateMachine.Apply(ToFoldState(), e, sequenceNr), values);
+
+    /// <summary>True when every filter of <paramref name="q"/> that is set matches.</summary>
+    public bool Matches(QueryDevices q) =>
+        (q.Status is null || (DeviceStatus)_status == q.Status) &&
+        (q.InstalledVersionId is null || _installedVersionId == q.InstalledVersionId) &&
+        (q.Tag is null || _tags.Contains(q.Tag, StringComparer.Ordinal)) &&
+        (q.RolloutId is null || _target?.RolloutId == q.RolloutId);
+
+    /// <summary>The row as the registry answers it.</summary>
+    public DeviceSummary ToSummary() => new(DeviceId, (DeviceStatus)_status, _product, _installedVersionId, _tags, _target?.RolloutId,
+        _target?.VersionId, _failedAttempts, LastSeen, (_flags & StaleFlag) != 0, _floorVersionId, (_flags & UpdaterLostFlag) != 0);
+
+    private DateTimeOffset? LastSeen => _lastSeenUtcTicks < 0 ? null : new DateTimeOffset(_lastSeenUtcTicks, TimeSpan.Zero);
+
+    // The state Apply needs to derive the row's fields; the fields the row does not keep are empty, which Apply never
+    // reads for them (it reads the current work, target, status, floor and attempt count).
+    private DeviceState ToFoldState() => new(DeviceId, (DeviceStatus)_status, _product, _tags, _installedVersionId, null, null, _target, _work,
+        null, _failedAttempts, null, _statusBeforeOffline == NoStatus ? null : (DeviceStatus)_statusBeforeOffline, LastSeen, 0, 0,
+        _floorVersionId, (_flags & StaleFlag) != 0, (_flags & UpdaterLostFlag) != 0 ? LostMarker : null,
+        (_flags & DecommissionedFlag) != 0 ? DecommissionedMarker : null);
+
+    private void Set(DeviceState s, RowValues values)
+    {
+        _status = (byte)s.Status;
+        _statusBeforeOffline = s.StatusBeforeOffline is { } before ? (byte)before : NoStatus;
+        _product = values.Intern(s.Product);
+        if (!ReferenceEquals(s.Tags, _tags)) _tags = values.Intern(s.Tags);
+        if (!ReferenceEquals(s.Target, _target)) _target = values.Intern(s.Target);
+        if (!ReferenceEquals(s.Work, _work)) _work = values.Intern(s.Work);
+        _installedVersionId = s.InstalledVersionId;
+        _floorVersionId = s.FloorVersionId;
+        _lastSeenUtcTicks = s.LastSeen is { } seen ? seen.UtcTicks : -1;
+        _failedAttempts = s.FailedAttempts;
+        _flags = (byte)((s.Stale ? StaleFlag : 0) | (s.UpdaterLost is not null ? UpdaterLostFlag : 0) | (s.Decommissioned is not null ? DecommissionedFlag : 0));
+    }
+}
+
+/// <summary>
+/// One shared instance per distinct value of the registry's rows (products, tag lists, assignments, work items): a
+/// fleet has few of each, and every event deserializes its own copies. Grows with the distinct values, never with devices.
+/// </summary>
+internal sealed class RowValues
+{
+    private readonly Dictionary<string, string> _strings = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, IReadOnlyList<string>> _tagLists = new(StringComparer.Ordinal);
+    private readonly Dictionary<TargetAssignment, TargetAssignment> _targets = [];
+    private readonly Dictionary<(WorkKind, string, long, string), WorkItem> _work = [];
+
+    /// <summary>The shared copy of <paramref name="s"/>.</summary>
+    public string? Intern(string? s)
+    {
+        if (s is null) return null;
+        if (_strings.TryGetValue(s, out var shared)) return shared;
+        _strings[s] = s;
+        return s;
+    }
+
+    /// <summary>The shared copy of a tag list (same tags, same order).</summary>
+    public IReadOnlyList<string> Intern(IReadOnlyList<string> tags)
+    {
+        if (tags.Count == 0) return [];
+        var key = string.Join('\n', tags); // tags never contain a line break (DeviceTagRules)
+        if (_tagLists.TryGetValue(key, out var shared)) return shared;
+        var copy = tags.Select(t => Intern(t)!).ToArray();
+        _tagLists[key] = copy;
+        return copy;
+    }
+
+    /// <summary>The shared copy of an assignment (records compare by value).</summary>
+    public TargetAssignment? Intern(TargetAssignment? t)
+    {
+        if (t is null) return null;
+        if (_targets.TryGetValue(t, out var shared)) return shared;
+        _targets[t] = t;
+        return t;
+    }
+
+    /// <summary>The shared copy of a work item without repair files; a repair's file list is the device's own.</summary>
+    public WorkItem? Intern(WorkItem? w)
+    {
+        if (w is null || w.RepairFiles.Count > 0) return w;
+        // Keyed without the (empty) file list: records compare lists by reference, and every event brings its own.
+        var key = (w.Kind, w.Version, w.VersionId, w.ManifestPath);
+        if (_work.TryGetValue(key, out var shared)) return shared;
+        _work[key] = w;
+        return w;
+    }
+}
