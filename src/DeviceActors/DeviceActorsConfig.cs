@@ -39,6 +39,7 @@ public static class DeviceActorsConfig
         var eventInterface = Quote("Orchestrator.Messages.Devices.IDeviceEvent, Orchestrator.Messages");
         var readIsolation = ReadIsolationLevel(options.Backend);
         var journalClass = Quote(typeof(DeviceJournal).AssemblyQualifiedName!.Split(", Version")[0]);
+        var snapshotClass = Quote(typeof(DeviceSnapshotStore).AssemblyQualifiedName!.Split(", Version")[0]);
         var backend = options.Backend == PersistenceBackend.Sqlite ? "sqlite" : "postgresql";
         return string.Create(CultureInfo.InvariantCulture, $$"""
             akka.persistence {
@@ -77,6 +78,10 @@ public static class DeviceActorsConfig
               snapshot-store {
                 plugin = "akka.persistence.snapshot-store.sql"
                 sql {
+                  # The plugin's store with our recovery read (DeviceSnapshotStore); tables and writes are the plugin's.
+                  class = {{snapshotClass}}
+                  device-backend = {{backend}}
+                  device-schema = {{schema}}
                   connection-string = {{cs}}
                   provider-name = {{provider}}
                   table-mapping = default

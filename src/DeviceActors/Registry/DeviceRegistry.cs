@@ -33,6 +33,14 @@ public sealed class DeviceRegistry : ReceiveActor, IWithTimers
     /// <summary>Props of the registry.</summary>
     public static Props Props() => Akka.Actor.Props.Create(() => new DeviceRegistry());
 
+    /// <summary>
+    /// Props of a stand-in that forwards every query to <paramref name="registry"/>: for a component that wants the
+    /// registry as its own child (the rollout coordinator) on a node that already runs one, so the node folds the
+    /// journal and keeps a row per device once, not twice.
+    /// </summary>
+    /// <param name="registry">The node's registry.</param>
+    public static Props ForwardingTo(IActorRef registry) => Akka.Actor.Props.Create(() => new Forwarder(registry));
+
     /// <summary>Creates the registry; use <see cref="Props"/>.</summary>
     public DeviceRegistry()
     {
@@ -92,6 +100,11 @@ public sealed class DeviceRegistry : ReceiveActor, IWithTimers
         var matches = _devices.Values.Where(r => !r.Decommissioned && r.Matches(q)).ToList();
         var page = matches.OrderBy(r => r.DeviceId, StringComparer.Ordinal).Take(q.Limit).Select(r => r.ToSummary()).ToList();
         return new DeviceList(page, matches.Count, _eventsApplied);
+    }
+
+    private sealed class Forwarder : ReceiveActor
+    {
+        public Forwarder(IActorRef registry) => ReceiveAny(m => registry.Forward(m));
     }
 
     // Stream protocol messages: local to this actor and its stream, never serialized.

@@ -6,6 +6,7 @@ using Orchestrator.ChunkStore.Actors;
 using Orchestrator.ChunkStore.Actors.Backends;
 using Orchestrator.DeviceActors;
 using Orchestrator.DeviceActors.Persistence;
+using Orchestrator.DeviceActors.Registry;
 using Orchestrator.DeviceActors.Sharding;
 using Orchestrator.Node.Channels;
 using Orchestrator.Node.Gateway;
@@ -90,8 +91,8 @@ public static class AkkaBootstrap
                     : await DeviceSharding.StartProxy(system).ConfigureAwait(false);
                 registry.Register<DeviceShardRegion>(devices);
                 // The admin API's device queries and the dashboard read the registry read model (gateway nodes serve them).
-                if (settings.HasRole(NodeRoles.Gateway))
-                    registry.Register<DeviceRegistryActor>(DeviceSharding.StartRegistry(system));
+                var deviceRegistry = settings.HasRole(NodeRoles.Gateway) ? DeviceSharding.StartRegistry(system) : null;
+                if (deviceRegistry is not null) registry.Register<DeviceRegistryActor>(deviceRegistry);
                 // Channel directory singleton next to the rollouts that move channels; every node gets a proxy and a cache.
                 var channels = ChannelHosting.Start(system, channelCache,
                     ChannelSettings.Default with { RefreshInterval = settings.Gateway.ChannelRefreshInterval }, settings.HasRole(NodeRoles.Rollouts));
@@ -99,7 +100,9 @@ public static class AkkaBootstrap
                 // Rollout coordinator singleton on 'rollouts' nodes; every node gets a proxy for the admin API.
                 registry.Register<RolloutCoordinatorProxy>(
                     RolloutHosting.Start(system, devices, RolloutSettings.Default with { RegistryQueryLimit = settings.Devices.RegistryQueryLimit },
-                        settings.HasRole(NodeRoles.Rollouts), channels: channels));
+                        settings.HasRole(NodeRoles.Rollouts),
+                        // A coordinator on this node shares the gateway's registry (one row per device per node, not two).
+                        registryProps: deviceRegistry is null ? null : DeviceRegistry.ForwardingTo(deviceRegistry), channels: channels));
             });
             if (node.SeedNodes.Count == 0)
             {

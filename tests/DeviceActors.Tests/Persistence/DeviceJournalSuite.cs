@@ -37,6 +37,39 @@ public abstract class DeviceJournalSuite<TSelf>(ITestOutputHelper output) : Data
         new(payloads.Select((p, i) => (IPersistentRepresentation)new Persistent(p, fromSeq + i, pid, string.Empty, false, ActorRefs.NoSender, "w")).ToImmutableList());
 
     [BackendFact]
+    public async Task Snapshot_store_reads_the_latest_snapshot_the_plugin_saved_and_keeps_the_plugins_other_selections()
+    {
+        var kit = Kit();
+        Assert.StartsWith(typeof(DeviceSnapshotStore).FullName!, kit.Sys.Settings.Config.GetString("akka.persistence.snapshot-store.sql.class"));
+        var store = Akka.Persistence.Persistence.Instance.Apply(kit.Sys).SnapshotStoreFor(null);
+        var probe = kit.CreateTestProbe();
+        var first = new DeviceSnapshot(DeviceState.Initial("s-a") with { Product = "acme", InstalledVersionId = 3 }, T0);
+        var second = new DeviceSnapshot(DeviceState.Initial("s-a") with { Product = "acme", InstalledVersionId = 4 }, T0.AddMinutes(1));
+        var t1 = new DateTime(2026, 1, 1, 0, 0, 0, DateTimeKind.Utc);
+        store.Tell(new SaveSnapshot(new SnapshotMetadata("device-s-a", 5, t1), first), probe);
+        probe.ExpectMsg<SaveSnapshotSuccess>(Wait);
+        store.Tell(new SaveSnapshot(new SnapshotMetadata("device-s-a", 9, t1.AddMinutes(1)), second), probe);
+        probe.ExpectMsg<SaveSnapshotSuccess>(Wait);
+
+        // Latest (every recovery's criteria): our own read.
+        store.Tell(new LoadSnapshot("device-s-a", SnapshotSelectionCriteria.Latest, long.MaxValue), probe);
+        var latest = probe.ExpectMsg<LoadSnapshotResult>(Wait).Snapshot!;
+        Assert.Equal(("device-s-a", 9L, t1.AddMinutes(1).Ticks), (latest.Metadata.PersistenceId, latest.Metadata.SequenceNr, latest.Metadata.Timestamp.Ticks));
+        Assert.Equal(second.State with { Tags = [] }, ((DeviceSnapshot)latest.Snapshot).State with { Tags = [] });
+        Assert.Equal(second.LastHeard, ((DeviceSnapshot)latest.Snapshot).LastHeard);
+        // Up to a sequence number: the plugin's query.
+        store.Tell(new LoadSnapshot("device-s-a", new SnapshotSelectionCriteria(8), long.MaxValue), probe);
+        Assert.Equal(5L, probe.ExpectMsg<LoadSnapshotResult>(Wait).Snapshot!.Metadata.SequenceNr);
+        // None stored.
+        store.Tell(new LoadSnapshot("device-none", SnapshotSelectionCriteria.Latest, long.MaxValue), probe);
+        Assert.Null(probe.ExpectMsg<LoadSnapshotResult>(Wait).Snapshot);
+
+        // A recovering actor starts from the latest snapshot.
+        var state = await kit.Sys.ActorOf(DeviceActor.Props("s-a", Settings)).Ask<DeviceState>(new GetDeviceState("s-a"), Wait);
+        Assert.Equal(4, state.InstalledVersionId);
+    }
+
+    [BackendFact]
     public async Task Rows_are_the_plugins_rows_and_the_plugins_read_journal_and_recovery_read_them()
     {
         var kit = Kit();
@@ -313,6 +346,7 @@ public abstract class DeviceJournalSuite<TSelf>(ITestOutputHelper output) : Data
         public override Task Replay(string persistenceId, long fromSequenceNr, long toSequenceNr, long max, Action<StoredJournalRow> onRow, CancellationToken ct) =>
             inner.Replay(persistenceId, fromSequenceNr, toSequenceNr, max, onRow, ct);
         public override Task DeleteTo(string persistenceId, long toSequenceNr, CancellationToken ct) => inner.DeleteTo(persistenceId, toSequenceNr, ct);
+        public override Task<StoredSnapshotRow?> LatestSnapshot(string persistenceId, CancellationToken ct) => inner.LatestSnapshot(persistenceId, ct);
 
         private sealed class Writer(RecordingStore owner, IJournalBatchWriter inner) : IJournalBatchWriter
         {

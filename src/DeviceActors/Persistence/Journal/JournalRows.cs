@@ -26,6 +26,9 @@ internal sealed record JournalRowToWrite(
 internal sealed record StoredJournalRow(
     long Ordering, long Created, bool Deleted, string PersistenceId, long SequenceNr, byte[] Message, string? Manifest, int? Identifier, string? WriterUuid);
 
+/// <summary>A row of Akka.Persistence.Sql's <c>snapshot</c> table (default mapping; <c>created</c> in ticks).</summary>
+internal sealed record StoredSnapshotRow(string PersistenceId, long SequenceNr, long Created, byte[] Snapshot, string? Manifest, int? SerializerId);
+
 /// <summary>
 /// Rows that are committed together or not at all (one AtomicWrite, or one actor's WriteMessages), waiting for a
 /// writer. <see cref="Settle"/> is called once, after the commit or with the error, on a thread-pool thread.

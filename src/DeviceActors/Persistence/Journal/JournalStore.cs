@@ -62,6 +62,12 @@ internal abstract class JournalStore : IAsyncDisposable
     public abstract Task Replay(string persistenceId, long fromSequenceNr, long toSequenceNr, long max, Action<StoredJournalRow> onRow, CancellationToken ct);
 
     /// <summary>
+    /// The newest row of <paramref name="persistenceId"/> in the plugin's <c>snapshot</c> table, null if none: the one
+    /// read of a recovery from a snapshot, as one plain statement instead of the plugin's LINQ query.
+    /// </summary>
+    public abstract Task<StoredSnapshotRow?> LatestSnapshot(string persistenceId, CancellationToken ct);
+
+    /// <summary>
     /// The plugin's delete: mark rows up to <paramref name="toSequenceNr"/> deleted, physically delete those below the
     /// highest marked one (so the highest sequence number survives), delete their tag rows; one transaction.
     /// </summary>

@@ -16,6 +16,7 @@ internal sealed class PostgresJournalStore : JournalStore
     private readonly NpgsqlDataSource _dataSource;
     private readonly string _journal;
     private readonly string _tags;
+    private readonly string _snapshot;
     private readonly string? _schema;
 
     /// <inheritdoc />
@@ -31,6 +32,7 @@ internal sealed class PostgresJournalStore : JournalStore
         var prefix = schema is null ? "" : $"\"{schema}\".";
         _journal = prefix + "journal";
         _tags = prefix + "tags";
+        _snapshot = prefix + "snapshot";
     }
 
     /// <inheritdoc />
@@ -97,6 +99,18 @@ internal sealed class PostgresJournalStore : JournalStore
         cmd.Parameters.Add(new NpgsqlParameter<string> { TypedValue = persistenceId });
         cmd.Parameters.Add(new NpgsqlParameter<long> { TypedValue = fromSequenceNr });
         return await cmd.ExecuteScalarAsync(ct) is long max ? max : 0;
+    }
+
+    /// <inheritdoc />
+    public override async Task<StoredSnapshotRow?> LatestSnapshot(string persistenceId, CancellationToken ct)
+    {
+        await using var cmd = _dataSource.CreateCommand("SELECT persistence_id, sequence_number, created, snapshot, manifest, serializer_id " +
+                                                        $"FROM {_snapshot} WHERE persistence_id = $1 ORDER BY sequence_number DESC LIMIT 1");
+        cmd.Parameters.Add(new NpgsqlParameter<string> { TypedValue = persistenceId });
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        if (!await r.ReadAsync(ct)) return null;
+        return new StoredSnapshotRow(r.GetString(0), r.GetInt64(1), r.GetInt64(2), (byte[])r.GetValue(3),
+            r.IsDBNull(4) ? null : r.GetString(4), r.IsDBNull(5) ? null : r.GetInt32(5));
     }
 
     /// <inheritdoc />

@@ -122,6 +122,20 @@ internal sealed class SqliteJournalStore(string connectionString, long walLimitB
     }
 
     /// <inheritdoc />
+    public override async Task<StoredSnapshotRow?> LatestSnapshot(string persistenceId, CancellationToken ct)
+    {
+        await using var c = await Open(ct);
+        await using var cmd = c.CreateCommand();
+        cmd.CommandText = "SELECT persistence_id, sequence_number, created, snapshot, manifest, serializer_id " +
+                          "FROM snapshot WHERE persistence_id = $p ORDER BY sequence_number DESC LIMIT 1";
+        cmd.Parameters.Add("$p", SqliteType.Text).Value = persistenceId;
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        if (!await r.ReadAsync(ct)) return null;
+        return new StoredSnapshotRow(r.GetString(0), r.GetInt64(1), r.GetInt64(2), (byte[])r.GetValue(3),
+            r.IsDBNull(4) ? null : r.GetString(4), r.IsDBNull(5) ? null : r.GetInt32(5));
+    }
+
+    /// <inheritdoc />
     public override async Task DeleteTo(string persistenceId, long toSequenceNr, CancellationToken ct)
     {
         await using var c = await Open(ct);
