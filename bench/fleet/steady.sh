@@ -8,6 +8,8 @@
 # minimal ASP.NET Core endpoint with the same HMAC check against the N keys and the same answer bytes, under the same
 # client. Nothing is assigned, so every check-in is "nothing to do". The last line is one JSON object.
 # Env: CONCURRENCY (64), MAX_SECONDS (20), FIXED_SECONDS (120), RATE (N/300), STEADY_WORK (work folder, default under /tmp).
+# Storm: STORM_SECONDS (0 = off) runs STORM_FACTOR (3) x the measured maximum, open loop, from half the devices while the
+# other half keep their cadence; STORM_MAX_IN_FLIGHT (8192) caps the client. Reports refusals with Retry-After, peak RSS.
 # Output goes to bench/results/fleet-steady-<N>[-STEADY_TAG].txt as well. Wrap in flock on shared machines.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"

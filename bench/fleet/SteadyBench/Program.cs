@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
+using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
@@ -54,18 +55,60 @@ sealed record Phase(string Name, int Requests, int Errors, double Seconds, doubl
 
 sealed class Load(HttpClient http, string[] ids, byte[][] keys)
 {
-    private async Task<(int Status, double Ms)> OneAsync(int device, long startTicks)
+    private Task<(int Status, double Ms)> OneAsync(int device, long startTicks) => OneAsync(http, device, startTicks, null);
+
+    // Status 0: no answer (connection refused, reset, or the client's timeout). refusals counts 429/503 answers that carry Retry-After.
+    private async Task<(int Status, double Ms)> OneAsync(HttpClient client, int device, long startTicks, StrongBox<int>? refusals)
     {
         using var request = CheckIns.Build(ids[device], keys[device]);
         try
         {
-            using var response = await http.SendAsync(request, HttpCompletionOption.ResponseContentRead);
+            using var response = await client.SendAsync(request, HttpCompletionOption.ResponseContentRead);
             await response.Content.ReadAsByteArrayAsync();
-            return ((int)response.StatusCode, Stopwatch.GetElapsedTime(startTicks).TotalMilliseconds);
+            var status = (int)response.StatusCode;
+            if (refusals is not null && status is 429 or 503 && response.Headers.RetryAfter is not null) Interlocked.Increment(ref refusals.Value);
+            return (status, Stopwatch.GetElapsedTime(startTicks).TotalMilliseconds);
         }
         catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
         {
             return (0, Stopwatch.GetElapsedTime(startTicks).TotalMilliseconds);
+        }
+    }
+
+    /// <summary>
+    /// Open loop at <paramref name="rate"/> on <paramref name="client"/> (its own connection limit), devices from
+    /// <paramref name="firstDevice"/> on; a storm does not slow down when the node refuses. At most
+    /// <paramref name="maxInFlight"/> requests are outstanding: beyond that a due check-in is counted as not sent, so the
+    /// client's own queue never stands in for the node's. Returns the phase, the refusals that carried Retry-After, and
+    /// the check-ins not sent.
+    /// </summary>
+    public async Task<(Phase Phase, int RefusedWithRetryAfter, int NotSent)> StormAsync(string name, HttpClient client, double rate, TimeSpan duration,
+        int firstDevice, int maxInFlight)
+    {
+        var count = (int)(rate * duration.TotalSeconds);
+        var tasks = new List<Task<(int Status, double Ms)>>(count);
+        var refusals = new StrongBox<int>();
+        var inFlight = 0;
+        var notSent = 0;
+        var start = Stopwatch.GetTimestamp();
+        for (var i = 0; i < count; i++)
+        {
+            var due = start + (long)(i / rate * Stopwatch.Frequency);
+            var wait = due - Stopwatch.GetTimestamp();
+            if (wait > Stopwatch.Frequency / 1000) await Task.Delay(TimeSpan.FromSeconds((double)wait / Stopwatch.Frequency));
+            if (Volatile.Read(ref inFlight) >= maxInFlight) { notSent++; continue; }
+            Interlocked.Increment(ref inFlight);
+            tasks.Add(Run((firstDevice + i) % ids.Length, due));
+        }
+        var results = await Task.WhenAll(tasks);
+        var seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
+        var statuses = results.GroupBy(r => r.Status).ToDictionary(g => g.Key, g => g.Count());
+        return (Summarize(name, results.Select(r => r.Ms), [statuses], seconds), refusals.Value, notSent);
+
+        async Task<(int, double)> Run(int device, long due)
+        {
+            try { return await OneAsync(client, device, due, refusals); }
+            finally { Interlocked.Decrement(ref inFlight); }
         }
     }
 
@@ -129,6 +172,7 @@ sealed class NodeProcess(string dll, string work, int port, string tokenSha) : I
 {
     private Process? _process;
     public int Pid => _process!.Id;
+    public bool Alive => _process is { HasExited: false };
     public string Url => $"http://127.0.0.1:{port}";
 
     public async Task StartAsync(HttpClient http)
@@ -287,6 +331,55 @@ static class Bench
         var bytesPerDevice = (rssLoaded - rssEmpty) / (double)n;
         Console.WriteLine($"RSS {rssLoaded / 1048576.0:0.0} MiB with {n} devices checked in (full GC: {gcLoaded is not null}): {bytesPerDevice:0} bytes per device over the empty node");
 
+        // Storm (STORM_SECONDS > 0): STORM_FACTOR x the node's measured maximum, open loop, from the devices after the first
+        // half, while the first half keeps its cadence (the fixed rate) on its own client; RSS sampled every 500 ms.
+        var stormSeconds = Env.Get("STORM_SECONDS", 0);
+        Dictionary<string, object>? storm = null;
+        if (stormSeconds > 0)
+        {
+            var factor = Env.Get("STORM_FACTOR", 3);
+            var stormRate = factor * max.PerSecond;
+            using var stormHttp = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 8192, PooledConnectionLifetime = TimeSpan.FromMinutes(30) })
+                { BaseAddress = new Uri(node.Url), Timeout = TimeSpan.FromSeconds(30) };
+            var peakRss = node.RssBytes();
+            using var sampling = new CancellationTokenSource();
+            var sampler = Task.Run(async () =>
+            {
+                while (!sampling.IsCancellationRequested)
+                {
+                    try { peakRss = Math.Max(peakRss, node.RssBytes()); await Task.Delay(500, sampling.Token); }
+                    catch (OperationCanceledException) { }
+                }
+            });
+            var half = n / 2;
+            var cadenceLoad = new Load(nodeHttp, ids[..half], keys[..half]);
+            var stormTask = load.StormAsync($"storm {stormRate:0}/s ({factor:0.#}x max)", stormHttp, stormRate, TimeSpan.FromSeconds(stormSeconds), half,
+                (int)Env.Get("STORM_MAX_IN_FLIGHT", 8192));
+            var cadence = await cadenceLoad.FixedRateAsync($"cadence {rate / 2:0.#}/s during the storm", rate / 2, TimeSpan.FromSeconds(stormSeconds), 0);
+            var (stormPhase, refusedWithRetryAfter, notSent) = await stormTask;
+            sampling.Cancel();
+            await sampler;
+            Console.WriteLine(stormPhase);
+            Console.WriteLine(cadence);
+            using var after1 = CheckIns.Build(ids[0], keys[0]);
+            var alive = node.Alive && (await nodeHttp.SendAsync(after1)).IsSuccessStatusCode;
+            Console.WriteLine($"storm: {refusedWithRetryAfter} refusals with Retry-After, {notSent} not sent (client cap), peak RSS {peakRss / 1048576.0:0.0} MiB, " +
+                              $"node answering afterwards: {alive}");
+            storm = new Dictionary<string, object>
+            {
+                ["stormOfferedPerSecond"] = Math.Round(stormRate),
+                ["stormSentPerSecond"] = Math.Round(stormPhase.PerSecond),
+                ["stormStatuses"] = stormPhase.Statuses.ToDictionary(s => s.Key.ToString(CultureInfo.InvariantCulture), s => s.Value),
+                ["stormRefusedWithRetryAfter"] = refusedWithRetryAfter,
+                ["stormNotSent"] = notSent,
+                ["stormCadenceP99Ms"] = Math.Round(cadence.P99Ms, 1),
+                ["stormCadenceP50Ms"] = Math.Round(cadence.P50Ms, 1),
+                ["stormCadenceErrors"] = cadence.Errors,
+                ["stormPeakRssBytes"] = peakRss,
+                ["stormNodeAlive"] = alive,
+            };
+        }
+
         // Cold: a restarted node recovers every device actor from the journal on its first check-in.
         await node.StopAsync();
         await node.StartAsync(http);
@@ -345,6 +438,7 @@ static class Bench
             ["concurrency"] = concurrency,
             ["loadavg1"] = double.Parse(File.ReadAllText("/proc/loadavg").Split(' ')[0], CultureInfo.InvariantCulture),
         };
+        if (storm is not null) foreach (var (k, v) in storm) result[k] = v;
         Console.WriteLine(JsonSerializer.Serialize(result));
         return 0;
     }
