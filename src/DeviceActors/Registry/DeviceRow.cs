@@ -1,5 +1,7 @@
+using System.Collections.Immutable;
 using Orchestrator.DeviceActors.State;
 using Orchestrator.Messages.Devices;
+using Orchestrator.Messages.Protocol;
 
 namespace Orchestrator.DeviceActors.Registry;
 
@@ -24,6 +26,8 @@ internal sealed class DeviceRow(string deviceId)
     private IReadOnlyList<string> _tags = [];
     private TargetAssignment? _target;
     private WorkItem? _work;
+    private IReadOnlyDictionary<string, string>? _reportedAttributes;
+    private IReadOnlyDictionary<string, string>? _operatorAttributes;
     private long _installedVersionId;
     private long _floorVersionId;
     private long _lastSeenUtcTicks = -1;
@@ -46,11 +50,13 @@ internal sealed class DeviceRow(string deviceId)
         (q.Status is null || (DeviceStatus)_status == q.Status) &&
         (q.InstalledVersionId is null || _installedVersionId == q.InstalledVersionId) &&
         (q.Tag is null || _tags.Contains(q.Tag, StringComparer.Ordinal)) &&
-        (q.RolloutId is null || _target?.RolloutId == q.RolloutId);
+        (q.RolloutId is null || _target?.RolloutId == q.RolloutId) &&
+        (q.Attributes is null || DeviceAttributeRules.HasAll(DeviceAttributeRules.Effective(_reportedAttributes, _operatorAttributes), q.Attributes));
 
     /// <summary>The row as the registry answers it.</summary>
     public DeviceSummary ToSummary() => new(DeviceId, (DeviceStatus)_status, _product, _installedVersionId, _tags, _target?.RolloutId,
-        _target?.VersionId, _failedAttempts, LastSeen, (_flags & StaleFlag) != 0, _floorVersionId, (_flags & UpdaterLostFlag) != 0);
+        _target?.VersionId, _failedAttempts, LastSeen, (_flags & StaleFlag) != 0, _floorVersionId, (_flags & UpdaterLostFlag) != 0,
+        _reportedAttributes is null && _operatorAttributes is null ? null : DeviceAttributeRules.Effective(_reportedAttributes, _operatorAttributes));
 
     private DateTimeOffset? LastSeen => _lastSeenUtcTicks < 0 ? null : new DateTimeOffset(_lastSeenUtcTicks, TimeSpan.Zero);
 
@@ -59,7 +65,7 @@ internal sealed class DeviceRow(string deviceId)
     private DeviceState ToFoldState() => new(DeviceId, (DeviceStatus)_status, _product, _tags, _installedVersionId, null, null, _target, _work,
         null, _failedAttempts, null, _statusBeforeOffline == NoStatus ? null : (DeviceStatus)_statusBeforeOffline, LastSeen, 0, 0,
         _floorVersionId, (_flags & StaleFlag) != 0, (_flags & UpdaterLostFlag) != 0 ? LostMarker : null,
-        (_flags & DecommissionedFlag) != 0 ? DecommissionedMarker : null);
+        (_flags & DecommissionedFlag) != 0 ? DecommissionedMarker : null, _reportedAttributes, _operatorAttributes);
 
     private void Set(DeviceState s, RowValues values)
     {
@@ -69,6 +75,8 @@ internal sealed class DeviceRow(string deviceId)
         if (!ReferenceEquals(s.Tags, _tags)) _tags = values.Intern(s.Tags);
         if (!ReferenceEquals(s.Target, _target)) _target = values.Intern(s.Target);
         if (!ReferenceEquals(s.Work, _work)) _work = values.Intern(s.Work);
+        if (!ReferenceEquals(s.ReportedAttributes, _reportedAttributes)) _reportedAttributes = values.Intern(s.ReportedAttributes);
+        if (!ReferenceEquals(s.OperatorAttributes, _operatorAttributes)) _operatorAttributes = values.Intern(s.OperatorAttributes);
         _installedVersionId = s.InstalledVersionId;
         _floorVersionId = s.FloorVersionId;
         _lastSeenUtcTicks = s.LastSeen is { } seen ? seen.UtcTicks : -1;
@@ -87,6 +95,7 @@ internal sealed class RowValues
     private readonly Dictionary<string, IReadOnlyList<string>> _tagLists = new(StringComparer.Ordinal);
     private readonly Dictionary<TargetAssignment, TargetAssignment> _targets = [];
     private readonly Dictionary<(WorkKind, string, long, string), WorkItem> _work = [];
+    private readonly Dictionary<string, IReadOnlyDictionary<string, string>> _attributeSets = new(StringComparer.Ordinal);
 
     /// <summary>The shared copy of <paramref name="s"/>.</summary>
     public string? Intern(string? s)
@@ -105,6 +114,18 @@ internal sealed class RowValues
         if (_tagLists.TryGetValue(key, out var shared)) return shared;
         var copy = tags.Select(t => Intern(t)!).ToArray();
         _tagLists[key] = copy;
+        return copy;
+    }
+
+    /// <summary>The shared copy of an attribute set (same keys and values; devices of one model or site report the same).</summary>
+    public IReadOnlyDictionary<string, string>? Intern(IReadOnlyDictionary<string, string>? attributes)
+    {
+        if (attributes is null) return null;
+        // Keys and values never contain the separators (DeviceAttributeRules: no control characters).
+        var key = string.Join('\n', attributes.OrderBy(a => a.Key, StringComparer.Ordinal).Select(a => a.Key + "\u0001" + a.Value));
+        if (_attributeSets.TryGetValue(key, out var shared)) return shared;
+        var copy = attributes.ToImmutableSortedDictionary(a => Intern(a.Key)!, a => Intern(a.Value)!, StringComparer.Ordinal);
+        _attributeSets[key] = copy;
         return copy;
     }
 

@@ -60,18 +60,23 @@ public sealed class DeviceRowTests
         .. Enum.GetValues<DeviceStatus>().Select(s => new QueryDevices(s, null, null, null)),
         new(null, 3, null, null), new(null, 4, null, null), new(null, null, "eu", null), new(null, null, "us", null),
         new(null, null, null, "r1"), new(null, null, null, "r2"),
+        new(null, null, null, null, Attributes: new Dictionary<string, string> { ["site"] = "eu" }),
+        new(null, null, null, null, Attributes: new Dictionary<string, string> { ["site"] = "lab", ["model"] = "x1" }),
     ];
 
     private static bool Matches(DeviceState s, QueryDevices q) =>
         (q.Status is null || s.Status == q.Status) &&
         (q.InstalledVersionId is null || s.InstalledVersionId == q.InstalledVersionId) &&
         (q.Tag is null || s.Tags.Contains(q.Tag)) &&
-        (q.RolloutId is null || s.Target?.RolloutId == q.RolloutId);
+        (q.RolloutId is null || s.Target?.RolloutId == q.RolloutId) &&
+        (q.Attributes is null || DeviceAttributeRules.HasAll(s.Attributes, q.Attributes));
 
     private static DeviceSummary Expected(DeviceState s) => new(s.DeviceId, s.Status, s.Product, s.InstalledVersionId, s.Tags, s.Target?.RolloutId,
-        s.Target?.VersionId, s.FailedAttempts, s.LastSeen, s.Stale, s.FloorVersionId, s.UpdaterLost is not null);
+        s.Target?.VersionId, s.FailedAttempts, s.LastSeen, s.Stale, s.FloorVersionId, s.UpdaterLost is not null,
+        s.ReportedAttributes is null && s.OperatorAttributes is null ? null : s.Attributes);
 
-    private static string Project(DeviceSummary d) => d with { Tags = [] } + " tags=" + string.Join(",", d.Tags);
+    private static string Project(DeviceSummary d) => d with { Tags = [], Attributes = null } + " tags=" + string.Join(",", d.Tags) +
+        " attributes=" + (d.Attributes is null ? "none" : string.Join(",", d.Attributes.OrderBy(a => a.Key, StringComparer.Ordinal).Select(a => a.Key + "=" + a.Value)));
 
     private static IDeviceEvent RandomEvent(Random rng, DateTimeOffset at)
     {
@@ -81,7 +86,7 @@ public sealed class DeviceRowTests
         var repair = new WorkItem(WorkKind.Repair, $"{version}.0", version, $"m{version}", ["a.txt"]);
         var phase = (WorkPhase)rng.Next(3);
         var attempt = rng.Next(1, 4);
-        return rng.Next(17) switch
+        return rng.Next(19) switch
         {
             0 => new DeviceRegistered("acme", rng.Next(2) == 0 ? ["eu"] : ["us", "channel:beta"], at),
             1 or 2 or 3 => new DeviceCheckedIn("acme", version, $"d{version}", "1.0", UpdateAction.None,
@@ -98,6 +103,8 @@ public sealed class DeviceRowTests
             13 => new DeviceStaleChanged(rng.Next(2) == 0, at),
             14 => new DeviceUpdaterLost("launcher gone", at),
             15 => new DeviceUpdaterRestored(at),
+            16 => new DeviceAttributesReported(new Dictionary<string, string> { ["site"] = rng.Next(2) == 0 ? "eu" : "us", ["model"] = "x1" }, at),
+            17 => new DeviceAttributesSet(rng.Next(3) == 0 ? new Dictionary<string, string>() : new Dictionary<string, string> { ["site"] = "lab" }, "alice", at),
             _ => rng.Next(8) == 0 ? new DeviceDecommissioned("alice", "retired", at) : new DeviceCameBack(at),
         };
     }

@@ -44,7 +44,8 @@ public sealed class DashboardFleet : IAsyncLifetime
         var inventory = files.Select(f => new InventoryEntry(f.Key, f.Value)).ToList();
         foreach (var id in new[] { "dash-ok-1", "dash-ok-2" })
             await DeviceAsync(id, "check-in", new CheckInRequest("acme", v1.VersionId, v1.InventoryDigest, inventory, "1.0"));
-        await DeviceAsync("dash-new", "check-in", new CheckInRequest("acme", v2.VersionId, v2.InventoryDigest, null, "1.0"));
+        await DeviceAsync("dash-new", "check-in", new CheckInRequest("acme", v2.VersionId, v2.InventoryDigest, null, "1.0",
+            Attributes: new Dictionary<string, string> { ["site"] = "lab-7" }));
         var damaged = inventory.Select(f => f.Path == "bin/app" ? f with { Sha256 = new string('0', 64) } : f).ToList();
         await DeviceAsync("dash-broken", "check-in", new CheckInRequest("acme", v1.VersionId, "damaged", damaged, "1.0"));
         await DeviceAsync("dash-broken", "failure", new FailureReport(v1.VersionId, "verify", FailureReason, 1));

@@ -148,12 +148,24 @@ function list(id) {
   return v ? v.split(",").map(x => x.trim()).filter(x => x) : null;
 }
 
+// "k=v,k2=v2" as an object; a part without "=" is kept with an empty value so the node names it in its error.
+function pairs(id) {
+  const items = list(id);
+  if (!items) return null;
+  const out = {};
+  for (const item of items) {
+    const eq = item.indexOf("=");
+    out[eq < 0 ? item : item.slice(0, eq).trim()] = eq < 0 ? "" : item.slice(eq + 1).trim();
+  }
+  return out;
+}
+
 // The same request for the preview and the creation, so what is previewed is what gets created.
 function createRequest() {
   const waves = list("c-waves");
   const body = {
     product: $("c-product").value.trim(), version: $("c-version").value.trim(),
-    selector: { tags: list("c-tags"), deviceIds: list("c-devices") },
+    selector: { tags: list("c-tags"), deviceIds: list("c-devices"), groups: list("c-groups"), attributes: pairs("c-attributes") },
   };
   if (waves) body.waves = waves.map(w => w.endsWith("%") ? { percent: Number(w.slice(0, -1)) } : { count: Number(w) });
   if ($("c-error").value.trim()) body.errorThreshold = Number($("c-error").value.trim());
@@ -170,7 +182,8 @@ function schedulePreview() {
 async function preview() {
   const out = $("c-preview");
   const body = createRequest();
-  if (!body.product || !body.version || (!body.selector.tags && !body.selector.deviceIds)) return;
+  const sel = body.selector;
+  if (!body.product || !body.version || (!sel.tags && !sel.deviceIds && !sel.groups && !sel.attributes)) return;
   try {
     const p = await api("POST", "/admin/v1/rollouts/preview", body);
     const running = p.installed.map(i => (i.versionId === null ? "not checked in" : "version ID " + i.versionId) + ": " + i.devices).join(", ");
@@ -206,9 +219,10 @@ async function showDevice(id) {
     const target = state.target ? `${state.target.product} ${state.target.version} (version ID ${state.target.versionId})` : "-";
     box.replaceChildren(
       el("h3", { "data-device": state.deviceId }, state.deviceId + "  ", el("span", { class: "badge " + state.status }, state.status)),
-      table(["product", "installed version ID", "target", "last seen", "failed attempts", "last failure"],
+      table(["product", "installed version ID", "target", "last seen", "failed attempts", "last failure", "attributes"],
         [[state.product || "-", String(state.installedVersionId), target, state.lastSeen ? new Date(state.lastSeen).toLocaleString() : "never",
-          String(state.failedAttempts || 0), state.lastFailure ? state.lastFailure.reason : "-"]]),
+          String(state.failedAttempts || 0), state.lastFailure ? state.lastFailure.reason : "-",
+          Object.entries(state.attributes || {}).map(([k, v]) => k + "=" + v).join(", ") || "-"]]),
       table(["#", "at", "what happened"], history.events.slice().reverse().map(e => [String(e.sequenceNr), new Date(e.at).toLocaleString(), e.summary])));
   } catch (err) {
     box.replaceChildren(el("p", { class: "error" }, `device ${id}: ${err.message}`));
