@@ -54,7 +54,7 @@ async function poll() {
   const token = sessionStorage.getItem(TOKEN_KEY);
   if (!token) { showLogin(""); return; }
   try {
-    const res = await fetch("/admin/v1/dashboard", { headers: { "Authorization": "Bearer " + token }, cache: "no-store" });
+    const res = await fetch("/admin/v1/dashboard?rolloutPage=" + rolloutPage, { headers: { "Authorization": "Bearer " + token }, cache: "no-store" });
     if (res.status === 401 || res.status === 403) {
       sessionStorage.removeItem(TOKEN_KEY);
       let msg = "The token was refused.";
@@ -81,6 +81,7 @@ function render(d) {
   $("board").hidden = false;
   $("sign-out").hidden = false;
   renderRollouts(d.rollouts, d.rolloutsAvailable);
+  renderRolloutPager(d.rolloutsTotal || 0, d.rolloutsPage || 0, d.rolloutsPageSize || 10);
   renderChannels(d.channels || []);
   renderStates(d.fleet);
   renderVersions(d.fleet);
@@ -235,6 +236,25 @@ function waveBar(w) {
     el("span", { class: "ok", style: "width:" + pct(w.succeeded) }),
     el("span", { class: "run", style: "width:" + pct(w.inProgress) }),
     el("span", { class: "bad", style: "width:" + pct(w.failed) }));
+}
+
+// Unfinished rollouts come first, then the most recently changed; older ones are a page away, never dropped.
+let rolloutPage = 0;
+
+function renderRolloutPager(total, page, size) {
+  const box = $("rollout-pager");
+  const pages = Math.max(1, Math.ceil(total / size));
+  if (page >= pages && page > 0) { rolloutPage = pages - 1; return; } // rollouts went away: the next poll shows the last page
+  if (total <= size) { box.replaceChildren(); return; }
+  const turn = to => () => { rolloutPage = to; if (timer) { clearTimeout(timer); timer = null; } poll(); };
+  const newer = el("button", { type: "button", "data-testid": "rollouts-newer" }, "newer");
+  const older = el("button", { type: "button", "data-testid": "rollouts-older" }, "older");
+  newer.disabled = page === 0;
+  older.disabled = page >= pages - 1;
+  newer.addEventListener("click", turn(page - 1));
+  older.addEventListener("click", turn(page + 1));
+  box.replaceChildren(newer, el("span", { class: "muted", "data-testid": "rollouts-range" },
+    ` rollouts ${page * size + 1}-${Math.min(total, (page + 1) * size)} of ${total} `), older);
 }
 
 function renderRollouts(rollouts, available) {
