@@ -211,6 +211,37 @@ async function createRollout() {
   poll();
 }
 
+// "status=Failed tag=eu site=berlin": status and tag are the registry's own filters, every other key=value an attribute.
+function searchQuery(text) {
+  const q = new URLSearchParams();
+  for (const term of text.split(/\s+/).filter(t => t)) {
+    const eq = term.indexOf("=");
+    if (eq <= 0) throw new Error(`"${term}" is not key=value (e.g. status=Failed, tag=eu, site=berlin)`);
+    const key = term.slice(0, eq), value = term.slice(eq + 1);
+    if (key === "status" || key === "tag" || key === "rollout") q.append(key, value);
+    else q.append("attribute", key + "=" + value);
+  }
+  q.append("limit", "50");
+  return q.toString();
+}
+
+async function searchDevices(text) {
+  const box = $("search");
+  try {
+    const list = await api("GET", "/admin/v1/devices?" + searchQuery(text));
+    const rows = list.devices.map(d => {
+      const link = el("a", { href: "#", "data-device-link": d.deviceId }, d.deviceId);
+      link.addEventListener("click", e => { e.preventDefault(); showDevice(d.deviceId); });
+      return [link, el("span", { class: "badge " + d.status }, d.status), d.product || "-", String(d.installedVersionId),
+        Object.entries(d.attributes || {}).map(([k, v]) => k + "=" + v).join(", ") || "-"];
+    });
+    box.replaceChildren(el("p", { class: "muted", "data-testid": "search-count" }, `${list.devices.length} of ${list.total} matching device(s)`),
+      rows.length ? table(["device", "status", "product", "installed version ID", "attributes"], rows) : null);
+  } catch (err) {
+    box.replaceChildren(el("p", { class: "error" }, "search: " + err.message));
+  }
+}
+
 async function showDevice(id) {
   const box = $("device");
   box.replaceChildren(el("p", { class: "muted" }, "loading " + id + " ..."));
@@ -370,6 +401,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("action-form").addEventListener("submit", e => { e.preventDefault(); runAction(); });
   $("action-cancel").addEventListener("click", () => { pending = null; $("action-form").hidden = true; });
   $("device-form").addEventListener("submit", e => { e.preventDefault(); showDevice($("device-input").value.trim()); });
+  $("search-form").addEventListener("submit", e => { e.preventDefault(); searchDevices($("search-input").value.trim()); });
   $("create-form").addEventListener("input", schedulePreview);
   $("create-form").addEventListener("submit", e => { e.preventDefault(); createRollout(); });
   poll();
