@@ -86,7 +86,7 @@ public static class MessageSamples
         new RetryFailedDevices("ro-1", "alice"),
         new RolloutView(Spec, RolloutStatus.Paused, 2, "too many failures", [new WaveCounters(1, 10, 1, 2, 3, 4, 1)],
             [new RolloutDeviceFailure("dev-3", 1, "hash mismatch", true)], true, T, T.AddMinutes(5), new RollbackCounters(4, 1, 2, 1)),
-        new RolloutList([new RolloutSummary("ro-1", "acme", "2.1.0", RolloutStatus.Running, 1, 3, 100, 40, 2)]),
+        new RolloutList([new RolloutSummary("ro-1", "acme", "2.1.0", RolloutStatus.Running, 1, 3, 100, 40, 2, T)]),
         new RolloutRejected("ro-1", "invalid_request", "errorThreshold", "give a fraction"),
         new RolloutCreated(Spec, [new PlannedWave(["dev-1", "dev-2"])], T),
         new RolloutStarted(T),

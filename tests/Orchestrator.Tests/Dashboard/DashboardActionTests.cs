@@ -92,6 +92,16 @@ public sealed class DashboardActionTests(DashboardFleet fleet) : IClassFixture<D
             await Expect(device).ToContainTextAsync(DashboardFleet.FailureReason);
             await Expect(device).ToContainTextAsync("told to repair 1 damaged file of 1.0.0");
 
+            // Search by attribute and status: the registry's answer, a click opens the device.
+            await page.GetByTestId("search-input").FillAsync("status=Idle site=lab-7");
+            await page.GetByTestId("search-run").ClickAsync();
+            await Expect(page.GetByTestId("search-count")).ToHaveTextAsync("1 of 1 matching device(s)");
+            await page.Locator("[data-device-link='dash-new']").ClickAsync();
+            await Expect(device.Locator("[data-device='dash-new']")).ToContainTextAsync("Idle");
+            await page.GetByTestId("search-input").FillAsync("status=Nope");
+            await page.GetByTestId("search-run").ClickAsync();
+            await Expect(page.GetByTestId("search")).ToContainTextAsync("status='Nope' is invalid");
+
             await page.GetByTestId("device-input").FillAsync("no-such-device");
             await page.GetByTestId("device-show").ClickAsync();
             await Expect(device).ToContainTextAsync("device no-such-device:");

@@ -54,7 +54,7 @@ async function poll() {
   const token = sessionStorage.getItem(TOKEN_KEY);
   if (!token) { showLogin(""); return; }
   try {
-    const res = await fetch("/admin/v1/dashboard", { headers: { "Authorization": "Bearer " + token }, cache: "no-store" });
+    const res = await fetch("/admin/v1/dashboard?rolloutPage=" + rolloutPage, { headers: { "Authorization": "Bearer " + token }, cache: "no-store" });
     if (res.status === 401 || res.status === 403) {
       sessionStorage.removeItem(TOKEN_KEY);
       let msg = "The token was refused.";
@@ -81,6 +81,7 @@ function render(d) {
   $("board").hidden = false;
   $("sign-out").hidden = false;
   renderRollouts(d.rollouts, d.rolloutsAvailable);
+  renderRolloutPager(d.rolloutsTotal || 0, d.rolloutsPage || 0, d.rolloutsPageSize || 10);
   renderChannels(d.channels || []);
   renderStates(d.fleet);
   renderVersions(d.fleet);
@@ -210,6 +211,37 @@ async function createRollout() {
   poll();
 }
 
+// "status=Failed tag=eu site=berlin": status and tag are the registry's own filters, every other key=value an attribute.
+function searchQuery(text) {
+  const q = new URLSearchParams();
+  for (const term of text.split(/\s+/).filter(t => t)) {
+    const eq = term.indexOf("=");
+    if (eq <= 0) throw new Error(`"${term}" is not key=value (e.g. status=Failed, tag=eu, site=berlin)`);
+    const key = term.slice(0, eq), value = term.slice(eq + 1);
+    if (key === "status" || key === "tag" || key === "rollout") q.append(key, value);
+    else q.append("attribute", key + "=" + value);
+  }
+  q.append("limit", "50");
+  return q.toString();
+}
+
+async function searchDevices(text) {
+  const box = $("search");
+  try {
+    const list = await api("GET", "/admin/v1/devices?" + searchQuery(text));
+    const rows = list.devices.map(d => {
+      const link = el("a", { href: "#", "data-device-link": d.deviceId }, d.deviceId);
+      link.addEventListener("click", e => { e.preventDefault(); showDevice(d.deviceId); });
+      return [link, el("span", { class: "badge " + d.status }, d.status), d.product || "-", String(d.installedVersionId),
+        Object.entries(d.attributes || {}).map(([k, v]) => k + "=" + v).join(", ") || "-"];
+    });
+    box.replaceChildren(el("p", { class: "muted", "data-testid": "search-count" }, `${list.devices.length} of ${list.total} matching device(s)`),
+      rows.length ? table(["device", "status", "product", "installed version ID", "attributes"], rows) : null);
+  } catch (err) {
+    box.replaceChildren(el("p", { class: "error" }, "search: " + err.message));
+  }
+}
+
 async function showDevice(id) {
   const box = $("device");
   box.replaceChildren(el("p", { class: "muted" }, "loading " + id + " ..."));
@@ -235,6 +267,25 @@ function waveBar(w) {
     el("span", { class: "ok", style: "width:" + pct(w.succeeded) }),
     el("span", { class: "run", style: "width:" + pct(w.inProgress) }),
     el("span", { class: "bad", style: "width:" + pct(w.failed) }));
+}
+
+// Unfinished rollouts come first, then the most recently changed; older ones are a page away, never dropped.
+let rolloutPage = 0;
+
+function renderRolloutPager(total, page, size) {
+  const box = $("rollout-pager");
+  const pages = Math.max(1, Math.ceil(total / size));
+  if (page >= pages && page > 0) { rolloutPage = pages - 1; return; } // rollouts went away: the next poll shows the last page
+  if (total <= size) { box.replaceChildren(); return; }
+  const turn = to => () => { rolloutPage = to; if (timer) { clearTimeout(timer); timer = null; } poll(); };
+  const newer = el("button", { type: "button", "data-testid": "rollouts-newer" }, "newer");
+  const older = el("button", { type: "button", "data-testid": "rollouts-older" }, "older");
+  newer.disabled = page === 0;
+  older.disabled = page >= pages - 1;
+  newer.addEventListener("click", turn(page - 1));
+  older.addEventListener("click", turn(page + 1));
+  box.replaceChildren(newer, el("span", { class: "muted", "data-testid": "rollouts-range" },
+    ` rollouts ${page * size + 1}-${Math.min(total, (page + 1) * size)} of ${total} `), older);
 }
 
 function renderRollouts(rollouts, available) {
@@ -350,6 +401,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("action-form").addEventListener("submit", e => { e.preventDefault(); runAction(); });
   $("action-cancel").addEventListener("click", () => { pending = null; $("action-form").hidden = true; });
   $("device-form").addEventListener("submit", e => { e.preventDefault(); showDevice($("device-input").value.trim()); });
+  $("search-form").addEventListener("submit", e => { e.preventDefault(); searchDevices($("search-input").value.trim()); });
   $("create-form").addEventListener("input", schedulePreview);
   $("create-form").addEventListener("submit", e => { e.preventDefault(); createRollout(); });
   poll();
