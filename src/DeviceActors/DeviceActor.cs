@@ -12,7 +12,7 @@ namespace Orchestrator.DeviceActors;
 /// One device's persistent repair/upgrade state machine. Decisions come from <see cref="DeviceStateMachine"/>;
 /// this actor persists them, replies after the write, snapshots every <see cref="DeviceActorSettings.SnapshotEvery"/>
 /// events, marks the device Offline after <see cref="DeviceActorSettings.OfflineAfter"/> of silence and then
-/// passivates itself (sharding's own idle passivation is off, see <see cref="DeviceActorsConfig"/>).
+/// passivates itself (sharding's own idle passivation is off, see <see cref="Hosting.DeviceActorsHosting"/>).
 /// Heartbeats (check-ins that change nothing but LastSeen) are persisted at most every
 /// <see cref="DeviceActorSettings.LastSeenPersistInterval"/>; the state held here is the persisted one (so its
 /// LastSeen may lag by that interval) except for <see cref="DeviceState.LastRequestSequence"/>, which every accepted
