@@ -14,6 +14,7 @@ using Orchestrator.Node.Channels;
 using Orchestrator.Node.Rollouts;
 using Orchestrator.Node.Tests.Support;
 using Orchestrator.TestSupport.Akka;
+using Orchestrator.TestSupport;
 using Xunit.Abstractions;
 
 namespace Orchestrator.Node.Tests.Rollouts;
@@ -42,10 +43,7 @@ public sealed class RolloutHarness : IAsyncDisposable
         Clock = clock;
         var options = backend == PersistenceBackend.Sqlite
             ? DevicePersistenceOptions.Sqlite(Path.Combine(dir, "journal.db"))
-            : DevicePersistenceOptions.PostgreSql(PostgresFactAttribute.ConnectionString
-                ?? throw new InvalidOperationException("ORCH_REQUIRE_POSTGRES=1 but ORCH_TEST_POSTGRES is not set: start a server " +
-                    "(`source deploy/local/postgres.sh && pg_start_private`) and export ORCH_TEST_POSTGRES=\"$PG_CONNECTION_STRING\"."),
-                "t_rollouts_" + Guid.NewGuid().ToString("N")[..16]);
+            : DevicePersistenceOptions.PostgreSql(PostgresGate.RequiredConnectionString(), "t_rollouts_" + Guid.NewGuid().ToString("N")[..16]);
         _persistence = options with { QueryRefreshInterval = TimeSpan.FromMilliseconds(100) };
     }
 
