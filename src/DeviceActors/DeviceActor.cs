@@ -12,13 +12,14 @@ namespace Orchestrator.DeviceActors;
 /// One device's persistent repair/upgrade state machine. Decisions come from <see cref="DeviceStateMachine"/>;
 /// this actor persists them, replies after the write, snapshots every <see cref="DeviceActorSettings.SnapshotEvery"/>
 /// events, marks the device Offline after <see cref="DeviceActorSettings.OfflineAfter"/> of silence and then
-/// passivates itself (sharding's own idle passivation is off, see <see cref="DeviceActorsConfig"/>).
+/// passivates itself (sharding's own idle passivation is off, see <see cref="Hosting.DeviceActorsHosting"/>).
 /// Heartbeats (check-ins that change nothing but LastSeen) are persisted at most every
 /// <see cref="DeviceActorSettings.LastSeenPersistInterval"/>; the state held here is the persisted one (so its
 /// LastSeen may lag by that interval) except for <see cref="DeviceState.LastRequestSequence"/>, which every accepted
 /// device request advances, while the silence timer is re-armed by every check-in, persisted or not.
-/// Behaviours: <c>Settled</c> (Unknown/Idle/Completed: reports are refused), <c>Working</c> (accepts reports),
-/// <c>Dormant</c> (Offline: device traffic first resumes the previous status).
+/// Behaviours: <c>Settled</c> (Unknown/Idle/Completed: reports are refused here) and <c>Open</c> (working or Offline:
+/// every command goes to the state machine, which accepts reports of work and resumes an Offline device's previous
+/// status on its first traffic).
 /// A settled actor with nothing in flight passivates <see cref="DeviceActorSettings.IdlePassivateAfter"/> after its last
 /// message (when set): it first saves a <see cref="DeviceSnapshot"/> of everything it holds in memory (the request
 /// sequence high-water mark, when it last heard from the device), so the next incarnation recovers from that one
@@ -103,36 +104,26 @@ public sealed class DeviceActor : ReceivePersistentActor, IWithTimers
 
     private void BecomeFor(DeviceStatus status)
     {
-        var next = status == DeviceStatus.Offline ? Behaviour.Dormant
-            : DeviceStateMachine.IsWorking(status) ? Behaviour.Working
-            : Behaviour.Settled;
+        var next = status == DeviceStatus.Offline || DeviceStateMachine.IsWorking(status) ? Behaviour.Open : Behaviour.Settled;
         // Become rebuilds the handler table; doing it on every event made it most of the per-event allocation,
         // and with 100k live actors that garbage is what the collector spends its pauses on.
         if (next == _behaviour) return;
         _behaviour = next;
-        Become(next switch
-        {
-            Behaviour.Dormant => Dormant,
-            Behaviour.Working => Working,
-            _ => Settled,
-        });
+        Become(next == Behaviour.Open ? Open : Settled);
     }
 
-    private enum Behaviour { Settled, Working, Dormant }
+    private enum Behaviour { Settled, Open }
 
     private void Settled()
     {
         Command<ReportProgress>(c => RefuseReport(c));
         Command<ReportFailure>(c => RefuseReport(c));
         Command<ReportCompletion>(c => RefuseReport(c));
-        Common();
+        Open();
     }
 
-    private void Working() => Common();
-
-    private void Dormant() => Common();
-
-    private void Common()
+    // Settled is Open with reports refused in front.
+    private void Open()
     {
         Command<IDeviceCommand>(Handle);
         Command<SilenceTimeout>(_ => OnSilence());

@@ -2,8 +2,8 @@ namespace Orchestrator.Messages;
 
 /// <summary>
 /// Marker for every message that crosses a process boundary or is persisted. The serialization binding in
-/// <see cref="Serialization.OrchestratorSerialization.Hocon"/> routes all of them to
-/// <see cref="Serialization.OrchestratorSerializer"/>, so no type of ours ever falls back to Akka's default
+/// <c>OrchestratorSerialization</c> (project Messages.Serialization) routes all of them to
+/// <c>OrchestratorSerializer</c>, so no type of ours ever falls back to Akka's default
 /// serializer.
 /// </summary>
 public interface IOrchestratorMessage;

@@ -4,9 +4,13 @@ using System.Text;
 using Akka.Actor;
 using Akka.Cluster;
 using Akka.Configuration;
+using Akka.Hosting;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Data.Sqlite;
 using Npgsql;
 using Orchestrator.DeviceActors;
+using Orchestrator.DeviceActors.Hosting;
 using Orchestrator.DeviceActors.Persistence;
 using Orchestrator.DeviceActors.Sharding;
 using Orchestrator.Messages.Devices;
@@ -370,7 +374,7 @@ public static class DeviceActorsBenchmark
         b.AppendLine("- **raw**: the same rows the plugin writes (journal row with the same serialized `DeviceCheckedIn.v1` payload + one tag row), " +
                      "batches of 1000 per transaction (SQLite: prepared statements; PostgreSQL: multi-row INSERT), into tables with the device journal's " +
                      "columns, keys and indexes (the plugin's plus `tags (tag, ordering_id)`), in the same database, same run.");
-        b.AppendLine("- **actors**: single-node cluster, `DeviceSharding.StartRegion` (100 shards), every device a `DeviceActor` persisting through " +
+        b.AppendLine("- **actors**: single-node cluster, `AddDeviceActors` (100 shards), every device a `DeviceActor` persisting through " +
                      "`DeviceJournal` (our write journal: the plugin's rows, the writes of all actors grouped into one transaction per batch of " +
                      "up to `DevicePersistenceOptions.BatchSize` rows); " +
                      $"each device persists {o.EventsPerDevice} `CheckIn` events sequentially (ask, reply after the write), {o.InFlight} asks in flight. " +
@@ -435,37 +439,44 @@ public static class DeviceActorsBenchmark
         }
     }
 
-    /// <summary>A single-node cluster with the device region, as the node runs it.</summary>
+    /// <summary>A single-node cluster with the device region, wired by the node's own extension (<c>AddDeviceActors</c>).</summary>
     private sealed class Node : IAsyncDisposable
     {
-        private Node(ActorSystem system, IActorRef region) { System = system; Region = region; }
+        private readonly IHost _host;
+
+        private Node(IHost host, ActorSystem system, IActorRef region) { _host = host; System = system; Region = region; }
 
         public ActorSystem System { get; }
         public IActorRef Region { get; }
 
         public static async Task<Node> Start(DevicePersistenceOptions options)
         {
-            var config = ConfigurationFactory.ParseString($$"""
-                akka.loglevel = WARNING
-                akka.actor.provider = cluster
-                akka.remote.dot-netty.tcp { hostname = "127.0.0.1", port = 0 }
-                akka.cluster.roles = ["{{DeviceSharding.Role}}"]
-                akka.cluster.sharding.distributed-data.durable.keys = []
-                """).WithFallback(DeviceActorsConfig.Build(options));
-            // For exploring settings without a rebuild, e.g. ORCH_BENCH_HOCON='akka.persistence.journal.device.parallelism = 2'.
-            if (Environment.GetEnvironmentVariable("ORCH_BENCH_HOCON") is { Length: > 0 } extra)
-                config = ConfigurationFactory.ParseString(extra).WithFallback(config);
-            var system = ActorSystem.Create("bench", config);
+            var host = new HostBuilder().ConfigureServices(services => services.AddAkka("bench", builder =>
+            {
+                builder.AddDeviceActors(new DeviceActorsHostingOptions(options, HostsRegion: true, DeviceActorSettings.Default));
+                builder.AddHocon($$"""
+                    akka.loglevel = WARNING
+                    akka.actor.provider = cluster
+                    akka.remote.dot-netty.tcp { hostname = "127.0.0.1", port = 0 }
+                    akka.cluster.roles = ["{{DeviceSharding.Role}}"]
+                    akka.cluster.sharding.distributed-data.durable.keys = []
+                    """, HoconAddMode.Prepend);
+                // For exploring settings without a rebuild, e.g. ORCH_BENCH_HOCON='akka.persistence.journal.device.parallelism = 2'.
+                if (Environment.GetEnvironmentVariable("ORCH_BENCH_HOCON") is { Length: > 0 } extra)
+                    builder.AddHocon(extra, HoconAddMode.Prepend);
+            })).Build();
+            await host.StartAsync();
+            var system = host.Services.GetRequiredService<ActorSystem>();
             var cluster = Cluster.Get(system);
             await cluster.JoinAsync(cluster.SelfAddress);
-            var region = await DeviceSharding.StartRegion(system, DeviceActorSettings.Default);
-            return new Node(system, region);
+            var region = await host.Services.GetRequiredService<ActorRegistry>().GetAsync<DeviceShardRegion>();
+            return new Node(host, system, region);
         }
 
         public async ValueTask DisposeAsync()
         {
-            await CoordinatedShutdown.Get(System).Run(CoordinatedShutdown.ClrExitReason.Instance);
-            await System.WhenTerminated;
+            await _host.StopAsync();
+            _host.Dispose();
         }
     }
 }

@@ -1,6 +1,7 @@
 using Akka.Cluster.Hosting;
 using Akka.Hosting;
 using Orchestrator.ChunkStore.Actors.Backends;
+using Orchestrator.Messages.Chunks;
 
 namespace Orchestrator.ChunkStore.Actors;
 
@@ -15,22 +16,6 @@ public sealed record ChunkStoreHostingOptions(bool HostsShards, IChunkBlobStore?
 /// <summary>The chunk store's one Akka.Hosting extension: its serializer bindings, the chunk region and the download-budget region.</summary>
 public static class ChunkStoreHosting
 {
-    // Chunk messages carry up to a few MiB of bytes: bound to their own binary serializer. (Budget messages are
-    // IOrchestratorMessage and go through OrchestratorSerializer like every other contract.)
-    private const string SerializationHocon = """
-        akka.actor {
-          serializers.orch-chunks = "Orchestrator.Messages.Chunks.ChunkMessageSerializer, Orchestrator.Messages"
-          serialization-bindings {
-            "Orchestrator.Messages.Chunks.IChunkStoreCommand, Orchestrator.Messages" = orch-chunks
-            "Orchestrator.Messages.Chunks.ChunkFound, Orchestrator.Messages" = orch-chunks
-            "Orchestrator.Messages.Chunks.ChunkNotFound, Orchestrator.Messages" = orch-chunks
-            "Orchestrator.Messages.Chunks.ChunkStored, Orchestrator.Messages" = orch-chunks
-            "Orchestrator.Messages.Chunks.ChunkRejected, Orchestrator.Messages" = orch-chunks
-            "Orchestrator.Messages.Chunks.ChunkStoreFailed, Orchestrator.Messages" = orch-chunks
-          }
-        }
-        """;
-
     /// <summary>
     /// Registers the chunk shard region (<see cref="ChunkShardRegion"/>) and the budget shard region
     /// (<see cref="BudgetShardRegion"/>) on nodes that host the chunk store, or proxies to both elsewhere.
@@ -38,13 +23,22 @@ public static class ChunkStoreHosting
     public static AkkaConfigurationBuilder WithChunkStore(this AkkaConfigurationBuilder builder, ChunkStoreHostingOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        builder.AddHocon(SerializationHocon, HoconAddMode.Prepend);
+        // Chunk messages carry up to a few MiB of bytes: bound to their own binary serializer. (Budget messages are
+        // IOrchestratorMessage and go through OrchestratorSerializer like every other contract.)
+        builder.WithCustomSerializer("orch-chunks",
+            [typeof(IChunkStoreCommand), typeof(ChunkFound), typeof(ChunkNotFound), typeof(ChunkStored), typeof(ChunkRejected), typeof(ChunkStoreFailed)],
+            system => new ChunkMessageSerializer(system));
         var chunks = new ChunkShardMessageExtractor();
         var budgets = new BudgetMessageExtractor();
         if (options.HostsShards)
         {
             var backend = options.Backend ?? throw new ArgumentException("A node hosting the chunk store needs a blob backend.", nameof(options));
-            var shardOptions = new ShardOptions { Role = options.Role, RememberEntities = false, StateStoreMode = Akka.Cluster.Sharding.StateStoreMode.DData };
+            // A chunk entity's cache is its point: it is never stopped for being idle.
+            var shardOptions = new ShardOptions
+            {
+                Role = options.Role, RememberEntities = false, StateStoreMode = Akka.Cluster.Sharding.StateStoreMode.DData,
+                ShouldPassivateIdleEntities = false,
+            };
             builder.WithShardRegion<ChunkShardRegion>(ChunkShardMessageExtractor.TypeName,
                 _ => ChunkShardActor.Props(backend, options.CacheBytesPerEntity), chunks, shardOptions);
             // Budget entities passivate themselves (only when at rest), so sharding's own idle passivation stays off.

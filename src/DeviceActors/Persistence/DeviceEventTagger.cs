@@ -5,7 +5,7 @@ using Orchestrator.Messages.Devices;
 namespace Orchestrator.DeviceActors.Persistence;
 
 /// <summary>
-/// Write-side event adapter (bound in <see cref="DeviceActorsConfig"/>) that tags device events for persistence
+/// Write-side event adapter (bound in <see cref="Hosting.DevicePersistenceHosting"/>) that tags device events for persistence
 /// query: every event carries <see cref="AllDevicesTag"/> (the registry's feed); assignment events also carry
 /// <c>rollout:{id}</c> so a rollout can follow its own devices.
 /// </summary>

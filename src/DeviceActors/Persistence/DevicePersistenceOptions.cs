@@ -17,7 +17,7 @@ public enum PersistenceBackend
 /// Database settings of the device actors' persistence (<see cref="Journal.DeviceJournal"/> plus Akka.Persistence.Sql's
 /// snapshot store and read journal). Create with <see cref="Sqlite"/> or
 /// <see cref="PostgreSql"/>, call <see cref="PrepareDatabase"/> once before the actor system starts, and pass to
-/// <see cref="DeviceActorsConfig.Build"/>.
+/// <see cref="Hosting.DevicePersistenceHosting.AddDevicePersistence"/>.
 /// </summary>
 public sealed record DevicePersistenceOptions
 {

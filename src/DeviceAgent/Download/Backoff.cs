@@ -1,8 +1,10 @@
+using Orchestrator.Messages.Protocol;
+
 namespace Orchestrator.DeviceAgent.Download;
 
 /// <summary>
-/// Capped exponential backoff with jitter: attempt n waits between half and all of min(cap, base * 2^n), so many
-/// devices failing together spread out instead of retrying in lockstep, yet never retry immediately.
+/// One retry loop's <see cref="RetryBackoff"/>: its base and cap, and a jitter source shared safely by concurrent
+/// downloads. Attempt n waits between half and all of min(cap, base * 2^n).
 /// </summary>
 public sealed class Backoff(TimeSpan baseDelay, TimeSpan cap, Random? random = null)
 {
@@ -11,9 +13,7 @@ public sealed class Backoff(TimeSpan baseDelay, TimeSpan cap, Random? random = n
     /// <summary>Delay before retry number <paramref name="attempt"/> (0-based).</summary>
     public TimeSpan Delay(int attempt)
     {
-        var exp = Math.Min(attempt, 30);
-        var ceiling = Math.Min(cap.TotalMilliseconds, baseDelay.TotalMilliseconds * Math.Pow(2, exp));
         lock (_random)
-            return TimeSpan.FromMilliseconds(ceiling / 2 + _random.NextDouble() * ceiling / 2);
+            return RetryBackoff.Delay(Math.Min(attempt, 30) + 1, baseDelay, cap, _random);
     }
 }

@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Hosting;
 using Orchestrator.ChunkStore.Actors.Backends;
+using Orchestrator.DeviceActors.Sharding;
 using Orchestrator.Messages;
 using Orchestrator.Messages.Devices;
 using Orchestrator.Node.Hosting;

@@ -3,6 +3,7 @@ using Akka.Hosting;
 using Orchestrator.ChunkStore.Storage;
 using Orchestrator.ChunkStore.Validation;
 using Orchestrator.DeviceActors.Registry;
+using Orchestrator.DeviceActors.Sharding;
 using Orchestrator.Messages.Admin;
 using Orchestrator.Messages.Channels;
 using Orchestrator.Messages.Devices;

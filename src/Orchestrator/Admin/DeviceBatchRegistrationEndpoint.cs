@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Akka.Hosting;
+using Orchestrator.DeviceActors.Sharding;
 using Orchestrator.DeviceActors;
 using Orchestrator.Messages.Admin;
 using Orchestrator.Messages.Devices;

@@ -7,6 +7,7 @@ using Akka.Streams;
 using Akka.Streams.Dsl;
 using Orchestrator.ChunkStore.Manifests;
 using Orchestrator.ChunkStore.Storage;
+using Orchestrator.DeviceActors.Sharding;
 using Orchestrator.DeviceActors;
 using Orchestrator.DeviceActors.Registry;
 using Orchestrator.Messages.Admin;

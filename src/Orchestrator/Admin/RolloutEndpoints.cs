@@ -7,6 +7,7 @@ using Akka.Hosting;
 using Orchestrator.ChunkStore.Manifests;
 using Orchestrator.ChunkStore.Storage;
 using Orchestrator.ChunkStore.Validation;
+using Orchestrator.DeviceActors.Sharding;
 using Orchestrator.Messages;
 using Orchestrator.DeviceActors.Registry;
 using Orchestrator.Messages.Devices;

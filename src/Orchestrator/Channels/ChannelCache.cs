@@ -25,7 +25,7 @@ public sealed class ChannelCache
     /// <summary>The directory view held now (null before the first one arrived).</summary>
     public ChannelDirectoryView? View => _current?.View;
 
-    /// <summary>Connects the cache to the directory's singleton proxy (done by <see cref="ChannelHosting.Start"/>).</summary>
+    /// <summary>Connects the cache to the directory's singleton proxy (done by <see cref="ChannelHosting.Start"/> from <see cref="Rollouts.RolloutHosting.AddRollouts"/>).</summary>
     public void Attach(IActorRef directory, TimeSpan askTimeout)
     {
         _directory = directory;

@@ -1,18 +1,13 @@
 using Akka.Actor;
 using Akka.Hosting;
 using Orchestrator.ChunkStore.Throttling;
+using Orchestrator.DeviceActors.Sharding;
 using Orchestrator.Messages.Devices;
 using Orchestrator.Messages.Protocol;
 using Orchestrator.Node.Channels;
 using Orchestrator.Node.Hosting;
 
 namespace Orchestrator.Node.Gateway;
-
-/// <summary>Registry key (Akka.Hosting) of the device shard region or its proxy.</summary>
-public sealed class DeviceShardRegion
-{
-    private DeviceShardRegion() { }
-}
 
 /// <summary>
 /// The node's <see cref="IDeviceGateway"/>: does the I/O a check-in needs (installed manifest, per-file comparison),

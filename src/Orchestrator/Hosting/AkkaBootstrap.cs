@@ -4,7 +4,7 @@ using Akka.Hosting;
 using Akka.Remote.Hosting;
 using Orchestrator.ChunkStore.Actors;
 using Orchestrator.ChunkStore.Actors.Backends;
-using Orchestrator.DeviceActors;
+using Orchestrator.DeviceActors.Hosting;
 using Orchestrator.DeviceActors.Persistence;
 using Orchestrator.DeviceActors.Registry;
 using Orchestrator.DeviceActors.Sharding;
@@ -26,7 +26,8 @@ public static class AkkaBootstrap
     /// <summary>Prefix entities of the chunk store (two hex characters); the cache budget is split over them.</summary>
     public const int ChunkEntities = 256;
 
-    private const string SerializationHocon = """
+    // Akka.Hosting has no option for these two.
+    private const string NodeHocon = """
         akka.coordinated-shutdown.exit-clr = off
         # The proxy's identification-failure timer fires its first tick at once, before any Identify round trip, so
         # every start logged a false "failed to find an associated singleton" warning (akka.net issue 8568). A missing
@@ -36,7 +37,8 @@ public static class AkkaBootstrap
 
     /// <summary>
     /// Split-brain resolver: without a downing provider a crashed member stays unreachable forever and its shards
-    /// never move. Strategy and stable-after come from <see cref="NodeOptions"/>.
+    /// never move. Strategy and stable-after come from <see cref="NodeOptions"/>. HOCON because Akka.Cluster.Hosting's
+    /// <c>ClusterOptions.SplitBrainResolver</c> has no stable-after (numbers and a validated strategy name: nothing to escape).
     /// </summary>
     public static string SplitBrainHocon(NodeOptions node) => string.Create(System.Globalization.CultureInfo.InvariantCulture, $$"""
         akka.cluster {
@@ -65,9 +67,7 @@ public static class AkkaBootstrap
                 setup.ClearLoggers();
                 setup.AddLoggerFactory();
             });
-            builder.AddHocon(SerializationHocon, HoconAddMode.Prepend);
-            // Device actors: our message serializer, the SQL journal/snapshot store and their sharding settings.
-            builder.AddHocon(DeviceActorsConfig.Build(devicePersistence), HoconAddMode.Append);
+            builder.AddHocon(NodeHocon, HoconAddMode.Prepend);
             builder.AddHocon(SplitBrainHocon(node), HoconAddMode.Prepend);
             builder.WithRemoting(new RemoteOptions
             {
@@ -84,26 +84,15 @@ public static class AkkaBootstrap
             // Chunk store and download budgets: shard regions on 'chunks' nodes, proxies elsewhere.
             builder.WithChunkStore(new ChunkStoreHostingOptions(settings.HasRole(NodeRoles.Chunks), chunkBackend,
                 settings.ChunkStore.CacheBytes / ChunkEntities, settings.Throttle.BudgetIdleTimeout, NodeRoles.Chunks));
-            builder.AddStartup(async (system, registry) =>
-            {
-                var devices = settings.HasRole(NodeRoles.Devices)
-                    ? await DeviceSharding.StartRegion(system, settings.Devices.ToSettings()).ConfigureAwait(false)
-                    : await DeviceSharding.StartProxy(system).ConfigureAwait(false);
-                registry.Register<DeviceShardRegion>(devices);
-                // The admin API's device queries and the dashboard read the registry read model (gateway nodes serve them).
-                var deviceRegistry = settings.HasRole(NodeRoles.Gateway) ? DeviceSharding.StartRegistry(system) : null;
-                if (deviceRegistry is not null) registry.Register<DeviceRegistryActor>(deviceRegistry);
-                // Channel directory singleton next to the rollouts that move channels; every node gets a proxy and a cache.
-                var channels = ChannelHosting.Start(system, channelCache,
-                    ChannelSettings.Default with { RefreshInterval = settings.Gateway.ChannelRefreshInterval }, settings.HasRole(NodeRoles.Rollouts));
-                registry.Register<ChannelDirectoryProxy>(channels);
-                // Rollout coordinator singleton on 'rollouts' nodes; every node gets a proxy for the admin API.
-                registry.Register<RolloutCoordinatorProxy>(
-                    RolloutHosting.Start(system, devices, RolloutSettings.Default with { RegistryQueryLimit = settings.Devices.RegistryQueryLimit },
-                        settings.HasRole(NodeRoles.Rollouts),
-                        // A coordinator on this node shares the gateway's registry (one row per device per node, not two).
-                        registryProps: deviceRegistry is null ? null : DeviceRegistry.ForwardingTo(deviceRegistry), channels: channels));
-            });
+            // Devices: serializer, journal and snapshots, and the shard region on 'devices' nodes (a proxy elsewhere).
+            builder.AddDeviceActors(new DeviceActorsHostingOptions(devicePersistence, settings.HasRole(NodeRoles.Devices), settings.Devices.ToSettings()));
+            // The admin API's device queries and the dashboard read the registry read model (gateway nodes serve them).
+            if (settings.HasRole(NodeRoles.Gateway))
+                builder.WithActors((system, registry) => registry.Register<DeviceRegistryActor>(DeviceSharding.StartRegistry(system)));
+            // Channel directory and rollout coordinator singletons on 'rollouts' nodes; every node gets proxies and a channel cache.
+            builder.AddRollouts(new RolloutHostingOptions(settings.HasRole(NodeRoles.Rollouts),
+                RolloutSettings.Default with { RegistryQueryLimit = settings.Devices.RegistryQueryLimit },
+                channelCache, ChannelSettings.Default with { RefreshInterval = settings.Gateway.ChannelRefreshInterval }));
             if (node.SeedNodes.Count == 0)
             {
                 // No seeds configured: this node is a cluster of its own (the single-node default).

@@ -45,7 +45,7 @@ public abstract class DeviceActorSuite<TSelf>(ITestOutputHelper output) : Databa
     [BackendFact]
     public async Task Replayed_request_sequences_are_refused_before_and_after_the_actor_restarts()
     {
-        var kit = NewKit();
+        var kit = await NewKit();
         const string id = "dev-replay";
         var settings = new DeviceActorSettings(TimeSpan.FromSeconds(600), 100, TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(2), TimeSpan.FromMinutes(5));
         var a = kit.Sys.ActorOf(DeviceActor.Props(id, settings));
@@ -77,7 +77,7 @@ public abstract class DeviceActorSuite<TSelf>(ITestOutputHelper output) : Databa
     [BackendFact]
     public async Task Upgrade_flow_is_persisted_and_recovered_after_the_actor_is_killed()
     {
-        var kit = NewKit();
+        var kit = await NewKit();
         const string id = "dev-upgrade";
         var a = kit.Sys.ActorOf(DeviceActor.Props(id, Settings()));
         await RunUpgradeWithOneFailure(a, id);
@@ -103,7 +103,7 @@ public abstract class DeviceActorSuite<TSelf>(ITestOutputHelper output) : Databa
     [BackendFact]
     public async Task Heartbeats_are_journaled_only_once_the_persisted_last_seen_is_older_than_the_interval()
     {
-        var kit = NewKit();
+        var kit = await NewKit();
         const string id = "dev-heartbeat";
         var settings = new DeviceActorSettings(TimeSpan.FromMinutes(10), 100, TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(2), TimeSpan.FromMinutes(5));
         var a = kit.Sys.ActorOf(DeviceActor.Props(id, settings));
@@ -131,7 +131,7 @@ public abstract class DeviceActorSuite<TSelf>(ITestOutputHelper output) : Databa
     [BackendFact]
     public async Task A_new_actor_system_on_the_same_database_recovers_every_device()
     {
-        var first = NewKit();
+        var first = await NewKit();
         var states = new Dictionary<string, string>();
         for (var i = 0; i < 5; i++)
         {
@@ -142,7 +142,7 @@ public abstract class DeviceActorSuite<TSelf>(ITestOutputHelper output) : Databa
         }
         await first.Sys.Terminate();
 
-        var second = NewKit();
+        var second = await NewKit();
         foreach (var (id, json) in states)
         {
             var a = second.Sys.ActorOf(DeviceActor.Props(id, Settings(snapshotEvery: 2)));
@@ -153,7 +153,7 @@ public abstract class DeviceActorSuite<TSelf>(ITestOutputHelper output) : Databa
     [BackendFact]
     public async Task Snapshots_are_taken_every_n_events_and_older_ones_deleted()
     {
-        var kit = NewKit();
+        var kit = await NewKit();
         const string id = "dev-snap";
         var a = kit.Sys.ActorOf(DeviceActor.Props(id, Settings(snapshotEvery: 3)));
         for (var i = 1; i <= 10; i++)
@@ -178,7 +178,7 @@ public abstract class DeviceActorSuite<TSelf>(ITestOutputHelper output) : Databa
     [BackendFact]
     public async Task Rejected_commands_persist_nothing()
     {
-        var kit = NewKit();
+        var kit = await NewKit();
         const string id = "dev-reject";
         var a = kit.Sys.ActorOf(DeviceActor.Props(id, Settings()));
         await Ask<CheckInDecision>(a, Clean(id, 3));
@@ -194,7 +194,7 @@ public abstract class DeviceActorSuite<TSelf>(ITestOutputHelper output) : Databa
     [BackendFact]
     public async Task Repair_names_exactly_the_differing_files_and_survives_recovery()
     {
-        var kit = NewKit();
+        var kit = await NewKit();
         const string id = "dev-repair";
         var a = kit.Sys.ActorOf(DeviceActor.Props(id, Settings()));
         var d = await Ask<CheckInDecision>(a, new CheckIn(id, "acme", 3, "d-bad", "d-ok", "3.0", "manifests/acme/3.json", ["bin/app", "etc/x.conf"], "1.0", T0));
@@ -214,7 +214,7 @@ public abstract class DeviceActorSuite<TSelf>(ITestOutputHelper output) : Databa
     [BackendFact]
     public async Task Each_check_in_restarts_the_silence_period()
     {
-        var kit = NewKit();
+        var kit = await NewKit();
         const string id = "dev-chatty";
         var offlineAfter = TimeSpan.FromSeconds(3); // check-ins every 200 ms: a 2.8 s stall of a loaded machine would be needed to fail it
         var a = kit.Sys.ActorOf(DeviceActor.Props(id, Settings(offlineSeconds: offlineAfter.TotalSeconds)));
@@ -237,7 +237,7 @@ public abstract class DeviceActorSuite<TSelf>(ITestOutputHelper output) : Databa
     [BackendFact]
     public async Task Silent_device_goes_offline_and_resumes_where_it_was()
     {
-        var kit = NewKit();
+        var kit = await NewKit();
         const string id = "dev-silent";
         var settings = Settings(offlineSeconds: 0.5);
         var a = kit.Sys.ActorOf(DeviceActor.Props(id, settings));

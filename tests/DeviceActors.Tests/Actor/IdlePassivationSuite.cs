@@ -3,6 +3,7 @@ using Akka.Actor;
 using Akka.Cluster;
 using Akka.Cluster.Sharding;
 using Akka.Configuration;
+using Orchestrator.DeviceActors.Hosting;
 using Orchestrator.DeviceActors.Persistence;
 using Orchestrator.DeviceActors.Sharding;
 using Orchestrator.DeviceActors.Tests.Infrastructure;
@@ -29,7 +30,7 @@ public abstract class IdlePassivationSuite<TSelf>(ITestOutputHelper output) : Da
 
     private async Task<(Akka.TestKit.Xunit2.TestKit Kit, IActorRef Region)> StartRegionAsync(DeviceActorSettings settings)
     {
-        var kit = NewKit("""
+        var kit = await NewRegionKit(new DeviceActorsHostingOptions(Db.Options, HostsRegion: true, settings, ShardCount: 10), """
             akka.actor.provider = cluster
             akka.remote.dot-netty.tcp { hostname = "127.0.0.1", port = 0 }
             akka.cluster.roles = ["devices"]
@@ -39,7 +40,7 @@ public abstract class IdlePassivationSuite<TSelf>(ITestOutputHelper output) : Da
             """);
         var cluster = Cluster.Get(kit.Sys);
         await cluster.JoinAsync(cluster.SelfAddress);
-        return (kit, await DeviceSharding.StartRegion(kit.Sys, settings, shardCount: 10));
+        return (kit, await kit.Registry.GetAsync<DeviceShardRegion>());
     }
 
     private static async Task<T> Ask<T>(IActorRef region, object c) => await region.Ask<T>(c, Wait);

@@ -1,4 +1,5 @@
 using Orchestrator.DeviceActors.Persistence;
+using Orchestrator.TestSupport;
 using Xunit.Abstractions;
 using Xunit.Sdk;
 

@@ -1,4 +1,6 @@
+using Orchestrator.DeviceActors.Hosting;
 using Orchestrator.DeviceActors.Persistence;
+using Orchestrator.TestSupport.Akka;
 using Xunit.Abstractions;
 
 namespace Orchestrator.DeviceActors.Tests.Infrastructure;
@@ -9,7 +11,7 @@ namespace Orchestrator.DeviceActors.Tests.Infrastructure;
 /// </summary>
 public abstract class DatabaseKitsTestBase(PersistenceBackend backend, ITestOutputHelper output) : IAsyncLifetime
 {
-    private readonly List<Akka.TestKit.Xunit2.TestKit> _kits = [];
+    private readonly List<HostedTestKit> _kits = [];
 
     /// <summary>The test's database (valid after <see cref="InitializeAsync"/>).</summary>
     protected TestDatabase Db { get; private set; } = null!;
@@ -18,15 +20,25 @@ public abstract class DatabaseKitsTestBase(PersistenceBackend backend, ITestOutp
 
     public async Task DisposeAsync()
     {
-        foreach (var k in _kits) await k.Sys.Terminate();
+        foreach (var k in _kits) await k.DisposeAsync();
         await Db.DisposeAsync();
     }
 
     /// <summary>A new actor system configured like a device node, on <see cref="Db"/>.</summary>
     /// <param name="extra">HOCON on top of the node configuration.</param>
-    protected Akka.TestKit.Xunit2.TestKit NewKit(string extra = "")
+    protected async Task<HostedTestKit> NewKit(string extra = "")
     {
-        var kit = DeviceTestKit.Create(Db.Options, output, extra);
+        var kit = await DeviceTestKit.Start(Db.Options, output, extra);
+        _kits.Add(kit);
+        return kit;
+    }
+
+    /// <summary>A new cluster node hosting the device region (<paramref name="region"/>) on <see cref="Db"/>.</summary>
+    /// <param name="region">Region options.</param>
+    /// <param name="extra">HOCON on top; it must make the provider <c>cluster</c>.</param>
+    protected async Task<HostedTestKit> NewRegionKit(DeviceActorsHostingOptions region, string extra)
+    {
+        var kit = await DeviceTestKit.StartRegionNode("test", region, output, extra);
         _kits.Add(kit);
         return kit;
     }

@@ -2,6 +2,7 @@ using System.Data.Common;
 using Microsoft.Data.Sqlite;
 using Npgsql;
 using Orchestrator.DeviceActors.Persistence;
+using Orchestrator.TestSupport;
 
 namespace Orchestrator.DeviceActors.Tests.Infrastructure;
 
@@ -33,10 +34,7 @@ public sealed class TestDatabase : IAsyncDisposable
         }
         else
         {
-            var cs = PostgresGate.ConnectionString
-                ?? throw new InvalidOperationException(
-                    "ORCH_REQUIRE_POSTGRES=1 but ORCH_TEST_POSTGRES is not set: start a server (`source deploy/local/postgres.sh && " +
-                    "pg_start_private`) and export ORCH_TEST_POSTGRES=\"$PG_CONNECTION_STRING\", or unset ORCH_REQUIRE_POSTGRES to skip.");
+            var cs = PostgresGate.RequiredConnectionString();
             db = new TestDatabase(DevicePersistenceOptions.PostgreSql(cs, "t_" + Guid.NewGuid().ToString("N")[..20]), null);
         }
         db.Options = db.Options with { QueryRefreshInterval = queryRefresh ?? TimeSpan.FromMilliseconds(100) };

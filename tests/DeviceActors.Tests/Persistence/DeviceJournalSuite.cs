@@ -10,6 +10,7 @@ using Orchestrator.DeviceActors.Persistence;
 using Orchestrator.DeviceActors.Persistence.Journal;
 using Orchestrator.DeviceActors.Tests.Infrastructure;
 using Orchestrator.Messages.Devices;
+using Orchestrator.TestSupport.Akka;
 using Xunit.Abstractions;
 
 namespace Orchestrator.DeviceActors.Tests.Persistence;
@@ -27,7 +28,7 @@ public abstract class DeviceJournalSuite<TSelf>(ITestOutputHelper output) : Data
     private static readonly DateTimeOffset T0 = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
     private static readonly DeviceActorSettings Settings = new(TimeSpan.FromMinutes(10), 100, TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(2));
 
-    private Akka.TestKit.Xunit2.TestKit Kit() => NewKit("akka.actor.serialize-messages = off");
+    private Task<HostedTestKit> Kit() => NewKit("akka.actor.serialize-messages = off");
 
     private static IActorRef Journal(Akka.TestKit.Xunit2.TestKit kit) => Akka.Persistence.Persistence.Instance.Apply(kit.Sys).JournalFor(null);
 
@@ -39,7 +40,7 @@ public abstract class DeviceJournalSuite<TSelf>(ITestOutputHelper output) : Data
     [BackendFact]
     public async Task Snapshot_store_reads_the_latest_snapshot_the_plugin_saved_and_keeps_the_plugins_other_selections()
     {
-        var kit = Kit();
+        var kit = await Kit();
         Assert.StartsWith(typeof(DeviceSnapshotStore).FullName!, kit.Sys.Settings.Config.GetString("akka.persistence.snapshot-store.sql.class"));
         var store = Akka.Persistence.Persistence.Instance.Apply(kit.Sys).SnapshotStoreFor(null);
         var probe = kit.CreateTestProbe();
@@ -72,7 +73,7 @@ public abstract class DeviceJournalSuite<TSelf>(ITestOutputHelper output) : Data
     [BackendFact]
     public async Task Rows_are_the_plugins_rows_and_the_plugins_read_journal_and_recovery_read_them()
     {
-        var kit = Kit();
+        var kit = await Kit();
         var before = DateTime.UtcNow.Ticks;
         foreach (var id in new[] { "j-a", "j-b" })
         {
@@ -103,7 +104,7 @@ public abstract class DeviceJournalSuite<TSelf>(ITestOutputHelper output) : Data
         Assert.Equal(["device-j-a", "device-j-b"], rollout.Select(e => e.PersistenceId).Order());
 
         await kit.Sys.Terminate();
-        var second = Kit();
+        var second = await Kit();
         var state = await second.Sys.ActorOf(DeviceActor.Props("j-b", Settings)).Ask<DeviceState>(new GetDeviceState("j-b"), Wait);
         Assert.Equal(3, state.EventCount);
         Assert.Equal(["us"], state.Tags);
@@ -161,7 +162,7 @@ public abstract class DeviceJournalSuite<TSelf>(ITestOutputHelper output) : Data
     [BackendFact]
     public async Task An_event_that_cannot_be_serialized_is_rejected_and_the_other_writes_are_stored()
     {
-        var kit = Kit();
+        var kit = await Kit();
         var journal = Journal(kit);
         var probe = kit.CreateTestProbe();
         journal.Tell(new WriteMessages(
@@ -177,7 +178,7 @@ public abstract class DeviceJournalSuite<TSelf>(ITestOutputHelper output) : Data
     [BackendFact]
     public async Task Delete_keeps_the_highest_sequence_number_removes_tag_rows_and_replay_honours_range_and_max()
     {
-        var kit = Kit();
+        var kit = await Kit();
         var journal = Journal(kit);
         var probe = kit.CreateTestProbe();
         journal.Tell(new WriteMessages([Atomic("d-1", 1, Registered("a"), Registered("b")), Atomic("d-1", 3, Registered("c")), Atomic("d-1", 4, Registered("d"))], probe.Ref, 1));
@@ -218,7 +219,7 @@ public abstract class DeviceJournalSuite<TSelf>(ITestOutputHelper output) : Data
     [BackendFact]
     public async Task A_write_that_fails_in_the_database_is_reported_per_event()
     {
-        var kit = Kit();
+        var kit = await Kit();
         var journal = Journal(kit);
         var probe = kit.CreateTestProbe();
         journal.Tell(new WriteMessages([Atomic("f-1", 1, Registered("a"))], probe.Ref, 7));
@@ -236,9 +237,9 @@ public abstract class DeviceJournalSuite<TSelf>(ITestOutputHelper output) : Data
     }
 
     [BackendFact]
-    public void Deferred_handlers_run_after_the_persists_before_them_and_alone()
+    public async Task Deferred_handlers_run_after_the_persists_before_them_and_alone()
     {
-        var kit = Kit();
+        var kit = await Kit();
         var actor = kit.Sys.ActorOf(Props.Create(() => new PersistThenDefer("loop-1")));
         actor.Tell("both", kit.TestActor);
         kit.ExpectMsg("persisted 1", Wait);
@@ -265,9 +266,9 @@ public abstract class DeviceJournalSuite<TSelf>(ITestOutputHelper output) : Data
     }
 
     [BackendFact]
-    public void A_replay_right_after_a_write_waits_for_it_and_sees_its_sequence_number()
+    public async Task A_replay_right_after_a_write_waits_for_it_and_sees_its_sequence_number()
     {
-        var kit = Kit();
+        var kit = await Kit();
         var journal = Journal(kit);
         var probe = kit.CreateTestProbe();
         for (var round = 1; round <= 5; round++)
@@ -286,7 +287,7 @@ public abstract class DeviceJournalSuite<TSelf>(ITestOutputHelper output) : Data
     {
         // Tables created by the plugin itself (auto-initialize), rows written by its journal.
         await Db.Execute("DROP TABLE tags; DROP TABLE journal;");
-        var plugin = NewKit($"""
+        var plugin = await NewKit($"""
             akka.actor.serialize-messages = off
             akka.persistence.journal.plugin = "akka.persistence.journal.sql"
             akka.persistence.journal.sql.auto-initialize = on
@@ -301,7 +302,7 @@ public abstract class DeviceJournalSuite<TSelf>(ITestOutputHelper output) : Data
         foreach (var part in new[] { "journal_uq", "journal_created_idx", "journal_sequence_number_idx", "tags_tag_idx", "tags_persistence_id_sequence_nr_idx", "writer_uuid", "ordering_id" })
             Assert.Contains(part, pluginSchema);
 
-        var ours = Kit();
+        var ours = await Kit();
         var again = ours.Sys.ActorOf(DeviceActor.Props("c-1", Settings));
         var recovered = await again.Ask<DeviceState>(new GetDeviceState("c-1"), Wait);
         Assert.Equal(before.EventCount, recovered.EventCount);

@@ -10,7 +10,7 @@ namespace Orchestrator.DeviceActors.Tests.Persistence;
 /// <summary>
 /// SQLite has one write lock per database file. The plugin's read transactions (recovery: snapshot lookup, highest
 /// sequence number, replay) must not take it, or every recovery queues behind the journal writer (and loses 150 ms
-/// per SQLITE_BUSY in Microsoft.Data.Sqlite's retry loop). See <c>DeviceActorsConfig.ReadIsolationLevel</c>.
+/// per SQLITE_BUSY in Microsoft.Data.Sqlite's retry loop). See <c>DevicePersistenceHosting.ReadIsolationLevel</c>.
 /// </summary>
 public sealed class SqliteLockingTests(ITestOutputHelper output) : DatabaseKitsTestBase(PersistenceBackend.Sqlite, output)
 {
@@ -20,7 +20,7 @@ public sealed class SqliteLockingTests(ITestOutputHelper output) : DatabaseKitsT
     [Fact]
     public async Task A_device_recovers_while_another_connection_holds_the_write_lock()
     {
-        var first = NewKit();
+        var first = await NewKit();
         foreach (var id in new[] { "dev-locked", "dev-warm" })
         {
             var a = first.Sys.ActorOf(DeviceActor.Props(id, Settings));
@@ -30,7 +30,7 @@ public sealed class SqliteLockingTests(ITestOutputHelper output) : DatabaseKitsT
         await first.Sys.Terminate();
 
         // A second system whose journal and snapshot store are started (tables checked) before the lock is taken.
-        var second = NewKit();
+        var second = await NewKit();
         var warm = second.Sys.ActorOf(DeviceActor.Props("dev-warm", Settings));
         Assert.Equal(2, (await warm.Ask<DeviceState>(new GetDeviceState("dev-warm"), TimeSpan.FromSeconds(15))).EventCount);
 

@@ -3,6 +3,7 @@ using Orchestrator.DeviceActors.Persistence;
 using Orchestrator.DeviceActors.Sharding;
 using Orchestrator.DeviceActors.Tests.Infrastructure;
 using Orchestrator.Messages.Devices;
+using Orchestrator.TestSupport.Akka;
 using Xunit.Abstractions;
 
 namespace Orchestrator.DeviceActors.Tests.Registry;
@@ -13,7 +14,7 @@ public abstract class DeviceRegistrySuite<TSelf>(ITestOutputHelper output) : IAs
     private static readonly DateTimeOffset T0 = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(15);
     private TestDatabase _db = null!;
-    private Akka.TestKit.Xunit2.TestKit _kit = null!;
+    private HostedTestKit _kit = null!;
 
     public async Task InitializeAsync()
     {
@@ -21,12 +22,12 @@ public abstract class DeviceRegistrySuite<TSelf>(ITestOutputHelper output) : IAs
         // serialize-messages stays off here: Akka.Persistence.Sql's read-side sequence actor exchanges internal messages
         // that do not survive the default-serializer round trip ("Value cannot be null (source)") and the live query
         // then stalls. Our own messages are verified with serialize-messages = on in the actor and cluster suites.
-        _kit = DeviceTestKit.Create(_db.Options, output, "akka.actor.serialize-messages = off");
+        _kit = await DeviceTestKit.Start(_db.Options, output, "akka.actor.serialize-messages = off");
     }
 
     public async Task DisposeAsync()
     {
-        await _kit.Sys.Terminate();
+        await _kit.DisposeAsync();
         await _db.DisposeAsync();
     }
 

@@ -1,11 +1,12 @@
 using Akka.Actor;
 using Akka.Cluster;
 using Akka.Cluster.Sharding;
-using Akka.Configuration;
+using Orchestrator.DeviceActors.Hosting;
 using Orchestrator.DeviceActors.Persistence;
 using Orchestrator.DeviceActors.Sharding;
 using Orchestrator.DeviceActors.Tests.Infrastructure;
 using Orchestrator.Messages.Devices;
+using Orchestrator.TestSupport.Akka;
 using Xunit.Abstractions;
 
 namespace Orchestrator.DeviceActors.Tests.Sharding;
@@ -22,20 +23,21 @@ public abstract class ClusterHandOffSuite<TSelf>(ITestOutputHelper output) : IAs
     // Generous: with the other test assemblies running in parallel on 2 cores (CI), the shard coordinator's first
     // ddata majority read has been seen to take over 20 s; latency is not what this suite checks, lost events are.
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(60);
-    private readonly List<Akka.TestKit.Xunit2.TestKit> _nodes = [];
+    private readonly List<HostedTestKit> _nodes = [];
     private TestDatabase _db = null!;
 
     public async Task InitializeAsync() => _db = await TestDatabase.Create(TSelf.Backend);
 
     public async Task DisposeAsync()
     {
-        foreach (var n in _nodes) await n.Sys.Terminate();
+        foreach (var n in _nodes) await n.DisposeAsync();
         await _db.DisposeAsync();
     }
 
-    private Akka.TestKit.Xunit2.TestKit StartNode()
+    private async Task<HostedTestKit> StartNode(DeviceActorSettings settings)
     {
-        var cluster = ConfigurationFactory.ParseString($$"""
+        var kit = await DeviceTestKit.StartRegionNode("orch-cluster", new DeviceActorsHostingOptions(_db.Options, HostsRegion: true, settings, ShardCount: 30),
+            output, $$"""
             akka.actor.provider = cluster
             akka.remote.dot-netty.tcp { hostname = "127.0.0.1", port = 0 }
             akka.cluster.roles = ["{{DeviceSharding.Role}}"]
@@ -48,7 +50,6 @@ public abstract class ClusterHandOffSuite<TSelf>(ITestOutputHelper output) : IAs
             # and the hand-off stalled. Our messages still cross the three nodes through our serializer over remoting.
             akka.actor.serialize-messages = off
             """);
-        var kit = new Akka.TestKit.Xunit2.TestKit(cluster.WithFallback(DeviceTestKit.Config(_db.Options)), "orch-cluster", output);
         _nodes.Add(kit);
         return kit;
     }
@@ -61,17 +62,17 @@ public abstract class ClusterHandOffSuite<TSelf>(ITestOutputHelper output) : IAs
     [BackendFact]
     public async Task Devices_of_a_leaving_node_resume_on_the_others_without_losing_events()
     {
-        var a = StartNode();
-        var b = StartNode();
-        var c = StartNode();
+        var settings = new DeviceActorSettings(TimeSpan.FromMinutes(10), 5, TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(1));
+        var a = await StartNode(settings);
+        var b = await StartNode(settings);
+        var c = await StartNode(settings);
         var seed = Cluster.Get(a.Sys).SelfAddress;
         foreach (var n in _nodes) await Cluster.Get(n.Sys).JoinAsync(seed);
         await a.AwaitAssertAsync(() => Assert.Equal(3, Cluster.Get(a.Sys).State.Members.Count(m => m.Status == MemberStatus.Up)), Wait);
 
-        var settings = new DeviceActorSettings(TimeSpan.FromMinutes(10), 5, TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(1));
-        var regionA = await DeviceSharding.StartRegion(a.Sys, settings, shardCount: 30);
-        var regionB = await DeviceSharding.StartRegion(b.Sys, settings, shardCount: 30);
-        var regionC = await DeviceSharding.StartRegion(c.Sys, settings, shardCount: 30);
+        var regionA = await a.Registry.GetAsync<DeviceShardRegion>();
+        var regionB = await b.Registry.GetAsync<DeviceShardRegion>();
+        var regionC = await c.Registry.GetAsync<DeviceShardRegion>();
 
         // Drive every device through a few events, entering from all three nodes.
         var regions = new[] { regionA, regionB, regionC };

@@ -7,7 +7,7 @@ namespace Orchestrator.Messages.Tests.Serialization;
 
 public sealed class OrchestratorSerializerTests : IDisposable
 {
-    private readonly ActorSystem _system = ActorSystem.Create("ser", OrchestratorSerialization.Config);
+    private readonly ActorSystem _system = ActorSystem.Create("ser", BootstrapSetup.Create().And(OrchestratorSerialization.Setup));
 
     public void Dispose() => _system.Dispose();
 

@@ -11,11 +11,12 @@ public sealed class ProjectReferenceTests
     {
         ["ChunkStore.Format/Orchestrator.ChunkStore.Format.csproj"] = [],
         ["Messages/Orchestrator.Messages.csproj"] = ["ChunkStore.Format"],
-        ["ChunkStore/Orchestrator.ChunkStore.csproj"] = ["Messages", "ChunkStore.Format"],
-        ["DeviceActors/Orchestrator.DeviceActors.csproj"] = ["Messages"],
+        ["Messages.Serialization/Orchestrator.Messages.Serialization.csproj"] = ["Messages"],
+        ["ChunkStore/Orchestrator.ChunkStore.csproj"] = ["Messages", "Messages.Serialization", "ChunkStore.Format"],
+        ["DeviceActors/Orchestrator.DeviceActors.csproj"] = ["Messages", "Messages.Serialization"],
         ["DeviceAgent/Orchestrator.DeviceAgent.csproj"] = ["ChunkStore.Format"],
         ["Cli/Orchestrator.Cli.csproj"] = ["Messages", "ChunkStore.Format"],
-        ["Orchestrator/Orchestrator.Node.csproj"] = ["Messages", "ChunkStore", "DeviceActors", "FleetSimulator"],
+        ["Orchestrator/Orchestrator.Node.csproj"] = ["Messages", "Messages.Serialization", "ChunkStore", "DeviceActors", "FleetSimulator"],
         ["../tools/FleetSimulator/Orchestrator.FleetSimulator.csproj"] = ["DeviceAgent", "Messages"],
     };
 
@@ -40,6 +41,38 @@ public sealed class ProjectReferenceTests
             Assert.True(forbidden.Count == 0, $"{project} references {string.Join(", ", forbidden)}, which docs/architecture.md does not allow.");
         }
     }
+
+    // Packages of the server side: cluster, persistence and database drivers.
+    private static readonly string[] ServerPackages = ["Akka", "Npgsql", "LinqToDB", "Microsoft.Data.Sqlite", "LightningDB"];
+
+    // Projects whose output runs on a device or an operator's machine, and the contracts library both sides share.
+    private static readonly string[] ClientSide =
+        ["DeviceAgent/Orchestrator.DeviceAgent.csproj", "Cli/Orchestrator.Cli.csproj", "Messages/Orchestrator.Messages.csproj", "ChunkStore.Format/Orchestrator.ChunkStore.Format.csproj"];
+
+    [Theory]
+    [MemberData(nameof(ClientSideProjects))]
+    public void A_client_side_project_pulls_in_no_server_package_or_project_through_any_reference(string project)
+    {
+        var src = Path.Combine(ConfigurationKeyTests.RepositoryRoot(), "src");
+        var closure = new SortedSet<string>(StringComparer.Ordinal);
+        var packages = new SortedSet<string>(StringComparer.Ordinal);
+        var pending = new Stack<string>([Path.GetFullPath(Path.Combine(src, project))]);
+        while (pending.TryPop(out var path))
+        {
+            if (!closure.Add(path)) continue;
+            var xml = XDocument.Load(path);
+            foreach (var p in xml.Descendants("PackageReference")) packages.Add(p.Attribute("Include")!.Value);
+            foreach (var r in xml.Descendants("ProjectReference"))
+                pending.Push(Path.GetFullPath(Path.Combine(Path.GetDirectoryName(path)!, r.Attribute("Include")!.Value.Replace('\\', '/'))));
+        }
+        var server = packages.Where(p => ServerPackages.Any(n => p.StartsWith(n, StringComparison.OrdinalIgnoreCase))).ToList();
+        Assert.True(server.Count == 0, $"{project} pulls in {string.Join(", ", server)} (through {string.Join(", ", closure.Select(Path.GetFileName))})");
+        var serverProjects = closure.Select(Path.GetFileNameWithoutExtension)
+            .Where(n => n is "Orchestrator.Node" or "Orchestrator.DeviceActors" or "Orchestrator.ChunkStore" or "Orchestrator.Messages.Serialization").ToList();
+        Assert.True(serverProjects.Count == 0, $"{project} references {string.Join(", ", serverProjects)}");
+    }
+
+    public static TheoryData<string> ClientSideProjects() => [.. ClientSide];
 
     [Fact]
     public void The_agent_output_folder_carries_no_cluster_database_or_lmdb_assembly()

@@ -6,6 +6,7 @@ using Orchestrator.ChunkStore.Codec;
 using Orchestrator.ChunkStore.Keys;
 using Orchestrator.ChunkStore.Publishing;
 using Orchestrator.ChunkStore.Storage;
+using Orchestrator.DeviceActors.Sharding;
 using Orchestrator.Messages.Devices;
 using Orchestrator.Messages.Protocol;
 using Orchestrator.Node.Gateway;

@@ -1,9 +1,9 @@
 using Akka.Actor;
 using Akka.Cluster;
-using Akka.Configuration;
 using Microsoft.Data.Sqlite;
 using Npgsql;
 using Orchestrator.DeviceActors;
+using Orchestrator.DeviceActors.Hosting;
 using Orchestrator.DeviceActors.Persistence;
 using Orchestrator.DeviceActors.Registry;
 using Orchestrator.DeviceActors.Sharding;
@@ -13,6 +13,8 @@ using Orchestrator.Messages.Serialization;
 using Orchestrator.Node.Channels;
 using Orchestrator.Node.Rollouts;
 using Orchestrator.Node.Tests.Support;
+using Orchestrator.TestSupport.Akka;
+using Orchestrator.TestSupport;
 using Xunit.Abstractions;
 
 namespace Orchestrator.Node.Tests.Rollouts;
@@ -41,14 +43,12 @@ public sealed class RolloutHarness : IAsyncDisposable
         Clock = clock;
         var options = backend == PersistenceBackend.Sqlite
             ? DevicePersistenceOptions.Sqlite(Path.Combine(dir, "journal.db"))
-            : DevicePersistenceOptions.PostgreSql(PostgresFactAttribute.ConnectionString
-                ?? throw new InvalidOperationException("ORCH_REQUIRE_POSTGRES=1 but ORCH_TEST_POSTGRES is not set: start a server " +
-                    "(`source deploy/local/postgres.sh && pg_start_private`) and export ORCH_TEST_POSTGRES=\"$PG_CONNECTION_STRING\"."),
-                "t_rollouts_" + Guid.NewGuid().ToString("N")[..16]);
+            : DevicePersistenceOptions.PostgreSql(PostgresGate.RequiredConnectionString(), "t_rollouts_" + Guid.NewGuid().ToString("N")[..16]);
         _persistence = options with { QueryRefreshInterval = TimeSpan.FromMilliseconds(100) };
     }
 
     public Akka.TestKit.Xunit2.TestKit Kit { get; private set; } = null!;
+    private readonly List<HostedTestKit> _kits = [];
     public IActorRef Devices { get; private set; } = ActorRefs.Nobody;
     public IActorRef Rollouts { get; private set; } = ActorRefs.Nobody;
     public ManualClock? Clock { get; }
@@ -73,7 +73,13 @@ public sealed class RolloutHarness : IAsyncDisposable
 
     private async Task BootAsync()
     {
-        var config = ConfigurationFactory.ParseString($$"""
+        var settings = new RolloutSettings(TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(5), TimeSpan.FromMilliseconds(300), 20,
+            (TimeProvider?)Clock ?? TimeProvider.System, RegistryQueryLimit: _registryQueryLimit);
+        var kit = await HostedTestKit.StartAsync("rollouts", b => b
+            .AddDeviceActors(new DeviceActorsHostingOptions(_persistence, HostsRegion: true,
+                new DeviceActorSettings(TimeSpan.FromMinutes(10), 50, TimeSpan.FromMilliseconds(10), TimeSpan.FromMilliseconds(50))))
+            .AddRollouts(new RolloutHostingOptions(HostsSingletons: true, settings, _channelSettings is null ? null : new ChannelCache(), _channelSettings)),
+            _output, $$"""
             akka.loglevel = WARNING
             # serialize-messages stays off: Akka.Persistence.Sql's own internal messages (WriteFinished, the read journal's
             # sequence actor) do not survive the default serializer and the registry's live query stalls. Instead every
@@ -87,19 +93,17 @@ public sealed class RolloutHarness : IAsyncDisposable
             akka.coordinated-shutdown.exit-clr = off
             # Terminate is a crash here: no graceful shard hand-off or singleton hand-over, actors just stop.
             akka.coordinated-shutdown.run-by-actor-system-terminate = off
-            """).WithFallback(DeviceActorsConfig.Build(_persistence));
-        Kit = new Akka.TestKit.Xunit2.TestKit(config, "rollouts", _output);
+            """);
+        _kits.Add(kit);
+        Kit = kit;
         var cluster = Cluster.Get(Kit.Sys);
         var up = new TaskCompletionSource();
         cluster.RegisterOnMemberUp(() => up.TrySetResult());
         cluster.Join(cluster.SelfAddress);
         await up.Task.WaitAsync(Wait);
-        Devices = await DeviceSharding.StartRegion(Kit.Sys,
-            new DeviceActorSettings(TimeSpan.FromMinutes(10), 50, TimeSpan.FromMilliseconds(10), TimeSpan.FromMilliseconds(50)));
-        var settings = new RolloutSettings(TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(5), TimeSpan.FromMilliseconds(300), 20,
-            (TimeProvider?)Clock ?? TimeProvider.System, RegistryQueryLimit: _registryQueryLimit);
-        if (_channelSettings is { } cs) Channels = ChannelHosting.Start(Kit.Sys, new ChannelCache(), cs, hostsSingleton: true);
-        Rollouts = RolloutHosting.Start(Kit.Sys, Devices, settings, hostsSingleton: true, channels: _channelSettings is null ? null : Channels);
+        Devices = await kit.Registry.GetAsync<DeviceShardRegion>();
+        Rollouts = await kit.Registry.GetAsync<RolloutCoordinatorProxy>();
+        Channels = _channelSettings is null ? ActorRefs.Nobody : await kit.Registry.GetAsync<ChannelDirectoryProxy>();
     }
 
     /// <summary>Terminates the actor system (no graceful hand-over of anything) and boots a new one on the same database.</summary>
@@ -182,7 +186,7 @@ public sealed class RolloutHarness : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        await Kit.Sys.Terminate();
+        foreach (var kit in _kits) await kit.DisposeAsync();
         ClearPools();
         try { Directory.Delete(_dir, recursive: true); } catch (IOException) { }
         if (_persistence.Schema is { } schema)

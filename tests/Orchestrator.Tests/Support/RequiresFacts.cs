@@ -1,3 +1,5 @@
+using Orchestrator.TestSupport;
+
 namespace Orchestrator.Node.Tests.Support;
 
 /// <summary>
@@ -6,13 +8,9 @@ namespace Orchestrator.Node.Tests.Support;
 /// </summary>
 public sealed class PostgresFactAttribute : FactAttribute
 {
-    public static string? ConnectionString => Environment.GetEnvironmentVariable("ORCH_TEST_POSTGRES");
+    public static string? ConnectionString => PostgresGate.ConnectionString;
 
-    public PostgresFactAttribute()
-    {
-        if (string.IsNullOrEmpty(ConnectionString) && Environment.GetEnvironmentVariable("ORCH_REQUIRE_POSTGRES") != "1")
-            Skip = "PostgreSQL not configured: set ORCH_TEST_POSTGRES (source deploy/local/postgres.sh && pg_start_private).";
-    }
+    public PostgresFactAttribute() => Skip = PostgresGate.SkipReason;
 }
 
 /// <summary>A clock the test moves by hand (throttle windows, rollout start times, maintenance windows, timeouts); thread-safe.</summary>

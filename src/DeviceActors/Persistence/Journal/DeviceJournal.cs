@@ -11,7 +11,7 @@ using Akka.Util;
 namespace Orchestrator.DeviceActors.Persistence.Journal;
 
 /// <summary>
-/// Write journal of the device actors (plugin id <see cref="PluginId"/>, configured by <see cref="DeviceActorsConfig"/>).
+/// Write journal of the device actors (plugin id <see cref="PluginId"/>, configured by <see cref="DeviceJournalOptions"/>).
 /// It writes exactly the rows Akka.Persistence.Sql 1.5.73 writes in TagTable mode with its default table mapping
 /// (<c>journal</c> and <c>tags</c>: same columns, serializer id and manifest rules, <c>created</c> ticks,
 /// <c>writer_uuid</c>, one tag row per tag keyed by <c>ordering</c>), so the plugin's read journal (EventsByTag for the
@@ -51,7 +51,7 @@ public sealed class DeviceJournal : AsyncWriteJournal
         var backend = config.GetString("backend");
         var connectionString = config.GetString("connection-string");
         if (string.IsNullOrWhiteSpace(connectionString))
-            throw new ConfigurationException($"{PluginId}.connection-string is empty: set it (DeviceActorsConfig.Build does).");
+            throw new ConfigurationException($"{PluginId}.connection-string is empty: set it (DeviceJournalOptions does).");
         var schema = config.GetString("schema");
         _store = JournalStore.Create(backend, connectionString, schema);
         _batchSize = config.GetInt("batch-size", 1000);

@@ -13,7 +13,7 @@ namespace Orchestrator.DeviceActors.Persistence.Journal;
 /// sequence number) stay the plugin's.
 /// </summary>
 /// <remarks>Config keys besides the plugin's: <c>device-backend</c> (<c>sqlite</c> or <c>postgresql</c>) and
-/// <c>device-schema</c> (PostgreSQL, empty for the default), set by <see cref="DeviceActorsConfig"/>.</remarks>
+/// <c>device-schema</c> (PostgreSQL, empty for the default), set by <see cref="Hosting.DevicePersistenceHosting"/>.</remarks>
 public sealed class DeviceSnapshotStore : SqlSnapshotStore
 {
     private readonly JournalStore _store;
@@ -25,7 +25,7 @@ public sealed class DeviceSnapshotStore : SqlSnapshotStore
     {
         var connectionString = config.GetString("connection-string");
         if (string.IsNullOrWhiteSpace(connectionString))
-            throw new ConfigurationException("akka.persistence.snapshot-store.sql.connection-string is empty: set it (DeviceActorsConfig.Build does).");
+            throw new ConfigurationException("akka.persistence.snapshot-store.sql.connection-string is empty: set it (AddDevicePersistence does).");
         _store = JournalStore.Create(config.GetString("device-backend"), connectionString, config.GetString("device-schema"));
         _serialization = Context.System.Serialization;
     }

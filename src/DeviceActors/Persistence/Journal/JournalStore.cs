@@ -29,7 +29,7 @@ internal abstract class JournalStore : IAsyncDisposable
 
     /// <summary>
     /// The journal's <c>tags</c> column as the plugin writes it in Csv/Both mode (<c>;a;b;</c>, null when untagged). We
-    /// write it next to the tag rows because the read journal reads tags in Csv mode (see <c>DeviceActorsConfig</c>):
+    /// write it next to the tag rows because the read journal reads tags in Csv mode (see <c>DevicePersistenceHosting</c>):
     /// its TagTable query (linq2db 6 on SQLite and PostgreSQL) aggregates each returned row's tags with a subquery over
     /// the <em>whole</em> tags table, so every event the registry read cost a scan of all tag rows, and at 100k devices
     /// the registry fell minutes behind while that scan used both cores.

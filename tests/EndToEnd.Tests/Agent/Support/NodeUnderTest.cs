@@ -9,6 +9,7 @@ using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Orchestrator.DeviceActors.Sharding;
 using Orchestrator.DeviceAgent.Tests.Support;
 using Orchestrator.Messages.Devices;
 using Orchestrator.Node.Admin;

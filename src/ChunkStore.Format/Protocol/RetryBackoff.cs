@@ -1,6 +1,9 @@
-namespace Orchestrator.DeviceActors.State;
+namespace Orchestrator.Messages.Protocol;
 
-/// <summary>Capped exponential backoff with "equal jitter": half the delay is fixed, half random.</summary>
+/// <summary>
+/// Capped exponential backoff with "equal jitter": half the delay is fixed, half random. The one formula of both
+/// sides: the device actor's retry advice to a failed device and the agent's own retries of check-ins and downloads.
+/// </summary>
 public static class RetryBackoff
 {
     /// <summary>
