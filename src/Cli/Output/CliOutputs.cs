@@ -26,6 +26,9 @@ internal sealed record DeltaBuildOutput(
     bool AlreadyBuilt, int FilesPatched, int FilesChunks, long PatchBytes, long ChunkBytesReplaced, int ObjectsWritten, int Level,
     double ElapsedSeconds, string Method);
 
+/// <summary>Result of <c>orch release plan --json</c>: what a device fetches for one upgrade.</summary>
+internal sealed record ReleasePlanOutput(string Method, long Bytes, int Requests, int Objects);
+
 /// <summary>Result of <c>orch keys init --json</c>.</summary>
 internal sealed record KeysInitOutput(
     string Directory, string SigningKey, string PublicKey, string ContentKey, string PublicKeyHex, string ContentKeyFingerprint,
