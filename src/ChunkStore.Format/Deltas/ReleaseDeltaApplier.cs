@@ -1,4 +1,5 @@
 using System.IO.MemoryMappedFiles;
+using System.Security.Cryptography;
 using Orchestrator.ChunkStore.Codec;
 using Orchestrator.ChunkStore.Validation;
 
@@ -53,7 +54,7 @@ public static unsafe class ReleaseDeltaApplier
     /// <summary>
     /// Writes the reference into <paramref name="referencePath"/>: every source at its offset, copied from the path
     /// <paramref name="localSource"/> gives (a local file whose content has the source's hash and size), zeros where it
-    /// gives null. Returns the bytes copied from local files.
+    /// gives null or whose bytes do not hash to the source's SHA-256. Returns the bytes copied from local files.
     /// </summary>
     public static long WriteReference(ReleaseStream stream, Func<ReleaseSource, string?> localSource, string referencePath)
     {
@@ -63,6 +64,7 @@ public static unsafe class ReleaseDeltaApplier
         using var output = new FileStream(referencePath, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16);
         output.SetLength(stream.SourceLength);
         var offsets = stream.SourceOffsets();
+        var buffer = new byte[1 << 16];
         for (var i = 0; i < stream.Sources.Count; i++)
         {
             var source = stream.Sources[i];
@@ -70,8 +72,24 @@ public static unsafe class ReleaseDeltaApplier
             using var input = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
             if (input.Length != source.Size) continue;
             output.Seek(offsets[i], SeekOrigin.Begin);
-            input.CopyTo(output);
-            copied += source.Size;
+            // The local file is hashed as it is copied: one changed since the inventory was taken is replaced by zeros again.
+            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            int n;
+            long written = 0;
+            while (written < source.Size && (n = input.Read(buffer, 0, (int)Math.Min(buffer.Length, source.Size - written))) > 0)
+            {
+                hash.AppendData(buffer, 0, n);
+                output.Write(buffer, 0, n);
+                written += n;
+            }
+            if (written == source.Size && Convert.ToHexStringLower(hash.GetHashAndReset()) == source.Sha256)
+            {
+                copied += source.Size;
+                continue;
+            }
+            Array.Clear(buffer);
+            output.Seek(offsets[i], SeekOrigin.Begin);
+            for (long left = source.Size; left > 0; left -= Math.Min(left, buffer.Length)) output.Write(buffer, 0, (int)Math.Min(left, buffer.Length));
         }
         output.Flush(flushToDisk: false);
         return copied;
