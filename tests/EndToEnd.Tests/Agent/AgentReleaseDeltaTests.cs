@@ -161,6 +161,7 @@ public sealed class AgentReleaseDeltaTests(ITestOutputHelper output)
     [Fact]
     public async Task A_damaged_source_file_makes_the_files_coded_from_it_come_from_chunks()
     {
+        if (OperatingSystem.IsWindows()) return; // the agent's tree modes are Unix modes
         await using var s = await StartAsync("dev-rs");
         var rig = s.Rig;
         var core = Path.Combine(rig.Device.Layout.Client, "lib", "core.so");
