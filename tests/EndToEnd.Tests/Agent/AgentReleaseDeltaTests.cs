@@ -147,11 +147,15 @@ public sealed class AgentReleaseDeltaTests(ITestOutputHelper output)
         var kept = new FileInfo(partial).Length;
         Assert.InRange(kept, 1, largest.Stored - 1);
         rig.Gateway.TrickleChunksBytesPerSecond = null;
+        // The proxy logs the killed transfer once it notices the client is gone; only then is the log cleared for the rerun.
+        var framePath = StoreLayout.ChunkPath(largest.Id);
+        var until = DateTime.UtcNow.AddSeconds(30);
+        while (!rig.Gateway.StoreLog.Any(r => r.Path == framePath) && DateTime.UtcNow < until) await Task.Delay(20);
         rig.Gateway.StoreLog.Clear();
         var resumed = await Run(rig.Device);
         AssertTreeIsV2(rig.Device, s.V2);
         Assert.Contains("0 fell back to chunks", resumed.Output);
-        var frameRequests = rig.Gateway.StoreLog.Where(r => r.Path == StoreLayout.ChunkPath(largest.Id)).ToList();
+        var frameRequests = rig.Gateway.StoreLog.Where(r => r.Path == framePath).ToList();
         // Fetched once more, from where the part file ended: the bytes before it are not sent again.
         var request = Assert.Single(frameRequests);
         Assert.Equal($"bytes={kept}-", request.Range);
