@@ -187,7 +187,7 @@ public sealed class UpdateSession
         var nonce = SessionTrust.NewNonce();
         var stale = trust.CheckStale();
         var response = await _gateway.CheckInAsync(new CheckInRequest(_config.Product, installed.VersionId, digest, files, AgentVersion, nonce,
-            stale ? true : null), ct);
+            stale ? true : null, _config.ReportedAttributes()), ct);
         var directive = trust.VerifyDirective(response, nonce);
         response = SessionTrust.Authoritative(response, directive);
         if (response.Action == UpdateAction.None)
