@@ -15,6 +15,8 @@ Same run, same trees, every tool:
 - casync make (64 KiB average chunks, zstd): chunks of the new index the old one lacks, plus the .caidx.
 Files whose content the device already holds (same bytes anywhere in the old tree) cost nothing for any tool.
 
+Each step's row is printed as soon as it is measured. ORCH_BENCH_ULTRA=0 leaves out zstd --ultra -22 (slowest tool).
+
 usage: whole_release.py WORK ORCH LEVEL PRODUCT VERSION...
 """
 import json, math, os, re, shutil, subprocess, sys, time
@@ -59,7 +61,17 @@ def main():
         run(["casync", "make", "--compression=zstd", "--chunk-size=16384:65536:262144", "--store=" + ca_store,
              os.path.join(ca_idx, v + ".caidx"), tree])
     ref_bytes = os.path.getsize(os.path.join(repo, "refs", "heads", product)) + os.path.getsize(os.path.join(repo, "config"))
-    rows = []
+    ultra = os.environ.get("ORCH_BENCH_ULTRA", "1") != "0"
+    print(f"Machine: {os.cpu_count()} cores, load average {load_start} after publishing; orch delta level {level}; "
+          f"{run(['ostree', '--version'], text=True).stdout.splitlines()[1].strip()} ostree; "
+          f"{run(['zstd', '-V'], text=True).stdout.strip()}; "
+          f"{subprocess.run(['xdelta3', '-V'], capture_output=True, text=True).stderr.splitlines()[0]}\n")
+    tree_mib = {v: dir_bytes(os.path.join(work, "trees", v)) for v in versions}
+    print(f"Trees ({product}): " + ", ".join(f"{v} {mib(b)} MiB" for v, b in tree_mib.items()) + "\n")
+    print("| upgrade | changed files | orch delta path (method, requests) | OSTree static delta | orch / OSTree | zstd whole-tree -19 | zstd whole-tree --ultra -22 | zstd per file -19 | xdelta3 -9 per file | casync 64K (chunks) | orch chunk path (requests) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
+    tot = dict(delta=0, ostree=0, z19=0, z22=0, zf=0, x=0, ca=0, chunks=0)
+    times = []
     for old_v, new_v in zip(versions, versions[1:]):
         old_t, new_t = (os.path.join(work, "trees", v) for v in (old_v, new_v))
         t0 = time.perf_counter()
@@ -76,39 +88,27 @@ def main():
         ostree = dir_bytes(os.path.join(repo, "deltas")) - before + ref_bytes
         ps = pairs(old_t, new_t)
         z19, z19_s = zstd_whole(old_t, new_t, tmp, ["-19"])
-        z22, z22_s = zstd_whole(old_t, new_t, tmp, ["--ultra", "-22"])
+        z22, z22_s = zstd_whole(old_t, new_t, tmp, ["--ultra", "-22"]) if ultra else (0, 0)
         zf = zstd_patch(ps, tmp)
         x = xdelta(ps, tmp)
         c_old = set(caidx_chunks(os.path.join(ca_idx, old_v + ".caidx")))
         c_new = set(caidx_chunks(os.path.join(ca_idx, new_v + ".caidx")))
         ca = sum(os.path.getsize(os.path.join(ca_store, c[:4], c + ".cacnk")) for c in c_new - c_old)
         ca += os.path.getsize(os.path.join(ca_idx, new_v + ".caidx"))
-        rows.append(dict(step=f"{old_v} -> {new_v}", changed=len(ps), built=built, orch_s=orch_s, delta=o_delta, chunks=o_chunks,
-                         ostree=ostree, ostree_s=ostree_s, z19=z19, z19_s=z19_s, z22=z22, z22_s=z22_s, zf=zf, x=x, ca=ca,
-                         ca_n=len(c_new - c_old)))
-    load_end = open("/proc/loadavg").read().split()[0]
-    tree_mib = {v: dir_bytes(os.path.join(work, "trees", v)) for v in versions}
-    print(f"Machine: {os.cpu_count()} cores, load average {load_start} at start, {load_end} at end; orch delta level {level}; "
-          f"{run(['ostree', '--version'], text=True).stdout.splitlines()[1].strip()} ostree; "
-          f"{run(['zstd', '-V'], text=True).stdout.strip()}; "
-          f"{subprocess.run(['xdelta3', '-V'], capture_output=True, text=True).stderr.splitlines()[0]}\n")
-    print(f"Trees ({product}): " + ", ".join(f"{v} {mib(b)} MiB" for v, b in tree_mib.items()) + "\n")
-    print("| upgrade | changed files | orch delta path (method, requests) | OSTree static delta | orch / OSTree | zstd whole-tree -19 | zstd whole-tree --ultra -22 | zstd per file -19 | xdelta3 -9 per file | casync 64K (chunks) | orch chunk path (requests) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    tot = dict(delta=0, ostree=0, z19=0, z22=0, zf=0, x=0, ca=0, chunks=0)
-    for r in rows:
-        for k, v in (("delta", r["delta"]["bytes"]), ("ostree", r["ostree"]), ("z19", r["z19"]), ("z22", r["z22"]), ("zf", r["zf"]),
-                     ("x", r["x"]), ("ca", r["ca"]), ("chunks", r["chunks"]["bytes"])):
+        for k, v in (("delta", o_delta["bytes"]), ("ostree", ostree), ("z19", z19), ("z22", z22), ("zf", zf), ("x", x), ("ca", ca),
+                     ("chunks", o_chunks["bytes"])):
             tot[k] += v
-        kind = "whole-release" if r["built"]["method"] == "release" else "per-file"
-        print(f"| {r['step']} | {r['changed']} | **{r['delta']['bytes']:,}** ({kind}, {r['delta']['requests']}) | {r['ostree']:,} | "
-              f"**{r['delta']['bytes'] / r['ostree']:.3f}** | {r['z19']:,} | {r['z22']:,} | {r['zf']:,} | {r['x']:,} | {r['ca']:,} ({r['ca_n']}) | "
-              f"{r['chunks']['bytes']:,} ({r['chunks']['requests']}) |")
-    print(f"| **all** | | **{tot['delta']:,}** | {tot['ostree']:,} | **{tot['delta'] / tot['ostree']:.3f}** | {tot['z19']:,} | {tot['z22']:,} | "
-          f"{tot['zf']:,} | {tot['x']:,} | {tot['ca']:,} | {tot['chunks']:,} |")
-    print("\nBuild time per step (seconds, wall): " + "; ".join(
-        f"{r['step']}: orch delta build {r['orch_s']:.1f}, ostree static-delta generate {r['ostree_s']:.1f}, "
-        f"zstd whole-tree -19 {r['z19_s']:.1f}, --ultra -22 {r['z22_s']:.1f}" for r in rows))
+        kind = "whole-release" if built["method"] == "release" else "per-file"
+        print(f"| {old_v} -> {new_v} | {len(ps)} | **{o_delta['bytes']:,}** ({kind}, {o_delta['requests']}) | {ostree:,} | "
+              f"**{o_delta['bytes'] / ostree:.3f}** | {z19:,} | {f'{z22:,}' if ultra else 'not run'} | {zf:,} | {x:,} | {ca:,} ({len(c_new - c_old)}) | "
+              f"{o_chunks['bytes']:,} ({o_chunks['requests']}) |", flush=True)
+        times.append(f"{old_v} -> {new_v}: orch delta build {orch_s:.1f}, ostree static-delta generate {ostree_s:.1f}, "
+                     f"zstd whole-tree -19 {z19_s:.1f}" + (f", --ultra -22 {z22_s:.1f}" if ultra else ""))
+    if len(versions) > 2:
+        print(f"| **all** | | **{tot['delta']:,}** | {tot['ostree']:,} | **{tot['delta'] / tot['ostree']:.3f}** | {tot['z19']:,} | "
+              f"{tot['z22']:,} | {tot['zf']:,} | {tot['x']:,} | {tot['ca']:,} | {tot['chunks']:,} |")
+    print("\nBuild time per step (seconds, wall): " + "; ".join(times))
+    print(f"Load average at end: {open('/proc/loadavg').read().split()[0]}")
 
 if __name__ == "__main__":
     main()
