@@ -162,4 +162,5 @@ def main():
         f"{r['step']}: orch delta build {r['orch_s']:.1f} (in-process {r['built']['elapsedSeconds']:.1f}), xdelta3 {r['x_s']:.1f}, zstd {r['z_s']:.1f}"
         for r in rows))
 
-main()
+if __name__ == "__main__":
+    main()

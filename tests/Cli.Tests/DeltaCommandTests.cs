@@ -58,4 +58,35 @@ public sealed class DeltaCommandTests : IDisposable
         Assert.Equal(ExitCodes.Usage, level.ExitCode);
         Assert.False(Directory.Exists(Path.Combine(_cli.Store, "deltas")));
     }
+
+    [Fact]
+    public async Task Release_plan_reports_what_a_device_fetches_by_either_path_and_method_switches_are_checked()
+    {
+        string[] plan = ["release", "plan", "--store", _cli.Store, "--product", "acme", "--from", "1.0", "--to", "2.0", "--json"];
+        var noDelta = await _cli.Orch([.. plan, "--method", "delta"]);
+        Assert.Equal(ExitCodes.InvalidInput, noDelta.ExitCode);
+        Assert.Contains("run 'orch delta build' first", noDelta.Error);
+        var chunks = await _cli.Orch([.. plan, "--method", "chunks"]);
+        Assert.Equal(ExitCodes.Success, chunks.ExitCode);
+        Assert.Equal("chunks", chunks.Json.GetProperty("method").GetString());
+        Assert.Equal("chunks", (await _cli.Orch(plan)).Json.GetProperty("method").GetString()); // auto without a delta
+
+        var bogus = await _cli.Orch("delta", "build", "--store", _cli.Store, "--keys", _cli.Keys, "--product", "acme", "--from", "1.0", "--to", "2.0", "--method", "bogus");
+        Assert.Equal(ExitCodes.Usage, bogus.ExitCode);
+        Assert.Contains("--method 'bogus' is not auto, release or files", bogus.Error);
+        var built = await _cli.Orch("delta", "build", "--store", _cli.Store, "--keys", _cli.Keys, "--product", "acme", "--from", "1.0", "--to", "2.0",
+            "--level", "3", "--method", "release", "--json");
+        Assert.Equal(ExitCodes.Success, built.ExitCode);
+        Assert.Equal("release", built.Json.GetProperty("method").GetString());
+
+        var delta = await _cli.Orch(plan);
+        Assert.Equal("delta", delta.Json.GetProperty("method").GetString());
+        // Target manifest + signature, delta manifest + signature, and the frame(s).
+        var objects = delta.Json.GetProperty("objects").GetInt32();
+        Assert.Equal(4 + objects, delta.Json.GetProperty("requests").GetInt32());
+        Assert.True(delta.Json.GetProperty("bytes").GetInt64() * 5 < chunks.Json.GetProperty("bytes").GetInt64(), delta.Out + chunks.Out);
+        var wrong = await _cli.Orch([.. plan, "--method", "fastest"]);
+        Assert.Equal(ExitCodes.InvalidInput, wrong.ExitCode);
+        Assert.Contains("--method 'fastest' is not auto, delta or chunks", wrong.Error);
+    }
 }

@@ -85,10 +85,11 @@ internal static unsafe class ZstdEncoder
 
     /// <summary>
     /// zstd patch-from with the native library: <paramref name="prefix"/> as raw-content prefix, long-distance
-    /// matching, the given window log and level, content checksum. Returns the frame length written to
-    /// <paramref name="destination"/> (at least <see cref="Bound"/> of the source).
+    /// matching, the given window log and level, content checksum when <paramref name="checksum"/>. Returns the frame
+    /// length written to <paramref name="destination"/> (at least <see cref="Bound"/> of the source).
     /// </summary>
-    public static int CompressPatchNative(ReadOnlySpan<byte> prefix, ReadOnlySpan<byte> source, Span<byte> destination, int level, int windowLog)
+    public static int CompressPatchNative(ReadOnlySpan<byte> prefix, ReadOnlySpan<byte> source, Span<byte> destination, int level, int windowLog,
+        bool checksum = true)
     {
         if (!NativePatchAvailable) throw new InvalidOperationException("libzstd with the advanced API is not loaded.");
         var cctx = s_createCCtx();
@@ -99,7 +100,7 @@ internal static unsafe class ZstdEncoder
             NativeCheck(s_setParameter(cctx, 100, level), "level");
             NativeCheck(s_setParameter(cctx, 101, windowLog), "windowLog");
             NativeCheck(s_setParameter(cctx, 160, 1), "long-distance matching");
-            NativeCheck(s_setParameter(cctx, 201, 1), "checksum");
+            NativeCheck(s_setParameter(cctx, 201, checksum ? 1 : 0), "checksum");
             nuint written;
             fixed (byte* pre = prefix)
             fixed (byte* src = source)

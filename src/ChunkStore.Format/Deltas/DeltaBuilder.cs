@@ -14,7 +14,7 @@ namespace Orchestrator.ChunkStore.Deltas;
 /// <param name="ManifestPath">Store-relative path of the delta manifest.</param>
 /// <param name="Delta">The delta manifest.</param>
 /// <param name="AlreadyBuilt">A valid, signed delta manifest was already there; nothing was written.</param>
-/// <param name="FilesPatched">Files served by a patch.</param>
+/// <param name="FilesPatched">Files served by a patch or the whole-release stream.</param>
 /// <param name="FilesChunks">Changed files where a patch would not beat the file's missing chunks.</param>
 /// <param name="PatchBytes">Stored bytes of all patch objects.</param>
 /// <param name="ChunkBytesReplaced">Stored bytes of the missing chunks the patched files would otherwise need.</param>
@@ -23,8 +23,22 @@ namespace Orchestrator.ChunkStore.Deltas;
 public sealed record DeltaBuildResult(string ManifestPath, DeltaManifest Delta, bool AlreadyBuilt, int FilesPatched, int FilesChunks,
     long PatchBytes, long ChunkBytesReplaced, int ObjectsWritten, TimeSpan Elapsed);
 
+/// <summary>How <see cref="DeltaBuilder"/> codes the changed files.</summary>
+public enum DeltaBuildMethod
+{
+    /// <summary>Builds both and keeps the one a device holding the source fetches fewer bytes for (manifest included).</summary>
+    Auto,
+
+    /// <summary>One whole-release stream (schema 2, <see cref="ReleaseStream"/>).</summary>
+    Release,
+
+    /// <summary>Per-file patches (schema 1).</summary>
+    Files,
+}
+
 /// <summary>
-/// Builds the delta from one published release to a later one: for every target file whose content is not
+/// Builds the delta from one published release to a later one (whole-release stream or per-file patches,
+/// <see cref="Method"/>); per file: for every target file whose content is not
 /// already somewhere in the source release, a zstd patch-from against the source file of the same path (or, for a
 /// renamed file, the source file of the same name), encrypted and content-addressed like a chunk and stored under
 /// <c>chunks/</c>; then the signed delta manifest. A file keeps <see cref="DeltaMethod.Chunks"/> when its patch
@@ -55,6 +69,19 @@ public sealed class DeltaBuilder
     /// <summary>Files patched at once (each holds old + new file and a zstd context in memory).</summary>
     public int Parallelism { get; init; } = Math.Min(2, Environment.ProcessorCount);
 
+    /// <summary>Whole-release stream, per-file patches, or whichever makes a device fetch fewer bytes (the default).</summary>
+    public DeltaBuildMethod Method { get; init; } = DeltaBuildMethod.Auto;
+
+    /// <summary>Target bytes per whole-release frame (<see cref="ReleaseStream.MinFrameContent"/>..<see cref="ReleaseStream.MaxFrameContent"/>).</summary>
+    public int FrameContent { get; init; } = ReleaseStream.MaxFrameContent;
+
+    /// <summary>
+    /// Memory a whole-release build holds besides zstd's contexts: the source release and the changed files'
+    /// content, both decoded in memory. zstd adds per frame in flight a context sized by level and window
+    /// (at level 19 and a 2^27 window about 0.2 GiB; level 22 about 0.6 GiB).
+    /// </summary>
+    public static long ReleaseBuildMemory(long sourceBytes, long streamBytes) => sourceBytes + streamBytes;
+
     /// <summary>Builds (or finds) the delta <paramref name="fromVersion"/> → <paramref name="toVersion"/> of <paramref name="product"/>.</summary>
     public DeltaBuildResult Build(string product, string fromVersion, string toVersion, CancellationToken cancellationToken = default)
     {
@@ -80,6 +107,8 @@ public sealed class DeltaBuilder
         var fromEnd = new DeltaEndpoint(from.Version, from.VersionId, Sha256Hex(fromBytes), from.InventoryDigest);
         var toEnd = new DeltaEndpoint(to.Version, to.VersionId, Sha256Hex(toBytes), to.InventoryDigest);
 
+        if (FrameContent is < ReleaseStream.MinFrameContent or > ReleaseStream.MaxFrameContent)
+            throw new InvalidInputException($"Frame content {FrameContent} is invalid: use {ReleaseStream.MinFrameContent}..{ReleaseStream.MaxFrameContent} bytes.");
         if (TryExisting(path, fromEnd, toEnd) is { } existing)
             return Summarize(path, existing, alreadyBuilt: true, 0, 0, stopwatch.Elapsed);
 
@@ -101,13 +130,32 @@ public sealed class DeltaBuilder
 
         // The slow part (patching at a high level) runs without the writer lock, so publishes are not blocked for
         // minutes; the encrypted objects wait in memory (patches are small next to the files they replace).
+        var createdUtc = TruncateToSeconds(_time.GetUtcNow());
         var results = new ConcurrentDictionary<string, (DeltaFile File, long ChunkCost, IReadOnlyList<EncodedChunk> Objects)>(StringComparer.Ordinal);
-        Parallel.ForEach(work, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, Parallelism), CancellationToken = cancellationToken },
-            item => results[item.Target.Path] = BuildFile(item.Target, item.Source, sourceChunks));
+        if (Method != DeltaBuildMethod.Release)
+            Parallel.ForEach(work, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, Parallelism), CancellationToken = cancellationToken },
+                item => results[item.Target.Path] = BuildFile(item.Target, item.Source, sourceChunks));
 
         var files = results.Values.Select(r => r.File).OrderBy(f => f.Path, StringComparer.Ordinal).ToList();
-        var delta = new DeltaManifest(product, fromEnd, toEnd, TruncateToSeconds(_time.GetUtcNow()), Level, files);
+        var delta = new DeltaManifest(product, fromEnd, toEnd, createdUtc, Level, files);
         var bytes = DeltaManifestSerializer.Serialize(delta);
+        IReadOnlyList<EncodedChunk> objects = results.Values.SelectMany(r => r.Objects).ToList();
+
+        if (Method != DeltaBuildMethod.Files && BuildRelease(from, to, sourceHashes, cancellationToken) is var (release, frames))
+        {
+            var releaseDelta = delta with { Files = release.Files, Release = release.Stream };
+            var releaseBytes = DeltaManifestSerializer.Serialize(releaseDelta);
+            // Auto keeps whichever a device holding the source fetches less of: the manifest plus its objects, plus the
+            // chunks of every changed file the delta leaves to chunks (none for the release stream, which carries them all).
+            var leftToChunks = to.Files.Where(f => !sourceHashes.Contains(f.Sha256)
+                && !(results.TryGetValue(f.Path, out var r) && r.File.Method == DeltaMethod.Patch));
+            var filesCost = bytes.Length + delta.PatchBytes + ChunkBytes(leftToChunks, sourceChunks);
+            var releaseCost = releaseBytes.Length + releaseDelta.PatchBytes;
+            if (Method == DeltaBuildMethod.Release || releaseCost < filesCost)
+                (delta, bytes, objects) = (releaseDelta, releaseBytes, frames);
+        }
+        else if (Method == DeltaBuildMethod.Release)
+            throw new InvalidInputException($"{product} {fromVersion} -> {toVersion} has no whole-release delta: {(to.Files.All(f => sourceHashes.Contains(f.Sha256)) ? "no file changed" : "source plus one frame exceeds the " + PatchCodec.MaxPatchInput + "-byte window")}; use --method auto or files.");
 
         // Objects, flush, manifest, signature, all under the writer lock, so gc never sweeps objects whose manifest
         // is not written yet; the releases are re-checked because a gc may have dropped one meanwhile.
@@ -116,13 +164,68 @@ public sealed class DeltaBuilder
         if (current.FindByVersion(fromVersion) is null || current.FindByVersion(toVersion) is null)
             throw new InvalidInputException($"Version '{fromVersion}' or '{toVersion}' of '{product}' was removed while the delta was built (gc --keep-last?); nothing written.");
         var written = 0;
-        foreach (var encoded in results.Values.SelectMany(r => r.Objects))
+        foreach (var encoded in objects)
             if (_store.PutChunkIfAbsent(encoded.Id, encoded.Stored)) written++;
         _store.Flush();
         _store.WriteFile(path, bytes);
         _store.WriteFile(StoreLayout.SignaturePathFor(path), ManifestSigner.Sign(bytes, _signingKey));
-        return Summarize(path, delta, alreadyBuilt: false, results.Values.Where(r => r.File.Method == DeltaMethod.Patch).Sum(r => r.ChunkCost),
-            written, stopwatch.Elapsed);
+        var replaced = delta.Release is null
+            ? results.Values.Where(r => r.File.Method == DeltaMethod.Patch).Sum(r => r.ChunkCost)
+            : ChunkBytes(to.Files.Where(f => !sourceHashes.Contains(f.Sha256)), sourceChunks);
+        return Summarize(path, delta, alreadyBuilt: false, replaced, written, stopwatch.Elapsed);
+    }
+
+    /// <summary>
+    /// The whole-release stream: every target file whose content the source lacks, in path order, coded frame by frame
+    /// against all source files concatenated in path order. Null when nothing changed or the source is too large for
+    /// one window.
+    /// </summary>
+    private ((IReadOnlyList<DeltaFile> Files, ReleaseStream Stream) Release, IReadOnlyList<EncodedChunk> Frames)? BuildRelease(Manifest from, Manifest to,
+        IReadOnlySet<string> sourceHashes, CancellationToken cancellationToken)
+    {
+        var streamFiles = to.Files.Where(f => !sourceHashes.Contains(f.Sha256)).OrderBy(f => f.Path, StringComparer.Ordinal).ToList();
+        var streamLength = streamFiles.Sum(f => f.Size);
+        var sources = from.Files.OrderBy(f => f.Path, StringComparer.Ordinal).Select(f => new ReleaseSource(f.Path, f.Sha256, f.Size)).ToList();
+        var sourceLength = sources.Sum(f => f.Size);
+        if (streamLength == 0 || sourceLength + FrameContent > PatchCodec.MaxPatchInput) return null;
+
+        var reference = Concatenate(from.Files.OrderBy(f => f.Path, StringComparer.Ordinal), sourceLength);
+        var stream = Concatenate(streamFiles, streamLength);
+        var windowLog = PatchCodec.WindowLogFor(sourceLength, FrameContent);
+        var frameCount = (int)((streamLength + FrameContent - 1) / FrameContent);
+        var frames = new EncodedChunk[frameCount];
+        Parallel.For(0, frameCount, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, Parallelism), CancellationToken = cancellationToken }, i =>
+        {
+            var start = (long)i * FrameContent;
+            var piece = stream.AsSpan((int)start, (int)Math.Min(FrameContent, streamLength - start));
+            frames[i] = ChunkCodec.EncodeUncompressed(PatchCodec.CreateFrame(reference, piece, Level, windowLog), _contentKey);
+        });
+        var files = streamFiles.Select(f => new DeltaFile(f.Path, "", "", f.Sha256, f.Size, DeltaMethod.Release, 0, [])).ToList();
+        var parts = frames.Select(e => new DeltaPart(e.Id, e.Stored.Length - ChunkCodec.HeaderLength - ChunkCodec.TagLength, e.Stored.Length)).ToList();
+        return ((files, new ReleaseStream(windowLog, FrameContent, sources, parts)), frames);
+    }
+
+    private byte[] Concatenate(IEnumerable<ManifestFile> files, long length)
+    {
+        var all = new byte[length];
+        long at = 0;
+        foreach (var f in files)
+        {
+            ReadContent(f).CopyTo(all.AsSpan((int)at));
+            at += f.Size;
+        }
+        return all;
+    }
+
+    /// <summary>Stored bytes of the distinct chunks of <paramref name="files"/> that <paramref name="held"/> lacks.</summary>
+    private long ChunkBytes(IEnumerable<ManifestFile> files, IReadOnlySet<ChunkId> held)
+    {
+        long total = 0;
+        var seen = new HashSet<ChunkId>();
+        foreach (var f in files)
+            foreach (var c in f.Chunks)
+                if (!held.Contains(c.Id) && seen.Add(c.Id)) total += _store.ChunkSize(c.Id) ?? throw MissingChunk(c.Id, f.Path);
+        return total;
     }
 
     private (DeltaFile File, long ChunkCost, IReadOnlyList<EncodedChunk> Objects) BuildFile(ManifestFile target, ManifestFile source, IReadOnlySet<ChunkId> sourceChunks)
@@ -204,6 +307,7 @@ public sealed class DeltaBuilder
         {
             var delta = DeltaManifestSerializer.VerifyAndParse(bytes, signature, _signingKey.PublicKey);
             if (delta.From != from || delta.To != to || delta.Level != Level) return null;
+            if ((Method == DeltaBuildMethod.Release && delta.Release is null) || (Method == DeltaBuildMethod.Files && delta.Release is not null)) return null;
             return delta.DistinctObjects().All(_store.ChunkExists) ? delta : null;
         }
         catch (Exception ex) when (ex is InvalidInputException or IntegrityException)
@@ -213,7 +317,7 @@ public sealed class DeltaBuilder
     }
 
     private static DeltaBuildResult Summarize(string path, DeltaManifest delta, bool alreadyBuilt, long chunkBytesReplaced, int written, TimeSpan elapsed) =>
-        new(path, delta, alreadyBuilt, delta.Files.Count(f => f.Method == DeltaMethod.Patch), delta.Files.Count(f => f.Method == DeltaMethod.Chunks),
+        new(path, delta, alreadyBuilt, delta.Files.Count(f => f.Method is DeltaMethod.Patch or DeltaMethod.Release), delta.Files.Count(f => f.Method == DeltaMethod.Chunks),
             delta.PatchBytes, chunkBytesReplaced, written, elapsed);
 
     private static string FileName(string path) => path[(path.LastIndexOf('/') + 1)..];

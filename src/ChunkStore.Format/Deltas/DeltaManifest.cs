@@ -14,23 +14,74 @@ namespace Orchestrator.ChunkStore.Deltas;
 /// <param name="CreatedUtc">Build time, whole seconds, UTC.</param>
 /// <param name="Level">zstd level the patches were made with (informational).</param>
 /// <param name="Files">Changed files, sorted by ordinal target path.</param>
+/// <param name="Release">The whole-release stream (schema 2), or null for a per-file delta (schema 1).</param>
 public sealed record DeltaManifest(
     string Product,
     DeltaEndpoint From,
     DeltaEndpoint To,
     DateTimeOffset CreatedUtc,
     int Level,
-    IReadOnlyList<DeltaFile> Files)
+    IReadOnlyList<DeltaFile> Files,
+    ReleaseStream? Release = null)
 {
-    /// <summary>The delta manifest schema this code writes and reads.</summary>
+    /// <summary>Schema of a per-file delta (every changed file patched on its own, or fetched as chunks).</summary>
     public const int Schema = 1;
 
-    /// <summary>Distinct stored objects the patches use.</summary>
-    public IReadOnlySet<ChunkId> DistinctObjects() => Files.SelectMany(f => f.Parts).Select(p => p.Id).ToHashSet();
+    /// <summary>Schema of a whole-release delta (<see cref="Release"/> set; files of method <see cref="DeltaMethod.Release"/>).</summary>
+    public const int ReleaseSchema = 2;
 
-    /// <summary>Stored bytes of every patch object (what a device downloads for the patched files).</summary>
-    public long PatchBytes => Files.SelectMany(f => f.Parts).Sum(p => (long)p.Stored);
+    /// <summary>The schema these contents are written with: an older agent that reads only schema 1 falls back to chunks on a schema 2 delta.</summary>
+    public int SchemaVersion => Release is null ? Schema : ReleaseSchema;
+
+    /// <summary>Distinct stored objects the patches and release frames use.</summary>
+    public IReadOnlySet<ChunkId> DistinctObjects() =>
+        Files.SelectMany(f => f.Parts).Select(p => p.Id).Concat(Release?.Frames.Select(f => f.Id) ?? []).ToHashSet();
+
+    /// <summary>Stored bytes of every patch object and release frame (what a device downloads for the listed files).</summary>
+    public long PatchBytes => Files.SelectMany(f => f.Parts).Sum(p => (long)p.Stored) + (Release?.Frames.Sum(f => (long)f.Stored) ?? 0);
+
+    /// <summary>The files carried by the release stream, in stream order (ordinal path order).</summary>
+    public IReadOnlyList<DeltaFile> ReleaseFiles => Files.Where(f => f.Method == DeltaMethod.Release).ToList();
 }
+
+/// <summary>
+/// The whole-release stream of a schema 2 delta. The reference is the source release's files concatenated in
+/// <see cref="Sources"/> order (each at the sum of the sizes before it); the target stream is the content of the
+/// delta's <see cref="DeltaMethod.Release"/> files concatenated in path order, cut into pieces of
+/// <see cref="FrameContent"/> bytes (the last may be shorter). Each piece is one independent zstd frame coded
+/// against the whole reference as a raw prefix, stored as one encrypted object, so a device fetches, resumes and
+/// applies every frame on its own with memory bounded by <see cref="FrameContent"/> plus one object.
+/// </summary>
+/// <param name="WindowLog">zstd window log of every frame: 2^WindowLog covers the reference plus one piece.</param>
+/// <param name="FrameContent">Target-stream bytes per frame (every frame but the last decodes to exactly this).</param>
+/// <param name="Sources">The reference's files in order.</param>
+/// <param name="Frames">Frame objects in stream order.</param>
+public sealed record ReleaseStream(int WindowLog, int FrameContent, IReadOnlyList<ReleaseSource> Sources, IReadOnlyList<DeltaPart> Frames)
+{
+    /// <summary>Largest target-stream piece per frame: its zstd bound plus object header and tag stays within one 16 MiB object.</summary>
+    public const int MaxFrameContent = 15 * 1024 * 1024;
+
+    /// <summary>Smallest piece per frame (smaller pieces lose matches and add requests for nothing).</summary>
+    public const int MinFrameContent = 64 * 1024;
+
+    /// <summary>Bytes of the reference (the source release's files).</summary>
+    public long SourceLength => Sources.Sum(s => s.Size);
+
+    /// <summary>Offset of each source in the reference.</summary>
+    public IReadOnlyList<long> SourceOffsets()
+    {
+        var offsets = new long[Sources.Count];
+        long at = 0;
+        for (var i = 0; i < Sources.Count; i++) { offsets[i] = at; at += Sources[i].Size; }
+        return offsets;
+    }
+}
+
+/// <summary>One file of a whole-release reference: the source release's file at <paramref name="Path"/>.</summary>
+/// <param name="Path">Path in the source release.</param>
+/// <param name="Sha256">Its SHA-256; a device whose file differs puts zeros in its place, so only target bytes copied from it come out wrong (and fail their file hash).</param>
+/// <param name="Size">Its size.</param>
+public sealed record ReleaseSource(string Path, string Sha256, long Size);
 
 /// <summary>One end of a delta: a published release.</summary>
 /// <param name="Version">Version string.</param>
@@ -47,12 +98,15 @@ public enum DeltaMethod
 
     /// <summary>The patch would not be smaller than the file's missing chunks: fetch chunks as without a delta.</summary>
     Chunks,
+
+    /// <summary>The file's content is in the whole-release stream (<see cref="DeltaManifest.Release"/>); no source path, no parts.</summary>
+    Release,
 }
 
 /// <summary>One changed file.</summary>
 /// <param name="Path">Path in the target release.</param>
-/// <param name="SourcePath">Path of the source file in the source release (the same path, or a renamed one).</param>
-/// <param name="SourceSha256">SHA-256 of the source file.</param>
+/// <param name="SourcePath">Path of the source file in the source release (the same path, or a renamed one); empty for <see cref="DeltaMethod.Release"/>.</param>
+/// <param name="SourceSha256">SHA-256 of the source file; empty for <see cref="DeltaMethod.Release"/>.</param>
 /// <param name="Sha256">SHA-256 of the target file (equals the target manifest's).</param>
 /// <param name="Size">Target file size.</param>
 /// <param name="Method">Patch or chunks.</param>

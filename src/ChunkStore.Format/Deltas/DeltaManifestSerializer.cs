@@ -76,6 +76,20 @@ public static class DeltaManifestSerializer
         string? previous = null;
         foreach (var f in d.Files)
         {
+            if (f is null) return "a file entry is empty";
+            if (f.Method == DeltaMethod.Release)
+            {
+                if (TreePaths.ProblemWithPath(f.Path) is { } releasePathProblem) return $"file '{f.Path}': {releasePathProblem}";
+                if (previous is not null && string.CompareOrdinal(previous, f.Path) >= 0)
+                    return $"files must be sorted by ordinal path without duplicates ('{previous}' before '{f.Path}')";
+                previous = f.Path;
+                if (d.Release is null) return $"file '{f.Path}': method release needs the release stream (schema {DeltaManifest.ReleaseSchema})";
+                if (f.SourcePath.Length != 0 || f.SourceSha256.Length != 0 || f.WindowLog != 0 || f.Parts is not { Count: 0 })
+                    return $"file '{f.Path}': method release has no sourcePath, sourceSha256, parts or windowLog";
+                if (!ManifestRules.IsSha256Hex(f.Sha256)) return $"file '{f.Path}': sha256 must be 64 lower-case hex characters";
+                if (f.Size < 0 || f.Size > PatchCodec.MaxPatchInput) return $"file '{f.Path}': size {f.Size} is outside 0..{PatchCodec.MaxPatchInput}";
+                continue;
+            }
             var pathProblem = TreePaths.ProblemWithPath(f.Path) ?? TreePaths.ProblemWithPath(f.SourcePath);
             if (pathProblem is not null) return $"file '{f.Path}' (source '{f.SourcePath}'): {pathProblem}";
             if (previous is not null && string.CompareOrdinal(previous, f.Path) >= 0)
@@ -107,6 +121,43 @@ public static class DeltaManifestSerializer
                     return $"file '{f.Path}': part {p.Id} stored size {p.Stored} is not length + {ChunkCodec.HeaderLength + ChunkCodec.TagLength}";
             }
         }
+        return d.Release is null ? null : ReleaseProblem(d);
+    }
+
+    private static string? ReleaseProblem(DeltaManifest d)
+    {
+        var r = d.Release!;
+        if (r.Sources is null || r.Frames is null) return "release.sources and release.frames are required";
+        if (r.FrameContent is < ReleaseStream.MinFrameContent or > ReleaseStream.MaxFrameContent)
+            return $"release.frameContent {r.FrameContent} is outside {ReleaseStream.MinFrameContent}..{ReleaseStream.MaxFrameContent}";
+        if (r.WindowLog is < PatchCodec.MinWindowLog or > PatchCodec.MaxWindowLog)
+            return $"release.windowLog {r.WindowLog} is outside {PatchCodec.MinWindowLog}..{PatchCodec.MaxWindowLog}";
+        string? previous = null;
+        long sourceLength = 0;
+        foreach (var s in r.Sources)
+        {
+            if (s is null) return "release.sources has an empty entry";
+            if (TreePaths.ProblemWithPath(s.Path) is { } problem) return $"release source '{s.Path}': {problem}";
+            if (previous is not null && string.CompareOrdinal(previous, s.Path) >= 0)
+                return $"release.sources must be sorted by ordinal path without duplicates ('{previous}' before '{s.Path}')";
+            previous = s.Path;
+            if (!ManifestRules.IsSha256Hex(s.Sha256)) return $"release source '{s.Path}': sha256 must be 64 lower-case hex characters";
+            if (s.Size < 0 || s.Size > PatchCodec.MaxPatchInput) return $"release source '{s.Path}': size {s.Size} is outside 0..{PatchCodec.MaxPatchInput}";
+            sourceLength += s.Size;
+        }
+        if (sourceLength + r.FrameContent > 1L << r.WindowLog)
+            return $"release.windowLog {r.WindowLog} does not cover the {sourceLength}-byte reference plus a {r.FrameContent}-byte frame";
+        var streamLength = d.Files.Where(f => f.Method == DeltaMethod.Release).Sum(f => f.Size);
+        if (streamLength < 1) return "a release stream carries at least one non-empty file";
+        var frames = (streamLength + r.FrameContent - 1) / r.FrameContent;
+        if (r.Frames.Count != frames) return $"release.frames has {r.Frames.Count} frames, a {streamLength}-byte stream in {r.FrameContent}-byte pieces has {frames}";
+        foreach (var p in r.Frames)
+        {
+            if (p is null || p.Id.Hex is null) return "a release frame has no id";
+            if (p.Length < 1 || p.Length > ChunkingOptions.MaxChunkLimit) return $"release frame {p.Id} length {p.Length} is outside 1..{ChunkingOptions.MaxChunkLimit}";
+            if (p.Stored != p.Length + ChunkCodec.HeaderLength + ChunkCodec.TagLength)
+                return $"release frame {p.Id} stored size {p.Stored} is not length + {ChunkCodec.HeaderLength + ChunkCodec.TagLength}";
+        }
         return null;
     }
 
@@ -114,7 +165,7 @@ public static class DeltaManifestSerializer
     {
         var w = new CanonicalJsonWriter();
         w.StartObject()
-            .Property("schema", DeltaManifest.Schema)
+            .Property("schema", d.SchemaVersion)
             .Property("product", d.Product);
         WriteEndpoint(w, "from", d.From);
         WriteEndpoint(w, "to", d.To);
@@ -124,6 +175,11 @@ public static class DeltaManifestSerializer
             .Name("files").StartArray();
         foreach (var f in d.Files)
         {
+            if (f.Method == DeltaMethod.Release)
+            {
+                w.StartObject().Property("path", f.Path).Property("sha256", f.Sha256).Property("size", f.Size).Property("method", MethodName(f.Method)).EndObject();
+                continue;
+            }
             w.StartObject()
                 .Property("path", f.Path)
                 .Property("sourcePath", f.SourcePath)
@@ -137,11 +193,25 @@ public static class DeltaManifestSerializer
                 w.StartObject().Property("id", p.Id.Hex).Property("length", p.Length).Property("stored", p.Stored).EndObject();
             w.EndArray().EndObject();
         }
-        w.EndArray().EndObject();
+        w.EndArray();
+        if (d.Release is { } r)
+        {
+            w.Name("release").StartObject()
+                .Property("windowLog", r.WindowLog)
+                .Property("frameContent", r.FrameContent)
+                .Name("sources").StartArray();
+            foreach (var s in r.Sources)
+                w.StartObject().Property("path", s.Path).Property("sha256", s.Sha256).Property("size", s.Size).EndObject();
+            w.EndArray().Name("frames").StartArray();
+            foreach (var p in r.Frames)
+                w.StartObject().Property("id", p.Id.Hex).Property("length", p.Length).Property("stored", p.Stored).EndObject();
+            w.EndArray().EndObject();
+        }
+        w.EndObject();
         return w.ToArray();
     }
 
-    /// <summary>The only patch codec of schema 1.</summary>
+    /// <summary>The patch codec of schemas 1 and 2.</summary>
     public const string Codec = "zstd-patch-from";
 
     private static void WriteEndpoint(CanonicalJsonWriter w, string name, DeltaEndpoint e) =>
@@ -156,40 +226,60 @@ public static class DeltaManifestSerializer
     {
         DeltaMethod.Patch => "patch",
         DeltaMethod.Chunks => "chunks",
+        DeltaMethod.Release => "release",
         _ => throw new InvalidInputException($"unknown delta method {m}"),
     };
 
     private static DeltaManifest Read(JsonElement root)
     {
         var schema = ManifestSerializer.Required(root, "schema").GetInt32();
-        if (schema != DeltaManifest.Schema) throw new FormatException($"schema {schema} is not supported (this build reads {DeltaManifest.Schema})");
+        if (schema is not (DeltaManifest.Schema or DeltaManifest.ReleaseSchema))
+            throw new FormatException($"schema {schema} is not supported (this build reads {DeltaManifest.Schema} and {DeltaManifest.ReleaseSchema})");
         var codec = ManifestSerializer.RequiredString(root, "codec");
         if (codec != Codec) throw new FormatException($"codec '{codec}' is not supported (this build reads '{Codec}')");
-        var files = ManifestSerializer.Required(root, "files").EnumerateArray().Select(f => new DeltaFile(
+        var files = ManifestSerializer.Required(root, "files").EnumerateArray().Select(f => ReadMethod(f) == DeltaMethod.Release
+            ? new DeltaFile(ManifestSerializer.RequiredString(f, "path"), "", "", ManifestSerializer.RequiredString(f, "sha256"),
+                ManifestSerializer.Required(f, "size").GetInt64(), DeltaMethod.Release, 0, [])
+            : new DeltaFile(
             ManifestSerializer.RequiredString(f, "path"),
             ManifestSerializer.RequiredString(f, "sourcePath"),
             ManifestSerializer.RequiredString(f, "sourceSha256"),
             ManifestSerializer.RequiredString(f, "sha256"),
             ManifestSerializer.Required(f, "size").GetInt64(),
-            ManifestSerializer.RequiredString(f, "method") switch
-            {
-                "patch" => DeltaMethod.Patch,
-                "chunks" => DeltaMethod.Chunks,
-                var other => throw new FormatException($"method '{other}' is not 'patch' or 'chunks'"),
-            },
+            ReadMethod(f),
             ManifestSerializer.Required(f, "windowLog").GetInt32(),
-            ManifestSerializer.Required(f, "parts").EnumerateArray().Select(p => new DeltaPart(
-                ChunkId.TryParse(ManifestSerializer.RequiredString(p, "id"), out var id) ? id : throw new FormatException("part id is not 64 lower-case hex characters"),
-                ManifestSerializer.Required(p, "length").GetInt32(),
-                ManifestSerializer.Required(p, "stored").GetInt32())).ToList())).ToList();
+            ManifestSerializer.Required(f, "parts").EnumerateArray().Select(ReadPart).ToList())).ToList();
         return new DeltaManifest(
             ManifestSerializer.RequiredString(root, "product"),
             ReadEndpoint(ManifestSerializer.Required(root, "from")),
             ReadEndpoint(ManifestSerializer.Required(root, "to")),
             ManifestSerializer.ParseTime(ManifestSerializer.RequiredString(root, "createdUtc"), "createdUtc"),
             ManifestSerializer.Required(root, "level").GetInt32(),
-            files);
+            files,
+            schema == DeltaManifest.ReleaseSchema ? ReadRelease(ManifestSerializer.Required(root, "release")) : null);
     }
+
+    private static DeltaMethod ReadMethod(JsonElement f) => ManifestSerializer.RequiredString(f, "method") switch
+    {
+        "patch" => DeltaMethod.Patch,
+        "chunks" => DeltaMethod.Chunks,
+        "release" => DeltaMethod.Release,
+        var other => throw new FormatException($"method '{other}' is not 'patch', 'chunks' or 'release'"),
+    };
+
+    private static ReleaseStream ReadRelease(JsonElement r) => new(
+        ManifestSerializer.Required(r, "windowLog").GetInt32(),
+        ManifestSerializer.Required(r, "frameContent").GetInt32(),
+        ManifestSerializer.Required(r, "sources").EnumerateArray().Select(s => new ReleaseSource(
+            ManifestSerializer.RequiredString(s, "path"),
+            ManifestSerializer.RequiredString(s, "sha256"),
+            ManifestSerializer.Required(s, "size").GetInt64())).ToList(),
+        ManifestSerializer.Required(r, "frames").EnumerateArray().Select(ReadPart).ToList());
+
+    private static DeltaPart ReadPart(JsonElement p) => new(
+        ChunkId.TryParse(ManifestSerializer.RequiredString(p, "id"), out var id) ? id : throw new FormatException("part id is not 64 lower-case hex characters"),
+        ManifestSerializer.Required(p, "length").GetInt32(),
+        ManifestSerializer.Required(p, "stored").GetInt32());
 
     private static DeltaEndpoint ReadEndpoint(JsonElement e) => new(
         ManifestSerializer.RequiredString(e, "version"),

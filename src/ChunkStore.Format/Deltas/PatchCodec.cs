@@ -40,14 +40,23 @@ public static unsafe class PatchCodec
     public static byte[] Create(ReadOnlySpan<byte> oldContent, ReadOnlySpan<byte> newContent, int level = DefaultLevel) =>
         Create(oldContent, newContent, level, forceManaged: false);
 
+    /// <summary>
+    /// One frame of a whole-release stream: <paramref name="content"/> coded against <paramref name="reference"/> with
+    /// the stream's <paramref name="windowLog"/> and no content checksum, so a device whose reference differs in one
+    /// file still decodes the frame and the files' own SHA-256 decide which pieces are right.
+    /// </summary>
+    public static byte[] CreateFrame(ReadOnlySpan<byte> reference, ReadOnlySpan<byte> content, int level, int windowLog) =>
+        Create(reference, content, level, forceManaged: false, windowLog, checksum: false);
+
     /// <summary>As <see cref="Create(ReadOnlySpan{byte}, ReadOnlySpan{byte}, int)"/>; tests pin either encoder.</summary>
-    internal static byte[] Create(ReadOnlySpan<byte> oldContent, ReadOnlySpan<byte> newContent, int level, bool forceManaged)
+    internal static byte[] Create(ReadOnlySpan<byte> oldContent, ReadOnlySpan<byte> newContent, int level, bool forceManaged,
+        int windowLog = 0, bool checksum = true)
     {
-        var windowLog = WindowLogFor(oldContent.Length, newContent.Length);
+        if (windowLog == 0) windowLog = WindowLogFor(oldContent.Length, newContent.Length);
         if (!forceManaged && Codec.ZstdEncoder.NativePatchAvailable && Environment.GetEnvironmentVariable("ORCH_ZSTD") != "managed")
         {
             var buffer = new byte[Codec.ZstdEncoder.Bound(newContent.Length)];
-            var length = Codec.ZstdEncoder.CompressPatchNative(oldContent, newContent, buffer, level, windowLog);
+            var length = Codec.ZstdEncoder.CompressPatchNative(oldContent, newContent, buffer, level, windowLog, checksum);
             return buffer.AsSpan(0, length).ToArray();
         }
         var cctx = Methods.ZSTD_createCCtx();
@@ -57,7 +66,7 @@ public static unsafe class PatchCodec
             Check(Methods.ZSTD_CCtx_setParameter(cctx, ZSTD_cParameter.ZSTD_c_compressionLevel, level), "level");
             Check(Methods.ZSTD_CCtx_setParameter(cctx, ZSTD_cParameter.ZSTD_c_windowLog, windowLog), "windowLog");
             Check(Methods.ZSTD_CCtx_setParameter(cctx, ZSTD_cParameter.ZSTD_c_enableLongDistanceMatching, 1), "long-distance matching");
-            Check(Methods.ZSTD_CCtx_setParameter(cctx, ZSTD_cParameter.ZSTD_c_checksumFlag, 1), "checksum");
+            Check(Methods.ZSTD_CCtx_setParameter(cctx, ZSTD_cParameter.ZSTD_c_checksumFlag, checksum ? 1 : 0), "checksum");
             var bound = (int)Methods.ZSTD_compressBound((nuint)newContent.Length);
             var output = new byte[bound];
             nuint written;

@@ -74,6 +74,7 @@ namespace Orchestrator.Cli.Output;
 [JsonSerializable(typeof(PublishOutput))]
 [JsonSerializable(typeof(ReleaseUploadOutput))]
 [JsonSerializable(typeof(DeltaBuildOutput))]
+[JsonSerializable(typeof(ReleasePlanOutput))]
 [JsonSerializable(typeof(KeysInitOutput))]
 [JsonSerializable(typeof(KeysRotateOutput))]
 [JsonSerializable(typeof(ReleaseFloorOutput))]

@@ -24,7 +24,10 @@ internal sealed record ReleaseUploadOutput(
 internal sealed record DeltaBuildOutput(
     string ManifestPath, string SignaturePath, string Product, string From, long FromVersionId, string To, long ToVersionId,
     bool AlreadyBuilt, int FilesPatched, int FilesChunks, long PatchBytes, long ChunkBytesReplaced, int ObjectsWritten, int Level,
-    double ElapsedSeconds);
+    double ElapsedSeconds, string Method);
+
+/// <summary>Result of <c>orch release plan --json</c>: what a device fetches for one upgrade.</summary>
+internal sealed record ReleasePlanOutput(string Method, long Bytes, int Requests, int Objects);
 
 /// <summary>Result of <c>orch keys init --json</c>.</summary>
 internal sealed record KeysInitOutput(

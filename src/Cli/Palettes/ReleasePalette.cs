@@ -1,4 +1,5 @@
 using Orchestrator.ChunkStore.Chunking;
+using Orchestrator.ChunkStore.Deltas;
 using Orchestrator.ChunkStore.Keys;
 using Orchestrator.ChunkStore.Publishing;
 using Orchestrator.ChunkStore.Storage;
@@ -49,7 +50,21 @@ public static class ReleasePalette
                     new SwitchSpec("json", null, "machine-readable output"),
                 ],
                 [],
-                Floor));
+                Floor))
+            .Add(new CommandSpec("release", "plan",
+                "Print exactly what a device holding --from fetches from the store to install --to (bytes, HTTP requests, objects; manifests " +
+                "and signatures included): over the delta built for the pair (delta), over chunks only (chunks), or as the agent would (auto: the delta when built).",
+                [
+                    new SwitchSpec("store", "DIR", "content store folder", Required: true),
+                    new SwitchSpec("product", "NAME", "product name", Required: true),
+                    new SwitchSpec("from", "VERSION", "version the device holds", Required: true),
+                    new SwitchSpec("to", "VERSION", "version it installs", Required: true),
+                    new SwitchSpec("method", "auto|delta|chunks", "default auto"),
+                    new SwitchSpec("max-delta-apply-bytes", "BYTES", $"the agent's download.maxDeltaApplyBytes (default {InstallFetchPlanner.DefaultMaxDeltaApplyBytes})"),
+                    new SwitchSpec("json", null, "machine-readable output"),
+                ],
+                [],
+                Plan));
         ServerCommands.Register(registry, PaletteCatalog.Release, new Dictionary<string, ServerHandler>
         {
             ["list"] = ListAsync,
@@ -95,6 +110,18 @@ public static class ReleasePalette
             ]);
         }
         return r.SignaturePresent ? ExitCodes.Success : ExitCodes.IntegrityProblem;
+    }
+
+    private static Task<int> Plan(CommandInvocation call, CancellationToken cancellationToken)
+    {
+        var store = FileSystemStore.Open(call.Required("store"), create: false);
+        var plan = InstallFetchPlanner.Plan(store, call.Required("product"), call.Required("from"), call.Required("to"), call.Optional("method") ?? "auto",
+            call.OptionalLong("max-delta-apply-bytes", 0, long.MaxValue) ?? InstallFetchPlanner.DefaultMaxDeltaApplyBytes);
+        if (call.Json) Render.Json(call.Console.Out, new ReleasePlanOutput(plan.Method, plan.Bytes, plan.Requests, plan.Objects));
+        else
+            call.Console.Out.WriteLine($"{call.Required("product")} {call.Required("from")} -> {call.Required("to")} by {plan.Method}: " +
+                $"{Render.Bytes(plan.Bytes)} ({plan.Bytes} bytes) in {plan.Requests} request(s), {plan.Objects} object(s).");
+        return Task.FromResult(ExitCodes.Success);
     }
 
     private static Task<int> Floor(CommandInvocation call, CancellationToken cancellationToken)

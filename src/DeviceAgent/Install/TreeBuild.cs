@@ -128,6 +128,13 @@ public sealed class TreeBuild
         }
     }
 
+    /// <summary>Writes a piece of a file <see cref="Allocate"/>d before at <paramref name="offset"/> (whole-release delta output, verified by <see cref="Finish"/>).</summary>
+    public void WriteAt(string relative, long offset, ReadOnlySpan<byte> content)
+    {
+        using var handle = File.OpenHandle(PathOf(relative), FileMode.Open, FileAccess.Write, FileShare.ReadWrite);
+        RandomAccess.Write(handle, content, offset);
+    }
+
     /// <summary>Writes a whole file built elsewhere in memory (a delta patch's verified result).</summary>
     public void WriteWhole(string relative, ReadOnlySpan<byte> content)
     {

@@ -230,12 +230,17 @@ public sealed class UpdateSession
         var key = ContentKey.FromBytes(_hidden.ReadRequired(HiddenItem.ContentKey));
         var build = TreeBuild.Open(_layout, manifestSha256);
         var plan = Plan(manifest, inventory, delta, build, key);
-        _log($"{response.Action} to {manifest.Version} (id {manifest.VersionId}): {plan.Missing.Count} chunk(s) to download, {plan.Patches.Count} file(s) by delta patch, {plan.Local.Count} chunk(s) reused from local files, {plan.Resumed} already built by an earlier attempt");
+        _log($"{response.Action} to {manifest.Version} (id {manifest.VersionId}): {plan.Missing.Count} chunk(s) to download, {plan.Patches.Count} file(s) by delta patch, {plan.ReleaseFiles.Count} file(s) by the whole-release delta, {plan.Local.Count} chunk(s) reused from local files, {plan.Resumed} already built by an earlier attempt");
 
         // Patches first: a file whose patch cannot be fetched or does not verify joins the chunk download instead,
         // so a damaged delta never blocks a device (nor installs anything unverified).
         await DownloadPatchesAsync(downloader, plan, ct);
         var fellBack = ApplyPatches(plan, build);
+        if (delta?.Release is not null && plan.ReleaseFiles.Count > 0)
+        {
+            await DownloadReleaseFramesAsync(downloader, delta, plan, ct);
+            fellBack.AddRange(ApplyRelease(delta, plan, inventory, build, key));
+        }
         if (fellBack.Count > 0) plan = PlanFallback(manifest, inventory, plan, fellBack, key);
         PlaceLocalChunks(plan, build, key);
         await DownloadAsync(downloader, manifest, plan, build, key, ct);
@@ -251,7 +256,7 @@ public sealed class UpdateSession
         build.Discard();
         if (unhealthy is not null)
             throw new SessionFailedException(FailureStage.Verify, $"{manifest.Version} (id {manifest.VersionId}) failed after install: {unhealthy}; the previous version is restored");
-        var patched = plan.Patches.Count - fellBack.Count;
+        var patched = plan.Patches.Count + plan.ReleaseFiles.Count - fellBack.Count;
         var bytes = counter.Total;
         _log($"installed {manifest.Version} (id {manifest.VersionId}); {patched} file(s) from delta patches, {fellBack.Count} fell back to chunks, {bytes} bytes downloaded for this install ({downloader.BytesReceived} in this session, {downloader.BytesCheckpointed} kept in part files for resume)");
         await TryReportAsync(() => _gateway.ReportCompletionAsync(new CompletionReport(manifest.VersionId, newDigest,
@@ -409,7 +414,8 @@ public sealed class UpdateSession
         Dictionary<ChunkId, LocalChunk> Local,           // chunks readable from local files
         Dictionary<ChunkId, int> Missing,                // chunks to fetch -> plaintext length
         int Resumed,                                     // chunk places an earlier attempt wrote, verified by their tags
-        List<(DeltaFile File, string SourcePath)> Patches); // files to rebuild from a patch and the local source
+        List<(DeltaFile File, string SourcePath)> Patches, // files to rebuild from a patch and the local source
+        List<ManifestFile> ReleaseFiles);                // files to rebuild from the whole-release stream
 
     private InstallPlan Plan(Manifest manifest, IReadOnlyList<InventoryEntry> inventory, DeltaManifest? delta, TreeBuild build, ContentKey key)
     {
@@ -418,10 +424,14 @@ public sealed class UpdateSession
         var localByPath = inventory.ToDictionary(e => e.Path, e => e.Sha256, StringComparer.Ordinal);
         var patchable = delta?.Files.Where(f => f.Method == DeltaMethod.Patch).ToDictionary(f => f.Path, StringComparer.Ordinal)
             ?? new Dictionary<string, DeltaFile>(StringComparer.Ordinal);
+        var inRelease = delta is not null && ReleaseUsable(delta, localByPath)
+            ? delta.ReleaseFiles.ToDictionary(f => f.Path, StringComparer.Ordinal)
+            : new Dictionary<string, DeltaFile>(StringComparer.Ordinal);
         var reuse = new Dictionary<string, string>(StringComparer.Ordinal);
         var chunkFiles = new List<ManifestFile>();
         var places = new Dictionary<ChunkId, List<ChunkPlace>>();
         var patches = new List<(DeltaFile, string)>();
+        var releaseFiles = new List<ManifestFile>();
         var resumed = 0;
         foreach (var f in manifest.Files)
         {
@@ -437,6 +447,11 @@ public sealed class UpdateSession
             }
             var resumedHere = done.Count(d => d);
             resumed += resumedHere;
+            if (resumedHere == 0 && inRelease.TryGetValue(f.Path, out var r) && r.Sha256 == f.Sha256 && r.Size == f.Size)
+            {
+                releaseFiles.Add(f);
+                continue;
+            }
             // A patch applies only to the exact source content it was made from (the repair case falls back to chunks).
             if (resumedHere == 0 && patchable.TryGetValue(f.Path, out var p) && p.Sha256 == f.Sha256 && p.Size == f.Size
                 && localByPath.TryGetValue(p.SourcePath, out var localSha) && localSha == p.SourceSha256)
@@ -455,7 +470,90 @@ public sealed class UpdateSession
         }
         var local = LocalChunkIndex.Build(_layout.Client, inventory, manifest, key, places.Keys.ToHashSet(), CancellationToken.None);
         var missing = places.Where(n => !local.ContainsKey(n.Key)).ToDictionary(n => n.Key, n => n.Value[0].Chunk.Length);
-        return new InstallPlan(reuse, chunkFiles, places, local, missing, resumed, patches);
+        return new InstallPlan(reuse, chunkFiles, places, local, missing, resumed, patches, releaseFiles);
+    }
+
+    /// <summary>
+    /// Whether the whole-release stream is worth applying here: a frame's managed memory fits
+    /// download.maxDeltaApplyBytes, and the local tree holds at least half of the reference (by bytes, per-file hashes);
+    /// with less, most frames would decode wrong and their files be fetched twice.
+    /// </summary>
+    private bool ReleaseUsable(DeltaManifest delta, Dictionary<string, string> localByPath)
+    {
+        if (delta.Release is not { } stream) return false;
+        var heap = ReleaseDeltaApplier.HeapNeeded(stream);
+        if (heap > _config.Download.MaxDeltaApplyBytes)
+        {
+            _log($"whole-release delta needs {heap} bytes of memory per frame, over download.maxDeltaApplyBytes {_config.Download.MaxDeltaApplyBytes}; fetching chunks instead");
+            return false;
+        }
+        var held = stream.Sources.Where(src => localByPath.TryGetValue(src.Path, out var sha) && sha == src.Sha256).Sum(src => src.Size);
+        if (held * 2 < stream.SourceLength)
+        {
+            _log($"whole-release delta not used: the installed tree holds {held} of its {stream.SourceLength} reference bytes; fetching chunks instead");
+            return false;
+        }
+        return true;
+    }
+
+    /// <summary>Fetches the frames holding the planned release files into the cache (resumable per object); one that no source serves intact is left out (its files fall back).</summary>
+    private async Task DownloadReleaseFramesAsync(StoreDownloader downloader, DeltaManifest delta, InstallPlan plan, CancellationToken ct)
+    {
+        var wanted = plan.ReleaseFiles.Select(f => f.Path).ToHashSet(StringComparer.Ordinal);
+        var frames = ReleaseDeltaApplier.FramesFor(delta, f => wanted.Contains(f.Path)).Select(i => delta.Release!.Frames[i]).DistinctBy(p => p.Id).ToList();
+        await Parallel.ForEachAsync(frames, new ParallelOptions { MaxDegreeOfParallelism = _config.Download.Parallelism, CancellationToken = ct },
+            async (part, token) =>
+            {
+                try
+                {
+                    await downloader.FetchChunkAsync(part.Id.Hex, StoreLayout.ChunkPath(part.Id), part.Stored, token);
+                }
+                catch (DownloadFailedException e)
+                {
+                    _log($"release delta frame {part.Id} not fetched ({e.Message}); its files fall back to chunks");
+                }
+            });
+    }
+
+    /// <summary>
+    /// Rebuilds the planned release files: the reference from the installed files (zeros for any whose hash is not the
+    /// source's), memory-mapped; frames decoded one by one into the build; then every file checked against the target
+    /// manifest. Returns the paths that did not come out right (they fall back to chunks).
+    /// </summary>
+    private List<string> ApplyRelease(DeltaManifest delta, InstallPlan plan, IReadOnlyList<InventoryEntry> inventory, TreeBuild build, ContentKey key)
+    {
+        var stream = delta.Release!;
+        var localByPath = inventory.ToDictionary(e => e.Path, e => e.Sha256, StringComparer.Ordinal);
+        var wanted = plan.ReleaseFiles.ToDictionary(f => f.Path, StringComparer.Ordinal);
+        var reference = Path.Combine(_layout.Work, "release-reference");
+        var failed = new List<string>();
+        try
+        {
+            ReleaseDeltaApplier.WriteReference(stream,
+                src => localByPath.TryGetValue(src.Path, out var sha) && sha == src.Sha256 ? TreeInventory.ResolveInside(_layout.Client, src.Path) : null,
+                reference);
+            foreach (var f in plan.ReleaseFiles) build.Allocate(f);
+            var frames = ReleaseDeltaApplier.FramesFor(delta, f => wanted.ContainsKey(f.Path));
+            ReleaseDeltaApplier.Apply(delta, reference, frames, id => _cache.TryRead(id.Hex), key,
+                (file, offset, bytes) => { if (wanted.ContainsKey(file.Path)) build.WriteAt(file.Path, offset, bytes); },
+                (index, why) => _log($"release delta frame {index} not used ({why}); its files fall back to chunks"));
+        }
+        catch (IOException e)
+        {
+            _log($"whole-release delta not applied ({e.Message}); fetching its files' chunks instead");
+            return plan.ReleaseFiles.Select(f => f.Path).ToList();
+        }
+        finally
+        {
+            DurableFile.TryDelete(reference);
+        }
+        foreach (var f in plan.ReleaseFiles)
+        {
+            if (build.Finish(f) is not { } wrong) continue;
+            _log($"whole-release delta: {wrong}; fetching its chunks instead");
+            failed.Add(f.Path);
+        }
+        return failed;
     }
 
     /// <summary>Adds a file to the chunk build: every chunk not already <paramref name="done"/> gets its place.</summary>

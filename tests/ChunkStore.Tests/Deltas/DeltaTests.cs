@@ -24,7 +24,8 @@ public sealed class DeltaTests : StoreTestBase
         return copy;
     }
 
-    private DeltaBuilder Builder(int level = 3) => new(Store, ProductKey, SigningKey) { Level = level };
+    // These tests are about per-file patches; ReleaseDeltaTests covers the whole-release stream and the auto choice.
+    private DeltaBuilder Builder(int level = 3) => new(Store, ProductKey, SigningKey) { Level = level, Method = DeltaBuildMethod.Files };
 
     private void Publish(string version, Dictionary<string, byte[]> files)
     {

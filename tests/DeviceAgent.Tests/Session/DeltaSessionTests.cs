@@ -45,7 +45,7 @@ public sealed class DeltaSessionTests(ITestOutputHelper output) : GatewaySession
         Assign(v1, null);
         await Session().RunOnceAsync(1, CancellationToken.None);
         var v2 = Store.Publish("2.0", Release(2));
-        var delta = new DeltaBuilder(Store.Store, Store.ContentKey, Store.SigningKey) { Level = 3 }.Build("acme", "1.0", "2.0");
+        var delta = new DeltaBuilder(Store.Store, Store.ContentKey, Store.SigningKey) { Level = 3, Method = DeltaBuildMethod.Files }.Build("acme", "1.0", "2.0");
         Assert.Equal(2, delta.FilesPatched);
         return (v1, v2, delta);
     }

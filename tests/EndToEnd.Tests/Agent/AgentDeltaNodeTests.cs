@@ -36,7 +36,7 @@ public sealed class AgentDeltaNodeTests(ITestOutputHelper output)
         using var store = new TestStore(node.StoreRoot);
         var v1 = store.Publish("1.0", Release(1));
         var v2 = store.Publish("2.0", Release(2));
-        var delta = new DeltaBuilder(store.Store, store.ContentKey, store.SigningKey) { Level = 3 }.Build("acme", "1.0", "2.0");
+        var delta = new DeltaBuilder(store.Store, store.ContentKey, store.SigningKey) { Level = 3, Method = DeltaBuildMethod.Files }.Build("acme", "1.0", "2.0");
         Assert.True(delta.FilesPatched >= 1);
         var secret = await node.ProvisionAsync("dev-d");
         using var d = new TestDevice(node.BaseUrl, credential: secret, deviceId: "dev-d",
@@ -63,7 +63,7 @@ public sealed class AgentDeltaNodeTests(ITestOutputHelper output)
         using var store = new TestStore(node.StoreRoot);
         var v1 = store.Publish("1.0", Release(1));
         var v2 = store.Publish("2.0", Release(2));
-        var delta = new DeltaBuilder(store.Store, store.ContentKey, store.SigningKey) { Level = 3 }.Build("acme", "1.0", "2.0");
+        var delta = new DeltaBuilder(store.Store, store.ContentKey, store.SigningKey) { Level = 3, Method = DeltaBuildMethod.Files }.Build("acme", "1.0", "2.0");
         Assert.True(delta.FilesPatched >= 1);
         var secret = await node.ProvisionAsync("dev-m");
         // bin/app (600 kB) needs over 1.2 MB to patch; the 300 kB and smaller files stay under 1 MB.

@@ -36,6 +36,15 @@ public sealed class HostileGateway : IAsyncDisposable
     /// <summary>When set, forwarded chunk bodies are sent at about this many bytes per second (a trickling gateway).</summary>
     public int? TrickleChunksBytesPerSecond { get; set; }
 
+    /// <summary>One store request as the device made it and what was sent back (a counting proxy's log).</summary>
+    /// <param name="Path">Path relative to <c>/v1/store/</c>.</param>
+    /// <param name="Range">The device's Range header, if any.</param>
+    /// <param name="Bytes">Body bytes sent to the device.</param>
+    public sealed record StoreRequest(string Path, string? Range, long Bytes);
+
+    /// <summary>Every store request, in order of completion.</summary>
+    public System.Collections.Concurrent.ConcurrentQueue<StoreRequest> StoreLog { get; } = new();
+
     /// <summary>Every check-in body seen, in order.</summary>
     public List<JsonObject> CheckIns { get; } = [];
 
@@ -100,11 +109,14 @@ public sealed class HostileGateway : IAsyncDisposable
             await ctx.Response.WriteAsync(answer);
             return;
         }
-        if (segments is ["v1", "store", ..] && OnStore?.Invoke(string.Join('/', segments[2..])) is { } replaced)
+        var storePath = segments is ["v1", "store", ..] ? string.Join('/', segments[2..]) : null;
+        string? range = ctx.Request.Headers.TryGetValue("Range", out var r) ? r.ToString() : null;
+        if (storePath is not null && OnStore?.Invoke(storePath) is { } replaced)
         {
             ctx.Response.StatusCode = 200;
             ctx.Response.ContentType = "application/octet-stream";
             await ctx.Response.Body.WriteAsync(replaced);
+            StoreLog.Enqueue(new StoreRequest(storePath, range, replaced.Length));
             return;
         }
         using var forward = new HttpRequestMessage(new HttpMethod(ctx.Request.Method), path.TrimStart('/') + ctx.Request.QueryString);
@@ -126,15 +138,38 @@ public sealed class HostileGateway : IAsyncDisposable
             await using var body = await response.Content.ReadAsStreamAsync();
             var slice = new byte[Math.Max(1, rate / 4)];
             int n;
-            while ((n = await body.ReadAsync(slice)) > 0)
+            long sent = 0;
+            try
             {
-                await ctx.Response.Body.WriteAsync(slice.AsMemory(0, n));
-                await ctx.Response.Body.FlushAsync();
-                await Task.Delay(250, ctx.RequestAborted);
+                while ((n = await body.ReadAsync(slice)) > 0)
+                {
+                    await ctx.Response.Body.WriteAsync(slice.AsMemory(0, n));
+                    await ctx.Response.Body.FlushAsync();
+                    sent += n;
+                    await Task.Delay(250, ctx.RequestAborted);
+                }
+            }
+            finally
+            {
+                StoreLog.Enqueue(new StoreRequest(storePath!, range, sent));
             }
             return;
         }
-        await response.Content.CopyToAsync(ctx.Response.Body);
+        if (storePath is null)
+        {
+            await response.Content.CopyToAsync(ctx.Response.Body);
+            return;
+        }
+        await using var content = await response.Content.ReadAsStreamAsync();
+        var buffer = new byte[1 << 16];
+        long copied = 0;
+        int read;
+        while ((read = await content.ReadAsync(buffer)) > 0)
+        {
+            await ctx.Response.Body.WriteAsync(buffer.AsMemory(0, read));
+            copied += read;
+        }
+        StoreLog.Enqueue(new StoreRequest(storePath, range, copied));
     }
 
     public async ValueTask DisposeAsync()

@@ -1,0 +1,155 @@
+using System.IO.MemoryMappedFiles;
+using System.Security.Cryptography;
+using Orchestrator.ChunkStore.Codec;
+using Orchestrator.ChunkStore.Validation;
+
+namespace Orchestrator.ChunkStore.Deltas;
+
+/// <summary>
+/// Device side of a whole-release delta (<see cref="ReleaseStream"/>). The reference is assembled once in a file
+/// (each source file that matches its hash at its offset, zeros for one that does not) and memory-mapped, so the
+/// source never enters the managed heap; frames are then decoded one at a time. The managed memory a frame needs is
+/// <see cref="HeapNeeded"/> (its decoded piece plus its stored object); the mapped reference is
+/// <see cref="ReleaseStream.SourceLength"/> bytes of file-backed pages the kernel can drop and re-read.
+/// Nothing here trusts a decoded byte: the caller verifies every file's SHA-256 before using it.
+/// </summary>
+public static unsafe class ReleaseDeltaApplier
+{
+    /// <summary>Managed bytes held while one frame of <paramref name="stream"/> is applied: the stored object and the decoded piece.</summary>
+    public static long HeapNeeded(ReleaseStream stream)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        return stream.FrameContent + (stream.Frames.Count == 0 ? 0 : stream.Frames.Max(f => (long)f.Stored));
+    }
+
+    /// <summary>Where each release file lies in the target stream: (file, stream offset).</summary>
+    public static IReadOnlyList<(DeltaFile File, long Offset)> Layout(DeltaManifest delta)
+    {
+        ArgumentNullException.ThrowIfNull(delta);
+        var layout = new List<(DeltaFile, long)>();
+        long at = 0;
+        foreach (var f in delta.ReleaseFiles)
+        {
+            layout.Add((f, at));
+            at += f.Size;
+        }
+        return layout;
+    }
+
+    /// <summary>Indexes of the frames holding any byte of the files <paramref name="wanted"/> accepts.</summary>
+    public static IReadOnlySet<int> FramesFor(DeltaManifest delta, Func<DeltaFile, bool> wanted)
+    {
+        ArgumentNullException.ThrowIfNull(delta);
+        ArgumentNullException.ThrowIfNull(wanted);
+        var piece = (long)delta.Release!.FrameContent;
+        var frames = new SortedSet<int>();
+        foreach (var (f, offset) in Layout(delta))
+        {
+            if (f.Size == 0 || !wanted(f)) continue;
+            for (var i = offset / piece; i <= (offset + f.Size - 1) / piece; i++) frames.Add((int)i);
+        }
+        return frames;
+    }
+
+    /// <summary>
+    /// Writes the reference into <paramref name="referencePath"/>: every source at its offset, copied from the path
+    /// <paramref name="localSource"/> gives (a local file whose content has the source's hash and size), zeros where it
+    /// gives null or whose bytes do not hash to the source's SHA-256. Returns the bytes copied from local files.
+    /// </summary>
+    public static long WriteReference(ReleaseStream stream, Func<ReleaseSource, string?> localSource, string referencePath)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        ArgumentNullException.ThrowIfNull(localSource);
+        long copied = 0;
+        using var output = new FileStream(referencePath, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16);
+        output.SetLength(stream.SourceLength);
+        var offsets = stream.SourceOffsets();
+        var buffer = new byte[1 << 16];
+        for (var i = 0; i < stream.Sources.Count; i++)
+        {
+            var source = stream.Sources[i];
+            if (source.Size == 0 || localSource(source) is not { } path) continue;
+            using var input = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+            if (input.Length != source.Size) continue;
+            output.Seek(offsets[i], SeekOrigin.Begin);
+            // The local file is hashed as it is copied: one changed since the inventory was taken is replaced by zeros again.
+            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            int n;
+            long written = 0;
+            while (written < source.Size && (n = input.Read(buffer, 0, (int)Math.Min(buffer.Length, source.Size - written))) > 0)
+            {
+                hash.AppendData(buffer, 0, n);
+                output.Write(buffer, 0, n);
+                written += n;
+            }
+            if (written == source.Size && Convert.ToHexStringLower(hash.GetHashAndReset()) == source.Sha256)
+            {
+                copied += source.Size;
+                continue;
+            }
+            Array.Clear(buffer);
+            output.Seek(offsets[i], SeekOrigin.Begin);
+            for (long left = source.Size; left > 0; left -= Math.Min(left, buffer.Length)) output.Write(buffer, 0, (int)Math.Min(left, buffer.Length));
+        }
+        output.Flush(flushToDisk: false);
+        return copied;
+    }
+
+    /// <summary>
+    /// Decodes each frame in <paramref name="frames"/> against the memory-mapped <paramref name="referencePath"/> and
+    /// hands each release file's overlapping piece to <paramref name="write"/> (file, offset in the file, bytes).
+    /// Objects come from <paramref name="readObject"/> (stored bytes, or null when absent). Returns the frames that
+    /// could not be used (missing, not decodable); the files they touch must come from elsewhere.
+    /// </summary>
+    public static IReadOnlySet<int> Apply(DeltaManifest delta, string referencePath, IReadOnlySet<int> frames, Func<ChunkId, byte[]?> readObject,
+        ContentKey key, Action<DeltaFile, long, ReadOnlySpan<byte>> write, Action<int, string>? log = null)
+    {
+        ArgumentNullException.ThrowIfNull(delta);
+        ArgumentNullException.ThrowIfNull(readObject);
+        ArgumentNullException.ThrowIfNull(write);
+        var stream = delta.Release ?? throw new ArgumentException("the delta has no whole-release stream", nameof(delta));
+        var layout = Layout(delta);
+        var streamLength = layout.Count == 0 ? 0 : layout[^1].Offset + layout[^1].File.Size;
+        var failed = new HashSet<int>();
+        var length = stream.SourceLength;
+        using var map = length == 0 ? null : MemoryMappedFile.CreateFromFile(referencePath, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
+        using var view = map?.CreateViewAccessor(0, length, MemoryMappedFileAccess.Read);
+        byte* basePointer = null;
+        view?.SafeMemoryMappedViewHandle.AcquirePointer(ref basePointer);
+        try
+        {
+            var reference = basePointer == null ? ReadOnlySpan<byte>.Empty
+                : new ReadOnlySpan<byte>(basePointer + view!.PointerOffset, checked((int)length));
+            foreach (var index in frames)
+            {
+                var part = stream.Frames[index];
+                var start = (long)index * stream.FrameContent;
+                var pieceLength = Math.Min(stream.FrameContent, streamLength - start);
+                byte[] piece;
+                try
+                {
+                    var stored = readObject(part.Id) ?? throw new IntegrityException($"release frame {index} ({part.Id}) is not available");
+                    var patch = ChunkCodec.Decode(stored, key, part.Length, part.Id);
+                    piece = PatchCodec.Apply(reference, patch, pieceLength, stream.WindowLog);
+                }
+                catch (IntegrityException e)
+                {
+                    log?.Invoke(index, e.Message);
+                    failed.Add(index);
+                    continue;
+                }
+                foreach (var (file, offset) in layout)
+                {
+                    var from = Math.Max(offset, start);
+                    var to = Math.Min(offset + file.Size, start + pieceLength);
+                    if (from < to) write(file, from - offset, piece.AsSpan((int)(from - start), (int)(to - from)));
+                }
+            }
+        }
+        finally
+        {
+            if (basePointer != null) view!.SafeMemoryMappedViewHandle.ReleasePointer();
+        }
+        return failed;
+    }
+}

@@ -1,0 +1,173 @@
+using System.Security.Cryptography;
+using System.Text;
+using Orchestrator.ChunkStore.Deltas;
+using Orchestrator.ChunkStore.Manifests;
+using Orchestrator.ChunkStore.Publishing;
+using Orchestrator.ChunkStore.Storage;
+using Orchestrator.ChunkStore.Tests.Support;
+using Orchestrator.ChunkStore.Validation;
+
+namespace Orchestrator.ChunkStore.Tests.Deltas;
+
+/// <summary>Whole-release deltas (schema 2): build, signed strict manifest, frame-by-frame apply against the concatenated source.</summary>
+public sealed class ReleaseDeltaTests : StoreTestBase
+{
+    private FileSystemStore Store => OpenStore();
+
+    private static byte[] Stamped(byte[] content, int version)
+    {
+        var copy = (byte[])content.Clone();
+        for (var at = 100; at + 8 < copy.Length; at += 3000)
+            BitConverter.GetBytes(version * 1_000_003L + at).CopyTo(copy, at);
+        return copy;
+    }
+
+    private readonly Dictionary<string, string> _trees = [];
+
+    private void Publish(string version, Dictionary<string, byte[]> files)
+    {
+        var tree = Dir.Sub("tree-" + version);
+        foreach (var (path, content) in files) TestData.WriteFile(tree, path, content);
+        _trees[version] = tree;
+        new Publisher(Store, ProductKey, SigningKey).Publish(new PublishRequest("acme", version, tree, Chunking: Small));
+    }
+
+    private Manifest ManifestOf(string version) => ManifestSerializer.Parse(Store.ReadFile(StoreLayout.ManifestPath("acme", version))!);
+
+    /// <summary>Two releases: changed, added (a copy of another changed file's bytes: a cross-file match), renamed, unchanged, removed.</summary>
+    private (Dictionary<string, byte[]> V1, Dictionary<string, byte[]> V2) Releases()
+    {
+        var app = TestData.Random(300_000, 1);
+        var lib = TestData.Random(200_000, 2);
+        var v1 = new Dictionary<string, byte[]>
+        {
+            ["bin/app"] = app, ["lib/core.so"] = lib, ["old/name.dat"] = TestData.Random(40_000, 3),
+            ["same.txt"] = TestData.Random(9_000, 4), ["gone.txt"] = TestData.Random(5_000, 5),
+        };
+        var v2 = new Dictionary<string, byte[]>
+        {
+            ["bin/app"] = Stamped(app, 2), ["lib/core.so"] = Stamped(lib, 2), ["new/name.dat"] = Stamped(v1["old/name.dat"], 2),
+            ["plugins/core-copy.so"] = Stamped(lib, 3), ["same.txt"] = v1["same.txt"], ["added.bin"] = TestData.Random(7_000, 6),
+        };
+        Publish("1.0", v1);
+        Publish("2.0", v2);
+        return (v1, v2);
+    }
+
+    /// <summary>Applies <paramref name="delta"/> to the source tree at <paramref name="sourceTree"/>; returns each release file's rebuilt bytes.</summary>
+    private Dictionary<string, byte[]> Apply(DeltaManifest delta, string sourceTree)
+    {
+        var reference = Path.Combine(Dir.Path, "reference");
+        ReleaseDeltaApplier.WriteReference(delta.Release!, s =>
+        {
+            var path = Path.Combine(sourceTree, s.Path);
+            return File.Exists(path) && Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(path))) == s.Sha256 ? path : null;
+        }, reference);
+        var output = delta.ReleaseFiles.ToDictionary(f => f.Path, f => new byte[f.Size]);
+        var frames = ReleaseDeltaApplier.FramesFor(delta, _ => true);
+        var failed = ReleaseDeltaApplier.Apply(delta, reference, frames, Store.ReadChunk, ProductKey,
+            (file, offset, bytes) => bytes.CopyTo(output[file.Path].AsSpan((int)offset)));
+        Assert.Empty(failed);
+        return output;
+    }
+
+    [Fact]
+    public void Whole_release_delta_spans_frames_verifies_and_rebuilds_every_changed_and_added_file()
+    {
+        var (_, v2) = Releases();
+        var result = new DeltaBuilder(Store, ProductKey, SigningKey) { Level = 3, Method = DeltaBuildMethod.Release, FrameContent = 64 * 1024 }
+            .Build("acme", "1.0", "2.0");
+        var bytes = Store.ReadFile(result.ManifestPath)!;
+        var delta = DeltaManifestSerializer.VerifyAndParse(bytes, Store.ReadFile(result.ManifestPath + ".sig")!, SigningKey.PublicKey);
+        Assert.Equal(DeltaManifest.ReleaseSchema, delta.SchemaVersion);
+        Assert.Contains("\"schema\":2", Encoding.UTF8.GetString(bytes));
+        var stream = delta.Release!;
+        Assert.Equal(ManifestOf("1.0").Files.Select(f => f.Path).Order(StringComparer.Ordinal), stream.Sources.Select(s => s.Path));
+        // Unchanged content is never in the stream; everything else is, added files included, in path order.
+        Assert.Equal(["added.bin", "bin/app", "lib/core.so", "new/name.dat", "plugins/core-copy.so"], delta.ReleaseFiles.Select(f => f.Path));
+        var streamLength = delta.ReleaseFiles.Sum(f => f.Size);
+        Assert.Equal((int)((streamLength + 65535) / 65536), stream.Frames.Count);
+        Assert.True(stream.Frames.Count > 5);
+        Assert.All(stream.Frames, f => Assert.True(Store.ChunkExists(f.Id)));
+        // Cross-file matches: the stream costs far less than the changed bytes (random data; only the stamps are new).
+        Assert.True(delta.PatchBytes < streamLength / 10, $"{delta.PatchBytes} of frames for {streamLength} bytes");
+
+        var rebuilt = Apply(delta, _trees["1.0"]);
+        foreach (var f in delta.ReleaseFiles) Assert.Equal(v2[f.Path], rebuilt[f.Path]);
+        Assert.Equal(result.FilesPatched, delta.ReleaseFiles.Count);
+    }
+
+    [Fact]
+    public void A_damaged_source_file_only_breaks_the_files_copied_from_it()
+    {
+        var (_, v2) = Releases();
+        var delta = new DeltaBuilder(Store, ProductKey, SigningKey) { Level = 3, Method = DeltaBuildMethod.Release, FrameContent = 64 * 1024 }
+            .Build("acme", "1.0", "2.0").Delta;
+        var damaged = Dir.Sub("damaged");
+        foreach (var file in Directory.EnumerateFiles(_trees["1.0"], "*", SearchOption.AllDirectories))
+            TestData.WriteFile(damaged, Path.GetRelativePath(_trees["1.0"], file).Replace('\\', '/'), File.ReadAllBytes(file));
+        var lib = File.ReadAllBytes(Path.Combine(damaged, "lib/core.so"));
+        lib[1000] ^= 0xff;
+        File.WriteAllBytes(Path.Combine(damaged, "lib/core.so"), lib);
+
+        var rebuilt = Apply(delta, damaged);
+        // lib/core.so's source is zeros in the reference: its two descendants come out wrong, the others right.
+        Assert.NotEqual(v2["lib/core.so"], rebuilt["lib/core.so"]);
+        Assert.NotEqual(v2["plugins/core-copy.so"], rebuilt["plugins/core-copy.so"]);
+        foreach (var path in new[] { "bin/app", "new/name.dat", "added.bin" }) Assert.Equal(v2[path], rebuilt[path]);
+    }
+
+    [Fact]
+    public void Auto_keeps_the_smaller_delta_and_files_mode_stays_schema_1()
+    {
+        Releases();
+        var auto = new DeltaBuilder(Store, ProductKey, SigningKey) { Level = 3 }.Build("acme", "1.0", "2.0");
+        // An explicit method rebuilds a delta of the other kind (auto accepts either).
+        var files = new DeltaBuilder(Store, ProductKey, SigningKey) { Level = 3, Method = DeltaBuildMethod.Files }.Build("acme", "1.0", "2.0");
+        Assert.False(files.AlreadyBuilt);
+        Assert.Null(files.Delta.Release);
+        Assert.Contains("\"schema\":1", Encoding.UTF8.GetString(Store.ReadFile(files.ManifestPath)!));
+        // plugins/core-copy.so has no per-file source (new path, new name); only the whole-release stream finds lib/core.so for it.
+        Assert.NotNull(auto.Delta.Release);
+        Assert.True(auto.Delta.PatchBytes < files.Delta.PatchBytes + files.ChunkBytesReplaced, $"release {auto.Delta.PatchBytes} vs files {files.Delta.PatchBytes}");
+        Assert.True(new DeltaBuilder(Store, ProductKey, SigningKey) { Level = 3 }.Build("acme", "1.0", "2.0").AlreadyBuilt);
+    }
+
+    [Fact]
+    public void Schema_2_rules_are_enforced_on_serialize_and_parse()
+    {
+        Releases();
+        var delta = new DeltaBuilder(Store, ProductKey, SigningKey) { Level = 3, Method = DeltaBuildMethod.Release, FrameContent = 64 * 1024 }
+            .Build("acme", "1.0", "2.0").Delta;
+        var stream = delta.Release!;
+        void Refused(DeltaManifest bad, string expected)
+        {
+            var e = Assert.Throws<InvalidInputException>(() => DeltaManifestSerializer.Serialize(bad));
+            Assert.Contains(expected, e.Message);
+        }
+        Refused(delta with { Release = stream with { Frames = stream.Frames.Skip(1).ToList() } }, "release.frames has");
+        Refused(delta with { Release = stream with { WindowLog = 23, Sources = [.. stream.Sources, new ReleaseSource("zz", stream.Sources[0].Sha256, 9_000_000)] } },
+            "does not cover");
+        Refused(delta with { Release = stream with { Sources = stream.Sources.Reverse().ToList() } }, "sorted by ordinal path");
+        Refused(delta with { Release = null }, "method release needs the release stream");
+        Refused(delta with { Release = stream with { FrameContent = 1000 } }, "frameContent 1000");
+        Refused(delta with { Files = [delta.Files[0] with { SourcePath = "bin/app" }, .. delta.Files.Skip(1)] }, "has no sourcePath");
+
+        // Bytes that are not exactly the canonical form are refused, as are unknown schemas.
+        var bytes = Encoding.UTF8.GetString(DeltaManifestSerializer.Serialize(delta));
+        Assert.Throws<InvalidInputException>(() => DeltaManifestSerializer.Parse(Encoding.UTF8.GetBytes(bytes.Replace("\"schema\":2", "\"schema\":3"))));
+        Assert.Throws<InvalidInputException>(() => DeltaManifestSerializer.Parse(Encoding.UTF8.GetBytes(bytes.Replace("\"schema\":2", "\"schema\":1"))));
+        Assert.Throws<InvalidInputException>(() => DeltaManifestSerializer.Parse(Encoding.UTF8.GetBytes(bytes.Replace("\"frameContent\":65536", "\"frameContent\":65536,\"extra\":1"))));
+        Assert.Equal(delta.Release!.Frames, DeltaManifestSerializer.Parse(Encoding.UTF8.GetBytes(bytes)).Release!.Frames);
+    }
+
+    [Fact]
+    public void Heap_needed_is_one_piece_plus_one_stored_frame()
+    {
+        Releases();
+        var delta = new DeltaBuilder(Store, ProductKey, SigningKey) { Level = 3, Method = DeltaBuildMethod.Release, FrameContent = 64 * 1024 }
+            .Build("acme", "1.0", "2.0").Delta;
+        Assert.Equal(64 * 1024 + delta.Release!.Frames.Max(f => f.Stored), ReleaseDeltaApplier.HeapNeeded(delta.Release));
+        Assert.True(ReleaseDeltaApplier.HeapNeeded(delta.Release) <= 2L * ReleaseStream.MaxFrameContent);
+    }
+}

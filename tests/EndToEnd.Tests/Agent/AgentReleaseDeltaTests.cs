@@ -1,0 +1,206 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using Orchestrator.ChunkStore.Deltas;
+using Orchestrator.ChunkStore.Publishing;
+using Orchestrator.ChunkStore.Storage;
+using Orchestrator.DeviceAgent.Tests.Support;
+using Orchestrator.EndToEnd.Tests.Agent.Support;
+using Orchestrator.EndToEnd.Tests.Trust.Support;
+using Xunit.Abstractions;
+
+namespace Orchestrator.EndToEnd.Tests.Agent;
+
+/// <summary>
+/// The real orch-agent upgrading 1.0 -> 2.0 over a whole-release delta built in a real node's store, every store request
+/// passing through a counting proxy (<see cref="HostileGateway.StoreLog"/>) that can also trickle or tamper.
+/// </summary>
+public sealed class AgentReleaseDeltaTests(ITestOutputHelper output)
+{
+    /// <summary>
+    /// 2.0: every file of 1.0 restamped every 3000 bytes (per-chunk dedup finds nothing), plus a new file that is a
+    /// restamped copy of lib/core.so (only the whole-release reference has its source) and 600 kB of new random data.
+    /// </summary>
+    private static Dictionary<string, byte[]> V2()
+    {
+        var files = Releases.V1();
+        foreach (var path in files.Keys.ToList()) files[path] = Stamp(files[path], 2);
+        files["plugins/core-copy.so"] = Stamp(Releases.V1()["lib/core.so"], 3);
+        files["share/new.bin"] = Releases.Bytes(77, 600_000);
+        return files;
+    }
+
+    private static byte[] Stamp(byte[] content, int version)
+    {
+        var copy = (byte[])content.Clone();
+        for (var at = 40; at + 8 < copy.Length; at += 3000) BitConverter.GetBytes(version * 1009L + at).CopyTo(copy, at);
+        return copy;
+    }
+
+    private sealed record Setup(HostileGatewayRig Rig, PublishResult V2, DeltaManifest Delta) : IAsyncDisposable
+    {
+        public ValueTask DisposeAsync() => Rig.DisposeAsync();
+    }
+
+    /// <summary>Node, counting proxy, 1.0 and 2.0 published, the whole-release delta built (frames of 128 KiB), 1.0 installed on the rig's device.</summary>
+    private async Task<Setup> StartAsync(string deviceId)
+    {
+        var rig = await HostileGatewayRig.StartAsync(deviceId, TestDevice.FastDownloads with { MaxSessionAttempts = 1 });
+        var v2 = rig.Store.Publish("2.0", V2());
+        var delta = new DeltaBuilder(rig.Store.Store, rig.Store.ContentKey, rig.Store.SigningKey)
+            { Level = 3, Method = DeltaBuildMethod.Release, FrameContent = 128 * 1024 }.Build("acme", "1.0", "2.0").Delta;
+        Assert.True(delta.Release!.Frames.Count >= 8, $"{delta.Release.Frames.Count} frames");
+        await Run(rig.Device);
+        Assert.Equal(rig.V1.InventoryDigest, Releases.ClientDigest(rig.Device));
+        await rig.Node.AssignAsync(deviceId, "acme", v2.Version, v2.VersionId, v2.ManifestPath);
+        return new Setup(rig, v2, delta);
+    }
+
+    private async Task<AgentProcess.Result> Run(TestDevice d, int exitCode = 0)
+    {
+        var r = await AgentProcess.RunAsync(["run", "--config", d.Config.SourcePath!, "--no-client"], timeout: TimeSpan.FromSeconds(180));
+        output.WriteLine(r.Output + r.Error);
+        Assert.Equal(exitCode, r.ExitCode);
+        return r;
+    }
+
+    private static void AssertTreeIsV2(TestDevice d, PublishResult v2)
+    {
+        Assert.Equal(v2.InventoryDigest, Releases.ClientDigest(d));
+        foreach (var (path, content) in V2())
+            Assert.Equal(content, File.ReadAllBytes(Path.Combine(d.Layout.Client, path)));
+    }
+
+    private async Task<JsonNode> PlanAsync(Setup s, string method)
+    {
+        var r = await OrchProcess.OkAsync(s.Rig.Node, output, "release", "plan", "--store", s.Rig.Store.Root, "--product", "acme",
+            "--from", "1.0", "--to", "2.0", "--method", method, "--json");
+        return JsonNode.Parse(r.Output)!;
+    }
+
+    [Fact]
+    public async Task Upgrade_over_the_whole_release_delta_fetches_exactly_what_release_plan_says_for_both_methods()
+    {
+        await using var s = await StartAsync("dev-rd");
+        var rig = s.Rig;
+        rig.Gateway.StoreLog.Clear();
+        var upgrade = await Run(rig.Device);
+        AssertTreeIsV2(rig.Device, s.V2);
+        var streamed = s.Delta.ReleaseFiles.Count;
+        Assert.Contains($"{streamed} file(s) by the whole-release delta", upgrade.Output);
+        Assert.Contains($"{streamed} file(s) from delta patches, 0 fell back to chunks", upgrade.Output);
+        var fetched = rig.Gateway.StoreLog.ToList();
+        Assert.Contains(fetched, f => f.Path == StoreLayout.DeltaManifestPath("acme", "1.0", "2.0"));
+        Assert.All(s.Delta.Release!.Frames, f => Assert.Contains(fetched, x => x.Path == StoreLayout.ChunkPath(f.Id)));
+
+        var plan = await PlanAsync(s, "delta");
+        Assert.Equal("delta", (string)plan["method"]!);
+        Assert.Equal(fetched.Count, (int)plan["requests"]!);
+        Assert.Equal(fetched.Sum(f => f.Bytes), (long)plan["bytes"]!);
+        Assert.Equal(fetched.Count(f => f.Path.StartsWith("chunks/", StringComparison.Ordinal)), (int)plan["objects"]!);
+        Assert.Equal("delta", (string)(await PlanAsync(s, "auto"))["method"]!);
+
+        // A second device, offered no delta (the proxy strips it from the node's answer): the chunk path, planned exactly too.
+        using var d2 = new TestDevice(rig.Gateway.BaseUrl, credential: await rig.Node.ProvisionAsync("dev-rc"), deviceId: "dev-rc",
+            contentKey: rig.Store.ContentKey.ToBytes(), trustRoot: rig.Store.SigningKey.PublicKey.ToBytes(),
+            download: TestDevice.FastDownloads with { MaxSessionAttempts = 1 });
+        await rig.Node.AssignAsync("dev-rc", "acme", rig.V1.Version, rig.V1.VersionId, rig.V1.ManifestPath);
+        await Run(d2);
+        await rig.Node.AssignAsync("dev-rc", "acme", s.V2.Version, s.V2.VersionId, s.V2.ManifestPath);
+        rig.Gateway.OnCheckIn = async c =>
+        {
+            var (status, body) = await rig.Gateway.ForwardAsync(c.DeviceId, c.Body, c.Authorization);
+            if (JsonNode.Parse(body) is JsonObject o && o.Remove("deltaManifestPath")) body = o.ToJsonString();
+            return (status, body);
+        };
+        rig.Gateway.StoreLog.Clear();
+        var chunks = await Run(d2);
+        AssertTreeIsV2(d2, s.V2);
+        Assert.Contains("0 file(s) from delta patches", chunks.Output);
+        var chunkFetched = rig.Gateway.StoreLog.ToList();
+        var chunkPlan = await PlanAsync(s, "chunks");
+        Assert.Equal("chunks", (string)chunkPlan["method"]!);
+        Assert.Equal(chunkFetched.Count, (int)chunkPlan["requests"]!);
+        Assert.Equal(chunkFetched.Sum(f => f.Bytes), (long)chunkPlan["bytes"]!);
+        output.WriteLine($"delta: {fetched.Sum(f => f.Bytes)} bytes in {fetched.Count} requests; chunks: {chunkFetched.Sum(f => f.Bytes)} bytes in {chunkFetched.Count} requests");
+        Assert.True(fetched.Sum(f => f.Bytes) * 3 < chunkFetched.Sum(f => f.Bytes));
+    }
+
+    [Fact]
+    public async Task A_kill_in_the_middle_of_a_frame_resumes_that_frame_with_a_range_request()
+    {
+        await using var s = await StartAsync("dev-rk");
+        var rig = s.Rig;
+        var largest = s.Delta.Release!.Frames.MaxBy(f => f.Stored)!;
+        var partial = Path.Combine(rig.Device.Layout.PartialChunks, largest.Id.Hex + ".part");
+        rig.Gateway.TrickleChunksBytesPerSecond = 40_000; // the largest frame (~128 KiB of new random data) takes ~3 s
+        using (var p = Process.Start(AgentProcess.StartInfo(["run", "--config", rig.Device.Config.SourcePath!, "--no-client"]))!)
+        {
+            var outTask = p.StandardOutput.ReadToEndAsync();
+            var deadline = DateTime.UtcNow.AddSeconds(60);
+            while (!(File.Exists(partial) && new FileInfo(partial).Length > 0) && !p.HasExited && DateTime.UtcNow < deadline)
+                await Task.Delay(20);
+            Assert.False(p.HasExited, "the agent finished before a part file of the frame was checkpointed");
+            p.Kill();
+            await p.WaitForExitAsync();
+            output.WriteLine($"killed mid-frame with {new FileInfo(partial).Length} of {largest.Stored} bytes kept\n{await outTask}");
+        }
+        var kept = new FileInfo(partial).Length;
+        Assert.InRange(kept, 1, largest.Stored - 1);
+        rig.Gateway.TrickleChunksBytesPerSecond = null;
+        // The proxy logs the killed transfer once it notices the client is gone; only then is the log cleared for the rerun.
+        var framePath = StoreLayout.ChunkPath(largest.Id);
+        var until = DateTime.UtcNow.AddSeconds(30);
+        while (!rig.Gateway.StoreLog.Any(r => r.Path == framePath) && DateTime.UtcNow < until) await Task.Delay(20);
+        rig.Gateway.StoreLog.Clear();
+        var resumed = await Run(rig.Device);
+        AssertTreeIsV2(rig.Device, s.V2);
+        Assert.Contains("0 fell back to chunks", resumed.Output);
+        var frameRequests = rig.Gateway.StoreLog.Where(r => r.Path == framePath).ToList();
+        // Fetched once more, from where the part file ended: the bytes before it are not sent again.
+        var request = Assert.Single(frameRequests);
+        Assert.Equal($"bytes={kept}-", request.Range);
+        Assert.Equal(largest.Stored - kept, request.Bytes);
+    }
+
+    [Fact]
+    public async Task A_damaged_source_file_makes_the_files_coded_from_it_come_from_chunks()
+    {
+        if (OperatingSystem.IsWindows()) return; // the agent's tree modes are Unix modes
+        await using var s = await StartAsync("dev-rs");
+        var rig = s.Rig;
+        var core = Path.Combine(rig.Device.Layout.Client, "lib", "core.so");
+        var mode = File.GetUnixFileMode(core);
+        File.SetUnixFileMode(core, mode | UnixFileMode.UserWrite);
+        var bytes = File.ReadAllBytes(core);
+        bytes[150_000] ^= 0x5a;
+        File.WriteAllBytes(core, bytes);
+        File.SetUnixFileMode(core, mode);
+
+        var upgrade = await Run(rig.Device);
+        AssertTreeIsV2(rig.Device, s.V2);
+        // lib/core.so and its restamped copy are coded from the damaged file: rebuilt wrong, refused, fetched as chunks.
+        Assert.Contains("whole-release delta: built 'lib/core.so'", upgrade.Output);
+        Assert.Contains("whole-release delta: built 'plugins/core-copy.so'", upgrade.Output);
+        Assert.Contains($"{s.Delta.ReleaseFiles.Count - 2} file(s) from delta patches, 2 fell back to chunks", upgrade.Output);
+    }
+
+    [Fact]
+    public async Task A_tampered_frame_from_the_gateway_is_refused_before_anything_is_written()
+    {
+        await using var s = await StartAsync("dev-rt");
+        var rig = s.Rig;
+        var frame = s.Delta.Release!.Frames[0];
+        var path = StoreLayout.ChunkPath(frame.Id);
+        var tampered = File.ReadAllBytes(Path.Combine(rig.Store.Root, path));
+        tampered[^20] ^= 1;
+        rig.Gateway.OnStore = p => p == path ? tampered : null;
+
+        var upgrade = await Run(rig.Device);
+        Assert.Contains($"release delta frame {frame.Id} not fetched", upgrade.Output);
+        Assert.Contains("do not hash to chunk id", upgrade.Output);
+        // The object never reached the cache; the files it carries came from chunks and the tree is exactly 2.0.
+        Assert.False(File.Exists(Path.Combine(rig.Device.Layout.ChunkCache, frame.Id.Hex[..2], frame.Id.Hex)));
+        Assert.Matches(@"[1-9]\d* fell back to chunks", upgrade.Output);
+        AssertTreeIsV2(rig.Device, s.V2);
+    }
+}
