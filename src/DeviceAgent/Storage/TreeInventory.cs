@@ -36,6 +36,15 @@ public static class TreeInventory
     public static IReadOnlyList<InventoryEntry> Scan(string root) =>
         Files(root).Select(f => new InventoryEntry(f.Relative, HashFile(f.Full))).ToList();
 
+    /// <summary>Per-file hashes of a tree, reading only the files <paramref name="index"/> does not vouch for (and recording them).</summary>
+    public static IReadOnlyList<InventoryEntry> Scan(string root, StatIndex index)
+    {
+        var files = Files(root).ToList();
+        var entries = files.Select(f => new InventoryEntry(f.Relative, index.Hash(f.Full))).ToList();
+        index.Retain(root, files.Select(f => f.Full).ToHashSet(StringComparer.Ordinal));
+        return entries;
+    }
+
     /// <summary>Tree digest as reported at check-in (<see cref="InventoryDigest"/>, docs/store-format.md).</summary>
     public static string Digest(IEnumerable<InventoryEntry> files) => InventoryDigest.Compute(files.Select(f => (f.Path, f.Sha256)));
 
