@@ -188,9 +188,10 @@ public sealed class UpdateSession
         var (response, directive) = await CheckInAsync(trust, installed, claimed, stale, ct);
         var inventory = TreeInventory.Scan(_layout.Client, index);
         if (index.Save() is { } notSaved) _log("warning: " + notSaved);
+        _log($"installed tree checked: {inventory.Count} file(s), {index.Hashed} read, {index.Reused} unchanged since verified (stat index)");
         if (TreeInventory.Digest(inventory) != TreeInventory.Digest(claimed))
         {
-            _log($"installed tree differs from its stat index ({index.Hashed} file(s) read, {index.Reused} unchanged by stamp); checking in again with the tree as found");
+            _log("installed tree differs from what the stat index claimed at check-in; checking in again with the tree as found");
             (response, directive) = await CheckInAsync(trust, installed, inventory, stale, ct);
         }
         if (response.Action == UpdateAction.None)
