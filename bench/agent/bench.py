@@ -346,10 +346,11 @@ def bench_orch(trees, nginx_factory):
         apply_damage(client, trees["repair"])
         out["repair"] = agent_step("repair")
         assert digest(client) == digest(trees["r2"]), "orch: repaired tree differs from release 2"
-        out["idle, release 2 installed"] = agent_step("idle")
-        # The start after: the previous one verified the files the repair had just written, so its stat index vouches
-        # for every file now (src/DeviceAgent/README.md, "Stat index"), once they are older than its 3 s settle time.
+        # A start at least 3 s after the repair: the stat index's settle time (src/DeviceAgent/README.md, "Stat index"),
+        # so this start's check of the tree, which reads every file the repair swapped in, can vouch for them; the next
+        # start then reads none.
         time.sleep(4)
+        out["idle, release 2 installed"] = agent_step("idle")
         out["idle, release 2 installed, next start"] = agent_step("idle")
         sealed = [f for f in os.listdir(hidden) if f.startswith("updater.bak")]
         zones = {

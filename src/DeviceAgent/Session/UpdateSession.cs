@@ -178,21 +178,23 @@ public sealed class UpdateSession
         var installed = record is null ? InstalledVersion.None : new InstalledVersion(record.VersionId, record.Version);
         if (record is null) _log($"installed-version record '{HiddenZone.FileName(HiddenItem.InstalledVersion)}' is missing or damaged: floor unknown, reporting version 0");
         var credential = Encoding.UTF8.GetString(_hidden.ReadRequired(HiddenItem.DeviceCredential));
-        await trust.FollowRootChainAsync(Sources(null, credential), ct);
+        // The root chain is followed while the first check-in is under way (neither needs the other's answer); the
+        // answer's directive is verified only once the chain is followed, against the newest root.
+        var chain = trust.FollowRootChainAsync(Sources(null, credential), ct);
         var stale = trust.CheckStale();
         // The first check-in reports what the stat index says the tree holds (no file is read before it); the tree is
         // verified right after, and when it differs the device checks in again with what is really there, before
         // acting on any answer. So the node never acts on a claim for longer than one hashing of the changed files.
         var index = StatIndex.Open(_layout.ClientStatIndex, _hidden, "client", _time);
         var claimed = index.Claimed(_layout.Client);
-        var (response, directive) = await CheckInAsync(trust, installed, claimed, stale, ct);
+        var (response, directive) = await CheckInAsync(trust, chain, installed, claimed, stale, ct);
         var inventory = TreeInventory.Scan(_layout.Client, index);
         if (index.Save() is { } notSaved) _log("warning: " + notSaved);
         _log($"installed tree checked: {inventory.Count} file(s), {index.Hashed} read, {index.Reused} unchanged since verified (stat index)");
         if (TreeInventory.Digest(inventory) != TreeInventory.Digest(claimed))
         {
             _log("installed tree differs from what the stat index claimed at check-in; checking in again with the tree as found");
-            (response, directive) = await CheckInAsync(trust, installed, inventory, stale, ct);
+            (response, directive) = await CheckInAsync(trust, chain, installed, inventory, stale, ct);
         }
         if (response.Action == UpdateAction.None)
             return new SessionResult(UpdateAction.None, installed, 0, 0, 0, attempt);
@@ -219,16 +221,21 @@ public sealed class UpdateSession
         }
     }
 
-    /// <summary>Checks in with <paramref name="inventory"/> and a fresh nonce; the answer as the verified directive says.</summary>
-    private async Task<(CheckInResponse Response, Directive? Directive)> CheckInAsync(SessionTrust trust, InstalledVersion installed,
+    /// <summary>
+    /// Checks in with <paramref name="inventory"/> and a fresh nonce; the answer as the verified directive says, verified
+    /// after <paramref name="rootChain"/> (<see cref="SessionTrust.FollowRootChainAsync"/>) is done.
+    /// </summary>
+    private async Task<(CheckInResponse Response, Directive? Directive)> CheckInAsync(SessionTrust trust, Task rootChain, InstalledVersion installed,
         IReadOnlyList<InventoryEntry> inventory, bool stale, CancellationToken ct)
     {
         // Per-file hashes let the server name a repair's files; past the protocol's cap the digest alone is sent
         // (the agent finds the differing files itself when it plans the repair).
         var files = inventory.Count <= MaxInventoryFiles ? inventory : null;
         var nonce = SessionTrust.NewNonce();
-        var response = await _gateway.CheckInAsync(new CheckInRequest(_config.Product, installed.VersionId, TreeInventory.Digest(inventory), files,
+        var sent = _gateway.CheckInAsync(new CheckInRequest(_config.Product, installed.VersionId, TreeInventory.Digest(inventory), files,
             AgentVersion, nonce, stale ? true : null), ct);
+        await Task.WhenAll(rootChain, sent);
+        var response = await sent;
         var directive = trust.VerifyDirective(response, nonce);
         return (SessionTrust.Authoritative(response, directive), directive);
     }
