@@ -25,11 +25,22 @@ public static class TreeInventory
             .ToList();
     }
 
-    /// <summary>SHA-256 of a file, lower-case hex.</summary>
+    /// <summary>SHA-256 of a file, lower-case hex, streamed through one pooled 64 KiB buffer (a check hashes whole trees file by file).</summary>
     public static string HashFile(string path)
     {
-        using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
-        return Convert.ToHexStringLower(SHA256.HashData(fs));
+        using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1);
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(1 << 16);
+        try
+        {
+            int n;
+            while ((n = fs.Read(buffer, 0, buffer.Length)) > 0) hash.AppendData(buffer, 0, n);
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+        }
+        return Convert.ToHexStringLower(hash.GetHashAndReset());
     }
 
     /// <summary>Per-file hashes of a tree.</summary>
