@@ -336,6 +336,9 @@ def bench_orch(trees, nginx_factory):
 
         out = {}
         agent_step("warm-up")  # the launcher's first start copies the updater into the free zone and seals its backup
+        # Starts on a device are minutes apart: past the stat index's 3 s settle time the launcher's check vouches for
+        # the updater copy the warm-up just wrote instead of reading it again (src/DeviceAgent/README.md, "Stat index").
+        time.sleep(4)
         out["idle, nothing assigned"] = agent_step("idle")
         orch("channel", "set", "bench", "stable", "1", "--reason", "bench", token=token, server=server)
         out["first install"] = agent_step("install")
