@@ -26,6 +26,7 @@ public static class OrchCli
         ClusterPalette.Register(registry);
         ShardingPalette.Register(registry);
         DevicePalette.Register(registry);
+        GroupPalette.Register(registry);
         ChunksPalette.Register(registry);
         RolloutPalette.Register(registry);
         TokenPalette.Register(registry);

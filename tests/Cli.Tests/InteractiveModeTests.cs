@@ -74,7 +74,7 @@ public sealed class InteractiveModeTests(LiveNode node)
 
         var (line, listed) = completer.Complete("device ");
         Assert.Equal("device ", line);
-        Assert.Equal(["decommission", "history", "list", "provision", "register-batch", "set-channel", "set-product", "show"], listed);
+        Assert.Equal(["attributes", "decommission", "history", "list", "provision", "register-batch", "set-channel", "set-product", "show"], listed);
         Assert.Equal("channel set ", completer.Complete("channel se").Line);
         Assert.Contains("--json", completer.Candidates("chunks gc "));
         Assert.DoesNotContain("--apply", completer.Candidates("chunks gc --apply "));

@@ -127,7 +127,7 @@ public sealed class RolloutCommandTests(LiveNode node) : IClassFixture<LiveNode>
         var before = (await node.Orch("rollout", "list", "--json")).Json.GetProperty("rollouts").GetArrayLength();
         var noSelector = await node.Orch("rollout", "create", "--product", "acme", "--version", "2.0.0");
         Assert.Equal(ExitCodes.Usage, noSelector.ExitCode);
-        Assert.Contains("--tags, --devices or --groups", noSelector.Error);
+        Assert.Contains("--tags, --attributes, --installed, --devices or --groups", noSelector.Error);
         var badWaves = await node.Orch("rollout", "create", "--product", "acme", "--version", "2.0.0", "--tags", "eu", "--waves", "5,lots");
         Assert.Equal(ExitCodes.Usage, badWaves.ExitCode);
         Assert.Contains("'lots'", badWaves.Error);

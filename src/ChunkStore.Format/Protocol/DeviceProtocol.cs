@@ -30,6 +30,8 @@ public sealed record InventoryEntry(string Path, string Sha256);
 /// <param name="Nonce">Fresh random value (32-64 lower-case hex) the signed directive of the answer must repeat; optional
 /// only for agents provisioned with a bare release key.</param>
 /// <param name="Stale">True when the agent has had no valid, fresh directive for longer than its configured limit.</param>
+/// <param name="Attributes">Facts about the device (<see cref="DeviceAttributeRules"/>: <c>arch</c>, <c>os</c> and what the
+/// device maker configured) that rollout selectors match on; null when the agent reports none.</param>
 public sealed record CheckInRequest(
     string Product,
     long InstalledVersionId,
@@ -37,7 +39,8 @@ public sealed record CheckInRequest(
     IReadOnlyList<InventoryEntry>? Files,
     string? AgentVersion,
     string? Nonce = null,
-    bool? Stale = null);
+    bool? Stale = null,
+    IReadOnlyDictionary<string, string>? Attributes = null);
 
 /// <summary>Download allowance for one update session ("control the download size").</summary>
 /// <param name="MaxBytes">Total bytes the device may fetch in this window.</param>

@@ -63,6 +63,10 @@ namespace Orchestrator.Cli.Output;
 [JsonSerializable(typeof(ChannelSetRequest))]
 [JsonSerializable(typeof(ReleaseUploadRequest))]
 [JsonSerializable(typeof(DeviceChannelRequest))]
+[JsonSerializable(typeof(DeviceAttributesRequest))]
+[JsonSerializable(typeof(DeviceGroupRequest))]
+[JsonSerializable(typeof(DeviceGroupView))]
+[JsonSerializable(typeof(DeviceGroupList))]
 // Local command outputs.
 [JsonSerializable(typeof(StoreStats))]
 [JsonSerializable(typeof(GcReport))]

@@ -22,7 +22,30 @@ public static class DevicePalette
             ["set-product"] = SetProductAsync,
             ["decommission"] = DecommissionAsync,
             ["set-channel"] = SetChannelAsync,
+            ["attributes"] = AttributesAsync,
         });
+
+    private static async Task<int> AttributesAsync(CommandInvocation call, AdminClient client, CancellationToken ct)
+    {
+        var id = Id(call);
+        var set = ServerCommands.Attributes(call, "set");
+        var remove = call.Optional("remove")?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (remove is { Length: 0 }) throw new UsageException("--remove is empty; give attribute keys, e.g. --remove site,ring.");
+        var s = set is null && remove is null
+            ? await client.GetAsync<DeviceState>($"/admin/v1/devices/{id}", ct).ConfigureAwait(false)
+            : await client.PostAsync<DeviceState>($"/admin/v1/devices/{id}/attributes", new DeviceAttributesRequest(set, remove), ct).ConfigureAwait(false);
+        if (call.Json) Render.Json(call.Console.Out, s);
+        else
+        {
+            var attributes = s.Attributes;
+            Render.Table(call.Console, ["key", "value", "source"], attributes.Select(kv => (IReadOnlyList<string?>)[kv.Key, kv.Value,
+                s.OperatorAttributes?.ContainsKey(kv.Key) == true
+                    ? s.ReportedAttributes?.TryGetValue(kv.Key, out var reported) == true ? $"operator (device reports {reported})" : "operator"
+                    : "device"]), $"attributes of {s.DeviceId}");
+            if (attributes.Count == 0) call.Console.Out.WriteLine($"Device {s.DeviceId} has no attributes yet (its agent reports them when it checks in).");
+        }
+        return ExitCodes.Success;
+    }
 
     private static async Task<int> SetChannelAsync(CommandInvocation call, AdminClient client, CancellationToken ct)
     {
@@ -49,6 +72,7 @@ public static class DevicePalette
         if (call.OptionalLong("version-id", 0) is { } versionId) query.Add($"versionId={versionId}");
         if (call.Optional("tag") is { } tag) query.Add("tag=" + Uri.EscapeDataString(tag));
         if (call.Optional("rollout") is { } rollout) query.Add("rollout=" + Uri.EscapeDataString(rollout));
+        foreach (var (k, v) in ServerCommands.Attributes(call, "attributes") ?? []) query.Add("attribute=" + Uri.EscapeDataString($"{k}={v}"));
         query.Add($"limit={call.OptionalLong("limit", 1, 100_000) ?? 100}");
         var list = await client.GetAsync<DeviceList>("/admin/v1/devices?" + string.Join("&", query), ct).ConfigureAwait(false);
         if (call.Json) Render.Json(call.Console.Out, list);
@@ -76,6 +100,7 @@ public static class DevicePalette
                 ("product", s.Product),
                 ("channel", s.Channel),
                 ("tags", s.Tags.Count == 0 ? null : string.Join(",", s.Tags)),
+                ("attributes", s.Attributes.Count == 0 ? null : string.Join(", ", s.Attributes.Select(kv => $"{kv.Key}={kv.Value}"))),
                 ("installed", s.InstalledVersionId.ToString()),
                 ("digest", s.InventoryDigest),
                 ("agent", s.AgentVersion),

@@ -72,6 +72,8 @@ public static class RolloutPalette
                 s.Selector.Tags.Count > 0 ? "tags " + string.Join(",", s.Selector.Tags) : null,
                 s.Selector.DeviceIds.Count > 0 ? "devices " + string.Join(",", s.Selector.DeviceIds) : null,
                 s.Selector.Groups.Count > 0 ? "groups " + string.Join(",", s.Selector.Groups.Select(g => g.Name)) : null,
+                s.Selector.Attributes is { Count: > 0 } a ? "attributes " + string.Join(",", a.Select(kv => $"{kv.Key}={kv.Value}")) : null,
+                s.Selector.InstalledVersionIds is { Count: > 0 } iv ? "installed version IDs " + string.Join(",", iv) : null,
             }.OfType<string>())),
             ("thresholds", $"success {s.SuccessThreshold.ToString("0.##", CultureInfo.InvariantCulture)}, error {s.ErrorThreshold.ToString("0.##", CultureInfo.InvariantCulture)}, " +
                 (s.MaxAttemptsPerDevice > 0 ? $"max {s.MaxAttemptsPerDevice} attempts/device" : "devices retry until success") +
@@ -144,13 +146,15 @@ public static class RolloutPalette
         var tags = List(call, "tags");
         var devices = List(call, "devices");
         var groups = List(call, "groups");
-        if (tags is null && devices is null && groups is null)
-            throw new UsageException("Select devices with --tags, --devices or --groups (a rollout to nobody is refused).");
+        var attributes = ServerCommands.Attributes(call, "attributes");
+        var installed = List(call, "installed");
+        if (tags is null && devices is null && groups is null && attributes is null && installed is null)
+            throw new UsageException("Select devices with --tags, --attributes, --installed, --devices or --groups (a rollout to nobody is refused).");
         var body = new RolloutCreateRequest(
             Id: call.Optional("id"),
             Product: call.Required("product"),
             Version: call.Required("version"),
-            Selector: new RolloutSelectorRequest(tags, devices, groups),
+            Selector: new RolloutSelectorRequest(tags, devices, groups, attributes, installed),
             Waves: Waves(call.Optional("waves")),
             RandomizeOrder: call.Has("randomize") ? true : null,
             Seed: (int?)call.OptionalLong("seed", 0, int.MaxValue),

@@ -15,7 +15,9 @@ internal sealed record ChunkGcRequest(bool DryRun, long GraceMinutes);
 internal sealed record RolloutActionRequest(string? Reason);
 
 /// <summary>Device selector of <see cref="RolloutCreateRequest"/>.</summary>
-internal sealed record RolloutSelectorRequest(string[]? Tags, string[]? DeviceIds, string[]? Groups);
+internal sealed record RolloutSelectorRequest(string[]? Tags, string[]? DeviceIds, string[]? Groups,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] Dictionary<string, string>? Attributes = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string[]? InstalledVersions = null);
 
 /// <summary>One wave: exactly one of a device count and a percentage (the other is left out of the JSON).</summary>
 internal sealed record RolloutWaveRequest(

@@ -29,6 +29,24 @@ public static class ServerCommands
         ? id
         : throw new UsageException($"DEVICE '{id}' is not a device id: it must match {Orchestrator.Messages.Devices.DeviceIdRules.Pattern}.");
 
+    /// <summary>
+    /// A <c>--NAME k=v,k2=v2</c> switch as an attribute map (null when absent), checked before anything is sent (usage
+    /// error naming the pair and the rule).
+    /// </summary>
+    public static Dictionary<string, string>? Attributes(CommandInvocation call, string name)
+    {
+        if (call.Optional(name) is not { } text) return null;
+        var map = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var part in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            if (Orchestrator.Messages.Protocol.DeviceAttributeRules.ParsePair(part) is not { } kv)
+                throw new UsageException($"--{name} '{part}' is not key=value (e.g. --{name} site=berlin,hw=rev2).");
+            if (Orchestrator.Messages.Protocol.DeviceAttributeRules.Problem($"--{name}", kv.Key, kv.Value) is { } bad) throw new UsageException(bad);
+            if (!map.TryAdd(kv.Key, kv.Value)) throw new UsageException($"--{name} names '{kv.Key}' twice; give each key once.");
+        }
+        return map.Count == 0 ? throw new UsageException($"--{name} is empty; give key=value pairs, e.g. --{name} site=berlin.") : map;
+    }
+
     /// <summary>Registers <paramref name="palette"/>'s commands; every command must have a handler (and vice versa).</summary>
     public static void Register(CommandRegistry registry, PaletteDescription palette, IReadOnlyDictionary<string, ServerHandler> handlers)
     {

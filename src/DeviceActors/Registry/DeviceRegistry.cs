@@ -86,11 +86,13 @@ public sealed class DeviceRegistry : ReceiveActor, IWithTimers
                 (q.Status is null || s.Status == q.Status) &&
                 (q.InstalledVersionId is null || s.InstalledVersionId == q.InstalledVersionId) &&
                 (q.Tag is null || s.Tags.Contains(q.Tag, StringComparer.Ordinal)) &&
-                (q.RolloutId is null || s.Target?.RolloutId == q.RolloutId))
+                (q.RolloutId is null || s.Target?.RolloutId == q.RolloutId) &&
+                (q.Attributes is null || Messages.Protocol.DeviceAttributeRules.HasAll(s.Attributes, q.Attributes)))
             .ToList();
         var page = matches.OrderBy(s => s.DeviceId, StringComparer.Ordinal).Take(q.Limit)
             .Select(s => new DeviceSummary(s.DeviceId, s.Status, s.Product, s.InstalledVersionId, s.Tags, s.Target?.RolloutId,
-                s.Target?.VersionId, s.FailedAttempts, s.LastSeen, s.Stale, s.FloorVersionId, s.UpdaterLost is not null))
+                s.Target?.VersionId, s.FailedAttempts, s.LastSeen, s.Stale, s.FloorVersionId, s.UpdaterLost is not null,
+                s.ReportedAttributes is null && s.OperatorAttributes is null ? null : s.Attributes))
             .ToList();
         return new DeviceList(page, matches.Count, _eventsApplied);
     }

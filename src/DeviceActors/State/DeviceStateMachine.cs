@@ -75,6 +75,7 @@ public static class DeviceStateMachine
             ResetRequestSequence r => state.LastRequestSequence == 0 ? Accepted() : Accepted(new RequestSequenceReset(r.Reason, r.Timestamp)),
             SetDeviceProduct p => DeviceTrustRules.SetProduct(state, p),
             ReportUpdaterLost u => state.UpdaterLost?.Reason == u.Reason ? Accepted() : Accepted(new DeviceUpdaterLost(u.Reason, u.Timestamp, u.RequestSequence)),
+            SetDeviceAttributes a => SetAttributes(state, a),
             _ => CommandOutcome.Reject(command.DeviceId, "unknown_command", $"Device actor does not handle {command.GetType().Name}."),
         };
     }
@@ -140,6 +141,9 @@ public static class DeviceStateMachine
         // fleet would otherwise cost one write per check-in. The reply is the same either way (built from an equal state).
         IDeviceEvent[] events = IsHeartbeat(s, e, lastSeenPersistInterval) ? [] : [e];
         if (c.Stale != s.Stale) events = [.. events, new DeviceStaleChanged(c.Stale, c.Timestamp)];
+        // Reported attributes are journaled when they change, never on every check-in (an idle fleet writes nothing).
+        if (c.Attributes is not null && !DeviceAttributeRules.SameAs(c.Attributes, s.ReportedAttributes))
+            events = [.. events, new DeviceAttributesReported(c.Attributes, c.Timestamp)];
         // Only a verified updater checks in (the launcher skips the session without one), so a check-in clears the loss.
         if (s.UpdaterLost is not null) events = [.. events, new DeviceUpdaterRestored(c.Timestamp)];
         return new CommandOutcome(events, st => new CheckInDecision(st.DeviceId, action, work?.Version, work?.VersionId, work?.ManifestPath,
@@ -158,6 +162,21 @@ public static class DeviceStateMachine
         var next = ApplyCheckIn(s, e, s.EventCount);
         // The sequence high-water mark is not a reason to journal: the actor keeps it in memory (see DeviceActor).
         return next with { LastSeen = s.LastSeen, LastRequestSequence = s.LastRequestSequence } == s;
+    }
+
+    private static CommandOutcome SetAttributes(DeviceState s, SetDeviceAttributes a)
+    {
+        var current = s.OperatorAttributes ?? DeviceAttributeRules.Empty;
+        foreach (var key in a.Remove)
+            if (!current.ContainsKey(key))
+                return CommandOutcome.Reject(s.DeviceId, "attribute_not_set",
+                    $"Device '{s.DeviceId}' has no operator attribute '{key}' to remove" +
+                    (s.ReportedAttributes?.ContainsKey(key) == true ? " (the device reports it; set a value to override it)." : "; nothing changed."));
+        var next = DeviceAttributeRules.Empty.AddRange(current).SetItems(a.Set).RemoveRange(a.Remove);
+        if (next.Count > DeviceAttributeRules.MaxCount)
+            return CommandOutcome.Reject(s.DeviceId, "too_many_attributes",
+                $"Device '{s.DeviceId}' would have {next.Count} operator attributes; at most {DeviceAttributeRules.MaxCount} are kept. Remove some first.");
+        return DeviceAttributeRules.SameAs(next, current) ? Accepted() : Accepted(new DeviceAttributesSet(next, a.Operator, a.Timestamp));
     }
 
     private static CommandOutcome Assign(DeviceState s, AssignTarget a, DateTimeOffset now)
@@ -245,6 +264,8 @@ public static class DeviceStateMachine
             DeviceWentOffline => s.Status == DeviceStatus.Offline ? s : s with { StatusBeforeOffline = s.Status, Status = DeviceStatus.Offline },
             DeviceCameBack b => s with { Status = s.StatusBeforeOffline ?? s.Status, StatusBeforeOffline = null, LastSeen = b.At },
             RequestSequenceReset => s with { LastRequestSequence = 0 },
+            DeviceAttributesReported r => s with { ReportedAttributes = r.Attributes },
+            DeviceAttributesSet o => s with { OperatorAttributes = o.Attributes },
             _ => s,
         };
         var seq = DeviceRequestSequence.Of(e);

@@ -60,6 +60,25 @@ public sealed record AgentConfig
     /// </summary>
     public int StaleAfterMinutes { get; set; } = 60;
 
+    /// <summary>
+    /// Facts about this device that the node's rollout selectors and groups match on (e.g. <c>site</c>, <c>hardware</c>),
+    /// reported on every check-in next to the agent's own <c>arch</c> and <c>os</c> (a configured key overrides those).
+    /// Keys follow <see cref="Orchestrator.Messages.Protocol.DeviceAttributeRules.KeyPattern"/>.
+    /// </summary>
+    public IReadOnlyDictionary<string, string> Attributes { get; set; } = new Dictionary<string, string>();
+
+    /// <summary>What the agent reports on check-in: <c>arch</c> and <c>os</c> of this build, overridden by <see cref="Attributes"/>.</summary>
+    public IReadOnlyDictionary<string, string> ReportedAttributes()
+    {
+        var reported = new Dictionary<string, string>(StringComparer.Ordinal)
+        {
+            ["arch"] = System.Runtime.InteropServices.RuntimeInformation.OSArchitecture.ToString().ToLowerInvariant(),
+            ["os"] = OperatingSystem.IsLinux() ? "linux" : OperatingSystem.IsWindows() ? "windows" : OperatingSystem.IsMacOS() ? "macos" : "other",
+        };
+        foreach (var (k, v) in Attributes) reported[k] = v;
+        return reported;
+    }
+
     /// <summary>Path of the file this configuration was read from (set by <see cref="Load"/>).</summary>
     [JsonIgnore]
     public string? SourcePath { get; set; }
@@ -136,6 +155,11 @@ public sealed record AgentConfig
                 throw new AgentConfigException($"{where}: updaterProduct '{UpdaterProduct}' is invalid; use letters, digits, '-', '_' or '.', different from product");
         }
         Download.Validate(where);
+        if (Orchestrator.Messages.Protocol.DeviceAttributeRules.Problem($"{where}: attributes", Attributes) is { } badAttributes)
+            throw new AgentConfigException(badAttributes);
+        if (Attributes.Count > Orchestrator.Messages.Protocol.DeviceAttributeRules.MaxCount - 2)
+            throw new AgentConfigException($"{where}: attributes has {Attributes.Count} entries; at most " +
+                $"{Orchestrator.Messages.Protocol.DeviceAttributeRules.MaxCount - 2} (the agent adds arch and os)");
         if (StaleAfterMinutes is < 1 or > 10080)
             throw new AgentConfigException($"{where}: staleAfterMinutes {StaleAfterMinutes} is out of range; use 1..10080 (default 60)");
     }

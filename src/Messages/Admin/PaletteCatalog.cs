@@ -66,6 +66,7 @@ public static class PaletteCatalog
             new("version-id", "N", "only devices with this installed version ID"),
             new("tag", "TAG", "only devices with this tag"),
             new("rollout", "ID", "only devices assigned by this rollout"),
+            new("attributes", "K=V,K2=V2", "only devices having all these attributes"),
             new("limit", "N", "at most N rows (default 100, max 100000)"),
         ], None),
         new("show", "Full state of one device from its actor: status, versions, work, progress, last failure.", Read, [], ["DEVICE"]),
@@ -93,6 +94,26 @@ public static class PaletteCatalog
             new("tags", "T1,T2", "comma-separated operator tags (replace earlier ones)"),
         ], ["FILE"]),
         new("set-channel", "Move a registered device to a channel (sets its channel:NAME tag; stable removes it).", Operate, [], ["DEVICE", "CHANNEL"]),
+        new("attributes", "Show a device's attributes (reported by its agent, set by operators), or set and remove operator attributes; " +
+            "an operator value overrides what the device reports for the same key.", Operate,
+        [
+            new("set", "K=V,K2=V2", "operator attributes to set"),
+            new("remove", "K1,K2", "operator attribute keys to remove"),
+        ], ["DEVICE"]),
+    ]);
+
+    /// <summary><c>orch group ...</c></summary>
+    public static PaletteDescription Group { get; } = new("group", "saved device groups: rollouts select them by name",
+    [
+        new("list", "Every group (configured on the node, then saved) with the number of devices it matches now.", Read, [], None),
+        new("show", "One group: its conditions and the devices it matches now.", Read, [], ["NAME"]),
+        new("save", "Create or replace a group: devices carrying all --tags and having all --attributes, plus the --devices listed.", Operate,
+        [
+            new("tags", "T1,T2", "members carry all these tags"),
+            new("attributes", "K=V,K2=V2", "members have all these attributes"),
+            new("devices", "D1,D2", "explicit members"),
+        ], ["NAME"]),
+        new("delete", "Delete a saved group (rollouts created with it keep their copy).", Operate, [], ["NAME"]),
     ]);
 
     /// <summary><c>orch channel ...</c></summary>
@@ -144,7 +165,9 @@ public static class PaletteCatalog
             new("id", "ID", "rollout id (default: generated)"),
             new("tags", "T1,T2", "select devices carrying all these tags"),
             new("devices", "D1,D2", "select these devices"),
-            new("groups", "G1,G2", "select the node's configured groups (Rollouts:Groups)"),
+            new("groups", "G1,G2", "select the members of these groups (orch group list)"),
+            new("attributes", "K=V,K2=V2", "select devices having all these attributes (with --tags and --installed: all must hold)"),
+            new("installed", "V1,V2", "select devices running one of these versions (none: nothing installed)"),
             new("waves", "SPEC", "comma-separated wave sizes, counts or percents, e.g. 5,25%,100% (default 100%)"),
             new("max-concurrent", "N", "at most N devices with unfinished work at once (default 100)"),
             new("success-threshold", "F", "fraction of a wave that must succeed before the next starts (default 0.95)"),
@@ -196,5 +219,5 @@ public static class PaletteCatalog
     ]);
 
     /// <summary>Every server-backed palette of this build.</summary>
-    public static IReadOnlyList<PaletteDescription> All { get; } = [Cluster, Sharding, Device, Release, Chunks, Rollout, Channel, Token, Audit];
+    public static IReadOnlyList<PaletteDescription> All { get; } = [Cluster, Sharding, Device, Group, Release, Chunks, Rollout, Channel, Token, Audit];
 }

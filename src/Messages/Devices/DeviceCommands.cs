@@ -62,6 +62,8 @@ public sealed record RegisterDevice(string DeviceId, string Product, IReadOnlyLi
 /// information, and only a rollout's target can lead to an upgrade). Not persisted: the decision it leads to is.
 /// </param>
 /// <param name="Stale">The agent reports it has had no valid fresh directive for longer than its limit.</param>
+/// <param name="Attributes">The attributes the device reports (<see cref="DeviceAttributeRules"/>); null when it reports none,
+/// which leaves the recorded ones as they are.</param>
 public sealed record CheckIn(
     string DeviceId,
     string Product,
@@ -75,8 +77,12 @@ public sealed record CheckIn(
     DateTimeOffset Timestamp,
     long RequestSequence = 0,
     IReadOnlyList<Channels.ChannelTarget>? Channels = null,
-    bool Stale = false) : IDeviceCommand
+    bool Stale = false,
+    IReadOnlyDictionary<string, string>? Attributes = null) : IDeviceCommand
 {
+    /// <summary>The reported attributes, sorted by key; null when the device reports none.</summary>
+    public IReadOnlyDictionary<string, string>? Attributes { get; } =
+        Attributes is null ? null : DeviceAttributeRules.Validate(Attributes, nameof(Attributes));
     /// <inheritdoc />
     public string DeviceId { get; } = DeviceIdRules.Validate(DeviceId, nameof(DeviceId));
     /// <summary>Product the device reports.</summary>
@@ -305,4 +311,41 @@ public sealed record DecommissionDevice(string DeviceId, string Operator, string
 {
     /// <inheritdoc />
     public string DeviceId { get; } = DeviceIdRules.Validate(DeviceId, nameof(DeviceId));
+}
+
+/// <summary>
+/// An operator sets and removes attributes of the device (<c>orch device attributes</c>); answered with
+/// <see cref="DeviceCommandAccepted"/>. Operator attributes override reported ones of the same key.
+/// </summary>
+/// <param name="DeviceId">Device id.</param>
+/// <param name="Set">Attributes to set (replacing an operator value of the same key).</param>
+/// <param name="Remove">Operator attribute keys to remove (a reported attribute of that key shows again).</param>
+/// <param name="Operator">Who (the admin token's name).</param>
+/// <param name="Timestamp">When.</param>
+public sealed record SetDeviceAttributes(string DeviceId, IReadOnlyDictionary<string, string> Set, IReadOnlyList<string> Remove, string Operator,
+    DateTimeOffset Timestamp) : IDeviceCommand
+{
+    /// <inheritdoc />
+    public string DeviceId { get; } = DeviceIdRules.Validate(DeviceId, nameof(DeviceId));
+    /// <summary>Attributes to set, sorted by key.</summary>
+    public IReadOnlyDictionary<string, string> Set { get; } = DeviceAttributeRules.Validate(Set, nameof(Set));
+    /// <summary>Keys to remove.</summary>
+    public IReadOnlyList<string> Remove { get; } = ValidateRemove(Remove, Set);
+    /// <summary>Who.</summary>
+    public string Operator { get; } = DeviceIdRules.Required(Operator, nameof(Operator));
+
+    private static string[] ValidateRemove(IReadOnlyList<string>? remove, IReadOnlyDictionary<string, string>? set)
+    {
+        var keys = remove?.Distinct(StringComparer.Ordinal).ToArray() ?? [];
+        foreach (var k in keys)
+        {
+            if (!DeviceAttributeRules.IsValidKey(k))
+                throw new ArgumentException($"Attribute key '{k}' to remove is invalid: keys match {DeviceAttributeRules.KeyPattern}.", nameof(Remove));
+            if (set?.ContainsKey(k) == true)
+                throw new ArgumentException($"Attribute '{k}' is both set and removed; give it once.", nameof(Remove));
+        }
+        if (keys.Length == 0 && (set is null || set.Count == 0))
+            throw new ArgumentException("Nothing to change: give attributes to set (key=value) or keys to remove.", nameof(Set));
+        return keys;
+    }
 }

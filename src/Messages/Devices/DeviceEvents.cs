@@ -125,3 +125,17 @@ public sealed record DeviceUpdaterRestored(DateTimeOffset At) : IDeviceEvent;
 /// <param name="Reason">Why.</param>
 /// <param name="At">When.</param>
 public sealed record DeviceDecommissioned(string Operator, string Reason, DateTimeOffset At) : IDeviceEvent;
+
+/// <summary>
+/// The device reported other attributes than recorded (journaled only when they change). They replace the reported ones
+/// before; operator attributes are kept.
+/// </summary>
+/// <param name="Attributes">Everything the device now reports, sorted by key.</param>
+/// <param name="At">When the check-in that carried them arrived.</param>
+public sealed record DeviceAttributesReported(IReadOnlyDictionary<string, string> Attributes, DateTimeOffset At) : IDeviceEvent;
+
+/// <summary>An operator changed the device's operator attributes.</summary>
+/// <param name="Attributes">The operator attributes after the change (all of them), sorted by key.</param>
+/// <param name="Operator">Who.</param>
+/// <param name="At">When.</param>
+public sealed record DeviceAttributesSet(IReadOnlyDictionary<string, string> Attributes, string Operator, DateTimeOffset At) : IDeviceEvent;

@@ -9,7 +9,9 @@ namespace Orchestrator.Messages.Devices;
 /// <param name="Tag">Only devices carrying this tag.</param>
 /// <param name="RolloutId">Only devices whose current assignment came from this rollout.</param>
 /// <param name="Limit">At most this many entries in the answer (the total is always exact).</param>
-public sealed record QueryDevices(DeviceStatus? Status, long? InstalledVersionId, string? Tag, string? RolloutId, int Limit = 1000)
+/// <param name="Attributes">Only devices having every one of these attributes.</param>
+public sealed record QueryDevices(DeviceStatus? Status, long? InstalledVersionId, string? Tag, string? RolloutId, int Limit = 1000,
+    IReadOnlyDictionary<string, string>? Attributes = null)
     : IOrchestratorMessage
 {
     /// <summary>Largest <see cref="Limit"/>: whole-fleet selections (rollouts, fleet view) ask for up to the node's configured limit.</summary>
@@ -34,9 +36,11 @@ public sealed record QueryDevices(DeviceStatus? Status, long? InstalledVersionId
 /// <param name="Stale">The device reported it has had no valid, fresh director-signed directive for too long.</param>
 /// <param name="FloorVersionId">The device's rollback floor.</param>
 /// <param name="UpdaterLost">The device's launcher reports no working updater.</param>
+/// <param name="Attributes">The device's attributes (reported, overridden by operator ones); null when it has none.</param>
 public sealed record DeviceSummary(
     string DeviceId, DeviceStatus Status, string? Product, long InstalledVersionId, IReadOnlyList<string> Tags, string? RolloutId,
-    long? TargetVersionId, int FailedAttempts, DateTimeOffset? LastSeen, bool Stale = false, long FloorVersionId = 0, bool UpdaterLost = false);
+    long? TargetVersionId, int FailedAttempts, DateTimeOffset? LastSeen, bool Stale = false, long FloorVersionId = 0, bool UpdaterLost = false,
+    IReadOnlyDictionary<string, string>? Attributes = null);
 
 /// <summary>Answer to <see cref="QueryDevices"/>.</summary>
 /// <param name="Devices">Matching devices ordered by id, at most <see cref="QueryDevices.Limit"/>.</param>

@@ -70,6 +70,8 @@ public sealed record UpdaterLoss(string Reason, DateTimeOffset At);
 /// <param name="Stale">The device's last check-in said it had no valid fresh directive for longer than its limit.</param>
 /// <param name="UpdaterLost">Set while the device's launcher reports no working updater (cleared by its next check-in).</param>
 /// <param name="Decommissioned">When an operator retired the device (its history is kept; it is refused from then on).</param>
+/// <param name="ReportedAttributes">Attributes the device reported last (null: none yet).</param>
+/// <param name="OperatorAttributes">Attributes operators set (null: none).</param>
 public sealed record DeviceState(
     string DeviceId,
     DeviceStatus Status,
@@ -90,8 +92,13 @@ public sealed record DeviceState(
     long FloorVersionId = 0,
     bool Stale = false,
     UpdaterLoss? UpdaterLost = null,
-    DateTimeOffset? Decommissioned = null) : IOrchestratorMessage
+    DateTimeOffset? Decommissioned = null,
+    IReadOnlyDictionary<string, string>? ReportedAttributes = null,
+    IReadOnlyDictionary<string, string>? OperatorAttributes = null) : IOrchestratorMessage
 {
+    /// <summary>The device's attributes: reported ones overridden by operator ones (derived; written in JSON, ignored when read).</summary>
+    public IReadOnlyDictionary<string, string> Attributes => Protocol.DeviceAttributeRules.Effective(ReportedAttributes, OperatorAttributes);
+
     /// <summary>The channel the device belongs to (from its <c>channel:NAME</c> tag, else <c>stable</c>); derived from the tags (written in JSON, ignored when read).</summary>
     public string Channel => Orchestrator.Messages.Channels.ChannelRules.ChannelOf(Tags);
 

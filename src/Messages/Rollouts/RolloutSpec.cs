@@ -3,35 +3,60 @@ using Orchestrator.Messages.Devices;
 
 namespace Orchestrator.Messages.Rollouts;
 
-/// <summary>A named set of devices: those carrying all <paramref name="Tags"/> (when any), plus the listed <paramref name="DeviceIds"/>.</summary>
-/// <param name="Name">Group name (as configured on the node).</param>
-/// <param name="Tags">Devices carrying every one of these tags are members (empty: no tag rule).</param>
+/// <summary>
+/// A named set of devices: those matching its rule (every one of <paramref name="Tags"/> and of <paramref name="Attributes"/>,
+/// when any is given), plus the listed <paramref name="DeviceIds"/>.
+/// </summary>
+/// <param name="Name">Group name (saved over the admin API, or configured on the node).</param>
+/// <param name="Tags">Devices carrying every one of these tags (empty: no tag condition).</param>
 /// <param name="DeviceIds">Explicit members.</param>
-public sealed record DeviceGroup(string Name, IReadOnlyList<string> Tags, IReadOnlyList<string> DeviceIds);
+/// <param name="Attributes">Devices having every one of these attributes (null or empty: no attribute condition).</param>
+public sealed record DeviceGroup(string Name, IReadOnlyList<string> Tags, IReadOnlyList<string> DeviceIds,
+    IReadOnlyDictionary<string, string>? Attributes = null)
+{
+    /// <summary>True when a device with these facts is a member.</summary>
+    public bool Matches(DeviceSummary d) => DeviceSelector.RuleMatches(Tags, Attributes, null, d) || DeviceIds.Contains(d.DeviceId, StringComparer.Ordinal);
+
+    /// <summary>True when the group names no device at all.</summary>
+    public bool NamesNothing() => Tags.Count == 0 && DeviceIds.Count == 0 && (Attributes?.Count ?? 0) == 0;
+}
 
 /// <summary>
-/// Which devices a rollout covers: the union of (devices carrying all <paramref name="Tags"/>), the explicit
-/// <paramref name="DeviceIds"/> and the members of each group. Devices of another product never match by tag.
+/// Which devices a rollout covers: the union of the devices matching its rule, the explicit <paramref name="DeviceIds"/> and
+/// the members of each group. The rule is a conjunction of the conditions given: every one of <paramref name="Tags"/>,
+/// every one of <paramref name="Attributes"/>, and an installed version among <paramref name="InstalledVersionIds"/>; it
+/// matches nothing when no condition is given. Devices of another product never match (the coordinator checks that).
 /// </summary>
-/// <param name="Tags">Devices carrying every one of these tags (empty: no tag rule).</param>
+/// <param name="Tags">Devices carrying every one of these tags (empty: no tag condition).</param>
 /// <param name="DeviceIds">Explicit devices.</param>
 /// <param name="Groups">Groups, resolved to their definition when the rollout is created.</param>
-public sealed record DeviceSelector(IReadOnlyList<string> Tags, IReadOnlyList<string> DeviceIds, IReadOnlyList<DeviceGroup> Groups)
+/// <param name="Attributes">Devices having every one of these attributes (null or empty: no attribute condition).</param>
+/// <param name="InstalledVersionIds">Devices running one of these version IDs (null or empty: any installed version).</param>
+public sealed record DeviceSelector(IReadOnlyList<string> Tags, IReadOnlyList<string> DeviceIds, IReadOnlyList<DeviceGroup> Groups,
+    IReadOnlyDictionary<string, string>? Attributes = null, IReadOnlyList<long>? InstalledVersionIds = null)
 {
     /// <summary>True when the selector names nothing at all (a method, not a property, so it is not serialized).</summary>
-    public bool NamesNothing() => Tags.Count == 0 && DeviceIds.Count == 0 && Groups.All(g => g.Tags.Count == 0 && g.DeviceIds.Count == 0);
+    public bool NamesNothing() => !HasRule(Tags, Attributes, InstalledVersionIds) && DeviceIds.Count == 0 && Groups.All(g => g.NamesNothing());
 
     /// <summary>True when a device with these facts matches.</summary>
-    /// <param name="deviceId">Device id.</param>
-    /// <param name="deviceTags">The device's tags.</param>
-    public bool Matches(string deviceId, IReadOnlyList<string> deviceTags) =>
-        (Tags.Count > 0 && Tags.All(t => deviceTags.Contains(t, StringComparer.Ordinal)))
-        || DeviceIds.Contains(deviceId, StringComparer.Ordinal)
-        || Groups.Any(g => (g.Tags.Count > 0 && g.Tags.All(t => deviceTags.Contains(t, StringComparer.Ordinal)))
-                           || g.DeviceIds.Contains(deviceId, StringComparer.Ordinal));
+    /// <param name="d">The device as the registry knows it.</param>
+    public bool Matches(DeviceSummary d) =>
+        RuleMatches(Tags, Attributes, InstalledVersionIds, d)
+        || DeviceIds.Contains(d.DeviceId, StringComparer.Ordinal)
+        || Groups.Any(g => g.Matches(d));
 
     /// <summary>Every explicitly named device id (selector and groups).</summary>
     public IEnumerable<string> ExplicitIds() => DeviceIds.Concat(Groups.SelectMany(g => g.DeviceIds)).Distinct(StringComparer.Ordinal);
+
+    private static bool HasRule(IReadOnlyList<string> tags, IReadOnlyDictionary<string, string>? attributes, IReadOnlyList<long>? installed) =>
+        tags.Count > 0 || (attributes?.Count ?? 0) > 0 || (installed?.Count ?? 0) > 0;
+
+    /// <summary>The conjunction rule shared by selectors and groups: false when no condition is given.</summary>
+    internal static bool RuleMatches(IReadOnlyList<string> tags, IReadOnlyDictionary<string, string>? attributes, IReadOnlyList<long>? installed, DeviceSummary d) =>
+        HasRule(tags, attributes, installed)
+        && tags.All(t => d.Tags.Contains(t, StringComparer.Ordinal))
+        && (attributes is null || Protocol.DeviceAttributeRules.HasAll(d.Attributes, attributes))
+        && (installed is null or { Count: 0 } || installed.Contains(d.InstalledVersionId));
 }
 
 /// <summary>How a wave's size is given.</summary>
@@ -157,6 +182,13 @@ public static partial class RolloutRules
         foreach (var id in spec.Selector.ExplicitIds())
             if (!DeviceIdRules.IsValid(id))
                 return new("selector.deviceIds", $"Device id '{id}' is invalid: it must match {DeviceIdRules.Pattern}.");
+        if (Protocol.DeviceAttributeRules.Problem("selector.attributes", spec.Selector.Attributes) is { } badAttributes)
+            return new("selector.attributes", badAttributes);
+        foreach (var g in spec.Selector.Groups)
+            if (Protocol.DeviceAttributeRules.Problem($"group '{g.Name}' attributes", g.Attributes) is { } badGroup)
+                return new("selector.groups", badGroup);
+        if (spec.Selector.InstalledVersionIds?.Any(v => v < 0) == true)
+            return new("selector.installedVersions", "Installed version IDs are 0 (nothing installed) or positive.");
         if (spec.Waves.Count is 0 or > 100)
             return new("waves", "Give between 1 and 100 waves, e.g. [{\"percent\":5},{\"percent\":25},{\"percent\":100}].");
         for (var i = 0; i < spec.Waves.Count; i++)

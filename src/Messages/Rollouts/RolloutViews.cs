@@ -91,8 +91,9 @@ public sealed record RolloutView(
 /// <param name="Total">Devices covered.</param>
 /// <param name="Succeeded">Devices that installed the target.</param>
 /// <param name="Failed">Devices that failed.</param>
+/// <param name="UpdatedAt">When the rollout last changed (null from nodes that did not report it).</param>
 public sealed record RolloutSummary(string RolloutId, string Product, string Version, RolloutStatus Status, int CurrentWave, int WaveCount,
-    int Total, int Succeeded, int Failed);
+    int Total, int Succeeded, int Failed, DateTimeOffset? UpdatedAt = null);
 
 /// <summary>Answer to <see cref="ListRollouts"/>, ordered by id.</summary>
 /// <param name="Rollouts">The rollouts.</param>

@@ -37,6 +37,7 @@ public sealed class OrchestratorSerializer : SerializerWithStringManifest
         [typeof(ReportUpdaterLost)] = "ReportUpdaterLost.v1",
         [typeof(CheckSilence)] = "CheckSilence.v1",
         [typeof(DecommissionDevice)] = "DecommissionDevice.v1",
+        [typeof(SetDeviceAttributes)] = "SetDeviceAttributes.v1",
         // Replies and snapshot
         [typeof(DeviceState)] = "DeviceState.v1",
         [typeof(DeviceSnapshot)] = "DeviceSnapshot.v1",
@@ -61,6 +62,8 @@ public sealed class OrchestratorSerializer : SerializerWithStringManifest
         [typeof(DeviceUpdaterLost)] = "DeviceUpdaterLost.v1",
         [typeof(DeviceUpdaterRestored)] = "DeviceUpdaterRestored.v1",
         [typeof(DeviceDecommissioned)] = "DeviceDecommissioned.v1",
+        [typeof(DeviceAttributesReported)] = "DeviceAttributesReported.v1",
+        [typeof(DeviceAttributesSet)] = "DeviceAttributesSet.v1",
         // Registry
         [typeof(QueryDevices)] = "QueryDevices.v1",
         [typeof(DeviceList)] = "DeviceList.v1",

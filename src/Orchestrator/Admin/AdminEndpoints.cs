@@ -58,6 +58,7 @@ public static class AdminEndpoints
         app.MapTokenAdmin();
         app.MapChannelAdminApi();
         app.MapAuditAdminApi();
+        app.MapGroupAdminApi();
     }
 
     /// <summary>Largest chunk object accepted by the upload route (the store format caps plaintext at 16 MiB).</summary>

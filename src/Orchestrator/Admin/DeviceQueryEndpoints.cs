@@ -39,6 +39,7 @@ public static class DeviceQueryEndpoints
         g.MapPost("/devices/{deviceId}/register", RegisterAsync);
         g.MapPost("/devices/{deviceId}/product", SetProductAsync);
         g.MapPost("/devices/{deviceId}/decommission", DecommissionAsync);
+        g.MapPost("/devices/{deviceId}/attributes", SetAttributesAsync);
         g.MapDeviceBatchRegistration();
         g.MapGet("/fleet", FleetAsync);
     }
@@ -83,7 +84,14 @@ public static class DeviceQueryEndpoints
         }
         var tag = q.TryGetValue("tag", out var t) && !string.IsNullOrEmpty(t) ? t.ToString() : null;
         var rollout = q.TryGetValue("rollout", out var r) && !string.IsNullOrEmpty(r) ? r.ToString() : null;
-        var list = await registry.ActorRef.Ask<DeviceList>(new QueryDevices(status, versionId, tag, rollout, limit), RegistryTimeout, ctx.RequestAborted)
+        Dictionary<string, string>? attributes = null;
+        foreach (var pair in q.TryGetValue("attribute", out var a) ? a.ToArray() : [])
+        {
+            if (pair is null || DeviceAttributeRules.ParsePair(pair) is not { } kv || DeviceAttributeRules.Problem("attribute", kv.Key, kv.Value) is not null)
+                return BadQuery("attribute", pair ?? "", $"key=value with a key matching {DeviceAttributeRules.KeyPattern}, e.g. attribute=site=berlin");
+            (attributes ??= new(StringComparer.Ordinal))[kv.Key] = kv.Value;
+        }
+        var list = await registry.ActorRef.Ask<DeviceList>(new QueryDevices(status, versionId, tag, rollout, limit, attributes), RegistryTimeout, ctx.RequestAborted)
             .ConfigureAwait(false);
         return AdminResults.Ok(list);
     }
@@ -157,6 +165,29 @@ public static class DeviceQueryEndpoints
         var answer = await region.ActorRef.Ask<object>(new SetDeviceProduct(deviceId, body.Product, string.IsNullOrWhiteSpace(body.Operator) ? "admin-api" : body.Operator,
             clock.GetUtcNow()), settings.Gateway.DeviceAskTimeout, ctx.RequestAborted).ConfigureAwait(false);
         return CommandResult(answer);
+    }
+
+    private static async Task<IResult> SetAttributesAsync(string deviceId, HttpContext ctx, IRequiredActor<DeviceShardRegion> region, NodeSettings settings,
+        TimeProvider clock)
+    {
+        if (AdminEndpoints.Authorize(ctx, AdminScopes.Operate) is { } denied) return denied;
+        if (InvalidId(deviceId) is { } bad) return bad;
+        var (body, error) = await HttpProblems.ReadJsonAsync<DeviceAttributesRequest>(ctx.Request, 64 * 1024, ctx.RequestAborted).ConfigureAwait(false);
+        if (error is not null) return error;
+        var who = ctx.Items[Audit.AuditMiddleware.TokenItem] as string ?? "admin-api";
+        SetDeviceAttributes command;
+        try { command = new SetDeviceAttributes(deviceId, body!.Set ?? new Dictionary<string, string>(), body.Remove ?? [], who, clock.GetUtcNow()); }
+        catch (ArgumentException ex)
+        {
+            return HttpProblems.Problem(StatusCodes.Status400BadRequest, "invalid_attributes", $"{ex.Message} Nothing changed.");
+        }
+        var state = await AskStateAsync(region, deviceId, settings, ctx.RequestAborted).ConfigureAwait(false);
+        if (state.EventCount == 0)
+            return HttpProblems.Problem(StatusCodes.Status404NotFound, "device_not_found",
+                $"Device '{deviceId}' has no recorded events: register it first (orch device provision {deviceId} --product NAME); nothing changed.");
+        var answer = await region.ActorRef.Ask<object>(command, settings.Gateway.DeviceAskTimeout, ctx.RequestAborted).ConfigureAwait(false);
+        if (answer is not DeviceCommandAccepted) return CommandResult(answer);
+        return AdminResults.Ok(await AskStateAsync(region, deviceId, settings, ctx.RequestAborted).ConfigureAwait(false));
     }
 
     // The credential goes first: once it is revoked (on every node, see DeviceCredentialStore) the device cannot act,
@@ -299,8 +330,13 @@ public static class DeviceEventText
         DeviceUpdaterLost u => $"reported NO WORKING UPDATER (client started without an update session): {u.Reason}",
         DeviceUpdaterRestored => "checked in with a working updater again",
         DeviceDecommissioned d => $"decommissioned by {d.Operator}: {d.Reason}",
+        DeviceAttributesReported r => $"reported attributes {Pairs(r.Attributes)}",
+        DeviceAttributesSet o => o.Attributes.Count == 0 ? $"operator attributes cleared by {o.Operator}" : $"operator attributes set to {Pairs(o.Attributes)} by {o.Operator}",
         _ => e.GetType().Name,
     };
+
+    private static string Pairs(IReadOnlyDictionary<string, string> attributes) =>
+        attributes.Count == 0 ? "(none)" : string.Join(", ", attributes.Select(kv => $"{kv.Key}={kv.Value}"));
 
     private static string Running(long versionId, string product) =>
         versionId == 0 ? $"with nothing of {product} installed" : $"running version ID {versionId} of {product}";

@@ -18,11 +18,18 @@ using Orchestrator.Node.Rollouts;
 
 namespace Orchestrator.Node.Admin;
 
-/// <summary>Selector of a create request; <c>groups</c> are names configured under <c>Rollouts:Groups:&lt;name&gt;</c>.</summary>
+/// <summary>
+/// Selector of a create request: devices matching every tag, every attribute and one of the installed versions given,
+/// plus the listed devices and the members of the named groups (saved over <c>/admin/v1/groups</c> or configured under
+/// <c>Rollouts:Groups:&lt;name&gt;</c>).
+/// </summary>
 /// <param name="Tags">Devices carrying all these tags.</param>
 /// <param name="DeviceIds">Explicit devices.</param>
-/// <param name="Groups">Configured group names.</param>
-public sealed record SelectorRequest(List<string>? Tags, List<string>? DeviceIds, List<string>? Groups);
+/// <param name="Groups">Group names.</param>
+/// <param name="Attributes">Devices having all these attributes.</param>
+/// <param name="InstalledVersions">Devices running one of these versions of the product (version strings as published; "none" for devices with nothing installed).</param>
+public sealed record SelectorRequest(List<string>? Tags, List<string>? DeviceIds, List<string>? Groups,
+    Dictionary<string, string>? Attributes = null, List<string>? InstalledVersions = null);
 
 /// <summary>One wave of a create request: exactly one of <paramref name="Count"/> and <paramref name="Percent"/>.</summary>
 /// <param name="Count">Number of devices.</param>
@@ -120,13 +127,13 @@ public static class RolloutEndpoints
     private static IResult Bad(string field, string message) =>
         HttpProblems.Problem(StatusCodes.Status400BadRequest, "invalid_rollout", $"{field}: {message}");
 
-    private static async Task<IResult> CreateAsync(HttpContext ctx, FileSystemStore store, IConfiguration config, Deltas.DeltaPrecomputer deltas,
+    private static async Task<IResult> CreateAsync(HttpContext ctx, FileSystemStore store, Groups.DeviceGroupStore groups, Deltas.DeltaPrecomputer deltas,
         IRequiredActor<DeviceShardRegion> region, DeviceCredentialStore credentials, NodeSettings settings)
     {
         if (AdminEndpoints.Authorize(ctx, AdminScopes.Operate) is { } denied) return denied;
         var (body, error) = await HttpProblems.ReadJsonAsync<CreateRolloutRequest>(ctx.Request, 1024 * 1024, ctx.RequestAborted).ConfigureAwait(false);
         if (error is not null) return error;
-        var (spec, problem) = BuildSpec(body!, store, config);
+        var (spec, problem) = await BuildSpecAsync(body!, store, groups, ctx.RequestAborted).ConfigureAwait(false);
         if (spec is not null && problem is null)
             problem = await UnknownNamedDevices(spec, region.ActorRef, credentials, settings, ctx.RequestAborted).ConfigureAwait(false);
         if (problem is not null) return problem;
@@ -136,12 +143,12 @@ public static class RolloutEndpoints
         return ToResult(answer, StatusCodes.Status201Created);
     }
 
-    private static async Task<IResult> PreviewAsync(HttpContext ctx, FileSystemStore store, IConfiguration config, NodeSettings settings)
+    private static async Task<IResult> PreviewAsync(HttpContext ctx, FileSystemStore store, Groups.DeviceGroupStore groups, NodeSettings settings)
     {
         if (AdminEndpoints.Authorize(ctx, AdminScopes.Read) is { } denied) return denied;
         var (body, error) = await HttpProblems.ReadJsonAsync<CreateRolloutRequest>(ctx.Request, 1024 * 1024, ctx.RequestAborted).ConfigureAwait(false);
         if (error is not null) return error;
-        var (spec, problem) = BuildSpec(body!, store, config);
+        var (spec, problem) = await BuildSpecAsync(body!, store, groups, ctx.RequestAborted).ConfigureAwait(false);
         if (problem is not null) return problem;
         if (ctx.RequestServices.GetService<IRequiredActor<DeviceRegistryActor>>() is not { } registry)
             return HttpProblems.Problem(StatusCodes.Status409Conflict, "registry_unavailable", "This node has no 'gateway' role and so no device registry to preview against; ask a gateway node.");
@@ -166,7 +173,8 @@ public static class RolloutEndpoints
     }
 
     /// <summary>Turns a request into a spec: defaults, group expansion, the target resolved from the store's release index.</summary>
-    internal static (RolloutSpec? Spec, IResult? Problem) BuildSpec(CreateRolloutRequest r, FileSystemStore store, IConfiguration config)
+    internal static async Task<(RolloutSpec? Spec, IResult? Problem)> BuildSpecAsync(CreateRolloutRequest r, FileSystemStore store, Groups.DeviceGroupStore groupStore,
+        CancellationToken ct)
     {
         var id = r.Id ?? "ro-" + DateTimeOffset.UtcNow.ToString("yyyyMMddHHmmss", CultureInfo.InvariantCulture) + "-" +
             Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(3));
@@ -182,13 +190,16 @@ public static class RolloutEndpoints
                 $"{string.Join(", ", index.Versions.TakeLast(10).Select(v => v.Version))}."));
 
         var sel = r.Selector ?? new SelectorRequest(null, null, null);
-        var groups = new List<DeviceGroup>();
-        foreach (var name in sel.Groups ?? [])
+        var (groups, unknownGroup) = await groupStore.ResolveAsync(sel.Groups ?? [], ct).ConfigureAwait(false);
+        if (unknownGroup is not null) return (null, Bad("selector.groups", unknownGroup));
+        List<long>? installed = null;
+        foreach (var v in sel.InstalledVersions ?? [])
         {
-            var section = config.GetSection($"Rollouts:Groups:{name}");
-            if (string.IsNullOrWhiteSpace(name) || !section.Exists())
-                return (null, Bad("selector.groups", $"group '{name}' is not configured; define it under Rollouts:Groups:{name}:Tags / :DeviceIds on the node, or use tags/deviceIds."));
-            groups.Add(new DeviceGroup(name, section.GetSection("Tags").Get<List<string>>() ?? [], section.GetSection("DeviceIds").Get<List<string>>() ?? []));
+            var versionId = string.Equals(v, "none", StringComparison.Ordinal) ? 0 : index.FindByVersion(v)?.VersionId;
+            if (versionId is null)
+                return (null, Bad("selector.installedVersions", $"version '{v}' of '{r.Product}' is not in the release index; give published versions " +
+                    $"({string.Join(", ", index.Versions.TakeLast(10).Select(x => x.Version))}) or \"none\" for devices with nothing installed."));
+            (installed ??= []).Add(versionId.Value);
         }
         var waves = new List<WaveSpec>();
         var waveRequests = r.Waves ?? [new WaveRequest(null, 100)];
@@ -208,7 +219,7 @@ public static class RolloutEndpoints
         }
         var spec = new RolloutSpec(id,
             new RolloutTarget(r.Product!, entry.Version, entry.VersionId, entry.ManifestPath),
-            new DeviceSelector(sel.Tags ?? [], sel.DeviceIds ?? [], groups),
+            new DeviceSelector(sel.Tags ?? [], sel.DeviceIds ?? [], groups, sel.Attributes is { Count: > 0 } a ? a : null, installed),
             waves, r.RandomizeOrder ?? false, r.Seed ?? RandomNumberGenerator.GetInt32(int.MaxValue),
             r.MaxConcurrent ?? 100, r.BandwidthBytesPerSecond ?? 0, r.SuccessThreshold ?? 0.95, r.ErrorThreshold ?? 0.05,
             r.SoakSeconds ?? 0, r.MaxAttemptsPerDevice ?? 0, r.StartAt, window, string.IsNullOrWhiteSpace(r.Operator) ? "operator" : r.Operator,

@@ -4,6 +4,7 @@ using Orchestrator.Messages.Admin;
 using Orchestrator.Messages.Rollouts;
 using Orchestrator.Node.Admin;
 using Orchestrator.Node.Auth;
+using Orchestrator.Node.Gateway;
 
 namespace Orchestrator.Node.Dashboard;
 
@@ -42,11 +43,15 @@ public sealed record DashboardRollout(string RolloutId, string Product, string V
 /// <param name="Cluster">Cluster members.</param>
 /// <param name="Fleet">Device state counts, versions, failures.</param>
 /// <param name="RolloutsAvailable">False when this node cannot reach a rollout coordinator.</param>
-/// <param name="Rollouts">Rollouts, newest activity first.</param>
+/// <param name="Rollouts">One page of rollouts: unfinished first, then the most recently changed.</param>
 /// <param name="Channels">Every product's channels with their current release, from this node's channel cache (empty before it loaded).</param>
 /// <param name="Changes">The newest entries of the audit trail: who changed what, and why.</param>
+/// <param name="RolloutsTotal">Rollouts in all.</param>
+/// <param name="RolloutsPage">The page shown (0-based, <c>?rolloutPage=</c>).</param>
+/// <param name="RolloutsPageSize">Rollouts per page.</param>
 public sealed record DashboardView(ClusterView Cluster, FleetView Fleet, bool RolloutsAvailable, IReadOnlyList<DashboardRollout> Rollouts,
-    IReadOnlyList<Messages.Channels.ChannelView>? Channels = null, IReadOnlyList<Messages.Admin.AuditEntry>? Changes = null);
+    IReadOnlyList<Messages.Channels.ChannelView>? Channels = null, IReadOnlyList<Messages.Admin.AuditEntry>? Changes = null,
+    int RolloutsTotal = 0, int RolloutsPage = 0, int RolloutsPageSize = DashboardRollouts.PageSize);
 
 /// <summary>
 /// The fleet dashboard: a static page (<c>GET /</c>, <c>/dashboard/app.js</c>, <c>/dashboard/app.css</c>, embedded in
@@ -88,9 +93,13 @@ public static class DashboardPage
         FleetView fleet;
         try { fleet = await fleetCache.GetAsync(ctx.RequestAborted).ConfigureAwait(false); }
         catch (RegistryLimitExceededException ex) { return DeviceQueryEndpoints.RegistryLimitProblem(ex); }
-        var (available, rollouts) = await DashboardRollouts.ReadAsync(ctx.RequestServices, ctx.RequestAborted).ConfigureAwait(false);
+        var page = 0;
+        if (ctx.Request.Query.TryGetValue("rolloutPage", out var p) && !string.IsNullOrEmpty(p)
+            && (!int.TryParse(p, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out page) || page > 100_000))
+            return HttpProblems.Problem(StatusCodes.Status400BadRequest, "invalid_query", $"Query parameter rolloutPage='{p}' is invalid: a whole number from 0 (the first page).");
+        var (available, rollouts, total) = await DashboardRollouts.ReadAsync(ctx.RequestServices, page, ctx.RequestAborted).ConfigureAwait(false);
         var changes = await audit.QueryAsync(null, null, RecentChanges, ctx.RequestAborted).ConfigureAwait(false);
-        return TypedResults.Json(new DashboardView(ClusterEndpoints.Describe(system), fleet, available, rollouts, channels.View?.Channels ?? [], changes),
-            AdminJson.Options);
+        return TypedResults.Json(new DashboardView(ClusterEndpoints.Describe(system), fleet, available, rollouts, channels.View?.Channels ?? [], changes,
+            total, page), AdminJson.Options);
     }
 }

@@ -123,7 +123,7 @@ public sealed class DeltaPrecomputer(DeltaOptions options, NodeSettings settings
         var list = await RegistrySelection.AllAsync(actor, new QueryDevices(null, null, tag, null, settings.Devices.RegistryQueryLimit), RegistryTimeout, ct)
             .ConfigureAwait(false);
         var counts = list.Devices
-            .Where(d => d.Product == target.Product && Selected(spec.Selector, d) && d.InstalledVersionId > 0 && d.InstalledVersionId < target.VersionId)
+            .Where(d => d.Product == target.Product && spec.Selector.Matches(d) && d.InstalledVersionId > 0 && d.InstalledVersionId < target.VersionId)
             .GroupBy(d => d.InstalledVersionId)
             .Select(g => (VersionId: g.Key, Devices: g.Count()))
             .OrderByDescending(g => g.Devices).ThenByDescending(g => g.VersionId)
@@ -172,10 +172,4 @@ public sealed class DeltaPrecomputer(DeltaOptions options, NodeSettings settings
         }
         return new DeltaPlanOutcome(spec.RolloutId, sources, built, existing, failed);
     }
-
-    /// <summary>The rollout selector's rule: all tags (when any), or listed explicitly, or a group's member.</summary>
-    private static bool Selected(DeviceSelector selector, DeviceSummary d) =>
-        (selector.Tags.Count > 0 && selector.Tags.All(t => d.Tags.Contains(t, StringComparer.Ordinal)))
-        || selector.DeviceIds.Contains(d.DeviceId, StringComparer.Ordinal)
-        || selector.Groups.Any(g => (g.Tags.Count > 0 && g.Tags.All(t => d.Tags.Contains(t, StringComparer.Ordinal))) || g.DeviceIds.Contains(d.DeviceId, StringComparer.Ordinal));
 }

@@ -22,6 +22,7 @@ public static partial class DeviceRequestValidation
         if (r.AgentVersion is { Length: > 64 }) return ("invalid_agent_version", "agentVersion is longer than 64 characters.");
         if (r.Nonce is not null && (r.Nonce.Length is < 32 or > 64 || !r.Nonce.All(ch => ch is >= '0' and <= '9' or >= 'a' and <= 'f')))
             return ("invalid_nonce", $"nonce must be 32-64 lower-case hex characters (a fresh random value per check-in); got {r.Nonce.Length} characters.");
+        if (DeviceAttributeRules.Problem("attributes", r.Attributes) is { } badAttributes) return ("invalid_attributes", badAttributes);
         if (r.Files is { } files)
         {
             if (files.Count > maxFiles) return ("too_many_files", $"files has {files.Count} entries; the limit is {maxFiles} (Gateway:MaxInventoryFiles).");

@@ -34,7 +34,7 @@ public sealed class ShardedDeviceGateway(
         var channels = await ChannelsAsync(request.Product, ct).ConfigureAwait(false);
         var command = Build(() => new CheckIn(deviceId, request.Product, request.InstalledVersionId, request.InventoryDigest,
             facts.ExpectedDigest, facts.InstalledVersion, facts.InstalledManifestPath, facts.DifferingPaths, request.AgentVersion, clock.GetUtcNow(),
-            requestSequence, channels, request.Stale == true));
+            requestSequence, channels, request.Stale == true, request.Attributes));
         var answer = await AskAsync(command, ct).ConfigureAwait(false);
         if (answer is CheckInDeferred deferred)
             throw new DeviceRequestRejectedException(429, "retry_later",

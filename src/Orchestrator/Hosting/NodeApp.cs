@@ -94,6 +94,7 @@ public static class NodeApp
         s.AddSingleton(sp => AdminTokens.LoadOrBootstrap(settings.Admin, settings.Node.DataDirectory));
         s.AddSingleton<AdminTokenStore>();
         s.AddSingleton<Audit.AuditLog>();
+        s.AddSingleton<Groups.DeviceGroupStore>();
         s.AddOpenApi();
         s.AddSingleton(sp => new ChunkClient(sp.GetRequiredService<IRequiredActor<ChunkShardRegion>>(), settings.ChunkStore.AskTimeout));
         s.AddHostedService<NodeStartup>();
@@ -159,7 +160,7 @@ public static class NodeApp
 
 /// <summary>Start-up work that must finish before the node serves: database schema, admin token.</summary>
 internal sealed class NodeStartup(DeviceCredentialStore credentials, DevicePersistenceOptions devicePersistence, NodeSettings settings,
-    AdminTokens adminTokens, AdminTokenStore adminTokenStore, Audit.AuditLog audit, DownloadThrottle throttle, Trust.DirectorSigner director, ILogger<NodeStartup> log) : IHostedService
+    AdminTokens adminTokens, AdminTokenStore adminTokenStore, Audit.AuditLog audit, Groups.DeviceGroupStore groups, DownloadThrottle throttle, Trust.DirectorSigner director, ILogger<NodeStartup> log) : IHostedService
 {
     public async Task StartAsync(CancellationToken cancellationToken)
     {
@@ -168,6 +169,7 @@ internal sealed class NodeStartup(DeviceCredentialStore credentials, DevicePersi
         await credentials.EnsureSchemaAsync(cancellationToken).ConfigureAwait(false);
         await adminTokenStore.EnsureSchemaAsync(cancellationToken).ConfigureAwait(false);
         await audit.EnsureSchemaAsync(cancellationToken).ConfigureAwait(false);
+        await groups.EnsureSchemaAsync(cancellationToken).ConfigureAwait(false);
         adminTokens.Refresh(await adminTokenStore.LoadAsync(cancellationToken).ConfigureAwait(false));
         if (adminTokens.BootstrapFile is { } file) log.LogInformation("Admin API bootstrap token (scopes read, operate) is in {File}", file);
         GatewayMetrics.ObserveThrottle(throttle);

@@ -491,7 +491,7 @@ public sealed class RolloutActor : ReceivePersistentActor, IWithTimers
         }
         var spec = input.Spec;
         var fresh = list.Devices
-            .Where(d => d.Product == spec.Target.Product && spec.Selector.Matches(d.DeviceId, d.Tags) && !input.Known.Contains(d.DeviceId)
+            .Where(d => d.Product == spec.Target.Product && spec.Selector.Matches(d) && !input.Known.Contains(d.DeviceId)
                         && Messages.Channels.ChannelRules.ChannelOf(d.Tags) == spec.Channel)
             .Select(d => d.DeviceId).ToList();
         if (fresh.Count == 0) return;

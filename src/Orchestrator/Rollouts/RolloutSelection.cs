@@ -16,7 +16,7 @@ public static class RolloutSelection
     {
         var otherChannel = known.Where(d => ChannelRules.ChannelOf(d.Tags) != spec.Channel).Select(d => d.DeviceId).ToHashSet(StringComparer.Ordinal);
         return known
-            .Where(d => d.Product == spec.Target.Product && spec.Selector.Matches(d.DeviceId, d.Tags)).Select(d => d.DeviceId)
+            .Where(d => d.Product == spec.Target.Product && spec.Selector.Matches(d)).Select(d => d.DeviceId)
             .Concat(spec.Selector.ExplicitIds())
             .Where(d => !otherChannel.Contains(d))
             .Distinct(StringComparer.Ordinal).ToList();

@@ -249,7 +249,7 @@ public sealed class RolloutState
     {
         var all = Counters();
         return new RolloutSummary(Spec.RolloutId, Spec.Target.Product, Spec.Target.Version, Status, CurrentWave + 1, WaveCount,
-            all.Sum(w => w.Total), all.Sum(w => w.Succeeded), all.Sum(w => w.Failed));
+            all.Sum(w => w.Total), all.Sum(w => w.Succeeded), all.Sum(w => w.Failed), UpdatedAt);
     }
 
     /// <summary>

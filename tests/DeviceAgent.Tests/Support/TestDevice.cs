@@ -18,7 +18,7 @@ public sealed class TestDevice : IDisposable
 
     public TestDevice(string gateway = "http://127.0.0.1:9/", IReadOnlyList<string>? mirrors = null, byte[]? contentKey = null,
         byte[]? trustRoot = null, DownloadSettings? download = null, string product = "acme", string credential = Credential,
-        string deviceId = "dev-1")
+        string deviceId = "dev-1", IReadOnlyDictionary<string, string>? attributes = null)
     {
         var virtualZone = Dir.Sub("virtual");
         Directory.CreateDirectory(Path.Combine(virtualZone, "updater", "lib"));
@@ -39,6 +39,7 @@ public sealed class TestDevice : IDisposable
             Gateway = gateway,
             Mirrors = mirrors ?? [],
             Download = download ?? FastDownloads,
+            Attributes = attributes ?? new Dictionary<string, string>(),
         };
         File.WriteAllText(Path.Combine(virtualZone, "agent.json"), config.ToJson());
         Config = AgentConfig.Load(Path.Combine(virtualZone, "agent.json"));

@@ -86,6 +86,40 @@ public sealed class ReleaseUploadTests(ITestOutputHelper output)
         Assert.Equal(index, File.ReadAllBytes(Path.Combine(node.StoreRoot, StoreLayout.IndexPath("acme"))));
     }
 
+    [Cluster.Support.PostgresClusterFact]
+    public async Task A_node_whose_chunks_live_in_postgresql_takes_an_upload_and_serves_it_to_a_device()
+    {
+        using var keys = new TrustKeys();
+        using var dir = new TempDir();
+        var (_, database) = await Cluster.Support.LocalCluster.FreshDatabaseAsync(Cluster.Support.PostgresClusterFactAttribute.RequiredConnectionString(), "orch_upload_");
+        await using var node = await NodeUnderTest.StartAsync(new Dictionary<string, string?>(keys.NodeSettings())
+        {
+            ["Database:Provider"] = "postgresql",
+            ["Database:ConnectionString"] = database,
+            ["ChunkStore:Backend"] = "postgresql",
+        });
+
+        var first = await Publish(node, output, Tree(dir, "v1", Releases.V1()), keys, "1.0");
+        Assert.Equal(0, first.ExitCode);
+        Assert.Equal(first.Json.GetProperty("chunks").GetInt32(), first.Json.GetProperty("chunksUploaded").GetInt32());
+        // The chunk objects went to PostgreSQL, not to the node's disk.
+        Assert.False(Directory.Exists(Path.Combine(node.StoreRoot, "chunks")) && Directory.EnumerateFiles(Path.Combine(node.StoreRoot, "chunks"), "*", SearchOption.AllDirectories).Any());
+        var manifest = ManifestSerializer.Parse(File.ReadAllBytes(Path.Combine(node.StoreRoot, first.Json.GetProperty("manifestPath").GetString()!)));
+
+        using var d = new TestDevice(node.BaseUrl, credential: await node.ProvisionAsync("pg-up-1"), deviceId: "pg-up-1",
+            contentKey: KeyFiles.LoadContentKey(keys.Directory).ToBytes(), trustRoot: keys.RootDocument);
+        await node.AssignAsync("pg-up-1", "acme", "1.0", 1, first.Json.GetProperty("manifestPath").GetString()!);
+        var run = await AgentProcess.RunAsync(["run", "--config", d.Config.SourcePath!, "--no-client"]);
+        output.WriteLine(run.Output + run.Error);
+        Assert.Equal(0, run.ExitCode);
+        Assert.Equal(manifest.InventoryDigest, Releases.ClientDigest(d));
+
+        // The next version asks the PostgreSQL backend what it lacks: only new chunks travel.
+        var second = await Publish(node, output, Tree(dir, "v2", Releases.V2()), keys, "2.0");
+        Assert.Equal(0, second.ExitCode);
+        Assert.InRange(second.Json.GetProperty("chunksUploaded").GetInt32(), 1, second.Json.GetProperty("chunks").GetInt32() - 1);
+    }
+
     [Fact]
     public async Task An_interrupted_upload_resumes_with_what_is_missing_and_nothing_unverified_is_taken()
     {

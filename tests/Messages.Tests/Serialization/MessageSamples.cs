@@ -12,12 +12,14 @@ public static class MessageSamples
     private static readonly DateTimeOffset T = new(2026, 11, 25, 21, 0, 0, TimeSpan.FromHours(1));
     private static readonly TargetAssignment Target = new("acme", "2.1.0", 21, "manifests/acme/2.1.0.json", "rollout-7", 1_000_000, true);
     private static readonly WorkItem Repair = new(WorkKind.Repair, "2.0.0", 20, "manifests/acme/2.0.0.json", ["bin/app", "lib/x.so"]);
+    private static readonly IReadOnlyDictionary<string, string> Site = new Dictionary<string, string> { ["arch"] = "arm64", ["site"] = "berlin" };
+    private static readonly IReadOnlyDictionary<string, string> Ring = new Dictionary<string, string> { ["ring"] = "canary" };
     private static readonly TransferProgress Progress = new(WorkPhase.Verify, 1000, 2000, 3, 6);
     private static readonly FailureInfo Failure = new(WorkPhase.Download, "connection reset", 3, 7_500, T);
 
     private static readonly RolloutSpec Spec = new("ro-1",
         new RolloutTarget("acme", "2.1.0", 21, "manifests/acme/2.1.0.json"),
-        new DeviceSelector(["eu"], ["dev-1"], [new DeviceGroup("canary", ["canary"], ["dev-2"])]),
+        new DeviceSelector(["eu"], ["dev-1"], [new DeviceGroup("canary", ["canary"], ["dev-2"], Ring)], Site, [19, 20]),
         [new WaveSpec(WaveSizeKind.Count, 2), new WaveSpec(WaveSizeKind.Percent, 100)],
         true, 42, 10, 1_000_000, 0.9, 0.1, 60, 5, T, new MaintenanceWindow(22 * 60, 4 * 60), "alice", 3600, "beta", 4);
     private static readonly ChannelRelease V21 = new("2.1.0", 21, "manifests/acme/2.1.0.json");
@@ -31,7 +33,7 @@ public static class MessageSamples
     [
         new RegisterDevice("dev-1", "acme", ["eu", "canary"], T),
         new CheckIn("dev-1", "acme", 20, "sha256:aa", "sha256:bb", "2.0.0", "manifests/acme/2.0.0.json", ["bin/app"], "1.4.2", T, 1_700_000_000_001,
-            [new ChannelTarget("stable", V21, ["ro-2"])], true),
+            [new ChannelTarget("stable", V21, ["ro-2"])], true, Site),
         new AssignTarget("dev-1", "acme", "2.1.0", 21, "manifests/acme/2.1.0.json", "rollout-7", 1_000_000, true),
         new SetDeviceProduct("dev-1", "acme-pro", "alice", T),
         new CancelAssignment("dev-1", "alice", "bad build", true),
@@ -40,9 +42,10 @@ public static class MessageSamples
         new ReportCompletion("dev-1", 21, "sha256:cc", T, 1_700_000_000_004),
         new GetDeviceState("dev.2:x_y-z"),
         new DeviceState("dev-1", DeviceStatus.Offline, "acme", ["eu"], 20, "sha256:aa", "1.4.2", Target, Repair, Progress, 3, Failure,
-            DeviceStatus.Repairing, T, 42, 1_700_000_000_005, 21, true, new UpdaterLoss("free copy damaged, hidden backup damaged, image damaged", T), T.AddDays(1)),
+            DeviceStatus.Repairing, T, 42, 1_700_000_000_005, 21, true, new UpdaterLoss("free copy damaged, hidden backup damaged, image damaged", T), T.AddDays(1),
+            Site, Ring),
         new DeviceSnapshot(new DeviceState("dev-1", DeviceStatus.Offline, "acme", ["eu"], 20, "sha256:aa", "1.4.2", Target, Repair, Progress, 3, Failure,
-            DeviceStatus.Repairing, T, 42, 1_700_000_000_006, 21, true, new UpdaterLoss("virtual copy missing", T), T.AddDays(2)), T.AddMinutes(4)),
+            DeviceStatus.Repairing, T, 42, 1_700_000_000_006, 21, true, new UpdaterLoss("virtual copy missing", T), T.AddDays(2), Site, Ring), T.AddMinutes(4)),
         new CheckSilence("dev-1"),
         new CheckInDecision("dev-1", UpdateAction.Repair, "2.0.0", 20, "manifests/acme/2.0.0.json", ["bin/app"], DeviceStatus.RepairNeeded,
             "rollout-7", 1_000_000, true, "rollout", 21, "acme", true),
@@ -67,9 +70,12 @@ public static class MessageSamples
         new DeviceUpdaterLost("no source gave a verified updater", T, 1_700_000_000_011),
         new DecommissionDevice("dev-1", "ops", "returned to the vendor", T),
         new DeviceDecommissioned("ops", "returned to the vendor", T),
+        new SetDeviceAttributes("dev-1", Ring, ["site"], "ops", T),
+        new DeviceAttributesReported(Site, T),
+        new DeviceAttributesSet(Ring, "ops", T),
         new DeviceUpdaterRestored(T),
-        new QueryDevices(DeviceStatus.Failed, 20, "eu", "rollout-7", 50),
-        new DeviceList([new DeviceSummary("dev-1", DeviceStatus.Idle, "acme", 20, ["eu"], "rollout-7", 21, 2, T, true, 21, true)], 1, 99),
+        new QueryDevices(DeviceStatus.Failed, 20, "eu", "rollout-7", 50, Site),
+        new DeviceList([new DeviceSummary("dev-1", DeviceStatus.Idle, "acme", 20, ["eu"], "rollout-7", 21, 2, T, true, 21, true, Site)], 1, 99),
         new CreateRollout(Spec),
         new GetRollout("ro-1"),
         new ListRollouts(true),
@@ -80,7 +86,7 @@ public static class MessageSamples
         new RetryFailedDevices("ro-1", "alice"),
         new RolloutView(Spec, RolloutStatus.Paused, 2, "too many failures", [new WaveCounters(1, 10, 1, 2, 3, 4, 1)],
             [new RolloutDeviceFailure("dev-3", 1, "hash mismatch", true)], true, T, T.AddMinutes(5), new RollbackCounters(4, 1, 2, 1)),
-        new RolloutList([new RolloutSummary("ro-1", "acme", "2.1.0", RolloutStatus.Running, 1, 3, 100, 40, 2)]),
+        new RolloutList([new RolloutSummary("ro-1", "acme", "2.1.0", RolloutStatus.Running, 1, 3, 100, 40, 2, T)]),
         new RolloutRejected("ro-1", "invalid_request", "errorThreshold", "give a fraction"),
         new RolloutCreated(Spec, [new PlannedWave(["dev-1", "dev-2"])], T),
         new RolloutStarted(T),

@@ -92,6 +92,16 @@ public sealed class DashboardActionTests(DashboardFleet fleet) : IClassFixture<D
             await Expect(device).ToContainTextAsync(DashboardFleet.FailureReason);
             await Expect(device).ToContainTextAsync("told to repair 1 damaged file of 1.0.0");
 
+            // Search by attribute and status: the registry's answer, a click opens the device.
+            await page.GetByTestId("search-input").FillAsync("status=Idle site=lab-7");
+            await page.GetByTestId("search-run").ClickAsync();
+            await Expect(page.GetByTestId("search-count")).ToHaveTextAsync("1 of 1 matching device(s)");
+            await page.Locator("[data-device-link='dash-new']").ClickAsync();
+            await Expect(device.Locator("[data-device='dash-new']")).ToContainTextAsync("Idle");
+            await page.GetByTestId("search-input").FillAsync("status=Nope");
+            await page.GetByTestId("search-run").ClickAsync();
+            await Expect(page.GetByTestId("search")).ToContainTextAsync("status='Nope' is invalid");
+
             await page.GetByTestId("device-input").FillAsync("no-such-device");
             await page.GetByTestId("device-show").ClickAsync();
             await Expect(device).ToContainTextAsync("device no-such-device:");
@@ -110,6 +120,15 @@ public sealed class DashboardActionTests(DashboardFleet fleet) : IClassFixture<D
             // dash-new: the one fixture device no other test of this class reads or claims.
             await page.GetByTestId("c-devices").FillAsync("dash-new");
             await Expect(page.GetByTestId("c-preview")).ToContainTextAsync("selects 1 device(s) of channel stable for acme 2.0.0; waves 1; running version ID 2: 1 (dash-new)");
+            // The same device selected by the attribute its device reported; a malformed key is named by the node.
+            await page.GetByTestId("c-devices").FillAsync("");
+            await page.GetByTestId("c-attributes").FillAsync("Site=lab-7");
+            await Expect(page.GetByTestId("c-preview")).ToContainTextAsync("attribute key 'Site' is invalid");
+            await page.GetByTestId("c-attributes").FillAsync("site=lab-7");
+            await Expect(page.GetByTestId("c-preview")).ToContainTextAsync("selects 1 device(s) of channel stable for acme 2.0.0; waves 1; running version ID 2: 1 (dash-new)");
+            await page.GetByTestId("device-input").FillAsync("dash-new");
+            await page.GetByTestId("device-show").ClickAsync();
+            await Expect(page.GetByTestId("device")).ToContainTextAsync("site=lab-7");
             // A version that is not published: the node's refusal, before anything is created.
             await page.GetByTestId("c-version").FillAsync("9.9.9");
             await Expect(page.GetByTestId("c-preview")).ToContainTextAsync("version '9.9.9' of 'acme' is not in the release index");

@@ -16,10 +16,16 @@ namespace Orchestrator.Node.Tests.Dashboard;
 /// dash-new idle on 2.0.0, dash-broken failed a repair with "checksum mismatch on bin/app"; rollout ro-dash of 2.0.0 to
 /// dash-ok-1 and dash-ok-2 in waves of 1 and 100%, so dash-ok-1 is assigned (UpgradeAssigned) and wave 2 waits.
 /// </summary>
-public sealed class DashboardFleet : IAsyncLifetime
+public class DashboardFleet : IAsyncLifetime
 {
     public TestNode Node { get; private set; } = null!;
     public const string FailureReason = "checksum mismatch on bin/app";
+
+    /// <summary>The first release, as published.</summary>
+    protected PublishResult V1 { get; private set; } = null!;
+
+    /// <summary>More data for a derived fixture, after the base fleet is in place.</summary>
+    protected virtual Task SeedMoreAsync() => Task.CompletedTask;
 
     public async Task InitializeAsync()
     {
@@ -37,14 +43,15 @@ public sealed class DashboardFleet : IAsyncLifetime
         var store = FileSystemStore.Open(Node.StoreRoot, create: true);
         using var key = ReleaseSigningKey.Generate();
         var content = ContentKey.Generate();
-        var v1 = new Publisher(store, content, key).Publish(new PublishRequest("acme", "1.0.0", tree));
+        var v1 = V1 = new Publisher(store, content, key).Publish(new PublishRequest("acme", "1.0.0", tree));
         File.WriteAllText(Path.Combine(tree, "bin/app"), "app v2");
         var v2 = new Publisher(store, content, key).Publish(new PublishRequest("acme", "2.0.0", tree));
 
         var inventory = files.Select(f => new InventoryEntry(f.Key, f.Value)).ToList();
         foreach (var id in new[] { "dash-ok-1", "dash-ok-2" })
             await DeviceAsync(id, "check-in", new CheckInRequest("acme", v1.VersionId, v1.InventoryDigest, inventory, "1.0"));
-        await DeviceAsync("dash-new", "check-in", new CheckInRequest("acme", v2.VersionId, v2.InventoryDigest, null, "1.0"));
+        await DeviceAsync("dash-new", "check-in", new CheckInRequest("acme", v2.VersionId, v2.InventoryDigest, null, "1.0",
+            Attributes: new Dictionary<string, string> { ["site"] = "lab-7" }));
         var damaged = inventory.Select(f => f.Path == "bin/app" ? f with { Sha256 = new string('0', 64) } : f).ToList();
         await DeviceAsync("dash-broken", "check-in", new CheckInRequest("acme", v1.VersionId, "damaged", damaged, "1.0"));
         await DeviceAsync("dash-broken", "failure", new FailureReport(v1.VersionId, "verify", FailureReason, 1));
@@ -64,6 +71,7 @@ public sealed class DashboardFleet : IAsyncLifetime
             Assert.True(res.IsSuccessStatusCode, await res.Content.ReadAsStringAsync());
         }
         await WaitForAsync("/admin/v1/devices?status=UpgradeAssigned", "dash-ok-1", 4);
+        await SeedMoreAsync();
     }
 
     public const string RolloutId = "ro-dash";
@@ -91,7 +99,8 @@ public sealed class DashboardFleet : IAsyncLifetime
 
     private readonly Dictionary<string, string> _secrets = new();
 
-    private async Task DeviceAsync(string id, string route, object body)
+    /// <summary>A signed device request (provisioning the device on first use).</summary>
+    protected async Task DeviceAsync(string id, string route, object body)
     {
         if (!_secrets.TryGetValue(id, out var secret)) _secrets[id] = secret = await Node.ProvisionAsync(id);
         using var req = new HttpRequestMessage(HttpMethod.Post, $"/v1/devices/{id}/{route}") { Content = JsonContent.Create(body, body.GetType()) };

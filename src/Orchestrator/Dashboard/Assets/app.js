@@ -54,7 +54,7 @@ async function poll() {
   const token = sessionStorage.getItem(TOKEN_KEY);
   if (!token) { showLogin(""); return; }
   try {
-    const res = await fetch("/admin/v1/dashboard", { headers: { "Authorization": "Bearer " + token }, cache: "no-store" });
+    const res = await fetch("/admin/v1/dashboard?rolloutPage=" + rolloutPage, { headers: { "Authorization": "Bearer " + token }, cache: "no-store" });
     if (res.status === 401 || res.status === 403) {
       sessionStorage.removeItem(TOKEN_KEY);
       let msg = "The token was refused.";
@@ -81,6 +81,7 @@ function render(d) {
   $("board").hidden = false;
   $("sign-out").hidden = false;
   renderRollouts(d.rollouts, d.rolloutsAvailable);
+  renderRolloutPager(d.rolloutsTotal || 0, d.rolloutsPage || 0, d.rolloutsPageSize || 10);
   renderChannels(d.channels || []);
   renderStates(d.fleet);
   renderVersions(d.fleet);
@@ -148,12 +149,24 @@ function list(id) {
   return v ? v.split(",").map(x => x.trim()).filter(x => x) : null;
 }
 
+// "k=v,k2=v2" as an object; a part without "=" is kept with an empty value so the node names it in its error.
+function pairs(id) {
+  const items = list(id);
+  if (!items) return null;
+  const out = {};
+  for (const item of items) {
+    const eq = item.indexOf("=");
+    out[eq < 0 ? item : item.slice(0, eq).trim()] = eq < 0 ? "" : item.slice(eq + 1).trim();
+  }
+  return out;
+}
+
 // The same request for the preview and the creation, so what is previewed is what gets created.
 function createRequest() {
   const waves = list("c-waves");
   const body = {
     product: $("c-product").value.trim(), version: $("c-version").value.trim(),
-    selector: { tags: list("c-tags"), deviceIds: list("c-devices") },
+    selector: { tags: list("c-tags"), deviceIds: list("c-devices"), groups: list("c-groups"), attributes: pairs("c-attributes") },
   };
   if (waves) body.waves = waves.map(w => w.endsWith("%") ? { percent: Number(w.slice(0, -1)) } : { count: Number(w) });
   if ($("c-error").value.trim()) body.errorThreshold = Number($("c-error").value.trim());
@@ -170,7 +183,8 @@ function schedulePreview() {
 async function preview() {
   const out = $("c-preview");
   const body = createRequest();
-  if (!body.product || !body.version || (!body.selector.tags && !body.selector.deviceIds)) return;
+  const sel = body.selector;
+  if (!body.product || !body.version || (!sel.tags && !sel.deviceIds && !sel.groups && !sel.attributes)) return;
   try {
     const p = await api("POST", "/admin/v1/rollouts/preview", body);
     const running = p.installed.map(i => (i.versionId === null ? "not checked in" : "version ID " + i.versionId) + ": " + i.devices).join(", ");
@@ -197,6 +211,37 @@ async function createRollout() {
   poll();
 }
 
+// "status=Failed tag=eu site=berlin": status and tag are the registry's own filters, every other key=value an attribute.
+function searchQuery(text) {
+  const q = new URLSearchParams();
+  for (const term of text.split(/\s+/).filter(t => t)) {
+    const eq = term.indexOf("=");
+    if (eq <= 0) throw new Error(`"${term}" is not key=value (e.g. status=Failed, tag=eu, site=berlin)`);
+    const key = term.slice(0, eq), value = term.slice(eq + 1);
+    if (key === "status" || key === "tag" || key === "rollout") q.append(key, value);
+    else q.append("attribute", key + "=" + value);
+  }
+  q.append("limit", "50");
+  return q.toString();
+}
+
+async function searchDevices(text) {
+  const box = $("search");
+  try {
+    const list = await api("GET", "/admin/v1/devices?" + searchQuery(text));
+    const rows = list.devices.map(d => {
+      const link = el("a", { href: "#", "data-device-link": d.deviceId }, d.deviceId);
+      link.addEventListener("click", e => { e.preventDefault(); showDevice(d.deviceId); });
+      return [link, el("span", { class: "badge " + d.status }, d.status), d.product || "-", String(d.installedVersionId),
+        Object.entries(d.attributes || {}).map(([k, v]) => k + "=" + v).join(", ") || "-"];
+    });
+    box.replaceChildren(el("p", { class: "muted", "data-testid": "search-count" }, `${list.devices.length} of ${list.total} matching device(s)`),
+      rows.length ? table(["device", "status", "product", "installed version ID", "attributes"], rows) : null);
+  } catch (err) {
+    box.replaceChildren(el("p", { class: "error" }, "search: " + err.message));
+  }
+}
+
 async function showDevice(id) {
   const box = $("device");
   box.replaceChildren(el("p", { class: "muted" }, "loading " + id + " ..."));
@@ -206,9 +251,10 @@ async function showDevice(id) {
     const target = state.target ? `${state.target.product} ${state.target.version} (version ID ${state.target.versionId})` : "-";
     box.replaceChildren(
       el("h3", { "data-device": state.deviceId }, state.deviceId + "  ", el("span", { class: "badge " + state.status }, state.status)),
-      table(["product", "installed version ID", "target", "last seen", "failed attempts", "last failure"],
+      table(["product", "installed version ID", "target", "last seen", "failed attempts", "last failure", "attributes"],
         [[state.product || "-", String(state.installedVersionId), target, state.lastSeen ? new Date(state.lastSeen).toLocaleString() : "never",
-          String(state.failedAttempts || 0), state.lastFailure ? state.lastFailure.reason : "-"]]),
+          String(state.failedAttempts || 0), state.lastFailure ? state.lastFailure.reason : "-",
+          Object.entries(state.attributes || {}).map(([k, v]) => k + "=" + v).join(", ") || "-"]]),
       table(["#", "at", "what happened"], history.events.slice().reverse().map(e => [String(e.sequenceNr), new Date(e.at).toLocaleString(), e.summary])));
   } catch (err) {
     box.replaceChildren(el("p", { class: "error" }, `device ${id}: ${err.message}`));
@@ -221,6 +267,25 @@ function waveBar(w) {
     el("span", { class: "ok", style: "width:" + pct(w.succeeded) }),
     el("span", { class: "run", style: "width:" + pct(w.inProgress) }),
     el("span", { class: "bad", style: "width:" + pct(w.failed) }));
+}
+
+// Unfinished rollouts come first, then the most recently changed; older ones are a page away, never dropped.
+let rolloutPage = 0;
+
+function renderRolloutPager(total, page, size) {
+  const box = $("rollout-pager");
+  const pages = Math.max(1, Math.ceil(total / size));
+  if (page >= pages && page > 0) { rolloutPage = pages - 1; return; } // rollouts went away: the next poll shows the last page
+  if (total <= size) { box.replaceChildren(); return; }
+  const turn = to => () => { rolloutPage = to; if (timer) { clearTimeout(timer); timer = null; } poll(); };
+  const newer = el("button", { type: "button", "data-testid": "rollouts-newer" }, "newer");
+  const older = el("button", { type: "button", "data-testid": "rollouts-older" }, "older");
+  newer.disabled = page === 0;
+  older.disabled = page >= pages - 1;
+  newer.addEventListener("click", turn(page - 1));
+  older.addEventListener("click", turn(page + 1));
+  box.replaceChildren(newer, el("span", { class: "muted", "data-testid": "rollouts-range" },
+    ` rollouts ${page * size + 1}-${Math.min(total, (page + 1) * size)} of ${total} `), older);
 }
 
 function renderRollouts(rollouts, available) {
@@ -336,6 +401,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("action-form").addEventListener("submit", e => { e.preventDefault(); runAction(); });
   $("action-cancel").addEventListener("click", () => { pending = null; $("action-form").hidden = true; });
   $("device-form").addEventListener("submit", e => { e.preventDefault(); showDevice($("device-input").value.trim()); });
+  $("search-form").addEventListener("submit", e => { e.preventDefault(); searchDevices($("search-input").value.trim()); });
   $("create-form").addEventListener("input", schedulePreview);
   $("create-form").addEventListener("submit", e => { e.preventDefault(); createRollout(); });
   poll();

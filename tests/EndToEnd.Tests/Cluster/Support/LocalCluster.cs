@@ -64,14 +64,11 @@ public sealed class LocalCluster : IAsyncDisposable
     /// <summary>Admin API client of <paramref name="node"/> (bearer token set).</summary>
     public HttpClient Admin(int node) => _admin[node];
 
-    /// <summary>
-    /// Creates a fresh database on the server of <paramref name="postgres"/>, then starts <paramref name="nodes"/> nodes
-    /// and waits until all are Ready. <paramref name="environment"/> is passed to every node (e.g. <c>ORCH_Throttle__DeviceBytesPerSecond</c>).
-    /// </summary>
-    public static async Task<LocalCluster> StartAsync(string postgres, ITestOutputHelper log, int nodes = DefaultNodes,
-        IReadOnlyDictionary<string, string>? environment = null)
+    /// <summary>Creates an empty database named <paramref name="prefix"/> + a random suffix on the server of <paramref name="postgres"/>.</summary>
+    /// <returns>Its name and a connection string to it.</returns>
+    public static async Task<(string Database, string ConnectionString)> FreshDatabaseAsync(string postgres, string prefix)
     {
-        var database = "orch_cluster_" + Guid.NewGuid().ToString("N")[..12];
+        var database = prefix + Guid.NewGuid().ToString("N")[..12];
         var csb = new NpgsqlConnectionStringBuilder(postgres);
         await using (var c = new NpgsqlConnection(csb.ConnectionString))
         {
@@ -80,7 +77,18 @@ public sealed class LocalCluster : IAsyncDisposable
             await cmd.ExecuteNonQueryAsync();
         }
         csb.Database = database;
-        var cluster = new LocalCluster(log, postgres, database, csb.ConnectionString, FreePortRun(nodes), FreePortRun(nodes), nodes,
+        return (database, csb.ConnectionString);
+    }
+
+    /// <summary>
+    /// Creates a fresh database on the server of <paramref name="postgres"/>, then starts <paramref name="nodes"/> nodes
+    /// and waits until all are Ready. <paramref name="environment"/> is passed to every node (e.g. <c>ORCH_Throttle__DeviceBytesPerSecond</c>).
+    /// </summary>
+    public static async Task<LocalCluster> StartAsync(string postgres, ITestOutputHelper log, int nodes = DefaultNodes,
+        IReadOnlyDictionary<string, string>? environment = null)
+    {
+        var (database, connectionString) = await FreshDatabaseAsync(postgres, "orch_cluster_");
+        var cluster = new LocalCluster(log, postgres, database, connectionString, FreePortRun(nodes), FreePortRun(nodes), nodes,
             environment ?? new Dictionary<string, string>());
         try
         {
