@@ -336,6 +336,9 @@ def bench_orch(trees, nginx_factory):
 
         out = {}
         agent_step("warm-up")  # the launcher's first start copies the updater into the free zone and seals its backup
+        # Starts on a device are minutes apart: past the stat index's 3 s settle time the launcher's check vouches for
+        # the updater copy the warm-up just wrote instead of reading it again (src/DeviceAgent/README.md, "Stat index").
+        time.sleep(4)
         out["idle, nothing assigned"] = agent_step("idle")
         orch("channel", "set", "bench", "stable", "1", "--reason", "bench", token=token, server=server)
         out["first install"] = agent_step("install")
@@ -346,7 +349,12 @@ def bench_orch(trees, nginx_factory):
         apply_damage(client, trees["repair"])
         out["repair"] = agent_step("repair")
         assert digest(client) == digest(trees["r2"]), "orch: repaired tree differs from release 2"
+        # A start at least 3 s after the repair: the stat index's settle time (src/DeviceAgent/README.md, "Stat index"),
+        # so this start's check of the tree, which reads every file the repair swapped in, can vouch for them; the next
+        # start then reads none.
+        time.sleep(4)
         out["idle, release 2 installed"] = agent_step("idle")
+        out["idle, release 2 installed, next start"] = agent_step("idle")
         sealed = [f for f in os.listdir(hidden) if f.startswith("updater.bak")]
         zones = {
             "virtual (launcher + updater/)": tree_bytes(virt, ["orch-agent", "libsodium.so"]) + tree_bytes(f"{virt}/updater"),

@@ -25,12 +25,17 @@ internal sealed class PartialDownload : Stream
     private long? _lastCheckpoint;
 
     /// <summary>Starts after <paramref name="prefix"/>, the bytes the part file already holds.</summary>
-    public PartialDownload(string path, byte[] prefix, TimeSpan interval, TimeProvider time)
+    /// <param name="path">The part file.</param>
+    /// <param name="prefix">What the part file holds.</param>
+    /// <param name="interval">Checkpoint interval.</param>
+    /// <param name="time">Clock.</param>
+    /// <param name="expected">The object's largest size: the buffer is rented at that size once (pooled, returned on dispose).</param>
+    public PartialDownload(string path, byte[] prefix, TimeSpan interval, TimeProvider time, long expected = 64 * 1024)
     {
         _path = path;
         _interval = interval;
         _time = time;
-        _buffer = new byte[Math.Max(prefix.Length * 2, 64 * 1024)];
+        _buffer = System.Buffers.ArrayPool<byte>.Shared.Rent((int)Math.Clamp(Math.Max(expected, prefix.Length), 1, 1 << 24));
         prefix.CopyTo(_buffer, 0);
         _length = prefix.Length;
         _persisted = prefix.Length;
@@ -45,7 +50,12 @@ internal sealed class PartialDownload : Stream
     public override void Write(ReadOnlySpan<byte> buffer)
     {
         if (_length + buffer.Length > _buffer.Length)
-            Array.Resize(ref _buffer, Math.Max(_buffer.Length * 2, _length + buffer.Length));
+        {
+            var larger = System.Buffers.ArrayPool<byte>.Shared.Rent(Math.Max(_buffer.Length * 2, _length + buffer.Length));
+            _buffer.AsSpan(0, _length).CopyTo(larger);
+            System.Buffers.ArrayPool<byte>.Shared.Return(_buffer);
+            _buffer = larger;
+        }
         buffer.CopyTo(_buffer.AsSpan(_length));
         _length += buffer.Length;
         var now = _time.GetTimestamp();
@@ -98,5 +108,15 @@ internal sealed class PartialDownload : Stream
     public override long Length => _length;
     public override long Position { get => _length; set => Seek(value, SeekOrigin.Begin); }
     public override void Flush() { }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing && _buffer.Length > 0)
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(_buffer);
+            _buffer = [];
+        }
+        base.Dispose(disposing);
+    }
     public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 }

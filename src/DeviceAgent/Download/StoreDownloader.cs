@@ -132,7 +132,7 @@ public sealed class StoreDownloader
                 _cache.DeletePartial(id);
                 prefix = [];
             }
-            using var sink = new PartialDownload(_cache.PartialPathOf(id), prefix, PartialCheckpoint, _time);
+            using var sink = new PartialDownload(_cache.PartialPathOf(id), prefix, PartialCheckpoint, _time, maxStoredSize);
             try
             {
                 await TransferAsync(source, relativePath, sink, prefix.Length, maxStoredSize, token);
@@ -294,7 +294,21 @@ public sealed class StoreDownloader
             throw new SourceFailedException($"response for '{relativePath}' declares {offset + cl} bytes, more than the {limit} expected; refused");
 
         await using var body = await response.Content.ReadAsStreamAsync(ct);
-        var buffer = new byte[64 * 1024];
+        // Pooled: a download runs per chunk, so a fresh buffer each time would be most of what the agent allocates.
+        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(64 * 1024);
+        try
+        {
+            return await ReceiveAsync(body, buffer, sink, relativePath, offset, limit, contentLength, chargeGrant, ct);
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    private async Task<long> ReceiveAsync(Stream body, byte[] buffer, Stream sink, string relativePath, long offset, long limit, long? contentLength,
+        bool chargeGrant, CancellationToken ct)
+    {
         var total = offset;
         long received = 0;
         var window = TimeSpan.FromSeconds(_settings.MinRateWindowSeconds);

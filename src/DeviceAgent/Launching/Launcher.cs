@@ -4,6 +4,7 @@ using Orchestrator.DeviceAgent.Configuration;
 using Orchestrator.DeviceAgent.Download;
 using Orchestrator.DeviceAgent.Install;
 using Orchestrator.DeviceAgent.Session;
+using Orchestrator.DeviceAgent.Storage;
 using Orchestrator.DeviceAgent.Zones;
 
 namespace Orchestrator.DeviceAgent.Launching;
@@ -44,7 +45,10 @@ public sealed class Launcher(AgentConfig config, Action<string> log, CrashPoints
         var layout = new ZoneLayout(config.Zones);
         SelfRepairResult repair;
         using (var key = DeviceKey.Derive(config.MachineSecretFile, config.DeviceId))
-            repair = new SelfRepair(layout, new HiddenZone(layout, key)).Run(config.SourcePath);
+        {
+            var hidden = new HiddenZone(layout, key);
+            repair = new SelfRepair(layout, hidden, StatIndex.Open(layout.UpdaterStatIndex, hidden, "updater")).Run(config.SourcePath);
+        }
         foreach (var w in repair.Warnings) log("warning: " + w);
         log(repair.Message);
 

@@ -178,18 +178,24 @@ public sealed class UpdateSession
         var installed = record is null ? InstalledVersion.None : new InstalledVersion(record.VersionId, record.Version);
         if (record is null) _log($"installed-version record '{HiddenZone.FileName(HiddenItem.InstalledVersion)}' is missing or damaged: floor unknown, reporting version 0");
         var credential = Encoding.UTF8.GetString(_hidden.ReadRequired(HiddenItem.DeviceCredential));
-        await trust.FollowRootChainAsync(Sources(null, credential), ct);
-        var inventory = TreeInventory.Scan(_layout.Client);
-        var digest = InventoryDigest.Compute(inventory.Select(e => (e.Path, e.Sha256)));
-        // Per-file hashes let the server name a repair's files; past the protocol's cap the digest alone is sent
-        // (the agent finds the differing files itself when it plans the repair).
-        var files = inventory.Count <= MaxInventoryFiles ? inventory : null;
-        var nonce = SessionTrust.NewNonce();
+        // The root chain is followed while the first check-in is under way (neither needs the other's answer); the
+        // answer's directive is verified only once the chain is followed, against the newest root.
+        var chain = trust.FollowRootChainAsync(Sources(null, credential), ct);
         var stale = trust.CheckStale();
-        var response = await _gateway.CheckInAsync(new CheckInRequest(_config.Product, installed.VersionId, digest, files, AgentVersion, nonce,
-            stale ? true : null, _config.ReportedAttributes()), ct);
-        var directive = trust.VerifyDirective(response, nonce);
-        response = SessionTrust.Authoritative(response, directive);
+        // The first check-in reports what the stat index says the tree holds (no file is read before it); the tree is
+        // verified right after, and when it differs the device checks in again with what is really there, before
+        // acting on any answer. So the node never acts on a claim for longer than one hashing of the changed files.
+        var index = StatIndex.Open(_layout.ClientStatIndex, _hidden, "client", _time);
+        var claimed = index.Claimed(_layout.Client);
+        var (response, directive) = await CheckInAsync(trust, chain, installed, claimed, stale, ct);
+        var inventory = TreeInventory.Scan(_layout.Client, index);
+        if (index.Save() is { } notSaved) _log("warning: " + notSaved);
+        _log($"installed tree checked: {inventory.Count} file(s), {index.Hashed} read, {index.Reused} unchanged since verified (stat index)");
+        if (TreeInventory.Digest(inventory) != TreeInventory.Digest(claimed))
+        {
+            _log("installed tree differs from what the stat index claimed at check-in; checking in again with the tree as found");
+            (response, directive) = await CheckInAsync(trust, chain, installed, inventory, stale, ct);
+        }
         if (response.Action == UpdateAction.None)
             return new SessionResult(UpdateAction.None, installed, 0, 0, 0, attempt);
 
@@ -213,6 +219,25 @@ public sealed class UpdateSession
         {
             counter.Flush();
         }
+    }
+
+    /// <summary>
+    /// Checks in with <paramref name="inventory"/> and a fresh nonce; the answer as the verified directive says, verified
+    /// after <paramref name="rootChain"/> (<see cref="SessionTrust.FollowRootChainAsync"/>) is done.
+    /// </summary>
+    private async Task<(CheckInResponse Response, Directive? Directive)> CheckInAsync(SessionTrust trust, Task rootChain, InstalledVersion installed,
+        IReadOnlyList<InventoryEntry> inventory, bool stale, CancellationToken ct)
+    {
+        // Per-file hashes let the server name a repair's files; past the protocol's cap the digest alone is sent
+        // (the agent finds the differing files itself when it plans the repair).
+        var files = inventory.Count <= MaxInventoryFiles ? inventory : null;
+        var nonce = SessionTrust.NewNonce();
+        var sent = _gateway.CheckInAsync(new CheckInRequest(_config.Product, installed.VersionId, TreeInventory.Digest(inventory), files,
+            AgentVersion, nonce, stale ? true : null, _config.ReportedAttributes()), ct);
+        await Task.WhenAll(rootChain, sent);
+        var response = await sent;
+        var directive = trust.VerifyDirective(response, nonce);
+        return (SessionTrust.Authoritative(response, directive), directive);
     }
 
     /// <summary>Running byte count of the install in progress (see <see cref="InstallByteCounter"/>).</summary>
@@ -244,7 +269,7 @@ public sealed class UpdateSession
         if (fellBack.Count > 0) plan = PlanFallback(manifest, inventory, plan, fellBack, key);
         PlaceLocalChunks(plan, build, key);
         await DownloadAsync(downloader, manifest, plan, build, key, ct);
-        var newDigest = Stage(manifest, plan, build, ct);
+        var (newDigest, staged) = Stage(manifest, plan, build, ct);
         if (AcceptStagedTree is not null && await AcceptStagedTree(_layout.Staging, ct) is { } refused)
             throw new SessionFailedException(FailureStage.Verify, $"{manifest.Version} (id {manifest.VersionId}) refused after staging: {refused}; the installed version is kept");
         build.Seal();
@@ -256,6 +281,10 @@ public sealed class UpdateSession
         build.Discard();
         if (unhealthy is not null)
             throw new SessionFailedException(FailureStage.Verify, $"{manifest.Version} (id {manifest.VersionId}) failed after install: {unhealthy}; the previous version is restored");
+        // The next start reports the verified staged hashes at once, and hashes the swapped-in files right after.
+        var index = StatIndex.Open(_layout.ClientStatIndex, _hidden, "client", _time);
+        index.Claim(_layout.Client, staged);
+        if (index.Save() is { } notSaved) _log("warning: " + notSaved);
         var patched = plan.Patches.Count + plan.ReleaseFiles.Count - fellBack.Count;
         var bytes = counter.Total;
         _log($"installed {manifest.Version} (id {manifest.VersionId}); {patched} file(s) from delta patches, {fellBack.Count} fell back to chunks, {bytes} bytes downloaded for this install ({downloader.BytesReceived} in this session, {downloader.BytesCheckpointed} kept in part files for resume)");
@@ -703,9 +732,9 @@ public sealed class UpdateSession
 
     /// <summary>
     /// Assembles the new tree in staging: unchanged files as hard links to the installed ones, every other file as a hard
-    /// link to its finished, verified copy in the build; then checks the tree digest. Returns it.
+    /// link to its finished, verified copy in the build; then checks the tree digest. Returns it with the staged files' hashes.
     /// </summary>
-    private string Stage(Manifest manifest, InstallPlan plan, TreeBuild build, CancellationToken ct)
+    private (string Digest, IReadOnlyList<InventoryEntry> Files) Stage(Manifest manifest, InstallPlan plan, TreeBuild build, CancellationToken ct)
     {
         var staging = _installer.PrepareStaging();
         var linked = new HashSet<string>(StringComparer.Ordinal);
@@ -744,7 +773,7 @@ public sealed class UpdateSession
         var digest = InventoryDigest.Compute(staged.Select(e => (e.Path, e.Sha256)));
         if (digest != manifest.InventoryDigest)
             throw new SessionFailedException(FailureStage.Verify, $"staged tree digest {digest} differs from the manifest's {manifest.InventoryDigest}; nothing installed");
-        return digest;
+        return (digest, staged);
     }
 
     /// <summary>Copies an unchanged file that cannot be linked (see <see cref="TryLinkUnchanged"/>) into staging, verifying it.</summary>

@@ -25,16 +25,36 @@ public static class TreeInventory
             .ToList();
     }
 
-    /// <summary>SHA-256 of a file, lower-case hex.</summary>
+    /// <summary>SHA-256 of a file, lower-case hex, streamed through one pooled 64 KiB buffer (a check hashes whole trees file by file).</summary>
     public static string HashFile(string path)
     {
-        using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
-        return Convert.ToHexStringLower(SHA256.HashData(fs));
+        using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1);
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(1 << 16);
+        try
+        {
+            int n;
+            while ((n = fs.Read(buffer, 0, buffer.Length)) > 0) hash.AppendData(buffer, 0, n);
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+        }
+        return Convert.ToHexStringLower(hash.GetHashAndReset());
     }
 
     /// <summary>Per-file hashes of a tree.</summary>
     public static IReadOnlyList<InventoryEntry> Scan(string root) =>
         Files(root).Select(f => new InventoryEntry(f.Relative, HashFile(f.Full))).ToList();
+
+    /// <summary>Per-file hashes of a tree, reading only the files <paramref name="index"/> does not vouch for (and recording them).</summary>
+    public static IReadOnlyList<InventoryEntry> Scan(string root, StatIndex index)
+    {
+        var files = Files(root).ToList();
+        var entries = files.Select(f => new InventoryEntry(f.Relative, index.Hash(f.Full))).ToList();
+        index.Retain(root, files.Select(f => f.Full).ToHashSet(StringComparer.Ordinal));
+        return entries;
+    }
 
     /// <summary>Tree digest as reported at check-in (<see cref="InventoryDigest"/>, docs/store-format.md).</summary>
     public static string Digest(IEnumerable<InventoryEntry> files) => InventoryDigest.Compute(files.Select(f => (f.Path, f.Sha256)));

@@ -93,6 +93,15 @@ public sealed class HiddenZone(ZoneLayout layout, DeviceKey key)
     }
 
     /// <summary>
+    /// Seals bytes kept outside the hidden folder (e.g. a <see cref="StatIndex"/>) with the device key; <paramref name="label"/>
+    /// is authenticated, so such a file cannot be passed off as a hidden item or as another label's file.
+    /// </summary>
+    public byte[] Seal(string label, ReadOnlySpan<byte> value) => key.Seal(value, "external:" + label);
+
+    /// <summary>Opens what <see cref="Seal(string, ReadOnlySpan{byte})"/> sealed under the same label; null when altered or not this device's.</summary>
+    public byte[]? Open(string label, ReadOnlySpan<byte> sealedBytes) => key.Open(sealedBytes, "external:" + label);
+
+    /// <summary>
     /// The sealed version record (the device's own rollback floor); null when it is missing or damaged, which means
     /// <em>unknown</em>: never "nothing installed", since deleting or breaking the file must not lower the floor.
     /// Provisioning writes a record for version 0, so a fresh device has a known floor of 0.

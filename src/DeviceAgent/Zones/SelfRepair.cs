@@ -1,3 +1,5 @@
+using Orchestrator.DeviceAgent.Storage;
+
 namespace Orchestrator.DeviceAgent.Zones;
 
 /// <summary>What the launcher's updater check found and did.</summary>
@@ -41,9 +43,10 @@ public sealed record UpdaterHealth(string Record, string Free, string Backup, st
 /// The launcher's first step (seed order): check the free-zone updater and the hidden backup against the sealed record
 /// (<see cref="UpdaterSeal"/>) by streaming their digests; restore a damaged free copy from the hidden backup, else
 /// from the virtual zone's plain copy; rebuild a damaged backup from a verified copy. Nothing is decrypted or read
-/// whole while everything is intact.
+/// whole while everything is intact. With a <see cref="StatIndex"/>, files whose stamp it vouches for are not read
+/// either (the idle start's check is then a stat per file).
 /// </summary>
-public sealed class SelfRepair(ZoneLayout layout, HiddenZone hidden)
+public sealed class SelfRepair(ZoneLayout layout, HiddenZone hidden, StatIndex? index = null)
 {
     /// <summary>The operator command that rebuilds everything the virtual zone can supply.</summary>
     public const string RecoverCommand = "orch-agent recover --from-virtual";
@@ -95,11 +98,12 @@ public sealed class SelfRepair(ZoneLayout layout, HiddenZone hidden)
             seal = null;
         }
 
-        var freeDigest = UpdaterTree.DigestOf(layout.FreeUpdater);
+        var freeDigest = UpdaterTree.DigestOf(layout.FreeUpdater, index);
         var backupPath = layout.Hidden(HiddenItem.UpdaterBackup);
         var backupExists = File.Exists(backupPath);
         var freeOk = seal is not null && freeDigest == seal.TreeDigest;
-        var backupOk = seal is not null && backupExists && UpdaterSeal.HashFile(backupPath) == seal.BackupSha256;
+        var backupOk = seal is not null && backupExists && (index?.Hash(backupPath) ?? UpdaterSeal.HashFile(backupPath)) == seal.BackupSha256;
+        if (index?.Save() is { } notSaved) warnings.Add(notSaved);
         if (freeOk && backupOk)
             return new SelfRepairResult(SelfRepairOutcome.Intact, [], warnings, $"updater intact (version {seal!.Version})", seal.Version);
 

@@ -38,8 +38,29 @@ public sealed class UpdaterBundle
         return new UpdaterBundle(entries);
     }
 
-    /// <summary>Serializes: magic, count, then per file: path, hash, mode, length, bytes.</summary>
+    /// <summary>
+    /// Serializes for the hidden backup: <c>OUB3</c> and the zstd-compressed <c>OUB2</c> form (<see cref="ToUncompressedBytes"/>).
+    /// The backup is one of the updater's stored copies; compressed, it costs about half the binary's size.
+    /// </summary>
     public byte[] ToBytes()
+    {
+        var plain = ToUncompressedBytes();
+        using var compressor = new ZstdSharp.Compressor(CompressionLevel);
+        var packed = compressor.Wrap(plain);
+        var output = new byte[4 + packed.Length];
+        "OUB3"u8.CopyTo(output);
+        packed.CopyTo(output.AsSpan(4));
+        return output;
+    }
+
+    // Sealing happens at provisioning and after a repair, never on an idle start: a higher level costs little.
+    private const int CompressionLevel = 9;
+
+    /// <summary>Most bytes an <c>OUB3</c> backup may expand to (a damaged or hostile length is refused, not allocated).</summary>
+    public const int MaxUncompressedBytes = 1 << 30;
+
+    /// <summary>The uncompressed form: <c>OUB2</c>, count, then per file: path, hash, mode, length, bytes.</summary>
+    public byte[] ToUncompressedBytes()
     {
         using var ms = new MemoryStream();
         ms.Write("OUB2"u8);
@@ -58,11 +79,26 @@ public sealed class UpdaterBundle
     }
 
     /// <summary>
-    /// Parses a serialized bundle and checks every file hash; null when the bytes are not a valid bundle. Bundles from
-    /// before modes were recorded (<c>OUB1</c>) are not accepted: restoring them could not give the files their modes.
+    /// Parses a serialized bundle, compressed (<c>OUB3</c>) or not (<c>OUB2</c>, backups sealed before compression), and
+    /// checks every file hash; null when the bytes are not a valid bundle. Bundles from before modes were recorded
+    /// (<c>OUB1</c>) are not accepted: restoring them could not give the files their modes.
     /// </summary>
     public static UpdaterBundle? TryParse(ReadOnlySpan<byte> bytes)
     {
+        if (bytes.StartsWith("OUB3"u8))
+        {
+            byte[] plain;
+            try
+            {
+                using var decompressor = new ZstdSharp.Decompressor();
+                plain = decompressor.Unwrap(bytes[4..], MaxUncompressedBytes).ToArray();
+            }
+            catch (ZstdSharp.ZstdException)
+            {
+                return null;
+            }
+            return plain.AsSpan().StartsWith("OUB2"u8) ? TryParse(plain) : null;
+        }
         try
         {
             if (!bytes.StartsWith("OUB2"u8)) return null;

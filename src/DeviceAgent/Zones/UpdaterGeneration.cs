@@ -55,11 +55,7 @@ public sealed record UpdaterSeal(string TreeDigest, long Generation, string Back
         version.Length is > 0 and <= 64 && version.All(c => c is > ' ' and < (char)127);
 
     /// <summary>SHA-256 of a file, streamed (the sealed backup is never read whole to be checked).</summary>
-    public static string HashFile(string path)
-    {
-        using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
-        return Convert.ToHexStringLower(SHA256.HashData(fs));
-    }
+    public static string HashFile(string path) => Storage.TreeInventory.HashFile(path);
 
     private static bool IsHex(string s) => s.Length == 64 && s.All(char.IsAsciiHexDigitLower);
 }

@@ -21,8 +21,15 @@ public static class UpdaterTree
     public sealed record FileState(string Path, string Sha256, UnixFileMode Mode);
 
     /// <summary>Hashes every regular file under <paramref name="folder"/> by streaming (bounded memory); empty when the folder is missing.</summary>
-    public static IReadOnlyList<FileState> Scan(string folder) =>
-        TreeInventory.Files(folder).Select(f => new FileState(f.Relative, TreeInventory.HashFile(f.Full), ModeOf(f.Full))).ToList();
+    /// <param name="folder">The updater folder.</param>
+    /// <param name="index">When given, files it vouches for are not read (<see cref="StatIndex"/>).</param>
+    public static IReadOnlyList<FileState> Scan(string folder, StatIndex? index = null)
+    {
+        var files = TreeInventory.Files(folder).ToList();
+        var states = files.Select(f => new FileState(f.Relative, index?.Hash(f.Full) ?? TreeInventory.HashFile(f.Full), ModeOf(f.Full))).ToList();
+        index?.Retain(folder, files.Select(f => f.Full).ToHashSet(StringComparer.Ordinal));
+        return states;
+    }
 
     /// <summary>The recorded mode bits of a file.</summary>
     public static UnixFileMode ModeOf(string path) => OperatingSystem.IsWindows() ? default : File.GetUnixFileMode(path) & ModeMask;
@@ -44,5 +51,5 @@ public static class UpdaterTree
     }
 
     /// <summary>Digest of the tree under <paramref name="folder"/>; null when the folder does not exist.</summary>
-    public static string? DigestOf(string folder) => Directory.Exists(folder) ? Digest(Scan(folder)) : null;
+    public static string? DigestOf(string folder, StatIndex? index = null) => Directory.Exists(folder) ? Digest(Scan(folder, index)) : null;
 }

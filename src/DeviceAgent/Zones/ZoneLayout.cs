@@ -38,6 +38,12 @@ public sealed class ZoneLayout(ZonePaths zones)
     /// <summary>Ceiling of the device's request sequence numbers (<see cref="Session.RequestSequence"/>).</summary>
     public string RequestSequenceCeiling => Path.Combine(Work, "request-sequence");
 
+    /// <summary>Sealed <see cref="Storage.StatIndex"/> of the installed client tree.</summary>
+    public string ClientStatIndex => Path.Combine(Work, "client.stat-index");
+
+    /// <summary>Sealed <see cref="Storage.StatIndex"/> of the free-zone updater and the hidden backup file (the launcher's check).</summary>
+    public string UpdaterStatIndex => Path.Combine(Work, "updater.stat-index");
+
     /// <summary>Partially downloaded chunks (Range resume).</summary>
     public string PartialChunks => Path.Combine(Work, "partial");
 

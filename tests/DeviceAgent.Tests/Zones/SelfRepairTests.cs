@@ -111,4 +111,75 @@ public sealed class SelfRepairTests
         Assert.Null(d.Hidden.ReadVersionRecord());
         Assert.Equal([HiddenZone.FileName(HiddenItem.DeviceCredential)], report.NeedsProvisioning);
     }
+
+    [Fact]
+    public void The_hidden_backup_is_sealed_compressed_and_a_backup_sealed_uncompressed_still_restores()
+    {
+        using var d = new TestDevice();
+        var big = new byte[200_000];
+        for (var i = 0; i < big.Length; i++) big[i] = (byte)(i % 97 < 60 ? 'a' + i % 26 : i * 31);
+        File.WriteAllBytes(Path.Combine(d.Layout.FreeUpdater, "lib", "big.so"), big);
+        var bundle = UpdaterBundle.FromFolder(d.Layout.FreeUpdater);
+        SelfRepair.Seal(d.Layout, d.Hidden, bundle, "2.0", null);
+        var sealedBytes = d.Hidden.Read(HiddenItem.UpdaterBackup).Value!;
+        Assert.True(sealedBytes.AsSpan().StartsWith("OUB3"u8));
+        Assert.True(sealedBytes.Length < bundle.ToUncompressedBytes().Length / 2, $"sealed backup {sealedBytes.Length} bytes, uncompressed {bundle.ToUncompressedBytes().Length}");
+        Assert.Equal(bundle.Digest, UpdaterBundle.TryParse(sealedBytes)!.Digest);
+
+        // A device sealed before compression keeps its OUB2 backup until the next seal; it still restores.
+        var seal = UpdaterSeal.Read(d.Hidden)!;
+        d.Hidden.Write(HiddenItem.UpdaterBackup, bundle.ToUncompressedBytes());
+        d.Hidden.Write(HiddenItem.UpdaterDigest, (seal with { BackupSha256 = UpdaterSeal.HashFile(d.Layout.Hidden(HiddenItem.UpdaterBackup)) }).Format());
+        File.WriteAllText(Path.Combine(d.Layout.FreeUpdater, "lib", "big.so"), "damaged");
+        Assert.Equal(SelfRepairOutcome.RestoredFromHidden, new SelfRepair(d.Layout, d.Hidden).Run().Outcome);
+        Assert.Equal(big, File.ReadAllBytes(Path.Combine(d.Layout.FreeUpdater, "lib", "big.so")));
+
+        // A compressed backup that does not decompress is damage, not a crash.
+        var truncated = UpdaterBundle.TryParse([.. "OUB3"u8, .. sealedBytes.AsSpan(4, 40)]);
+        Assert.Null(truncated);
+    }
+
+    /// <summary>A clock that runs ahead, so files written by the test count as settled for the stat index.</summary>
+    private sealed class Later(TimeSpan ahead) : TimeProvider
+    {
+        public override DateTimeOffset GetUtcNow() => base.GetUtcNow() + ahead;
+    }
+
+    [Fact]
+    public void Through_the_stat_index_an_intact_updater_is_not_read_and_damage_with_the_mtime_put_back_is_still_found()
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        using var d = new TestDevice();
+        var later = new Later(StatIndex.SettleTime + TimeSpan.FromSeconds(1));
+        StatIndex Index() => StatIndex.Open(d.Layout.UpdaterStatIndex, d.Hidden, "updater", later);
+        var first = Index();
+        Assert.Equal(SelfRepairOutcome.Intact, new SelfRepair(d.Layout, d.Hidden, first).Run().Outcome);
+        Assert.Equal(3, first.Hashed); // two updater files and the sealed backup
+        var second = Index();
+        Assert.Equal(SelfRepairOutcome.Intact, new SelfRepair(d.Layout, d.Hidden, second).Run().Outcome);
+        Assert.Equal((0, 3), (second.Hashed, second.Reused));
+
+        // Same length, other bytes, mtime put back: only the ctime shows it.
+        var exe = Path.Combine(d.Layout.FreeUpdater, "updater.bin");
+        var mtime = File.GetLastWriteTimeUtc(exe);
+        var original = File.ReadAllBytes(exe);
+        var bytes = (byte[])original.Clone();
+        bytes[3] ^= 0x20;
+        using (var fs = new FileStream(exe, FileMode.Open, FileAccess.Write)) fs.Write(bytes);
+        File.SetLastWriteTimeUtc(exe, mtime);
+        var third = Index();
+        var r = new SelfRepair(d.Layout, d.Hidden, third).Run();
+        Assert.Equal(SelfRepairOutcome.RestoredFromHidden, r.Outcome);
+        Assert.Equal(1, third.Hashed);
+        Assert.Equal(original, File.ReadAllBytes(exe));
+
+        // An index that is not this device's (or was edited) opens empty: everything is read again.
+        var index = d.Layout.UpdaterStatIndex;
+        var sealedIndex = File.ReadAllBytes(index);
+        sealedIndex[^1] ^= 1;
+        File.WriteAllBytes(index, sealedIndex);
+        var fourth = Index();
+        Assert.Equal(SelfRepairOutcome.Intact, new SelfRepair(d.Layout, d.Hidden, fourth).Run().Outcome);
+        Assert.Equal(3, fourth.Hashed);
+    }
 }

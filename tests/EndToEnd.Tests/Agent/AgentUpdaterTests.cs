@@ -198,10 +198,10 @@ public sealed class AgentUpdaterTests(UpdaterNode n, ITestOutputHelper output) :
         using var small = await n.DeviceAsync("upd-idle-small");
         using var big = await n.DeviceAsync("upd-idle-big");
         // A 96 MiB updater file: reading the free copy or decrypting the backup whole would each add about that much.
+        // Random throughout, so the backup (sealed compressed) is as large as the file.
         using (var f = File.Create(Path.Combine(big.Layout.VirtualUpdater, "big.bin")))
         {
-            var block = Releases.Bytes(42, 1 << 20);
-            for (var i = 0; i < 96; i++) f.Write(block);
+            for (var i = 0; i < 96; i++) f.Write(Releases.Bytes(42 + i, 1 << 20));
         }
         Assert.Equal(0, (await AgentProcess.RunAsync(["recover", "--from-virtual", "--config", big.Config.SourcePath!])).ExitCode);
         Assert.True(new FileInfo(big.Layout.Hidden(HiddenItem.UpdaterBackup)).Length > 96 << 20);
