@@ -15,15 +15,6 @@ public sealed class DeltaTests : StoreTestBase
 {
     private FileSystemStore Store => OpenStore();
 
-    /// <summary>Like a patch release: a version stamp changes every few KiB, so nearly every chunk changes.</summary>
-    private static byte[] Stamped(byte[] content, int version)
-    {
-        var copy = (byte[])content.Clone();
-        for (var at = 100; at + 8 < copy.Length; at += 3000)
-            BitConverter.GetBytes(version * 1_000_003L + at).CopyTo(copy, at);
-        return copy;
-    }
-
     // These tests are about per-file patches; ReleaseDeltaTests covers the whole-release stream and the auto choice.
     private DeltaBuilder Builder(int level = 3) => new(Store, ProductKey, SigningKey) { Level = level, Method = DeltaBuildMethod.Files };
 

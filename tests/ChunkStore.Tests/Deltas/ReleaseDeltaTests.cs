@@ -14,14 +14,6 @@ public sealed class ReleaseDeltaTests : StoreTestBase
 {
     private FileSystemStore Store => OpenStore();
 
-    private static byte[] Stamped(byte[] content, int version)
-    {
-        var copy = (byte[])content.Clone();
-        for (var at = 100; at + 8 < copy.Length; at += 3000)
-            BitConverter.GetBytes(version * 1_000_003L + at).CopyTo(copy, at);
-        return copy;
-    }
-
     private readonly Dictionary<string, string> _trees = [];
 
     private void Publish(string version, Dictionary<string, byte[]> files)

@@ -14,6 +14,15 @@ public abstract class StoreTestBase : IDisposable
     protected static readonly ChunkingOptions Small = new(1024, 4096, 16384);
 
     protected TempDir Dir { get; } = new();
+
+    /// <summary>Like a patch release: a version stamp changes every few KiB, so nearly every chunk changes.</summary>
+    protected static byte[] Stamped(byte[] content, int version)
+    {
+        var copy = (byte[])content.Clone();
+        for (var at = 100; at + 8 < copy.Length; at += 3000)
+            BitConverter.GetBytes(version * 1_000_003L + at).CopyTo(copy, at);
+        return copy;
+    }
     protected ContentKey ProductKey { get; } = ContentKey.Generate();
     protected ReleaseSigningKey SigningKey { get; } = ReleaseSigningKey.Generate();
 

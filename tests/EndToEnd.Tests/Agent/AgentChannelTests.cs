@@ -13,38 +13,14 @@ namespace Orchestrator.EndToEnd.Tests.Agent;
 /// </summary>
 public sealed class AgentChannelTests(ITestOutputHelper output)
 {
-    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(90);
-
     private Task<OrchProcess.Result> Orch(NodeUnderTest node, params string[] args) => OrchProcess.OkAsync(node, output, args);
 
-    private async Task<AgentProcess.Result> Agent(TestDevice d, int expectedExit = 0)
-    {
-        var r = await AgentProcess.RunAsync(["run", "--config", d.Config.SourcePath!, "--no-client"], timeout: TimeSpan.FromSeconds(120));
-        output.WriteLine($"[agent {d.Config.DeviceId} exit {r.ExitCode}]\n{r.Output}{r.Error}");
-        Assert.Equal(expectedExit, r.ExitCode);
-        return r;
-    }
+    private Task<AgentProcess.Result> Agent(TestDevice d, int expectedExit = 0) => FleetSteps.RunAgentAsync(d, output, expectedExit);
 
-    /// <summary>Provisions and registers a device through the real orch (as an operator would) and builds its disk.</summary>
-    private async Task<TestDevice> Provision(NodeUnderTest node, TestStore store, string id, DownloadSettings? download = null)
-    {
-        var r = await Orch(node, "device", "provision", id, "--product", "acme", "--json");
-        var secret = r.Json.GetProperty("secret").GetString()!;
-        return new TestDevice(node.BaseUrl, credential: secret, deviceId: id, contentKey: store.ContentKey.ToBytes(),
-            trustRoot: store.SigningKey.PublicKey.ToBytes(), download: download);
-    }
+    private Task<TestDevice> Provision(NodeUnderTest node, TestStore store, string id, DownloadSettings? download = null) =>
+        FleetSteps.ProvisionAsync(node, store, id, output, download);
 
-    private static async Task<T> Until<T>(string what, Func<Task<T>> read, Func<T, bool> done)
-    {
-        var deadline = DateTime.UtcNow + Patience;
-        T last;
-        while (!done(last = await read()))
-        {
-            if (DateTime.UtcNow > deadline) throw new TimeoutException($"{what} did not happen within {Patience}; last: {last}");
-            await Task.Delay(250);
-        }
-        return last;
-    }
+    private static Task<T> Until<T>(string what, Func<Task<T>> read, Func<T, bool> done) => FleetSteps.UntilAsync(what, read, done);
 
     private async Task<JsonElement> ChannelShow(NodeUnderTest node, string channel) =>
         (await Orch(node, "channel", "show", "acme", channel, "--json")).Json;

@@ -482,17 +482,7 @@ public sealed class AgentUpdaterTests(UpdaterNode n, ITestOutputHelper output) :
         Assert.Equal(n.V1.InventoryDigest, Releases.ClientDigest(d));
     }
 
-    private static async Task<T> Until<T>(string what, Func<Task<T>> read, Func<T, bool> done)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        T last;
-        while (!done(last = await read()))
-        {
-            if (DateTime.UtcNow > deadline) throw new TimeoutException($"{what} did not happen within 60 s; last: {last}");
-            await Task.Delay(250);
-        }
-        return last;
-    }
+    private static Task<T> Until<T>(string what, Func<Task<T>> read, Func<T, bool> done) => FleetSteps.UntilAsync(what, read, done);
 
     // The first updater release has no previous tree in its track, so old-retired is not on its path.
     public static IEnumerable<object[]> SwapPoints =>

@@ -16,35 +16,14 @@ namespace Orchestrator.EndToEnd.Tests.Agent;
 /// </summary>
 public sealed class DeviceTargetingTests(ITestOutputHelper output)
 {
-    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(90);
-
     private Task<OrchProcess.Result> Orch(NodeUnderTest node, params string[] args) => OrchProcess.OkAsync(node, output, args);
 
-    private async Task Agent(TestDevice d)
-    {
-        var r = await AgentProcess.RunAsync(["run", "--config", d.Config.SourcePath!, "--no-client"], timeout: TimeSpan.FromSeconds(120));
-        output.WriteLine($"[agent {d.Config.DeviceId} exit {r.ExitCode}]\n{r.Output}{r.Error}");
-        Assert.Equal(0, r.ExitCode);
-    }
+    private Task Agent(TestDevice d) => FleetSteps.RunAgentAsync(d, output);
 
-    private async Task<TestDevice> Provision(NodeUnderTest node, TestStore store, string id, string site)
-    {
-        var secret = (await Orch(node, "device", "provision", id, "--product", "acme", "--json")).Json.GetProperty("secret").GetString()!;
-        return new TestDevice(node.BaseUrl, credential: secret, deviceId: id, contentKey: store.ContentKey.ToBytes(),
-            trustRoot: store.SigningKey.PublicKey.ToBytes(), attributes: new Dictionary<string, string> { ["site"] = site, ["hw"] = "rev2" });
-    }
+    private Task<TestDevice> Provision(NodeUnderTest node, TestStore store, string id, string site) =>
+        FleetSteps.ProvisionAsync(node, store, id, output, attributes: new Dictionary<string, string> { ["site"] = site, ["hw"] = "rev2" });
 
-    private static async Task<T> Until<T>(string what, Func<Task<T>> read, Func<T, bool> done)
-    {
-        var deadline = DateTime.UtcNow + Patience;
-        T last;
-        while (!done(last = await read()))
-        {
-            if (DateTime.UtcNow > deadline) throw new TimeoutException($"{what} did not happen within {Patience}; last: {last}");
-            await Task.Delay(250);
-        }
-        return last;
-    }
+    private static Task<T> Until<T>(string what, Func<Task<T>> read, Func<T, bool> done) => FleetSteps.UntilAsync(what, read, done);
 
     private async Task<List<string>> Listed(NodeUnderTest node, params string[] filter) =>
         [.. (await Orch(node, ["device", "list", "--json", .. filter])).Json.GetProperty("devices").EnumerateArray().Select(d => d.GetProperty("deviceId").GetString()!)];
