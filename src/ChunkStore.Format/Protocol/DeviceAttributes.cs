@@ -89,10 +89,22 @@ public static partial class DeviceAttributeRules
     }
 
     /// <summary>True when <paramref name="attributes"/> holds every pair of <paramref name="required"/>.</summary>
-    public static bool HasAll(IReadOnlyDictionary<string, string>? attributes, IReadOnlyDictionary<string, string> required)
+    public static bool HasAll(IReadOnlyDictionary<string, string>? attributes, IReadOnlyDictionary<string, string> required) =>
+        HasAll(attributes, null, required);
+
+    /// <summary>
+    /// True when the effective attributes of a device (<paramref name="reported"/> overridden by <paramref name="operatorSet"/>,
+    /// as <see cref="Effective"/>) hold every pair of <paramref name="required"/>, without building them.
+    /// </summary>
+    public static bool HasAll(IReadOnlyDictionary<string, string>? reported, IReadOnlyDictionary<string, string>? operatorSet,
+        IReadOnlyDictionary<string, string> required)
     {
         foreach (var (k, v) in required)
-            if (attributes is null || !attributes.TryGetValue(k, out var have) || !string.Equals(have, v, StringComparison.Ordinal)) return false;
+        {
+            string? have = null;
+            if (operatorSet?.TryGetValue(k, out have) != true) reported?.TryGetValue(k, out have);
+            if (!string.Equals(have, v, StringComparison.Ordinal)) return false;
+        }
         return true;
     }
 

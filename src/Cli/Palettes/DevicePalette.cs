@@ -29,7 +29,7 @@ public static class DevicePalette
     {
         var id = Id(call);
         var set = ServerCommands.Attributes(call, "set");
-        var remove = call.Optional("remove")?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var remove = ServerCommands.List(call, "remove");
         if (remove is { Length: 0 }) throw new UsageException("--remove is empty; give attribute keys, e.g. --remove site,ring.");
         var s = set is null && remove is null
             ? await client.GetAsync<DeviceState>($"/admin/v1/devices/{id}", ct).ConfigureAwait(false)
@@ -166,7 +166,7 @@ public static class DevicePalette
         if (batch) return await ProvisionManyAsync(call, client, ct).ConfigureAwait(false);
         var id = Id(call);
         var product = call.Optional("product");
-        var tags = call.Optional("tags")?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) ?? [];
+        var tags = ServerCommands.List(call, "tags") ?? [];
         if (tags.Length > 0 && product is null)
             throw new UsageException("--tags needs --product: tags are recorded when the device is registered with its product.");
         var credential = await client.PostAsync<JsonElement>($"/admin/v1/devices/{id}/credential", new CredentialRequest(call.Has("rotate")), ct).ConfigureAwait(false);
@@ -277,7 +277,7 @@ public static class DevicePalette
     }
 
     private static string[] Tags(CommandInvocation call) =>
-        call.Optional("tags")?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) ?? [];
+        ServerCommands.List(call, "tags") ?? [];
 
     // First column of each line; a header whose first cell is no valid id (device, deviceId, id) is skipped, and so are
     // blank and # lines. A bad id or a repeat names its line: nothing is sent.
@@ -327,7 +327,7 @@ public static class DevicePalette
         var file = call.Positionals[0];
         if (!File.Exists(file)) throw new UsageException($"Device list '{file}' does not exist; give a file with one device id per line.");
         var product = call.Required("product");
-        var tags = call.Optional("tags")?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) ?? [];
+        var tags = ServerCommands.List(call, "tags") ?? [];
         var ids = new List<string>();
         var lineNo = 0;
         foreach (var raw in await File.ReadAllLinesAsync(file, ct).ConfigureAwait(false))

@@ -20,8 +20,6 @@ public static class GroupPalette
 
     private static string Name(CommandInvocation call) => Uri.EscapeDataString(call.Positionals[0]);
 
-    private static string[]? List(CommandInvocation call, string name) =>
-        call.Optional(name)?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 
     private static string Conditions(DeviceGroupView g) => string.Join("; ", new[]
     {
@@ -47,7 +45,7 @@ public static class GroupPalette
 
     private static async Task<int> SaveAsync(CommandInvocation call, AdminClient client, CancellationToken ct)
     {
-        var body = new DeviceGroupRequest(List(call, "tags"), List(call, "devices"), ServerCommands.Attributes(call, "attributes"));
+        var body = new DeviceGroupRequest(ServerCommands.List(call, "tags"), ServerCommands.List(call, "devices"), ServerCommands.Attributes(call, "attributes"));
         if (body.Tags is null && body.DeviceIds is null && body.Attributes is null)
             throw new UsageException("A group needs members: give --tags, --attributes or --devices.");
         Write(call, await client.SendAsync<DeviceGroupView>(HttpMethod.Put, $"/admin/v1/groups/{Name(call)}", body, ct).ConfigureAwait(false), "Saved");

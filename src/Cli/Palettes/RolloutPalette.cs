@@ -101,8 +101,6 @@ public static class RolloutPalette
         return new string('#', ok) + new string('>', run) + new string('x', bad) + new string('.', 20 - ok - run - bad);
     }
 
-    private static string[]? List(CommandInvocation call, string name) =>
-        call.Optional(name)?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 
     private static double? Fraction(CommandInvocation call, string name)
     {
@@ -143,11 +141,11 @@ public static class RolloutPalette
             startAt = DateTimeOffset.TryParse(s, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var t)
                 ? t
                 : throw new UsageException($"--start-at '{s}' is not a time; use ISO-8601, e.g. 2026-12-01T22:00:00Z.");
-        var tags = List(call, "tags");
-        var devices = List(call, "devices");
-        var groups = List(call, "groups");
+        var tags = ServerCommands.List(call, "tags");
+        var devices = ServerCommands.List(call, "devices");
+        var groups = ServerCommands.List(call, "groups");
         var attributes = ServerCommands.Attributes(call, "attributes");
-        var installed = List(call, "installed");
+        var installed = ServerCommands.List(call, "installed");
         if (tags is null && devices is null && groups is null && attributes is null && installed is null)
             throw new UsageException("Select devices with --tags, --attributes, --installed, --devices or --groups (a rollout to nobody is refused).");
         var body = new RolloutCreateRequest(

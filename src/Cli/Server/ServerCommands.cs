@@ -29,15 +29,19 @@ public static class ServerCommands
         ? id
         : throw new UsageException($"DEVICE '{id}' is not a device id: it must match {Orchestrator.Messages.Devices.DeviceIdRules.Pattern}.");
 
+    /// <summary>A <c>--NAME a,b</c> switch as its comma-separated items (blanks dropped), or null when absent.</summary>
+    public static string[]? List(CommandInvocation call, string name) =>
+        call.Optional(name)?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+
     /// <summary>
     /// A <c>--NAME k=v,k2=v2</c> switch as an attribute map (null when absent), checked before anything is sent (usage
     /// error naming the pair and the rule).
     /// </summary>
     public static Dictionary<string, string>? Attributes(CommandInvocation call, string name)
     {
-        if (call.Optional(name) is not { } text) return null;
+        if (List(call, name) is not { } parts) return null;
         var map = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var part in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        foreach (var part in parts)
         {
             if (Orchestrator.Messages.Protocol.DeviceAttributeRules.ParsePair(part) is not { } kv)
                 throw new UsageException($"--{name} '{part}' is not key=value (e.g. --{name} site=berlin,hw=rev2).");

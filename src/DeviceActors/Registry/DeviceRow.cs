@@ -51,7 +51,7 @@ internal sealed class DeviceRow(string deviceId)
         (q.InstalledVersionId is null || _installedVersionId == q.InstalledVersionId) &&
         (q.Tag is null || _tags.Contains(q.Tag, StringComparer.Ordinal)) &&
         (q.RolloutId is null || _target?.RolloutId == q.RolloutId) &&
-        (q.Attributes is null || DeviceAttributeRules.HasAll(DeviceAttributeRules.Effective(_reportedAttributes, _operatorAttributes), q.Attributes));
+        (q.Attributes is null || DeviceAttributeRules.HasAll(_reportedAttributes, _operatorAttributes, q.Attributes));
 
     /// <summary>The row as the registry answers it.</summary>
     public DeviceSummary ToSummary() => new(DeviceId, (DeviceStatus)_status, _product, _installedVersionId, _tags, _target?.RolloutId,

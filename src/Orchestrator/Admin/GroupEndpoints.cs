@@ -51,7 +51,7 @@ public static class GroupEndpoints
     {
         if (AdminEndpoints.Authorize(ctx, AdminScopes.Read) is { } denied) return denied;
         if (InvalidName(name) is { } bad) return bad;
-        var found = (await groups.ListAsync(ctx.RequestAborted).ConfigureAwait(false)).FirstOrDefault(g => g.Group.Name == name);
+        var found = await groups.FindAsync(name, ctx.RequestAborted).ConfigureAwait(false);
         if (found is null)
             return HttpProblems.Problem(StatusCodes.Status404NotFound, "group_not_found", $"There is no group '{name}'; `orch group list` shows the groups.");
         return AdminResults.Ok(View(found, await DevicesAsync(ctx, settings).ConfigureAwait(false)));
@@ -75,7 +75,8 @@ public static class GroupEndpoints
                 $"{DeviceGroupStore.MaxGroups} groups are saved already; delete unused ones (orch group delete NAME) first.");
         var who = ctx.Items[Audit.AuditMiddleware.TokenItem] as string ?? "admin-api";
         var replaced = await groups.SaveAsync(group, who, clock.GetUtcNow(), ctx.RequestAborted).ConfigureAwait(false);
-        var saved = (await groups.ListAsync(ctx.RequestAborted).ConfigureAwait(false)).First(g => g.Group.Name == name);
+        var saved = await groups.FindAsync(name, ctx.RequestAborted).ConfigureAwait(false)
+            ?? throw new InvalidOperationException($"Group '{name}' was saved but cannot be read back.");
         var view = View(saved, await DevicesAsync(ctx, settings).ConfigureAwait(false));
         return replaced ? AdminResults.Ok(view) : TypedResults.Json(view, AdminJson.Options, statusCode: StatusCodes.Status201Created);
     }

@@ -65,7 +65,7 @@ public sealed partial class DeviceGroupStore(NodeDatabase db, IConfiguration con
     }
 
     /// <summary>True when <paramref name="name"/> is configured on the node (<c>Rollouts:Groups</c>).</summary>
-    public bool IsConfigured(string name) => Configured(name) is not null;
+    public bool IsConfigured(string name) => config.GetSection($"Rollouts:Groups:{name}").Exists();
 
     /// <summary>Saves (creates or replaces) <paramref name="group"/>; validate it with <see cref="Problem"/> first.</summary>
     /// <returns>True when it replaced an earlier definition.</returns>
@@ -111,25 +111,33 @@ public sealed partial class DeviceGroupStore(NodeDatabase db, IConfiguration con
     /// <summary>Every group, configured ones first, each part ordered by name.</summary>
     public async Task<IReadOnlyList<SavedDeviceGroup>> ListAsync(CancellationToken ct = default)
     {
-        var all = new List<SavedDeviceGroup>();
-        foreach (var section in config.GetSection("Rollouts:Groups").GetChildren().OrderBy(s => s.Key, StringComparer.Ordinal))
-            all.Add(new SavedDeviceGroup(FromSection(section.Key, section), null, null, "configured"));
-        await using var c = await db.OpenAsync(ct).ConfigureAwait(false);
-        await using var cmd = NodeDatabase.Command(c, "SELECT definition, saved_by, saved_unix_ms FROM device_groups ORDER BY name");
-        await using var r = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
-        while (await r.ReadAsync(ct).ConfigureAwait(false))
-            all.Add(new SavedDeviceGroup(Parse(r.GetString(0)), r.GetString(1),
-                DateTimeOffset.FromUnixTimeMilliseconds(Convert.ToInt64(r.GetValue(2), CultureInfo.InvariantCulture)), "saved"));
+        var all = config.GetSection("Rollouts:Groups").GetChildren().OrderBy(s => s.Key, StringComparer.Ordinal)
+            .Select(section => Configured(section.Key, section)).ToList();
+        all.AddRange(await SavedAsync(null, ct).ConfigureAwait(false));
         return all;
     }
 
     /// <summary>The group of that name, configured or saved; null when there is none.</summary>
-    public async Task<DeviceGroup?> FindAsync(string name, CancellationToken ct = default)
+    public async Task<SavedDeviceGroup?> FindAsync(string name, CancellationToken ct = default)
     {
-        if (Configured(name) is { } configured) return configured;
+        var section = config.GetSection($"Rollouts:Groups:{name}");
+        if (section.Exists()) return Configured(name, section);
+        return (await SavedAsync(name, ct).ConfigureAwait(false)).SingleOrDefault();
+    }
+
+    // The saved groups by name, or the one named.
+    private async Task<List<SavedDeviceGroup>> SavedAsync(string? name, CancellationToken ct)
+    {
         await using var c = await db.OpenAsync(ct).ConfigureAwait(false);
-        await using var cmd = NodeDatabase.Command(c, "SELECT definition FROM device_groups WHERE name = @n", ("@n", name));
-        return await cmd.ExecuteScalarAsync(ct).ConfigureAwait(false) is string json ? Parse(json) : null;
+        await using var cmd = name is null
+            ? NodeDatabase.Command(c, "SELECT definition, saved_by, saved_unix_ms FROM device_groups ORDER BY name")
+            : NodeDatabase.Command(c, "SELECT definition, saved_by, saved_unix_ms FROM device_groups WHERE name = @n", ("@n", name));
+        await using var r = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
+        var rows = new List<SavedDeviceGroup>();
+        while (await r.ReadAsync(ct).ConfigureAwait(false))
+            rows.Add(new SavedDeviceGroup(Parse(r.GetString(0)), r.GetString(1),
+                DateTimeOffset.FromUnixTimeMilliseconds(Convert.ToInt64(r.GetValue(2), CultureInfo.InvariantCulture)), "saved"));
+        return rows;
     }
 
     /// <summary>Resolves the named groups for a rollout selector; the problem names the first unknown group and the fix.</summary>
@@ -138,23 +146,17 @@ public sealed partial class DeviceGroupStore(NodeDatabase db, IConfiguration con
         var groups = new List<DeviceGroup>();
         foreach (var name in names.Distinct(StringComparer.Ordinal))
         {
-            if (string.IsNullOrWhiteSpace(name) || await FindAsync(name, ct).ConfigureAwait(false) is not { } g)
-                return ([], $"group '{name}' does not exist; save it first (orch group save {name} --tag T --attribute K=V) or define it under " +
+            if (string.IsNullOrWhiteSpace(name) || await FindAsync(name, ct).ConfigureAwait(false) is not { } found)
+                return ([], $"group '{name}' does not exist; save it first (orch group save {name} --tags T --attributes K=V) or define it under " +
                     $"Rollouts:Groups:{name} on the node.");
-            groups.Add(g);
+            groups.Add(found.Group);
         }
         return (groups, null);
     }
 
-    private DeviceGroup? Configured(string name)
-    {
-        var section = config.GetSection($"Rollouts:Groups:{name}");
-        return section.Exists() ? FromSection(name, section) : null;
-    }
-
-    private static DeviceGroup FromSection(string name, IConfigurationSection section) =>
-        new(name, section.GetSection(nameof(RolloutGroupOptions.Tags)).Get<List<string>>() ?? [],
-            section.GetSection(nameof(RolloutGroupOptions.DeviceIds)).Get<List<string>>() ?? []);
+    private static SavedDeviceGroup Configured(string name, IConfigurationSection section) =>
+        new(new DeviceGroup(name, section.GetSection(nameof(RolloutGroupOptions.Tags)).Get<List<string>>() ?? [],
+            section.GetSection(nameof(RolloutGroupOptions.DeviceIds)).Get<List<string>>() ?? []), null, null, "configured");
 
     private static DeviceGroup Parse(string json) =>
         JsonSerializer.Deserialize<DeviceGroup>(json, Json) ?? throw new InvalidDataException("device_groups holds a JSON null definition.");
