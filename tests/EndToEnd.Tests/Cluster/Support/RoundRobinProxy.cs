@@ -10,8 +10,9 @@ namespace Orchestrator.EndToEnd.Tests.Cluster.Support;
 
 /// <summary>
 /// A real HTTP reverse proxy in front of several gateways (a load balancer): request N goes to gateway N mod count,
-/// so one device's requests alternate between the nodes. It records every chunk response (which gateway, status,
-/// body bytes, when it ended) and can strip the rate from check-in grants (<see cref="IgnoreGrantRate"/>), which makes
+/// so one device's requests alternate between the nodes. It records every chunk response the gateways gave (which
+/// gateway, status, body bytes, when it ended), also when the device abandoned the request, and can strip the rate from
+/// check-in grants (<see cref="IgnoreGrantRate"/>), which makes
 /// the real agent behind it a device that does not pace itself: only the gateways' budgets then hold it.
 /// </summary>
 public sealed class RoundRobinProxy : IAsyncDisposable
@@ -26,9 +27,9 @@ public sealed class RoundRobinProxy : IAsyncDisposable
     /// <summary>One chunk GET answered through the proxy.</summary>
     /// <param name="Gateway">Index of the gateway that answered.</param>
     /// <param name="Status">HTTP status.</param>
-    /// <param name="BodyBytes">Body bytes passed to the device.</param>
+    /// <param name="BodyBytes">Body bytes the gateway sent (passed on to the device unless it had given up).</param>
     /// <param name="Started">When the request arrived (on a clock shared by every proxy of the process).</param>
-    /// <param name="Ended">When the body was passed on.</param>
+    /// <param name="Ended">When the gateway's body ended.</param>
     public sealed record ChunkResponse(int Gateway, int Status, long BodyBytes, TimeSpan Started, TimeSpan Ended);
 
     private RoundRobinProxy(WebApplication app, HttpClient[] upstreams, string baseUrl)
@@ -83,32 +84,50 @@ public sealed class RoundRobinProxy : IAsyncDisposable
             if (!request.Headers.TryAddWithoutValidation(name, values.ToArray()))
                 request.Content?.Headers.TryAddWithoutValidation(name, values.ToArray());
         }
-        using var response = await _upstreams[gateway].SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ctx.RequestAborted);
-        ctx.Response.StatusCode = (int)response.StatusCode;
-        var rewrite = IgnoreGrantRate && path.EndsWith("/check-in", StringComparison.Ordinal) && response.StatusCode == HttpStatusCode.OK;
-        foreach (var (name, values) in response.Headers.Concat(response.Content.Headers))
-        {
-            if (name is "Transfer-Encoding" or "Connection" || (rewrite && name == "Content-Length")) continue;
-            ctx.Response.Headers[name] = values.ToArray();
-        }
-        if (rewrite)
-        {
-            var json = JsonNode.Parse(await response.Content.ReadAsStringAsync(ctx.RequestAborted))!;
-            if (json["grant"] is JsonObject grant) grant["bytesPerSecond"] = 0;
-            await ctx.Response.WriteAsync(json.ToJsonString(), ctx.RequestAborted);
-            return;
-        }
-        await using var stream = await response.Content.ReadAsStreamAsync(ctx.RequestAborted);
-        var buffer = new byte[16 * 1024];
+        // The exchange with the gateway is completed and recorded even when the device gives up on the request (it
+        // may cancel a parallel fetch): the gateway has decided and counted it either way, and the test compares the
+        // proxy's record with the gateways' counters.
+        using var response = await _upstreams[gateway].SendAsync(request, HttpCompletionOption.ResponseHeadersRead, CancellationToken.None);
+        var isChunk = path.StartsWith("/v1/store/chunks/", StringComparison.Ordinal) && HttpMethods.IsGet(ctx.Request.Method);
         long bytes = 0;
-        int n;
-        while ((n = await stream.ReadAsync(buffer, ctx.RequestAborted)) > 0)
+        try
         {
-            await ctx.Response.Body.WriteAsync(buffer.AsMemory(0, n), ctx.RequestAborted);
-            bytes += n;
+            ctx.Response.StatusCode = (int)response.StatusCode;
+            var rewrite = IgnoreGrantRate && path.EndsWith("/check-in", StringComparison.Ordinal) && response.StatusCode == HttpStatusCode.OK;
+            foreach (var (name, values) in response.Headers.Concat(response.Content.Headers))
+            {
+                if (name is "Transfer-Encoding" or "Connection" || (rewrite && name == "Content-Length")) continue;
+                ctx.Response.Headers[name] = values.ToArray();
+            }
+            if (rewrite)
+            {
+                var json = JsonNode.Parse(await response.Content.ReadAsStringAsync(ctx.RequestAborted))!;
+                if (json["grant"] is JsonObject grant) grant["bytesPerSecond"] = 0;
+                await ctx.Response.WriteAsync(json.ToJsonString(), ctx.RequestAborted);
+                return;
+            }
+            await using var stream = await response.Content.ReadAsStreamAsync(CancellationToken.None);
+            var buffer = new byte[16 * 1024];
+            var deviceGone = false;
+            int n;
+            while ((n = await stream.ReadAsync(buffer, CancellationToken.None)) > 0)
+            {
+                bytes += n;
+                if (deviceGone) continue;
+                try
+                {
+                    await ctx.Response.Body.WriteAsync(buffer.AsMemory(0, n), ctx.RequestAborted);
+                }
+                catch (Exception e) when (e is OperationCanceledException or IOException || ctx.RequestAborted.IsCancellationRequested)
+                {
+                    deviceGone = true;
+                }
+            }
         }
-        if (path.StartsWith("/v1/store/chunks/", StringComparison.Ordinal) && HttpMethods.IsGet(ctx.Request.Method))
-            lock (_chunks) _chunks.Add(new ChunkResponse(gateway, (int)response.StatusCode, bytes, started, Clock.Elapsed));
+        finally
+        {
+            if (isChunk) lock (_chunks) _chunks.Add(new ChunkResponse(gateway, (int)response.StatusCode, bytes, started, Clock.Elapsed));
+        }
     }
 
     public async ValueTask DisposeAsync()
