@@ -15,7 +15,7 @@
 #   ORCH_LOCAL_AKKA_BASE   Akka remoting port of node 1, default 4061
 #   ORCH_LOCAL_PG          Npgsql connection string; default $PG_CONNECTION_STRING, else the private server of
 #                          deploy/local/postgres.sh is started
-#   ORCH_LOCAL_STABLE_AFTER  split-brain resolver stable-after (default 00:00:07: fast failover on a laptop)
+#   ORCH_LOCAL_STABLE_AFTER  split-brain resolver stable-after (default: the node's, Node:SplitBrainStableAfter)
 #   ORCH_LOCAL_NODE_DLL    node binary (default: src/Orchestrator/bin/Debug/net10.0/orchestrator.dll, built when missing)
 #   ORCH_LOCAL_READY_TIMEOUT  seconds to wait for readiness, default 120
 set -euo pipefail
@@ -26,7 +26,7 @@ dir=${ORCH_LOCAL_DIR:-/tmp/orch-local}
 nodes=${ORCH_LOCAL_NODES:-3}
 http_base=${ORCH_LOCAL_HTTP_BASE:-5081}
 akka_base=${ORCH_LOCAL_AKKA_BASE:-4061}
-stable_after=${ORCH_LOCAL_STABLE_AFTER:-00:00:07}
+stable_after=${ORCH_LOCAL_STABLE_AFTER:-}
 node_dll=${ORCH_LOCAL_NODE_DLL:-$repo/src/Orchestrator/bin/Debug/net10.0/orchestrator.dll}
 ready_timeout=${ORCH_LOCAL_READY_TIMEOUT:-120}
 
@@ -68,7 +68,6 @@ start_node() {
     "ORCH_Node__StoreRoot=$dir/store"
     "ORCH_Node__Hostname=127.0.0.1"
     "ORCH_Node__Port=$(akka_port "$n")"
-    "ORCH_Node__SplitBrainStableAfter=$stable_after"
     "ORCH_Database__Provider=postgresql"
     "ORCH_Database__ConnectionString=$conn"
     "ORCH_Admin__Tokens__0__Name=local"
@@ -78,6 +77,7 @@ start_node() {
     "ORCH_Logging__LogLevel__Default=${ORCH_LOCAL_LOG_LEVEL:-Information}"
   )
   for ((i = 0; i < nodes; i++)); do env+=("ORCH_Node__SeedNodes__$i=${seeds[$i]}"); done
+  [ -z "$stable_after" ] || env+=("ORCH_Node__SplitBrainStableAfter=$stable_after")
   # exec: the recorded pid is the node process itself, so `kill` really SIGKILLs the node.
   (cd "$dir/node-$n" && exec env "${env[@]}" dotnet "$node_dll" </dev/null >>"$dir/node-$n/node.log" 2>&1) &
   echo $! > "$dir/node-$n/pid"

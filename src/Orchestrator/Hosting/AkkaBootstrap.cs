@@ -37,8 +37,10 @@ public static class AkkaBootstrap
 
     /// <summary>
     /// Split-brain resolver: without a downing provider a crashed member stays unreachable forever and its shards
-    /// never move. Strategy and stable-after come from <see cref="NodeOptions"/>. HOCON because Akka.Cluster.Hosting's
-    /// <c>ClusterOptions.SplitBrainResolver</c> has no stable-after (numbers and a validated strategy name: nothing to escape).
+    /// never move. Strategy, stable-after and the removal margin come from <see cref="NodeOptions"/>. HOCON because
+    /// Akka.Cluster.Hosting has no option for stable-after, the margin, the leader's tick or the sharding retry interval
+    /// (numbers and a validated strategy name: nothing to escape). The sharding retry interval is how soon a region asks
+    /// again where a shard lives when the coordinator ignored it while a downed region's shards were being released.
     /// </summary>
     public static string SplitBrainHocon(NodeOptions node) => string.Create(System.Globalization.CultureInfo.InvariantCulture, $$"""
         akka.cluster {
@@ -47,8 +49,20 @@ public static class AkkaBootstrap
             active-strategy = {{node.SplitBrainStrategy}}
             stable-after = {{(long)node.SplitBrainStableAfter.TotalMilliseconds}}ms
           }
+          down-removal-margin = {{(node.DownRemovalMargin == TimeSpan.Zero ? "off" : $"{(long)node.DownRemovalMargin.TotalMilliseconds}ms")}}
+          sharding.retry-interval = {{ShardingRetryInterval}}
+          leader-actions-interval = {{LeaderActionsInterval}}
         }
         """);
+
+    /// <summary>
+    /// How often the leader moves members between states (Akka's default: 1 s); a downed member's shards move only once
+    /// the leader has removed it, so on average half of this is added to every failover.
+    /// </summary>
+    public const string LeaderActionsInterval = "250ms";
+
+    /// <summary>How soon a shard region asks again for a shard's home it did not get (Akka's default: 2 s).</summary>
+    public const string ShardingRetryInterval = "500ms";
 
     /// <summary>Registers the actor system with the host; CoordinatedShutdown runs when the host stops.</summary>
     public static IServiceCollection AddNodeActorSystem(this IServiceCollection services, NodeSettings settings, IChunkBlobStore? chunkBackend,
@@ -80,6 +94,11 @@ public static class AkkaBootstrap
             {
                 Roles = [.. node.Roles],
                 SeedNodes = [.. node.SeedNodes],
+                FailureDetector = new PhiAccrualFailureDetectorOptions
+                {
+                    HeartbeatInterval = node.FailureDetectorHeartbeatInterval,
+                    AcceptableHeartbeatPause = node.FailureDetectorAcceptablePause,
+                },
             });
             // Chunk store and download budgets: shard regions on 'chunks' nodes, proxies elsewhere.
             builder.WithChunkStore(new ChunkStoreHostingOptions(settings.HasRole(NodeRoles.Chunks), chunkBackend,

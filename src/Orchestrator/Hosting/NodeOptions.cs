@@ -48,8 +48,29 @@ public sealed class NodeOptions
     /// </summary>
     public string SplitBrainStrategy { get; set; } = "keep-majority";
 
-    /// <summary>How long membership must be stable before the resolver acts (Akka's default: 20 s).</summary>
-    public TimeSpan SplitBrainStableAfter { get; set; } = TimeSpan.FromSeconds(20);
+    /// <summary>
+    /// How long the set of unreachable members must stay unchanged before the resolver downs them. Together with
+    /// <see cref="FailureDetectorAcceptablePause"/> and <see cref="DownRemovalMargin"/> it bounds how long a crashed
+    /// node's devices go unanswered (docs/scaling.md, "Failover").
+    /// </summary>
+    public TimeSpan SplitBrainStableAfter { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>How often cluster members send each other heartbeats.</summary>
+    public TimeSpan FailureDetectorHeartbeatInterval { get; set; } = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>
+    /// Heartbeat silence the failure detector tolerates before it marks a member unreachable (GC pauses, CPU
+    /// starvation, network hiccups); longer means fewer false alarms and a slower failover.
+    /// </summary>
+    public TimeSpan FailureDetectorAcceptablePause { get; set; } = TimeSpan.FromMilliseconds(1500);
+
+    /// <summary>
+    /// Wait after a downed member is removed before its shards and singletons start elsewhere: time for the members
+    /// on the other side of a network partition, which down themselves after the same <see cref="SplitBrainStableAfter"/>,
+    /// to stop their device actors, so no device has two live actors writing one journal. Zero means Akka's default
+    /// (as long as <see cref="SplitBrainStableAfter"/>).
+    /// </summary>
+    public TimeSpan DownRemovalMargin { get; set; } = TimeSpan.FromSeconds(1);
 
     /// <summary>Split-brain strategies the node accepts.</summary>
     public static readonly IReadOnlyList<string> SplitBrainStrategies = ["keep-majority", "keep-oldest", "down-all"];
@@ -72,7 +93,14 @@ public sealed class NodeOptions
         if (!SplitBrainStrategies.Contains(SplitBrainStrategy))
             yield return $"Node:SplitBrainStrategy '{SplitBrainStrategy}' is unknown; use one of {string.Join(", ", SplitBrainStrategies)}.";
         if (SplitBrainStableAfter < TimeSpan.FromSeconds(1))
-            yield return $"Node:SplitBrainStableAfter {SplitBrainStableAfter} is too short; use at least 00:00:01 (20 s in production).";
+            yield return $"Node:SplitBrainStableAfter {SplitBrainStableAfter} is too short; use at least 00:00:01 (default 00:00:02).";
+        if (FailureDetectorHeartbeatInterval < TimeSpan.FromMilliseconds(100) || FailureDetectorHeartbeatInterval > TimeSpan.FromSeconds(30))
+            yield return $"Node:FailureDetectorHeartbeatInterval {FailureDetectorHeartbeatInterval} is out of range; use 00:00:00.100 to 00:00:30 (default 00:00:00.500).";
+        if (FailureDetectorAcceptablePause < FailureDetectorHeartbeatInterval)
+            yield return $"Node:FailureDetectorAcceptablePause {FailureDetectorAcceptablePause} is shorter than Node:FailureDetectorHeartbeatInterval " +
+                $"({FailureDetectorHeartbeatInterval}): every late heartbeat would mark a member unreachable; use at least the interval (default 00:00:01.500).";
+        if (DownRemovalMargin < TimeSpan.Zero || DownRemovalMargin > TimeSpan.FromMinutes(5))
+            yield return $"Node:DownRemovalMargin {DownRemovalMargin} is out of range; use 00:00:00 (Akka's default: Node:SplitBrainStableAfter) to 00:05:00 (default 00:00:01).";
     }
 }
 

@@ -19,6 +19,9 @@ namespace Orchestrator.EndToEnd.Tests.Cluster;
 public sealed class ClusterFailoverTests(ITestOutputHelper output)
 {
     private const int DeviceCount = 30;
+    private const int ProbeCount = 30;
+    /// <summary>Longest a killed node's devices may go unanswered (issue #22); see docs/scaling.md for the settings behind it.</summary>
+    private static readonly TimeSpan FailoverBudget = TimeSpan.FromSeconds(10);
     private const string Product = "acme";
     private static readonly TimeSpan Phase = TimeSpan.FromSeconds(90);
 
@@ -47,6 +50,19 @@ public sealed class ClusterFailoverTests(ITestOutputHelper output)
             }
         }));
 
+        // Probe devices, outside the rollout, that only check in: after the kill, those on the victim measure how long
+        // a killed node's devices go unanswered (no rollout session shares them, so nothing else moves their state).
+        using var probes = new SimulatedFleet(cluster, Product);
+        await probes.ProvisionAsync(ProbeCount, node: 1, prefix: "probe");
+        await Task.WhenAll(probes.Devices.Select(async d =>
+        {
+            for (var attempt = 0; d.AckedCheckIns.IsEmpty; attempt++)
+            {
+                Assert.True(attempt < 20, $"{d.Id}: first check-in never acknowledged");
+                await probes.SessionAsync(d, attempt, digests);
+            }
+        }));
+
         // Devices are spread over the shards of every node.
         // (A region that registered late gets shards by the coordinator's rebalancing, so poll rather than assert once.)
         Dictionary<string, (string Shard, string Host, bool Alive)> before = [];
@@ -62,6 +78,9 @@ public sealed class ClusterFailoverTests(ITestOutputHelper output)
         var victim = new[] { 2, 3 }.MaxBy(n => byNode.GetValueOrDefault(cluster.AkkaAddress(n)));
         var victimAddress = cluster.AkkaAddress(victim);
         var moved = before.Where(kv => kv.Value.Host == victimAddress).Select(kv => kv.Key).ToList();
+        var probesBefore = await LocateAllAsync(cluster, probes, node: 1);
+        var probed = probes.Devices.Where(d => probesBefore[d.Id].Host == victimAddress).ToList();
+        Assert.True(probed.Count > 0, $"none of the {ProbeCount} probe devices is hosted on the victim {victimAddress}");
 
         // A rollout of v1 to every device: a first wave of 6, then the rest.
         var (status, body) = await cluster.PostJsonAsync(1, "admin/v1/rollouts", new
@@ -82,6 +101,7 @@ public sealed class ClusterFailoverTests(ITestOutputHelper output)
         // Devices run sessions until all are upgraded; after the 3rd acknowledged upgrade the victim is SIGKILLed.
         var completions = 0;
         var killedAt = TimeSpan.Zero;
+        Task<TimeSpan[]>? unanswered = null;
         var sw = Stopwatch.StartNew();
         for (var round = 0; fleet.Devices.Any(d => d.AckedCompletions.IsEmpty); round++)
         {
@@ -92,7 +112,9 @@ public sealed class ClusterFailoverTests(ITestOutputHelper output)
             {
                 if (await fleet.SessionAsync(d, round, digests) && Interlocked.Increment(ref completions) == 3)
                 {
+                    var sinceKill = Stopwatch.StartNew();
                     await cluster.KillAsync(victim);
+                    unanswered = Task.WhenAll(probed.Select(p => probes.FirstAnswerAsync(p, sinceKill, TimeSpan.FromMilliseconds(250), Phase)));
                     killedAt = total.Elapsed;
                     output.WriteLine($"SIGKILLed node {victim} ({victimAddress}) at {killedAt.TotalSeconds:0.0} s, hosting {moved.Count} devices");
                 }
@@ -102,6 +124,14 @@ public sealed class ClusterFailoverTests(ITestOutputHelper output)
         }
         Assert.False(cluster.Alive.Contains(victim), "the victim was never killed: the rollout finished before 3 upgrades were seen");
         output.WriteLine($"all {DeviceCount} devices upgraded at {total.Elapsed.TotalSeconds:0.0} s");
+
+        // The victim's devices are answered again by the survivors within the failover budget (SIGKILL to the last
+        // probe device's first 200): failure detection, the resolver's decision, removal and the shard hand-over.
+        var answeredAfter = await unanswered!;
+        output.WriteLine($"victim's probe devices ({probed.Count}) answered again after " +
+                         string.Join(", ", answeredAfter.Order().Select(t => $"{t.TotalSeconds:0.0}")) + " s");
+        Assert.True(answeredAfter.Max() <= FailoverBudget,
+            $"a killed node's devices went unanswered for {answeredAfter.Max().TotalSeconds:0.0} s; the budget is {FailoverBudget.TotalSeconds:0} s");
 
         // The rollout completes (its coordinator re-reads the devices, including those whose shards moved).
         await LocalCluster.WaitUntilAsync("rollout Completed", Phase, async () =>
@@ -136,17 +166,17 @@ public sealed class ClusterFailoverTests(ITestOutputHelper output)
         var acknowledged = 0;
         foreach (var d in fleet.Devices)
         {
-            var history = await cluster.GetAsync<DeviceHistoryView>(1, $"admin/v1/devices/{d.Id}/history");
-            // The journal's check-ins, by the agentVersion marker each acknowledged request carried.
-            var journaled = history.Events.Where(e => e.Type == nameof(DeviceCheckedIn))
-                .Select(e => e.Data.Deserialize<DeviceCheckedIn>(AdminJson.Options)!.AgentVersion).ToHashSet();
-            foreach (var marker in d.AckedCheckIns)
-                Assert.True(journaled.Contains(marker), $"{d.Id}: acknowledged check-in {marker} is missing from the journal");
+            var history = await AssertCheckInsJournaledAsync(cluster, d);
             Assert.Contains(history.Events, e => e.Type == nameof(WorkCompleted)
                                                  && e.Data.Deserialize<WorkCompleted>(AdminJson.Options)!.InstalledVersionId == v1.VersionId);
             var state = await cluster.GetAsync<DeviceState>(1, $"admin/v1/devices/{d.Id}");
             Assert.Equal(v1.VersionId, state.InstalledVersionId);
             acknowledged += d.AckedCheckIns.Count + d.AckedCompletions.Count;
+        }
+        foreach (var d in probes.Devices)
+        {
+            await AssertCheckInsJournaledAsync(cluster, d);
+            acknowledged += d.AckedCheckIns.Count;
         }
         output.WriteLine($"{acknowledged} acknowledged events verified; {fleet.Devices.Sum(d => d.Unacknowledged)} unacknowledged attempts retried; " +
                          $"{moved.Count} devices moved; total {total.Elapsed.TotalSeconds:0.0} s");
@@ -199,6 +229,17 @@ public sealed class ClusterFailoverTests(ITestOutputHelper output)
             });
         }
         output.WriteLine($"total {total.Elapsed.TotalSeconds:0.0} s");
+    }
+
+    /// <summary>Every check-in of <paramref name="d"/> answered 200 is in its journal, by the agentVersion marker it carried.</summary>
+    private static async Task<DeviceHistoryView> AssertCheckInsJournaledAsync(LocalCluster cluster, SimulatedFleet.Device d)
+    {
+        var history = await cluster.GetAsync<DeviceHistoryView>(1, $"admin/v1/devices/{d.Id}/history");
+        var journaled = history.Events.Where(e => e.Type == nameof(DeviceCheckedIn))
+            .Select(e => e.Data.Deserialize<DeviceCheckedIn>(AdminJson.Options)!.AgentVersion).ToHashSet();
+        foreach (var marker in d.AckedCheckIns)
+            Assert.True(journaled.Contains(marker), $"{d.Id}: acknowledged check-in {marker} is missing from the journal");
+        return history;
     }
 
     private static async Task<string> RolloutAsync(LocalCluster cluster)

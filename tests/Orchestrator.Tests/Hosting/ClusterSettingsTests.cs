@@ -37,6 +37,9 @@ public sealed class ClusterSettingsTests
             ["Node:BindHostname"] = "127.0.0.1",
             ["Node:Hostname"] = "localhost",
             ["Node:SplitBrainStableAfter"] = "00:00:09",
+            ["Node:FailureDetectorHeartbeatInterval"] = "00:00:00.750",
+            ["Node:FailureDetectorAcceptablePause"] = "00:00:04",
+            ["Node:DownRemovalMargin"] = "00:00:02",
         });
         var cluster = Akka.Cluster.Cluster.Get(node.Services.GetRequiredService<Akka.Actor.ActorSystem>());
         // Ready means Up: the node joined itself under the advertised name while listening on the bind address.
@@ -44,14 +47,35 @@ public sealed class ClusterSettingsTests
         Assert.Equal(Akka.Cluster.MemberStatus.Up, cluster.SelfMember.Status);
         Assert.Equal(typeof(SplitBrainResolverProvider), cluster.Settings.DowningProviderType);
         Assert.Equal(TimeSpan.FromSeconds(9), new SplitBrainResolverSettings(cluster.System.Settings.Config).DowningStableAfter);
+        // The failover settings as the cluster, sharding and the resolver read them.
+        Assert.Equal(TimeSpan.FromMilliseconds(750), cluster.Settings.HeartbeatInterval);
+        Assert.Equal(TimeSpan.FromSeconds(4), cluster.Settings.FailureDetectorConfig.GetTimeSpan("acceptable-heartbeat-pause"));
+        Assert.Equal(TimeSpan.FromSeconds(2), cluster.DowningProvider.DownRemovalMargin);
+        Assert.Equal(TimeSpan.FromMilliseconds(500), Akka.Cluster.Sharding.ClusterShardingSettings.Create(cluster.System).TuningParameters.RetryInterval);
+        Assert.Equal(TimeSpan.FromMilliseconds(250), cluster.Settings.LeaderActionsInterval);
     }
 
     [Fact]
-    public void Defaults_are_keep_majority_after_20_seconds_binding_the_advertised_name()
+    public void A_zero_removal_margin_leaves_akkas_default_of_the_stable_after()
+    {
+        var s = Load(new() { ["Node:SplitBrainStableAfter"] = "00:00:05", ["Node:DownRemovalMargin"] = "00:00:00" });
+        using var system = Akka.Actor.ActorSystem.Create("margin-check", ConfigurationFactory.ParseString(AkkaBootstrap.SplitBrainHocon(s.Node))
+            .WithFallback(ConfigurationFactory.ParseString("""
+                akka.actor.provider = cluster
+                akka.remote.dot-netty.tcp { hostname = 127.0.0.1, port = 0 }
+                """)));
+        Assert.Equal(TimeSpan.FromSeconds(5), Akka.Cluster.Cluster.Get(system).DowningProvider.DownRemovalMargin);
+    }
+
+    [Fact]
+    public void Defaults_are_keep_majority_after_2_seconds_binding_the_advertised_name()
     {
         var s = Load([]);
         Assert.Equal("keep-majority", s.Node.SplitBrainStrategy);
-        Assert.Equal(TimeSpan.FromSeconds(20), s.Node.SplitBrainStableAfter);
+        Assert.Equal(TimeSpan.FromSeconds(2), s.Node.SplitBrainStableAfter);
+        Assert.Equal(TimeSpan.FromMilliseconds(500), s.Node.FailureDetectorHeartbeatInterval);
+        Assert.Equal(TimeSpan.FromMilliseconds(1500), s.Node.FailureDetectorAcceptablePause);
+        Assert.Equal(TimeSpan.FromSeconds(1), s.Node.DownRemovalMargin);
         Assert.Null(s.Node.BindHostname);
     }
 
@@ -63,7 +87,12 @@ public sealed class ClusterSettingsTests
             ["Node:SplitBrainStrategy"] = "auto-down",
             ["Node:SplitBrainStableAfter"] = "00:00:00.200",
             ["Node:SeedNodes:0"] = "akka.tcp://other@10.0.0.1:4053",
+            ["Node:FailureDetectorHeartbeatInterval"] = "00:00:02",
+            ["Node:FailureDetectorAcceptablePause"] = "00:00:01",
+            ["Node:DownRemovalMargin"] = "-00:00:01",
         }));
+        Assert.Contains("Node:FailureDetectorAcceptablePause 00:00:01 is shorter than Node:FailureDetectorHeartbeatInterval (00:00:02)", ex.Message);
+        Assert.Contains("Node:DownRemovalMargin -00:00:01 is out of range", ex.Message);
         Assert.Contains("Node:SplitBrainStrategy 'auto-down' is unknown; use one of keep-majority, keep-oldest, down-all", ex.Message);
         Assert.Contains("Node:SplitBrainStableAfter", ex.Message);
         Assert.Contains("names another actor system; this node's is 'orchestrator'", ex.Message);

@@ -36,12 +36,12 @@ public sealed class SimulatedFleet(LocalCluster cluster, string product) : IDisp
 
     public List<Device> Devices { get; } = [];
 
-    /// <summary>Provisions <paramref name="count"/> device credentials through the admin API of <paramref name="node"/>.</summary>
-    public async Task ProvisionAsync(int count, int node)
+    /// <summary>Provisions <paramref name="count"/> device credentials (ids <paramref name="prefix"/>-000 ...) through the admin API of <paramref name="node"/>.</summary>
+    public async Task ProvisionAsync(int count, int node, string prefix = "edge")
     {
         for (var i = 0; i < count; i++)
         {
-            var id = $"edge-{i:D3}";
+            var id = $"{prefix}-{i:D3}";
             var (status, body) = await cluster.PostJsonAsync(node, $"admin/v1/devices/{id}/credential", new { });
             Assert.True(status == System.Net.HttpStatusCode.OK || status == System.Net.HttpStatusCode.Created, $"provision {id}: {(int)status} {body}");
             var secret = System.Text.Json.JsonSerializer.Deserialize<ProvisionResponse>(body, HttpProblems.Json)!.Secret;
@@ -79,6 +79,46 @@ public sealed class SimulatedFleet(LocalCluster cluster, string product) : IDisp
         {
             Interlocked.Increment(ref d.Unacknowledged);
             return false;
+        }
+    }
+
+    /// <summary>
+    /// When <paramref name="d"/> is answered again after a failure: a check-in through a live gateway every
+    /// <paramref name="every"/>, each without waiting for the earlier ones (a request the gateway routed to a dead
+    /// node fails only at its ask timeout, which would hide the moment the device's shard is back), until one is
+    /// answered 200. Returns the <paramref name="clock"/> reading at that answer; waits for every attempt, so the
+    /// ledger holds each acknowledged check-in. Only for devices no other session uses meanwhile.
+    /// </summary>
+    public async Task<TimeSpan> FirstAnswerAsync(Device d, System.Diagnostics.Stopwatch clock, TimeSpan every, TimeSpan timeout)
+    {
+        var answered = new TaskCompletionSource<TimeSpan>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var attempts = new List<Task>();
+        var deadline = clock.Elapsed + timeout;
+        for (var i = 0; !answered.Task.IsCompleted && clock.Elapsed < deadline; i++)
+        {
+            attempts.Add(AttemptAsync(i));
+            await Task.WhenAny(answered.Task, Task.Delay(every));
+        }
+        await Task.WhenAll(attempts);
+        return answered.Task.IsCompleted ? await answered.Task
+            : throw new TimeoutException($"{d.Id} not answered within {timeout.TotalSeconds:0} s ({d.Unacknowledged} unacknowledged)");
+
+        async Task AttemptAsync(int attempt)
+        {
+            var alive = cluster.Alive;
+            var gateway = cluster.HttpUrl(alive[attempt % alive.Count]);
+            var marker = $"e2e-{Interlocked.Increment(ref _marker)}";
+            try
+            {
+                if (await SendAsync<CheckInResponse>(gateway, d, "check-in",
+                        new CheckInRequest(product, d.InstalledVersionId, d.InventoryDigest, null, marker)) is null) return;
+                d.AckedCheckIns.Add(marker);
+                answered.TrySetResult(clock.Elapsed);
+            }
+            catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
+            {
+                Interlocked.Increment(ref d.Unacknowledged);
+            }
         }
     }
 
