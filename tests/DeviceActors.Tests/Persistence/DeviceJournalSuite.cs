@@ -217,6 +217,40 @@ public abstract class DeviceJournalSuite<TSelf>(ITestOutputHelper output) : Data
     }
 
     [BackendFact]
+    public async Task A_recoverys_one_read_gives_what_the_highest_number_and_the_replay_give()
+    {
+        var kit = await Kit();
+        var journal = Journal(kit);
+        var probe = kit.CreateTestProbe();
+        journal.Tell(new WriteMessages([Atomic("r-1", 1, Registered("a"), Registered("b"), Registered("c"))], probe.Ref, 1));
+        probe.ExpectMsg<WriteMessagesSuccessful>(Wait);
+        for (var i = 0; i < 3; i++) probe.ExpectMsg<WriteMessageSuccess>(Wait);
+        journal.Tell(new DeleteMessagesTo("r-1", 3, probe.Ref)); // 1 and 2 removed, 3 kept marked deleted
+        probe.ExpectMsg<DeleteMessagesSuccess>(Wait);
+        journal.Tell(new WriteMessages([Atomic("r-1", 4, Registered("d"), Registered("e"))], probe.Ref, 1));
+        probe.ExpectMsg<WriteMessagesSuccessful>(Wait);
+        for (var i = 0; i < 2; i++) probe.ExpectMsg<WriteMessageSuccess>(Wait);
+
+        await using var store = JournalStore.For(Db.Options);
+        var twoReads = new RecordingStore(store); // no RowsFrom of its own: the default, highest number then replay
+        foreach (var from in new long[] { 1, 3, 4, 5, 6 })
+        {
+            var one = new List<StoredJournalRow>();
+            await store.RowsFrom("r-1", from, one.Add, CancellationToken.None);
+            var two = new List<StoredJournalRow>();
+            await twoReads.RowsFrom("r-1", from, two.Add, CancellationToken.None);
+            // What DeviceJournal takes from them: the events to replay, and the highest number (the last row's).
+            Assert.Equal(two.Where(r => !r.Deleted).Select(r => r.SequenceNr), one.Where(r => !r.Deleted).Select(r => r.SequenceNr));
+            Assert.Equal(two.LastOrDefault()?.SequenceNr, one.LastOrDefault()?.SequenceNr);
+        }
+        // The journal's full recovery (the one-read path): the live events, then the highest number.
+        journal.Tell(new ReplayMessages(1, long.MaxValue, long.MaxValue, "r-1", probe.Ref));
+        Assert.Equal(4, probe.ExpectMsg<ReplayedMessage>(Wait).Persistent.SequenceNr);
+        Assert.Equal(5, probe.ExpectMsg<ReplayedMessage>(Wait).Persistent.SequenceNr);
+        Assert.Equal(5, probe.ExpectMsg<RecoverySuccess>(Wait).HighestSequenceNr);
+    }
+
+    [BackendFact]
     public async Task A_write_that_fails_in_the_database_is_reported_per_event()
     {
         var kit = await Kit();

@@ -99,9 +99,49 @@ public sealed class DeviceJournal : AsyncWriteJournal
     /// </summary>
     protected override bool AroundReceive(Receive receive, object message)
     {
-        if (message is not WriteMessages write) return base.AroundReceive(receive, message);
-        Write(write);
-        return true;
+        switch (message)
+        {
+            case WriteMessages write:
+                Write(write);
+                return true;
+            case ReplayMessages { ToSequenceNr: long.MaxValue, Max: long.MaxValue } replay:
+                _ = Recover(replay);
+                return true;
+            default:
+                return base.AroundReceive(receive, message);
+        }
+    }
+
+    /// <summary>
+    /// A full recovery (every event after the snapshot) with one query instead of AsyncWriteJournal's two (the highest
+    /// sequence number, then the events up to it): each device actor that starts recovers, so after a restart or a
+    /// failover this is one read per device less. Same answers in the same order: the replayed events (deleted ones
+    /// skipped, event adapters applied), then <see cref="RecoverySuccess"/> with the highest sequence number above
+    /// <c>FromSequenceNr - 1</c> (0 when there is none, deleted rows counting), or <see cref="ReplayMessagesFailure"/>.
+    /// AsyncWriteJournal's replay filter is not applied: it repairs interleaved writers of one sequence number, which
+    /// the journal's unique (persistence id, sequence number) index rules out. Partial replays keep the base path.
+    /// </summary>
+    private async Task Recover(ReplayMessages replay)
+    {
+        var actor = replay.PersistentActor;
+        try
+        {
+            if (_writesInProgress.TryGetValue(replay.PersistenceId, out var inProgress)) await inProgress.WhenSettled();
+            await _ready;
+            var highest = 0L;
+            await _store.RowsFrom(replay.PersistenceId, Math.Max(1, replay.FromSequenceNr), row =>
+            {
+                highest = row.SequenceNr;
+                if (row.Deleted) return;
+                foreach (var adapted in AdaptFromJournal(ToPersistent(row)))
+                    actor.Tell(new ReplayedMessage(adapted), ActorRefs.NoSender);
+            }, _shutdown.Token);
+            actor.Tell(new RecoverySuccess(highest), ActorRefs.NoSender);
+        }
+        catch (Exception e)
+        {
+            actor.Tell(new ReplayMessagesFailure(e), ActorRefs.NoSender);
+        }
     }
 
     /// <summary>Unused: writes never reach AsyncWriteJournal (see <see cref="AroundReceive"/>).</summary>

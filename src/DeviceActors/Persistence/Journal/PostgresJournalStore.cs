@@ -101,6 +101,29 @@ internal sealed class PostgresJournalStore : JournalStore
         return await cmd.ExecuteScalarAsync(ct) is long max ? max : 0;
     }
 
+    // The columns of the replay queries' SELECT, in order.
+    private static StoredJournalRow Row(NpgsqlDataReader r) => new(
+        r.GetInt64(0), r.GetInt64(1), r.GetBoolean(2), r.GetString(3), r.GetInt64(4), r.GetFieldValue<byte[]>(5),
+        r.IsDBNull(6) ? null : r.GetString(6), r.IsDBNull(7) ? null : r.GetInt32(7), r.IsDBNull(8) ? null : r.GetString(8));
+
+    /// <inheritdoc />
+    public override async Task RowsFrom(string persistenceId, long fromSequenceNr, Action<StoredJournalRow> onRow, CancellationToken ct)
+    {
+        await using var cmd = _dataSource.CreateCommand($"""
+            SELECT ordering, created, deleted, persistence_id, sequence_number, message, manifest, identifier, writer_uuid
+            FROM {_journal}
+            WHERE persistence_id = $1 AND sequence_number >= $2
+            ORDER BY sequence_number
+            """);
+        cmd.Parameters.Add(new NpgsqlParameter<string> { TypedValue = persistenceId });
+        cmd.Parameters.Add(new NpgsqlParameter<long> { TypedValue = fromSequenceNr });
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        while (await r.ReadAsync(ct))
+        {
+            onRow(Row(r));
+        }
+    }
+
     /// <inheritdoc />
     public override async Task<StoredSnapshotRow?> LatestSnapshot(string persistenceId, CancellationToken ct)
     {
@@ -130,9 +153,7 @@ internal sealed class PostgresJournalStore : JournalStore
         await using var r = await cmd.ExecuteReaderAsync(ct);
         while (await r.ReadAsync(ct))
         {
-            onRow(new StoredJournalRow(
-                r.GetInt64(0), r.GetInt64(1), r.GetBoolean(2), r.GetString(3), r.GetInt64(4), r.GetFieldValue<byte[]>(5),
-                r.IsDBNull(6) ? null : r.GetString(6), r.IsDBNull(7) ? null : r.GetInt32(7), r.IsDBNull(8) ? null : r.GetString(8)));
+            onRow(Row(r));
         }
     }
 

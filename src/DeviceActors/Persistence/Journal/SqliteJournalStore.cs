@@ -115,9 +115,32 @@ internal sealed class SqliteJournalStore(string connectionString, long walLimitB
         await using var r = await cmd.ExecuteReaderAsync(ct);
         while (await r.ReadAsync(ct))
         {
-            onRow(new StoredJournalRow(
-                r.GetInt64(0), r.GetInt64(1), r.GetInt64(2) != 0, r.GetString(3), r.GetInt64(4), (byte[])r.GetValue(5),
-                r.IsDBNull(6) ? null : r.GetString(6), r.IsDBNull(7) ? null : r.GetInt32(7), r.IsDBNull(8) ? null : r.GetString(8)));
+            onRow(Row(r));
+        }
+    }
+
+    // The columns of the replay queries' SELECT, in order.
+    private static StoredJournalRow Row(SqliteDataReader r) => new(
+        r.GetInt64(0), r.GetInt64(1), r.GetInt64(2) != 0, r.GetString(3), r.GetInt64(4), (byte[])r.GetValue(5),
+        r.IsDBNull(6) ? null : r.GetString(6), r.IsDBNull(7) ? null : r.GetInt32(7), r.IsDBNull(8) ? null : r.GetString(8));
+
+    /// <inheritdoc />
+    public override async Task RowsFrom(string persistenceId, long fromSequenceNr, Action<StoredJournalRow> onRow, CancellationToken ct)
+    {
+        await using var c = await Open(ct);
+        await using var cmd = c.CreateCommand();
+        cmd.CommandText = """
+            SELECT ordering, created, deleted, persistence_id, sequence_number, message, manifest, identifier, writer_uuid
+            FROM journal
+            WHERE persistence_id = $p AND sequence_number >= $from
+            ORDER BY sequence_number
+            """;
+        cmd.Parameters.Add("$p", SqliteType.Text).Value = persistenceId;
+        cmd.Parameters.Add("$from", SqliteType.Integer).Value = fromSequenceNr;
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        while (await r.ReadAsync(ct))
+        {
+            onRow(Row(r));
         }
     }
 
