@@ -83,19 +83,24 @@ public sealed class ClusterFailoverTests(ITestOutputHelper output)
         Assert.True(probed.Count > 0, $"none of the {ProbeCount} probe devices is hosted on the victim {victimAddress}");
 
         // A rollout of v1 to every device: a first wave of 6, then the rest.
-        var (status, body) = await cluster.PostJsonAsync(1, "admin/v1/rollouts", new
-        {
-            id = "failover",
-            product = Product,
-            version = "1.0",
-            selector = new { deviceIds = fleet.Devices.Select(d => d.Id).ToList() },
-            waves = new object[] { new { count = 6 }, new { percent = 100 } },
-            maxConcurrent = DeviceCount,
-            successThreshold = 1.0,
-            errorThreshold = 0.0,
-            maxAttemptsPerDevice = 10,
-            @operator = "e2e",
-        });
+        // A 503 "unavailable" created nothing and asks the operator to try again (a registry ask that timed out on a
+        // starved machine); anything else is the answer.
+        var status = System.Net.HttpStatusCode.ServiceUnavailable;
+        var body = "";
+        for (var attempt = 0; attempt < 5 && status == System.Net.HttpStatusCode.ServiceUnavailable; attempt++)
+            (status, body) = await cluster.PostJsonAsync(1, "admin/v1/rollouts", new
+            {
+                id = "failover",
+                product = Product,
+                version = "1.0",
+                selector = new { deviceIds = fleet.Devices.Select(d => d.Id).ToList() },
+                waves = new object[] { new { count = 6 }, new { percent = 100 } },
+                maxConcurrent = DeviceCount,
+                successThreshold = 1.0,
+                errorThreshold = 0.0,
+                maxAttemptsPerDevice = 10,
+                @operator = "e2e",
+            });
         Assert.True(status == System.Net.HttpStatusCode.Created, $"create rollout: {(int)status} {body}");
 
         // Devices run sessions until all are upgraded; after the 3rd acknowledged upgrade the victim is SIGKILLed.
