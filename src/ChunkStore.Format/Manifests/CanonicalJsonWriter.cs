@@ -87,18 +87,45 @@ internal sealed class CanonicalJsonWriter
     private void WriteString(string value)
     {
         Raw('"');
-        var sb = new StringBuilder(value.Length + 2);
-        foreach (var c in value)
+        var start = 0;
+        for (var i = 0; i < value.Length; i++)
         {
+            var c = value[i];
+            if (c is not ('"' or '\\' or < ' ')) continue;
+            EmitUtf8(value.AsSpan(start, i - start));
             switch (c)
             {
-                case '"': sb.Append("\\\""); break;
-                case '\\': sb.Append("\\\\"); break;
-                case < ' ': sb.Append("\\u00").Append(((int)c).ToString("x2", CultureInfo.InvariantCulture)); break;
-                default: sb.Append(c); break;
+                case '"': Emit("\\\""u8); break;
+                case '\\': Emit("\\\\"u8); break;
+                default: EmitControl(c); break;
             }
+            start = i + 1;
         }
-        Emit(StrictUtf8.GetBytes(sb.ToString()));
+        EmitUtf8(value.AsSpan(start));
         Raw('"');
+    }
+
+    private void EmitControl(char c)
+    {
+        Emit("\\u00"u8);
+        Span<byte> hex = stackalloc byte[2];
+        ((int)c).TryFormat(hex, out _, "x2", CultureInfo.InvariantCulture);
+        Emit(hex);
+    }
+
+    // Encodes without an intermediate string or array for the short names, ids and tags that make up most of a manifest.
+    private void EmitUtf8(ReadOnlySpan<char> text)
+    {
+        if (text.IsEmpty) return;
+        var max = StrictUtf8.GetMaxByteCount(text.Length);
+        if (max <= 512)
+        {
+            Span<byte> buffer = stackalloc byte[512];
+            Emit(buffer[..StrictUtf8.GetBytes(text, buffer)]);
+        }
+        else
+        {
+            Emit(StrictUtf8.GetBytes(text.ToArray()));
+        }
     }
 }
