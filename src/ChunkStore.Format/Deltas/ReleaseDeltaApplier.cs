@@ -72,16 +72,23 @@ public static unsafe class ReleaseDeltaApplier
             using var input = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
             if (input.Length != source.Size) continue;
             output.Seek(offsets[i], SeekOrigin.Begin);
-            // The local file is hashed as it is copied: one changed since the inventory was taken is replaced by zeros again.
+            // The local file is hashed as it is copied (before its branch transform): one changed since the inventory
+            // was taken is replaced by zeros again.
             using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-            int n;
+            var filter = source.Filter == BranchFilterKind.None ? null : new BranchFilter(source.Filter, encode: true);
+            int n, pending = 0;
             long written = 0;
-            while (written < source.Size && (n = input.Read(buffer, 0, (int)Math.Min(buffer.Length, source.Size - written))) > 0)
+            while (written < source.Size && (n = input.Read(buffer, pending, (int)Math.Min(buffer.Length - pending, source.Size - written))) > 0)
             {
-                hash.AppendData(buffer, 0, n);
-                output.Write(buffer, 0, n);
+                hash.AppendData(buffer, pending, n);
+                var have = pending + n;
+                var final = filter?.Process(buffer.AsSpan(0, have)) ?? have;
+                output.Write(buffer, 0, final);
+                pending = have - final;
+                Buffer.BlockCopy(buffer, final, buffer, 0, pending);
                 written += n;
             }
+            output.Write(buffer, 0, pending);
             if (written == source.Size && Convert.ToHexStringLower(hash.GetHashAndReset()) == source.Sha256)
             {
                 copied += source.Size;
@@ -111,6 +118,7 @@ public static unsafe class ReleaseDeltaApplier
         var layout = Layout(delta);
         var streamLength = layout.Count == 0 ? 0 : layout[^1].Offset + layout[^1].File.Size;
         var failed = new HashSet<int>();
+        var unfilters = new Dictionary<string, Unfiltering>(StringComparer.Ordinal);
         var length = stream.SourceLength;
         using var map = length == 0 ? null : MemoryMappedFile.CreateFromFile(referencePath, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
         using var view = map?.CreateViewAccessor(0, length, MemoryMappedFileAccess.Read);
@@ -120,7 +128,8 @@ public static unsafe class ReleaseDeltaApplier
         {
             var reference = basePointer == null ? ReadOnlySpan<byte>.Empty
                 : new ReadOnlySpan<byte>(basePointer + view!.PointerOffset, checked((int)length));
-            foreach (var index in frames)
+            // In stream order: a transformed file's pieces are undone in sequence.
+            foreach (var index in frames.Order())
             {
                 var part = stream.Frames[index];
                 var start = (long)index * stream.FrameContent;
@@ -142,7 +151,10 @@ public static unsafe class ReleaseDeltaApplier
                 {
                     var from = Math.Max(offset, start);
                     var to = Math.Min(offset + file.Size, start + pieceLength);
-                    if (from < to) write(file, from - offset, piece.AsSpan((int)(from - start), (int)(to - from)));
+                    if (from >= to) continue;
+                    var bytes = piece.AsSpan((int)(from - start), (int)(to - from));
+                    if (file.Filter == BranchFilterKind.None) write(file, from - offset, bytes);
+                    else Unfilter(file, from - offset, bytes, unfilters, write);
                 }
             }
         }
@@ -151,5 +163,33 @@ public static unsafe class ReleaseDeltaApplier
             if (basePointer != null) view!.SafeMemoryMappedViewHandle.ReleasePointer();
         }
         return failed;
+    }
+
+    /// <summary>Undoes a file's branch transform piece by piece, holding back the few bytes a transform decision still needs.</summary>
+    private sealed class Unfiltering(BranchFilter filter)
+    {
+        public BranchFilter Filter { get; } = filter;
+        public long Emitted { get; set; }
+        public byte[] Tail { get; set; } = [];
+    }
+
+    private static void Unfilter(DeltaFile file, long offset, ReadOnlySpan<byte> bytes, Dictionary<string, Unfiltering> unfilters,
+        Action<DeltaFile, long, ReadOnlySpan<byte>> write)
+    {
+        if (!unfilters.TryGetValue(file.Path, out var state))
+        {
+            // A piece that does not start the file follows a frame that failed: the file comes from elsewhere.
+            if (offset != 0) return;
+            unfilters[file.Path] = state = new Unfiltering(new BranchFilter(file.Filter, encode: false));
+        }
+        if (offset != state.Emitted + state.Tail.Length) return;
+        var buffer = new byte[state.Tail.Length + bytes.Length];
+        state.Tail.CopyTo(buffer, 0);
+        bytes.CopyTo(buffer.AsSpan(state.Tail.Length));
+        var final = state.Filter.Process(buffer);
+        if (offset + bytes.Length == file.Size) final = buffer.Length;
+        write(file, state.Emitted, buffer.AsSpan(0, final));
+        state.Emitted += final;
+        state.Tail = buffer[final..];
     }
 }
