@@ -320,6 +320,8 @@ public sealed class DeltaBuilder
             var delta = DeltaManifestSerializer.VerifyAndParse(bytes, signature, _signingKey.PublicKey);
             if (delta.From != from || delta.To != to || delta.Level != Level) return null;
             if ((Method == DeltaBuildMethod.Release && delta.Release is null) || (Method == DeltaBuildMethod.Files && delta.Release is not null)) return null;
+            // Transforms off asks for a delta that agents reading only schema 2 can use.
+            if (!BranchFilters && delta.SchemaVersion == DeltaManifest.FilteredReleaseSchema) return null;
             return delta.DistinctObjects().All(_store.ChunkExists) ? delta : null;
         }
         catch (Exception ex) when (ex is InvalidInputException or IntegrityException)
