@@ -7,45 +7,12 @@ namespace Orchestrator.ChunkStore.Tests.Deltas;
 /// <summary>The branch transform of whole-release deltas (schema 3): exact inverse, streamed in any pieces, and the point of it.</summary>
 public sealed class BranchFilterTests
 {
-    /// <summary>
-    /// A little x86-64 ELF program: 16 hot functions at the start (where a linker puts stubs and runtime helpers), then
-    /// code that calls them, <paramref name="inserted"/> bytes of new code after the first quarter.
-    /// </summary>
-    internal static byte[] X86Program(int size, int inserted, int seed = 7)
-    {
-        var random = new Random(seed);
-        var code = new byte[size];
-        random.NextBytes(code);
-        var header = new byte[64];
-        header[0] = 0x7F; header[1] = (byte)'E'; header[2] = (byte)'L'; header[3] = (byte)'F'; header[4] = 2; header[5] = 1;
-        BinaryPrimitives.WriteUInt16LittleEndian(header.AsSpan(18), 62);
-        header.CopyTo(code, 0);
-        // Calls every 37 bytes after the hot functions; then new code is inserted and the linker moves the later calls,
-        // fixing their displacements so they still reach the same hot function.
-        var calls = new Random(seed + 2);
-        var targets = new Dictionary<int, int>();
-        for (var at = 4096; at + 5 <= size; at += 37)
-        {
-            code[at] = 0xE8;
-            targets[at] = 128 + 64 * calls.Next(16);
-        }
-        var split = size / 4;
-        var program = code.Take(split).Concat(new Random(seed + 1).GetItems<byte>([.. Enumerable.Range(0, 256).Select(b => (byte)b)], inserted))
-            .Concat(code.Skip(split)).ToArray();
-        foreach (var (at, target) in targets)
-        {
-            var moved = at >= split ? at + inserted : at;
-            BinaryPrimitives.WriteInt32LittleEndian(program.AsSpan(moved + 1), target - (moved + 5));
-        }
-        return program;
-    }
-
     [Theory]
     [InlineData(BranchFilterKind.X86)]
     [InlineData(BranchFilterKind.Arm64)]
     public void Decoding_undoes_encoding_for_any_input_and_any_pieces(BranchFilterKind kind)
     {
-        List<byte[]> inputs = [TestData.Random(200_003, 11), X86Program(150_000, 333), [], [0xE8], [0xE8, 0, 0, 0], [0xE8, 1, 2, 3, 0xFF, 0xE9]];
+        List<byte[]> inputs = [TestData.Random(200_003, 11), ExecutableSamples.X86Program(150_000, 333), [], [0xE8], [0xE8, 0, 0, 0], [0xE8, 1, 2, 3, 0xFF, 0xE9]];
         // Dense candidates: every byte a call opcode or a sign byte, so overlapping candidates are the rule.
         inputs.Add(new Random(3).GetItems<byte>([0xE8, 0xE9, 0x00, 0xFF, 0x94, 0x97], 100_000));
         foreach (var input in inputs)
@@ -84,8 +51,8 @@ public sealed class BranchFilterTests
     [Fact]
     public void Calls_into_code_that_did_not_move_stay_identical_after_code_is_inserted_before_them()
     {
-        var v1 = X86Program(100_000, 0);
-        var v2 = X86Program(100_000, 1000);
+        var v1 = ExecutableSamples.X86Program(100_000, 0);
+        var v2 = ExecutableSamples.X86Program(100_000, 1000);
         // Raw: every call after the insertion point has a new displacement. Transformed: it names the same target.
         var late = 100_000 / 4 + 1000 + 4096;
         int Same(byte[] a, byte[] b) => Enumerable.Range(0, a.Length - late).Count(i => a[late - 1000 + i] == b[late + i]);

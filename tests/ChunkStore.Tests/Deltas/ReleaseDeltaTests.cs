@@ -166,8 +166,8 @@ public sealed class ReleaseDeltaTests : StoreTestBase
     [Fact]
     public void Executables_are_coded_with_their_branch_transform_in_schema_3_and_rebuild_exactly()
     {
-        var v1 = new Dictionary<string, byte[]> { ["bin/tool"] = BranchFilterTests.X86Program(200_000, 0), ["notes.txt"] = TestData.Random(20_000, 8) };
-        var v2 = new Dictionary<string, byte[]> { ["bin/tool"] = BranchFilterTests.X86Program(200_000, 3000), ["notes.txt"] = Stamped(v1["notes.txt"], 2) };
+        var v1 = new Dictionary<string, byte[]> { ["bin/tool"] = ExecutableSamples.X86Program(200_000, 0), ["notes.txt"] = TestData.Random(20_000, 8) };
+        var v2 = new Dictionary<string, byte[]> { ["bin/tool"] = ExecutableSamples.X86Program(200_000, 3000), ["notes.txt"] = Stamped(v1["notes.txt"], 2) };
         Publish("1.0", v1);
         Publish("2.0", v2);
         DeltaBuilder Builder(bool filters) => new(Store, ProductKey, SigningKey)
