@@ -153,6 +153,7 @@ public static unsafe class ReleaseDeltaApplier
                     var to = Math.Min(offset + file.Size, start + pieceLength);
                     if (from >= to) continue;
                     var bytes = piece.AsSpan((int)(from - start), (int)(to - from));
+                    // (Unfilter rewrites the piece in place; each byte of it belongs to exactly one file.)
                     if (file.Filter == BranchFilterKind.None) write(file, from - offset, bytes);
                     else Unfilter(file, from - offset, bytes, unfilters, write);
                 }
@@ -173,7 +174,12 @@ public static unsafe class ReleaseDeltaApplier
         public byte[] Tail { get; set; } = [];
     }
 
-    private static void Unfilter(DeltaFile file, long offset, ReadOnlySpan<byte> bytes, Dictionary<string, Unfiltering> unfilters,
+    /// <summary>
+    /// Undoes the transform of one piece of <paramref name="file"/> in place in the decoded frame, so the managed memory
+    /// stays <see cref="HeapNeeded"/>: only the held-back tail (at most 4 bytes) and the first bytes of the next piece
+    /// pass through a small bridge buffer.
+    /// </summary>
+    private static void Unfilter(DeltaFile file, long offset, Span<byte> bytes, Dictionary<string, Unfiltering> unfilters,
         Action<DeltaFile, long, ReadOnlySpan<byte>> write)
     {
         if (!unfilters.TryGetValue(file.Path, out var state))
@@ -182,14 +188,31 @@ public static unsafe class ReleaseDeltaApplier
             if (offset != 0) return;
             unfilters[file.Path] = state = new Unfiltering(new BranchFilter(file.Filter, encode: false));
         }
-        if (offset != state.Emitted + state.Tail.Length) return;
-        var buffer = new byte[state.Tail.Length + bytes.Length];
-        state.Tail.CopyTo(buffer, 0);
-        bytes.CopyTo(buffer.AsSpan(state.Tail.Length));
-        var final = state.Filter.Process(buffer);
-        if (offset + bytes.Length == file.Size) final = buffer.Length;
-        write(file, state.Emitted, buffer.AsSpan(0, final));
+        var tail = state.Tail;
+        if (offset != state.Emitted + tail.Length) return;
+        var last = offset + bytes.Length == file.Size;
+        var bridge = new byte[tail.Length + Math.Min(bytes.Length, 16)];
+        tail.CopyTo(bridge, 0);
+        bytes[..(bridge.Length - tail.Length)].CopyTo(bridge.AsSpan(tail.Length));
+        var final = state.Filter.Process(bridge);
+        var bridged = bridge.Length - tail.Length == bytes.Length;
+        if (bridged)
+        {
+            // The whole piece fit the bridge.
+            if (last) final = bridge.Length;
+            write(file, state.Emitted, bridge.AsSpan(0, final));
+            state.Emitted += final;
+            state.Tail = bridge[final..];
+            return;
+        }
+        // final >= tail length here (the bridge has 16 bytes past the tail and a transform consumes at most 5 at a time).
+        write(file, state.Emitted, bridge.AsSpan(0, final));
         state.Emitted += final;
-        state.Tail = buffer[final..];
+        var rest = bytes[(final - tail.Length)..];
+        var done = state.Filter.Process(rest);
+        if (last) done = rest.Length;
+        write(file, state.Emitted, rest[..done]);
+        state.Emitted += done;
+        state.Tail = rest[done..].ToArray();
     }
 }
