@@ -46,6 +46,8 @@ def zstd_whole(old_root, new_root, tmp, level_args):
 
 def main():
     work, orch, level, product, versions = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:]
+    peers = os.environ.get("ORCH_BENCH_PEERS", "all") != "ostree"
+    method = os.environ.get("ORCH_BENCH_METHOD", "auto")
     keys, store, repo = (os.path.join(work, n) for n in ("keys", "orch-store", "ostree-repo"))
     ca_store, ca_idx, tmp = (os.path.join(work, n) for n in ("casync-store", "casync-idx", "tmp"))
     for d in (store, repo, ca_store, ca_idx, tmp):
@@ -65,8 +67,6 @@ def main():
              os.path.join(ca_idx, v + ".caidx"), tree])
     ref_bytes = os.path.getsize(os.path.join(repo, "refs", "heads", product)) + os.path.getsize(os.path.join(repo, "config"))
     ultra = os.environ.get("ORCH_BENCH_ULTRA", "1") != "0"
-    peers = os.environ.get("ORCH_BENCH_PEERS", "all") != "ostree"
-    method = os.environ.get("ORCH_BENCH_METHOD", "auto")
     print(f"Machine: {os.cpu_count()} cores, load average {load_start} after publishing; orch delta level {level}; "
           f"{run(['ostree', '--version'], text=True).stdout.splitlines()[1].strip()} ostree; "
           f"{run(['zstd', '-V'], text=True).stdout.strip()}; "
@@ -115,7 +115,7 @@ def main():
         schema = json.load(open(os.path.join(store, f"deltas/{product}/{old_v}/{new_v}.json")))["schema"]
         breakdown.append(f"{old_v} -> {new_v}: signed manifests {signed:,} B (delta schema {schema}), frames/patches/chunks "
                          f"{o_delta['bytes'] - signed:,} B")
-        times.append(f"{old_v} -> {new_v}: orch delta build {orch_s:.1f}, ostree static-delta generate {ostree_s:.1f}, "
+        times.append(f"{old_v} -> {new_v}: orch delta build {orch_s:.1f}, ostree static-delta generate {ostree_s:.1f}, " +
                      (f"zstd whole-tree -19 {z19_s:.1f}" if peers else "") + (f", --ultra -22 {z22_s:.1f}" if ultra and peers else ""))
     if len(versions) > 2:
         print(f"| **all** | | **{tot['delta']:,}** | {tot['ostree']:,} | **{tot['delta'] / tot['ostree']:.3f}** | {tot['z19']:,} | "
