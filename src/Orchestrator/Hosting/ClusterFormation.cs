@@ -37,7 +37,7 @@ public static class ClusterFormation
                 });
                 break;
             case "kubernetes-api":
-                builder.WithKubernetesDiscovery(new KubernetesDiscoveryOptions { PodLabelSelector = "app={0}" });
+                builder.WithKubernetesDiscovery(new KubernetesDiscoveryOptions { PodLabelSelector = "app.kubernetes.io/name={0}" });
                 break;
             default:
                 // No seeds configured: this node is a cluster of its own (the single-node default).
@@ -58,6 +58,9 @@ public static class ClusterFormation
                 PortName = node.Discovery == "kubernetes-api" ? node.KubernetesPortName : null,
                 RequiredContactPointsNr = node.DiscoveryContactPoints,
             },
+            // Discovery lists exactly the HTTP contact points; several nodes may share a host (deploy/local), and the
+            // filter would keep only the ones on the fallback port.
+            ContactPoint = { FilterOnFallbackPort = false },
         }, autoStart: false);
         return builder;
     }
@@ -65,7 +68,7 @@ public static class ClusterFormation
     /// <summary>
     /// Serves <see cref="SeedNodesPath"/> when the node forms its cluster through bootstrap: this node's address and the
     /// reachable members that are joining or up, in the JSON (Newtonsoft, <see cref="HttpBootstrapJsonProtocol.SeedNodes"/>)
-    /// the probing coordinator deserializes. 503 while this node is leaving or down, so nobody joins through it.
+    /// the probing coordinator deserializes. 503 while this node is leaving, down or shut down, so nobody joins through it.
     /// </summary>
     public static void MapClusterBootstrap(this WebApplication app, NodeOptions node)
     {
@@ -73,7 +76,9 @@ public static class ClusterFormation
         app.MapGet(SeedNodesPath, (ActorSystem system) =>
         {
             var cluster = Cluster.Get(system);
-            if (cluster.SelfMember.Status is MemberStatus.Down or MemberStatus.Exiting or MemberStatus.Leaving or MemberStatus.Removed)
+            // Before it joins, a node's own member reads Removed; it must still answer (with no members) so the lowest
+            // node can see every contact point and form the cluster. Removed after membership ends with a terminated cluster.
+            if (cluster.IsTerminated || cluster.SelfMember.Status is MemberStatus.Down or MemberStatus.Exiting or MemberStatus.Leaving)
                 return Results.StatusCode(StatusCodes.Status503ServiceUnavailable);
             var state = cluster.State;
             var members = state.Members

@@ -48,11 +48,11 @@ public sealed class NodeOptions
     /// <summary>
     /// How the node finds the other nodes for Akka Cluster Bootstrap: empty (none: <see cref="SeedNodes"/>, or a cluster
     /// of its own), <c>config</c> (the list <see cref="DiscoveryEndpoints"/>) or <c>kubernetes-api</c> (pods labelled
-    /// <c>app=</c><see cref="DiscoveryServiceName"/> with a container port named <see cref="KubernetesPortName"/>).
+    /// <c>app.kubernetes.io/name=</c><see cref="DiscoveryServiceName"/> with a container port named <see cref="KubernetesPortName"/>).
     /// </summary>
     public string Discovery { get; set; } = "";
 
-    /// <summary>Service name the nodes of one cluster share in discovery (Kubernetes: the pods' <c>app</c> label).</summary>
+    /// <summary>Service name the nodes of one cluster share in discovery (Kubernetes: the pods' <c>app.kubernetes.io/name</c> label).</summary>
     public string DiscoveryServiceName { get; set; } = "orchestrator";
 
     /// <summary>With <c>Discovery = config</c>: every node's HTTP contact point, <c>host:port</c> (its own included).</summary>

@@ -95,6 +95,25 @@ public sealed class ConfigurationTests
     }
 
     [Fact]
+    public void Cluster_bootstrap_settings_are_checked_naming_the_fix()
+    {
+        var both = Assert.Throws<InvalidOperationException>(() => Load(new()
+        {
+            ["Node:Discovery"] = "config", ["Node:DiscoveryEndpoints:0"] = "127.0.0.1:5081",
+            ["Node:SeedNodes:0"] = "akka.tcp://orchestrator@127.0.0.1:4053",
+        }));
+        Assert.Contains("Node:SeedNodes and Node:Discovery 'config' are both set", both.Message);
+        var noEndpoints = Assert.Throws<InvalidOperationException>(() => Load(new() { ["Node:Discovery"] = "config" }));
+        Assert.Contains("Node:DiscoveryEndpoints is empty", noEndpoints.Message);
+        var badEndpoint = Assert.Throws<InvalidOperationException>(() => Load(new() { ["Node:Discovery"] = "config", ["Node:DiscoveryEndpoints:0"] = "node-1" }));
+        Assert.Contains("Node:DiscoveryEndpoints entry 'node-1' is not host:port", badEndpoint.Message);
+        var unknown = Assert.Throws<InvalidOperationException>(() => Load(new() { ["Node:Discovery"] = "dns" }));
+        Assert.Contains("Node:Discovery 'dns' is unknown", unknown.Message);
+        var ok = Load(new() { ["Node:Discovery"] = "kubernetes-api", ["Node:DiscoveryContactPoints"] = "3" });
+        Assert.Equal(("kubernetes-api", 3), (ok.Node.Discovery, ok.Node.DiscoveryContactPoints));
+    }
+
+    [Fact]
     public void Unparseable_value_names_the_setting()
     {
         var ex = Assert.Throws<InvalidOperationException>(() => Load(new() { ["Node:Port"] = "abc" }));
