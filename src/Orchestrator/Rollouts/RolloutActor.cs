@@ -83,6 +83,7 @@ public sealed class RolloutActor : ReceivePersistentActor, IWithTimers
         {
             Context.Parent.Tell(new RolloutClaims(_rolloutId, Claims()));
             if (_state is null) return;
+            PublishSummary();
             _channelSync.Send(_state.Spec, _state.Status, Self);
             BecomeFor(_state.Status);
             ScheduleTick(TimeSpan.Zero);
@@ -111,6 +112,7 @@ public sealed class RolloutActor : ReceivePersistentActor, IWithTimers
             Persist(created, e =>
             {
                 _state = RolloutState.Create(e);
+                PublishSummary();
                 c.ReplyTo.Tell(State.View());
                 _channelSync.Send(State.Spec, State.Status, Self);
                 BecomeFor(State.Status);
@@ -118,7 +120,6 @@ public sealed class RolloutActor : ReceivePersistentActor, IWithTimers
             });
         });
         Command<IRolloutCommand>(c => Sender.Tell(new RolloutRejected(_rolloutId, "not_found", "", $"Rollout '{_rolloutId}' does not exist.")));
-        Command<GetSummary>(_ => Sender.Tell(NotCreated.Instance));
         Common();
     }
 
@@ -178,7 +179,6 @@ public sealed class RolloutActor : ReceivePersistentActor, IWithTimers
     private void Active()
     {
         Command<GetRollout>(_ => Sender.Tell(State.View()));
-        Command<GetSummary>(_ => Sender.Tell(State.Summary()));
         Command<IRolloutCommand>(c => Sender.Tell(new RolloutRejected(_rolloutId, "invalid_state", "",
             $"{c.GetType().Name} is not possible while rollout '{_rolloutId}' is {State.Status}. " + Allowed(State.Status))));
         Command<Tick>(_ => StartPass());
@@ -257,7 +257,8 @@ public sealed class RolloutActor : ReceivePersistentActor, IWithTimers
         PersistAll(batch, _ => { });
         DeferAsync(batch, _ =>
         {
-            // After the write: the channel moves only for a status that recovery would restore.
+            // After the write: the channel moves, and lists show, only a status that recovery would restore.
+            PublishSummary();
             _channelSync.Send(State.Spec, State.Status, Self);
             // A snapshot holds every device record, so on a large rollout it is taken at most once per device's worth of
             // events: the write cost per event stays constant instead of growing with the fleet.
@@ -274,6 +275,11 @@ public sealed class RolloutActor : ReceivePersistentActor, IWithTimers
         }
         BecomeFor(State.Status);
     }
+
+    // The coordinator answers rollout lists from the summaries its children publish, so a list never waits on (or
+    // times out against) a rollout busy with a pass. Published after every durable change, before any reply to the
+    // operator, so a list sent after that reply already sees the change.
+    private void PublishSummary() => Context.Parent.Tell(State.Summary());
 
     private void ScheduleTick(TimeSpan delay) => Timers.StartSingleTimer(TickKey, Tick.Instance, delay);
 

@@ -29,6 +29,7 @@ public sealed class RolloutCoordinator : ReceivePersistentActor, IWithTimers
     private readonly SortedSet<string> _ids = new(StringComparer.Ordinal);
     private readonly Dictionary<string, string> _claims = new(StringComparer.Ordinal);
     private readonly HashSet<string> _awaiting = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, RolloutSummary> _summaries = new(StringComparer.Ordinal);
     private IActorRef _registry = ActorRefs.Nobody;
 
     /// <summary>Props of the coordinator.</summary>
@@ -88,6 +89,7 @@ public sealed class RolloutCoordinator : ReceivePersistentActor, IWithTimers
             Record(c);
             if (_awaiting.Remove(c.RolloutId) && _awaiting.Count == 0) ReadyNow();
         });
+        Command<RolloutSummary>(s => _summaries[s.RolloutId] = s);
         Command<RecoveryDeadline>(_ =>
         {
             _log.Warning("Rollouts {0} did not recover within 30 s; accepting commands without their claims", string.Join(", ", _awaiting));
@@ -123,7 +125,8 @@ public sealed class RolloutCoordinator : ReceivePersistentActor, IWithTimers
     private void Ready()
     {
         CommandAsync<CreateRollout>(Create);
-        CommandAsync<ListRollouts>(List);
+        Command<ListRollouts>(List);
+        Command<RolloutSummary>(s => _summaries[s.RolloutId] = s);
         Command<IRolloutCommand>(c =>
         {
             var child = Context.Child(ChildName(c.RolloutId));
@@ -221,20 +224,11 @@ public sealed class RolloutCoordinator : ReceivePersistentActor, IWithTimers
         });
     }
 
-    private async Task List(ListRollouts q)
-    {
-        var replyTo = Sender;
-        var summaries = await Task.WhenAll(_ids.Select(async id =>
-        {
-            var child = Context.Child(ChildName(id));
-            if (child.IsNobody()) return null;
-            try { return await child.Ask<object>(GetSummary.Instance, _settings.AskTimeout) as RolloutSummary; }
-            catch (AskTimeoutException) { return null; }
-        }));
-        replyTo.Tell(new RolloutList(summaries.OfType<RolloutSummary>()
+    // A rollout's last published summary stays listed while its actor restarts after a journal failure.
+    private void List(ListRollouts q) =>
+        Sender.Tell(new RolloutList(_ids.Select(id => _summaries.GetValueOrDefault(id)).OfType<RolloutSummary>()
             .Where(s => q.IncludeFinished || s.Status is RolloutStatus.Created or RolloutStatus.Running or RolloutStatus.Paused)
-            .OrderBy(s => s.RolloutId, StringComparer.Ordinal).ToList()));
-    }
+            .ToList()));
 
     private sealed record RestartChild(string RolloutId) : INoSerializationVerificationNeeded;
 

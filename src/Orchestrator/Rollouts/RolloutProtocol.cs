@@ -21,14 +21,4 @@ internal sealed record DevicesClaimed(IReadOnlyList<string> DeviceIds) : INoSeri
 /// <summary>Rollout actor to coordinator: finished; its devices are free for other rollouts.</summary>
 internal sealed record ReleaseClaims(string RolloutId) : INoSerializationVerificationNeeded;
 
-/// <summary>Rollout actor to coordinator: its one-line summary (for the list).</summary>
-internal sealed record GetSummary : INoSerializationVerificationNeeded
-{
-    public static readonly GetSummary Instance = new();
-}
-
-/// <summary>Answer to <see cref="GetSummary"/> from an actor whose creation was never persisted.</summary>
-internal sealed record NotCreated : INoSerializationVerificationNeeded
-{
-    public static readonly NotCreated Instance = new();
-}
+// Rollout actor to coordinator after every durable change: its RolloutSummary (the list is answered from these).

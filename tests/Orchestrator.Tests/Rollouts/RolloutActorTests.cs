@@ -280,11 +280,17 @@ public sealed class RolloutActorTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.Equal(4, first.Waves[0].Pending);
         foreach (var id in Ids("bad", 4)) Assert.Null((await _h.Device(id)).Target);
 
+        // The list is answered from the summaries the rollouts publish after each durable change: a list sent after an
+        // operator's decision was answered already shows it, and the summaries are published again after a crash.
+        Assert.Equal(RolloutStatus.Paused, (await _h.Ask<RolloutView>(new PauseRollout("first", "alice", "hold"))).Status);
+        Assert.Equal(RolloutStatus.Paused, Assert.Single((await _h.Ask<RolloutList>(new ListRollouts(true))).Rollouts).Status);
+
         // After a node crash the coordinator rebuilds the claims from its rollouts before accepting a new one.
         await _h.RestartAsync();
         var again = await Reject(Spec("second", new DeviceSelector([], ["bad-03"], [])));
         Assert.Equal("conflicting_rollout", again.Code);
-        Assert.Equal(RolloutStatus.Created, (await _h.Show("first")).Status);
+        Assert.Equal(RolloutStatus.Paused, (await _h.Show("first")).Status);
+        Assert.Equal(RolloutStatus.Paused, Assert.Single((await _h.Ask<RolloutList>(new ListRollouts(false))).Rollouts).Status);
     }
 
     [Fact]
