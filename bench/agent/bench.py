@@ -30,6 +30,10 @@ ap.add_argument("--orch-dll", required=True)
 ap.add_argument("--runtime", required=True, help="the Microsoft.NETCore.App/<version> folder used as release 1")
 ap.add_argument("--label", default="", help="what build the orch rows come from (commit)")
 ap.add_argument("--json", required=True, help="write the measurements here")
+ap.add_argument("--orch-only", action="store_true", help="skip casync and ostree (for looking at the agent alone; tables need both)")
+ap.add_argument("--idle-repeats", type=int, default=0,
+                help="this many more idle starts with release 2 installed at the end, each one's first check-in recorded")
+ap.add_argument("--strace", help="also run one idle start under strace -f -ttt (execve, connect, sendto, openat) into this file")
 a = ap.parse_args()
 for _k in ("agent_dir", "node_dll", "orch_dll", "runtime"):
     setattr(a, _k, os.path.abspath(getattr(a, _k)))
@@ -355,6 +359,13 @@ def bench_orch(trees, nginx_factory):
         time.sleep(4)
         out["idle, release 2 installed"] = agent_step("idle")
         out["idle, release 2 installed, next start"] = agent_step("idle")
+        if a.idle_repeats:
+            out["_idle_repeats_ms"] = [agent_step("idle")["first_checkin_ms"] for _ in range(a.idle_repeats)]
+        if a.strace:
+            t0 = time.time()
+            subprocess.run(["strace", "-f", "-ttt", "-o", a.strace, "-e", "trace=execve,connect,sendto,write,openat,clone3,clone,exit_group",
+                            *launch], capture_output=True, text=True)
+            out["_strace_start"] = t0
         sealed = [f for f in os.listdir(hidden) if f.startswith("updater.bak")]
         zones = {
             "virtual (launcher + updater/)": tree_bytes(virt, ["orch-agent", "libsodium.so"]) + tree_bytes(f"{virt}/updater"),
@@ -460,13 +471,14 @@ def main():
         o = bench_orch(trees, factory)
         nginx = o.pop("_nginx")
         results["orch"] = o
-        results["casync"] = bench_casync(trees, nginx)
-        results["ostree"] = bench_ostree(trees, nginx)
+        if not a.orch_only:
+            results["casync"] = bench_casync(trees, nginx)
+            results["ostree"] = bench_ostree(trees, nginx)
     finally:
         if "nginx" in holder:
             holder["nginx"].stop()
     for tool in ("orch", "casync", "ostree"):
-        for k, v in results[tool].items():
+        for k, v in results.get(tool, {}).items():
             if isinstance(v, dict) and "rows" in v:
                 v["rows"] = len(v["rows"])
     with open(a.json, "w") as fh:

@@ -32,11 +32,12 @@ for name in (n for n in IDLE if n in o):
 for step in ("first install", "upgrade 1 -> 2", "repair"):
     print(f"### {step}\n\n{head}")
     for tool, label in (("orch", "orch-agent"), ("casync", "casync extract"), ("ostree", "ostree pull + checkout")):
-        if step in r[tool]:
+        if step in r.get(tool, {}):
             print(row(label, r[tool][step]))
     print()
 for tool in ("casync", "ostree"):
-    print(f"{tool} repaired the tree exactly: {r[tool].get('_repaired')}")
+    if tool in r:
+        print(f"{tool} repaired the tree exactly: {r[tool].get('_repaired')}")
 print()
 
 zones = o["_updater_zones"]
@@ -64,4 +65,7 @@ target("first-install CPU", o["first install"]["cpu"], 1.2, lambda v: f"{v:.2f} 
 target("upgrade writes (<= 1.25 x changed + added)", o["upgrade 1 -> 2"]["writes"], 1.25 * changed, mb)
 target("repair writes (<= 1.25 x damaged files)", o["repair"]["writes"], 1.25 * t["repair_bytes"], mb)
 target("updater bytes, three zones (<= 4 x binary)", upd, 4 * binary, mb)
+if o.get("_idle_repeats_ms"):
+    print(f"\nfirst check-in of {len(o['_idle_repeats_ms'])} more idle starts (release 2 installed): "
+          + ", ".join(f"{v:.0f}" for v in o["_idle_repeats_ms"]) + " ms")
 print("\nupdater bytes by zone: " + ", ".join(f"{k} {mb(v)}" for k, v in zones.items()))

@@ -15,7 +15,10 @@ Same run, same trees, every tool:
 - casync make (64 KiB average chunks, zstd): chunks of the new index the old one lacks, plus the .caidx.
 Files whose content the device already holds (same bytes anywhere in the old tree) cost nothing for any tool.
 
-Each step's row is printed as soon as it is measured. ORCH_BENCH_ULTRA=0 leaves out zstd --ultra -22 (slowest tool).
+Each step's row is printed as soon as it is measured. ORCH_BENCH_ULTRA=0 leaves out zstd --ultra -22 (slowest tool);
+ORCH_BENCH_PEERS=ostree measures only orch and OSTree (the target's pair) when the machine's time is short.
+ORCH_BENCH_METHOD=release builds only the whole-release stream (auto also builds per-file patches to compare).
+After each row, orch's bytes are broken down: signed manifests (target, delta, signatures) against frames/patches.
 
 usage: whole_release.py WORK ORCH LEVEL PRODUCT VERSION...
 """
@@ -43,6 +46,8 @@ def zstd_whole(old_root, new_root, tmp, level_args):
 
 def main():
     work, orch, level, product, versions = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:]
+    peers = os.environ.get("ORCH_BENCH_PEERS", "all") != "ostree"
+    method = os.environ.get("ORCH_BENCH_METHOD", "auto")
     keys, store, repo = (os.path.join(work, n) for n in ("keys", "orch-store", "ostree-repo"))
     ca_store, ca_idx, tmp = (os.path.join(work, n) for n in ("casync-store", "casync-idx", "tmp"))
     for d in (store, repo, ca_store, ca_idx, tmp):
@@ -58,7 +63,7 @@ def main():
         run([orch, "publish", "--store", store, "--keys", keys, "--product", product, "--version", v, "--json", tree])
         revs[v] = run(["ostree", "--repo=" + repo, "commit", "-b", product, "--no-xattrs", "-s", v, "--tree=dir=" + tree],
                       text=True).stdout.strip()
-        run(["casync", "make", "--compression=zstd", "--chunk-size=16384:65536:262144", "--store=" + ca_store,
+        if peers: run(["casync", "make", "--compression=zstd", "--chunk-size=16384:65536:262144", "--store=" + ca_store,
              os.path.join(ca_idx, v + ".caidx"), tree])
     ref_bytes = os.path.getsize(os.path.join(repo, "refs", "heads", product)) + os.path.getsize(os.path.join(repo, "config"))
     ultra = os.environ.get("ORCH_BENCH_ULTRA", "1") != "0"
@@ -72,11 +77,12 @@ def main():
     print("|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
     tot = dict(delta=0, ostree=0, z19=0, z22=0, zf=0, x=0, ca=0, chunks=0)
     times = []
+    breakdown = []
     for old_v, new_v in zip(versions, versions[1:]):
         old_t, new_t = (os.path.join(work, "trees", v) for v in (old_v, new_v))
         t0 = time.perf_counter()
         built = json.loads(run([orch, "delta", "build", "--store", store, "--keys", keys, "--product", product, "--from", old_v,
-                                "--to", new_v, "--level", level, "--method", "auto", "--json"], text=True).stdout)
+                                "--to", new_v, "--level", level, "--method", method, "--json"], text=True).stdout)
         orch_s = time.perf_counter() - t0
         plan = lambda m: json.loads(run([orch, "release", "plan", "--store", store, "--product", product, "--from", old_v,
                                          "--to", new_v, "--method", m, "--json"], text=True).stdout)
@@ -87,26 +93,34 @@ def main():
         ostree_s = time.perf_counter() - t0
         ostree = dir_bytes(os.path.join(repo, "deltas")) - before + ref_bytes
         ps = pairs(old_t, new_t)
-        z19, z19_s = zstd_whole(old_t, new_t, tmp, ["-19"])
-        z22, z22_s = zstd_whole(old_t, new_t, tmp, ["--ultra", "-22"]) if ultra else (0, 0)
-        zf = zstd_patch(ps, tmp)
-        x = xdelta(ps, tmp)
-        c_old = set(caidx_chunks(os.path.join(ca_idx, old_v + ".caidx")))
-        c_new = set(caidx_chunks(os.path.join(ca_idx, new_v + ".caidx")))
+        z19, z19_s = zstd_whole(old_t, new_t, tmp, ["-19"]) if peers else (0, 0)
+        z22, z22_s = zstd_whole(old_t, new_t, tmp, ["--ultra", "-22"]) if ultra and peers else (0, 0)
+        zf = zstd_patch(ps, tmp) if peers else 0
+        x = xdelta(ps, tmp) if peers else 0
+        c_old = set(caidx_chunks(os.path.join(ca_idx, old_v + ".caidx"))) if peers else set()
+        c_new = set(caidx_chunks(os.path.join(ca_idx, new_v + ".caidx"))) if peers else set()
         ca = sum(os.path.getsize(os.path.join(ca_store, c[:4], c + ".cacnk")) for c in c_new - c_old)
-        ca += os.path.getsize(os.path.join(ca_idx, new_v + ".caidx"))
+        ca += os.path.getsize(os.path.join(ca_idx, new_v + ".caidx")) if peers else 0
         for k, v in (("delta", o_delta["bytes"]), ("ostree", ostree), ("z19", z19), ("z22", z22), ("zf", zf), ("x", x), ("ca", ca),
                      ("chunks", o_chunks["bytes"])):
             tot[k] += v
         kind = "whole-release" if built["method"] == "release" else "per-file"
+        nr = lambda v, ran=True: f"{v:,}" if ran and peers else "not run"
         print(f"| {old_v} -> {new_v} | {len(ps)} | **{o_delta['bytes']:,}** ({kind}, {o_delta['requests']}) | {ostree:,} | "
-              f"**{o_delta['bytes'] / ostree:.3f}** | {z19:,} | {f'{z22:,}' if ultra else 'not run'} | {zf:,} | {x:,} | {ca:,} ({len(c_new - c_old)}) | "
+              f"**{o_delta['bytes'] / ostree:.3f}** | {nr(z19)} | {nr(z22, ultra)} | {nr(zf)} | {nr(x)} | {nr(ca)} ({len(c_new - c_old)}) | "
               f"{o_chunks['bytes']:,} ({o_chunks['requests']}) |", flush=True)
-        times.append(f"{old_v} -> {new_v}: orch delta build {orch_s:.1f}, ostree static-delta generate {ostree_s:.1f}, "
-                     f"zstd whole-tree -19 {z19_s:.1f}" + (f", --ultra -22 {z22_s:.1f}" if ultra else ""))
+        signed = sum(os.path.getsize(os.path.join(store, p)) for p in (
+            f"manifests/{product}/{new_v}.json", f"manifests/{product}/{new_v}.json.sig",
+            f"deltas/{product}/{old_v}/{new_v}.json", f"deltas/{product}/{old_v}/{new_v}.json.sig"))
+        schema = json.load(open(os.path.join(store, f"deltas/{product}/{old_v}/{new_v}.json")))["schema"]
+        breakdown.append(f"{old_v} -> {new_v}: signed manifests {signed:,} B (delta schema {schema}), frames/patches/chunks "
+                         f"{o_delta['bytes'] - signed:,} B")
+        times.append(f"{old_v} -> {new_v}: orch delta build {orch_s:.1f}, ostree static-delta generate {ostree_s:.1f}, " +
+                     (f"zstd whole-tree -19 {z19_s:.1f}" if peers else "") + (f", --ultra -22 {z22_s:.1f}" if ultra and peers else ""))
     if len(versions) > 2:
         print(f"| **all** | | **{tot['delta']:,}** | {tot['ostree']:,} | **{tot['delta'] / tot['ostree']:.3f}** | {tot['z19']:,} | "
               f"{tot['z22']:,} | {tot['zf']:,} | {tot['x']:,} | {tot['ca']:,} | {tot['chunks']:,} |")
+    print("\norch bytes: " + "; ".join(breakdown))
     print("\nBuild time per step (seconds, wall): " + "; ".join(times))
     print(f"Load average at end: {open('/proc/loadavg').read().split()[0]}")
 

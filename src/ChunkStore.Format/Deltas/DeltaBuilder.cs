@@ -72,6 +72,12 @@ public sealed class DeltaBuilder
     /// <summary>Whole-release stream, per-file patches, or whichever makes a device fetch fewer bytes (the default).</summary>
     public DeltaBuildMethod Method { get; init; } = DeltaBuildMethod.Auto;
 
+    /// <summary>
+    /// Whether the whole-release stream transforms executables' branches (<see cref="BranchFilter"/>, schema 3) so calls
+    /// into moved code still match the source; off writes schema 2, which agents before schema 3 read.
+    /// </summary>
+    public bool BranchFilters { get; init; } = true;
+
     /// <summary>Target bytes per whole-release frame (<see cref="ReleaseStream.MinFrameContent"/>..<see cref="ReleaseStream.MaxFrameContent"/>).</summary>
     public int FrameContent { get; init; } = ReleaseStream.MaxFrameContent;
 
@@ -189,8 +195,9 @@ public sealed class DeltaBuilder
         var sourceLength = sources.Sum(f => f.Size);
         if (streamLength == 0 || sourceLength + FrameContent > PatchCodec.MaxPatchInput) return null;
 
-        var reference = Concatenate(from.Files.OrderBy(f => f.Path, StringComparer.Ordinal), sourceLength);
-        var stream = Concatenate(streamFiles, streamLength);
+        var (reference, sourceFilters) = Concatenate(from.Files.OrderBy(f => f.Path, StringComparer.Ordinal).ToList(), sourceLength);
+        var (stream, streamFilters) = Concatenate(streamFiles, streamLength);
+        sources = sources.Select((s, i) => s with { Filter = sourceFilters[i] }).ToList();
         var windowLog = PatchCodec.WindowLogFor(sourceLength, FrameContent);
         var frameCount = (int)((streamLength + FrameContent - 1) / FrameContent);
         var frames = new EncodedChunk[frameCount];
@@ -200,21 +207,26 @@ public sealed class DeltaBuilder
             var piece = stream.AsSpan((int)start, (int)Math.Min(FrameContent, streamLength - start));
             frames[i] = ChunkCodec.EncodeUncompressed(PatchCodec.CreateFrame(reference, piece, Level, windowLog), _contentKey);
         });
-        var files = streamFiles.Select(f => new DeltaFile(f.Path, "", "", f.Sha256, f.Size, DeltaMethod.Release, 0, [])).ToList();
+        var files = streamFiles.Select((f, i) => new DeltaFile(f.Path, "", "", f.Sha256, f.Size, DeltaMethod.Release, 0, [], streamFilters[i])).ToList();
         var parts = frames.Select(e => new DeltaPart(e.Id, e.Stored.Length - ChunkCodec.HeaderLength - ChunkCodec.TagLength, e.Stored.Length)).ToList();
         return ((files, new ReleaseStream(windowLog, FrameContent, sources, parts)), frames);
     }
 
-    private byte[] Concatenate(IEnumerable<ManifestFile> files, long length)
+    /// <summary>The files' contents concatenated, each transformed by the branch filter its own header calls for (none when <see cref="BranchFilters"/> is off).</summary>
+    private (byte[] Bytes, BranchFilterKind[] Filters) Concatenate(IReadOnlyList<ManifestFile> files, long length)
     {
         var all = new byte[length];
+        var filters = new BranchFilterKind[files.Count];
         long at = 0;
-        foreach (var f in files)
+        for (var i = 0; i < files.Count; i++)
         {
-            ReadContent(f).CopyTo(all.AsSpan((int)at));
-            at += f.Size;
+            var content = all.AsSpan((int)at, (int)files[i].Size);
+            ReadContent(files[i]).CopyTo(content);
+            filters[i] = BranchFilters ? BranchFilter.Detect(content) : BranchFilterKind.None;
+            BranchFilter.Transform(filters[i], encode: true, content);
+            at += files[i].Size;
         }
-        return all;
+        return (all, filters);
     }
 
     /// <summary>Stored bytes of the distinct chunks of <paramref name="files"/> that <paramref name="held"/> lacks.</summary>
@@ -308,6 +320,8 @@ public sealed class DeltaBuilder
             var delta = DeltaManifestSerializer.VerifyAndParse(bytes, signature, _signingKey.PublicKey);
             if (delta.From != from || delta.To != to || delta.Level != Level) return null;
             if ((Method == DeltaBuildMethod.Release && delta.Release is null) || (Method == DeltaBuildMethod.Files && delta.Release is not null)) return null;
+            // Transforms off asks for a delta that agents reading only schema 2 can use.
+            if (!BranchFilters && delta.SchemaVersion == DeltaManifest.FilteredReleaseSchema) return null;
             return delta.DistinctObjects().All(_store.ChunkExists) ? delta : null;
         }
         catch (Exception ex) when (ex is InvalidInputException or IntegrityException)

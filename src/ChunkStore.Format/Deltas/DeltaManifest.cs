@@ -30,8 +30,16 @@ public sealed record DeltaManifest(
     /// <summary>Schema of a whole-release delta (<see cref="Release"/> set; files of method <see cref="DeltaMethod.Release"/>).</summary>
     public const int ReleaseSchema = 2;
 
-    /// <summary>The schema these contents are written with: an older agent that reads only schema 1 falls back to chunks on a schema 2 delta.</summary>
-    public int SchemaVersion => Release is null ? Schema : ReleaseSchema;
+    /// <summary>Schema of a whole-release delta whose files carry a <see cref="BranchFilterKind"/> (schema 2 plus a <c>filter</c> per source and release file).</summary>
+    public const int FilteredReleaseSchema = 3;
+
+    /// <summary>
+    /// The schema these contents are written with: an older agent that reads only schema 1 falls back to chunks on a
+    /// schema 2 delta, one that reads 1 and 2 on a schema 3 delta.
+    /// </summary>
+    public int SchemaVersion => Release is null ? Schema
+        : Release.Sources.Any(s => s.Filter != BranchFilterKind.None) || Files.Any(f => f.Filter != BranchFilterKind.None) ? FilteredReleaseSchema
+        : ReleaseSchema;
 
     /// <summary>Distinct stored objects the patches and release frames use.</summary>
     public IReadOnlySet<ChunkId> DistinctObjects() =>
@@ -45,9 +53,10 @@ public sealed record DeltaManifest(
 }
 
 /// <summary>
-/// The whole-release stream of a schema 2 delta. The reference is the source release's files concatenated in
+/// The whole-release stream of a schema 2 or 3 delta. The reference is the source release's files concatenated in
 /// <see cref="Sources"/> order (each at the sum of the sizes before it); the target stream is the content of the
-/// delta's <see cref="DeltaMethod.Release"/> files concatenated in path order, cut into pieces of
+/// delta's <see cref="DeltaMethod.Release"/> files concatenated in path order (in schema 3 each file, source and
+/// target, transformed by its own <see cref="BranchFilterKind"/> first, offsets counted from the file's start), cut into pieces of
 /// <see cref="FrameContent"/> bytes (the last may be shorter). Each piece is one independent zstd frame coded
 /// against the whole reference as a raw prefix, stored as one encrypted object, so a device fetches, resumes and
 /// applies every frame on its own with memory bounded by <see cref="FrameContent"/> plus one object.
@@ -81,7 +90,8 @@ public sealed record ReleaseStream(int WindowLog, int FrameContent, IReadOnlyLis
 /// <param name="Path">Path in the source release.</param>
 /// <param name="Sha256">Its SHA-256; a device whose file differs puts zeros in its place, so only target bytes copied from it come out wrong (and fail their file hash).</param>
 /// <param name="Size">Its size.</param>
-public sealed record ReleaseSource(string Path, string Sha256, long Size);
+/// <param name="Filter">The branch transform its bytes take in the reference (schema 3).</param>
+public sealed record ReleaseSource(string Path, string Sha256, long Size, BranchFilterKind Filter = BranchFilterKind.None);
 
 /// <summary>One end of a delta: a published release.</summary>
 /// <param name="Version">Version string.</param>
@@ -112,8 +122,9 @@ public enum DeltaMethod
 /// <param name="Method">Patch or chunks.</param>
 /// <param name="WindowLog">zstd window log of the patch (0 for <see cref="DeltaMethod.Chunks"/>).</param>
 /// <param name="Parts">Patch objects in order; their plaintexts concatenated form one zstd frame. Empty for chunks.</param>
+/// <param name="Filter">For <see cref="DeltaMethod.Release"/>: the branch transform its bytes carry in the target stream, undone by the device (schema 3).</param>
 public sealed record DeltaFile(string Path, string SourcePath, string SourceSha256, string Sha256, long Size,
-    DeltaMethod Method, int WindowLog, IReadOnlyList<DeltaPart> Parts);
+    DeltaMethod Method, int WindowLog, IReadOnlyList<DeltaPart> Parts, BranchFilterKind Filter = BranchFilterKind.None);
 
 /// <summary>One stored patch object: a chunk object (store format) whose payload is stored uncompressed.</summary>
 /// <param name="Id">Object id (SHA-256 of the stored bytes), stored under <c>chunks/</c>.</param>

@@ -87,9 +87,11 @@ public static class DeltaManifestSerializer
                 if (f.SourcePath.Length != 0 || f.SourceSha256.Length != 0 || f.WindowLog != 0 || f.Parts is not { Count: 0 })
                     return $"file '{f.Path}': method release has no sourcePath, sourceSha256, parts or windowLog";
                 if (!ManifestRules.IsSha256Hex(f.Sha256)) return $"file '{f.Path}': sha256 must be 64 lower-case hex characters";
+                if (f.Filter is < BranchFilterKind.None or > BranchFilterKind.Arm64) return $"file '{f.Path}': unknown filter {f.Filter}";
                 if (f.Size < 0 || f.Size > PatchCodec.MaxPatchInput) return $"file '{f.Path}': size {f.Size} is outside 0..{PatchCodec.MaxPatchInput}";
                 continue;
             }
+            if (f.Filter != BranchFilterKind.None) return $"file '{f.Path}': only method release carries a filter";
             var pathProblem = TreePaths.ProblemWithPath(f.Path) ?? TreePaths.ProblemWithPath(f.SourcePath);
             if (pathProblem is not null) return $"file '{f.Path}' (source '{f.SourcePath}'): {pathProblem}";
             if (previous is not null && string.CompareOrdinal(previous, f.Path) >= 0)
@@ -142,6 +144,7 @@ public static class DeltaManifestSerializer
                 return $"release.sources must be sorted by ordinal path without duplicates ('{previous}' before '{s.Path}')";
             previous = s.Path;
             if (!ManifestRules.IsSha256Hex(s.Sha256)) return $"release source '{s.Path}': sha256 must be 64 lower-case hex characters";
+            if (s.Filter is < BranchFilterKind.None or > BranchFilterKind.Arm64) return $"release source '{s.Path}': unknown filter {s.Filter}";
             if (s.Size < 0 || s.Size > PatchCodec.MaxPatchInput) return $"release source '{s.Path}': size {s.Size} is outside 0..{PatchCodec.MaxPatchInput}";
             sourceLength += s.Size;
         }
@@ -163,6 +166,7 @@ public static class DeltaManifestSerializer
 
     private static byte[] Write(DeltaManifest d)
     {
+        var filtered = d.SchemaVersion == DeltaManifest.FilteredReleaseSchema;
         var w = new CanonicalJsonWriter();
         w.StartObject()
             .Property("schema", d.SchemaVersion)
@@ -177,7 +181,9 @@ public static class DeltaManifestSerializer
         {
             if (f.Method == DeltaMethod.Release)
             {
-                w.StartObject().Property("path", f.Path).Property("sha256", f.Sha256).Property("size", f.Size).Property("method", MethodName(f.Method)).EndObject();
+                w.StartObject().Property("path", f.Path).Property("sha256", f.Sha256).Property("size", f.Size).Property("method", MethodName(f.Method));
+                if (filtered) w.Property("filter", FilterName(f.Filter));
+                w.EndObject();
                 continue;
             }
             w.StartObject()
@@ -201,7 +207,11 @@ public static class DeltaManifestSerializer
                 .Property("frameContent", r.FrameContent)
                 .Name("sources").StartArray();
             foreach (var s in r.Sources)
-                w.StartObject().Property("path", s.Path).Property("sha256", s.Sha256).Property("size", s.Size).EndObject();
+            {
+                w.StartObject().Property("path", s.Path).Property("sha256", s.Sha256).Property("size", s.Size);
+                if (filtered) w.Property("filter", FilterName(s.Filter));
+                w.EndObject();
+            }
             w.EndArray().Name("frames").StartArray();
             foreach (var p in r.Frames)
                 w.StartObject().Property("id", p.Id.Hex).Property("length", p.Length).Property("stored", p.Stored).EndObject();
@@ -211,7 +221,7 @@ public static class DeltaManifestSerializer
         return w.ToArray();
     }
 
-    /// <summary>The patch codec of schemas 1 and 2.</summary>
+    /// <summary>The patch codec of schemas 1, 2 and 3.</summary>
     public const string Codec = "zstd-patch-from";
 
     private static void WriteEndpoint(CanonicalJsonWriter w, string name, DeltaEndpoint e) =>
@@ -230,16 +240,34 @@ public static class DeltaManifestSerializer
         _ => throw new InvalidInputException($"unknown delta method {m}"),
     };
 
+    private static string FilterName(BranchFilterKind k) => k switch
+    {
+        BranchFilterKind.None => "none",
+        BranchFilterKind.X86 => "x86",
+        BranchFilterKind.Arm64 => "arm64",
+        _ => throw new InvalidInputException($"unknown branch filter {k}"),
+    };
+
+    private static BranchFilterKind ReadFilter(JsonElement e, bool filtered) => !filtered ? BranchFilterKind.None
+        : ManifestSerializer.RequiredString(e, "filter") switch
+        {
+            "none" => BranchFilterKind.None,
+            "x86" => BranchFilterKind.X86,
+            "arm64" => BranchFilterKind.Arm64,
+            var other => throw new FormatException($"filter '{other}' is not 'none', 'x86' or 'arm64'"),
+        };
+
     private static DeltaManifest Read(JsonElement root)
     {
         var schema = ManifestSerializer.Required(root, "schema").GetInt32();
-        if (schema is not (DeltaManifest.Schema or DeltaManifest.ReleaseSchema))
-            throw new FormatException($"schema {schema} is not supported (this build reads {DeltaManifest.Schema} and {DeltaManifest.ReleaseSchema})");
+        if (schema is not (DeltaManifest.Schema or DeltaManifest.ReleaseSchema or DeltaManifest.FilteredReleaseSchema))
+            throw new FormatException($"schema {schema} is not supported (this build reads {DeltaManifest.Schema}, {DeltaManifest.ReleaseSchema} and {DeltaManifest.FilteredReleaseSchema})");
+        var filtered = schema == DeltaManifest.FilteredReleaseSchema;
         var codec = ManifestSerializer.RequiredString(root, "codec");
         if (codec != Codec) throw new FormatException($"codec '{codec}' is not supported (this build reads '{Codec}')");
         var files = ManifestSerializer.Required(root, "files").EnumerateArray().Select(f => ReadMethod(f) == DeltaMethod.Release
             ? new DeltaFile(ManifestSerializer.RequiredString(f, "path"), "", "", ManifestSerializer.RequiredString(f, "sha256"),
-                ManifestSerializer.Required(f, "size").GetInt64(), DeltaMethod.Release, 0, [])
+                ManifestSerializer.Required(f, "size").GetInt64(), DeltaMethod.Release, 0, [], ReadFilter(f, filtered))
             : new DeltaFile(
             ManifestSerializer.RequiredString(f, "path"),
             ManifestSerializer.RequiredString(f, "sourcePath"),
@@ -256,7 +284,7 @@ public static class DeltaManifestSerializer
             ManifestSerializer.ParseTime(ManifestSerializer.RequiredString(root, "createdUtc"), "createdUtc"),
             ManifestSerializer.Required(root, "level").GetInt32(),
             files,
-            schema == DeltaManifest.ReleaseSchema ? ReadRelease(ManifestSerializer.Required(root, "release")) : null);
+            schema == DeltaManifest.Schema ? null : ReadRelease(ManifestSerializer.Required(root, "release"), filtered));
     }
 
     private static DeltaMethod ReadMethod(JsonElement f) => ManifestSerializer.RequiredString(f, "method") switch
@@ -267,13 +295,14 @@ public static class DeltaManifestSerializer
         var other => throw new FormatException($"method '{other}' is not 'patch', 'chunks' or 'release'"),
     };
 
-    private static ReleaseStream ReadRelease(JsonElement r) => new(
+    private static ReleaseStream ReadRelease(JsonElement r, bool filtered) => new(
         ManifestSerializer.Required(r, "windowLog").GetInt32(),
         ManifestSerializer.Required(r, "frameContent").GetInt32(),
         ManifestSerializer.Required(r, "sources").EnumerateArray().Select(s => new ReleaseSource(
             ManifestSerializer.RequiredString(s, "path"),
             ManifestSerializer.RequiredString(s, "sha256"),
-            ManifestSerializer.Required(s, "size").GetInt64())).ToList(),
+            ManifestSerializer.Required(s, "size").GetInt64(),
+            ReadFilter(s, filtered))).ToList(),
         ManifestSerializer.Required(r, "frames").EnumerateArray().Select(ReadPart).ToList());
 
     private static DeltaPart ReadPart(JsonElement p) => new(

@@ -72,16 +72,23 @@ public static unsafe class ReleaseDeltaApplier
             using var input = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
             if (input.Length != source.Size) continue;
             output.Seek(offsets[i], SeekOrigin.Begin);
-            // The local file is hashed as it is copied: one changed since the inventory was taken is replaced by zeros again.
+            // The local file is hashed as it is copied (before its branch transform): one changed since the inventory
+            // was taken is replaced by zeros again.
             using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-            int n;
+            var filter = source.Filter == BranchFilterKind.None ? null : new BranchFilter(source.Filter, encode: true);
+            int n, pending = 0;
             long written = 0;
-            while (written < source.Size && (n = input.Read(buffer, 0, (int)Math.Min(buffer.Length, source.Size - written))) > 0)
+            while (written < source.Size && (n = input.Read(buffer, pending, (int)Math.Min(buffer.Length - pending, source.Size - written))) > 0)
             {
-                hash.AppendData(buffer, 0, n);
-                output.Write(buffer, 0, n);
+                hash.AppendData(buffer, pending, n);
+                var have = pending + n;
+                var final = filter?.Process(buffer.AsSpan(0, have)) ?? have;
+                output.Write(buffer, 0, final);
+                pending = have - final;
+                Buffer.BlockCopy(buffer, final, buffer, 0, pending);
                 written += n;
             }
+            output.Write(buffer, 0, pending);
             if (written == source.Size && Convert.ToHexStringLower(hash.GetHashAndReset()) == source.Sha256)
             {
                 copied += source.Size;
@@ -111,6 +118,7 @@ public static unsafe class ReleaseDeltaApplier
         var layout = Layout(delta);
         var streamLength = layout.Count == 0 ? 0 : layout[^1].Offset + layout[^1].File.Size;
         var failed = new HashSet<int>();
+        var unfilters = new Dictionary<string, Unfiltering>(StringComparer.Ordinal);
         var length = stream.SourceLength;
         using var map = length == 0 ? null : MemoryMappedFile.CreateFromFile(referencePath, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
         using var view = map?.CreateViewAccessor(0, length, MemoryMappedFileAccess.Read);
@@ -120,7 +128,8 @@ public static unsafe class ReleaseDeltaApplier
         {
             var reference = basePointer == null ? ReadOnlySpan<byte>.Empty
                 : new ReadOnlySpan<byte>(basePointer + view!.PointerOffset, checked((int)length));
-            foreach (var index in frames)
+            // In stream order: a transformed file's pieces are undone in sequence.
+            foreach (var index in frames.Order())
             {
                 var part = stream.Frames[index];
                 var start = (long)index * stream.FrameContent;
@@ -142,7 +151,11 @@ public static unsafe class ReleaseDeltaApplier
                 {
                     var from = Math.Max(offset, start);
                     var to = Math.Min(offset + file.Size, start + pieceLength);
-                    if (from < to) write(file, from - offset, piece.AsSpan((int)(from - start), (int)(to - from)));
+                    if (from >= to) continue;
+                    var bytes = piece.AsSpan((int)(from - start), (int)(to - from));
+                    // (Unfilter rewrites the piece in place; each byte of it belongs to exactly one file.)
+                    if (file.Filter == BranchFilterKind.None) write(file, from - offset, bytes);
+                    else Unfilter(file, from - offset, bytes, unfilters, write);
                 }
             }
         }
@@ -151,5 +164,55 @@ public static unsafe class ReleaseDeltaApplier
             if (basePointer != null) view!.SafeMemoryMappedViewHandle.ReleasePointer();
         }
         return failed;
+    }
+
+    /// <summary>Undoes a file's branch transform piece by piece, holding back the few bytes a transform decision still needs.</summary>
+    private sealed class Unfiltering(BranchFilter filter)
+    {
+        public BranchFilter Filter { get; } = filter;
+        public long Emitted { get; set; }
+        public byte[] Tail { get; set; } = [];
+    }
+
+    /// <summary>
+    /// Undoes the transform of one piece of <paramref name="file"/> in place in the decoded frame, so the managed memory
+    /// stays <see cref="HeapNeeded"/>: only the held-back tail (at most 4 bytes) and the first bytes of the next piece
+    /// pass through a small bridge buffer.
+    /// </summary>
+    private static void Unfilter(DeltaFile file, long offset, Span<byte> bytes, Dictionary<string, Unfiltering> unfilters,
+        Action<DeltaFile, long, ReadOnlySpan<byte>> write)
+    {
+        if (!unfilters.TryGetValue(file.Path, out var state))
+        {
+            // A piece that does not start the file follows a frame that failed: the file comes from elsewhere.
+            if (offset != 0) return;
+            unfilters[file.Path] = state = new Unfiltering(new BranchFilter(file.Filter, encode: false));
+        }
+        var tail = state.Tail;
+        if (offset != state.Emitted + tail.Length) return;
+        var last = offset + bytes.Length == file.Size;
+        var bridge = new byte[tail.Length + Math.Min(bytes.Length, 16)];
+        tail.CopyTo(bridge, 0);
+        bytes[..(bridge.Length - tail.Length)].CopyTo(bridge.AsSpan(tail.Length));
+        var final = state.Filter.Process(bridge);
+        var bridged = bridge.Length - tail.Length == bytes.Length;
+        if (bridged)
+        {
+            // The whole piece fit the bridge.
+            if (last) final = bridge.Length;
+            write(file, state.Emitted, bridge.AsSpan(0, final));
+            state.Emitted += final;
+            state.Tail = bridge[final..];
+            return;
+        }
+        // final >= tail length here (the bridge has 16 bytes past the tail and a transform consumes at most 5 at a time).
+        write(file, state.Emitted, bridge.AsSpan(0, final));
+        state.Emitted += final;
+        var rest = bytes[(final - tail.Length)..];
+        var done = state.Filter.Process(rest);
+        if (last) done = rest.Length;
+        write(file, state.Emitted, rest[..done]);
+        state.Emitted += done;
+        state.Tail = rest[done..].ToArray();
     }
 }

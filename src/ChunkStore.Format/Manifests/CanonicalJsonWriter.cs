@@ -10,7 +10,23 @@ namespace Orchestrator.ChunkStore.Manifests;
 /// </summary>
 internal sealed class CanonicalJsonWriter
 {
-    private readonly MemoryStream _out = new();
+    private readonly MemoryStream? _out;
+    // Checking mode: the writer compares what it would write with these bytes instead of keeping a copy, so checking
+    // that a large parsed document is canonical costs no second buffer of its size.
+    private readonly ReadOnlyMemory<byte> _expected;
+    private int _position;
+    private bool _differs;
+
+    /// <summary>A writer that collects its output (<see cref="ToArray"/>).</summary>
+    public CanonicalJsonWriter() => _out = new MemoryStream();
+
+    private CanonicalJsonWriter(ReadOnlyMemory<byte> expected) => _expected = expected;
+
+    /// <summary>A writer that keeps nothing and only checks that it writes exactly <paramref name="expected"/> (<see cref="WroteExactly"/>).</summary>
+    public static CanonicalJsonWriter Checking(ReadOnlyMemory<byte> expected) => new(expected);
+
+    /// <summary>In checking mode: true when everything written so far equals the expected bytes and covers all of them.</summary>
+    public bool WroteExactly => !_differs && _position == _expected.Length;
     private readonly Stack<bool> _first = new();
     private bool _afterName;
 
@@ -33,15 +49,28 @@ internal sealed class CanonicalJsonWriter
     public CanonicalJsonWriter Number(long value)
     {
         Separator();
-        var text = value.ToString(CultureInfo.InvariantCulture);
-        _out.Write(Encoding.ASCII.GetBytes(text));
+        Span<byte> digits = stackalloc byte[20];
+        value.TryFormat(digits, out var n, default, CultureInfo.InvariantCulture);
+        Emit(digits[..n]);
         return this;
     }
 
     public CanonicalJsonWriter Property(string name, string value) => Name(name).String(value);
     public CanonicalJsonWriter Property(string name, long value) => Name(name).Number(value);
 
-    public byte[] ToArray() => _out.ToArray();
+    public byte[] ToArray() => _out?.ToArray() ?? throw new InvalidOperationException("a checking writer keeps no output");
+
+    private void Emit(ReadOnlySpan<byte> bytes)
+    {
+        if (_out is not null)
+        {
+            _out.Write(bytes);
+            return;
+        }
+        if (_differs) return;
+        if (_position + bytes.Length > _expected.Length || !_expected.Span.Slice(_position, bytes.Length).SequenceEqual(bytes)) _differs = true;
+        _position += bytes.Length;
+    }
 
     private void Separator()
     {
@@ -51,23 +80,52 @@ internal sealed class CanonicalJsonWriter
         else Raw(',');
     }
 
-    private void Raw(char c) => _out.WriteByte((byte)c);
+    private void Raw(char c) => Emit([(byte)c]);
+
+    private static readonly UTF8Encoding StrictUtf8 = new(false, throwOnInvalidBytes: true);
 
     private void WriteString(string value)
     {
         Raw('"');
-        var sb = new StringBuilder(value.Length + 2);
-        foreach (var c in value)
+        var start = 0;
+        for (var i = 0; i < value.Length; i++)
         {
+            var c = value[i];
+            if (c is not ('"' or '\\' or < ' ')) continue;
+            EmitUtf8(value.AsSpan(start, i - start));
             switch (c)
             {
-                case '"': sb.Append("\\\""); break;
-                case '\\': sb.Append("\\\\"); break;
-                case < ' ': sb.Append("\\u00").Append(((int)c).ToString("x2", CultureInfo.InvariantCulture)); break;
-                default: sb.Append(c); break;
+                case '"': Emit("\\\""u8); break;
+                case '\\': Emit("\\\\"u8); break;
+                default: EmitControl(c); break;
             }
+            start = i + 1;
         }
-        _out.Write(new UTF8Encoding(false, throwOnInvalidBytes: true).GetBytes(sb.ToString()));
+        EmitUtf8(value.AsSpan(start));
         Raw('"');
+    }
+
+    private void EmitControl(char c)
+    {
+        Emit("\\u00"u8);
+        Span<byte> hex = stackalloc byte[2];
+        ((int)c).TryFormat(hex, out _, "x2", CultureInfo.InvariantCulture);
+        Emit(hex);
+    }
+
+    // Encodes without an intermediate string or array for the short names, ids and tags that make up most of a manifest.
+    private void EmitUtf8(ReadOnlySpan<char> text)
+    {
+        if (text.IsEmpty) return;
+        var max = StrictUtf8.GetMaxByteCount(text.Length);
+        if (max <= 512)
+        {
+            Span<byte> buffer = stackalloc byte[512];
+            Emit(buffer[..StrictUtf8.GetBytes(text, buffer)]);
+        }
+        else
+        {
+            Emit(StrictUtf8.GetBytes(text.ToArray()));
+        }
     }
 }

@@ -36,9 +36,10 @@ public static class ManifestSerializer
         if (bytes.Length > MaxManifestBytes)
             throw new InvalidInputException($"Manifest is {bytes.Length} bytes, more than the {MaxManifestBytes} byte limit.");
         Manifest manifest;
+        var copy = bytes.ToArray();
         try
         {
-            using var doc = JsonDocument.Parse(bytes.ToArray());
+            using var doc = JsonDocument.Parse(copy);
             manifest = Read(doc.RootElement);
         }
         catch (JsonException ex)
@@ -56,7 +57,9 @@ public static class ManifestSerializer
         var problem = ManifestRules.Problem(manifest);
         if (problem is not null)
             throw new InvalidInputException($"Manifest is invalid: {problem}.");
-        if (!bytes.SequenceEqual(Write(manifest)))
+        var check = CanonicalJsonWriter.Checking(copy);
+        Write(manifest, check);
+        if (!check.WroteExactly)
             throw new InvalidInputException("Manifest is not in canonical form (whitespace, property order, duplicate or extra properties, or escaping differ); manifests must be written by ManifestSerializer.");
         return manifest;
     }
@@ -64,6 +67,12 @@ public static class ManifestSerializer
     private static byte[] Write(Manifest m)
     {
         var w = new CanonicalJsonWriter();
+        Write(m, w);
+        return w.ToArray();
+    }
+
+    private static void Write(Manifest m, CanonicalJsonWriter w)
+    {
         w.StartObject()
             .Property("schema", Manifest.Schema)
             .Property("product", m.Product)
@@ -94,7 +103,6 @@ public static class ManifestSerializer
         foreach (var s in m.Symlinks)
             w.StartObject().Property("path", s.Path).Property("target", s.Target).EndObject();
         w.EndArray().EndObject();
-        return w.ToArray();
     }
 
     private static Manifest Read(JsonElement root)

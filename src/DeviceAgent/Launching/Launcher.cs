@@ -116,10 +116,13 @@ public sealed class Launcher(AgentConfig config, Action<string> log, CrashPoints
             log($"no gateway configured in '{config.SourcePath}': nothing to check in with; skipping the update session");
             return ExitCodes.Ok;
         }
+        // A started agent writes a new sequence ceiling before its first request; from here it overlaps the setup.
+        var sequence = new RequestSequence(layout.RequestSequenceCeiling);
+        sequence.ReserveInBackground();
         using var key = DeviceKey.Derive(config.MachineSecretFile, config.DeviceId);
         var hidden = new HiddenZone(layout, key);
         using var http = StoreDownloader.CreateHttpClient();
-        var gateway = Gateway(http, layout, hidden);
+        var gateway = Gateway(http, layout, hidden, sequence);
         var session = new UpdateSession(config, layout, hidden, gateway, http, crash, log)
         {
             CheckInstalledTree = new ClientHealthCheck(log, crash).CheckAsync,
@@ -141,12 +144,12 @@ public sealed class Launcher(AgentConfig config, Action<string> log, CrashPoints
     }
 
     /// <summary>The device API client of this device (its sealed credential, its persisted request sequence).</summary>
-    private IGatewayClient Gateway(HttpClient http, ZoneLayout layout, HiddenZone hidden)
+    private IGatewayClient Gateway(HttpClient http, ZoneLayout layout, HiddenZone hidden, RequestSequence sequence)
     {
         var credential = Encoding.UTF8.GetString(hidden.ReadRequired(HiddenItem.DeviceCredential));
         return GatewayFactory?.Invoke(http, credential)
                ?? new HttpGatewayClient(http, config.Gateway!, config.DeviceId, credential, TimeSpan.FromSeconds(config.Download.RequestTimeoutSeconds),
-                   new RequestSequence(layout.RequestSequenceCeiling));
+                   sequence);
     }
 
     /// <summary>
@@ -162,7 +165,7 @@ public sealed class Launcher(AgentConfig config, Action<string> log, CrashPoints
             using var key = DeviceKey.Derive(config.MachineSecretFile, config.DeviceId);
             using var http = StoreDownloader.CreateHttpClient();
             var reason = BoundedProcess.Clip(repair.Message, 1900);
-            await Gateway(http, layout, new HiddenZone(layout, key)).ReportUpdaterLostAsync(new Messages.Protocol.UpdaterLostReport(reason), ct);
+            await Gateway(http, layout, new HiddenZone(layout, key), new RequestSequence(layout.RequestSequenceCeiling)).ReportUpdaterLostAsync(new Messages.Protocol.UpdaterLostReport(reason), ct);
             log("reported to the node that this device has no working updater");
         }
         catch (Exception e) when (e is GatewayException or HttpRequestException or HiddenZoneException or IOException)

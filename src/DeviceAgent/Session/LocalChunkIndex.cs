@@ -51,6 +51,10 @@ public static class LocalChunkIndex
             }
         }
 
+        // Nothing left to cut (a fresh device, or every local file is a release file): no tag table, which would hold
+        // an entry per wanted chunk of the release.
+        if (toChunk.Count == 0 || found.Count == wanted.Count) return found;
+
         // Tag -> the wanted chunks with that plaintext (normally one id; an older store may hold two encodings).
         var wantedByTag = new Dictionary<string, List<ChunkRef>>(StringComparer.Ordinal);
         foreach (var f in manifest.Files)

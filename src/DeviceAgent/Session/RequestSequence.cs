@@ -38,23 +38,50 @@ public sealed class RequestSequence
     {
         lock (_gate)
         {
-            if (!_loaded)
-            {
-                _ceiling = ReadCeiling();
-                _last = Math.Max(0, _ceiling - 1);
-                _loaded = true;
-            }
-            var next = Math.Max(_last + 1, _clock.GetUtcNow().ToUnixTimeMilliseconds());
-            if (_ceilingFile is not null && next >= _ceiling)
-            {
-                var ceiling = next + Reservation;
-                Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(_ceilingFile))!);
-                AtomicFile.Write(_ceilingFile, System.Text.Encoding.ASCII.GetBytes(ceiling.ToString(CultureInfo.InvariantCulture) + "\n"));
-                _ceiling = ceiling;
-            }
+            var next = Covered();
             _last = next;
             return next;
         }
+    }
+
+    /// <summary>
+    /// Writes the ceiling the next number needs now, without using a number, so the <see cref="Next"/> of the first
+    /// request finds it written: a restarted agent always needs one, and its fsync then overlaps the work before that
+    /// request instead of delaying it. Throws <see cref="IOException"/> like <see cref="Next"/>.
+    /// </summary>
+    public void Reserve()
+    {
+        lock (_gate) Covered();
+    }
+
+    /// <summary>
+    /// Starts <see cref="Reserve"/> in the background; a failure is left to <see cref="Next"/>, which tries again and
+    /// reports it on the request that needs the number.
+    /// </summary>
+    public void ReserveInBackground() => _ = Task.Run(() =>
+    {
+        try { Reserve(); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+    });
+
+    // The next number, with a durable ceiling above it; the caller holds _gate.
+    private long Covered()
+    {
+        if (!_loaded)
+        {
+            _ceiling = ReadCeiling();
+            _last = Math.Max(0, _ceiling - 1);
+            _loaded = true;
+        }
+        var next = Math.Max(_last + 1, _clock.GetUtcNow().ToUnixTimeMilliseconds());
+        if (_ceilingFile is not null && next >= _ceiling)
+        {
+            var ceiling = next + Reservation;
+            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(_ceilingFile))!);
+            AtomicFile.Write(_ceilingFile, System.Text.Encoding.ASCII.GetBytes(ceiling.ToString(CultureInfo.InvariantCulture) + "\n"));
+            _ceiling = ceiling;
+        }
+        return next;
     }
 
     // A missing or unreadable ceiling is 0: the clock alone then keeps the numbers above what the server has seen.

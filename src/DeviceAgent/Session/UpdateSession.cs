@@ -240,6 +240,19 @@ public sealed class UpdateSession
         return (SessionTrust.Authoritative(response, directive), directive);
     }
 
+    // Above this a manifest's parse and plan garbage is worth a full collection (a few thousand chunks).
+    private const long LargeManifestBytes = 1 << 20;
+
+    /// <summary>
+    /// After parsing or planning a large release: verifying and parsing its manifest, and planning its chunks, leave
+    /// garbage and committed heap in proportion to its chunk count, which the collector would otherwise keep until
+    /// much later; collected and returned here, the next step's peak starts from the live set.
+    /// </summary>
+    private static void ReturnMemory(long manifestBytes)
+    {
+        if (manifestBytes > LargeManifestBytes) GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+    }
+
     /// <summary>Running byte count of the install in progress (see <see cref="InstallByteCounter"/>).</summary>
     private string InstallBytesPath => Path.Combine(_layout.Work, "install-bytes");
 
@@ -254,7 +267,9 @@ public sealed class UpdateSession
             : null;
         var key = ContentKey.FromBytes(_hidden.ReadRequired(HiddenItem.ContentKey));
         var build = TreeBuild.Open(_layout, manifestSha256);
+        ReturnMemory(manifestBytes);
         var plan = Plan(manifest, inventory, delta, build, key);
+        ReturnMemory(manifestBytes);
         _log($"{response.Action} to {manifest.Version} (id {manifest.VersionId}): {plan.Missing.Count} chunk(s) to download, {plan.Patches.Count} file(s) by delta patch, {plan.ReleaseFiles.Count} file(s) by the whole-release delta, {plan.Local.Count} chunk(s) reused from local files, {plan.Resumed} already built by an earlier attempt");
 
         // Patches first: a file whose patch cannot be fetched or does not verify joins the chunk download instead,
@@ -595,7 +610,8 @@ public sealed class UpdateSession
             var c = f.Chunks[i];
             if (done is null || !done[i])
             {
-                if (!places.TryGetValue(c.Id, out var list)) places[c.Id] = list = [];
+                // Most chunks have one place; a list sized for one keeps a large file's plan small.
+                if (!places.TryGetValue(c.Id, out var list)) places[c.Id] = list = new List<ChunkPlace>(1);
                 list.Add(new ChunkPlace(f, offset, c));
             }
             offset += c.Length;

@@ -162,4 +162,46 @@ public sealed class ReleaseDeltaTests : StoreTestBase
         Assert.Equal(64 * 1024 + delta.Release!.Frames.Max(f => f.Stored), ReleaseDeltaApplier.HeapNeeded(delta.Release));
         Assert.True(ReleaseDeltaApplier.HeapNeeded(delta.Release) <= 2L * ReleaseStream.MaxFrameContent);
     }
+
+    [Fact]
+    public void Executables_are_coded_with_their_branch_transform_in_schema_3_and_rebuild_exactly()
+    {
+        var v1 = new Dictionary<string, byte[]> { ["bin/tool"] = ExecutableSamples.X86Program(200_000, 0), ["notes.txt"] = TestData.Random(20_000, 8) };
+        var v2 = new Dictionary<string, byte[]> { ["bin/tool"] = ExecutableSamples.X86Program(200_000, 3000), ["notes.txt"] = Stamped(v1["notes.txt"], 2) };
+        Publish("1.0", v1);
+        Publish("2.0", v2);
+        DeltaBuilder Builder(bool filters) => new(Store, ProductKey, SigningKey)
+            { Level = 3, Method = DeltaBuildMethod.Release, FrameContent = 64 * 1024, BranchFilters = filters };
+        var result = Builder(true).Build("acme", "1.0", "2.0");
+        var bytes = Store.ReadFile(result.ManifestPath)!;
+        var signature = Store.ReadFile(result.ManifestPath + ".sig")!;
+        // Transforms off replaces it with a schema 2 delta (for agents that read only schema 2).
+        var plainBuild = Builder(false).Build("acme", "1.0", "2.0");
+        Assert.False(plainBuild.AlreadyBuilt);
+        var plain = plainBuild.Delta;
+        var delta = DeltaManifestSerializer.VerifyAndParse(bytes, signature, SigningKey.PublicKey);
+
+        Assert.Equal(DeltaManifest.FilteredReleaseSchema, delta.SchemaVersion);
+        Assert.Equal(DeltaManifest.ReleaseSchema, plain.SchemaVersion);
+        var json = Encoding.UTF8.GetString(bytes);
+        Assert.Contains("\"schema\":3", json);
+        Assert.Equal([BranchFilterKind.X86, BranchFilterKind.None], delta.ReleaseFiles.Select(f => f.Filter));
+        Assert.Equal([BranchFilterKind.X86, BranchFilterKind.None], delta.Release!.Sources.Select(f => f.Filter));
+        // The moved calls still match the source once transformed: the stream costs clearly less.
+        Assert.True(delta.PatchBytes < plain.PatchBytes * 9 / 10, $"transformed {delta.PatchBytes} B, plain {plain.PatchBytes} B");
+
+        // The tool spans several 64 KiB frames: the device undoes the transform across frame boundaries.
+        Assert.True(delta.Release.Frames.Count >= 3);
+        var rebuilt = Apply(delta, _trees["1.0"]);
+        Assert.Equal(v2["bin/tool"], rebuilt["bin/tool"]);
+        Assert.Equal(v2["notes.txt"], rebuilt["notes.txt"]);
+
+        // The filter is signed content: a schema 3 manifest without it, or a schema 2 one with it, is refused.
+        Assert.Throws<InvalidInputException>(() => DeltaManifestSerializer.Parse(Encoding.UTF8.GetBytes(json.Replace("\"schema\":3", "\"schema\":2"))));
+        Assert.Throws<InvalidInputException>(() => DeltaManifestSerializer.Parse(Encoding.UTF8.GetBytes(json.Replace("\"filter\":\"x86\"", "\"filter\":\"arm64\"").Replace("\"filter\":\"none\"", "\"filter\":\"mips\""))));
+        var e = Assert.Throws<InvalidInputException>(() => DeltaManifestSerializer.Serialize(delta with { Files = [delta.Files[0] with { Filter = (BranchFilterKind)9 }, .. delta.Files.Skip(1)] }));
+        Assert.Contains("unknown filter", e.Message);
+        Assert.Throws<IntegrityException>(() => DeltaManifestSerializer.VerifyAndParse(Encoding.UTF8.GetBytes(json.Replace("\"filter\":\"x86\"", "\"filter\":\"none\"")),
+            signature, SigningKey.PublicKey));
+    }
 }

@@ -159,6 +159,8 @@ public class ManifestTests
             text.Replace("\"schema\":1,", "\"schema\":1,\"extra\":true,"),                      // extra property
             text.Replace("\"versionId\":7", "\"versionId\":7.0"),                                  // number form
             text.Replace("\"acme\"", "\"\\u0061cme\""),                                           // escaping
+            text + "\n",                                                                          // trailing bytes
+            text.Replace("\"size\":", "\"size\": "),                                             // whitespace deep inside
         };
         foreach (var variant in variants)
             Assert.Throws<InvalidInputException>(() => ManifestSerializer.Parse(Encoding.UTF8.GetBytes(variant)));

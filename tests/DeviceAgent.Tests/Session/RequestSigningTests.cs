@@ -43,6 +43,27 @@ public sealed class RequestSigningTests : GatewaySessionTestBase
         Assert.True(File.Exists(file));
     }
 
+    [Fact]
+    public void A_reserved_ceiling_covers_the_first_number_of_a_restarted_agent_without_another_write()
+    {
+        var file = Device.Layout.RequestSequenceCeiling;
+        var now = new MovableClock(DateTimeOffset.FromUnixTimeMilliseconds(1_800_000_000_000));
+        var used = new RequestSequence(file, now).Next();
+        var before = File.ReadAllText(file);
+
+        // A restart starts at the persisted ceiling, so its first number needs a new one: Reserve writes it ahead...
+        var restarted = new RequestSequence(file, now);
+        restarted.Reserve();
+        var reserved = long.Parse(File.ReadAllText(file).Trim(), System.Globalization.CultureInfo.InvariantCulture);
+        Assert.NotEqual(before, File.ReadAllText(file));
+        // ...and the first request's number is above everything used before and below the reserved ceiling, with no write.
+        File.SetLastWriteTimeUtc(file, new DateTime(2001, 1, 1, 0, 0, 0, DateTimeKind.Utc));
+        var first = restarted.Next();
+        Assert.True(first > used && first < reserved);
+        Assert.Equal(new DateTime(2001, 1, 1, 0, 0, 0, DateTimeKind.Utc), File.GetLastWriteTimeUtc(file));
+        Assert.Equal(reserved.ToString(System.Globalization.CultureInfo.InvariantCulture), File.ReadAllText(file).Trim());
+    }
+
     private sealed class MovableClock(DateTimeOffset start) : TimeProvider
     {
         public DateTimeOffset Now { get; set; } = start;

@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using Orchestrator.ChunkStore.Deltas;
 using Orchestrator.ChunkStore.Publishing;
 using Orchestrator.ChunkStore.Storage;
+using Orchestrator.ChunkStore.Tests.Support;
 using Orchestrator.DeviceAgent.Tests.Support;
 using Orchestrator.EndToEnd.Tests.Agent.Support;
 using Orchestrator.EndToEnd.Tests.Trust.Support;
@@ -70,10 +71,12 @@ public sealed class AgentReleaseDeltaTests(ITestOutputHelper output)
             Assert.Equal(content, File.ReadAllBytes(Path.Combine(d.Layout.Client, path)));
     }
 
-    private async Task<JsonNode> PlanAsync(Setup s, string method)
+    private async Task<JsonNode> PlanAsync(Setup s, string method) => await PlanAsync(s.Rig, method, "1.0", "2.0");
+
+    private async Task<JsonNode> PlanAsync(HostileGatewayRig rig, string method, string from, string to)
     {
-        var r = await OrchProcess.OkAsync(s.Rig.Node, output, "release", "plan", "--store", s.Rig.Store.Root, "--product", "acme",
-            "--from", "1.0", "--to", "2.0", "--method", method, "--json");
+        var r = await OrchProcess.OkAsync(rig.Node, output, "release", "plan", "--store", rig.Store.Root, "--product", "acme",
+            "--from", from, "--to", to, "--method", method, "--json");
         return JsonNode.Parse(r.Output)!;
     }
 
@@ -123,6 +126,41 @@ public sealed class AgentReleaseDeltaTests(ITestOutputHelper output)
         Assert.Equal(chunkFetched.Sum(f => f.Bytes), (long)chunkPlan["bytes"]!);
         output.WriteLine($"delta: {fetched.Sum(f => f.Bytes)} bytes in {fetched.Count} requests; chunks: {chunkFetched.Sum(f => f.Bytes)} bytes in {chunkFetched.Count} requests");
         Assert.True(fetched.Sum(f => f.Bytes) * 3 < chunkFetched.Sum(f => f.Bytes));
+    }
+
+    [Fact]
+    public async Task Executables_upgrade_over_a_schema_3_delta_and_the_agent_undoes_the_branch_transform_across_frames()
+    {
+        await using var rig = await HostileGatewayRig.StartAsync("dev-rx", TestDevice.FastDownloads with { MaxSessionAttempts = 1 });
+        await Run(rig.Device);
+        // 2.0 adds an x86-64 program; 3.0 inserts code into it (every later call moves) and restamps lib/core.so.
+        var v2Files = Releases.V1();
+        v2Files["bin/tool"] = ExecutableSamples.X86Program(600_000, 0);
+        var v3Files = Releases.V1();
+        v3Files["bin/tool"] = ExecutableSamples.X86Program(600_000, 5000);
+        v3Files["lib/core.so"] = Stamp(v3Files["lib/core.so"], 3);
+        var v2 = rig.Store.Publish("2.0", v2Files);
+        await rig.Node.AssignAsync("dev-rx", "acme", v2.Version, v2.VersionId, v2.ManifestPath);
+        await Run(rig.Device);
+        Assert.Equal(v2.InventoryDigest, Releases.ClientDigest(rig.Device));
+        var v3 = rig.Store.Publish("3.0", v3Files);
+        var delta = new DeltaBuilder(rig.Store.Store, rig.Store.ContentKey, rig.Store.SigningKey)
+            { Level = 3, Method = DeltaBuildMethod.Release, FrameContent = 128 * 1024 }.Build("acme", "2.0", "3.0").Delta;
+        Assert.Equal(DeltaManifest.FilteredReleaseSchema, delta.SchemaVersion);
+        Assert.Equal(BranchFilterKind.X86, Assert.Single(delta.ReleaseFiles, f => f.Path == "bin/tool").Filter);
+        Assert.True(delta.Release!.Frames.Count >= 3, $"{delta.Release.Frames.Count} frames");
+
+        await rig.Node.AssignAsync("dev-rx", "acme", v3.Version, v3.VersionId, v3.ManifestPath);
+        rig.Gateway.StoreLog.Clear();
+        var upgrade = await Run(rig.Device);
+        Assert.Equal(v3.InventoryDigest, Releases.ClientDigest(rig.Device));
+        foreach (var (path, content) in v3Files) Assert.Equal(content, File.ReadAllBytes(Path.Combine(rig.Device.Layout.Client, path)));
+        Assert.Contains($"{delta.ReleaseFiles.Count} file(s) from delta patches, 0 fell back to chunks", upgrade.Output);
+        var fetched = rig.Gateway.StoreLog.ToList();
+        Assert.All(delta.Release.Frames, f => Assert.Contains(fetched, x => x.Path == StoreLayout.ChunkPath(f.Id)));
+        var plan = await PlanAsync(rig, "delta", "2.0", "3.0");
+        Assert.Equal(fetched.Count, (int)plan["requests"]!);
+        Assert.Equal(fetched.Sum(f => f.Bytes), (long)plan["bytes"]!);
     }
 
     [Fact]
