@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# A 3-node Orchestrator cluster on 127.0.0.1 sharing one PostgreSQL and one store folder (see README.md).
+# A 3-node Orchestrator cluster on 127.0.0.1 sharing one PostgreSQL and one store folder (see README.md). The nodes
+# form the cluster with Akka Cluster Bootstrap and config discovery (each node's HTTP address is a contact point).
 #
 #   deploy/local/cluster.sh start          build if needed, start nodes 1..3, wait until all are Ready
 #   deploy/local/cluster.sh status         pid, ports and /health/ready of each node
@@ -58,16 +59,17 @@ admin_token() {
 }
 
 start_node() {
-  local n=$1 conn=$2 hash=$3 i seeds=()
+  local n=$1 conn=$2 hash=$3 i
   if alive "$n"; then echo "node $n already running (pid $(pid_of "$n"))"; return; fi
   mkdir -p "$dir/node-$n/data" "$dir/store"
-  for ((i = 1; i <= nodes; i++)); do seeds+=("akka.tcp://orchestrator@127.0.0.1:$(akka_port "$i")"); done
   local env=(
     "ORCH_Urls=http://127.0.0.1:$(http_port "$n")"
     "ORCH_Node__DataDirectory=$dir/node-$n/data"
     "ORCH_Node__StoreRoot=$dir/store"
     "ORCH_Node__Hostname=127.0.0.1"
     "ORCH_Node__Port=$(akka_port "$n")"
+    "ORCH_Node__Discovery=config"
+    "ORCH_Node__DiscoveryContactPoints=$nodes"
     "ORCH_Database__Provider=postgresql"
     "ORCH_Database__ConnectionString=$conn"
     "ORCH_Admin__Tokens__0__Name=local"
@@ -76,7 +78,8 @@ start_node() {
     "ORCH_Admin__Tokens__0__Scopes__1=operate"
     "ORCH_Logging__LogLevel__Default=${ORCH_LOCAL_LOG_LEVEL:-Information}"
   )
-  for ((i = 0; i < nodes; i++)); do env+=("ORCH_Node__SeedNodes__$i=${seeds[$i]}"); done
+  # Cluster Bootstrap with config discovery: every node's HTTP contact point; no seed list.
+  for ((i = 1; i <= nodes; i++)); do env+=("ORCH_Node__DiscoveryEndpoints__$((i - 1))=127.0.0.1:$(http_port "$i")"); done
   [ -z "$stable_after" ] || env+=("ORCH_Node__SplitBrainStableAfter=$stable_after")
   # exec: the recorded pid is the node process itself, so `kill` really SIGKILLs the node.
   (cd "$dir/node-$n" && exec env "${env[@]}" dotnet "$node_dll" </dev/null >>"$dir/node-$n/node.log" 2>&1) &

@@ -21,15 +21,15 @@ namespace Orchestrator.Bench.DeviceActors;
 
 /// <summary>
 /// `device-actors` mode: events persisted per second by sharded device actors (single-node cluster, the node's real
-/// path: region -> shard -> DeviceActor -> DeviceJournal, which writes Akka.Persistence.Sql's rows), then recovery time of all devices in a fresh actor
-/// system, side by side with raw batched inserts of the same rows (journal row + tag row, same payload bytes)
-/// into the same database in the same run.
+/// path: region -> shard -> DeviceActor -> journal), then recovery time of all devices in a fresh actor system, for
+/// DeviceJournal and for Akka.Persistence.Sql's write journal in Csv tag mode, each side by side with raw batched
+/// inserts of the rows that journal writes into the same database in the same run.
 /// </summary>
 public static class DeviceActorsBenchmark
 {
-    private sealed record Options(int Devices, int EventsPerDevice, int InFlight, string[] Backends, string? Postgres, string Output, int? BatchSize, int WarmupDevices);
+    private sealed record Options(int Devices, int EventsPerDevice, int InFlight, string[] Backends, string[] Journals, string? Postgres, string Output, int? BatchSize, int WarmupDevices);
 
-    private sealed record Result(string Backend, int Devices, long Events, double RawSeconds, double ActorSeconds, double RecoverySeconds, long JournalRows, double FirstContactSeconds, double RawCpuUs, double ActorCpuUs);
+    private sealed record Result(string Backend, string Journal, int Devices, long Events, double RawSeconds, double ActorSeconds, double RecoverySeconds, long JournalRows, double FirstContactSeconds, double RawCpuUs, double ActorCpuUs);
 
     /// <summary>Runs the benchmark; returns the process exit code.</summary>
     public static async Task<int> Run(string[] args)
@@ -37,10 +37,11 @@ public static class DeviceActorsBenchmark
         var o = Parse(args);
         var results = new List<Result>();
         foreach (var backend in o.Backends)
-        {
-            Console.WriteLine($"== {backend}: {o.Devices} devices x {o.EventsPerDevice} events");
-            results.Add(await RunBackend(backend, o));
-        }
+            foreach (var journal in o.Journals)
+            {
+                Console.WriteLine($"== {backend}, {journal} journal: {o.Devices} devices x {o.EventsPerDevice} events");
+                results.Add(await RunBackend(backend, journal, o));
+            }
         var md = Report(o, results);
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(o.Output))!);
         var tmp = o.Output + ".tmp";
@@ -54,6 +55,7 @@ public static class DeviceActorsBenchmark
     {
         int devices = 100_000, events = 3, inFlight = 1_000;
         var backends = new[] { "sqlite", "postgres" };
+        var journals = new[] { DeviceJournalSide, PluginSide };
         string? pg = Environment.GetEnvironmentVariable("ORCH_TEST_POSTGRES") ?? Environment.GetEnvironmentVariable("PG_CONNECTION_STRING");
         var output = "bench/results/device-actors.md";
         int? batchSize = null; // null: DevicePersistenceOptions' default
@@ -67,6 +69,7 @@ public static class DeviceActorsBenchmark
                 case "--events-per-device": events = int.Parse(Next(), CultureInfo.InvariantCulture); break;
                 case "--in-flight": inFlight = int.Parse(Next(), CultureInfo.InvariantCulture); break;
                 case "--backend": backends = Next().Split(',', StringSplitOptions.RemoveEmptyEntries); break;
+                case "--journals": journals = Next().Split(',', StringSplitOptions.RemoveEmptyEntries); break;
                 case "--postgres": pg = Next(); break;
                 case "--out": output = Next(); break;
                 case "--batch-size": batchSize = int.Parse(Next(), CultureInfo.InvariantCulture); break;
@@ -74,15 +77,27 @@ public static class DeviceActorsBenchmark
                 default:
                     throw new ArgumentException(
                         $"Unknown option '{args[i]}'. Usage: device-actors [--devices N] [--events-per-device E] [--in-flight K] " +
-                        "[--backend sqlite,postgres] [--postgres CONNSTR] [--out FILE] [--batch-size ROWS] [--warmup-devices W]");
+                        "[--backend sqlite,postgres] [--journals device,plugin] [--postgres CONNSTR] [--out FILE] [--batch-size ROWS] [--warmup-devices W]");
             }
         }
         if (backends.Contains("postgres") && pg is null)
             throw new ArgumentException("PostgreSQL backend needs --postgres, ORCH_TEST_POSTGRES or PG_CONNECTION_STRING (or --backend sqlite).");
-        return new Options(devices, events, inFlight, backends, pg, output, batchSize, warmup);
+        if (journals.FirstOrDefault(j => j is not DeviceJournalSide and not PluginSide) is { } unknown)
+            throw new ArgumentException($"Unknown journal '{unknown}' in --journals: use '{DeviceJournalSide}' (DeviceJournal) and/or '{PluginSide}' (Akka.Persistence.Sql, tag-write-mode = Csv).");
+        return new Options(devices, events, inFlight, backends, journals, pg, output, batchSize, warmup);
     }
 
-    private static async Task<Result> RunBackend(string backend, Options o)
+    /// <summary>The actors persist through <c>DeviceJournal</c> (the node's journal).</summary>
+    private const string DeviceJournalSide = "device";
+
+    /// <summary>
+    /// The actors persist through Akka.Persistence.Sql's own write journal in its fast mode: <c>tag-write-mode = Csv</c>
+    /// (tags in the journal row's <c>tags</c> column, no tag table: the column the registry's read journal reads), the
+    /// same number of connections (<c>parallelism</c>) and rows per transaction (<c>batch-size</c>) as DeviceJournal.
+    /// </summary>
+    private const string PluginSide = "plugin";
+
+    private static async Task<Result> RunBackend(string backend, string journal, Options o)
     {
         string? tempDir = null;
         DevicePersistenceOptions options;
@@ -107,13 +122,13 @@ public static class DeviceActorsBenchmark
 
             SettleHeap();
             var rawCpu0 = Process.GetCurrentProcess().TotalProcessorTime;
-            var rawSeconds = await RawInserts(options, warmIds, ids, o.EventsPerDevice);
+            var rawSeconds = await RawInserts(options, journal, warmIds, ids, o.EventsPerDevice);
             var rawCpuUs = (Process.GetCurrentProcess().TotalProcessorTime - rawCpu0).TotalMicroseconds / totalEvents;
             Console.WriteLine($"   raw batched inserts: {totalEvents} rows in {rawSeconds:F1}s = {totalEvents / rawSeconds:F0}/s, {rawCpuUs:F0} us CPU/row");
 
             double actorSeconds, actorCpuUs, firstContactSeconds;
             SqlStats.InstallIfRequested();
-            await using (var node = await Node.Start(options))
+            await using (var node = await Node.Start(options, journal))
             {
                 await ForAll(warmIds, o.InFlight, async id =>
                 {
@@ -161,7 +176,7 @@ public static class DeviceActorsBenchmark
             Console.WriteLine($"   device actors: {totalEvents} events in {actorSeconds:F1}s = {totalEvents / actorSeconds:F0}/s, {actorCpuUs:F0} us CPU/event");
 
             double recoverySeconds;
-            await using (var node = await Node.Start(options))
+            await using (var node = await Node.Start(options, journal))
             {
                 var sw = Stopwatch.StartNew();
                 var wrong = 0;
@@ -177,7 +192,7 @@ public static class DeviceActorsBenchmark
             var rows = await Count(options, "journal");
             var expectedRows = totalEvents + (long)warmIds.Length * WarmupEvents;
             if (rows != expectedRows) throw new InvalidOperationException($"journal holds {rows} rows, expected {expectedRows}");
-            return new Result(backend, o.Devices, totalEvents, rawSeconds, actorSeconds, recoverySeconds, rows, firstContactSeconds, rawCpuUs, actorCpuUs);
+            return new Result(backend, journal, o.Devices, totalEvents, rawSeconds, actorSeconds, recoverySeconds, rows, firstContactSeconds, rawCpuUs, actorCpuUs);
         }
         finally
         {
@@ -222,76 +237,34 @@ public static class DeviceActorsBenchmark
     }
 
     /// <summary>
-    /// The peer: the same rows the plugin writes (one journal row with the same serialized payload, one tag row per
-    /// event), inserted in batches of 1000 per transaction, into tables with the same columns, keys and indexes as the
-    /// device journal's <c>journal</c> and <c>tags</c> tables (the plugin's, plus our <c>tags (tag, ordering_id)</c>).
+    /// The peer of each journal: the rows that journal writes (one journal row with the same serialized payload and the
+    /// <c>tags</c> column <c>;device;</c>; for DeviceJournal also one tag row per event, for the plugin in Csv mode none),
+    /// in batches of 1000 per transaction, through ADO.NET (Microsoft.Data.Sqlite / Npgsql) on as many connections as
+    /// the journal writes with (<see cref="DevicePersistenceOptions.Parallelism"/>), into tables with the device journal's
+    /// columns, keys and indexes (the plugin's, plus our <c>tags (tag, ordering_id)</c>).
     /// </summary>
-    private static async Task<double> RawInserts(DevicePersistenceOptions options, string[] warmIds, string[] ids, int eventsPerDevice)
+    private static async Task<double> RawInserts(DevicePersistenceOptions options, string journal, string[] warmIds, string[] ids, int eventsPerDevice)
     {
         var sample = new DeviceCheckedIn("acme", 3, $"sha256:{0:x64}", "1.0.0", UpdateAction.None, null, DateTimeOffset.UtcNow);
         var payload = System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(sample, OrchestratorSerializer.JsonOptions);
+        var tagRows = journal == DeviceJournalSide;
         const int batch = 1000;
-        static IEnumerable<(string Pid, long Seq)> Rows(string[] ids, int events) =>
-            ids.SelectMany(id => Enumerable.Range(1, events).Select(seq => (Pid: DeviceActor.PersistenceIdPrefix + id, Seq: (long)seq)));
-        var phases = new[] { (Timed: false, Rows: Rows(warmIds, WarmupEvents)), (Timed: true, Rows: Rows(ids, eventsPerDevice)) };
-        var sw = new Stopwatch();
-        if (options.Backend == PersistenceBackend.Sqlite)
+        static (string Pid, long Seq)[][] Batches(string[] ids, int events) =>
+            ids.SelectMany(id => Enumerable.Range(1, events).Select(seq => (Pid: DeviceActor.PersistenceIdPrefix + id, Seq: (long)seq))).Chunk(batch).ToArray();
+        var phases = new[] { (Timed: false, Batches: Batches(warmIds, WarmupEvents)), (Timed: true, Batches: Batches(ids, eventsPerDevice)) };
+        var sqlite = options.Backend == PersistenceBackend.Sqlite;
+        await using (var setup = Connect(options))
         {
-            await using var c = new SqliteConnection(options.ConnectionString);
-            await c.OpenAsync();
-            await Exec(c, """
-                CREATE TABLE raw_journal (ordering INTEGER PRIMARY KEY AUTOINCREMENT, deleted INTEGER NOT NULL, persistence_id TEXT NOT NULL,
-                  sequence_number INTEGER NOT NULL, created INTEGER NOT NULL, tags TEXT, message BLOB NOT NULL, identifier INTEGER,
-                  manifest TEXT NOT NULL, writer_uuid TEXT, UNIQUE (persistence_id, sequence_number));
-                CREATE TABLE raw_tags (ordering_id INTEGER NOT NULL, tag TEXT NOT NULL, persistence_id TEXT NOT NULL, sequence_nr INTEGER NOT NULL,
-                  PRIMARY KEY (ordering_id, tag));
-                CREATE INDEX raw_journal_created_idx ON raw_journal (created);
-                CREATE INDEX raw_journal_sequence_number_idx ON raw_journal (sequence_number);
-                CREATE INDEX raw_tags_persistence_id_sequence_nr_idx ON raw_tags (persistence_id, sequence_nr);
-                CREATE INDEX raw_tags_tag_idx ON raw_tags (tag);
-                CREATE INDEX raw_tags_tag_ordering_idx ON raw_tags (tag, ordering_id);
-                """);
-            foreach (var (timed, rows) in phases)
-            {
-                if (timed) sw.Start();
-                foreach (var chunk in rows.Chunk(batch))
-                {
-                    await using var tx = c.BeginTransaction();
-                    await using var j = c.CreateCommand();
-                    j.Transaction = tx;
-                    j.CommandText = "INSERT INTO raw_journal (deleted, persistence_id, sequence_number, created, tags, message, identifier, manifest, writer_uuid) " +
-                                    "VALUES (0, $p, $s, $c, NULL, $m, 7131, 'DeviceCheckedIn.v1', 'w') RETURNING ordering";
-                    var p = j.Parameters.Add("$p", SqliteType.Text);
-                    var s = j.Parameters.Add("$s", SqliteType.Integer);
-                    var cr = j.Parameters.Add("$c", SqliteType.Integer);
-                    j.Parameters.AddWithValue("$m", payload);
-                    await using var t = c.CreateCommand();
-                    t.Transaction = tx;
-                    t.CommandText = "INSERT INTO raw_tags (ordering_id, tag, persistence_id, sequence_nr) VALUES ($o, 'device', $p, $s)";
-                    var to = t.Parameters.Add("$o", SqliteType.Integer);
-                    var tp = t.Parameters.Add("$p", SqliteType.Text);
-                    var ts = t.Parameters.Add("$s", SqliteType.Integer);
-                    foreach (var (pid, seq) in chunk)
-                    {
-                        p.Value = pid; s.Value = seq; cr.Value = DateTime.UtcNow.Ticks;
-                        var ordering = (long)(await j.ExecuteScalarAsync())!;
-                        to.Value = ordering; tp.Value = pid; ts.Value = seq;
-                        await t.ExecuteNonQueryAsync();
-                    }
-                    await tx.CommitAsync();
-                }
-            }
-        }
-        else
-        {
-            await using var c = new NpgsqlConnection(options.ConnectionString);
-            await c.OpenAsync();
-            await Exec(c, $"""
-                SET search_path TO "{options.Schema}";
-                CREATE TABLE raw_journal (ordering BIGSERIAL PRIMARY KEY, deleted BOOLEAN NOT NULL, persistence_id VARCHAR(255) NOT NULL,
-                  sequence_number BIGINT NOT NULL, created BIGINT NOT NULL, tags VARCHAR(100), message BYTEA NOT NULL, identifier INT,
+            await setup.OpenAsync();
+            var (blob, boolean, text, identity) = sqlite
+                ? ("BLOB", "INTEGER", "TEXT", "INTEGER PRIMARY KEY AUTOINCREMENT")
+                : ("BYTEA", "BOOLEAN", "VARCHAR(255)", "BIGSERIAL PRIMARY KEY");
+            await Exec(setup, $"""
+                {(sqlite ? "" : $"SET search_path TO \"{options.Schema}\";")}
+                CREATE TABLE raw_journal (ordering {identity}, deleted {boolean} NOT NULL, persistence_id {text} NOT NULL,
+                  sequence_number BIGINT NOT NULL, created BIGINT NOT NULL, tags VARCHAR(100), message {blob} NOT NULL, identifier INT,
                   manifest VARCHAR(500) NOT NULL, writer_uuid VARCHAR(128), UNIQUE (persistence_id, sequence_number));
-                CREATE TABLE raw_tags (ordering_id BIGINT NOT NULL, tag VARCHAR(64) NOT NULL, persistence_id VARCHAR(255) NOT NULL,
+                CREATE TABLE raw_tags (ordering_id BIGINT NOT NULL, tag VARCHAR(64) NOT NULL, persistence_id {text} NOT NULL,
                   sequence_nr BIGINT NOT NULL, PRIMARY KEY (ordering_id, tag));
                 CREATE INDEX raw_journal_created_idx ON raw_journal (created);
                 CREATE INDEX raw_journal_sequence_number_idx ON raw_journal (sequence_number);
@@ -299,43 +272,93 @@ public static class DeviceActorsBenchmark
                 CREATE INDEX raw_tags_tag_idx ON raw_tags (tag);
                 CREATE INDEX raw_tags_tag_ordering_idx ON raw_tags (tag, ordering_id);
                 """);
-            foreach (var (timed, rows) in phases)
+        }
+        var sw = new Stopwatch();
+        foreach (var (timed, batches) in phases)
+        {
+            if (timed) sw.Start();
+            // Connection k writes batches k, k + P, k + 2P, ...: P connections busy at once, as the journals' P writers.
+            var next = -1;
+            await Task.WhenAll(Enumerable.Range(0, options.Parallelism).Select(async _ =>
             {
-                if (timed) sw.Start();
-                foreach (var chunk in rows.Chunk(batch))
+                await using var c = Connect(options);
+                await c.OpenAsync();
+                int i;
+                while ((i = Interlocked.Increment(ref next)) < batches.Length)
                 {
-                    // One multi-row INSERT for the journal rows (returning the orderings), one for their tag rows, one transaction.
-                    await using var tx = await c.BeginTransactionAsync();
-                    var sql = new StringBuilder($"INSERT INTO \"{options.Schema}\".raw_journal (deleted, persistence_id, sequence_number, created, tags, message, identifier, manifest, writer_uuid) VALUES ");
-                    await using var j = new NpgsqlCommand { Connection = c, Transaction = tx };
-                    for (var i = 0; i < chunk.Length; i++)
-                    {
-                        sql.Append(i == 0 ? "" : ",").Append($"(false,@p{i},@s{i},@c,NULL,@m,7131,'DeviceCheckedIn.v1','w')");
-                        j.Parameters.AddWithValue($"p{i}", chunk[i].Pid);
-                        j.Parameters.AddWithValue($"s{i}", chunk[i].Seq);
-                    }
-                    j.Parameters.AddWithValue("c", DateTime.UtcNow.Ticks);
-                    j.Parameters.AddWithValue("m", payload);
-                    j.CommandText = sql.Append(" RETURNING ordering, persistence_id, sequence_number").ToString();
-                    var tagRows = new List<(long, string, long)>(chunk.Length);
-                    await using (var r = await j.ExecuteReaderAsync())
-                        while (await r.ReadAsync()) tagRows.Add((r.GetInt64(0), r.GetString(1), r.GetInt64(2)));
-                    var tsql = new StringBuilder($"INSERT INTO \"{options.Schema}\".raw_tags (ordering_id, tag, persistence_id, sequence_nr) VALUES ");
-                    await using var t = new NpgsqlCommand { Connection = c, Transaction = tx };
-                    for (var i = 0; i < tagRows.Count; i++)
-                    {
-                        tsql.Append(i == 0 ? "" : ",").Append($"(@o{i},'device',@p{i},@s{i})");
-                        t.Parameters.AddWithValue($"o{i}", tagRows[i].Item1);
-                        t.Parameters.AddWithValue($"p{i}", tagRows[i].Item2);
-                        t.Parameters.AddWithValue($"s{i}", tagRows[i].Item3);
-                    }
-                    t.CommandText = tsql.ToString();
-                    await t.ExecuteNonQueryAsync();
-                    await tx.CommitAsync();
+                    if (c is SqliteConnection sc) await RawSqliteBatch(sc, batches[i], payload, tagRows);
+                    else await RawPostgresBatch((NpgsqlConnection)c, options.Schema!, batches[i], payload, tagRows);
                 }
-            }
+            }));
         }
         return sw.Elapsed.TotalSeconds;
+    }
+
+    private static System.Data.Common.DbConnection Connect(DevicePersistenceOptions options) =>
+        options.Backend == PersistenceBackend.Sqlite ? new SqliteConnection(options.ConnectionString) : new NpgsqlConnection(options.ConnectionString);
+
+    // Prepared statements, one INSERT ... RETURNING per journal row and one tag insert per row.
+    private static async Task RawSqliteBatch(SqliteConnection c, (string Pid, long Seq)[] chunk, byte[] payload, bool tagRows)
+    {
+        await using var tx = c.BeginTransaction();
+        await using var j = c.CreateCommand();
+        j.Transaction = tx;
+        j.CommandText = "INSERT INTO raw_journal (deleted, persistence_id, sequence_number, created, tags, message, identifier, manifest, writer_uuid) " +
+                        "VALUES (0, $p, $s, $c, ';device;', $m, 7131, 'DeviceCheckedIn.v1', 'w') RETURNING ordering";
+        var p = j.Parameters.Add("$p", SqliteType.Text);
+        var s = j.Parameters.Add("$s", SqliteType.Integer);
+        var cr = j.Parameters.Add("$c", SqliteType.Integer);
+        j.Parameters.AddWithValue("$m", payload);
+        await using var t = c.CreateCommand();
+        t.Transaction = tx;
+        t.CommandText = "INSERT INTO raw_tags (ordering_id, tag, persistence_id, sequence_nr) VALUES ($o, 'device', $p, $s)";
+        var to = t.Parameters.Add("$o", SqliteType.Integer);
+        var tp = t.Parameters.Add("$p", SqliteType.Text);
+        var ts = t.Parameters.Add("$s", SqliteType.Integer);
+        foreach (var (pid, seq) in chunk)
+        {
+            p.Value = pid; s.Value = seq; cr.Value = DateTime.UtcNow.Ticks;
+            var ordering = (long)(await j.ExecuteScalarAsync())!;
+            if (!tagRows) continue;
+            to.Value = ordering; tp.Value = pid; ts.Value = seq;
+            await t.ExecuteNonQueryAsync();
+        }
+        await tx.CommitAsync();
+    }
+
+    // One multi-row INSERT for the journal rows (returning the orderings), one for their tag rows, one transaction.
+    private static async Task RawPostgresBatch(NpgsqlConnection c, string schema, (string Pid, long Seq)[] chunk, byte[] payload, bool tagRows)
+    {
+        await using var tx = await c.BeginTransactionAsync();
+        var sql = new StringBuilder($"INSERT INTO \"{schema}\".raw_journal (deleted, persistence_id, sequence_number, created, tags, message, identifier, manifest, writer_uuid) VALUES ");
+        await using var j = new NpgsqlCommand { Connection = c, Transaction = tx };
+        for (var i = 0; i < chunk.Length; i++)
+        {
+            sql.Append(i == 0 ? "" : ",").Append(CultureInfo.InvariantCulture, $"(false,@p{i},@s{i},@c,';device;',@m,7131,'DeviceCheckedIn.v1','w')");
+            j.Parameters.AddWithValue($"p{i}", chunk[i].Pid);
+            j.Parameters.AddWithValue($"s{i}", chunk[i].Seq);
+        }
+        j.Parameters.AddWithValue("c", DateTime.UtcNow.Ticks);
+        j.Parameters.AddWithValue("m", payload);
+        j.CommandText = sql.Append(" RETURNING ordering, persistence_id, sequence_number").ToString();
+        var stored = new List<(long, string, long)>(chunk.Length);
+        await using (var r = await j.ExecuteReaderAsync())
+            while (await r.ReadAsync()) stored.Add((r.GetInt64(0), r.GetString(1), r.GetInt64(2)));
+        if (tagRows)
+        {
+            var tsql = new StringBuilder($"INSERT INTO \"{schema}\".raw_tags (ordering_id, tag, persistence_id, sequence_nr) VALUES ");
+            await using var t = new NpgsqlCommand { Connection = c, Transaction = tx };
+            for (var i = 0; i < stored.Count; i++)
+            {
+                tsql.Append(i == 0 ? "" : ",").Append(CultureInfo.InvariantCulture, $"(@o{i},'device',@p{i},@s{i})");
+                t.Parameters.AddWithValue($"o{i}", stored[i].Item1);
+                t.Parameters.AddWithValue($"p{i}", stored[i].Item2);
+                t.Parameters.AddWithValue($"s{i}", stored[i].Item3);
+            }
+            t.CommandText = tsql.ToString();
+            await t.ExecuteNonQueryAsync();
+        }
+        await tx.CommitAsync();
     }
 
     private static async Task Exec(System.Data.Common.DbConnection c, string sql)
@@ -371,28 +394,42 @@ public static class DeviceActorsBenchmark
                      $"--devices {o.Devices} --events-per-device {o.EventsPerDevice} --in-flight {o.InFlight} --backend {string.Join(',', o.Backends)}" +
                      $"{(o.BatchSize is null ? "" : $" --batch-size {o.BatchSize}")} --warmup-devices {o.WarmupDevices}`.");
         b.AppendLine();
-        b.AppendLine("- **raw**: the same rows the plugin writes (journal row with the same serialized `DeviceCheckedIn.v1` payload + one tag row), " +
-                     "batches of 1000 per transaction (SQLite: prepared statements; PostgreSQL: multi-row INSERT), into tables with the device journal's " +
-                     "columns, keys and indexes (the plugin's plus `tags (tag, ordering_id)`), in the same database, same run.");
-        b.AppendLine("- **actors**: single-node cluster, `AddDeviceActors` (100 shards), every device a `DeviceActor` persisting through " +
-                     "`DeviceJournal` (our write journal: the plugin's rows, the writes of all actors grouped into one transaction per batch of " +
-                     "up to `DevicePersistenceOptions.BatchSize` rows); " +
+        b.AppendLine("- **journals**: `device` = `DeviceJournal` (our write journal: the plugin's `journal` rows with the `tags` column plus one " +
+                     "`tags` row per tag, the writes of all actors grouped into one transaction per batch); `plugin` = Akka.Persistence.Sql's own write " +
+                     "journal with `tag-write-mode = Csv` (journal rows with the `tags` column, no tag rows: the column the registry's read journal " +
+                     "reads). Both with the same connections (`parallelism` = `DevicePersistenceOptions.Parallelism`: SQLite 1, PostgreSQL 3) and " +
+                     "the same rows per transaction (`batch-size` = `DevicePersistenceOptions.BatchSize`); the plugin's circuit-breaker call timeout " +
+                     "is raised to 120 s (DeviceJournal has none). Each journal runs on a fresh database.");
+        b.AppendLine("- **raw** (one per journal, same database, same run): the rows that journal writes (same serialized `DeviceCheckedIn.v1` payload, " +
+                     "`tags` column; tag rows only on the `device` side), batches of 1000 per transaction through ADO.NET (SQLite: prepared statements; " +
+                     "PostgreSQL: multi-row INSERT) on as many connections as the journal, into tables with the device journal's columns, keys and indexes.");
+        b.AppendLine("- **actors**: single-node cluster, `AddDeviceActors` (100 shards), every device a `DeviceActor`; " +
                      $"each device persists {o.EventsPerDevice} `CheckIn` events sequentially (ask, reply after the write), {o.InFlight} asks in flight. " +
                      "Actors are created and recovered (empty) before the clock starts.");
         b.AppendLine($"- **both sides** start their clock warm and clean: {o.WarmupDevices:N0} other devices write {WarmupEvents} events each first " +
                      "(raw: the same rows), so neither timed phase includes JIT tiering of its write path, and a full blocking GC runs before each " +
                      $"timed phase. Asks come from {o.InFlight} workers, each sending its next device's check-ins after the previous reply.");
         b.AppendLine("- **recovery**: a fresh actor system on the same database; time until every device answered `GetDeviceState` with the right event count " +
-                     "(snapshot lookup by the plugin's snapshot store + highest sequence number and replay by `DeviceJournal`).");
+                     "(snapshot lookup by the plugin's snapshot store, highest sequence number and replay by the journal under test).");
         b.AppendLine();
-        b.AppendLine("| backend | devices | events | raw rows/s | actor events/s | actor / raw | first contact (empty) | recovery of all devices | devices recovered/s | CPU/row raw | CPU/event actors |");
-        b.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        b.AppendLine("| backend | journal | devices | events | raw rows/s | actor events/s | actor / raw | first contact (empty) | recovery of all devices | devices recovered/s | CPU/row raw | CPU/event actors |");
+        b.AppendLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         foreach (var r in results)
         {
             var raw = r.Events / r.RawSeconds;
             var act = r.Events / r.ActorSeconds;
             b.AppendLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {r.Backend} | {r.Devices:N0} | {r.Events:N0} | {raw:N0} | {act:N0} | {act / raw:P0} | {r.FirstContactSeconds:N1} s | {r.RecoverySeconds:N1} s | {r.Devices / r.RecoverySeconds:N0} | {r.RawCpuUs:N0} µs | {r.ActorCpuUs:N0} µs |"));
+                $"| {r.Backend} | {r.Journal} | {r.Devices:N0} | {r.Events:N0} | {raw:N0} | {act:N0} | {act / raw:P0} | {r.FirstContactSeconds:N1} s | {r.RecoverySeconds:N1} s | {r.Devices / r.RecoverySeconds:N0} | {r.RawCpuUs:N0} µs | {r.ActorCpuUs:N0} µs |"));
+        }
+        b.AppendLine();
+        foreach (var g in results.GroupBy(r => r.Backend))
+        {
+            var device = g.FirstOrDefault(r => r.Journal == DeviceJournalSide);
+            var plugin = g.FirstOrDefault(r => r.Journal == PluginSide);
+            if (device is null || plugin is null) continue;
+            b.AppendLine(string.Create(CultureInfo.InvariantCulture,
+                $"- {g.Key}: plugin / DeviceJournal events/s = {(plugin.Events / plugin.ActorSeconds) / (device.Events / device.ActorSeconds):P0}, " +
+                $"recovery time plugin / DeviceJournal = {plugin.RecoverySeconds / device.RecoverySeconds:P0}."));
         }
         b.AppendLine();
         b.AppendLine("Target: actor events/s >= 50% of raw.");
@@ -449,7 +486,7 @@ public static class DeviceActorsBenchmark
         public ActorSystem System { get; }
         public IActorRef Region { get; }
 
-        public static async Task<Node> Start(DevicePersistenceOptions options)
+        public static async Task<Node> Start(DevicePersistenceOptions options, string journal)
         {
             var host = new HostBuilder().ConfigureServices(services => services.AddAkka("bench", builder =>
             {
@@ -461,6 +498,19 @@ public static class DeviceActorsBenchmark
                     akka.cluster.roles = ["{{DeviceSharding.Role}}"]
                     akka.cluster.sharding.distributed-data.durable.keys = []
                     """, HoconAddMode.Prepend);
+                if (journal == PluginSide)
+                    builder.AddHocon(string.Create(CultureInfo.InvariantCulture, $$"""
+                        akka.persistence.journal.plugin = "akka.persistence.journal.sql"
+                        akka.persistence.journal.sql {
+                          tag-write-mode = Csv
+                          parallelism = {{options.Parallelism}}
+                          batch-size = {{options.BatchSize}}
+                          db-round-trip-max-batch-size = {{options.BatchSize}}
+                          # DeviceJournal has no call timeout: under load the plugin's default 10 s breaker would fail
+                          # writes DeviceJournal completes, so the measurement would end in errors instead of a rate.
+                          circuit-breaker.call-timeout = 120s
+                        }
+                        """), HoconAddMode.Prepend);
                 // For exploring settings without a rebuild, e.g. ORCH_BENCH_HOCON='akka.persistence.journal.device.parallelism = 2'.
                 if (Environment.GetEnvironmentVariable("ORCH_BENCH_HOCON") is { Length: > 0 } extra)
                     builder.AddHocon(extra, HoconAddMode.Prepend);

@@ -32,12 +32,15 @@ public static class ChannelHosting
     /// <summary>Name of the singleton manager actor.</summary>
     public const string ManagerName = "channel-directory";
 
-    /// <summary>Starts the singleton manager when <paramref name="hostsSingleton"/>, the proxy and the cache subscriber; returns the proxy.</summary>
+    /// <summary>
+    /// Starts the singleton manager when <paramref name="hostsSingleton"/>, the proxy and the cache subscriber; returns the
+    /// proxy. Only through <see cref="Rollouts.RolloutHosting.AddRollouts"/>, which registers the proxy with Akka.Hosting.
+    /// </summary>
     /// <param name="system">Actor system (cluster provider, persistence configured).</param>
     /// <param name="cache">This node's cache (attached to the proxy here).</param>
     /// <param name="settings">Tunables.</param>
     /// <param name="hostsSingleton">True on nodes with role <see cref="Role"/>.</param>
-    public static IActorRef Start(ActorSystem system, ChannelCache cache, ChannelSettings settings, bool hostsSingleton)
+    internal static IActorRef Start(ActorSystem system, ChannelCache cache, ChannelSettings settings, bool hostsSingleton)
     {
         if (hostsSingleton)
         {

@@ -112,15 +112,8 @@ public static class AkkaBootstrap
             builder.AddRollouts(new RolloutHostingOptions(settings.HasRole(NodeRoles.Rollouts),
                 RolloutSettings.Default with { RegistryQueryLimit = settings.Devices.RegistryQueryLimit },
                 channelCache, ChannelSettings.Default with { RefreshInterval = settings.Gateway.ChannelRefreshInterval }));
-            if (node.SeedNodes.Count == 0)
-            {
-                // No seeds configured: this node is a cluster of its own (the single-node default).
-                builder.AddStartup((system, _) =>
-                {
-                    var cluster = Cluster.Get(system);
-                    cluster.Join(cluster.SelfAddress);
-                });
-            }
+            // Seeds, bootstrap through discovery, or a cluster of its own.
+            builder.AddClusterFormation(node);
         });
         return services;
     }

@@ -141,6 +141,7 @@ public static class NodeApp
         app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false });
         app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready") });
         app.MapPrometheusScrapingEndpoint("/metrics");
+        app.MapClusterBootstrap(settings.Node);
         if (settings.HasRole(NodeRoles.Gateway))
         {
             app.UseMiddleware<Audit.AuditMiddleware>();

@@ -39,8 +39,42 @@ public sealed class NodeOptions
     /// <summary>Akka remoting port; 0 picks a free one (fine for a single node).</summary>
     public int Port { get; set; } = 4053;
 
-    /// <summary>Seed node addresses (akka.tcp://orchestrator@host:port). Empty: the node forms a cluster by itself.</summary>
+    /// <summary>
+    /// Seed node addresses (akka.tcp://orchestrator@host:port). Empty and no <see cref="Discovery"/>: the node forms a
+    /// cluster by itself.
+    /// </summary>
     public List<string> SeedNodes { get; set; } = [];
+
+    /// <summary>
+    /// How the node finds the other nodes for Akka Cluster Bootstrap: empty (none: <see cref="SeedNodes"/>, or a cluster
+    /// of its own), <c>config</c> (the list <see cref="DiscoveryEndpoints"/>) or <c>kubernetes-api</c> (pods labelled
+    /// <c>app.kubernetes.io/name=</c><see cref="DiscoveryServiceName"/> with a container port named <see cref="KubernetesPortName"/>).
+    /// </summary>
+    public string Discovery { get; set; } = "";
+
+    /// <summary>Service name the nodes of one cluster share in discovery (Kubernetes: the pods' <c>app.kubernetes.io/name</c> label).</summary>
+    public string DiscoveryServiceName { get; set; } = "orchestrator";
+
+    /// <summary>With <c>Discovery = config</c>: every node's HTTP contact point, <c>host:port</c> (its own included).</summary>
+    public List<string> DiscoveryEndpoints { get; set; } = [];
+
+    /// <summary>
+    /// Contact points that must be found (and answer) before the node with the lowest address forms a new cluster; set
+    /// it to the initial node count so that a partial start cannot form two clusters.
+    /// </summary>
+    public int DiscoveryContactPoints { get; set; } = 2;
+
+    /// <summary>With <c>Discovery = kubernetes-api</c>: the name of the container port that serves the node's HTTP.</summary>
+    public string KubernetesPortName { get; set; } = "http";
+
+    /// <summary>
+    /// Host at which the other nodes reach this node's HTTP contact point, exactly as discovery lists it (Kubernetes:
+    /// the pod IP). Empty: <see cref="Hostname"/>.
+    /// </summary>
+    public string? ContactPointHost { get; set; }
+
+    /// <summary>Discovery methods the node accepts (empty: none).</summary>
+    public static readonly IReadOnlyList<string> DiscoveryMethods = ["", "config", "kubernetes-api"];
 
     /// <summary>
     /// Split-brain resolver strategy that downs unreachable members (a crashed pod) so their shards move:
@@ -90,6 +124,21 @@ public sealed class NodeOptions
         foreach (var s in SeedNodes.Where(s => s.StartsWith("akka.tcp://", StringComparison.Ordinal)
                      && !s.StartsWith($"akka.tcp://{ActorSystemName}@", StringComparison.Ordinal)))
             yield return $"Node:SeedNodes entry '{s}' names another actor system; this node's is '{ActorSystemName}' (Node:ActorSystemName), so write akka.tcp://{ActorSystemName}@host:port.";
+        if (!DiscoveryMethods.Contains(Discovery))
+            yield return $"Node:Discovery '{Discovery}' is unknown; use config or kubernetes-api, or leave it empty for Node:SeedNodes.";
+        else if (Discovery.Length > 0)
+        {
+            if (SeedNodes.Count > 0)
+                yield return $"Node:SeedNodes and Node:Discovery '{Discovery}' are both set; Cluster Bootstrap forms the cluster only without seeds, so remove Node:SeedNodes.";
+            if (string.IsNullOrWhiteSpace(DiscoveryServiceName))
+                yield return "Node:DiscoveryServiceName is empty; name the service all nodes of the cluster share, e.g. orchestrator.";
+            if (DiscoveryContactPoints < 1)
+                yield return $"Node:DiscoveryContactPoints {DiscoveryContactPoints} is too small; use the initial node count (at least 1).";
+            if (Discovery == "config" && DiscoveryEndpoints.Count == 0)
+                yield return "Node:Discovery is config but Node:DiscoveryEndpoints is empty; list every node's HTTP host:port, e.g. 10.0.0.1:8080.";
+            foreach (var e in DiscoveryEndpoints.Where(e => !IsHostPort(e)))
+                yield return $"Node:DiscoveryEndpoints entry '{e}' is not host:port; write e.g. 10.0.0.1:8080.";
+        }
         if (!SplitBrainStrategies.Contains(SplitBrainStrategy))
             yield return $"Node:SplitBrainStrategy '{SplitBrainStrategy}' is unknown; use one of {string.Join(", ", SplitBrainStrategies)}.";
         if (SplitBrainStableAfter < TimeSpan.FromSeconds(1))
@@ -101,6 +150,14 @@ public sealed class NodeOptions
                 $"({FailureDetectorHeartbeatInterval}): every late heartbeat would mark a member unreachable; use at least the interval (default 00:00:01.500).";
         if (DownRemovalMargin < TimeSpan.Zero || DownRemovalMargin > TimeSpan.FromMinutes(5))
             yield return $"Node:DownRemovalMargin {DownRemovalMargin} is out of range; use 00:00:00 (Akka's default: Node:SplitBrainStableAfter) to 00:05:00 (default 00:00:01).";
+    }
+
+    /// <summary>True for <c>host:port</c> with a port in 1..65535.</summary>
+    internal static bool IsHostPort(string endpoint)
+    {
+        var colon = endpoint.LastIndexOf(':');
+        return colon > 0 && int.TryParse(endpoint.AsSpan(colon + 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var port)
+               && port is > 0 and <= 65535;
     }
 }
 

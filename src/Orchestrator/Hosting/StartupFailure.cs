@@ -9,6 +9,7 @@ public static class StartupFailure
     public static string? Describe(Exception e) => e switch
     {
         NodeStartupException s => s.Message,
+        Orchestrator.DeviceActors.Persistence.Journal.JournalSchemaException j => j.Message,
         InvalidOperationException i when i.Message.StartsWith(NodeSettings.InvalidConfigurationHeading, StringComparison.Ordinal)
                                          || i.Message.StartsWith("Configuration cannot", StringComparison.Ordinal) => i.Message,
         InvalidDataException d when d.Message.StartsWith("Failed to load configuration", StringComparison.Ordinal) =>

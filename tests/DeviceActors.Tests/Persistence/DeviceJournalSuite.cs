@@ -112,6 +112,25 @@ public abstract class DeviceJournalSuite<TSelf>(ITestOutputHelper output) : Data
     }
 
     [BackendFact]
+    public async Task Tables_of_another_schema_are_refused_at_start_naming_the_columns_and_nothing_is_changed()
+    {
+        // As a newer or older plugin version could have left them: a column we do not write, one we need missing.
+        await Db.Execute("DROP TABLE tags; ALTER TABLE journal ADD COLUMN event_manifest TEXT NULL; ALTER TABLE journal DROP COLUMN writer_uuid;");
+        var ex = await Assert.ThrowsAsync<JournalSchemaException>(() => Db.Options.PrepareDatabase());
+        Assert.Contains("table 'journal' has column(s) event_manifest this version does not write", ex.Message);
+        Assert.Contains("table 'journal' lacks column(s) writer_uuid", ex.Message);
+        Assert.Contains("Fix:", ex.Message);
+        var tagsTable = Db.Options.Backend == PersistenceBackend.Sqlite
+            ? "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'tags'"
+            : "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'tags'";
+        Assert.Equal(0, await Db.Scalar(tagsTable)); // refused before the DDL ran
+
+        // The journal refuses the same way when its actor starts (a node whose database changed under it).
+        await using var store = JournalStore.For(Db.Options);
+        await Assert.ThrowsAsync<JournalSchemaException>(() => store.EnsureTables(CancellationToken.None));
+    }
+
+    [BackendFact]
     public async Task A_failing_write_in_a_batch_fails_alone_and_its_neighbours_commit()
     {
         await using var store = JournalStore.For(Db.Options);

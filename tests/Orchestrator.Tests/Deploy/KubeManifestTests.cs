@@ -86,7 +86,8 @@ public sealed class KubeManifestTests
         };
         var env = _k8s.PodEnvironment(Sts, $"{StatefulSetName}-0");
         var orchKeys = env.Keys.Where(k => k.StartsWith(NodeApp.EnvironmentPrefix, StringComparison.Ordinal)).ToList();
-        Assert.Contains("ORCH_Node__SeedNodes__0", orchKeys);
+        Assert.Contains("ORCH_Node__Discovery", orchKeys);
+        Assert.DoesNotContain(orchKeys, k => k.StartsWith("ORCH_Node__SeedNodes", StringComparison.Ordinal));
         foreach (var key in orchKeys)
         {
             var parts = key[NodeApp.EnvironmentPrefix.Length..].Split("__");
@@ -95,7 +96,7 @@ public sealed class KubeManifestTests
             Assert.True(Resolves(type!, parts[1..]), $"{key}: {type!.Name} has no setting {string.Join(":", parts[1..])}");
         }
         // Non-ORCH variables are only the ones the pod spec itself uses for expansion.
-        Assert.Equal(["POD_NAME"], env.Keys.Where(k => !k.StartsWith(NodeApp.EnvironmentPrefix, StringComparison.Ordinal)));
+        Assert.Equal(["POD_NAME", "POD_IP"], env.Keys.Where(k => !k.StartsWith(NodeApp.EnvironmentPrefix, StringComparison.Ordinal)));
     }
 
     private static bool Resolves(Type type, string[] path)
@@ -114,18 +115,34 @@ public sealed class KubeManifestTests
     }
 
     [Fact]
-    public void Seed_nodes_are_the_advertised_addresses_of_statefulset_pods_through_the_headless_service()
+    public void Pods_form_the_cluster_through_kubernetes_api_discovery_of_their_own_label_and_http_port()
     {
-        var (s, _) = BindPod(0);
         var podAddresses = Enumerable.Range(0, Replicas).Select(i => BindPod(i).Settings.Node)
             .Select(n => new Address("akka.tcp", n.ActorSystemName, n.Hostname, n.Port)).ToList();
-        var seeds = s.Node.SeedNodes.Select(Address.Parse).ToList();
-        Assert.NotEmpty(seeds);
-        // The first seed forms the cluster alone, so it must be orch-0 (the pod a Parallel start cannot lack).
-        Assert.Equal(podAddresses[0], seeds[0]);
-        foreach (var seed in seeds)
-            Assert.True(podAddresses.Contains(seed), $"seed {seed} is no pod's advertised address ({string.Join(", ", podAddresses)})");
-        Assert.Equal(seeds.Count, seeds.Distinct().Count());
+        for (var i = 0; i < Replicas; i++)
+        {
+            var node = BindPod(i).Settings.Node;
+            Assert.Equal("kubernetes-api", node.Discovery);
+            Assert.Empty(node.SeedNodes);
+            // All initial pods must answer before the lowest forms the cluster: no second cluster from a partial start.
+            Assert.Equal(Replicas, node.DiscoveryContactPoints);
+            // Discovery selects pods by app.kubernetes.io/name = service name and probes the named port: it must be the HTTP port.
+            Assert.Equal(node.DiscoveryServiceName, Str(Sts, "spec", "template", "metadata", "labels", "app.kubernetes.io/name"));
+            Assert.Equal(ContainerPort(NodeContainer(Sts), node.KubernetesPortName), ContainerPort(NodeContainer(Sts), "http"));
+            // Discovery lists pods by IP (use-raw-ip): the contact point names the pod IP the same way.
+            Assert.Equal($"192.0.2.{i + 10}", node.ContactPointHost);
+        }
+        Assert.Equal(Replicas, podAddresses.Distinct().Count());
+
+        // RBAC: the pods' service account may list pods, nothing more.
+        Assert.Equal("orch", Str(Sts, "spec", "template", "spec", "serviceAccountName"));
+        _k8s.Get("ServiceAccount", "orch");
+        var rule = Seq(_k8s.Get("Role", "orch-pod-reader"), "rules").Cast<YamlMappingNode>().Single();
+        Assert.Equal(["pods"], Seq(rule, "resources").Select(n => ((YamlScalarNode)n).Value));
+        Assert.Equal(["get", "list", "watch"], Seq(rule, "verbs").Select(n => ((YamlScalarNode)n).Value));
+        var binding = _k8s.Get("RoleBinding", "orch-pod-reader");
+        Assert.Equal("orch", Str(Seq(binding, "subjects").Cast<YamlMappingNode>().Single(), "name"));
+        Assert.Equal("orch-pod-reader", Str(binding, "roleRef", "name"));
 
         var akkaPort = ContainerPort(NodeContainer(Sts), "akka");
         Assert.All(podAddresses, a => Assert.Equal(akkaPort, a.Port));

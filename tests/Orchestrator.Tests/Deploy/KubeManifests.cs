@@ -73,8 +73,9 @@ public sealed partial class KubeManifests
             var name = Str(e, "name")!;
             if (Str(e, "valueFrom", "fieldRef", "fieldPath") is { } field)
             {
-                Assert.Equal("metadata.name", field); // the only field ref the manifests use
-                env[name] = podName;
+                // The only field refs the manifests use; a pod IP stands in as a documentation address per ordinal.
+                Assert.Contains(field, new[] { "metadata.name", "status.podIP" });
+                env[name] = field == "metadata.name" ? podName : $"192.0.2.{int.Parse(podName[(podName.LastIndexOf('-') + 1)..]) + 10}";
             }
             else
             {

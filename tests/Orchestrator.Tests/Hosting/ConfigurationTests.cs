@@ -95,6 +95,25 @@ public sealed class ConfigurationTests
     }
 
     [Fact]
+    public void Cluster_bootstrap_settings_are_checked_naming_the_fix()
+    {
+        var both = Assert.Throws<InvalidOperationException>(() => Load(new()
+        {
+            ["Node:Discovery"] = "config", ["Node:DiscoveryEndpoints:0"] = "127.0.0.1:5081",
+            ["Node:SeedNodes:0"] = "akka.tcp://orchestrator@127.0.0.1:4053",
+        }));
+        Assert.Contains("Node:SeedNodes and Node:Discovery 'config' are both set", both.Message);
+        var noEndpoints = Assert.Throws<InvalidOperationException>(() => Load(new() { ["Node:Discovery"] = "config" }));
+        Assert.Contains("Node:DiscoveryEndpoints is empty", noEndpoints.Message);
+        var badEndpoint = Assert.Throws<InvalidOperationException>(() => Load(new() { ["Node:Discovery"] = "config", ["Node:DiscoveryEndpoints:0"] = "node-1" }));
+        Assert.Contains("Node:DiscoveryEndpoints entry 'node-1' is not host:port", badEndpoint.Message);
+        var unknown = Assert.Throws<InvalidOperationException>(() => Load(new() { ["Node:Discovery"] = "dns" }));
+        Assert.Contains("Node:Discovery 'dns' is unknown", unknown.Message);
+        var ok = Load(new() { ["Node:Discovery"] = "kubernetes-api", ["Node:DiscoveryContactPoints"] = "3" });
+        Assert.Equal(("kubernetes-api", 3), (ok.Node.Discovery, ok.Node.DiscoveryContactPoints));
+    }
+
+    [Fact]
     public void Unparseable_value_names_the_setting()
     {
         var ex = Assert.Throws<InvalidOperationException>(() => Load(new() { ["Node:Port"] = "abc" }));
@@ -102,11 +121,62 @@ public sealed class ConfigurationTests
     }
 }
 
-/// <summary>The real executable refuses bad configuration before starting anything.</summary>
+/// <summary>The real executable refuses bad configuration, and a database it was not built for, before starting anything.</summary>
 public sealed class ProgramStartupTests
 {
     [Fact]
     public async Task Invalid_environment_overrides_exit_2_listing_every_problem()
+    {
+        var (exitCode, stderr) = await RunNode(new()
+        {
+            ["ORCH_Database__Provider"] = "oracle",
+            ["ORCH_Node__Roles__0"] = "gatewya",
+        });
+        Assert.Equal(2, exitCode);
+        Assert.Contains("Database:Provider 'oracle' is unknown", stderr);
+        Assert.Contains("unknown role 'gatewya'", stderr);
+    }
+
+    [Fact]
+    public async Task A_device_journal_of_another_schema_exits_2_naming_the_columns_and_the_database_stays_unchanged()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "orch-journal-schema-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        try
+        {
+            var file = Path.Combine(dir, "devices.db");
+            // A journal table as another plugin version might have left it: one column more, writer_uuid missing.
+            await SqliteExec(file, """
+                CREATE TABLE journal (ordering INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, created INTEGER NOT NULL, deleted Bit NOT NULL,
+                  persistence_id NVarChar(255) NOT NULL, sequence_number INTEGER NOT NULL, message VarBinary NOT NULL,
+                  manifest NVarChar(500) NULL, identifier INTEGER NULL, event_manifest NVarChar(500) NULL);
+                INSERT INTO journal (created, deleted, persistence_id, sequence_number, message) VALUES (1, 0, 'device-a', 1, x'01');
+                """);
+            var before = await SqliteSchema(file);
+
+            var (exitCode, stderr) = await RunNode(new()
+            {
+                ["ORCH_Node__DataDirectory"] = dir,
+                ["ORCH_Node__StoreRoot"] = Path.Combine(dir, "store"),
+                ["ORCH_Urls"] = "http://127.0.0.1:0",
+                ["ORCH_Node__Port"] = "0",
+            });
+
+            Assert.True(exitCode == 2, $"exit code {exitCode}, stderr: {stderr}");
+            Assert.Contains($"SQLite file {file}", stderr);
+            Assert.Contains("table 'journal' has column(s) event_manifest this version does not write", stderr);
+            Assert.Contains("table 'journal' lacks column(s) writer_uuid", stderr);
+            Assert.Contains("Fix:", stderr);
+            Assert.Equal(before, await SqliteSchema(file));
+        }
+        finally
+        {
+            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    private static async Task<(int ExitCode, string Stderr)> RunNode(Dictionary<string, string> environment)
     {
         var dll = Path.Combine(AppContext.BaseDirectory, "orchestrator.dll");
         var psi = new System.Diagnostics.ProcessStartInfo("dotnet", [dll])
@@ -115,14 +185,39 @@ public sealed class ProgramStartupTests
             RedirectStandardOutput = true,
             WorkingDirectory = Path.GetTempPath(),
         };
-        psi.Environment["ORCH_Database__Provider"] = "oracle";
-        psi.Environment["ORCH_Node__Roles__0"] = "gatewya";
+        foreach (var (key, value) in environment) psi.Environment[key] = value;
         using var process = System.Diagnostics.Process.Start(psi)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = await process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromSeconds(60)).Token);
-        Assert.Equal(2, process.ExitCode);
-        Assert.Contains("Database:Provider 'oracle' is unknown", stderr);
-        Assert.Contains("unknown role 'gatewya'", stderr);
+        await stdout;
+        await process.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromSeconds(120)).Token);
+        return (process.ExitCode, stderr);
+    }
+
+    private static async Task SqliteExec(string file, string sql)
+    {
+        await using var c = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={file};Pooling=false");
+        await c.OpenAsync();
+        await using var cmd = c.CreateCommand();
+        cmd.CommandText = sql;
+        await cmd.ExecuteNonQueryAsync();
+    }
+
+    // Every table and index with its SQL, plus the journal's rows: what the node must not have touched.
+    private static async Task<string> SqliteSchema(string file)
+    {
+        await using var c = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={file};Mode=ReadOnly;Pooling=false");
+        await c.OpenAsync();
+        await using var cmd = c.CreateCommand();
+        cmd.CommandText = "SELECT group_concat(type || ' ' || name || ': ' || coalesce(sql, ''), char(10)) FROM (SELECT * FROM sqlite_master ORDER BY name); " +
+                          "SELECT group_concat(persistence_id || '/' || sequence_number) FROM journal";
+        await using var r = await cmd.ExecuteReaderAsync();
+        var parts = new List<string>();
+        do
+        {
+            while (await r.ReadAsync()) parts.Add(r.IsDBNull(0) ? "" : r.GetString(0));
+        } while (await r.NextResultAsync());
+        return string.Join("\n--\n", parts);
     }
 }
 

@@ -45,7 +45,24 @@ internal abstract class JournalStore : IAsyncDisposable
     /// </summary>
     public virtual bool IsTransient(Exception error) => false;
 
-    /// <summary>Creates the tables and indexes if missing (idempotent; the plugin's DDL, see the backends).</summary>
+    /// <summary>
+    /// Runs <paramref name="tableColumns"/> (rows of table name, column name for the existing <c>journal</c> and <c>tags</c>
+    /// tables) and throws <see cref="JournalSchemaException"/> unless they and the loaded plugin are the schema this journal
+    /// writes (<see cref="JournalSchema.Verify"/>). Backends call it before creating or migrating anything.
+    /// </summary>
+    protected static async Task VerifySchema(System.Data.Common.DbCommand tableColumns, string database, CancellationToken ct)
+    {
+        var existing = new Dictionary<string, List<string>>();
+        await using (var r = await tableColumns.ExecuteReaderAsync(ct))
+            while (await r.ReadAsync(ct))
+                (existing.TryGetValue(r.GetString(0), out var list) ? list : existing[r.GetString(0)] = []).Add(r.GetString(1));
+        JournalSchema.Verify(JournalSchema.LoadedPluginVersion, existing.ToDictionary(e => e.Key, e => (IReadOnlyCollection<string>)e.Value), database);
+    }
+
+    /// <summary>
+    /// Refuses tables of another schema (<see cref="VerifySchema"/>), then creates the tables and indexes if missing
+    /// (idempotent; the plugin's DDL, see the backends).
+    /// </summary>
     public abstract Task EnsureTables(CancellationToken ct);
 
     /// <summary>A writer with its own connection and prepared statements; one per writer loop.</summary>

@@ -42,6 +42,12 @@ internal sealed class PostgresJournalStore : JournalStore
         // schema: identity ordering, PK_journal, journal_uq as a unique constraint, PK_tags and the four indexes).
         // Index names are unqualified: PostgreSQL creates an index in its table's schema.
         await using var c = await _dataSource.OpenConnectionAsync(ct);
+        await using (var columns = c.CreateCommand())
+        {
+            columns.CommandText = "SELECT table_name, column_name FROM information_schema.columns " +
+                                  $"WHERE table_schema = {(_schema is null ? "current_schema()" : $"'{_schema}'")} AND table_name IN ('journal', 'tags')";
+            await VerifySchema(columns, $"PostgreSQL database {c.Database} (schema {_schema ?? "public"}) on {c.Host}:{c.Port}", ct);
+        }
         await using var cmd = c.CreateCommand();
         cmd.CommandText = PostgresSchemaLock.Prefix + (_schema is null ? "" : $"CREATE SCHEMA IF NOT EXISTS \"{_schema}\"; ") + $"""
             CREATE TABLE IF NOT EXISTS {_journal}

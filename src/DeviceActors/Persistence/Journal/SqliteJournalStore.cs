@@ -56,6 +56,11 @@ internal sealed class SqliteJournalStore(string connectionString, long walLimitB
     public override async Task EnsureTables(CancellationToken ct)
     {
         await using var c = await Open(ct);
+        await using (var columns = c.CreateCommand())
+        {
+            columns.CommandText = "SELECT m.name, p.name FROM sqlite_master m, pragma_table_info(m.name) p WHERE m.type = 'table' AND m.name IN ('journal', 'tags')";
+            await VerifySchema(columns, $"SQLite file {c.DataSource}", ct);
+        }
         // journal_mode cannot change inside a transaction; it is persistent per file (normally already set by PrepareDatabase).
         await using (var wal = c.CreateCommand())
         {
