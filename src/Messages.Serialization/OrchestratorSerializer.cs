@@ -67,6 +67,8 @@ public sealed class OrchestratorSerializer : SerializerWithStringManifest
         // Registry
         [typeof(QueryDevices)] = "QueryDevices.v1",
         [typeof(DeviceList)] = "DeviceList.v1",
+        [typeof(CountDevices)] = "CountDevices.v1",
+        [typeof(DeviceCounts)] = "DeviceCounts.v1",
         // Credentials (pub-sub, never persisted)
         [typeof(DeviceCredentialChanged)] = "DeviceCredentialChanged.v1",
         // Rollouts: commands, replies, events, snapshots

@@ -58,6 +58,7 @@ public sealed class DeviceRegistry : ReceiveActor, IWithTimers
         Receive<RestartStream>(_ => RunStream());
         Receive<StreamCompleted>(_ => _log.Warning("Device registry event stream completed unexpectedly at offset {0}", _offset));
         Receive<QueryDevices>(q => Sender.Tell(Answer(q)));
+        Receive<CountDevices>(q => Sender.Tell(Count(q)));
     }
 
     /// <inheritdoc />
@@ -100,6 +101,19 @@ public sealed class DeviceRegistry : ReceiveActor, IWithTimers
         var matches = _devices.Values.Where(r => !r.Decommissioned && r.Matches(q)).ToList();
         var page = matches.OrderBy(r => r.DeviceId, StringComparer.Ordinal).Take(q.Limit).Select(r => r.ToSummary()).ToList();
         return new DeviceList(page, matches.Count, _eventsApplied);
+    }
+
+    private DeviceCounts Count(CountDevices q)
+    {
+        var byStatus = Enum.GetValues<DeviceStatus>().ToDictionary(s => s, _ => 0);
+        var silent = 0;
+        foreach (var row in _devices.Values)
+        {
+            if (row.Decommissioned) continue;
+            byStatus[row.Status]++;
+            if (row.SilentSince(q.StaleBefore)) silent++;
+        }
+        return new DeviceCounts(byStatus, silent, _eventsApplied);
     }
 
     private sealed class Forwarder : ReceiveActor

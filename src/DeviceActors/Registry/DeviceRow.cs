@@ -53,6 +53,12 @@ internal sealed class DeviceRow(string deviceId)
         (q.RolloutId is null || _target?.RolloutId == q.RolloutId) &&
         (q.Attributes is null || DeviceAttributeRules.HasAll(_reportedAttributes, _operatorAttributes, q.Attributes));
 
+    /// <summary>Status of the device.</summary>
+    public DeviceStatus Status => (DeviceStatus)_status;
+
+    /// <summary>The device was heard from, last before <paramref name="instant"/>.</summary>
+    public bool SilentSince(DateTimeOffset instant) => _lastSeenUtcTicks >= 0 && _lastSeenUtcTicks < instant.UtcTicks;
+
     /// <summary>The row as the registry answers it.</summary>
     public DeviceSummary ToSummary() => new(DeviceId, (DeviceStatus)_status, _product, _installedVersionId, _tags, _target?.RolloutId,
         _target?.VersionId, _failedAttempts, LastSeen, (_flags & StaleFlag) != 0, _floorVersionId, (_flags & UpdaterLostFlag) != 0,

@@ -47,3 +47,16 @@ public sealed record DeviceSummary(
 /// <param name="Total">Number of matching devices.</param>
 /// <param name="EventsApplied">How many journal events the read model has applied (for staleness checks).</param>
 public sealed record DeviceList(IReadOnlyList<DeviceSummary> Devices, int Total, long EventsApplied) : IOrchestratorMessage;
+
+/// <summary>
+/// Asks the device registry read model how many devices it holds in each status, counted in place without listing them
+/// (the fleet gauges ask this on every refresh, whatever the fleet's size). Answered with <see cref="DeviceCounts"/>.
+/// </summary>
+/// <param name="StaleBefore">A device last heard from before this instant counts as silent.</param>
+public sealed record CountDevices(DateTimeOffset StaleBefore) : IOrchestratorMessage;
+
+/// <summary>Answer to <see cref="CountDevices"/>; decommissioned devices are not counted.</summary>
+/// <param name="ByStatus">Devices per status (every status present, zero included).</param>
+/// <param name="Silent">Devices last heard from before <see cref="CountDevices.StaleBefore"/>.</param>
+/// <param name="EventsApplied">How many journal events the read model has applied.</param>
+public sealed record DeviceCounts(IReadOnlyDictionary<DeviceStatus, int> ByStatus, int Silent, long EventsApplied) : IOrchestratorMessage;

@@ -63,7 +63,7 @@ public sealed class FleetGauges(IServiceProvider services, NodeSettings settings
             {
                 _current = await ReadAsync(stoppingToken).ConfigureAwait(false);
             }
-            catch (Exception e) when (e is AskTimeoutException or RegistryLimitExceededException or InvalidOperationException && !stoppingToken.IsCancellationRequested)
+            catch (Exception e) when (e is AskTimeoutException or InvalidOperationException && !stoppingToken.IsCancellationRequested)
             {
                 log.LogWarning("Fleet gauges not refreshed: {Reason}", e.Message);
             }
@@ -79,12 +79,9 @@ public sealed class FleetGauges(IServiceProvider services, NodeSettings settings
         if (services.GetService<IRequiredActor<DeviceRegistryActor>>() is { } registryActor)
         {
             var registry = await registryActor.GetAsync(ct).ConfigureAwait(false);
-            var all = await RegistrySelection.AllAsync(registry, new QueryDevices(null, null, null, null, settings.Devices.RegistryQueryLimit), AskTimeout, ct)
-                .ConfigureAwait(false);
-            foreach (var status in Enum.GetValues<DeviceStatus>()) byStatus[status] = 0;
-            foreach (var d in all.Devices) byStatus[d.Status]++;
-            var cutoff = clock.GetUtcNow() - StaleAfter;
-            stale = all.Devices.Count(d => d.LastSeen is { } seen && seen < cutoff);
+            var counts = await registry.Ask<DeviceCounts>(new CountDevices(clock.GetUtcNow() - StaleAfter), AskTimeout, ct).ConfigureAwait(false);
+            foreach (var (status, n) in counts.ByStatus) byStatus[status] = n;
+            stale = counts.Silent;
         }
         var rollouts = new List<RolloutView>();
         if (services.GetService<IRequiredActor<RolloutCoordinatorProxy>>() is { } proxy)

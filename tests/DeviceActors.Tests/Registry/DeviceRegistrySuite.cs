@@ -82,6 +82,14 @@ public abstract class DeviceRegistrySuite<TSelf>(ITestOutputHelper output) : IAs
             var row = all.Devices.Single(d => d.DeviceId == own.DeviceId);
             Assert.Equal((own.Status, own.InstalledVersionId, own.Target?.RolloutId, own.FailedAttempts), (row.Status, row.InstalledVersionId, row.RolloutId, row.FailedAttempts));
         }
+
+        // Counted in place (the fleet gauges): the same numbers per status as the list, every status present; a device
+        // last heard from strictly before the given instant counts as silent.
+        var counts = await registry.Ask<DeviceCounts>(new CountDevices(T0.AddSeconds(1)), Wait);
+        foreach (var status in Enum.GetValues<DeviceStatus>())
+            Assert.Equal(all.Devices.Count(d => d.Status == status), counts.ByStatus[status]);
+        Assert.Equal((6, all.EventsApplied), (counts.Silent, counts.EventsApplied));
+        Assert.Equal(0, (await registry.Ask<DeviceCounts>(new CountDevices(T0), Wait)).Silent);
     }
 }
 

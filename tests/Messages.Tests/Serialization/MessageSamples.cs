@@ -76,6 +76,8 @@ public static class MessageSamples
         new DeviceUpdaterRestored(T),
         new QueryDevices(DeviceStatus.Failed, 20, "eu", "rollout-7", 50, Site),
         new DeviceList([new DeviceSummary("dev-1", DeviceStatus.Idle, "acme", 20, ["eu"], "rollout-7", 21, 2, T, true, 21, true, Site)], 1, 99),
+        new CountDevices(T),
+        new DeviceCounts(Enum.GetValues<DeviceStatus>().ToDictionary(st => st, st => (int)st + 3), 4, 99),
         new CreateRollout(Spec),
         new GetRollout("ro-1"),
         new ListRollouts(true),
