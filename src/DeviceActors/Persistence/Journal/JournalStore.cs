@@ -50,13 +50,16 @@ internal abstract class JournalStore : IAsyncDisposable
     /// tables) and throws <see cref="JournalSchemaException"/> unless they and the loaded plugin are the schema this journal
     /// writes (<see cref="JournalSchema.Verify"/>). Backends call it before creating or migrating anything.
     /// </summary>
-    protected static async Task VerifySchema(System.Data.Common.DbCommand tableColumns, string database, CancellationToken ct)
+    /// <returns>True when both tables exist with every column (nothing left to create or migrate).</returns>
+    protected static async Task<bool> VerifySchema(System.Data.Common.DbCommand tableColumns, string database, CancellationToken ct)
     {
         var existing = new Dictionary<string, List<string>>();
         await using (var r = await tableColumns.ExecuteReaderAsync(ct))
             while (await r.ReadAsync(ct))
                 (existing.TryGetValue(r.GetString(0), out var list) ? list : existing[r.GetString(0)] = []).Add(r.GetString(1));
         JournalSchema.Verify(JournalSchema.LoadedPluginVersion, existing.ToDictionary(e => e.Key, e => (IReadOnlyCollection<string>)e.Value), database);
+        return JournalSchema.Columns.Keys.All(existing.ContainsKey) &&
+               existing["journal"].Contains(JournalSchema.AddedAtStart, StringComparer.OrdinalIgnoreCase);
     }
 
     /// <summary>

@@ -16,6 +16,7 @@ internal sealed class PostgresJournalStore : JournalStore
     private readonly NpgsqlDataSource _dataSource;
     private readonly string _journal;
     private readonly string _tags;
+    private readonly string _tagOrderingIndex;
     private readonly string _snapshot;
     private readonly string? _schema;
 
@@ -32,6 +33,7 @@ internal sealed class PostgresJournalStore : JournalStore
         var prefix = schema is null ? "" : $"\"{schema}\".";
         _journal = prefix + "journal";
         _tags = prefix + "tags";
+        _tagOrderingIndex = prefix + TagOrderingIndex;
         _snapshot = prefix + "snapshot";
     }
 
@@ -46,37 +48,52 @@ internal sealed class PostgresJournalStore : JournalStore
         {
             columns.CommandText = "SELECT table_name, column_name FROM information_schema.columns " +
                                   $"WHERE table_schema = {(_schema is null ? "current_schema()" : $"'{_schema}'")} AND table_name IN ('journal', 'tags')";
-            await VerifySchema(columns, $"PostgreSQL database {c.Database} (schema {_schema ?? "public"}) on {c.Host}:{c.Port}", ct);
+            // Complete tables get no DDL: even CREATE INDEX IF NOT EXISTS takes a share lock on its table, which blocks and
+            // can deadlock the other nodes' journal writes whenever a node or a journal restarts.
+            if (await VerifySchema(columns, $"PostgreSQL database {c.Database} (schema {_schema ?? "public"}) on {c.Host}:{c.Port}", ct))
+                return;
         }
         await using var cmd = c.CreateCommand();
+        // A node that finds a table missing creates it with its indexes under the lock; one that comes after finds it
+        // and touches nothing (no share lock on a table other nodes already write).
         cmd.CommandText = PostgresSchemaLock.Prefix + (_schema is null ? "" : $"CREATE SCHEMA IF NOT EXISTS \"{_schema}\"; ") + $"""
-            CREATE TABLE IF NOT EXISTS {_journal}
-            (
-                ordering        bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
-                created         bigint  NOT NULL,
-                deleted         boolean NOT NULL,
-                persistence_id  text    NOT NULL,
-                sequence_number bigint  NOT NULL,
-                message         bytea   NOT NULL,
-                manifest        text        NULL,
-                identifier      integer     NULL,
-                writer_uuid     text        NULL,
-                CONSTRAINT "PK_journal" PRIMARY KEY (ordering),
-                CONSTRAINT journal_uq UNIQUE (persistence_id, sequence_number)
-            );
-            CREATE INDEX IF NOT EXISTS journal_created_idx ON {_journal} (created);
-            CREATE INDEX IF NOT EXISTS journal_sequence_number_idx ON {_journal} (sequence_number);
-            CREATE TABLE IF NOT EXISTS {_tags}
-            (
-                ordering_id    bigint NOT NULL,
-                tag            text   NOT NULL,
-                sequence_nr    bigint NOT NULL,
-                persistence_id text   NOT NULL,
-                CONSTRAINT "PK_tags" PRIMARY KEY (ordering_id, tag)
-            );
-            CREATE INDEX IF NOT EXISTS tags_persistence_id_sequence_nr_idx ON {_tags} (persistence_id, sequence_nr);
-            CREATE INDEX IF NOT EXISTS tags_tag_idx ON {_tags} (tag);
-            CREATE INDEX IF NOT EXISTS {TagOrderingIndex} ON {_tags} (tag, ordering_id);
+            DO $$
+            BEGIN
+              IF to_regclass('{_journal}') IS NULL THEN
+                CREATE TABLE {_journal}
+                (
+                    ordering        bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
+                    created         bigint  NOT NULL,
+                    deleted         boolean NOT NULL,
+                    persistence_id  text    NOT NULL,
+                    sequence_number bigint  NOT NULL,
+                    message         bytea   NOT NULL,
+                    manifest        text        NULL,
+                    identifier      integer     NULL,
+                    writer_uuid     text        NULL,
+                    CONSTRAINT "PK_journal" PRIMARY KEY (ordering),
+                    CONSTRAINT journal_uq UNIQUE (persistence_id, sequence_number)
+                );
+                CREATE INDEX journal_created_idx ON {_journal} (created);
+                CREATE INDEX journal_sequence_number_idx ON {_journal} (sequence_number);
+              END IF;
+              IF to_regclass('{_tags}') IS NULL THEN
+                CREATE TABLE {_tags}
+                (
+                    ordering_id    bigint NOT NULL,
+                    tag            text   NOT NULL,
+                    sequence_nr    bigint NOT NULL,
+                    persistence_id text   NOT NULL,
+                    CONSTRAINT "PK_tags" PRIMARY KEY (ordering_id, tag)
+                );
+                CREATE INDEX tags_persistence_id_sequence_nr_idx ON {_tags} (persistence_id, sequence_nr);
+                CREATE INDEX tags_tag_idx ON {_tags} (tag);
+              END IF;
+              -- Tables the plugin created lack the index EventsByTag reads by.
+              IF to_regclass('{_tagOrderingIndex}') IS NULL THEN
+                CREATE INDEX {TagOrderingIndex} ON {_tags} (tag, ordering_id);
+              END IF;
+            END $$;
             """;
         await cmd.ExecuteNonQueryAsync(ct);
         // Tables from the plugin (TagTable mode) or an earlier version of this journal: add the Csv tags column (see
