@@ -2,25 +2,6 @@ using System.Security.Cryptography;
 
 namespace Orchestrator.ChunkStore.Tests.Support;
 
-/// <summary>A real temp folder, deleted at dispose.</summary>
-public sealed class TempDir : IDisposable
-{
-    public TempDir()
-    {
-        Path = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "orch-cs-" + Guid.NewGuid().ToString("N")[..12]);
-        Directory.CreateDirectory(Path);
-    }
-
-    public string Path { get; }
-
-    public string Sub(string name) => System.IO.Path.Combine(Path, name);
-
-    public void Dispose()
-    {
-        try { Directory.Delete(Path, recursive: true); } catch (IOException) { }
-    }
-}
-
 public static class TestData
 {
     /// <summary>Deterministic pseudo-random bytes (incompressible, like release binaries).</summary>

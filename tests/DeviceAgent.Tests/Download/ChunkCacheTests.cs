@@ -10,7 +10,7 @@ public sealed class ChunkCacheTests
     public void Only_bytes_matching_the_id_enter_and_a_rotten_entry_is_dropped()
     {
         using var dir = new TempDir();
-        var cache = new ChunkCache(dir.Sub("c"), dir.Sub("p"));
+        var cache = new ChunkCache(dir.Folder("c"), dir.Folder("p"));
         var bytes = RandomNumberGenerator.GetBytes(1000);
         var id = Convert.ToHexStringLower(SHA256.HashData(bytes));
 
@@ -34,7 +34,7 @@ public sealed class ChunkCacheTests
     public void A_partial_longer_than_the_object_can_be_is_discarded()
     {
         using var dir = new TempDir();
-        var cache = new ChunkCache(dir.Sub("c"), dir.Sub("p"));
+        var cache = new ChunkCache(dir.Folder("c"), dir.Folder("p"));
         var id = Convert.ToHexStringLower(SHA256.HashData(new byte[] { 1 }));
         File.WriteAllBytes(cache.PartialPathOf(id), new byte[2000]);
         Assert.Empty(cache.ReadPartial(id, 1040));
@@ -48,7 +48,7 @@ public sealed class ChunkCacheTests
     public void Ids_that_are_not_sha256_hex_never_become_paths(string id)
     {
         using var dir = new TempDir();
-        var cache = new ChunkCache(dir.Sub("c"), dir.Sub("p"));
+        var cache = new ChunkCache(dir.Folder("c"), dir.Folder("p"));
         Assert.Throws<InvalidDataException>(() => cache.PathOf(id));
         Assert.Throws<InvalidDataException>(() => cache.PartialPathOf(id));
     }

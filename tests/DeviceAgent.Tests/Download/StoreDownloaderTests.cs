@@ -19,7 +19,7 @@ public sealed class StoreDownloaderTests : IDisposable
 
     public StoreDownloaderTests()
     {
-        _cache = new ChunkCache(_dir.Sub("cache"), _dir.Sub("partial"));
+        _cache = new ChunkCache(_dir.Folder("cache"), _dir.Folder("partial"));
         _id = Convert.ToHexStringLower(SHA256.HashData(_chunk));
     }
 
@@ -307,7 +307,7 @@ public sealed class StoreDownloaderTests : IDisposable
         // One second of burst, then 600 kB at 400 kB/s.
         Assert.True(sw.Elapsed >= TimeSpan.FromSeconds(1.3), $"1 MB at 400 kB/s took only {sw.Elapsed}");
 
-        var capped = new StoreDownloader(_http, [StoreSource.Mirror(server.BaseUrl)], Fast, new ChunkCache(_dir.Sub("c2"), _dir.Sub("p2")), new GrantLimiter(0, 300_000));
+        var capped = new StoreDownloader(_http, [StoreSource.Mirror(server.BaseUrl)], Fast, new ChunkCache(_dir.Folder("c2"), _dir.Folder("p2")), new GrantLimiter(0, 300_000));
         await Assert.ThrowsAsync<GrantExhaustedException>(() => capped.FetchChunkAsync(id, $"chunks/{id[..2]}/{id}", big.Length + 40, CancellationToken.None));
     }
 

@@ -21,7 +21,7 @@ public sealed class LocalChunkIndexTests
     public void Local_chunks_are_found_by_tag_whatever_encoder_made_the_ids()
     {
         using var dir = new TempDir();
-        var root = dir.Sub("client");
+        var root = dir.Folder("client");
         var key = ContentKey.Generate();
         var content = RandomNumberGenerator.GetBytes(100_000);
         File.WriteAllBytes(Path.Combine(root, "old.bin"), content);

@@ -32,11 +32,11 @@ public sealed class FleetSimulatorTests
     public async Task Only_check_ins_the_gateway_answered_are_reported_as_acknowledged()
     {
         using var dir = new TempDir();
-        var store = dir.Sub("store");
+        var store = dir.Folder("store");
         await using var gateway = await FakeGateway.StartAsync(store, "secret", "dev-00000");
         gateway.BusyCheckIns = 1; // the first check-in gets 503 + Retry-After
         var acknowledged = new ConcurrentQueue<string>();
-        using var fleet = new FleetSimulator(Options(dir.Sub("fleet"), gateway.BaseUrl))
+        using var fleet = new FleetSimulator(Options(dir.Folder("fleet"), gateway.BaseUrl))
         {
             CheckInAcknowledged = (id, _) => acknowledged.Enqueue(id),
         };

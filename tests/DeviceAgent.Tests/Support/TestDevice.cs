@@ -20,7 +20,7 @@ public sealed class TestDevice : IDisposable
         byte[]? trustRoot = null, DownloadSettings? download = null, string product = "acme", string credential = Credential,
         string deviceId = "dev-1", IReadOnlyDictionary<string, string>? attributes = null)
     {
-        var virtualZone = Dir.Sub("virtual");
+        var virtualZone = Dir.Folder("virtual");
         Directory.CreateDirectory(Path.Combine(virtualZone, "updater", "lib"));
         File.WriteAllText(Path.Combine(virtualZone, "updater", "updater.bin"), "updater program v1");
         if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(Path.Combine(virtualZone, "updater", "updater.bin"), (UnixFileMode)0b111_101_101);

@@ -19,7 +19,7 @@ public sealed class TestStore : IDisposable
     {
         ContentKey = keysDirectory is null ? ContentKey.Generate() : KeyFiles.LoadContentKey(keysDirectory);
         SigningKey = keysDirectory is null ? ReleaseSigningKey.Generate() : KeyFiles.LoadSigningKey(keysDirectory);
-        Root = root ?? _dir.Sub("store");
+        Root = root ?? _dir.Folder("store");
         Store = FileSystemStore.Open(Root, create: true);
         Publisher = new Publisher(Store, ContentKey, SigningKey) { Parallelism = 2 };
     }
@@ -34,7 +34,7 @@ public sealed class TestStore : IDisposable
     public PublishResult Publish(string version, IReadOnlyDictionary<string, byte[]> files, string product = "acme", TimeSpan? lifetime = null,
         IReadOnlyDictionary<string, UnixFileMode>? modes = null, long? versionId = null)
     {
-        var tree = _dir.Sub("trees/" + product + "-" + version);
+        var tree = _dir.Folder("trees/" + product + "-" + version);
         WriteTree(tree, files);
         foreach (var (path, mode) in modes ?? new Dictionary<string, UnixFileMode>())
             if (!OperatingSystem.IsWindows())

@@ -94,7 +94,7 @@ public sealed class AgentReplayTests(ITestOutputHelper output)
         store.Publish("1.0", Releases.V1());
         const string id = "dev-curl";
         var secret = await node.ProvisionAsync(id);
-        using var dir = new Orchestrator.DeviceAgent.Tests.Support.TempDir();
+        using var dir = new TempDir();
         var secretFile = Path.Combine(dir.Path, "dev.secret");
         await File.WriteAllTextAsync(secretFile, secret);
         var bodyFile = Path.Combine(dir.Path, "checkin.json");

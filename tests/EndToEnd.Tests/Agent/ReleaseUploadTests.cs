@@ -22,7 +22,7 @@ public sealed class ReleaseUploadTests(ITestOutputHelper output)
 {
     private static string Tree(TempDir dir, string name, IReadOnlyDictionary<string, byte[]> files)
     {
-        var tree = dir.Sub("trees/" + name);
+        var tree = dir.Folder("trees/" + name);
         TestStore.WriteTree(tree, files);
         return tree;
     }
@@ -127,7 +127,7 @@ public sealed class ReleaseUploadTests(ITestOutputHelper output)
         using var dir = new TempDir();
         await using var node = await NodeUnderTest.StartAsync(keys.NodeSettings());
         // The release as orch would send it, signed here with the same keys.
-        using var local = new TestStore(dir.Sub("local"), keys.Directory);
+        using var local = new TestStore(dir.Folder("local"), keys.Directory);
         var r = local.Publish("1.0", Releases.V1());
         var body = new ReleaseUploadRequest(
             Convert.ToBase64String(local.Store.ReadFile(r.ManifestPath)!),

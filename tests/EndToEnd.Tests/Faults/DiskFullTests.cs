@@ -17,7 +17,7 @@ public sealed class DiskFullTests(ITestOutputHelper output)
     public void Publish_into_a_full_store_fails_clearly_and_leaves_no_partial_or_corrupt_chunk()
     {
         using var dir = new TempDir();
-        using var mount = Tmpfs.Mount(dir.Sub("store"), "1m");
+        using var mount = Tmpfs.Mount(dir.Folder("store"), "1m");
         using var store = new TestStore(mount.Path);
         var big = new Dictionary<string, byte[]> { ["blob.bin"] = Releases.Bytes(11, 3_000_000) }; // random bytes do not compress
         var e = Assert.ThrowsAny<Exception>(() => store.Publish("1.0", big));
@@ -31,7 +31,7 @@ public sealed class DiskFullTests(ITestOutputHelper output)
     public async Task Chunk_upload_into_a_full_store_is_refused_with_a_clear_error_and_no_chunk_is_left()
     {
         using var dir = new TempDir();
-        var storeRoot = dir.Sub("store");
+        var storeRoot = dir.Folder("store");
         Directory.CreateDirectory(storeRoot);
         using var mount = Tmpfs.Mount(storeRoot, "256k");
         await using var node = await NodeUnderTest.StartAsync(new Dictionary<string, string?> { ["Node:StoreRoot"] = mount.Path });

@@ -31,8 +31,8 @@ public sealed class NodeKillTests(ITestOutputHelper output)
     public async Task Node_killed_mid_wave_resumes_the_rollout_to_exact_completion_and_loses_no_acknowledged_device_state()
     {
         using var dir = new TempDir();
-        var data = dir.Sub("data");
-        var storeRoot = dir.Sub("store");
+        var data = dir.Folder("data");
+        var storeRoot = dir.Folder("store");
         var port = LoopbackPort.Free();
         using var store = new TestStore(storeRoot);
         var v1 = store.Publish("1.0", Releases.V1());

@@ -36,7 +36,7 @@ public sealed class NginxMirror : IDisposable
         var port = LoopbackPort.Free();
         var log = Path.Combine(dir.Path, "access.log");
         var conf = Path.Combine(dir.Path, "nginx.conf");
-        var temp = dir.Sub("temp");
+        var temp = dir.Folder("temp");
         File.WriteAllText(conf, $$"""
             daemon off;
             worker_processes 1;

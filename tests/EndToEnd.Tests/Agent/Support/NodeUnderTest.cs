@@ -45,11 +45,11 @@ public sealed class NodeUnderTest : IAsyncDisposable
     public static async Task<NodeUnderTest> StartAsync(IDictionary<string, string?>? overrides = null)
     {
         var dir = new TempDir();
-        var store = dir.Sub("store");
+        var store = dir.Folder("store");
         var settings = new Dictionary<string, string?>
         {
             ["Urls"] = "http://127.0.0.1:0",
-            ["Node:DataDirectory"] = dir.Sub("data"),
+            ["Node:DataDirectory"] = dir.Folder("data"),
             ["Node:StoreRoot"] = store,
             ["Node:Port"] = "0",
             ["Admin:Tokens:0:Name"] = "agent-e2e",

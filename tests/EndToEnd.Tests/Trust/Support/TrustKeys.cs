@@ -15,7 +15,7 @@ public sealed class TrustKeys : IDisposable
 
     public TrustKeys()
     {
-        Directory = _dir.Sub("keys");
+        Directory = _dir.Folder("keys");
         KeyFiles.Generate(Directory);
         TrustFiles.Init(Directory, DateTimeOffset.UtcNow);
     }
