@@ -84,19 +84,12 @@ internal abstract class JournalStore : IAsyncDisposable
     /// <summary>
     /// A recovery's two reads in one: every row of <paramref name="persistenceId"/> from <paramref name="fromSequenceNr"/>
     /// on, deleted ones included, by sequence number, each given to <paramref name="onRow"/>; the caller takes the
-    /// highest sequence number from the last row and replays the others. This default runs the two queries; the
-    /// backends read once.
+    /// highest sequence number from the last row and replays the others (deletion keeps the highest row, marked deleted).
     /// </summary>
-    public virtual async Task RowsFrom(string persistenceId, long fromSequenceNr, Action<StoredJournalRow> onRow, CancellationToken ct)
-    {
-        var highest = await ReadHighestSequenceNr(persistenceId, Math.Max(0, fromSequenceNr - 1), ct);
-        if (highest < fromSequenceNr) return;
-        StoredJournalRow? last = null;
-        await Replay(persistenceId, fromSequenceNr, highest, long.MaxValue, row => onRow(last = row), ct);
-        // Deletion keeps the highest row, marked deleted, which Replay skips: hand that number on as such a row.
-        if (last is null || last.SequenceNr < highest)
-            onRow(new StoredJournalRow(0, 0, Deleted: true, persistenceId, highest, [], null, null, null));
-    }
+    public abstract Task RowsFrom(string persistenceId, long fromSequenceNr, Action<StoredJournalRow> onRow, CancellationToken ct);
+
+    /// <summary>The columns every journal read selects, in the order the backends' row readers take them.</summary>
+    protected const string RowColumns = "ordering, created, deleted, persistence_id, sequence_number, message, manifest, identifier, writer_uuid";
 
     /// <summary>
     /// The newest row of <paramref name="persistenceId"/> in the plugin's <c>snapshot</c> table, null if none: the one

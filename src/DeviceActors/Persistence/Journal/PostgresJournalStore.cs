@@ -124,7 +124,7 @@ internal sealed class PostgresJournalStore : JournalStore
         return await cmd.ExecuteScalarAsync(ct) is long max ? max : 0;
     }
 
-    // The columns of the replay queries' SELECT, in order.
+    // Reads the columns of RowColumns, in order.
     private static StoredJournalRow Row(NpgsqlDataReader r) => new(
         r.GetInt64(0), r.GetInt64(1), r.GetBoolean(2), r.GetString(3), r.GetInt64(4), r.GetFieldValue<byte[]>(5),
         r.IsDBNull(6) ? null : r.GetString(6), r.IsDBNull(7) ? null : r.GetInt32(7), r.IsDBNull(8) ? null : r.GetString(8));
@@ -133,7 +133,7 @@ internal sealed class PostgresJournalStore : JournalStore
     public override async Task RowsFrom(string persistenceId, long fromSequenceNr, Action<StoredJournalRow> onRow, CancellationToken ct)
     {
         await using var cmd = _dataSource.CreateCommand($"""
-            SELECT ordering, created, deleted, persistence_id, sequence_number, message, manifest, identifier, writer_uuid
+            SELECT {RowColumns}
             FROM {_journal}
             WHERE persistence_id = $1 AND sequence_number >= $2
             ORDER BY sequence_number
@@ -163,7 +163,7 @@ internal sealed class PostgresJournalStore : JournalStore
     public override async Task Replay(string persistenceId, long fromSequenceNr, long toSequenceNr, long max, Action<StoredJournalRow> onRow, CancellationToken ct)
     {
         await using var cmd = _dataSource.CreateCommand($"""
-            SELECT ordering, created, deleted, persistence_id, sequence_number, message, manifest, identifier, writer_uuid
+            SELECT {RowColumns}
             FROM {_journal}
             WHERE persistence_id = $1 AND sequence_number >= $2 AND sequence_number <= $3 AND deleted = false
             ORDER BY sequence_number

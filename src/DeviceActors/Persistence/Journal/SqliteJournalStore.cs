@@ -106,8 +106,8 @@ internal sealed class SqliteJournalStore(string connectionString, long walLimitB
     {
         await using var c = await Open(ct);
         await using var cmd = c.CreateCommand();
-        cmd.CommandText = """
-            SELECT ordering, created, deleted, persistence_id, sequence_number, message, manifest, identifier, writer_uuid
+        cmd.CommandText = $"""
+            SELECT {RowColumns}
             FROM journal
             WHERE persistence_id = $p AND sequence_number >= $from AND sequence_number <= $to AND deleted = 0
             ORDER BY sequence_number
@@ -124,7 +124,7 @@ internal sealed class SqliteJournalStore(string connectionString, long walLimitB
         }
     }
 
-    // The columns of the replay queries' SELECT, in order.
+    // Reads the columns of RowColumns, in order.
     private static StoredJournalRow Row(SqliteDataReader r) => new(
         r.GetInt64(0), r.GetInt64(1), r.GetInt64(2) != 0, r.GetString(3), r.GetInt64(4), (byte[])r.GetValue(5),
         r.IsDBNull(6) ? null : r.GetString(6), r.IsDBNull(7) ? null : r.GetInt32(7), r.IsDBNull(8) ? null : r.GetString(8));
@@ -134,8 +134,8 @@ internal sealed class SqliteJournalStore(string connectionString, long walLimitB
     {
         await using var c = await Open(ct);
         await using var cmd = c.CreateCommand();
-        cmd.CommandText = """
-            SELECT ordering, created, deleted, persistence_id, sequence_number, message, manifest, identifier, writer_uuid
+        cmd.CommandText = $"""
+            SELECT {RowColumns}
             FROM journal
             WHERE persistence_id = $p AND sequence_number >= $from
             ORDER BY sequence_number
