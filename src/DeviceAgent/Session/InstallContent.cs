@@ -1,16 +1,12 @@
-using System.Security.Cryptography;
 using Orchestrator.ChunkStore.Codec;
 using Orchestrator.ChunkStore.Deltas;
-using Orchestrator.ChunkStore.Keys;
 using Orchestrator.ChunkStore.Manifests;
 using Orchestrator.ChunkStore.Storage;
-using Orchestrator.ChunkStore.Trust;
 using Orchestrator.ChunkStore.Validation;
 using Orchestrator.DeviceAgent.Configuration;
 using Orchestrator.DeviceAgent.Download;
 using Orchestrator.DeviceAgent.Install;
 using Orchestrator.DeviceAgent.Storage;
-using Orchestrator.DeviceAgent.Trust;
 using Orchestrator.DeviceAgent.Zones;
 using Orchestrator.Messages.Protocol;
 

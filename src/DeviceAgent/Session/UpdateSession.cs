@@ -1,12 +1,8 @@
 using System.Reflection;
 using System.Text;
 using Orchestrator.ChunkStore.Codec;
-using Orchestrator.ChunkStore.Deltas;
-using Orchestrator.ChunkStore.Keys;
-using Orchestrator.ChunkStore.Manifests;
 using Orchestrator.ChunkStore.Storage;
 using Orchestrator.ChunkStore.Trust;
-using Orchestrator.ChunkStore.Validation;
 using Orchestrator.DeviceAgent.Configuration;
 using Orchestrator.DeviceAgent.Download;
 using Orchestrator.DeviceAgent.Install;
