@@ -45,22 +45,11 @@ internal sealed class InstallContent(ZoneLayout layout, DownloadSettings downloa
     }
 
     /// <summary>Fetches the frames holding the planned release files into the cache (resumable per object); one that no source serves intact is left out (its files fall back).</summary>
-    public async Task DownloadReleaseFramesAsync(StoreDownloader downloader, DeltaManifest delta, InstallPlan plan, CancellationToken ct)
+    public Task DownloadReleaseFramesAsync(StoreDownloader downloader, DeltaManifest delta, InstallPlan plan, CancellationToken ct)
     {
         var wanted = plan.ReleaseFiles.Select(f => f.Path).ToHashSet(StringComparer.Ordinal);
-        var frames = ReleaseDeltaApplier.FramesFor(delta, f => wanted.Contains(f.Path)).Select(i => delta.Release!.Frames[i]).DistinctBy(p => p.Id).ToList();
-        await Parallel.ForEachAsync(frames, new ParallelOptions { MaxDegreeOfParallelism = download.Parallelism, CancellationToken = ct },
-            async (part, token) =>
-            {
-                try
-                {
-                    await downloader.FetchChunkAsync(part.Id.Hex, StoreLayout.ChunkPath(part.Id), part.Stored, token);
-                }
-                catch (DownloadFailedException e)
-                {
-                    log($"release delta frame {part.Id} not fetched ({e.Message}); its files fall back to chunks");
-                }
-            });
+        var frames = ReleaseDeltaApplier.FramesFor(delta, f => wanted.Contains(f.Path)).Select(i => delta.Release!.Frames[i]);
+        return FetchDeltaObjectsAsync(downloader, frames, "release delta frame", "its files fall back to chunks", ct);
     }
 
     /// <summary>
@@ -105,10 +94,12 @@ internal sealed class InstallContent(ZoneLayout layout, DownloadSettings downloa
     }
 
     /// <summary>Fetches the patch objects into the cache; one that no source serves intact is left out (its file falls back).</summary>
-    public async Task DownloadPatchesAsync(StoreDownloader downloader, InstallPlan plan, CancellationToken ct)
-    {
-        var parts = plan.Patches.SelectMany(p => p.File.Parts).DistinctBy(p => p.Id).ToList();
-        await Parallel.ForEachAsync(parts, new ParallelOptions { MaxDegreeOfParallelism = download.Parallelism, CancellationToken = ct },
+    public Task DownloadPatchesAsync(StoreDownloader downloader, InstallPlan plan, CancellationToken ct) =>
+        FetchDeltaObjectsAsync(downloader, plan.Patches.SelectMany(p => p.File.Parts), "patch object", "its file falls back to chunks", ct);
+
+    /// <summary>Fetches delta objects into the cache, each once; a failure only leaves that object out (said in the log).</summary>
+    private Task FetchDeltaObjectsAsync(StoreDownloader downloader, IEnumerable<DeltaPart> parts, string what, string consequence, CancellationToken ct) =>
+        Parallel.ForEachAsync(parts.DistinctBy(p => p.Id).ToList(), new ParallelOptions { MaxDegreeOfParallelism = download.Parallelism, CancellationToken = ct },
             async (part, token) =>
             {
                 try
@@ -117,10 +108,9 @@ internal sealed class InstallContent(ZoneLayout layout, DownloadSettings downloa
                 }
                 catch (DownloadFailedException e)
                 {
-                    log($"patch object {part.Id} not fetched ({e.Message}); its file falls back to chunks");
+                    log($"{what} {part.Id} not fetched ({e.Message}); {consequence}");
                 }
             });
-    }
 
     /// <summary>
     /// Sizes every file of the chunk build and writes the chunks found in local files into their places. A local piece
