@@ -42,6 +42,9 @@ public static class AgentCommandLine
         var command = list.Count > 0 && !list[0].StartsWith('-') ? list[0] : "run";
         if (list.Count > 0 && !list[0].StartsWith('-')) list.RemoveAt(0);
         if (command == "sign-request") return SignRequestCommand.Run(list, stdout, stderr);
+        // The launcher and the updater are on the path to the first check-in: their crypto libraries load while the
+        // configuration is read (the updater verifies its trust root before checking in; the launcher verifies no signature).
+        if (command is "run" or "update") Launching.CryptoWarmUp.Start(signatures: command == "update");
         void Log(string m) { lock (stdout) stdout.WriteLine($"{DateTimeOffset.UtcNow:HH:mm:ss.fff} orch-agent: {m}"); }
         try
         {
