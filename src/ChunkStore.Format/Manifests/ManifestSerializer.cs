@@ -181,24 +181,30 @@ public static class ManifestSerializer
             throw new FormatException($"property '{name}' is missing (found {r.TokenType})");
         if (!r.ValueTextEquals(name))
             throw new FormatException($"property '{name}' is missing or out of order (found '{r.GetString()}')");
+    }
+
+    /// <summary>Reads property <paramref name="name"/> and moves to its value.</summary>
+    private static void ExpectValue(ref Utf8JsonReader r, string name)
+    {
+        ExpectName(ref r, name);
         if (!r.Read()) throw new FormatException($"the document ends at property '{name}'");
     }
 
     private static string ReadString(ref Utf8JsonReader r, string name)
     {
-        ExpectName(ref r, name);
+        ExpectValue(ref r, name);
         return r.TokenType == JsonTokenType.String ? r.GetString()! : throw new FormatException($"property '{name}' is {r.TokenType}, not a string");
     }
 
     private static int ReadInt32(ref Utf8JsonReader r, string name)
     {
-        ExpectName(ref r, name);
+        ExpectValue(ref r, name);
         return r.TokenType == JsonTokenType.Number && r.TryGetInt32(out var v) ? v : throw new FormatException($"property '{name}' is not a 32-bit integer");
     }
 
     private static long ReadInt64(ref Utf8JsonReader r, string name)
     {
-        ExpectName(ref r, name);
+        ExpectValue(ref r, name);
         return r.TokenType == JsonTokenType.Number && r.TryGetInt64(out var v) ? v : throw new FormatException($"property '{name}' is not a 64-bit integer");
     }
 
