@@ -2,6 +2,7 @@ using System.Globalization;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Orchestrator.ChunkStore.Keys;
+using Orchestrator.CommandLine;
 using Orchestrator.ChunkStore.Publishing;
 using Orchestrator.ChunkStore.Storage;
 using Orchestrator.ChunkStore.Trust;
@@ -32,6 +33,12 @@ public static class DemoCommand
 
     private const string Marker = ".orchestrator-demo";
 
+    private static readonly CommandGrammar Grammar = new("orchestrator demo",
+    [
+        SwitchSpec.Value("dir", "DIR"), SwitchSpec.Value("port", "PORT"), SwitchSpec.Value("devices", "N"),
+        SwitchSpec.Value("damage", "N"), SwitchSpec.Value("interval", "SECONDS"),
+    ]);
+
     /// <summary>Runs the demo; returns the process exit code.</summary>
     public static async Task<int> RunAsync(string[] args)
     {
@@ -40,16 +47,15 @@ public static class DemoCommand
         double interval;
         try
         {
-            var o = Parse(args);
-            dir = Path.GetFullPath(o.GetValueOrDefault("--dir") ?? "orch-demo");
-            port = Int(o, "--port", 5080, 1, 65535);
-            devices = Int(o, "--devices", 20, 2, int.MaxValue);
+            var o = Grammar.Parse(args);
+            dir = Path.GetFullPath(o.Optional("dir") ?? "orch-demo");
+            port = o.Int("port", 5080, 1, 65535);
+            devices = o.Int("devices", 20, 2, int.MaxValue);
             if (devices > DemoRollouts.MaxDevices)
                 throw new ArgumentException($"--devices {devices} is more than the demo's {DemoRollouts.MaxDevices} (its rollouts name every device); " +
                                             "for larger fleets use `orch-simulate` against a node, or bench/fleet/run.sh");
-            damage = Int(o, "--damage", 3, 0, devices);
-            interval = double.Parse(o.GetValueOrDefault("--interval") ?? "3", CultureInfo.InvariantCulture);
-            if (interval <= 0) throw new ArgumentException("--interval must be > 0 seconds");
+            damage = o.Int("damage", 3, 0, devices);
+            interval = o.Double("interval", 3, 0, exclusiveMin: true);
             PrepareFolder(dir);
         }
         catch (Exception e) when (e is ArgumentException or FormatException or IOException)
@@ -282,26 +288,5 @@ public static class DemoCommand
         }
         Directory.CreateDirectory(dir);
         File.WriteAllText(Path.Combine(dir, Marker), "created by `orchestrator demo`; the next demo run replaces this folder\n");
-    }
-
-    private static Dictionary<string, string> Parse(string[] args)
-    {
-        var known = new HashSet<string> { "--dir", "--port", "--devices", "--damage", "--interval" };
-        var result = new Dictionary<string, string>(StringComparer.Ordinal);
-        for (var i = 0; i < args.Length; i++)
-        {
-            if (!known.Contains(args[i])) throw new ArgumentException($"'{args[i]}' is not an option of 'demo'");
-            if (i + 1 >= args.Length) throw new ArgumentException($"{args[i]} needs a value");
-            result[args[i]] = args[++i];
-        }
-        return result;
-    }
-
-    private static int Int(Dictionary<string, string> o, string name, int fallback, int min, int max)
-    {
-        if (!o.TryGetValue(name, out var v)) return fallback;
-        if (!int.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) || n < min || n > max)
-            throw new ArgumentException($"{name} '{v}' must be a whole number in {min}..{max}");
-        return n;
     }
 }
