@@ -43,6 +43,9 @@ public static class AgentCommandLine
         var command = named ? args[0] : "run";
         var rest = args.AsSpan(named ? 1 : 0).ToArray();
         if (command == "sign-request") return SignRequestCommand.Run(rest, stdout, stderr);
+        // The launcher and the updater are on the path to the first check-in: their crypto libraries load while the
+        // configuration is read (the updater verifies its trust root before checking in; the launcher verifies no signature).
+        if (command is "run" or "update") Launching.CryptoWarmUp.Start(signatures: command == "update");
         void Log(string m) { lock (stdout) stdout.WriteLine($"{DateTimeOffset.UtcNow:HH:mm:ss.fff} orch-agent: {m}"); }
         try
         {

@@ -202,12 +202,26 @@ public static class ChunkCodec
     /// </summary>
     public static byte[] Decode(ReadOnlySpan<byte> stored, ContentKey key, int expectedPlainLength, ChunkId? expectedId = null)
     {
+        var plaintext = new byte[Math.Clamp(expectedPlainLength, 0, ChunkingOptions.MaxChunkLimit)];
+        DecodeInto(stored, key, expectedPlainLength, plaintext, expectedId);
+        return plaintext;
+    }
+
+    /// <summary>
+    /// <see cref="Decode"/> into <paramref name="destination"/> (at least <paramref name="expectedPlainLength"/> bytes;
+    /// its first <paramref name="expectedPlainLength"/> bytes are the plaintext when this returns), so a caller decoding
+    /// many chunks can reuse one buffer instead of allocating one of each chunk's size.
+    /// </summary>
+    public static void DecodeInto(ReadOnlySpan<byte> stored, ContentKey key, int expectedPlainLength, Span<byte> destination, ChunkId? expectedId = null)
+    {
         ArgumentNullException.ThrowIfNull(key);
         var label = expectedId?.Hex ?? "(unnamed)";
         if (expectedId is { } id && !id.Matches(stored))
             throw new IntegrityException($"Chunk {label}: stored bytes do not hash to the chunk id (corrupted or substituted object).");
         if (expectedPlainLength < 1 || expectedPlainLength > ChunkingOptions.MaxChunkLimit)
             throw new IntegrityException($"Chunk {label}: expected length {expectedPlainLength} is outside 1 .. {ChunkingOptions.MaxChunkLimit}.");
+        if (destination.Length < expectedPlainLength)
+            throw new ArgumentException($"the destination holds {destination.Length} bytes, the chunk decodes to {expectedPlainLength}", nameof(destination));
         CheckHeader(stored, out var plainLength, out var compression, label);
         if (plainLength != expectedPlainLength)
             throw new IntegrityException($"Chunk {label}: header says {plainLength} plaintext bytes, the manifest expects {expectedPlainLength}.");
@@ -219,35 +233,42 @@ public static class ChunkCodec
         if (compression == CompressionZstd && payloadLength >= plainLength)
             throw new IntegrityException($"Chunk {label}: compressed payload is not smaller than the plaintext (non-canonical object).");
 
-        var payload = new byte[payloadLength];
+        // An uncompressed payload decrypts straight into the destination; a compressed one through a pooled buffer.
+        var rented = compression == CompressionNone ? null : System.Buffers.ArrayPool<byte>.Shared.Rent(payloadLength);
         try
         {
-            using var aes = new AesGcm(key.EncryptionKey, TagLength);
-            aes.Decrypt(header[12..24], stored.Slice(HeaderLength, payloadLength), stored[^TagLength..], payload, header);
-        }
-        catch (AuthenticationTagMismatchException ex)
-        {
-            throw new IntegrityException($"Chunk {label}: authentication failed (wrong content key or modified bytes).", ex);
-        }
-        if (compression == CompressionNone) return payload;
+            var payload = rented is null ? destination[..payloadLength] : rented.AsSpan(0, payloadLength);
+            try
+            {
+                using var aes = new AesGcm(key.EncryptionKey, TagLength);
+                aes.Decrypt(header[12..24], stored.Slice(HeaderLength, payloadLength), stored[^TagLength..], payload, header);
+            }
+            catch (AuthenticationTagMismatchException ex)
+            {
+                throw new IntegrityException($"Chunk {label}: authentication failed (wrong content key or modified bytes).", ex);
+            }
+            if (rented is null) return;
 
-        var plaintext = new byte[plainLength];
-        var decompressor = t_decompressor ??= new Decompressor();
-        int written;
-        try
-        {
-            // The destination is exactly the expected size: a frame that would inflate further fails here
-            // instead of allocating whatever the frame claims.
-            if (!decompressor.TryUnwrap(payload, plaintext, out written))
-                throw new IntegrityException($"Chunk {label}: decompressed data exceeds the expected {plainLength} bytes.");
+            var decompressor = t_decompressor ??= new Decompressor();
+            int written;
+            try
+            {
+                // The destination is exactly the expected size: a frame that would inflate further fails here
+                // instead of allocating whatever the frame claims.
+                if (!decompressor.TryUnwrap(payload, destination[..plainLength], out written))
+                    throw new IntegrityException($"Chunk {label}: decompressed data exceeds the expected {plainLength} bytes.");
+            }
+            catch (ZstdException ex)
+            {
+                throw new IntegrityException($"Chunk {label}: zstd payload is malformed: {ex.Message}", ex);
+            }
+            if (written != plainLength)
+                throw new IntegrityException($"Chunk {label}: decompressed to {written} bytes, header says {plainLength}.");
         }
-        catch (ZstdException ex)
+        finally
         {
-            throw new IntegrityException($"Chunk {label}: zstd payload is malformed: {ex.Message}", ex);
+            if (rented is not null) System.Buffers.ArrayPool<byte>.Shared.Return(rented);
         }
-        if (written != plainLength)
-            throw new IntegrityException($"Chunk {label}: decompressed to {written} bytes, header says {plainLength}.");
-        return plaintext;
     }
 
     private static void CheckHeader(ReadOnlySpan<byte> stored, out int plainLength, out byte compression, string label = "(unnamed)")

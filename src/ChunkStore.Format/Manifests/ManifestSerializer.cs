@@ -31,16 +31,14 @@ public static class ManifestSerializer
     /// Parses and fully validates manifest bytes. Throws <see cref="InvalidInputException"/> naming the first
     /// problem (malformed JSON, missing or wrong-typed property, rule violation, non-canonical bytes).
     /// </summary>
-    public static Manifest Parse(ReadOnlySpan<byte> bytes)
+    public static Manifest Parse(ReadOnlyMemory<byte> bytes)
     {
         if (bytes.Length > MaxManifestBytes)
             throw new InvalidInputException($"Manifest is {bytes.Length} bytes, more than the {MaxManifestBytes} byte limit.");
         Manifest manifest;
-        var copy = bytes.ToArray();
         try
         {
-            using var doc = JsonDocument.Parse(copy);
-            manifest = Read(doc.RootElement);
+            manifest = Read(bytes.Span);
         }
         catch (JsonException ex)
         {
@@ -57,7 +55,7 @@ public static class ManifestSerializer
         var problem = ManifestRules.Problem(manifest);
         if (problem is not null)
             throw new InvalidInputException($"Manifest is invalid: {problem}.");
-        var check = CanonicalJsonWriter.Checking(copy);
+        var check = CanonicalJsonWriter.Checking(bytes);
         Write(manifest, check);
         if (!check.WroteExactly)
             throw new InvalidInputException("Manifest is not in canonical form (whitespace, property order, duplicate or extra properties, or escaping differ); manifests must be written by ManifestSerializer.");
@@ -105,33 +103,109 @@ public static class ManifestSerializer
         w.EndArray().EndObject();
     }
 
-    private static Manifest Read(JsonElement root)
+    // Read forward in the canonical property order, straight from the bytes: a document-object model of a large
+    // release's manifest would hold several times its size while it is parsed. Anything out of that order is not
+    // canonical anyway (the canonical check after the parse would refuse it), so it is refused here by name.
+    private static Manifest Read(ReadOnlySpan<byte> json)
     {
-        var schema = Required(root, "schema").GetInt32();
+        var r = new Utf8JsonReader(json, new JsonReaderOptions { MaxDepth = 8 });
+        Expect(ref r, JsonTokenType.StartObject, "the manifest");
+        var schema = ReadInt32(ref r, "schema");
         if (schema != Manifest.Schema)
             throw new FormatException($"schema {schema} is not supported (this build reads schema {Manifest.Schema})");
-        var chunking = Required(root, "chunking");
-        var files = Required(root, "files").EnumerateArray().Select(f => new ManifestFile(
-            RequiredString(f, "path"),
-            Required(f, "mode").GetInt32(),
-            Required(f, "size").GetInt64(),
-            RequiredString(f, "sha256"),
-            Required(f, "chunks").EnumerateArray().Select(c => new ChunkRef(
-                ParseChunkId(RequiredString(c, "id")),
-                Required(c, "length").GetInt32(),
-                RequiredString(c, "tag"))).ToList())).ToList();
-        var symlinks = Required(root, "symlinks").EnumerateArray().Select(s => new ManifestSymlink(
-            RequiredString(s, "path"), RequiredString(s, "target"))).ToList();
-        return new Manifest(
-            RequiredString(root, "product"),
-            RequiredString(root, "version"),
-            Required(root, "versionId").GetInt64(),
-            ParseTime(RequiredString(root, "createdUtc"), "createdUtc"),
-            ParseTime(RequiredString(root, "expiresUtc"), "expiresUtc"),
-            new ChunkingOptions(Required(chunking, "min").GetInt32(), Required(chunking, "avg").GetInt32(), Required(chunking, "max").GetInt32()),
-            RequiredString(root, "inventoryDigest"),
-            files,
-            symlinks);
+        var product = ReadString(ref r, "product");
+        var version = ReadString(ref r, "version");
+        var versionId = ReadInt64(ref r, "versionId");
+        var created = ParseTime(ReadString(ref r, "createdUtc"), "createdUtc");
+        var expires = ParseTime(ReadString(ref r, "expiresUtc"), "expiresUtc");
+        ExpectName(ref r, "chunking");
+        Expect(ref r, JsonTokenType.StartObject, "'chunking'");
+        var chunking = new ChunkingOptions(ReadInt32(ref r, "min"), ReadInt32(ref r, "avg"), ReadInt32(ref r, "max"));
+        Expect(ref r, JsonTokenType.EndObject, "'chunking'");
+        var inventoryDigest = ReadString(ref r, "inventoryDigest");
+        ExpectName(ref r, "files");
+        Expect(ref r, JsonTokenType.StartArray, "'files'");
+        var files = new List<ManifestFile>();
+        while (NextItem(ref r, "'files'"))
+        {
+            var path = ReadString(ref r, "path");
+            var mode = ReadInt32(ref r, "mode");
+            var size = ReadInt64(ref r, "size");
+            var sha256 = ReadString(ref r, "sha256");
+            ExpectName(ref r, "chunks");
+            Expect(ref r, JsonTokenType.StartArray, "'chunks'");
+            var chunks = new List<ChunkRef>();
+            while (NextItem(ref r, "'chunks'"))
+            {
+                var id = ParseChunkId(ReadString(ref r, "id"));
+                chunks.Add(new ChunkRef(id, ReadInt32(ref r, "length"), ReadString(ref r, "tag")));
+                Expect(ref r, JsonTokenType.EndObject, "a chunk");
+            }
+            // Exactly sized: a large file's list otherwise keeps up to twice its entries' room for as long as the manifest lives.
+            chunks.TrimExcess();
+            files.Add(new ManifestFile(path, mode, size, sha256, chunks));
+            Expect(ref r, JsonTokenType.EndObject, $"file '{path}'");
+        }
+        ExpectName(ref r, "symlinks");
+        Expect(ref r, JsonTokenType.StartArray, "'symlinks'");
+        var symlinks = new List<ManifestSymlink>();
+        while (NextItem(ref r, "'symlinks'"))
+        {
+            symlinks.Add(new ManifestSymlink(ReadString(ref r, "path"), ReadString(ref r, "target")));
+            Expect(ref r, JsonTokenType.EndObject, "a symlink");
+        }
+        Expect(ref r, JsonTokenType.EndObject, "the manifest");
+        if (r.Read()) throw new FormatException($"unexpected {r.TokenType} after the manifest's end");
+        return new Manifest(product, version, versionId, created, expires, chunking, inventoryDigest, files, symlinks);
+    }
+
+    private static void Expect(ref Utf8JsonReader r, JsonTokenType token, string what)
+    {
+        if (!r.Read()) throw new FormatException($"the document ends inside {what}");
+        if (r.TokenType != token) throw new FormatException($"expected {token} in {what}, found {r.TokenType}");
+    }
+
+    /// <summary>True when an array continues with an object (read its start), false at the array's end.</summary>
+    private static bool NextItem(ref Utf8JsonReader r, string array)
+    {
+        if (!r.Read()) throw new FormatException($"the document ends inside {array}");
+        if (r.TokenType == JsonTokenType.EndArray) return false;
+        if (r.TokenType != JsonTokenType.StartObject) throw new FormatException($"expected an object in {array}, found {r.TokenType}");
+        return true;
+    }
+
+    private static void ExpectName(ref Utf8JsonReader r, string name)
+    {
+        if (!r.Read()) throw new FormatException($"the document ends before property '{name}'");
+        if (r.TokenType != JsonTokenType.PropertyName)
+            throw new FormatException($"property '{name}' is missing (found {r.TokenType})");
+        if (!r.ValueTextEquals(name))
+            throw new FormatException($"property '{name}' is missing or out of order (found '{r.GetString()}')");
+    }
+
+    /// <summary>Reads property <paramref name="name"/> and moves to its value.</summary>
+    private static void ExpectValue(ref Utf8JsonReader r, string name)
+    {
+        ExpectName(ref r, name);
+        if (!r.Read()) throw new FormatException($"the document ends at property '{name}'");
+    }
+
+    private static string ReadString(ref Utf8JsonReader r, string name)
+    {
+        ExpectValue(ref r, name);
+        return r.TokenType == JsonTokenType.String ? r.GetString()! : throw new FormatException($"property '{name}' is {r.TokenType}, not a string");
+    }
+
+    private static int ReadInt32(ref Utf8JsonReader r, string name)
+    {
+        ExpectValue(ref r, name);
+        return r.TokenType == JsonTokenType.Number && r.TryGetInt32(out var v) ? v : throw new FormatException($"property '{name}' is not a 32-bit integer");
+    }
+
+    private static long ReadInt64(ref Utf8JsonReader r, string name)
+    {
+        ExpectValue(ref r, name);
+        return r.TokenType == JsonTokenType.Number && r.TryGetInt64(out var v) ? v : throw new FormatException($"property '{name}' is not a 64-bit integer");
     }
 
     private static ChunkId ParseChunkId(string text) =>

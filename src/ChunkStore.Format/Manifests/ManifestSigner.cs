@@ -28,9 +28,9 @@ public static class ManifestSigner
     /// Verifies the signature first, then parses and validates. Throws <see cref="IntegrityException"/> for a bad
     /// signature and <see cref="InvalidInputException"/> for a signed but invalid manifest.
     /// </summary>
-    public static Manifest VerifyAndParse(ReadOnlySpan<byte> manifestBytes, ReadOnlySpan<byte> signature, ReleasePublicKey key)
+    public static Manifest VerifyAndParse(ReadOnlyMemory<byte> manifestBytes, ReadOnlySpan<byte> signature, ReleasePublicKey key)
     {
-        if (!Verify(manifestBytes, signature, key))
+        if (!Verify(manifestBytes.Span, signature, key))
             throw new IntegrityException("Manifest signature does not verify with the release public key (tampered manifest, wrong key, or wrong .sig file).");
         return ManifestSerializer.Parse(manifestBytes);
     }

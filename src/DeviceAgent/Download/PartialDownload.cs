@@ -42,7 +42,16 @@ internal sealed class PartialDownload : Stream
     }
 
     /// <summary>Every byte received so far (the part file's prefix included).</summary>
-    public byte[] ToArray() => _buffer.AsSpan(0, _length).ToArray();
+    public ReadOnlySpan<byte> Received => _buffer.AsSpan(0, _length);
+
+    /// <summary>Hands the pooled buffer holding what was received to the caller, who returns it (<see cref="RentedBytes"/>); nothing is copied.</summary>
+    public RentedBytes Detach()
+    {
+        var bytes = new RentedBytes(_buffer, _length, pooled: true);
+        _buffer = [];
+        _length = 0;
+        return bytes;
+    }
 
     /// <summary>Bytes this download appended to the part file.</summary>
     public long Checkpointed { get; private set; }

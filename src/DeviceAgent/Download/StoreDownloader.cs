@@ -89,7 +89,8 @@ public sealed class StoreDownloader
             {
                 using var buffer = new MemoryStream();
                 await TransferAsync(source, path, buffer, 0, maxBytes, token, chargeGrant: false);
-                fetched.Add(buffer.ToArray());
+                // Sized from the declared length (TransferAsync), the buffer is usually exactly the content: no copy.
+                fetched.Add(buffer.Length == buffer.Capacity ? buffer.GetBuffer() : buffer.ToArray());
             }
             try
             {
@@ -120,8 +121,22 @@ public sealed class StoreDownloader
     /// <param name="ct">Cancellation.</param>
     public async Task<byte[]> FetchChunkBytesAsync(string id, string relativePath, long maxStoredSize, CancellationToken ct)
     {
+        using var bytes = await FetchChunkRentedAsync(id, relativePath, maxStoredSize, ct);
+        return bytes.Span.ToArray();
+    }
+
+    /// <summary>
+    /// <see cref="FetchChunkBytesAsync"/> into a pooled buffer the caller disposes (returns), so fetching chunk after
+    /// chunk reuses a few buffers instead of leaving one array of each chunk's size to the collector.
+    /// </summary>
+    /// <param name="id">Object id.</param>
+    /// <param name="relativePath">Store-relative path of the object.</param>
+    /// <param name="maxStoredSize">Largest stored size the object can have (plaintext length + header + tag); more is refused as endless data.</param>
+    /// <param name="ct">Cancellation.</param>
+    public async Task<RentedBytes> FetchChunkRentedAsync(string id, string relativePath, long maxStoredSize, CancellationToken ct)
+    {
         var kept = _cache.ReadPartial(id, maxStoredSize);
-        if (kept.Length > 0 && ChunkCache.Matches(kept, id)) return kept; // a previous run got every byte before it stopped
+        if (kept.Length > 0 && ChunkCache.Matches(kept, id)) return new RentedBytes(kept, kept.Length, pooled: false); // a previous run got every byte before it stopped
         if (_limiter.Exhausted)
             throw new GrantExhaustedException("download grant has no bytes left; checking in again when it renews", _limiter.RenewsAt);
         return await WithFailoverAsync(relativePath, async (source, token) =>
@@ -141,13 +156,12 @@ public sealed class StoreDownloader
             {
                 Interlocked.Add(ref _bytesCheckpointed, sink.Checkpointed);
             }
-            var bytes = sink.ToArray();
-            if (!ChunkCache.Matches(bytes, id))
+            if (!ChunkCache.Matches(sink.Received, id))
             {
                 _cache.DeletePartial(id);
                 throw new SourceFailedException($"bytes do not hash to chunk id {id} (tampered, truncated or corrupt); discarded");
             }
-            return bytes;
+            return sink.Detach();
         }, ct);
     }
 
@@ -292,6 +306,9 @@ public sealed class StoreDownloader
         var contentLength = response.Content.Headers.ContentLength;
         if (contentLength is { } cl && offset + cl > limit)
             throw new SourceFailedException($"response for '{relativePath}' declares {offset + cl} bytes, more than the {limit} expected; refused");
+        // A large manifest grown by doubling would leave about twice its size behind as garbage.
+        if (sink is MemoryStream memory && contentLength is { } declaredLength && offset + declaredLength > memory.Capacity)
+            memory.Capacity = (int)(offset + declaredLength);
 
         await using var body = await response.Content.ReadAsStreamAsync(ct);
         // Pooled: a download runs per chunk, so a fresh buffer each time would be most of what the agent allocates.

@@ -154,20 +154,23 @@ internal sealed class InstallContent(ZoneLayout layout, DownloadSettings downloa
             await Parallel.ForEachAsync(plan.Missing, new ParallelOptions { MaxDegreeOfParallelism = download.Parallelism, CancellationToken = ct },
                 async (item, token) =>
                 {
-                    var stored = await downloader.FetchChunkBytesAsync(item.Key.Hex, StoreLayout.ChunkPath(item.Key),
-                        item.Value + ChunkCodec.HeaderLength + ChunkCodec.TagLength, token);
-                    byte[] plain;
-                    try
+                    // Pooled stored and plaintext buffers: a chunk passes through and leaves no garbage of its size behind.
+                    using (var stored = await downloader.FetchChunkRentedAsync(item.Key.Hex, StoreLayout.ChunkPath(item.Key),
+                        item.Value + ChunkCodec.HeaderLength + ChunkCodec.TagLength, token))
+                    using (var plain = RentedBytes.Rent(item.Value))
                     {
-                        plain = ChunkCodec.Decode(stored, key, item.Value, item.Key);
+                        try
+                        {
+                            ChunkCodec.DecodeInto(stored.Span, key, item.Value, plain.Span, item.Key);
+                        }
+                        catch (IntegrityException e)
+                        {
+                            // Verified against its id, so the object is what the store holds; it does not decode as the manifest says.
+                            cache.DeletePartial(item.Key.Hex);
+                            throw new SessionFailedException(FailureStage.Verify, $"chunk {item.Key} rejected: {e.Message}", e);
+                        }
+                        build.Write(plan.Places[item.Key], plain.Span);
                     }
-                    catch (IntegrityException e)
-                    {
-                        // Verified against its id, so the object is what the store holds; it does not decode as the manifest says.
-                        cache.DeletePartial(item.Key.Hex);
-                        throw new SessionFailedException(FailureStage.Verify, $"chunk {item.Key} rejected: {e.Message}", e);
-                    }
-                    build.Write(plan.Places[item.Key], plain);
                     cache.DeletePartial(item.Key.Hex);
                     crash.Reached(CrashPoints.ChunkPlaced);
                     var d = Interlocked.Increment(ref done);

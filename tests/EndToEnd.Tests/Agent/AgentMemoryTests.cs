@@ -38,7 +38,16 @@ public sealed class AgentMemoryTests(ITestOutputHelper output)
         var small = await InstallAsync(node, store, "mem-small", "1.0", 4 << 20);
         var largeMib = int.TryParse(Environment.GetEnvironmentVariable("ORCH_AGENT_MEMORY_LARGE_MIB"), out var m) && m >= 64 ? m : 64;
         var large = await InstallAsync(node, store, "mem-large", "2.0", largeMib << 20);
-        // At least 60 MiB more file: a whole-file buffer anywhere on the path would add at least that much.
-        Assert.True(large <= small + 24 * 1024, $"peak RSS {large} KiB for a {largeMib} MiB file against {small} KiB for a 4 MiB file");
+        // At least 60 MiB more file: a whole-file buffer anywhere on the path would add at least that much, and chunk-sized
+        // garbage left to the collector (one stored and one decoded array per chunk) added 25 MiB at 1 GiB.
+        // The JIT-run dll's collector sizes gen0 from the CPU's cache instead of the native binary's compiled 2 MiB, so
+        // its resident set swings by more between two runs.
+        var native = Environment.GetEnvironmentVariable(AgentProcess.BinaryVariable) is { Length: > 0 };
+        var slackMib = native ? 20 : 24;
+        Assert.True(large <= small + slackMib * 1024, $"peak RSS {large} KiB for a {largeMib} MiB file against {small} KiB for a 4 MiB file (bound: {slackMib} MiB more)");
+        // The device binary also stays within issue 23's install bound (40 MB) at any file size; the JIT runtime of the
+        // dll alone is larger than that, so only the relative bound holds for it.
+        if (native)
+            Assert.True(large * 1024 <= 40_000_000, $"peak RSS {large} KiB of the native agent for a {largeMib} MiB file is over the 40 MB install bound");
     }
 }
