@@ -1,12 +1,21 @@
 using Orchestrator.Bench.DeviceActors;
+using Orchestrator.CommandLine;
 
 // Benchmark harness: `dotnet run -c Release --project bench/Orchestrator.Bench -- <mode> [options]`.
 // Results go to bench/results/*.md (each mode writes its own file).
-return args.FirstOrDefault() switch
+try
 {
-    "device-actors" => await DeviceActorsBenchmark.Run(args[1..]),
-    _ => Usage(),
-};
+    return args.FirstOrDefault() switch
+    {
+        "device-actors" => await DeviceActorsBenchmark.Run(args[1..]),
+        _ => Usage(),
+    };
+}
+catch (UsageException e)
+{
+    Console.Error.WriteLine(e.Message);
+    return 2;
+}
 
 static int Usage()
 {

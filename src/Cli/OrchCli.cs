@@ -61,7 +61,7 @@ public static class OrchCli
                 console.Out.WriteLine(parsed.Help);
                 return ExitCodes.Success;
             }
-            var invocation = new CommandInvocation(parsed.Command!, parsed.Switches, parsed.Positionals, console);
+            var invocation = new CommandInvocation(parsed.Command!, parsed.Arguments!, console);
             return await parsed.Command!.Handler(invocation, cancellationToken).ConfigureAwait(false);
         }
         catch (AdminApiException ex) { return Fail(console, json, ex.ExitCode, ex.Error, ex.Message); }

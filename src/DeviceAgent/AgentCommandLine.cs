@@ -1,3 +1,4 @@
+using Orchestrator.CommandLine;
 using Orchestrator.DeviceAgent.Configuration;
 using Orchestrator.DeviceAgent.Install;
 using Orchestrator.DeviceAgent.Launching;
@@ -33,20 +34,20 @@ public static class AgentCommandLine
     /// <summary>Runs a command; returns the process exit code.</summary>
     public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr)
     {
-        if (args.Any(a => a is "--help" or "-h") || (args.Length > 0 && args[0] == "help"))
+        if (CommandGrammar.AsksForHelp(args) || (args.Length > 0 && args[0] == "help"))
         {
             stdout.WriteLine(Usage);
             return ExitCodes.Ok;
         }
-        var list = args.ToList();
-        var command = list.Count > 0 && !list[0].StartsWith('-') ? list[0] : "run";
-        if (list.Count > 0 && !list[0].StartsWith('-')) list.RemoveAt(0);
-        if (command == "sign-request") return SignRequestCommand.Run(list, stdout, stderr);
+        var named = args.Length > 0 && !args[0].StartsWith('-');
+        var command = named ? args[0] : "run";
+        var rest = args.AsSpan(named ? 1 : 0).ToArray();
+        if (command == "sign-request") return SignRequestCommand.Run(rest, stdout, stderr);
         void Log(string m) { lock (stdout) stdout.WriteLine($"{DateTimeOffset.UtcNow:HH:mm:ss.fff} orch-agent: {m}"); }
         try
         {
-            var options = ParseOptions(list, command);
-            var config = AgentConfig.Load(options.GetValueOrDefault("--config") ?? Path.Combine(AppContext.BaseDirectory, "agent.json"));
+            var options = (Grammars.GetValueOrDefault(command) ?? throw new UsageException($"unknown command '{command}'")).Parse(rest);
+            var config = AgentConfig.Load(options.Optional("config") ?? Path.Combine(AppContext.BaseDirectory, "agent.json"));
             var layout = new ZoneLayout(config.Zones);
             switch (command)
             {
@@ -54,18 +55,18 @@ public static class AgentCommandLine
                     using (var cts = new CancellationTokenSource())
                     {
                         Console.CancelKeyPress += (_, e) => { e.Cancel = true; cts.Cancel(); };
-                        return await new Launcher(config, Log, CrashPoints.FromEnvironment()).RunAsync(!options.ContainsKey("--no-client"), cts.Token);
+                        return await new Launcher(config, Log, CrashPoints.FromEnvironment()).RunAsync(!options.Has("no-client"), cts.Token);
                     }
                 case "update":
-                    if (options.ContainsKey("--self-test")) return UpdaterSelfTest.Run(config, layout, Log);
+                    if (options.Has("self-test")) return UpdaterSelfTest.Run(config, layout, Log);
                     using (var cts = new CancellationTokenSource())
                     {
                         Console.CancelKeyPress += (_, e) => { e.Cancel = true; cts.Cancel(); };
                         return await new Launcher(config, Log, CrashPoints.FromEnvironment()).RunUpdaterAsync(cts.Token);
                     }
                 case "recover":
-                    if (!options.ContainsKey("--from-virtual"))
-                        throw new ArgumentException("recover needs --from-virtual (the only recovery source the agent has)");
+                    if (!options.Has("from-virtual"))
+                        throw new UsageException("recover needs --from-virtual (the only recovery source the agent has)");
                     using (var key = DeviceKey.Derive(config.MachineSecretFile, config.DeviceId))
                     {
                         var report = new ZoneProvisioner(layout, new HiddenZone(layout, key)).RecoverFromVirtual();
@@ -77,19 +78,19 @@ public static class AgentCommandLine
                     }
                 case "provision":
                     {
-                        var credential = ReadRequiredFile(options, "--credential-file");
-                        var contentKey = ReadRequiredFile(options, "--content-key-file");
-                        var trustRoot = File.ReadAllBytes(options.GetValueOrDefault("--trust-root-file") ?? layout.VirtualTrustRoot);
+                        var credential = File.ReadAllBytes(options.Required("credential-file"));
+                        var contentKey = File.ReadAllBytes(options.Required("content-key-file"));
+                        var trustRoot = File.ReadAllBytes(options.Optional("trust-root-file") ?? layout.VirtualTrustRoot);
                         using var key = DeviceKey.Derive(config.MachineSecretFile, config.DeviceId);
                         new ZoneProvisioner(layout, new HiddenZone(layout, key)).Provision(credential, contentKey, trustRoot);
-                        if (options.ContainsKey("--updater-credential-file"))
+                        if (options.Optional("updater-credential-file") is { } updaterCredentialFile)
                         {
                             if (config.UpdaterDeviceId is null)
                                 throw new ArgumentException($"--updater-credential-file needs updaterDeviceId and updaterProduct in '{config.SourcePath}'");
                             var trackLayout = new ZoneLayout(layout.UpdaterReleaseZones);
                             using var trackKey = DeviceKey.Derive(config.MachineSecretFile, config.UpdaterDeviceId);
-                            var trackContentKey = options.ContainsKey("--updater-content-key-file") ? ReadRequiredFile(options, "--updater-content-key-file") : contentKey;
-                            ZoneProvisioner.ProvisionReleaseTrack(new HiddenZone(trackLayout, trackKey), ReadRequiredFile(options, "--updater-credential-file"), trackContentKey, trustRoot);
+                            var trackContentKey = options.Optional("updater-content-key-file") is { } trackKeyFile ? File.ReadAllBytes(trackKeyFile) : contentKey;
+                            ZoneProvisioner.ProvisionReleaseTrack(new HiddenZone(trackLayout, trackKey), File.ReadAllBytes(updaterCredentialFile), trackContentKey, trustRoot);
                             Log($"provisioned the updater release track {config.UpdaterDeviceId} ({config.UpdaterProduct})");
                         }
                         Log($"provisioned device {config.DeviceId}: hidden zone '{config.Zones.Hidden}', updater copied to '{layout.FreeUpdater}'");
@@ -125,7 +126,7 @@ public static class AgentCommandLine
                         return ExitCodes.ZonesDamaged;
                     }
                 default:
-                    throw new ArgumentException($"unknown command '{command}'");
+                    throw new UsageException($"unknown command '{command}'");
             }
         }
         catch (Exception e) when (e is ArgumentException or AgentConfigException or FileNotFoundException or DirectoryNotFoundException)
@@ -146,36 +147,19 @@ public static class AgentCommandLine
         }
     }
 
-    private static readonly Dictionary<string, HashSet<string>> Known = new()
+    private static readonly SwitchSpec Config = SwitchSpec.Value("config", "FILE");
+
+    // The provisioning secrets are checked where they are read, so a missing one is named with the command's usage.
+    private static readonly Dictionary<string, CommandGrammar> Grammars = new(StringComparer.Ordinal)
     {
-        ["run"] = ["--config", "--no-client"],
-        ["update"] = ["--config", "--self-test"],
-        ["recover"] = ["--config", "--from-virtual"],
-        ["provision"] = ["--config", "--credential-file", "--content-key-file", "--trust-root-file", "--updater-credential-file", "--updater-content-key-file"],
-        ["status"] = ["--config"],
+        ["run"] = new("orch-agent run", [Config, SwitchSpec.Flag("no-client")]),
+        ["update"] = new("orch-agent update", [Config, SwitchSpec.Flag("self-test")]),
+        ["recover"] = new("orch-agent recover", [Config, SwitchSpec.Flag("from-virtual")]),
+        ["provision"] = new("orch-agent provision",
+        [
+            Config, SwitchSpec.Value("credential-file", "FILE", required: true), SwitchSpec.Value("content-key-file", "FILE", required: true),
+            SwitchSpec.Value("trust-root-file", "FILE"), SwitchSpec.Value("updater-credential-file", "FILE"), SwitchSpec.Value("updater-content-key-file", "FILE"),
+        ]),
+        ["status"] = new("orch-agent status", [Config]),
     };
-
-    private static readonly HashSet<string> Flags = ["--no-client", "--from-virtual", "--self-test"];
-
-    private static Dictionary<string, string> ParseOptions(List<string> args, string command)
-    {
-        if (!Known.TryGetValue(command, out var known))
-            throw new ArgumentException($"unknown command '{command}'");
-        var result = new Dictionary<string, string>(StringComparer.Ordinal);
-        for (var i = 0; i < args.Count; i++)
-        {
-            var a = args[i];
-            if (!known.Contains(a)) throw new ArgumentException($"'{a}' is not an option of '{command}'");
-            if (Flags.Contains(a)) { result[a] = ""; continue; }
-            if (i + 1 >= args.Count) throw new ArgumentException($"{a} needs a value");
-            result[a] = args[++i];
-        }
-        return result;
-    }
-
-    private static byte[] ReadRequiredFile(Dictionary<string, string> options, string name)
-    {
-        if (!options.TryGetValue(name, out var path)) throw new ArgumentException($"provision needs {name}");
-        return File.ReadAllBytes(path);
-    }
 }

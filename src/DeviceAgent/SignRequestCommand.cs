@@ -1,4 +1,4 @@
-using System.Globalization;
+using Orchestrator.CommandLine;
 using Orchestrator.DeviceAgent.Launching;
 using Orchestrator.DeviceAgent.Session;
 using Orchestrator.Messages.Protocol;
@@ -18,41 +18,44 @@ public static class SignRequestCommand
               request (each needs a new, higher seq; the default is the current Unix time in milliseconds)
         """;
 
-    /// <summary>Runs the command; returns the exit code.</summary>
-    public static int Run(List<string> args, TextWriter stdout, TextWriter stderr)
+    private static readonly CommandGrammar Grammar = new("orch-agent sign-request",
+    [
+        SwitchSpec.Value("device", "ID", required: true), SwitchSpec.Value("secret-file", "FILE", required: true),
+        SwitchSpec.Value("url", "URL", required: true), SwitchSpec.Value("method", "METHOD"), SwitchSpec.Value("body-file", "FILE"),
+        SwitchSpec.Value("seq", "N"),
+    ]);
+
+    /// <summary>Runs the command on the arguments after <c>sign-request</c>; returns the exit code.</summary>
+    public static int Run(IReadOnlyList<string> args, TextWriter stdout, TextWriter stderr)
     {
-        var options = new Dictionary<string, string>(StringComparer.Ordinal);
-        string[] known = ["--device", "--secret-file", "--url", "--method", "--body-file", "--seq"];
-        for (var i = 0; i < args.Count; i++)
+        ParsedArguments options;
+        Uri? url;
+        long? seq;
+        try
         {
-            if (!known.Contains(args[i]) || i + 1 >= args.Count)
-                return Bad(stderr, known.Contains(args[i]) ? $"{args[i]} needs a value" : $"'{args[i]}' is not an option of 'sign-request'");
-            options[args[i]] = args[++i];
+            options = Grammar.Parse(args);
+            seq = options.OptionalLong("seq", 1);
         }
-        foreach (var required in new[] { "--device", "--secret-file", "--url" })
-            if (!options.ContainsKey(required)) return Bad(stderr, $"sign-request needs {required}");
-        if (!Uri.TryCreate(options["--url"], UriKind.Absolute, out var url) || (url.Scheme != Uri.UriSchemeHttp && url.Scheme != Uri.UriSchemeHttps))
-            return Bad(stderr, $"--url '{options["--url"]}' is not an absolute http(s) URL");
-        long? seq = null;
-        if (options.TryGetValue("--seq", out var s))
+        catch (UsageException e)
         {
-            if (!long.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out var n) || n < 1) return Bad(stderr, $"--seq '{s}' must be an integer >= 1");
-            seq = n;
+            return Bad(stderr, e.Message);
         }
+        if (!Uri.TryCreate(options.Required("url"), UriKind.Absolute, out url) || (url.Scheme != Uri.UriSchemeHttp && url.Scheme != Uri.UriSchemeHttps))
+            return Bad(stderr, $"--url '{options.Required("url")}' is not an absolute http(s) URL");
         string secret;
         byte[] body;
         try
         {
-            secret = File.ReadAllText(options["--secret-file"]).Trim();
-            body = options.TryGetValue("--body-file", out var bodyFile) ? File.ReadAllBytes(bodyFile) : [];
+            secret = File.ReadAllText(options.Required("secret-file")).Trim();
+            body = options.Optional("body-file") is { } bodyFile ? File.ReadAllBytes(bodyFile) : [];
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             return Bad(stderr, e.Message);
         }
-        if (secret.Length == 0) return Bad(stderr, $"--secret-file '{options["--secret-file"]}' is empty; put the secret printed by `orch device provision` in it");
-        var method = (options.GetValueOrDefault("--method") ?? "POST").ToUpperInvariant();
-        var signer = new DeviceRequestSigner(options["--device"], secret, seq is { } fixedSeq ? () => fixedSeq : RequestSequence.Shared.Next);
+        if (secret.Length == 0) return Bad(stderr, $"--secret-file '{options.Required("secret-file")}' is empty; put the secret printed by `orch device provision` in it");
+        var method = (options.Optional("method") ?? "POST").ToUpperInvariant();
+        var signer = new DeviceRequestSigner(options.Required("device"), secret, seq is { } fixedSeq ? () => fixedSeq : RequestSequence.Shared.Next);
         using var request = new HttpRequestMessage(new HttpMethod(method), url);
         signer.Sign(request, body);
         stdout.WriteLine(request.Headers.Authorization!.ToString());

@@ -14,7 +14,11 @@ namespace Orchestrator.Messages.Serialization;
 /// <summary>
 /// The one serializer for every <see cref="IOrchestratorMessage"/>: System.Text.Json payloads under an explicit,
 /// versioned string manifest per type ("DeviceCheckedIn.v1"). Manifests are persisted with each event, so a
-/// manifest is never renamed or reused; a changed shape gets a new type and a new ".vN" manifest.
+/// manifest is never renamed or reused, and the rule for a shape that changes is: a member **appended** with a default
+/// that means what every payload without it meant keeps its manifest (older payloads read as that default; each such
+/// member has a test reading a payload written before it, `OrchestratorSerializerTests.V1_payloads_written_before_*`);
+/// a member removed, renamed or retyped, or a value whose meaning changes, makes a new record with the next ".vN"
+/// manifest and an upcast from the old one.
 /// </summary>
 public sealed class OrchestratorSerializer : SerializerWithStringManifest
 {

@@ -9,6 +9,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Data.Sqlite;
 using Npgsql;
+using Orchestrator.CommandLine;
 using Orchestrator.DeviceActors;
 using Orchestrator.DeviceActors.Hosting;
 using Orchestrator.DeviceActors.Persistence;
@@ -51,35 +52,25 @@ public static class DeviceActorsBenchmark
         return 0;
     }
 
+    private static readonly CommandGrammar Grammar = new("Orchestrator.Bench device-actors",
+    [
+        SwitchSpec.Value("devices", "N"), SwitchSpec.Value("events-per-device", "E"), SwitchSpec.Value("in-flight", "K"),
+        SwitchSpec.Value("backend", "sqlite,postgres"), SwitchSpec.Value("journals", "device,plugin"), SwitchSpec.Value("postgres", "CONNSTR"),
+        SwitchSpec.Value("out", "FILE"), SwitchSpec.Value("batch-size", "ROWS"), SwitchSpec.Value("warmup-devices", "W"),
+    ]);
+
     private static Options Parse(string[] args)
     {
-        int devices = 100_000, events = 3, inFlight = 1_000;
-        var backends = new[] { "sqlite", "postgres" };
-        var journals = new[] { DeviceJournalSide, PluginSide };
-        string? pg = Environment.GetEnvironmentVariable("ORCH_TEST_POSTGRES") ?? Environment.GetEnvironmentVariable("PG_CONNECTION_STRING");
-        var output = "bench/results/device-actors.md";
-        int? batchSize = null; // null: DevicePersistenceOptions' default
-        var warmup = 1_000;
-        for (var i = 0; i < args.Length; i++)
-        {
-            string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
-            switch (args[i])
-            {
-                case "--devices": devices = int.Parse(Next(), CultureInfo.InvariantCulture); break;
-                case "--events-per-device": events = int.Parse(Next(), CultureInfo.InvariantCulture); break;
-                case "--in-flight": inFlight = int.Parse(Next(), CultureInfo.InvariantCulture); break;
-                case "--backend": backends = Next().Split(',', StringSplitOptions.RemoveEmptyEntries); break;
-                case "--journals": journals = Next().Split(',', StringSplitOptions.RemoveEmptyEntries); break;
-                case "--postgres": pg = Next(); break;
-                case "--out": output = Next(); break;
-                case "--batch-size": batchSize = int.Parse(Next(), CultureInfo.InvariantCulture); break;
-                case "--warmup-devices": warmup = int.Parse(Next(), CultureInfo.InvariantCulture); break;
-                default:
-                    throw new ArgumentException(
-                        $"Unknown option '{args[i]}'. Usage: device-actors [--devices N] [--events-per-device E] [--in-flight K] " +
-                        "[--backend sqlite,postgres] [--journals device,plugin] [--postgres CONNSTR] [--out FILE] [--batch-size ROWS] [--warmup-devices W]");
-            }
-        }
+        var o = Grammar.Parse(args);
+        var devices = o.Int("devices", 100_000, 1);
+        var events = o.Int("events-per-device", 3, 1);
+        var inFlight = o.Int("in-flight", 1_000, 1);
+        var backends = o.Optional("backend")?.Split(',', StringSplitOptions.RemoveEmptyEntries) ?? ["sqlite", "postgres"];
+        var journals = o.Optional("journals")?.Split(',', StringSplitOptions.RemoveEmptyEntries) ?? [DeviceJournalSide, PluginSide];
+        var pg = o.Optional("postgres") ?? Environment.GetEnvironmentVariable("ORCH_TEST_POSTGRES") ?? Environment.GetEnvironmentVariable("PG_CONNECTION_STRING");
+        var output = o.Optional("out") ?? "bench/results/device-actors.md";
+        int? batchSize = o.OptionalLong("batch-size", 1, int.MaxValue) is { } rows ? (int)rows : null; // null: DevicePersistenceOptions' default
+        var warmup = o.Int("warmup-devices", 1_000, 0);
         if (backends.Contains("postgres") && pg is null)
             throw new ArgumentException("PostgreSQL backend needs --postgres, ORCH_TEST_POSTGRES or PG_CONNECTION_STRING (or --backend sqlite).");
         if (journals.FirstOrDefault(j => j is not DeviceJournalSide and not PluginSide) is { } unknown)

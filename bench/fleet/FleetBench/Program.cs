@@ -20,6 +20,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Orchestrator.ChunkStore.Keys;
 using Orchestrator.ChunkStore.Publishing;
 using Orchestrator.ChunkStore.Storage;
+using Orchestrator.CommandLine;
 using Orchestrator.DeviceAgent.Simulation;
 using Orchestrator.Messages.Admin;
 using Orchestrator.Messages.Devices;
@@ -30,15 +31,25 @@ using Orchestrator.Node.Hosting;
 
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
-if (args.Length < 3)
+var grammar = new CommandGrammar("FleetBench", [], ["DEVICES", "WORK-DIR", "OUT-PREFIX", "[CONCURRENCY]", "[CHECK-IN-INTERVAL-S|auto]", "[MAX-CONCURRENT|auto]"]);
+int devices, concurrency;
+long? fixedInterval, fixedMaxConcurrent;
+string work, outPrefix;
+try
 {
-    Console.Error.WriteLine("usage: FleetBench <devices> <work-dir> <out-prefix> [concurrency=64] [check-in-interval-s|auto] [max-concurrent|auto]   (env FLEET_WAVES=1,10,100)");
+    var arguments = grammar.Parse(args);
+    devices = (int)arguments.PositionalLong(0, 0, 1, 10_000_000);
+    work = Path.GetFullPath(arguments.Positionals[1]);
+    outPrefix = Path.GetFullPath(arguments.Positionals[2]);
+    concurrency = (int)arguments.PositionalLong(3, 64, 1, 100_000);
+    fixedInterval = arguments.Positional(4) is null or "auto" ? null : arguments.PositionalLong(4, 0, 1);
+    fixedMaxConcurrent = arguments.Positional(5) is null or "auto" ? null : arguments.PositionalLong(5, 0, 1, int.MaxValue);
+}
+catch (UsageException e)
+{
+    Console.Error.WriteLine($"{e.Message}   (env FLEET_WAVES=1,10,100)");
     return 2;
 }
-var devices = int.Parse(args[0], CultureInfo.InvariantCulture);
-var work = Path.GetFullPath(args[1]);
-var outPrefix = Path.GetFullPath(args[2]);
-var concurrency = args.Length > 3 ? int.Parse(args[3], CultureInfo.InvariantCulture) : 64;
 // Idle check-ins are journaled only when the persisted last-seen is older than Devices:LastSeenPersistInterval (5 min
 // by default), so idle load is HTTP and actor work, not journal writes. "auto": up to 20 000 devices, check-ins every
 // max(20, N/250) s (about 250 check-ins/s) and a phased rollout of 1 %, 10 %, 100 % with maxConcurrent N/5. Larger
@@ -47,8 +58,8 @@ var concurrency = args.Length > 3 ? int.Parse(args[3], CultureInfo.InvariantCult
 // as an operator would: Devices:OfflineAfter 3 intervals, Devices:LastSeenPersistInterval 1.5 intervals (above the
 // longest jittered gap, so idle check-ins write nothing until then). FLEET_WAVES (e.g. "1,10,100") overrides the waves.
 var large = devices > 20_000;
-var interval = args.Length > 4 && args[4] != "auto" ? double.Parse(args[4], CultureInfo.InvariantCulture) : Math.Max(20, devices / 250.0);
-var maxConcurrent = args.Length > 5 && args[5] != "auto" ? int.Parse(args[5], CultureInfo.InvariantCulture) : large ? devices * 2 / 5 : Math.Max(100, devices / 5);
+var interval = fixedInterval ?? Math.Max(20, devices / 250.0);
+var maxConcurrent = fixedMaxConcurrent is { } m ? (int)m : large ? devices * 2 / 5 : Math.Max(100, devices / 5);
 var wavePercents = (Environment.GetEnvironmentVariable("FLEET_WAVES") is { Length: > 0 } w ? w : large ? "100" : "1,10,100")
     .Split(',').Select(x => double.Parse(x, CultureInfo.InvariantCulture)).ToList();
 const string RolloutId = "bench";

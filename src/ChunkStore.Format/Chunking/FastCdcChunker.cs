@@ -97,33 +97,6 @@ public sealed class FastCdcChunker
         }
     }
 
-    /// <summary>Asynchronous form of <see cref="Chunks(Stream)"/>, with the same buffer-reuse contract.</summary>
-    public async IAsyncEnumerable<ReadOnlyMemory<byte>> ChunksAsync(
-        Stream stream, [EnumeratorCancellation] CancellationToken cancellationToken = default)
-    {
-        ArgumentNullException.ThrowIfNull(stream);
-        var buffer = new byte[BufferSize];
-        int start = 0, end = 0;
-        var eof = false;
-        while (true)
-        {
-            if (!eof && end - start < Options.Max)
-            {
-                Compact(buffer, ref start, ref end);
-                while (end < buffer.Length)
-                {
-                    var read = await stream.ReadAsync(buffer.AsMemory(end), cancellationToken).ConfigureAwait(false);
-                    if (read == 0) { eof = true; break; }
-                    end += read;
-                }
-            }
-            if (start == end) yield break;
-            var cut = NextCut(buffer.AsSpan(start, end - start));
-            yield return buffer.AsMemory(start, cut);
-            start += cut;
-        }
-    }
-
     /// <summary>Bytes of buffer one streaming pass holds: twice max, at least 1 MiB (fewer, larger reads).</summary>
     public int BufferSize => Math.Max(2 * Options.Max, 1024 * 1024);
 

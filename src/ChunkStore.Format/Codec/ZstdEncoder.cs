@@ -6,7 +6,8 @@ namespace Orchestrator.ChunkStore.Codec;
 /// One-shot zstd compression for chunk payloads: the system libzstd (libzstd.so.1) when it loads, else the
 /// managed ZstdSharp port. Output bytes differ between the two (and between libzstd builds); that is fine because
 /// nothing depends on encoder output being reproducible: agents identify plaintext by the manifest tag, and the
-/// publish cache dedups by tag (docs/store-format.md). libzstd costs ~30 % less CPU per byte than the port.
+/// publish cache dedups by tag (docs/store-format.md). The native library is preferred because it is the cheaper
+/// encoder per byte (bench/results/content.md).
 /// Thread-safe: one compression context per thread.
 /// </summary>
 internal static unsafe class ZstdEncoder

@@ -49,13 +49,13 @@ public sealed class CommandRegistry
     }
 
     /// <summary>Result of parsing: a command to run, or help text to print.</summary>
-    public sealed record Parsed(CommandSpec? Command, IReadOnlyDictionary<string, string?> Switches, IReadOnlyList<string> Positionals, string? Help);
+    public sealed record Parsed(CommandSpec? Command, ParsedArguments? Arguments, string? Help);
 
     /// <summary>Parses <paramref name="args"/>; throws <see cref="UsageException"/> naming the problem.</summary>
     public Parsed Parse(IReadOnlyList<string> args)
     {
         if (args.Count == 0 || args[0] is "help" or "--help" or "-h")
-            return new Parsed(null, new Dictionary<string, string?>(), [], args.Count > 1 ? HelpFor(args[1], args.Count > 2 ? args[2] : null) : GeneralHelp());
+            return new Parsed(null, null, args.Count > 1 ? HelpFor(args[1], args.Count > 2 ? args[2] : null) : GeneralHelp());
 
         int rest;
         CommandSpec? spec;
@@ -70,65 +70,16 @@ public sealed class CommandRegistry
             if (!_paletteSummaries.ContainsKey(palette))
                 throw new UsageException($"Unknown palette or command '{palette}'. Palettes: {string.Join(", ", _paletteSummaries.Keys)}. Run 'orch help'.");
             if (args.Count < 2 || args[1] is "--help" or "-h" or "help")
-                return new Parsed(null, new Dictionary<string, string?>(), [], PaletteHelp(palette));
+                return new Parsed(null, null, PaletteHelp(palette));
             spec = Find(palette, args[1]) ?? throw new UsageException(
                 $"Unknown command '{args[1]}' in palette '{palette}'. Commands: {string.Join(", ", _commands.Where(c => c.Palette == palette).Select(c => c.Name))}.");
             rest = 2;
         }
         spec = spec ?? throw new InvalidOperationException("alias target missing");
 
-        var switches = new Dictionary<string, string?>(StringComparer.Ordinal);
-        var positionals = new List<string>();
-        for (var i = rest; i < args.Count; i++)
-        {
-            var arg = args[i];
-            if (arg is "--help" or "-h")
-                return new Parsed(null, switches, positionals, CommandHelp(spec));
-            if (arg == "--")
-            {
-                positionals.AddRange(args.Skip(i + 1));
-                break;
-            }
-            if (arg.StartsWith("--", StringComparison.Ordinal))
-            {
-                var body = arg[2..];
-                string? inlineValue = null;
-                var eq = body.IndexOf('=');
-                if (eq >= 0) { inlineValue = body[(eq + 1)..]; body = body[..eq]; }
-                var sw = spec.Switches.FirstOrDefault(s => s.Name == body)
-                    ?? throw new UsageException($"Unknown switch '--{body}' for '{spec.Palette} {spec.Name}'. Usage: {spec.Usage}");
-                if (switches.ContainsKey(sw.Name))
-                    throw new UsageException($"Switch '--{sw.Name}' is given more than once; give it once.");
-                if (sw.IsFlag)
-                {
-                    if (inlineValue is not null) throw new UsageException($"Switch '--{sw.Name}' takes no value.");
-                    switches[sw.Name] = null;
-                }
-                else
-                {
-                    var value = inlineValue;
-                    if (value is null)
-                    {
-                        if (i + 1 >= args.Count || args[i + 1].StartsWith("--", StringComparison.Ordinal))
-                            throw new UsageException($"Switch '--{sw.Name}' needs a value ({sw.ValueName}). Usage: {spec.Usage}");
-                        value = args[++i];
-                    }
-                    if (value.Length == 0) throw new UsageException($"Switch '--{sw.Name}' has an empty value; give a {sw.ValueName}.");
-                    switches[sw.Name] = value;
-                }
-            }
-            else positionals.Add(arg);
-        }
-        foreach (var sw in spec.Switches.Where(s => s.Required && !switches.ContainsKey(s.Name)))
-            throw new UsageException($"Missing required switch '--{sw.Name} {sw.ValueName}' ({sw.Description}). Usage: {spec.Usage}");
-        var required = spec.Positionals.Count(p => !p.StartsWith('['));
-        if (positionals.Count < required || positionals.Count > spec.Positionals.Count)
-            throw new UsageException(spec.Positionals.Count == 0
-                ? $"'{spec.Palette} {spec.Name}' takes no positional arguments, got '{string.Join(" ", positionals)}'. Usage: {spec.Usage}"
-                : required == spec.Positionals.Count
-                    ? $"'{spec.Palette} {spec.Name}' needs {string.Join(" ", spec.Positionals)} ({spec.Positionals.Count} argument(s)), got {positionals.Count}. Usage: {spec.Usage}"
-                    : $"'{spec.Palette} {spec.Name}' takes {string.Join(" ", spec.Positionals)} ({required} to {spec.Positionals.Count} argument(s)), got {positionals.Count}. Usage: {spec.Usage}");
-        return new Parsed(spec, switches, positionals, null);
+        if (CommandGrammar.AsksForHelp(args, rest))
+            return new Parsed(null, null, CommandHelp(spec));
+        return new Parsed(spec, spec.Grammar.Parse(args, rest), null);
     }
 
     private CommandSpec? Find(string palette, string command) =>

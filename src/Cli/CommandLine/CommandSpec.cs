@@ -1,16 +1,5 @@
 namespace Orchestrator.Cli.CommandLine;
 
-/// <summary>One <c>--switch</c> a command accepts.</summary>
-/// <param name="Name">Name without the dashes, e.g. <c>store</c>.</param>
-/// <param name="ValueName">Placeholder for its value (e.g. <c>DIR</c>); null for a flag without value.</param>
-/// <param name="Description">One line of help.</param>
-/// <param name="Required">Whether the command refuses to run without it.</param>
-public sealed record SwitchSpec(string Name, string? ValueName, string Description, bool Required = false)
-{
-    /// <summary>True for flags such as <c>--json</c>.</summary>
-    public bool IsFlag => ValueName is null;
-}
-
 /// <summary>
 /// A command of a palette (<c>orch &lt;palette&gt; &lt;command&gt; --switch value ... [POSITIONAL]</c>). Server-backed
 /// palettes added later declare themselves the same way.
@@ -29,19 +18,15 @@ public sealed record CommandSpec(
     IReadOnlyList<string> Positionals,
     Func<CommandInvocation, CancellationToken, Task<int>> Handler)
 {
+    /// <summary>The grammar of its arguments (the parser every program of the product shares).</summary>
+    public CommandGrammar Grammar => new($"orch {Palette} {Name}", Switches, Positionals);
+
     /// <summary>Usage line, e.g. <c>orch store gc --store DIR [--keep-last N]</c>.</summary>
-    public string Usage =>
-        $"orch {Palette} {Name}" +
-        string.Concat(Switches.Select(s =>
-        {
-            var text = s.IsFlag ? $"--{s.Name}" : $"--{s.Name} {s.ValueName}";
-            return s.Required ? $" {text}" : $" [{text}]";
-        })) +
-        string.Concat(Positionals.Select(p => $" {p}"));
+    public string Usage => Grammar.Usage;
 }
 
 /// <summary>A parsed command line for one command, plus where to write.</summary>
-public sealed class CommandInvocation(CommandSpec spec, IReadOnlyDictionary<string, string?> switches, IReadOnlyList<string> positionals, CliConsole console)
+public sealed class CommandInvocation(CommandSpec spec, ParsedArguments arguments, CliConsole console)
 {
     /// <summary>The command being run.</summary>
     public CommandSpec Spec { get; } = spec;
@@ -50,29 +35,20 @@ public sealed class CommandInvocation(CommandSpec spec, IReadOnlyDictionary<stri
     public CliConsole Console { get; } = console;
 
     /// <summary>Positional arguments in order.</summary>
-    public IReadOnlyList<string> Positionals { get; } = positionals;
+    public IReadOnlyList<string> Positionals => arguments.Positionals;
 
     /// <summary>True when <c>--json</c> was given.</summary>
     public bool Json => Has("json");
 
     /// <summary>True when the switch (flag or valued) was given.</summary>
-    public bool Has(string name) => switches.ContainsKey(name);
+    public bool Has(string name) => arguments.Has(name);
 
     /// <summary>A required switch's value (the parser has already enforced presence).</summary>
-    public string Required(string name) => switches.TryGetValue(name, out var v) && v is not null
-        ? v
-        : throw new UsageException($"Missing --{name}. Usage: {Spec.Usage}");
+    public string Required(string name) => arguments.Required(name);
 
     /// <summary>An optional switch's value, or null.</summary>
-    public string? Optional(string name) => switches.TryGetValue(name, out var v) ? v : null;
+    public string? Optional(string name) => arguments.Optional(name);
 
     /// <summary>An optional integer switch; a malformed value is a usage error naming the switch.</summary>
-    public long? OptionalLong(string name, long min = long.MinValue, long max = long.MaxValue)
-    {
-        var text = Optional(name);
-        if (text is null) return null;
-        if (!long.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var value) || value < min || value > max)
-            throw new UsageException($"--{name} '{text}' is not a whole number in {min}..{max}.");
-        return value;
-    }
+    public long? OptionalLong(string name, long min = long.MinValue, long max = long.MaxValue) => arguments.OptionalLong(name, min, max);
 }

@@ -11,7 +11,7 @@ public sealed class Completer(CommandCatalog catalog)
     {
         IReadOnlyList<string> words;
         try { words = LineSplitter.Split(line); }
-        catch (CommandLine.UsageException) { return []; } // inside an open quote: nothing to offer
+        catch (UsageException) { return []; } // inside an open quote: nothing to offer
         var current = line.Length == 0 || char.IsWhiteSpace(line[^1]) ? "" : words[^1];
         var done = current.Length == 0 ? words : words.Take(words.Count - 1).ToList();
         IEnumerable<string> options;
@@ -68,7 +68,7 @@ public sealed class Completer(CommandCatalog catalog)
 /// <summary>Splits an interactive line into words; single or double quotes keep spaces inside a word.</summary>
 public static class LineSplitter
 {
-    /// <summary>The words of <paramref name="line"/>; throws <see cref="CommandLine.UsageException"/> on an unclosed quote.</summary>
+    /// <summary>The words of <paramref name="line"/>; throws <see cref="UsageException"/> on an unclosed quote.</summary>
     public static IReadOnlyList<string> Split(string line)
     {
         ArgumentNullException.ThrowIfNull(line);
@@ -90,7 +90,7 @@ public static class LineSplitter
             }
             else { word.Append(ch); inWord = true; }
         }
-        if (quote is not null) throw new CommandLine.UsageException($"Unclosed {quote} quote in: {line}");
+        if (quote is not null) throw new UsageException($"Unclosed {quote} quote in: {line}");
         if (inWord) words.Add(word.ToString());
         return words;
     }

@@ -111,7 +111,7 @@ public sealed record ChannelRejected(string Code, string Message) : IOrchestrato
 /// <param name="Rollouts">Rollouts moving it now: a device whose target comes from one of them follows that target.</param>
 public sealed record ChannelTarget(string Channel, ChannelRelease? Current, IReadOnlyList<string> Rollouts);
 
-// ---- persisted events (past tense, version 1; a changed shape is a new record with a ".v2" manifest) ----
+// ---- persisted events (past tense; how a shape may change: OrchestratorSerializer) ----
 
 /// <summary>Marker for every persisted event of the channel directory.</summary>
 public interface IChannelEvent : IOrchestratorMessage

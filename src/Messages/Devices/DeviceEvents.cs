@@ -2,10 +2,9 @@ using Orchestrator.Messages.Protocol;
 
 namespace Orchestrator.Messages.Devices;
 
-// Persisted events of the device actor (journal payloads). Past tense, version 1; the serializer's manifest
-// table names each one. Changing a shape means a new record (and manifest ".v2") plus an upcast, never an edit;
-// the one exception is a member appended with a default that payloads without it read as "not recorded"
-// (RequestSequence), which every older payload still satisfies.
+// Persisted events of the device actor (journal payloads). Past tense; the serializer's manifest table names each
+// one, and OrchestratorSerializer states how a shape may change (appended members with a meaning-preserving default,
+// otherwise a new ".vN" record).
 
 /// <summary>Marker for every persisted device event.</summary>
 public interface IDeviceEvent : IOrchestratorMessage

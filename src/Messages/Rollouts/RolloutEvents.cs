@@ -1,7 +1,7 @@
 namespace Orchestrator.Messages.Rollouts;
 
-// Persisted events of the rollout actor and the rollout coordinator. Past tense, version 1; a changed shape is a
-// new record with a ".v2" manifest, never an edit.
+// Persisted events of the rollout actor and the rollout coordinator. Past tense; OrchestratorSerializer states how a
+// shape may change (appended members with a meaning-preserving default, otherwise a new ".vN" record).
 
 /// <summary>Marker for every persisted rollout event.</summary>
 public interface IRolloutEvent : IOrchestratorMessage

@@ -65,18 +65,6 @@ public class FastCdcChunkerTests
     }
 
     [Fact]
-    public async Task Async_streaming_gives_the_same_chunks()
-    {
-        var data = TestData.Random(500_000, 6);
-        var chunker = new FastCdcChunker(Small);
-        var sync = chunker.Chunks(new MemoryStream(data)).Select(c => c.Length).ToList();
-        var asyncLengths = new List<int>();
-        await foreach (var c in chunker.ChunksAsync(new MemoryStream(data)))
-            asyncLengths.Add(c.Length);
-        Assert.Equal(sync, asyncLengths);
-    }
-
-    [Fact]
     public void Empty_and_tiny_inputs()
     {
         Assert.Empty(ChunksOf([], Small));

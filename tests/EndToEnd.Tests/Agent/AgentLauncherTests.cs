@@ -64,7 +64,7 @@ public sealed class AgentLauncherTests(TwoReleases r, ITestOutputHelper output) 
     {
         var bad = await AgentProcess.RunAsync(["run", "--bogus"]);
         Assert.Equal(ExitCodes.BadInput, bad.ExitCode);
-        Assert.Contains("'--bogus' is not an option of 'run'", bad.Error);
+        Assert.Contains("'--bogus' is not an option of 'orch-agent run'", bad.Error);
 
         using var dir = new TempDir();
         var cfg = Path.Combine(dir.Path, "agent.json");

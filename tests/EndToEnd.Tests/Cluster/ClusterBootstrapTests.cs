@@ -53,6 +53,33 @@ public sealed class ClusterBootstrapTests(ITestOutputHelper output)
         Assert.Equal(2, CountOf(log3, $"Joining [{cluster.AkkaAddress(3)}] to existing cluster"));
     }
 
+    [PostgresClusterFact]
+    public async Task A_node_restarted_before_its_crashed_incarnation_is_downed_replaces_it_and_joins()
+    {
+        // The resolver waits a minute before it downs anyone, so the crashed incarnation is certainly still a member
+        // (unreachable, not downed) when the new one asks to join: the new incarnation itself must get the old one removed.
+        var slowDowning = new Dictionary<string, string> { ["ORCH_Node__SplitBrainStableAfter"] = "00:01:00" };
+        await using var cluster = await LocalCluster.StartAsync(PostgresClusterFactAttribute.RequiredConnectionString(), output, environment: slowDowning);
+        await cluster.WaitUntilAllUpAsync("3 Up members", TimeSpan.FromSeconds(120));
+
+        // A pod that crashes and comes back at once under the same address.
+        await cluster.KillAsync(3);
+        var restarted = System.Diagnostics.Stopwatch.StartNew();
+        await cluster.RestartAsync(3);
+        await cluster.WaitUntilAllUpAsync("3 Up members after the quick restart", TimeSpan.FromSeconds(120));
+        output.WriteLine($"3 Up members {restarted.Elapsed.TotalSeconds:0.0} s after the restart began");
+        var survivors = await File.ReadAllTextAsync(cluster.NodeLog(1)) + await File.ReadAllTextAsync(cluster.NodeLog(2));
+        Assert.Contains($"New incarnation of existing member [UniqueAddress: ({cluster.AkkaAddress(3)}, ", survivors);
+        Assert.DoesNotContain("SBR took decision", survivors);
+
+        // The member at node 3's address is the new incarnation: it serves the cluster view and counts three Up members.
+        var view = await cluster.GetAsync<ClusterView>(3, "admin/v1/cluster");
+        Assert.Equal(3, view.Members.Count(m => m.Status == "Up"));
+        Assert.Equal(0, view.UnreachableCount);
+        var log3 = await File.ReadAllTextAsync(cluster.NodeLog(3));
+        Assert.Equal(2, CountOf(log3, $"Joining [{cluster.AkkaAddress(3)}] to existing cluster"));
+    }
+
     private static async Task<(string Self, HashSet<string> Members)> SeedNodesAsync(HttpClient http, LocalCluster cluster, int node)
     {
         using var doc = JsonDocument.Parse(await http.GetStringAsync(new Uri(cluster.HttpUrl(node), "bootstrap/seed-nodes")));

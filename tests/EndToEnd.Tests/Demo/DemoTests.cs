@@ -76,9 +76,9 @@ public sealed class DemoTests(ITestOutputHelper output)
 
     [Theory]
     [InlineData("--devices 20000", "--devices 20000 is more than the demo's 10000")]
-    [InlineData("--damage 9 --devices 4", "--damage '9' must be a whole number in 0..4")]
-    [InlineData("--interval 0", "--interval must be > 0 seconds")]
-    [InlineData("--colour red", "'--colour' is not an option of 'demo'")]
+    [InlineData("--damage 9 --devices 4", "--damage '9' is not a whole number in 0..4")]
+    [InlineData("--interval 0", "--interval '0' is not a number > 0")]
+    [InlineData("--colour red", "'--colour' is not an option of 'orchestrator demo'")]
     public async Task Demo_refuses_bad_options_before_starting_anything(string args, string message)
     {
         using var dir = new TempDir();

@@ -128,13 +128,17 @@ public sealed class Tmpfs : IDisposable
     }
 }
 
-/// <summary>A fact that needs a tmpfs mount: skipped with the reason when this machine cannot mount one.</summary>
+/// <summary>
+/// A fact that needs a tmpfs mount: skipped with the reason when this machine cannot mount one, unless
+/// ORCH_REQUIRE_TMPFS=1 (CI), in which case it runs and fails.
+/// </summary>
 public sealed class TmpfsFactAttribute : FactAttribute
 {
     private static readonly Lazy<string?> Reason = new(Tmpfs.WhyNot);
 
     public TmpfsFactAttribute()
     {
-        if (Reason.Value is { } why) Skip = why + "; the disk-full tests run where a tmpfs can be mounted (root, CAP_SYS_ADMIN)";
+        if (Reason.Value is { } why && Environment.GetEnvironmentVariable("ORCH_REQUIRE_TMPFS") != "1")
+            Skip = why + "; the disk-full tests run where a tmpfs can be mounted (root, CAP_SYS_ADMIN); set ORCH_REQUIRE_TMPFS=1 to make this a failure";
     }
 }

@@ -10,14 +10,15 @@ public sealed class ProjectReferenceTests
     private static readonly Dictionary<string, string[]> Allowed = new()
     {
         ["ChunkStore.Format/Orchestrator.ChunkStore.Format.csproj"] = [],
+        ["CommandLine/Orchestrator.CommandLine.csproj"] = [],
         ["Messages/Orchestrator.Messages.csproj"] = ["ChunkStore.Format"],
         ["Messages.Serialization/Orchestrator.Messages.Serialization.csproj"] = ["Messages"],
         ["ChunkStore/Orchestrator.ChunkStore.csproj"] = ["Messages", "Messages.Serialization", "ChunkStore.Format"],
         ["DeviceActors/Orchestrator.DeviceActors.csproj"] = ["Messages", "Messages.Serialization"],
-        ["DeviceAgent/Orchestrator.DeviceAgent.csproj"] = ["ChunkStore.Format"],
-        ["Cli/Orchestrator.Cli.csproj"] = ["Messages", "ChunkStore.Format"],
-        ["Orchestrator/Orchestrator.Node.csproj"] = ["Messages", "Messages.Serialization", "ChunkStore", "DeviceActors", "FleetSimulator"],
-        ["../tools/FleetSimulator/Orchestrator.FleetSimulator.csproj"] = ["DeviceAgent", "Messages"],
+        ["DeviceAgent/Orchestrator.DeviceAgent.csproj"] = ["ChunkStore.Format", "CommandLine"],
+        ["Cli/Orchestrator.Cli.csproj"] = ["Messages", "ChunkStore.Format", "CommandLine"],
+        ["Orchestrator/Orchestrator.Node.csproj"] = ["Messages", "Messages.Serialization", "ChunkStore", "DeviceActors", "FleetSimulator", "CommandLine"],
+        ["../tools/FleetSimulator/Orchestrator.FleetSimulator.csproj"] = ["DeviceAgent", "Messages", "CommandLine"],
     };
 
     // What a device binary must never carry: cluster, database, LMDB and their transport and serializer packages.
@@ -47,7 +48,8 @@ public sealed class ProjectReferenceTests
 
     // Projects whose output runs on a device or an operator's machine, and the contracts library both sides share.
     private static readonly string[] ClientSide =
-        ["DeviceAgent/Orchestrator.DeviceAgent.csproj", "Cli/Orchestrator.Cli.csproj", "Messages/Orchestrator.Messages.csproj", "ChunkStore.Format/Orchestrator.ChunkStore.Format.csproj"];
+        ["DeviceAgent/Orchestrator.DeviceAgent.csproj", "Cli/Orchestrator.Cli.csproj", "Messages/Orchestrator.Messages.csproj", "ChunkStore.Format/Orchestrator.ChunkStore.Format.csproj",
+         "CommandLine/Orchestrator.CommandLine.csproj"];
 
     [Theory]
     [MemberData(nameof(ClientSideProjects))]

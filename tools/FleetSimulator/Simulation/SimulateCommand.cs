@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using Orchestrator.CommandLine;
 using Orchestrator.DeviceAgent.Download;
 
 namespace Orchestrator.DeviceAgent.Simulation;
@@ -20,49 +21,50 @@ public static class SimulateCommand
               after --duration, or on Ctrl+C; prints progress, then a summary (JSON on stdout with --json)
         """;
 
-    private static readonly HashSet<string> Flags = ["--once", "--json"];
-    private static readonly HashSet<string> Known =
+    private static readonly CommandGrammar Grammar = new("orch-simulate",
     [
-        "--devices", "--gateway", "--product", "--content-key-file", "--trust-root-file", "--admin-token-file", "--root", "--prefix",
-        "--concurrency", "--interval", "--jitter", "--start-spread", "--until-version", "--once", "--duration", "--progress", "--seed", "--json",
-    ];
+        SwitchSpec.Value("devices", "N", required: true), SwitchSpec.Value("gateway", "URL", required: true),
+        SwitchSpec.Value("product", "NAME", required: true), SwitchSpec.Value("content-key-file", "F", required: true),
+        SwitchSpec.Value("trust-root-file", "F", required: true), SwitchSpec.Value("admin-token-file", "F"), SwitchSpec.Value("root", "DIR"),
+        SwitchSpec.Value("prefix", "PREFIX"), SwitchSpec.Value("concurrency", "N"), SwitchSpec.Value("interval", "SECONDS"),
+        SwitchSpec.Value("jitter", "FRACTION"), SwitchSpec.Value("start-spread", "SECONDS"), SwitchSpec.Value("until-version", "ID"),
+        SwitchSpec.Flag("once"), SwitchSpec.Value("duration", "SECONDS"), SwitchSpec.Value("progress", "SECONDS"), SwitchSpec.Value("seed", "N"),
+        SwitchSpec.Flag("json"),
+    ]);
 
     /// <summary>Runs the command; returns the exit code (0 ok, 1 stop condition not reached, 2 bad input, 130 interrupted).</summary>
     public static async Task<int> RunAsync(IReadOnlyList<string> args, TextWriter stdout, TextWriter stderr)
     {
-        Dictionary<string, string> o;
+        ParsedArguments o;
         SimulationOptions options;
         long? untilVersion;
         double? duration;
         double progress;
         try
         {
-            o = Parse(args);
-            string Required(string name) => o.TryGetValue(name, out var v) ? v : throw new ArgumentException($"simulate needs {name}");
+            o = Grammar.Parse(args);
             options = new SimulationOptions
             {
-                Devices = Int(o, "--devices", null),
-                Gateway = Required("--gateway"),
-                Product = Required("--product"),
-                Root = o.GetValueOrDefault("--root") ?? "sim-fleet",
-                IdPrefix = o.GetValueOrDefault("--prefix") ?? "sim-",
-                ContentKey = ReadKey(Required("--content-key-file"), "--content-key-file"),
-                TrustRoot = ReadKey(Required("--trust-root-file"), "--trust-root-file"),
-                Concurrency = Int(o, "--concurrency", 32),
-                CheckInIntervalSeconds = Double(o, "--interval", 30),
-                JitterFraction = Double(o, "--jitter", 0.5),
-                StartSpreadSeconds = Double(o, "--start-spread", 5),
-                OneSessionPerDevice = o.ContainsKey("--once"),
-                Seed = o.ContainsKey("--seed") ? Int(o, "--seed", null) : null,
+                Devices = o.Int("devices", 0),
+                Gateway = o.Required("gateway"),
+                Product = o.Required("product"),
+                Root = o.Optional("root") ?? "sim-fleet",
+                IdPrefix = o.Optional("prefix") ?? "sim-",
+                ContentKey = ReadKey(o.Required("content-key-file"), "--content-key-file"),
+                TrustRoot = ReadKey(o.Required("trust-root-file"), "--trust-root-file"),
+                Concurrency = o.Int("concurrency", 32),
+                CheckInIntervalSeconds = o.Double("interval", 30),
+                JitterFraction = o.Double("jitter", 0.5),
+                StartSpreadSeconds = o.Double("start-spread", 5),
+                OneSessionPerDevice = o.Has("once"),
+                Seed = o.OptionalLong("seed", int.MinValue, int.MaxValue) is { } seed ? (int)seed : null,
             };
             options.Validate();
-            if (o.TryGetValue("--admin-token-file", out var tokenFile) && !File.Exists(tokenFile))
+            if (o.Optional("admin-token-file") is { } tokenFile && !File.Exists(tokenFile))
                 throw new ArgumentException($"--admin-token-file '{tokenFile}' does not exist (it is the node's data/admin-token, or a file holding a token with the 'operate' scope)");
-            untilVersion = o.ContainsKey("--until-version") ? Long(o, "--until-version") : null;
-            duration = o.ContainsKey("--duration") ? Double(o, "--duration", 0) : null;
-            progress = Double(o, "--progress", 2);
-            if (duration is <= 0) throw new ArgumentException("--duration must be > 0 seconds");
-            if (progress <= 0) throw new ArgumentException("--progress must be > 0 seconds");
+            untilVersion = o.OptionalLong("until-version");
+            duration = o.OptionalDouble("duration", 0, exclusiveMin: true);
+            progress = o.Double("progress", 2, 0, exclusiveMin: true);
             if (new[] { untilVersion is not null, duration is not null, options.OneSessionPerDevice }.Count(b => b) > 1)
                 throw new ArgumentException("give at most one of --until-version, --once and --duration");
         }
@@ -74,7 +76,7 @@ public static class SimulateCommand
             return 2;
         }
 
-        var json = o.ContainsKey("--json");
+        var json = o.Has("json");
         var human = json ? stderr : stdout;
         void Say(string m) { lock (human) human.WriteLine($"{DateTimeOffset.UtcNow:HH:mm:ss} simulate: {m}"); }
         using var cts = new CancellationTokenSource();
@@ -90,7 +92,7 @@ public static class SimulateCommand
             await fleet.PrepareAsync((id, ct) =>
             {
                 admin ??= new AdminCredentialSource(adminHttp, options.Gateway,
-                    File.ReadAllText(o.GetValueOrDefault("--admin-token-file")
+                    File.ReadAllText(o.Optional("admin-token-file")
                         ?? throw new ArgumentException($"device '{id}' has no credential yet; pass --admin-token-file (the node's data/admin-token) so it can be provisioned")).Trim());
                 return admin.ProvisionAsync(id, ct);
             }, cts.Token);
@@ -162,35 +164,6 @@ public static class SimulateCommand
         var head = target is { } t ? $"{s.AtLeast(t)}/{s.Devices} at target" : $"{s.Devices} devices";
         return $"[{s.ElapsedSeconds,7:0.0}s] {head} | versions {versions} | check-ins {s.CheckIns} ({(s.ElapsedSeconds > 0 ? s.CheckIns / s.ElapsedSeconds : 0):0.#}/s) | " +
                $"upgrades {s.Upgrades}, repairs {s.Repairs} | failed attempts {s.FailedAttempts} | running {s.Running} | {s.BytesDownloaded / 1048576.0:0.0} MiB";
-    }
-
-    private static Dictionary<string, string> Parse(IReadOnlyList<string> args)
-    {
-        var result = new Dictionary<string, string>(StringComparer.Ordinal);
-        for (var i = 0; i < args.Count; i++)
-        {
-            var a = args[i];
-            if (!Known.Contains(a)) throw new ArgumentException($"'{a}' is not an option of 'simulate'");
-            if (Flags.Contains(a)) { result[a] = ""; continue; }
-            if (i + 1 >= args.Count) throw new ArgumentException($"{a} needs a value");
-            result[a] = args[++i];
-        }
-        return result;
-    }
-
-    private static int Int(Dictionary<string, string> o, string name, int? fallback)
-    {
-        if (!o.TryGetValue(name, out var v)) return fallback ?? throw new ArgumentException($"simulate needs {name}");
-        return int.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) ? n : throw new ArgumentException($"{name} '{v}' is not a whole number");
-    }
-
-    private static long Long(Dictionary<string, string> o, string name) =>
-        long.TryParse(o[name], NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) ? n : throw new ArgumentException($"{name} '{o[name]}' is not a whole number");
-
-    private static double Double(Dictionary<string, string> o, string name, double fallback)
-    {
-        if (!o.TryGetValue(name, out var v)) return fallback;
-        return double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out var n) ? n : throw new ArgumentException($"{name} '{v}' is not a number");
     }
 
     private static byte[] ReadKey(string path, string name)

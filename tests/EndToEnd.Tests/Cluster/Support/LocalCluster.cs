@@ -277,8 +277,16 @@ public sealed class LocalCluster : IAsyncDisposable
         try { await RunScriptAsync(TimeSpan.FromSeconds(120), "stop"); }
         catch (Exception ex) { _log.WriteLine($"cluster.sh stop failed: {ex.Message}"); }
         foreach (var c in _admin) c?.Dispose();
+        // The folder goes with the cluster; the logs are kept (and their tails shown with a failed test's output) so a
+        // failure that only happens on CI can be read afterwards.
+        var kept = Path.Combine(Path.GetTempPath(), "orch-cluster-logs", _database);
         for (var n = 1; n <= Nodes; n++)
-            if (File.Exists(NodeLog(n))) _log.WriteLine($"--- node {n} log (tail) ---\n{string.Join('\n', File.ReadLines(NodeLog(n)).TakeLast(15))}");
+        {
+            if (!File.Exists(NodeLog(n))) continue;
+            Directory.CreateDirectory(kept);
+            File.Copy(NodeLog(n), Path.Combine(kept, $"node-{n}.log"), overwrite: true);
+            _log.WriteLine($"--- node {n} log (last 60 lines; whole log kept in {kept}) ---\n{string.Join('\n', File.ReadLines(NodeLog(n)).TakeLast(60))}");
+        }
         await using (var c = new NpgsqlConnection(_adminConnection))
         {
             await c.OpenAsync();
