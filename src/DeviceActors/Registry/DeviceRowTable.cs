@@ -18,12 +18,6 @@ public sealed class DeviceRowTable
     /// <summary>Rows by device id; read only on the registry's thread (its only writer).</summary>
     internal Dictionary<string, DeviceRow> Rows => _rows;
 
-    /// <summary>Devices with a row.</summary>
-    public int Count
-    {
-        get { lock (_adding) return _rows.Count; }
-    }
-
     /// <summary>The row of <paramref name="id"/>, added when missing (registry thread only).</summary>
     internal DeviceRow GetOrAdd(ReadOnlySpan<char> id)
     {
