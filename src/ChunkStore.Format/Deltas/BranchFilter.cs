@@ -18,6 +18,13 @@ public enum BranchFilterKind
 
     /// <summary>AArch64 <c>BL imm26</c> at 4-byte aligned file offsets.</summary>
     Arm64,
+
+    /// <summary>
+    /// x86-64 (schema 4): the <see cref="X86"/> calls plus RIP-relative <c>disp32</c> operands (ModRM mod 00, r/m 101)
+    /// of the common data-referencing opcodes (<c>mov</c>, <c>lea</c>, <c>cmp</c>, <c>add</c>, <c>sub</c>, <c>test</c>,
+    /// <c>movsxd</c>, <c>call</c>/<c>jmp</c> through memory), turned into absolute targets the same way.
+    /// </summary>
+    X64,
 }
 
 /// <summary>
@@ -42,21 +49,21 @@ public sealed class BranchFilter
 
     /// <summary>
     /// The transform suited to a file starting with <paramref name="header"/>: x86 for ELF, PE and Mach-O files for
-    /// x86 or x86-64, Arm64 for those for AArch64, none for anything else (text, data, other machines).
+    /// x86, X64 for those for x86-64, Arm64 for those for AArch64, none for anything else (text, data, other machines).
     /// </summary>
     public static BranchFilterKind Detect(ReadOnlySpan<byte> header)
     {
         if (header.Length >= 20 && header[0] == 0x7F && header[1] == (byte)'E' && header[2] == (byte)'L' && header[3] == (byte)'F' && header[5] == 1)
-            return BinaryPrimitives.ReadUInt16LittleEndian(header[18..]) switch { 3 or 62 => BranchFilterKind.X86, 183 => BranchFilterKind.Arm64, _ => BranchFilterKind.None };
+            return BinaryPrimitives.ReadUInt16LittleEndian(header[18..]) switch { 3 => BranchFilterKind.X86, 62 => BranchFilterKind.X64, 183 => BranchFilterKind.Arm64, _ => BranchFilterKind.None };
         if (header.Length >= 0x40 && header[0] == (byte)'M' && header[1] == (byte)'Z')
         {
             var pe = BinaryPrimitives.ReadInt32LittleEndian(header[0x3C..]);
             if (pe > 0 && pe <= header.Length - 6 && header[pe] == (byte)'P' && header[pe + 1] == (byte)'E' && header[pe + 2] == 0 && header[pe + 3] == 0)
-                return BinaryPrimitives.ReadUInt16LittleEndian(header[(pe + 4)..]) switch { 0x14C or 0x8664 => BranchFilterKind.X86, 0xAA64 => BranchFilterKind.Arm64, _ => BranchFilterKind.None };
+                return BinaryPrimitives.ReadUInt16LittleEndian(header[(pe + 4)..]) switch { 0x14C => BranchFilterKind.X86, 0x8664 => BranchFilterKind.X64, 0xAA64 => BranchFilterKind.Arm64, _ => BranchFilterKind.None };
             return BranchFilterKind.None;
         }
         if (header.Length >= 8 && BinaryPrimitives.ReadUInt32LittleEndian(header) is 0xFEEDFACF or 0xFEEDFACE)
-            return BinaryPrimitives.ReadUInt32LittleEndian(header[4..]) switch { 7 or 0x01000007 => BranchFilterKind.X86, 0x0100000C => BranchFilterKind.Arm64, _ => BranchFilterKind.None };
+            return BinaryPrimitives.ReadUInt32LittleEndian(header[4..]) switch { 7 => BranchFilterKind.X86, 0x01000007 => BranchFilterKind.X64, 0x0100000C => BranchFilterKind.Arm64, _ => BranchFilterKind.None };
         return BranchFilterKind.None;
     }
 
@@ -70,7 +77,7 @@ public sealed class BranchFilter
 
     /// <summary>
     /// Transforms <paramref name="data"/> (the file's bytes from the current position on) in place. Returns how many
-    /// leading bytes are final; the remaining ones (at most 4) must be passed again at the start of the next call, or
+    /// leading bytes are final; the remaining ones (at most 5) must be passed again at the start of the next call, or
     /// are final as they are when the file ends there.
     /// </summary>
     public int Process(Span<byte> data)
@@ -79,6 +86,7 @@ public sealed class BranchFilter
         {
             BranchFilterKind.X86 => X86(data),
             BranchFilterKind.Arm64 => Arm64(data),
+            BranchFilterKind.X64 => X64(data),
             _ => data.Length,
         };
         _position += done;
@@ -111,6 +119,50 @@ public sealed class BranchFilter
         }
         return i;
     }
+
+    /// <summary>
+    /// E8/E9 rel32 as <see cref="X86"/>, and at any other offset an opcode of <see cref="IsRipOpcode"/> followed by a
+    /// RIP-relative ModRM (its <c>disp32</c> counted from the end of those 6 bytes; none of these opcodes takes an
+    /// immediate after it). A decision at an offset reads bytes no accepted transform rewrites; a rejected candidate
+    /// bars transforms that would rewrite the bytes it read (the next 3 offsets after an E8/E9, 4 after a RIP operand).
+    /// </summary>
+    private int X64(Span<byte> data)
+    {
+        var i = 0;
+        while (i + 6 <= data.Length)
+        {
+            var op = data[i];
+            var at = _position + i;
+            int length;
+            if (op is 0xE8 or 0xE9) length = 5;
+            else if (IsRipOpcode(op, data[i + 1])) length = 6;
+            else { i++; continue; }
+            var top = data[i + length - 1];
+            if (at < _blockedUntil || top is not (0x00 or 0xFF))
+            {
+                _blockedUntil = Math.Max(_blockedUntil, at + length - 1);
+                i++;
+                continue;
+            }
+            var disp = data.Slice(i + length - 4, 4);
+            var value = BinaryPrimitives.ReadUInt32LittleEndian(disp);
+            var next = (uint)(at + length);
+            value = (_encode ? value + next : value - next) & 0x01FFFFFF;
+            if ((value & 0x01000000) != 0) value |= 0xFE000000;
+            BinaryPrimitives.WriteUInt32LittleEndian(disp, value);
+            i += length;
+        }
+        return i;
+    }
+
+    /// <summary>mov, lea, cmp, add, sub, test, movsxd (any operand size, after any prefix), and FF /2 /4 (call/jmp [rip+disp32]).</summary>
+    private static bool IsRipOpcode(byte op, byte modrm) =>
+        (modrm & 0xC7) == 0x05 && op switch
+        {
+            0x8B or 0x8D or 0x89 or 0x3B or 0x39 or 0x63 or 0x03 or 0x2B or 0x85 => true,
+            0xFF => modrm is 0x15 or 0x25,
+            _ => false,
+        };
 
     private int Arm64(Span<byte> data)
     {

@@ -78,6 +78,12 @@ public sealed class DeltaBuilder
     /// </summary>
     public bool BranchFilters { get; init; } = true;
 
+    /// <summary>
+    /// Whether each whole-release frame may also copy from the stream's earlier frames (schema 4,
+    /// <see cref="ReleaseStream.Chained"/>); off writes independent frames (schema 3, or 2 without transforms).
+    /// </summary>
+    public bool ChainFrames { get; init; } = true;
+
     /// <summary>Target bytes per whole-release frame (<see cref="ReleaseStream.MinFrameContent"/>..<see cref="ReleaseStream.MaxFrameContent"/>).</summary>
     public int FrameContent { get; init; } = ReleaseStream.MaxFrameContent;
 
@@ -194,39 +200,48 @@ public sealed class DeltaBuilder
         var sources = from.Files.OrderBy(f => f.Path, StringComparer.Ordinal).Select(f => new ReleaseSource(f.Path, f.Sha256, f.Size)).ToList();
         var sourceLength = sources.Sum(f => f.Size);
         if (streamLength == 0 || sourceLength + FrameContent > PatchCodec.MaxPatchInput) return null;
+        // Chaining needs the reference and the whole stream in one window; a release too large for that keeps independent frames.
+        var chainedWindow = Math.Max(streamLength, FrameContent);
+        var chained = ChainFrames && sourceLength + chainedWindow <= PatchCodec.MaxPatchInput;
 
-        var (reference, sourceFilters) = Concatenate(from.Files.OrderBy(f => f.Path, StringComparer.Ordinal).ToList(), sourceLength);
-        var (stream, streamFilters) = Concatenate(streamFiles, streamLength);
+        // Reference and stream side by side in one buffer: a chained frame's prefix is the bytes before its piece.
+        var all = new byte[sourceLength + streamLength];
+        var sourceFilters = Concatenate(from.Files.OrderBy(f => f.Path, StringComparer.Ordinal).ToList(), all, 0, chained);
+        var streamFilters = Concatenate(streamFiles, all, sourceLength, chained);
         sources = sources.Select((s, i) => s with { Filter = sourceFilters[i] }).ToList();
-        var windowLog = PatchCodec.WindowLogFor(sourceLength, FrameContent);
+        var windowLog = PatchCodec.WindowLogFor(sourceLength, chained ? chainedWindow : FrameContent);
         var frameCount = (int)((streamLength + FrameContent - 1) / FrameContent);
         var frames = new EncodedChunk[frameCount];
         Parallel.For(0, frameCount, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, Parallelism), CancellationToken = cancellationToken }, i =>
         {
-            var start = (long)i * FrameContent;
-            var piece = stream.AsSpan((int)start, (int)Math.Min(FrameContent, streamLength - start));
-            frames[i] = ChunkCodec.EncodeUncompressed(PatchCodec.CreateFrame(reference, piece, Level, windowLog), _contentKey);
+            var start = sourceLength + (long)i * FrameContent;
+            var piece = all.AsSpan((int)start, (int)Math.Min(FrameContent, sourceLength + streamLength - start));
+            var prefix = all.AsSpan(0, (int)(chained ? start : sourceLength));
+            frames[i] = ChunkCodec.EncodeUncompressed(PatchCodec.CreateFrame(prefix, piece, Level, windowLog), _contentKey);
         });
         var files = streamFiles.Select((f, i) => new DeltaFile(f.Path, "", "", f.Sha256, f.Size, DeltaMethod.Release, 0, [], streamFilters[i])).ToList();
         var parts = frames.Select(e => new DeltaPart(e.Id, e.Stored.Length - ChunkCodec.HeaderLength - ChunkCodec.TagLength, e.Stored.Length)).ToList();
-        return ((files, new ReleaseStream(windowLog, FrameContent, sources, parts)), frames);
+        return ((files, new ReleaseStream(windowLog, FrameContent, sources, parts, chained)), frames);
     }
 
-    /// <summary>The files' contents concatenated, each transformed by the branch filter its own header calls for (none when <see cref="BranchFilters"/> is off).</summary>
-    private (byte[] Bytes, BranchFilterKind[] Filters) Concatenate(IReadOnlyList<ManifestFile> files, long length)
+    /// <summary>
+    /// Writes the files' contents one after the other into <paramref name="all"/> from <paramref name="at"/>, each
+    /// transformed by the branch filter its own header calls for (none when <see cref="BranchFilters"/> is off; x86-64
+    /// code takes the x86 transform unless <paramref name="x64"/>, as schema 3 has no x86-64 filter).
+    /// </summary>
+    private BranchFilterKind[] Concatenate(IReadOnlyList<ManifestFile> files, byte[] all, long at, bool x64)
     {
-        var all = new byte[length];
         var filters = new BranchFilterKind[files.Count];
-        long at = 0;
         for (var i = 0; i < files.Count; i++)
         {
             var content = all.AsSpan((int)at, (int)files[i].Size);
             ReadContent(files[i]).CopyTo(content);
             filters[i] = BranchFilters ? BranchFilter.Detect(content) : BranchFilterKind.None;
+            if (filters[i] == BranchFilterKind.X64 && !x64) filters[i] = BranchFilterKind.X86;
             BranchFilter.Transform(filters[i], encode: true, content);
             at += files[i].Size;
         }
-        return (all, filters);
+        return filters;
     }
 
     /// <summary>Stored bytes of the distinct chunks of <paramref name="files"/> that <paramref name="held"/> lacks.</summary>
@@ -321,7 +336,9 @@ public sealed class DeltaBuilder
             if (delta.From != from || delta.To != to || delta.Level != Level) return null;
             if ((Method == DeltaBuildMethod.Release && delta.Release is null) || (Method == DeltaBuildMethod.Files && delta.Release is not null)) return null;
             // Transforms off asks for a delta that agents reading only schema 2 can use.
-            if (!BranchFilters && delta.SchemaVersion == DeltaManifest.FilteredReleaseSchema) return null;
+            if (!BranchFilters && delta.Release is { } r && (r.Sources.Any(f => f.Filter != BranchFilterKind.None) || delta.Files.Any(f => f.Filter != BranchFilterKind.None))) return null;
+            // Likewise chaining off asks for independent frames (agents reading up to schema 3).
+            if (!ChainFrames && delta.Release is { Chained: true }) return null;
             return delta.DistinctObjects().All(_store.ChunkExists) ? delta : null;
         }
         catch (Exception ex) when (ex is InvalidInputException or IntegrityException)

@@ -34,10 +34,17 @@ public sealed record DeltaManifest(
     public const int FilteredReleaseSchema = 3;
 
     /// <summary>
+    /// Schema of a whole-release delta whose frames are chained (<see cref="ReleaseStream.Chained"/>): schema 3 plus
+    /// <c>release.prefix</c>; the <c>filter</c> fields are always written.
+    /// </summary>
+    public const int ChainedReleaseSchema = 4;
+
+    /// <summary>
     /// The schema these contents are written with: an older agent that reads only schema 1 falls back to chunks on a
-    /// schema 2 delta, one that reads 1 and 2 on a schema 3 delta.
+    /// schema 2 delta, one that reads 1 and 2 on a schema 3 delta, one that reads 1 to 3 on a schema 4 delta.
     /// </summary>
     public int SchemaVersion => Release is null ? Schema
+        : Release.Chained ? ChainedReleaseSchema
         : Release.Sources.Any(s => s.Filter != BranchFilterKind.None) || Files.Any(f => f.Filter != BranchFilterKind.None) ? FilteredReleaseSchema
         : ReleaseSchema;
 
@@ -57,15 +64,21 @@ public sealed record DeltaManifest(
 /// <see cref="Sources"/> order (each at the sum of the sizes before it); the target stream is the content of the
 /// delta's <see cref="DeltaMethod.Release"/> files concatenated in path order (in schema 3 each file, source and
 /// target, transformed by its own <see cref="BranchFilterKind"/> first, offsets counted from the file's start), cut into pieces of
-/// <see cref="FrameContent"/> bytes (the last may be shorter). Each piece is one independent zstd frame coded
-/// against the whole reference as a raw prefix, stored as one encrypted object, so a device fetches, resumes and
-/// applies every frame on its own with memory bounded by <see cref="FrameContent"/> plus one object.
+/// <see cref="FrameContent"/> bytes (the last may be shorter). Each piece is one zstd frame coded against a raw prefix:
+/// the whole reference, or (<see cref="Chained"/>, schema 4) the reference followed by every earlier piece of the
+/// stream. Each frame is stored as one encrypted object, so a device fetches and resumes every frame on its own and
+/// applies them in stream order with managed memory bounded by <see cref="FrameContent"/> plus one object.
 /// </summary>
-/// <param name="WindowLog">zstd window log of every frame: 2^WindowLog covers the reference plus one piece.</param>
+/// <param name="WindowLog">zstd window log of every frame: 2^WindowLog covers the reference plus one piece (chained: plus the whole stream).</param>
 /// <param name="FrameContent">Target-stream bytes per frame (every frame but the last decodes to exactly this).</param>
 /// <param name="Sources">The reference's files in order.</param>
 /// <param name="Frames">Frame objects in stream order.</param>
-public sealed record ReleaseStream(int WindowLog, int FrameContent, IReadOnlyList<ReleaseSource> Sources, IReadOnlyList<DeltaPart> Frames)
+/// <param name="Chained">
+/// Frame k's prefix is the reference followed by the (transformed) stream bytes of frames 0..k-1, so a piece matches
+/// earlier new content as one whole-stream zstd run would; 2^<paramref name="WindowLog"/> then covers the reference
+/// plus the whole stream, and decoding frame k needs every earlier frame decoded.
+/// </param>
+public sealed record ReleaseStream(int WindowLog, int FrameContent, IReadOnlyList<ReleaseSource> Sources, IReadOnlyList<DeltaPart> Frames, bool Chained = false)
 {
     /// <summary>Largest target-stream piece per frame: its zstd bound plus object header and tag stays within one 16 MiB object.</summary>
     public const int MaxFrameContent = 15 * 1024 * 1024;

@@ -87,7 +87,8 @@ public static class DeltaManifestSerializer
                 if (f.SourcePath.Length != 0 || f.SourceSha256.Length != 0 || f.WindowLog != 0 || f.Parts is not { Count: 0 })
                     return $"file '{f.Path}': method release has no sourcePath, sourceSha256, parts or windowLog";
                 if (!ManifestRules.IsSha256Hex(f.Sha256)) return $"file '{f.Path}': sha256 must be 64 lower-case hex characters";
-                if (f.Filter is < BranchFilterKind.None or > BranchFilterKind.Arm64) return $"file '{f.Path}': unknown filter {f.Filter}";
+                if (f.Filter is < BranchFilterKind.None or > BranchFilterKind.X64) return $"file '{f.Path}': unknown filter {f.Filter}";
+                if (f.Filter == BranchFilterKind.X64 && d.Release is { Chained: false }) return $"file '{f.Path}': filter x86-64 needs schema {DeltaManifest.ChainedReleaseSchema}";
                 if (f.Size < 0 || f.Size > PatchCodec.MaxPatchInput) return $"file '{f.Path}': size {f.Size} is outside 0..{PatchCodec.MaxPatchInput}";
                 continue;
             }
@@ -144,14 +145,17 @@ public static class DeltaManifestSerializer
                 return $"release.sources must be sorted by ordinal path without duplicates ('{previous}' before '{s.Path}')";
             previous = s.Path;
             if (!ManifestRules.IsSha256Hex(s.Sha256)) return $"release source '{s.Path}': sha256 must be 64 lower-case hex characters";
-            if (s.Filter is < BranchFilterKind.None or > BranchFilterKind.Arm64) return $"release source '{s.Path}': unknown filter {s.Filter}";
+            if (s.Filter is < BranchFilterKind.None or > BranchFilterKind.X64) return $"release source '{s.Path}': unknown filter {s.Filter}";
+            if (s.Filter == BranchFilterKind.X64 && !r.Chained) return $"release source '{s.Path}': filter x86-64 needs schema {DeltaManifest.ChainedReleaseSchema}";
             if (s.Size < 0 || s.Size > PatchCodec.MaxPatchInput) return $"release source '{s.Path}': size {s.Size} is outside 0..{PatchCodec.MaxPatchInput}";
             sourceLength += s.Size;
         }
-        if (sourceLength + r.FrameContent > 1L << r.WindowLog)
-            return $"release.windowLog {r.WindowLog} does not cover the {sourceLength}-byte reference plus a {r.FrameContent}-byte frame";
         var streamLength = d.Files.Where(f => f.Method == DeltaMethod.Release).Sum(f => f.Size);
         if (streamLength < 1) return "a release stream carries at least one non-empty file";
+        if (r.Chained && sourceLength + streamLength > 1L << r.WindowLog)
+            return $"release.windowLog {r.WindowLog} does not cover the {sourceLength}-byte reference plus the {streamLength}-byte chained stream";
+        if (sourceLength + r.FrameContent > 1L << r.WindowLog)
+            return $"release.windowLog {r.WindowLog} does not cover the {sourceLength}-byte reference plus a {r.FrameContent}-byte frame";
         var frames = (streamLength + r.FrameContent - 1) / r.FrameContent;
         if (r.Frames.Count != frames) return $"release.frames has {r.Frames.Count} frames, a {streamLength}-byte stream in {r.FrameContent}-byte pieces has {frames}";
         foreach (var p in r.Frames)
@@ -166,7 +170,7 @@ public static class DeltaManifestSerializer
 
     private static byte[] Write(DeltaManifest d)
     {
-        var filtered = d.SchemaVersion == DeltaManifest.FilteredReleaseSchema;
+        var filtered = d.SchemaVersion >= DeltaManifest.FilteredReleaseSchema;
         var w = new CanonicalJsonWriter();
         w.StartObject()
             .Property("schema", d.SchemaVersion)
@@ -204,8 +208,9 @@ public static class DeltaManifestSerializer
         {
             w.Name("release").StartObject()
                 .Property("windowLog", r.WindowLog)
-                .Property("frameContent", r.FrameContent)
-                .Name("sources").StartArray();
+                .Property("frameContent", r.FrameContent);
+            if (r.Chained) w.Property("prefix", ChainedPrefix);
+            w.Name("sources").StartArray();
             foreach (var s in r.Sources)
             {
                 w.StartObject().Property("path", s.Path).Property("sha256", s.Sha256).Property("size", s.Size);
@@ -221,8 +226,11 @@ public static class DeltaManifestSerializer
         return w.ToArray();
     }
 
-    /// <summary>The patch codec of schemas 1, 2 and 3.</summary>
+    /// <summary>The patch codec of schemas 1 to 4.</summary>
     public const string Codec = "zstd-patch-from";
+
+    /// <summary>Schema 4's <c>release.prefix</c>: each frame is coded against the reference followed by every earlier frame's content.</summary>
+    public const string ChainedPrefix = "reference+earlier-frames";
 
     private static void WriteEndpoint(CanonicalJsonWriter w, string name, DeltaEndpoint e) =>
         w.Name(name).StartObject()
@@ -245,6 +253,7 @@ public static class DeltaManifestSerializer
         BranchFilterKind.None => "none",
         BranchFilterKind.X86 => "x86",
         BranchFilterKind.Arm64 => "arm64",
+        BranchFilterKind.X64 => "x86-64",
         _ => throw new InvalidInputException($"unknown branch filter {k}"),
     };
 
@@ -254,15 +263,16 @@ public static class DeltaManifestSerializer
             "none" => BranchFilterKind.None,
             "x86" => BranchFilterKind.X86,
             "arm64" => BranchFilterKind.Arm64,
-            var other => throw new FormatException($"filter '{other}' is not 'none', 'x86' or 'arm64'"),
+            "x86-64" => BranchFilterKind.X64,
+            var other => throw new FormatException($"filter '{other}' is not 'none', 'x86', 'x86-64' or 'arm64'"),
         };
 
     private static DeltaManifest Read(JsonElement root)
     {
         var schema = ManifestSerializer.Required(root, "schema").GetInt32();
-        if (schema is not (DeltaManifest.Schema or DeltaManifest.ReleaseSchema or DeltaManifest.FilteredReleaseSchema))
-            throw new FormatException($"schema {schema} is not supported (this build reads {DeltaManifest.Schema}, {DeltaManifest.ReleaseSchema} and {DeltaManifest.FilteredReleaseSchema})");
-        var filtered = schema == DeltaManifest.FilteredReleaseSchema;
+        if (schema is not (DeltaManifest.Schema or DeltaManifest.ReleaseSchema or DeltaManifest.FilteredReleaseSchema or DeltaManifest.ChainedReleaseSchema))
+            throw new FormatException($"schema {schema} is not supported (this build reads {DeltaManifest.Schema} to {DeltaManifest.ChainedReleaseSchema})");
+        var filtered = schema >= DeltaManifest.FilteredReleaseSchema;
         var codec = ManifestSerializer.RequiredString(root, "codec");
         if (codec != Codec) throw new FormatException($"codec '{codec}' is not supported (this build reads '{Codec}')");
         var files = ManifestSerializer.Required(root, "files").EnumerateArray().Select(f => ReadMethod(f) == DeltaMethod.Release
@@ -284,7 +294,7 @@ public static class DeltaManifestSerializer
             ManifestSerializer.ParseTime(ManifestSerializer.RequiredString(root, "createdUtc"), "createdUtc"),
             ManifestSerializer.Required(root, "level").GetInt32(),
             files,
-            schema == DeltaManifest.Schema ? null : ReadRelease(ManifestSerializer.Required(root, "release"), filtered));
+            schema == DeltaManifest.Schema ? null : ReadRelease(ManifestSerializer.Required(root, "release"), filtered, schema == DeltaManifest.ChainedReleaseSchema));
     }
 
     private static DeltaMethod ReadMethod(JsonElement f) => ManifestSerializer.RequiredString(f, "method") switch
@@ -295,7 +305,7 @@ public static class DeltaManifestSerializer
         var other => throw new FormatException($"method '{other}' is not 'patch', 'chunks' or 'release'"),
     };
 
-    private static ReleaseStream ReadRelease(JsonElement r, bool filtered) => new(
+    private static ReleaseStream ReadRelease(JsonElement r, bool filtered, bool chained) => new(
         ManifestSerializer.Required(r, "windowLog").GetInt32(),
         ManifestSerializer.Required(r, "frameContent").GetInt32(),
         ManifestSerializer.Required(r, "sources").EnumerateArray().Select(s => new ReleaseSource(
@@ -303,7 +313,9 @@ public static class DeltaManifestSerializer
             ManifestSerializer.RequiredString(s, "sha256"),
             ManifestSerializer.Required(s, "size").GetInt64(),
             ReadFilter(s, filtered))).ToList(),
-        ManifestSerializer.Required(r, "frames").EnumerateArray().Select(ReadPart).ToList());
+        ManifestSerializer.Required(r, "frames").EnumerateArray().Select(ReadPart).ToList(),
+        chained && ManifestSerializer.RequiredString(r, "prefix") is var prefix
+            && (prefix == ChainedPrefix ? true : throw new FormatException($"release.prefix '{prefix}' is not '{ChainedPrefix}'")));
 
     private static DeltaPart ReadPart(JsonElement p) => new(
         ChunkId.TryParse(ManifestSerializer.RequiredString(p, "id"), out var id) ? id : throw new FormatException("part id is not 64 lower-case hex characters"),

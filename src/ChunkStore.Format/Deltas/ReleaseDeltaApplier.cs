@@ -36,7 +36,10 @@ public static unsafe class ReleaseDeltaApplier
         return layout;
     }
 
-    /// <summary>Indexes of the frames holding any byte of the files <paramref name="wanted"/> accepts.</summary>
+    /// <summary>
+    /// Indexes of the frames to apply for the files <paramref name="wanted"/> accepts: those holding any of their bytes,
+    /// and in a chained stream every frame before the last of those too (a frame's prefix includes them).
+    /// </summary>
     public static IReadOnlySet<int> FramesFor(DeltaManifest delta, Func<DeltaFile, bool> wanted)
     {
         ArgumentNullException.ThrowIfNull(delta);
@@ -48,6 +51,8 @@ public static unsafe class ReleaseDeltaApplier
             if (f.Size == 0 || !wanted(f)) continue;
             for (var i = offset / piece; i <= (offset + f.Size - 1) / piece; i++) frames.Add((int)i);
         }
+        if (delta.Release.Chained && frames.Count > 0)
+            for (var i = 0; i < frames.Max; i++) frames.Add(i);
         return frames;
     }
 
@@ -106,7 +111,9 @@ public static unsafe class ReleaseDeltaApplier
     /// Decodes each frame in <paramref name="frames"/> against the memory-mapped <paramref name="referencePath"/> and
     /// hands each release file's overlapping piece to <paramref name="write"/> (file, offset in the file, bytes).
     /// Objects come from <paramref name="readObject"/> (stored bytes, or null when absent). Returns the frames that
-    /// could not be used (missing, not decodable); the files they touch must come from elsewhere.
+    /// could not be used (missing, not decodable); the files they touch must come from elsewhere. In a chained stream each
+    /// decoded piece is also written into the mapped file after the sources, where the next frames' prefix reads it; a
+    /// frame that failed leaves zeros there, so later frames copying from it produce bytes their files' hashes refuse.
     /// </summary>
     public static IReadOnlySet<int> Apply(DeltaManifest delta, string referencePath, IReadOnlySet<int> frames, Func<ChunkId, byte[]?> readObject,
         ContentKey key, Action<DeltaFile, long, ReadOnlySpan<byte>> write, Action<int, string>? log = null)
@@ -119,15 +126,22 @@ public static unsafe class ReleaseDeltaApplier
         var streamLength = layout.Count == 0 ? 0 : layout[^1].Offset + layout[^1].File.Size;
         var failed = new HashSet<int>();
         var unfilters = new Dictionary<string, Unfiltering>(StringComparer.Ordinal);
-        var length = stream.SourceLength;
-        using var map = length == 0 ? null : MemoryMappedFile.CreateFromFile(referencePath, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
-        using var view = map?.CreateViewAccessor(0, length, MemoryMappedFileAccess.Read);
+        var sourceLength = stream.SourceLength;
+        var length = sourceLength + (stream.Chained ? streamLength : 0);
+        var access = stream.Chained ? MemoryMappedFileAccess.ReadWrite : MemoryMappedFileAccess.Read;
+        if (stream.Chained)
+        {
+            // The decoded stream goes after the sources (zeros until its frame is decoded); file-backed, off the heap.
+            using var extend = new FileStream(referencePath, FileMode.Open, FileAccess.Write, FileShare.Read);
+            extend.SetLength(length);
+        }
+        using var map = length == 0 ? null : MemoryMappedFile.CreateFromFile(referencePath, FileMode.Open, null, 0, access);
+        using var view = map?.CreateViewAccessor(0, length, access);
         byte* basePointer = null;
         view?.SafeMemoryMappedViewHandle.AcquirePointer(ref basePointer);
         try
         {
-            var reference = basePointer == null ? ReadOnlySpan<byte>.Empty
-                : new ReadOnlySpan<byte>(basePointer + view!.PointerOffset, checked((int)length));
+            var mapped = basePointer == null ? Span<byte>.Empty : new Span<byte>(basePointer + view!.PointerOffset, checked((int)length));
             // In stream order: a transformed file's pieces are undone in sequence.
             foreach (var index in frames.Order())
             {
@@ -139,7 +153,8 @@ public static unsafe class ReleaseDeltaApplier
                 {
                     var stored = readObject(part.Id) ?? throw new IntegrityException($"release frame {index} ({part.Id}) is not available");
                     var patch = ChunkCodec.Decode(stored, key, part.Length, part.Id);
-                    piece = PatchCodec.Apply(reference, patch, pieceLength, stream.WindowLog);
+                    var prefix = mapped[..(int)(stream.Chained ? sourceLength + start : sourceLength)];
+                    piece = PatchCodec.Apply(prefix, patch, pieceLength, stream.WindowLog);
                 }
                 catch (IntegrityException e)
                 {
@@ -147,6 +162,8 @@ public static unsafe class ReleaseDeltaApplier
                     failed.Add(index);
                     continue;
                 }
+                // Before the branch transform is undone in place: the next frames reference the stream as coded.
+                if (stream.Chained) piece.CopyTo(mapped[(int)(sourceLength + start)..]);
                 foreach (var (file, offset) in layout)
                 {
                     var from = Math.Max(offset, start);
@@ -176,7 +193,7 @@ public static unsafe class ReleaseDeltaApplier
 
     /// <summary>
     /// Undoes the transform of one piece of <paramref name="file"/> in place in the decoded frame, so the managed memory
-    /// stays <see cref="HeapNeeded"/>: only the held-back tail (at most 4 bytes) and the first bytes of the next piece
+    /// stays <see cref="HeapNeeded"/>: only the held-back tail (at most 5 bytes) and the first bytes of the next piece
     /// pass through a small bridge buffer.
     /// </summary>
     private static void Unfilter(DeltaFile file, long offset, Span<byte> bytes, Dictionary<string, Unfiltering> unfilters,
@@ -205,7 +222,7 @@ public static unsafe class ReleaseDeltaApplier
             state.Tail = bridge[final..];
             return;
         }
-        // final >= tail length here (the bridge has 16 bytes past the tail and a transform consumes at most 5 at a time).
+        // final >= tail length here (the bridge has 16 bytes past the tail and a transform consumes at most 6 at a time).
         write(file, state.Emitted, bridge.AsSpan(0, final));
         state.Emitted += final;
         var rest = bytes[(final - tail.Length)..];

@@ -67,7 +67,7 @@ public sealed class ReleaseDeltaTests : StoreTestBase
     public void Whole_release_delta_spans_frames_verifies_and_rebuilds_every_changed_and_added_file()
     {
         var (_, v2) = Releases();
-        var result = new DeltaBuilder(Store, ProductKey, SigningKey) { Level = 3, Method = DeltaBuildMethod.Release, FrameContent = 64 * 1024 }
+        var result = new DeltaBuilder(Store, ProductKey, SigningKey) { Level = 3, Method = DeltaBuildMethod.Release, FrameContent = 64 * 1024, ChainFrames = false }
             .Build("acme", "1.0", "2.0");
         var bytes = Store.ReadFile(result.ManifestPath)!;
         var delta = DeltaManifestSerializer.VerifyAndParse(bytes, Store.ReadFile(result.ManifestPath + ".sig")!, SigningKey.PublicKey);
@@ -129,7 +129,7 @@ public sealed class ReleaseDeltaTests : StoreTestBase
     public void Schema_2_rules_are_enforced_on_serialize_and_parse()
     {
         Releases();
-        var delta = new DeltaBuilder(Store, ProductKey, SigningKey) { Level = 3, Method = DeltaBuildMethod.Release, FrameContent = 64 * 1024 }
+        var delta = new DeltaBuilder(Store, ProductKey, SigningKey) { Level = 3, Method = DeltaBuildMethod.Release, FrameContent = 64 * 1024, ChainFrames = false }
             .Build("acme", "1.0", "2.0").Delta;
         var stream = delta.Release!;
         void Refused(DeltaManifest bad, string expected)
@@ -171,7 +171,7 @@ public sealed class ReleaseDeltaTests : StoreTestBase
         Publish("1.0", v1);
         Publish("2.0", v2);
         DeltaBuilder Builder(bool filters) => new(Store, ProductKey, SigningKey)
-            { Level = 3, Method = DeltaBuildMethod.Release, FrameContent = 64 * 1024, BranchFilters = filters };
+            { Level = 3, Method = DeltaBuildMethod.Release, FrameContent = 64 * 1024, BranchFilters = filters, ChainFrames = false };
         var result = Builder(true).Build("acme", "1.0", "2.0");
         var bytes = Store.ReadFile(result.ManifestPath)!;
         var signature = Store.ReadFile(result.ManifestPath + ".sig")!;
@@ -203,5 +203,90 @@ public sealed class ReleaseDeltaTests : StoreTestBase
         Assert.Contains("unknown filter", e.Message);
         Assert.Throws<IntegrityException>(() => DeltaManifestSerializer.VerifyAndParse(Encoding.UTF8.GetBytes(json.Replace("\"filter\":\"x86\"", "\"filter\":\"none\"")),
             signature, SigningKey.PublicKey));
+    }
+
+    /// <summary>2.0 of <see cref="Releases"/> plus two new x86-64 files that share their code with each other but not with 1.0.</summary>
+    private Dictionary<string, byte[]> ChainedReleases()
+    {
+        var (_, v2) = Releases();
+        var v3 = new Dictionary<string, byte[]>(v2)
+        {
+            ["bin/a-tool"] = ExecutableSamples.X86Program(150_000, 0, seed: 21),
+            ["bin/b-tool"] = ExecutableSamples.X86Program(150_000, 2000, seed: 21),
+        };
+        Publish("3.0", v3);
+        return v3;
+    }
+
+    [Fact]
+    public void Chained_frames_copy_from_earlier_frames_in_schema_4_and_rebuild_exactly()
+    {
+        var v3 = ChainedReleases();
+        DeltaBuilder Builder(bool chain) => new(Store, ProductKey, SigningKey) { Level = 3, Method = DeltaBuildMethod.Release, FrameContent = 64 * 1024, ChainFrames = chain };
+        var result = Builder(true).Build("acme", "2.0", "3.0");
+        var bytes = Store.ReadFile(result.ManifestPath)!;
+        var signature = Store.ReadFile(result.ManifestPath + ".sig")!;
+        // Chaining off replaces it with independent frames (for agents that read up to schema 3).
+        var independentBuild = Builder(false).Build("acme", "2.0", "3.0");
+        Assert.False(independentBuild.AlreadyBuilt);
+        var independent = independentBuild.Delta;
+        var delta = DeltaManifestSerializer.VerifyAndParse(bytes, signature, SigningKey.PublicKey);
+        var json = Encoding.UTF8.GetString(bytes);
+
+        Assert.Equal(DeltaManifest.ChainedReleaseSchema, delta.SchemaVersion);
+        Assert.True(delta.Release!.Chained);
+        Assert.Contains("\"schema\":4", json);
+        Assert.Contains($"\"prefix\":\"{DeltaManifestSerializer.ChainedPrefix}\"", json);
+        Assert.Equal(DeltaManifest.FilteredReleaseSchema, independent.SchemaVersion);
+        // x86-64 gets its own transform only in schema 4; schema 3 keeps the x86 one.
+        Assert.Equal(BranchFilterKind.X64, Assert.Single(delta.ReleaseFiles, f => f.Path == "bin/b-tool").Filter);
+        Assert.Equal(BranchFilterKind.X86, Assert.Single(independent.ReleaseFiles, f => f.Path == "bin/b-tool").Filter);
+        // bin/b-tool is coded from bin/a-tool, which only an earlier frame holds: independent frames cannot see it.
+        Assert.True(delta.PatchBytes < independent.PatchBytes * 8 / 10, $"chained {delta.PatchBytes} B, independent {independent.PatchBytes} B");
+        Assert.True(1L << delta.Release.WindowLog >= delta.Release.SourceLength + delta.ReleaseFiles.Sum(f => f.Size));
+
+        // Any one file needs every frame up to its last: a later frame's prefix is the earlier frames' content.
+        var lastFile = delta.ReleaseFiles[^1];
+        Assert.Equal(Enumerable.Range(0, delta.Release.Frames.Count).ToArray(), ReleaseDeltaApplier.FramesFor(delta, f => f.Path == lastFile.Path).ToArray());
+        Assert.Equal(ReleaseDeltaApplier.FramesFor(independent, f => f.Path == lastFile.Path).Max(), ReleaseDeltaApplier.FramesFor(delta, f => f.Path == lastFile.Path).Max());
+        var rebuilt = Apply(delta, _trees["2.0"]);
+        foreach (var f in delta.ReleaseFiles) Assert.Equal(v3[f.Path], rebuilt[f.Path]);
+        Assert.Equal(ReleaseDeltaApplier.HeapNeeded(independent.Release!) - independent.Release!.Frames.Max(f => f.Stored),
+            ReleaseDeltaApplier.HeapNeeded(delta.Release) - delta.Release.Frames.Max(f => f.Stored));
+
+        // The chaining is signed content: without it, with another prefix, or in an older schema the manifest is refused.
+        Assert.Throws<InvalidInputException>(() => DeltaManifestSerializer.Parse(Encoding.UTF8.GetBytes(json.Replace("\"schema\":4", "\"schema\":3"))));
+        Assert.Throws<InvalidInputException>(() => DeltaManifestSerializer.Parse(Encoding.UTF8.GetBytes(json.Replace($",\"prefix\":\"{DeltaManifestSerializer.ChainedPrefix}\"", ""))));
+        Assert.Throws<InvalidInputException>(() => DeltaManifestSerializer.Parse(Encoding.UTF8.GetBytes(json.Replace(DeltaManifestSerializer.ChainedPrefix, "reference"))));
+        Assert.Throws<InvalidInputException>(() => DeltaManifestSerializer.Parse(Encoding.UTF8.GetBytes(json.Replace("\"schema\":4", "\"schema\":5"))));
+        Assert.Throws<IntegrityException>(() => DeltaManifestSerializer.VerifyAndParse(Encoding.UTF8.GetBytes(json.Replace("\"filter\":\"x86-64\"", "\"filter\":\"x86\"")),
+            signature, SigningKey.PublicKey));
+        var small = delta with { Release = delta.Release with { WindowLog = PatchCodec.WindowLogFor(delta.Release.SourceLength, delta.Release.FrameContent) } };
+        if (1L << small.Release!.WindowLog < delta.Release.SourceLength + delta.ReleaseFiles.Sum(f => f.Size))
+            Assert.Contains("chained stream", Assert.Throws<InvalidInputException>(() => DeltaManifestSerializer.Serialize(small)).Message);
+        var x64InSchema3 = independent with { Files = independent.Files.Select(f => f.Filter == BranchFilterKind.X86 ? f with { Filter = BranchFilterKind.X64 } : f).ToList() };
+        Assert.Contains("needs schema 4", Assert.Throws<InvalidInputException>(() => DeltaManifestSerializer.Serialize(x64InSchema3)).Message);
+    }
+
+    [Fact]
+    public void A_missing_chained_frame_only_breaks_files_not_the_later_frames_decoding()
+    {
+        var v3 = ChainedReleases();
+        var delta = new DeltaBuilder(Store, ProductKey, SigningKey) { Level = 3, Method = DeltaBuildMethod.Release, FrameContent = 64 * 1024 }
+            .Build("acme", "2.0", "3.0").Delta;
+        var reference = Path.Combine(Dir.Path, "reference-missing");
+        ReleaseDeltaApplier.WriteReference(delta.Release!, s => Path.Combine(_trees["2.0"], s.Path), reference);
+        var output = delta.ReleaseFiles.ToDictionary(f => f.Path, f => new byte[f.Size]);
+        var missing = delta.Release!.Frames[1].Id;
+        var failed = ReleaseDeltaApplier.Apply(delta, reference, ReleaseDeltaApplier.FramesFor(delta, _ => true),
+            id => id == missing ? null : Store.ReadChunk(id), ProductKey, (file, offset, bytes) => bytes.CopyTo(output[file.Path].AsSpan((int)offset)));
+        Assert.Equal([1], failed.ToArray());
+        // Files in frame 1 are wrong (zeros); the files before it are exact; nothing after it is trusted without its hash.
+        var layout = ReleaseDeltaApplier.Layout(delta);
+        var frame = delta.Release.FrameContent;
+        foreach (var (f, offset) in layout.Where(l => l.Offset + l.File.Size <= frame))
+            Assert.Equal(v3[f.Path], output[f.Path]);
+        foreach (var (f, offset) in layout.Where(l => l.Offset < 2L * frame && l.Offset + l.File.Size > frame))
+            Assert.NotEqual(v3[f.Path], output[f.Path]);
     }
 }

@@ -145,7 +145,7 @@ public sealed class AgentReleaseDeltaTests(ITestOutputHelper output)
         Assert.Equal(v2.InventoryDigest, Releases.ClientDigest(rig.Device));
         var v3 = rig.Store.Publish("3.0", v3Files);
         var delta = new DeltaBuilder(rig.Store.Store, rig.Store.ContentKey, rig.Store.SigningKey)
-            { Level = 3, Method = DeltaBuildMethod.Release, FrameContent = 128 * 1024 }.Build("acme", "2.0", "3.0").Delta;
+            { Level = 3, Method = DeltaBuildMethod.Release, FrameContent = 128 * 1024, ChainFrames = false }.Build("acme", "2.0", "3.0").Delta;
         Assert.Equal(DeltaManifest.FilteredReleaseSchema, delta.SchemaVersion);
         Assert.Equal(BranchFilterKind.X86, Assert.Single(delta.ReleaseFiles, f => f.Path == "bin/tool").Filter);
         Assert.True(delta.Release!.Frames.Count >= 3, $"{delta.Release.Frames.Count} frames");
@@ -240,5 +240,67 @@ public sealed class AgentReleaseDeltaTests(ITestOutputHelper output)
         Assert.False(File.Exists(Path.Combine(rig.Device.Layout.ChunkCache, frame.Id.Hex[..2], frame.Id.Hex)));
         Assert.Matches(@"[1-9]\d* fell back to chunks", upgrade.Output);
         AssertTreeIsV2(rig.Device, s.V2);
+    }
+
+    [Fact]
+    public async Task Executables_upgrade_over_a_chained_schema_4_delta_whose_frames_copy_from_earlier_frames()
+    {
+        await using var rig = await HostileGatewayRig.StartAsync("dev-rc4", TestDevice.FastDownloads with { MaxSessionAttempts = 1 });
+        await Run(rig.Device);
+        // 2.0 adds an x86-64 program; 3.0 inserts code into it and adds a restamped copy of the new program, whose
+        // content only the earlier frames of the stream hold (the source release has the old program).
+        var v2Files = Releases.V1();
+        v2Files["bin/tool"] = ExecutableSamples.X86Program(600_000, 0);
+        var v3Files = Releases.V1();
+        v3Files["bin/tool"] = ExecutableSamples.X86Program(600_000, 5000);
+        v3Files["bin/tool2"] = Stamp(v3Files["bin/tool"], 4);
+        v3Files["lib/core.so"] = Stamp(v3Files["lib/core.so"], 3);
+        var v2 = rig.Store.Publish("2.0", v2Files);
+        await rig.Node.AssignAsync("dev-rc4", "acme", v2.Version, v2.VersionId, v2.ManifestPath);
+        await Run(rig.Device);
+        Assert.Equal(v2.InventoryDigest, Releases.ClientDigest(rig.Device));
+        var v3 = rig.Store.Publish("3.0", v3Files);
+        var delta = new DeltaBuilder(rig.Store.Store, rig.Store.ContentKey, rig.Store.SigningKey)
+            { Level = 3, Method = DeltaBuildMethod.Release, FrameContent = 128 * 1024 }.Build("acme", "2.0", "3.0").Delta;
+        Assert.Equal(DeltaManifest.ChainedReleaseSchema, delta.SchemaVersion);
+        Assert.True(delta.Release!.Chained);
+        Assert.Equal(BranchFilterKind.X64, Assert.Single(delta.ReleaseFiles, f => f.Path == "bin/tool").Filter);
+        Assert.True(delta.Release.Frames.Count >= 8, $"{delta.Release.Frames.Count} frames");
+
+        await rig.Node.AssignAsync("dev-rc4", "acme", v3.Version, v3.VersionId, v3.ManifestPath);
+        rig.Gateway.StoreLog.Clear();
+        var upgrade = await Run(rig.Device);
+        Assert.Equal(v3.InventoryDigest, Releases.ClientDigest(rig.Device));
+        foreach (var (path, content) in v3Files) Assert.Equal(content, File.ReadAllBytes(Path.Combine(rig.Device.Layout.Client, path)));
+        Assert.Contains($"{delta.ReleaseFiles.Count} file(s) from delta patches, 0 fell back to chunks", upgrade.Output);
+        var fetched = rig.Gateway.StoreLog.ToList();
+        Assert.All(delta.Release.Frames, f => Assert.Contains(fetched, x => x.Path == StoreLayout.ChunkPath(f.Id)));
+        Assert.DoesNotContain(fetched, x => x.Path.StartsWith("chunks/", StringComparison.Ordinal) && delta.Release.Frames.All(f => StoreLayout.ChunkPath(f.Id) != x.Path));
+        var plan = await PlanAsync(rig, "delta", "2.0", "3.0");
+        Assert.Equal("delta", (string)plan["method"]!);
+        Assert.Equal(fetched.Count, (int)plan["requests"]!);
+        Assert.Equal(fetched.Sum(f => f.Bytes), (long)plan["bytes"]!);
+    }
+
+    [Fact]
+    public async Task A_signed_delta_of_a_schema_the_agent_does_not_know_is_refused_and_chunks_install_the_release()
+    {
+        await using var s = await StartAsync("dev-r5");
+        var rig = s.Rig;
+        // A newer builder's delta (schema 5), signed with the release key: this agent reads schemas 1 to 4 only.
+        var path = StoreLayout.DeltaManifestPath("acme", "1.0", "2.0");
+        var json = File.ReadAllText(Path.Combine(rig.Store.Root, path)).Replace("\"schema\":4", "\"schema\":5");
+        Assert.Contains("\"schema\":5", json);
+        var bytes = System.Text.Encoding.UTF8.GetBytes(json);
+        File.WriteAllBytes(Path.Combine(rig.Store.Root, path), bytes);
+        File.WriteAllBytes(Path.Combine(rig.Store.Root, StoreLayout.SignaturePathFor(path)),
+            Orchestrator.ChunkStore.Manifests.ManifestSigner.Sign(bytes, rig.Store.SigningKey));
+        rig.Gateway.StoreLog.Clear();
+
+        var upgrade = await Run(rig.Device);
+        AssertTreeIsV2(rig.Device, s.V2);
+        Assert.Contains("schema 5 is not supported", upgrade.Output);
+        Assert.Contains("0 file(s) from delta patches", upgrade.Output);
+        Assert.DoesNotContain(rig.Gateway.StoreLog, x => s.Delta.Release!.Frames.Any(f => x.Path == StoreLayout.ChunkPath(f.Id)));
     }
 }

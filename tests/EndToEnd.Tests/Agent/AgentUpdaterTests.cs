@@ -324,7 +324,7 @@ public sealed class AgentUpdaterTests(UpdaterNode n, ITestOutputHelper output) :
         using var d = await n.DeviceAsync("upd-d-all");
         var marker = Path.Combine(d.Dir.Path, "client-ran");
         await UpdaterNode.UseUpdaterProgramAsync(d, clientMarker: marker);
-        await Run(d, 0, "--no-client"); // 1.0 installed
+        await Run(d); // 1.0 installed
         Assert.Equal(n.V1.InventoryDigest, Releases.ClientDigest(d));
         foreach (var x in new[] { Damage.Free, Damage.Backup, Damage.Virtual }) Apply(d, x);
         var hijacked = File.ReadAllText(Path.Combine(d.Layout.FreeUpdater, "orch-agent"));

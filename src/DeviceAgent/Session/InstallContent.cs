@@ -1,0 +1,188 @@
+using Orchestrator.ChunkStore.Codec;
+using Orchestrator.ChunkStore.Deltas;
+using Orchestrator.ChunkStore.Manifests;
+using Orchestrator.ChunkStore.Storage;
+using Orchestrator.ChunkStore.Validation;
+using Orchestrator.DeviceAgent.Configuration;
+using Orchestrator.DeviceAgent.Download;
+using Orchestrator.DeviceAgent.Install;
+using Orchestrator.DeviceAgent.Storage;
+using Orchestrator.DeviceAgent.Zones;
+using Orchestrator.Messages.Protocol;
+
+namespace Orchestrator.DeviceAgent.Session;
+
+/// <summary>
+/// Fills the tree build of one install as its <see cref="InstallPlan"/> says: delta patches and whole-release frames
+/// (a file whose delta cannot be used falls back to chunks), chunks read from installed files, and the missing chunks
+/// downloaded, each decoded straight into its places.
+/// </summary>
+internal sealed class InstallContent(ZoneLayout layout, DownloadSettings download, ChunkCache cache, CrashPoints crash, TimeProvider time,
+    Action<string> log, Func<ProgressReport, CancellationToken, Task> reportProgress)
+{
+    /// <summary>
+    /// Rebuilds every planned file from its patch and local source, verifying source and result hashes
+    /// (<see cref="DeltaApplier"/>); a verified result is written into the build. Returns the target paths whose patch
+    /// could not be used.
+    /// </summary>
+    public List<string> ApplyPatches(InstallPlan plan, TreeBuild build, ContentKey key)
+    {
+        var failed = new List<string>();
+        if (plan.Patches.Count == 0) return failed;
+        foreach (var (file, sourcePath) in plan.Patches)
+        {
+            try
+            {
+                build.WriteWhole(file.Path, DeltaApplier.Apply(file, File.ReadAllBytes(sourcePath), id => cache.TryRead(id.Hex), key));
+            }
+            catch (Exception e) when (e is IntegrityException or IOException)
+            {
+                log($"delta patch for '{file.Path}' not used ({e.Message}); fetching its chunks instead");
+                failed.Add(file.Path);
+            }
+        }
+        return failed;
+    }
+
+    /// <summary>Fetches the frames holding the planned release files into the cache (resumable per object); one that no source serves intact is left out (its files fall back).</summary>
+    public Task DownloadReleaseFramesAsync(StoreDownloader downloader, DeltaManifest delta, InstallPlan plan, CancellationToken ct)
+    {
+        var wanted = plan.ReleaseFiles.Select(f => f.Path).ToHashSet(StringComparer.Ordinal);
+        var frames = ReleaseDeltaApplier.FramesFor(delta, f => wanted.Contains(f.Path)).Select(i => delta.Release!.Frames[i]);
+        return FetchDeltaObjectsAsync(downloader, frames, "release delta frame", "its files fall back to chunks", ct);
+    }
+
+    /// <summary>
+    /// Rebuilds the planned release files: the reference from the installed files (zeros for any whose hash is not the
+    /// source's), memory-mapped; frames decoded one by one into the build; then every file checked against the target
+    /// manifest. Returns the paths that did not come out right (they fall back to chunks).
+    /// </summary>
+    public List<string> ApplyRelease(DeltaManifest delta, InstallPlan plan, IReadOnlyList<InventoryEntry> inventory, TreeBuild build, ContentKey key)
+    {
+        var stream = delta.Release!;
+        var localByPath = inventory.ToDictionary(e => e.Path, e => e.Sha256, StringComparer.Ordinal);
+        var wanted = plan.ReleaseFiles.ToDictionary(f => f.Path, StringComparer.Ordinal);
+        var reference = Path.Combine(layout.Work, "release-reference");
+        var failed = new List<string>();
+        try
+        {
+            ReleaseDeltaApplier.WriteReference(stream,
+                src => localByPath.TryGetValue(src.Path, out var sha) && sha == src.Sha256 ? TreeInventory.ResolveInside(layout.Client, src.Path) : null,
+                reference);
+            foreach (var f in plan.ReleaseFiles) build.Allocate(f);
+            var frames = ReleaseDeltaApplier.FramesFor(delta, f => wanted.ContainsKey(f.Path));
+            ReleaseDeltaApplier.Apply(delta, reference, frames, id => cache.TryRead(id.Hex), key,
+                (file, offset, bytes) => { if (wanted.ContainsKey(file.Path)) build.WriteAt(file.Path, offset, bytes); },
+                (index, why) => log($"release delta frame {index} not used ({why}); its files fall back to chunks"));
+        }
+        catch (IOException e)
+        {
+            log($"whole-release delta not applied ({e.Message}); fetching its files' chunks instead");
+            return plan.ReleaseFiles.Select(f => f.Path).ToList();
+        }
+        finally
+        {
+            DurableFile.TryDelete(reference);
+        }
+        foreach (var f in plan.ReleaseFiles)
+        {
+            if (build.Finish(f) is not { } wrong) continue;
+            log($"whole-release delta: {wrong}; fetching its chunks instead");
+            failed.Add(f.Path);
+        }
+        return failed;
+    }
+
+    /// <summary>Fetches the patch objects into the cache; one that no source serves intact is left out (its file falls back).</summary>
+    public Task DownloadPatchesAsync(StoreDownloader downloader, InstallPlan plan, CancellationToken ct) =>
+        FetchDeltaObjectsAsync(downloader, plan.Patches.SelectMany(p => p.File.Parts), "patch object", "its file falls back to chunks", ct);
+
+    /// <summary>Fetches delta objects into the cache, each once; a failure only leaves that object out (said in the log).</summary>
+    private Task FetchDeltaObjectsAsync(StoreDownloader downloader, IEnumerable<DeltaPart> parts, string what, string consequence, CancellationToken ct) =>
+        Parallel.ForEachAsync(parts.DistinctBy(p => p.Id).ToList(), new ParallelOptions { MaxDegreeOfParallelism = download.Parallelism, CancellationToken = ct },
+            async (part, token) =>
+            {
+                try
+                {
+                    await downloader.FetchChunkAsync(part.Id.Hex, StoreLayout.ChunkPath(part.Id), part.Stored, token);
+                }
+                catch (DownloadFailedException e)
+                {
+                    log($"{what} {part.Id} not fetched ({e.Message}); {consequence}");
+                }
+            });
+
+    /// <summary>
+    /// Sizes every file of the chunk build and writes the chunks found in local files into their places. A local piece
+    /// whose tag no longer matches (the file changed since the plan) is downloaded instead.
+    /// </summary>
+    public void PlaceLocalChunks(InstallPlan plan, TreeBuild build, ContentKey key)
+    {
+        foreach (var f in plan.ChunkFiles) build.Allocate(f);
+        byte[] buffer = [];
+        foreach (var (id, places) in plan.Places)
+        {
+            if (plan.Missing.ContainsKey(id) || !plan.Local.TryGetValue(id, out var local)) continue;
+            if (buffer.Length < local.Length) buffer = new byte[local.Length];
+            var piece = buffer.AsSpan(0, local.Length);
+            using (var fs = new FileStream(local.FullPath, FileMode.Open, FileAccess.Read, FileShare.Read, 1))
+            {
+                fs.Seek(local.Offset, SeekOrigin.Begin);
+                if (fs.ReadAtLeast(piece, piece.Length, throwOnEndOfStream: false) != piece.Length
+                    || ChunkCodec.ManifestTag(piece, key) != places[0].Chunk.Tag)
+                {
+                    log($"chunk {id} changed in '{local.FullPath}' since the plan; downloading it");
+                    plan.Missing[id] = places[0].Chunk.Length;
+                    continue;
+                }
+            }
+            build.Write(places, piece);
+        }
+    }
+
+    /// <summary>Downloads the missing chunks (resuming part files), decodes each into its places in the build, and reports progress.</summary>
+    public async Task DownloadAsync(StoreDownloader downloader, Manifest manifest, InstallPlan plan, TreeBuild build, ContentKey key, CancellationToken ct)
+    {
+        var total = plan.Missing.Count;
+        if (total == 0) return;
+        var bytesTotal = plan.Missing.Sum(m => (long)m.Value);
+        var done = 0;
+        long bytesDone = 0;
+        var lastReport = time.GetTimestamp();
+        try
+        {
+            await Parallel.ForEachAsync(plan.Missing, new ParallelOptions { MaxDegreeOfParallelism = download.Parallelism, CancellationToken = ct },
+                async (item, token) =>
+                {
+                    var stored = await downloader.FetchChunkBytesAsync(item.Key.Hex, StoreLayout.ChunkPath(item.Key),
+                        item.Value + ChunkCodec.HeaderLength + ChunkCodec.TagLength, token);
+                    byte[] plain;
+                    try
+                    {
+                        plain = ChunkCodec.Decode(stored, key, item.Value, item.Key);
+                    }
+                    catch (IntegrityException e)
+                    {
+                        // Verified against its id, so the object is what the store holds; it does not decode as the manifest says.
+                        cache.DeletePartial(item.Key.Hex);
+                        throw new SessionFailedException(FailureStage.Verify, $"chunk {item.Key} rejected: {e.Message}", e);
+                    }
+                    build.Write(plan.Places[item.Key], plain);
+                    cache.DeletePartial(item.Key.Hex);
+                    crash.Reached(CrashPoints.ChunkPlaced);
+                    var d = Interlocked.Increment(ref done);
+                    var b = Interlocked.Add(ref bytesDone, item.Value);
+                    var now = time.GetTimestamp();
+                    if (d == total || time.GetElapsedTime(Interlocked.Read(ref lastReport), now) > TimeSpan.FromSeconds(2))
+                    {
+                        Interlocked.Exchange(ref lastReport, now);
+                        await reportProgress(new ProgressReport(manifest.VersionId, b, bytesTotal, d, total), token);
+                    }
+                });
+        }
+        catch (DownloadFailedException e)
+        {
+            throw new SessionFailedException(FailureStage.Download, e.Message, e);
+        }
+    }
+}
