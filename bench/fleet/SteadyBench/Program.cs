@@ -224,12 +224,12 @@ sealed class NodeProcess(string dll, string work, int port, string tokenSha) : I
 
 static class Bench
 {
-    static async Task<(double Reads, double CheckIns)> MetricsAsync(HttpClient http, string url)
+    static async Task<(double Reads, double CheckIns, double WithoutActor)> MetricsAsync(HttpClient http, string url)
     {
         var text = await http.GetStringAsync(url + "/metrics");
         double Sum(string metric) => text.Split('\n').Where(l => l.StartsWith(metric, StringComparison.Ordinal))
             .Sum(l => double.Parse(l[(l.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture));
-        return (Sum("orch_gateway_credential_db_reads_total"), Sum("orch_gateway_checkins_total"));
+        return (Sum("orch_gateway_credential_db_reads_total"), Sum("orch_gateway_checkins_total"), Sum("orch_gateway_checkins_answered_without_actor_total"));
     }
 
     // A full blocking GC in the node (dotnet-gcdump induces one) before RSS is read; the dump also says which types hold the heap.
@@ -319,12 +319,16 @@ static class Bench
         using (var res = await nodeHttp.SendAsync(one)) answer = await res.Content.ReadAsByteArrayAsync();
 
         var before = await MetricsAsync(http, node.Url);
+        // The idle fast path's share of the check-ins so far (warm and max phases): answered by the gateway, no actor.
+        Console.WriteLine($"answered without the device actor: {before.WithoutActor} of {before.CheckIns} check-ins before the fixed-rate phase");
         var fixedRate = await load.FixedRateAsync($"fixed rate {rate:0.#}/s", rate, TimeSpan.FromSeconds(fixedSeconds), 0);
         phases.Add(fixedRate); Console.WriteLine(fixedRate);
         var after = await MetricsAsync(http, node.Url);
         var readsPerCheckin = (after.Reads - before.Reads) / Math.Max(1, after.CheckIns - before.CheckIns);
         Console.WriteLine($"credential database reads per check-in in the fixed-rate phase: {readsPerCheckin:0.0000} " +
                           $"({after.Reads - before.Reads} reads, {after.CheckIns - before.CheckIns} check-ins); whole run so far {after.Reads / Math.Max(1, after.CheckIns):0.0000}");
+        var withoutActorShare = (after.WithoutActor - before.WithoutActor) / Math.Max(1, after.CheckIns - before.CheckIns);
+        Console.WriteLine($"answered without the device actor in the fixed-rate phase: {withoutActorShare:P1}");
 
         var gcLoaded = await FullGcAsync(node.Pid, Path.Combine(work, "loaded.gcdump"));
         var rssLoaded = node.RssBytes();
@@ -386,6 +390,7 @@ static class Bench
         var cold = await load.ClosedAsync("cold (first check-in after a node restart)", concurrency, n, null);
         phases.Add(cold); Console.WriteLine(cold);
         var coldMetrics = await MetricsAsync(http, node.Url);
+        Console.WriteLine($"answered without the device actor in the cold phase: {coldMetrics.WithoutActor} of {coldMetrics.CheckIns} check-ins");
         await node.StopAsync();
 
         // Baseline: the minimal endpoint, same client, same devices, same answer bytes.
@@ -432,6 +437,8 @@ static class Bench
             ["bytesPerDevice"] = Math.Round(bytesPerDevice),
             ["fullGcBeforeRss"] = gcLoaded is not null,
             ["credentialDbReadsPerCheckin"] = Math.Round(readsPerCheckin, 4),
+            ["withoutActorShare"] = Math.Round(withoutActorShare, 4),
+            ["coldWithoutActorShare"] = Math.Round(coldMetrics.WithoutActor / Math.Max(1, coldMetrics.CheckIns), 4),
             ["coldCredentialDbReadsPerCheckin"] = Math.Round(coldMetrics.Reads / Math.Max(1, coldMetrics.CheckIns), 4),
             ["provisionPerSecond"] = Math.Round(n / provisionSeconds),
             ["errors"] = errors,

@@ -24,14 +24,16 @@ public sealed class DeviceRegistry : ReceiveActor, IWithTimers
     /// <summary>Plugin id of the Akka.Persistence.Sql read journal.</summary>
     public const string ReadJournalPluginId = "akka.persistence.query.journal.sql";
 
-    private readonly Dictionary<string, DeviceRow> _devices = new(StringComparer.Ordinal);
+    private readonly DeviceRowTable _table;
+    private readonly Dictionary<string, DeviceRow> _devices;
     private readonly RowValues _values = new();
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private long _offset;
     private long _eventsApplied;
 
     /// <summary>Props of the registry.</summary>
-    public static Props Props() => Akka.Actor.Props.Create(() => new DeviceRegistry());
+    /// <param name="table">Where to keep the rows (shared with the node's gateway for the idle fast path); a private one when null.</param>
+    public static Props Props(DeviceRowTable? table = null) => Akka.Actor.Props.Create(() => new DeviceRegistry(table ?? new DeviceRowTable()));
 
     /// <summary>
     /// Props of a stand-in that forwards every query to <paramref name="registry"/>: for a component that wants the
@@ -42,8 +44,11 @@ public sealed class DeviceRegistry : ReceiveActor, IWithTimers
     public static Props ForwardingTo(IActorRef registry) => Akka.Actor.Props.Create(() => new Forwarder(registry));
 
     /// <summary>Creates the registry; use <see cref="Props"/>.</summary>
-    public DeviceRegistry()
+    /// <param name="table">The rows this registry writes.</param>
+    public DeviceRegistry(DeviceRowTable table)
     {
+        _table = table;
+        _devices = table.Rows;
         Receive<StreamInit>(_ => Sender.Tell(StreamAck.Instance));
         Receive<Envelope>(e =>
         {
@@ -84,13 +89,7 @@ public sealed class DeviceRegistry : ReceiveActor, IWithTimers
             _offset = s.Value;
         }
         if (e.Event is not IDeviceEvent evt || !e.PersistenceId.StartsWith(DeviceActor.PersistenceIdPrefix, StringComparison.Ordinal)) return;
-        // Looked up by span: one id string per device (the key), not one per event.
-        var id = e.PersistenceId.AsSpan(DeviceActor.PersistenceIdPrefix.Length);
-        if (!_devices.GetAlternateLookup<ReadOnlySpan<char>>().TryGetValue(id, out var row))
-        {
-            var key = DeviceState.Initial(id.ToString()).DeviceId; // validates the id as the actors do
-            _devices[key] = row = new DeviceRow(key);
-        }
+        var row = _table.GetOrAdd(e.PersistenceId.AsSpan(DeviceActor.PersistenceIdPrefix.Length));
         row.Apply(evt, e.SequenceNr, _values);
         _eventsApplied++;
     }

@@ -10,8 +10,13 @@ namespace Orchestrator.DeviceActors.Registry;
 /// filters read, plus the few fields <see cref="DeviceStateMachine.Apply"/> reads to derive them (the current work, the
 /// status to resume after Offline). Ids and numbers are stored inline; product, tag lists, assignments and work items
 /// are the <see cref="RowValues"/>' shared instances, so a fleet on one release costs no string per device beyond its id.
-/// Everything else of <see cref="DeviceState"/> (digests, agent version, progress, last failure, request sequence) is
-/// the actor's business and is not kept: the registry is a list, the actor is the record.
+/// What the idle fast path (<see cref="IdleCheckIn"/>) compares a check-in with is kept too: the agent version (shared),
+/// a 64-bit hash of the inventory digest (a fleet's digests are the releases', but a device with extra files has its
+/// own, so the string is not kept) and the request sequence mark. Progress and the last failure are the actor's
+/// business and are not kept: the registry is a list, the actor is the record.
+/// The registry folds events on its own thread while gateways read rows for the fast path: a row read during a fold
+/// may mix the event's before and after values, which the fast path treats like the registry's lag (it only ever
+/// answers "nothing to do", see <see cref="DeviceRowTable"/>).
 /// </summary>
 internal sealed class DeviceRow(string deviceId)
 {
@@ -31,6 +36,14 @@ internal sealed class DeviceRow(string deviceId)
     private long _installedVersionId;
     private long _floorVersionId;
     private long _lastSeenUtcTicks = -1;
+    private string? _agentVersion;
+    private ulong _digestHash;
+    private long _requestSequence;
+    // Written by gateway threads: the highest sequence the fast path answered (the actor never saw those requests), when
+    // the fast path last answered the device, and when this node last had a check-in of it answered by its actor.
+    private long _fastSequence;
+    private long _heardUtcTicks = -1;
+    private long _actorHeardUtcTicks = -1;
     private int _failedAttempts;
     private byte _status;
     private byte _statusBeforeOffline = NoStatus;
@@ -43,7 +56,48 @@ internal sealed class DeviceRow(string deviceId)
     public bool Decommissioned => (_flags & DecommissionedFlag) != 0;
 
     /// <summary>Folds <paramref name="e"/> with the actors' own <see cref="DeviceStateMachine.Apply"/> and keeps the result's row fields.</summary>
-    public void Apply(IDeviceEvent e, long sequenceNr, RowValues values) => Set(DeviceStateMachine.Apply(ToFoldState(), e, sequenceNr), values);
+    public void Apply(IDeviceEvent e, long sequenceNr, RowValues values)
+    {
+        Set(DeviceStateMachine.Apply(ToFoldState(), e, sequenceNr), values);
+        // A credential rotation restarts the device's sequence numbers; what the fast path answered before is void.
+        if (e is RequestSequenceReset) Volatile.Write(ref _fastSequence, 0);
+    }
+
+    /// <summary>The highest request sequence the fast path answered for this device (the actor does not know it).</summary>
+    public long FastSequence => Volatile.Read(ref _fastSequence);
+
+    /// <summary>
+    /// The fast path's answer to <paramref name="c"/> (<see cref="IdleCheckIn.Answer"/> on this row's state), or null
+    /// when the actor must decide. <paramref name="actorHearingWindow"/> keeps the actor's silence timer true: the row
+    /// answers only while the actor heard the device (a persisted last-seen, or a check-in this node had it answer)
+    /// less than that long ago, so the device's next check-in after the window reaches the actor before its offline
+    /// timeout.
+    /// </summary>
+    public CheckInDecision? AnswerIdle(CheckIn c, TimeSpan lastSeenPersistInterval, TimeSpan actorHearingWindow)
+    {
+        var actorHeard = Math.Max(Volatile.Read(ref _lastSeenUtcTicks), Volatile.Read(ref _actorHeardUtcTicks));
+        if (actorHeard < 0 || c.Timestamp.UtcTicks - actorHeard >= actorHearingWindow.Ticks) return null;
+        var state = ToFoldState() with
+        {
+            InventoryDigest = DigestHash(c.InventoryDigest) == _digestHash ? c.InventoryDigest : null,
+            LastRequestSequence = Math.Max(_requestSequence, FastSequence),
+        };
+        return IdleCheckIn.Answer(state, c, lastSeenPersistInterval);
+    }
+
+    /// <summary>Records a check-in the fast path answered: its sequence is used up, and the device was seen.</summary>
+    public void AnsweredWithoutActor(CheckIn c)
+    {
+        long seen;
+        while ((seen = Volatile.Read(ref _fastSequence)) < c.RequestSequence && Interlocked.CompareExchange(ref _fastSequence, c.RequestSequence, seen) != seen) { }
+        Volatile.Write(ref _heardUtcTicks, Math.Max(Volatile.Read(ref _heardUtcTicks), c.Timestamp.UtcTicks));
+    }
+
+    /// <summary>Records that the device's actor answered one of its check-ins at <paramref name="at"/> (it heard the device).</summary>
+    public void AnsweredByActor(DateTimeOffset at) => Volatile.Write(ref _actorHeardUtcTicks, Math.Max(Volatile.Read(ref _actorHeardUtcTicks), at.UtcTicks));
+
+    /// <summary>Forgets the sequences the fast path answered (the device's credential was rotated on this node).</summary>
+    public void ResetFastSequence() => Volatile.Write(ref _fastSequence, 0);
 
     /// <summary>True when every filter of <paramref name="q"/> that is set matches.</summary>
     public bool Matches(QueryDevices q) =>
@@ -57,19 +111,32 @@ internal sealed class DeviceRow(string deviceId)
     public DeviceStatus Status => (DeviceStatus)_status;
 
     /// <summary>The device was heard from, last before <paramref name="instant"/>.</summary>
-    public bool SilentSince(DateTimeOffset instant) => _lastSeenUtcTicks >= 0 && _lastSeenUtcTicks < instant.UtcTicks;
+    public bool SilentSince(DateTimeOffset instant) => SeenUtcTicks >= 0 && SeenUtcTicks < instant.UtcTicks;
 
     /// <summary>The row as the registry answers it.</summary>
     public DeviceSummary ToSummary() => new(DeviceId, (DeviceStatus)_status, _product, _installedVersionId, _tags, _target?.RolloutId,
-        _target?.VersionId, _failedAttempts, LastSeen, (_flags & StaleFlag) != 0, _floorVersionId, (_flags & UpdaterLostFlag) != 0,
+        _target?.VersionId, _failedAttempts, SeenUtcTicks < 0 ? null : new DateTimeOffset(SeenUtcTicks, TimeSpan.Zero), (_flags & StaleFlag) != 0, _floorVersionId, (_flags & UpdaterLostFlag) != 0,
         _reportedAttributes is null && _operatorAttributes is null ? null : DeviceAttributeRules.Effective(_reportedAttributes, _operatorAttributes));
 
+    // The persisted last-seen is what the fold reads; the views show the later of it and the fast path's answers.
     private DateTimeOffset? LastSeen => _lastSeenUtcTicks < 0 ? null : new DateTimeOffset(_lastSeenUtcTicks, TimeSpan.Zero);
+
+    private long SeenUtcTicks => Math.Max(_lastSeenUtcTicks, Volatile.Read(ref _heardUtcTicks));
+
+    // FNV-1a over the digest's characters: equal digests, equal hashes; a collision (2^-64) could only make the fast
+    // path answer "nothing" where the actor would journal a new digest with the same answer.
+    private static ulong DigestHash(string? digest)
+    {
+        if (digest is null) return 0;
+        var h = 14695981039346656037UL;
+        foreach (var ch in digest) h = (h ^ ch) * 1099511628211UL;
+        return h == 0 ? 1 : h;
+    }
 
     // The state Apply needs to derive the row's fields; the fields the row does not keep are empty, which Apply never
     // reads for them (it reads the current work, target, status, floor and attempt count).
-    private DeviceState ToFoldState() => new(DeviceId, (DeviceStatus)_status, _product, _tags, _installedVersionId, null, null, _target, _work,
-        null, _failedAttempts, null, _statusBeforeOffline == NoStatus ? null : (DeviceStatus)_statusBeforeOffline, LastSeen, 0, 0,
+    private DeviceState ToFoldState() => new(DeviceId, (DeviceStatus)_status, _product, _tags, _installedVersionId, null, _agentVersion, _target, _work,
+        null, _failedAttempts, null, _statusBeforeOffline == NoStatus ? null : (DeviceStatus)_statusBeforeOffline, LastSeen, 0, _requestSequence,
         _floorVersionId, (_flags & StaleFlag) != 0, (_flags & UpdaterLostFlag) != 0 ? LostMarker : null,
         (_flags & DecommissionedFlag) != 0 ? DecommissionedMarker : null, _reportedAttributes, _operatorAttributes);
 
@@ -85,7 +152,11 @@ internal sealed class DeviceRow(string deviceId)
         if (!ReferenceEquals(s.OperatorAttributes, _operatorAttributes)) _operatorAttributes = values.Intern(s.OperatorAttributes);
         _installedVersionId = s.InstalledVersionId;
         _floorVersionId = s.FloorVersionId;
-        _lastSeenUtcTicks = s.LastSeen is { } seen ? seen.UtcTicks : -1;
+        Volatile.Write(ref _lastSeenUtcTicks, s.LastSeen is { } seen ? seen.UtcTicks : -1);
+        _agentVersion = values.Intern(s.AgentVersion);
+        // The fold state carries no digest (the row keeps only its hash): only an event that reports one sets it.
+        if (s.InventoryDigest is not null) _digestHash = DigestHash(s.InventoryDigest);
+        _requestSequence = s.LastRequestSequence;
         _failedAttempts = s.FailedAttempts;
         _flags = (byte)((s.Stale ? StaleFlag : 0) | (s.UpdaterLost is not null ? UpdaterLostFlag : 0) | (s.Decommissioned is not null ? DecommissionedFlag : 0));
     }

@@ -26,6 +26,7 @@ public static class DeviceSharding
     /// <summary>Starts the device registry read model (<see cref="Registry.DeviceRegistry"/>) as a top-level actor.</summary>
     /// <param name="system">An actor system with <see cref="Hosting.DevicePersistenceHosting.AddDevicePersistence"/>.</param>
     /// <param name="name">Actor name.</param>
-    public static IActorRef StartRegistry(ActorSystem system, string name = "device-registry") =>
-        system.ActorOf(Registry.DeviceRegistry.Props(), name);
+    /// <param name="table">The rows, shared with the node's gateway (idle fast path); a private table when null.</param>
+    public static IActorRef StartRegistry(ActorSystem system, string name = "device-registry", Registry.DeviceRowTable? table = null) =>
+        system.ActorOf(Registry.DeviceRegistry.Props(table), name);
 }

@@ -168,6 +168,8 @@ public static class AdminEndpoints
             {
                 await devices.ActorRef.Ask<IOrchestratorMessage>(new ResetRequestSequence(deviceId, "credential rotated", clock.GetUtcNow()),
                     settings.Gateway.DeviceAskTimeout, ctx.RequestAborted).ConfigureAwait(false);
+                // The fast path's own replay mark too; other gateways clear theirs when their registry folds the reset.
+                ctx.RequestServices.GetService<Orchestrator.DeviceActors.Registry.DeviceRowTable>()?.ResetFastSequence(deviceId);
             }
             catch (Exception e) when (e is Akka.Actor.AskTimeoutException or TaskCanceledException)
             {

@@ -13,6 +13,13 @@ public static class GatewayMetrics
     /// <summary>Check-ins answered, tagged with action.</summary>
     public static readonly Counter<long> CheckIns = Meter.CreateCounter<long>("orch_gateway_checkins", description: "Check-ins answered, by action");
 
+    /// <summary>
+    /// Check-ins the gateway answered "nothing to do" itself, without the device's actor (the idle fast path,
+    /// <c>Gateway:AnswerIdleWithoutActor</c>); also counted in <see cref="CheckIns"/>.
+    /// </summary>
+    public static readonly Counter<long> CheckInsWithoutActor = Meter.CreateCounter<long>("orch_gateway_checkins_answered_without_actor",
+        description: "Check-ins answered by the gateway's idle fast path, without the device actor");
+
     /// <summary>Device reports accepted, tagged with kind.</summary>
     public static readonly Counter<long> Reports = Meter.CreateCounter<long>("orch_gateway_reports", description: "Device reports accepted, by kind");
 

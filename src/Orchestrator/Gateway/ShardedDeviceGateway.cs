@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Hosting;
 using Orchestrator.ChunkStore.Throttling;
+using Orchestrator.DeviceActors.Registry;
 using Orchestrator.DeviceActors.Sharding;
 using Orchestrator.Messages.Devices;
 using Orchestrator.Messages.Protocol;
@@ -15,12 +16,19 @@ namespace Orchestrator.Node.Gateway;
 /// the gateway's clock. A check-in with work also tells the device's cluster-wide budget (<see cref="DownloadThrottle"/>)
 /// which capped rollout (if any) the device's downloads count against, and takes the session's grant from it, so the
 /// grant and the chunk downloads on every gateway honour the rollout's cap.
+/// With <see cref="GatewayOptions.AnswerIdleWithoutActor"/>, a check-in the node's registry row proves idle is answered
+/// here without the actor (<see cref="DeviceRowTable.TryAnswer"/>): the same decision, the same signed directive.
 /// </summary>
 public sealed class ShardedDeviceGateway(
     IRequiredActor<DeviceShardRegion> region, InstalledReleaseInspector inspector, NodeSettings settings, TimeProvider clock,
-    DownloadThrottle throttle, ChannelCache channelCache, StoreChannelSeeder channelSeeder, Trust.DirectorSigner director) : IDeviceGateway
+    DownloadThrottle throttle, ChannelCache channelCache, StoreChannelSeeder channelSeeder, Trust.DirectorSigner director, DeviceRowTable rows) : IDeviceGateway
 {
     private TimeSpan Timeout => settings.Gateway.DeviceAskTimeout;
+
+    // The fast path answers only while the actor heard the device less than this long ago, so that the device's next
+    // check-in after it (due one check-in interval later, with half an interval to spare) reaches the actor before the
+    // actor's silence timer would mark it Offline.
+    private TimeSpan ActorHearingWindow => settings.Devices.OfflineAfter - TimeSpan.FromSeconds(1.5 * settings.Gateway.NextCheckInSeconds);
 
     /// <inheritdoc />
     public async Task<CheckInResponse> CheckInAsync(string deviceId, CheckInRequest request, CancellationToken ct, long requestSequence = 0)
@@ -30,12 +38,23 @@ public sealed class ShardedDeviceGateway(
         var command = Build(() => new CheckIn(deviceId, request.Product, request.InstalledVersionId, request.InventoryDigest,
             facts.ExpectedDigest, facts.InstalledVersion, facts.InstalledManifestPath, facts.DifferingPaths, request.AgentVersion, clock.GetUtcNow(),
             requestSequence, channels, request.Stale == true, request.Attributes));
+        if (settings.Gateway.AnswerIdleWithoutActor)
+        {
+            var (idle, refused) = rows.TryAnswer(command, settings.Devices.LastSeenPersistInterval, ActorHearingWindow);
+            if (refused is not null) throw new DeviceRequestRejectedException(401, refused.Code, refused.Message);
+            if (idle is not null)
+            {
+                GatewayMetrics.CheckInsWithoutActor.Add(1);
+                return Respond(deviceId, request, idle, null, null);
+            }
+        }
         var answer = await AskAsync(command, ct).ConfigureAwait(false);
         if (answer is CheckInDeferred deferred)
             throw new DeviceRequestRejectedException(429, "retry_later",
                 $"Device '{deviceId}' failed attempt {deferred.Attempt} and was told to retry in {deferred.RetryAfterMs} ms; check in again after Retry-After.")
             { RetryAfter = TimeSpan.FromMilliseconds(deferred.RetryAfterMs) };
         var decision = answer as CheckInDecision ?? throw Unexpected(answer);
+        rows.AnsweredByActor(deviceId, command.Timestamp);
         // Work to do: the device's cluster-wide budget records its capped rollout (if any) and gives the session's grant.
         DownloadGrant? grant = null;
         if (decision.Action != UpdateAction.None)
@@ -50,8 +69,13 @@ public sealed class ShardedDeviceGateway(
                 throw new DeviceRequestRejectedException(503, "budgets_unavailable", ex.Message) { RetryAfter = TimeSpan.FromSeconds(5) };
             }
         }
-        var mirrors = settings.Gateway.Mirrors.Count == 0 ? null : settings.Gateway.Mirrors;
         var delta = decision.Action == UpdateAction.Upgrade ? inspector.DeltaManifestPathFor(request.Product, facts.InstalledVersion, decision.TargetVersion) : null;
+        return Respond(deviceId, request, decision, grant, delta);
+    }
+
+    private CheckInResponse Respond(string deviceId, CheckInRequest request, CheckInDecision decision, DownloadGrant? grant, string? delta)
+    {
+        var mirrors = settings.Gateway.Mirrors.Count == 0 ? null : settings.Gateway.Mirrors;
         // The directive is what the agent acts on; the unsigned fields stay for agents provisioned without a root.
         var directive = request.Nonce is null ? null : director.Sign(deviceId, request.Nonce, decision, request.Product, request.InstalledVersionId);
         return new CheckInResponse(decision.Action, decision.TargetVersion, decision.TargetVersionId, decision.ManifestPath,

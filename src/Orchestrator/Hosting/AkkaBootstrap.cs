@@ -71,6 +71,9 @@ public static class AkkaBootstrap
         var node = settings.Node;
         var channelCache = new ChannelCache();
         services.AddSingleton(channelCache);
+        // The registry's rows, read by this node's gateway for the idle fast path (empty on nodes without a registry).
+        var deviceRows = new DeviceRowTable();
+        services.AddSingleton(deviceRows);
         services.AddAkka(node.ActorSystemName, builder =>
         {
             // Akka's own log lines go through Microsoft.Extensions.Logging, so one configuration (Logging:LogLevel,
@@ -107,7 +110,7 @@ public static class AkkaBootstrap
             builder.AddDeviceActors(new DeviceActorsHostingOptions(devicePersistence, settings.HasRole(NodeRoles.Devices), settings.Devices.ToSettings()));
             // The admin API's device queries and the dashboard read the registry read model (gateway nodes serve them).
             if (settings.HasRole(NodeRoles.Gateway))
-                builder.WithActors((system, registry) => registry.Register<DeviceRegistryActor>(DeviceSharding.StartRegistry(system)));
+                builder.WithActors((system, registry) => registry.Register<DeviceRegistryActor>(DeviceSharding.StartRegistry(system, table: deviceRows)));
             // Channel directory and rollout coordinator singletons on 'rollouts' nodes; every node gets proxies and a channel cache.
             builder.AddRollouts(new RolloutHostingOptions(settings.HasRole(NodeRoles.Rollouts),
                 RolloutSettings.Default with { RegistryQueryLimit = settings.Devices.RegistryQueryLimit },

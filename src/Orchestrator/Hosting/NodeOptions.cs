@@ -271,6 +271,14 @@ public sealed class GatewayOptions
     /// </summary>
     public TimeSpan ChannelRefreshInterval { get; set; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// The idle fast path (default on): the gateway answers a check-in "nothing to do" itself, without the device's
+    /// actor, when the node's registry row proves the actor would answer exactly that and journal nothing
+    /// (<see cref="Orchestrator.DeviceActors.State.IdleCheckIn"/>); any other check-in goes to the actor. Off: every
+    /// check-in goes to the actor.
+    /// </summary>
+    public bool AnswerIdleWithoutActor { get; set; } = true;
+
     /// <summary>Problems with the values; empty when valid.</summary>
     public IEnumerable<string> Validate()
     {

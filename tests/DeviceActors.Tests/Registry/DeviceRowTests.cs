@@ -78,7 +78,8 @@ public sealed class DeviceRowTests
     private static string Project(DeviceSummary d) => d with { Tags = [], Attributes = null } + " tags=" + string.Join(",", d.Tags) +
         " attributes=" + (d.Attributes is null ? "none" : string.Join(",", d.Attributes.OrderBy(a => a.Key, StringComparer.Ordinal).Select(a => a.Key + "=" + a.Value)));
 
-    private static IDeviceEvent RandomEvent(Random rng, DateTimeOffset at)
+    /// <summary>One event of any kind, with the few versions, rollouts, tags and attributes the tests share.</summary>
+    internal static IDeviceEvent RandomEvent(Random rng, DateTimeOffset at)
     {
         var version = rng.Next(2, 6);
         var rollout = rng.Next(2) == 0 ? "r1" : "r2";

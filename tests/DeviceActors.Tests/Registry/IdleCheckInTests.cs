@@ -1,0 +1,143 @@
+using Orchestrator.DeviceActors.Registry;
+using Orchestrator.DeviceActors.State;
+using Orchestrator.Messages.Channels;
+using Orchestrator.Messages.Devices;
+using Orchestrator.Messages.Protocol;
+
+namespace Orchestrator.DeviceActors.Tests.Registry;
+
+/// <summary>
+/// The idle fast path answers from the registry's compact row, without the actor. Whatever the device's history, when
+/// it answers, the actor's own <see cref="DeviceStateMachine.Decide"/> on the full state would have answered the same
+/// "nothing to do" and journaled nothing.
+/// </summary>
+public sealed class IdleCheckInTests
+{
+    private static readonly DateTimeOffset T0 = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
+    private static readonly DeviceActorSettings Settings = DeviceActorSettings.Default;
+    private static readonly TimeSpan NoHearingLimit = TimeSpan.FromDays(1);
+    private static readonly string[] NoFiles = [];
+
+    [Fact]
+    public void Whenever_the_row_answers_the_actor_would_answer_none_and_persist_nothing()
+    {
+        var rng = new Random(2201);
+        var values = new RowValues();
+        int answered = 0, actorHeartbeats = 0;
+        for (var run = 0; run < 4000; run++)
+        {
+            var id = $"dev-{run}";
+            var full = DeviceState.Initial(id);
+            var row = new DeviceRow(id);
+            var length = rng.Next(1, 10);
+            var at = T0;
+            for (var seq = 1; seq <= length; seq++)
+            {
+                at = T0.AddMinutes(seq);
+                // Mostly quiet check-ins, so that many histories end idle.
+                var e = rng.Next(3) == 0 ? DeviceRowTests.RandomEvent(rng, at)
+                    : new DeviceCheckedIn("acme", 3, "d3", "1.0", UpdateAction.None, null, at, seq * 10);
+                full = DeviceStateMachine.Apply(full, e, seq);
+                row.Apply(e, seq, values);
+            }
+            for (var probe = 0; probe < 6; probe++)
+            {
+                var c = RandomCheckIn(rng, full, at);
+                var fast = row.AnswerIdle(c, Settings.LastSeenPersistInterval, NoHearingLimit);
+                var outcome = DeviceStateMachine.Decide(full, c, Settings, new Random(1), c.Timestamp);
+                var actorReply = outcome.Reply(full);
+                if (outcome.Events.Count == 0 && actorReply is CheckInDecision { Action: UpdateAction.None }) actorHeartbeats++;
+                if (fast is null) continue;
+                answered++;
+                var what = $"run {run} probe {probe}: {c}";
+                Assert.True(outcome.Events.Count == 0, $"{what}: the actor would journal {string.Join(", ", outcome.Events.Select(x => x.GetType().Name))}");
+                var decision = Assert.IsType<CheckInDecision>(actorReply);
+                Assert.Equal(decision with { RepairFiles = NoFiles }, fast with { RepairFiles = NoFiles });
+                Assert.Empty(fast.RepairFiles);
+            }
+        }
+        // The property must not hold by answering nothing: most check-ins the actor takes as heartbeats are answered here.
+        Assert.True(answered > actorHeartbeats / 2, $"fast path answered {answered} of {actorHeartbeats} heartbeats");
+    }
+
+    [Fact]
+    public void A_row_answers_no_check_in_once_the_persisted_last_seen_is_due_or_the_actor_has_not_heard_the_device_for_the_window()
+    {
+        var values = new RowValues();
+        var row = IdleRow("dev-a", values);
+        var fresh = IdleCheckIn(T0.AddMinutes(5), 100);
+        Assert.NotNull(row.AnswerIdle(fresh, TimeSpan.FromMinutes(10), TimeSpan.FromMinutes(7)));
+        // Ten minutes after the persisted last-seen the actor journals it: the actor must see this check-in.
+        Assert.Null(row.AnswerIdle(IdleCheckIn(T0.AddMinutes(10), 101), TimeSpan.FromMinutes(10), TimeSpan.FromMinutes(30)));
+        // The actor last heard the device 7 minutes ago: the next check-in goes to it, so its silence timer stays true.
+        Assert.Null(row.AnswerIdle(IdleCheckIn(T0.AddMinutes(7), 102), TimeSpan.FromMinutes(10), TimeSpan.FromMinutes(7)));
+        row.AnsweredByActor(T0.AddMinutes(6));
+        Assert.NotNull(row.AnswerIdle(IdleCheckIn(T0.AddMinutes(7), 102), TimeSpan.FromMinutes(10), TimeSpan.FromMinutes(7)));
+    }
+
+    [Fact]
+    public void The_table_refuses_a_replay_of_a_check_in_it_answered_shows_the_device_seen_and_forgets_its_mark_on_a_sequence_reset()
+    {
+        var table = new DeviceRowTable();
+        var values = new RowValues();
+        var row = table.GetOrAdd("dev-a");
+        foreach (var (e, seq) in IdleHistory()) row.Apply(e, seq, values);
+
+        var first = IdleCheckIn(T0.AddMinutes(4), 100);
+        Assert.NotNull(table.TryAnswer(first, TimeSpan.FromMinutes(10), NoHearingLimit).Answer);
+        Assert.Equal(T0.AddMinutes(4), row.ToSummary().LastSeen);
+        var (answer, refused) = table.TryAnswer(IdleCheckIn(T0.AddMinutes(4.5), 100), TimeSpan.FromMinutes(10), NoHearingLimit);
+        Assert.Null(answer);
+        Assert.Equal(DeviceRequestSequence.ReplayedCode, refused!.Code);
+        Assert.NotNull(table.TryAnswer(IdleCheckIn(T0.AddMinutes(5), 101), TimeSpan.FromMinutes(10), NoHearingLimit).Answer);
+
+        // A rotated credential starts the device's sequence over: its low sequence numbers are new requests again.
+        row.Apply(new RequestSequenceReset("credential rotated", T0.AddMinutes(6)), 3, values);
+        Assert.NotNull(table.TryAnswer(IdleCheckIn(T0.AddMinutes(7), 5), TimeSpan.FromMinutes(10), NoHearingLimit).Answer);
+        // An unknown device is the actor's.
+        Assert.Equal((null, null), table.TryAnswer(IdleCheckIn(T0.AddMinutes(7), 6, "dev-b"), TimeSpan.FromMinutes(10), NoHearingLimit));
+    }
+
+    private static IEnumerable<(IDeviceEvent, long)> IdleHistory() =>
+    [
+        (new DeviceRegistered("acme", [], T0), 1),
+        (new DeviceCheckedIn("acme", 3, "d3", "1.0", UpdateAction.None, null, T0, 10), 2),
+    ];
+
+    private static DeviceRow IdleRow(string id, RowValues values)
+    {
+        var row = new DeviceRow(id);
+        foreach (var (e, seq) in IdleHistory()) row.Apply(e, seq, values);
+        return row;
+    }
+
+    private static CheckIn IdleCheckIn(DateTimeOffset at, long seq, string deviceId = "dev-a") =>
+        new(deviceId, "acme", 3, "d3", "d3", "3.0", "m3", [], "1.0", at, seq);
+
+    // A check-in close to what the device last reported, so that many are heartbeats and each field differs sometimes.
+    private static CheckIn RandomCheckIn(Random rng, DeviceState s, DateTimeOffset last)
+    {
+        var installed = rng.Next(6) == 0 ? rng.Next(2, 6) : s.InstalledVersionId == 0 ? 3 : s.InstalledVersionId;
+        var digest = rng.Next(6) == 0 ? "d9" : s.InventoryDigest ?? $"d{installed}";
+        var repair = rng.Next(8) == 0;
+        var expected = repair ? "d-expected" : rng.Next(2) == 0 ? digest : null;
+        var agent = rng.Next(8) switch { 0 => null, 1 => "2.0", _ => "1.0" };
+        var channels = rng.Next(4) switch
+        {
+            0 => null,
+            1 => new[] { new ChannelTarget("stable", new ChannelRelease($"{installed}.0", installed, $"m{installed}"), []) },
+            2 => [new ChannelTarget("stable", new ChannelRelease("4.0", 4, "m4"), rng.Next(2) == 0 ? ["r1"] : [])],
+            _ => [new ChannelTarget("beta", new ChannelRelease("5.0", 5, "m5"), []), new ChannelTarget("stable", null, ["r2"])],
+        };
+        IReadOnlyDictionary<string, string>? attributes = rng.Next(5) switch
+        {
+            0 => new Dictionary<string, string> { ["site"] = "eu", ["model"] = "x1" },
+            1 => s.ReportedAttributes,
+            _ => null,
+        };
+        var seq = Math.Max(1, s.LastRequestSequence + rng.Next(-3, 30));
+        return new CheckIn(s.DeviceId, rng.Next(12) == 0 ? "other" : "acme", installed, digest, expected, expected is null ? null : $"{installed}.0",
+            expected is null ? null : $"m{installed}", repair ? ["a.txt"] : [], agent, last.AddMinutes(rng.Next(0, 14)), seq, channels,
+            rng.Next(6) == 0 ? !s.Stale : s.Stale, attributes);
+    }
+}
