@@ -7,14 +7,24 @@ using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using Orchestrator.CommandLine;
 using Orchestrator.Messages.Admin;
 using Orchestrator.Messages.Protocol;
 
 // Steady-state fleet benchmark (issue #22): bench/fleet/steady.sh N. See bench/results/fleet-steady.md.
 //   SteadyBench N WORKDIR NODE_DLL           the benchmark (node as a child process, the baseline as another)
 //   SteadyBench baseline PORT KEYS ANSWER    the minimal ASP.NET Core endpoint (HMAC check against N keys, fixed answer)
-if (args.Length > 0 && args[0] == "baseline") return await Baseline.RunAsync(args);
-return await Bench.RunAsync(args);
+try
+{
+    return args.Length > 0 && args[0] == "baseline"
+        ? await Baseline.RunAsync(new CommandGrammar("SteadyBench baseline", [], ["PORT", "KEYS", "ANSWER"]).Parse(args, 1))
+        : await Bench.RunAsync(new CommandGrammar("SteadyBench", [], ["N", "WORKDIR", "NODE_DLL"]).Parse(args));
+}
+catch (UsageException e)
+{
+    Console.Error.WriteLine(e.Message);
+    return 2;
+}
 
 static class Env
 {
@@ -243,11 +253,11 @@ static class Bench
         return p.ExitCode == 0 ? output : null;
     }
 
-    public static async Task<int> RunAsync(string[] args)
+    public static async Task<int> RunAsync(ParsedArguments args)
     {
-        var n = int.Parse(args[0], CultureInfo.InvariantCulture);
-        var work = args[1];
-        var nodeDll = args[2];
+        var n = (int)args.PositionalLong(0, 0, 1, 10_000_000);
+        var work = args.Positionals[1];
+        var nodeDll = args.Positionals[2];
         var concurrency = (int)Env.Get("CONCURRENCY", 64);
         var maxSeconds = Env.Get("MAX_SECONDS", 20);
         var fixedSeconds = Env.Get("FIXED_SECONDS", 120);
@@ -464,16 +474,16 @@ static class Bench
 /// </summary>
 static class Baseline
 {
-    public static async Task<int> RunAsync(string[] args)
+    public static async Task<int> RunAsync(ParsedArguments args)
     {
-        var port = int.Parse(args[1], CultureInfo.InvariantCulture);
+        var port = (int)args.PositionalLong(0, 0, 1, 65535);
         var keys = new Dictionary<string, byte[]>(StringComparer.Ordinal);
-        foreach (var line in File.ReadLines(args[2]))
+        foreach (var line in File.ReadLines(args.Positionals[1]))
         {
             var parts = line.Split(',');
             keys[parts[0]] = DeviceRequestSignature.DeriveRequestKey(parts[1]);
         }
-        var answer = File.ReadAllBytes(args[3]);
+        var answer = File.ReadAllBytes(args.Positionals[2]);
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls($"http://127.0.0.1:{port}");
         builder.Logging.ClearProviders();
