@@ -48,6 +48,8 @@ public sealed class DeviceRegistry : ReceiveActor, IWithTimers
     public DeviceRegistry(DeviceRowTable table)
     {
         _table = table;
+        // A registry folds from offset 0: rows an earlier incarnation left (the table outlives it) would get every event twice.
+        table.Clear();
         _devices = table.Rows;
         Receive<StreamInit>(_ => Sender.Tell(StreamAck.Instance));
         Receive<Envelope>(e =>

@@ -63,7 +63,7 @@ internal sealed class DeviceRow(string deviceId)
         if (e is RequestSequenceReset) Volatile.Write(ref _fastSequence, 0);
     }
 
-    /// <summary>The highest request sequence the fast path answered for this device (the actor does not know it).</summary>
+    /// <summary>The highest request sequence answered on this node for this device, by the fast path or the actor.</summary>
     public long FastSequence => Volatile.Read(ref _fastSequence);
 
     /// <summary>
@@ -85,16 +85,48 @@ internal sealed class DeviceRow(string deviceId)
         return IdleCheckIn.Answer(state, c, lastSeenPersistInterval);
     }
 
-    /// <summary>Records a check-in the fast path answered: its sequence is used up, and the device was seen.</summary>
-    public void AnsweredWithoutActor(CheckIn c)
+    /// <summary>
+    /// Claims <paramref name="c"/>'s sequence for a fast-path answer: false when this node already answered a request
+    /// with that sequence or a higher one (a replay, or the same request twice at once: only one claim wins). On
+    /// success the device counts as seen.
+    /// </summary>
+    public bool TryClaim(CheckIn c)
     {
-        long seen;
-        while ((seen = Volatile.Read(ref _fastSequence)) < c.RequestSequence && Interlocked.CompareExchange(ref _fastSequence, c.RequestSequence, seen) != seen) { }
-        Volatile.Write(ref _heardUtcTicks, Math.Max(Volatile.Read(ref _heardUtcTicks), c.Timestamp.UtcTicks));
+        if (c.RequestSequence > 0 && !RaiseFastSequence(c.RequestSequence, mustRise: true)) return false;
+        RaiseTicks(ref _heardUtcTicks, c.Timestamp.UtcTicks);
+        return true;
     }
 
-    /// <summary>Records that the device's actor answered one of its check-ins at <paramref name="at"/> (it heard the device).</summary>
-    public void AnsweredByActor(DateTimeOffset at) => Volatile.Write(ref _actorHeardUtcTicks, Math.Max(Volatile.Read(ref _actorHeardUtcTicks), at.UtcTicks));
+    /// <summary>
+    /// Records that the device's actor answered its check-in <paramref name="sequence"/> at <paramref name="at"/>: it
+    /// heard the device, and that sequence is used up here too (the actor may have kept its mark only in memory, so a
+    /// replay of it must not be answered by the fast path).
+    /// </summary>
+    public void AnsweredByActor(DateTimeOffset at, long sequence)
+    {
+        RaiseTicks(ref _actorHeardUtcTicks, at.UtcTicks);
+        if (sequence > 0) RaiseFastSequence(sequence, mustRise: false);
+    }
+
+    // Monotonic raise of the sequence mark; with mustRise, false when the mark is already at or above the value.
+    private bool RaiseFastSequence(long value, bool mustRise)
+    {
+        while (true)
+        {
+            var seen = Volatile.Read(ref _fastSequence);
+            if (seen >= value) return !mustRise;
+            if (Interlocked.CompareExchange(ref _fastSequence, value, seen) == seen) return true;
+        }
+    }
+
+    private static void RaiseTicks(ref long field, long value)
+    {
+        while (true)
+        {
+            var seen = Volatile.Read(ref field);
+            if (seen >= value || Interlocked.CompareExchange(ref field, value, seen) == seen) return;
+        }
+    }
 
     /// <summary>Forgets the sequences the fast path answered (the device's credential was rotated on this node).</summary>
     public void ResetFastSequence() => Volatile.Write(ref _fastSequence, 0);

@@ -45,12 +45,18 @@ public sealed class DeviceRowTable
         if (Find(c.DeviceId) is not { } row) return (null, null);
         if (DeviceRequestSequence.RefuseReplay(c, row.FastSequence) is { } replayed) return (null, replayed);
         if (row.AnswerIdle(c, lastSeenPersistInterval, actorHearingWindow) is not { } answer) return (null, null);
-        row.AnsweredWithoutActor(c);
+        if (!row.TryClaim(c)) return (null, DeviceRequestSequence.RefuseReplay(c, row.FastSequence));
         return (answer, null);
     }
 
-    /// <summary>Records that the actor of <paramref name="deviceId"/> answered its check-in at <paramref name="at"/>.</summary>
-    public void AnsweredByActor(string deviceId, DateTimeOffset at) => Find(deviceId)?.AnsweredByActor(at);
+    /// <summary>Records that the actor of <paramref name="deviceId"/> answered its check-in <paramref name="sequence"/> at <paramref name="at"/>.</summary>
+    public void AnsweredByActor(string deviceId, DateTimeOffset at, long sequence) => Find(deviceId)?.AnsweredByActor(at, sequence);
+
+    /// <summary>Drops every row (a registry that starts again folds the journal from its beginning onto empty rows).</summary>
+    internal void Clear()
+    {
+        lock (_adding) _rows.Clear();
+    }
 
     /// <summary>Forgets the sequences the fast path answered for <paramref name="deviceId"/> (its credential was rotated).</summary>
     public void ResetFastSequence(string deviceId) => Find(deviceId)?.ResetFastSequence();

@@ -54,7 +54,7 @@ public sealed class ShardedDeviceGateway(
                 $"Device '{deviceId}' failed attempt {deferred.Attempt} and was told to retry in {deferred.RetryAfterMs} ms; check in again after Retry-After.")
             { RetryAfter = TimeSpan.FromMilliseconds(deferred.RetryAfterMs) };
         var decision = answer as CheckInDecision ?? throw Unexpected(answer);
-        rows.AnsweredByActor(deviceId, command.Timestamp);
+        rows.AnsweredByActor(deviceId, command.Timestamp, command.RequestSequence);
         // Work to do: the device's cluster-wide budget records its capped rollout (if any) and gives the session's grant.
         DownloadGrant? grant = null;
         if (decision.Action != UpdateAction.None)

@@ -272,12 +272,12 @@ public sealed class GatewayOptions
     public TimeSpan ChannelRefreshInterval { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>
-    /// The idle fast path (default on): the gateway answers a check-in "nothing to do" itself, without the device's
+    /// The idle fast path (default off; its limits: docs/configuration.md): the gateway answers a check-in "nothing to do" itself, without the device's
     /// actor, when the node's registry row proves the actor would answer exactly that and journal nothing
     /// (<see cref="Orchestrator.DeviceActors.State.IdleCheckIn"/>); any other check-in goes to the actor. Off: every
     /// check-in goes to the actor.
     /// </summary>
-    public bool AnswerIdleWithoutActor { get; set; } = true;
+    public bool AnswerIdleWithoutActor { get; set; }
 
     /// <summary>Problems with the values; empty when valid.</summary>
     public IEnumerable<string> Validate()

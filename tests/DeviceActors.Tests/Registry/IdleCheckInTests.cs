@@ -71,7 +71,7 @@ public sealed class IdleCheckInTests
         Assert.Null(row.AnswerIdle(IdleCheckIn(T0.AddMinutes(10), 101), TimeSpan.FromMinutes(10), TimeSpan.FromMinutes(30)));
         // The actor last heard the device 7 minutes ago: the next check-in goes to it, so its silence timer stays true.
         Assert.Null(row.AnswerIdle(IdleCheckIn(T0.AddMinutes(7), 102), TimeSpan.FromMinutes(10), TimeSpan.FromMinutes(7)));
-        row.AnsweredByActor(T0.AddMinutes(6));
+        row.AnsweredByActor(T0.AddMinutes(6), 0);
         Assert.NotNull(row.AnswerIdle(IdleCheckIn(T0.AddMinutes(7), 102), TimeSpan.FromMinutes(10), TimeSpan.FromMinutes(7)));
     }
 
@@ -96,6 +96,42 @@ public sealed class IdleCheckInTests
         Assert.NotNull(table.TryAnswer(IdleCheckIn(T0.AddMinutes(7), 5), TimeSpan.FromMinutes(10), NoHearingLimit).Answer);
         // An unknown device is the actor's.
         Assert.Equal((null, null), table.TryAnswer(IdleCheckIn(T0.AddMinutes(7), 6, "dev-b"), TimeSpan.FromMinutes(10), NoHearingLimit));
+    }
+
+    [Fact]
+    public void A_check_in_the_actor_answered_is_not_answered_again_by_the_fast_path()
+    {
+        var table = new DeviceRowTable();
+        var row = table.GetOrAdd("dev-a");
+        foreach (var (e, seq) in IdleHistory()) row.Apply(e, seq, new RowValues());
+
+        // The actor answered sequence 200 without journaling it (its mark only in memory): a replay of that request
+        // must not become a fast-path answer.
+        table.AnsweredByActor("dev-a", T0.AddMinutes(4), 200);
+        var (answer, refused) = table.TryAnswer(IdleCheckIn(T0.AddMinutes(4.5), 200), TimeSpan.FromMinutes(10), NoHearingLimit);
+        Assert.Null(answer);
+        Assert.Equal(DeviceRequestSequence.ReplayedCode, refused!.Code);
+        Assert.NotNull(table.TryAnswer(IdleCheckIn(T0.AddMinutes(5), 201), TimeSpan.FromMinutes(10), NoHearingLimit).Answer);
+    }
+
+    [Fact]
+    public void The_same_signed_check_in_arriving_many_times_at_once_is_answered_once()
+    {
+        var table = new DeviceRowTable();
+        var row = table.GetOrAdd("dev-a");
+        foreach (var (e, seq) in IdleHistory()) row.Apply(e, seq, new RowValues());
+
+        var copy = IdleCheckIn(T0.AddMinutes(4), 300);
+        var answers = 0;
+        var refusals = 0;
+        Parallel.For(0, 64, _ =>
+        {
+            var (answer, refused) = table.TryAnswer(copy, TimeSpan.FromMinutes(10), NoHearingLimit);
+            if (answer is not null) Interlocked.Increment(ref answers);
+            if (refused is not null) Interlocked.Increment(ref refusals);
+        });
+        Assert.Equal(1, answers);
+        Assert.Equal(63, refusals);
     }
 
     private static IEnumerable<(IDeviceEvent, long)> IdleHistory() =>

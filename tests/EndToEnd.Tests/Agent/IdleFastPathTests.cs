@@ -26,7 +26,7 @@ public sealed class IdleFastPathTests(ITestOutputHelper output)
     public async Task An_idle_device_is_answered_without_its_actor_and_still_upgrades_repairs_and_is_refused_when_revoked()
     {
         // Idle actors passivate at once, so "the actor stayed passivated" shows which check-ins never reached it.
-        await using var node = await NodeUnderTest.StartAsync(new Dictionary<string, string?> { ["Devices:IdlePassivateAfter"] = "00:00:00.500" });
+        await using var node = await NodeUnderTest.StartAsync(new Dictionary<string, string?> { ["Devices:IdlePassivateAfter"] = "00:00:00.500", ["Gateway:AnswerIdleWithoutActor"] = "true" });
         using var store = new TestStore(node.StoreRoot);
         var v1 = store.Publish("1.0", Releases.V1());
         var v2 = store.Publish("2.0", Releases.V2());
