@@ -132,35 +132,18 @@ public sealed class AgentReleaseDeltaTests(ITestOutputHelper output)
     public async Task Executables_upgrade_over_a_schema_3_delta_and_the_agent_undoes_the_branch_transform_across_frames()
     {
         await using var rig = await HostileGatewayRig.StartAsync("dev-rx", TestDevice.FastDownloads with { MaxSessionAttempts = 1 });
-        await Run(rig.Device);
-        // 2.0 adds an x86-64 program; 3.0 inserts code into it (every later call moves) and restamps lib/core.so.
-        var v2Files = Releases.V1();
-        v2Files["bin/tool"] = ExecutableSamples.X86Program(600_000, 0);
+        // 3.0 inserts code into the x86-64 program of 2.0 (every later call moves) and restamps lib/core.so.
         var v3Files = Releases.V1();
         v3Files["bin/tool"] = ExecutableSamples.X86Program(600_000, 5000);
         v3Files["lib/core.so"] = Stamp(v3Files["lib/core.so"], 3);
-        var v2 = rig.Store.Publish("2.0", v2Files);
-        await rig.Node.AssignAsync("dev-rx", "acme", v2.Version, v2.VersionId, v2.ManifestPath);
-        await Run(rig.Device);
-        Assert.Equal(v2.InventoryDigest, Releases.ClientDigest(rig.Device));
-        var v3 = rig.Store.Publish("3.0", v3Files);
+        var v3 = await InstallProgramThenPublishAsync(rig, v3Files);
         var delta = new DeltaBuilder(rig.Store.Store, rig.Store.ContentKey, rig.Store.SigningKey)
             { Level = 3, Method = DeltaBuildMethod.Release, FrameContent = 128 * 1024, ChainFrames = false }.Build("acme", "2.0", "3.0").Delta;
         Assert.Equal(DeltaManifest.FilteredReleaseSchema, delta.SchemaVersion);
         Assert.Equal(BranchFilterKind.X86, Assert.Single(delta.ReleaseFiles, f => f.Path == "bin/tool").Filter);
         Assert.True(delta.Release!.Frames.Count >= 3, $"{delta.Release.Frames.Count} frames");
 
-        await rig.Node.AssignAsync("dev-rx", "acme", v3.Version, v3.VersionId, v3.ManifestPath);
-        rig.Gateway.StoreLog.Clear();
-        var upgrade = await Run(rig.Device);
-        Assert.Equal(v3.InventoryDigest, Releases.ClientDigest(rig.Device));
-        foreach (var (path, content) in v3Files) Assert.Equal(content, File.ReadAllBytes(Path.Combine(rig.Device.Layout.Client, path)));
-        Assert.Contains($"{delta.ReleaseFiles.Count} file(s) from delta patches, 0 fell back to chunks", upgrade.Output);
-        var fetched = rig.Gateway.StoreLog.ToList();
-        Assert.All(delta.Release.Frames, f => Assert.Contains(fetched, x => x.Path == StoreLayout.ChunkPath(f.Id)));
-        var plan = await PlanAsync(rig, "delta", "2.0", "3.0");
-        Assert.Equal(fetched.Count, (int)plan["requests"]!);
-        Assert.Equal(fetched.Sum(f => f.Bytes), (long)plan["bytes"]!);
+        await UpgradeOverReleaseDeltaAsync(rig, v3, v3Files, delta);
     }
 
     [Fact]
@@ -246,20 +229,13 @@ public sealed class AgentReleaseDeltaTests(ITestOutputHelper output)
     public async Task Executables_upgrade_over_a_chained_schema_4_delta_whose_frames_copy_from_earlier_frames()
     {
         await using var rig = await HostileGatewayRig.StartAsync("dev-rc4", TestDevice.FastDownloads with { MaxSessionAttempts = 1 });
-        await Run(rig.Device);
-        // 2.0 adds an x86-64 program; 3.0 inserts code into it and adds a restamped copy of the new program, whose
-        // content only the earlier frames of the stream hold (the source release has the old program).
-        var v2Files = Releases.V1();
-        v2Files["bin/tool"] = ExecutableSamples.X86Program(600_000, 0);
+        // 3.0 inserts code into the x86-64 program of 2.0 and adds a restamped copy of the new program, whose content
+        // only the earlier frames of the stream hold (the source release has the old program).
         var v3Files = Releases.V1();
         v3Files["bin/tool"] = ExecutableSamples.X86Program(600_000, 5000);
         v3Files["bin/tool2"] = Stamp(v3Files["bin/tool"], 4);
         v3Files["lib/core.so"] = Stamp(v3Files["lib/core.so"], 3);
-        var v2 = rig.Store.Publish("2.0", v2Files);
-        await rig.Node.AssignAsync("dev-rc4", "acme", v2.Version, v2.VersionId, v2.ManifestPath);
-        await Run(rig.Device);
-        Assert.Equal(v2.InventoryDigest, Releases.ClientDigest(rig.Device));
-        var v3 = rig.Store.Publish("3.0", v3Files);
+        var v3 = await InstallProgramThenPublishAsync(rig, v3Files);
         var delta = new DeltaBuilder(rig.Store.Store, rig.Store.ContentKey, rig.Store.SigningKey)
             { Level = 3, Method = DeltaBuildMethod.Release, FrameContent = 128 * 1024 }.Build("acme", "2.0", "3.0").Delta;
         Assert.Equal(DeltaManifest.ChainedReleaseSchema, delta.SchemaVersion);
@@ -267,19 +243,46 @@ public sealed class AgentReleaseDeltaTests(ITestOutputHelper output)
         Assert.Equal(BranchFilterKind.X64, Assert.Single(delta.ReleaseFiles, f => f.Path == "bin/tool").Filter);
         Assert.True(delta.Release.Frames.Count >= 8, $"{delta.Release.Frames.Count} frames");
 
-        await rig.Node.AssignAsync("dev-rc4", "acme", v3.Version, v3.VersionId, v3.ManifestPath);
+        var fetched = await UpgradeOverReleaseDeltaAsync(rig, v3, v3Files, delta);
+        Assert.DoesNotContain(fetched, x => x.Path.StartsWith("chunks/", StringComparison.Ordinal) && delta.Release.Frames.All(f => StoreLayout.ChunkPath(f.Id) != x.Path));
+    }
+
+    /// <summary>
+    /// Installs 1.0, then 2.0 (1.0 plus an x86-64 program, <c>bin/tool</c>) on the rig's device, and publishes
+    /// <paramref name="v3Files"/> as 3.0.
+    /// </summary>
+    private async Task<PublishResult> InstallProgramThenPublishAsync(HostileGatewayRig rig, Dictionary<string, byte[]> v3Files)
+    {
+        await Run(rig.Device);
+        var v2Files = Releases.V1();
+        v2Files["bin/tool"] = ExecutableSamples.X86Program(600_000, 0);
+        var v2 = rig.Store.Publish("2.0", v2Files);
+        await rig.Node.AssignAsync(rig.Device.Config.DeviceId, "acme", v2.Version, v2.VersionId, v2.ManifestPath);
+        await Run(rig.Device);
+        Assert.Equal(v2.InventoryDigest, Releases.ClientDigest(rig.Device));
+        return rig.Store.Publish("3.0", v3Files);
+    }
+
+    /// <summary>
+    /// Assigns 3.0 and runs the agent: the tree is exactly 3.0, every release file came from the delta (none fell back),
+    /// every frame was fetched, and what was fetched is what <c>orch release plan</c> says. Returns the store requests.
+    /// </summary>
+    private async Task<List<HostileGateway.StoreRequest>> UpgradeOverReleaseDeltaAsync(HostileGatewayRig rig, PublishResult v3,
+        Dictionary<string, byte[]> v3Files, DeltaManifest delta)
+    {
+        await rig.Node.AssignAsync(rig.Device.Config.DeviceId, "acme", v3.Version, v3.VersionId, v3.ManifestPath);
         rig.Gateway.StoreLog.Clear();
         var upgrade = await Run(rig.Device);
         Assert.Equal(v3.InventoryDigest, Releases.ClientDigest(rig.Device));
         foreach (var (path, content) in v3Files) Assert.Equal(content, File.ReadAllBytes(Path.Combine(rig.Device.Layout.Client, path)));
         Assert.Contains($"{delta.ReleaseFiles.Count} file(s) from delta patches, 0 fell back to chunks", upgrade.Output);
         var fetched = rig.Gateway.StoreLog.ToList();
-        Assert.All(delta.Release.Frames, f => Assert.Contains(fetched, x => x.Path == StoreLayout.ChunkPath(f.Id)));
-        Assert.DoesNotContain(fetched, x => x.Path.StartsWith("chunks/", StringComparison.Ordinal) && delta.Release.Frames.All(f => StoreLayout.ChunkPath(f.Id) != x.Path));
+        Assert.All(delta.Release!.Frames, f => Assert.Contains(fetched, x => x.Path == StoreLayout.ChunkPath(f.Id)));
         var plan = await PlanAsync(rig, "delta", "2.0", "3.0");
         Assert.Equal("delta", (string)plan["method"]!);
         Assert.Equal(fetched.Count, (int)plan["requests"]!);
         Assert.Equal(fetched.Sum(f => f.Bytes), (long)plan["bytes"]!);
+        return fetched;
     }
 
     [Fact]
