@@ -172,14 +172,8 @@ public sealed class ReleaseDeltaTests : StoreTestBase
         Publish("2.0", v2);
         DeltaBuilder Builder(bool filters) => new(Store, ProductKey, SigningKey)
             { Level = 3, Method = DeltaBuildMethod.Release, FrameContent = 64 * 1024, BranchFilters = filters, ChainFrames = false };
-        var result = Builder(true).Build("acme", "1.0", "2.0");
-        var bytes = Store.ReadFile(result.ManifestPath)!;
-        var signature = Store.ReadFile(result.ManifestPath + ".sig")!;
         // Transforms off replaces it with a schema 2 delta (for agents that read only schema 2).
-        var plainBuild = Builder(false).Build("acme", "1.0", "2.0");
-        Assert.False(plainBuild.AlreadyBuilt);
-        var plain = plainBuild.Delta;
-        var delta = DeltaManifestSerializer.VerifyAndParse(bytes, signature, SigningKey.PublicKey);
+        var (delta, bytes, signature, plain) = BuildThenReplace(Builder, "1.0", "2.0");
 
         Assert.Equal(DeltaManifest.FilteredReleaseSchema, delta.SchemaVersion);
         Assert.Equal(DeltaManifest.ReleaseSchema, plain.SchemaVersion);
@@ -205,6 +199,20 @@ public sealed class ReleaseDeltaTests : StoreTestBase
             signature, SigningKey.PublicKey));
     }
 
+    /// <summary>
+    /// Builds the delta with the option on (its stored manifest, signature and parsed form), then with it off, which must
+    /// replace the stored delta rather than find it already built; returns both.
+    /// </summary>
+    private (DeltaManifest Delta, byte[] Bytes, byte[] Signature, DeltaManifest Replacement) BuildThenReplace(Func<bool, DeltaBuilder> builder, string from, string to)
+    {
+        var result = builder(true).Build("acme", from, to);
+        var bytes = Store.ReadFile(result.ManifestPath)!;
+        var signature = Store.ReadFile(result.ManifestPath + ".sig")!;
+        var replacement = builder(false).Build("acme", from, to);
+        Assert.False(replacement.AlreadyBuilt);
+        return (DeltaManifestSerializer.VerifyAndParse(bytes, signature, SigningKey.PublicKey), bytes, signature, replacement.Delta);
+    }
+
     /// <summary>2.0 of <see cref="Releases"/> plus two new x86-64 files that share their code with each other but not with 1.0.</summary>
     private Dictionary<string, byte[]> ChainedReleases()
     {
@@ -223,14 +231,8 @@ public sealed class ReleaseDeltaTests : StoreTestBase
     {
         var v3 = ChainedReleases();
         DeltaBuilder Builder(bool chain) => new(Store, ProductKey, SigningKey) { Level = 3, Method = DeltaBuildMethod.Release, FrameContent = 64 * 1024, ChainFrames = chain };
-        var result = Builder(true).Build("acme", "2.0", "3.0");
-        var bytes = Store.ReadFile(result.ManifestPath)!;
-        var signature = Store.ReadFile(result.ManifestPath + ".sig")!;
         // Chaining off replaces it with independent frames (for agents that read up to schema 3).
-        var independentBuild = Builder(false).Build("acme", "2.0", "3.0");
-        Assert.False(independentBuild.AlreadyBuilt);
-        var independent = independentBuild.Delta;
-        var delta = DeltaManifestSerializer.VerifyAndParse(bytes, signature, SigningKey.PublicKey);
+        var (delta, bytes, signature, independent) = BuildThenReplace(Builder, "2.0", "3.0");
         var json = Encoding.UTF8.GetString(bytes);
 
         Assert.Equal(DeltaManifest.ChainedReleaseSchema, delta.SchemaVersion);
