@@ -7,8 +7,9 @@ namespace Orchestrator.DeviceActors.Registry;
 /// The registry's rows, shared with the node's gateway so it can answer an idle device's check-in without the device's
 /// actor (the idle fast path, <see cref="IdleCheckIn"/>). The <see cref="DeviceRegistry"/> is the only writer; it reads
 /// its rows on its own thread, and adds rows under a lock that gateway lookups take too (a dictionary must not be read
-/// while it grows). The rows lag the journal by the registry's query interval; the fast path only ever answers
-/// "nothing to do", so a lagging row can delay an order (a rollout, a channel move) by one check-in, never give one.
+/// while it grows). The rows lag the journal (by the registry's query interval, longer while it catches up after a
+/// start); the fast path only ever answers "nothing to do", so a lagging row can delay an order (a rollout, a channel
+/// move) while it lags, never give one.
 /// </summary>
 public sealed class DeviceRowTable
 {
