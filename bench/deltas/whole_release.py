@@ -12,7 +12,10 @@ Same run, same trees, every tool:
   the old tree lacks concatenated in path order, `zstd -19 --long=W` and `--ultra -22 --long=W` (W covers both);
   payload only.
 - zstd --patch-from -19 and xdelta3 -9 per file (bench.py's pairing: same path, else unique same name, else none).
-- casync make (64 KiB average chunks, zstd): chunks of the new index the old one lacks, plus the .caidx.
+- casync make (64 KiB and 16 KiB average chunks, zstd): chunks of the new index the old one lacks, plus the .caidx.
+- bsdiff per file (same pairing; an added file against an empty one); payload only.
+orch's build runs under /usr/bin/time -v: wall time and peak resident memory of the process that builds the delta
+(the same DeltaBuilder a node runs). LEVEL "default" passes no --level (the builder's own choice).
 Files whose content the device already holds (same bytes anywhere in the old tree) cost nothing for any tool.
 
 Each step's row is printed as soon as it is measured. ORCH_BENCH_ULTRA=0 leaves out zstd --ultra -22 (slowest tool);
@@ -25,6 +28,30 @@ usage: whole_release.py WORK ORCH LEVEL PRODUCT VERSION...
 import json, math, os, re, shutil, subprocess, sys, time
 sys.path.insert(0, os.path.dirname(__file__))
 from bench import files_of, sha, caidx_chunks, run, pairs, xdelta, zstd_patch, mib
+
+def bsdiff(pairs_, tmp):
+    empty = os.path.join(tmp, "empty")
+    open(empty, "wb").close()
+    total = 0
+    for _, old, new in pairs_:
+        out = os.path.join(tmp, "b.bsdiff")
+        run(["bsdiff", old or empty, new, out])
+        total += os.path.getsize(out)
+    return total
+
+def timed(cmd):
+    """Runs cmd under /usr/bin/time -v: (stdout, wall seconds, peak RSS bytes)."""
+    t0 = time.perf_counter()
+    p = subprocess.run(["/usr/bin/time", "-v"] + cmd, check=True, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", p.stderr).group(1)) * 1024
+    return p.stdout, wall, rss
+
+def casync_cost(ca_store, ca_idx, old_v, new_v):
+    c_old = set(caidx_chunks(os.path.join(ca_idx, old_v + ".caidx")))
+    c_new = set(caidx_chunks(os.path.join(ca_idx, new_v + ".caidx")))
+    b = sum(os.path.getsize(os.path.join(ca_store, c[:4], c + ".cacnk")) for c in c_new - c_old)
+    return b + os.path.getsize(os.path.join(ca_idx, new_v + ".caidx")), len(c_new - c_old)
 
 def dir_bytes(root):
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(root) for f in fs)
@@ -50,9 +77,10 @@ def main():
     method = os.environ.get("ORCH_BENCH_METHOD", "auto")
     keys, store, repo = (os.path.join(work, n) for n in ("keys", "orch-store", "ostree-repo"))
     ca_store, ca_idx, tmp = (os.path.join(work, n) for n in ("casync-store", "casync-idx", "tmp"))
-    for d in (store, repo, ca_store, ca_idx, tmp):
+    ca16_store, ca16_idx = (os.path.join(work, n) for n in ("casync16-store", "casync16-idx"))
+    for d in (store, repo, ca_store, ca_idx, ca16_store, ca16_idx, tmp):
         shutil.rmtree(d, ignore_errors=True)
-    os.makedirs(ca_idx); os.makedirs(tmp)
+    os.makedirs(ca_idx); os.makedirs(ca16_idx); os.makedirs(tmp)
     if not os.path.exists(keys):
         run([orch, "keys", "init", "--dir", keys])
     run(["ostree", "--repo=" + repo, "init", "--mode=archive"])
@@ -65,25 +93,27 @@ def main():
                       text=True).stdout.strip()
         if peers: run(["casync", "make", "--compression=zstd", "--chunk-size=16384:65536:262144", "--store=" + ca_store,
              os.path.join(ca_idx, v + ".caidx"), tree])
+        if peers: run(["casync", "make", "--compression=zstd", "--chunk-size=4096:16384:65536", "--store=" + ca16_store,
+             os.path.join(ca16_idx, v + ".caidx"), tree])
     ref_bytes = os.path.getsize(os.path.join(repo, "refs", "heads", product)) + os.path.getsize(os.path.join(repo, "config"))
     ultra = os.environ.get("ORCH_BENCH_ULTRA", "1") != "0"
     print(f"Machine: {os.cpu_count()} cores, load average {load_start} after publishing; orch delta level {level}; "
           f"{run(['ostree', '--version'], text=True).stdout.splitlines()[1].strip()} ostree; "
           f"{run(['zstd', '-V'], text=True).stdout.strip()}; "
-          f"{subprocess.run(['xdelta3', '-V'], capture_output=True, text=True).stderr.splitlines()[0]}\n")
+          f"{subprocess.run(['xdelta3', '-V'], capture_output=True, text=True).stderr.splitlines()[0]}; "
+          f"{open('/proc/meminfo').readline().strip()}\n")
     tree_mib = {v: dir_bytes(os.path.join(work, "trees", v)) for v in versions}
     print(f"Trees ({product}): " + ", ".join(f"{v} {mib(b)} MiB" for v, b in tree_mib.items()) + "\n")
-    print("| upgrade | changed files | orch delta path (method, requests) | OSTree static delta | orch / OSTree | zstd whole-tree -19 | zstd whole-tree --ultra -22 | zstd per file -19 | xdelta3 -9 per file | casync 64K (chunks) | orch chunk path (requests) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
-    tot = dict(delta=0, ostree=0, z19=0, z22=0, zf=0, x=0, ca=0, chunks=0)
+    print("| upgrade | changed files | orch delta path (method, requests) | OSTree static delta | orch / OSTree | zstd whole-tree -19 | zstd whole-tree --ultra -22 | zstd per file -19 | bsdiff per file | xdelta3 -9 per file | casync 64K (chunks) | casync 16K (chunks) | orch chunk path (requests) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
+    tot = dict(delta=0, ostree=0, z19=0, z22=0, zf=0, b=0, x=0, ca=0, ca16=0, chunks=0)
     times = []
     breakdown = []
     for old_v, new_v in zip(versions, versions[1:]):
         old_t, new_t = (os.path.join(work, "trees", v) for v in (old_v, new_v))
-        t0 = time.perf_counter()
-        built = json.loads(run([orch, "delta", "build", "--store", store, "--keys", keys, "--product", product, "--from", old_v,
-                                "--to", new_v, "--level", level, "--method", method, "--json"], text=True).stdout)
-        orch_s = time.perf_counter() - t0
+        out, orch_s, orch_rss = timed([orch, "delta", "build", "--store", store, "--keys", keys, "--product", product, "--from", old_v,
+                                       "--to", new_v, "--method", method, "--json"] + ([] if level == "default" else ["--level", level]))
+        built = json.loads(out)
         plan = lambda m: json.loads(run([orch, "release", "plan", "--store", store, "--product", product, "--from", old_v,
                                          "--to", new_v, "--method", m, "--json"], text=True).stdout)
         o_delta, o_chunks = plan("delta"), plan("chunks")
@@ -96,18 +126,17 @@ def main():
         z19, z19_s = zstd_whole(old_t, new_t, tmp, ["-19"]) if peers else (0, 0)
         z22, z22_s = zstd_whole(old_t, new_t, tmp, ["--ultra", "-22"]) if ultra and peers else (0, 0)
         zf = zstd_patch(ps, tmp) if peers else 0
+        b = bsdiff(ps, tmp) if peers else 0
         x = xdelta(ps, tmp) if peers else 0
-        c_old = set(caidx_chunks(os.path.join(ca_idx, old_v + ".caidx"))) if peers else set()
-        c_new = set(caidx_chunks(os.path.join(ca_idx, new_v + ".caidx"))) if peers else set()
-        ca = sum(os.path.getsize(os.path.join(ca_store, c[:4], c + ".cacnk")) for c in c_new - c_old)
-        ca += os.path.getsize(os.path.join(ca_idx, new_v + ".caidx")) if peers else 0
-        for k, v in (("delta", o_delta["bytes"]), ("ostree", ostree), ("z19", z19), ("z22", z22), ("zf", zf), ("x", x), ("ca", ca),
-                     ("chunks", o_chunks["bytes"])):
+        ca, ca_n = casync_cost(ca_store, ca_idx, old_v, new_v) if peers else (0, 0)
+        ca16, ca16_n = casync_cost(ca16_store, ca16_idx, old_v, new_v) if peers else (0, 0)
+        for k, v in (("delta", o_delta["bytes"]), ("ostree", ostree), ("z19", z19), ("z22", z22), ("zf", zf), ("b", b), ("x", x), ("ca", ca),
+                     ("ca16", ca16), ("chunks", o_chunks["bytes"])):
             tot[k] += v
         kind = "whole-release" if built["method"] == "release" else "per-file"
         nr = lambda v, ran=True: f"{v:,}" if ran and peers else "not run"
         print(f"| {old_v} -> {new_v} | {len(ps)} | **{o_delta['bytes']:,}** ({kind}, {o_delta['requests']}) | {ostree:,} | "
-              f"**{o_delta['bytes'] / ostree:.3f}** | {nr(z19)} | {nr(z22, ultra)} | {nr(zf)} | {nr(x)} | {nr(ca)} ({len(c_new - c_old)}) | "
+              f"**{o_delta['bytes'] / ostree:.3f}** | {nr(z19)} | {nr(z22, ultra)} | {nr(zf)} | {nr(b)} | {nr(x)} | {nr(ca)} ({ca_n}) | {nr(ca16)} ({ca16_n}) | "
               f"{o_chunks['bytes']:,} ({o_chunks['requests']}) |", flush=True)
         signed = sum(os.path.getsize(os.path.join(store, p)) for p in (
             f"manifests/{product}/{new_v}.json", f"manifests/{product}/{new_v}.json.sig",
@@ -115,11 +144,11 @@ def main():
         schema = json.load(open(os.path.join(store, f"deltas/{product}/{old_v}/{new_v}.json")))["schema"]
         breakdown.append(f"{old_v} -> {new_v}: signed manifests {signed:,} B (delta schema {schema}), frames/patches/chunks "
                          f"{o_delta['bytes'] - signed:,} B")
-        times.append(f"{old_v} -> {new_v}: orch delta build {orch_s:.1f}, ostree static-delta generate {ostree_s:.1f}, " +
+        times.append(f"{old_v} -> {new_v}: orch delta build {orch_s:.1f} (level {built.get('level', level)}, peak RSS {orch_rss / 2**20:.0f} MiB), ostree static-delta generate {ostree_s:.1f}, " +
                      (f"zstd whole-tree -19 {z19_s:.1f}" if peers else "") + (f", --ultra -22 {z22_s:.1f}" if ultra and peers else ""))
     if len(versions) > 2:
         print(f"| **all** | | **{tot['delta']:,}** | {tot['ostree']:,} | **{tot['delta'] / tot['ostree']:.3f}** | {tot['z19']:,} | "
-              f"{tot['z22']:,} | {tot['zf']:,} | {tot['x']:,} | {tot['ca']:,} | {tot['chunks']:,} |")
+              f"{tot['z22']:,} | {tot['zf']:,} | {tot['b']:,} | {tot['x']:,} | {tot['ca']:,} | {tot['ca16']:,} | {tot['chunks']:,} |")
     print("\norch bytes: " + "; ".join(breakdown))
     print("\nBuild time per step (seconds, wall): " + "; ".join(times))
     print(f"Load average at end: {open('/proc/loadavg').read().split()[0]}")
