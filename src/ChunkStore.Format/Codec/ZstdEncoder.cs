@@ -101,6 +101,13 @@ internal static unsafe class ZstdEncoder
             NativeCheck(s_setParameter(cctx, 100, level), "level");
             NativeCheck(s_setParameter(cctx, 101, windowLog), "windowLog");
             NativeCheck(s_setParameter(cctx, 160, 1), "long-distance matching");
+            // ZSTD_c_ldmHashLog = 161, ZSTD_c_ldmMinMatch = 162, ZSTD_c_ldmBucketSizeLog = 163, ZSTD_c_ldmHashRateLog = 164:
+            // pinned so the context's size is what Deltas.PatchCodec.CompressionContextBytes states, whatever libzstd's defaults.
+            var ldm = Deltas.PatchCodec.LongDistanceParameters(windowLog);
+            NativeCheck(s_setParameter(cctx, 161, ldm.HashLog), "ldm hash log");
+            NativeCheck(s_setParameter(cctx, 162, ldm.MinMatch), "ldm min match");
+            NativeCheck(s_setParameter(cctx, 163, ldm.BucketSizeLog), "ldm bucket size log");
+            NativeCheck(s_setParameter(cctx, 164, ldm.HashRateLog), "ldm hash rate log");
             NativeCheck(s_setParameter(cctx, 201, checksum ? 1 : 0), "checksum");
             nuint written;
             fixed (byte* pre = prefix)

@@ -20,8 +20,9 @@ namespace Orchestrator.ChunkStore.Deltas;
 /// <param name="ChunkBytesReplaced">Stored bytes of the missing chunks the patched files would otherwise need.</param>
 /// <param name="ObjectsWritten">Patch objects written now (the others were already stored).</param>
 /// <param name="Elapsed">Wall time.</param>
+/// <param name="Memory">Level, patches in flight and memory of the coding that ran (the larger of the two methods an auto build codes); null when nothing was coded.</param>
 public sealed record DeltaBuildResult(string ManifestPath, DeltaManifest Delta, bool AlreadyBuilt, int FilesPatched, int FilesChunks,
-    long PatchBytes, long ChunkBytesReplaced, int ObjectsWritten, TimeSpan Elapsed);
+    long PatchBytes, long ChunkBytesReplaced, int ObjectsWritten, TimeSpan Elapsed, DeltaMemoryPlan? Memory = null);
 
 /// <summary>How <see cref="DeltaBuilder"/> codes the changed files.</summary>
 public enum DeltaBuildMethod
@@ -63,10 +64,19 @@ public sealed class DeltaBuilder
         _time = time ?? TimeProvider.System;
     }
 
-    /// <summary>zstd level of the patches (1..22; 19 by default, as <c>zstd --patch-from -19</c>).</summary>
-    public int Level { get; init; } = PatchCodec.DefaultLevel;
+    /// <summary>
+    /// zstd level of the patches (1..22); null (the default) takes the highest level whose build fits
+    /// <see cref="MemoryBudget"/>. A set level whose build does not fit is refused (<see cref="InvalidInputException"/>).
+    /// </summary>
+    public int? Level { get; init; }
 
-    /// <summary>Files patched at once (each holds old + new file and a zstd context in memory).</summary>
+    /// <summary>
+    /// Bytes the build may hold (<see cref="DeltaMemory"/>): the coded bytes plus a zstd context and output per patch or
+    /// frame in flight. It decides the level when <see cref="Level"/> is null and lowers <see cref="Parallelism"/> to what fits.
+    /// </summary>
+    public long MemoryBudget { get; init; } = DeltaMemory.DefaultBudget;
+
+    /// <summary>Most patches or frames coded at once (each holds a zstd context; <see cref="MemoryBudget"/> may allow fewer).</summary>
     public int Parallelism { get; init; } = Math.Min(2, Environment.ProcessorCount);
 
     /// <summary>Whole-release stream, per-file patches, or whichever makes a device fetch fewer bytes (the default).</summary>
@@ -87,13 +97,6 @@ public sealed class DeltaBuilder
     /// <summary>Target bytes per whole-release frame (<see cref="ReleaseStream.MinFrameContent"/>..<see cref="ReleaseStream.MaxFrameContent"/>).</summary>
     public int FrameContent { get; init; } = ReleaseStream.MaxFrameContent;
 
-    /// <summary>
-    /// Memory a whole-release build holds besides zstd's contexts: the source release and the changed files'
-    /// content, both decoded in memory. zstd adds per frame in flight a context sized by level and window
-    /// (at level 19 and a 2^27 window about 0.2 GiB; level 22 about 0.6 GiB).
-    /// </summary>
-    public static long ReleaseBuildMemory(long sourceBytes, long streamBytes) => sourceBytes + streamBytes;
-
     /// <summary>Builds (or finds) the delta <paramref name="fromVersion"/> → <paramref name="toVersion"/> of <paramref name="product"/>.</summary>
     public DeltaBuildResult Build(string product, string fromVersion, string toVersion, CancellationToken cancellationToken = default)
     {
@@ -101,7 +104,9 @@ public sealed class DeltaBuilder
         StoreNames.RequireProduct(product);
         StoreNames.RequireVersion(fromVersion);
         StoreNames.RequireVersion(toVersion);
-        if (Level is < 1 or > 22) throw new InvalidInputException($"zstd level {Level} is invalid: use 1..22 (19 is the default).");
+        if (Level is < 1 or > PatchCodec.MaxLevel)
+            throw new InvalidInputException($"zstd level {Level} is invalid: use 1..{PatchCodec.MaxLevel}, or none for the highest level that fits the memory budget.");
+        if (MemoryBudget <= 0) throw new InvalidInputException($"Memory budget {MemoryBudget} is invalid: use a positive number of bytes (default {DeltaMemory.DefaultBudget}).");
         var path = StoreLayout.DeltaManifestPath(product, fromVersion, toVersion);
 
         var indexBytes = _store.ReadFile(StoreLayout.IndexPath(product))
@@ -121,8 +126,6 @@ public sealed class DeltaBuilder
 
         if (FrameContent is < ReleaseStream.MinFrameContent or > ReleaseStream.MaxFrameContent)
             throw new InvalidInputException($"Frame content {FrameContent} is invalid: use {ReleaseStream.MinFrameContent}..{ReleaseStream.MaxFrameContent} bytes.");
-        if (TryExisting(path, fromEnd, toEnd) is { } existing)
-            return Summarize(path, existing, alreadyBuilt: true, 0, 0, stopwatch.Elapsed);
 
         var sourceHashes = from.Files.Select(f => f.Sha256).ToHashSet(StringComparer.Ordinal);
         var sourceByPath = from.Files.ToDictionary(f => f.Path, StringComparer.Ordinal);
@@ -140,20 +143,48 @@ public sealed class DeltaBuilder
             work.Add((target, source));
         }
 
+        // Level and parallelism come from the memory budget, decided from the manifests before any content is read.
+        var shape = Method == DeltaBuildMethod.Files ? null : Shape(from, to, sourceHashes);
+        var releasePlan = shape is null ? null
+            : DeltaMemory.Plan(MemoryBudget, Level, shape.WindowLog, shape.SourceLength + shape.StreamLength, FrameContent, Parallelism);
+        if (Method == DeltaBuildMethod.Release && shape is not null && releasePlan is null)
+            throw OverBudget(product, fromVersion, toVersion, "whole-release", shape.SourceLength + shape.StreamLength
+                + DeltaMemory.TaskBytes(Level ?? 1, shape.WindowLog, FrameContent));
+        var level = Level ?? releasePlan?.Level;
+        var patchable = work.Where(w => w.Source.Size + w.Target.Size <= PatchCodec.MaxPatchInput).ToList();
+        DeltaMemoryPlan? filesPlan = null;
+        if (Method != DeltaBuildMethod.Release && patchable.Count > 0)
+        {
+            // Per file a task holds its source and target, counted with its output by TaskBytes' input.
+            var largest = patchable.Max(w => w.Source.Size + w.Target.Size);
+            var window = patchable.Max(w => PatchCodec.WindowLogFor(w.Source.Size, w.Target.Size));
+            filesPlan = DeltaMemory.Plan(MemoryBudget, level, window, 0, largest, Parallelism);
+            level ??= filesPlan?.Level;
+            if (filesPlan is null && (Method == DeltaBuildMethod.Files || releasePlan is null))
+                throw OverBudget(product, fromVersion, toVersion, "per-file", DeltaMemory.TaskBytes(level ?? 1, window, largest));
+        }
+        if (releasePlan is null && shape is not null && Method == DeltaBuildMethod.Auto && filesPlan is null)
+            throw OverBudget(product, fromVersion, toVersion, "whole-release", shape.SourceLength + shape.StreamLength
+                + DeltaMemory.TaskBytes(Level ?? 1, shape.WindowLog, FrameContent));
+        // Nothing to code: the level is only recorded.
+        var chosenLevel = level ?? DeltaMemory.HighestLevel(MemoryBudget) ?? 1;
+        if (TryExisting(path, fromEnd, toEnd, chosenLevel) is { } existing)
+            return Summarize(path, existing, alreadyBuilt: true, 0, 0, stopwatch.Elapsed, null);
+
         // The slow part (patching at a high level) runs without the writer lock, so publishes are not blocked for
         // minutes; the encrypted objects wait in memory (patches are small next to the files they replace).
         var createdUtc = TruncateToSeconds(_time.GetUtcNow());
         var results = new ConcurrentDictionary<string, (DeltaFile File, long ChunkCost, IReadOnlyList<EncodedChunk> Objects)>(StringComparer.Ordinal);
-        if (Method != DeltaBuildMethod.Release)
-            Parallel.ForEach(work, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, Parallelism), CancellationToken = cancellationToken },
-                item => results[item.Target.Path] = BuildFile(item.Target, item.Source, sourceChunks));
+        if (Method != DeltaBuildMethod.Release && (filesPlan is not null || patchable.Count == 0))
+            Parallel.ForEach(work, new ParallelOptions { MaxDegreeOfParallelism = filesPlan?.Parallelism ?? 1, CancellationToken = cancellationToken },
+                item => results[item.Target.Path] = BuildFile(item.Target, item.Source, sourceChunks, chosenLevel));
 
         var files = results.Values.Select(r => r.File).OrderBy(f => f.Path, StringComparer.Ordinal).ToList();
-        var delta = new DeltaManifest(product, fromEnd, toEnd, createdUtc, Level, files);
+        var delta = new DeltaManifest(product, fromEnd, toEnd, createdUtc, chosenLevel, files);
         var bytes = DeltaManifestSerializer.Serialize(delta);
         IReadOnlyList<EncodedChunk> objects = results.Values.SelectMany(r => r.Objects).ToList();
 
-        if (Method != DeltaBuildMethod.Files && BuildRelease(from, to, sourceHashes, cancellationToken) is var (release, frames))
+        if (shape is not null && releasePlan is not null && BuildRelease(from, to, shape, releasePlan, cancellationToken) is var (release, frames))
         {
             var releaseDelta = delta with { Files = release.Files, Release = release.Stream };
             var releaseBytes = DeltaManifestSerializer.Serialize(releaseDelta);
@@ -163,7 +194,8 @@ public sealed class DeltaBuilder
                 && !(results.TryGetValue(f.Path, out var r) && r.File.Method == DeltaMethod.Patch));
             var filesCost = bytes.Length + delta.PatchBytes + ChunkBytes(leftToChunks, sourceChunks);
             var releaseCost = releaseBytes.Length + releaseDelta.PatchBytes;
-            if (Method == DeltaBuildMethod.Release || releaseCost < filesCost)
+            // Auto without a per-file build (over the budget) keeps the release stream.
+            if (Method == DeltaBuildMethod.Release || filesPlan is null || releaseCost < filesCost)
                 (delta, bytes, objects) = (releaseDelta, releaseBytes, frames);
         }
         else if (Method == DeltaBuildMethod.Release)
@@ -184,40 +216,55 @@ public sealed class DeltaBuilder
         var replaced = delta.Release is null
             ? results.Values.Where(r => r.File.Method == DeltaMethod.Patch).Sum(r => r.ChunkCost)
             : ChunkBytes(to.Files.Where(f => !sourceHashes.Contains(f.Sha256)), sourceChunks);
-        return Summarize(path, delta, alreadyBuilt: false, replaced, written, stopwatch.Elapsed);
+        var memory = new[] { releasePlan, filesPlan }.Where(p => p is not null).MaxBy(p => p!.Bytes);
+        return Summarize(path, delta, alreadyBuilt: false, replaced, written, stopwatch.Elapsed, memory);
     }
 
-    /// <summary>
-    /// The whole-release stream: every target file whose content the source lacks, in path order, coded frame by frame
-    /// against all source files concatenated in path order. Null when nothing changed or the source is too large for
-    /// one window.
-    /// </summary>
-    private ((IReadOnlyList<DeltaFile> Files, ReleaseStream Stream) Release, IReadOnlyList<EncodedChunk> Frames)? BuildRelease(Manifest from, Manifest to,
-        IReadOnlySet<string> sourceHashes, CancellationToken cancellationToken)
+    private InvalidInputException OverBudget(string product, string from, string to, string method, long needed) =>
+        new($"The {method} delta {product} {from} -> {to} needs at least {needed} bytes at zstd level {Level?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "1"}, "
+            + $"over the {MemoryBudget}-byte memory budget: raise the budget (Deltas:MemoryBudgetBytes, orch delta build --memory-budget)"
+            + (Level is null ? "." : ", or lower or unset the level (Deltas:Level, --level) so the highest level that fits is chosen."));
+
+    /// <summary>What a whole-release build codes: source and stream lengths, chaining and the window.</summary>
+    private sealed record ReleaseShape(long SourceLength, long StreamLength, bool Chained, int WindowLog);
+
+    /// <summary>The whole-release build's shape from the manifests; null when nothing changed or the source is too large for one window.</summary>
+    private ReleaseShape? Shape(Manifest from, Manifest to, IReadOnlySet<string> sourceHashes)
     {
-        var streamFiles = to.Files.Where(f => !sourceHashes.Contains(f.Sha256)).OrderBy(f => f.Path, StringComparer.Ordinal).ToList();
-        var streamLength = streamFiles.Sum(f => f.Size);
-        var sources = from.Files.OrderBy(f => f.Path, StringComparer.Ordinal).Select(f => new ReleaseSource(f.Path, f.Sha256, f.Size)).ToList();
-        var sourceLength = sources.Sum(f => f.Size);
+        var streamLength = to.Files.Where(f => !sourceHashes.Contains(f.Sha256)).Sum(f => f.Size);
+        var sourceLength = from.Files.Sum(f => f.Size);
         if (streamLength == 0 || sourceLength + FrameContent > PatchCodec.MaxPatchInput) return null;
         // Chaining needs the reference and the whole stream in one window; a release too large for that keeps independent frames.
         var chainedWindow = Math.Max(streamLength, FrameContent);
         var chained = ChainFrames && sourceLength + chainedWindow <= PatchCodec.MaxPatchInput;
+        return new ReleaseShape(sourceLength, streamLength, chained, PatchCodec.WindowLogFor(sourceLength, chained ? chainedWindow : FrameContent));
+    }
+
+    /// <summary>
+    /// The whole-release stream: every target file whose content the source lacks, in path order, coded frame by frame
+    /// against all source files concatenated in path order, with <paramref name="plan"/>'s level and frames in flight.
+    /// </summary>
+    private ((IReadOnlyList<DeltaFile> Files, ReleaseStream Stream) Release, IReadOnlyList<EncodedChunk> Frames)? BuildRelease(Manifest from, Manifest to,
+        ReleaseShape shape, DeltaMemoryPlan plan, CancellationToken cancellationToken)
+    {
+        var sourceHashes = from.Files.Select(f => f.Sha256).ToHashSet(StringComparer.Ordinal);
+        var streamFiles = to.Files.Where(f => !sourceHashes.Contains(f.Sha256)).OrderBy(f => f.Path, StringComparer.Ordinal).ToList();
+        var sources = from.Files.OrderBy(f => f.Path, StringComparer.Ordinal).Select(f => new ReleaseSource(f.Path, f.Sha256, f.Size)).ToList();
+        var (sourceLength, streamLength, chained, windowLog) = shape;
 
         // Reference and stream side by side in one buffer: a chained frame's prefix is the bytes before its piece.
         var all = new byte[sourceLength + streamLength];
         var sourceFilters = Concatenate(from.Files.OrderBy(f => f.Path, StringComparer.Ordinal).ToList(), all, 0, chained);
         var streamFilters = Concatenate(streamFiles, all, sourceLength, chained);
         sources = sources.Select((s, i) => s with { Filter = sourceFilters[i] }).ToList();
-        var windowLog = PatchCodec.WindowLogFor(sourceLength, chained ? chainedWindow : FrameContent);
         var frameCount = (int)((streamLength + FrameContent - 1) / FrameContent);
         var frames = new EncodedChunk[frameCount];
-        Parallel.For(0, frameCount, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, Parallelism), CancellationToken = cancellationToken }, i =>
+        Parallel.For(0, frameCount, new ParallelOptions { MaxDegreeOfParallelism = plan.Parallelism, CancellationToken = cancellationToken }, i =>
         {
             var start = sourceLength + (long)i * FrameContent;
             var piece = all.AsSpan((int)start, (int)Math.Min(FrameContent, sourceLength + streamLength - start));
             var prefix = all.AsSpan(0, (int)(chained ? start : sourceLength));
-            frames[i] = ChunkCodec.EncodeUncompressed(PatchCodec.CreateFrame(prefix, piece, Level, windowLog), _contentKey);
+            frames[i] = ChunkCodec.EncodeUncompressed(PatchCodec.CreateFrame(prefix, piece, plan.Level, windowLog), _contentKey);
         });
         var files = streamFiles.Select((f, i) => new DeltaFile(f.Path, "", "", f.Sha256, f.Size, DeltaMethod.Release, 0, [], streamFilters[i])).ToList();
         var parts = frames.Select(e => new DeltaPart(e.Id, e.Stored.Length - ChunkCodec.HeaderLength - ChunkCodec.TagLength, e.Stored.Length)).ToList();
@@ -255,7 +302,8 @@ public sealed class DeltaBuilder
         return total;
     }
 
-    private (DeltaFile File, long ChunkCost, IReadOnlyList<EncodedChunk> Objects) BuildFile(ManifestFile target, ManifestFile source, IReadOnlySet<ChunkId> sourceChunks)
+    private (DeltaFile File, long ChunkCost, IReadOnlyList<EncodedChunk> Objects) BuildFile(ManifestFile target, ManifestFile source, IReadOnlySet<ChunkId> sourceChunks,
+        int level)
     {
         // What a device holding the source release fetches for this file without a delta: chunks it lacks, once each.
         long chunkCost = 0;
@@ -267,7 +315,7 @@ public sealed class DeltaBuilder
 
         var oldContent = ReadContent(source);
         var newContent = ReadContent(target);
-        var patch = PatchCodec.Create(oldContent, newContent, Level);
+        var patch = PatchCodec.Create(oldContent, newContent, level);
         var partCount = (patch.Length + ChunkingOptions.MaxChunkLimit - 1) / ChunkingOptions.MaxChunkLimit;
         var patchCost = patch.Length + (long)partCount * (ChunkCodec.HeaderLength + ChunkCodec.TagLength);
         if (patchCost >= chunkCost) return (chunksOnly, chunkCost, []);
@@ -325,7 +373,7 @@ public sealed class DeltaBuilder
     }
 
     /// <summary>The delta already in the store when it is signed by our key, parses, names exactly these releases and has all its objects.</summary>
-    private DeltaManifest? TryExisting(string path, DeltaEndpoint from, DeltaEndpoint to)
+    private DeltaManifest? TryExisting(string path, DeltaEndpoint from, DeltaEndpoint to, int level)
     {
         var bytes = _store.ReadFile(path);
         var signature = _store.ReadFile(StoreLayout.SignaturePathFor(path));
@@ -333,7 +381,7 @@ public sealed class DeltaBuilder
         try
         {
             var delta = DeltaManifestSerializer.VerifyAndParse(bytes, signature, _signingKey.PublicKey);
-            if (delta.From != from || delta.To != to || delta.Level != Level) return null;
+            if (delta.From != from || delta.To != to || delta.Level != level) return null;
             if ((Method == DeltaBuildMethod.Release && delta.Release is null) || (Method == DeltaBuildMethod.Files && delta.Release is not null)) return null;
             // Transforms off asks for a delta that agents reading only schema 2 can use.
             if (!BranchFilters && delta.Release is { } r && (r.Sources.Any(f => f.Filter != BranchFilterKind.None) || delta.Files.Any(f => f.Filter != BranchFilterKind.None))) return null;
@@ -347,9 +395,10 @@ public sealed class DeltaBuilder
         }
     }
 
-    private static DeltaBuildResult Summarize(string path, DeltaManifest delta, bool alreadyBuilt, long chunkBytesReplaced, int written, TimeSpan elapsed) =>
+    private static DeltaBuildResult Summarize(string path, DeltaManifest delta, bool alreadyBuilt, long chunkBytesReplaced, int written, TimeSpan elapsed,
+        DeltaMemoryPlan? memory) =>
         new(path, delta, alreadyBuilt, delta.Files.Count(f => f.Method is DeltaMethod.Patch or DeltaMethod.Release), delta.Files.Count(f => f.Method == DeltaMethod.Chunks),
-            delta.PatchBytes, chunkBytesReplaced, written, elapsed);
+            delta.PatchBytes, chunkBytesReplaced, written, elapsed, memory);
 
     private static string FileName(string path) => path[(path.LastIndexOf('/') + 1)..];
 

@@ -25,6 +25,58 @@ public static unsafe class PatchCodec
     /// <summary>Largest old + new size a patch is made for (2^<see cref="MaxWindowLog"/> bytes).</summary>
     public const long MaxPatchInput = 1L << MaxWindowLog;
 
+    /// <summary>Highest zstd level (<c>--ultra -22</c>).</summary>
+    public const int MaxLevel = 22;
+
+    /// <summary>
+    /// Long-distance matching parameters of every patch: zstd 1.5.4's defaults for <paramref name="windowLog"/>
+    /// (hash log = window log - 7, 64-byte minimum match, 8-entry buckets, one hash insert per 128 bytes), set
+    /// explicitly because later zstd releases derive larger tables from the level, and the builder's memory budget
+    /// must hold whichever library codes the patch.
+    /// </summary>
+    public static (int HashLog, int MinMatch, int BucketSizeLog, int HashRateLog) LongDistanceParameters(int windowLog) =>
+        (Math.Max(6, windowLog - 7), 64, 3, 7);
+
+    /// <summary>
+    /// Bytes of one compression context coding a patch at <paramref name="level"/> with a 2^<paramref name="windowLog"/>
+    /// window (match-finder tables sized by the level, long-distance table by the window; zstd's own estimate for these
+    /// parameters). The input, the prefix and the output are the caller's and not included.
+    /// </summary>
+    public static long CompressionContextBytes(int level, int windowLog)
+    {
+        if (level is < 1 or > MaxLevel) throw new ArgumentOutOfRangeException(nameof(level), $"zstd level {level} is outside 1..{MaxLevel}.");
+        if (windowLog is < MinWindowLog or > MaxWindowLog) throw new ArgumentOutOfRangeException(nameof(windowLog), $"window log {windowLog} is outside {MinWindowLog}..{MaxWindowLog}.");
+        var parameters = Methods.ZSTD_createCCtxParams();
+        if (parameters == null) throw new OutOfMemoryException("zstd could not allocate compression parameters.");
+        try
+        {
+            SetPatchParameters((p, v) => Methods.ZSTD_CCtxParams_setParameter(parameters, p, v), level, windowLog, checksum: false);
+            var bytes = Methods.ZSTD_estimateCCtxSize_usingCCtxParams(parameters);
+            Check(bytes, "context estimate");
+            return (long)bytes;
+        }
+        finally
+        {
+            Methods.ZSTD_freeCCtxParams(parameters);
+        }
+    }
+
+    /// <summary>Bytes of the decompression context <see cref="Apply"/> uses: no window buffer, as a frame is decoded in one call into its own buffer.</summary>
+    public static long DecompressionContextBytes => (long)Methods.ZSTD_estimateDCtxSize();
+
+    private static void SetPatchParameters(Func<ZSTD_cParameter, int, nuint> set, int level, int windowLog, bool checksum)
+    {
+        var ldm = LongDistanceParameters(windowLog);
+        Check(set(ZSTD_cParameter.ZSTD_c_compressionLevel, level), "level");
+        Check(set(ZSTD_cParameter.ZSTD_c_windowLog, windowLog), "windowLog");
+        Check(set(ZSTD_cParameter.ZSTD_c_enableLongDistanceMatching, 1), "long-distance matching");
+        Check(set(ZSTD_cParameter.ZSTD_c_ldmHashLog, ldm.HashLog), "ldm hash log");
+        Check(set(ZSTD_cParameter.ZSTD_c_ldmMinMatch, ldm.MinMatch), "ldm min match");
+        Check(set(ZSTD_cParameter.ZSTD_c_ldmBucketSizeLog, ldm.BucketSizeLog), "ldm bucket size log");
+        Check(set(ZSTD_cParameter.ZSTD_c_ldmHashRateLog, ldm.HashRateLog), "ldm hash rate log");
+        Check(set(ZSTD_cParameter.ZSTD_c_checksumFlag, checksum ? 1 : 0), "checksum");
+    }
+
     /// <summary>Window log large enough to reference all of <paramref name="oldLength"/> while coding <paramref name="newLength"/> bytes.</summary>
     public static int WindowLogFor(long oldLength, long newLength)
     {
@@ -63,10 +115,7 @@ public static unsafe class PatchCodec
         if (cctx == null) throw new OutOfMemoryException("zstd could not allocate a compression context.");
         try
         {
-            Check(Methods.ZSTD_CCtx_setParameter(cctx, ZSTD_cParameter.ZSTD_c_compressionLevel, level), "level");
-            Check(Methods.ZSTD_CCtx_setParameter(cctx, ZSTD_cParameter.ZSTD_c_windowLog, windowLog), "windowLog");
-            Check(Methods.ZSTD_CCtx_setParameter(cctx, ZSTD_cParameter.ZSTD_c_enableLongDistanceMatching, 1), "long-distance matching");
-            Check(Methods.ZSTD_CCtx_setParameter(cctx, ZSTD_cParameter.ZSTD_c_checksumFlag, checksum ? 1 : 0), "checksum");
+            SetPatchParameters((p, v) => Methods.ZSTD_CCtx_setParameter(cctx, p, v), level, windowLog, checksum);
             var bound = (int)Methods.ZSTD_compressBound((nuint)newContent.Length);
             var output = new byte[bound];
             nuint written;

@@ -24,7 +24,7 @@ internal sealed record ReleaseUploadOutput(
 internal sealed record DeltaBuildOutput(
     string ManifestPath, string SignaturePath, string Product, string From, long FromVersionId, string To, long ToVersionId,
     bool AlreadyBuilt, int FilesPatched, int FilesChunks, long PatchBytes, long ChunkBytesReplaced, int ObjectsWritten, int Level,
-    double ElapsedSeconds, string Method);
+    double ElapsedSeconds, string Method, int Parallelism, long MemoryBytes);
 
 /// <summary>Result of <c>orch release plan --json</c>: what a device fetches for one upgrade.</summary>
 internal sealed record ReleasePlanOutput(string Method, long Bytes, int Requests, int Objects);

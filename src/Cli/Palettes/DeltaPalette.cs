@@ -21,7 +21,8 @@ public static class DeltaPalette
                     new SwitchSpec("product", "NAME", "product name", Required: true),
                     new SwitchSpec("from", "VERSION", "source version (what devices run)", Required: true),
                     new SwitchSpec("to", "VERSION", "target version (newer)", Required: true),
-                    new SwitchSpec("level", "N", $"zstd level 1..22 (default {PatchCodec.DefaultLevel}; a whole-release build holds source + changed files plus zstd's context: ~0.2 GiB more at 19, ~0.6 GiB at 22)"),
+                    new SwitchSpec("level", "N", "zstd level 1..22 (default: the highest level whose build fits --memory-budget; refused when a given level does not fit)"),
+                    new SwitchSpec("memory-budget", "BYTES", $"memory the build may hold: source + changed files plus a zstd context per frame in flight (~0.1 GiB at level 19, ~0.65 GiB at 22; default {DeltaMemory.DefaultBudget})"),
                     new SwitchSpec("method", "auto|release|files", "whole-release stream, per-file patches, or the smaller of the two (default auto)"),
                     new SwitchSpec("json", null, "machine-readable output"),
                 ],
@@ -31,20 +32,22 @@ public static class DeltaPalette
 
     private static Task<int> Build(CommandInvocation call, CancellationToken cancellationToken)
     {
-        var level = (int)(call.OptionalLong("level", 1, 22) ?? PatchCodec.DefaultLevel);
+        var level = (int?)call.OptionalLong("level", 1, PatchCodec.MaxLevel);
+        var budget = call.OptionalLong("memory-budget", 1) ?? DeltaMemory.DefaultBudget;
         var keysDir = call.Required("keys");
         var contentKey = KeyFiles.LoadContentKey(keysDir);
         using var signingKey = KeyFiles.LoadSigningKey(keysDir);
         var store = FileSystemStore.Open(call.Required("store"), create: false);
         var method = ParseMethod(call.Optional("method"));
-        var result = new DeltaBuilder(store, contentKey, signingKey) { Level = level, Method = method }
+        var result = new DeltaBuilder(store, contentKey, signingKey) { Level = level, MemoryBudget = budget, Method = method }
             .Build(call.Required("product"), call.Required("from"), call.Required("to"), cancellationToken);
         if (call.Json)
             Render.Json(call.Console.Out, new DeltaBuildOutput(
                 result.ManifestPath, StoreLayout.SignaturePathFor(result.ManifestPath), result.Delta.Product,
                 result.Delta.From.Version, result.Delta.From.VersionId, result.Delta.To.Version, result.Delta.To.VersionId,
                 result.AlreadyBuilt, result.FilesPatched, result.FilesChunks, result.PatchBytes, result.ChunkBytesReplaced,
-                result.ObjectsWritten, result.Delta.Level, Math.Round(result.Elapsed.TotalSeconds, 3), result.Delta.Release is null ? "files" : "release"));
+                result.ObjectsWritten, result.Delta.Level, Math.Round(result.Elapsed.TotalSeconds, 3), result.Delta.Release is null ? "files" : "release",
+                result.Memory?.Parallelism ?? 0, result.Memory?.Bytes ?? 0));
         else
         {
             var o = call.Console.Out;
@@ -56,6 +59,8 @@ public static class DeltaPalette
             if (!result.AlreadyBuilt)
                 o.WriteLine($"  replaces   {Render.Bytes(result.ChunkBytesReplaced)} of chunks those files would need");
             o.WriteLine($"  chunks     {result.FilesChunks} changed files stay on chunks (patch not smaller)");
+            if (result.Memory is { } memory)
+                o.WriteLine($"  memory     {Render.Bytes(memory.Bytes)} planned ({memory.Parallelism} in flight at level {memory.Level})");
             o.WriteLine($"  elapsed    {Render.Seconds(result.Elapsed)}");
             o.WriteLine($"  manifest   {result.ManifestPath}");
         }

@@ -212,6 +212,14 @@ public sealed record DownloadSettings
     public long MaxDeltaApplyBytes { get; set; } = 64L * 1024 * 1024;
 
     /// <summary>
+    /// Largest zstd window a delta may declare, in bytes (2^windowLog): a whole-release delta's reference and decoded
+    /// stream are a memory-mapped file of up to that size (file-backed pages, not heap), and the decoder refuses any
+    /// frame whose window exceeds the declared one. A delta declaring more is not used; its files come from chunks.
+    /// Default 1 GiB, the largest window the format allows.
+    /// </summary>
+    public long MaxDeltaWindowBytes { get; set; } = Orchestrator.ChunkStore.Deltas.PatchCodec.MaxPatchInput;
+
+    /// <summary>
     /// How long one chunk's transfer runs before its received bytes are kept in a part file (and again after every
     /// further interval): a killed agent loses at most this much of each transfer in flight, and a chunk that arrives
     /// within it is written to disk once, in its place in the tree. Default 1000 ms.
@@ -235,6 +243,8 @@ public sealed record DownloadSettings
             throw new AgentConfigException($"{where}: download.maxManifestBytes must be > 0");
         if (MaxDeltaApplyBytes < 0)
             throw new AgentConfigException($"{where}: download.maxDeltaApplyBytes must be >= 0 (0 never applies a delta patch)");
+        if (MaxDeltaWindowBytes < 0)
+            throw new AgentConfigException($"{where}: download.maxDeltaWindowBytes must be >= 0 (0 never applies a delta; default {Orchestrator.ChunkStore.Deltas.PatchCodec.MaxPatchInput})");
         if (PartialCheckpointMilliseconds <= 0)
             throw new AgentConfigException($"{where}: download.partialCheckpointMilliseconds must be > 0 (how much of a transfer a kill may lose)");
         if (Parallelism is < 1 or > 64)

@@ -69,12 +69,15 @@ internal sealed class InstallPlanner(ZoneLayout layout, DownloadSettings downloa
                 var source = TreeInventory.ResolveInside(layout.Client, p.SourcePath);
                 // A patch is applied in memory; above the limit the file comes from chunks, which stream.
                 var memory = DeltaApplier.MemoryNeeded(p, new FileInfo(source).Length);
-                if (memory <= download.MaxDeltaApplyBytes)
+                if (1L << p.WindowLog > download.MaxDeltaWindowBytes)
+                    log($"delta patch for '{f.Path}' declares a {1L << p.WindowLog}-byte window, over download.maxDeltaWindowBytes {download.MaxDeltaWindowBytes}; fetching its chunks instead");
+                else if (memory <= download.MaxDeltaApplyBytes)
                 {
                     patches.Add((p, source));
                     continue;
                 }
-                log($"delta patch for '{f.Path}' needs {memory} bytes of memory, over download.maxDeltaApplyBytes {download.MaxDeltaApplyBytes}; fetching its chunks instead");
+                else
+                    log($"delta patch for '{f.Path}' needs {memory} bytes of memory, over download.maxDeltaApplyBytes {download.MaxDeltaApplyBytes}; fetching its chunks instead");
             }
             AddPlaces(f, done, chunkFiles, places);
         }
@@ -84,13 +87,19 @@ internal sealed class InstallPlanner(ZoneLayout layout, DownloadSettings downloa
     }
 
     /// <summary>
-    /// Whether the whole-release stream is worth applying here: a frame's managed memory fits
-    /// download.maxDeltaApplyBytes, and the local tree holds at least half of the reference (by bytes, per-file hashes);
+    /// Whether the whole-release stream is worth applying here: its declared window fits download.maxDeltaWindowBytes,
+    /// a frame's managed memory fits download.maxDeltaApplyBytes, and the local tree holds at least half of the reference (by bytes, per-file hashes);
     /// with less, most frames would decode wrong and their files be fetched twice.
     /// </summary>
     private bool ReleaseUsable(DeltaManifest delta, Dictionary<string, string> localByPath)
     {
         if (delta.Release is not { } stream) return false;
+        // The bound on what applying takes: the mapped reference + stream within the declared window, one frame on the heap.
+        if (1L << stream.WindowLog > download.MaxDeltaWindowBytes)
+        {
+            log($"whole-release delta declares a {1L << stream.WindowLog}-byte window, over download.maxDeltaWindowBytes {download.MaxDeltaWindowBytes}; fetching chunks instead");
+            return false;
+        }
         var heap = ReleaseDeltaApplier.HeapNeeded(stream);
         if (heap > download.MaxDeltaApplyBytes)
         {

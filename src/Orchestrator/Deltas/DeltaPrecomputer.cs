@@ -30,15 +30,35 @@ public sealed class DeltaOptions
     /// <summary>Stop adding sources once this fraction of the targeted devices is covered.</summary>
     public double Coverage { get; set; } = 0.95;
 
-    /// <summary>zstd level of the patches (1..22).</summary>
-    public int Level { get; set; } = PatchCodec.DefaultLevel;
+    /// <summary>zstd level of the patches (1..22); unset (the default) takes the highest level whose build fits <see cref="MemoryBudgetBytes"/>.</summary>
+    public int? Level { get; set; }
+
+    /// <summary>
+    /// Bytes one delta build may hold (<see cref="DeltaMemory"/>: the release bytes it codes plus a zstd context and
+    /// output per frame or patch in flight); decides the level when <see cref="Level"/> is unset and lowers
+    /// <see cref="Parallelism"/> to what fits.
+    /// </summary>
+    public long MemoryBudgetBytes { get; set; } = DeltaMemory.DefaultBudget;
+
+    /// <summary>Most frames or patches one build codes at once (one build runs at a time; the budget may allow fewer).</summary>
+    public int Parallelism { get; set; } = 1;
 
     /// <summary>Every problem with these settings, each naming the key and the fix.</summary>
     public IEnumerable<string> Validate()
     {
         if (MaxSources < 1) yield return $"Deltas:MaxSources is {MaxSources}; use 1 or more (default 3).";
         if (Coverage is <= 0 or > 1) yield return $"Deltas:Coverage is {Coverage}; use a fraction in (0, 1] (default 0.95).";
-        if (Level is < 1 or > 22) yield return $"Deltas:Level is {Level}; use a zstd level 1..22 (default {PatchCodec.DefaultLevel}).";
+        if (Parallelism < 1) yield return $"Deltas:Parallelism is {Parallelism}; use 1 or more (default 1).";
+        var floor = DeltaMemory.LevelFloor(1);
+        if (Level is < 1 or > PatchCodec.MaxLevel)
+            yield return $"Deltas:Level is {Level}; use a zstd level 1..{PatchCodec.MaxLevel}, or remove it to take the highest level that fits Deltas:MemoryBudgetBytes.";
+        else if (MemoryBudgetBytes < floor)
+            yield return $"Deltas:MemoryBudgetBytes is {MemoryBudgetBytes}; a delta build needs at least {floor} bytes (one zstd context at level 1 and the largest window, "
+                + $"and one frame): set Deltas:MemoryBudgetBytes to {floor} or more (default {DeltaMemory.DefaultBudget}).";
+        else if (Level is { } level && DeltaMemory.LevelFloor(level) is var needed && needed > MemoryBudgetBytes)
+            yield return $"Deltas:Level {level} needs {needed} bytes (one zstd context at the largest window, and one frame), over Deltas:MemoryBudgetBytes {MemoryBudgetBytes}: "
+                + $"raise Deltas:MemoryBudgetBytes to at least {needed}, set Deltas:Level to {DeltaMemory.HighestLevel(MemoryBudgetBytes)} or lower, "
+                + "or remove Deltas:Level to take the highest level that fits.";
         if (KeysDirectory is { Length: 0 }) yield return "Deltas:KeysDirectory is empty; set the folder written by 'orch keys init', or remove the key to disable deltas.";
     }
 }
@@ -148,7 +168,10 @@ public sealed class DeltaPrecomputer(DeltaOptions options, NodeSettings settings
         var failed = new List<(string, string)>();
         var contentKey = KeyFiles.LoadContentKey(options.KeysDirectory!);
         using var signingKey = KeyFiles.LoadSigningKey(options.KeysDirectory!);
-        var builder = new DeltaBuilder(store, contentKey, signingKey) { Level = options.Level, Parallelism = 1 };
+        var builder = new DeltaBuilder(store, contentKey, signingKey)
+        {
+            Level = options.Level, MemoryBudget = options.MemoryBudgetBytes, Parallelism = options.Parallelism,
+        };
         foreach (var (version, _) in sources)
         {
             ct.ThrowIfCancellationRequested();
@@ -158,9 +181,10 @@ public sealed class DeltaPrecomputer(DeltaOptions options, NodeSettings settings
                 var result = await Task.Run(() => builder.Build(target.Product, version, target.Version, ct), ct).ConfigureAwait(false);
                 (result.AlreadyBuilt ? existing : built).Add(result.ManifestPath);
                 Builds.Add(1, new KeyValuePair<string, object?>("result", result.AlreadyBuilt ? "existing" : "built"));
-                log.LogInformation("Rollout {Rollout}: delta {Path} {State}: {Patched} files patched, {PatchBytes} patch bytes instead of {ChunkBytes} chunk bytes, {Seconds:F1}s",
+                log.LogInformation("Rollout {Rollout}: delta {Path} {State}: {Patched} files patched, {PatchBytes} patch bytes instead of {ChunkBytes} chunk bytes, "
+                    + "zstd level {Level}, {Parallelism} in flight, {MemoryBytes} bytes of memory planned, {Seconds:F1}s",
                     spec.RolloutId, result.ManifestPath, result.AlreadyBuilt ? "already built" : "built", result.FilesPatched, result.PatchBytes,
-                    result.ChunkBytesReplaced, result.Elapsed.TotalSeconds);
+                    result.ChunkBytesReplaced, result.Delta.Level, result.Memory?.Parallelism ?? 0, result.Memory?.Bytes ?? 0, result.Elapsed.TotalSeconds);
             }
             catch (Exception ex) when (ex is InvalidInputException or IntegrityException or StoreBusyException or IOException)
             {
