@@ -291,4 +291,43 @@ public sealed class ReleaseDeltaTests : StoreTestBase
         foreach (var (f, offset) in layout.Where(l => l.Offset < 2L * frame && l.Offset + l.File.Size > frame))
             Assert.NotEqual(v3[f.Path], output[f.Path]);
     }
+
+    [Fact]
+    public void Without_a_level_the_build_takes_the_highest_level_its_memory_budget_holds_and_fewer_frames_in_flight()
+    {
+        var (v1, _) = Releases();
+        var first = new DeltaBuilder(Store, ProductKey, SigningKey) { Method = DeltaBuildMethod.Release, FrameContent = 64 * 1024 }.Build("acme", "1.0", "2.0");
+        Assert.Equal(PatchCodec.MaxLevel, first.Delta.Level);
+        Assert.Equal(PatchCodec.MaxLevel, first.Memory!.Level);
+        Assert.True(first.Memory.Bytes <= DeltaMemory.DefaultBudget);
+        Assert.Equal(Apply(first.Delta, _trees["1.0"]).Keys.Order(), first.Delta.ReleaseFiles.Select(f => f.Path).Order());
+
+        // A budget holding the coded bytes and exactly one level-19 frame: level 19, one frame at a time, rebuilt over the level-22 delta.
+        var stream = first.Delta.Release!;
+        var held = stream.SourceLength + first.Delta.ReleaseFiles.Sum(f => f.Size);
+        Assert.Equal(v1.Values.Sum(b => (long)b.Length), stream.SourceLength);
+        var budget = held + DeltaMemory.TaskBytes(19, stream.WindowLog, 64 * 1024);
+        var tight = new DeltaBuilder(Store, ProductKey, SigningKey) { Method = DeltaBuildMethod.Release, FrameContent = 64 * 1024, MemoryBudget = budget, Parallelism = 4 }
+            .Build("acme", "1.0", "2.0");
+        Assert.False(tight.AlreadyBuilt);
+        Assert.Equal((19, 1), (tight.Delta.Level, tight.Memory!.Parallelism));
+        Assert.True(tight.Memory.Bytes <= budget, $"{tight.Memory.Bytes} > {budget}");
+        var rebuilt = Apply(tight.Delta, _trees["1.0"]);
+        Assert.Equal(first.Delta.ReleaseFiles.Select(f => f.Sha256).Order(),
+            rebuilt.Values.Select(b => Convert.ToHexStringLower(SHA256.HashData(b))).Order());
+    }
+
+    [Fact]
+    public void A_set_level_the_memory_budget_cannot_hold_is_refused_naming_the_budget_and_nothing_is_written()
+    {
+        Releases();
+        var builder = new DeltaBuilder(Store, ProductKey, SigningKey) { Level = 22, MemoryBudget = 200L << 20, FrameContent = 64 * 1024 };
+        var ex = Assert.Throws<InvalidInputException>(() => builder.Build("acme", "1.0", "2.0"));
+        Assert.Contains("at zstd level 22, over the 209715200-byte memory budget", ex.Message);
+        Assert.Contains("Deltas:MemoryBudgetBytes", ex.Message);
+        Assert.Contains("lower or unset the level", ex.Message);
+        var path = StoreLayout.DeltaManifestPath("acme", "1.0", "2.0");
+        Assert.Null(Store.ReadFile(path));
+        Assert.Null(Store.ReadFile(StoreLayout.SignaturePathFor(path)));
+    }
 }

@@ -4,6 +4,7 @@ using Orchestrator.ChunkStore.Deltas;
 using Orchestrator.ChunkStore.Publishing;
 using Orchestrator.ChunkStore.Storage;
 using Orchestrator.ChunkStore.Tests.Support;
+using Orchestrator.DeviceAgent.Configuration;
 using Orchestrator.DeviceAgent.Tests.Support;
 using Orchestrator.EndToEnd.Tests.Agent.Support;
 using Orchestrator.EndToEnd.Tests.Trust.Support;
@@ -43,9 +44,9 @@ public sealed class AgentReleaseDeltaTests(ITestOutputHelper output)
     }
 
     /// <summary>Node, counting proxy, 1.0 and 2.0 published, the whole-release delta built (frames of 128 KiB), 1.0 installed on the rig's device.</summary>
-    private async Task<Setup> StartAsync(string deviceId)
+    private async Task<Setup> StartAsync(string deviceId, DownloadSettings? download = null)
     {
-        var rig = await HostileGatewayRig.StartAsync(deviceId, TestDevice.FastDownloads with { MaxSessionAttempts = 1 });
+        var rig = await HostileGatewayRig.StartAsync(deviceId, download ?? TestDevice.FastDownloads with { MaxSessionAttempts = 1 });
         var v2 = rig.Store.Publish("2.0", V2());
         var delta = new DeltaBuilder(rig.Store.Store, rig.Store.ContentKey, rig.Store.SigningKey)
             { Level = 3, Method = DeltaBuildMethod.Release, FrameContent = 128 * 1024 }.Build("acme", "1.0", "2.0").Delta;
@@ -126,6 +127,21 @@ public sealed class AgentReleaseDeltaTests(ITestOutputHelper output)
         Assert.Equal(chunkFetched.Sum(f => f.Bytes), (long)chunkPlan["bytes"]!);
         output.WriteLine($"delta: {fetched.Sum(f => f.Bytes)} bytes in {fetched.Count} requests; chunks: {chunkFetched.Sum(f => f.Bytes)} bytes in {chunkFetched.Count} requests");
         Assert.True(fetched.Sum(f => f.Bytes) * 3 < chunkFetched.Sum(f => f.Bytes));
+    }
+
+    [Fact]
+    public async Task A_delta_declaring_a_window_over_the_agents_bound_is_not_used_and_the_release_comes_from_chunks()
+    {
+        await using var s = await StartAsync("dev-rw", TestDevice.FastDownloads with { MaxSessionAttempts = 1, MaxDeltaWindowBytes = 1L << 22 });
+        var rig = s.Rig;
+        rig.Gateway.StoreLog.Clear();
+        var upgrade = await Run(rig.Device);
+        AssertTreeIsV2(rig.Device, s.V2);
+        Assert.Contains($"whole-release delta declares a {1L << s.Delta.Release!.WindowLog}-byte window, over download.maxDeltaWindowBytes 4194304; fetching chunks instead",
+            upgrade.Output);
+        Assert.Contains("0 file(s) from delta patches", upgrade.Output);
+        var fetched = rig.Gateway.StoreLog.ToList();
+        Assert.DoesNotContain(fetched, x => s.Delta.Release.Frames.Any(f => x.Path == StoreLayout.ChunkPath(f.Id)));
     }
 
     [Fact]

@@ -126,6 +126,20 @@ public sealed class NodeCommandLineTests : IDisposable
     }
 
     [Fact]
+    public async Task A_delta_level_its_memory_budget_cannot_hold_is_refused_naming_both_keys_and_starts_nothing()
+    {
+        var data = Path.Combine(_dir, "data");
+        var r = await Run([$"--Node:DataDirectory={data}", "--Node:Port=0", "--Urls=http://127.0.0.1:0",
+            "--Deltas:Level=22", "--Deltas:MemoryBudgetBytes=300000000"]);
+        Assert.Equal(2, r.Exit);
+        Assert.Contains("Deltas:Level 22 needs", r.Err);
+        Assert.Contains("over Deltas:MemoryBudgetBytes 300000000: raise Deltas:MemoryBudgetBytes to at least", r.Err);
+        Assert.Contains("set Deltas:Level to 20 or lower, or remove Deltas:Level to take the highest level that fits", r.Err);
+        Assert.DoesNotContain("   at ", r.Err);
+        Assert.False(Directory.Exists(data), "a refused node created its data folder");
+    }
+
+    [Fact]
     public async Task A_misspelled_environment_key_is_refused_with_the_nearest_key()
     {
         var r = await Run([], new() { ["ORCH_Node__Prot"] = "4054" });

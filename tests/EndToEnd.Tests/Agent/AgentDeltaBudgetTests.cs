@@ -1,0 +1,102 @@
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Orchestrator.ChunkStore.Deltas;
+using Orchestrator.ChunkStore.Keys;
+using Orchestrator.ChunkStore.Storage;
+using Orchestrator.DeviceAgent.Tests.Support;
+using Orchestrator.EndToEnd.Tests.Agent.Support;
+using Orchestrator.TestSupport;
+using Xunit.Abstractions;
+
+namespace Orchestrator.EndToEnd.Tests.Agent;
+
+/// <summary>
+/// A real node with the default delta settings (only Deltas:KeysDirectory set): a rollout makes it build the delta at the
+/// level its memory budget holds, and the real orch-agent upgrades over it.
+/// </summary>
+public sealed partial class AgentDeltaBudgetTests(ITestOutputHelper output)
+{
+    /// <summary>A patch release: a version stamp every 3000 bytes, so chunk dedup finds almost nothing to reuse.</summary>
+    private static Dictionary<string, byte[]> Release(int version)
+    {
+        var files = Releases.V1();
+        foreach (var path in files.Keys.ToList())
+        {
+            var copy = (byte[])files[path].Clone();
+            for (var at = 40; at + 8 < copy.Length; at += 3000) BitConverter.GetBytes(version * 1009L + at).CopyTo(copy, at);
+            files[path] = copy;
+        }
+        return files;
+    }
+
+    private async Task<AgentProcess.Result> Run(TestDevice d)
+    {
+        var r = await AgentProcess.RunAsync(["run", "--config", d.Config.SourcePath!, "--no-client"], timeout: TimeSpan.FromSeconds(180));
+        output.WriteLine(r.Output + r.Error);
+        Assert.Equal(0, r.ExitCode);
+        return r;
+    }
+
+    [GeneratedRegex(@"(\d+) file\(s\) from delta patches, 0 fell back to chunks")]
+    private static partial Regex Patched();
+
+    [Fact]
+    public async Task A_node_with_default_delta_settings_builds_the_delta_at_the_level_its_budget_holds_and_the_agent_upgrades_over_it()
+    {
+        using var keys = new TempDir();
+        KeyFiles.Generate(keys.Path);
+        await using var node = await NodeUnderTest.StartAsync(new Dictionary<string, string?> { ["Deltas:KeysDirectory"] = keys.Path });
+        using var store = new TestStore(node.StoreRoot, keys.Path);
+        var v1 = store.Publish("1.0", Release(1));
+        var v2 = store.Publish("2.0", Release(2));
+        using var d = new TestDevice(node.BaseUrl, credential: await node.ProvisionAsync("dev-b"), deviceId: "dev-b",
+            contentKey: store.ContentKey.ToBytes(), trustRoot: store.SigningKey.PublicKey.ToBytes());
+        await node.AssignAsync("dev-b", "acme", v1.Version, v1.VersionId, v1.ManifestPath);
+        await Run(d);
+        Assert.Equal(v1.InventoryDigest, Releases.ClientDigest(d));
+
+        using var admin = new HttpClient { BaseAddress = new Uri(node.BaseUrl) };
+        admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", NodeUnderTest.OperateToken);
+        // The planner reads the device registry: wait until it shows the device on 1.0.
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (JsonDocument.Parse(await admin.GetStringAsync($"admin/v1/devices?versionId={v1.VersionId}")).RootElement.GetProperty("total").GetInt32() < 1)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the device registry did not show dev-b on 1.0");
+            await Task.Delay(100);
+        }
+        using (var created = await admin.PostAsJsonAsync("admin/v1/rollouts",
+                   new { id = "ro-budget", product = "acme", version = "2.0", selector = new { deviceIds = new[] { "dev-b" } } }))
+            Assert.True(created.IsSuccessStatusCode, $"create rollout: {(int)created.StatusCode} {await created.Content.ReadAsStringAsync()}");
+
+        var path = StoreLayout.DeltaManifestPath("acme", "1.0", "2.0");
+        deadline = DateTime.UtcNow.AddSeconds(120);
+        while (store.Store.ReadFile(StoreLayout.SignaturePathFor(path)) is null)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the node did not build the delta within 120 s of the rollout");
+            await Task.Delay(200);
+        }
+        var delta = DeltaManifestSerializer.VerifyAndParse(store.Store.ReadFile(path)!, store.Store.ReadFile(StoreLayout.SignaturePathFor(path))!,
+            store.SigningKey.PublicKey);
+        // The default budget holds level 22 for any release the format allows.
+        Assert.Equal(DeltaMemory.HighestLevel(DeltaMemory.DefaultBudget), delta.Level);
+        Assert.Equal(22, delta.Level);
+
+        // The rollout assigns 2.0 at a check-in; the run that installs it takes the delta.
+        AgentProcess.Result? upgrade = null;
+        for (var attempt = 0; attempt < 10 && (await node.StateAsync("dev-b")).InstalledVersionId != v2.VersionId; attempt++)
+        {
+            upgrade = await Run(d);
+            if ((await node.StateAsync("dev-b")).InstalledVersionId != v2.VersionId) await Task.Delay(500);
+        }
+        Assert.Equal(v2.VersionId, (await node.StateAsync("dev-b")).InstalledVersionId);
+        Assert.Equal(v2.InventoryDigest, Releases.ClientDigest(d));
+        foreach (var (file, content) in Release(2))
+            Assert.Equal(content, File.ReadAllBytes(Path.Combine(d.Layout.Client, file)));
+        var patched = Patched().Match(upgrade!.Output);
+        Assert.True(patched.Success, "the upgrade did not report its delta patches");
+        Assert.Equal(delta.Files.Count(f => f.Method is DeltaMethod.Patch or DeltaMethod.Release), int.Parse(patched.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture));
+        Assert.True(int.Parse(patched.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) > 0);
+    }
+}
