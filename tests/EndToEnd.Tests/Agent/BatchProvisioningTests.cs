@@ -6,6 +6,7 @@ using Orchestrator.EndToEnd.Tests.Agent.Support;
 using Orchestrator.Messages.Admin;
 using Orchestrator.Messages.Devices;
 using Orchestrator.Messages.Protocol;
+using Orchestrator.EndToEnd.Tests.Pacing;
 using Orchestrator.Node.Gateway;
 using Xunit.Abstractions;
 
@@ -81,6 +82,44 @@ public sealed class BatchProvisioningTests(ITestOutputHelper output)
         output.WriteLine(refused.Output + refused.Error);
         Assert.NotEqual(0, refused.ExitCode);
         Assert.Contains("credential_invalid", refused.Output + refused.Error);
+    }
+
+    [Fact]
+    public async Task A_fleet_registered_in_bulk_holds_no_live_actors_and_a_device_that_checked_in_keeps_its_own()
+    {
+        // Idle passivation off (the default): only actors of devices never heard from may stop before the offline timeout.
+        await using var node = await NodeUnderTest.StartAsync(new Dictionary<string, string?>
+        {
+            ["Devices:UnheardPassivateAfter"] = "00:00:01", ["Devices:IdlePassivateAfter"] = "00:00:00",
+        });
+        using var store = new TestStore(node.StoreRoot);
+        var v1 = store.Publish("1.0", Releases.V1());
+        using var dir = new TempDir();
+        var file = Path.Combine(dir.Path, "bulk.csv");
+        var run = await OrchProcess.OkAsync(node, output, "device", "provision", "--count", "300", "--prefix", "bulk-", "--out", file,
+            "--product", "acme", "--tags", "lot9");
+        Assert.Contains("Registered them for acme with tags lot9: 300 registered", run.Output);
+
+        // Every registration woke an actor; none is left once registered, and what was registered is in the journal.
+        await node.UntilMetricAsync(0, "orch_device_actors_live");
+        var registered = await node.StateAsync("bulk-150");
+        Assert.Equal(("acme", DeviceStatus.Unknown), (registered.Product, registered.Status));
+        Assert.Contains("lot9", registered.Tags);
+        await node.UntilMetricAsync(0, "orch_device_actors_live");
+
+        // A real agent checks in with its credential and installs: its device was heard from, so its actor stays.
+        var lot = ReadCsv(File.ReadAllText(file));
+        await node.AssignAsync("bulk-007", "acme", v1.Version, v1.VersionId, v1.ManifestPath);
+        using var device = new TestDevice(node.BaseUrl, credential: lot["bulk-007"], deviceId: "bulk-007",
+            contentKey: store.ContentKey.ToBytes(), trustRoot: store.SigningKey.PublicKey.ToBytes());
+        var agent = await AgentProcess.RunAsync(["run", "--config", device.Config.SourcePath!, "--no-client"]);
+        output.WriteLine(agent.Output + agent.Error);
+        Assert.Equal(0, agent.ExitCode);
+        Assert.Equal(v1.InventoryDigest, Releases.ClientDigest(device));
+        await node.UntilMetricAsync(1, "orch_device_actors_live");
+        await Task.Delay(TimeSpan.FromSeconds(3));
+        Assert.Equal(1, await node.MetricAsync("orch_device_actors_live"));
+        Assert.Equal(DeviceStatus.Completed, (await node.StateAsync("bulk-007")).Status);
     }
 
     [Fact]
