@@ -1,12 +1,13 @@
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
+using Orchestrator.ChunkStore.Publishing;
 using Orchestrator.DeviceAgent.Tests.Support;
 using Orchestrator.EndToEnd.Tests.Agent.Support;
+using Orchestrator.EndToEnd.Tests.Pacing;
 using Orchestrator.Messages.Admin;
 using Orchestrator.Messages.Devices;
 using Orchestrator.Messages.Protocol;
-using Orchestrator.EndToEnd.Tests.Pacing;
 using Orchestrator.Node.Gateway;
 using Xunit.Abstractions;
 
@@ -63,16 +64,7 @@ public sealed class BatchProvisioningTests(ITestOutputHelper output)
         Assert.Contains("kiosk", kioskState.Tags);
 
         // A real agent with a credential from the file checks in, installs what it is assigned, and the journal says so.
-        await node.AssignAsync("lot7-0777", "acme", v1.Version, v1.VersionId, v1.ManifestPath);
-        using var device = new TestDevice(node.BaseUrl, credential: lot["lot7-0777"], deviceId: "lot7-0777",
-            contentKey: store.ContentKey.ToBytes(), trustRoot: store.SigningKey.PublicKey.ToBytes());
-        var agent = await AgentProcess.RunAsync(["run", "--config", device.Config.SourcePath!, "--no-client"]);
-        output.WriteLine(agent.Output + agent.Error);
-        Assert.Equal(0, agent.ExitCode);
-        Assert.Equal(v1.InventoryDigest, Releases.ClientDigest(device));
-        var state = await node.StateAsync("lot7-0777");
-        Assert.Equal(DeviceStatus.Completed, state.Status);
-        Assert.Equal(v1.VersionId, state.InstalledVersionId);
+        await InstallAssignedAsync(node, store, v1, "lot7-0777", lot["lot7-0777"]);
 
         // Another device's secret does not sign for this one.
         using var impostor = new TestDevice(node.BaseUrl, credential: lot["lot7-0778"], deviceId: "lot7-0777",
@@ -109,17 +101,25 @@ public sealed class BatchProvisioningTests(ITestOutputHelper output)
 
         // A real agent checks in with its credential and installs: its device was heard from, so its actor stays.
         var lot = ReadCsv(File.ReadAllText(file));
-        await node.AssignAsync("bulk-007", "acme", v1.Version, v1.VersionId, v1.ManifestPath);
-        using var device = new TestDevice(node.BaseUrl, credential: lot["bulk-007"], deviceId: "bulk-007",
+        await InstallAssignedAsync(node, store, v1, "bulk-007", lot["bulk-007"]);
+        await node.UntilMetricAsync(1, "orch_device_actors_live");
+        await Task.Delay(TimeSpan.FromSeconds(3));
+        Assert.Equal(1, await node.MetricAsync("orch_device_actors_live"));
+    }
+
+    // Assigns v1 to the device, runs a real agent with its credential, and checks the install on disk and in the journal.
+    private async Task InstallAssignedAsync(NodeUnderTest node, TestStore store, PublishResult v1, string deviceId, string credential)
+    {
+        await node.AssignAsync(deviceId, "acme", v1.Version, v1.VersionId, v1.ManifestPath);
+        using var device = new TestDevice(node.BaseUrl, credential: credential, deviceId: deviceId,
             contentKey: store.ContentKey.ToBytes(), trustRoot: store.SigningKey.PublicKey.ToBytes());
         var agent = await AgentProcess.RunAsync(["run", "--config", device.Config.SourcePath!, "--no-client"]);
         output.WriteLine(agent.Output + agent.Error);
         Assert.Equal(0, agent.ExitCode);
         Assert.Equal(v1.InventoryDigest, Releases.ClientDigest(device));
-        await node.UntilMetricAsync(1, "orch_device_actors_live");
-        await Task.Delay(TimeSpan.FromSeconds(3));
-        Assert.Equal(1, await node.MetricAsync("orch_device_actors_live"));
-        Assert.Equal(DeviceStatus.Completed, (await node.StateAsync("bulk-007")).Status);
+        var state = await node.StateAsync(deviceId);
+        Assert.Equal(DeviceStatus.Completed, state.Status);
+        Assert.Equal(v1.VersionId, state.InstalledVersionId);
     }
 
     [Fact]
