@@ -3,6 +3,7 @@ using Orchestrator.ChunkStore.Codec;
 using Orchestrator.ChunkStore.Deltas;
 using Orchestrator.ChunkStore.Keys;
 using Orchestrator.ChunkStore.Manifests;
+using Orchestrator.ChunkStore.Packs;
 using Orchestrator.ChunkStore.Publishing;
 using Orchestrator.ChunkStore.Storage;
 using Orchestrator.ChunkStore.Validation;
@@ -64,6 +65,9 @@ public sealed record GcReport(IReadOnlyList<string> VersionsRemoved, int Manifes
 {
     /// <summary>Publish-cache entries dropped because their chunk is gone (would be dropped, on a dry run).</summary>
     public long PublishCacheEntriesDropped { get; init; }
+
+    /// <summary>Pack objects deleted (no retained release's pack index names them).</summary>
+    public long PacksDeleted { get; init; }
 }
 
 /// <summary>
@@ -262,6 +266,7 @@ public sealed class StoreMaintenance(FileSystemStore store)
         // Mark phase reads everything first, so a damaged manifest aborts before any deletion.
         var plans = new List<(string Product, ReleaseIndex Old, ReleaseIndex Kept, IReadOnlyList<ReleaseIndexEntry> Dropped)>();
         var marked = new HashSet<ChunkId>();
+        var markedPacks = new HashSet<ChunkId>();
         foreach (var product in _store.EnumerateProducts())
         {
             var index = ReadIndex(product);
@@ -270,7 +275,11 @@ public sealed class StoreMaintenance(FileSystemStore store)
                 .Where((v, i) => policy.KeepLast is not { } n || i >= index.Versions.Count - n || pinned.Contains(v.VersionId))
                 .ToList();
             foreach (var entry in keep)
-                marked.UnionWith(ReadManifest(entry).DistinctChunks());
+            {
+                var manifest = ReadManifest(entry);
+                marked.UnionWith(manifest.DistinctChunks());
+                if (_store.ReadFile(entry.ManifestPath) is { } bytes && PackIndex.ReadStored(_store, entry.ManifestPath, bytes, manifest) is { } packIndex) markedPacks.UnionWith(packIndex.Packs.Select(p => p.Id));
+            }
             plans.Add((product, index, index with { Versions = keep }, index.Versions.Except(keep).ToList()));
         }
 
@@ -298,7 +307,7 @@ public sealed class StoreMaintenance(FileSystemStore store)
             removed.AddRange(dropped.Select(d => $"{product}/{d.Version}"));
             if (policy.DryRun) continue;
             if (dropped.Count > 0) _store.WriteFile(StoreLayout.IndexPath(product), kept.ToBytes());
-            var keepFiles = kept.Versions.SelectMany(v => new[] { v.ManifestPath, StoreLayout.SignaturePathFor(v.ManifestPath) })
+            var keepFiles = kept.Versions.SelectMany(v => new[] { v.ManifestPath, StoreLayout.SignaturePathFor(v.ManifestPath), StoreLayout.PackIndexPathFor(v.ManifestPath) })
                 .ToHashSet(StringComparer.Ordinal);
             foreach (var file in _store.EnumerateManifestFiles(product))
                 if (!keepFiles.Contains(file) && _store.DeleteFile(file)) manifestFilesDeleted++;
@@ -317,6 +326,15 @@ public sealed class StoreMaintenance(FileSystemStore store)
             deleted++;
             freed += size;
         }
+        long packsDeleted = 0;
+        foreach (var id in _store.EnumeratePacks().ToList())
+        {
+            if (markedPacks.Contains(id)) continue;
+            var size = new FileInfo(_store.FullPath(StoreLayout.PackPath(id))).Length;
+            if (!policy.DryRun && !_store.DeleteFile(StoreLayout.PackPath(id))) continue;
+            packsDeleted++;
+            freed += size;
+        }
         // The publish cache only grows; entries of swept chunks are dead weight (and would be re-checked by every
         // publish). Keep the entries whose object is still there.
         var cache = PublishCache.Load(_store);
@@ -332,7 +350,7 @@ public sealed class StoreMaintenance(FileSystemStore store)
             }
             _store.Flush();
         }
-        return new GcReport(removed, manifestFilesDeleted, deleted, freed, kept2, temps, policy.DryRun) { PublishCacheEntriesDropped = cacheDropped };
+        return new GcReport(removed, manifestFilesDeleted, deleted, freed, kept2, temps, policy.DryRun) { PublishCacheEntriesDropped = cacheDropped, PacksDeleted = packsDeleted };
     }
 
     private DeltaManifest? TryReadDelta(string path)
