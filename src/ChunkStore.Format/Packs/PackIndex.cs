@@ -62,6 +62,10 @@ public sealed record PackIndex(string ManifestSha256, IReadOnlyList<PackInfo> Pa
         return order;
     }
 
+    /// <summary>Largest signed index a manifest with <paramref name="chunkCount"/> distinct chunks can have (each chunk in its own pack).</summary>
+    public static long MaxSignedLength(int chunkCount) =>
+        HeaderLength + (long)chunkCount * (PackRecordLength + EntryRecordLength) + ManifestSigner.SignatureLength;
+
     /// <summary>The serialized index followed by its 64-byte Ed25519 signature by <paramref name="key"/>.</summary>
     public byte[] SerializeSigned(ReleaseSigningKey key)
     {
