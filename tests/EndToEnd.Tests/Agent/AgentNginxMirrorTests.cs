@@ -61,7 +61,14 @@ public sealed class AgentNginxMirrorTests(TwoReleases r, ITestOutputHelper outpu
             r.Gateway.StoreDown = false;
         }
     }
+}
 
+/// <summary>
+/// The real agent upgrades through byte ranges of pack objects served by nginx (its own fixture: the fake gateway
+/// accepts one device's request sequence, so each device needs its own).
+/// </summary>
+public sealed class AgentNginxPackTests(TwoReleases r, ITestOutputHelper output) : IClassFixture<TwoReleases>
+{
     [NginxFact]
     public async Task Upgrades_from_nginx_through_byte_ranges_of_pack_objects_and_no_chunk_objects()
     {
