@@ -187,8 +187,9 @@ public sealed class StoreDownloader
     /// Fetches the chunk objects of one coalesced <paramref name="range"/> of a pack with one HTTP Range request and hands
     /// each to <paramref name="place"/> once its bytes hash to its id. A request cut mid-way is continued (next round or
     /// source) from the first chunk not yet placed, and inside it from the bytes already received; a chunk whose bytes
-    /// do not hash to its id is refused with the source that served it. Returns the chunks never placed (every source
-    /// failed; the caller fetches them as their own objects).
+    /// do not hash to its id is refused with the source that served it; under a byte-limited grant a request asks for no
+    /// more chunks than the grant still allows. Returns the chunks never placed (every source failed; the caller fetches
+    /// them as their own objects).
     /// </summary>
     /// <param name="range">The pack range and the wanted chunks inside it.</param>
     /// <param name="place">Decodes and places one verified chunk object.</param>
@@ -198,37 +199,40 @@ public sealed class StoreDownloader
         var path = StoreLayout.PackPath(range.Pack);
         var next = 0;          // chunks before it were placed
         byte[] held = [];      // what arrived of chunk `next`
-        if (_limiter.Exhausted)
-            throw new GrantExhaustedException("download grant has no bytes left; checking in again when it renews", _limiter.RenewsAt);
         try
         {
-            await WithFailoverAsync(path, async (source, token) =>
+            while (next < range.Chunks.Count)
             {
-                var remaining = range.Chunks.Skip(next).ToList();
-                var end = remaining.Max(c => c.Offset + c.Stored);
-                var rejected = false;
-                using var sink = new PackRangeSink(remaining, held, (chunk, stored) =>
+                if (_limiter.Exhausted)
+                    throw new GrantExhaustedException("download grant has no bytes left; checking in again when it renews", _limiter.RenewsAt);
+                await WithFailoverAsync(path, async (source, token) =>
                 {
-                    if (!ChunkCache.Matches(stored, chunk.Chunk.Hex))
+                    var remaining = WithinGrant(range.Chunks.Skip(next).ToList(), held.Length);
+                    var end = remaining.Max(c => c.Offset + c.Stored);
+                    var rejected = false;
+                    using var sink = new PackRangeSink(remaining, held, (chunk, stored) =>
                     {
-                        rejected = true;
-                        throw new SourceFailedException($"bytes {chunk.Offset}..{chunk.Offset + chunk.Stored - 1} of pack {range.Pack} do not hash to chunk id {chunk.Chunk} (tampered or corrupt); refused") { Rejected = true };
+                        if (!ChunkCache.Matches(stored, chunk.Chunk.Hex))
+                        {
+                            rejected = true;
+                            throw new SourceFailedException($"bytes {chunk.Offset}..{chunk.Offset + chunk.Stored - 1} of pack {range.Pack} do not hash to chunk id {chunk.Chunk} (tampered or corrupt); refused") { Rejected = true };
+                        }
+                        place(chunk, stored);
+                        next++;
+                    });
+                    try
+                    {
+                        await TransferAsync(source, path, sink, sink.Start, end, token, rangeLast: end - 1);
+                        if (!sink.Complete)
+                            throw new SourceFailedException($"range of pack {range.Pack} ended at byte {sink.Position}, before its last chunk (truncated)");
                     }
-                    place(chunk, stored);
-                    next++;
-                });
-                try
-                {
-                    await TransferAsync(source, path, sink, sink.Start, end, token, rangeLast: end - 1);
-                    if (!sink.Complete)
-                        throw new SourceFailedException($"range of pack {range.Pack} ended at byte {sink.Position}, before its last chunk (truncated)");
-                }
-                finally
-                {
-                    held = rejected ? [] : sink.HeldPrefix.ToArray();
-                }
-                return 0;
-            }, ct);
+                    finally
+                    {
+                        held = rejected ? [] : sink.HeldPrefix.ToArray();
+                    }
+                    return 0;
+                }, ct);
+            }
             return [];
         }
         catch (DownloadFailedException e)
@@ -236,6 +240,19 @@ public sealed class StoreDownloader
             _log($"pack range {range.Pack} {range.Offset}+{range.Length}: {e.Message}; its {range.Chunks.Count - next} remaining chunk(s) are fetched as chunk objects");
             return range.Chunks.Skip(next).ToList();
         }
+    }
+
+    /// <summary>
+    /// The leading chunks of <paramref name="chunks"/> whose span the download grant still allows (at least one): a
+    /// request never asks a source for bytes the device may not take, so a small grant costs no aborted transfer.
+    /// </summary>
+    private List<PackedChunk> WithinGrant(List<PackedChunk> chunks, long held)
+    {
+        if (_limiter.Remaining is not { } left) return chunks;
+        var start = chunks[0].Offset + held;
+        var fit = 1;
+        while (fit < chunks.Count && chunks[fit].Offset + chunks[fit].Stored - start <= left) fit++;
+        return fit == chunks.Count ? chunks : chunks[..fit];
     }
 
     private async Task<T> WithFailoverAsync<T>(string relativePath, Func<StoreSource, CancellationToken, Task<T>> attempt, CancellationToken ct, int? rounds = null)
