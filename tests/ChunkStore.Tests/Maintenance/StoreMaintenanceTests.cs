@@ -157,7 +157,7 @@ public sealed class StoreMaintenanceTests : StoreTestBase
 
         var report = new StoreMaintenance(store).CollectGarbage(new GcPolicy(KeepLast: 1));
         Assert.Equal(["acme/2.0"], report.VersionsRemoved);
-        Assert.Equal(2, report.ManifestFilesDeleted);
+        Assert.Equal(3, report.ManifestFilesDeleted); // 2.0's manifest, signature and pack index
         var remaining = store.EnumerateChunks().ToHashSet();
         Assert.Equal(v1.DistinctChunks().Union(v3.DistinctChunks()).ToHashSet(), remaining);
         // v2's own binary chunks are gone; the library chunks it shared with v1 and v3 remain.
