@@ -171,6 +171,7 @@ public sealed class StoreMaintenance(FileSystemStore store)
                 catch (InvalidInputException ex) { problems.Add($"{label}: {ex.Message}"); continue; }
                 if (manifest.Product != product || manifest.Version != entry.Version || manifest.VersionId != entry.VersionId)
                     problems.Add($"{label}: manifest says {manifest.Product}/{manifest.Version} id {manifest.VersionId}, the index says {product}/{entry.Version} id {entry.VersionId}");
+                problems.AddRange(PackProblems(label, entry.ManifestPath, bytes, manifest, publicKey));
                 foreach (var file in manifest.Files)
                 {
                     var complete = true;
@@ -351,6 +352,50 @@ public sealed class StoreMaintenance(FileSystemStore store)
             _store.Flush();
         }
         return new GcReport(removed, manifestFilesDeleted, deleted, freed, kept2, temps, policy.DryRun) { PublishCacheEntriesDropped = cacheDropped, PacksDeleted = packsDeleted };
+    }
+
+    /// <summary>
+    /// Checks a release's pack index as an agent would (signature with <paramref name="publicKey"/> when given, strict
+    /// parse, bound to the manifest bytes) and every located chunk: its pack present and hashing to its id, and the
+    /// range hashing to the chunk id. A release without an index has nothing to check (its chunks are fetched as objects).
+    /// </summary>
+    private IEnumerable<string> PackProblems(string label, string manifestPath, byte[] manifestBytes, Manifest manifest, ReleasePublicKey? publicKey)
+    {
+        var signed = _store.ReadFile(StoreLayout.PackIndexPathFor(manifestPath));
+        if (signed is null) yield break;
+        var order = PackIndex.ChunkOrder(manifest);
+        var (index, refused) = ParsePackIndex(signed, manifestPath, manifestBytes, manifest, order.Count, publicKey);
+        if (index is null)
+        {
+            yield return $"{label}: pack index refused ({refused}); agents fetch its chunks as objects";
+            yield break;
+        }
+        var packs = new Dictionary<ChunkId, byte[]?>();
+        foreach (var p in index.Packs)
+        {
+            var bytes = _store.ReadFile(StoreLayout.PackPath(p.Id));
+            packs[p.Id] = bytes is not null && bytes.Length == p.Length && ChunkId.Of(bytes) == p.Id ? bytes : null;
+            if (packs[p.Id] is null)
+                yield return $"{label}: pack {p.Id} is {(bytes is null ? "missing" : "damaged (length or hash differs from its index entry)")}";
+        }
+        foreach (var (id, at) in index.Locate(order))
+            if (packs[at.Pack] is { } pack && !id.Matches(pack.AsSpan((int)at.Offset, at.Stored)))
+                yield return $"{label}: bytes {at.Offset}..{at.Offset + at.Stored - 1} of pack {at.Pack} do not hash to chunk {id}";
+    }
+
+    private (PackIndex? Index, string? Refused) ParsePackIndex(byte[] signed, string manifestPath, byte[] manifestBytes, Manifest manifest,
+        int chunkCount, ReleasePublicKey? publicKey)
+    {
+        try
+        {
+            return publicKey is not null
+                ? (PackIndex.VerifyAndParse(signed, publicKey, PackIndex.ManifestHashOf(manifestBytes), chunkCount), null)
+                : (PackIndex.ReadStored(_store, manifestPath, manifestBytes, manifest), "it does not parse or belongs to other manifest bytes");
+        }
+        catch (Exception ex) when (ex is InvalidInputException or IntegrityException)
+        {
+            return (null, ex.Message);
+        }
     }
 
     private DeltaManifest? TryReadDelta(string path)

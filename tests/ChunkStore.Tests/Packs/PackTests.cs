@@ -151,6 +151,23 @@ public sealed class PackTests : StoreTestBase
     }
 
     [Fact]
+    public void Verify_checks_the_pack_index_and_every_located_range()
+    {
+        var (m, b, _) = Publish("1.0", Tree("v1", 1));
+        var store = OpenStore();
+        Assert.True(new StoreMaintenance(store).Verify(SigningKey.PublicKey).Ok);
+        var located = ReadIndex("1.0", m, b).Locate(PackIndex.ChunkOrder(m)).Values.First();
+        var packFile = store.FullPath(StoreLayout.PackPath(located.Pack));
+        var pack = File.ReadAllBytes(packFile);
+        pack[located.Offset + 30] ^= 1;
+        File.WriteAllBytes(packFile, pack);
+        var report = new StoreMaintenance(store).Verify(SigningKey.PublicKey);
+        Assert.Contains(report.Problems, p => p.Contains($"pack {located.Pack} is damaged"));
+        using var other = ReleaseSigningKey.Generate();
+        Assert.Contains(new StoreMaintenance(store).Verify(other.PublicKey).Problems, p => p.Contains("pack index refused"));
+    }
+
+    [Fact]
     public void Gc_keeps_the_packs_retained_releases_name_and_deletes_the_rest_with_their_index()
     {
         Publish("1.0", Tree("v1", 1));
