@@ -33,7 +33,7 @@ public sealed class HostileGateway : IAsyncDisposable
     /// <summary>Store files to serve instead of the node's (path relative to <c>/v1/store/</c>); null forwards.</summary>
     public Func<string, byte[]?>? OnStore { get; set; }
 
-    /// <summary>When set, forwarded chunk bodies are sent at about this many bytes per second (a trickling gateway).</summary>
+    /// <summary>When set, forwarded chunk and pack bodies are sent at about this many bytes per second (a trickling gateway).</summary>
     public int? TrickleChunksBytesPerSecond { get; set; }
 
     /// <summary>For a forwarded store request (path, Range header): cut the connection after this many body bytes; null forwards all.</summary>
@@ -139,7 +139,7 @@ public sealed class HostileGateway : IAsyncDisposable
         ctx.Response.StatusCode = (int)response.StatusCode;
         foreach (var (k, v) in response.Headers) if (k is not "Transfer-Encoding") ctx.Response.Headers[k] = v.ToArray();
         foreach (var (k, v) in response.Content.Headers) ctx.Response.Headers[k] = v.ToArray();
-        if (TrickleChunksBytesPerSecond is { } rate && segments is ["v1", "store", "chunks", ..])
+        if (TrickleChunksBytesPerSecond is { } rate && segments is ["v1", "store", "chunks" or "packs", ..])
         {
             await using var body = await response.Content.ReadAsStreamAsync();
             var slice = new byte[Math.Max(1, rate / 4)];
