@@ -121,8 +121,8 @@ public sealed class PacingTests(ITestOutputHelper output)
             new Dictionary<string, object> { ["errorThreshold"] = 0.5, ["failingAfterAttempts"] = 2 });
         await node.UntilRolloutAsync("out", v => v.Wave("inProgress") == 1);
 
-        // The mirror serves the manifest, its signature and a few chunks, then goes down with the gateway's store.
-        mirror.ServeOnly = 5;
+        // The mirror serves the manifest, its signature and the pack index, then goes down with the gateway's store.
+        mirror.ServeOnly = 3;
         proxy.StoreDown = true;
         var first = await Run(d, expectedExit: 1); // two failed sessions for this start, then the agent gives this start up
         Assert.Contains("HTTP 503", first.Output);
