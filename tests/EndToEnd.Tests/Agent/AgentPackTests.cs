@@ -161,4 +161,47 @@ public sealed class AgentPackTests(ITestOutputHelper output)
         foreach (var (path, content) in Releases.V1())
             Assert.Equal(content, File.ReadAllBytes(Path.Combine(rig.Device.Layout.Client, path)));
     }
+
+    [Fact]
+    public async Task A_kill_mid_pack_keeps_every_placed_chunk_and_the_restart_asks_for_none_of_them_again()
+    {
+        var (rig, v2) = await StartAsync("dev-pkill");
+        await using var _ = rig;
+        var wanted = NewChunks(rig).ToDictionary(c => c.Chunk.Hex);
+        var m2 = rig.Store.Manifest(v2);
+        var content = Releases.V2();
+        // Packs trickle at 100 kB/s, so the agent is caught with some new chunks placed in its build and others not.
+        rig.Gateway.TrickleChunksBytesPerSecond = 100_000;
+        var psi = AgentProcess.StartInfo(["run", "--config", rig.Device.Config.SourcePath!, "--no-client"]);
+        using (var p = System.Diagnostics.Process.Start(psi)!)
+        {
+            var stdout = p.StandardOutput.ReadToEndAsync();
+            var deadline = DateTime.UtcNow.AddSeconds(90);
+            while (!p.HasExited && DateTime.UtcNow < deadline && !Releases.BuiltChunks(rig.Device, m2, content).Any(wanted.ContainsKey))
+                await Task.Delay(10);
+            Assert.False(p.HasExited, "the agent finished before it could be killed mid-pack");
+            p.Kill();
+            await p.WaitForExitAsync();
+            output.WriteLine(await stdout);
+        }
+        var placed = Releases.BuiltChunks(rig.Device, m2, content).Where(wanted.ContainsKey).ToHashSet();
+        Assert.NotEmpty(placed);
+        Assert.True(placed.Count < wanted.Count, "every new chunk was placed before the kill");
+        rig.Gateway.TrickleChunksBytesPerSecond = null;
+        rig.Gateway.StoreLog.Clear();
+
+        await Run(rig.Device);
+        AssertTreeIsV2(rig.Device, v2);
+        var ranges = rig.Gateway.StoreLog.Where(IsPack).ToList();
+        foreach (var r in ranges) output.WriteLine($"{r.Path} {r.Range} {r.Bytes}");
+        Assert.NotEmpty(ranges);
+        // No range of the restart covers a chunk the first run placed; together they cover every other new chunk.
+        foreach (var r in ranges)
+        {
+            var bounds = r.Range!["bytes=".Length..].Split('-').Select(long.Parse).ToArray();
+            Assert.DoesNotContain(placed, id => wanted[id].Offset >= bounds[0] && wanted[id].Offset + wanted[id].Stored - 1 <= bounds[1]
+                && r.Path == StoreLayout.PackPath(wanted[id].Pack));
+        }
+        Assert.Equal(PackRanges.Coalesce(wanted.Values.Where(c => !placed.Contains(c.Chunk.Hex))).Sum(r => r.Length), ranges.Sum(r => r.Bytes));
+    }
 }
