@@ -1,5 +1,6 @@
 using Orchestrator.ChunkStore.Codec;
 using Orchestrator.ChunkStore.Manifests;
+using Orchestrator.ChunkStore.Packs;
 using Orchestrator.ChunkStore.Storage;
 using Orchestrator.ChunkStore.Validation;
 
@@ -8,8 +9,8 @@ namespace Orchestrator.ChunkStore.Deltas;
 /// <summary>What a device holding one release fetches from the store to install another (<c>orch release plan</c>).</summary>
 /// <param name="Method">"delta" (a delta manifest is fetched and used) or "chunks".</param>
 /// <param name="Bytes">Every byte fetched: target manifest and signature, delta manifest and signature, objects.</param>
-/// <param name="Requests">HTTP requests to the store (one per file; no retries, no resumes).</param>
-/// <param name="Objects">Objects among them (release frames, patch parts, chunks).</param>
+/// <param name="Requests">HTTP requests to the store (one per file or pack range; no retries, no resumes).</param>
+/// <param name="Objects">Objects fetched (release frames, patch parts, chunks, whether as their own object or inside a pack range).</param>
 public sealed record InstallFetchPlan(string Method, long Bytes, int Requests, int Objects);
 
 /// <summary>
@@ -91,9 +92,29 @@ public static class InstallFetchPlanner
         if (releaseWanted.Count > 0)
             foreach (var i in ReleaseDeltaApplier.FramesFor(delta!, f => releaseWanted.Contains(f.Path)))
                 if (seen.Add(delta!.Release!.Frames[i].Id)) objects.Add(delta.Release.Frames[i].Id);
-        foreach (var id in chunkIds) if (seen.Add(id)) objects.Add(id);
         foreach (var id in objects) Fetch(StoreLayout.ChunkPath(id));
-        return new InstallFetchPlan(delta is null ? "chunks" : "delta", bytes, requests, objects.Count);
+        var chunks = chunkIds.Where(seen.Add).ToList();
+        if (chunks.Count > 0)
+        {
+            // The agent asks for the pack index only when it has chunks to fetch; a store without one answers 404
+            // (one request, no body counted) and every chunk is its own object.
+            var located = new Dictionary<ChunkId, PackedChunk>();
+            var packIndexPath = StoreLayout.PackIndexPathFor(toEntry.ManifestPath);
+            var toBytes = ReadRequired(store, toEntry.ManifestPath);
+            if (PackIndex.ReadStored(store, toEntry.ManifestPath, toBytes, to) is { } packIndex)
+            {
+                Fetch(packIndexPath);
+                located = packIndex.Locate(PackIndex.ChunkOrder(to));
+            }
+            else requests++;
+            foreach (var range in PackRanges.Coalesce(chunks.Where(located.ContainsKey).Select(id => located[id])))
+            {
+                bytes += range.Length;
+                requests++;
+            }
+            foreach (var id in chunks.Where(id => !located.ContainsKey(id))) Fetch(StoreLayout.ChunkPath(id));
+        }
+        return new InstallFetchPlan(delta is null ? "chunks" : "delta", bytes, requests, objects.Count + chunks.Count);
     }
 
     private static byte[] ReadRequired(FileSystemStore store, string path) =>

@@ -3,6 +3,7 @@ using Orchestrator.ChunkStore.Codec;
 using Orchestrator.ChunkStore.Deltas;
 using Orchestrator.ChunkStore.Keys;
 using Orchestrator.ChunkStore.Manifests;
+using Orchestrator.ChunkStore.Packs;
 using Orchestrator.ChunkStore.Publishing;
 using Orchestrator.ChunkStore.Storage;
 using Orchestrator.ChunkStore.Validation;
@@ -64,6 +65,9 @@ public sealed record GcReport(IReadOnlyList<string> VersionsRemoved, int Manifes
 {
     /// <summary>Publish-cache entries dropped because their chunk is gone (would be dropped, on a dry run).</summary>
     public long PublishCacheEntriesDropped { get; init; }
+
+    /// <summary>Pack objects deleted (no retained release's pack index names them).</summary>
+    public long PacksDeleted { get; init; }
 }
 
 /// <summary>
@@ -167,6 +171,7 @@ public sealed class StoreMaintenance(FileSystemStore store)
                 catch (InvalidInputException ex) { problems.Add($"{label}: {ex.Message}"); continue; }
                 if (manifest.Product != product || manifest.Version != entry.Version || manifest.VersionId != entry.VersionId)
                     problems.Add($"{label}: manifest says {manifest.Product}/{manifest.Version} id {manifest.VersionId}, the index says {product}/{entry.Version} id {entry.VersionId}");
+                problems.AddRange(PackProblems(label, entry.ManifestPath, bytes, manifest, publicKey));
                 foreach (var file in manifest.Files)
                 {
                     var complete = true;
@@ -262,6 +267,7 @@ public sealed class StoreMaintenance(FileSystemStore store)
         // Mark phase reads everything first, so a damaged manifest aborts before any deletion.
         var plans = new List<(string Product, ReleaseIndex Old, ReleaseIndex Kept, IReadOnlyList<ReleaseIndexEntry> Dropped)>();
         var marked = new HashSet<ChunkId>();
+        var markedPacks = new HashSet<ChunkId>();
         foreach (var product in _store.EnumerateProducts())
         {
             var index = ReadIndex(product);
@@ -270,7 +276,11 @@ public sealed class StoreMaintenance(FileSystemStore store)
                 .Where((v, i) => policy.KeepLast is not { } n || i >= index.Versions.Count - n || pinned.Contains(v.VersionId))
                 .ToList();
             foreach (var entry in keep)
-                marked.UnionWith(ReadManifest(entry).DistinctChunks());
+            {
+                var manifest = ReadManifest(entry);
+                marked.UnionWith(manifest.DistinctChunks());
+                if (_store.ReadFile(entry.ManifestPath) is { } bytes && PackIndex.ReadStored(_store, entry.ManifestPath, bytes, manifest) is { } packIndex) markedPacks.UnionWith(packIndex.Packs.Select(p => p.Id));
+            }
             plans.Add((product, index, index with { Versions = keep }, index.Versions.Except(keep).ToList()));
         }
 
@@ -298,7 +308,7 @@ public sealed class StoreMaintenance(FileSystemStore store)
             removed.AddRange(dropped.Select(d => $"{product}/{d.Version}"));
             if (policy.DryRun) continue;
             if (dropped.Count > 0) _store.WriteFile(StoreLayout.IndexPath(product), kept.ToBytes());
-            var keepFiles = kept.Versions.SelectMany(v => new[] { v.ManifestPath, StoreLayout.SignaturePathFor(v.ManifestPath) })
+            var keepFiles = kept.Versions.SelectMany(v => new[] { v.ManifestPath, StoreLayout.SignaturePathFor(v.ManifestPath), StoreLayout.PackIndexPathFor(v.ManifestPath) })
                 .ToHashSet(StringComparer.Ordinal);
             foreach (var file in _store.EnumerateManifestFiles(product))
                 if (!keepFiles.Contains(file) && _store.DeleteFile(file)) manifestFilesDeleted++;
@@ -317,6 +327,15 @@ public sealed class StoreMaintenance(FileSystemStore store)
             deleted++;
             freed += size;
         }
+        long packsDeleted = 0;
+        foreach (var id in _store.EnumeratePacks().ToList())
+        {
+            if (markedPacks.Contains(id)) continue;
+            var size = new FileInfo(_store.FullPath(StoreLayout.PackPath(id))).Length;
+            if (!policy.DryRun && !_store.DeleteFile(StoreLayout.PackPath(id))) continue;
+            packsDeleted++;
+            freed += size;
+        }
         // The publish cache only grows; entries of swept chunks are dead weight (and would be re-checked by every
         // publish). Keep the entries whose object is still there.
         var cache = PublishCache.Load(_store);
@@ -332,7 +351,51 @@ public sealed class StoreMaintenance(FileSystemStore store)
             }
             _store.Flush();
         }
-        return new GcReport(removed, manifestFilesDeleted, deleted, freed, kept2, temps, policy.DryRun) { PublishCacheEntriesDropped = cacheDropped };
+        return new GcReport(removed, manifestFilesDeleted, deleted, freed, kept2, temps, policy.DryRun) { PublishCacheEntriesDropped = cacheDropped, PacksDeleted = packsDeleted };
+    }
+
+    /// <summary>
+    /// Checks a release's pack index as an agent would (signature with <paramref name="publicKey"/> when given, strict
+    /// parse, bound to the manifest bytes) and every located chunk: its pack present and hashing to its id, and the
+    /// range hashing to the chunk id. A release without an index has nothing to check (its chunks are fetched as objects).
+    /// </summary>
+    private IEnumerable<string> PackProblems(string label, string manifestPath, byte[] manifestBytes, Manifest manifest, ReleasePublicKey? publicKey)
+    {
+        var signed = _store.ReadFile(StoreLayout.PackIndexPathFor(manifestPath));
+        if (signed is null) yield break;
+        var order = PackIndex.ChunkOrder(manifest);
+        var (index, refused) = ParsePackIndex(signed, manifestPath, manifestBytes, manifest, order.Count, publicKey);
+        if (index is null)
+        {
+            yield return $"{label}: pack index refused ({refused}); agents fetch its chunks as objects";
+            yield break;
+        }
+        var packs = new Dictionary<ChunkId, byte[]?>();
+        foreach (var p in index.Packs)
+        {
+            var bytes = _store.ReadFile(StoreLayout.PackPath(p.Id));
+            packs[p.Id] = bytes is not null && bytes.Length == p.Length && ChunkId.Of(bytes) == p.Id ? bytes : null;
+            if (packs[p.Id] is null)
+                yield return $"{label}: pack {p.Id} is {(bytes is null ? "missing" : "damaged (length or hash differs from its index entry)")}";
+        }
+        foreach (var (id, at) in index.Locate(order))
+            if (packs[at.Pack] is { } pack && !id.Matches(pack.AsSpan((int)at.Offset, at.Stored)))
+                yield return $"{label}: bytes {at.Offset}..{at.Offset + at.Stored - 1} of pack {at.Pack} do not hash to chunk {id}";
+    }
+
+    private (PackIndex? Index, string? Refused) ParsePackIndex(byte[] signed, string manifestPath, byte[] manifestBytes, Manifest manifest,
+        int chunkCount, ReleasePublicKey? publicKey)
+    {
+        try
+        {
+            return publicKey is not null
+                ? (PackIndex.VerifyAndParse(signed, publicKey, PackIndex.ManifestHashOf(manifestBytes), chunkCount), null)
+                : (PackIndex.ReadStored(_store, manifestPath, manifestBytes, manifest), "it does not parse or belongs to other manifest bytes");
+        }
+        catch (Exception ex) when (ex is InvalidInputException or IntegrityException)
+        {
+            return (null, ex.Message);
+        }
     }
 
     private DeltaManifest? TryReadDelta(string path)

@@ -10,6 +10,7 @@ namespace Orchestrator.ChunkStore.Publishing;
 /// <param name="Channel">Channel to point at the new version after the commit; null leaves channels alone.</param>
 /// <param name="Lifetime">How long the manifest stays valid; null means 365 days.</param>
 /// <param name="Chunking">Chunker bounds; null means <see cref="ChunkingOptions.Default"/>.</param>
+/// <param name="Packs">Also write the release's pack objects and signed pack index (docs/store-format.md, "Packs").</param>
 public sealed record PublishRequest(
     string Product,
     string Version,
@@ -17,7 +18,8 @@ public sealed record PublishRequest(
     long? VersionId = null,
     string? Channel = null,
     TimeSpan? Lifetime = null,
-    ChunkingOptions? Chunking = null);
+    ChunkingOptions? Chunking = null,
+    bool Packs = true);
 
 /// <summary>Progress of a publish, reported after every batch of chunks.</summary>
 /// <param name="BytesDone">Plaintext bytes chunked and stored so far.</param>

@@ -7,6 +7,7 @@ using Orchestrator.ChunkStore.Chunking;
 using Orchestrator.ChunkStore.Codec;
 using Orchestrator.ChunkStore.Keys;
 using Orchestrator.ChunkStore.Manifests;
+using Orchestrator.ChunkStore.Packs;
 using Orchestrator.ChunkStore.Storage;
 using Orchestrator.ChunkStore.Validation;
 
@@ -153,8 +154,11 @@ public sealed class Publisher
         var manifestBytes = ManifestSerializer.Serialize(manifest);
         var signature = ManifestSigner.Sign(manifestBytes, _signingKey);
         var manifestPath = StoreLayout.ManifestPath(request.Product, request.Version);
+        // Packs copy chunk objects already durable; each pack is written atomically before the index naming it.
+        var packs = request.Packs ? ReleasePacker.Pack(_store, PackIndex.ChunkOrder(manifest), index.Latest?.ManifestPath) : null;
         _store.WriteFile(manifestPath, manifestBytes);
         _store.WriteFile(StoreLayout.SignaturePathFor(manifestPath), signature);
+        if (packs is not null) _store.WriteFile(StoreLayout.PackIndexPath(request.Product, request.Version), packs.SignedIndex(manifestBytes, _signingKey));
         // Commit point: the version exists once the index lists it.
         _store.WriteFile(indexPath, index.With(new ReleaseIndexEntry(request.Version, versionId, manifestPath, created)).ToBytes());
         if (request.Channel is not null)

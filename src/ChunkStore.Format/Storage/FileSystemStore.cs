@@ -71,9 +71,14 @@ public sealed class FileSystemStore : IContentStore
     public bool DeleteChunk(ChunkId id) => DeleteFile(StoreLayout.ChunkPath(id));
 
     /// <summary>Every stored chunk id (files named by a valid id under <c>chunks/ab/</c>; temp files skipped).</summary>
-    public IEnumerable<ChunkId> EnumerateChunks()
+    public IEnumerable<ChunkId> EnumerateChunks() => EnumerateObjects(StoreLayout.ChunksDirectory);
+
+    /// <summary>Every stored pack id (files named by a valid id under <c>packs/ab/</c>; temp files skipped).</summary>
+    public IEnumerable<ChunkId> EnumeratePacks() => EnumerateObjects(StoreLayout.PacksDirectory);
+
+    private IEnumerable<ChunkId> EnumerateObjects(string folder)
     {
-        var chunks = Path.Combine(Root, StoreLayout.ChunksDirectory);
+        var chunks = Path.Combine(Root, folder);
         if (!Directory.Exists(chunks)) yield break;
         foreach (var dir in Directory.EnumerateDirectories(chunks).Order(StringComparer.Ordinal))
         {
@@ -122,14 +127,15 @@ public sealed class FileSystemStore : IContentStore
             .Where(StoreNames.IsValidProduct).Order(StringComparer.Ordinal).ToList();
     }
 
-    /// <summary>Manifest file paths (store-relative) present for a product, listed or not.</summary>
+    /// <summary>Manifest, signature and pack index file paths (store-relative) present for a product, listed or not.</summary>
     public IReadOnlyList<string> EnumerateManifestFiles(string product)
     {
         var dir = Path.Combine(Root, StoreLayout.ManifestsDirectory, product);
         if (!Directory.Exists(dir)) return [];
         return Directory.EnumerateFiles(dir)
             .Select(Path.GetFileName).OfType<string>()
-            .Where(n => !AtomicFile.IsTempFile(n) && n != StoreLayout.IndexFileName && (n.EndsWith(".json", StringComparison.Ordinal) || n.EndsWith(".json.sig", StringComparison.Ordinal)))
+            .Where(n => !AtomicFile.IsTempFile(n) && n != StoreLayout.IndexFileName && (n.EndsWith(".json", StringComparison.Ordinal) || n.EndsWith(".json.sig", StringComparison.Ordinal)
+                || n.EndsWith(StoreLayout.PackIndexSuffix, StringComparison.Ordinal)))
             .Order(StringComparer.Ordinal)
             .Select(n => $"{StoreLayout.ManifestsDirectory}/{product}/{n}")
             .ToList();

@@ -21,6 +21,12 @@ public static class StoreLayout
     /// <summary>Folder of signed delta manifests (<c>deltas/&lt;product&gt;/&lt;from&gt;/&lt;to&gt;.json</c>).</summary>
     public const string DeltasDirectory = "deltas";
 
+    /// <summary>Folder of pack objects (runs of chunk objects fetched with HTTP Range requests).</summary>
+    public const string PacksDirectory = "packs";
+
+    /// <summary>File name suffix of a release's signed pack index, next to its manifest.</summary>
+    public const string PackIndexSuffix = ".packs";
+
     /// <summary>Writers' advisory lock file at the root.</summary>
     public const string LockFile = ".orch-store.lock";
 
@@ -32,6 +38,22 @@ public static class StoreLayout
 
     /// <summary><c>chunks/ab/&lt;id&gt;</c>.</summary>
     public static string ChunkPath(ChunkId id) => $"{ChunksDirectory}/{id.Hex[..2]}/{id.Hex}";
+
+    /// <summary><c>packs/ab/&lt;id&gt;</c>: a pack object, named like a chunk by the SHA-256 of its bytes.</summary>
+    public static string PackPath(ChunkId id) => $"{PacksDirectory}/{id.Hex[..2]}/{id.Hex}";
+
+    /// <summary><c>manifests/&lt;product&gt;/&lt;version&gt;.packs</c>: the signed pack index of a release.</summary>
+    public static string PackIndexPath(string product, string version)
+    {
+        StoreNames.RequireProduct(product);
+        StoreNames.RequireVersion(version);
+        return $"{ManifestsDirectory}/{product}/{version}{PackIndexSuffix}";
+    }
+
+    /// <summary>The pack index path next to a manifest path (<c>….json</c> → <c>….packs</c>).</summary>
+    public static string PackIndexPathFor(string manifestPath) =>
+        ParseManifestPath(manifestPath) is { } named ? PackIndexPath(named.Product, named.Version)
+            : throw new ArgumentException($"'{manifestPath}' is not a manifest path (manifests/<product>/<version>.json).", nameof(manifestPath));
 
     /// <summary><c>manifests/&lt;product&gt;/&lt;version&gt;.json</c>.</summary>
     public static string ManifestPath(string product, string version)

@@ -34,7 +34,9 @@ internal static class ReleaseUpload
         try
         {
             var store = FileSystemStore.Open(staging, create: true);
-            var result = new Publisher(store, contentKey, signingKey).Publish(request with { VersionId = versionId, Channel = null }, null, ct);
+            // The upload route carries chunk objects, manifest and signature only: packs would be written here for nothing
+            // (devices of a node published this way fetch chunk objects).
+            var result = new Publisher(store, contentKey, signingKey).Publish(request with { VersionId = versionId, Channel = null, Packs = false }, null, ct);
             var manifestBytes = store.ReadFile(result.ManifestPath)!;
             var body = new ReleaseUploadRequest(Convert.ToBase64String(manifestBytes),
                 Convert.ToBase64String(store.ReadFile(StoreLayout.SignaturePathFor(result.ManifestPath))!), roots);

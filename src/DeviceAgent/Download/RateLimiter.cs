@@ -53,6 +53,9 @@ public sealed class GrantLimiter
     /// <summary>Bytes received so far under this grant.</summary>
     public long Spent => Interlocked.Read(ref _spent);
 
+    /// <summary>Bytes the grant still allows this session; null when it sets no byte limit.</summary>
+    public long? Remaining => _maxBytes is { } max ? Math.Max(0, max - Spent) : null;
+
     /// <summary>Accounts for <paramref name="bytes"/> just received and waits as long as the rate requires.</summary>
     /// <exception cref="GrantExhaustedException">The session would exceed the grant's byte allowance.</exception>
     public async ValueTask AcquireAsync(int bytes, CancellationToken ct)

@@ -2,6 +2,8 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Headers;
+using Orchestrator.ChunkStore.Packs;
+using Orchestrator.ChunkStore.Storage;
 using Orchestrator.DeviceAgent.Configuration;
 
 namespace Orchestrator.DeviceAgent.Download;
@@ -81,7 +83,9 @@ public sealed class StoreDownloader
     /// declares or delivers more is refused at that size, so a hostile source costs at most that many bytes.</param>
     /// <param name="accept">Verifies the bytes and returns the result.</param>
     /// <param name="ct">Cancellation.</param>
-    public Task<T> FetchVerifiedAsync<T>(IReadOnlyList<(string Path, long MaxBytes)> files, Func<IReadOnlyList<byte[]>, T> accept, CancellationToken ct) =>
+    /// <param name="rounds">Rounds over all sources before giving up; null means <see cref="RoundsPerRequest"/> (1 for a file a store may lack).</param>
+    public Task<T> FetchVerifiedAsync<T>(IReadOnlyList<(string Path, long MaxBytes)> files, Func<IReadOnlyList<byte[]>, T> accept, CancellationToken ct,
+        int? rounds = null) =>
         WithFailoverAsync(files[0].Path, async (source, token) =>
         {
             var fetched = new List<byte[]>(files.Count);
@@ -100,7 +104,7 @@ public sealed class StoreDownloader
             {
                 throw new SourceFailedException("rejected: " + e.Message) { Rejected = true };
             }
-        }, ct);
+        }, ct, rounds);
 
     /// <summary>
     /// How long one object's transfer runs before its received bytes are checkpointed into its part file
@@ -179,7 +183,79 @@ public sealed class StoreDownloader
         _cache.Put(id, await FetchChunkBytesAsync(id, relativePath, maxStoredSize, ct));
     }
 
-    private async Task<T> WithFailoverAsync<T>(string relativePath, Func<StoreSource, CancellationToken, Task<T>> attempt, CancellationToken ct)
+    /// <summary>
+    /// Fetches the chunk objects of one coalesced <paramref name="range"/> of a pack with one HTTP Range request and hands
+    /// each to <paramref name="place"/> once its bytes hash to its id. A request cut mid-way is continued (next round or
+    /// source) from the first chunk not yet placed, and inside it from the bytes already received; a chunk whose bytes
+    /// do not hash to its id is refused with the source that served it; under a byte-limited grant a request asks for no
+    /// more chunks than the grant still allows. Returns the chunks never placed (every source failed; the caller fetches
+    /// them as their own objects).
+    /// </summary>
+    /// <param name="range">The pack range and the wanted chunks inside it.</param>
+    /// <param name="place">Decodes and places one verified chunk object.</param>
+    /// <param name="ct">Cancellation.</param>
+    public async Task<IReadOnlyList<PackedChunk>> FetchPackRangeAsync(PackRange range, Action<PackedChunk, ReadOnlySpan<byte>> place, CancellationToken ct)
+    {
+        var path = StoreLayout.PackPath(range.Pack);
+        var next = 0;          // chunks before it were placed
+        byte[] held = [];      // what arrived of chunk `next`
+        try
+        {
+            while (next < range.Chunks.Count)
+            {
+                if (_limiter.Exhausted)
+                    throw new GrantExhaustedException("download grant has no bytes left; checking in again when it renews", _limiter.RenewsAt);
+                await WithFailoverAsync(path, async (source, token) =>
+                {
+                    var remaining = WithinGrant(range.Chunks.Skip(next).ToList(), held.Length);
+                    var end = remaining.Max(c => c.Offset + c.Stored);
+                    var rejected = false;
+                    using var sink = new PackRangeSink(remaining, held, (chunk, stored) =>
+                    {
+                        if (!ChunkCache.Matches(stored, chunk.Chunk.Hex))
+                        {
+                            rejected = true;
+                            throw new SourceFailedException($"bytes {chunk.Offset}..{chunk.Offset + chunk.Stored - 1} of pack {range.Pack} do not hash to chunk id {chunk.Chunk} (tampered or corrupt); refused") { Rejected = true };
+                        }
+                        place(chunk, stored);
+                        next++;
+                    });
+                    try
+                    {
+                        await TransferAsync(source, path, sink, sink.Start, end, token, rangeLast: end - 1);
+                        if (!sink.Complete)
+                            throw new SourceFailedException($"range of pack {range.Pack} ended at byte {sink.Position}, before its last chunk (truncated)");
+                    }
+                    finally
+                    {
+                        held = rejected ? [] : sink.HeldPrefix.ToArray();
+                    }
+                    return 0;
+                }, ct);
+            }
+            return [];
+        }
+        catch (DownloadFailedException e)
+        {
+            _log($"pack range {range.Pack} {range.Offset}+{range.Length}: {e.Message}; its {range.Chunks.Count - next} remaining chunk(s) are fetched as chunk objects");
+            return range.Chunks.Skip(next).ToList();
+        }
+    }
+
+    /// <summary>
+    /// The leading chunks of <paramref name="chunks"/> whose span the download grant still allows (at least one): a
+    /// request never asks a source for bytes the device may not take, so a small grant costs no aborted transfer.
+    /// </summary>
+    private List<PackedChunk> WithinGrant(List<PackedChunk> chunks, long held)
+    {
+        if (_limiter.Remaining is not { } left) return chunks;
+        var start = chunks[0].Offset + held;
+        var fit = 1;
+        while (fit < chunks.Count && chunks[fit].Offset + chunks[fit].Stored - start <= left) fit++;
+        return fit == chunks.Count ? chunks : chunks[..fit];
+    }
+
+    private async Task<T> WithFailoverAsync<T>(string relativePath, Func<StoreSource, CancellationToken, Task<T>> attempt, CancellationToken ct, int? rounds = null)
     {
         var failures = new List<string>();
         for (var round = 0; ;)
@@ -242,7 +318,7 @@ public sealed class StoreDownloader
             else
             {
                 round++;
-                if (round >= RoundsPerRequest)
+                if (round >= (rounds ?? RoundsPerRequest))
                     throw new DownloadFailedException(relativePath, failures) { ContentRejected = rejected };
                 delay = _backoff.Delay(round - 1);
             }
@@ -267,17 +343,24 @@ public sealed class StoreDownloader
     /// <summary>Times a request waited because every source it could use was pacing the device (429), not failing.</summary>
     public long PacedWaits => Interlocked.Read(ref _pacedWaits);
 
-    /// <summary>One GET from one source into <paramref name="sink"/>; returns the total length (offset + new bytes).</summary>
-    private async Task<long> TransferAsync(StoreSource source, string relativePath, Stream sink, long offset, long limit, CancellationToken ct, bool chargeGrant = true)
+    /// <summary>
+    /// One GET from one source into <paramref name="sink"/>; returns the total length (offset + new bytes). With
+    /// <paramref name="rangeLast"/> (a pack range) only a 206 for exactly bytes <paramref name="offset"/>..<paramref name="rangeLast"/> is accepted.
+    /// </summary>
+    private async Task<long> TransferAsync(StoreSource source, string relativePath, Stream sink, long offset, long limit, CancellationToken ct, bool chargeGrant = true,
+        long? rangeLast = null)
     {
         using var request = new HttpRequestMessage(HttpMethod.Get, source.Resolve(relativePath));
         source.Signer?.Sign(request, []);
-        if (offset > 0) request.Headers.Range = new RangeHeaderValue(offset, null);
+        if (offset > 0 || rangeLast is not null) request.Headers.Range = new RangeHeaderValue(offset, rangeLast);
 
         using var headerTimeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
         headerTimeout.CancelAfter(TimeSpan.FromSeconds(_settings.RequestTimeoutSeconds));
         using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, headerTimeout.Token);
 
+        if (rangeLast is not null && response.StatusCode is HttpStatusCode.OK or HttpStatusCode.PartialContent or HttpStatusCode.RequestedRangeNotSatisfiable
+            && (response.StatusCode != HttpStatusCode.PartialContent || response.Content.Headers.ContentRange is not { } cr || cr.From != offset || cr.To != rangeLast))
+            throw new SourceFailedException($"HTTP {(int)response.StatusCode} with Content-Range '{response.Content.Headers.ContentRange}' for bytes {offset}-{rangeLast} of '{relativePath}' (the source must serve byte ranges)");
         switch (response.StatusCode)
         {
             case HttpStatusCode.TooManyRequests:
@@ -288,7 +371,7 @@ public sealed class StoreDownloader
                 sink.SetLength(0);
                 throw new SourceFailedException("HTTP 416 for a resume; restarting the chunk from the beginning");
             case HttpStatusCode.PartialContent:
-                if (offset == 0 || response.Content.Headers.ContentRange?.From != offset)
+                if ((offset == 0 && rangeLast is null) || response.Content.Headers.ContentRange?.From != offset)
                     throw new SourceFailedException($"HTTP 206 with Content-Range '{response.Content.Headers.ContentRange}' does not continue at byte {offset}");
                 break;
             case HttpStatusCode.OK:

@@ -1,6 +1,7 @@
 using Orchestrator.ChunkStore.Codec;
 using Orchestrator.ChunkStore.Deltas;
 using Orchestrator.ChunkStore.Manifests;
+using Orchestrator.ChunkStore.Packs;
 using Orchestrator.ChunkStore.Storage;
 using Orchestrator.ChunkStore.Validation;
 using Orchestrator.DeviceAgent.Configuration;
@@ -140,52 +141,93 @@ internal sealed class InstallContent(ZoneLayout layout, DownloadSettings downloa
         }
     }
 
-    /// <summary>Downloads the missing chunks (resuming part files), decodes each into its places in the build, and reports progress.</summary>
-    public async Task DownloadAsync(StoreDownloader downloader, Manifest manifest, InstallPlan plan, TreeBuild build, ContentKey key, CancellationToken ct)
+    /// <summary>
+    /// Downloads the missing chunks and decodes each into its places in the build, reporting progress: those the pack
+    /// index locates with coalesced Range requests on packs, the rest (and any a pack range could not deliver) as their
+    /// own objects, resuming part files. <paramref name="packs"/> says where chunks lie in packs
+    /// (<see cref="ReleaseVerification.TryFetchPackIndexAsync"/>); null fetches every chunk as its own object.
+    /// </summary>
+    public async Task DownloadAsync(StoreDownloader downloader, Manifest manifest, InstallPlan plan, TreeBuild build, ContentKey key,
+        IReadOnlyDictionary<ChunkId, PackedChunk>? packs, CancellationToken ct)
     {
         var total = plan.Missing.Count;
         if (total == 0) return;
-        var bytesTotal = plan.Missing.Sum(m => (long)m.Value);
-        var done = 0;
-        long bytesDone = 0;
-        var lastReport = time.GetTimestamp();
+        var progress = new DownloadProgress(manifest.VersionId, total, plan.Missing.Sum(m => (long)m.Value), time.GetTimestamp());
+        var parallel = new ParallelOptions { MaxDegreeOfParallelism = download.Parallelism, CancellationToken = ct };
+        var single = plan.Missing.Keys.Where(id => packs is null || !packs.ContainsKey(id)).ToList();
         try
         {
-            await Parallel.ForEachAsync(plan.Missing, new ParallelOptions { MaxDegreeOfParallelism = download.Parallelism, CancellationToken = ct },
-                async (item, token) =>
+            if (packs is not null)
+            {
+                var ranges = PackRanges.Coalesce(plan.Missing.Keys.Where(packs.ContainsKey).Select(id => packs[id]));
+                var leftOver = new System.Collections.Concurrent.ConcurrentBag<ChunkId>();
+                await Parallel.ForEachAsync(ranges, parallel, async (range, token) =>
                 {
-                    // Pooled stored and plaintext buffers: a chunk passes through and leaves no garbage of its size behind.
-                    using (var stored = await downloader.FetchChunkRentedAsync(item.Key.Hex, StoreLayout.ChunkPath(item.Key),
-                        item.Value + ChunkCodec.HeaderLength + ChunkCodec.TagLength, token))
-                    using (var plain = RentedBytes.Rent(item.Value))
+                    var placed = 0;
+                    var missed = await downloader.FetchPackRangeAsync(range, (chunk, stored) =>
                     {
-                        try
-                        {
-                            ChunkCodec.DecodeInto(stored.Span, key, item.Value, plain.Span, item.Key);
-                        }
-                        catch (IntegrityException e)
-                        {
-                            // Verified against its id, so the object is what the store holds; it does not decode as the manifest says.
-                            cache.DeletePartial(item.Key.Hex);
-                            throw new SessionFailedException(FailureStage.Verify, $"chunk {item.Key} rejected: {e.Message}", e);
-                        }
-                        build.Write(plan.Places[item.Key], plain.Span);
-                    }
-                    cache.DeletePartial(item.Key.Hex);
-                    crash.Reached(CrashPoints.ChunkPlaced);
-                    var d = Interlocked.Increment(ref done);
-                    var b = Interlocked.Add(ref bytesDone, item.Value);
-                    var now = time.GetTimestamp();
-                    if (d == total || time.GetElapsedTime(Interlocked.Read(ref lastReport), now) > TimeSpan.FromSeconds(2))
-                    {
-                        Interlocked.Exchange(ref lastReport, now);
-                        await reportProgress(new ProgressReport(manifest.VersionId, b, bytesTotal, d, total), token);
-                    }
+                        Place(chunk.Chunk, plan.Missing[chunk.Chunk], stored, plan, build, key);
+                        placed++;
+                    }, token);
+                    foreach (var c in missed) leftOver.Add(c.Chunk);
+                    await ReportAsync(progress, placed, range.Chunks.Take(placed).Sum(c => (long)plan.Missing[c.Chunk]), token);
                 });
+                single.AddRange(leftOver);
+            }
+            await Parallel.ForEachAsync(single, parallel, async (id, token) =>
+            {
+                var length = plan.Missing[id];
+                // Pooled stored buffer: a chunk passes through and leaves no garbage of its size behind.
+                using (var stored = await downloader.FetchChunkRentedAsync(id.Hex, StoreLayout.ChunkPath(id), length + ChunkCodec.HeaderLength + ChunkCodec.TagLength, token))
+                    Place(id, length, stored.Span, plan, build, key);
+                cache.DeletePartial(id.Hex);
+                await ReportAsync(progress, 1, length, token);
+            });
         }
         catch (DownloadFailedException e)
         {
             throw new SessionFailedException(FailureStage.Download, e.Message, e);
         }
+    }
+
+    /// <summary>Decodes one verified chunk object into every place of it in the build.</summary>
+    private void Place(ChunkId id, int length, ReadOnlySpan<byte> stored, InstallPlan plan, TreeBuild build, ContentKey key)
+    {
+        using var plain = RentedBytes.Rent(length);
+        try
+        {
+            ChunkCodec.DecodeInto(stored, key, length, plain.Span, id);
+        }
+        catch (IntegrityException e)
+        {
+            // Verified against its id, so the object is what the store holds; it does not decode as the manifest says.
+            cache.DeletePartial(id.Hex);
+            throw new SessionFailedException(FailureStage.Verify, $"chunk {id} rejected: {e.Message}", e);
+        }
+        build.Write(plan.Places[id], plain.Span);
+        crash.Reached(CrashPoints.ChunkPlaced);
+    }
+
+    /// <summary>Counts placed chunks and reports progress at most every two seconds (and at the end).</summary>
+    private async Task ReportAsync(DownloadProgress p, int chunks, long bytes, CancellationToken ct)
+    {
+        var d = Interlocked.Add(ref p.Done, chunks);
+        var b = Interlocked.Add(ref p.BytesDone, bytes);
+        var now = time.GetTimestamp();
+        if (d == p.Total || time.GetElapsedTime(Interlocked.Read(ref p.LastReport), now) > TimeSpan.FromSeconds(2))
+        {
+            Interlocked.Exchange(ref p.LastReport, now);
+            await reportProgress(new ProgressReport(p.VersionId, b, p.BytesTotal, d, p.Total), ct);
+        }
+    }
+
+    private sealed class DownloadProgress(long versionId, int total, long bytesTotal, long started)
+    {
+        public readonly long VersionId = versionId;
+        public readonly int Total = total;
+        public readonly long BytesTotal = bytesTotal;
+        public int Done;
+        public long BytesDone;
+        public long LastReport = started;
     }
 }

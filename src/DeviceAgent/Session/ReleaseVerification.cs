@@ -1,7 +1,9 @@
 using System.Security.Cryptography;
+using Orchestrator.ChunkStore.Codec;
 using Orchestrator.ChunkStore.Deltas;
 using Orchestrator.ChunkStore.Keys;
 using Orchestrator.ChunkStore.Manifests;
+using Orchestrator.ChunkStore.Packs;
 using Orchestrator.ChunkStore.Storage;
 using Orchestrator.ChunkStore.Trust;
 using Orchestrator.ChunkStore.Validation;
@@ -16,7 +18,8 @@ namespace Orchestrator.DeviceAgent.Session;
 /// <summary>
 /// The signed documents of one install, fetched and verified before anything is planned: the target manifest (a release
 /// key of the trust root, product, the version and SHA-256 the directive assigns, for a repair the sealed record's
-/// manifest, not expired) and an offered delta manifest (signed, for exactly this upgrade; any doubt means chunks).
+/// manifest, not expired), an offered delta manifest (signed, for exactly this upgrade; any doubt means chunks) and the
+/// target's pack index (signed, for exactly the target manifest; any doubt means chunk objects).
 /// </summary>
 internal sealed class ReleaseVerification(AgentConfig config, TimeProvider time, Action<string> log)
 {
@@ -57,6 +60,38 @@ internal sealed class ReleaseVerification(AgentConfig config, TimeProvider time,
         catch (DownloadFailedException e)
         {
             log($"delta '{path}' not usable ({e.Message}); downloading chunks");
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// Fetches and verifies the target's pack index (<c>manifests/&lt;product&gt;/&lt;version&gt;.packs</c>): signed by a
+    /// release key of the trust root, for exactly the verified manifest bytes. Asked once per source (a store published
+    /// without packs lacks it); any problem means the chunks are fetched as their own objects, never a failed session.
+    /// Returns where the manifest's chunks lie in packs, or null.
+    /// </summary>
+    public async Task<Dictionary<ChunkId, PackedChunk>?> TryFetchPackIndexAsync(StoreDownloader downloader, string manifestPath, Manifest manifest,
+        string manifestSha256, TrustAnchor anchor, CancellationToken ct)
+    {
+        var path = StoreLayout.PackIndexPathFor(manifestPath);
+        var order = PackIndex.ChunkOrder(manifest);
+        try
+        {
+            return await downloader.FetchVerifiedAsync([(path, PackIndex.MaxSignedLength(order.Count))], files =>
+            {
+                try
+                {
+                    return ByAnyReleaseKey(anchor, key => PackIndex.VerifyAndParse(files[0], key, manifestSha256, order.Count)).Locate(order);
+                }
+                catch (Exception e) when (e is IntegrityException or InvalidInputException)
+                {
+                    throw new ContentRejectedException($"pack index '{path}': {e.Message}", e);
+                }
+            }, ct, rounds: 1);
+        }
+        catch (DownloadFailedException e)
+        {
+            log($"no usable pack index ({e.Message}); fetching each chunk as its own object");
             return null;
         }
     }

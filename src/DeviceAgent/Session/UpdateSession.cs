@@ -290,7 +290,10 @@ public sealed class UpdateSession
         }
         if (fellBack.Count > 0) plan = _planner.PlanFallback(manifest, inventory, plan, fellBack, key);
         _content.PlaceLocalChunks(plan, build, key);
-        await _content.DownloadAsync(downloader, manifest, plan, build, key, ct);
+        var packs = plan.Missing.Count > 0
+            ? await _verification.TryFetchPackIndexAsync(downloader, response.ManifestPath!, manifest, manifestSha256, anchor, ct)
+            : null;
+        await _content.DownloadAsync(downloader, manifest, plan, build, key, packs, ct);
         var (newDigest, staged) = _stager.Stage(manifest, plan, build, ct);
         if (AcceptStagedTree is not null && await AcceptStagedTree(_layout.Staging, ct) is { } refused)
             throw new SessionFailedException(FailureStage.Verify, $"{manifest.Version} (id {manifest.VersionId}) refused after staging: {refused}; the installed version is kept");

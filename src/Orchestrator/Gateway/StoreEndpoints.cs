@@ -11,7 +11,8 @@ namespace Orchestrator.Node.Gateway;
 
 /// <summary>
 /// <c>/v1/store/...</c>: the static-store layout over HTTP for authenticated devices. Chunks come from the sharded
-/// chunk store (ETag = chunk id, immutable, Range/resume, throttled); manifests and channels come from the store
+/// chunk store (ETag = chunk id, immutable, Range/resume, throttled), packs from the store folder (the same rules);
+/// manifests and channels come from the store
 /// folder (ETag = SHA-256 of the file, revalidated on each use).
 /// </summary>
 public static partial class StoreEndpoints
@@ -26,6 +27,7 @@ public static partial class StoreEndpoints
     public static void MapStoreApi(this IEndpointRouteBuilder app)
     {
         app.MapMethods("/v1/store/chunks/{prefix}/{chunkId}", [HttpMethods.Get, HttpMethods.Head], GetChunkAsync);
+        app.MapMethods("/v1/store/packs/{prefix}/{packId}", [HttpMethods.Get, HttpMethods.Head], GetPackAsync);
         app.MapMethods("/v1/store/manifests/{product}/{file}", [HttpMethods.Get, HttpMethods.Head],
             (string product, string file, HttpContext ctx, FileSystemStore store) => GetStoreFileAsync(ctx, store, StoreLayout.ManifestsDirectory, product, file));
         app.MapMethods("/v1/store/channels/{product}/{file}", [HttpMethods.Get, HttpMethods.Head],
@@ -79,29 +81,8 @@ public static partial class StoreEndpoints
         var data = ((ChunkFound)answer).Data;
         if (HttpMethods.IsGet(ctx.Request.Method))
         {
-            var deviceId = (string)ctx.Items[DeviceEndpoints.DeviceIdItem]!;
-            var cost = BytesToSend(ctx.Request, data.Length, etag);
-            ThrottleDecision decision;
-            try
-            {
-                decision = await throttle.TryConsumeAsync(deviceId, cost, ctx.RequestAborted).ConfigureAwait(false);
-            }
-            catch (BudgetUnavailableException ex)
-            {
-                headers.CacheControl = "no-store";
-                headers.RetryAfter = "5";
-                return HttpProblems.Problem(StatusCodes.Status503ServiceUnavailable, "budgets_unavailable", ex.Message + " Retry later.");
-            }
-            if (!decision.Allowed)
-            {
-                GatewayMetrics.Throttled.Add(1, new KeyValuePair<string, object?>("limit", decision.Reason));
-                headers.CacheControl = "no-store";
-                headers.RetryAfter = ((long)decision.RetryAfter.TotalSeconds).ToString(System.Globalization.CultureInfo.InvariantCulture);
-                return HttpProblems.Problem(StatusCodes.Status429TooManyRequests, "throttled",
-                    $"Download limit reached ({decision.Reason}); retry after {headers.RetryAfter} seconds.");
-            }
+            if (await ChargeAsync(ctx, throttle, BytesToSend(ctx.Request, data.Length, etag)).ConfigureAwait(false) is { } refused) return refused;
             GatewayMetrics.ChunksServed.Add(1);
-            GatewayMetrics.ChunkBytesServed.Add(cost);
         }
         if (ctx.Request.Headers.Range.Count == 0 && ctx.Request.Headers.IfNoneMatch.Count == 0)
         {
@@ -111,6 +92,60 @@ public static partial class StoreEndpoints
         }
         // Range, If-Range and 206/416 are handled by the file result.
         return TypedResults.Bytes(data, "application/octet-stream", enableRangeProcessing: true, entityTag: etag);
+    }
+
+    /// <summary>
+    /// Charges a GET's bytes to the device's download budgets (the same ones chunks use); the 429 or 503 answer when
+    /// they refuse, else null.
+    /// </summary>
+    private static async Task<IResult?> ChargeAsync(HttpContext ctx, DownloadThrottle throttle, long cost)
+    {
+        var headers = ctx.Response.Headers;
+        var deviceId = (string)ctx.Items[DeviceEndpoints.DeviceIdItem]!;
+        ThrottleDecision decision;
+        try
+        {
+            decision = await throttle.TryConsumeAsync(deviceId, cost, ctx.RequestAborted).ConfigureAwait(false);
+        }
+        catch (BudgetUnavailableException ex)
+        {
+            headers.CacheControl = "no-store";
+            headers.RetryAfter = "5";
+            return HttpProblems.Problem(StatusCodes.Status503ServiceUnavailable, "budgets_unavailable", ex.Message + " Retry later.");
+        }
+        if (!decision.Allowed)
+        {
+            GatewayMetrics.Throttled.Add(1, new KeyValuePair<string, object?>("limit", decision.Reason));
+            headers.CacheControl = "no-store";
+            headers.RetryAfter = ((long)decision.RetryAfter.TotalSeconds).ToString(System.Globalization.CultureInfo.InvariantCulture);
+            return HttpProblems.Problem(StatusCodes.Status429TooManyRequests, "throttled",
+                $"Download limit reached ({decision.Reason}); retry after {headers.RetryAfter} seconds.");
+        }
+        GatewayMetrics.ChunkBytesServed.Add(cost);
+        return null;
+    }
+
+    /// <summary>
+    /// A pack object from the store folder: content addressed like a chunk (ETag = id, immutable), served with Range
+    /// (a device asks for runs of chunk objects inside it), each GET charged the bytes it sends.
+    /// </summary>
+    private static async Task<IResult> GetPackAsync(string prefix, string packId, HttpContext ctx, FileSystemStore store, DownloadThrottle throttle)
+    {
+        if (await DeviceEndpoints.AuthorizeDeviceAsync(ctx, deviceId: null).ConfigureAwait(false) is { } denied) return denied;
+        if (!ChunkId.TryParse(packId, out var id) || !string.Equals(prefix, packId[..2], StringComparison.Ordinal))
+            return HttpProblems.Problem(StatusCodes.Status400BadRequest, "invalid_pack_id",
+                "Pack path must be packs/<first 2 hex of id>/<64 lower-case hex id>.");
+        var info = new FileInfo(store.FullPath(StoreLayout.PackPath(id)));
+        if (!info.Exists)
+        {
+            ctx.Response.Headers.CacheControl = "no-store";
+            return HttpProblems.Problem(StatusCodes.Status404NotFound, "pack_not_found", $"No pack {packId} in the store.");
+        }
+        var etag = new EntityTagHeaderValue($"\"{packId}\"");
+        ctx.Response.Headers.CacheControl = ImmutableCacheControl;
+        if (HttpMethods.IsGet(ctx.Request.Method)
+            && await ChargeAsync(ctx, throttle, BytesToSend(ctx.Request, info.Length, etag)).ConfigureAwait(false) is { } refused) return refused;
+        return TypedResults.PhysicalFile(info.FullName, "application/octet-stream", enableRangeProcessing: true, entityTag: etag);
     }
 
     private sealed class WholeChunkResult(byte[] data, string etag) : IResult

@@ -118,7 +118,7 @@ public sealed class FakeGateway : IAsyncDisposable
             var full = Path.GetFullPath(Path.Combine(storeRoot, path));
             if (!full.StartsWith(Path.GetFullPath(storeRoot) + Path.DirectorySeparatorChar, StringComparison.Ordinal) || !File.Exists(full))
                 return Results.NotFound();
-            Interlocked.Add(ref self._storeBytes, new FileInfo(full).Length);
+            Interlocked.Add(ref self._storeBytes, BodyLength(ctx.Request, new FileInfo(full).Length));
             return Results.File(full, "application/octet-stream", enableRangeProcessing: true);
         });
         await app.StartAsync();
@@ -144,5 +144,13 @@ public sealed class FakeGateway : IAsyncDisposable
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(2));
         await _app.StopAsync(cts.Token);
         await _app.DisposeAsync();
+    }
+
+    /// <summary>Bytes a GET of a file of <paramref name="length"/> bytes sends: the one requested range, or the whole file.</summary>
+    private static long BodyLength(HttpRequest request, long length)
+    {
+        if (request.GetTypedHeaders().Range is not { Ranges.Count: 1 } range || range.Ranges.First().From is not { } from) return length;
+        if (from >= length) return 0;
+        return Math.Min(range.Ranges.First().To ?? length - 1, length - 1) - from + 1;
     }
 }

@@ -17,6 +17,7 @@ public sealed class AgentNginxMirrorTests(TwoReleases r, ITestOutputHelper outpu
         using var d = new TestDevice(r.Gateway.BaseUrl, mirrors: [hostile.BaseUrl, nginx.BaseUrl],
             contentKey: r.Store.ContentKey.ToBytes(), trustRoot: r.Store.SigningKey.PublicKey.ToBytes());
         r.Gateway.StoreDown = true; // the gateway only does check-in here
+        var packIndex = Path.Combine(r.Store.Root, StoreLayout.PackIndexPath("acme", r.V2.Version));
         try
         {
             string[] run = ["run", "--config", d.Config.SourcePath!, "--no-client"];
@@ -37,6 +38,9 @@ public sealed class AgentNginxMirrorTests(TwoReleases r, ITestOutputHelper outpu
             // nginx first now, so the resume is not lost to the hostile mirror ignoring the Range header.
             File.WriteAllText(d.Config.SourcePath!, (d.Config with { Mirrors = [nginx.BaseUrl, hostile.BaseUrl] }).ToJson());
 
+            // A store published without packs (an older orch): the agent's one request for the pack index gets a 404,
+            // and every chunk is its own object.
+            File.Move(packIndex, packIndex + ".away");
             r.Gateway.Decide = FakeGateway.Assign(r.V2.VersionId, r.V2.Version, r.V2.ManifestPath, r.V2.InventoryDigest);
             var second = await AgentProcess.RunAsync(run);
             output.WriteLine(second.Output + second.Error);
@@ -49,6 +53,55 @@ public sealed class AgentNginxMirrorTests(TwoReleases r, ITestOutputHelper outpu
             Assert.All(chunkGets, l => Assert.True(v2Only.Any(id => l.Contains(id.Hex)), $"fetched a chunk v1 already had: {l}"));
             Assert.Contains(log, l => l.Contains(partialId.Hex) && l.Contains("\" 206 "));
             Assert.True(chunkGets.Count <= v2Only.Count, $"{chunkGets.Count} chunk requests for {v2Only.Count} new chunks");
+            Assert.Contains(log, l => l.Contains($"GET /{StoreLayout.PackIndexPath("acme", r.V2.Version)} ") && l.Contains("\" 404 "));
+        }
+        finally
+        {
+            if (File.Exists(packIndex + ".away")) File.Move(packIndex + ".away", packIndex);
+            r.Gateway.StoreDown = false;
+        }
+    }
+}
+
+/// <summary>
+/// The real agent upgrades through byte ranges of pack objects served by nginx (its own fixture: the fake gateway
+/// accepts one device's request sequence, so each device needs its own).
+/// </summary>
+public sealed class AgentNginxPackTests(TwoReleases r, ITestOutputHelper output) : IClassFixture<TwoReleases>
+{
+    [NginxFact]
+    public async Task Upgrades_from_nginx_through_byte_ranges_of_pack_objects_and_no_chunk_objects()
+    {
+        using var nginx = await NginxMirror.StartAsync(r.Store.Root);
+        using var d = new TestDevice(r.Gateway.BaseUrl, mirrors: [nginx.BaseUrl],
+            contentKey: r.Store.ContentKey.ToBytes(), trustRoot: r.Store.SigningKey.PublicKey.ToBytes());
+        r.Gateway.StoreDown = true;
+        try
+        {
+            string[] run = ["run", "--config", d.Config.SourcePath!, "--no-client"];
+            r.Gateway.Decide = FakeGateway.Assign(r.V1.VersionId, r.V1.Version, r.V1.ManifestPath, r.V1.InventoryDigest);
+            var first = await AgentProcess.RunAsync(run);
+            output.WriteLine(first.Output + first.Error);
+            Assert.Equal(0, first.ExitCode);
+            File.WriteAllText(nginx.AccessLog, "");
+
+            r.Gateway.Decide = FakeGateway.Assign(r.V2.VersionId, r.V2.Version, r.V2.ManifestPath, r.V2.InventoryDigest);
+            var second = await AgentProcess.RunAsync(run);
+            output.WriteLine(second.Output + second.Error);
+            Assert.Equal(0, second.ExitCode);
+            Assert.Equal(r.V2.InventoryDigest, Releases.ClientDigest(d));
+            foreach (var (path, content) in Releases.V2())
+                Assert.Equal(content, File.ReadAllBytes(Path.Combine(d.Layout.Client, path)));
+
+            var log = File.ReadAllLines(nginx.AccessLog);
+            output.WriteLine(string.Join('\n', log));
+            Assert.DoesNotContain(log, l => l.Contains("GET /chunks/"));
+            Assert.Contains(log, l => l.Contains($"GET /{StoreLayout.PackIndexPath("acme", r.V2.Version)} ") && l.Contains("\" 200 "));
+            var packGets = log.Where(l => l.Contains("GET /packs/")).ToList();
+            Assert.NotEmpty(packGets);
+            Assert.All(packGets, l => Assert.Contains("\" 206 ", l));
+            var v2Only = r.Store.Manifest(r.V2).DistinctChunks().Except(r.Store.Manifest(r.V1).DistinctChunks()).Count();
+            Assert.True(packGets.Count < v2Only, $"{packGets.Count} pack requests for {v2Only} new chunks");
         }
         finally
         {

@@ -121,6 +121,10 @@ public sealed class AgentReleaseDeltaTests(ITestOutputHelper output)
         AssertTreeIsV2(d2, s.V2);
         Assert.Contains("0 file(s) from delta patches", chunks.Output);
         var chunkFetched = rig.Gateway.StoreLog.ToList();
+        // The chunk path reads the new chunks as byte ranges of 2.0's packs, not as chunk objects.
+        Assert.Contains(chunkFetched, f => f.Path == StoreLayout.PackIndexPath("acme", "2.0"));
+        Assert.Contains(chunkFetched, f => f.Path.StartsWith(StoreLayout.PacksDirectory + "/", StringComparison.Ordinal) && f.Range is not null);
+        Assert.DoesNotContain(chunkFetched, f => f.Path.StartsWith(StoreLayout.ChunksDirectory + "/", StringComparison.Ordinal));
         var chunkPlan = await PlanAsync(s, "chunks");
         Assert.Equal("chunks", (string)chunkPlan["method"]!);
         Assert.Equal(chunkFetched.Count, (int)chunkPlan["requests"]!);

@@ -121,8 +121,8 @@ public sealed class PacingTests(ITestOutputHelper output)
             new Dictionary<string, object> { ["errorThreshold"] = 0.5, ["failingAfterAttempts"] = 2 });
         await node.UntilRolloutAsync("out", v => v.Wave("inProgress") == 1);
 
-        // The mirror serves the manifest, its signature and a few chunks, then goes down with the gateway's store.
-        mirror.ServeOnly = 5;
+        // The mirror serves the manifest, its signature and the pack index, then goes down with the gateway's store.
+        mirror.ServeOnly = 3;
         proxy.StoreDown = true;
         var first = await Run(d, expectedExit: 1); // two failed sessions for this start, then the agent gives this start up
         Assert.Contains("HTTP 503", first.Output);
@@ -207,7 +207,8 @@ public sealed class PacingTests(ITestOutputHelper output)
         });
         await using var proxy = await GatewayProxy.StartAsync(node.BaseUrl);
         using var store = new TestStore(node.StoreRoot);
-        var v1 = store.Publish("1.0", Releases.V1());
+        // Chunk objects (part files are theirs; the pack path keeps placed chunks: AgentPackTests).
+        var v1 = store.Publish("1.0", Releases.V1(), packs: false);
         // Received bytes are kept in part files every 100 ms, so a chunk part-way received has some on disk.
         using var d = Device(node, store, "kill-1", await node.ProvisionAsync("kill-1"), gateway: proxy.BaseUrl, partialCheckpointMilliseconds: 100);
         await node.AssignAsync("kill-1", "acme", v1.Version, v1.VersionId, v1.ManifestPath);

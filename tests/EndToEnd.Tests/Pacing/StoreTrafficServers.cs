@@ -207,11 +207,20 @@ public sealed class StoreMirror : IAsyncDisposable
             return;
         }
         var data = await File.ReadAllBytesAsync(full, ctx.RequestAborted);
+        // One byte range, as any static server (nginx) serves it: a device reads runs of chunks out of pack objects.
+        var body = data.AsMemory();
         ctx.Response.StatusCode = 200;
-        ctx.Response.ContentLength = data.Length;
+        if (ctx.Request.GetTypedHeaders().Range is { Ranges.Count: 1 } range && range.Ranges.First().From is { } from && from < data.Length)
+        {
+            var to = Math.Min(range.Ranges.First().To ?? data.Length - 1, data.Length - 1);
+            body = body[(int)from..(int)(to + 1)];
+            ctx.Response.StatusCode = 206;
+            ctx.Response.Headers.ContentRange = $"bytes {from}-{to}/{data.Length}";
+        }
+        ctx.Response.ContentLength = body.Length;
         ctx.Response.ContentType = "application/octet-stream";
-        await ctx.Response.Body.WriteAsync(data, ctx.RequestAborted);
-        Interlocked.Add(ref _bodyBytes, data.Length);
+        await ctx.Response.Body.WriteAsync(body, ctx.RequestAborted);
+        Interlocked.Add(ref _bodyBytes, body.Length);
         Interlocked.Increment(ref _served);
     }
 

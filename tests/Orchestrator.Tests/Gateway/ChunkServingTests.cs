@@ -77,6 +77,34 @@ public sealed class ChunkServingTests(NodeFixture fixture) : IClassFixture<NodeF
     }
 
     [Fact]
+    public async Task Pack_objects_are_served_from_the_store_folder_with_byte_ranges_and_bad_or_absent_ids_are_refused()
+    {
+        var secret = await SecretAsync();
+        var data = Bytes(50_000, 7);
+        var id = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(data));
+        Directory.CreateDirectory(Path.Combine(Node.StoreRoot, "packs", id[..2]));
+        File.WriteAllBytes(Path.Combine(Node.StoreRoot, "packs", id[..2], id), data);
+        var path = $"/v1/store/packs/{id[..2]}/{id}";
+
+        using var range = await GetAsync(path, secret, tweak: r => r.Headers.Range = new RangeHeaderValue(1000, 30_999));
+        Assert.Equal(HttpStatusCode.PartialContent, range.StatusCode);
+        Assert.Equal(data[1000..31_000], await range.Content.ReadAsByteArrayAsync());
+        Assert.Equal("bytes 1000-30999/50000", range.Content.Headers.ContentRange!.ToString());
+        Assert.Equal($"\"{id}\"", range.Headers.ETag!.Tag);
+        Assert.Equal("public, max-age=31536000, immutable", range.Headers.CacheControl!.ToString());
+
+        using var unsigned = await Node.Http.GetAsync(path);
+        Assert.Equal(HttpStatusCode.Unauthorized, unsigned.StatusCode);
+        var absent = new string('7', 64);
+        using var missing = await GetAsync($"/v1/store/packs/77/{absent}", secret);
+        Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
+        Assert.Equal("pack_not_found", (await missing.Content.ReadFromJsonAsync<ProblemResponse>())!.Error);
+        using var bad = await GetAsync($"/v1/store/packs/00/{id}", secret);
+        Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
+        Assert.Equal("invalid_pack_id", (await bad.Content.ReadFromJsonAsync<ProblemResponse>())!.Error);
+    }
+
+    [Fact]
     public async Task Head_gives_length_and_etag_without_body()
     {
         var secret = await SecretAsync();

@@ -36,8 +36,14 @@ public sealed class HostileGateway : IAsyncDisposable
     /// <summary>Store files to serve instead of the node's (path relative to <c>/v1/store/</c>); null forwards.</summary>
     public Func<string, byte[]?>? OnStore { get; set; }
 
-    /// <summary>When set, forwarded chunk bodies are sent at about this many bytes per second (a trickling gateway).</summary>
+    /// <summary>When set, forwarded chunk and pack bodies are sent at about this many bytes per second (a trickling gateway).</summary>
     public int? TrickleChunksBytesPerSecond { get; set; }
+
+    /// <summary>For a forwarded store request (path, Range header): cut the connection after this many body bytes; null forwards all.</summary>
+    public Func<string, string?, long?>? CutAfter { get; set; }
+
+    /// <summary>For a forwarded store request (path, Range header): flip one bit of the body byte at this offset; null forwards it intact.</summary>
+    public Func<string, string?, long?>? FlipAt { get; set; }
 
     /// <summary>One store request as the device made it and what was sent back (a counting proxy's log).</summary>
     /// <param name="Path">Path relative to <c>/v1/store/</c>.</param>
@@ -138,7 +144,7 @@ public sealed class HostileGateway : IAsyncDisposable
         ctx.Response.StatusCode = (int)response.StatusCode;
         foreach (var (k, v) in response.Headers) if (k is not "Transfer-Encoding") ctx.Response.Headers[k] = v.ToArray();
         foreach (var (k, v) in response.Content.Headers) ctx.Response.Headers[k] = v.ToArray();
-        if (TrickleChunksBytesPerSecond is { } rate && segments is ["v1", "store", "chunks", ..])
+        if (TrickleChunksBytesPerSecond is { } rate && segments is ["v1", "store", "chunks" or "packs", ..])
         {
             await using var body = await response.Content.ReadAsStreamAsync();
             var slice = new byte[Math.Max(1, rate / 4)];
@@ -169,8 +175,21 @@ public sealed class HostileGateway : IAsyncDisposable
         var buffer = new byte[1 << 16];
         long copied = 0;
         int read;
+        var cut = CutAfter?.Invoke(storePath, range);
+        var flip = FlipAt?.Invoke(storePath, range);
         while ((read = await content.ReadAsync(buffer)) > 0)
         {
+            if (flip is { } f && f >= copied && f < copied + read) buffer[f - copied] ^= 1;
+            if (cut is { } c && copied + read >= c)
+            {
+                await ctx.Response.Body.WriteAsync(buffer.AsMemory(0, (int)(c - copied)));
+                await ctx.Response.Body.FlushAsync();
+                StoreLog.Enqueue(new StoreRequest(storePath, range, c));
+                // Time for the device to read what was sent before the reset, so a cut loses no delivered byte.
+                await Task.Delay(1000);
+                ctx.Abort();
+                return;
+            }
             await ctx.Response.Body.WriteAsync(buffer.AsMemory(0, read));
             copied += read;
         }
