@@ -35,7 +35,7 @@ def orch_rows(work, orch, versions, size):
     mn, avg, mx = SIZES[size]
     for v in versions:
         run([orch, "publish", "--store", store, "--keys", os.path.join(work, "keys"), "--product", "grpc-tools",
-             "--version", v, "--chunk-min", str(mn), "--chunk-avg", str(avg), "--chunk-max", str(mx), "--json",
+             "--version", v, "--chunk-min", str(mn), "--chunk-avg", str(avg), "--chunk-max", str(mx), "--packs", "--json",
              os.path.join(work, "trees", v)])
     def plan(a, b):
         return json.loads(run([orch, "release", "plan", "--store", store, "--product", "grpc-tools", "--from", a, "--to", b,

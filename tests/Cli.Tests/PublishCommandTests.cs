@@ -39,6 +39,23 @@ public sealed class PublishCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task Packs_are_written_only_when_asked_for_and_not_onto_a_node()
+    {
+        Assert.Equal(ExitCodes.Success, (await Publish("1.0.0", _cli.Tree("v1", CliHarness.RandomBytes(300_000, 4)))).ExitCode);
+        Assert.False(File.Exists(Path.Combine(_cli.Store, "manifests/acme/1.0.0.packs")));
+        Assert.False(Directory.Exists(Path.Combine(_cli.Store, "packs")));
+
+        Assert.Equal(ExitCodes.Success, (await Publish("2.0.0", _cli.Tree("v2", CliHarness.RandomBytes(300_000, 5)), "--packs")).ExitCode);
+        Assert.True(File.Exists(Path.Combine(_cli.Store, "manifests/acme/2.0.0.packs")));
+        Assert.NotEmpty(Directory.EnumerateFiles(Path.Combine(_cli.Store, "packs"), "*", SearchOption.AllDirectories));
+
+        var upload = await _cli.Orch("release", "publish", "--server", "http://127.0.0.1:9", "--keys", _cli.Keys, "--product", "acme",
+            "--version", "3.0.0", "--packs", _cli.Tree("v3", CliHarness.RandomBytes(1000, 6)));
+        Assert.Equal(ExitCodes.Usage, upload.ExitCode);
+        Assert.Contains("--packs is for a local --store", upload.Error);
+    }
+
+    [Fact]
     public async Task Version_id_not_greater_than_latest_is_rejected_with_the_fix_and_no_change()
     {
         var tree = _cli.Tree("v1", CliHarness.RandomBytes(50_000, 2));

@@ -10,7 +10,9 @@ namespace Orchestrator.ChunkStore.Publishing;
 /// <param name="Channel">Channel to point at the new version after the commit; null leaves channels alone.</param>
 /// <param name="Lifetime">How long the manifest stays valid; null means 365 days.</param>
 /// <param name="Chunking">Chunker bounds; null means <see cref="ChunkingOptions.Default"/>.</param>
-/// <param name="Packs">Also write the release's pack objects and signed pack index (docs/store-format.md, "Packs").</param>
+/// <param name="Packs">Also write the release's pack objects and signed pack index (docs/store-format.md, "Packs"): devices
+/// then fetch the release's new chunks in a few Range requests instead of one request per chunk, and the store holds those
+/// chunks twice (packs beside the chunk objects). Off unless asked for.</param>
 public sealed record PublishRequest(
     string Product,
     string Version,
@@ -19,7 +21,7 @@ public sealed record PublishRequest(
     string? Channel = null,
     TimeSpan? Lifetime = null,
     ChunkingOptions? Chunking = null,
-    bool Packs = true);
+    bool Packs = false);
 
 /// <summary>Progress of a publish, reported after every batch of chunks.</summary>
 /// <param name="BytesDone">Plaintext bytes chunked and stored so far.</param>

@@ -34,6 +34,8 @@ public static class ReleasePalette
                     new SwitchSpec("chunk-min", "BYTES", $"FastCDC minimum chunk size (default {ChunkingOptions.Default.Min})"),
                     new SwitchSpec("chunk-avg", "BYTES", $"FastCDC average chunk size, a power of two (default {ChunkingOptions.Default.Avg})"),
                     new SwitchSpec("chunk-max", "BYTES", $"FastCDC maximum chunk size (default {ChunkingOptions.Default.Max})"),
+                    new SwitchSpec("packs", null, "also write pack objects and a signed pack index: devices fetch the new chunks in a few " +
+                        "Range requests instead of one per chunk; the store holds those chunks twice (local --store only)"),
                     new SwitchSpec("json", null, "machine-readable output"),
                 ],
                 ["TREE"],
@@ -159,7 +161,8 @@ public static class ReleasePalette
             call.OptionalLong("version-id", 1),
             call.Optional("channel"),
             TimeSpan.FromDays(days),
-            chunking);
+            chunking,
+            call.Has("packs"));
 
         var keysDir = call.Required("keys");
         var storeDir = call.Optional("store");
@@ -169,6 +172,8 @@ public static class ReleasePalette
         if (storeDir is null)
         {
             if (server is null) throw new UsageException("Missing --store DIR (publish into a local store folder) or --server URL (upload to a node).");
+            if (request.Packs)
+                throw new UsageException("--packs is for a local --store: the upload to a node carries no packs yet; publish without --packs, or into the node's store folder.");
             using var client = AdminClient.Resolve(server, call.Optional("token"), call.Console);
             return await ReleaseUpload.RunAsync(call, client, request, keysDir, cancellationToken).ConfigureAwait(false);
         }
