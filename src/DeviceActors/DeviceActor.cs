@@ -25,6 +25,9 @@ namespace Orchestrator.DeviceActors;
 /// sequence high-water mark, when it last heard from the device), so the next incarnation recovers from that one
 /// snapshot and answers exactly as this one would, and it leaves its offline deadline with the node's
 /// <see cref="DeviceSilenceWatch"/>, whose <see cref="CheckSilence"/> wakes it when the deadline is due.
+/// The device's last contact is the later of what this actor heard and the node's sightings
+/// (<see cref="IDeviceSightings"/>: check-ins the gateways answered without it): the device goes Offline only when
+/// both are <see cref="DeviceActorSettings.OfflineAfter"/> old.
 /// </summary>
 public sealed class DeviceActor : ReceivePersistentActor, IWithTimers
 {
@@ -35,6 +38,7 @@ public sealed class DeviceActor : ReceivePersistentActor, IWithTimers
     private const string IdleTimerKey = "idle";
     private readonly DeviceActorSettings _settings;
     private readonly IActorRef? _silenceWatch;
+    private readonly IDeviceSightings? _sightings;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Random _random = new();
     private DeviceState _state;
@@ -62,17 +66,20 @@ public sealed class DeviceActor : ReceivePersistentActor, IWithTimers
     /// <param name="settings">Tunables.</param>
     /// <param name="silenceWatch">The node's <see cref="DeviceSilenceWatch"/>; without one an idle actor with an offline
     /// deadline to keep stays live.</param>
-    public static Props Props(string deviceId, DeviceActorSettings settings, IActorRef? silenceWatch = null) =>
-        Akka.Actor.Props.Create(() => new DeviceActor(deviceId, settings, silenceWatch));
+    /// <param name="sightings">The node's sightings of devices answered without their actors; none: only what the actor heard counts.</param>
+    public static Props Props(string deviceId, DeviceActorSettings settings, IActorRef? silenceWatch = null, IDeviceSightings? sightings = null) =>
+        Akka.Actor.Props.Create(() => new DeviceActor(deviceId, settings, silenceWatch, sightings));
 
     /// <summary>Creates the actor; use <see cref="Props"/>.</summary>
     /// <param name="deviceId">Device id.</param>
     /// <param name="settings">Tunables.</param>
     /// <param name="silenceWatch">The node's silence watch, if any.</param>
-    public DeviceActor(string deviceId, DeviceActorSettings settings, IActorRef? silenceWatch)
+    /// <param name="sightings">The node's sightings, if any.</param>
+    public DeviceActor(string deviceId, DeviceActorSettings settings, IActorRef? silenceWatch, IDeviceSightings? sightings)
     {
         _settings = settings;
         _silenceWatch = silenceWatch;
+        _sightings = sightings;
         _state = DeviceState.Initial(deviceId);
         PersistenceId = PersistenceIdPrefix + deviceId;
 
@@ -270,9 +277,17 @@ public sealed class DeviceActor : ReceivePersistentActor, IWithTimers
     private void OnCheckSilence()
     {
         ArmIdleTimer();
-        if (_state.Status is DeviceStatus.Offline or DeviceStatus.Unknown || (_lastHeard ?? _state.LastSeen) is not { } heard) return;
+        if (_state.Status is DeviceStatus.Offline or DeviceStatus.Unknown || LastContact() is not { } heard) return;
         if (DateTimeOffset.UtcNow - heard < _settings.OfflineAfter) return;
         GoOffline();
+    }
+
+    // The later of what this actor heard (its own clock, or the persisted last-seen) and the node's last sighting.
+    private DateTimeOffset? LastContact()
+    {
+        var heard = _lastHeard ?? _state.LastSeen;
+        var sighted = _sightings?.LastSighted(_state.DeviceId);
+        return heard is null ? sighted : sighted is null ? heard : heard > sighted ? heard : sighted;
     }
 
     private void SnapshotSettled()
@@ -304,12 +319,20 @@ public sealed class DeviceActor : ReceivePersistentActor, IWithTimers
             Passivate();
             return;
         }
+        // Silent to this actor, but the gateways may have answered the device without it since.
+        if (_sightings?.LastSighted(_state.DeviceId) is { } sighted && DateTimeOffset.UtcNow - sighted < _settings.OfflineAfter)
+        {
+            Timers.StartSingleTimer(SilenceTimerKey, SilenceTimeout.Instance, _settings.OfflineAfter - (DateTimeOffset.UtcNow - sighted));
+            return;
+        }
         GoOffline();
     }
 
     private void GoOffline()
     {
-        var offline = new DeviceWentOffline(_state.LastSeen, DateTimeOffset.UtcNow);
+        // The event names the device's last contact, sightings included (the persisted last-seen may be older).
+        var lastSeen = LastContact() is { } contact && (_state.LastSeen is null || contact > _state.LastSeen) ? contact : _state.LastSeen;
+        var offline = new DeviceWentOffline(lastSeen, DateTimeOffset.UtcNow);
         PersistThenReply(new CommandOutcome([offline], s => new DeviceCommandAccepted(s.DeviceId, s.Status)), ActorRefs.Nobody);
         DeferAsync(offline, _ => Passivate());
     }
