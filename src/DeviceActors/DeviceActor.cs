@@ -248,7 +248,7 @@ public sealed class DeviceActor : ReceivePersistentActor, IWithTimers
     {
         if (_behaviour != Behaviour.Settled || _settings.IdlePassivateAfter <= TimeSpan.Zero) return;
         if (Timers.IsTimerActive(IdleTimerKey)) return; // a message arrived since: its own timer decides
-        var deadline = _state.Status == DeviceStatus.Unknown ? null : (_lastHeard ?? _state.LastSeen) + _settings.OfflineAfter;
+        var deadline = _state.Status == DeviceStatus.Unknown ? null : LastContact() + _settings.OfflineAfter;
         if (deadline is not null && _silenceWatch is null) return; // nobody would mark it Offline
         if (_snapshotInFlight || _deletesInFlight > 0)
         {
