@@ -50,6 +50,7 @@ public sealed class DeviceSilenceWatch : ReceiveActor, IWithTimers
                 {
                     _due[id] = sighted + offlineAfter;
                     _queue.Enqueue(id, sighted + offlineAfter);
+                    DeviceActorMetrics.OfflineChecksDeferred.Add(1);
                     continue;
                 }
                 _due.Remove(id);

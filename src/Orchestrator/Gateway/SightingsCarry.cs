@@ -42,6 +42,7 @@ public sealed class SightingsCarry : ReceiveActor, IWithTimers
             // This node's own batches come back through the topic; its table already has them.
             if (Sender.Equals(Self)) return;
             for (var i = 0; i < batch.DeviceIds.Count; i++) _table.Sighted(batch.DeviceIds[i], batch.SightedUtcTicks[i]);
+            GatewayMetrics.SightingsReceived.Add(batch.DeviceIds.Count);
         });
         Receive<Tick>(_ => Publish());
     }
