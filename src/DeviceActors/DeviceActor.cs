@@ -24,7 +24,9 @@ namespace Orchestrator.DeviceActors;
 /// message (when set): it first saves a <see cref="DeviceSnapshot"/> of everything it holds in memory (the request
 /// sequence high-water mark, when it last heard from the device), so the next incarnation recovers from that one
 /// snapshot and answers exactly as this one would, and it leaves its offline deadline with the node's
-/// <see cref="DeviceSilenceWatch"/>, whose <see cref="CheckSilence"/> wakes it when the deadline is due.
+/// <see cref="DeviceSilenceWatch"/>, whose <see cref="CheckSilence"/> wakes it when the deadline is due. An actor of a
+/// device that never sent a request passivates <see cref="DeviceActorSettings.UnheardPassivateAfter"/> after its last
+/// message without a snapshot (the journal holds all it knows), so bulk registration does not leave a fleet of live actors.
 /// The device's last contact is the later of what this actor heard and the node's sightings
 /// (<see cref="IDeviceSightings"/>: check-ins the gateways answered without it): the device goes Offline only when
 /// both are <see cref="DeviceActorSettings.OfflineAfter"/> old.
@@ -105,6 +107,20 @@ public sealed class DeviceActor : ReceivePersistentActor, IWithTimers
 
     /// <inheritdoc />
     public override string PersistenceId { get; }
+
+    /// <inheritdoc />
+    protected override void PreStart()
+    {
+        DeviceActorCount.Started();
+        base.PreStart();
+    }
+
+    /// <inheritdoc />
+    protected override void PostStop()
+    {
+        DeviceActorCount.Stopped();
+        base.PostStop();
+    }
 
     /// <inheritdoc />
     public ITimerScheduler Timers { get; set; } = null!;
@@ -239,15 +255,37 @@ public sealed class DeviceActor : ReceivePersistentActor, IWithTimers
 
     private void ArmIdleTimer()
     {
-        if (_settings.IdlePassivateAfter > TimeSpan.Zero) Timers.StartSingleTimer(IdleTimerKey, IdleTimeout.Instance, _settings.IdlePassivateAfter);
+        if (IdleAfter is { } after) Timers.StartSingleTimer(IdleTimerKey, IdleTimeout.Instance, after);
+    }
+
+    // Never heard from: no request sequence or contact time exists only in memory, so the journal alone recovers this
+    // actor exactly and it may stop without a snapshot.
+    private bool NeverHeard => _lastHeard is null && _state.LastSeen is null && _state.LastRequestSequence == 0;
+
+    // How long a settled actor stays after its last message; null: until the offline timeout.
+    private TimeSpan? IdleAfter
+    {
+        get
+        {
+            var idle = _settings.IdlePassivateAfter;
+            var unheard = NeverHeard ? _settings.UnheardPassivateAfter : TimeSpan.Zero;
+            if (idle > TimeSpan.Zero && unheard > TimeSpan.Zero) return idle < unheard ? idle : unheard;
+            if (idle > TimeSpan.Zero) return idle;
+            return unheard > TimeSpan.Zero ? unheard : null;
+        }
     }
 
     // Passivates a settled actor once a snapshot holds everything it keeps in memory. Messages that arrive meanwhile are
     // answered first (the shard delivers them before its stop message, or buffers them and starts a new incarnation).
     private void OnIdle()
     {
-        if (_behaviour != Behaviour.Settled || _settings.IdlePassivateAfter <= TimeSpan.Zero) return;
+        if (_behaviour != Behaviour.Settled || IdleAfter is null) return;
         if (Timers.IsTimerActive(IdleTimerKey)) return; // a message arrived since: its own timer decides
+        if (NeverHeard && !_snapshotInFlight && _deletesInFlight == 0)
+        {
+            Passivate();
+            return;
+        }
         var deadline = _state.Status == DeviceStatus.Unknown ? null : LastContact() + _settings.OfflineAfter;
         if (deadline is not null && _silenceWatch is null) return; // nobody would mark it Offline
         if (_snapshotInFlight || _deletesInFlight > 0)

@@ -19,9 +19,19 @@ namespace Orchestrator.DeviceActors;
 /// node's silence watch (<see cref="DeviceSilenceWatch"/>) wakes it when the offline timeout is due. Zero keeps
 /// every actor live until the offline timeout. Must be shorter than <see cref="OfflineAfter"/>.
 /// </param>
+/// <param name="UnheardPassivateAfter">
+/// An actor woken for a device that has never sent a request (registered, queried, never checked in) passivates this
+/// long after its last message, without a snapshot: it holds nothing the journal does not, and there is no offline
+/// deadline to keep. Without it a fleet registered in bulk keeps one live actor per device until the offline timeout.
+/// Zero keeps such actors live until <see cref="OfflineAfter"/>; when <see cref="IdlePassivateAfter"/> is set, the
+/// shorter of the two applies.
+/// </param>
 public sealed record DeviceActorSettings(TimeSpan OfflineAfter, int SnapshotEvery, TimeSpan RetryBase, TimeSpan RetryCap,
-    TimeSpan LastSeenPersistInterval = default, TimeSpan IdlePassivateAfter = default)
+    TimeSpan LastSeenPersistInterval = default, TimeSpan IdlePassivateAfter = default, TimeSpan UnheardPassivateAfter = default)
 {
+    /// <summary>How long an actor of a device never heard from stays after its last message unless configured: 30 s.</summary>
+    public static readonly TimeSpan DefaultUnheardPassivateAfter = TimeSpan.FromSeconds(30);
+
     /// <summary>
     /// 15 min offline timeout, snapshot every 100 events, retries 2 s doubling up to 5 min, heartbeats persisted at most
     /// every 10 min: with the gateway's default 5-min check-in interval a device on schedule writes one heartbeat event
@@ -29,7 +39,7 @@ public sealed record DeviceActorSettings(TimeSpan OfflineAfter, int SnapshotEver
     /// more than 10 min behind.
     /// </summary>
     public static DeviceActorSettings Default { get; } = new(TimeSpan.FromMinutes(15), 100, TimeSpan.FromSeconds(2), TimeSpan.FromMinutes(5),
-        TimeSpan.FromMinutes(10));
+        TimeSpan.FromMinutes(10), UnheardPassivateAfter: DefaultUnheardPassivateAfter);
 
     /// <summary>Silence after which a device is marked Offline.</summary>
     public TimeSpan OfflineAfter { get; } = OfflineAfter > TimeSpan.Zero
@@ -52,6 +62,12 @@ public sealed record DeviceActorSettings(TimeSpan OfflineAfter, int SnapshotEver
         ? IdlePassivateAfter
         : throw new ArgumentOutOfRangeException(nameof(IdlePassivateAfter), IdlePassivateAfter,
             $"IdlePassivateAfter must be zero or positive and shorter than OfflineAfter ({OfflineAfter}).");
+
+    /// <summary>Actors of devices never heard from passivate this long after their last message; zero: at the offline timeout.</summary>
+    public TimeSpan UnheardPassivateAfter { get; } = UnheardPassivateAfter >= TimeSpan.Zero && UnheardPassivateAfter < OfflineAfter
+        ? UnheardPassivateAfter
+        : throw new ArgumentOutOfRangeException(nameof(UnheardPassivateAfter), UnheardPassivateAfter,
+            $"UnheardPassivateAfter must be zero or positive and shorter than OfflineAfter ({OfflineAfter}).");
 
     /// <summary>Largest retry delay before jitter.</summary>
     public TimeSpan RetryCap { get; } = RetryCap >= RetryBase && RetryBase > TimeSpan.Zero

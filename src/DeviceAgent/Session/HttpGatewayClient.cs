@@ -107,9 +107,11 @@ public sealed class HttpGatewayClient : IGatewayClient
             var retryAfter = response.Headers.RetryAfter?.Delta
                              ?? (response.Headers.RetryAfter?.Date is { } d ? d - DateTimeOffset.UtcNow : null);
             string detail;
+            string? error = null;
             try
             {
                 var problem = await response.Content.ReadFromJsonAsync(ProtocolJsonContext.Default.ProblemResponse, ct);
+                error = problem?.Error;
                 detail = problem is null ? "" : $"{problem.Error}: {problem.Message}";
             }
             catch (Exception e) when (e is JsonException or NotSupportedException or InvalidOperationException)
@@ -119,7 +121,7 @@ public sealed class HttpGatewayClient : IGatewayClient
             throw new GatewayException(
                 $"gateway refused {what} with HTTP {(int)response.StatusCode}{(detail.Length > 0 ? " " + detail : "")}",
                 (int)response.StatusCode,
-                response.StatusCode is HttpStatusCode.TooManyRequests or HttpStatusCode.ServiceUnavailable ? retryAfter ?? TimeSpan.FromSeconds(1) : null);
+                response.StatusCode is HttpStatusCode.TooManyRequests or HttpStatusCode.ServiceUnavailable ? retryAfter ?? TimeSpan.FromSeconds(1) : null, error);
         }
     }
 }

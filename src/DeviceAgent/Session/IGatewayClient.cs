@@ -25,10 +25,14 @@ public interface IGatewayClient
 /// <param name="message">What happened.</param>
 /// <param name="statusCode">HTTP status, when there was a response.</param>
 /// <param name="retryAfter">Server-requested wait (429/503).</param>
-public sealed class GatewayException(string message, int? statusCode = null, TimeSpan? retryAfter = null) : Exception(message)
+/// <param name="error">The problem's error code, when the response carried one.</param>
+public sealed class GatewayException(string message, int? statusCode = null, TimeSpan? retryAfter = null, string? error = null) : Exception(message)
 {
     /// <summary>HTTP status, when there was a response.</summary>
     public int? StatusCode { get; } = statusCode;
+
+    /// <summary>The problem's error code (e.g. <c>node_busy</c>), when the response carried one.</summary>
+    public string? Error { get; } = error;
 
     /// <summary>Server-requested wait before the next attempt.</summary>
     public TimeSpan? RetryAfter { get; } = retryAfter;

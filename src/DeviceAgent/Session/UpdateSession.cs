@@ -136,7 +136,10 @@ public sealed class UpdateSession
             {
                 failure = new SessionFailedException(FailureStage.Install, $"local file error: {e.Message}", e);
             }
-            var paced = failure.InnerException is GrantExhaustedException or GatewayException { StatusCode: 429 };
+            // The server pacing the device is not a failed attempt: a 429, or a check-in the gateway's admission refused
+            // before recording anything (503 node_busy); both are waited out for the server's Retry-After.
+            var paced = failure.InnerException is GrantExhaustedException or GatewayException { StatusCode: 429 }
+                or GatewayException { StatusCode: 503, Error: "node_busy" };
             if (paced)
             {
                 var pause = serverWait is { } w && w > TimeSpan.Zero ? CapServerWait(w) : backoff.Delay(0);

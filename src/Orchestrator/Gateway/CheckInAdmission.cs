@@ -22,9 +22,23 @@ public sealed class AdmissionOptions
     /// <summary>Seconds a refused device is told to wait (Retry-After); each refusal adds up to the same again at random, so a storm spreads out (default 30).</summary>
     public int RetryAfterSeconds { get; set; } = 30;
 
+    /// <summary>
+    /// While every slot is taken, a device whose check-in this gateway answered less than this many seconds ago is refused
+    /// at once instead of waiting in the queue, so devices on their cadence keep the queue during a storm of early
+    /// check-ins (default 60; 0: no preference, first come first served).
+    /// </summary>
+    public int EarlyWithinSeconds { get; set; } = 60;
+
+    /// <summary>Slots of the table of recent check-ins (8 bytes each, default 1,048,576: 8 MiB, whatever the fleet's size).</summary>
+    public int RecentSlots { get; set; } = 1 << 20;
+
     /// <summary>Problems, each naming the setting and the fix.</summary>
     public IEnumerable<string> Validate()
     {
+        if (EarlyWithinSeconds is < 0 or > 86_400)
+            yield return $"Admission:EarlyWithinSeconds {EarlyWithinSeconds} is out of range; use 0 (off)..86400 seconds (default 60).";
+        if (RecentSlots is < 1024 or > 1 << 28)
+            yield return $"Admission:RecentSlots {RecentSlots} is out of range; use 1024..268435456 (default 1048576).";
         if (MaxConcurrentCheckIns is < 1 or > 1_000_000)
             yield return $"Admission:MaxConcurrentCheckIns {MaxConcurrentCheckIns} is out of range; use 1..1000000 (default 512).";
         if (MaxQueuedCheckIns is < 0 or > 1_000_000)
@@ -37,10 +51,15 @@ public sealed class AdmissionOptions
 /// <summary>
 /// Endpoint filter of the check-in route: a concurrency limit with a bounded FIFO queue
 /// (<see cref="AdmissionOptions"/>). A refused check-in has changed nothing (it is refused before authentication, so it
-/// costs no database read and no actor message).
+/// costs no database read and no actor message). While every slot is taken, a device this gateway answered within
+/// <see cref="AdmissionOptions.EarlyWithinSeconds"/> is refused without queueing (<see cref="RecentCheckIns"/>): a storm
+/// of devices checking in again and again cannot fill the queue in front of devices on their cadence.
 /// </summary>
 public sealed class CheckInAdmission(AdmissionOptions options) : IEndpointFilter, IDisposable
 {
+    private readonly RecentCheckIns _recent = new(options.RecentSlots);
+    private readonly TimeSpan _early = TimeSpan.FromSeconds(options.EarlyWithinSeconds);
+
     private readonly ConcurrencyLimiter _limiter = new(new ConcurrencyLimiterOptions
     {
         PermitLimit = options.MaxConcurrentCheckIns,
@@ -51,17 +70,40 @@ public sealed class CheckInAdmission(AdmissionOptions options) : IEndpointFilter
     /// <inheritdoc />
     public async ValueTask<object?> InvokeAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
     {
-        using var lease = await _limiter.AcquireAsync(1, context.HttpContext.RequestAborted).ConfigureAwait(false);
-        if (!lease.IsAcquired)
+        var http = context.HttpContext;
+        var deviceId = http.Request.RouteValues["deviceId"] as string;
+        if (_early > TimeSpan.Zero && deviceId is not null && _recent.SinceLastAnswer(deviceId) is { } since && since < _early)
         {
-            GatewayMetrics.Throttled.Add(1, new KeyValuePair<string, object?>("limit", "check-in-admission"));
-            var wait = options.RetryAfterSeconds + Random.Shared.Next(options.RetryAfterSeconds + 1);
-            context.HttpContext.Response.Headers.RetryAfter = wait.ToString(CultureInfo.InvariantCulture);
-            return HttpProblems.Problem(StatusCodes.Status503ServiceUnavailable, "node_busy",
-                $"The gateway is at its check-in limit ({options.MaxConcurrentCheckIns} at once, {options.MaxQueuedCheckIns} waiting; Admission:*); " +
-                $"nothing was recorded. Check in again after {wait} s (Retry-After).");
+            // Early and the gateway is full: refused before it can queue (AttemptAcquire takes a free slot, never a queue place).
+            using var free = _limiter.AttemptAcquire(1);
+            if (!free.IsAcquired)
+                return Refuse(http, "early", $"Device '{deviceId}' was answered {since.TotalSeconds:F0} s ago and the gateway is at its check-in limit " +
+                    $"(devices on their schedule go first within Admission:EarlyWithinSeconds, {options.EarlyWithinSeconds} s); nothing was recorded.");
+            return await AnswerAsync(context, next, deviceId).ConfigureAwait(false);
         }
-        return await next(context).ConfigureAwait(false);
+        using var lease = await _limiter.AcquireAsync(1, http.RequestAborted).ConfigureAwait(false);
+        if (!lease.IsAcquired)
+            return Refuse(http, "check-in-admission",
+                $"The gateway is at its check-in limit ({options.MaxConcurrentCheckIns} at once, {options.MaxQueuedCheckIns} waiting; Admission:*); nothing was recorded.");
+        return await AnswerAsync(context, next, deviceId).ConfigureAwait(false);
+    }
+
+    private async ValueTask<object?> AnswerAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next, string? deviceId)
+    {
+        var result = await next(context).ConfigureAwait(false);
+        // Only a check-in whose credential proved the device (the endpoint set its id) and that was answered counts.
+        if (deviceId is not null && context.HttpContext.Items.ContainsKey(DeviceEndpoints.DeviceIdItem)
+            && result is IStatusCodeHttpResult { StatusCode: null or StatusCodes.Status200OK })
+            _recent.Answered(deviceId);
+        return result;
+    }
+
+    private IResult Refuse(HttpContext http, string limit, string why)
+    {
+        GatewayMetrics.Throttled.Add(1, new KeyValuePair<string, object?>("limit", limit));
+        var wait = options.RetryAfterSeconds + Random.Shared.Next(options.RetryAfterSeconds + 1);
+        http.Response.Headers.RetryAfter = wait.ToString(CultureInfo.InvariantCulture);
+        return HttpProblems.Problem(StatusCodes.Status503ServiceUnavailable, "node_busy", $"{why} Check in again after {wait} s (Retry-After).");
     }
 
     /// <inheritdoc />

@@ -367,6 +367,13 @@ public sealed class DeviceOptions
     /// </summary>
     public TimeSpan IdlePassivateAfter { get; set; } = DeviceActorSettings.Default.IdlePassivateAfter;
 
+    /// <summary>
+    /// An actor woken for a device that never sent a request (registered or queried, never checked in) passivates this
+    /// long after its last message, without a snapshot (default 30 s); 0 keeps it live until <see cref="OfflineAfter"/>.
+    /// Registering a fleet in bulk otherwise holds one live actor per registered device until the offline timeout.
+    /// </summary>
+    public TimeSpan UnheardPassivateAfter { get; set; } = DeviceActorSettings.Default.UnheardPassivateAfter;
+
     /// <summary>First retry delay a device is told after a failed attempt (before jitter; default 2 s).</summary>
     public TimeSpan RetryBase { get; set; } = DeviceActorSettings.Default.RetryBase;
 
@@ -377,7 +384,7 @@ public sealed class DeviceOptions
     public DeviceActorSettings ToSettings()
     {
         var d = DeviceActorSettings.Default;
-        return new DeviceActorSettings(OfflineAfter, d.SnapshotEvery, RetryBase, RetryCap, LastSeenPersistInterval, IdlePassivateAfter);
+        return new DeviceActorSettings(OfflineAfter, d.SnapshotEvery, RetryBase, RetryCap, LastSeenPersistInterval, IdlePassivateAfter, UnheardPassivateAfter);
     }
 
     /// <summary>Problems, each naming the setting and the fix.</summary>
@@ -392,6 +399,8 @@ public sealed class DeviceOptions
             yield return $"Devices:LastSeenPersistInterval {LastSeenPersistInterval} must be 0 or more and shorter than Devices:OfflineAfter ({OfflineAfter}), e.g. 00:05:00.";
         if (IdlePassivateAfter < TimeSpan.Zero || IdlePassivateAfter >= OfflineAfter)
             yield return $"Devices:IdlePassivateAfter {IdlePassivateAfter} must be 0 (off) or more and shorter than Devices:OfflineAfter ({OfflineAfter}), e.g. 00:00:30.";
+        if (UnheardPassivateAfter < TimeSpan.Zero || UnheardPassivateAfter >= OfflineAfter)
+            yield return $"Devices:UnheardPassivateAfter {UnheardPassivateAfter} must be 0 (off) or more and shorter than Devices:OfflineAfter ({OfflineAfter}), e.g. 00:00:30.";
     }
 }
 

@@ -98,6 +98,30 @@ public abstract class IdlePassivationSuite<TSelf>(ITestOutputHelper output) : Da
     }
 
     [BackendFact]
+    public async Task A_device_never_heard_from_passivates_soon_without_a_snapshot_and_one_that_checked_in_stays_live()
+    {
+        // Idle passivation off: only the never-heard rule can stop these actors before the offline timeout.
+        var settings = new DeviceActorSettings(TimeSpan.FromMinutes(10), 100, TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(2),
+            TimeSpan.FromMinutes(5), IdlePassivateAfter: TimeSpan.Zero, UnheardPassivateAfter: TimeSpan.FromMilliseconds(300));
+        var (kit, region) = await StartRegionAsync(settings);
+        const string id = "registered-only";
+        Assert.Equal(DeviceStatus.Unknown, (await Ask<DeviceCommandAccepted>(region, new RegisterDevice(id, "acme", ["eu"], T0))).Status);
+        await UntilPassivated(kit, region, id);
+        Assert.Equal(1, await Db.Scalar($"SELECT COUNT(*) FROM journal WHERE persistence_id = '{Pid(id)}'"));
+        Assert.Equal(0, await Db.Scalar($"SELECT COUNT(*) FROM snapshot WHERE persistence_id = '{Pid(id)}'"));
+
+        // A query wakes it; the journal alone gives back what was registered, and it stops again.
+        var state = await Ask<DeviceState>(region, new GetDeviceState(id));
+        Assert.Equal(("acme", "eu"), (state.Product, string.Join(",", state.Tags)));
+        await UntilPassivated(kit, region, id);
+
+        // Once the device checked in, the actor holds contact facts and stays live (idle passivation is off).
+        await Ask<CheckInDecision>(region, Clean(id, 3, 1, T0.AddMinutes(1)));
+        await Task.Delay(TimeSpan.FromMilliseconds(1500));
+        Assert.True(await IsLive(region, id), "a device that checked in was passivated with idle passivation off");
+    }
+
+    [BackendFact]
     public async Task A_passivated_idle_device_is_marked_offline_when_its_silence_is_due_and_not_before()
     {
         var offlineAfter = TimeSpan.FromSeconds(2);

@@ -1,8 +1,10 @@
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
+using Orchestrator.ChunkStore.Publishing;
 using Orchestrator.DeviceAgent.Tests.Support;
 using Orchestrator.EndToEnd.Tests.Agent.Support;
+using Orchestrator.EndToEnd.Tests.Pacing;
 using Orchestrator.Messages.Admin;
 using Orchestrator.Messages.Devices;
 using Orchestrator.Messages.Protocol;
@@ -62,16 +64,7 @@ public sealed class BatchProvisioningTests(ITestOutputHelper output)
         Assert.Contains("kiosk", kioskState.Tags);
 
         // A real agent with a credential from the file checks in, installs what it is assigned, and the journal says so.
-        await node.AssignAsync("lot7-0777", "acme", v1.Version, v1.VersionId, v1.ManifestPath);
-        using var device = new TestDevice(node.BaseUrl, credential: lot["lot7-0777"], deviceId: "lot7-0777",
-            contentKey: store.ContentKey.ToBytes(), trustRoot: store.SigningKey.PublicKey.ToBytes());
-        var agent = await AgentProcess.RunAsync(["run", "--config", device.Config.SourcePath!, "--no-client"]);
-        output.WriteLine(agent.Output + agent.Error);
-        Assert.Equal(0, agent.ExitCode);
-        Assert.Equal(v1.InventoryDigest, Releases.ClientDigest(device));
-        var state = await node.StateAsync("lot7-0777");
-        Assert.Equal(DeviceStatus.Completed, state.Status);
-        Assert.Equal(v1.VersionId, state.InstalledVersionId);
+        await InstallAssignedAsync(node, store, v1, "lot7-0777", lot["lot7-0777"]);
 
         // Another device's secret does not sign for this one.
         using var impostor = new TestDevice(node.BaseUrl, credential: lot["lot7-0778"], deviceId: "lot7-0777",
@@ -81,6 +74,52 @@ public sealed class BatchProvisioningTests(ITestOutputHelper output)
         output.WriteLine(refused.Output + refused.Error);
         Assert.NotEqual(0, refused.ExitCode);
         Assert.Contains("credential_invalid", refused.Output + refused.Error);
+    }
+
+    [Fact]
+    public async Task A_fleet_registered_in_bulk_holds_no_live_actors_and_a_device_that_checked_in_keeps_its_own()
+    {
+        // Idle passivation off (the default): only actors of devices never heard from may stop before the offline timeout.
+        await using var node = await NodeUnderTest.StartAsync(new Dictionary<string, string?>
+        {
+            ["Devices:UnheardPassivateAfter"] = "00:00:01", ["Devices:IdlePassivateAfter"] = "00:00:00",
+        });
+        using var store = new TestStore(node.StoreRoot);
+        var v1 = store.Publish("1.0", Releases.V1());
+        using var dir = new TempDir();
+        var file = Path.Combine(dir.Path, "bulk.csv");
+        var run = await OrchProcess.OkAsync(node, output, "device", "provision", "--count", "300", "--prefix", "bulk-", "--out", file,
+            "--product", "acme", "--tags", "lot9");
+        Assert.Contains("Registered them for acme with tags lot9: 300 registered", run.Output);
+
+        // Every registration woke an actor; none is left once registered, and what was registered is in the journal.
+        await node.UntilMetricAsync(0, "orch_device_actors_live");
+        var registered = await node.StateAsync("bulk-150");
+        Assert.Equal(("acme", DeviceStatus.Unknown), (registered.Product, registered.Status));
+        Assert.Contains("lot9", registered.Tags);
+        await node.UntilMetricAsync(0, "orch_device_actors_live");
+
+        // A real agent checks in with its credential and installs: its device was heard from, so its actor stays.
+        var lot = ReadCsv(File.ReadAllText(file));
+        await InstallAssignedAsync(node, store, v1, "bulk-007", lot["bulk-007"]);
+        await node.UntilMetricAsync(1, "orch_device_actors_live");
+        await Task.Delay(TimeSpan.FromSeconds(3));
+        Assert.Equal(1, await node.MetricAsync("orch_device_actors_live"));
+    }
+
+    // Assigns v1 to the device, runs a real agent with its credential, and checks the install on disk and in the journal.
+    private async Task InstallAssignedAsync(NodeUnderTest node, TestStore store, PublishResult v1, string deviceId, string credential)
+    {
+        await node.AssignAsync(deviceId, "acme", v1.Version, v1.VersionId, v1.ManifestPath);
+        using var device = new TestDevice(node.BaseUrl, credential: credential, deviceId: deviceId,
+            contentKey: store.ContentKey.ToBytes(), trustRoot: store.SigningKey.PublicKey.ToBytes());
+        var agent = await AgentProcess.RunAsync(["run", "--config", device.Config.SourcePath!, "--no-client"]);
+        output.WriteLine(agent.Output + agent.Error);
+        Assert.Equal(0, agent.ExitCode);
+        Assert.Equal(v1.InventoryDigest, Releases.ClientDigest(device));
+        var state = await node.StateAsync(deviceId);
+        Assert.Equal(DeviceStatus.Completed, state.Status);
+        Assert.Equal(v1.VersionId, state.InstalledVersionId);
     }
 
     [Fact]

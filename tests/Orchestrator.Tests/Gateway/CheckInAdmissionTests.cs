@@ -69,11 +69,85 @@ public sealed class CheckInAdmissionTests
     }
 
     [Fact]
+    public async Task While_the_gateway_is_full_a_device_answered_moments_ago_is_refused_at_once_and_devices_on_their_cadence_queue()
+    {
+        await using var node = await TestNode.StartAsync(new Dictionary<string, string?>
+        {
+            ["Admission:MaxConcurrentCheckIns"] = "1",
+            ["Admission:MaxQueuedCheckIns"] = "2",
+            ["Admission:RetryAfterSeconds"] = "5",
+            ["Admission:EarlyWithinSeconds"] = "60",
+        });
+        node.Devices.Assigned["acme"] = ("1.0.0", 1, "digest-1");
+        var secrets = new Dictionary<string, string>();
+        foreach (var id in new[] { "early-a", "cadence-b", "cadence-c" }) secrets[id] = await node.ProvisionAsync(id);
+        Task<HttpResponseMessage> Send(string device, string? secret = null)
+        {
+            var req = new HttpRequestMessage(HttpMethod.Post, $"/v1/devices/{device}/check-in")
+            {
+                Content = JsonContent.Create(new CheckInRequest("acme", 1, "digest-1", null, "1.0.0")),
+            };
+            DeviceSigning.SignAs(req, device, secret ?? secrets[device]);
+            return node.Http.SendAsync(req);
+        }
+
+        // early-a is answered once; a request under cadence-c's id with another device's secret is refused and counts for nothing.
+        Assert.Equal(HttpStatusCode.OK, (await Send("early-a")).StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await Send("cadence-c", secrets["early-a"])).StatusCode);
+
+        // cadence-b takes the only slot and is held in the device actor.
+        var hold = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        node.Devices.Hold = hold.Task;
+        var b = Send("cadence-b");
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (node.Devices.Calls.Count < 2 && DateTime.UtcNow < deadline) await Task.Delay(50);
+
+        // early-a again: refused at once without taking a queue place, naming why.
+        using var early = await Send("early-a");
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, early.StatusCode);
+        var problem = await early.Content.ReadFromJsonAsync<ProblemResponse>();
+        Assert.Equal("node_busy", problem!.Error);
+        Assert.Contains("Device 'early-a' was answered", problem.Message);
+        Assert.Contains("Admission:EarlyWithinSeconds", problem.Message);
+        Assert.InRange(early.Headers.RetryAfter!.Delta!.Value.TotalSeconds, 5, 10);
+
+        // cadence-c (never answered here) waits in the queue instead.
+        var c = Send("cadence-c");
+        await Task.Delay(500);
+        Assert.False(c.IsCompleted, "a device on its cadence was refused or answered while the only slot was held");
+
+        hold.SetResult();
+        Assert.Equal(HttpStatusCode.OK, (await b).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await c).StatusCode);
+        node.Devices.Hold = null;
+        // With a free slot an early device is answered as before.
+        Assert.Equal(HttpStatusCode.OK, (await Send("early-a")).StatusCode);
+    }
+
+    [Fact]
+    public void Recent_check_ins_are_remembered_per_device_in_a_fixed_table()
+    {
+        var recent = new RecentCheckIns(1024);
+        Assert.Null(recent.SinceLastAnswer("dev-1"));
+        recent.Answered("dev-1");
+        Assert.InRange(recent.SinceLastAnswer("dev-1")!.Value, TimeSpan.Zero, TimeSpan.FromSeconds(5));
+        Assert.Null(recent.SinceLastAnswer("dev-2"));
+        // More devices than slots: each lookup either knows its own device or nothing, never another device's time.
+        for (var i = 0; i < 5000; i++) recent.Answered($"fleet-{i}");
+        var known = Enumerable.Range(0, 5000).Count(i => recent.SinceLastAnswer($"fleet-{i}") is not null);
+        Assert.InRange(known, 500, 1024);
+        Assert.InRange(Enumerable.Range(0, 5000).Count(i => recent.SinceLastAnswer($"other-{i}") is not null), 0, 10);
+    }
+
+    [Fact]
     public void Admission_settings_out_of_range_are_refused_with_the_setting_named()
     {
         Assert.Empty(new AdmissionOptions().Validate());
-        var problems = new AdmissionOptions { MaxConcurrentCheckIns = 0, MaxQueuedCheckIns = -1, RetryAfterSeconds = 0 }.Validate().ToList();
-        Assert.Equal(3, problems.Count);
+        var problems = new AdmissionOptions { MaxConcurrentCheckIns = 0, MaxQueuedCheckIns = -1, RetryAfterSeconds = 0, EarlyWithinSeconds = -1, RecentSlots = 10 }
+            .Validate().ToList();
+        Assert.Equal(5, problems.Count);
+        Assert.Contains(problems, p => p.StartsWith("Admission:EarlyWithinSeconds -1 is out of range", StringComparison.Ordinal));
+        Assert.Contains(problems, p => p.StartsWith("Admission:RecentSlots 10 is out of range", StringComparison.Ordinal));
         Assert.Contains(problems, p => p.StartsWith("Admission:MaxConcurrentCheckIns 0 is out of range", StringComparison.Ordinal));
         Assert.Contains(problems, p => p.StartsWith("Admission:MaxQueuedCheckIns -1 is out of range", StringComparison.Ordinal));
         Assert.Contains(problems, p => p.StartsWith("Admission:RetryAfterSeconds 0 is out of range", StringComparison.Ordinal));

@@ -30,6 +30,9 @@ public sealed class HostileGateway : IAsyncDisposable
     /// <summary>Answer a check-in: status code and JSON body. Default: forward to the node unchanged.</summary>
     public Func<CheckIn, Task<(int Status, string Body)>>? OnCheckIn { get; set; }
 
+    /// <summary>Retry-After (seconds) sent with every refusal (4xx/5xx) <see cref="OnCheckIn"/> answers; null sends none.</summary>
+    public int? CheckInRetryAfterSeconds { get; set; }
+
     /// <summary>Store files to serve instead of the node's (path relative to <c>/v1/store/</c>); null forwards.</summary>
     public Func<string, byte[]?>? OnStore { get; set; }
 
@@ -106,6 +109,8 @@ public sealed class HostileGateway : IAsyncDisposable
                 : await ForwardAsync(deviceId, body, auth);
             ctx.Response.StatusCode = status;
             ctx.Response.ContentType = "application/json";
+            if (OnCheckIn is not null && status >= 400 && CheckInRetryAfterSeconds is { } wait)
+                ctx.Response.Headers.RetryAfter = wait.ToString(System.Globalization.CultureInfo.InvariantCulture);
             await ctx.Response.WriteAsync(answer);
             return;
         }
