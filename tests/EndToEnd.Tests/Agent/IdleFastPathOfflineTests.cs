@@ -26,6 +26,7 @@ public sealed class IdleFastPathOfflineTests(ITestOutputHelper output)
         // The fast path answers for the whole test: the journaled last-seen never falls due.
         ["Gateway:IdleLastSeenPersistInterval"] = "00:10:00",
         ["Devices:IdlePassivateAfter"] = "00:00:00.500",
+        ["Devices:UnheardPassivateAfter"] = "00:00:02",
     };
 
     private Task<OrchProcess.Result> Orch(NodeUnderTest node, params string[] args) => OrchProcess.OkAsync(node, output, args);
@@ -86,7 +87,10 @@ public sealed class IdleFastPathOfflineTests(ITestOutputHelper output)
         Assert.True(at - lastSeen >= OfflineAfter, $"marked Offline {(at - lastSeen).TotalSeconds:F1} s after its last answered check-in, before the {OfflineAfter.TotalSeconds} s offline timeout");
         Assert.Equal(journal!.Count + 1, (await node.JournalAsync(device)).Count);
 
-        // It checks in again: back, journaled by its actor (an Offline row is never the fast path's).
+        // It checks in again once the node's registry shows it Offline (until then the row lags, as for any order):
+        // back, journaled by its actor (an Offline row is never the fast path's).
+        await FleetSteps.UntilAsync("the registry shows the device Offline", async () => (await node.GetJsonAsync("admin/v1/devices?status=Offline")).ToJsonString(),
+            json => json.Contains(device, StringComparison.Ordinal));
         Assert.Contains($"up to date at version ID {v1.VersionId}", (await Agent(d)).Output);
         Assert.Contains(nameof(DeviceCameBack), await node.JournalAsync(device));
         Assert.Equal(DeviceStatus.Idle, await StatusAsync(node, device));

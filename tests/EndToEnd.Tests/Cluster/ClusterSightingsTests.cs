@@ -29,6 +29,7 @@ public sealed class ClusterSightingsTests(ITestOutputHelper output)
                 ["ORCH_Devices__LastSeenPersistInterval"] = "00:00:10",
                 ["ORCH_Gateway__IdleLastSeenPersistInterval"] = "00:10:00",
                 ["ORCH_Devices__IdlePassivateAfter"] = "00:00:00.500",
+                ["ORCH_Devices__UnheardPassivateAfter"] = "00:00:05",
             });
         await cluster.WaitUntilAllUpAsync("2 Up members", TimeSpan.FromSeconds(90));
         using var store = new TestStore(cluster.StoreRoot);
