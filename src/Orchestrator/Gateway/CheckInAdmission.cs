@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Globalization;
 using System.Threading.RateLimiting;
 
@@ -52,8 +53,9 @@ public sealed class AdmissionOptions
 /// Endpoint filter of the check-in route: a concurrency limit with a bounded FIFO queue
 /// (<see cref="AdmissionOptions"/>). A refused check-in has changed nothing (it is refused before authentication, so it
 /// costs no database read and no actor message). While every slot is taken, a device this gateway answered within
-/// <see cref="AdmissionOptions.EarlyWithinSeconds"/> is refused without queueing (<see cref="RecentCheckIns"/>): a storm
-/// of devices checking in again and again cannot fill the queue in front of devices on their cadence.
+/// <see cref="AdmissionOptions.EarlyWithinSeconds"/> (<see cref="RecentCheckIns"/>), or one that already has a check-in
+/// queued or being answered here, is refused without queueing: devices checking in again and again, or a captured
+/// request replayed, cannot fill the queue in front of devices on their cadence.
 /// </summary>
 public sealed class CheckInAdmission(AdmissionOptions options) : IEndpointFilter, IDisposable
 {
@@ -67,20 +69,41 @@ public sealed class CheckInAdmission(AdmissionOptions options) : IEndpointFilter
         QueueProcessingOrder = QueueProcessingOrder.OldestFirst,
     });
 
+    // Check-ins of each device id inside this filter (queued or worked on); at most the limit plus the queue plus the
+    // requests being refused at this instant, so it stays small whatever the fleet's size.
+    private readonly ConcurrentDictionary<string, int> _inFlight = new(StringComparer.Ordinal);
+
     /// <inheritdoc />
     public async ValueTask<object?> InvokeAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
     {
         var http = context.HttpContext;
         var deviceId = http.Request.RouteValues["deviceId"] as string;
-        if (_early > TimeSpan.Zero && deviceId is not null && _recent.SinceLastAnswer(deviceId) is { } since && since < _early)
+        if (_early <= TimeSpan.Zero || deviceId is null) return await AdmitAsync(context, next, deviceId).ConfigureAwait(false);
+        var alongside = _inFlight.AddOrUpdate(deviceId, 1, (_, n) => n + 1) - 1;
+        try
         {
-            // Early and the gateway is full: refused before it can queue (AttemptAcquire takes a free slot, never a queue place).
+            string? why = null;
+            if (alongside > 0)
+                why = $"Device '{deviceId}' already has a check-in waiting or being answered here and the gateway is at its check-in limit " +
+                      "(an agent checks in once at a time; a repeat gets no place in the queue); nothing was recorded.";
+            else if (_recent.SinceLastAnswer(deviceId) is { } since && since < _early)
+                why = $"Device '{deviceId}' was answered {since.TotalSeconds:F0} s ago and the gateway is at its check-in limit " +
+                      $"(devices on their schedule go first within Admission:EarlyWithinSeconds, {options.EarlyWithinSeconds} s); nothing was recorded.";
+            if (why is null) return await AdmitAsync(context, next, deviceId).ConfigureAwait(false);
+            // Early or repeated, and the gateway is full: refused before it can queue (AttemptAcquire takes a free slot, never a queue place).
             using var free = _limiter.AttemptAcquire(1);
-            if (!free.IsAcquired)
-                return Refuse(http, "early", $"Device '{deviceId}' was answered {since.TotalSeconds:F0} s ago and the gateway is at its check-in limit " +
-                    $"(devices on their schedule go first within Admission:EarlyWithinSeconds, {options.EarlyWithinSeconds} s); nothing was recorded.");
+            if (!free.IsAcquired) return Refuse(http, alongside > 0 ? "repeat" : "early", why);
             return await AnswerAsync(context, next, deviceId).ConfigureAwait(false);
         }
+        finally
+        {
+            if (_inFlight.AddOrUpdate(deviceId, 0, (_, n) => n - 1) == 0) _inFlight.TryRemove(new KeyValuePair<string, int>(deviceId, 0));
+        }
+    }
+
+    private async ValueTask<object?> AdmitAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next, string? deviceId)
+    {
+        var http = context.HttpContext;
         using var lease = await _limiter.AcquireAsync(1, http.RequestAborted).ConfigureAwait(false);
         if (!lease.IsAcquired)
             return Refuse(http, "check-in-admission",

@@ -69,7 +69,7 @@ public sealed class CheckInAdmissionTests
     }
 
     [Fact]
-    public async Task While_the_gateway_is_full_a_device_answered_moments_ago_is_refused_at_once_and_devices_on_their_cadence_queue()
+    public async Task While_the_gateway_is_full_a_device_answered_moments_ago_or_already_waiting_is_refused_at_once_and_devices_on_their_cadence_queue()
     {
         await using var node = await TestNode.StartAsync(new Dictionary<string, string?>
         {
@@ -115,6 +115,12 @@ public sealed class CheckInAdmissionTests
         var c = Send("cadence-c");
         await Task.Delay(500);
         Assert.False(c.IsCompleted, "a device on its cadence was refused or answered while the only slot was held");
+        // A second check-in of cadence-c while its first waits (an agent never overlaps its own; a replayed capture does)
+        // gets no queue place either.
+        using var repeat = await Send("cadence-c");
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, repeat.StatusCode);
+        Assert.Contains("Device 'cadence-c' already has a check-in waiting", (await repeat.Content.ReadFromJsonAsync<ProblemResponse>())!.Message);
+        Assert.False(c.IsCompleted);
 
         hold.SetResult();
         Assert.Equal(HttpStatusCode.OK, (await b).StatusCode);
