@@ -27,6 +27,9 @@ namespace Orchestrator.DeviceActors;
 /// <see cref="DeviceSilenceWatch"/>, whose <see cref="CheckSilence"/> wakes it when the deadline is due. An actor of a
 /// device that never sent a request passivates <see cref="DeviceActorSettings.UnheardPassivateAfter"/> after its last
 /// message without a snapshot (the journal holds all it knows), so bulk registration does not leave a fleet of live actors.
+/// The device's last contact is the later of what this actor heard and the node's sightings
+/// (<see cref="IDeviceSightings"/>: check-ins the gateways answered without it): the device goes Offline only when
+/// both are <see cref="DeviceActorSettings.OfflineAfter"/> old.
 /// </summary>
 public sealed class DeviceActor : ReceivePersistentActor, IWithTimers
 {
@@ -37,6 +40,7 @@ public sealed class DeviceActor : ReceivePersistentActor, IWithTimers
     private const string IdleTimerKey = "idle";
     private readonly DeviceActorSettings _settings;
     private readonly IActorRef? _silenceWatch;
+    private readonly IDeviceSightings? _sightings;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Random _random = new();
     private DeviceState _state;
@@ -64,17 +68,20 @@ public sealed class DeviceActor : ReceivePersistentActor, IWithTimers
     /// <param name="settings">Tunables.</param>
     /// <param name="silenceWatch">The node's <see cref="DeviceSilenceWatch"/>; without one an idle actor with an offline
     /// deadline to keep stays live.</param>
-    public static Props Props(string deviceId, DeviceActorSettings settings, IActorRef? silenceWatch = null) =>
-        Akka.Actor.Props.Create(() => new DeviceActor(deviceId, settings, silenceWatch));
+    /// <param name="sightings">The node's sightings of devices answered without their actors; none: only what the actor heard counts.</param>
+    public static Props Props(string deviceId, DeviceActorSettings settings, IActorRef? silenceWatch = null, IDeviceSightings? sightings = null) =>
+        Akka.Actor.Props.Create(() => new DeviceActor(deviceId, settings, silenceWatch, sightings));
 
     /// <summary>Creates the actor; use <see cref="Props"/>.</summary>
     /// <param name="deviceId">Device id.</param>
     /// <param name="settings">Tunables.</param>
     /// <param name="silenceWatch">The node's silence watch, if any.</param>
-    public DeviceActor(string deviceId, DeviceActorSettings settings, IActorRef? silenceWatch)
+    /// <param name="sightings">The node's sightings, if any.</param>
+    public DeviceActor(string deviceId, DeviceActorSettings settings, IActorRef? silenceWatch, IDeviceSightings? sightings)
     {
         _settings = settings;
         _silenceWatch = silenceWatch;
+        _sightings = sightings;
         _state = DeviceState.Initial(deviceId);
         PersistenceId = PersistenceIdPrefix + deviceId;
 
@@ -279,7 +286,7 @@ public sealed class DeviceActor : ReceivePersistentActor, IWithTimers
             Passivate();
             return;
         }
-        var deadline = _state.Status == DeviceStatus.Unknown ? null : (_lastHeard ?? _state.LastSeen) + _settings.OfflineAfter;
+        var deadline = _state.Status == DeviceStatus.Unknown ? null : LastContact() + _settings.OfflineAfter;
         if (deadline is not null && _silenceWatch is null) return; // nobody would mark it Offline
         if (_snapshotInFlight || _deletesInFlight > 0)
         {
@@ -308,9 +315,17 @@ public sealed class DeviceActor : ReceivePersistentActor, IWithTimers
     private void OnCheckSilence()
     {
         ArmIdleTimer();
-        if (_state.Status is DeviceStatus.Offline or DeviceStatus.Unknown || (_lastHeard ?? _state.LastSeen) is not { } heard) return;
+        if (_state.Status is DeviceStatus.Offline or DeviceStatus.Unknown || LastContact() is not { } heard) return;
         if (DateTimeOffset.UtcNow - heard < _settings.OfflineAfter) return;
         GoOffline();
+    }
+
+    // The later of what this actor heard (its own clock, or the persisted last-seen) and the node's last sighting.
+    private DateTimeOffset? LastContact()
+    {
+        var heard = _lastHeard ?? _state.LastSeen;
+        var sighted = _sightings?.LastSighted(_state.DeviceId);
+        return heard is null ? sighted : sighted is null ? heard : heard > sighted ? heard : sighted;
     }
 
     private void SnapshotSettled()
@@ -342,12 +357,20 @@ public sealed class DeviceActor : ReceivePersistentActor, IWithTimers
             Passivate();
             return;
         }
+        // Silent to this actor, but the gateways may have answered the device without it since.
+        if (_sightings?.LastSighted(_state.DeviceId) is { } sighted && DateTimeOffset.UtcNow - sighted < _settings.OfflineAfter)
+        {
+            Timers.StartSingleTimer(SilenceTimerKey, SilenceTimeout.Instance, _settings.OfflineAfter - (DateTimeOffset.UtcNow - sighted));
+            return;
+        }
         GoOffline();
     }
 
     private void GoOffline()
     {
-        var offline = new DeviceWentOffline(_state.LastSeen, DateTimeOffset.UtcNow);
+        // The event names the device's last contact, sightings included (the persisted last-seen may be older).
+        var lastSeen = LastContact() is { } contact && (_state.LastSeen is null || contact > _state.LastSeen) ? contact : _state.LastSeen;
+        var offline = new DeviceWentOffline(lastSeen, DateTimeOffset.UtcNow);
         PersistThenReply(new CommandOutcome([offline], s => new DeviceCommandAccepted(s.DeviceId, s.Status)), ActorRefs.Nobody);
         DeferAsync(offline, _ => Passivate());
     }

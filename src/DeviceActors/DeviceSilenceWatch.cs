@@ -9,7 +9,9 @@ namespace Orchestrator.DeviceActors;
 /// dozen bytes instead of a live actor. When a device is due it sends <see cref="CheckSilence"/> through the shard
 /// region, which wakes the device's actor wherever its shard now lives; the actor decides from its own record of
 /// when it last heard from the device, so a watch made stale by a later check-in (here or on another node) changes
-/// nothing. A device that passivates again replaces its entry. Entries live in memory: a restarted node has none,
+/// nothing. Before waking an actor the watch reads the node's sightings (<see cref="IDeviceSightings"/>): a device the
+/// gateways answered without its actor since is rescheduled for its sighting plus the offline timeout, its actor left
+/// asleep. A device that passivates again replaces its entry. Entries live in memory: a restarted node has none,
 /// as it has no live actors, so a device silent across a node restart is marked Offline at its next contact.
 /// </summary>
 public sealed class DeviceSilenceWatch : ReceiveActor, IWithTimers
@@ -20,10 +22,14 @@ public sealed class DeviceSilenceWatch : ReceiveActor, IWithTimers
     private DateTimeOffset? _timerAt;
 
     /// <summary>Props of the watch; <paramref name="devices"/> is the device shard region that wakes actors.</summary>
-    public static Props Props(IActorRef devices) => Akka.Actor.Props.Create(() => new DeviceSilenceWatch(devices));
+    /// <param name="devices">The device shard region.</param>
+    /// <param name="offlineAfter">The devices' offline timeout (<see cref="DeviceActorSettings.OfflineAfter"/>).</param>
+    /// <param name="sightings">The node's sightings; none: every due device's actor is woken.</param>
+    public static Props Props(IActorRef devices, TimeSpan offlineAfter, IDeviceSightings? sightings = null) =>
+        Akka.Actor.Props.Create(() => new DeviceSilenceWatch(devices, offlineAfter, sightings));
 
     /// <summary>Use <see cref="Props"/>.</summary>
-    public DeviceSilenceWatch(IActorRef devices)
+    public DeviceSilenceWatch(IActorRef devices, TimeSpan offlineAfter, IDeviceSightings? sightings)
     {
         Receive<WatchSilence>(w =>
         {
@@ -40,6 +46,13 @@ public sealed class DeviceSilenceWatch : ReceiveActor, IWithTimers
                 _queue.Dequeue();
                 // Only the newest entry of a device counts; older ones (it passivated again since) are skipped.
                 if (!_due.TryGetValue(id, out var current) || current != due) continue;
+                if (sightings?.LastSighted(id) is { } sighted && sighted + offlineAfter > now)
+                {
+                    _due[id] = sighted + offlineAfter;
+                    _queue.Enqueue(id, sighted + offlineAfter);
+                    DeviceActorMetrics.OfflineChecksDeferred.Add(1);
+                    continue;
+                }
                 _due.Remove(id);
                 devices.Tell(new CheckSilence(id));
             }

@@ -75,6 +75,8 @@ public sealed class OrchestratorSerializer : SerializerWithStringManifest
         [typeof(DeviceCounts)] = "DeviceCounts.v1",
         // Credentials (pub-sub, never persisted)
         [typeof(DeviceCredentialChanged)] = "DeviceCredentialChanged.v1",
+        // Sightings of devices answered without their actors (pub-sub, never persisted)
+        [typeof(DevicesSighted)] = "DevicesSighted.v1",
         // Rollouts: commands, replies, events, snapshots
         [typeof(CreateRollout)] = "CreateRollout.v1",
         [typeof(GetRollout)] = "GetRollout.v1",

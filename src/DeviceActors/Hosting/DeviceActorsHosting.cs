@@ -11,8 +11,9 @@ namespace Orchestrator.DeviceActors.Hosting;
 /// <param name="HostsRegion">True on nodes with role <see cref="DeviceSharding.Role"/>: they host the region; other nodes get a proxy.</param>
 /// <param name="Settings">Device actor tunables.</param>
 /// <param name="ShardCount">Fixed shard count, identical on all nodes.</param>
+/// <param name="Sightings">The node's sightings of devices answered without their actors (offline detection reads them).</param>
 public sealed record DeviceActorsHostingOptions(DevicePersistenceOptions Persistence, bool HostsRegion, DeviceActorSettings Settings,
-    int ShardCount = DeviceMessageExtractor.DefaultShardCount);
+    int ShardCount = DeviceMessageExtractor.DefaultShardCount, IDeviceSightings? Sightings = null);
 
 /// <summary>The device actors' one Akka.Hosting extension: persistence and serializer, the device shard region (or proxy) and the silence watch.</summary>
 public static class DeviceActorsHosting
@@ -35,7 +36,7 @@ public static class DeviceActorsHosting
         // The watch needs the region and the region's actors need the watch; an actor started before the watch exists
         // merely stays live until its offline timeout.
         builder.WithShardRegion<DeviceShardRegion>(DeviceSharding.TypeName,
-            (_, registry) => entityId => DeviceActor.Props(entityId, settings, registry.TryGet<DeviceSilenceWatch>(out var watch) ? watch : null),
+            (_, registry) => entityId => DeviceActor.Props(entityId, settings, registry.TryGet<DeviceSilenceWatch>(out var watch) ? watch : null, options.Sightings),
             extractor,
             new ShardOptions
             {
@@ -48,6 +49,6 @@ public static class DeviceActorsHosting
             });
         return builder.WithActors((system, registry) =>
             registry.Register<DeviceSilenceWatch>(
-                system.ActorOf(DeviceSilenceWatch.Props(registry.Get<DeviceShardRegion>()), DeviceSharding.SilenceWatchName)));
+                system.ActorOf(DeviceSilenceWatch.Props(registry.Get<DeviceShardRegion>(), settings.OfflineAfter, options.Sightings), DeviceSharding.SilenceWatchName)));
     }
 }

@@ -16,7 +16,9 @@ namespace Orchestrator.DeviceActors.Registry;
 /// <see cref="DeviceStateMachine.Apply"/> the actors use, and answers <see cref="QueryDevices"/> by status,
 /// installed version, tag and rollout. It is rebuilt from the journal on start (no stored offset): memory is one
 /// compact <see cref="DeviceRow"/> per device (it runs on every gateway, so it is sized for the whole fleet), and
-/// answers lag the journal by about the query refresh interval.
+/// answers lag the journal by about the query refresh interval. It first folds the journal as it stands at its start
+/// (a current query, which completes there), marks its table caught up (<see cref="DeviceRowTable.CaughtUp"/>), then
+/// follows the journal live from where the first query ended.
 /// Run one per node that needs it (e.g. gateway/admin), or as a cluster singleton.
 /// </summary>
 public sealed class DeviceRegistry : ReceiveActor, IWithTimers
@@ -30,6 +32,7 @@ public sealed class DeviceRegistry : ReceiveActor, IWithTimers
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private long _offset;
     private long _eventsApplied;
+    private bool _caughtUp;
 
     /// <summary>Props of the registry.</summary>
     /// <param name="table">Where to keep the rows (shared with the node's gateway for the idle fast path); a private one when null.</param>
@@ -63,7 +66,20 @@ public sealed class DeviceRegistry : ReceiveActor, IWithTimers
             Timers.StartSingleTimer("restart", RestartStream.Instance, TimeSpan.FromSeconds(1));
         });
         Receive<RestartStream>(_ => RunStream());
-        Receive<StreamCompleted>(_ => _log.Warning("Device registry event stream completed unexpectedly at offset {0}", _offset));
+        Receive<StreamCompleted>(_ =>
+        {
+            if (_caughtUp)
+            {
+                _log.Warning("Device registry event stream completed unexpectedly at offset {0}", _offset);
+                return;
+            }
+            // The current query ended where the journal stood when it started: every row holds what was journaled
+            // before this registry started.
+            _caughtUp = true;
+            _table.MarkCaughtUp();
+            _log.Info("Device registry caught up with the journal at offset {0} ({1} events)", _offset, _eventsApplied);
+            RunStream();
+        });
         Receive<QueryDevices>(q => Sender.Tell(Answer(q)));
         Receive<CountDevices>(q => Sender.Tell(Count(q)));
     }
@@ -77,7 +93,10 @@ public sealed class DeviceRegistry : ReceiveActor, IWithTimers
     private void RunStream()
     {
         var journal = PersistenceQuery.Get(Context.System).ReadJournalFor<SqlReadJournal>(ReadJournalPluginId);
-        journal.EventsByTag(DeviceEventTagger.AllDevicesTag, Offset.Sequence(_offset))
+        var events = _caughtUp
+            ? journal.EventsByTag(DeviceEventTagger.AllDevicesTag, Offset.Sequence(_offset))
+            : journal.CurrentEventsByTag(DeviceEventTagger.AllDevicesTag, Offset.Sequence(_offset));
+        events
             .Select(e => new Envelope(e))
             .RunWith(Sink.ActorRefWithAck<Envelope>(Self, StreamInit.Instance, StreamAck.Instance, StreamCompleted.Instance,
                 ex => new StreamFailed(ex)), Context.Materializer());

@@ -39,11 +39,11 @@ internal sealed class DeviceRow(string deviceId)
     private string? _agentVersion;
     private ulong _digestHash;
     private long _requestSequence;
-    // Written by gateway threads: the highest sequence the fast path answered (the actor never saw those requests), when
-    // the fast path last answered the device, and when this node last had a check-in of it answered by its actor.
+    // Written by gateway threads: the highest sequence answered on this node (the actor never saw the fast path's
+    // requests), and the device's latest contact known here (a check-in answered on this node, or a sighting carried
+    // from another node).
     private long _fastSequence;
     private long _heardUtcTicks = -1;
-    private long _actorHeardUtcTicks = -1;
     private int _failedAttempts;
     private byte _status;
     private byte _statusBeforeOffline = NoStatus;
@@ -68,15 +68,11 @@ internal sealed class DeviceRow(string deviceId)
 
     /// <summary>
     /// The fast path's answer to <paramref name="c"/> (<see cref="IdleCheckIn.Answer"/> on this row's state), or null
-    /// when the actor must decide. <paramref name="actorHearingWindow"/> keeps the actor's silence timer true: the row
-    /// answers only while the actor heard the device (a persisted last-seen, or a check-in this node had it answer)
-    /// less than that long ago, so the device's next check-in after the window reaches the actor before its offline
-    /// timeout.
+    /// when the actor must decide. Offline detection sees the answers as sightings (<see cref="IDeviceSightings"/>), so
+    /// the row answers however long ago the actor itself heard the device.
     /// </summary>
-    public CheckInDecision? AnswerIdle(CheckIn c, TimeSpan lastSeenPersistInterval, TimeSpan actorHearingWindow)
+    public CheckInDecision? AnswerIdle(CheckIn c, TimeSpan lastSeenPersistInterval)
     {
-        var actorHeard = Math.Max(Volatile.Read(ref _lastSeenUtcTicks), Volatile.Read(ref _actorHeardUtcTicks));
-        if (actorHeard < 0 || c.Timestamp.UtcTicks - actorHeard >= actorHearingWindow.Ticks) return null;
         var state = ToFoldState() with
         {
             InventoryDigest = DigestHash(c.InventoryDigest) == _digestHash ? c.InventoryDigest : null,
@@ -104,9 +100,15 @@ internal sealed class DeviceRow(string deviceId)
     /// </summary>
     public void AnsweredByActor(DateTimeOffset at, long sequence)
     {
-        RaiseTicks(ref _actorHeardUtcTicks, at.UtcTicks);
+        RaiseTicks(ref _heardUtcTicks, at.UtcTicks);
         if (sequence > 0) RaiseFastSequence(sequence, mustRise: false);
     }
+
+    /// <summary>Records a contact with the device at <paramref name="utcTicks"/> (a sighting carried from another node).</summary>
+    public void Sighted(long utcTicks) => RaiseTicks(ref _heardUtcTicks, utcTicks);
+
+    /// <summary>The device's latest contact known on this node without its actor's record; -1 when none.</summary>
+    public long HeardUtcTicks => Volatile.Read(ref _heardUtcTicks);
 
     // Monotonic raise of the sequence mark; with mustRise, false when the mark is already at or above the value.
     private bool RaiseFastSequence(long value, bool mustRise)

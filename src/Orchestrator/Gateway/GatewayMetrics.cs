@@ -20,6 +20,10 @@ public static class GatewayMetrics
     public static readonly Counter<long> CheckInsWithoutActor = Meter.CreateCounter<long>("orch_gateway_checkins_answered_without_actor",
         description: "Check-ins answered by the gateway's idle fast path, without the device actor");
 
+    /// <summary>Fast-path sightings received from other nodes (<see cref="SightingsCarry"/>).</summary>
+    public static readonly Counter<long> SightingsReceived = Meter.CreateCounter<long>("orch_gateway_sightings_received",
+        description: "Sightings of devices answered without their actors on other nodes, received by this node");
+
     /// <summary>Device reports accepted, tagged with kind.</summary>
     public static readonly Counter<long> Reports = Meter.CreateCounter<long>("orch_gateway_reports", description: "Device reports accepted, by kind");
 

@@ -17,7 +17,8 @@ namespace Orchestrator.Node.Gateway;
 /// which capped rollout (if any) the device's downloads count against, and takes the session's grant from it, so the
 /// grant and the chunk downloads on every gateway honour the rollout's cap.
 /// With <see cref="GatewayOptions.AnswerIdleWithoutActor"/>, a check-in the node's registry row proves idle is answered
-/// here without the actor (<see cref="DeviceRowTable.TryAnswer"/>): the same decision, the same signed directive.
+/// here without the actor (<see cref="DeviceRowTable.TryAnswer"/>): the same decision, the same signed directive, and a
+/// sighting that offline detection reads (<see cref="SightingsCarry"/> carries it to the other nodes).
 /// </summary>
 public sealed class ShardedDeviceGateway(
     IRequiredActor<DeviceShardRegion> region, InstalledReleaseInspector inspector, NodeSettings settings, TimeProvider clock,
@@ -25,10 +26,13 @@ public sealed class ShardedDeviceGateway(
 {
     private TimeSpan Timeout => settings.Gateway.DeviceAskTimeout;
 
-    // The fast path answers only while the actor heard the device less than this long ago, so that the device's next
-    // check-in after it (due one check-in interval later, with half an interval to spare) reaches the actor before the
-    // actor's silence timer would mark it Offline.
-    private TimeSpan ActorHearingWindow => settings.Devices.OfflineAfter - TimeSpan.FromSeconds(1.5 * settings.Gateway.NextCheckInSeconds);
+    // The fast path answers until the journaled last-seen is this old, then the actor journals it. Zero (the actors
+    // journal every check-in) keeps every check-in the actor's.
+    private TimeSpan IdleLastSeenPersistInterval => settings.Devices.LastSeenPersistInterval <= TimeSpan.Zero
+        ? TimeSpan.Zero
+        : settings.Gateway.IdleLastSeenPersistInterval > settings.Devices.LastSeenPersistInterval
+            ? settings.Gateway.IdleLastSeenPersistInterval
+            : settings.Devices.LastSeenPersistInterval;
 
     /// <inheritdoc />
     public async Task<CheckInResponse> CheckInAsync(string deviceId, CheckInRequest request, CancellationToken ct, long requestSequence = 0)
@@ -40,7 +44,7 @@ public sealed class ShardedDeviceGateway(
             requestSequence, channels, request.Stale == true, request.Attributes));
         if (settings.Gateway.AnswerIdleWithoutActor)
         {
-            var (idle, refused) = rows.TryAnswer(command, settings.Devices.LastSeenPersistInterval, ActorHearingWindow);
+            var (idle, refused) = rows.TryAnswer(command, IdleLastSeenPersistInterval);
             if (refused is not null) throw new DeviceRequestRejectedException(401, refused.Code, refused.Message);
             if (idle is not null)
             {

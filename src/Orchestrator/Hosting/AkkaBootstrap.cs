@@ -107,7 +107,10 @@ public static class AkkaBootstrap
             builder.WithChunkStore(new ChunkStoreHostingOptions(settings.HasRole(NodeRoles.Chunks), chunkBackend,
                 settings.ChunkStore.CacheBytes / ChunkEntities, settings.Throttle.BudgetIdleTimeout, NodeRoles.Chunks));
             // Devices: serializer, journal and snapshots, and the shard region on 'devices' nodes (a proxy elsewhere).
-            builder.AddDeviceActors(new DeviceActorsHostingOptions(devicePersistence, settings.HasRole(NodeRoles.Devices), settings.Devices.ToSettings()));
+            // The rows double as the node's sightings: offline detection here counts check-ins any gateway answered without actors.
+            builder.AddDeviceActors(new DeviceActorsHostingOptions(devicePersistence, settings.HasRole(NodeRoles.Devices), settings.Devices.ToSettings(),
+                Sightings: deviceRows));
+            builder.WithActors((system, _) => system.ActorOf(SightingsCarry.Props(deviceRows, settings.Devices.OfflineAfter), "device-sightings"));
             // The admin API's device queries and the dashboard read the registry read model (gateway nodes serve them).
             if (settings.HasRole(NodeRoles.Gateway))
                 builder.WithActors((system, registry) => registry.Register<DeviceRegistryActor>(DeviceSharding.StartRegistry(system, table: deviceRows)));

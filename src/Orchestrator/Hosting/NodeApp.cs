@@ -131,7 +131,7 @@ public static class NodeApp
             .AddCheck<ClusterMemberHealthCheck>("cluster", tags: ["ready"])
             .AddCheck<DatabaseHealthCheck>("database", tags: ["ready"]);
         s.AddOpenTelemetry().WithMetrics(m => m
-            .AddMeter(GatewayMetrics.MeterName, ChunkStoreMetrics.MeterName, FleetGauges.MeterName,
+            .AddMeter(GatewayMetrics.MeterName, ChunkStoreMetrics.MeterName, FleetGauges.MeterName, Orchestrator.DeviceActors.DeviceActorMetrics.MeterName,
                 "Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel")
             .AddPrometheusExporter());
         services?.Invoke(s);

@@ -272,12 +272,21 @@ public sealed class GatewayOptions
     public TimeSpan ChannelRefreshInterval { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>
-    /// The idle fast path (default off; its limits: docs/configuration.md): the gateway answers a check-in "nothing to do" itself, without the device's
-    /// actor, when the node's registry row proves the actor would answer exactly that and journal nothing
-    /// (<see cref="Orchestrator.DeviceActors.State.IdleCheckIn"/>); any other check-in goes to the actor. Off: every
-    /// check-in goes to the actor.
+    /// The idle fast path (default on; its guarantees and limits: docs/configuration.md): the gateway answers a check-in
+    /// "nothing to do" itself, without the device's actor, when the node's registry row proves the actor would answer
+    /// exactly that and journal nothing (<see cref="Orchestrator.DeviceActors.State.IdleCheckIn"/>), once the registry
+    /// has caught up with the journal; its answers count as the device's contact for offline detection (sightings,
+    /// carried between nodes). Any other check-in goes to the actor. Off: every check-in goes to the actor.
     /// </summary>
-    public bool AnswerIdleWithoutActor { get; set; }
+    public bool AnswerIdleWithoutActor { get; set; } = true;
+
+    /// <summary>
+    /// The fast path hands a device's check-in to its actor, which journals the device's last-seen, once the journaled
+    /// last-seen is this old (default 1 h; never shorter than <c>Devices:LastSeenPersistInterval</c>): how stale the
+    /// journal's last-seen of a device answered only by the fast path may get, and so what a restarted node shows
+    /// until the device's next check-in. Longer: fewer actor recoveries and journal writes per idle device.
+    /// </summary>
+    public TimeSpan IdleLastSeenPersistInterval { get; set; } = TimeSpan.FromHours(1);
 
     /// <summary>Problems with the values; empty when valid.</summary>
     public IEnumerable<string> Validate()
@@ -285,6 +294,9 @@ public sealed class GatewayOptions
         if (MaxRequestBodyBytes < 1024) yield return "Gateway:MaxRequestBodyBytes must be at least 1024.";
         if (MaxInventoryFiles < 1) yield return "Gateway:MaxInventoryFiles must be at least 1.";
         if (NextCheckInSeconds < 1) yield return "Gateway:NextCheckInSeconds must be at least 1.";
+        if (IdleLastSeenPersistInterval <= TimeSpan.Zero || IdleLastSeenPersistInterval > TimeSpan.FromDays(7))
+            yield return $"Gateway:IdleLastSeenPersistInterval ({IdleLastSeenPersistInterval}) must be between 00:00:01 and 7.00:00:00, e.g. 01:00:00 " +
+                "(how old a fast-path device's journaled last-seen may get before its actor journals it again).";
         if (ChannelRefreshInterval < TimeSpan.FromSeconds(1) || ChannelRefreshInterval > TimeSpan.FromHours(1))
             yield return $"Gateway:ChannelRefreshInterval ({ChannelRefreshInterval}) must be between 00:00:01 and 01:00:00, e.g. 00:00:10 " +
                 "(how stale a node's channel view may get when a pub-sub update is lost).";

@@ -28,9 +28,9 @@ public abstract class IdlePassivationSuite<TSelf>(ITestOutputHelper output) : Da
     private static DeviceActorSettings Settings(TimeSpan offlineAfter, TimeSpan idle) =>
         new(offlineAfter, 100, TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(2), TimeSpan.FromMinutes(5) < offlineAfter ? TimeSpan.FromMinutes(5) : TimeSpan.Zero, idle);
 
-    private async Task<(Akka.TestKit.Xunit2.TestKit Kit, IActorRef Region)> StartRegionAsync(DeviceActorSettings settings)
+    private async Task<(Akka.TestKit.Xunit2.TestKit Kit, IActorRef Region)> StartRegionAsync(DeviceActorSettings settings, IDeviceSightings? sightings = null)
     {
-        var kit = await NewRegionKit(new DeviceActorsHostingOptions(Db.Options, HostsRegion: true, settings, ShardCount: 10), """
+        var kit = await NewRegionKit(new DeviceActorsHostingOptions(Db.Options, HostsRegion: true, settings, ShardCount: 10, sightings), """
             akka.actor.provider = cluster
             akka.remote.dot-netty.tcp { hostname = "127.0.0.1", port = 0 }
             akka.cluster.roles = ["devices"]
@@ -141,6 +141,73 @@ public abstract class IdlePassivationSuite<TSelf>(ITestOutputHelper output) : Da
 
         // Traffic brings the Offline device back, as it would a live one.
         Assert.Equal(DeviceStatus.Idle, (await Ask<CheckInDecision>(region, Clean(id, 3, 2, T0.AddMinutes(1)))).Status);
+    }
+
+    [BackendFact]
+    public async Task A_passivated_device_sighted_by_the_node_stays_online_and_asleep_and_goes_offline_an_offline_timeout_after_its_last_sighting()
+    {
+        var offlineAfter = TimeSpan.FromSeconds(2);
+        var sightings = new Sightings();
+        var (kit, region) = await StartRegionAsync(Settings(offlineAfter, TimeSpan.FromMilliseconds(200)), sightings);
+        const string id = "idle-sighted";
+        await Ask<CheckInDecision>(region, Clean(id, 3, 1, T0));
+        await UntilPassivated(kit, region, id);
+        var journal = $"SELECT COUNT(*) FROM journal WHERE persistence_id = '{Pid(id)}'";
+        var events = await Db.Scalar(journal);
+
+        // Sighted over and over for three offline timeouts: the watch reschedules the device instead of waking its actor
+        // (a woken actor would stay live for its 200 ms idle period, which the polling here would see).
+        var until = DateTime.UtcNow + 3 * offlineAfter;
+        while (DateTime.UtcNow < until)
+        {
+            sightings.Sight(id, DateTimeOffset.UtcNow);
+            Assert.False(await IsLive(region, id), "the silence watch woke the actor of a device sighted since");
+            await Task.Delay(50);
+        }
+        Assert.Equal(events, await Db.Scalar(journal));
+
+        var lastSighting = sightings.Last(id);
+        var offline = $"SELECT COUNT(*) FROM journal WHERE persistence_id = '{Pid(id)}' AND manifest = 'DeviceWentOffline.v1'";
+        await kit.AwaitAssertAsync(async () => Assert.Equal(1, await Db.Scalar(offline)), Wait, TimeSpan.FromMilliseconds(100));
+        var silence = DateTimeOffset.UtcNow - lastSighting;
+        Assert.True(silence >= offlineAfter, $"marked Offline {silence.TotalMilliseconds:F0} ms after its last sighting, before the {offlineAfter.TotalMilliseconds} ms silence period");
+    }
+
+    [BackendFact]
+    public async Task A_live_actor_whose_silence_timer_fires_stays_online_while_the_node_sights_its_device()
+    {
+        var offlineAfter = TimeSpan.FromSeconds(2);
+        var sightings = new Sightings();
+        // No idle passivation: the actor stays live and its own silence timer decides.
+        var (kit, region) = await StartRegionAsync(Settings(offlineAfter, TimeSpan.Zero), sightings);
+        const string id = "live-sighted";
+        await Ask<CheckInDecision>(region, Clean(id, 3, 1, T0));
+        var until = DateTime.UtcNow + 3 * offlineAfter;
+        while (DateTime.UtcNow < until)
+        {
+            sightings.Sight(id, DateTimeOffset.UtcNow);
+            await Task.Delay(300);
+        }
+        var offline = $"SELECT COUNT(*) FROM journal WHERE persistence_id = '{Pid(id)}' AND manifest = 'DeviceWentOffline.v1'";
+        Assert.Equal(0, await Db.Scalar(offline));
+        Assert.True(await IsLive(region, id));
+
+        var lastSighting = sightings.Last(id);
+        await kit.AwaitAssertAsync(async () => Assert.Equal(1, await Db.Scalar(offline)), Wait, TimeSpan.FromMilliseconds(100));
+        var silence = DateTimeOffset.UtcNow - lastSighting;
+        Assert.True(silence >= offlineAfter, $"marked Offline {silence.TotalMilliseconds:F0} ms after its last sighting");
+    }
+
+    // The node's sightings as the gateway's fast path would record them.
+    private sealed class Sightings : IDeviceSightings
+    {
+        private readonly System.Collections.Concurrent.ConcurrentDictionary<string, DateTimeOffset> _last = new(StringComparer.Ordinal);
+
+        public void Sight(string id, DateTimeOffset at) => _last[id] = at;
+
+        public DateTimeOffset Last(string id) => _last[id];
+
+        public DateTimeOffset? LastSighted(string deviceId) => _last.TryGetValue(deviceId, out var at) ? at : null;
     }
 }
 

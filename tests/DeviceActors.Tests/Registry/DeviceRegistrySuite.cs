@@ -91,8 +91,40 @@ public abstract class DeviceRegistrySuite<TSelf>(ITestOutputHelper output) : IAs
         Assert.Equal((6, all.EventsApplied), (counts.Silent, counts.EventsApplied));
         Assert.Equal(0, (await registry.Ask<DeviceCounts>(new CountDevices(T0), Wait)).Silent);
     }
-}
 
+    [BackendFact]
+    public async Task The_registry_is_caught_up_only_once_it_folded_every_event_journaled_before_it_started()
+    {
+        var sys = _kit.Sys;
+        var settings = new DeviceActorSettings(TimeSpan.FromMinutes(10), 100, TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(1), TimeSpan.FromMinutes(5));
+        const int devices = 200;
+        for (var i = 0; i < devices; i++)
+        {
+            var id = $"cu-{i}";
+            var actor = sys.ActorOf(DeviceActor.Props(id, settings));
+            await actor.Ask<DeviceCommandAccepted>(new RegisterDevice(id, "acme", [], T0), Wait);
+            await actor.Ask<CheckInDecision>(new CheckIn(id, "acme", 3, "d3", "d3", "3.0", "m3", [], null, DateTimeOffset.UtcNow, 1), Wait);
+            // The last event journaled before the registry starts: an order the fast path must not answer past.
+            if (i == devices - 1) await actor.Ask<DeviceCommandAccepted>(new AssignTarget(id, "acme", "4.0", 4, "m4", "r1"), Wait);
+        }
+
+        var table = new Orchestrator.DeviceActors.Registry.DeviceRowTable();
+        var registry = DeviceSharding.StartRegistry(sys, table: table);
+        var idle = new CheckIn("cu-0", "acme", 3, "d3", "d3", "3.0", "m3", [], null, DateTimeOffset.UtcNow, 2);
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (!table.CaughtUp)
+        {
+            Assert.Equal((null, null), table.TryAnswer(idle, TimeSpan.FromMinutes(5)));
+            Assert.True(DateTime.UtcNow < deadline, "the registry did not catch up within 60 s");
+            await Task.Delay(5);
+        }
+        // Caught up: the order given before the start is in the row, so the fast path leaves that device to its actor.
+        var ordered = new CheckIn($"cu-{devices - 1}", "acme", 3, "d3", "d3", "3.0", "m3", [], null, DateTimeOffset.UtcNow, 2);
+        Assert.Equal((null, null), table.TryAnswer(ordered, TimeSpan.FromMinutes(5)));
+        Assert.NotNull(table.TryAnswer(idle, TimeSpan.FromMinutes(5)).Answer);
+        Assert.Equal(2L * devices + 1, (await registry.Ask<DeviceCounts>(new CountDevices(T0), Wait)).EventsApplied);
+    }
+}
 public sealed class SqliteDeviceRegistryTests(ITestOutputHelper output) : DeviceRegistrySuite<SqliteDeviceRegistryTests>(output), IBackendSuite
 {
     public static PersistenceBackend Backend => PersistenceBackend.Sqlite;

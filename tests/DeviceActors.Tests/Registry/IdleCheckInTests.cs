@@ -15,7 +15,6 @@ public sealed class IdleCheckInTests
 {
     private static readonly DateTimeOffset T0 = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
     private static readonly DeviceActorSettings Settings = DeviceActorSettings.Default;
-    private static readonly TimeSpan NoHearingLimit = TimeSpan.FromDays(1);
     private static readonly string[] NoFiles = [];
 
     [Fact]
@@ -43,7 +42,7 @@ public sealed class IdleCheckInTests
             for (var probe = 0; probe < 6; probe++)
             {
                 var c = RandomCheckIn(rng, full, at);
-                var fast = row.AnswerIdle(c, Settings.LastSeenPersistInterval, NoHearingLimit);
+                var fast = row.AnswerIdle(c, Settings.LastSeenPersistInterval);
                 var outcome = DeviceStateMachine.Decide(full, c, Settings, new Random(1), c.Timestamp);
                 var actorReply = outcome.Reply(full);
                 if (outcome.Events.Count == 0 && actorReply is CheckInDecision { Action: UpdateAction.None }) actorHeartbeats++;
@@ -61,18 +60,81 @@ public sealed class IdleCheckInTests
     }
 
     [Fact]
-    public void A_row_answers_no_check_in_once_the_persisted_last_seen_is_due_or_the_actor_has_not_heard_the_device_for_the_window()
+    public void A_row_answers_no_check_in_once_the_persisted_last_seen_is_due_however_long_ago_the_actor_heard_the_device()
     {
         var values = new RowValues();
         var row = IdleRow("dev-a", values);
-        var fresh = IdleCheckIn(T0.AddMinutes(5), 100);
-        Assert.NotNull(row.AnswerIdle(fresh, TimeSpan.FromMinutes(10), TimeSpan.FromMinutes(7)));
-        // Ten minutes after the persisted last-seen the actor journals it: the actor must see this check-in.
-        Assert.Null(row.AnswerIdle(IdleCheckIn(T0.AddMinutes(10), 101), TimeSpan.FromMinutes(10), TimeSpan.FromMinutes(30)));
-        // The actor last heard the device 7 minutes ago: the next check-in goes to it, so its silence timer stays true.
-        Assert.Null(row.AnswerIdle(IdleCheckIn(T0.AddMinutes(7), 102), TimeSpan.FromMinutes(10), TimeSpan.FromMinutes(7)));
-        row.AnsweredByActor(T0.AddMinutes(6), 0);
-        Assert.NotNull(row.AnswerIdle(IdleCheckIn(T0.AddMinutes(7), 102), TimeSpan.FromMinutes(10), TimeSpan.FromMinutes(7)));
+        // The actor heard the device at T0 only; offline detection reads the fast path's sightings, so that is no limit.
+        Assert.NotNull(row.AnswerIdle(IdleCheckIn(T0.AddMinutes(5), 100), TimeSpan.FromMinutes(60)));
+        Assert.NotNull(row.AnswerIdle(IdleCheckIn(T0.AddMinutes(55), 101), TimeSpan.FromMinutes(60)));
+        // An hour after the persisted last-seen the check-in must reach the actor, which journals it.
+        Assert.Null(row.AnswerIdle(IdleCheckIn(T0.AddMinutes(60), 102), TimeSpan.FromMinutes(60)));
+    }
+
+    [Fact]
+    public void The_table_answers_nothing_until_the_registry_caught_up_and_then_records_each_answer_as_a_sighting_to_carry()
+    {
+        var table = new DeviceRowTable();
+        var row = table.GetOrAdd("dev-a");
+        foreach (var (e, seq) in IdleHistory()) row.Apply(e, seq, new RowValues());
+        table.CarrySightings();
+
+        // The row may still miss an order journaled before the node started: the actor answers.
+        Assert.Equal((null, null), table.TryAnswer(IdleCheckIn(T0.AddMinutes(4), 100), TimeSpan.FromMinutes(10)));
+        Assert.Null(table.LastSighted("dev-a"));
+        Assert.Empty(table.TakePendingSightings());
+
+        table.MarkCaughtUp();
+        Assert.NotNull(table.TryAnswer(IdleCheckIn(T0.AddMinutes(5), 101), TimeSpan.FromMinutes(10)).Answer);
+        Assert.Equal(T0.AddMinutes(5), table.LastSighted("dev-a"));
+        Assert.Equal([("dev-a", T0.AddMinutes(5).UtcTicks)], table.TakePendingSightings());
+        Assert.Empty(table.TakePendingSightings());
+
+        // A sighting carried from another node raises the device's last contact, never lowers it.
+        table.Sighted("dev-a", T0.AddMinutes(6).UtcTicks);
+        table.Sighted("dev-a", T0.AddMinutes(2).UtcTicks);
+        Assert.Equal(T0.AddMinutes(6), table.LastSighted("dev-a"));
+    }
+
+    [Fact]
+    public void Sightings_of_devices_without_a_row_are_kept_until_the_row_exists_or_they_are_too_old_to_matter()
+    {
+        var table = new DeviceRowTable();
+        table.Sighted("dev-x", T0.AddMinutes(3).UtcTicks);
+        table.Sighted("dev-y", T0.AddMinutes(1).UtcTicks);
+        Assert.Equal(T0.AddMinutes(3), table.LastSighted("dev-x"));
+        // The registry folds the device's first event: the row takes the sighting over.
+        table.GetOrAdd("dev-x");
+        Assert.Equal(T0.AddMinutes(3), table.LastSighted("dev-x"));
+        table.ForgetSightingsBefore(T0.AddMinutes(2));
+        Assert.Null(table.LastSighted("dev-y"));
+        Assert.Equal(T0.AddMinutes(3), table.LastSighted("dev-x"));
+        // A registry that starts over keeps the sightings for its new rows, and is not caught up until it folded again.
+        table.MarkCaughtUp();
+        table.Clear();
+        Assert.False(table.CaughtUp);
+        Assert.Equal(T0.AddMinutes(3), table.LastSighted("dev-x"));
+    }
+
+    [Fact]
+    public void The_fast_path_declines_while_the_sightings_waiting_to_be_carried_are_at_their_bound()
+    {
+        var table = new DeviceRowTable();
+        var values = new RowValues();
+        for (var i = 0; i <= DeviceRowTable.MaxPendingSightings; i++)
+        {
+            var row = table.GetOrAdd($"dev-{i}");
+            foreach (var (e, seq) in IdleHistory()) row.Apply(e, seq, values);
+        }
+        table.MarkCaughtUp();
+        table.CarrySightings();
+        for (var i = 0; i < DeviceRowTable.MaxPendingSightings; i++)
+            Assert.NotNull(table.TryAnswer(IdleCheckIn(T0.AddMinutes(4), 100, $"dev-{i}"), TimeSpan.FromMinutes(10)).Answer);
+        var last = $"dev-{DeviceRowTable.MaxPendingSightings}";
+        Assert.Equal((null, null), table.TryAnswer(IdleCheckIn(T0.AddMinutes(4), 100, last), TimeSpan.FromMinutes(10)));
+        Assert.Null(table.LastSighted(last));
+        Assert.Equal(DeviceRowTable.MaxPendingSightings, table.TakePendingSightings().Count);
+        Assert.NotNull(table.TryAnswer(IdleCheckIn(T0.AddMinutes(4), 100, last), TimeSpan.FromMinutes(10)).Answer);
     }
 
     [Fact]
@@ -82,20 +144,21 @@ public sealed class IdleCheckInTests
         var values = new RowValues();
         var row = table.GetOrAdd("dev-a");
         foreach (var (e, seq) in IdleHistory()) row.Apply(e, seq, values);
+        table.MarkCaughtUp();
 
         var first = IdleCheckIn(T0.AddMinutes(4), 100);
-        Assert.NotNull(table.TryAnswer(first, TimeSpan.FromMinutes(10), NoHearingLimit).Answer);
+        Assert.NotNull(table.TryAnswer(first, TimeSpan.FromMinutes(10)).Answer);
         Assert.Equal(T0.AddMinutes(4), row.ToSummary().LastSeen);
-        var (answer, refused) = table.TryAnswer(IdleCheckIn(T0.AddMinutes(4.5), 100), TimeSpan.FromMinutes(10), NoHearingLimit);
+        var (answer, refused) = table.TryAnswer(IdleCheckIn(T0.AddMinutes(4.5), 100), TimeSpan.FromMinutes(10));
         Assert.Null(answer);
         Assert.Equal(DeviceRequestSequence.ReplayedCode, refused!.Code);
-        Assert.NotNull(table.TryAnswer(IdleCheckIn(T0.AddMinutes(5), 101), TimeSpan.FromMinutes(10), NoHearingLimit).Answer);
+        Assert.NotNull(table.TryAnswer(IdleCheckIn(T0.AddMinutes(5), 101), TimeSpan.FromMinutes(10)).Answer);
 
         // A rotated credential starts the device's sequence over: its low sequence numbers are new requests again.
         row.Apply(new RequestSequenceReset("credential rotated", T0.AddMinutes(6)), 3, values);
-        Assert.NotNull(table.TryAnswer(IdleCheckIn(T0.AddMinutes(7), 5), TimeSpan.FromMinutes(10), NoHearingLimit).Answer);
+        Assert.NotNull(table.TryAnswer(IdleCheckIn(T0.AddMinutes(7), 5), TimeSpan.FromMinutes(10)).Answer);
         // An unknown device is the actor's.
-        Assert.Equal((null, null), table.TryAnswer(IdleCheckIn(T0.AddMinutes(7), 6, "dev-b"), TimeSpan.FromMinutes(10), NoHearingLimit));
+        Assert.Equal((null, null), table.TryAnswer(IdleCheckIn(T0.AddMinutes(7), 6, "dev-b"), TimeSpan.FromMinutes(10)));
     }
 
     [Fact]
@@ -104,14 +167,15 @@ public sealed class IdleCheckInTests
         var table = new DeviceRowTable();
         var row = table.GetOrAdd("dev-a");
         foreach (var (e, seq) in IdleHistory()) row.Apply(e, seq, new RowValues());
+        table.MarkCaughtUp();
 
         // The actor answered sequence 200 without journaling it (its mark only in memory): a replay of that request
         // must not become a fast-path answer.
         table.AnsweredByActor("dev-a", T0.AddMinutes(4), 200);
-        var (answer, refused) = table.TryAnswer(IdleCheckIn(T0.AddMinutes(4.5), 200), TimeSpan.FromMinutes(10), NoHearingLimit);
+        var (answer, refused) = table.TryAnswer(IdleCheckIn(T0.AddMinutes(4.5), 200), TimeSpan.FromMinutes(10));
         Assert.Null(answer);
         Assert.Equal(DeviceRequestSequence.ReplayedCode, refused!.Code);
-        Assert.NotNull(table.TryAnswer(IdleCheckIn(T0.AddMinutes(5), 201), TimeSpan.FromMinutes(10), NoHearingLimit).Answer);
+        Assert.NotNull(table.TryAnswer(IdleCheckIn(T0.AddMinutes(5), 201), TimeSpan.FromMinutes(10)).Answer);
     }
 
     [Fact]
@@ -120,13 +184,14 @@ public sealed class IdleCheckInTests
         var table = new DeviceRowTable();
         var row = table.GetOrAdd("dev-a");
         foreach (var (e, seq) in IdleHistory()) row.Apply(e, seq, new RowValues());
+        table.MarkCaughtUp();
 
         var copy = IdleCheckIn(T0.AddMinutes(4), 300);
         var answers = 0;
         var refusals = 0;
         Parallel.For(0, 64, _ =>
         {
-            var (answer, refused) = table.TryAnswer(copy, TimeSpan.FromMinutes(10), NoHearingLimit);
+            var (answer, refused) = table.TryAnswer(copy, TimeSpan.FromMinutes(10));
             if (answer is not null) Interlocked.Increment(ref answers);
             if (refused is not null) Interlocked.Increment(ref refusals);
         });

@@ -132,5 +132,6 @@ public static class MessageSamples
         new ChannelRolloutAborted("acme", "beta", "ro-2", V21, T),
         new ChannelDirectorySnapshot([Channel]),
         new DeviceCredentialChanged("dev-1", T),
+        new DevicesSighted(["dev-1", "dev-2"], [T.UtcTicks, T.AddSeconds(1).UtcTicks]),
     ];
 }

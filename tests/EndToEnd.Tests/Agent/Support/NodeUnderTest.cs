@@ -26,17 +26,19 @@ public sealed class NodeUnderTest : IAsyncDisposable
 {
     public const string OperateToken = AdminToken;
     private const string AdminToken = "agent-e2e-operate-token-0123456789abcdef012345";
-    private readonly WebApplication _app;
+    private readonly Dictionary<string, string?> _settings;
     private readonly TempDir _dir;
+    private WebApplication _app;
 
     public string BaseUrl { get; }
     public string StoreRoot { get; }
     public HttpClient Http { get; }
 
-    private NodeUnderTest(WebApplication app, TempDir dir, string baseUrl, string storeRoot)
+    private NodeUnderTest(WebApplication app, TempDir dir, string baseUrl, string storeRoot, Dictionary<string, string?> settings)
     {
         _app = app;
         _dir = dir;
+        _settings = settings;
         BaseUrl = baseUrl;
         StoreRoot = storeRoot;
         Http = new HttpClient { BaseAddress = new Uri(baseUrl) };
@@ -62,15 +64,41 @@ public sealed class NodeUnderTest : IAsyncDisposable
         var app = NodeApp.Build([], c => c.AddInMemoryCollection(settings));
         await app.StartAsync();
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-        var node = new NodeUnderTest(app, dir, address.TrimEnd('/') + "/", store);
+        var node = new NodeUnderTest(app, dir, address.TrimEnd('/') + "/", store, settings);
+        await node.UntilReadyAsync();
+        return node;
+    }
+
+    /// <summary>
+    /// Stops the node and starts it again on the same data, store and HTTP address (agents keep their configuration):
+    /// what an operator's restart does. The new node rebuilds everything in memory from the journal.
+    /// </summary>
+    public async Task RestartAsync()
+    {
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+        var settings = new Dictionary<string, string?>(_settings) { ["Urls"] = BaseUrl.TrimEnd('/') };
+        _app = NodeApp.Build([], c => c.AddInMemoryCollection(settings));
+        await _app.StartAsync();
+        await UntilReadyAsync();
+    }
+
+    private async Task UntilReadyAsync()
+    {
         for (var i = 0; ; i++)
         {
-            using var r = await node.Http.GetAsync("health/ready");
-            if (r.IsSuccessStatusCode) break;
+            try
+            {
+                using var r = await Http.GetAsync("health/ready");
+                if (r.IsSuccessStatusCode) return;
+            }
+            catch (HttpRequestException) when (i < 400)
+            {
+                // A connection pooled from before a restart.
+            }
             if (i > 400) throw new TimeoutException("node did not become ready within 20 s");
             await Task.Delay(50);
         }
-        return node;
     }
 
     /// <summary>Provisions a device credential through the admin API (replacing one with <paramref name="rotate"/>); returns the secret.</summary>
