@@ -73,18 +73,7 @@ internal sealed class PackRangeSink : Stream
         if (data.Length > 0) throw new InvalidDataException("the range holds more bytes than its chunks");
     }
 
-    private void Append(ReadOnlySpan<byte> data)
-    {
-        if (_length + data.Length > _buffer.Length)
-        {
-            var larger = System.Buffers.ArrayPool<byte>.Shared.Rent(Math.Max(_buffer.Length * 2, _length + data.Length));
-            _buffer.AsSpan(0, _length).CopyTo(larger);
-            System.Buffers.ArrayPool<byte>.Shared.Return(_buffer);
-            _buffer = larger;
-        }
-        data.CopyTo(_buffer.AsSpan(_length));
-        _length += data.Length;
-    }
+    private void Append(ReadOnlySpan<byte> data) => RentedBytes.Append(ref _buffer, ref _length, data);
 
     // Keeps the bytes from `from` on (an overlapping next chunk starts inside what is held).
     private void DropBefore(long from)

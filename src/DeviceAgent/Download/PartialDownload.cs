@@ -58,15 +58,7 @@ internal sealed class PartialDownload : Stream
 
     public override void Write(ReadOnlySpan<byte> buffer)
     {
-        if (_length + buffer.Length > _buffer.Length)
-        {
-            var larger = System.Buffers.ArrayPool<byte>.Shared.Rent(Math.Max(_buffer.Length * 2, _length + buffer.Length));
-            _buffer.AsSpan(0, _length).CopyTo(larger);
-            System.Buffers.ArrayPool<byte>.Shared.Return(_buffer);
-            _buffer = larger;
-        }
-        buffer.CopyTo(_buffer.AsSpan(_length));
-        _length += buffer.Length;
+        RentedBytes.Append(ref _buffer, ref _length, buffer);
         var now = _time.GetTimestamp();
         // The clock starts with the first byte, so a server slow to answer never makes a fast transfer look slow.
         if (_lastCheckpoint is not { } last) _lastCheckpoint = now;

@@ -29,6 +29,23 @@ public sealed class RentedBytes : IDisposable
     /// <summary>The bytes (valid until disposed).</summary>
     public Span<byte> Span => _array.AsSpan(0, Length);
 
+    /// <summary>
+    /// Appends <paramref name="data"/> after the first <paramref name="length"/> bytes of the pooled <paramref name="buffer"/>,
+    /// first swapping it for a pooled one at least twice as large when it is full (the old one goes back to the pool).
+    /// </summary>
+    internal static void Append(ref byte[] buffer, ref int length, ReadOnlySpan<byte> data)
+    {
+        if (length + data.Length > buffer.Length)
+        {
+            var larger = ArrayPool<byte>.Shared.Rent(Math.Max(buffer.Length * 2, length + data.Length));
+            buffer.AsSpan(0, length).CopyTo(larger);
+            ArrayPool<byte>.Shared.Return(buffer);
+            buffer = larger;
+        }
+        data.CopyTo(buffer.AsSpan(length));
+        length += data.Length;
+    }
+
     /// <inheritdoc />
     public void Dispose()
     {

@@ -18,19 +18,6 @@ namespace Orchestrator.EndToEnd.Tests.Agent;
 /// </summary>
 public sealed partial class AgentDeltaBudgetTests(ITestOutputHelper output)
 {
-    /// <summary>A patch release: a version stamp every 3000 bytes, so chunk dedup finds almost nothing to reuse.</summary>
-    private static Dictionary<string, byte[]> Release(int version)
-    {
-        var files = Releases.V1();
-        foreach (var path in files.Keys.ToList())
-        {
-            var copy = (byte[])files[path].Clone();
-            for (var at = 40; at + 8 < copy.Length; at += 3000) BitConverter.GetBytes(version * 1009L + at).CopyTo(copy, at);
-            files[path] = copy;
-        }
-        return files;
-    }
-
     private async Task<AgentProcess.Result> Run(TestDevice d)
     {
         var r = await AgentProcess.RunAsync(["run", "--config", d.Config.SourcePath!, "--no-client"], timeout: TimeSpan.FromSeconds(180));
@@ -49,8 +36,8 @@ public sealed partial class AgentDeltaBudgetTests(ITestOutputHelper output)
         KeyFiles.Generate(keys.Path);
         await using var node = await NodeUnderTest.StartAsync(new Dictionary<string, string?> { ["Deltas:KeysDirectory"] = keys.Path });
         using var store = new TestStore(node.StoreRoot, keys.Path);
-        var v1 = store.Publish("1.0", Release(1));
-        var v2 = store.Publish("2.0", Release(2));
+        var v1 = store.Publish("1.0", Releases.Stamped(1));
+        var v2 = store.Publish("2.0", Releases.Stamped(2));
         using var d = new TestDevice(node.BaseUrl, credential: await node.ProvisionAsync("dev-b"), deviceId: "dev-b",
             contentKey: store.ContentKey.ToBytes(), trustRoot: store.SigningKey.PublicKey.ToBytes());
         await node.AssignAsync("dev-b", "acme", v1.Version, v1.VersionId, v1.ManifestPath);
@@ -92,7 +79,7 @@ public sealed partial class AgentDeltaBudgetTests(ITestOutputHelper output)
         }
         Assert.Equal(v2.VersionId, (await node.StateAsync("dev-b")).InstalledVersionId);
         Assert.Equal(v2.InventoryDigest, Releases.ClientDigest(d));
-        foreach (var (file, content) in Release(2))
+        foreach (var (file, content) in Releases.Stamped(2))
             Assert.Equal(content, File.ReadAllBytes(Path.Combine(d.Layout.Client, file)));
         var patched = Patched().Match(upgrade!.Output);
         Assert.True(patched.Success, "the upgrade did not report its delta patches");

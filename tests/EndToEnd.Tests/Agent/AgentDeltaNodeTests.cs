@@ -8,19 +8,6 @@ namespace Orchestrator.EndToEnd.Tests.Agent;
 /// <summary>The real orch-agent process upgrading through a real node that offers a delta built in its store.</summary>
 public sealed class AgentDeltaNodeTests(ITestOutputHelper output)
 {
-    /// <summary>A patch release: a version stamp every 3000 bytes, so chunk dedup finds almost nothing to reuse.</summary>
-    private static Dictionary<string, byte[]> Release(int version)
-    {
-        var files = Releases.V1();
-        foreach (var path in files.Keys.ToList())
-        {
-            var copy = (byte[])files[path].Clone();
-            for (var at = 40; at + 8 < copy.Length; at += 3000) BitConverter.GetBytes(version * 1009L + at).CopyTo(copy, at);
-            files[path] = copy;
-        }
-        return files;
-    }
-
     private async Task<AgentProcess.Result> Run(TestDevice d)
     {
         var r = await AgentProcess.RunAsync(["run", "--config", d.Config.SourcePath!, "--no-client"]);
@@ -34,8 +21,8 @@ public sealed class AgentDeltaNodeTests(ITestOutputHelper output)
     {
         await using var node = await NodeUnderTest.StartAsync();
         using var store = new TestStore(node.StoreRoot);
-        var v1 = store.Publish("1.0", Release(1));
-        var v2 = store.Publish("2.0", Release(2));
+        var v1 = store.Publish("1.0", Releases.Stamped(1));
+        var v2 = store.Publish("2.0", Releases.Stamped(2));
         var delta = new DeltaBuilder(store.Store, store.ContentKey, store.SigningKey) { Level = 3, Method = DeltaBuildMethod.Files }.Build("acme", "1.0", "2.0");
         Assert.True(delta.FilesPatched >= 1);
         var secret = await node.ProvisionAsync("dev-d");
@@ -50,7 +37,7 @@ public sealed class AgentDeltaNodeTests(ITestOutputHelper output)
         await node.AssignAsync("dev-d", "acme", v2.Version, v2.VersionId, v2.ManifestPath);
         var upgrade = await Run(d);
         Assert.Equal(v2.InventoryDigest, Releases.ClientDigest(d));
-        foreach (var (path, content) in Release(2))
+        foreach (var (path, content) in Releases.Stamped(2))
             Assert.Equal(content, File.ReadAllBytes(Path.Combine(d.Layout.Client, path)));
         Assert.Contains($"{delta.FilesPatched} file(s) from delta patches, 0 fell back to chunks", upgrade.Output);
         Assert.Equal(v2.VersionId, (await node.StateAsync("dev-d")).InstalledVersionId);
@@ -61,8 +48,8 @@ public sealed class AgentDeltaNodeTests(ITestOutputHelper output)
     {
         await using var node = await NodeUnderTest.StartAsync();
         using var store = new TestStore(node.StoreRoot);
-        var v1 = store.Publish("1.0", Release(1));
-        var v2 = store.Publish("2.0", Release(2));
+        var v1 = store.Publish("1.0", Releases.Stamped(1));
+        var v2 = store.Publish("2.0", Releases.Stamped(2));
         var delta = new DeltaBuilder(store.Store, store.ContentKey, store.SigningKey) { Level = 3, Method = DeltaBuildMethod.Files }.Build("acme", "1.0", "2.0");
         Assert.True(delta.FilesPatched >= 1);
         var secret = await node.ProvisionAsync("dev-m");
@@ -79,7 +66,7 @@ public sealed class AgentDeltaNodeTests(ITestOutputHelper output)
         Assert.Contains("over download.maxDeltaApplyBytes 1000000; fetching its chunks instead", upgrade.Output);
         Assert.Contains($"{delta.FilesPatched - 1} file(s) from delta patches", upgrade.Output);
         Assert.Equal(v2.InventoryDigest, Releases.ClientDigest(d));
-        foreach (var (path, content) in Release(2))
+        foreach (var (path, content) in Releases.Stamped(2))
             Assert.Equal(content, File.ReadAllBytes(Path.Combine(d.Layout.Client, path)));
         Assert.Equal(v2.VersionId, (await node.StateAsync("dev-m")).InstalledVersionId);
     }

@@ -20,6 +20,7 @@ public sealed class IdleFastPathOfflineTests(ITestOutputHelper output)
 
     private static readonly Dictionary<string, string?> ShortIntervals = new()
     {
+        ["Gateway:AnswerIdleWithoutActor"] = "true",
         ["Gateway:NextCheckInSeconds"] = "2",
         ["Devices:OfflineAfter"] = "00:00:08",
         ["Devices:LastSeenPersistInterval"] = "00:00:05",
@@ -101,7 +102,7 @@ public sealed class IdleFastPathOfflineTests(ITestOutputHelper output)
     {
         const string device = "dev-restart";
         // Live actors: the filler devices below would otherwise each save a snapshot as they passivate.
-        await using var node = await NodeUnderTest.StartAsync(new Dictionary<string, string?> { ["Devices:IdlePassivateAfter"] = "00:00:00" });
+        await using var node = await NodeUnderTest.StartAsync(new Dictionary<string, string?> { ["Devices:IdlePassivateAfter"] = "00:00:00", ["Gateway:AnswerIdleWithoutActor"] = "true" });
         using var store = new TestStore(node.StoreRoot);
         var v1 = store.Publish("1.0", Releases.V1());
         var v2 = store.Publish("2.0", Releases.V2());

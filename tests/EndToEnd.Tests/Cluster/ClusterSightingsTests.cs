@@ -24,6 +24,7 @@ public sealed class ClusterSightingsTests(ITestOutputHelper output)
         await using var cluster = await LocalCluster.StartAsync(PostgresClusterFactAttribute.RequiredConnectionString(), output, nodes: 2,
             environment: new Dictionary<string, string>
             {
+                ["ORCH_Gateway__AnswerIdleWithoutActor"] = "true",
                 ["ORCH_Gateway__NextCheckInSeconds"] = "2",
                 ["ORCH_Devices__OfflineAfter"] = "00:00:15",
                 ["ORCH_Devices__LastSeenPersistInterval"] = "00:00:10",

@@ -27,6 +27,19 @@ public static class Releases
         ["old.cfg"] = "only in v1"u8.ToArray(),
     };
 
+    /// <summary>A patch release of <see cref="V1"/>: a version stamp every 3000 bytes, so chunk dedup finds almost nothing to reuse.</summary>
+    public static Dictionary<string, byte[]> Stamped(int version)
+    {
+        var files = V1();
+        foreach (var path in files.Keys.ToList())
+        {
+            var copy = (byte[])files[path].Clone();
+            for (var at = 40; at + 8 < copy.Length; at += 3000) BitConverter.GetBytes(version * 1009L + at).CopyTo(copy, at);
+            files[path] = copy;
+        }
+        return files;
+    }
+
     public static Dictionary<string, byte[]> V2()
     {
         var v2 = V1();
