@@ -42,7 +42,7 @@ public sealed class ClusterBudgetTests(ITestOutputHelper output)
             ["bin/app"] = Releases.Bytes(31, 1_800_000),
             ["lib/core.so"] = Releases.Bytes(32, 1_200_000),
             ["etc/app.cfg"] = "x=1"u8.ToArray(),
-        }, Product);
+        }, Product, packs: false); // chunk objects: each one a request either gateway may serve and charge
         var secret = await cluster.ProvisionAsync("rr-1");
         var (status, body) = await cluster.PostJsonAsync(1, "admin/v1/rollouts", new
         {
@@ -132,7 +132,7 @@ public sealed class ClusterBudgetTests(ITestOutputHelper output)
         {
             ["bin/app"] = Releases.Bytes(41, 900_000),
             ["lib/core.so"] = Releases.Bytes(42, 600_000),
-        }, Product);
+        }, Product, packs: false);
         string[] ids = ["cap-1", "cap-2"];
         var secrets = new List<string>();
         foreach (var id in ids) secrets.Add(await cluster.ProvisionAsync(id));
