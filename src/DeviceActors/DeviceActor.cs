@@ -111,14 +111,14 @@ public sealed class DeviceActor : ReceivePersistentActor, IWithTimers
     /// <inheritdoc />
     protected override void PreStart()
     {
-        DeviceActorCount.Started();
+        DeviceActorMetrics.ActorStarted();
         base.PreStart();
     }
 
     /// <inheritdoc />
     protected override void PostStop()
     {
-        DeviceActorCount.Stopped();
+        DeviceActorMetrics.ActorStopped();
         base.PostStop();
     }
 

@@ -1,7 +1,6 @@
 using System.Diagnostics.Metrics;
 using Akka.Actor;
 using Akka.Hosting;
-using Orchestrator.DeviceActors;
 using Orchestrator.DeviceActors.Registry;
 using Orchestrator.Messages.Devices;
 using Orchestrator.Messages.Rollouts;
@@ -50,9 +49,6 @@ public sealed class FleetGauges(IServiceProvider services, NodeSettings settings
         () => (_current?.Rollouts ?? []).Select(v => new Measurement<int>(v.CurrentWave,
             new KeyValuePair<string, object?>("rollout", v.Spec.RolloutId), new KeyValuePair<string, object?>("status", v.Status.ToString()))),
         description: "Current wave (1-based) of each unfinished rollout, labelled with its status");
-
-    private static readonly ObservableGauge<long> LiveDeviceActors = Meter.CreateObservableGauge("orch_device_actors_live",
-        () => DeviceActorCount.Live, description: "Device actors live on this node (a passivated or Offline device holds none)");
 
     /// <summary>How old a device's last-seen may be before it counts as stale.</summary>
     public TimeSpan StaleAfter => TimeSpan.FromSeconds(2 * settings.Gateway.NextCheckInSeconds) + settings.Devices.LastSeenPersistInterval;
