@@ -283,7 +283,7 @@ public sealed class DeviceActor : ReceivePersistentActor, IWithTimers
         if (Timers.IsTimerActive(IdleTimerKey)) return; // a message arrived since: its own timer decides
         if (NeverHeard && !_snapshotInFlight && _deletesInFlight == 0)
         {
-            Passivate();
+            PassivateWhenIdle();
             return;
         }
         var deadline = _state.Status == DeviceStatus.Unknown ? null : LastContact() + _settings.OfflineAfter;
@@ -300,7 +300,15 @@ public sealed class DeviceActor : ReceivePersistentActor, IWithTimers
             return;
         }
         if (deadline is { } due) _silenceWatch!.Tell(new WatchSilence(_state.DeviceId, due));
+        PassivateWhenIdle();
+    }
+
+    // The shard may decline a passivation request (it does while it holds messages for this entity) without telling us;
+    // the idle timer asks again, so an idle actor cannot stay live until its offline timeout. A stop cancels the timer.
+    private void PassivateWhenIdle()
+    {
         Passivate();
+        ArmIdleTimer();
     }
 
     private void ResumePassivation()

@@ -140,6 +140,11 @@ public static class DeviceStateMachine
         // A heartbeat (nothing but LastSeen would change) is not journaled while the persisted LastSeen is recent: an idle
         // fleet would otherwise cost one write per check-in. The reply is the same either way (built from an equal state).
         IDeviceEvent[] events = IsHeartbeat(s, e, lastSeenPersistInterval) ? [] : [e];
+        // A completion report lost on its way (the node down, the connection cut) is superseded by the next check-in: a
+        // device that runs its work's version with nothing differing finished that work, and the journal records the
+        // completion before the check-in, as if the report had arrived.
+        if (s.Work is { } finished && finished.VersionId == c.InstalledVersionId && !c.NeedsRepair)
+            events = [new WorkCompleted(c.InstalledVersionId, c.InventoryDigest, finished.Kind, c.Timestamp, c.RequestSequence), .. events];
         if (c.Stale != s.Stale) events = [.. events, new DeviceStaleChanged(c.Stale, c.Timestamp)];
         // Reported attributes are journaled when they change, never on every check-in (an idle fleet writes nothing).
         if (c.Attributes is not null && !DeviceAttributeRules.SameAs(c.Attributes, s.ReportedAttributes))

@@ -84,6 +84,31 @@ public sealed class DeviceStateMachineTests
     }
 
     [Fact]
+    public void A_check_in_running_the_work_version_completes_the_work_whose_report_was_lost()
+    {
+        Run(Clean(3));
+        Run(Target(4));
+        Run(Clean(3));
+        Run(new ReportProgress(Id, 4, WorkPhase.Install, 10, 10, 1, 1, T0));
+        Assert.Equal(DeviceStatus.Installing, _state.Status);
+
+        // The completion report never arrived; the next check-in runs version 4 with nothing differing.
+        var outcome = DeviceStateMachine.Decide(_state, Clean(4, "d-4"), Settings, _random, T0.AddMinutes(1));
+        var done = Assert.IsType<WorkCompleted>(outcome.Events[0]);
+        Assert.Equal((4L, "d-4", WorkKind.Upgrade), (done.InstalledVersionId, done.InventoryDigest, done.Kind));
+        Assert.IsType<DeviceCheckedIn>(outcome.Events[1]);
+        var d = Assert.IsType<CheckInDecision>(Run(Clean(4, "d-4")));
+        Assert.Equal(UpdateAction.None, d.Action);
+        Assert.Equal((DeviceStatus.Idle, 4L, (WorkItem?)null), (_state.Status, _state.InstalledVersionId, _state.Work));
+
+        // Running the work's version with differing files is not a completion: the device is told to repair.
+        Run(Target(5));
+        Run(Clean(4, "d-4"));
+        var damaged = DeviceStateMachine.Decide(_state, Damaged(5, "bin/app"), Settings, _random, T0);
+        Assert.DoesNotContain(damaged.Events, e => e is WorkCompleted);
+    }
+
+    [Fact]
     public void Upgrade_decision_carries_the_rollout_and_its_cap_and_a_repair_carries_none()
     {
         Run(Clean(3));

@@ -138,11 +138,14 @@ public sealed class NodeKillTests(ITestOutputHelper output)
                     $"{d.DeviceId}: {ackedWork} work-giving check-ins acknowledged but only {journaledWork} in the journal");
                 Assert.True(acked == 0 || journaledCheckIns.Count >= 1, $"{d.DeviceId}: {acked} check-ins acknowledged but none in the journal");
                 Assert.True(ackedWork >= 1, $"{d.DeviceId}: no acknowledged check-in handed out the upgrade");
+                // Every upgrade is journaled as completed: by its report, or (a report the kill cut off) by the next check-in.
                 Assert.Contains(history.Events, e => e.Type == nameof(WorkCompleted)
                                                      && e.Data.Deserialize<WorkCompleted>(AdminJson.Options)!.InstalledVersionId == v1.VersionId);
                 verified += ackedWork + (completions.ContainsKey(d.DeviceId) ? 1 : 0);
             }
-            Assert.Equal(fleet.Devices.Count, completions.Count);
+            // A completion report is sent once (the next check-in supersedes it), so only devices in flight at the kill
+            // (at most maxConcurrent) may have lost theirs.
+            Assert.InRange(completions.Count, fleet.Devices.Count - 2, fleet.Devices.Count);
             Assert.All(completions.Values, v => Assert.Equal(v1.VersionId, v));
             output.WriteLine($"{verified} acknowledged work-giving check-ins and completions verified against the journal");
         }
