@@ -94,6 +94,16 @@ public sealed class DeltaBuilder
     /// </summary>
     public bool ChainFrames { get; init; } = true;
 
+    /// <summary>
+    /// Whether a chained whole-release stream is coded as one zstd frame whose compressed bytes are split into objects
+    /// (schema 5, <see cref="ReleaseStream.OneFrame"/>): the reference is indexed once instead of once per frame, and
+    /// the build runs one coding task (<see cref="Parallelism"/> does not apply). Off writes schema 4 chained frames.
+    /// </summary>
+    public bool OneFrame { get; init; } = true;
+
+    /// <summary>Plaintext bytes per object of a one-frame stream (at most the store's object limit; tests use smaller).</summary>
+    internal int ObjectContent { get; init; } = ChunkingOptions.MaxChunkLimit;
+
     /// <summary>Target bytes per whole-release frame (<see cref="ReleaseStream.MinFrameContent"/>..<see cref="ReleaseStream.MaxFrameContent"/>).</summary>
     public int FrameContent { get; init; } = ReleaseStream.MaxFrameContent;
 
@@ -146,10 +156,10 @@ public sealed class DeltaBuilder
         // Level and parallelism come from the memory budget, decided from the manifests before any content is read.
         var shape = Method == DeltaBuildMethod.Files ? null : Shape(from, to, sourceHashes);
         var releasePlan = shape is null ? null
-            : DeltaMemory.Plan(MemoryBudget, Level, shape.WindowLog, shape.SourceLength + shape.StreamLength, FrameContent, Parallelism);
+            : DeltaMemory.Plan(MemoryBudget, Level, shape.WindowLog, shape.SourceLength + shape.StreamLength, shape.TaskInput(FrameContent), shape.OneFrame ? 1 : Parallelism);
         if (Method == DeltaBuildMethod.Release && shape is not null && releasePlan is null)
             throw OverBudget(product, fromVersion, toVersion, "whole-release", shape.SourceLength + shape.StreamLength
-                + DeltaMemory.TaskBytes(Level ?? 1, shape.WindowLog, FrameContent));
+                + DeltaMemory.TaskBytes(Level ?? 1, shape.WindowLog, shape.TaskInput(FrameContent)));
         var level = Level ?? releasePlan?.Level;
         var patchable = work.Where(w => w.Source.Size + w.Target.Size <= PatchCodec.MaxPatchInput).ToList();
         DeltaMemoryPlan? filesPlan = null;
@@ -165,7 +175,7 @@ public sealed class DeltaBuilder
         }
         if (releasePlan is null && shape is not null && Method == DeltaBuildMethod.Auto && filesPlan is null)
             throw OverBudget(product, fromVersion, toVersion, "whole-release", shape.SourceLength + shape.StreamLength
-                + DeltaMemory.TaskBytes(Level ?? 1, shape.WindowLog, FrameContent));
+                + DeltaMemory.TaskBytes(Level ?? 1, shape.WindowLog, shape.TaskInput(FrameContent)));
         // Nothing to code: the level is only recorded.
         var chosenLevel = level ?? DeltaMemory.HighestLevel(MemoryBudget) ?? 1;
         if (TryExisting(path, fromEnd, toEnd, chosenLevel) is { } existing)
@@ -226,7 +236,11 @@ public sealed class DeltaBuilder
             + (Level is null ? "." : ", or lower or unset the level (Deltas:Level, --level) so the highest level that fits is chosen."));
 
     /// <summary>What a whole-release build codes: source and stream lengths, chaining and the window.</summary>
-    private sealed record ReleaseShape(long SourceLength, long StreamLength, bool Chained, int WindowLog);
+    private sealed record ReleaseShape(long SourceLength, long StreamLength, bool Chained, int WindowLog, bool OneFrame)
+    {
+        /// <summary>Bytes one coding task takes in: the whole stream for one frame, else one frame's piece.</summary>
+        public long TaskInput(int frameContent) => OneFrame ? StreamLength : frameContent;
+    }
 
     /// <summary>The whole-release build's shape from the manifests; null when nothing changed or the source is too large for one window.</summary>
     private ReleaseShape? Shape(Manifest from, Manifest to, IReadOnlySet<string> sourceHashes)
@@ -237,7 +251,8 @@ public sealed class DeltaBuilder
         // Chaining needs the reference and the whole stream in one window; a release too large for that keeps independent frames.
         var chainedWindow = Math.Max(streamLength, FrameContent);
         var chained = ChainFrames && sourceLength + chainedWindow <= PatchCodec.MaxPatchInput;
-        return new ReleaseShape(sourceLength, streamLength, chained, PatchCodec.WindowLogFor(sourceLength, chained ? chainedWindow : FrameContent));
+        if (chained && OneFrame) return new ReleaseShape(sourceLength, streamLength, true, PatchCodec.WindowLogFor(sourceLength, streamLength), true);
+        return new ReleaseShape(sourceLength, streamLength, chained, PatchCodec.WindowLogFor(sourceLength, chained ? chainedWindow : FrameContent), false);
     }
 
     /// <summary>
@@ -250,13 +265,23 @@ public sealed class DeltaBuilder
         var sourceHashes = from.Files.Select(f => f.Sha256).ToHashSet(StringComparer.Ordinal);
         var streamFiles = to.Files.Where(f => !sourceHashes.Contains(f.Sha256)).OrderBy(f => f.Path, StringComparer.Ordinal).ToList();
         var sources = from.Files.OrderBy(f => f.Path, StringComparer.Ordinal).Select(f => new ReleaseSource(f.Path, f.Sha256, f.Size)).ToList();
-        var (sourceLength, streamLength, chained, windowLog) = shape;
+        var (sourceLength, streamLength, chained, windowLog, oneFrame) = shape;
 
         // Reference and stream side by side in one buffer: a chained frame's prefix is the bytes before its piece.
         var all = new byte[sourceLength + streamLength];
         var sourceFilters = Concatenate(from.Files.OrderBy(f => f.Path, StringComparer.Ordinal).ToList(), all, 0, chained);
         var streamFilters = Concatenate(streamFiles, all, sourceLength, chained);
         sources = sources.Select((s, i) => s with { Filter = sourceFilters[i] }).ToList();
+        var files = streamFiles.Select((f, i) => new DeltaFile(f.Path, "", "", f.Sha256, f.Size, DeltaMethod.Release, 0, [], streamFilters[i])).ToList();
+        if (oneFrame)
+        {
+            // One zstd run indexes the reference once and matches the whole stream against it and against itself.
+            var frame = PatchCodec.CreateFrame(all.AsSpan(0, (int)sourceLength), all.AsSpan((int)sourceLength), plan.Level, windowLog);
+            var objects = new List<EncodedChunk>((frame.Length + ObjectContent - 1) / ObjectContent);
+            for (var offset = 0; offset < frame.Length; offset += ObjectContent)
+                objects.Add(ChunkCodec.EncodeUncompressed(frame.AsSpan(offset, Math.Min(ObjectContent, frame.Length - offset)), _contentKey));
+            return ((files, new ReleaseStream(windowLog, 0, sources, Parts(objects), Chained: true, OneFrame: true)), objects);
+        }
         var frameCount = (int)((streamLength + FrameContent - 1) / FrameContent);
         var frames = new EncodedChunk[frameCount];
         Parallel.For(0, frameCount, new ParallelOptions { MaxDegreeOfParallelism = plan.Parallelism, CancellationToken = cancellationToken }, i =>
@@ -266,10 +291,11 @@ public sealed class DeltaBuilder
             var prefix = all.AsSpan(0, (int)(chained ? start : sourceLength));
             frames[i] = ChunkCodec.EncodeUncompressed(PatchCodec.CreateFrame(prefix, piece, plan.Level, windowLog), _contentKey);
         });
-        var files = streamFiles.Select((f, i) => new DeltaFile(f.Path, "", "", f.Sha256, f.Size, DeltaMethod.Release, 0, [], streamFilters[i])).ToList();
-        var parts = frames.Select(e => new DeltaPart(e.Id, e.Stored.Length - ChunkCodec.HeaderLength - ChunkCodec.TagLength, e.Stored.Length)).ToList();
-        return ((files, new ReleaseStream(windowLog, FrameContent, sources, parts, chained)), frames);
+        return ((files, new ReleaseStream(windowLog, FrameContent, sources, Parts(frames), chained)), frames);
     }
+
+    private static List<DeltaPart> Parts(IEnumerable<EncodedChunk> objects) =>
+        objects.Select(e => new DeltaPart(e.Id, e.Stored.Length - ChunkCodec.HeaderLength - ChunkCodec.TagLength, e.Stored.Length)).ToList();
 
     /// <summary>
     /// Writes the files' contents one after the other into <paramref name="all"/> from <paramref name="at"/>, each
@@ -387,6 +413,8 @@ public sealed class DeltaBuilder
             if (!BranchFilters && delta.Release is { } r && (r.Sources.Any(f => f.Filter != BranchFilterKind.None) || delta.Files.Any(f => f.Filter != BranchFilterKind.None))) return null;
             // Likewise chaining off asks for independent frames (agents reading up to schema 3).
             if (!ChainFrames && delta.Release is { Chained: true }) return null;
+            // And one frame off asks for schema 4 frames (agents reading up to schema 4).
+            if (!OneFrame && delta.Release is { OneFrame: true }) return null;
             return delta.DistinctObjects().All(_store.ChunkExists) ? delta : null;
         }
         catch (Exception ex) when (ex is InvalidInputException or IntegrityException)

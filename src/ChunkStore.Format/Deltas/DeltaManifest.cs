@@ -40,10 +40,19 @@ public sealed record DeltaManifest(
     public const int ChainedReleaseSchema = 4;
 
     /// <summary>
+    /// Schema of a whole-release delta coded as one zstd frame (<see cref="ReleaseStream.OneFrame"/>) whose compressed
+    /// bytes are split into objects: schema 4 with <c>release.coding</c> and <c>release.objects</c> instead of
+    /// <c>frameContent</c>, <c>prefix</c> and <c>frames</c>.
+    /// </summary>
+    public const int OneFrameReleaseSchema = 5;
+
+    /// <summary>
     /// The schema these contents are written with: an older agent that reads only schema 1 falls back to chunks on a
-    /// schema 2 delta, one that reads 1 and 2 on a schema 3 delta, one that reads 1 to 3 on a schema 4 delta.
+    /// schema 2 delta, one that reads 1 and 2 on a schema 3 delta, one that reads 1 to 3 on a schema 4 delta, one that
+    /// reads 1 to 4 on a schema 5 delta.
     /// </summary>
     public int SchemaVersion => Release is null ? Schema
+        : Release.OneFrame ? OneFrameReleaseSchema
         : Release.Chained ? ChainedReleaseSchema
         : Release.Sources.Any(s => s.Filter != BranchFilterKind.None) || Files.Any(f => f.Filter != BranchFilterKind.None) ? FilteredReleaseSchema
         : ReleaseSchema;
@@ -68,17 +77,23 @@ public sealed record DeltaManifest(
 /// the whole reference, or (<see cref="Chained"/>, schema 4) the reference followed by every earlier piece of the
 /// stream. Each frame is stored as one encrypted object, so a device fetches and resumes every frame on its own and
 /// applies them in stream order with managed memory bounded by <see cref="FrameContent"/> plus one object.
+/// A <see cref="OneFrame"/> stream (schema 5) is instead ONE zstd frame over the whole target stream against the
+/// reference (the builder indexes the reference once), its compressed bytes cut into objects of at most
+/// <see cref="Chunking.ChunkingOptions.MaxChunkLimit"/> bytes listed in <see cref="Frames"/>: a device still fetches and
+/// resumes per object, and decodes the objects' concatenation as one stream straight into its mapped file.
 /// </summary>
 /// <param name="WindowLog">zstd window log of every frame: 2^WindowLog covers the reference plus one piece (chained: plus the whole stream).</param>
-/// <param name="FrameContent">Target-stream bytes per frame (every frame but the last decodes to exactly this).</param>
+/// <param name="FrameContent">Target-stream bytes per frame (every frame but the last decodes to exactly this); 0 for <paramref name="OneFrame"/>.</param>
 /// <param name="Sources">The reference's files in order.</param>
-/// <param name="Frames">Frame objects in stream order.</param>
+/// <param name="Frames">Frame objects in stream order; for <paramref name="OneFrame"/>, the objects whose plaintexts concatenated are the one frame.</param>
 /// <param name="Chained">
 /// Frame k's prefix is the reference followed by the (transformed) stream bytes of frames 0..k-1, so a piece matches
 /// earlier new content as one whole-stream zstd run would; 2^<paramref name="WindowLog"/> then covers the reference
-/// plus the whole stream, and decoding frame k needs every earlier frame decoded.
+/// plus the whole stream, and decoding frame k needs every earlier frame decoded. Always set with <paramref name="OneFrame"/>.
 /// </param>
-public sealed record ReleaseStream(int WindowLog, int FrameContent, IReadOnlyList<ReleaseSource> Sources, IReadOnlyList<DeltaPart> Frames, bool Chained = false)
+/// <param name="OneFrame">The whole target stream is one zstd frame split into the objects of <paramref name="Frames"/> (schema 5).</param>
+public sealed record ReleaseStream(int WindowLog, int FrameContent, IReadOnlyList<ReleaseSource> Sources, IReadOnlyList<DeltaPart> Frames, bool Chained = false,
+    bool OneFrame = false)
 {
     /// <summary>Largest target-stream piece per frame: its zstd bound plus object header and tag stays within one 16 MiB object.</summary>
     public const int MaxFrameContent = 15 * 1024 * 1024;

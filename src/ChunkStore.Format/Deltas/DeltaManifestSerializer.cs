@@ -131,7 +131,8 @@ public static class DeltaManifestSerializer
     {
         var r = d.Release!;
         if (r.Sources is null || r.Frames is null) return "release.sources and release.frames are required";
-        if (r.FrameContent is < ReleaseStream.MinFrameContent or > ReleaseStream.MaxFrameContent)
+        if (r.OneFrame && (r.FrameContent != 0 || !r.Chained)) return "a one-frame release stream has no frameContent and is chained";
+        if (!r.OneFrame && r.FrameContent is < ReleaseStream.MinFrameContent or > ReleaseStream.MaxFrameContent)
             return $"release.frameContent {r.FrameContent} is outside {ReleaseStream.MinFrameContent}..{ReleaseStream.MaxFrameContent}";
         if (r.WindowLog is < PatchCodec.MinWindowLog or > PatchCodec.MaxWindowLog)
             return $"release.windowLog {r.WindowLog} is outside {PatchCodec.MinWindowLog}..{PatchCodec.MaxWindowLog}";
@@ -154,10 +155,17 @@ public static class DeltaManifestSerializer
         if (streamLength < 1) return "a release stream carries at least one non-empty file";
         if (r.Chained && sourceLength + streamLength > 1L << r.WindowLog)
             return $"release.windowLog {r.WindowLog} does not cover the {sourceLength}-byte reference plus the {streamLength}-byte chained stream";
-        if (sourceLength + r.FrameContent > 1L << r.WindowLog)
-            return $"release.windowLog {r.WindowLog} does not cover the {sourceLength}-byte reference plus a {r.FrameContent}-byte frame";
-        var frames = (streamLength + r.FrameContent - 1) / r.FrameContent;
-        if (r.Frames.Count != frames) return $"release.frames has {r.Frames.Count} frames, a {streamLength}-byte stream in {r.FrameContent}-byte pieces has {frames}";
+        if (r.OneFrame)
+        {
+            if (r.Frames.Count == 0) return "release.objects lists no object";
+        }
+        else
+        {
+            if (sourceLength + r.FrameContent > 1L << r.WindowLog)
+                return $"release.windowLog {r.WindowLog} does not cover the {sourceLength}-byte reference plus a {r.FrameContent}-byte frame";
+            var frames = (streamLength + r.FrameContent - 1) / r.FrameContent;
+            if (r.Frames.Count != frames) return $"release.frames has {r.Frames.Count} frames, a {streamLength}-byte stream in {r.FrameContent}-byte pieces has {frames}";
+        }
         foreach (var p in r.Frames)
         {
             if (p is null || p.Id.Hex is null) return "a release frame has no id";
@@ -206,10 +214,10 @@ public static class DeltaManifestSerializer
         w.EndArray();
         if (d.Release is { } r)
         {
-            w.Name("release").StartObject()
-                .Property("windowLog", r.WindowLog)
-                .Property("frameContent", r.FrameContent);
-            if (r.Chained) w.Property("prefix", ChainedPrefix);
+            w.Name("release").StartObject().Property("windowLog", r.WindowLog);
+            if (r.OneFrame) w.Property("coding", OneFrameCoding);
+            else w.Property("frameContent", r.FrameContent);
+            if (r.Chained && !r.OneFrame) w.Property("prefix", ChainedPrefix);
             w.Name("sources").StartArray();
             foreach (var s in r.Sources)
             {
@@ -217,7 +225,7 @@ public static class DeltaManifestSerializer
                 if (filtered) w.Property("filter", FilterName(s.Filter));
                 w.EndObject();
             }
-            w.EndArray().Name("frames").StartArray();
+            w.EndArray().Name(r.OneFrame ? "objects" : "frames").StartArray();
             foreach (var p in r.Frames)
                 w.StartObject().Property("id", p.Id.Hex).Property("length", p.Length).Property("stored", p.Stored).EndObject();
             w.EndArray().EndObject();
@@ -226,7 +234,13 @@ public static class DeltaManifestSerializer
         return w.ToArray();
     }
 
-    /// <summary>The patch codec of schemas 1 to 4.</summary>
+    /// <summary>
+    /// Schema 5's <c>release.coding</c>: the whole target stream is one zstd frame coded against the reference, its
+    /// compressed bytes split in order into <c>release.objects</c>.
+    /// </summary>
+    public const string OneFrameCoding = "one-frame";
+
+    /// <summary>The patch codec of schemas 1 to 5.</summary>
     public const string Codec = "zstd-patch-from";
 
     /// <summary>Schema 4's <c>release.prefix</c>: each frame is coded against the reference followed by every earlier frame's content.</summary>
@@ -270,8 +284,8 @@ public static class DeltaManifestSerializer
     private static DeltaManifest Read(JsonElement root)
     {
         var schema = ManifestSerializer.Required(root, "schema").GetInt32();
-        if (schema is not (DeltaManifest.Schema or DeltaManifest.ReleaseSchema or DeltaManifest.FilteredReleaseSchema or DeltaManifest.ChainedReleaseSchema))
-            throw new FormatException($"schema {schema} is not supported (this build reads {DeltaManifest.Schema} to {DeltaManifest.ChainedReleaseSchema})");
+        if (schema is < DeltaManifest.Schema or > DeltaManifest.OneFrameReleaseSchema)
+            throw new FormatException($"schema {schema} is not supported (this build reads {DeltaManifest.Schema} to {DeltaManifest.OneFrameReleaseSchema})");
         var filtered = schema >= DeltaManifest.FilteredReleaseSchema;
         var codec = ManifestSerializer.RequiredString(root, "codec");
         if (codec != Codec) throw new FormatException($"codec '{codec}' is not supported (this build reads '{Codec}')");
@@ -294,7 +308,9 @@ public static class DeltaManifestSerializer
             ManifestSerializer.ParseTime(ManifestSerializer.RequiredString(root, "createdUtc"), "createdUtc"),
             ManifestSerializer.Required(root, "level").GetInt32(),
             files,
-            schema == DeltaManifest.Schema ? null : ReadRelease(ManifestSerializer.Required(root, "release"), filtered, schema == DeltaManifest.ChainedReleaseSchema));
+            schema == DeltaManifest.Schema ? null
+            : schema == DeltaManifest.OneFrameReleaseSchema ? ReadOneFrameRelease(ManifestSerializer.Required(root, "release"))
+            : ReadRelease(ManifestSerializer.Required(root, "release"), filtered, schema == DeltaManifest.ChainedReleaseSchema));
     }
 
     private static DeltaMethod ReadMethod(JsonElement f) => ManifestSerializer.RequiredString(f, "method") switch
@@ -308,14 +324,32 @@ public static class DeltaManifestSerializer
     private static ReleaseStream ReadRelease(JsonElement r, bool filtered, bool chained) => new(
         ManifestSerializer.Required(r, "windowLog").GetInt32(),
         ManifestSerializer.Required(r, "frameContent").GetInt32(),
+        ReadSources(r, filtered),
+        ManifestSerializer.Required(r, "frames").EnumerateArray().Select(ReadPart).ToList(),
+        chained && ManifestSerializer.RequiredString(r, "prefix") is var prefix
+            && (prefix == ChainedPrefix ? true : throw new FormatException($"release.prefix '{prefix}' is not '{ChainedPrefix}'")));
+
+    private static ReleaseStream ReadOneFrameRelease(JsonElement r)
+    {
+        var coding = ManifestSerializer.RequiredString(r, "coding");
+        if (coding != OneFrameCoding) throw new FormatException($"release.coding '{coding}' is not '{OneFrameCoding}'");
+        foreach (var legacy in new[] { "frameContent", "prefix", "frames" })
+            if (r.TryGetProperty(legacy, out _)) throw new FormatException($"release.{legacy} is not part of schema {DeltaManifest.OneFrameReleaseSchema} (one frame in release.objects)");
+        return new ReleaseStream(
+            ManifestSerializer.Required(r, "windowLog").GetInt32(),
+            0,
+            ReadSources(r, filtered: true),
+            ManifestSerializer.Required(r, "objects").EnumerateArray().Select(ReadPart).ToList(),
+            Chained: true,
+            OneFrame: true);
+    }
+
+    private static List<ReleaseSource> ReadSources(JsonElement r, bool filtered) =>
         ManifestSerializer.Required(r, "sources").EnumerateArray().Select(s => new ReleaseSource(
             ManifestSerializer.RequiredString(s, "path"),
             ManifestSerializer.RequiredString(s, "sha256"),
             ManifestSerializer.Required(s, "size").GetInt64(),
-            ReadFilter(s, filtered))).ToList(),
-        ManifestSerializer.Required(r, "frames").EnumerateArray().Select(ReadPart).ToList(),
-        chained && ManifestSerializer.RequiredString(r, "prefix") is var prefix
-            && (prefix == ChainedPrefix ? true : throw new FormatException($"release.prefix '{prefix}' is not '{ChainedPrefix}'")));
+            ReadFilter(s, filtered))).ToList();
 
     private static DeltaPart ReadPart(JsonElement p) => new(
         ChunkId.TryParse(ManifestSerializer.RequiredString(p, "id"), out var id) ? id : throw new FormatException("part id is not 64 lower-case hex characters"),

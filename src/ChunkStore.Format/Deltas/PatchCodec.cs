@@ -176,6 +176,57 @@ public static unsafe class PatchCodec
         }
     }
 
+    /// <summary>
+    /// Sets up <paramref name="dctx"/> to decode one frame as a stream straight into a caller's output buffer that directly
+    /// follows <paramref name="prefix"/> in memory: window bounded by <paramref name="windowLog"/>, the prefix referenced
+    /// raw, and a stable output buffer so zstd allocates no window buffer (the output already holds the history).
+    /// </summary>
+    internal static void PrepareStreamDecoder(ZSTD_DCtx_s* dctx, ReadOnlySpan<byte> prefix, int windowLog)
+    {
+        if (windowLog is < MinWindowLog or > MaxWindowLog)
+            throw new Validation.IntegrityException($"patch window log {windowLog} is outside {MinWindowLog} .. {MaxWindowLog}.");
+        Check(Methods.ZSTD_DCtx_setParameter(dctx, ZSTD_dParameter.ZSTD_d_windowLogMax, windowLog), "windowLogMax", integrity: true);
+        // ZSTD_d_stableOutBuffer: the output buffer is the same, large enough and untouched between calls.
+        Check(Methods.ZSTD_DCtx_setParameter(dctx, ZSTD_dParameter.ZSTD_d_experimentalParam2, 1), "stable output buffer", integrity: true);
+        if (prefix.Length > 0)
+            fixed (byte* p = prefix)
+                Check(Methods.ZSTD_DCtx_refPrefix(dctx, p, (nuint)prefix.Length), "prefix", integrity: true);
+    }
+
+    /// <summary>
+    /// Feeds all of <paramref name="input"/> to a decoder set up by <see cref="PrepareStreamDecoder"/>; returns 0 once the
+    /// frame is complete (zstd's hint otherwise). Input left over after the frame's end, an output that would overflow,
+    /// or corrupt data throws <see cref="Validation.IntegrityException"/>.
+    /// </summary>
+    internal static nuint DecodeStreamInput(ZSTD_DCtx_s* dctx, ReadOnlySpan<byte> input, ZSTD_outBuffer_s* output)
+    {
+        fixed (byte* src = input)
+        {
+            var inBuffer = new ZSTD_inBuffer_s { src = src, size = (nuint)input.Length, pos = 0 };
+            nuint hint = 1;
+            while (inBuffer.pos < inBuffer.size)
+            {
+                var before = inBuffer.pos;
+                var outBefore = output->pos;
+                hint = Methods.ZSTD_decompressStream(dctx, output, &inBuffer);
+                Check(hint, "decompress", integrity: true);
+                if (hint == 0 && inBuffer.pos < inBuffer.size)
+                    throw new Validation.IntegrityException($"{inBuffer.size - inBuffer.pos} bytes follow the end of the zstd frame.");
+                if (inBuffer.pos == before && output->pos == outBefore)
+                    throw new Validation.IntegrityException("the zstd frame decodes to more bytes than the stream declares.");
+            }
+            // Input consumed: zstd may still hold decoded bytes to flush into the (stable) output.
+            while (hint != 0)
+            {
+                var outBefore = output->pos;
+                hint = Methods.ZSTD_decompressStream(dctx, output, &inBuffer);
+                Check(hint, "decompress", integrity: true);
+                if (output->pos == outBefore) break;
+            }
+            return hint;
+        }
+    }
+
     private static void Check(nuint code, string what, bool integrity = false)
     {
         if (!Methods.ZSTD_isError(code)) return;

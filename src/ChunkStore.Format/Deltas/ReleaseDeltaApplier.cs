@@ -2,6 +2,7 @@ using System.IO.MemoryMappedFiles;
 using System.Security.Cryptography;
 using Orchestrator.ChunkStore.Codec;
 using Orchestrator.ChunkStore.Validation;
+using ZstdSharp.Unsafe;
 
 namespace Orchestrator.ChunkStore.Deltas;
 
@@ -15,12 +16,21 @@ namespace Orchestrator.ChunkStore.Deltas;
 /// </summary>
 public static unsafe class ReleaseDeltaApplier
 {
-    /// <summary>Managed bytes held while one frame of <paramref name="stream"/> is applied: the stored object and the decoded piece.</summary>
+    /// <summary>
+    /// Managed bytes held while one frame of <paramref name="stream"/> is applied: the stored object and the decoded piece;
+    /// for a <see cref="ReleaseStream.OneFrame"/> stream, one stored object, its plaintext and the copy buffer the decoded
+    /// bytes pass through on their way to the files (the decoder writes straight into the mapped file).
+    /// </summary>
     public static long HeapNeeded(ReleaseStream stream)
     {
         ArgumentNullException.ThrowIfNull(stream);
-        return stream.FrameContent + (stream.Frames.Count == 0 ? 0 : stream.Frames.Max(f => (long)f.Stored));
+        var largest = stream.Frames.Count == 0 ? 0 : stream.Frames.Max(f => (long)f.Stored);
+        if (stream.OneFrame) return largest + (stream.Frames.Count == 0 ? 0 : stream.Frames.Max(f => (long)f.Length)) + OneFrameCopyBuffer;
+        return stream.FrameContent + largest;
     }
+
+    /// <summary>Bytes of decoded stream copied out of the mapped file at a time in a one-frame stream (a transform is undone on the copy, never on the bytes later input still references).</summary>
+    public const int OneFrameCopyBuffer = 1 << 20;
 
     /// <summary>Where each release file lies in the target stream: (file, stream offset).</summary>
     public static IReadOnlyList<(DeltaFile File, long Offset)> Layout(DeltaManifest delta)
@@ -44,8 +54,15 @@ public static unsafe class ReleaseDeltaApplier
     {
         ArgumentNullException.ThrowIfNull(delta);
         ArgumentNullException.ThrowIfNull(wanted);
-        var piece = (long)delta.Release!.FrameContent;
         var frames = new SortedSet<int>();
+        if (delta.Release!.OneFrame)
+        {
+            // Where a file's bytes lie in the compressed frame is unknown, and every byte may copy from earlier ones: all objects.
+            if (Layout(delta).Any(l => l.File.Size > 0 && wanted(l.File)))
+                for (var i = 0; i < delta.Release.Frames.Count; i++) frames.Add(i);
+            return frames;
+        }
+        var piece = (long)delta.Release!.FrameContent;
         foreach (var (f, offset) in Layout(delta))
         {
             if (f.Size == 0 || !wanted(f)) continue;
@@ -142,6 +159,8 @@ public static unsafe class ReleaseDeltaApplier
         try
         {
             var mapped = basePointer == null ? Span<byte>.Empty : new Span<byte>(basePointer + view!.PointerOffset, checked((int)length));
+            if (stream.OneFrame)
+                return ApplyOneFrame(delta, mapped, frames, readObject, key, layout, unfilters, write, log);
             // In stream order: a transformed file's pieces are undone in sequence.
             foreach (var index in frames.Order())
             {
@@ -181,6 +200,84 @@ public static unsafe class ReleaseDeltaApplier
             if (basePointer != null) view!.SafeMemoryMappedViewHandle.ReleasePointer();
         }
         return failed;
+    }
+
+    /// <summary>
+    /// Decodes a <see cref="ReleaseStream.OneFrame"/> stream: the objects' plaintexts are fed in order to one streaming
+    /// zstd decoder whose output is the mapped file right after the reference (a stable output buffer, so zstd keeps no
+    /// window buffer of its own and matches reach back into the reference as one contiguous prefix), with its window
+    /// bounded by the stream's declared <see cref="ReleaseStream.WindowLog"/>. After each object the newly decoded bytes are
+    /// handed to the files. An object that is missing, fails its tag or does not decode stops the stream there: it and every
+    /// later object are returned as failed (the files not complete by then must come from elsewhere).
+    /// </summary>
+    private static IReadOnlySet<int> ApplyOneFrame(DeltaManifest delta, Span<byte> mapped, IReadOnlySet<int> objects, Func<ChunkId, byte[]?> readObject,
+        ContentKey key, IReadOnlyList<(DeltaFile File, long Offset)> layout, Dictionary<string, Unfiltering> unfilters,
+        Action<DeltaFile, long, ReadOnlySpan<byte>> write, Action<int, string>? log)
+    {
+        var stream = delta.Release!;
+        var failed = new SortedSet<int>();
+        if (objects.Count == 0) return failed;
+        var sourceLength = stream.SourceLength;
+        var streamLength = mapped.Length - sourceLength;
+        var output = mapped[(int)sourceLength..];
+        var copy = new byte[OneFrameCopyBuffer];
+        long emitted = 0;
+        var dctx = Methods.ZSTD_createDCtx();
+        if (dctx == null) throw new OutOfMemoryException("zstd could not allocate a decompression context.");
+        var index = 0;
+        try
+        {
+            PatchCodec.PrepareStreamDecoder(dctx, mapped[..(int)sourceLength], stream.WindowLog);
+            var outBuffer = new ZSTD_outBuffer_s { dst = null, size = (nuint)streamLength, pos = 0 };
+            nuint remaining = 1;
+            fixed (byte* dst = output)
+            {
+                outBuffer.dst = dst;
+                for (; index < stream.Frames.Count; index++)
+                {
+                    var part = stream.Frames[index];
+                    var stored = readObject(part.Id) ?? throw new IntegrityException($"release delta object {index} ({part.Id}) is not available");
+                    var plain = ChunkCodec.Decode(stored, key, part.Length, part.Id);
+                    if (remaining == 0) throw new IntegrityException($"release delta object {index} ({part.Id}) follows the end of the frame");
+                    remaining = PatchCodec.DecodeStreamInput(dctx, plain, &outBuffer);
+                    Emit(output, emitted, (long)outBuffer.pos, layout, copy, unfilters, write);
+                    emitted = (long)outBuffer.pos;
+                }
+            }
+            if (remaining != 0 || emitted != streamLength)
+                throw new IntegrityException($"release delta objects end after {emitted} of {streamLength} stream bytes, before the frame is complete");
+        }
+        catch (IntegrityException e)
+        {
+            var at = Math.Min(index, stream.Frames.Count - 1);
+            log?.Invoke(at, e.Message);
+            for (var i = at; i < stream.Frames.Count; i++) failed.Add(i);
+        }
+        finally
+        {
+            Methods.ZSTD_freeDCtx(dctx);
+        }
+        return failed;
+    }
+
+    /// <summary>Hands the decoded stream bytes [<paramref name="from"/>, <paramref name="to"/>) to their files through the copy buffer.</summary>
+    private static void Emit(ReadOnlySpan<byte> decoded, long from, long to, IReadOnlyList<(DeltaFile File, long Offset)> layout, byte[] copy,
+        Dictionary<string, Unfiltering> unfilters, Action<DeltaFile, long, ReadOnlySpan<byte>> write)
+    {
+        for (var start = from; start < to; start += copy.Length)
+        {
+            var length = (int)Math.Min(copy.Length, to - start);
+            decoded.Slice((int)start, length).CopyTo(copy);
+            foreach (var (file, offset) in layout)
+            {
+                var a = Math.Max(offset, start);
+                var b = Math.Min(offset + file.Size, start + length);
+                if (a >= b) continue;
+                var bytes = copy.AsSpan((int)(a - start), (int)(b - a));
+                if (file.Filter == BranchFilterKind.None) write(file, a - offset, bytes);
+                else Unfilter(file, a - offset, bytes, unfilters, write);
+            }
+        }
     }
 
     /// <summary>Undoes a file's branch transform piece by piece, holding back the few bytes a transform decision still needs.</summary>

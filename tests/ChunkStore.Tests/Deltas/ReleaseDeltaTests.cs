@@ -157,7 +157,7 @@ public sealed class ReleaseDeltaTests : StoreTestBase
     public void Heap_needed_is_one_piece_plus_one_stored_frame()
     {
         Releases();
-        var delta = new DeltaBuilder(Store, ProductKey, SigningKey) { Level = 3, Method = DeltaBuildMethod.Release, FrameContent = 64 * 1024 }
+        var delta = new DeltaBuilder(Store, ProductKey, SigningKey) { Level = 3, Method = DeltaBuildMethod.Release, FrameContent = 64 * 1024, OneFrame = false }
             .Build("acme", "1.0", "2.0").Delta;
         Assert.Equal(64 * 1024 + delta.Release!.Frames.Max(f => f.Stored), ReleaseDeltaApplier.HeapNeeded(delta.Release));
         Assert.True(ReleaseDeltaApplier.HeapNeeded(delta.Release) <= 2L * ReleaseStream.MaxFrameContent);
@@ -230,7 +230,7 @@ public sealed class ReleaseDeltaTests : StoreTestBase
     public void Chained_frames_copy_from_earlier_frames_in_schema_4_and_rebuild_exactly()
     {
         var v3 = ChainedReleases();
-        DeltaBuilder Builder(bool chain) => new(Store, ProductKey, SigningKey) { Level = 3, Method = DeltaBuildMethod.Release, FrameContent = 64 * 1024, ChainFrames = chain };
+        DeltaBuilder Builder(bool chain) => new(Store, ProductKey, SigningKey) { Level = 3, Method = DeltaBuildMethod.Release, FrameContent = 64 * 1024, ChainFrames = chain, OneFrame = false };
         // Chaining off replaces it with independent frames (for agents that read up to schema 3).
         var (delta, bytes, signature, independent) = BuildThenReplace(Builder, "2.0", "3.0");
         var json = Encoding.UTF8.GetString(bytes);
@@ -274,7 +274,7 @@ public sealed class ReleaseDeltaTests : StoreTestBase
     public void A_missing_chained_frame_only_breaks_files_not_the_later_frames_decoding()
     {
         var v3 = ChainedReleases();
-        var delta = new DeltaBuilder(Store, ProductKey, SigningKey) { Level = 3, Method = DeltaBuildMethod.Release, FrameContent = 64 * 1024 }
+        var delta = new DeltaBuilder(Store, ProductKey, SigningKey) { Level = 3, Method = DeltaBuildMethod.Release, FrameContent = 64 * 1024, OneFrame = false }
             .Build("acme", "2.0", "3.0").Delta;
         var reference = Path.Combine(Dir.Path, "reference-missing");
         ReleaseDeltaApplier.WriteReference(delta.Release!, s => Path.Combine(_trees["2.0"], s.Path), reference);
@@ -296,7 +296,7 @@ public sealed class ReleaseDeltaTests : StoreTestBase
     public void Without_a_level_the_build_takes_the_highest_level_its_memory_budget_holds_and_fewer_frames_in_flight()
     {
         var (v1, _) = Releases();
-        var first = new DeltaBuilder(Store, ProductKey, SigningKey) { Method = DeltaBuildMethod.Release, FrameContent = 64 * 1024 }.Build("acme", "1.0", "2.0");
+        var first = new DeltaBuilder(Store, ProductKey, SigningKey) { Method = DeltaBuildMethod.Release, FrameContent = 64 * 1024, OneFrame = false }.Build("acme", "1.0", "2.0");
         Assert.Equal(PatchCodec.MaxLevel, first.Delta.Level);
         Assert.Equal(PatchCodec.MaxLevel, first.Memory!.Level);
         Assert.True(first.Memory.Bytes <= DeltaMemory.DefaultBudget);
@@ -307,7 +307,7 @@ public sealed class ReleaseDeltaTests : StoreTestBase
         var held = stream.SourceLength + first.Delta.ReleaseFiles.Sum(f => f.Size);
         Assert.Equal(v1.Values.Sum(b => (long)b.Length), stream.SourceLength);
         var budget = held + DeltaMemory.TaskBytes(19, stream.WindowLog, 64 * 1024);
-        var tight = new DeltaBuilder(Store, ProductKey, SigningKey) { Method = DeltaBuildMethod.Release, FrameContent = 64 * 1024, MemoryBudget = budget, Parallelism = 4 }
+        var tight = new DeltaBuilder(Store, ProductKey, SigningKey) { Method = DeltaBuildMethod.Release, FrameContent = 64 * 1024, MemoryBudget = budget, Parallelism = 4, OneFrame = false }
             .Build("acme", "1.0", "2.0");
         Assert.False(tight.AlreadyBuilt);
         Assert.Equal((19, 1), (tight.Delta.Level, tight.Memory!.Parallelism));
@@ -329,5 +329,134 @@ public sealed class ReleaseDeltaTests : StoreTestBase
         var path = StoreLayout.DeltaManifestPath("acme", "1.0", "2.0");
         Assert.Null(Store.ReadFile(path));
         Assert.Null(Store.ReadFile(StoreLayout.SignaturePathFor(path)));
+    }
+
+    private DeltaBuilder OneFrameBuilder(int objectContent = 4096) =>
+        new(Store, ProductKey, SigningKey) { Level = 3, Method = DeltaBuildMethod.Release, ObjectContent = objectContent };
+
+    [Fact]
+    public void One_frame_stream_is_split_into_objects_in_schema_5_and_rebuilds_exactly()
+    {
+        var v3 = ChainedReleases();
+        var (delta, bytes, signature, frames) = BuildThenReplace(one => one ? OneFrameBuilder()
+            : new DeltaBuilder(Store, ProductKey, SigningKey) { Level = 3, Method = DeltaBuildMethod.Release, OneFrame = false }, "2.0", "3.0");
+        var json = Encoding.UTF8.GetString(bytes);
+        var stream = delta.Release!;
+
+        Assert.Equal(DeltaManifest.OneFrameReleaseSchema, delta.SchemaVersion);
+        Assert.True(stream.OneFrame && stream.Chained);
+        Assert.Contains("\"schema\":5", json);
+        Assert.Contains($"\"coding\":\"{DeltaManifestSerializer.OneFrameCoding}\"", json);
+        Assert.Contains("\"objects\":[", json);
+        Assert.DoesNotContain("frameContent", json);
+        Assert.Equal(DeltaManifest.ChainedReleaseSchema, frames.SchemaVersion);
+        // The compressed frame is cut at exactly the object size: every object but the last is full.
+        Assert.True(stream.Frames.Count >= 3, $"{stream.Frames.Count} objects");
+        Assert.All(stream.Frames.SkipLast(1), p => Assert.Equal(4096, p.Length));
+        Assert.InRange(stream.Frames[^1].Length, 1, 4096);
+        Assert.All(stream.Frames, p => Assert.True(Store.ChunkExists(p.Id)));
+        Assert.True(1L << stream.WindowLog >= stream.SourceLength + delta.ReleaseFiles.Sum(f => f.Size));
+        // One frame matches across the whole stream as the chained frames do, without their per-frame restarts.
+        Assert.True(delta.PatchBytes <= frames.PatchBytes + stream.Frames.Count * 40L, $"one frame {delta.PatchBytes} B, chained frames {frames.PatchBytes} B");
+
+        // Any file needs every object (its bytes' place in the compressed frame is unknown); the heap holds one object, its plaintext and the copy buffer.
+        Assert.Equal(Enumerable.Range(0, stream.Frames.Count).ToArray(), ReleaseDeltaApplier.FramesFor(delta, f => f.Path == delta.ReleaseFiles[0].Path).ToArray());
+        Assert.Empty(ReleaseDeltaApplier.FramesFor(delta, _ => false));
+        Assert.Equal(stream.Frames.Max(p => p.Stored) + stream.Frames.Max(p => p.Length) + ReleaseDeltaApplier.OneFrameCopyBuffer, ReleaseDeltaApplier.HeapNeeded(stream));
+        var rebuilt = Apply(delta, _trees["2.0"]);
+        foreach (var f in delta.ReleaseFiles) Assert.Equal(v3[f.Path], rebuilt[f.Path]);
+
+        // Strict: the coding and the object list are signed content; schema 4 fields or another coding are refused.
+        Assert.Equal(stream.Frames, DeltaManifestSerializer.VerifyAndParse(bytes, signature, SigningKey.PublicKey).Release!.Frames);
+        Assert.Throws<InvalidInputException>(() => DeltaManifestSerializer.Parse(Encoding.UTF8.GetBytes(json.Replace("\"schema\":5", "\"schema\":4"))));
+        Assert.Throws<InvalidInputException>(() => DeltaManifestSerializer.Parse(Encoding.UTF8.GetBytes(json.Replace("\"schema\":5", "\"schema\":6"))));
+        Assert.Contains("release.coding", Assert.Throws<InvalidInputException>(() => DeltaManifestSerializer.Parse(Encoding.UTF8.GetBytes(json.Replace("\"one-frame\"", "\"two-frames\"")))).Message);
+        Assert.Contains("release.frameContent", Assert.Throws<InvalidInputException>(() => DeltaManifestSerializer.Parse(Encoding.UTF8.GetBytes(json.Replace("\"coding\":\"one-frame\"", "\"coding\":\"one-frame\",\"frameContent\":65536")))).Message);
+        Assert.Contains("lists no object", Assert.Throws<InvalidInputException>(() => DeltaManifestSerializer.Serialize(delta with { Release = stream with { Frames = [] } })).Message);
+        Assert.Contains("no frameContent", Assert.Throws<InvalidInputException>(() => DeltaManifestSerializer.Serialize(delta with { Release = stream with { FrameContent = 65536 } })).Message);
+        Assert.Contains("length 0", Assert.Throws<InvalidInputException>(() => DeltaManifestSerializer.Serialize(delta with { Release = stream with { Frames = [stream.Frames[0] with { Length = 0, Stored = 40 }] } })).Message);
+        Assert.Throws<IntegrityException>(() => DeltaManifestSerializer.VerifyAndParse(Encoding.UTF8.GetBytes(json.Replace(stream.Frames[0].Id.Hex, stream.Frames[1].Id.Hex)), signature, SigningKey.PublicKey));
+    }
+
+    /// <summary>Applies a one-frame delta with <paramref name="readObject"/>; returns the failed objects, the rebuilt files and the log.</summary>
+    private (int[] Failed, Dictionary<string, byte[]> Output, List<string> Log) ApplyOneFrame(DeltaManifest delta, Func<Orchestrator.ChunkStore.Codec.ChunkId, byte[]?> readObject, string name)
+    {
+        var reference = Path.Combine(Dir.Path, name);
+        ReleaseDeltaApplier.WriteReference(delta.Release!, s => Path.Combine(_trees["2.0"], s.Path), reference);
+        var output = delta.ReleaseFiles.ToDictionary(f => f.Path, f => new byte[f.Size]);
+        var log = new List<string>();
+        var failed = ReleaseDeltaApplier.Apply(delta, reference, ReleaseDeltaApplier.FramesFor(delta, _ => true), readObject, ProductKey,
+            (file, offset, bytes) => bytes.CopyTo(output[file.Path].AsSpan((int)offset)), (i, why) => log.Add($"{i}: {why}"));
+        return (failed.ToArray(), output, log);
+    }
+
+    [Fact]
+    public void A_corrupted_truncated_or_missing_object_stops_the_one_frame_stream_there_with_a_clear_error()
+    {
+        var v3 = ChainedReleases();
+        var delta = OneFrameBuilder().Build("acme", "2.0", "3.0").Delta;
+        var objects = delta.Release!.Frames;
+        var n = objects.Count;
+        var lastFile = delta.ReleaseFiles[^1];
+
+        var corrupt = objects[1].Id;
+        var (failed, output, log) = ApplyOneFrame(delta, id =>
+        {
+            var b = Store.ReadChunk(id)!;
+            if (id == corrupt) b[^5] ^= 1;
+            return b;
+        }, "ref-corrupt");
+        Assert.Equal(Enumerable.Range(1, n - 1).ToArray(), failed);
+        Assert.StartsWith("1: ", Assert.Single(log));
+        Assert.NotEqual(v3[lastFile.Path], output[lastFile.Path]);
+
+        var truncated = objects[n - 1].Id;
+        (failed, output, log) = ApplyOneFrame(delta, id => id == truncated ? Store.ReadChunk(id)![..^3] : Store.ReadChunk(id), "ref-truncated");
+        Assert.Equal([n - 1], failed);
+        Assert.NotEqual(v3[lastFile.Path], output[lastFile.Path]);
+
+        // The last object absent: the stream ends before the frame does, named as such.
+        (failed, _, log) = ApplyOneFrame(delta, id => id == truncated ? null : Store.ReadChunk(id), "ref-missing");
+        Assert.Equal([n - 1], failed);
+        Assert.Contains("not available", Assert.Single(log));
+
+        // An object list cut short (a manifest whose objects decode to less than its files) is refused too.
+        var cut = delta with { Release = delta.Release with { Frames = objects.SkipLast(1).ToList() } };
+        (failed, _, log) = ApplyOneFrame(cut, Store.ReadChunk, "ref-cut");
+        Assert.Equal([n - 2], failed);
+        Assert.Contains("before the frame is complete", Assert.Single(log));
+    }
+
+    [Fact]
+    public void The_one_frame_decoder_is_bounded_by_the_declared_window_and_the_declared_stream_length()
+    {
+        var big = TestData.Random(9_000_000, 31);
+        Publish("1.0", new Dictionary<string, byte[]> { ["big.bin"] = big });
+        var v2 = new Dictionary<string, byte[]> { ["big.bin"] = Stamped(big, 2), ["new.bin"] = TestData.Random(300_000, 32) };
+        Publish("2.0", v2);
+        var delta = new DeltaBuilder(Store, ProductKey, SigningKey) { Level = 1, Method = DeltaBuildMethod.Release, ObjectContent = 64 * 1024 }.Build("acme", "1.0", "2.0").Delta;
+        Assert.Equal(25, delta.Release!.WindowLog);
+        Assert.Equal(v2["big.bin"], Apply(delta, _trees["1.0"])["big.bin"]);
+
+        (int[] Failed, List<string> Log) Run(DeltaManifest d, string name)
+        {
+            var reference = Path.Combine(Dir.Path, name);
+            ReleaseDeltaApplier.WriteReference(d.Release!, s => Path.Combine(_trees["1.0"], s.Path), reference);
+            var log = new List<string>();
+            var failed = ReleaseDeltaApplier.Apply(d, reference, ReleaseDeltaApplier.FramesFor(d, _ => true), Store.ReadChunk, ProductKey,
+                (_, _, _) => { }, (i, why) => log.Add(why));
+            return (failed.ToArray(), log);
+        }
+        // The frame spans several objects (streamed, not decoded in one call): one needing a 9 MB window decoded with an
+        // 8 MiB bound is refused by zstd.
+        Assert.True(delta.Release.Frames.Count >= 3);
+        var (failed, log) = Run(delta with { Release = delta.Release with { WindowLog = 23 } }, "ref-window");
+        Assert.Equal(Enumerable.Range(0, delta.Release.Frames.Count).ToArray(), failed);
+        Assert.Contains("zstd", Assert.Single(log));
+        // A stream declared one byte shorter than the frame decodes to: the output bound stops it.
+        var shorter = delta with { Files = delta.Files.Select(f => f.Path == "new.bin" ? f with { Size = f.Size - 1 } : f).ToList() };
+        (failed, log) = Run(shorter, "ref-short");
+        Assert.NotEmpty(failed);
+        Assert.Single(log);
     }
 }
