@@ -43,14 +43,18 @@ public sealed class AgentReleaseDeltaTests(ITestOutputHelper output)
         public ValueTask DisposeAsync() => Rig.DisposeAsync();
     }
 
-    /// <summary>Node, counting proxy, 1.0 and 2.0 published, the whole-release delta built (frames of 128 KiB), 1.0 installed on the rig's device.</summary>
-    private async Task<Setup> StartAsync(string deviceId, DownloadSettings? download = null)
+    /// <summary>
+    /// Node, counting proxy, 1.0 and 2.0 published, the whole-release delta built (schema 4 frames of 128 KiB, or with
+    /// <paramref name="oneFrame"/> one frame cut into objects of 64 KiB), 1.0 installed on the rig's device.
+    /// </summary>
+    private async Task<Setup> StartAsync(string deviceId, DownloadSettings? download = null, bool oneFrame = false)
     {
         var rig = await HostileGatewayRig.StartAsync(deviceId, download ?? TestDevice.FastDownloads with { MaxSessionAttempts = 1 });
         var v2 = rig.Store.Publish("2.0", V2());
         var delta = new DeltaBuilder(rig.Store.Store, rig.Store.ContentKey, rig.Store.SigningKey)
-            { Level = 3, Method = DeltaBuildMethod.Release, FrameContent = 128 * 1024 }.Build("acme", "1.0", "2.0").Delta;
-        Assert.True(delta.Release!.Frames.Count >= 8, $"{delta.Release.Frames.Count} frames");
+            { Level = 3, Method = DeltaBuildMethod.Release, FrameContent = 128 * 1024, OneFrame = oneFrame, ObjectContent = 64 * 1024 }.Build("acme", "1.0", "2.0").Delta;
+        Assert.Equal(oneFrame ? DeltaManifest.OneFrameReleaseSchema : DeltaManifest.ChainedReleaseSchema, delta.SchemaVersion);
+        Assert.True(delta.Release!.Frames.Count >= 8, $"{delta.Release.Frames.Count} frames or objects");
         await Run(rig.Device);
         Assert.Equal(rig.V1.InventoryDigest, Releases.ClientDigest(rig.Device));
         await rig.Node.AssignAsync(deviceId, "acme", v2.Version, v2.VersionId, v2.ManifestPath);
@@ -257,7 +261,7 @@ public sealed class AgentReleaseDeltaTests(ITestOutputHelper output)
         v3Files["lib/core.so"] = Stamp(v3Files["lib/core.so"], 3);
         var v3 = await InstallProgramThenPublishAsync(rig, v3Files);
         var delta = new DeltaBuilder(rig.Store.Store, rig.Store.ContentKey, rig.Store.SigningKey)
-            { Level = 3, Method = DeltaBuildMethod.Release, FrameContent = 128 * 1024 }.Build("acme", "2.0", "3.0").Delta;
+            { Level = 3, Method = DeltaBuildMethod.Release, FrameContent = 128 * 1024, OneFrame = false }.Build("acme", "2.0", "3.0").Delta;
         Assert.Equal(DeltaManifest.ChainedReleaseSchema, delta.SchemaVersion);
         Assert.True(delta.Release!.Chained);
         Assert.Equal(BranchFilterKind.X64, Assert.Single(delta.ReleaseFiles, f => f.Path == "bin/tool").Filter);
@@ -310,10 +314,10 @@ public sealed class AgentReleaseDeltaTests(ITestOutputHelper output)
     {
         await using var s = await StartAsync("dev-r5");
         var rig = s.Rig;
-        // A newer builder's delta (schema 5), signed with the release key: this agent reads schemas 1 to 4 only.
+        // A newer builder's delta (schema 6), signed with the release key: this agent reads schemas 1 to 5 only.
         var path = StoreLayout.DeltaManifestPath("acme", "1.0", "2.0");
-        var json = File.ReadAllText(Path.Combine(rig.Store.Root, path)).Replace("\"schema\":4", "\"schema\":5");
-        Assert.Contains("\"schema\":5", json);
+        var json = File.ReadAllText(Path.Combine(rig.Store.Root, path)).Replace("\"schema\":4", "\"schema\":6");
+        Assert.Contains("\"schema\":6", json);
         var bytes = System.Text.Encoding.UTF8.GetBytes(json);
         File.WriteAllBytes(Path.Combine(rig.Store.Root, path), bytes);
         File.WriteAllBytes(Path.Combine(rig.Store.Root, StoreLayout.SignaturePathFor(path)),
@@ -322,8 +326,101 @@ public sealed class AgentReleaseDeltaTests(ITestOutputHelper output)
 
         var upgrade = await Run(rig.Device);
         AssertTreeIsV2(rig.Device, s.V2);
-        Assert.Contains("schema 5 is not supported", upgrade.Output);
+        Assert.Contains("schema 6 is not supported", upgrade.Output);
         Assert.Contains("0 file(s) from delta patches", upgrade.Output);
         Assert.DoesNotContain(rig.Gateway.StoreLog, x => s.Delta.Release!.Frames.Any(f => x.Path == StoreLayout.ChunkPath(f.Id)));
+    }
+
+    [Fact]
+    public async Task Upgrade_over_a_one_frame_schema_5_delta_fetches_each_object_once_and_exactly_what_release_plan_says()
+    {
+        await using var s = await StartAsync("dev-r1f", oneFrame: true);
+        var rig = s.Rig;
+        rig.Gateway.StoreLog.Clear();
+        var upgrade = await Run(rig.Device);
+        AssertTreeIsV2(rig.Device, s.V2);
+        Assert.Contains($"{s.Delta.ReleaseFiles.Count} file(s) from delta patches, 0 fell back to chunks", upgrade.Output);
+        var fetched = rig.Gateway.StoreLog.ToList();
+        // Every object of the one frame, each once, and no chunk: the frame carries every changed file.
+        Assert.All(s.Delta.Release!.Frames, f => Assert.Single(fetched, x => x.Path == StoreLayout.ChunkPath(f.Id)));
+        Assert.Equal(s.Delta.Release.Frames.Count, fetched.Count(x => x.Path.StartsWith("chunks/", StringComparison.Ordinal)));
+        Assert.DoesNotContain(fetched, x => x.Path.StartsWith(StoreLayout.PacksDirectory + "/", StringComparison.Ordinal));
+
+        var plan = await PlanAsync(s, "delta");
+        Assert.Equal("delta", (string)plan["method"]!);
+        Assert.Equal(fetched.Count, (int)plan["requests"]!);
+        Assert.Equal(fetched.Sum(f => f.Bytes), (long)plan["bytes"]!);
+        Assert.Equal(s.Delta.Release.Frames.Count, (int)plan["objects"]!);
+    }
+
+    [Fact]
+    public async Task A_cut_in_the_middle_of_a_one_frame_object_resumes_that_object_and_refetches_no_completed_object()
+    {
+        await using var s = await StartAsync("dev-r1k", oneFrame: true);
+        var rig = s.Rig;
+        var objects = s.Delta.Release!.Frames;
+        string Cached(DeltaPart p) => Path.Combine(rig.Device.Layout.ChunkCache, p.Id.Hex[..2], p.Id.Hex);
+        string Partial(DeltaPart p) => Path.Combine(rig.Device.Layout.PartialChunks, p.Id.Hex + ".part");
+        rig.Gateway.TrickleChunksBytesPerSecond = 40_000; // ~1.6 s per 64 KiB object
+        using (var p = Process.Start(AgentProcess.StartInfo(["run", "--config", rig.Device.Config.SourcePath!, "--no-client"]))!)
+        {
+            var outTask = p.StandardOutput.ReadToEndAsync();
+            var deadline = DateTime.UtcNow.AddSeconds(90);
+            // Cut once at least one object is complete and another is part-way.
+            while (!(objects.Any(o => File.Exists(Cached(o)))
+                     && objects.Any(o => !File.Exists(Cached(o)) && File.Exists(Partial(o)) && new FileInfo(Partial(o)).Length > 0))
+                   && !p.HasExited && DateTime.UtcNow < deadline)
+                await Task.Delay(20);
+            Assert.False(p.HasExited, "the agent finished before an object was part-way with another complete");
+            p.Kill();
+            await p.WaitForExitAsync();
+            output.WriteLine(await outTask);
+        }
+        var complete = objects.Where(o => File.Exists(Cached(o))).ToList();
+        var partial = objects.Where(o => !File.Exists(Cached(o)) && File.Exists(Partial(o)) && new FileInfo(Partial(o)).Length > 0)
+            .ToDictionary(o => o, o => new FileInfo(Partial(o)).Length);
+        Assert.NotEmpty(complete);
+        Assert.NotEmpty(partial);
+        Assert.Equal(rig.V1.InventoryDigest, Releases.ClientDigest(rig.Device)); // nothing of 2.0 installed by the cut run
+        rig.Gateway.TrickleChunksBytesPerSecond = null;
+        var until = DateTime.UtcNow.AddSeconds(30);
+        while (!partial.Keys.All(o => rig.Gateway.StoreLog.Any(r => r.Path == StoreLayout.ChunkPath(o.Id))) && DateTime.UtcNow < until) await Task.Delay(20);
+        rig.Gateway.StoreLog.Clear();
+
+        var resumed = await Run(rig.Device);
+        AssertTreeIsV2(rig.Device, s.V2);
+        Assert.Contains("0 fell back to chunks", resumed.Output);
+        var log = rig.Gateway.StoreLog.ToList();
+        // Completed objects are not fetched again; a part-way one continues from where its part file ended; the rest come once.
+        Assert.All(complete, o => Assert.DoesNotContain(log, r => r.Path == StoreLayout.ChunkPath(o.Id)));
+        foreach (var (o, kept) in partial)
+        {
+            var request = Assert.Single(log, r => r.Path == StoreLayout.ChunkPath(o.Id));
+            Assert.Equal($"bytes={kept}-", request.Range);
+            Assert.Equal(o.Stored - kept, request.Bytes);
+        }
+        Assert.All(objects.Except(complete).Except(partial.Keys), o => Assert.Single(log, r => r.Path == StoreLayout.ChunkPath(o.Id)));
+    }
+
+    [Fact]
+    public async Task A_tampered_object_of_a_one_frame_delta_is_refused_and_the_files_from_it_on_come_from_chunks()
+    {
+        await using var s = await StartAsync("dev-r1t", oneFrame: true);
+        var rig = s.Rig;
+        var objects = s.Delta.Release!.Frames;
+        var bad = objects[objects.Count / 2];
+        var path = StoreLayout.ChunkPath(bad.Id);
+        var tampered = File.ReadAllBytes(Path.Combine(rig.Store.Root, path));
+        tampered[^20] ^= 1;
+        rig.Gateway.OnStore = p => p == path ? tampered : null;
+
+        var upgrade = await Run(rig.Device);
+        Assert.Contains($"release delta frame {bad.Id} not fetched", upgrade.Output);
+        Assert.Contains("do not hash to chunk id", upgrade.Output);
+        // The stream stops at the missing object (said in the log); files not complete by then come from chunks.
+        Assert.Contains($"release delta frame {objects.Count / 2} not used (release delta object {objects.Count / 2} ({bad.Id}) is not available)", upgrade.Output);
+        Assert.False(File.Exists(Path.Combine(rig.Device.Layout.ChunkCache, bad.Id.Hex[..2], bad.Id.Hex)));
+        Assert.Matches(@"[1-9]\d* fell back to chunks", upgrade.Output);
+        AssertTreeIsV2(rig.Device, s.V2);
     }
 }
