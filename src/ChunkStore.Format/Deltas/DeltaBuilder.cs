@@ -155,8 +155,15 @@ public sealed class DeltaBuilder
 
         // Level and parallelism come from the memory budget, decided from the manifests before any content is read.
         var shape = Method == DeltaBuildMethod.Files ? null : Shape(from, to, sourceHashes);
-        var releasePlan = shape is null ? null
-            : DeltaMemory.Plan(MemoryBudget, Level, shape.WindowLog, shape.SourceLength + shape.StreamLength, shape.TaskInput(FrameContent), shape.OneFrame ? 1 : Parallelism);
+        DeltaMemoryPlan? PlanRelease(ReleaseShape? s) => s is null ? null
+            : DeltaMemory.Plan(MemoryBudget, Level, s.WindowLog, s.SourceLength + s.StreamLength, s.TaskInput(FrameContent), s.OneFrame ? 1 : Parallelism);
+        var releasePlan = PlanRelease(shape);
+        // One frame's output is as large as the stream; a budget that holds only frame-sized tasks gets chained frames.
+        if (releasePlan is null && shape is { OneFrame: true })
+        {
+            shape = shape with { OneFrame = false, WindowLog = PatchCodec.WindowLogFor(shape.SourceLength, Math.Max(shape.StreamLength, FrameContent)) };
+            releasePlan = PlanRelease(shape);
+        }
         if (Method == DeltaBuildMethod.Release && shape is not null && releasePlan is null)
             throw OverBudget(product, fromVersion, toVersion, "whole-release", shape.SourceLength + shape.StreamLength
                 + DeltaMemory.TaskBytes(Level ?? 1, shape.WindowLog, shape.TaskInput(FrameContent)));

@@ -54,7 +54,9 @@ public static class DeltaPalette
             o.WriteLine(result.AlreadyBuilt
                 ? $"Delta {result.Delta.Product} {result.Delta.From.Version} -> {result.Delta.To.Version} already built; nothing written."
                 : $"Built delta {result.Delta.Product} {result.Delta.From.Version} -> {result.Delta.To.Version}");
-            o.WriteLine($"  method     {(result.Delta.Release is null ? "per-file patches" : $"whole-release stream, {result.Delta.Release.Frames.Count} frame(s)")}");
+            o.WriteLine($"  method     {(result.Delta.Release is null ? "per-file patches" : result.Delta.Release.OneFrame
+                ? $"whole-release stream, one frame in {result.Delta.Release.Frames.Count} object(s)"
+                : $"whole-release stream, {result.Delta.Release.Frames.Count} frame(s)")}");
             o.WriteLine($"  patched    {result.FilesPatched} files, {Render.Bytes(result.PatchBytes)} of patches (zstd level {result.Delta.Level})");
             if (!result.AlreadyBuilt)
                 o.WriteLine($"  replaces   {Render.Bytes(result.ChunkBytesReplaced)} of chunks those files would need");

@@ -459,4 +459,21 @@ public sealed class ReleaseDeltaTests : StoreTestBase
         Assert.NotEmpty(failed);
         Assert.Single(log);
     }
+
+    [Fact]
+    public void A_budget_that_holds_frame_sized_tasks_but_not_one_frame_over_the_stream_gets_chained_frames()
+    {
+        var (v1, v2) = Releases();
+        long sourceLength = v1.Values.Sum(b => (long)b.Length);
+        var streamLength = v2.Where(f => !v1.Values.Any(b => b.AsSpan().SequenceEqual(f.Value))).Sum(f => (long)f.Value.Length);
+        var held = sourceLength + streamLength;
+        // Room for one 64 KiB frame's task, not for the whole stream's output.
+        var budget = held + DeltaMemory.TaskBytes(3, PatchCodec.WindowLogFor(sourceLength, Math.Max(streamLength, 64 * 1024)), 64 * 1024);
+        Assert.True(budget < held + DeltaMemory.TaskBytes(3, PatchCodec.WindowLogFor(sourceLength, streamLength), streamLength));
+        var built = new DeltaBuilder(Store, ProductKey, SigningKey) { Level = 3, Method = DeltaBuildMethod.Release, FrameContent = 64 * 1024, MemoryBudget = budget }
+            .Build("acme", "1.0", "2.0");
+        Assert.Equal(DeltaManifest.ChainedReleaseSchema, built.Delta.SchemaVersion);
+        Assert.True(built.Memory!.Bytes <= budget);
+        Assert.Equal(built.Delta.ReleaseFiles.Count, Apply(built.Delta, _trees["1.0"]).Count);
+    }
 }
