@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# usage: flock /work/bench.lock bench/deltas/time_pair.sh (after whole_release.py filled W/hb and W/grpc; W below)
+# usage: flock /work/bench.lock bench/deltas/time_pair.sh [W] (after whole_release.py filled W/hb and W/grpc; W below)
 # orch (one frame, --method release, no --level) and ostree static-delta generate back to back, both under /usr/bin/time -v.
 set -u
-W=/work/bench-s12-onepass
+W=${1:-/work/bench-s12-onepass}
 one() { # dir product from to
   local d=$W/$1
   rm -rf $d/orch-store/deltas $d/ostree-repo/deltas
