@@ -21,27 +21,47 @@ public sealed class DirectRegistrationTests(ITestOutputHelper output)
 {
     private sealed record JournalRow(string PersistenceId, long SequenceNr, string Manifest);
 
-    private static List<JournalRow> JournalRows(NodeUnderTest node, string prefix)
+    // The node's journal database: its SQLite file, or the PostgreSQL database it was started on.
+    private static async Task<System.Data.Common.DbConnection> OpenJournalAsync(NodeUnderTest node, string? postgres)
     {
-        using var db = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = node.JournalFile, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString());
-        db.Open();
-        using var cmd = db.CreateCommand();
-        cmd.CommandText = "SELECT persistence_id, sequence_number, manifest FROM journal WHERE persistence_id LIKE $p ORDER BY persistence_id, sequence_number";
-        cmd.Parameters.AddWithValue("$p", "device-" + prefix + "%");
+        System.Data.Common.DbConnection db = postgres is null
+            ? new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = node.JournalFile, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString())
+            : new Npgsql.NpgsqlConnection(postgres);
+        await db.OpenAsync();
+        return db;
+    }
+
+    private static async Task<List<JournalRow>> JournalRows(NodeUnderTest node, string? postgres, string prefix)
+    {
+        await using var db = await OpenJournalAsync(node, postgres);
+        await using var cmd = db.CreateCommand();
+        cmd.CommandText = $"SELECT persistence_id, sequence_number, manifest FROM journal WHERE persistence_id LIKE 'device-{prefix}%' ORDER BY persistence_id, sequence_number";
         var rows = new List<JournalRow>();
-        using var r = cmd.ExecuteReader();
-        while (r.Read()) rows.Add(new JournalRow(r.GetString(0), r.GetInt64(1), r.GetString(2)));
+        await using var r = await cmd.ExecuteReaderAsync();
+        while (await r.ReadAsync()) rows.Add(new JournalRow(r.GetString(0), r.GetInt64(1), r.GetString(2)));
         return rows;
     }
 
-    private static int TagRows(NodeUnderTest node, string prefix)
+    private static async Task<long> TagRows(NodeUnderTest node, string? postgres, string prefix)
     {
-        using var db = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = node.JournalFile, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString());
-        db.Open();
-        using var cmd = db.CreateCommand();
-        cmd.CommandText = "SELECT COUNT(*) FROM tags WHERE persistence_id LIKE $p";
-        cmd.Parameters.AddWithValue("$p", "device-" + prefix + "%");
-        return Convert.ToInt32(cmd.ExecuteScalar());
+        await using var db = await OpenJournalAsync(node, postgres);
+        await using var cmd = db.CreateCommand();
+        cmd.CommandText = $"SELECT COUNT(*) FROM tags WHERE persistence_id LIKE 'device-{prefix}%'";
+        return Convert.ToInt64(await cmd.ExecuteScalarAsync());
+    }
+
+    private static async Task<(NodeUnderTest Node, string? Postgres)> StartNodeAsync(bool postgres, IDictionary<string, string?>? extra = null)
+    {
+        // Unheard actors would stay live for a minute: any actor the registration started is still listed when checked.
+        var settings = new Dictionary<string, string?>(extra ?? new Dictionary<string, string?>()) { ["Devices:UnheardPassivateAfter"] = "00:01:00" };
+        string? database = null;
+        if (postgres)
+        {
+            (_, database) = await Cluster.Support.LocalCluster.FreshDatabaseAsync(Cluster.Support.PostgresClusterFactAttribute.RequiredConnectionString(), "orch_direct_");
+            settings["Database:Provider"] = "postgresql";
+            settings["Database:ConnectionString"] = database;
+        }
+        return (await NodeUnderTest.StartAsync(settings), database);
     }
 
     private static async Task<(HttpStatusCode Status, JsonNode Body)> RegisterBatchAsync(NodeUnderTest node, IEnumerable<string> ids, string product, params string[] tags)
@@ -59,10 +79,23 @@ public sealed class DirectRegistrationTests(ITestOutputHelper output)
         (body["devices"]!.GetValue<int>(), body["registered"]!.GetValue<int>(), body["unchanged"]!.GetValue<int>());
 
     [Fact]
-    public async Task New_devices_are_registered_through_the_journal_without_actors_and_a_real_agent_installs_what_they_are_assigned()
+    public Task New_devices_are_registered_through_the_journal_without_actors_and_a_real_agent_installs_what_they_are_assigned() =>
+        NewDevicesAsync(postgres: false);
+
+    [Cluster.Support.PostgresClusterFact]
+    public Task On_postgresql_new_devices_are_registered_through_the_journal_without_actors_and_a_real_agent_installs() =>
+        NewDevicesAsync(postgres: true);
+
+    [Fact]
+    public Task Re_runs_mixed_batches_live_actors_and_a_device_of_another_product_take_the_actor_path() => MixedAsync(postgres: false);
+
+    [Cluster.Support.PostgresClusterFact]
+    public Task On_postgresql_re_runs_mixed_batches_live_actors_and_a_device_of_another_product_take_the_actor_path() => MixedAsync(postgres: true);
+
+    private async Task NewDevicesAsync(bool postgres)
     {
-        // Unheard actors would stay live for a minute: any actor the registration started is still listed when checked.
-        await using var node = await NodeUnderTest.StartAsync(new Dictionary<string, string?> { ["Devices:UnheardPassivateAfter"] = "00:01:00" });
+        var (started, pg) = await StartNodeAsync(postgres);
+        await using var node = started;
         using var store = new TestStore(node.StoreRoot);
         var v1 = store.Publish("1.0", Releases.V1());
         using var dir = new TempDir();
@@ -74,11 +107,11 @@ public sealed class DirectRegistrationTests(ITestOutputHelper output)
         Assert.Empty(await node.LiveDeviceIdsAsync());
 
         // Exactly one DeviceRegistered per device, at sequence number 1, tagged as an actor's event is (device + product tags).
-        var rows = JournalRows(node, "fleet-");
+        var rows = await JournalRows(node, pg, "fleet-");
         Assert.Equal(1200, rows.Count);
         Assert.All(rows, r => Assert.Equal((1L, "DeviceRegistered.v1"), (r.SequenceNr, r.Manifest)));
         Assert.Equal(1200, rows.Select(r => r.PersistenceId).Distinct().Count());
-        Assert.True(TagRows(node, "fleet-") >= 1200);
+        Assert.True(await TagRows(node, pg, "fleet-") >= 1200);
 
         // The registry projects them as it does actor-written events.
         var listed = await UntilAsync(async () => await node.GetJsonAsync("admin/v1/devices?tag=lot1&limit=2000"),
@@ -101,10 +134,10 @@ public sealed class DirectRegistrationTests(ITestOutputHelper output)
         Assert.Equal(["DeviceRegistered", "TargetAssigned"], (await node.JournalAsync("fleet-0777")).Take(2));
     }
 
-    [Fact]
-    public async Task Re_runs_mixed_batches_live_actors_and_a_device_of_another_product_take_the_actor_path()
+    private async Task MixedAsync(bool postgres)
     {
-        await using var node = await NodeUnderTest.StartAsync(new Dictionary<string, string?> { ["Devices:UnheardPassivateAfter"] = "00:01:00" });
+        var (started, pg) = await StartNodeAsync(postgres);
+        await using var node = started;
         var first = Enumerable.Range(1, 300).Select(i => $"mix-{i:000}").ToList();
         var (status, body) = await RegisterBatchAsync(node, first, "acme", "lot2");
         Assert.Equal(HttpStatusCode.OK, status);
@@ -115,7 +148,7 @@ public sealed class DirectRegistrationTests(ITestOutputHelper output)
         (status, body) = await RegisterBatchAsync(node, first, "acme", "lot2");
         Assert.Equal(HttpStatusCode.OK, status);
         Assert.Equal((300, 0, 300), Counts(body));
-        Assert.Equal(300, JournalRows(node, "mix-").Count);
+        Assert.Equal(300, (await JournalRows(node, pg, "mix-")).Count);
 
         // New and already-registered devices in one batch, plus a device whose actor is live with no events (it was asked
         // for its state): the live one registers through its actor, which then holds the registration.
@@ -125,7 +158,7 @@ public sealed class DirectRegistrationTests(ITestOutputHelper output)
         (status, body) = await RegisterBatchAsync(node, mixed, "acme", "lot2");
         Assert.Equal(HttpStatusCode.OK, status);
         Assert.Equal((151, 51, 100), Counts(body));
-        var rows = JournalRows(node, "mix-");
+        var rows = await JournalRows(node, pg, "mix-");
         Assert.Equal(351, rows.Count);
         Assert.All(rows, r => Assert.Equal((1L, "DeviceRegistered.v1"), (r.SequenceNr, r.Manifest)));
         Assert.Equal("acme", (await node.StateAsync("mix-live")).Product);
@@ -139,7 +172,7 @@ public sealed class DirectRegistrationTests(ITestOutputHelper output)
         Assert.Equal(HttpStatusCode.BadRequest, status);
         Assert.Equal("invalid_registration", body["error"]!.GetValue<string>());
         Assert.Contains("devices[40] ('other-1') runs product 'other', not 'acme'", body["message"]!.GetValue<string>());
-        Assert.Empty(JournalRows(node, "new-"));
+        Assert.Empty(await JournalRows(node, pg, "new-"));
         Assert.Equal("other", (await node.StateAsync("other-1")).Product);
     }
 
