@@ -151,6 +151,7 @@ public sealed class DeviceActor : ReceivePersistentActor, IWithTimers
         Command<IDeviceCommand>(Handle);
         Command<SilenceTimeout>(_ => OnSilence());
         Command<CheckSilence>(_ => OnCheckSilence());
+        Command<RecoverDevice>(OnRecoverDevice);
         Command<IdleTimeout>(_ => OnIdle());
         Command<StopDevice>(_ => Context.Stop(Self));
         Command<SaveSnapshotSuccess>(s =>
@@ -326,6 +327,17 @@ public sealed class DeviceActor : ReceivePersistentActor, IWithTimers
         if (_state.Status is DeviceStatus.Offline or DeviceStatus.Unknown || LastContact() is not { } heard) return;
         if (DateTimeOffset.UtcNow - heard < _settings.OfflineAfter) return;
         GoOffline();
+    }
+
+    // Events were written to this device's journal without this actor (bulk registration). An actor that recovered
+    // before they were written holds a state without them and would write its next event at a sequence number they
+    // already took: it stops, and the shard starts (and recovers) the next incarnation on the next message. What it
+    // holds only in memory goes with it; that is never more than a device that was never registered can have.
+    private void OnRecoverDevice(RecoverDevice m)
+    {
+        if (LastSequenceNr >= m.JournaledUpTo) return;
+        _log.Info("Device {0} recovered before events up to {1} were written without it; passivating to recover them", _state.DeviceId, m.JournaledUpTo);
+        Passivate();
     }
 
     // The later of what this actor heard (its own clock, or the persisted last-seen) and the node's last sighting.

@@ -40,6 +40,7 @@ public sealed class OrchestratorSerializer : SerializerWithStringManifest
         [typeof(SetDeviceProduct)] = "SetDeviceProduct.v1",
         [typeof(ReportUpdaterLost)] = "ReportUpdaterLost.v1",
         [typeof(CheckSilence)] = "CheckSilence.v1",
+        [typeof(RecoverDevice)] = "RecoverDevice.v1",
         [typeof(DecommissionDevice)] = "DecommissionDevice.v1",
         [typeof(SetDeviceAttributes)] = "SetDeviceAttributes.v1",
         // Replies and snapshot

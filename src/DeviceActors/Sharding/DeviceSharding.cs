@@ -1,4 +1,5 @@
 using Akka.Actor;
+using Akka.Cluster.Sharding;
 
 namespace Orchestrator.DeviceActors.Sharding;
 
@@ -29,4 +30,27 @@ public static class DeviceSharding
     /// <param name="table">The rows, shared with the node's gateway (idle fast path); a private table when null.</param>
     public static IActorRef StartRegistry(ActorSystem system, string name = "device-registry", Registry.DeviceRowTable? table = null) =>
         system.ActorOf(Registry.DeviceRegistry.Props(table), name);
+
+    /// <summary>
+    /// Ids of the device actors live anywhere in the cluster right now: the coordinator names every node hosting a device
+    /// region, and each region lists its entities (started ones, recovering ones included). An actor not listed was
+    /// started after this call, or is not running.
+    /// </summary>
+    /// <param name="system">The node's actor system.</param>
+    /// <param name="region">The node's device region or proxy.</param>
+    /// <param name="timeout">How long to wait for the coordinator and for each region.</param>
+    /// <param name="ct">Cancels the wait.</param>
+    /// <exception cref="Akka.Actor.AskTimeoutException">A region or the coordinator did not answer in time.</exception>
+    public static async Task<HashSet<string>> LiveDeviceIdsAsync(ActorSystem system, IActorRef region, TimeSpan timeout, CancellationToken ct)
+    {
+        var regions = await region.Ask<CurrentRegions>(GetCurrentRegions.Instance, timeout, ct).ConfigureAwait(false);
+        var states = await Task.WhenAll(regions.Regions.Select(address =>
+            system.ActorSelection(new RootActorPath(address) / "system" / "sharding" / TypeName)
+                .Ask<CurrentShardRegionState>(GetShardRegionState.Instance, timeout, ct))).ConfigureAwait(false);
+        var live = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var state in states)
+            foreach (var shard in state.Shards)
+                live.UnionWith(shard.EntityIds);
+        return live;
+    }
 }

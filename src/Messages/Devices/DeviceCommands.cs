@@ -349,3 +349,17 @@ public sealed record SetDeviceAttributes(string DeviceId, IReadOnlyDictionary<st
         return keys;
     }
 }
+
+/// <summary>
+/// Sent after events were written to the device's journal without its actor (the bulk registration writes a new
+/// device's first event straight through the journal): an actor that holds fewer than <paramref name="JournaledUpTo"/>
+/// events recovered before they were written, so it passivates and the next message recovers them; an actor that has
+/// them does nothing. Not device traffic.
+/// </summary>
+/// <param name="DeviceId">Device id.</param>
+/// <param name="JournaledUpTo">Highest sequence number written without the actor.</param>
+public sealed record RecoverDevice(string DeviceId, long JournaledUpTo) : IWithDeviceId, IOrchestratorMessage
+{
+    /// <inheritdoc />
+    public string DeviceId { get; } = DeviceIdRules.Validate(DeviceId, nameof(DeviceId));
+}

@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Hosting;
 using Orchestrator.DeviceActors.Sharding;
 using Orchestrator.DeviceActors;
+using Orchestrator.DeviceActors.Persistence.Journal;
 using Orchestrator.Messages.Admin;
 using Orchestrator.Messages.Devices;
 using Orchestrator.Node.Auth;
@@ -13,9 +14,21 @@ namespace Orchestrator.Node.Admin;
 /// <summary>
 /// <c>POST /admin/v1/devices/register-batch</c>: registers many devices' product and tags in one request (a fleet of
 /// 100k devices registered one request each took minutes). Validate everything first, then write: every entry is
-/// checked (device id, product, tags, duplicates) and every device's actor is asked for its recorded product, and
-/// only when all entries pass is any <see cref="RegisterDevice"/> sent. Registration is idempotent, so a request that
-/// fails part-way through the writes (an actor timing out) can simply be sent again.
+/// checked (device id, product, tags, duplicates) and every device that has a journal is asked for its recorded
+/// product, and only when all entries pass is anything written. Registration is idempotent, so a request that fails
+/// part-way through the writes (an actor timing out) can simply be sent again.
+/// <para>
+/// Two paths. A device with no journal and no live actor anywhere in the cluster (the bulk-provisioning case) gets its
+/// <see cref="DeviceRegistered"/> written straight through the node's journal as its first event
+/// (<see cref="FirstEvents"/>): no actor is started, recovered or asked, and the event is tagged and projected into
+/// the registry as if its actor had written it. Every other device (one with events, or with a live actor) goes
+/// through its actor as before: <see cref="GetDeviceState"/> for the product check, then <see cref="RegisterDevice"/>.
+/// The journal's unique (persistence id, sequence number) key guards the direct write: a device whose actor wrote its
+/// first event since the lookup fails that write and takes the actor path instead. An actor started between the
+/// liveness lookup and the write recovered without the event; after the writes the cluster's live actors are listed
+/// again and each written device among them is told <see cref="RecoverDevice"/>, so a stale one passivates and the
+/// next message recovers the event (an actor not listed then started after the write and recovered it).
+/// </para>
 /// </summary>
 public static class DeviceBatchRegistrationEndpoint
 {
@@ -28,7 +41,8 @@ public static class DeviceBatchRegistrationEndpoint
     /// <param name="g">The <c>/admin/v1</c> group.</param>
     public static void MapDeviceBatchRegistration(this RouteGroupBuilder g) => g.MapPost("/devices/register-batch", RegisterBatchAsync);
 
-    private static async Task<IResult> RegisterBatchAsync(HttpContext ctx, IRequiredActor<DeviceShardRegion> region, NodeSettings settings, TimeProvider clock)
+    private static async Task<IResult> RegisterBatchAsync(HttpContext ctx, IRequiredActor<DeviceShardRegion> region, ActorSystem system,
+        NodeSettings settings, TimeProvider clock, ILoggerFactory logs)
     {
         if (AdminEndpoints.Authorize(ctx, AdminScopes.Operate) is { } denied) return denied;
         var (body, error) = await HttpProblems.ReadJsonAsync<DeviceBatchRegistrationRequest>(ctx.Request, MaxBodyBytes, ctx.RequestAborted)
@@ -39,30 +53,59 @@ public static class DeviceBatchRegistrationEndpoint
         var commands = body!.Devices!.Select(d => new RegisterDevice(d.DeviceId, d.Product, d.Tags ?? [], now)).ToList();
         var ct = ctx.RequestAborted;
         var timeout = settings.Gateway.DeviceAskTimeout;
+        var devices = region.ActorRef;
+        var log = logs.CreateLogger(typeof(DeviceBatchRegistrationEndpoint));
+
+        // Which devices may be written without their actors: no events in the journal, no live actor. When either
+        // lookup fails, every device takes the actor path (slower, same outcome).
+        var direct = new List<RegisterDevice>();
+        var viaActors = new List<RegisterDevice>();
+        try
+        {
+            var journaled = await FirstEvents.JournaledAsync(system, commands.Select(c => PersistenceId(c.DeviceId)).ToList(), timeout, ct).ConfigureAwait(false);
+            var live = await DeviceSharding.LiveDeviceIdsAsync(system, devices, timeout, ct).ConfigureAwait(false);
+            foreach (var c in commands)
+                (journaled.Contains(PersistenceId(c.DeviceId)) || live.Contains(c.DeviceId) ? viaActors : direct).Add(c);
+        }
+        catch (Exception e) when (e is AskTimeoutException or InvalidOperationException)
+        {
+            log.LogWarning(e, "Batch registration could not tell which devices have journals or live actors; registering all {Count} through their actors", commands.Count);
+            direct.Clear();
+            viaActors = commands;
+        }
 
         // Second check, against recorded state: a device registered under another product is refused by its actor; find
-        // that before anything is written. (A concurrent registration of the same device can still race this check.)
+        // that before anything is written. Devices without a journal have no product yet. (A concurrent registration of
+        // the same device can still race this check; its actor then refuses it and the batch reports it.)
         DeviceState[] states;
-        try { states = await ForEachAsync(commands, c => region.ActorRef.Ask<DeviceState>(new GetDeviceState(c.DeviceId), timeout, ct)).ConfigureAwait(false); }
+        try { states = await ForEachAsync(viaActors, c => devices.Ask<DeviceState>(new GetDeviceState(c.DeviceId), timeout, ct)).ConfigureAwait(false); }
         catch (AskTimeoutException)
         {
             return HttpProblems.Problem(StatusCodes.Status503ServiceUnavailable, "devices_timeout",
                 $"A device actor did not answer within {timeout} while the batch was checked; nothing was registered. Retry, or send smaller batches.");
         }
-        for (var i = 0; i < commands.Count; i++)
+        for (var i = 0; i < viaActors.Count; i++)
         {
-            if (states[i].Product is { } recorded && recorded != commands[i].Product)
-                return Invalid($"devices[{i}] ('{commands[i].DeviceId}') runs product '{recorded}', not '{commands[i].Product}'; " +
+            if (states[i].Product is { } recorded && recorded != viaActors[i].Product)
+                return Invalid($"devices[{commands.IndexOf(viaActors[i])}] ('{viaActors[i].DeviceId}') runs product '{recorded}', not '{viaActors[i].Product}'; " +
                                "register it under its own product or leave it out. Nothing was registered.");
         }
-        var unchanged = commands.Where((c, i) => states[i].Product == c.Product && states[i].Tags.SequenceEqual(c.Tags)).Count();
+        var unchanged = viaActors.Where((c, i) => states[i].Product == c.Product && states[i].Tags.SequenceEqual(c.Tags)).Count();
 
-        var answers = await ForEachAsync(commands, async c =>
+        var written = await FirstEvents.WriteAsync(system, direct.Select(c => (PersistenceId(c.DeviceId), (object)new DeviceRegistered(c.Product, c.Tags, c.Timestamp))).ToList())
+            .ConfigureAwait(false);
+        var writtenIds = direct.Where((_, i) => written[i]).Select(c => c.DeviceId).ToList();
+        await RecoverStaleActorsAsync(system, devices, writtenIds, timeout, log).ConfigureAwait(false);
+        // A device whose first event was taken meanwhile (its actor wrote one) registers through its actor, which checks its product.
+        var lateToActors = direct.Where((_, i) => !written[i]).ToList();
+
+        var toActors = viaActors.Concat(lateToActors).ToList();
+        var answers = await ForEachAsync(toActors, async c =>
         {
-            try { return await region.ActorRef.Ask<object>(c, timeout, ct).ConfigureAwait(false); }
+            try { return await devices.Ask<object>(c, timeout, ct).ConfigureAwait(false); }
             catch (AskTimeoutException) { return null; }
         }).ConfigureAwait(false);
-        var failed = commands.Select((c, i) => (c.DeviceId, Answer: answers[i])).Where(x => x.Answer is not DeviceCommandAccepted).ToList();
+        var failed = toActors.Select((c, i) => (c.DeviceId, Answer: answers[i])).Where(x => x.Answer is not DeviceCommandAccepted).ToList();
         if (failed.Count > 0)
         {
             var sample = string.Join("; ", failed.Take(5).Select(f => f.Answer is DeviceCommandRejected r ? $"{f.DeviceId}: {r.Message}" : $"{f.DeviceId}: no answer in {timeout}"));
@@ -71,6 +114,28 @@ public static class DeviceBatchRegistrationEndpoint
                 "Registration is idempotent: send the same batch again.");
         }
         return AdminResults.Ok(new DeviceBatchRegistered(commands.Count, commands.Count - unchanged, unchanged));
+    }
+
+    private static string PersistenceId(string deviceId) => DeviceActor.PersistenceIdPrefix + deviceId;
+
+    // Actors live now that recovered before the direct writes hold a state without them: tell each written device that
+    // is live (one that recovered after the write ignores it). When the cluster cannot be listed, every written device
+    // is told: that starts their actors (each then recovers the event and stops when unheard), slow but sound.
+    private static async Task RecoverStaleActorsAsync(ActorSystem system, IActorRef devices, List<string> writtenIds, TimeSpan timeout, ILogger log)
+    {
+        if (writtenIds.Count == 0) return;
+        IEnumerable<string> toTell;
+        try
+        {
+            var live = await DeviceSharding.LiveDeviceIdsAsync(system, devices, timeout, CancellationToken.None).ConfigureAwait(false);
+            toTell = writtenIds.Where(live.Contains);
+        }
+        catch (AskTimeoutException e)
+        {
+            log.LogWarning(e, "Batch registration could not list live device actors after writing {Count} registrations; telling each device to recover", writtenIds.Count);
+            toTell = writtenIds;
+        }
+        foreach (var id in toTell) devices.Tell(new RecoverDevice(id, 1));
     }
 
     private static IResult Invalid(string message) =>

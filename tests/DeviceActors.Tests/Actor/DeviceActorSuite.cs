@@ -228,8 +228,9 @@ public abstract class DeviceActorSuite<TSelf>(ITestOutputHelper output) : Databa
             Assert.NotEqual(DeviceStatus.Offline, (await Ask<DeviceState>(a, new GetDeviceState(id))).Status);
             await Task.Delay(200);
         }
-        await Ask<CheckInDecision>(a, Clean(id, 3));
+        // Taken before the check-in is sent: the actor restarts its silence period after this, never before.
         var lastCheckIn = DateTime.UtcNow;
+        await Ask<CheckInDecision>(a, Clean(id, 3));
         await kit.AwaitAssertAsync(async () =>
             Assert.Equal(DeviceStatus.Offline, (await Ask<DeviceState>(a, new GetDeviceState(id))).Status), Wait, TimeSpan.FromMilliseconds(50));
         Assert.True(DateTime.UtcNow - lastCheckIn >= offlineAfter - TimeSpan.FromMilliseconds(50),

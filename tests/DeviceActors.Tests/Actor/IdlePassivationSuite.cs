@@ -5,6 +5,7 @@ using Akka.Cluster.Sharding;
 using Akka.Configuration;
 using Orchestrator.DeviceActors.Hosting;
 using Orchestrator.DeviceActors.Persistence;
+using Orchestrator.DeviceActors.Persistence.Journal;
 using Orchestrator.DeviceActors.Sharding;
 using Orchestrator.DeviceActors.Tests.Infrastructure;
 using Orchestrator.Messages.Devices;
@@ -119,6 +120,42 @@ public abstract class IdlePassivationSuite<TSelf>(ITestOutputHelper output) : Da
         await Ask<CheckInDecision>(region, Clean(id, 3, 1, T0.AddMinutes(1)));
         await Task.Delay(TimeSpan.FromMilliseconds(1500));
         Assert.True(await IsLive(region, id), "a device that checked in was passivated with idle passivation off");
+    }
+
+    [BackendFact]
+    public async Task First_events_written_without_actors_are_guarded_by_the_journal_and_a_stale_live_actor_told_to_recover_reads_them()
+    {
+        // Nothing passivates on its own here: only RecoverDevice may stop the stale actor.
+        var settings = new DeviceActorSettings(TimeSpan.FromMinutes(10), 100, TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(2),
+            TimeSpan.FromMinutes(5), IdlePassivateAfter: TimeSpan.Zero, UnheardPassivateAfter: TimeSpan.Zero);
+        var (kit, region) = await StartRegionAsync(settings);
+        DeviceRegistered Registered(string tag) => new("acme", [tag], T0);
+
+        // An actor asked about a device with no journal is live, holding no events; the cluster-wide listing names it.
+        Assert.Null((await Ask<DeviceState>(region, new GetDeviceState("stale-1"))).Product);
+        Assert.Contains("stale-1", await DeviceSharding.LiveDeviceIdsAsync(kit.Sys, region, Wait, CancellationToken.None));
+        Assert.Empty(await FirstEvents.JournaledAsync(kit.Sys, [Pid("stale-1"), Pid("fresh-1")], Wait, CancellationToken.None));
+
+        Assert.Equal(new[] { true, true }, await FirstEvents.WriteAsync(kit.Sys, [(Pid("stale-1"), Registered("a")), (Pid("fresh-1"), Registered("a"))]));
+        Assert.Equal([Pid("fresh-1"), Pid("stale-1")],
+            (await FirstEvents.JournaledAsync(kit.Sys, [Pid("stale-1"), Pid("fresh-1"), Pid("none")], Wait, CancellationToken.None)).Order(StringComparer.Ordinal));
+        // Sequence number 1 is taken: that write fails alone, its neighbour commits, and nothing is written twice.
+        Assert.Equal(new[] { false, true }, await FirstEvents.WriteAsync(kit.Sys, [(Pid("stale-1"), Registered("b")), (Pid("fresh-2"), Registered("b"))]));
+        Assert.Equal(1, await Db.Scalar($"SELECT COUNT(*) FROM journal WHERE persistence_id = '{Pid("stale-1")}'"));
+        // Tagged by the journal's event adapter as an actor's own event is (the registry reads by tag).
+        Assert.True(await Db.Scalar($"SELECT COUNT(*) FROM tags WHERE persistence_id = '{Pid("fresh-2")}'") >= 1);
+
+        // The live actor recovered before the write: it still answers without it until told to recover.
+        Assert.Null((await Ask<DeviceState>(region, new GetDeviceState("stale-1"))).Product);
+        region.Tell(new RecoverDevice("stale-1", 1));
+        await UntilPassivated(kit, region, "stale-1");
+        var recovered = await Ask<DeviceState>(region, new GetDeviceState("stale-1"));
+        Assert.Equal(("acme", "a", 1L), (recovered.Product, string.Join(",", recovered.Tags), recovered.EventCount));
+
+        // An actor started after the write recovers it; its own next event follows the written one.
+        Assert.Equal("acme", (await Ask<DeviceState>(region, new GetDeviceState("fresh-1"))).Product);
+        Assert.Equal(DeviceStatus.Unknown, (await Ask<DeviceCommandAccepted>(region, new RegisterDevice("fresh-1", "acme", ["c"], T0))).Status);
+        Assert.Equal(2, await Db.Scalar($"SELECT MAX(sequence_number) FROM journal WHERE persistence_id = '{Pid("fresh-1")}'"));
     }
 
     [BackendFact]

@@ -414,6 +414,7 @@ public abstract class DeviceJournalSuite<TSelf>(ITestOutputHelper output) : Data
         public override Task RowsFrom(string persistenceId, long fromSequenceNr, Action<StoredJournalRow> onRow, CancellationToken ct) =>
             inner.RowsFrom(persistenceId, fromSequenceNr, onRow, ct);
         public override Task DeleteTo(string persistenceId, long toSequenceNr, CancellationToken ct) => inner.DeleteTo(persistenceId, toSequenceNr, ct);
+        public override Task<HashSet<string>> Journaled(IReadOnlyCollection<string> persistenceIds, CancellationToken ct) => inner.Journaled(persistenceIds, ct);
         public override Task<StoredSnapshotRow?> LatestSnapshot(string persistenceId, CancellationToken ct) => inner.LatestSnapshot(persistenceId, ct);
 
         private sealed class Writer(RecordingStore owner, IJournalBatchWriter inner) : IJournalBatchWriter

@@ -92,7 +92,7 @@ public sealed class BatchProvisioningTests(ITestOutputHelper output)
             "--product", "acme", "--tags", "lot9");
         Assert.Contains("Registered them for acme with tags lot9: 300 registered", run.Output);
 
-        // Every registration woke an actor; none is left once registered, and what was registered is in the journal.
+        // New devices are registered without their actors; none is live, and what was registered is in the journal.
         await node.UntilMetricAsync(0, "orch_device_actors_live");
         var registered = await node.StateAsync("bulk-150");
         Assert.Equal(("acme", DeviceStatus.Unknown), (registered.Product, registered.Status));

@@ -47,6 +47,7 @@ public static class MessageSamples
         new DeviceSnapshot(new DeviceState("dev-1", DeviceStatus.Offline, "acme", ["eu"], 20, "sha256:aa", "1.4.2", Target, Repair, Progress, 3, Failure,
             DeviceStatus.Repairing, T, 42, 1_700_000_000_006, 21, true, new UpdaterLoss("virtual copy missing", T), T.AddDays(2), Site, Ring), T.AddMinutes(4)),
         new CheckSilence("dev-1"),
+        new RecoverDevice("dev-1", 1),
         new CheckInDecision("dev-1", UpdateAction.Repair, "2.0.0", 20, "manifests/acme/2.0.0.json", ["bin/app"], DeviceStatus.RepairNeeded,
             "rollout-7", 1_000_000, true, "rollout", 21, "acme", true),
         new DeviceCommandAccepted("dev-1", DeviceStatus.Downloading),

@@ -107,6 +107,9 @@ public sealed class DeviceJournal : AsyncWriteJournal
             case ReplayMessages { ToSequenceNr: long.MaxValue, Max: long.MaxValue } replay:
                 _ = Recover(replay);
                 return true;
+            case FindJournaled find:
+                _ = FindJournaled(find, Sender);
+                return true;
             default:
                 return base.AroundReceive(receive, message);
         }
@@ -141,6 +144,19 @@ public sealed class DeviceJournal : AsyncWriteJournal
         catch (Exception e)
         {
             actor.Tell(new ReplayMessagesFailure(e), ActorRefs.NoSender);
+        }
+    }
+
+    private async Task FindJournaled(FindJournaled find, IActorRef replyTo)
+    {
+        try
+        {
+            await _ready;
+            replyTo.Tell(new FoundJournaled(await _store.Journaled(find.PersistenceIds, _shutdown.Token)), ActorRefs.NoSender);
+        }
+        catch (Exception e)
+        {
+            replyTo.Tell(new Status.Failure(e), ActorRefs.NoSender);
         }
     }
 

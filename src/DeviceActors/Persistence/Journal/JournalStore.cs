@@ -78,6 +78,13 @@ internal abstract class JournalStore : IAsyncDisposable
     /// </summary>
     public abstract Task<long> ReadHighestSequenceNr(string persistenceId, long fromSequenceNr, CancellationToken ct);
 
+    /// <summary>
+    /// Which of <paramref name="persistenceIds"/> have at least one journal row (deleted ones count: deletion keeps the
+    /// highest row), in as few statements as the backend allows: the bulk registration writes a device's first event
+    /// without its actor only when this says it has none (the unique key still guards a write that races it).
+    /// </summary>
+    public abstract Task<HashSet<string>> Journaled(IReadOnlyCollection<string> persistenceIds, CancellationToken ct);
+
     /// <summary>Rows of <paramref name="persistenceId"/> in [from, to] that are not deleted, by sequence number, at most <paramref name="max"/>.</summary>
     public abstract Task Replay(string persistenceId, long fromSequenceNr, long toSequenceNr, long max, Action<StoredJournalRow> onRow, CancellationToken ct);
 

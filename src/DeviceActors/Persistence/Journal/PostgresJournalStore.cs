@@ -124,6 +124,17 @@ internal sealed class PostgresJournalStore : JournalStore
         return await cmd.ExecuteScalarAsync(ct) is long max ? max : 0;
     }
 
+    /// <inheritdoc />
+    public override async Task<HashSet<string>> Journaled(IReadOnlyCollection<string> persistenceIds, CancellationToken ct)
+    {
+        var found = new HashSet<string>(StringComparer.Ordinal);
+        await using var cmd = _dataSource.CreateCommand($"SELECT DISTINCT persistence_id FROM {_journal} WHERE persistence_id = ANY($1)");
+        cmd.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = persistenceIds.ToArray() });
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        while (await r.ReadAsync(ct)) found.Add(r.GetString(0));
+        return found;
+    }
+
     // Reads the columns of RowColumns, in order.
     private static StoredJournalRow Row(NpgsqlDataReader r) => new(
         r.GetInt64(0), r.GetInt64(1), r.GetBoolean(2), r.GetString(3), r.GetInt64(4), r.GetFieldValue<byte[]>(5),

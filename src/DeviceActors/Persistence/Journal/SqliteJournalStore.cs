@@ -101,6 +101,31 @@ internal sealed class SqliteJournalStore(string connectionString, long walLimitB
         return await cmd.ExecuteScalarAsync(ct) is long max ? max : 0;
     }
 
+    /// <summary>Ids per statement: well under SQLite's host-parameter limit (32,766).</summary>
+    private const int JournaledChunk = 500;
+
+    /// <inheritdoc />
+    public override async Task<HashSet<string>> Journaled(IReadOnlyCollection<string> persistenceIds, CancellationToken ct)
+    {
+        var found = new HashSet<string>(StringComparer.Ordinal);
+        await using var c = await Open(ct);
+        foreach (var chunk in persistenceIds.Chunk(JournaledChunk))
+        {
+            await using var cmd = c.CreateCommand();
+            var names = new StringBuilder();
+            for (var i = 0; i < chunk.Length; i++)
+            {
+                names.Append(i == 0 ? "$p0" : $", $p{i}");
+                cmd.Parameters.Add($"$p{i}", SqliteType.Text).Value = chunk[i];
+            }
+            // Uses journal_uq (persistence_id, sequence_number): one index probe per id.
+            cmd.CommandText = $"SELECT DISTINCT persistence_id FROM journal WHERE persistence_id IN ({names})";
+            await using var r = await cmd.ExecuteReaderAsync(ct);
+            while (await r.ReadAsync(ct)) found.Add(r.GetString(0));
+        }
+        return found;
+    }
+
     /// <inheritdoc />
     public override async Task Replay(string persistenceId, long fromSequenceNr, long toSequenceNr, long max, Action<StoredJournalRow> onRow, CancellationToken ct)
     {

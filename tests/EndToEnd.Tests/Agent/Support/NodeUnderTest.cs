@@ -134,6 +134,17 @@ public sealed class NodeUnderTest : IAsyncDisposable
         return state.Shards.Any(s => s.EntityIds.Contains(deviceId));
     }
 
+    /// <summary>Ids of the device actors live in this node's shard region (listing them starts none).</summary>
+    public async Task<IReadOnlyList<string>> LiveDeviceIdsAsync()
+    {
+        var region = await _app.Services.GetRequiredService<IRequiredActor<DeviceShardRegion>>().GetAsync();
+        var state = await region.Ask<Akka.Cluster.Sharding.CurrentShardRegionState>(Akka.Cluster.Sharding.GetShardRegionState.Instance, TimeSpan.FromSeconds(10));
+        return state.Shards.SelectMany(s => s.EntityIds).ToList();
+    }
+
+    /// <summary>The node's SQLite device journal (journal, tags and snapshot tables), for tests that read what was written.</summary>
+    public string JournalFile => Path.Combine(_settings["Node:DataDirectory"]!, "devices.db");
+
     public async ValueTask DisposeAsync()
     {
         Http.Dispose();
