@@ -272,15 +272,15 @@ public sealed class GatewayOptions
     public TimeSpan ChannelRefreshInterval { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>
-    /// The idle fast path (default off, opt-in; its guarantees and limits: docs/configuration.md): the gateway answers a check-in
+    /// The idle fast path (default on; its guarantees and limits: docs/configuration.md): the gateway answers a check-in
     /// "nothing to do" itself, without the device's actor, when the node's registry row proves the actor would answer
     /// exactly that and journal nothing (<see cref="Orchestrator.DeviceActors.State.IdleCheckIn"/>), once the registry
-    /// has caught up with the journal; its answers count as the device's contact for offline detection (sightings,
-    /// carried between nodes). Any other check-in goes to the actor. Off: every check-in goes to the actor. Off by default
-    /// because a row learns an order (an assignment, a channel move) only when the registry folds it, so a device checking
-    /// in right after an order is told "nothing to do" until then.
+    /// has caught up with the journal and the row has folded every event the device's actor marked as journaled (an
+    /// order acknowledged by the actor is never answered from an older row); its answers count as the device's contact
+    /// for offline detection (sightings, carried between nodes). Any other check-in goes to the actor. Off: every
+    /// check-in goes to the actor.
     /// </summary>
-    public bool AnswerIdleWithoutActor { get; set; }
+    public bool AnswerIdleWithoutActor { get; set; } = true;
 
     /// <summary>
     /// The fast path hands a device's check-in to its actor, which journals the device's last-seen, once the journaled
