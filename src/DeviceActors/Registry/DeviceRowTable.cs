@@ -9,13 +9,14 @@ namespace Orchestrator.DeviceActors.Registry;
 /// every check-in answered here, and every sighting carried from other nodes, raises the device's latest contact, which
 /// offline detection reads. The <see cref="DeviceRegistry"/> is the only writer of rows; it reads its rows on its own
 /// thread, and adds rows under a lock that gateway lookups take too (a dictionary must not be read while it grows).
-/// The rows lag the journal (by the registry's query interval, longer while it catches up after a start); the fast
-/// path only ever answers "nothing to do", so a lagging row can delay an order (a rollout, a channel move) while it
-/// lags, never give one, and it answers nothing until the registry has folded the journal as it stood at the
-/// registry's start (<see cref="CaughtUp"/>): an order given before a restart reaches the device at its first check-in.
-/// An order given since is not left to the lag: the device's actor marks every event it journals here before it
-/// replies (<see cref="IDeviceJournalMarks"/>), and the node carries its marks to every other node at once
-/// (<see cref="TakePendingMarks"/>, <see cref="JournaledElsewhere"/>); a row below its device's mark declines.
+/// The rows lag the journal (by the registry's query interval, longer while it catches up after a start), and the fast
+/// path must never answer from a row older than an order the device's actor acknowledged. So it answers nothing until
+/// the registry has folded the journal as it stood at the registry's start (<see cref="CaughtUp"/>: an order given
+/// before a restart reaches the device at its first check-in), and for an order given since, the device's actor marks
+/// every event it journals here before it replies (<see cref="IDeviceJournalMarks"/>), the node carries its marks to
+/// every other node at once (<see cref="TakePendingMarks"/>, <see cref="JournaledElsewhere"/>), and a row below its
+/// device's mark declines. The fast path only ever answers "nothing to do", so a mark that reaches another node late
+/// (one pub-sub hop, or the registry's lag if the hop is lost) can delay an order there, never give a wrong one.
 /// </summary>
 public sealed class DeviceRowTable : IDeviceSightings, IDeviceJournalMarks
 {

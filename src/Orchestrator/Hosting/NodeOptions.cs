@@ -362,6 +362,13 @@ public sealed class DeviceOptions
     public int RegistryQueryLimit { get; set; } = RegistrySelection.DefaultLimit;
 
     /// <summary>
+    /// How often the journal's followers (the device registry, rollouts following their devices) poll for new events
+    /// (default 0.5 s): how far the registry's views lag the journal. The idle fast path does not depend on it (a row
+    /// below its device's journal mark declines), only how soon after an order it answers the device again.
+    /// </summary>
+    public TimeSpan QueryRefreshInterval { get; set; } = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>
     /// A device with nothing in flight (status Unknown, Idle or Completed) has its actor passivated this long after its
     /// last message, after a snapshot that makes its next recovery one read; 0 keeps actors live until
     /// <see cref="OfflineAfter"/>. Shorter than the agents' check-in interval, idle devices hold no actor between
@@ -394,6 +401,8 @@ public sealed class DeviceOptions
     {
         if (RegistryQueryLimit is < 1 or > QueryDevices.MaxLimit)
             yield return $"Devices:RegistryQueryLimit {RegistryQueryLimit} is out of range; use 1..{QueryDevices.MaxLimit} (default {RegistrySelection.DefaultLimit}).";
+        if (QueryRefreshInterval < TimeSpan.FromMilliseconds(10) || QueryRefreshInterval > TimeSpan.FromMinutes(1))
+            yield return $"Devices:QueryRefreshInterval {QueryRefreshInterval} must be between 00:00:00.010 and 00:01:00, e.g. 00:00:00.500.";
         if (OfflineAfter <= TimeSpan.Zero) yield return "Devices:OfflineAfter must be positive, e.g. 00:15:00 (longer than the agents' check-in interval).";
         if (RetryBase <= TimeSpan.Zero || RetryCap < RetryBase)
             yield return $"Devices:RetryBase ({RetryBase}) must be positive and Devices:RetryCap ({RetryCap}) at least as long, e.g. 00:00:02 and 00:05:00.";
