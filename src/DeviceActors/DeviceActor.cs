@@ -377,9 +377,10 @@ public sealed class DeviceActor : ReceivePersistentActor, IWithTimers
             return;
         }
         // Silent to this actor, but the gateways may have answered the device without it since.
-        if (_sightings?.LastSighted(_state.DeviceId) is { } sighted && DateTimeOffset.UtcNow - sighted < _settings.OfflineAfter)
+        var since = DateTimeOffset.UtcNow - LastContact();
+        if (since < _settings.OfflineAfter)
         {
-            Timers.StartSingleTimer(SilenceTimerKey, SilenceTimeout.Instance, _settings.OfflineAfter - (DateTimeOffset.UtcNow - sighted));
+            Timers.StartSingleTimer(SilenceTimerKey, SilenceTimeout.Instance, _settings.OfflineAfter - since.Value);
             return;
         }
         GoOffline();
