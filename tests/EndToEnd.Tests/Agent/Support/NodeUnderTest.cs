@@ -127,6 +127,14 @@ public sealed class NodeUnderTest : IAsyncDisposable
     }
 
     /// <summary>True while the device's actor is live in the shard region (asking its state would start it, this does not).</summary>
+    /// <summary>How many device actors this node hosts now (the process-wide gauge also counts other tests' nodes).</summary>
+    public async Task<int> LiveActorsAsync()
+    {
+        var region = await _app.Services.GetRequiredService<IRequiredActor<DeviceShardRegion>>().GetAsync();
+        var state = await region.Ask<Akka.Cluster.Sharding.CurrentShardRegionState>(Akka.Cluster.Sharding.GetShardRegionState.Instance, TimeSpan.FromSeconds(10));
+        return state.Shards.Sum(s => s.EntityIds.Count);
+    }
+
     public async Task<bool> IsLiveAsync(string deviceId)
     {
         var region = await _app.Services.GetRequiredService<IRequiredActor<DeviceShardRegion>>().GetAsync();
