@@ -48,4 +48,5 @@ catch (Exception e) when (StartupFailure.Describe(e) is { } message)
 }
 await app.WaitForShutdownAsync();
 await app.DisposeAsync();
-return 0;
+// 0, or what the node set before it stopped itself (ClusterFormation.StopWhenJoinFails).
+return Environment.ExitCode;

@@ -37,7 +37,8 @@ public static class AkkaBootstrap
 
     /// <summary>
     /// Split-brain resolver: without a downing provider a crashed member stays unreachable forever and its shards
-    /// never move. Strategy, stable-after and the removal margin come from <see cref="NodeOptions"/>. HOCON because
+    /// never move. Strategy, stable-after and the removal margin come from <see cref="NodeOptions"/>, and so does how long
+    /// a join may stay unanswered (<see cref="NodeOptions.JoinTimeout"/>). HOCON because
     /// Akka.Cluster.Hosting has no option for stable-after, the margin, the leader's tick or the sharding retry interval
     /// (numbers and a validated strategy name: nothing to escape). The sharding retry interval is how soon a region asks
     /// again where a shard lives when the coordinator ignored it while a downed region's shards were being released.
@@ -50,6 +51,7 @@ public static class AkkaBootstrap
             stable-after = {{(long)node.SplitBrainStableAfter.TotalMilliseconds}}ms
           }
           down-removal-margin = {{(node.DownRemovalMargin == TimeSpan.Zero ? "off" : $"{(long)node.DownRemovalMargin.TotalMilliseconds}ms")}}
+          shutdown-after-unsuccessful-join-seed-nodes = {{(node.JoinTimeout == TimeSpan.Zero ? "off" : $"{(long)node.JoinTimeout.TotalMilliseconds}ms")}}
           sharding.retry-interval = {{ShardingRetryInterval}}
           leader-actions-interval = {{LeaderActionsInterval}}
         }

@@ -66,6 +66,28 @@ public static class ClusterFormation
     }
 
     /// <summary>
+    /// Stops the node with exit code 1 when Akka gave up joining the cluster after <see cref="NodeOptions.JoinTimeout"/>
+    /// (its actor system terminates with <see cref="CoordinatedShutdown.ClusterJoinUnsuccessfulReason"/>): a node without
+    /// an actor system answers nothing, and only a new process can join as a new incarnation.
+    /// </summary>
+    public static void StopWhenJoinFails(this WebApplication app)
+    {
+        var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(ClusterFormation));
+        app.Lifetime.ApplicationStarted.Register(() =>
+        {
+            var system = app.Services.GetRequiredService<ActorSystem>();
+            _ = system.WhenTerminated.ContinueWith(_ =>
+            {
+                if (CoordinatedShutdown.Get(system).ShutdownReason is not CoordinatedShutdown.ClusterJoinUnsuccessfulReason) return;
+                log.LogCritical("The node did not join its cluster within Node:JoinTimeout; stopping with exit code 1 so its supervisor starts it again. " +
+                                "Check that the seed nodes or discovered contact points are up and reachable at their Akka addresses");
+                Environment.ExitCode = 1;
+                app.Lifetime.StopApplication();
+            }, TaskScheduler.Default);
+        });
+    }
+
+    /// <summary>
     /// Serves <see cref="SeedNodesPath"/> when the node forms its cluster through bootstrap: this node's address and the
     /// reachable members that are joining or up, in the JSON (Newtonsoft, <see cref="HttpBootstrapJsonProtocol.SeedNodes"/>)
     /// the probing coordinator deserializes. 503 while this node is leaving, down or shut down, so nobody joins through it.

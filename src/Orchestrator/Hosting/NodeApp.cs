@@ -142,6 +142,7 @@ public static class NodeApp
         app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready") });
         app.MapPrometheusScrapingEndpoint("/metrics");
         app.MapClusterBootstrap(settings.Node);
+        app.StopWhenJoinFails();
         if (settings.HasRole(NodeRoles.Gateway))
         {
             app.UseMiddleware<Audit.AuditMiddleware>();

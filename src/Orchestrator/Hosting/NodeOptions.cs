@@ -106,6 +106,14 @@ public sealed class NodeOptions
     /// </summary>
     public TimeSpan DownRemovalMargin { get; set; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>
+    /// How long a node may try to join its cluster (seed nodes, or the seeds Cluster Bootstrap found) before it stops, so
+    /// that its supervisor (Kubernetes, systemd) starts it again as a new incarnation: a node whose join is never
+    /// answered (survivors whose transport lost its association, seeds that are gone) would otherwise wait forever, not
+    /// ready and never restarted. Zero: wait forever.
+    /// </summary>
+    public TimeSpan JoinTimeout { get; set; } = TimeSpan.FromMinutes(2);
+
     /// <summary>Split-brain strategies the node accepts.</summary>
     public static readonly IReadOnlyList<string> SplitBrainStrategies = ["keep-majority", "keep-oldest", "down-all"];
 
@@ -148,6 +156,8 @@ public sealed class NodeOptions
         if (FailureDetectorAcceptablePause < FailureDetectorHeartbeatInterval)
             yield return $"Node:FailureDetectorAcceptablePause {FailureDetectorAcceptablePause} is shorter than Node:FailureDetectorHeartbeatInterval " +
                 $"({FailureDetectorHeartbeatInterval}): every late heartbeat would mark a member unreachable; use at least the interval (default 00:00:01.500).";
+        if (JoinTimeout != TimeSpan.Zero && (JoinTimeout < TimeSpan.FromSeconds(5) || JoinTimeout > TimeSpan.FromHours(1)))
+            yield return $"Node:JoinTimeout {JoinTimeout} is out of range; use 00:00:05 to 01:00:00, or 00:00:00 to wait forever (default 00:02:00).";
         if (DownRemovalMargin < TimeSpan.Zero || DownRemovalMargin > TimeSpan.FromMinutes(5))
             yield return $"Node:DownRemovalMargin {DownRemovalMargin} is out of range; use 00:00:00 (Akka's default: Node:SplitBrainStableAfter) to 00:05:00 (default 00:00:01).";
     }

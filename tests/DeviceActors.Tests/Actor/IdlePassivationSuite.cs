@@ -122,6 +122,33 @@ public abstract class IdlePassivationSuite<TSelf>(ITestOutputHelper output) : Da
     }
 
     [BackendFact]
+    public async Task Never_heard_devices_registered_while_their_actors_passivate_all_passivate_again()
+    {
+        // Bulk registration reads every device's state, then registers it: with many devices the second message of an early
+        // device reaches the shard while its actor is passivating (the shard buffers it and starts a new incarnation).
+        var settings = new DeviceActorSettings(TimeSpan.FromMinutes(10), 100, TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(2),
+            TimeSpan.FromMinutes(5), IdlePassivateAfter: TimeSpan.Zero, UnheardPassivateAfter: TimeSpan.FromMilliseconds(200));
+        var (kit, region) = await StartRegionAsync(settings);
+        var ids = Enumerable.Range(0, 60).Select(i => $"bulk-{i:D3}").ToList();
+        for (var round = 0; round < 3; round++)
+        {
+            await Task.WhenAll(ids.Select(id => Ask<DeviceState>(region, new GetDeviceState(id))));
+            await Task.Delay(TimeSpan.FromMilliseconds(150 + 25 * round));
+            await Task.WhenAll(ids.Select(async (id, i) =>
+            {
+                await Task.Delay(i % 10 * 10);
+                return await Ask<DeviceCommandAccepted>(region, new RegisterDevice(id, "acme", [$"r{round}"], T0));
+            }));
+        }
+        await kit.AwaitAssertAsync(async () =>
+        {
+            var live = (await region.Ask<CurrentShardRegionState>(GetShardRegionState.Instance, Wait)).Shards.Sum(s => s.EntityIds.Count);
+            Assert.True(live == 0, $"{live} actors of never-heard devices still live");
+        }, Wait, TimeSpan.FromMilliseconds(100));
+        Assert.Equal(3 * ids.Count, await Db.Scalar("SELECT COUNT(*) FROM journal WHERE persistence_id LIKE 'device-bulk-%'"));
+    }
+
+    [BackendFact]
     public async Task A_passivated_idle_device_is_marked_offline_when_its_silence_is_due_and_not_before()
     {
         var offlineAfter = TimeSpan.FromSeconds(2);

@@ -116,6 +116,20 @@ public sealed class NodeCommandLineTests : IDisposable
     }
 
     [Fact]
+    public async Task A_node_whose_seed_never_answers_stops_with_exit_code_1_after_its_join_timeout()
+    {
+        // A seed address where nothing listens: the join is never answered.
+        var dead = LoopbackPort.Free();
+        var data = Path.Combine(_dir, "data");
+        var started = Stopwatch.StartNew();
+        var r = await Run([$"--Node:DataDirectory={data}", "--Node:Port=0", "--Urls=http://127.0.0.1:0",
+            $"--Node:SeedNodes:0=akka.tcp://orchestrator@127.0.0.1:{dead}", "--Node:JoinTimeout=00:00:05"]);
+        Assert.True(r.Exit == 1, $"exit code {r.Exit}; stdout: {r.Out}\nstderr: {r.Err}");
+        Assert.Contains("did not join its cluster within Node:JoinTimeout", r.Out + r.Err);
+        Assert.True(started.Elapsed >= TimeSpan.FromSeconds(5), $"stopped after {started.Elapsed}, before its join timeout");
+    }
+
+    [Fact]
     public async Task A_mistyped_command_is_refused_and_starts_nothing()
     {
         var r = await Run(["dmeo"]);

@@ -160,6 +160,25 @@ public sealed class LocalCluster : IAsyncDisposable
             return (up.SetEquals(Enumerable.Range(1, Nodes).Select(AkkaAddress)), Describe(view));
         });
 
+    /// <summary>
+    /// Waits until every node sees every node Up and reachable: each has gossiped with the others, so a node killed
+    /// afterwards is a member all survivors are associated with (not one still joining on some of them).
+    /// </summary>
+    public Task WaitUntilConvergedAsync(string what, TimeSpan timeout) =>
+        WaitUntilAsync(what, timeout, async () =>
+        {
+            var all = Enumerable.Range(1, Nodes).Select(AkkaAddress).ToHashSet();
+            var states = new List<string>();
+            var done = true;
+            for (var node = 1; node <= Nodes; node++)
+            {
+                var view = await GetAsync<ClusterView>(node, "admin/v1/cluster");
+                done &= view.UnreachableCount == 0 && view.Members.Where(m => m.Status == "Up").Select(m => m.Address).ToHashSet().SetEquals(all);
+                states.Add($"node {node}: {Describe(view)}");
+            }
+            return (done, string.Join(" | ", states));
+        });
+
     /// <summary>One line naming each member, its status and whether it is reachable (for failure messages).</summary>
     public static string Describe(ClusterView v) =>
         $"{v.UnreachableCount} unreachable; " + string.Join(", ", v.Members.Select(m => $"{m.Address} {m.Status}{(m.Reachable ? "" : " (unreachable)")}"));
