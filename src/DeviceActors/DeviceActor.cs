@@ -30,6 +30,8 @@ namespace Orchestrator.DeviceActors;
 /// The device's last contact is the later of what this actor heard and the node's sightings
 /// (<see cref="IDeviceSightings"/>: check-ins the gateways answered without it): the device goes Offline only when
 /// both are <see cref="DeviceActorSettings.OfflineAfter"/> old.
+/// Every journaled event is marked with the node's <see cref="IDeviceJournalMarks"/> before the reply, so no gateway's
+/// idle fast path answers this device from a registry row that has not folded an event this actor acknowledged.
 /// </summary>
 public sealed class DeviceActor : ReceivePersistentActor, IWithTimers
 {
@@ -41,6 +43,7 @@ public sealed class DeviceActor : ReceivePersistentActor, IWithTimers
     private readonly DeviceActorSettings _settings;
     private readonly IActorRef? _silenceWatch;
     private readonly IDeviceSightings? _sightings;
+    private readonly IDeviceJournalMarks? _marks;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Random _random = new();
     private DeviceState _state;
@@ -69,19 +72,23 @@ public sealed class DeviceActor : ReceivePersistentActor, IWithTimers
     /// <param name="silenceWatch">The node's <see cref="DeviceSilenceWatch"/>; without one an idle actor with an offline
     /// deadline to keep stays live.</param>
     /// <param name="sightings">The node's sightings of devices answered without their actors; none: only what the actor heard counts.</param>
-    public static Props Props(string deviceId, DeviceActorSettings settings, IActorRef? silenceWatch = null, IDeviceSightings? sightings = null) =>
-        Akka.Actor.Props.Create(() => new DeviceActor(deviceId, settings, silenceWatch, sightings));
+    /// <param name="marks">Where journaled events are marked for the idle fast path; none: no fast path reads this device's rows.</param>
+    public static Props Props(string deviceId, DeviceActorSettings settings, IActorRef? silenceWatch = null, IDeviceSightings? sightings = null,
+        IDeviceJournalMarks? marks = null) =>
+        Akka.Actor.Props.Create(() => new DeviceActor(deviceId, settings, silenceWatch, sightings, marks));
 
     /// <summary>Creates the actor; use <see cref="Props"/>.</summary>
     /// <param name="deviceId">Device id.</param>
     /// <param name="settings">Tunables.</param>
     /// <param name="silenceWatch">The node's silence watch, if any.</param>
     /// <param name="sightings">The node's sightings, if any.</param>
-    public DeviceActor(string deviceId, DeviceActorSettings settings, IActorRef? silenceWatch, IDeviceSightings? sightings)
+    /// <param name="marks">The node's journal marks, if any.</param>
+    public DeviceActor(string deviceId, DeviceActorSettings settings, IActorRef? silenceWatch, IDeviceSightings? sightings, IDeviceJournalMarks? marks)
     {
         _settings = settings;
         _silenceWatch = silenceWatch;
         _sightings = sightings;
+        _marks = marks;
         _state = DeviceState.Initial(deviceId);
         PersistenceId = PersistenceIdPrefix + deviceId;
 
@@ -230,10 +237,14 @@ public sealed class DeviceActor : ReceivePersistentActor, IWithTimers
             return;
         }
         var remaining = outcome.Events.Count;
+        var sequenceReset = false;
         PersistAll(outcome.Events, e =>
         {
             _state = DeviceStateMachine.Apply(_state, e, LastSequenceNr);
+            sequenceReset |= e is RequestSequenceReset;
             if (--remaining > 0) return;
+            // Before the reply: once the command is acknowledged, no fast path may answer from a row without these events.
+            _marks?.Journaled(_state.DeviceId, LastSequenceNr, sequenceReset);
             replyTo.Tell(outcome.Reply(_state));
             BecomeFor(_state.Status);
             if (LastSequenceNr - _lastSnapshotSequenceNr >= _settings.SnapshotEvery) TakeSnapshot();

@@ -78,6 +78,8 @@ public sealed class OrchestratorSerializer : SerializerWithStringManifest
         [typeof(DeviceCredentialChanged)] = "DeviceCredentialChanged.v1",
         // Sightings of devices answered without their actors (pub-sub, never persisted)
         [typeof(DevicesSighted)] = "DevicesSighted.v1",
+        // Journal marks of device actors for the other nodes' fast paths (pub-sub, never persisted)
+        [typeof(DevicesJournaled)] = "DevicesJournaled.v1",
         // Rollouts: commands, replies, events, snapshots
         [typeof(CreateRollout)] = "CreateRollout.v1",
         [typeof(GetRollout)] = "GetRollout.v1",

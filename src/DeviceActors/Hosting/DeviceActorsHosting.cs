@@ -12,8 +12,9 @@ namespace Orchestrator.DeviceActors.Hosting;
 /// <param name="Settings">Device actor tunables.</param>
 /// <param name="ShardCount">Fixed shard count, identical on all nodes.</param>
 /// <param name="Sightings">The node's sightings of devices answered without their actors (offline detection reads them).</param>
+/// <param name="JournalMarks">Where the actors mark what they journal before replying (the idle fast path reads the marks).</param>
 public sealed record DeviceActorsHostingOptions(DevicePersistenceOptions Persistence, bool HostsRegion, DeviceActorSettings Settings,
-    int ShardCount = DeviceMessageExtractor.DefaultShardCount, IDeviceSightings? Sightings = null);
+    int ShardCount = DeviceMessageExtractor.DefaultShardCount, IDeviceSightings? Sightings = null, IDeviceJournalMarks? JournalMarks = null);
 
 /// <summary>The device actors' one Akka.Hosting extension: persistence and serializer, the device shard region (or proxy) and the silence watch.</summary>
 public static class DeviceActorsHosting
@@ -36,7 +37,8 @@ public static class DeviceActorsHosting
         // The watch needs the region and the region's actors need the watch; an actor started before the watch exists
         // merely stays live until its offline timeout.
         builder.WithShardRegion<DeviceShardRegion>(DeviceSharding.TypeName,
-            (_, registry) => entityId => DeviceActor.Props(entityId, settings, registry.TryGet<DeviceSilenceWatch>(out var watch) ? watch : null, options.Sightings),
+            (_, registry) => entityId => DeviceActor.Props(entityId, settings, registry.TryGet<DeviceSilenceWatch>(out var watch) ? watch : null, options.Sightings,
+                options.JournalMarks),
             extractor,
             new ShardOptions
             {

@@ -17,6 +17,9 @@ namespace Orchestrator.DeviceActors.Registry;
 /// The registry folds events on its own thread while gateways read rows for the fast path: a row read during a fold
 /// may mix the event's before and after values, which the fast path treats like the registry's lag (it only ever
 /// answers "nothing to do", see <see cref="DeviceRowTable"/>).
+/// The row also knows how far the fold is behind the device's actor: the sequence number of the last event folded, and
+/// the highest one the actor marked as journaled (<see cref="IDeviceJournalMarks"/>). While the mark is above the fold
+/// the row predates something the actor acknowledged, and the fast path leaves the device to the actor.
 /// </summary>
 internal sealed class DeviceRow(string deviceId)
 {
@@ -44,6 +47,10 @@ internal sealed class DeviceRow(string deviceId)
     // from another node).
     private long _fastSequence;
     private long _heardUtcTicks = -1;
+    // The last sequence number folded (registry thread) and the highest one the device's actor journaled as far as this
+    // node knows (actor threads and the journal-mark carry).
+    private long _foldedSequenceNr;
+    private long _journaledSequenceNr;
     private int _failedAttempts;
     private byte _status;
     private byte _statusBeforeOffline = NoStatus;
@@ -61,7 +68,26 @@ internal sealed class DeviceRow(string deviceId)
         Set(DeviceStateMachine.Apply(ToFoldState(), e, sequenceNr), values);
         // A credential rotation restarts the device's sequence numbers; what the fast path answered before is void.
         if (e is RequestSequenceReset) Volatile.Write(ref _fastSequence, 0);
+        // Published after the fields: a reader that sees this number sees the state folded up to it (or later).
+        Volatile.Write(ref _foldedSequenceNr, sequenceNr);
     }
+
+    /// <summary>
+    /// The device's actor journaled events up to <paramref name="sequenceNr"/>: until the fold reaches it, the row
+    /// predates them (<see cref="Behind"/>). With <paramref name="sequenceReset"/> the fast path's sequence mark is void
+    /// at once (the device's credential was rotated and it starts its sequences over).
+    /// </summary>
+    public void Journaled(long sequenceNr, bool sequenceReset)
+    {
+        Raise(ref _journaledSequenceNr, sequenceNr);
+        if (sequenceReset) Volatile.Write(ref _fastSequence, 0);
+    }
+
+    /// <summary>The highest sequence number the device's actor is known here to have journaled; 0 when none.</summary>
+    public long JournaledSequenceNr => Volatile.Read(ref _journaledSequenceNr);
+
+    /// <summary>The fold lags an event the device's actor journaled (and may have acknowledged): the fast path must not answer.</summary>
+    public bool Behind => Volatile.Read(ref _journaledSequenceNr) > Volatile.Read(ref _foldedSequenceNr);
 
     /// <summary>The highest request sequence answered on this node for this device, by the fast path or the actor.</summary>
     public long FastSequence => Volatile.Read(ref _fastSequence);
@@ -73,6 +99,8 @@ internal sealed class DeviceRow(string deviceId)
     /// </summary>
     public CheckInDecision? AnswerIdle(CheckIn c, TimeSpan lastSeenPersistInterval)
     {
+        // Read before the fields: a fold at or above the mark here means the fields below hold at least that fold.
+        if (Behind) return null;
         var state = ToFoldState() with
         {
             InventoryDigest = DigestHash(c.InventoryDigest) == _digestHash ? c.InventoryDigest : null,
@@ -89,7 +117,7 @@ internal sealed class DeviceRow(string deviceId)
     public bool TryClaim(CheckIn c)
     {
         if (c.RequestSequence > 0 && !RaiseFastSequence(c.RequestSequence, mustRise: true)) return false;
-        RaiseTicks(ref _heardUtcTicks, c.Timestamp.UtcTicks);
+        Raise(ref _heardUtcTicks, c.Timestamp.UtcTicks);
         return true;
     }
 
@@ -100,12 +128,12 @@ internal sealed class DeviceRow(string deviceId)
     /// </summary>
     public void AnsweredByActor(DateTimeOffset at, long sequence)
     {
-        RaiseTicks(ref _heardUtcTicks, at.UtcTicks);
+        Raise(ref _heardUtcTicks, at.UtcTicks);
         if (sequence > 0) RaiseFastSequence(sequence, mustRise: false);
     }
 
     /// <summary>Records a contact with the device at <paramref name="utcTicks"/> (a sighting carried from another node).</summary>
-    public void Sighted(long utcTicks) => RaiseTicks(ref _heardUtcTicks, utcTicks);
+    public void Sighted(long utcTicks) => Raise(ref _heardUtcTicks, utcTicks);
 
     /// <summary>The device's latest contact known on this node without its actor's record; -1 when none.</summary>
     public long HeardUtcTicks => Volatile.Read(ref _heardUtcTicks);
@@ -121,7 +149,7 @@ internal sealed class DeviceRow(string deviceId)
         }
     }
 
-    private static void RaiseTicks(ref long field, long value)
+    private static void Raise(ref long field, long value)
     {
         while (true)
         {

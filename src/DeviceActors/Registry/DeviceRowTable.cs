@@ -9,12 +9,16 @@ namespace Orchestrator.DeviceActors.Registry;
 /// every check-in answered here, and every sighting carried from other nodes, raises the device's latest contact, which
 /// offline detection reads. The <see cref="DeviceRegistry"/> is the only writer of rows; it reads its rows on its own
 /// thread, and adds rows under a lock that gateway lookups take too (a dictionary must not be read while it grows).
-/// The rows lag the journal (by the registry's query interval, longer while it catches up after a start); the fast
-/// path only ever answers "nothing to do", so a lagging row can delay an order (a rollout, a channel move) while it
-/// lags, never give one, and it answers nothing until the registry has folded the journal as it stood at the
-/// registry's start (<see cref="CaughtUp"/>): an order given before a restart reaches the device at its first check-in.
+/// The rows lag the journal (by the registry's query interval, longer while it catches up after a start), and the fast
+/// path must never answer from a row older than an order the device's actor acknowledged. So it answers nothing until
+/// the registry has folded the journal as it stood at the registry's start (<see cref="CaughtUp"/>: an order given
+/// before a restart reaches the device at its first check-in), and for an order given since, the device's actor marks
+/// every event it journals here before it replies (<see cref="IDeviceJournalMarks"/>), the node carries its marks to
+/// every other node at once (<see cref="TakePendingMarks"/>, <see cref="JournaledElsewhere"/>), and a row below its
+/// device's mark declines. The fast path only ever answers "nothing to do", so a mark that reaches another node late
+/// (one pub-sub hop, or the registry's lag if the hop is lost) can delay an order there, never give a wrong one.
 /// </summary>
-public sealed class DeviceRowTable : IDeviceSightings
+public sealed class DeviceRowTable : IDeviceSightings, IDeviceJournalMarks
 {
     /// <summary>
     /// Most fast-path sightings waiting to be carried to other nodes. Beyond it the fast path declines (the actor
@@ -30,6 +34,14 @@ public sealed class DeviceRowTable : IDeviceSightings
     private readonly Lock _pendingLock = new();
     private List<(string DeviceId, long UtcTicks)>? _pending;
     private volatile bool _caughtUp;
+    // Journal marks of devices without a row yet (their first events are not folded): id -> highest sequence number.
+    // Kept only while a registry folds into this table, which gives every journaled device a row (and takes the mark).
+    private readonly Dictionary<string, long> _unrowedMarks = new(StringComparer.Ordinal);
+    private bool _folded;
+    // Marks of this node's actors waiting to be carried to the other nodes, and who to tell when the first one arrives.
+    private readonly Lock _marksLock = new();
+    private List<(string DeviceId, long SequenceNr, bool SequenceReset)>? _pendingMarks;
+    private Action? _marksWaiting;
 
     /// <summary>Rows by device id; read only on the registry's thread (its only writer).</summary>
     internal Dictionary<string, DeviceRow> Rows => _rows;
@@ -53,8 +65,9 @@ public sealed class DeviceRowTable : IDeviceSightings
         lock (_adding)
         {
             _rows[key] = row;
-            // A sighting that arrived before the device's first event was folded here is its row's from now on.
+            // A sighting or a journal mark that arrived before the device's first event was folded here is its row's from now on.
             if (_unrowed.Remove(key, out var ticks)) row.Sighted(ticks);
+            if (_unrowedMarks.Remove(key, out var mark)) row.Journaled(mark, sequenceReset: false);
         }
         return row;
     }
@@ -150,9 +163,67 @@ public sealed class DeviceRowTable : IDeviceSightings
         _caughtUp = false;
         lock (_adding)
         {
+            _folded = true;
             foreach (var row in _rows.Values)
+            {
                 if (row.HeardUtcTicks >= 0) _unrowed[row.DeviceId] = row.HeardUtcTicks;
+                // The new fold starts below every mark, and must not answer until it passes them again.
+                if (row.JournaledSequenceNr > 0) _unrowedMarks[row.DeviceId] = row.JournaledSequenceNr;
+            }
             _rows.Clear();
+        }
+    }
+
+    /// <inheritdoc />
+    /// <remarks>Marks the row here at once and keeps the mark for the carry to the other nodes.</remarks>
+    public void Journaled(string deviceId, long sequenceNr, bool sequenceReset)
+    {
+        JournaledElsewhere(deviceId, sequenceNr, sequenceReset);
+        Action? waiting = null;
+        lock (_marksLock)
+        {
+            if (_pendingMarks is null) return;
+            if (_pendingMarks.Count == 0) waiting = _marksWaiting;
+            _pendingMarks.Add((deviceId, sequenceNr, sequenceReset));
+        }
+        waiting?.Invoke();
+    }
+
+    /// <summary>Records a journal mark carried from another node's device actor (see <see cref="Journaled"/>).</summary>
+    public void JournaledElsewhere(string deviceId, long sequenceNr, bool sequenceReset)
+    {
+        lock (_adding)
+        {
+            if (_rows.TryGetValue(deviceId, out var row))
+            {
+                row.Journaled(sequenceNr, sequenceReset);
+                return;
+            }
+            if (_folded && (!_unrowedMarks.TryGetValue(deviceId, out var known) || known < sequenceNr)) _unrowedMarks[deviceId] = sequenceNr;
+        }
+    }
+
+    /// <summary>
+    /// From now on this node's journal marks are kept for <see cref="TakePendingMarks"/>, and <paramref name="waiting"/>
+    /// is called (on the marking actor's thread: it must only enqueue) when the first mark arrives after a take.
+    /// </summary>
+    public void CarryMarks(Action waiting)
+    {
+        lock (_marksLock)
+        {
+            _pendingMarks ??= [];
+            _marksWaiting = waiting;
+        }
+    }
+
+    /// <summary>This node's journal marks since the last call (oldest first); empty without <see cref="CarryMarks"/>.</summary>
+    public IReadOnlyList<(string DeviceId, long SequenceNr, bool SequenceReset)> TakePendingMarks()
+    {
+        lock (_marksLock)
+        {
+            if (_pendingMarks is not { Count: > 0 } taken) return [];
+            _pendingMarks = [];
+            return taken;
         }
     }
 

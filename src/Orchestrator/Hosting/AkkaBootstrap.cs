@@ -110,9 +110,11 @@ public static class AkkaBootstrap
                 settings.ChunkStore.CacheBytes / ChunkEntities, settings.Throttle.BudgetIdleTimeout, NodeRoles.Chunks));
             // Devices: serializer, journal and snapshots, and the shard region on 'devices' nodes (a proxy elsewhere).
             // The rows double as the node's sightings: offline detection here counts check-ins any gateway answered without actors.
+            // They are also where the actors mark what they journal before replying, carried to every node's fast path.
             builder.AddDeviceActors(new DeviceActorsHostingOptions(devicePersistence, settings.HasRole(NodeRoles.Devices), settings.Devices.ToSettings(),
-                Sightings: deviceRows));
+                Sightings: deviceRows, JournalMarks: deviceRows));
             builder.WithActors((system, _) => system.ActorOf(SightingsCarry.Props(deviceRows, settings.Devices.OfflineAfter), "device-sightings"));
+            builder.WithActors((system, _) => system.ActorOf(JournalMarksCarry.Props(deviceRows), "device-journal-marks"));
             // The admin API's device queries and the dashboard read the registry read model (gateway nodes serve them).
             if (settings.HasRole(NodeRoles.Gateway))
                 builder.WithActors((system, registry) => registry.Register<DeviceRegistryActor>(DeviceSharding.StartRegistry(system, table: deviceRows)));

@@ -109,9 +109,9 @@ public static class NodeApp
             // Registered through a factory so the container disposes it (closes the PostgreSQL pool) at shutdown.
             s.AddSingleton<IChunkBlobStore>(_ => backend);
         }
-        var devicePersistence = settings.Database.Provider == "postgresql"
+        var devicePersistence = (settings.Database.Provider == "postgresql"
             ? DevicePersistenceOptions.PostgreSql(settings.Database.ConnectionString!)
-            : DevicePersistenceOptions.Sqlite(Path.Combine(settings.Node.DataDirectory, "devices.db"));
+            : DevicePersistenceOptions.Sqlite(Path.Combine(settings.Node.DataDirectory, "devices.db"))) with { QueryRefreshInterval = settings.Devices.QueryRefreshInterval };
         s.AddSingleton(devicePersistence);
         s.AddNodeActorSystem(settings, backend, devicePersistence);
         s.AddHostedService<CredentialChangeHosting>();

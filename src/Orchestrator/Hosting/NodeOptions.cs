@@ -282,15 +282,15 @@ public sealed class GatewayOptions
     public TimeSpan ChannelRefreshInterval { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>
-    /// The idle fast path (default off, opt-in; its guarantees and limits: docs/configuration.md): the gateway answers a check-in
+    /// The idle fast path (default on; its guarantees and limits: docs/configuration.md): the gateway answers a check-in
     /// "nothing to do" itself, without the device's actor, when the node's registry row proves the actor would answer
     /// exactly that and journal nothing (<see cref="Orchestrator.DeviceActors.State.IdleCheckIn"/>), once the registry
-    /// has caught up with the journal; its answers count as the device's contact for offline detection (sightings,
-    /// carried between nodes). Any other check-in goes to the actor. Off: every check-in goes to the actor. Off by default
-    /// because a row learns an order (an assignment, a channel move) only when the registry folds it, so a device checking
-    /// in right after an order is told "nothing to do" until then.
+    /// has caught up with the journal and the row has folded every event the device's actor marked as journaled (an
+    /// order acknowledged by the actor is never answered from an older row); its answers count as the device's contact
+    /// for offline detection (sightings, carried between nodes). Any other check-in goes to the actor. Off: every
+    /// check-in goes to the actor.
     /// </summary>
-    public bool AnswerIdleWithoutActor { get; set; }
+    public bool AnswerIdleWithoutActor { get; set; } = true;
 
     /// <summary>
     /// The fast path hands a device's check-in to its actor, which journals the device's last-seen, once the journaled
@@ -372,6 +372,13 @@ public sealed class DeviceOptions
     public int RegistryQueryLimit { get; set; } = RegistrySelection.DefaultLimit;
 
     /// <summary>
+    /// How often the journal's followers (the device registry, rollouts following their devices) poll for new events
+    /// (default 0.5 s): how far the registry's views lag the journal. The idle fast path does not depend on it (a row
+    /// below its device's journal mark declines), only how soon after an order it answers the device again.
+    /// </summary>
+    public TimeSpan QueryRefreshInterval { get; set; } = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>
     /// A device with nothing in flight (status Unknown, Idle or Completed) has its actor passivated this long after its
     /// last message, after a snapshot that makes its next recovery one read; 0 keeps actors live until
     /// <see cref="OfflineAfter"/>. Shorter than the agents' check-in interval, idle devices hold no actor between
@@ -404,6 +411,8 @@ public sealed class DeviceOptions
     {
         if (RegistryQueryLimit is < 1 or > QueryDevices.MaxLimit)
             yield return $"Devices:RegistryQueryLimit {RegistryQueryLimit} is out of range; use 1..{QueryDevices.MaxLimit} (default {RegistrySelection.DefaultLimit}).";
+        if (QueryRefreshInterval < TimeSpan.FromMilliseconds(10) || QueryRefreshInterval > TimeSpan.FromMinutes(1))
+            yield return $"Devices:QueryRefreshInterval {QueryRefreshInterval} must be between 00:00:00.010 and 00:01:00, e.g. 00:00:00.500.";
         if (OfflineAfter <= TimeSpan.Zero) yield return "Devices:OfflineAfter must be positive, e.g. 00:15:00 (longer than the agents' check-in interval).";
         if (RetryBase <= TimeSpan.Zero || RetryCap < RetryBase)
             yield return $"Devices:RetryBase ({RetryBase}) must be positive and Devices:RetryCap ({RetryCap}) at least as long, e.g. 00:00:02 and 00:05:00.";

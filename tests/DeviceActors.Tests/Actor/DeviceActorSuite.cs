@@ -75,6 +75,47 @@ public abstract class DeviceActorSuite<TSelf>(ITestOutputHelper output) : Databa
     }
 
     [BackendFact]
+    public async Task Every_journaling_command_is_marked_before_its_reply_and_a_heartbeat_marks_nothing()
+    {
+        var kit = await NewKit();
+        const string id = "dev-marks";
+        var marks = new RecordedMarks();
+        var settings = new DeviceActorSettings(TimeSpan.FromSeconds(600), 100, TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(2), TimeSpan.FromMinutes(5));
+        var a = kit.Sys.ActorOf(DeviceActor.Props(id, settings, marks: marks));
+        await Ask<CheckInDecision>(a, Clean(id, 3) with { RequestSequence = 10 });
+        Assert.Equal([(id, 1L, false)], marks.Taken());
+        // Nothing journaled: the rows stay as they are, and so may answer.
+        await Ask<CheckInDecision>(a, Clean(id, 3) with { RequestSequence = 11 });
+        Assert.Empty(marks.Taken());
+        // The operator's order: when its acknowledgement arrives the mark is already there, at the journal's number.
+        await Ask<DeviceCommandAccepted>(a, new AssignTarget(id, "acme", "4.0", 4, "manifests/acme/4.json", "r1"));
+        var journaled = await Db.Scalar($"SELECT MAX(sequence_number) FROM journal WHERE persistence_id = '{Pid(id)}'");
+        Assert.Equal([(id, journaled, false)], marks.Taken());
+        await Ask<DeviceCommandAccepted>(a, new ResetRequestSequence(id, "credential rotated", T0));
+        Assert.Equal([(id, journaled + 1, true)], marks.Taken());
+    }
+
+    private sealed class RecordedMarks : IDeviceJournalMarks
+    {
+        private readonly List<(string, long, bool)> _marks = [];
+
+        public void Journaled(string deviceId, long sequenceNr, bool sequenceReset)
+        {
+            lock (_marks) _marks.Add((deviceId, sequenceNr, sequenceReset));
+        }
+
+        public List<(string, long, bool)> Taken()
+        {
+            lock (_marks)
+            {
+                var taken = _marks.ToList();
+                _marks.Clear();
+                return taken;
+            }
+        }
+    }
+
+    [BackendFact]
     public async Task Upgrade_flow_is_persisted_and_recovered_after_the_actor_is_killed()
     {
         var kit = await NewKit();

@@ -199,6 +199,101 @@ public sealed class IdleCheckInTests
         Assert.Equal(63, refusals);
     }
 
+    [Fact]
+    public void A_row_below_its_devices_journal_mark_declines_until_the_registry_folds_the_marked_events()
+    {
+        var table = new DeviceRowTable();
+        var values = new RowValues();
+        var row = table.GetOrAdd("dev-a");
+        foreach (var (e, seq) in IdleHistory()) row.Apply(e, seq, values);
+        table.MarkCaughtUp();
+        Assert.NotNull(table.TryAnswer(IdleCheckIn(T0.AddMinutes(1), 100), TimeSpan.FromMinutes(10)).Answer);
+
+        // The actor acknowledged an assignment (event 3) the registry has not folded: the row is left to the actor.
+        table.Journaled("dev-a", 3, sequenceReset: false);
+        Assert.True(row.Behind);
+        Assert.Equal((null, null), table.TryAnswer(IdleCheckIn(T0.AddMinutes(2), 101), TimeSpan.FromMinutes(10)));
+        // A mark never goes down: an older one arriving late changes nothing.
+        table.JournaledElsewhere("dev-a", 2, sequenceReset: false);
+        Assert.Equal((null, null), table.TryAnswer(IdleCheckIn(T0.AddMinutes(2), 102), TimeSpan.FromMinutes(10)));
+
+        // Folded, the assignment itself keeps the device with its actor (the release it should run is not the one it runs).
+        row.Apply(new TargetAssigned(new TargetAssignment("acme", "4.0", 4, "m4", "r1"), T0.AddMinutes(2)), 3, values);
+        Assert.False(row.Behind);
+        Assert.Equal((null, null), table.TryAnswer(IdleCheckIn(T0.AddMinutes(3), 103), TimeSpan.FromMinutes(10)));
+
+        // A mark from another node's actor (a heartbeat it journaled, event 4) holds the row back the same way until folded.
+        var other = table.GetOrAdd("dev-b");
+        foreach (var (e, seq) in IdleHistory()) other.Apply(e, seq, values);
+        table.JournaledElsewhere("dev-b", 3, sequenceReset: false);
+        Assert.Equal((null, null), table.TryAnswer(IdleCheckIn(T0.AddMinutes(3), 100, "dev-b"), TimeSpan.FromMinutes(10)));
+        other.Apply(new DeviceCheckedIn("acme", 3, "d3", "1.0", UpdateAction.None, null, T0.AddMinutes(3), 100), 3, values);
+        Assert.NotNull(table.TryAnswer(IdleCheckIn(T0.AddMinutes(4), 101, "dev-b"), TimeSpan.FromMinutes(10)).Answer);
+    }
+
+    [Fact]
+    public void A_journal_mark_before_the_devices_row_exists_is_taken_by_the_row_and_outlives_a_registry_restart()
+    {
+        var table = new DeviceRowTable();
+        var values = new RowValues();
+        table.Clear(); // a registry folds into this table
+        table.Journaled("dev-x", 3, sequenceReset: false);
+        var row = table.GetOrAdd("dev-x");
+        foreach (var (e, seq) in IdleHistory()) row.Apply(e, seq, values);
+        table.MarkCaughtUp();
+        Assert.Equal((null, null), table.TryAnswer(IdleCheckIn(T0.AddMinutes(1), 100, "dev-x"), TimeSpan.FromMinutes(10)));
+        row.Apply(new DeviceCheckedIn("acme", 3, "d3", "1.0", UpdateAction.None, null, T0.AddMinutes(1), 100), 3, values);
+        Assert.NotNull(table.TryAnswer(IdleCheckIn(T0.AddMinutes(2), 101, "dev-x"), TimeSpan.FromMinutes(10)).Answer);
+
+        // The registry starts over: its new row folds from the journal's beginning and must pass the mark again.
+        table.Clear();
+        var again = table.GetOrAdd("dev-x");
+        foreach (var (e, seq) in IdleHistory()) again.Apply(e, seq, values);
+        table.MarkCaughtUp();
+        Assert.True(again.Behind);
+        Assert.Equal((null, null), table.TryAnswer(IdleCheckIn(T0.AddMinutes(3), 102, "dev-x"), TimeSpan.FromMinutes(10)));
+        again.Apply(new DeviceCheckedIn("acme", 3, "d3", "1.0", UpdateAction.None, null, T0.AddMinutes(1), 100), 3, values);
+        Assert.NotNull(table.TryAnswer(IdleCheckIn(T0.AddMinutes(4), 103, "dev-x"), TimeSpan.FromMinutes(10)).Answer);
+
+        // A table no registry folds into keeps no marks of devices it has no row for (nothing would ever take them).
+        var bare = new DeviceRowTable();
+        bare.Journaled("dev-y", 5, sequenceReset: false);
+        Assert.False(bare.GetOrAdd("dev-y").Behind);
+    }
+
+    [Fact]
+    public void This_nodes_journal_marks_wait_for_the_carry_which_is_woken_once_per_take_and_marks_from_elsewhere_are_not_carried_again()
+    {
+        var table = new DeviceRowTable();
+        var wakes = 0;
+        table.Journaled("dev-a", 1, sequenceReset: false); // before a carry exists: this node's rows only
+        Assert.Empty(table.TakePendingMarks());
+        table.CarryMarks(() => wakes++);
+        table.Journaled("dev-a", 2, sequenceReset: false);
+        table.Journaled("dev-b", 7, sequenceReset: true);
+        table.JournaledElsewhere("dev-c", 4, sequenceReset: false);
+        Assert.Equal(1, wakes);
+        Assert.Equal([("dev-a", 2L, false), ("dev-b", 7L, true)], table.TakePendingMarks());
+        Assert.Empty(table.TakePendingMarks());
+        table.Journaled("dev-a", 3, sequenceReset: false);
+        Assert.Equal(2, wakes);
+    }
+
+    [Fact]
+    public void A_sequence_reset_mark_voids_the_fast_paths_replay_mark_at_once_and_leaves_the_device_to_its_actor()
+    {
+        var table = new DeviceRowTable();
+        var row = table.GetOrAdd("dev-a");
+        foreach (var (e, seq) in IdleHistory()) row.Apply(e, seq, new RowValues());
+        table.MarkCaughtUp();
+        Assert.NotNull(table.TryAnswer(IdleCheckIn(T0.AddMinutes(1), 100), TimeSpan.FromMinutes(10)).Answer);
+
+        // The credential was rotated (event 3, not folded): the device's new low sequence numbers are not replays, and
+        // the actor, which knows of the reset, answers them.
+        table.JournaledElsewhere("dev-a", 3, sequenceReset: true);
+        Assert.Equal((null, null), table.TryAnswer(IdleCheckIn(T0.AddMinutes(2), 5), TimeSpan.FromMinutes(10)));
+    }
+
     private static IEnumerable<(IDeviceEvent, long)> IdleHistory() =>
     [
         (new DeviceRegistered("acme", [], T0), 1),

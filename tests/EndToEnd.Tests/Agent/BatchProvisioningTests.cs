@@ -93,11 +93,11 @@ public sealed class BatchProvisioningTests(ITestOutputHelper output)
         Assert.Contains("Registered them for acme with tags lot9: 300 registered", run.Output);
 
         // New devices are registered without their actors; none is live, and what was registered is in the journal.
-        await node.UntilMetricAsync(0, "orch_device_actors_live");
+        await FleetSteps.UntilAsync("no device actor live on the node", node.LiveActorsAsync, live => live == 0);
         var registered = await node.StateAsync("bulk-150");
         Assert.Equal(("acme", DeviceStatus.Unknown), (registered.Product, registered.Status));
         Assert.Contains("lot9", registered.Tags);
-        await node.UntilMetricAsync(0, "orch_device_actors_live");
+        await FleetSteps.UntilAsync("no device actor live on the node", node.LiveActorsAsync, live => live == 0);
 
         // A real agent checks in with its credential and installs: its device was heard from, so its actor stays.
         var lot = ReadCsv(File.ReadAllText(file));

@@ -134,5 +134,6 @@ public static class MessageSamples
         new ChannelDirectorySnapshot([Channel]),
         new DeviceCredentialChanged("dev-1", T),
         new DevicesSighted(["dev-1", "dev-2"], [T.UtcTicks, T.AddSeconds(1).UtcTicks]),
+        new DevicesJournaled(["dev-1", "dev-2"], [7, 12], [1]),
     ];
 }

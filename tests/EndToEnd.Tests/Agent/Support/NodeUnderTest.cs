@@ -126,21 +126,20 @@ public sealed class NodeUnderTest : IAsyncDisposable
         return (DeviceState)await region.Ask<object>(new GetDeviceState(deviceId), TimeSpan.FromSeconds(10));
     }
 
-    /// <summary>True while the device's actor is live in the shard region (asking its state would start it, this does not).</summary>
-    public async Task<bool> IsLiveAsync(string deviceId)
-    {
-        var region = await _app.Services.GetRequiredService<IRequiredActor<DeviceShardRegion>>().GetAsync();
-        var state = await region.Ask<Akka.Cluster.Sharding.CurrentShardRegionState>(Akka.Cluster.Sharding.GetShardRegionState.Instance, TimeSpan.FromSeconds(10));
-        return state.Shards.Any(s => s.EntityIds.Contains(deviceId));
-    }
-
-    /// <summary>Ids of the device actors live in this node's shard region (listing them starts none).</summary>
+    /// <summary>Ids of the device actors live in this node's shard region (listing them starts none; the process-wide
+    /// gauge would also count other tests' nodes).</summary>
     public async Task<IReadOnlyList<string>> LiveDeviceIdsAsync()
     {
         var region = await _app.Services.GetRequiredService<IRequiredActor<DeviceShardRegion>>().GetAsync();
         var state = await region.Ask<Akka.Cluster.Sharding.CurrentShardRegionState>(Akka.Cluster.Sharding.GetShardRegionState.Instance, TimeSpan.FromSeconds(10));
         return state.Shards.SelectMany(s => s.EntityIds).ToList();
     }
+
+    /// <summary>How many device actors this node hosts now.</summary>
+    public async Task<int> LiveActorsAsync() => (await LiveDeviceIdsAsync()).Count;
+
+    /// <summary>True while the device's actor is live in this node's shard region (asking its state would start it, this does not).</summary>
+    public async Task<bool> IsLiveAsync(string deviceId) => (await LiveDeviceIdsAsync()).Contains(deviceId);
 
     /// <summary>The node's SQLite device journal (journal, tags and snapshot tables), for tests that read what was written.</summary>
     public string JournalFile => Path.Combine(_settings["Node:DataDirectory"]!, "devices.db");
