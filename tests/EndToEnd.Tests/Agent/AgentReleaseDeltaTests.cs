@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
+using Orchestrator.ChunkStore.Codec;
 using Orchestrator.ChunkStore.Deltas;
 using Orchestrator.ChunkStore.Publishing;
 using Orchestrator.ChunkStore.Storage;
@@ -74,6 +75,15 @@ public sealed class AgentReleaseDeltaTests(ITestOutputHelper output)
         Assert.Equal(v2.InventoryDigest, Releases.ClientDigest(d));
         foreach (var (path, content) in V2())
             Assert.Equal(content, File.ReadAllBytes(Path.Combine(d.Layout.Client, path)));
+    }
+
+    // The gateway serves the stored object with one byte flipped near its end (inside the authenticated payload).
+    private static void ServeTampered(HostileGatewayRig rig, ChunkId id)
+    {
+        var path = StoreLayout.ChunkPath(id);
+        var tampered = File.ReadAllBytes(Path.Combine(rig.Store.Root, path));
+        tampered[^20] ^= 1;
+        rig.Gateway.OnStore = p => p == path ? tampered : null;
     }
 
     private async Task<JsonNode> PlanAsync(Setup s, string method) => await PlanAsync(s.Rig, method, "1.0", "2.0");
@@ -235,10 +245,7 @@ public sealed class AgentReleaseDeltaTests(ITestOutputHelper output)
         await using var s = await StartAsync("dev-rt");
         var rig = s.Rig;
         var frame = s.Delta.Release!.Frames[0];
-        var path = StoreLayout.ChunkPath(frame.Id);
-        var tampered = File.ReadAllBytes(Path.Combine(rig.Store.Root, path));
-        tampered[^20] ^= 1;
-        rig.Gateway.OnStore = p => p == path ? tampered : null;
+        ServeTampered(rig, frame.Id);
 
         var upgrade = await Run(rig.Device);
         Assert.Contains($"release delta frame {frame.Id} not fetched", upgrade.Output);
@@ -409,10 +416,7 @@ public sealed class AgentReleaseDeltaTests(ITestOutputHelper output)
         var rig = s.Rig;
         var objects = s.Delta.Release!.Frames;
         var bad = objects[objects.Count / 2];
-        var path = StoreLayout.ChunkPath(bad.Id);
-        var tampered = File.ReadAllBytes(Path.Combine(rig.Store.Root, path));
-        tampered[^20] ^= 1;
-        rig.Gateway.OnStore = p => p == path ? tampered : null;
+        ServeTampered(rig, bad.Id);
 
         var upgrade = await Run(rig.Device);
         Assert.Contains($"release delta frame {bad.Id} not fetched", upgrade.Output);
