@@ -188,6 +188,7 @@ public sealed class AgentPackTests(ITestOutputHelper output)
         Assert.NotEmpty(placed);
         Assert.True(placed.Count < wanted.Count, "every new chunk was placed before the kill");
         rig.Gateway.TrickleChunksBytesPerSecond = null;
+        await rig.Gateway.SettleAsync();
         rig.Gateway.StoreLog.Clear();
 
         await Run(rig.Device);

@@ -54,6 +54,25 @@ public sealed class HostileGateway : IAsyncDisposable
     /// <summary>Every store request, in order of completion.</summary>
     public System.Collections.Concurrent.ConcurrentQueue<StoreRequest> StoreLog { get; } = new();
 
+    private int _storeRequestsInFlight;
+
+    /// <summary>
+    /// Waits until every store request begun so far is in <see cref="StoreLog"/>. A killed agent's transfer is logged only
+    /// when the proxy notices the client is gone, so a test clears the log for a rerun only after this.
+    /// </summary>
+    public async Task SettleAsync()
+    {
+        // Quiet for a while, not just once: a request the agent sent just before it died may still be on its way in.
+        var until = DateTime.UtcNow.AddSeconds(30);
+        var quietSince = DateTime.UtcNow;
+        while (DateTime.UtcNow - quietSince < TimeSpan.FromMilliseconds(300))
+        {
+            if (Volatile.Read(ref _storeRequestsInFlight) > 0) quietSince = DateTime.UtcNow;
+            if (DateTime.UtcNow > until) throw new TimeoutException("a store request of the proxy did not end within 30 s");
+            await Task.Delay(20);
+        }
+    }
+
     /// <summary>Every check-in body seen, in order.</summary>
     public List<JsonObject> CheckIns { get; } = [];
 
@@ -121,7 +140,25 @@ public sealed class HostileGateway : IAsyncDisposable
             return;
         }
         var storePath = segments is ["v1", "store", ..] ? string.Join('/', segments[2..]) : null;
-        string? range = ctx.Request.Headers.TryGetValue("Range", out var r) ? r.ToString() : null;
+        if (storePath is null)
+        {
+            await ProxyAsync(ctx, path, segments, null, null);
+            return;
+        }
+        Interlocked.Increment(ref _storeRequestsInFlight);
+        try
+        {
+            string? storeRange = ctx.Request.Headers.TryGetValue("Range", out var r) ? r.ToString() : null;
+            await ProxyAsync(ctx, path, segments, storePath, storeRange);
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _storeRequestsInFlight);
+        }
+    }
+
+    private async Task ProxyAsync(HttpContext ctx, string path, string[] segments, string? storePath, string? range)
+    {
         if (storePath is not null && OnStore?.Invoke(storePath) is { } replaced)
         {
             ctx.Response.StatusCode = 200;
