@@ -380,7 +380,7 @@ public sealed class DeviceOptions
 
     /// <summary>
     /// A device with nothing in flight (status Unknown, Idle or Completed) has its actor passivated this long after its
-    /// last message, after a snapshot that makes its next recovery one read; 0 keeps actors live until
+    /// last message, after a snapshot that makes its next recovery one read (default 30 s); 0 keeps actors live until
     /// <see cref="OfflineAfter"/>. Shorter than the agents' check-in interval, idle devices hold no actor between
     /// check-ins (less memory) and each check-in recovers one from its snapshot (more database reads).
     /// </summary>
