@@ -108,11 +108,11 @@ public sealed class DeltaBuilder
     public const int AutoProbeLevel = 1;
 
     /// <summary>
-    /// An auto build codes per-file patches at its own level only when the whole-release delta is larger than this
-    /// fraction of the per-file delta priced at <see cref="AutoProbeLevel"/>. A higher level shrinks per-file patches
-    /// against the probe's, but by less than half on release binaries, and the whole-release stream codes every changed
-    /// file against a superset of the one file a per-file patch sees (the whole source release and the earlier changed
-    /// files), so below this fraction the per-file delta cannot plausibly win and its slow build is skipped.
+    /// An auto build codes per-file patches at its own level only when the whole-release delta is not below this
+    /// fraction of the per-file delta priced at <see cref="AutoProbeLevel"/>. The threshold assumes a higher level
+    /// shrinks per-file patches to no less than this fraction of the probe's; and the whole-release stream codes every
+    /// changed file against a superset of the one file a per-file patch sees (the whole source release and the earlier
+    /// changed files). So below it the per-file delta cannot plausibly win, and its slow build is skipped.
     /// </summary>
     public const double AutoProbeRatio = 0.5;
 
