@@ -102,7 +102,7 @@ def main():
     print(f"Machine: {os.cpu_count()} cores, load average {load_start} after publishing; orch delta level {level}; "
           f"{run(['ostree', '--version'], text=True).stdout.splitlines()[1].strip()} ostree; "
           f"{run(['zstd', '-V'], text=True).stdout.strip()}; "
-          f"{subprocess.run(['xdelta3', '-V'], capture_output=True, text=True).stderr.splitlines()[0]}; "
+          f"{subprocess.run(['xdelta3', '-V'], capture_output=True, text=True).stderr.splitlines()[0] if shutil.which('xdelta3') else 'no xdelta3'}; "
           f"{open('/proc/meminfo').readline().strip()}\n")
     tree_mib = {v: dir_bytes(os.path.join(work, "trees", v)) for v in versions}
     print(f"Trees ({product}): " + ", ".join(f"{v} {mib(b)} MiB" for v, b in tree_mib.items()) + "\n")
