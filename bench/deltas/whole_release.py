@@ -14,8 +14,9 @@ Same run, same trees, every tool:
 - zstd --patch-from -19 and xdelta3 -9 per file (bench.py's pairing: same path, else unique same name, else none).
 - casync make (64 KiB and 16 KiB average chunks, zstd): chunks of the new index the old one lacks, plus the .caidx.
 - bsdiff per file (same pairing; an added file against an empty one); payload only.
-orch's build runs under /usr/bin/time -v: wall time and peak resident memory of the process that builds the delta
-(the same DeltaBuilder a node runs). LEVEL "default" passes no --level (the builder's own choice).
+orch's build and `ostree static-delta generate` run under /usr/bin/time -v: wall time, CPU time (user + system) and
+peak resident memory of the process that builds the delta (orch: the same DeltaBuilder a node runs; with --method auto
+its JSON says what the choice priced and how long each coding took). LEVEL "default" passes no --level (the builder's own choice).
 Files whose content the device already holds (same bytes anywhere in the old tree) cost nothing for any tool.
 
 Each step's row is printed as soon as it is measured. ORCH_BENCH_ULTRA=0 leaves out zstd --ultra -22 (slowest tool);
@@ -40,12 +41,13 @@ def bsdiff(pairs_, tmp):
     return total
 
 def timed(cmd):
-    """Runs cmd under /usr/bin/time -v: (stdout, wall seconds, peak RSS bytes)."""
+    """Runs cmd under /usr/bin/time -v: (stdout, wall seconds, peak RSS bytes, CPU seconds: user + system)."""
     t0 = time.perf_counter()
     p = subprocess.run(["/usr/bin/time", "-v"] + cmd, check=True, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", p.stderr).group(1)) * 1024
-    return p.stdout, wall, rss
+    cpu = sum(float(re.search(rf"{k} time \(seconds\): ([0-9.]+)", p.stderr).group(1)) for k in ("User", "System"))
+    return p.stdout, wall, rss, cpu
 
 def casync_cost(ca_store, ca_idx, old_v, new_v):
     c_old = set(caidx_chunks(os.path.join(ca_idx, old_v + ".caidx")))
@@ -100,7 +102,7 @@ def main():
     print(f"Machine: {os.cpu_count()} cores, load average {load_start} after publishing; orch delta level {level}; "
           f"{run(['ostree', '--version'], text=True).stdout.splitlines()[1].strip()} ostree; "
           f"{run(['zstd', '-V'], text=True).stdout.strip()}; "
-          f"{subprocess.run(['xdelta3', '-V'], capture_output=True, text=True).stderr.splitlines()[0]}; "
+          f"{subprocess.run(['xdelta3', '-V'], capture_output=True, text=True).stderr.splitlines()[0] if shutil.which('xdelta3') else 'no xdelta3'}; "
           f"{open('/proc/meminfo').readline().strip()}\n")
     tree_mib = {v: dir_bytes(os.path.join(work, "trees", v)) for v in versions}
     print(f"Trees ({product}): " + ", ".join(f"{v} {mib(b)} MiB" for v, b in tree_mib.items()) + "\n")
@@ -111,16 +113,16 @@ def main():
     breakdown = []
     for old_v, new_v in zip(versions, versions[1:]):
         old_t, new_t = (os.path.join(work, "trees", v) for v in (old_v, new_v))
-        out, orch_s, orch_rss = timed([orch, "delta", "build", "--store", store, "--keys", keys, "--product", product, "--from", old_v,
+        load_orch = open("/proc/loadavg").read().split()[0]
+        out, orch_s, orch_rss, orch_cpu = timed([orch, "delta", "build", "--store", store, "--keys", keys, "--product", product, "--from", old_v,
                                        "--to", new_v, "--method", method, "--json"] + ([] if level == "default" else ["--level", level]))
         built = json.loads(out)
         plan = lambda m: json.loads(run([orch, "release", "plan", "--store", store, "--product", product, "--from", old_v,
                                          "--to", new_v, "--method", m, "--json"], text=True).stdout)
         o_delta, o_chunks = plan("delta"), plan("chunks")
         before = dir_bytes(os.path.join(repo, "deltas")) if os.path.exists(os.path.join(repo, "deltas")) else 0
-        t0 = time.perf_counter()
-        run(["ostree", "--repo=" + repo, "static-delta", "generate", "--from=" + revs[old_v], "--to=" + revs[new_v]])
-        ostree_s = time.perf_counter() - t0
+        load_ostree = open("/proc/loadavg").read().split()[0]
+        _, ostree_s, ostree_rss, ostree_cpu = timed(["ostree", "--repo=" + repo, "static-delta", "generate", "--from=" + revs[old_v], "--to=" + revs[new_v]])
         ostree = dir_bytes(os.path.join(repo, "deltas")) - before + ref_bytes
         ps = pairs(old_t, new_t)
         z19, z19_s = zstd_whole(old_t, new_t, tmp, ["-19"]) if peers else (0, 0)
@@ -144,7 +146,11 @@ def main():
         schema = json.load(open(os.path.join(store, f"deltas/{product}/{old_v}/{new_v}.json")))["schema"]
         breakdown.append(f"{old_v} -> {new_v}: signed manifests {signed:,} B (delta schema {schema}), frames/patches/chunks "
                          f"{o_delta['bytes'] - signed:,} B")
-        times.append(f"{old_v} -> {new_v}: orch delta build {orch_s:.1f} (level {built.get('level', level)}, peak RSS {orch_rss / 2**20:.0f} MiB), ostree static-delta generate {ostree_s:.1f}, " +
+        auto = built.get("auto")
+        times.append(f"{old_v} -> {new_v}: orch delta build {orch_s:.1f} wall / {orch_cpu:.1f} CPU (load {load_orch} at start; level {built.get('level', level)}, "
+                     f"peak RSS {orch_rss / 2**20:.0f} MiB" + (f"; auto: {json.dumps(auto)}" if auto else "") + "), "
+                     f"ostree static-delta generate {ostree_s:.1f} wall / {ostree_cpu:.1f} CPU (load {load_ostree} at start; peak RSS {ostree_rss / 2**20:.0f} MiB), "
+                     f"orch / ostree {orch_s / ostree_s:.2f} wall, {orch_cpu / ostree_cpu:.2f} CPU, " +
                      (f"zstd whole-tree -19 {z19_s:.1f}" if peers else "") + (f", --ultra -22 {z22_s:.1f}" if ultra and peers else ""))
     if len(versions) > 2:
         print(f"| **all** | | **{tot['delta']:,}** | {tot['ostree']:,} | **{tot['delta'] / tot['ostree']:.3f}** | {tot['z19']:,} | "

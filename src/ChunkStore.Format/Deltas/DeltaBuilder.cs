@@ -20,14 +20,32 @@ namespace Orchestrator.ChunkStore.Deltas;
 /// <param name="ChunkBytesReplaced">Stored bytes of the missing chunks the patched files would otherwise need.</param>
 /// <param name="ObjectsWritten">Patch objects written now (the others were already stored).</param>
 /// <param name="Elapsed">Wall time.</param>
-/// <param name="Memory">Level, patches in flight and memory of the coding that ran (the larger of the two methods an auto build codes); null when nothing was coded.</param>
+/// <param name="Memory">Level, patches in flight and memory of the coding that ran (the largest of the codings an auto build runs); null when nothing was coded.</param>
+/// <param name="Auto">How an auto build chose between the whole-release stream and per-file patches; null for an explicit method, or when only one of them could be built.</param>
 public sealed record DeltaBuildResult(string ManifestPath, DeltaManifest Delta, bool AlreadyBuilt, int FilesPatched, int FilesChunks,
-    long PatchBytes, long ChunkBytesReplaced, int ObjectsWritten, TimeSpan Elapsed, DeltaMemoryPlan? Memory = null);
+    long PatchBytes, long ChunkBytesReplaced, int ObjectsWritten, TimeSpan Elapsed, DeltaMemoryPlan? Memory = null, DeltaAutoChoice? Auto = null);
+
+/// <summary>
+/// What an auto build measured to choose (<see cref="DeltaBuilder.Method"/>): every byte figure is what a device holding the
+/// source fetches over that delta (its manifest, its objects, and the chunks of changed files it leaves to chunks).
+/// </summary>
+/// <param name="ReleaseBytes">The whole-release delta at the build's level.</param>
+/// <param name="ProbeLevel">zstd level the per-file patches were first priced at (<see cref="DeltaBuilder.AutoProbeLevel"/>, or the build's level when that is not higher).</param>
+/// <param name="ProbeBytes">The per-file delta at <paramref name="ProbeLevel"/>; null when no separate probe ran (the build's level is not above it).</param>
+/// <param name="FilesBytes">The per-file delta at the build's level; null when it was not coded because the probe showed it cannot win.</param>
+/// <param name="ProbeElapsed">Wall time of the probe.</param>
+/// <param name="ReleaseElapsed">Wall time of the whole-release coding.</param>
+/// <param name="FilesElapsed">Wall time of the per-file coding at the build's level (zero when skipped).</param>
+public sealed record DeltaAutoChoice(long ReleaseBytes, int ProbeLevel, long? ProbeBytes, long? FilesBytes,
+    TimeSpan ProbeElapsed, TimeSpan ReleaseElapsed, TimeSpan FilesElapsed);
 
 /// <summary>How <see cref="DeltaBuilder"/> codes the changed files.</summary>
 public enum DeltaBuildMethod
 {
-    /// <summary>Builds both and keeps the one a device holding the source fetches fewer bytes for (manifest included).</summary>
+    /// <summary>
+    /// The whole-release stream, unless per-file patches make a device fetch fewer bytes (manifest included); per-file
+    /// patches are coded at the build's level only when a fast probe says they can win (<see cref="DeltaBuilder.AutoProbeLevel"/>).
+    /// </summary>
     Auto,
 
     /// <summary>One whole-release stream (schema 2, <see cref="ReleaseStream"/>).</summary>
@@ -81,6 +99,25 @@ public sealed class DeltaBuilder
 
     /// <summary>Whole-release stream, per-file patches, or whichever makes a device fetch fewer bytes (the default).</summary>
     public DeltaBuildMethod Method { get; init; } = DeltaBuildMethod.Auto;
+
+    /// <summary>
+    /// zstd level at which an auto build first prices the per-file delta (patches coded, then dropped). A fast level:
+    /// the probe costs a few percent of a high-level whole-release build, while coding every changed file at the
+    /// build's level as well would cost about as much as the whole-release build again, or more.
+    /// </summary>
+    public const int AutoProbeLevel = 1;
+
+    /// <summary>
+    /// An auto build codes per-file patches at its own level only when the whole-release delta is not below this
+    /// fraction of the per-file delta priced at <see cref="AutoProbeLevel"/>. The threshold assumes a higher level
+    /// shrinks per-file patches to no less than this fraction of the probe's; and the whole-release stream codes every
+    /// changed file against a superset of the one file a per-file patch sees (the whole source release and the earlier
+    /// changed files). So below it the per-file delta cannot plausibly win, and its slow build is skipped.
+    /// </summary>
+    public const double AutoProbeRatio = 0.5;
+
+    /// <summary><see cref="AutoProbeRatio"/> of this builder (tests set 0 to make auto code both methods at its level).</summary>
+    internal double ProbeRatio { get; init; } = AutoProbeRatio;
 
     /// <summary>
     /// Whether the whole-release stream transforms executables' branches (<see cref="BranchFilter"/>, schema 3) so calls
@@ -172,13 +209,11 @@ public sealed class DeltaBuilder
         DeltaMemoryPlan? filesPlan = null;
         if (Method != DeltaBuildMethod.Release && patchable.Count > 0)
         {
-            // Per file a task holds its source and target, counted with its output by TaskBytes' input.
-            var largest = patchable.Max(w => w.Source.Size + w.Target.Size);
-            var window = patchable.Max(w => PatchCodec.WindowLogFor(w.Source.Size, w.Target.Size));
-            filesPlan = DeltaMemory.Plan(MemoryBudget, level, window, 0, largest, Parallelism);
+            filesPlan = FilesMemory(patchable, level);
             level ??= filesPlan?.Level;
             if (filesPlan is null && (Method == DeltaBuildMethod.Files || releasePlan is null))
-                throw OverBudget(product, fromVersion, toVersion, "per-file", DeltaMemory.TaskBytes(level ?? 1, window, largest));
+                throw OverBudget(product, fromVersion, toVersion, "per-file", DeltaMemory.TaskBytes(level ?? 1,
+                    patchable.Max(w => PatchCodec.WindowLogFor(w.Source.Size, w.Target.Size)), patchable.Max(w => w.Source.Size + w.Target.Size)));
         }
         if (releasePlan is null && shape is not null && Method == DeltaBuildMethod.Auto && filesPlan is null)
             throw OverBudget(product, fromVersion, toVersion, "whole-release", shape.SourceLength + shape.StreamLength
@@ -191,32 +226,56 @@ public sealed class DeltaBuilder
         // The slow part (patching at a high level) runs without the writer lock, so publishes are not blocked for
         // minutes; the encrypted objects wait in memory (patches are small next to the files they replace).
         var createdUtc = TruncateToSeconds(_time.GetUtcNow());
-        var results = new ConcurrentDictionary<string, (DeltaFile File, long ChunkCost, IReadOnlyList<EncodedChunk> Objects)>(StringComparer.Ordinal);
-        if (Method != DeltaBuildMethod.Release && (filesPlan is not null || patchable.Count == 0))
-            Parallel.ForEach(work, new ParallelOptions { MaxDegreeOfParallelism = filesPlan?.Parallelism ?? 1, CancellationToken = cancellationToken },
-                item => results[item.Target.Path] = BuildFile(item.Target, item.Source, sourceChunks, chosenLevel));
+        var emptyDelta = new DeltaManifest(product, fromEnd, toEnd, createdUtc, chosenLevel, []);
+        var perFile = Method != DeltaBuildMethod.Release && (filesPlan is not null || patchable.Count == 0);
+        var releaseFits = Method != DeltaBuildMethod.Files && shape is not null && releasePlan is not null;
+        var clock = Stopwatch.StartNew();
 
-        var files = results.Values.Select(r => r.File).OrderBy(f => f.Path, StringComparer.Ordinal).ToList();
-        var delta = new DeltaManifest(product, fromEnd, toEnd, createdUtc, chosenLevel, files);
-        var bytes = DeltaManifestSerializer.Serialize(delta);
-        IReadOnlyList<EncodedChunk> objects = results.Values.SelectMany(r => r.Objects).ToList();
-
-        if (shape is not null && releasePlan is not null && BuildRelease(from, to, shape, releasePlan, cancellationToken) is var (release, frames))
+        // Auto prices the per-file delta at a fast level first, so the slow per-file build runs only where it can win.
+        FilesBuild? probe = null;
+        var probeLevel = Math.Min(AutoProbeLevel, chosenLevel);
+        DeltaMemoryPlan? probePlan = null;
+        if (Method == DeltaBuildMethod.Auto && perFile && releaseFits && probeLevel < chosenLevel)
         {
-            var releaseDelta = delta with { Files = release.Files, Release = release.Stream };
-            var releaseBytes = DeltaManifestSerializer.Serialize(releaseDelta);
-            // Auto keeps whichever a device holding the source fetches less of: the manifest plus its objects, plus the
-            // chunks of every changed file the delta leaves to chunks (none for the release stream, which carries them all).
-            var leftToChunks = to.Files.Where(f => !sourceHashes.Contains(f.Sha256)
-                && !(results.TryGetValue(f.Path, out var r) && r.File.Method == DeltaMethod.Patch));
-            var filesCost = bytes.Length + delta.PatchBytes + ChunkBytes(leftToChunks, sourceChunks);
-            var releaseCost = releaseBytes.Length + releaseDelta.PatchBytes;
-            // Auto without a per-file build (over the budget) keeps the release stream.
-            if (Method == DeltaBuildMethod.Release || filesPlan is null || releaseCost < filesCost)
-                (delta, bytes, objects) = (releaseDelta, releaseBytes, frames);
+            probePlan = FilesMemory(patchable, probeLevel);
+            if (probePlan is not null || patchable.Count == 0)
+                probe = BuildFiles(emptyDelta, work, to, sourceHashes, sourceChunks, probeLevel, probePlan?.Parallelism ?? 1, keepObjects: false, cancellationToken);
+        }
+        var probeElapsed = clock.Elapsed;
+
+        clock.Restart();
+        var release = releaseFits ? BuildRelease(from, to, shape!, releasePlan!, cancellationToken) : null;
+        (DeltaManifest Delta, byte[] Bytes, IReadOnlyList<EncodedChunk> Objects, long Cost)? releaseDelta = null;
+        if (release is { } built)
+        {
+            var d = emptyDelta with { Files = built.Release.Files, Release = built.Release.Stream };
+            var b = DeltaManifestSerializer.Serialize(d);
+            releaseDelta = (d, b, built.Frames, b.Length + d.PatchBytes);
         }
         else if (Method == DeltaBuildMethod.Release)
             throw new InvalidInputException($"{product} {fromVersion} -> {toVersion} has no whole-release delta: {(to.Files.All(f => sourceHashes.Contains(f.Sha256)) ? "no file changed" : "source plus one frame exceeds the " + PatchCodec.MaxPatchInput + "-byte window")}; use --method auto or files.");
+        var releaseElapsed = clock.Elapsed;
+
+        clock.Restart();
+        // Per file at the build's level: asked for, the only delta there is, or not ruled out by the probe.
+        var filesNeeded = perFile && (Method == DeltaBuildMethod.Files || releaseDelta is null || probe is null
+            || releaseDelta.Value.Cost >= ProbeRatio * probe.Cost);
+        var files = filesNeeded ? BuildFiles(emptyDelta, work, to, sourceHashes, sourceChunks, chosenLevel, filesPlan?.Parallelism ?? 1, keepObjects: true, cancellationToken) : null;
+        var filesElapsed = filesNeeded ? clock.Elapsed : TimeSpan.Zero;
+
+        // Keeps whichever a device holding the source fetches less of (the release stream when auto had no per-file build).
+        DeltaManifest delta;
+        byte[] bytes;
+        IReadOnlyList<EncodedChunk> objects;
+        if (releaseDelta is { } r && (files is null || r.Cost < files.Cost))
+            (delta, bytes, objects) = (r.Delta, r.Bytes, r.Objects);
+        else if (files is not null)
+            (delta, bytes, objects) = (files.Delta, files.Bytes, files.Objects);
+        else
+            (delta, bytes, objects) = (emptyDelta, DeltaManifestSerializer.Serialize(emptyDelta), []);
+        var auto = Method == DeltaBuildMethod.Auto && releaseDelta is { } rd && (files is not null || probe is not null)
+            ? new DeltaAutoChoice(rd.Cost, probe is null ? chosenLevel : probeLevel, probe?.Cost, files?.Cost, probeElapsed, releaseElapsed, filesElapsed)
+            : null;
 
         // Objects, flush, manifest, signature, all under the writer lock, so gc never sweeps objects whose manifest
         // is not written yet; the releases are re-checked because a gc may have dropped one meanwhile.
@@ -231,10 +290,47 @@ public sealed class DeltaBuilder
         _store.WriteFile(path, bytes);
         _store.WriteFile(StoreLayout.SignaturePathFor(path), ManifestSigner.Sign(bytes, _signingKey));
         var replaced = delta.Release is null
-            ? results.Values.Where(r => r.File.Method == DeltaMethod.Patch).Sum(r => r.ChunkCost)
+            ? files?.ChunkCostPatched ?? 0
             : ChunkBytes(to.Files.Where(f => !sourceHashes.Contains(f.Sha256)), sourceChunks);
-        var memory = new[] { releasePlan, filesPlan }.Where(p => p is not null).MaxBy(p => p!.Bytes);
-        return Summarize(path, delta, alreadyBuilt: false, replaced, written, stopwatch.Elapsed, memory);
+        var memory = new[] { releaseFits ? releasePlan : null, filesNeeded ? filesPlan : null, probe is null ? null : probePlan }
+            .Where(p => p is not null).MaxBy(p => p!.Bytes);
+        return Summarize(path, delta, alreadyBuilt: false, replaced, written, stopwatch.Elapsed, memory, auto);
+    }
+
+    /// <summary>The per-file delta at one level: its manifest, objects, and what a device holding the source fetches over it.</summary>
+    private sealed record FilesBuild(DeltaManifest Delta, byte[] Bytes, IReadOnlyList<EncodedChunk> Objects, long Cost, long ChunkCostPatched);
+
+    /// <summary>Memory of per-file patches at <paramref name="level"/>: a task holds one source and target, counted with its output by TaskBytes' input.</summary>
+    private DeltaMemoryPlan? FilesMemory(IReadOnlyList<(ManifestFile Target, ManifestFile Source)> patchable, int? level)
+    {
+        if (patchable.Count == 0) return null;
+        var largest = patchable.Max(w => w.Source.Size + w.Target.Size);
+        var window = patchable.Max(w => PatchCodec.WindowLogFor(w.Source.Size, w.Target.Size));
+        return DeltaMemory.Plan(MemoryBudget, level, window, 0, largest, Parallelism);
+    }
+
+    /// <summary>
+    /// Per-file patches of <paramref name="work"/> at <paramref name="level"/>; its cost is the manifest plus its objects plus the
+    /// chunks of every changed file it leaves to chunks (those without a source, and those whose patch is not smaller).
+    /// Without <paramref name="keepObjects"/> (a probe that only prices the delta) the encrypted objects are dropped.
+    /// </summary>
+    private FilesBuild BuildFiles(DeltaManifest empty, IReadOnlyList<(ManifestFile Target, ManifestFile Source)> work, Manifest to,
+        IReadOnlySet<string> sourceHashes, IReadOnlySet<ChunkId> sourceChunks, int level, int parallelism, bool keepObjects, CancellationToken cancellationToken)
+    {
+        var results = new ConcurrentDictionary<string, (DeltaFile File, long ChunkCost, IReadOnlyList<EncodedChunk> Objects)>(StringComparer.Ordinal);
+        Parallel.ForEach(work, new ParallelOptions { MaxDegreeOfParallelism = parallelism, CancellationToken = cancellationToken },
+            item =>
+            {
+                var built = BuildFile(item.Target, item.Source, sourceChunks, level);
+                results[item.Target.Path] = keepObjects ? built : built with { Objects = [] };
+            });
+        var delta = empty with { Files = results.Values.Select(r => r.File).OrderBy(f => f.Path, StringComparer.Ordinal).ToList() };
+        var bytes = DeltaManifestSerializer.Serialize(delta);
+        var leftToChunks = to.Files.Where(f => !sourceHashes.Contains(f.Sha256)
+            && !(results.TryGetValue(f.Path, out var r) && r.File.Method == DeltaMethod.Patch));
+        return new FilesBuild(delta, bytes, results.Values.SelectMany(r => r.Objects).ToList(),
+            bytes.Length + delta.PatchBytes + ChunkBytes(leftToChunks, sourceChunks),
+            results.Values.Where(r => r.File.Method == DeltaMethod.Patch).Sum(r => r.ChunkCost));
     }
 
     private InvalidInputException OverBudget(string product, string from, string to, string method, long needed) =>
@@ -431,9 +527,9 @@ public sealed class DeltaBuilder
     }
 
     private static DeltaBuildResult Summarize(string path, DeltaManifest delta, bool alreadyBuilt, long chunkBytesReplaced, int written, TimeSpan elapsed,
-        DeltaMemoryPlan? memory) =>
+        DeltaMemoryPlan? memory, DeltaAutoChoice? auto = null) =>
         new(path, delta, alreadyBuilt, delta.Files.Count(f => f.Method is DeltaMethod.Patch or DeltaMethod.Release), delta.Files.Count(f => f.Method == DeltaMethod.Chunks),
-            delta.PatchBytes, chunkBytesReplaced, written, elapsed, memory);
+            delta.PatchBytes, chunkBytesReplaced, written, elapsed, memory, auto);
 
     private static string FileName(string path) => path[(path.LastIndexOf('/') + 1)..];
 

@@ -168,10 +168,10 @@ public static class DeltaManifestSerializer
         }
         foreach (var p in r.Frames)
         {
-            if (p is null || p.Id.Hex is null) return "a release frame has no id";
-            if (p.Length < 1 || p.Length > ChunkingOptions.MaxChunkLimit) return $"release frame {p.Id} length {p.Length} is outside 1..{ChunkingOptions.MaxChunkLimit}";
+            if (p is null || p.Id.Hex is null) return "a release delta object has no id";
+            if (p.Length < 1 || p.Length > ChunkingOptions.MaxChunkLimit) return $"release delta object {p.Id} length {p.Length} is outside 1..{ChunkingOptions.MaxChunkLimit}";
             if (p.Stored != p.Length + ChunkCodec.HeaderLength + ChunkCodec.TagLength)
-                return $"release frame {p.Id} stored size {p.Stored} is not length + {ChunkCodec.HeaderLength + ChunkCodec.TagLength}";
+                return $"release delta object {p.Id} stored size {p.Stored} is not length + {ChunkCodec.HeaderLength + ChunkCodec.TagLength}";
         }
         return null;
     }

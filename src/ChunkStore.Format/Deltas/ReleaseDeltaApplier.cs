@@ -170,7 +170,7 @@ public static unsafe class ReleaseDeltaApplier
                 byte[] piece;
                 try
                 {
-                    var stored = readObject(part.Id) ?? throw new IntegrityException($"release frame {index} ({part.Id}) is not available");
+                    var stored = readObject(part.Id) ?? throw new IntegrityException($"release delta object {index} ({part.Id}) is not available");
                     var patch = ChunkCodec.Decode(stored, key, part.Length, part.Id);
                     var prefix = mapped[..(int)(stream.Chained ? sourceLength + start : sourceLength)];
                     piece = PatchCodec.Apply(prefix, patch, pieceLength, stream.WindowLog);

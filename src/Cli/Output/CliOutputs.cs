@@ -24,7 +24,11 @@ internal sealed record ReleaseUploadOutput(
 internal sealed record DeltaBuildOutput(
     string ManifestPath, string SignaturePath, string Product, string From, long FromVersionId, string To, long ToVersionId,
     bool AlreadyBuilt, int FilesPatched, int FilesChunks, long PatchBytes, long ChunkBytesReplaced, int ObjectsWritten, int Level,
-    double ElapsedSeconds, string Method, int Parallelism, long MemoryBytes);
+    double ElapsedSeconds, string Method, int Parallelism, long MemoryBytes, DeltaAutoOutput? Auto);
+
+/// <summary>How <c>orch delta build --method auto</c> chose (bytes a device fetches over each candidate; null: not coded).</summary>
+internal sealed record DeltaAutoOutput(long ReleaseBytes, int ProbeLevel, long? ProbeBytes, long? FilesBytes,
+    double ProbeSeconds, double ReleaseSeconds, double FilesSeconds);
 
 /// <summary>Result of <c>orch release plan --json</c>: what a device fetches for one upgrade.</summary>
 internal sealed record ReleasePlanOutput(string Method, long Bytes, int Requests, int Objects);

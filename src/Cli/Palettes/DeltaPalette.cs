@@ -47,7 +47,9 @@ public static class DeltaPalette
                 result.Delta.From.Version, result.Delta.From.VersionId, result.Delta.To.Version, result.Delta.To.VersionId,
                 result.AlreadyBuilt, result.FilesPatched, result.FilesChunks, result.PatchBytes, result.ChunkBytesReplaced,
                 result.ObjectsWritten, result.Delta.Level, Math.Round(result.Elapsed.TotalSeconds, 3), result.Delta.Release is null ? "files" : "release",
-                result.Memory?.Parallelism ?? 0, result.Memory?.Bytes ?? 0));
+                result.Memory?.Parallelism ?? 0, result.Memory?.Bytes ?? 0,
+                result.Auto is { } a ? new DeltaAutoOutput(a.ReleaseBytes, a.ProbeLevel, a.ProbeBytes, a.FilesBytes,
+                    Math.Round(a.ProbeElapsed.TotalSeconds, 3), Math.Round(a.ReleaseElapsed.TotalSeconds, 3), Math.Round(a.FilesElapsed.TotalSeconds, 3)) : null));
         else
         {
             var o = call.Console.Out;
@@ -57,6 +59,10 @@ public static class DeltaPalette
             o.WriteLine($"  method     {(result.Delta.Release is null ? "per-file patches" : result.Delta.Release.OneFrame
                 ? $"whole-release stream, one frame in {result.Delta.Release.Frames.Count} object(s)"
                 : $"whole-release stream, {result.Delta.Release.Frames.Count} frame(s)")}");
+            if (result.Auto is { } auto)
+                o.WriteLine(auto.FilesBytes is { } filesBytes
+                    ? $"  compared   whole-release {Render.Bytes(auto.ReleaseBytes)} vs per-file {Render.Bytes(filesBytes)} fetched by a device"
+                    : $"  compared   whole-release {Render.Bytes(auto.ReleaseBytes)} vs per-file {Render.Bytes(auto.ProbeBytes ?? 0)} at probe level {auto.ProbeLevel} fetched by a device (per-file not coded at level {result.Delta.Level}: it cannot win)");
             o.WriteLine($"  patched    {result.FilesPatched} files, {Render.Bytes(result.PatchBytes)} of patches (zstd level {result.Delta.Level})");
             if (!result.AlreadyBuilt)
                 o.WriteLine($"  replaces   {Render.Bytes(result.ChunkBytesReplaced)} of chunks those files would need");

@@ -50,7 +50,7 @@ internal sealed class InstallContent(ZoneLayout layout, DownloadSettings downloa
     {
         var wanted = plan.ReleaseFiles.Select(f => f.Path).ToHashSet(StringComparer.Ordinal);
         var frames = ReleaseDeltaApplier.FramesFor(delta, f => wanted.Contains(f.Path)).Select(i => delta.Release!.Frames[i]);
-        return FetchDeltaObjectsAsync(downloader, frames, "release delta frame", "its files fall back to chunks", ct);
+        return FetchDeltaObjectsAsync(downloader, frames, "release delta object", "its files fall back to chunks", ct);
     }
 
     /// <summary>
@@ -74,7 +74,7 @@ internal sealed class InstallContent(ZoneLayout layout, DownloadSettings downloa
             var frames = ReleaseDeltaApplier.FramesFor(delta, f => wanted.ContainsKey(f.Path));
             ReleaseDeltaApplier.Apply(delta, reference, frames, id => cache.TryRead(id.Hex), key,
                 (file, offset, bytes) => { if (wanted.ContainsKey(file.Path)) build.WriteAt(file.Path, offset, bytes); },
-                (index, why) => log($"release delta frame {index} not used ({why}); its files fall back to chunks"));
+                (index, why) => log($"release delta object {index} not used ({why}); its files fall back to chunks"));
         }
         catch (IOException e)
         {

@@ -103,7 +103,7 @@ internal sealed class InstallPlanner(ZoneLayout layout, DownloadSettings downloa
         var heap = ReleaseDeltaApplier.HeapNeeded(stream);
         if (heap > download.MaxDeltaApplyBytes)
         {
-            log($"whole-release delta needs {heap} bytes of memory per frame, over download.maxDeltaApplyBytes {download.MaxDeltaApplyBytes}; fetching chunks instead");
+            log($"whole-release delta needs {heap} bytes of memory per object, over download.maxDeltaApplyBytes {download.MaxDeltaApplyBytes}; fetching chunks instead");
             return false;
         }
         var held = stream.Sources.Where(src => localByPath.TryGetValue(src.Path, out var sha) && sha == src.Sha256).Sum(src => src.Size);

@@ -185,6 +185,12 @@ public sealed class DeltaPrecomputer(DeltaOptions options, NodeSettings settings
                     + "zstd level {Level}, {Parallelism} in flight, {MemoryBytes} bytes of memory planned, {Seconds:F1}s",
                     spec.RolloutId, result.ManifestPath, result.AlreadyBuilt ? "already built" : "built", result.FilesPatched, result.PatchBytes,
                     result.ChunkBytesReplaced, result.Delta.Level, result.Memory?.Parallelism ?? 0, result.Memory?.Bytes ?? 0, result.Elapsed.TotalSeconds);
+                if (result.Auto is { } auto)
+                    log.LogInformation("Rollout {Rollout}: delta {Path} kept the {Kept}: whole-release {ReleaseBytes} bytes fetched, per-file {FilesBytes} "
+                        + "(at zstd level {ProbeLevel}: {ProbeBytes}); whole-release coded in {ReleaseSeconds:F1}s, per-file in {FilesSeconds:F1}s, probe {ProbeSeconds:F1}s",
+                        spec.RolloutId, result.ManifestPath, result.Delta.Release is null ? "per-file patches" : "whole-release stream", auto.ReleaseBytes,
+                        auto.FilesBytes?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "not coded (the probe showed it cannot win)",
+                        auto.ProbeLevel, auto.ProbeBytes, auto.ReleaseElapsed.TotalSeconds, auto.FilesElapsed.TotalSeconds, auto.ProbeElapsed.TotalSeconds);
             }
             catch (Exception ex) when (ex is InvalidInputException or IntegrityException or StoreBusyException or IOException)
             {

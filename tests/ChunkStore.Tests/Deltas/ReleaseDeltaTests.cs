@@ -126,6 +126,53 @@ public sealed class ReleaseDeltaTests : StoreTestBase
     }
 
     [Fact]
+    public void Auto_keeps_the_whole_release_delta_without_coding_per_file_patches_at_its_level_when_the_probe_prices_them_far_above_it()
+    {
+        // plugins/core-copy.so and added.bin have no per-file source: per file they cost their chunks, in the stream a few bytes.
+        Releases();
+        var auto = new DeltaBuilder(Store, ProductKey, SigningKey) { Level = 9 }.Build("acme", "1.0", "2.0");
+        var choice = auto.Auto!;
+        Assert.NotNull(auto.Delta.Release);
+        Assert.Equal(DeltaBuilder.AutoProbeLevel, choice.ProbeLevel);
+        Assert.True(choice.ReleaseBytes < DeltaBuilder.AutoProbeRatio * choice.ProbeBytes!.Value, $"release {choice.ReleaseBytes} vs probe {choice.ProbeBytes}");
+        Assert.Null(choice.FilesBytes);
+        Assert.Equal(TimeSpan.Zero, choice.FilesElapsed);
+        // What the choice priced is what a device fetches over the delta written: its manifest and its objects.
+        Assert.Equal(Store.ReadFile(auto.ManifestPath)!.Length + auto.Delta.PatchBytes, choice.ReleaseBytes);
+
+        // The skipped build would have lost: coded at level 9, the per-file delta makes a device fetch more.
+        File.Delete(Path.Combine(StoreRoot, auto.ManifestPath));
+        var compared = new DeltaBuilder(Store, ProductKey, SigningKey) { Level = 9, ProbeRatio = 0 }.Build("acme", "1.0", "2.0");
+        Assert.False(compared.AlreadyBuilt);
+        Assert.NotNull(compared.Delta.Release);
+        Assert.True(compared.Auto!.FilesBytes > compared.Auto.ReleaseBytes, $"files {compared.Auto.FilesBytes} vs release {compared.Auto.ReleaseBytes}");
+        Assert.True(compared.Auto.FilesElapsed > TimeSpan.Zero);
+    }
+
+    [Fact]
+    public void Auto_still_keeps_per_file_patches_when_they_are_smaller_and_codes_them_at_its_level()
+    {
+        // Many unchanged files: the whole-release manifest lists every one as a source; per file only the changed one.
+        var v1 = Enumerable.Range(0, 400).ToDictionary(i => $"share/f{i:D4}.txt", i => TestData.Random(64, 100 + i));
+        v1["bin/app"] = TestData.Random(100_000, 1);
+        var v2 = new Dictionary<string, byte[]>(v1) { ["bin/app"] = Stamped(v1["bin/app"], 2) };
+        Publish("1.0", v1);
+        Publish("2.0", v2);
+
+        var auto = new DeltaBuilder(Store, ProductKey, SigningKey) { Level = 9 }.Build("acme", "1.0", "2.0");
+        var choice = auto.Auto!;
+        Assert.Null(auto.Delta.Release);
+        Assert.Contains("\"schema\":1", Encoding.UTF8.GetString(Store.ReadFile(auto.ManifestPath)!));
+        Assert.Equal(DeltaMethod.Patch, Assert.Single(auto.Delta.Files).Method);
+        Assert.Equal(9, auto.Delta.Level);
+        Assert.True(choice.ProbeBytes < choice.ReleaseBytes, $"probe {choice.ProbeBytes} vs release {choice.ReleaseBytes}");
+        Assert.True(choice.FilesBytes < choice.ReleaseBytes, $"files {choice.FilesBytes} vs release {choice.ReleaseBytes}");
+        Assert.Equal(Store.ReadFile(auto.ManifestPath)!.Length + auto.Delta.PatchBytes, choice.FilesBytes);
+        var rebuilt = DeltaApplier.Apply(auto.Delta.Files[0], v1["bin/app"], Store.ReadChunk, ProductKey);
+        Assert.Equal(v2["bin/app"], rebuilt);
+    }
+
+    [Fact]
     public void Schema_2_rules_are_enforced_on_serialize_and_parse()
     {
         Releases();

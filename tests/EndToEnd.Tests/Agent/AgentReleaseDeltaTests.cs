@@ -246,7 +246,7 @@ public sealed class AgentReleaseDeltaTests(ITestOutputHelper output)
         ServeTampered(rig, frame.Id);
 
         var upgrade = await Run(rig.Device);
-        Assert.Contains($"release delta frame {frame.Id} not fetched", upgrade.Output);
+        Assert.Contains($"release delta object {frame.Id} not fetched", upgrade.Output);
         Assert.Contains("do not hash to chunk id", upgrade.Output);
         // The object never reached the cache; the files it carries came from chunks and the tree is exactly 2.0.
         Assert.False(File.Exists(Path.Combine(rig.Device.Layout.ChunkCache, frame.Id.Hex[..2], frame.Id.Hex)));
@@ -416,10 +416,10 @@ public sealed class AgentReleaseDeltaTests(ITestOutputHelper output)
         ServeTampered(rig, bad.Id);
 
         var upgrade = await Run(rig.Device);
-        Assert.Contains($"release delta frame {bad.Id} not fetched", upgrade.Output);
+        Assert.Contains($"release delta object {bad.Id} not fetched", upgrade.Output);
         Assert.Contains("do not hash to chunk id", upgrade.Output);
         // The stream stops at the missing object (said in the log); files not complete by then come from chunks.
-        Assert.Contains($"release delta frame {objects.Count / 2} not used (release delta object {objects.Count / 2} ({bad.Id}) is not available)", upgrade.Output);
+        Assert.Contains($"release delta object {objects.Count / 2} not used (release delta object {objects.Count / 2} ({bad.Id}) is not available)", upgrade.Output);
         Assert.False(File.Exists(Path.Combine(rig.Device.Layout.ChunkCache, bad.Id.Hex[..2], bad.Id.Hex)));
         Assert.Matches(@"[1-9]\d* fell back to chunks", upgrade.Output);
         AssertTreeIsV2(rig.Device, s.V2);
