@@ -6,7 +6,8 @@
 # FIXED_SECONDS and takes the latency percentiles there, reads RSS after a full GC (dotnet-gcdump induces one), restarts
 # the node and measures cold check-ins (every actor recovered from the journal), and finally runs the baseline, a
 # minimal ASP.NET Core endpoint with the same HMAC check against the N keys and the same answer bytes, under the same
-# client. Nothing is assigned, so every check-in is "nothing to do". The last line is one JSON object.
+# client, and the same endpoint once more with one Ed25519 signature per answer (the node's directive signature: the work
+# the baseline leaves out). Nothing is assigned, so every check-in is "nothing to do". The last line is one JSON object.
 # Env: CONCURRENCY (64), MAX_SECONDS (20), FIXED_SECONDS (120), RATE (N/300), STEADY_WORK (work folder, default under /tmp).
 # Storm: STORM_SECONDS (0 = off) runs STORM_FACTOR (3) x the measured maximum, open loop, from half the devices while the
 # other half keep their cadence; STORM_MAX_IN_FLIGHT (8192) caps the client. Reports refusals with Retry-After, peak RSS.

@@ -7,6 +7,7 @@ using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using Orchestrator.ChunkStore.Keys;
 using Orchestrator.CommandLine;
 using Orchestrator.Messages.Admin;
 using Orchestrator.Messages.Protocol;
@@ -424,6 +425,12 @@ static class Bench
         var baseLoad = new Load(baseHttp, ids, keys);
         var baseMax = await baseLoad.ClosedAsync($"baseline max (closed loop, {concurrency} clients)", concurrency, null, TimeSpan.FromSeconds(maxSeconds));
         phases.Add(baseMax); Console.WriteLine(baseMax);
+        // The same endpoint plus the one piece of work the node must do per check-in that the issue's baseline does not:
+        // an Ed25519 signature over a directive-sized payload holding the check-in's nonce (the baseline's /mode/sign).
+        using (var on = await http.PostAsync($"http://127.0.0.1:{basePort}/mode/sign", null)) on.EnsureSuccessStatusCode();
+        var signedMax = await baseLoad.ClosedAsync($"baseline + Ed25519 signature per check-in (closed loop, {concurrency} clients)", concurrency, null,
+            TimeSpan.FromSeconds(maxSeconds));
+        phases.Add(signedMax); Console.WriteLine(signedMax);
         baseline.Kill();
         await baseline.WaitForExitAsync();
 
@@ -435,6 +442,8 @@ static class Bench
             ["checkinsPerSecond"] = Math.Round(max.PerSecond),
             ["baselinePerSecond"] = Math.Round(baseMax.PerSecond),
             ["ratio"] = Math.Round(max.PerSecond / baseMax.PerSecond, 2),
+            ["baselineSignedPerSecond"] = Math.Round(signedMax.PerSecond),
+            ["ratioSigned"] = Math.Round(max.PerSecond / signedMax.PerSecond, 2),
             ["rate"] = Math.Round(rate, 1),
             ["p99Ms"] = Math.Round(fixedRate.P99Ms, 1),
             ["p50Ms"] = Math.Round(fixedRate.P50Ms, 1),
@@ -489,6 +498,11 @@ static class Baseline
         builder.Logging.ClearProviders();
         var app = builder.Build();
         app.MapGet("/ready", () => Results.Ok());
+        // After /mode/sign every answer also costs what the node's directive costs: one Ed25519 signature (the node's
+        // key type and library) over a payload of a directive's size that holds the check-in's nonce.
+        using var director = ReleaseSigningKey.Generate();
+        var sign = false;
+        app.MapPost("/mode/sign", () => { Volatile.Write(ref sign, true); return Results.Ok(); });
         app.MapPost("/v1/devices/{deviceId}/check-in", async (string deviceId, HttpContext ctx) =>
         {
             var header = ctx.Request.Headers.Authorization.ToString();
@@ -504,6 +518,11 @@ static class Baseline
                 return Results.StatusCode(401);
             var request = JsonSerializer.Deserialize<CheckInRequest>(body, CheckIns.Json);
             if (request is null) return Results.StatusCode(400);
+            if (Volatile.Read(ref sign))
+            {
+                var payload = Encoding.UTF8.GetBytes($"{{\"schema\":1,\"type\":\"directive\",\"deviceId\":\"{deviceId}\",\"nonce\":\"{request.Nonce}\",\"issuedUtc\":\"{DateTimeOffset.UtcNow:O}\"}}".PadRight(450));
+                if (director.Sign(payload).Length != 64) return Results.StatusCode(500);
+            }
             return Results.Bytes(answer, "application/json");
         });
         await app.RunAsync();

@@ -27,6 +27,13 @@ public sealed record SignedEnvelope(string Payload, IReadOnlyList<EnvelopeSignat
         new(Convert.ToBase64String(payload),
             keys.Select(k => new EnvelopeSignature(TrustKeyIds.Of(k.PublicKey), Convert.ToBase64String(k.Sign(payload)))).ToList());
 
+    /// <summary>
+    /// Signs <paramref name="payload"/> with one key whose id (<see cref="TrustKeyIds.Of"/>) the caller computed once: a
+    /// signer of many documents with the same key does not hash its public key again for each.
+    /// </summary>
+    public static SignedEnvelope Sign(byte[] payload, ReleaseSigningKey key, string keyId) =>
+        new(Convert.ToBase64String(payload), [new EnvelopeSignature(keyId, Convert.ToBase64String(key.Sign(payload)))]);
+
     /// <summary>The envelope as UTF-8 JSON bytes.</summary>
     public byte[] ToBytes() => JsonSerializer.SerializeToUtf8Bytes(this, TrustJsonContext.Default.SignedEnvelope);
 

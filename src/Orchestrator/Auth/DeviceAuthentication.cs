@@ -1,4 +1,3 @@
-using System.Net.Http.Headers;
 using Microsoft.AspNetCore.Http.Features;
 using Orchestrator.Messages.Protocol;
 using Orchestrator.Node.Hosting;
@@ -33,13 +32,13 @@ public sealed class DeviceAuthentication(DeviceCredentialStore store, NodeSettin
         var header = request.Headers.Authorization.ToString();
         if (string.IsNullOrEmpty(header))
             return Fail("credential_missing", $"No Authorization header; sign the request: Authorization: {DeviceRequestSignature.Scheme} device=<id>, seq=<n>, ts=<unix seconds>, sig=<base64url> (docs/protocol.md, \"Device credentials\").");
-        if (!AuthenticationHeaderValue.TryParse(header, out var parsed) || parsed.Parameter is null)
+        if (!SplitScheme(header, out var scheme, out var parameter))
             return Fail("credential_malformed", $"Authorization is not '<scheme> <parameters>'; use {DeviceRequestSignature.Scheme} device=<id>, seq=<n>, ts=<unix seconds>, sig=<base64url>.");
-        if (!string.Equals(parsed.Scheme, DeviceRequestSignature.Scheme, StringComparison.OrdinalIgnoreCase))
-            return Fail("credential_malformed", string.Equals(parsed.Scheme, "Basic", StringComparison.OrdinalIgnoreCase)
+        if (!string.Equals(scheme, DeviceRequestSignature.Scheme, StringComparison.OrdinalIgnoreCase))
+            return Fail("credential_malformed", string.Equals(scheme, "Basic", StringComparison.OrdinalIgnoreCase)
                 ? $"Basic credentials are no longer accepted (protocol v2: the secret must not travel); sign the request with {DeviceRequestSignature.Scheme} (orch-agent sign-request)."
-                : $"Authorization scheme '{parsed.Scheme}' is not accepted; use {DeviceRequestSignature.Scheme}.");
-        if (!DeviceRequestSignature.TryParse(parsed.Parameter, out var auth, out var why))
+                : $"Authorization scheme '{scheme}' is not accepted; use {DeviceRequestSignature.Scheme}.");
+        if (!DeviceRequestSignature.TryParse(parameter, out var auth, out var why))
             return Fail("credential_malformed", $"{DeviceRequestSignature.Scheme} parameters are malformed: {why}.");
         if (!DeviceCredentialStore.IsValidDeviceId(auth.DeviceId))
             return Fail("credential_invalid", "The device id in the signature is not a valid device id.");
@@ -61,6 +60,26 @@ public sealed class DeviceAuthentication(DeviceCredentialStore store, NodeSettin
     }
 
     /// <summary>
+    /// Splits <c>&lt;scheme&gt; &lt;parameters&gt;</c> (RFC 9110 credentials: a token, whitespace, the rest); false when either
+    /// part is missing or the scheme is not a token. The parameters are parsed by <see cref="DeviceRequestSignature.TryParse"/>.
+    /// </summary>
+    internal static bool SplitScheme(string header, out string scheme, out string parameter)
+    {
+        scheme = parameter = "";
+        var text = header.AsSpan().Trim();
+        var gap = text.IndexOfAny(' ', '\t');
+        if (gap <= 0) return false;
+        var name = text[..gap];
+        foreach (var ch in name)
+            if (ch <= ' ' || ch >= 127 || "()<>@,;:\\\"/[]?={}".Contains(ch)) return false;
+        var rest = text[(gap + 1)..].Trim();
+        if (rest.IsEmpty) return false;
+        scheme = name.Equals(DeviceRequestSignature.Scheme, StringComparison.Ordinal) ? DeviceRequestSignature.Scheme : name.ToString();
+        parameter = rest.ToString();
+        return true;
+    }
+
+    /// <summary>
     /// The request target as the client sent it (escaped path and query). Kestrel keeps it verbatim; servers that do not
     /// fall back to the re-escaped path, which equals it for every path the device API uses.
     /// </summary>
@@ -71,32 +90,58 @@ public sealed class DeviceAuthentication(DeviceCredentialStore store, NodeSettin
         return (request.PathBase + request.Path).ToUriComponent() + request.QueryString.ToUriComponent();
     }
 
-    // The signature covers the body, so it is read before the endpoint parses it; the endpoint then reads the buffer.
+    // The signature covers the body, so it is read before the endpoint parses it; the endpoint then parses the same
+    // bytes (AuthenticatedBody) or reads the rewound buffer. A small body with a Content-Length is read straight into one
+    // array of that size; a larger or chunked one grows a buffer with the bytes that actually arrive, so a client that
+    // announces a large body and sends little cannot make the gateway allocate what it announced before authentication.
     private static async Task<(byte[] Body, DeviceAuthResult? Error)> ReadBodyAsync(HttpRequest request, long maxBytes, CancellationToken ct)
     {
         if (request.ContentLength is 0 || HttpMethods.IsGet(request.Method) || HttpMethods.IsHead(request.Method)) return ([], null);
         if (request.ContentLength > maxBytes) return ([], TooLarge($"Request body is {request.ContentLength} bytes; the limit is {maxBytes} (Gateway:MaxRequestBodyBytes)."));
-        using var buffer = new MemoryStream();
+        byte[] body;
         try
         {
-            var chunk = new byte[16 * 1024];
-            int n;
-            while ((n = await request.Body.ReadAsync(chunk, ct).ConfigureAwait(false)) > 0)
+            if (request.ContentLength is { } length and <= ExactBodyBytes)
             {
-                if (buffer.Length + n > maxBytes) return ([], TooLarge($"Request body exceeds the limit of {maxBytes} bytes (Gateway:MaxRequestBodyBytes)."));
-                buffer.Write(chunk, 0, n);
+                body = new byte[length];
+                var read = 0;
+                int n;
+                while (read < body.Length && (n = await request.Body.ReadAsync(body.AsMemory(read), ct).ConfigureAwait(false)) > 0) read += n;
+                // Kestrel ends the body at Content-Length; a shorter body is the client's error and fails the signature.
+                if (read < body.Length) body = body[..read];
+            }
+            else
+            {
+                using var buffer = new MemoryStream();
+                var chunk = new byte[16 * 1024];
+                int n;
+                while ((n = await request.Body.ReadAsync(chunk, ct).ConfigureAwait(false)) > 0)
+                {
+                    if (buffer.Length + n > maxBytes) return ([], TooLarge($"Request body exceeds the limit of {maxBytes} bytes (Gateway:MaxRequestBodyBytes)."));
+                    buffer.Write(chunk, 0, n);
+                }
+                body = buffer.ToArray();
             }
         }
         catch (BadHttpRequestException ex) when (ex.StatusCode == StatusCodes.Status413PayloadTooLarge)
         {
             return ([], TooLarge($"Request body exceeds the limit of {maxBytes} bytes (Gateway:MaxRequestBodyBytes)."));
         }
-        var body = buffer.ToArray();
         request.Body = new MemoryStream(body, writable: false);
+        request.HttpContext.Features.Set(new AuthenticatedBody(body));
         return (body, null);
     }
+
+    private const int ExactBodyBytes = 64 * 1024;
 
     private static DeviceAuthResult Fail(string error, string message) => new(null, error, message);
 
     private static DeviceAuthResult TooLarge(string message) => new(null, "body_too_large", message, 0, StatusCodes.Status413PayloadTooLarge);
 }
+
+/// <summary>
+/// The body bytes <see cref="DeviceAuthentication"/> read and verified (the signature covers them), left on the request's
+/// features so the endpoint parses these bytes instead of reading the body a second time.
+/// </summary>
+/// <param name="Bytes">The whole request body.</param>
+public sealed record AuthenticatedBody(byte[] Bytes);

@@ -70,7 +70,10 @@ public static class DeviceEndpoints
     private static async Task<IResult> CheckInAsync(string deviceId, HttpContext ctx, NodeSettings settings, DownloadThrottle throttle)
     {
         if (await AuthorizeDeviceAsync(ctx, deviceId).ConfigureAwait(false) is { } denied) return denied;
-        var (request, error) = await HttpProblems.ReadJsonAsync<CheckInRequest>(ctx.Request, settings.Gateway.MaxRequestBodyBytes, ctx.RequestAborted).ConfigureAwait(false);
+        // Authentication read and verified the body; it is parsed from those bytes, with the protocol's generated metadata.
+        var (request, error) = ctx.Features.Get<AuthenticatedBody>() is { } body
+            ? HttpProblems.ParseJson(ctx.Request, body.Bytes, ProtocolJsonContext.Default.CheckInRequest)
+            : await HttpProblems.ReadJsonAsync<CheckInRequest>(ctx.Request, settings.Gateway.MaxRequestBodyBytes, ctx.RequestAborted).ConfigureAwait(false);
         if (error is not null) return error;
         if (DeviceRequestValidation.Validate(request!, settings.Gateway.MaxInventoryFiles) is { } invalid)
             return HttpProblems.Problem(StatusCodes.Status400BadRequest, invalid.Code, invalid.Message);
@@ -90,7 +93,7 @@ public static class DeviceEndpoints
                 }
             }
             GatewayMetrics.CheckIns.Add(1, new KeyValuePair<string, object?>("action", response.Action.ToString()));
-            return TypedResults.Json(response, HttpProblems.Json);
+            return TypedResults.Json(response, ProtocolJsonContext.Default.CheckInResponse);
         }).ConfigureAwait(false);
     }
 

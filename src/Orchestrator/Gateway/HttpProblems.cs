@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Orchestrator.Messages.Protocol;
 
@@ -13,6 +14,27 @@ public static class HttpProblems
     /// <summary>A ProblemResponse with the given status.</summary>
     public static JsonHttpResult<ProblemResponse> Problem(int status, string error, string message) =>
         TypedResults.Json(new ProblemResponse(error, message), Json, statusCode: status);
+
+    /// <summary>
+    /// Parses a body the caller has already read (and bounded), with the same answers as <see cref="ReadJsonAsync{T}"/>:
+    /// the value, or an error result (415 not JSON, 400 malformed) and no value.
+    /// </summary>
+    public static (T? Value, IResult? Error) ParseJson<T>(HttpRequest request, ReadOnlySpan<byte> body, JsonTypeInfo<T> type) where T : class
+    {
+        if (!request.HasJsonContentType())
+            return (null, Problem(StatusCodes.Status415UnsupportedMediaType, "unsupported_media_type", "Send the body as Content-Type: application/json."));
+        try
+        {
+            var value = JsonSerializer.Deserialize(body, type);
+            return value is null
+                ? (null, Problem(StatusCodes.Status400BadRequest, "invalid_json", "Body is JSON null; send the documented object."))
+                : (value, null);
+        }
+        catch (JsonException ex)
+        {
+            return (null, Problem(StatusCodes.Status400BadRequest, "invalid_json", $"Body is not the documented JSON object: {ex.Message}"));
+        }
+    }
 
     /// <summary>
     /// Reads a JSON body of at most <paramref name="maxBytes"/>. Returns the value, or an error result (413 too large,

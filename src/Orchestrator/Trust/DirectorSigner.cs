@@ -45,6 +45,7 @@ public sealed class DirectorSigner : IDisposable
     public const string DevelopmentKeyFile = "director.key";
 
     private readonly ReleaseSigningKey _key;
+    private readonly string _keyId;
     private readonly TimeSpan _lifetime;
     private readonly FileSystemStore _store;
     private readonly TimeProvider _clock;
@@ -65,6 +66,7 @@ public sealed class DirectorSigner : IDisposable
         }
         KeyFile = Path.GetFullPath(path);
         _key = ReleaseSigningKey.FromBytes(File.ReadAllBytes(path));
+        _keyId = TrustKeyIds.Of(_key.PublicKey);
     }
 
     /// <summary>The key file in use.</summary>
@@ -89,7 +91,7 @@ public sealed class DirectorSigner : IDisposable
             decision.Action == UpdateAction.None ? null : decision.TargetVersionId,
             decision.Action == UpdateAction.None ? null : decision.ManifestPath, pinned?.Sha256,
             decision.Action == UpdateAction.Repair ? decision.RepairFiles : null, decision.FloorVersionId, downgrade, pinned?.Length);
-        return SignedEnvelope.Sign(directive.ToPayload(), [_key]).ToJson();
+        return SignedEnvelope.Sign(directive.ToPayload(), _key, _keyId).ToJson();
     }
 
     // A manifest file is replaced only by rename (publish), so (write time, length) identifies its bytes. A target that

@@ -1,0 +1,61 @@
+using System.Text.Json;
+using Orchestrator.Messages.Protocol;
+using Orchestrator.Node.Auth;
+
+namespace Orchestrator.Node.Tests.Gateway;
+
+/// <summary>
+/// The check-in route reads and writes its bodies with the protocol's generated JSON metadata and splits the
+/// Authorization header itself; these pin that both say exactly what the reflection-based web settings and
+/// <c>AuthenticationHeaderValue</c> said, so the wire format and the refusals are unchanged.
+/// </summary>
+public sealed class CheckInWireFormatTests
+{
+    public static TheoryData<CheckInResponse> Responses() => new()
+    {
+        new CheckInResponse(UpdateAction.None, null, null, null, null, null, 300, null, null, false, "{\"payload\":\"eyJ+/=\",\"signatures\":[]}"),
+        new CheckInResponse(UpdateAction.Upgrade, "2.0", 7, "products/acme/2.0/manifest.json", null,
+            new DownloadGrant(1 << 30, 16 << 20, new DateTimeOffset(2026, 12, 5, 14, 0, 0, TimeSpan.Zero)), 60,
+            ["http://mirror.example/"], "products/acme/deltas/1.0-2.0.json", true, "{\"payload\":\"x\"}"),
+        new CheckInResponse(UpdateAction.Repair, "1.0", 3, "m", ["a/b", "c<&>\u00e9"], null, 300, [], null),
+    };
+
+    [Theory]
+    [MemberData(nameof(Responses))]
+    public void The_answer_serializes_to_the_same_bytes_as_the_web_settings(CheckInResponse response)
+    {
+        var generated = JsonSerializer.SerializeToUtf8Bytes(response, ProtocolJsonContext.Default.CheckInResponse);
+        var reflected = JsonSerializer.SerializeToUtf8Bytes(response, Node.Gateway.HttpProblems.Json);
+        Assert.Equal(System.Text.Encoding.UTF8.GetString(reflected), System.Text.Encoding.UTF8.GetString(generated));
+    }
+
+    [Theory]
+    [InlineData("{\"product\":\"acme\",\"installedVersionId\":3,\"inventoryDigest\":\"d\",\"agentVersion\":\"1.0\",\"nonce\":\"00ff\",\"stale\":true,\"attributes\":{\"site\":\"x\"},\"files\":[{\"path\":\"a\",\"sha256\":\"b\"}]}")]
+    [InlineData("{\"Product\":\"acme\",\"INSTALLEDVERSIONID\":\"4\",\"inventoryDigest\":\"d\",\"unknown\":[1,2]}")]
+    public void The_request_parses_to_the_same_value_as_the_web_settings(string json)
+    {
+        var generated = JsonSerializer.Deserialize(json, ProtocolJsonContext.Default.CheckInRequest)!;
+        var reflected = JsonSerializer.Deserialize<CheckInRequest>(json, Node.Gateway.HttpProblems.Json)!;
+        Assert.Equal(JsonSerializer.Serialize(reflected, Node.Gateway.HttpProblems.Json), JsonSerializer.Serialize(generated, Node.Gateway.HttpProblems.Json));
+    }
+
+    [Theory]
+    [InlineData("Orch-HMAC-SHA256 device=a, seq=1, ts=2, sig=x")]
+    [InlineData("  orch-hmac-sha256   device=a,seq=1  ")]
+    [InlineData("Basic YWJjOmRlZg==")]
+    [InlineData("Bearer\tabc")]
+    [InlineData("Orch-HMAC-SHA256")]
+    [InlineData("Orch-HMAC-SHA256   ")]
+    [InlineData(" device=a, seq=1")]
+    [InlineData("Orch/HMAC device=a")]
+    [InlineData("Orch\"HMAC device=a")]
+    [InlineData("")]
+    public void The_authorization_header_splits_as_AuthenticationHeaderValue_parses_it(string header)
+    {
+        var expected = System.Net.Http.Headers.AuthenticationHeaderValue.TryParse(header, out var parsed) && parsed.Parameter is not null;
+        Assert.Equal(expected, DeviceAuthentication.SplitScheme(header, out var scheme, out var parameter));
+        if (!expected) return;
+        Assert.Equal(parsed!.Scheme, scheme);
+        Assert.Equal(parsed.Parameter, parameter);
+    }
+}
