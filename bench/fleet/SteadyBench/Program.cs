@@ -397,7 +397,10 @@ static class Bench
 
         // Cold: a restarted node recovers every device actor from the journal on its first check-in.
         await node.StopAsync();
+        var restart = Stopwatch.StartNew();
         await node.StartAsync(http);
+        var readySeconds = restart.Elapsed.TotalSeconds;
+        Console.WriteLine($"restart: node ready {readySeconds:0.0} s after it was started (/health/ready)");
         var cold = await load.ClosedAsync("cold (first check-in after a node restart)", concurrency, n, null);
         phases.Add(cold); Console.WriteLine(cold);
         var coldMetrics = await MetricsAsync(http, node.Url);
@@ -451,6 +454,7 @@ static class Bench
             ["warmCheckinsPerSecond"] = Math.Round(warm.PerSecond),
             ["coldCheckinsPerSecond"] = Math.Round(cold.PerSecond),
             ["coldP99Ms"] = Math.Round(cold.P99Ms, 1),
+            ["coldReadySeconds"] = Math.Round(readySeconds, 1),
             ["rssBytes"] = rssLoaded,
             ["rssEmptyBytes"] = rssEmpty,
             ["bytesPerDevice"] = Math.Round(bytesPerDevice),

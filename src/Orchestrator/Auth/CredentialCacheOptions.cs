@@ -32,6 +32,13 @@ public sealed class CredentialCacheOptions
     /// </summary>
     public TimeSpan CacheTtl { get; set; } = TimeSpan.FromMinutes(10);
 
+    /// <summary>
+    /// Load the stored request keys into the cache when the node starts (in pages, at most <see cref="CacheEntries"/>),
+    /// before it reports ready, so a restarted node answers known devices without a database read per device. Off: each
+    /// device's key is read at its first check-in.
+    /// </summary>
+    public bool PreloadAtStart { get; set; } = true;
+
     /// <summary>Problems, each naming the setting and the fix.</summary>
     public IEnumerable<string> Validate()
     {

@@ -43,7 +43,9 @@ public sealed class DeviceCredentialStore
     private readonly NodeDatabase _db;
     private readonly TimeProvider _clock;
     private readonly ICache<string, CachedKey> _cache;
+    private readonly int _capacity;
     private long _databaseReads;
+    private long _preloaded;
     // Bumped by every eviction: a load that read the database before an eviction must not put its (possibly revoked)
     // key back into the cache after it.
     private long _evictions;
@@ -59,6 +61,7 @@ public sealed class DeviceCredentialStore
         _db = db;
         _clock = clock;
         CacheTtl = options.CacheTtl;
+        _capacity = options.CacheEntries;
         _cache = new ConcurrentLruBuilder<string, CachedKey>()
             .WithKeyComparer(StringComparer.Ordinal)
             .WithCapacity(options.CacheEntries)
@@ -71,6 +74,9 @@ public sealed class DeviceCredentialStore
 
     /// <summary>Request keys read from the database since start (cache misses); the benchmark divides it by check-ins.</summary>
     public long DatabaseReads => Interlocked.Read(ref _databaseReads);
+
+    /// <summary>Request keys put into the cache by <see cref="PreloadAsync"/> since start.</summary>
+    public long Preloaded => Interlocked.Read(ref _preloaded);
 
     /// <summary>Entries the cache holds now (expired ones may still be counted until they are touched or evicted).</summary>
     public int CachedEntries => _cache.Count;
@@ -181,6 +187,46 @@ public sealed class DeviceCredentialStore
             foreach (var (p, i) in created.Select((p, i) => (p, i))) _cache.AddOrUpdate(p.DeviceId, new CachedKey((byte[])parameters[i * 3 + 1].Item2!));
             yield return created;
         }
+    }
+
+    /// <summary>Rows read per query by <see cref="PreloadAsync"/>.</summary>
+    public const int PreloadPageSize = 10_000;
+
+    /// <summary>
+    /// Fills the cache with the stored request keys, <see cref="PreloadPageSize"/> rows per query in device id order,
+    /// at most <see cref="CredentialCacheOptions.CacheEntries"/> of them, so the first check-in of each device after a
+    /// start does not read the database on its own. A preloaded key expires <see cref="CacheTtl"/> after its page was
+    /// read, like any loaded key, so revocation keeps its bound. A page during whose read a key was evicted (a
+    /// revocation or rotation announced meanwhile) is not cached: its devices read their keys when they check in.
+    /// Returns the keys cached.
+    /// </summary>
+    public async Task<long> PreloadAsync(CancellationToken ct = default)
+    {
+        var after = "";
+        long cached = 0, read = 0;
+        await using var c = await _db.OpenAsync(ct).ConfigureAwait(false);
+        while (read < _capacity)
+        {
+            var evictions = Interlocked.Read(ref _evictions);
+            var page = new List<(string Id, byte[] Key)>((int)Math.Min(PreloadPageSize, _capacity - read));
+            await using (var cmd = NodeDatabase.Command(c,
+                             "SELECT device_id, request_key FROM device_request_keys WHERE device_id > @after ORDER BY device_id LIMIT @take",
+                             ("@after", after), ("@take", page.Capacity)))
+            await using (var reader = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false))
+            {
+                while (await reader.ReadAsync(ct).ConfigureAwait(false)) page.Add((reader.GetString(0), (byte[])reader.GetValue(1)));
+            }
+            if (page.Count == 0) break;
+            read += page.Count;
+            after = page[^1].Id;
+            if (Interlocked.Read(ref _evictions) != evictions) continue;
+            // A key a check-in loaded meanwhile is as fresh as the page's: keep it (and its expiry).
+            foreach (var (id, key) in page) _cache.GetOrAdd(id, static (_, k) => new CachedKey(k), key);
+            cached += page.Count;
+            Interlocked.Add(ref _preloaded, page.Count);
+            if (page.Count < page.Capacity) break;
+        }
+        return cached;
     }
 
     /// <summary>The device's credential metadata, or null when it has none.</summary>

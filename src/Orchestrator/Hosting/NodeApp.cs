@@ -115,6 +115,8 @@ public static class NodeApp
         s.AddSingleton(devicePersistence);
         s.AddNodeActorSystem(settings, backend, devicePersistence);
         s.AddHostedService<CredentialChangeHosting>();
+        s.AddSingleton<CredentialPreload>();
+        s.AddHostedService(sp => sp.GetRequiredService<CredentialPreload>());
         s.AddSingleton<InstalledReleaseInspector>();
         s.AddSingleton<Channels.StoreChannelSeeder>();
         s.AddSingleton(trustOptions);
@@ -129,7 +131,8 @@ public static class NodeApp
 
         s.AddHealthChecks()
             .AddCheck<ClusterMemberHealthCheck>("cluster", tags: ["ready"])
-            .AddCheck<DatabaseHealthCheck>("database", tags: ["ready"]);
+            .AddCheck<DatabaseHealthCheck>("database", tags: ["ready"])
+            .AddCheck<WarmUpHealthCheck>("warm-up", tags: ["ready"]);
         s.AddOpenTelemetry().WithMetrics(m => m
             .AddMeter(GatewayMetrics.MeterName, ChunkStoreMetrics.MeterName, FleetGauges.MeterName, Orchestrator.DeviceActors.DeviceActorMetrics.MeterName,
                 "Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel")

@@ -177,7 +177,8 @@ internal sealed class NodeProcess
     private readonly Process _process;
     private NodeProcess(Process p) => _process = p;
 
-    public static async Task<NodeProcess> StartAsync(int port, string data, string store)
+    /// <summary>Starts the node on <paramref name="port"/> and waits until it reports ready; <paramref name="settings"/> are extra command-line settings.</summary>
+    public static async Task<NodeProcess> StartAsync(int port, string data, string store, params string[] settings)
     {
         var psi = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
         psi.ArgumentList.Add(typeof(NodeApp).Assembly.Location);
@@ -187,7 +188,7 @@ internal sealed class NodeProcess
                      $"--Urls=http://127.0.0.1:{port}", $"--Node:DataDirectory={data}", $"--Node:StoreRoot={store}", "--Node:Port=0",
                      "--Admin:Tokens:0:Name=e2e", $"--Admin:Tokens:0:Sha256={token}", "--Admin:Tokens:0:Scopes:0=read",
                      "--Admin:Tokens:0:Scopes:1=operate", "--Logging:LogLevel:Default=Warning",
-                 })
+                 }.Concat(settings))
             psi.ArgumentList.Add(a);
         var p = Process.Start(psi)!;
         p.OutputDataReceived += (_, _) => { };

@@ -106,6 +106,63 @@ public sealed class DeviceCredentialCacheTests
     }
 
     [Fact]
+    public async Task Preload_caches_every_stored_key_across_pages_up_to_the_bound_and_they_expire_after_the_ttl()
+    {
+        var (store, db, dir) = await OpenStoreAsync(100_000, TimeSpan.FromMinutes(10));
+        await using var _ = db;
+        try
+        {
+            var ids = Enumerable.Range(0, DeviceCredentialStore.PreloadPageSize + 500).Select(i => $"preload-{i:D6}").ToList();
+            await foreach (var __ in store.ProvisionBatchAsync(ids)) { }
+
+            // A node starting on the same database: one scan (two pages), then no read per known device.
+            var started = new DeviceCredentialStore(db, TimeProvider.System, new CredentialCacheOptions { CacheTtl = TimeSpan.FromSeconds(2) });
+            Assert.Equal(ids.Count, await started.PreloadAsync());
+            Assert.Equal(ids.Count, started.Preloaded);
+            foreach (var id in ids) Assert.True(await started.ExistsAsync(id));
+            Assert.Equal(0, started.DatabaseReads);
+            Assert.False(await started.ExistsAsync("preload-nobody"));
+            Assert.Equal(1, started.DatabaseReads);
+
+            // Preloaded keys are trusted for the TTL like any loaded key, then read again.
+            await Task.Delay(TimeSpan.FromSeconds(2.5));
+            Assert.True(await started.ExistsAsync(ids[0]));
+            Assert.Equal(2, started.DatabaseReads);
+
+            // Bounded by Credentials:CacheEntries: the rest are read when their devices check in.
+            var small = new DeviceCredentialStore(db, TimeProvider.System, new CredentialCacheOptions { CacheEntries = 300 });
+            Assert.Equal(300, await small.PreloadAsync());
+            Assert.True(small.CachedEntries <= 300, $"{small.CachedEntries} entries cached with Credentials:CacheEntries=300");
+            foreach (var id in ids.Take(300)) Assert.True(await small.ExistsAsync(id));
+            Assert.Equal(0, small.DatabaseReads);
+            Assert.True(await small.ExistsAsync(ids[^1]));
+            Assert.Equal(1, small.DatabaseReads);
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
+    [Fact]
+    public async Task A_key_revoked_after_the_preload_is_refused_once_its_change_is_announced()
+    {
+        var (store, db, dir) = await OpenStoreAsync(1000, TimeSpan.FromMinutes(10));
+        await using var _ = db;
+        try
+        {
+            Assert.NotNull(await store.ProvisionAsync("preload-a", rotate: false));
+            Assert.NotNull(await store.ProvisionAsync("preload-b", rotate: false));
+            Assert.True(await store.RevokeAsync("preload-b"));
+            var other = new DeviceCredentialStore(db, TimeProvider.System, new CredentialCacheOptions { CacheTtl = TimeSpan.FromMinutes(10) });
+            Assert.Equal(1, await other.PreloadAsync());
+            Assert.False(await other.ExistsAsync("preload-b"));
+            Assert.True(await other.ExistsAsync("preload-a"));
+            Assert.True(await store.RevokeAsync("preload-a"));
+            other.Evict("preload-a");
+            Assert.False(await other.ExistsAsync("preload-a"));
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
+    [Fact]
     public void Cache_settings_out_of_range_are_refused_with_the_setting_named()
     {
         Assert.Empty(new CredentialCacheOptions().Validate());

@@ -1,0 +1,106 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using Orchestrator.DeviceAgent.Tests.Support;
+using Orchestrator.EndToEnd.Tests.Agent.Support;
+using Orchestrator.EndToEnd.Tests.Pacing;
+using Orchestrator.Messages.Protocol;
+using Orchestrator.Node.Admin;
+using Orchestrator.Node.Gateway;
+using Orchestrator.TestSupport;
+using Xunit.Abstractions;
+
+namespace Orchestrator.EndToEnd.Tests.Faults;
+
+/// <summary>
+/// A restarted node process answers its known devices at full speed from the moment it reports ready (issue 22, cold
+/// check-ins): the stored request keys are loaded at start (<c>Credentials:PreloadAtStart</c>), so a known device's
+/// first check-in reads no credential from the database, and the registry has folded the journal, so an idle device is
+/// answered without recovering its actor. A credential revoked before the restart stays refused. Counted on the node's
+/// own /metrics (a fresh process starts every counter at 0).
+/// </summary>
+public sealed class ColdStartTests(ITestOutputHelper output)
+{
+    private const string Reads = "orch_gateway_credential_db_reads_total";
+    private const string CheckIns = "orch_gateway_checkins_total";
+    private const string WithoutActor = "orch_gateway_checkins_answered_without_actor_total";
+
+    [Fact]
+    public async Task A_restarted_node_answers_a_known_device_without_a_credential_read_or_its_actor_and_still_refuses_a_revoked_one()
+    {
+        using var dir = new TempDir();
+        var data = dir.Folder("data");
+        var storeRoot = dir.Folder("store");
+        var port = LoopbackPort.Free();
+        using var store = new TestStore(storeRoot);
+        var release = store.Publish("1.0", Releases.V1());
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}/"), Timeout = TimeSpan.FromSeconds(20) };
+        var request = new CheckInRequest("acme", release.VersionId, release.InventoryDigest, null, "1.0.0");
+
+        var node = await NodeProcess.StartAsync(port, data, storeRoot);
+        var secrets = new Dictionary<string, string>();
+        try
+        {
+            foreach (var id in new[] { "cold-1", "cold-2", "cold-revoked" })
+            {
+                secrets[id] = await ProvisionAsync(http, id);
+                // The first check-in records the installed release (the actor journals it); the second is idle.
+                for (var i = 0; i < 2; i++) Assert.Equal(HttpStatusCode.OK, await CheckInAsync(http, id, secrets[id], request));
+            }
+            using var revoke = new HttpRequestMessage(HttpMethod.Delete, "admin/v1/devices/cold-revoked/credential");
+            revoke.Headers.Authorization = new AuthenticationHeaderValue("Bearer", NodeUnderTest.OperateToken);
+            using (var res = await http.SendAsync(revoke)) Assert.Equal(HttpStatusCode.NoContent, res.StatusCode);
+        }
+        finally { node.Kill(); }
+
+        node = await NodeProcess.StartAsync(port, data, storeRoot);
+        try
+        {
+            Assert.Equal(HttpStatusCode.OK, await CheckInAsync(http, "cold-1", secrets["cold-1"], request));
+            var metrics = await UntilCheckInsAsync(http, 1);
+            output.WriteLine($"after the restart, one check-in: {Reads} {Sum(metrics, Reads)}, {WithoutActor} {Sum(metrics, WithoutActor)}");
+            Assert.Equal(0, Sum(metrics, Reads));
+            Assert.Equal(1, Sum(metrics, WithoutActor));
+
+            Assert.Equal(HttpStatusCode.Unauthorized, await CheckInAsync(http, "cold-revoked", secrets["cold-revoked"], request));
+        }
+        finally { node.Kill(); }
+
+        // Without the preload the same first check-in reads the device's key: what the counter above would have shown.
+        node = await NodeProcess.StartAsync(port, data, storeRoot, "--Credentials:PreloadAtStart=false");
+        try
+        {
+            Assert.Equal(HttpStatusCode.OK, await CheckInAsync(http, "cold-2", secrets["cold-2"], request));
+            var metrics = await UntilCheckInsAsync(http, 1);
+            Assert.Equal(1, Sum(metrics, Reads));
+            Assert.Equal(HttpStatusCode.Unauthorized, await CheckInAsync(http, "cold-revoked", secrets["cold-revoked"], request));
+        }
+        finally { node.Kill(); }
+    }
+
+    private static double Sum(string metrics, string name) => AdminCalls.SumMetric(metrics, name);
+
+    // /metrics answers from a scrape cached for a moment, so it is polled until it shows the check-ins made.
+    private static async Task<string> UntilCheckInsAsync(HttpClient http, double checkIns) =>
+        await FleetSteps.UntilAsync($"{CheckIns} reaches {checkIns}", () => http.GetStringAsync("metrics"), m => Sum(m, CheckIns) >= checkIns);
+
+    private static async Task<string> ProvisionAsync(HttpClient http, string deviceId)
+    {
+        using var req = new HttpRequestMessage(HttpMethod.Post, $"admin/v1/devices/{deviceId}/credential");
+        req.Headers.Authorization = new AuthenticationHeaderValue("Bearer", NodeUnderTest.OperateToken);
+        using var res = await http.SendAsync(req);
+        Assert.True(res.IsSuccessStatusCode, $"provision {deviceId}: {(int)res.StatusCode}");
+        return (await res.Content.ReadFromJsonAsync<ProvisionResponse>(HttpProblems.Json))!.Secret;
+    }
+
+    private static async Task<HttpStatusCode> CheckInAsync(HttpClient http, string deviceId, string secret, CheckInRequest body)
+    {
+        using var req = new HttpRequestMessage(HttpMethod.Post, $"v1/devices/{deviceId}/check-in")
+        {
+            Content = JsonContent.Create(body, options: HttpProblems.Json),
+        };
+        await DeviceSigning.SignAsync(req, deviceId, secret);
+        using var res = await http.SendAsync(req);
+        return res.StatusCode;
+    }
+}
