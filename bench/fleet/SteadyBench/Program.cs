@@ -66,6 +66,9 @@ sealed record Phase(string Name, int Requests, int Errors, double Seconds, doubl
 
 sealed class Load(HttpClient http, string[] ids, byte[][] keys)
 {
+    /// <summary>The first answer body of each status other than 200, so a run's errors say which refusal they were.</summary>
+    public static readonly System.Collections.Concurrent.ConcurrentDictionary<int, string> FirstRefusals = new();
+
     private Task<(int Status, double Ms)> OneAsync(int device, long startTicks) => OneAsync(http, device, startTicks, null);
 
     // Status 0: no answer (connection refused, reset, or the client's timeout). refusals counts 429/503 answers that carry Retry-After.
@@ -75,8 +78,9 @@ sealed class Load(HttpClient http, string[] ids, byte[][] keys)
         try
         {
             using var response = await client.SendAsync(request, HttpCompletionOption.ResponseContentRead);
-            await response.Content.ReadAsByteArrayAsync();
+            var body = await response.Content.ReadAsByteArrayAsync();
             var status = (int)response.StatusCode;
+            if (status != 200) FirstRefusals.TryAdd(status, System.Text.Encoding.UTF8.GetString(body));
             if (refusals is not null && status is 429 or 503 && response.Headers.RetryAfter is not null) Interlocked.Increment(ref refusals.Value);
             return (status, Stopwatch.GetElapsedTime(startTicks).TotalMilliseconds);
         }
@@ -469,6 +473,7 @@ static class Bench
             ["loadavg1"] = double.Parse(File.ReadAllText("/proc/loadavg").Split(' ')[0], CultureInfo.InvariantCulture),
         };
         if (storm is not null) foreach (var (k, v) in storm) result[k] = v;
+        foreach (var (status, body) in Load.FirstRefusals.OrderBy(r => r.Key)) Console.WriteLine($"first answer with status {status}: {body}");
         Console.WriteLine(JsonSerializer.Serialize(result));
         return 0;
     }
