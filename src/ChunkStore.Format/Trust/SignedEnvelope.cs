@@ -24,15 +24,17 @@ public sealed record SignedEnvelope(string Payload, IReadOnlyList<EnvelopeSignat
 
     /// <summary>Signs <paramref name="payload"/> with every key in <paramref name="keys"/>.</summary>
     public static SignedEnvelope Sign(byte[] payload, IEnumerable<ReleaseSigningKey> keys) =>
-        new(Convert.ToBase64String(payload),
-            keys.Select(k => new EnvelopeSignature(TrustKeyIds.Of(k.PublicKey), Convert.ToBase64String(k.Sign(payload)))).ToList());
+        new(Convert.ToBase64String(payload), keys.Select(k => SignatureBy(k, TrustKeyIds.Of(k.PublicKey), payload)).ToList());
 
     /// <summary>
     /// Signs <paramref name="payload"/> with one key whose id (<see cref="TrustKeyIds.Of"/>) the caller computed once: a
     /// signer of many documents with the same key does not hash its public key again for each.
     /// </summary>
     public static SignedEnvelope Sign(byte[] payload, ReleaseSigningKey key, string keyId) =>
-        new(Convert.ToBase64String(payload), [new EnvelopeSignature(keyId, Convert.ToBase64String(key.Sign(payload)))]);
+        new(Convert.ToBase64String(payload), [SignatureBy(key, keyId, payload)]);
+
+    private static EnvelopeSignature SignatureBy(ReleaseSigningKey key, string keyId, byte[] payload) =>
+        new(keyId, Convert.ToBase64String(key.Sign(payload)));
 
     /// <summary>The envelope as UTF-8 JSON bytes.</summary>
     public byte[] ToBytes() => JsonSerializer.SerializeToUtf8Bytes(this, TrustJsonContext.Default.SignedEnvelope);

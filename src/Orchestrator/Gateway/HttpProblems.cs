@@ -21,18 +21,14 @@ public static class HttpProblems
     /// </summary>
     public static (T? Value, IResult? Error) ParseJson<T>(HttpRequest request, ReadOnlySpan<byte> body, JsonTypeInfo<T> type) where T : class
     {
-        if (!request.HasJsonContentType())
-            return (null, Problem(StatusCodes.Status415UnsupportedMediaType, "unsupported_media_type", "Send the body as Content-Type: application/json."));
+        if (!request.HasJsonContentType()) return (null, NotJson());
         try
         {
-            var value = JsonSerializer.Deserialize(body, type);
-            return value is null
-                ? (null, Problem(StatusCodes.Status400BadRequest, "invalid_json", "Body is JSON null; send the documented object."))
-                : (value, null);
+            return Parsed(JsonSerializer.Deserialize(body, type));
         }
         catch (JsonException ex)
         {
-            return (null, Problem(StatusCodes.Status400BadRequest, "invalid_json", $"Body is not the documented JSON object: {ex.Message}"));
+            return (null, Malformed(ex));
         }
     }
 
@@ -44,14 +40,10 @@ public static class HttpProblems
     {
         if (request.ContentLength > maxBytes)
             return (null, Problem(StatusCodes.Status413PayloadTooLarge, "body_too_large", $"Request body is {request.ContentLength} bytes; the limit is {maxBytes} (Gateway:MaxRequestBodyBytes)."));
-        if (!request.HasJsonContentType())
-            return (null, Problem(StatusCodes.Status415UnsupportedMediaType, "unsupported_media_type", "Send the body as Content-Type: application/json."));
+        if (!request.HasJsonContentType()) return (null, NotJson());
         try
         {
-            var value = await JsonSerializer.DeserializeAsync<T>(request.Body, Json, ct).ConfigureAwait(false);
-            return value is null
-                ? (null, Problem(StatusCodes.Status400BadRequest, "invalid_json", "Body is JSON null; send the documented object."))
-                : (value, null);
+            return Parsed(await JsonSerializer.DeserializeAsync<T>(request.Body, Json, ct).ConfigureAwait(false));
         }
         catch (BadHttpRequestException ex) when (ex.StatusCode == StatusCodes.Status413PayloadTooLarge)
         {
@@ -59,7 +51,17 @@ public static class HttpProblems
         }
         catch (JsonException ex)
         {
-            return (null, Problem(StatusCodes.Status400BadRequest, "invalid_json", $"Body is not the documented JSON object: {ex.Message}"));
+            return (null, Malformed(ex));
         }
     }
+
+    // The answers both readers give: the same body is refused the same way whichever of them parsed it.
+    private static IResult NotJson() =>
+        Problem(StatusCodes.Status415UnsupportedMediaType, "unsupported_media_type", "Send the body as Content-Type: application/json.");
+
+    private static (T? Value, IResult? Error) Parsed<T>(T? value) where T : class =>
+        value is null ? (null, Problem(StatusCodes.Status400BadRequest, "invalid_json", "Body is JSON null; send the documented object.")) : (value, null);
+
+    private static IResult Malformed(JsonException ex) =>
+        Problem(StatusCodes.Status400BadRequest, "invalid_json", $"Body is not the documented JSON object: {ex.Message}");
 }
