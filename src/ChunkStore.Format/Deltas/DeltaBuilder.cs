@@ -69,6 +69,7 @@ public enum DeltaBuildMethod
 public sealed class DeltaBuilder
 {
     private readonly FileSystemStore _store;
+    private readonly Packs.ChunkLocator _chunks;
     private readonly ContentKey _contentKey;
     private readonly ReleaseSigningKey _signingKey;
     private readonly TimeProvider _time;
@@ -77,6 +78,7 @@ public sealed class DeltaBuilder
     public DeltaBuilder(FileSystemStore store, ContentKey contentKey, ReleaseSigningKey signingKey, TimeProvider? time = null)
     {
         _store = store ?? throw new ArgumentNullException(nameof(store));
+        _chunks = new Packs.ChunkLocator(store);
         _contentKey = contentKey ?? throw new ArgumentNullException(nameof(contentKey));
         _signingKey = signingKey ?? throw new ArgumentNullException(nameof(signingKey));
         _time = time ?? TimeProvider.System;
@@ -427,7 +429,7 @@ public sealed class DeltaBuilder
         var seen = new HashSet<ChunkId>();
         foreach (var f in files)
             foreach (var c in f.Chunks)
-                if (!held.Contains(c.Id) && seen.Add(c.Id)) total += _store.ChunkSize(c.Id) ?? throw MissingChunk(c.Id, f.Path);
+                if (!held.Contains(c.Id) && seen.Add(c.Id)) total += _chunks.StoredLength(c.Id) ?? throw MissingChunk(c.Id, f.Path);
         return total;
     }
 
@@ -437,7 +439,7 @@ public sealed class DeltaBuilder
         // What a device holding the source release fetches for this file without a delta: chunks it lacks, once each.
         long chunkCost = 0;
         foreach (var id in target.Chunks.Select(c => c.Id).Distinct())
-            if (!sourceChunks.Contains(id)) chunkCost += _store.ChunkSize(id) ?? throw MissingChunk(id, target.Path);
+            if (!sourceChunks.Contains(id)) chunkCost += _chunks.StoredLength(id) ?? throw MissingChunk(id, target.Path);
 
         var chunksOnly = new DeltaFile(target.Path, source.Path, source.Sha256, target.Sha256, target.Size, DeltaMethod.Chunks, 0, []);
         if (chunkCost == 0 || source.Size + target.Size > PatchCodec.MaxPatchInput) return (chunksOnly, chunkCost, []);
@@ -469,7 +471,7 @@ public sealed class DeltaBuilder
         var offset = 0;
         foreach (var c in file.Chunks)
         {
-            var stored = _store.ReadChunk(c.Id) ?? throw MissingChunk(c.Id, file.Path);
+            var stored = _chunks.Read(c.Id) ?? throw MissingChunk(c.Id, file.Path);
             ChunkCodec.Decode(stored, _contentKey, c.Length, c.Id).CopyTo(content.AsSpan(offset));
             offset += c.Length;
         }

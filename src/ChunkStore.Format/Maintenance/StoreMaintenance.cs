@@ -31,7 +31,14 @@ public sealed record ProductStats(string Product, int Versions, string? LatestVe
 /// <param name="TempFiles">Leftover temp files.</param>
 /// <param name="Products">Per-product figures.</param>
 public sealed record StoreStats(string Root, long Chunks, long ChunkBytes, long ReferencedChunks, long UnreferencedChunks,
-    long UnreferencedBytes, int TempFiles, IReadOnlyList<ProductStats> Products);
+    long UnreferencedBytes, int TempFiles, IReadOnlyList<ProductStats> Products)
+{
+    /// <summary>Pack objects on disk.</summary>
+    public long Packs { get; init; }
+
+    /// <summary>Their bytes (chunk objects stored only inside packs are counted here, not in <see cref="ChunkBytes"/>).</summary>
+    public long PackBytes { get; init; }
+}
 
 /// <summary>Result of <see cref="StoreMaintenance.Verify"/>.</summary>
 /// <param name="ChunksChecked">Chunk objects hashed.</param>
@@ -68,6 +75,12 @@ public sealed record GcReport(IReadOnlyList<string> VersionsRemoved, int Manifes
 
     /// <summary>Pack objects deleted (no retained release's pack index names them).</summary>
     public long PacksDeleted { get; init; }
+
+    /// <summary>Packs kept whole although some of their bytes are chunks no retained release's index locates.</summary>
+    public long PacksPartlyLive { get; init; }
+
+    /// <summary>Bytes of those packs that no retained release's index locates (kept until the whole pack is dead).</summary>
+    public long PackBytesUnreferenced { get; init; }
 }
 
 /// <summary>
@@ -78,6 +91,7 @@ public sealed record GcReport(IReadOnlyList<string> VersionsRemoved, int Manifes
 public sealed class StoreMaintenance(FileSystemStore store)
 {
     private readonly FileSystemStore _store = store ?? throw new ArgumentNullException(nameof(store));
+    private ChunkLocator? _locator;
 
     /// <summary>Counts and bytes; reads every listed manifest.</summary>
     public StoreStats Stats()
@@ -111,8 +125,14 @@ public sealed class StoreMaintenance(FileSystemStore store)
             chunkBytes += size;
             if (!referenced.Contains(id)) { unreferenced++; unreferencedBytes += size; }
         }
+        long packs = 0, packBytes = 0;
+        foreach (var id in _store.EnumeratePacks())
+        {
+            packs++;
+            packBytes += new FileInfo(_store.FullPath(StoreLayout.PackPath(id))).Length;
+        }
         return new StoreStats(_store.Root, chunks, chunkBytes, chunks - unreferenced, unreferenced, unreferencedBytes,
-            _store.EnumerateTempFiles().Count(), products);
+            _store.EnumerateTempFiles().Count(), products) { Packs = packs, PackBytes = packBytes };
     }
 
     /// <summary>
@@ -171,16 +191,19 @@ public sealed class StoreMaintenance(FileSystemStore store)
                 catch (InvalidInputException ex) { problems.Add($"{label}: {ex.Message}"); continue; }
                 if (manifest.Product != product || manifest.Version != entry.Version || manifest.VersionId != entry.VersionId)
                     problems.Add($"{label}: manifest says {manifest.Product}/{manifest.Version} id {manifest.VersionId}, the index says {product}/{entry.Version} id {entry.VersionId}");
-                problems.AddRange(PackProblems(label, entry.ManifestPath, bytes, manifest, publicKey));
+                // What a device can fetch for this release: chunk objects, and the chunks its own pack index locates intact.
+                var packed = new Dictionary<ChunkId, int>();
+                problems.AddRange(PackProblems(label, entry.ManifestPath, bytes, manifest, publicKey, packed));
                 foreach (var file in manifest.Files)
                 {
                     var complete = true;
                     foreach (var chunk in file.Chunks)
                     {
-                        if (!plainLengths.TryGetValue(chunk.Id, out var length))
+                        if (!plainLengths.TryGetValue(chunk.Id, out var length) && !packed.TryGetValue(chunk.Id, out length))
                         {
                             complete = false;
-                            if (!present.Contains(chunk.Id)) problems.Add($"{label}: file '{file.Path}' needs chunk {chunk.Id}, which is missing");
+                            if (!present.Contains(chunk.Id))
+                                problems.Add($"{label}: file '{file.Path}' needs chunk {chunk.Id}, which is missing (no chunk object, and the release's pack index does not locate it)");
                         }
                         else if (length != chunk.Length)
                         {
@@ -228,11 +251,12 @@ public sealed class StoreMaintenance(FileSystemStore store)
     /// <summary>Decrypts <paramref name="file"/> chunk by chunk; the first problem, or null when it is exactly what the manifest says.</summary>
     private string? DecryptedFileProblem(string label, ManifestFile file, ContentKey key)
     {
+        _locator ??= new ChunkLocator(_store, reloadOnMiss: false);
         using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         long size = 0;
         foreach (var chunk in file.Chunks)
         {
-            var stored = _store.ReadChunk(chunk.Id);
+            var stored = _locator.Read(chunk.Id);
             if (stored is null) return $"{label}: file '{file.Path}': chunk {chunk.Id} disappeared while verifying";
             byte[] plain;
             try { plain = ChunkCodec.Decode(stored, key, chunk.Length, chunk.Id); }
@@ -268,6 +292,7 @@ public sealed class StoreMaintenance(FileSystemStore store)
         var plans = new List<(string Product, ReleaseIndex Old, ReleaseIndex Kept, IReadOnlyList<ReleaseIndexEntry> Dropped)>();
         var marked = new HashSet<ChunkId>();
         var markedPacks = new HashSet<ChunkId>();
+        var liveRanges = new HashSet<(ChunkId Pack, long Offset, int Stored)>();
         foreach (var product in _store.EnumerateProducts())
         {
             var index = ReadIndex(product);
@@ -279,7 +304,11 @@ public sealed class StoreMaintenance(FileSystemStore store)
             {
                 var manifest = ReadManifest(entry);
                 marked.UnionWith(manifest.DistinctChunks());
-                if (_store.ReadFile(entry.ManifestPath) is { } bytes && PackIndex.ReadStored(_store, entry.ManifestPath, bytes, manifest) is { } packIndex) markedPacks.UnionWith(packIndex.Packs.Select(p => p.Id));
+                if (_store.ReadFile(entry.ManifestPath) is { } bytes && PackIndex.ReadStored(_store, entry.ManifestPath, bytes, manifest) is { } packIndex)
+                {
+                    markedPacks.UnionWith(packIndex.Packs.Select(p => p.Id));
+                    foreach (var e in packIndex.Entries) liveRanges.Add((packIndex.Packs[e.Pack].Id, e.Offset, e.Stored));
+                }
             }
             plans.Add((product, index, index with { Versions = keep }, index.Versions.Except(keep).ToList()));
         }
@@ -327,10 +356,19 @@ public sealed class StoreMaintenance(FileSystemStore store)
             deleted++;
             freed += size;
         }
-        long packsDeleted = 0;
+        // A pack goes only when no retained release's index locates any chunk in it. A partly live pack is kept whole:
+        // cutting it would change the ranges the retained releases' signed indexes name (gc holds no signing key, and
+        // devices resume ranges by offset), so its dead bytes stay until its last live chunk's releases are dropped.
+        long packsDeleted = 0, partlyLive = 0, deadBytes = 0;
+        var liveBytes = liveRanges.GroupBy(r => r.Pack).ToDictionary(g => g.Key, g => g.Sum(r => (long)r.Stored));
         foreach (var id in _store.EnumeratePacks().ToList())
         {
-            if (markedPacks.Contains(id)) continue;
+            if (markedPacks.Contains(id))
+            {
+                var dead = new FileInfo(_store.FullPath(StoreLayout.PackPath(id))).Length - liveBytes.GetValueOrDefault(id);
+                if (dead > 0) { partlyLive++; deadBytes += dead; }
+                continue;
+            }
             var size = new FileInfo(_store.FullPath(StoreLayout.PackPath(id))).Length;
             if (!policy.DryRun && !_store.DeleteFile(StoreLayout.PackPath(id))) continue;
             packsDeleted++;
@@ -351,24 +389,29 @@ public sealed class StoreMaintenance(FileSystemStore store)
             }
             _store.Flush();
         }
-        return new GcReport(removed, manifestFilesDeleted, deleted, freed, kept2, temps, policy.DryRun) { PublishCacheEntriesDropped = cacheDropped, PacksDeleted = packsDeleted };
+        return new GcReport(removed, manifestFilesDeleted, deleted, freed, kept2, temps, policy.DryRun) { PublishCacheEntriesDropped = cacheDropped, PacksDeleted = packsDeleted,
+            PacksPartlyLive = partlyLive, PackBytesUnreferenced = deadBytes };
     }
 
     /// <summary>
     /// Checks a release's pack index as an agent would (signature with <paramref name="publicKey"/> when given, strict
     /// parse, bound to the manifest bytes) and every located chunk: its pack present and hashing to its id, and the
-    /// range hashing to the chunk id. A release without an index has nothing to check (its chunks are fetched as objects).
+    /// range hashing to the chunk id and carrying a valid header. Each located chunk that passes goes into
+    /// <paramref name="packed"/> with its plaintext length. A release without an index has nothing to check (its chunks
+    /// are fetched as objects).
     /// </summary>
-    private IEnumerable<string> PackProblems(string label, string manifestPath, byte[] manifestBytes, Manifest manifest, ReleasePublicKey? publicKey)
+    private List<string> PackProblems(string label, string manifestPath, byte[] manifestBytes, Manifest manifest, ReleasePublicKey? publicKey,
+        Dictionary<ChunkId, int> packed)
     {
+        var problems = new List<string>();
         var signed = _store.ReadFile(StoreLayout.PackIndexPathFor(manifestPath));
-        if (signed is null) yield break;
+        if (signed is null) return problems;
         var order = PackIndex.ChunkOrder(manifest);
         var (index, refused) = ParsePackIndex(signed, manifestPath, manifestBytes, manifest, order.Count, publicKey);
         if (index is null)
         {
-            yield return $"{label}: pack index refused ({refused}); agents fetch its chunks as objects";
-            yield break;
+            problems.Add($"{label}: pack index refused ({refused}); agents fetch its chunks as objects");
+            return problems;
         }
         var packs = new Dictionary<ChunkId, byte[]?>();
         foreach (var p in index.Packs)
@@ -376,11 +419,21 @@ public sealed class StoreMaintenance(FileSystemStore store)
             var bytes = _store.ReadFile(StoreLayout.PackPath(p.Id));
             packs[p.Id] = bytes is not null && bytes.Length == p.Length && ChunkId.Of(bytes) == p.Id ? bytes : null;
             if (packs[p.Id] is null)
-                yield return $"{label}: pack {p.Id} is {(bytes is null ? "missing" : "damaged (length or hash differs from its index entry)")}";
+                problems.Add($"{label}: pack {p.Id} is {(bytes is null ? "missing" : "damaged (length or hash differs from its index entry)")}");
         }
         foreach (var (id, at) in index.Locate(order))
-            if (packs[at.Pack] is { } pack && !id.Matches(pack.AsSpan((int)at.Offset, at.Stored)))
-                yield return $"{label}: bytes {at.Offset}..{at.Offset + at.Stored - 1} of pack {at.Pack} do not hash to chunk {id}";
+        {
+            if (packs[at.Pack] is not { } pack) continue;
+            var range = pack.AsSpan((int)at.Offset, at.Stored);
+            if (!id.Matches(range))
+            {
+                problems.Add($"{label}: bytes {at.Offset}..{at.Offset + at.Stored - 1} of pack {at.Pack} do not hash to chunk {id}");
+                continue;
+            }
+            try { packed[id] = ChunkCodec.ReadPlainLength(range); }
+            catch (IntegrityException ex) { problems.Add($"{label}: chunk {id} in pack {at.Pack}: {ex.Message}"); }
+        }
+        return problems;
     }
 
     private (PackIndex? Index, string? Refused) ParsePackIndex(byte[] signed, string manifestPath, byte[] manifestBytes, Manifest manifest,

@@ -70,7 +70,9 @@ public sealed class Publisher
         if (versionId <= latestId)
             throw new InvalidInputException($"Version ID {versionId} is not greater than the latest version ID {latestId} ('{index.Latest!.Version}') of product '{request.Product}': pass --version-id {latestId + 1} or higher.");
 
-        var state = new RunState(tree.TotalBytes, PublishCache.Load(_store));
+        // With packs the new chunk objects go into pack objects only (one copy per chunk); without, each is its own object.
+        var locator = request.Packs ? new ChunkLocator(_store, reloadOnMiss: false) : null;
+        var state = new RunState(tree.TotalBytes, PublishCache.Load(_store), locator, locator is null ? null : new PackWriter(_store));
         var fileChunks = new List<PendingChunk>[tree.Files.Count];
         var fileHashes = new string[tree.Files.Count];
 
@@ -109,7 +111,7 @@ public sealed class Publisher
                         hash.AppendData(chunk.Span);
                         var copy = ArrayPool<byte>.Shared.Rent(chunk.Length);
                         chunk.Span.CopyTo(copy);
-                        var pending = new PendingChunk(copy, chunk.Length);
+                        var pending = new PendingChunk(copy, chunk.Length) { Sequence = state.ChunksQueued };
                         fileChunks[f].Add(pending);
                         queue.Add(pending, stop.Token);
                         if (++state.ChunksQueued % ProgressEveryChunks == 0) progress?.Report(state.Snapshot(file.RelativePath));
@@ -135,6 +137,11 @@ public sealed class Publisher
         }
         pipeline.Failure?.Throw();
         cancellationToken.ThrowIfCancellationRequested();
+        if (state.Packer is { } packer)
+        {
+            packer.Complete();
+            locator!.Add(packer.Written.Values, packer.Packs);
+        }
         progress?.Report(state.Snapshot(null));
 
         // Chunks must be durable before anything that refers to them.
@@ -154,8 +161,7 @@ public sealed class Publisher
         var manifestBytes = ManifestSerializer.Serialize(manifest);
         var signature = ManifestSigner.Sign(manifestBytes, _signingKey);
         var manifestPath = StoreLayout.ManifestPath(request.Product, request.Version);
-        // Packs copy chunk objects already durable; each pack is written atomically before the index naming it.
-        var packs = request.Packs ? ReleasePacker.Pack(_store, PackIndex.ChunkOrder(manifest), index.Latest?.ManifestPath) : null;
+        var packs = locator is null ? null : ReleasePacker.Index(_store, PackIndex.ChunkOrder(manifest), locator, index.Latest?.ManifestPath);
         _store.WriteFile(manifestPath, manifestBytes);
         _store.WriteFile(StoreLayout.SignaturePathFor(manifestPath), signature);
         if (packs is not null) _store.WriteFile(StoreLayout.PackIndexPath(request.Product, request.Version), packs.SignedIndex(manifestBytes, _signingKey));
@@ -180,11 +186,12 @@ public sealed class Publisher
         ChunkCodec.WritePlaintextTag(plaintext, _contentKey, tag);
         p.Tag = ChunkCodec.ManifestTagOf(tag);
         if (state.Cache.TryGet(tag, out var cachedId, out var cachedLength) && cachedLength == p.Length &&
-            (state.Distinct.ContainsKey(cachedId) || _store.ChunkExists(cachedId)))
+            (state.Distinct.ContainsKey(cachedId) || state.Has(cachedId, _store)))
         {
             // Stored by an earlier release (or earlier in this one): no need to compress it again.
             p.Id = cachedId;
             state.Distinct.TryAdd(cachedId, 0);
+            state.Packer?.Offer(p.Sequence, cachedId, [], append: false);
         }
         else
         {
@@ -194,11 +201,13 @@ public sealed class Publisher
                 var length = ChunkCodec.EncodeInto(plaintext, _contentKey, tag, stored, out var id);
                 p.Id = id;
                 // The first occurrence in this run decides; repeats are neither re-checked nor counted as new.
-                if (state.Distinct.TryAdd(id, 0) && _store.PutChunkIfAbsent(id, stored.AsSpan(0, length)))
+                var first = state.Distinct.TryAdd(id, 0);
+                if (first && state.Put(p.Sequence, id, stored.AsSpan(0, length), _store))
                 {
                     Interlocked.Increment(ref state.ChunksNew);
                     Interlocked.Add(ref state.BytesNew, length);
                 }
+                else if (!first) state.Packer?.Offer(p.Sequence, id, [], append: false);
                 state.Cache.Add(tag, id, p.Length);
             }
             finally
@@ -246,6 +255,7 @@ public sealed class Publisher
         public int Length { get; } = length;
         public ChunkId Id { get; set; }
         public string Tag { get; set; } = "";
+        public long Sequence { get; init; }
 
         public void Release()
         {
@@ -255,15 +265,28 @@ public sealed class Publisher
         }
     }
 
-    private sealed class RunState(long bytesTotal, PublishCache cache)
+    private sealed class RunState(long bytesTotal, PublishCache cache, ChunkLocator? locator, PackWriter? packer)
     {
         public readonly PublishCache Cache = cache;
+        public readonly PackWriter? Packer = packer;
         public readonly ConcurrentDictionary<ChunkId, byte> Distinct = new();
         public long BytesDone;
         public long ChunksDone;
         public long ChunksQueued; // reader thread only
         public long ChunksNew;
         public long BytesNew;
+
+        /// <summary>True when the store holds the chunk where this publish's devices can fetch it (any pack, with packs; an object, without).</summary>
+        public bool Has(ChunkId id, IContentStore store) => locator?.Contains(id) ?? store.ChunkExists(id);
+
+        /// <summary>Stores a chunk unless held; true when written now (appended to a pack, with packs).</summary>
+        public bool Put(long sequence, ChunkId id, ReadOnlySpan<byte> stored, IContentStore store)
+        {
+            if (Packer is null) return store.PutChunkIfAbsent(id, stored);
+            var append = !locator!.Contains(id);
+            Packer.Offer(sequence, id, stored, append);
+            return append;
+        }
 
         public PublishProgress Snapshot(string? file) =>
             new(Interlocked.Read(ref BytesDone), bytesTotal, Interlocked.Read(ref ChunksDone), Interlocked.Read(ref ChunksNew), file);

@@ -99,7 +99,7 @@ public sealed class FileSystemStore : IContentStore
             foreach (var file in Directory.EnumerateFiles(Root))
                 if (AtomicFile.IsTempFile(Path.GetFileName(file)))
                     yield return file; // e.g. an interrupted rewrite of the publish cache
-        foreach (var top in new[] { StoreLayout.ChunksDirectory, StoreLayout.ManifestsDirectory, StoreLayout.ChannelsDirectory, StoreLayout.DeltasDirectory })
+        foreach (var top in new[] { StoreLayout.ChunksDirectory, StoreLayout.PacksDirectory, StoreLayout.ManifestsDirectory, StoreLayout.ChannelsDirectory, StoreLayout.DeltasDirectory })
         {
             var dir = Path.Combine(Root, top);
             if (!Directory.Exists(dir)) continue;
@@ -178,7 +178,43 @@ public sealed class FileSystemStore : IContentStore
     }
 
     /// <inheritdoc />
+    public byte[]? ReadFileRange(string relativePath, long offset, int length)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(offset);
+        ArgumentOutOfRangeException.ThrowIfNegative(length);
+        var path = FullPath(relativePath);
+        try
+        {
+            using var handle = File.OpenHandle(path);
+            var bytes = new byte[length];
+            var done = 0;
+            while (done < length)
+            {
+                var n = RandomAccess.Read(handle, bytes.AsSpan(done), offset + done);
+                if (n == 0) return null;
+                done += n;
+            }
+            return bytes;
+        }
+        catch (FileNotFoundException) { return null; }
+        catch (DirectoryNotFoundException) { return null; }
+    }
+
+    /// <inheritdoc />
+    public IReadOnlyList<string> EnumeratePackIndexFiles() =>
+        EnumerateProducts().SelectMany(EnumerateManifestFiles).Where(f => f.EndsWith(StoreLayout.PackIndexSuffix, StringComparison.Ordinal)).ToList();
+
+    /// <inheritdoc />
     public void WriteFile(string relativePath, ReadOnlySpan<byte> content) => AtomicFile.Write(FullPath(relativePath), content);
+
+    /// <inheritdoc />
+    public bool PutObjectIfAbsent(string relativePath, ReadOnlySpan<byte> content)
+    {
+        var path = FullPath(relativePath);
+        if (!AtomicFile.WriteIfAbsent(path, content, syncDirectory: false, syncFile: !OperatingSystem.IsLinux())) return false;
+        _dirtyDirectories.TryAdd(Path.GetDirectoryName(path)!, 0);
+        return true;
+    }
 
     /// <summary>Deletes a store-relative file; true when it existed.</summary>
     public bool DeleteFile(string relativePath)
@@ -203,9 +239,9 @@ public sealed class FileSystemStore : IContentStore
             AtomicFile.SyncDirectory(dir);
             _dirtyDirectories.TryRemove(dir, out _);
         }
-        // New chunk folders are entries of chunks/ itself.
-        var chunks = Path.Combine(Root, StoreLayout.ChunksDirectory);
-        if (Directory.Exists(chunks)) AtomicFile.SyncDirectory(chunks);
+        // New chunk and pack folders are entries of chunks/ and packs/ themselves.
+        foreach (var top in new[] { StoreLayout.ChunksDirectory, StoreLayout.PacksDirectory })
+            if (Directory.Exists(Path.Combine(Root, top))) AtomicFile.SyncDirectory(Path.Combine(Root, top));
         AtomicFile.SyncDirectory(Root);
     }
 

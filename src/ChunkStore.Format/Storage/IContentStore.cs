@@ -23,6 +23,21 @@ public interface IContentStore
     /// <summary>The store-relative file's bytes, or null when absent.</summary>
     byte[]? ReadFile(string relativePath);
 
+    /// <summary>
+    /// <paramref name="length"/> bytes of the store-relative file from <paramref name="offset"/>, or null when the file
+    /// is absent or shorter (a chunk inside a pack object).
+    /// </summary>
+    byte[]? ReadFileRange(string relativePath, long offset, int length);
+
+    /// <summary>Store-relative paths of every signed pack index (<c>manifests/&lt;product&gt;/&lt;version&gt;.packs</c>), listed or not.</summary>
+    IReadOnlyList<string> EnumeratePackIndexFiles();
+
+    /// <summary>
+    /// Stores a content-addressed object (a pack, <see cref="StoreLayout.PackPath"/>) atomically unless it exists; made
+    /// durable by <see cref="Flush"/> like a chunk put. True when it was written now.
+    /// </summary>
+    bool PutObjectIfAbsent(string relativePath, ReadOnlySpan<byte> content);
+
     /// <summary>Atomically replaces the store-relative file.</summary>
     void WriteFile(string relativePath, ReadOnlySpan<byte> content);
 

@@ -36,7 +36,7 @@ public sealed class PackTests : StoreTestBase
             PackIndex.ManifestHashOf(manifestBytes), PackIndex.ChunkOrder(manifest).Count);
 
     [Fact]
-    public void Every_chunk_of_a_release_lies_byte_identical_in_a_pack_and_the_next_release_packs_only_its_new_chunks()
+    public void Every_chunk_of_a_release_lies_once_in_a_pack_and_the_next_release_packs_only_its_new_chunks()
     {
         var (m1, b1, _) = Publish("1.0", Tree("v1", 1));
         var (m2, b2, _) = Publish("2.0", Tree("v2", 2));
@@ -49,7 +49,9 @@ public sealed class PackTests : StoreTestBase
             {
                 var pack = store.ReadFile(StoreLayout.PackPath(at.Pack))!;
                 Assert.Equal(at.Pack, ChunkId.Of(pack));
-                Assert.Equal(store.ReadChunk(id), pack.AsSpan((int)at.Offset, at.Stored).ToArray());
+                Assert.True(id.Matches(pack.AsSpan((int)at.Offset, at.Stored)));
+                Assert.Null(store.ReadChunk(id)); // the pack is the only copy
+                Assert.Equal(pack.AsSpan((int)at.Offset, at.Stored).ToArray(), new ChunkLocator(store).Read(id));
             }
         }
         // 2.0's unchanged chunks keep 1.0's places; its new chunks lie in its own packs, contiguous in manifest order.
@@ -63,18 +65,42 @@ public sealed class PackTests : StoreTestBase
         Assert.Single(fresh.Select(c => c.Pack).Distinct());
         for (var i = 1; i < fresh.Count; i++) Assert.Equal(fresh[i - 1].Offset + fresh[i - 1].Stored, fresh[i].Offset);
         Assert.Equal(2, store.EnumeratePacks().Count());
+        Assert.Empty(store.EnumerateChunks());
+        var stats = new StoreMaintenance(store).Stats();
+        Assert.Equal(0, stats.ChunkBytes);
+        Assert.Equal(store.EnumeratePacks().Sum(p => new FileInfo(store.FullPath(StoreLayout.PackPath(p))).Length), stats.PackBytes);
     }
 
     [Fact]
-    public void Packs_are_cut_at_the_size_limit()
+    public void Pack_contents_do_not_depend_on_encode_thread_timing()
+    {
+        var tree = Tree("v1", 1);
+        var ids = new List<HashSet<ChunkId>>();
+        foreach (var parallelism in new[] { 1, 4 })
+        {
+            var store = FileSystemStore.Open(Dir.Sub($"store-{parallelism}"), create: true);
+            new Publisher(store, ProductKey, SigningKey) { Parallelism = parallelism }.Publish(new PublishRequest("acme", "1.0", tree, Chunking: Small, Packs: true));
+            ids.Add(store.EnumeratePacks().ToHashSet());
+        }
+        Assert.Equal(ids[0], ids[1]);
+    }
+
+    [Fact]
+    public void Packs_are_cut_at_the_size_limit_and_chunks_offered_out_of_order_are_packed_in_sequence()
     {
         var store = OpenStore();
-        var (m, _, _) = Publish("1.0", Tree("v1", 1), packs: false);
-        var order = PackIndex.ChunkOrder(m);
-        var packs = ReleasePacker.Pack(store, order, null, maxPackBytes: 20_000);
-        Assert.True(packs.Packs.Count > 3);
-        Assert.All(packs.Packs, p => Assert.True(p.Length <= 20_000 || packs.Entries.Count(e => packs.Packs[e.Pack] == p) == 1));
-        Assert.Equal(order.Count, packs.Entries.Count);
+        var writer = new PackWriter(store, maxPackBytes: 20_000);
+        var chunks = Enumerable.Range(0, 12).Select(i => TestData.Random(6_000 + i, 10 + i)).ToList();
+        var order = new[] { 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10 };
+        foreach (var i in order) writer.Offer(i, ChunkId.Of(chunks[i]), chunks[i], append: i != 5); // 5: held already
+        writer.Complete();
+        Assert.Equal(11, writer.Written.Count);
+        Assert.True(writer.Packs.Count > 3);
+        Assert.All(writer.Packs, p => Assert.True(p.Length <= 20_000));
+        var placed = Enumerable.Range(0, 12).Where(i => i != 5).Select(i => writer.Written[ChunkId.Of(chunks[i])]).ToList();
+        for (var i = 1; i < placed.Count; i++)
+            Assert.True(placed[i].Pack == placed[i - 1].Pack ? placed[i].Offset == placed[i - 1].Offset + placed[i - 1].Stored : placed[i].Offset == 0);
+        foreach (var c in placed) Assert.True(c.Chunk.Matches(store.ReadFileRange(StoreLayout.PackPath(c.Pack), c.Offset, c.Stored)));
     }
 
     [Fact]
@@ -186,5 +212,99 @@ public sealed class PackTests : StoreTestBase
         Assert.Equal(named, store.EnumeratePacks().ToHashSet());
         Assert.Equal(3 - named.Count, report.PacksDeleted);
         Assert.True(report.PacksDeleted >= 1);
+    }
+
+    [Fact]
+    public void Gc_after_dropping_a_release_keeps_every_chunk_of_the_kept_ones_and_a_partly_live_pack_whole()
+    {
+        var (m1, _, _) = Publish("1.0", Tree("v1", 1));
+        Publish("2.0", Tree("v2", 2));
+        Publish("3.0", Tree("v3", 3));
+        var store = OpenStore();
+        var packOf1 = store.EnumeratePacks().Single(p => ReadIndexAt(store, "1.0").Packs.Select(x => x.Id).Contains(p) && ReadIndexAt(store, "2.0").Packs.Select(x => x.Id).Contains(p));
+
+        var report = new StoreMaintenance(store).CollectGarbage(new GcPolicy(KeepLast: 2));
+        Assert.Equal(["acme/1.0"], report.VersionsRemoved);
+        // 1.0's pack still holds lib/same.so, which 2.0 and 3.0 use: kept whole, its 1.0-only chunks counted as dead bytes.
+        Assert.Contains(packOf1, store.EnumeratePacks());
+        Assert.Equal(0, report.PacksDeleted);
+        Assert.True(report.PacksPartlyLive >= 1);
+        var live = new[] { "2.0", "3.0" }.SelectMany(v => ReadIndexAt(store, v).Entries.Select(e => (ReadIndexAt(store, v).Packs[e.Pack].Id, e.Offset, e.Stored))).Distinct()
+            .Where(r => r.Id == packOf1).Sum(r => (long)r.Stored);
+        Assert.True(report.PackBytesUnreferenced >= new FileInfo(store.FullPath(StoreLayout.PackPath(packOf1))).Length - live);
+        var dropped = m1.DistinctChunks().Except(ManifestSerializer.Parse(store.ReadFile(StoreLayout.ManifestPath("acme", "2.0"))!).DistinctChunks())
+            .Except(ManifestSerializer.Parse(store.ReadFile(StoreLayout.ManifestPath("acme", "3.0"))!).DistinctChunks());
+        Assert.NotEmpty(dropped);
+        var verify = new StoreMaintenance(store).Verify(SigningKey.PublicKey, contentKey: ProductKey);
+        Assert.True(verify.Ok, string.Join("\n", verify.Problems));
+        Assert.True(verify.FilesDecrypted > 0);
+
+        // Once no kept release locates anything in it, the pack goes.
+        var last = new StoreMaintenance(store).CollectGarbage(new GcPolicy(KeepLast: 1));
+        Assert.Equal(ReadIndexAt(store, "3.0").Packs.Select(p => p.Id).ToHashSet(), store.EnumeratePacks().ToHashSet());
+        Assert.True(last.PacksDeleted >= 1);
+        Assert.True(new StoreMaintenance(store).Verify(SigningKey.PublicKey, contentKey: ProductKey).Ok);
+    }
+
+    [Fact]
+    public void Gc_deletes_nothing_a_kept_release_needs_when_a_pack_is_missing_its_chunks_are_reported()
+    {
+        Publish("1.0", Tree("v1", 1));
+        var store = OpenStore();
+        var pack = store.EnumeratePacks().First();
+        File.Delete(store.FullPath(StoreLayout.PackPath(pack)));
+        var verify = new StoreMaintenance(store).Verify(SigningKey.PublicKey);
+        Assert.Contains(verify.Problems, p => p.Contains($"pack {pack} is missing"));
+        Assert.Contains(verify.Problems, p => p.Contains("which is missing (no chunk object, and the release's pack index does not locate it)"));
+    }
+
+    [Fact]
+    public void Stores_published_before_keep_working_objects_stay_objects_and_only_chunks_new_to_the_store_are_packed()
+    {
+        // 1.0 as a store before packs (chunk objects only); 1.5 as a store of the previous generation (objects and packs).
+        var (m1, _, _) = Publish("1.0", Tree("v1", 1), packs: false);
+        var store = OpenStore();
+        var objects1 = store.EnumerateChunks().ToHashSet();
+        var (m15, _, _) = Publish("1.5", Tree("v15", 15));
+        foreach (var (id, at) in ReadIndexAt(store, "1.5").Locate(PackIndex.ChunkOrder(m15)))
+            store.PutChunkIfAbsent(id, store.ReadFileRange(StoreLayout.PackPath(at.Pack), at.Offset, at.Stored));
+        var (m2, b2, r2) = Publish("2.0", Tree("v2", 2));
+
+        // Chunks the store held as objects stay objects (no second copy); the rest lie once, in packs.
+        Assert.Equal(objects1.Count + ReadIndexAt(store, "1.5").Entries.Count, store.EnumerateChunks().Count());
+        var index2 = ReadIndex("2.0", m2, b2).Locate(PackIndex.ChunkOrder(m2));
+        Assert.All(m2.DistinctChunks(), id => Assert.True(store.ChunkExists(id) ^ index2.ContainsKey(id)));
+        Assert.NotEmpty(index2);
+        Assert.Contains(m2.DistinctChunks(), objects1.Contains);
+        Assert.Equal(r2.ChunksNew, index2.Count);
+
+        var verify = new StoreMaintenance(store).Verify(SigningKey.PublicKey, contentKey: ProductKey);
+        Assert.True(verify.Ok, string.Join("\n", verify.Problems));
+        var plan = InstallFetchPlanner.Plan(store, "acme", "1.0", "2.0", "chunks");
+        Assert.Equal(m2.DistinctChunks().Except(m1.DistinctChunks()).Count(), plan.Objects);
+
+        new StoreMaintenance(store).CollectGarbage(new GcPolicy(KeepLast: 1));
+        verify = new StoreMaintenance(store).Verify(SigningKey.PublicKey, contentKey: ProductKey);
+        Assert.True(verify.Ok, string.Join("\n", verify.Problems));
+        var locator = new ChunkLocator(store);
+        Assert.All(m2.DistinctChunks(), id => Assert.NotNull(locator.Read(id)));
+    }
+
+    [Fact]
+    public void A_serving_locator_finds_chunks_of_releases_published_after_it_was_built()
+    {
+        var store = OpenStore();
+        var locator = new ChunkLocator(store);
+        Publish("1.0", Tree("v1", 1));
+        Assert.NotNull(locator.Read(PackIndex.ChunkOrder(ManifestSerializer.Parse(store.ReadFile(StoreLayout.ManifestPath("acme", "1.0"))!))[0]));
+        var (m2, _, _) = Publish("2.0", Tree("v2", 2));
+        Assert.All(m2.DistinctChunks(), id => Assert.NotNull(locator.Read(id)));
+        Assert.Null(locator.Read(ChunkId.Of([1, 2, 3])));
+    }
+
+    private PackIndex ReadIndexAt(FileSystemStore store, string version)
+    {
+        var bytes = store.ReadFile(StoreLayout.ManifestPath("acme", version))!;
+        return ReadIndex(version, ManifestSerializer.Parse(bytes), bytes);
     }
 }

@@ -305,6 +305,13 @@ public sealed class PublisherTests : StoreTestBase
         public byte[]? ReadChunk(ChunkId id) => inner.ReadChunk(id);
         public bool FileExists(string relativePath) => inner.FileExists(relativePath);
         public byte[]? ReadFile(string relativePath) => inner.ReadFile(relativePath);
+        public byte[]? ReadFileRange(string relativePath, long offset, int length) => inner.ReadFileRange(relativePath, offset, length);
+        public IReadOnlyList<string> EnumeratePackIndexFiles() => inner.EnumeratePackIndexFiles();
+        public bool PutObjectIfAbsent(string relativePath, ReadOnlySpan<byte> content)
+        {
+            if (Interlocked.Increment(ref _puts) > failAfterPuts) throw new IOException("injected failure: disk full");
+            return inner.PutObjectIfAbsent(relativePath, content);
+        }
         public void WriteFile(string relativePath, ReadOnlySpan<byte> content)
         {
             if (failOnIndexWrite && relativePath.EndsWith("index.json", StringComparison.Ordinal)) throw new IOException("injected failure before commit");

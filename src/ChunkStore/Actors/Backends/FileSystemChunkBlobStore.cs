@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using Orchestrator.ChunkStore.Codec;
+using Orchestrator.ChunkStore.Packs;
 using Orchestrator.ChunkStore.Storage;
 
 namespace Orchestrator.ChunkStore.Actors.Backends;
@@ -12,9 +13,14 @@ namespace Orchestrator.ChunkStore.Actors.Backends;
 public sealed class FileSystemChunkBlobStore : IChunkBlobStore
 {
     private readonly FileSystemStore _store;
+    private readonly ChunkLocator _locator;
 
     /// <summary>Serves the store rooted at <paramref name="storeRoot"/> (created on first write when missing).</summary>
-    public FileSystemChunkBlobStore(string storeRoot) => _store = FileSystemStore.Open(storeRoot, create: true);
+    public FileSystemChunkBlobStore(string storeRoot)
+    {
+        _store = FileSystemStore.Open(storeRoot, create: true);
+        _locator = new ChunkLocator(_store);
+    }
 
     /// <inheritdoc />
     public string Name => "filesystem";
@@ -22,18 +28,23 @@ public sealed class FileSystemChunkBlobStore : IChunkBlobStore
     /// <summary>Absolute path where the chunk lives (whether or not it exists).</summary>
     public string PathOf(string chunkId) => _store.FullPath(StoreLayout.ChunkPath(ChunkId.Parse(chunkId)));
 
-    /// <inheritdoc />
+    /// <summary>The chunk object's bytes: its own file, else its range of a pack some stored pack index locates (<see cref="ChunkLocator"/>).</summary>
     public async Task<byte[]?> ReadAsync(string chunkId, CancellationToken cancellationToken = default)
     {
         try
         {
             return await File.ReadAllBytesAsync(PathOf(chunkId), cancellationToken).ConfigureAwait(false);
         }
-        catch (FileNotFoundException) { return null; }
-        catch (DirectoryNotFoundException) { return null; }
+        catch (FileNotFoundException) { }
+        catch (DirectoryNotFoundException) { }
+        return await Task.Run(() => _locator.Read(ChunkId.Parse(chunkId)), cancellationToken).ConfigureAwait(false);
     }
 
-    /// <inheritdoc />
+    /// <summary>
+    /// True when the chunk is stored as its own object. A chunk held only in a pack counts as absent here, so an upload
+    /// (<c>PUT /admin/v1/chunks</c>) of a release without a pack index stores it as an object: every release's chunks stay
+    /// reachable for plain mirrors and kept by gc, which marks packs only through pack indexes.
+    /// </summary>
     public Task<bool> ExistsAsync(string chunkId, CancellationToken cancellationToken = default) =>
         Task.FromResult(_store.ChunkExists(ChunkId.Parse(chunkId)));
 

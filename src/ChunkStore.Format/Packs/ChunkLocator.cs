@@ -1,0 +1,148 @@
+using Orchestrator.ChunkStore.Codec;
+using Orchestrator.ChunkStore.Manifests;
+using Orchestrator.ChunkStore.Storage;
+using Orchestrator.ChunkStore.Validation;
+
+namespace Orchestrator.ChunkStore.Packs;
+
+/// <summary>
+/// Where the store holds a chunk: its own object (<c>chunks/ab/&lt;id&gt;</c>) when <see cref="Pack"/> is null, else
+/// <see cref="Stored"/> bytes at <see cref="Offset"/> of that pack object.
+/// </summary>
+/// <param name="Chunk">Chunk object id.</param>
+/// <param name="Pack">Pack holding it, or null for a chunk object.</param>
+/// <param name="Offset">First byte in the pack (0 for an object).</param>
+/// <param name="Stored">Stored length in the pack (0 for an object: the file's length).</param>
+public readonly record struct ChunkLocation(ChunkId Chunk, ChunkId? Pack, long Offset, int Stored);
+
+/// <summary>
+/// The one place every store reader asks where a chunk is (docs/store-format.md, "Packs"): a chunk object first, else
+/// a range of a pack object that some stored pack index locates. Publishing, gc and verify, the delta builder, the
+/// publish cache and the node's chunk serving all read chunks through it, so a store whose chunks live only in packs,
+/// only as objects (published before packs), or both, serves every chunk the same way.
+/// <para>
+/// The pack map is built from every signed pack index in the store (read without signature checks: the store's own
+/// tools and node trust the store folder, and every range read is checked against the chunk id). A miss reloads it
+/// when the set of pack indexes changed, so a release published after the locator was built is found. Thread-safe.
+/// </para>
+/// </summary>
+public sealed class ChunkLocator
+{
+    private readonly IContentStore _store;
+    private readonly Lock _gate = new();
+    private Dictionary<ChunkId, PackedChunk> _packed = [];
+    private Dictionary<ChunkId, long> _packLengths = [];
+    private readonly bool _reloadOnMiss;
+    private string[] _indexFiles = [];
+    private bool _current;
+
+    /// <summary>A locator over <paramref name="store"/>; the pack map is loaded on the first lookup that needs it.</summary>
+    /// <param name="store">The store.</param>
+    /// <param name="reloadOnMiss">Look for new pack indexes on every miss (a serving node, whose store others publish
+    /// into); false for a writer holding the store lock, whose indexes cannot change underneath it.</param>
+    public ChunkLocator(IContentStore store, bool reloadOnMiss = true)
+    {
+        _store = store ?? throw new ArgumentNullException(nameof(store));
+        _reloadOnMiss = reloadOnMiss;
+    }
+
+    /// <summary>True when the chunk is stored as an object or inside a located pack.</summary>
+    public bool Contains(ChunkId id) => _store.ChunkExists(id) || LocateInPack(id) is not null;
+
+    /// <summary>Where the chunk is, or null when the store holds it nowhere.</summary>
+    public ChunkLocation? Locate(ChunkId id)
+    {
+        if (_store.ChunkExists(id)) return new ChunkLocation(id, null, 0, 0);
+        return LocateInPack(id) is { } p ? new ChunkLocation(id, p.Pack, p.Offset, p.Stored) : null;
+    }
+
+    /// <summary>The pack range holding the chunk according to the store's pack indexes, or null.</summary>
+    public PackedChunk? LocateInPack(ChunkId id)
+    {
+        lock (_gate)
+        {
+            if (_packed.TryGetValue(id, out var hit)) return hit;
+            if (!ReloadIfChanged()) return null;
+            return _packed.TryGetValue(id, out hit) ? hit : null;
+        }
+    }
+
+    /// <summary>Length of a pack a loaded index names, or null.</summary>
+    public long? PackLength(ChunkId pack)
+    {
+        lock (_gate)
+        {
+            if (_packLengths.TryGetValue(pack, out var l)) return l;
+            return ReloadIfChanged() && _packLengths.TryGetValue(pack, out l) ? l : null;
+        }
+    }
+
+    /// <summary>
+    /// The stored chunk object's bytes (its own object, or its range of a pack, checked against the id), or null when
+    /// the store holds it nowhere intact.
+    /// </summary>
+    public byte[]? Read(ChunkId id)
+    {
+        if (_store.ReadChunk(id) is { } own) return own;
+        for (var attempt = 0; attempt < 2; attempt++)
+        {
+            if (LocateInPack(id) is not { } at) return null;
+            var bytes = _store.ReadFileRange(StoreLayout.PackPath(at.Pack), at.Offset, at.Stored);
+            if (bytes is not null && id.Matches(bytes)) return bytes;
+            // The pack went (gc) or the map is stale: forget it and look once more.
+            lock (_gate) _current = false;
+        }
+        return null;
+    }
+
+    /// <summary>Stored length of the chunk (object file or pack range), or null when absent.</summary>
+    public long? StoredLength(ChunkId id)
+    {
+        if (_store is FileSystemStore fs && fs.ChunkSize(id) is { } size) return size;
+        if (_store is not FileSystemStore && _store.ReadChunk(id) is { } own) return own.Length;
+        return LocateInPack(id)?.Stored;
+    }
+
+    /// <summary>Records chunks just written into packs, so lookups see them before their index is stored.</summary>
+    public void Add(IEnumerable<PackedChunk> chunks, IEnumerable<PackInfo> packs)
+    {
+        lock (_gate)
+        {
+            ReloadIfChanged(); // a later reload must not be the first, or it would replace what is added here
+            foreach (var p in packs) _packLengths[p.Id] = p.Length;
+            foreach (var c in chunks) _packed.TryAdd(c.Chunk, c);
+        }
+    }
+
+    private bool ReloadIfChanged()
+    {
+        if (_current && !_reloadOnMiss) return false;
+        var files = _store.EnumeratePackIndexFiles().Order(StringComparer.Ordinal).ToArray();
+        if (_current && files.SequenceEqual(_indexFiles, StringComparer.Ordinal)) return false;
+        var packed = new Dictionary<ChunkId, PackedChunk>();
+        var lengths = new Dictionary<ChunkId, long>();
+        foreach (var file in files)
+        {
+            if (Load(file) is not { } loaded) continue;
+            foreach (var p in loaded.Index.Packs) lengths[p.Id] = p.Length;
+            foreach (var (id, at) in loaded.Located) packed.TryAdd(id, at);
+        }
+        _packed = packed;
+        _packLengths = lengths;
+        _indexFiles = files;
+        _current = true;
+        return true;
+    }
+
+    /// <summary>The index at <paramref name="packIndexPath"/> resolved against its manifest, or null when either is unreadable or they do not belong together.</summary>
+    private (PackIndex Index, Dictionary<ChunkId, PackedChunk> Located)? Load(string packIndexPath)
+    {
+        var manifestPath = packIndexPath[..^StoreLayout.PackIndexSuffix.Length] + ".json";
+        if (_store.ReadFile(manifestPath) is not { } manifestBytes) return null;
+        Manifest manifest;
+        try { manifest = ManifestSerializer.Parse(manifestBytes); }
+        catch (InvalidInputException) { return null; }
+        if (PackIndex.ReadStored(_store, manifestPath, manifestBytes, manifest) is not { } index) return null;
+        return (index, index.Locate(PackIndex.ChunkOrder(manifest)));
+    }
+}
