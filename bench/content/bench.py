@@ -6,7 +6,10 @@ alternates between repetitions). Measured per version: wall time of the whole pr
 for orch), store bytes (sum of chunk object sizes), new bytes, and the chunk-level download between successive
 versions (bytes of the chunks version N+1 uses that version N does not). Prints a Markdown report.
 
-usage: bench.py WORK ORCH_BINARY VERSION... [--reps N]
+With --packs, orch publishes with --packs (each new chunk stored once, inside pack objects) and its store bytes are
+chunks/ plus packs/.
+
+usage: bench.py WORK ORCH_BINARY VERSION... [--reps N] [--packs]
 """
 import json, os, resource, shutil, statistics, struct, subprocess, sys, time
 
@@ -41,8 +44,27 @@ def orch_chunks(store, product, version):
     m = json.load(open(os.path.join(store, "manifests", product, version + ".json")))
     return [c["id"] for f in m["files"] for c in f["chunks"]]
 
-def orch_chunk_size(store, cid):
-    return os.path.getsize(os.path.join(store, "chunks", cid[:2], cid))
+PACKS = False
+
+def packed_sizes(store, product):
+    """Stored length of every chunk some pack index locates: header 48 bytes, 36 per pack, 16 per entry, 64 signature."""
+    sizes = {}
+    folder = os.path.join(store, "manifests", product)
+    for name in os.listdir(folder):
+        if not name.endswith(".packs"):
+            continue
+        data = open(os.path.join(folder, name), "rb").read()
+        order = list(dict.fromkeys(orch_chunks(store, product, name[:-6])))
+        packs, entries = struct.unpack_from("<II", data, 40)
+        at = 48 + 36 * packs
+        for e in range(entries):
+            chunk, _, _, stored = struct.unpack_from("<IIII", data, at + 16 * e)
+            sizes[order[chunk]] = stored
+    return sizes
+
+def orch_chunk_size(store, cid, packed=None):
+    path = os.path.join(store, "chunks", cid[:2], cid)
+    return os.path.getsize(path) if os.path.exists(path) else packed[cid]
 
 CPU = {}
 
@@ -67,7 +89,7 @@ def run_once(work, orch, versions, orch_first):
         tree = os.path.join(work, "trees", v)
         def do_orch():
             t, out = timed([orch, "publish", "--store", orch_store, "--keys", os.path.join(work, "keys"),
-                            "--product", "grpc-tools", "--version", v, "--json", tree])
+                            "--product", "grpc-tools", "--version", v, "--json"] + (["--packs"] if PACKS else []) + [tree])
             return t, json.loads(out)
         def do_casync():
             t, _ = timed(["casync", "make", "--compression=zstd", "--chunk-size=16384:65536:262144",
@@ -78,14 +100,15 @@ def run_once(work, orch, versions, orch_first):
         else:
             ct = do_casync(); ot, oj = do_orch()
         rows.append({"version": v, "orch_s": ot, "orch_inproc_s": oj["elapsedSeconds"], "casync_s": ct,
-                     "orch_store": chunk_bytes(os.path.join(orch_store, "chunks"))[0],
+                     "orch_store": chunk_bytes(os.path.join(orch_store, "chunks"))[0] + chunk_bytes(os.path.join(orch_store, "packs"))[0],
                      "casync_store": chunk_bytes(ca_store, ".cacnk")[0],
                      "orch_new": oj["bytesNew"], "orch_chunks": oj["chunksTotal"], "orch_chunks_new": oj["chunksNew"]})
     # Download bytes between successive versions (distinct chunks of N+1 not in N).
+    packed = packed_sizes(orch_store, "grpc-tools") if PACKS else None
     for prev, cur in zip(rows, rows[1:]):
         o_prev = set(orch_chunks(orch_store, "grpc-tools", prev["version"]))
         o_cur = set(orch_chunks(orch_store, "grpc-tools", cur["version"]))
-        cur["orch_download"] = sum(orch_chunk_size(orch_store, c) for c in o_cur - o_prev)
+        cur["orch_download"] = sum(orch_chunk_size(orch_store, c, packed) for c in o_cur - o_prev)
         c_prev = set(caidx_chunks(os.path.join(ca_idx, prev["version"] + ".caidx")))
         c_cur = set(caidx_chunks(os.path.join(ca_idx, cur["version"] + ".caidx")))
         cur["casync_download"] = sum(casync_chunk_size(ca_store, c) for c in c_cur - c_prev)
@@ -99,6 +122,9 @@ def mib(b):
 def main():
     args = sys.argv[1:]
     reps = 3
+    global PACKS
+    if "--packs" in args:
+        PACKS = True; args.remove("--packs")
     if "--reps" in args:
         i = args.index("--reps"); reps = int(args[i + 1]); del args[i:i + 2]
     work, orch, versions = args[0], args[1], args[2:]

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Chunk-path download benchmark: what a device holding release N fetches to install N+1 without a delta,
-orch (packs + coalesced Range requests, and per-chunk objects) vs casync, at 64K and 16K average chunks, same run.
+orch (a --packs store: each chunk once, in packs, fetched with coalesced Range requests; and a store published
+without packs: per-chunk objects) vs casync, at 64K and 16K average chunks, same run.
 
 Counts everything the device fetches. orch: `orch release plan --method chunks --json` (target manifest, signature,
 pack index, every pack range or chunk object: what a real agent fetches, asserted by the end-to-end tests). casync:
@@ -29,27 +30,28 @@ def dir_bytes(root):
 def run(cmd):
     return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
 
-def orch_rows(work, orch, versions, size):
-    store = os.path.join(work, f"orch-store-{size}")
+def orch_publish(work, orch, versions, size, packs):
+    store = os.path.join(work, f"orch-store-{size}" + ("" if packs else "-objects"))
     shutil.rmtree(store, ignore_errors=True)
     mn, avg, mx = SIZES[size]
     for v in versions:
         run([orch, "publish", "--store", store, "--keys", os.path.join(work, "keys"), "--product", "grpc-tools",
-             "--version", v, "--chunk-min", str(mn), "--chunk-avg", str(avg), "--chunk-max", str(mx), "--packs", "--json",
-             os.path.join(work, "trees", v)])
-    def plan(a, b):
+             "--version", v, "--chunk-min", str(mn), "--chunk-avg", str(avg), "--chunk-max", str(mx), "--json"]
+            + (["--packs"] if packs else []) + [os.path.join(work, "trees", v)])
+    return store
+
+def orch_rows(work, orch, versions, size):
+    """Two stores of the same releases: --packs (each chunk once, in packs) and one published without packs (chunk objects)."""
+    def plan(store, a, b):
         return json.loads(run([orch, "release", "plan", "--store", store, "--product", "grpc-tools", "--from", a, "--to", b,
                                "--method", "chunks", "--json"]))
-    packs, single = [], []
-    for a, b in zip(versions, versions[1:]):
-        packs.append(plan(a, b))
-        index = os.path.join(store, "manifests", "grpc-tools", b + ".packs")
-        os.rename(index, index + ".away")  # as a store published without packs: one 404, then chunk objects
-        try:
-            single.append(plan(a, b))
-        finally:
-            os.rename(index + ".away", index)
-    store_bytes = {"chunks": dir_bytes(os.path.join(store, "chunks")), "packs": dir_bytes(os.path.join(store, "packs"))}
+    packed = orch_publish(work, orch, versions, size, packs=True)
+    objects = orch_publish(work, orch, versions, size, packs=False)
+    packs = [plan(packed, a, b) for a, b in zip(versions, versions[1:])]
+    single = [plan(objects, a, b) for a, b in zip(versions, versions[1:])]
+    store_bytes = {"packs store": dir_bytes(os.path.join(packed, "chunks")) + dir_bytes(os.path.join(packed, "packs")),
+                   "packs store: chunk objects": dir_bytes(os.path.join(packed, "chunks")),
+                   "objects store": dir_bytes(os.path.join(objects, "chunks"))}
     return packs, single, store_bytes
 
 def casync_rows(work, versions, size):
@@ -93,11 +95,13 @@ def main():
                 r = results[(tool, size)][i]
                 print(f"| {a} -> {b} | {tool} | {size} | {r['bytes']:,} | {r['requests']:,} | {r['objects']:,} | "
                       f"{r['bytes'] / base['bytes']:.3f} | {r['requests'] / base['objects']:.3f} |")
-    print("\n| chunks | orch chunk objects | orch packs | orch total | casync store |")
-    print("|---|---:|---:|---:|---:|")
+    print("\n| chunks | orch --packs store (chunks/ + packs/) | of which chunks/ | orch store without packs | casync store | --packs / casync |")
+    print("|---|---:|---:|---:|---:|---:|")
     for size in SIZES:
         o, c = results[("store", size)]
-        print(f"| {size} | {o['chunks']:,} | {o['packs']:,} | {o['chunks'] + o['packs']:,} | {c:,} |")
+        print(f"| {size} | {o['packs store']:,} | {o['packs store: chunk objects']:,} | {o['objects store']:,} | {c:,} | "
+              f"{o['packs store'] / c:.3f} |")
+    print(f"\nLoad average at end {os.getloadavg()[0]:.1f}.")
 
 if __name__ == "__main__":
     main()

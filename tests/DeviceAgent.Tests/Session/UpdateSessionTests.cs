@@ -212,7 +212,7 @@ public sealed class UpdateSessionTests(ITestOutputHelper output) : GatewaySessio
         Assert.True(result.Attempts >= 3, $"1.1 MB under a 400 kB grant took {result.Attempts} check-ins");
         Assert.Empty(Gateway.Failures); // being paced by the server is not a device failure
         // Each check-in only adds what is missing: total served stays close to the release size.
-        var stored = Store.Manifest(v1).DistinctChunks().Sum(id => new FileInfo(Path.Combine(Store.Root, Orchestrator.ChunkStore.Storage.StoreLayout.ChunkPath(id))).Length);
+        var stored = Store.Manifest(v1).DistinctChunks().Sum(id => TestStore.StoredLength(Store.Root, id));
         Assert.True(Gateway.StoreBytesServed < stored + result.Attempts * 300_000, $"served {Gateway.StoreBytesServed} bytes for {stored} stored bytes");
     }
 

@@ -42,6 +42,25 @@ public sealed class TestStore : IDisposable
         return Publisher.Publish(new PublishRequest(product, version, tree, versionId, Lifetime: lifetime, Packs: packs));
     }
 
+    /// <summary>Stored length of a chunk wherever the store at <paramref name="root"/> holds it (its own object or a pack range).</summary>
+    public static long StoredLength(string root, Orchestrator.ChunkStore.Codec.ChunkId id) =>
+        new Orchestrator.ChunkStore.Packs.ChunkLocator(FileSystemStore.Open(root, create: false)).StoredLength(id)
+        ?? throw new InvalidOperationException($"Chunk {id} is not in the store {root}.");
+
+    /// <summary>
+    /// Makes this a store as the previous generation of orch published it: every chunk a pack lies in is also stored as
+    /// its own chunk object.
+    /// </summary>
+    public void AddChunkObjectsForPackedChunks()
+    {
+        var locator = new Orchestrator.ChunkStore.Packs.ChunkLocator(Store);
+        foreach (var product in Store.EnumerateProducts())
+            foreach (var file in Store.EnumerateManifestFiles(product).Where(f => f.EndsWith(".json", StringComparison.Ordinal)))
+                foreach (var id in Orchestrator.ChunkStore.Manifests.ManifestSerializer.Parse(Store.ReadFile(file)!).DistinctChunks())
+                    if (!Store.ChunkExists(id)) Store.PutChunkIfAbsent(id, locator.Read(id)!);
+        Store.Flush();
+    }
+
     public static void WriteTree(string root, IReadOnlyDictionary<string, byte[]> files)
     {
         foreach (var (path, content) in files)

@@ -44,7 +44,7 @@ public sealed class AgentKillResumeTests(TwoReleases r, ITestOutputHelper output
         Assert.Equal(0, final.ExitCode);
         Assert.Equal(r.V1.InventoryDigest, Releases.ClientDigest(d));
         var stored = r.Store.Manifest(r.V1).DistinctChunks()
-            .Sum(id => new FileInfo(Path.Combine(r.Store.Root, Orchestrator.ChunkStore.Storage.StoreLayout.ChunkPath(id))).Length);
+            .Sum(id => TestStore.StoredLength(r.Store.Root, id));
         var served = r.Gateway.StoreBytesServed - servedBefore;
         output.WriteLine($"release: {stored} stored bytes; served over 4 runs: {served}");
         // Each kill may lose the chunks in flight (parallelism 2, <= 256 KiB each) plus the manifest.

@@ -97,6 +97,45 @@ public sealed class AgentPackTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task From_a_store_holding_each_chunk_once_in_packs_gc_of_a_dropped_release_keeps_every_chunk_of_the_kept_ones()
+    {
+        var (rig, v2) = await StartAsync("dev-pgc");
+        await using var _ = rig;
+        var files3 = Releases.V2();
+        files3["share/extra.bin"] = Releases.Bytes(303, 150_000);
+        var v3 = rig.Store.Publish("3.0", files3);
+        var store = rig.Store.Store;
+        // Each chunk once: no chunk objects, only packs.
+        Assert.Empty(store.EnumerateChunks());
+        var plan = await PlanAsync(rig);
+
+        // gc drops 1.0: its packs hold chunks 2.0 and 3.0 still use, so they stay (whole); nothing a kept release needs goes.
+        var gc = await OrchProcess.OkAsync(rig.Node, output, "store", "gc", "--store", rig.Store.Root, "--keep-last", "2", "--json");
+        var report = JsonNode.Parse(gc.Output)!;
+        Assert.Equal("acme/1.0", (string)report["versionsRemoved"]![0]!);
+        Assert.True((long)report["packsPartlyLive"]! >= 1);
+        Assert.False(File.Exists(Path.Combine(rig.Store.Root, StoreLayout.ManifestPath("acme", "1.0"))));
+        var verify = new Orchestrator.ChunkStore.Maintenance.StoreMaintenance(store).Verify(rig.Store.SigningKey.PublicKey, contentKey: rig.Store.ContentKey);
+        Assert.True(verify.Ok, string.Join("\n", verify.Problems));
+        Assert.True(verify.FilesDecrypted > 0);
+
+        // The agent still holding 1.0 installs 2.0 out of the kept packs, fetching exactly what the plan said before gc.
+        rig.Gateway.StoreLog.Clear();
+        await Run(rig.Device);
+        AssertTreeIsV2(rig.Device, v2);
+        var fetched = rig.Gateway.StoreLog.ToList();
+        Assert.Equal((long)plan["bytes"]!, fetched.Sum(f => f.Bytes));
+        Assert.Equal((int)plan["requests"]!, fetched.Count);
+        Assert.Contains(fetched, IsPack);
+
+        // And 3.0, from packs only.
+        await rig.Node.AssignAsync("dev-pgc", "acme", v3.Version, v3.VersionId, v3.ManifestPath);
+        await Run(rig.Device);
+        Assert.Equal(v3.InventoryDigest, Releases.ClientDigest(rig.Device));
+        Assert.Equal(files3["share/extra.bin"], File.ReadAllBytes(Path.Combine(rig.Device.Layout.Client, "share/extra.bin")));
+    }
+
+    [Fact]
     public async Task A_connection_cut_mid_pack_range_resumes_from_the_bytes_it_has_without_fetching_any_again()
     {
         var (rig, v2) = await StartAsync("dev-pc");
@@ -131,6 +170,8 @@ public sealed class AgentPackTests(ITestOutputHelper output)
     {
         var (rig, v2) = await StartAsync("dev-pt");
         await using var _ = rig;
+        // The store holds each chunk only in packs: the node's chunk endpoint serves the objects out of them.
+        Assert.Empty(rig.Store.Store.EnumerateChunks());
         // Every pack response has one bit flipped inside its first chunk.
         rig.Gateway.FlipAt = (path, _) => path.StartsWith(StoreLayout.PacksDirectory + "/", StringComparison.Ordinal) ? 40 : null;
         var upgrade = await Run(rig.Device);

@@ -51,7 +51,7 @@ public sealed class ChunkCacheDamageTests(ITestOutputHelper output)
         Directory.CreateDirectory(d.Layout.PartialChunks);
         foreach (var id in added)
         {
-            var stored = new FileInfo(Path.Combine(node.StoreRoot, StoreLayout.ChunkPath(id))).Length;
+            var stored = TestStore.StoredLength(node.StoreRoot, id);
             File.WriteAllBytes(Path.Combine(d.Layout.PartialChunks, id.Hex + ".part"), Releases.Bytes(id.GetHashCode(), (int)(stored / 2)));
         }
 

@@ -241,7 +241,7 @@ public sealed class PacingTests(ITestOutputHelper output)
         Assert.Contains(partials.Values, length => length > 0);
 
         var sizes = manifest.DistinctChunks().ToDictionary(id => id.Hex,
-            id => new FileInfo(Path.Combine(node.StoreRoot, StoreLayout.ChunkPath(id))).Length);
+            id => TestStore.StoredLength(node.StoreRoot, id));
         var cachedIds = Releases.BuiltChunks(d, manifest, content);
         var expected = sizes.Where(kv => !cachedIds.Contains(kv.Key)).Sum(kv => kv.Value - partials.GetValueOrDefault(kv.Key));
         var chunkBytesBefore = proxy.ChunkBodyBytes;
