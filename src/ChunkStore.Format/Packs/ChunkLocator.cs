@@ -143,6 +143,12 @@ public sealed class ChunkLocator
         try { manifest = ManifestSerializer.Parse(manifestBytes); }
         catch (InvalidInputException) { return null; }
         if (PackIndex.ReadStored(_store, manifestPath, manifestBytes, manifest) is not { } index) return null;
-        return (index, index.Locate(PackIndex.ChunkOrder(manifest)));
+        // A pack that is gone (a damaged store) locates nothing, so a publish stores those chunks again instead of
+        // naming the missing pack in a new index.
+        var present = index.Packs.Where(p => _store.FileExists(StoreLayout.PackPath(p.Id))).Select(p => p.Id).ToHashSet();
+        var located = index.Locate(PackIndex.ChunkOrder(manifest));
+        foreach (var (id, at) in located.ToList())
+            if (!present.Contains(at.Pack)) located.Remove(id);
+        return (index, located);
     }
 }

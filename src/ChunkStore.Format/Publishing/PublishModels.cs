@@ -10,9 +10,10 @@ namespace Orchestrator.ChunkStore.Publishing;
 /// <param name="Channel">Channel to point at the new version after the commit; null leaves channels alone.</param>
 /// <param name="Lifetime">How long the manifest stays valid; null means 365 days.</param>
 /// <param name="Chunking">Chunker bounds; null means <see cref="ChunkingOptions.Default"/>.</param>
-/// <param name="Packs">Also write the release's pack objects and signed pack index (docs/store-format.md, "Packs"): devices
-/// then fetch the release's new chunks in a few Range requests instead of one request per chunk, and the store holds those
-/// chunks twice (packs beside the chunk objects). Off unless asked for.</param>
+/// <param name="Packs">Store the release's new chunks once, inside pack objects, with a signed pack index
+/// (docs/store-format.md, "Packs"): devices fetch them in a few Range requests instead of one request per chunk, and the
+/// store holds no chunk object for them. Chunks the store already holds (as objects or in packs) are not stored again.
+/// Off unless asked for: without it every new chunk is its own object.</param>
 public sealed record PublishRequest(
     string Product,
     string Version,

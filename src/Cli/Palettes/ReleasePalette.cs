@@ -34,8 +34,8 @@ public static class ReleasePalette
                     new SwitchSpec("chunk-min", "BYTES", $"FastCDC minimum chunk size (default {ChunkingOptions.Default.Min})"),
                     new SwitchSpec("chunk-avg", "BYTES", $"FastCDC average chunk size, a power of two (default {ChunkingOptions.Default.Avg})"),
                     new SwitchSpec("chunk-max", "BYTES", $"FastCDC maximum chunk size (default {ChunkingOptions.Default.Max})"),
-                    new SwitchSpec("packs", null, "also write pack objects and a signed pack index: devices fetch the new chunks in a few " +
-                        "Range requests instead of one per chunk; the store holds those chunks twice (local --store only)"),
+                    new SwitchSpec("packs", null, "store the new chunks once, inside pack objects with a signed pack index: devices fetch them " +
+                        "in a few Range requests instead of one per chunk (local --store only)"),
                     new SwitchSpec("json", null, "machine-readable output"),
                 ],
                 ["TREE"],

@@ -48,6 +48,7 @@ public static class StorePalette
             var o = call.Console.Out;
             o.WriteLine($"Store {stats.Root}");
             o.WriteLine($"  chunks        {stats.Chunks} ({Render.Bytes(stats.ChunkBytes)})");
+            o.WriteLine($"  packs         {stats.Packs} ({Render.Bytes(stats.PackBytes)})");
             o.WriteLine($"  referenced    {stats.ReferencedChunks}");
             o.WriteLine($"  unreferenced  {stats.UnreferencedChunks} ({Render.Bytes(stats.UnreferencedBytes)}, freed by 'orch store gc')");
             if (stats.TempFiles > 0) o.WriteLine($"  temp files    {stats.TempFiles} (left by interrupted writes; gc removes them)");
@@ -96,6 +97,10 @@ public static class StorePalette
             var verb = report.DryRun ? "Would delete" : "Deleted";
             o.WriteLine($"{verb} {report.ChunksDeleted} chunks ({Render.Bytes(report.BytesFreed)}); {report.ChunksKept} chunks still referenced.");
             if (report.VersionsRemoved.Count > 0) o.WriteLine($"{verb} versions: {string.Join(", ", report.VersionsRemoved)}");
+            if (report.PacksDeleted > 0) o.WriteLine($"{verb} {report.PacksDeleted} packs no retained release locates anything in.");
+            if (report.PacksPartlyLive > 0)
+                o.WriteLine($"Kept {report.PacksPartlyLive} partly live packs whole ({Render.Bytes(report.PackBytesUnreferenced)} in them no retained release uses; " +
+                            "freed when the last release using each pack is dropped).");
             if (report.ManifestFilesDeleted > 0) o.WriteLine($"Deleted {report.ManifestFilesDeleted} manifest/signature files.");
             if (report.TempFilesDeleted > 0) o.WriteLine($"Deleted {report.TempFilesDeleted} leftover temp files.");
             if (report.PublishCacheEntriesDropped > 0)

@@ -126,9 +126,9 @@ public sealed class ReleaseUploadTests(ITestOutputHelper output)
         using var keys = new TrustKeys();
         using var dir = new TempDir();
         await using var node = await NodeUnderTest.StartAsync(keys.NodeSettings());
-        // The release as orch would send it, signed here with the same keys.
+        // The release as orch would send it (chunk objects, no packs), signed here with the same keys.
         using var local = new TestStore(dir.Folder("local"), keys.Directory);
-        var r = local.Publish("1.0", Releases.V1());
+        var r = local.Publish("1.0", Releases.V1(), packs: false);
         var body = new ReleaseUploadRequest(
             Convert.ToBase64String(local.Store.ReadFile(r.ManifestPath)!),
             Convert.ToBase64String(local.Store.ReadFile(StoreLayout.SignaturePathFor(r.ManifestPath))!),
