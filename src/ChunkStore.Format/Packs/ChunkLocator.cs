@@ -89,8 +89,12 @@ public sealed class ChunkLocator
             if (LocateInPack(id) is not { } at) return null;
             var bytes = _store.ReadFileRange(StoreLayout.PackPath(at.Pack), at.Offset, at.Stored);
             if (bytes is not null && id.Matches(bytes)) return bytes;
-            // The pack went (gc) or the map is stale: forget it and look once more.
-            lock (_gate) _current = false;
+            // The pack went (gc) or the map is stale: rebuild it from the indexes stored now and look once more.
+            lock (_gate)
+            {
+                _current = false;
+                ReloadIfChanged();
+            }
         }
         return null;
     }

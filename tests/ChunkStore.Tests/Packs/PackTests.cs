@@ -300,6 +300,14 @@ public sealed class PackTests : StoreTestBase
         var (m2, _, _) = Publish("2.0", Tree("v2", 2));
         Assert.All(m2.DistinctChunks(), id => Assert.NotNull(locator.Read(id)));
         Assert.Null(locator.Read(ChunkId.Of([1, 2, 3])));
+        Assert.Null(locator.Locate(ChunkId.Of([1, 2, 3])));
+        var at = locator.Locate(m2.DistinctChunks().First())!.Value;
+        Assert.NotNull(at.Pack);
+        Assert.True(at.Chunk.Matches(store.ReadFileRange(StoreLayout.PackPath(at.Pack!.Value), at.Offset, at.Stored)));
+
+        // gc under a serving locator: every chunk of the kept release is still read, through the map it had built.
+        new StoreMaintenance(store).CollectGarbage(new GcPolicy(KeepLast: 1));
+        Assert.All(m2.DistinctChunks(), id => Assert.NotNull(locator.Read(id)));
     }
 
     private PackIndex ReadIndexAt(FileSystemStore store, string version)
