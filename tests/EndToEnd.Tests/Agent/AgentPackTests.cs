@@ -97,7 +97,7 @@ public sealed class AgentPackTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task From_a_store_holding_each_chunk_once_in_packs_gc_of_a_dropped_release_keeps_every_chunk_of_the_kept_ones()
+    public async Task From_a_store_holding_each_chunk_once_in_packs_gc_of_a_dropped_release_keeps_every_chunk_of_the_kept_ones_and_repairs_come_from_packs()
     {
         var (rig, v2) = await StartAsync("dev-pgc");
         await using var _ = rig;
@@ -132,7 +132,20 @@ public sealed class AgentPackTests(ITestOutputHelper output)
         await rig.Node.AssignAsync("dev-pgc", "acme", v3.Version, v3.VersionId, v3.ManifestPath);
         await Run(rig.Device);
         Assert.Equal(v3.InventoryDigest, Releases.ClientDigest(rig.Device));
-        Assert.Equal(files3["share/extra.bin"], File.ReadAllBytes(Path.Combine(rig.Device.Layout.Client, "share/extra.bin")));
+        var extra = Path.Combine(rig.Device.Layout.Client, "share/extra.bin");
+        Assert.Equal(files3["share/extra.bin"], File.ReadAllBytes(extra));
+
+        // A damaged file is repaired out of the packs as well: Range requests, no chunk object.
+        var damaged = File.ReadAllBytes(extra);
+        damaged[1234] ^= 0x55;
+        File.WriteAllBytes(extra, damaged);
+        rig.Gateway.StoreLog.Clear();
+        var repair = await Run(rig.Device);
+        Assert.Contains("repair done", repair.Output);
+        Assert.Equal(files3["share/extra.bin"], File.ReadAllBytes(extra));
+        Assert.Equal(v3.InventoryDigest, Releases.ClientDigest(rig.Device));
+        Assert.Contains(rig.Gateway.StoreLog, IsPack);
+        Assert.DoesNotContain(rig.Gateway.StoreLog, f => f.Path.StartsWith(StoreLayout.ChunksDirectory + "/", StringComparison.Ordinal));
     }
 
     [Fact]
