@@ -280,6 +280,33 @@ public sealed class PublisherTests : StoreTestBase
     }
 
     [Fact]
+    public void Crash_mid_packs_publish_leaves_a_valid_store_and_the_rerun_stores_each_chunk_once()
+    {
+        NewPublisher().Publish(Request("1.0.0", MakeTree("v1", 1)) with { Packs = true });
+        var indexBefore = File.ReadAllBytes(Path.Combine(StoreRoot, StoreLayout.IndexPath("acme")));
+        var tree = MakeTree("v2", 2, TestData.Random(400_000, 77));
+        var store = OpenStore();
+        var packsBefore = store.EnumeratePacks().ToHashSet();
+
+        // The disk fills while the pack is written: nothing refers to a half-written pack.
+        var failing = new FailingStore(OpenStore(), failAfterPuts: 0);
+        Assert.Throws<IOException>(() => NewPublisher(failing).Publish(Request("2.0.0", tree) with { Packs = true }));
+        Assert.True(new StoreMaintenance(store).Verify(SigningKey.PublicKey, contentKey: ProductKey).Ok);
+        Assert.Equal(packsBefore, store.EnumeratePacks().ToHashSet());
+
+        // Crash after pack, manifest and pack index but before the index commit: invisible; the rerun reuses that pack.
+        Assert.Throws<IOException>(() => NewPublisher(new FailingStore(OpenStore(), failOnIndexWrite: true)).Publish(Request("2.0.0", tree) with { Packs = true }));
+        Assert.Equal(indexBefore, File.ReadAllBytes(Path.Combine(StoreRoot, StoreLayout.IndexPath("acme"))));
+        var packsAfterCrash = store.EnumeratePacks().ToHashSet();
+        var rerun = NewPublisher().Publish(Request("2.0.0", tree) with { Packs = true });
+        Assert.Equal(0, rerun.ChunksNew);
+        Assert.Equal(packsAfterCrash, store.EnumeratePacks().ToHashSet());
+        Assert.Empty(store.EnumerateChunks());
+        var report = new StoreMaintenance(store).Verify(SigningKey.PublicKey, contentKey: ProductKey);
+        Assert.True(report.Ok, string.Join("\n", report.Problems));
+    }
+
+    [Fact]
     public void Second_writer_is_refused_while_the_lock_is_held()
     {
         var store = OpenStore();
