@@ -59,10 +59,15 @@ public sealed class DiskFullTests(ITestOutputHelper output)
 
     private static string AllMessages(Exception e) => e.InnerException is null ? e.Message : e.Message + " | " + AllMessages(e.InnerException);
 
-    /// <summary>Every chunk object in the store is complete (its bytes hash to its name) and no temp file remains.</summary>
+    /// <summary>Every chunk and pack object in the store is complete (its bytes hash to its name) and no temp file remains.</summary>
     private static void AssertStoreClean(string root)
     {
-        var chunks = Path.Combine(root, StoreLayout.ChunksDirectory);
+        foreach (var folder in new[] { StoreLayout.ChunksDirectory, StoreLayout.PacksDirectory })
+            AssertObjectsClean(Path.Combine(root, folder));
+    }
+
+    private static void AssertObjectsClean(string chunks)
+    {
         if (!Directory.Exists(chunks)) return;
         foreach (var f in Directory.EnumerateFiles(chunks, "*", SearchOption.AllDirectories))
         {
