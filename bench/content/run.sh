@@ -15,5 +15,7 @@ command -v clang >/dev/null && [ -e /usr/include/zlib.h ] || { echo "Native AOT 
 rm -rf "$work/orch"
 dotnet publish "$repo/src/Cli" -c Release -r linux-x64 -o "$work/orch" >/dev/null
 python3 "$repo/bench/content/bench.py" "$work" "$work/orch/orch" "${versions[@]}" --reps "$reps"
+# The same with --packs: each new chunk stored once, inside pack objects (store bytes = chunks/ + packs/).
+python3 "$repo/bench/content/bench.py" "$work" "$work/orch/orch" "${versions[@]}" --reps "$reps" --packs
 # Chunk path (packs + coalesced Range vs chunk objects vs casync, 64K and 16K): bench/content/chunk_path.py.
 python3 "$repo/bench/content/chunk_path.py" "$work" "$work/orch/orch" "${versions[@]}"
