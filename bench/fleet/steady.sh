@@ -2,7 +2,9 @@
 # Steady-state fleet benchmark (issue #22): bench/fleet/steady.sh N   (default 10000)
 # Starts a real node (Release build, all roles, SQLite, a fresh data folder) as a child process, provisions N devices in
 # one provision-batch request, lets every device check in once (warm), measures the node's maximum (closed loop,
-# CONCURRENCY clients for MAX_SECONDS), then offers check-ins at RATE (default N/300 per second: a 5-minute cadence) for
+# CONCURRENCY clients for MAX_SECONDS) twice: at once, while the actors the warm phase woke passivate (the "during wave"
+# fields), and again once the node's live-actor gauge has settled (checkinsPerSecond: the idle fleet; SETTLE_MAX_SECONDS
+# bounds the wait, default 300), then offers check-ins at RATE (default N/300 per second: a 5-minute cadence) for
 # FIXED_SECONDS and takes the latency percentiles there, reads RSS after a full GC (dotnet-gcdump induces one), restarts
 # the node and measures cold check-ins (every actor recovered from the journal), and finally runs the baseline, a
 # minimal ASP.NET Core endpoint with the same HMAC check against the N keys and the same answer bytes, under the same

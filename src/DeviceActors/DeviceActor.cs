@@ -21,9 +21,10 @@ namespace Orchestrator.DeviceActors;
 /// every command goes to the state machine, which accepts reports of work and resumes an Offline device's previous
 /// status on its first traffic).
 /// A settled actor with nothing in flight passivates <see cref="DeviceActorSettings.IdlePassivateAfter"/> after its last
-/// message (when set): it first saves a <see cref="DeviceSnapshot"/> of everything it holds in memory (the request
-/// sequence high-water mark, when it last heard from the device), so the next incarnation recovers from that one
-/// snapshot and answers exactly as this one would, and it leaves its offline deadline with the node's
+/// message (when set): unless the journal already holds everything it keeps in memory (its last device request was
+/// journaled, see <see cref="JournalHoldsContactTolerance"/>), it first saves a <see cref="DeviceSnapshot"/> of it (the
+/// request sequence high-water mark, when it last heard from the device), so the next incarnation recovers from the
+/// journal or that snapshot and answers exactly as this one would, and it leaves its offline deadline with the node's
 /// <see cref="DeviceSilenceWatch"/>, whose <see cref="CheckSilence"/> wakes it when the deadline is due. An actor of a
 /// device that never sent a request passivates <see cref="DeviceActorSettings.UnheardPassivateAfter"/> after its last
 /// message without a snapshot (the journal holds all it knows), so bulk registration does not leave a fleet of live actors.
@@ -37,6 +38,15 @@ public sealed class DeviceActor : ReceivePersistentActor, IWithTimers
 {
     /// <summary>Prefix of the persistence id; the registry strips it to get the device id.</summary>
     public const string PersistenceIdPrefix = "device-";
+
+    /// <summary>
+    /// How much later than the journaled last-seen (the gateway's receipt time of a journaled request) this actor's own
+    /// reading of the same contact may be for the journal to count as holding it: an idle actor then passivates without
+    /// a snapshot, and its next incarnation dates the contact at most this much earlier (its offline deadline moves
+    /// earlier by at most this, against an offline timeout of minutes). A later unjournaled request (a heartbeat) is
+    /// never this close, so it is always snapshotted.
+    /// </summary>
+    public static readonly TimeSpan JournalHoldsContactTolerance = TimeSpan.FromSeconds(1);
 
     private const string SilenceTimerKey = "silence";
     private const string IdleTimerKey = "idle";
@@ -60,6 +70,9 @@ public sealed class DeviceActor : ReceivePersistentActor, IWithTimers
     // state changes only by events (the sequence number) and by the request sequence mark, so those two identify it
     // without keeping a second copy of the state alive.
     private (long SequenceNr, long RequestSequence, DateTimeOffset? LastHeard) _snapshotted;
+    // True while the request sequence high-water mark is one no journaled event carries (a request that journaled
+    // nothing advanced it); recovering from the journal alone would then accept that request once more.
+    private bool _sequenceOnlyInMemory;
     private bool _passivateAfterSnapshot;
     // Highest snapshot sequence number saved or recovered; a save at that number replaces it, so only a save above it
     // leaves older snapshots to delete (and an idle actor waits for that delete before it stops).
@@ -226,7 +239,9 @@ public sealed class DeviceActor : ReceivePersistentActor, IWithTimers
     private void RememberSequence(IDeviceCommand command)
     {
         var seq = DeviceRequestSequence.Of(command);
-        if (seq > _state.LastRequestSequence) _state = _state with { LastRequestSequence = seq };
+        if (seq <= _state.LastRequestSequence) return;
+        _state = _state with { LastRequestSequence = seq };
+        _sequenceOnlyInMemory = true;
     }
 
     private void PersistThenReply(CommandOutcome outcome, IActorRef replyTo)
@@ -242,6 +257,8 @@ public sealed class DeviceActor : ReceivePersistentActor, IWithTimers
         {
             _state = DeviceStateMachine.Apply(_state, e, LastSequenceNr);
             sequenceReset |= e is RequestSequenceReset;
+            // Replaying the journal reaches the same mark when this event carries it (or resets it).
+            if (e is RequestSequenceReset || DeviceRequestSequence.Of(e) == _state.LastRequestSequence) _sequenceOnlyInMemory = false;
             if (--remaining > 0) return;
             // Before the reply: once the command is acknowledged, no fast path may answer from a row without these events.
             _marks?.Journaled(_state.DeviceId, LastSequenceNr, sequenceReset);
@@ -305,7 +322,7 @@ public sealed class DeviceActor : ReceivePersistentActor, IWithTimers
             _passivateAfterSnapshot = true;
             return;
         }
-        if (_snapshotted != (LastSequenceNr, _state.LastRequestSequence, _lastHeard))
+        if (_snapshotted != (LastSequenceNr, _state.LastRequestSequence, _lastHeard) && !JournalHoldsMemory())
         {
             _passivateAfterSnapshot = true;
             TakeSnapshot();
@@ -351,10 +368,17 @@ public sealed class DeviceActor : ReceivePersistentActor, IWithTimers
         Passivate();
     }
 
-    // The later of what this actor heard (its own clock, or the persisted last-seen) and the node's last sighting.
+    // True when recovering from the journal (and any snapshot already saved) gives back what this actor holds: every
+    // event is journaled, the request sequence mark is one a journaled event carries, and the last contact it heard is
+    // the journaled last-seen (within JournalHoldsContactTolerance). Its passivation then needs no snapshot write.
+    private bool JournalHoldsMemory() =>
+        !_sequenceOnlyInMemory && (_lastHeard is not { } heard || _state.LastSeen is { } seen && heard - seen <= JournalHoldsContactTolerance);
+
+    // The later of what this actor heard (its own clock, or the persisted last-seen: a snapshot's contact time can be
+    // older than events journaled after it) and the node's last sighting.
     private DateTimeOffset? LastContact()
     {
-        var heard = _lastHeard ?? _state.LastSeen;
+        var heard = _lastHeard is { } own && (_state.LastSeen is not { } seen || own > seen) ? own : _state.LastSeen;
         var sighted = _sightings?.LastSighted(_state.DeviceId);
         return heard is null ? sighted : sighted is null ? heard : heard > sighted ? heard : sighted;
     }

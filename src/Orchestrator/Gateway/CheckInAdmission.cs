@@ -70,8 +70,12 @@ public sealed class CheckInAdmission(AdmissionOptions options) : IEndpointFilter
     });
 
     // Check-ins of each device id inside this filter (queued or worked on); at most the limit plus the queue plus the
-    // requests being refused at this instant, so it stays small whatever the fleet's size.
-    private readonly ConcurrentDictionary<string, int> _inFlight = new(StringComparer.Ordinal);
+    // requests being refused at this instant, so it stays small whatever the fleet's size. Every check-in adds and
+    // removes its id, so the table's write locks are taken twice per check-in by up to the limit of requests at once:
+    // InFlightStripes locks instead of the default one per core, so those writers rarely wait on each other.
+    private readonly ConcurrentDictionary<string, int> _inFlight = new(InFlightStripes, 64, StringComparer.Ordinal);
+
+    private const int InFlightStripes = 64;
 
     /// <inheritdoc />
     public async ValueTask<object?> InvokeAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)

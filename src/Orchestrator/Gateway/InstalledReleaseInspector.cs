@@ -21,13 +21,27 @@ public sealed record InstalledReleaseFacts(string? ExpectedDigest, string? Insta
 /// The gateway's I/O for a check-in: loads the manifest of the device's installed version from the store and
 /// compares it with the device's inventory, so the device actor decides on facts, not files. Parsed manifests
 /// are cached by path (a published manifest never changes; a re-publish of an unlisted version is not cached
-/// because only versions listed in index.json are looked up).
+/// because only versions listed in index.json are looked up). A product's index.json is looked at (one stat) at most
+/// once per <see cref="IndexRecheckInterval"/>, so a release published meanwhile reaches check-ins at most that much later.
 /// </summary>
-public sealed class InstalledReleaseInspector(FileSystemStore store)
+/// <param name="store">The node's release store.</param>
+/// <param name="clock">Clock for <see cref="IndexRecheckInterval"/>; the system clock when null.</param>
+public sealed class InstalledReleaseInspector(FileSystemStore store, TimeProvider? clock = null)
 {
+    /// <summary>
+    /// How long check-ins use a product's index.json without looking at the file again. A check-in can already race a
+    /// publish (arrive just before the rename), so seeing a new release up to this much later changes nothing a device
+    /// could rely on; it saves a stat of the index on every check-in.
+    /// </summary>
+    public static readonly TimeSpan IndexRecheckInterval = TimeSpan.FromSeconds(1);
+
     private const int MaxCachedManifests = 256;
+    private readonly TimeProvider _clock = clock ?? TimeProvider.System;
     private readonly ConcurrentDictionary<string, Manifest> _manifests = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<string, (DateTime WriteTime, long Length, ReleaseIndex Index)> _indexes = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, CachedIndex> _indexes = new(StringComparer.Ordinal);
+
+    // A parsed index.json with the (write time, length) it was read at and when the file was last looked at.
+    private sealed record CachedIndex(DateTime WriteTime, long Length, ReleaseIndex Index, long CheckedAt);
 
     /// <summary>Facts for the check-in; throws <see cref="DeviceRequestRejectedException"/> (404) for a product the store does not know.</summary>
     public InstalledReleaseFacts Inspect(CheckInRequest request)
@@ -68,21 +82,32 @@ public sealed class InstalledReleaseInspector(FileSystemStore store)
         return store.FileExists(path) && store.FileExists(StoreLayout.SignaturePathFor(path)) ? path : null;
     }
 
-    // index.json is replaced by rename on every publish, so (write time, length) identifies a version of it; one
-    // stat per check-in instead of a read and parse.
+    // index.json is replaced by rename on every publish, so (write time, length) identifies a version of it; one stat
+    // per product and IndexRecheckInterval instead of a read and parse. Only products whose index exists are cached, so a
+    // product published for the first time is seen at once.
     private ReleaseIndex? LoadIndex(string product)
     {
+        var now = _clock.GetTimestamp();
+        _indexes.TryGetValue(product, out var cached);
+        if (cached is not null && _clock.GetElapsedTime(cached.CheckedAt, now) < IndexRecheckInterval) return cached.Index;
         var info = new FileInfo(store.FullPath(StoreLayout.IndexPath(product)));
-        if (!info.Exists) return null;
-        if (_indexes.TryGetValue(product, out var cached) && cached.WriteTime == info.LastWriteTimeUtc && cached.Length == info.Length)
+        if (!info.Exists)
+        {
+            _indexes.TryRemove(product, out _);
+            return null;
+        }
+        if (cached is not null && cached.WriteTime == info.LastWriteTimeUtc && cached.Length == info.Length)
+        {
+            _indexes[product] = cached with { CheckedAt = now };
             return cached.Index;
+        }
         var bytes = store.ReadFile(StoreLayout.IndexPath(product));
         if (bytes is null) return null;
         ReleaseIndex index;
         try { index = ReleaseIndex.Parse(bytes); }
         catch (InvalidInputException ex) { throw new InvalidOperationException($"Store index of '{product}' is unreadable: {ex.Message}", ex); }
         if (_indexes.Count >= MaxCachedManifests) _indexes.Clear();
-        _indexes[product] = (info.LastWriteTimeUtc, info.Length, index);
+        _indexes[product] = new CachedIndex(info.LastWriteTimeUtc, info.Length, index, now);
         return index;
     }
 

@@ -99,6 +99,36 @@ public abstract class IdlePassivationSuite<TSelf>(ITestOutputHelper output) : Da
     }
 
     [BackendFact]
+    public async Task An_idle_device_whose_last_request_was_journaled_passivates_without_a_snapshot_and_recovers_it_from_the_journal()
+    {
+        var (kit, region) = await StartRegionAsync(Settings(TimeSpan.FromMinutes(10), TimeSpan.FromMilliseconds(300)));
+        const string id = "journaled-1";
+        var snapshots = $"SELECT COUNT(*) FROM snapshot WHERE persistence_id = '{Pid(id)}'";
+        // Stamped now, as a gateway stamps a check-in: the first one is journaled, so the journal holds all the actor knows.
+        var first = await Ask<CheckInDecision>(region, Clean(id, 3, 10, DateTimeOffset.UtcNow));
+        var before = await Ask<DeviceState>(region, new GetDeviceState(id));
+        await UntilPassivated(kit, region, id);
+        Assert.Equal(1, await Db.Scalar($"SELECT COUNT(*) FROM journal WHERE persistence_id = '{Pid(id)}'"));
+        Assert.Equal(0, await Db.Scalar(snapshots));
+
+        // The next incarnation holds the same state, refuses the journaled request again, and a stale silence check of a
+        // device heard from just now changes nothing.
+        region.Tell(new CheckSilence(id));
+        Assert.Equal(Json(before), Json(await Ask<DeviceState>(region, new GetDeviceState(id))));
+        Assert.Equal(DeviceRequestSequence.ReplayedCode, (await Ask<DeviceCommandRejected>(region, Clean(id, 3, 10, DateTimeOffset.UtcNow))).Code);
+        Assert.Equal(0, await Db.Scalar($"SELECT COUNT(*) FROM journal WHERE persistence_id = '{Pid(id)}' AND manifest = 'DeviceWentOffline.v1'"));
+
+        // A heartbeat is journaled nowhere: its sequence mark and contact time exist only in memory, so passivation saves them.
+        var heartbeat = await Ask<CheckInDecision>(region, Clean(id, 3, 11, DateTimeOffset.UtcNow));
+        Assert.Equal((first.Action, first.Status), (heartbeat.Action, heartbeat.Status));
+        await UntilPassivated(kit, region, id);
+        Assert.Equal(1, await Db.Scalar($"SELECT COUNT(*) FROM journal WHERE persistence_id = '{Pid(id)}'"));
+        Assert.Equal(1, await Db.Scalar(snapshots));
+        Assert.Equal(DeviceRequestSequence.ReplayedCode, (await Ask<DeviceCommandRejected>(region, Clean(id, 3, 11, DateTimeOffset.UtcNow))).Code);
+        Assert.Equal(11, (await Ask<DeviceState>(region, new GetDeviceState(id))).LastRequestSequence);
+    }
+
+    [BackendFact]
     public async Task A_device_never_heard_from_passivates_soon_without_a_snapshot_and_one_that_checked_in_stays_live()
     {
         // Idle passivation off: only the never-heard rule can stop these actors before the offline timeout.

@@ -84,6 +84,38 @@ public sealed class InstalledReleaseInspectorTests : IDisposable
     }
 
     [Fact]
+    public void A_release_published_meanwhile_is_seen_once_the_recheck_interval_has_passed_and_not_before()
+    {
+        var clock = new StepClock();
+        var inspector = new InstalledReleaseInspector(_store, clock);
+        Assert.NotNull(inspector.Inspect(new CheckInRequest("acme", _release.VersionId, "other", null, null)).ExpectedDigest);
+        var tree = Path.Combine(_root, "tree2");
+        Directory.CreateDirectory(tree);
+        File.WriteAllText(Path.Combine(tree, "readme.txt"), "second");
+        using var signing = ReleaseSigningKey.Generate();
+        var second = new Publisher(_store, ContentKey.Generate(), signing).Publish(new PublishRequest("acme", "2.0.0", tree));
+        var reportsSecond = new CheckInRequest("acme", second.VersionId, "other", null, null);
+
+        // Within the interval the index last looked at is used: the new version is not listed yet.
+        clock.Advance(InstalledReleaseInspector.IndexRecheckInterval - TimeSpan.FromMilliseconds(1));
+        Assert.Null(inspector.Inspect(reportsSecond).ExpectedDigest);
+        clock.Advance(TimeSpan.FromMilliseconds(1));
+        var facts = inspector.Inspect(reportsSecond);
+        Assert.Equal((second.InventoryDigest, "2.0.0"), (facts.ExpectedDigest, facts.InstalledVersion));
+        // The first version is still listed, from the same (new) index.
+        Assert.Equal(_release.InventoryDigest, inspector.Inspect(new CheckInRequest("acme", _release.VersionId, "other", null, null)).ExpectedDigest);
+    }
+
+    // A clock that moves only when told to.
+    private sealed class StepClock : TimeProvider
+    {
+        private long _ticks = 1_000_000;
+        public override long TimestampFrequency => TimeSpan.TicksPerSecond;
+        public override long GetTimestamp() => _ticks;
+        public void Advance(TimeSpan by) => _ticks += by.Ticks;
+    }
+
+    [Fact]
     public void Unknown_product_is_rejected_as_404()
     {
         var ex = Assert.Throws<DeviceRequestRejectedException>(() => new InstalledReleaseInspector(_store).Inspect(new CheckInRequest("nope", 1, "x", null, null)));

@@ -1,0 +1,81 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using Orchestrator.DeviceAgent.Tests.Support;
+using Orchestrator.EndToEnd.Tests.Agent.Support;
+using Orchestrator.EndToEnd.Tests.Faults;
+using Orchestrator.Messages.Protocol;
+using Orchestrator.Node.Admin;
+using Orchestrator.Node.Gateway;
+using Orchestrator.TestSupport;
+using Xunit.Abstractions;
+
+namespace Orchestrator.EndToEnd.Tests.Agent;
+
+/// <summary>
+/// The gateway looks at a product's index.json at most once per <see cref="InstalledReleaseInspector.IndexRecheckInterval"/>
+/// (issue 22): a release published between two check-ins of a real node process is seen by every check-in sent that
+/// long after the publish. Seen here through the answer: a device reporting the new version with a damaged tree is
+/// told to repair it only once the node lists that version.
+/// </summary>
+public sealed class PublishBetweenCheckInsTests(ITestOutputHelper output)
+{
+    [Fact]
+    public async Task A_release_published_between_two_check_ins_is_seen_by_every_check_in_sent_the_recheck_interval_after_the_publish()
+    {
+        using var dir = new TempDir();
+        var data = dir.Folder("data");
+        var storeRoot = dir.Folder("store");
+        var port = LoopbackPort.Free();
+        using var store = new TestStore(storeRoot);
+        var v1 = store.Publish("1.0", Releases.V1());
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}/"), Timeout = TimeSpan.FromSeconds(20) };
+        var node = await NodeProcess.StartAsync(port, data, storeRoot);
+        try
+        {
+            const string id = "publish-between";
+            var secret = await ProvisionAsync(http, id);
+            // The node has just looked at the index (1.0 only).
+            Assert.Equal(UpdateAction.None, (await CheckInAsync(http, id, secret, new CheckInRequest("acme", v1.VersionId, v1.InventoryDigest, null, "1.0.0"))).Action);
+
+            var v2 = store.Publish("2.0", Releases.V2());
+            var published = Stopwatch.StartNew();
+            var damaged = new CheckInRequest("acme", v2.VersionId, "damaged-tree", null, "1.0.0");
+            var answers = new List<(TimeSpan SentAfter, UpdateAction Action)>();
+            // Check-ins before and after the bound; only those sent after it must see 2.0.
+            while (published.Elapsed < InstalledReleaseInspector.IndexRecheckInterval + TimeSpan.FromMilliseconds(500))
+            {
+                var sent = published.Elapsed;
+                answers.Add((sent, (await CheckInAsync(http, id, secret, damaged)).Action));
+                await Task.Delay(100);
+            }
+            foreach (var (sent, action) in answers) output.WriteLine($"sent {sent.TotalMilliseconds:0} ms after the publish: {action}");
+            var late = answers.Where(a => a.SentAfter >= InstalledReleaseInspector.IndexRecheckInterval).ToList();
+            Assert.NotEmpty(late);
+            Assert.All(late, a => Assert.Equal(UpdateAction.Repair, a.Action));
+        }
+        finally { node.Kill(); }
+    }
+
+    private static async Task<string> ProvisionAsync(HttpClient http, string deviceId)
+    {
+        using var req = new HttpRequestMessage(HttpMethod.Post, $"admin/v1/devices/{deviceId}/credential");
+        req.Headers.Authorization = new AuthenticationHeaderValue("Bearer", NodeUnderTest.OperateToken);
+        using var res = await http.SendAsync(req);
+        Assert.True(res.IsSuccessStatusCode, $"provision {deviceId}: {(int)res.StatusCode}");
+        return (await res.Content.ReadFromJsonAsync<ProvisionResponse>(HttpProblems.Json))!.Secret;
+    }
+
+    private static async Task<CheckInResponse> CheckInAsync(HttpClient http, string deviceId, string secret, CheckInRequest body)
+    {
+        using var req = new HttpRequestMessage(HttpMethod.Post, $"v1/devices/{deviceId}/check-in")
+        {
+            Content = JsonContent.Create(body, options: HttpProblems.Json),
+        };
+        await DeviceSigning.SignAsync(req, deviceId, secret);
+        using var res = await http.SendAsync(req);
+        Assert.Equal(HttpStatusCode.OK, res.StatusCode);
+        return (await res.Content.ReadFromJsonAsync<CheckInResponse>(HttpProblems.Json))!;
+    }
+}
