@@ -6,6 +6,8 @@
 # Env: ROUNDS (2), PASSES (2), CONCURRENCY (64), NODE_ENV ("A=1 B=2": environment of the node only, e.g. runtime knobs),
 # NODE_DLL (default: this checkout's Release build), TRACE=FILE.nettrace (dotnet-trace of round 1's first pass),
 # COUNTERS=PREFIX (System.Runtime counters each second, PREFIX-roundN.csv).
+# The folder must be younger than Gateway:IdleLastSeenPersistInterval (1 h) since its warm phase: later, a device's
+# first check-in goes to its actor to journal its last-seen, and the passes measure actor recoveries instead.
 # Wrap in flock on shared machines.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
