@@ -16,8 +16,9 @@ namespace Orchestrator.EndToEnd.Tests.Faults;
 /// A restarted node process answers its known devices at full speed from the moment it reports ready (issue 22, cold
 /// check-ins): the stored request keys are loaded at start (<c>Credentials:PreloadAtStart</c>), so a known device's
 /// first check-in reads no credential from the database, and the registry has folded the journal, so an idle device is
-/// answered without recovering its actor. A credential revoked before the restart stays refused. Counted on the node's
-/// own /metrics (a fresh process starts every counter at 0).
+/// answered without recovering its actor. A credential revoked before the restart stays refused. Both hold for signed
+/// HTTP check-ins and for the real agent process. Counted on the node's own /metrics (a fresh process starts every
+/// counter at 0).
 /// </summary>
 public sealed class ColdStartTests(ITestOutputHelper output)
 {
@@ -39,6 +40,7 @@ public sealed class ColdStartTests(ITestOutputHelper output)
 
         var node = await NodeProcess.StartAsync(port, data, storeRoot);
         var secrets = new Dictionary<string, string>();
+        var agents = new Dictionary<string, TestDevice>();
         try
         {
             foreach (var id in new[] { "cold-1", "cold-2", "cold-revoked" })
@@ -47,9 +49,33 @@ public sealed class ColdStartTests(ITestOutputHelper output)
                 // The first check-in records the installed release (the actor journals it); the second is idle.
                 for (var i = 0; i < 2; i++) Assert.Equal(HttpStatusCode.OK, await CheckInAsync(http, id, secrets[id], request));
             }
-            using var revoke = new HttpRequestMessage(HttpMethod.Delete, "admin/v1/devices/cold-revoked/credential");
-            revoke.Headers.Authorization = new AuthenticationHeaderValue("Bearer", NodeUnderTest.OperateToken);
-            using (var res = await http.SendAsync(revoke)) Assert.Equal(HttpStatusCode.NoContent, res.StatusCode);
+            // Two real agents install the product's stable release (what the devices above report installed); a second
+            // run finds nothing to do and settles the device (Completed -> Idle), as a device in the field is by the restart.
+            using (var channel = new HttpRequestMessage(HttpMethod.Post, "admin/v1/channels/acme/stable")
+                   { Content = JsonContent.Create(new { version = "1.0" }) })
+            {
+                channel.Headers.Authorization = new AuthenticationHeaderValue("Bearer", NodeUnderTest.OperateToken);
+                using var res = await http.SendAsync(channel);
+                Assert.True(res.IsSuccessStatusCode, $"channel set: {(int)res.StatusCode} {await res.Content.ReadAsStringAsync()}");
+            }
+            foreach (var id in new[] { "cold-agent", "cold-agent-revoked" })
+            {
+                agents[id] = new TestDevice(http.BaseAddress!.ToString(), credential: await ProvisionAsync(http, id), deviceId: id,
+                    contentKey: store.ContentKey.ToBytes(), trustRoot: store.SigningKey.PublicKey.ToBytes());
+                for (var run = 1; run <= 2; run++)
+                {
+                    var r = await RunAgentAsync(agents[id]);
+                    Assert.True(r.ExitCode == 0, $"agent {id}, run {run} before the restart: exit {r.ExitCode}\n{r.Output}{r.Error}");
+                }
+                Assert.Equal(release.InventoryDigest, Releases.ClientDigest(agents[id]));
+            }
+            foreach (var id in new[] { "cold-revoked", "cold-agent-revoked" })
+            {
+                using var revoke = new HttpRequestMessage(HttpMethod.Delete, $"admin/v1/devices/{id}/credential");
+                revoke.Headers.Authorization = new AuthenticationHeaderValue("Bearer", NodeUnderTest.OperateToken);
+                using var res = await http.SendAsync(revoke);
+                Assert.Equal(HttpStatusCode.NoContent, res.StatusCode);
+            }
         }
         finally { node.Kill(); }
 
@@ -62,7 +88,23 @@ public sealed class ColdStartTests(ITestOutputHelper output)
             Assert.Equal(0, Sum(metrics, Reads));
             Assert.Equal(1, Sum(metrics, WithoutActor));
 
+            // The real agent's check-in: answered (exit 0), by the gateway without the actor, without a credential read.
+            var agent = await RunAgentAsync(agents["cold-agent"]);
+            Assert.True(agent.ExitCode == 0, $"agent after the restart: exit {agent.ExitCode}\n{agent.Output}{agent.Error}");
+            metrics = await UntilCheckInsAsync(http, 2);
+            output.WriteLine($"after the agent's check-in: {CheckIns} {Sum(metrics, CheckIns)}, {Reads} {Sum(metrics, Reads)}, {WithoutActor} {Sum(metrics, WithoutActor)}");
+            Assert.Equal(2, Sum(metrics, CheckIns));
+            Assert.Equal(0, Sum(metrics, Reads));
+            Assert.Equal(2, Sum(metrics, WithoutActor));
+
             Assert.Equal(HttpStatusCode.Unauthorized, await CheckInAsync(http, "cold-revoked", secrets["cold-revoked"], request));
+            // The revoked device's real agent is refused: it exits with an error naming the refused credential.
+            var revoked = await RunAgentAsync(agents["cold-agent-revoked"]);
+            output.WriteLine($"revoked agent after the restart: exit {revoked.ExitCode}\n{revoked.Output}{revoked.Error}");
+            Assert.NotEqual(0, revoked.ExitCode);
+            Assert.Contains("credential_invalid", revoked.Output + revoked.Error);
+            metrics = await http.GetStringAsync("metrics");
+            Assert.Equal(2, Sum(metrics, CheckIns));
         }
         finally { node.Kill(); }
 
@@ -75,8 +117,16 @@ public sealed class ColdStartTests(ITestOutputHelper output)
             Assert.Equal(1, Sum(metrics, Reads));
             Assert.Equal(HttpStatusCode.Unauthorized, await CheckInAsync(http, "cold-revoked", secrets["cold-revoked"], request));
         }
-        finally { node.Kill(); }
+        finally
+        {
+            node.Kill();
+            foreach (var a in agents.Values) a.Dispose();
+        }
     }
+
+    // One agent run: a check-in, and what it answers (an install, "nothing to do", or a refusal) ends it.
+    private static Task<AgentProcess.Result> RunAgentAsync(TestDevice device) =>
+        AgentProcess.RunAsync(["run", "--config", device.Config.SourcePath!, "--no-client"], timeout: TimeSpan.FromSeconds(60));
 
     private static double Sum(string metrics, string name) => AdminCalls.SumMetric(metrics, name);
 
