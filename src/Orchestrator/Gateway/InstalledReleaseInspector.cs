@@ -22,16 +22,18 @@ public sealed record InstalledReleaseFacts(string? ExpectedDigest, string? Insta
 /// compares it with the device's inventory, so the device actor decides on facts, not files. Parsed manifests
 /// are cached by path (a published manifest never changes; a re-publish of an unlisted version is not cached
 /// because only versions listed in index.json are looked up). A product's index.json is looked at (one stat) at most
-/// once per <see cref="IndexRecheckInterval"/>, so a release published meanwhile reaches check-ins at most that much later.
+/// once per <see cref="IndexRecheckInterval"/> for versions it lists; a version the index in hand does not list (just
+/// published) or lists without its manifest (just removed by gc) is looked up in the index on disk at once.
 /// </summary>
 /// <param name="store">The node's release store.</param>
 /// <param name="clock">Clock for <see cref="IndexRecheckInterval"/>; the system clock when null.</param>
 public sealed class InstalledReleaseInspector(FileSystemStore store, TimeProvider? clock = null)
 {
     /// <summary>
-    /// How long check-ins use a product's index.json without looking at the file again. A check-in can already race a
-    /// publish (arrive just before the rename), so seeing a new release up to this much later changes nothing a device
-    /// could rely on; it saves a stat of the index on every check-in.
+    /// How long check-ins of versions a product's index.json lists use it without looking at the file again: it saves a
+    /// stat of the index on every check-in. Listed versions never change (a version is published once), so the only
+    /// news the interval can hide is a version removed by gc whose manifest is still cached, answered as before for at
+    /// most this long.
     /// </summary>
     public static readonly TimeSpan IndexRecheckInterval = TimeSpan.FromSeconds(1);
 
@@ -50,8 +52,18 @@ public sealed class InstalledReleaseInspector(FileSystemStore store, TimeProvide
             ?? throw new DeviceRequestRejectedException(404, "unknown_product", $"No release of product '{request.Product}' is published in this store.");
         if (request.InstalledVersionId == 0) return InstalledReleaseFacts.Unknown;
         var entry = index.FindById(request.InstalledVersionId);
-        if (entry is null) return InstalledReleaseFacts.Unknown;
-        var manifest = LoadManifest(entry.ManifestPath);
+        if (entry is null || TryLoadManifest(entry.ManifestPath) is not { } manifest)
+        {
+            // The index in hand may predate a publish (a device can install a release and report it within the recheck
+            // interval) or a gc that removed the version: look at the index on disk before calling the version unknown,
+            // and call the store broken only if that index still lists a manifest that is gone.
+            index = LoadIndex(request.Product, recheckNow: true)
+                ?? throw new DeviceRequestRejectedException(404, "unknown_product", $"No release of product '{request.Product}' is published in this store.");
+            entry = index.FindById(request.InstalledVersionId);
+            if (entry is null) return InstalledReleaseFacts.Unknown;
+            manifest = TryLoadManifest(entry.ManifestPath)
+                ?? throw new InvalidOperationException($"Store index lists {entry.ManifestPath} but the file is missing; run orch store verify.");
+        }
         if (string.Equals(manifest.InventoryDigest, request.InventoryDigest, StringComparison.Ordinal))
             return new InstalledReleaseFacts(manifest.InventoryDigest, entry.Version, entry.ManifestPath, []);
         // Without a per-file list every file is suspect; chunk-level dedup keeps the download to what is missing.
@@ -85,11 +97,11 @@ public sealed class InstalledReleaseInspector(FileSystemStore store, TimeProvide
     // index.json is replaced by rename on every publish, so (write time, length) identifies a version of it; one stat
     // per product and IndexRecheckInterval instead of a read and parse. Only products whose index exists are cached, so a
     // product published for the first time is seen at once.
-    private ReleaseIndex? LoadIndex(string product)
+    private ReleaseIndex? LoadIndex(string product, bool recheckNow = false)
     {
         var now = _clock.GetTimestamp();
         _indexes.TryGetValue(product, out var cached);
-        if (cached is not null && _clock.GetElapsedTime(cached.CheckedAt, now) < IndexRecheckInterval) return cached.Index;
+        if (cached is not null && !recheckNow && _clock.GetElapsedTime(cached.CheckedAt, now) < IndexRecheckInterval) return cached.Index;
         var info = new FileInfo(store.FullPath(StoreLayout.IndexPath(product)));
         if (!info.Exists)
         {
@@ -111,11 +123,12 @@ public sealed class InstalledReleaseInspector(FileSystemStore store, TimeProvide
         return index;
     }
 
-    private Manifest LoadManifest(string manifestPath)
+    // Null when the manifest file is not in the store.
+    private Manifest? TryLoadManifest(string manifestPath)
     {
         if (_manifests.TryGetValue(manifestPath, out var cached)) return cached;
-        var bytes = store.ReadFile(manifestPath)
-            ?? throw new InvalidOperationException($"Store index lists {manifestPath} but the file is missing; run orch store verify.");
+        var bytes = store.ReadFile(manifestPath);
+        if (bytes is null) return null;
         var manifest = ManifestSerializer.Parse(bytes);
         if (_manifests.Count >= MaxCachedManifests) _manifests.Clear();
         _manifests[manifestPath] = manifest;

@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using Orchestrator.ChunkStore.Codec;
 using Orchestrator.ChunkStore.Keys;
+using Orchestrator.ChunkStore.Maintenance;
 using Orchestrator.ChunkStore.Publishing;
 using Orchestrator.ChunkStore.Storage;
 using Orchestrator.Messages.Protocol;
@@ -84,7 +85,7 @@ public sealed class InstalledReleaseInspectorTests : IDisposable
     }
 
     [Fact]
-    public void A_release_published_meanwhile_is_seen_once_the_recheck_interval_has_passed_and_not_before()
+    public void A_release_published_meanwhile_is_known_to_the_next_check_in_that_reports_it()
     {
         var clock = new StepClock();
         var inspector = new InstalledReleaseInspector(_store, clock);
@@ -94,16 +95,50 @@ public sealed class InstalledReleaseInspectorTests : IDisposable
         File.WriteAllText(Path.Combine(tree, "readme.txt"), "second");
         using var signing = ReleaseSigningKey.Generate();
         var second = new Publisher(_store, ContentKey.Generate(), signing).Publish(new PublishRequest("acme", "2.0.0", tree));
-        var reportsSecond = new CheckInRequest("acme", second.VersionId, "other", null, null);
 
-        // Within the interval the index last looked at is used: the new version is not listed yet.
-        clock.Advance(InstalledReleaseInspector.IndexRecheckInterval - TimeSpan.FromMilliseconds(1));
-        Assert.Null(inspector.Inspect(reportsSecond).ExpectedDigest);
-        clock.Advance(TimeSpan.FromMilliseconds(1));
-        var facts = inspector.Inspect(reportsSecond);
+        // Within the recheck interval: the index in hand does not list 2.0.0, so the one on disk is read.
+        var facts = inspector.Inspect(new CheckInRequest("acme", second.VersionId, "other", null, null));
         Assert.Equal((second.InventoryDigest, "2.0.0"), (facts.ExpectedDigest, facts.InstalledVersion));
-        // The first version is still listed, from the same (new) index.
         Assert.Equal(_release.InventoryDigest, inspector.Inspect(new CheckInRequest("acme", _release.VersionId, "other", null, null)).ExpectedDigest);
+    }
+
+    [Fact]
+    public void A_listed_version_is_answered_from_the_index_in_hand_until_the_recheck_interval_has_passed()
+    {
+        var clock = new StepClock();
+        var inspector = new InstalledReleaseInspector(_store, clock);
+        var intact = new CheckInRequest("acme", _release.VersionId, _release.InventoryDigest, null, null);
+        Assert.Equal("1.0.0", inspector.Inspect(intact).InstalledVersion);
+        // A damaged index.json shows whether the file is looked at: not within the interval, at once after it.
+        var indexPath = _store.FullPath(StoreLayout.IndexPath("acme"));
+        File.WriteAllText(indexPath, "{ not an index");
+        clock.Advance(InstalledReleaseInspector.IndexRecheckInterval - TimeSpan.FromMilliseconds(1));
+        Assert.Equal("1.0.0", inspector.Inspect(intact).InstalledVersion);
+        clock.Advance(TimeSpan.FromMilliseconds(1));
+        var ex = Assert.Throws<InvalidOperationException>(() => inspector.Inspect(intact));
+        Assert.Contains("Store index of 'acme' is unreadable", ex.Message);
+    }
+
+    [Fact]
+    public void A_version_removed_by_gc_within_the_recheck_interval_is_unknown_not_a_broken_store()
+    {
+        var clock = new StepClock();
+        var tree = Path.Combine(_root, "tree2");
+        Directory.CreateDirectory(tree);
+        File.WriteAllText(Path.Combine(tree, "readme.txt"), "second");
+        using var signing = ReleaseSigningKey.Generate();
+        var second = new Publisher(_store, ContentKey.Generate(), signing).Publish(new PublishRequest("acme", "2.0.0", tree));
+        var inspector = new InstalledReleaseInspector(_store, clock);
+        Assert.Equal("2.0.0", inspector.Inspect(new CheckInRequest("acme", second.VersionId, "other", null, null)).InstalledVersion);
+
+        // gc drops 1.0.0 (its manifest and its line in index.json) while the inspector still holds the older index.
+        var report = new StoreMaintenance(_store).CollectGarbage(new GcPolicy(KeepLast: 1));
+        Assert.Contains("acme/1.0.0", report.VersionsRemoved);
+        var facts = inspector.Inspect(new CheckInRequest("acme", _release.VersionId, "other", null, null));
+
+        Assert.Null(facts.ExpectedDigest);
+        Assert.Null(facts.InstalledVersion);
+        Assert.Equal("2.0.0", inspector.Inspect(new CheckInRequest("acme", second.VersionId, "other", null, null)).InstalledVersion);
     }
 
     // A clock that moves only when told to.
