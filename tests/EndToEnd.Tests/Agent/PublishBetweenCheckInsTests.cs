@@ -35,7 +35,7 @@ public sealed class PublishBetweenCheckInsTests(ITestOutputHelper output)
         try
         {
             const string id = "publish-between";
-            var secret = await ProvisionAsync(http, id);
+            var secret = await NodeProcessHttp.ProvisionAsync(http, id);
             // The node has just looked at the index (1.0 only).
             Assert.Equal(UpdateAction.None, (await CheckInAsync(http, id, secret, new CheckInRequest("acme", v1.VersionId, v1.InventoryDigest, null, "1.0.0"))).Action);
 
@@ -57,23 +57,9 @@ public sealed class PublishBetweenCheckInsTests(ITestOutputHelper output)
         finally { node.Kill(); }
     }
 
-    private static async Task<string> ProvisionAsync(HttpClient http, string deviceId)
-    {
-        using var req = new HttpRequestMessage(HttpMethod.Post, $"admin/v1/devices/{deviceId}/credential");
-        req.Headers.Authorization = new AuthenticationHeaderValue("Bearer", NodeUnderTest.OperateToken);
-        using var res = await http.SendAsync(req);
-        Assert.True(res.IsSuccessStatusCode, $"provision {deviceId}: {(int)res.StatusCode}");
-        return (await res.Content.ReadFromJsonAsync<ProvisionResponse>(HttpProblems.Json))!.Secret;
-    }
-
     private static async Task<CheckInResponse> CheckInAsync(HttpClient http, string deviceId, string secret, CheckInRequest body)
     {
-        using var req = new HttpRequestMessage(HttpMethod.Post, $"v1/devices/{deviceId}/check-in")
-        {
-            Content = JsonContent.Create(body, options: HttpProblems.Json),
-        };
-        await DeviceSigning.SignAsync(req, deviceId, secret);
-        using var res = await http.SendAsync(req);
+        using var res = await NodeProcessHttp.CheckInAsync(http, deviceId, secret, body);
         Assert.Equal(HttpStatusCode.OK, res.StatusCode);
         return (await res.Content.ReadFromJsonAsync<CheckInResponse>(HttpProblems.Json))!;
     }

@@ -45,7 +45,7 @@ public sealed class ColdStartTests(ITestOutputHelper output)
         {
             foreach (var id in new[] { "cold-1", "cold-2", "cold-revoked" })
             {
-                secrets[id] = await ProvisionAsync(http, id);
+                secrets[id] = await NodeProcessHttp.ProvisionAsync(http, id);
                 // The first check-in records the installed release (the actor journals it); the second is idle.
                 for (var i = 0; i < 2; i++) Assert.Equal(HttpStatusCode.OK, await CheckInAsync(http, id, secrets[id], request));
             }
@@ -60,7 +60,7 @@ public sealed class ColdStartTests(ITestOutputHelper output)
             }
             foreach (var id in new[] { "cold-agent", "cold-agent-revoked" })
             {
-                agents[id] = new TestDevice(http.BaseAddress!.ToString(), credential: await ProvisionAsync(http, id), deviceId: id,
+                agents[id] = new TestDevice(http.BaseAddress!.ToString(), credential: await NodeProcessHttp.ProvisionAsync(http, id), deviceId: id,
                     contentKey: store.ContentKey.ToBytes(), trustRoot: store.SigningKey.PublicKey.ToBytes());
                 for (var run = 1; run <= 2; run++)
                 {
@@ -134,23 +134,9 @@ public sealed class ColdStartTests(ITestOutputHelper output)
     private static async Task<string> UntilCheckInsAsync(HttpClient http, double checkIns) =>
         await FleetSteps.UntilAsync($"{CheckIns} reaches {checkIns}", () => http.GetStringAsync("metrics"), m => Sum(m, CheckIns) >= checkIns);
 
-    private static async Task<string> ProvisionAsync(HttpClient http, string deviceId)
-    {
-        using var req = new HttpRequestMessage(HttpMethod.Post, $"admin/v1/devices/{deviceId}/credential");
-        req.Headers.Authorization = new AuthenticationHeaderValue("Bearer", NodeUnderTest.OperateToken);
-        using var res = await http.SendAsync(req);
-        Assert.True(res.IsSuccessStatusCode, $"provision {deviceId}: {(int)res.StatusCode}");
-        return (await res.Content.ReadFromJsonAsync<ProvisionResponse>(HttpProblems.Json))!.Secret;
-    }
-
     private static async Task<HttpStatusCode> CheckInAsync(HttpClient http, string deviceId, string secret, CheckInRequest body)
     {
-        using var req = new HttpRequestMessage(HttpMethod.Post, $"v1/devices/{deviceId}/check-in")
-        {
-            Content = JsonContent.Create(body, options: HttpProblems.Json),
-        };
-        await DeviceSigning.SignAsync(req, deviceId, secret);
-        using var res = await http.SendAsync(req);
+        using var res = await NodeProcessHttp.CheckInAsync(http, deviceId, secret, body);
         return res.StatusCode;
     }
 }
