@@ -22,29 +22,52 @@ public readonly record struct ChunkLocation(ChunkId Chunk, ChunkId? Pack, long O
 /// only as objects (published before packs), or both, serves every chunk the same way.
 /// <para>
 /// The pack map is built from every signed pack index in the store (read without signature checks: the store's own
-/// tools and node trust the store folder, and every range read is checked against the chunk id). A miss reloads it
-/// when the set of pack indexes changed, so a release published after the locator was built is found. Thread-safe.
+/// tools and node trust the store folder, and every range read is checked against the chunk id). A miss lists the
+/// pack indexes again, so a release published after the locator was built is found; misses that wait while another
+/// thread lists take that listing's answer instead of listing once each, and only indexes not seen before are parsed.
+/// A range that does not hold its chunk (a pack gc deleted, a damaged pack) re-reads the indexes naming that pack at
+/// most once per <c>staleRangeRecheck</c>, so a client asking again and again for a damaged chunk cannot make the
+/// node parse manifests per request. Thread-safe.
 /// </para>
 /// </summary>
 public sealed class ChunkLocator
 {
+    /// <summary>Default for how often a range that failed its check may re-read the indexes naming its pack.</summary>
+    public static readonly TimeSpan DefaultStaleRangeRecheck = TimeSpan.FromSeconds(1);
+
     private readonly IContentStore _store;
     private readonly Lock _gate = new();
+    private readonly bool _reloadOnMiss;
+    private readonly TimeSpan _staleRangeRecheck;
+    private readonly TimeProvider _clock;
+    private readonly Dictionary<string, LoadedIndex?> _byFile = new(StringComparer.Ordinal);
     private Dictionary<ChunkId, PackedChunk> _packed = [];
     private Dictionary<ChunkId, long> _packLengths = [];
-    private readonly bool _reloadOnMiss;
     private string[] _indexFiles = [];
     private bool _current;
+    private long _listings;
+    private long _lastStaleRecheck = long.MinValue;
 
     /// <summary>A locator over <paramref name="store"/>; the pack map is loaded on the first lookup that needs it.</summary>
     /// <param name="store">The store.</param>
     /// <param name="reloadOnMiss">Look for new pack indexes on every miss (a serving node, whose store others publish
     /// into); false for a writer holding the store lock, whose indexes cannot change underneath it.</param>
-    public ChunkLocator(IContentStore store, bool reloadOnMiss = true)
+    /// <param name="staleRangeRecheck">Least time between two re-reads caused by ranges that failed their check;
+    /// <see cref="DefaultStaleRangeRecheck"/> when null.</param>
+    /// <param name="clock">Time source of that bound (tests step it); the system clock when null.</param>
+    public ChunkLocator(IContentStore store, bool reloadOnMiss = true, TimeSpan? staleRangeRecheck = null, TimeProvider? clock = null)
     {
         _store = store ?? throw new ArgumentNullException(nameof(store));
         _reloadOnMiss = reloadOnMiss;
+        _staleRangeRecheck = staleRangeRecheck ?? DefaultStaleRangeRecheck;
+        _clock = clock ?? TimeProvider.System;
     }
+
+    /// <summary>How many times the pack indexes were listed (each miss that found the map current costs one).</summary>
+    public long Listings => Interlocked.Read(ref _listings);
+
+    /// <summary>How many pack index files were read and parsed so far (first loads and stale-range re-reads).</summary>
+    public long IndexLoads { get; private set; }
 
     /// <summary>True when the chunk is stored as an object or inside a located pack.</summary>
     public bool Contains(ChunkId id) => _store.ChunkExists(id) || LocateInPack(id) is not null;
@@ -59,9 +82,13 @@ public sealed class ChunkLocator
     /// <summary>The pack range holding the chunk according to the store's pack indexes, or null.</summary>
     public PackedChunk? LocateInPack(ChunkId id)
     {
+        var listingsBefore = Listings;
         lock (_gate)
         {
             if (_packed.TryGetValue(id, out var hit)) return hit;
+            // A listing that began after this miss did (listings run under the gate, so it has finished) already
+            // reflects the store as of this miss, so listing again would only repeat it.
+            if (_current && Listings != listingsBefore) return null;
             if (!ReloadIfChanged()) return null;
             return _packed.TryGetValue(id, out hit) ? hit : null;
         }
@@ -89,12 +116,8 @@ public sealed class ChunkLocator
             if (LocateInPack(id) is not { } at) return null;
             var bytes = _store.ReadFileRange(StoreLayout.PackPath(at.Pack), at.Offset, at.Stored);
             if (bytes is not null && id.Matches(bytes)) return bytes;
-            // The pack went (gc) or the map is stale: rebuild it from the indexes stored now and look once more.
-            lock (_gate)
-            {
-                _current = false;
-                ReloadIfChanged();
-            }
+            // The pack went (gc) or another index locates the chunk too: re-read the indexes naming this pack.
+            if (!RecheckPack(at.Pack)) return null;
         }
         return null;
     }
@@ -118,28 +141,71 @@ public sealed class ChunkLocator
         }
     }
 
-    private bool ReloadIfChanged()
+    /// <summary>Forgets the indexes naming <paramref name="pack"/> and reads them again; false when one did so too recently.</summary>
+    private bool RecheckPack(ChunkId pack)
+    {
+        lock (_gate)
+        {
+            var now = _clock.GetTimestamp();
+            if (_lastStaleRecheck != long.MinValue && _clock.GetElapsedTime(_lastStaleRecheck, now) < _staleRangeRecheck) return false;
+            _lastStaleRecheck = now;
+            var naming = _byFile.Where(e => e.Value is { } l && l.Index.Packs.Any(p => p.Id == pack)).Select(e => e.Key).ToList();
+            foreach (var file in naming) _byFile.Remove(file);
+            _current = false;
+            ReloadIfChanged(rebuild: true);
+            return true;
+        }
+    }
+
+    private bool ReloadIfChanged(bool rebuild = false)
     {
         if (_current && !_reloadOnMiss) return false;
+        // Counted before listing: a miss that sees the count move started waiting before this listing began.
+        Interlocked.Increment(ref _listings);
         var files = _store.EnumeratePackIndexFiles().Order(StringComparer.Ordinal).ToArray();
-        if (_current && files.SequenceEqual(_indexFiles, StringComparer.Ordinal)) return false;
-        var packed = new Dictionary<ChunkId, PackedChunk>();
-        var lengths = new Dictionary<ChunkId, long>();
+        if (_current && files.AsSpan().SequenceEqual(_indexFiles)) return false;
+        var listed = files.ToHashSet(StringComparer.Ordinal);
+        foreach (var gone in _byFile.Keys.Where(f => !listed.Contains(f)).ToList())
+        {
+            _byFile.Remove(gone);
+            rebuild = true;
+        }
+        var added = new List<LoadedIndex>();
         foreach (var file in files)
         {
-            if (Load(file) is not { } loaded) continue;
-            foreach (var p in loaded.Index.Packs) lengths[p.Id] = p.Length;
-            foreach (var (id, at) in loaded.Located) packed.TryAdd(id, at);
+            if (_byFile.ContainsKey(file)) continue;
+            var loaded = Load(file);
+            IndexLoads++;
+            _byFile[file] = loaded;
+            if (loaded is not null) added.Add(loaded);
         }
-        _packed = packed;
-        _packLengths = lengths;
+        if (rebuild || !_current)
+        {
+            // A chunk several indexes locate keeps the location of the first index in path order, as on every rebuild.
+            _packed = [];
+            _packLengths = [];
+            foreach (var file in files)
+                if (_byFile[file] is { } l) Merge(l);
+        }
+        else
+        {
+            foreach (var l in added) Merge(l);
+        }
         _indexFiles = files;
         _current = true;
         return true;
     }
 
+    private void Merge(LoadedIndex loaded)
+    {
+        foreach (var p in loaded.Index.Packs) _packLengths[p.Id] = p.Length;
+        foreach (var (id, at) in loaded.Located) _packed.TryAdd(id, at);
+    }
+
+    private sealed record LoadedIndex(PackIndex Index, Dictionary<ChunkId, PackedChunk> Located);
+
     /// <summary>The index at <paramref name="packIndexPath"/> resolved against its manifest, or null when either is unreadable or they do not belong together.</summary>
-    private (PackIndex Index, Dictionary<ChunkId, PackedChunk> Located)? Load(string packIndexPath)
+    private LoadedIndex? Load(string packIndexPath)
     {
         var manifestPath = packIndexPath[..^StoreLayout.PackIndexSuffix.Length] + ".json";
         if (_store.ReadFile(manifestPath) is not { } manifestBytes) return null;
@@ -153,6 +219,6 @@ public sealed class ChunkLocator
         var located = index.Locate(PackIndex.ChunkOrder(manifest));
         foreach (var (id, at) in located.ToList())
             if (!present.Contains(at.Pack)) located.Remove(id);
-        return (index, located);
+        return new LoadedIndex(index, located);
     }
 }

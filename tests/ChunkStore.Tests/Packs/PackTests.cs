@@ -310,6 +310,112 @@ public sealed class PackTests : StoreTestBase
         Assert.All(m2.DistinctChunks(), id => Assert.NotNull(locator.Read(id)));
     }
 
+    [Fact]
+    public void A_miss_after_a_publish_parses_only_the_new_index_and_a_miss_on_an_unchanged_store_parses_none()
+    {
+        var store = OpenStore();
+        Publish("1.0", Tree("v1", 1));
+        var locator = new ChunkLocator(store);
+        Assert.Null(locator.Read(ChunkId.Of([1, 2, 3])));
+        Assert.Equal(1, locator.IndexLoads);
+
+        for (var i = 0; i < 20; i++) Assert.Null(locator.Locate(ChunkId.Of([9, (byte)i])));
+        Assert.Equal(1, locator.IndexLoads);
+
+        var (m2, _, _) = Publish("2.0", Tree("v2", 2));
+        Assert.All(m2.DistinctChunks(), id => Assert.NotNull(locator.Read(id)));
+        Assert.Equal(2, locator.IndexLoads);
+    }
+
+    [Fact]
+    public void A_damaged_pack_range_asked_for_again_and_again_re_reads_its_index_at_most_once_per_interval()
+    {
+        var store = OpenStore();
+        var (m1, _, _) = Publish("1.0", Tree("v1", 1));
+        var clock = new SteppedClock();
+        var locator = new ChunkLocator(store, staleRangeRecheck: TimeSpan.FromSeconds(1), clock: clock);
+        var victim = m1.DistinctChunks().First();
+        var at = locator.LocateInPack(victim)!.Value;
+        var packPath = Path.Combine(StoreRoot, StoreLayout.PackPath(at.Pack));
+        var pack = File.ReadAllBytes(packPath);
+        pack[at.Offset + at.Stored / 2] ^= 0xFF;
+        File.WriteAllBytes(packPath, pack);
+        var loadsBefore = locator.IndexLoads;
+
+        for (var i = 0; i < 50; i++) Assert.Null(locator.Read(victim));
+        Assert.Equal(loadsBefore + 1, locator.IndexLoads);
+
+        clock.Advance(TimeSpan.FromMilliseconds(999));
+        Assert.Null(locator.Read(victim));
+        Assert.Equal(loadsBefore + 1, locator.IndexLoads);
+
+        clock.Advance(TimeSpan.FromMilliseconds(2));
+        Assert.Null(locator.Read(victim));
+        Assert.Equal(loadsBefore + 2, locator.IndexLoads);
+
+        // Intact chunks of the same pack are still served while the damaged one is refused.
+        Assert.All(m1.DistinctChunks().Where(c => c != victim && locator.LocateInPack(c)?.Pack == at.Pack),
+            id => Assert.NotNull(locator.Read(id)));
+    }
+
+    [Fact]
+    public void Misses_waiting_while_another_thread_lists_the_indexes_take_its_answer_instead_of_listing_again()
+    {
+        Publish("1.0", Tree("v1", 1));
+        var gated = new ListingGateStore(OpenStore());
+        var locator = new ChunkLocator(gated);
+        Assert.Null(locator.Locate(ChunkId.Of([7])));
+        var listingsBefore = locator.Listings;
+
+        gated.Hold();
+        var first = new Thread(() => locator.Locate(ChunkId.Of([8])));
+        first.Start();
+        Assert.True(gated.Entered.Wait(TimeSpan.FromSeconds(10)), "the first miss did not start listing");
+        var waiters = Enumerable.Range(0, 4).Select(i => new Thread(() => locator.Locate(ChunkId.Of([9, (byte)i])))).ToList();
+        waiters.ForEach(t => t.Start());
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (waiters.Any(t => (t.ThreadState & ThreadState.WaitSleepJoin) == 0) && DateTime.UtcNow < deadline) Thread.Sleep(5);
+        gated.Release();
+        Assert.True(first.Join(TimeSpan.FromSeconds(10)));
+        Assert.All(waiters, t => Assert.True(t.Join(TimeSpan.FromSeconds(10))));
+
+        // The waiters began before the held listing did, so one of them lists again; the others take that answer.
+        Assert.Equal(listingsBefore + 2, locator.Listings);
+    }
+
+    private sealed class SteppedClock : TimeProvider
+    {
+        private long _ticks = 1_000_000;
+        public override long TimestampFrequency => TimeSpan.TicksPerSecond;
+        public override long GetTimestamp() => Interlocked.Read(ref _ticks);
+        public void Advance(TimeSpan by) => Interlocked.Add(ref _ticks, by.Ticks);
+    }
+
+    /// <summary>A store whose pack index listing can be held open, to line up misses behind it.</summary>
+    private sealed class ListingGateStore(FileSystemStore inner) : IContentStore
+    {
+        private readonly ManualResetEventSlim _open = new(true);
+        public ManualResetEventSlim Entered { get; } = new(false);
+        public void Hold() { _open.Reset(); Entered.Reset(); }
+        public void Release() => _open.Set();
+        public IReadOnlyList<string> EnumeratePackIndexFiles()
+        {
+            Entered.Set();
+            _open.Wait(TimeSpan.FromSeconds(30));
+            return inner.EnumeratePackIndexFiles();
+        }
+        public bool ChunkExists(ChunkId id) => inner.ChunkExists(id);
+        public bool PutChunkIfAbsent(ChunkId id, ReadOnlySpan<byte> stored) => inner.PutChunkIfAbsent(id, stored);
+        public byte[]? ReadChunk(ChunkId id) => inner.ReadChunk(id);
+        public bool FileExists(string relativePath) => inner.FileExists(relativePath);
+        public byte[]? ReadFile(string relativePath) => inner.ReadFile(relativePath);
+        public byte[]? ReadFileRange(string relativePath, long offset, int length) => inner.ReadFileRange(relativePath, offset, length);
+        public bool PutObjectIfAbsent(string relativePath, ReadOnlySpan<byte> content) => inner.PutObjectIfAbsent(relativePath, content);
+        public void WriteFile(string relativePath, ReadOnlySpan<byte> content) => inner.WriteFile(relativePath, content);
+        public void Flush() => inner.Flush();
+        public IDisposable AcquireWriterLock() => inner.AcquireWriterLock();
+    }
+
     private PackIndex ReadIndexAt(FileSystemStore store, string version)
     {
         var bytes = store.ReadFile(StoreLayout.ManifestPath("acme", version))!;
