@@ -11,7 +11,8 @@ WAIT=re.compile(r'WaitOneNoCheck|LowLevelLifoSemaphore|SocketAsyncEngine.EventLo
 # order matters: first match wins (most specific first)
 B=[
  ('GC (PollGC/finalizers/allocation slow path)', r'PollGC|GC\.RunFinalizers|GCHeap|Alloc.*SlowPath|RhpNew|JIT_New'),
- ('Ed25519 sign (NSec/libsodium)', r'NSec|ReleaseSigningKey\.Sign|SignatureAlgorithm\.Sign'),
+ # NSec's call into libsodium is inlined into DirectorSigner.Sign: its time shows as the leaf right under that frame.
+ ('Ed25519 sign (NSec/libsodium)', r'NSec|ReleaseSigningKey\.Sign|SignatureAlgorithm\.Sign|DirectorSigner\.Sign[^\n]*\n(CPU_TIME|UNMANAGED_CODE_TIME)$'),
  ('directive payload+envelope JSON/base64', r'DirectorSigner|SignedEnvelope|Directive\.ToPayload'),
  ('HMAC verify + canonical string', r'DeviceRequestSignature\.(Verify|Compute|Canonical|FromBase64Url)'),
  ('credential cache', r'DeviceCredentialStore|BitFaster'),
@@ -31,6 +32,7 @@ B=[
  ('socket send/receive', r'Sockets|Interop\+Sys\.(Send|Receive|Read|Write)'),
  ('Kestrel HTTP/1.1 parse+write', r'Kestrel|Http1|HttpParser|Pipelines'),
  ('Akka (actors, sharding, journal)', r'Akka|linq2db|Sqlite'),
+ ('thread pool workers looking for work (spinning before they sleep)', r'WorkerThreadStart\(\)\n(CPU_TIME|UNMANAGED_CODE_TIME)$'),
  ('thread pool / async machinery', r'ThreadPool|AsyncMethodBuilder|AsyncStateMachine|ExecutionContext|TaskScheduler|Task\.'),
 ]
 B=[(n,re.compile(p)) for n,p in B]

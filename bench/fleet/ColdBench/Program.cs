@@ -15,7 +15,9 @@ using Orchestrator.Messages.Protocol;
 // second, the node's CPU seconds (user+system) and the share answered without the actor. Node environment variables are
 // passed as NODE_ENV="A=1 B=2" (e.g. NODE_ENV="DOTNET_TieredPGO=0"), so the client keeps its own runtime settings.
 // COUNTERS=PREFIX writes the node's System.Runtime counters each second to PREFIX-roundN.csv (DOTNET_COUNTERS tool).
-// TRACE=PATH collects a dotnet-trace (DOTNET_TRACE tool) of the first pass of round 1 into PATH.
+// TRACE=PATH collects a dotnet-trace (DOTNET_TRACE tool, managed frames named, also as PATH minus .nettrace plus
+// .speedscope.json) of TRACE_SECONDS (15) from the start of pass TRACE_PASS (1) of round 1 into PATH: TRACE_PASS=2 with
+// PASSES=4 traces the warm fast path alone, the settled idle maximum of steady.sh.
 var work = args[0];
 var nodeDll = args[1];
 var rounds = int.Parse(Environment.GetEnvironmentVariable("ROUNDS") ?? "2", CultureInfo.InvariantCulture);
@@ -86,19 +88,25 @@ for (var round = 1; round <= rounds; round++)
     if (counters is not null) await Task.Delay(1500);
     Process? trace = null;
     var traceOut = Environment.GetEnvironmentVariable("TRACE");
-    if (round == 1 && !string.IsNullOrEmpty(traceOut))
-    {
-        trace = Process.Start(new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_TRACE") ?? "dotnet-trace",
-            ["collect", "-p", node.Id.ToString(CultureInfo.InvariantCulture), "-o", traceOut, "--profile",
-             Environment.GetEnvironmentVariable("TRACE_PROFILE") ?? "dotnet-sampled-thread-time,gc-collect", "--duration", "00:00:00:" + (Environment.GetEnvironmentVariable("TRACE_SECONDS") ?? "15")])
-            { RedirectStandardOutput = true, RedirectStandardError = true })!;
-        await Task.Delay(1500);
-    }
+    var tracePass = int.Parse(Environment.GetEnvironmentVariable("TRACE_PASS") ?? "1", CultureInfo.InvariantCulture);
     // A fresh client per round: a restarted node's clients connect anew.
     using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = concurrency * 4, PooledConnectionLifetime = TimeSpan.FromMinutes(30) })
         { BaseAddress = new Uri(url), Timeout = TimeSpan.FromSeconds(30) };
     for (var pass = 1; pass <= passes; pass++)
     {
+        if (round == 1 && pass == tracePass && !string.IsNullOrEmpty(traceOut))
+        {
+            // dotnet-common brings the JIT/loader events and the stop writes the rundown, so the trace names managed frames;
+            // the trace must stop by itself (--duration) for the rundown to be written.
+            trace = Process.Start(new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_TRACE") ?? "dotnet-trace",
+                ["collect", "-p", node.Id.ToString(CultureInfo.InvariantCulture), "-o", traceOut, "--profile",
+                 Environment.GetEnvironmentVariable("TRACE_PROFILE") ?? "dotnet-common,dotnet-sampled-thread-time,gc-collect",
+                 "--format", "Speedscope", "--duration", "00:00:00:" + (Environment.GetEnvironmentVariable("TRACE_SECONDS") ?? "15")])
+                { RedirectStandardOutput = true, RedirectStandardError = true })!;
+            _ = trace.StandardOutput.ReadToEndAsync();
+            _ = trace.StandardError.ReadToEndAsync();
+            await Task.Delay(1500);
+        }
         var cpu0 = CpuSeconds(node.Id);
         var m0 = await MetricsAsync(probe, url);
         var (seconds, lat, statuses, perSecond) = await PassAsync(http);
