@@ -290,6 +290,10 @@ public sealed class UpdateSession
         }
         if (fellBack.Count > 0) plan = _planner.PlanFallback(manifest, inventory, plan, fellBack, key);
         _content.PlaceLocalChunks(plan, build, key);
+        var chunkPatches = plan.Missing.Count > 0
+            ? await _verification.TryFetchChunkPatchesAsync(downloader, response.ManifestPath!, manifest, manifestSha256, anchor, ct)
+            : null;
+        if (chunkPatches is not null) await _content.ApplyChunkPatchesAsync(downloader, plan, build, key, chunkPatches, inventory, ct);
         var packs = plan.Missing.Count > 0
             ? await _verification.TryFetchPackIndexAsync(downloader, response.ManifestPath!, manifest, manifestSha256, anchor, ct)
             : null;
