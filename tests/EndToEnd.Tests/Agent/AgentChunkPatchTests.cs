@@ -1,3 +1,6 @@
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text.Json;
 using System.Text.Json.Nodes;
 using Orchestrator.ChunkStore.Keys;
 using Orchestrator.ChunkStore.Manifests;
@@ -177,5 +180,44 @@ public sealed class AgentChunkPatchTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(rig.V1.InventoryDigest, Releases.ClientDigest(rig.Device));
         foreach (var (path, content) in Releases.V1())
             Assert.Equal(content, File.ReadAllBytes(Path.Combine(rig.Device.Layout.Client, path)));
+    }
+    [Fact]
+    public async Task A_node_with_Deltas_ChunkPatches_builds_the_targets_chunk_patches_against_the_most_common_installed_version_when_a_rollout_starts()
+    {
+        var keys = _dir.Folder("node-keys");
+        KeyFiles.Generate(keys);
+        await using var node = await NodeUnderTest.StartAsync(new Dictionary<string, string?> { ["Deltas:KeysDirectory"] = keys, ["Deltas:ChunkPatches"] = "true" });
+        using var store = new TestStore(node.StoreRoot, keys);
+        var v1 = store.Publish("1.0", Releases.V1());
+        var v2 = store.Publish("2.0", Releases.Stamped(2));
+        using var d = new TestDevice(node.BaseUrl, credential: await node.ProvisionAsync("dev-cpn"), deviceId: "dev-cpn",
+            contentKey: store.ContentKey.ToBytes(), trustRoot: store.SigningKey.PublicKey.ToBytes());
+        await node.AssignAsync("dev-cpn", "acme", v1.Version, v1.VersionId, v1.ManifestPath);
+        await Run(d);
+        using var admin = new HttpClient { BaseAddress = new Uri(node.BaseUrl) };
+        admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", NodeUnderTest.OperateToken);
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (JsonDocument.Parse(await admin.GetStringAsync($"admin/v1/devices?versionId={v1.VersionId}")).RootElement.GetProperty("total").GetInt32() < 1)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the device registry did not show the device on 1.0");
+            await Task.Delay(100);
+        }
+        var indexPath = StoreLayout.ChunkPatchIndexPathFor(v2.ManifestPath);
+        Assert.False(store.Store.FileExists(indexPath));
+        using (var created = await admin.PostAsJsonAsync("admin/v1/rollouts",
+                   new { id = "ro-cpn", product = "acme", version = "2.0", selector = new { deviceIds = new[] { "dev-cpn" } } }))
+            Assert.True(created.IsSuccessStatusCode, $"create rollout: {(int)created.StatusCode} {await created.Content.ReadAsStringAsync()}");
+        deadline = DateTime.UtcNow.AddSeconds(120);
+        while (store.Store.ReadFile(indexPath) is null)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the node did not build the chunk patches within 120 s of the rollout");
+            await Task.Delay(200);
+        }
+        var bytes = store.ManifestBytes(v2);
+        var index = ChunkPatchIndex.VerifyAndParse(store.Store.ReadFile(indexPath)!, store.SigningKey.PublicKey, PackIndex.ManifestHashOf(bytes),
+            PackIndex.ChunkOrder(ManifestSerializer.Parse(bytes)).Count);
+        Assert.Equal(PackIndex.ManifestHashOf(store.ManifestBytes(v1)), index.BaseManifestSha256);
+        Assert.True(index.Entries.Count >= 5, $"{index.Entries.Count} patches");
+        Assert.All(index.Packs, p => Assert.True(store.Store.FileExists(StoreLayout.PackPath(p.Id))));
     }
 }
