@@ -94,13 +94,35 @@ public static class InstallFetchPlanner
                 if (seen.Add(delta!.Release!.Frames[i].Id)) objects.Add(delta.Release.Frames[i].Id);
         foreach (var id in objects) Fetch(StoreLayout.ChunkPath(id));
         var chunks = chunkIds.Where(seen.Add).ToList();
+        var chunkObjects = chunks.Count;
+        if (chunks.Count > 0)
+        {
+            var toBytes = ReadRequired(store, toEntry.ManifestPath);
+            // Chunk patches next (docs/store-format.md, "Chunk patches"): asked for whenever chunks are missing (404 when
+            // none were built); a chunk whose patch's base file the device holds comes as that patch, in coalesced ranges.
+            var patchIndexPath = StoreLayout.ChunkPatchIndexPathFor(toEntry.ManifestPath);
+            if (ChunkPatchIndex.ReadStored(store, toEntry.ManifestPath, toBytes, to) is { } patchIndex)
+            {
+                Fetch(patchIndexPath);
+                var patched = patchIndex.Resolve(PackIndex.ChunkOrder(to));
+                var usable = chunks.Where(id => patched.TryGetValue(id, out var p) && held.Contains(p.BaseSha256)).ToHashSet();
+                foreach (var range in PackRanges.Coalesce(usable.Select(id => patched[id].Patch)))
+                {
+                    bytes += range.Length;
+                    requests++;
+                }
+                chunks = chunks.Where(id => !usable.Contains(id)).ToList();
+                chunkObjects = chunks.Count + usable.Select(id => patched[id].Patch.Chunk).Distinct().Count();
+            }
+            else requests++;
+        }
         if (chunks.Count > 0)
         {
             // The agent asks for the pack index only when it has chunks to fetch; a store without one answers 404
             // (one request, no body counted) and every chunk is its own object.
+            var toBytes = ReadRequired(store, toEntry.ManifestPath);
             var located = new Dictionary<ChunkId, PackedChunk>();
             var packIndexPath = StoreLayout.PackIndexPathFor(toEntry.ManifestPath);
-            var toBytes = ReadRequired(store, toEntry.ManifestPath);
             if (PackIndex.ReadStored(store, toEntry.ManifestPath, toBytes, to) is { } packIndex)
             {
                 Fetch(packIndexPath);
@@ -114,7 +136,7 @@ public static class InstallFetchPlanner
             }
             foreach (var id in chunks.Where(id => !located.ContainsKey(id))) Fetch(StoreLayout.ChunkPath(id));
         }
-        return new InstallFetchPlan(delta is null ? "chunks" : "delta", bytes, requests, objects.Count + chunks.Count);
+        return new InstallFetchPlan(delta is null ? "chunks" : "delta", bytes, requests, objects.Count + chunkObjects);
     }
 
     private static byte[] ReadRequired(FileSystemStore store, string path) =>

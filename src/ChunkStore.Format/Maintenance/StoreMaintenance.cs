@@ -309,6 +309,12 @@ public sealed class StoreMaintenance(FileSystemStore store)
                     markedPacks.UnionWith(packIndex.Packs.Select(p => p.Id));
                     foreach (var e in packIndex.Entries) liveRanges.Add((packIndex.Packs[e.Pack].Id, e.Offset, e.Stored));
                 }
+                // A retained release's chunk patches stay with it (a base that was dropped only makes them unused).
+                if (_store.ReadFile(entry.ManifestPath) is { } mbytes && ChunkPatchIndex.ReadStored(_store, entry.ManifestPath, mbytes, manifest) is { } patchIndex)
+                {
+                    markedPacks.UnionWith(patchIndex.Packs.Select(p => p.Id));
+                    foreach (var e in patchIndex.Entries) liveRanges.Add((patchIndex.Packs[e.Pack].Id, e.Offset, e.Stored));
+                }
             }
             plans.Add((product, index, index with { Versions = keep }, index.Versions.Except(keep).ToList()));
         }
@@ -337,7 +343,7 @@ public sealed class StoreMaintenance(FileSystemStore store)
             removed.AddRange(dropped.Select(d => $"{product}/{d.Version}"));
             if (policy.DryRun) continue;
             if (dropped.Count > 0) _store.WriteFile(StoreLayout.IndexPath(product), kept.ToBytes());
-            var keepFiles = kept.Versions.SelectMany(v => new[] { v.ManifestPath, StoreLayout.SignaturePathFor(v.ManifestPath), StoreLayout.PackIndexPathFor(v.ManifestPath) })
+            var keepFiles = kept.Versions.SelectMany(v => new[] { v.ManifestPath, StoreLayout.SignaturePathFor(v.ManifestPath), StoreLayout.PackIndexPathFor(v.ManifestPath), StoreLayout.ChunkPatchIndexPathFor(v.ManifestPath) })
                 .ToHashSet(StringComparer.Ordinal);
             foreach (var file in _store.EnumerateManifestFiles(product))
                 if (!keepFiles.Contains(file) && _store.DeleteFile(file)) manifestFilesDeleted++;

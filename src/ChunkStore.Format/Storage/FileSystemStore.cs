@@ -127,7 +127,7 @@ public sealed class FileSystemStore : IContentStore
             .Where(StoreNames.IsValidProduct).Order(StringComparer.Ordinal).ToList();
     }
 
-    /// <summary>Manifest, signature and pack index file paths (store-relative) present for a product, listed or not.</summary>
+    /// <summary>Manifest, signature, pack index and chunk patch index file paths (store-relative) present for a product, listed or not.</summary>
     public IReadOnlyList<string> EnumerateManifestFiles(string product)
     {
         var dir = Path.Combine(Root, StoreLayout.ManifestsDirectory, product);
@@ -135,7 +135,7 @@ public sealed class FileSystemStore : IContentStore
         return Directory.EnumerateFiles(dir)
             .Select(Path.GetFileName).OfType<string>()
             .Where(n => !AtomicFile.IsTempFile(n) && n != StoreLayout.IndexFileName && (n.EndsWith(".json", StringComparison.Ordinal) || n.EndsWith(".json.sig", StringComparison.Ordinal)
-                || n.EndsWith(StoreLayout.PackIndexSuffix, StringComparison.Ordinal)))
+                || n.EndsWith(StoreLayout.PackIndexSuffix, StringComparison.Ordinal) || n.EndsWith(StoreLayout.ChunkPatchIndexSuffix, StringComparison.Ordinal)))
             .Order(StringComparer.Ordinal)
             .Select(n => $"{StoreLayout.ManifestsDirectory}/{product}/{n}")
             .ToList();

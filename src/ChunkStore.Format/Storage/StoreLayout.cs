@@ -27,6 +27,9 @@ public static class StoreLayout
     /// <summary>File name suffix of a release's signed pack index, next to its manifest.</summary>
     public const string PackIndexSuffix = ".packs";
 
+    /// <summary>File name suffix of a release's signed chunk patch index, next to its manifest.</summary>
+    public const string ChunkPatchIndexSuffix = ".chunkpatches";
+
     /// <summary>Writers' advisory lock file at the root.</summary>
     public const string LockFile = ".orch-store.lock";
 
@@ -53,6 +56,11 @@ public static class StoreLayout
     /// <summary>The pack index path next to a manifest path (<c>….json</c> → <c>….packs</c>).</summary>
     public static string PackIndexPathFor(string manifestPath) =>
         ParseManifestPath(manifestPath) is { } named ? PackIndexPath(named.Product, named.Version)
+            : throw new ArgumentException($"'{manifestPath}' is not a manifest path (manifests/<product>/<version>.json).", nameof(manifestPath));
+
+    /// <summary>The chunk patch index path next to a manifest path (<c>….json</c> → <c>….chunkpatches</c>).</summary>
+    public static string ChunkPatchIndexPathFor(string manifestPath) =>
+        ParseManifestPath(manifestPath) is { } named ? $"{ManifestsDirectory}/{named.Product}/{named.Version}{ChunkPatchIndexSuffix}"
             : throw new ArgumentException($"'{manifestPath}' is not a manifest path (manifests/<product>/<version>.json).", nameof(manifestPath));
 
     /// <summary><c>manifests/&lt;product&gt;/&lt;version&gt;.json</c>.</summary>

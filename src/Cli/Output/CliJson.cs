@@ -75,6 +75,7 @@ namespace Orchestrator.Cli.Output;
 [JsonSerializable(typeof(ReleaseUploadOutput))]
 [JsonSerializable(typeof(DeltaBuildOutput))]
 [JsonSerializable(typeof(ReleasePlanOutput))]
+[JsonSerializable(typeof(ChunkPatchesOutput))]
 [JsonSerializable(typeof(KeysInitOutput))]
 [JsonSerializable(typeof(KeysRotateOutput))]
 [JsonSerializable(typeof(ReleaseFloorOutput))]

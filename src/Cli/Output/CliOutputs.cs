@@ -33,6 +33,10 @@ internal sealed record DeltaAutoOutput(long ReleaseBytes, int ProbeLevel, long? 
 /// <summary>Result of <c>orch release plan --json</c>: what a device fetches for one upgrade.</summary>
 internal sealed record ReleasePlanOutput(string Method, long Bytes, int Requests, int Objects);
 
+/// <summary><c>orch release chunk-patches --json</c>.</summary>
+internal sealed record ChunkPatchesOutput(string IndexPath, string Version, string BaseVersion, bool AlreadyBuilt, int Candidates, int Patched,
+    long PatchBytes, long ChunkBytesReplaced, int Packs, double ElapsedSeconds, double CpuSeconds);
+
 /// <summary>Result of <c>orch keys init --json</c>.</summary>
 internal sealed record KeysInitOutput(
     string Directory, string SigningKey, string PublicKey, string ContentKey, string PublicKeyHex, string ContentKeyFingerprint,

@@ -66,7 +66,22 @@ public static class ReleasePalette
                     new SwitchSpec("json", null, "machine-readable output"),
                 ],
                 [],
-                Plan));
+                Plan))
+            .Add(new CommandSpec("release", "chunk-patches",
+                "Code each new chunk of --version's changed files as a zstd patch against --base's bytes of the same file (docs/store-format.md, " +
+                "\"Chunk patches\"), keep those smaller than the chunk, store them encrypted in pack objects and sign their index: a device " +
+                "holding the base file fetches the patch instead of the chunk. Off the publish path; idempotent; memory bounded per worker.",
+                [
+                    new SwitchSpec("store", "DIR", "content store folder", Required: true),
+                    new SwitchSpec("keys", "DIR", "key folder from 'orch keys init' (content key and signing key)", Required: true),
+                    new SwitchSpec("product", "NAME", "product name", Required: true),
+                    new SwitchSpec("version", "VERSION", "release whose chunks are patched", Required: true),
+                    new SwitchSpec("base", "VERSION", "release the patches are coded against (default: the one listed just before --version)"),
+                    new SwitchSpec("level", "N", $"zstd level 1..{PatchCodec.MaxLevel} (default {PatchCodec.DefaultLevel})"),
+                    new SwitchSpec("json", null, "machine-readable output"),
+                ],
+                [],
+                ChunkPatches));
         ServerCommands.Register(registry, PaletteCatalog.Release, new Dictionary<string, ServerHandler>
         {
             ["list"] = ListAsync,
@@ -123,6 +138,35 @@ public static class ReleasePalette
         else
             call.Console.Out.WriteLine($"{call.Required("product")} {call.Required("from")} -> {call.Required("to")} by {plan.Method}: " +
                 $"{Render.Bytes(plan.Bytes)} ({plan.Bytes} bytes) in {plan.Requests} request(s), {plan.Objects} object(s).");
+        return Task.FromResult(ExitCodes.Success);
+    }
+
+    private static Task<int> ChunkPatches(CommandInvocation call, CancellationToken cancellationToken)
+    {
+        var level = (int?)call.OptionalLong("level", 1, PatchCodec.MaxLevel) ?? PatchCodec.DefaultLevel;
+        var keysDir = call.Required("keys");
+        var contentKey = KeyFiles.LoadContentKey(keysDir);
+        using var signingKey = KeyFiles.LoadSigningKey(keysDir);
+        var store = FileSystemStore.Open(call.Required("store"), create: false);
+        var r = new Orchestrator.ChunkStore.Packs.ChunkPatchBuilder(store, contentKey, signingKey) { Level = level }
+            .Build(call.Required("product"), call.Required("version"), call.Optional("base"), cancellationToken);
+        if (call.Json)
+            Render.Json(call.Console.Out, new ChunkPatchesOutput(r.IndexPath, r.Version, r.BaseVersion, r.AlreadyBuilt, r.Candidates, r.Patched,
+                r.PatchBytes, r.ChunkBytesReplaced, r.Packs, Math.Round(r.Elapsed.TotalSeconds, 3), Math.Round(r.CpuTime.TotalSeconds, 3)));
+        else
+        {
+            var o = call.Console.Out;
+            o.WriteLine(r.AlreadyBuilt
+                ? $"Chunk patches of {r.Version} against {r.BaseVersion} already built ({r.Patched} patches); nothing written."
+                : $"Built chunk patches of {r.Version} against {r.BaseVersion}");
+            if (!r.AlreadyBuilt)
+            {
+                o.WriteLine($"  patched    {r.Patched} of {r.Candidates} new chunks of changed files ({Render.Bytes(r.PatchBytes)} replacing {Render.Bytes(r.ChunkBytesReplaced)} of chunks)");
+                o.WriteLine($"  packs      {r.Packs}");
+                o.WriteLine($"  elapsed    {Render.Seconds(r.Elapsed)} (CPU {Render.Seconds(r.CpuTime)})");
+            }
+            o.WriteLine($"  index      {r.IndexPath}");
+        }
         return Task.FromResult(ExitCodes.Success);
     }
 

@@ -142,6 +142,71 @@ internal sealed class InstallContent(ZoneLayout layout, DownloadSettings downloa
     }
 
     /// <summary>
+    /// Rebuilds missing chunks from chunk patches (docs/store-format.md, "Chunk patches"): for each missing chunk whose
+    /// patch's base file the installed tree holds (its verified hash in <paramref name="inventory"/>), the patch objects
+    /// are fetched with coalesced Range requests on their packs (each checked against its id), decoded, applied to the
+    /// base region read from the local file, and the result accepted only when its length and keyed tag are the
+    /// manifest's; it is then written into its places and leaves <see cref="InstallPlan.Missing"/>. Anything else (a
+    /// range no source serves intact, a changed base file, a patch that does not verify) leaves the chunk missing, so it
+    /// is downloaded itself. Memory per patch in flight: its base region and patch object (each at most 1 MiB by the
+    /// index's rules) and the chunk.
+    /// </summary>
+    public async Task<int> ApplyChunkPatchesAsync(StoreDownloader downloader, InstallPlan plan, TreeBuild build, ContentKey key,
+        IReadOnlyDictionary<ChunkId, PatchedChunk> patches, IReadOnlyList<InventoryEntry> inventory, CancellationToken ct)
+    {
+        var baseFiles = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var e in inventory) baseFiles.TryAdd(e.Sha256, e.Path);
+        var usable = plan.Missing.Keys.Where(id => patches.TryGetValue(id, out var p) && baseFiles.ContainsKey(p.BaseSha256)).ToList();
+        if (usable.Count == 0) return 0;
+        var byPatch = usable.GroupBy(id => patches[id].Patch.Chunk).ToDictionary(g => g.Key, g => g.ToList());
+        var ranges = PackRanges.Coalesce(usable.Select(id => patches[id].Patch));
+        var rebuilt = new System.Collections.Concurrent.ConcurrentBag<ChunkId>();
+        var parallel = new ParallelOptions { MaxDegreeOfParallelism = download.Parallelism, CancellationToken = ct };
+        try
+        {
+            await Parallel.ForEachAsync(ranges, parallel, async (range, token) =>
+            {
+                await downloader.FetchPackRangeAsync(range, (patchObject, stored) =>
+                {
+                    foreach (var id in byPatch[patchObject.Chunk])
+                        if (TryApplyChunkPatch(id, patches[id], stored, baseFiles[patches[id].BaseSha256], plan, build, key)) rebuilt.Add(id);
+                }, token);
+            });
+        }
+        catch (DownloadFailedException e)
+        {
+            throw new SessionFailedException(FailureStage.Download, e.Message, e);
+        }
+        foreach (var id in rebuilt) plan.Missing.Remove(id);
+        log($"{rebuilt.Count} of {usable.Count} chunk(s) rebuilt from chunk patches; {usable.Count - rebuilt.Count} fall back to the chunks themselves");
+        return rebuilt.Count;
+    }
+
+    private bool TryApplyChunkPatch(ChunkId id, PatchedChunk patch, ReadOnlySpan<byte> stored, string basePath, InstallPlan plan, TreeBuild build, ContentKey key)
+    {
+        try
+        {
+            var region = new byte[patch.BaseLength];
+            using (var handle = File.OpenHandle(TreeInventory.ResolveInside(layout.Client, basePath)))
+                if (RandomAccess.Read(handle, region, patch.BaseOffset) != region.Length)
+                    throw new IntegrityException($"base file '{basePath}' is shorter than the patch's region");
+            var coded = ChunkCodec.Decode(stored, key, patch.PatchLength, patch.Patch.Chunk);
+            var place = plan.Places[id][0].Chunk;
+            var plain = PatchCodec.Apply(region, coded, place.Length, ChunkPatchIndex.WindowLog);
+            if (ChunkCodec.ManifestTag(plain, key) != place.Tag)
+                throw new IntegrityException("the patched bytes do not match the chunk's tag in the manifest");
+            build.Write(plan.Places[id], plain);
+            crash.Reached(CrashPoints.ChunkPlaced);
+            return true;
+        }
+        catch (Exception e) when (e is IntegrityException or IOException or UnauthorizedAccessException)
+        {
+            log($"chunk patch for chunk {id} not used ({e.Message}); fetching the chunk itself");
+            return false;
+        }
+    }
+
+    /// <summary>
     /// Downloads the missing chunks and decodes each into its places in the build, reporting progress: those the pack
     /// index locates with coalesced Range requests on packs, the rest (and any a pack range could not deliver) as their
     /// own objects, resuming part files. <paramref name="packs"/> says where chunks lie in packs

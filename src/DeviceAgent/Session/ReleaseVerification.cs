@@ -19,7 +19,8 @@ namespace Orchestrator.DeviceAgent.Session;
 /// The signed documents of one install, fetched and verified before anything is planned: the target manifest (a release
 /// key of the trust root, product, the version and SHA-256 the directive assigns, for a repair the sealed record's
 /// manifest, not expired), an offered delta manifest (signed, for exactly this upgrade; any doubt means chunks) and the
-/// target's pack index (signed, for exactly the target manifest; any doubt means chunk objects).
+/// target's pack index and chunk patch index (signed, for exactly the target manifest; any doubt means chunk objects, or
+/// the chunks rather than their patches).
 /// </summary>
 internal sealed class ReleaseVerification(AgentConfig config, TimeProvider time, Action<string> log)
 {
@@ -92,6 +93,38 @@ internal sealed class ReleaseVerification(AgentConfig config, TimeProvider time,
         catch (DownloadFailedException e)
         {
             log($"no usable pack index ({e.Message}); fetching each chunk as its own object");
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// Fetches and verifies the target's chunk patch index (<c>manifests/&lt;product&gt;/&lt;version&gt;.chunkpatches</c>,
+    /// docs/store-format.md "Chunk patches"): signed by a release key of the trust root, for exactly the verified manifest
+    /// bytes. Asked once per source (most releases have none); any problem means the chunks themselves are fetched,
+    /// never a failed session. Returns the patched chunks by chunk id, or null.
+    /// </summary>
+    public async Task<Dictionary<ChunkId, PatchedChunk>?> TryFetchChunkPatchesAsync(StoreDownloader downloader, string manifestPath, Manifest manifest,
+        string manifestSha256, TrustAnchor anchor, CancellationToken ct)
+    {
+        var path = StoreLayout.ChunkPatchIndexPathFor(manifestPath);
+        var order = PackIndex.ChunkOrder(manifest);
+        try
+        {
+            return await downloader.FetchVerifiedAsync([(path, ChunkPatchIndex.MaxSignedLength(order.Count))], files =>
+            {
+                try
+                {
+                    return ByAnyReleaseKey(anchor, key => ChunkPatchIndex.VerifyAndParse(files[0], key, manifestSha256, order.Count)).Resolve(order);
+                }
+                catch (Exception e) when (e is IntegrityException or InvalidInputException)
+                {
+                    throw new ContentRejectedException($"chunk patch index '{path}': {e.Message}", e);
+                }
+            }, ct, rounds: 1);
+        }
+        catch (DownloadFailedException e)
+        {
+            log($"no usable chunk patch index ({e.Message}); fetching the chunks themselves");
             return null;
         }
     }

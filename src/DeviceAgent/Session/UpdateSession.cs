@@ -290,6 +290,13 @@ public sealed class UpdateSession
         }
         if (fellBack.Count > 0) plan = _planner.PlanFallback(manifest, inventory, plan, fellBack, key);
         _content.PlaceLocalChunks(plan, build, key);
+        // Chunk patches are coded against the previous release's files: an upgrade of an installed tree may hold them; a
+        // first install (no file) or a repair (its tree is the target release but for the damaged files) does not, so
+        // neither asks for the index.
+        var chunkPatches = plan.Missing.Count > 0 && response.Action == UpdateAction.Upgrade && inventory.Count > 0
+            ? await _verification.TryFetchChunkPatchesAsync(downloader, response.ManifestPath!, manifest, manifestSha256, anchor, ct)
+            : null;
+        if (chunkPatches is not null) await _content.ApplyChunkPatchesAsync(downloader, plan, build, key, chunkPatches, inventory, ct);
         var packs = plan.Missing.Count > 0
             ? await _verification.TryFetchPackIndexAsync(downloader, response.ManifestPath!, manifest, manifestSha256, anchor, ct)
             : null;

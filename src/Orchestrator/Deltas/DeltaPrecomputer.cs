@@ -5,6 +5,7 @@ using Akka.Hosting;
 using Orchestrator.ChunkStore.Deltas;
 using Orchestrator.ChunkStore.Keys;
 using Orchestrator.ChunkStore.Manifests;
+using Orchestrator.ChunkStore.Packs;
 using Orchestrator.ChunkStore.Storage;
 using Orchestrator.ChunkStore.Validation;
 using Orchestrator.DeviceActors.Registry;
@@ -42,6 +43,13 @@ public sealed class DeltaOptions
 
     /// <summary>Most frames or patches one build codes at once (one build runs at a time; the budget may allow fewer).</summary>
     public int Parallelism { get; set; } = 1;
+
+    /// <summary>
+    /// After a rollout's deltas, also code the target's new chunks as chunk patches against the most common source
+    /// version (<c>orch release chunk-patches</c>, docs/store-format.md "Chunk patches"), for devices whose tree matches
+    /// that release only in part. Level 19, <see cref="Parallelism"/> workers; memory per worker about 0.1 GiB.
+    /// </summary>
+    public bool ChunkPatches { get; set; }
 
     /// <summary>Every problem with these settings, each naming the key and the fix.</summary>
     public IEnumerable<string> Validate()
@@ -198,6 +206,27 @@ public sealed class DeltaPrecomputer(DeltaOptions options, NodeSettings settings
                 Builds.Add(1, new KeyValuePair<string, object?>("result", "failed"));
                 log.LogWarning("Rollout {Rollout}: delta {From} -> {To} not built ({Reason}); those devices download chunks",
                     spec.RolloutId, version, target.Version, ex.Message);
+            }
+        }
+        if (options.ChunkPatches && sources.Count > 0)
+        {
+            var baseVersion = sources[0].Version;
+            try
+            {
+                var patcher = new ChunkPatchBuilder(store, contentKey, signingKey) { Parallelism = options.Parallelism };
+                var r = await Task.Run(() => patcher.Build(target.Product, target.Version, baseVersion, ct), ct).ConfigureAwait(false);
+                Builds.Add(1, new KeyValuePair<string, object?>("result", r.AlreadyBuilt ? "existing" : "built"));
+                log.LogInformation("Rollout {Rollout}: chunk patches {Path} {State}: {Patched} of {Candidates} new chunks patched against {Base}, "
+                    + "{PatchBytes} patch bytes instead of {ChunkBytes} chunk bytes, {Seconds:F1}s",
+                    spec.RolloutId, r.IndexPath, r.AlreadyBuilt ? "already built" : "built", r.Patched, r.Candidates, baseVersion, r.PatchBytes,
+                    r.ChunkBytesReplaced, r.Elapsed.TotalSeconds);
+            }
+            catch (Exception ex) when (ex is InvalidInputException or IntegrityException or StoreBusyException or IOException)
+            {
+                failed.Add(($"chunk patches against {baseVersion}", ex.Message));
+                Builds.Add(1, new KeyValuePair<string, object?>("result", "failed"));
+                log.LogWarning("Rollout {Rollout}: chunk patches of {To} against {Base} not built ({Reason}); devices download the chunks",
+                    spec.RolloutId, target.Version, baseVersion, ex.Message);
             }
         }
         return new DeltaPlanOutcome(spec.RolloutId, sources, built, existing, failed);

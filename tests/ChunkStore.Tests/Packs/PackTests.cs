@@ -167,13 +167,14 @@ public sealed class PackTests : StoreTestBase
         var store = OpenStore();
         var plan = InstallFetchPlanner.Plan(store, "acme", "1.0", "2.0", "chunks");
         var fresh = m2.DistinctChunks().Count(id => !ManifestSerializer.Parse(store.ReadFile(StoreLayout.ManifestPath("acme", "1.0"))!).DistinctChunks().Contains(id));
-        // manifest, signature, pack index, one range (the new chunks are contiguous in 2.0's pack).
-        Assert.Equal(4, plan.Requests);
+        // manifest, signature, the 404 for the chunk patch index (none built), pack index, one range (the new chunks are
+        // contiguous in 2.0's pack).
+        Assert.Equal(5, plan.Requests);
         Assert.Equal(fresh, plan.Objects);
 
         Publish("3.0", Tree("v3", 3), packs: false);
         var old = InstallFetchPlanner.Plan(store, "acme", "2.0", "3.0", "chunks");
-        Assert.Equal(2 + 1 + old.Objects, old.Requests); // the 404 for the pack index, then one request per chunk
+        Assert.Equal(2 + 2 + old.Objects, old.Requests); // the 404s for the chunk patch index and the pack index, then one request per chunk
     }
 
     [Fact]

@@ -48,7 +48,7 @@ public sealed class HostileGateway : IAsyncDisposable
     /// <summary>One store request as the device made it and what was sent back (a counting proxy's log).</summary>
     /// <param name="Path">Path relative to <c>/v1/store/</c>.</param>
     /// <param name="Range">The device's Range header, if any.</param>
-    /// <param name="Bytes">Body bytes sent to the device.</param>
+    /// <param name="Bytes">Body bytes of a successful response sent to the device (0 for an error response).</param>
     public sealed record StoreRequest(string Path, string? Range, long Bytes);
 
     /// <summary>Every store request, in order of completion.</summary>
@@ -230,7 +230,8 @@ public sealed class HostileGateway : IAsyncDisposable
             await ctx.Response.Body.WriteAsync(buffer.AsMemory(0, read));
             copied += read;
         }
-        StoreLog.Enqueue(new StoreRequest(storePath, range, copied));
+        // An error body (a 404's problem details) is not content: the agent counts no byte of it, nor does the plan.
+        StoreLog.Enqueue(new StoreRequest(storePath, range, response.IsSuccessStatusCode ? copied : 0));
     }
 
     public async ValueTask DisposeAsync()

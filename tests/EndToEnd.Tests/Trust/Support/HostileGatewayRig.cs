@@ -26,10 +26,15 @@ internal sealed class HostileGatewayRig : IAsyncDisposable
     public HostileGateway Gateway { get; }
     public TestDevice Device { get; }
 
-    public static async Task<HostileGatewayRig> StartAsync(string deviceId, DownloadSettings download, IDictionary<string, string?>? nodeSettings = null)
+    /// <param name="deviceId">The device's id.</param>
+    /// <param name="download">The agent's download settings.</param>
+    /// <param name="nodeSettings">Extra node configuration.</param>
+    /// <param name="keysDirectory">An <c>orch keys init</c> folder the store's keys come from (so the real <c>orch</c> can sign for it); fresh keys when null.</param>
+    public static async Task<HostileGatewayRig> StartAsync(string deviceId, DownloadSettings download, IDictionary<string, string?>? nodeSettings = null,
+        string? keysDirectory = null)
     {
         var node = await NodeUnderTest.StartAsync(nodeSettings);
-        var store = new TestStore(node.StoreRoot);
+        var store = new TestStore(node.StoreRoot, keysDirectory);
         var v1 = store.Publish("1.0", Releases.V1());
         var gateway = await HostileGateway.StartAsync(node.BaseUrl);
         var device = new TestDevice(gateway.BaseUrl, credential: await node.ProvisionAsync(deviceId), deviceId: deviceId,
