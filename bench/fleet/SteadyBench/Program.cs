@@ -19,6 +19,8 @@ try
 {
     return args.Length > 0 && args[0] == "baseline"
         ? await Baseline.RunAsync(new CommandGrammar("SteadyBench baseline", [], ["PORT", "KEYS", "ANSWER"]).Parse(args, 1))
+        : args.Length > 0 && args[0] == "cadence"
+        ? await Cadence.RunAsync(args[1..])
         : await Bench.RunAsync(new CommandGrammar("SteadyBench", [], ["N", "WORKDIR", "NODE_DLL"]).Parse(args));
 }
 catch (UsageException e)
@@ -492,7 +494,6 @@ static class Bench
                 }
             });
             var half = n / 2;
-            var cadenceLoad = new Load(nodeHttp, ids[..half], keys[..half]);
             // STORM_MODE=repeat (the default): the storm devices check in again and again, open loop, overlapping their own
             // check-ins and never waiting for Retry-After (a broken or hostile client). STORM_MODE=agents: every storm device
             // starts at once (at the storm's rate) and then behaves as the agent does (one check-in at a time, Retry-After
@@ -505,7 +506,18 @@ static class Bench
                     .ContinueWith(t => (t.Result.Phase, t.Result.RefusedWithRetryAfter, NotSent: 0, Served: t.Result.Served, LastServed: t.Result.LastServedSeconds), TaskScheduler.Default)
                 : load.StormAsync(stormName, stormHttp, stormRate, stormWindow, half, (int)Env.Get("STORM_MAX_IN_FLIGHT", 8192))
                     .ContinueWith(t => (t.Result.Phase, t.Result.RefusedWithRetryAfter, t.Result.NotSent, Served: -1, LastServed: -1.0), TaskScheduler.Default);
-            var cadence = await cadenceLoad.FixedRateAsync($"cadence {rate / 2:0.#}/s during the storm", rate / 2, stormWindow, 0);
+            // The cadence devices are measured by a process of their own: in this one, the storm's thousands of requests
+            // saturate the thread pool and their delay would be counted as the node's.
+            var cadenceKeys = Path.Combine(work, "cadence-keys.txt");
+            await File.WriteAllLinesAsync(cadenceKeys, ids[..half].Select((id, i) => id + "," + secrets[i]));
+            var cadencePsi = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true };
+            foreach (var a in new[] { typeof(Bench).Assembly.Location, "cadence", node.Url, cadenceKeys, (rate / 2).ToString(CultureInfo.InvariantCulture),
+                         stormWindow.TotalSeconds.ToString(CultureInfo.InvariantCulture), CheckIns.Installed.VersionId.ToString(CultureInfo.InvariantCulture), CheckIns.Installed.Digest })
+                cadencePsi.ArgumentList.Add(a);
+            using var cadenceProcess = Process.Start(cadencePsi)!;
+            var cadenceOut = (await cadenceProcess.StandardOutput.ReadToEndAsync()).Trim().Split('\n');
+            await cadenceProcess.WaitForExitAsync();
+            var cadence = JsonSerializer.Deserialize<Phase>(cadenceOut[^1])!;
             var (stormPhase, refusedWithRetryAfter, notSent, stormServed, lastServed) = await stormTask;
             sampling.Cancel();
             await sampler;
@@ -685,6 +697,29 @@ static class Baseline
             return Results.Bytes(answer, "application/json");
         });
         await app.RunAsync();
+        return 0;
+    }
+}
+
+/// <summary>
+/// The devices on their cadence during a storm, in a process of their own: SteadyBench cadence URL KEYS RATE SECONDS
+/// VERSION_ID DIGEST. Prints the phase, and as its last line the phase as JSON.
+/// </summary>
+static class Cadence
+{
+    public static async Task<int> RunAsync(string[] args)
+    {
+        var lines = File.ReadAllLines(args[1]).Select(l => l.Split(',')).ToArray();
+        var ids = lines.Select(l => l[0]).ToArray();
+        var keys = lines.Select(l => DeviceRequestSignature.DeriveRequestKey(l[1])).ToArray();
+        CheckIns.Installed = (long.Parse(args[4], CultureInfo.InvariantCulture), args[5]);
+        var rate = double.Parse(args[2], CultureInfo.InvariantCulture);
+        using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 256, PooledConnectionLifetime = TimeSpan.FromMinutes(30) })
+            { BaseAddress = new Uri(args[0]), Timeout = TimeSpan.FromSeconds(30) };
+        var phase = await new Load(http, ids, keys).FixedRateAsync($"cadence {rate:0.#}/s during the storm (own process)", rate,
+            TimeSpan.FromSeconds(double.Parse(args[3], CultureInfo.InvariantCulture)), 0);
+        Console.WriteLine(phase);
+        Console.WriteLine(JsonSerializer.Serialize(phase));
         return 0;
     }
 }
