@@ -52,8 +52,6 @@ public sealed class RunningNode : IAsyncDisposable
             ["Admin:Tokens:1:Sha256"] = Sha256Hex(readToken),
             ["Admin:Tokens:1:Scopes:0"] = "read",
             ["Logging:LogLevel:Default"] = "Warning",
-            // Nodes in a test process share its thread pool with every other test, so its lag is not this node's load.
-            ["Admission:BusyLagMilliseconds"] = "0",
         };
         if (overrides is not null)
             foreach (var (key, value) in overrides) settings[key] = value;

@@ -37,14 +37,6 @@ public sealed class AdmissionOptions
     /// </summary>
     public int EarlyMaxInFlight { get; set; } = 64;
 
-    /// <summary>
-    /// The node is busy while its thread pool has run this many milliseconds late, or more, for 200 ms on end (a timer
-    /// due every 50 ms measures it), and for 5 s after; while busy an early device (<see cref="EarlyWithinSeconds"/>) is
-    /// refused at once. It sees a node whose cores are saturated by check-ins that pass through the slots without waiting
-    /// (the idle fast path answers without an await), which no slot count shows (default 50; 0: off).
-    /// </summary>
-    public int BusyLagMilliseconds { get; set; } = 50;
-
     /// <summary>Slots of the table of recent check-ins (8 bytes each, default 1,048,576: 8 MiB, whatever the fleet's size).</summary>
     public int RecentSlots { get; set; } = 1 << 20;
 
@@ -64,8 +56,6 @@ public sealed class AdmissionOptions
             yield return $"Admission:RecentSlots {RecentSlots} is out of range; use 1024..268435456 (default 1048576).";
         if (EarlyMaxInFlight is < 1 or > 1_000_000)
             yield return $"Admission:EarlyMaxInFlight {EarlyMaxInFlight} is out of range; use 1 (an early device is answered only when nothing else is)..1000000 (default 64).";
-        if (BusyLagMilliseconds is < 0 or > 60_000)
-            yield return $"Admission:BusyLagMilliseconds {BusyLagMilliseconds} is out of range; use 0 (off)..60000 ms (default 50).";
         if (MaxConnections is < 16 or > 10_000_000)
             yield return $"Admission:MaxConnections {MaxConnections} is out of range; use 16..10000000 (default 100000).";
         if (MaxConcurrentCheckIns is < 1 or > 1_000_000)
@@ -105,11 +95,6 @@ public sealed class CheckInAdmission(AdmissionOptions options) : IEndpointFilter
     // Check-ins inside this filter (waiting or being answered), refused ones excepted.
     private int _inFlight;
 
-    private readonly ThreadPoolLag? _lag = options.BusyLagMilliseconds > 0 ? new ThreadPoolLag(TimeSpan.FromMilliseconds(options.BusyLagMilliseconds)) : null;
-
-    /// <summary>True while the thread pool runs late (<see cref="AdmissionOptions.BusyLagMilliseconds"/>).</summary>
-    public bool Busy => _lag?.Busy ?? false;
-
     /// <summary>Check-ins waiting or being answered here now.</summary>
     public int InFlight => Volatile.Read(ref _inFlight);
 
@@ -123,8 +108,6 @@ public sealed class CheckInAdmission(AdmissionOptions options) : IEndpointFilter
             // Early: a free slot while the gateway is nearly idle, or refused at once (never a queue place).
             if (Volatile.Read(ref _inFlight) >= options.EarlyMaxInFlight)
                 return RefuseEarly(http, deviceId, since, "the gateway is busy");
-            if (_lag?.Busy == true)
-                return RefuseEarly(http, deviceId, since, $"the node's cores are saturated (its thread pool runs more than Admission:BusyLagMilliseconds, {options.BusyLagMilliseconds} ms, late)");
             using var free = _limiter.AttemptAcquire(1);
             if (!free.IsAcquired) return RefuseEarly(http, deviceId, since, "the gateway is at its check-in limit");
             Interlocked.Increment(ref _inFlight);
@@ -170,48 +153,5 @@ public sealed class CheckInAdmission(AdmissionOptions options) : IEndpointFilter
     }
 
     /// <inheritdoc />
-    public void Dispose()
-    {
-        _lag?.Dispose();
-        _limiter.Dispose();
-    }
-}
-
-/// <summary>
-/// How late the thread pool runs work: a timer due every 50 ms notes how late each tick came. Busy once every tick for
-/// 200 ms on end came at least the threshold late, and for 5 s after the last such stretch, so a short stall (a GC, a
-/// neighbour's burst) is not a storm and a storm does not flap on and off with each tick.
-/// </summary>
-internal sealed class ThreadPoolLag : IDisposable
-{
-    private static readonly TimeSpan Period = TimeSpan.FromMilliseconds(50);
-    private const int Stretch = 4;
-    private static readonly long Hold = 5 * System.Diagnostics.Stopwatch.Frequency;
-    private readonly long _threshold;
-    private readonly Timer _timer;
-    private long _due;
-    private int _lateTicks;
-    private long _busyUntil;
-
-    public ThreadPoolLag(TimeSpan threshold)
-    {
-        _threshold = (long)(threshold.TotalSeconds * System.Diagnostics.Stopwatch.Frequency);
-        _due = System.Diagnostics.Stopwatch.GetTimestamp() + (long)(Period.TotalSeconds * System.Diagnostics.Stopwatch.Frequency);
-        _timer = new Timer(_ => Tick(), null, Period, Timeout.InfiniteTimeSpan);
-    }
-
-    public bool Busy => System.Diagnostics.Stopwatch.GetTimestamp() < Volatile.Read(ref _busyUntil);
-
-    private void Tick()
-    {
-        var now = System.Diagnostics.Stopwatch.GetTimestamp();
-        _lateTicks = now - _due >= _threshold ? _lateTicks + 1 : 0;
-        if (_lateTicks >= Stretch) Volatile.Write(ref _busyUntil, now + Hold);
-        // One shot at a time, due a period after this tick ran: a late tick measures the pool's queue, not a backlog of ticks.
-        _due = now + (long)(Period.TotalSeconds * System.Diagnostics.Stopwatch.Frequency);
-        try { _timer.Change(Period, Timeout.InfiniteTimeSpan); }
-        catch (ObjectDisposedException) { }
-    }
-
-    public void Dispose() => _timer.Dispose();
+    public void Dispose() => _limiter.Dispose();
 }

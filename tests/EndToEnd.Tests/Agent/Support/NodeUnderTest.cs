@@ -59,8 +59,6 @@ public sealed class NodeUnderTest : IAsyncDisposable
             ["Admin:Tokens:0:Scopes:0"] = "read",
             ["Admin:Tokens:0:Scopes:1"] = "operate",
             ["Logging:LogLevel:Default"] = "Warning",
-            // Nodes in a test process share its thread pool with every other test, so its lag is not this node's load.
-            ["Admission:BusyLagMilliseconds"] = "0",
         };
         foreach (var (k, v) in overrides ?? new Dictionary<string, string?>()) settings[k] = v;
         var app = NodeApp.Build([], c => c.AddInMemoryCollection(settings));
