@@ -41,6 +41,13 @@ static class CheckIns
     public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
     private static long _sequence = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
 
+    /// <summary>The last sequence number signed here; another process signing for the same devices starts above it.</summary>
+    public static long Sequence
+    {
+        get => Interlocked.Read(ref _sequence);
+        set => Interlocked.Exchange(ref _sequence, value);
+    }
+
     /// <summary>The published release every device reports as installed (version ID, inventory digest).</summary>
     public static (long VersionId, string Digest) Installed { get; set; } = (0, "empty");
 
@@ -512,7 +519,8 @@ static class Bench
             await File.WriteAllLinesAsync(cadenceKeys, ids[..half].Select((id, i) => id + "," + secrets[i]));
             var cadencePsi = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true };
             foreach (var a in new[] { typeof(Bench).Assembly.Location, "cadence", node.Url, cadenceKeys, (rate / 2).ToString(CultureInfo.InvariantCulture),
-                         stormWindow.TotalSeconds.ToString(CultureInfo.InvariantCulture), CheckIns.Installed.VersionId.ToString(CultureInfo.InvariantCulture), CheckIns.Installed.Digest })
+                         stormWindow.TotalSeconds.ToString(CultureInfo.InvariantCulture), CheckIns.Installed.VersionId.ToString(CultureInfo.InvariantCulture), CheckIns.Installed.Digest,
+                         (CheckIns.Sequence + 1).ToString(CultureInfo.InvariantCulture) })
                 cadencePsi.ArgumentList.Add(a);
             using var cadenceProcess = Process.Start(cadencePsi)!;
             var cadenceOut = (await cadenceProcess.StandardOutput.ReadToEndAsync()).Trim().Split('\n');
@@ -703,7 +711,7 @@ static class Baseline
 
 /// <summary>
 /// The devices on their cadence during a storm, in a process of their own: SteadyBench cadence URL KEYS RATE SECONDS
-/// VERSION_ID DIGEST. Prints the phase, and as its last line the phase as JSON.
+/// VERSION_ID DIGEST FIRST_SEQUENCE. Prints the phase, and as its last line the phase as JSON.
 /// </summary>
 static class Cadence
 {
@@ -713,6 +721,8 @@ static class Cadence
         var ids = lines.Select(l => l[0]).ToArray();
         var keys = lines.Select(l => DeviceRequestSignature.DeriveRequestKey(l[1])).ToArray();
         CheckIns.Installed = (long.Parse(args[4], CultureInfo.InvariantCulture), args[5]);
+        // The devices' last accepted sequence numbers were signed by the parent process: continue above them.
+        CheckIns.Sequence = long.Parse(args[6], CultureInfo.InvariantCulture);
         var rate = double.Parse(args[2], CultureInfo.InvariantCulture);
         using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 256, PooledConnectionLifetime = TimeSpan.FromMinutes(30) })
             { BaseAddress = new Uri(args[0]), Timeout = TimeSpan.FromSeconds(30) };
