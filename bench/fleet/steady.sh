@@ -13,6 +13,8 @@
 # Env: CONCURRENCY (64), MAX_SECONDS (20), FIXED_SECONDS (120), RATE (N/300), STEADY_WORK (work folder, default under /tmp).
 # Storm: STORM_SECONDS (0 = off) runs STORM_FACTOR (3) x the measured maximum, open loop, from half the devices while the
 # other half keep their cadence; STORM_MAX_IN_FLIGHT (8192) caps the client. Reports refusals with Retry-After, peak RSS.
+# STORM_MODE=agents instead starts the storm half at once (at that rate) as agents: one check-in at a time per device,
+# Retry-After honoured, done when answered; STORM_AGENT_SECONDS (150) bounds it and the cadence measurement.
 # Output goes to bench/results/fleet-steady-<N>[-STEADY_TAG].txt as well. Wrap in flock on shared machines.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"

@@ -19,6 +19,8 @@ try
 {
     return args.Length > 0 && args[0] == "baseline"
         ? await Baseline.RunAsync(new CommandGrammar("SteadyBench baseline", [], ["PORT", "KEYS", "ANSWER"]).Parse(args, 1))
+        : args.Length > 0 && args[0] == "cadence"
+        ? await Cadence.RunAsync(args[1..])
         : await Bench.RunAsync(new CommandGrammar("SteadyBench", [], ["N", "WORKDIR", "NODE_DLL"]).Parse(args));
 }
 catch (UsageException e)
@@ -38,6 +40,13 @@ static class CheckIns
 {
     public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
     private static long _sequence = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+
+    /// <summary>The last sequence number signed here; another process signing for the same devices starts above it.</summary>
+    public static long Sequence
+    {
+        get => Interlocked.Read(ref _sequence);
+        set => Interlocked.Exchange(ref _sequence, value);
+    }
 
     /// <summary>The published release every device reports as installed (version ID, inventory digest).</summary>
     public static (long VersionId, string Digest) Installed { get; set; } = (0, "empty");
@@ -124,6 +133,73 @@ sealed class Load(HttpClient http, string[] ids, byte[][] keys)
         {
             try { return await OneAsync(client, device, due, refusals); }
             finally { Interlocked.Decrement(ref inFlight); }
+        }
+    }
+
+    /// <summary>
+    /// A storm of agents, as after an outage: the devices from <paramref name="firstDevice"/> on each start their first
+    /// check-in at <paramref name="rate"/> devices per second (all of them within count / rate seconds) and behave as the
+    /// agent does: never two check-ins of one device at once, a 429/503 with Retry-After waited out for exactly that long,
+    /// a check-in without an answer retried after 5 s, done once answered 200 (its next check-in is a cadence later).
+    /// Stops at <paramref name="limit"/>. Returns every check-in's phase, the refusals with Retry-After, the devices
+    /// answered, and the seconds until the last of them was answered.
+    /// </summary>
+    public async Task<(Phase Phase, int RefusedWithRetryAfter, int Served, int Devices, double LastServedSeconds)> AgentStormAsync(string name,
+        HttpClient client, double rate, int firstDevice, TimeSpan limit)
+    {
+        var devices = ids.Length - firstDevice;
+        var refusals = new StrongBox<int>();
+        var results = new System.Collections.Concurrent.ConcurrentBag<(int Status, double Ms)>();
+        var served = 0;
+        long lastServed = 0;
+        var start = Stopwatch.GetTimestamp();
+        var end = start + (long)(limit.TotalSeconds * Stopwatch.Frequency);
+        await Task.WhenAll(Enumerable.Range(0, devices).Select(async i =>
+        {
+            var device = firstDevice + i;
+            await Task.Delay(TimeSpan.FromSeconds(i / rate));
+            while (Stopwatch.GetTimestamp() < end)
+            {
+                var sent = Stopwatch.GetTimestamp();
+                var (status, ms, retryAfter) = await OneWithRetryAfterAsync(client, device, sent, refusals);
+                results.Add((status, ms));
+                if (status == 200)
+                {
+                    Interlocked.Increment(ref served);
+                    InterlockedMax(ref lastServed, Stopwatch.GetTimestamp() - start);
+                    return;
+                }
+                await Task.Delay(retryAfter ?? TimeSpan.FromSeconds(5));
+            }
+        }));
+        var seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
+        var list = results.ToList();
+        var statuses = list.GroupBy(r => r.Status).ToDictionary(g => g.Key, g => g.Count());
+        return (Summarize(name, list.Select(r => r.Ms), [statuses], seconds), refusals.Value, served, devices, (double)lastServed / Stopwatch.Frequency);
+
+        static void InterlockedMax(ref long target, long value)
+        {
+            for (var seen = Volatile.Read(ref target); value > seen; seen = Volatile.Read(ref target))
+                if (Interlocked.CompareExchange(ref target, value, seen) == seen) return;
+        }
+    }
+
+    private async Task<(int Status, double Ms, TimeSpan? RetryAfter)> OneWithRetryAfterAsync(HttpClient client, int device, long startTicks, StrongBox<int> refusals)
+    {
+        using var request = CheckIns.Build(ids[device], keys[device]);
+        try
+        {
+            using var response = await client.SendAsync(request, HttpCompletionOption.ResponseContentRead);
+            var body = await response.Content.ReadAsByteArrayAsync();
+            var status = (int)response.StatusCode;
+            if (status != 200) FirstRefusals.TryAdd(status, System.Text.Encoding.UTF8.GetString(body));
+            var retryAfter = status is 429 or 503 ? response.Headers.RetryAfter?.Delta : null;
+            if (retryAfter is not null) Interlocked.Increment(ref refusals.Value);
+            return (status, Stopwatch.GetElapsedTime(startTicks).TotalMilliseconds, retryAfter);
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+        {
+            return (0, Stopwatch.GetElapsedTime(startTicks).TotalMilliseconds, null);
         }
     }
 
@@ -245,6 +321,20 @@ static class Bench
         double Sum(string metric) => text.Split('\n').Where(l => l.StartsWith(metric, StringComparison.Ordinal))
             .Sum(l => double.Parse(l[(l.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture));
         return (Sum("orch_gateway_credential_db_reads_total"), Sum("orch_gateway_checkins_total"), Sum("orch_gateway_checkins_answered_without_actor_total"));
+    }
+
+    // orch_gateway_throttled_total by its limit label: which admission rule refused the storm's check-ins.
+    static async Task<Dictionary<string, double>> AdmissionMetricsAsync(HttpClient http, string url)
+    {
+        var text = await http.GetStringAsync(url + "/metrics");
+        var result = new Dictionary<string, double>();
+        foreach (var l in text.Split('\n').Where(l => l.StartsWith("orch_gateway_throttled_total", StringComparison.Ordinal)))
+        {
+            var at = l.IndexOf("limit=\"", StringComparison.Ordinal);
+            var label = at < 0 ? "?" : l[(at + 7)..l.IndexOf('"', at + 7)];
+            result[label] = result.GetValueOrDefault(label) + double.Parse(l[(l.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture);
+        }
+        return result;
     }
 
     static async Task<long> LiveActorsAsync(HttpClient http, string url)
@@ -411,21 +501,45 @@ static class Bench
                 }
             });
             var half = n / 2;
-            var cadenceLoad = new Load(nodeHttp, ids[..half], keys[..half]);
-            var stormTask = load.StormAsync($"storm {stormRate:0}/s ({factor:0.#}x max)", stormHttp, stormRate, TimeSpan.FromSeconds(stormSeconds), half,
-                (int)Env.Get("STORM_MAX_IN_FLIGHT", 8192));
-            var cadence = await cadenceLoad.FixedRateAsync($"cadence {rate / 2:0.#}/s during the storm", rate / 2, TimeSpan.FromSeconds(stormSeconds), 0);
-            var (stormPhase, refusedWithRetryAfter, notSent) = await stormTask;
+            // STORM_MODE=repeat (the default): the storm devices check in again and again, open loop, overlapping their own
+            // check-ins and never waiting for Retry-After (a broken or hostile client). STORM_MODE=agents: every storm device
+            // starts at once (at the storm's rate) and then behaves as the agent does (one check-in at a time, Retry-After
+            // honoured) until answered or STORM_AGENT_SECONDS (150) pass; the cadence devices are measured as long.
+            var agents = Environment.GetEnvironmentVariable("STORM_MODE") == "agents";
+            var stormWindow = agents ? TimeSpan.FromSeconds(Env.Get("STORM_AGENT_SECONDS", 150)) : TimeSpan.FromSeconds(stormSeconds);
+            var stormName = agents ? $"agent storm: {n - half} devices starting at {stormRate:0}/s ({factor:0.#}x max)" : $"storm {stormRate:0}/s ({factor:0.#}x max)";
+            var stormTask = agents
+                ? load.AgentStormAsync(stormName, stormHttp, stormRate, half, stormWindow)
+                    .ContinueWith(t => (t.Result.Phase, t.Result.RefusedWithRetryAfter, NotSent: 0, Served: t.Result.Served, LastServed: t.Result.LastServedSeconds), TaskScheduler.Default)
+                : load.StormAsync(stormName, stormHttp, stormRate, stormWindow, half, (int)Env.Get("STORM_MAX_IN_FLIGHT", 8192))
+                    .ContinueWith(t => (t.Result.Phase, t.Result.RefusedWithRetryAfter, t.Result.NotSent, Served: -1, LastServed: -1.0), TaskScheduler.Default);
+            // The cadence devices are measured by a process of their own: in this one, the storm's thousands of requests
+            // saturate the thread pool and their delay would be counted as the node's.
+            var cadenceKeys = Path.Combine(work, "cadence-keys.txt");
+            await File.WriteAllLinesAsync(cadenceKeys, ids[..half].Select((id, i) => id + "," + secrets[i]));
+            var cadencePsi = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true };
+            foreach (var a in new[] { typeof(Bench).Assembly.Location, "cadence", node.Url, cadenceKeys, (rate / 2).ToString(CultureInfo.InvariantCulture),
+                         stormWindow.TotalSeconds.ToString(CultureInfo.InvariantCulture), CheckIns.Installed.VersionId.ToString(CultureInfo.InvariantCulture), CheckIns.Installed.Digest,
+                         (CheckIns.Sequence + 1).ToString(CultureInfo.InvariantCulture) })
+                cadencePsi.ArgumentList.Add(a);
+            using var cadenceProcess = Process.Start(cadencePsi)!;
+            var cadenceOut = (await cadenceProcess.StandardOutput.ReadToEndAsync()).Trim().Split('\n');
+            await cadenceProcess.WaitForExitAsync();
+            var cadence = JsonSerializer.Deserialize<Phase>(cadenceOut[^1])!;
+            var (stormPhase, refusedWithRetryAfter, notSent, stormServed, lastServed) = await stormTask;
             sampling.Cancel();
             await sampler;
             Console.WriteLine(stormPhase);
             Console.WriteLine(cadence);
+            var stormMetrics = await AdmissionMetricsAsync(http, node.Url);
             using var after1 = CheckIns.Build(ids[0], keys[0]);
             var alive = node.Alive && (await nodeHttp.SendAsync(after1)).IsSuccessStatusCode;
             Console.WriteLine($"storm: {refusedWithRetryAfter} refusals with Retry-After, {notSent} not sent (client cap), peak RSS {peakRss / 1048576.0:0.0} MiB, " +
-                              $"node answering afterwards: {alive}");
+                              $"node answering afterwards: {alive}" + (agents ? $"; {stormServed} of {n - half} storm devices answered, the last {lastServed:0.0} s after the storm began" : ""));
+            Console.WriteLine($"node's refusals by rule: {string.Join(", ", stormMetrics.Select(m => $"{m.Key} {m.Value}"))}");
             storm = new Dictionary<string, object>
             {
+                ["stormMode"] = agents ? "agents" : "repeat",
                 ["stormOfferedPerSecond"] = Math.Round(stormRate),
                 ["stormSentPerSecond"] = Math.Round(stormPhase.PerSecond),
                 ["stormStatuses"] = stormPhase.Statuses.ToDictionary(s => s.Key.ToString(CultureInfo.InvariantCulture), s => s.Value),
@@ -434,9 +548,17 @@ static class Bench
                 ["stormCadenceP99Ms"] = Math.Round(cadence.P99Ms, 1),
                 ["stormCadenceP50Ms"] = Math.Round(cadence.P50Ms, 1),
                 ["stormCadenceErrors"] = cadence.Errors,
+                ["stormCadenceStatuses"] = cadence.Statuses.ToDictionary(s => s.Key.ToString(CultureInfo.InvariantCulture), s => s.Value),
                 ["stormPeakRssBytes"] = peakRss,
+                ["stormRefusalsByRule"] = stormMetrics,
                 ["stormNodeAlive"] = alive,
             };
+            if (agents)
+            {
+                storm["stormDevicesServed"] = stormServed;
+                storm["stormDevices"] = n - half;
+                storm["stormLastServedSeconds"] = Math.Round(lastServed, 1);
+            }
         }
 
         // Cold: a restarted node recovers every device actor from the journal on its first check-in.
@@ -583,6 +705,31 @@ static class Baseline
             return Results.Bytes(answer, "application/json");
         });
         await app.RunAsync();
+        return 0;
+    }
+}
+
+/// <summary>
+/// The devices on their cadence during a storm, in a process of their own: SteadyBench cadence URL KEYS RATE SECONDS
+/// VERSION_ID DIGEST FIRST_SEQUENCE. Prints the phase, and as its last line the phase as JSON.
+/// </summary>
+static class Cadence
+{
+    public static async Task<int> RunAsync(string[] args)
+    {
+        var lines = File.ReadAllLines(args[1]).Select(l => l.Split(',')).ToArray();
+        var ids = lines.Select(l => l[0]).ToArray();
+        var keys = lines.Select(l => DeviceRequestSignature.DeriveRequestKey(l[1])).ToArray();
+        CheckIns.Installed = (long.Parse(args[4], CultureInfo.InvariantCulture), args[5]);
+        // The devices' last accepted sequence numbers were signed by the parent process: continue above them.
+        CheckIns.Sequence = long.Parse(args[6], CultureInfo.InvariantCulture);
+        var rate = double.Parse(args[2], CultureInfo.InvariantCulture);
+        using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 256, PooledConnectionLifetime = TimeSpan.FromMinutes(30) })
+            { BaseAddress = new Uri(args[0]), Timeout = TimeSpan.FromSeconds(30) };
+        var phase = await new Load(http, ids, keys).FixedRateAsync($"cadence {rate:0.#}/s during the storm (own process)", rate,
+            TimeSpan.FromSeconds(double.Parse(args[3], CultureInfo.InvariantCulture)), 0);
+        Console.WriteLine(phase);
+        Console.WriteLine(JsonSerializer.Serialize(phase));
         return 0;
     }
 }

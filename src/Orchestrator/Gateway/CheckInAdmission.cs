@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Globalization;
 using System.Threading.RateLimiting;
 
@@ -24,14 +23,29 @@ public sealed class AdmissionOptions
     public int RetryAfterSeconds { get; set; } = 30;
 
     /// <summary>
-    /// While every slot is taken, a device whose check-in this gateway answered less than this many seconds ago is refused
-    /// at once instead of waiting in the queue, so devices on their cadence keep the queue during a storm of early
-    /// check-ins (default 60; 0: no preference, first come first served).
+    /// A device whose check-in this gateway answered less than this many seconds ago is early: it never waits in the queue
+    /// and is refused at once while <see cref="EarlyMaxInFlight"/> check-ins are here or every slot is taken, so devices
+    /// on their cadence keep the node during a storm of early check-ins (default 60; 0: no preference, first come first served).
     /// </summary>
     public int EarlyWithinSeconds { get; set; } = 60;
 
+    /// <summary>
+    /// A device answered within <see cref="EarlyWithinSeconds"/> takes a slot only while fewer than this many check-ins are
+    /// waiting or being answered here; otherwise it is refused at once (default 64). Devices on their cadence may use every
+    /// slot and the queue, so a storm of devices checking in again and again keeps the node nearly idle for them instead of
+    /// filling its slots.
+    /// </summary>
+    public int EarlyMaxInFlight { get; set; } = 64;
+
     /// <summary>Slots of the table of recent check-ins (8 bytes each, default 1,048,576: 8 MiB, whatever the fleet's size).</summary>
     public int RecentSlots { get; set; } = 1 << 20;
+
+    /// <summary>
+    /// Open HTTP connections the node accepts at once (Kestrel's connection limit; default 400,000: twice the idle connections of a million devices on a 5-minute cadence). A connection beyond it is
+    /// closed at once without an answer. With <see cref="MaxConcurrentCheckIns"/> and the body limit it bounds what a storm
+    /// can make the node hold (docs/configuration.md "Admission").
+    /// </summary>
+    public int MaxConnections { get; set; } = 400_000;
 
     /// <summary>Problems, each naming the setting and the fix.</summary>
     public IEnumerable<string> Validate()
@@ -40,6 +54,10 @@ public sealed class AdmissionOptions
             yield return $"Admission:EarlyWithinSeconds {EarlyWithinSeconds} is out of range; use 0 (off)..86400 seconds (default 60).";
         if (RecentSlots is < 1024 or > 1 << 28)
             yield return $"Admission:RecentSlots {RecentSlots} is out of range; use 1024..268435456 (default 1048576).";
+        if (EarlyMaxInFlight is < 1 or > 1_000_000)
+            yield return $"Admission:EarlyMaxInFlight {EarlyMaxInFlight} is out of range; use 1 (an early device is answered only when nothing else is)..1000000 (default 64).";
+        if (MaxConnections is < 16 or > 10_000_000)
+            yield return $"Admission:MaxConnections {MaxConnections} is out of range; use 16..10000000 (default 400000).";
         if (MaxConcurrentCheckIns is < 1 or > 1_000_000)
             yield return $"Admission:MaxConcurrentCheckIns {MaxConcurrentCheckIns} is out of range; use 1..1000000 (default 512).";
         if (MaxQueuedCheckIns is < 0 or > 1_000_000)
@@ -51,12 +69,17 @@ public sealed class AdmissionOptions
 
 /// <summary>
 /// Endpoint filter of the check-in route: a concurrency limit with a bounded FIFO queue
-/// (<see cref="AdmissionOptions"/>). A refused check-in has changed nothing (it is refused before authentication, so it
-/// costs no database read and no actor message). While every slot is taken, a device this gateway answered within
-/// <see cref="AdmissionOptions.EarlyWithinSeconds"/> (<see cref="RecentCheckIns"/>), or one that already has a check-in
-/// queued or being answered here, is refused without queueing: devices checking in again and again, or a captured
-/// request replayed, cannot fill the queue in front of devices on their cadence.
+/// (<see cref="AdmissionOptions"/>). A refused check-in has changed nothing: it is refused before authentication and before
+/// its body is read, so it costs no HMAC, no database read and no actor message. A device this gateway answered within
+/// <see cref="AdmissionOptions.EarlyWithinSeconds"/> (<see cref="RecentCheckIns"/>) never queues and takes a slot only while
+/// fewer than <see cref="AdmissionOptions.EarlyMaxInFlight"/> check-ins are here, so devices checking in again and again
+/// cannot fill the slots or the queue in front of devices on their cadence.
 /// </summary>
+/// <remarks>
+/// A refusal before authentication may depend only on the node's load and on what authenticated check-ins recorded: the
+/// device id in the path is anyone's to write, so nothing an unauthenticated request does (waiting in the queue under a
+/// device's id, say) may make that device's own check-in refused.
+/// </remarks>
 public sealed class CheckInAdmission(AdmissionOptions options) : IEndpointFilter, IDisposable
 {
     private readonly RecentCheckIns _recent = new(options.RecentSlots);
@@ -69,51 +92,47 @@ public sealed class CheckInAdmission(AdmissionOptions options) : IEndpointFilter
         QueueProcessingOrder = QueueProcessingOrder.OldestFirst,
     });
 
-    // Check-ins of each device id inside this filter (queued or worked on); at most the limit plus the queue plus the
-    // requests being refused at this instant, so it stays small whatever the fleet's size. Every check-in adds and
-    // removes its id, so the table's write locks are taken twice per check-in by up to the limit of requests at once:
-    // InFlightStripes locks instead of the default one per core, so those writers rarely wait on each other.
-    private readonly ConcurrentDictionary<string, int> _inFlight = new(InFlightStripes, 64, StringComparer.Ordinal);
+    // Check-ins inside this filter (waiting or being answered), refused ones excepted.
+    private int _inFlight;
 
-    private const int InFlightStripes = 64;
+    /// <summary>Check-ins waiting or being answered here now.</summary>
+    public int InFlight => Volatile.Read(ref _inFlight);
 
     /// <inheritdoc />
     public async ValueTask<object?> InvokeAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
     {
         var http = context.HttpContext;
         var deviceId = http.Request.RouteValues["deviceId"] as string;
-        if (_early <= TimeSpan.Zero || deviceId is null) return await AdmitAsync(context, next, deviceId).ConfigureAwait(false);
-        var alongside = _inFlight.AddOrUpdate(deviceId, 1, (_, n) => n + 1) - 1;
+        if (_early > TimeSpan.Zero && deviceId is not null && _recent.SinceLastAnswer(deviceId) is { } since && since < _early)
+        {
+            // Early: a free slot while the gateway is nearly idle, or refused at once (never a queue place).
+            if (Volatile.Read(ref _inFlight) >= options.EarlyMaxInFlight)
+                return RefuseEarly(http, deviceId, since, "the gateway is busy");
+            using var free = _limiter.AttemptAcquire(1);
+            if (!free.IsAcquired) return RefuseEarly(http, deviceId, since, "the gateway is at its check-in limit");
+            Interlocked.Increment(ref _inFlight);
+            try { return await AnswerAsync(context, next, deviceId).ConfigureAwait(false); }
+            finally { Interlocked.Decrement(ref _inFlight); }
+        }
+        Interlocked.Increment(ref _inFlight);
         try
         {
-            string? why = null;
-            if (alongside > 0)
-                why = $"Device '{deviceId}' already has a check-in waiting or being answered here and the gateway is at its check-in limit " +
-                      "(an agent checks in once at a time; a repeat gets no place in the queue); nothing was recorded.";
-            else if (_recent.SinceLastAnswer(deviceId) is { } since && since < _early)
-                why = $"Device '{deviceId}' was answered {since.TotalSeconds:F0} s ago and the gateway is at its check-in limit " +
-                      $"(devices on their schedule go first within Admission:EarlyWithinSeconds, {options.EarlyWithinSeconds} s); nothing was recorded.";
-            if (why is null) return await AdmitAsync(context, next, deviceId).ConfigureAwait(false);
-            // Early or repeated, and the gateway is full: refused before it can queue (AttemptAcquire takes a free slot, never a queue place).
-            using var free = _limiter.AttemptAcquire(1);
-            if (!free.IsAcquired) return Refuse(http, alongside > 0 ? "repeat" : "early", why);
+            using var lease = await _limiter.AcquireAsync(1, http.RequestAborted).ConfigureAwait(false);
+            if (!lease.IsAcquired)
+                return Refuse(http, "check-in-admission",
+                    $"The gateway is at its check-in limit ({options.MaxConcurrentCheckIns} at once, {options.MaxQueuedCheckIns} waiting; Admission:*); nothing was recorded.");
             return await AnswerAsync(context, next, deviceId).ConfigureAwait(false);
         }
         finally
         {
-            if (_inFlight.AddOrUpdate(deviceId, 0, (_, n) => n - 1) == 0) _inFlight.TryRemove(new KeyValuePair<string, int>(deviceId, 0));
+            Interlocked.Decrement(ref _inFlight);
         }
     }
 
-    private async ValueTask<object?> AdmitAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next, string? deviceId)
-    {
-        var http = context.HttpContext;
-        using var lease = await _limiter.AcquireAsync(1, http.RequestAborted).ConfigureAwait(false);
-        if (!lease.IsAcquired)
-            return Refuse(http, "check-in-admission",
-                $"The gateway is at its check-in limit ({options.MaxConcurrentCheckIns} at once, {options.MaxQueuedCheckIns} waiting; Admission:*); nothing was recorded.");
-        return await AnswerAsync(context, next, deviceId).ConfigureAwait(false);
-    }
+    private IResult RefuseEarly(HttpContext http, string deviceId, TimeSpan since, string state) => Refuse(http, "early",
+        $"Device '{deviceId}' was answered {since.TotalSeconds:F0} s ago and {state} (devices on their schedule go first: " +
+        $"within Admission:EarlyWithinSeconds, {options.EarlyWithinSeconds} s, a device is answered only while fewer than " +
+        $"Admission:EarlyMaxInFlight, {options.EarlyMaxInFlight}, check-ins are here); nothing was recorded.");
 
     private async ValueTask<object?> AnswerAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next, string? deviceId)
     {

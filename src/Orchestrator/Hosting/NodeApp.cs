@@ -70,6 +70,8 @@ public static class NodeApp
         {
             k.Limits.MaxRequestBodySize = settings.Gateway.MaxRequestBodyBytes;
             k.Limits.MaxRequestHeadersTotalSize = 32 * 1024;
+            // With the check-in admission's slots and the body limit, what a storm can make the node hold is bounded.
+            k.Limits.MaxConcurrentConnections = admissionOptions.MaxConnections;
         });
 
         var s = builder.Services;

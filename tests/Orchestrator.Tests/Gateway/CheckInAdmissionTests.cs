@@ -1,3 +1,4 @@
+using Microsoft.Extensions.DependencyInjection;
 using Orchestrator.Messages.Protocol;
 using Orchestrator.Node.Gateway;
 using Orchestrator.Node.Tests.Support;
@@ -69,12 +70,12 @@ public sealed class CheckInAdmissionTests
     }
 
     [Fact]
-    public async Task While_the_gateway_is_full_a_device_answered_moments_ago_or_already_waiting_is_refused_at_once_and_devices_on_their_cadence_queue()
+    public async Task While_the_gateway_is_full_a_device_answered_moments_ago_is_refused_at_once_and_devices_on_their_cadence_queue()
     {
         await using var node = await TestNode.StartAsync(new Dictionary<string, string?>
         {
             ["Admission:MaxConcurrentCheckIns"] = "1",
-            ["Admission:MaxQueuedCheckIns"] = "2",
+            ["Admission:MaxQueuedCheckIns"] = "3",
             ["Admission:RetryAfterSeconds"] = "5",
             ["Admission:EarlyWithinSeconds"] = "60",
         });
@@ -111,23 +112,77 @@ public sealed class CheckInAdmissionTests
         Assert.Contains("Admission:EarlyWithinSeconds", problem.Message);
         Assert.InRange(early.Headers.RetryAfter!.Delta!.Value.TotalSeconds, 5, 10);
 
-        // cadence-c (never answered here) waits in the queue instead.
+        // Someone without cadence-c's credential queues a request under its id; cadence-c's own check-in still queues
+        // behind it (nothing unauthenticated may make a device's check-in refused), and a device on its cadence waits too.
+        var forged = Send("cadence-c", secrets["early-a"]);
+        await Task.Delay(300);
         var c = Send("cadence-c");
         await Task.Delay(500);
+        Assert.False(forged.IsCompleted, "the forged request was answered while the only slot was held");
         Assert.False(c.IsCompleted, "a device on its cadence was refused or answered while the only slot was held");
-        // A second check-in of cadence-c while its first waits (an agent never overlaps its own; a replayed capture does)
-        // gets no queue place either.
-        using var repeat = await Send("cadence-c");
-        Assert.Equal(HttpStatusCode.ServiceUnavailable, repeat.StatusCode);
-        Assert.Contains("Device 'cadence-c' already has a check-in waiting", (await repeat.Content.ReadFromJsonAsync<ProblemResponse>())!.Message);
-        Assert.False(c.IsCompleted);
 
         hold.SetResult();
         Assert.Equal(HttpStatusCode.OK, (await b).StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await forged).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await c).StatusCode);
         node.Devices.Hold = null;
         // With a free slot an early device is answered as before.
         Assert.Equal(HttpStatusCode.OK, (await Send("early-a")).StatusCode);
+    }
+
+    [Fact]
+    public async Task An_early_device_is_refused_while_early_max_in_flight_check_ins_are_here_even_with_free_slots_and_a_cadence_device_takes_one()
+    {
+        await using var node = await TestNode.StartAsync(new Dictionary<string, string?>
+        {
+            ["Admission:MaxConcurrentCheckIns"] = "8",
+            ["Admission:MaxQueuedCheckIns"] = "8",
+            ["Admission:RetryAfterSeconds"] = "5",
+            ["Admission:EarlyWithinSeconds"] = "60",
+            ["Admission:EarlyMaxInFlight"] = "2",
+        });
+        node.Devices.Assigned["acme"] = ("1.0.0", 1, "digest-1");
+        var secrets = new Dictionary<string, string>();
+        foreach (var id in new[] { "early-a", "held-1", "held-2", "cadence-d" }) secrets[id] = await node.ProvisionAsync(id);
+        Task<HttpResponseMessage> Send(string device)
+        {
+            var req = new HttpRequestMessage(HttpMethod.Post, $"/v1/devices/{device}/check-in")
+            {
+                Content = JsonContent.Create(new CheckInRequest("acme", 1, "digest-1", null, "1.0.0")),
+            };
+            DeviceSigning.SignAs(req, device, secrets[device]);
+            return node.Http.SendAsync(req);
+        }
+        var admission = node.Services.GetRequiredService<CheckInAdmission>();
+
+        Assert.Equal(HttpStatusCode.OK, (await Send("early-a")).StatusCode);
+        // One check-in here: fewer than EarlyMaxInFlight (2), so the early device still gets a free slot.
+        var hold = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        node.Devices.Hold = hold.Task;
+        var held1 = Send("held-1");
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (admission.InFlight < 1 && DateTime.UtcNow < deadline) await Task.Delay(20);
+        var earlyWhileQuiet = Send("early-a");
+        while (admission.InFlight < 2 && DateTime.UtcNow < deadline) await Task.Delay(20);
+        Assert.False(earlyWhileQuiet.IsCompleted, "the early device was refused although fewer than EarlyMaxInFlight check-ins were here");
+
+        // Two here now (6 slots free): early-a is refused at once, naming the setting; cadence-d takes a free slot.
+        var held2 = Send("held-2");
+        while (admission.InFlight < 3 && DateTime.UtcNow < deadline) await Task.Delay(20);
+        using var early = await Send("early-a");
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, early.StatusCode);
+        var problem = await early.Content.ReadFromJsonAsync<ProblemResponse>();
+        Assert.Equal("node_busy", problem!.Error);
+        Assert.Contains("Admission:EarlyMaxInFlight, 2", problem.Message);
+        Assert.NotNull(early.Headers.RetryAfter?.Delta);
+        var cadence = Send("cadence-d");
+        while (admission.InFlight < 4 && DateTime.UtcNow < deadline) await Task.Delay(20);
+        Assert.Equal(4, admission.InFlight);
+        Assert.False(cadence.IsCompleted, "the cadence device was refused while slots were free");
+
+        hold.SetResult();
+        foreach (var t in new[] { held1, earlyWhileQuiet, held2, cadence }) Assert.Equal(HttpStatusCode.OK, (await t).StatusCode);
+        Assert.Equal(0, admission.InFlight);
     }
 
     [Fact]
@@ -149,9 +204,15 @@ public sealed class CheckInAdmissionTests
     public void Admission_settings_out_of_range_are_refused_with_the_setting_named()
     {
         Assert.Empty(new AdmissionOptions().Validate());
-        var problems = new AdmissionOptions { MaxConcurrentCheckIns = 0, MaxQueuedCheckIns = -1, RetryAfterSeconds = 0, EarlyWithinSeconds = -1, RecentSlots = 10 }
+        var problems = new AdmissionOptions
+            {
+                MaxConcurrentCheckIns = 0, MaxQueuedCheckIns = -1, RetryAfterSeconds = 0, EarlyWithinSeconds = -1, RecentSlots = 10, EarlyMaxInFlight = 0,
+                MaxConnections = 8,
+            }
             .Validate().ToList();
-        Assert.Equal(5, problems.Count);
+        Assert.Equal(7, problems.Count);
+        Assert.Contains(problems, p => p.StartsWith("Admission:EarlyMaxInFlight 0 is out of range", StringComparison.Ordinal));
+        Assert.Contains(problems, p => p.StartsWith("Admission:MaxConnections 8 is out of range", StringComparison.Ordinal));
         Assert.Contains(problems, p => p.StartsWith("Admission:EarlyWithinSeconds -1 is out of range", StringComparison.Ordinal));
         Assert.Contains(problems, p => p.StartsWith("Admission:RecentSlots 10 is out of range", StringComparison.Ordinal));
         Assert.Contains(problems, p => p.StartsWith("Admission:MaxConcurrentCheckIns 0 is out of range", StringComparison.Ordinal));

@@ -1,0 +1,333 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Json;
+using System.Net.Sockets;
+using System.Text;
+using Microsoft.AspNetCore.Http;
+using Orchestrator.DeviceAgent.Tests.Support;
+using Orchestrator.EndToEnd.Tests.Agent.Support;
+using Orchestrator.EndToEnd.Tests.Faults;
+using Orchestrator.Messages.Protocol;
+using Orchestrator.Node.Gateway;
+using Orchestrator.TestSupport;
+using Xunit.Abstractions;
+
+namespace Orchestrator.EndToEnd.Tests.Pacing;
+
+/// <summary>
+/// A real agent against a node whose own admission (<c>Admission:*</c>) refuses check-ins: the agent waits out every
+/// 503 <c>node_busy</c> for the Retry-After the node sent and then gets through; and under a scripted storm of devices
+/// checking in again and again (never waiting), agents on their cadence are answered at once while the stormers get
+/// nothing but 503 <c>node_busy</c> with Retry-After.
+/// </summary>
+public sealed class CheckInStormTests(ITestOutputHelper output)
+{
+    [Fact]
+    public async Task An_agent_refused_by_the_nodes_admission_waits_each_retry_after_it_was_sent_and_then_installs()
+    {
+        await using var node = await NodeUnderTest.StartAsync(new Dictionary<string, string?>
+        {
+            ["Admission:MaxConcurrentCheckIns"] = "1",
+            ["Admission:MaxQueuedCheckIns"] = "0",
+            ["Admission:RetryAfterSeconds"] = "1",
+        });
+        using var store = new TestStore(node.StoreRoot);
+        var v1 = store.Publish("1.0", Releases.V1());
+        await OrchProcess.OkAsync(node, output, "channel", "set", "acme", "stable", "1.0");
+        using var d = await FleetSteps.ProvisionAsync(node, store, "dev-refused", output);
+        var holderSecret = await NodeProcessHttp.ProvisionAsync(node.Http, "slot-holder");
+        using var seen = new CheckInRecorder();
+        AgentProcess.Result agentRun;
+
+        // The only slot is taken by a check-in whose body arrives slowly (fast enough for Kestrel's minimum data rate).
+        await using (var holder = await SlotHolder.StartAsync(new Uri(node.BaseUrl), "slot-holder", holderSecret))
+        {
+            await FleetSteps.UntilAsync("the holder's check-in is inside the gateway", () => Task.FromResult(seen.Started("slot-holder")), n => n == 1);
+            var agent = FleetSteps.RunAgentAsync(d, output);
+            await FleetSteps.UntilAsync("the node refused the agent's check-in twice", () => Task.FromResult(seen.Of("dev-refused").Count(c => c.Status == 503)),
+                n => n >= 2);
+            await holder.DisposeAsync();
+            agentRun = await agent;
+            Assert.Contains("upgrade done: version 1.0", agentRun.Output);
+            Assert.DoesNotContain("failed at", agentRun.Output);
+        }
+        Assert.Equal(v1.InventoryDigest, Releases.ClientDigest(d));
+        Assert.Equal(0, (await node.StateAsync("dev-refused")).FailedAttempts);
+
+        // What the node saw: refusals, each with a Retry-After of 1-2 s, each followed by the agent's next check-in no
+        // sooner than that; then one answered check-in.
+        var checkIns = seen.Of("dev-refused");
+        output.WriteLine(string.Join("\n", checkIns.Select(c => $"{c.Started:HH:mm:ss.fff} -> {c.Ended:HH:mm:ss.fff} {c.Status} retry-after {c.RetryAfter}")));
+        Assert.Equal(200, checkIns[^1].Status);
+        Assert.True(checkIns.Count >= 3, $"{checkIns.Count} check-ins");
+        // The agent read every refusal as node_busy (pacing, not a failed attempt) and said how long it would wait.
+        var paced = agentRun.Output.Split('\n').Where(l => l.Contains("paced by the server", StringComparison.Ordinal)).ToList();
+        Assert.Equal(checkIns.Count - 1, paced.Count);
+        Assert.All(paced, l => Assert.Contains("node_busy", l));
+        for (var i = 0; i < checkIns.Count - 1; i++)
+        {
+            var refused = checkIns[i];
+            Assert.Equal(503, refused.Status);
+            Assert.Contains($"checking in again in {refused.RetryAfter}s", paced[i]);
+            Assert.InRange(refused.RetryAfter!.Value, 1, 2);
+            var waited = checkIns[i + 1].Started - refused.Ended;
+            Assert.True(waited >= TimeSpan.FromSeconds(refused.RetryAfter.Value) - TimeSpan.FromMilliseconds(50),
+                $"check-in {i + 2} came {waited.TotalSeconds:F2} s after a refusal with Retry-After {refused.RetryAfter}");
+        }
+    }
+
+    [Fact]
+    public async Task Under_a_storm_of_devices_checking_in_again_and_again_agents_on_their_cadence_are_answered_at_once_and_the_storm_gets_only_node_busy()
+    {
+        await using var node = await NodeUnderTest.StartAsync(new Dictionary<string, string?>
+        {
+            ["Admission:MaxConcurrentCheckIns"] = "4",
+            ["Admission:MaxQueuedCheckIns"] = "8",
+            ["Admission:RetryAfterSeconds"] = "1",
+            ["Admission:EarlyWithinSeconds"] = "120",
+            ["Admission:EarlyMaxInFlight"] = "2",
+        });
+        using var store = new TestStore(node.StoreRoot);
+        store.Publish("1.0", Releases.V1());
+        await OrchProcess.OkAsync(node, output, "channel", "set", "acme", "stable", "1.0");
+        var agents = new List<TestDevice>();
+        for (var i = 0; i < 2; i++) agents.Add(await FleetSteps.ProvisionAsync(node, store, $"dev-cadence-{i}", output));
+
+        // The stormers: each answered once, then checking in again and again without waiting for anything.
+        const int stormers = 48;
+        var secrets = new string[stormers];
+        for (var i = 0; i < stormers; i++)
+        {
+            secrets[i] = await NodeProcessHttp.ProvisionAsync(node.Http, $"stormer-{i}");
+            using var first = await NodeProcessHttp.CheckInAsync(node.Http, $"stormer-{i}", secrets[i], new CheckInRequest("acme", 0, "empty", null, "storm-1.0"));
+            Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+        }
+        using var seen = new CheckInRecorder();
+        var statuses = new ConcurrentDictionary<string, int>();
+        using var stop = new CancellationTokenSource();
+        using var stormHttp = new HttpClient { BaseAddress = new Uri(node.BaseUrl), Timeout = TimeSpan.FromSeconds(30) };
+        var storm = Enumerable.Range(0, stormers).Select(i => Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                using var res = await NodeProcessHttp.CheckInAsync(stormHttp, $"stormer-{i}", secrets[i], new CheckInRequest("acme", 0, "empty", null, "storm-1.0"));
+                var error = res.IsSuccessStatusCode ? "" : (await res.Content.ReadFromJsonAsync<ProblemResponse>(HttpProblems.Json))?.Error;
+                var retryAfter = res.Headers.RetryAfter?.Delta is { } ra ? $" retry-after {ra.TotalSeconds:0}" : " no retry-after";
+                statuses.AddOrUpdate($"{(int)res.StatusCode} {error}{(res.IsSuccessStatusCode ? "" : retryAfter)}", 1, (_, n) => n + 1);
+            }
+        })).ToList();
+        try
+        {
+            await FleetSteps.UntilAsync("the storm is refused", () => Task.FromResult(statuses.Where(s => s.Key.StartsWith("503", StringComparison.Ordinal)).Sum(s => s.Value)),
+                n => n >= 200);
+            foreach (var d in agents)
+            {
+                var r = await FleetSteps.RunAgentAsync(d, output);
+                Assert.Contains("upgrade done: version 1.0", r.Output);
+                Assert.DoesNotContain("paced by the server", r.Output);
+            }
+        }
+        finally
+        {
+            stop.Cancel();
+            await Task.WhenAll(storm);
+        }
+        output.WriteLine(string.Join("\n", statuses.OrderBy(s => s.Key).Select(s => $"storm {s.Key}: {s.Value}")));
+        // The storm beyond the node's capacity got answers or node_busy with a Retry-After of 1-2 s, nothing else.
+        Assert.All(statuses.Keys, k => Assert.True(k.StartsWith("200 ", StringComparison.Ordinal) || k is "503 node_busy retry-after 1" or "503 node_busy retry-after 2", k));
+        // Each agent's check-in (on its cadence: not answered within EarlyWithinSeconds) was answered, within a bound, once.
+        foreach (var d in agents)
+        {
+            var checkIns = seen.Of(d.Config.DeviceId);
+            output.WriteLine(string.Join("\n", checkIns.Select(c => $"{d.Config.DeviceId}: {c.Status} in {(c.Ended - c.Started).TotalMilliseconds:0} ms")));
+            var checkIn = Assert.Single(checkIns);
+            Assert.Equal(200, checkIn.Status);
+            Assert.True(checkIn.Ended - checkIn.Started < TimeSpan.FromSeconds(2), $"{d.Config.DeviceId}'s check-in took {(checkIn.Ended - checkIn.Started).TotalMilliseconds:0} ms");
+        }
+        // The node is unharmed: a stormer checking in now is answered.
+        using var after = await NodeProcessHttp.CheckInAsync(node.Http, "stormer-0", secrets[0], new CheckInRequest("acme", 0, "empty", null, "storm-1.0"));
+        Assert.Equal(HttpStatusCode.OK, after.StatusCode);
+    }
+
+    [Fact]
+    public async Task Connections_beyond_admission_max_connections_are_closed_unanswered_and_the_node_answers_again_once_they_are_gone()
+    {
+        await using var node = await NodeUnderTest.StartAsync(new Dictionary<string, string?> { ["Admission:MaxConnections"] = "16" });
+        var uri = new Uri(node.BaseUrl);
+        var held = new List<TcpClient>();
+        try
+        {
+            // Idle connections, each proven accepted by an answered request on it, until one is closed without an answer:
+            // the seventeenth open connection at the latest (the test's own client may hold some of the sixteen).
+            var refused = false;
+            for (var i = 0; i < 17 && !refused; i++)
+            {
+                var c = new TcpClient();
+                await c.ConnectAsync(IPAddress.Loopback, uri.Port);
+                held.Add(c);
+                var answer = await ExchangeAsync(c, "GET /health/live HTTP/1.1\r\nHost: node\r\n\r\n");
+                if (answer == "") refused = true;
+                else Assert.StartsWith("HTTP/1.1 200", answer);
+            }
+            Assert.True(refused, "17 connections were answered with Admission:MaxConnections 16");
+            output.WriteLine($"connection {held.Count} closed unanswered");
+            Assert.True(held.Count >= 8, $"only {held.Count - 1} connections accepted");
+            Assert.StartsWith("HTTP/1.1 200", await ExchangeAsync(held[0], "GET /health/live HTTP/1.1\r\nHost: node\r\n\r\n"));
+        }
+        finally
+        {
+            foreach (var c in held) c.Dispose();
+        }
+        await FleetSteps.UntilAsync("a new connection is answered", async () =>
+        {
+            using var c = new TcpClient();
+            await c.ConnectAsync(IPAddress.Loopback, uri.Port);
+            return await ExchangeAsync(c, "GET /health/live HTTP/1.1\r\nHost: node\r\n\r\n");
+        }, s => s.StartsWith("HTTP/1.1 200", StringComparison.Ordinal));
+    }
+
+    // Sends a request on the connection and reads until the answer's headers and its (Content-Length) body are in, or the
+    // server closes the connection; "" when it closed without a byte.
+    private static async Task<string> ExchangeAsync(TcpClient client, string request)
+    {
+        var stream = client.GetStream();
+        try
+        {
+            await stream.WriteAsync(Encoding.ASCII.GetBytes(request));
+        }
+        catch (IOException)
+        {
+            return "";
+        }
+        var text = new StringBuilder();
+        var buffer = new byte[4096];
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        try
+        {
+            while (true)
+            {
+                var s = text.ToString();
+                var end = s.IndexOf("\r\n\r\n", StringComparison.Ordinal);
+                if (end >= 0)
+                {
+                    var length = s[..end].Split("\r\n").Select(h => h.Split(':', 2)).Where(h => h.Length == 2 && h[0].Equals("Content-Length", StringComparison.OrdinalIgnoreCase))
+                        .Select(h => int.Parse(h[1].Trim(), System.Globalization.CultureInfo.InvariantCulture)).FirstOrDefault();
+                    if (s.Length >= end + 4 + length) return s;
+                }
+                var n = await stream.ReadAsync(buffer, timeout.Token);
+                if (n == 0) return text.ToString();
+                text.Append(Encoding.ASCII.GetString(buffer, 0, n));
+            }
+        }
+        catch (IOException)
+        {
+            return text.ToString();
+        }
+    }
+
+    /// <summary>
+    /// One check-in whose headers are sent at once and whose body trickles in (above Kestrel's minimum data rate), so it
+    /// holds a check-in slot of the gateway until disposed.
+    /// </summary>
+    private sealed class SlotHolder : IAsyncDisposable
+    {
+        private readonly TcpClient _client;
+        private readonly CancellationTokenSource _stop = new();
+        private readonly Task _trickle;
+
+        private SlotHolder(TcpClient client, NetworkStream stream, byte[] body)
+        {
+            _client = client;
+            _trickle = Task.Run(async () =>
+            {
+                try
+                {
+                    for (var at = 0; at < body.Length - 1 && !_stop.IsCancellationRequested; at += 64)
+                    {
+                        await stream.WriteAsync(body.AsMemory(at, Math.Min(64, body.Length - 1 - at)), _stop.Token);
+                        await Task.Delay(100, _stop.Token);
+                    }
+                }
+                catch (Exception e) when (e is OperationCanceledException or IOException) { }
+            });
+        }
+
+        public static async Task<SlotHolder> StartAsync(Uri node, string deviceId, string secret)
+        {
+            var body = Encoding.UTF8.GetBytes(System.Text.Json.JsonSerializer.Serialize(new CheckInRequest("acme", 0, "empty", null, "holder-1.0"), HttpProblems.Json)
+                .PadRight(40_000));
+            var path = $"/v1/devices/{deviceId}/check-in";
+            var auth = DeviceSigning.Header(deviceId, secret, "POST", path, body, DeviceSigning.NextSequence(), DateTimeOffset.UtcNow.ToUnixTimeSeconds());
+            var client = new TcpClient();
+            await client.ConnectAsync(IPAddress.Loopback, node.Port);
+            var stream = client.GetStream();
+            await stream.WriteAsync(Encoding.ASCII.GetBytes(
+                $"POST {path} HTTP/1.1\r\nHost: {node.Authority}\r\nAuthorization: {auth}\r\nContent-Type: application/json\r\nContent-Length: {body.Length}\r\n\r\n"));
+            return new SlotHolder(client, stream, body);
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            if (_stop.IsCancellationRequested) return;
+            _stop.Cancel();
+            await _trickle;
+            _client.Dispose();
+            _stop.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Every check-in this process's nodes receive, as ASP.NET Core's hosting diagnostics report them: when it came in,
+    /// when it was answered, its status and Retry-After (the body, and so the problem code, is the agent's to report).
+    /// </summary>
+    private sealed class CheckInRecorder : IObserver<DiagnosticListener>, IObserver<KeyValuePair<string, object?>>, IDisposable
+    {
+        public sealed record CheckIn(string DeviceId, DateTime Started, DateTime Ended, int Status, int? RetryAfter);
+
+        private readonly IDisposable _all;
+        private readonly List<IDisposable> _subscriptions = [];
+        private readonly ConcurrentDictionary<HttpContext, DateTime> _open = new();
+        private readonly ConcurrentQueue<CheckIn> _done = new();
+        private readonly ConcurrentDictionary<string, int> _started = new();
+
+        public CheckInRecorder() => _all = DiagnosticListener.AllListeners.Subscribe(this);
+
+        public IReadOnlyList<CheckIn> Of(string deviceId) => _done.Where(c => c.DeviceId == deviceId).OrderBy(c => c.Started).ToList();
+
+        public int Started(string deviceId) => _started.GetValueOrDefault(deviceId);
+
+        public void OnNext(DiagnosticListener listener)
+        {
+            if (listener.Name != "Microsoft.AspNetCore") return;
+            lock (_subscriptions) _subscriptions.Add(listener.Subscribe(this, name => name is "Microsoft.AspNetCore.Hosting.BeginRequest" or "Microsoft.AspNetCore.Hosting.EndRequest"));
+        }
+
+        public void OnNext(KeyValuePair<string, object?> e)
+        {
+            if (e.Value?.GetType().GetProperty("httpContext")?.GetValue(e.Value) is not HttpContext ctx) return;
+            var path = ctx.Request.Path.Value ?? "";
+            if (!path.StartsWith("/v1/devices/", StringComparison.Ordinal) || !path.EndsWith("/check-in", StringComparison.Ordinal)) return;
+            var device = path["/v1/devices/".Length..^"/check-in".Length];
+            if (e.Key.EndsWith("BeginRequest", StringComparison.Ordinal))
+            {
+                _open[ctx] = DateTime.UtcNow;
+                _started.AddOrUpdate(device, 1, (_, n) => n + 1);
+                return;
+            }
+            if (!_open.TryRemove(ctx, out var started)) return;
+            var retryAfter = int.TryParse(ctx.Response.Headers.RetryAfter.ToString(), out var ra) ? ra : (int?)null;
+            _done.Enqueue(new CheckIn(device, started, DateTime.UtcNow, ctx.Response.StatusCode, retryAfter));
+        }
+
+        public void OnCompleted() { }
+
+        public void OnError(Exception error) { }
+
+        public void Dispose()
+        {
+            _all.Dispose();
+            lock (_subscriptions) foreach (var s in _subscriptions) s.Dispose();
+        }
+    }
+}
