@@ -37,6 +37,13 @@ public sealed class ClusterSightingsTests(ITestOutputHelper output)
         var v1 = store.Publish("1.0", Releases.V1());
         var channel = await cluster.PostJsonAsync(1, "admin/v1/channels/acme/stable", new { version = "1.0" });
         Assert.True(channel.Status is System.Net.HttpStatusCode.OK or System.Net.HttpStatusCode.Created, $"channel set: {channel.Body}");
+        // Node 2 may have joined after node 1 published the change (pub-sub is best effort; the periodic refresh bounds
+        // it): its admin read asks the directory and takes the view, so the agents below meet a node that knows 1.0.
+        await LocalCluster.WaitUntilAsync("node 2 sees acme/stable at 1.0", TimeSpan.FromSeconds(30), async () =>
+        {
+            var seen = (await cluster.GetAsync<JsonNode>(2, "admin/v1/channels/acme/stable")).ToJsonString();
+            return (seen.Contains("\"1.0\"", StringComparison.Ordinal), seen);
+        });
 
         // Devices in distinct shards; the coordinator gives new shards to the region with the fewest, so both nodes host some.
         var devices = new List<TestDevice>();
