@@ -140,12 +140,7 @@ public sealed record ChunkPatchIndex(string ManifestSha256, string BaseManifestS
     /// </summary>
     public static ChunkPatchIndex VerifyAndParse(ReadOnlySpan<byte> signed, ReleasePublicKey key, string manifestSha256, int chunkCount)
     {
-        ArgumentNullException.ThrowIfNull(key);
-        if (signed.Length < HeaderLength + ManifestSigner.SignatureLength)
-            throw new InvalidInputException($"Chunk patch index is {signed.Length} bytes, shorter than its header and signature: not a chunk patch index.");
-        var body = signed[..^ManifestSigner.SignatureLength];
-        if (!ManifestSigner.Verify(body, signed[^ManifestSigner.SignatureLength..], key))
-            throw new IntegrityException("Chunk patch index signature does not verify with the release public key (tampered index or wrong key).");
+        var body = SignedIndexEnvelope.VerifiedBody(signed, key, HeaderLength, "Chunk patch index");
         var index = Parse(body, chunkCount);
         if (index.ManifestSha256 != manifestSha256)
             throw new InvalidInputException($"Chunk patch index belongs to the manifest with SHA-256 {index.ManifestSha256}, not {manifestSha256}: it is another release's index.");
@@ -155,12 +150,7 @@ public sealed record ChunkPatchIndex(string ManifestSha256, string BaseManifestS
     /// <summary>Parses an unsigned index body strictly: exact length, known version, zero reserved bytes, every rule of <see cref="Validate"/>.</summary>
     internal static ChunkPatchIndex Parse(ReadOnlySpan<byte> body, int chunkCount)
     {
-        if (body.Length < HeaderLength || !body[..4].SequenceEqual(Magic))
-            throw new InvalidInputException("Chunk patch index does not start with \"OCP1\": not a chunk patch index.");
-        if (body[4] != FormatVersion)
-            throw new InvalidInputException($"Chunk patch index format version {body[4]} is not supported (this code reads version {FormatVersion}); the chunks are fetched instead.");
-        if (body[5] != 0 || body[6] != 0 || body[7] != 0)
-            throw new InvalidInputException("Chunk patch index reserved bytes 5..7 are not zero.");
+        SignedIndexEnvelope.CheckHeader(body, HeaderLength, "OCP1", FormatVersion, "Chunk patch index", "the chunks are fetched instead");
         var baseCount = BinaryPrimitives.ReadUInt32LittleEndian(body[72..]);
         var packCount = BinaryPrimitives.ReadUInt32LittleEndian(body[76..]);
         var entryCount = BinaryPrimitives.ReadUInt32LittleEndian(body[80..]);

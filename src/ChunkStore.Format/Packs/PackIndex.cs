@@ -114,12 +114,7 @@ public sealed record PackIndex(string ManifestSha256, IReadOnlyList<PackInfo> Pa
     /// </summary>
     public static PackIndex VerifyAndParse(ReadOnlySpan<byte> signed, ReleasePublicKey key, string manifestSha256, int chunkCount)
     {
-        ArgumentNullException.ThrowIfNull(key);
-        if (signed.Length < HeaderLength + ManifestSigner.SignatureLength)
-            throw new InvalidInputException($"Pack index is {signed.Length} bytes, shorter than its header and signature: not a pack index.");
-        var body = signed[..^ManifestSigner.SignatureLength];
-        if (!ManifestSigner.Verify(body, signed[^ManifestSigner.SignatureLength..], key))
-            throw new IntegrityException("Pack index signature does not verify with the release public key (tampered index or wrong key).");
+        var body = SignedIndexEnvelope.VerifiedBody(signed, key, HeaderLength, "Pack index");
         var index = Parse(body, chunkCount);
         if (index.ManifestSha256 != manifestSha256)
             throw new InvalidInputException($"Pack index belongs to the manifest with SHA-256 {index.ManifestSha256}, not {manifestSha256}: it is another release's index.");
@@ -129,12 +124,7 @@ public sealed record PackIndex(string ManifestSha256, IReadOnlyList<PackInfo> Pa
     /// <summary>Parses an unsigned index body strictly: exact length, known version, zero reserved bytes, every rule of <see cref="Validate"/>.</summary>
     internal static PackIndex Parse(ReadOnlySpan<byte> body, int chunkCount)
     {
-        if (body.Length < HeaderLength || !body[..4].SequenceEqual(Magic))
-            throw new InvalidInputException("Pack index does not start with \"OPI1\": not a pack index.");
-        if (body[4] != FormatVersion)
-            throw new InvalidInputException($"Pack index format version {body[4]} is not supported (this agent reads version {FormatVersion}); the store's chunk objects are used instead.");
-        if (body[5] != 0 || body[6] != 0 || body[7] != 0)
-            throw new InvalidInputException("Pack index reserved bytes 5..7 are not zero.");
+        SignedIndexEnvelope.CheckHeader(body, HeaderLength, "OPI1", FormatVersion, "Pack index", "the store's chunk objects are used instead");
         var packCount = BinaryPrimitives.ReadUInt32LittleEndian(body[40..]);
         var entryCount = BinaryPrimitives.ReadUInt32LittleEndian(body[44..]);
         var expected = HeaderLength + (long)packCount * PackRecordLength + (long)entryCount * EntryRecordLength;
