@@ -96,6 +96,11 @@ public sealed class AgentChunkPatchTests(ITestOutputHelper output) : IDisposable
         Assert.True((bool)(await BuildPatchesAsync(rig, keys))["alreadyBuilt"]!);
         var index = PatchIndex(rig);
         Assert.Equal((int)built["patched"]!, index.Entries.Count);
+        // The store's own check applies every patch to its base region as a device would.
+        var verify = JsonNode.Parse((await OrchProcess.OkAsync(rig.Node, output, "store", "verify", "--store", rig.Store.Root, "--keys", keys,
+            "--decrypt", "--json")).Output)!;
+        Assert.True((bool)verify["ok"]!, verify.ToJsonString());
+        Assert.Equal(index.Entries.Count, (long)verify["chunkPatchesRebuilt"]!);
 
         var upgrade = await Run(rig.Device);
         AssertTreeIsV2(rig.Device, v2);
