@@ -2,6 +2,8 @@ using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Orchestrator.ChunkStore.Codec;
+using Orchestrator.ChunkStore.Deltas;
 using Orchestrator.ChunkStore.Keys;
 using Orchestrator.ChunkStore.Manifests;
 using Orchestrator.ChunkStore.Packs;
@@ -160,6 +162,44 @@ public sealed class AgentChunkPatchTests(ITestOutputHelper output) : IDisposable
         // The refused patches' chunks came from 2.0's own packs (or chunk objects), never from the corrupt bytes.
         Assert.Contains(fetched, f => IsPack(f) && !patchPacks.Contains(f.Path));
         Assert.Matches(@"\d+ of \d+ chunk\(s\) rebuilt from chunk patches; [1-9]\d* fall back", upgrade.Output);
+    }
+
+    [Fact]
+    public async Task A_patch_that_decodes_to_other_bytes_of_the_chunks_length_is_refused_by_its_tag_and_the_chunk_installs_the_exact_release()
+    {
+        var (rig, v2, keys) = await StartAsync("dev-cpx");
+        await using var _ = rig;
+        await BuildPatchesAsync(rig, keys);
+        // A validly signed index whose first entry points at a patch the store's keys coded against exactly the base
+        // region the device reads, rebuilding bytes of the chunk's length that are not the chunk: every byte served is
+        // intact, decrypts and decodes with a good zstd checksum, so only the chunk's keyed tag in the manifest can
+        // refuse it (the store's own verify finds it too).
+        var index = PatchIndex(rig);
+        var a = index.Entries[0];
+        var m1 = ManifestSerializer.Parse(rig.Store.Store.ReadFile(StoreLayout.ManifestPath("acme", "1.0"))!);
+        var basePath = m1.Files.First(f => f.Sha256 == index.Bases[a.Base].Sha256).Path;
+        var region = Releases.V1()[basePath].AsSpan((int)a.BaseOffset, a.BaseLength);
+        var m2 = ManifestSerializer.Parse(rig.Store.Store.ReadFile(v2.ManifestPath)!);
+        var chunk = PackIndex.ChunkOrder(m2)[a.Chunk];
+        var chunkLength = m2.Files.SelectMany(f => f.Chunks).First(c => c.Id == chunk).Length;
+        var forged = ChunkCodec.EncodeUncompressed(PatchCodec.Create(region, Releases.Bytes(77, chunkLength)), KeyFiles.LoadContentKey(keys));
+        rig.Store.Store.PutObjectIfAbsent(StoreLayout.PackPath(forged.Id), forged.Stored);
+        var swapped = index with
+        {
+            Packs = [.. index.Packs, new PackInfo(forged.Id, forged.Stored.Length)],
+            Entries = [a with { Pack = index.Packs.Count, Offset = 0, Stored = forged.Stored.Length, PatchId = forged.Id }, .. index.Entries.Skip(1)],
+        };
+        using (var signing = KeyFiles.LoadSigningKey(keys))
+            rig.Store.Store.WriteFile(StoreLayout.ChunkPatchIndexPathFor(StoreLayout.ManifestPath("acme", "2.0")), swapped.SerializeSigned(signing));
+        var verify = await OrchProcess.RunAsync(rig.Node, output, "store", "verify", "--store", rig.Store.Root, "--keys", keys, "--decrypt");
+        Assert.Equal(4, verify.ExitCode);
+        Assert.Contains($"chunk patch for chunk {chunk}: rebuilds bytes whose tag is not the manifest's", verify.Output);
+
+        var upgrade = await Run(rig.Device);
+        AssertTreeIsV2(rig.Device, v2);
+        Assert.Contains($"chunk patch for chunk {chunk} not used (the patched bytes do not match the chunk's tag in the manifest)", upgrade.Output);
+        var n = index.Entries.Count;
+        Assert.Contains($"{n - 1} of {n} chunk(s) rebuilt from chunk patches; 1 fall back to the chunks themselves", upgrade.Output);
     }
 
     [Fact]
