@@ -10,12 +10,14 @@ plus one for the index). Store: orch chunks/ + packs/ + manifests/ (manifests, s
 store + .caidx files. Prints a Markdown report.
 
 usage: small_files.py WORK ORCH_COMMAND PRODUCT VERSION...   (trees in WORK/trees/PRODUCT/VERSION; ORCH_COMMAND may
-be "dotnet path/orch.dll")
+be "dotnet path/orch.dll"; SMALL_FILES_THRESHOLDS=0,16384 limits the thresholds tried)
 """
 import json, os, shlex, shutil, subprocess, sys, struct
 
 SIZES = {"64K": (16384, 65536, 262144), "16K": (4096, 16384, 65536)}
 THRESHOLDS = {"64K": [0, 4096, 16384, 65536], "16K": [0, 4096, 16384]}
+if os.environ.get("SMALL_FILES_THRESHOLDS"):  # e.g. "0,16384" for a quick run on large trees
+    THRESHOLDS = {size: [int(t) for t in os.environ["SMALL_FILES_THRESHOLDS"].split(",")] for size in SIZES}
 
 def caidx_chunks(path):
     data = open(path, "rb").read()
