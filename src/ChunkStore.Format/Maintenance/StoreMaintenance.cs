@@ -52,6 +52,9 @@ public sealed record VerifyReport(long ChunksChecked, int ManifestsChecked, bool
 
     /// <summary>Files whose content was decrypted and checked end to end (0 without a content key).</summary>
     public long FilesDecrypted { get; init; }
+
+    /// <summary>Chunk patches decrypted, applied to their base region and found to rebuild exactly their chunk (only with a content key).</summary>
+    public long ChunkPatchesRebuilt { get; init; }
 }
 
 /// <summary>Which manifests garbage collection keeps.</summary>
@@ -88,7 +91,7 @@ public sealed record GcReport(IReadOnlyList<string> VersionsRemoved, int Manifes
 /// Only versions listed in a product's index count as published; gc takes the writer lock so it never races a
 /// publish, and refuses to sweep anything if a retained manifest cannot be read.
 /// </summary>
-public sealed class StoreMaintenance(FileSystemStore store)
+public sealed partial class StoreMaintenance(FileSystemStore store)
 {
     private readonly FileSystemStore _store = store ?? throw new ArgumentNullException(nameof(store));
     private ChunkLocator? _locator;
@@ -148,6 +151,7 @@ public sealed class StoreMaintenance(FileSystemStore store)
     public VerifyReport Verify(ReleasePublicKey? publicKey = null, IProgress<(long Done, long Total)>? progress = null, ContentKey? contentKey = null)
     {
         var filesDecrypted = 0L;
+        var patchesRebuilt = 0L;
         var problems = new List<string>();
         var plainLengths = new Dictionary<ChunkId, int>();
         var ids = _store.EnumerateChunks().ToList();
@@ -194,6 +198,7 @@ public sealed class StoreMaintenance(FileSystemStore store)
                 // What a device can fetch for this release: chunk objects, and the chunks its own pack index locates intact.
                 var packed = new Dictionary<ChunkId, int>();
                 problems.AddRange(PackProblems(label, entry.ManifestPath, bytes, manifest, publicKey, packed));
+                problems.AddRange(ChunkPatchProblems(label, index, entry.ManifestPath, bytes, manifest, publicKey, contentKey, ref patchesRebuilt));
                 foreach (var file in manifest.Files)
                 {
                     var complete = true;
@@ -245,7 +250,7 @@ public sealed class StoreMaintenance(FileSystemStore store)
                     foreach (var part in file.Parts)
                         if (!present.Contains(part.Id)) problems.Add($"delta {path}: file '{file.Path}' needs patch object {part.Id}, which is missing");
             }
-        return new VerifyReport(ids.Count, manifests, publicKey is not null, problems) { FilesDecrypted = filesDecrypted };
+        return new VerifyReport(ids.Count, manifests, publicKey is not null, problems) { FilesDecrypted = filesDecrypted, ChunkPatchesRebuilt = patchesRebuilt };
     }
 
     /// <summary>Decrypts <paramref name="file"/> chunk by chunk; the first problem, or null when it is exactly what the manifest says.</summary>

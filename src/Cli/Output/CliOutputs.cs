@@ -49,9 +49,9 @@ internal sealed record KeysRotateOutput(string Directory, string Role, long Root
 internal sealed record ReleaseFloorOutput(string Product, string MinVersion, long MinVersionId, string Path);
 
 /// <summary>Result of <c>orch store verify --json</c>.</summary>
-internal sealed record StoreVerifyOutput(bool Ok, long ChunksChecked, int ManifestsChecked, bool SignaturesVerified, long FilesDecrypted, IReadOnlyList<string> Problems)
+internal sealed record StoreVerifyOutput(bool Ok, long ChunksChecked, int ManifestsChecked, bool SignaturesVerified, long FilesDecrypted, long ChunkPatchesRebuilt, IReadOnlyList<string> Problems)
 {
-    public static StoreVerifyOutput Of(VerifyReport r) => new(r.Ok, r.ChunksChecked, r.ManifestsChecked, r.SignaturesVerified, r.FilesDecrypted, r.Problems);
+    public static StoreVerifyOutput Of(VerifyReport r) => new(r.Ok, r.ChunksChecked, r.ManifestsChecked, r.SignaturesVerified, r.FilesDecrypted, r.ChunkPatchesRebuilt, r.Problems);
 }
 
 /// <summary>Result of <c>orch device provision --json</c>.</summary>

@@ -75,7 +75,7 @@ public static class StorePalette
         {
             var o = call.Console.Out;
             o.WriteLine($"Checked {report.ChunksChecked} chunks and {report.ManifestsChecked} manifests ({(report.SignaturesVerified ? "signatures verified" : "signatures not checked: pass --keys DIR")}; " +
-                        $"{(contentKey is null ? "content not decrypted: pass --decrypt" : $"{report.FilesDecrypted} files decrypted and checked")}).");
+                        $"{(contentKey is null ? "content not decrypted: pass --decrypt" : $"{report.FilesDecrypted} files decrypted and checked, {report.ChunkPatchesRebuilt} chunk patches applied and checked")}).");
             if (report.Ok) o.WriteLine("OK: no problems found.");
             else
             {

@@ -153,4 +153,47 @@ public sealed class ChunkPatchTests : StoreTestBase
         Refused("names base", b => BinaryPrimitives.WriteUInt32LittleEndian(b.AsSpan(entries + 4), 7));
         Assert.Throws<InvalidInputException>(() => ChunkPatchIndex.VerifyAndParse(signed[..40], SigningKey.PublicKey, sha, count));
     }
+    [Fact]
+    public void Store_verify_checks_every_patch_and_with_the_content_key_rebuilds_each_chunk_from_the_base_release()
+    {
+        Publish("1.0", 1);
+        var (m2, b2) = Publish("2.0", 2);
+        Build();
+        var signed = SignedIndex();
+        var index = ChunkPatchIndex.VerifyAndParse(signed, SigningKey.PublicKey, PackIndex.ManifestHashOf(b2), PackIndex.ChunkOrder(m2).Count);
+        Assert.True(index.Entries.Count >= 2);
+        var good = new StoreMaintenance(OpenStore()).Verify(SigningKey.PublicKey, contentKey: ProductKey);
+        Assert.True(good.Ok, string.Join("\n", good.Problems));
+        Assert.Equal(index.Entries.Count, good.ChunkPatchesRebuilt);
+        Assert.Equal(0, new StoreMaintenance(OpenStore()).Verify(SigningKey.PublicKey).ChunkPatchesRebuilt);
+
+        // Patches that hash to their ids and are validly signed but rebuild other chunks: only applying them shows it.
+        var indexPath = StoreLayout.ChunkPatchIndexPathFor(StoreLayout.ManifestPath("acme", "2.0"));
+        var entries = 84 + index.Bases.Count * 40 + index.Packs.Count * 36;
+        OpenStore().WriteFile(indexPath, Resign(signed, b =>
+        {
+            var first = b.AsSpan(entries + 20, 44).ToArray();
+            b.AsSpan(entries + 64 + 20, 44).CopyTo(b.AsSpan(entries + 20));
+            first.CopyTo(b.AsSpan(entries + 64 + 20));
+        }));
+        var swapped = new StoreMaintenance(OpenStore()).Verify(SigningKey.PublicKey, contentKey: ProductKey);
+        Assert.Equal(index.Entries.Count - 2, swapped.ChunkPatchesRebuilt);
+        Assert.Equal(2, swapped.Problems.Count(p => p.Contains("chunk patch for chunk")));
+        Assert.True(new StoreMaintenance(OpenStore()).Verify(SigningKey.PublicKey).Ok, "without the content key the swap is not visible");
+
+        // A tampered index is refused as an agent refuses it: by its signature with the keys, by its parse without.
+        var tampered = (byte[])signed.Clone();
+        tampered[0] ^= 1;
+        OpenStore().WriteFile(indexPath, tampered);
+        Assert.Contains(new StoreMaintenance(OpenStore()).Verify(SigningKey.PublicKey).Problems, p => p.Contains("chunk patch index refused"));
+        Assert.Contains(new StoreMaintenance(OpenStore()).Verify().Problems, p => p.Contains("chunk patch index refused"));
+
+        // A damaged patch pack is named.
+        OpenStore().WriteFile(indexPath, signed);
+        var packPath = OpenStore().FullPath(StoreLayout.PackPath(index.Packs[0].Id));
+        var pack = File.ReadAllBytes(packPath);
+        pack[pack.Length / 2] ^= 1;
+        File.WriteAllBytes(packPath, pack);
+        Assert.Contains(new StoreMaintenance(OpenStore()).Verify().Problems, p => p.Contains($"chunk patch pack {index.Packs[0].Id} is damaged"));
+    }
 }

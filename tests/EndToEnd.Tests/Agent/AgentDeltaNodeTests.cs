@@ -36,9 +36,7 @@ public sealed class AgentDeltaNodeTests(ITestOutputHelper output)
 
         await node.AssignAsync("dev-d", "acme", v2.Version, v2.VersionId, v2.ManifestPath);
         var upgrade = await Run(d);
-        Assert.Equal(v2.InventoryDigest, Releases.ClientDigest(d));
-        foreach (var (path, content) in Releases.Stamped(2))
-            Assert.Equal(content, File.ReadAllBytes(Path.Combine(d.Layout.Client, path)));
+        Releases.AssertTreeIs(d, v2.InventoryDigest, Releases.Stamped(2));
         Assert.Contains($"{delta.FilesPatched} file(s) from delta patches, 0 fell back to chunks", upgrade.Output);
         Assert.Equal(v2.VersionId, (await node.StateAsync("dev-d")).InstalledVersionId);
     }
@@ -65,9 +63,7 @@ public sealed class AgentDeltaNodeTests(ITestOutputHelper output)
         Assert.Contains("delta patch for 'bin/app' needs", upgrade.Output);
         Assert.Contains("over download.maxDeltaApplyBytes 1000000; fetching its chunks instead", upgrade.Output);
         Assert.Contains($"{delta.FilesPatched - 1} file(s) from delta patches", upgrade.Output);
-        Assert.Equal(v2.InventoryDigest, Releases.ClientDigest(d));
-        foreach (var (path, content) in Releases.Stamped(2))
-            Assert.Equal(content, File.ReadAllBytes(Path.Combine(d.Layout.Client, path)));
+        Releases.AssertTreeIs(d, v2.InventoryDigest, Releases.Stamped(2));
         Assert.Equal(v2.VersionId, (await node.StateAsync("dev-m")).InstalledVersionId);
     }
 }

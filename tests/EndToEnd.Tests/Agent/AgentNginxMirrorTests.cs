@@ -91,9 +91,7 @@ public sealed class AgentNginxPackTests(TwoReleases r, ITestOutputHelper output)
             var second = await AgentProcess.RunAsync(run);
             output.WriteLine(second.Output + second.Error);
             Assert.Equal(0, second.ExitCode);
-            Assert.Equal(r.V2.InventoryDigest, Releases.ClientDigest(d));
-            foreach (var (path, content) in Releases.V2())
-                Assert.Equal(content, File.ReadAllBytes(Path.Combine(d.Layout.Client, path)));
+            Releases.AssertTreeIs(d, r.V2.InventoryDigest, Releases.V2());
 
             var log = File.ReadAllLines(nginx.AccessLog);
             output.WriteLine(string.Join('\n', log));

@@ -37,15 +37,7 @@ public sealed class AgentPackTests(ITestOutputHelper output)
         return r;
     }
 
-    private static void AssertTreeIsV2(TestDevice d, PublishResult v2)
-    {
-        Assert.Equal(v2.InventoryDigest, Releases.ClientDigest(d));
-        var expected = Releases.V2();
-        Assert.Equal(expected.Keys.Order(StringComparer.Ordinal), Directory.EnumerateFiles(d.Layout.Client, "*", SearchOption.AllDirectories)
-            .Select(f => Path.GetRelativePath(d.Layout.Client, f).Replace('\\', '/')).Order(StringComparer.Ordinal));
-        foreach (var (path, content) in expected)
-            Assert.Equal(content, File.ReadAllBytes(Path.Combine(d.Layout.Client, path)));
-    }
+    private static void AssertTreeIsV2(TestDevice d, PublishResult v2) => Releases.AssertTreeIs(d, v2.InventoryDigest, Releases.V2());
 
     private async Task<JsonNode> PlanAsync(HostileGatewayRig rig)
     {
@@ -211,9 +203,7 @@ public sealed class AgentPackTests(ITestOutputHelper output)
         output.WriteLine(failed.Output + failed.Error);
         Assert.NotEqual(0, failed.ExitCode);
         Assert.Contains("do not hash to chunk id", failed.Output);
-        Assert.Equal(rig.V1.InventoryDigest, Releases.ClientDigest(rig.Device));
-        foreach (var (path, content) in Releases.V1())
-            Assert.Equal(content, File.ReadAllBytes(Path.Combine(rig.Device.Layout.Client, path)));
+        Releases.AssertTreeIs(rig.Device, rig.V1.InventoryDigest, Releases.V1());
     }
 
     [Fact]

@@ -70,12 +70,7 @@ public sealed class AgentReleaseDeltaTests(ITestOutputHelper output)
         return r;
     }
 
-    private static void AssertTreeIsV2(TestDevice d, PublishResult v2)
-    {
-        Assert.Equal(v2.InventoryDigest, Releases.ClientDigest(d));
-        foreach (var (path, content) in V2())
-            Assert.Equal(content, File.ReadAllBytes(Path.Combine(d.Layout.Client, path)));
-    }
+    private static void AssertTreeIsV2(TestDevice d, PublishResult v2) => Releases.AssertTreeIs(d, v2.InventoryDigest, V2());
 
     // The gateway serves the stored object with one byte flipped near its end (inside the authenticated payload).
     private static void ServeTampered(HostileGatewayRig rig, ChunkId id)
@@ -302,8 +297,7 @@ public sealed class AgentReleaseDeltaTests(ITestOutputHelper output)
         await rig.Node.AssignAsync(rig.Device.Config.DeviceId, "acme", v3.Version, v3.VersionId, v3.ManifestPath);
         rig.Gateway.StoreLog.Clear();
         var upgrade = await Run(rig.Device);
-        Assert.Equal(v3.InventoryDigest, Releases.ClientDigest(rig.Device));
-        foreach (var (path, content) in v3Files) Assert.Equal(content, File.ReadAllBytes(Path.Combine(rig.Device.Layout.Client, path)));
+        Releases.AssertTreeIs(rig.Device, v3.InventoryDigest, v3Files);
         Assert.Contains($"{delta.ReleaseFiles.Count} file(s) from delta patches, 0 fell back to chunks", upgrade.Output);
         var fetched = rig.Gateway.StoreLog.ToList();
         Assert.All(delta.Release!.Frames, f => Assert.Contains(fetched, x => x.Path == StoreLayout.ChunkPath(f.Id)));

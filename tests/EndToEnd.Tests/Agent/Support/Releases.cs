@@ -96,6 +96,19 @@ public static class Releases
 
     public static string ClientDigest(TestDevice d) => TreeInventory.Digest(TreeInventory.Scan(d.Layout.Client));
 
+    /// <summary>
+    /// The device's client tree is exactly <paramref name="expected"/>: the inventory digest a release reports, the same
+    /// set of files (nothing left over from an earlier release, nothing missing) and every file's bytes.
+    /// </summary>
+    public static void AssertTreeIs(TestDevice d, string inventoryDigest, IReadOnlyDictionary<string, byte[]> expected)
+    {
+        Assert.Equal(inventoryDigest, ClientDigest(d));
+        Assert.Equal(expected.Keys.Order(StringComparer.Ordinal), Directory.EnumerateFiles(d.Layout.Client, "*", SearchOption.AllDirectories)
+            .Select(f => Path.GetRelativePath(d.Layout.Client, f).Replace('\\', '/')).Order(StringComparer.Ordinal));
+        foreach (var (path, content) in expected)
+            Assert.Equal(content, File.ReadAllBytes(Path.Combine(d.Layout.Client, path)));
+    }
+
     /// <summary>Installs a release in-process (the starting point of a test).</summary>
     public static async Task InstallAsync(TestDevice d, FakeGateway gw, PublishResult r)
     {
