@@ -36,14 +36,8 @@ public sealed class AgentSmallFileTests(ITestOutputHelper output)
         return r;
     }
 
-    private static void AssertTree(TestDevice d, PublishResult release, Dictionary<string, byte[]> expected)
-    {
-        Assert.Equal(release.InventoryDigest, Releases.ClientDigest(d));
-        Assert.Equal(expected.Keys.Order(StringComparer.Ordinal), Directory.EnumerateFiles(d.Layout.Client, "*", SearchOption.AllDirectories)
-            .Select(f => Path.GetRelativePath(d.Layout.Client, f).Replace('\\', '/')).Order(StringComparer.Ordinal));
-        foreach (var (path, content) in expected)
-            Assert.Equal(content, File.ReadAllBytes(Path.Combine(d.Layout.Client, path)));
-    }
+    private static void AssertTree(TestDevice d, PublishResult release, Dictionary<string, byte[]> expected) =>
+        Releases.AssertTreeIs(d, release.InventoryDigest, expected);
 
     private async Task<JsonNode> PlanAsync(HostileGatewayRig rig, string from, string to)
     {
