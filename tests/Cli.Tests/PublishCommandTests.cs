@@ -56,6 +56,27 @@ public sealed class PublishCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task Small_files_below_writes_a_schema_2_manifest_that_store_verify_decrypts_and_is_refused_onto_a_node()
+    {
+        var tree = _cli.Tree("v1", CliHarness.RandomBytes(300_000, 7));
+        for (var i = 0; i < 40; i++) File.WriteAllBytes(Path.Combine(tree, $"lib{i:D2}.js"), CliHarness.RandomBytes(100 + i * 50, 100 + i));
+        Assert.Equal(ExitCodes.Success, (await Publish("1.0.0", tree, "--packs", "--small-files-below", "4096")).ExitCode);
+        var manifest = File.ReadAllText(Path.Combine(_cli.Store, "manifests/acme/1.0.0.json"));
+        Assert.StartsWith("{\"schema\":2,", manifest);
+        Assert.Contains("\"path\":\"lib00.js\",\"mode\":", manifest);
+        var app = manifest[manifest.IndexOf("{\"path\":\"bin/app\"", StringComparison.Ordinal)..];
+        Assert.Contains("\"chunks\":[{", app[..(app.IndexOf('}') + 2)]); // the 300 kB binary keeps its own chunks
+        var verify = await _cli.Orch("store", "verify", "--store", _cli.Store, "--keys", _cli.Keys, "--decrypt", "--json");
+        Assert.Equal(ExitCodes.Success, verify.ExitCode);
+        Assert.Equal(42, verify.Json.GetProperty("filesDecrypted").GetInt32());
+
+        var upload = await _cli.Orch("release", "publish", "--server", "http://127.0.0.1:9", "--keys", _cli.Keys, "--product", "acme",
+            "--version", "2.0.0", "--small-files-below", "4096", tree);
+        Assert.Equal(ExitCodes.Usage, upload.ExitCode);
+        Assert.Contains("--small-files-below is for a local --store", upload.Error);
+    }
+
+    [Fact]
     public async Task Version_id_not_greater_than_latest_is_rejected_with_the_fix_and_no_change()
     {
         var tree = _cli.Tree("v1", CliHarness.RandomBytes(50_000, 2));

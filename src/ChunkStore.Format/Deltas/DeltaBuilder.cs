@@ -468,12 +468,11 @@ public sealed class DeltaBuilder
     private byte[] ReadContent(ManifestFile file)
     {
         var content = new byte[file.Size];
-        var offset = 0;
-        foreach (var c in file.Chunks)
+        foreach (var piece in file.Pieces())
         {
+            var c = piece.Chunk;
             var stored = _chunks.Read(c.Id) ?? throw MissingChunk(c.Id, file.Path);
-            ChunkCodec.Decode(stored, _contentKey, c.Length, c.Id).CopyTo(content.AsSpan(offset));
-            offset += c.Length;
+            ChunkCodec.Decode(stored, _contentKey, c.Length, c.Id).AsSpan(piece.ChunkOffset, piece.Length).CopyTo(content.AsSpan((int)piece.FileOffset));
         }
         if (Sha256Hex(content) != file.Sha256)
             throw new IntegrityException($"File '{file.Path}' decodes to content whose SHA-256 is not the manifest's: run 'orch store verify'.");

@@ -66,7 +66,10 @@ public static class InstallFetchPlanner
 
         var held = from.Files.Select(f => f.Sha256).ToHashSet(StringComparer.Ordinal);
         var sourceByPath = from.Files.ToDictionary(f => f.Path, StringComparer.Ordinal);
-        var sourceTags = from.Files.SelectMany(f => f.Chunks).Select(c => c.Tag).ToHashSet(StringComparer.Ordinal);
+        // The plaintexts the device finds by cutting its files: the source's own-file chunks. A small-file stream chunk is
+        // found when the device holds every file it spans (StreamChunksHeld), as the agent's LocalChunkIndex does.
+        var sourceTags = from.Files.Where(f => !f.InStream).SelectMany(f => f.Chunks).Select(c => c.Tag).ToHashSet(StringComparer.Ordinal);
+        var streamHeld = StreamChunksHeld(to, held);
         var release = delta?.Release is { } stream && ReleaseDeltaApplier.HeapNeeded(stream) <= maxDeltaApplyBytes
             ? delta.ReleaseFiles.ToDictionary(f => f.Path, StringComparer.Ordinal)
             : new Dictionary<string, DeltaFile>(StringComparer.Ordinal);
@@ -87,7 +90,7 @@ public static class InstallFetchPlanner
                 foreach (var part in p.Parts) if (seen.Add(part.Id)) objects.Add(part.Id);
                 continue;
             }
-            foreach (var c in f.Chunks) if (!sourceTags.Contains(c.Tag)) chunkIds.Add(c.Id);
+            foreach (var c in f.Chunks) if (!sourceTags.Contains(c.Tag) && !streamHeld.Contains(c.Id)) chunkIds.Add(c.Id);
         }
         if (releaseWanted.Count > 0)
             foreach (var i in ReleaseDeltaApplier.FramesFor(delta!, f => releaseWanted.Contains(f.Path)))
@@ -137,6 +140,22 @@ public static class InstallFetchPlanner
             foreach (var id in chunks.Where(id => !located.ContainsKey(id))) Fetch(StoreLayout.ChunkPath(id));
         }
         return new InstallFetchPlan(delta is null ? "chunks" : "delta", bytes, requests, objects.Count + chunkObjects);
+    }
+
+    /// <summary>The small-file stream chunks of <paramref name="to"/> every one of whose files has a hash in <paramref name="held"/>.</summary>
+    public static HashSet<ChunkId> StreamChunksHeld(Manifest to, IReadOnlySet<string> held)
+    {
+        ArgumentNullException.ThrowIfNull(to);
+        ArgumentNullException.ThrowIfNull(held);
+        var result = new HashSet<ChunkId>();
+        if (to.Stream is not { } stream) return result;
+        var missing = new HashSet<ChunkId>();
+        foreach (var f in to.Files)
+            if (f.InStream)
+                foreach (var c in f.Chunks)
+                    (held.Contains(f.Sha256) ? result : missing).Add(c.Id);
+        result.ExceptWith(missing);
+        return result;
     }
 
     private static byte[] ReadRequired(FileSystemStore store, string path) =>

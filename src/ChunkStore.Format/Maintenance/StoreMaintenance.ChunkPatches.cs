@@ -120,10 +120,11 @@ public sealed partial class StoreMaintenance
     {
         _locator ??= new ChunkLocator(_store, reloadOnMiss: false);
         var region = new byte[length];
-        long at = 0;
-        foreach (var chunk in file.Chunks)
+        foreach (var piece in file.Pieces())
         {
-            var end = at + chunk.Length;
+            var chunk = piece.Chunk;
+            var at = piece.FileOffset;
+            var end = at + piece.Length;
             if (end > offset && at < offset + length)
             {
                 var storedChunk = _locator.Read(chunk.Id);
@@ -133,9 +134,8 @@ public sealed partial class StoreMaintenance
                 catch (IntegrityException ex) { problem = $"chunk {chunk.Id}: {ex.Message}"; return null; }
                 var from = Math.Max(at, offset);
                 var to = Math.Min(end, offset + length);
-                plain.AsSpan((int)(from - at), (int)(to - from)).CopyTo(region.AsSpan((int)(from - offset)));
+                plain.AsSpan(piece.ChunkOffset + (int)(from - at), (int)(to - from)).CopyTo(region.AsSpan((int)(from - offset)));
             }
-            at = end;
         }
         problem = null;
         return region;

@@ -259,8 +259,9 @@ public sealed partial class StoreMaintenance(FileSystemStore store)
         _locator ??= new ChunkLocator(_store, reloadOnMiss: false);
         using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         long size = 0;
-        foreach (var chunk in file.Chunks)
+        foreach (var piece in file.Pieces())
         {
+            var chunk = piece.Chunk;
             var stored = _locator.Read(chunk.Id);
             if (stored is null) return $"{label}: file '{file.Path}': chunk {chunk.Id} disappeared while verifying";
             byte[] plain;
@@ -272,8 +273,8 @@ public sealed partial class StoreMaintenance(FileSystemStore store)
             }
             if (ChunkCodec.ManifestTag(plain, key) != chunk.Tag)
                 return $"{label}: file '{file.Path}': chunk {chunk.Id} decrypts, but its plaintext tag is not the manifest's {chunk.Tag}";
-            sha.AppendData(plain);
-            size += plain.Length;
+            sha.AppendData(plain, piece.ChunkOffset, piece.Length);
+            size += piece.Length;
         }
         if (size != file.Size) return $"{label}: file '{file.Path}' decrypts to {size} bytes, the manifest says {file.Size}";
         var hash = Convert.ToHexStringLower(sha.GetHashAndReset());

@@ -72,7 +72,7 @@ public static class ManifestSerializer
     private static void Write(Manifest m, CanonicalJsonWriter w)
     {
         w.StartObject()
-            .Property("schema", Manifest.Schema)
+            .Property("schema", m.SchemaVersion)
             .Property("product", m.Product)
             .Property("version", m.Version)
             .Property("versionId", m.VersionId)
@@ -83,16 +83,28 @@ public static class ManifestSerializer
                 .Property("avg", m.Chunking.Avg)
                 .Property("max", m.Chunking.Max)
             .EndObject()
-            .Property("inventoryDigest", m.InventoryDigest)
-            .Name("files").StartArray();
+            .Property("inventoryDigest", m.InventoryDigest);
+        if (m.Stream is { } stream)
+        {
+            w.Name("stream").StartObject().Property("size", stream.Size).Name("chunks").StartArray();
+            foreach (var c in stream.Chunks)
+                w.StartObject().Property("id", c.Id.Hex).Property("length", c.Length).Property("tag", c.Tag).EndObject();
+            w.EndArray().EndObject();
+        }
+        w.Name("files").StartArray();
         foreach (var f in m.Files)
         {
             w.StartObject()
                 .Property("path", f.Path)
                 .Property("mode", f.Mode)
                 .Property("size", f.Size)
-                .Property("sha256", f.Sha256)
-                .Name("chunks").StartArray();
+                .Property("sha256", f.Sha256);
+            if (f.StreamOffset is { } offset)
+            {
+                w.Property("offset", offset).EndObject();
+                continue;
+            }
+            w.Name("chunks").StartArray();
             foreach (var c in f.Chunks)
                 w.StartObject().Property("id", c.Id.Hex).Property("length", c.Length).Property("tag", c.Tag).EndObject();
             w.EndArray().EndObject();
@@ -111,8 +123,8 @@ public static class ManifestSerializer
         var r = new Utf8JsonReader(json, new JsonReaderOptions { MaxDepth = 8 });
         Expect(ref r, JsonTokenType.StartObject, "the manifest");
         var schema = ReadInt32(ref r, "schema");
-        if (schema != Manifest.Schema)
-            throw new FormatException($"schema {schema} is not supported (this build reads schema {Manifest.Schema})");
+        if (schema is not (Manifest.Schema or Manifest.StreamSchema))
+            throw new FormatException($"schema {schema} is not supported (this build reads schemas {Manifest.Schema} and {Manifest.StreamSchema})");
         var product = ReadString(ref r, "product");
         var version = ReadString(ref r, "version");
         var versionId = ReadInt64(ref r, "versionId");
@@ -123,6 +135,29 @@ public static class ManifestSerializer
         var chunking = new ChunkingOptions(ReadInt32(ref r, "min"), ReadInt32(ref r, "avg"), ReadInt32(ref r, "max"));
         Expect(ref r, JsonTokenType.EndObject, "'chunking'");
         var inventoryDigest = ReadString(ref r, "inventoryDigest");
+        SmallFileStream? stream = null;
+        long[] starts = [];
+        if (schema == Manifest.StreamSchema)
+        {
+            ExpectName(ref r, "stream");
+            Expect(ref r, JsonTokenType.StartObject, "'stream'");
+            var streamSize = ReadInt64(ref r, "size");
+            ExpectName(ref r, "chunks");
+            Expect(ref r, JsonTokenType.StartArray, "the stream's 'chunks'");
+            var streamChunks = new List<ChunkRef>();
+            while (NextItem(ref r, "the stream's 'chunks'"))
+            {
+                var id = ParseChunkId(ReadString(ref r, "id"));
+                streamChunks.Add(new ChunkRef(id, ReadInt32(ref r, "length"), ReadString(ref r, "tag")));
+                Expect(ref r, JsonTokenType.EndObject, "a stream chunk");
+            }
+            Expect(ref r, JsonTokenType.EndObject, "'stream'");
+            streamChunks.TrimExcess();
+            stream = new SmallFileStream(streamSize, streamChunks);
+            starts = stream.ChunkStarts();
+            if (starts[^1] != streamSize)
+                throw new FormatException($"the stream's chunk lengths sum to {starts[^1]}, not its size {streamSize}");
+        }
         ExpectName(ref r, "files");
         Expect(ref r, JsonTokenType.StartArray, "'files'");
         var files = new List<ManifestFile>();
@@ -132,6 +167,15 @@ public static class ManifestSerializer
             var mode = ReadInt32(ref r, "mode");
             var size = ReadInt64(ref r, "size");
             var sha256 = ReadString(ref r, "sha256");
+            if (stream is not null && PeekName(ref r, "offset"))
+            {
+                var offset = ReadInt64(ref r, "offset");
+                var inStream = stream.Attach(new ManifestFile(path, mode, size, sha256, []) { StreamOffset = offset }, starts)
+                    ?? throw new FormatException($"file '{path}': range {offset} + {size} is not inside the small-file stream of {stream.Size} bytes (or is empty)");
+                files.Add(inStream);
+                Expect(ref r, JsonTokenType.EndObject, $"file '{path}'");
+                continue;
+            }
             ExpectName(ref r, "chunks");
             Expect(ref r, JsonTokenType.StartArray, "'chunks'");
             var chunks = new List<ChunkRef>();
@@ -156,7 +200,14 @@ public static class ManifestSerializer
         }
         Expect(ref r, JsonTokenType.EndObject, "the manifest");
         if (r.Read()) throw new FormatException($"unexpected {r.TokenType} after the manifest's end");
-        return new Manifest(product, version, versionId, created, expires, chunking, inventoryDigest, files, symlinks);
+        return new Manifest(product, version, versionId, created, expires, chunking, inventoryDigest, files, symlinks) { Stream = stream };
+    }
+
+    /// <summary>True when the next token is property <paramref name="name"/> (the reader is not moved).</summary>
+    private static bool PeekName(ref Utf8JsonReader r, string name)
+    {
+        var copy = r;
+        return copy.Read() && copy.TokenType == JsonTokenType.PropertyName && copy.ValueTextEquals(name);
     }
 
     private static void Expect(ref Utf8JsonReader r, JsonTokenType token, string what)
@@ -253,6 +304,8 @@ public static class ManifestRules
         var chunkProblem = m.Chunking.Problem();
         if (chunkProblem is not null) return $"chunking: {chunkProblem}";
         if (m.Files is null || m.Symlinks is null) return "files and symlinks must be present (possibly empty)";
+        var streamProblem = StreamProblem(m);
+        if (streamProblem is not null) return streamProblem;
 
         string? previous = null;
         foreach (var f in m.Files)
@@ -265,6 +318,8 @@ public static class ManifestRules
             if (f.Mode is < 0 or > MaxMode) return $"file '{f.Path}': mode {f.Mode} is outside 0..{MaxMode} (0o777)";
             if (!IsSha256Hex(f.Sha256)) return $"file '{f.Path}': sha256 must be 64 lower-case hex characters";
             if (f.Chunks is null) return $"file '{f.Path}': chunks missing";
+            if (f.InStream) continue; // its range and chunks were checked with the stream
+            if (f.StreamSkip != 0) return $"file '{f.Path}': a file chunked on its own cannot skip into its first chunk";
             long sum = 0;
             foreach (var c in f.Chunks)
             {
@@ -297,6 +352,42 @@ public static class ManifestRules
         if (!IsSha256Hex(m.InventoryDigest)) return "inventoryDigest must be 64 lower-case hex characters";
         if (m.InventoryDigest != InventoryDigest.Of(m.Files)) return "inventoryDigest does not match the files";
         return null;
+    }
+
+    /// <summary>
+    /// The small-file stream's rules: chunks valid as any chunk and summing to its size; the stream files non-empty, in
+    /// manifest order, each starting where the previous one ended (the first at 0, the last ending at the stream's end),
+    /// so ranges neither overlap nor leave gaps; each file's chunks exactly the stream chunks covering its range.
+    /// </summary>
+    private static string? StreamProblem(Manifest m)
+    {
+        if (m.Stream is not { } stream)
+            return m.Files.FirstOrDefault(f => f.InStream) is { } stray ? $"file '{stray.Path}' has a stream offset but the manifest has no stream" : null;
+        if (stream.Chunks is null) return "the stream's chunks are missing";
+        foreach (var c in stream.Chunks)
+        {
+            if (c is null || c.Id.Hex is null) return "a stream chunk has no id";
+            if (c.Length < 1 || c.Length > m.Chunking.Max)
+                return $"stream chunk {c.Id} length {c.Length} is outside 1..{m.Chunking.Max}";
+            if (!ChunkCodec.IsManifestTag(c.Tag))
+                return $"stream chunk {c.Id} tag must be {ChunkCodec.ManifestTagLength * 2} lower-case hex characters";
+        }
+        var starts = stream.ChunkStarts();
+        if (starts[^1] != stream.Size) return $"the stream's chunk lengths sum to {starts[^1]}, not its size {stream.Size}";
+        if (stream.Size < 1) return "the small-file stream is empty (a release without stream files is written in schema 1)";
+        long next = 0;
+        foreach (var f in m.Files)
+        {
+            if (!f.InStream) continue;
+            if (f.StreamOffset != next)
+                return $"file '{f.Path}': stream offset {f.StreamOffset} is not {next}, where the previous stream file ends (stream ranges are contiguous, in manifest order)";
+            var attached = stream.Attach(f, starts);
+            if (attached is null) return $"file '{f.Path}': range {f.StreamOffset} + {f.Size} is not inside the small-file stream of {stream.Size} bytes (or is empty)";
+            if (attached.StreamSkip != f.StreamSkip || !attached.Chunks.SequenceEqual(f.Chunks))
+                return $"file '{f.Path}': its chunks are not the stream chunks covering its range";
+            next += f.Size;
+        }
+        return next == stream.Size ? null : $"the stream files' sizes sum to {next}, not the stream's size {stream.Size}";
     }
 
     /// <summary>True for 64 lower-case hex characters.</summary>

@@ -170,12 +170,15 @@ public sealed class ChunkPatchBuilder(FileSystemStore store, ContentKey contentK
         var jobs = new List<Job>();
         foreach (var f in to.Files)
         {
+            // Small-file stream chunks are not patched: each spans several small files, and a changed small file costs
+            // the one or two chunks covering it, no more than a patch object's own overhead would save.
+            if (f.InStream) continue;
             long offset = 0;
             foreach (var c in f.Chunks)
             {
                 var chunkOffset = offset;
                 offset += c.Length;
-                if (!sourceByPath.TryGetValue(f.Path, out var b) || b.Size == 0 || b.Sha256 == f.Sha256) continue;
+                if (!sourceByPath.TryGetValue(f.Path, out var b) || b.Size == 0 || b.InStream || b.Sha256 == f.Sha256) continue;
                 if (sourceTags.Contains(c.Tag) || !seen.Add(c.Id)) continue;
                 var center = f.Size == 0 ? 0 : (long)((double)chunkOffset * b.Size / f.Size);
                 var s = Math.Clamp(center - Window, 0, b.Size);

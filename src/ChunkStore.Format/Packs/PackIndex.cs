@@ -48,14 +48,17 @@ public sealed record PackIndex(string ManifestSha256, IReadOnlyList<PackInfo> Pa
     private const int EntryRecordLength = 16;
 
     /// <summary>
-    /// The manifest's distinct chunk ids in first-appearance order (files in manifest order, chunks in file order):
-    /// what <see cref="PackEntry.Chunk"/> ordinals count.
+    /// The manifest's distinct chunk ids in first-appearance order (the small-file stream's chunks first, then files in
+    /// manifest order, chunks in file order): what <see cref="PackEntry.Chunk"/> ordinals count.
     /// </summary>
     public static IReadOnlyList<ChunkId> ChunkOrder(Manifest manifest)
     {
         ArgumentNullException.ThrowIfNull(manifest);
         var seen = new HashSet<ChunkId>();
         var order = new List<ChunkId>();
+        if (manifest.Stream is { } stream)
+            foreach (var c in stream.Chunks)
+                if (seen.Add(c.Id)) order.Add(c.Id);
         foreach (var f in manifest.Files)
             foreach (var c in f.Chunks)
                 if (seen.Add(c.Id)) order.Add(c.Id);

@@ -22,7 +22,15 @@ public sealed record PublishRequest(
     string? Channel = null,
     TimeSpan? Lifetime = null,
     ChunkingOptions? Chunking = null,
-    bool Packs = false);
+    bool Packs = false)
+{
+    /// <summary>
+    /// Files of 1 .. this many bytes minus one are packed, in manifest order, into the release's small-file stream
+    /// (docs/store-format.md, "Small-file stream"; manifest schema 2) when the tree holds at least two of them;
+    /// 0 (the default) chunks every file on its own and writes schema 1, which every agent reads.
+    /// </summary>
+    public int SmallFilesBelow { get; init; }
+}
 
 /// <summary>Progress of a publish, reported after every batch of chunks.</summary>
 /// <param name="BytesDone">Plaintext bytes chunked and stored so far.</param>

@@ -75,6 +75,11 @@ public sealed class Publisher
         var state = new RunState(tree.TotalBytes, PublishCache.Load(_store), locator, locator is null ? null : new PackWriter(_store));
         var fileChunks = new List<PendingChunk>[tree.Files.Count];
         var fileHashes = new string[tree.Files.Count];
+        if (request.SmallFilesBelow < 0)
+            throw new InvalidInputException($"Small-file threshold {request.SmallFilesBelow} is negative: use 0 (off) or a size in bytes such as {chunker.Options.Min}.");
+        var inStream = tree.Files.Select(f => f.Size > 0 && f.Size < request.SmallFilesBelow).ToArray();
+        if (inStream.Count(s => s) < 2) Array.Clear(inStream);
+        var streamChunks = new List<PendingChunk>();
 
         // Pipeline: this thread reads, hashes and chunks the files in order and queues each chunk; one worker per
         // core takes chunks off the queue and tags, encodes and stores them. No batch barrier: the reader never
@@ -89,9 +94,25 @@ public sealed class Publisher
                 CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
         try
         {
+            // The small-file stream first: its chunks lie together in the packs, in the order a device reads them.
+            if (inStream.Any(s => s))
+            {
+                using var concatenated = new SmallFileReader(tree.Files, inStream, OpenFile, fileHashes);
+                foreach (var chunk in chunker.Chunks(concatenated))
+                {
+                    var copy = ArrayPool<byte>.Shared.Rent(chunk.Length);
+                    chunk.Span.CopyTo(copy);
+                    var pending = new PendingChunk(copy, chunk.Length) { Sequence = state.ChunksQueued };
+                    streamChunks.Add(pending);
+                    queue.Add(pending, stop.Token);
+                    if (++state.ChunksQueued % ProgressEveryChunks == 0) progress?.Report(state.Snapshot(concatenated.Current));
+                }
+                concatenated.Finish();
+            }
             for (var f = 0; f < tree.Files.Count; f++)
             {
                 stop.Token.ThrowIfCancellationRequested();
+                if (inStream[f]) { fileChunks[f] = []; continue; }
                 var file = tree.Files[f];
                 fileChunks[f] = [];
                 using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
@@ -147,8 +168,24 @@ public sealed class Publisher
         // Chunks must be durable before anything that refers to them.
         _store.Flush();
 
+        SmallFileStream? smallFiles = null;
+        long[] starts = [];
+        if (streamChunks.Count > 0)
+        {
+            var refs = streamChunks.Select(c => new ChunkRef(c.Id, c.Length, c.Tag)).ToList();
+            smallFiles = new SmallFileStream(refs.Sum(c => (long)c.Length), refs);
+            starts = smallFiles.ChunkStarts();
+        }
+        long streamOffset = 0;
         var files = tree.Files.Select((f, i) =>
         {
+            if (inStream[i])
+            {
+                var file = smallFiles!.Attach(new ManifestFile(f.RelativePath, f.Mode, f.Size, fileHashes[i], []) { StreamOffset = streamOffset }, starts)
+                    ?? throw new InvalidInputException($"File '{f.FullPath}' changed size while it was published: publish from a tree nothing writes to.");
+                streamOffset += f.Size;
+                return file;
+            }
             var refs = fileChunks[i].Select(c => new ChunkRef(c.Id, c.Length, c.Tag)).ToList();
             return new ManifestFile(f.RelativePath, f.Mode, refs.Sum(c => (long)c.Length), fileHashes[i], refs);
         }).ToList();
@@ -157,7 +194,7 @@ public sealed class Publisher
         var created = new DateTimeOffset(now.UtcTicks - now.UtcTicks % TimeSpan.TicksPerSecond, TimeSpan.Zero);
         var expires = created + TimeSpan.FromSeconds(Math.Ceiling(lifetime.TotalSeconds));
         var manifest = new Manifest(request.Product, request.Version, versionId, created, expires, chunker.Options,
-            InventoryDigest.Of(files), files, symlinks);
+            InventoryDigest.Of(files), files, symlinks) { Stream = smallFiles };
         var manifestBytes = ManifestSerializer.Serialize(manifest);
         var signature = ManifestSigner.Sign(manifestBytes, _signingKey);
         var manifestPath = StoreLayout.ManifestPath(request.Product, request.Version);
@@ -247,6 +284,94 @@ public sealed class Publisher
                 stop.Cancel();
             }
         }
+    }
+
+    /// <summary>
+    /// The stream files read one after another as one stream (what the chunker cuts), each hashed as it passes; a file
+    /// whose length differs from the scan's is refused (the manifest's ranges come from the scanned sizes).
+    /// </summary>
+    private sealed class SmallFileReader(IReadOnlyList<TreeFile> files, bool[] inStream, Func<string, Stream> open, string[] hashes) : Stream
+    {
+        private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        private int _index = -1;
+        private Stream? _file;
+        private long _read;
+
+        /// <summary>The file being read (progress).</summary>
+        public string? Current => _index >= 0 && _index < files.Count ? files[_index].RelativePath : null;
+
+        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+        public override int Read(Span<byte> buffer)
+        {
+            while (true)
+            {
+                if (_file is null && !OpenNext()) return 0;
+                var n = _file!.Read(buffer);
+                if (n > 0)
+                {
+                    _hash.AppendData(buffer[..n]);
+                    _read += n;
+                    if (_read > files[_index].Size) throw Changed();
+                    return n;
+                }
+                CloseCurrent();
+            }
+        }
+
+        /// <summary>Checks that every stream file was read to its end.</summary>
+        public void Finish()
+        {
+            if (_file is not null || _index < files.Count)
+                throw new InvalidOperationException("the small-file stream was not read to its end");
+        }
+
+        private bool OpenNext()
+        {
+            _index = Array.FindIndex(inStream, _index + 1, s => s);
+            if (_index < 0) { _index = files.Count; return false; }
+            try
+            {
+                _file = open(files[_index].FullPath);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                throw new InvalidInputException($"File '{files[_index].FullPath}' cannot be read ({ex.Message}): fix its permissions or remove it from the tree.", ex);
+            }
+            _read = 0;
+            return true;
+        }
+
+        private void CloseCurrent()
+        {
+            _file!.Dispose();
+            _file = null;
+            if (_read != files[_index].Size) throw Changed();
+            hashes[_index] = Convert.ToHexStringLower(_hash.GetHashAndReset());
+        }
+
+        private InvalidInputException Changed() =>
+            new($"File '{files[_index].FullPath}' changed size while it was published: publish from a tree nothing writes to.");
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
+            {
+                _file?.Dispose();
+                _hash.Dispose();
+            }
+            base.Dispose(disposing);
+        }
+
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 
     private sealed class PendingChunk(byte[] buffer, int length)

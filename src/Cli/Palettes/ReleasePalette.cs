@@ -36,6 +36,8 @@ public static class ReleasePalette
                     new SwitchSpec("chunk-max", "BYTES", $"FastCDC maximum chunk size (default {ChunkingOptions.Default.Max})"),
                     new SwitchSpec("packs", null, "store the new chunks once, inside pack objects with a signed pack index: devices fetch them " +
                         "in a few Range requests instead of one per chunk (local --store only)"),
+                    new SwitchSpec("small-files-below", "BYTES", "pack the files smaller than BYTES (at least 2 such files) into one " +
+                        "chunked small-file stream: manifest schema 2, which agents before it refuse (local --store only; default off)"),
                     new SwitchSpec("json", null, "machine-readable output"),
                 ],
                 ["TREE"],
@@ -206,7 +208,10 @@ public static class ReleasePalette
             call.Optional("channel"),
             TimeSpan.FromDays(days),
             chunking,
-            call.Has("packs"));
+            call.Has("packs"))
+        {
+            SmallFilesBelow = (int)(call.OptionalLong("small-files-below", 1, ChunkingOptions.MaxChunkLimit) ?? 0),
+        };
 
         var keysDir = call.Required("keys");
         var storeDir = call.Optional("store");
@@ -218,6 +223,8 @@ public static class ReleasePalette
             if (server is null) throw new UsageException("Missing --store DIR (publish into a local store folder) or --server URL (upload to a node).");
             if (request.Packs)
                 throw new UsageException("--packs is for a local --store: the upload to a node carries no packs yet; publish without --packs, or into the node's store folder.");
+            if (request.SmallFilesBelow > 0)
+                throw new UsageException("--small-files-below is for a local --store: the upload to a node writes schema-1 manifests; publish without it, or into the node's store folder.");
             using var client = AdminClient.Resolve(server, call.Optional("token"), call.Console);
             return await ReleaseUpload.RunAsync(call, client, request, keysDir, cancellationToken).ConfigureAwait(false);
         }

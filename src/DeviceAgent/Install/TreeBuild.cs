@@ -11,7 +11,13 @@ namespace Orchestrator.DeviceAgent.Install;
 /// <param name="File">The manifest file.</param>
 /// <param name="Offset">Byte offset of the chunk in it.</param>
 /// <param name="Chunk">The chunk (its plaintext length and tag).</param>
-public sealed record ChunkPlace(ManifestFile File, long Offset, ChunkRef Chunk);
+/// <param name="ChunkOffset">Start of the slice of the chunk's plaintext that goes there (0 unless a small-file stream chunk).</param>
+/// <param name="Length">Length of that slice (the whole chunk unless a small-file stream chunk).</param>
+public sealed record ChunkPlace(ManifestFile File, long Offset, ChunkRef Chunk, int ChunkOffset, int Length)
+{
+    /// <summary>The place of a file piece (<see cref="ManifestFile.Pieces"/>).</summary>
+    public ChunkPlace(ManifestFile file, FilePiece piece) : this(file, piece.FileOffset, piece.Chunk, piece.ChunkOffset, piece.Length) { }
+}
 
 /// <summary>
 /// The files of a release that are not already on the device (changed, added or damaged ones), built in place in
@@ -94,6 +100,12 @@ public sealed class TreeBuild
             return done;
         }
         using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 1 << 16, FileOptions.SequentialScan);
+        // A stream file holds slices of chunks, which have no tags of their own: it is resumed whole, by its hash.
+        if (file.InStream)
+        {
+            if (Convert.ToHexStringLower(SHA256.HashData(fs)) == file.Sha256) Array.Fill(done, true);
+            return done;
+        }
         var buffer = new byte[file.Chunks.Count == 0 ? 0 : file.Chunks.Max(c => c.Length)];
         for (var i = 0; i < file.Chunks.Count; i++)
         {
@@ -118,13 +130,13 @@ public sealed class TreeBuild
         if (RandomAccess.GetLength(handle) != file.Size) RandomAccess.SetLength(handle, file.Size);
     }
 
-    /// <summary>Writes one chunk's plaintext into each of its places (files <see cref="Allocate"/>d before).</summary>
+    /// <summary>Writes one chunk's plaintext (its slice, for a small-file stream chunk) into each of its places (files <see cref="Allocate"/>d before).</summary>
     public void Write(IEnumerable<ChunkPlace> places, ReadOnlySpan<byte> plaintext)
     {
         foreach (var place in places)
         {
             using var handle = File.OpenHandle(PathOf(place.File.Path), FileMode.Open, FileAccess.Write, FileShare.ReadWrite);
-            RandomAccess.Write(handle, plaintext, place.Offset);
+            RandomAccess.Write(handle, plaintext.Slice(place.ChunkOffset, place.Length), place.Offset);
         }
     }
 

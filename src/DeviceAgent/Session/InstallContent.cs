@@ -126,16 +126,11 @@ internal sealed class InstallContent(ZoneLayout layout, DownloadSettings downloa
             if (plan.Missing.ContainsKey(id) || !plan.Local.TryGetValue(id, out var local)) continue;
             if (buffer.Length < local.Length) buffer = new byte[local.Length];
             var piece = buffer.AsSpan(0, local.Length);
-            using (var fs = new FileStream(local.FullPath, FileMode.Open, FileAccess.Read, FileShare.Read, 1))
+            if (!local.TryRead(piece) || ChunkCodec.ManifestTag(piece, key) != places[0].Chunk.Tag)
             {
-                fs.Seek(local.Offset, SeekOrigin.Begin);
-                if (fs.ReadAtLeast(piece, piece.Length, throwOnEndOfStream: false) != piece.Length
-                    || ChunkCodec.ManifestTag(piece, key) != places[0].Chunk.Tag)
-                {
-                    log($"chunk {id} changed in '{local.FullPath}' since the plan; downloading it");
-                    plan.Missing[id] = places[0].Chunk.Length;
-                    continue;
-                }
+                log($"chunk {id} changed in '{local.FullPath}' since the plan; downloading it");
+                plan.Missing[id] = places[0].Chunk.Length;
+                continue;
             }
             build.Write(places, piece);
         }

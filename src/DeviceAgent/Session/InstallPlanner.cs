@@ -131,17 +131,16 @@ internal sealed class InstallPlanner(ZoneLayout layout, DownloadSettings downloa
     private static void AddPlaces(ManifestFile f, bool[]? done, List<ManifestFile> chunkFiles, Dictionary<ChunkId, List<ChunkPlace>> places)
     {
         chunkFiles.Add(f);
-        long offset = 0;
-        for (var i = 0; i < f.Chunks.Count; i++)
+        var i = 0;
+        foreach (var piece in f.Pieces())
         {
-            var c = f.Chunks[i];
             if (done is null || !done[i])
             {
                 // Most chunks have one place; a list sized for one keeps a large file's plan small.
-                if (!places.TryGetValue(c.Id, out var list)) places[c.Id] = list = new List<ChunkPlace>(1);
-                list.Add(new ChunkPlace(f, offset, c));
+                if (!places.TryGetValue(piece.Chunk.Id, out var list)) places[piece.Chunk.Id] = list = new List<ChunkPlace>(1);
+                list.Add(new ChunkPlace(f, piece));
             }
-            offset += c.Length;
+            i++;
         }
     }
 }

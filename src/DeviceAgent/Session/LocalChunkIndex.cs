@@ -10,7 +10,34 @@ namespace Orchestrator.DeviceAgent.Session;
 /// <param name="FullPath">Local file.</param>
 /// <param name="Offset">Byte offset of the chunk in the file.</param>
 /// <param name="Length">Plaintext length.</param>
-public sealed record LocalChunk(string FullPath, long Offset, int Length);
+public sealed record LocalChunk(string FullPath, long Offset, int Length)
+{
+    /// <summary>
+    /// For a small-file stream chunk: the local file ranges whose concatenation is its plaintext (the held files it
+    /// spans, in stream order); null when the chunk lies in one file at <see cref="Offset"/>.
+    /// </summary>
+    public IReadOnlyList<LocalChunk>? Segments { get; init; }
+
+    /// <summary>Reads the chunk's plaintext into <paramref name="into"/> (exactly <see cref="Length"/> bytes); false when a file is now shorter.</summary>
+    public bool TryRead(Span<byte> into)
+    {
+        var at = 0;
+        foreach (var part in Segments ?? [this])
+        {
+            using var handle = File.OpenHandle(part.FullPath, FileMode.Open, FileAccess.Read, FileShare.Read);
+            var slice = into.Slice(at, part.Length);
+            var read = 0;
+            while (read < slice.Length)
+            {
+                var n = RandomAccess.Read(handle, slice[read..], part.Offset + read);
+                if (n == 0) return false;
+                read += n;
+            }
+            at += part.Length;
+        }
+        return at == Length;
+    }
+}
 
 /// <summary>
 /// Finds which chunks of a manifest the device already holds in its installed tree, so only the rest is
@@ -30,12 +57,16 @@ public static class LocalChunkIndex
         var found = new Dictionary<ChunkId, LocalChunk>();
         if (wanted.Count == 0) return found;
         var manifestByHash = new Dictionary<string, ManifestFile>(StringComparer.Ordinal);
-        foreach (var f in manifest.Files) manifestByHash.TryAdd(f.Sha256, f);
+        foreach (var f in manifest.Files) if (!f.InStream) manifestByHash.TryAdd(f.Sha256, f);
+        var streamHashes = manifest.Files.Where(f => f.InStream).Select(f => f.Sha256).ToHashSet(StringComparer.Ordinal);
+        var heldByHash = new Dictionary<string, string>(StringComparer.Ordinal);
 
         var toChunk = new List<string>();
         foreach (var entry in inventory)
         {
             var full = TreeInventory.ResolveInside(root, entry.Path);
+            heldByHash.TryAdd(entry.Sha256, full);
+            if (streamHashes.Contains(entry.Sha256) && !manifestByHash.ContainsKey(entry.Sha256)) continue; // used whole by the stream below
             if (manifestByHash.TryGetValue(entry.Sha256, out var same))
             {
                 long offset = 0;
@@ -50,6 +81,8 @@ public static class LocalChunkIndex
                 toChunk.Add(full);
             }
         }
+
+        if (manifest.Stream is not null) FindStreamChunks(manifest, heldByHash, wanted, found);
 
         // Nothing left to cut (a fresh device, or every local file is a release file): no tag table, which would hold
         // an entry per wanted chunk of the release.
@@ -81,5 +114,36 @@ public static class LocalChunkIndex
             }
         }
         return found;
+    }
+
+    /// <summary>
+    /// The wanted small-file stream chunks whose every overlapping file the device holds (by hash, at any path): each is
+    /// read as the concatenation of those files' ranges. The target manifest alone says this, so no earlier manifest is
+    /// kept, and a renamed or reordered small file still counts.
+    /// </summary>
+    private static void FindStreamChunks(Manifest manifest, Dictionary<string, string> heldByHash, IReadOnlySet<ChunkId> wanted, Dictionary<ChunkId, LocalChunk> found)
+    {
+        var stream = manifest.Stream!;
+        var starts = stream.ChunkStarts();
+        var files = manifest.Files.Where(f => f.InStream).ToList();
+        var first = 0;
+        for (var i = 0; i < stream.Chunks.Count; i++)
+        {
+            var c = stream.Chunks[i];
+            long start = starts[i], end = starts[i + 1];
+            while (first < files.Count && files[first].StreamOffset!.Value + files[first].Size <= start) first++;
+            if (!wanted.Contains(c.Id) || found.ContainsKey(c.Id)) continue;
+            var segments = new List<LocalChunk>();
+            for (var j = first; j < files.Count && files[j].StreamOffset!.Value < end; j++)
+            {
+                var f = files[j];
+                if (!heldByHash.TryGetValue(f.Sha256, out var full)) { segments = null; break; }
+                var offset = f.StreamOffset!.Value;
+                var from = Math.Max(start, offset);
+                var to = Math.Min(end, offset + f.Size);
+                segments.Add(new LocalChunk(full, from - offset, (int)(to - from)));
+            }
+            if (segments is { Count: > 0 }) found[c.Id] = new LocalChunk(segments[0].FullPath, segments[0].Offset, c.Length) { Segments = segments };
+        }
     }
 }

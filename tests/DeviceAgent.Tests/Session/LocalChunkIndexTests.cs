@@ -56,4 +56,51 @@ public sealed class LocalChunkIndexTests
         Assert.False(found.ContainsKey(refs[3].Id));
         Assert.False(found.ContainsKey(refs[4].Id));
     }
+
+    /// <summary>
+    /// A small-file stream chunk is found when the device holds every file it spans (by hash, at any path): its plaintext
+    /// is the concatenation of those files' ranges. One spanned file missing, and the chunk is not local.
+    /// </summary>
+    [Fact]
+    public void Stream_chunks_are_read_from_the_held_files_they_span_and_only_then()
+    {
+        using var dir = new TempDir();
+        var root = dir.Folder("client");
+        var key = ContentKey.Generate();
+        var a = RandomNumberGenerator.GetBytes(700);
+        var b = RandomNumberGenerator.GetBytes(900);
+        var c = RandomNumberGenerator.GetBytes(500);
+        var stream = a.Concat(b).Concat(c).ToArray();
+        // Chunks [0,1000) spans a and b, [1000,2100) spans b and c.
+        byte[] Slice(int from, int to) => stream[from..to];
+        var s1 = new ChunkRef(ChunkId.Of([1]), 1000, ChunkCodec.ManifestTag(Slice(0, 1000), key));
+        var s2 = new ChunkRef(ChunkId.Of([2]), 1100, ChunkCodec.ManifestTag(Slice(1000, 2100), key));
+        var smallFiles = new SmallFileStream(2100, [s1, s2]);
+        var starts = smallFiles.ChunkStarts();
+        string Sha(byte[] x) => Convert.ToHexStringLower(SHA256.HashData(x));
+        var files = new[]
+        {
+            smallFiles.Attach(new ManifestFile("a.js", 420, a.Length, Sha(a), []) { StreamOffset = 0 }, starts)!,
+            smallFiles.Attach(new ManifestFile("b.js", 420, b.Length, Sha(b), []) { StreamOffset = 700 }, starts)!,
+            smallFiles.Attach(new ManifestFile("c.js", 420, c.Length, Sha(c), []) { StreamOffset = 1600 }, starts)!,
+        };
+        var manifest = new Manifest("acme", "2", 2, DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch.AddDays(1), Small,
+            InventoryDigest.Of(files), files, []) { Stream = smallFiles };
+        // The device holds a and b under other names, and not c.
+        File.WriteAllBytes(Path.Combine(root, "old-a.js"), a);
+        File.WriteAllBytes(Path.Combine(root, "old-b.js"), b);
+        var inventory = new[] { new InventoryEntry("old-a.js", Sha(a)), new InventoryEntry("old-b.js", Sha(b)) };
+
+        var found = LocalChunkIndex.Build(root, inventory, manifest, key, new HashSet<ChunkId> { s1.Id, s2.Id }, CancellationToken.None);
+
+        Assert.False(found.ContainsKey(s2.Id));
+        var local = found[s1.Id];
+        Assert.Equal(1000, local.Length);
+        Assert.Equal([(Path.Combine(root, "old-a.js"), 0L, 700), (Path.Combine(root, "old-b.js"), 0L, 300)],
+            local.Segments!.Select(p => (p.FullPath, p.Offset, p.Length)));
+        var plain = new byte[1000];
+        Assert.True(local.TryRead(plain));
+        Assert.Equal(Slice(0, 1000), plain);
+        Assert.Equal(s1.Tag, ChunkCodec.ManifestTag(plain, key));
+    }
 }
