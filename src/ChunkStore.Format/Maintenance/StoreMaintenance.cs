@@ -191,6 +191,7 @@ public sealed class StoreMaintenance(FileSystemStore store)
                 catch (InvalidInputException ex) { problems.Add($"{label}: {ex.Message}"); continue; }
                 if (manifest.Product != product || manifest.Version != entry.Version || manifest.VersionId != entry.VersionId)
                     problems.Add($"{label}: manifest says {manifest.Product}/{manifest.Version} id {manifest.VersionId}, the index says {product}/{entry.Version} id {entry.VersionId}");
+                problems.AddRange(CompactManifestProblems(label, index, entry, bytes));
                 // What a device can fetch for this release: chunk objects, and the chunks its own pack index locates intact.
                 var packed = new Dictionary<ChunkId, int>();
                 problems.AddRange(PackProblems(label, entry.ManifestPath, bytes, manifest, publicKey, packed));
@@ -343,8 +344,12 @@ public sealed class StoreMaintenance(FileSystemStore store)
             removed.AddRange(dropped.Select(d => $"{product}/{d.Version}"));
             if (policy.DryRun) continue;
             if (dropped.Count > 0) _store.WriteFile(StoreLayout.IndexPath(product), kept.ToBytes());
-            var keepFiles = kept.Versions.SelectMany(v => new[] { v.ManifestPath, StoreLayout.SignaturePathFor(v.ManifestPath), StoreLayout.PackIndexPathFor(v.ManifestPath), StoreLayout.ChunkPatchIndexPathFor(v.ManifestPath) })
+            var keepFiles = kept.Versions.SelectMany(v => new[] { v.ManifestPath, StoreLayout.SignaturePathFor(v.ManifestPath), StoreLayout.PackIndexPathFor(v.ManifestPath), StoreLayout.ChunkPatchIndexPathFor(v.ManifestPath), StoreLayout.CompactManifestPath(v.ManifestPath) })
                 .ToHashSet(StringComparer.Ordinal);
+            // A manifest patch stays while both its release and its base are kept (like a delta): it can then be checked.
+            foreach (var v in kept.Versions)
+                foreach (var b in kept.Versions)
+                    if (b.VersionId < v.VersionId) keepFiles.Add(StoreLayout.ManifestPatchPath(v.ManifestPath, b.VersionId));
             foreach (var file in _store.EnumerateManifestFiles(product))
                 if (!keepFiles.Contains(file) && _store.DeleteFile(file)) manifestFilesDeleted++;
         }
@@ -455,6 +460,48 @@ public sealed class StoreMaintenance(FileSystemStore store)
         {
             return (null, ex.Message);
         }
+    }
+
+    /// <summary>
+    /// Checks a release's compact manifests as an agent would use them: each decodes, within the manifest's length, to
+    /// exactly the canonical manifest bytes (a patch against its base's). A patch whose base is not listed, or a file
+    /// that is no encoding of a listed release, is reported too (gc removes both).
+    /// </summary>
+    private List<string> CompactManifestProblems(string label, ReleaseIndex index, ReleaseIndexEntry entry, byte[] manifestBytes)
+    {
+        var problems = new List<string>();
+        var whole = StoreLayout.CompactManifestPath(entry.ManifestPath);
+        var prefix = entry.ManifestPath[..^".json".Length] + ".from-";
+        foreach (var path in _store.EnumerateManifestFiles(index.Product).Where(p => p == whole || (p.StartsWith(prefix, StringComparison.Ordinal) && p.EndsWith(".zst", StringComparison.Ordinal))))
+        {
+            var reference = Array.Empty<byte>();
+            if (path != whole)
+            {
+                var id = path[prefix.Length..^".zst".Length];
+                // Not a number: the patch of another version whose name continues with ".from-…", checked with that version.
+                if (!long.TryParse(id, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var baseId)) continue;
+                var baseEntry = index.FindById(baseId);
+                if (baseEntry is null || baseEntry.VersionId >= entry.VersionId || path != StoreLayout.ManifestPatchPath(entry.ManifestPath, baseEntry.VersionId))
+                {
+                    problems.Add($"{label}: {path} is a manifest patch against version ID {id}, which the index does not list as an older release ('orch store gc' removes it)");
+                    continue;
+                }
+                if (_store.ReadFile(baseEntry.ManifestPath) is not { } baseBytes) continue; // reported as that release's missing manifest
+                reference = baseBytes;
+            }
+            var encoded = _store.ReadFile(path);
+            if (encoded is null) continue;
+            try
+            {
+                if (!CompactManifest.Decode(reference, encoded, manifestBytes.Length).AsSpan().SequenceEqual(manifestBytes))
+                    problems.Add($"{label}: {path} decodes to other bytes than {entry.ManifestPath}; delete it (devices then fetch the JSON) or publish again");
+            }
+            catch (IntegrityException ex)
+            {
+                problems.Add($"{label}: {path} does not decode to {entry.ManifestPath} ({ex.Message}); delete it (devices then fetch the JSON)");
+            }
+        }
+        return problems;
     }
 
     private DeltaManifest? TryReadDelta(string path)
