@@ -13,7 +13,7 @@ namespace Orchestrator.ChunkStore.Manifests;
 /// directive, signature over those bytes, strict parse). An encoding is stored only when it is smaller than the one it
 /// replaces (the patch than the whole frame, the whole frame than the JSON).
 /// </summary>
-public static class CompactManifest
+public static unsafe class CompactManifest
 {
     /// <summary>zstd level of every encoding (<see cref="PatchCodec.DefaultLevel"/>: manifests are small, decoding cost does not depend on it).</summary>
     public const int Level = PatchCodec.DefaultLevel;
@@ -40,6 +40,21 @@ public static class CompactManifest
             throw new IntegrityException($"a compact manifest of {manifestBytes} bytes against a {reference.Length}-byte reference is outside 1 .. {MaxInput} bytes in all.");
         if (encoded.Length == 0) throw new IntegrityException("the compact manifest is empty.");
         return PatchCodec.Apply(reference, encoded, manifestBytes, PatchCodec.WindowLogFor(reference.Length, manifestBytes));
+    }
+
+    /// <summary>
+    /// The manifest length the encoding's zstd frame header declares (every encoding written here declares it); null when
+    /// the header is damaged or declares none. For a reader that has no pinned length: it decodes with this as the exact
+    /// bound after checking it against its own limit.
+    /// </summary>
+    public static long? DeclaredLength(ReadOnlySpan<byte> encoded)
+    {
+        fixed (byte* src = encoded)
+        {
+            var size = ZstdSharp.Unsafe.Methods.ZSTD_getFrameContentSize(src, (nuint)encoded.Length);
+            // ZSTD_CONTENTSIZE_UNKNOWN (2^64 - 1) and ZSTD_CONTENTSIZE_ERROR (2^64 - 2): no usable declaration.
+            return size >= ulong.MaxValue - 1 || size > long.MaxValue ? null : (long)size;
+        }
     }
 
     /// <summary>

@@ -147,8 +147,8 @@ internal sealed class ReleaseVerification(AgentConfig config, TimeProvider time,
                     $"the directive pins a manifest of {pinned} bytes for '{path}', more than download.maxManifestBytes ({cap}); raise download.maxManifestBytes in the agent's configuration if releases really are this large");
             cap = pinned;
         }
-        if (directive?.ManifestBytes is { } exact && response.CompactManifests is { Count: > 0 } offered
-            && await TryFetchCompactAsync(downloader, response, offered, exact, record, directive, anchor, ct) is { } compact)
+        if (response.CompactManifests is { Count: > 0 } offered
+            && await TryFetchCompactAsync(downloader, response, offered, cap, directive?.ManifestBytes, record, directive, anchor, ct) is { } compact)
             return compact;
         try
         {
@@ -170,14 +170,16 @@ internal sealed class ReleaseVerification(AgentConfig config, TimeProvider time,
 
     /// <summary>
     /// Tries the compact encodings the gateway offers (docs/store-format.md "Compact manifests"), best first: a patch only
-    /// against exactly the installed manifest whose verified copy this device keeps, decoded into exactly the
-    /// <paramref name="exact"/> bytes the directive pins (fetched with that cap, one round), then verified like the JSON:
-    /// signature, product, version, the directive's SHA-256. Memory: the reference (at most download.maxManifestBytes),
-    /// the encoding (at most <paramref name="exact"/>) and the decoded manifest (<paramref name="exact"/>), plus a zstd
-    /// decoder context. Anything wrong is logged and the next encoding, finally the JSON, is fetched; null then.
+    /// against exactly the installed manifest whose verified copy this device keeps, fetched with the manifest's cap
+    /// (<paramref name="cap"/>: the directive's pinned length, else download.maxManifestBytes; one round) and decoded into
+    /// exactly the length the frame header declares, which must be the directive's <paramref name="pinned"/> length (or,
+    /// without a directive, at most the cap); then verified like the JSON: signature, product, version, the directive's
+    /// SHA-256. Memory: the reference (at most download.maxManifestBytes), the encoding and the decoded manifest (each at
+    /// most <paramref name="cap"/>), plus a zstd decoder context. Anything wrong is logged and the next encoding, finally
+    /// the JSON, is fetched; null then.
     /// </summary>
     private async Task<(Manifest Manifest, string Sha256, long Length)?> TryFetchCompactAsync(StoreDownloader downloader, CheckInResponse response,
-        IReadOnlyList<string> offered, long exact, VersionRecord? record, Directive? directive, TrustAnchor anchor, CancellationToken ct)
+        IReadOnlyList<string> offered, long cap, long? pinned, VersionRecord? record, Directive? directive, TrustAnchor anchor, CancellationToken ct)
     {
         var path = response.ManifestPath!;
         var installed = record?.VersionId ?? 0;
@@ -201,16 +203,20 @@ internal sealed class ReleaseVerification(AgentConfig config, TimeProvider time,
             }
             try
             {
-                return await downloader.FetchVerifiedAsync([(candidate, exact), (StoreLayout.SignaturePathFor(path), ManifestSigner.SignatureLength)], files =>
+                return await downloader.FetchVerifiedAsync([(candidate, cap), (StoreLayout.SignaturePathFor(path), ManifestSigner.SignatureLength)], files =>
                 {
+                    var declared = CompactManifest.DeclaredLength(files[0]);
+                    if (declared is null || declared > cap || (pinned is { } p && declared != p))
+                        throw new ContentRejectedException($"compact manifest '{candidate}' declares {(declared is { } d ? $"{d} bytes" : "no length")}, " +
+                            (pinned is { } q ? $"the directive pins {q}" : $"at most {cap} (download.maxManifestBytes) are accepted") + "; not decoded");
                     byte[] decoded;
                     try
                     {
-                        decoded = CompactManifest.Decode(reference, files[0], exact);
+                        decoded = CompactManifest.Decode(reference, files[0], declared.Value);
                     }
                     catch (IntegrityException e)
                     {
-                        throw new ContentRejectedException($"compact manifest '{candidate}' does not decode to the {exact} bytes the directive pins: {e.Message}", e);
+                        throw new ContentRejectedException($"compact manifest '{candidate}' does not decode to the {declared} bytes it declares: {e.Message}", e);
                     }
                     var (manifest, sha) = Verify(decoded, files[1], anchor, path, response, record, directive);
                     kept.Keep(decoded, sha);
