@@ -346,12 +346,11 @@ public sealed class StoreMaintenance(FileSystemStore store)
             if (dropped.Count > 0) _store.WriteFile(StoreLayout.IndexPath(product), kept.ToBytes());
             var keepFiles = kept.Versions.SelectMany(v => new[] { v.ManifestPath, StoreLayout.SignaturePathFor(v.ManifestPath), StoreLayout.PackIndexPathFor(v.ManifestPath), StoreLayout.ChunkPatchIndexPathFor(v.ManifestPath), StoreLayout.CompactManifestPath(v.ManifestPath) })
                 .ToHashSet(StringComparer.Ordinal);
-            // A manifest patch stays while both its release and its base are kept (like a delta): it can then be checked.
-            foreach (var v in kept.Versions)
-                foreach (var b in kept.Versions)
-                    if (b.VersionId < v.VersionId) keepFiles.Add(StoreLayout.ManifestPatchPath(v.ManifestPath, b.VersionId));
+            // A manifest patch stays with its release even when its base is dropped: devices still running the dropped
+            // release hold that base and fetch the patch.
+            var patchPrefixes = kept.Versions.Select(v => v.ManifestPath[..^".json".Length] + ".from-").ToList();
             foreach (var file in _store.EnumerateManifestFiles(product))
-                if (!keepFiles.Contains(file) && _store.DeleteFile(file)) manifestFilesDeleted++;
+                if (!keepFiles.Contains(file) && !patchPrefixes.Any(prefix => IsPatchOf(file, prefix)) && _store.DeleteFile(file)) manifestFilesDeleted++;
         }
 
         if (!policy.DryRun)
@@ -462,10 +461,15 @@ public sealed class StoreMaintenance(FileSystemStore store)
         }
     }
 
+    // "<prefix><digits>.zst": a manifest patch of the release whose path gives the prefix ("manifests/p/<v>.from-").
+    private static bool IsPatchOf(string path, string prefix) =>
+        path.Length > prefix.Length + 4 && path.StartsWith(prefix, StringComparison.Ordinal) && path.EndsWith(".zst", StringComparison.Ordinal)
+        && path[prefix.Length..^4].All(char.IsAsciiDigit);
+
     /// <summary>
     /// Checks a release's compact manifests as an agent would use them: each decodes, within the manifest's length, to
-    /// exactly the canonical manifest bytes (a patch against its base's). A patch whose base is not listed, or a file
-    /// that is no encoding of a listed release, is reported too (gc removes both).
+    /// exactly the canonical manifest bytes (a patch against its base's). A patch whose base is no longer listed (gc keeps
+    /// it for devices still on that release) can only be checked for the length its frame declares.
     /// </summary>
     private List<string> CompactManifestProblems(string label, ReleaseIndex index, ReleaseIndexEntry entry, byte[] manifestBytes)
     {
@@ -480,10 +484,16 @@ public sealed class StoreMaintenance(FileSystemStore store)
                 var id = path[prefix.Length..^".zst".Length];
                 // Not a number: the patch of another version whose name continues with ".from-…", checked with that version.
                 if (!long.TryParse(id, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var baseId)) continue;
-                var baseEntry = index.FindById(baseId);
-                if (baseEntry is null || baseEntry.VersionId >= entry.VersionId || path != StoreLayout.ManifestPatchPath(entry.ManifestPath, baseEntry.VersionId))
+                if (baseId == 0 || path != StoreLayout.ManifestPatchPath(entry.ManifestPath, baseId))
                 {
-                    problems.Add($"{label}: {path} is a manifest patch against version ID {id}, which the index does not list as an older release ('orch store gc' removes it)");
+                    problems.Add($"{label}: {path} is not a manifest patch name (<version>.from-<versionId>.zst); delete it");
+                    continue;
+                }
+                var baseEntry = index.FindById(baseId);
+                if (baseEntry is null)
+                {
+                    if (_store.ReadFile(path) is { } orphan && CompactManifest.DeclaredLength(orphan) != manifestBytes.Length)
+                        problems.Add($"{label}: {path} (against version ID {baseId}, no longer listed) declares {CompactManifest.DeclaredLength(orphan)?.ToString() ?? "no"} bytes, the manifest has {manifestBytes.Length}; delete it (devices then fetch the JSON)");
                     continue;
                 }
                 if (_store.ReadFile(baseEntry.ManifestPath) is not { } baseBytes) continue; // reported as that release's missing manifest

@@ -92,6 +92,22 @@ public static unsafe class CompactManifest
     }
 
     /// <summary>
+    /// <see cref="Write"/> for a release about to be committed to <paramref name="index"/> (the index before it): patches
+    /// against the newest <see cref="PatchBases"/> releases it lists. Publish and the node's release intake both call it
+    /// after the signature and before the index, under the writer lock.
+    /// </summary>
+    public static IReadOnlyList<string> WriteForNewRelease(IContentStore store, ReleaseIndex index, string manifestPath, ReadOnlySpan<byte> manifest)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        ArgumentNullException.ThrowIfNull(index);
+        var bases = new List<(long, byte[])>();
+        foreach (var entry in index.Versions.OrderByDescending(v => v.VersionId).Take(PatchBases))
+            if (store.ReadFile(entry.ManifestPath) is { } bytes)
+                bases.Add((entry.VersionId, bytes));
+        return Write(store, manifestPath, manifest, bases);
+    }
+
+    /// <summary>
     /// Writes one patch of an existing release's manifest against an earlier release's (the node's delta builder, when it
     /// builds that upgrade), unless it is already there or would not be smaller than what a device fetches without it.
     /// Returns the path when written.

@@ -166,7 +166,7 @@ public sealed class Publisher
         _store.WriteFile(StoreLayout.SignaturePathFor(manifestPath), signature);
         if (packs is not null) _store.WriteFile(StoreLayout.PackIndexPath(request.Product, request.Version), packs.SignedIndex(manifestBytes, _signingKey));
         // Compact encodings before the commit, like the signature: once the index lists the version, all it offers is there.
-        CompactManifest.Write(_store, manifestPath, manifestBytes, PatchBases(index));
+        CompactManifest.WriteForNewRelease(_store, index, manifestPath, manifestBytes);
         // Commit point: the version exists once the index lists it.
         _store.WriteFile(indexPath, index.With(new ReleaseIndexEntry(request.Version, versionId, manifestPath, created)).ToBytes());
         if (request.Channel is not null)
@@ -178,14 +178,6 @@ public sealed class Publisher
         return new PublishResult(request.Product, request.Version, versionId, manifestPath, files.Count, symlinks.Count,
             tree.Files.Count == 0 ? 0 : files.Sum(f => f.Size), state.ChunksDone, state.Distinct.Count, state.ChunksNew, state.BytesNew,
             manifest.InventoryDigest, stopwatch.Elapsed);
-    }
-
-    /// <summary>The newest listed releases (<see cref="CompactManifest.PatchBases"/>) whose manifests the new one is coded against.</summary>
-    private IEnumerable<(long VersionId, byte[] Manifest)> PatchBases(ReleaseIndex index)
-    {
-        foreach (var entry in index.Versions.OrderByDescending(v => v.VersionId).Take(CompactManifest.PatchBases))
-            if (_store.ReadFile(entry.ManifestPath) is { } bytes)
-                yield return (entry.VersionId, bytes);
     }
 
     /// <summary>Tags one chunk, and encodes and stores it unless this store already holds its plaintext.</summary>

@@ -89,14 +89,15 @@ public sealed class CompactManifestTests : StoreTestBase
     }
 
     [Fact]
-    public void Verify_finds_a_damaged_encoding_and_gc_removes_the_encodings_of_dropped_releases_and_patches_against_them()
+    public void Verify_finds_a_damaged_encoding_and_gc_removes_the_encodings_of_dropped_releases_but_keeps_patches_against_them()
     {
         var store = OpenStore();
         var r = Publish(store, 3);
         var patchPath = StoreLayout.ManifestPatchPath(r[2].ManifestPath, r[1].VersionId);
         var good = store.ReadFile(patchPath)!;
-        var other = store.ReadFile(StoreLayout.ManifestPatchPath(r[2].ManifestPath, r[0].VersionId))!;
-        store.WriteFile(patchPath, other); // a valid frame, but against another base
+        var damaged = (byte[])good.Clone();
+        damaged[damaged.Length / 2] ^= 0x10;
+        store.WriteFile(patchPath, damaged);
         var report = new StoreMaintenance(store).Verify(SigningKey.PublicKey);
         Assert.Contains(report.Problems, p => p.Contains(patchPath, StringComparison.Ordinal));
         store.WriteFile(patchPath, good);
@@ -105,11 +106,22 @@ public sealed class CompactManifestTests : StoreTestBase
         var gc = new StoreMaintenance(store).CollectGarbage(new GcPolicy(KeepLast: 2));
         Assert.Equal(["acme/1.0"], gc.VersionsRemoved);
         Assert.False(store.FileExists(StoreLayout.CompactManifestPath(r[0].ManifestPath)));
-        Assert.False(store.FileExists(StoreLayout.ManifestPatchPath(r[2].ManifestPath, r[0].VersionId)));
-        Assert.False(store.FileExists(StoreLayout.ManifestPatchPath(r[1].ManifestPath, r[0].VersionId)));
+        Assert.False(store.FileExists(r[0].ManifestPath));
+        // Devices still on 1.0 hold its manifest: the kept releases' patches against it stay.
+        Assert.True(store.FileExists(StoreLayout.ManifestPatchPath(r[2].ManifestPath, r[0].VersionId)));
+        Assert.True(store.FileExists(StoreLayout.ManifestPatchPath(r[1].ManifestPath, r[0].VersionId)));
         Assert.True(store.FileExists(patchPath));
         Assert.True(store.FileExists(StoreLayout.CompactManifestPath(r[2].ManifestPath)));
         Assert.True(new StoreMaintenance(store).Verify(SigningKey.PublicKey).Ok);
+        // Such a patch can only be checked for its declared length: one declaring another length is reported.
+        var orphan = StoreLayout.ManifestPatchPath(r[2].ManifestPath, r[0].VersionId);
+        store.WriteFile(orphan, CompactManifest.Encode([], new byte[100]));
+        Assert.Contains(new StoreMaintenance(store).Verify(SigningKey.PublicKey).Problems, p => p.Contains(orphan, StringComparison.Ordinal));
+        // gc of 2.0 takes its encodings with it.
+        new StoreMaintenance(store).CollectGarbage(new GcPolicy(KeepLast: 1));
+        Assert.False(store.FileExists(StoreLayout.ManifestPatchPath(r[1].ManifestPath, r[0].VersionId)));
+        Assert.False(store.FileExists(StoreLayout.CompactManifestPath(r[1].ManifestPath)));
+        Assert.True(store.FileExists(patchPath));
     }
 
     [Fact]
@@ -131,15 +143,22 @@ public sealed class CompactManifestTests : StoreTestBase
     }
 
     [Fact]
-    public void An_encoding_is_kept_only_when_smaller_than_what_it_replaces()
+    public void An_encoding_is_kept_only_when_smaller_than_what_it_replaces_and_a_delta_build_adds_a_missing_patch_once()
     {
         var store = OpenStore();
-        var random = TestData.Random(3_000, 9); // incompressible: no whole frame
+        var random = TestData.Random(3_000, 9); // incompressible, and unrelated to its "base": nothing is smaller
         var path = StoreLayout.ManifestPath("acme", "9.0");
         Assert.Empty(CompactManifest.Write(store, path, random, [(1, TestData.Random(3_000, 10))]));
         Assert.False(store.FileExists(StoreLayout.CompactManifestPath(path)));
-        // Against itself a patch is tiny: written, even without a whole frame.
-        Assert.Equal([StoreLayout.ManifestPatchPath(path, 2)], CompactManifest.Write(store, path, random, [(2, random)]));
-        Assert.Null(CompactManifest.WritePatchIfAbsent(store, path, random, 2, random));
+
+        var r = Publish(store, 3);
+        var patch = StoreLayout.ManifestPatchPath(r[2].ManifestPath, r[0].VersionId);
+        var json = store.ReadFile(r[2].ManifestPath)!;
+        var reference = store.ReadFile(r[0].ManifestPath)!;
+        Assert.Null(CompactManifest.WritePatchIfAbsent(store, r[2].ManifestPath, json, r[0].VersionId, reference));
+        store.DeleteFile(patch);
+        Assert.Equal(patch, CompactManifest.WritePatchIfAbsent(store, r[2].ManifestPath, json, r[0].VersionId, reference));
+        Assert.Equal(json, CompactManifest.Decode(reference, store.ReadFile(patch)!, json.Length));
+        Assert.Equal(json.Length, CompactManifest.DeclaredLength(store.ReadFile(patch)!));
     }
 }
