@@ -144,4 +144,31 @@ public sealed class AgentCompactManifestTests(ITestOutputHelper output)
         Assert.Equal([V2Whole], ManifestRequests(rig));
         AssertTreeIs(rig.Device, v2, Releases.V2());
     }
+
+    [Fact]
+    public async Task With_a_root_document_the_directive_pins_the_length_a_compact_manifest_must_declare_and_another_signed_manifests_frame_is_refused()
+    {
+        using var keys = new TrustKeys();
+        await using var node = await NodeUnderTest.StartAsync(keys.NodeSettings());
+        using var store = new TestStore(node.StoreRoot, keys.Directory);
+        keys.PublishRoots(store.Store);
+        var v1 = store.Publish("1.0", Releases.V1());
+        await using var gateway = await HostileGateway.StartAsync(node.BaseUrl);
+        using var d = new TestDevice(gateway.BaseUrl, credential: await node.ProvisionAsync("dev-cmd"), deviceId: "dev-cmd",
+            contentKey: store.ContentKey.ToBytes(), trustRoot: keys.RootDocument, download: TestDevice.FastDownloads with { MaxSessionAttempts = 1 });
+        await node.AssignAsync("dev-cmd", "acme", v1.Version, v1.VersionId, v1.ManifestPath);
+        await Run(d);
+        var v2 = store.Publish("2.0", Releases.V2());
+        await node.AssignAsync("dev-cmd", "acme", v2.Version, v2.VersionId, v2.ManifestPath);
+        var patch = V2Patch(v1);
+        // The whole frame of 1.0's manifest: a well-formed frame of a validly signed manifest, of another length than the pinned one.
+        var foreign = store.Store.ReadFile(StoreLayout.CompactManifestPath(v1.ManifestPath))!;
+        gateway.OnStore = path => path == patch ? foreign : null;
+        gateway.StoreLog.Clear();
+        var upgrade = await Run(d);
+        Assert.Contains($"compact manifest '{patch}' declares {store.ManifestBytes(v1).Length} bytes, the directive pins {store.ManifestBytes(v2).Length}", upgrade.Output);
+        Assert.Equal([patch, V2Whole], gateway.StoreLog.Where(f => f.Path.StartsWith("manifests/acme/2.0.", StringComparison.Ordinal)
+            && (f.Path.EndsWith(".zst", StringComparison.Ordinal) || f.Path.EndsWith(".json", StringComparison.Ordinal))).Select(f => f.Path));
+        AssertTreeIs(d, v2, Releases.V2());
+    }
 }
