@@ -223,7 +223,13 @@ public sealed class DeltaBuilder
         // Nothing to code: the level is only recorded.
         var chosenLevel = level ?? DeltaMemory.HighestLevel(MemoryBudget) ?? 1;
         if (TryExisting(path, fromEnd, toEnd, chosenLevel) is { } existing)
+        {
+            // A store whose deltas predate compact manifests gets the target manifest's patch when the delta is asked for again.
+            using (_store.AcquireWriterLock())
+                if (ReleaseIndex.Parse(_store.ReadFile(StoreLayout.IndexPath(product)) ?? []).FindByVersion(toVersion) is not null)
+                    CompactManifest.WritePatchIfAbsent(_store, toEntry.ManifestPath, toBytes, fromEntry.VersionId, fromBytes);
             return Summarize(path, existing, alreadyBuilt: true, 0, 0, stopwatch.Elapsed, null);
+        }
 
         // The slow part (patching at a high level) runs without the writer lock, so publishes are not blocked for
         // minutes; the encrypted objects wait in memory (patches are small next to the files they replace).
@@ -291,6 +297,8 @@ public sealed class DeltaBuilder
         _store.Flush();
         _store.WriteFile(path, bytes);
         _store.WriteFile(StoreLayout.SignaturePathFor(path), ManifestSigner.Sign(bytes, _signingKey));
+        // A device making this upgrade also fetches the target manifest: coded against the source's when that is smaller.
+        CompactManifest.WritePatchIfAbsent(_store, toEntry.ManifestPath, toBytes, fromEntry.VersionId, fromBytes);
         var replaced = delta.Release is null
             ? files?.ChunkCostPatched ?? 0
             : ChunkBytes(to.Files.Where(f => !sourceHashes.Contains(f.Sha256)), sourceChunks);

@@ -8,13 +8,14 @@ namespace Orchestrator.ChunkStore.Deltas;
 
 /// <summary>What a device holding one release fetches from the store to install another (<c>orch release plan</c>).</summary>
 /// <param name="Method">"delta" (a delta manifest is fetched and used) or "chunks".</param>
-/// <param name="Bytes">Every byte fetched: target manifest and signature, delta manifest and signature, objects.</param>
+/// <param name="Bytes">Every byte fetched: target manifest (its compact encoding where the store has one) and signature, delta manifest and signature, objects.</param>
 /// <param name="Requests">HTTP requests to the store (one per file or pack range; no retries, no resumes).</param>
 /// <param name="Objects">Objects fetched (release frames, patch parts, chunks, whether as their own object or inside a pack range).</param>
 public sealed record InstallFetchPlan(string Method, long Bytes, int Requests, int Objects);
 
 /// <summary>
-/// Mirrors the agent's install plan for a device whose tree is exactly the source release: unchanged content is
+/// Mirrors the agent's install plan for a device whose tree is exactly the source release, installed by an agent that
+/// kept its manifest (so it fetches the target manifest's patch against it where the store has one): unchanged content is
 /// copied locally; whole-release frames, then per-file patches, where the agent would use them (within its
 /// <c>download.maxDeltaApplyBytes</c>); every other file from the chunks whose plaintext
 /// (keyed tag) the source release does not hold, each once.
@@ -50,7 +51,9 @@ public static class InstallFetchPlanner
             bytes += info.Exists ? info.Length : throw new InvalidInputException($"{path} is missing from store '{store.Root}': run 'orch store verify'.");
             requests++;
         }
-        Fetch(toEntry.ManifestPath);
+        // The target manifest as the gateway offers it (docs/store-format.md "Compact manifests"): the patch against the
+        // source's manifest (which an agent keeps from installing it), else the whole frame, else the JSON.
+        Fetch(CompactManifest.Offered(store, toEntry.ManifestPath, fromEntry.VersionId).FirstOrDefault() ?? toEntry.ManifestPath);
         Fetch(StoreLayout.SignaturePathFor(toEntry.ManifestPath));
 
         DeltaManifest? delta = null;

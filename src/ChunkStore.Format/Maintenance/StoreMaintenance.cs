@@ -195,6 +195,7 @@ public sealed partial class StoreMaintenance(FileSystemStore store)
                 catch (InvalidInputException ex) { problems.Add($"{label}: {ex.Message}"); continue; }
                 if (manifest.Product != product || manifest.Version != entry.Version || manifest.VersionId != entry.VersionId)
                     problems.Add($"{label}: manifest says {manifest.Product}/{manifest.Version} id {manifest.VersionId}, the index says {product}/{entry.Version} id {entry.VersionId}");
+                problems.AddRange(CompactManifestProblems(label, index, entry, bytes));
                 // What a device can fetch for this release: chunk objects, and the chunks its own pack index locates intact.
                 var packed = new Dictionary<ChunkId, int>();
                 problems.AddRange(PackProblems(label, entry.ManifestPath, bytes, manifest, publicKey, packed));
@@ -349,10 +350,13 @@ public sealed partial class StoreMaintenance(FileSystemStore store)
             removed.AddRange(dropped.Select(d => $"{product}/{d.Version}"));
             if (policy.DryRun) continue;
             if (dropped.Count > 0) _store.WriteFile(StoreLayout.IndexPath(product), kept.ToBytes());
-            var keepFiles = kept.Versions.SelectMany(v => new[] { v.ManifestPath, StoreLayout.SignaturePathFor(v.ManifestPath), StoreLayout.PackIndexPathFor(v.ManifestPath), StoreLayout.ChunkPatchIndexPathFor(v.ManifestPath) })
+            var keepFiles = kept.Versions.SelectMany(v => new[] { v.ManifestPath, StoreLayout.SignaturePathFor(v.ManifestPath), StoreLayout.PackIndexPathFor(v.ManifestPath), StoreLayout.ChunkPatchIndexPathFor(v.ManifestPath), StoreLayout.CompactManifestPath(v.ManifestPath) })
                 .ToHashSet(StringComparer.Ordinal);
+            // A manifest patch stays with its release even when its base is dropped: devices still running the dropped
+            // release hold that base and fetch the patch.
+            var patchPrefixes = kept.Versions.Select(v => v.ManifestPath[..^".json".Length] + ".from-").ToList();
             foreach (var file in _store.EnumerateManifestFiles(product))
-                if (!keepFiles.Contains(file) && _store.DeleteFile(file)) manifestFilesDeleted++;
+                if (!keepFiles.Contains(file) && !patchPrefixes.Any(prefix => IsPatchOf(file, prefix)) && _store.DeleteFile(file)) manifestFilesDeleted++;
         }
 
         if (!policy.DryRun)
@@ -461,6 +465,59 @@ public sealed partial class StoreMaintenance(FileSystemStore store)
         {
             return (null, ex.Message);
         }
+    }
+
+    // "<prefix><digits>.zst": a manifest patch of the release whose path gives the prefix ("manifests/p/<v>.from-").
+    private static bool IsPatchOf(string path, string prefix) =>
+        path.Length > prefix.Length + 4 && path.StartsWith(prefix, StringComparison.Ordinal) && path.EndsWith(".zst", StringComparison.Ordinal)
+        && path[prefix.Length..^4].All(char.IsAsciiDigit);
+
+    /// <summary>
+    /// Checks a release's compact manifests as an agent would use them: each decodes, within the manifest's length, to
+    /// exactly the canonical manifest bytes (a patch against its base's). A patch whose base is no longer listed (gc keeps
+    /// it for devices still on that release) can only be checked for the length its frame declares.
+    /// </summary>
+    private List<string> CompactManifestProblems(string label, ReleaseIndex index, ReleaseIndexEntry entry, byte[] manifestBytes)
+    {
+        var problems = new List<string>();
+        var whole = StoreLayout.CompactManifestPath(entry.ManifestPath);
+        var prefix = entry.ManifestPath[..^".json".Length] + ".from-";
+        foreach (var path in _store.EnumerateManifestFiles(index.Product).Where(p => p == whole || (p.StartsWith(prefix, StringComparison.Ordinal) && p.EndsWith(".zst", StringComparison.Ordinal))))
+        {
+            var reference = Array.Empty<byte>();
+            if (path != whole)
+            {
+                var id = path[prefix.Length..^".zst".Length];
+                // Not a number: the patch of another version whose name continues with ".from-…", checked with that version.
+                if (!long.TryParse(id, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var baseId)) continue;
+                if (baseId == 0 || path != StoreLayout.ManifestPatchPath(entry.ManifestPath, baseId))
+                {
+                    problems.Add($"{label}: {path} is not a manifest patch name (<version>.from-<versionId>.zst); delete it");
+                    continue;
+                }
+                var baseEntry = index.FindById(baseId);
+                if (baseEntry is null)
+                {
+                    if (_store.ReadFile(path) is { } orphan && CompactManifest.DeclaredLength(orphan) != manifestBytes.Length)
+                        problems.Add($"{label}: {path} (against version ID {baseId}, no longer listed) declares {CompactManifest.DeclaredLength(orphan)?.ToString() ?? "no"} bytes, the manifest has {manifestBytes.Length}; delete it (devices then fetch the JSON)");
+                    continue;
+                }
+                if (_store.ReadFile(baseEntry.ManifestPath) is not { } baseBytes) continue; // reported as that release's missing manifest
+                reference = baseBytes;
+            }
+            var encoded = _store.ReadFile(path);
+            if (encoded is null) continue;
+            try
+            {
+                if (!CompactManifest.Decode(reference, encoded, manifestBytes.Length).AsSpan().SequenceEqual(manifestBytes))
+                    problems.Add($"{label}: {path} decodes to other bytes than {entry.ManifestPath}; delete it (devices then fetch the JSON) or publish again");
+            }
+            catch (IntegrityException ex)
+            {
+                problems.Add($"{label}: {path} does not decode to {entry.ManifestPath} ({ex.Message}); delete it (devices then fetch the JSON)");
+            }
+        }
+        return problems;
     }
 
     private DeltaManifest? TryReadDelta(string path)

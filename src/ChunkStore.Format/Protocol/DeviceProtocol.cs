@@ -67,6 +67,13 @@ public sealed record DownloadGrant(long MaxBytes, long BytesPerSecond, DateTimeO
 /// The director-signed directive (a signed envelope as JSON text, docs/protocol.md "Directive") answering this
 /// check-in's nonce; authoritative over the unsigned fields above. Null when the request carried no nonce.
 /// </param>
+/// <param name="CompactManifests">
+/// Compact encodings of the manifest at <paramref name="ManifestPath"/> the store holds (docs/store-format.md "Compact
+/// manifests"), best first: the patch against the device's reported installed manifest
+/// (<c>manifests/&lt;p&gt;/&lt;v&gt;.from-&lt;installedVersionId&gt;.zst</c>), then the whole frame (<c>….json.zst</c>). Unsigned and
+/// optional: the agent checks what it decodes exactly as the plain JSON (length and SHA-256 the directive pins,
+/// signature), so a wrong list costs at most a request; null or absent means fetch the JSON.
+/// </param>
 public sealed record CheckInResponse(
     UpdateAction Action,
     string? TargetVersion,
@@ -78,7 +85,8 @@ public sealed record CheckInResponse(
     IReadOnlyList<string>? Mirrors,
     string? DeltaManifestPath = null,
     bool MirrorsFirst = false,
-    string? Directive = null);
+    string? Directive = null,
+    IReadOnlyList<string>? CompactManifests = null);
 
 /// <summary>Download progress: <c>POST /v1/devices/{deviceId}/progress</c>.</summary>
 public sealed record ProgressReport(long TargetVersionId, long BytesDone, long BytesTotal, int ChunksDone, int ChunksTotal);

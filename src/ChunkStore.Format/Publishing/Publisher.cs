@@ -202,6 +202,8 @@ public sealed class Publisher
         _store.WriteFile(manifestPath, manifestBytes);
         _store.WriteFile(StoreLayout.SignaturePathFor(manifestPath), signature);
         if (packs is not null) _store.WriteFile(StoreLayout.PackIndexPath(request.Product, request.Version), packs.SignedIndex(manifestBytes, _signingKey));
+        // Compact encodings before the commit, like the signature: once the index lists the version, all it offers is there.
+        CompactManifest.WriteForNewRelease(_store, index, manifestPath, manifestBytes);
         // Commit point: the version exists once the index lists it.
         _store.WriteFile(indexPath, index.With(new ReleaseIndexEntry(request.Version, versionId, manifestPath, created)).ToBytes());
         if (request.Channel is not null)

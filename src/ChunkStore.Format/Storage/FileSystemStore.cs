@@ -135,7 +135,8 @@ public sealed class FileSystemStore : IContentStore
         return Directory.EnumerateFiles(dir)
             .Select(Path.GetFileName).OfType<string>()
             .Where(n => !AtomicFile.IsTempFile(n) && n != StoreLayout.IndexFileName && (n.EndsWith(".json", StringComparison.Ordinal) || n.EndsWith(".json.sig", StringComparison.Ordinal)
-                || n.EndsWith(StoreLayout.PackIndexSuffix, StringComparison.Ordinal) || n.EndsWith(StoreLayout.ChunkPatchIndexSuffix, StringComparison.Ordinal)))
+                || n.EndsWith(StoreLayout.PackIndexSuffix, StringComparison.Ordinal) || n.EndsWith(StoreLayout.ChunkPatchIndexSuffix, StringComparison.Ordinal)
+                || n.EndsWith(".zst", StringComparison.Ordinal)))
             .Order(StringComparer.Ordinal)
             .Select(n => $"{StoreLayout.ManifestsDirectory}/{product}/{n}")
             .ToList();

@@ -63,6 +63,41 @@ public static class StoreLayout
         ParseManifestPath(manifestPath) is { } named ? $"{ManifestsDirectory}/{named.Product}/{named.Version}{ChunkPatchIndexSuffix}"
             : throw new ArgumentException($"'{manifestPath}' is not a manifest path (manifests/<product>/<version>.json).", nameof(manifestPath));
 
+    /// <summary>File name suffix of a release's whole compact manifest (one zstd frame of the canonical JSON).</summary>
+    public const string CompactManifestSuffix = ".json.zst";
+
+    /// <summary>
+    /// <c>manifests/&lt;product&gt;/&lt;version&gt;.json.zst</c>: the canonical manifest at <paramref name="manifestPath"/> as one
+    /// zstd frame (docs/store-format.md "Compact manifests").
+    /// </summary>
+    public static string CompactManifestPath(string manifestPath) =>
+        ParseManifestPath(manifestPath) is { } named ? $"{ManifestsDirectory}/{named.Product}/{named.Version}{CompactManifestSuffix}"
+            : throw new ArgumentException($"'{manifestPath}' is not a manifest path (manifests/<product>/<version>.json).", nameof(manifestPath));
+
+    /// <summary>
+    /// <c>manifests/&lt;product&gt;/&lt;version&gt;.from-&lt;baseVersionId&gt;.zst</c>: the canonical manifest at
+    /// <paramref name="manifestPath"/> coded against the canonical manifest of version ID <paramref name="baseVersionId"/>.
+    /// </summary>
+    public static string ManifestPatchPath(string manifestPath, long baseVersionId)
+    {
+        if (baseVersionId <= 0) throw new ArgumentOutOfRangeException(nameof(baseVersionId), $"version ID {baseVersionId} is not positive.");
+        return ParseManifestPath(manifestPath) is { } named ? $"{ManifestsDirectory}/{named.Product}/{named.Version}.from-{baseVersionId}.zst"
+            : throw new ArgumentException($"'{manifestPath}' is not a manifest path (manifests/<product>/<version>.json).", nameof(manifestPath));
+    }
+
+    /// <summary>
+    /// What a compact manifest path offered for <paramref name="manifestPath"/> is, for a device holding the manifest of
+    /// <paramref name="installedVersionId"/>: 0 for the whole frame, the base version ID for a patch against exactly the
+    /// installed manifest, null for anything else (another release's file, another base, not a store path).
+    /// </summary>
+    public static long? CompactManifestBase(string? path, string manifestPath, long installedVersionId)
+    {
+        if (path is null || ParseManifestPath(manifestPath) is null) return null;
+        if (path == CompactManifestPath(manifestPath)) return 0;
+        if (installedVersionId > 0 && path == ManifestPatchPath(manifestPath, installedVersionId)) return installedVersionId;
+        return null;
+    }
+
     /// <summary><c>manifests/&lt;product&gt;/&lt;version&gt;.json</c>.</summary>
     public static string ManifestPath(string product, string version)
     {

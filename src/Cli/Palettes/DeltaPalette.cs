@@ -54,7 +54,7 @@ public static class DeltaPalette
         {
             var o = call.Console.Out;
             o.WriteLine(result.AlreadyBuilt
-                ? $"Delta {result.Delta.Product} {result.Delta.From.Version} -> {result.Delta.To.Version} already built; nothing written."
+                ? $"Delta {result.Delta.Product} {result.Delta.From.Version} -> {result.Delta.To.Version} already built; nothing coded again (the target manifest's patch against the source's is added if missing)."
                 : $"Built delta {result.Delta.Product} {result.Delta.From.Version} -> {result.Delta.To.Version}");
             o.WriteLine($"  method     {(result.Delta.Release is null ? "per-file patches" : result.Delta.Release.OneFrame
                 ? $"whole-release stream, one frame in {result.Delta.Release.Frames.Count} object(s)"

@@ -9,6 +9,7 @@ using Orchestrator.ChunkStore.Trust;
 using Orchestrator.ChunkStore.Validation;
 using Orchestrator.DeviceAgent.Configuration;
 using Orchestrator.DeviceAgent.Download;
+using Orchestrator.DeviceAgent.Storage;
 using Orchestrator.DeviceAgent.Trust;
 using Orchestrator.DeviceAgent.Zones;
 using Orchestrator.Messages.Protocol;
@@ -22,7 +23,7 @@ namespace Orchestrator.DeviceAgent.Session;
 /// target's pack index and chunk patch index (signed, for exactly the target manifest; any doubt means chunk objects, or
 /// the chunks rather than their patches).
 /// </summary>
-internal sealed class ReleaseVerification(AgentConfig config, TimeProvider time, Action<string> log)
+internal sealed class ReleaseVerification(AgentConfig config, TimeProvider time, Action<string> log, KeptManifest kept)
 {
     /// <summary>
     /// Fetches and verifies the offered delta manifest: signed by the trust root, for this product, from the installed
@@ -146,11 +147,15 @@ internal sealed class ReleaseVerification(AgentConfig config, TimeProvider time,
                     $"the directive pins a manifest of {pinned} bytes for '{path}', more than download.maxManifestBytes ({cap}); raise download.maxManifestBytes in the agent's configuration if releases really are this large");
             cap = pinned;
         }
+        if (response.CompactManifests is { Count: > 0 } offered
+            && await TryFetchCompactAsync(downloader, response, offered, cap, directive?.ManifestBytes, record, directive, anchor, ct) is { } compact)
+            return compact;
         try
         {
             return await downloader.FetchVerifiedAsync([(path, cap), (StoreLayout.SignaturePathFor(path), ManifestSigner.SignatureLength)], files =>
             {
                 var (manifest, sha) = Verify(files[0], files[1], anchor, path, response, record, directive);
+                kept.Keep(files[0], sha);
                 return (manifest, sha, (long)files[0].Length);
             }, ct);
         }
@@ -158,6 +163,72 @@ internal sealed class ReleaseVerification(AgentConfig config, TimeProvider time,
         {
             throw new SessionFailedException(e.ContentRejected ? FailureStage.Verify : FailureStage.Download, e.Message, e);
         }
+    }
+
+    /// <summary>Most compact encodings tried before the JSON (the gateway offers a patch and the whole frame).</summary>
+    private const int MaxCompactTried = 2;
+
+    /// <summary>
+    /// Tries the compact encodings the gateway offers (docs/store-format.md "Compact manifests"), best first: a patch only
+    /// against exactly the installed manifest whose verified copy this device keeps, fetched with the manifest's cap
+    /// (<paramref name="cap"/>: the directive's pinned length, else download.maxManifestBytes; one round) and decoded into
+    /// exactly the length the frame header declares, which must be the directive's <paramref name="pinned"/> length (or,
+    /// without a directive, at most the cap); then verified like the JSON: signature, product, version, the directive's
+    /// SHA-256. Memory: the reference (at most download.maxManifestBytes), the encoding and the decoded manifest (each at
+    /// most <paramref name="cap"/>), plus a zstd decoder context. Anything wrong is logged and the next encoding, finally
+    /// the JSON, is fetched; null then.
+    /// </summary>
+    private async Task<(Manifest Manifest, string Sha256, long Length)?> TryFetchCompactAsync(StoreDownloader downloader, CheckInResponse response,
+        IReadOnlyList<string> offered, long cap, long? pinned, VersionRecord? record, Directive? directive, TrustAnchor anchor, CancellationToken ct)
+    {
+        var path = response.ManifestPath!;
+        var installed = record?.VersionId ?? 0;
+        foreach (var candidate in offered.Take(MaxCompactTried))
+        {
+            var baseId = StoreLayout.CompactManifestBase(candidate, path, installed);
+            if (baseId is null)
+            {
+                log($"ignoring compact manifest '{candidate}' from the gateway: not an encoding of '{path}' for installed version ID {installed}");
+                continue;
+            }
+            byte[] reference = [];
+            if (baseId > 0)
+            {
+                if (kept.Read(record?.ManifestSha256, out var why) is not { } bytes)
+                {
+                    log($"compact manifest '{candidate}' not used: {why}; trying the next encoding");
+                    continue;
+                }
+                reference = bytes;
+            }
+            try
+            {
+                return await downloader.FetchVerifiedAsync([(candidate, cap), (StoreLayout.SignaturePathFor(path), ManifestSigner.SignatureLength)], files =>
+                {
+                    var declared = CompactManifest.DeclaredLength(files[0]);
+                    if (declared is null || declared > cap || (pinned is { } p && declared != p))
+                        throw new ContentRejectedException($"compact manifest '{candidate}' declares {(declared is { } d ? $"{d} bytes" : "no length")}, " +
+                            (pinned is { } q ? $"the directive pins {q}" : $"at most {cap} (download.maxManifestBytes) are accepted") + "; not decoded");
+                    byte[] decoded;
+                    try
+                    {
+                        decoded = CompactManifest.Decode(reference, files[0], declared.Value);
+                    }
+                    catch (IntegrityException e)
+                    {
+                        throw new ContentRejectedException($"compact manifest '{candidate}' does not decode to the {declared} bytes it declares: {e.Message}", e);
+                    }
+                    var (manifest, sha) = Verify(decoded, files[1], anchor, path, response, record, directive);
+                    kept.Keep(decoded, sha);
+                    return ((Manifest, string, long)?)(manifest, sha, (long)decoded.Length);
+                }, ct, rounds: 1);
+            }
+            catch (DownloadFailedException e)
+            {
+                log($"compact manifest '{candidate}' not usable ({e.Message}); trying the next encoding, then '{path}'");
+            }
+        }
+        return null;
     }
 
     /// <summary>Runs <paramref name="verify"/> with each release key of the trust anchor until one's signature verifies.</summary>

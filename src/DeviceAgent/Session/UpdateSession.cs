@@ -47,6 +47,7 @@ public sealed class UpdateSession
     private readonly TreeInstaller _installer;
     private readonly ChunkCache _cache;
     private readonly ReleaseVerification _verification;
+    private readonly KeptManifest _kept;
     private readonly InstallPlanner _planner;
     private readonly InstallContent _content;
     private readonly TreeStager _stager;
@@ -65,7 +66,8 @@ public sealed class UpdateSession
         _time = time ?? TimeProvider.System;
         _installer = new TreeInstaller(layout, hidden, _crash);
         _cache = new ChunkCache(layout.ChunkCache, layout.PartialChunks);
-        _verification = new ReleaseVerification(config, _time, _log);
+        _kept = new KeptManifest(layout.KeptManifests, config.Download.MaxManifestBytes, _log);
+        _verification = new ReleaseVerification(config, _time, _log, _kept);
         _planner = new InstallPlanner(layout, config.Download, _log);
         _content = new InstallContent(layout, config.Download, _cache, _crash, _time, _log,
             (progress, ct) => TryReportAsync(() => _gateway.ReportProgressAsync(progress, ct)));
@@ -311,6 +313,8 @@ public sealed class UpdateSession
             ? Commit(version, newDigest, manifestSha256)
             : await _installer.CommitCheckedAsync(version, newDigest, manifestSha256, CheckInstalledTree, ct);
         build.Discard();
+        // The installed manifest's copy is the next upgrade's patch reference; copies of other releases are of no use.
+        _kept.KeepOnly(unhealthy is null ? manifestSha256 : record?.ManifestSha256);
         if (unhealthy is not null)
             throw new SessionFailedException(FailureStage.Verify, $"{manifest.Version} (id {manifest.VersionId}) failed after install: {unhealthy}; the previous version is restored");
         // The next start reports the verified staged hashes at once, and hashes the swapped-in files right after.

@@ -35,6 +35,9 @@ public sealed class ZoneLayout(ZonePaths zones)
     /// <summary>Verified chunks (named by id), so a restarted download resumes.</summary>
     public string ChunkCache => Path.Combine(Work, "chunks");
 
+    /// <summary>Verified bytes of fetched manifests by SHA-256 (<see cref="Storage.KeptManifest"/>): the installed one is the next upgrade's patch reference.</summary>
+    public string KeptManifests => Path.Combine(Work, "manifests");
+
     /// <summary>Ceiling of the device's request sequence numbers (<see cref="Session.RequestSequence"/>).</summary>
     public string RequestSequenceCeiling => Path.Combine(Work, "request-sequence");
 

@@ -94,6 +94,14 @@ public sealed class InstalledReleaseInspector(FileSystemStore store, TimeProvide
         return store.FileExists(path) && store.FileExists(StoreLayout.SignaturePathFor(path)) ? path : null;
     }
 
+    /// <summary>
+    /// The compact encodings of the manifest at <paramref name="manifestPath"/> a device holding version ID
+    /// <paramref name="installedVersionId"/> can fetch, best first (<see cref="CompactManifest.Offered"/>: one or two file
+    /// checks); empty when the store has none. The agent verifies what it decodes; the gateway only offers.
+    /// </summary>
+    public IReadOnlyList<string> CompactManifestsFor(string? manifestPath, long installedVersionId) =>
+        manifestPath is null ? [] : CompactManifest.Offered(store, manifestPath, installedVersionId);
+
     // index.json is replaced by rename on every publish, so (write time, length) identifies a version of it; one stat
     // per product and IndexRecheckInterval instead of a read and parse. Only products whose index exists are cached, so a
     // product published for the first time is seen at once.

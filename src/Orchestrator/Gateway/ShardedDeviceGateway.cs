@@ -84,8 +84,11 @@ public sealed class ShardedDeviceGateway(
         var directive = request.Nonce is null ? null : director.Sign(deviceId, request.Nonce, decision, request.Product, request.InstalledVersionId);
         return new CheckInResponse(decision.Action, decision.TargetVersion, decision.TargetVersionId, decision.ManifestPath,
             decision.Action == UpdateAction.Repair ? decision.RepairFiles : null, grant, settings.Gateway.NextCheckInSeconds, mirrors, delta,
-            settings.Gateway.MirrorsFirst, directive);
+            settings.Gateway.MirrorsFirst, directive,
+            decision.Action == UpdateAction.None ? null : NullIfEmpty(inspector.CompactManifestsFor(decision.ManifestPath, request.InstalledVersionId)));
     }
+
+    private static IReadOnlyList<string>? NullIfEmpty(IReadOnlyList<string> list) => list.Count == 0 ? null : list;
 
     /// <inheritdoc />
     public async Task ReportProgressAsync(string deviceId, ProgressReport report, CancellationToken ct, long requestSequence = 0)

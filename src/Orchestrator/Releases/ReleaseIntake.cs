@@ -55,6 +55,8 @@ public sealed class ReleaseIntake(FileSystemStore store, IChunkBlobStore chunks)
                 store.WriteFile(TrustFiles.StorePath(number), bytes);
             store.WriteFile(manifestPath, release.ManifestBytes);
             store.WriteFile(StoreLayout.SignaturePathFor(manifestPath), release.Signature);
+            // The compact manifests a publish writes (docs/store-format.md "Compact manifests"), before the commit like it.
+            CompactManifest.WriteForNewRelease(store, release.Index, manifestPath, release.ManifestBytes);
             store.WriteFile(StoreLayout.IndexPath(product),
                 release.Index.With(new ReleaseIndexEntry(version, release.Manifest.VersionId, manifestPath, release.Manifest.CreatedUtc)).ToBytes());
         }

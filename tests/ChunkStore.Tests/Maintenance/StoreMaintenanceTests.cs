@@ -95,6 +95,9 @@ public sealed class StoreMaintenanceTests : StoreTestBase
         var files = manifest.Files.Select(f => f == app ? f with { Sha256 = other } : f).ToList();
         var edited = manifest with { Files = files, InventoryDigest = InventoryDigest.Of(files) };
         File.WriteAllBytes(Path.Combine(StoreRoot, results[1].ManifestPath), ManifestSerializer.Serialize(edited));
+        // Its compact encodings still decode to the signed bytes, which verify reports on its own; this test is about content.
+        foreach (var encoding in Store.EnumerateManifestFiles("acme").Where(f => f.StartsWith("manifests/acme/2.0.", StringComparison.Ordinal) && f.EndsWith(".zst", StringComparison.Ordinal)))
+            Store.DeleteFile(encoding);
 
         var report = new StoreMaintenance(Store).Verify(contentKey: ProductKey); // no public key: the edit is not a signature finding
         var problem = Assert.Single(report.Problems);
@@ -157,7 +160,7 @@ public sealed class StoreMaintenanceTests : StoreTestBase
 
         var report = new StoreMaintenance(store).CollectGarbage(new GcPolicy(KeepLast: 1));
         Assert.Equal(["acme/2.0"], report.VersionsRemoved);
-        Assert.Equal(2, report.ManifestFilesDeleted);
+        Assert.Equal(2 + 2, report.ManifestFilesDeleted); // manifest, signature, whole compact frame, patch against 1.0
         var remaining = store.EnumerateChunks().ToHashSet();
         Assert.Equal(v1.DistinctChunks().Union(v3.DistinctChunks()).ToHashSet(), remaining);
         // v2's own binary chunks are gone; the library chunks it shared with v1 and v3 remain.
