@@ -650,14 +650,14 @@ static class Bench
         phases.Add(cold); Console.WriteLine(cold);
         var coldMetrics = await MetricsAsync(http, node.Url);
         Console.WriteLine($"answered without the device actor in the cold phase: {coldMetrics.WithoutActor} of {coldMetrics.CheckIns} check-ins");
-        await node.StopAsync();
-
         AnswerSample.Stop();
         var sample = AnswerSample.Counts;
         var signatures = await DirectorMetricsAsync(http, node.Url);
         Console.WriteLine($"answers verified as an agent does (1 in {AnswerSample.Every}): {sample.Verified}, failures {sample.Failures}" +
                           $"{(AnswerSample.FirstFailure is { } f ? $" (first: {f})" : "")}; mean batch size in the sample {sample.MeanBatchSize:0.00}; " +
                           $"node since restart: {signatures.Directives} batch-signed directives under {signatures.Signatures} signatures");
+        await node.StopAsync();
+
         // Baseline: the minimal endpoint, same client, same devices, same answer bytes.
         var keysFile = Path.Combine(work, "keys.txt");
         await File.WriteAllLinesAsync(keysFile, ids.Select((id, i) => id + "," + secrets[i]));
