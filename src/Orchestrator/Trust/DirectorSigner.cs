@@ -92,10 +92,6 @@ public sealed class DirectorSigner : IDisposable
     /// <summary>Public key (hex) and key id, for the start-up log.</summary>
     public string Describe() => $"{_key.PublicKey} (key id {TrustKeyIds.Of(_key.PublicKey)})";
 
-    /// <summary>The signed directive (envelope JSON) answering <paramref name="nonce"/>, signed on its own.</summary>
-    public string Sign(string deviceId, string nonce, CheckInDecision decision, string product, long installedVersionId) =>
-        SignedEnvelope.Sign(Payload(deviceId, nonce, decision, product, installedVersionId), _key, _keyId).ToJson();
-
     /// <summary>
     /// The signed directive (envelope JSON) answering <paramref name="nonce"/>: batch-signed when <paramref name="batch"/>
     /// (the agent said it reads batch-signed directives), else signed on its own.
