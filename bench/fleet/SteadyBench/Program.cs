@@ -51,17 +51,82 @@ static class CheckIns
     /// <summary>The published release every device reports as installed (version ID, inventory digest).</summary>
     public static (long VersionId, string Digest) Installed { get; set; } = (0, "empty");
 
+    /// <summary>Like a real agent provisioned with a root document: it reads batch-signed directives (STEADY_BATCH=0: it does not).</summary>
+    public static readonly bool BatchDirectives = Environment.GetEnvironmentVariable("STEADY_BATCH") != "0";
+
+    /// <summary>The nonce a built request carries, for the verification of its answer.</summary>
+    public static readonly HttpRequestOptionsKey<string> NonceKey = new("nonce");
+
     public static HttpRequestMessage Build(string deviceId, byte[] key)
     {
         var nonce = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
-        var body = JsonSerializer.SerializeToUtf8Bytes(new CheckInRequest("acme", Installed.VersionId, Installed.Digest, null, "bench-1.0", nonce), Json);
+        var body = JsonSerializer.SerializeToUtf8Bytes(new CheckInRequest("acme", Installed.VersionId, Installed.Digest, null, "bench-1.0", nonce,
+            BatchDirectives: BatchDirectives ? true : null), Json);
         var path = $"/v1/devices/{deviceId}/check-in";
         var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = new ByteArrayContent(body) };
         request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
         var parameter = DeviceRequestSignature.Sign(key, "POST", path, deviceId, Interlocked.Increment(ref _sequence),
             DateTimeOffset.UtcNow.ToUnixTimeSeconds(), body);
         request.Headers.Authorization = new AuthenticationHeaderValue(DeviceRequestSignature.Scheme, parameter);
+        request.Options.Set(NonceKey, nonce);
         return request;
+    }
+}
+
+/// <summary>
+/// Verifies a sample of the node's answers as an agent would (one in <see cref="Every"/>): the directive's signature
+/// against the node's director key, for a batch-signed one the inclusion proof of its payload, and that it is bound to
+/// the device and the nonce sent. Off until <see cref="Use"/> names the key (the baseline's answers are not the node's).
+/// </summary>
+static class AnswerSample
+{
+    public const int Every = 200;
+    private static Dictionary<string, Orchestrator.ChunkStore.Keys.ReleasePublicKey>? _director;
+    private static long _seen, _verified, _batched, _batchSizes, _failures;
+    public static string? FirstFailure;
+
+    public static void Use(string directorKeyFile)
+    {
+        using var key = Orchestrator.ChunkStore.Keys.ReleaseSigningKey.FromBytes(File.ReadAllBytes(directorKeyFile));
+        _director = new() { [Orchestrator.ChunkStore.Trust.TrustKeyIds.Of(key.PublicKey)] = key.PublicKey };
+    }
+
+    public static void Stop() => _director = null;
+
+    public static (long Verified, long Failures, double MeanBatchSize) Counts =>
+        (Interlocked.Read(ref _verified), Interlocked.Read(ref _failures), _batched == 0 ? 0 : (double)_batchSizes / _batched);
+
+    public static void Offer(string deviceId, HttpRequestMessage request, byte[] body)
+    {
+        var director = _director;
+        if (director is null || Interlocked.Increment(ref _seen) % Every != 0 || !request.Options.TryGetValue(CheckIns.NonceKey, out var nonce)) return;
+        try
+        {
+            var response = JsonSerializer.Deserialize(body, ProtocolJsonContext.Default.CheckInResponse)!;
+            var envelope = Orchestrator.ChunkStore.Trust.SignedEnvelope.Parse(Encoding.UTF8.GetBytes(response.Directive ?? ""),
+                Orchestrator.ChunkStore.Trust.Directive.MaxBytes, "directive");
+            var payload = envelope.PayloadBytes("directive");
+            if (envelope.Batch is { } batch)
+            {
+                var (root, path) = Orchestrator.ChunkStore.Trust.DirectiveBatch.Decode(batch, "directive");
+                if (envelope.CountValid(Orchestrator.ChunkStore.Trust.DirectiveBatch.SignedMessage(root, batch.Size), director) < 1)
+                    throw new InvalidOperationException("the batch root is not signed by the node's director key");
+                Orchestrator.ChunkStore.Trust.DirectiveBatch.CheckInclusion(payload, batch, root, path, "directive");
+                Interlocked.Increment(ref _batched);
+                Interlocked.Add(ref _batchSizes, batch.Size);
+            }
+            else if (envelope.CountValid(payload, director) < 1)
+                throw new InvalidOperationException("the directive is not signed by the node's director key");
+            var d = Orchestrator.ChunkStore.Trust.Directive.Parse(payload);
+            if (d.DeviceId != deviceId || d.Nonce != nonce)
+                throw new InvalidOperationException($"the directive is for {d.DeviceId} / nonce {d.Nonce}, not {deviceId} / {nonce}");
+            Interlocked.Increment(ref _verified);
+        }
+        catch (Exception e)
+        {
+            Interlocked.Increment(ref _failures);
+            FirstFailure ??= $"{deviceId}: {e.Message}";
+        }
     }
 }
 
@@ -90,6 +155,7 @@ sealed class Load(HttpClient http, string[] ids, byte[][] keys)
             var body = await response.Content.ReadAsByteArrayAsync();
             var status = (int)response.StatusCode;
             if (status != 200) FirstRefusals.TryAdd(status, System.Text.Encoding.UTF8.GetString(body));
+            else AnswerSample.Offer(ids[device], request, body);
             if (refusals is not null && status is 429 or 503 && response.Headers.RetryAfter is not null) Interlocked.Increment(ref refusals.Value);
             return (status, Stopwatch.GetElapsedTime(startTicks).TotalMilliseconds);
         }
@@ -193,6 +259,7 @@ sealed class Load(HttpClient http, string[] ids, byte[][] keys)
             var body = await response.Content.ReadAsByteArrayAsync();
             var status = (int)response.StatusCode;
             if (status != 200) FirstRefusals.TryAdd(status, System.Text.Encoding.UTF8.GetString(body));
+            else AnswerSample.Offer(ids[device], request, body);
             var retryAfter = status is 429 or 503 ? response.Headers.RetryAfter?.Delta : null;
             if (retryAfter is not null) Interlocked.Increment(ref refusals.Value);
             return (status, Stopwatch.GetElapsedTime(startTicks).TotalMilliseconds, retryAfter);
@@ -323,6 +390,14 @@ static class Bench
         return (Sum("orch_gateway_credential_db_reads_total"), Sum("orch_gateway_checkins_total"), Sum("orch_gateway_checkins_answered_without_actor_total"));
     }
 
+    static async Task<(double Signatures, double Directives)> DirectorMetricsAsync(HttpClient http, string url)
+    {
+        var text = await http.GetStringAsync(url + "/metrics");
+        double Sum(string metric) => text.Split('\n').Where(l => l.StartsWith(metric, StringComparison.Ordinal))
+            .Sum(l => double.Parse(l[(l.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture));
+        return (Sum("orch_director_batch_signatures_total"), Sum("orch_director_batched_directives_total"));
+    }
+
     // orch_gateway_throttled_total by its limit label: which admission rule refused the storm's check-ins.
     static async Task<Dictionary<string, double>> AdmissionMetricsAsync(HttpClient http, string url)
     {
@@ -437,6 +512,7 @@ static class Bench
 
         using var nodeHttp = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = concurrency * 4, PooledConnectionLifetime = TimeSpan.FromMinutes(30) })
             { BaseAddress = new Uri(node.Url), Timeout = TimeSpan.FromSeconds(30) };
+        AnswerSample.Use(Path.Combine(work, "data", "director.key"));
         var load = new Load(nodeHttp, ids, keys);
         var phases = new List<Phase>();
         var warm = await load.ClosedAsync("warm (first check-in of every device)", concurrency, n, null);
@@ -457,6 +533,9 @@ static class Bench
         phases.Add(max); Console.WriteLine(max);
         var liveAfterMax = await LiveActorsAsync(http, node.Url);
         Console.WriteLine($"live device actors after the idle max phase: {liveAfterMax}");
+        var maxSignatures = await DirectorMetricsAsync(http, node.Url);
+        Console.WriteLine($"director: {maxSignatures.Directives} batch-signed directives under {maxSignatures.Signatures} signatures so far " +
+                          $"(mean batch {maxSignatures.Directives / Math.Max(1, maxSignatures.Signatures):0.00})");
 
         // Capture one answer for the baseline to send (same bytes, same content type).
         byte[] answer;
@@ -571,6 +650,12 @@ static class Bench
         phases.Add(cold); Console.WriteLine(cold);
         var coldMetrics = await MetricsAsync(http, node.Url);
         Console.WriteLine($"answered without the device actor in the cold phase: {coldMetrics.WithoutActor} of {coldMetrics.CheckIns} check-ins");
+        AnswerSample.Stop();
+        var sample = AnswerSample.Counts;
+        var signatures = await DirectorMetricsAsync(http, node.Url);
+        Console.WriteLine($"answers verified as an agent does (1 in {AnswerSample.Every}): {sample.Verified}, failures {sample.Failures}" +
+                          $"{(AnswerSample.FirstFailure is { } f ? $" (first: {f})" : "")}; mean batch size in the sample {sample.MeanBatchSize:0.00}; " +
+                          $"node since restart: {signatures.Directives} batch-signed directives under {signatures.Signatures} signatures");
         await node.StopAsync();
 
         // Baseline: the minimal endpoint, same client, same devices, same answer bytes.
@@ -639,6 +724,11 @@ static class Bench
             ["coldCredentialDbReadsPerCheckin"] = Math.Round(coldMetrics.Reads / Math.Max(1, coldMetrics.CheckIns), 4),
             ["provisionPerSecond"] = Math.Round(n / provisionSeconds),
             ["errors"] = errors,
+            ["batchDirectives"] = CheckIns.BatchDirectives,
+            ["answersVerified"] = sample.Verified,
+            ["answerVerifyFailures"] = sample.Failures,
+            ["sampleMeanBatchSize"] = Math.Round(sample.MeanBatchSize, 2),
+            ["meanBatchSizeBeforeRestart"] = Math.Round(maxSignatures.Directives / Math.Max(1, maxSignatures.Signatures), 2),
             ["concurrency"] = concurrency,
             ["loadavg1"] = double.Parse(File.ReadAllText("/proc/loadavg").Split(' ')[0], CultureInfo.InvariantCulture),
         };

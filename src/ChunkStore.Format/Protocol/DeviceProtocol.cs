@@ -32,6 +32,8 @@ public sealed record InventoryEntry(string Path, string Sha256);
 /// <param name="Stale">True when the agent has had no valid, fresh directive for longer than its configured limit.</param>
 /// <param name="Attributes">Facts about the device (<see cref="DeviceAttributeRules"/>: <c>arch</c>, <c>os</c> and what the
 /// device maker configured) that rollout selectors match on; null when the agent reports none.</param>
+/// <param name="BatchDirectives">True when the agent verifies batch-signed directives (a Merkle inclusion proof under one
+/// director signature, docs/protocol.md "Directive"); absent or false: the answer's directive is signed on its own.</param>
 public sealed record CheckInRequest(
     string Product,
     long InstalledVersionId,
@@ -40,7 +42,8 @@ public sealed record CheckInRequest(
     string? AgentVersion,
     string? Nonce = null,
     bool? Stale = null,
-    IReadOnlyDictionary<string, string>? Attributes = null);
+    IReadOnlyDictionary<string, string>? Attributes = null,
+    bool? BatchDirectives = null);
 
 /// <summary>Download allowance for one update session ("control the download size").</summary>
 /// <param name="MaxBytes">Total bytes the device may fetch in this window.</param>

@@ -59,8 +59,9 @@ public sealed record Directive(int Schema, string Type, string DeviceId, string 
     }
 
     /// <summary>
-    /// Verifies a directive envelope (director threshold of <paramref name="anchor"/>) and binds it to this check-in:
-    /// device, product, nonce, validity window. Throws <see cref="DirectiveRejectedException"/> naming the reason.
+    /// Verifies a directive envelope (director threshold of <paramref name="anchor"/>, single-signed or batch-signed
+    /// with its inclusion proof) and binds it to this check-in: device, product, nonce, validity window; the same rules
+    /// for both forms. Throws <see cref="DirectiveRejectedException"/> naming the reason.
     /// </summary>
     public static Directive VerifyFor(string? envelopeJson, TrustAnchor anchor, string deviceId, string product, string nonce, DateTimeOffset now)
     {
@@ -70,7 +71,7 @@ public sealed record Directive(int Schema, string Type, string DeviceId, string 
         try
         {
             var envelope = SignedEnvelope.Parse(System.Text.Encoding.UTF8.GetBytes(envelopeJson), MaxBytes, "directive");
-            d = Parse(anchor.VerifyEnvelope(envelope, TrustRoles.Director, "directive"));
+            d = Parse(anchor.VerifyEnvelope(envelope, TrustRoles.Director, "directive", allowBatch: true));
         }
         catch (Exception e) when (e is IntegrityException or InvalidInputException)
         {

@@ -167,10 +167,28 @@ public sealed class TrustAnchor
     public IReadOnlyList<ReleasePublicKey> ReleaseKeys =>
         Root is null ? [_legacy!] : Root.KeysOf(TrustRoles.Release).Values.ToList();
 
-    /// <summary>Verifies an envelope signed by the threshold of <paramref name="role"/>; returns its payload.</summary>
-    public byte[] VerifyEnvelope(SignedEnvelope envelope, string role, string what)
+    /// <summary>
+    /// Verifies an envelope signed by the threshold of <paramref name="role"/>; returns its payload. With
+    /// <paramref name="allowBatch"/> (directives only) an envelope may instead carry a <see cref="BatchInclusion"/>:
+    /// its shape is checked, the signatures must cover the batch root (<see cref="DirectiveBatch.SignedMessage"/>), and
+    /// the payload must lead to that root along its path. Any other envelope with a batch proof is refused.
+    /// </summary>
+    public byte[] VerifyEnvelope(SignedEnvelope envelope, string role, string what, bool allowBatch = false)
     {
         var payload = envelope.PayloadBytes(what);
+        if (envelope.Batch is { } batch)
+        {
+            if (!allowBatch || Root is null)
+                throw new IntegrityException($"{what} carries a batch inclusion proof; only directives verified against a root document are batch-signed.");
+            var (root, path) = DirectiveBatch.Decode(batch, what);
+            var neededBatch = Root.ThresholdOf(role);
+            var validBatch = envelope.CountValid(DirectiveBatch.SignedMessage(root, batch.Size), Root.KeysOf(role));
+            if (validBatch < neededBatch)
+                throw new IntegrityException(
+                    $"{what}: the batch root carries {validBatch} valid signature(s) of the '{role}' role of root version {Root.Version}; {neededBatch} required (a signature of another batch, or not the {role}'s).");
+            DirectiveBatch.CheckInclusion(payload, batch, root, path, what);
+            return payload;
+        }
         if (Root is null)
         {
             if (role == TrustRoles.Release

@@ -16,8 +16,14 @@ public sealed record EnvelopeSignature(string KeyId, string Sig);
 /// bytes, so a signature covers precisely what is parsed afterwards and no canonical re-serialization is needed.
 /// </summary>
 /// <param name="Payload">Base64 of the payload bytes (UTF-8 JSON of the document).</param>
-/// <param name="Signatures">Signatures over the decoded payload bytes.</param>
-public sealed record SignedEnvelope(string Payload, IReadOnlyList<EnvelopeSignature> Signatures)
+/// <param name="Signatures">Signatures over the decoded payload bytes, or for a batch-signed directive over <see cref="DirectiveBatch.SignedMessage"/>.</param>
+/// <param name="Batch">
+/// Only on a batch-signed directive: the payload's place in the Merkle tree whose root the signatures cover. Absent
+/// (not written) on every other envelope; <see cref="TrustAnchor.VerifyEnvelope"/> refuses it where it is not allowed.
+/// </param>
+public sealed record SignedEnvelope(string Payload, IReadOnlyList<EnvelopeSignature> Signatures,
+    [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    BatchInclusion? Batch = null)
 {
     /// <summary>Most signatures an envelope may carry (bounds the verification work a hostile server can cause).</summary>
     public const int MaxSignatures = 16;
@@ -74,7 +80,7 @@ public sealed record SignedEnvelope(string Payload, IReadOnlyList<EnvelopeSignat
     /// Number of distinct keys of <paramref name="allowed"/> (key id → key) with a valid signature over the payload.
     /// Signatures by unknown keys and duplicates count nothing.
     /// </summary>
-    public int CountValid(byte[] payload, IReadOnlyDictionary<string, ReleasePublicKey> allowed)
+    public int CountValid(ReadOnlySpan<byte> payload, IReadOnlyDictionary<string, ReleasePublicKey> allowed)
     {
         var seen = new HashSet<string>(StringComparer.Ordinal);
         foreach (var s in Signatures)

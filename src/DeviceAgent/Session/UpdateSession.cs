@@ -242,7 +242,7 @@ public sealed class UpdateSession
         var files = inventory.Count <= MaxInventoryFiles ? inventory : null;
         var nonce = SessionTrust.NewNonce();
         var sent = _gateway.CheckInAsync(new CheckInRequest(_config.Product, installed.VersionId, TreeInventory.Digest(inventory), files,
-            AgentVersion, nonce, stale ? true : null, _config.ReportedAttributes()), ct);
+            AgentVersion, nonce, stale ? true : null, _config.ReportedAttributes(), trust.Anchor.RequiresDirectives ? true : null), ct);
         await Task.WhenAll(rootChain, sent);
         var response = await sent;
         var directive = trust.VerifyDirective(response, nonce);

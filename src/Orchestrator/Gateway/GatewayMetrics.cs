@@ -24,6 +24,14 @@ public static class GatewayMetrics
     public static readonly Counter<long> SightingsReceived = Meter.CreateCounter<long>("orch_gateway_sightings_received",
         description: "Sightings of devices answered without their actors on other nodes, received by this node");
 
+    /// <summary>Ed25519 signatures over directive batch roots (each covers one or more directives, <see cref="Trust.DirectiveBatcher"/>).</summary>
+    public static readonly Counter<long> DirectorSignatures = Meter.CreateCounter<long>("orch_director_batch_signatures",
+        description: "Director signatures over directive batch roots");
+
+    /// <summary>Directives covered by batch signatures; divided by <see cref="DirectorSignatures"/> it gives the mean batch size.</summary>
+    public static readonly Counter<long> BatchedDirectives = Meter.CreateCounter<long>("orch_director_batched_directives",
+        description: "Directives signed through a batch root");
+
     /// <summary>Device reports accepted, tagged with kind.</summary>
     public static readonly Counter<long> Reports = Meter.CreateCounter<long>("orch_gateway_reports", description: "Device reports accepted, by kind");
 

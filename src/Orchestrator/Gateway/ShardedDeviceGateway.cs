@@ -49,7 +49,7 @@ public sealed class ShardedDeviceGateway(
             if (idle is not null)
             {
                 GatewayMetrics.CheckInsWithoutActor.Add(1);
-                return Respond(deviceId, request, idle, null, null);
+                return await RespondAsync(deviceId, request, idle, null, null).ConfigureAwait(false);
             }
         }
         var answer = await AskAsync(command, ct).ConfigureAwait(false);
@@ -74,14 +74,16 @@ public sealed class ShardedDeviceGateway(
             }
         }
         var delta = decision.Action == UpdateAction.Upgrade ? inspector.DeltaManifestPathFor(request.Product, facts.InstalledVersion, decision.TargetVersion) : null;
-        return Respond(deviceId, request, decision, grant, delta);
+        return await RespondAsync(deviceId, request, decision, grant, delta).ConfigureAwait(false);
     }
 
-    private CheckInResponse Respond(string deviceId, CheckInRequest request, CheckInDecision decision, DownloadGrant? grant, string? delta)
+    private async ValueTask<CheckInResponse> RespondAsync(string deviceId, CheckInRequest request, CheckInDecision decision, DownloadGrant? grant, string? delta)
     {
         var mirrors = settings.Gateway.Mirrors.Count == 0 ? null : settings.Gateway.Mirrors;
         // The directive is what the agent acts on; the unsigned fields stay for agents provisioned without a root.
-        var directive = request.Nonce is null ? null : director.Sign(deviceId, request.Nonce, decision, request.Product, request.InstalledVersionId);
+        var directive = request.Nonce is null
+            ? null
+            : await director.SignAsync(deviceId, request.Nonce, decision, request.Product, request.InstalledVersionId, request.BatchDirectives == true).ConfigureAwait(false);
         return new CheckInResponse(decision.Action, decision.TargetVersion, decision.TargetVersionId, decision.ManifestPath,
             decision.Action == UpdateAction.Repair ? decision.RepairFiles : null, grant, settings.Gateway.NextCheckInSeconds, mirrors, delta,
             settings.Gateway.MirrorsFirst, directive,

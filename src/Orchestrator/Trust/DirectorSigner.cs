@@ -24,11 +24,20 @@ public sealed class TrustOptions
     /// <summary>How long a directive is valid after it was signed, in minutes (more than 0, at most 1440; default 10; fractions allowed).</summary>
     public double DirectiveLifetimeMinutes { get; set; } = 10;
 
+    /// <summary>
+    /// Most directives one batch signature covers (1 to 65536; default 64), for agents that read batch-signed directives
+    /// (docs/protocol.md "Directive"). Batches form only from directives that wait while a signature is being computed;
+    /// a larger bound lets one signature answer more of a burst, and lengthens each answer's inclusion path by a hash per doubling.
+    /// </summary>
+    public int DirectiveBatchMaxSize { get; set; } = 64;
+
     /// <summary>Problems, each naming the setting and the fix.</summary>
     public IEnumerable<string> Validate()
     {
         if (!(DirectiveLifetimeMinutes > 0 && DirectiveLifetimeMinutes <= 1440))
             yield return $"Trust:DirectiveLifetimeMinutes {DirectiveLifetimeMinutes} is out of range; use more than 0 and at most 1440 (default 10).";
+        if (DirectiveBatchMaxSize is < 1 or > DirectiveBatch.MaxSize)
+            yield return $"Trust:DirectiveBatchMaxSize {DirectiveBatchMaxSize} is out of range; use 1 to {DirectiveBatch.MaxSize} (default 64).";
         if (!string.IsNullOrEmpty(DirectorKeyFile) && !File.Exists(DirectorKeyFile))
             yield return $"Trust:DirectorKeyFile '{DirectorKeyFile}' does not exist; point it at the director.key written by 'orch keys init', or leave it empty for a development key.";
     }
@@ -37,7 +46,9 @@ public sealed class TrustOptions
 /// <summary>
 /// Signs the directive of every check-in with the node's director key (docs/protocol.md "Directive"): the device,
 /// its product, the check-in's nonce, a short validity, the action, the target manifest pinned by SHA-256, the
-/// device's floor and, for an operator's rollback, the downgrade authorization.
+/// device's floor and, for an operator's rollback, the downgrade authorization. A directive for an agent that reads
+/// batch-signed directives is signed through the <see cref="DirectiveBatcher"/> (one signature over the Merkle root of
+/// the directives ready together); any other is signed on its own.
 /// </summary>
 public sealed class DirectorSigner : IDisposable
 {
@@ -67,7 +78,10 @@ public sealed class DirectorSigner : IDisposable
         KeyFile = Path.GetFullPath(path);
         _key = ReleaseSigningKey.FromBytes(File.ReadAllBytes(path));
         _keyId = TrustKeyIds.Of(_key.PublicKey);
+        _batcher = new DirectiveBatcher(_key, _keyId, options.DirectiveBatchMaxSize);
     }
+
+    private readonly DirectiveBatcher _batcher;
 
     /// <summary>The key file in use.</summary>
     public string KeyFile { get; }
@@ -78,8 +92,18 @@ public sealed class DirectorSigner : IDisposable
     /// <summary>Public key (hex) and key id, for the start-up log.</summary>
     public string Describe() => $"{_key.PublicKey} (key id {TrustKeyIds.Of(_key.PublicKey)})";
 
-    /// <summary>The signed directive (envelope JSON) answering <paramref name="nonce"/>.</summary>
-    public string Sign(string deviceId, string nonce, CheckInDecision decision, string product, long installedVersionId)
+    /// <summary>
+    /// The signed directive (envelope JSON) answering <paramref name="nonce"/>: batch-signed when <paramref name="batch"/>
+    /// (the agent said it reads batch-signed directives), else signed on its own.
+    /// </summary>
+    public async ValueTask<string> SignAsync(string deviceId, string nonce, CheckInDecision decision, string product, long installedVersionId, bool batch)
+    {
+        var payload = Payload(deviceId, nonce, decision, product, installedVersionId);
+        if (!batch) return SignedEnvelope.Sign(payload, _key, _keyId).ToJson();
+        return (await _batcher.SignAsync(payload).ConfigureAwait(false)).ToJson();
+    }
+
+    private byte[] Payload(string deviceId, string nonce, CheckInDecision decision, string product, long installedVersionId)
     {
         var now = _clock.GetUtcNow();
         var pinned = decision.Action == UpdateAction.None || decision.ManifestPath is null ? null : PinManifest(decision.ManifestPath);
@@ -91,7 +115,7 @@ public sealed class DirectorSigner : IDisposable
             decision.Action == UpdateAction.None ? null : decision.TargetVersionId,
             decision.Action == UpdateAction.None ? null : decision.ManifestPath, pinned?.Sha256,
             decision.Action == UpdateAction.Repair ? decision.RepairFiles : null, decision.FloorVersionId, downgrade, pinned?.Length);
-        return SignedEnvelope.Sign(directive.ToPayload(), _key, _keyId).ToJson();
+        return directive.ToPayload();
     }
 
     // A manifest file is replaced only by rename (publish), so (write time, length) identifies its bytes. A target that

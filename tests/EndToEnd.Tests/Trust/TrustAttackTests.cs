@@ -143,10 +143,14 @@ public sealed class TrustAttackTests(ITestOutputHelper output)
         Assert.Contains("directive refused: it is for device 'dev-2', this is 'dev-1'", r.Output);
         AssertUnchanged(before, d);
 
-        // 5. Tampered: the directive's payload altered (signature no longer matches).
+        // 5. Tampered: the directive's payload altered (signature no longer matches). The check-in is forwarded without
+        // the agent's batchDirectives (re-signed with its credential), so the node signs this directive on its own
+        // (BatchDirectiveTests: the batch form).
+        var secret = System.Text.Encoding.UTF8.GetString(d.Hidden.ReadRequired(HiddenItem.DeviceCredential));
         rig.Hostile.OnCheckIn = async c =>
         {
-            var o = (JsonObject)JsonNode.Parse((await rig.Hostile.ForwardAsync(c.DeviceId, c.Body, c.Authorization)).Body)!;
+            c.Body.Remove("batchDirectives");
+            var o = (JsonObject)JsonNode.Parse((await rig.Hostile.ForwardChangedAsync(c, secret)).Body)!;
             var envelope = (JsonObject)JsonNode.Parse(o["directive"]!.GetValue<string>())!;
             var payload = System.Text.Encoding.UTF8.GetString(Convert.FromBase64String(envelope["payload"]!.GetValue<string>()))
                 .Replace("\"action\":\"None\"", "\"action\":\"Upgrade\"");

@@ -105,7 +105,24 @@ public sealed class HostileGateway : IAsyncDisposable
     /// <param name="body">The check-in body.</param>
     /// <param name="authorization">The agent's own signed header, forwarded unchanged.</param>
     /// <param name="secret">Instead: sign as <paramref name="deviceId"/> with this secret (a gateway holding another device's credential).</param>
-    public async Task<(int Status, string Body)> ForwardAsync(string deviceId, JsonObject body, string? authorization, string? secret = null)
+    public async Task<(int Status, string Body)> ForwardAsync(string deviceId, JsonObject body, string? authorization, string? secret = null) =>
+        await ForwardAsync(deviceId, body, authorization, secret, null);
+
+    /// <summary>
+    /// Forwards <paramref name="c"/> with its body changed on the way, signed again as the device with
+    /// <paramref name="secret"/> under the agent's own sequence number (the node never saw it, and an agent's sequence
+    /// runs ahead of the clock, so a fresh number could be refused as a replay).
+    /// </summary>
+    public Task<(int Status, string Body)> ForwardChangedAsync(CheckIn c, string secret)
+    {
+        var header = c.Authorization ?? throw new InvalidOperationException("the check-in carries no Authorization header to take the sequence from");
+        var parameter = header[(header.IndexOf(' ') + 1)..];
+        if (!Orchestrator.Messages.Protocol.DeviceRequestSignature.TryParse(parameter, out var auth, out var error))
+            throw new InvalidOperationException($"the agent's Authorization header does not parse: {error}");
+        return ForwardAsync(c.DeviceId, c.Body, null, secret, auth.Sequence);
+    }
+
+    private async Task<(int Status, string Body)> ForwardAsync(string deviceId, JsonObject body, string? authorization, string? secret, long? sequence)
     {
         var path = $"v1/devices/{deviceId}/check-in";
         var bytes = Encoding.UTF8.GetBytes(body.ToJsonString());
@@ -113,7 +130,7 @@ public sealed class HostileGateway : IAsyncDisposable
         request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json") { CharSet = "utf-8" };
         if (secret is not null)
             authorization = Orchestrator.TestSupport.DeviceSigning.Header(deviceId, secret, "POST", "/" + path, bytes,
-                Orchestrator.TestSupport.DeviceSigning.NextSequence(), DateTimeOffset.UtcNow.ToUnixTimeSeconds());
+                sequence ?? Orchestrator.TestSupport.DeviceSigning.NextSequence(), DateTimeOffset.UtcNow.ToUnixTimeSeconds());
         if (authorization is not null) request.Headers.TryAddWithoutValidation("Authorization", authorization);
         using var response = await _upstream.SendAsync(request);
         return ((int)response.StatusCode, await response.Content.ReadAsStringAsync());
