@@ -15,11 +15,17 @@
 # other half keep their cadence; STORM_MAX_IN_FLIGHT (8192) caps the client. Reports refusals with Retry-After, peak RSS.
 # STORM_MODE=agents instead starts the storm half at once (at that rate) as agents: one check-in at a time per device,
 # Retry-After honoured, done when answered; STORM_AGENT_SECONDS (150) bounds it and the cadence measurement.
+# STORM_CLIENT=wrk (repeat mode) sends the storm from wrk (bench/fleet/storm.lua) instead: check-ins signed before it
+# starts, closed loop on STORM_CONNECTIONS (4096) connections, STORM_WRK_THREADS (2), STORM_PIPELINE (1) requests at once
+# per connection; first the same wrk against the node's /health/live for STORM_TRIVIAL_SECONDS (10): the client's ceiling.
 # Output goes to bench/results/fleet-steady-<N>[-STEADY_TAG].txt as well. Wrap in flock on shared machines.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$here/../.."
 n="${1:-10000}"
+if [ "${STORM_CLIENT:-}" = wrk ] && ! command -v wrk >/dev/null; then
+  apt-get install -y -qq wrk >/dev/null || { echo "STORM_CLIENT=wrk needs wrk: apt-get install wrk" >&2; exit 2; }
+fi
 dotnet build -c Release "$root/src/Orchestrator" -v q -nologo >/dev/null
 dotnet build -c Release "$here/SteadyBench" -v q -nologo >/dev/null
 tools="$here/SteadyBench/bin/tools"

@@ -569,6 +569,21 @@ static class Bench
             var stormRate = factor * max.PerSecond;
             using var stormHttp = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 8192, PooledConnectionLifetime = TimeSpan.FromMinutes(30) })
                 { BaseAddress = new Uri(node.Url), Timeout = TimeSpan.FromSeconds(30) };
+            var half = n / 2;
+            var agents = Environment.GetEnvironmentVariable("STORM_MODE") == "agents";
+            // STORM_CLIENT=wrk (repeat mode only): the storm's check-ins signed before it starts and sent by wrk, so the
+            // client's CPU does not cap what the node is offered; first the same wrk against the node's trivial
+            // /health/live, for the client's own ceiling on these cores.
+            WrkStorm? wrkStorm = null;
+            WrkStorm.Result? wrkTrivial = null, wrkResult = null;
+            if (!agents && Environment.GetEnvironmentVariable("STORM_CLIENT") == "wrk")
+            {
+                wrkStorm = await WrkStorm.PrepareAsync(work, ids, keys, half,
+                    (long)Math.Min(Env.Get("STORM_PREBUILT_MAX", 3_000_000), stormRate * stormSeconds * Env.Get("STORM_PREBUILT_FACTOR", 1.5)));
+                wrkTrivial = await wrkStorm.RunAsync(node.Url, TimeSpan.FromSeconds(Env.Get("STORM_TRIVIAL_SECONDS", 10)), "/health/live");
+                Console.WriteLine($"wrk against the node's /health/live (trivial endpoint), same connections: {wrkTrivial.PerSecond:0} /s, p99 {wrkTrivial.P99Ms:0.0} ms, " +
+                                  $"socket errors {wrkTrivial.SocketErrors}; the storm is to offer {stormRate:0} /s");
+            }
             var peakRss = node.RssBytes();
             using var sampling = new CancellationTokenSource();
             var sampler = Task.Run(async () =>
@@ -579,15 +594,20 @@ static class Bench
                     catch (OperationCanceledException) { }
                 }
             });
-            var half = n / 2;
             // STORM_MODE=repeat (the default): the storm devices check in again and again, open loop, overlapping their own
             // check-ins and never waiting for Retry-After (a broken or hostile client). STORM_MODE=agents: every storm device
             // starts at once (at the storm's rate) and then behaves as the agent does (one check-in at a time, Retry-After
             // honoured) until answered or STORM_AGENT_SECONDS (150) pass; the cadence devices are measured as long.
-            var agents = Environment.GetEnvironmentVariable("STORM_MODE") == "agents";
             var stormWindow = agents ? TimeSpan.FromSeconds(Env.Get("STORM_AGENT_SECONDS", 150)) : TimeSpan.FromSeconds(stormSeconds);
             var stormName = agents ? $"agent storm: {n - half} devices starting at {stormRate:0}/s ({factor:0.#}x max)" : $"storm {stormRate:0}/s ({factor:0.#}x max)";
-            var stormTask = agents
+            var stormTask = wrkStorm is not null
+                ? wrkStorm.RunAsync(node.Url, stormWindow).ContinueWith(t =>
+                    {
+                        wrkResult = t.Result;
+                        return (Phase: WrkStorm.ToPhase($"wrk storm, closed loop on {Env.Get("STORM_CONNECTIONS", 4096)} connections (3x max would be {stormRate:0}/s)", t.Result),
+                            RefusedWithRetryAfter: (int)t.Result.RetryAfter, NotSent: 0, Served: -1, LastServed: -1.0);
+                    }, TaskScheduler.Default)
+                : agents
                 ? load.AgentStormAsync(stormName, stormHttp, stormRate, half, stormWindow)
                     .ContinueWith(t => (t.Result.Phase, t.Result.RefusedWithRetryAfter, NotSent: 0, Served: t.Result.Served, LastServed: t.Result.LastServedSeconds), TaskScheduler.Default)
                 : load.StormAsync(stormName, stormHttp, stormRate, stormWindow, half, (int)Env.Get("STORM_MAX_IN_FLIGHT", 8192))
@@ -605,6 +625,8 @@ static class Bench
             var cadenceOut = (await cadenceProcess.StandardOutput.ReadToEndAsync()).Trim().Split('\n');
             await cadenceProcess.WaitForExitAsync();
             var cadence = JsonSerializer.Deserialize<Phase>(cadenceOut[^1])!;
+            // The cadence process signed FIRST_SEQUENCE + 1 .. + its requests; this process's next check-ins go above them.
+            CheckIns.Sequence += cadence.Requests + 1;
             var (stormPhase, refusedWithRetryAfter, notSent, stormServed, lastServed) = await stormTask;
             sampling.Cancel();
             await sampler;
@@ -632,6 +654,18 @@ static class Bench
                 ["stormRefusalsByRule"] = stormMetrics,
                 ["stormNodeAlive"] = alive,
             };
+            if (wrkResult is not null)
+            {
+                storm["stormClient"] = "wrk";
+                storm["stormTrivialPerSecond"] = Math.Round(wrkTrivial!.PerSecond);
+                storm["stormSocketErrors"] = wrkResult.SocketErrors;
+                storm["stormTimeouts"] = wrkResult.Timeouts;
+                storm["stormWrapped"] = wrkResult.Wrapped;
+                storm["stormP99Ms"] = Math.Round(wrkResult.P99Ms, 1);
+                storm["stormMaxMs"] = Math.Round(wrkResult.MaxMs, 1);
+                Console.WriteLine($"wrk storm: {wrkResult.Timeouts} timeouts, {wrkResult.ConnectErrors + wrkResult.ReadErrors + wrkResult.WriteErrors} socket errors, " +
+                                  $"{wrkResult.Wrapped} threads wrapped around (replays), storm latency p50 {wrkResult.P50Ms:0.0} ms p99 {wrkResult.P99Ms:0.0} ms max {wrkResult.MaxMs:0.0} ms");
+            }
             if (agents)
             {
                 storm["stormDevicesServed"] = stormServed;
