@@ -53,11 +53,7 @@ public sealed class AgentCompactManifestTests(ITestOutputHelper output)
 
     private static void AssertTreeIs(TestDevice d, PublishResult release, IReadOnlyDictionary<string, byte[]> expected)
     {
-        Assert.Equal(release.InventoryDigest, Releases.ClientDigest(d));
-        Assert.Equal(expected.Keys.Order(StringComparer.Ordinal), Directory.EnumerateFiles(d.Layout.Client, "*", SearchOption.AllDirectories)
-            .Select(f => Path.GetRelativePath(d.Layout.Client, f).Replace('\\', '/')).Order(StringComparer.Ordinal));
-        foreach (var (path, content) in expected)
-            Assert.Equal(content, File.ReadAllBytes(Path.Combine(d.Layout.Client, path)));
+        Releases.AssertTreeIs(d, release.InventoryDigest, expected);
         Assert.False(File.Exists(d.Layout.Journal));
     }
 
