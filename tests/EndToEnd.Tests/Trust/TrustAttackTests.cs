@@ -251,8 +251,11 @@ public sealed class TrustAttackTests(ITestOutputHelper output)
         Assert.Contains($"response for '{rig.V2.ManifestPath}.sig' exceeds the 64 bytes expected", r.Output);
         AssertUnchanged(before, d);
 
-        // The valid manifest followed by 4 MiB: the directive pins its exact length.
-        rig.Hostile.OnStore = path => path == rig.V2.ManifestPath ? [.. manifest, .. padding] : null;
+        // The valid manifest followed by 4 MiB: the directive pins its exact length. Its compact encodings (offered
+        // by the node, tried first) are served as garbage, so the agent falls back to the JSON.
+        var compactPrefix = rig.V2.ManifestPath[..^".json".Length];
+        rig.Hostile.OnStore = path => path == rig.V2.ManifestPath ? [.. manifest, .. padding]
+            : path.StartsWith(compactPrefix, StringComparison.Ordinal) && path.EndsWith(".zst", StringComparison.Ordinal) ? "not a zstd frame"u8.ToArray() : null;
         r = await Run(d, expectedExit: 1);
         Assert.Contains($"response for '{rig.V2.ManifestPath}' exceeds the {manifest.Length} bytes expected", r.Output);
         AssertUnchanged(before, d);
