@@ -12,28 +12,14 @@ store + .caidx files. Prints a Markdown report.
 usage: small_files.py WORK ORCH_COMMAND PRODUCT VERSION...   (trees in WORK/trees/PRODUCT/VERSION; ORCH_COMMAND may
 be "dotnet path/orch.dll"; SMALL_FILES_THRESHOLDS=0,16384 limits the thresholds tried)
 """
-import json, os, shlex, shutil, subprocess, sys, struct
+import json, os, shlex, shutil, subprocess, sys
 
-SIZES = {"64K": (16384, 65536, 262144), "16K": (4096, 16384, 65536)}
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from chunk_path import SIZES, caidx_chunks, dir_bytes, run  # noqa: E402
+
 THRESHOLDS = {"64K": [0, 4096, 16384, 65536], "16K": [0, 4096, 16384]}
 if os.environ.get("SMALL_FILES_THRESHOLDS"):  # e.g. "0,16384" for a quick run on large trees
     THRESHOLDS = {size: [int(t) for t in os.environ["SMALL_FILES_THRESHOLDS"].split(",")] for size in SIZES}
-
-def caidx_chunks(path):
-    data = open(path, "rb").read()
-    pos, ids = 64, []
-    while pos + 40 <= len(data):
-        if struct.unpack_from("<Q", data, pos)[0] == 0:
-            break
-        ids.append(data[pos + 8:pos + 40].hex())
-        pos += 40
-    return ids
-
-def dir_bytes(root):
-    return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(root) for f in fs if ".tmp" not in f)
-
-def run(cmd):
-    return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
 
 def orch_rows(work, orch, product, versions, size, threshold):
     store = os.path.join(work, f"orch-{product}-{size}-t{threshold}")

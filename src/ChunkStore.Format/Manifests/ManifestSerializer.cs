@@ -143,16 +143,8 @@ public static class ManifestSerializer
             Expect(ref r, JsonTokenType.StartObject, "'stream'");
             var streamSize = ReadInt64(ref r, "size");
             ExpectName(ref r, "chunks");
-            Expect(ref r, JsonTokenType.StartArray, "the stream's 'chunks'");
-            var streamChunks = new List<ChunkRef>();
-            while (NextItem(ref r, "the stream's 'chunks'"))
-            {
-                var id = ParseChunkId(ReadString(ref r, "id"));
-                streamChunks.Add(new ChunkRef(id, ReadInt32(ref r, "length"), ReadString(ref r, "tag")));
-                Expect(ref r, JsonTokenType.EndObject, "a stream chunk");
-            }
+            var streamChunks = ReadChunks(ref r, "the stream's 'chunks'", "a stream chunk");
             Expect(ref r, JsonTokenType.EndObject, "'stream'");
-            streamChunks.TrimExcess();
             stream = new SmallFileStream(streamSize, streamChunks);
             starts = stream.ChunkStarts();
             if (starts[^1] != streamSize)
@@ -177,16 +169,7 @@ public static class ManifestSerializer
                 continue;
             }
             ExpectName(ref r, "chunks");
-            Expect(ref r, JsonTokenType.StartArray, "'chunks'");
-            var chunks = new List<ChunkRef>();
-            while (NextItem(ref r, "'chunks'"))
-            {
-                var id = ParseChunkId(ReadString(ref r, "id"));
-                chunks.Add(new ChunkRef(id, ReadInt32(ref r, "length"), ReadString(ref r, "tag")));
-                Expect(ref r, JsonTokenType.EndObject, "a chunk");
-            }
-            // Exactly sized: a large file's list otherwise keeps up to twice its entries' room for as long as the manifest lives.
-            chunks.TrimExcess();
+            var chunks = ReadChunks(ref r, "'chunks'", "a chunk");
             files.Add(new ManifestFile(path, mode, size, sha256, chunks));
             Expect(ref r, JsonTokenType.EndObject, $"file '{path}'");
         }
@@ -201,6 +184,22 @@ public static class ManifestSerializer
         Expect(ref r, JsonTokenType.EndObject, "the manifest");
         if (r.Read()) throw new FormatException($"unexpected {r.TokenType} after the manifest's end");
         return new Manifest(product, version, versionId, created, expires, chunking, inventoryDigest, files, symlinks) { Stream = stream };
+    }
+
+    /// <summary>A JSON array of chunk references (<c>id</c>, <c>length</c>, <c>tag</c>), named <paramref name="list"/> in errors.</summary>
+    private static List<ChunkRef> ReadChunks(ref Utf8JsonReader r, string list, string item)
+    {
+        Expect(ref r, JsonTokenType.StartArray, list);
+        var chunks = new List<ChunkRef>();
+        while (NextItem(ref r, list))
+        {
+            var id = ParseChunkId(ReadString(ref r, "id"));
+            chunks.Add(new ChunkRef(id, ReadInt32(ref r, "length"), ReadString(ref r, "tag")));
+            Expect(ref r, JsonTokenType.EndObject, item);
+        }
+        // Exactly sized: a large file's list otherwise keeps up to twice its entries' room for as long as the manifest lives.
+        chunks.TrimExcess();
+        return chunks;
     }
 
     /// <summary>True when the next token is property <paramref name="name"/> (the reader is not moved).</summary>
