@@ -88,7 +88,9 @@ public sealed class DeviceRowTable : IDeviceSightings, IDeviceJournalMarks
     {
         if (!_caughtUp || Find(c.DeviceId) is not { } row) return (null, null);
         if (DeviceRequestSequence.RefuseReplay(c, row.FastSequence) is { } replayed) return (null, replayed);
-        if (row.AnswerIdle(c, lastSeenPersistInterval) is not { } answer) return (null, null);
+        // A copy of this request claimed since the check above makes the row not idle for it: that is a replay to refuse
+        // here, not a request for the actor (whose own sequence never saw the fast path's answer).
+        if (row.AnswerIdle(c, lastSeenPersistInterval) is not { } answer) return (null, DeviceRequestSequence.RefuseReplay(c, row.FastSequence));
         lock (_pendingLock)
         {
             if (_pending is { Count: >= MaxPendingSightings }) return (null, null);
