@@ -7,9 +7,10 @@ namespace Orchestrator.Node.Trust;
 /// <summary>
 /// Signs directive payloads in batches (docs/protocol.md "Directive"): one Ed25519 signature over the Merkle root of
 /// every payload that is ready, each answer carrying its own payload, the root signature and its inclusion path.
-/// No timer and no added latency: a payload that finds no signature in progress is signed at once (a batch of one);
-/// payloads that arrive while a signature is being computed wait and form the next batch (at most
-/// <see cref="MaxSize"/>), which the first of them signs as soon as the running batch is done.
+/// No timer: a payload that finds no signature in progress is signed once the work already queued on the thread pool
+/// has run (at once on an idle node, a batch of one); payloads that arrive meanwhile, or while a signature is being
+/// computed, join it or form the next batch (at most <see cref="MaxSize"/>), which the first of them signs as soon as
+/// the running batch is done.
 /// </summary>
 public sealed class DirectiveBatcher
 {
@@ -54,6 +55,12 @@ public sealed class DirectiveBatcher
         {
             // Completed with the envelope when a leader signed a batch holding this payload, or with null: lead now.
             if (await me.Done.Task.ConfigureAwait(false) is { } signed) return signed;
+        }
+        else
+        {
+            // The work already queued on the thread pool runs before the signature: under load that is check-ins about
+            // to ask for one, which join this batch; an idle node comes straight back. The wait follows the load, no timer.
+            await Task.Yield();
         }
         Pending? next = null;
         try
