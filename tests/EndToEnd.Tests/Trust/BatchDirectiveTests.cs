@@ -18,45 +18,9 @@ namespace Orchestrator.EndToEnd.Tests.Trust;
 /// </summary>
 public sealed class BatchDirectiveTests(ITestOutputHelper output)
 {
-    private sealed class Rig : IAsyncDisposable
-    {
-        public required TrustKeys Keys { get; init; }
-        public required NodeUnderTest Node { get; init; }
-        public required TestStore Store { get; init; }
-        public required HostileGateway Hostile { get; init; }
-        public required PublishResult V1 { get; init; }
-        public required PublishResult V2 { get; init; }
+    private static Task<TrustRig> StartAsync() => TrustRig.StartAsync();
 
-        public async ValueTask DisposeAsync()
-        {
-            await Hostile.DisposeAsync();
-            Store.Dispose();
-            await Node.DisposeAsync();
-            Keys.Dispose();
-        }
-    }
-
-    private static async Task<Rig> StartAsync()
-    {
-        var keys = new TrustKeys();
-        var settings = keys.NodeSettings();
-        settings["Devices:RetryBase"] = "00:00:00.100";
-        settings["Devices:RetryCap"] = "00:00:00.500";
-        var node = await NodeUnderTest.StartAsync(settings);
-        var store = new TestStore(node.StoreRoot, keys.Directory);
-        keys.PublishRoots(store.Store);
-        var v1 = store.Publish("1.0", Releases.V1());
-        var v2 = store.Publish("2.0", Releases.V2());
-        var hostile = await HostileGateway.StartAsync(node.BaseUrl);
-        return new Rig { Keys = keys, Node = node, Store = store, Hostile = hostile, V1 = v1, V2 = v2 };
-    }
-
-    private static async Task<TestDevice> DeviceAsync(Rig rig, string id)
-    {
-        var secret = await rig.Node.ProvisionAsync(id);
-        return new TestDevice(rig.Hostile.BaseUrl, credential: secret, deviceId: id, contentKey: rig.Store.ContentKey.ToBytes(),
-            trustRoot: rig.Keys.RootDocument, download: TestDevice.FastDownloads with { MaxSessionAttempts = 1, RequestTimeoutSeconds = 20 });
-    }
+    private static Task<TestDevice> DeviceAsync(TrustRig rig, string id) => rig.DeviceAsync(id, attempts: 1);
 
     private async Task<AgentProcess.Result> Run(TestDevice d, int expectedExit = 0)
     {
@@ -64,16 +28,6 @@ public sealed class BatchDirectiveTests(ITestOutputHelper output)
         output.WriteLine($"--- {d.Config.DeviceId}: {r.Output}{r.Error}");
         Assert.Equal(expectedExit, r.ExitCode);
         return r;
-    }
-
-    private static (string Tree, Dictionary<string, string> Hidden) Snapshot(TestDevice d) =>
-        (Releases.ClientDigest(d), Directory.GetFiles(d.Config.Zones.Hidden).ToDictionary(f => Path.GetFileName(f)!, f => Convert.ToHexString(File.ReadAllBytes(f))));
-
-    private static void AssertUnchanged((string Tree, Dictionary<string, string> Hidden) before, TestDevice d)
-    {
-        var after = Snapshot(d);
-        Assert.Equal(before.Tree, after.Tree);
-        Assert.Equal(before.Hidden.OrderBy(k => k.Key), after.Hidden.OrderBy(k => k.Key));
     }
 
     private static JsonObject Envelope(string answer) => (JsonObject)JsonNode.Parse(((JsonObject)JsonNode.Parse(answer)!)["directive"]!.GetValue<string>())!;
@@ -218,8 +172,8 @@ public sealed class BatchDirectiveTests(ITestOutputHelper output)
         await Run(b); // nothing assigned yet: nothing to do
         // dev-a is up to date (its answers say none); dev-b is now told to install v1: a tampered answer accepted would show on disk.
         await rig.Node.AssignAsync("dev-b", "acme", rig.V1.Version, rig.V1.VersionId, rig.V1.ManifestPath);
-        var beforeA = Snapshot(a);
-        var beforeB = Snapshot(b);
+        var beforeA = TrustRig.Snapshot(a);
+        var beforeB = TrustRig.Snapshot(b);
 
         // 1. The two devices' answers, signed in the same burst, with their proofs and signatures swapped.
         var barrier = new Barrier(2);
@@ -239,8 +193,8 @@ public sealed class BatchDirectiveTests(ITestOutputHelper output)
         var swapped = await Task.WhenAll(Run(a, expectedExit: 1), Run(b, expectedExit: 1));
         foreach (var r in swapped)
             Assert.Matches(@"failed at verify: directive refused: directive: the payload and its inclusion path \(leaf \d+ of \d+\) do not lead to the signed batch root", r.Output);
-        AssertUnchanged(beforeA, a);
-        AssertUnchanged(beforeB, b);
+        TrustRig.AssertUnchanged(beforeA, a);
+        TrustRig.AssertUnchanged(beforeB, b);
 
         async Task AttackAsync(Func<JsonObject, JsonObject> tamper, string refusal)
         {
@@ -253,7 +207,7 @@ public sealed class BatchDirectiveTests(ITestOutputHelper output)
             // The agent's log (its journal under systemd) names the refusal; nothing on disk changed.
             Assert.Contains("failed at verify: directive refused: directive: ", r.Output);
             Assert.Contains(refusal, r.Output);
-            AssertUnchanged(beforeB, b);
+            TrustRig.AssertUnchanged(beforeB, b);
         }
 
         // 2. The root signature of another batch (an earlier check-in's).
@@ -292,6 +246,6 @@ public sealed class BatchDirectiveTests(ITestOutputHelper output)
         rig.Hostile.OnCheckIn = null;
         var honest = await Run(a);
         Assert.Contains($"up to date at version ID {rig.V2.VersionId}", honest.Output);
-        AssertUnchanged(beforeA, a);
+        TrustRig.AssertUnchanged(beforeA, a);
     }
 }

@@ -16,47 +16,9 @@ namespace Orchestrator.EndToEnd.Tests.Trust;
 /// </summary>
 public sealed class TrustAttackTests(ITestOutputHelper output)
 {
-    private sealed class Rig : IAsyncDisposable
-    {
-        public required TrustKeys Keys { get; init; }
-        public required NodeUnderTest Node { get; init; }
-        public required TestStore Store { get; init; }
-        public required HostileGateway Hostile { get; init; }
-        public required PublishResult V1 { get; init; }
-        public required PublishResult V2 { get; init; }
+    private static Task<TrustRig> StartAsync(double lifetimeMinutes = 10) => TrustRig.StartAsync(lifetimeMinutes);
 
-        public async ValueTask DisposeAsync()
-        {
-            await Hostile.DisposeAsync();
-            Store.Dispose();
-            await Node.DisposeAsync();
-            Keys.Dispose();
-        }
-    }
-
-    private static async Task<Rig> StartAsync(double lifetimeMinutes = 10)
-    {
-        var keys = new TrustKeys();
-        var settings = keys.NodeSettings(lifetimeMinutes);
-        // Attacks end in failed attempts; a short announced backoff lets the honest run that follows each one start at once.
-        settings["Devices:RetryBase"] = "00:00:00.100";
-        settings["Devices:RetryCap"] = "00:00:00.500";
-        var node = await NodeUnderTest.StartAsync(settings);
-        var store = new TestStore(node.StoreRoot, keys.Directory);
-        keys.PublishRoots(store.Store);
-        var v1 = store.Publish("1.0", Releases.V1());
-        var v2 = store.Publish("2.0", Releases.V2());
-        var hostile = await HostileGateway.StartAsync(node.BaseUrl);
-        return new Rig { Keys = keys, Node = node, Store = store, Hostile = hostile, V1 = v1, V2 = v2 };
-    }
-
-    /// <summary>A device provisioned with the root document, talking to the hostile gateway.</summary>
-    private static async Task<TestDevice> DeviceAsync(Rig rig, string id, int attempts = 2)
-    {
-        var secret = await rig.Node.ProvisionAsync(id);
-        return new TestDevice(rig.Hostile.BaseUrl, credential: secret, deviceId: id, contentKey: rig.Store.ContentKey.ToBytes(),
-            trustRoot: rig.Keys.RootDocument, download: TestDevice.FastDownloads with { MaxSessionAttempts = attempts, RequestTimeoutSeconds = 20 });
-    }
+    private static Task<TestDevice> DeviceAsync(TrustRig rig, string id, int attempts = 2) => rig.DeviceAsync(id, attempts);
 
     private async Task<AgentProcess.Result> Run(TestDevice d, int expectedExit = 0)
     {
@@ -66,19 +28,8 @@ public sealed class TrustAttackTests(ITestOutputHelper output)
         return r;
     }
 
-    /// <summary>The installed tree (digest) and every hidden-zone file (bytes).</summary>
-    private static (string Tree, Dictionary<string, string> Hidden) Snapshot(TestDevice d) =>
-        (Releases.ClientDigest(d), Directory.GetFiles(d.Config.Zones.Hidden).ToDictionary(f => Path.GetFileName(f)!, f => Convert.ToHexString(File.ReadAllBytes(f))));
-
-    private static void AssertUnchanged((string Tree, Dictionary<string, string> Hidden) before, TestDevice d)
-    {
-        var after = Snapshot(d);
-        Assert.Equal(before.Tree, after.Tree);
-        Assert.Equal(before.Hidden.OrderBy(k => k.Key), after.Hidden.OrderBy(k => k.Key));
-    }
-
     /// <summary>Installs v2 through the (for now forwarding) hostile gateway.</summary>
-    private async Task InstallV2Async(Rig rig, TestDevice d)
+    private async Task InstallV2Async(TrustRig rig, TestDevice d)
     {
         await rig.Node.AssignAsync(d.Config.DeviceId, "acme", rig.V2.Version, rig.V2.VersionId, rig.V2.ManifestPath);
         await Run(d);
@@ -87,7 +38,7 @@ public sealed class TrustAttackTests(ITestOutputHelper output)
     }
 
     /// <summary>The node's answer with the unsigned fields rewritten to "upgrade to the old, validly signed v1".</summary>
-    private static string OfferV1(Rig rig, string nodeAnswer, bool keepDirective)
+    private static string OfferV1(TrustRig rig, string nodeAnswer, bool keepDirective)
     {
         var o = (JsonObject)JsonNode.Parse(nodeAnswer)!;
         o["action"] = "Upgrade";
@@ -112,19 +63,19 @@ public sealed class TrustAttackTests(ITestOutputHelper output)
             return answer;
         };
         await InstallV2Async(rig, d);
-        var before = Snapshot(d);
+        var before = TrustRig.Snapshot(d);
 
         // 1. Unsigned: the directive is stripped and the old signed release offered.
         rig.Hostile.OnCheckIn = async c => (200, OfferV1(rig, (await rig.Hostile.ForwardAsync(c.DeviceId, c.Body, c.Authorization)).Body, keepDirective: false));
         var r = await Run(d, expectedExit: 1);
         Assert.Contains("carries no directive (unsigned answer); refused, nothing changed", r.Output);
-        AssertUnchanged(before, d);
+        TrustRig.AssertUnchanged(before, d);
 
         // 2. Replayed: a validly signed answer of an earlier check-in (another nonce).
         rig.Hostile.OnCheckIn = _ => Task.FromResult((200, captured!));
         r = await Run(d, expectedExit: 1);
         Assert.Matches("directive refused: it answers nonce [0-9a-f]{32}, this check-in sent [0-9a-f]{32} \\(replayed answer\\)", r.Output);
-        AssertUnchanged(before, d);
+        TrustRig.AssertUnchanged(before, d);
 
         // 3. Expired: the node's own answer to this very check-in, held back past its 3 s validity.
         rig.Hostile.OnCheckIn = async c =>
@@ -135,13 +86,13 @@ public sealed class TrustAttackTests(ITestOutputHelper output)
         };
         r = await Run(d, expectedExit: 1);
         Assert.Contains("directive refused: it expired at", r.Output);
-        AssertUnchanged(before, d);
+        TrustRig.AssertUnchanged(before, d);
 
         // 4. Another device: the check-in (with this device's nonce) forwarded under a stolen credential of dev-2.
         rig.Hostile.OnCheckIn = c => rig.Hostile.ForwardAsync("dev-2", c.Body, null, secret: other);
         r = await Run(d, expectedExit: 1);
         Assert.Contains("directive refused: it is for device 'dev-2', this is 'dev-1'", r.Output);
-        AssertUnchanged(before, d);
+        TrustRig.AssertUnchanged(before, d);
 
         // 5. Tampered: the directive's payload altered (signature no longer matches). The check-in is forwarded without
         // the agent's batchDirectives (re-signed with its credential), so the node signs this directive on its own
@@ -160,13 +111,13 @@ public sealed class TrustAttackTests(ITestOutputHelper output)
         };
         r = await Run(d, expectedExit: 1);
         Assert.Contains("valid signature(s) of the 'director' role", r.Output);
-        AssertUnchanged(before, d);
+        TrustRig.AssertUnchanged(before, d);
 
         // Through an honest line again the device is fine and still on v2.
         rig.Hostile.OnCheckIn = null;
         r = await Run(d);
         Assert.Contains($"up to date at version ID {rig.V2.VersionId}", r.Output);
-        AssertUnchanged(before, d);
+        TrustRig.AssertUnchanged(before, d);
     }
 
     [Fact]
@@ -219,12 +170,12 @@ public sealed class TrustAttackTests(ITestOutputHelper output)
         await using var rig = await StartAsync();
         rig.Keys.WriteFloor(rig.Store.Store, "acme", rig.V2.Version, rig.V2.VersionId);
         using var d = await DeviceAsync(rig, "dev-4");
-        var before = Snapshot(d);
+        var before = TrustRig.Snapshot(d);
         // A mistaken (or compromised) director assigns the old release; the release-signed floor still stops it.
         await rig.Node.AssignAsync("dev-4", "acme", rig.V1.Version, rig.V1.VersionId, rig.V1.ManifestPath);
         var r = await Run(d, expectedExit: 1);
         Assert.Contains($"target version ID {rig.V1.VersionId} is below the release-signed product floor of 'acme' (2.0, version ID {rig.V2.VersionId})", r.Output);
-        AssertUnchanged(before, d);
+        TrustRig.AssertUnchanged(before, d);
         Assert.Empty(Directory.Exists(d.Layout.Client) ? Directory.GetFiles(d.Layout.Client, "*", SearchOption.AllDirectories) : []);
 
         await rig.Node.AssignAsync("dev-4", "acme", rig.V2.Version, rig.V2.VersionId, rig.V2.ManifestPath);
@@ -239,7 +190,7 @@ public sealed class TrustAttackTests(ITestOutputHelper output)
         using var d = await DeviceAsync(rig, "dev-size", attempts: 1);
         await rig.Node.AssignAsync("dev-size", "acme", rig.V1.Version, rig.V1.VersionId, rig.V1.ManifestPath);
         await Run(d);
-        var before = Snapshot(d);
+        var before = TrustRig.Snapshot(d);
         await rig.Node.AssignAsync("dev-size", "acme", rig.V2.Version, rig.V2.VersionId, rig.V2.ManifestPath);
         var manifest = File.ReadAllBytes(Path.Combine(rig.Store.Root, rig.V2.ManifestPath));
         var signature = File.ReadAllBytes(Path.Combine(rig.Store.Root, rig.V2.ManifestPath + ".sig"));
@@ -249,7 +200,7 @@ public sealed class TrustAttackTests(ITestOutputHelper output)
         rig.Hostile.OnStore = path => path == rig.V2.ManifestPath + ".sig" ? [.. signature, .. padding] : null;
         var r = await Run(d, expectedExit: 1);
         Assert.Contains($"response for '{rig.V2.ManifestPath}.sig' exceeds the 64 bytes expected", r.Output);
-        AssertUnchanged(before, d);
+        TrustRig.AssertUnchanged(before, d);
 
         // The valid manifest followed by 4 MiB: the directive pins its exact length. Its compact encodings (offered
         // by the node, tried first) are served as garbage, so the agent falls back to the JSON.
@@ -258,7 +209,7 @@ public sealed class TrustAttackTests(ITestOutputHelper output)
             : path.StartsWith(compactPrefix, StringComparison.Ordinal) && path.EndsWith(".zst", StringComparison.Ordinal) ? "not a zstd frame"u8.ToArray() : null;
         r = await Run(d, expectedExit: 1);
         Assert.Contains($"response for '{rig.V2.ManifestPath}' exceeds the {manifest.Length} bytes expected", r.Output);
-        AssertUnchanged(before, d);
+        TrustRig.AssertUnchanged(before, d);
 
         rig.Hostile.OnStore = null;
         await Run(d);
@@ -282,11 +233,11 @@ public sealed class TrustAttackTests(ITestOutputHelper output)
         var bytes = File.ReadAllBytes(app);
         bytes[10] ^= 0x5a;
         File.WriteAllBytes(app, bytes); // local damage: the node orders a repair of version 2.0
-        var before = Snapshot(d);
+        var before = TrustRig.Snapshot(d);
         var r = await Run(d, expectedExit: 1);
         Assert.Contains("but the director-signed directive pins", r.Output);
         Assert.Contains("(same version, other content); refused, nothing installed", r.Output);
-        AssertUnchanged(before, d);
+        TrustRig.AssertUnchanged(before, d);
 
         rig.Hostile.OnStore = null;
         await Run(d);
