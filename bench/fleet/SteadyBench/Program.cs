@@ -412,6 +412,20 @@ static class Bench
         return result;
     }
 
+    // The runtime's view after its last GC (System.Runtime meter): committed memory, heap size, fragmentation, in MiB.
+    static async Task<string> GcMetricsAsync(HttpClient http, string url)
+    {
+        var text = await http.GetStringAsync(url + "/metrics");
+        string Get(string metric, string label)
+        {
+            var line = text.Split('\n').FirstOrDefault(l => l.StartsWith(metric, StringComparison.Ordinal));
+            return line is null ? $"{label} ?" : $"{label} {double.Parse(line[(line.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture) / 1048576.0:0.0} MiB";
+        }
+        return string.Join(", ", Get("dotnet_gc_last_collection_memory_committed_size", "GC committed"),
+            Get("dotnet_gc_last_collection_heap_size", "heap (gen0-2, LOH, POH)"),
+            Get("dotnet_gc_last_collection_heap_fragmentation_size", "fragmentation"));
+    }
+
     static async Task<long> LiveActorsAsync(HttpClient http, string url)
     {
         var text = await http.GetStringAsync(url + "/metrics");
@@ -532,7 +546,7 @@ static class Bench
         var (rssEmpty, rssEmptyAtOnce, _) = await SettledRssAsync(node);
         var heapEmpty = await LiveHeapBytesAsync(gcEmpty);
         Console.WriteLine($"load {File.ReadAllText("/proc/loadavg").Trim()}; node up, RSS {rssEmpty / 1048576.0:0.0} MiB settled " +
-                          $"({rssEmptyAtOnce / 1048576.0:0.0} at once; full GC: {gcEmpty is not null}), live heap {heapEmpty / 1048576.0:0.0} MiB; {MemoryBreakdown(node.Pid)}");
+                          $"({rssEmptyAtOnce / 1048576.0:0.0} at once; full GC: {gcEmpty is not null}), live heap {heapEmpty / 1048576.0:0.0} MiB; {MemoryBreakdown(node.Pid)}; {await GcMetricsAsync(http, node.Url)}");
 
         // Provision: one request, the credentials streamed back.
         var provision = Stopwatch.StartNew();
@@ -610,7 +624,7 @@ static class Bench
         var heapBytesPerDevice = heapLoaded < 0 || heapEmpty < 0 ? -1 : (heapLoaded - heapEmpty) / (double)n;
         Console.WriteLine($"RSS {rssLoaded / 1048576.0:0.0} MiB with {n} devices checked in, settled after {settleRssSeconds:0.0} s " +
                           $"({rssLoadedAtOnce / 1048576.0:0.0} at once; full GC: {gcLoaded is not null}): {bytesPerDevice:0} bytes per device over the empty node; " +
-                          $"live heap {heapLoaded / 1048576.0:0.0} MiB ({heapBytesPerDevice:0} bytes per device); {MemoryBreakdown(node.Pid)}");
+                          $"live heap {heapLoaded / 1048576.0:0.0} MiB ({heapBytesPerDevice:0} bytes per device); {MemoryBreakdown(node.Pid)}; {await GcMetricsAsync(http, node.Url)}");
 
         // Storm (STORM_SECONDS > 0): STORM_FACTOR x the node's measured maximum, open loop, from the devices after the first
         // half, while the first half keeps its cadence (the fixed rate) on its own client; RSS sampled every 500 ms.
