@@ -412,17 +412,23 @@ static class Bench
         return result;
     }
 
-    // The runtime's view after its last GC (System.Runtime meter): committed memory, heap size, fragmentation, in MiB.
+    // The runtime's view after its last GC (System.Runtime meter), in MiB: committed memory, and heap size and
+    // fragmentation per generation (one series per gc_heap_generation label).
     static async Task<string> GcMetricsAsync(HttpClient http, string url)
     {
-        var text = await http.GetStringAsync(url + "/metrics");
+        var lines = (await http.GetStringAsync(url + "/metrics")).Split('\n');
         string Get(string metric, string label)
         {
-            var line = text.Split('\n').FirstOrDefault(l => l.StartsWith(metric, StringComparison.Ordinal));
-            return line is null ? $"{label} ?" : $"{label} {double.Parse(line[(line.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture) / 1048576.0:0.0} MiB";
+            var values = lines.Where(l => l.StartsWith(metric, StringComparison.Ordinal)).Select(l =>
+            {
+                var at = l.IndexOf("gc_heap_generation=\"", StringComparison.Ordinal);
+                var generation = at < 0 ? "" : l[(at + 20)..l.IndexOf('"', at + 20)] + " ";
+                return $"{generation}{double.Parse(l[(l.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture) / 1048576.0:0.0}";
+            }).ToList();
+            return values.Count == 0 ? $"{label} ?" : $"{label} {string.Join(" ", values)} MiB";
         }
         return string.Join(", ", Get("dotnet_gc_last_collection_memory_committed_size", "GC committed"),
-            Get("dotnet_gc_last_collection_heap_size", "heap (gen0-2, LOH, POH)"),
+            Get("dotnet_gc_last_collection_heap_size", "heap"),
             Get("dotnet_gc_last_collection_heap_fragmentation_size", "fragmentation"));
     }
 
