@@ -47,6 +47,7 @@ public static class ConfigurationSchema
         (Trust.TrustOptions.Section, typeof(Trust.TrustOptions)),
         (Auth.CredentialCacheOptions.Section, typeof(Auth.CredentialCacheOptions)),
         (Gateway.AdmissionOptions.Section, typeof(Gateway.AdmissionOptions)),
+        (MemoryOptions.Section, typeof(MemoryOptions)),
     ];
 
     /// <summary>

@@ -43,6 +43,8 @@ public static class NodeApp
         NodeSettings.ThrowIfInvalid(credentialOptions.Validate());
         var admissionOptions = builder.Configuration.GetSection(AdmissionOptions.Section).Get<AdmissionOptions>() ?? new AdmissionOptions();
         NodeSettings.ThrowIfInvalid(admissionOptions.Validate());
+        var memoryOptions = builder.Configuration.GetSection(MemoryOptions.Section).Get<MemoryOptions>() ?? new MemoryOptions();
+        NodeSettings.ThrowIfInvalid(memoryOptions.Validate());
         // Every configuration problem is reported before the data folder is locked or a port is probed.
         Directory.CreateDirectory(settings.Node.StoreRoot);
         var largest = LargestObject.In(FileSystemStore.Open(settings.Node.StoreRoot, create: true));
@@ -53,7 +55,7 @@ public static class NodeApp
         {
             PortProbe.EnsureRemotingFree(settings.Node);
             PortProbe.EnsureHttpFree(builder.Configuration["Urls"]);
-            return BuildLocked(builder, settings, deltaOptions, trustOptions, credentialOptions, admissionOptions, dataLock, largest.Bytes, services);
+            return BuildLocked(builder, settings, deltaOptions, trustOptions, credentialOptions, admissionOptions, memoryOptions, dataLock, largest.Bytes, services);
         }
         catch
         {
@@ -63,7 +65,7 @@ public static class NodeApp
     }
 
     private static WebApplication BuildLocked(WebApplicationBuilder builder, NodeSettings settings, Deltas.DeltaOptions deltaOptions, Trust.TrustOptions trustOptions,
-        CredentialCacheOptions credentialOptions, AdmissionOptions admissionOptions, DataDirectoryLock dataLock, long largestObjectBytes, Action<IServiceCollection>? services)
+        CredentialCacheOptions credentialOptions, AdmissionOptions admissionOptions, MemoryOptions memoryOptions, DataDirectoryLock dataLock, long largestObjectBytes, Action<IServiceCollection>? services)
     {
 
         builder.WebHost.ConfigureKestrel(k =>
@@ -81,6 +83,8 @@ public static class NodeApp
         s.AddSingleton(TimeProvider.System);
         s.AddSingleton(_ => new NodeDatabase(settings.Database, settings.Node.DataDirectory));
         s.AddSingleton(credentialOptions);
+        s.AddSingleton(memoryOptions);
+        s.AddHostedService<MemoryTrim>();
         s.AddSingleton(admissionOptions);
         s.AddSingleton<CheckInAdmission>();
         s.AddSingleton<DeviceCredentialStore>();
@@ -137,7 +141,7 @@ public static class NodeApp
             .AddCheck<WarmUpHealthCheck>("warm-up", tags: ["ready"]);
         s.AddOpenTelemetry().WithMetrics(m => m
             .AddMeter(GatewayMetrics.MeterName, ChunkStoreMetrics.MeterName, FleetGauges.MeterName, Orchestrator.DeviceActors.DeviceActorMetrics.MeterName,
-                "Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel",
+                MemoryTrim.MeterName, "Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel",
                 // The runtime's own meter: GC heap, committed and fragmented memory, thread-pool queue, so an SRE can tell
                 // live devices from memory the runtime merely holds.
                 "System.Runtime")
