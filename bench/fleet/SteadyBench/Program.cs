@@ -643,6 +643,11 @@ static class Bench
             Console.WriteLine($"storm: {refusedWithRetryAfter} refusals with Retry-After, {notSent} not sent (client cap), peak RSS {peakRss / 1048576.0:0.0} MiB, " +
                               $"node answering afterwards: {alive}" + (agents ? $"; {stormServed} of {n - half} storm devices answered, the last {lastServed:0.0} s after the storm began" : ""));
             Console.WriteLine($"node's refusals by rule: {string.Join(", ", stormMetrics.Select(m => $"{m.Key} {m.Value}"))}");
+            // What the admission's busy rule read (Admission:BusyQueueWaitMilliseconds): the probe's waits and the value seen
+            // on the request path for early devices, as cumulative buckets since the node started.
+            foreach (var line in (await http.GetStringAsync(node.Url + "/metrics")).Split('\n')
+                         .Where(l => l.StartsWith("orch_gateway_threadpool_queue_wait", StringComparison.Ordinal) || l.StartsWith("orch_gateway_admission_queue_wait_seen", StringComparison.Ordinal)))
+                Console.WriteLine("node: " + line);
             storm = new Dictionary<string, object>
             {
                 ["stormMode"] = agents ? "agents" : "repeat",
