@@ -109,6 +109,7 @@ for (var round = 1; round <= rounds; round++)
         }
         var cpu0 = CpuSeconds(node.Id);
         var m0 = await MetricsAsync(probe, url);
+        var startedUtc = DateTime.UtcNow;
         var (seconds, lat, statuses, perSecond) = await PassAsync(http);
         var cpu = CpuSeconds(node.Id) - cpu0;
         var m1 = await MetricsAsync(probe, url);
@@ -116,7 +117,8 @@ for (var round = 1; round <= rounds; round++)
         double Pct(double p) => sorted[Math.Min(sorted.Length - 1, (int)Math.Ceiling(p * sorted.Length) - 1)];
         var line = $"round {round} pass {pass}: {sorted.Length} check-ins in {seconds:0.00} s = {sorted.Length / seconds:0} /s, p50 {Pct(0.5):0.0} ms, p99 {Pct(0.99):0.0} ms, " +
                    $"node CPU {cpu:0.00} s = {cpu * 1e6 / sorted.Length:0} us per check-in, without actor {m1.WithoutActor - m0.WithoutActor} of {m1.CheckIns - m0.CheckIns}, " +
-                   $"credential reads {m1.Reads - m0.Reads}, statuses {string.Join(",", statuses.Select(s => s.Key + ":" + s.Value))}";
+                   $"credential reads {m1.Reads - m0.Reads}, statuses {string.Join(",", statuses.Select(s => s.Key + ":" + s.Value))}, " +
+                   $"UTC {startedUtc:HH:mm:ss}-{DateTime.UtcNow:HH:mm:ss}";
         Console.WriteLine(line);
         Console.WriteLine($"  per second: {string.Join(' ', perSecond)}");
         results.Add(line);

@@ -412,6 +412,26 @@ static class Bench
         return result;
     }
 
+    // The runtime's view after its last GC (System.Runtime meter), in MiB: committed memory, and heap size and
+    // fragmentation per generation (one series per gc_heap_generation label).
+    static async Task<string> GcMetricsAsync(HttpClient http, string url)
+    {
+        var lines = (await http.GetStringAsync(url + "/metrics")).Split('\n');
+        string Get(string metric, string label)
+        {
+            var values = lines.Where(l => l.StartsWith(metric, StringComparison.Ordinal)).Select(l =>
+            {
+                var at = l.IndexOf("gc_heap_generation=\"", StringComparison.Ordinal);
+                var generation = at < 0 ? "" : l[(at + 20)..l.IndexOf('"', at + 20)] + " ";
+                return $"{generation}{double.Parse(l[(l.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture) / 1048576.0:0.0}";
+            }).ToList();
+            return values.Count == 0 ? $"{label} ?" : $"{label} {string.Join(" ", values)} MiB";
+        }
+        return string.Join(", ", Get("dotnet_gc_last_collection_memory_committed_size", "GC committed"),
+            Get("dotnet_gc_last_collection_heap_size", "heap"),
+            Get("dotnet_gc_last_collection_heap_fragmentation_size", "fragmentation"));
+    }
+
     static async Task<long> LiveActorsAsync(HttpClient http, string url)
     {
         var text = await http.GetStringAsync(url + "/metrics");
@@ -438,7 +458,8 @@ static class Bench
         return (clock.Elapsed.TotalSeconds, live);
     }
 
-    // A full blocking GC in the node (dotnet-gcdump induces one) before RSS is read; the dump also says which types hold the heap.
+    // A full blocking GC in the node (dotnet-gcdump induces one) before RSS is read; the dump also says which types hold
+    // the heap and how many bytes of objects are live, which tells the heap from the rest of RSS.
     static async Task<string?> FullGcAsync(int pid, string output)
     {
         var tool = Environment.GetEnvironmentVariable("GCDUMP");
@@ -447,6 +468,52 @@ static class Bench
         await p.StandardOutput.ReadToEndAsync();
         await p.WaitForExitAsync();
         return p.ExitCode == 0 ? output : null;
+    }
+
+    // Bytes of live objects in a dump ("N  GC Heap bytes", the first line of dotnet-gcdump's report); -1 when unknown.
+    static async Task<long> LiveHeapBytesAsync(string? dump)
+    {
+        var tool = Environment.GetEnvironmentVariable("GCDUMP");
+        if (dump is null || string.IsNullOrEmpty(tool)) return -1;
+        using var p = Process.Start(new ProcessStartInfo(tool, ["report", dump]) { RedirectStandardOutput = true })!;
+        var report = await p.StandardOutput.ReadToEndAsync();
+        await p.WaitForExitAsync();
+        foreach (var line in report.Split('\n'))
+            if (line.Contains("GC Heap bytes", StringComparison.Ordinal)
+                && long.TryParse(line.Trim().Split(' ')[0].Replace(",", "", StringComparison.Ordinal), NumberStyles.None, CultureInfo.InvariantCulture, out var bytes))
+                return bytes;
+        return -1;
+    }
+
+    // RSS once it has stopped falling after a GC: the runtime hands freed regions back to the kernel over the following
+    // seconds, so a read taken at once can count memory the node no longer holds. Sampled every 500 ms, at most 15 s.
+    static async Task<(long Settled, long AtOnce, double Seconds)> SettledRssAsync(NodeProcess node)
+    {
+        var clock = Stopwatch.StartNew();
+        var atOnce = node.RssBytes();
+        var lowest = atOnce;
+        var sinceFall = Stopwatch.StartNew();
+        while (clock.Elapsed < TimeSpan.FromSeconds(15) && sinceFall.Elapsed < TimeSpan.FromSeconds(3))
+        {
+            await Task.Delay(500);
+            var rss = node.RssBytes();
+            if (rss < lowest - 1_048_576) { lowest = rss; sinceFall.Restart(); }
+        }
+        return (lowest, atOnce, clock.Elapsed.TotalSeconds);
+    }
+
+    // The node's anonymous and file-backed resident memory (kB lines of /proc/PID/smaps_rollup), for the results' notes.
+    static string MemoryBreakdown(int pid)
+    {
+        try
+        {
+            var fields = File.ReadLines($"/proc/{pid}/smaps_rollup")
+                .Where(l => l.StartsWith("Anonymous:", StringComparison.Ordinal) || l.StartsWith("Rss:", StringComparison.Ordinal))
+                .Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+                .Select(f => $"{f[0]} {long.Parse(f[1], CultureInfo.InvariantCulture) / 1024.0:0.0} MiB");
+            return string.Join(", ", fields);
+        }
+        catch (IOException) { return "smaps_rollup unreadable"; }
     }
 
     public static async Task<int> RunAsync(ParsedArguments args)
@@ -482,8 +549,10 @@ static class Bench
         await node.StartAsync(http);
         await Task.Delay(3000);
         var gcEmpty = await FullGcAsync(node.Pid, Path.Combine(work, "empty.gcdump"));
-        var rssEmpty = node.RssBytes();
-        Console.WriteLine($"load {File.ReadAllText("/proc/loadavg").Trim()}; node up, RSS {rssEmpty / 1048576.0:0.0} MiB (full GC: {gcEmpty is not null})");
+        var (rssEmpty, rssEmptyAtOnce, _) = await SettledRssAsync(node);
+        var heapEmpty = await LiveHeapBytesAsync(gcEmpty);
+        Console.WriteLine($"load {File.ReadAllText("/proc/loadavg").Trim()}; node up, RSS {rssEmpty / 1048576.0:0.0} MiB settled " +
+                          $"({rssEmptyAtOnce / 1048576.0:0.0} at once; full GC: {gcEmpty is not null}), live heap {heapEmpty / 1048576.0:0.0} MiB; {MemoryBreakdown(node.Pid)}; {await GcMetricsAsync(http, node.Url)}");
 
         // Provision: one request, the credentials streamed back.
         var provision = Stopwatch.StartNew();
@@ -555,9 +624,13 @@ static class Bench
         Console.WriteLine($"answered without the device actor in the fixed-rate phase: {withoutActorShare:P1}");
 
         var gcLoaded = await FullGcAsync(node.Pid, Path.Combine(work, "loaded.gcdump"));
-        var rssLoaded = node.RssBytes();
+        var (rssLoaded, rssLoadedAtOnce, settleRssSeconds) = await SettledRssAsync(node);
+        var heapLoaded = await LiveHeapBytesAsync(gcLoaded);
         var bytesPerDevice = (rssLoaded - rssEmpty) / (double)n;
-        Console.WriteLine($"RSS {rssLoaded / 1048576.0:0.0} MiB with {n} devices checked in (full GC: {gcLoaded is not null}): {bytesPerDevice:0} bytes per device over the empty node");
+        var heapBytesPerDevice = heapLoaded < 0 || heapEmpty < 0 ? -1 : (heapLoaded - heapEmpty) / (double)n;
+        Console.WriteLine($"RSS {rssLoaded / 1048576.0:0.0} MiB with {n} devices checked in, settled after {settleRssSeconds:0.0} s " +
+                          $"({rssLoadedAtOnce / 1048576.0:0.0} at once; full GC: {gcLoaded is not null}): {bytesPerDevice:0} bytes per device over the empty node; " +
+                          $"live heap {heapLoaded / 1048576.0:0.0} MiB ({heapBytesPerDevice:0} bytes per device); {MemoryBreakdown(node.Pid)}; {await GcMetricsAsync(http, node.Url)}");
 
         // Storm (STORM_SECONDS > 0): STORM_FACTOR x the node's measured maximum, open loop, from the devices after the first
         // half, while the first half keeps its cadence (the fixed rate) on its own client; RSS sampled every 500 ms.
@@ -768,6 +841,8 @@ static class Bench
             ["rssBytes"] = rssLoaded,
             ["rssEmptyBytes"] = rssEmpty,
             ["bytesPerDevice"] = Math.Round(bytesPerDevice),
+            ["rssAtOnceBytes"] = rssLoadedAtOnce,
+            ["heapBytesPerDevice"] = Math.Round(heapBytesPerDevice),
             ["fullGcBeforeRss"] = gcLoaded is not null,
             ["credentialDbReadsPerCheckin"] = Math.Round(readsPerCheckin, 4),
             ["withoutActorShare"] = Math.Round(withoutActorShare, 4),

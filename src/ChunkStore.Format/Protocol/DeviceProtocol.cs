@@ -51,7 +51,7 @@ public sealed record CheckInRequest(
 /// <param name="ExpiresUtc">After this instant the device checks in again for a fresh grant.</param>
 public sealed record DownloadGrant(long MaxBytes, long BytesPerSecond, DateTimeOffset ExpiresUtc);
 
-/// <summary>Server's answer to a check-in.</summary>
+/// <summary>Server's answer to a check-in. A field that is null is not written (readers take absent as null).</summary>
 /// <param name="Action">None, Upgrade or Repair.</param>
 /// <param name="TargetVersion">Version string of the release to install or repair against.</param>
 /// <param name="TargetVersionId">Monotonic version ID of that release.</param>
@@ -79,17 +79,17 @@ public sealed record DownloadGrant(long MaxBytes, long BytesPerSecond, DateTimeO
 /// </param>
 public sealed record CheckInResponse(
     UpdateAction Action,
-    string? TargetVersion,
-    long? TargetVersionId,
-    string? ManifestPath,
-    IReadOnlyList<string>? RepairFiles,
-    DownloadGrant? Grant,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? TargetVersion,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] long? TargetVersionId,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? ManifestPath,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<string>? RepairFiles,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] DownloadGrant? Grant,
     int NextCheckInSeconds,
-    IReadOnlyList<string>? Mirrors,
-    string? DeltaManifestPath = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<string>? Mirrors,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? DeltaManifestPath = null,
     bool MirrorsFirst = false,
-    string? Directive = null,
-    IReadOnlyList<string>? CompactManifests = null);
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Directive = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<string>? CompactManifests = null);
 
 /// <summary>Download progress: <c>POST /v1/devices/{deviceId}/progress</c>.</summary>
 public sealed record ProgressReport(long TargetVersionId, long BytesDone, long BytesTotal, int ChunksDone, int ChunksTotal);

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
@@ -57,13 +58,58 @@ public static class DeviceRequestSignature
     public static byte[] Compute(byte[] requestKey, string canonical) =>
         HMACSHA256.HashData(requestKey, Encoding.UTF8.GetBytes(canonical));
 
+    /// <summary>
+    /// HMAC-SHA256 under <paramref name="requestKey"/> of the UTF-8 of <see cref="Canonical"/> for these fields, written into
+    /// <paramref name="mac"/> (32 bytes) without building the string.
+    /// </summary>
+    public static void Compute(byte[] requestKey, ReadOnlySpan<char> method, ReadOnlySpan<char> pathAndQuery, ReadOnlySpan<char> deviceId,
+        long sequence, long timestamp, ReadOnlySpan<char> bodySha256Hex, Span<byte> mac)
+    {
+        // Each char is at most 3 UTF-8 bytes (a surrogate pair is 4 for 2 chars); a long is at most 20 characters.
+        var max = CanonicalPrefix.Length + 6 + 3 * (method.Length + pathAndQuery.Length + deviceId.Length + bodySha256Hex.Length) + 2 * 20;
+        byte[]? rented = null;
+        var buffer = max <= 1024 ? stackalloc byte[1024] : (rented = ArrayPool<byte>.Shared.Rent(max));
+        try
+        {
+            var n = Encoding.ASCII.GetBytes(CanonicalPrefix, buffer);
+            buffer[n++] = (byte)'\n';
+            char[]? upperRented = null;
+            var upper = method.Length <= 32 ? stackalloc char[32] : (upperRented = ArrayPool<char>.Shared.Rent(method.Length));
+            var upperLength = method.ToUpperInvariant(upper);
+            n += Encoding.UTF8.GetBytes(upper[..upperLength], buffer[n..]);
+            if (upperRented is not null) ArrayPool<char>.Shared.Return(upperRented);
+            buffer[n++] = (byte)'\n';
+            n += Encoding.UTF8.GetBytes(pathAndQuery, buffer[n..]);
+            buffer[n++] = (byte)'\n';
+            n += Encoding.UTF8.GetBytes(deviceId, buffer[n..]);
+            buffer[n++] = (byte)'\n';
+            sequence.TryFormat(buffer[n..], out var w, default, CultureInfo.InvariantCulture);
+            n += w;
+            buffer[n++] = (byte)'\n';
+            timestamp.TryFormat(buffer[n..], out w, default, CultureInfo.InvariantCulture);
+            n += w;
+            buffer[n++] = (byte)'\n';
+            n += Encoding.UTF8.GetBytes(bodySha256Hex, buffer[n..]);
+            HMACSHA256.HashData(requestKey, buffer[..n], mac);
+        }
+        finally
+        {
+            if (rented is not null) ArrayPool<byte>.Shared.Return(rented);
+        }
+    }
+
     /// <summary>Lower-case hex SHA-256 of a body.</summary>
     public static string BodyHash(ReadOnlySpan<byte> body) => Convert.ToHexStringLower(SHA256.HashData(body));
 
     /// <summary>Signs one request and returns the Authorization header's parameter (everything after the scheme).</summary>
     public static string Sign(byte[] requestKey, string method, string pathAndQuery, string deviceId, long sequence, long timestamp, ReadOnlySpan<byte> body)
     {
-        var mac = Compute(requestKey, Canonical(method, pathAndQuery, deviceId, sequence, timestamp, BodyHash(body)));
+        Span<byte> mac = stackalloc byte[HashLength];
+        Span<byte> hash = stackalloc byte[HashLength];
+        Span<char> hex = stackalloc char[2 * HashLength];
+        SHA256.HashData(body, hash);
+        Convert.TryToHexStringLower(hash, hex, out _);
+        Compute(requestKey, method, pathAndQuery, deviceId, sequence, timestamp, hex, mac);
         return Format(new DeviceRequestAuthorization(deviceId, sequence, timestamp, Base64Url(mac)));
     }
 
@@ -71,34 +117,40 @@ public static class DeviceRequestSignature
     public static string Format(DeviceRequestAuthorization auth) =>
         string.Create(CultureInfo.InvariantCulture, $"device={auth.DeviceId}, seq={auth.Sequence}, ts={auth.Timestamp}, sig={auth.Signature}");
 
+    /// <inheritdoc cref="TryParse(ReadOnlySpan{char}, out DeviceRequestAuthorization, out string)"/>
+    public static bool TryParse(string parameter, out DeviceRequestAuthorization auth, out string error) =>
+        TryParse(parameter.AsSpan(), out auth, out error);
+
     /// <summary>
-    /// Parses the header parameter (after the scheme). Each of device, seq, ts and sig exactly once, in any order; seq
-    /// and ts are decimal integers &gt;= 1. Returns false with a message naming what is wrong.
+    /// Parses the header parameter (after the scheme). Each of device, seq, ts and sig exactly once, in any order, parts
+    /// separated by commas with optional whitespace around each; seq and ts are decimal integers &gt;= 1. Returns false
+    /// with a message naming what is wrong. Only the device id and the signature become strings.
     /// </summary>
-    public static bool TryParse(string parameter, out DeviceRequestAuthorization auth, out string error)
+    public static bool TryParse(ReadOnlySpan<char> parameter, out DeviceRequestAuthorization auth, out string error)
     {
         auth = default;
-        string? device = null, seq = null, ts = null, sig = null;
-        foreach (var raw in parameter.Split(','))
+        ReadOnlySpan<char> device = default, seq = default, ts = default, sig = default;
+        bool hasDevice = false, hasSeq = false, hasTs = false, hasSig = false;
+        var rest = parameter;
+        while (true)
         {
-            var part = raw.Trim();
+            var comma = rest.IndexOf(',');
+            var part = (comma < 0 ? rest : rest[..comma]).Trim();
             var eq = part.IndexOf('=');
             if (eq <= 0) { error = $"'{Truncate(part)}' is not name=value"; return false; }
             var name = part[..eq];
             var value = part[(eq + 1)..];
-            ref string? slot = ref device;
-            switch (name)
-            {
-                case "device": slot = ref device; break;
-                case "seq": slot = ref seq; break;
-                case "ts": slot = ref ts; break;
-                case "sig": slot = ref sig; break;
-                default: error = $"unknown parameter '{Truncate(name)}' (expected device, seq, ts, sig)"; return false;
-            }
-            if (slot is not null) { error = $"parameter '{name}' appears twice"; return false; }
-            slot = value;
+            bool seen;
+            if (name.SequenceEqual("device")) { seen = hasDevice; hasDevice = true; device = value; }
+            else if (name.SequenceEqual("seq")) { seen = hasSeq; hasSeq = true; seq = value; }
+            else if (name.SequenceEqual("ts")) { seen = hasTs; hasTs = true; ts = value; }
+            else if (name.SequenceEqual("sig")) { seen = hasSig; hasSig = true; sig = value; }
+            else { error = $"unknown parameter '{Truncate(name)}' (expected device, seq, ts, sig)"; return false; }
+            if (seen) { error = $"parameter '{name}' appears twice"; return false; }
+            if (comma < 0) break;
+            rest = rest[(comma + 1)..];
         }
-        if (device is null || seq is null || ts is null || sig is null)
+        if (!(hasDevice && hasSeq && hasTs && hasSig))
         {
             error = "device, seq, ts and sig are all required";
             return false;
@@ -113,36 +165,49 @@ public static class DeviceRequestSignature
             error = "ts must be the signing time in Unix seconds";
             return false;
         }
-        if (sig.Length is 0 or > 128)
+        if (sig.Length is 0 or > MaxSignatureLength)
         {
             error = "sig must be the base64url HMAC-SHA256 (43 characters)";
             return false;
         }
-        auth = new DeviceRequestAuthorization(device, s, t, sig);
+        auth = new DeviceRequestAuthorization(device.ToString(), s, t, sig.ToString());
         error = "";
         return true;
     }
 
+    private const int HashLength = 32;
+    private const int MaxSignatureLength = 128;
+
     /// <summary>True when <paramref name="auth"/>'s signature is the HMAC of the given request under <paramref name="requestKey"/> (constant time).</summary>
     public static bool Verify(byte[] requestKey, DeviceRequestAuthorization auth, string method, string pathAndQuery, string bodySha256Hex)
     {
-        var expected = Compute(requestKey, Canonical(method, pathAndQuery, auth.DeviceId, auth.Sequence, auth.Timestamp, bodySha256Hex));
-        var presented = FromBase64Url(auth.Signature);
-        return presented is not null && CryptographicOperations.FixedTimeEquals(expected, presented);
+        Span<byte> expected = stackalloc byte[HashLength];
+        Compute(requestKey, method, pathAndQuery, auth.DeviceId, auth.Sequence, auth.Timestamp, bodySha256Hex, expected);
+        Span<byte> presented = stackalloc byte[MaxSignatureLength];
+        return TryFromBase64Url(auth.Signature, presented, out var length) && CryptographicOperations.FixedTimeEquals(expected, presented[..length]);
     }
 
     /// <summary>Base64url without padding.</summary>
-    public static string Base64Url(ReadOnlySpan<byte> bytes) => Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+    public static string Base64Url(ReadOnlySpan<byte> bytes) => System.Buffers.Text.Base64Url.EncodeToString(bytes);
 
-    private static byte[]? FromBase64Url(string s)
+    // Base64url with or without padding ('+' and '/' are read too, as base64 would): mapped to base64 and padded, then
+    // decoded by the base64 decoder, so exactly what Convert.FromBase64String accepts after that mapping is accepted.
+    private static bool TryFromBase64Url(ReadOnlySpan<char> s, Span<byte> bytes, out int length)
     {
-        var b = s.Replace('-', '+').Replace('_', '/');
-        b += (b.Length % 4) switch { 2 => "==", 3 => "=", _ => "" };
-        try { return Convert.FromBase64String(b); }
-        catch (FormatException) { return null; }
+        length = 0;
+        if (s.Length > MaxSignatureLength) return false;
+        Span<char> b = stackalloc char[MaxSignatureLength + 2];
+        var n = 0;
+        foreach (var c in s) b[n++] = c switch { '-' => '+', '_' => '/', _ => c };
+        switch (n % 4)
+        {
+            case 2: b[n++] = '='; b[n++] = '='; break;
+            case 3: b[n++] = '='; break;
+        }
+        return Convert.TryFromBase64Chars(b[..n], bytes, out length);
     }
 
-    private static string Truncate(string s) => s.Length <= 32 ? s : s[..32] + "...";
+    private static string Truncate(ReadOnlySpan<char> s) => s.Length <= 32 ? s.ToString() : string.Concat(s[..32], "...");
 }
 
 /// <summary>

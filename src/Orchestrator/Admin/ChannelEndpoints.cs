@@ -44,7 +44,7 @@ public static class ChannelEndpoints
         foreach (var p in product is null ? store.EnumerateProducts() : [product])
         {
             var known = view.Channels.Where(c => c.Product == p).Select(c => new ChannelTarget(c.Channel, c.Current, [])).ToList();
-            await seeder.SeedMissingAsync(p, known, ctx.RequestAborted).ConfigureAwait(false);
+            await seeder.SeedMissingAsync(p, known, ctx.RequestAborted, recheckNow: true).ConfigureAwait(false);
         }
         var fresh = cache.View ?? view;
         return product is null ? fresh : fresh with { Channels = fresh.Channels.Where(c => c.Product == product).ToList() };

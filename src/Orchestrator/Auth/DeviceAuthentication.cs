@@ -34,8 +34,8 @@ public sealed class DeviceAuthentication(DeviceCredentialStore store, NodeSettin
             return Fail("credential_missing", $"No Authorization header; sign the request: Authorization: {DeviceRequestSignature.Scheme} device=<id>, seq=<n>, ts=<unix seconds>, sig=<base64url> (docs/protocol.md, \"Device credentials\").");
         if (!SplitScheme(header, out var scheme, out var parameter))
             return Fail("credential_malformed", $"Authorization is not '<scheme> <parameters>'; use {DeviceRequestSignature.Scheme} device=<id>, seq=<n>, ts=<unix seconds>, sig=<base64url>.");
-        if (!string.Equals(scheme, DeviceRequestSignature.Scheme, StringComparison.OrdinalIgnoreCase))
-            return Fail("credential_malformed", string.Equals(scheme, "Basic", StringComparison.OrdinalIgnoreCase)
+        if (!scheme.Equals(DeviceRequestSignature.Scheme, StringComparison.OrdinalIgnoreCase))
+            return Fail("credential_malformed", scheme.Equals("Basic", StringComparison.OrdinalIgnoreCase)
                 ? $"Basic credentials are no longer accepted (protocol v2: the secret must not travel); sign the request with {DeviceRequestSignature.Scheme} (orch-agent sign-request)."
                 : $"Authorization scheme '{scheme}' is not accepted; use {DeviceRequestSignature.Scheme}.");
         if (!DeviceRequestSignature.TryParse(parameter, out var auth, out var why))
@@ -61,11 +61,12 @@ public sealed class DeviceAuthentication(DeviceCredentialStore store, NodeSettin
 
     /// <summary>
     /// Splits <c>&lt;scheme&gt; &lt;parameters&gt;</c> (RFC 9110 credentials: a token, whitespace, the rest); false when either
-    /// part is missing or the scheme is not a token. The parameters are parsed by <see cref="DeviceRequestSignature.TryParse"/>.
+    /// part is missing or the scheme is not a token. The parameters are parsed by <see cref="DeviceRequestSignature.TryParse(ReadOnlySpan{char}, out DeviceRequestAuthorization, out string)"/>.
+    /// Both parts are slices of <paramref name="header"/>.
     /// </summary>
-    internal static bool SplitScheme(string header, out string scheme, out string parameter)
+    internal static bool SplitScheme(string header, out ReadOnlySpan<char> scheme, out ReadOnlySpan<char> parameter)
     {
-        scheme = parameter = "";
+        scheme = parameter = default;
         var text = header.AsSpan().Trim();
         var gap = text.IndexOfAny(' ', '\t');
         if (gap <= 0) return false;
@@ -74,8 +75,8 @@ public sealed class DeviceAuthentication(DeviceCredentialStore store, NodeSettin
             if (ch <= ' ' || ch >= 127 || "()<>@,;:\\\"/[]?={}".Contains(ch)) return false;
         var rest = text[(gap + 1)..].Trim();
         if (rest.IsEmpty) return false;
-        scheme = name.Equals(DeviceRequestSignature.Scheme, StringComparison.Ordinal) ? DeviceRequestSignature.Scheme : name.ToString();
-        parameter = rest.ToString();
+        scheme = name;
+        parameter = rest;
         return true;
     }
 

@@ -38,24 +38,51 @@ public static class StoreReleases
 /// Seeds the channel directory from the store's channel files (<c>channels/&lt;product&gt;/&lt;channel&gt;.json</c>, written by
 /// <c>orch publish --channel</c>): a channel the directory does not have yet starts at the file's release. The directory
 /// is the single source of truth from then on; a later file of an existing channel changes nothing (<c>orch channel set</c>
-/// does). The product's channel folder is examined again only when its modification time changed, so an idle check-in
-/// costs one stat.
+/// does). The product's channel folder is looked at (one stat) at most once per <see cref="RecheckInterval"/> on the
+/// check-in path, and its files are read again only when its modification time changed; the channel admin routes look
+/// every time (<c>recheckNow</c>).
 /// </summary>
-public sealed class StoreChannelSeeder(FileSystemStore store, ChannelCache cache, ILogger<StoreChannelSeeder> log)
+public sealed class StoreChannelSeeder(FileSystemStore store, ChannelCache cache, ILogger<StoreChannelSeeder> log, TimeProvider? clock = null)
 {
-    private readonly ConcurrentDictionary<string, DateTime> _examined = new(StringComparer.Ordinal);
+    /// <summary>
+    /// Longest time a check-in may be decided without a channel file published since (a channel the directory lacks,
+    /// docs/protocol.md "Channels"). A file is written by <c>orch publish --channel</c> into the store folder, which the node
+    /// is not told of, so the folder's stat is its only signal; once a second instead of on every check-in.
+    /// </summary>
+    public static readonly TimeSpan RecheckInterval = TimeSpan.FromSeconds(1);
+
+    private readonly TimeProvider _clock = clock ?? TimeProvider.System;
+    private const int MaxProducts = 4096;
+
+    // Per product: the folder's write time when its files were last examined completely (MinValue: not yet, or the
+    // folder did not exist), and when the folder was last looked at.
+    private readonly ConcurrentDictionary<string, (DateTime Stamp, long LookedAt)> _examined = new(StringComparer.Ordinal);
 
     /// <summary>
     /// <paramref name="known"/>, or, when the store has channel files of channels the directory lacks, the product's
-    /// channels after seeding them.
+    /// channels after seeding them. Unless <paramref name="recheckNow"/>, the folder is looked at only when
+    /// <see cref="RecheckInterval"/> has passed since the last look.
     /// </summary>
-    public async ValueTask<IReadOnlyList<ChannelTarget>> SeedMissingAsync(string product, IReadOnlyList<ChannelTarget> known, CancellationToken ct)
+    public async ValueTask<IReadOnlyList<ChannelTarget>> SeedMissingAsync(string product, IReadOnlyList<ChannelTarget> known, CancellationToken ct,
+        bool recheckNow = false)
     {
+        var now = _clock.GetTimestamp();
+        var had = _examined.TryGetValue(product, out var seen);
+        if (had && !recheckNow && _clock.GetElapsedTime(seen.LookedAt, now) < RecheckInterval) return known;
         if (!StoreNames.IsValidProduct(product)) return known;
         var dir = new DirectoryInfo(store.FullPath($"{StoreLayout.ChannelsDirectory}/{product}"));
-        if (!dir.Exists) return known;
+        if (_examined.Count > MaxProducts) _examined.Clear(); // bounded: products are named by authenticated devices
+        if (!dir.Exists)
+        {
+            _examined[product] = (DateTime.MinValue, now);
+            return known;
+        }
         var stamp = dir.LastWriteTimeUtc;
-        if (_examined.TryGetValue(product, out var seen) && seen == stamp) return known;
+        if (had && seen.Stamp == stamp)
+        {
+            _examined[product] = (stamp, now);
+            return known;
+        }
         var complete = true;
         var seeded = false;
         foreach (var channel in store.EnumerateChannels(product))
@@ -75,7 +102,7 @@ public sealed class StoreChannelSeeder(FileSystemStore store, ChannelCache cache
                 complete = false; // examined again at the next check-in of the product
             }
         }
-        if (complete) _examined[product] = stamp;
+        _examined[product] = (complete ? stamp : DateTime.MinValue, now);
         return seeded ? (await cache.RefreshAsync(ct).ConfigureAwait(false)).Channels
             .Where(c => c.Product == product).Select(c => new ChannelTarget(c.Channel, c.Current, c.Rollouts.Select(h => h.RolloutId).ToList())).ToList() : known;
     }

@@ -79,13 +79,14 @@ public static class DeviceEndpoints
             return HttpProblems.Problem(StatusCodes.Status400BadRequest, invalid.Code, invalid.Message);
         return await ForwardAsync(ctx, async gw =>
         {
-            var response = await gw.CheckInAsync(deviceId, request!, ctx.RequestAborted, Sequence(ctx)).ConfigureAwait(false);
+            var answer = await gw.CheckInAsync(deviceId, request!, ctx.RequestAborted, Sequence(ctx)).ConfigureAwait(false);
+            var response = answer.Response;
             // The device gateway takes the grant from the device's budget; a gateway that did not gets the plain device grant here.
             if (response.Action != UpdateAction.None && response.Grant is null)
             {
                 try
                 {
-                    response = response with { Grant = await throttle.OpenAsync(deviceId, null, 0, ctx.RequestAborted).ConfigureAwait(false) };
+                    answer = answer with { Response = response with { Grant = await throttle.OpenAsync(deviceId, null, 0, ctx.RequestAborted).ConfigureAwait(false) } };
                 }
                 catch (BudgetUnavailableException ex)
                 {
@@ -93,7 +94,7 @@ public static class DeviceEndpoints
                 }
             }
             GatewayMetrics.CheckIns.Add(1, new KeyValuePair<string, object?>("action", response.Action.ToString()));
-            return TypedResults.Json(response, ProtocolJsonContext.Default.CheckInResponse);
+            return new CheckInAnswerResult(answer);
         }).ConfigureAwait(false);
     }
 

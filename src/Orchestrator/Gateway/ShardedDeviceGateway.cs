@@ -35,7 +35,7 @@ public sealed class ShardedDeviceGateway(
             : settings.Devices.LastSeenPersistInterval;
 
     /// <inheritdoc />
-    public async Task<CheckInResponse> CheckInAsync(string deviceId, CheckInRequest request, CancellationToken ct, long requestSequence = 0)
+    public async Task<CheckInAnswer> CheckInAsync(string deviceId, CheckInRequest request, CancellationToken ct, long requestSequence = 0)
     {
         var facts = inspector.Inspect(request);
         var channels = await ChannelsAsync(request.Product, ct).ConfigureAwait(false);
@@ -77,17 +77,18 @@ public sealed class ShardedDeviceGateway(
         return await RespondAsync(deviceId, request, decision, grant, delta).ConfigureAwait(false);
     }
 
-    private async ValueTask<CheckInResponse> RespondAsync(string deviceId, CheckInRequest request, CheckInDecision decision, DownloadGrant? grant, string? delta)
+    private async ValueTask<CheckInAnswer> RespondAsync(string deviceId, CheckInRequest request, CheckInDecision decision, DownloadGrant? grant, string? delta)
     {
         var mirrors = settings.Gateway.Mirrors.Count == 0 ? null : settings.Gateway.Mirrors;
         // The directive is what the agent acts on; the unsigned fields stay for agents provisioned without a root.
         var directive = request.Nonce is null
             ? null
             : await director.SignAsync(deviceId, request.Nonce, decision, request.Product, request.InstalledVersionId, request.BatchDirectives == true).ConfigureAwait(false);
-        return new CheckInResponse(decision.Action, decision.TargetVersion, decision.TargetVersionId, decision.ManifestPath,
+        return new CheckInAnswer(new CheckInResponse(decision.Action, decision.TargetVersion, decision.TargetVersionId, decision.ManifestPath,
             decision.Action == UpdateAction.Repair ? decision.RepairFiles : null, grant, settings.Gateway.NextCheckInSeconds, mirrors, delta,
-            settings.Gateway.MirrorsFirst, directive,
-            decision.Action == UpdateAction.None ? null : NullIfEmpty(inspector.CompactManifestsFor(decision.ManifestPath, request.InstalledVersionId)));
+            settings.Gateway.MirrorsFirst, null,
+            decision.Action == UpdateAction.None ? null : NullIfEmpty(inspector.CompactManifestsFor(decision.ManifestPath, request.InstalledVersionId))),
+            directive);
     }
 
     private static IReadOnlyList<string>? NullIfEmpty(IReadOnlyList<string> list) => list.Count == 0 ? null : list;

@@ -137,7 +137,10 @@ public static class NodeApp
             .AddCheck<WarmUpHealthCheck>("warm-up", tags: ["ready"]);
         s.AddOpenTelemetry().WithMetrics(m => m
             .AddMeter(GatewayMetrics.MeterName, ChunkStoreMetrics.MeterName, FleetGauges.MeterName, Orchestrator.DeviceActors.DeviceActorMetrics.MeterName,
-                "Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel")
+                "Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel",
+                // The runtime's own meter: GC heap, committed and fragmented memory, thread-pool queue, so an SRE can tell
+                // live devices from memory the runtime merely holds.
+                "System.Runtime")
             .AddPrometheusExporter());
         services?.Invoke(s);
 

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using Orchestrator.ChunkStore.Keys;
 using Orchestrator.ChunkStore.Trust;
 using Orchestrator.Node.Gateway;
@@ -36,12 +37,15 @@ public sealed class DirectiveBatcher
     private sealed class Pending(byte[] payload)
     {
         public readonly byte[] Payload = payload;
-        public readonly TaskCompletionSource<SignedEnvelope?> Done = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        public SignedEnvelope? Result;
+        public readonly TaskCompletionSource<byte[]?> Done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public byte[]? Result;
     }
 
-    /// <summary>The envelope of <paramref name="payload"/>: its bytes, the batch root's signature and its inclusion proof.</summary>
-    public async ValueTask<SignedEnvelope> SignAsync(byte[] payload)
+    /// <summary>
+    /// The envelope of <paramref name="payload"/> as UTF-8 JSON (<see cref="SignedEnvelopeWriter"/>): its bytes, the batch
+    /// root's signature and its inclusion proof.
+    /// </summary>
+    public async ValueTask<byte[]> SignAsync(byte[] payload)
     {
         var me = new Pending(payload);
         bool lead;
@@ -94,16 +98,13 @@ public sealed class DirectiveBatcher
             var leaves = new byte[batch.Length][];
             for (var i = 0; i < batch.Length; i++) leaves[i] = DirectiveBatch.LeafHash(batch[i].Payload);
             var (root, paths) = DirectiveBatch.Build(leaves);
-            var signature = new EnvelopeSignature(_keyId, Convert.ToBase64String(_key.Sign(DirectiveBatch.SignedMessage(root, batch.Length))));
-            var rootText = Convert.ToBase64String(root);
+            var signature = _key.Sign(DirectiveBatch.SignedMessage(root, batch.Length));
             GatewayMetrics.DirectorSignatures.Add(1);
             GatewayMetrics.BatchedDirectives.Add(batch.Length);
             for (var i = 0; i < batch.Length; i++)
             {
-                var path = new string[paths[i].Count];
-                for (var j = 0; j < path.Length; j++) path[j] = Convert.ToBase64String(paths[i][j]);
                 var p = batch[i];
-                p.Result = new SignedEnvelope(Convert.ToBase64String(p.Payload), [signature], new BatchInclusion(batch.Length, i, rootText, path));
+                p.Result = EnvelopeWriting.Write(p.Payload, _keyId, signature, paths[i], batch.Length, i, root);
                 p.Done.TrySetResult(p.Result);
             }
         }

@@ -93,14 +93,15 @@ public sealed class DirectorSigner : IDisposable
     public string Describe() => $"{_key.PublicKey} (key id {TrustKeyIds.Of(_key.PublicKey)})";
 
     /// <summary>
-    /// The signed directive (envelope JSON) answering <paramref name="nonce"/>: batch-signed when <paramref name="batch"/>
-    /// (the agent said it reads batch-signed directives), else signed on its own.
+    /// The signed directive answering <paramref name="nonce"/>, as the UTF-8 JSON of its envelope (the bytes
+    /// <see cref="SignedEnvelope.ToBytes"/> writes): batch-signed when <paramref name="batch"/> (the agent said it reads
+    /// batch-signed directives), else signed on its own.
     /// </summary>
-    public async ValueTask<string> SignAsync(string deviceId, string nonce, CheckInDecision decision, string product, long installedVersionId, bool batch)
+    public async ValueTask<byte[]> SignAsync(string deviceId, string nonce, CheckInDecision decision, string product, long installedVersionId, bool batch)
     {
         var payload = Payload(deviceId, nonce, decision, product, installedVersionId);
-        if (!batch) return SignedEnvelope.Sign(payload, _key, _keyId).ToJson();
-        return (await _batcher.SignAsync(payload).ConfigureAwait(false)).ToJson();
+        if (!batch) return EnvelopeWriting.Write(payload, _keyId, _key.Sign(payload));
+        return await _batcher.SignAsync(payload).ConfigureAwait(false);
     }
 
     private byte[] Payload(string deviceId, string nonce, CheckInDecision decision, string product, long installedVersionId)

@@ -32,14 +32,14 @@ public sealed class TestStore : IDisposable
 
     /// <summary>Writes a release tree from (path, content) pairs and publishes it.</summary>
     public PublishResult Publish(string version, IReadOnlyDictionary<string, byte[]> files, string product = "acme", TimeSpan? lifetime = null,
-        IReadOnlyDictionary<string, UnixFileMode>? modes = null, long? versionId = null, bool packs = true, int smallFilesBelow = 0)
+        IReadOnlyDictionary<string, UnixFileMode>? modes = null, long? versionId = null, bool packs = true, int smallFilesBelow = 0, string? channel = null)
     {
         var tree = _dir.Folder("trees/" + product + "-" + version);
         WriteTree(tree, files);
         foreach (var (path, mode) in modes ?? new Dictionary<string, UnixFileMode>())
             if (!OperatingSystem.IsWindows())
                 File.SetUnixFileMode(Path.Combine(tree, path), mode);
-        return Publisher.Publish(new PublishRequest(product, version, tree, versionId, Lifetime: lifetime, Packs: packs) { SmallFilesBelow = smallFilesBelow });
+        return Publisher.Publish(new PublishRequest(product, version, tree, versionId, channel, Lifetime: lifetime, Packs: packs) { SmallFilesBelow = smallFilesBelow });
     }
 
     /// <summary>Stored length of a chunk wherever the store at <paramref name="root"/> holds it (its own object or a pack range).</summary>

@@ -7,6 +7,7 @@ using Orchestrator.EndToEnd.Tests.Agent.Support;
 using Orchestrator.EndToEnd.Tests.Faults;
 using Orchestrator.Messages.Protocol;
 using Orchestrator.Node.Admin;
+using Orchestrator.Node.Channels;
 using Orchestrator.Node.Gateway;
 using Orchestrator.TestSupport;
 using Xunit.Abstractions;
@@ -53,6 +54,48 @@ public sealed class PublishBetweenCheckInsTests(ITestOutputHelper output)
             foreach (var (sent, action) in answers) output.WriteLine($"sent {sent.TotalMilliseconds:0} ms after the publish: {action}");
             Assert.Contains(answers, a => a.SentAfter < InstalledReleaseInspector.IndexRecheckInterval);
             Assert.All(answers, a => Assert.Equal(UpdateAction.Repair, a.Action));
+        }
+        finally { node.Kill(); }
+    }
+
+    [Fact]
+    public async Task A_channel_file_published_between_two_check_ins_is_honoured_within_the_recheck_interval()
+    {
+        using var dir = new TempDir();
+        var data = dir.Folder("data");
+        var storeRoot = dir.Folder("store");
+        var port = LoopbackPort.Free();
+        using var store = new TestStore(storeRoot);
+        var v1 = store.Publish("1.0", Releases.V1());
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}/"), Timeout = TimeSpan.FromSeconds(20) };
+        var node = await NodeProcess.StartAsync(port, data, storeRoot);
+        try
+        {
+            const string id = "channel-between";
+            var secret = await NodeProcessHttp.ProvisionAsync(http, id);
+            var installed = new CheckInRequest("acme", v1.VersionId, v1.InventoryDigest, null, "1.0.0");
+            // No channel yet: nothing to do. The node has just looked at the product's channel folder (none).
+            Assert.Equal(UpdateAction.None, (await CheckInAsync(http, id, secret, installed)).Action);
+            Assert.Equal(UpdateAction.None, (await CheckInAsync(http, id, secret, installed)).Action);
+
+            // What `orch publish --channel stable` writes: the release and channels/acme/stable.json.
+            store.Publish("2.0", Releases.V2(), channel: "stable");
+            var published = Stopwatch.StartNew();
+            var answers = new List<(TimeSpan SentAfter, CheckInResponse Answer)>();
+            while (published.Elapsed < StoreChannelSeeder.RecheckInterval + TimeSpan.FromMilliseconds(700))
+            {
+                var sent = published.Elapsed;
+                answers.Add((sent, await CheckInAsync(http, id, secret, installed)));
+                await Task.Delay(100);
+            }
+            foreach (var (sent, answer) in answers) output.WriteLine($"sent {sent.TotalMilliseconds:0} ms after the publish: {answer.Action} {answer.TargetVersion}");
+            // Every check-in sent once the recheck interval has passed since the publish is told to install the channel's
+            // release, and once one is, every later one is too.
+            var late = answers.Where(a => a.SentAfter >= StoreChannelSeeder.RecheckInterval).ToList();
+            Assert.NotEmpty(late);
+            Assert.All(late, a => Assert.Equal((UpdateAction.Upgrade, "2.0"), (a.Answer.Action, a.Answer.TargetVersion)));
+            var first = answers.FindIndex(a => a.Answer.Action == UpdateAction.Upgrade);
+            Assert.All(answers.Skip(first), a => Assert.Equal(UpdateAction.Upgrade, a.Answer.Action));
         }
         finally { node.Kill(); }
     }

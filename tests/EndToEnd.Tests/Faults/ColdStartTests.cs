@@ -105,6 +105,10 @@ public sealed class ColdStartTests(ITestOutputHelper output)
             Assert.Contains("credential_invalid", revoked.Output + revoked.Error);
             metrics = await http.GetStringAsync("metrics");
             Assert.Equal(2, Sum(metrics, CheckIns));
+            // The runtime's own meter is exported beside the node's: what the process holds, and the thread pool's queue.
+            Assert.True(Sum(metrics, "dotnet_process_memory_working_set_bytes") > 0, "dotnet_process_memory_working_set_bytes on /metrics");
+            Assert.Contains("dotnet_thread_pool_queue_length", metrics);
+            Assert.Contains("dotnet_gc_heap_total_allocated_bytes", metrics);
         }
         finally { node.Kill(); }
 

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Orchestrator.Messages.Protocol;
 using Orchestrator.Node.Auth;
+using Orchestrator.Node.Gateway;
 
 namespace Orchestrator.Node.Tests.Gateway;
 
@@ -29,6 +30,48 @@ public sealed class CheckInWireFormatTests
         Assert.Equal(System.Text.Encoding.UTF8.GetString(reflected), System.Text.Encoding.UTF8.GetString(generated));
     }
 
+    public static TheoryData<CheckInResponse, string?> Answers() => new()
+    {
+        { new CheckInResponse(UpdateAction.None, null, null, null, null, null, 300, null), "{\"payload\":\"eyJ+/=\",\"signatures\":[{\"keyId\":\"0123\",\"sig\":\"a+b/\"}],\"batch\":{\"size\":2,\"index\":1,\"root\":\"r+\",\"path\":[\"p+\"]}}" },
+        { new CheckInResponse(UpdateAction.None, null, null, null, null, null, 300, null, null, false, "{\"payload\":\"eyJ+/=\",\"signatures\":[]}"), null },
+        { new CheckInResponse(UpdateAction.Upgrade, "2.0", 7, "products/acme/2.0/manifest.json", null,
+            new DownloadGrant(1 << 30, 16 << 20, new DateTimeOffset(2026, 12, 5, 14, 0, 0, TimeSpan.Zero)), 60,
+            ["http://mirror.example/"], "products/acme/deltas/1.0-2.0.json", true, null, ["m.from-6.zst", "m.json.zst"]), "{\"payload\":\"x\u00e9<>&'\\\"\"}" },
+        { new CheckInResponse(UpdateAction.Repair, "1.0", 3, "m", ["a/b", "c<&>\u00e9"], null, 300, [], null), null },
+        { new CheckInResponse(UpdateAction.Repair, "1.0", 3, "m", [], null, 300, null, null, false, null, []), "{}" },
+    };
+
+    [Theory]
+    [MemberData(nameof(Answers))]
+    public void The_answer_writer_writes_the_generated_serializers_bytes(CheckInResponse response, string? directive)
+    {
+        var answer = new CheckInAnswer(response, directive is null ? null : System.Text.Encoding.UTF8.GetBytes(directive));
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+        using (var writer = new Utf8JsonWriter(buffer)) CheckInAnswerWriter.Write(writer, answer);
+        var expected = JsonSerializer.SerializeToUtf8Bytes(answer.ToResponse(), ProtocolJsonContext.Default.CheckInResponse);
+        Assert.Equal(System.Text.Encoding.UTF8.GetString(expected), System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan));
+    }
+
+    [Fact]
+    public void The_answer_writer_knows_every_property_of_the_generated_metadata_in_its_order()
+    {
+        var info = ProtocolJsonContext.Default.CheckInResponse;
+        Assert.Equal(info.Properties.OrderBy(p => p.Order).Select(p => p.Name), CheckInAnswerWriter.PropertyNames);
+    }
+
+    [Fact]
+    public void The_idle_answer_omits_its_null_fields_and_the_agents_parser_reads_them_as_null()
+    {
+        var idle = new CheckInResponse(UpdateAction.None, null, null, null, null, null, 300, null, null, false, "{}");
+        var json = System.Text.Encoding.UTF8.GetString(JsonSerializer.SerializeToUtf8Bytes(idle, ProtocolJsonContext.Default.CheckInResponse));
+        Assert.Equal("{\"action\":\"None\",\"nextCheckInSeconds\":300,\"mirrorsFirst\":false,\"directive\":\"{}\"}", json);
+        // The agent reads the answer with this generated metadata (HttpGatewayClient).
+        Assert.Equal(idle, JsonSerializer.Deserialize(json, ProtocolJsonContext.Default.CheckInResponse));
+        var explicitNulls = "{\"action\":\"None\",\"targetVersion\":null,\"targetVersionId\":null,\"manifestPath\":null,\"repairFiles\":null,\"grant\":null," +
+            "\"nextCheckInSeconds\":300,\"mirrors\":null,\"deltaManifestPath\":null,\"mirrorsFirst\":false,\"directive\":\"{}\",\"compactManifests\":null}";
+        Assert.Equal(idle, JsonSerializer.Deserialize(explicitNulls, ProtocolJsonContext.Default.CheckInResponse));
+    }
+
     [Theory]
     [InlineData("{\"product\":\"acme\",\"installedVersionId\":3,\"inventoryDigest\":\"d\",\"agentVersion\":\"1.0\",\"nonce\":\"00ff\",\"stale\":true,\"attributes\":{\"site\":\"x\"},\"files\":[{\"path\":\"a\",\"sha256\":\"b\"}]}")]
     [InlineData("{\"Product\":\"acme\",\"INSTALLEDVERSIONID\":\"4\",\"inventoryDigest\":\"d\",\"unknown\":[1,2]}")]
@@ -55,7 +98,7 @@ public sealed class CheckInWireFormatTests
         var expected = System.Net.Http.Headers.AuthenticationHeaderValue.TryParse(header, out var parsed) && parsed.Parameter is not null;
         Assert.Equal(expected, DeviceAuthentication.SplitScheme(header, out var scheme, out var parameter));
         if (!expected) return;
-        Assert.Equal(parsed!.Scheme, scheme);
-        Assert.Equal(parsed.Parameter, parameter);
+        Assert.Equal(parsed!.Scheme, scheme.ToString());
+        Assert.Equal(parsed.Parameter, parameter.ToString());
     }
 }
