@@ -18,6 +18,11 @@
 # STORM_CLIENT=wrk (repeat mode) sends the storm from wrk (bench/fleet/storm.lua) instead: check-ins signed before it
 # starts, closed loop on STORM_CONNECTIONS (4096) connections, STORM_WRK_THREADS (2), STORM_PIPELINE (1) requests at once
 # per connection; first the same wrk against the node's /health/live for STORM_TRIVIAL_SECONDS (10): the client's ceiling.
+# STORM_MODE=honour with STORM_CLIENT=wrk: the same storm, but each connection waits out a 429/503's Retry-After before
+# its next request, as the agent does (storm.lua); attempts/s = answered + refused. A closed loop whose refused connections
+# sleep 1-2 s at the least (Admission:RetryAfterSeconds=1) offers at most about STORM_CONNECTIONS / 1.5 s of refusals, so
+# 3x the maximum needs thousands of connections (each one a file descriptor in wrk and in the node: mind ulimit -n).
+# The node's admission rule for a saturated node is off by default: ORCH_Admission__BusyQueueWaitMilliseconds=5 turns it on.
 # Output goes to bench/results/fleet-steady-<N>[-STEADY_TAG].txt as well. Wrap in flock on shared machines.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"

@@ -644,6 +644,10 @@ static class Bench
                 { BaseAddress = new Uri(node.Url), Timeout = TimeSpan.FromSeconds(30) };
             var half = n / 2;
             var agents = Environment.GetEnvironmentVariable("STORM_MODE") == "agents";
+            // STORM_MODE=honour (with STORM_CLIENT=wrk): the wrk storm waits out every refusal's Retry-After, as agents do.
+            var honour = Environment.GetEnvironmentVariable("STORM_MODE") == "honour";
+            if (honour && Environment.GetEnvironmentVariable("STORM_CLIENT") != "wrk")
+                throw new ArgumentException("STORM_MODE=honour needs STORM_CLIENT=wrk (STORM_MODE=agents is the .NET client's honouring storm).");
             // STORM_CLIENT=wrk (repeat mode only): the storm's check-ins signed before it starts and sent by wrk, so the
             // client's CPU does not cap what the node is offered; first the same wrk against the node's trivial
             // /health/live, for the client's own ceiling on these cores.
@@ -674,10 +678,11 @@ static class Bench
             var stormWindow = agents ? TimeSpan.FromSeconds(Env.Get("STORM_AGENT_SECONDS", 150)) : TimeSpan.FromSeconds(stormSeconds);
             var stormName = agents ? $"agent storm: {n - half} devices starting at {stormRate:0}/s ({factor:0.#}x max)" : $"storm {stormRate:0}/s ({factor:0.#}x max)";
             var stormTask = wrkStorm is not null
-                ? wrkStorm.RunAsync(node.Url, stormWindow).ContinueWith(t =>
+                ? wrkStorm.RunAsync(node.Url, stormWindow, honour: honour).ContinueWith(t =>
                     {
                         wrkResult = t.Result;
-                        return (Phase: WrkStorm.ToPhase($"wrk storm, closed loop on {Env.Get("STORM_CONNECTIONS", 4096)} connections (3x max would be {stormRate:0}/s)", t.Result),
+                        return (Phase: WrkStorm.ToPhase($"wrk storm{(honour ? " honouring Retry-After" : "")}, closed loop on {wrkStorm.Connections} connections " +
+                                                        $"(attempts {t.Result.PerSecond:0}/s = {t.Result.PerSecond / max.PerSecond:0.00}x the maximum; 3x would be {stormRate:0}/s)", t.Result),
                             RefusedWithRetryAfter: (int)t.Result.RetryAfter, NotSent: 0, Served: -1, LastServed: -1.0);
                     }, TaskScheduler.Default)
                 : agents
@@ -711,6 +716,11 @@ static class Bench
             Console.WriteLine($"storm: {refusedWithRetryAfter} refusals with Retry-After, {notSent} not sent (client cap), peak RSS {peakRss / 1048576.0:0.0} MiB, " +
                               $"node answering afterwards: {alive}" + (agents ? $"; {stormServed} of {n - half} storm devices answered, the last {lastServed:0.0} s after the storm began" : ""));
             Console.WriteLine($"node's refusals by rule: {string.Join(", ", stormMetrics.Select(m => $"{m.Key} {m.Value}"))}");
+            // What the admission's busy rule read (Admission:BusyQueueWaitMilliseconds): the probe's waits and the value seen
+            // on the request path for early devices, as cumulative buckets since the node started.
+            foreach (var line in (await http.GetStringAsync(node.Url + "/metrics")).Split('\n')
+                         .Where(l => l.StartsWith("orch_gateway_threadpool_queue_wait", StringComparison.Ordinal) || l.StartsWith("orch_gateway_admission_queue_wait_seen", StringComparison.Ordinal)))
+                Console.WriteLine("node: " + line);
             storm = new Dictionary<string, object>
             {
                 ["stormMode"] = agents ? "agents" : "repeat",
@@ -730,6 +740,11 @@ static class Bench
             if (wrkResult is not null)
             {
                 storm["stormClient"] = "wrk";
+                storm["stormMode"] = honour ? "honour" : "repeat";
+                storm["stormConnections"] = wrkStorm!.Connections;
+                storm["stormAttemptsPerMax"] = Math.Round(wrkResult.PerSecond / max.PerSecond, 2);
+                storm["stormWaits"] = wrkResult.Waits;
+                storm["stormWaitSeconds"] = Math.Round(wrkResult.WaitSeconds, 1);
                 storm["stormTrivialPerSecond"] = Math.Round(wrkTrivial!.PerSecond);
                 storm["stormSocketErrors"] = wrkResult.SocketErrors;
                 storm["stormTimeouts"] = wrkResult.Timeouts;
@@ -737,7 +752,9 @@ static class Bench
                 storm["stormP99Ms"] = Math.Round(wrkResult.P99Ms, 1);
                 storm["stormMaxMs"] = Math.Round(wrkResult.MaxMs, 1);
                 Console.WriteLine($"wrk storm: {wrkResult.Timeouts} timeouts, {wrkResult.ConnectErrors + wrkResult.ReadErrors + wrkResult.WriteErrors} socket errors, " +
-                                  $"{wrkResult.Wrapped} threads wrapped around (replays), storm latency p50 {wrkResult.P50Ms:0.0} ms p99 {wrkResult.P99Ms:0.0} ms max {wrkResult.MaxMs:0.0} ms");
+                                  $"{wrkResult.Wrapped} threads wrapped around (replays), storm latency p50 {wrkResult.P50Ms:0.0} ms p99 {wrkResult.P99Ms:0.0} ms max {wrkResult.MaxMs:0.0} ms; " +
+                                  $"attempts {wrkResult.PerSecond:0} /s ({wrkResult.PerSecond / max.PerSecond:0.00}x the maximum) on {wrkStorm!.Connections} connections; " +
+                                  $"Retry-After waits taken {wrkResult.Waits} ({wrkResult.WaitSeconds:0} s)");
             }
             if (agents)
             {

@@ -14,7 +14,8 @@ using Orchestrator.Messages.Protocol;
 sealed class WrkStorm
 {
     public sealed record Result(long Requests, double Seconds, long Status200, long Status401, long Status503, long Status429, long StatusOther,
-        long RetryAfter, long Wrapped, long ConnectErrors, long ReadErrors, long WriteErrors, long Timeouts, double P50Ms, double P99Ms, double MaxMs)
+        long RetryAfter, long Wrapped, long ConnectErrors, long ReadErrors, long WriteErrors, long Timeouts, double P50Ms, double P99Ms, double MaxMs,
+        long Waits, double WaitSeconds)
     {
         public double PerSecond => Requests / Seconds;
         public long SocketErrors => ConnectErrors + ReadErrors + WriteErrors + Timeouts;
@@ -25,6 +26,9 @@ sealed class WrkStorm
     private readonly int _threads;
     private readonly int _connections;
     private readonly int _pipeline;
+
+    /// <summary>Connections wrk keeps open (STORM_CONNECTIONS).</summary>
+    public int Connections => _connections;
 
     private WrkStorm(string dir, string script, int threads, int connections, int pipeline)
         => (_dir, _script, _threads, _connections, _pipeline) = (dir, script, threads, connections, pipeline);
@@ -84,12 +88,15 @@ sealed class WrkStorm
 
     /// <summary>
     /// Runs wrk for <paramref name="duration"/> against <paramref name="url"/>. With <paramref name="trivialPath"/> every
-    /// request is a GET of that path instead (same connections, same header bytes): the client's own ceiling.
+    /// request is a GET of that path instead (same connections, same header bytes): the client's own ceiling. With
+    /// <paramref name="honour"/> each connection waits out a 429/503's Retry-After before its next request, as the agent
+    /// does (storm.lua, STORM_HONOUR).
     /// </summary>
-    public async Task<Result> RunAsync(string url, TimeSpan duration, string? trivialPath = null)
+    public async Task<Result> RunAsync(string url, TimeSpan duration, string? trivialPath = null, bool honour = false)
     {
         ResetParts();
         var psi = new ProcessStartInfo("/usr/bin/wrk") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        psi.Environment["STORM_HONOUR"] = honour ? "1" : "0";
         foreach (var a in new[]
                  {
                      "-t", _threads.ToString(CultureInfo.InvariantCulture), "-c", _connections.ToString(CultureInfo.InvariantCulture),

@@ -37,6 +37,19 @@ public sealed class AdmissionOptions
     /// </summary>
     public int EarlyMaxInFlight { get; set; } = 64;
 
+    /// <summary>
+    /// A device answered within <see cref="EarlyWithinSeconds"/> is refused at once, before its credential and body are
+    /// read, while work waits at least this many milliseconds in the thread pool's global queue
+    /// (<see cref="ThreadPoolQueueProbe"/>): the queue where every request's socket completions wait before any endpoint
+    /// filter sees the request, so a node saturated by connections it has not parsed yet is seen too (default 0: off; 5 is
+    /// the value measured against a storm, docs/configuration.md). Off by default because the reading is the whole
+    /// process's: a node sharing its cores or its thread pool with other work refuses early devices for that work's load.
+    /// </summary>
+    public double BusyQueueWaitMilliseconds { get; set; }
+
+    /// <summary>Milliseconds between one probe of the thread pool's queue running and the next being queued (default 5).</summary>
+    public int BusyProbeMilliseconds { get; set; } = 5;
+
     /// <summary>Slots of the table of recent check-ins (8 bytes each, default 1,048,576: 8 MiB, whatever the fleet's size).</summary>
     public int RecentSlots { get; set; } = 1 << 20;
 
@@ -62,6 +75,10 @@ public sealed class AdmissionOptions
             yield return $"Admission:MaxConcurrentCheckIns {MaxConcurrentCheckIns} is out of range; use 1..1000000 (default 512).";
         if (MaxQueuedCheckIns is < 0 or > 1_000_000)
             yield return $"Admission:MaxQueuedCheckIns {MaxQueuedCheckIns} is out of range; use 0..1000000 (default 2048).";
+        if (BusyQueueWaitMilliseconds is < 0 or > 60_000 || double.IsNaN(BusyQueueWaitMilliseconds))
+            yield return $"Admission:BusyQueueWaitMilliseconds {BusyQueueWaitMilliseconds} is out of range; use 0 (off)..60000 milliseconds (default 0; 5 measured against a storm).";
+        if (BusyProbeMilliseconds is < 1 or > 1000)
+            yield return $"Admission:BusyProbeMilliseconds {BusyProbeMilliseconds} is out of range; use 1..1000 milliseconds (default 5).";
         if (RetryAfterSeconds is < 1 or > 3600)
             yield return $"Admission:RetryAfterSeconds {RetryAfterSeconds} is out of range; use 1..3600 seconds (default 30).";
     }
@@ -72,8 +89,9 @@ public sealed class AdmissionOptions
 /// (<see cref="AdmissionOptions"/>). A refused check-in has changed nothing: it is refused before authentication and before
 /// its body is read, so it costs no HMAC, no database read and no actor message. A device this gateway answered within
 /// <see cref="AdmissionOptions.EarlyWithinSeconds"/> (<see cref="RecentCheckIns"/>) never queues and takes a slot only while
-/// fewer than <see cref="AdmissionOptions.EarlyMaxInFlight"/> check-ins are here, so devices checking in again and again
-/// cannot fill the slots or the queue in front of devices on their cadence.
+/// fewer than <see cref="AdmissionOptions.EarlyMaxInFlight"/> check-ins are here and the thread pool's queue makes work wait
+/// less than <see cref="AdmissionOptions.BusyQueueWaitMilliseconds"/>, so devices checking in again and again cannot fill
+/// the slots, the queue or the node's cores in front of devices on their cadence.
 /// </summary>
 /// <remarks>
 /// A refusal before authentication may depend only on the node's load and on what authenticated check-ins recorded: the
@@ -84,6 +102,8 @@ public sealed class CheckInAdmission(AdmissionOptions options) : IEndpointFilter
 {
     private readonly RecentCheckIns _recent = new(options.RecentSlots);
     private readonly TimeSpan _early = TimeSpan.FromSeconds(options.EarlyWithinSeconds);
+    private readonly ThreadPoolQueueProbe? _probe = options.BusyQueueWaitMilliseconds > 0 && options.EarlyWithinSeconds > 0
+        ? new ThreadPoolQueueProbe(options.BusyProbeMilliseconds) : null;
 
     private readonly ConcurrencyLimiter _limiter = new(new ConcurrencyLimiterOptions
     {
@@ -106,10 +126,16 @@ public sealed class CheckInAdmission(AdmissionOptions options) : IEndpointFilter
         if (_early > TimeSpan.Zero && deviceId is not null && _recent.SinceLastAnswer(deviceId) is { } since && since < _early)
         {
             // Early: a free slot while the gateway is nearly idle, or refused at once (never a queue place).
+            if (_probe is not null)
+            {
+                var wait = _probe.CurrentWaitMilliseconds;
+                GatewayMetrics.AdmissionQueueWaitSeen.Record(wait);
+                if (wait >= options.BusyQueueWaitMilliseconds) return RefuseEarly(http, deviceId, since, EarlyState.QueueWait, wait);
+            }
             if (Volatile.Read(ref _inFlight) >= options.EarlyMaxInFlight)
-                return RefuseEarly(http, deviceId, since, "the gateway is busy");
+                return RefuseEarly(http, deviceId, since, EarlyState.InFlight, 0);
             using var free = _limiter.AttemptAcquire(1);
-            if (!free.IsAcquired) return RefuseEarly(http, deviceId, since, "the gateway is at its check-in limit");
+            if (!free.IsAcquired) return RefuseEarly(http, deviceId, since, EarlyState.Full, 0);
             Interlocked.Increment(ref _inFlight);
             try { return await AnswerAsync(context, next, deviceId).ConfigureAwait(false); }
             finally { Interlocked.Decrement(ref _inFlight); }
@@ -129,10 +155,22 @@ public sealed class CheckInAdmission(AdmissionOptions options) : IEndpointFilter
         }
     }
 
-    private IResult RefuseEarly(HttpContext http, string deviceId, TimeSpan since, string state) => Refuse(http, "early",
-        $"Device '{deviceId}' was answered {since.TotalSeconds:F0} s ago and {state} (devices on their schedule go first: " +
-        $"within Admission:EarlyWithinSeconds, {options.EarlyWithinSeconds} s, a device is answered only while fewer than " +
-        $"Admission:EarlyMaxInFlight, {options.EarlyMaxInFlight}, check-ins are here); nothing was recorded.");
+    private enum EarlyState { QueueWait, InFlight, Full }
+
+    // The message is formatted only here, for a refusal: an admitted early device costs no string.
+    private IResult RefuseEarly(HttpContext http, string deviceId, TimeSpan since, EarlyState state, double queueWait) => state switch
+    {
+        EarlyState.QueueWait => Refuse(http, "early-queue-wait",
+            $"Device '{deviceId}' was answered {since.TotalSeconds:F0} s ago and the node is saturated: work waits {queueWait:F1} ms in its " +
+            $"thread pool's queue (devices on their schedule go first: within Admission:EarlyWithinSeconds, {options.EarlyWithinSeconds} s, " +
+            $"a device is answered only while that wait is under Admission:BusyQueueWaitMilliseconds, " +
+            $"{options.BusyQueueWaitMilliseconds.ToString(CultureInfo.InvariantCulture)} ms); nothing was recorded."),
+        _ => Refuse(http, "early",
+            $"Device '{deviceId}' was answered {since.TotalSeconds:F0} s ago and " +
+            (state == EarlyState.Full ? "the gateway is at its check-in limit" : "the gateway is busy") +
+            $" (devices on their schedule go first: within Admission:EarlyWithinSeconds, {options.EarlyWithinSeconds} s, a device is answered " +
+            $"only while fewer than Admission:EarlyMaxInFlight, {options.EarlyMaxInFlight}, check-ins are here); nothing was recorded."),
+    };
 
     private async ValueTask<object?> AnswerAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next, string? deviceId)
     {
@@ -153,5 +191,9 @@ public sealed class CheckInAdmission(AdmissionOptions options) : IEndpointFilter
     }
 
     /// <inheritdoc />
-    public void Dispose() => _limiter.Dispose();
+    public void Dispose()
+    {
+        _probe?.Dispose();
+        _limiter.Dispose();
+    }
 }

@@ -44,6 +44,25 @@ public static class GatewayMetrics
     /// <summary>Requests refused with 429, tagged with the limit (device-rate, device-window, rollout-rate, global).</summary>
     public static readonly Counter<long> Throttled = Meter.CreateCounter<long>("orch_gateway_throttled", description: "Requests refused with 429, by limit");
 
+    // Around Admission:BusyQueueWaitMilliseconds's useful range: what the admission decides on must be readable from /metrics.
+    private static readonly InstrumentAdvice<double> QueueWaitBuckets = new()
+    {
+        HistogramBucketBoundaries = [0.5, 1, 2, 3, 5, 7.5, 10, 15, 25, 50, 100, 250, 500, 1000, 2500],
+    };
+
+    /// <summary>
+    /// Milliseconds each probe of the thread pool's global queue waited to run (<see cref="ThreadPoolQueueProbe"/>, while
+    /// <c>Admission:BusyQueueWaitMilliseconds</c> is on).
+    /// </summary>
+    public static readonly Histogram<double> ThreadPoolQueueWait = Meter.CreateHistogram("orch_gateway_threadpool_queue_wait", "ms",
+        "Milliseconds a probe work item waited in the thread pool's global queue", advice: QueueWaitBuckets);
+
+    /// <summary>
+    /// The thread pool queue wait the check-in admission read when an early device arrived (what its busy rule decided on).
+    /// </summary>
+    public static readonly Histogram<double> AdmissionQueueWaitSeen = Meter.CreateHistogram("orch_gateway_admission_queue_wait_seen", "ms",
+        "Thread pool queue wait read by the check-in admission for an early device", advice: QueueWaitBuckets);
+
     private static Orchestrator.ChunkStore.Throttling.DownloadThrottle? _throttle;
 
     // One gauge per process (the meter is static); it reads whichever throttle the node registered last.

@@ -78,16 +78,40 @@ public sealed class CheckInStormTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task Under_a_storm_of_devices_checking_in_again_and_again_agents_on_their_cadence_are_answered_at_once_and_the_storm_gets_only_node_busy()
-    {
-        await using var node = await NodeUnderTest.StartAsync(new Dictionary<string, string?>
+    public Task Under_a_storm_of_devices_checking_in_again_and_again_agents_on_their_cadence_are_answered_at_once_and_the_storm_gets_only_node_busy()
+        => StormWithAgentsOnTheirCadenceAsync(new Dictionary<string, string?>
         {
             ["Admission:MaxConcurrentCheckIns"] = "4",
             ["Admission:MaxQueuedCheckIns"] = "8",
             ["Admission:RetryAfterSeconds"] = "1",
             ["Admission:EarlyWithinSeconds"] = "120",
             ["Admission:EarlyMaxInFlight"] = "2",
-        });
+            // Only the in-flight rule: the thread pool's queue of a loaded test machine must not decide this test.
+            ["Admission:BusyQueueWaitMilliseconds"] = "0",
+        }, "Admission:EarlyMaxInFlight, 2");
+
+    /// <summary>
+    /// The node saturated by the admission's own measure: with <c>Admission:BusyQueueWaitMilliseconds</c> at a microsecond,
+    /// any wait of work in the thread pool's queue (a storm of 48 clients keeps it from ever being empty) counts, while
+    /// the slots and the in-flight bound are far above what the storm can fill. So every refusal the storm gets is the
+    /// queue-wait rule's, and the agents on their cadence (not early) must still be answered at once.
+    /// </summary>
+    [Fact]
+    public Task While_the_thread_pools_queue_is_over_the_busy_threshold_the_storm_gets_node_busy_and_agents_on_their_cadence_are_answered_at_once()
+        => StormWithAgentsOnTheirCadenceAsync(new Dictionary<string, string?>
+        {
+            ["Admission:MaxConcurrentCheckIns"] = "512",
+            ["Admission:MaxQueuedCheckIns"] = "2048",
+            ["Admission:RetryAfterSeconds"] = "1",
+            ["Admission:EarlyWithinSeconds"] = "120",
+            ["Admission:EarlyMaxInFlight"] = "1000000",
+            ["Admission:BusyQueueWaitMilliseconds"] = "0.001",
+            ["Admission:BusyProbeMilliseconds"] = "1",
+        }, "Admission:BusyQueueWaitMilliseconds, 0.001 ms");
+
+    private async Task StormWithAgentsOnTheirCadenceAsync(Dictionary<string, string?> admission, string refusalNames)
+    {
+        await using var node = await NodeUnderTest.StartAsync(admission);
         using var store = new TestStore(node.StoreRoot);
         store.Publish("1.0", Releases.V1());
         await OrchProcess.OkAsync(node, output, "channel", "set", "acme", "stable", "1.0");
@@ -105,6 +129,7 @@ public sealed class CheckInStormTests(ITestOutputHelper output)
         }
         using var seen = new CheckInRecorder();
         var statuses = new ConcurrentDictionary<string, int>();
+        var messages = new ConcurrentDictionary<string, byte>();
         using var stop = new CancellationTokenSource();
         using var stormHttp = new HttpClient { BaseAddress = new Uri(node.BaseUrl), Timeout = TimeSpan.FromSeconds(30) };
         var storm = Enumerable.Range(0, stormers).Select(i => Task.Run(async () =>
@@ -112,7 +137,9 @@ public sealed class CheckInStormTests(ITestOutputHelper output)
             while (!stop.IsCancellationRequested)
             {
                 using var res = await NodeProcessHttp.CheckInAsync(stormHttp, $"stormer-{i}", secrets[i], new CheckInRequest("acme", 0, "empty", null, "storm-1.0"));
-                var error = res.IsSuccessStatusCode ? "" : (await res.Content.ReadFromJsonAsync<ProblemResponse>(HttpProblems.Json))?.Error;
+                var problem = res.IsSuccessStatusCode ? null : await res.Content.ReadFromJsonAsync<ProblemResponse>(HttpProblems.Json);
+                var error = problem?.Error ?? "";
+                if (problem is not null) messages.TryAdd(problem.Message, 0);
                 var retryAfter = res.Headers.RetryAfter?.Delta is { } ra ? $" retry-after {ra.TotalSeconds:0}" : " no retry-after";
                 statuses.AddOrUpdate($"{(int)res.StatusCode} {error}{(res.IsSuccessStatusCode ? "" : retryAfter)}", 1, (_, n) => n + 1);
             }
@@ -145,8 +172,12 @@ public sealed class CheckInStormTests(ITestOutputHelper output)
             Assert.Equal(200, checkIn.Status);
             Assert.True(checkIn.Ended - checkIn.Started < TimeSpan.FromSeconds(2), $"{d.Config.DeviceId}'s check-in took {(checkIn.Ended - checkIn.Started).TotalMilliseconds:0} ms");
         }
-        // The node is unharmed: a stormer checking in now is answered.
-        using var after = await NodeProcessHttp.CheckInAsync(node.Http, "stormer-0", secrets[0], new CheckInRequest("acme", 0, "empty", null, "storm-1.0"));
+        // Each refusal was the rule under test's, naming its setting.
+        Assert.NotEmpty(messages);
+        Assert.All(messages.Keys, m => Assert.Contains(refusalNames, m));
+        // The node is unharmed: a device that was not early (never answered) checking in now is answered.
+        var lateSecret = await NodeProcessHttp.ProvisionAsync(node.Http, "late-1");
+        using var after = await NodeProcessHttp.CheckInAsync(node.Http, "late-1", lateSecret, new CheckInRequest("acme", 0, "empty", null, "storm-1.0"));
         Assert.Equal(HttpStatusCode.OK, after.StatusCode);
     }
 

@@ -19,6 +19,7 @@ public sealed class CheckInAdmissionTests
             ["Admission:MaxConcurrentCheckIns"] = "2",
             ["Admission:MaxQueuedCheckIns"] = "3",
             ["Admission:RetryAfterSeconds"] = "5",
+            ["Admission:BusyQueueWaitMilliseconds"] = "0",
         });
         node.Devices.Assigned["acme"] = ("1.0.0", 1, "digest-1");
         var secrets = new Dictionary<string, string>();
@@ -78,6 +79,7 @@ public sealed class CheckInAdmissionTests
             ["Admission:MaxQueuedCheckIns"] = "3",
             ["Admission:RetryAfterSeconds"] = "5",
             ["Admission:EarlyWithinSeconds"] = "60",
+            ["Admission:BusyQueueWaitMilliseconds"] = "0",
         });
         node.Devices.Assigned["acme"] = ("1.0.0", 1, "digest-1");
         var secrets = new Dictionary<string, string>();
@@ -140,6 +142,7 @@ public sealed class CheckInAdmissionTests
             ["Admission:RetryAfterSeconds"] = "5",
             ["Admission:EarlyWithinSeconds"] = "60",
             ["Admission:EarlyMaxInFlight"] = "2",
+            ["Admission:BusyQueueWaitMilliseconds"] = "0",
         });
         node.Devices.Assigned["acme"] = ("1.0.0", 1, "digest-1");
         var secrets = new Dictionary<string, string>();
@@ -186,6 +189,34 @@ public sealed class CheckInAdmissionTests
     }
 
     [Fact]
+    public void The_queue_probe_sees_work_stuck_in_the_thread_pools_global_queue_and_sees_it_drain()
+    {
+        using var probe = new ThreadPoolQueueProbe(1);
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        // Every worker blocked, and more blockers queued than the pool can add threads for meanwhile: whatever the probe
+        // queues next waits behind them until they are released, however fast or loaded the machine is.
+        using var gate = new ManualResetEventSlim(false);
+        var blockers = ThreadPool.ThreadCount + 64;
+        var running = 0;
+        for (var i = 0; i < blockers; i++)
+            ThreadPool.UnsafeQueueUserWorkItem<object?>(_ => { Interlocked.Increment(ref running); gate.Wait(); }, null, preferLocal: false);
+        try
+        {
+            // Polled without awaiting: a continuation of this test would wait in the blocked queue too.
+            while (probe.CurrentWaitMilliseconds < 200 && DateTime.UtcNow < deadline) Thread.Sleep(10);
+            var seen = probe.CurrentWaitMilliseconds;
+            Assert.True(seen >= 200, $"the probe read {seen:F1} ms with every worker blocked");
+        }
+        finally
+        {
+            gate.Set();
+        }
+        while (probe.CurrentWaitMilliseconds >= 50 && DateTime.UtcNow < deadline) Thread.Sleep(20);
+        Assert.True(probe.CurrentWaitMilliseconds < 50, $"the probe still reads {probe.CurrentWaitMilliseconds:F1} ms after the blockers ran");
+        Assert.True(Volatile.Read(ref running) > 0);
+    }
+
+    [Fact]
     public void Recent_check_ins_are_remembered_per_device_in_a_fixed_table()
     {
         var recent = new RecentCheckIns(1024);
@@ -207,10 +238,12 @@ public sealed class CheckInAdmissionTests
         var problems = new AdmissionOptions
             {
                 MaxConcurrentCheckIns = 0, MaxQueuedCheckIns = -1, RetryAfterSeconds = 0, EarlyWithinSeconds = -1, RecentSlots = 10, EarlyMaxInFlight = 0,
-                MaxConnections = 8,
+                MaxConnections = 8, BusyQueueWaitMilliseconds = -1, BusyProbeMilliseconds = 0,
             }
             .Validate().ToList();
-        Assert.Equal(7, problems.Count);
+        Assert.Equal(9, problems.Count);
+        Assert.Contains(problems, p => p.StartsWith("Admission:BusyQueueWaitMilliseconds -1 is out of range", StringComparison.Ordinal));
+        Assert.Contains(problems, p => p.StartsWith("Admission:BusyProbeMilliseconds 0 is out of range", StringComparison.Ordinal));
         Assert.Contains(problems, p => p.StartsWith("Admission:EarlyMaxInFlight 0 is out of range", StringComparison.Ordinal));
         Assert.Contains(problems, p => p.StartsWith("Admission:MaxConnections 8 is out of range", StringComparison.Ordinal));
         Assert.Contains(problems, p => p.StartsWith("Admission:EarlyWithinSeconds -1 is out of range", StringComparison.Ordinal));
