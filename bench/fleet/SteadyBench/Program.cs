@@ -427,7 +427,10 @@ static class Bench
             }).ToList();
             return values.Count == 0 ? $"{label} ?" : $"{label} {string.Join(" ", values)} MiB";
         }
-        return string.Join(", ", Get("dotnet_gc_last_collection_memory_committed_size", "GC committed"),
+        var trims = lines.Where(l => l.StartsWith("orch_node_memory_trims_total", StringComparison.Ordinal))
+            .Sum(l => double.Parse(l[(l.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture));
+        return string.Join(", ", $"node's memory trims {trims}", Get("orch_node_memory_trim_released_bytes_total", "given back"),
+            Get("dotnet_gc_last_collection_memory_committed_size", "GC committed"),
             Get("dotnet_gc_last_collection_heap_size", "heap"),
             Get("dotnet_gc_last_collection_heap_fragmentation_size", "fragmentation"));
     }
