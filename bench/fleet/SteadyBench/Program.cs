@@ -313,6 +313,12 @@ sealed class Load(HttpClient http, string[] ids, byte[][] keys)
         var results = await Task.WhenAll(tasks);
         var seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
         var statuses = results.GroupBy(r => r.Status).ToDictionary(g => g.Key, g => g.Count());
+        // When in the phase its refusals and slowest answers were due: a burst at one moment is a stall, spread ones are load.
+        var refused = Enumerable.Range(0, results.Length).Where(i => results[i].Status != 200).ToList();
+        if (refused.Count > 0)
+            Console.WriteLine($"{name}: {refused.Count} not 200, due from {refused[0] / rate:0.00} s to {refused[^1] / rate:0.00} s into the phase");
+        var slowest = Enumerable.Range(0, results.Length).OrderByDescending(i => results[i].Ms).Take(5);
+        Console.WriteLine($"{name}: slowest {string.Join(", ", slowest.Select(i => $"{results[i].Ms:0} ms due at {i / rate:0.00} s"))}");
         return Summarize(name, results.Select(r => r.Ms), [statuses], seconds);
     }
 
@@ -433,6 +439,16 @@ static class Bench
             Get("dotnet_gc_last_collection_memory_committed_size", "GC committed"),
             Get("dotnet_gc_last_collection_heap_size", "heap"),
             Get("dotnet_gc_last_collection_heap_fragmentation_size", "fragmentation"));
+    }
+
+    // The node's total GC pause and its collections by generation so far (System.Runtime meter).
+    static async Task<(double PauseSeconds, double Gen0, double Gen1, double Gen2)> GcPausesAsync(HttpClient http, string url)
+    {
+        var lines = (await http.GetStringAsync(url + "/metrics")).Split('\n');
+        double Sum(string metric, string label = "") => lines.Where(l => l.StartsWith(metric, StringComparison.Ordinal) && l.Contains(label, StringComparison.Ordinal))
+            .Sum(l => double.Parse(l[(l.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture));
+        return (Sum("dotnet_gc_pause_time_seconds_total"), Sum("dotnet_gc_collections_total", "gc_heap_generation=\"gen0\""),
+            Sum("dotnet_gc_collections_total", "gc_heap_generation=\"gen1\""), Sum("dotnet_gc_collections_total", "gc_heap_generation=\"gen2\""));
     }
 
     static async Task<long> LiveActorsAsync(HttpClient http, string url)
@@ -617,8 +633,12 @@ static class Bench
         var before = await MetricsAsync(http, node.Url);
         // The idle fast path's share of the check-ins so far (warm and max phases): answered by the gateway, no actor.
         Console.WriteLine($"answered without the device actor: {before.WithoutActor} of {before.CheckIns} check-ins before the fixed-rate phase");
+        var gcBefore = await GcPausesAsync(http, node.Url);
         var fixedRate = await load.FixedRateAsync($"fixed rate {rate:0.#}/s", rate, TimeSpan.FromSeconds(fixedSeconds), 0);
         phases.Add(fixedRate); Console.WriteLine(fixedRate);
+        var gcAfter = await GcPausesAsync(http, node.Url);
+        Console.WriteLine($"node's GC during the fixed-rate phase: paused {gcAfter.PauseSeconds - gcBefore.PauseSeconds:0.000} s in " +
+                          $"{gcAfter.Gen0 - gcBefore.Gen0} gen0, {gcAfter.Gen1 - gcBefore.Gen1} gen1, {gcAfter.Gen2 - gcBefore.Gen2} gen2 collections");
         var after = await MetricsAsync(http, node.Url);
         var readsPerCheckin = (after.Reads - before.Reads) / Math.Max(1, after.CheckIns - before.CheckIns);
         Console.WriteLine($"credential database reads per check-in in the fixed-rate phase: {readsPerCheckin:0.0000} " +
