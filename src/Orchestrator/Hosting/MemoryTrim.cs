@@ -38,6 +38,14 @@ public sealed class MemoryOptions
     /// </summary>
     public long TrimQuietBelowBytesPerSecond { get; set; } = 32L * 1024 * 1024;
 
+    /// <summary>
+    /// Run the GC in <see cref="System.Runtime.GCLatencyMode.SustainedLowLatency"/> (default on): full collections run in
+    /// the background beside the check-ins instead of stopping them, unless memory is short. Off, the runtime may choose
+    /// a blocking full collection, which with a hundred thousand devices' state stops every check-in for a few hundred
+    /// milliseconds. Has no effect without concurrent GC (<c>DOTNET_gcConcurrent=0</c>).
+    /// </summary>
+    public bool SustainedLowLatency { get; set; } = true;
+
     /// <summary>Problems with the values, each naming the key and a valid value.</summary>
     public IEnumerable<string> Validate()
     {

@@ -45,6 +45,7 @@ public static class NodeApp
         NodeSettings.ThrowIfInvalid(admissionOptions.Validate());
         var memoryOptions = builder.Configuration.GetSection(MemoryOptions.Section).Get<MemoryOptions>() ?? new MemoryOptions();
         NodeSettings.ThrowIfInvalid(memoryOptions.Validate());
+        if (memoryOptions.SustainedLowLatency) System.Runtime.GCSettings.LatencyMode = System.Runtime.GCLatencyMode.SustainedLowLatency;
         // Every configuration problem is reported before the data folder is locked or a port is probed.
         Directory.CreateDirectory(settings.Node.StoreRoot);
         var largest = LargestObject.In(FileSystemStore.Open(settings.Node.StoreRoot, create: true));
