@@ -20,7 +20,8 @@ public sealed class MemoryOptions
     public const string Section = "Memory";
 
     /// <summary>
-    /// Committed GC memory beyond the live heap (bytes) from which the node gives it back; 0 turns trimming off.
+    /// Committed GC memory beyond the live heap (bytes; the heap's free space counts as surplus) from which the node gives
+    /// it back; 0 turns trimming off.
     /// Default 256 MiB.
     /// </summary>
     public long TrimSurplusBytes { get; set; } = 256L * 1024 * 1024;
@@ -90,7 +91,9 @@ public sealed class MemoryTrim(MemoryOptions options, TimeProvider clock, ILogge
             var rate = (allocatedNow - allocated) / Math.Max(0.001, clock.GetElapsedTime(checkedAt, now).TotalSeconds);
             (allocated, checkedAt) = (allocatedNow, now);
             var info = GC.GetGCMemoryInfo();
-            var surplus = info.TotalCommittedBytes - info.HeapSizeBytes;
+            // Free space inside the heap's regions (what a background collection swept) is surplus too: the heap size
+            // counts it, a compacting collection gives it back.
+            var surplus = info.TotalCommittedBytes - (info.HeapSizeBytes - info.FragmentedBytes);
             if (surplus < options.TrimSurplusBytes || rate >= options.TrimQuietBelowBytesPerSecond) continue;
             if (lastTrim != long.MinValue && clock.GetElapsedTime(lastTrim, now) < TimeSpan.FromSeconds(options.TrimMinIntervalSeconds)) continue;
             lastTrim = now;
