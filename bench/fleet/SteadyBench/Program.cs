@@ -388,20 +388,25 @@ sealed class NodeProcess(string dll, string work, int port, string tokenSha) : I
 
 static class Bench
 {
+    // The sum of a metric's series on a /metrics page (every line that starts with its name and contains the label, if
+    // one is given), as the Prometheus exporter writes them: the value is the line's last field.
+    static double SumMetric(string[] lines, string metric, string label = "") =>
+        lines.Where(l => l.StartsWith(metric, StringComparison.Ordinal) && l.Contains(label, StringComparison.Ordinal))
+            .Sum(l => double.Parse(l[(l.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture));
+
+    static async Task<string[]> MetricLinesAsync(HttpClient http, string url) => (await http.GetStringAsync(url + "/metrics")).Split('\n');
+
     static async Task<(double Reads, double CheckIns, double WithoutActor)> MetricsAsync(HttpClient http, string url)
     {
-        var text = await http.GetStringAsync(url + "/metrics");
-        double Sum(string metric) => text.Split('\n').Where(l => l.StartsWith(metric, StringComparison.Ordinal))
-            .Sum(l => double.Parse(l[(l.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture));
-        return (Sum("orch_gateway_credential_db_reads_total"), Sum("orch_gateway_checkins_total"), Sum("orch_gateway_checkins_answered_without_actor_total"));
+        var lines = await MetricLinesAsync(http, url);
+        return (SumMetric(lines, "orch_gateway_credential_db_reads_total"), SumMetric(lines, "orch_gateway_checkins_total"),
+            SumMetric(lines, "orch_gateway_checkins_answered_without_actor_total"));
     }
 
     static async Task<(double Signatures, double Directives)> DirectorMetricsAsync(HttpClient http, string url)
     {
-        var text = await http.GetStringAsync(url + "/metrics");
-        double Sum(string metric) => text.Split('\n').Where(l => l.StartsWith(metric, StringComparison.Ordinal))
-            .Sum(l => double.Parse(l[(l.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture));
-        return (Sum("orch_director_batch_signatures_total"), Sum("orch_director_batched_directives_total"));
+        var lines = await MetricLinesAsync(http, url);
+        return (SumMetric(lines, "orch_director_batch_signatures_total"), SumMetric(lines, "orch_director_batched_directives_total"));
     }
 
     // orch_gateway_throttled_total by its limit label: which admission rule refused the storm's check-ins.
@@ -422,7 +427,7 @@ static class Bench
     // fragmentation per generation (one series per gc_heap_generation label).
     static async Task<string> GcMetricsAsync(HttpClient http, string url)
     {
-        var lines = (await http.GetStringAsync(url + "/metrics")).Split('\n');
+        var lines = await MetricLinesAsync(http, url);
         string Get(string metric, string label)
         {
             var values = lines.Where(l => l.StartsWith(metric, StringComparison.Ordinal)).Select(l =>
@@ -433,8 +438,7 @@ static class Bench
             }).ToList();
             return values.Count == 0 ? $"{label} ?" : $"{label} {string.Join(" ", values)} MiB";
         }
-        var trims = lines.Where(l => l.StartsWith("orch_node_memory_trims_total", StringComparison.Ordinal))
-            .Sum(l => double.Parse(l[(l.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture));
+        var trims = SumMetric(lines, "orch_node_memory_trims_total");
         return string.Join(", ", $"node's memory trims {trims}", Get("orch_node_memory_trim_released_bytes_total", "given back"),
             Get("dotnet_gc_last_collection_memory_committed_size", "GC committed"),
             Get("dotnet_gc_last_collection_heap_size", "heap"),
@@ -444,18 +448,14 @@ static class Bench
     // The node's total GC pause and its collections by generation so far (System.Runtime meter).
     static async Task<(double PauseSeconds, double Gen0, double Gen1, double Gen2)> GcPausesAsync(HttpClient http, string url)
     {
-        var lines = (await http.GetStringAsync(url + "/metrics")).Split('\n');
-        double Sum(string metric, string label = "") => lines.Where(l => l.StartsWith(metric, StringComparison.Ordinal) && l.Contains(label, StringComparison.Ordinal))
-            .Sum(l => double.Parse(l[(l.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture));
-        return (Sum("dotnet_gc_pause_time_seconds_total"), Sum("dotnet_gc_collections_total", "gc_heap_generation=\"gen0\""),
-            Sum("dotnet_gc_collections_total", "gc_heap_generation=\"gen1\""), Sum("dotnet_gc_collections_total", "gc_heap_generation=\"gen2\""));
+        var lines = await MetricLinesAsync(http, url);
+        return (SumMetric(lines, "dotnet_gc_pause_time_seconds_total"), SumMetric(lines, "dotnet_gc_collections_total", "gc_heap_generation=\"gen0\""),
+            SumMetric(lines, "dotnet_gc_collections_total", "gc_heap_generation=\"gen1\""), SumMetric(lines, "dotnet_gc_collections_total", "gc_heap_generation=\"gen2\""));
     }
 
     static async Task<long> LiveActorsAsync(HttpClient http, string url)
     {
-        var text = await http.GetStringAsync(url + "/metrics");
-        return (long)text.Split('\n').Where(l => l.StartsWith("orch_device_actors_live", StringComparison.Ordinal))
-            .Sum(l => double.Parse(l[(l.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture));
+        return (long)SumMetric(await MetricLinesAsync(http, url), "orch_device_actors_live");
     }
 
     // Waits until the node's live device actors have passivated: at most 1 % of the fleet (at least 16) left live and
