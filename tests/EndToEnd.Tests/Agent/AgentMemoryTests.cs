@@ -20,7 +20,7 @@ public sealed class AgentMemoryTests(ITestOutputHelper output)
             contentKey: store.ContentKey.ToBytes(), trustRoot: store.SigningKey.PublicKey.ToBytes());
         await node.AssignAsync(deviceId, "acme", release.Version, release.VersionId, release.ManifestPath);
         // About 10 MB/s on a loaded machine at the very least: a 1 GiB install gets minutes, a small one the usual minute.
-        var (r, written, peakKb) = await AgentProcess.RunMeasuredAsync(["run", "--config", d.Config.SourcePath!, "--no-client"],
+        var (r, written, peakKb, _) = await AgentProcess.RunMeasuredAsync(["run", "--config", d.Config.SourcePath!, "--no-client"],
             TimeSpan.FromSeconds(60 + fileBytes / 10_000_000));
         output.WriteLine(r.Output + r.Error);
         Assert.Equal(0, r.ExitCode);

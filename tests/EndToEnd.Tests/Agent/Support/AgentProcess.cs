@@ -40,7 +40,9 @@ public static class AgentProcess
     /// <summary>What <see cref="RunMeasuredAsync"/> saw of one agent run.</summary>
     /// <param name="WriteBytes">Bytes the agent caused to be written to storage (<c>write_bytes</c> of <c>/proc/&lt;pid&gt;/io</c>).</param>
     /// <param name="PeakRssKb">The agent's peak resident set, KiB (<c>/usr/bin/time</c> %M, from the kernel's maxrss).</param>
-    public sealed record Measured(Result Result, long WriteBytes, long PeakRssKb);
+    /// <param name="WriteChars">Bytes the agent handed to <c>write</c>-family calls (<c>wchar</c>): independent of page
+    /// sizes and writeback timing, so it is what a tight bound can hold; its log lines on stdout are in it too.</param>
+    public sealed record Measured(Result Result, long WriteBytes, long PeakRssKb, long WriteChars);
 
     /// <summary>
     /// Runs the agent like <see cref="RunAsync"/> under <c>/usr/bin/time</c> and a shell: time reports the agent's peak
@@ -51,14 +53,14 @@ public static class AgentProcess
     {
         var inner = StartInfo(args);
         var psi = new ProcessStartInfo("/bin/sh") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        const string script = "/usr/bin/time -f 'peak_rss_kb: %M' \"$0\" \"$@\"; rc=$?; grep '^write_bytes:' /proc/$$/io >&2; exit $rc";
+        const string script = "/usr/bin/time -f 'peak_rss_kb: %M' \"$0\" \"$@\"; rc=$?; grep -E '^(write_bytes|wchar):' /proc/$$/io >&2; exit $rc";
         foreach (var a in new[] { "-c", script, inner.FileName }.Concat(inner.ArgumentList))
             psi.ArgumentList.Add(a);
         var r = await RunAsync(psi, args, null, timeout);
         long Field(string name) => long.Parse(
             r.Error.Split('\n').Last(l => l.StartsWith(name + ":", StringComparison.Ordinal))[(name.Length + 1)..].Trim(),
             System.Globalization.CultureInfo.InvariantCulture);
-        return new Measured(r, Field("write_bytes"), Field("peak_rss_kb"));
+        return new Measured(r, Field("write_bytes"), Field("peak_rss_kb"), Field("wchar"));
     }
 
     public static Task<Result> RunAsync(IEnumerable<string> args, IDictionary<string, string>? env = null, TimeSpan? timeout = null) =>
