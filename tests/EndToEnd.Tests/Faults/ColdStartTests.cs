@@ -29,16 +29,12 @@ public sealed class ColdStartTests(ITestOutputHelper output)
     [Fact]
     public async Task A_restarted_node_answers_a_known_device_without_a_credential_read_or_its_actor_and_still_refuses_a_revoked_one()
     {
-        using var dir = new TempDir();
-        var data = dir.Folder("data");
-        var storeRoot = dir.Folder("store");
-        var port = LoopbackPort.Free();
-        using var store = new TestStore(storeRoot);
+        using var rig = new NodeProcessRig();
+        var (store, http) = (rig.Store, rig.Http);
         var release = store.Publish("1.0", Releases.V1());
-        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}/"), Timeout = TimeSpan.FromSeconds(20) };
         var request = new CheckInRequest("acme", release.VersionId, release.InventoryDigest, null, "1.0.0");
 
-        var node = await NodeProcess.StartAsync(port, data, storeRoot);
+        await rig.StartAsync();
         var secrets = new Dictionary<string, string>();
         var agents = new Dictionary<string, TestDevice>();
         try
@@ -77,9 +73,9 @@ public sealed class ColdStartTests(ITestOutputHelper output)
                 Assert.Equal(HttpStatusCode.NoContent, res.StatusCode);
             }
         }
-        finally { node.Kill(); }
+        finally { rig.Kill(); }
 
-        node = await NodeProcess.StartAsync(port, data, storeRoot);
+        await rig.StartAsync();
         try
         {
             Assert.Equal(HttpStatusCode.OK, await CheckInAsync(http, "cold-1", secrets["cold-1"], request));
@@ -110,10 +106,10 @@ public sealed class ColdStartTests(ITestOutputHelper output)
             Assert.Contains("dotnet_thread_pool_queue_length", metrics);
             Assert.Contains("dotnet_gc_heap_total_allocated_bytes", metrics);
         }
-        finally { node.Kill(); }
+        finally { rig.Kill(); }
 
         // Without the preload the same first check-in reads the device's key: what the counter above would have shown.
-        node = await NodeProcess.StartAsync(port, data, storeRoot, "--Credentials:PreloadAtStart=false");
+        await rig.StartAsync("--Credentials:PreloadAtStart=false");
         try
         {
             Assert.Equal(HttpStatusCode.OK, await CheckInAsync(http, "cold-2", secrets["cold-2"], request));
@@ -123,7 +119,7 @@ public sealed class ColdStartTests(ITestOutputHelper output)
         }
         finally
         {
-            node.Kill();
+            rig.Kill();
             foreach (var a in agents.Values) a.Dispose();
         }
     }

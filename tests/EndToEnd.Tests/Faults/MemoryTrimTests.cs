@@ -45,24 +45,18 @@ public sealed class MemoryTrimTests(ITestOutputHelper output)
     // the seconds since the node's process was started.
     private async Task<(string Metrics, double Seconds)> MetricsAfterAsync(TimeSpan wait, Func<string, bool> done, params string[] settings)
     {
-        using var dir = new TempDir();
-        var port = LoopbackPort.Free();
-        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}/"), Timeout = TimeSpan.FromSeconds(20) };
+        using var rig = new NodeProcessRig();
         var started = System.Diagnostics.Stopwatch.StartNew();
-        var node = await NodeProcess.StartAsync(port, dir.Folder("data"), dir.Folder("store"), settings);
-        try
+        await rig.StartAsync(settings);
+        var deadline = DateTime.UtcNow + wait;
+        string metrics;
+        do
         {
-            var deadline = DateTime.UtcNow + wait;
-            string metrics;
-            do
-            {
-                await Task.Delay(500);
-                metrics = await http.GetStringAsync("metrics");
-            } while (!done(metrics) && DateTime.UtcNow < deadline);
-            output.WriteLine($"{string.Join(' ', settings)}:\n{Lines(metrics)}");
-            return (metrics, started.Elapsed.TotalSeconds);
-        }
-        finally { node.Kill(); }
+            await Task.Delay(500);
+            metrics = await rig.Http.GetStringAsync("metrics");
+        } while (!done(metrics) && DateTime.UtcNow < deadline);
+        output.WriteLine($"{string.Join(' ', settings)}:\n{Lines(metrics)}");
+        return (metrics, started.Elapsed.TotalSeconds);
     }
 
     private static string Lines(string metrics) =>

@@ -30,11 +30,8 @@ public sealed class NodeKillTests(ITestOutputHelper output)
     [Fact]
     public async Task Node_killed_mid_wave_resumes_the_rollout_to_exact_completion_and_loses_no_acknowledged_device_state()
     {
-        using var dir = new TempDir();
-        var data = dir.Folder("data");
-        var storeRoot = dir.Folder("store");
-        var port = LoopbackPort.Free();
-        using var store = new TestStore(storeRoot);
+        using var rig = new NodeProcessRig();
+        var store = rig.Store;
         var v1 = store.Publish("1.0", Releases.V1());
         using var fleetDir = new TempDir();
         var completions = new ConcurrentDictionary<string, long>();
@@ -44,7 +41,7 @@ public sealed class NodeKillTests(ITestOutputHelper output)
         var rolloutDone = false;
         using var fleet = new FleetSimulator(new SimulationOptions
         {
-            Devices = 8, Gateway = $"http://127.0.0.1:{port}/", Root = fleetDir.Path, Product = "acme", ContentKey = store.ContentKey.ToBytes(),
+            Devices = 8, Gateway = rig.BaseUrl, Root = fleetDir.Path, Product = "acme", ContentKey = store.ContentKey.ToBytes(),
             TrustRoot = store.SigningKey.PublicKey.ToBytes(), Concurrency = 4, CheckInIntervalSeconds = 0.3, StartSpreadSeconds = 0.3,
             Download = NetworkFaultTests.FastRetries with { BackoffCapMilliseconds = 500 }, Seed = 2,
         })
@@ -59,8 +56,8 @@ public sealed class NodeKillTests(ITestOutputHelper output)
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(75));
         var ct = timeout.Token;
 
-        var node = await NodeProcess.StartAsync(port, data, storeRoot);
-        using var admin = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}/"), Timeout = TimeSpan.FromSeconds(10) };
+        await rig.StartAsync();
+        using var admin = new HttpClient { BaseAddress = new Uri(rig.BaseUrl), Timeout = TimeSpan.FromSeconds(10) };
         admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", NodeUnderTest.OperateToken);
         var credentials = new AdminCredentialSource(admin, admin.BaseAddress!.ToString(), NodeUnderTest.OperateToken);
         await fleet.PrepareAsync(credentials.ProvisionAsync, ct);
@@ -88,11 +85,11 @@ public sealed class NodeKillTests(ITestOutputHelper output)
             Assert.NotEqual(RolloutStatus.Completed, before.Status);
             await Task.Delay(25, ct);
         }
-        node.Kill();
+        rig.Kill();
         var completedBeforeKill = completions.ToDictionary();
         output.WriteLine($"SIGKILL in wave {before.CurrentWave}: {Describe(before)}; {completedBeforeKill.Count} completion(s) acknowledged");
 
-        node = await NodeProcess.StartAsync(port, data, storeRoot);
+        await rig.StartAsync();
         try
         {
             // The restarted node's rollout singleton recovers the rollout and drives it to the end.
@@ -151,7 +148,7 @@ public sealed class NodeKillTests(ITestOutputHelper output)
         }
         finally
         {
-            node.Kill();
+            rig.Kill();
         }
     }
 
