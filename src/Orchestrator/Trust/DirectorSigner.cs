@@ -107,6 +107,9 @@ public sealed class DirectorSigner : IDisposable
     private byte[] Payload(string deviceId, string nonce, CheckInDecision decision, string product, long installedVersionId)
     {
         var now = _clock.GetUtcNow();
+        // The idle answer (most check-ins): the same bytes as the record below, written without it.
+        if (decision.Action == UpdateAction.None && !decision.AuthorizedDowngrade)
+            return IdleDirectivePayload.Write(deviceId, decision.Product ?? product, nonce, now, now + _lifetime, decision.FloorVersionId);
         var pinned = decision.Action == UpdateAction.None || decision.ManifestPath is null ? null : PinManifest(decision.ManifestPath);
         var downgrade = decision.AuthorizedDowngrade && decision.TargetVersionId is { } to && decision.RolloutId is { } rollout
             ? new DowngradeAuthorization(installedVersionId, to, rollout)
