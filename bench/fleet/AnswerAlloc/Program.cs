@@ -1,6 +1,7 @@
-// Main's code for the parts session 17 rewrote (the directive envelope and answer JSON, the Authorization parse and
-// HMAC, the channel folder stat), copied here, beside the node's current code: bytes allocated per idle check-in
-// (GC.GetAllocatedBytesForCurrentThread) and the best of five timings, on one thread.
+// Main's code for the parts sessions 17 and 18 rewrote (the directive envelope and answer JSON, the Authorization parse
+// and HMAC, the channel folder stat; the idle directive's payload, the fast path's fold state, the CheckIn command's
+// closure, the async frames above the signature's wait), copied here, beside the node's current code: bytes allocated
+// per idle check-in (GC.GetAllocatedBytesForCurrentThread) and the best of five timings, on one thread.
 using System.Buffers;
 using System.Diagnostics;
 using System.Globalization;
@@ -10,6 +11,8 @@ using System.Text.Json;
 using Orchestrator.ChunkStore.Keys;
 using Orchestrator.ChunkStore.Trust;
 using Orchestrator.Messages.Protocol;
+using Orchestrator.DeviceActors.State;
+using Orchestrator.Messages.Devices;
 using Orchestrator.Node.Gateway;
 
 // Bytes allocated and time per idle check-in for the parts this branch rewrote: the old code (as on main) beside the new.
@@ -115,6 +118,54 @@ void NewChannels()
 Measure("channel folder look (per check-in)", OldChannels, NewChannels, 1);
 Directory.Delete(storeRoot, recursive: true);
 
+// Session 18: work only the node does per idle check-in (the bare endpoint has none of it), main's form beside the node's.
+// The idle directive's payload: the Directive record through its generated serializer, or written straight as UTF-8.
+var nonce0 = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
+void OldPayload()
+{
+    var d = new Directive(1, "directive", "dev-000042", "acme", nonce0, now, now.AddMinutes(10), UpdateAction.None, null, null, null, null, null, 3, null, null);
+    if (d.ToPayload().Length < 100) throw new InvalidOperationException("the measured code failed");
+}
+void NewPayload()
+{
+    if (IdleDirectivePayload.Write("dev-000042", "acme", nonce0, now, now.AddMinutes(10), 3).Length < 100) throw new InvalidOperationException("the measured code failed");
+}
+OldPayload(); NewPayload();
+Measure("idle directive payload (per check-in)", OldPayload, NewPayload, 1);
+
+// The fast path's decision: the row's state built, then copied with the check-in's digest and sequence (main), or built
+// once with them (branch); the same rule (IdleCheckIn.Answer) decides.
+var digest0 = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
+IReadOnlyList<string> noTags = [];
+var seen0 = now.AddMinutes(-3);
+CheckIn Command() => new("dev-000042", "acme", 7, digest0, digest0, "1.0", "manifests/acme/1.0.json", [], "bench-1.0", now, 1000, [], false, null);
+var command0 = Command();
+DeviceState Fold(string? digest, long sequence) => new("dev-000042", Orchestrator.Messages.Devices.DeviceStatus.Idle, "acme", noTags, 7, digest, "bench-1.0", null, null,
+    null, 0, null, null, seen0, 0, sequence, 7, false, null, null, null, null);
+void OldDecide()
+{
+    var state = Fold(null, 5) with { InventoryDigest = digest0, LastRequestSequence = Math.Max(5, 6) };
+    if (IdleCheckIn.Answer(state, command0, TimeSpan.FromHours(1)) is null) throw new InvalidOperationException("the measured code failed");
+}
+void NewDecide()
+{
+    if (IdleCheckIn.Answer(Fold(digest0, Math.Max(5, 6)), command0, TimeSpan.FromHours(1)) is null) throw new InvalidOperationException("the measured code failed");
+}
+OldDecide(); NewDecide();
+Measure("fast path decision: fold state + IdleCheckIn.Answer (per check-in)", OldDecide, NewDecide, 1);
+
+// The CheckIn command: built through a closure (main's Build(() => new CheckIn(...))) or directly.
+static T Build<T>(Func<T> create) => create();
+void OldCommand() { if (Build(() => Command()).DeviceId.Length == 0) throw new InvalidOperationException("the measured code failed"); }
+void NewCommand() { if (Command().DeviceId.Length == 0) throw new InvalidOperationException("the measured code failed"); }
+Measure("CheckIn command (per check-in)", OldCommand, NewCommand, 1);
+
+// The async frames above the batch signature's wait: main awaited it through the endpoint, ForwardAsync, its lambda,
+// the gateway, RespondAsync and DirectorSigner.SignAsync (six frames); the branch through the endpoint and the gateway
+// (two). Every frame above a wait that completes later is a state machine on the heap; measured with a wait that
+// completes on another thread (the process's allocations, one check-in at a time).
+Console.WriteLine(AsyncFrames.Measure());
+
 static void Measure(string what, Action old, Action @new, int perCall)
 {
     for (var w = 0; w < 2000; w++) { old(); @new(); }
@@ -173,4 +224,31 @@ static bool OldParse(string parameter, out DeviceRequestAuthorization auth, out 
     auth = new DeviceRequestAuthorization(device, s, t, sig);
     error = "";
     return true;
+}
+
+static class AsyncFrames
+{
+    // Completes each wait on a thread-pool thread, as the batcher's leader completes the followers' waits.
+    private static async ValueTask<byte[]> Leaf() { await Task.Yield(); return Payload; }
+    private static readonly byte[] Payload = new byte[8];
+    private static async ValueTask<byte[]> Frame1() => await Leaf().ConfigureAwait(false);
+    private static async ValueTask<byte[]> Frame2() => await Frame1().ConfigureAwait(false);
+    private static async Task<byte[]> Frame3() => await Frame2().ConfigureAwait(false);
+    private static async Task<byte[]> Frame4(Func<Task<byte[]>> call) => await call().ConfigureAwait(false);
+    private static async Task<byte[]> OldChain() => await Frame4(async () => await Frame3().ConfigureAwait(false)).ConfigureAwait(false);
+    private static async Task<byte[]> NewGateway() => await Leaf().ConfigureAwait(false);
+    private static async Task<byte[]> NewChain() => await NewGateway().ConfigureAwait(false);
+
+    public static string Measure()
+    {
+        const int n = 20000;
+        double Bytes(Func<Task<byte[]>> chain)
+        {
+            for (var i = 0; i < 2000; i++) chain().GetAwaiter().GetResult();
+            var b0 = GC.GetTotalAllocatedBytes(precise: true);
+            for (var i = 0; i < n; i++) chain().GetAwaiter().GetResult();
+            return (GC.GetTotalAllocatedBytes(precise: true) - b0) / (double)n;
+        }
+        return $"async frames above the signature's wait (per check-in): main {Bytes(OldChain):0} B, branch {Bytes(NewChain):0} B (process allocations, {n} sequential)";
+    }
 }

@@ -12,7 +12,8 @@ using Orchestrator.Messages.Protocol;
 // each /health/ready runs two passes in which every device checks in once (closed loop, CONCURRENCY clients): the first
 // is the cold phase of steady.sh, the second the same check-ins in the same process once it has served them, so the two
 // differ only by what the process had to do the first time. Per pass: check-ins/s, p50/p99, the throughput of each
-// second, the node's CPU seconds (user+system) and the share answered without the actor. Node environment variables are
+// second, the node's CPU seconds (user+system), the bytes it allocated (its System.Runtime meter) and the share answered
+// without the actor. Node environment variables are
 // passed as NODE_ENV="A=1 B=2" (e.g. NODE_ENV="DOTNET_TieredPGO=0"), so the client keeps its own runtime settings.
 // COUNTERS=PREFIX writes the node's System.Runtime counters each second to PREFIX-roundN.csv (DOTNET_COUNTERS tool).
 // TRACE=PATH collects a dotnet-trace (DOTNET_TRACE tool, managed frames named, also as PATH minus .nettrace plus
@@ -117,6 +118,7 @@ for (var round = 1; round <= rounds; round++)
         double Pct(double p) => sorted[Math.Min(sorted.Length - 1, (int)Math.Ceiling(p * sorted.Length) - 1)];
         var line = $"round {round} pass {pass}: {sorted.Length} check-ins in {seconds:0.00} s = {sorted.Length / seconds:0} /s, p50 {Pct(0.5):0.0} ms, p99 {Pct(0.99):0.0} ms, " +
                    $"node CPU {cpu:0.00} s = {cpu * 1e6 / sorted.Length:0} us per check-in, without actor {m1.WithoutActor - m0.WithoutActor} of {m1.CheckIns - m0.CheckIns}, " +
+                   $"node allocated {(m1.Allocated - m0.Allocated) / sorted.Length:0} B per check-in ({m1.Gen0 - m0.Gen0} gen0 GCs), " +
                    $"credential reads {m1.Reads - m0.Reads}, statuses {string.Join(",", statuses.Select(s => s.Key + ":" + s.Value))}, " +
                    $"UTC {startedUtc:HH:mm:ss}-{DateTime.UtcNow:HH:mm:ss}";
         Console.WriteLine(line);
@@ -181,12 +183,13 @@ HttpRequestMessage Build(string deviceId, byte[] key)
     return request;
 }
 
-static async Task<(double Reads, double CheckIns, double WithoutActor)> MetricsAsync(HttpClient http, string url)
+static async Task<(double Reads, double CheckIns, double WithoutActor, double Allocated, double Gen0)> MetricsAsync(HttpClient http, string url)
 {
     var text = await http.GetStringAsync(url + "/metrics");
-    double Sum(string metric) => text.Split('\n').Where(l => l.StartsWith(metric, StringComparison.Ordinal))
+    double Sum(string metric, string label = "") => text.Split('\n').Where(l => l.StartsWith(metric, StringComparison.Ordinal) && l.Contains(label, StringComparison.Ordinal))
         .Sum(l => double.Parse(l[(l.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture));
-    return (Sum("orch_gateway_credential_db_reads_total"), Sum("orch_gateway_checkins_total"), Sum("orch_gateway_checkins_answered_without_actor_total"));
+    return (Sum("orch_gateway_credential_db_reads_total"), Sum("orch_gateway_checkins_total"), Sum("orch_gateway_checkins_answered_without_actor_total"),
+        Sum("dotnet_gc_heap_total_allocated_bytes_total"), Sum("dotnet_gc_collections_total", "gc_heap_generation=\"gen0\""));
 }
 
 static double CpuSeconds(int pid)

@@ -101,11 +101,7 @@ internal sealed class DeviceRow(string deviceId)
     {
         // Read before the fields: a fold at or above the mark here means the fields below hold at least that fold.
         if (Behind) return null;
-        var state = ToFoldState() with
-        {
-            InventoryDigest = DigestHash(c.InventoryDigest) == _digestHash ? c.InventoryDigest : null,
-            LastRequestSequence = Math.Max(_requestSequence, FastSequence),
-        };
+        var state = ToFoldState(DigestHash(c.InventoryDigest) == _digestHash ? c.InventoryDigest : null, Math.Max(_requestSequence, FastSequence));
         return IdleCheckIn.Answer(state, c, lastSeenPersistInterval);
     }
 
@@ -196,9 +192,11 @@ internal sealed class DeviceRow(string deviceId)
     }
 
     // The state Apply needs to derive the row's fields; the fields the row does not keep are empty, which Apply never
-    // reads for them (it reads the current work, target, status, floor and attempt count).
-    private DeviceState ToFoldState() => new(DeviceId, (DeviceStatus)_status, _product, _tags, _installedVersionId, null, _agentVersion, _target, _work,
-        null, _failedAttempts, null, _statusBeforeOffline == NoStatus ? null : (DeviceStatus)_statusBeforeOffline, LastSeen, 0, _requestSequence,
+    // reads for them (it reads the current work, target, status, floor and attempt count). The fast path passes the
+    // check-in's digest when it hashes to the row's, and its sequence mark, in the one state it builds per check-in.
+    private DeviceState ToFoldState(string? inventoryDigest = null, long? lastRequestSequence = null) => new(DeviceId, (DeviceStatus)_status, _product, _tags,
+        _installedVersionId, inventoryDigest, _agentVersion, _target, _work,
+        null, _failedAttempts, null, _statusBeforeOffline == NoStatus ? null : (DeviceStatus)_statusBeforeOffline, LastSeen, 0, lastRequestSequence ?? _requestSequence,
         _floorVersionId, (_flags & StaleFlag) != 0, (_flags & UpdaterLostFlag) != 0 ? LostMarker : null,
         (_flags & DecommissionedFlag) != 0 ? DecommissionedMarker : null, _reportedAttributes, _operatorAttributes);
 

@@ -77,7 +77,11 @@ public static class DeviceEndpoints
         if (error is not null) return error;
         if (DeviceRequestValidation.Validate(request!, settings.Gateway.MaxInventoryFiles) is { } invalid)
             return HttpProblems.Problem(StatusCodes.Status400BadRequest, invalid.Code, invalid.Message);
-        return await ForwardAsync(ctx, async gw =>
+        // Not through ForwardAsync: the idle check-in is the node's most frequent request, and a closure, its delegate and
+        // two more async frames per check-in are work the answer does not need. The same refusals (Problem).
+        var gw = ctx.RequestServices.GetService<IDeviceGateway>();
+        if (gw is null) return NoGateway();
+        try
         {
             var answer = await gw.CheckInAsync(deviceId, request!, ctx.RequestAborted, Sequence(ctx)).ConfigureAwait(false);
             var response = answer.Response;
@@ -93,10 +97,23 @@ public static class DeviceEndpoints
                     throw new DeviceRequestRejectedException(503, "budgets_unavailable", ex.Message) { RetryAfter = TimeSpan.FromSeconds(5) };
                 }
             }
-            GatewayMetrics.CheckIns.Add(1, new KeyValuePair<string, object?>("action", response.Action.ToString()));
+            GatewayMetrics.CheckIns.Add(1, new KeyValuePair<string, object?>("action", ActionTag(response.Action)));
             return new CheckInAnswerResult(answer);
-        }).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is DeviceRequestRejectedException or Akka.Actor.AskTimeoutException)
+        {
+            return Problem(ctx, ex);
+        }
     }
+
+    // The metric's tag without boxing the enum for ToString on every check-in.
+    private static string ActionTag(UpdateAction action) => action switch
+    {
+        UpdateAction.None => nameof(UpdateAction.None),
+        UpdateAction.Upgrade => nameof(UpdateAction.Upgrade),
+        UpdateAction.Repair => nameof(UpdateAction.Repair),
+        _ => action.ToString(),
+    };
 
     private static async Task<IResult> ReportAsync<T>(string deviceId, HttpContext ctx, string kind,
         Func<T, (string Code, string Message)?> validate, Func<IDeviceGateway, T, CancellationToken, Task> forward) where T : class
@@ -117,31 +134,39 @@ public static class DeviceEndpoints
     private static async Task<IResult> ForwardAsync(HttpContext ctx, Func<IDeviceGateway, Task<IResult>> call)
     {
         var gw = ctx.RequestServices.GetService<IDeviceGateway>();
-        if (gw is null)
-            return HttpProblems.Problem(StatusCodes.Status503ServiceUnavailable, "devices_unavailable", "This node has no device gateway configured.");
+        if (gw is null) return NoGateway();
         try
         {
             return await call(gw).ConfigureAwait(false);
         }
-        catch (DeviceRequestRejectedException ex)
+        catch (Exception ex) when (ex is DeviceRequestRejectedException or Akka.Actor.AskTimeoutException)
         {
-            if (ex.StatusCode == StatusCodes.Status401Unauthorized)
-            {
-                GatewayMetrics.AuthFailures.Add(1, new KeyValuePair<string, object?>("error", ex.Error));
-                ctx.Response.Headers.WWWAuthenticate = WwwAuthenticate;
-            }
-            if (ex.RetryAfter is { } ra)
-            {
-                ctx.Response.Headers.RetryAfter = ((long)Math.Max(1, Math.Ceiling(ra.TotalSeconds))).ToString(System.Globalization.CultureInfo.InvariantCulture);
-                ctx.Response.Headers.CacheControl = "no-store";
-            }
-            else if (ex.StatusCode == StatusCodes.Status503ServiceUnavailable) ctx.Response.Headers.RetryAfter = "5";
-            return HttpProblems.Problem(ex.StatusCode, ex.Error, ex.Message);
+            return Problem(ctx, ex);
         }
-        catch (Akka.Actor.AskTimeoutException)
+    }
+
+    private static IResult NoGateway() =>
+        HttpProblems.Problem(StatusCodes.Status503ServiceUnavailable, "devices_unavailable", "This node has no device gateway configured.");
+
+    // The answer to a device request the gateway refused (DeviceRequestRejectedException) or its actor did not answer in time.
+    private static IResult Problem(HttpContext ctx, Exception refusal)
+    {
+        if (refusal is not DeviceRequestRejectedException ex)
         {
             ctx.Response.Headers.RetryAfter = "5";
             return HttpProblems.Problem(StatusCodes.Status503ServiceUnavailable, "devices_timeout", "The device actor did not answer in time; retry after the Retry-After delay.");
         }
+        if (ex.StatusCode == StatusCodes.Status401Unauthorized)
+        {
+            GatewayMetrics.AuthFailures.Add(1, new KeyValuePair<string, object?>("error", ex.Error));
+            ctx.Response.Headers.WWWAuthenticate = WwwAuthenticate;
+        }
+        if (ex.RetryAfter is { } ra)
+        {
+            ctx.Response.Headers.RetryAfter = ((long)Math.Max(1, Math.Ceiling(ra.TotalSeconds))).ToString(System.Globalization.CultureInfo.InvariantCulture);
+            ctx.Response.Headers.CacheControl = "no-store";
+        }
+        else if (ex.StatusCode == StatusCodes.Status503ServiceUnavailable) ctx.Response.Headers.RetryAfter = "5";
+        return HttpProblems.Problem(ex.StatusCode, ex.Error, ex.Message);
     }
 }

@@ -10,6 +10,9 @@ public static partial class DeviceRequestValidation
     /// <summary>Product names follow the store's rule (<see cref="StoreNames.IsValidProduct"/>).</summary>
     public static bool IsValidProduct(string? p) => StoreNames.IsValidProduct(p);
 
+    // Checked on every check-in's nonce: a vectorized scan, no enumerator.
+    private static readonly System.Buffers.SearchValues<char> LowerHex = System.Buffers.SearchValues.Create("0123456789abcdef");
+
     [GeneratedRegex("^[0-9a-f]{64}$")]
     private static partial Regex Sha256Pattern();
 
@@ -20,7 +23,7 @@ public static partial class DeviceRequestValidation
         if (r.InstalledVersionId < 0) return ("invalid_version_id", $"installedVersionId {r.InstalledVersionId} is negative; send 0 when nothing is installed.");
         if (r.InventoryDigest is null || r.InventoryDigest.Length > 200) return ("invalid_inventory_digest", "inventoryDigest is missing or longer than 200 characters.");
         if (r.AgentVersion is { Length: > 64 }) return ("invalid_agent_version", "agentVersion is longer than 64 characters.");
-        if (r.Nonce is not null && (r.Nonce.Length is < 32 or > 64 || !r.Nonce.All(ch => ch is >= '0' and <= '9' or >= 'a' and <= 'f')))
+        if (r.Nonce is not null && (r.Nonce.Length is < 32 or > 64 || r.Nonce.AsSpan().ContainsAnyExcept(LowerHex)))
             return ("invalid_nonce", $"nonce must be 32-64 lower-case hex characters (a fresh random value per check-in); got {r.Nonce.Length} characters.");
         if (DeviceAttributeRules.Problem("attributes", r.Attributes) is { } badAttributes) return ("invalid_attributes", badAttributes);
         if (r.Files is { } files)

@@ -39,9 +39,15 @@ public sealed class ShardedDeviceGateway(
     {
         var facts = inspector.Inspect(request);
         var channels = await ChannelsAsync(request.Product, ct).ConfigureAwait(false);
-        var command = Build(() => new CheckIn(deviceId, request.Product, request.InstalledVersionId, request.InventoryDigest,
-            facts.ExpectedDigest, facts.InstalledVersion, facts.InstalledManifestPath, facts.DifferingPaths, request.AgentVersion, clock.GetUtcNow(),
-            requestSequence, channels, request.Stale == true, request.Attributes));
+        CheckIn command;
+        // Commands validate themselves (see Build); built here without a closure, as the idle fast path builds one per check-in.
+        try
+        {
+            command = new CheckIn(deviceId, request.Product, request.InstalledVersionId, request.InventoryDigest,
+                facts.ExpectedDigest, facts.InstalledVersion, facts.InstalledManifestPath, facts.DifferingPaths, request.AgentVersion, clock.GetUtcNow(),
+                requestSequence, channels, request.Stale == true, request.Attributes);
+        }
+        catch (ArgumentException ex) { throw new DeviceRequestRejectedException(400, "invalid_request", ex.Message); }
         if (settings.Gateway.AnswerIdleWithoutActor)
         {
             var (idle, refused) = rows.TryAnswer(command, IdleLastSeenPersistInterval);
@@ -49,7 +55,10 @@ public sealed class ShardedDeviceGateway(
             if (idle is not null)
             {
                 GatewayMetrics.CheckInsWithoutActor.Add(1);
-                return await RespondAsync(deviceId, request, idle, null, null).ConfigureAwait(false);
+                // Awaited here, not through another async method: an answer waits for its batch's signature, so every
+                // async frame above that wait is one more state machine on the heap per check-in.
+                var signed = await SignAsync(deviceId, request, idle).ConfigureAwait(false);
+                return Answer(request, idle, null, null, signed);
             }
         }
         var answer = await AskAsync(command, ct).ConfigureAwait(false);
@@ -74,16 +83,20 @@ public sealed class ShardedDeviceGateway(
             }
         }
         var delta = decision.Action == UpdateAction.Upgrade ? inspector.DeltaManifestPathFor(request.Product, facts.InstalledVersion, decision.TargetVersion) : null;
-        return await RespondAsync(deviceId, request, decision, grant, delta).ConfigureAwait(false);
+        var directive = await SignAsync(deviceId, request, decision).ConfigureAwait(false);
+        return Answer(request, decision, grant, delta, directive);
     }
 
-    private async ValueTask<CheckInAnswer> RespondAsync(string deviceId, CheckInRequest request, CheckInDecision decision, DownloadGrant? grant, string? delta)
+    // The directive is what the agent acts on; the unsigned fields stay for agents provisioned without a root.
+    private ValueTask<byte[]?> SignAsync(string deviceId, CheckInRequest request, CheckInDecision decision)
+    {
+        if (request.Nonce is null) return default;
+        return director.SignAsync(deviceId, request.Nonce, decision, request.Product, request.InstalledVersionId, request.BatchDirectives == true)!;
+    }
+
+    private CheckInAnswer Answer(CheckInRequest request, CheckInDecision decision, DownloadGrant? grant, string? delta, byte[]? directive)
     {
         var mirrors = settings.Gateway.Mirrors.Count == 0 ? null : settings.Gateway.Mirrors;
-        // The directive is what the agent acts on; the unsigned fields stay for agents provisioned without a root.
-        var directive = request.Nonce is null
-            ? null
-            : await director.SignAsync(deviceId, request.Nonce, decision, request.Product, request.InstalledVersionId, request.BatchDirectives == true).ConfigureAwait(false);
         return new CheckInAnswer(new CheckInResponse(decision.Action, decision.TargetVersion, decision.TargetVersionId, decision.ManifestPath,
             decision.Action == UpdateAction.Repair ? decision.RepairFiles : null, grant, settings.Gateway.NextCheckInSeconds, mirrors, delta,
             settings.Gateway.MirrorsFirst, null,
@@ -127,7 +140,7 @@ public sealed class ShardedDeviceGateway(
     }
 
     // The product's channels from this node's cache (no round trip once it is loaded), seeded from store channel files.
-    private async Task<IReadOnlyList<Messages.Channels.ChannelTarget>> ChannelsAsync(string product, CancellationToken ct)
+    private async ValueTask<IReadOnlyList<Messages.Channels.ChannelTarget>> ChannelsAsync(string product, CancellationToken ct)
     {
         try
         {

@@ -97,16 +97,19 @@ public sealed class DirectorSigner : IDisposable
     /// <see cref="SignedEnvelope.ToBytes"/> writes): batch-signed when <paramref name="batch"/> (the agent said it reads
     /// batch-signed directives), else signed on its own.
     /// </summary>
-    public async ValueTask<byte[]> SignAsync(string deviceId, string nonce, CheckInDecision decision, string product, long installedVersionId, bool batch)
+    public ValueTask<byte[]> SignAsync(string deviceId, string nonce, CheckInDecision decision, string product, long installedVersionId, bool batch)
     {
+        // The batcher's wait is returned as is: no async frame of this method per answer.
         var payload = Payload(deviceId, nonce, decision, product, installedVersionId);
-        if (!batch) return EnvelopeWriting.Write(payload, _keyId, _key.Sign(payload));
-        return await _batcher.SignAsync(payload).ConfigureAwait(false);
+        return batch ? _batcher.SignAsync(payload) : new ValueTask<byte[]>(EnvelopeWriting.Write(payload, _keyId, _key.Sign(payload)));
     }
 
     private byte[] Payload(string deviceId, string nonce, CheckInDecision decision, string product, long installedVersionId)
     {
         var now = _clock.GetUtcNow();
+        // The idle answer (most check-ins): the same bytes as the record below, written without it.
+        if (decision.Action == UpdateAction.None && !decision.AuthorizedDowngrade)
+            return IdleDirectivePayload.Write(deviceId, decision.Product ?? product, nonce, now, now + _lifetime, decision.FloorVersionId);
         var pinned = decision.Action == UpdateAction.None || decision.ManifestPath is null ? null : PinManifest(decision.ManifestPath);
         var downgrade = decision.AuthorizedDowngrade && decision.TargetVersionId is { } to && decision.RolloutId is { } rollout
             ? new DowngradeAuthorization(installedVersionId, to, rollout)

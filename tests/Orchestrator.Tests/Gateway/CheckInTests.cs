@@ -51,6 +51,20 @@ public sealed class CheckInTests(NodeFixture fixture) : IClassFixture<NodeFixtur
         Assert.Contains("\"grant\":{\"maxBytes\":", json);
     }
 
+    [Theory]
+    [InlineData(null, null)]
+    [InlineData("0123456789abcdef0123456789abcdef", null)]
+    [InlineData("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", null)]
+    [InlineData("0123456789abcdef0123456789abcde", "invalid_nonce")]
+    [InlineData("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0", "invalid_nonce")]
+    [InlineData("0123456789ABCDEF0123456789abcdef", "invalid_nonce")]
+    [InlineData("0123456789abcdef0123456789abcdeg", "invalid_nonce")]
+    [InlineData("0123456789abcdef-0123456789abcde", "invalid_nonce")]
+    public void The_nonce_rule_accepts_32_to_64_lower_case_hex_characters_only(string? nonce, string? error)
+    {
+        Assert.Equal(error, DeviceRequestValidation.Validate(new CheckInRequest("acme", 0, "d", null, null, nonce), 10)?.Code);
+    }
+
     [Fact]
     public async Task Invalid_bodies_are_400_and_never_reach_the_device_actor()
     {
@@ -63,6 +77,14 @@ public sealed class CheckInTests(NodeFixture fixture) : IClassFixture<NodeFixtur
             (JsonContent.Create(new CheckInRequest("acme", 0, "d", [new("../x", new string('a', 64))], null)), "invalid_file_path"),
             (JsonContent.Create(new CheckInRequest("acme", 0, "d", [new("x", "nothex")], null)), "invalid_file_hash"),
             (new StringContent("{not json", Encoding.UTF8, "application/json"), "invalid_json"),
+            // The nonce: 32-64 lower-case hex characters, each rule at its edge.
+            (JsonContent.Create(new CheckInRequest("acme", 0, "d", null, null, new string('a', 31))), "invalid_nonce"),
+            (JsonContent.Create(new CheckInRequest("acme", 0, "d", null, null, new string('a', 65))), "invalid_nonce"),
+            (JsonContent.Create(new CheckInRequest("acme", 0, "d", null, null, new string('a', 31) + "A")), "invalid_nonce"),
+            (JsonContent.Create(new CheckInRequest("acme", 0, "d", null, null, new string('0', 31) + "g")), "invalid_nonce"),
+            (JsonContent.Create(new CheckInRequest("acme", 0, "d", null, null, "9" + new string('f', 30) + " ")), "invalid_nonce"),
+            (JsonContent.Create(new CheckInRequest("acme", 0, "d", null, null, new string('a', 40) + "\u00e9")), "invalid_nonce"),
+            (JsonContent.Create(new CheckInRequest("acme", 0, "d", null, null, new string('a', 16) + "/" + new string('a', 16))), "invalid_nonce"),
         };
         foreach (var (content, error) in cases)
         {
