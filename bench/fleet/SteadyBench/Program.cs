@@ -702,9 +702,12 @@ static class Bench
             var stormName = agents ? $"agent storm: {n - half} devices starting at {stormRate:0}/s ({factor:0.#}x max)" : $"storm {stormRate:0}/s ({factor:0.#}x max)";
             // CPU over the storm window: the node's, the client's (wrk), and the whole machine's (other work shares the cores).
             var (nodeCpu0, machineCpu0, stormClock) = (ProcCpu.Seconds(node.Pid), ProcCpu.MachineBusySeconds(), Stopwatch.StartNew());
+            // Read when the storm's client ends, not after the cadence process (which starts and exits on its own clock).
+            var (nodeCpu, machineCpu, stormWall) = (0.0, 0.0, 0.0);
             var stormTask = wrkStorm is not null
                 ? wrkStorm.RunAsync(node.Url, stormWindow, honour: honour).ContinueWith(t =>
                     {
+                        (nodeCpu, machineCpu, stormWall) = (ProcCpu.Seconds(node.Pid) - nodeCpu0, ProcCpu.MachineBusySeconds() - machineCpu0, stormClock.Elapsed.TotalSeconds);
                         wrkResult = t.Result;
                         return (Phase: WrkStorm.ToPhase($"wrk storm{(honour ? " honouring Retry-After" : "")}, closed loop on {wrkStorm.Connections} connections " +
                                                         $"(attempts {t.Result.PerSecond:0}/s = {t.Result.PerSecond / max.PerSecond:0.00}x the maximum; 3x would be {stormRate:0}/s)", t.Result),
@@ -731,7 +734,6 @@ static class Bench
             // The cadence process signed FIRST_SEQUENCE + 1 .. + its requests; this process's next check-ins go above them.
             CheckIns.Sequence += cadence.Requests + 1;
             var (stormPhase, refusedWithRetryAfter, notSent, stormServed, lastServed) = await stormTask;
-            var (nodeCpu, machineCpu, stormWall) = (ProcCpu.Seconds(node.Pid) - nodeCpu0, ProcCpu.MachineBusySeconds() - machineCpu0, stormClock.Elapsed.TotalSeconds);
             sampling.Cancel();
             await sampler;
             Console.WriteLine(stormPhase);
