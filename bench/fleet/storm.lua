@@ -5,8 +5,8 @@
 --   in order, PIPELINE requests at once per connection, wrapping around at the end (the wrapped ones are replays: 401).
 --   PATH, when given, replaces every request with GET PATH (same headers): the client's rate against a trivial endpoint.
 -- STORM_HONOUR=1 in the environment: the storm's devices honour Retry-After as the agent does (DeviceAgent UpdateSession:
---   a 429 or a 503 node_busy is waited out for the server's Retry-After, capped at an hour, with no jitter of its own: the
---   node adds it). Every answer pushes its wait (0 unless refused) on a per-thread FIFO and delay(), which wrk calls once
+--   a 429 or a 503 node_busy is waited out for the server's Retry-After, capped at an hour, plus a random 0-999 ms of its
+--   own, RetryAfterJitterMilliseconds; the node spreads the whole seconds over [R, 2R]). Every answer pushes its wait (0 unless refused) on a per-thread FIFO and delay(), which wrk calls once
 --   before each connection's next request, pops one, so exactly as many connections sleep as were refused, each for one
 --   refusal's Retry-After; which connection sleeps for which refusal follows wrk's event order and is approximate
 --   (requests are not tied to devices here anyway: each line is the next pre-signed check-in of the thread's file).
@@ -30,6 +30,8 @@ function init(args)
     if os.rename(dir .. "/part-" .. k, dir .. "/claimed-" .. k) then part = dir .. "/claimed-" .. k break end
   end
   if part == nil then error("storm.lua: no unclaimed part-N left in " .. dir .. " (one per wrk thread)") end
+  -- Each thread its own jitter sequence (the part it claimed tells the threads apart).
+  math.randomseed(os.time() * 256 + tonumber(part:match("(%d+)$")))
   host = wrk.headers["Host"] or (wrk.host .. ":" .. wrk.port)
   for line in io.lines(part) do
     local path, auth, body = line:match("^([^\t]*)\t([^\t]*)\t(.*)$")
@@ -70,8 +72,9 @@ function response(status, headers, body)
     local after = headers["Retry-After"] or headers["retry-after"]
     if after then
       retry_after = retry_after + 1
-      -- The agent waits the server's delta-seconds, at most an hour (UpdateSession.CapServerWait).
-      wait = math.min(tonumber(after) or 0, 3600) * 1000
+      -- The agent waits the server's delta-seconds, at most an hour (UpdateSession.CapServerWait), plus 0-999 ms at
+      -- random (UpdateSession.RetryAfterJitterMilliseconds).
+      wait = math.min(tonumber(after) or 0, 3600) * 1000 + math.random(0, 999)
     end
   else sother = sother + 1 end
   if honour then

@@ -700,9 +700,14 @@ static class Bench
             // honoured) until answered or STORM_AGENT_SECONDS (150) pass; the cadence devices are measured as long.
             var stormWindow = agents ? TimeSpan.FromSeconds(Env.Get("STORM_AGENT_SECONDS", 150)) : TimeSpan.FromSeconds(stormSeconds);
             var stormName = agents ? $"agent storm: {n - half} devices starting at {stormRate:0}/s ({factor:0.#}x max)" : $"storm {stormRate:0}/s ({factor:0.#}x max)";
+            // CPU over the storm window: the node's, the client's (wrk), and the whole machine's (other work shares the cores).
+            var (nodeCpu0, machineCpu0, stormClock) = (ProcCpu.Seconds(node.Pid), ProcCpu.MachineBusySeconds(), Stopwatch.StartNew());
+            // Read when the storm's client ends, not after the cadence process (which starts and exits on its own clock).
+            var (nodeCpu, machineCpu, stormWall) = (0.0, 0.0, 0.0);
             var stormTask = wrkStorm is not null
                 ? wrkStorm.RunAsync(node.Url, stormWindow, honour: honour).ContinueWith(t =>
                     {
+                        (nodeCpu, machineCpu, stormWall) = (ProcCpu.Seconds(node.Pid) - nodeCpu0, ProcCpu.MachineBusySeconds() - machineCpu0, stormClock.Elapsed.TotalSeconds);
                         wrkResult = t.Result;
                         return (Phase: WrkStorm.ToPhase($"wrk storm{(honour ? " honouring Retry-After" : "")}, closed loop on {wrkStorm.Connections} connections " +
                                                         $"(attempts {t.Result.PerSecond:0}/s = {t.Result.PerSecond / max.PerSecond:0.00}x the maximum; 3x would be {stormRate:0}/s)", t.Result),
@@ -774,6 +779,13 @@ static class Bench
                 storm["stormWrapped"] = wrkResult.Wrapped;
                 storm["stormP99Ms"] = Math.Round(wrkResult.P99Ms, 1);
                 storm["stormMaxMs"] = Math.Round(wrkResult.MaxMs, 1);
+                storm["stormNodeCores"] = Math.Round(nodeCpu / stormWall, 2);
+                storm["stormClientCores"] = Math.Round(wrkResult.CpuSeconds / stormWall, 2);
+                storm["stormMachineBusyCores"] = Math.Round(machineCpu / stormWall, 2);
+                storm["stormNodeCpuMicrosecondsPerAttempt"] = Math.Round(nodeCpu * 1e6 / Math.Max(1, wrkResult.Requests), 1);
+                Console.WriteLine($"storm CPU over {stormWall:0.0} s (cores of {Environment.ProcessorCount}): node {nodeCpu / stormWall:0.00}, wrk {wrkResult.CpuSeconds / stormWall:0.00}, " +
+                                  $"whole machine busy {machineCpu / stormWall:0.00}; node CPU per storm attempt {nodeCpu * 1e6 / Math.Max(1, wrkResult.Requests):0.0} µs " +
+                                  "(cadence devices' and other engineers' work included in the node's and the machine's)");
                 Console.WriteLine($"wrk storm: {wrkResult.Timeouts} timeouts, {wrkResult.ConnectErrors + wrkResult.ReadErrors + wrkResult.WriteErrors} socket errors, " +
                                   $"{wrkResult.Wrapped} threads wrapped around (replays), storm latency p50 {wrkResult.P50Ms:0.0} ms p99 {wrkResult.P99Ms:0.0} ms max {wrkResult.MaxMs:0.0} ms; " +
                                   $"attempts {wrkResult.PerSecond:0} /s ({wrkResult.PerSecond / max.PerSecond:0.00}x the maximum) on {wrkStorm!.Connections} connections; " +

@@ -17,6 +17,9 @@ sealed class WrkStorm
         long RetryAfter, long Wrapped, long ConnectErrors, long ReadErrors, long WriteErrors, long Timeouts, double P50Ms, double P99Ms, double MaxMs,
         long Waits, double WaitSeconds)
     {
+        /// <summary>CPU seconds (user + system) wrk used, read from /proc while it ran (the last reading before it exited).</summary>
+        public double CpuSeconds { get; set; }
+
         public double PerSecond => Requests / Seconds;
         public long SocketErrors => ConnectErrors + ReadErrors + WriteErrors + Timeouts;
     }
@@ -105,11 +108,21 @@ sealed class WrkStorm
         if (trivialPath is not null) psi.ArgumentList.Add(trivialPath);
         using var wrk = Process.Start(psi)!;
         var stderr = wrk.StandardError.ReadToEndAsync();
-        var stdout = await wrk.StandardOutput.ReadToEndAsync();
+        var stdoutTask = wrk.StandardOutput.ReadToEndAsync();
+        // wrk's CPU, sampled while it runs: once it has exited, /proc no longer has it. Its last second is missed.
+        var cpu = 0.0;
+        while (!stdoutTask.IsCompleted)
+        {
+            cpu = Math.Max(cpu, ProcCpu.Seconds(wrk.Id));
+            await Task.WhenAny(stdoutTask, Task.Delay(250));
+        }
+        var stdout = await stdoutTask;
         await wrk.WaitForExitAsync();
         var line = stdout.Split('\n').FirstOrDefault(l => l.StartsWith("wrk-storm ", StringComparison.Ordinal))
                    ?? throw new InvalidOperationException($"wrk exited {wrk.ExitCode} without its result line: {stdout} {await stderr}");
-        return JsonSerializer.Deserialize<Result>(line["wrk-storm ".Length..], CheckIns.Json)!;
+        var result = JsonSerializer.Deserialize<Result>(line["wrk-storm ".Length..], CheckIns.Json)!;
+        result.CpuSeconds = cpu;
+        return result;
     }
 
     /// <summary>The wrk result as the storm phase of the benchmark reports it (status 0: no answer, a socket error or timeout).</summary>
@@ -119,5 +132,38 @@ sealed class WrkStorm
         void Add(int status, long n) { if (n > 0) statuses[status] = (int)n; }
         Add(200, r.Status200); Add(401, r.Status401); Add(503, r.Status503); Add(429, r.Status429); Add(-1, r.StatusOther); Add(0, r.SocketErrors);
         return new Phase(name, (int)r.Requests, statuses.Where(s => s.Key != 200).Sum(s => s.Value), r.Seconds, r.P50Ms, r.P99Ms, statuses);
+    }
+}
+
+/// <summary>CPU time of processes and of the machine, from /proc (Linux).</summary>
+public static class ProcCpu
+{
+    // USER_HZ: the unit of /proc's CPU times on Linux.
+    private const double TicksPerSecond = 100;
+
+    /// <summary>User + system CPU seconds of a process so far; 0 once it is gone.</summary>
+    public static double Seconds(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            // Fields after the command name (which may hold spaces) closed by ')': utime and stime are the 12th and 13th.
+            var f = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            return (long.Parse(f[11], CultureInfo.InvariantCulture) + long.Parse(f[12], CultureInfo.InvariantCulture)) / TicksPerSecond;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return 0;
+        }
+    }
+
+    /// <summary>Busy CPU seconds of the whole machine so far (every core: all but idle and iowait).</summary>
+    public static double MachineBusySeconds()
+    {
+        var f = File.ReadLines("/proc/stat").First().Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        long busy = 0;
+        for (var i = 1; i < f.Length; i++)
+            if (i is not 4 and not 5 and < 9) busy += long.Parse(f[i], CultureInfo.InvariantCulture);
+        return busy / TicksPerSecond;
     }
 }

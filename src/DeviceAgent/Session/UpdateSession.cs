@@ -144,7 +144,11 @@ public sealed class UpdateSession
                 or GatewayException { StatusCode: 503, Error: "node_busy" };
             if (paced)
             {
-                var pause = serverWait is { } w && w > TimeSpan.Zero ? CapServerWait(w) : backoff.Delay(0);
+                // A server's wait gets up to a second more at random: Retry-After is whole seconds, so devices the node
+                // refused within the same millisecond would otherwise all come back within the same millisecond.
+                var pause = serverWait is { } w && w > TimeSpan.Zero
+                    ? CapServerWait(w) + TimeSpan.FromMilliseconds(Random.Shared.Next(RetryAfterJitterMilliseconds))
+                    : backoff.Delay(0);
                 _log($"session attempt {attempt} paced by the server ({failure.Message}); checking in again in {pause.TotalSeconds:0.###}s");
                 await Task.Delay(pause, _time, ct);
                 continue;
@@ -168,6 +172,12 @@ public sealed class UpdateSession
             await Task.Delay(wait, _time, ct);
         }
     }
+
+    /// <summary>
+    /// A wait the server asks for (429, 503 <c>node_busy</c>, a used-up grant) is honoured plus a random 0 to this many
+    /// milliseconds (uniform, exclusive), so refusals sent together do not come back together (docs/protocol.md).
+    /// </summary>
+    public const int RetryAfterJitterMilliseconds = 1000;
 
     // A wait the server asks for is honoured up to an hour, so a wrong or hostile Retry-After cannot park a device for days.
     private static TimeSpan CapServerWait(TimeSpan wait) => wait > TimeSpan.FromHours(1) ? TimeSpan.FromHours(1) : wait;

@@ -39,16 +39,24 @@ public sealed class AdmissionOptions
 
     /// <summary>
     /// A device answered within <see cref="EarlyWithinSeconds"/> is refused at once, before its credential and body are
-    /// read, while work waits at least this many milliseconds in the thread pool's global queue
-    /// (<see cref="ThreadPoolQueueProbe"/>): the queue where every request's socket completions wait before any endpoint
-    /// filter sees the request, so a node saturated by connections it has not parsed yet is seen too (default 0: off; 5 is
-    /// the value measured against a storm, docs/configuration.md). Off by default because the reading is the whole
-    /// process's: a node sharing its cores or its thread pool with other work refuses early devices for that work's load.
+    /// read, while work has waited at least this many milliseconds in the thread pool's global queue at every one of the
+    /// last <see cref="BusySustainedProbes"/> probes (<see cref="ThreadPoolQueueProbe"/>): the queue where every request's
+    /// socket completions wait before any endpoint filter sees the request, so a node saturated by connections it has not
+    /// parsed yet is seen too (default 5; 0: off). Only a wait sustained over the probes counts, so a garbage collection
+    /// or a burst of work does not refuse anyone; a node sharing its cores with other work that keeps its queue waiting
+    /// that long refuses early devices (never a device on its cadence) for that work's load.
     /// </summary>
-    public double BusyQueueWaitMilliseconds { get; set; }
+    public double BusyQueueWaitMilliseconds { get; set; } = 5;
 
     /// <summary>Milliseconds between one probe of the thread pool's queue running and the next being queued (default 5).</summary>
     public int BusyProbeMilliseconds { get; set; } = 5;
+
+    /// <summary>
+    /// Consecutive probes of the thread pool's queue that must each have waited <see cref="BusyQueueWaitMilliseconds"/>
+    /// before early devices are refused: the smallest of the last this many readings decides (default 8: with 5 ms probes
+    /// at least 80 ms of saturation; 1: any single reading).
+    /// </summary>
+    public int BusySustainedProbes { get; set; } = 8;
 
     /// <summary>Slots of the table of recent check-ins (8 bytes each, default 1,048,576: 8 MiB, whatever the fleet's size).</summary>
     public int RecentSlots { get; set; } = 1 << 20;
@@ -76,9 +84,11 @@ public sealed class AdmissionOptions
         if (MaxQueuedCheckIns is < 0 or > 1_000_000)
             yield return $"Admission:MaxQueuedCheckIns {MaxQueuedCheckIns} is out of range; use 0..1000000 (default 2048).";
         if (BusyQueueWaitMilliseconds is < 0 or > 60_000 || double.IsNaN(BusyQueueWaitMilliseconds))
-            yield return $"Admission:BusyQueueWaitMilliseconds {BusyQueueWaitMilliseconds} is out of range; use 0 (off)..60000 milliseconds (default 0; 5 measured against a storm).";
+            yield return $"Admission:BusyQueueWaitMilliseconds {BusyQueueWaitMilliseconds} is out of range; use 0 (off)..60000 milliseconds (default 5).";
         if (BusyProbeMilliseconds is < 1 or > 1000)
             yield return $"Admission:BusyProbeMilliseconds {BusyProbeMilliseconds} is out of range; use 1..1000 milliseconds (default 5).";
+        if (BusySustainedProbes is < 1 or > 1000)
+            yield return $"Admission:BusySustainedProbes {BusySustainedProbes} is out of range; use 1 (any single reading)..1000 probes (default 8).";
         if (RetryAfterSeconds is < 1 or > 3600)
             yield return $"Admission:RetryAfterSeconds {RetryAfterSeconds} is out of range; use 1..3600 seconds (default 30).";
     }
@@ -103,7 +113,7 @@ public sealed class CheckInAdmission(AdmissionOptions options) : IEndpointFilter
     private readonly RecentCheckIns _recent = new(options.RecentSlots);
     private readonly TimeSpan _early = TimeSpan.FromSeconds(options.EarlyWithinSeconds);
     private readonly ThreadPoolQueueProbe? _probe = options.BusyQueueWaitMilliseconds > 0 && options.EarlyWithinSeconds > 0
-        ? new ThreadPoolQueueProbe(options.BusyProbeMilliseconds) : null;
+        ? new ThreadPoolQueueProbe(options.BusyProbeMilliseconds, options.BusySustainedProbes) : null;
 
     private readonly ConcurrencyLimiter _limiter = new(new ConcurrencyLimiterOptions
     {
@@ -128,14 +138,14 @@ public sealed class CheckInAdmission(AdmissionOptions options) : IEndpointFilter
             // Early: a free slot while the gateway is nearly idle, or refused at once (never a queue place).
             if (_probe is not null)
             {
-                var wait = _probe.CurrentWaitMilliseconds;
+                var wait = _probe.SustainedWaitMilliseconds;
                 GatewayMetrics.AdmissionQueueWaitSeen.Record(wait);
-                if (wait >= options.BusyQueueWaitMilliseconds) return RefuseEarly(http, deviceId, since, EarlyState.QueueWait, wait);
+                if (wait >= options.BusyQueueWaitMilliseconds) return RefuseSaturated(http);
             }
             if (Volatile.Read(ref _inFlight) >= options.EarlyMaxInFlight)
-                return RefuseEarly(http, deviceId, since, EarlyState.InFlight, 0);
+                return RefuseEarly(http, deviceId, since, EarlyState.InFlight);
             using var free = _limiter.AttemptAcquire(1);
-            if (!free.IsAcquired) return RefuseEarly(http, deviceId, since, EarlyState.Full, 0);
+            if (!free.IsAcquired) return RefuseEarly(http, deviceId, since, EarlyState.Full);
             Interlocked.Increment(ref _inFlight);
             try { return await AnswerAsync(context, next, deviceId).ConfigureAwait(false); }
             finally { Interlocked.Decrement(ref _inFlight); }
@@ -155,16 +165,31 @@ public sealed class CheckInAdmission(AdmissionOptions options) : IEndpointFilter
         }
     }
 
-    private enum EarlyState { QueueWait, InFlight, Full }
+    private enum EarlyState { InFlight, Full }
+
+    private static readonly KeyValuePair<string, object?> SaturatedTag = new("limit", "early-queue-wait");
+    // The saturated node's refusal, one body per Retry-After it may send (index: seconds beyond RetryAfterSeconds),
+    // rendered on first use: while saturated, a refusal formats and serializes nothing.
+    private readonly PreRenderedProblem?[] _saturated = new PreRenderedProblem?[options.RetryAfterSeconds + 1];
+
+    // Refused while the node is saturated: the answer names the rule and its settings, not the device or the reading, so
+    // it is the same bytes for every device and is written from a buffer.
+    private IResult RefuseSaturated(HttpContext http)
+    {
+        GatewayMetrics.Throttled.Add(1, SaturatedTag);
+        var extra = Random.Shared.Next(options.RetryAfterSeconds + 1);
+        var answer = _saturated[extra] ??= new PreRenderedProblem(StatusCodes.Status503ServiceUnavailable, options.RetryAfterSeconds + extra, "node_busy",
+            "The node is saturated: work has waited in its thread pool's queue for at least Admission:BusyQueueWaitMilliseconds, " +
+            $"{options.BusyQueueWaitMilliseconds.ToString(CultureInfo.InvariantCulture)} ms, at each of the last Admission:BusySustainedProbes, " +
+            $"{options.BusySustainedProbes}, probes, and this device was answered here within Admission:EarlyWithinSeconds, {options.EarlyWithinSeconds} s " +
+            $"(devices on their schedule go first); nothing was recorded. Check in again after {options.RetryAfterSeconds + extra} s (Retry-After).");
+        http.Response.Headers.RetryAfter = answer.RetryAfter;
+        return answer;
+    }
 
     // The message is formatted only here, for a refusal: an admitted early device costs no string.
-    private IResult RefuseEarly(HttpContext http, string deviceId, TimeSpan since, EarlyState state, double queueWait) => state switch
+    private IResult RefuseEarly(HttpContext http, string deviceId, TimeSpan since, EarlyState state) => state switch
     {
-        EarlyState.QueueWait => Refuse(http, "early-queue-wait",
-            $"Device '{deviceId}' was answered {since.TotalSeconds:F0} s ago and the node is saturated: work waits {queueWait:F1} ms in its " +
-            $"thread pool's queue (devices on their schedule go first: within Admission:EarlyWithinSeconds, {options.EarlyWithinSeconds} s, " +
-            $"a device is answered only while that wait is under Admission:BusyQueueWaitMilliseconds, " +
-            $"{options.BusyQueueWaitMilliseconds.ToString(CultureInfo.InvariantCulture)} ms); nothing was recorded."),
         _ => Refuse(http, "early",
             $"Device '{deviceId}' was answered {since.TotalSeconds:F0} s ago and " +
             (state == EarlyState.Full ? "the gateway is at its check-in limit" : "the gateway is busy") +
@@ -195,5 +220,38 @@ public sealed class CheckInAdmission(AdmissionOptions options) : IEndpointFilter
     {
         _probe?.Dispose();
         _limiter.Dispose();
+    }
+}
+
+/// <summary>
+/// A problem answer (<see cref="Orchestrator.Messages.Protocol.ProblemResponse"/>, as <see cref="HttpProblems.Problem"/> writes it) serialized once and
+/// written from its buffer every time, with the <c>Retry-After</c> it is sent with.
+/// </summary>
+internal sealed class PreRenderedProblem : IResult, IStatusCodeHttpResult
+{
+    private readonly byte[] _body;
+
+    /// <summary>Serializes the answer.</summary>
+    public PreRenderedProblem(int status, int retryAfterSeconds, string error, string message)
+    {
+        StatusCode = status;
+        RetryAfter = retryAfterSeconds.ToString(CultureInfo.InvariantCulture);
+        _body = System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(new Orchestrator.Messages.Protocol.ProblemResponse(error, message), HttpProblems.Json);
+    }
+
+    /// <inheritdoc />
+    public int? StatusCode { get; }
+
+    /// <summary>The Retry-After header's value (delta-seconds) the message names.</summary>
+    public string RetryAfter { get; }
+
+    /// <inheritdoc />
+    public Task ExecuteAsync(HttpContext httpContext)
+    {
+        var response = httpContext.Response;
+        response.StatusCode = StatusCode!.Value;
+        response.ContentType = "application/json; charset=utf-8";
+        response.ContentLength = _body.Length;
+        return response.Body.WriteAsync(_body, 0, _body.Length);
     }
 }

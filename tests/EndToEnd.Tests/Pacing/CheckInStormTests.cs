@@ -5,6 +5,7 @@ using System.Net.Http.Json;
 using System.Net.Sockets;
 using System.Text;
 using Microsoft.AspNetCore.Http;
+using Orchestrator.DeviceAgent.Session;
 using Orchestrator.DeviceAgent.Tests.Support;
 using Orchestrator.EndToEnd.Tests.Agent.Support;
 using Orchestrator.EndToEnd.Tests.Faults;
@@ -65,16 +66,24 @@ public sealed class CheckInStormTests(ITestOutputHelper output)
         var paced = agentRun.Output.Split('\n').Where(l => l.Contains("paced by the server", StringComparison.Ordinal)).ToList();
         Assert.Equal(checkIns.Count - 1, paced.Count);
         Assert.All(paced, l => Assert.Contains("node_busy", l));
+        // Each wait the agent chose lies in the documented window, Retry-After plus [0, 1 s) at random (docs/protocol.md),
+        // and the waits differ: the jitter is the agent's own, not a constant.
+        var chosen = new List<double>();
         for (var i = 0; i < checkIns.Count - 1; i++)
         {
             var refused = checkIns[i];
             Assert.Equal(503, refused.Status);
-            Assert.Contains($"checking in again in {refused.RetryAfter}s", paced[i]);
             Assert.InRange(refused.RetryAfter!.Value, 1, 2);
+            var pause = LoggedPauseSeconds(paced[i]);
+            chosen.Add(pause);
+            Assert.True(pause >= refused.RetryAfter.Value && pause < refused.RetryAfter.Value + UpdateSession.RetryAfterJitterMilliseconds / 1000.0,
+                $"the agent chose {pause:0.###} s for Retry-After {refused.RetryAfter} s: {paced[i]}");
             var waited = checkIns[i + 1].Started - refused.Ended;
-            Assert.True(waited >= TimeSpan.FromSeconds(refused.RetryAfter.Value) - TimeSpan.FromMilliseconds(50),
-                $"check-in {i + 2} came {waited.TotalSeconds:F2} s after a refusal with Retry-After {refused.RetryAfter}");
+            Assert.True(waited >= TimeSpan.FromSeconds(pause) - TimeSpan.FromMilliseconds(50),
+                $"check-in {i + 2} came {waited.TotalSeconds:F2} s after a refusal with Retry-After {refused.RetryAfter} whose chosen wait was {pause:0.###} s");
         }
+        Assert.True(chosen.Select(p => p - Math.Floor(p)).Distinct().Count() > 1 || chosen.Count < 2,
+            $"the agent's waits carry no jitter: {string.Join(", ", chosen)}");
     }
 
     [Fact]
@@ -107,9 +116,9 @@ public sealed class CheckInStormTests(ITestOutputHelper output)
             ["Admission:EarlyMaxInFlight"] = "1000000",
             ["Admission:BusyQueueWaitMilliseconds"] = "0.001",
             ["Admission:BusyProbeMilliseconds"] = "1",
-        }, "Admission:BusyQueueWaitMilliseconds, 0.001 ms");
+        }, "Admission:BusyQueueWaitMilliseconds, 0.001 ms", preRendered: true);
 
-    private async Task StormWithAgentsOnTheirCadenceAsync(Dictionary<string, string?> admission, string refusalNames)
+    private async Task StormWithAgentsOnTheirCadenceAsync(Dictionary<string, string?> admission, string refusalNames, bool preRendered = false)
     {
         await using var node = await NodeUnderTest.StartAsync(admission);
         using var store = new TestStore(node.StoreRoot);
@@ -175,6 +184,13 @@ public sealed class CheckInStormTests(ITestOutputHelper output)
         // Each refusal was the rule under test's, naming its setting.
         Assert.NotEmpty(messages);
         Assert.All(messages.Keys, m => Assert.Contains(refusalNames, m));
+        // The saturated node's refusal is the same bytes for every device (written from a buffer, nothing formatted per
+        // refusal): one message per Retry-After it sends (1 or 2 s), none naming a device.
+        if (preRendered)
+        {
+            Assert.InRange(messages.Count, 1, 2);
+            Assert.All(messages.Keys, m => Assert.DoesNotContain("stormer-", m));
+        }
         // The node is unharmed: a device that was not early (never answered) checking in now is answered.
         var lateSecret = await NodeProcessHttp.ProvisionAsync(node.Http, "late-1");
         using var after = await NodeProcessHttp.CheckInAsync(node.Http, "late-1", lateSecret, new CheckInRequest("acme", 0, "empty", null, "storm-1.0"));
@@ -216,6 +232,15 @@ public sealed class CheckInStormTests(ITestOutputHelper output)
             await c.ConnectAsync(IPAddress.Loopback, uri.Port);
             return await ExchangeAsync(c, "GET /health/live HTTP/1.1\r\nHost: node\r\n\r\n");
         }, s => s.StartsWith("HTTP/1.1 200", StringComparison.Ordinal));
+    }
+
+    // The wait an agent's "paced by the server" line says it chose: "checking in again in 1.234s".
+    private static double LoggedPauseSeconds(string line)
+    {
+        var at = line.LastIndexOf("checking in again in ", StringComparison.Ordinal);
+        Assert.True(at >= 0, line);
+        var text = line[(at + "checking in again in ".Length)..].TrimEnd();
+        return double.Parse(text[..text.IndexOf('s', StringComparison.Ordinal)], System.Globalization.CultureInfo.InvariantCulture);
     }
 
     // Sends a request on the connection and reads until the answer's headers and its (Content-Length) body are in, or the

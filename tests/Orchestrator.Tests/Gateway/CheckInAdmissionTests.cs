@@ -217,6 +217,77 @@ public sealed class CheckInAdmissionTests
     }
 
     [Fact]
+    public void The_sustained_reading_ignores_one_stalled_probe_and_rises_while_every_probe_waits()
+    {
+        using var probe = new ThreadPoolQueueProbe(1, sustainedProbes: 4);
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+
+        // One stall: every worker blocked (as above) holds up the one probe in the queue. The current reading sees it;
+        // the sustained one does not, since the probes before it ran (an idle pool's waits are far under 50 ms).
+        Thread.Sleep(100);
+        // Not disposed: blockers the pool starts after the release still wait on it (and return at once).
+        var gate = new ManualResetEventSlim(false);
+        {
+            for (var i = 0; i < ThreadPool.ThreadCount + 64; i++)
+                ThreadPool.UnsafeQueueUserWorkItem<object?>(_ => gate.Wait(), null, preferLocal: false);
+            try
+            {
+                while (probe.CurrentWaitMilliseconds < 200 && DateTime.UtcNow < deadline) Thread.Sleep(10);
+                Assert.True(probe.CurrentWaitMilliseconds >= 200, $"the probe read {probe.CurrentWaitMilliseconds:F1} ms with every worker blocked");
+                Assert.True(probe.SustainedWaitMilliseconds < 50, $"one stalled probe read as sustained: {probe.SustainedWaitMilliseconds:F1} ms");
+            }
+            finally
+            {
+                gate.Set();
+            }
+        }
+
+        // Sustained: a feeder keeps the global queue holding CPU-bound work items (a fixed amount of spinning, about 1 ms
+        // of one core here, measured first) worth at least 50 ms of every core, so each probe waits behind that much work
+        // whatever threads the pool adds (they share the cores; a time slice taken away makes an item slower, not faster).
+        var spins = 1;
+        while (true)
+        {
+            var sw = System.Diagnostics.Stopwatch.StartNew();
+            Thread.SpinWait(spins);
+            if (sw.Elapsed >= TimeSpan.FromMilliseconds(1)) break;
+            spins *= 2;
+        }
+        var backlog = 50 * Environment.ProcessorCount;
+        var queued = 0;
+        using var stop = new CancellationTokenSource();
+        var feeder = new Thread(() =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                while (Volatile.Read(ref queued) < backlog)
+                {
+                    Interlocked.Increment(ref queued);
+                    ThreadPool.UnsafeQueueUserWorkItem<object?>(_ =>
+                    {
+                        Interlocked.Decrement(ref queued);
+                        Thread.SpinWait(spins);
+                    }, null, preferLocal: false);
+                }
+                Thread.Sleep(1);
+            }
+        }) { IsBackground = true };
+        feeder.Start();
+        try
+        {
+            while (probe.SustainedWaitMilliseconds < 20 && DateTime.UtcNow < deadline) Thread.Sleep(10);
+            Assert.True(probe.SustainedWaitMilliseconds >= 20, $"the sustained reading is {probe.SustainedWaitMilliseconds:F1} ms while the queue never drained");
+        }
+        finally
+        {
+            stop.Cancel();
+            feeder.Join();
+        }
+        while (probe.SustainedWaitMilliseconds >= 20 && DateTime.UtcNow < deadline) Thread.Sleep(20);
+        Assert.True(probe.SustainedWaitMilliseconds < 20, $"the sustained reading stays at {probe.SustainedWaitMilliseconds:F1} ms after the queue drained");
+    }
+
+    [Fact]
     public void Recent_check_ins_are_remembered_per_device_in_a_fixed_table()
     {
         var recent = new RecentCheckIns(1024);
@@ -238,10 +309,11 @@ public sealed class CheckInAdmissionTests
         var problems = new AdmissionOptions
             {
                 MaxConcurrentCheckIns = 0, MaxQueuedCheckIns = -1, RetryAfterSeconds = 0, EarlyWithinSeconds = -1, RecentSlots = 10, EarlyMaxInFlight = 0,
-                MaxConnections = 8, BusyQueueWaitMilliseconds = -1, BusyProbeMilliseconds = 0,
+                MaxConnections = 8, BusyQueueWaitMilliseconds = -1, BusyProbeMilliseconds = 0, BusySustainedProbes = 0,
             }
             .Validate().ToList();
-        Assert.Equal(9, problems.Count);
+        Assert.Equal(10, problems.Count);
+        Assert.Contains(problems, p => p.StartsWith("Admission:BusySustainedProbes 0 is out of range", StringComparison.Ordinal));
         Assert.Contains(problems, p => p.StartsWith("Admission:BusyQueueWaitMilliseconds -1 is out of range", StringComparison.Ordinal));
         Assert.Contains(problems, p => p.StartsWith("Admission:BusyProbeMilliseconds 0 is out of range", StringComparison.Ordinal));
         Assert.Contains(problems, p => p.StartsWith("Admission:EarlyMaxInFlight 0 is out of range", StringComparison.Ordinal));
