@@ -42,11 +42,11 @@ public sealed class AdmissionOptions
     /// read, while work has waited at least this many milliseconds in the thread pool's global queue at every one of the
     /// last <see cref="BusySustainedProbes"/> probes (<see cref="ThreadPoolQueueProbe"/>): the queue where every request's
     /// socket completions wait before any endpoint filter sees the request, so a node saturated by connections it has not
-    /// parsed yet is seen too (default 5; 0: off). Only a wait sustained over the probes counts, so a garbage collection
+    /// parsed yet is seen too (default 0: off; 5 measured). Only a wait sustained over the probes counts, so a garbage collection
     /// or a burst of work does not refuse anyone; a node sharing its cores with other work that keeps its queue waiting
     /// that long refuses early devices (never a device on its cadence) for that work's load.
     /// </summary>
-    public double BusyQueueWaitMilliseconds { get; set; } = 5;
+    public double BusyQueueWaitMilliseconds { get; set; }
 
     /// <summary>Milliseconds between one probe of the thread pool's queue running and the next being queued (default 5).</summary>
     public int BusyProbeMilliseconds { get; set; } = 5;
@@ -84,7 +84,7 @@ public sealed class AdmissionOptions
         if (MaxQueuedCheckIns is < 0 or > 1_000_000)
             yield return $"Admission:MaxQueuedCheckIns {MaxQueuedCheckIns} is out of range; use 0..1000000 (default 2048).";
         if (BusyQueueWaitMilliseconds is < 0 or > 60_000 || double.IsNaN(BusyQueueWaitMilliseconds))
-            yield return $"Admission:BusyQueueWaitMilliseconds {BusyQueueWaitMilliseconds} is out of range; use 0 (off)..60000 milliseconds (default 5).";
+            yield return $"Admission:BusyQueueWaitMilliseconds {BusyQueueWaitMilliseconds} is out of range; use 0 (off)..60000 milliseconds (default 0; 5 measured).";
         if (BusyProbeMilliseconds is < 1 or > 1000)
             yield return $"Admission:BusyProbeMilliseconds {BusyProbeMilliseconds} is out of range; use 1..1000 milliseconds (default 5).";
         if (BusySustainedProbes is < 1 or > 1000)
