@@ -22,8 +22,8 @@
 # its next request, as the agent does (storm.lua); attempts/s = answered + refused. A closed loop whose refused connections
 # sleep 1-2 s at the least (Admission:RetryAfterSeconds=1) offers at most about STORM_CONNECTIONS / 1.5 s of refusals, so
 # 3x the maximum needs thousands of connections (each one a file descriptor in wrk and in the node: mind ulimit -n).
-# The node's admission rule for a saturated node (Admission:BusyQueueWaitMilliseconds, 5 ms over Admission:BusySustainedProbes,
-# 8) is on by default; ORCH_Admission__BusyQueueWaitMilliseconds=0 turns it off. The storm reports its CPU: node, wrk, machine.
+# The node's admission rule for a saturated node (Admission:BusyQueueWaitMilliseconds over Admission:BusySustainedProbes)
+# is off by default; ORCH_Admission__BusyQueueWaitMilliseconds=5 turns it on. The storm reports its CPU: node, wrk, machine.
 # Output goes to bench/results/fleet-steady-<N>[-STEADY_TAG].txt as well. Wrap in flock on shared machines.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
