@@ -10,9 +10,11 @@ namespace Orchestrator.Node.Hosting;
 /// After a burst (a check-in wave, a storm, a recovery) the workstation GC keeps the regions it allocated into committed
 /// although the live heap is a fraction of them, and it returns them to the kernel only a little at each later GC; an
 /// idle fleet allocates so little that those GCs are minutes apart, so RSS kept the burst's size instead of the
-/// fleet's. A full blocking compacting GC in <see cref="GCCollectionMode.Aggressive"/> mode decommits them at once; it
-/// pauses the process for about the time of one full mark of the live heap, so it runs only when the surplus is large,
-/// the node is quiet, and not more often than <see cref="TrimMinIntervalSeconds"/>.
+/// fleet's. A trim runs a few gen1 collections a second apart (each hands back free regions and pauses for the young
+/// generations only), and only when the surplus is still large after them, free space inside gen2 that only compaction
+/// returns, one full blocking compacting GC in <see cref="GCCollectionMode.Aggressive"/> mode, which pauses the process
+/// for about one full mark of the live heap. So it runs only when the surplus is large, the node is quiet, and not more
+/// often than <see cref="TrimMinIntervalSeconds"/>.
 /// </remarks>
 public sealed class MemoryOptions
 {
@@ -72,7 +74,7 @@ public sealed class MemoryTrim(MemoryOptions options, TimeProvider clock, ILogge
 
     private static readonly Meter Meter = new(MeterName);
     private static readonly Counter<long> Trims = Meter.CreateCounter<long>("orch_node_memory_trims",
-        description: "Aggressive GCs the node ran to give back committed memory after a burst");
+        description: "Trims the node ran to give back committed memory after a burst (how: ephemeral collections only, or ending in an aggressive full one)");
     private static readonly Counter<long> Released = Meter.CreateCounter<long>("orch_node_memory_trim_released",
         unit: "By", description: "Committed GC memory given back by the node's trims");
 
@@ -91,24 +93,54 @@ public sealed class MemoryTrim(MemoryOptions options, TimeProvider clock, ILogge
             var rate = (allocatedNow - allocated) / Math.Max(0.001, clock.GetElapsedTime(checkedAt, now).TotalSeconds);
             (allocated, checkedAt) = (allocatedNow, now);
             var info = GC.GetGCMemoryInfo();
-            // Free space inside the heap's regions (what a background collection swept) is surplus too: the heap size
-            // counts it, a compacting collection gives it back.
-            var surplus = info.TotalCommittedBytes - (info.HeapSizeBytes - info.FragmentedBytes);
-            if (surplus < options.TrimSurplusBytes || rate >= options.TrimQuietBelowBytesPerSecond) continue;
+            if (Surplus(info) < options.TrimSurplusBytes || rate >= options.TrimQuietBelowBytesPerSecond) continue;
             if (lastTrim != long.MinValue && clock.GetElapsedTime(lastTrim, now) < TimeSpan.FromSeconds(options.TrimMinIntervalSeconds)) continue;
             lastTrim = now;
-            var pause = Stopwatch.StartNew();
-            GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
-            pause.Stop();
+            var (released, steps, aggressive, longest) = await TrimAsync(info, stoppingToken);
             var after = GC.GetGCMemoryInfo();
-            var released = Math.Max(0, info.TotalCommittedBytes - after.TotalCommittedBytes);
-            Trims.Add(1);
+            Trims.Add(1, new KeyValuePair<string, object?>("how", aggressive ? "aggressive" : "ephemeral"));
             Released.Add(released);
             log.LogInformation(
                 "Gave back {Released:0.0} MiB of GC memory held after a burst: committed {Before:0.0} -> {After:0.0} MiB, live heap {Heap:0.0} MiB, " +
-                "allocating {Rate:0.0} MiB/s, pause {Pause} ms (Memory:TrimSurplusBytes {Threshold})",
+                "allocating {Rate:0.0} MiB/s; {Steps} ephemeral collection(s){Aggressive}, longest pause {Pause} ms (Memory:TrimSurplusBytes {Threshold})",
                 released / 1048576.0, info.TotalCommittedBytes / 1048576.0, after.TotalCommittedBytes / 1048576.0, after.HeapSizeBytes / 1048576.0,
-                rate / 1048576.0, pause.ElapsedMilliseconds, options.TrimSurplusBytes);
+                rate / 1048576.0, steps, aggressive ? " and one aggressive full collection" : "", longest, options.TrimSurplusBytes);
         }
+    }
+
+    /// <summary>Ephemeral collections handing back free regions, a second apart, at most this many per trim.</summary>
+    internal const int EphemeralSteps = 5;
+
+    // Free space inside the heap's regions (what a background collection swept) is surplus too: the heap size counts it,
+    // a compacting collection gives it back.
+    private static long Surplus(GCMemoryInfo info) => info.TotalCommittedBytes - (info.HeapSizeBytes - info.FragmentedBytes);
+
+    // Gentle first: every collection hands back some of the free regions the GC keeps committed, and a gen1 collection
+    // pauses for the young generations only (milliseconds), where a full compacting one pauses for a mark of the whole
+    // live heap (hundreds of milliseconds with a hundred thousand devices' state, every check-in waiting). Only what the
+    // ephemeral ones cannot reach, free space inside gen2's regions, is left to the aggressive full collection.
+    private async Task<(long Released, int Steps, bool Aggressive, long LongestMs)> TrimAsync(GCMemoryInfo before, CancellationToken ct)
+    {
+        long longest = 0;
+        var steps = 0;
+        var info = before;
+        while (steps < EphemeralSteps && Surplus(info) >= options.TrimSurplusBytes)
+        {
+            if (steps > 0) await Task.Delay(TimeSpan.FromSeconds(1), clock, ct);
+            var pause = Stopwatch.StartNew();
+            GC.Collect(1, GCCollectionMode.Forced, blocking: true);
+            longest = Math.Max(longest, pause.ElapsedMilliseconds);
+            steps++;
+            info = GC.GetGCMemoryInfo();
+        }
+        var aggressive = Surplus(info) >= options.TrimSurplusBytes;
+        if (aggressive)
+        {
+            var pause = Stopwatch.StartNew();
+            GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+            longest = Math.Max(longest, pause.ElapsedMilliseconds);
+            info = GC.GetGCMemoryInfo();
+        }
+        return (Math.Max(0, before.TotalCommittedBytes - info.TotalCommittedBytes), steps, aggressive, longest);
     }
 }
