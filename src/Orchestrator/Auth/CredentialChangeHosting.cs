@@ -16,9 +16,22 @@ public sealed class CredentialChangeHosting(ActorSystem system, DeviceCredential
     {
         var mediator = DistributedPubSub.Get(system).Mediator;
         system.ActorOf(CredentialChangeSubscriber.Props(store), "credential-changes");
-        store.AttachPublisher(deviceId => mediator.Tell(new Publish(CredentialTopics.Changes, new DeviceCredentialChanged(deviceId, clock.GetUtcNow()))));
+        store.AttachPublisher(deviceId =>
+        {
+            var change = new Publish(CredentialTopics.Changes, new DeviceCredentialChanged(deviceId, clock.GetUtcNow()));
+            mediator.Tell(change);
+            // The mediator delivers only to the subscribers its registry knows, and it learns another node's subscriber by
+            // gossip, rounds after that node joined: a change published in between would be lost there, leaving the
+            // revoked key valid on that node for the cache's whole TTL. An eviction is idempotent, so it is sent again
+            // once the registries have had several gossip rounds to converge.
+            foreach (var delay in Republish)
+                system.Scheduler.ScheduleTellOnce(delay, mediator, change, ActorRefs.NoSender);
+        });
         return Task.CompletedTask;
     }
+
+    /// <summary>When a credential change is published again after the first time (see <see cref="StartAsync"/>).</summary>
+    internal static readonly TimeSpan[] Republish = [TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(3), TimeSpan.FromSeconds(10)];
 
     /// <inheritdoc />
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
