@@ -225,6 +225,9 @@ public sealed class CheckInAdmissionTests
         // One stall: every worker blocked (as above) holds up the one probe in the queue. The current reading sees it;
         // the sustained one does not, since the probes before it ran (an idle pool's waits are far under 50 ms).
         Thread.Sleep(100);
+        // The premise: the probes before the stall ran promptly (on a machine whose cores other work saturates, every probe
+        // waits, and that is sustained).
+        while (probe.SustainedWaitMilliseconds >= 50 && DateTime.UtcNow < deadline) Thread.Sleep(10);
         // Not disposed: blockers the pool starts after the release still wait on it (and return at once).
         var gate = new ManualResetEventSlim(false);
         {
@@ -242,47 +245,20 @@ public sealed class CheckInAdmissionTests
             }
         }
 
-        // Sustained: a feeder keeps the global queue holding CPU-bound work items (a fixed amount of spinning, about 1 ms
-        // of one core here, measured first) worth at least 50 ms of every core, so each probe waits behind that much work
-        // whatever threads the pool adds (they share the cores; a time slice taken away makes an item slower, not faster).
-        var spins = 1;
-        while (true)
+        // Sustained: stall after stall. Each cycle blocks every worker on a gate (and queues more blockers than the pool
+        // can add threads meanwhile) for 40 ms, so the probe queued behind them waits about that long, then releases them.
+        // A probe that slipped in before a cycle's blockers (the test thread descheduled) reads low, so the cycles go on
+        // until the last four probes all waited, or the deadline: what is asserted is that the reading rises when every
+        // probe waits, decided by the gates, not by how fast this machine's cores are.
+        while (probe.SustainedWaitMilliseconds < 20 && DateTime.UtcNow < deadline)
         {
-            var sw = System.Diagnostics.Stopwatch.StartNew();
-            Thread.SpinWait(spins);
-            if (sw.Elapsed >= TimeSpan.FromMilliseconds(1)) break;
-            spins *= 2;
+            var stall = new ManualResetEventSlim(false);
+            for (var i = 0; i < ThreadPool.ThreadCount + 64; i++)
+                ThreadPool.UnsafeQueueUserWorkItem<object?>(_ => stall.Wait(), null, preferLocal: false);
+            Thread.Sleep(40);
+            stall.Set();
         }
-        var backlog = 50 * Environment.ProcessorCount;
-        var queued = 0;
-        using var stop = new CancellationTokenSource();
-        var feeder = new Thread(() =>
-        {
-            while (!stop.IsCancellationRequested)
-            {
-                while (Volatile.Read(ref queued) < backlog)
-                {
-                    Interlocked.Increment(ref queued);
-                    ThreadPool.UnsafeQueueUserWorkItem<object?>(_ =>
-                    {
-                        Interlocked.Decrement(ref queued);
-                        Thread.SpinWait(spins);
-                    }, null, preferLocal: false);
-                }
-                Thread.Sleep(1);
-            }
-        }) { IsBackground = true };
-        feeder.Start();
-        try
-        {
-            while (probe.SustainedWaitMilliseconds < 20 && DateTime.UtcNow < deadline) Thread.Sleep(10);
-            Assert.True(probe.SustainedWaitMilliseconds >= 20, $"the sustained reading is {probe.SustainedWaitMilliseconds:F1} ms while the queue never drained");
-        }
-        finally
-        {
-            stop.Cancel();
-            feeder.Join();
-        }
+        Assert.True(probe.SustainedWaitMilliseconds >= 20, $"the sustained reading is {probe.SustainedWaitMilliseconds:F1} ms while every probe waited");
         while (probe.SustainedWaitMilliseconds >= 20 && DateTime.UtcNow < deadline) Thread.Sleep(20);
         Assert.True(probe.SustainedWaitMilliseconds < 20, $"the sustained reading stays at {probe.SustainedWaitMilliseconds:F1} ms after the queue drained");
     }
