@@ -24,6 +24,7 @@
 # 3x the maximum needs thousands of connections (each one a file descriptor in wrk and in the node: mind ulimit -n).
 # The node's admission rule for a saturated node (Admission:BusyQueueWaitMilliseconds over Admission:BusySustainedProbes)
 # is off by default; ORCH_Admission__BusyQueueWaitMilliseconds=5 turns it on. The storm reports its CPU: node, wrk, machine.
+# STORM_CADENCE_NICE=-10 runs the cadence devices' client at that CPU priority (they are other machines in a fleet).
 # Output goes to bench/results/fleet-steady-<N>[-STEADY_TAG].txt as well. Wrap in flock on shared machines.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
