@@ -43,8 +43,8 @@ public static class SignedEnvelopeWriter
         writer.WriteEndObject();
     }
 
-    // Base64 as UTF-8, written as a string value: the writer escapes it ('+' included) exactly as it escapes the same
-    // base64 held in a string, which WriteBase64String would not.
+    // Base64 as UTF-8, written as a string value escaped ('+' included) exactly as the writer escapes the same base64
+    // held in a string, which WriteBase64String would not.
     private static void WriteBase64(Utf8JsonWriter writer, ReadOnlySpan<byte> name, ReadOnlySpan<byte> value)
     {
         var length = Base64.GetMaxEncodedToUtf8Length(value.Length);
@@ -53,8 +53,7 @@ public static class SignedEnvelopeWriter
         try
         {
             Base64.EncodeToUtf8(value, buffer, out _, out var written);
-            if (name.IsEmpty) writer.WriteStringValue(buffer[..written]);
-            else writer.WriteString(name, buffer[..written]);
+            Orchestrator.Messages.Protocol.AsciiJsonString.Write(writer, name, buffer[..written]);
         }
         finally
         {

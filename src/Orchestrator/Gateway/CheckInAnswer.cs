@@ -62,7 +62,7 @@ public static class CheckInAnswerWriter
         WriteList(writer, "mirrors"u8, r.Mirrors);
         if (r.DeltaManifestPath is not null) writer.WriteString("deltaManifestPath"u8, r.DeltaManifestPath);
         writer.WriteBoolean("mirrorsFirst"u8, r.MirrorsFirst);
-        if (answer.Directive is not null) writer.WriteString("directive"u8, answer.Directive);
+        if (answer.Directive is not null) AsciiJsonString.Write(writer, "directive"u8, answer.Directive);
         else if (r.Directive is not null) writer.WriteString("directive"u8, r.Directive);
         WriteList(writer, "compactManifests"u8, r.CompactManifests);
         writer.WriteEndObject();

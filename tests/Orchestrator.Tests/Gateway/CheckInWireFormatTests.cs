@@ -39,7 +39,12 @@ public sealed class CheckInWireFormatTests
             ["http://mirror.example/"], "products/acme/deltas/1.0-2.0.json", true, null, ["m.from-6.zst", "m.json.zst"]), "{\"payload\":\"x\u00e9<>&'\\\"\"}" },
         { new CheckInResponse(UpdateAction.Repair, "1.0", 3, "m", ["a/b", "c<&>\u00e9"], null, 300, [], null), null },
         { new CheckInResponse(UpdateAction.Repair, "1.0", 3, "m", [], null, 300, null, null, false, null, []), "{}" },
+        // Every ASCII byte, each escaped by the answer writer's own table, between runs it copies whole.
+        { new CheckInResponse(UpdateAction.None, null, null, null, null, null, 300, null), AllAscii() + "{\"payload\":\"ab+/=\"}" + AllAscii() },
+        { new CheckInResponse(UpdateAction.None, null, null, null, null, null, 300, null), "\"+\"" },
     };
+
+    private static string AllAscii() => new(Enumerable.Range(0, 128).Select(b => (char)b).ToArray());
 
     [Theory]
     [MemberData(nameof(Answers))]
