@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Threading.RateLimiting;
+using Microsoft.AspNetCore.Hosting.Server;
 
 namespace Orchestrator.Node.Gateway;
 
@@ -48,8 +49,22 @@ public sealed class AdmissionOptions
     /// </summary>
     public double BusyQueueWaitMilliseconds { get; set; }
 
-    /// <summary>Milliseconds between one probe of the thread pool's queue running and the next being queued (default 5).</summary>
+    /// <summary>Milliseconds between one probe ending and the next starting (default 5).</summary>
     public int BusyProbeMilliseconds { get; set; } = 5;
+
+    /// <summary>
+    /// What the busy rule measures: <c>loopback</c> (default), how long a request to the node itself (<c>GET /health/live</c>
+    /// on its first plain-HTTP address) waits for its answer, which includes the socket engine's queue of ready connections
+    /// where a storm's requests wait before any thread pool queue; or <c>threadpool</c>, how long a work item waits in the
+    /// thread pool's global queue (for a node without a plain-HTTP listener).
+    /// </summary>
+    public string BusyProbe { get; set; } = LoopbackProbe;
+
+    /// <summary><see cref="BusyProbe"/>: a request to the node itself.</summary>
+    public const string LoopbackProbe = "loopback";
+
+    /// <summary><see cref="BusyProbe"/>: a work item through the thread pool's global queue.</summary>
+    public const string ThreadPoolProbe = "threadpool";
 
     /// <summary>
     /// Consecutive probes of the thread pool's queue that must each have waited <see cref="BusyQueueWaitMilliseconds"/>
@@ -85,6 +100,8 @@ public sealed class AdmissionOptions
             yield return $"Admission:MaxQueuedCheckIns {MaxQueuedCheckIns} is out of range; use 0..1000000 (default 2048).";
         if (BusyQueueWaitMilliseconds is < 0 or > 60_000 || double.IsNaN(BusyQueueWaitMilliseconds))
             yield return $"Admission:BusyQueueWaitMilliseconds {BusyQueueWaitMilliseconds} is out of range; use 0 (off)..60000 milliseconds (default 0; 5 measured).";
+        if (BusyProbe is not (LoopbackProbe or ThreadPoolProbe))
+            yield return $"Admission:BusyProbe '{BusyProbe}' is not a probe; use {LoopbackProbe} (a request to the node itself, default) or {ThreadPoolProbe} (the thread pool's queue, for a node without a plain-HTTP listener).";
         if (BusyProbeMilliseconds is < 1 or > 1000)
             yield return $"Admission:BusyProbeMilliseconds {BusyProbeMilliseconds} is out of range; use 1..1000 milliseconds (default 5).";
         if (BusySustainedProbes is < 1 or > 1000)
@@ -108,12 +125,14 @@ public sealed class AdmissionOptions
 /// device id in the path is anyone's to write, so nothing an unauthenticated request does (waiting in the queue under a
 /// device's id, say) may make that device's own check-in refused.
 /// </remarks>
-public sealed class CheckInAdmission(AdmissionOptions options) : IEndpointFilter, IDisposable
+public sealed class CheckInAdmission(AdmissionOptions options, IServer? server = null) : IEndpointFilter, IDisposable
 {
     private readonly RecentCheckIns _recent = new(options.RecentSlots);
     private readonly TimeSpan _early = TimeSpan.FromSeconds(options.EarlyWithinSeconds);
-    private readonly ThreadPoolQueueProbe? _probe = options.BusyQueueWaitMilliseconds > 0 && options.EarlyWithinSeconds > 0
-        ? new ThreadPoolQueueProbe(options.BusyProbeMilliseconds, options.BusySustainedProbes) : null;
+    private readonly SaturationProbe? _probe = options.BusyQueueWaitMilliseconds <= 0 || options.EarlyWithinSeconds <= 0 ? null
+        : options.BusyProbe == AdmissionOptions.LoopbackProbe && server is not null
+            ? LoopbackRequestProbe.Of(server, options.BusyProbeMilliseconds, options.BusySustainedProbes)
+            : new ThreadPoolQueueProbe(options.BusyProbeMilliseconds, options.BusySustainedProbes);
 
     private readonly ConcurrencyLimiter _limiter = new(new ConcurrencyLimiterOptions
     {

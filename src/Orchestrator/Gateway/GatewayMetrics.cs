@@ -58,10 +58,17 @@ public static class GatewayMetrics
         "Milliseconds a probe work item waited in the thread pool's global queue", advice: QueueWaitBuckets);
 
     /// <summary>
-    /// The thread pool queue wait the check-in admission read when an early device arrived (what its busy rule decided on).
+    /// Milliseconds each probe request to the node itself took to be answered (<see cref="LoopbackRequestProbe"/>, while
+    /// <c>Admission:BusyQueueWaitMilliseconds</c> is on with <c>Admission:BusyProbe=loopback</c>).
+    /// </summary>
+    public static readonly Histogram<double> LoopbackRequestWait = Meter.CreateHistogram("orch_gateway_loopback_request_wait", "ms",
+        "Milliseconds a probe request to the node itself took to be answered", advice: QueueWaitBuckets);
+
+    /// <summary>
+    /// The sustained wait the check-in admission read when an early device arrived (what its busy rule decided on).
     /// </summary>
     public static readonly Histogram<double> AdmissionQueueWaitSeen = Meter.CreateHistogram("orch_gateway_admission_queue_wait_seen", "ms",
-        "Thread pool queue wait read by the check-in admission for an early device", advice: QueueWaitBuckets);
+        "Sustained probe wait read by the check-in admission for an early device", advice: QueueWaitBuckets);
 
     private static Orchestrator.ChunkStore.Throttling.DownloadThrottle? _throttle;
 

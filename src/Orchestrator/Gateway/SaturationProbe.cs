@@ -1,0 +1,137 @@
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+
+namespace Orchestrator.Node.Gateway;
+
+/// <summary>
+/// How long the node makes new work wait now, measured over and over by a dedicated thread (not a timer: timer callbacks
+/// run ahead of the queues being measured): one measurement at a time, the next <see cref="AdmissionOptions.BusyProbeMilliseconds"/>
+/// after the last one ended. What one measurement is, the subclass says: <see cref="ThreadPoolQueueProbe"/> (one work item
+/// through the thread pool's global queue) or <see cref="LoopbackRequestProbe"/> (one HTTP request to the node itself).
+/// </summary>
+/// <remarks>
+/// <see cref="CurrentWaitMilliseconds"/> is the larger of the last measurement and the time the one in progress has taken
+/// so far, so a queue that stops moving is seen at once, not only when its measurement finally ends.
+/// <see cref="SustainedWaitMilliseconds"/> is the smallest of the last <c>sustainedProbes</c> readings, the one in progress
+/// counting as the newest once it has taken longer than the oldest of them: it is high only while every measurement over
+/// that span waited, so a burst of work (a garbage collection, one request's fan-out) does not read as saturation.
+/// </remarks>
+public abstract class SaturationProbe : IDisposable
+{
+    private readonly int _periodMilliseconds;
+    private readonly Histogram<double> _readings;
+    private readonly Thread _thread;
+    private readonly CancellationTokenSource _stop = new();
+    // Stopwatch timestamp at which the measurement in progress started; 0 while none is.
+    private long _startedAt;
+    private long _lastWaitTicks;
+    // The last completed readings, newest at _next - 1 (ring); written only by the probe's thread.
+    private readonly long[] _waits;
+    private int _next;
+    // Smallest of all the ring's readings, and of all but the oldest (long.MaxValue when the ring holds one): the sustained
+    // reading without and with the measurement in progress as the newest reading.
+    private long _minAll;
+    private long _minRecent = long.MaxValue;
+
+    /// <summary>A probe reporting each reading to <paramref name="readings"/>; <see cref="Start"/> starts its thread.</summary>
+    /// <param name="name">The probe thread's name.</param>
+    /// <param name="periodMilliseconds">Pause between one measurement ending and the next starting.</param>
+    /// <param name="sustainedProbes">Readings <see cref="SustainedWaitMilliseconds"/> takes the smallest of (at least 1).</param>
+    /// <param name="readings">Histogram of every reading, in milliseconds.</param>
+    protected SaturationProbe(string name, int periodMilliseconds, int sustainedProbes, Histogram<double> readings)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(sustainedProbes, 1);
+        _waits = new long[sustainedProbes];
+        _periodMilliseconds = periodMilliseconds;
+        _readings = readings;
+        _thread = new Thread(Run) { IsBackground = true, Name = name };
+    }
+
+    /// <summary>Starts the probe's thread (once; subclasses call it when their fields are set).</summary>
+    protected void Start() => _thread.Start();
+
+    /// <summary>
+    /// One measurement, started at Stopwatch timestamp <paramref name="startedAt"/>: the ticks the work waited, or null when
+    /// there is nothing to measure against yet (no reading is taken).
+    /// </summary>
+    protected abstract long? Measure(long startedAt, CancellationToken stop);
+
+    /// <summary>Milliseconds the node makes new work wait now (see the remarks).</summary>
+    public double CurrentWaitMilliseconds
+    {
+        get
+        {
+            var startedAt = Volatile.Read(ref _startedAt);
+            var waiting = startedAt == 0 ? 0 : Stopwatch.GetTimestamp() - startedAt;
+            return Stopwatch.GetElapsedTime(0, Math.Max(waiting, Volatile.Read(ref _lastWaitTicks))).TotalMilliseconds;
+        }
+    }
+
+    /// <summary>
+    /// Milliseconds every one of the last readings made work wait, at the least (see the remarks); 0 until as many
+    /// readings were taken as it spans.
+    /// </summary>
+    public double SustainedWaitMilliseconds
+    {
+        get
+        {
+            var ticks = Volatile.Read(ref _minAll);
+            var startedAt = Volatile.Read(ref _startedAt);
+            if (startedAt != 0) ticks = Math.Max(ticks, Math.Min(Stopwatch.GetTimestamp() - startedAt, Volatile.Read(ref _minRecent)));
+            return Stopwatch.GetElapsedTime(0, ticks).TotalMilliseconds;
+        }
+    }
+
+    private void Run()
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            var startedAt = Stopwatch.GetTimestamp();
+            Volatile.Write(ref _startedAt, startedAt);
+            long? waited;
+            try
+            {
+                waited = Measure(startedAt, _stop.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            if (waited is { } ticks) Record(ticks);
+            Volatile.Write(ref _startedAt, 0);
+            if (_stop.Token.WaitHandle.WaitOne(_periodMilliseconds)) return;
+        }
+    }
+
+    private void Record(long waited)
+    {
+        Volatile.Write(ref _lastWaitTicks, waited);
+        _waits[_next] = waited;
+        _next = (_next + 1) % _waits.Length;
+        // _next is now the oldest reading: every other one is among the recent.
+        long all = long.MaxValue, recent = long.MaxValue;
+        for (var i = 0; i < _waits.Length; i++)
+        {
+            all = Math.Min(all, _waits[i]);
+            if (i != _next) recent = Math.Min(recent, _waits[i]);
+        }
+        Volatile.Write(ref _minRecent, recent);
+        Volatile.Write(ref _minAll, all);
+        _readings.Record(Stopwatch.GetElapsedTime(0, waited).TotalMilliseconds);
+    }
+
+    /// <summary>Ends a measurement in progress at once (the probe is stopping); by default it ends on its own.</summary>
+    protected virtual void Interrupt()
+    {
+    }
+
+    /// <summary>Stops the probe's thread.</summary>
+    public void Dispose()
+    {
+        _stop.Cancel();
+        Interrupt();
+        if (_thread.IsAlive) _thread.Join();
+        _stop.Dispose();
+        GC.SuppressFinalize(this);
+    }
+}
