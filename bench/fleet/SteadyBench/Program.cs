@@ -319,6 +319,11 @@ sealed class Load(HttpClient http, string[] ids, byte[][] keys)
             Console.WriteLine($"{name}: {refused.Count} not 200, due from {refused[0] / rate:0.00} s to {refused[^1] / rate:0.00} s into the phase");
         var slowest = Enumerable.Range(0, results.Length).OrderByDescending(i => results[i].Ms).Take(5);
         Console.WriteLine($"{name}: slowest {string.Join(", ", slowest.Select(i => $"{results[i].Ms:0} ms due at {i / rate:0.00} s"))}");
+        // A storm's onset (every storm connection's first request at once) against the rest of the phase.
+        var afterOnset = Summarize(name, results.Skip((int)(5 * rate)).Select(r => r.Ms), [], seconds);
+        var slowestAfter = Enumerable.Range(0, results.Length).Skip((int)(5 * rate)).OrderByDescending(i => results[i].Ms).Take(8);
+        Console.WriteLine($"{name}: due after its first 5 s: p50 {afterOnset.P50Ms:0.0} ms, p99 {afterOnset.P99Ms:0.0} ms; slowest " +
+                          string.Join(", ", slowestAfter.Select(i => $"{results[i].Ms:0} ms due at {i / rate:0.00} s")));
         return Summarize(name, results.Select(r => r.Ms), [statuses], seconds);
     }
 
@@ -701,6 +706,7 @@ static class Bench
             var stormWindow = agents ? TimeSpan.FromSeconds(Env.Get("STORM_AGENT_SECONDS", 150)) : TimeSpan.FromSeconds(stormSeconds);
             var stormName = agents ? $"agent storm: {n - half} devices starting at {stormRate:0}/s ({factor:0.#}x max)" : $"storm {stormRate:0}/s ({factor:0.#}x max)";
             // CPU over the storm window: the node's, the client's (wrk), and the whole machine's (other work shares the cores).
+            var stormGcBefore = await GcPausesAsync(http, node.Url);
             var (nodeCpu0, machineCpu0, stormClock) = (ProcCpu.Seconds(node.Pid), ProcCpu.MachineBusySeconds(), Stopwatch.StartNew());
             // Read when the storm's client ends, not after the cadence process (which starts and exits on its own clock).
             var (nodeCpu, machineCpu, stormWall) = (0.0, 0.0, 0.0);
@@ -736,6 +742,7 @@ static class Bench
             var cadenceOut = (await cadenceProcess.StandardOutput.ReadToEndAsync()).Trim().Split('\n');
             await cadenceProcess.WaitForExitAsync();
             var cadence = JsonSerializer.Deserialize<Phase>(cadenceOut[^1])!;
+            foreach (var line in cadenceOut[..^2]) Console.WriteLine("cadence process: " + line);
             // The cadence process signed FIRST_SEQUENCE + 1 .. + its requests; this process's next check-ins go above them.
             CheckIns.Sequence += cadence.Requests + 1;
             var (stormPhase, refusedWithRetryAfter, notSent, stormServed, lastServed) = await stormTask;
@@ -744,6 +751,9 @@ static class Bench
             Console.WriteLine(stormPhase);
             Console.WriteLine(cadence);
             var stormMetrics = await AdmissionMetricsAsync(http, node.Url);
+            var stormGcAfter = await GcPausesAsync(http, node.Url);
+            Console.WriteLine($"node's GC during the storm: paused {stormGcAfter.PauseSeconds - stormGcBefore.PauseSeconds:0.000} s in " +
+                              $"{stormGcAfter.Gen0 - stormGcBefore.Gen0} gen0, {stormGcAfter.Gen1 - stormGcBefore.Gen1} gen1, {stormGcAfter.Gen2 - stormGcBefore.Gen2} gen2 collections");
             using var after1 = CheckIns.Build(ids[0], keys[0]);
             var alive = node.Alive && (await nodeHttp.SendAsync(after1)).IsSuccessStatusCode;
             Console.WriteLine($"storm: {refusedWithRetryAfter} refusals with Retry-After, {notSent} not sent (client cap), peak RSS {peakRss / 1048576.0:0.0} MiB, " +
@@ -752,7 +762,7 @@ static class Bench
             // What the admission's busy rule read (Admission:BusyQueueWaitMilliseconds): the probe's waits and the value seen
             // on the request path for early devices, as cumulative buckets since the node started.
             foreach (var line in (await http.GetStringAsync(node.Url + "/metrics")).Split('\n')
-                         .Where(l => l.StartsWith("orch_gateway_threadpool_queue_wait", StringComparison.Ordinal) || l.StartsWith("orch_gateway_admission_queue_wait_seen", StringComparison.Ordinal)))
+                         .Where(l => l.StartsWith("orch_gateway_threadpool_queue_wait", StringComparison.Ordinal) || l.StartsWith("orch_gateway_loopback_request_wait", StringComparison.Ordinal) || l.StartsWith("orch_gateway_admission_queue_wait_seen", StringComparison.Ordinal)))
                 Console.WriteLine("node: " + line);
             storm = new Dictionary<string, object>
             {

@@ -40,12 +40,12 @@ public sealed class AdmissionOptions
 
     /// <summary>
     /// A device answered within <see cref="EarlyWithinSeconds"/> is refused at once, before its credential and body are
-    /// read, while work has waited at least this many milliseconds in the thread pool's global queue at every one of the
-    /// last <see cref="BusySustainedProbes"/> probes (<see cref="ThreadPoolQueueProbe"/>): the queue where every request's
-    /// socket completions wait before any endpoint filter sees the request, so a node saturated by connections it has not
-    /// parsed yet is seen too (default 0: off; 5 measured). Only a wait sustained over the probes counts, so a garbage collection
-    /// or a burst of work does not refuse anyone; a node sharing its cores with other work that keeps its queue waiting
-    /// that long refuses early devices (never a device on its cadence) for that work's load.
+    /// read, while new work has waited at least this many milliseconds at every one of the last
+    /// <see cref="BusySustainedProbes"/> probes (<see cref="BusyProbe"/>; by default a request to the node itself, which
+    /// waits in the socket engine's queue of ready connections, in front of every endpoint filter), so a node saturated by
+    /// connections it has not parsed yet is seen too (default 0: off; 5 measured). Only a wait sustained over the probes
+    /// counts, so a garbage collection or a burst of work does not refuse anyone; a node sharing its cores with other work
+    /// that keeps new requests waiting that long refuses early devices (never a device on its cadence) for that work's load.
     /// </summary>
     public double BusyQueueWaitMilliseconds { get; set; }
 
@@ -67,11 +67,12 @@ public sealed class AdmissionOptions
     public const string ThreadPoolProbe = "threadpool";
 
     /// <summary>
-    /// Consecutive probes of the thread pool's queue that must each have waited <see cref="BusyQueueWaitMilliseconds"/>
-    /// before early devices are refused: the smallest of the last this many readings decides (default 8: with 5 ms probes
-    /// at least 80 ms of saturation; 1: any single reading).
+    /// Consecutive probes that must each have waited <see cref="BusyQueueWaitMilliseconds"/> before early devices are
+    /// refused: the smallest of the last this many readings decides, the probe in progress counting as the newest (default
+    /// 1: the latest reading, or the probe in progress once it has waited longer). A storm's queue fills and drains in
+    /// waves, so a smallest-of-several reading catches the drained moments and lets the next wave in.
     /// </summary>
-    public int BusySustainedProbes { get; set; } = 8;
+    public int BusySustainedProbes { get; set; } = 1;
 
     /// <summary>Slots of the table of recent check-ins (8 bytes each, default 1,048,576: 8 MiB, whatever the fleet's size).</summary>
     public int RecentSlots { get; set; } = 1 << 20;
@@ -105,7 +106,7 @@ public sealed class AdmissionOptions
         if (BusyProbeMilliseconds is < 1 or > 1000)
             yield return $"Admission:BusyProbeMilliseconds {BusyProbeMilliseconds} is out of range; use 1..1000 milliseconds (default 5).";
         if (BusySustainedProbes is < 1 or > 1000)
-            yield return $"Admission:BusySustainedProbes {BusySustainedProbes} is out of range; use 1 (any single reading)..1000 probes (default 8).";
+            yield return $"Admission:BusySustainedProbes {BusySustainedProbes} is out of range; use 1 (the latest reading, default)..1000 probes.";
         if (RetryAfterSeconds is < 1 or > 3600)
             yield return $"Admission:RetryAfterSeconds {RetryAfterSeconds} is out of range; use 1..3600 seconds (default 30).";
     }
@@ -116,8 +117,8 @@ public sealed class AdmissionOptions
 /// (<see cref="AdmissionOptions"/>). A refused check-in has changed nothing: it is refused before authentication and before
 /// its body is read, so it costs no HMAC, no database read and no actor message. A device this gateway answered within
 /// <see cref="AdmissionOptions.EarlyWithinSeconds"/> (<see cref="RecentCheckIns"/>) never queues and takes a slot only while
-/// fewer than <see cref="AdmissionOptions.EarlyMaxInFlight"/> check-ins are here and the thread pool's queue makes work wait
-/// less than <see cref="AdmissionOptions.BusyQueueWaitMilliseconds"/>, so devices checking in again and again cannot fill
+/// fewer than <see cref="AdmissionOptions.EarlyMaxInFlight"/> check-ins are here and new work waits less than
+/// <see cref="AdmissionOptions.BusyQueueWaitMilliseconds"/> (<see cref="SaturationProbe"/>), so devices checking in again and again cannot fill
 /// the slots, the queue or the node's cores in front of devices on their cadence.
 /// </summary>
 /// <remarks>
@@ -198,7 +199,7 @@ public sealed class CheckInAdmission(AdmissionOptions options, IServer? server =
         GatewayMetrics.Throttled.Add(1, SaturatedTag);
         var extra = Random.Shared.Next(options.RetryAfterSeconds + 1);
         var answer = _saturated[extra] ??= new PreRenderedProblem(StatusCodes.Status503ServiceUnavailable, options.RetryAfterSeconds + extra, "node_busy",
-            "The node is saturated: work has waited in its thread pool's queue for at least Admission:BusyQueueWaitMilliseconds, " +
+            $"The node is saturated: new work has waited ({options.BusyProbe} probe) for at least Admission:BusyQueueWaitMilliseconds, " +
             $"{options.BusyQueueWaitMilliseconds.ToString(CultureInfo.InvariantCulture)} ms, at each of the last Admission:BusySustainedProbes, " +
             $"{options.BusySustainedProbes}, probes, and this device was answered here within Admission:EarlyWithinSeconds, {options.EarlyWithinSeconds} s " +
             $"(devices on their schedule go first); nothing was recorded. Check in again after {options.RetryAfterSeconds + extra} s (Retry-After).");

@@ -101,12 +101,13 @@ public sealed class CheckInStormTests(ITestOutputHelper output)
 
     /// <summary>
     /// The node saturated by the admission's own measure: with <c>Admission:BusyQueueWaitMilliseconds</c> at a microsecond,
-    /// any wait of work in the thread pool's queue (a storm of 48 clients keeps it from ever being empty) counts, while
-    /// the slots and the in-flight bound are far above what the storm can fill. So every refusal the storm gets is the
-    /// queue-wait rule's, and the agents on their cadence (not early) must still be answered at once.
+    /// any wait of the probe's requests to the node itself (no answer comes back that fast) counts, while the slots and
+    /// the in-flight bound are far above what the storm can fill. So every refusal the storm gets is the busy rule's, read
+    /// by the probe from the real node's own listener (its readings are on /metrics), and the agents on their cadence (not
+    /// early) must still be answered at once.
     /// </summary>
     [Fact]
-    public Task While_the_thread_pools_queue_is_over_the_busy_threshold_the_storm_gets_node_busy_and_agents_on_their_cadence_are_answered_at_once()
+    public Task While_requests_to_the_node_wait_over_the_busy_threshold_the_storm_gets_node_busy_and_agents_on_their_cadence_are_answered_at_once()
         => StormWithAgentsOnTheirCadenceAsync(new Dictionary<string, string?>
         {
             ["Admission:MaxConcurrentCheckIns"] = "512",
@@ -116,9 +117,11 @@ public sealed class CheckInStormTests(ITestOutputHelper output)
             ["Admission:EarlyMaxInFlight"] = "1000000",
             ["Admission:BusyQueueWaitMilliseconds"] = "0.001",
             ["Admission:BusyProbeMilliseconds"] = "1",
-        }, "Admission:BusyQueueWaitMilliseconds, 0.001 ms", preRendered: true);
+            ["Admission:BusyProbe"] = "loopback",
+        }, "Admission:BusyQueueWaitMilliseconds, 0.001 ms", preRendered: true, probeReadings: "orch_gateway_loopback_request_wait_milliseconds_count");
 
-    private async Task StormWithAgentsOnTheirCadenceAsync(Dictionary<string, string?> admission, string refusalNames, bool preRendered = false)
+    private async Task StormWithAgentsOnTheirCadenceAsync(Dictionary<string, string?> admission, string refusalNames, bool preRendered = false,
+        string? probeReadings = null)
     {
         await using var node = await NodeUnderTest.StartAsync(admission);
         using var store = new TestStore(node.StoreRoot);
@@ -190,6 +193,11 @@ public sealed class CheckInStormTests(ITestOutputHelper output)
         {
             Assert.InRange(messages.Count, 1, 2);
             Assert.All(messages.Keys, m => Assert.DoesNotContain("stormer-", m));
+        }
+        if (probeReadings is not null)
+        {
+            var metrics = await node.Http.GetStringAsync("metrics");
+            Assert.True(AdminCalls.SumMetric(metrics, probeReadings) > 0, $"{probeReadings} on /metrics: the probe took no reading");
         }
         // The node is unharmed: a device that was not early (never answered) checking in now is answered.
         var lateSecret = await NodeProcessHttp.ProvisionAsync(node.Http, "late-1");

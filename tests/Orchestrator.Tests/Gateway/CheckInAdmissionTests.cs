@@ -285,11 +285,12 @@ public sealed class CheckInAdmissionTests
         var problems = new AdmissionOptions
             {
                 MaxConcurrentCheckIns = 0, MaxQueuedCheckIns = -1, RetryAfterSeconds = 0, EarlyWithinSeconds = -1, RecentSlots = 10, EarlyMaxInFlight = 0,
-                MaxConnections = 8, BusyQueueWaitMilliseconds = -1, BusyProbeMilliseconds = 0, BusySustainedProbes = 0,
+                MaxConnections = 8, BusyQueueWaitMilliseconds = -1, BusyProbeMilliseconds = 0, BusySustainedProbes = 0, BusyProbe = "kernel",
             }
             .Validate().ToList();
-        Assert.Equal(10, problems.Count);
+        Assert.Equal(11, problems.Count);
         Assert.Contains(problems, p => p.StartsWith("Admission:BusySustainedProbes 0 is out of range", StringComparison.Ordinal));
+        Assert.Contains(problems, p => p.StartsWith("Admission:BusyProbe 'kernel' is not a probe; use loopback", StringComparison.Ordinal));
         Assert.Contains(problems, p => p.StartsWith("Admission:BusyQueueWaitMilliseconds -1 is out of range", StringComparison.Ordinal));
         Assert.Contains(problems, p => p.StartsWith("Admission:BusyProbeMilliseconds 0 is out of range", StringComparison.Ordinal));
         Assert.Contains(problems, p => p.StartsWith("Admission:EarlyMaxInFlight 0 is out of range", StringComparison.Ordinal));
