@@ -43,9 +43,10 @@ public sealed class AdmissionOptions
     /// read, while new work has waited at least this many milliseconds at every one of the last
     /// <see cref="BusySustainedProbes"/> probes (<see cref="BusyProbe"/>; by default a request to the node itself, which
     /// waits in the socket engine's queue of ready connections, in front of every endpoint filter), so a node saturated by
-    /// connections it has not parsed yet is seen too (default 0: off; 5 measured). Only a wait sustained over the probes
-    /// counts, so a garbage collection or a burst of work does not refuse anyone; a node sharing its cores with other work
-    /// that keeps new requests waiting that long refuses early devices (never a device on its cadence) for that work's load.
+    /// connections it has not parsed yet is seen too (default 0: off; 5 measured). A pause of the whole node (a garbage
+    /// collection) refuses the early devices that arrive while it lasts, unless <see cref="BusySustainedProbes"/> asks for
+    /// more readings; a node sharing its cores with other work that keeps new requests waiting that long refuses early
+    /// devices (never a device on its cadence) for that work's load.
     /// </summary>
     public double BusyQueueWaitMilliseconds { get; set; }
 
