@@ -451,6 +451,11 @@ static class Bench
     }
 
     // The node's total GC pause and its collections by generation so far (System.Runtime meter).
+    static string GcPausesBetween(string phase, (double PauseSeconds, double Gen0, double Gen1, double Gen2) before,
+        (double PauseSeconds, double Gen0, double Gen1, double Gen2) after) =>
+        $"node's GC during {phase}: paused {after.PauseSeconds - before.PauseSeconds:0.000} s in " +
+        $"{after.Gen0 - before.Gen0} gen0, {after.Gen1 - before.Gen1} gen1, {after.Gen2 - before.Gen2} gen2 collections";
+
     static async Task<(double PauseSeconds, double Gen0, double Gen1, double Gen2)> GcPausesAsync(HttpClient http, string url)
     {
         var lines = await MetricLinesAsync(http, url);
@@ -642,8 +647,7 @@ static class Bench
         var fixedRate = await load.FixedRateAsync($"fixed rate {rate:0.#}/s", rate, TimeSpan.FromSeconds(fixedSeconds), 0);
         phases.Add(fixedRate); Console.WriteLine(fixedRate);
         var gcAfter = await GcPausesAsync(http, node.Url);
-        Console.WriteLine($"node's GC during the fixed-rate phase: paused {gcAfter.PauseSeconds - gcBefore.PauseSeconds:0.000} s in " +
-                          $"{gcAfter.Gen0 - gcBefore.Gen0} gen0, {gcAfter.Gen1 - gcBefore.Gen1} gen1, {gcAfter.Gen2 - gcBefore.Gen2} gen2 collections");
+        Console.WriteLine(GcPausesBetween("the fixed-rate phase", gcBefore, gcAfter));
         var after = await MetricsAsync(http, node.Url);
         var readsPerCheckin = (after.Reads - before.Reads) / Math.Max(1, after.CheckIns - before.CheckIns);
         Console.WriteLine($"credential database reads per check-in in the fixed-rate phase: {readsPerCheckin:0.0000} " +
@@ -752,8 +756,7 @@ static class Bench
             Console.WriteLine(cadence);
             var stormMetrics = await AdmissionMetricsAsync(http, node.Url);
             var stormGcAfter = await GcPausesAsync(http, node.Url);
-            Console.WriteLine($"node's GC during the storm: paused {stormGcAfter.PauseSeconds - stormGcBefore.PauseSeconds:0.000} s in " +
-                              $"{stormGcAfter.Gen0 - stormGcBefore.Gen0} gen0, {stormGcAfter.Gen1 - stormGcBefore.Gen1} gen1, {stormGcAfter.Gen2 - stormGcBefore.Gen2} gen2 collections");
+            Console.WriteLine(GcPausesBetween("the storm", stormGcBefore, stormGcAfter));
             using var after1 = CheckIns.Build(ids[0], keys[0]);
             var alive = node.Alive && (await nodeHttp.SendAsync(after1)).IsSuccessStatusCode;
             Console.WriteLine($"storm: {refusedWithRetryAfter} refusals with Retry-After, {notSent} not sent (client cap), peak RSS {peakRss / 1048576.0:0.0} MiB, " +

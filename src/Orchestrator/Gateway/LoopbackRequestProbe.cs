@@ -3,7 +3,6 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 
 namespace Orchestrator.Node.Gateway;
 
@@ -36,23 +35,19 @@ public sealed class LoopbackRequestProbe : SaturationProbe
 
     /// <summary>The probe of <paramref name="server"/>'s first plain-HTTP address.</summary>
     public static LoopbackRequestProbe Of(IServer server, int periodMilliseconds, int sustainedProbes) =>
-        new(() => LoopbackOf(server.Features.Get<IServerAddressesFeature>()?.Addresses), periodMilliseconds, sustainedProbes);
+        new(() => LoopbackOf(Hosting.ServerAddresses.PlainHttp(server)), periodMilliseconds, sustainedProbes);
 
-    /// <summary>The loopback endpoint of the first <c>http://</c> address in <paramref name="addresses"/>, or null.</summary>
-    public static IPEndPoint? LoopbackOf(IEnumerable<string>? addresses)
+    /// <summary>The loopback endpoint of the first of <paramref name="addresses"/> (plain HTTP) with an IP or <c>localhost</c> host, or null.</summary>
+    public static IPEndPoint? LoopbackOf(IEnumerable<Uri> addresses)
     {
-        foreach (var address in addresses ?? [])
+        foreach (var address in addresses)
         {
-            if (!address.StartsWith("http://", StringComparison.OrdinalIgnoreCase)) continue;
-            // Kestrel's wildcards are no URI hosts.
-            var uri = address.Replace("://+:", "://0.0.0.0:", StringComparison.Ordinal).Replace("://*:", "://0.0.0.0:", StringComparison.Ordinal);
-            if (!Uri.TryCreate(uri, UriKind.Absolute, out var parsed) || parsed.Port <= 0) continue;
-            var host = parsed.Host.Trim('[', ']');
-            if (string.Equals(host, "localhost", StringComparison.OrdinalIgnoreCase)) return new IPEndPoint(IPAddress.Loopback, parsed.Port);
+            var host = address.Host.Trim('[', ']');
+            if (string.Equals(host, "localhost", StringComparison.OrdinalIgnoreCase)) return new IPEndPoint(IPAddress.Loopback, address.Port);
             if (!IPAddress.TryParse(host, out var ip)) continue;
             if (ip.Equals(IPAddress.Any)) ip = IPAddress.Loopback;
             else if (ip.Equals(IPAddress.IPv6Any)) ip = IPAddress.IPv6Loopback;
-            return new IPEndPoint(ip, parsed.Port);
+            return new IPEndPoint(ip, address.Port);
         }
         return null;
     }

@@ -14,7 +14,8 @@ namespace Orchestrator.Node.Gateway;
 /// so far, so a queue that stops moving is seen at once, not only when its measurement finally ends.
 /// <see cref="SustainedWaitMilliseconds"/> is the smallest of the last <c>sustainedProbes</c> readings, the one in progress
 /// counting as the newest once it has taken longer than the oldest of them: it is high only while every measurement over
-/// that span waited, so a burst of work (a garbage collection, one request's fan-out) does not read as saturation.
+/// that span waited, so with more than one reading a burst of work (a garbage collection, one request's fan-out) does
+/// not read as saturation.
 /// </remarks>
 public abstract class SaturationProbe : IDisposable
 {

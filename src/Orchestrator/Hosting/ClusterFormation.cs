@@ -9,7 +9,6 @@ using Akka.Management.Dsl;
 using Akka.Management.Cluster.Bootstrap;
 using Akka.Management.Cluster.Bootstrap.ContactPoint;
 using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 
 namespace Orchestrator.Node.Hosting;
 
@@ -119,9 +118,7 @@ public static class ClusterFormation
     {
         var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(ClusterFormation));
         var system = app.Services.GetRequiredService<ActorSystem>();
-        var listening = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses
-            .Select(a => new Uri(a.Replace("://+", "://localhost", StringComparison.Ordinal).Replace("://*", "://localhost", StringComparison.Ordinal)))
-            .FirstOrDefault(u => u.Scheme == Uri.UriSchemeHttp);
+        var listening = ServerAddresses.PlainHttp(app.Services.GetRequiredService<IServer>()).FirstOrDefault();
         if (listening is null)
         {
             log.LogCritical("Cluster Bootstrap cannot start: the node serves no plain HTTP address for its contact point ({Path}); set Urls to an http:// address", SeedNodesPath);

@@ -96,8 +96,8 @@ public sealed class MemoryTrim(MemoryOptions options, TimeProvider clock, ILogge
             if (Surplus(info) < options.TrimSurplusBytes || rate >= options.TrimQuietBelowBytesPerSecond) continue;
             if (lastTrim != long.MinValue && clock.GetElapsedTime(lastTrim, now) < TimeSpan.FromSeconds(options.TrimMinIntervalSeconds)) continue;
             lastTrim = now;
-            var (released, steps, aggressive, longest) = await TrimAsync(info, stoppingToken);
-            var after = GC.GetGCMemoryInfo();
+            var (after, steps, aggressive, longest) = await TrimAsync(info, stoppingToken);
+            var released = Math.Max(0, info.TotalCommittedBytes - after.TotalCommittedBytes);
             Trims.Add(1, new KeyValuePair<string, object?>("how", aggressive ? "aggressive" : "ephemeral"));
             Released.Add(released);
             log.LogInformation(
@@ -119,7 +119,8 @@ public sealed class MemoryTrim(MemoryOptions options, TimeProvider clock, ILogge
     // pauses for the young generations only (milliseconds), where a full compacting one pauses for a mark of the whole
     // live heap (hundreds of milliseconds with a hundred thousand devices' state, every check-in waiting). Only what the
     // ephemeral ones cannot reach, free space inside gen2's regions, is left to the aggressive full collection.
-    private async Task<(long Released, int Steps, bool Aggressive, long LongestMs)> TrimAsync(GCMemoryInfo before, CancellationToken ct)
+    // Returns the GC's state after the last collection it ran.
+    private async Task<(GCMemoryInfo After, int Steps, bool Aggressive, long LongestMs)> TrimAsync(GCMemoryInfo before, CancellationToken ct)
     {
         long longest = 0;
         var steps = 0;
@@ -141,6 +142,6 @@ public sealed class MemoryTrim(MemoryOptions options, TimeProvider clock, ILogge
             longest = Math.Max(longest, pause.ElapsedMilliseconds);
             info = GC.GetGCMemoryInfo();
         }
-        return (Math.Max(0, before.TotalCommittedBytes - info.TotalCommittedBytes), steps, aggressive, longest);
+        return (info, steps, aggressive, longest);
     }
 }

@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using Orchestrator.Node.Gateway;
+using Orchestrator.Node.Hosting;
 
 namespace Orchestrator.Node.Tests.Gateway;
 
@@ -152,9 +153,9 @@ public sealed class LoopbackRequestProbeTests
     [InlineData("https://127.0.0.1:5006", null)]
     [InlineData("http://node.example:5007", null)]
     public void The_target_is_the_loopback_of_the_first_plain_http_address(string address, string? expected) =>
-        Assert.Equal(expected, LoopbackRequestProbe.LoopbackOf([address])?.ToString());
+        Assert.Equal(expected, LoopbackRequestProbe.LoopbackOf(ServerAddresses.PlainHttp([address]))?.ToString());
 
     [Fact]
     public void A_tls_address_is_skipped_for_a_later_plain_one() =>
-        Assert.Equal("127.0.0.1:8080", LoopbackRequestProbe.LoopbackOf(["https://0.0.0.0:8443", "http://0.0.0.0:8080"])?.ToString());
+        Assert.Equal("127.0.0.1:8080", LoopbackRequestProbe.LoopbackOf(ServerAddresses.PlainHttp(["https://0.0.0.0:8443", "http://0.0.0.0:8080"]))?.ToString());
 }
