@@ -10,7 +10,9 @@
 # minimal ASP.NET Core endpoint with the same HMAC check against the N keys and the same answer bytes, under the same
 # client, and the same endpoint once more with one Ed25519 signature per answer (the node's directive signature: the work
 # the baseline leaves out). Nothing is assigned, so every check-in is "nothing to do". The last line is one JSON object.
-# Env: CONCURRENCY (64), MAX_SECONDS (20), FIXED_SECONDS (120), RATE (N/300), STEADY_WORK (work folder, default under /tmp).
+# Env: CONCURRENCY (64), MAX_SECONDS (20), FIXED_SECONDS (120), RATE (N/300), CADENCE_GAP_SECONDS (61: the wait before the
+# fixed-rate phase, so its devices were last answered longer ago than Admission:EarlyWithinSeconds, as on a cadence), STEADY_WORK
+# (work folder, default under /tmp), NODE_DOTNET_* (runtime settings for the node only: NODE_DOTNET_gcServer=1 is its DOTNET_gcServer=1).
 # Storm: STORM_SECONDS (0 = off) runs STORM_FACTOR (3) x the measured maximum, open loop, from half the devices while the
 # other half keep their cadence; STORM_MAX_IN_FLIGHT (8192) caps the client. Reports refusals with Retry-After, peak RSS.
 # STORM_MODE=agents instead starts the storm half at once (at that rate) as agents: one check-in at a time per device,

@@ -354,6 +354,11 @@ sealed class NodeProcess(string dll, string work, int port, string tokenSha) : I
                      "--Admin:Tokens:0:Name=bench", $"--Admin:Tokens:0:Sha256={tokenSha}", "--Admin:Tokens:0:Scopes:0=read",
                      "--Admin:Tokens:0:Scopes:1=operate", "--Logging:LogLevel:Default=Warning",
                  }) psi.ArgumentList.Add(a);
+        // Runtime settings for the node alone (NODE_DOTNET_gcServer=1 becomes the node's DOTNET_gcServer=1), so the
+        // clients in this process and the cadence process keep their own.
+        foreach (System.Collections.DictionaryEntry e in Environment.GetEnvironmentVariables())
+            if (e.Key is string key && key.StartsWith("NODE_DOTNET_", StringComparison.Ordinal))
+                psi.Environment[key["NODE_".Length..]] = e.Value as string;
         _process = Process.Start(psi)!;
         _process.OutputDataReceived += (_, e) => { if (e.Data is not null) Console.Error.WriteLine("node: " + e.Data); };
         _process.ErrorDataReceived += (_, e) => { if (e.Data is not null) Console.Error.WriteLine("node: " + e.Data); };
@@ -643,6 +648,14 @@ static class Bench
         var before = await MetricsAsync(http, node.Url);
         // The idle fast path's share of the check-ins so far (warm and max phases): answered by the gateway, no actor.
         Console.WriteLine($"answered without the device actor: {before.WithoutActor} of {before.CheckIns} check-ins before the fixed-rate phase");
+        // Devices on a cadence were last answered a cadence ago, but the closed-loop phases answered every device in the
+        // last seconds, which makes each an early device to the node's admission (Admission:EarlyWithinSeconds, 60 s):
+        // refused at once while 64 check-ins are in, so any pause of the node (a full GC, a memory trim) would refuse the
+        // phase's devices as if they were a storm. The phase starts once the latest of those answers is that old.
+        var cadenceGap = TimeSpan.FromSeconds(Env.Get("CADENCE_GAP_SECONDS", 61));
+        await Task.Delay(cadenceGap);
+        Console.WriteLine($"fixed-rate phase starts {cadenceGap.TotalSeconds:0} s after the last closed-loop check-in (CADENCE_GAP_SECONDS): " +
+                          "its devices are on their cadence, not early (Admission:EarlyWithinSeconds 60 s)");
         var gcBefore = await GcPausesAsync(http, node.Url);
         var fixedRate = await load.FixedRateAsync($"fixed rate {rate:0.#}/s", rate, TimeSpan.FromSeconds(fixedSeconds), 0);
         phases.Add(fixedRate); Console.WriteLine(fixedRate);
