@@ -655,7 +655,7 @@ static class Bench
         var cadenceGap = TimeSpan.FromSeconds(Env.Get("CADENCE_GAP_SECONDS", 61));
         await Task.Delay(cadenceGap);
         Console.WriteLine($"fixed-rate phase starts {cadenceGap.TotalSeconds:0} s after the last closed-loop check-in (CADENCE_GAP_SECONDS): " +
-                          "its devices are on their cadence, not early (Admission:EarlyWithinSeconds 60 s)");
+                          (cadenceGap.TotalSeconds > 60 ? "its devices are on their cadence, not early" : "its devices are early") + " to the node (Admission:EarlyWithinSeconds 60 s)");
         var gcBefore = await GcPausesAsync(http, node.Url);
         var fixedRate = await load.FixedRateAsync($"fixed rate {rate:0.#}/s", rate, TimeSpan.FromSeconds(fixedSeconds), 0);
         phases.Add(fixedRate); Console.WriteLine(fixedRate);

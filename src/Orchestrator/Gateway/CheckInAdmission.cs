@@ -85,6 +85,14 @@ public sealed class AdmissionOptions
     /// </summary>
     public int MaxConnections { get; set; } = 400_000;
 
+    /// <summary>
+    /// Connections the kernel may hold completed but not yet accepted by the node (the listen backlog; default 4096, the
+    /// kernel caps it at <c>net.core.somaxconn</c>). A storm's devices connect in the same instant; those beyond a full
+    /// backlog are dropped and retried by their kernels seconds later, so the storm's connections keep arriving long after
+    /// it began instead of being taken at once.
+    /// </summary>
+    public int AcceptBacklog { get; set; } = 4096;
+
     /// <summary>Problems, each naming the setting and the fix.</summary>
     public IEnumerable<string> Validate()
     {
@@ -96,6 +104,8 @@ public sealed class AdmissionOptions
             yield return $"Admission:EarlyMaxInFlight {EarlyMaxInFlight} is out of range; use 1 (an early device is answered only when nothing else is)..1000000 (default 64).";
         if (MaxConnections is < 16 or > 10_000_000)
             yield return $"Admission:MaxConnections {MaxConnections} is out of range; use 16..10000000 (default 400000).";
+        if (AcceptBacklog is < 1 or > 1_000_000)
+            yield return $"Admission:AcceptBacklog {AcceptBacklog} is out of range; use 1..1000000 (default 4096; the kernel caps it at net.core.somaxconn).";
         if (MaxConcurrentCheckIns is < 1 or > 1_000_000)
             yield return $"Admission:MaxConcurrentCheckIns {MaxConcurrentCheckIns} is out of range; use 1..1000000 (default 512).";
         if (MaxQueuedCheckIns is < 0 or > 1_000_000)

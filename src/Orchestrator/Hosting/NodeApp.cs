@@ -76,6 +76,7 @@ public static class NodeApp
             // With the check-in admission's slots and the body limit, what a storm can make the node hold is bounded.
             k.Limits.MaxConcurrentConnections = admissionOptions.MaxConnections;
         });
+        builder.WebHost.UseSockets(o => o.Backlog = admissionOptions.AcceptBacklog);
 
         var s = builder.Services;
         // Created through a factory so the container releases the lock when the node is disposed.

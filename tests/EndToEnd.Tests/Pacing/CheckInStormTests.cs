@@ -242,6 +242,29 @@ public sealed class CheckInStormTests(ITestOutputHelper output)
         }, s => s.StartsWith("HTTP/1.1 200", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public async Task The_node_listens_with_admission_accept_backlog_so_a_storm_of_connects_is_not_dropped_by_the_kernel()
+    {
+        var somaxconn = int.Parse(File.ReadAllText("/proc/sys/net/core/somaxconn").Trim(), System.Globalization.CultureInfo.InvariantCulture);
+        await using (var node = await NodeUnderTest.StartAsync(new Dictionary<string, string?> { ["Admission:AcceptBacklog"] = "77" }))
+            Assert.Equal(77, await ListenBacklogAsync(new Uri(node.BaseUrl).Port));
+        await using (var node = await NodeUnderTest.StartAsync())
+            Assert.Equal(Math.Min(4096, somaxconn), await ListenBacklogAsync(new Uri(node.BaseUrl).Port));
+    }
+
+    // The kernel's listen backlog of the socket listening on the port: ss prints it as a listener's Send-Q.
+    private static async Task<int> ListenBacklogAsync(int port)
+    {
+        var psi = new ProcessStartInfo("ss", ["-ltnH", $"sport = :{port}"]) { RedirectStandardOutput = true, RedirectStandardError = true };
+        using var ss = Process.Start(psi) ?? throw new InvalidOperationException("ss (iproute2) did not start: apt-get install iproute2");
+        var listing = await ss.StandardOutput.ReadToEndAsync();
+        await ss.WaitForExitAsync();
+        var line = listing.Split('\n', StringSplitOptions.RemoveEmptyEntries).FirstOrDefault()
+                   ?? throw new InvalidOperationException($"no listener on port {port}: '{listing}'");
+        // State Recv-Q Send-Q Local:Port Peer:Port
+        return int.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[2], System.Globalization.CultureInfo.InvariantCulture);
+    }
+
     // The wait an agent's "paced by the server" line says it chose: "checking in again in 1.234s".
     private static double LoggedPauseSeconds(string line)
     {

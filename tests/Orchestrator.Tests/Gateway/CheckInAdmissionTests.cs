@@ -286,9 +286,11 @@ public sealed class CheckInAdmissionTests
             {
                 MaxConcurrentCheckIns = 0, MaxQueuedCheckIns = -1, RetryAfterSeconds = 0, EarlyWithinSeconds = -1, RecentSlots = 10, EarlyMaxInFlight = 0,
                 MaxConnections = 8, BusyQueueWaitMilliseconds = -1, BusyProbeMilliseconds = 0, BusySustainedProbes = 0, BusyProbe = "kernel",
+                AcceptBacklog = 0,
             }
             .Validate().ToList();
-        Assert.Equal(11, problems.Count);
+        Assert.Equal(12, problems.Count);
+        Assert.Contains(problems, p => p.StartsWith("Admission:AcceptBacklog 0 is out of range", StringComparison.Ordinal));
         Assert.Contains(problems, p => p.StartsWith("Admission:BusySustainedProbes 0 is out of range", StringComparison.Ordinal));
         Assert.Contains(problems, p => p.StartsWith("Admission:BusyProbe 'kernel' is not a probe; use loopback", StringComparison.Ordinal));
         Assert.Contains(problems, p => p.StartsWith("Admission:BusyQueueWaitMilliseconds -1 is out of range", StringComparison.Ordinal));
