@@ -354,11 +354,10 @@ sealed class NodeProcess(string dll, string work, int port, string tokenSha) : I
                      "--Admin:Tokens:0:Name=bench", $"--Admin:Tokens:0:Sha256={tokenSha}", "--Admin:Tokens:0:Scopes:0=read",
                      "--Admin:Tokens:0:Scopes:1=operate", "--Logging:LogLevel:Default=Warning",
                  }) psi.ArgumentList.Add(a);
-        // Runtime settings for the node alone (NODE_DOTNET_gcServer=1 becomes the node's DOTNET_gcServer=1), so the
-        // clients in this process and the cadence process keep their own.
-        foreach (System.Collections.DictionaryEntry e in Environment.GetEnvironmentVariables())
-            if (e.Key is string key && key.StartsWith("NODE_DOTNET_", StringComparison.Ordinal))
-                psi.Environment[key["NODE_".Length..]] = e.Value as string;
+        // The node's own environment, NODE_ENV="A=1 B=2" as cold.sh takes it (e.g. NODE_ENV="DOTNET_gcServer=1"), so the
+        // clients in this process and the cadence process keep their runtime settings.
+        foreach (var pair in (Environment.GetEnvironmentVariable("NODE_ENV") ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries))
+            psi.Environment[pair.Split('=', 2)[0]] = pair.Split('=', 2) is [_, var value] ? value : "";
         _process = Process.Start(psi)!;
         _process.OutputDataReceived += (_, e) => { if (e.Data is not null) Console.Error.WriteLine("node: " + e.Data); };
         _process.ErrorDataReceived += (_, e) => { if (e.Data is not null) Console.Error.WriteLine("node: " + e.Data); };
