@@ -26,6 +26,10 @@
 # 3x the maximum needs thousands of connections (each one a file descriptor in wrk and in the node: mind ulimit -n).
 # The node's admission rule for a saturated node (Admission:BusyQueueWaitMilliseconds over Admission:BusySustainedProbes)
 # is off by default; ORCH_Admission__BusyQueueWaitMilliseconds=5 turns it on. The storm reports its CPU: node, wrk, machine.
+# STORM_CLIENT=sockets (with STORM_MODE=honour): the same pre-signed check-ins from SteadyBench's own raw-socket client
+# (AgentSocketStorm.cs), which uses its connections as agents do: a refusal with Connection: close (the node's default,
+# Admission:CloseRefusedConnections) is retried on a new connection after Retry-After, an answered device's connection is
+# closed and the slot's next device connects; wrk instead keeps every connection open and reconnects at once.
 # STORM_CADENCE_NICE=-10 runs the cadence devices' client at that CPU priority (they are other machines in a fleet).
 # Output goes to bench/results/fleet-steady-<N>[-STEADY_TAG].txt as well. Wrap in flock on shared machines.
 set -euo pipefail

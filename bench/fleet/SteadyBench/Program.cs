@@ -21,6 +21,8 @@ try
         ? await Baseline.RunAsync(new CommandGrammar("SteadyBench baseline", [], ["PORT", "KEYS", "ANSWER"]).Parse(args, 1))
         : args.Length > 0 && args[0] == "cadence"
         ? await Cadence.RunAsync(args[1..])
+        : args.Length > 0 && args[0] == "sockstorm"
+        ? await AgentSocketStorm.RunAsync(args[1..])
         : await Bench.RunAsync(new CommandGrammar("SteadyBench", [], ["N", "WORKDIR", "NODE_DLL"]).Parse(args));
 }
 catch (UsageException e)
@@ -690,14 +692,16 @@ static class Bench
             var agents = Environment.GetEnvironmentVariable("STORM_MODE") == "agents";
             // STORM_MODE=honour (with STORM_CLIENT=wrk): the wrk storm waits out every refusal's Retry-After, as agents do.
             var honour = Environment.GetEnvironmentVariable("STORM_MODE") == "honour";
-            if (honour && Environment.GetEnvironmentVariable("STORM_CLIENT") != "wrk")
-                throw new ArgumentException("STORM_MODE=honour needs STORM_CLIENT=wrk (STORM_MODE=agents is the .NET client's honouring storm).");
+            // STORM_CLIENT=sockets: the same pre-signed check-ins from agents' connections instead (AgentSocketStorm).
+            var stormClient = Environment.GetEnvironmentVariable("STORM_CLIENT");
+            if (honour && stormClient is not ("wrk" or "sockets"))
+                throw new ArgumentException("STORM_MODE=honour needs STORM_CLIENT=wrk or sockets (STORM_MODE=agents is the .NET client's honouring storm).");
             // STORM_CLIENT=wrk (repeat mode only): the storm's check-ins signed before it starts and sent by wrk, so the
             // client's CPU does not cap what the node is offered; first the same wrk against the node's trivial
             // /health/live, for the client's own ceiling on these cores.
             WrkStorm? wrkStorm = null;
             WrkStorm.Result? wrkTrivial = null, wrkResult = null;
-            if (!agents && Environment.GetEnvironmentVariable("STORM_CLIENT") == "wrk")
+            if (!agents && stormClient is ("wrk" or "sockets"))
             {
                 wrkStorm = await WrkStorm.PrepareAsync(work, ids, keys, half,
                     (long)Math.Min(Env.Get("STORM_PREBUILT_MAX", 3_000_000), stormRate * stormSeconds * Env.Get("STORM_PREBUILT_FACTOR", 1.5)));
@@ -798,7 +802,8 @@ static class Bench
             };
             if (wrkResult is not null)
             {
-                storm["stormClient"] = "wrk";
+                storm["stormClient"] = stormClient!;
+                if (wrkResult.Connects > 0) storm["stormConnects"] = wrkResult.Connects;
                 storm["stormMode"] = honour ? "honour" : "repeat";
                 storm["stormConnections"] = wrkStorm!.Connections;
                 storm["stormAttemptsPerMax"] = Math.Round(wrkResult.PerSecond / max.PerSecond, 2);

@@ -20,6 +20,12 @@ sealed class WrkStorm
         /// <summary>CPU seconds (user + system) wrk used, read from /proc while it ran (the last reading before it exited).</summary>
         public double CpuSeconds { get; set; }
 
+        /// <summary>Connections opened (the sockets client only: wrk does not count them).</summary>
+        public long Connects { get; init; }
+
+        /// <summary>Answers that said Connection: close (the sockets client only).</summary>
+        public long ClosedByServer { get; init; }
+
         public double PerSecond => Requests / Seconds;
         public long SocketErrors => ConnectErrors + ReadErrors + WriteErrors + Timeouts;
     }
@@ -45,7 +51,7 @@ sealed class WrkStorm
     {
         var script = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "../../../../storm.lua"));
         if (!File.Exists(script)) throw new FileNotFoundException($"STORM_CLIENT=wrk needs bench/fleet/storm.lua (looked at {script})");
-        if (!File.Exists("/usr/bin/wrk")) throw new FileNotFoundException("STORM_CLIENT=wrk needs wrk: apt-get install wrk");
+        if (Environment.GetEnvironmentVariable("STORM_CLIENT") != "sockets" && !File.Exists("/usr/bin/wrk")) throw new FileNotFoundException("STORM_CLIENT=wrk needs wrk: apt-get install wrk");
         var threads = (int)Env.Get("STORM_WRK_THREADS", 2);
         var storm = new WrkStorm(Path.Combine(work, "wrk-storm"), script, threads, (int)Env.Get("STORM_CONNECTIONS", 4096), (int)Env.Get("STORM_PIPELINE", 1));
         Directory.CreateDirectory(storm._dir);
@@ -98,9 +104,13 @@ sealed class WrkStorm
     public async Task<Result> RunAsync(string url, TimeSpan duration, string? trivialPath = null, bool honour = false)
     {
         ResetParts();
-        var psi = new ProcessStartInfo("/usr/bin/wrk") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        var sockets = Environment.GetEnvironmentVariable("STORM_CLIENT") == "sockets";
+        var psi = new ProcessStartInfo(sockets ? "dotnet" : "/usr/bin/wrk") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
         psi.Environment["STORM_HONOUR"] = honour ? "1" : "0";
-        foreach (var a in new[]
+        foreach (var a in sockets
+                     ? [typeof(WrkStorm).Assembly.Location, "sockstorm", url, _dir, ((int)duration.TotalSeconds).ToString(CultureInfo.InvariantCulture),
+                         _connections.ToString(CultureInfo.InvariantCulture), honour ? "1" : "0"]
+                     : new[]
                  {
                      "-t", _threads.ToString(CultureInfo.InvariantCulture), "-c", _connections.ToString(CultureInfo.InvariantCulture),
                      "-d", $"{(int)duration.TotalSeconds}s", "--timeout", "30s", "-s", _script, url, "--", _dir, _pipeline.ToString(CultureInfo.InvariantCulture),

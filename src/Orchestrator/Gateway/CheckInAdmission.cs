@@ -93,6 +93,15 @@ public sealed class AdmissionOptions
     /// </summary>
     public int AcceptBacklog { get; set; } = 4096;
 
+    /// <summary>
+    /// A refused check-in's answer says <c>Connection: close</c> and the node closes the connection after it (default true).
+    /// The agent waits out Retry-After and comes back on a new connection, so a storm's refused devices hold no connection
+    /// state in the node while they wait; kept open, thousands of idle connections outlive the young garbage-collected
+    /// generations and their promotion pauses the node for the devices on their cadence. Off: the connection stays open
+    /// for the device's retry (a client that cannot afford a new connection per retry).
+    /// </summary>
+    public bool CloseRefusedConnections { get; set; } = true;
+
     /// <summary>Problems, each naming the setting and the fix.</summary>
     public IEnumerable<string> Validate()
     {
@@ -215,6 +224,7 @@ public sealed class CheckInAdmission(AdmissionOptions options, IServer? server =
             $"{options.BusySustainedProbes}, probes, and this device was answered here within Admission:EarlyWithinSeconds, {options.EarlyWithinSeconds} s " +
             $"(devices on their schedule go first); nothing was recorded. Check in again after {options.RetryAfterSeconds + extra} s (Retry-After).");
         http.Response.Headers.RetryAfter = answer.RetryAfter;
+        CloseAfterRefusal(http);
         return answer;
     }
 
@@ -243,7 +253,14 @@ public sealed class CheckInAdmission(AdmissionOptions options, IServer? server =
         GatewayMetrics.Throttled.Add(1, new KeyValuePair<string, object?>("limit", limit));
         var wait = options.RetryAfterSeconds + Random.Shared.Next(options.RetryAfterSeconds + 1);
         http.Response.Headers.RetryAfter = wait.ToString(CultureInfo.InvariantCulture);
+        CloseAfterRefusal(http);
         return HttpProblems.Problem(StatusCodes.Status503ServiceUnavailable, "node_busy", $"{why} Check in again after {wait} s (Retry-After).");
+    }
+
+    // Kestrel ends an HTTP/1.1 connection after a response that says so, without reading the refused request's body.
+    private void CloseAfterRefusal(HttpContext http)
+    {
+        if (options.CloseRefusedConnections) http.Response.Headers.Connection = "close";
     }
 
     /// <inheritdoc />

@@ -59,7 +59,8 @@ public sealed class CheckInStormTests(ITestOutputHelper output)
         // What the node saw: refusals, each with a Retry-After of 1-2 s, each followed by the agent's next check-in no
         // sooner than that; then one answered check-in.
         var checkIns = seen.Of("dev-refused");
-        output.WriteLine(string.Join("\n", checkIns.Select(c => $"{c.Started:HH:mm:ss.fff} -> {c.Ended:HH:mm:ss.fff} {c.Status} retry-after {c.RetryAfter}")));
+        output.WriteLine(string.Join("\n", checkIns.Select(c => $"{c.Started:HH:mm:ss.fff} -> {c.Ended:HH:mm:ss.fff} {c.Status} retry-after {c.RetryAfter} " +
+                                                                 $"connection {c.ConnectionId}{(c.Closed ? " closed" : "")}")));
         Assert.Equal(200, checkIns[^1].Status);
         Assert.True(checkIns.Count >= 3, $"{checkIns.Count} check-ins");
         // The agent read every refusal as node_busy (pacing, not a failed attempt) and said how long it would wait.
@@ -78,6 +79,10 @@ public sealed class CheckInStormTests(ITestOutputHelper output)
             chosen.Add(pause);
             Assert.True(pause >= refused.RetryAfter.Value && pause < refused.RetryAfter.Value + UpdateSession.RetryAfterJitterMilliseconds / 1000.0,
                 $"the agent chose {pause:0.###} s for Retry-After {refused.RetryAfter} s: {paced[i]}");
+            // Admission:CloseRefusedConnections (default): the node closed the refused connection, and the agent came back
+            // on a new one, so a waiting device holds nothing in the node.
+            Assert.True(refused.Closed, $"refusal {i + 1} did not say Connection: close");
+            Assert.NotEqual(refused.ConnectionId, checkIns[i + 1].ConnectionId);
             var waited = checkIns[i + 1].Started - refused.Ended;
             Assert.True(waited >= TimeSpan.FromSeconds(pause) - TimeSpan.FromMilliseconds(50),
                 $"check-in {i + 2} came {waited.TotalSeconds:F2} s after a refusal with Retry-After {refused.RetryAfter} whose chosen wait was {pause:0.###} s");
@@ -370,7 +375,7 @@ public sealed class CheckInStormTests(ITestOutputHelper output)
     /// </summary>
     private sealed class CheckInRecorder : IObserver<DiagnosticListener>, IObserver<KeyValuePair<string, object?>>, IDisposable
     {
-        public sealed record CheckIn(string DeviceId, DateTime Started, DateTime Ended, int Status, int? RetryAfter);
+        public sealed record CheckIn(string DeviceId, DateTime Started, DateTime Ended, int Status, int? RetryAfter, string ConnectionId, bool Closed);
 
         private readonly IDisposable _all;
         private readonly List<IDisposable> _subscriptions = [];
@@ -404,7 +409,8 @@ public sealed class CheckInStormTests(ITestOutputHelper output)
             }
             if (!_open.TryRemove(ctx, out var started)) return;
             var retryAfter = int.TryParse(ctx.Response.Headers.RetryAfter.ToString(), out var ra) ? ra : (int?)null;
-            _done.Enqueue(new CheckIn(device, started, DateTime.UtcNow, ctx.Response.StatusCode, retryAfter));
+            _done.Enqueue(new CheckIn(device, started, DateTime.UtcNow, ctx.Response.StatusCode, retryAfter, ctx.Connection.Id,
+                string.Equals(ctx.Response.Headers.Connection.ToString(), "close", StringComparison.OrdinalIgnoreCase)));
         }
 
         public void OnCompleted() { }

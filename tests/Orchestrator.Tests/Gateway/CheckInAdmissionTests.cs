@@ -27,7 +27,7 @@ public sealed class CheckInAdmissionTests
 
         var hold = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         node.Devices.Hold = hold.Task;
-        async Task<(HttpStatusCode Status, string? Error, string? RetryAfter)> CheckInAsync(string device)
+        async Task<(HttpStatusCode Status, string? Error, string? RetryAfter, bool Close)> CheckInAsync(string device)
         {
             using var req = new HttpRequestMessage(HttpMethod.Post, $"/v1/devices/{device}/check-in")
             {
@@ -36,12 +36,13 @@ public sealed class CheckInAdmissionTests
             DeviceSigning.SignAs(req, device, secrets[device]);
             using var res = await node.Http.SendAsync(req);
             var error = res.IsSuccessStatusCode ? null : (await res.Content.ReadFromJsonAsync<ProblemResponse>())?.Error;
-            return (res.StatusCode, error, res.Headers.RetryAfter?.Delta?.TotalSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            return (res.StatusCode, error, res.Headers.RetryAfter?.Delta?.TotalSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                res.Headers.ConnectionClose == true);
         }
 
         // Two are admitted and held inside the device actor; three wait; the other five are refused without waiting.
         var storm = secrets.Keys.Select(CheckInAsync).ToList();
-        var refused = new List<(HttpStatusCode Status, string? Error, string? RetryAfter)>();
+        var refused = new List<(HttpStatusCode Status, string? Error, string? RetryAfter, bool Close)>();
         var deadline = DateTime.UtcNow.AddSeconds(30);
         while (refused.Count < 5 && DateTime.UtcNow < deadline)
         {
@@ -54,6 +55,8 @@ public sealed class CheckInAdmissionTests
             Assert.Equal(HttpStatusCode.ServiceUnavailable, r.Status);
             Assert.Equal("node_busy", r.Error);
             Assert.InRange(double.Parse(r.RetryAfter!, System.Globalization.CultureInfo.InvariantCulture), 5, 10);
+            // Admission:CloseRefusedConnections (default): the device comes back on a new connection.
+            Assert.True(r.Close, "a refusal's answer says Connection: close");
         });
         // The two admitted ones reach the device gateway (refusals may come back before they get there) and no more do.
         while (node.Devices.Calls.Count < 2 && DateTime.UtcNow < deadline) await Task.Delay(50);
@@ -63,7 +66,7 @@ public sealed class CheckInAdmissionTests
         hold.SetResult();
         var admitted = (await Task.WhenAll(storm)).Where(r => r.Status != HttpStatusCode.ServiceUnavailable).ToList();
         Assert.Equal(5, admitted.Count);
-        Assert.All(admitted, r => Assert.Equal(HttpStatusCode.OK, r.Status));
+        Assert.All(admitted, r => Assert.Equal((HttpStatusCode.OK, false), (r.Status, r.Close)));
         Assert.Equal(5, node.Devices.Calls.Count);
 
         node.Devices.Hold = null;
@@ -80,6 +83,7 @@ public sealed class CheckInAdmissionTests
             ["Admission:RetryAfterSeconds"] = "5",
             ["Admission:EarlyWithinSeconds"] = "60",
             ["Admission:BusyQueueWaitMilliseconds"] = "0",
+            ["Admission:CloseRefusedConnections"] = "false",
         });
         node.Devices.Assigned["acme"] = ("1.0.0", 1, "digest-1");
         var secrets = new Dictionary<string, string>();
@@ -113,6 +117,7 @@ public sealed class CheckInAdmissionTests
         Assert.Contains("Device 'early-a' was answered", problem.Message);
         Assert.Contains("Admission:EarlyWithinSeconds", problem.Message);
         Assert.InRange(early.Headers.RetryAfter!.Delta!.Value.TotalSeconds, 5, 10);
+        Assert.NotEqual(true, early.Headers.ConnectionClose); // Admission:CloseRefusedConnections off: the connection stays for the retry
 
         // Someone without cadence-c's credential queues a request under its id; cadence-c's own check-in still queues
         // behind it (nothing unauthenticated may make a device's check-in refused), and a device on its cadence waits too.
