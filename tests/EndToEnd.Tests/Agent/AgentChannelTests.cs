@@ -66,8 +66,9 @@ public sealed class AgentChannelTests(ITestOutputHelper output)
         // The views agree: device show names the channel and what is installed; channel show counts the devices on it.
         var device = (await Orch(node, "device", "show", "dev-beta", "--json")).Json;
         Assert.Equal(("beta", v2.VersionId), (device.GetProperty("channel").GetString(), device.GetProperty("installedVersionId").GetInt64()));
-        var stable = await Until("registry shows dev-new on stable's release", () => ChannelShow(node, "stable"),
-            s => s.GetProperty("onCurrent").GetInt32() == 1);
+        // The registry folds the journal behind the device actors: dev-beta counts on stable until its move is folded.
+        var stable = await Until("registry shows dev-new on stable's release and dev-beta moved away", () => ChannelShow(node, "stable"),
+            s => s.GetProperty("onCurrent").GetInt32() == 1 && s.GetProperty("devices").GetInt32() == 1);
         Assert.Equal(1, stable.GetProperty("devices").GetInt32());
         var beta = await Until("registry shows dev-beta on beta's release", () => ChannelShow(node, "beta"), s => s.GetProperty("onCurrent").GetInt32() == 1);
         Assert.Equal((1, v2.VersionId), (beta.GetProperty("devices").GetInt32(), CurrentId(beta)!.Value));
