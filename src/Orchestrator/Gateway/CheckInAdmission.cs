@@ -81,7 +81,8 @@ public sealed class AdmissionOptions
     /// <summary>
     /// Open HTTP connections the node accepts at once (Kestrel's connection limit; default 400,000: twice the idle connections of a million devices on a 5-minute cadence). A connection beyond it is
     /// closed at once without an answer. With <see cref="MaxConcurrentCheckIns"/> and the body limit it bounds what a storm
-    /// can make the node hold (docs/configuration.md "Admission").
+    /// can make the node hold (docs/configuration.md "Admission"). Lowered at start to what the process's open-file limit
+    /// leaves (<see cref="Hosting.ConnectionLimit"/>).
     /// </summary>
     public int MaxConnections { get; set; } = 400_000;
 

@@ -69,12 +69,13 @@ public static class NodeApp
         CredentialCacheOptions credentialOptions, AdmissionOptions admissionOptions, MemoryOptions memoryOptions, DataDirectoryLock dataLock, long largestObjectBytes, Action<IServiceCollection>? services)
     {
 
+        var connectionLimit = ConnectionLimit.ForThisProcess(admissionOptions.MaxConnections);
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.Limits.MaxRequestBodySize = settings.Gateway.MaxRequestBodyBytes;
             k.Limits.MaxRequestHeadersTotalSize = 32 * 1024;
             // With the check-in admission's slots and the body limit, what a storm can make the node hold is bounded.
-            k.Limits.MaxConcurrentConnections = admissionOptions.MaxConnections;
+            k.Limits.MaxConcurrentConnections = connectionLimit.Effective;
         });
         builder.WebHost.UseSockets(o => o.Backlog = admissionOptions.AcceptBacklog);
 
@@ -88,6 +89,7 @@ public static class NodeApp
         s.AddSingleton(memoryOptions);
         s.AddHostedService<MemoryTrim>();
         s.AddSingleton(admissionOptions);
+        s.AddSingleton(connectionLimit);
         s.AddSingleton<CheckInAdmission>();
         s.AddSingleton<DeviceCredentialStore>();
         s.AddSingleton(_ => FileSystemStore.Open(settings.Node.StoreRoot, create: true));
@@ -176,7 +178,7 @@ public static class NodeApp
 
 /// <summary>Start-up work that must finish before the node serves: database schema, admin token.</summary>
 internal sealed class NodeStartup(DeviceCredentialStore credentials, DevicePersistenceOptions devicePersistence, NodeSettings settings,
-    AdminTokens adminTokens, AdminTokenStore adminTokenStore, Audit.AuditLog audit, Groups.DeviceGroupStore groups, DownloadThrottle throttle, Trust.DirectorSigner director, ILogger<NodeStartup> log) : IHostedService
+    AdminTokens adminTokens, AdminTokenStore adminTokenStore, Audit.AuditLog audit, Groups.DeviceGroupStore groups, DownloadThrottle throttle, Trust.DirectorSigner director, ConnectionLimit connections, ILogger<NodeStartup> log) : IHostedService
 {
     public async Task StartAsync(CancellationToken cancellationToken)
     {
@@ -194,6 +196,11 @@ internal sealed class NodeStartup(DeviceCredentialStore credentials, DevicePersi
                 "root document accept its directives only if the root names this key; production nodes use the director.key of 'orch keys init'.",
                 director.KeyFile, director.Describe());
         else log.LogInformation("Director key {File}, public key {Key}", director.KeyFile, director.Describe());
+        if (connections.Lowered)
+            log.LogWarning("Admission:MaxConnections is {Configured}, but this process may open only {OpenFiles} files (the soft limit in /proc/self/limits) " +
+                "and keeps {Reserve} of them for its database, store and runtime: at most {Effective} connections are accepted at once, the rest closed " +
+                "unanswered. Raise the open-file limit (systemd LimitNOFILE=, ulimit -n, the container's nofile) or lower Admission:MaxConnections.",
+                connections.Configured, connections.OpenFiles, ConnectionLimit.Reserve(connections.OpenFiles!.Value), connections.Effective);
         log.LogInformation("Node roles {Roles}; store {Store}; data {Data}", string.Join(",", settings.Node.Roles),
             Path.GetFullPath(settings.Node.StoreRoot), Path.GetFullPath(settings.Node.DataDirectory));
     }

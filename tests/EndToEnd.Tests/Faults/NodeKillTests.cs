@@ -172,12 +172,30 @@ public sealed class NodeKillTests(ITestOutputHelper output)
 internal sealed class NodeProcess
 {
     private readonly Process _process;
-    private NodeProcess(Process p) => _process = p;
+    private readonly System.Collections.Concurrent.ConcurrentQueue<string> _output;
+    private NodeProcess(Process p, System.Collections.Concurrent.ConcurrentQueue<string> output) => (_process, _output) = (p, output);
+
+    /// <summary>The process id.</summary>
+    public int Pid => _process.Id;
+
+    /// <summary>Whether the process has ended.</summary>
+    public bool HasExited => _process.HasExited;
+
+    /// <summary>What the node wrote to stdout and stderr so far, line by line.</summary>
+    public IReadOnlyList<string> Output => _output.ToArray();
 
     /// <summary>Starts the node on <paramref name="port"/> and waits until it reports ready; <paramref name="settings"/> are extra command-line settings.</summary>
-    public static async Task<NodeProcess> StartAsync(int port, string data, string store, params string[] settings)
+    public static Task<NodeProcess> StartAsync(int port, string data, string store, params string[] settings) => StartAsync(port, data, store, null, settings);
+
+    /// <summary>
+    /// As <see cref="StartAsync(int, string, string, string[])"/>, the process limited to <paramref name="openFiles"/> open
+    /// files (soft and hard, set by the shell that starts it) when given.
+    /// </summary>
+    public static async Task<NodeProcess> StartAsync(int port, string data, string store, int? openFiles, params string[] settings)
     {
-        var psi = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        var psi = new ProcessStartInfo(openFiles is null ? "dotnet" : "bash") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        if (openFiles is { } limit)
+            foreach (var a in new[] { "-c", $"ulimit -n {limit} && exec dotnet \"$@\"", "node" }) psi.ArgumentList.Add(a);
         psi.ArgumentList.Add(typeof(NodeApp).Assembly.Location);
         var token = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(NodeUnderTest.OperateToken)));
         foreach (var a in new[]
@@ -188,8 +206,9 @@ internal sealed class NodeProcess
                  }.Concat(settings))
             psi.ArgumentList.Add(a);
         var p = Process.Start(psi)!;
-        p.OutputDataReceived += (_, _) => { };
-        p.ErrorDataReceived += (_, _) => { };
+        var output = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        p.OutputDataReceived += (_, e) => { if (e.Data is not null) output.Enqueue(e.Data); };
+        p.ErrorDataReceived += (_, e) => { if (e.Data is not null) output.Enqueue(e.Data); };
         p.BeginOutputReadLine();
         p.BeginErrorReadLine();
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
@@ -198,10 +217,10 @@ internal sealed class NodeProcess
             try
             {
                 using var r = await http.GetAsync($"http://127.0.0.1:{port}/health/ready");
-                if (r.IsSuccessStatusCode) return new NodeProcess(p);
+                if (r.IsSuccessStatusCode) return new NodeProcess(p, output);
             }
             catch (Exception e) when (e is HttpRequestException or TaskCanceledException) { }
-            if (p.HasExited) throw new InvalidOperationException($"node process exited with {p.ExitCode}");
+            if (p.HasExited) throw new InvalidOperationException($"node process exited with {p.ExitCode}: {string.Join("\n", output.TakeLast(20))}");
             if (i > 300) { p.Kill(); throw new TimeoutException("node process not ready within 30 s"); }
             await Task.Delay(100);
         }

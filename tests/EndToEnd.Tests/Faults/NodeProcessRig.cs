@@ -47,6 +47,16 @@ internal sealed class NodeProcessRig : IDisposable
         _node = await NodeProcess.StartAsync(Port, Data, StoreRoot, settings);
     }
 
+    /// <summary>Starts the node as <see cref="StartAsync"/> does, the process limited to <paramref name="openFiles"/> open files.</summary>
+    public async Task StartWithOpenFileLimitAsync(int openFiles, params string[] settings)
+    {
+        if (_node is not null) throw new InvalidOperationException("the node is already running; Kill() it first");
+        _node = await NodeProcess.StartAsync(Port, Data, StoreRoot, openFiles, settings);
+    }
+
+    /// <summary>The running node process.</summary>
+    public NodeProcess Node => _node ?? throw new InvalidOperationException("the node is not running");
+
     /// <summary>SIGKILL of the running node: no shutdown hooks, no flushing.</summary>
     public void Kill()
     {
