@@ -70,6 +70,10 @@ public static class NodeApp
     {
 
         var connectionLimit = ConnectionLimit.ForThisProcess(admissionOptions.MaxConnections);
+        // Kestrel logs every connection closed at the connection limit as a warning: thousands a second in a storm, which
+        // /metrics counts (kestrel_rejected_connections) at no cost. Unless the operator chose a level for it.
+        const string rejectedConnections = "Microsoft.AspNetCore.Server.Kestrel.Connections";
+        if (builder.Configuration[$"Logging:LogLevel:{rejectedConnections}"] is null) builder.Logging.AddFilter(rejectedConnections, LogLevel.Error);
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.Limits.MaxRequestBodySize = settings.Gateway.MaxRequestBodyBytes;
