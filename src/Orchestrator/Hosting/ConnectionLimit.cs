@@ -53,7 +53,7 @@ public sealed record ConnectionLimit(int Configured, int Effective, long? OpenFi
             }
             return null;
         }
-        catch (IOException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             return null;
         }
