@@ -146,7 +146,9 @@ public sealed class BatchDirectiveTests(ITestOutputHelper output)
         Assert.Contains(byRoot, g => g.Count() >= 2);
         Assert.All(agentBatches.Values, b => Assert.InRange(b["size"]!.GetValue<int>(), 1, 64));
         // The node says so too: more directives than signatures since the agents started.
-        var after = await DirectorMetricsAsync(rig.Node);
+        // /metrics answers a scrape from its cache for 300 ms, so the first read after the burst may be the one before it.
+        var after = await FleetSteps.UntilAsync("the node's metrics count the burst's directives",
+            () => DirectorMetricsAsync(rig.Node), m => m.Directives > before.Directives);
         Assert.True(after.Directives - before.Directives > after.Signatures - before.Signatures,
             $"{after.Directives - before.Directives} directives under {after.Signatures - before.Signatures} signatures");
         foreach (var d in devices) d.Dispose();
