@@ -5,6 +5,7 @@
 # to GC_OUT (default /tmp/orch-gc-<tag>), so a stall in the benchmark's output is found in the GC log by its time.
 set -u
 here="$(cd "$(dirname "$0")" && pwd)"
+. "$here/node-pid.sh"
 n="${1:-10000}"
 tag="${STEADY_TAG:-gc}"
 out="${GC_OUT:-${TMPDIR:-/tmp}/orch-gc-$tag}"
@@ -14,8 +15,7 @@ dotnet build -c Release "$here/GcWatch" -o "$out/gcwatch" > "$out/gcwatch-build.
 main=$!
 last=""
 while kill -0 $main 2>/dev/null; do
-  # The node's process (SteadyBench names the node's dll among its own arguments).
-  node=$(pgrep -f "orchestrator.dll" | while read -r p; do grep -q SteadyBench "/proc/$p/cmdline" 2>/dev/null || echo "$p"; done | head -1)
+  node=$(steady_node_pid)
   if [ -n "$node" ] && [ "$node" != "$last" ]; then
     sleep 1
     dotnet "$out/gcwatch/GcWatch.dll" "$node" > "$out/gc-$node.log" 2>&1 &

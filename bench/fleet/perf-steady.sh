@@ -6,6 +6,7 @@
 # void; the per-check-in split (perf_leaf.py) is the result. Needs perf (apt-get install linux-perf) and a quiet machine.
 set -u
 here="$(cd "$(dirname "$0")" && pwd)"
+. "$here/node-pid.sh"
 n="${1:-100000}"
 tag="${STEADY_TAG:-perf}"
 out="$here/../results/fleet-steady-$n-$tag.txt"
@@ -17,8 +18,7 @@ export DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0
 main=$!
 until grep -q "^passivation wave:" "$out" 2>/dev/null; do sleep 0.5; kill -0 $main 2>/dev/null || { echo "steady.sh ended early: $work/steady.log" >&2; exit 1; }; done
 sleep 4
-# The node's process (SteadyBench names the node's dll among its own arguments).
-node=$(pgrep -f "orchestrator.dll" | while read -r p; do grep -q SteadyBench "/proc/$p/cmdline" || echo "$p"; done | head -1)
+node=$(steady_node_pid)
 perf record -F 999 -g -p "$node" -o "$work/node.data" -- sleep 15 > /dev/null 2>&1
 until pgrep -f "SteadyBench.dll baseline" > /dev/null; do sleep 0.2; kill -0 $main 2>/dev/null || exit 1; done
 base=$(pgrep -f "SteadyBench.dll baseline")

@@ -24,8 +24,7 @@ var nodeDll = args[1];
 var rounds = int.Parse(Environment.GetEnvironmentVariable("ROUNDS") ?? "2", CultureInfo.InvariantCulture);
 var concurrency = int.Parse(Environment.GetEnvironmentVariable("CONCURRENCY") ?? "64", CultureInfo.InvariantCulture);
 var passes = int.Parse(Environment.GetEnvironmentVariable("PASSES") ?? "2", CultureInfo.InvariantCulture);
-var nodeEnv = (Environment.GetEnvironmentVariable("NODE_ENV") ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries)
-    .Select(p => p.Split('=', 2)).ToDictionary(p => p[0], p => p[1]);
+var nodeEnv = NodeEnvironment.FromNodeEnv();
 var lines = File.ReadAllLines(Path.Combine(work, "keys.txt"));
 var ids = lines.Select(l => l[..l.IndexOf(',')]).ToArray();
 var keys = lines.Select(l => DeviceRequestSignature.DeriveRequestKey(l[(l.IndexOf(',') + 1)..])).ToArray();

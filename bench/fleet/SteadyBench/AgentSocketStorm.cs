@@ -45,15 +45,15 @@ static class AgentSocketStorm
         var latencies = stats.Latencies();
         Array.Sort(latencies);
         double Pct(double p) => latencies.Length == 0 ? 0 : latencies[Math.Min(latencies.Length - 1, (int)(p * latencies.Length))] / 1000.0;
-        var result = new Dictionary<string, object>
+        // The line WrkStorm.RunAsync reads from storm.lua, written from the record it reads it into.
+        var result = new WrkStorm.Result(stats.Requests, elapsed, stats.S200, stats.S401, stats.S503, stats.S429, stats.SOther, stats.RetryAfter,
+            lines.Wrapped, stats.ConnectErrors, stats.ReadErrors, stats.WriteErrors, Timeouts: 0, Pct(0.50), Pct(0.99),
+            latencies.Length == 0 ? 0 : latencies[^1] / 1000.0, stats.Waits, stats.WaitMs / 1000.0)
         {
-            ["requests"] = stats.Requests, ["seconds"] = elapsed, ["status200"] = stats.S200, ["status401"] = stats.S401, ["status503"] = stats.S503,
-            ["status429"] = stats.S429, ["statusOther"] = stats.SOther, ["retryAfter"] = stats.RetryAfter, ["wrapped"] = lines.Wrapped,
-            ["connectErrors"] = stats.ConnectErrors, ["readErrors"] = stats.ReadErrors, ["writeErrors"] = stats.WriteErrors, ["timeouts"] = 0,
-            ["p50Ms"] = Pct(0.50), ["p99Ms"] = Pct(0.99), ["maxMs"] = latencies.Length == 0 ? 0 : latencies[^1] / 1000.0,
-            ["waits"] = stats.Waits, ["waitSeconds"] = stats.WaitMs / 1000.0, ["connects"] = stats.Connects, ["closedByServer"] = stats.ClosedByServer,
+            Connects = stats.Connects,
+            ClosedByServer = stats.ClosedByServer,
         };
-        Console.WriteLine("wrk-storm " + JsonSerializer.Serialize(result));
+        Console.WriteLine("wrk-storm " + JsonSerializer.Serialize(result, CheckIns.Json));
         return 0;
     }
 

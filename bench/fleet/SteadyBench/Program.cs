@@ -356,10 +356,8 @@ sealed class NodeProcess(string dll, string work, int port, string tokenSha) : I
                      "--Admin:Tokens:0:Name=bench", $"--Admin:Tokens:0:Sha256={tokenSha}", "--Admin:Tokens:0:Scopes:0=read",
                      "--Admin:Tokens:0:Scopes:1=operate", "--Logging:LogLevel:Default=Warning",
                  }) psi.ArgumentList.Add(a);
-        // The node's own environment, NODE_ENV="A=1 B=2" as cold.sh takes it (e.g. NODE_ENV="DOTNET_gcServer=1"), so the
-        // clients in this process and the cadence process keep their runtime settings.
-        foreach (var pair in (Environment.GetEnvironmentVariable("NODE_ENV") ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries))
-            psi.Environment[pair.Split('=', 2)[0]] = pair.Split('=', 2) is [_, var value] ? value : "";
+        // The node's own environment (NODE_ENV), so the clients in this process and the cadence process keep theirs.
+        foreach (var (name, value) in NodeEnvironment.FromNodeEnv()) psi.Environment[name] = value;
         _process = Process.Start(psi)!;
         _process.OutputDataReceived += (_, e) => { if (e.Data is not null) Console.Error.WriteLine("node: " + e.Data); };
         _process.ErrorDataReceived += (_, e) => { if (e.Data is not null) Console.Error.WriteLine("node: " + e.Data); };
@@ -803,7 +801,7 @@ static class Bench
             if (wrkResult is not null)
             {
                 storm["stormClient"] = stormClient!;
-                if (wrkResult.Connects > 0) storm["stormConnects"] = wrkResult.Connects;
+                if (wrkResult.Connects > 0) (storm["stormConnects"], storm["stormClosedByServer"]) = (wrkResult.Connects, wrkResult.ClosedByServer);
                 storm["stormMode"] = honour ? "honour" : "repeat";
                 storm["stormConnections"] = wrkStorm!.Connections;
                 storm["stormAttemptsPerMax"] = Math.Round(wrkResult.PerSecond / max.PerSecond, 2);

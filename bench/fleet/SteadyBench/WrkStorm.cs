@@ -35,6 +35,8 @@ sealed class WrkStorm
     private readonly int _threads;
     private readonly int _connections;
     private readonly int _pipeline;
+    // STORM_CLIENT=sockets: AgentSocketStorm (SteadyBench sockstorm) sends the prepared check-ins instead of wrk.
+    private readonly bool _sockets = Environment.GetEnvironmentVariable("STORM_CLIENT") == "sockets";
 
     /// <summary>Connections wrk keeps open (STORM_CONNECTIONS).</summary>
     public int Connections => _connections;
@@ -51,9 +53,9 @@ sealed class WrkStorm
     {
         var script = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "../../../../storm.lua"));
         if (!File.Exists(script)) throw new FileNotFoundException($"STORM_CLIENT=wrk needs bench/fleet/storm.lua (looked at {script})");
-        if (Environment.GetEnvironmentVariable("STORM_CLIENT") != "sockets" && !File.Exists("/usr/bin/wrk")) throw new FileNotFoundException("STORM_CLIENT=wrk needs wrk: apt-get install wrk");
         var threads = (int)Env.Get("STORM_WRK_THREADS", 2);
         var storm = new WrkStorm(Path.Combine(work, "wrk-storm"), script, threads, (int)Env.Get("STORM_CONNECTIONS", 4096), (int)Env.Get("STORM_PIPELINE", 1));
+        if (!storm._sockets && !File.Exists("/usr/bin/wrk")) throw new FileNotFoundException("STORM_CLIENT=wrk needs wrk: apt-get install wrk");
         Directory.CreateDirectory(storm._dir);
         var clock = Stopwatch.StartNew();
         var devices = ids.Length - firstDevice;
@@ -104,10 +106,9 @@ sealed class WrkStorm
     public async Task<Result> RunAsync(string url, TimeSpan duration, string? trivialPath = null, bool honour = false)
     {
         ResetParts();
-        var sockets = Environment.GetEnvironmentVariable("STORM_CLIENT") == "sockets";
-        var psi = new ProcessStartInfo(sockets ? "dotnet" : "/usr/bin/wrk") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        var psi = new ProcessStartInfo(_sockets ? "dotnet" : "/usr/bin/wrk") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
         psi.Environment["STORM_HONOUR"] = honour ? "1" : "0";
-        foreach (var a in sockets
+        foreach (var a in _sockets
                      ? [typeof(WrkStorm).Assembly.Location, "sockstorm", url, _dir, ((int)duration.TotalSeconds).ToString(CultureInfo.InvariantCulture),
                          _connections.ToString(CultureInfo.InvariantCulture), honour ? "1" : "0"]
                      : new[]
