@@ -41,14 +41,12 @@ internal sealed class NodeProcessRig : IDisposable
     public string BaseUrl => $"http://127.0.0.1:{Port}/";
 
     /// <summary>Starts the node (it must not be running) and waits until it is ready; <paramref name="settings"/> are extra command-line settings.</summary>
-    public async Task StartAsync(params string[] settings)
-    {
-        if (_node is not null) throw new InvalidOperationException("the node is already running; Kill() it first");
-        _node = await NodeProcess.StartAsync(Port, Data, StoreRoot, settings);
-    }
+    public Task StartAsync(params string[] settings) => StartAsync(null, settings);
 
-    /// <summary>Starts the node as <see cref="StartAsync"/> does, the process limited to <paramref name="openFiles"/> open files.</summary>
-    public async Task StartWithOpenFileLimitAsync(int openFiles, params string[] settings)
+    /// <summary>Starts the node as <see cref="StartAsync(string[])"/> does, the process limited to <paramref name="openFiles"/> open files.</summary>
+    public Task StartWithOpenFileLimitAsync(int openFiles, params string[] settings) => StartAsync(openFiles, settings);
+
+    private async Task StartAsync(int? openFiles, string[] settings)
     {
         if (_node is not null) throw new InvalidOperationException("the node is already running; Kill() it first");
         _node = await NodeProcess.StartAsync(Port, Data, StoreRoot, openFiles, settings);
