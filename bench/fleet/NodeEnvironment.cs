@@ -4,7 +4,9 @@
 /// </summary>
 static class NodeEnvironment
 {
-    /// <summary>The pairs of NODE_ENV; a word without '=' is refused, naming it.</summary>
+    private const string BusyRule = "ORCH_Admission__BusyQueueWaitMilliseconds";
+
+    /// <summary>The pairs of NODE_ENV, the node's busy rule off unless set; a word without '=' is refused, naming it.</summary>
     public static IReadOnlyDictionary<string, string> FromNodeEnv()
     {
         var pairs = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -14,6 +16,12 @@ static class NodeEnvironment
             if (eq <= 0) throw new ArgumentException($"NODE_ENV word '{word}' is not NAME=VALUE; write NODE_ENV=\"A=1 B=2\".");
             pairs[word[..eq]] = word[(eq + 1)..];
         }
+        // The closed-loop phases check every device in again within seconds: early devices by construction, which the
+        // node's busy rule (on by default) refuses while it is saturated, as it should a storm's. A run without a storm
+        // measures how fast the node answers, so there the rule is off unless the run sets it; a storm run (STORM_SECONDS
+        // above 0) keeps the node's default.
+        var storm = int.TryParse(Environment.GetEnvironmentVariable("STORM_SECONDS"), out var seconds) && seconds > 0;
+        if (!storm && !pairs.ContainsKey(BusyRule) && Environment.GetEnvironmentVariable(BusyRule) is null) pairs[BusyRule] = "0";
         return pairs;
     }
 }

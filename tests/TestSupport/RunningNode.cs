@@ -34,7 +34,18 @@ public sealed class RunningNode : IAsyncDisposable
     /// <summary>The node's services (actor system, options, gateways).</summary>
     public IServiceProvider Services => _app.Services;
 
-    /// <summary>The settings every test node starts from; <paramref name="overrides"/> win.</summary>
+    /// <summary>
+    /// Admission's busy rule off (<c>Admission:BusyQueueWaitMilliseconds</c> 0) for the nodes of the tests: on a machine
+    /// running test suites side by side a new request often waits 5 ms, and the rule would send a test's agent that checks
+    /// in again within a minute away for 30-60 s. The tests of the rule (CheckInStormTests, CheckInAdmissionTests,
+    /// AdmissionDefaultsTests) set it themselves.
+    /// </summary>
+    public static readonly KeyValuePair<string, string?> BusyRuleOff = new("Admission:BusyQueueWaitMilliseconds", "0");
+
+    /// <summary><see cref="BusyRuleOff"/> as the node's environment variable (<c>ORCH_Admission__BusyQueueWaitMilliseconds</c>).</summary>
+    public static string BusyRuleOffVariable => "ORCH_" + BusyRuleOff.Key.Replace(":", "__", StringComparison.Ordinal);
+
+    /// <summary>The settings every test node starts from; <paramref name="overrides"/> win (a null one removes the setting).</summary>
     public static Dictionary<string, string?> Settings(string dataDirectory, string storeRoot, string operateToken, string readToken,
         IEnumerable<KeyValuePair<string, string?>>? overrides = null)
     {
@@ -52,9 +63,13 @@ public sealed class RunningNode : IAsyncDisposable
             ["Admin:Tokens:1:Sha256"] = Sha256Hex(readToken),
             ["Admin:Tokens:1:Scopes:0"] = "read",
             ["Logging:LogLevel:Default"] = "Warning",
+            [BusyRuleOff.Key] = BusyRuleOff.Value,
         };
+        // A null override removes the setting, so the node runs with its shipped default.
         if (overrides is not null)
-            foreach (var (key, value) in overrides) settings[key] = value;
+            foreach (var (key, value) in overrides)
+                if (value is null) settings.Remove(key);
+                else settings[key] = value;
         return settings;
     }
 

@@ -27,8 +27,17 @@ public sealed class AdmissionOptions
     /// A device whose check-in this gateway answered less than this many seconds ago is early: it never waits in the queue
     /// and is refused at once while <see cref="EarlyMaxInFlight"/> check-ins are here or every slot is taken, so devices
     /// on their cadence keep the node during a storm of early check-ins (default 60; 0: no preference, first come first served).
+    /// Never longer than half the cadence the node gives its devices (<see cref="EarlyWindow"/>).
     /// </summary>
     public int EarlyWithinSeconds { get; set; } = 60;
+
+    /// <summary>
+    /// The window within which a device is early on a node that tells its devices to check in every
+    /// <paramref name="nextCheckInSeconds"/> seconds: <see cref="EarlyWithinSeconds"/>, but at most half that cadence, so a
+    /// device on its cadence is never early, however short the cadence (<c>Gateway:NextCheckInSeconds</c>).
+    /// </summary>
+    public TimeSpan EarlyWindow(int? nextCheckInSeconds) =>
+        TimeSpan.FromSeconds(nextCheckInSeconds is { } cadence and > 0 ? Math.Min(EarlyWithinSeconds, cadence / 2.0) : EarlyWithinSeconds);
 
     /// <summary>
     /// A device answered within <see cref="EarlyWithinSeconds"/> takes a slot only while fewer than this many check-ins are
@@ -43,12 +52,15 @@ public sealed class AdmissionOptions
     /// read, while new work has waited at least this many milliseconds at every one of the last
     /// <see cref="BusySustainedProbes"/> probes (<see cref="BusyProbe"/>; by default a request to the node itself, which
     /// waits in the socket engine's queue of ready connections, in front of every endpoint filter), so a node saturated by
-    /// connections it has not parsed yet is seen too (default 0: off; 5 measured). A pause of the whole node (a garbage
+    /// connections it has not parsed yet is seen too (default 5; 0: off). A pause of the whole node (a garbage
     /// collection) refuses the early devices that arrive while it lasts, unless <see cref="BusySustainedProbes"/> asks for
     /// more readings; a node sharing its cores with other work that keeps new requests waiting that long refuses early
     /// devices (never a device on its cadence) for that work's load.
     /// </summary>
-    public double BusyQueueWaitMilliseconds { get; set; }
+    public double BusyQueueWaitMilliseconds { get; set; } = DefaultBusyQueueWaitMilliseconds;
+
+    /// <summary>The default of <see cref="BusyQueueWaitMilliseconds"/>: the wait measured to keep a storm's agents off the devices on their cadence.</summary>
+    public const double DefaultBusyQueueWaitMilliseconds = 5;
 
     /// <summary>Milliseconds between one probe ending and the next starting (default 5).</summary>
     public int BusyProbeMilliseconds { get; set; } = 5;
@@ -121,7 +133,7 @@ public sealed class AdmissionOptions
         if (MaxQueuedCheckIns is < 0 or > 1_000_000)
             yield return $"Admission:MaxQueuedCheckIns {MaxQueuedCheckIns} is out of range; use 0..1000000 (default 2048).";
         if (BusyQueueWaitMilliseconds is < 0 or > 60_000 || double.IsNaN(BusyQueueWaitMilliseconds))
-            yield return $"Admission:BusyQueueWaitMilliseconds {BusyQueueWaitMilliseconds} is out of range; use 0 (off)..60000 milliseconds (default 0; 5 measured).";
+            yield return $"Admission:BusyQueueWaitMilliseconds {BusyQueueWaitMilliseconds} is out of range; use 0 (off)..60000 milliseconds (default 5).";
         if (BusyProbe is not (LoopbackProbe or ThreadPoolProbe))
             yield return $"Admission:BusyProbe '{BusyProbe}' is not a probe; use {LoopbackProbe} (a request to the node itself, default) or {ThreadPoolProbe} (the thread pool's queue, for a node without a plain-HTTP listener).";
         if (BusyProbeMilliseconds is < 1 or > 1000)
@@ -147,10 +159,10 @@ public sealed class AdmissionOptions
 /// device id in the path is anyone's to write, so nothing an unauthenticated request does (waiting in the queue under a
 /// device's id, say) may make that device's own check-in refused.
 /// </remarks>
-public sealed class CheckInAdmission(AdmissionOptions options, IServer? server = null) : IEndpointFilter, IDisposable
+public sealed class CheckInAdmission(AdmissionOptions options, IServer? server = null, Hosting.NodeSettings? settings = null) : IEndpointFilter, IDisposable
 {
     private readonly RecentCheckIns _recent = new(options.RecentSlots);
-    private readonly TimeSpan _early = TimeSpan.FromSeconds(options.EarlyWithinSeconds);
+    private readonly TimeSpan _early = options.EarlyWindow(settings?.Gateway.NextCheckInSeconds);
     private readonly SaturationProbe? _probe = options.BusyQueueWaitMilliseconds <= 0 || options.EarlyWithinSeconds <= 0 ? null
         : options.BusyProbe == AdmissionOptions.LoopbackProbe && server is not null
             ? LoopbackRequestProbe.Of(server, options.BusyProbeMilliseconds, options.BusySustainedProbes)
@@ -208,6 +220,8 @@ public sealed class CheckInAdmission(AdmissionOptions options, IServer? server =
 
     private enum EarlyState { InFlight, Full }
 
+    private string EarlyWindowText => $"{_early.TotalSeconds.ToString(CultureInfo.InvariantCulture)} s (Admission:EarlyWithinSeconds, at most half of Gateway:NextCheckInSeconds)";
+
     private static readonly KeyValuePair<string, object?> SaturatedTag = new("limit", "early-queue-wait");
     // The saturated node's refusal, one body per Retry-After it may send (index: seconds beyond RetryAfterSeconds),
     // rendered on first use: while saturated, a refusal formats and serializes nothing.
@@ -222,7 +236,7 @@ public sealed class CheckInAdmission(AdmissionOptions options, IServer? server =
         var answer = _saturated[extra] ??= new PreRenderedProblem(StatusCodes.Status503ServiceUnavailable, options.RetryAfterSeconds + extra, "node_busy",
             $"The node is saturated: new work has waited ({options.BusyProbe} probe) for at least Admission:BusyQueueWaitMilliseconds, " +
             $"{options.BusyQueueWaitMilliseconds.ToString(CultureInfo.InvariantCulture)} ms, at each of the last Admission:BusySustainedProbes, " +
-            $"{options.BusySustainedProbes}, probes, and this device was answered here within Admission:EarlyWithinSeconds, {options.EarlyWithinSeconds} s " +
+            $"{options.BusySustainedProbes}, probes, and this device was answered here within {EarlyWindowText} " +
             $"(devices on their schedule go first); nothing was recorded. Check in again after {options.RetryAfterSeconds + extra} s (Retry-After).");
         http.Response.Headers.RetryAfter = answer.RetryAfter;
         CloseAfterRefusal(http);
@@ -235,7 +249,7 @@ public sealed class CheckInAdmission(AdmissionOptions options, IServer? server =
         _ => Refuse(http, "early",
             $"Device '{deviceId}' was answered {since.TotalSeconds:F0} s ago and " +
             (state == EarlyState.Full ? "the gateway is at its check-in limit" : "the gateway is busy") +
-            $" (devices on their schedule go first: within Admission:EarlyWithinSeconds, {options.EarlyWithinSeconds} s, a device is answered " +
+            $" (devices on their schedule go first: within {EarlyWindowText}, a device is answered " +
             $"only while fewer than Admission:EarlyMaxInFlight, {options.EarlyMaxInFlight}, check-ins are here); nothing was recorded."),
     };
 

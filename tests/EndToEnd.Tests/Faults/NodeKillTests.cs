@@ -203,6 +203,7 @@ internal sealed class NodeProcess
                      $"--Urls=http://127.0.0.1:{port}", $"--Node:DataDirectory={data}", $"--Node:StoreRoot={store}", "--Node:Port=0",
                      "--Admin:Tokens:0:Name=e2e", $"--Admin:Tokens:0:Sha256={token}", "--Admin:Tokens:0:Scopes:0=read",
                      "--Admin:Tokens:0:Scopes:1=operate", "--Logging:LogLevel:Default=Warning",
+                     $"--{RunningNode.BusyRuleOff.Key}={RunningNode.BusyRuleOff.Value}",
                  }.Concat(settings))
             psi.ArgumentList.Add(a);
         var p = Process.Start(psi)!;

@@ -194,6 +194,76 @@ public sealed class CheckInAdmissionTests
     }
 
     [Fact]
+    public async Task On_a_short_cadence_a_device_is_early_only_within_half_of_it()
+    {
+        // Gateway:NextCheckInSeconds 10: a device on that cadence must never be early, so the window is 5 s, not 60.
+        await using var node = await TestNode.StartAsync(new Dictionary<string, string?>
+        {
+            ["Admission:MaxConcurrentCheckIns"] = "1",
+            ["Admission:MaxQueuedCheckIns"] = "3",
+            ["Admission:EarlyWithinSeconds"] = "60",
+            ["Gateway:NextCheckInSeconds"] = "10",
+        });
+        node.Devices.Assigned["acme"] = ("1.0.0", 1, "digest-1");
+        var secrets = new Dictionary<string, string>();
+        foreach (var id in new[] { "short-a", "cadence-b" }) secrets[id] = await node.ProvisionAsync(id);
+        Task<HttpResponseMessage> Send(string device)
+        {
+            var req = new HttpRequestMessage(HttpMethod.Post, $"/v1/devices/{device}/check-in")
+            {
+                Content = JsonContent.Create(new CheckInRequest("acme", 1, "digest-1", null, "1.0.0")),
+            };
+            DeviceSigning.SignAs(req, device, secrets[device]);
+            return node.Http.SendAsync(req);
+        }
+
+        Assert.Equal(HttpStatusCode.OK, (await Send("short-a")).StatusCode);
+        var answered = DateTime.UtcNow;
+        var hold = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        node.Devices.Hold = hold.Task;
+        var b = Send("cadence-b");
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (node.Devices.Calls.Count < 2 && DateTime.UtcNow < deadline) await Task.Delay(20);
+
+        // Within 5 s: early, and refused at once while the only slot is held, naming the window.
+        using (var early = await Send("short-a"))
+        {
+            Assert.True(DateTime.UtcNow - answered < TimeSpan.FromSeconds(5), "the machine took 5 s to get here; the refusal below would not be the rule's");
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, early.StatusCode);
+            Assert.Contains("within 5 s (Admission:EarlyWithinSeconds, at most half of Gateway:NextCheckInSeconds)",
+                (await early.Content.ReadFromJsonAsync<ProblemResponse>())!.Message);
+        }
+
+        // After 5 s the same device is on its cadence: it queues for the slot like any other and is answered.
+        var wait = answered.AddSeconds(5.5) - DateTime.UtcNow;
+        if (wait > TimeSpan.Zero) await Task.Delay(wait);
+        var onCadence = Send("short-a");
+        await Task.Delay(500);
+        Assert.False(onCadence.IsCompleted, "a device answered more than half its cadence ago was refused as early");
+        hold.SetResult();
+        Assert.Equal(HttpStatusCode.OK, (await b).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await onCadence).StatusCode);
+    }
+
+    [Fact]
+    public async Task The_busy_rule_is_on_by_default_and_probes_the_node_itself()
+    {
+        Assert.Equal(5, new AdmissionOptions().BusyQueueWaitMilliseconds);
+        // The test nodes turn it off (RunningNode.BusyRuleOff); unset here, the node runs with the shipped default.
+        await using var node = await TestNode.StartAsync(new Dictionary<string, string?> { [RunningNode.BusyRuleOff.Key] = null });
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        double probes = 0;
+        while (probes == 0 && DateTime.UtcNow < deadline)
+        {
+            var metrics = await node.Http.GetStringAsync("/metrics");
+            var line = metrics.Split('\n').FirstOrDefault(l => l.StartsWith("orch_gateway_loopback_request_wait_milliseconds_count", StringComparison.Ordinal));
+            if (line is not null) probes = double.Parse(line[(line.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture);
+            if (probes == 0) await Task.Delay(200);
+        }
+        Assert.True(probes > 0, "no loopback probe reading on /metrics: the busy rule is not running by default");
+    }
+
+    [Fact]
     public void The_queue_probe_sees_work_stuck_in_the_thread_pools_global_queue_and_sees_it_drain()
     {
         using var probe = new ThreadPoolQueueProbe(1);

@@ -59,6 +59,7 @@ public sealed class NodeUnderTest : IAsyncDisposable
             ["Admin:Tokens:0:Scopes:0"] = "read",
             ["Admin:Tokens:0:Scopes:1"] = "operate",
             ["Logging:LogLevel:Default"] = "Warning",
+            [RunningNode.BusyRuleOff.Key] = RunningNode.BusyRuleOff.Value,
         };
         foreach (var (k, v) in overrides ?? new Dictionary<string, string?>()) settings[k] = v;
         var app = NodeApp.Build([], c => c.AddInMemoryCollection(settings));

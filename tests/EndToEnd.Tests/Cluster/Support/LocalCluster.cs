@@ -230,6 +230,7 @@ public sealed class LocalCluster : IAsyncDisposable
         psi.Environment["ORCH_LOCAL_NODE_DLL"] = NodeBinary();
         psi.Environment["ORCH_LOCAL_READY_TIMEOUT"] = ((int)timeout.TotalSeconds - 10).ToString();
         psi.Environment["ORCH_LOCAL_LOG_LEVEL"] = "Information";
+        psi.Environment[RunningNode.BusyRuleOffVariable] = RunningNode.BusyRuleOff.Value;
         // cluster.sh starts the nodes with `env`, which keeps this environment: extra node settings pass through.
         foreach (var (key, value) in _environment) psi.Environment[key] = value;
         using var p = Process.Start(psi)!;
