@@ -745,7 +745,11 @@ static class Bench
             // The cadence devices are measured by a process of their own: in this one, the storm's thousands of requests
             // saturate the thread pool and their delay would be counted as the node's.
             var cadenceKeys = Path.Combine(work, "cadence-keys.txt");
-            await File.WriteAllLinesAsync(cadenceKeys, ids[..half].Select((id, i) => id + "," + secrets[i]));
+            // Not the devices the fixed-rate phase just answered (its first ones, from device 0): answered less than
+            // Admission:EarlyWithinSeconds before the storm, they are early to the node, which refuses early devices while
+            // it is saturated, as it should. The devices after them were last answered by the closed-loop phases, before the gap.
+            var answeredLately = (int)Math.Min(fixedRate.Requests, half / 2);
+            await File.WriteAllLinesAsync(cadenceKeys, ids[answeredLately..half].Select((id, i) => id + "," + secrets[answeredLately + i]));
             // STORM_CADENCE_NICE (e.g. -10, needs root): the cadence process runs at that CPU priority. The cadence devices are
             // other machines in a fleet; on one shared machine their client would otherwise wait for the cores the storm's
             // client and the node saturate, and that wait would be counted as the node's latency.
