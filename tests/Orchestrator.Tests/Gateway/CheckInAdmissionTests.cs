@@ -88,15 +88,7 @@ public sealed class CheckInAdmissionTests
         node.Devices.Assigned["acme"] = ("1.0.0", 1, "digest-1");
         var secrets = new Dictionary<string, string>();
         foreach (var id in new[] { "early-a", "cadence-b", "cadence-c" }) secrets[id] = await node.ProvisionAsync(id);
-        Task<HttpResponseMessage> Send(string device, string? secret = null)
-        {
-            var req = new HttpRequestMessage(HttpMethod.Post, $"/v1/devices/{device}/check-in")
-            {
-                Content = JsonContent.Create(new CheckInRequest("acme", 1, "digest-1", null, "1.0.0")),
-            };
-            DeviceSigning.SignAs(req, device, secret ?? secrets[device]);
-            return node.Http.SendAsync(req);
-        }
+        Task<HttpResponseMessage> Send(string device, string? secret = null) => SendCheckIn(node, device, secret ?? secrets[device]);
 
         // early-a is answered once; a request under cadence-c's id with another device's secret is refused and counts for nothing.
         Assert.Equal(HttpStatusCode.OK, (await Send("early-a")).StatusCode);
@@ -152,15 +144,7 @@ public sealed class CheckInAdmissionTests
         node.Devices.Assigned["acme"] = ("1.0.0", 1, "digest-1");
         var secrets = new Dictionary<string, string>();
         foreach (var id in new[] { "early-a", "held-1", "held-2", "cadence-d" }) secrets[id] = await node.ProvisionAsync(id);
-        Task<HttpResponseMessage> Send(string device)
-        {
-            var req = new HttpRequestMessage(HttpMethod.Post, $"/v1/devices/{device}/check-in")
-            {
-                Content = JsonContent.Create(new CheckInRequest("acme", 1, "digest-1", null, "1.0.0")),
-            };
-            DeviceSigning.SignAs(req, device, secrets[device]);
-            return node.Http.SendAsync(req);
-        }
+        Task<HttpResponseMessage> Send(string device) => SendCheckIn(node, device, secrets[device]);
         var admission = node.Services.GetRequiredService<CheckInAdmission>();
 
         Assert.Equal(HttpStatusCode.OK, (await Send("early-a")).StatusCode);
@@ -207,15 +191,7 @@ public sealed class CheckInAdmissionTests
         node.Devices.Assigned["acme"] = ("1.0.0", 1, "digest-1");
         var secrets = new Dictionary<string, string>();
         foreach (var id in new[] { "short-a", "cadence-b" }) secrets[id] = await node.ProvisionAsync(id);
-        Task<HttpResponseMessage> Send(string device)
-        {
-            var req = new HttpRequestMessage(HttpMethod.Post, $"/v1/devices/{device}/check-in")
-            {
-                Content = JsonContent.Create(new CheckInRequest("acme", 1, "digest-1", null, "1.0.0")),
-            };
-            DeviceSigning.SignAs(req, device, secrets[device]);
-            return node.Http.SendAsync(req);
-        }
+        Task<HttpResponseMessage> Send(string device) => SendCheckIn(node, device, secrets[device]);
 
         Assert.Equal(HttpStatusCode.OK, (await Send("short-a")).StatusCode);
         var answered = DateTime.UtcNow;
@@ -261,6 +237,17 @@ public sealed class CheckInAdmissionTests
             if (probes == 0) await Task.Delay(200);
         }
         Assert.True(probes > 0, "no loopback probe reading on /metrics: the busy rule is not running by default");
+    }
+
+    // A signed check-in of a device on release 1.0.0 of acme.
+    private static Task<HttpResponseMessage> SendCheckIn(TestNode node, string device, string secret)
+    {
+        var req = new HttpRequestMessage(HttpMethod.Post, $"/v1/devices/{device}/check-in")
+        {
+            Content = JsonContent.Create(new CheckInRequest("acme", 1, "digest-1", null, "1.0.0")),
+        };
+        DeviceSigning.SignAs(req, device, secret);
+        return node.Http.SendAsync(req);
     }
 
     [Fact]
