@@ -37,8 +37,8 @@ public sealed class RunningNode : IAsyncDisposable
     /// <summary>
     /// Admission's busy rule off (<c>Admission:BusyQueueWaitMilliseconds</c> 0) for the nodes of the tests: on a machine
     /// running test suites side by side a new request often waits 5 ms, and the rule would send a test's agent that checks
-    /// in again within a minute away for 30-60 s. The tests of the rule (CheckInStormTests, CheckInAdmissionTests,
-    /// AdmissionDefaultsTests) set it themselves.
+    /// in again within a minute away for 30-60 s. The tests of the rule (CheckInStormTests, CheckInAdmissionTests) set it
+    /// themselves, or remove it (a null override) to run with the shipped default.
     /// </summary>
     public static readonly KeyValuePair<string, string?> BusyRuleOff = new("Admission:BusyQueueWaitMilliseconds", "0");
 

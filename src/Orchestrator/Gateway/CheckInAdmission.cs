@@ -57,10 +57,7 @@ public sealed class AdmissionOptions
     /// more readings; a node sharing its cores with other work that keeps new requests waiting that long refuses early
     /// devices (never a device on its cadence) for that work's load.
     /// </summary>
-    public double BusyQueueWaitMilliseconds { get; set; } = DefaultBusyQueueWaitMilliseconds;
-
-    /// <summary>The default of <see cref="BusyQueueWaitMilliseconds"/>: the wait measured to keep a storm's agents off the devices on their cadence.</summary>
-    public const double DefaultBusyQueueWaitMilliseconds = 5;
+    public double BusyQueueWaitMilliseconds { get; set; } = 5;
 
     /// <summary>Milliseconds between one probe ending and the next starting (default 5).</summary>
     public int BusyProbeMilliseconds { get; set; } = 5;
