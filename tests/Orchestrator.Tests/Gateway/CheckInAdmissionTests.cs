@@ -180,13 +180,13 @@ public sealed class CheckInAdmissionTests
     [Fact]
     public async Task On_a_short_cadence_a_device_is_early_only_within_half_of_it()
     {
-        // Gateway:NextCheckInSeconds 10: a device on that cadence must never be early, so the window is 5 s, not 60.
+        // Gateway:NextCheckInSeconds 20: a device on that cadence must never be early, so the window is 10 s, not 60.
         await using var node = await TestNode.StartAsync(new Dictionary<string, string?>
         {
             ["Admission:MaxConcurrentCheckIns"] = "1",
             ["Admission:MaxQueuedCheckIns"] = "3",
             ["Admission:EarlyWithinSeconds"] = "60",
-            ["Gateway:NextCheckInSeconds"] = "10",
+            ["Gateway:NextCheckInSeconds"] = "20",
         });
         node.Devices.Assigned["acme"] = ("1.0.0", 1, "digest-1");
         var secrets = new Dictionary<string, string>();
@@ -201,17 +201,17 @@ public sealed class CheckInAdmissionTests
         var deadline = DateTime.UtcNow.AddSeconds(30);
         while (node.Devices.Calls.Count < 2 && DateTime.UtcNow < deadline) await Task.Delay(20);
 
-        // Within 5 s: early, and refused at once while the only slot is held, naming the window.
+        // Within 10 s: early, and refused at once while the only slot is held, naming the window.
         using (var early = await Send("short-a"))
         {
-            Assert.True(DateTime.UtcNow - answered < TimeSpan.FromSeconds(5), "the machine took 5 s to get here; the refusal below would not be the rule's");
+            Assert.True(DateTime.UtcNow - answered < TimeSpan.FromSeconds(10), "the machine took 10 s to get here; the refusal below would not be the rule's");
             Assert.Equal(HttpStatusCode.ServiceUnavailable, early.StatusCode);
-            Assert.Contains("within 5 s (Admission:EarlyWithinSeconds, at most half of Gateway:NextCheckInSeconds)",
+            Assert.Contains("within 10 s (Admission:EarlyWithinSeconds, at most half of Gateway:NextCheckInSeconds)",
                 (await early.Content.ReadFromJsonAsync<ProblemResponse>())!.Message);
         }
 
-        // After 5 s the same device is on its cadence: it queues for the slot like any other and is answered.
-        var wait = answered.AddSeconds(5.5) - DateTime.UtcNow;
+        // After 10 s the same device is on its cadence: it queues for the slot like any other and is answered.
+        var wait = answered.AddSeconds(10.5) - DateTime.UtcNow;
         if (wait > TimeSpan.Zero) await Task.Delay(wait);
         var onCadence = Send("short-a");
         await Task.Delay(500);
