@@ -134,6 +134,9 @@ static class AnswerSample
 
 sealed record Phase(string Name, int Requests, int Errors, double Seconds, double P50Ms, double P99Ms, Dictionary<int, int> Statuses)
 {
+    /// <summary>A fixed-rate phase's p99 without the requests due in its first 5 s (a storm's onset).</summary>
+    public double? P99AfterFirst5sMs { get; init; }
+
     public double PerSecond => Requests / Seconds;
     public override string ToString() =>
         $"{Name}: {Requests} check-ins in {Seconds:0.0} s = {PerSecond:0} /s, p50 {P50Ms:0.0} ms, p99 {P99Ms:0.0} ms, errors {Errors} " +
@@ -326,7 +329,7 @@ sealed class Load(HttpClient http, string[] ids, byte[][] keys)
         var slowestAfter = Enumerable.Range(0, results.Length).Skip((int)(5 * rate)).OrderByDescending(i => results[i].Ms).Take(8);
         Console.WriteLine($"{name}: due after its first 5 s: p50 {afterOnset.P50Ms:0.0} ms, p99 {afterOnset.P99Ms:0.0} ms; slowest " +
                           string.Join(", ", slowestAfter.Select(i => $"{results[i].Ms:0} ms due at {i / rate:0.00} s")));
-        return Summarize(name, results.Select(r => r.Ms), [statuses], seconds);
+        return Summarize(name, results.Select(r => r.Ms), [statuses], seconds) with { P99AfterFirst5sMs = afterOnset.P99Ms };
     }
 
     private static Phase Summarize(string name, IEnumerable<double> latencies, IEnumerable<Dictionary<int, int>> statuses, double seconds)
@@ -795,6 +798,7 @@ static class Bench
                 ["stormNotSent"] = notSent,
                 ["stormCadenceP99Ms"] = Math.Round(cadence.P99Ms, 1),
                 ["stormCadenceP50Ms"] = Math.Round(cadence.P50Ms, 1),
+                ["stormCadenceP99AfterFirst5sMs"] = Math.Round(cadence.P99AfterFirst5sMs ?? -1, 1),
                 ["stormCadenceErrors"] = cadence.Errors,
                 ["stormCadenceNice"] = cadenceNice,
                 ["stormCadenceStatuses"] = cadence.Statuses.ToDictionary(s => s.Key.ToString(CultureInfo.InvariantCulture), s => s.Value),
