@@ -6,10 +6,12 @@
 # fields), and again once the node's live-actor gauge has settled (checkinsPerSecond: the idle fleet; SETTLE_MAX_SECONDS
 # bounds the wait, default 300), then offers check-ins at RATE (default N/300 per second: a 5-minute cadence) for
 # FIXED_SECONDS and takes the latency percentiles there, reads RSS after a full GC (dotnet-gcdump induces one), restarts
-# the node and measures cold check-ins (every actor recovered from the journal), and finally runs the baseline, a
-# minimal ASP.NET Core endpoint with the same HMAC check against the N keys and the same answer bytes, under the same
-# client, and the same endpoint once more with one Ed25519 signature per answer (the node's directive signature: the work
-# the baseline leaves out). Nothing is assigned, so every check-in is "nothing to do". The last line is one JSON object.
+# the node and measures cold check-ins (every actor recovered from the journal) and, after a 10 s warm-up, the maximum of
+# this second node process (checkinsPerSecondSecondProcess), and finally runs the baseline, a minimal ASP.NET Core
+# endpoint with the same HMAC check against the N keys and the same answer bytes, under the same client, and the same
+# endpoint once more with one Ed25519 signature per answer (the node's directive signature: the work the baseline
+# leaves out), then the baseline's maximum in a second process after the same warm-up (baselinePerSecondSecondProcess;
+# ratioTwoProcesses divides the sums: a process settles in one of two speeds, so one process of each side is one draw). Nothing is assigned, so every check-in is "nothing to do". The last line is one JSON object.
 # Env: CONCURRENCY (64), MAX_SECONDS (20), FIXED_SECONDS (120), RATE (N/300), CADENCE_GAP_SECONDS (61: the wait before the
 # fixed-rate phase, so its devices were last answered longer ago than Admission:EarlyWithinSeconds, as on a cadence), STEADY_WORK
 # (work folder, default under /tmp), NODE_ENV ("A=1 B=2": environment of the node only, e.g. NODE_ENV="DOTNET_gcServer=1", as cold.sh).

@@ -851,6 +851,14 @@ static class Bench
         phases.Add(cold); Console.WriteLine(cold);
         var coldMetrics = await MetricsAsync(http, node.Url);
         Console.WriteLine($"answered without the device actor in the cold phase: {coldMetrics.WithoutActor} of {coldMetrics.CheckIns} check-ins");
+        // The maximum again in a second node process (this restarted one): a process settles in one of two speeds and
+        // keeps it for a while (fleet-steady.md, session 22), so one process of each side is one draw. After a warm-up,
+        // since the first process's maximum came after the warm, wave and settle phases.
+        var warmUp2 = await load.ClosedAsync("second node process: warm-up (closed loop, not counted)", concurrency, null, TimeSpan.FromSeconds(10));
+        Console.WriteLine(warmUp2);
+        var max2 = await load.ClosedAsync($"max in a second node process (closed loop, {concurrency} clients, after the cold phase)", concurrency, null,
+            TimeSpan.FromSeconds(maxSeconds));
+        phases.Add(max2); Console.WriteLine(max2);
         AnswerSample.Stop();
         var sample = AnswerSample.Counts;
         var signatures = await DirectorMetricsAsync(http, node.Url);
@@ -864,30 +872,54 @@ static class Bench
         await File.WriteAllLinesAsync(keysFile, ids.Select((id, i) => id + "," + secrets[i]));
         var answerFile = Path.Combine(work, "answer.json");
         await File.WriteAllBytesAsync(answerFile, answer);
-        var basePort = FreePort();
-        var psi = new ProcessStartInfo("dotnet") { UseShellExecute = false };
-        psi.ArgumentList.Add(typeof(Bench).Assembly.Location);
-        foreach (var a in new[] { "baseline", basePort.ToString(CultureInfo.InvariantCulture), keysFile, answerFile }) psi.ArgumentList.Add(a);
-        using var baseline = Process.Start(psi)!;
-        for (var i = 0; ; i++)
+        // One baseline process: started, ready, then measured by measure(its URL, a load on it).
+        async Task<T> WithBaselineAsync<T>(Func<string, Load, Task<T>> measure)
         {
-            try { using var r = await http.GetAsync($"http://127.0.0.1:{basePort}/ready"); if (r.IsSuccessStatusCode) break; }
-            catch (HttpRequestException) { }
-            if (i > 600) throw new TimeoutException("baseline not ready");
-            await Task.Delay(100);
+            var basePort = FreePort();
+            var psi = new ProcessStartInfo("dotnet") { UseShellExecute = false };
+            psi.ArgumentList.Add(typeof(Bench).Assembly.Location);
+            foreach (var a in new[] { "baseline", basePort.ToString(CultureInfo.InvariantCulture), keysFile, answerFile }) psi.ArgumentList.Add(a);
+            using var baseline = Process.Start(psi)!;
+            try
+            {
+                for (var i = 0; ; i++)
+                {
+                    try { using var r = await http.GetAsync($"http://127.0.0.1:{basePort}/ready"); if (r.IsSuccessStatusCode) break; }
+                    catch (HttpRequestException) { }
+                    if (i > 600) throw new TimeoutException("baseline not ready");
+                    await Task.Delay(100);
+                }
+                using var baseHttp = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = concurrency * 4 }) { BaseAddress = new Uri($"http://127.0.0.1:{basePort}"), Timeout = TimeSpan.FromSeconds(30) };
+                return await measure($"http://127.0.0.1:{basePort}", new Load(baseHttp, ids, keys));
+            }
+            finally
+            {
+                baseline.Kill();
+                await baseline.WaitForExitAsync();
+            }
         }
-        using var baseHttp = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = concurrency * 4 }) { BaseAddress = new Uri($"http://127.0.0.1:{basePort}"), Timeout = TimeSpan.FromSeconds(30) };
-        var baseLoad = new Load(baseHttp, ids, keys);
-        var baseMax = await baseLoad.ClosedAsync($"baseline max (closed loop, {concurrency} clients)", concurrency, null, TimeSpan.FromSeconds(maxSeconds));
-        phases.Add(baseMax); Console.WriteLine(baseMax);
-        // The same endpoint plus the one piece of work the node must do per check-in that the issue's baseline does not:
-        // an Ed25519 signature over a directive-sized payload holding the check-in's nonce (the baseline's /mode/sign).
-        using (var on = await http.PostAsync($"http://127.0.0.1:{basePort}/mode/sign", null)) on.EnsureSuccessStatusCode();
-        var signedMax = await baseLoad.ClosedAsync($"baseline + Ed25519 signature per check-in (closed loop, {concurrency} clients)", concurrency, null,
-            TimeSpan.FromSeconds(maxSeconds));
-        phases.Add(signedMax); Console.WriteLine(signedMax);
-        baseline.Kill();
-        await baseline.WaitForExitAsync();
+        var (baseMax, signedMax) = await WithBaselineAsync(async (url, baseLoad) =>
+        {
+            var plain = await baseLoad.ClosedAsync($"baseline max (closed loop, {concurrency} clients)", concurrency, null, TimeSpan.FromSeconds(maxSeconds));
+            phases.Add(plain); Console.WriteLine(plain);
+            // The same endpoint plus the one piece of work the node must do per check-in that the issue's baseline does not:
+            // an Ed25519 signature over a directive-sized payload holding the check-in's nonce (the baseline's /mode/sign).
+            using (var on = await http.PostAsync($"{url}/mode/sign", null)) on.EnsureSuccessStatusCode();
+            var signed = await baseLoad.ClosedAsync($"baseline + Ed25519 signature per check-in (closed loop, {concurrency} clients)", concurrency, null,
+                TimeSpan.FromSeconds(maxSeconds));
+            phases.Add(signed); Console.WriteLine(signed);
+            return (plain, signed);
+        });
+        // A second baseline process, as the node's second: its maximum after a warm-up as long as the node's.
+        var baseMax2 = await WithBaselineAsync(async (_, baseLoad) =>
+        {
+            Console.WriteLine(await baseLoad.ClosedAsync("second baseline process: warm-up (closed loop, not counted)", concurrency, null, TimeSpan.FromSeconds(10)));
+            var plain = await baseLoad.ClosedAsync($"baseline max in a second process (closed loop, {concurrency} clients)", concurrency, null, TimeSpan.FromSeconds(maxSeconds));
+            phases.Add(plain); Console.WriteLine(plain);
+            return plain;
+        });
+        Console.WriteLine($"two processes of each side: node {max.PerSecond:0} and {max2.PerSecond:0} /s, baseline {baseMax.PerSecond:0} and {baseMax2.PerSecond:0} /s, " +
+                          $"ratio of the sums {(max.PerSecond + max2.PerSecond) / (baseMax.PerSecond + baseMax2.PerSecond):0.00}");
 
         var errors = phases.Where(p => !p.Name.StartsWith("baseline", StringComparison.Ordinal)).Sum(p => p.Errors);
         Console.WriteLine($"load {File.ReadAllText("/proc/loadavg").Trim()}");
@@ -907,6 +939,9 @@ static class Bench
             ["ratio"] = Math.Round(max.PerSecond / baseMax.PerSecond, 2),
             ["baselineSignedPerSecond"] = Math.Round(signedMax.PerSecond),
             ["ratioSigned"] = Math.Round(max.PerSecond / signedMax.PerSecond, 2),
+            ["checkinsPerSecondSecondProcess"] = Math.Round(max2.PerSecond),
+            ["baselinePerSecondSecondProcess"] = Math.Round(baseMax2.PerSecond),
+            ["ratioTwoProcesses"] = Math.Round((max.PerSecond + max2.PerSecond) / (baseMax.PerSecond + baseMax2.PerSecond), 2),
             ["rate"] = Math.Round(rate, 1),
             ["p99Ms"] = Math.Round(fixedRate.P99Ms, 1),
             ["p50Ms"] = Math.Round(fixedRate.P50Ms, 1),
