@@ -128,7 +128,7 @@ public sealed class ColdStartTests(ITestOutputHelper output)
     private static Task<AgentProcess.Result> RunAgentAsync(TestDevice device) =>
         AgentProcess.RunAsync(["run", "--config", device.Config.SourcePath!, "--no-client"], timeout: TimeSpan.FromSeconds(60));
 
-    private static double Sum(string metrics, string name) => AdminCalls.SumMetric(metrics, name);
+    private static double Sum(string metrics, string name) => PrometheusText.Sum(metrics, name);
 
     // /metrics answers from a scrape cached for a moment, so it is polled until it shows the check-ins made.
     private static async Task<string> UntilCheckInsAsync(HttpClient http, double checkIns) =>

@@ -19,15 +19,15 @@ public sealed class MemoryTrimTests(ITestOutputHelper output)
     [Fact]
     public async Task A_node_with_surplus_trims_it_at_most_once_per_interval_and_reports_what_it_gave_back()
     {
-        var (metrics, seconds) = await MetricsAfterAsync(TimeSpan.FromSeconds(30), m => AdminCalls.SumMetric(m, Trims) >= 2,
+        var (metrics, seconds) = await MetricsAfterAsync(TimeSpan.FromSeconds(30), m => PrometheusText.Sum(m, Trims) >= 2,
             "--Memory:TrimSurplusBytes=1", "--Memory:TrimCheckSeconds=1", "--Memory:TrimMinIntervalSeconds=2");
-        Assert.True(AdminCalls.SumMetric(metrics, Trims) >= 2, $"two trims within 30 s:\n{Lines(metrics)}");
-        Assert.True(AdminCalls.SumMetric(metrics, Trims) <= 1 + seconds / 2, $"at most one trim per 2 s in {seconds:0.0} s:\n{Lines(metrics)}");
+        Assert.True(PrometheusText.Sum(metrics, Trims) >= 2, $"two trims within 30 s:\n{Lines(metrics)}");
+        Assert.True(PrometheusText.Sum(metrics, Trims) <= 1 + seconds / 2, $"at most one trim per 2 s in {seconds:0.0} s:\n{Lines(metrics)}");
         // A freshly started node holds committed, empty regions beyond its heap, so its first trim gives some back.
-        Assert.True(AdminCalls.SumMetric(metrics, Released) > 0, $"{Released} after the trims:\n{Lines(metrics)}");
+        Assert.True(PrometheusText.Sum(metrics, Released) > 0, $"{Released} after the trims:\n{Lines(metrics)}");
         // A 1-byte bound is never met by the gen1 collections alone, so every trim ends in the aggressive full collection.
-        Assert.True(AdminCalls.SumMetric(metrics, Trims, "how=\"aggressive\"") >= 2, $"trims ending in an aggressive collection:\n{Lines(metrics)}");
-        Assert.True(AdminCalls.SumMetric(metrics, Committed) > 0, $"{Committed} on /metrics:\n{Lines(metrics)}");
+        Assert.True(PrometheusText.Sum(metrics, Trims, "how=\"aggressive\"") >= 2, $"trims ending in an aggressive collection:\n{Lines(metrics)}");
+        Assert.True(PrometheusText.Sum(metrics, Committed) > 0, $"{Committed} on /metrics:\n{Lines(metrics)}");
     }
 
     [Fact]
@@ -37,10 +37,10 @@ public sealed class MemoryTrimTests(ITestOutputHelper output)
         var (busy, _) = await MetricsAfterAsync(TimeSpan.FromSeconds(5), _ => false,
             "--Memory:TrimSurplusBytes=1", "--Memory:TrimCheckSeconds=1", "--Memory:TrimMinIntervalSeconds=1",
             "--Memory:TrimQuietBelowBytesPerSecond=1");
-        Assert.Equal(0, AdminCalls.SumMetric(busy, Trims));
+        Assert.Equal(0, PrometheusText.Sum(busy, Trims));
         // The default 256 MiB surplus: a node that has done nothing holds far less.
         var (idle, _) = await MetricsAfterAsync(TimeSpan.FromSeconds(5), _ => false, "--Memory:TrimCheckSeconds=1");
-        Assert.Equal(0, AdminCalls.SumMetric(idle, Trims));
+        Assert.Equal(0, PrometheusText.Sum(idle, Trims));
     }
 
     // Starts a node with the settings, reads /metrics until `done` or `wait` has passed, and returns the last read and

@@ -51,24 +51,7 @@ public static class AdminCalls
 
     /// <summary>Sum of every sample of a Prometheus metric family whose label set contains <paramref name="labels"/> (0 when absent).</summary>
     public static async Task<double> MetricAsync(this NodeUnderTest node, string name, params string[] labels) =>
-        SumMetric(await node.Http.GetStringAsync("metrics"), name, labels);
-
-    /// <summary>Sum of a Prometheus metric family's samples in <paramref name="text"/> whose labels contain <paramref name="labels"/>.</summary>
-    public static double SumMetric(string text, string name, params string[] labels)
-    {
-        double sum = 0;
-        foreach (var line in text.Split('\n'))
-        {
-            if (line.StartsWith('#') || !line.StartsWith(name, StringComparison.Ordinal)) continue;
-            var rest = line[name.Length..];
-            if (rest.Length > 0 && rest[0] is not ('{' or ' ')) continue;
-            if (labels.Any(l => !rest.Contains(l, StringComparison.Ordinal))) continue;
-            var value = line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[^1];
-            if (line.Contains('}')) value = line[(line.LastIndexOf('}') + 1)..].Trim().Split(' ')[0];
-            sum += double.Parse(value, CultureInfo.InvariantCulture);
-        }
-        return sum;
-    }
+        PrometheusText.Sum(await node.Http.GetStringAsync("metrics"), name, labels);
 
     /// <summary>Polls /metrics until the metric's value is <paramref name="expected"/> (gauges refresh on their own period).</summary>
     public static async Task<double> UntilMetricAsync(this NodeUnderTest node, double expected, string name, params string[] labels)

@@ -202,7 +202,7 @@ public sealed class CheckInStormTests(ITestOutputHelper output)
         if (probeReadings is not null)
         {
             var metrics = await node.Http.GetStringAsync("metrics");
-            Assert.True(AdminCalls.SumMetric(metrics, probeReadings) > 0, $"{probeReadings} on /metrics: the probe took no reading");
+            Assert.True(PrometheusText.Sum(metrics, probeReadings) > 0, $"{probeReadings} on /metrics: the probe took no reading");
         }
         // The node is unharmed: a device that was not early (never answered) checking in now is answered.
         var lateSecret = await NodeProcessHttp.ProvisionAsync(node.Http, "late-1");

@@ -63,8 +63,7 @@ public sealed class OpenFileLimitTests(ITestOutputHelper output)
         Assert.False(node.HasExited);
         // Each closed connection is counted on /metrics, not written to the log (thousands a second in a storm).
         var metrics = await rig.Http.GetStringAsync("metrics");
-        var rejected = metrics.Split('\n').Where(l => l.StartsWith("kestrel_rejected_connections_total{", StringComparison.Ordinal))
-            .Sum(l => double.Parse(l[(l.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture));
+        var rejected = PrometheusText.Sum(metrics, "kestrel_rejected_connections_total");
         Assert.True(rejected > 0, "kestrel_rejected_connections_total is 0 or missing: " +
                                   string.Join(" | ", metrics.Split('\n').Where(l => l.StartsWith("kestrel_", StringComparison.Ordinal)).Take(8)));
         Assert.DoesNotContain(node.Output, l => l.Contains("maximum number of concurrent connections", StringComparison.Ordinal));

@@ -56,9 +56,7 @@ public sealed class BatchDirectiveTests(ITestOutputHelper output)
     private static async Task<(double Signatures, double Directives)> DirectorMetricsAsync(NodeUnderTest node)
     {
         var text = await node.Http.GetStringAsync("metrics");
-        double Sum(string metric) => text.Split('\n').Where(l => l.StartsWith(metric, StringComparison.Ordinal))
-            .Sum(l => double.Parse(l[(l.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture));
-        return (Sum("orch_director_batch_signatures_total"), Sum("orch_director_batched_directives_total"));
+        return (PrometheusText.Sum(text, "orch_director_batch_signatures_total"), PrometheusText.Sum(text, "orch_director_batched_directives_total"));
     }
 
     // A device's check-in sent by the test itself, as an agent that reads batch-signed directives would; the answer body.

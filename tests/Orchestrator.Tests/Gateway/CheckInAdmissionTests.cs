@@ -231,9 +231,7 @@ public sealed class CheckInAdmissionTests
         double probes = 0;
         while (probes == 0 && DateTime.UtcNow < deadline)
         {
-            var metrics = await node.Http.GetStringAsync("/metrics");
-            var line = metrics.Split('\n').FirstOrDefault(l => l.StartsWith("orch_gateway_loopback_request_wait_milliseconds_count", StringComparison.Ordinal));
-            if (line is not null) probes = double.Parse(line[(line.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture);
+            probes = PrometheusText.Sum(await node.Http.GetStringAsync("/metrics"), "orch_gateway_loopback_request_wait_milliseconds_count");
             if (probes == 0) await Task.Delay(200);
         }
         Assert.True(probes > 0, "no loopback probe reading on /metrics: the busy rule is not running by default");

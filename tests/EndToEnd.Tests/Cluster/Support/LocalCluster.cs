@@ -185,7 +185,7 @@ public sealed class LocalCluster : IAsyncDisposable
 
     /// <summary>Sum of <paramref name="node"/>'s samples of a Prometheus metric family whose labels contain <paramref name="labels"/>.</summary>
     public async Task<double> MetricAsync(int node, string name, params string[] labels) =>
-        Pacing.AdminCalls.SumMetric(await Admin(node).GetStringAsync("metrics"), name, labels);
+        PrometheusText.Sum(await Admin(node).GetStringAsync("metrics"), name, labels);
 
     /// <summary>Provisions <paramref name="deviceId"/> through node 1's admin API and returns its secret.</summary>
     public async Task<string> ProvisionAsync(string deviceId)
