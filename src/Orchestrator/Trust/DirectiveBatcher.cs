@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Orchestrator.ChunkStore.Keys;
 using Orchestrator.ChunkStore.Trust;
 using Orchestrator.Node.Gateway;
@@ -8,18 +7,21 @@ namespace Orchestrator.Node.Trust;
 /// <summary>
 /// Signs directive payloads in batches (docs/protocol.md "Directive"): one Ed25519 signature over the Merkle root of
 /// every payload that is ready, each answer carrying its own payload, the root signature and its inclusion path.
-/// No timer: a payload that finds no signature in progress is signed once the work already queued on the thread pool
-/// has run (at once on an idle node, a batch of one); payloads that arrive meanwhile, or while a signature is being
-/// computed, join it or form the next batch (at most <see cref="MaxSize"/>), which the first of them signs as soon as
-/// the running batch is done.
+/// No timer: a payload that finds no signature pending queues one signing pass on the thread pool, behind the work
+/// already queued there (at once on an idle node, a batch of one); payloads that arrive before the pass runs join it,
+/// and a pass that leaves payloads behind (more than <see cref="MaxSize"/>, or arrived while it signed) queues the next.
 /// </summary>
-public sealed class DirectiveBatcher
+/// <remarks>
+/// The pass completes each answer's wait on its own thread: the rest of that check-in (writing its answer) runs there,
+/// so a batch of k costs one thread-pool hand-off, not k.
+/// </remarks>
+public sealed class DirectiveBatcher : IThreadPoolWorkItem
 {
     private readonly ReleaseSigningKey _key;
     private readonly string _keyId;
     private readonly object _gate = new();
     private readonly Queue<Pending> _queue = new();
-    private bool _busy; // a caller is signing; invariant: false implies the queue is empty
+    private bool _queued; // a signing pass is queued or running; invariant: false implies the queue is empty
 
     /// <summary>A batcher signing with <paramref name="key"/> (key id <paramref name="keyId"/>), at most <paramref name="maxSize"/> payloads per root.</summary>
     public DirectiveBatcher(ReleaseSigningKey key, string keyId, int maxSize)
@@ -34,58 +36,34 @@ public sealed class DirectiveBatcher
     /// <summary>Most payloads one root covers.</summary>
     public int MaxSize { get; }
 
-    private sealed class Pending(byte[] payload)
+    // Continuations run on the completing thread (no RunContinuationsAsynchronously): see the remarks.
+    private sealed class Pending(byte[] payload) : TaskCompletionSource<byte[]>
     {
         public readonly byte[] Payload = payload;
-        public readonly TaskCompletionSource<byte[]?> Done = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        public byte[]? Result;
     }
 
     /// <summary>
     /// The envelope of <paramref name="payload"/> as UTF-8 JSON (<see cref="SignedEnvelopeWriter"/>): its bytes, the batch
     /// root's signature and its inclusion proof.
     /// </summary>
-    public async ValueTask<byte[]> SignAsync(byte[] payload)
+    public ValueTask<byte[]> SignAsync(byte[] payload)
     {
         var me = new Pending(payload);
-        bool lead;
+        bool queuePass;
         lock (_gate)
         {
             _queue.Enqueue(me);
-            lead = !_busy;
-            _busy = true;
+            queuePass = !_queued;
+            _queued = true;
         }
-        if (!lead)
-        {
-            // Completed with the envelope when a leader signed a batch holding this payload, or with null: lead now.
-            if (await me.Done.Task.ConfigureAwait(false) is { } signed) return signed;
-        }
-        else
-        {
-            // The work already queued on the thread pool runs before the signature: under load that is check-ins about
-            // to ask for one, which join this batch; an idle node comes straight back. The wait follows the load, no timer.
-            await Task.Yield();
-        }
-        Pending? next = null;
-        try
-        {
-            // The leader's own payload is first in the queue (the previous leader handed over to it, or the queue was
-            // empty), so the first batch holds it.
-            while (me.Result is null) SignNext();
-        }
-        finally
-        {
-            lock (_gate)
-            {
-                if (_queue.Count == 0) _busy = false;
-                else next = _queue.Peek();
-            }
-            next?.Done.TrySetResult(null);
-        }
-        return me.Result;
+        // The global queue, behind the work already queued: under load that is check-ins about to ask for a signature,
+        // which join this pass's batch; an idle node runs it at once. The wait follows the load, no timer.
+        if (queuePass) ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+        return new ValueTask<byte[]>(me.Task);
     }
 
-    private void SignNext()
+    /// <summary>One signing pass: signs the payloads waiting now (at most <see cref="MaxSize"/>) and queues the next pass if any are left.</summary>
+    void IThreadPoolWorkItem.Execute()
     {
         Pending[] batch;
         lock (_gate)
@@ -95,23 +73,41 @@ public sealed class DirectiveBatcher
         }
         try
         {
+            Sign(batch);
+        }
+        finally
+        {
+            bool more;
+            lock (_gate)
+            {
+                more = _queue.Count > 0;
+                _queued = more;
+            }
+            if (more) ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+        }
+    }
+
+    private void Sign(Pending[] batch)
+    {
+        var envelopes = new byte[batch.Length][];
+        try
+        {
             var leaves = new byte[batch.Length][];
             for (var i = 0; i < batch.Length; i++) leaves[i] = DirectiveBatch.LeafHash(batch[i].Payload);
             var (root, paths) = DirectiveBatch.Build(leaves);
             var signature = _key.Sign(DirectiveBatch.SignedMessage(root, batch.Length));
-            GatewayMetrics.DirectorSignatures.Add(1);
-            GatewayMetrics.BatchedDirectives.Add(batch.Length);
             for (var i = 0; i < batch.Length; i++)
-            {
-                var p = batch[i];
-                p.Result = EnvelopeWriting.Write(p.Payload, _keyId, signature, paths[i], batch.Length, i, root);
-                p.Done.TrySetResult(p.Result);
-            }
+                envelopes[i] = EnvelopeWriting.Write(batch[i].Payload, _keyId, signature, paths[i], batch.Length, i, root);
         }
         catch (Exception e)
         {
-            foreach (var p in batch) p.Done.TrySetException(e);
-            throw;
+            // A thread-pool work item must not throw: every waiting check-in gets the failure instead.
+            foreach (var p in batch) p.TrySetException(e);
+            return;
         }
+        GatewayMetrics.DirectorSignatures.Add(1);
+        GatewayMetrics.BatchedDirectives.Add(batch.Length);
+        // Every envelope is written before the first answer's check-in continues here.
+        for (var i = 0; i < batch.Length; i++) batch[i].TrySetResult(envelopes[i]);
     }
 }
