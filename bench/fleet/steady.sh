@@ -7,7 +7,9 @@
 # bounds the wait, default 300), then offers check-ins at RATE (default N/300 per second: a 5-minute cadence) for
 # FIXED_SECONDS and takes the latency percentiles there, reads RSS after a full GC (dotnet-gcdump induces one), restarts
 # the node and measures cold check-ins (every actor recovered from the journal) and, after a 10 s warm-up, the maximum of
-# this second node process (checkinsPerSecondSecondProcess), and finally runs the baseline, a minimal ASP.NET Core
+# this second node process (checkinsPerSecondSecondProcess), then starts a baseline process beside it and measures the two
+# in turn, INTERLEAVE_PAIRS (4) pairs of INTERLEAVE_SECONDS (10) windows on the same client (ratioInterleaved: the machine's
+# speed drifts during a run, and alternating windows weigh a drift on both sides alike), and finally runs the baseline, a minimal ASP.NET Core
 # endpoint with the same HMAC check against the N keys and the same answer bytes, under the same client, and the same
 # endpoint once more with one Ed25519 signature per answer (the node's directive signature: the work the baseline
 # leaves out), then the baseline's maximum in a second process after the same warm-up (baselinePerSecondSecondProcess;
@@ -27,7 +29,7 @@
 # sleep 1-2 s at the least (Admission:RetryAfterSeconds=1) offers at most about STORM_CONNECTIONS / 1.5 s of refusals, so
 # 3x the maximum needs thousands of connections (each one a file descriptor in wrk and in the node: mind ulimit -n).
 # The node's admission rule for a saturated node (Admission:BusyQueueWaitMilliseconds over Admission:BusySustainedProbes)
-# is off by default; ORCH_Admission__BusyQueueWaitMilliseconds=5 turns it on. The storm reports its CPU: node, wrk, machine.
+# is on in the node's defaults, off here unless STORM_SECONDS > 0 or NODE_ENV / ORCH_Admission__BusyQueueWaitMilliseconds sets it. The storm reports its CPU: node, wrk, machine.
 # STORM_CLIENT=sockets (with STORM_MODE=honour): the same pre-signed check-ins from SteadyBench's own raw-socket client
 # (AgentSocketStorm.cs), which uses its connections as agents do: a refusal with Connection: close (the node's default,
 # Admission:CloseRefusedConnections) is retried on a new connection after Retry-After, an answered device's connection is

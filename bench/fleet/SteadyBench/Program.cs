@@ -865,7 +865,6 @@ static class Bench
         Console.WriteLine($"answers verified as an agent does (1 in {AnswerSample.Every}): {sample.Verified}, failures {sample.Failures}" +
                           $"{(AnswerSample.FirstFailure is { } f ? $" (first: {f})" : "")}; mean batch size in the sample {sample.MeanBatchSize:0.00}; " +
                           $"node since restart: {signatures.Directives} batch-signed directives under {signatures.Signatures} signatures");
-        await node.StopAsync();
 
         // Baseline: the minimal endpoint, same client, same devices, same answer bytes.
         var keysFile = Path.Combine(work, "keys.txt");
@@ -898,6 +897,32 @@ static class Bench
                 await baseline.WaitForExitAsync();
             }
         }
+        // Interleaved: this node process and a baseline process alive together, each measured in turn for short windows on
+        // the same client (node first in odd pairs, baseline first in even ones), so a change of the machine's speed during
+        // the run weighs on both sides alike (fleet-steady.md, session 23). The ratio of their sums is ratioInterleaved.
+        var pairs = (int)Env.Get("INTERLEAVE_PAIRS", 4);
+        var window = TimeSpan.FromSeconds(Env.Get("INTERLEAVE_SECONDS", 10));
+        var (nodeInterleaved, baseInterleaved) = await WithBaselineAsync(async (_, baseLoad) =>
+        {
+            Console.WriteLine(await baseLoad.ClosedAsync("interleaved: baseline warm-up (closed loop, not counted)", concurrency, null, TimeSpan.FromSeconds(10)));
+            double nodeRequests = 0, nodeSeconds = 0, baseRequests = 0, baseSeconds = 0;
+            for (var i = 0; i < pairs; i++)
+            {
+                foreach (var nodeTurn in i % 2 == 0 ? new[] { true, false } : [false, true])
+                {
+                    var phase = await (nodeTurn ? load : baseLoad).ClosedAsync(
+                        $"{(nodeTurn ? "interleaved node" : "baseline interleaved")} window {i + 1} of {pairs} (closed loop, {concurrency} clients)", concurrency, null, window);
+                    phases.Add(phase); Console.WriteLine(phase);
+                    if (nodeTurn) { nodeRequests += phase.Requests; nodeSeconds += phase.Seconds; }
+                    else { baseRequests += phase.Requests; baseSeconds += phase.Seconds; }
+                }
+            }
+            return (nodeRequests / nodeSeconds, baseRequests / baseSeconds);
+        });
+        Console.WriteLine($"interleaved ({pairs} pairs of {window.TotalSeconds:0} s windows): node {nodeInterleaved:0} /s, baseline {baseInterleaved:0} /s, " +
+                          $"ratio {nodeInterleaved / baseInterleaved:0.00}");
+        await node.StopAsync();
+
         var (baseMax, signedMax) = await WithBaselineAsync(async (url, baseLoad) =>
         {
             var plain = await baseLoad.ClosedAsync($"baseline max (closed loop, {concurrency} clients)", concurrency, null, TimeSpan.FromSeconds(maxSeconds));
@@ -942,6 +967,9 @@ static class Bench
             ["checkinsPerSecondSecondProcess"] = Math.Round(max2.PerSecond),
             ["baselinePerSecondSecondProcess"] = Math.Round(baseMax2.PerSecond),
             ["ratioTwoProcesses"] = Math.Round((max.PerSecond + max2.PerSecond) / (baseMax.PerSecond + baseMax2.PerSecond), 2),
+            ["checkinsPerSecondInterleaved"] = Math.Round(nodeInterleaved),
+            ["baselinePerSecondInterleaved"] = Math.Round(baseInterleaved),
+            ["ratioInterleaved"] = Math.Round(nodeInterleaved / baseInterleaved, 2),
             ["rate"] = Math.Round(rate, 1),
             ["p99Ms"] = Math.Round(fixedRate.P99Ms, 1),
             ["p50Ms"] = Math.Round(fixedRate.P50Ms, 1),
