@@ -97,7 +97,7 @@ public static class DeviceEndpoints
                     throw new DeviceRequestRejectedException(503, "budgets_unavailable", ex.Message) { RetryAfter = TimeSpan.FromSeconds(5) };
                 }
             }
-            GatewayMetrics.CheckIns.Add(1, new KeyValuePair<string, object?>("action", ActionTag(response.Action)));
+            GatewayMetrics.CheckInAnswered(response.Action);
             return new CheckInAnswerResult(answer);
         }
         catch (Exception ex) when (ex is DeviceRequestRejectedException or Akka.Actor.AskTimeoutException)
@@ -105,15 +105,6 @@ public static class DeviceEndpoints
             return Problem(ctx, ex);
         }
     }
-
-    // The metric's tag without boxing the enum for ToString on every check-in.
-    private static string ActionTag(UpdateAction action) => action switch
-    {
-        UpdateAction.None => nameof(UpdateAction.None),
-        UpdateAction.Upgrade => nameof(UpdateAction.Upgrade),
-        UpdateAction.Repair => nameof(UpdateAction.Repair),
-        _ => action.ToString(),
-    };
 
     private static async Task<IResult> ReportAsync<T>(string deviceId, HttpContext ctx, string kind,
         Func<T, (string Code, string Message)?> validate, Func<IDeviceGateway, T, CancellationToken, Task> forward) where T : class

@@ -54,7 +54,7 @@ public sealed class ShardedDeviceGateway(
             if (refused is not null) throw new DeviceRequestRejectedException(401, refused.Code, refused.Message);
             if (idle is not null)
             {
-                GatewayMetrics.CheckInsWithoutActor.Add(1);
+                GatewayMetrics.CheckInAnsweredWithoutActor();
                 // Awaited here, not through another async method: an answer waits for its batch's signature, so every
                 // async frame above that wait is one more state machine on the heap per check-in.
                 var signed = await SignAsync(deviceId, request, idle).ConfigureAwait(false);
