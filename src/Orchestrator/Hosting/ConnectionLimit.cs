@@ -6,7 +6,9 @@ namespace Orchestrator.Node.Hosting;
 /// The connection limit the node runs with: <c>Admission:MaxConnections</c>, lowered when the process's open-file limit
 /// would run out first. Every connection holds a file descriptor; a node that runs out of them cannot open its database,
 /// its store files or a thread's handles, and the runtime may end the process, so connections beyond what the limit
-/// leaves after <see cref="Reserve"/> are closed at once (Kestrel's connection limit) instead.
+/// leaves after <see cref="Reserve"/> are closed at once (Kestrel's connection limit) instead, and the node accepts no
+/// connection while it holds <see cref="AcceptLimit"/> (the kernel's listen backlog keeps the rest), so closing them under a
+/// flood cannot take the last descriptors either.
 /// </summary>
 /// <param name="Configured">Admission:MaxConnections.</param>
 /// <param name="Effective">The limit applied.</param>
@@ -15,6 +17,15 @@ public sealed record ConnectionLimit(int Configured, int Effective, long? OpenFi
 {
     /// <summary>Fewest connections the node is ever limited to.</summary>
     public const int Minimum = 16;
+
+    /// <summary>
+    /// Accepted connections the node holds at most, open or closing (<see cref="ConnectionAcceptGate"/>): <see cref="Effective"/>
+    /// plus half the <see cref="Reserve"/>, so the connections Kestrel closes at its limit have room to be closed while the
+    /// other half of the reserve stays for the database, the store and the runtime. Null where the open-file limit is unknown.
+    /// </summary>
+    public int? AcceptLimit => OpenFiles is { } files
+        ? (int)Math.Min(int.MaxValue, Math.Max(Effective, Math.Min(Effective + Reserve(files) / 2, files - Reserve(files) / 2)))
+        : null;
 
     /// <summary>Whether the open-file limit lowered the configured one.</summary>
     public bool Lowered => Effective < Configured;

@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Hosting;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using OpenTelemetry.Metrics;
 using Orchestrator.ChunkStore.Actors;
 using Orchestrator.ChunkStore.Actors.Backends;
@@ -82,6 +83,15 @@ public static class NodeApp
             k.Limits.MaxConcurrentConnections = connectionLimit.Effective;
         });
         builder.WebHost.UseSockets(o => o.Backlog = admissionOptions.AcceptBacklog);
+        if (connectionLimit.AcceptLimit is { } acceptLimit)
+        {
+            // The sockets transport behind the accept gate, as the only transport Kestrel may bind with.
+            builder.Services.RemoveAll<Microsoft.AspNetCore.Connections.IConnectionListenerFactory>();
+            builder.Services.AddSingleton<Microsoft.AspNetCore.Connections.IConnectionListenerFactory>(sp => new ConnectionAcceptGate(
+                new Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets.SocketTransportFactory(
+                    sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets.SocketTransportOptions>>(),
+                    sp.GetRequiredService<ILoggerFactory>()), acceptLimit));
+        }
 
         var s = builder.Services;
         // Created through a factory so the container releases the lock when the node is disposed.
@@ -149,7 +159,7 @@ public static class NodeApp
             .AddCheck<WarmUpHealthCheck>("warm-up", tags: ["ready"]);
         s.AddOpenTelemetry().WithMetrics(m => m
             .AddMeter(GatewayMetrics.MeterName, ChunkStoreMetrics.MeterName, FleetGauges.MeterName, Orchestrator.DeviceActors.DeviceActorMetrics.MeterName,
-                MemoryTrim.MeterName, "Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel",
+                MemoryTrim.MeterName, ConnectionAcceptGate.MeterName, "Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel",
                 // The runtime's own meter: GC heap, committed and fragmented memory, thread-pool queue, so an SRE can tell
                 // live devices from memory the runtime merely holds.
                 "System.Runtime")

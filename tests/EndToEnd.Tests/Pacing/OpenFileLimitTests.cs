@@ -11,7 +11,8 @@ namespace Orchestrator.EndToEnd.Tests.Pacing;
 /// A real node process started with fewer open files than <c>Admission:MaxConnections</c> connections need: it says so at
 /// start, accepts only what the limit leaves after <see cref="ConnectionLimit.Reserve"/>, and a flood of connections beyond
 /// its open-file limit never takes its last descriptors (a node out of descriptors cannot open its database and the
-/// runtime may end it), and counts the connections it closed on /metrics instead of logging each one.
+/// runtime may end it), and counts the connections it closed on /metrics instead of logging each one; the accept gate
+/// (<see cref="ConnectionAcceptGate"/>) is in front of its listener.
 /// </summary>
 public sealed class OpenFileLimitTests(ITestOutputHelper output)
 {
@@ -67,5 +68,8 @@ public sealed class OpenFileLimitTests(ITestOutputHelper output)
         Assert.True(rejected > 0, "kestrel_rejected_connections_total is 0 or missing: " +
                                   string.Join(" | ", metrics.Split('\n').Where(l => l.StartsWith("kestrel_", StringComparison.Ordinal)).Take(8)));
         Assert.DoesNotContain(node.Output, l => l.Contains("maximum number of concurrent connections", StringComparison.Ordinal));
+        // The accept gate is in front of the listener: it holds this scrape's own connection, and never more than its limit.
+        var heldNow = PrometheusText.Sum(metrics, "orch_node_connections_held");
+        Assert.InRange(heldNow, 1, ConnectionLimit.For(400_000, openFiles).AcceptLimit!.Value);
     }
 }

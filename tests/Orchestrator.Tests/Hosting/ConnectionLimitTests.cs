@@ -5,23 +5,27 @@ namespace Orchestrator.Node.Tests.Hosting;
 public sealed class ConnectionLimitTests
 {
     [Theory]
-    [InlineData(400_000, 1_048_576L, 400_000)] // a container's usual limit: the configured limit stands
-    [InlineData(400_000, 524_288L, 400_000)] // systemd's default hard limit
-    [InlineData(400_000, 20_000L, 17_500)] // an eighth kept back
-    [InlineData(400_000, 1_100L, 76)] // at least 1024 kept back
-    [InlineData(400_000, 1_024L, ConnectionLimit.Minimum)]
-    [InlineData(100, 20_000L, 100)]
-    public void The_connection_limit_leaves_the_reserve_of_the_open_file_limit(int configured, long openFiles, int effective)
+    [InlineData(400_000, 1_048_576L, 400_000, 465_536)] // a container's usual limit: the configured limit stands
+    [InlineData(400_000, 524_288L, 400_000, 432_768)] // systemd's default hard limit
+    [InlineData(400_000, 20_000L, 17_500, 18_750)] // an eighth kept back, half of it for connections being closed
+    [InlineData(400_000, 1_100L, 76, 588)] // at least 1024 kept back
+    [InlineData(400_000, 1_024L, ConnectionLimit.Minimum, 512)] // the minimum takes from the reserve: half of it stays
+    [InlineData(100, 20_000L, 100, 1_350)]
+    public void The_connection_limit_leaves_the_reserve_of_the_open_file_limit(int configured, long openFiles, int effective, int acceptLimit)
     {
         var limit = ConnectionLimit.For(configured, openFiles);
         Assert.Equal((configured, effective, openFiles), (limit.Configured, limit.Effective, limit.OpenFiles!.Value));
         Assert.Equal(effective < configured, limit.Lowered);
+        Assert.Equal(acceptLimit, limit.AcceptLimit);
+        // Connections held at the accept limit never take the half of the reserve kept for everything else.
+        Assert.True(openFiles - acceptLimit >= ConnectionLimit.Reserve(openFiles) / 2);
     }
 
     [Fact]
     public void Without_a_readable_open_file_limit_the_configured_limit_stands()
     {
         Assert.Equal(new ConnectionLimit(400_000, 400_000, null), ConnectionLimit.For(400_000, null));
+        Assert.Null(ConnectionLimit.For(400_000, null).AcceptLimit);
         Assert.Null(ConnectionLimit.ReadOpenFilesLimit("/nonexistent/limits"));
     }
 
