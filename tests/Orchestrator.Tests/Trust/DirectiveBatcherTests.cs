@@ -12,23 +12,24 @@ namespace Orchestrator.Node.Tests.Trust;
 /// </summary>
 public sealed class DirectiveBatcherTests : IDisposable
 {
-    private readonly string _dir = Path.Combine(Path.GetTempPath(), "orch-batcher-tests", Guid.NewGuid().ToString("N")[..12]);
     private static readonly DateTimeOffset Now = DateTimeOffset.UtcNow;
+    private readonly TempDir _trust = new();
+    private readonly TrustAnchor _anchor;
 
+    // A trust root as 'orch keys init' writes it: the director key signs, the root document names it.
     public DirectiveBatcherTests()
     {
-        KeyFiles.Generate(_dir);
-        TrustFiles.Init(_dir, Now);
+        KeyFiles.Generate(_trust.Path);
+        TrustFiles.Init(_trust.Path, Now);
+        _anchor = TrustAnchor.Load(File.ReadAllBytes(_trust.Sub(TrustFiles.VersionFile(1))), "root 1");
     }
 
-    public void Dispose()
-    {
-        try { Directory.Delete(_dir, recursive: true); } catch (IOException) { }
-    }
+    public void Dispose() => _trust.Dispose();
 
-    private TrustAnchor Anchor => TrustAnchor.Load(File.ReadAllBytes(Path.Combine(_dir, TrustFiles.VersionFile(1))), "root 1");
+    private ReleaseSigningKey Director => ReleaseSigningKey.FromBytes(File.ReadAllBytes(_trust.Sub(TrustFiles.DirectorKeyFile)));
 
-    private ReleaseSigningKey Director => ReleaseSigningKey.FromBytes(File.ReadAllBytes(Path.Combine(_dir, TrustFiles.DirectorKeyFile)));
+    private Directive Verify(byte[] envelope, int i) =>
+        Directive.VerifyFor(System.Text.Encoding.UTF8.GetString(envelope), _anchor, $"dev-{i}", "acme", $"n{i}", Now);
 
     private static byte[] Payload(int i) =>
         new Directive(1, "directive", $"dev-{i}", "acme", $"n{i}", Now, Now.AddMinutes(5), UpdateAction.None, null, null, null, null, null, i, null).ToPayload();
@@ -49,12 +50,7 @@ public sealed class DirectiveBatcherTests : IDisposable
         start.Set();
         var results = await Task.WhenAll(callers).WaitAsync(TimeSpan.FromSeconds(30));
 
-        var anchor = Anchor;
-        foreach (var (i, envelope) in results)
-        {
-            var directive = Directive.VerifyFor(System.Text.Encoding.UTF8.GetString(envelope), anchor, $"dev-{i}", "acme", $"n{i}", Now);
-            Assert.Equal(i, directive.FloorVersionId);
-        }
+        foreach (var (i, envelope) in results) Assert.Equal(i, Verify(envelope, i).FloorVersionId);
         var batches = results.Select(r => SignedEnvelope.Parse(r.Envelope, 1 << 16, "answer").Batch!).ToList();
         Assert.All(batches, b => Assert.InRange(b.Size, 1, 4));
         // Each root's leaves are distinct places of one tree of the size it claims.
@@ -72,7 +68,7 @@ public sealed class DirectiveBatcherTests : IDisposable
     {
         var director = Director;
         var batcher = new DirectiveBatcher(director, TrustKeyIds.Of(director.PublicKey), maxSize: 64);
-        Assert.Equal("dev-1", Directive.VerifyFor(System.Text.Encoding.UTF8.GetString(await batcher.SignAsync(Payload(1))), Anchor, "dev-1", "acme", "n1", Now).DeviceId);
+        Assert.Equal("dev-1", Verify(await batcher.SignAsync(Payload(1)), 1).DeviceId);
         director.Dispose();
         var waiting = Enumerable.Range(0, 20).Select(i => batcher.SignAsync(Payload(i)).AsTask()).ToArray();
         foreach (var w in waiting)
