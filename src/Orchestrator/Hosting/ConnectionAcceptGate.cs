@@ -21,6 +21,7 @@ public sealed class ConnectionAcceptGate : IConnectionListenerFactory, IConnecti
     private static readonly Meter Meter = new(MeterName);
     private static readonly Counter<long> Waits = Meter.CreateCounter<long>("orch_node_accept_waits",
         description: "Accepts that waited for a held connection to be closed (the node at its accept limit)");
+    // One gauge per process (the meter is static); it reads whichever gate the node built last.
     private static ConnectionAcceptGate? _current;
     private static readonly ObservableGauge<int> Held = Meter.CreateObservableGauge("orch_node_connections_held",
         () => _current?.HeldConnections ?? 0, description: "Accepted connections held, open or closing");
@@ -58,7 +59,10 @@ public sealed class ConnectionAcceptGate : IConnectionListenerFactory, IConnecti
             if (!slots.Wait(0))
             {
                 Waits.Add(1);
-                await slots.WaitAsync(cancellationToken).ConfigureAwait(false);
+                // An unbind (the node stopping) ends the wait as it ends the transport's accept: no connection.
+                using var wait = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _unbound.Token);
+                try { await slots.WaitAsync(wait.Token).ConfigureAwait(false); }
+                catch (OperationCanceledException) when (_unbound.IsCancellationRequested && !cancellationToken.IsCancellationRequested) { return null; }
             }
             ConnectionContext? accepted;
             try
@@ -78,9 +82,19 @@ public sealed class ConnectionAcceptGate : IConnectionListenerFactory, IConnecti
             return new HeldConnection(accepted, slots);
         }
 
-        public ValueTask UnbindAsync(CancellationToken cancellationToken = default) => inner.UnbindAsync(cancellationToken);
+        private readonly CancellationTokenSource _unbound = new();
 
-        public ValueTask DisposeAsync() => inner.DisposeAsync();
+        public ValueTask UnbindAsync(CancellationToken cancellationToken = default)
+        {
+            _unbound.Cancel();
+            return inner.UnbindAsync(cancellationToken);
+        }
+
+        public ValueTask DisposeAsync()
+        {
+            _unbound.Dispose();
+            return inner.DisposeAsync();
+        }
     }
 
     // The accepted connection as Kestrel sees it; its slot is free once the transport's own dispose has closed the socket.

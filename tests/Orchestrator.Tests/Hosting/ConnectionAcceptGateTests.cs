@@ -61,6 +61,20 @@ public sealed class ConnectionAcceptGateTests
         Assert.Equal(0, gate.HeldConnections);
     }
 
+    [Fact]
+    public async Task An_accept_waiting_at_the_limit_ends_without_a_connection_when_the_listener_is_unbound()
+    {
+        var gate = new ConnectionAcceptGate(new FakeListenerFactory(), limit: 1);
+        await using var listener = await gate.BindAsync(new IPEndPoint(IPAddress.Loopback, 0));
+        Assert.NotNull(await listener.AcceptAsync());
+        var waiting = listener.AcceptAsync().AsTask();
+        await Task.Delay(100);
+        Assert.False(waiting.IsCompleted);
+        await listener.UnbindAsync();
+        Assert.Null(await waiting.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Equal(1, gate.HeldConnections);
+    }
+
     private sealed class FakeListenerFactory : IConnectionListenerFactory
     {
         public bool Unbound { get; init; }
