@@ -23,9 +23,16 @@ public sealed record ConnectionLimit(int Configured, int Effective, long? OpenFi
     /// plus half the <see cref="Reserve"/>, so the connections Kestrel closes at its limit have room to be closed while the
     /// other half of the reserve stays for the database, the store and the runtime. Null where the open-file limit is unknown.
     /// </summary>
-    public int? AcceptLimit => OpenFiles is { } files
-        ? (int)Math.Min(int.MaxValue, Math.Max(Effective, Math.Min(Effective + Reserve(files) / 2, files - Reserve(files) / 2)))
-        : null;
+    public int? AcceptLimit
+    {
+        get
+        {
+            if (OpenFiles is not { } files) return null;
+            var half = Reserve(files) / 2;
+            // At least Effective even where the minimum took from the reserve; never more than Effective + half (nor an int).
+            return (int)Math.Min(int.MaxValue, Math.Max(Effective, Math.Min(Effective + half, files - half)));
+        }
+    }
 
     /// <summary>Whether the open-file limit lowered the configured one.</summary>
     public bool Lowered => Effective < Configured;

@@ -71,22 +71,17 @@ public sealed class DirectiveBatcher : IThreadPoolWorkItem
             batch = new Pending[Math.Min(_queue.Count, MaxSize)];
             for (var i = 0; i < batch.Length; i++) batch[i] = _queue.Dequeue();
         }
-        try
+        Sign(batch);
+        bool more;
+        lock (_gate)
         {
-            Sign(batch);
+            more = _queue.Count > 0;
+            _queued = more;
         }
-        finally
-        {
-            bool more;
-            lock (_gate)
-            {
-                more = _queue.Count > 0;
-                _queued = more;
-            }
-            if (more) ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
-        }
+        if (more) ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
     }
 
+    // Never throws: a failure fails the batch's waiters, and the pass goes on to the next batch.
     private void Sign(Pending[] batch)
     {
         var envelopes = new byte[batch.Length][];

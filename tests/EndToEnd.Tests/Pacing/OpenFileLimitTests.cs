@@ -20,7 +20,8 @@ public sealed class OpenFileLimitTests(ITestOutputHelper output)
     public async Task A_flood_of_connections_beyond_the_open_file_limit_is_closed_at_the_lowered_connection_limit_and_the_node_keeps_serving()
     {
         const int openFiles = 1100;
-        var expected = ConnectionLimit.For(400_000, openFiles).Effective;
+        var limit = ConnectionLimit.For(400_000, openFiles);
+        var expected = limit.Effective;
         Assert.Equal(openFiles - 1024, expected);
         using var rig = new NodeProcessRig();
         await rig.StartWithOpenFileLimitAsync(openFiles);
@@ -70,6 +71,6 @@ public sealed class OpenFileLimitTests(ITestOutputHelper output)
         Assert.DoesNotContain(node.Output, l => l.Contains("maximum number of concurrent connections", StringComparison.Ordinal));
         // The accept gate is in front of the listener: it holds this scrape's own connection, and never more than its limit.
         var heldNow = PrometheusText.Sum(metrics, "orch_node_connections_held");
-        Assert.InRange(heldNow, 1, ConnectionLimit.For(400_000, openFiles).AcceptLimit!.Value);
+        Assert.InRange(heldNow, 1, limit.AcceptLimit!.Value);
     }
 }
