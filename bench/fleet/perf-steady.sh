@@ -20,9 +20,12 @@ until grep -q "^passivation wave:" "$out" 2>/dev/null; do sleep 0.5; kill -0 $ma
 sleep 4
 node=$(steady_node_pid)
 perf record -F 999 -g -p "$node" -o "$work/node.data" -- sleep 15 > /dev/null 2>&1
-until pgrep -f "SteadyBench.dll baseline" > /dev/null; do sleep 0.2; kill -0 $main 2>/dev/null || exit 1; done
-base=$(pgrep -f "SteadyBench.dll baseline")
-sleep 12
+# The baseline's own maximum runs in a baseline process started after the interleaved windows (whose baseline is idle
+# half of the time): the newest baseline process once those windows have ended.
+until grep -q "^interleaved (" "$out" 2>/dev/null; do sleep 0.5; kill -0 $main 2>/dev/null || exit 1; done
+sleep 3
+until base=$(pgrep -n -f "SteadyBench.dll baseline"); do sleep 0.2; kill -0 $main 2>/dev/null || exit 1; done
+sleep 6
 perf record -F 999 -g -p "$base" -o "$work/base.data" -- sleep 12 > /dev/null 2>&1
 wait $main
 rate() { grep "^$1" "$out" | sed -E 's/.* = ([0-9]+) \/s.*/\1/' | head -1; }

@@ -254,7 +254,7 @@ public sealed class CheckInAdmission(AdmissionOptions options, IServer? server =
     {
         var result = await next(context).ConfigureAwait(false);
         // Only a check-in whose credential proved the device (the endpoint set its id) and that was answered counts.
-        if (deviceId is not null && context.HttpContext.Items.ContainsKey(DeviceEndpoints.DeviceIdItem)
+        if (deviceId is not null && context.HttpContext.Features.Get<AuthenticatedDevice>() is not null
             && result is IStatusCodeHttpResult { StatusCode: null or StatusCodes.Status200OK })
             _recent.Answered(deviceId);
         return result;

@@ -12,32 +12,43 @@ public static class DeviceEndpoints
     public static void MapDeviceApi(this IEndpointRouteBuilder app)
     {
         var g = app.MapGroup("/v1/devices/{deviceId}");
-        g.MapPost("/check-in", CheckInAsync).AddEndpointFilter(app.ServiceProvider.GetRequiredService<CheckInAdmission>());
+        // The device routes take their services (all singletons) from the root provider: a request that touches
+        // HttpContext.RequestServices gets a DI scope of its own, which the idle check-in, the node's most frequent
+        // request, has no use for.
+        var services = new DeviceRouteServices(app.ServiceProvider);
+        g.MapPost("/check-in", (string deviceId, HttpContext ctx) => CheckInAsync(deviceId, ctx, services))
+            .AddEndpointFilter(app.ServiceProvider.GetRequiredService<CheckInAdmission>());
         g.MapPost("/progress", (string deviceId, HttpContext ctx) =>
-            ReportAsync<ProgressReport>(deviceId, ctx, "progress", DeviceRequestValidation.Validate, (gw, r, ct) => gw.ReportProgressAsync(deviceId, r, ct, Sequence(ctx))));
+            ReportAsync<ProgressReport>(deviceId, ctx, services, "progress", DeviceRequestValidation.Validate, (gw, r, ct) => gw.ReportProgressAsync(deviceId, r, ct, Sequence(ctx))));
         g.MapPost("/failure", (string deviceId, HttpContext ctx) =>
-            ReportAsync<FailureReport>(deviceId, ctx, "failure", DeviceRequestValidation.Validate, async (gw, r, ct) =>
+            ReportAsync<FailureReport>(deviceId, ctx, services, "failure", DeviceRequestValidation.Validate, async (gw, r, ct) =>
             {
                 // The device actor's backoff (persisted attempt count, capped, jittered) travels as Retry-After.
                 if (await gw.ReportFailureAsync(deviceId, r, ct, Sequence(ctx)).ConfigureAwait(false) is { } retry)
                     ctx.Response.Headers.RetryAfter = Math.Max(1, (long)Math.Ceiling(retry.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
             }));
         g.MapPost("/completion", (string deviceId, HttpContext ctx) =>
-            ReportAsync<CompletionReport>(deviceId, ctx, "completion", DeviceRequestValidation.Validate, (gw, r, ct) =>
+            ReportAsync<CompletionReport>(deviceId, ctx, services, "completion", DeviceRequestValidation.Validate, (gw, r, ct) =>
             {
                 GatewayMetrics.InstallBytes.Add(r.BytesDownloaded ?? 0, new KeyValuePair<string, object?>("method", r.Method ?? "unknown"));
                 return gw.ReportCompletionAsync(deviceId, r, ct, Sequence(ctx));
             }));
         // The path's device id must be the credential's (AuthorizeDeviceAsync), so a device can only mark itself.
         g.MapPost("/updater-lost", (string deviceId, HttpContext ctx) =>
-            ReportAsync<UpdaterLostReport>(deviceId, ctx, "updater-lost", DeviceRequestValidation.Validate, (gw, r, ct) =>
+            ReportAsync<UpdaterLostReport>(deviceId, ctx, services, "updater-lost", DeviceRequestValidation.Validate, (gw, r, ct) =>
                 gw.ReportUpdaterLostAsync(deviceId, r, ct, Sequence(ctx))));
     }
 
     /// <summary>Authenticates and checks that the credential belongs to <paramref name="deviceId"/>; null when allowed.</summary>
-    internal static async ValueTask<IResult?> AuthorizeDeviceAsync(HttpContext ctx, string? deviceId)
+    internal static ValueTask<IResult?> AuthorizeDeviceAsync(HttpContext ctx, string? deviceId) =>
+        AuthorizeDeviceAsync(ctx, deviceId, ctx.RequestServices.GetRequiredService<DeviceAuthentication>());
+
+    /// <summary>
+    /// Authenticates with <paramref name="auth"/> and checks that the credential belongs to <paramref name="deviceId"/>
+    /// (any device when null); null when allowed, and the request then carries its <see cref="AuthenticatedDevice"/>.
+    /// </summary>
+    internal static async ValueTask<IResult?> AuthorizeDeviceAsync(HttpContext ctx, string? deviceId, DeviceAuthentication auth)
     {
-        var auth = ctx.RequestServices.GetRequiredService<DeviceAuthentication>();
         var result = await auth.AuthenticateAsync(ctx.Request, ctx.RequestAborted).ConfigureAwait(false);
         if (!result.Succeeded)
         {
@@ -51,25 +62,19 @@ public static class DeviceEndpoints
             return HttpProblems.Problem(StatusCodes.Status403Forbidden, "credential_wrong_device",
                 "The credential belongs to another device; a device may only act as itself.");
         }
-        ctx.Items[DeviceIdItem] = result.DeviceId;
-        ctx.Items[SequenceItem] = result.Sequence;
+        ctx.Features.Set(new AuthenticatedDevice(result.DeviceId!, result.Sequence));
         return null;
     }
-
-    /// <summary>Key of the authenticated device id in HttpContext.Items.</summary>
-    internal const string DeviceIdItem = "orch.deviceId";
-
-    /// <summary>Key of the authenticated request sequence number in HttpContext.Items.</summary>
-    internal const string SequenceItem = "orch.requestSequence";
 
     /// <summary>The challenge of a 401 on the device and store routes.</summary>
     internal const string WwwAuthenticate = $"{Orchestrator.Messages.Protocol.DeviceRequestSignature.Scheme} realm=\"orchestrator-devices\"";
 
-    private static long Sequence(HttpContext ctx) => ctx.Items[SequenceItem] is long s ? s : 0;
+    private static long Sequence(HttpContext ctx) => ctx.Features.Get<AuthenticatedDevice>()?.Sequence ?? 0;
 
-    private static async Task<IResult> CheckInAsync(string deviceId, HttpContext ctx, NodeSettings settings, DownloadThrottle throttle)
+    private static async Task<IResult> CheckInAsync(string deviceId, HttpContext ctx, DeviceRouteServices services)
     {
-        if (await AuthorizeDeviceAsync(ctx, deviceId).ConfigureAwait(false) is { } denied) return denied;
+        if (await AuthorizeDeviceAsync(ctx, deviceId, services.Authentication).ConfigureAwait(false) is { } denied) return denied;
+        var settings = services.Settings;
         // Authentication read and verified the body; it is parsed from those bytes, with the protocol's generated metadata.
         var (request, error) = ctx.Features.Get<AuthenticatedBody>() is { } body
             ? HttpProblems.ParseJson(ctx.Request, body.Bytes, ProtocolJsonContext.Default.CheckInRequest)
@@ -79,7 +84,7 @@ public static class DeviceEndpoints
             return HttpProblems.Problem(StatusCodes.Status400BadRequest, invalid.Code, invalid.Message);
         // Not through ForwardAsync: the idle check-in is the node's most frequent request, and a closure, its delegate and
         // two more async frames per check-in are work the answer does not need. The same refusals (Problem).
-        var gw = ctx.RequestServices.GetService<IDeviceGateway>();
+        var gw = services.Gateway;
         if (gw is null) return NoGateway();
         try
         {
@@ -90,7 +95,7 @@ public static class DeviceEndpoints
             {
                 try
                 {
-                    answer = answer with { Response = response with { Grant = await throttle.OpenAsync(deviceId, null, 0, ctx.RequestAborted).ConfigureAwait(false) } };
+                    answer = answer with { Response = response with { Grant = await services.Throttle.OpenAsync(deviceId, null, 0, ctx.RequestAborted).ConfigureAwait(false) } };
                 }
                 catch (BudgetUnavailableException ex)
                 {
@@ -106,15 +111,14 @@ public static class DeviceEndpoints
         }
     }
 
-    private static async Task<IResult> ReportAsync<T>(string deviceId, HttpContext ctx, string kind,
+    private static async Task<IResult> ReportAsync<T>(string deviceId, HttpContext ctx, DeviceRouteServices services, string kind,
         Func<T, (string Code, string Message)?> validate, Func<IDeviceGateway, T, CancellationToken, Task> forward) where T : class
     {
-        if (await AuthorizeDeviceAsync(ctx, deviceId).ConfigureAwait(false) is { } denied) return denied;
-        var settings = ctx.RequestServices.GetRequiredService<NodeSettings>();
-        var (report, error) = await HttpProblems.ReadJsonAsync<T>(ctx.Request, settings.Gateway.MaxRequestBodyBytes, ctx.RequestAborted).ConfigureAwait(false);
+        if (await AuthorizeDeviceAsync(ctx, deviceId, services.Authentication).ConfigureAwait(false) is { } denied) return denied;
+        var (report, error) = await HttpProblems.ReadJsonAsync<T>(ctx.Request, services.Settings.Gateway.MaxRequestBodyBytes, ctx.RequestAborted).ConfigureAwait(false);
         if (error is not null) return error;
         if (validate(report!) is { } invalid) return HttpProblems.Problem(StatusCodes.Status400BadRequest, invalid.Code, invalid.Message);
-        return await ForwardAsync(ctx, async gw =>
+        return await ForwardAsync(ctx, services.Gateway, async gw =>
         {
             await forward(gw, report!, ctx.RequestAborted).ConfigureAwait(false);
             GatewayMetrics.Reports.Add(1, new KeyValuePair<string, object?>("kind", kind));
@@ -122,9 +126,8 @@ public static class DeviceEndpoints
         }).ConfigureAwait(false);
     }
 
-    private static async Task<IResult> ForwardAsync(HttpContext ctx, Func<IDeviceGateway, Task<IResult>> call)
+    private static async Task<IResult> ForwardAsync(HttpContext ctx, IDeviceGateway? gw, Func<IDeviceGateway, Task<IResult>> call)
     {
-        var gw = ctx.RequestServices.GetService<IDeviceGateway>();
         if (gw is null) return NoGateway();
         try
         {
@@ -159,5 +162,51 @@ public static class DeviceEndpoints
         }
         else if (ex.StatusCode == StatusCodes.Status503ServiceUnavailable) ctx.Response.Headers.RetryAfter = "5";
         return HttpProblems.Problem(ex.StatusCode, ex.Error, ex.Message);
+    }
+}
+
+/// <summary>
+/// What authentication proved about a device request (<see cref="DeviceEndpoints.AuthorizeDeviceAsync(HttpContext, string?, DeviceAuthentication)"/>):
+/// left on the request's features for the endpoint, its filter and the store routes.
+/// </summary>
+/// <param name="DeviceId">The device whose credential signed the request.</param>
+/// <param name="Sequence">The request's signed sequence number.</param>
+internal sealed record AuthenticatedDevice(string DeviceId, long Sequence);
+
+/// <summary>
+/// The device routes' services, resolved from the root provider once each (every one is a singleton): the same
+/// instances <c>HttpContext.RequestServices</c> would give, without a DI scope per request.
+/// </summary>
+internal sealed class DeviceRouteServices(IServiceProvider root)
+{
+    private DeviceAuthentication? _authentication;
+    private NodeSettings? _settings;
+    private DownloadThrottle? _throttle;
+    private IDeviceGateway? _gateway;
+    private bool _gatewayResolved;
+
+    /// <summary>Device request authentication.</summary>
+    public DeviceAuthentication Authentication => _authentication ??= root.GetRequiredService<DeviceAuthentication>();
+
+    /// <summary>The node's settings.</summary>
+    public NodeSettings Settings => _settings ??= root.GetRequiredService<NodeSettings>();
+
+    /// <summary>The download budgets.</summary>
+    public DownloadThrottle Throttle => _throttle ??= root.GetRequiredService<DownloadThrottle>();
+
+    /// <summary>The device gateway, or null on a node without one.</summary>
+    public IDeviceGateway? Gateway
+    {
+        get
+        {
+            // Resolved on first use, not at mapping: the gateway's dependencies (the director's key, the shard region)
+            // belong to the started host.
+            if (!Volatile.Read(ref _gatewayResolved))
+            {
+                _gateway = root.GetService<IDeviceGateway>();
+                Volatile.Write(ref _gatewayResolved, true);
+            }
+            return _gateway;
+        }
     }
 }

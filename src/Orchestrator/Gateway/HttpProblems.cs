@@ -21,7 +21,7 @@ public static class HttpProblems
     /// </summary>
     public static (T? Value, IResult? Error) ParseJson<T>(HttpRequest request, ReadOnlySpan<byte> body, JsonTypeInfo<T> type) where T : class
     {
-        if (!request.HasJsonContentType()) return (null, NotJson());
+        if (!IsJson(request)) return (null, NotJson());
         try
         {
             return Parsed(JsonSerializer.Deserialize(body, type));
@@ -54,6 +54,20 @@ public static class HttpProblems
             return (null, Malformed(ex));
         }
     }
+
+    /// <summary>
+    /// <see cref="HttpRequestJsonExtensions.HasJsonContentType(HttpRequest)"/>, which parses the header into a media type
+    /// object per request; the two values every agent sends are recognised without it, any other is parsed.
+    /// </summary>
+    internal static bool IsJson(HttpRequest request)
+    {
+        var type = request.ContentType.AsSpan();
+        return type.Equals(JsonUtf8, StringComparison.OrdinalIgnoreCase) || type.Equals(JsonOnly, StringComparison.OrdinalIgnoreCase)
+            || request.HasJsonContentType();
+    }
+
+    private const string JsonUtf8 = "application/json; charset=utf-8";
+    private const string JsonOnly = "application/json";
 
     // The answers both readers give: the same body is refused the same way whichever of them parsed it.
     private static IResult NotJson() =>

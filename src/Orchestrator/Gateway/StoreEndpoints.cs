@@ -101,7 +101,7 @@ public static partial class StoreEndpoints
     private static async Task<IResult?> ChargeAsync(HttpContext ctx, DownloadThrottle throttle, long cost)
     {
         var headers = ctx.Response.Headers;
-        var deviceId = (string)ctx.Items[DeviceEndpoints.DeviceIdItem]!;
+        var deviceId = ctx.Features.Get<AuthenticatedDevice>()!.DeviceId;
         ThrottleDecision decision;
         try
         {
