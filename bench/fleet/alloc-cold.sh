@@ -6,6 +6,7 @@
 # stays in OUT (default /tmp/orch-alloc-$$). NODE_DLL as cold.sh. Wrap in flock on shared machines.
 set -u
 here="$(cd "$(dirname "$0")" && pwd)"
+. "$here/node-pid.sh"
 root="$here/../.."
 work="${1:?usage: alloc-cold.sh WORKDIR (kept by KEEP_WORK=1 steady.sh) [OUT]}"
 out="${2:-${TMPDIR:-/tmp}/orch-alloc-$$}"
@@ -15,7 +16,7 @@ dotnet build -c Release "$here/AllocWatch" -o "$out/allocwatch" > "$out/allocwat
 ( NODE_DLL="$dll" ROUNDS=1 PASSES=6 bash "$here/cold.sh" "$work" > "$out/cold.log" 2>&1 ) &
 main=$!
 until grep -q "pass 2:" "$out/cold.log" 2>/dev/null; do sleep 0.2; kill -0 $main 2>/dev/null || { echo "cold.sh ended early: $out/cold.log" >&2; exit 1; }; done
-node=$(pgrep -f "^dotnet $dll" | head -1)
+node=$(steady_node_pid)
 dotnet "$out/allocwatch/AllocWatch.dll" "$node" 6 "$out/node.nettrace" > "$out/alloc.txt" 2>&1
 wait $main
 grep "pass" "$out/cold.log"

@@ -40,7 +40,7 @@ public static class HttpProblems
     {
         if (request.ContentLength > maxBytes)
             return (null, Problem(StatusCodes.Status413PayloadTooLarge, "body_too_large", $"Request body is {request.ContentLength} bytes; the limit is {maxBytes} (Gateway:MaxRequestBodyBytes)."));
-        if (!request.HasJsonContentType()) return (null, NotJson());
+        if (!IsJson(request)) return (null, NotJson());
         try
         {
             return Parsed(await JsonSerializer.DeserializeAsync<T>(request.Body, Json, ct).ConfigureAwait(false));
