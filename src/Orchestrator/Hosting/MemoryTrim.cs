@@ -14,7 +14,9 @@ namespace Orchestrator.Node.Hosting;
 /// generations only), and only when the surplus is still large after them, free space inside gen2 that only compaction
 /// returns, one full blocking compacting GC in <see cref="GCCollectionMode.Aggressive"/> mode, which pauses the process
 /// for about one full mark of the live heap. So it runs only when the surplus is large, the node is quiet, and not more
-/// often than <see cref="TrimMinIntervalSeconds"/>.
+/// often than <see cref="TrimMinIntervalSeconds"/>. Young collections count all of gen2 as heap, so what a burst left dead
+/// there hides the surplus until a full collection runs; when the memory committed since the last full collection could
+/// be that, a quiet check first runs one background full collection (at most once per <see cref="TrimMinIntervalSeconds"/>).
 /// </remarks>
 public sealed class MemoryOptions
 {
@@ -77,12 +79,15 @@ public sealed class MemoryTrim(MemoryOptions options, TimeProvider clock, ILogge
         description: "Trims the node ran to give back committed memory after a burst (how: ephemeral collections only, or ending in an aggressive full one)");
     private static readonly Counter<long> Released = Meter.CreateCounter<long>("orch_node_memory_trim_released",
         unit: "By", description: "Committed GC memory given back by the node's trims");
+    private static readonly Counter<long> Probes = Meter.CreateCounter<long>("orch_node_memory_trim_probes",
+        description: "Background full collections a quiet check ran because memory committed since the last full collection could be garbage (found: surplus, or none)");
 
     /// <inheritdoc />
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         if (options.TrimSurplusBytes == 0) return;
         var lastTrim = long.MinValue;
+        var lastProbe = long.MinValue;
         var allocated = GC.GetTotalAllocatedBytes();
         var checkedAt = clock.GetTimestamp();
         using var timer = new PeriodicTimer(TimeSpan.FromSeconds(options.TrimCheckSeconds), clock);
@@ -92,9 +97,28 @@ public sealed class MemoryTrim(MemoryOptions options, TimeProvider clock, ILogge
             var allocatedNow = GC.GetTotalAllocatedBytes();
             var rate = (allocatedNow - allocated) / Math.Max(0.001, clock.GetElapsedTime(checkedAt, now).TotalSeconds);
             (allocated, checkedAt) = (allocatedNow, now);
+            if (rate >= options.TrimQuietBelowBytesPerSecond) continue;
+            var minInterval = TimeSpan.FromSeconds(options.TrimMinIntervalSeconds);
+            if (lastTrim != long.MinValue && clock.GetElapsedTime(lastTrim, now) < minInterval) continue;
             var info = GC.GetGCMemoryInfo();
-            if (Surplus(info) < options.TrimSurplusBytes || rate >= options.TrimQuietBelowBytesPerSecond) continue;
-            if (lastTrim != long.MinValue && clock.GetElapsedTime(lastTrim, now) < TimeSpan.FromSeconds(options.TrimMinIntervalSeconds)) continue;
+            switch (Next(info.TotalCommittedBytes, info.HeapSizeBytes, info.FragmentedBytes, LiveAtLastFullCollection(), options.TrimSurplusBytes))
+            {
+                case TrimStep.None:
+                    continue;
+                case TrimStep.Probe:
+                    if (lastProbe != long.MinValue && clock.GetElapsedTime(lastProbe, now) < minInterval) continue;
+                    lastProbe = now;
+                    info = await CollectFullInBackgroundAsync(stoppingToken);
+                    var found = Surplus(info) >= options.TrimSurplusBytes;
+                    Probes.Add(1, new KeyValuePair<string, object?>("found", found ? "surplus" : "none"));
+                    log.LogInformation(
+                        "Background full collection to see what the young collections since the last full one counted as heap: live heap {Heap:0.0} MiB, " +
+                        "committed {Committed:0.0} MiB, surplus {Surplus:0.0} MiB ({Verdict}, Memory:TrimSurplusBytes {Threshold})",
+                        (info.HeapSizeBytes - info.FragmentedBytes) / 1048576.0, info.TotalCommittedBytes / 1048576.0, Surplus(info) / 1048576.0,
+                        found ? "trimming" : "nothing to trim", options.TrimSurplusBytes);
+                    if (!found) continue;
+                    break;
+            }
             lastTrim = now;
             var (after, steps, aggressive, longest) = await TrimAsync(info, stoppingToken);
             var released = Math.Max(0, info.TotalCommittedBytes - after.TotalCommittedBytes);
@@ -106,6 +130,54 @@ public sealed class MemoryTrim(MemoryOptions options, TimeProvider clock, ILogge
                 released / 1048576.0, info.TotalCommittedBytes / 1048576.0, after.TotalCommittedBytes / 1048576.0, after.HeapSizeBytes / 1048576.0,
                 rate / 1048576.0, steps, aggressive ? " and one aggressive full collection" : "", longest, options.TrimSurplusBytes);
         }
+    }
+
+    /// <summary>What a quiet check does next (<see cref="Next"/>).</summary>
+    internal enum TrimStep
+    {
+        /// <summary>Nothing: the surplus is under the bound, and could not be over it.</summary>
+        None,
+        /// <summary>Trim: the last collection's figures show the surplus.</summary>
+        Trim,
+        /// <summary>
+        /// Collect in the background first: the surplus looks small only because the young collections since the last full
+        /// one count everything in gen2 as heap, dead or not, and the memory committed since that full one could be it.
+        /// </summary>
+        Probe,
+    }
+
+    /// <summary>
+    /// The quiet check's rule, from the last collection's committed, heap and fragmented bytes, the live heap the last full
+    /// collection left (<paramref name="liveAtLastFull"/>, 0 if none ran) and the bound. Committed memory beyond what the
+    /// last full collection left live is either real growth (new devices) or what a burst left dead in gen2; only a full
+    /// collection tells them apart, so that much growth buys one background collection, not a trim.
+    /// </summary>
+    internal static TrimStep Next(long committed, long heap, long fragmented, long liveAtLastFull, long bound)
+    {
+        if (committed - (heap - fragmented) >= bound) return TrimStep.Trim;
+        return committed - liveAtLastFull >= bound ? TrimStep.Probe : TrimStep.None;
+    }
+
+    // Both kinds of full collection leave the live heap as their promoted bytes; the newer one counts.
+    private static long LiveAtLastFullCollection()
+    {
+        var background = GC.GetGCMemoryInfo(GCKind.Background);
+        var blocking = GC.GetGCMemoryInfo(GCKind.FullBlocking);
+        return background.Index >= blocking.Index ? background.PromotedBytes : blocking.PromotedBytes;
+    }
+
+    private static long LastFullIndex() => Math.Max(GC.GetGCMemoryInfo(GCKind.Background).Index, GC.GetGCMemoryInfo(GCKind.FullBlocking).Index);
+
+    // A background collection marks beside the check-ins (only its short start and end stop them) and sweeps what died,
+    // so the figures after it show the live heap, and gen2's free space as fragmentation, which the trim then hands back.
+    private async Task<GCMemoryInfo> CollectFullInBackgroundAsync(CancellationToken ct)
+    {
+        var before = LastFullIndex();
+        GC.Collect(GC.MaxGeneration, GCCollectionMode.Forced, blocking: false);
+        var started = clock.GetTimestamp();
+        while (LastFullIndex() == before && clock.GetElapsedTime(started) < TimeSpan.FromSeconds(60))
+            await Task.Delay(TimeSpan.FromMilliseconds(100), clock, ct);
+        return GC.GetGCMemoryInfo();
     }
 
     /// <summary>Ephemeral collections handing back free regions, a second apart, at most this many per trim.</summary>
