@@ -5,7 +5,8 @@
 # same check-ins in the same process, now warm), so the two passes differ only by what the process does the first time.
 # Env: ROUNDS (2), PASSES (2), CONCURRENCY (64), NODE_ENV ("A=1 B=2": environment of the node only, e.g. runtime knobs),
 # NODE_DLL (default: this checkout's Release build), TRACE=FILE.nettrace (dotnet-trace with managed frames of round 1, pass TRACE_PASS (1); TRACE_PASS=2 PASSES=4 is the warm fast path),
-# COUNTERS=PREFIX (System.Runtime counters each second, PREFIX-roundN.csv).
+# COUNTERS=PREFIX (System.Runtime counters each second, PREFIX-roundN.csv), COLD_BATCH=0 (check-ins ask for one directive
+# signature each, as an agent without a root document; default: batch-signed, as steady.sh's client and a provisioned agent).
 # The folder must be younger than Gateway:IdleLastSeenPersistInterval (1 h) since its warm phase: later, a device's
 # first check-in goes to its actor to journal its last-seen, and the passes measure actor recoveries instead.
 # Wrap in flock on shared machines.

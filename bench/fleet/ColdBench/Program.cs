@@ -24,6 +24,7 @@ var nodeDll = args[1];
 var rounds = int.Parse(Environment.GetEnvironmentVariable("ROUNDS") ?? "2", CultureInfo.InvariantCulture);
 var concurrency = int.Parse(Environment.GetEnvironmentVariable("CONCURRENCY") ?? "64", CultureInfo.InvariantCulture);
 var passes = int.Parse(Environment.GetEnvironmentVariable("PASSES") ?? "2", CultureInfo.InvariantCulture);
+var batchDirectives = Environment.GetEnvironmentVariable("COLD_BATCH") != "0";
 var nodeEnv = NodeEnvironment.FromNodeEnv();
 var lines = File.ReadAllLines(Path.Combine(work, "keys.txt"));
 var ids = lines.Select(l => l[..l.IndexOf(',')]).ToArray();
@@ -173,7 +174,10 @@ async Task<(double Seconds, List<double> Latencies, SortedDictionary<int, int> S
 HttpRequestMessage Build(string deviceId, byte[] key)
 {
     var nonce = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
-    var body = JsonSerializer.SerializeToUtf8Bytes(new CheckInRequest("acme", versionId, digest, null, "bench-1.0", nonce), json);
+    // As an agent provisioned with a root document asks (and steady.sh's client): batch-signed directives; COLD_BATCH=0 asks
+    // for one signature per answer, as an agent without one does.
+    var body = JsonSerializer.SerializeToUtf8Bytes(new CheckInRequest("acme", versionId, digest, null, "bench-1.0", nonce,
+        BatchDirectives: batchDirectives ? true : null), json);
     var path = $"/v1/devices/{deviceId}/check-in";
     var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = new ByteArrayContent(body) };
     request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
