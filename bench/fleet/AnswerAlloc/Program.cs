@@ -14,6 +14,7 @@ using Orchestrator.Messages.Protocol;
 using Orchestrator.DeviceActors.State;
 using Orchestrator.Messages.Devices;
 using Orchestrator.Node.Gateway;
+using Orchestrator.Node.Trust;
 
 // Bytes allocated and time per idle check-in for the parts this branch rewrote: the old code (as on main) beside the new.
 const int Batch = 11;
@@ -27,8 +28,6 @@ var sig = key.Sign(DirectiveBatch.SignedMessage(root, Batch));
 var idle = new CheckInResponse(UpdateAction.None, null, null, null, null, null, 300, null, null, false, null, null);
 var buffer = new ArrayBufferWriter<byte>(4096);
 var writer = new Utf8JsonWriter(buffer);
-var envBuffer = new ArrayBufferWriter<byte>(1024);
-var envWriter = new Utf8JsonWriter(envBuffer);
 
 // main: per batch the signature and root as base64 strings; per directive its payload and path as base64 strings, the
 // envelope as a JSON string, the answer serialized by the generated metadata with that string (explicit nulls).
@@ -51,20 +50,15 @@ void NewBatch()
 {
     for (var i = 0; i < Batch; i++)
     {
-        envBuffer.ResetWrittenCount(); envWriter.Reset(envBuffer);
-        SignedEnvelopeWriter.Write(envWriter, payloads[i], keyId, sig, paths[i], Batch, i, root);
-        envWriter.Flush();
-        var env = envBuffer.WrittenSpan.ToArray();
         buffer.ResetWrittenCount(); writer.Reset(buffer);
-        CheckInAnswerWriter.Write(writer, new CheckInAnswer(idle, env));
+        CheckInAnswerWriter.Write(writer, new CheckInAnswer(idle, new SignedDirective(payloads[i], keyId, sig, paths[i], Batch, i, root)));
         writer.Flush();
     }
 }
 OldBatch(); NewBatch();
-envBuffer.ResetWrittenCount(); envWriter.Reset(envBuffer);
-SignedEnvelopeWriter.Write(envWriter, payloads[3], keyId, sig, paths[3], Batch, 3, root); envWriter.Flush();
-var newEnv = envBuffer.WrittenSpan.ToArray();
-buffer.ResetWrittenCount(); writer.Reset(buffer); CheckInAnswerWriter.Write(writer, new CheckInAnswer(idle, newEnv)); writer.Flush();
+var newDirective = new SignedDirective(payloads[3], keyId, sig, paths[3], Batch, 3, root);
+var newEnv = newDirective.ToBytes();
+buffer.ResetWrittenCount(); writer.Reset(buffer); CheckInAnswerWriter.Write(writer, new CheckInAnswer(idle, newDirective)); writer.Flush();
 var newBody = buffer.WrittenCount;
 buffer.ResetWrittenCount(); writer.Reset(buffer); JsonSerializer.Serialize(writer, idle with { Directive = Encoding.UTF8.GetString(newEnv) }, oldInfo); writer.Flush();
 Console.WriteLine($"idle answer body: main {buffer.WrittenCount} bytes, branch {newBody} bytes (batch of {Batch}, leaf 3)");

@@ -38,10 +38,21 @@ public static class DirectiveBatch
     /// <summary>RFC 9162 leaf hash of the exact payload bytes.</summary>
     public static byte[] LeafHash(ReadOnlySpan<byte> payload)
     {
-        using var h = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        h.AppendData([0x00]);
-        h.AppendData(payload);
-        return h.GetHashAndReset();
+        // One-shot over a copy with the prefix: a signer hashes a leaf per answer, and an incremental hash would be a
+        // native hash context (and its finalizable handle) per leaf.
+        var length = 1 + payload.Length;
+        byte[]? rented = null;
+        var buffer = length <= 1024 ? stackalloc byte[1024] : (rented = System.Buffers.ArrayPool<byte>.Shared.Rent(length));
+        try
+        {
+            buffer[0] = 0x00;
+            payload.CopyTo(buffer[1..]);
+            return SHA256.HashData(buffer[..length]);
+        }
+        finally
+        {
+            if (rented is not null) System.Buffers.ArrayPool<byte>.Shared.Return(rented);
+        }
     }
 
     /// <summary>RFC 9162 interior node hash.</summary>
@@ -75,7 +86,7 @@ public static class DirectiveBatch
         if (leafHashes.Count is < 1 or > MaxSize)
             throw new ArgumentOutOfRangeException(nameof(leafHashes), $"a batch holds 1 to {MaxSize} directives, not {leafHashes.Count}.");
         var paths = new List<byte[]>[leafHashes.Count];
-        for (var i = 0; i < paths.Length; i++) paths[i] = [];
+        for (var i = 0; i < paths.Length; i++) paths[i] = new List<byte[]>(PathLength(i, paths.Length));
         return (Subtree(leafHashes, paths, 0, leafHashes.Count), paths);
     }
 

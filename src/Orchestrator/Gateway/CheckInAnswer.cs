@@ -5,20 +5,20 @@ using Orchestrator.Messages.Protocol;
 namespace Orchestrator.Node.Gateway;
 
 /// <summary>
-/// A gateway's answer to a check-in: the protocol's fields and, when the node signed one, the directive as the UTF-8
-/// JSON of its envelope (<see cref="Trust.DirectorSigner.SignAsync"/>), which the answer carries in its <c>directive</c>
-/// string without a UTF-16 copy. When <see cref="Directive"/> is null the answer's directive is <see cref="CheckInResponse.Directive"/>.
+/// A gateway's answer to a check-in: the protocol's fields and, when the node signed one, the directive
+/// (<see cref="Trust.DirectorSigner.SignAsync"/>), whose envelope the answer writes into its <c>directive</c> string
+/// straight from UTF-8. When <see cref="Directive"/> is null the answer's directive is <see cref="CheckInResponse.Directive"/>.
 /// </summary>
 /// <param name="Response">The answer's fields.</param>
-/// <param name="Directive">The signed directive's envelope JSON, or null.</param>
-public sealed record CheckInAnswer(CheckInResponse Response, byte[]? Directive = null)
+/// <param name="Directive">The signed directive, or null.</param>
+public sealed record CheckInAnswer(CheckInResponse Response, Trust.SignedDirective? Directive = null)
 {
     /// <summary>An answer whose directive (if any) is the response's own.</summary>
     public static implicit operator CheckInAnswer(CheckInResponse response) => new(response);
 
     /// <summary>The answer as the protocol's DTO (the directive as a string), for callers that want the object.</summary>
     public CheckInResponse ToResponse() =>
-        Directive is null ? Response : Response with { Directive = System.Text.Encoding.UTF8.GetString(Directive) };
+        Directive is null ? Response : Response with { Directive = System.Text.Encoding.UTF8.GetString(Directive.ToBytes()) };
 }
 
 /// <summary>
@@ -62,7 +62,7 @@ public static class CheckInAnswerWriter
         WriteList(writer, "mirrors"u8, r.Mirrors);
         if (r.DeltaManifestPath is not null) writer.WriteString("deltaManifestPath"u8, r.DeltaManifestPath);
         writer.WriteBoolean("mirrorsFirst"u8, r.MirrorsFirst);
-        if (answer.Directive is not null) AsciiJsonString.Write(writer, "directive"u8, answer.Directive);
+        if (answer.Directive is not null) answer.Directive.WriteAsString(writer, "directive"u8);
         else if (r.Directive is not null) writer.WriteString("directive"u8, r.Directive);
         WriteList(writer, "compactManifests"u8, r.CompactManifests);
         writer.WriteEndObject();

@@ -88,13 +88,13 @@ public sealed class ShardedDeviceGateway(
     }
 
     // The directive is what the agent acts on; the unsigned fields stay for agents provisioned without a root.
-    private ValueTask<byte[]?> SignAsync(string deviceId, CheckInRequest request, CheckInDecision decision)
+    private ValueTask<Trust.SignedDirective?> SignAsync(string deviceId, CheckInRequest request, CheckInDecision decision)
     {
         if (request.Nonce is null) return default;
         return director.SignAsync(deviceId, request.Nonce, decision, request.Product, request.InstalledVersionId, request.BatchDirectives == true)!;
     }
 
-    private CheckInAnswer Answer(CheckInRequest request, CheckInDecision decision, DownloadGrant? grant, string? delta, byte[]? directive)
+    private CheckInAnswer Answer(CheckInRequest request, CheckInDecision decision, DownloadGrant? grant, string? delta, Trust.SignedDirective? directive)
     {
         var mirrors = settings.Gateway.Mirrors.Count == 0 ? null : settings.Gateway.Mirrors;
         return new CheckInAnswer(new CheckInResponse(decision.Action, decision.TargetVersion, decision.TargetVersionId, decision.ManifestPath,

@@ -37,16 +37,16 @@ public sealed class DirectiveBatcher : IThreadPoolWorkItem
     public int MaxSize { get; }
 
     // Continuations run on the completing thread (no RunContinuationsAsynchronously): see the remarks.
-    private sealed class Pending(byte[] payload) : TaskCompletionSource<byte[]>
+    private sealed class Pending(byte[] payload) : TaskCompletionSource<SignedDirective>
     {
         public readonly byte[] Payload = payload;
     }
 
     /// <summary>
-    /// The envelope of <paramref name="payload"/> as UTF-8 JSON (<see cref="SignedEnvelopeWriter"/>): its bytes, the batch
-    /// root's signature and its inclusion proof.
+    /// <paramref name="payload"/> signed in a batch: its bytes, the batch root's signature and its inclusion proof, written
+    /// as an envelope where the answer needs it (<see cref="SignedDirective"/>).
     /// </summary>
-    public ValueTask<byte[]> SignAsync(byte[] payload)
+    public ValueTask<SignedDirective> SignAsync(byte[] payload)
     {
         var me = new Pending(payload);
         bool queuePass;
@@ -59,7 +59,7 @@ public sealed class DirectiveBatcher : IThreadPoolWorkItem
         // The global queue, behind the work already queued: under load that is check-ins about to ask for a signature,
         // which join this pass's batch; an idle node runs it at once. The wait follows the load, no timer.
         if (queuePass) ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
-        return new ValueTask<byte[]>(me.Task);
+        return new ValueTask<SignedDirective>(me.Task);
     }
 
     /// <summary>One signing pass: signs the payloads waiting now (at most <see cref="MaxSize"/>) and queues the next pass if any are left.</summary>
@@ -84,7 +84,7 @@ public sealed class DirectiveBatcher : IThreadPoolWorkItem
     // Never throws: a failure fails the batch's waiters, and the pass goes on to the next batch.
     private void Sign(Pending[] batch)
     {
-        var envelopes = new byte[batch.Length][];
+        var signed = new SignedDirective[batch.Length];
         try
         {
             var leaves = new byte[batch.Length][];
@@ -92,7 +92,7 @@ public sealed class DirectiveBatcher : IThreadPoolWorkItem
             var (root, paths) = DirectiveBatch.Build(leaves);
             var signature = _key.Sign(DirectiveBatch.SignedMessage(root, batch.Length));
             for (var i = 0; i < batch.Length; i++)
-                envelopes[i] = EnvelopeWriting.Write(batch[i].Payload, _keyId, signature, paths[i], batch.Length, i, root);
+                signed[i] = new SignedDirective(batch[i].Payload, _keyId, signature, paths[i], batch.Length, i, root);
         }
         catch (Exception e)
         {
@@ -102,7 +102,7 @@ public sealed class DirectiveBatcher : IThreadPoolWorkItem
         }
         GatewayMetrics.DirectorSignatures.Add(1);
         GatewayMetrics.BatchedDirectives.Add(batch.Length);
-        // Every envelope is written before the first answer's check-in continues here.
-        for (var i = 0; i < batch.Length; i++) batch[i].TrySetResult(envelopes[i]);
+        // Every directive is signed before the first answer's check-in continues here.
+        for (var i = 0; i < batch.Length; i++) batch[i].TrySetResult(signed[i]);
     }
 }

@@ -93,15 +93,15 @@ public sealed class DirectorSigner : IDisposable
     public string Describe() => $"{_key.PublicKey} (key id {TrustKeyIds.Of(_key.PublicKey)})";
 
     /// <summary>
-    /// The signed directive answering <paramref name="nonce"/>, as the UTF-8 JSON of its envelope (the bytes
-    /// <see cref="SignedEnvelope.ToBytes"/> writes): batch-signed when <paramref name="batch"/> (the agent said it reads
-    /// batch-signed directives), else signed on its own.
+    /// The signed directive answering <paramref name="nonce"/> (its envelope: <see cref="SignedDirective.ToBytes"/>, the
+    /// bytes <see cref="SignedEnvelope.ToBytes"/> writes): batch-signed when <paramref name="batch"/> (the agent said it
+    /// reads batch-signed directives), else signed on its own.
     /// </summary>
-    public ValueTask<byte[]> SignAsync(string deviceId, string nonce, CheckInDecision decision, string product, long installedVersionId, bool batch)
+    public ValueTask<SignedDirective> SignAsync(string deviceId, string nonce, CheckInDecision decision, string product, long installedVersionId, bool batch)
     {
         // The batcher's wait is returned as is: no async frame of this method per answer.
         var payload = Payload(deviceId, nonce, decision, product, installedVersionId);
-        return batch ? _batcher.SignAsync(payload) : new ValueTask<byte[]>(EnvelopeWriting.Write(payload, _keyId, _key.Sign(payload)));
+        return batch ? _batcher.SignAsync(payload) : new ValueTask<SignedDirective>(new SignedDirective(payload, _keyId, _key.Sign(payload)));
     }
 
     private byte[] Payload(string deviceId, string nonce, CheckInDecision decision, string product, long installedVersionId)

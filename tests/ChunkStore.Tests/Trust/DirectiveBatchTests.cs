@@ -55,6 +55,19 @@ public sealed class DirectiveBatchTests : IDisposable
     }
 
     [Theory]
+    [InlineData(0)]
+    [InlineData(300)]
+    [InlineData(1023)]
+    [InlineData(1024)]
+    [InlineData(70_000)]
+    public void A_leaf_hash_is_sha256_of_a_zero_byte_and_the_payload_whatever_its_length(int length)
+    {
+        var payload = new byte[length];
+        new Random(length).NextBytes(payload);
+        Assert.Equal(SHA256.HashData([0x00, .. payload]), DirectiveBatch.LeafHash(payload));
+    }
+
+    [Theory]
     [InlineData(1)]
     [InlineData(2)]
     [InlineData(3)]

@@ -2,6 +2,7 @@ using System.Text.Json;
 using Orchestrator.Messages.Protocol;
 using Orchestrator.Node.Auth;
 using Orchestrator.Node.Gateway;
+using Orchestrator.Node.Trust;
 
 namespace Orchestrator.Node.Tests.Gateway;
 
@@ -30,27 +31,32 @@ public sealed class CheckInWireFormatTests
         Assert.Equal(System.Text.Encoding.UTF8.GetString(reflected), System.Text.Encoding.UTF8.GetString(generated));
     }
 
-    public static TheoryData<CheckInResponse, string?> Answers() => new()
+    private static readonly byte[] Base64Specials = [0xfb, 0xff, 0xbf, 0x00]; // "+/+/AA==" in base64
+
+    public static TheoryData<CheckInResponse, SignedDirective?> Answers() => new()
     {
-        { new CheckInResponse(UpdateAction.None, null, null, null, null, null, 300, null), "{\"payload\":\"eyJ+/=\",\"signatures\":[{\"keyId\":\"0123\",\"sig\":\"a+b/\"}],\"batch\":{\"size\":2,\"index\":1,\"root\":\"r+\",\"path\":[\"p+\"]}}" },
+        { new CheckInResponse(UpdateAction.None, null, null, null, null, null, 300, null),
+            new SignedDirective("{\"a\":\"+/<>\"}"u8.ToArray(), "0123", Base64Specials, [Base64Specials, [1, 2, 3]], 3, 1, Base64Specials) },
         { new CheckInResponse(UpdateAction.None, null, null, null, null, null, 300, null, null, false, "{\"payload\":\"eyJ+/=\",\"signatures\":[]}"), null },
         { new CheckInResponse(UpdateAction.Upgrade, "2.0", 7, "products/acme/2.0/manifest.json", null,
             new DownloadGrant(1 << 30, 16 << 20, new DateTimeOffset(2026, 12, 5, 14, 0, 0, TimeSpan.Zero)), 60,
-            ["http://mirror.example/"], "products/acme/deltas/1.0-2.0.json", true, null, ["m.from-6.zst", "m.json.zst"]), "{\"payload\":\"x\u00e9<>&'\\\"\"}" },
+            ["http://mirror.example/"], "products/acme/deltas/1.0-2.0.json", true, null, ["m.from-6.zst", "m.json.zst"]),
+            new SignedDirective(System.Text.Encoding.UTF8.GetBytes("{\"payload\":\"x\u00e9<>&'\\\"\"}"), "k\u00e9y", [1, 2, 3]) },
         { new CheckInResponse(UpdateAction.Repair, "1.0", 3, "m", ["a/b", "c<&>\u00e9"], null, 300, [], null), null },
-        { new CheckInResponse(UpdateAction.Repair, "1.0", 3, "m", [], null, 300, null, null, false, null, []), "{}" },
-        // Every ASCII byte, each escaped by the answer writer's own table, between runs it copies whole.
-        { new CheckInResponse(UpdateAction.None, null, null, null, null, null, 300, null), AllAscii() + "{\"payload\":\"ab+/=\"}" + AllAscii() },
-        { new CheckInResponse(UpdateAction.None, null, null, null, null, null, 300, null), "\"+\"" },
+        { new CheckInResponse(UpdateAction.Repair, "1.0", 3, "m", [], null, 300, null, null, false, null, []), new SignedDirective([], "", []) },
+        // Every ASCII character in the envelope (its key id, escaped once by the envelope's writer), each escaped again by
+        // the answer writer's own table, between runs it copies whole.
+        { new CheckInResponse(UpdateAction.None, null, null, null, null, null, 300, null), new SignedDirective("{}"u8.ToArray(), AllAscii(), Base64Specials) },
+        { new CheckInResponse(UpdateAction.None, null, null, null, null, null, 300, null), new SignedDirective("\"+\""u8.ToArray(), "\"+\"", Base64Specials) },
     };
 
     private static string AllAscii() => new(Enumerable.Range(0, 128).Select(b => (char)b).ToArray());
 
     [Theory]
     [MemberData(nameof(Answers))]
-    public void The_answer_writer_writes_the_generated_serializers_bytes(CheckInResponse response, string? directive)
+    public void The_answer_writer_writes_the_generated_serializers_bytes(CheckInResponse response, SignedDirective? directive)
     {
-        var answer = new CheckInAnswer(response, directive is null ? null : System.Text.Encoding.UTF8.GetBytes(directive));
+        var answer = new CheckInAnswer(response, directive);
         var buffer = new System.Buffers.ArrayBufferWriter<byte>();
         using (var writer = new Utf8JsonWriter(buffer)) CheckInAnswerWriter.Write(writer, answer);
         var expected = JsonSerializer.SerializeToUtf8Bytes(answer.ToResponse(), ProtocolJsonContext.Default.CheckInResponse);

@@ -45,7 +45,7 @@ public sealed class DirectiveBatcherTests : IDisposable
         var callers = Enumerable.Range(0, count).Select(i => Task.Run(async () =>
         {
             start.Wait();
-            return (Index: i, Envelope: await batcher.SignAsync(Payload(i)));
+            return (Index: i, Envelope: (await batcher.SignAsync(Payload(i))).ToBytes());
         })).ToArray();
         start.Set();
         var results = await Task.WhenAll(callers).WaitAsync(TimeSpan.FromSeconds(30));
@@ -68,7 +68,7 @@ public sealed class DirectiveBatcherTests : IDisposable
     {
         var director = Director;
         var batcher = new DirectiveBatcher(director, TrustKeyIds.Of(director.PublicKey), maxSize: 64);
-        Assert.Equal("dev-1", Verify(await batcher.SignAsync(Payload(1)), 1).DeviceId);
+        Assert.Equal("dev-1", Verify((await batcher.SignAsync(Payload(1))).ToBytes(), 1).DeviceId);
         director.Dispose();
         var waiting = Enumerable.Range(0, 20).Select(i => batcher.SignAsync(Payload(i)).AsTask()).ToArray();
         foreach (var w in waiting)
