@@ -183,6 +183,7 @@ public sealed class CheckInAdmission(AdmissionOptions options, IServer? server =
     {
         var http = context.HttpContext;
         var deviceId = http.Request.RouteValues["deviceId"] as string;
+        RateLimitLease lease;
         if (_early > TimeSpan.Zero && deviceId is not null && _recent.SinceLastAnswer(deviceId) is { } since && since < _early)
         {
             // Early: a free slot while the gateway is nearly idle, or refused at once (never a queue place).
@@ -194,23 +195,47 @@ public sealed class CheckInAdmission(AdmissionOptions options, IServer? server =
             }
             if (Volatile.Read(ref _inFlight) >= options.EarlyMaxInFlight)
                 return RefuseEarly(http, deviceId, since, EarlyState.InFlight);
-            using var free = _limiter.AttemptAcquire(1);
-            if (!free.IsAcquired) return RefuseEarly(http, deviceId, since, EarlyState.Full);
-            Interlocked.Increment(ref _inFlight);
-            try { return await AnswerAsync(context, next, deviceId).ConfigureAwait(false); }
-            finally { Interlocked.Decrement(ref _inFlight); }
-        }
-        Interlocked.Increment(ref _inFlight);
-        try
-        {
-            using var lease = await _limiter.AcquireAsync(1, http.RequestAborted).ConfigureAwait(false);
+            lease = _limiter.AttemptAcquire(1);
             if (!lease.IsAcquired)
+            {
+                lease.Dispose();
+                return RefuseEarly(http, deviceId, since, EarlyState.Full);
+            }
+            Interlocked.Increment(ref _inFlight);
+        }
+        else
+        {
+            Interlocked.Increment(ref _inFlight);
+            try
+            {
+                lease = await _limiter.AcquireAsync(1, http.RequestAborted).ConfigureAwait(false);
+            }
+            catch
+            {
+                Interlocked.Decrement(ref _inFlight);
+                throw;
+            }
+            if (!lease.IsAcquired)
+            {
+                lease.Dispose();
+                Interlocked.Decrement(ref _inFlight);
                 return Refuse(http, "check-in-admission",
                     $"The gateway is at its check-in limit ({options.MaxConcurrentCheckIns} at once, {options.MaxQueuedCheckIns} waiting; Admission:*); nothing was recorded.");
-            return await AnswerAsync(context, next, deviceId).ConfigureAwait(false);
+            }
+        }
+        // One frame for both ways in: the answer's wait (its directive's signature) suspends this method only once.
+        try
+        {
+            var result = await next(context).ConfigureAwait(false);
+            // Only a check-in whose credential proved the device (the endpoint set its id) and that was answered counts.
+            if (deviceId is not null && http.Features.Get<AuthenticatedDevice>() is not null
+                && result is IStatusCodeHttpResult { StatusCode: null or StatusCodes.Status200OK })
+                _recent.Answered(deviceId);
+            return result;
         }
         finally
         {
+            lease.Dispose();
             Interlocked.Decrement(ref _inFlight);
         }
     }
@@ -249,16 +274,6 @@ public sealed class CheckInAdmission(AdmissionOptions options, IServer? server =
             $" (devices on their schedule go first: within {EarlyWindowText}, a device is answered " +
             $"only while fewer than Admission:EarlyMaxInFlight, {options.EarlyMaxInFlight}, check-ins are here); nothing was recorded."),
     };
-
-    private async ValueTask<object?> AnswerAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next, string? deviceId)
-    {
-        var result = await next(context).ConfigureAwait(false);
-        // Only a check-in whose credential proved the device (the endpoint set its id) and that was answered counts.
-        if (deviceId is not null && context.HttpContext.Features.Get<AuthenticatedDevice>() is not null
-            && result is IStatusCodeHttpResult { StatusCode: null or StatusCodes.Status200OK })
-            _recent.Answered(deviceId);
-        return result;
-    }
 
     private IResult Refuse(HttpContext http, string limit, string why)
     {
