@@ -26,7 +26,13 @@ public sealed record ReleaseIndex(string Product, IReadOnlyList<ReleaseIndexEntr
     public ReleaseIndexEntry? Latest => Versions.Count == 0 ? null : Versions[^1];
 
     /// <summary>Finds a version by ID.</summary>
-    public ReleaseIndexEntry? FindById(long versionId) => Versions.FirstOrDefault(v => v.VersionId == versionId);
+    public ReleaseIndexEntry? FindById(long versionId)
+    {
+        // A loop, not a predicate: the gateway looks up the device's installed version on every check-in.
+        for (var i = 0; i < Versions.Count; i++)
+            if (Versions[i].VersionId == versionId) return Versions[i];
+        return null;
+    }
 
     /// <summary>Finds a version by version string.</summary>
     public ReleaseIndexEntry? FindByVersion(string version) => Versions.FirstOrDefault(v => v.Version == version);

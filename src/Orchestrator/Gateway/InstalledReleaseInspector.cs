@@ -41,6 +41,7 @@ public sealed class InstalledReleaseInspector(FileSystemStore store, TimeProvide
     private readonly TimeProvider _clock = clock ?? TimeProvider.System;
     private readonly ConcurrentDictionary<string, Manifest> _manifests = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, CachedIndex> _indexes = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, InstalledReleaseFacts> _matched = new(StringComparer.Ordinal);
 
     // A parsed index.json with the (write time, length) it was read at and when the file was last looked at.
     private sealed record CachedIndex(DateTime WriteTime, long Length, ReleaseIndex Index, long CheckedAt);
@@ -65,7 +66,24 @@ public sealed class InstalledReleaseInspector(FileSystemStore store, TimeProvide
                 ?? throw new InvalidOperationException($"Store index lists {entry.ManifestPath} but the file is missing; run orch store verify.");
         }
         if (string.Equals(manifest.InventoryDigest, request.InventoryDigest, StringComparison.Ordinal))
-            return new InstalledReleaseFacts(manifest.InventoryDigest, entry.Version, entry.ManifestPath, []);
+            return Matched(manifest, entry);
+        return Differing(request, manifest, entry);
+    }
+
+    // The facts of a device whose files are the release's, the same for every such device of that version: built once.
+    private InstalledReleaseFacts Matched(Manifest manifest, ReleaseIndexEntry entry)
+    {
+        if (_matched.TryGetValue(entry.ManifestPath, out var facts)
+            && ReferenceEquals(facts.ExpectedDigest, manifest.InventoryDigest) && string.Equals(facts.InstalledVersion, entry.Version, StringComparison.Ordinal))
+            return facts;
+        facts = new InstalledReleaseFacts(manifest.InventoryDigest, entry.Version, entry.ManifestPath, []);
+        if (_matched.Count >= MaxCachedManifests) _matched.Clear();
+        _matched[entry.ManifestPath] = facts;
+        return facts;
+    }
+
+    private static InstalledReleaseFacts Differing(CheckInRequest request, Manifest manifest, ReleaseIndexEntry entry)
+    {
         // Without a per-file list every file is suspect; chunk-level dedup keeps the download to what is missing.
         if (request.Files is null)
             return new InstalledReleaseFacts(manifest.InventoryDigest, entry.Version, entry.ManifestPath, manifest.Files.Select(f => f.Path).ToList());

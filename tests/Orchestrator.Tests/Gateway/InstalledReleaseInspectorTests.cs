@@ -44,6 +44,19 @@ public sealed class InstalledReleaseInspectorTests : IDisposable
     }
 
     [Fact]
+    public void Intact_installs_of_one_version_get_the_same_facts_whatever_was_inspected_between_them()
+    {
+        var inspector = new InstalledReleaseInspector(_store);
+        var first = inspector.Inspect(new CheckInRequest("acme", _release.VersionId, _release.InventoryDigest, Inventory(), null));
+        var damaged = Inventory().Select(e => e.Path == "bin/app" ? e with { Sha256 = new string('0', 64) } : e).ToList();
+        Assert.Equal(["bin/app"], inspector.Inspect(new CheckInRequest("acme", _release.VersionId, "other", damaged, null)).DifferingPaths);
+        var second = inspector.Inspect(new CheckInRequest("acme", _release.VersionId, _release.InventoryDigest, null, null));
+        Assert.Same(first, second);
+        Assert.Equal((_release.InventoryDigest, "1.0.0"), (second.ExpectedDigest, second.InstalledVersion));
+        Assert.Empty(second.DifferingPaths);
+    }
+
+    [Fact]
     public void Damaged_and_missing_files_are_named()
     {
         var inventory = Inventory().Where(e => e.Path != "lib.so").Select(e => e.Path == "bin/app" ? e with { Sha256 = new string('0', 64) } : e).ToList();
