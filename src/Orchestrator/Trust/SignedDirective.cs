@@ -11,35 +11,19 @@ namespace Orchestrator.Node.Trust;
 /// an answer escapes the envelope into its <c>directive</c> string from one buffer of the thread, so a signed answer
 /// holds no envelope array of its own.
 /// </summary>
-public sealed class SignedDirective
+/// <param name="payload">The directive's payload.</param>
+/// <param name="keyId">The signing key's id.</param>
+/// <param name="signature">The payload's own signature or, with <paramref name="batchPath"/>, that of the batch root.</param>
+/// <param name="batchPath">The payload's inclusion path in a batch of <paramref name="batchSize"/> with root
+/// <paramref name="batchRoot"/>, where it is leaf <paramref name="batchIndex"/>; null when signed on its own.</param>
+/// <param name="batchSize">Directives under the root.</param>
+/// <param name="batchIndex">This directive's leaf.</param>
+/// <param name="batchRoot">The signed root.</param>
+public sealed class SignedDirective(byte[] payload, string keyId, byte[] signature,
+    IReadOnlyList<byte[]>? batchPath = null, int batchSize = 0, int batchIndex = 0, byte[]? batchRoot = null)
 {
     [ThreadStatic] private static ArrayBufferWriter<byte>? t_buffer;
     [ThreadStatic] private static Utf8JsonWriter? t_writer;
-
-    private readonly byte[] _payload;
-    private readonly string _keyId;
-    private readonly byte[] _signature;
-    private readonly IReadOnlyList<byte[]>? _batchPath;
-    private readonly int _batchSize;
-    private readonly int _batchIndex;
-    private readonly byte[]? _batchRoot;
-
-    /// <summary>
-    /// <paramref name="payload"/> signed by <paramref name="keyId"/> with <paramref name="signature"/>: its own signature,
-    /// or, with <paramref name="batchPath"/>, the signature of the root <paramref name="batchRoot"/> of a batch of
-    /// <paramref name="batchSize"/> in which it is leaf <paramref name="batchIndex"/>.
-    /// </summary>
-    public SignedDirective(byte[] payload, string keyId, byte[] signature,
-        IReadOnlyList<byte[]>? batchPath = null, int batchSize = 0, int batchIndex = 0, byte[]? batchRoot = null)
-    {
-        _payload = payload;
-        _keyId = keyId;
-        _signature = signature;
-        _batchPath = batchPath;
-        _batchSize = batchSize;
-        _batchIndex = batchIndex;
-        _batchRoot = batchRoot;
-    }
 
     /// <summary>The envelope's UTF-8 JSON (the bytes <see cref="SignedEnvelope.ToBytes"/> writes for it).</summary>
     public byte[] ToBytes() => Envelope().ToArray();
@@ -54,7 +38,7 @@ public sealed class SignedDirective
         buffer.ResetWrittenCount();
         var writer = t_writer ??= new Utf8JsonWriter(buffer);
         writer.Reset(buffer);
-        SignedEnvelopeWriter.Write(writer, _payload, _keyId, _signature, _batchPath, _batchSize, _batchIndex, _batchRoot);
+        SignedEnvelopeWriter.Write(writer, payload, keyId, signature, batchPath, batchSize, batchIndex, batchRoot);
         writer.Flush();
         return buffer.WrittenSpan;
     }
