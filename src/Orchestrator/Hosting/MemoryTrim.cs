@@ -101,7 +101,7 @@ public sealed class MemoryTrim(MemoryOptions options, TimeProvider clock, ILogge
             var minInterval = TimeSpan.FromSeconds(options.TrimMinIntervalSeconds);
             if (lastTrim != long.MinValue && clock.GetElapsedTime(lastTrim, now) < minInterval) continue;
             var info = GC.GetGCMemoryInfo();
-            switch (Next(info.TotalCommittedBytes, info.HeapSizeBytes, info.FragmentedBytes, LiveAtLastFullCollection(), options.TrimSurplusBytes))
+            switch (Next(info.TotalCommittedBytes, info.HeapSizeBytes, info.FragmentedBytes, LastFullCollection().PromotedBytes, options.TrimSurplusBytes))
             {
                 case TrimStep.None:
                     continue;
@@ -154,28 +154,27 @@ public sealed class MemoryTrim(MemoryOptions options, TimeProvider clock, ILogge
     /// </summary>
     internal static TrimStep Next(long committed, long heap, long fragmented, long liveAtLastFull, long bound)
     {
-        if (committed - (heap - fragmented) >= bound) return TrimStep.Trim;
+        if (Surplus(committed, heap, fragmented) >= bound) return TrimStep.Trim;
         return committed - liveAtLastFull >= bound ? TrimStep.Probe : TrimStep.None;
     }
 
-    // Both kinds of full collection leave the live heap as their promoted bytes; the newer one counts.
-    private static long LiveAtLastFullCollection()
+    // The newer of the last background and the last blocking full collection; either leaves the live heap as its promoted
+    // bytes (Index 0 and nothing promoted when none ran).
+    private static GCMemoryInfo LastFullCollection()
     {
         var background = GC.GetGCMemoryInfo(GCKind.Background);
         var blocking = GC.GetGCMemoryInfo(GCKind.FullBlocking);
-        return background.Index >= blocking.Index ? background.PromotedBytes : blocking.PromotedBytes;
+        return background.Index >= blocking.Index ? background : blocking;
     }
-
-    private static long LastFullIndex() => Math.Max(GC.GetGCMemoryInfo(GCKind.Background).Index, GC.GetGCMemoryInfo(GCKind.FullBlocking).Index);
 
     // A background collection marks beside the check-ins (only its short start and end stop them) and sweeps what died,
     // so the figures after it show the live heap, and gen2's free space as fragmentation, which the trim then hands back.
     private async Task<GCMemoryInfo> CollectFullInBackgroundAsync(CancellationToken ct)
     {
-        var before = LastFullIndex();
+        var before = LastFullCollection().Index;
         GC.Collect(GC.MaxGeneration, GCCollectionMode.Forced, blocking: false);
         var started = clock.GetTimestamp();
-        while (LastFullIndex() == before && clock.GetElapsedTime(started) < TimeSpan.FromSeconds(60))
+        while (LastFullCollection().Index == before && clock.GetElapsedTime(started) < TimeSpan.FromSeconds(60))
             await Task.Delay(TimeSpan.FromMilliseconds(100), clock, ct);
         return GC.GetGCMemoryInfo();
     }
@@ -185,7 +184,9 @@ public sealed class MemoryTrim(MemoryOptions options, TimeProvider clock, ILogge
 
     // Free space inside the heap's regions (what a background collection swept) is surplus too: the heap size counts it,
     // a compacting collection gives it back.
-    private static long Surplus(GCMemoryInfo info) => info.TotalCommittedBytes - (info.HeapSizeBytes - info.FragmentedBytes);
+    private static long Surplus(GCMemoryInfo info) => Surplus(info.TotalCommittedBytes, info.HeapSizeBytes, info.FragmentedBytes);
+
+    private static long Surplus(long committed, long heap, long fragmented) => committed - (heap - fragmented);
 
     // Gentle first: every collection hands back some of the free regions the GC keeps committed, and a gen1 collection
     // pauses for the young generations only (milliseconds), where a full compacting one pauses for a mark of the whole
