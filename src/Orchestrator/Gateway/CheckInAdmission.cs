@@ -143,7 +143,7 @@ public sealed class AdmissionOptions
 }
 
 /// <summary>
-/// Endpoint filter of the check-in route: a concurrency limit with a bounded FIFO queue
+/// The check-in route's door (<see cref="AnswerAsync"/>): a concurrency limit with a bounded FIFO queue
 /// (<see cref="AdmissionOptions"/>). A refused check-in has changed nothing: it is refused before authentication and before
 /// its body is read, so it costs no HMAC, no database read and no actor message. A device this gateway answered within
 /// <see cref="AdmissionOptions.EarlyWithinSeconds"/> (<see cref="RecentCheckIns"/>) never queues and takes a slot only while
@@ -156,7 +156,7 @@ public sealed class AdmissionOptions
 /// device id in the path is anyone's to write, so nothing an unauthenticated request does (waiting in the queue under a
 /// device's id, say) may make that device's own check-in refused.
 /// </remarks>
-public sealed class CheckInAdmission(AdmissionOptions options, IServer? server = null, Hosting.NodeSettings? settings = null) : IEndpointFilter, IDisposable
+public sealed class CheckInAdmission(AdmissionOptions options, IServer? server = null, Hosting.NodeSettings? settings = null) : IDisposable
 {
     private readonly RecentCheckIns _recent = new(options.RecentSlots);
     private readonly TimeSpan _early = options.EarlyWindow(settings?.Gateway.NextCheckInSeconds);
@@ -178,11 +178,14 @@ public sealed class CheckInAdmission(AdmissionOptions options, IServer? server =
     /// <summary>Check-ins waiting or being answered here now.</summary>
     public int InFlight => Volatile.Read(ref _inFlight);
 
-    /// <inheritdoc />
-    public async ValueTask<object?> InvokeAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
+    /// <summary>
+    /// Admits the check-in of <paramref name="deviceId"/> (the route's, anyone's to write) and writes
+    /// <paramref name="answer"/>'s result, or refuses it and writes the refusal. The route's request delegate calls this
+    /// directly, not as an endpoint filter: the idle check-in is the node's most frequent request, and a filter's
+    /// invocation context, bound arguments and boxed result are work its answer does not need.
+    /// </summary>
+    public async Task AnswerAsync<TState>(HttpContext http, string? deviceId, TState state, Func<string?, HttpContext, TState, Task<IResult>> answer)
     {
-        var http = context.HttpContext;
-        var deviceId = http.Request.RouteValues["deviceId"] as string;
         RateLimitLease lease;
         if (_early > TimeSpan.Zero && deviceId is not null && _recent.SinceLastAnswer(deviceId) is { } since && since < _early)
         {
@@ -191,15 +194,23 @@ public sealed class CheckInAdmission(AdmissionOptions options, IServer? server =
             {
                 var wait = _probe.SustainedWaitMilliseconds;
                 GatewayMetrics.AdmissionQueueWaitSeen.Record(wait);
-                if (wait >= options.BusyQueueWaitMilliseconds) return RefuseSaturated(http);
+                if (wait >= options.BusyQueueWaitMilliseconds)
+                {
+                    await RefuseSaturated(http).ExecuteAsync(http).ConfigureAwait(false);
+                    return;
+                }
             }
             if (Volatile.Read(ref _inFlight) >= options.EarlyMaxInFlight)
-                return RefuseEarly(http, deviceId, since, EarlyState.InFlight);
+            {
+                await RefuseEarly(http, deviceId, since, EarlyState.InFlight).ExecuteAsync(http).ConfigureAwait(false);
+                return;
+            }
             lease = _limiter.AttemptAcquire(1);
             if (!lease.IsAcquired)
             {
                 lease.Dispose();
-                return RefuseEarly(http, deviceId, since, EarlyState.Full);
+                await RefuseEarly(http, deviceId, since, EarlyState.Full).ExecuteAsync(http).ConfigureAwait(false);
+                return;
             }
             Interlocked.Increment(ref _inFlight);
         }
@@ -219,25 +230,29 @@ public sealed class CheckInAdmission(AdmissionOptions options, IServer? server =
             {
                 lease.Dispose();
                 Interlocked.Decrement(ref _inFlight);
-                return Refuse(http, "check-in-admission",
-                    $"The gateway is at its check-in limit ({options.MaxConcurrentCheckIns} at once, {options.MaxQueuedCheckIns} waiting; Admission:*); nothing was recorded.");
+                await Refuse(http, "check-in-admission",
+                    $"The gateway is at its check-in limit ({options.MaxConcurrentCheckIns} at once, {options.MaxQueuedCheckIns} waiting; Admission:*); nothing was recorded.")
+                    .ExecuteAsync(http).ConfigureAwait(false);
+                return;
             }
         }
         // One frame for both ways in: the answer's wait (its directive's signature) suspends this method only once.
+        IResult result;
         try
         {
-            var result = await next(context).ConfigureAwait(false);
+            result = await answer(deviceId, http, state).ConfigureAwait(false);
             // Only a check-in whose credential proved the device (the endpoint set its id) and that was answered counts.
             if (deviceId is not null && http.Features.Get<AuthenticatedDevice>() is not null
                 && result is IStatusCodeHttpResult { StatusCode: null or StatusCodes.Status200OK })
                 _recent.Answered(deviceId);
-            return result;
         }
         finally
         {
             lease.Dispose();
             Interlocked.Decrement(ref _inFlight);
         }
+        // Written outside the slot, as a filter's result is: a slot bounds the work of answering, not the client's reading.
+        await result.ExecuteAsync(http).ConfigureAwait(false);
     }
 
     private enum EarlyState { InFlight, Full }

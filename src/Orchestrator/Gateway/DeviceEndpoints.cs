@@ -16,8 +16,11 @@ public static class DeviceEndpoints
         // HttpContext.RequestServices gets a DI scope of its own, which the idle check-in, the node's most frequent
         // request, has no use for.
         var services = new DeviceRouteServices(app.ServiceProvider);
-        g.MapPost("/check-in", (string deviceId, HttpContext ctx) => CheckInAsync(deviceId, ctx, services))
-            .AddEndpointFilter(app.ServiceProvider.GetRequiredService<CheckInAdmission>());
+        var admission = app.ServiceProvider.GetRequiredService<CheckInAdmission>();
+        // A handler of the HttpContext alone, without an endpoint filter: the admission is this route's door
+        // (CheckInAdmission.AnswerAsync). Mapped as a Delegate, not a RequestDelegate, so the route keeps its handler
+        // metadata and stays in the OpenAPI document.
+        g.MapPost("/check-in", (Func<HttpContext, Task>)(ctx => admission.AnswerAsync(ctx, ctx.Request.RouteValues["deviceId"] as string, services, CheckInAsync)));
         g.MapPost("/progress", (string deviceId, HttpContext ctx) =>
             ReportAsync<ProgressReport>(deviceId, ctx, services, "progress", DeviceRequestValidation.Validate, (gw, r, ct) => gw.ReportProgressAsync(deviceId, r, ct, Sequence(ctx))));
         g.MapPost("/failure", (string deviceId, HttpContext ctx) =>
@@ -71,8 +74,9 @@ public static class DeviceEndpoints
 
     private static long Sequence(HttpContext ctx) => ctx.Features.Get<AuthenticatedDevice>()?.Sequence ?? 0;
 
-    private static async Task<IResult> CheckInAsync(string deviceId, HttpContext ctx, DeviceRouteServices services)
+    private static async Task<IResult> CheckInAsync(string? deviceId, HttpContext ctx, DeviceRouteServices services)
     {
+        if (deviceId is null) return HttpProblems.Problem(StatusCodes.Status404NotFound, "not_found", "The check-in route names no device.");
         if (await AuthorizeDeviceAsync(ctx, deviceId, services.Authentication).ConfigureAwait(false) is { } denied) return denied;
         var settings = services.Settings;
         // Authentication read and verified the body; it is parsed from those bytes, with the protocol's generated metadata.
