@@ -118,7 +118,8 @@ public sealed class DeviceRowTable : IDeviceSightings, IDeviceJournalMarks
         lock (_pendingLock)
         {
             if (_pending is not { Count: > 0 } taken) return [];
-            _pending = [];
+            // Sized for as many as the last interval's: the list is refilled at the check-in rate, not grown from empty.
+            _pending = new List<(string, long)>(taken.Count);
             return taken;
         }
     }

@@ -33,11 +33,21 @@ public static class ReleaseSelection
     /// <summary>The release <paramref name="s"/> should run given the channel facts of <paramref name="c"/>; null for none.</summary>
     public static DesiredRelease? Desired(DeviceState s, CheckIn c)
     {
-        var channel = c.Channels?.FirstOrDefault(x => x.Channel == ChannelRules.ChannelOf(s.Tags));
+        var channel = ChannelOf(c.Channels, s.Tags);
         if (s.Target is { } t && (c.Channels is null || channel?.Current is null || InRunningRollout(c.Channels, t)
                 || RollbackStillApplies(t, channel.Current, c.InstalledVersionId)))
             return new DesiredRelease(ReleaseSource.Rollout, t.Version, t.VersionId, t.ManifestPath, t);
         if (channel?.Current is { } r) return new DesiredRelease(ReleaseSource.Channel, r.Version, r.VersionId, r.ManifestPath, null);
+        return null;
+    }
+
+    // The device's channel among the check-in's (a loop, not a predicate: every idle check-in asks this).
+    private static ChannelTarget? ChannelOf(IReadOnlyList<ChannelTarget>? channels, IReadOnlyList<string> tags)
+    {
+        if (channels is null) return null;
+        var name = ChannelRules.ChannelOf(tags);
+        foreach (var ch in channels)
+            if (ch.Channel == name) return ch;
         return null;
     }
 

@@ -29,7 +29,7 @@ public static partial class ChannelRules
     public static string ChannelOf(IReadOnlyList<string> tags)
     {
         foreach (var t in tags)
-            if (t.StartsWith(TagPrefix, StringComparison.Ordinal) && IsValidName(t[TagPrefix.Length..]))
+            if (t.StartsWith(TagPrefix, StringComparison.Ordinal) && NameRegex().IsMatch(t.AsSpan(TagPrefix.Length)))
                 return t[TagPrefix.Length..];
         return DefaultChannel;
     }

@@ -16,14 +16,18 @@ public sealed class AuditMiddleware(RequestDelegate next, AuditLog log, TimeProv
     public const int MaxReasonBodyBytes = 64 * 1024;
 
     /// <summary>Runs the request and records it.</summary>
-    public async Task InvokeAsync(HttpContext ctx)
+    public Task InvokeAsync(HttpContext ctx)
+    {
+        // Passed through without an async frame of this middleware: every device request comes through here.
+        var request = ctx.Request;
+        return HttpMethods.IsGet(request.Method) || HttpMethods.IsHead(request.Method) || !request.Path.StartsWithSegments("/admin/v1")
+            ? next(ctx)
+            : RunAndRecordAsync(ctx);
+    }
+
+    private async Task RunAndRecordAsync(HttpContext ctx)
     {
         var request = ctx.Request;
-        if (HttpMethods.IsGet(request.Method) || HttpMethods.IsHead(request.Method) || !request.Path.StartsWithSegments("/admin/v1"))
-        {
-            await next(ctx).ConfigureAwait(false);
-            return;
-        }
         var readReason = request.ContentLength is null or (> 0 and <= MaxReasonBodyBytes)
             && request.ContentType?.Contains("json", StringComparison.OrdinalIgnoreCase) == true;
         if (readReason) request.EnableBuffering();

@@ -241,6 +241,8 @@ public sealed class CheckInAdmission(AdmissionOptions options, IServer? server =
         try
         {
             result = await answer(deviceId, http, state).ConfigureAwait(false);
+            // The directive's signature is waited for here, inside the slot: the frames that built the answer have ended.
+            if (result is CheckInAnswerResult { Answer.Signing: { } signing }) await signing.ConfigureAwait(false);
             // Only a check-in whose credential proved the device (the endpoint set its id) and that was answered counts.
             if (deviceId is not null && http.Features.Get<AuthenticatedDevice>() is not null
                 && result is IStatusCodeHttpResult { StatusCode: null or StatusCodes.Status200OK })

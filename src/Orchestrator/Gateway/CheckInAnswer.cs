@@ -16,9 +16,26 @@ public sealed record CheckInAnswer(CheckInResponse Response, Trust.SignedDirecti
     /// <summary>An answer whose directive (if any) is the response's own.</summary>
     public static implicit operator CheckInAnswer(CheckInResponse response) => new(response);
 
+    /// <summary>
+    /// The directive's batch signature while it is under way (<see cref="Trust.DirectorSigner.SignAsync"/>), or null: its
+    /// result is the answer's directive, and the answer is complete once it has finished. The gateway hands the answer
+    /// over before that, so the one frame that writes it (<see cref="CheckInAdmission.AnswerAsync"/>) is the only one
+    /// that waits for the signature.
+    /// </summary>
+    public Task<Trust.SignedDirective?>? Signing { get; init; }
+
+    /// <summary>The directive the answer carries: its own, or its finished <see cref="Signing"/>'s; null when it has none.</summary>
+    /// <exception cref="InvalidOperationException">The signature is still under way (await <see cref="Signing"/> first) or failed.</exception>
+    public Trust.SignedDirective? SignedDirective => Directive ?? Signing switch
+    {
+        null => null,
+        { IsCompletedSuccessfully: true } done => done.Result,
+        _ => throw new InvalidOperationException("The answer's directive is not signed yet (or its signing failed); await CheckInAnswer.Signing before writing it."),
+    };
+
     /// <summary>The answer as the protocol's DTO (the directive as a string), for callers that want the object.</summary>
     public CheckInResponse ToResponse() =>
-        Directive is null ? Response : Response with { Directive = System.Text.Encoding.UTF8.GetString(Directive.ToBytes()) };
+        SignedDirective is not { } directive ? Response : Response with { Directive = System.Text.Encoding.UTF8.GetString(directive.ToBytes()) };
 }
 
 /// <summary>
@@ -62,7 +79,7 @@ public static class CheckInAnswerWriter
         WriteList(writer, "mirrors"u8, r.Mirrors);
         if (r.DeltaManifestPath is not null) writer.WriteString("deltaManifestPath"u8, r.DeltaManifestPath);
         writer.WriteBoolean("mirrorsFirst"u8, r.MirrorsFirst);
-        if (answer.Directive is not null) answer.Directive.WriteAsString(writer, "directive"u8);
+        if (answer.SignedDirective is { } directive) directive.WriteAsString(writer, "directive"u8);
         else if (r.Directive is not null) writer.WriteString("directive"u8, r.Directive);
         WriteList(writer, "compactManifests"u8, r.CompactManifests);
         writer.WriteEndObject();

@@ -55,10 +55,7 @@ public sealed class ShardedDeviceGateway(
             if (idle is not null)
             {
                 GatewayMetrics.CheckInAnsweredWithoutActor();
-                // Awaited here, not through another async method: an answer waits for its batch's signature, so every
-                // async frame above that wait is one more state machine on the heap per check-in.
-                var signed = await SignAsync(deviceId, request, idle).ConfigureAwait(false);
-                return Answer(request, idle, null, null, signed);
+                return Answer(request, idle, null, null, SignAsync(deviceId, request, idle));
             }
         }
         var answer = await AskAsync(command, ct).ConfigureAwait(false);
@@ -83,8 +80,7 @@ public sealed class ShardedDeviceGateway(
             }
         }
         var delta = decision.Action == UpdateAction.Upgrade ? inspector.DeltaManifestPathFor(request.Product, facts.InstalledVersion, decision.TargetVersion) : null;
-        var directive = await SignAsync(deviceId, request, decision).ConfigureAwait(false);
-        return Answer(request, decision, grant, delta, directive);
+        return Answer(request, decision, grant, delta, SignAsync(deviceId, request, decision));
     }
 
     // The directive is what the agent acts on; the unsigned fields stay for agents provisioned without a root.
@@ -94,14 +90,21 @@ public sealed class ShardedDeviceGateway(
         return director.SignAsync(deviceId, request.Nonce, decision, request.Product, request.InstalledVersionId, request.BatchDirectives == true)!;
     }
 
-    private CheckInAnswer Answer(CheckInRequest request, CheckInDecision decision, DownloadGrant? grant, string? delta, Trust.SignedDirective? directive)
+    // The signature is not awaited here: a batch-signed answer goes out with its signing under way (CheckInAnswer.Signing),
+    // so this method and its callers finish without a state machine on the heap, and only the frame that writes the
+    // answer waits.
+    private CheckInAnswer Answer(CheckInRequest request, CheckInDecision decision, DownloadGrant? grant, string? delta, ValueTask<Trust.SignedDirective?> signing)
     {
         var mirrors = settings.Gateway.Mirrors.Count == 0 ? null : settings.Gateway.Mirrors;
+        var done = signing.IsCompletedSuccessfully;
         return new CheckInAnswer(new CheckInResponse(decision.Action, decision.TargetVersion, decision.TargetVersionId, decision.ManifestPath,
             decision.Action == UpdateAction.Repair ? decision.RepairFiles : null, grant, settings.Gateway.NextCheckInSeconds, mirrors, delta,
             settings.Gateway.MirrorsFirst, null,
             decision.Action == UpdateAction.None ? null : NullIfEmpty(inspector.CompactManifestsFor(decision.ManifestPath, request.InstalledVersionId))),
-            directive);
+            done ? signing.Result : null)
+        {
+            Signing = done ? null : signing.AsTask(),
+        };
     }
 
     private static IReadOnlyList<string>? NullIfEmpty(IReadOnlyList<string> list) => list.Count == 0 ? null : list;
