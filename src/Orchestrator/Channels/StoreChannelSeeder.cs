@@ -63,12 +63,19 @@ public sealed class StoreChannelSeeder(FileSystemStore store, ChannelCache cache
     /// channels after seeding them. Unless <paramref name="recheckNow"/>, the folder is looked at only when
     /// <see cref="RecheckInterval"/> has passed since the last look.
     /// </summary>
-    public async ValueTask<IReadOnlyList<ChannelTarget>> SeedMissingAsync(string product, IReadOnlyList<ChannelTarget> known, CancellationToken ct,
+    public ValueTask<IReadOnlyList<ChannelTarget>> SeedMissingAsync(string product, IReadOnlyList<ChannelTarget> known, CancellationToken ct,
         bool recheckNow = false)
     {
         var now = _clock.GetTimestamp();
         var had = _examined.TryGetValue(product, out var seen);
-        if (had && !recheckNow && _clock.GetElapsedTime(seen.LookedAt, now) < RecheckInterval) return known;
+        // Every check-in asks; the answer is almost always "nothing new", given here without the seeding's closures.
+        if (had && !recheckNow && _clock.GetElapsedTime(seen.LookedAt, now) < RecheckInterval) return ValueTask.FromResult(known);
+        return SeedAsync(product, known, had, seen, now, ct);
+    }
+
+    private async ValueTask<IReadOnlyList<ChannelTarget>> SeedAsync(string product, IReadOnlyList<ChannelTarget> known, bool had,
+        (DateTime Stamp, long LookedAt) seen, long now, CancellationToken ct)
+    {
         if (!StoreNames.IsValidProduct(product)) return known;
         var dir = new DirectoryInfo(store.FullPath($"{StoreLayout.ChannelsDirectory}/{product}"));
         if (_examined.Count > MaxProducts) _examined.Clear(); // bounded: products are named by authenticated devices

@@ -184,7 +184,7 @@ public sealed class CheckInAdmission(AdmissionOptions options, IServer? server =
     /// directly, not as an endpoint filter: the idle check-in is the node's most frequent request, and a filter's
     /// invocation context, bound arguments and boxed result are work its answer does not need.
     /// </summary>
-    public async Task AnswerAsync<TState>(HttpContext http, string? deviceId, TState state, Func<string?, HttpContext, TState, Task<IResult>> answer)
+    public async Task AnswerAsync<TState>(HttpContext http, string? deviceId, TState state, Func<string?, HttpContext, TState, ValueTask<IResult>> answer)
     {
         RateLimitLease lease;
         if (_early > TimeSpan.Zero && deviceId is not null && _recent.SinceLastAnswer(deviceId) is { } since && since < _early)

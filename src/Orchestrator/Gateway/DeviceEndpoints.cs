@@ -74,7 +74,7 @@ public static class DeviceEndpoints
 
     private static long Sequence(HttpContext ctx) => ctx.Features.Get<AuthenticatedDevice>()?.Sequence ?? 0;
 
-    private static async Task<IResult> CheckInAsync(string? deviceId, HttpContext ctx, DeviceRouteServices services)
+    private static async ValueTask<IResult> CheckInAsync(string? deviceId, HttpContext ctx, DeviceRouteServices services)
     {
         if (deviceId is null) return HttpProblems.Problem(StatusCodes.Status404NotFound, "not_found", "The check-in route names no device.");
         if (await AuthorizeDeviceAsync(ctx, deviceId, services.Authentication).ConfigureAwait(false) is { } denied) return denied;

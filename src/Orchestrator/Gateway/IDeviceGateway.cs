@@ -12,7 +12,7 @@ public interface IDeviceGateway
     // (401 replayed_sequence). 0 means "not from the signed device API" and is not checked.
 
     /// <summary>Decides None/Upgrade/Repair for a validated check-in (the grant is added by the HTTP layer).</summary>
-    Task<CheckInAnswer> CheckInAsync(string deviceId, CheckInRequest request, CancellationToken ct, long requestSequence = 0);
+    ValueTask<CheckInAnswer> CheckInAsync(string deviceId, CheckInRequest request, CancellationToken ct, long requestSequence = 0);
 
     /// <summary>Records download progress.</summary>
     Task ReportProgressAsync(string deviceId, ProgressReport report, CancellationToken ct, long requestSequence = 0);

@@ -35,7 +35,7 @@ public sealed class ShardedDeviceGateway(
             : settings.Devices.LastSeenPersistInterval;
 
     /// <inheritdoc />
-    public async Task<CheckInAnswer> CheckInAsync(string deviceId, CheckInRequest request, CancellationToken ct, long requestSequence = 0)
+    public async ValueTask<CheckInAnswer> CheckInAsync(string deviceId, CheckInRequest request, CancellationToken ct, long requestSequence = 0)
     {
         var facts = inspector.Inspect(request);
         var channels = await ChannelsAsync(request.Product, ct).ConfigureAwait(false);

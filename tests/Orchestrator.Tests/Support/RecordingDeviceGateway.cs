@@ -16,7 +16,7 @@ public sealed class RecordingDeviceGateway : IDeviceGateway
     /// <summary>While set, check-ins wait for it after they are recorded (a slow device actor).</summary>
     public Task? Hold { get; set; }
 
-    public async Task<CheckInAnswer> CheckInAsync(string deviceId, CheckInRequest request, CancellationToken ct, long requestSequence = 0)
+    public async ValueTask<CheckInAnswer> CheckInAsync(string deviceId, CheckInRequest request, CancellationToken ct, long requestSequence = 0)
     {
         Calls.Enqueue((deviceId, request));
         if (Hold is { } hold) await hold;
