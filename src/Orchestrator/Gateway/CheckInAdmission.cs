@@ -51,7 +51,7 @@ public sealed class AdmissionOptions
     /// A device answered within <see cref="EarlyWithinSeconds"/> is refused at once, before its credential and body are
     /// read, while new work has waited at least this many milliseconds at every one of the last
     /// <see cref="BusySustainedProbes"/> probes (<see cref="BusyProbe"/>; by default a request to the node itself, which
-    /// waits in the socket engine's queue of ready connections, in front of every endpoint filter), so a node saturated by
+    /// waits in the socket engine's queue of ready connections, in front of every endpoint), so a node saturated by
     /// connections it has not parsed yet is seen too (default 5; 0: off). A pause of the whole node (a garbage
     /// collection) refuses the early devices that arrive while it lasts, unless <see cref="BusySustainedProbes"/> asks for
     /// more readings; a node sharing its cores with other work that keeps new requests waiting that long refuses early
@@ -253,7 +253,7 @@ public sealed class CheckInAdmission(AdmissionOptions options, IServer? server =
             lease.Dispose();
             Interlocked.Decrement(ref _inFlight);
         }
-        // Written outside the slot, as a filter's result is: a slot bounds the work of answering, not the client's reading.
+        // Written after the slot is freed: a slot bounds the work of answering, not the client's reading of it.
         await result.ExecuteAsync(http).ConfigureAwait(false);
     }
 
