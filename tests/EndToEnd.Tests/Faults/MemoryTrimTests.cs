@@ -33,8 +33,9 @@ public sealed class MemoryTrimTests(ITestOutputHelper output)
     [Fact]
     public async Task A_node_that_is_allocating_or_whose_surplus_is_under_the_bound_does_not_trim()
     {
-        // Never quiet: every check sees some allocation, so even the smallest surplus is left alone.
-        var (busy, _) = await MetricsAfterAsync(TimeSpan.FromSeconds(5), _ => false,
+        // Never quiet: requests without pause make every check see allocation (a node left alone may allocate nothing the
+        // runtime's counter shows within one check), so even the smallest surplus is left alone.
+        var (busy, _) = await MetricsAfterAsync(TimeSpan.FromSeconds(5), _ => false, busy: true,
             "--Memory:TrimSurplusBytes=1", "--Memory:TrimCheckSeconds=1", "--Memory:TrimMinIntervalSeconds=1",
             "--Memory:TrimQuietBelowBytesPerSecond=1");
         Assert.Equal(0, PrometheusText.Sum(busy, Trims));
@@ -43,13 +44,24 @@ public sealed class MemoryTrimTests(ITestOutputHelper output)
         Assert.Equal(0, PrometheusText.Sum(idle, Trims));
     }
 
+    private Task<(string Metrics, double Seconds)> MetricsAfterAsync(TimeSpan wait, Func<string, bool> done, params string[] settings) =>
+        MetricsAfterAsync(wait, done, busy: false, settings);
+
     // Starts a node with the settings, reads /metrics until `done` or `wait` has passed, and returns the last read and
-    // the seconds since the node's process was started.
-    private async Task<(string Metrics, double Seconds)> MetricsAfterAsync(TimeSpan wait, Func<string, bool> done, params string[] settings)
+    // the seconds since the node's process was started. With `busy`, the node is sent requests without pause from its
+    // start until the last read.
+    private async Task<(string Metrics, double Seconds)> MetricsAfterAsync(TimeSpan wait, Func<string, bool> done, bool busy, params string[] settings)
     {
         using var rig = new NodeProcessRig();
         var started = System.Diagnostics.Stopwatch.StartNew();
         await rig.StartAsync(settings);
+        using var stop = new CancellationTokenSource();
+        var load = busy ? Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+                try { await rig.Http.GetStringAsync("health/ready", stop.Token); }
+                catch (OperationCanceledException) { }
+        }) : Task.CompletedTask;
         var deadline = DateTime.UtcNow + wait;
         string metrics;
         do
@@ -57,6 +69,8 @@ public sealed class MemoryTrimTests(ITestOutputHelper output)
             await Task.Delay(500);
             metrics = await rig.Http.GetStringAsync("metrics");
         } while (!done(metrics) && DateTime.UtcNow < deadline);
+        await stop.CancelAsync();
+        await load;
         output.WriteLine($"{string.Join(' ', settings)}:\n{Lines(metrics)}");
         return (metrics, started.Elapsed.TotalSeconds);
     }
