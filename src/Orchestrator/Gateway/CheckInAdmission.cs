@@ -186,34 +186,10 @@ public sealed class CheckInAdmission(AdmissionOptions options, IServer? server =
     /// </summary>
     public async Task AnswerAsync<TState>(HttpContext http, string? deviceId, TState state, Func<string?, HttpContext, TState, ValueTask<IResult>> answer)
     {
-        RateLimitLease lease;
+        RateLimitLease? lease;
+        IResult? refusal = null;
         if (_early > TimeSpan.Zero && deviceId is not null && _recent.SinceLastAnswer(deviceId) is { } since && since < _early)
-        {
-            // Early: a free slot while the gateway is nearly idle, or refused at once (never a queue place).
-            if (_probe is not null)
-            {
-                var wait = _probe.SustainedWaitMilliseconds;
-                GatewayMetrics.AdmissionQueueWaitSeen.Record(wait);
-                if (wait >= options.BusyQueueWaitMilliseconds)
-                {
-                    await RefuseSaturated(http).ExecuteAsync(http).ConfigureAwait(false);
-                    return;
-                }
-            }
-            if (Volatile.Read(ref _inFlight) >= options.EarlyMaxInFlight)
-            {
-                await RefuseEarly(http, deviceId, since, EarlyState.InFlight).ExecuteAsync(http).ConfigureAwait(false);
-                return;
-            }
-            lease = _limiter.AttemptAcquire(1);
-            if (!lease.IsAcquired)
-            {
-                lease.Dispose();
-                await RefuseEarly(http, deviceId, since, EarlyState.Full).ExecuteAsync(http).ConfigureAwait(false);
-                return;
-            }
-            Interlocked.Increment(ref _inFlight);
-        }
+            (lease, refusal) = AdmitEarly(http, deviceId, since);
         else
         {
             Interlocked.Increment(ref _inFlight);
@@ -230,11 +206,14 @@ public sealed class CheckInAdmission(AdmissionOptions options, IServer? server =
             {
                 lease.Dispose();
                 Interlocked.Decrement(ref _inFlight);
-                await Refuse(http, "check-in-admission",
-                    $"The gateway is at its check-in limit ({options.MaxConcurrentCheckIns} at once, {options.MaxQueuedCheckIns} waiting; Admission:*); nothing was recorded.")
-                    .ExecuteAsync(http).ConfigureAwait(false);
-                return;
+                refusal = Refuse(http, "check-in-admission",
+                    $"The gateway is at its check-in limit ({options.MaxConcurrentCheckIns} at once, {options.MaxQueuedCheckIns} waiting; Admission:*); nothing was recorded.");
             }
+        }
+        if (refusal is not null || lease is null)
+        {
+            await refusal!.ExecuteAsync(http).ConfigureAwait(false);
+            return;
         }
         // One frame for both ways in: the answer's wait (its directive's signature) suspends this method only once.
         IResult result;
@@ -255,6 +234,26 @@ public sealed class CheckInAdmission(AdmissionOptions options, IServer? server =
         }
         // Written after the slot is freed: a slot bounds the work of answering, not the client's reading of it.
         await result.ExecuteAsync(http).ConfigureAwait(false);
+    }
+
+    // Early: a free slot while the gateway is nearly idle (counted in flight), or refused at once (never a queue place).
+    private (RateLimitLease? Lease, IResult? Refusal) AdmitEarly(HttpContext http, string deviceId, TimeSpan since)
+    {
+        if (_probe is not null)
+        {
+            var wait = _probe.SustainedWaitMilliseconds;
+            GatewayMetrics.AdmissionQueueWaitSeen.Record(wait);
+            if (wait >= options.BusyQueueWaitMilliseconds) return (null, RefuseSaturated(http));
+        }
+        if (Volatile.Read(ref _inFlight) >= options.EarlyMaxInFlight) return (null, RefuseEarly(http, deviceId, since, EarlyState.InFlight));
+        var lease = _limiter.AttemptAcquire(1);
+        if (!lease.IsAcquired)
+        {
+            lease.Dispose();
+            return (null, RefuseEarly(http, deviceId, since, EarlyState.Full));
+        }
+        Interlocked.Increment(ref _inFlight);
+        return (lease, null);
     }
 
     private enum EarlyState { InFlight, Full }

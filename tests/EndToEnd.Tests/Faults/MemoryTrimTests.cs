@@ -48,8 +48,8 @@ public sealed class MemoryTrimTests(ITestOutputHelper output)
         MetricsAfterAsync(wait, done, busy: false, settings);
 
     // Starts a node with the settings, reads /metrics until `done` or `wait` has passed, and returns the last read and
-    // the seconds since the node's process was started. With `busy`, the node is sent requests without pause from its
-    // start until the last read.
+    // the seconds since the node's process was started. With `busy`, the node is sent requests without pause from the
+    // moment it is ready until the last read.
     private async Task<(string Metrics, double Seconds)> MetricsAfterAsync(TimeSpan wait, Func<string, bool> done, bool busy, params string[] settings)
     {
         using var rig = new NodeProcessRig();
