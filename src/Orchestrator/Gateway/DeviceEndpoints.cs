@@ -17,6 +17,7 @@ public static class DeviceEndpoints
         // request, has no use for.
         var services = new DeviceRouteServices(app.ServiceProvider);
         var admission = app.ServiceProvider.GetRequiredService<CheckInAdmission>();
+        GatewayMetrics.ObserveAdmission(admission);
         // A handler of the HttpContext alone, without an endpoint filter: the admission is this route's door
         // (CheckInAdmission.AnswerAsync). Mapped as a Delegate, not a RequestDelegate, so the route keeps its handler
         // metadata and stays in the OpenAPI document.

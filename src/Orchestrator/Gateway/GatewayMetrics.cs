@@ -96,6 +96,16 @@ public static class GatewayMetrics
     /// <summary>Points the throttle gauge at this node's throttle (called once at start).</summary>
     public static void ObserveThrottle(Orchestrator.ChunkStore.Throttling.DownloadThrottle throttle) => _throttle = throttle;
 
+    private static CheckInAdmission? _admission;
+
+    // Read when metrics are collected: ASP.NET Core's http.server.active_requests (not exported, NodeApp) would cost two
+    // tagged updates per request for the same figure.
+    private static readonly ObservableGauge<int> CheckInsInFlight = Meter.CreateObservableGauge(
+        "orch_gateway_checkins_in_flight", () => _admission?.InFlight ?? 0, description: "Check-ins admitted and not yet answered, or waiting for a slot");
+
+    /// <summary>Points the in-flight gauge at this node's check-in admission (called once at start).</summary>
+    public static void ObserveAdmission(CheckInAdmission admission) => _admission = admission;
+
     /// <summary>Bytes devices reported downloading for completed installs, tagged with method (delta, chunks, unknown).</summary>
     public static readonly Counter<long> InstallBytes = Meter.CreateCounter<long>("orch_gateway_install_download_bytes", unit: "By",
         description: "Bytes downloaded per completed install as reported by devices, by method");

@@ -163,6 +163,9 @@ public static class NodeApp
                 // The runtime's own meter: GC heap, committed and fragmented memory, thread-pool queue, so an SRE can tell
                 // live devices from memory the runtime merely holds.
                 "System.Runtime")
+            // Two tagged updates of an aggregator per request, the idle check-in's among them, for a gauge that
+            // orch_gateway_checkins_in_flight gives for check-ins and Kestrel's connection gauges for the rest.
+            .AddView("http.server.active_requests", MetricStreamConfiguration.Drop)
             .AddPrometheusExporter());
         services?.Invoke(s);
 

@@ -8,8 +8,9 @@ namespace Orchestrator.Node.Trust;
 /// Signs directive payloads in batches (docs/protocol.md "Directive"): one Ed25519 signature over the Merkle root of
 /// every payload that is ready, each answer carrying its own payload, the root signature and its inclusion path.
 /// No timer: a payload that finds no signature pending queues one signing pass on the thread pool, behind the work
-/// already queued there (at once on an idle node, a batch of one); payloads that arrive before the pass runs join it,
-/// and a pass that leaves payloads behind (more than <see cref="MaxSize"/>, or arrived while it signed) queues the next.
+/// already queued there (at once on an idle node, a batch of one; on a busy one, behind that work twice); payloads that
+/// arrive before the pass runs join it, and a pass that leaves payloads behind (more than <see cref="MaxSize"/>, or
+/// arrived while it signed) queues the next.
 /// </summary>
 /// <remarks>
 /// The pass completes each answer's wait on its own thread: the rest of that check-in (writing its answer) runs there,
@@ -22,6 +23,7 @@ public sealed class DirectiveBatcher : IThreadPoolWorkItem
     private readonly object _gate = new();
     private readonly Queue<Pending> _queue = new();
     private bool _queued; // a signing pass is queued or running; invariant: false implies the queue is empty
+    private bool _deferred; // the queued pass has gone to the back of the pool's queue once; only the pass reads or writes it
 
     /// <summary>A batcher signing with <paramref name="key"/> (key id <paramref name="keyId"/>), at most <paramref name="maxSize"/> payloads per root.</summary>
     public DirectiveBatcher(ReleaseSigningKey key, string keyId, int maxSize)
@@ -62,9 +64,26 @@ public sealed class DirectiveBatcher : IThreadPoolWorkItem
         return new ValueTask<SignedDirective>(me.Task);
     }
 
-    /// <summary>One signing pass: signs the payloads waiting now (at most <see cref="MaxSize"/>) and queues the next pass if any are left.</summary>
+    /// <summary>
+    /// One signing pass: signs the payloads waiting now (at most <see cref="MaxSize"/>) and queues the next pass if any are
+    /// left. A pass that finds fewer than <see cref="MaxSize"/> payloads while other work is queued on the thread pool goes
+    /// to the back of the queue once more instead: under load that work is mostly check-ins on their way to a signature,
+    /// so one signature covers them too; an idle pool (nothing queued) signs at once.
+    /// </summary>
     void IThreadPoolWorkItem.Execute()
     {
+        if (!_deferred && ThreadPool.PendingWorkItemCount > 0)
+        {
+            int waiting;
+            lock (_gate) waiting = _queue.Count;
+            if (waiting < MaxSize)
+            {
+                _deferred = true;
+                ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+                return;
+            }
+        }
+        _deferred = false;
         Pending[] batch;
         lock (_gate)
         {
