@@ -29,25 +29,13 @@ public static class AsciiJsonString
             else writer.WriteString(name, value);
             return;
         }
-        var length = 2 + 6 * value.Length;
+        var length = 2 + MaxEscapedLength(value.Length);
         byte[]? rented = null;
         var escaped = length <= 512 ? stackalloc byte[512] : (rented = ArrayPool<byte>.Shared.Rent(length));
         try
         {
-            var at = 0;
-            escaped[at++] = (byte)'"';
-            var rest = value;
-            while (rest.IndexOfAnyExcept(Plain) is var next and >= 0)
-            {
-                rest[..next].CopyTo(escaped[at..]);
-                at += next;
-                var escape = Escapes[rest[next]]!;
-                escape.CopyTo(escaped[at..]);
-                at += escape.Length;
-                rest = rest[(next + 1)..];
-            }
-            rest.CopyTo(escaped[at..]);
-            at += rest.Length;
+            escaped[0] = (byte)'"';
+            var at = 1 + Escape(value, escaped[1..]);
             escaped[at++] = (byte)'"';
             if (!name.IsEmpty) writer.WritePropertyName(name);
             writer.WriteRawValue(escaped[..at], skipInputValidation: true);
@@ -56,6 +44,39 @@ public static class AsciiJsonString
         {
             if (rented is not null) ArrayPool<byte>.Shared.Return(rented);
         }
+    }
+
+    /// <summary>Most bytes <see cref="Escape"/> writes for an ASCII value of <paramref name="length"/> bytes.</summary>
+    public static int MaxEscapedLength(int length) => 6 * length;
+
+    /// <summary>
+    /// Writes into <paramref name="destination"/> what a <see cref="Utf8JsonWriter"/> with default options writes between
+    /// the quotes of a string holding <paramref name="ascii"/> (which must be ASCII), and returns the bytes written; at
+    /// most <see cref="MaxEscapedLength"/>.
+    /// </summary>
+    public static int Escape(ReadOnlySpan<byte> ascii, Span<byte> destination)
+    {
+        var at = 0;
+        var rest = ascii;
+        while (rest.IndexOfAnyExcept(Plain) is var next and >= 0)
+        {
+            rest[..next].CopyTo(destination[at..]);
+            at += next;
+            var b = rest[next];
+            var escape = (b < Escapes.Length ? Escapes[b] : null) ?? throw new ArgumentException($"Byte 0x{b:x2} is not ASCII: escape only ASCII values here.", nameof(ascii));
+            escape.CopyTo(destination[at..]);
+            at += escape.Length;
+            rest = rest[(next + 1)..];
+        }
+        rest.CopyTo(destination[at..]);
+        return at + rest.Length;
+    }
+
+    /// <summary><see cref="Escape"/> of <paramref name="ascii"/> as a new array.</summary>
+    public static byte[] Escaped(ReadOnlySpan<byte> ascii)
+    {
+        var buffer = new byte[MaxEscapedLength(ascii.Length)];
+        return buffer.AsSpan(0, Escape(ascii, buffer)).ToArray();
     }
 
     private static byte[]?[] BuildEscapes()

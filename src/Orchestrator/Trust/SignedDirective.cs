@@ -1,15 +1,14 @@
 using System.Buffers;
 using System.Text.Json;
 using Orchestrator.ChunkStore.Trust;
-using Orchestrator.Messages.Protocol;
 
 namespace Orchestrator.Node.Trust;
 
 /// <summary>
 /// A directive the director signed, kept as its parts (the payload and either its own signature or its batch root's
 /// signature with the payload's inclusion path) until an answer writes its envelope (<see cref="SignedEnvelopeWriter"/>):
-/// an answer escapes the envelope into its <c>directive</c> string from one buffer of the thread, so a signed answer
-/// holds no envelope array of its own.
+/// an answer writes the envelope escaped into its <c>directive</c> string in one pass, so a signed answer holds no
+/// envelope array of its own.
 /// </summary>
 /// <param name="payload">The directive's payload.</param>
 /// <param name="keyId">The signing key's id.</param>
@@ -29,7 +28,8 @@ public sealed class SignedDirective(byte[] payload, string keyId, byte[] signatu
     public byte[] ToBytes() => Envelope().ToArray();
 
     /// <summary>Writes the envelope as the string property <paramref name="name"/>, escaped as <see cref="Utf8JsonWriter"/> escapes a string.</summary>
-    public void WriteAsString(Utf8JsonWriter writer, ReadOnlySpan<byte> name) => AsciiJsonString.Write(writer, name, Envelope());
+    public void WriteAsString(Utf8JsonWriter writer, ReadOnlySpan<byte> name) =>
+        SignedEnvelopeWriter.WriteAsString(writer, name, payload, keyId, signature, batchPath, batchSize, batchIndex, batchRoot);
 
     // Valid until the thread's next envelope.
     private ReadOnlySpan<byte> Envelope()

@@ -72,4 +72,69 @@ public sealed class SignedEnvelopeWriterTests
             Assert.Equal(i, parsed.Batch!.Index);
         }
     }
+
+    // The envelope as the string property "directive" of an answer: first written, then escaped whole (the reference),
+    // and in one pass.
+    private static (string Reference, string OnePass) AsString(byte[] payload, string keyId, byte[] sig, IReadOnlyList<byte[]>? path = null,
+        int size = 0, int index = 0, byte[]? root = null)
+    {
+        var envelope = Written(payload, keyId, sig, path, size, index, root);
+        string Answer(Action<Utf8JsonWriter> write)
+        {
+            var buffer = new ArrayBufferWriter<byte>();
+            using (var writer = new Utf8JsonWriter(buffer))
+            {
+                writer.WriteStartObject();
+                writer.WriteNumber("n"u8, 1);
+                write(writer);
+                writer.WriteEndObject();
+            }
+            return Encoding.UTF8.GetString(buffer.WrittenSpan);
+        }
+        return (Answer(w => w.WriteString("directive"u8, envelope)),
+            Answer(w => SignedEnvelopeWriter.WriteAsString(w, "directive"u8, payload, keyId, sig, path, size, index, root)));
+    }
+
+    [Theory]
+    [InlineData(1, "k1")]
+    [InlineData(190, "0123abcd")]
+    [InlineData(2000, "k\"+<>&'\\\u0001/=")] // every escape of the default encoder, twice
+    [InlineData(450, "clé")] // beyond ASCII: the writer escapes the envelope written whole
+    public void An_envelope_written_into_an_answers_string_in_one_pass_is_the_writers_escaping_of_the_envelope(int payloadLength, string keyId)
+    {
+        for (var round = 0; round < 20; round++)
+        {
+            var payload = new byte[payloadLength];
+            Random.Shared.NextBytes(payload);
+            var sig = new byte[64];
+            Random.Shared.NextBytes(sig);
+            var (reference, onePass) = AsString(payload, keyId, sig);
+            Assert.Equal(reference, onePass);
+        }
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(11)]
+    [InlineData(64)]
+    public void A_batch_signed_envelope_written_into_an_answers_string_in_one_pass_is_the_writers_escaping_and_reads_back(int size)
+    {
+        using var key = ReleaseSigningKey.Generate();
+        var keyId = TrustKeyIds.Of(key.PublicKey);
+        // Payloads of '+'-heavy base64 (0xfb 0xef 0xbe encodes as "++++") beside random ones.
+        var payloads = Enumerable.Range(0, size).Select(i => i % 2 == 0
+            ? Enumerable.Repeat(new byte[] { 0xfb, 0xef, 0xbe }, 50 + i).SelectMany(b => b).ToArray()
+            : Encoding.UTF8.GetBytes($"{{\"device\":\"d{i}\",\"x\":\"{new string('+', i)}\"}}")).ToList();
+        var (root, paths) = DirectiveBatch.Build(payloads.Select(p => DirectiveBatch.LeafHash(p)).ToList());
+        var sig = key.Sign(DirectiveBatch.SignedMessage(root, size));
+        for (var i = 0; i < size; i++)
+        {
+            var (reference, onePass) = AsString(payloads[i], keyId, sig, paths[i], size, i, root);
+            Assert.Equal(reference, onePass);
+            var directive = JsonDocument.Parse(onePass).RootElement.GetProperty("directive").GetString()!;
+            var parsed = SignedEnvelope.Parse(Encoding.UTF8.GetBytes(directive), 1 << 20, "answer's directive");
+            Assert.Equal(payloads[i], parsed.PayloadBytes("answer's directive"));
+            Assert.Equal((size, i), (parsed.Batch!.Size, parsed.Batch.Index));
+        }
+    }
 }

@@ -52,11 +52,12 @@ public sealed class IdleFastPathTests(ITestOutputHelper output)
         Assert.Equal(journal, await node.JournalAsync(Device));
         // The check-ins' own gauge stands in for ASP.NET Core's active-requests gauge, which is not exported (two tagged
         // updates per request); the request-duration histogram still covers the check-in route.
-        var metrics = await node.Http.GetStringAsync("metrics");
+        // Polled like the count above: a scrape may be a moment old.
+        var metrics = await FleetSteps.UntilAsync("the check-ins are in http_server_request_duration_seconds", () => node.Http.GetStringAsync("metrics"),
+            m => PrometheusText.Sum(m, "http_server_request_duration_seconds_count", "check-in") >= 3);
         Assert.Contains("\norch_gateway_checkins_in_flight{", metrics, StringComparison.Ordinal);
         Assert.Equal(0, PrometheusText.Sum(metrics, "orch_gateway_checkins_in_flight"));
         Assert.DoesNotContain("http_server_active_requests", metrics, StringComparison.Ordinal);
-        Assert.True(PrometheusText.Sum(metrics, "http_server_request_duration_seconds_count", "check-in") >= 3, "no check-in in http_server_request_duration_seconds");
         Assert.Equal(v1.InventoryDigest, Releases.ClientDigest(d));
 
         // The channel moves: the same agent is ordered 2.0 (by the actor) and installs it.
