@@ -6,10 +6,22 @@ static class NodeEnvironment
 {
     private const string BusyRule = "ORCH_Admission__BusyQueueWaitMilliseconds";
 
-    /// <summary>The pairs of NODE_ENV, the node's busy rule off unless set; a word without '=' is refused, naming it.</summary>
+    /// <summary>
+    /// The runtime environment the node ships with (deploy/k8s/statefulset.yaml and src/Orchestrator/Properties/launchSettings.json
+    /// set it; docs/configuration.md, "Runtime settings"): the node gets it unless NODE_ENV names the same variable.
+    /// </summary>
+    public static readonly IReadOnlyDictionary<string, string> Shipped = new Dictionary<string, string>(StringComparer.Ordinal)
+    {
+        ["DOTNET_GCgen0size"] = "0x4000000",
+    };
+
+    /// <summary>
+    /// The pairs of NODE_ENV over <see cref="Shipped"/>, the node's busy rule off unless set; a word without '=' is
+    /// refused, naming it.
+    /// </summary>
     public static IReadOnlyDictionary<string, string> FromNodeEnv()
     {
-        var pairs = new Dictionary<string, string>(StringComparer.Ordinal);
+        var pairs = new Dictionary<string, string>(Shipped, StringComparer.Ordinal);
         foreach (var word in (Environment.GetEnvironmentVariable("NODE_ENV") ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries))
         {
             var eq = word.IndexOf('=');
@@ -23,5 +35,15 @@ static class NodeEnvironment
         var storm = int.TryParse(Environment.GetEnvironmentVariable("STORM_SECONDS"), out var seconds) && seconds > 0;
         if (!storm && !pairs.ContainsKey(BusyRule) && Environment.GetEnvironmentVariable(BusyRule) is null) pairs[BusyRule] = "0";
         return pairs;
+    }
+
+    /// <summary>
+    /// The runtime settings of <see cref="Shipped"/> as the node gets them, for the bare endpoint: both sides run with the
+    /// same GC settings, so the ratio compares their work, not their configuration.
+    /// </summary>
+    public static IReadOnlyDictionary<string, string> ForBaseline()
+    {
+        var node = FromNodeEnv();
+        return Shipped.Keys.Where(node.ContainsKey).ToDictionary(k => k, k => node[k], StringComparer.Ordinal);
     }
 }

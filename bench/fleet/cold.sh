@@ -3,7 +3,7 @@
 # Restarts a node on the data folder a `KEEP_WORK=1 STEADY_WORK=WORKDIR bench/fleet/steady.sh N` run left behind and,
 # after each /health/ready, lets every device check in once (pass 1: steady.sh's cold phase) and once more (pass 2: the
 # same check-ins in the same process, now warm), so the two passes differ only by what the process does the first time.
-# Env: ROUNDS (2), PASSES (2), CONCURRENCY (64), NODE_ENV ("A=1 B=2": environment of the node only, e.g. runtime knobs),
+# Env: ROUNDS (2), PASSES (2), CONCURRENCY (64), NODE_ENV ("A=1 B=2": environment of the node only, e.g. runtime knobs, over the shipped DOTNET_GCgen0size=0x4000000),
 # NODE_DLL (default: this checkout's Release build), TRACE=FILE.nettrace (dotnet-trace with managed frames of round 1, pass TRACE_PASS (1); TRACE_PASS=2 PASSES=4 is the warm fast path),
 # COUNTERS=PREFIX (System.Runtime counters each second, PREFIX-roundN.csv), COLD_BATCH=0 (check-ins ask for one directive
 # signature each, as an agent without a root document; default: batch-signed, as steady.sh's client and a provisioned agent).

@@ -16,7 +16,8 @@
 # ratioTwoProcesses divides the sums: a process settles in one of two speeds, so one process of each side is one draw). Nothing is assigned, so every check-in is "nothing to do". The last line is one JSON object.
 # Env: CONCURRENCY (64), MAX_SECONDS (20), FIXED_SECONDS (120), RATE (N/300), CADENCE_GAP_SECONDS (61: the wait before the
 # fixed-rate phase, so its devices were last answered longer ago than Admission:EarlyWithinSeconds, as on a cadence), STEADY_WORK
-# (work folder, default under /tmp), NODE_ENV ("A=1 B=2": environment of the node only, e.g. NODE_ENV="DOTNET_gcServer=1", as cold.sh).
+# (work folder, default under /tmp), NODE_ENV ("A=1 B=2": environment of the node only, e.g. NODE_ENV="DOTNET_gcServer=1", as cold.sh; over the runtime
+# environment the node ships with, DOTNET_GCgen0size=0x4000000, which the baseline gets too, as the node has it).
 # Storm: STORM_SECONDS (0 = off) runs STORM_FACTOR (3) x the measured maximum, open loop, from half the devices while the
 # other half keep their cadence; STORM_MAX_IN_FLIGHT (8192) caps the client. Reports refusals with Retry-After, peak RSS.
 # STORM_MODE=agents instead starts the storm half at once (at that rate) as agents: one check-in at a time per device,

@@ -614,6 +614,8 @@ static class Bench
         }
         var provisionSeconds = provision.Elapsed.TotalSeconds;
         Console.WriteLine($"provisioned {n} devices in {provisionSeconds:0.0} s = {n / provisionSeconds:0} /s");
+        Console.WriteLine($"node's environment: {string.Join(' ', NodeEnvironment.FromNodeEnv().Select(p => $"{p.Key}={p.Value}"))}; " +
+                          $"the baseline's: {string.Join(' ', NodeEnvironment.ForBaseline().Select(p => $"{p.Key}={p.Value}"))}");
 
         using var nodeHttp = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = concurrency * 4, PooledConnectionLifetime = TimeSpan.FromMinutes(30) })
             { BaseAddress = new Uri(node.Url), Timeout = TimeSpan.FromSeconds(30) };
@@ -878,6 +880,7 @@ static class Bench
             var psi = new ProcessStartInfo("dotnet") { UseShellExecute = false };
             psi.ArgumentList.Add(typeof(Bench).Assembly.Location);
             foreach (var a in new[] { "baseline", basePort.ToString(CultureInfo.InvariantCulture), keysFile, answerFile }) psi.ArgumentList.Add(a);
+            foreach (var (name, value) in NodeEnvironment.ForBaseline()) psi.Environment[name] = value;
             using var baseline = Process.Start(psi)!;
             try
             {
