@@ -95,8 +95,26 @@ public sealed class KubeManifestTests
             Assert.True(sections.TryGetValue(parts[0], out var type), $"{key}: no configuration section '{parts[0]}' in the node");
             Assert.True(Resolves(type!, parts[1..]), $"{key}: {type!.Name} has no setting {string.Join(":", parts[1..])}");
         }
-        // Non-ORCH variables are only the ones the pod spec itself uses for expansion.
-        Assert.Equal(["POD_NAME", "POD_IP"], env.Keys.Where(k => !k.StartsWith(NodeApp.EnvironmentPrefix, StringComparison.Ordinal)));
+        // Non-ORCH variables are the ones the pod spec itself uses for expansion and the runtime's own settings.
+        Assert.Equal(["POD_NAME", "POD_IP"], env.Keys.Where(k => !k.StartsWith(NodeApp.EnvironmentPrefix, StringComparison.Ordinal) && !k.StartsWith("DOTNET_", StringComparison.Ordinal)));
+    }
+
+    [Fact]
+    public void The_runtime_settings_the_pods_get_are_documented_and_the_same_as_dotnet_runs()
+    {
+        var runtime = _k8s.PodEnvironment(Sts, $"{StatefulSetName}-0").Where(kv => kv.Key.StartsWith("DOTNET_", StringComparison.Ordinal))
+            .ToDictionary(kv => kv.Key, kv => kv.Value);
+        Assert.Contains("DOTNET_GCgen0size", runtime.Keys);
+        var docs = File.ReadAllText(Path.Combine(RepoRoot, "docs", "configuration.md"));
+        var runtimeSection = docs[docs.IndexOf("## Runtime settings", StringComparison.Ordinal)..docs.IndexOf("## Node", StringComparison.Ordinal)];
+        foreach (var (name, value) in runtime)
+            Assert.True(runtimeSection.Contains($"`{name}`", StringComparison.Ordinal) && runtimeSection.Contains(value, StringComparison.Ordinal),
+                $"{name}={value} is set in deploy/k8s but docs/configuration.md's \"Runtime settings\" does not give it");
+        // The launch profile of 'dotnet run' (the README's main job) sets the same runtime environment.
+        using var launch = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(RepoRoot, "src", "Orchestrator", "Properties", "launchSettings.json")));
+        var profile = launch.RootElement.GetProperty("profiles").EnumerateObject().First().Value.GetProperty("environmentVariables");
+        Assert.Equal(runtime.OrderBy(kv => kv.Key), profile.EnumerateObject().Where(p => p.Name.StartsWith("DOTNET_", StringComparison.Ordinal))
+            .Select(p => KeyValuePair.Create(p.Name, p.Value.GetString()!)).OrderBy(kv => kv.Key));
     }
 
     private static bool Resolves(Type type, string[] path)
