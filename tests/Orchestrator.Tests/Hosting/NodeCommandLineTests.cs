@@ -55,6 +55,24 @@ public sealed class ConfigurationKeyTests
         Assert.Contains("Admin:Tokens:<n>:Scopes:<n>", ConfigurationSchema.DocumentedKeys());
     }
 
+    [Fact]
+    public void Every_runtime_setting_the_node_ships_is_documented_with_its_value()
+    {
+        // The runtimeconfig the build wrote beside the node (the one `dotnet orchestrator.dll` and the image start with).
+        using var config = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "orchestrator.runtimeconfig.json")));
+        var shipped = config.RootElement.GetProperty("runtimeOptions").GetProperty("configProperties").EnumerateObject()
+            .Where(p => p.Name.StartsWith("System.Runtime.TieredCompilation.", StringComparison.Ordinal) || p.Name.StartsWith("System.GC.", StringComparison.Ordinal))
+            .ToDictionary(p => p.Name, p => p.Value.ToString().ToLowerInvariant());
+        Assert.Equal("0", shipped["System.Runtime.TieredCompilation.CallCountingDelayMs"]);
+        Assert.Equal("1000", shipped["System.Runtime.TieredCompilation.CallCountThreshold"]);
+        var doc = File.ReadAllText(Path.Combine(RepositoryRoot(), "docs", "configuration.md"));
+        var section = doc[doc.IndexOf("## Runtime settings", StringComparison.Ordinal)..doc.IndexOf("## Node", StringComparison.Ordinal)];
+        var rows = section.Split('\n').Where(l => l.StartsWith("| `", StringComparison.Ordinal)).ToList();
+        foreach (var (name, value) in shipped)
+            Assert.True(rows.Any(r => r.StartsWith($"| `{name}` | `{value}`", StringComparison.Ordinal)),
+                $"{name}={value} is in the node's runtimeconfig, but docs/configuration.md's \"Runtime settings\" has no row \"| `{name}` | `{value}`\"");
+    }
+
     internal static string RepositoryRoot()
     {
         for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
