@@ -105,8 +105,7 @@ public sealed class KubeManifestTests
         var runtime = _k8s.PodEnvironment(Sts, $"{StatefulSetName}-0").Where(kv => kv.Key.StartsWith("DOTNET_", StringComparison.Ordinal))
             .ToDictionary(kv => kv.Key, kv => kv.Value);
         Assert.Contains("DOTNET_GCgen0size", runtime.Keys);
-        var docs = File.ReadAllText(Path.Combine(RepoRoot, "docs", "configuration.md"));
-        var runtimeSection = docs[docs.IndexOf("## Runtime settings", StringComparison.Ordinal)..docs.IndexOf("## Node", StringComparison.Ordinal)];
+        var runtimeSection = Hosting.ConfigurationKeyTests.DocumentedRuntimeSettings();
         foreach (var (name, value) in runtime)
             Assert.True(runtimeSection.Contains($"`{name}`", StringComparison.Ordinal) && runtimeSection.Contains(value, StringComparison.Ordinal),
                 $"{name}={value} is set in deploy/k8s but docs/configuration.md's \"Runtime settings\" does not give it");
