@@ -9,10 +9,10 @@ namespace Orchestrator.ChunkStore.Validation;
 /// </summary>
 public static partial class StoreNames
 {
-    [GeneratedRegex("^[a-z0-9][a-z0-9._-]{0,63}$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex(@"^[a-z0-9][a-z0-9._-]{0,63}\z", RegexOptions.CultureInvariant)]
     private static partial Regex ProductPattern();
 
-    [GeneratedRegex("^[0-9A-Za-z][0-9A-Za-z._+-]{0,63}$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex(@"^[0-9A-Za-z][0-9A-Za-z._+-]{0,63}\z", RegexOptions.CultureInvariant)]
     private static partial Regex VersionPattern();
 
     /// <summary>True when <paramref name="name"/> is a valid product (or channel) name.</summary>

@@ -89,7 +89,7 @@ public sealed record DevicePersistenceOptions
         {
             throw new ArgumentException($"Invalid PostgreSQL connection string: {e.Message}", nameof(connectionString), e);
         }
-        if (schema is not null && !System.Text.RegularExpressions.Regex.IsMatch(schema, "^[a-z_][a-z0-9_]{0,62}$"))
+        if (schema is not null && !System.Text.RegularExpressions.Regex.IsMatch(schema, @"^[a-z_][a-z0-9_]{0,62}\z"))
             throw new ArgumentException($"Invalid schema name '{schema}': use lower-case letters, digits and '_' (max 63).", nameof(schema));
         ArgumentOutOfRangeException.ThrowIfLessThan(parallelism, 1);
         return new DevicePersistenceOptions(PersistenceBackend.PostgreSql, connectionString, LinqToDB.ProviderName.PostgreSQL15, parallelism, schema);

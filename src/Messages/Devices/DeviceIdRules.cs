@@ -6,7 +6,7 @@ namespace Orchestrator.Messages.Devices;
 public static partial class DeviceIdRules
 {
     /// <summary>The device id grammar: starts with a letter or digit, then up to 127 of letters, digits, <c>. _ : -</c>.</summary>
-    public const string Pattern = "^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$";
+    public const string Pattern = @"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}\z";
 
     [GeneratedRegex(Pattern, RegexOptions.CultureInvariant)]
     private static partial Regex DeviceIdRegex();

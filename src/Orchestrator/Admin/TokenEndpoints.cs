@@ -18,7 +18,7 @@ public static partial class TokenEndpoints
     /// <summary>Longest lifetime accepted (ten years); 0 means never.</summary>
     public const long MaxLifetimeSeconds = 10L * 366 * 24 * 3600;
 
-    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+    [GeneratedRegex(@"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\z")]
     private static partial Regex NamePattern();
 
     /// <summary>Maps the routes.</summary>

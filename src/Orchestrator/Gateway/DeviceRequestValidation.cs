@@ -13,7 +13,7 @@ public static partial class DeviceRequestValidation
     // Checked on every check-in's nonce: a vectorized scan, no enumerator.
     private static readonly System.Buffers.SearchValues<char> LowerHex = System.Buffers.SearchValues.Create("0123456789abcdef");
 
-    [GeneratedRegex("^[0-9a-f]{64}$")]
+    [GeneratedRegex(@"^[0-9a-f]{64}\z")]
     private static partial Regex Sha256Pattern();
 
     /// <summary>Checks a check-in body.</summary>

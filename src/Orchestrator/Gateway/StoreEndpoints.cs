@@ -20,7 +20,7 @@ public static partial class StoreEndpoints
     /// <summary>Cache-Control of chunks: content addressed, so never stale.</summary>
     public const string ImmutableCacheControl = "public, max-age=31536000, immutable";
 
-    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")]
+    [GeneratedRegex(@"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}\z")]
     private static partial Regex FilePattern();
 
     /// <summary>Maps the store routes.</summary>
@@ -199,7 +199,7 @@ public static partial class StoreEndpoints
         return await ServeFileAsync(ctx, store, $"{kind}/{product}/{file}").ConfigureAwait(false);
     }
 
-    [GeneratedRegex("^[1-9][0-9]{0,8}\\.root\\.json$")]
+    [GeneratedRegex(@"^[1-9][0-9]{0,8}\.root\.json\z")]
     private static partial Regex RootFilePattern();
 
     private static async Task<IResult> GetRootFileAsync(string file, HttpContext ctx, FileSystemStore store)

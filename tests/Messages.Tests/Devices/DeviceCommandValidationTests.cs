@@ -25,6 +25,7 @@ public sealed class DeviceCommandValidationTests
     [InlineData("dev 1")]
     [InlineData("dev/1")]
     [InlineData("dév")]
+    [InlineData("dev-1\n")] // a regex's $ would match before a final newline
     public void Invalid_device_ids_are_rejected_with_the_rule(string id)
     {
         var e = Assert.Throws<ArgumentException>(() => new GetDeviceState(id));

@@ -19,7 +19,7 @@ public sealed class PostgresChunkBlobStore : IChunkBlobStore, IAsyncDisposable
     public PostgresChunkBlobStore(string connectionString, string table = "orch_chunks")
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(connectionString);
-        if (!System.Text.RegularExpressions.Regex.IsMatch(table, "^[a-z_][a-z0-9_]{0,62}$"))
+        if (!System.Text.RegularExpressions.Regex.IsMatch(table, @"^[a-z_][a-z0-9_]{0,62}\z"))
         {
             throw new ArgumentException($"Chunk table name '{table}' is not a plain lower-case SQL identifier; use letters, digits and '_'.", nameof(table));
         }
