@@ -112,17 +112,6 @@ public sealed class AdmissionOptions
     /// </summary>
     public bool CloseRefusedConnections { get; set; } = true;
 
-    /// <summary>
-    /// While the busy rule refuses early devices (<see cref="BusyQueueWaitMilliseconds"/>), a new connection's check-in from
-    /// an early device is refused by the thread that accepts connections, from the request line alone, before HTTP sees
-    /// it: the same 503 <c>node_busy</c> bytes, then the connection is closed (default true; needs
-    /// <see cref="CloseRefusedConnections"/>). A storm's connections then cost the node an accept, two reads and a write
-    /// each, no connection state for the garbage collector to promote, and are drained from the kernel's listen backlog as
-    /// fast as they arrive, so it does not overflow and drop the connects of devices on their cadence. Off: every
-    /// connection goes through HTTP and the route's admission.
-    /// </summary>
-    public bool RefuseAtAccept { get; set; } = true;
-
     /// <summary>Problems, each naming the setting and the fix.</summary>
     public IEnumerable<string> Validate()
     {
@@ -167,8 +156,7 @@ public sealed class AdmissionOptions
 /// device id in the path is anyone's to write, so nothing an unauthenticated request does (waiting in the queue under a
 /// device's id, say) may make that device's own check-in refused.
 /// </remarks>
-public sealed class CheckInAdmission(AdmissionOptions options, IServer? server = null, Hosting.NodeSettings? settings = null)
-    : Hosting.IConnectionDoor, IDisposable
+public sealed class CheckInAdmission(AdmissionOptions options, IServer? server = null, Hosting.NodeSettings? settings = null) : IDisposable
 {
     private readonly RecentCheckIns _recent = new(options.RecentSlots);
     private readonly TimeSpan _early = options.EarlyWindow(settings?.Gateway.NextCheckInSeconds);
@@ -282,49 +270,15 @@ public sealed class CheckInAdmission(AdmissionOptions options, IServer? server =
     private IResult RefuseSaturated(HttpContext http)
     {
         GatewayMetrics.Throttled.Add(1, SaturatedTag);
-        var answer = SaturatedAnswer(Random.Shared.Next(options.RetryAfterSeconds + 1));
-        http.Response.Headers.RetryAfter = answer.RetryAfter;
-        CloseAfterRefusal(http);
-        return answer;
-    }
-
-    private PreRenderedProblem SaturatedAnswer(int extra) =>
-        _saturated[extra] ??= new PreRenderedProblem(StatusCodes.Status503ServiceUnavailable, options.RetryAfterSeconds + extra, "node_busy",
+        var extra = Random.Shared.Next(options.RetryAfterSeconds + 1);
+        var answer = _saturated[extra] ??= new PreRenderedProblem(StatusCodes.Status503ServiceUnavailable, options.RetryAfterSeconds + extra, "node_busy",
             $"The node is saturated: new work has waited ({options.BusyProbe} probe) for at least Admission:BusyQueueWaitMilliseconds, " +
             $"{options.BusyQueueWaitMilliseconds.ToString(CultureInfo.InvariantCulture)} ms, at each of the last Admission:BusySustainedProbes, " +
             $"{options.BusySustainedProbes}, probes, and this device was answered here within {EarlyWindowText} " +
             $"(devices on their schedule go first); nothing was recorded. Check in again after {options.RetryAfterSeconds + extra} s (Retry-After).");
-
-    private static readonly KeyValuePair<string, object?> AtAcceptTag = new("stage", "accept");
-    // The same refusals as whole HTTP/1.1 answers that close the connection, for the accepting thread (IConnectionDoor).
-    private readonly byte[]?[] _saturatedAtAccept = new byte[]?[options.RetryAfterSeconds + 1];
-    private readonly bool _door = options.RefuseAtAccept && options.CloseRefusedConnections;
-
-    /// <summary>
-    /// True while the busy rule refuses early devices (the probe's sustained reading at or over
-    /// <see cref="AdmissionOptions.BusyQueueWaitMilliseconds"/>) and <see cref="AdmissionOptions.RefuseAtAccept"/> is on.
-    /// </summary>
-    public bool Refusing => _door && _early > TimeSpan.Zero && _probe is { } probe
-                            && probe.SustainedWaitMilliseconds >= options.BusyQueueWaitMilliseconds;
-
-    /// <summary>
-    /// The busy rule's refusal for a connection whose first bytes are <paramref name="head"/>: when they are a check-in
-    /// (<see cref="CheckInRequestLine"/>) of a device this gateway answered within the early window and the node is
-    /// saturated, the whole HTTP/1.1 answer (503 <c>node_busy</c>, <c>Retry-After</c>, <c>Connection: close</c>), the
-    /// bytes the route would have written; otherwise null and the connection goes on to HTTP. Only the path's device id
-    /// is read, as the route's rule does before authentication.
-    /// </summary>
-    public ReadOnlyMemory<byte>? RefusalAtAccept(ReadOnlySpan<byte> head)
-    {
-        if (!_door || _early <= TimeSpan.Zero || _probe is null) return null;
-        if (!CheckInRequestLine.TryDeviceId(head, out var deviceId)) return null;
-        if (_recent.SinceLastAnswer(deviceId) is not { } since || since >= _early) return null;
-        var wait = _probe.SustainedWaitMilliseconds;
-        if (wait < options.BusyQueueWaitMilliseconds) return null;
-        GatewayMetrics.AdmissionQueueWaitSeen.Record(wait);
-        GatewayMetrics.Throttled.Add(1, SaturatedTag, AtAcceptTag);
-        var extra = Random.Shared.Next(options.RetryAfterSeconds + 1);
-        return _saturatedAtAccept[extra] ??= SaturatedAnswer(extra).ToClosingHttp11Answer();
+        http.Response.Headers.RetryAfter = answer.RetryAfter;
+        CloseAfterRefusal(http);
+        return answer;
     }
 
     // The message is formatted only here, for a refusal: an admitted early device costs no string.
@@ -381,18 +335,6 @@ internal sealed class PreRenderedProblem : IResult, IStatusCodeHttpResult
 
     /// <summary>The Retry-After header's value (delta-seconds) the message names.</summary>
     public string RetryAfter { get; }
-
-    /// <summary>
-    /// This answer as the whole HTTP/1.1 response a connection gets before it is closed (status line, <c>Retry-After</c>,
-    /// <c>Connection: close</c>, body), for a refusal written before HTTP has seen the request.
-    /// </summary>
-    public byte[] ToClosingHttp11Answer()
-    {
-        var head = $"HTTP/1.1 {StatusCode} {Microsoft.AspNetCore.WebUtilities.ReasonPhrases.GetReasonPhrase(StatusCode!.Value)}\r\n" +
-                   $"Content-Type: application/json; charset=utf-8\r\nContent-Length: {_body.Length.ToString(CultureInfo.InvariantCulture)}\r\n" +
-                   $"Retry-After: {RetryAfter}\r\nConnection: close\r\n\r\n";
-        return [.. System.Text.Encoding.ASCII.GetBytes(head), .. _body];
-    }
 
     /// <inheritdoc />
     public Task ExecuteAsync(HttpContext httpContext)

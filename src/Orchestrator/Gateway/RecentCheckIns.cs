@@ -28,22 +28,14 @@ public sealed class RecentCheckIns
     /// <summary>Records that <paramref name="deviceId"/>'s check-in was answered now.</summary>
     public void Answered(string deviceId)
     {
-        var (slot, tag) = Locate(Hash(deviceId.AsSpan()));
+        var (slot, tag) = Locate(deviceId);
         Volatile.Write(ref _slots[slot], tag | (NowMs() + 1));
     }
 
     /// <summary>How long ago this gateway answered <paramref name="deviceId"/>'s last check-in; null when it does not know.</summary>
-    public TimeSpan? SinceLastAnswer(string deviceId) => SinceLastAnswer(Locate(Hash(deviceId.AsSpan())));
-
-    /// <summary>
-    /// <see cref="SinceLastAnswer(string)"/> for an id given as its ASCII bytes (a device id's grammar is ASCII, so its
-    /// bytes and its chars hash alike).
-    /// </summary>
-    public TimeSpan? SinceLastAnswer(ReadOnlySpan<byte> asciiDeviceId) => SinceLastAnswer(Locate(Hash(asciiDeviceId)));
-
-    private TimeSpan? SinceLastAnswer((int Slot, long Tag) located)
+    public TimeSpan? SinceLastAnswer(string deviceId)
     {
-        var (slot, tag) = located;
+        var (slot, tag) = Locate(deviceId);
         var value = Volatile.Read(ref _slots[slot]);
         if (value == 0 || (value & ~TimeMask) != tag) return null;
         return TimeSpan.FromMilliseconds(NowMs() - ((value & TimeMask) - 1));
@@ -53,22 +45,11 @@ public sealed class RecentCheckIns
     // conversion: two reads per check-in.
     private long NowMs() => (Environment.TickCount64 - _origin) & TimeMask;
 
-    // FNV-1a over the id's chars: ids are short, and a collision only makes two devices share a slot.
-    private const ulong FnvOffset = 14695981039346656037UL, FnvPrime = 1099511628211UL;
-
-    private static ulong Hash(ReadOnlySpan<char> deviceId)
+    private (int Slot, long Tag) Locate(string deviceId)
     {
-        var hash = FnvOffset;
-        foreach (var c in deviceId) hash = (hash ^ c) * FnvPrime;
-        return hash;
+        // FNV-1a over the id's chars: ids are short, and a collision only makes two devices share a slot.
+        var hash = 14695981039346656037UL;
+        foreach (var c in deviceId) hash = (hash ^ c) * 1099511628211UL;
+        return ((int)(hash & (uint)_mask), (long)(hash >> (64 - TagBits)) << (64 - TagBits));
     }
-
-    private static ulong Hash(ReadOnlySpan<byte> asciiDeviceId)
-    {
-        var hash = FnvOffset;
-        foreach (var b in asciiDeviceId) hash = (hash ^ b) * FnvPrime;
-        return hash;
-    }
-
-    private (int Slot, long Tag) Locate(ulong hash) => ((int)(hash & (uint)_mask), (long)(hash >> (64 - TagBits)) << (64 - TagBits));
 }

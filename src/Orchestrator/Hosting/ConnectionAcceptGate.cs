@@ -29,39 +29,23 @@ public sealed class ConnectionAcceptGate : IConnectionListenerFactory, IConnecti
     private readonly IConnectionListenerFactory _inner;
     private readonly SemaphoreSlim _slots;
     private readonly int _limit;
-    private readonly DoorSettings? _door;
 
-    /// <summary>
-    /// What a TCP listener with a door needs: the sockets transport's options (socket, backlog), a logger, and the door,
-    /// asked for when a listener is bound (null: no door, Kestrel's own listener).
-    /// </summary>
-    public sealed record DoorSettings(Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets.SocketTransportOptions Transport, ILogger Log, Func<IConnectionDoor?> Door);
-
-    /// <summary>
-    /// A gate of <paramref name="limit"/> connections in front of <paramref name="inner"/>'s listeners; with
-    /// <paramref name="door"/>, TCP endpoints get a <see cref="ConnectionDoorListener"/> instead, behind the same gate.
-    /// </summary>
-    public ConnectionAcceptGate(IConnectionListenerFactory inner, int limit, DoorSettings? door = null)
+    /// <summary>A gate of <paramref name="limit"/> connections in front of <paramref name="inner"/>'s listeners.</summary>
+    public ConnectionAcceptGate(IConnectionListenerFactory inner, int limit)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(limit, 1);
         _inner = inner;
         _limit = limit;
-        _door = door;
         _slots = new SemaphoreSlim(limit, limit);
         _current = this;
     }
-
-    /// <summary>Counts an accept that waited for a held connection to be closed.</summary>
-    internal static void CountWait() => Waits.Add(1);
 
     /// <summary>Accepted connections held now (open, or closing and not yet disposed).</summary>
     public int HeldConnections => _limit - _slots.CurrentCount;
 
     /// <inheritdoc />
     public async ValueTask<IConnectionListener> BindAsync(EndPoint endpoint, CancellationToken cancellationToken = default) =>
-        endpoint is IPEndPoint ip && _door?.Door() is { } door
-            ? ConnectionDoorListener.Bind(ip, _door.Transport, _door.Log, _slots, door)
-            : new Listener(await _inner.BindAsync(endpoint, cancellationToken).ConfigureAwait(false), _slots);
+        new Listener(await _inner.BindAsync(endpoint, cancellationToken).ConfigureAwait(false), _slots);
 
     /// <inheritdoc />
     public bool CanBind(EndPoint endpoint) => _inner is not IConnectionListenerFactorySelector selector || selector.CanBind(endpoint);
@@ -115,7 +99,7 @@ public sealed class ConnectionAcceptGate : IConnectionListenerFactory, IConnecti
 
     // The accepted connection as Kestrel sees it; its slot is free once the transport's own dispose has closed the socket.
     // Kestrel disposes every connection it accepted (KestrelConnection, finally), so no slot is lost.
-    internal sealed class HeldConnection(ConnectionContext inner, SemaphoreSlim slots) : ConnectionContext
+    private sealed class HeldConnection(ConnectionContext inner, SemaphoreSlim slots) : ConnectionContext
     {
         private int _released;
 

@@ -87,16 +87,10 @@ public static class NodeApp
         {
             // The sockets transport behind the accept gate, as the only transport Kestrel may bind with.
             builder.Services.RemoveAll<Microsoft.AspNetCore.Connections.IConnectionListenerFactory>();
-            builder.Services.AddSingleton<Microsoft.AspNetCore.Connections.IConnectionListenerFactory>(sp =>
-            {
-                var transport = sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets.SocketTransportOptions>>();
-                var logs = sp.GetRequiredService<ILoggerFactory>();
-                // The admission is asked for when a listener binds, not here: it needs the server, which needs this factory.
-                var door = admissionOptions.RefuseAtAccept
-                    ? new ConnectionAcceptGate.DoorSettings(transport.Value, logs.CreateLogger<ConnectionDoorListener>(), () => sp.GetRequiredService<CheckInAdmission>())
-                    : null;
-                return new ConnectionAcceptGate(new Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets.SocketTransportFactory(transport, logs), acceptLimit, door);
-            });
+            builder.Services.AddSingleton<Microsoft.AspNetCore.Connections.IConnectionListenerFactory>(sp => new ConnectionAcceptGate(
+                new Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets.SocketTransportFactory(
+                    sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets.SocketTransportOptions>>(),
+                    sp.GetRequiredService<ILoggerFactory>()), acceptLimit));
         }
 
         var s = builder.Services;
