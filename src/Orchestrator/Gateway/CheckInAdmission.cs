@@ -112,6 +112,17 @@ public sealed class AdmissionOptions
     /// </summary>
     public bool CloseRefusedConnections { get; set; } = true;
 
+    /// <summary>
+    /// Accepted connections whose first bytes the node has not read yet, beyond which it accepts no more (0: no bound, the
+    /// default). A storm's thousands of simultaneous connects otherwise all become connections in the node, each with its
+    /// state on the managed heap, queued behind one another for their first read; bounded, the rest wait in the kernel's
+    /// listen backlog. A connection counts for at most <see cref="UnreadConnectionMilliseconds"/>.
+    /// </summary>
+    public int MaxUnreadConnections { get; set; }
+
+    /// <summary>How long an accepted connection that sends nothing counts among <see cref="MaxUnreadConnections"/> (default 1000 ms).</summary>
+    public int UnreadConnectionMilliseconds { get; set; } = 1000;
+
     /// <summary>Problems, each naming the setting and the fix.</summary>
     public IEnumerable<string> Validate()
     {
@@ -123,6 +134,10 @@ public sealed class AdmissionOptions
             yield return $"Admission:EarlyMaxInFlight {EarlyMaxInFlight} is out of range; use 1 (an early device is answered only when nothing else is)..1000000 (default 64).";
         if (MaxConnections is < 16 or > 10_000_000)
             yield return $"Admission:MaxConnections {MaxConnections} is out of range; use 16..10000000 (default 400000).";
+        if (MaxUnreadConnections is < 0 or > 10_000_000)
+            yield return $"Admission:MaxUnreadConnections {MaxUnreadConnections} is out of range; use 0 (no bound, default)..10000000.";
+        if (UnreadConnectionMilliseconds is < 1 or > 600_000)
+            yield return $"Admission:UnreadConnectionMilliseconds {UnreadConnectionMilliseconds} is out of range; use 1..600000 milliseconds (default 1000).";
         if (AcceptBacklog is < 1 or > 1_000_000)
             yield return $"Admission:AcceptBacklog {AcceptBacklog} is out of range; use 1..1000000 (default 4096; the kernel caps it at net.core.somaxconn).";
         if (MaxConcurrentCheckIns is < 1 or > 1_000_000)

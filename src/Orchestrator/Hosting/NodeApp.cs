@@ -90,7 +90,8 @@ public static class NodeApp
             builder.Services.AddSingleton<Microsoft.AspNetCore.Connections.IConnectionListenerFactory>(sp => new ConnectionAcceptGate(
                 new Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets.SocketTransportFactory(
                     sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets.SocketTransportOptions>>(),
-                    sp.GetRequiredService<ILoggerFactory>()), acceptLimit));
+                    sp.GetRequiredService<ILoggerFactory>()), acceptLimit,
+                admissionOptions.MaxUnreadConnections, TimeSpan.FromMilliseconds(admissionOptions.UnreadConnectionMilliseconds)));
         }
 
         var s = builder.Services;
