@@ -113,12 +113,14 @@ public sealed class AdmissionOptions
     public bool CloseRefusedConnections { get; set; } = true;
 
     /// <summary>
-    /// Accepted connections whose first bytes the node has not read yet, beyond which it accepts no more (0: no bound, the
-    /// default). A storm's thousands of simultaneous connects otherwise all become connections in the node, each with its
-    /// state on the managed heap, queued behind one another for their first read; bounded, the rest wait in the kernel's
-    /// listen backlog. A connection counts for at most <see cref="UnreadConnectionMilliseconds"/>.
+    /// Accepted connections whose first bytes the node has not read yet, beyond which it accepts no more until it has
+    /// caught up (default 256; 0: no bound). A storm's thousands of simultaneous connects otherwise all become connections
+    /// in the node, each with its state on the managed heap, queued behind one another for their first read and promoted by
+    /// every young garbage collection meanwhile; bounded, the rest wait in the kernel's listen backlog
+    /// (<see cref="AcceptBacklog"/>), and beyond it their kernels retry the connect. A connection counts for at most
+    /// <see cref="UnreadConnectionMilliseconds"/>.
     /// </summary>
-    public int MaxUnreadConnections { get; set; }
+    public int MaxUnreadConnections { get; set; } = 256;
 
     /// <summary>How long an accepted connection that sends nothing counts among <see cref="MaxUnreadConnections"/> (default 1000 ms).</summary>
     public int UnreadConnectionMilliseconds { get; set; } = 1000;
@@ -135,7 +137,7 @@ public sealed class AdmissionOptions
         if (MaxConnections is < 16 or > 10_000_000)
             yield return $"Admission:MaxConnections {MaxConnections} is out of range; use 16..10000000 (default 400000).";
         if (MaxUnreadConnections is < 0 or > 10_000_000)
-            yield return $"Admission:MaxUnreadConnections {MaxUnreadConnections} is out of range; use 0 (no bound, default)..10000000.";
+            yield return $"Admission:MaxUnreadConnections {MaxUnreadConnections} is out of range; use 0 (no bound)..10000000 (default 256).";
         if (UnreadConnectionMilliseconds is < 1 or > 600_000)
             yield return $"Admission:UnreadConnectionMilliseconds {UnreadConnectionMilliseconds} is out of range; use 1..600000 milliseconds (default 1000).";
         if (AcceptBacklog is < 1 or > 1_000_000)

@@ -247,6 +247,49 @@ public sealed class CheckInStormTests(ITestOutputHelper output)
         }, s => s.StartsWith("HTTP/1.1 200", StringComparison.Ordinal));
     }
 
+    /// <summary>
+    /// A real node with <c>Admission:MaxUnreadConnections</c> 4: four connections that send nothing take every place, a
+    /// request on a fifth connection waits unaccepted (the kernel holds it) until one of the four sends its request and
+    /// the node reads it; then both are answered.
+    /// </summary>
+    [Fact]
+    public async Task While_admission_max_unread_connections_have_sent_nothing_a_new_connection_waits_until_one_is_read()
+    {
+        await using var node = await NodeUnderTest.StartAsync(new Dictionary<string, string?>
+        {
+            ["Admission:MaxUnreadConnections"] = "4",
+            ["Admission:UnreadConnectionMilliseconds"] = "20000",
+        });
+        var uri = new Uri(node.BaseUrl);
+        var silent = new List<TcpClient>();
+        try
+        {
+            for (var i = 0; i < 4; i++)
+            {
+                var c = new TcpClient();
+                await c.ConnectAsync(uri.Host, uri.Port);
+                silent.Add(c);
+            }
+            await Task.Delay(500); // accepted by the node, nothing to read
+            using var waiting = new TcpClient();
+            await waiting.ConnectAsync(uri.Host, uri.Port); // completed by the kernel: the node has not accepted it
+            const string request = "GET /health/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+            var answer = ExchangeAsync(waiting, request);
+            await Task.Delay(1500);
+            Assert.False(answer.IsCompleted, "the node accepted and answered a connection while four unread ones held every place");
+
+            // One silent connection speaks: the node reads it, which frees a place, and the waiting one is accepted too.
+            Assert.StartsWith("HTTP/1.1 200", await ExchangeAsync(silent[0], request));
+            Assert.StartsWith("HTTP/1.1 200", await answer.WaitAsync(TimeSpan.FromSeconds(10)));
+        }
+        finally
+        {
+            foreach (var c in silent) c.Dispose();
+        }
+        var metrics = await node.Http.GetStringAsync("metrics");
+        Assert.True(PrometheusText.Sum(metrics, "orch_node_accept_unread_waits_total") >= 1, "no accept waited for an unread connection (orch_node_accept_unread_waits_total)");
+    }
+
     [Fact]
     public async Task The_node_listens_with_admission_accept_backlog_so_a_storm_of_connects_is_not_dropped_by_the_kernel()
     {

@@ -75,6 +75,54 @@ public sealed class ConnectionAcceptGateTests
         Assert.Equal(1, gate.HeldConnections);
     }
 
+    [Fact]
+    public async Task With_an_unread_limit_no_connection_is_accepted_until_the_server_has_read_a_held_ones_first_bytes()
+    {
+        var inner = new FakeListenerFactory();
+        var gate = new ConnectionAcceptGate(inner, limit: 10, unreadLimit: 1, unreadFor: TimeSpan.FromMinutes(5));
+        await using var listener = await gate.BindAsync(new IPEndPoint(IPAddress.Loopback, 0));
+        var first = await listener.AcceptAsync();
+        Assert.NotNull(first);
+
+        // The server waits for the first connection's bytes: the second accept does not even ask the transport.
+        var read = first!.Transport.Input.ReadAsync().AsTask();
+        var second = listener.AcceptAsync().AsTask();
+        await Task.Delay(200);
+        Assert.False(second.IsCompleted);
+        Assert.Equal(1, inner.Accepted);
+
+        // The bytes arrive and the server's read returns: the next connection is accepted.
+        await inner.Connections[0].Client.WriteAsync("GET / HTTP/1.1\r\n\r\n"u8.ToArray());
+        var result = await read.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal("GET / HTTP/1.1\r\n\r\n"u8.ToArray(), System.Buffers.BuffersExtensions.ToArray(result.Buffer));
+        first.Transport.Input.AdvanceTo(result.Buffer.End);
+        var accepted = await second.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.NotNull(accepted);
+
+        // Reads after the first give nothing back twice: the second connection, unread, still holds the one place.
+        await inner.Connections[0].Client.WriteAsync("x"u8.ToArray());
+        var again = await first.Transport.Input.ReadAsync();
+        first.Transport.Input.AdvanceTo(again.Buffer.End);
+        var third = listener.AcceptAsync().AsTask();
+        await Task.Delay(200);
+        Assert.False(third.IsCompleted);
+        // A connection that ends unread gives its place back.
+        await accepted!.DisposeAsync();
+        Assert.NotNull(await third.WaitAsync(TimeSpan.FromSeconds(10)));
+    }
+
+    [Fact]
+    public async Task A_connection_that_sends_nothing_holds_its_unread_place_only_for_the_unread_time()
+    {
+        var inner = new FakeListenerFactory();
+        var gate = new ConnectionAcceptGate(inner, limit: 10, unreadLimit: 1, unreadFor: TimeSpan.FromMilliseconds(300));
+        await using var listener = await gate.BindAsync(new IPEndPoint(IPAddress.Loopback, 0));
+        Assert.NotNull(await listener.AcceptAsync());
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        Assert.NotNull(await listener.AcceptAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.InRange(clock.Elapsed, TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(5));
+    }
+
     private sealed class FakeListenerFactory : IConnectionListenerFactory
     {
         public bool Unbound { get; init; }
@@ -101,13 +149,26 @@ public sealed class ConnectionAcceptGateTests
         }
     }
 
-    private sealed class FakeConnection(string id) : ConnectionContext
+    private sealed class FakeConnection : ConnectionContext
     {
+        private readonly System.IO.Pipelines.Pipe _in = new(), _out = new();
+
+        public FakeConnection(string id)
+        {
+            ConnectionId = id;
+            Transport = new Pipes(_in.Reader, _out.Writer);
+        }
+
+        /// <summary>The client's end: what it writes, the server reads.</summary>
+        public System.IO.Pipelines.PipeWriter Client => _in.Writer;
+
         public bool Disposed { get; private set; }
-        public override string ConnectionId { get; set; } = id;
+        public override string ConnectionId { get; set; }
         public override IFeatureCollection Features { get; } = new FeatureCollection();
         public override IDictionary<object, object?> Items { get; set; } = new Dictionary<object, object?>();
-        public override System.IO.Pipelines.IDuplexPipe Transport { get; set; } = null!;
+        public override System.IO.Pipelines.IDuplexPipe Transport { get; set; }
+
+        private sealed record Pipes(System.IO.Pipelines.PipeReader Input, System.IO.Pipelines.PipeWriter Output) : System.IO.Pipelines.IDuplexPipe;
 
         public override ValueTask DisposeAsync()
         {
