@@ -10,8 +10,11 @@ namespace Orchestrator.Node.Hosting;
 /// are held, from the accept until the transport has disposed the connection (its descriptor closed). Kestrel's own
 /// connection limit closes the connections beyond <see cref="ConnectionLimit.Effective"/>, but each of those holds a
 /// descriptor until a thread-pool thread has closed it, and under a flood that keeps the pool busy the accept loop
-/// outruns the closing: this gate bounds what accepting can take. A connection that finds the gate shut waits in the
-/// kernel's listen backlog (<c>Admission:AcceptBacklog</c>), which holds no descriptor of the node.
+/// outruns the closing: this gate bounds what accepting can take. With an unread limit
+/// (<c>Admission:MaxUnreadConnections</c>) it also accepts nothing while that many accepted connections have not had their
+/// first bytes read: under a storm of connects the server falls behind on reading, and every connection it accepts
+/// meanwhile is state on the managed heap that young collections promote. A connection that finds the gate shut waits in
+/// the kernel's listen backlog (<c>Admission:AcceptBacklog</c>), which holds no descriptor and no memory of the node.
 /// </summary>
 public sealed class ConnectionAcceptGate : IConnectionListenerFactory, IConnectionListenerFactorySelector
 {
