@@ -47,11 +47,12 @@ public sealed class ConnectionAcceptGate : IConnectionListenerFactory, IConnecti
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(limit, 1);
         ArgumentOutOfRangeException.ThrowIfNegative(unreadLimit);
+        if (unreadLimit > 0) ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(unreadFor, TimeSpan.Zero);
         _inner = inner;
         _limit = limit;
         _slots = new SemaphoreSlim(limit, limit);
         if (unreadLimit > 0) _unread = new SemaphoreSlim(unreadLimit, unreadLimit);
-        _unreadFor = unreadFor > TimeSpan.Zero ? unreadFor : TimeSpan.FromSeconds(1);
+        _unreadFor = unreadFor;
         _current = this;
     }
 

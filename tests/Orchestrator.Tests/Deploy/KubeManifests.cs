@@ -10,7 +10,7 @@ namespace Orchestrator.Node.Tests.Deploy;
 /// </summary>
 public sealed partial class KubeManifests
 {
-    public static readonly string RepoRoot = FindRepoRoot();
+    public static readonly string RepoRoot = Hosting.ConfigurationKeyTests.RepositoryRoot();
     public static readonly string Folder = Path.Combine(RepoRoot, "deploy", "k8s");
 
     /// <summary>Every document, with the file it came from.</summary>
@@ -107,11 +107,4 @@ public sealed partial class KubeManifests
         Node(n, path) is YamlMappingNode m
             ? m.Children.Select(kv => (((YamlScalarNode)kv.Key).Value!, ((YamlScalarNode)kv.Value).Value ?? ""))
             : [];
-
-    private static string FindRepoRoot()
-    {
-        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
-            if (File.Exists(Path.Combine(d.FullName, "Orchestrator.sln"))) return d.FullName;
-        throw new InvalidOperationException($"Orchestrator.sln not found above {AppContext.BaseDirectory}");
-    }
 }
