@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
+using System.Net.Sockets;
 using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using System.Text;
@@ -303,11 +304,14 @@ sealed class Load(HttpClient http, string[] ids, byte[][] keys)
     /// Open loop at a fixed rate: check-in i is due at start + i / rate whether or not earlier ones were answered, and its
     /// latency counts from when it was due (so a stalled node shows in the percentiles instead of slowing the client).
     /// </summary>
+    /// <summary>When the last fixed-rate phase started (Stopwatch ticks), so other timings can say when in it they fell.</summary>
+    public long PhaseStart { get; private set; }
+
     public async Task<Phase> FixedRateAsync(string name, double rate, TimeSpan duration, int firstDevice)
     {
         var count = (int)(rate * duration.TotalSeconds);
         var tasks = new List<Task<(int Status, double Ms)>>(count);
-        var start = Stopwatch.GetTimestamp();
+        var start = PhaseStart = Stopwatch.GetTimestamp();
         for (var i = 0; i < count; i++)
         {
             var due = start + (long)(i / rate * Stopwatch.Frequency);
@@ -1083,10 +1087,34 @@ static class Cadence
         // The devices' last accepted sequence numbers were signed by the parent process: continue above them.
         CheckIns.Sequence = long.Parse(args[6], CultureInfo.InvariantCulture);
         var rate = double.Parse(args[2], CultureInfo.InvariantCulture);
-        using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 256, PooledConnectionLifetime = TimeSpan.FromMinutes(30) })
+        // CADENCE_FRESH_CONNECTIONS=1: every check-in on a connection of its own, as a device checking in minutes apart
+        // does; otherwise a pool of kept-alive connections. Each connect is timed apart from its request: a connect that
+        // takes a second is a SYN the node's full listen backlog dropped and the kernel sent again, not the node's answer.
+        var fresh = Env.Get("CADENCE_FRESH_CONNECTIONS", 0) > 0;
+        var connects = new System.Collections.Concurrent.ConcurrentBag<(long Start, double Ms)>();
+        using var http = new HttpClient(new SocketsHttpHandler
+            {
+                MaxConnectionsPerServer = 256,
+                PooledConnectionLifetime = fresh ? TimeSpan.Zero : TimeSpan.FromMinutes(30),
+                ConnectCallback = async (context, token) =>
+                {
+                    var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+                    var begun = Stopwatch.GetTimestamp();
+                    try { await socket.ConnectAsync(context.DnsEndPoint, token); }
+                    catch { socket.Dispose(); throw; }
+                    connects.Add((begun, Stopwatch.GetElapsedTime(begun).TotalMilliseconds));
+                    return new NetworkStream(socket, ownsSocket: true);
+                },
+            })
             { BaseAddress = new Uri(args[0]), Timeout = TimeSpan.FromSeconds(30) };
-        var phase = await new Load(http, ids, keys).FixedRateAsync($"cadence {rate:0.#}/s during the storm (own process)", rate,
-            TimeSpan.FromSeconds(double.Parse(args[3], CultureInfo.InvariantCulture)), 0);
+        var load = new Load(http, ids, keys);
+        var name = $"cadence {rate:0.#}/s during the storm (own process{(fresh ? ", a connection per check-in" : "")})";
+        var phase = await load.FixedRateAsync(name, rate, TimeSpan.FromSeconds(double.Parse(args[3], CultureInfo.InvariantCulture)), 0);
+        var timed = connects.ToArray();
+        var slowConnects = timed.Where(c => c.Ms >= 200).OrderBy(c => c.Start).ToArray();
+        Console.WriteLine($"{name}: {timed.Length} connects, {slowConnects.Length} took 200 ms or more" +
+                          (slowConnects.Length == 0 ? "" : ": " + string.Join(", ", slowConnects.Take(12).Select(c =>
+                              $"{c.Ms:0} ms begun at {Stopwatch.GetElapsedTime(load.PhaseStart, c.Start).TotalSeconds:0.00} s"))));
         Console.WriteLine(phase);
         Console.WriteLine(JsonSerializer.Serialize(phase));
         return 0;
