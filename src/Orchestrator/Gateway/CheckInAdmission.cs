@@ -59,6 +59,15 @@ public sealed class AdmissionOptions
     /// </summary>
     public double BusyQueueWaitMilliseconds { get; set; } = 5;
 
+    /// <summary>
+    /// A device answered within <see cref="EarlyWithinSeconds"/> is also refused at once while at least this many
+    /// connections wait in the node's listen backlogs, connected by the kernel and not yet accepted by the node (default
+    /// 64; 0: off; Linux only, <see cref="Hosting.ListenQueue"/>). Those are devices the node has not read a byte of, any of
+    /// them on its cadence, and no probe over an open connection sees them; answering early devices meanwhile keeps them
+    /// waiting, and once the backlog is full the kernel drops new connects for a second or more.
+    /// </summary>
+    public int BusyListenQueue { get; set; } = 64;
+
     /// <summary>Milliseconds between one probe ending and the next starting (default 5).</summary>
     public int BusyProbeMilliseconds { get; set; } = 5;
 
@@ -136,6 +145,8 @@ public sealed class AdmissionOptions
             yield return $"Admission:EarlyMaxInFlight {EarlyMaxInFlight} is out of range; use 1 (an early device is answered only when nothing else is)..1000000 (default 64).";
         if (MaxConnections is < 16 or > 10_000_000)
             yield return $"Admission:MaxConnections {MaxConnections} is out of range; use 16..10000000 (default 400000).";
+        if (BusyListenQueue is < 0 or > 10_000_000)
+            yield return $"Admission:BusyListenQueue {BusyListenQueue} is out of range; use 0 (off)..10000000 connections (default 64).";
         if (MaxUnreadConnections is < 0 or > 10_000_000)
             yield return $"Admission:MaxUnreadConnections {MaxUnreadConnections} is out of range; use 0 (no bound)..10000000 (default 256).";
         if (UnreadConnectionMilliseconds is < 1 or > 600_000)
@@ -173,8 +184,10 @@ public sealed class AdmissionOptions
 /// device id in the path is anyone's to write, so nothing an unauthenticated request does (waiting in the queue under a
 /// device's id, say) may make that device's own check-in refused.
 /// </remarks>
-public sealed class CheckInAdmission(AdmissionOptions options, IServer? server = null, Hosting.NodeSettings? settings = null) : IDisposable
+public sealed class CheckInAdmission(AdmissionOptions options, IServer? server = null, Hosting.NodeSettings? settings = null,
+    Hosting.ListenQueue? listenQueue = null) : IDisposable
 {
+    private readonly Hosting.ListenQueue? _listenQueue = options.BusyListenQueue <= 0 || options.EarlyWithinSeconds <= 0 ? null : listenQueue;
     private readonly RecentCheckIns _recent = new(options.RecentSlots);
     private readonly TimeSpan _early = options.EarlyWindow(settings?.Gateway.NextCheckInSeconds);
     private readonly SaturationProbe? _probe = options.BusyQueueWaitMilliseconds <= 0 || options.EarlyWithinSeconds <= 0 ? null
@@ -260,8 +273,10 @@ public sealed class CheckInAdmission(AdmissionOptions options, IServer? server =
         {
             var wait = _probe.SustainedWaitMilliseconds;
             GatewayMetrics.AdmissionQueueWaitSeen.Record(wait);
-            if (wait >= options.BusyQueueWaitMilliseconds) return (null, RefuseSaturated(http));
+            if (wait >= options.BusyQueueWaitMilliseconds) return (null, RefuseSaturated(http, backlogged: false));
         }
+        if (_listenQueue is not null && _listenQueue.Waiting >= options.BusyListenQueue)
+            return (null, RefuseSaturated(http, backlogged: true));
         if (Volatile.Read(ref _inFlight) >= options.EarlyMaxInFlight) return (null, RefuseEarly(http, deviceId, since, EarlyState.InFlight));
         var lease = _limiter.AttemptAcquire(1);
         if (!lease.IsAcquired)
@@ -278,20 +293,27 @@ public sealed class CheckInAdmission(AdmissionOptions options, IServer? server =
     private string EarlyWindowText => $"{_early.TotalSeconds.ToString(CultureInfo.InvariantCulture)} s (Admission:EarlyWithinSeconds, at most half of Gateway:NextCheckInSeconds)";
 
     private static readonly KeyValuePair<string, object?> SaturatedTag = new("limit", "early-queue-wait");
-    // The saturated node's refusal, one body per Retry-After it may send (index: seconds beyond RetryAfterSeconds),
+    private static readonly KeyValuePair<string, object?> BackloggedTag = new("limit", "early-listen-queue");
+    // The saturated node's refusals, one body per Retry-After it may send (index: seconds beyond RetryAfterSeconds),
     // rendered on first use: while saturated, a refusal formats and serializes nothing.
     private readonly PreRenderedProblem?[] _saturated = new PreRenderedProblem?[options.RetryAfterSeconds + 1];
+    private readonly PreRenderedProblem?[] _backlogged = new PreRenderedProblem?[options.RetryAfterSeconds + 1];
+
+    private string Why(bool backlogged) => backlogged
+        ? $"at least Admission:BusyListenQueue, {options.BusyListenQueue}, connections wait in its listen backlog, not yet accepted"
+        : $"new work has waited ({options.BusyProbe} probe) for at least Admission:BusyQueueWaitMilliseconds, " +
+        $"{options.BusyQueueWaitMilliseconds.ToString(CultureInfo.InvariantCulture)} ms, at each of the last Admission:BusySustainedProbes, " +
+        $"{options.BusySustainedProbes}, probes";
 
     // Refused while the node is saturated: the answer names the rule and its settings, not the device or the reading, so
     // it is the same bytes for every device and is written from a buffer.
-    private IResult RefuseSaturated(HttpContext http)
+    private IResult RefuseSaturated(HttpContext http, bool backlogged)
     {
-        GatewayMetrics.Throttled.Add(1, SaturatedTag);
+        GatewayMetrics.Throttled.Add(1, backlogged ? BackloggedTag : SaturatedTag);
         var extra = Random.Shared.Next(options.RetryAfterSeconds + 1);
-        var answer = _saturated[extra] ??= new PreRenderedProblem(StatusCodes.Status503ServiceUnavailable, options.RetryAfterSeconds + extra, "node_busy",
-            $"The node is saturated: new work has waited ({options.BusyProbe} probe) for at least Admission:BusyQueueWaitMilliseconds, " +
-            $"{options.BusyQueueWaitMilliseconds.ToString(CultureInfo.InvariantCulture)} ms, at each of the last Admission:BusySustainedProbes, " +
-            $"{options.BusySustainedProbes}, probes, and this device was answered here within {EarlyWindowText} " +
+        var rendered = backlogged ? _backlogged : _saturated;
+        var answer = rendered[extra] ??= new PreRenderedProblem(StatusCodes.Status503ServiceUnavailable, options.RetryAfterSeconds + extra, "node_busy",
+            $"The node is saturated: {Why(backlogged)}, and this device was answered here within {EarlyWindowText} " +
             $"(devices on their schedule go first); nothing was recorded. Check in again after {options.RetryAfterSeconds + extra} s (Retry-After).");
         http.Response.Headers.RetryAfter = answer.RetryAfter;
         CloseAfterRefusal(http);

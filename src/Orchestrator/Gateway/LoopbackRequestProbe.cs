@@ -11,7 +11,8 @@ namespace Orchestrator.Node.Gateway;
 /// kept-alive loopback connection, plain blocking sockets on the probe's own thread): how long a request that arrives now
 /// waits for its answer. Under a storm the requests wait where no counter of the process shows them — in the socket
 /// engine's queue of ready connections and the kernel's buffers, before the thread pool's queue — and this is the one
-/// reading that includes every such queue.
+/// reading that includes every such queue of an accepted connection. Connections not accepted yet (the listen backlog)
+/// it cannot see, its own connection being open: <see cref="Hosting.ListenQueue"/> reads those.
 /// </summary>
 /// <remarks>
 /// The target is the node's first plain-HTTP address once the server has started (a wildcard address is reached on the

@@ -82,7 +82,12 @@ public static class NodeApp
             // With the check-in admission's slots and the body limit, what a storm can make the node hold is bounded.
             k.Limits.MaxConcurrentConnections = connectionLimit.Effective;
         });
-        builder.WebHost.UseSockets(o => o.Backlog = admissionOptions.AcceptBacklog);
+        var listenQueue = new ListenQueue();
+        builder.WebHost.UseSockets(o =>
+        {
+            o.Backlog = admissionOptions.AcceptBacklog;
+            o.CreateBoundListenSocket = listenQueue.CreateBoundListenSocket;
+        });
         if (connectionLimit.AcceptLimit is { } acceptLimit)
         {
             // The sockets transport behind the accept gate, as the only transport Kestrel may bind with.
@@ -105,6 +110,7 @@ public static class NodeApp
         s.AddHostedService<MemoryTrim>();
         s.AddSingleton(admissionOptions);
         s.AddSingleton(connectionLimit);
+        s.AddSingleton(listenQueue);
         s.AddSingleton<CheckInAdmission>();
         s.AddSingleton<DeviceCredentialStore>();
         s.AddSingleton(_ => FileSystemStore.Open(settings.Node.StoreRoot, create: true));

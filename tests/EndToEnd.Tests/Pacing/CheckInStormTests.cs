@@ -290,6 +290,79 @@ public sealed class CheckInStormTests(ITestOutputHelper output)
         Assert.True(PrometheusText.Sum(metrics, "orch_node_accept_unread_waits_total") >= 1, "no accept waited for an unread connection (orch_node_accept_unread_waits_total)");
     }
 
+    /// <summary>
+    /// Connections the node has not accepted yet are devices it cannot see, any of them on its cadence. A real node with
+    /// <c>Admission:BusyListenQueue</c> 4 (the busy probe off, so this rule alone decides): two silent connections take
+    /// every unread place (<c>Admission:MaxUnreadConnections</c> 2), so six more wait in the kernel's listen backlog; a
+    /// device answered a moment ago, checking in again on the connection the node already has, is refused 503
+    /// <c>node_busy</c> naming the rule, with Retry-After, and a real agent that connects meanwhile waits in the backlog
+    /// too. Once the silent connections end, the node accepts what waited: the agent installs without being paced, and the
+    /// early device is answered again.
+    /// </summary>
+    [Fact]
+    public async Task While_connections_wait_in_the_listen_backlog_early_devices_get_node_busy_and_an_agent_waiting_there_is_answered_once_accepted()
+    {
+        await using var node = await NodeUnderTest.StartAsync(new Dictionary<string, string?>
+        {
+            ["Admission:MaxUnreadConnections"] = "2",
+            ["Admission:UnreadConnectionMilliseconds"] = "60000",
+            ["Admission:BusyListenQueue"] = "4",
+            ["Admission:BusyQueueWaitMilliseconds"] = "0",
+            ["Admission:EarlyWithinSeconds"] = "120",
+            ["Admission:RetryAfterSeconds"] = "1",
+        });
+        using var store = new TestStore(node.StoreRoot);
+        store.Publish("1.0", Releases.V1());
+        await OrchProcess.OkAsync(node, output, "channel", "set", "acme", "stable", "1.0");
+        var agent = await FleetSteps.ProvisionAsync(node, store, "dev-cadence-backlog", output);
+        var early = new CheckInRequest("acme", 0, "empty", null, "storm-1.0");
+        var secret = await NodeProcessHttp.ProvisionAsync(node.Http, "early-1");
+        // Its own client: the connection the node accepted for its first check-in carries the second.
+        using var earlyHttp = new HttpClient { BaseAddress = new Uri(node.BaseUrl), Timeout = TimeSpan.FromSeconds(30) };
+        using (var first = await NodeProcessHttp.CheckInAsync(earlyHttp, "early-1", secret, early))
+            Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+
+        var uri = new Uri(node.BaseUrl);
+        var held = new List<TcpClient>();
+        Task<AgentProcess.Result>? run = null;
+        try
+        {
+            for (var i = 0; i < 8; i++)
+            {
+                var c = new TcpClient();
+                await c.ConnectAsync(uri.Host, uri.Port); // completed by the kernel, accepted by the node or not
+                held.Add(c);
+            }
+            await FleetSteps.UntilAsync("six connections wait in the listen backlog", () => ListenQueueAsync(uri.Port), n => n >= 6);
+            run = FleetSteps.RunAgentAsync(agent, output);
+
+            using (var refused = await NodeProcessHttp.CheckInAsync(earlyHttp, "early-1", secret, early))
+            {
+                var body = await refused.Content.ReadAsStringAsync();
+                Assert.True(refused.StatusCode == HttpStatusCode.ServiceUnavailable, $"{(int)refused.StatusCode}: {body}");
+                Assert.Contains("node_busy", body);
+                Assert.Contains("Admission:BusyListenQueue, 4", body);
+                Assert.NotNull(refused.Headers.RetryAfter?.Delta);
+            }
+            Assert.False(run.IsCompleted, "the agent was answered while its connection waited in the backlog");
+        }
+        finally
+        {
+            foreach (var c in held) c.Dispose();
+        }
+        var result = await run!;
+        Assert.Contains("upgrade done: version 1.0", result.Output);
+        Assert.DoesNotContain("paced by the server", result.Output);
+        await FleetSteps.UntilAsync("the backlog drained", () => ListenQueueAsync(uri.Port), n => n == 0);
+        using (var again = await NodeProcessHttp.CheckInAsync(earlyHttp, "early-1", secret, early))
+            Assert.Equal(HttpStatusCode.OK, again.StatusCode);
+        var metrics = await node.Http.GetStringAsync("metrics");
+        Assert.Contains("early-listen-queue", metrics);
+    }
+
+    // Connections waiting in the backlog of the socket listening on the port: ss prints it as a listener's Recv-Q.
+    private static async Task<int> ListenQueueAsync(int port) => (await ListenerAsync(port)).Queue;
+
     [Fact]
     public async Task The_node_listens_with_admission_accept_backlog_so_a_storm_of_connects_is_not_dropped_by_the_kernel()
     {
@@ -301,7 +374,9 @@ public sealed class CheckInStormTests(ITestOutputHelper output)
     }
 
     // The kernel's listen backlog of the socket listening on the port: ss prints it as a listener's Send-Q.
-    private static async Task<int> ListenBacklogAsync(int port)
+    private static async Task<int> ListenBacklogAsync(int port) => (await ListenerAsync(port)).Backlog;
+
+    private static async Task<(int Queue, int Backlog)> ListenerAsync(int port)
     {
         var psi = new ProcessStartInfo("ss", ["-ltnH", $"sport = :{port}"]) { RedirectStandardOutput = true, RedirectStandardError = true };
         using var ss = Process.Start(psi) ?? throw new InvalidOperationException("ss (iproute2) did not start: apt-get install iproute2");
@@ -310,7 +385,8 @@ public sealed class CheckInStormTests(ITestOutputHelper output)
         var line = listing.Split('\n', StringSplitOptions.RemoveEmptyEntries).FirstOrDefault()
                    ?? throw new InvalidOperationException($"no listener on port {port}: '{listing}'");
         // State Recv-Q Send-Q Local:Port Peer:Port
-        return int.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[2], System.Globalization.CultureInfo.InvariantCulture);
+        var columns = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        return (int.Parse(columns[1], System.Globalization.CultureInfo.InvariantCulture), int.Parse(columns[2], System.Globalization.CultureInfo.InvariantCulture));
     }
 
     // The wait an agent's "paced by the server" line says it chose: "checking in again in 1.234s".
