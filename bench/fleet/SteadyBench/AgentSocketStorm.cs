@@ -39,7 +39,10 @@ static class AgentSocketStorm
         var clock = Stopwatch.StartNew();
         var tasks = new Task[slots];
         for (var i = 0; i < slots; i++)
-            tasks[i] = Task.Run(() => SlotAsync(endpoint, host, lines, trivial, honour, stats, stop.Token));
+        {
+            var source = SourceAddresses.For(endpoint, i);
+            tasks[i] = Task.Run(() => SlotAsync(endpoint, source, host, lines, trivial, honour, stats, stop.Token));
+        }
         await Task.WhenAll(tasks);
         var elapsed = clock.Elapsed.TotalSeconds;
         var latencies = stats.Latencies();
@@ -57,7 +60,7 @@ static class AgentSocketStorm
         return 0;
     }
 
-    private static async Task SlotAsync(IPEndPoint endpoint, string host, Lines lines, string? trivial, bool honour, Stats stats, CancellationToken stop)
+    private static async Task SlotAsync(IPEndPoint endpoint, IPAddress? source, string host, Lines lines, string? trivial, bool honour, Stats stats, CancellationToken stop)
     {
         var request = new byte[4096];
         var response = new byte[8192];
@@ -72,6 +75,7 @@ static class AgentSocketStorm
                     socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
                     try
                     {
+                        SourceAddresses.Bind(socket, source);
                         await socket.ConnectAsync(endpoint, stop);
                         Interlocked.Increment(ref stats.Connects);
                     }
@@ -270,5 +274,34 @@ static class AgentSocketStorm
         public void Bytes(ReadOnlySpan<byte> b) { b.CopyTo(_into[Length..]); Length += b.Length; }
 
         public void Ascii(string s) => Length += Encoding.ASCII.GetBytes(s, _into[Length..]);
+    }
+}
+
+/// <summary>
+/// The storm's and the cadence devices' connections from many loopback source addresses, as a fleet's come from many
+/// hosts (STORM_SOURCE_ADDRESSES, default 64; 0: the kernel's choice, 127.0.0.1). From one address, every connect to the
+/// node's one port searches the same ~28k ephemeral ports, among the storm's open connections and the node's TIME_WAIT
+/// ones (both ends of a loopback connection are in one host's table): the search took 40 % of the machine at the storm's
+/// onset and starved the node. Bound with IP_BIND_ADDRESS_NO_PORT, so the port is still chosen at connect, per address.
+/// </summary>
+static class SourceAddresses
+{
+    private const int SolIp = 0;
+    private const int IpBindAddressNoPort = 24;
+
+    /// <summary>The source address of slot <paramref name="slot"/>: 127.0.1.1–127.0.1.N for a loopback IPv4 node, else null.</summary>
+    public static IPAddress? For(IPEndPoint node, int slot, int? count = null)
+    {
+        var n = count ?? (int)Env.Get("STORM_SOURCE_ADDRESSES", 64);
+        if (n <= 0 || !OperatingSystem.IsLinux() || node.AddressFamily != AddressFamily.InterNetwork || !IPAddress.IsLoopback(node.Address)) return null;
+        return new IPAddress(new byte[] { 127, 0, 1, (byte)(1 + slot % Math.Min(n, 250)) });
+    }
+
+    /// <summary>Binds <paramref name="socket"/> to <paramref name="source"/> (no port yet) when there is one.</summary>
+    public static void Bind(Socket socket, IPAddress? source)
+    {
+        if (source is null) return;
+        socket.SetRawSocketOption(SolIp, IpBindAddressNoPort, BitConverter.GetBytes(1));
+        socket.Bind(new IPEndPoint(source, 0));
     }
 }

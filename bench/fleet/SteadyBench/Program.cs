@@ -1092,15 +1092,22 @@ static class Cadence
         // takes a second is a SYN the node's full listen backlog dropped and the kernel sent again, not the node's answer.
         var fresh = Env.Get("CADENCE_FRESH_CONNECTIONS", 0) > 0;
         var connects = new System.Collections.Concurrent.ConcurrentBag<(long Start, double Ms)>();
+        var url = new Uri(args[0]);
+        var target = new IPEndPoint(IPAddress.Parse(url.Host == "localhost" ? "127.0.0.1" : url.Host), url.Port);
         using var http = new HttpClient(new SocketsHttpHandler
             {
                 MaxConnectionsPerServer = 256,
                 PooledConnectionLifetime = fresh ? TimeSpan.Zero : TimeSpan.FromMinutes(30),
                 ConnectCallback = async (context, token) =>
                 {
-                    var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+                    var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
                     var begun = Stopwatch.GetTimestamp();
-                    try { await socket.ConnectAsync(context.DnsEndPoint, token); }
+                    // Their own source address (127.0.2.1): other hosts than the storm's, as in a fleet.
+                    try
+                    {
+                        if (SourceAddresses.For(target, 0) is not null) SourceAddresses.Bind(socket, IPAddress.Parse("127.0.2.1"));
+                        await socket.ConnectAsync(target, token);
+                    }
                     catch { socket.Dispose(); throw; }
                     connects.Add((begun, Stopwatch.GetElapsedTime(begun).TotalMilliseconds));
                     return new NetworkStream(socket, ownsSocket: true);
