@@ -36,6 +36,11 @@
 # Admission:CloseRefusedConnections) is retried on a new connection after Retry-After, an answered device's connection is
 # closed and the slot's next device connects; wrk instead keeps every connection open and reconnects at once.
 # STORM_CADENCE_NICE=-10 runs the cadence devices' client at that CPU priority (they are other machines in a fleet).
+# CADENCE_FRESH_CONNECTIONS (1): each cadence check-in on a connection of its own, as a device checking in minutes apart
+# does (0: a pool of kept-alive connections); each connect is timed apart from its request (a connect of a second or more
+# is a SYN the node's full listen backlog dropped). STORM_SOURCE_ADDRESSES (64): the socket storm connects from that many
+# loopback addresses (127.0.1.x; the cadence devices from 127.0.2.1), as a fleet connects from many hosts: from one
+# address the kernel's ephemeral-port search among the storm's connections and the node's TIME_WAITs takes the cores.
 # Output goes to bench/results/fleet-steady-<N>[-STEADY_TAG].txt as well. Wrap in flock on shared machines.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"

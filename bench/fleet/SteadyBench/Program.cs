@@ -807,6 +807,7 @@ static class Bench
                 ["stormCadenceP99AfterFirst5sMs"] = Math.Round(cadence.P99AfterFirst5sMs ?? -1, 1),
                 ["stormCadenceErrors"] = cadence.Errors,
                 ["stormCadenceNice"] = cadenceNice,
+                ["stormCadenceFreshConnections"] = Env.Get("CADENCE_FRESH_CONNECTIONS", 1) > 0,
                 ["stormCadenceStatuses"] = cadence.Statuses.ToDictionary(s => s.Key.ToString(CultureInfo.InvariantCulture), s => s.Value),
                 ["stormPeakRssBytes"] = peakRss,
                 ["stormRefusalsByRule"] = stormMetrics,
@@ -1087,10 +1088,10 @@ static class Cadence
         // The devices' last accepted sequence numbers were signed by the parent process: continue above them.
         CheckIns.Sequence = long.Parse(args[6], CultureInfo.InvariantCulture);
         var rate = double.Parse(args[2], CultureInfo.InvariantCulture);
-        // CADENCE_FRESH_CONNECTIONS=1: every check-in on a connection of its own, as a device checking in minutes apart
-        // does; otherwise a pool of kept-alive connections. Each connect is timed apart from its request: a connect that
+        // CADENCE_FRESH_CONNECTIONS=1 (default): every check-in on a connection of its own, as a device checking in
+        // minutes apart does; 0: a pool of kept-alive connections (the benchmark's cadence client before session 30). Each connect is timed apart from its request: a connect that
         // takes a second is a SYN the node's full listen backlog dropped and the kernel sent again, not the node's answer.
-        var fresh = Env.Get("CADENCE_FRESH_CONNECTIONS", 0) > 0;
+        var fresh = Env.Get("CADENCE_FRESH_CONNECTIONS", 1) > 0;
         var connects = new System.Collections.Concurrent.ConcurrentBag<(long Start, double Ms)>();
         var url = new Uri(args[0]);
         var target = new IPEndPoint(IPAddress.Parse(url.Host == "localhost" ? "127.0.0.1" : url.Host), url.Port);
