@@ -22,6 +22,9 @@ static class AgentSocketStorm
 {
     private static readonly byte[] Crlf2 = "\r\n\r\n"u8.ToArray();
 
+    /// <summary>The line this process prints once it is ready to start (STORM_WAIT_FOR_GO=1); a line on stdin starts it.</summary>
+    public const string ReadyLine = "storm-ready";
+
     //   SteadyBench sockstorm URL DIR SECONDS SLOTS HONOUR(0|1) [TRIVIAL_PATH]
     public static async Task<int> RunAsync(string[] args)
     {
@@ -34,6 +37,13 @@ static class AgentSocketStorm
         var host = $"{uri.Host}:{uri.Port}";
         var endpoint = new IPEndPoint(IPAddress.Parse(uri.Host == "localhost" ? "127.0.0.1" : uri.Host), uri.Port);
         var lines = Lines.Load(dir);
+        // STORM_WAIT_FOR_GO=1: the storm's window starts when the parent says so, not while its part files are read (seconds
+        // of this process's CPU that would overlap the storm's first seconds and the cadence devices' start).
+        if (Environment.GetEnvironmentVariable("STORM_WAIT_FOR_GO") == "1")
+        {
+            Console.WriteLine(ReadyLine);
+            Console.ReadLine();
+        }
         var stats = new Stats();
         using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(seconds));
         var clock = Stopwatch.StartNew();

@@ -737,8 +737,11 @@ static class Bench
             var (nodeCpu0, machineCpu0, stormClock) = (ProcCpu.Seconds(node.Pid), ProcCpu.MachineBusySeconds(), Stopwatch.StartNew());
             // Read when the storm's client ends, not after the cadence process (which starts and exits on its own clock).
             var (nodeCpu, machineCpu, stormWall) = (0.0, 0.0, 0.0);
+            // The socket storm starts when the cadence devices' process is ready too (both have read their input and warmed up).
+            var stormReady = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var stormGo = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             var stormTask = wrkStorm is not null
-                ? wrkStorm.RunAsync(node.Url, stormWindow, honour: honour).ContinueWith(t =>
+                ? wrkStorm.RunAsync(node.Url, stormWindow, honour: honour, ready: stormReady, go: stormGo.Task).ContinueWith(t =>
                     {
                         (nodeCpu, machineCpu, stormWall) = (ProcCpu.Seconds(node.Pid) - nodeCpu0, ProcCpu.MachineBusySeconds() - machineCpu0, stormClock.Elapsed.TotalSeconds);
                         wrkResult = t.Result;
@@ -763,13 +766,23 @@ static class Bench
             // other machines in a fleet; on one shared machine their client would otherwise wait for the cores the storm's
             // client and the node saturate, and that wait would be counted as the node's latency.
             var cadenceNice = (int)Env.Get("STORM_CADENCE_NICE", 0);
-            var cadencePsi = new ProcessStartInfo(cadenceNice == 0 ? "dotnet" : "nice") { UseShellExecute = false, RedirectStandardOutput = true };
+            var cadencePsi = new ProcessStartInfo(cadenceNice == 0 ? "dotnet" : "nice") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardInput = true };
+            cadencePsi.Environment["CADENCE_WAIT_FOR_GO"] = "1";
             if (cadenceNice != 0) foreach (var a in new[] { "-n", cadenceNice.ToString(CultureInfo.InvariantCulture), "dotnet" }) cadencePsi.ArgumentList.Add(a);
             foreach (var a in new[] { typeof(Bench).Assembly.Location, "cadence", node.Url, cadenceKeys, (rate / 2).ToString(CultureInfo.InvariantCulture),
                          stormWindow.TotalSeconds.ToString(CultureInfo.InvariantCulture), CheckIns.Installed.VersionId.ToString(CultureInfo.InvariantCulture), CheckIns.Installed.Digest,
                          (CheckIns.Sequence + 1).ToString(CultureInfo.InvariantCulture) })
                 cadencePsi.ArgumentList.Add(a);
             using var cadenceProcess = Process.Start(cadencePsi)!;
+            while (await cadenceProcess.StandardOutput.ReadLineAsync() is { } line && line != Cadence.ReadyLine) { }
+            if (wrkStorm is not null) await stormReady.Task;
+            // The storm's window, its CPU and its GC from here: both clients ready, neither reading files nor compiling.
+            stormGcBefore = await GcPausesAsync(http, node.Url);
+            (nodeCpu0, machineCpu0) = (ProcCpu.Seconds(node.Pid), ProcCpu.MachineBusySeconds());
+            stormClock.Restart();
+            stormGo.TrySetResult();
+            await cadenceProcess.StandardInput.WriteLineAsync("go");
+            await cadenceProcess.StandardInput.FlushAsync();
             var cadenceOut = (await cadenceProcess.StandardOutput.ReadToEndAsync()).Trim().Split('\n');
             await cadenceProcess.WaitForExitAsync();
             var cadence = JsonSerializer.Deserialize<Phase>(cadenceOut[^1])!;
@@ -1079,6 +1092,9 @@ static class Baseline
 /// </summary>
 static class Cadence
 {
+    /// <summary>The line this process prints once it is warmed up and waiting (CADENCE_WAIT_FOR_GO=1); a line on stdin starts it.</summary>
+    public const string ReadyLine = "cadence-ready";
+
     public static async Task<int> RunAsync(string[] args)
     {
         var lines = File.ReadAllLines(args[1]).Select(l => l.Split(',')).ToArray();
@@ -1117,6 +1133,15 @@ static class Cadence
             { BaseAddress = new Uri(args[0]), Timeout = TimeSpan.FromSeconds(30) };
         var load = new Load(http, ids, keys);
         var name = $"cadence {rate:0.#}/s during the storm (own process{(fresh ? ", a connection per check-in" : "")})";
+        // Warmed up (a device's agent is compiled ahead of time; this client's code is compiled on first use), then, when the
+        // parent runs it (CADENCE_WAIT_FOR_GO=1), ready and waiting for the storm to start with it.
+        for (var i = 0; i < 3; i++) (await http.GetAsync("health/live")).Dispose();
+        connects.Clear();
+        if (Environment.GetEnvironmentVariable("CADENCE_WAIT_FOR_GO") == "1")
+        {
+            Console.WriteLine(ReadyLine);
+            Console.ReadLine();
+        }
         var phase = await load.FixedRateAsync(name, rate, TimeSpan.FromSeconds(double.Parse(args[3], CultureInfo.InvariantCulture)), 0);
         var timed = connects.ToArray();
         var slowConnects = timed.Where(c => c.Ms >= 200).OrderBy(c => c.Start).ToArray();

@@ -103,11 +103,19 @@ sealed class WrkStorm
     /// <paramref name="honour"/> each connection waits out a 429/503's Retry-After before its next request, as the agent
     /// does (storm.lua, STORM_HONOUR).
     /// </summary>
-    public async Task<Result> RunAsync(string url, TimeSpan duration, string? trivialPath = null, bool honour = false)
+    /// <remarks>
+    /// With <paramref name="ready"/> and <paramref name="go"/> (the socket client): <paramref name="ready"/> completes once
+    /// the client has read its check-ins, and the client starts when <paramref name="go"/> completes. wrk starts at once.
+    /// </remarks>
+    public async Task<Result> RunAsync(string url, TimeSpan duration, string? trivialPath = null, bool honour = false,
+        TaskCompletionSource? ready = null, Task? go = null)
     {
         ResetParts();
-        var psi = new ProcessStartInfo(_sockets ? "dotnet" : "/usr/bin/wrk") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        var gated = _sockets && ready is not null && go is not null;
+        var psi = new ProcessStartInfo(_sockets ? "dotnet" : "/usr/bin/wrk")
+            { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = gated };
         psi.Environment["STORM_HONOUR"] = honour ? "1" : "0";
+        if (gated) psi.Environment["STORM_WAIT_FOR_GO"] = "1";
         foreach (var a in _sockets
                      ? [typeof(WrkStorm).Assembly.Location, "sockstorm", url, _dir, ((int)duration.TotalSeconds).ToString(CultureInfo.InvariantCulture),
                          _connections.ToString(CultureInfo.InvariantCulture), honour ? "1" : "0"]
@@ -119,6 +127,15 @@ sealed class WrkStorm
         if (trivialPath is not null) psi.ArgumentList.Add(trivialPath);
         using var wrk = Process.Start(psi)!;
         var stderr = wrk.StandardError.ReadToEndAsync();
+        if (gated)
+        {
+            while (await wrk.StandardOutput.ReadLineAsync() is { } said && said != AgentSocketStorm.ReadyLine) { }
+            ready!.TrySetResult();
+            await go!;
+            await wrk.StandardInput.WriteLineAsync("go");
+            await wrk.StandardInput.FlushAsync();
+        }
+        else ready?.TrySetResult();
         var stdoutTask = wrk.StandardOutput.ReadToEndAsync();
         // wrk's CPU, sampled while it runs: once it has exited, /proc no longer has it. Its last second is missed.
         var cpu = 0.0;
