@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
@@ -25,6 +26,11 @@ public sealed class ListenQueue
 
     private readonly Lock _gate = new();
     private Socket[] _sockets = [];
+    // The last reading and when it was taken (Stopwatch ticks): at most one read of the sockets per millisecond, however
+    // many early check-ins ask, so a node answering thousands a second makes no more system calls for it.
+    private int _lastWaiting;
+    private long _readAt;
+    private static readonly long Fresh = Stopwatch.Frequency / 1000;
 
     /// <summary>Whether this platform can read a listen backlog's length.</summary>
     public static bool Supported => OperatingSystem.IsLinux();
@@ -41,30 +47,40 @@ public sealed class ListenQueue
         return socket;
     }
 
-    /// <summary>Connections waiting in the listen backlogs of the node's TCP listen sockets now (0 where unsupported).</summary>
+    /// <summary>Connections waiting in the listen backlogs of the node's TCP listen sockets now, read at most a millisecond ago (0 where unsupported).</summary>
     public int Waiting
     {
         get
         {
-            var sockets = Volatile.Read(ref _sockets);
-            if (sockets.Length == 0) return 0;
-            Span<byte> info = stackalloc byte[UnackedOffset + sizeof(uint)];
-            var waiting = 0;
-            foreach (var socket in sockets)
-            {
-                try
-                {
-                    if (socket.GetRawSocketOption(IpProtocolTcp, TcpInfo, info) >= info.Length)
-                        waiting += (int)MemoryMarshal.Read<uint>(info[UnackedOffset..]);
-                }
-                catch (Exception e) when (e is ObjectDisposedException or SocketException)
-                {
-                    // Unbound (the node stopping or rebinding): no backlog any more.
-                    Forget(socket);
-                }
-            }
+            var now = Stopwatch.GetTimestamp();
+            if (now - Volatile.Read(ref _readAt) < Fresh) return Volatile.Read(ref _lastWaiting);
+            var waiting = Read();
+            Volatile.Write(ref _lastWaiting, waiting);
+            Volatile.Write(ref _readAt, now);
             return waiting;
         }
+    }
+
+    private int Read()
+    {
+        var sockets = Volatile.Read(ref _sockets);
+        if (sockets.Length == 0) return 0;
+        Span<byte> info = stackalloc byte[UnackedOffset + sizeof(uint)];
+        var waiting = 0;
+        foreach (var socket in sockets)
+        {
+            try
+            {
+                if (socket.GetRawSocketOption(IpProtocolTcp, TcpInfo, info) >= info.Length)
+                    waiting += (int)MemoryMarshal.Read<uint>(info[UnackedOffset..]);
+            }
+            catch (Exception e) when (e is ObjectDisposedException or SocketException)
+            {
+                // Unbound (the node stopping or rebinding): no backlog any more.
+                Forget(socket);
+            }
+        }
+        return waiting;
     }
 
     private void Forget(Socket socket)
