@@ -35,7 +35,7 @@ static class AgentSocketStorm
         var honour = args[4] == "1";
         var trivial = args.Length > 5 ? args[5] : null;
         var host = $"{uri.Host}:{uri.Port}";
-        var endpoint = new IPEndPoint(IPAddress.Parse(uri.Host == "localhost" ? "127.0.0.1" : uri.Host), uri.Port);
+        var endpoint = SourceAddresses.NodeEndpoint(uri);
         var lines = Lines.Load(dir);
         // STORM_WAIT_FOR_GO=1: the storm's window starts when the parent says so, not while its part files are read (seconds
         // of this process's CPU that would overlap the storm's first seconds and the cadence devices' start).
@@ -299,13 +299,21 @@ static class SourceAddresses
     private const int SolIp = 0;
     private const int IpBindAddressNoPort = 24;
 
-    /// <summary>The source address of slot <paramref name="slot"/>: 127.0.1.1–127.0.1.N for a loopback IPv4 node, else null.</summary>
-    public static IPAddress? For(IPEndPoint node, int slot, int? count = null)
+    /// <summary>The node's address as the raw-socket clients connect to it (<c>localhost</c> is 127.0.0.1).</summary>
+    public static IPEndPoint NodeEndpoint(Uri url) => new(IPAddress.Parse(url.Host == "localhost" ? "127.0.0.1" : url.Host), url.Port);
+
+    /// <summary>The source address of storm slot <paramref name="slot"/>: 127.0.1.1–127.0.1.N for a loopback IPv4 node, else null.</summary>
+    public static IPAddress? For(IPEndPoint node, int slot)
     {
-        var n = count ?? (int)Env.Get("STORM_SOURCE_ADDRESSES", 64);
-        if (n <= 0 || !OperatingSystem.IsLinux() || node.AddressFamily != AddressFamily.InterNetwork || !IPAddress.IsLoopback(node.Address)) return null;
-        return new IPAddress(new byte[] { 127, 0, 1, (byte)(1 + slot % Math.Min(n, 250)) });
+        var n = (int)Env.Get("STORM_SOURCE_ADDRESSES", 64);
+        return n <= 0 || !Spreads(node) ? null : new IPAddress(new byte[] { 127, 0, 1, (byte)(1 + slot % Math.Min(n, 250)) });
     }
+
+    /// <summary>The cadence devices' own source address, 127.0.2.1 (other hosts than the storm's), when the storm's are spread.</summary>
+    public static IPAddress? ForCadence(IPEndPoint node) => For(node, 0) is null ? null : new IPAddress(new byte[] { 127, 0, 2, 1 });
+
+    private static bool Spreads(IPEndPoint node) =>
+        OperatingSystem.IsLinux() && node.AddressFamily == AddressFamily.InterNetwork && IPAddress.IsLoopback(node.Address);
 
     /// <summary>Binds <paramref name="socket"/> to <paramref name="source"/> (no port yet) when there is one.</summary>
     public static void Bind(Socket socket, IPAddress? source)

@@ -300,13 +300,13 @@ sealed class Load(HttpClient http, string[] ids, byte[][] keys)
         return Summarize(name, latencies.SelectMany(l => l), statuses, clock.Elapsed.TotalSeconds);
     }
 
+    /// <summary>When the last fixed-rate phase started (Stopwatch ticks), so other timings can say when in it they fell.</summary>
+    public long PhaseStart { get; private set; }
+
     /// <summary>
     /// Open loop at a fixed rate: check-in i is due at start + i / rate whether or not earlier ones were answered, and its
     /// latency counts from when it was due (so a stalled node shows in the percentiles instead of slowing the client).
     /// </summary>
-    /// <summary>When the last fixed-rate phase started (Stopwatch ticks), so other timings can say when in it they fell.</summary>
-    public long PhaseStart { get; private set; }
-
     public async Task<Phase> FixedRateAsync(string name, double rate, TimeSpan duration, int firstDevice)
     {
         var count = (int)(rate * duration.TotalSeconds);
@@ -732,9 +732,9 @@ static class Bench
             // honoured) until answered or STORM_AGENT_SECONDS (150) pass; the cadence devices are measured as long.
             var stormWindow = agents ? TimeSpan.FromSeconds(Env.Get("STORM_AGENT_SECONDS", 150)) : TimeSpan.FromSeconds(stormSeconds);
             var stormName = agents ? $"agent storm: {n - half} devices starting at {stormRate:0}/s ({factor:0.#}x max)" : $"storm {stormRate:0}/s ({factor:0.#}x max)";
-            // CPU over the storm window: the node's, the client's (wrk), and the whole machine's (other work shares the cores).
-            var stormGcBefore = await GcPausesAsync(http, node.Url);
-            var (nodeCpu0, machineCpu0, stormClock) = (ProcCpu.Seconds(node.Pid), ProcCpu.MachineBusySeconds(), Stopwatch.StartNew());
+            // CPU over the storm window: the node's, the client's (wrk), and the whole machine's (other work shares the cores),
+            // from the moment both clients are ready (below).
+            var (nodeCpu0, machineCpu0, stormClock) = (0.0, 0.0, new Stopwatch());
             // Read when the storm's client ends, not after the cadence process (which starts and exits on its own clock).
             var (nodeCpu, machineCpu, stormWall) = (0.0, 0.0, 0.0);
             // The socket storm starts when the cadence devices' process is ready too (both have read their input and warmed up).
@@ -777,9 +777,9 @@ static class Bench
             while (await cadenceProcess.StandardOutput.ReadLineAsync() is { } line && line != Cadence.ReadyLine) { }
             if (wrkStorm is not null) await stormReady.Task;
             // The storm's window, its CPU and its GC from here: both clients ready, neither reading files nor compiling.
-            stormGcBefore = await GcPausesAsync(http, node.Url);
+            var stormGcBefore = await GcPausesAsync(http, node.Url);
             (nodeCpu0, machineCpu0) = (ProcCpu.Seconds(node.Pid), ProcCpu.MachineBusySeconds());
-            stormClock.Restart();
+            stormClock.Start();
             stormGo.TrySetResult();
             await cadenceProcess.StandardInput.WriteLineAsync("go");
             await cadenceProcess.StandardInput.FlushAsync();
@@ -1110,7 +1110,8 @@ static class Cadence
         var fresh = Env.Get("CADENCE_FRESH_CONNECTIONS", 1) > 0;
         var connects = new System.Collections.Concurrent.ConcurrentBag<(long Start, double Ms)>();
         var url = new Uri(args[0]);
-        var target = new IPEndPoint(IPAddress.Parse(url.Host == "localhost" ? "127.0.0.1" : url.Host), url.Port);
+        var target = SourceAddresses.NodeEndpoint(url);
+        var source = SourceAddresses.ForCadence(target);
         using var http = new HttpClient(new SocketsHttpHandler
             {
                 MaxConnectionsPerServer = 256,
@@ -1119,10 +1120,9 @@ static class Cadence
                 {
                     var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
                     var begun = Stopwatch.GetTimestamp();
-                    // Their own source address (127.0.2.1): other hosts than the storm's, as in a fleet.
                     try
                     {
-                        if (SourceAddresses.For(target, 0) is not null) SourceAddresses.Bind(socket, IPAddress.Parse("127.0.2.1"));
+                        SourceAddresses.Bind(socket, source);
                         await socket.ConnectAsync(target, token);
                     }
                     catch { socket.Dispose(); throw; }
@@ -1130,7 +1130,7 @@ static class Cadence
                     return new NetworkStream(socket, ownsSocket: true);
                 },
             })
-            { BaseAddress = new Uri(args[0]), Timeout = TimeSpan.FromSeconds(30) };
+            { BaseAddress = url, Timeout = TimeSpan.FromSeconds(30) };
         var load = new Load(http, ids, keys);
         var name = $"cadence {rate:0.#}/s during the storm (own process{(fresh ? ", a connection per check-in" : "")})";
         // Warmed up (a device's agent is compiled ahead of time; this client's code is compiled on first use), then, when the
