@@ -259,6 +259,8 @@ public sealed class CheckInStormTests(ITestOutputHelper output)
         {
             ["Admission:MaxUnreadConnections"] = "4",
             ["Admission:UnreadConnectionMilliseconds"] = "20000",
+            // Accepted before they send: the silent connections must reach the node to hold its unread places.
+            ["Admission:DeferAcceptSeconds"] = "0",
         });
         var uri = new Uri(node.BaseUrl);
         var silent = new List<TcpClient>();
@@ -306,6 +308,7 @@ public sealed class CheckInStormTests(ITestOutputHelper output)
         {
             ["Admission:MaxUnreadConnections"] = "2",
             ["Admission:UnreadConnectionMilliseconds"] = "60000",
+            ["Admission:DeferAcceptSeconds"] = "0",
             ["Admission:BusyListenQueue"] = "4",
             ["Admission:BusyQueueWaitMilliseconds"] = "0",
             ["Admission:EarlyWithinSeconds"] = "120",
