@@ -1131,11 +1131,14 @@ static class Cadence
                 },
             })
             { BaseAddress = url, Timeout = TimeSpan.FromSeconds(30) };
-        var load = new Load(http, ids, keys);
         var name = $"cadence {rate:0.#}/s during the storm (own process{(fresh ? ", a connection per check-in" : "")})";
-        // Warmed up (a device's agent is compiled ahead of time; this client's code is compiled on first use), then, when the
-        // parent runs it (CADENCE_WAIT_FOR_GO=1), ready and waiting for the storm to start with it.
-        for (var i = 0; i < 3; i++) (await http.GetAsync("health/live")).Dispose();
+        // Warmed up (a device's agent is compiled ahead of time; this client's code is compiled on first use, and tiered
+        // compilation recompiles what runs hot): check-ins of the list's first device, which the measured phase leaves
+        // out, and a pause for the runtime's background compiler. Then, when the parent runs it (CADENCE_WAIT_FOR_GO=1),
+        // ready and waiting for the storm to start with it; otherwise its compiling takes the cores the node needs then.
+        await new Load(http, ids[..1], keys[..1]).FixedRateAsync("cadence warm-up", 100, TimeSpan.FromSeconds(0.6), 0);
+        await Task.Delay(TimeSpan.FromSeconds(1));
+        var load = new Load(http, ids[1..], keys[1..]);
         connects.Clear();
         if (Environment.GetEnvironmentVariable("CADENCE_WAIT_FOR_GO") == "1")
         {

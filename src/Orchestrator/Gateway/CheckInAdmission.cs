@@ -137,10 +137,9 @@ public sealed class AdmissionOptions
     /// <summary>
     /// Seconds the kernel keeps a new connection that has sent nothing from the node's listeners (Linux
     /// <c>TCP_DEFER_ACCEPT</c>; default 1; 0: off): a connection reaches the node once its first bytes have arrived, or after
-    /// this long without them. Under a storm of simultaneous connects the clients write their requests in their own order,
-    /// not in the order the kernel completed the connections; without it the node accepts connections that have sent
-    /// nothing yet, they fill <see cref="MaxUnreadConnections"/>, and the node idles while the connections whose requests
-    /// are there wait behind them in the listen backlog, devices on their cadence among them.
+    /// this long without them. Without it, connections whose clients have not written yet (slow to write, or connected and
+    /// idle) are accepted, take the <see cref="MaxUnreadConnections"/> places, and the node idles while connections whose
+    /// requests are there, devices on their cadence among them, wait behind them in the listen backlog.
     /// </summary>
     public int DeferAcceptSeconds { get; set; } = 1;
 
