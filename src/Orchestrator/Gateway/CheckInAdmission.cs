@@ -134,15 +134,6 @@ public sealed class AdmissionOptions
     /// <summary>How long an accepted connection that sends nothing counts among <see cref="MaxUnreadConnections"/> (default 1000 ms).</summary>
     public int UnreadConnectionMilliseconds { get; set; } = 1000;
 
-    /// <summary>
-    /// Seconds the kernel keeps a new connection that has sent nothing from the node's listeners (Linux
-    /// <c>TCP_DEFER_ACCEPT</c>; default 1; 0: off): a connection reaches the node once its first bytes have arrived, or after
-    /// this long without them. Without it, connections whose clients have not written yet (slow to write, or connected and
-    /// idle) are accepted, take the <see cref="MaxUnreadConnections"/> places, and the node idles while connections whose
-    /// requests are there, devices on their cadence among them, wait behind them in the listen backlog.
-    /// </summary>
-    public int DeferAcceptSeconds { get; set; } = 1;
-
     /// <summary>Problems, each naming the setting and the fix.</summary>
     public IEnumerable<string> Validate()
     {
@@ -160,8 +151,6 @@ public sealed class AdmissionOptions
             yield return $"Admission:MaxUnreadConnections {MaxUnreadConnections} is out of range; use 0 (no bound)..10000000 (default 256).";
         if (UnreadConnectionMilliseconds is < 1 or > 600_000)
             yield return $"Admission:UnreadConnectionMilliseconds {UnreadConnectionMilliseconds} is out of range; use 1..600000 milliseconds (default 1000).";
-        if (DeferAcceptSeconds is < 0 or > 600)
-            yield return $"Admission:DeferAcceptSeconds {DeferAcceptSeconds} is out of range; use 0 (off)..600 seconds (default 1).";
         if (AcceptBacklog is < 1 or > 1_000_000)
             yield return $"Admission:AcceptBacklog {AcceptBacklog} is out of range; use 1..1000000 (default 4096; the kernel caps it at net.core.somaxconn).";
         if (MaxConcurrentCheckIns is < 1 or > 1_000_000)

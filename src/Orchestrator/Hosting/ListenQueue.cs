@@ -14,14 +14,12 @@ namespace Orchestrator.Node.Hosting;
 /// </summary>
 /// <remarks>
 /// Linux only (<c>TCP_INFO</c> of a listening socket gives its backlog's length without taking the socket's lock);
-/// elsewhere <see cref="Waiting"/> is always 0 and accepts are not deferred.
+/// elsewhere <see cref="Waiting"/> is always 0.
 /// </remarks>
-/// <param name="deferAcceptSeconds">TCP_DEFER_ACCEPT of the TCP listen sockets (<c>Admission:DeferAcceptSeconds</c>; 0: off).</param>
-public sealed class ListenQueue(int deferAcceptSeconds = 0)
+public sealed class ListenQueue
 {
     private const int IpProtocolTcp = 6;
     private const int TcpInfo = 11;
-    private const int TcpDeferAccept = 9;
     // struct tcp_info: eight one-byte fields, then u32 rto, ato, snd_mss, rcv_mss, unacked; for a listening socket
     // unacked is the backlog's current length (sk_ack_backlog).
     private const int UnackedOffset = 24;
@@ -39,22 +37,13 @@ public sealed class ListenQueue(int deferAcceptSeconds = 0)
 
     /// <summary>
     /// <see cref="SocketTransportOptions.CreateBoundListenSocket"/> that creates the transport's usual socket and keeps it
-    /// here when it listens on TCP; with deferred accepts (<c>Admission:DeferAcceptSeconds</c>, Linux), its connections
-    /// reach the node once their first bytes have arrived, so connections in its backlog are requests there to be read.
+    /// here when it listens on TCP.
     /// </summary>
     public Socket CreateBoundListenSocket(EndPoint endpoint)
     {
         var socket = SocketTransportOptions.CreateDefaultBoundListenSocket(endpoint);
         if (Supported && socket.ProtocolType == ProtocolType.Tcp)
-        {
-            if (deferAcceptSeconds > 0)
-            {
-                Span<byte> seconds = stackalloc byte[sizeof(int)];
-                MemoryMarshal.Write(seconds, deferAcceptSeconds);
-                socket.SetRawSocketOption(IpProtocolTcp, TcpDeferAccept, seconds);
-            }
             lock (_gate) _sockets = [.. _sockets, socket];
-        }
         return socket;
     }
 

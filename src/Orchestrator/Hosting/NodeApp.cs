@@ -82,7 +82,7 @@ public static class NodeApp
             // With the check-in admission's slots and the body limit, what a storm can make the node hold is bounded.
             k.Limits.MaxConcurrentConnections = connectionLimit.Effective;
         });
-        var listenQueue = new ListenQueue(admissionOptions.DeferAcceptSeconds);
+        var listenQueue = new ListenQueue();
         builder.WebHost.UseSockets(o =>
         {
             o.Backlog = admissionOptions.AcceptBacklog;

@@ -259,8 +259,6 @@ public sealed class CheckInStormTests(ITestOutputHelper output)
         {
             ["Admission:MaxUnreadConnections"] = "4",
             ["Admission:UnreadConnectionMilliseconds"] = "20000",
-            // Accepted before they send: the silent connections must reach the node to hold its unread places.
-            ["Admission:DeferAcceptSeconds"] = "0",
         });
         var uri = new Uri(node.BaseUrl);
         var silent = new List<TcpClient>();
@@ -308,7 +306,6 @@ public sealed class CheckInStormTests(ITestOutputHelper output)
         {
             ["Admission:MaxUnreadConnections"] = "2",
             ["Admission:UnreadConnectionMilliseconds"] = "60000",
-            ["Admission:DeferAcceptSeconds"] = "0",
             ["Admission:BusyListenQueue"] = "4",
             ["Admission:BusyQueueWaitMilliseconds"] = "0",
             ["Admission:EarlyWithinSeconds"] = "120",
@@ -361,64 +358,6 @@ public sealed class CheckInStormTests(ITestOutputHelper output)
             Assert.Equal(HttpStatusCode.OK, again.StatusCode);
         var metrics = await node.Http.GetStringAsync("metrics");
         Assert.Contains("early-listen-queue", metrics);
-    }
-
-    /// <summary>
-    /// Clients under load write their requests in their own order, not in the order the kernel completed their connects.
-    /// A real node with <c>Admission:MaxUnreadConnections</c> 2 (each counted for up to a minute) and deferred accepts
-    /// (<c>Admission:DeferAcceptSeconds</c>): four connections that send nothing stay with the kernel, not in the node's
-    /// unread places nor its listen backlog, and a real agent connecting meanwhile installs at once. The same with
-    /// deferred accepts off: the silent connections are accepted and hold both places, and the agent's connection waits
-    /// unaccepted behind them.
-    /// </summary>
-    [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public async Task Connections_that_have_sent_nothing_do_not_hold_the_node_from_an_agent_that_has_with_deferred_accepts(bool deferred)
-    {
-        await using var node = await NodeUnderTest.StartAsync(new Dictionary<string, string?>
-        {
-            ["Admission:MaxUnreadConnections"] = "2",
-            ["Admission:UnreadConnectionMilliseconds"] = "60000",
-            ["Admission:DeferAcceptSeconds"] = deferred ? "60" : "0",
-        });
-        using var store = new TestStore(node.StoreRoot);
-        store.Publish("1.0", Releases.V1());
-        await OrchProcess.OkAsync(node, output, "channel", "set", "acme", "stable", "1.0");
-        var agent = await FleetSteps.ProvisionAsync(node, store, "dev-deferred", output);
-        var uri = new Uri(node.BaseUrl);
-        var silent = new List<TcpClient>();
-        try
-        {
-            for (var i = 0; i < 4; i++)
-            {
-                var c = new TcpClient();
-                await c.ConnectAsync(uri.Host, uri.Port); // completed by the kernel either way
-                silent.Add(c);
-            }
-            await Task.Delay(500);
-            if (deferred) Assert.Equal(0, await ListenQueueAsync(uri.Port));
-            var run = FleetSteps.RunAgentAsync(agent, output);
-            if (deferred)
-            {
-                var result = await run.WaitAsync(TimeSpan.FromSeconds(45));
-                Assert.Contains("upgrade done: version 1.0", result.Output);
-                Assert.DoesNotContain("paced by the server", result.Output);
-            }
-            else
-            {
-                // Two silent connections hold the unread places, the other two wait in the backlog, and so does the agent's.
-                await FleetSteps.UntilAsync("the agent's connection waits in the listen backlog", () => ListenQueueAsync(uri.Port), n => n >= 3);
-                await Task.Delay(2000);
-                Assert.False(run.IsCompleted, "the agent was answered while silent connections held every unread place");
-                foreach (var c in silent) c.Dispose();
-                Assert.Contains("upgrade done: version 1.0", (await run.WaitAsync(TimeSpan.FromSeconds(45))).Output);
-            }
-        }
-        finally
-        {
-            foreach (var c in silent) c.Dispose();
-        }
     }
 
     // Connections waiting in the backlog of the socket listening on the port: ss prints it as a listener's Recv-Q.

@@ -346,11 +346,10 @@ public sealed class CheckInAdmissionTests
             {
                 MaxConcurrentCheckIns = 0, MaxQueuedCheckIns = -1, RetryAfterSeconds = 0, EarlyWithinSeconds = -1, RecentSlots = 10, EarlyMaxInFlight = 0,
                 MaxConnections = 8, BusyQueueWaitMilliseconds = -1, BusyProbeMilliseconds = 0, BusySustainedProbes = 0, BusyProbe = "kernel",
-                AcceptBacklog = 0, MaxUnreadConnections = -1, UnreadConnectionMilliseconds = 0, BusyListenQueue = -1, DeferAcceptSeconds = 601,
+                AcceptBacklog = 0, MaxUnreadConnections = -1, UnreadConnectionMilliseconds = 0, BusyListenQueue = -1,
             }
             .Validate().ToList();
-        Assert.Equal(16, problems.Count);
-        Assert.Contains(problems, p => p.StartsWith("Admission:DeferAcceptSeconds 601 is out of range; use 0 (off)..600", StringComparison.Ordinal));
+        Assert.Equal(15, problems.Count);
         Assert.Contains(problems, p => p.StartsWith("Admission:MaxUnreadConnections -1 is out of range; use 0 (no bound)", StringComparison.Ordinal));
         Assert.Contains(problems, p => p.StartsWith("Admission:UnreadConnectionMilliseconds 0 is out of range", StringComparison.Ordinal));
         Assert.Contains(problems, p => p.StartsWith("Admission:BusyListenQueue -1 is out of range; use 0 (off)", StringComparison.Ordinal));
