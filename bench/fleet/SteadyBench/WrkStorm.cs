@@ -116,6 +116,10 @@ sealed class WrkStorm
             { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = gated };
         psi.Environment["STORM_HONOUR"] = honour ? "1" : "0";
         if (gated) psi.Environment["STORM_WAIT_FOR_GO"] = "1";
+        // STORM_INLINE_COMPLETIONS=1: the socket client's continuations run on the sockets' event thread, so each device
+        // writes its request as soon as its connect completes instead of after a thread-pool queue of the herd's other connects.
+        if (_sockets && Environment.GetEnvironmentVariable("STORM_INLINE_COMPLETIONS") is { } inline)
+            psi.Environment["DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS"] = inline;
         foreach (var a in _sockets
                      ? [typeof(WrkStorm).Assembly.Location, "sockstorm", url, _dir, ((int)duration.TotalSeconds).ToString(CultureInfo.InvariantCulture),
                          _connections.ToString(CultureInfo.InvariantCulture), honour ? "1" : "0"]
