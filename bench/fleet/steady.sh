@@ -41,6 +41,9 @@
 # is a SYN the node's full listen backlog dropped). STORM_SOURCE_ADDRESSES (64): the socket storm connects from that many
 # loopback addresses (127.0.1.x; the cadence devices from 127.0.2.1), as a fleet connects from many hosts: from one
 # address the kernel's ephemeral-port search among the storm's connections and the node's TIME_WAITs takes the cores.
+# STORM_INLINE_COMPLETIONS (1): the socket storm client's continuations run on the sockets' event thread, so each storm
+# device writes its request as soon as its connect completes, as a device does (0: through the client's thread pool,
+# where the herd's writes queued behind its connects and reached the node up to seconds after them).
 # Output goes to bench/results/fleet-steady-<N>[-STEADY_TAG].txt as well. Wrap in flock on shared machines.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"

@@ -829,6 +829,7 @@ static class Bench
             if (wrkResult is not null)
             {
                 storm["stormClient"] = stormClient!;
+                if (stormClient == "sockets") storm["stormInlineCompletions"] = WrkStorm.InlineCompletions;
                 if (wrkResult.Connects > 0) (storm["stormConnects"], storm["stormClosedByServer"]) = (wrkResult.Connects, wrkResult.ClosedByServer);
                 storm["stormMode"] = honour ? "honour" : "repeat";
                 storm["stormConnections"] = wrkStorm!.Connections;

@@ -97,6 +97,9 @@ sealed class WrkStorm
         }
     }
 
+    /// <summary>Whether the socket client runs its continuations on the sockets' event thread (STORM_INLINE_COMPLETIONS, default 1).</summary>
+    public static bool InlineCompletions => Env.Get("STORM_INLINE_COMPLETIONS", 1) > 0;
+
     /// <summary>
     /// Runs wrk for <paramref name="duration"/> against <paramref name="url"/>. With <paramref name="trivialPath"/> every
     /// request is a GET of that path instead (same connections, same header bytes): the client's own ceiling. With
@@ -116,10 +119,10 @@ sealed class WrkStorm
             { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = gated };
         psi.Environment["STORM_HONOUR"] = honour ? "1" : "0";
         if (gated) psi.Environment["STORM_WAIT_FOR_GO"] = "1";
-        // STORM_INLINE_COMPLETIONS=1: the socket client's continuations run on the sockets' event thread, so each device
-        // writes its request as soon as its connect completes instead of after a thread-pool queue of the herd's other connects.
-        if (_sockets && Environment.GetEnvironmentVariable("STORM_INLINE_COMPLETIONS") is { } inline)
-            psi.Environment["DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS"] = inline;
+        // The socket client's continuations run on the sockets' event thread (STORM_INLINE_COMPLETIONS, default 1), so each
+        // device writes its request as soon as its connect completes, as a device does; through the thread pool, the herd's
+        // writes queued behind its 16 384 connects and reached the node up to seconds after them.
+        if (_sockets) psi.Environment["DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS"] = InlineCompletions ? "1" : "0";
         foreach (var a in _sockets
                      ? [typeof(WrkStorm).Assembly.Location, "sockstorm", url, _dir, ((int)duration.TotalSeconds).ToString(CultureInfo.InvariantCulture),
                          _connections.ToString(CultureInfo.InvariantCulture), honour ? "1" : "0"]
