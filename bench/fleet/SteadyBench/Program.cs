@@ -36,6 +36,20 @@ static class Env
 {
     public static double Get(string name, double fallback) =>
         double.TryParse(Environment.GetEnvironmentVariable(name), NumberStyles.Float, CultureInfo.InvariantCulture, out var v) ? v : fallback;
+
+    /// <summary>Whether the storm's device clients (its socket client, the cadence devices' process) run with tiered compilation (CLIENT_TIERED_COMPILATION, default 0).</summary>
+    public static bool ClientTieredCompilation => Get("CLIENT_TIERED_COMPILATION", 0) > 0;
+
+    /// <summary>
+    /// Sets what a device client process of the storm runs with. A device runs an agent compiled ahead of time; a client
+    /// process with tiered compilation recompiles its hot code in the background while the storm runs and takes cores the
+    /// node needs on a shared machine, so by default each method is compiled once, fully optimized, at its first call
+    /// (warm-up and the trivial-endpoint phase make those calls before the storm's window).
+    /// </summary>
+    public static void ForDeviceClient(ProcessStartInfo psi)
+    {
+        if (!ClientTieredCompilation) psi.Environment["DOTNET_TieredCompilation"] = "0";
+    }
 }
 
 /// <summary>One check-in as every device sends it: JSON body with a fresh nonce, signed with the device's key.</summary>
@@ -768,6 +782,7 @@ static class Bench
             var cadenceNice = (int)Env.Get("STORM_CADENCE_NICE", 0);
             var cadencePsi = new ProcessStartInfo(cadenceNice == 0 ? "dotnet" : "nice") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardInput = true };
             cadencePsi.Environment["CADENCE_WAIT_FOR_GO"] = "1";
+            Env.ForDeviceClient(cadencePsi);
             if (cadenceNice != 0) foreach (var a in new[] { "-n", cadenceNice.ToString(CultureInfo.InvariantCulture), "dotnet" }) cadencePsi.ArgumentList.Add(a);
             foreach (var a in new[] { typeof(Bench).Assembly.Location, "cadence", node.Url, cadenceKeys, (rate / 2).ToString(CultureInfo.InvariantCulture),
                          stormWindow.TotalSeconds.ToString(CultureInfo.InvariantCulture), CheckIns.Installed.VersionId.ToString(CultureInfo.InvariantCulture), CheckIns.Installed.Digest,
@@ -820,6 +835,7 @@ static class Bench
                 ["stormCadenceP99AfterFirst5sMs"] = Math.Round(cadence.P99AfterFirst5sMs ?? -1, 1),
                 ["stormCadenceErrors"] = cadence.Errors,
                 ["stormCadenceNice"] = cadenceNice,
+                ["stormClientsTieredCompilation"] = Env.ClientTieredCompilation,
                 ["stormCadenceFreshConnections"] = Env.Get("CADENCE_FRESH_CONNECTIONS", 1) > 0,
                 ["stormCadenceStatuses"] = cadence.Statuses.ToDictionary(s => s.Key.ToString(CultureInfo.InvariantCulture), s => s.Value),
                 ["stormPeakRssBytes"] = peakRss,

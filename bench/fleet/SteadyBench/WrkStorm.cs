@@ -123,6 +123,7 @@ sealed class WrkStorm
         // device writes its request as soon as its connect completes, as a device does; through the thread pool, the herd's
         // writes queued behind its 16 384 connects and reached the node up to seconds after them.
         if (_sockets) psi.Environment["DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS"] = InlineCompletions ? "1" : "0";
+        if (_sockets) Env.ForDeviceClient(psi);
         foreach (var a in _sockets
                      ? [typeof(WrkStorm).Assembly.Location, "sockstorm", url, _dir, ((int)duration.TotalSeconds).ToString(CultureInfo.InvariantCulture),
                          _connections.ToString(CultureInfo.InvariantCulture), honour ? "1" : "0"]
