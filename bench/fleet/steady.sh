@@ -44,6 +44,10 @@
 # STORM_INLINE_COMPLETIONS (1): the socket storm client's continuations run on the sockets' event thread, so each storm
 # device writes its request as soon as its connect completes, as a device does (0: through the client's thread pool,
 # where the herd's writes queued behind its connects and reached the node up to seconds after them).
+# CLIENT_TIERED_COMPILATION (0): the storm's device clients (socket storm, cadence devices) compile each method once,
+# fully optimized, as an ahead-of-time compiled agent runs (1: tiered, whose background recompilation during the storm
+# took cores from the node). STORM_CLIENT_CPUS (unset): confine those clients to these CPUs (taskset list, e.g. 0), as
+# devices are other machines; the node stays free to use every core.
 # Output goes to bench/results/fleet-steady-<N>[-STEADY_TAG].txt as well. Wrap in flock on shared machines.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"

@@ -40,15 +40,23 @@ static class Env
     /// <summary>Whether the storm's device clients (its socket client, the cadence devices' process) run with tiered compilation (CLIENT_TIERED_COMPILATION, default 0).</summary>
     public static bool ClientTieredCompilation => Get("CLIENT_TIERED_COMPILATION", 0) > 0;
 
+    /// <summary>CPUs the storm's device clients are confined to (STORM_CLIENT_CPUS, a taskset list such as <c>0</c>; unset: any).</summary>
+    public static string? ClientCpus => Environment.GetEnvironmentVariable("STORM_CLIENT_CPUS") is { Length: > 0 } cpus ? cpus : null;
+
     /// <summary>
-    /// Sets what a device client process of the storm runs with. A device runs an agent compiled ahead of time; a client
-    /// process with tiered compilation recompiles its hot code in the background while the storm runs and takes cores the
-    /// node needs on a shared machine, so by default each method is compiled once, fully optimized, at its first call
-    /// (warm-up and the trivial-endpoint phase make those calls before the storm's window).
+    /// How a device client process of the storm is started: <paramref name="command"/>, confined to <see cref="ClientCpus"/>
+    /// when set (devices are other machines; on one shared machine the node otherwise competes with its own load for every
+    /// core). A device runs an agent compiled ahead of time; a client process with tiered compilation recompiles its hot
+    /// code in the background while the storm runs and takes cores the node needs, so by default each method is compiled
+    /// once, fully optimized, at its first call (warm-up and the trivial-endpoint phase make those calls before the storm).
     /// </summary>
-    public static void ForDeviceClient(ProcessStartInfo psi)
+    public static ProcessStartInfo DeviceClient(params string[] command)
     {
+        var cpus = ClientCpus;
+        var psi = new ProcessStartInfo(cpus is null ? command[0] : "taskset") { UseShellExecute = false };
+        foreach (var a in cpus is null ? command[1..] : ["-c", cpus, .. command]) psi.ArgumentList.Add(a);
         if (!ClientTieredCompilation) psi.Environment["DOTNET_TieredCompilation"] = "0";
+        return psi;
     }
 }
 
@@ -780,10 +788,9 @@ static class Bench
             // other machines in a fleet; on one shared machine their client would otherwise wait for the cores the storm's
             // client and the node saturate, and that wait would be counted as the node's latency.
             var cadenceNice = (int)Env.Get("STORM_CADENCE_NICE", 0);
-            var cadencePsi = new ProcessStartInfo(cadenceNice == 0 ? "dotnet" : "nice") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardInput = true };
+            var cadencePsi = Env.DeviceClient(cadenceNice == 0 ? ["dotnet"] : ["nice", "-n", cadenceNice.ToString(CultureInfo.InvariantCulture), "dotnet"]);
+            (cadencePsi.RedirectStandardOutput, cadencePsi.RedirectStandardInput) = (true, true);
             cadencePsi.Environment["CADENCE_WAIT_FOR_GO"] = "1";
-            Env.ForDeviceClient(cadencePsi);
-            if (cadenceNice != 0) foreach (var a in new[] { "-n", cadenceNice.ToString(CultureInfo.InvariantCulture), "dotnet" }) cadencePsi.ArgumentList.Add(a);
             foreach (var a in new[] { typeof(Bench).Assembly.Location, "cadence", node.Url, cadenceKeys, (rate / 2).ToString(CultureInfo.InvariantCulture),
                          stormWindow.TotalSeconds.ToString(CultureInfo.InvariantCulture), CheckIns.Installed.VersionId.ToString(CultureInfo.InvariantCulture), CheckIns.Installed.Digest,
                          (CheckIns.Sequence + 1).ToString(CultureInfo.InvariantCulture) })
@@ -836,6 +843,7 @@ static class Bench
                 ["stormCadenceErrors"] = cadence.Errors,
                 ["stormCadenceNice"] = cadenceNice,
                 ["stormClientsTieredCompilation"] = Env.ClientTieredCompilation,
+                ["stormClientCpus"] = Env.ClientCpus ?? "any",
                 ["stormCadenceFreshConnections"] = Env.Get("CADENCE_FRESH_CONNECTIONS", 1) > 0,
                 ["stormCadenceStatuses"] = cadence.Statuses.ToDictionary(s => s.Key.ToString(CultureInfo.InvariantCulture), s => s.Value),
                 ["stormPeakRssBytes"] = peakRss,

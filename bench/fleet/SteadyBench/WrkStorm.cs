@@ -115,15 +115,14 @@ sealed class WrkStorm
     {
         ResetParts();
         var gated = _sockets && ready is not null && go is not null;
-        var psi = new ProcessStartInfo(_sockets ? "dotnet" : "/usr/bin/wrk")
-            { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = gated };
+        var psi = Env.DeviceClient(_sockets ? "dotnet" : "/usr/bin/wrk");
+        (psi.RedirectStandardOutput, psi.RedirectStandardError, psi.RedirectStandardInput) = (true, true, gated);
         psi.Environment["STORM_HONOUR"] = honour ? "1" : "0";
         if (gated) psi.Environment["STORM_WAIT_FOR_GO"] = "1";
         // The socket client's continuations run on the sockets' event thread (STORM_INLINE_COMPLETIONS, default 1), so each
         // device writes its request as soon as its connect completes, as a device does; through the thread pool, the herd's
         // writes queued behind its 16 384 connects and reached the node up to seconds after them.
         if (_sockets) psi.Environment["DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS"] = InlineCompletions ? "1" : "0";
-        if (_sockets) Env.ForDeviceClient(psi);
         foreach (var a in _sockets
                      ? [typeof(WrkStorm).Assembly.Location, "sockstorm", url, _dir, ((int)duration.TotalSeconds).ToString(CultureInfo.InvariantCulture),
                          _connections.ToString(CultureInfo.InvariantCulture), honour ? "1" : "0"]
