@@ -687,8 +687,14 @@ static class Bench
         Console.WriteLine($"fixed-rate phase starts {cadenceGap.TotalSeconds:0} s after the last closed-loop check-in (CADENCE_GAP_SECONDS): " +
                           (cadenceGap.TotalSeconds > 60 ? "its devices are on their cadence, not early" : "its devices are early") + " to the node (Admission:EarlyWithinSeconds 60 s)");
         var gcBefore = await GcPausesAsync(http, node.Url);
+        var cadenceCpu0 = ProcCpu.Seconds(node.Pid);
+        var cadenceClock = Stopwatch.StartNew();
         var fixedRate = await load.FixedRateAsync($"fixed rate {rate:0.#}/s", rate, TimeSpan.FromSeconds(fixedSeconds), 0);
+        // What the idle fleet costs the node at its cadence, background work included (timers, probes, journal polling):
+        // the node's CPU over the phase, per check-in answered in it.
+        var cadenceCores = (ProcCpu.Seconds(node.Pid) - cadenceCpu0) / cadenceClock.Elapsed.TotalSeconds;
         phases.Add(fixedRate); Console.WriteLine(fixedRate);
+        Console.WriteLine($"node CPU during the fixed-rate phase: {cadenceCores:0.000} cores = {cadenceCores * 1e6 / rate:0} µs per check-in at {rate:0.#} /s");
         var gcAfter = await GcPausesAsync(http, node.Url);
         Console.WriteLine(GcPausesBetween("the fixed-rate phase", gcBefore, gcAfter));
         var after = await MetricsAsync(http, node.Url);
@@ -1019,6 +1025,8 @@ static class Bench
             ["rate"] = Math.Round(rate, 1),
             ["p99Ms"] = Math.Round(fixedRate.P99Ms, 1),
             ["p50Ms"] = Math.Round(fixedRate.P50Ms, 1),
+            ["cadenceNodeCores"] = Math.Round(cadenceCores, 3),
+            ["cadenceNodeCpuMicrosecondsPerCheckin"] = Math.Round(cadenceCores * 1e6 / rate),
             ["maxP99Ms"] = Math.Round(max.P99Ms, 1),
             ["warmCheckinsPerSecond"] = Math.Round(warm.PerSecond),
             ["coldCheckinsPerSecond"] = Math.Round(cold.PerSecond),

@@ -72,6 +72,17 @@ public sealed class AdmissionOptions
     public int BusyProbeMilliseconds { get; set; } = 5;
 
     /// <summary>
+    /// Milliseconds between a calm probe ending and the next starting (default 100; 0 or at most
+    /// <see cref="BusyProbeMilliseconds"/>: always that). A reading is calm below a fifth of
+    /// <see cref="BusyQueueWaitMilliseconds"/>; the first one that is not restores <see cref="BusyProbeMilliseconds"/>
+    /// (<see cref="SaturationProbe"/>, "calm pace").
+    /// </summary>
+    public int BusyProbeCalmMilliseconds { get; set; } = 100;
+
+    /// <summary>The probe's calm pace these options ask for.</summary>
+    public ProbeCalmPace BusyProbeCalmPace => new(BusyProbeCalmMilliseconds, BusyQueueWaitMilliseconds / 5);
+
+    /// <summary>
     /// What the busy rule measures: <c>loopback</c> (default), how long a request to the node itself (<c>GET /health/live</c>
     /// on its first plain-HTTP address) waits for its answer, which includes the socket engine's queue of ready connections
     /// where a storm's requests wait before any thread pool queue; or <c>threadpool</c>, how long a work item waits in the
@@ -163,6 +174,8 @@ public sealed class AdmissionOptions
             yield return $"Admission:BusyProbe '{BusyProbe}' is not a probe; use {LoopbackProbe} (a request to the node itself, default) or {ThreadPoolProbe} (the thread pool's queue, for a node without a plain-HTTP listener).";
         if (BusyProbeMilliseconds is < 1 or > 1000)
             yield return $"Admission:BusyProbeMilliseconds {BusyProbeMilliseconds} is out of range; use 1..1000 milliseconds (default 5).";
+        if (BusyProbeCalmMilliseconds is < 0 or > 10_000)
+            yield return $"Admission:BusyProbeCalmMilliseconds {BusyProbeCalmMilliseconds} is out of range; use 0 (always Admission:BusyProbeMilliseconds)..10000 milliseconds (default 100).";
         if (BusySustainedProbes is < 1 or > 1000)
             yield return $"Admission:BusySustainedProbes {BusySustainedProbes} is out of range; use 1 (the latest reading, default)..1000 probes.";
         if (RetryAfterSeconds is < 1 or > 3600)
@@ -192,8 +205,8 @@ public sealed class CheckInAdmission(AdmissionOptions options, IServer? server =
     private readonly TimeSpan _early = options.EarlyWindow(settings?.Gateway.NextCheckInSeconds);
     private readonly SaturationProbe? _probe = options.BusyQueueWaitMilliseconds <= 0 || options.EarlyWithinSeconds <= 0 ? null
         : options.BusyProbe == AdmissionOptions.LoopbackProbe && server is not null
-            ? LoopbackRequestProbe.Of(server, options.BusyProbeMilliseconds, options.BusySustainedProbes)
-            : new ThreadPoolQueueProbe(options.BusyProbeMilliseconds, options.BusySustainedProbes);
+            ? LoopbackRequestProbe.Of(server, options.BusyProbeMilliseconds, options.BusySustainedProbes, options.BusyProbeCalmPace)
+            : new ThreadPoolQueueProbe(options.BusyProbeMilliseconds, options.BusySustainedProbes, options.BusyProbeCalmPace);
 
     private readonly ConcurrencyLimiter _limiter = new(new ConcurrencyLimiterOptions
     {

@@ -27,16 +27,16 @@ public sealed class LoopbackRequestProbe : SaturationProbe
     private Socket? _socket;
 
     /// <summary>Starts the probe thread against <paramref name="target"/> (asked again until it names an endpoint).</summary>
-    public LoopbackRequestProbe(Func<IPEndPoint?> target, int periodMilliseconds, int sustainedProbes = 1)
-        : base("loopback request probe", periodMilliseconds, sustainedProbes, GatewayMetrics.LoopbackRequestWait)
+    public LoopbackRequestProbe(Func<IPEndPoint?> target, int periodMilliseconds, int sustainedProbes = 1, ProbeCalmPace pace = default)
+        : base("loopback request probe", periodMilliseconds, sustainedProbes, GatewayMetrics.LoopbackRequestWait, pace)
     {
         _target = target;
         Start();
     }
 
     /// <summary>The probe of <paramref name="server"/>'s first plain-HTTP address.</summary>
-    public static LoopbackRequestProbe Of(IServer server, int periodMilliseconds, int sustainedProbes) =>
-        new(() => LoopbackOf(Hosting.ServerAddresses.PlainHttp(server)), periodMilliseconds, sustainedProbes);
+    public static LoopbackRequestProbe Of(IServer server, int periodMilliseconds, int sustainedProbes, ProbeCalmPace pace = default) =>
+        new(() => LoopbackOf(Hosting.ServerAddresses.PlainHttp(server)), periodMilliseconds, sustainedProbes, pace);
 
     /// <summary>The loopback endpoint of the first of <paramref name="addresses"/> (plain HTTP) with an IP or <c>localhost</c> host, or null.</summary>
     public static IPEndPoint? LoopbackOf(IEnumerable<Uri> addresses)

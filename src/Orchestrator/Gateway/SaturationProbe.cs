@@ -16,10 +16,20 @@ namespace Orchestrator.Node.Gateway;
 /// counting as the newest once it has taken longer than the oldest of them: it is high only while every measurement over
 /// that span waited, so with more than one reading a burst of work (a garbage collection, one request's fan-out) does
 /// not read as saturation.
+/// <para>
+/// A calm pace (<see cref="AdmissionOptions.BusyProbeCalmMilliseconds"/>): after a reading below the calm threshold the
+/// next probe starts that much later instead. Each probe wakes threads of the node that would otherwise sleep (the
+/// probe's, the socket engine's, a pool worker, which then spins before it sleeps again), so on a node with little to do
+/// the probes at the full pace were most of its CPU; a calm node's readings are far below the rule's threshold, and the
+/// first reading at or above the calm threshold restores the full pace, so a saturation that begins during a calm pause
+/// is seen at most that pause later.
+/// </para>
 /// </remarks>
 public abstract class SaturationProbe : IDisposable
 {
     private readonly int _periodMilliseconds;
+    private readonly int _calmPeriodMilliseconds;
+    private readonly long _calmBelowTicks;
     private readonly Histogram<double> _readings;
     private readonly Thread _thread;
     private readonly CancellationTokenSource _stop = new();
@@ -39,11 +49,14 @@ public abstract class SaturationProbe : IDisposable
     /// <param name="periodMilliseconds">Pause between one measurement ending and the next starting.</param>
     /// <param name="sustainedProbes">Readings <see cref="SustainedWaitMilliseconds"/> takes the smallest of (at least 1).</param>
     /// <param name="readings">Histogram of every reading, in milliseconds.</param>
-    protected SaturationProbe(string name, int periodMilliseconds, int sustainedProbes, Histogram<double> readings)
+    /// <param name="pace">When the next probe starts (the calm pace; see the remarks).</param>
+    protected SaturationProbe(string name, int periodMilliseconds, int sustainedProbes, Histogram<double> readings, ProbeCalmPace pace = default)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(sustainedProbes, 1);
         _waits = new long[sustainedProbes];
         _periodMilliseconds = periodMilliseconds;
+        _calmPeriodMilliseconds = Math.Max(periodMilliseconds, pace.PeriodMilliseconds);
+        _calmBelowTicks = (long)(pace.BelowMilliseconds * Stopwatch.Frequency / 1000);
         _readings = readings;
         _thread = new Thread(Run) { IsBackground = true, Name = name };
     }
@@ -100,7 +113,8 @@ public abstract class SaturationProbe : IDisposable
             }
             if (waited is { } ticks) Record(ticks);
             Volatile.Write(ref _startedAt, 0);
-            if (_stop.Token.WaitHandle.WaitOne(_periodMilliseconds)) return;
+            var calm = waited is not { } reading || reading < _calmBelowTicks;
+            if (_stop.Token.WaitHandle.WaitOne(calm ? _calmPeriodMilliseconds : _periodMilliseconds)) return;
         }
     }
 
@@ -136,3 +150,12 @@ public abstract class SaturationProbe : IDisposable
         GC.SuppressFinalize(this);
     }
 }
+
+/// <summary>
+/// The calm pace of a <see cref="SaturationProbe"/>: after a reading below <paramref name="BelowMilliseconds"/> (or no
+/// reading), the next probe starts <paramref name="PeriodMilliseconds"/> after it instead of the probe's period. The
+/// default (0, 0) keeps the period after every reading.
+/// </summary>
+/// <param name="PeriodMilliseconds">Pause after a calm reading (no longer than the probe's period: the period).</param>
+/// <param name="BelowMilliseconds">Readings below this are calm.</param>
+public readonly record struct ProbeCalmPace(int PeriodMilliseconds, double BelowMilliseconds);

@@ -16,8 +16,9 @@ public sealed class ThreadPoolQueueProbe : SaturationProbe, IThreadPoolWorkItem
     /// <summary>Starts the probe thread.</summary>
     /// <param name="periodMilliseconds">Pause between one probe running and the next being queued.</param>
     /// <param name="sustainedProbes">Readings <see cref="SaturationProbe.SustainedWaitMilliseconds"/> takes the smallest of (at least 1).</param>
-    public ThreadPoolQueueProbe(int periodMilliseconds, int sustainedProbes = 1)
-        : base("thread-pool queue probe", periodMilliseconds, sustainedProbes, GatewayMetrics.ThreadPoolQueueWait) => Start();
+    /// <param name="pace">The calm pace (<see cref="ProbeCalmPace"/>; default: none).</param>
+    public ThreadPoolQueueProbe(int periodMilliseconds, int sustainedProbes = 1, ProbeCalmPace pace = default)
+        : base("thread-pool queue probe", periodMilliseconds, sustainedProbes, GatewayMetrics.ThreadPoolQueueWait, pace) => Start();
 
     /// <inheritdoc />
     protected override long? Measure(long startedAt, CancellationToken stop)

@@ -345,11 +345,11 @@ public sealed class CheckInAdmissionTests
         var problems = new AdmissionOptions
             {
                 MaxConcurrentCheckIns = 0, MaxQueuedCheckIns = -1, RetryAfterSeconds = 0, EarlyWithinSeconds = -1, RecentSlots = 10, EarlyMaxInFlight = 0,
-                MaxConnections = 8, BusyQueueWaitMilliseconds = -1, BusyProbeMilliseconds = 0, BusySustainedProbes = 0, BusyProbe = "kernel",
+                MaxConnections = 8, BusyQueueWaitMilliseconds = -1, BusyProbeMilliseconds = 0, BusyProbeCalmMilliseconds = -1, BusySustainedProbes = 0, BusyProbe = "kernel",
                 AcceptBacklog = 0, MaxUnreadConnections = -1, UnreadConnectionMilliseconds = 0, BusyListenQueue = -1,
             }
             .Validate().ToList();
-        Assert.Equal(15, problems.Count);
+        Assert.Equal(16, problems.Count);
         Assert.Contains(problems, p => p.StartsWith("Admission:MaxUnreadConnections -1 is out of range; use 0 (no bound)", StringComparison.Ordinal));
         Assert.Contains(problems, p => p.StartsWith("Admission:UnreadConnectionMilliseconds 0 is out of range", StringComparison.Ordinal));
         Assert.Contains(problems, p => p.StartsWith("Admission:BusyListenQueue -1 is out of range; use 0 (off)", StringComparison.Ordinal));
@@ -358,6 +358,7 @@ public sealed class CheckInAdmissionTests
         Assert.Contains(problems, p => p.StartsWith("Admission:BusyProbe 'kernel' is not a probe; use loopback", StringComparison.Ordinal));
         Assert.Contains(problems, p => p.StartsWith("Admission:BusyQueueWaitMilliseconds -1 is out of range", StringComparison.Ordinal));
         Assert.Contains(problems, p => p.StartsWith("Admission:BusyProbeMilliseconds 0 is out of range", StringComparison.Ordinal));
+        Assert.Contains(problems, p => p.StartsWith("Admission:BusyProbeCalmMilliseconds -1 is out of range", StringComparison.Ordinal));
         Assert.Contains(problems, p => p.StartsWith("Admission:EarlyMaxInFlight 0 is out of range", StringComparison.Ordinal));
         Assert.Contains(problems, p => p.StartsWith("Admission:MaxConnections 8 is out of range", StringComparison.Ordinal));
         Assert.Contains(problems, p => p.StartsWith("Admission:EarlyWithinSeconds -1 is out of range", StringComparison.Ordinal));
