@@ -20,7 +20,7 @@ namespace Orchestrator.Node.Gateway;
 /// A calm pace (<see cref="AdmissionOptions.BusyProbeCalmMilliseconds"/>): after a reading below the calm threshold the
 /// next probe starts that much later instead. Each probe wakes threads of the node that would otherwise sleep (the
 /// probe's, the socket engine's, a pool worker, which then spins before it sleeps again), so on a node with little to do
-/// the probes at the full pace were most of its CPU; a calm node's readings are far below the rule's threshold, and the
+/// probes at the full pace would be most of its CPU; a calm node's readings are far below the rule's threshold, and the
 /// first reading at or above the calm threshold restores the full pace, so a saturation that begins during a calm pause
 /// is seen at most that pause later.
 /// </para>
