@@ -72,9 +72,9 @@ public sealed class AdmissionOptions
     public int BusyProbeMilliseconds { get; set; } = 5;
 
     /// <summary>
-    /// Milliseconds between a calm probe ending and the next starting (default 100; 0 or at most
-    /// <see cref="BusyProbeMilliseconds"/>: always that). A reading is calm below a fifth of
-    /// <see cref="BusyQueueWaitMilliseconds"/>; the first one that is not restores <see cref="BusyProbeMilliseconds"/>
+    /// Milliseconds between one probe ending and the next starting once every reading for at least that long has been
+    /// calm (default 100; 0 or at most <see cref="BusyProbeMilliseconds"/>: always that). A reading is calm below a fifth
+    /// of <see cref="BusyQueueWaitMilliseconds"/>; the first one that is not restores <see cref="BusyProbeMilliseconds"/>
     /// (<see cref="SaturationProbe"/>, "calm pace").
     /// </summary>
     public int BusyProbeCalmMilliseconds { get; set; } = 100;

@@ -17,11 +17,12 @@ namespace Orchestrator.Node.Gateway;
 /// that span waited, so with more than one reading a burst of work (a garbage collection, one request's fan-out) does
 /// not read as saturation.
 /// <para>
-/// A calm pace (<see cref="AdmissionOptions.BusyProbeCalmMilliseconds"/>): after a reading below the calm threshold the
-/// next probe starts that much later instead. Each probe wakes threads of the node that would otherwise sleep (the
-/// probe's, the socket engine's, a pool worker, which then spins before it sleeps again), so on a node with little to do
-/// probes at the full pace would be most of its CPU; a calm node's readings are far below the rule's threshold, and the
-/// first reading at or above the calm threshold restores the full pace, so a saturation that begins during a calm pause
+/// A calm pace (<see cref="AdmissionOptions.BusyProbeCalmMilliseconds"/>): once every reading for at least that long has
+/// been below the calm threshold, the next probe starts that much later instead. Each probe wakes threads of the node
+/// that would otherwise sleep (the probe's, the socket engine's, a pool worker, which then spins before it sleeps
+/// again), so on a node with little to do probes at the full pace would be most of its CPU. The probe pauses no longer
+/// than it has already seen the node calm, so a node that swings between busy and idle (a storm's waves) keeps the full
+/// pace, and the first reading at or above the calm threshold restores it: a saturation that begins during a calm pause
 /// is seen at most that pause later.
 /// </para>
 /// </remarks>
@@ -30,6 +31,9 @@ public abstract class SaturationProbe : IDisposable
     private readonly int _periodMilliseconds;
     private readonly int _calmPeriodMilliseconds;
     private readonly long _calmBelowTicks;
+    private readonly long _calmForTicks;
+    // Stopwatch timestamp of the first of the calm readings since the last reading that was not calm; 0 after one that was not.
+    private long _calmSince;
     private readonly Histogram<double> _readings;
     private readonly Thread _thread;
     private readonly CancellationTokenSource _stop = new();
@@ -57,6 +61,7 @@ public abstract class SaturationProbe : IDisposable
         _periodMilliseconds = periodMilliseconds;
         _calmPeriodMilliseconds = Math.Max(periodMilliseconds, pace.PeriodMilliseconds);
         _calmBelowTicks = (long)(pace.BelowMilliseconds * Stopwatch.Frequency / 1000);
+        _calmForTicks = _calmPeriodMilliseconds * Stopwatch.Frequency / 1000;
         _readings = readings;
         _thread = new Thread(Run) { IsBackground = true, Name = name };
     }
@@ -113,9 +118,22 @@ public abstract class SaturationProbe : IDisposable
             }
             if (waited is { } ticks) Record(ticks);
             Volatile.Write(ref _startedAt, 0);
-            var calm = waited is not { } reading || reading < _calmBelowTicks;
-            if (_stop.Token.WaitHandle.WaitOne(calm ? _calmPeriodMilliseconds : _periodMilliseconds)) return;
+            if (_stop.Token.WaitHandle.WaitOne(Calm(waited) ? _calmPeriodMilliseconds : _periodMilliseconds)) return;
         }
+    }
+
+    // Whether the next probe may wait the calm pause: this reading (none counts as calm) and every one for at least that
+    // pause before it were calm.
+    private bool Calm(long? waited)
+    {
+        var now = Stopwatch.GetTimestamp();
+        if (waited is { } reading && reading >= _calmBelowTicks)
+        {
+            _calmSince = 0;
+            return false;
+        }
+        if (_calmSince == 0) _calmSince = now;
+        return now - _calmSince >= _calmForTicks;
     }
 
     private void Record(long waited)
@@ -152,9 +170,10 @@ public abstract class SaturationProbe : IDisposable
 }
 
 /// <summary>
-/// The calm pace of a <see cref="SaturationProbe"/>: after a reading below <paramref name="BelowMilliseconds"/> (or no
-/// reading), the next probe starts <paramref name="PeriodMilliseconds"/> after it instead of the probe's period. The
-/// default (0, 0) keeps the period after every reading.
+/// The calm pace of a <see cref="SaturationProbe"/>: once every reading for at least <paramref name="PeriodMilliseconds"/>
+/// has been below <paramref name="BelowMilliseconds"/> (no reading counts as calm), the next probe starts
+/// <paramref name="PeriodMilliseconds"/> after the last instead of the probe's period. The default (0, 0) keeps the period
+/// after every reading.
 /// </summary>
 /// <param name="PeriodMilliseconds">Pause after a calm reading (no longer than the probe's period: the period).</param>
 /// <param name="BelowMilliseconds">Readings below this are calm.</param>

@@ -5,9 +5,9 @@ using Orchestrator.Node.Gateway;
 namespace Orchestrator.Node.Tests.Gateway;
 
 /// <summary>
-/// The probe's pace: after a calm reading (below the calm threshold) the next probe waits the calm pause, and the first
-/// reading at or above it brings the probe's own period back. A scripted probe returns the reading the test sets, at once,
-/// so only the pauses decide how many probes a second takes.
+/// The probe's pace: once the readings have been calm (below the calm threshold) for the calm pause, the next probe waits
+/// that pause, and the first reading at or above the threshold brings the probe's own period back. A scripted probe
+/// returns the reading the test sets, at once, so only the pauses decide how many probes a second takes.
 /// </summary>
 public sealed class SaturationProbeTests : IDisposable
 {
@@ -39,7 +39,10 @@ public sealed class SaturationProbeTests : IDisposable
     public void Calm_readings_pace_the_probe_at_the_calm_pause_and_a_busy_reading_restores_its_period()
     {
         using var probe = new ScriptedProbe(_meter.CreateHistogram<double>("calm"), 1, new ProbeCalmPace(250, 20));
-        // Calm (0 ms < 20 ms): one probe per 250 ms, about 4 in a second, not one per millisecond.
+        // The first 250 ms of calm readings (0 ms < 20 ms) at the period; then one probe per 250 ms, about 4 in a second.
+        var first = ProbesIn(probe, 200);
+        Assert.True(first >= 8, $"{first} probes in the first 200 ms: the node has not been calm for the calm pause yet");
+        Thread.Sleep(300);
         Assert.InRange(ProbesIn(probe, 1_000), 1, 6);
 
         probe.ReadingMilliseconds = 30;
@@ -49,8 +52,9 @@ public sealed class SaturationProbeTests : IDisposable
         Assert.True(busy >= 40, $"{busy} probes in a second of readings above the calm threshold (the period is 1 ms)");
         Assert.Equal(30, probe.CurrentWaitMilliseconds, 0.5);
 
+        // Calm again: the period for 250 ms more, then the calm pause.
         probe.ReadingMilliseconds = 0;
-        Thread.Sleep(300);
+        Thread.Sleep(600);
         Assert.InRange(ProbesIn(probe, 1_000), 1, 6);
     }
 
