@@ -3,7 +3,7 @@
 # Starts this checkout's Release node on the data folder a `KEEP_WORK=1 STEADY_WORK=WORKDIR bench/fleet/steady.sh N` run
 # left (its devices registered and checked in), with the node's defaults plus the given arguments (e.g.
 # --Admission:BusyProbeCalmMilliseconds=0), waits for /health/ready and SETTLE_SECONDS (20) more, then reads the node's
-# CPU time over SECONDS (30) with no device checking in: what the node spends on its own (timers, probes, journal polling).
+# CPU time over SECONDS_IDLE (30) seconds with no device checking in: what the node spends on its own (timers, probes, journal polling).
 # Env: ROUNDS (1) restarts, each printed; PERF=FILE also records `perf record -g` of the last 20 s (JIT symbols need
 # DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0 in the environment). Wrap in flock on shared machines.
 set -euo pipefail

@@ -175,6 +175,6 @@ public abstract class SaturationProbe : IDisposable
 /// <paramref name="PeriodMilliseconds"/> after the last instead of the probe's period. The default (0, 0) keeps the period
 /// after every reading.
 /// </summary>
-/// <param name="PeriodMilliseconds">Pause after a calm reading (no longer than the probe's period: the period).</param>
+/// <param name="PeriodMilliseconds">Pause between probes once the readings have been calm for that long (one shorter than the probe's period is the period).</param>
 /// <param name="BelowMilliseconds">Readings below this are calm.</param>
 public readonly record struct ProbeCalmPace(int PeriodMilliseconds, double BelowMilliseconds);
